@@ -1,0 +1,37 @@
+# Two commands for a fresh machine:
+#   make demo   - venv, install, offline weights, ingest the demo corpus, one search
+#   make test   - the whole test suite (real model, real photos from ../shared/faces)
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+FACES  ?= $(abspath ../shared/faces)
+CORPUS ?= $(FACES)/celeb
+QUERY  ?= $(FACES)/bad-inputs/collected/resolution_ladder__obama-480p.jpg
+DB     ?= lookalike.db
+
+export LOOKALIKE_FACES ?= $(FACES)
+
+.PHONY: demo test install bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/lookalike models install
+	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
+	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) lookalike.db lookalike.db-* indexes/*.faiss indexes/*.json

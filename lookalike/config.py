@@ -1,0 +1,111 @@
+"""Settings: where a library lives, where weights live, which models, which limits.
+
+A *library* is a database plus an index folder. For SQLite the index folder is
+``indexes/`` beside the database file, so one ``--db`` names a whole library everywhere.
+Every value comes from a flag, else an environment variable, else the default below.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DB = "lookalike.db"
+DEFAULT_MODEL = "Dlib"
+# chosen by measurement on lfw-dev and celeb: see README "Choosing the defaults"
+DEFAULT_DETECTOR = "dlib"
+DEFAULT_ALIGNER = "chip"
+# Pillow refuses anything larger than this many pixels (decompression bombs); the
+# 48-megapixel photos of modern phones still pass.
+DEFAULT_MAX_PIXELS = 100_000_000
+# photos are downscaled so that their long side is at most this for detection; boxes and
+# landmarks are mapped back to full resolution before the face is cut out.
+DEFAULT_DETECT_MAX_SIDE = 1280
+
+
+def weights_home() -> Path:
+    """Folder that plays DeepFace's ``DEEPFACE_HOME``: weights go to ``.deepface/weights``.
+
+    ``LOOKALIKE_HOME`` overrides; an already exported ``DEEPFACE_HOME`` is respected so a
+    machine that has DeepFace weights keeps using them.
+    """
+    explicit = os.environ.get("LOOKALIKE_HOME") or os.environ.get("DEEPFACE_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("lookalike", appauthor=False))
+
+
+def activate_weights_home() -> Path:
+    """Point DeepFace at lookalike's weights home and its ONNX engine (no TensorFlow).
+
+    Must run before any DeepFace model is built; it is idempotent.
+    """
+    home = weights_home()
+    os.environ["DEEPFACE_HOME"] = str(home)
+    os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "onnx")
+    # DeepFace logs at INFO through its own logger; keep the CLI output ours
+    os.environ.setdefault("DEEPFACE_LOG_LEVEL", "40")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return home
+
+
+def db_url(db: str | os.PathLike[str] | None) -> str:
+    """A path or any SQLAlchemy URL; ``None`` means ``LOOKALIKE_DB`` or ``lookalike.db``."""
+    value = str(db) if db is not None else os.environ.get("LOOKALIKE_DB", DEFAULT_DB)
+    if "://" in value:
+        return value
+    return "sqlite:///" + str(Path(value).expanduser().resolve())
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or ``None`` for other databases."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+def default_index_dir(url: str) -> Path:
+    """``indexes/`` beside the SQLite file; for a server database, in the current folder."""
+    path = sqlite_path(url)
+    if path is not None:
+        return path.parent / "indexes"
+    return Path.cwd() / "indexes"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a library needs to know, resolved once."""
+
+    db_url: str
+    index_dir: Path
+    # None = the library's own space (or the defaults for a new library)
+    model: str | None = None
+    detector: str | None = None
+    aligner: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    detect_max_side: int = DEFAULT_DETECT_MAX_SIDE
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls,
+        db: str | os.PathLike[str] | None = None,
+        index_dir: str | os.PathLike[str] | None = None,
+        **overrides: object,
+    ) -> "Settings":
+        url = db_url(db)
+        folder = index_dir or os.environ.get("LOOKALIKE_INDEX_DIR")
+        resolved = Path(folder).expanduser().resolve() if folder else default_index_dir(url)
+        base = cls(
+            db_url=url,
+            index_dir=resolved,
+            model=os.environ.get("LOOKALIKE_MODEL") or None,
+            detector=os.environ.get("LOOKALIKE_DETECTOR") or None,
+            aligner=os.environ.get("LOOKALIKE_ALIGNER") or None,
+            max_pixels=int(os.environ.get("LOOKALIKE_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(base, **given) if given else base

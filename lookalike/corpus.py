@@ -1,0 +1,202 @@
+"""Corpus input: folders of people and manifests -> :class:`Item` s to ingest.
+
+Two layouts are read:
+
+* a folder per person, ``CORPUS/<Person Name>/*.jpg``: the person is the photo's
+  immediate parent folder, at any depth (``celeb/deepface/<id>/img1.jpg`` works);
+* a manifest, CSV/TSV or JSONL, with ``path`` and ``person`` and optional role-model
+  profile fields. Relative paths resolve against the manifest's folder, and a path that
+  leaves that folder (``..``, an absolute path elsewhere, a symlink out) is rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ManifestError
+from .images import IMAGE_EXTENSIONS
+
+MANIFEST_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".ndjson"}
+PROFILE_FIELDS = ("display_name", "role", "organisation", "story", "tags",
+                  "consent_display", "source_url", "license")
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off", ""}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Self-declared role-model information from a manifest."""
+
+    display_name: str | None = None
+    role: str | None = None
+    organisation: str | None = None
+    story: str | None = None
+    tags: tuple[str, ...] = ()
+    consent_display: bool = False
+    source_url: str | None = None
+    license: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One photo to ingest, or a refusal with its reason."""
+
+    path: str  # absolute
+    person: str | None
+    profile: Profile | None = None
+    rejected: str | None = None  # reason, when refused before reading
+
+
+@dataclass
+class Scan:
+    items: list[Item] = field(default_factory=list)
+    skipped_files: int = 0  # files without an image extension (README.txt, MANIFEST.tsv...)
+
+
+def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> Scan:
+    """Every photo named by ``paths`` (files, folders or manifests), in a stable order."""
+    out = Scan()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise ManifestError(f"{path}: no such file or folder")
+        if path.is_dir():
+            for file in _walk(path):
+                if file.suffix.lower() in IMAGE_EXTENSIONS:
+                    out.items.append(Item(str(file.absolute()), person or file.parent.name))
+                else:
+                    out.skipped_files += 1
+        elif path.suffix.lower() in MANIFEST_EXTENSIONS:
+            out.items.extend(read_manifest(path))
+        else:
+            out.items.append(Item(str(path.absolute()), person or path.absolute().parent.name))
+    return out
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def read_manifest(path: Path) -> list[Item]:
+    """Rows of a CSV/TSV/JSONL manifest as items; bad rows become rejected items."""
+    base = path.absolute().parent
+    rows = list(_manifest_rows(path))
+    items = []
+    for line, row in rows:
+        where = f"{path}:{line}"
+        raw_path = str(row.get("path") or "").strip()
+        person = str(row.get("person") or "").strip() or None
+        if not raw_path:
+            items.append(Item(where, person, rejected="manifest row has no path"))
+            continue
+        target, problem = resolve_inside(base, raw_path)
+        if problem:
+            items.append(Item(str(target), person, rejected=f"{where}: {problem}"))
+            continue
+        if person is None:
+            items.append(Item(str(target), None, rejected=f"{where}: manifest row has no person"))
+            continue
+        try:
+            profile = _profile(row)
+        except ValueError as err:
+            items.append(Item(str(target), person, rejected=f"{where}: {err}"))
+            continue
+        items.append(Item(str(target), person, profile))
+    return items
+
+
+def resolve_inside(base: Path, raw: str) -> tuple[Path, str | None]:
+    """``raw`` resolved against ``base``, and why it is refused if it leaves ``base``."""
+    candidate = Path(raw).expanduser()
+    target = candidate if candidate.is_absolute() else base / candidate
+    real_base = base.resolve()
+    real = target.resolve()
+    if real != real_base and real_base not in real.parents:
+        return target, f"path {raw!r} leaves the manifest's folder {base}; refused"
+    return target.absolute(), None
+
+
+def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    suffix = path.suffix.lower()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            if suffix in (".jsonl", ".ndjson"):
+                for number, text in enumerate(fh, start=1):
+                    if not text.strip():
+                        continue
+                    try:
+                        row = json.loads(text)
+                    except json.JSONDecodeError as err:
+                        raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+                    if not isinstance(row, dict):
+                        raise ManifestError(f"{path}:{number}: each line must be a JSON object")
+                    yield number, row
+                return
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise ManifestError(f"{path}: the header must name a 'path' column "
+                                    f"(found {reader.fieldnames})")
+            for row in reader:
+                yield reader.line_num, row
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from err
+    except csv.Error as err:
+        raise ManifestError(f"{path}: malformed CSV ({err})") from err
+
+
+def _profile(row: dict) -> Profile | None:
+    if not any(row.get(f) not in (None, "") for f in PROFILE_FIELDS):
+        return None
+    return Profile(
+        display_name=_text(row.get("display_name")),
+        role=_text(row.get("role")),
+        organisation=_text(row.get("organisation")),
+        story=_text(row.get("story")),
+        tags=parse_tags(row.get("tags")),
+        consent_display=parse_bool(row.get("consent_display")),
+        source_url=_text(row.get("source_url")),
+        license=_text(row.get("license")),
+    )
+
+
+def parse_tags(value: object) -> tuple[str, ...]:
+    """Tags as a JSON list, or one string separated by ``;`` or ``|``; normalised to
+    lower-case-with-hyphens (``Women in Engineering`` -> ``women-in-engineering``)."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, list):
+        parts = [str(v) for v in value]
+    else:
+        parts = str(value).replace("|", ";").split(";")
+    return tuple(dict.fromkeys(normalise_tag(p) for p in parts if p.strip()))
+
+
+def normalise_tag(tag: str) -> str:
+    return "-".join(tag.strip().lower().split())
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"consent_display must be true or false, not {value!r}")
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,49 @@
+"""Embedders: aligned face chips -> L2-normalised float32 vectors, through DeepFace's models.
+
+The model object is DeepFace's own (``deepface.modules.modeling.build_model``), so a
+vector made here is the vector DeepFace makes for the same chip. Chips are fed as a
+batch; the result is always an ``(n, dim)`` float32 array with unit rows, so inner
+product = cosine similarity everywhere downstream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UnknownName
+from .weights import RECOGNITION_DIMS
+
+
+class Embedder:
+    """A DeepFace recognition model, built once per process."""
+
+    def __init__(self, name: str) -> None:
+        if name not in RECOGNITION_DIMS:
+            raise UnknownName("model", name, sorted(RECOGNITION_DIMS))
+        from deepface.modules import modeling
+
+        self.name = name
+        self._model = modeling.build_model(task="facial_recognition", model_name=name)
+        width, height = self._model.input_shape
+        self.input_size: tuple[int, int] = (int(height), int(width))  # (h, w)
+        self.dim = int(self._model.output_shape)
+
+    def embed(self, chips: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """``(n, h, w, 3)`` RGB uint8 chips -> ``(n, dim)`` unit float32 vectors."""
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = np.ascontiguousarray(np.stack(list(chips))[:, :, :, ::-1])  # DeepFace wants BGR
+        if self.name != "Dlib":
+            # every other DeepFace model takes [0, 1] floats (preprocessing.resize_image);
+            # Dlib takes uint8 as is, which avoids a lossy float round trip
+            batch = batch.astype(np.float32) / 255.0
+        out = self._model.forward(batch)
+        vectors = np.asarray(out, dtype=np.float32).reshape(len(chips), -1)
+        return l2_normalize(vectors)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

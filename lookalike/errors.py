@@ -1,0 +1,110 @@
+"""Typed errors.
+
+The library raises these; the CLI catches :class:`LookalikeError` once and prints its
+message as one line (the sqlite-utils way), so every message must make sense on its own:
+name the file or the thing, say why, and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class LookalikeError(Exception):
+    """Base class of every error meant for a person to read."""
+
+    exit_code = 1
+
+
+class ConfigError(LookalikeError):
+    """A setting, flag or environment variable has a value that cannot work."""
+
+    exit_code = 2
+
+
+class BadImage(LookalikeError):
+    """A file could not be turned into pixels (corrupt, truncated, not an image...)."""
+
+    def __init__(self, path: str, reason: str, status: str = "decode_error") -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.status = status
+
+
+class NoFace(LookalikeError):
+    """A photo in which the detector found no face."""
+
+    def __init__(self, path: str, detector: str) -> None:
+        super().__init__(
+            f"{path}: no face found (detector {detector!r}); use a photo where the face is "
+            "clearly visible, frontal and at least ~40 px wide"
+        )
+        self.path = path
+
+
+class ModelMissing(LookalikeError):
+    """A model's weights are not in the weights home."""
+
+    def __init__(self, name: str, files: list[str], home: str) -> None:
+        listed = ", ".join(files)
+        super().__init__(
+            f"model {name!r} is not installed (missing {listed} under {home}); "
+            f"run: lookalike models install {name}"
+        )
+        self.name = name
+        self.files = files
+
+
+class DownloadFailed(LookalikeError):
+    """A weight file needs a download and the network could not deliver it."""
+
+    def __init__(self, name: str, file_name: str, target: str, urls: list[str], why: str) -> None:
+        super().__init__(
+            f"model {name!r} needs {file_name}, which is not shipped in any installed package "
+            f"and could not be downloaded ({why}); no network was reachable. Download it on a "
+            f"connected machine from {' or '.join(urls)} and put it at {target}"
+        )
+        self.file_name = file_name
+        self.target = target
+
+
+class UnknownName(LookalikeError):
+    """A model, detector, aligner or other registry name that does not exist."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
+
+
+class ModelMismatch(LookalikeError):
+    """An index or query made with another model than the library's."""
+
+
+class SchemaTooNew(LookalikeError):
+    """The database was written by a newer lookalike than this one."""
+
+
+class IndexCorrupt(LookalikeError):
+    """An index file or its manifest cannot be read or does not match the database."""
+
+
+class IndexOwnedElsewhere(LookalikeError):
+    """An index file that belongs to another library sharing the same index folder."""
+
+
+class LibraryBusy(LookalikeError):
+    """Another process holds the library's write lock."""
+
+
+class EmptyLibrary(LookalikeError):
+    """A search against a library with no faces."""
+
+
+class ManifestError(LookalikeError):
+    """A corpus manifest that cannot be read."""
+
+    exit_code = 2
+
+
+class NothingIngested(LookalikeError):
+    """An ingest run in which not one photo could be ingested."""

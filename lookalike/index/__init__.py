@@ -1,0 +1,1 @@
+"""Vector indexes: FAISS files on disk, rebuilt from the database when they drift."""

@@ -1,0 +1,181 @@
+"""One FAISS index per embedding space, saved atomically with a JSON manifest.
+
+Ids are ``faces.id`` (``IndexIDMap2``), vectors are unit length and the metric is inner
+product, so scores are cosine similarities. The file is a cache of the database's
+embedding blobs: the database commits first, the index follows, and whatever a crash
+leaves out is re-added from the blobs (:meth:`FaissIndex.reconcile`). FAISS's own binary
+format is used (no pickle); a file that cannot be read or was made for another model or
+dimension is refused with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class Manifest:
+    """What an index file holds; checked against the database on every load."""
+
+    space: str
+    model: str
+    detector: str
+    aligner: str
+    dim: int
+    metric: str
+    index_key: str
+    ntotal: int
+    max_id: int
+    schema_revision: str
+    space_uid: str = ""
+    saved_at: float = 0.0
+    version: int = MANIFEST_VERSION
+
+
+class FaissIndex:
+    """An ``IndexIDMap2`` over an inner-product index, with atomic save."""
+
+    def __init__(self, folder: Path, manifest: Manifest, index=None) -> None:  # noqa: ANN001
+        import faiss
+
+        self.folder = Path(folder)
+        self.manifest = manifest
+        if index is None:
+            index = faiss.IndexIDMap2(faiss.index_factory(manifest.dim, manifest.index_key,
+                                                          faiss.METRIC_INNER_PRODUCT))
+        self._index = index
+
+    # -- files -----------------------------------------------------------------------
+    @staticmethod
+    def paths(folder: Path, space: str) -> tuple[Path, Path]:
+        return Path(folder) / f"{space}.faiss", Path(folder) / f"{space}.json"
+
+    @property
+    def file(self) -> Path:
+        return self.paths(self.folder, self.manifest.space)[0]
+
+    @classmethod
+    def load(cls, folder: Path, expected: Manifest) -> "FaissIndex":
+        """The saved index of ``expected.space``, or an empty one if none was saved."""
+        import faiss
+
+        index_path, manifest_path = cls.paths(folder, expected.space)
+        if not index_path.exists():
+            return cls(folder, expected)
+        try:
+            saved = Manifest(**json.loads(manifest_path.read_text()))
+        except FileNotFoundError as err:
+            raise IndexCorrupt(f"{manifest_path}: manifest missing beside {index_path.name}; "
+                               "run: lookalike doctor --fix (rebuilds it from the database)") from err
+        except (ValueError, TypeError) as err:
+            raise IndexCorrupt(f"{manifest_path}: unreadable manifest ({err}); "
+                               "run: lookalike doctor --fix") from err
+        if saved.space_uid != expected.space_uid:
+            raise IndexOwnedElsewhere(
+                f"{index_path}: this index belongs to another library (another database uses "
+                f"the same index folder {folder}); give this library its own --index-dir")
+        for field in ("model", "detector", "aligner", "dim", "metric"):
+            if getattr(saved, field) != getattr(expected, field):
+                raise ModelMismatch(
+                    f"{index_path}: index was made with {field}={getattr(saved, field)!r} but the "
+                    f"database says {getattr(expected, field)!r} for space {expected.space}; "
+                    "refusing to mix vectors (run: lookalike doctor --fix to rebuild it)")
+        try:
+            index = faiss.read_index(str(index_path))
+        except RuntimeError as err:
+            raise IndexCorrupt(f"{index_path}: not a readable FAISS index ({str(err).splitlines()[0]}); "
+                               "run: lookalike doctor --fix") from err
+        if index.d != expected.dim:
+            raise ModelMismatch(f"{index_path}: vectors have {index.d} dimensions, the model "
+                                f"{expected.model} makes {expected.dim}")
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise IndexCorrupt(f"{index_path}: not an id-mapped index; run: lookalike doctor --fix")
+        expected.index_key = saved.index_key
+        expected.ntotal = int(index.ntotal)
+        # keep read_index's own wrapper: it owns the C++ object (a downcast copy would not)
+        return cls(folder, expected, index)
+
+    def save(self) -> None:
+        """Write index then manifest, each to a temp file, fsync, ``os.replace``."""
+        import faiss
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        index_path, manifest_path = self.paths(self.folder, self.manifest.space)
+        self.manifest.ntotal = int(self._index.ntotal)
+        ids = self.ids()
+        self.manifest.max_id = int(ids.max()) if len(ids) else 0
+        self.manifest.saved_at = time.time()
+        tmp = index_path.with_name(f".{index_path.name}.{os.getpid()}.tmp")
+        faiss.write_index(self._index, str(tmp))
+        _fsync_replace(tmp, index_path)
+        tmp = manifest_path.with_name(f".{manifest_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(self.manifest), indent=2))
+        _fsync_replace(tmp, manifest_path)
+
+    # -- content ---------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[1] != self.manifest.dim:
+            raise ModelMismatch(f"vectors of {vectors.shape[1]} dimensions cannot go into the "
+                                f"{self.manifest.dim}-d index {self.manifest.space}")
+        self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> int:
+        if len(ids) == 0:
+            return 0
+        # FAISS's Python wrapper turns an array into an IDSelectorBatch it keeps alive;
+        # an IDSelectorArray built here would point at freed memory (segfault)
+        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.manifest.dim)
+        k = max(1, min(k, max(self.ntotal, 1)))
+        return self._index.search(queries, k)
+
+    def reconcile(self, db_ids: np.ndarray, fetch_vectors) -> tuple[int, int]:  # noqa: ANN001
+        """Make the index hold exactly ``db_ids``: add what is missing (vectors from
+        ``fetch_vectors(ids)``), drop orphans. Returns (added, removed)."""
+        have = self.ids()
+        missing = np.setdiff1d(db_ids, have, assume_unique=False)
+        orphans = np.setdiff1d(have, db_ids, assume_unique=False)
+        removed = self.remove(orphans)
+        for start in range(0, len(missing), 50_000):
+            chunk = missing[start:start + 50_000]
+            self.add(chunk, fetch_vectors(chunk))
+        return len(missing), removed
+
+
+def _fsync_replace(tmp: Path, target: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

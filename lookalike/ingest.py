@@ -1,0 +1,356 @@
+"""Ingest: reader -> mapper -> writer (the clip-retrieval shape).
+
+* **reader** (main process): walks the corpus, reads each file once, hashes it, and
+  decides from the database whether it is new, unchanged (skipped: re-runs are free),
+  changed (re-done) or a byte-for-byte duplicate of a photo already in the library.
+* **mapper** (worker processes, one model load each): decode -> detect -> align ->
+  embed. It never touches the database, so any number can run.
+* **writer** (main process, the only one that writes): one transaction per batch of
+  photos (photo rows, people, faces with their vectors), *then* the vectors go into the
+  FAISS index, which is saved atomically every few seconds and at the end.
+
+Because the database commits first and the index is rebuilt from its blobs, a crash or
+SIGKILL at any moment loses nothing committed: the next run skips what is in the
+database, re-does what is not, and tops the index up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .corpus import Item, Profile
+from .errors import BadImage
+from .faces import FacesMode, FacePipeline, Space
+from .store import repo
+from .store.schema import Face, Photo, PhotoStatus
+
+
+@dataclass
+class Processed:
+    """What the mapper made of one photo (small and picklable)."""
+
+    path: str
+    person: str | None
+    profile: Profile | None
+    sha256: str | None
+    size: int | None
+    status: str
+    reason: str | None = None
+    width: int | None = None
+    height: int | None = None
+    faces: list[tuple[tuple[int, int, int, int], float, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """One line of the per-file report."""
+
+    path: str
+    person: str | None
+    status: str  # a PhotoStatus value, or "unchanged" for a photo skipped by a re-run
+    reason: str | None
+    faces: int
+    sha256: str | None
+
+
+@dataclass
+class IngestReport:
+    """Summary of one ingest run."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped_files: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        counts = Counter(o.status for o in self.outcomes)
+        return {s.value: counts.get(s.value, 0) for s in PhotoStatus} | {
+            "unchanged": counts.get("unchanged", 0)}
+
+    @property
+    def faces(self) -> int:
+        return sum(o.faces for o in self.outcomes if o.status == PhotoStatus.ok.value)
+
+    @property
+    def processed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status != "unchanged")
+
+    @property
+    def conflicts(self) -> list[Outcome]:
+        """Duplicates filed under a different person than the first copy."""
+        return [o for o in self.outcomes
+                if o.status == PhotoStatus.duplicate.value and o.reason and "another person" in o.reason]
+
+    def to_dict(self) -> dict:
+        rate = self.processed / self.seconds if self.seconds > 0 else 0.0
+        return {
+            "photos": len(self.outcomes),
+            "processed": self.processed,
+            "faces": self.faces,
+            "statuses": self.statuses,
+            "skipped_files": self.skipped_files,
+            "seconds": round(self.seconds, 3),
+            "photos_per_s": round(rate, 2),
+            "faces_per_s": round(self.faces / self.seconds, 2) if self.seconds > 0 else 0.0,
+            "interrupted": self.interrupted,
+            "conflicts": [{"path": o.path, "person": o.person, "reason": o.reason}
+                          for o in self.conflicts],
+        }
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, outcome: Outcome) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int) -> None: pass
+    def advance(self, outcome: Outcome) -> None: pass
+    def stop(self) -> None: pass
+
+
+# -- mapper (runs in worker processes) ------------------------------------------------
+_PIPELINE: FacePipeline | None = None
+_LIMITS: tuple[int, FacesMode] = (0, FacesMode.largest)
+
+
+def _init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str) -> None:
+    """Load the models once per worker. Ctrl-C is the writer's business, not ours."""
+    global _PIPELINE, _LIMITS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .config import activate_weights_home
+
+    activate_weights_home()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _PIPELINE = FacePipeline(space, detect_max_side)
+    _LIMITS = (max_pixels, FacesMode(mode))
+
+
+def process(task: tuple[Item, str, int, bytes]) -> Processed:
+    """Decode, detect, align and embed one photo's bytes. Never raises."""
+    item, sha, size, data = task
+    base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size)
+    max_pixels, mode = _LIMITS
+    try:
+        from .images import decode
+
+        decoded = decode(data, item.path, max_pixels)
+    except BadImage as err:
+        return Processed(**base, status=err.status, reason=err.reason)
+    dims = dict(width=decoded.width, height=decoded.height)
+    notes = "; ".join(decoded.notes) or None
+    try:
+        assert _PIPELINE is not None, "worker not initialised"
+        faces = _PIPELINE.faces(decoded.rgb, mode)
+    except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run
+        return Processed(**base, **dims, status=PhotoStatus.error.value,
+                         reason=f"face pipeline failed: {type(err).__name__}: {err}")
+    if not faces:
+        reason = "no face found" + (f" ({notes})" if notes else "")
+        return Processed(**base, **dims, status=PhotoStatus.no_face.value, reason=reason)
+    packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding)) for f in faces]
+    return Processed(**base, **dims, status=PhotoStatus.ok.value, reason=notes, faces=packed)
+
+
+# -- reader + writer (main process) ---------------------------------------------------
+@dataclass(frozen=True)
+class IngestOptions:
+    faces: FacesMode = FacesMode.largest
+    workers: int = 0  # 0 = one per core
+    batch: int = 32  # photos per database transaction
+    save_every: float = 20.0  # seconds between index saves
+
+
+def run(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
+        skipped_files: int = 0) -> IngestReport:
+    """Ingest ``items`` into ``library`` (a :class:`lookalike.library.Library`)."""
+    progress = progress or _Silent()
+    report = IngestReport(skipped_files=skipped_files)
+    started = time.perf_counter()
+    writer = _Writer(library, report, progress, options)
+    workers = options.workers or os.cpu_count() or 1
+    progress.start(len(items))
+    pool: ProcessPoolExecutor | None = None
+    pending: dict[Future, Item] = {}
+    in_flight_sha: dict[str, Item] = {}
+    try:
+        for item in items:
+            task = writer.read(item, in_flight_sha)
+            if task is None:
+                continue
+            if pool is None:
+                pool = _pool(library, options, workers)
+            while len(pending) >= workers * 4:
+                pool = _collect(pool, pending, writer, library, options, workers, block=True)
+            pending[pool.submit(process, task)] = item
+            pool = _collect(pool, pending, writer, library, options, workers, block=False)
+        while pending:
+            assert pool is not None
+            pool = _collect(pool, pending, writer, library, options, workers, block=True)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        writer.flush(force_save=True)
+        progress.stop()
+        if pool is not None:
+            pool.shutdown(wait=not report.interrupted, cancel_futures=True)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _pool(library, options: IngestOptions, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
+    ctx = multiprocessing.get_context("spawn")  # fork after loading dlib/onnx is unsafe
+    s = library.settings
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker,
+        initargs=(library.space, s.detect_max_side, s.max_pixels, options.faces.value))
+
+
+def _collect(pool, pending, writer, library, options, workers, block: bool):  # noqa: ANN001
+    """Hand finished results to the writer; a dead worker costs one photo, not the run."""
+    done, _ = wait(list(pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+    broken = False
+    for future in done:
+        item = pending.pop(future)
+        try:
+            writer.take(future.result())
+        except BrokenProcessPool:
+            broken = True
+            writer.take(Processed(item.path, item.person, item.profile, None, None,
+                                  PhotoStatus.error.value,
+                                  "the worker process died while processing this photo"))
+    if broken:
+        for future, item in list(pending.items()):
+            pending.pop(future)
+            writer.take(Processed(item.path, item.person, item.profile, None, None,
+                                  PhotoStatus.error.value,
+                                  "the worker process died while this photo was queued; "
+                                  "run the ingest again to retry it"))
+        pool.shutdown(wait=False, cancel_futures=True)
+        pool = _pool(library, options, workers)
+    return pool
+
+
+class _Writer:
+    """The single writer: reader-side checks, batched commits, index upkeep."""
+
+    def __init__(self, library, report: IngestReport, progress: Progress, options: IngestOptions):  # noqa: ANN001
+        self.lib = library
+        self.report = report
+        self.progress = progress
+        self.options = options
+        self.buffer: list[Processed] = []
+        self.people: dict[str, int] = {}
+        self.last_save = time.monotonic()
+        self.dirty = False
+
+    # reader side ---------------------------------------------------------------------
+    def read(self, item: Item, in_flight: dict[str, Item]) -> tuple[Item, str, int, bytes] | None:
+        """Bytes + hash of a new photo, or ``None`` when it needs no mapper."""
+        if item.rejected:
+            self.take(Processed(item.path, item.person, item.profile, None, None,
+                                PhotoStatus.rejected.value, item.rejected))
+            return None
+        try:
+            with open(item.path, "rb") as fh:
+                data = fh.read()
+        except OSError as err:
+            self.take(Processed(item.path, item.person, item.profile, None, None,
+                                PhotoStatus.decode_error.value,
+                                f"cannot be read ({err.strerror or err})"))
+            return None
+        sha = hashlib.sha256(data).hexdigest()
+        with self.lib.session() as session:
+            existing = repo.photo_by_path(session, self.lib.space_id, item.path)
+            if existing is not None and existing.sha256 == sha and existing.status != PhotoStatus.error.value:
+                if item.profile is not None and item.person:
+                    repo.upsert_person(session, item.person, item.profile)
+                    session.commit()
+                self._record(Outcome(item.path, item.person, "unchanged", existing.status, 0, sha))
+                return None
+            first = repo.photo_by_sha(session, self.lib.space_id, sha)
+            first_path = first.path if first is not None and first.path != item.path else None
+            first_person = repo.person_name(session, first.person_id) if first_path else None
+        if first_path is None and sha in in_flight and in_flight[sha].path != item.path:
+            first_path, first_person = in_flight[sha].path, in_flight[sha].person
+        if first_path is not None:
+            reason = f"same bytes as {first_path}"
+            if first_person and item.person and first_person != item.person:
+                reason += f", filed under another person ({first_person!r} vs {item.person!r})"
+            self.take(Processed(item.path, item.person, item.profile, sha, len(data),
+                                PhotoStatus.duplicate.value, reason))
+            return None
+        in_flight[sha] = item
+        return item, sha, len(data), data
+
+    # writer side ---------------------------------------------------------------------
+    def take(self, result: Processed) -> None:
+        self.buffer.append(result)
+        if len(self.buffer) >= self.options.batch:
+            self.flush()
+
+    def flush(self, force_save: bool = False) -> None:
+        if self.buffer:
+            self._commit(self.buffer)
+            self.buffer = []
+        if self.dirty and (force_save or time.monotonic() - self.last_save >= self.options.save_every):
+            self.lib.index.save()
+            self.last_save = time.monotonic()
+            self.dirty = False
+
+    def _commit(self, batch: list[Processed]) -> None:
+        space_id = self.lib.space_id
+        new_ids: list[int] = []
+        new_vectors: list[bytes] = []
+        stale: list[int] = []
+        outcomes: list[Outcome] = []
+        with self.lib.session() as session:
+            for r in batch:
+                person_id = repo.upsert_person(session, r.person, r.profile, self.people) \
+                    if r.person else None
+                old = repo.photo_by_path(session, space_id, r.path)
+                if old is not None:  # changed file, or a retry of an error
+                    stale.extend(repo.delete_photo(session, old))
+                    session.flush()
+                photo = Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
+                              width=r.width, height=r.height, person_id=person_id,
+                              status=r.status, reason=r.reason)
+                session.add(photo)
+                session.flush()
+                for (x, y, w, h), conf, blob in r.faces:
+                    face = Face(space_id=space_id, photo_id=photo.id, person_id=person_id,
+                                x=int(x), y=int(y), w=int(w), h=int(h), confidence=float(conf),
+                                embedding=blob)
+                    session.add(face)
+                    session.flush()
+                    new_ids.append(face.id)
+                    new_vectors.append(blob)
+                outcomes.append(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256))
+            session.commit()
+        # the database is committed: now the index may follow
+        import numpy as np
+
+        if stale:
+            self.lib.index.remove(np.asarray(stale, dtype=np.int64))
+            self.dirty = True
+        if new_ids:
+            vectors = np.stack([repo.decode_vector(b) for b in new_vectors])
+            self.lib.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+            self.dirty = True
+        for outcome in outcomes:
+            self._record(outcome)
+
+    def _record(self, outcome: Outcome) -> None:
+        self.report.outcomes.append(outcome)
+        self.progress.advance(outcome)

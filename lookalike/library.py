@@ -1,0 +1,287 @@
+"""The library object: one database + one index folder, and every verb on them.
+
+The CLI, the webcam loop and the Streamlit pages are thin shells over this class;
+nothing else does the work. Open one with :func:`lookalike.open`.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import config
+from .config import Settings
+from .errors import (EmptyLibrary, IndexCorrupt, IndexOwnedElsewhere, LibraryBusy, ModelMismatch,
+                     NothingIngested)
+from .faces import FacePipeline, FacesMode, Space
+from .index.faiss_index import FaissIndex, Manifest
+from .store import db, repo
+from .weights import RECOGNITION_DIMS
+
+
+@dataclass
+class DoctorReport:
+    """How a space's index compares with the database."""
+
+    space: str
+    db_faces: int
+    index_faces: int
+    missing: int  # in the database, not in the index
+    orphans: int  # in the index, not in the database
+    error: str | None = None
+    fixed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.missing == 0 and self.orphans == 0
+
+    def to_dict(self) -> dict:
+        return {"space": self.space, "db_faces": self.db_faces, "index_faces": self.index_faces,
+                "missing": self.missing, "orphans": self.orphans, "error": self.error,
+                "fixed": self.fixed, "ok": self.ok}
+
+
+@dataclass
+class Library:
+    """A face library. Models and the index load lazily, on first use."""
+
+    settings: Settings
+    _engine: object = field(init=False, repr=False)
+    _sessions: object = field(init=False, repr=False)
+    _space: Space | None = field(init=False, default=None)
+    _space_id: int | None = field(init=False, default=None)
+    _index: FaissIndex | None = field(init=False, default=None, repr=False)
+    _pipeline: FacePipeline | None = field(init=False, default=None, repr=False)
+    revision: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        config.activate_weights_home()
+        self._engine = db.make_engine(self.settings.db_url)
+        self.revision = db.migrate(self._engine)
+        self._sessions = db.session_factory(self._engine)
+
+    # -- plumbing --------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator:
+        with self._sessions() as session:  # type: ignore[operator]
+            yield session
+
+    @property
+    def space(self) -> Space:
+        """The embedding space this library object reads and writes."""
+        if self._space is None:
+            self._space = self._choose_space()
+        return self._space
+
+    def _choose_space(self) -> Space:
+        s = self.settings
+        with self.session() as session:
+            spaces = repo.list_spaces(session)
+        if s.model is None and s.detector is None and s.aligner is None and len(spaces) == 1:
+            only = spaces[0]
+            return Space(only.model, only.detector, only.aligner)
+        return Space(s.model or config.DEFAULT_MODEL, s.detector or config.DEFAULT_DETECTOR,
+                     s.aligner or config.DEFAULT_ALIGNER)
+
+    @property
+    def space_id(self) -> int:
+        """Database id of :attr:`space`, created on first write."""
+        if self._space_id is None:
+            with self.session() as session:
+                row = repo.get_space(session, self.space.key)
+                if row is None:
+                    row = repo.create_space(session, self.space.key, self.space.model,
+                                            self.space.detector, self.space.aligner,
+                                            RECOGNITION_DIMS[self.space.model])
+                    session.commit()
+                self._space_id = row.id
+        return self._space_id
+
+    def _existing_space_id(self) -> int:
+        """Id of :attr:`space` for reading; explains what the library holds instead."""
+        with self.session() as session:
+            row = repo.get_space(session, self.space.key)
+            if row is not None:
+                self._space_id = row.id
+                return row.id
+            others = [sp.key for sp in repo.list_spaces(session)]
+        if others:
+            raise ModelMismatch(
+                f"this library holds faces made with {', '.join(others)}, not {self.space.key} "
+                "(model__detector__aligner); drop --model/--detector/--aligner or ingest again "
+                "with these settings")
+        raise EmptyLibrary(f"{self.settings.db_url}: the library is empty; "
+                           "run: lookalike ingest PATH --db ...")
+
+    def _manifest(self) -> Manifest:
+        sp = self.space
+        with self.session() as session:
+            row = repo.get_space(session, sp.key)
+            uid = row.uid if row is not None else ""
+        return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
+                        dim=RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
+                        ntotal=0, max_id=0, schema_revision=self.revision, space_uid=uid)
+
+    @property
+    def index(self) -> FaissIndex:
+        """The space's FAISS index, topped up from the database if a crash left it behind."""
+        if self._index is None:
+            space_id = self._space_id or self._existing_space_id()
+            index = FaissIndex.load(self.settings.index_dir, self._manifest())
+            with self.session() as session:
+                count, top = repo.face_count_and_max(session, space_id)
+                have = index.ids()
+                if count != len(have) or (count and top != int(have.max())):
+                    ids = repo.face_ids(session, space_id)
+                    dim = index.manifest.dim
+                    index.reconcile(ids, lambda chunk: repo.vectors(session, chunk, dim))
+            self._index = index
+        return self._index
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        if self._pipeline is None:
+            self._pipeline = FacePipeline(self.space, self.settings.detect_max_side)
+        return self._pipeline
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """One writer per library: a second ingest refuses at once with a clear message."""
+        folder = self.settings.index_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / ".write.lock"
+        fh = open(path, "a+")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as err:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise LibraryBusy(f"{folder}: the library is being written by {holder}; "
+                                  "wait for it to finish, then run again") from err
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def close(self) -> None:
+        self._engine.dispose()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- verbs -----------------------------------------------------------------------
+    def ingest(self, paths, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
+               person: str | None = None, progress=None):  # noqa: ANN001
+        """Ingest files, folders and manifests; see :mod:`lookalike.ingest`."""
+        from . import corpus, ingest, weights
+
+        # fail on missing weights here, with the install command, not in every worker
+        for name in (self.space.model, self.space.detector, self.space.aligner, "dlib"):
+            weights.require(name)
+        scan = corpus.scan(paths, person=person)
+        if not scan.items:
+            raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
+        with self.write_lock():
+            self.space_id  # noqa: B018 - create the space row before the index loads
+            index = self.index
+            if index.ntotal and not self._saved_matches(index):
+                index.save()
+            options = ingest.IngestOptions(faces=faces, workers=workers)
+            report = ingest.run(self, scan.items, options, progress, scan.skipped_files)
+        statuses = report.statuses
+        if not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
+            raise NothingIngested(
+                f"not one photo could be ingested ({report.processed} tried: " +
+                ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
+        return report
+
+    def _saved_matches(self, index: FaissIndex) -> bool:
+        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
+        return path.exists() and index.manifest.ntotal == index.ntotal
+
+    def search(self, photo, k: int = 5):  # noqa: ANN001
+        """Who looks like the faces in ``photo`` (path, bytes or RGB array)."""
+        from .search import search
+
+        return search(self, photo, k)
+
+    def stats(self) -> dict:
+        """Counts of people, photos, faces and statuses, and the index in use."""
+        with self.session() as session:
+            spaces = repo.list_spaces(session)
+            if not spaces:
+                empty = {s: 0 for s in repo.status_counts(session, -1)}
+                return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
+                        "db": self.settings.db_url}
+            space_id = self._existing_space_id()
+            out = repo.counts(session, space_id)
+            out["statuses"] = repo.status_counts(session, space_id)
+        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
+        index = self.index
+        out["index"] = {
+            "space": self.space.key, "model": self.space.model, "detector": self.space.detector,
+            "aligner": self.space.aligner, "dim": index.manifest.dim, "metric": "cosine (inner product)",
+            "index_key": index.manifest.index_key, "ntotal": index.ntotal, "file": str(path),
+            "bytes": path.stat().st_size if path.exists() else 0,
+        }
+        out["db"] = self.settings.db_url
+        return out
+
+    def doctor(self, fix: bool = False) -> list[DoctorReport]:
+        """Compare every space's index file with the database; ``fix`` repairs it."""
+        reports = []
+        with self.session() as session:
+            spaces = repo.list_spaces(session)
+        for row in spaces:
+            view = copy.copy(self)  # same engine, another space
+            view._space, view._space_id, view._index = Space(row.model, row.detector, row.aligner), row.id, None
+            reports.append(view._doctor_space(fix))
+        return reports
+
+    def _doctor_space(self, fix: bool) -> DoctorReport:
+        with self.session() as session:
+            ids = repo.face_ids(session, self.space_id)
+        error = None
+        try:
+            index = FaissIndex.load(self.settings.index_dir, self._manifest())
+        except IndexOwnedElsewhere as err:  # never "fix" another library's file
+            return DoctorReport(self.space.key, len(ids), 0, len(ids), 0, error=str(err))
+        except (IndexCorrupt, ModelMismatch) as err:
+            error, index = str(err), None
+        have = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
+        report = DoctorReport(self.space.key, len(ids), len(have),
+                              missing=len(np.setdiff1d(ids, have)),
+                              orphans=len(np.setdiff1d(have, ids)), error=error)
+        if index is not None and not FaissIndex.paths(self.settings.index_dir, self.space.key)[0].exists() \
+                and len(ids):
+            report.error = "index file missing"
+        if fix and not report.ok:
+            with self.write_lock():
+                index = FaissIndex(self.settings.index_dir, self._manifest()) if index is None else index
+                with self.session() as session:
+                    index.reconcile(ids, lambda chunk: repo.vectors(session, chunk, index.manifest.dim))
+                index.save()
+            report.fixed = True
+            report.error, report.missing, report.orphans = None, 0, 0
+            report.index_faces = index.ntotal
+        return report
+
+
+def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | Path | None = None,
+                 **settings: object) -> Library:
+    """Open (creating or upgrading) the library at ``db`` (a path or SQLAlchemy URL)."""
+    return Library(Settings.resolve(db=db, index_dir=index_dir, **settings))

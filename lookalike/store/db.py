@@ -1,0 +1,96 @@
+"""Engine set-up and schema migrations.
+
+SQLite gets WAL (readers never block the single writer), foreign keys and a busy
+timeout. Every open runs the Alembic scripts shipped with the package: an older
+database is upgraded in place; a database stamped by a *newer* lookalike is refused
+rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import sqlite_path
+from ..errors import ConfigError, SchemaTooNew
+
+
+def migrations_dir() -> Path:
+    """The Alembic script folder (top-level ``migrations/``, shipped as a subpackage)."""
+    return Path(str(resources.files("lookalike.migrations")))
+
+
+def make_engine(url: str) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        if not path.parent.is_dir():
+            raise ConfigError(f"{path.parent}: folder for the database does not exist")
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as err:  # noqa: BLE001 - bad URL, missing driver
+        raise ConfigError(f"cannot open database {url!r}: {err}") from err
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(migrations_dir())).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the schema to this version's head; refuse a newer one. Returns the revision."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations_dir()))
+    head = script.get_current_head()
+    current = current_revision(engine)
+    if current == head:
+        return head or ""
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaTooNew(
+            f"{engine.url.render_as_string(hide_password=True)}: the database schema is at "
+            f"revision {current}, written by a newer lookalike than this one (which knows up "
+            f"to {head}); upgrade lookalike (pip install -U lookalike) to open it"
+        )
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return head or ""
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

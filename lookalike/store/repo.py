@@ -1,0 +1,160 @@
+"""Database reads and writes the rest of the code needs, in one place.
+
+Every function takes a SQLAlchemy ``Session`` (or engine) and plain values, so the
+ingest writer, search and doctor share the same queries and nothing else writes SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .schema import Face, Person, Photo, PhotoStatus, Space
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """A stored face joined with its photo and person: what a search hit shows."""
+
+    face_id: int
+    person: str | None
+    photo: str
+    bbox: tuple[int, int, int, int]
+    confidence: float
+
+
+def get_space(session: Session, key: str) -> Space | None:
+    return session.scalar(select(Space).where(Space.key == key))
+
+
+def list_spaces(session: Session) -> list[Space]:
+    return list(session.scalars(select(Space).order_by(Space.id)))
+
+
+def create_space(session: Session, key: str, model: str, detector: str, aligner: str,
+                 dim: int) -> Space:
+    space = Space(key=key, model=model, detector=detector, aligner=aligner, dim=dim,
+                  metric="ip", normalisation="l2")
+    session.add(space)
+    session.flush()
+    return space
+
+
+def upsert_person(session: Session, name: str, profile=None, cache: dict | None = None) -> int:  # noqa: ANN001
+    """Id of the person called ``name``, created if new; a manifest profile overwrites."""
+    if cache is not None and name in cache and profile is None:
+        return cache[name]
+    person = session.scalar(select(Person).where(Person.name == name))
+    if person is None:
+        person = Person(name=name, consent_display=False)
+        session.add(person)
+    if profile is not None:
+        person.display_name = profile.display_name
+        person.role = profile.role
+        person.organisation = profile.organisation
+        person.story = profile.story
+        person.tags = json.dumps(list(profile.tags)) if profile.tags else None
+        person.consent_display = profile.consent_display
+        person.source_url = profile.source_url
+        person.license = profile.license
+    session.flush()
+    if cache is not None:
+        cache[name] = person.id
+    return person.id
+
+
+def photo_by_path(session: Session, space_id: int, path: str) -> Photo | None:
+    return session.scalar(select(Photo).where(Photo.space_id == space_id, Photo.path == path))
+
+
+def photo_by_sha(session: Session, space_id: int, sha256: str) -> Photo | None:
+    return session.scalar(
+        select(Photo).where(Photo.space_id == space_id, Photo.sha256 == sha256,
+                            Photo.status != PhotoStatus.duplicate.value).limit(1))
+
+
+def person_name(session: Session, person_id: int | None) -> str | None:
+    if person_id is None:
+        return None
+    return session.scalar(select(Person.name).where(Person.id == person_id))
+
+
+def delete_photo(session: Session, photo: Photo) -> list[int]:
+    """Delete a photo and its faces; returns the face ids (to drop from the index)."""
+    ids = list(session.scalars(select(Face.id).where(Face.photo_id == photo.id)))
+    session.execute(delete(Face).where(Face.photo_id == photo.id))
+    session.delete(photo)
+    return ids
+
+
+def face_ids(session: Session, space_id: int) -> np.ndarray:
+    rows = session.execute(select(Face.id).where(Face.space_id == space_id).order_by(Face.id))
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def face_count_and_max(session: Session, space_id: int) -> tuple[int, int]:
+    count, top = session.execute(
+        select(func.count(Face.id), func.max(Face.id)).where(Face.space_id == space_id)).one()
+    return int(count or 0), int(top or 0)
+
+
+def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
+    """Embeddings of ``ids`` in the order given."""
+    ids = [int(i) for i in ids]
+    found: dict[int, bytes] = {}
+    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+        chunk = ids[start:start + 900]
+        for fid, blob in session.execute(select(Face.id, Face.embedding).where(Face.id.in_(chunk))):
+            found[fid] = blob
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    for row, fid in enumerate(ids):
+        out[row] = decode_vector(found[fid])
+    return out
+
+
+def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
+    """Faces joined with photo path and person name, keyed by face id."""
+    ids = [int(i) for i in ids if int(i) >= 0]
+    out: dict[int, FaceRow] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        query = (
+            select(Face.id, Person.name, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.confidence)
+            .join(Photo, Photo.id == Face.photo_id)
+            .outerjoin(Person, Person.id == Face.person_id)
+            .where(Face.id.in_(chunk))
+        )
+        for fid, name, path, x, y, w, h, conf in session.execute(query):
+            out[fid] = FaceRow(fid, name, path, (x, y, w, h), float(conf))
+    return out
+
+
+def status_counts(session: Session, space_id: int) -> dict[str, int]:
+    rows = session.execute(select(Photo.status, func.count()).where(Photo.space_id == space_id)
+                           .group_by(Photo.status))
+    counts = {s.value: 0 for s in PhotoStatus}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def counts(session: Session, space_id: int) -> dict[str, int]:
+    people = session.scalar(select(func.count(func.distinct(Face.person_id)))
+                            .where(Face.space_id == space_id)) or 0
+    photos = session.scalar(select(func.count()).select_from(Photo)
+                            .where(Photo.space_id == space_id)) or 0
+    faces = session.scalar(select(func.count()).select_from(Face)
+                           .where(Face.space_id == space_id)) or 0
+    return {"people": int(people), "photos": int(photos), "faces": int(faces)}
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def decode_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)

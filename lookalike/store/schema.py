@@ -1,0 +1,111 @@
+"""The relational schema: people, photos, faces and embedding spaces (SQLAlchemy 2).
+
+The database is the source of truth; FAISS index files are a derived, rebuildable
+cache of the ``faces.embedding`` blobs (see :mod:`lookalike.index`). Changing this file
+means writing an Alembic migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+
+from sqlalchemy import (
+    Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PhotoStatus(str, Enum):
+    """What happened to a photo. Every photo an ingest sees gets exactly one."""
+
+    ok = "ok"  # at least one face stored
+    no_face = "no_face"  # decoded, but the detector found no face
+    decode_error = "decode_error"  # corrupt, truncated, empty, not an image
+    too_large = "too_large"  # over the pixel limit (decompression-bomb guard)
+    duplicate = "duplicate"  # same bytes as a photo already in the library
+    rejected = "rejected"  # refused before reading (e.g. a manifest path escaping its folder)
+    error = "error"  # unexpected failure while processing; the reason says which
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Space(Base):
+    """An embedding space = one FAISS index: vectors are comparable only within one."""
+
+    __tablename__ = "indexes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    # written into the index manifest: an index file from another library is refused
+    uid: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    model: Mapped[str] = mapped_column(String(64))
+    detector: Mapped[str] = mapped_column(String(64))
+    aligner: Mapped[str] = mapped_column(String(32))
+    dim: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16), default="ip")  # inner product
+    normalisation: Mapped[str] = mapped_column(String(16), default="l2")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(300))
+    role: Mapped[str | None] = mapped_column(String(300))
+    organisation: Mapped[str | None] = mapped_column(String(300))
+    story: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[str | None] = mapped_column(Text)  # JSON list of self-declared tags
+    consent_display: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    license: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    __table_args__ = (
+        UniqueConstraint("space_id", "path", name="uq_photos_space_path"),
+        Index("ix_photos_space_sha256", "space_id", "sha256"),
+        Index("ix_photos_space_status", "space_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Face(Base):
+    __tablename__ = "faces"
+    __table_args__ = (
+        Index("ix_faces_space", "space_id"),
+        Index("ix_faces_person", "person_id"),
+        Index("ix_faces_photo", "photo_id"),
+        # face ids are FAISS ids: never reuse one after a removal
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, unit length

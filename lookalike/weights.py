@@ -1,0 +1,286 @@
+"""Which model needs which weight file, where it comes from, and putting it in place.
+
+DeepFace downloads weights from GitHub the first time a model is built. On a machine
+without a network (a kiosk, CI) that fails deep inside a call, so lookalike never lets
+DeepFace get that far: every model is *provisioned* ahead of time by
+``lookalike models install`` into ``$DEEPFACE_HOME/.deepface/weights`` and every command
+checks the files first (:func:`require`), naming the install command when one is missing.
+
+Two sources exist:
+
+* files shipped inside registry packages (``face-recognition-models`` carries dlib's
+  ResNet and the 5-point shape predictor, the opencv wheels carry the haar cascades):
+  copied from the package, checked by sha256, no network needed;
+* everything else (VGG-Face, Facenet, ArcFace, DeepFace's other detectors): DeepFace's own
+  download code, kept as is for users with a network; offline it ends in one clear
+  :class:`~lookalike.errors.DownloadFailed` naming the file and where to put it by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+from .errors import DownloadFailed, ModelMissing, UnknownName
+
+# Output dimension of each DeepFace recognition model (deepface/models/facial_recognition).
+RECOGNITION_DIMS: dict[str, int] = {
+    "VGG-Face": 4096, "Facenet": 128, "Facenet512": 512, "OpenFace": 128, "DeepFace": 4096,
+    "DeepID": 160, "Dlib": 128, "ArcFace": 512, "SFace": 128, "GhostFaceNet": 512,
+    "Buffalo_L": 512,
+}
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """A weight file that a registry package ships."""
+
+    name: str  # file name under .deepface/weights
+    package: str  # import name of the package that ships it
+    inner_path: str  # path inside that package
+    sha256: str
+    pip_name: str  # what to pip install when the package is missing
+
+    def source(self) -> Path | None:
+        """The file inside the installed package, found by path (no import: the
+        face_recognition_models package imports the long-deprecated pkg_resources)."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / self.inner_path
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+_FRM = "face_recognition_models"
+DLIB_RESNET = PackagedFile(
+    "dlib_face_recognition_resnet_model_v1.dat", _FRM, "models/dlib_face_recognition_resnet_model_v1.dat",
+    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30", "face-recognition-models",
+)
+SHAPE_5 = PackagedFile(
+    "shape_predictor_5_face_landmarks.dat", _FRM, "models/shape_predictor_5_face_landmarks.dat",
+    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888", "face-recognition-models",
+)
+
+# Files shipped in registry packages, per model or detector name.
+PACKAGED: dict[str, tuple[PackagedFile, ...]] = {
+    "Dlib": (DLIB_RESNET,),
+    "dlib": (SHAPE_5,),
+    "chip": (SHAPE_5,),  # the dlib-chip aligner needs the same 5-point predictor
+}
+
+# Detectors that need nothing provisioned: opencv reads its cascades from the cv2 wheel;
+# mtcnn's weights ship in the mtcnn package (which needs TensorFlow).
+SELF_CONTAINED = {
+    "opencv": "haar cascades inside the opencv 4.x wheel",
+    "mtcnn": "weights inside the mtcnn package (pip install mtcnn tensorflow)",
+    "skip": "no detector: the whole photo is one face",
+}
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One row of ``lookalike models list``."""
+
+    name: str
+    kind: str  # "recognition" | "detector" | "aligner"
+    dim: int | None
+    installed: bool
+    source: str
+    files: tuple[str, ...]
+
+
+def weights_dir() -> Path:
+    """``$DEEPFACE_HOME/.deepface/weights`` of lookalike's weights home."""
+    return config.activate_weights_home() / ".deepface" / "weights"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _packaged_ok(item: PackagedFile, folder: Path) -> bool:
+    target = folder / item.name
+    # size first: a cheap check on every command; sha256 at install and in `models list`
+    src = item.source()
+    if not target.is_file():
+        return False
+    if src is not None and target.stat().st_size != src.stat().st_size:
+        return False
+    return True
+
+
+def deepface_names() -> dict[str, list[str]]:
+    """DeepFace's own registry of recognition models and detectors, by task."""
+    config.activate_weights_home()  # before DeepFace's logger reads its level
+    from deepface.modules import modeling
+
+    table = modeling.AVAILABLE_MODELS
+    return {
+        "recognition": list(table["facial_recognition"]),
+        "detector": list(table["face_detector"]),
+    }
+
+
+def _download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
+    """(file name, urls) DeepFace would download for a model, read from DeepFace's table."""
+    import importlib
+
+    config.activate_weights_home()
+
+    from deepface.commons import weight_utils
+    from deepface.modules import modeling
+
+    task = "facial_recognition" if kind == "recognition" else "face_detector"
+    out: list[tuple[str, list[str]]] = []
+    # DeepFace lists both Facenet variants under one entry
+    table_name, only = {"Facenet": ("Facenet", "FACENET128_WEIGHTS"),
+                        "Facenet512": ("Facenet", "FACENET512_WEIGHTS")}.get(name, (name, None))
+    for source_task, model_name, attributes in weight_utils.WEIGHT_SOURCES:
+        if source_task != task or model_name != table_name:
+            continue
+        if only:
+            attributes = [only]
+        try:
+            cls = modeling.get_model_class(task=task, model_name=name)
+        except Exception:  # noqa: BLE001 - not implemented for this engine
+            return []
+        module = importlib.import_module(cls.__module__)
+        for attribute in attributes:
+            urls = getattr(module, attribute)
+            urls = [urls] if isinstance(urls, str) else list(urls)
+            file_name = urls[0].split("/")[-1]
+            for ext in weight_utils.ALLOWED_COMPRESS_TYPES:
+                if file_name.endswith("." + ext):
+                    file_name = file_name[: -len(ext) - 1]
+            out.append((file_name, urls))
+    if kind == "detector" and name.startswith("yolov"):
+        from deepface.models.face_detection.Yolo import YoloModel
+
+        member = getattr(YoloModel, name[len("yolo"):].upper(), None)  # yolov8n -> V8N
+        if member is not None:
+            out.append((member.value[0], [member.value[1]]))
+    return out
+
+
+def status(kind: str, name: str) -> ModelStatus:
+    """Whether a model's weights are in place, and where they come from."""
+    folder = weights_dir()
+    dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
+    if name in PACKAGED and (kind != "recognition" or name == "Dlib"):
+        items = PACKAGED[name]
+        ok = all(_packaged_ok(i, folder) for i in items)
+        pkgs = sorted({i.pip_name for i in items})
+        return ModelStatus(name, kind, dim, ok, "package " + ", ".join(pkgs), tuple(i.name for i in items))
+    if name in SELF_CONTAINED:
+        installed = _self_contained_present(name)
+        return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], ())
+    files = _download_files(kind, name)
+    ok = bool(files) and all((folder / f).is_file() for f, _ in files)
+    src = "download (DeepFace, needs a network)"
+    return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
+
+
+def _self_contained_present(name: str) -> bool:
+    if name == "opencv":
+        import cv2
+
+        return (Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml").is_file()
+    if name == "mtcnn":
+        return importlib.util.find_spec("mtcnn") is not None and \
+            importlib.util.find_spec("tensorflow") is not None
+    return True
+
+
+def list_all() -> list[ModelStatus]:
+    names = deepface_names()
+    rows = [status("recognition", n) for n in names["recognition"]]
+    rows += [status("detector", n) for n in names["detector"]]
+    rows.append(status("aligner", "chip"))
+    return rows
+
+
+def kind_of(name: str) -> str:
+    names = deepface_names()
+    if name in names["recognition"]:
+        return "recognition"
+    if name in names["detector"] or name == "skip":
+        return "detector"
+    if name == "chip":
+        return "aligner"
+    raise UnknownName("model or detector", name, names["recognition"] + names["detector"])
+
+
+def require(name: str) -> None:
+    """Raise :class:`ModelMissing` (naming the install command) unless ``name`` is ready."""
+    if name in ("eyes", "skip"):
+        return
+    row = status(kind_of(name), name)
+    if not row.installed:
+        raise ModelMissing(name, list(row.files) or [row.source], str(weights_dir()))
+
+
+def install(name: str) -> ModelStatus:
+    """Provision ``name``'s weights. Packaged files are copied and verified; others go
+    through DeepFace's own download, which offline raises :class:`DownloadFailed`."""
+    kind = kind_of(name)
+    folder = weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    if name in PACKAGED and (kind != "recognition" or name == "Dlib"):
+        for item in PACKAGED[name]:
+            _install_packaged(item, folder)
+        return status(kind, name)
+    if name in SELF_CONTAINED:
+        row = status(kind, name)
+        if not row.installed:
+            raise ModelMissing(name, [SELF_CONTAINED[name]], str(folder))
+        return row
+    _install_download(kind, name, folder)
+    return status(kind, name)
+
+
+def _install_packaged(item: PackagedFile, folder: Path) -> None:
+    src = item.source()
+    if src is None:
+        raise ModelMissing(item.name, [f"{item.inner_path} from pip package {item.pip_name}"], str(folder))
+    target = folder / item.name
+    if target.is_file() and sha256_of(target) == item.sha256:
+        return
+    if sha256_of(src) != item.sha256:
+        raise ModelMissing(item.name, [f"{src} (sha256 differs from the known release)"], str(folder))
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, target)
+
+
+def _install_download(kind: str, name: str, folder: Path) -> None:
+    from deepface.modules import modeling
+
+    task = "facial_recognition" if kind == "recognition" else "face_detector"
+    try:
+        modeling.build_model(task=task, model_name=name)
+    except ValueError as err:
+        files = _download_files(kind, name)
+        missing = [(f, u) for f, u in files if not (folder / f).is_file()] or files
+        file_name, urls = missing[0] if missing else (name, [])
+        cause = err.__cause__ or err
+        why = f"{type(cause).__name__}: {str(cause).splitlines()[0][:160]}"
+        raise DownloadFailed(name, file_name, str(folder / file_name), urls, why) from err
+    except ImportError as err:
+        raise ModelMissing(name, [f"python package ({err})"], str(folder)) from err
+
+
+def packaged_path(item: PackagedFile) -> str:
+    """The provisioned copy of a packaged file, after :func:`require` passed."""
+    return str(weights_dir() / item.name)

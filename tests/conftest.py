@@ -1,0 +1,88 @@
+"""Shared fixtures: the real face data, a private weights home, ingested libraries.
+
+The photos come from ``$LOOKALIKE_FACES`` (default ``../shared/faces`` beside the
+project). Without them the e2e tests skip on a developer machine but FAIL in CI
+(``CI=true``): a silent skip there would hide a broken path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = Path(os.environ.get("LOOKALIKE_FACES", ROOT.parent / "shared" / "faces")).resolve()
+
+
+def _require_faces() -> Path:
+    if not (FACES / "lfw-dev" / "pairs.tsv").is_file():
+        message = f"real face data not found at {FACES} (set LOOKALIKE_FACES)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    return _require_faces()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def weights_home(tmp_path_factory) -> Path:
+    """A fresh weights home for the whole run, provisioned the way users do it."""
+    home = tmp_path_factory.mktemp("weights-home")
+    os.environ["LOOKALIKE_HOME"] = str(home)
+    os.environ.pop("DEEPFACE_HOME", None)
+    os.environ.pop("LOOKALIKE_DB", None)
+    from lookalike import weights
+
+    for name in ("Dlib", "dlib"):
+        weights.install(name)
+    return home
+
+
+def lfw_people(faces: Path, n_people: int, min_photos: int = 2) -> dict[str, list[Path]]:
+    """The first ``n_people`` LFW identities with at least ``min_photos`` photos."""
+    out: dict[str, list[Path]] = {}
+    for folder in sorted((faces / "lfw-dev" / "images").iterdir()):
+        photos = sorted(folder.glob("*.jpg"))
+        if len(photos) >= min_photos:
+            out[folder.name] = photos
+        if len(out) == n_people:
+            break
+    return out
+
+
+@pytest.fixture(scope="session")
+def lfw_corpus(faces: Path, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """A folder-per-person corpus of 40 LFW people with one photo per person held back
+    (returned separately) for search tests. Symlinks, so nothing is copied."""
+    root = tmp_path_factory.mktemp("lfw-corpus")
+    held: dict[str, Path] = {}
+    for name, photos in lfw_people(faces, 40).items():
+        held[name] = photos[-1]
+        (root / name).mkdir()
+        for photo in photos[:-1]:
+            (root / name / photo.name).symlink_to(photo)
+    return root, held
+
+
+@pytest.fixture(scope="session")
+def library(faces: Path, lfw_corpus, tmp_path_factory):
+    """celeb + the LFW slice, ingested once with the real Dlib model."""
+    import lookalike
+
+    folder = tmp_path_factory.mktemp("lib")
+    lib = lookalike.open(folder / "lib.db")
+    lib.ingest([str(faces / "celeb"), str(lfw_corpus[0])])
+    yield lib
+    lib.close()
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst

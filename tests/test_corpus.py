@@ -1,0 +1,107 @@
+"""Corpus input: folder layout, manifests (CSV/TSV/JSONL), path escapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lookalike.corpus import parse_bool, parse_tags, read_manifest, scan
+from lookalike.errors import ManifestError
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_folder_per_person_at_any_depth(tmp_path):
+    _touch(tmp_path / "set" / "Ada Lovelace" / "1.jpg")
+    _touch(tmp_path / "set" / "Ada Lovelace" / "2.PNG")
+    _touch(tmp_path / "Grace" / "a.webp")
+    _touch(tmp_path / "README.txt")
+    _touch(tmp_path / "Grace" / ".hidden.jpg")
+    result = scan([tmp_path])
+    assert [(i.person, i.path.split("/")[-1]) for i in result.items] == [
+        ("Grace", "a.webp"), ("Ada Lovelace", "1.jpg"), ("Ada Lovelace", "2.PNG")]
+    assert result.skipped_files == 1
+    assert all(i.path.startswith("/") for i in result.items)
+
+
+def test_person_override_and_missing_path(tmp_path):
+    _touch(tmp_path / "x" / "1.jpg")
+    assert scan([tmp_path], person="Someone").items[0].person == "Someone"
+    with pytest.raises(ManifestError, match="no such file"):
+        scan([tmp_path / "nope"])
+
+
+def test_csv_manifest_keeps_profile_and_rejects_escapes(tmp_path):
+    _touch(tmp_path / "m" / "photos" / "a.jpg")
+    _touch(tmp_path / "outside.jpg")
+    manifest = tmp_path / "m" / "people.csv"
+    manifest.write_text(
+        "path,person,display_name,role,organisation,story,tags,consent_display\n"
+        "photos/a.jpg,ada,Ada L.,Engineer,Navy,\"Joined in 2010, loves maths\","
+        "Women in Engineering;first generation,yes\n"
+        "../outside.jpg,bob,,,,,,\n"
+        f"{tmp_path / 'outside.jpg'},bob,,,,,,\n"
+        "photos/a.jpg,,,,,,,\n"
+    )
+    items = read_manifest(manifest)
+    ok = items[0]
+    assert ok.rejected is None and ok.person == "ada"
+    assert ok.profile.role == "Engineer" and ok.profile.organisation == "Navy"
+    assert ok.profile.story == "Joined in 2010, loves maths"
+    assert ok.profile.tags == ("women-in-engineering", "first-generation")
+    assert ok.profile.consent_display is True
+    assert "leaves the manifest's folder" in items[1].rejected
+    assert "leaves the manifest's folder" in items[2].rejected
+    assert "no person" in items[3].rejected
+    assert "people.csv:5" in items[3].rejected  # the line is named
+
+
+def test_symlink_out_of_manifest_folder_is_rejected(tmp_path):
+    secret = _touch(tmp_path / "secret.jpg")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "link.jpg").symlink_to(secret)
+    manifest = tmp_path / "m" / "list.tsv"
+    manifest.write_text("path\tperson\nlink.jpg\tx\n")
+    assert "leaves" in read_manifest(manifest)[0].rejected
+
+
+def test_jsonl_manifest(tmp_path):
+    _touch(tmp_path / "a.jpg")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "a.jpg", "person": "p", "tags": ["STEM Mentor"],
+                                    "consent_display": True}) + "\n\n")
+    (item,) = read_manifest(manifest)
+    assert item.profile.tags == ("stem-mentor",) and item.profile.consent_display is True
+
+
+def test_bad_manifests_say_where(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"path": "a.jpg"}\nnot json\n')
+    with pytest.raises(ManifestError, match="bad.jsonl:2"):
+        read_manifest(bad)
+    headerless = tmp_path / "h.csv"
+    headerless.write_text("file,who\na.jpg,x\n")
+    with pytest.raises(ManifestError, match="'path' column"):
+        read_manifest(headerless)
+
+
+def test_consent_must_be_a_boolean(tmp_path):
+    _touch(tmp_path / "a.jpg")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,person,consent_display\na.jpg,p,maybe\n")
+    assert "consent_display must be true or false" in read_manifest(manifest)[0].rejected
+
+
+@pytest.mark.parametrize("value,expected", [("yes", True), ("0", False), ("", False), (True, True)])
+def test_parse_bool(value, expected):
+    assert parse_bool(value) is expected
+
+
+def test_parse_tags():
+    assert parse_tags("a b | C;a b") == ("a-b", "c")
+    assert parse_tags(None) == ()

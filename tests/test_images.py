@@ -1,0 +1,95 @@
+"""Decoding real awkward files: every bad input decodes to RGB or says why not."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from lookalike.errors import BadImage
+from lookalike.images import decode, decode_file
+
+DECODES = {"grayscale", "grayscale_16bit", "palette_png", "png_rgba", "png_la", "webp", "bmp",
+           "tiff", "gif_animated", "exif_orientation", "wrong_extension", "huge_image",
+           "degenerate", "tiny_image"}
+
+
+def _manifest(faces):
+    with open(faces / "bad-inputs" / "MANIFEST.tsv", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_every_bad_input_decodes_or_says_why(faces):
+    rows = _manifest(faces)
+    assert len(rows) == 56
+    for row in rows:
+        path = str(faces / "bad-inputs" / row["path"])
+        if row["category"] == "corrupt" or row["category"] == "tiff_multipage":
+            with pytest.raises(BadImage) as err:
+                decode_file(path, 100_000_000)
+            assert err.value.status == "decode_error"
+            assert path in str(err.value) and err.value.reason
+        else:
+            img = decode_file(path, 100_000_000)
+            assert img.rgb.dtype == np.uint8 and img.rgb.ndim == 3 and img.rgb.shape[2] == 3
+
+
+def test_reasons_are_specific(faces):
+    gen = faces / "bad-inputs" / "generated"
+    reasons = {}
+    for name in ("corrupt__zero_bytes.jpg", "corrupt__text_as_png.png", "corrupt__truncated.jpg"):
+        with pytest.raises(BadImage) as err:
+            decode_file(str(gen / name), 10**8)
+        reasons[name] = err.value.reason
+    assert "empty" in reasons["corrupt__zero_bytes.jpg"]
+    assert "text" in reasons["corrupt__text_as_png.png"]
+    assert "truncated" in reasons["corrupt__truncated.jpg"]
+
+
+def test_exif_orientation_is_applied(faces):
+    gen = faces / "bad-inputs" / "generated"
+    upright = decode_file(str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg"), 10**8)
+    for name in ("exif_orientation__exif_orientation_3.jpg", "exif_orientation__exif_orientation_8.jpg"):
+        img = decode_file(str(gen / name), 10**8)
+        assert img.rgb.shape == upright.rgb.shape  # width and height back in place
+        assert any("EXIF orientation" in n for n in img.notes)
+        diff = np.abs(img.rgb.astype(int) - upright.rgb.astype(int)).mean()
+        assert diff < 5, f"{name} not upright (mean abs diff {diff:.1f})"
+
+
+def test_sixteen_bit_and_alpha_become_sensible_rgb(faces):
+    gen = faces / "bad-inputs" / "generated"
+    gray = decode_file(str(gen / "grayscale__grayscale_L.jpg"), 10**8).rgb
+    wide = decode_file(str(gen / "grayscale_16bit__grayscale_L16.png"), 10**8).rgb
+    assert abs(int(gray.mean()) - int(wide.mean())) < 8  # scaled down, not clipped to white
+    rgba = decode_file(str(gen / "png_rgba__rgba_transparent_bg.png"), 10**8).rgb
+    assert rgba[0, 0].tolist() == [255, 255, 255]  # transparency flattened on white
+
+
+def test_wrong_extension_and_frames_are_noted(faces):
+    gen = faces / "bad-inputs" / "generated"
+    assert "content is PNG" in decode_file(str(gen / "wrong_extension__png_named_jpg.jpg"), 10**8).notes[0]
+    assert "first of 3 frames" in decode_file(str(gen / "gif_animated__animated_3frames.gif"), 10**8).notes[0]
+
+
+def test_pixel_limit_refuses_before_decoding(faces):
+    path = faces / "bad-inputs" / "generated" / "huge_image__huge_8000x6000.jpg"
+    with pytest.raises(BadImage) as err:
+        decode_file(str(path), 10_000_000)
+    assert err.value.status == "too_large" and "48,000,000" in err.value.reason
+
+
+def test_decompression_bomb_is_refused_fast():
+    import io
+    import time
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (20000, 20000)).save(buf, "PNG")  # 400 MP of zeros, ~400 KB on disk
+    started = time.perf_counter()
+    with pytest.raises(BadImage) as err:
+        decode(buf.getvalue(), "bomb.png", 100_000_000)
+    assert err.value.status == "too_large"
+    assert time.perf_counter() - started < 2.0
