@@ -48,6 +48,7 @@ class Processed:
     width: int | None = None
     height: int | None = None
     faces: list[tuple[tuple[int, int, int, int], float, bytes]] = field(default_factory=list)
+    replaces: bool = False  # a row for this path exists (changed file, or an error retried)
 
 
 @dataclass
@@ -137,10 +138,11 @@ def _init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str)
     _LIMITS = (max_pixels, FacesMode(mode))
 
 
-def process(task: tuple[Item, str, int, bytes]) -> Processed:
+def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
     """Decode, detect, align and embed one photo's bytes. Never raises."""
-    item, sha, size, data = task
-    base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size)
+    item, sha, size, data, replaces = task
+    base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size,
+                replaces=replaces)
     max_pixels, mode = _LIMITS
     try:
         from .images import decode
@@ -164,6 +166,7 @@ def process(task: tuple[Item, str, int, bytes]) -> Processed:
 
 
 # -- reader + writer (main process) ---------------------------------------------------
+READ_CHUNK = 256  # photos the reader looks up in the database with one query
 @dataclass(frozen=True)
 class IngestOptions:
     faces: FacesMode = FacesMode.largest
@@ -183,18 +186,16 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
     progress.start(len(items))
     pool: ProcessPoolExecutor | None = None
     pending: dict[Future, Item] = {}
-    in_flight_sha: dict[str, Item] = {}
+    in_flight_sha: dict[str, Item] = {}  # bytes seen earlier in this run
     try:
-        for item in items:
-            task = writer.read(item, in_flight_sha)
-            if task is None:
-                continue
-            if pool is None:
-                pool = _pool(library, options, workers)
-            while len(pending) >= workers * 4:
-                pool = _collect(pool, pending, writer, library, options, workers, block=True)
-            pending[pool.submit(process, task)] = item
-            pool = _collect(pool, pending, writer, library, options, workers, block=False)
+        for start in range(0, len(items), READ_CHUNK):
+            for task in writer.read(items[start:start + READ_CHUNK], in_flight_sha):
+                if pool is None:
+                    pool = _pool(library, options, workers)
+                while len(pending) >= workers * 4:
+                    pool = _collect(pool, pending, writer, library, options, workers, block=True)
+                pending[pool.submit(process, task)] = task[0]
+                pool = _collect(pool, pending, writer, library, options, workers, block=False)
         while pending:
             assert pool is not None
             pool = _collect(pool, pending, writer, library, options, workers, block=True)
@@ -256,43 +257,53 @@ class _Writer:
         self.dirty = False
 
     # reader side ---------------------------------------------------------------------
-    def read(self, item: Item, in_flight: dict[str, Item]) -> tuple[Item, str, int, bytes] | None:
-        """Bytes + hash of a new photo, or ``None`` when it needs no mapper."""
-        if item.rejected:
-            self.take(Processed(item.path, item.person, item.profile, None, None,
-                                PhotoStatus.rejected.value, item.rejected))
-            return None
-        try:
-            with open(item.path, "rb") as fh:
-                data = fh.read()
-        except OSError as err:
-            self.take(Processed(item.path, item.person, item.profile, None, None,
-                                PhotoStatus.decode_error.value,
-                                f"cannot be read ({err.strerror or err})"))
-            return None
-        sha = hashlib.sha256(data).hexdigest()
+    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[tuple[Item, str, int, bytes, bool]]:
+        """Bytes + hash of each new or changed photo; the rest is settled here."""
+        loaded: list[tuple[Item, str, bytes]] = []
+        for item in items:
+            if item.rejected:
+                self.take(Processed(item.path, item.person, item.profile, None, None,
+                                    PhotoStatus.rejected.value, item.rejected))
+                continue
+            try:
+                with open(item.path, "rb") as fh:
+                    data = fh.read()
+            except OSError as err:
+                self.take(Processed(item.path, item.person, item.profile, None, None,
+                                    PhotoStatus.decode_error.value,
+                                    f"cannot be read ({err.strerror or err})"))
+                continue
+            loaded.append((item, hashlib.sha256(data).hexdigest(), data))
         with self.lib.session() as session:
-            existing = repo.photo_by_path(session, self.lib.space_id, item.path)
-            if existing is not None and existing.sha256 == sha and existing.status != PhotoStatus.error.value:
-                if item.profile is not None and item.person:
-                    repo.upsert_person(session, item.person, item.profile)
-                    session.commit()
-                self._record(Outcome(item.path, item.person, "unchanged", existing.status, 0, sha))
-                return None
-            first = repo.photo_by_sha(session, self.lib.space_id, sha)
-            first_path = first.path if first is not None and first.path != item.path else None
-            first_person = repo.person_name(session, first.person_id) if first_path else None
-        if first_path is None and sha in in_flight and in_flight[sha].path != item.path:
-            first_path, first_person = in_flight[sha].path, in_flight[sha].person
-        if first_path is not None:
-            reason = f"same bytes as {first_path}"
-            if first_person and item.person and first_person != item.person:
-                reason += f", filed under another person ({first_person!r} vs {item.person!r})"
-            self.take(Processed(item.path, item.person, item.profile, sha, len(data),
-                                PhotoStatus.duplicate.value, reason))
-            return None
-        in_flight[sha] = item
-        return item, sha, len(data), data
+            known = repo.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
+            firsts = repo.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
+            profiles_changed = False
+            tasks = []
+            for item, sha, data in loaded:
+                old = known.get(item.path)
+                if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value:
+                    if item.profile is not None and item.person:  # a manifest may update profiles
+                        repo.upsert_person(session, item.person, item.profile, self.people)
+                        profiles_changed = True
+                    self._record(Outcome(item.path, item.person, "unchanged", old.status, 0, sha))
+                    continue
+                first = firsts.get(sha)
+                if first is not None and first.path != item.path:
+                    first_path, first_person = first.path, first.person
+                elif sha in in_flight and in_flight[sha].path != item.path:
+                    first_path, first_person = in_flight[sha].path, in_flight[sha].person
+                else:
+                    in_flight[sha] = item
+                    tasks.append((item, sha, len(data), data, old is not None))
+                    continue
+                reason = f"same bytes as {first_path}"
+                if first_person and item.person and first_person != item.person:
+                    reason += f", filed under another person ({first_person!r} vs {item.person!r})"
+                self.take(Processed(item.path, item.person, item.profile, sha, len(data),
+                                    PhotoStatus.duplicate.value, reason, replaces=old is not None))
+            if profiles_changed:
+                session.commit()
+        return tasks
 
     # writer side ---------------------------------------------------------------------
     def take(self, result: Processed) -> None:
@@ -310,46 +321,43 @@ class _Writer:
             self.dirty = False
 
     def _commit(self, batch: list[Processed]) -> None:
-        space_id = self.lib.space_id
-        new_ids: list[int] = []
-        new_vectors: list[bytes] = []
-        stale: list[int] = []
-        outcomes: list[Outcome] = []
-        with self.lib.session() as session:
-            for r in batch:
-                person_id = repo.upsert_person(session, r.person, r.profile, self.people) \
-                    if r.person else None
-                old = repo.photo_by_path(session, space_id, r.path)
-                if old is not None:  # changed file, or a retry of an error
-                    stale.extend(repo.delete_photo(session, old))
-                    session.flush()
-                photo = Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
-                              width=r.width, height=r.height, person_id=person_id,
-                              status=r.status, reason=r.reason)
-                session.add(photo)
-                session.flush()
-                for (x, y, w, h), conf, blob in r.faces:
-                    face = Face(space_id=space_id, photo_id=photo.id, person_id=person_id,
-                                x=int(x), y=int(y), w=int(w), h=int(h), confidence=float(conf),
-                                embedding=blob)
-                    session.add(face)
-                    session.flush()
-                    new_ids.append(face.id)
-                    new_vectors.append(blob)
-                outcomes.append(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256))
-            session.commit()
-        # the database is committed: now the index may follow
+        """One transaction for the whole batch (bulk inserts), then the index follows."""
         import numpy as np
 
+        space_id = self.lib.space_id
+        stale: list[int] = []
+        with self.lib.session() as session:
+            for r in batch:
+                if r.replaces:  # changed file, or a retry of an error: the old row goes
+                    old = repo.photo_by_path(session, space_id, r.path)
+                    if old is not None:
+                        stale.extend(repo.delete_photo(session, old))
+            session.flush()
+            people = [repo.upsert_person(session, r.person, r.profile, self.people) if r.person else None
+                      for r in batch]
+            photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
+                            width=r.width, height=r.height, person_id=pid, status=r.status,
+                            reason=r.reason) for r, pid in zip(batch, people)]
+            session.add_all(photos)
+            session.flush()
+            faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
+                          w=int(w), h=int(h), confidence=float(conf), embedding=blob)
+                     for r, pid, photo in zip(batch, people, photos)
+                     for (x, y, w, h), conf, blob in r.faces]
+            session.add_all(faces)
+            session.flush()
+            new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+            session.commit()
+        # the database is committed: now the index may follow
         if stale:
             self.lib.index.remove(np.asarray(stale, dtype=np.int64))
             self.dirty = True
-        if new_ids:
-            vectors = np.stack([repo.decode_vector(b) for b in new_vectors])
-            self.lib.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+        if len(new_ids):
+            vectors = np.stack([repo.decode_vector(f.embedding) for f in faces])
+            self.lib.index.add(new_ids, vectors)
             self.dirty = True
-        for outcome in outcomes:
-            self._record(outcome)
+        for r in batch:
+            self._record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256))
 
     def _record(self, outcome: Outcome) -> None:
         self.report.outcomes.append(outcome)

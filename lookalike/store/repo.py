@@ -72,16 +72,40 @@ def photo_by_path(session: Session, space_id: int, path: str) -> Photo | None:
     return session.scalar(select(Photo).where(Photo.space_id == space_id, Photo.path == path))
 
 
-def photo_by_sha(session: Session, space_id: int, sha256: str) -> Photo | None:
-    return session.scalar(
-        select(Photo).where(Photo.space_id == space_id, Photo.sha256 == sha256,
-                            Photo.status != PhotoStatus.duplicate.value).limit(1))
+@dataclass(frozen=True)
+class Known:
+    """What the database already knows of a photo, for the ingest reader."""
+
+    path: str
+    sha256: str | None
+    status: str
+    person: str | None
 
 
-def person_name(session: Session, person_id: int | None) -> str | None:
-    if person_id is None:
-        return None
-    return session.scalar(select(Person.name).where(Person.id == person_id))
+def known_by_path(session: Session, space_id: int, paths: list[str]) -> dict[str, Known]:
+    """Existing photo rows for ``paths`` (one query per 900 paths)."""
+    out: dict[str, Known] = {}
+    for start in range(0, len(paths), 900):
+        chunk = paths[start:start + 900]
+        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
+                 .outerjoin(Person, Person.id == Photo.person_id)
+                 .where(Photo.space_id == space_id, Photo.path.in_(chunk)))
+        out.update({r[0]: Known(*r) for r in session.execute(query)})
+    return out
+
+
+def first_by_sha(session: Session, space_id: int, shas: list[str]) -> dict[str, Known]:
+    """For each sha256, the first non-duplicate photo with those bytes."""
+    out: dict[str, Known] = {}
+    for start in range(0, len(shas), 900):
+        chunk = shas[start:start + 900]
+        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
+                 .outerjoin(Person, Person.id == Photo.person_id)
+                 .where(Photo.space_id == space_id, Photo.sha256.in_(chunk),
+                        Photo.status != PhotoStatus.duplicate.value)
+                 .order_by(Photo.id.desc()))
+        out.update({r[1]: Known(*r) for r in session.execute(query)})  # lowest id wins
+    return out
 
 
 def delete_photo(session: Session, photo: Photo) -> list[int]:

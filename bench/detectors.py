@@ -1,0 +1,123 @@
+"""Which detector and aligner should be the default? Accuracy and speed on real photos.
+
+    python bench/detectors.py [--configs dlib:chip,dlib:eyes,opencv:chip,opencv:eyes]
+
+For each (detector, aligner) with the Dlib model, through lookalike's own pipeline:
+
+* lfw-dev: all 3,443 photos of the 2,200 pairs in ``pairs.tsv`` are embedded (largest
+  face, 2 worker processes); verification accuracy is 10-fold cross-validated (threshold
+  chosen on 9 folds, scored on the 10th), plus ROC AUC, photos with no face (a pair with a
+  missing face counts as wrong), and ms per photo;
+* celeb: 122 in-the-wild photos (up to 2,000+ px): how many get a face, and ms per photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import FACES, machine, table, write  # noqa: E402
+
+_PIPE = None
+
+
+def _init(detector: str, aligner: str) -> None:
+    global _PIPE
+    from lookalike.config import DEFAULT_DETECT_MAX_SIDE, activate_weights_home
+    from lookalike.faces import FacePipeline, Space
+
+    activate_weights_home()
+    _PIPE = FacePipeline(Space("Dlib", detector, aligner), DEFAULT_DETECT_MAX_SIDE)
+
+
+def _embed(path: str):  # noqa: ANN202
+    from lookalike.faces import FacesMode
+    from lookalike.images import decode_file
+
+    started = time.perf_counter()
+    faces = _PIPE.faces(decode_file(path, 10**8).rgb, FacesMode.largest)
+    return path, (faces[0].embedding if faces else None), time.perf_counter() - started
+
+
+def embed_all(paths: list[str], detector: str, aligner: str) -> tuple[dict, float, float]:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(os.cpu_count(), initializer=_init, initargs=(detector, aligner)) as pool:
+        pool.map(_embed, paths[:2])  # warm both workers
+        started = time.perf_counter()
+        out = pool.map(_embed, paths, chunksize=8)
+        wall = time.perf_counter() - started
+    per_photo = float(np.mean([t for _, _, t in out]))
+    return {p: e for p, e, _ in out}, wall, per_photo
+
+
+def ten_fold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """Mean accuracy over 10 folds (threshold fitted on the other 9) and the overall best threshold."""
+    folds = np.arange(len(scores)) % 10
+    accs = []
+    for k in range(10):
+        train, test = folds != k, folds == k
+        t = best_threshold(scores[train], same[train])
+        accs.append(np.mean((scores[test] >= t) == same[test]))
+    return float(np.mean(accs)), best_threshold(scores, same)
+
+
+def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+    candidates = np.unique(scores)
+    accs = [np.mean((scores >= t) == same) for t in candidates]
+    return float(candidates[int(np.argmax(accs))])
+
+
+def auc(scores: np.ndarray, same: np.ndarray) -> float:
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    pos = same.sum()
+    neg = len(same) - pos
+    return float((ranks[same].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="dlib:chip,dlib:eyes,opencv:chip,opencv:eyes")
+    args = parser.parse_args()
+    lfw = FACES / "lfw-dev"
+    with open(lfw / "pairs.tsv", newline="") as fh:
+        pairs = [(str(lfw / r["path_a"]), str(lfw / r["path_b"]), r["same"] == "1")
+                 for r in csv.DictReader(fh, delimiter="\t")]
+    lfw_paths = sorted({p for a, b, _ in pairs for p in (a, b)})
+    celeb = sorted(str(p) for p in (FACES / "celeb").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    same = np.array([s for _, _, s in pairs])
+    results, rows = [], []
+    for config in args.configs.split(","):
+        detector, aligner = config.split(":")
+        vectors, wall, per_photo = embed_all(lfw_paths, detector, aligner)
+        missing = sum(v is None for v in vectors.values())
+        scores = np.array([float(vectors[a] @ vectors[b]) if vectors[a] is not None and vectors[b] is not None
+                           else -1.0 for a, b, _ in pairs])
+        acc, threshold = ten_fold(scores, same)
+        celeb_vectors, celeb_wall, celeb_ms = embed_all(celeb, detector, aligner)
+        celeb_found = sum(v is not None for v in celeb_vectors.values())
+        r = {"detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc, "lfw_auc": auc(scores, same),
+             "lfw_threshold": threshold, "lfw_no_face": missing, "lfw_ms_per_photo": per_photo * 1000,
+             "lfw_photos_per_s_2_workers": len(lfw_paths) / wall, "celeb_found": celeb_found,
+             "celeb_photos": len(celeb), "celeb_ms_per_photo": celeb_ms * 1000}
+        results.append(r)
+        rows.append([f"{detector} + {aligner}", f"{acc:.2%}", f"{r['lfw_auc']:.4f}", missing,
+                     f"{r['lfw_ms_per_photo']:.0f}", f"{celeb_found}/{len(celeb)}", f"{r['celeb_ms_per_photo']:.0f}"])
+        print(rows[-1], flush=True)
+    table("Dlib model: detector x aligner on lfw-dev (2,200 pairs) and celeb (122 photos)",
+          ["config", "10-fold acc", "AUC", "no face", "ms/photo", "celeb found", "celeb ms/photo"], rows)
+    print("wrote", write("detectors", {"machine": machine(), "pairs": len(pairs), "photos": len(lfw_paths),
+                                       "results": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The command line: JSON shapes, clean one-line errors, missing weights, mismatches."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small_lib(faces, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    db = folder / "s.db"
+    result = run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "--json")
+    assert result.returncode == 0, result.stderr
+    return db, json.loads(result.stdout)
+
+
+def test_help_is_instant_and_imports_nothing_heavy():
+    code = ("import sys, lookalike.cli; heavy = {'deepface', 'dlib', 'faiss', 'cv2', 'sqlalchemy', "
+            "'numpy'} & {m.split('.')[0] for m in sys.modules}; print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+    assert run("--help").returncode == 0
+
+
+def test_ingest_json_summary(small_lib):
+    _, summary = small_lib
+    assert summary["statuses"]["ok"] == summary["processed"] > 0
+    for key in ("photos", "faces", "photos_per_s", "faces_per_s", "seconds", "library"):
+        assert key in summary
+
+
+def test_search_json_shape(small_lib, faces):
+    db, _ = small_lib
+    query = faces / "bad-inputs/collected/multi_face__obama_and_biden.jpg"
+    result = run("search", str(query), "--db", str(db), "-k", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["query"] == str(query)
+    assert len(data["faces"]) >= 2
+    people = set()
+    for face in data["faces"]:
+        x, y, w, h = face["bbox"]
+        assert w > 0 and h > 0
+        assert [m["rank"] for m in face["matches"]] == [1, 2]
+        for m in face["matches"]:
+            assert set(m) >= {"rank", "person", "photo", "face_id", "similarity"}
+            assert -1.0 <= m["similarity"] <= 1.0
+        sims = [m["similarity"] for m in face["matches"]]
+        assert sims == sorted(sims, reverse=True)
+        people.add(face["matches"][0]["person"])
+    assert {"barack_obama", "joe_biden"} <= people
+
+
+def test_search_table_output(small_lib, faces):
+    db, _ = small_lib
+    result = run("search", str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg"),
+                 "--db", str(db))
+    assert result.returncode == 0 and "barack_obama" in result.stdout
+
+
+def test_search_with_no_face_exits_non_zero_with_a_clear_message(small_lib, faces):
+    db, _ = small_lib
+    photo = faces / "bad-inputs/collected/non_face_scene__skimage_coffee.png"
+    result = run("search", str(photo), "--db", str(db))
+    assert result.returncode == 1
+    assert "no face found" in result.stderr and str(photo) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_search_on_corrupt_or_missing_file(small_lib, faces):
+    db, _ = small_lib
+    corrupt = faces / "bad-inputs/generated/corrupt__truncated.jpg"
+    result = run("search", str(corrupt), "--db", str(db))
+    assert result.returncode == 1 and "truncated" in result.stderr and str(corrupt) in result.stderr
+    result = run("search", "/nonexistent.jpg", "--db", str(db))
+    assert result.returncode == 1 and "/nonexistent.jpg: no such file" in result.stderr
+
+
+def test_search_on_empty_library(tmp_path, faces):
+    result = run("search", str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg"),
+                 "--db", str(tmp_path / "empty.db"))
+    assert result.returncode == 1 and "empty" in result.stderr and "lookalike ingest" in result.stderr
+
+
+def test_stats_json(small_lib):
+    db, summary = small_lib
+    result = run("stats", "--db", str(db), "--json")
+    data = json.loads(result.stdout)
+    assert data["photos"] == summary["photos"] and data["faces"] == summary["faces"]
+    assert data["people"] == 6
+    assert data["statuses"]["ok"] == summary["statuses"]["ok"] and "no_face" in data["statuses"]
+    assert data["index"]["ntotal"] == data["faces"] and data["index"]["dim"] == 128
+
+
+def test_model_mismatch_is_refused(small_lib, faces):
+    db, _ = small_lib
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
+    result = run("search", photo, "--db", str(db), "--model", "Facenet")
+    assert result.returncode == 1
+    assert "Dlib__dlib__chip" in result.stderr and "not Facenet__dlib__chip" in result.stderr
+
+
+def test_index_from_another_model_is_refused(small_lib, tmp_path, faces):
+    db, _ = small_lib
+    copy = tmp_path / "copy"
+    shutil.copytree(db.parent, copy)
+    manifest = copy / "indexes" / "Dlib__dlib__chip.json"
+    data = json.loads(manifest.read_text())
+    data["model"], data["dim"] = "Facenet512", 512
+    manifest.write_text(json.dumps(data))
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
+    result = run("search", photo, "--db", str(copy / db.name))
+    assert result.returncode == 1
+    assert "index was made with model='Facenet512'" in result.stderr
+    assert "doctor --fix" in result.stderr
+    doctor = run("doctor", "--db", str(copy / db.name))
+    assert doctor.returncode == 1
+    fixed = run("doctor", "--db", str(copy / db.name), "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert run("search", photo, "--db", str(copy / db.name)).returncode == 0
+
+
+def test_corrupt_index_file_is_refused_and_rebuilt(small_lib, tmp_path, faces):
+    db, _ = small_lib
+    copy = tmp_path / "copy"
+    shutil.copytree(db.parent, copy)
+    (copy / "indexes" / "Dlib__dlib__chip.faiss").write_bytes(b"\x00garbage" * 10)
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
+    result = run("search", photo, "--db", str(copy / db.name))
+    assert result.returncode == 1 and "not a readable FAISS index" in result.stderr
+    assert run("doctor", "--db", str(copy / db.name), "--fix").returncode == 0
+    assert run("doctor", "--db", str(copy / db.name)).returncode == 0
+
+
+def test_doctor_repairs_a_stale_index(small_lib, tmp_path):
+    import faiss
+    import numpy as np
+
+    db, _ = small_lib
+    copy = tmp_path / "copy"
+    shutil.copytree(db.parent, copy)
+    path = copy / "indexes" / "Dlib__dlib__chip.faiss"
+    index = faiss.read_index(str(path))
+    ids = faiss.vector_to_array(index.id_map)
+    index.remove_ids(np.asarray(ids[:3], dtype=np.int64))  # as if a crash lost the last adds
+    index.add_with_ids(np.ones((1, 128), dtype=np.float32), np.asarray([999999]))  # an orphan
+    faiss.write_index(index, str(path))
+    result = run("doctor", "--db", str(copy / db.name), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["spaces"][0]["missing"] == 3
+    assert report["spaces"][0]["orphans"] == 1
+    assert run("doctor", "--db", str(copy / db.name), "--fix").returncode == 0
+    assert run("doctor", "--db", str(copy / db.name)).returncode == 0
+
+
+def test_missing_weights_give_the_install_command(small_lib, tmp_path, faces):
+    db, _ = small_lib
+    env = {"LOOKALIKE_HOME": str(tmp_path / "empty-home")}
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
+    result = run("search", photo, "--db", str(db), env=env)
+    assert result.returncode == 1
+    assert "model 'Dlib' is not installed" in result.stderr
+    assert "dlib_face_recognition_resnet_model_v1.dat" in result.stderr
+    assert "run: lookalike models install Dlib" in result.stderr
+    result = run("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "x.db"), env=env)
+    assert result.returncode == 1 and "lookalike models install Dlib" in result.stderr
+
+
+def test_models_install_and_list_offline(tmp_path):
+    env = {"LOOKALIKE_HOME": str(tmp_path / "home")}
+    result = run("models", "install", "Dlib", "dlib", env=env)
+    assert result.returncode == 0, result.stderr
+    weights = tmp_path / "home" / ".deepface" / "weights"
+    assert (weights / "dlib_face_recognition_resnet_model_v1.dat").stat().st_size == 22466066
+    listing = json.loads(run("models", "list", "--json", env=env).stdout)
+    rows = {(m["kind"], m["name"]): m for m in listing["models"]}
+    assert rows[("recognition", "Dlib")]["installed"] is True and rows[("recognition", "Dlib")]["dim"] == 128
+    assert rows[("recognition", "VGG-Face")]["installed"] is False
+    assert rows[("recognition", "VGG-Face")]["dim"] == 4096
+    assert rows[("detector", "opencv")]["installed"] is True
+    assert len([r for r in rows if r[0] == "recognition"]) >= 10
+
+
+def test_download_model_offline_says_which_file_and_where(tmp_path):
+    env = {"LOOKALIKE_HOME": str(tmp_path / "home")}
+    result = run("models", "install", "VGG-Face", env=env)
+    assert result.returncode == 1
+    target = tmp_path / "home" / ".deepface" / "weights" / "vgg_face_weights.onnx"
+    assert "vgg_face_weights.onnx" in result.stderr and str(target) in result.stderr.replace("\n", "")
+    assert "no network was reachable" in result.stderr
+    assert not target.exists()
+
+
+def test_unknown_names_are_listed(tmp_path, faces):
+    result = run("models", "install", "NoSuchModel", env={"LOOKALIKE_HOME": str(tmp_path)})
+    assert result.returncode == 2 and "Dlib" in result.stderr
+
+
+def test_readme_documents_every_command():
+    readme = (ROOT / "README.md").read_text()
+    from lookalike.cli import app, models_app
+
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
+    commands += [f"models {c.name}" for c in models_app.registered_commands]
+    for name in commands:
+        assert f"lookalike {name}" in readme, f"README does not document `lookalike {name}`"
+    assert "make demo" in readme and "make test" in readme

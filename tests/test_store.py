@@ -1,0 +1,99 @@
+"""Schema migrations and the FAISS index file: upgrade, refuse newer, atomic save."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from lookalike.errors import IndexCorrupt, ModelMismatch, SchemaTooNew
+from lookalike.index.faiss_index import FaissIndex, Manifest
+from lookalike.store import db
+
+
+def test_new_database_is_created_at_head(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    assert db.migrate(engine) == db.head_revision() == "0001"
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert {"people", "photos", "faces", "indexes", "alembic_version"} <= tables
+
+
+def test_older_database_is_upgraded(tmp_path):
+    # an "older" database: created before any migration ran (no alembic_version table)
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("create table unrelated (x int)")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    assert db.current_revision(engine) is None
+    assert db.migrate(engine) == "0001"
+    assert db.current_revision(engine) == "0001"
+
+
+def test_newer_database_is_refused(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    db.migrate(engine)
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        conn.execute("update alembic_version set version_num = '9999'")
+    with pytest.raises(SchemaTooNew, match="newer lookalike"):
+        db.migrate(db.make_engine(f"sqlite:///{tmp_path / 'new.db'}"))
+
+
+def _manifest(**kw) -> Manifest:
+    base = dict(space="M__d__chip", model="M", detector="d", aligner="chip", dim=8, metric="ip",
+                index_key="Flat", ntotal=0, max_id=0, schema_revision="0001", space_uid="u1")
+    return Manifest(**{**base, **kw})
+
+
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_index_roundtrip_and_search(tmp_path):
+    index = FaissIndex(tmp_path, _manifest())
+    vecs = _vectors(50)
+    index.add(np.arange(100, 150), vecs)
+    index.save()
+    assert not list(tmp_path.glob(".*.tmp"))  # temp files renamed away
+    again = FaissIndex.load(tmp_path, _manifest())
+    assert again.ntotal == 50 and again.manifest.max_id == 149 or again.ids().max() == 149
+    sims, ids = again.search(vecs[7], 3)
+    assert ids[0][0] == 107 and sims[0][0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_index_refuses_other_model_dim_or_library(tmp_path):
+    index = FaissIndex(tmp_path, _manifest())
+    index.add(np.arange(3), _vectors(3))
+    index.save()
+    with pytest.raises(ModelMismatch):
+        FaissIndex.load(tmp_path, _manifest(model="Other"))
+    from lookalike.errors import IndexOwnedElsewhere
+
+    with pytest.raises(IndexOwnedElsewhere):
+        FaissIndex.load(tmp_path, _manifest(space_uid="someone-else"))
+
+
+def test_corrupt_manifest_or_index_is_refused(tmp_path):
+    index = FaissIndex(tmp_path, _manifest())
+    index.add(np.arange(3), _vectors(3))
+    index.save()
+    (tmp_path / "M__d__chip.json").write_text("{not json")
+    with pytest.raises(IndexCorrupt, match="unreadable manifest"):
+        FaissIndex.load(tmp_path, _manifest())
+    index.save()
+    (tmp_path / "M__d__chip.faiss").write_bytes(b"nope")
+    with pytest.raises(IndexCorrupt, match="not a readable FAISS index"):
+        FaissIndex.load(tmp_path, _manifest())
+
+
+def test_reconcile_adds_missing_and_drops_orphans(tmp_path):
+    vecs = _vectors(10)
+    index = FaissIndex(tmp_path, _manifest())
+    index.add(np.array([1, 2, 3, 99]), vecs[[1, 2, 3, 9]])
+    added, removed = index.reconcile(np.arange(1, 8), lambda ids: vecs[ids])
+    assert (added, removed) == (4, 1)
+    assert sorted(index.ids().tolist()) == list(range(1, 8))
+    sims, ids = index.search(vecs[5], 1)
+    assert ids[0][0] == 5
