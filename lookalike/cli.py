@@ -163,14 +163,15 @@ class _RichProgress:
 def _print_ingest_summary(summary: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"ingested {summary['processed']} photos in {summary['seconds']:.1f} s "
-                        f"({summary['photos_per_s']} photos/s, {summary['faces']} faces)")
+    console = _console()
+    console.print(f"ingested {summary['processed']} photos in {summary['seconds']:.1f} s "
+                  f"({summary['photos_per_s']} photos/s, {summary['faces']} faces)")
+    table = Table()
     table.add_column("status")
     table.add_column("photos", justify="right")
     for status, n in summary["statuses"].items():
         if n:
             table.add_row(status, str(n))
-    console = _console()
     console.print(table)
     for c in summary["conflicts"]:
         console.print(f"[yellow]same photo under two people:[/] {c['path']}: {c['reason']}")

@@ -82,30 +82,27 @@ class Known:
     person: str | None
 
 
-def known_by_path(session: Session, space_id: int, paths: list[str]) -> dict[str, Known]:
-    """Existing photo rows for ``paths`` (one query per 900 paths)."""
-    out: dict[str, Known] = {}
-    for start in range(0, len(paths), 900):
-        chunk = paths[start:start + 900]
+def _known(session: Session, space_id: int, column, values: list[str], *where) -> list[Known]:  # noqa: ANN001
+    """Photo rows whose ``column`` is in ``values``, lowest id last (chunked IN queries)."""
+    out: list[Known] = []
+    for start in range(0, len(values), 900):  # SQLite's bound-parameter limit
         query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
                  .outerjoin(Person, Person.id == Photo.person_id)
-                 .where(Photo.space_id == space_id, Photo.path.in_(chunk)))
-        out.update({r[0]: Known(*r) for r in session.execute(query)})
+                 .where(Photo.space_id == space_id, column.in_(values[start:start + 900]), *where)
+                 .order_by(Photo.id.desc()))
+        out.extend(Known(*r) for r in session.execute(query))
     return out
+
+
+def known_by_path(session: Session, space_id: int, paths: list[str]) -> dict[str, Known]:
+    """Existing photo rows for ``paths``."""
+    return {k.path: k for k in _known(session, space_id, Photo.path, paths)}
 
 
 def first_by_sha(session: Session, space_id: int, shas: list[str]) -> dict[str, Known]:
-    """For each sha256, the first non-duplicate photo with those bytes."""
-    out: dict[str, Known] = {}
-    for start in range(0, len(shas), 900):
-        chunk = shas[start:start + 900]
-        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
-                 .outerjoin(Person, Person.id == Photo.person_id)
-                 .where(Photo.space_id == space_id, Photo.sha256.in_(chunk),
-                        Photo.status != PhotoStatus.duplicate.value)
-                 .order_by(Photo.id.desc()))
-        out.update({r[1]: Known(*r) for r in session.execute(query)})  # lowest id wins
-    return out
+    """For each sha256, the first (lowest id) non-duplicate photo with those bytes."""
+    return {k.sha256: k for k in _known(session, space_id, Photo.sha256, shas,
+                                        Photo.status != PhotoStatus.duplicate.value)}
 
 
 def delete_photo(session: Session, photo: Photo) -> list[int]:
