@@ -188,21 +188,34 @@ def _write_report(path: Path, outcomes: list) -> None:
 
 
 # -- search ---------------------------------------------------------------------------
+class ByChoice(str, Enum):
+    face = "face"
+    centroid = "centroid"
+
+
 @app.command()
 def search(
     photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
+    per_person: Annotated[bool, typer.Option("--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
+    by: Annotated[ByChoice, typer.Option("--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face,
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
+    consented_only: Annotated[bool, typer.Option("--consented-only", help="Only people who consented to be displayed.")] = False,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the corpus faces nearest to every face in PHOTO."""
+    """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
     with _errors():
+        from .search import Filter, RankBy
+
+        parsed = tuple(Filter.parse(f) for f in filters or [])
         lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
-        result = lib.search(str(photo), k=k)
+        result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
+                            filters=parsed, consented_only=consented_only)
         if as_json:
             _print_json(result.to_dict())
             return
@@ -211,11 +224,17 @@ def search(
         console = _console()
         for n, face in enumerate(result.faces, start=1):
             x, y, w, h = face.bbox
-            table = Table(title=f"face {n} of {len(result.faces)} at x={x} y={y} {w}x{h}")
-            for col in ("rank", "person", "similarity", "photo"):
-                table.add_column(col, justify="right" if col in ("rank", "similarity") else "left")
+            typical = face.corpus_centroid_similarity
+            table = Table(title=f"face {n} of {len(result.faces)} at x={x} y={y} {w}x{h}"
+                                + (f" (corpus typicality {typical:.2f})" if typical is not None else ""))
+            for col in ("rank", "person", "similarity", "verdict", "vs their average", "photo"):
+                table.add_column(col, justify="right" if col in ("rank", "similarity", "vs their average") else "left")
             for m in face.matches:
-                table.add_row(str(m.rank), m.person or "?", f"{m.similarity:.3f}", m.photo)
+                cent = m.person_centroid_similarity
+                table.add_row(str(m.rank), m.person or "?", f"{m.similarity:.3f}", m.verdict.replace("_", " "),
+                              f"{cent:.3f}" if cent is not None else "", m.photo)
+            if not face.matches:
+                table.add_row("-", "no match passes the filters", "", "", "", "")
             console.print(table)
 
 

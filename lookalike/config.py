@@ -16,6 +16,12 @@ DEFAULT_MODEL = "Dlib"
 # chosen by measurement on lfw-dev and celeb: see README "Choosing the defaults"
 DEFAULT_DETECTOR = "dlib"
 DEFAULT_ALIGNER = "chip"
+# Verdict thresholds (cosine) measured with `lookalike eval verify --calibrate` on
+# lfw-dev for the default space; `eval verify --calibrate` stores new ones per library.
+DEFAULT_CALIBRATIONS: dict[str, tuple[float, float]] = {
+    # space: (same-person threshold, "no good match" floor)
+    "Dlib__dlib__chip": (0.9095, 0.8245),
+}
 # Pillow refuses anything larger than this many pixels (decompression bombs); the
 # 48-megapixel photos of modern phones still pass.
 DEFAULT_MAX_PIXELS = 100_000_000

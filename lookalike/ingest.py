@@ -347,13 +347,15 @@ class _Writer:
             session.add_all(faces)
             session.flush()
             new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+            vectors = np.stack([repo.decode_vector(f.embedding) for f in faces]) if faces else None
+            if faces:
+                repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
             session.commit()
         # the database is committed: now the index may follow
         if stale:
             self.lib.index.remove(np.asarray(stale, dtype=np.int64))
             self.dirty = True
         if len(new_ids):
-            vectors = np.stack([repo.decode_vector(f.embedding) for f in faces])
             self.lib.index.add(new_ids, vectors)
             self.dirty = True
         for r in batch:

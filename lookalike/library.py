@@ -59,6 +59,7 @@ class Library:
     _space_id: int | None = field(init=False, default=None)
     _index: FaissIndex | None = field(init=False, default=None, repr=False)
     _pipeline: FacePipeline | None = field(init=False, default=None, repr=False)
+    _centroids: dict | None = field(init=False, default=None, repr=False)
     revision: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -202,6 +203,7 @@ class Library:
                 index.save()
             options = ingest.IngestOptions(faces=faces, workers=workers)
             report = ingest.run(self, scan.items, options, progress, scan.skipped_files)
+            self._centroids = None
         statuses = report.statuses
         if not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
             raise NothingIngested(
@@ -213,11 +215,62 @@ class Library:
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         return path.exists() and index.manifest.ntotal == index.ntotal
 
-    def search(self, photo, k: int = 5):  # noqa: ANN001
-        """Who looks like the faces in ``photo`` (path, bytes or RGB array)."""
-        from .search import search
+    def search(self, photo, k: int = 5, **options):  # noqa: ANN001, ANN003
+        """Who looks like the faces in ``photo`` (path, bytes or RGB array).
 
-        return search(self, photo, k)
+        ``options`` are :class:`lookalike.search.SearchOptions` fields: ``per_person``,
+        ``rank_by``, ``filters``, ``consented_only``."""
+        from .search import SearchOptions, search
+
+        return search(self, photo, SearchOptions(k=k, **options))
+
+    def calibration(self):  # noqa: ANN201
+        """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
+        measured defaults, else DeepFace's own threshold for the model."""
+        from .search import Calibration
+
+        with self.session() as session:
+            row = repo.calibration(session, self._existing_space_id())
+        if row is not None:
+            return Calibration(row.threshold, row.floor, row.source)
+        if self.space.key in config.DEFAULT_CALIBRATIONS:
+            t, f = config.DEFAULT_CALIBRATIONS[self.space.key]
+            return Calibration(t, f, "lookalike default, measured on lfw-dev")
+        from deepface.modules.verification import find_threshold
+
+        t = 1.0 - float(find_threshold(self.space.model, "cosine"))
+        return Calibration(t, t - 0.1, f"DeepFace's default threshold for {self.space.model}; "
+                                       "not calibrated (run lookalike eval verify --calibrate)")
+
+    def centroids(self) -> dict:
+        """Person id (``None`` = corpus) -> (unit centroid, face count)."""
+        if self._centroids is None:
+            with self.session() as session:
+                self._centroids = repo.centroids(session, self._existing_space_id())
+        return self._centroids
+
+    def allowed_face_ids(self, filters=(), consented_only: bool = False):  # noqa: ANN001, ANN201
+        """Face ids whose person passes the metadata filters; ``None`` when unfiltered."""
+        if not filters and not consented_only:
+            return None
+        from .corpus import normalise_tag
+        from .search import FilterKey
+        from .store.schema import Person
+
+        conditions = []
+        for f in filters:
+            if f.key is FilterKey.tag:
+                conditions.append(Person.tags.like(f'%"{normalise_tag(f.value)}"%'))
+            elif f.key is FilterKey.organisation:
+                conditions.append(Person.organisation.ilike(f.value))
+            elif f.key is FilterKey.role:
+                conditions.append(Person.role.ilike(f.value))
+            else:
+                conditions.append(Person.name == f.value)
+        if consented_only:
+            conditions.append(Person.consent_display.is_(True))
+        with self.session() as session:
+            return repo.filtered_face_ids(session, self._existing_space_id(), conditions)
 
     def stats(self) -> dict:
         """Counts of people, photos, faces and statuses, and the index in use."""

@@ -1,21 +1,93 @@
-"""Query photo -> its faces -> nearest corpus faces.
+"""Query photo -> its faces -> nearest corpus faces (or people), with honest verdicts.
 
 The query photo is decoded in memory and never written anywhere (no temp file, no row,
 no log line with its pixels). JSON keys are a stable contract: later versions add keys,
 never rename them.
+
+Every match says how close it really is:
+
+* ``similarity``: cosine between the query face and the matched face;
+* ``verdict``: ``same_person`` at or above the calibrated verification threshold,
+  ``weak`` below the "no good match" floor (the median similarity of two *different*
+  people: no closer than a random stranger), ``lookalike`` in between;
+* ``person_centroid_similarity``: query vs the matched person's average face;
+* ``face_typicality``: the matched face vs its own person's average face;
+* per query face, ``corpus_centroid_similarity``: how typical the face is of the corpus.
+
+Metadata filters (self-declared tags, organisation, consent) are applied *inside* the
+index search (a FAISS id selector), so ``k`` results come back whenever ``k`` exist.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
-from .errors import BadImage, EmptyLibrary, NoFace
+from .errors import BadImage, ConfigError, EmptyLibrary, NoFace
 from .faces import FacesMode
 from .store import repo
+
+
+class Verdict(str, Enum):
+    same_person = "same_person"
+    lookalike = "lookalike"
+    weak = "weak"
+
+
+class RankBy(str, Enum):
+    face = "face"  # nearest single faces
+    centroid = "centroid"  # people ranked by their average face
+
+
+class FilterKey(str, Enum):
+    tag = "tag"
+    organisation = "organisation"
+    role = "role"
+    person = "person"
+
+
+@dataclass(frozen=True)
+class Filter:
+    key: FilterKey
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Filter":
+        """``tag=women-in-engineering``, ``organisation=Navy``, ``role=…``, ``person=…``."""
+        key, sep, value = text.partition("=")
+        if not sep or not value.strip():
+            raise ConfigError(f"filter {text!r} must look like KEY=VALUE "
+                              f"(KEY one of {', '.join(k.value for k in FilterKey)})")
+        try:
+            return cls(FilterKey(key.strip().lower()), value.strip())
+        except ValueError:
+            raise ConfigError(f"unknown filter key {key!r}; use one of "
+                              f"{', '.join(k.value for k in FilterKey)}") from None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float  # cosine >= threshold: same person
+    floor: float  # cosine < floor: weak
+    source: str
+
+    def verdict(self, similarity: float) -> Verdict:
+        if similarity >= self.threshold:
+            return Verdict.same_person
+        return Verdict.weak if similarity < self.floor else Verdict.lookalike
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    k: int = 5
+    per_person: bool = False  # best face per person
+    rank_by: RankBy = RankBy.face
+    filters: tuple[Filter, ...] = ()
+    consented_only: bool = False
 
 
 @dataclass
@@ -24,7 +96,10 @@ class Match:
     person: str | None
     photo: str
     face_id: int
-    similarity: float  # cosine, higher is closer
+    similarity: float
+    verdict: str = Verdict.weak.value
+    person_centroid_similarity: float | None = None
+    face_typicality: float | None = None
 
 
 @dataclass
@@ -32,22 +107,28 @@ class QueryFace:
     bbox: tuple[int, int, int, int]
     confidence: float
     matches: list[Match] = field(default_factory=list)
+    corpus_centroid_similarity: float | None = None
 
 
 @dataclass
 class SearchResult:
     query: str
     faces: list[QueryFace]
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "query": self.query,
             "faces": [
                 {"bbox": list(f.bbox), "confidence": round(f.confidence, 4),
+                 "corpus_centroid_similarity": _round(f.corpus_centroid_similarity),
                  "matches": [asdict(m) for m in f.matches]}
                 for f in self.faces
             ],
         }
+        if self.calibration is not None:
+            out["calibration"] = asdict(self.calibration)
+        return out
 
 
 def load_query(photo, max_pixels: int) -> tuple[np.ndarray, str]:  # noqa: ANN001
@@ -66,10 +147,10 @@ def load_query(photo, max_pixels: int) -> tuple[np.ndarray, str]:  # noqa: ANN00
     return decode_file(name, max_pixels).rgb, name
 
 
-def search(library, photo, k: int) -> SearchResult:  # noqa: ANN001
-    """The ``k`` nearest corpus faces to every face in ``photo``."""
-    if k < 1:
-        raise ValueError("k must be at least 1")
+def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN001
+    """Matches for every face in ``photo``."""
+    if options.k < 1:
+        raise ConfigError("k must be at least 1")
     index = library.index  # fails fast, before any model loads, on an empty library
     if index.ntotal == 0:
         raise EmptyLibrary(f"{library.settings.db_url}: the library has no faces yet; "
@@ -78,17 +159,95 @@ def search(library, photo, k: int) -> SearchResult:  # noqa: ANN001
     faces = library.pipeline.faces(rgb, FacesMode.all)
     if not faces:
         raise NoFace(name, library.space.detector)
-    sims, ids = index.search(np.stack([f.embedding for f in faces]), k)
-    with library.session() as session:
-        rows = repo.face_rows(session, np.unique(ids[ids >= 0]))
+    return search_vectors(library, [(f.bbox, f.confidence, f.embedding) for f in faces], options, name)
+
+
+def search_vectors(library, faces, options: SearchOptions, name: str = "<vectors>") -> SearchResult:  # noqa: ANN001
+    """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
+    cal = library.calibration()
+    cents = library.centroids()
+    allowed = library.allowed_face_ids(options.filters, options.consented_only)
+    corpus = cents.get(None)
     out = []
-    for face, row_sims, row_ids in zip(faces, sims, ids):
-        matches = []
-        for sim, fid in zip(row_sims, row_ids):
-            hit = rows.get(int(fid))
-            if hit is None:  # -1 padding, or a face removed since the index was loaded
+    for bbox, conf, vec in faces:
+        if options.rank_by is RankBy.centroid:
+            hits = _by_centroid(library, vec, options.k, cents, allowed)
+        else:
+            hits = _by_face(library, vec, options.k, options.per_person, allowed)
+        matches = _describe(library, vec, hits, cal, cents)
+        corpus_sim = float(vec @ corpus[0]) if corpus else None
+        out.append(QueryFace(bbox, conf, matches, corpus_sim))
+    return SearchResult(name, out, cal)
+
+
+def _by_face(library, vec: np.ndarray, k: int, per_person: bool, allowed) -> list[tuple[int, float]]:  # noqa: ANN001
+    """(face id, similarity), best first; per person, the best face of each of k people."""
+    index = library.index
+    limit = index.ntotal if allowed is None else len(allowed)
+    fetch = k if not per_person else 4 * k
+    while True:
+        sims, ids = index.search(vec[None], min(fetch, max(limit, 1)), allowed)
+        with library.session() as session:
+            rows = repo.face_rows(session, ids[0][ids[0] >= 0])
+        hits, seen = [], set()
+        for sim, fid in zip(sims[0], ids[0]):
+            row = rows.get(int(fid))
+            if row is None:
                 continue
-            matches.append(Match(len(matches) + 1, hit.person, hit.photo, hit.face_id,
-                                 round(float(sim), 6)))
-        out.append(QueryFace(face.bbox, face.confidence, matches))
-    return SearchResult(name, out)
+            if per_person:
+                key = row.person_id if row.person_id is not None else ("face", row.face_id)
+                if key in seen:
+                    continue
+                seen.add(key)
+            hits.append((int(fid), float(sim)))
+        if len(hits) >= k or fetch >= limit:
+            return hits[:k]
+        fetch *= 4
+
+
+def _by_centroid(library, vec: np.ndarray, k: int, cents: dict, allowed) -> list[tuple[int, float]]:  # noqa: ANN001
+    """People ranked by query vs their average face; each shown by their face nearest the query."""
+    with library.session() as session:
+        if allowed is not None:
+            allowed_people = {r.person_id for r in repo.face_rows(session, allowed).values()}
+        else:
+            allowed_people = None
+        people = [(pid, float(vec @ c)) for pid, (c, _) in cents.items()
+                  if pid is not None and (allowed_people is None or pid in allowed_people)]
+        people.sort(key=lambda p: p[1], reverse=True)
+        top = people[:k]
+        by_person = repo.person_face_ids(session, library.space_id, [p for p, _ in top])
+    hits = []
+    for pid, _ in top:
+        ids = np.asarray(by_person.get(pid, []), dtype=np.int64)
+        if allowed is not None:
+            ids = np.intersect1d(ids, allowed)
+        if len(ids) == 0:
+            continue
+        sims, found = library.index.search(vec[None], 1, ids)
+        hits.append((int(found[0][0]), float(sims[0][0])))
+    return hits
+
+
+def _describe(library, vec, hits, cal: Calibration, cents: dict) -> list[Match]:  # noqa: ANN001
+    if not hits:
+        return []
+    ids = [fid for fid, _ in hits]
+    with library.session() as session:
+        rows = repo.face_rows(session, ids)
+        vectors = repo.vectors(session, ids, len(vec))
+    matches = []
+    for (fid, sim), face_vec in zip(hits, vectors):
+        row = rows[fid]
+        cent = cents.get(row.person_id)
+        matches.append(Match(
+            rank=len(matches) + 1, person=row.person, photo=row.photo, face_id=fid,
+            similarity=round(sim, 6), verdict=cal.verdict(sim).value,
+            person_centroid_similarity=_round(float(vec @ cent[0])) if cent else None,
+            face_typicality=_round(float(face_vec @ cent[0])) if cent else None,
+        ))
+    return matches
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

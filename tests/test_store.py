@@ -14,7 +14,7 @@ from lookalike.store import db
 
 def test_new_database_is_created_at_head(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    assert db.migrate(engine) == db.head_revision() == "0001"
+    assert db.migrate(engine) == db.head_revision() == "0002"
     with sqlite3.connect(tmp_path / "a.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
@@ -27,8 +27,34 @@ def test_older_database_is_upgraded(tmp_path):
         conn.execute("create table unrelated (x int)")
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     assert db.current_revision(engine) is None
-    assert db.migrate(engine) == "0001"
-    assert db.current_revision(engine) == "0001"
+    assert db.migrate(engine) == "0002"
+    assert db.current_revision(engine) == "0002"
+
+
+def test_revision_0001_library_gets_centroids_from_its_vectors(tmp_path):
+    from alembic import command
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'v1.db'}")
+    cfg = db._alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    vecs = _vectors(3)
+    with sqlite3.connect(tmp_path / "v1.db") as conn:
+        conn.execute("insert into indexes values (1, 'k', 'u', 'M', 'd', 'chip', 8, 'ip', 'l2', '2026-01-01')")
+        conn.execute("insert into people (id, name, consent_display, created_at) values (1, 'a', 0, '2026-01-01')")
+        conn.execute("insert into photos (id, space_id, path, status, created_at) values (1, 1, 'p', 'ok', '2026-01-01')")
+        for i, v in enumerate(vecs):
+            conn.execute("insert into faces (space_id, photo_id, person_id, x, y, w, h, confidence, embedding) "
+                         "values (1, 1, ?, 0, 0, 1, 1, 1.0, ?)", (1 if i < 2 else None, v.astype("<f4").tobytes()))
+    assert db.migrate(engine) == "0002"
+    from lookalike.store import repo
+
+    with db.session_factory(engine)() as session:
+        cents = repo.centroids(session, 1)
+    assert cents[1][1] == 2 and cents[None][1] == 3
+    expected = vecs[:2].sum(0) / np.linalg.norm(vecs[:2].sum(0))
+    assert np.allclose(cents[1][0], expected, atol=1e-6)
 
 
 def test_newer_database_is_refused(tmp_path):

@@ -148,11 +148,21 @@ class FaissIndex:
         # an IDSelectorArray built here would point at freed memory (segfault)
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1."""
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
+        ``allowed`` restricts the search to those ids, inside FAISS (before top-k)."""
+        import faiss
+
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.manifest.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
-        return self._index.search(queries, k)
+        if allowed is None:
+            return self._index.search(queries, k)
+        if len(allowed) == 0:
+            return (np.full((len(queries), k), -np.inf, dtype=np.float32),
+                    np.full((len(queries), k), -1, dtype=np.int64))
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def reconcile(self, db_ids: np.ndarray, fetch_vectors) -> tuple[int, int]:  # noqa: ANN001
         """Make the index hold exactly ``db_ids``: add what is missing (vectors from

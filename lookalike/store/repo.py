@@ -24,6 +24,7 @@ class FaceRow:
     face_id: int
     person: str | None
     photo: str
+    person_id: int | None
     bbox: tuple[int, int, int, int]
     confidence: float
 
@@ -106,11 +107,16 @@ def first_by_sha(session: Session, space_id: int, shas: list[str]) -> dict[str, 
 
 
 def delete_photo(session: Session, photo: Photo) -> list[int]:
-    """Delete a photo and its faces; returns the face ids (to drop from the index)."""
-    ids = list(session.scalars(select(Face.id).where(Face.photo_id == photo.id)))
+    """Delete a photo and its faces (taking them out of the centroids); returns the face
+    ids, to drop from the index once the transaction commits."""
+    rows = session.execute(select(Face.id, Face.person_id, Face.embedding)
+                           .where(Face.photo_id == photo.id)).all()
+    if rows:
+        update_centroids(session, photo.space_id, [r[1] for r in rows],
+                         np.stack([decode_vector(r[2]) for r in rows]), sign=-1)
     session.execute(delete(Face).where(Face.photo_id == photo.id))
     session.delete(photo)
-    return ids
+    return [r[0] for r in rows]
 
 
 def face_ids(session: Session, space_id: int) -> np.ndarray:
@@ -145,13 +151,14 @@ def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
         query = (
-            select(Face.id, Person.name, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.confidence)
+            select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
+                   Face.confidence)
             .join(Photo, Photo.id == Face.photo_id)
             .outerjoin(Person, Person.id == Face.person_id)
             .where(Face.id.in_(chunk))
         )
-        for fid, name, path, x, y, w, h, conf in session.execute(query):
-            out[fid] = FaceRow(fid, name, path, (x, y, w, h), float(conf))
+        for fid, name, path, pid, x, y, w, h, conf in session.execute(query):
+            out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
     return out
 
 
@@ -179,3 +186,77 @@ def encode_vector(vector: np.ndarray) -> bytes:
 
 def decode_vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+# -- centroids ---------------------------------------------------------------------------
+def update_centroids(session: Session, space_id: int, person_ids: list[int | None],
+                     vectors: np.ndarray, sign: int = 1) -> None:
+    """Add (``sign=1``) or subtract (``-1``) vectors to their person's and the corpus'
+    running sums, in the caller's transaction."""
+    from .schema import Centroid
+
+    if len(person_ids) == 0:
+        return
+    deltas: dict[int | None, tuple[np.ndarray, int]] = {}
+    for pid, vec in zip(person_ids, np.asarray(vectors, dtype=np.float64)):
+        for key in ((None, pid) if pid is not None else (None,)):
+            total, n = deltas.get(key, (np.zeros(vec.shape[0]), 0))
+            deltas[key] = (total + sign * vec, n + sign)
+    for pid, (delta, n) in deltas.items():
+        row = session.scalar(select(Centroid).where(
+            Centroid.space_id == space_id,
+            Centroid.person_id.is_(None) if pid is None else Centroid.person_id == pid))
+        if row is None:
+            row = Centroid(space_id=space_id, person_id=pid, count=0,
+                           sum=np.zeros(len(delta), dtype="<f8").tobytes())
+            session.add(row)
+        total = np.frombuffer(row.sum, dtype="<f8") + delta
+        row.count = int(row.count or 0) + n
+        if row.count <= 0:
+            session.delete(row)
+        else:
+            row.sum = np.asarray(total, dtype="<f8").tobytes()
+
+
+def centroids(session: Session, space_id: int) -> dict[int | None, tuple[np.ndarray, int]]:
+    """Unit centroid and face count per person id (``None`` = corpus)."""
+    from .schema import Centroid
+
+    out = {}
+    for pid, count, blob in session.execute(select(Centroid.person_id, Centroid.count, Centroid.sum)
+                                            .where(Centroid.space_id == space_id)):
+        total = np.frombuffer(blob, dtype="<f8")
+        norm = np.linalg.norm(total)
+        out[pid] = ((total / norm).astype(np.float32) if norm > 0 else total.astype(np.float32), int(count))
+    return out
+
+
+def filtered_face_ids(session: Session, space_id: int, conditions: list) -> np.ndarray:  # noqa: ANN001
+    """Ids of faces whose person satisfies every SQL condition (on ``Person``)."""
+    query = (select(Face.id).join(Person, Person.id == Face.person_id)
+             .where(Face.space_id == space_id, *conditions).order_by(Face.id))
+    return np.fromiter((r[0] for r in session.execute(query)), dtype=np.int64)
+
+
+def person_face_ids(session: Session, space_id: int, person_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for fid, pid in session.execute(select(Face.id, Face.person_id).where(
+            Face.space_id == space_id, Face.person_id.in_(person_ids))):
+        out.setdefault(pid, []).append(fid)
+    return out
+
+
+def calibration(session: Session, space_id: int):  # noqa: ANN201
+    from .schema import Calibration
+
+    return session.get(Calibration, space_id)
+
+
+def save_calibration(session: Session, space_id: int, threshold: float, floor: float, source: str,
+                     figures: dict) -> None:
+    from .schema import Calibration
+
+    row = session.get(Calibration, space_id) or Calibration(space_id=space_id)
+    row.threshold, row.floor, row.source = float(threshold), float(floor), source
+    row.figures = json.dumps(figures)
+    session.add(row)

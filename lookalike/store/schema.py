@@ -109,3 +109,31 @@ class Face(Base):
     h: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, unit length
+
+
+class Centroid(Base):
+    """Running sum of a person's unit vectors (``person_id`` NULL = the whole corpus).
+
+    Sums and counts make ingest and removal exact incremental updates; the centroid is
+    the normalised mean, the person's "average face".
+    """
+
+    __tablename__ = "centroids"
+    __table_args__ = (UniqueConstraint("space_id", "person_id", name="uq_centroids_space_person"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    sum: Mapped[bytes] = mapped_column(LargeBinary)  # float64, little-endian
+
+
+class Calibration(Base):
+    """Verdict thresholds measured by ``lookalike eval verify --calibrate`` for a space."""
+
+    __tablename__ = "calibrations"
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True)
+    threshold: Mapped[float] = mapped_column(Float)  # >= : same person
+    floor: Mapped[float] = mapped_column(Float)  # < : weak, no good match
+    source: Mapped[str] = mapped_column(Text)
+    figures: Mapped[str | None] = mapped_column(Text)  # JSON of the eval that set them
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
