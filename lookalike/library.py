@@ -242,6 +242,11 @@ class Library:
         return Calibration(t, t - 0.1, f"DeepFace's default threshold for {self.space.model}; "
                                        "not calibrated (run lookalike eval verify --calibrate)")
 
+    def save_calibration(self, threshold: float, floor: float, source: str, figures: dict) -> None:
+        with self.session() as session:
+            repo.save_calibration(session, self.space_id, threshold, floor, source, figures)
+            session.commit()
+
     def centroids(self) -> dict:
         """Person id (``None`` = corpus) -> (unit centroid, face count)."""
         if self._centroids is None:

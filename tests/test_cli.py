@@ -212,10 +212,35 @@ def test_unknown_names_are_listed(tmp_path, faces):
 
 def test_readme_documents_every_command():
     readme = (ROOT / "README.md").read_text()
-    from lookalike.cli import app, models_app
+    from lookalike.cli import app, eval_app, models_app
 
     commands = [c.name or c.callback.__name__ for c in app.registered_commands]
     commands += [f"models {c.name}" for c in models_app.registered_commands]
+    commands += [f"eval {c.name}" for c in eval_app.registered_commands]
     for name in commands:
         assert f"lookalike {name}" in readme, f"README does not document `lookalike {name}`"
     assert "make demo" in readme and "make test" in readme
+
+
+def test_search_options_per_person_centroid_and_filters(small_lib, faces):
+    db, _ = small_lib
+    query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    per_person = json.loads(run("search", query, "--db", str(db), "-k", "4", "--per-person", "--json").stdout)
+    people = [m["person"] for m in per_person["faces"][0]["matches"]]
+    assert len(people) == 4 and len(set(people)) == 4 and people[0] == "barack_obama"
+    face = per_person["faces"][0]
+    assert face["corpus_centroid_similarity"] is not None
+    top = face["matches"][0]
+    assert top["verdict"] == "same_person" and top["person_centroid_similarity"] > 0.9
+    assert all(m["verdict"] in ("same_person", "lookalike", "weak") for m in face["matches"])
+    by_centroid = json.loads(run("search", query, "--db", str(db), "-k", "3", "--by", "centroid",
+                                 "--json").stdout)["faces"][0]["matches"]
+    cents = [m["person_centroid_similarity"] for m in by_centroid]
+    assert cents == sorted(cents, reverse=True) and by_centroid[0]["person"] == "barack_obama"
+    only = json.loads(run("search", query, "--db", str(db), "-k", "3", "--filter", "person=joe_biden",
+                          "--json").stdout)["faces"][0]["matches"]
+    assert only and {m["person"] for m in only} == {"joe_biden"}
+    nobody = run("search", query, "--db", str(db), "--consented-only", "--json")
+    assert nobody.returncode == 0 and json.loads(nobody.stdout)["faces"][0]["matches"] == []
+    bad = run("search", query, "--db", str(db), "--filter", "colour=blue")
+    assert bad.returncode == 2 and "unknown filter key" in bad.stderr

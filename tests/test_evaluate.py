@@ -1,0 +1,62 @@
+"""Evaluation: pairs formats, metrics, and verdicts from a calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike.evaluate import cv_accuracy, eer, read_pairs, roc_auc, verify
+
+
+def test_lfw_pairs_txt_is_parsed(faces):
+    pairs = read_pairs(faces / "lfw-dev" / "pairsDevTrain.txt", root=faces / "lfw-dev" / "images")
+    assert len(pairs) == 2200 and sum(p.same for p in pairs) == 1100
+    assert pairs[0].a.endswith("images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg")
+    assert all(__import__("os").path.isfile(p.a) for p in pairs[:50])
+    tsv = read_pairs(faces / "lfw-dev" / "pairs.tsv")
+    assert [(p.a, p.b, p.same) for p in tsv[:5]] == [(p.a, p.b, p.same) for p in pairs[:5]]
+
+
+def test_metrics_on_known_scores():
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.75])
+    same = np.array([True, True, True, False, False, False])
+    assert roc_auc(scores, same) == pytest.approx(8 / 9)
+    assert 0 < eer(scores, same) < 0.5
+    perfect = np.array([0.9, 0.8, 0.1, 0.2] * 5)
+    assert cv_accuracy(perfect, np.array([True, True, False, False] * 5)) == 1.0
+
+
+@pytest.mark.e2e
+def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
+    pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
+    small = pairs[:40] + pairs[1100:1140]  # 40 same, 40 different
+    lib = lookalike.open(tmp_path / "e.db")
+    lib.space_id  # noqa: B018
+    report, scores, same = verify(lib, small, workers=2)
+    assert report.pairs == 80 and report.no_face == 0
+    assert report.auc > 0.97 and report.cv_accuracy >= 0.93
+    assert np.median(scores[same]) > report.threshold > report.floor > np.min(scores[~same])
+    lib.save_calibration(report.threshold, report.floor, "test", report.to_dict())
+    cal = lookalike.open(tmp_path / "e.db").calibration()
+    assert cal.threshold == pytest.approx(report.threshold) and cal.source == "test"
+
+
+@pytest.mark.e2e
+def test_verdicts_on_known_pairs(library, faces):
+    from lookalike.search import Verdict
+
+    cal = library.calibration()
+    pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
+    same = [p for p in pairs if p.same][200:210]
+    diff = [p for p in pairs if not p.same][200:210]
+    from lookalike.images import decode_file
+
+    def sim(p):
+        a, b = (library.pipeline.faces(decode_file(x, 10**8).rgb)[0].embedding for x in (p.a, p.b))
+        return float(a @ b)
+
+    same_verdicts = [cal.verdict(sim(p)) for p in same]
+    diff_verdicts = [cal.verdict(sim(p)) for p in diff]
+    assert same_verdicts.count(Verdict.same_person) >= 9
+    assert diff_verdicts.count(Verdict.same_person) <= 1
