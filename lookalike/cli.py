@@ -241,6 +241,25 @@ def search(
             console.print(table)
 
 
+# -- remove ---------------------------------------------------------------------------
+@app.command()
+def remove(
+    person: Annotated[Optional[str], typer.Option("--person", help="Remove this person entirely.")] = None,
+    photo: Annotated[Optional[Path], typer.Option("--photo", help="Remove this photo.")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a person or a photo: rows, vectors and centroid contributions, in every index."""
+    with _errors():
+        result = _open(db, index_dir).remove(person=person, photo=str(photo) if photo else None)
+        if as_json:
+            _print_json(result)
+        else:
+            what = f"person {person!r}" if person else str(photo)
+            _console().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
+
+
 # -- stats / doctor -------------------------------------------------------------------
 @app.command()
 def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:

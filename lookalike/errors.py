@@ -106,5 +106,9 @@ class ManifestError(LookalikeError):
     exit_code = 2
 
 
+class NotFound(LookalikeError):
+    """A person or photo named on the command line that the library does not hold."""
+
+
 class NothingIngested(LookalikeError):
     """An ingest run in which not one photo could be ingested."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import (EmptyLibrary, IndexCorrupt, IndexOwnedElsewhere, LibraryBusy, ModelMismatch,
+from .errors import (ConfigError, EmptyLibrary, IndexCorrupt, IndexOwnedElsewhere, LibraryBusy, ModelMismatch,
                      NothingIngested)
 from .faces import FacePipeline, FacesMode, Space
 from .index.faiss_index import FaissIndex, Manifest
@@ -211,6 +211,58 @@ class Library:
                 ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
         return report
 
+    def remove(self, *, person: str | None = None, photo: str | None = None) -> dict:
+        """Delete a person (every photo, face, vector and centroid contribution, and the
+        person row) or one photo, in every embedding space. The database commits first;
+        the indexes follow and are saved."""
+        from sqlalchemy import select
+
+        from .errors import NotFound
+        from .store.schema import Person, Photo
+
+        if (person is None) == (photo is None):
+            raise ConfigError("name exactly one of --person NAME or --photo PATH")
+        removed: dict[int, list[int]] = {}
+        with self.write_lock():
+            with self.session() as session:
+                if person is not None:
+                    row = session.scalar(select(Person).where(Person.name == person))
+                    if row is None:
+                        raise NotFound(f"no person named {person!r} in this library")
+                    photos = list(session.scalars(select(Photo).where(Photo.person_id == row.id)))
+                else:
+                    path = str(Path(photo).expanduser().absolute())
+                    photos = list(session.scalars(select(Photo).where(Photo.path == path)))
+                    if not photos:
+                        raise NotFound(f"{path}: no such photo in this library")
+                    row = None
+                for ph in photos:
+                    removed.setdefault(ph.space_id, []).extend(repo.delete_photo(session, ph))
+                if row is not None:
+                    session.delete(row)
+                session.commit()
+            spaces = {sp.id: sp for sp in self._spaces()}
+            for space_id, ids in removed.items():
+                if ids and space_id in spaces:
+                    view = self._view(spaces[space_id])
+                    view.index.remove(np.asarray(ids, dtype=np.int64))
+                    view.index.save()
+        self._index = None
+        self._centroids = None
+        return {"person": person, "photo": photo, "photos": len(photos),
+                "faces": sum(len(v) for v in removed.values())}
+
+    def _spaces(self) -> list:
+        with self.session() as session:
+            return repo.list_spaces(session)
+
+    def _view(self, row) -> "Library":  # noqa: ANN001
+        """This library looking at another embedding space (same engine)."""
+        view = copy.copy(self)
+        view._space, view._space_id = Space(row.model, row.detector, row.aligner), row.id
+        view._index, view._centroids, view._pipeline = None, None, None
+        return view
+
     def _saved_matches(self, index: FaissIndex) -> bool:
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         return path.exists() and index.manifest.ntotal == index.ntotal
@@ -305,9 +357,7 @@ class Library:
         with self.session() as session:
             spaces = repo.list_spaces(session)
         for row in spaces:
-            view = copy.copy(self)  # same engine, another space
-            view._space, view._space_id, view._index = Space(row.model, row.detector, row.aligner), row.id, None
-            reports.append(view._doctor_space(fix))
+            reports.append(self._view(row)._doctor_space(fix))
         return reports
 
     def _doctor_space(self, fix: bool) -> DoctorReport:

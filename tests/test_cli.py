@@ -244,3 +244,45 @@ def test_search_options_per_person_centroid_and_filters(small_lib, faces):
     assert nobody.returncode == 0 and json.loads(nobody.stdout)["faces"][0]["matches"] == []
     bad = run("search", query, "--db", str(db), "--filter", "colour=blue")
     assert bad.returncode == 2 and "unknown filter key" in bad.stderr
+
+
+def test_remove_person_leaves_no_trace(faces, tmp_path):
+    db = tmp_path / "r.db"
+    assert run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+    query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    before = json.loads(run("stats", "--db", str(db), "--json").stdout)
+    result = run("remove", "--person", "barack_obama", "--db", str(db), "--json")
+    assert result.returncode == 0, result.stderr
+    removed = json.loads(result.stdout)
+    assert removed["photos"] >= 3 and removed["faces"] == removed["photos"]
+    after = json.loads(run("stats", "--db", str(db), "--json").stdout)
+    assert after["faces"] == before["faces"] - removed["faces"]
+    assert after["people"] == before["people"] - 1 and after["index"]["ntotal"] == after["faces"]
+    found = json.loads(run("search", query, "--db", str(db), "-k", "50", "--json").stdout)
+    assert all(m["person"] != "barack_obama" for m in found["faces"][0]["matches"])
+    assert found["faces"][0]["matches"][0]["verdict"] != "same_person"
+    centroid = json.loads(run("search", query, "--db", str(db), "-k", "50", "--by", "centroid",
+                              "--json").stdout)["faces"][0]["matches"]
+    assert all(m["person"] != "barack_obama" for m in centroid)
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from people where name='barack_obama'").fetchone()[0] == 0
+        assert conn.execute("select count(*) from photos where path like '%obama%'").fetchone()[0] == 0
+        corpus_count = conn.execute("select count from centroids where person_id is null").fetchone()[0]
+    assert corpus_count == after["faces"]
+    assert run("doctor", "--db", str(db)).returncode == 0
+    again = run("remove", "--person", "barack_obama", "--db", str(db))
+    assert again.returncode == 1 and "no person named 'barack_obama'" in again.stderr
+
+
+def test_remove_photo(faces, tmp_path):
+    db = tmp_path / "p.db"
+    folder = faces / "celeb" / "face_recognition"
+    assert run("ingest", str(folder), "--db", str(db), "-q").returncode == 0
+    photo = next((folder / "joe_biden").glob("*.jpg"))
+    result = json.loads(run("remove", "--photo", str(photo), "--db", str(db), "--json").stdout)
+    assert result["photos"] == 1 and result["faces"] == 1
+    found = json.loads(run("search", str(photo), "--db", str(db), "-k", "20", "--json").stdout)
+    assert all(m["photo"] != str(photo) for f in found["faces"] for m in f["matches"])
+    assert run("doctor", "--db", str(db)).returncode == 0
