@@ -241,6 +241,38 @@ def search(
             console.print(table)
 
 
+# -- person ---------------------------------------------------------------------------
+@app.command()
+def person(
+    name: Annotated[str, typer.Argument(help="The person's name as ingested (folder or manifest).")],
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the face crops, most typical first, to this image.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A person's photos sorted by similarity to their average face, outliers flagged."""
+    with _errors():
+        report = _open(db, index_dir).person(name)
+        if montage is not None and report.faces:
+            from .person import montage as draw
+
+            draw(report, montage)
+        if as_json:
+            _print_json(report.to_dict() | ({"montage": str(montage)} if montage else {}))
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{name}: {len(report.faces)} faces by similarity to their average face")
+        for col in ("#", "similarity", "robust z", "outlier", "photo"):
+            table.add_column(col)
+        for n, f in enumerate(report.faces, start=1):
+            table.add_row(str(n), f"{f.similarity:.3f}", "" if f.robust_z is None else f"{f.robust_z:.1f}",
+                          "yes" if f.outlier else "", f.photo)
+        _console().print(table)
+        if montage is not None:
+            _console().print(f"montage written to {montage}")
+
+
 # -- remove ---------------------------------------------------------------------------
 @app.command()
 def remove(

@@ -276,6 +276,12 @@ class Library:
 
         return search(self, photo, SearchOptions(k=k, **options))
 
+    def person(self, name: str):  # noqa: ANN201
+        """A person's profile and faces sorted by similarity to their centroid, outliers flagged."""
+        from .person import person_report
+
+        return person_report(self, name)
+
     def calibration(self):  # noqa: ANN201
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
         measured defaults, else DeepFace's own threshold for the model."""

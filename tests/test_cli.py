@@ -286,3 +286,26 @@ def test_remove_photo(faces, tmp_path):
     found = json.loads(run("search", str(photo), "--db", str(db), "-k", "20", "--json").stdout)
     assert all(m["photo"] != str(photo) for f in found["faces"] for m in f["matches"])
     assert run("doctor", "--db", str(db)).returncode == 0
+
+
+def test_person_sorted_by_centroid_with_planted_outlier_and_montage(faces, tmp_path):
+    db = tmp_path / "p.db"
+    assert run("ingest", str(faces / "celeb" / "deepface"), "--db", str(db), "-q").returncode == 0
+    planted = tmp_path / "plant" / "deepface_id01"
+    planted.mkdir(parents=True)
+    (planted / "planted.jpg").write_bytes((faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())
+    assert run("ingest", str(tmp_path / "plant"), "--db", str(db), "-q").returncode == 0
+    out = tmp_path / "m.png"
+    result = run("person", "deepface_id01", "--db", str(db), "--montage", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    sims = [f["similarity"] for f in report["faces"]]
+    assert sims == sorted(sims, reverse=True) and len(sims) >= 5
+    assert report["faces"][-1]["photo"].endswith("planted.jpg") and report["faces"][-1]["outlier"] is True
+    assert not any(f["outlier"] for f in report["faces"][:-1])
+    from PIL import Image
+
+    with Image.open(out) as img:
+        assert img.width >= 4 * 160 and img.height >= 36 + 2 * 194
+    missing = run("person", "nobody", "--db", str(db))
+    assert missing.returncode == 1 and "no person named 'nobody'" in missing.stderr

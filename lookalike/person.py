@@ -1,0 +1,88 @@
+"""One person's faces ordered by how typical they are of that person's average face.
+
+Outliers are flagged with a robust z-score (Iglewicz & Hoaglin): with the median and the
+median absolute deviation (MAD) of the similarities to the centroid,
+``z = 0.6745 (s - median) / MAD``, and a face is an outlier when ``z < -3.5``. Medians do
+not move when one photo is mislabelled, so the bad photo cannot hide itself by dragging
+the mean down, and nothing is flagged for people with fewer than four faces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+
+from .errors import NotFound
+from .store import repo
+from .store.schema import Face, Person, Photo
+
+Z_CUTOFF = -3.5
+MIN_FACES_FOR_OUTLIERS = 4
+
+
+@dataclass
+class PersonFace:
+    face_id: int
+    photo: str
+    bbox: tuple[int, int, int, int]
+    similarity: float  # to the person's centroid
+    robust_z: float | None
+    outlier: bool
+
+
+@dataclass
+class PersonReport:
+    name: str
+    profile: dict
+    faces: list[PersonFace] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "profile": self.profile, "faces": [asdict(f) for f in self.faces]}
+
+
+def robust_z(values: np.ndarray) -> np.ndarray | None:
+    if len(values) < MIN_FACES_FOR_OUTLIERS:
+        return None
+    median = np.median(values)
+    mad = np.median(np.abs(values - median))
+    if mad == 0:
+        return np.zeros_like(values)
+    return 0.6745 * (values - median) / mad
+
+
+def person_report(library, name: str) -> PersonReport:  # noqa: ANN001
+    space_id = library._existing_space_id()
+    with library.session() as session:
+        person = session.scalar(select(Person).where(Person.name == name))
+        if person is None:
+            raise NotFound(f"no person named {name!r} in this library")
+        rows = session.execute(select(Face.id, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
+                               .join(Photo, Photo.id == Face.photo_id)
+                               .where(Face.person_id == person.id, Face.space_id == space_id)).all()
+        profile = {k: getattr(person, k) for k in ("display_name", "role", "organisation", "story",
+                                                   "consent_display", "source_url", "license")}
+        profile["tags"] = json.loads(person.tags) if person.tags else []
+    centroid = library.centroids().get(person.id)
+    report = PersonReport(name, profile)
+    if not rows or centroid is None:
+        return report
+    vectors = np.stack([repo.decode_vector(r[6]) for r in rows])
+    sims = vectors @ centroid[0]
+    z = robust_z(sims)
+    for i in np.argsort(-sims):
+        r = rows[i]
+        zi = None if z is None else round(float(z[i]), 3)
+        report.faces.append(PersonFace(int(r[0]), r[1], (r[2], r[3], r[4], r[5]), round(float(sims[i]), 6),
+                                       zi, zi is not None and zi < Z_CUTOFF))
+    return report
+
+
+def montage(report: PersonReport, path) -> None:  # noqa: ANN001
+    from .montage import Tile, render
+
+    tiles = [Tile(f.photo, f.bbox, f"{f.similarity:.3f}" + (" outlier" if f.outlier else ""), f.outlier)
+             for f in report.faces]
+    render(tiles, path, title=f"The many faces of {report.profile.get('display_name') or report.name}")
