@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 
 MANIFEST_VERSION = 1
+EXACT_SUBSET = 20_000  # filtered searches over at most this many ids are scored exactly
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Manifest:
     max_id: int
     schema_revision: str
     space_uid: str = ""
+    params: dict = field(default_factory=dict)  # efSearch / nprobe / rerank
+    # ids removed from an index type that cannot delete (HNSW): filtered out at search
+    # time until the next rebuild
+    tombstones: list = field(default_factory=list)
     saved_at: float = 0.0
     version: int = MANIFEST_VERSION
 
@@ -51,9 +56,29 @@ class FaissIndex:
         self.folder = Path(folder)
         self.manifest = manifest
         if index is None:
-            index = faiss.IndexIDMap2(faiss.index_factory(manifest.dim, manifest.index_key,
-                                                          faiss.METRIC_INNER_PRODUCT))
+            inner = faiss.index_factory(manifest.dim, manifest.index_key, faiss.METRIC_INNER_PRODUCT)
+            if "efConstruction" in manifest.params:
+                faiss.downcast_index(inner).hnsw.efConstruction = int(manifest.params["efConstruction"])
+            index = faiss.IndexIDMap2(inner)
+            self._inner = inner  # the Python wrapper must outlive the IDMap that points at it
         self._index = index
+        # optional: ids -> exact vectors, for re-ranking compressed (PQ) candidates
+        self.vector_source = None
+
+    @classmethod
+    def build(cls, folder: Path, manifest: Manifest, ids: np.ndarray, vectors: np.ndarray) -> "FaissIndex":
+        """A fresh index of ``manifest.index_key`` holding ``vectors`` (trained on them if
+        the key needs training)."""
+        manifest.tombstones = []
+        index = cls(folder, manifest)
+        inner = index._inner
+        if not inner.is_trained:
+            sample = vectors if len(vectors) <= 200_000 else vectors[
+                np.random.default_rng(0).choice(len(vectors), 200_000, replace=False)]
+            inner.train(np.ascontiguousarray(sample, dtype=np.float32))
+        for start in range(0, len(ids), 100_000):
+            index.add(ids[start:start + 100_000], vectors[start:start + 100_000])
+        return index
 
     # -- files -----------------------------------------------------------------------
     @staticmethod
@@ -100,8 +125,9 @@ class FaissIndex:
                                 f"{expected.model} makes {expected.dim}")
         if not isinstance(index, faiss.IndexIDMap2):
             raise IndexCorrupt(f"{index_path}: not an id-mapped index; run: lookalike doctor --fix")
-        expected.index_key = saved.index_key
-        expected.ntotal = int(index.ntotal)
+        expected.index_key, expected.params = saved.index_key, saved.params
+        expected.tombstones = saved.tombstones
+        expected.ntotal = int(index.ntotal) - len(saved.tombstones)
         # keep read_index's own wrapper: it owns the C++ object (a downcast copy would not)
         return cls(folder, expected, index)
 
@@ -111,7 +137,7 @@ class FaissIndex:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         index_path, manifest_path = self.paths(self.folder, self.manifest.space)
-        self.manifest.ntotal = int(self._index.ntotal)
+        self.manifest.ntotal = self.ntotal
         ids = self.ids()
         self.manifest.max_id = int(ids.max()) if len(ids) else 0
         self.manifest.saved_at = time.time()
@@ -123,14 +149,18 @@ class FaissIndex:
         _fsync_replace(tmp, manifest_path)
 
     # -- content ---------------------------------------------------------------------
-    @property
-    def ntotal(self) -> int:
-        return int(self._index.ntotal)
-
     def ids(self) -> np.ndarray:
+        """Ids of the live vectors (tombstoned ones excluded)."""
         import faiss
 
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self.manifest.tombstones:
+            ids = np.setdiff1d(ids, np.asarray(self.manifest.tombstones, dtype=np.int64))
+        return ids
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal) - len(self.manifest.tombstones)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -142,11 +172,24 @@ class FaissIndex:
         self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
+        """Delete ``ids``; index types that cannot delete (HNSW) get tombstones instead."""
         if len(ids) == 0:
             return 0
-        # FAISS's Python wrapper turns an array into an IDSelectorBatch it keeps alive;
-        # an IDSelectorArray built here would point at freed memory (segfault)
-        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        try:
+            # FAISS's Python wrapper turns an array into an IDSelectorBatch it keeps alive;
+            # an IDSelectorArray built here would point at freed memory (segfault)
+            return int(self._index.remove_ids(ids))
+        except RuntimeError:
+            present = np.intersect1d(ids, faiss_ids(self._index))
+            fresh = np.setdiff1d(present, np.asarray(self.manifest.tombstones, dtype=np.int64))
+            self.manifest.tombstones = sorted(set(self.manifest.tombstones) | set(fresh.tolist()))
+            return len(fresh)
+
+    @property
+    def tombstone_share(self) -> float:
+        total = int(self._index.ntotal)
+        return len(self.manifest.tombstones) / total if total else 0.0
 
     def search(self, queries: np.ndarray, k: int,
                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -156,13 +199,77 @@ class FaissIndex:
 
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.manifest.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
-        if allowed is None:
-            return self._index.search(queries, k)
-        if len(allowed) == 0:
-            return (np.full((len(queries), k), -np.inf, dtype=np.float32),
-                    np.full((len(queries), k), -1, dtype=np.int64))
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        dead = np.asarray(self.manifest.tombstones, dtype=np.int64)
+        selector = None
+        if allowed is not None:
+            allowed = np.setdiff1d(np.asarray(allowed, dtype=np.int64), dead)
+            if len(allowed) == 0:
+                return (np.full((len(queries), k), -np.inf, dtype=np.float32),
+                        np.full((len(queries), k), -1, dtype=np.int64))
+            if len(allowed) <= EXACT_SUBSET:
+                # graph and IVF searches lose recall under a selective filter (HNSW may find
+                # nothing at all): a small allowed set is scored exactly instead
+                return self._exact(queries, allowed, k)
+            selector = faiss.IDSelectorBatch(allowed)
+        elif len(dead):
+            batch = faiss.IDSelectorBatch(dead)
+            selector = faiss.IDSelectorNot(batch)
+            selector.batch_ref = batch  # keep the inner selector alive
+        params = self._search_params(selector)
+        rerank = int(self.manifest.params.get("rerank", 0))
+        fetch = k * rerank if rerank and self.vector_source is not None else k
+        sims, ids = self._index.search(queries, fetch, params=params) if params is not None \
+            else self._index.search(queries, fetch)
+        if fetch != k:
+            sims, ids = self._rerank(queries, ids, k)
+        return sims, ids
+
+    def _exact(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.vector_source is not None:
+            vectors = self.vector_source(ids)
+        else:
+            vectors = np.stack([self._index.reconstruct(int(i)) for i in ids])
+        scores = queries @ vectors.T
+        k_eff = min(k, len(ids))
+        order = np.argsort(-scores, axis=1)[:, :k_eff]
+        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out = np.full((len(queries), k), -1, dtype=np.int64)
+        sims[:, :k_eff] = np.take_along_axis(scores, order, axis=1)
+        out[:, :k_eff] = ids[order]
+        return sims, out
+
+    def _search_params(self, selector):  # noqa: ANN001, ANN202
+        import faiss
+
+        inner = faiss.downcast_index(self._index.index)
+        p = self.manifest.params
+        if isinstance(inner, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = int(p.get("efSearch", 128))
+        elif isinstance(inner, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF()
+            params.nprobe = int(p.get("nprobe", 16))
+        elif selector is None:
+            return None
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        params.selector_ref = selector  # keep it alive for the call
+        return params
+
+    def _rerank(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine on the candidates' full vectors (compressed codes are approximate)."""
+        out_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_i = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, (q, cand) in enumerate(zip(queries, ids)):
+            cand = cand[cand >= 0]
+            if not len(cand):
+                continue
+            exact = self.vector_source(cand) @ q
+            order = np.argsort(-exact)[:k]
+            out_s[row, :len(order)], out_i[row, :len(order)] = exact[order], cand[order]
+        return out_s, out_i
 
     def reconcile(self, db_ids: np.ndarray, fetch_vectors) -> tuple[int, int]:  # noqa: ANN001
         """Make the index hold exactly ``db_ids``: add what is missing (vectors from
@@ -175,6 +282,12 @@ class FaissIndex:
             chunk = missing[start:start + 50_000]
             self.add(chunk, fetch_vectors(chunk))
         return len(missing), removed
+
+
+def faiss_ids(index) -> np.ndarray:  # noqa: ANN001
+    import faiss
+
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
 def _fsync_replace(tmp: Path, target: Path) -> None:
