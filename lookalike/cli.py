@@ -29,6 +29,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="List and install model weights (offline where a package ships them).",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
+index_app = typer.Typer(help="Inspect and rebuild the vector index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (and calibrate verdicts).",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -370,6 +372,38 @@ def models_install(
         for name in names or ["Dlib", "dlib", "chip", "opencv"]:
             row = weights.install(name)
             console.print(f"{row.name}: installed ({row.source})")
+
+
+# -- index ----------------------------------------------------------------------------
+@index_app.command("info")
+def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The index in use, its size and tombstones, and what the choice rules would pick now."""
+    with _errors():
+        info = _open(db, index_dir).index_info()
+        if as_json:
+            _print_json(info)
+            return
+        console = _console()
+        console.print(f"{info['space']}: {info['index_key']} {info['params'] or ''}, {info['ntotal']} vectors "
+                      f"({info['dim']}-d), {info['bytes']:,} bytes, {info['tombstones']} tombstones")
+        console.print(f"rules choose {info['rules_choose']} ({info['rules_reason']})"
+                      + ("; run: lookalike index rebuild" if info["rebuild_advised"] else ""))
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    key: Annotated[Optional[str], typer.Option("--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the index from the database's vectors (drops tombstones)."""
+    with _errors():
+        info = _open(db, index_dir).rebuild_index(key)
+        if as_json:
+            _print_json(info)
+        else:
+            _console().print(f"rebuilt {info['space']} as {info['index_key']} with {info['ntotal']} vectors")
 
 
 # -- eval -----------------------------------------------------------------------------

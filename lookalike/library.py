@@ -143,6 +143,7 @@ class Library:
                     ids = repo.face_ids(session, space_id)
                     dim = index.manifest.dim
                     index.reconcile(ids, lambda chunk: repo.vectors(session, chunk, dim))
+            index.vector_source = self._vectors
             self._index = index
         return self._index
 
@@ -262,6 +263,49 @@ class Library:
         view._space, view._space_id = Space(row.model, row.detector, row.aligner), row.id
         view._index, view._centroids, view._pipeline = None, None, None
         return view
+
+    def _vectors(self, ids) -> np.ndarray:  # noqa: ANN001
+        with self.session() as session:
+            return repo.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
+
+    def index_info(self) -> dict:
+        """The index in use, what the choice rules would pick now, and its upkeep state."""
+        from .index.choice import choose
+
+        index = self.index
+        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
+        rule = choose(index.ntotal, index.manifest.dim)
+        return {"space": self.space.key, "index_key": index.manifest.index_key,
+                "params": index.manifest.params, "ntotal": index.ntotal, "dim": index.manifest.dim,
+                "tombstones": len(index.manifest.tombstones),
+                "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
+                "bytes": path.stat().st_size if path.exists() else 0,
+                "rules_choose": rule.key, "rules_reason": rule.reason,
+                "rebuild_advised": rule.key != index.manifest.index_key or index.tombstone_share > 0.2}
+
+    def rebuild_index(self, key: str | None = None) -> dict:
+        """Rebuild the space's index from the database vectors, with ``key`` or the rules'
+        choice for the current size; drops tombstones."""
+        from .index.choice import choose, default_params
+
+        with self.write_lock():
+            with self.session() as session:
+                ids = repo.face_ids(session, self._existing_space_id())
+            dim = RECOGNITION_DIMS[self.space.model]
+            choice = choose(len(ids), dim)
+            key = key or choice.key
+            params = choice.params if key == choice.key else default_params(key, len(ids))
+            manifest = self._manifest()
+            manifest.index_key, manifest.params = key, params
+            vectors = self._vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
+            try:
+                index = FaissIndex.build(self.settings.index_dir, manifest, ids, vectors)
+            except RuntimeError as err:
+                raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
+            index.save()
+            index.vector_source = self._vectors
+            self._index = index
+        return self.index_info()
 
     def _saved_matches(self, index: FaissIndex) -> bool:
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)

@@ -212,11 +212,12 @@ def test_unknown_names_are_listed(tmp_path, faces):
 
 def test_readme_documents_every_command():
     readme = (ROOT / "README.md").read_text()
-    from lookalike.cli import app, eval_app, models_app
+    from lookalike.cli import app, eval_app, index_app, models_app
 
     commands = [c.name or c.callback.__name__ for c in app.registered_commands]
     commands += [f"models {c.name}" for c in models_app.registered_commands]
     commands += [f"eval {c.name}" for c in eval_app.registered_commands]
+    commands += [f"index {c.name}" for c in index_app.registered_commands]
     for name in commands:
         assert f"lookalike {name}" in readme, f"README does not document `lookalike {name}`"
     assert "make demo" in readme and "make test" in readme
@@ -309,3 +310,26 @@ def test_person_sorted_by_centroid_with_planted_outlier_and_montage(faces, tmp_p
         assert img.width >= 4 * 160 and img.height >= 36 + 2 * 194
     missing = run("person", "nobody", "--db", str(db))
     assert missing.returncode == 1 and "no person named 'nobody'" in missing.stderr
+
+
+def test_index_rebuild_hnsw_then_remove_uses_tombstones(faces, tmp_path):
+    db = tmp_path / "h.db"
+    assert run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+    query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    flat = json.loads(run("search", query, "--db", str(db), "-k", "5", "--json").stdout)
+    info = json.loads(run("index", "info", "--db", str(db), "--json").stdout)
+    assert info["index_key"] == "Flat" and info["rules_choose"] == "Flat" and not info["rebuild_advised"]
+    rebuilt = run("index", "rebuild", "--db", str(db), "--key", "HNSW32", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["index_key"] == "HNSW32"
+    hnsw = json.loads(run("search", query, "--db", str(db), "-k", "5", "--json").stdout)
+    assert [m["face_id"] for m in hnsw["faces"][0]["matches"]] == [m["face_id"] for m in flat["faces"][0]["matches"]]
+    assert run("remove", "--person", "barack_obama", "--db", str(db)).returncode == 0
+    info = json.loads(run("index", "info", "--db", str(db), "--json").stdout)
+    assert info["tombstones"] >= 3 and info["rebuild_advised"] is True  # HNSW cannot delete
+    after = json.loads(run("search", query, "--db", str(db), "-k", "20", "--json").stdout)
+    assert all(m["person"] != "barack_obama" for m in after["faces"][0]["matches"])
+    assert run("doctor", "--db", str(db)).returncode == 0
+    assert json.loads(run("index", "rebuild", "--db", str(db), "--json").stdout)["tombstones"] == 0
+    bad = run("index", "rebuild", "--db", str(db), "--key", "NotAKey")
+    assert bad.returncode == 2 and "cannot build index" in bad.stderr

@@ -65,3 +65,13 @@ def choose(n: int, dim: int, budget: int = DEFAULT_BUDGET) -> IndexChoice:
     why = (f"{dim}-d vectors" if dim > HNSW_MAX_DIM else "full vectors exceed the memory budget")
     return IndexChoice(f"IVF{nlist},PQ{m}", {"nprobe": max(8, nlist // 32), "rerank": 10},
                        ivfpq_bytes(n, dim), f"{why}: compressed codes, candidates re-ranked exactly")
+
+
+def default_params(key: str, n: int) -> dict:
+    """Search parameters for a key given by hand (``lookalike index rebuild --key``)."""
+    if key.startswith("HNSW"):
+        return {"efSearch": 128, "efConstruction": 80}
+    if key.startswith("IVF"):
+        nlist = int(key[3:].split(",")[0].split("_")[0] or 64)
+        return {"nprobe": max(8, nlist // 32), "rerank": 10 if "PQ" in key else 0}
+    return {}
