@@ -446,6 +446,36 @@ def eval_verify(
                       + ("\n- calibrated: stored for this library" if calibrate else ""))
 
 
+@eval_app.command("retrieval")
+def eval_retrieval(
+    manifest: Annotated[Path, typer.Argument(help="TSV with path, identity, role (query / gallery / distractor).")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Identity retrieval: gallery + distractors into a temporary library, every query searched."""
+    import tempfile
+
+    from . import evaluate
+    from .config import Settings
+
+    with _errors():
+        settings = Settings.resolve(model=model, detector=detector, aligner=aligner)
+        rows = evaluate.read_retrieval(manifest, root)
+        with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
+            report = evaluate.retrieval(settings, rows, Path(tmp))
+        data = report.to_dict()
+        if as_json:
+            _print_json(data)
+            return
+        _console().print(f"## Retrieval: {report.queries} queries against {report.gallery} gallery + "
+                         f"{report.distractors} distractor photos\n- top-1: {report.top1:.2%}\n"
+                         f"- top-5: {report.top5:.2%}\n- mAP: {report.map:.4f}\n"
+                         f"- queries without a face: {report.no_face}")
+
+
 def _roc_plot(path: Path, scores, same, data: dict) -> None:  # noqa: ANN001
     import matplotlib
 

@@ -144,3 +144,83 @@ def verify(library, pairs: list[Pair], workers: int = 0) -> tuple[VerifyReport, 
         threshold=best_threshold(scores, same), floor=float(np.median(scores[~same & (scores > -1)])),
     )
     return report, scores, same
+
+
+# -- retrieval ------------------------------------------------------------------------
+@dataclass
+class RetrievalReport:
+    queries: int
+    gallery: int
+    distractors: int
+    no_face: int  # queries without a face: counted as misses
+    top1: float
+    top5: float
+    map: float
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
+    """Rows ``(absolute path, identity, role)`` of a ``path, identity, role`` TSV."""
+    base = Path(root) if root else Path(path).parent
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if not reader.fieldnames or not {"path", "identity", "role"} <= set(reader.fieldnames):
+            raise ManifestError(f"{path}: needs the columns path, identity, role")
+        rows = [(str(base / r["path"]), r["identity"], r["role"].strip()) for r in reader]
+    bad = {role for _, _, role in rows} - {"query", "gallery", "distractor"}
+    if bad:
+        raise ManifestError(f"{path}: unknown role(s) {sorted(bad)}; use query, gallery or distractor")
+    return rows
+
+
+def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers: int = 0) -> RetrievalReport:  # noqa: ANN001
+    """Ingest gallery + distractors into a temporary library under ``workdir``, search every
+    query, and score identity hits: top-1 / top-5 over distinct people, and mean average
+    precision over the whole ranked gallery (a query without a face scores 0)."""
+    from dataclasses import replace
+
+    from .corpus import Item
+    from .library import Library
+    from .store import repo
+
+    lib = Library(replace(settings, db_url=f"sqlite:///{workdir / 'retrieval.db'}",
+                          index_dir=workdir / "indexes"))
+    gallery = [Item(p, ident) for p, ident, role in rows if role != "query"]
+    lib.ingest_items(gallery, workers=workers)
+    queries = [(p, ident) for p, ident, role in rows if role == "query"]
+    vectors = embed_photos(lib, [p for p, _ in queries], workers)
+    index = lib.index
+    with lib.session() as session:
+        rows_by_id = repo.face_rows(session, index.ids())
+    identity_of = {fid: r.person for fid, r in rows_by_id.items()}
+    relevant_count: dict[str, int] = {}
+    for person in identity_of.values():
+        relevant_count[person] = relevant_count.get(person, 0) + 1
+    top1 = top5 = ap_sum = 0.0
+    no_face = 0
+    for path, ident in queries:
+        vec = vectors.get(path)
+        if vec is None:
+            no_face += 1
+            continue
+        _, ids = index.search(vec[None], index.ntotal)
+        ranked = [identity_of.get(int(i)) for i in ids[0] if int(i) >= 0]
+        people: list[str] = []
+        for person in ranked:
+            if person not in people:
+                people.append(person)
+            if len(people) == 5:
+                break
+        top1 += bool(people) and people[0] == ident
+        top5 += ident in people
+        hits = np.array([p == ident for p in ranked])
+        if relevant_count.get(ident):
+            precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+            ap_sum += float((precision * hits).sum() / relevant_count[ident])
+    n = len(queries)
+    lib.close()
+    return RetrievalReport(queries=n, gallery=sum(r == "gallery" for _, _, r in rows),
+                           distractors=sum(r == "distractor" for _, _, r in rows), no_face=no_face,
+                           top1=top1 / n, top5=top5 / n, map=ap_sum / n)

@@ -189,21 +189,29 @@ class Library:
     def ingest(self, paths, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
                person: str | None = None, progress=None):  # noqa: ANN001
         """Ingest files, folders and manifests; see :mod:`lookalike.ingest`."""
-        from . import corpus, ingest, weights
+        from . import corpus
+
+        scan = corpus.scan(paths, person=person)
+        if not scan.items:
+            raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
+        return self.ingest_items(scan.items, faces=faces, workers=workers, progress=progress,
+                                 skipped_files=scan.skipped_files)
+
+    def ingest_items(self, items, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
+                     progress=None, skipped_files: int = 0):  # noqa: ANN001
+        """Ingest already scanned :class:`lookalike.corpus.Item` s."""
+        from . import ingest, weights
 
         # fail on missing weights here, with the install command, not in every worker
         for name in (self.space.model, self.space.detector, self.space.aligner, "dlib"):
             weights.require(name)
-        scan = corpus.scan(paths, person=person)
-        if not scan.items:
-            raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
         with self.write_lock():
             self.space_id  # noqa: B018 - create the space row before the index loads
             index = self.index
             if index.ntotal and not self._saved_matches(index):
                 index.save()
             options = ingest.IngestOptions(faces=faces, workers=workers)
-            report = ingest.run(self, scan.items, options, progress, scan.skipped_files)
+            report = ingest.run(self, list(items), options, progress, skipped_files)
             self._centroids = None
         statuses = report.statuses
         if not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:

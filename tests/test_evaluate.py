@@ -60,3 +60,34 @@ def test_verdicts_on_known_pairs(library, faces):
     diff_verdicts = [cal.verdict(sim(p)) for p in diff]
     assert same_verdicts.count(Verdict.same_person) >= 9
     assert diff_verdicts.count(Verdict.same_person) <= 1
+
+
+@pytest.mark.e2e
+def test_eval_retrieval_small_manifest(faces, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    lines = (faces / "lfw-dev" / "retrieval.tsv").read_text().splitlines()
+    rows = [l for l in lines[1:] if l.split("\t")[1] < "Al"]  # identities A..Ak: a small, fixed slice
+    manifest = tmp_path / "r.tsv"
+    manifest.write_text(lines[0] + "\n" + "\n".join(rows) + "\n")
+    out = subprocess.run([sys.executable, "-m", "lookalike.cli", "eval", "retrieval", str(manifest),
+                          "--root", str(faces / "lfw-dev"), "--json"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    roles = [r.split("\t")[2] for r in rows]
+    assert data["queries"] == roles.count("query") > 5
+    assert data["gallery"] == roles.count("gallery") and data["distractors"] == roles.count("distractor")
+    assert data["top1"] >= 0.8 and data["top5"] >= data["top1"] and 0 < data["map"] <= 1
+    assert set(data) >= {"top1", "top5", "map", "no_face"}
+
+
+def test_retrieval_manifest_roles_are_checked(tmp_path):
+    from lookalike.errors import ManifestError
+    from lookalike.evaluate import read_retrieval
+
+    bad = tmp_path / "r.tsv"
+    bad.write_text("path\tidentity\trole\na.jpg\tx\tprobe\n")
+    with pytest.raises(ManifestError, match="unknown role"):
+        read_retrieval(bad, None)
