@@ -26,6 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FACES, machine, table, write  # noqa: E402
 
+from lookalike.evaluate import best_threshold, cv_accuracy, roc_auc  # noqa: E402
+
 _PIPE = None
 
 
@@ -58,32 +60,6 @@ def embed_all(paths: list[str], detector: str, aligner: str) -> tuple[dict, floa
     return {p: e for p, e, _ in out}, wall, per_photo
 
 
-def ten_fold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
-    """Mean accuracy over 10 folds (threshold fitted on the other 9) and the overall best threshold."""
-    folds = np.arange(len(scores)) % 10
-    accs = []
-    for k in range(10):
-        train, test = folds != k, folds == k
-        t = best_threshold(scores[train], same[train])
-        accs.append(np.mean((scores[test] >= t) == same[test]))
-    return float(np.mean(accs)), best_threshold(scores, same)
-
-
-def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
-    candidates = np.unique(scores)
-    accs = [np.mean((scores >= t) == same) for t in candidates]
-    return float(candidates[int(np.argmax(accs))])
-
-
-def auc(scores: np.ndarray, same: np.ndarray) -> float:
-    order = np.argsort(scores)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    pos = same.sum()
-    neg = len(same) - pos
-    return float((ranks[same].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="dlib:chip,dlib:eyes,opencv:chip,opencv:eyes")
@@ -102,10 +78,10 @@ def main() -> None:
         missing = sum(v is None for v in vectors.values())
         scores = np.array([float(vectors[a] @ vectors[b]) if vectors[a] is not None and vectors[b] is not None
                            else -1.0 for a, b, _ in pairs])
-        acc, threshold = ten_fold(scores, same)
+        acc, threshold = cv_accuracy(scores, same), best_threshold(scores, same)
         celeb_vectors, celeb_wall, celeb_ms = embed_all(celeb, detector, aligner)
         celeb_found = sum(v is not None for v in celeb_vectors.values())
-        r = {"detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc, "lfw_auc": auc(scores, same),
+        r = {"detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc, "lfw_auc": roc_auc(scores, same),
              "lfw_threshold": threshold, "lfw_no_face": missing, "lfw_ms_per_photo": per_photo * 1000,
              "lfw_photos_per_s_2_workers": len(lfw_paths) / wall, "celeb_found": celeb_found,
              "celeb_photos": len(celeb), "celeb_ms_per_photo": celeb_ms * 1000}

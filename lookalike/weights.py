@@ -112,7 +112,7 @@ def sha256_of(path: Path) -> str:
 
 def _packaged_ok(item: PackagedFile, folder: Path) -> bool:
     target = folder / item.name
-    # size first: a cheap check on every command; sha256 at install and in `models list`
+    # size: a cheap check on every command (sha256 is verified when installing)
     src = item.source()
     if not target.is_file():
         return False
