@@ -8,7 +8,7 @@ Every value comes from a flag, else an environment variable, else the default be
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_DB = "lookalike.db"
@@ -93,7 +93,6 @@ class Settings:
     aligner: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     detect_max_side: int = DEFAULT_DETECT_MAX_SIDE
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def resolve(

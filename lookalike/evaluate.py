@@ -76,26 +76,14 @@ def _lfw(root: Path, name: str, number: str) -> str:
 
 
 # -- embedding with worker processes ---------------------------------------------------
-def _embed(path: str):  # noqa: ANN202
-    from . import ingest
-    from .faces import FacesMode
-    from .images import decode_file
-
-    try:
-        faces = ingest._PIPELINE.faces(decode_file(path, ingest._LIMITS[0]).rgb, FacesMode.largest)
-    except Exception:  # noqa: BLE001 - an unreadable photo counts as "no face"
-        return path, None
-    return path, faces[0].embedding if faces else None
-
-
 def embed_photos(library, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:  # noqa: ANN001
     from . import ingest
 
     s = library.settings
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers or os.cpu_count() or 1, initializer=ingest._init_worker,
+    with ctx.Pool(workers or os.cpu_count() or 1, initializer=ingest.init_worker,
                   initargs=(library.space, s.detect_max_side, s.max_pixels, "largest")) as pool:
-        return dict(pool.imap_unordered(_embed, paths, chunksize=8))
+        return dict(pool.imap_unordered(ingest.embed_file, paths, chunksize=8))
 
 
 # -- metrics --------------------------------------------------------------------------

@@ -49,6 +49,13 @@ class Processed:
     height: int | None = None
     faces: list[tuple[tuple[int, int, int, int], float, bytes]] = field(default_factory=list)
     replaces: bool = False  # a row for this path exists (changed file, or an error retried)
+    conflict: bool = False  # a duplicate filed under another person than the first copy
+
+    @classmethod
+    def settled(cls, item: Item, status: PhotoStatus, reason: str, **known) -> "Processed":  # noqa: ANN003
+        """A photo decided without the mapper (rejected, unreadable, duplicate, worker died)."""
+        return cls(item.path, item.person, item.profile, known.pop("sha256", None),
+                   known.pop("size", None), status.value, reason, **known)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Outcome:
     reason: str | None
     faces: int
     sha256: str | None
+    conflict: bool = False
 
 
 @dataclass
@@ -89,8 +97,7 @@ class IngestReport:
     @property
     def conflicts(self) -> list[Outcome]:
         """Duplicates filed under a different person than the first copy."""
-        return [o for o in self.outcomes
-                if o.status == PhotoStatus.duplicate.value and o.reason and "another person" in o.reason]
+        return [o for o in self.outcomes if o.conflict]
 
     def to_dict(self) -> dict:
         rate = self.processed / self.seconds if self.seconds > 0 else 0.0
@@ -126,7 +133,7 @@ _PIPELINE: FacePipeline | None = None
 _LIMITS: tuple[int, FacesMode] = (0, FacesMode.largest)
 
 
-def _init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str) -> None:
+def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str) -> None:
     """Load the models once per worker. Ctrl-C is the writer's business, not ours."""
     global _PIPELINE, _LIMITS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -136,6 +143,19 @@ def _init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _PIPELINE = FacePipeline(space, detect_max_side)
     _LIMITS = (max_pixels, FacesMode(mode))
+
+
+def embed_file(path: str):  # noqa: ANN201
+    """``(path, vector of the largest face or None)``: for evaluation pools that share the
+    ingest workers' set-up (:func:`init_worker`)."""
+    from .images import decode_file
+
+    try:
+        assert _PIPELINE is not None, "worker not initialised"
+        faces = _PIPELINE.faces(decode_file(path, _LIMITS[0]).rgb, FacesMode.largest)
+    except Exception:  # noqa: BLE001 - an unreadable photo counts as "no face"
+        return path, None
+    return path, faces[0].embedding if faces else None
 
 
 def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
@@ -214,7 +234,7 @@ def _pool(library, options: IngestOptions, workers: int) -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("spawn")  # fork after loading dlib/onnx is unsafe
     s = library.settings
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker,
+        max_workers=workers, mp_context=ctx, initializer=init_worker,
         initargs=(library.space, s.detect_max_side, s.max_pixels, options.faces.value))
 
 
@@ -228,16 +248,14 @@ def _collect(pool, pending, writer, library, options, workers, block: bool):  # 
             writer.take(future.result())
         except BrokenProcessPool:
             broken = True
-            writer.take(Processed(item.path, item.person, item.profile, None, None,
-                                  PhotoStatus.error.value,
-                                  "the worker process died while processing this photo"))
+            writer.take(Processed.settled(item, PhotoStatus.error,
+                                          "the worker process died while processing this photo"))
     if broken:
         for future, item in list(pending.items()):
             pending.pop(future)
-            writer.take(Processed(item.path, item.person, item.profile, None, None,
-                                  PhotoStatus.error.value,
-                                  "the worker process died while this photo was queued; "
-                                  "run the ingest again to retry it"))
+            writer.take(Processed.settled(item, PhotoStatus.error,
+                                          "the worker process died while this photo was queued; "
+                                          "run the ingest again to retry it"))
         pool.shutdown(wait=False, cancel_futures=True)
         pool = _pool(library, options, workers)
     return pool
@@ -262,16 +280,14 @@ class _Writer:
         loaded: list[tuple[Item, str, bytes]] = []
         for item in items:
             if item.rejected:
-                self.take(Processed(item.path, item.person, item.profile, None, None,
-                                    PhotoStatus.rejected.value, item.rejected))
+                self.take(Processed.settled(item, PhotoStatus.rejected, item.rejected))
                 continue
             try:
                 with open(item.path, "rb") as fh:
                     data = fh.read()
             except OSError as err:
-                self.take(Processed(item.path, item.person, item.profile, None, None,
-                                    PhotoStatus.decode_error.value,
-                                    f"cannot be read ({err.strerror or err})"))
+                self.take(Processed.settled(item, PhotoStatus.decode_error,
+                                            f"cannot be read ({err.strerror or err})"))
                 continue
             loaded.append((item, hashlib.sha256(data).hexdigest(), data))
         with self.lib.session() as session:
@@ -297,10 +313,11 @@ class _Writer:
                     tasks.append((item, sha, len(data), data, old is not None))
                     continue
                 reason = f"same bytes as {first_path}"
-                if first_person and item.person and first_person != item.person:
+                conflict = bool(first_person and item.person and first_person != item.person)
+                if conflict:
                     reason += f", filed under another person ({first_person!r} vs {item.person!r})"
-                self.take(Processed(item.path, item.person, item.profile, sha, len(data),
-                                    PhotoStatus.duplicate.value, reason, replaces=old is not None))
+                self.take(Processed.settled(item, PhotoStatus.duplicate, reason, sha256=sha,
+                                            size=len(data), replaces=old is not None, conflict=conflict))
             if profiles_changed:
                 session.commit()
         return tasks
@@ -359,7 +376,7 @@ class _Writer:
             self.lib.index.add(new_ids, vectors)
             self.dirty = True
         for r in batch:
-            self._record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256))
+            self._record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256, r.conflict))
 
     def _record(self, outcome: Outcome) -> None:
         self.report.outcomes.append(outcome)

@@ -208,10 +208,7 @@ def _by_face(library, vec: np.ndarray, k: int, per_person: bool, allowed) -> lis
 def _by_centroid(library, vec: np.ndarray, k: int, cents: dict, allowed) -> list[tuple[int, float]]:  # noqa: ANN001
     """People ranked by query vs their average face; each shown by their face nearest the query."""
     with library.session() as session:
-        if allowed is not None:
-            allowed_people = {r.person_id for r in repo.face_rows(session, allowed).values()}
-        else:
-            allowed_people = None
+        allowed_people = repo.person_ids_of(session, allowed) if allowed is not None else None
         people = [(pid, float(vec @ c)) for pid, (c, _) in cents.items()
                   if pid is not None and (allowed_people is None or pid in allowed_people)]
         people.sort(key=lambda p: p[1], reverse=True)

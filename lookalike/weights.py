@@ -178,7 +178,7 @@ def status(kind: str, name: str) -> ModelStatus:
     """Whether a model's weights are in place, and where they come from."""
     folder = weights_dir()
     dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
-    if name in PACKAGED and (kind != "recognition" or name == "Dlib"):
+    if name in PACKAGED:
         items = PACKAGED[name]
         ok = all(_packaged_ok(i, folder) for i in items)
         pkgs = sorted({i.pip_name for i in items})
@@ -237,7 +237,7 @@ def install(name: str) -> ModelStatus:
     kind = kind_of(name)
     folder = weights_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    if name in PACKAGED and (kind != "recognition" or name == "Dlib"):
+    if name in PACKAGED:
         for item in PACKAGED[name]:
             _install_packaged(item, folder)
         return status(kind, name)

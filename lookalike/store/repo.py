@@ -238,6 +238,15 @@ def filtered_face_ids(session: Session, space_id: int, conditions: list) -> np.n
     return np.fromiter((r[0] for r in session.execute(query)), dtype=np.int64)
 
 
+def person_ids_of(session: Session, face_ids: np.ndarray) -> set[int]:
+    ids = [int(i) for i in face_ids]
+    out: set[int] = set()
+    for start in range(0, len(ids), 900):
+        out.update(pid for (pid,) in session.execute(
+            select(Face.person_id).where(Face.id.in_(ids[start:start + 900])).distinct()))
+    return out
+
+
 def person_face_ids(session: Session, space_id: int, person_ids: list[int]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for fid, pid in session.execute(select(Face.id, Face.person_id).where(
