@@ -180,6 +180,8 @@ def _print_ingest_summary(summary: dict) -> None:
     console.print(table)
     for c in summary["conflicts"]:
         console.print(f"[yellow]same photo under two people:[/] {c['path']}: {c['reason']}")
+    if summary.get("index_rebuilt"):
+        console.print(f"index rebuilt: {summary['index_rebuilt']}")
     lib = summary["library"]
     console.print(f"library {lib['db']}  index {lib['index_dir']}/{lib['space']}.faiss")
 
@@ -292,6 +294,8 @@ def remove(
         else:
             what = f"person {person!r}" if person else str(photo)
             _console().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
+            if result["index_rebuilt"]:
+                _console().print(f"index rebuilt: {result['index_rebuilt']}")
 
 
 # -- stats / doctor -------------------------------------------------------------------

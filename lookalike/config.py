@@ -93,6 +93,8 @@ class Settings:
     aligner: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     detect_max_side: int = DEFAULT_DETECT_MAX_SIDE
+    # bytes of RAM the FAISS index may take; the index choice rules work within it
+    index_budget: int = 4 * 1024**3
 
     @classmethod
     def resolve(
@@ -111,6 +113,21 @@ class Settings:
             detector=os.environ.get("LOOKALIKE_DETECTOR") or None,
             aligner=os.environ.get("LOOKALIKE_ALIGNER") or None,
             max_pixels=int(os.environ.get("LOOKALIKE_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
+            index_budget=_bytes(os.environ.get("LOOKALIKE_INDEX_BUDGET", "4G")),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base
+
+
+def _bytes(text: str) -> int:
+    """``"4G"``, ``"512M"``, ``"1000000"`` -> bytes."""
+    from .errors import ConfigError
+
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if value and value[-1] in units:
+            return int(float(value[:-1]) * units[value[-1]])
+        return int(value)
+    except ValueError as err:
+        raise ConfigError(f"LOOKALIKE_INDEX_BUDGET={text!r}: not a size such as 4G or 512M") from err

@@ -12,7 +12,6 @@ below it a match is no closer than a random stranger.
 from __future__ import annotations
 
 import csv
-import multiprocessing
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,13 +76,12 @@ def _lfw(root: Path, name: str, number: str) -> str:
 
 # -- embedding with worker processes ---------------------------------------------------
 def embed_photos(library, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:  # noqa: ANN001
+    """``{path: unit vector of the largest face, or None}`` for every path."""
     from . import ingest
+    from .faces import FacesMode
 
-    s = library.settings
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers or os.cpu_count() or 1, initializer=ingest.init_worker,
-                  initargs=(library.space, s.detect_max_side, s.max_pixels, "largest")) as pool:
-        return dict(pool.imap_unordered(ingest.embed_file, paths, chunksize=8))
+    with ingest.worker_pool(library, FacesMode.largest, workers or os.cpu_count() or 1) as pool:
+        return dict(pool.map(ingest.embed_file, paths, chunksize=8))
 
 
 # -- metrics --------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class IngestReport:
     skipped_files: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    index_rebuilt: str | None = None  # why upkeep rebuilt the index after this run, if it did
 
     @property
     def statuses(self) -> dict[str, int]:
@@ -111,6 +112,7 @@ class IngestReport:
             "photos_per_s": round(rate, 2),
             "faces_per_s": round(self.faces / self.seconds, 2) if self.seconds > 0 else 0.0,
             "interrupted": self.interrupted,
+            "index_rebuilt": self.index_rebuilt,
             "conflicts": [{"path": o.path, "person": o.person, "reason": o.reason}
                           for o in self.conflicts],
         }
@@ -231,11 +233,19 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
 
 
 def _pool(library, options: IngestOptions, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
+    return worker_pool(library, options.faces, workers)
+
+
+def worker_pool(library, faces: FacesMode, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
+    """Spawned processes with the library's pipeline loaded once each (:func:`init_worker`).
+
+    ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start
+    breaks the pool with an error instead of being respawned forever."""
     ctx = multiprocessing.get_context("spawn")  # fork after loading dlib/onnx is unsafe
     s = library.settings
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=init_worker,
-        initargs=(library.space, s.detect_max_side, s.max_pixels, options.faces.value))
+        initargs=(library.space, s.detect_max_side, s.max_pixels, faces.value))
 
 
 def _collect(pool, pending, writer, library, options, workers, block: bool):  # noqa: ANN001

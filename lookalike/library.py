@@ -213,6 +213,8 @@ class Library:
             options = ingest.IngestOptions(faces=faces, workers=workers)
             report = ingest.run(self, list(items), options, progress, skipped_files)
             self._centroids = None
+            if not report.interrupted:
+                report.index_rebuilt = self._upkeep()
         statuses = report.statuses
         if not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
             raise NothingIngested(
@@ -232,6 +234,7 @@ class Library:
         if (person is None) == (photo is None):
             raise ConfigError("name exactly one of --person NAME or --photo PATH")
         removed: dict[int, list[int]] = {}
+        rebuilt = None
         with self.write_lock():
             with self.session() as session:
                 if person is not None:
@@ -256,10 +259,11 @@ class Library:
                     view = self._view(spaces[space_id])
                     view.index.remove(np.asarray(ids, dtype=np.int64))
                     view.index.save()
+                    rebuilt = view._upkeep() or rebuilt
         self._index = None
         self._centroids = None
         return {"person": person, "photo": photo, "photos": len(photos),
-                "faces": sum(len(v) for v in removed.values())}
+                "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
 
     def _spaces(self) -> list:
         with self.session() as session:
@@ -282,38 +286,60 @@ class Library:
 
         index = self.index
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
-        rule = choose(index.ntotal, index.manifest.dim)
+        rule = choose(index.ntotal, index.manifest.dim, self.settings.index_budget)
+        todo = self._upkeep_plan(index)
         return {"space": self.space.key, "index_key": index.manifest.index_key,
-                "params": index.manifest.params, "ntotal": index.ntotal, "dim": index.manifest.dim,
+                "params": index.manifest.params, "pinned": index.manifest.pinned,
+                "ntotal": index.ntotal, "dim": index.manifest.dim,
                 "tombstones": len(index.manifest.tombstones),
                 "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
                 "bytes": path.stat().st_size if path.exists() else 0,
                 "rules_choose": rule.key, "rules_reason": rule.reason,
-                "rebuild_advised": rule.key != index.manifest.index_key or index.tombstone_share > 0.2}
+                "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
 
     def rebuild_index(self, key: str | None = None) -> dict:
-        """Rebuild the space's index from the database vectors, with ``key`` or the rules'
-        choice for the current size; drops tombstones."""
+        """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
+        keeps it from then on) or the rules' choice for the current size; drops tombstones."""
+        with self.write_lock():
+            self._rebuild(key, pinned=key is not None)
+        return self.index_info()
+
+    def _rebuild(self, key: str | None, pinned: bool) -> None:
         from .index.choice import choose, default_params
 
-        with self.write_lock():
-            with self.session() as session:
-                ids = repo.face_ids(session, self._existing_space_id())
-            dim = RECOGNITION_DIMS[self.space.model]
-            choice = choose(len(ids), dim)
-            key = key or choice.key
-            params = choice.params if key == choice.key else default_params(key, len(ids))
-            manifest = self._manifest()
-            manifest.index_key, manifest.params = key, params
-            vectors = self._vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
-            try:
-                index = FaissIndex.build(self.settings.index_dir, manifest, ids, vectors)
-            except RuntimeError as err:
-                raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
-            index.save()
-            index.vector_source = self._vectors
-            self._index = index
-        return self.index_info()
+        with self.session() as session:
+            ids = repo.face_ids(session, self._existing_space_id())
+        dim = RECOGNITION_DIMS[self.space.model]
+        choice = choose(len(ids), dim, self.settings.index_budget)
+        key = key or choice.key
+        manifest = self._manifest()
+        manifest.index_key, manifest.pinned = key, pinned
+        manifest.params = choice.params if key == choice.key else default_params(key, len(ids))
+        vectors = self._vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
+        try:
+            index = FaissIndex.build(self.settings.index_dir, manifest, ids, vectors)
+        except RuntimeError as err:
+            raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
+        index.save()
+        index.vector_source = self._vectors
+        self._index = index
+
+    def _upkeep_plan(self, index: FaissIndex):  # noqa: ANN202
+        from .index import upkeep
+
+        m = index.manifest
+        return upkeep.plan(m.index_key, m.pinned, index.ntotal, m.dim, index.tombstone_share,
+                           self.settings.index_budget)
+
+    def _upkeep(self) -> str | None:
+        """After ingest or removal (write lock held): rebuild if the upkeep rules say so.
+        Returns the reason when it rebuilt."""
+        index = self.index
+        todo = self._upkeep_plan(index)
+        if not todo.rebuild:
+            return None
+        self._rebuild(todo.key, pinned=index.manifest.pinned)
+        return todo.reason
 
     def _saved_matches(self, index: FaissIndex) -> bool:
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)

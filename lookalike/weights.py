@@ -68,11 +68,16 @@ SHAPE_5 = PackagedFile(
     "shape_predictor_5_face_landmarks.dat", _FRM, "models/shape_predictor_5_face_landmarks.dat",
     "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888", "face-recognition-models",
 )
+# dlib's CNN (MMOD) face detector: the `dlib` detector's second look when HOG finds nothing
+MMOD = PackagedFile(
+    "mmod_human_face_detector.dat", _FRM, "models/mmod_human_face_detector.dat",
+    "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6", "face-recognition-models",
+)
 
 # Files shipped in registry packages, per model or detector name.
 PACKAGED: dict[str, tuple[PackagedFile, ...]] = {
     "Dlib": (DLIB_RESNET,),
-    "dlib": (SHAPE_5,),
+    "dlib": (SHAPE_5, MMOD),
     "chip": (SHAPE_5,),  # the dlib-chip aligner needs the same 5-point predictor
 }
 

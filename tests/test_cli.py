@@ -324,12 +324,19 @@ def test_index_rebuild_hnsw_then_remove_uses_tombstones(faces, tmp_path):
     assert json.loads(rebuilt.stdout)["index_key"] == "HNSW32"
     hnsw = json.loads(run("search", query, "--db", str(db), "-k", "5", "--json").stdout)
     assert [m["face_id"] for m in hnsw["faces"][0]["matches"]] == [m["face_id"] for m in flat["faces"][0]["matches"]]
-    assert run("remove", "--person", "barack_obama", "--db", str(db)).returncode == 0
+    one = faces / "celeb/face_recognition/barack_obama/obama_small.jpg"
+    assert run("remove", "--photo", str(one), "--db", str(db)).returncode == 0
     info = json.loads(run("index", "info", "--db", str(db), "--json").stdout)
-    assert info["tombstones"] >= 3 and info["rebuild_advised"] is True  # HNSW cannot delete
+    # HNSW cannot delete: 1 of 16 vectors is a tombstone, under the 20 % rebuild line
+    assert info["tombstones"] == 1 and info["pinned"] and info["rebuild_advised"] is False
+    gone = run("remove", "--person", "barack_obama", "--db", str(db), "--json")
+    assert "removed faces" in json.loads(gone.stdout)["index_rebuilt"]  # 5 of 16 > 20 %: rebuilt
+    info = json.loads(run("index", "info", "--db", str(db), "--json").stdout)
+    assert info["tombstones"] == 0 and info["index_key"] == "HNSW32"  # the pinned key is kept
     after = json.loads(run("search", query, "--db", str(db), "-k", "20", "--json").stdout)
     assert all(m["person"] != "barack_obama" for m in after["faces"][0]["matches"])
     assert run("doctor", "--db", str(db)).returncode == 0
-    assert json.loads(run("index", "rebuild", "--db", str(db), "--json").stdout)["tombstones"] == 0
+    unpinned = json.loads(run("index", "rebuild", "--db", str(db), "--json").stdout)
+    assert unpinned["index_key"] == "Flat" and not unpinned["pinned"]
     bad = run("index", "rebuild", "--db", str(db), "--key", "NotAKey")
     assert bad.returncode == 2 and "cannot build index" in bad.stderr

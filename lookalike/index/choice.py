@@ -10,7 +10,10 @@ The rules, in order:
    candidates from the database's full vectors (needed for the largest corpora and for
    4096-d models such as VGG-Face).
 
-Wiring these into ingest and ``lookalike index rebuild`` is part of the query-layer issue.
+Compressed codes need training data (256 PQ centroids per sub-quantizer, ~40 points per
+IVF list), so below ``IVF_MIN`` vectors the exact index is kept whatever the budget says
+(10k x 4096-d floats are 160 MB). :mod:`lookalike.index.upkeep` applies these rules after
+every ingest and removal; ``lookalike index rebuild`` applies them by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 FLAT_MAX = 50_000
 HNSW_M = 32
 HNSW_MAX_DIM = 1024
+IVF_MIN = 10_000
 DEFAULT_BUDGET = 4 * 1024**3  # bytes of RAM the index may take
 
 
@@ -58,6 +62,9 @@ def choose(n: int, dim: int, budget: int = DEFAULT_BUDGET) -> IndexChoice:
         raise ValueError("n must be >= 0, dim and budget > 0")
     if n <= FLAT_MAX and flat_bytes(n, dim) <= budget:
         return IndexChoice("Flat", {}, flat_bytes(n, dim), f"exact search is fast up to {FLAT_MAX:,} vectors")
+    if n < IVF_MIN:
+        return IndexChoice("Flat", {}, flat_bytes(n, dim),
+                           f"under {IVF_MIN:,} vectors: too few to train compressed codes")
     if dim <= HNSW_MAX_DIM and hnsw_bytes(n, dim) <= budget:
         return IndexChoice(f"HNSW{HNSW_M}", {"efSearch": 128, "efConstruction": 80}, hnsw_bytes(n, dim),
                            "graph search keeps ~1 ms queries beyond exact search's range")

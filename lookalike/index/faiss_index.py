@@ -43,6 +43,8 @@ class Manifest:
     # ids removed from an index type that cannot delete (HNSW): filtered out at search
     # time until the next rebuild
     tombstones: list = field(default_factory=list)
+    # True when the key was chosen by hand (`index rebuild --key`): upkeep keeps it
+    pinned: bool = False
     saved_at: float = 0.0
     version: int = MANIFEST_VERSION
 
@@ -126,7 +128,7 @@ class FaissIndex:
         if not isinstance(index, faiss.IndexIDMap2):
             raise IndexCorrupt(f"{index_path}: not an id-mapped index; run: lookalike doctor --fix")
         expected.index_key, expected.params = saved.index_key, saved.params
-        expected.tombstones = saved.tombstones
+        expected.tombstones, expected.pinned = saved.tombstones, saved.pinned
         expected.ntotal = int(index.ntotal) - len(saved.tombstones)
         # keep read_index's own wrapper: it owns the C++ object (a downcast copy would not)
         return cls(folder, expected, index)

@@ -1,0 +1,145 @@
+"""End-to-end query latency: photo in, JSON answer out, models already loaded.
+
+    python bench/search.py [--gallery 500] [--lfw-queries 100] [--celeb-queries 40]
+
+One gallery (the first N gallery + distractor photos of lfw-dev's retrieval.tsv), built
+three ways in the same run:
+
+* lookalike: ``lookalike ingest`` into a library; each query is ``Library.search(path,
+  k=5)`` then ``json.dumps(result.to_dict())`` — decoding, detection, alignment,
+  embedding, the FAISS search, verdicts and centroid figures included;
+* DeepFace.search: the same photos ``DeepFace.register``-ed into DeepFace's sqlite
+  database (Dlib model, dlib detector), searched ``exact`` and ``ann`` (after
+  ``DeepFace.build_index``), k=5;
+* DeepFace.find: a folder of the same photos (its datastore built before the clock
+  starts, ``refresh_database=False`` so the folder is not re-scanned per query).
+
+Queries: lfw-dev query photos (250x250) and the large in-the-wild ``celeb`` photos. Each
+query runs once per method after one warm-up; p50 / p95 in milliseconds.
+Targets (issue 3): p50 <= 150 ms on LFW, <= 400 ms on celeb, faster than DeepFace.search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import FACES, machine, table, write  # noqa: E402
+
+KW = dict(model_name="Dlib", detector_backend="dlib")
+
+
+def retrieval_rows() -> list[dict]:
+    manifest = FACES / "lfw-dev" / "retrieval.tsv"
+    if not manifest.is_file():
+        raise SystemExit(f"no {manifest} (set LOOKALIKE_FACES)")
+    with open(manifest, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def celeb_photos(limit: int) -> list[Path]:
+    photos = sorted(p for p in (FACES / "celeb").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    step = max(1, len(photos) // limit)  # spread over the subsets, not the first folder
+    return photos[::step][:limit]
+
+
+def timed(fn, queries: list[Path]) -> tuple[list[float], int]:  # noqa: ANN001
+    """Milliseconds per query, and how many raised (no face: DeepFace raises)."""
+    fn(queries[0])  # warm-up
+    times, failed = [], 0
+    for q in queries:
+        started = time.perf_counter()
+        try:
+            fn(q)
+        except Exception:  # noqa: BLE001
+            failed += 1
+        times.append((time.perf_counter() - started) * 1000)
+    return times, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gallery", type=int, default=500)
+    parser.add_argument("--lfw-queries", type=int, default=100)
+    parser.add_argument("--celeb-queries", type=int, default=40)
+    args = parser.parse_args()
+
+    from lookalike.config import activate_weights_home
+
+    activate_weights_home()
+    import lookalike
+    from deepface import DeepFace
+
+    rows = retrieval_rows()
+    root = FACES / "lfw-dev"
+    gallery_rows = [r for r in rows if r["role"] != "query"][:args.gallery]
+    gallery = [root / r["path"] for r in gallery_rows]
+    query_sets = {
+        "lfw (250 px)": [root / r["path"] for r in rows if r["role"] == "query"][:args.lfw_queries],
+        "celeb (large)": celeb_photos(args.celeb_queries),
+    }
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-search-") as tmp:
+        work = Path(tmp)
+        folder = work / "gallery"
+        folder.mkdir()
+        for i, r in enumerate(gallery_rows):  # folder per person, as users lay corpora out
+            (folder / r["identity"]).mkdir(exist_ok=True)
+            (folder / r["identity"] / f"{i:05d}_{Path(r['path']).name}").symlink_to(root / r["path"])
+
+        print(f"building the three galleries from {len(gallery)} photos ...", flush=True)
+        lib = lookalike.open(work / "lib.db")
+        lib.ingest([str(folder)])
+        sqlite = str(work / "deepface.sqlite")
+        for p in sorted(folder.glob("*/*")):
+            try:
+                DeepFace.register(img=str(p), database_type="sqlite", connection_details=sqlite, **KW)
+            except Exception:  # noqa: BLE001 - no face: DeepFace raises
+                pass
+        DeepFace.build_index(database_type="sqlite", connection_details=sqlite, **KW)
+        DeepFace.find(img_path=str(gallery[0]), db_path=str(folder), silent=True, **KW)  # datastore
+
+        methods = {
+            "lookalike": lambda q: json.dumps(lib.search(str(q), k=5).to_dict()),
+            "DeepFace.search exact": lambda q: DeepFace.search(
+                img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
+                similarity_search=True, search_method="exact", **KW),
+            "DeepFace.search ann": lambda q: DeepFace.search(
+                img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
+                similarity_search=True, search_method="ann", **KW),
+            "DeepFace.find": lambda q: DeepFace.find(
+                img_path=str(q), db_path=str(folder), silent=True, refresh_database=False, **KW),
+        }
+        for set_name, queries in query_sets.items():
+            for method, fn in methods.items():
+                print(f"  {set_name}: {method} ...", flush=True)
+                times, failed = timed(fn, queries)
+                results.append({"queries": set_name, "method": method, "n": len(queries), "failed": failed,
+                                "p50_ms": round(float(np.percentile(times, 50)), 1),
+                                "p95_ms": round(float(np.percentile(times, 95)), 1)})
+        lib.close()
+
+    for set_name in query_sets:
+        ours = next(r for r in results if r["queries"] == set_name and r["method"] == "lookalike")
+        for r in results:
+            if r["queries"] == set_name:
+                r["ratio_vs_lookalike"] = round(r["p50_ms"] / ours["p50_ms"], 2)
+    table(f"Query latency, photo -> JSON, gallery of {len(gallery)} lfw-dev photos",
+          ["queries", "method", "n", "no face", "p50 ms", "p95 ms", "p50 / ours"],
+          [[r["queries"], r["method"], r["n"], r["failed"], r["p50_ms"], r["p95_ms"], r["ratio_vs_lookalike"]]
+           for r in results])
+    out = {"machine": machine(), "gallery": len(gallery), "k": 5, "model": "Dlib", "detector": "dlib",
+           "results": results}
+    print("wrote", write("search", out))
+
+
+if __name__ == "__main__":
+    main()
