@@ -477,6 +477,8 @@ def eval_retrieval(
         _console().print(f"## Retrieval: {report.queries} queries against {report.gallery} gallery + "
                          f"{report.distractors} distractor photos\n- top-1: {report.top1:.2%}\n"
                          f"- top-5: {report.top5:.2%}\n- mAP: {report.map:.4f}\n"
+                         f"- people ranked by centroid: top-1 {report.top1_centroid:.2%}, "
+                         f"top-5 {report.top5_centroid:.2%}\n"
                          f"- queries without a face: {report.no_face}")
 
 

@@ -80,6 +80,7 @@ class DlibHogDetector(Detector):
     # photo would reach that size, at most twice.
     _MAX_UPSAMPLE = 2
     CNN_MAX_SIDE = 500  # the CNN costs ~0.35 s at 250 px and grows with the pixel count
+    CNN_MIN_SIDE = 40  # its smallest face is ~40 px; on tinier photos dlib's CNN raises
 
     def __init__(self, max_side: int, fallback: bool = True) -> None:
         super().__init__(max_side)
@@ -94,7 +95,7 @@ class DlibHogDetector(Detector):
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         found = super().detect(rgb)
-        if found or self._cnn is None:
+        if found or self._cnn is None or min(rgb.shape[:2]) < self.CNN_MIN_SIDE:
             return found
         small, scale = downscale(rgb, self.CNN_MAX_SIDE)
         found = [Detection(box=(r.rect.left(), r.rect.top(), r.rect.width(), r.rect.height()),

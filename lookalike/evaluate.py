@@ -142,6 +142,9 @@ class RetrievalReport:
     top1: float
     top5: float
     map: float
+    # people ranked by the query's similarity to each person's centroid (`search --by centroid`)
+    top1_centroid: float = 0.0
+    top5_centroid: float = 0.0
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -184,7 +187,8 @@ def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers
     relevant_count: dict[str, int] = {}
     for person in identity_of.values():
         relevant_count[person] = relevant_count.get(person, 0) + 1
-    top1 = top5 = ap_sum = 0.0
+    names, centroids = _centroids(lib, identity_of)
+    top1 = top5 = ap_sum = top1_c = top5_c = 0.0
     no_face = 0
     for path, ident in queries:
         vec = vectors.get(path)
@@ -201,6 +205,9 @@ def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers
                 break
         top1 += bool(people) and people[0] == ident
         top5 += ident in people
+        by_centroid = [names[i] for i in np.argsort(-(centroids @ vec))[:5]]
+        top1_c += by_centroid[0] == ident
+        top5_c += ident in by_centroid
         hits = np.array([p == ident for p in ranked])
         if relevant_count.get(ident):
             precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
@@ -209,4 +216,18 @@ def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers
     lib.close()
     return RetrievalReport(queries=n, gallery=sum(r == "gallery" for _, _, r in rows),
                            distractors=sum(r == "distractor" for _, _, r in rows), no_face=no_face,
-                           top1=top1 / n, top5=top5 / n, map=ap_sum / n)
+                           top1=top1 / n, top5=top5 / n, map=ap_sum / n,
+                           top1_centroid=top1_c / n, top5_centroid=top5_c / n)
+
+
+def _centroids(library, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
+    """Each gallery person's unit mean vector, in the order of the returned names."""
+    from .embed import l2_normalize
+
+    ids = np.fromiter(identity_of, dtype=np.int64)
+    vectors = library._vectors(ids)
+    names = sorted(set(identity_of.values()))
+    row = {name: i for i, name in enumerate(names)}
+    sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, [row[identity_of[int(i)]] for i in ids], vectors)
+    return names, l2_normalize(sums)
