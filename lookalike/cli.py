@@ -103,6 +103,8 @@ def ingest(
     person: Annotated[Optional[str], typer.Option("--person", help="File every photo under this person instead of its folder's name.")] = None,
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse larger photos (decompression-bomb guard).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the per-file status table to this CSV.")] = None,
+    analyze: Annotated[bool, typer.Option("--analyze", help="Also store age / gender / emotion estimates of each new face.")] = False,
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -115,7 +117,8 @@ def ingest(
         result = None
         try:
             result = lib.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
-                                workers=workers, person=person, progress=progress)
+                                workers=workers, person=person, progress=progress,
+                                analyzer=analyzer if analyze else None)
         finally:
             if report is not None:  # also when the run failed: what was seen is reported
                 done = result.outcomes if result else (progress.outcomes if progress else [])
@@ -352,6 +355,11 @@ def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = Fa
         console = _console()
         console.print(f"people {data['people']}  photos {data['photos']}  faces {data['faces']}")
         console.print("statuses: " + ", ".join(f"{k} {v}" for k, v in data["statuses"].items() if v))
+        est = data["estimates"]
+        if est["faces"]:
+            console.print(f"estimates (ingest --analyze) for {est['faces']} faces: emotion "
+                          + ", ".join(f"{k} {v}" for k, v in est["emotion"].items()) + "; estimated age "
+                          + ", ".join(f"{k} {v}" for k, v in est["age_band"].items()))
         if data["index"]:
             ix = data["index"]
             console.print(f"index {ix['space']} ({ix['index_key']}, {ix['dim']}-d, {ix['ntotal']} vectors, "

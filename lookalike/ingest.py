@@ -25,13 +25,16 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .corpus import Item, Profile
 from .errors import BadImage
 from .faces import FacesMode, FacePipeline, Space
 from .store import repo
 from .store.schema import Face, Photo, PhotoStatus
+
+if TYPE_CHECKING:
+    from .analysis import AnalyzerName
 
 
 @dataclass
@@ -47,7 +50,8 @@ class Processed:
     reason: str | None = None
     width: int | None = None
     height: int | None = None
-    faces: list[tuple[tuple[int, int, int, int], float, bytes]] = field(default_factory=list)
+    # (bbox, confidence, vector bytes, estimate dict or None) per face
+    faces: list[tuple[tuple[int, int, int, int], float, bytes, dict | None]] = field(default_factory=list)
     replaces: bool = False  # a row for this path exists (changed file, or an error retried)
     conflict: bool = False  # a duplicate filed under another person than the first copy
 
@@ -133,11 +137,13 @@ class _Silent:
 # -- mapper (runs in worker processes) ------------------------------------------------
 _PIPELINE: FacePipeline | None = None
 _LIMITS: tuple[int, FacesMode] = (0, FacesMode.largest)
+_ANALYZER = None  # lookalike.analysis.Analyzer when ingest --analyze
 
 
-def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str) -> None:
+def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
+                analyzer: str | None = None) -> None:
     """Load the models once per worker. Ctrl-C is the writer's business, not ours."""
-    global _PIPELINE, _LIMITS
+    global _PIPELINE, _LIMITS, _ANALYZER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .config import activate_weights_home
 
@@ -145,6 +151,10 @@ def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str) 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _PIPELINE = FacePipeline(space, detect_max_side)
     _LIMITS = (max_pixels, FacesMode(mode))
+    if analyzer is not None:
+        from . import analysis
+
+        _ANALYZER = analysis.build(analysis.AnalyzerName(analyzer))
 
 
 def embed_file(path: str):  # noqa: ANN201
@@ -183,7 +193,13 @@ def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
     if not faces:
         reason = "no face found" + (f" ({notes})" if notes else "")
         return Processed(**base, **dims, status=PhotoStatus.no_face.value, reason=reason)
-    packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding)) for f in faces]
+    estimates: list = [None] * len(faces)
+    if _ANALYZER is not None:
+        try:
+            estimates = [e.to_dict() for e in _ANALYZER.analyze(decoded.rgb, [f.bbox for f in faces])]
+        except Exception as err:  # noqa: BLE001 - the faces are still worth storing
+            notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
+    packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
     return Processed(**base, **dims, status=PhotoStatus.ok.value, reason=notes, faces=packed)
 
 
@@ -195,6 +211,7 @@ class IngestOptions:
     workers: int = 0  # 0 = one per core
     batch: int = 32  # photos per database transaction
     save_every: float = 20.0  # seconds between index saves
+    analyzer: AnalyzerName | None = None  # estimate age / gender / emotion of each face (opt-in)
 
 
 def run(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
@@ -233,10 +250,11 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
 
 
 def _pool(library, options: IngestOptions, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
-    return worker_pool(library, options.faces, workers)
+    analyzer = options.analyzer.value if options.analyzer is not None else None
+    return worker_pool(library, options.faces, workers, analyzer)
 
 
-def worker_pool(library, faces: FacesMode, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
+def worker_pool(library, faces: FacesMode, workers: int, analyzer: str | None = None) -> ProcessPoolExecutor:  # noqa: ANN001
     """Spawned processes with the library's pipeline loaded once each (:func:`init_worker`).
 
     ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start
@@ -245,7 +263,7 @@ def worker_pool(library, faces: FacesMode, workers: int) -> ProcessPoolExecutor:
     s = library.settings
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=init_worker,
-        initargs=(library.space, s.detect_max_side, s.max_pixels, faces.value))
+        initargs=(library.space, s.detect_max_side, s.max_pixels, faces.value, analyzer))
 
 
 def _collect(pool, pending, writer, library, options, workers, block: bool):  # noqa: ANN001
@@ -370,10 +388,11 @@ class _Writer:
             faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
                           w=int(w), h=int(h), confidence=float(conf), embedding=blob)
                      for r, pid, photo in zip(batch, people, photos)
-                     for (x, y, w, h), conf, blob in r.faces]
+                     for (x, y, w, h), conf, blob, _ in r.faces]
             session.add_all(faces)
             session.flush()
             new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+            session.add_all(repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
             vectors = np.stack([repo.decode_vector(f.embedding) for f in faces]) if faces else None
             if faces:
                 repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)

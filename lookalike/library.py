@@ -197,30 +197,37 @@ class Library:
 
     # -- verbs -----------------------------------------------------------------------
     def ingest(self, paths, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
-               person: str | None = None, progress=None):  # noqa: ANN001
-        """Ingest files, folders and manifests; see :mod:`lookalike.ingest`."""
+               person: str | None = None, progress=None, analyzer=None):  # noqa: ANN001
+        """Ingest files, folders and manifests; see :mod:`lookalike.ingest`. ``analyzer``
+        (an :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
         from . import corpus
 
         scan = corpus.scan(paths, person=person)
         if not scan.items:
             raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
         return self.ingest_items(scan.items, faces=faces, workers=workers, progress=progress,
-                                 skipped_files=scan.skipped_files)
+                                 skipped_files=scan.skipped_files, analyzer=analyzer)
 
     def ingest_items(self, items, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
-                     progress=None, skipped_files: int = 0):  # noqa: ANN001
+                     progress=None, skipped_files: int = 0, analyzer=None):  # noqa: ANN001
         """Ingest already scanned :class:`lookalike.corpus.Item` s."""
         from . import ingest, weights
 
         # fail on missing weights here, with the install command, not in every worker
         for name in (self.space.model, self.space.detector, self.space.aligner, "dlib"):
             weights.require(name)
+        if analyzer is not None:
+            from . import analysis
+
+            analyzer = analysis.resolve(analysis.AnalyzerName(analyzer))
+            for name in analysis.required_weights(analyzer):
+                weights.require(name)
         with self.write_lock():
             self.space_id  # noqa: B018 - create the space row before the index loads
             index = self.index
             if index.ntotal and not self._saved_matches(index):
                 index.save()
-            options = ingest.IngestOptions(faces=faces, workers=workers)
+            options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=analyzer)
             report = ingest.run(self, list(items), options, progress, skipped_files)
             self._centroids = None
             if not report.interrupted:
@@ -430,10 +437,11 @@ class Library:
             if not spaces:
                 empty = {s: 0 for s in repo.status_counts(session, -1)}
                 return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
-                        "db": self.settings.db_url}
+                        "estimates": {"faces": 0, "emotion": {}, "age_band": {}}, "db": self.settings.db_url}
             space_id = self._existing_space_id()
             out = repo.counts(session, space_id)
             out["statuses"] = repo.status_counts(session, space_id)
+            out["estimates"] = repo.estimate_summary(session, space_id)
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         index = self.index
         out["index"] = {

@@ -135,3 +135,30 @@ def test_eval_attributes_confusion_matrix(faces, tmp_path, analysis_weights):
     assert data["confusion"]["labels"] == list(EMOTIONS) and matrix.sum() == data["n"] - data["no_face"]
     assert data["emotion_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum(), abs=1e-4)
     assert data["emotion_accuracy"] > 0.4 and png.stat().st_size > 10_000
+
+
+def test_ingest_analyze_stores_estimates_and_removal_drops_them(faces, tmp_path, analysis_weights):
+    import sqlite3
+
+    db = tmp_path / "i.db"
+    out = run("ingest", str(faces / "celeb/face_recognition"), "--db", str(db), "--analyze", "--analyzer",
+              "offline", "-q")
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(run("stats", "--db", str(db), "--json").stdout)
+    assert stats["estimates"]["faces"] == stats["faces"] == 16
+    assert sum(stats["estimates"]["emotion"].values()) == 16
+    with sqlite3.connect(db) as conn:
+        cols = [r[1] for r in conn.execute("pragma table_info(face_estimates)")]
+        assert "race" not in cols
+        ages = dict(conn.execute("select p.path, e.age from face_estimates e join faces f on f.id = e.face_id "
+                                 "join photos p on p.id = f.photo_id"))
+    obama = [a for p, a in ages.items() if "barack_obama" in p]
+    assert len(obama) == 5 and all(35 <= a <= 70 for a in obama)
+    assert run("remove", "--person", "barack_obama", "--db", str(db)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from face_estimates").fetchone()[0] == 11
+    # without --analyze nothing is estimated
+    (tmp_path / "plain").mkdir()
+    plain = tmp_path / "plain" / "p.db"  # its own folder: a library owns its indexes/
+    assert run("ingest", str(faces / "celeb/face_recognition/joe_biden"), "--db", str(plain), "-q").returncode == 0
+    assert json.loads(run("stats", "--db", str(plain), "--json").stdout)["estimates"]["faces"] == 0

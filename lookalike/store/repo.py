@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .schema import Face, Person, Photo, PhotoStatus, Space
+from .schema import Face, FaceEstimate, Person, Photo, PhotoStatus, Space
 
 
 @dataclass(frozen=True)
@@ -269,3 +269,27 @@ def save_calibration(session: Session, space_id: int, threshold: float, floor: f
     row.threshold, row.floor, row.source = float(threshold), float(floor), source
     row.figures = json.dumps(figures)
     session.add(row)
+
+
+def estimate_rows(faces: list[Face], estimates: list[dict | None]) -> list[FaceEstimate]:
+    """Rows for the faces that were analysed (``Estimate.to_dict()`` dicts; None = not asked)."""
+    import json
+
+    return [FaceEstimate(face_id=f.id, age=float(e["age"]), woman=float(e["gender"]["woman"]),
+                         emotion=e["dominant_emotion"], emotions=json.dumps(e["emotion"]), model=e["model"])
+            for f, e in zip(faces, estimates) if e is not None]
+
+
+def estimate_summary(session: Session, space_id: int) -> dict:
+    """How many faces carry estimates, by emotion and by decade of estimated age."""
+    rows = session.execute(select(FaceEstimate.age, FaceEstimate.emotion)
+                           .join(Face, Face.id == FaceEstimate.face_id)
+                           .where(Face.space_id == space_id)).all()
+    emotions: dict[str, int] = {}
+    decades: dict[str, int] = {}
+    for age, emotion in rows:
+        emotions[emotion] = emotions.get(emotion, 0) + 1
+        band = f"{int(age) // 10 * 10}s"
+        decades[band] = decades.get(band, 0) + 1
+    return {"faces": len(rows), "emotion": dict(sorted(emotions.items())),
+            "age_band": dict(sorted(decades.items(), key=lambda kv: int(kv[0][:-1])))}

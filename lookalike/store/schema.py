@@ -111,6 +111,21 @@ class Face(Base):
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, unit length
 
 
+class FaceEstimate(Base):
+    """Estimated age / gender / emotion of a corpus face (``ingest --analyze``).
+
+    Estimates describe photos for later browsing (age bands, emotions); they never select
+    or filter role models, which use self-declared tags only. No race column, ever."""
+
+    __tablename__ = "face_estimates"
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    age: Mapped[float] = mapped_column(Float)
+    woman: Mapped[float] = mapped_column(Float)  # estimated probability; man = 1 - woman
+    emotion: Mapped[str] = mapped_column(Text)  # the dominant one
+    emotions: Mapped[str] = mapped_column(Text)  # JSON: the seven probabilities
+    model: Mapped[str] = mapped_column(Text)
+
+
 class Centroid(Base):
     """Running sum of a person's unit vectors (``person_id`` NULL = the whole corpus).
 
