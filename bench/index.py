@@ -24,6 +24,7 @@ per-vector costs (see ``estimate_10m``), not a run.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table, write  # noqa: E402
+from _common import RESULTS, machine, table, write  # noqa: E402
 
 QUERIES = 500
 K = 10
@@ -170,21 +171,30 @@ def estimate_10m(rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the 100k cases")
+    parser.add_argument("--case", action="append", default=[], metavar="DATA:N:DIM",
+                        help="re-run only this case (e.g. faces:100000:4096) and merge it into index.json")
     args = parser.parse_args()
     cases = [("uniform", 100_000, 128), ("faces", 100_000, 128)]
     if not args.quick:
         cases += [("uniform", 1_000_000, 128), ("faces", 1_000_000, 128), ("faces", 100_000, 4096)]
-    rows: list[dict] = []
+    previous: list[dict] = []
+    if args.case:
+        cases = [(d, int(n), int(dim)) for d, n, dim in (c.split(":") for c in args.case)]
+        saved = RESULTS / "index.json"
+        previous = json.loads(saved.read_text())["rows"] if saved.exists() else []
+        previous = [r for r in previous if (r["data"], r["n"], r["dim"]) not in cases]
+    rows: list[dict] = list(previous)
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-index-") as tmp:
         for kind, n, dim in cases:
             rows += run_case(kind, n, dim, Path(tmp))
+    rows.sort(key=lambda r: (r["dim"], r["n"], r["data"]))
     table("FAISS indexes on synthetic unit vectors (single-query latency, recall@10 vs exact)",
           ["data", "n", "dim", "index", "knob", "build s", "MB", "p50 ms", "p95 ms", "recall@10"],
           [[r["data"], f"{r['n']:,}", r["dim"], r["key"] + (" *" if r["rules_pick"] else ""),
             f"{r['knob']}={r['value']}" if r["knob"] else "-", r["build_s"], round(r["bytes"] / 1e6, 1),
             r["p50_ms"], r["p95_ms"], r["recall_at_10"]] for r in rows])
     out = {"machine": machine(), "queries": QUERIES, "k": K, "rows": rows}
-    if not args.quick:
+    if any(r["n"] == 1_000_000 for r in rows):
         out["estimate_10m"] = estimate_10m(rows)
         print(out["estimate_10m"])
     print("wrote", write("index" if not args.quick else "index-quick", out))

@@ -22,6 +22,8 @@ from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 
 MANIFEST_VERSION = 1
 EXACT_SUBSET = 20_000  # filtered searches over at most this many ids are scored exactly
+TRAIN_MIN = 20_000  # training sample for compressed codes: at least this many vectors,
+TRAIN_PER_LIST = 64  # or this many per IVF list, whichever is more
 
 
 @dataclass
@@ -75,8 +77,14 @@ class FaissIndex:
         index = cls(folder, manifest)
         inner = index._inner
         if not inner.is_trained:
-            sample = vectors if len(vectors) <= 200_000 else vectors[
-                np.random.default_rng(0).choice(len(vectors), 200_000, replace=False)]
+            # k-means needs ~30-40 points per list (FAISS warns below 39); more only costs
+            # time, which grows with n x nlist x dim (minutes at 4096-d)
+            import faiss
+
+            nlist = faiss.extract_index_ivf(inner).nlist if "IVF" in manifest.index_key else 0
+            cap = max(TRAIN_MIN, TRAIN_PER_LIST * nlist)
+            sample = vectors if len(vectors) <= cap else vectors[
+                np.random.default_rng(0).choice(len(vectors), cap, replace=False)]
             inner.train(np.ascontiguousarray(sample, dtype=np.float32))
         for start in range(0, len(ids), 100_000):
             index.add(ids[start:start + 100_000], vectors[start:start + 100_000])
