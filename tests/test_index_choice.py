@@ -20,7 +20,7 @@ GiB = 1024**3
     (10_000_000, 128, 4 * GiB, "IVF16384,PQ64"),   # 10M x (512 + 256) B > 4 GiB
     (20_000, 128, 1024**2, "IVF512,PQ64"),          # tiny budget: even 20k flat does not fit
     (5_000, 128, 1024**2, "Flat"),                  # too few to train codes: exact anyway
-    (100_000, 4096, 4 * GiB, "IVF1024,PQ64"),        # 4096-d: never a graph over full vectors
+    (100_000, 4096, 4 * GiB, "IVF1024,PQ256"),       # 4096-d: never a graph; 16-d sub-vectors
     (1_000_000, 512, 4 * GiB, "HNSW32"),
     (1_000_000, 512, 1 * GiB, "IVF4096,PQ64"),
 ])

@@ -255,7 +255,7 @@ class FaissIndex:
         p = self.manifest.params
         if isinstance(inner, faiss.IndexHNSW):
             params = faiss.SearchParametersHNSW()
-            params.efSearch = int(p.get("efSearch", 128))
+            params.efSearch = int(p.get("efSearch", 256))
         elif isinstance(inner, faiss.IndexIVF):
             params = faiss.SearchParametersIVF()
             params.nprobe = int(p.get("nprobe", 16))
