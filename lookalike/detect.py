@@ -12,8 +12,8 @@ the sharp original.
   finds nothing, dlib's CNN (MMOD) detector takes a second look at the photo shrunk to
   ``CNN_MAX_SIDE``: on lfw-dev it finds all 15 faces HOG misses (turned heads, hats,
   shadows) at ~0.35 s each, so the fallback costs 0.4 % of photos a third of a second.
-  Live video turns the fallback off (``fallback=False``): a frame without a face must
-  stay cheap.
+  Callers that must stay cheap on frames without a face (live video) build it with
+  ``fallback=False``.
 * every other name: the DeepFace detector of that name (``opencv``, ``mtcnn``,
   ``retinaface``, ``yunet``…), built through DeepFace's own registry.
 """
