@@ -212,12 +212,13 @@ def test_unknown_names_are_listed(tmp_path, faces):
 
 def test_readme_documents_every_command():
     readme = (ROOT / "README.md").read_text()
-    from lookalike.cli import app, eval_app, index_app, models_app
+    from lookalike.cli import app, eval_app, explore_app, index_app, models_app
 
     commands = [c.name or c.callback.__name__ for c in app.registered_commands]
     commands += [f"models {c.name}" for c in models_app.registered_commands]
     commands += [f"eval {c.name}" for c in eval_app.registered_commands]
     commands += [f"index {c.name}" for c in index_app.registered_commands]
+    commands += [f"explore {c.name}" for c in explore_app.registered_commands]
     for name in commands:
         assert f"lookalike {name}" in readme, f"README does not document `lookalike {name}`"
     assert "make demo" in readme and "make test" in readme

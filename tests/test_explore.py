@@ -1,0 +1,66 @@
+"""Exploring the face space on real photos: PCA spectrum, clusters, outliers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from lookalike import explore
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=600)
+
+
+def test_pca_spectrum_is_a_distribution_and_extremes_are_faces(library):
+    report, data = explore.pca(library, components=3)
+    spectrum = np.array(report.spectrum)
+    assert np.all(np.diff(spectrum) <= 1e-9) and spectrum.sum() <= 1 + 1e-6
+    assert 0.5 < report.share_top20 <= 1 and report.faces == len(data.faces)
+    ids = {f.face_id for f in data.faces}
+    for c in report.components:
+        assert len(c.low) == len(c.high) == 6 and set(c.low + c.high) <= ids and not set(c.low) & set(c.high)
+
+
+def test_clusters_on_labelled_faces_are_pure(library):
+    report, data = explore.clusters(library, min_size=2)
+    # celeb + 40 LFW people, cut at the calibrated same-person threshold (measured 2026-11-23)
+    assert report.purity is not None and report.purity >= 0.9
+    assert len(report.clusters) >= 20
+    clustered = [i for c in report.clusters for i in c]
+    assert len(clustered) == len(set(clustered))  # a face is in one cluster
+
+
+def test_planted_mislabelled_photo_is_the_top_outlier(faces, tmp_path):
+    db = tmp_path / "o.db"
+    assert run("ingest", str(faces / "celeb" / "deepface"), "--db", str(db), "-q").returncode == 0
+    planted = tmp_path / "plant" / "deepface_id01"
+    planted.mkdir(parents=True)
+    (planted / "planted.jpg").write_bytes((faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())
+    assert run("ingest", str(tmp_path / "plant"), "--db", str(db), "-q").returncode == 0
+    montage = tmp_path / "out.jpg"
+    out = run("explore", "outliers", "--db", str(db), "--montage", str(montage), "--json")
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)["outliers"]
+    assert found and found[0]["photo"].endswith("planted.jpg") and found[0]["person"] == "deepface_id01"
+    assert found[0]["robust_z"] < -3.5 and montage.stat().st_size > 1000
+
+
+def test_explore_cli_writes_plots_and_montages(faces, tmp_path):
+    db = tmp_path / "c.db"
+    assert run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+    pca = run("explore", "pca", "--db", str(db), "--components", "2", "--plot", str(tmp_path / "s.png"),
+              "--montage-dir", str(tmp_path / "axes"), "--json")
+    assert pca.returncode == 0, pca.stderr
+    assert len(json.loads(pca.stdout)["components"]) == 2 and (tmp_path / "s.png").stat().st_size > 5000
+    assert sorted(p.name for p in (tmp_path / "axes").iterdir()) == ["component-01.jpg", "component-02.jpg"]
+    cl = run("explore", "clusters", "--db", str(db), "--montage-dir", str(tmp_path / "cl"), "--json")
+    data = json.loads(cl.stdout)
+    # 16 photos of 6 people, all of them clean: every cluster is one person
+    assert data["purity"] == 1.0 and data["clusters_merged"] == 0
+    assert len(list((tmp_path / "cl").iterdir())) == len(data["clusters"]) >= 4
