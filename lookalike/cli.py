@@ -221,6 +221,9 @@ def search(
     consented_only: Annotated[bool, typer.Option("--consented-only", help="Only people who consented to be displayed.")] = False,
     analyze: Annotated[bool, typer.Option("--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
+    toward: Annotated[Optional[str], typer.Option("--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None,
+    away: Annotated[Optional[str], typer.Option("--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
+    strength: Annotated[float, typer.Option("--strength", help="How far to move (0 = plain search).")] = 1.0,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
@@ -231,10 +234,17 @@ def search(
         from .search import Filter, RankBy
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
+        math = None
+        if toward is not None:
+            from .facemath import FaceMath, Group
+
+            math = FaceMath(Group.parse(toward), Group.parse(away) if away else None, strength)
+        elif away is not None:
+            raise typer.BadParameter("--away needs --toward")
         lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
         result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
                             filters=parsed, consented_only=consented_only,
-                            analyzer=analyzer if analyze else None)
+                            analyzer=analyzer if analyze else None, math=math)
         if as_json:
             _print_json(result.to_dict())
             return
@@ -257,6 +267,8 @@ def search(
             console.print(table)
             if face.estimate is not None:
                 console.print(_estimate_line(face.estimate))
+            if face.moved is not None:
+                console.print(f"query moved {face.moved}")
 
 
 def _estimate_line(e) -> str:  # noqa: ANN001
@@ -265,6 +277,48 @@ def _estimate_line(e) -> str:  # noqa: ANN001
 
     return escape(f"estimated age {e.age:.0f}; gender (estimate) {gender}; emotion {e.dominant_emotion} "
                   f"({e.emotion[e.dominant_emotion]:.0%})  [{e.model}]")
+
+
+# -- path -----------------------------------------------------------------------------
+@app.command()
+def path(
+    photo_a: Annotated[Path, typer.Argument(help="First face (the largest in the photo).")],
+    photo_b: Annotated[Path, typer.Argument(help="Second face.")],
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Points along the way, both ends included.")] = 8,
+    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the faces of the path to this image.")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who lies between two faces: the nearest corpus face at each step of the way."""
+    from dataclasses import asdict
+
+    from .facemath import path as walk
+    from .faces import FacesMode
+    from .search import load_query
+
+    with _errors():
+        from .errors import NoFace
+
+        lib = _open(db, index_dir)
+        ends = []
+        for photo in (photo_a, photo_b):
+            rgb, name = load_query(str(photo), lib.settings.max_pixels)
+            found = lib.pipeline.faces(rgb, FacesMode.largest)
+            if not found:
+                raise NoFace(name, lib.space.detector)
+            ends.append(found[0].embedding)
+        route = walk(lib, ends[0], ends[1], steps)
+        if montage is not None:
+            from .montage import Tile, render
+
+            render([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
+                   title=f"from {photo_a.name} to {photo_b.name}")
+        if as_json:
+            _print_json({"from": str(photo_a), "to": str(photo_b), "steps": [asdict(s) for s in route]})
+            return
+        for s in route:
+            _console().print(f"{s.t:.2f}  {s.person or '?':30} {s.similarity:.3f}  {s.photo}")
 
 
 # -- analyze --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from .store import repo
 
 if TYPE_CHECKING:
     from .analysis import AnalyzerName, Estimate
+    from .facemath import FaceMath
 
 
 class Verdict(str, Enum):
@@ -94,6 +95,8 @@ class SearchOptions:
     consented_only: bool = False
     # estimate age / gender / emotion of each query face with this analyzer (opt-in)
     analyzer: AnalyzerName | None = None
+    # move each query face toward a group before searching ("me, but older")
+    math: FaceMath | None = None
 
 
 @dataclass
@@ -115,6 +118,7 @@ class QueryFace:
     matches: list[Match] = field(default_factory=list)
     corpus_centroid_similarity: float | None = None
     estimate: Estimate | None = None  # only with SearchOptions.analyzer
+    moved: str | None = None  # only with SearchOptions.math: "toward X, away from Y"
 
 
 @dataclass
@@ -131,6 +135,7 @@ class SearchResult:
                  "corpus_centroid_similarity": _round(f.corpus_centroid_similarity),
                  "matches": [asdict(m) for m in f.matches]}
                 | ({"analysis": f.estimate.to_dict()} if f.estimate is not None else {})
+                | ({"moved": f.moved} if f.moved is not None else {})
                 for f in self.faces
             ],
         }
@@ -167,7 +172,17 @@ def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN
     faces = library.pipeline.faces(rgb, FacesMode.all)
     if not faces:
         raise NoFace(name, library.space.detector)
-    result = search_vectors(library, [(f.bbox, f.confidence, f.embedding) for f in faces], options, name)
+    vectors = [f.embedding for f in faces]
+    moved: list[str | None] = [None] * len(faces)
+    if options.math is not None:
+        from .facemath import moved_query
+
+        for i, f in enumerate(faces):
+            vectors[i], away = moved_query(library, f.embedding, options.math, rgb, f.bbox)
+            moved[i] = f"toward {options.math.toward} x {options.math.strength:g}, away from {away}"
+    result = search_vectors(library, [(f.bbox, f.confidence, v) for f, v in zip(faces, vectors)], options, name)
+    for face, text in zip(result.faces, moved):
+        face.moved = text
     if options.analyzer is not None:
         estimates = library.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
         for face, estimate in zip(result.faces, estimates):

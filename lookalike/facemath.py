@@ -1,0 +1,192 @@
+"""Face math: move a query face toward a group ("me, but older") and walk between faces.
+
+Vectors are unit length, so a group's direction is the mean of its members' vectors. The
+query moves by ``strength x (mean(toward) - mean(away))`` and is re-normalised before the
+ordinary search — the "original - average of my group + average of the target group"
+arithmetic. Without ``away``, the query's own group of the same kind is subtracted when it
+is defined (its estimated age band or emotion, if an analyzer is installed), else the
+corpus average.
+
+A GROUP is ``tag:women-in-engineering`` (self-declared), ``person:NAME``, or a stored
+estimate (``ingest --analyze``): ``age:60-70`` (estimated years, lower bound included),
+``emotion:happy``.
+
+:func:`path` walks the great circle between two faces and shows the nearest corpus face
+at each step, never the same face twice: a morph by retrieval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from .errors import ConfigError, NotFound
+
+
+class GroupKind(str, Enum):
+    tag = "tag"
+    person = "person"
+    age = "age"
+    emotion = "emotion"
+
+
+@dataclass(frozen=True)
+class Group:
+    kind: GroupKind
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Group":
+        kind, sep, value = text.partition(":")
+        if not sep or not value.strip() or kind not in GroupKind.__members__:
+            raise ConfigError(f"group {text!r}: use tag:TAG, person:NAME, age:LOW-HIGH or emotion:NAME")
+        group = cls(GroupKind(kind), value.strip())
+        if group.kind is GroupKind.age:
+            group.age_range()  # validates
+        return group
+
+    def age_range(self) -> tuple[float, float]:
+        low, _, high = self.value.partition("-")
+        try:
+            return float(low), float(high) if high else float("inf")
+        except ValueError as err:
+            raise ConfigError(f"age group {self.value!r}: use LOW-HIGH in years, e.g. age:60-70 or age:60-") from err
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.value}"
+
+
+@dataclass(frozen=True)
+class FaceMath:
+    toward: Group
+    away: Group | None = None
+    strength: float = 1.0
+
+
+def group_face_ids(library, group: Group) -> np.ndarray:  # noqa: ANN001
+    """Ids of the faces in ``group`` (this library's embedding space)."""
+    from sqlalchemy import select
+
+    from .corpus import normalise_tag
+    from .store.schema import Face, FaceEstimate, Person
+
+    query = select(Face.id).where(Face.space_id == library._existing_space_id())
+    if group.kind in (GroupKind.tag, GroupKind.person):
+        query = query.join(Person, Person.id == Face.person_id)
+        query = query.where(Person.tags.like(f'%"{normalise_tag(group.value)}"%') if group.kind is GroupKind.tag
+                            else Person.name == group.value)
+    else:
+        query = query.join(FaceEstimate, FaceEstimate.face_id == Face.id)
+        if group.kind is GroupKind.emotion:
+            query = query.where(FaceEstimate.emotion == group.value.lower())
+        else:
+            low, high = group.age_range()
+            query = query.where(FaceEstimate.age >= low, FaceEstimate.age < high)
+    with library.session() as session:
+        return np.fromiter(session.scalars(query), dtype=np.int64)
+
+
+def group_mean(library, group: Group) -> np.ndarray:  # noqa: ANN001
+    ids = group_face_ids(library, group)
+    if len(ids) == 0:
+        hint = " (estimates exist only for photos ingested with --analyze)" \
+            if group.kind in (GroupKind.age, GroupKind.emotion) else ""
+        raise NotFound(f"no faces in group {group}{hint}")
+    return library._vectors(ids).mean(axis=0)
+
+
+def own_group(library, toward: Group, rgb: np.ndarray, bbox) -> Group | None:  # noqa: ANN001
+    """The query's own group of ``toward``'s kind, when it can be known: its estimated age
+    band (same width as ``toward``'s) or emotion, from the installed analyzer."""
+    if toward.kind not in (GroupKind.age, GroupKind.emotion):
+        return None
+    from .analysis import AnalyzerName
+    from .errors import LookalikeError
+
+    try:
+        (estimate,) = library.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
+    except LookalikeError:
+        return None  # no analyzer installed: fall back to the corpus average
+    if toward.kind is GroupKind.emotion:
+        return Group(GroupKind.emotion, estimate.dominant_emotion)
+    low, high = toward.age_range()
+    width = 10.0 if high == float("inf") else high - low
+    start = width * int(estimate.age // width)
+    return Group(GroupKind.age, f"{start:g}-{start + width:g}")
+
+
+def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: float) -> np.ndarray:
+    """``vector + strength (toward - away)``, re-normalised. Strength 0 returns ``vector``."""
+    moved = np.asarray(vector, dtype=np.float64) + strength * (np.asarray(toward) - np.asarray(away))
+    norm = float(np.linalg.norm(moved))
+    if norm < 1e-9:
+        raise ConfigError("the face moved to the origin; use a smaller --strength")
+    return (moved / norm).astype(np.float32)
+
+
+def moved_query(library, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | None = None,  # noqa: ANN001
+                bbox=None) -> tuple[np.ndarray, str]:  # noqa: ANN001
+    """The shifted query vector, and which group was subtracted (for the answer)."""
+    if math.strength == 0:
+        return np.asarray(vector, dtype=np.float32), "nothing (strength 0)"
+    toward = group_mean(library, math.toward)
+    away_group = math.away
+    if away_group is None and rgb is not None:
+        away_group = own_group(library, math.toward, rgb, bbox)
+        if away_group == math.toward:
+            away_group = None
+    if away_group is not None:
+        try:
+            return shift(vector, toward, group_mean(library, away_group), math.strength), str(away_group)
+        except NotFound:
+            if math.away is not None:
+                raise
+    corpus = library.centroids().get(None)
+    return shift(vector, toward, corpus[0], math.strength), "the corpus average"
+
+
+# -- paths ------------------------------------------------------------------------------
+@dataclass
+class Step:
+    t: float  # 0 = the first face, 1 = the second
+    face_id: int
+    person: str | None
+    photo: str
+    bbox: tuple[int, int, int, int]
+    similarity: float  # of the step's point on the great circle to this face
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """The point at ``t`` on the great circle from unit ``a`` to unit ``b``."""
+    cos = float(np.clip(a @ b, -1.0, 1.0))
+    angle = np.arccos(cos)
+    if angle < 1e-6:
+        return a.astype(np.float32)
+    out = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle)
+    return (out / np.linalg.norm(out)).astype(np.float32)
+
+
+def path(library, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:  # noqa: ANN001
+    """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
+    face used once."""
+    from .store import repo
+
+    if steps < 2:
+        raise ConfigError("a path needs at least 2 steps")
+    index = library.index
+    used: set[int] = set()
+    chosen: list[tuple[float, int, float]] = []
+    for t in np.linspace(0.0, 1.0, steps):
+        point = slerp(a, b, float(t))
+        sims, ids = index.search(point[None], min(index.ntotal, steps + 1))
+        for sim, fid in zip(sims[0], ids[0]):
+            if fid >= 0 and int(fid) not in used:
+                used.add(int(fid))
+                chosen.append((float(t), int(fid), float(sim)))
+                break
+    with library.session() as session:
+        rows = repo.face_rows(session, np.array([c[1] for c in chosen], dtype=np.int64))
+    return [Step(round(t, 4), fid, rows[fid].person, rows[fid].photo, rows[fid].bbox, round(sim, 6))
+            for t, fid, sim in chosen if fid in rows]
