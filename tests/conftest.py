@@ -93,6 +93,23 @@ def library(faces: Path, lfw_corpus, tmp_path_factory):
     lib.close()
 
 
+@pytest.fixture(scope="session")
+def planted_db(faces: Path, tmp_path_factory) -> Path:
+    """celeb/deepface plus one mislabelled photo: Aaron Sorkin filed as deepface_id01.
+    Read-only for the tests that share it (person ordering, outliers)."""
+    import lookalike
+
+    folder = tmp_path_factory.mktemp("planted")
+    planted = folder / "plant" / "deepface_id01"
+    planted.mkdir(parents=True)
+    (planted / "planted.jpg").write_bytes((faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())
+    lib = lookalike.open(folder / "p.db")
+    lib.ingest([str(faces / "celeb" / "deepface")])
+    lib.ingest([str(folder / "plant")])
+    lib.close()
+    return folder / "p.db"
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

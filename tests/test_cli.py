@@ -290,13 +290,8 @@ def test_remove_photo(faces, tmp_path):
     assert run("doctor", "--db", str(db)).returncode == 0
 
 
-def test_person_sorted_by_centroid_with_planted_outlier_and_montage(faces, tmp_path):
-    db = tmp_path / "p.db"
-    assert run("ingest", str(faces / "celeb" / "deepface"), "--db", str(db), "-q").returncode == 0
-    planted = tmp_path / "plant" / "deepface_id01"
-    planted.mkdir(parents=True)
-    (planted / "planted.jpg").write_bytes((faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())
-    assert run("ingest", str(tmp_path / "plant"), "--db", str(db), "-q").returncode == 0
+def test_person_sorted_by_centroid_with_planted_outlier_and_montage(planted_db, tmp_path):
+    db = planted_db
     out = tmp_path / "m.png"
     result = run("person", "deepface_id01", "--db", str(db), "--montage", str(out), "--json")
     assert result.returncode == 0, result.stderr

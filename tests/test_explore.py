@@ -36,13 +36,8 @@ def test_clusters_on_labelled_faces_are_pure(library):
     assert len(clustered) == len(set(clustered))  # a face is in one cluster
 
 
-def test_planted_mislabelled_photo_is_the_top_outlier(faces, tmp_path):
-    db = tmp_path / "o.db"
-    assert run("ingest", str(faces / "celeb" / "deepface"), "--db", str(db), "-q").returncode == 0
-    planted = tmp_path / "plant" / "deepface_id01"
-    planted.mkdir(parents=True)
-    (planted / "planted.jpg").write_bytes((faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())
-    assert run("ingest", str(tmp_path / "plant"), "--db", str(db), "-q").returncode == 0
+def test_planted_mislabelled_photo_is_the_top_outlier(planted_db, tmp_path):
+    db = planted_db
     montage = tmp_path / "out.jpg"
     out = run("explore", "outliers", "--db", str(db), "--montage", str(montage), "--json")
     assert out.returncode == 0, out.stderr
