@@ -1,0 +1,71 @@
+"""A small IoU face tracker: which detection in this frame is which person on screen.
+
+Matching a face costs ~80 ms (embedding + search); a video shows a frame every 33 ms. So a
+face is embedded when its track appears and then only every ``refresh`` seconds, and the
+overlay follows the track's box in between. Tracks are matched greedily by box overlap
+(intersection over union, best pairs first); a detection that overlaps no track opens a
+new one; a track unseen for ``max_missing`` seconds is closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not touch)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    box: Box
+    last_seen: float
+    last_matched: float | None = None  # when its face was last embedded and searched
+    match: object = None  # whatever the matcher attached (a search Match)
+
+
+@dataclass
+class Tracker:
+    min_iou: float = 0.3
+    max_missing: float = 1.0  # seconds a track survives without a detection
+    refresh: float = 2.0  # seconds between two matches of the same track
+    tracks: list[Track] = field(default_factory=list)
+    _next_id: int = 1
+
+    def update(self, boxes: list[Box], now: float) -> list[Track]:
+        """Assign this frame's detections to tracks; returns the live tracks."""
+        pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
+                       reverse=True)
+        used_tracks: set[int] = set()
+        used_boxes: set[int] = set()
+        for overlap, ti, bi in pairs:
+            if overlap < self.min_iou:
+                break
+            if ti in used_tracks or bi in used_boxes:
+                continue
+            used_tracks.add(ti)
+            used_boxes.add(bi)
+            self.tracks[ti].box, self.tracks[ti].last_seen = boxes[bi], now
+        for bi, box in enumerate(boxes):
+            if bi not in used_boxes:
+                self.tracks.append(Track(self._next_id, box, now))
+                self._next_id += 1
+        self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_missing]
+        return list(self.tracks)
+
+    def due(self, now: float) -> list[Track]:
+        """Tracks that need a (new) match: never matched, or matched ``refresh`` s ago;
+        never-matched first, so a new face gets its answer before an old one is refreshed."""
+        waiting = [t for t in self.tracks if t.last_seen == now and
+                   (t.last_matched is None or now - t.last_matched >= self.refresh)]
+        return sorted(waiting, key=lambda t: (t.last_matched is not None, t.last_matched or 0.0))
