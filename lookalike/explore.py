@@ -17,6 +17,7 @@ vectors, so cosine similarity is the measure throughout.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,7 +139,7 @@ def clusters(library, min_size: int = 2) -> tuple[ClusterReport, Corpus]:  # noq
     kept = [g for g in ordered if len(g) >= min_size]
     person_of = [f.person for f in data.faces]
     labelled = [g for g in kept if all(person_of[i] is not None for i in g)]
-    majority = sum(max(_count([person_of[i] for i in g]).values()) for g in labelled)
+    majority = sum(Counter(person_of[i] for i in g).most_common(1)[0][1] for g in labelled)
     purity = majority / sum(len(g) for g in labelled) if labelled else None
     homes: dict[str, set[int]] = {}
     for label, members in groups.items():
@@ -150,13 +151,6 @@ def clusters(library, min_size: int = 2) -> tuple[ClusterReport, Corpus]:  # noq
         purity=purity, people_split=sum(len(h) > 1 for h in homes.values()),
         clusters_merged=sum(len(set(person_of[i] for i in g) - {None}) > 1 for g in kept))
     return report, data
-
-
-def _count(values: list) -> dict:
-    out: dict = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 # -- outliers -----------------------------------------------------------------------------

@@ -88,13 +88,20 @@ def group_face_ids(library, group: Group) -> np.ndarray:  # noqa: ANN001
         return np.fromiter(session.scalars(query), dtype=np.int64)
 
 
-def group_mean(library, group: Group) -> np.ndarray:  # noqa: ANN001
+def group_mean(library, group: Group, cache: dict | None = None) -> np.ndarray:  # noqa: ANN001
+    """Mean vector of ``group``; ``cache`` (group -> mean) spares the database when several
+    faces of one query photo move toward the same group."""
+    if cache is not None and group in cache:
+        return cache[group]
     ids = group_face_ids(library, group)
     if len(ids) == 0:
         hint = " (estimates exist only for photos ingested with --analyze)" \
             if group.kind in (GroupKind.age, GroupKind.emotion) else ""
         raise NotFound(f"no faces in group {group}{hint}")
-    return library._vectors(ids).mean(axis=0)
+    mean = library._vectors(ids).mean(axis=0)
+    if cache is not None:
+        cache[group] = mean
+    return mean
 
 
 def own_group(library, toward: Group, rgb: np.ndarray, bbox) -> Group | None:  # noqa: ANN001
@@ -127,11 +134,11 @@ def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: fl
 
 
 def moved_query(library, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | None = None,  # noqa: ANN001
-                bbox=None) -> tuple[np.ndarray, str]:  # noqa: ANN001
+                bbox=None, cache: dict | None = None) -> tuple[np.ndarray, str]:  # noqa: ANN001
     """The shifted query vector, and which group was subtracted (for the answer)."""
     if math.strength == 0:
         return np.asarray(vector, dtype=np.float32), "nothing (strength 0)"
-    toward = group_mean(library, math.toward)
+    toward = group_mean(library, math.toward, cache)
     away_group = math.away
     if away_group is None and rgb is not None:
         away_group = own_group(library, math.toward, rgb, bbox)
@@ -139,7 +146,7 @@ def moved_query(library, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | N
             away_group = None
     if away_group is not None:
         try:
-            return shift(vector, toward, group_mean(library, away_group), math.strength), str(away_group)
+            return shift(vector, toward, group_mean(library, away_group, cache), math.strength), str(away_group)
         except NotFound:
             if math.away is not None:
                 raise

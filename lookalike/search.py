@@ -177,8 +177,9 @@ def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN
     if options.math is not None:
         from .facemath import moved_query
 
+        means: dict = {}  # group means, fetched once per query photo
         for i, f in enumerate(faces):
-            vectors[i], away = moved_query(library, f.embedding, options.math, rgb, f.bbox)
+            vectors[i], away = moved_query(library, f.embedding, options.math, rgb, f.bbox, means)
             moved[i] = f"toward {options.math.toward} x {options.math.strength:g}, away from {away}"
     result = search_vectors(library, [(f.bbox, f.confidence, v) for f, v in zip(faces, vectors)], options, name)
     for face, text in zip(result.faces, moved):
