@@ -1,0 +1,74 @@
+"""What the command modules share: the top-level app, option types, console, errors, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from ..analysis import AnalyzerName
+
+app = typer.Typer(
+    name="lookalike",
+    help="Who looks like me? Face look-alike search over a photo corpus "
+         "(DeepFace embeddings, FAISS index, SQLite metadata).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class FacesChoice(str, Enum):
+    largest = "largest"
+    all = "all"
+
+
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
+IndexDirOpt = Annotated[Optional[Path], typer.Option(
+    "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="DeepFace recognition model [default: the library's, else Dlib]")]
+DetectorOpt = Annotated[Optional[str], typer.Option(
+    "--detector", help="Face detector [default: the library's, else dlib]")]
+AlignerOpt = Annotated[Optional[str], typer.Option(
+    "--aligner", help="chip (dlib 5-point chip) or eyes (DeepFace) [default: the library's, else chip]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
+    "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]
+
+
+def _console(stderr: bool = False):  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one clean line and an exit code."""
+    from ..errors import LookalikeError
+
+    try:
+        yield
+    except LookalikeError as err:
+        _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _open(db, index_dir, **settings):  # noqa: ANN001, ANN202
+    import lookalike
+
+    return lookalike.open(db=db, index_dir=index_dir, **settings)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

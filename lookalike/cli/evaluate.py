@@ -1,0 +1,148 @@
+"""``lookalike eval``: verification, retrieval and attribute accuracy, and their plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..analysis import AnalyzerName
+from ._common import (AlignerOpt, AnalyzerOpt, DbOpt, DetectorOpt, IndexDirOpt, JsonOpt, ModelOpt,
+                      _console, _errors, _open, _print_json)
+
+eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (and calibrate verdicts).",
+                       no_args_is_help=True)
+
+
+@eval_app.command("verify")
+def eval_verify(
+    pairs: Annotated[Path, typer.Argument(help="TSV path_a/path_b/same, or an LFW pairs.txt.")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the pair paths are under [default: the file's folder].")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Store the best threshold and the floor for this model/detector/aligner.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the ROC curve to this PNG.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verification accuracy on pairs: AUC, accuracy, 10-fold accuracy, EER, best threshold, no-face count."""
+    from .. import evaluate
+
+    with _errors():
+        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
+        lib.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
+        report, scores, same = evaluate.verify(lib, evaluate.read_pairs(pairs, root))
+        data = report.to_dict()
+        if calibrate:
+            lib.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
+            data["calibrated"] = True
+        if plot is not None:
+            _roc_plot(plot, scores, same, data)
+        if as_json:
+            _print_json(data)
+            return
+        console = _console()
+        console.print(f"## Verification: {report.pairs} pairs, {report.photos} photos, "
+                      f"{report.no_face} without a face ({lib.space.key})")
+        console.print(f"- 10-fold accuracy: {report.cv_accuracy:.2%}\n- ROC AUC: {report.auc:.4f}\n"
+                      f"- EER: {report.eer:.2%}\n- accuracy at the current threshold "
+                      f"{report.threshold_used:.4f}: {report.accuracy:.2%}\n- best threshold: "
+                      f"{report.threshold:.4f}; floor (median different-person similarity): {report.floor:.4f}"
+                      + ("\n- calibrated: stored for this library" if calibrate else ""))
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    manifest: Annotated[Path, typer.Argument(help="TSV with path, identity, role (query / gallery / distractor).")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Identity retrieval: gallery + distractors into a temporary library, every query searched."""
+    import tempfile
+
+    from .. import evaluate
+    from ..config import Settings
+
+    with _errors():
+        settings = Settings.resolve(model=model, detector=detector, aligner=aligner)
+        rows = evaluate.read_retrieval(manifest, root)
+        with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
+            report = evaluate.retrieval(settings, rows, Path(tmp))
+        data = report.to_dict()
+        if as_json:
+            _print_json(data)
+            return
+        _console().print(f"## Retrieval: {report.queries} queries against {report.gallery} gallery + "
+                         f"{report.distractors} distractor photos\n- top-1: {report.top1:.2%}\n"
+                         f"- top-5: {report.top5:.2%}\n- mAP: {report.map:.4f}\n"
+                         f"- people ranked by centroid: top-1 {report.top1_centroid:.2%}, "
+                         f"top-5 {report.top5_centroid:.2%}\n"
+                         f"- queries without a face: {report.no_face}")
+
+
+@eval_app.command("attributes")
+def eval_attributes(
+    manifest: Annotated[Path, typer.Argument(help="TSV: path and any of age, gender, emotion; other columns are groups.")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    crops: Annotated[bool, typer.Option("--crops", help="The photos are face crops: no detection.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N rows.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the emotion confusion matrix to this PNG.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
+    from .. import analysis, detect, evaluate_attributes as ev, weights
+    from ..config import DEFAULT_DETECT_MAX_SIDE
+
+    with _errors():
+        rows = ev.read_manifest(manifest, root)[:limit]
+        model = analysis.build(analyzer)
+        weights.require("dlib")
+        detector = detect.build("dlib", DEFAULT_DETECT_MAX_SIDE)
+        report = ev.evaluate(rows, model, detector, crops=crops)
+        if plot is not None and report.confusion:
+            ev.plot_confusion(report, plot)
+        data = report.to_dict()
+        gaps = {k: ev.largest_gap(report, k) for k in ("age_mae", "gender_accuracy", "emotion_accuracy")}
+        data["largest_gap"] = {k: {"best": g[0], "worst": g[1], "difference": g[2]}
+                               for k, g in gaps.items() if g is not None}
+        if as_json:
+            _print_json(data)
+            return
+        lines = [f"## Attributes: {report.n} photos, {report.no_face} without a face ({report.model})"]
+        for key, label, fmt in (("age_mae", "age MAE (years)", "{:.2f}"), ("gender_accuracy", "gender accuracy", "{:.2%}"),
+                                ("emotion_accuracy", "emotion accuracy", "{:.2%}")):
+            value = getattr(report, key)
+            if value is not None:
+                gap = data["largest_gap"].get(key)
+                lines.append(f"- {label}: {fmt.format(value)}" + (
+                    f" (largest gap between groups: {gap['best']} vs {gap['worst']}: {gap['difference']})"
+                    if gap else ""))
+        for group, figures in report.groups.items():
+            lines.append(f"  - {group}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        from rich.markup import escape
+
+        _console().print(escape("\n".join(lines)))
+
+
+def _roc_plot(path: Path, scores, same, data: dict) -> None:  # noqa: ANN001
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(same, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {data['auc']:.4f}, 10-fold acc {data['cv_accuracy']:.2%}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Verification ROC")
+    ax.legend(loc="lower right")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,131 @@
+"""``lookalike explore``: principal axes, clusters and outliers of the face space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json
+
+explore_app = typer.Typer(help="Explore the face space: principal axes, clusters, outliers.", no_args_is_help=True)
+
+MontageDirOpt = Annotated[Optional[Path], typer.Option("--montage-dir", help="Write one montage per component / cluster here.")]
+
+
+def _tiles(data, face_ids: list[int], caption):  # noqa: ANN001, ANN202
+    from ..montage import Tile
+
+    by_id = {f.face_id: f for f in data.faces}
+    return [Tile(by_id[i].photo, by_id[i].bbox, caption(by_id[i])) for i in face_ids]
+
+
+@explore_app.command("pca")
+def explore_pca(
+    components: Annotated[int, typer.Option("--components", min=1, help="Main axes to show.")] = 5,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the explained-variance spectrum to this PNG.")] = None,
+    montage_dir: MontageDirOpt = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many directions the corpus uses, and the faces at both ends of each main axis."""
+    from .. import explore
+    from ..montage import render
+
+    with _errors():
+        report, data = explore.pca(_open(db, index_dir), components)
+        if plot is not None:
+            _spectrum_plot(report, plot)
+        if montage_dir is not None:
+            montage_dir.mkdir(parents=True, exist_ok=True)
+            for c in report.components:
+                tiles = _tiles(data, c.low, lambda f: f"- {f.person or '?'}")
+                tiles += _tiles(data, c.high, lambda f: f"+ {f.person or '?'}")
+                render(tiles, montage_dir / f"component-{c.index:02d}.jpg", columns=len(c.low),
+                       title=f"axis {c.index} ({c.explained:.1%} of the variance): top row -, bottom row +")
+        if as_json:
+            _print_json(report.to_dict())
+            return
+        console = _console()
+        console.print(f"{report.faces} faces; the first 20 of {len(report.spectrum)} components hold "
+                      f"{report.share_top20:.1%} of the variance")
+        for c in report.components:
+            console.print(f"axis {c.index}: {c.explained:.2%}")
+
+
+def _spectrum_plot(report, path: Path) -> None:  # noqa: ANN001
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(range(1, len(report.spectrum) + 1), report.spectrum, color="#4a78b0")
+    ax.plot(range(1, len(report.spectrum) + 1), np.cumsum(report.spectrum), color="#c0504d", label="cumulative")
+    ax.set_xlabel("component")
+    ax.set_ylabel("share of variance")
+    ax.set_title(f"{report.faces} faces: first 20 components hold {report.share_top20:.0%}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@explore_app.command("clusters")
+def explore_clusters(
+    min_size: Annotated[int, typer.Option("--min-size", min=1, help="Smallest cluster to report.")] = 2,
+    montage_dir: MontageDirOpt = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Groups of faces that look like one person (cut at the same-person threshold)."""
+    from .. import explore
+    from ..montage import render
+
+    with _errors():
+        report, data = explore.clusters(_open(db, index_dir), min_size)
+        if montage_dir is not None:
+            montage_dir.mkdir(parents=True, exist_ok=True)
+            for n, members in enumerate(report.clusters, start=1):
+                render(_tiles(data, members, lambda f: f.person or "?"), montage_dir / f"cluster-{n:03d}.jpg",
+                       title=f"cluster {n}: {len(members)} faces")
+        if as_json:
+            _print_json(report.to_dict())
+            return
+        purity = "n/a" if report.purity is None else f"{report.purity:.1%}"
+        _console().print(f"{len(report.clusters)} clusters of at least {min_size} among {report.faces} faces "
+                         f"(similarity >= {report.threshold:.4f}); purity {purity}, "
+                         f"{report.people_split} people split, {report.clusters_merged} clusters merged")
+
+
+@explore_app.command("outliers")
+def explore_outliers(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
+    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the outlier faces to this image.")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Faces far from their own person's average face: likely mislabelled or badly cut."""
+    from dataclasses import asdict
+
+    from .. import explore
+    from ..montage import Tile, render
+
+    with _errors():
+        found = explore.outliers(_open(db, index_dir), limit)
+        if montage is not None and found:
+            render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
+                   title="faces far from their person's average face")
+        if as_json:
+            _print_json({"outliers": [asdict(o) for o in found]})
+            return
+        console = _console()
+        if not found:
+            console.print("no outliers (robust z-score under -3.5 among people with 4+ faces)")
+        for o in found:
+            console.print(f"{o.person}: z {o.robust_z:.1f}, similarity {o.similarity:.3f}  {o.photo}")

@@ -1,0 +1,42 @@
+"""``lookalike index``: inspect and rebuild the vector index."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json
+
+index_app = typer.Typer(help="Inspect and rebuild the vector index.", no_args_is_help=True)
+
+
+@index_app.command("info")
+def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The index in use, its size and tombstones, and what the choice rules would pick now."""
+    with _errors():
+        info = _open(db, index_dir).index_info()
+        if as_json:
+            _print_json(info)
+            return
+        console = _console()
+        console.print(f"{info['space']}: {info['index_key']} {info['params'] or ''}, {info['ntotal']} vectors "
+                      f"({info['dim']}-d), {info['bytes']:,} bytes, {info['tombstones']} tombstones")
+        console.print(f"rules choose {info['rules_choose']} ({info['rules_reason']})"
+                      + ("; run: lookalike index rebuild" if info["rebuild_advised"] else ""))
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    key: Annotated[Optional[str], typer.Option("--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the index from the database's vectors (drops tombstones)."""
+    with _errors():
+        info = _open(db, index_dir).rebuild_index(key)
+        if as_json:
+            _print_json(info)
+        else:
+            _console().print(f"rebuilt {info['space']} as {info['index_key']} with {info['ntotal']} vectors")

@@ -1,0 +1,124 @@
+"""``lookalike ingest``: its progress bar, summary table and CSV report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..analysis import AnalyzerName
+from ._common import (AlignerOpt, AnalyzerOpt, DbOpt, DetectorOpt, FacesChoice, IndexDirOpt, JsonOpt,
+                      ModelOpt, _console, _errors, _open, _print_json, app)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests.")],
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    faces: Annotated[FacesChoice, typer.Option("--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes [default: one per core].")] = 0,
+    person: Annotated[Optional[str], typer.Option("--person", help="File every photo under this person instead of its folder's name.")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse larger photos (decompression-bomb guard).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the per-file status table to this CSV.")] = None,
+    analyze: Annotated[bool, typer.Option("--analyze", help="Also store age / gender / emotion estimates of each new face.")] = False,
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
+    from ..faces import FacesMode
+
+    with _errors():
+        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner, max_pixels=max_pixels)
+        progress = None if (quiet or as_json) else _RichProgress()
+        result = None
+        try:
+            result = lib.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
+                                workers=workers, person=person, progress=progress,
+                                analyzer=analyzer if analyze else None)
+        finally:
+            if report is not None:  # also when the run failed: what was seen is reported
+                done = result.outcomes if result else (progress.outcomes if progress else [])
+                _write_report(report, done)
+        summary = result.to_dict()
+        summary["library"] = {"db": lib.settings.db_url, "space": lib.space.key,
+                              "index_dir": str(lib.settings.index_dir)}
+        if as_json:
+            _print_json(summary)
+        elif not quiet:
+            _print_ingest_summary(summary)
+        if result.interrupted:
+            _console(stderr=True).print(
+                f"interrupted: {result.processed} photos saved; run the same command again to finish")
+            raise typer.Exit(130)
+
+
+class _RichProgress:
+    """Progress bar: photos/s, faces, errors, ETA (on stderr, so --json stays clean)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list = []
+        self.faces = 0
+        self.errors = 0
+
+    def start(self, total: int) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+
+        self._bar = Progress(
+            TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} photos/s"), TextColumn("faces {task.fields[faces]}"),
+            TextColumn("errors {task.fields[errors]}"), TimeRemainingColumn(),
+            console=_console(stderr=True),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("ingest", total=total, faces=0, errors=0, rate="-")
+
+    def advance(self, outcome) -> None:  # noqa: ANN001
+        self.outcomes.append(outcome)
+        if outcome.status == "ok":
+            self.faces += outcome.faces
+        elif outcome.status in ("decode_error", "too_large", "error", "rejected"):
+            self.errors += 1
+        task = self._bar.tasks[0]
+        speed = task.speed
+        self._bar.update(self._task, advance=1, faces=self.faces, errors=self.errors,
+                         rate=f"{speed:.1f}" if speed else "-")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def _print_ingest_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"ingested {summary['processed']} photos in {summary['seconds']:.1f} s "
+                  f"({summary['photos_per_s']} photos/s, {summary['faces']} faces)")
+    table = Table()
+    table.add_column("status")
+    table.add_column("photos", justify="right")
+    for status, n in summary["statuses"].items():
+        if n:
+            table.add_row(status, str(n))
+    console.print(table)
+    for c in summary["conflicts"]:
+        console.print(f"[yellow]same photo under two people:[/] {c['path']}: {c['reason']}")
+    if summary.get("index_rebuilt"):
+        console.print(f"index rebuilt: {summary['index_rebuilt']}")
+    lib = summary["library"]
+    console.print(f"library {lib['db']}  index {lib['index_dir']}/{lib['space']}.faiss")
+
+
+def _write_report(path: Path, outcomes: list) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "person", "status", "reason", "faces", "sha256"])
+        for o in outcomes:
+            writer.writerow([o.path, o.person or "", o.status, o.reason or "", o.faces, o.sha256 or ""])

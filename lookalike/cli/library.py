@@ -1,0 +1,110 @@
+"""Looking after a library: ``person``, ``remove``, ``stats``, ``doctor``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json, app
+
+
+@app.command()
+def person(
+    name: Annotated[str, typer.Argument(help="The person's name as ingested (folder or manifest).")],
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the face crops, most typical first, to this image.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A person's photos sorted by similarity to their average face, outliers flagged."""
+    with _errors():
+        report = _open(db, index_dir).person(name)
+        if montage is not None and report.faces:
+            from ..person import montage as draw
+
+            draw(report, montage)
+        if as_json:
+            _print_json(report.to_dict() | ({"montage": str(montage)} if montage else {}))
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{name}: {len(report.faces)} faces by similarity to their average face")
+        for col in ("#", "similarity", "robust z", "outlier", "photo"):
+            table.add_column(col)
+        for n, f in enumerate(report.faces, start=1):
+            table.add_row(str(n), f"{f.similarity:.3f}", "" if f.robust_z is None else f"{f.robust_z:.1f}",
+                          "yes" if f.outlier else "", f.photo)
+        _console().print(table)
+        if montage is not None:
+            _console().print(f"montage written to {montage}")
+
+
+# -- remove ---------------------------------------------------------------------------
+@app.command()
+def remove(
+    person: Annotated[Optional[str], typer.Option("--person", help="Remove this person entirely.")] = None,
+    photo: Annotated[Optional[Path], typer.Option("--photo", help="Remove this photo.")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a person or a photo: rows, vectors and centroid contributions, in every index."""
+    with _errors():
+        result = _open(db, index_dir).remove(person=person, photo=str(photo) if photo else None)
+        if as_json:
+            _print_json(result)
+        else:
+            what = f"person {person!r}" if person else str(photo)
+            _console().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
+            if result["index_rebuilt"]:
+                _console().print(f"index rebuilt: {result['index_rebuilt']}")
+
+
+# -- stats / doctor -------------------------------------------------------------------
+@app.command()
+def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+    """People, photos, faces, statuses and the index of a library."""
+    with _errors():
+        data = _open(db, index_dir).stats()
+        if as_json:
+            _print_json(data)
+            return
+        console = _console()
+        console.print(f"people {data['people']}  photos {data['photos']}  faces {data['faces']}")
+        console.print("statuses: " + ", ".join(f"{k} {v}" for k, v in data["statuses"].items() if v))
+        est = data["estimates"]
+        if est["faces"]:
+            console.print(f"estimates (ingest --analyze) for {est['faces']} faces: emotion "
+                          + ", ".join(f"{k} {v}" for k, v in est["emotion"].items()) + "; estimated age "
+                          + ", ".join(f"{k} {v}" for k, v in est["age_band"].items()))
+        if data["index"]:
+            ix = data["index"]
+            console.print(f"index {ix['space']} ({ix['index_key']}, {ix['dim']}-d, {ix['ntotal']} vectors, "
+                          f"{ix['bytes']:,} bytes) at {ix['file']}")
+
+
+@app.command()
+def doctor(
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Re-add missing vectors from the database, drop orphans.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that the index holds exactly the faces in the database (exit 0 only then)."""
+    with _errors():
+        reports = _open(db, index_dir).doctor(fix=fix)
+        if as_json:
+            _print_json({"ok": all(r.ok for r in reports), "spaces": [r.to_dict() for r in reports]})
+        else:
+            console = _console()
+            if not reports:
+                console.print("empty library: nothing to check")
+            for r in reports:
+                state = "[green]ok[/]" if r.ok else "[red]out of sync[/]"
+                console.print(f"{r.space}: {state}  database {r.db_faces} faces, index {r.index_faces}, "
+                              f"missing {r.missing}, orphans {r.orphans}"
+                              + (" (fixed)" if r.fixed else "") + (f"  {r.error}" if r.error else ""))
+        if not all(r.ok for r in reports):
+            raise typer.Exit(1)

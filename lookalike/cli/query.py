@@ -1,0 +1,155 @@
+"""Questions about a photo that is never stored: ``search``, ``path``, ``analyze``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..analysis import AnalyzerName
+from ._common import (AlignerOpt, AnalyzerOpt, DbOpt, DetectorOpt, IndexDirOpt, JsonOpt, ModelOpt,
+                      _console, _errors, _open, _print_json, app)
+
+
+class ByChoice(str, Enum):
+    face = "face"
+    centroid = "centroid"
+
+
+@app.command()
+def search(
+    photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
+    per_person: Annotated[bool, typer.Option("--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
+    by: Annotated[ByChoice, typer.Option("--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face,
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
+    consented_only: Annotated[bool, typer.Option("--consented-only", help="Only people who consented to be displayed.")] = False,
+    analyze: Annotated[bool, typer.Option("--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    toward: Annotated[Optional[str], typer.Option("--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None,
+    away: Annotated[Optional[str], typer.Option("--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
+    strength: Annotated[float, typer.Option("--strength", help="How far to move (0 = plain search).")] = 1.0,
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
+    with _errors():
+        from ..search import Filter, RankBy
+
+        parsed = tuple(Filter.parse(f) for f in filters or [])
+        math = None
+        if toward is not None:
+            from ..facemath import FaceMath, Group
+
+            math = FaceMath(Group.parse(toward), Group.parse(away) if away else None, strength)
+        elif away is not None:
+            raise typer.BadParameter("--away needs --toward")
+        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
+        result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
+                            filters=parsed, consented_only=consented_only,
+                            analyzer=analyzer if analyze else None, math=math)
+        if as_json:
+            _print_json(result.to_dict())
+            return
+        from rich.table import Table
+
+        console = _console()
+        for n, face in enumerate(result.faces, start=1):
+            x, y, w, h = face.bbox
+            typical = face.corpus_centroid_similarity
+            table = Table(title=f"face {n} of {len(result.faces)} at x={x} y={y} {w}x{h}"
+                                + (f" (corpus typicality {typical:.2f})" if typical is not None else ""))
+            for col in ("rank", "person", "similarity", "verdict", "vs their average", "photo"):
+                table.add_column(col, justify="right" if col in ("rank", "similarity", "vs their average") else "left")
+            for m in face.matches:
+                cent = m.person_centroid_similarity
+                table.add_row(str(m.rank), m.person or "?", f"{m.similarity:.3f}", m.verdict.replace("_", " "),
+                              f"{cent:.3f}" if cent is not None else "", m.photo)
+            if not face.matches:
+                table.add_row("-", "no match passes the filters", "", "", "", "")
+            console.print(table)
+            if face.estimate is not None:
+                console.print(_estimate_line(face.estimate))
+            if face.moved is not None:
+                console.print(f"query moved {face.moved}")
+
+
+def _estimate_line(e) -> str:  # noqa: ANN001
+    gender = ", ".join(f"{k} {v:.0%}" for k, v in e.gender.items())
+    from rich.markup import escape
+
+    return escape(f"estimated age {e.age:.0f}; gender (estimate) {gender}; emotion {e.dominant_emotion} "
+                  f"({e.emotion[e.dominant_emotion]:.0%})  [{e.model}]")
+
+
+# -- path -----------------------------------------------------------------------------
+@app.command()
+def path(
+    photo_a: Annotated[Path, typer.Argument(help="First face (the largest in the photo).")],
+    photo_b: Annotated[Path, typer.Argument(help="Second face.")],
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Points along the way, both ends included.")] = 8,
+    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the faces of the path to this image.")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who lies between two faces: the nearest corpus face at each step of the way."""
+    from dataclasses import asdict
+
+    from ..facemath import path as walk
+    from ..faces import FacesMode
+    from ..search import load_query
+
+    with _errors():
+        from ..errors import NoFace
+
+        lib = _open(db, index_dir)
+        ends = []
+        for photo in (photo_a, photo_b):
+            rgb, name = load_query(str(photo), lib.settings.max_pixels)
+            found = lib.pipeline.faces(rgb, FacesMode.largest)
+            if not found:
+                raise NoFace(name, lib.space.detector)
+            ends.append(found[0].embedding)
+        route = walk(lib, ends[0], ends[1], steps)
+        if montage is not None:
+            from ..montage import Tile, render
+
+            render([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
+                   title=f"from {photo_a.name} to {photo_b.name}")
+        if as_json:
+            _print_json({"from": str(photo_a), "to": str(photo_b), "steps": [asdict(s) for s in route]})
+            return
+        for s in route:
+            _console().print(f"{s.t:.2f}  {s.person or '?':30} {s.similarity:.3f}  {s.photo}")
+
+
+# -- analyze --------------------------------------------------------------------------
+@app.command()
+def analyze(
+    photo: Annotated[Path, typer.Argument(help="Photo to analyse (never stored).")],
+    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    detector: Annotated[str, typer.Option("--detector", help="Face detector.")] = "dlib",
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate age, gender and emotion of every face in PHOTO (estimates, never facts)."""
+    with _errors():
+        from .. import analysis
+        from ..analysis.photo import analyze_photo
+
+        model = analysis.build(analyzer)
+        name, faces = analyze_photo(str(photo), model, detector)
+        if as_json:
+            _print_json({"photo": name, "analyzer": model.name, "model": model.description,
+                         "faces": [f.to_dict() for f in faces]})
+            return
+        console = _console()
+        for n, f in enumerate(faces, start=1):
+            x, y, w, h = f.bbox
+            console.print(f"face {n} at x={x} y={y} {w}x{h}: {_estimate_line(f.estimate)}")
