@@ -49,17 +49,20 @@ class Detector(ABC):
 
     name: str
 
-    def __init__(self, max_side: int) -> None:
+    def __init__(self, max_side: int, second_look: bool = True) -> None:
         self.max_side = max_side
+        # live video wants one cheap pass per frame: no second resolution, no upsampling
+        self.second_look = second_look
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in ``rgb`` (H, W, 3 uint8), largest first."""
         found: list[Detection] = []
         # a small face in a huge photo vanishes when the photo is shrunk to max_side:
         # when nothing is found, look once more at twice that resolution
-        for side in (self.max_side, 2 * self.max_side):
+        sides = (self.max_side, 2 * self.max_side) if self.second_look else (self.max_side,)
+        for side in sides:
             small, scale = downscale(rgb, side)
-            found = self._detect(small, 2 * side)
+            found = self._detect(small, 2 * side if self.second_look else side)
             if scale != 1.0:
                 found = [_rescale(d, 1.0 / scale) for d in found]
             if found or scale == 1.0:
@@ -83,7 +86,7 @@ class DlibHogDetector(Detector):
     CNN_MIN_SIDE = 40  # its smallest face is ~40 px; on tinier photos dlib's CNN raises
 
     def __init__(self, max_side: int, fallback: bool = True) -> None:
-        super().__init__(max_side)
+        super().__init__(max_side, second_look=fallback)
         import dlib
 
         self._hog = dlib.get_frontal_face_detector()
@@ -124,8 +127,8 @@ class DlibHogDetector(Detector):
 class DeepFaceDetector(Detector):
     """Any detector from DeepFace's registry, by DeepFace's name for it."""
 
-    def __init__(self, name: str, max_side: int) -> None:
-        super().__init__(max_side)
+    def __init__(self, name: str, max_side: int, second_look: bool = True) -> None:
+        super().__init__(max_side, second_look)
         from deepface.modules import modeling
 
         self.name = name
@@ -157,7 +160,8 @@ class WholeImage(Detector):
 
 def build(name: str, max_side: int, fallback: bool = True) -> Detector:
     """The detector called ``name``; weights must have been checked by the caller.
-    ``fallback=False`` skips slow second looks (live video)."""
+    ``fallback=False`` skips every slow second look — the CNN, a second resolution,
+    upsampling — for one cheap pass per frame (live video)."""
     if name == "dlib":
         return DlibHogDetector(max_side, fallback)
     if name == "skip":
@@ -167,7 +171,7 @@ def build(name: str, max_side: int, fallback: bool = True) -> Detector:
     known = deepface_names()["detector"]
     if name not in known:
         raise UnknownName("detector", name, sorted(set(known) | {"skip"}))
-    return DeepFaceDetector(name, max_side)
+    return DeepFaceDetector(name, max_side, fallback)
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

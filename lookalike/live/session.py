@@ -1,0 +1,212 @@
+"""The live loop: frames in, annotated frames and match updates out, never waiting on a match.
+
+    reader thread ──newest frame──▶ display loop ──crop──▶ matcher process
+                                     detect (downscaled, one pass)      align + embed + search
+                                     track (IoU)          ◀──answer──
+                                     draw, show / write
+
+Per frame the display loop only detects (dlib HOG on a frame shrunk to ``detect_side``,
+~17 ms at 480 px) and draws. A face is sent to the matcher when its track appears and
+again every ``refresh`` seconds while the worker has room (at most two requests in
+flight), newest tracks first; answers are applied when they arrive. When a track's new
+embedding is no longer the same person as its previous one (calibrated threshold), the
+track gets a new id: someone else stepped into the same spot.
+
+With ``realtime=False`` on a file every frame is processed and each match is waited
+for, so the output is the same on a slow machine as on a fast one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..search import SearchOptions
+from .matcher import Matcher, MatchRequest, MatchUpdate
+from .overlay import Hud, draw
+from .sinks import Sink
+from .source import FrameReader
+from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from ..analysis import AnalyzerName
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    k: int = 3
+    analyzer: "AnalyzerName | None" = None  # estimates of age / gender / emotion per face
+    realtime: bool = True  # files: play at their own pace (False: every frame, fast as possible)
+    detect_side: int = 480  # long side of the frame the detector sees
+    detect_interval: float = 1 / 15  # seconds (source clock) between two detections
+    refresh: float = 0.1  # seconds between two matches of one track
+    show_missing: float = 0.25  # seconds a box stays drawn after its face was last detected
+    margin: float = 0.5  # context around a face box in the crop sent to the matcher (box sizes)
+
+
+@dataclass
+class LiveStats:
+    """What happened, for the summary line and the benchmark."""
+
+    source_fps: float = 0.0
+    started: float = 0.0  # wall clock (perf_counter) when the first frame was shown
+    origin: float | None = None  # wall clock of source time 0, for real-time sources
+    shown: list[float] = field(default_factory=list)  # wall time of every displayed frame
+    shown_t: list[float] = field(default_factory=list)  # source time of every displayed frame
+    updates: list[tuple[float, MatchUpdate]] = field(default_factory=list)  # (wall time received, update)
+    frames_read: int = 0
+    frames_dropped: int = 0
+    interrupted: bool = False
+
+    def summary(self) -> dict:
+        gaps = np.diff(self.shown) if len(self.shown) > 1 else np.zeros(0)
+        span = (self.shown[-1] - self.shown[0]) if len(self.shown) > 1 else 0.0
+        latencies = [u.latency for _, u in self.updates]
+        return {
+            "frames_shown": len(self.shown), "frames_read": self.frames_read,
+            "frames_dropped": self.frames_dropped, "source_fps": round(self.source_fps, 2),
+            "display_fps": round((len(self.shown) - 1) / span, 2) if span > 0 else 0.0,
+            "longest_gap_ms": round(1000 * float(gaps.max()), 1) if len(gaps) else 0.0,
+            "match_updates": len(self.updates),
+            "updates_per_s": round(len(self.updates) / span, 2) if span > 0 else 0.0,
+            "match_latency_p50_ms": round(1000 * float(np.median(latencies)), 1) if latencies else None,
+            "match_latency_p95_ms": round(1000 * float(np.percentile(latencies, 95)), 1) if latencies else None,
+            "interrupted": self.interrupted,
+        }
+
+
+def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: float, margin: float) -> MatchRequest:  # noqa: ANN001
+    """The face in ``box`` with ``margin`` box-sizes of context (the aligner needs the whole
+    head), as an independent small array: the matcher never sees the rest of the frame."""
+    height, width = rgb.shape[:2]
+    x, y, w, h = box
+    x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
+    x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    return MatchRequest(track_id, t, tuple(int(v) for v in box), confidence, crop, (x - x0, y - y0, w, h))
+
+
+class LiveSession:
+    """One run of live matching over one source. Build, then :meth:`run`."""
+
+    def __init__(self, library, source: int | str, options: LiveOptions, sinks: list[Sink]) -> None:  # noqa: ANN001
+        from .. import detect
+
+        self.options = options
+        self.sinks = sinks
+        # open the source first: a wrong camera index fails before any model loads
+        self.reader = FrameReader(source, options.realtime)
+        try:
+            self.calibration = library.calibration()
+            self.detector = detect.build(library.space.detector, options.detect_side, fallback=False)
+            self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer))
+        except BaseException:
+            self.reader.close()
+            raise
+        self.tracker = Tracker(refresh=options.refresh)
+        self.stats = LiveStats(source_fps=self.reader.fps)
+        self._detected_at = float("-inf")
+        self._started = False
+        # Two looks at one person a tenth of a second apart are far more alike than two
+        # photos of them (the calibrated threshold): >= 0.997 on the slideshow video, while
+        # two different LFW people measured 0.91. Halfway between threshold and 1 tells a
+        # new person in the same spot from the same one turning their head.
+        self._renew_below = (1.0 + self.calibration.threshold) / 2
+
+    def start(self) -> dict:
+        """Load the matcher's models (seconds), then start reading frames; what it loaded."""
+        try:
+            loaded = self.matcher.start()
+        except BaseException:
+            self.close()
+            raise
+        self.reader.start()
+        self._started = True
+        return loaded
+
+    def run(self, stop: threading.Event | None = None) -> LiveStats:
+        """Until the source ends, a sink says stop, ``stop`` is set or Ctrl-C; always cleans up."""
+        stop = stop or threading.Event()
+        try:
+            if not self._started:
+                self.start()
+            while not stop.is_set():
+                frame = self.reader.next()
+                if frame is None:
+                    break
+                if not self._step(frame):
+                    break
+        except KeyboardInterrupt:
+            self.stats.interrupted = True
+        finally:
+            self.close()
+        return self.stats
+
+    def _step(self, frame) -> bool:  # noqa: ANN001
+        import cv2
+
+        self._apply(self.matcher.done())
+        rgb = None
+        if frame.t - self._detected_at >= self.options.detect_interval - 1e-6:
+            self._detected_at = frame.t
+            rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
+            found = self.detector.detect(rgb)
+            self.tracker.update([d.box for d in found], frame.t, [d.confidence for d in found])
+        # the worker gets its next face as soon as it is free, from this frame, with the
+        # track's latest box (at most one detection interval old)
+        for track in self.tracker.due(frame.t, seen_within=self.options.detect_interval):
+            if self.matcher.busy:
+                break
+            rgb = rgb if rgb is not None else cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
+            self.matcher.submit(crop_request(rgb, track.id, frame.t, track.box, track.score, self.options.margin))
+            track.pending, track.last_matched = True, frame.t
+        if not self.options.realtime:
+            self._apply(self.matcher.done(wait=True))
+        # a track outlives a few missed detections (so the face keeps its id), but its box is
+        # drawn only while the face is really there: no ghost box after someone walks away
+        on_screen = [t for t in self.tracker.tracks if frame.t - t.last_seen <= self.options.show_missing]
+        canvas = draw(frame.bgr.copy(), on_screen, self._hud(len(on_screen)))
+        keep_going = all([sink.show(canvas, frame.t) for sink in self.sinks])
+        now = time.perf_counter()
+        if not self.stats.shown:
+            self.stats.started = now
+        self.stats.shown.append(now)
+        self.stats.shown_t.append(frame.t)
+        return keep_going
+
+    def _apply(self, updates: list[MatchUpdate]) -> None:
+        now = time.perf_counter()
+        for update in updates:
+            track = self.tracker.get(update.track)
+            if track is not None:
+                track.pending = False
+                if update.error is None:
+                    previous = track.vector
+                    if previous is not None and float(previous @ update.vector) < self._renew_below:
+                        update.track = self.tracker.renew(track)  # someone else in the same spot
+                    track.vector, track.match = update.vector, update
+            self.stats.updates.append((now, update))
+            for sink in self.sinks:
+                sink.update(update)
+
+    def _hud(self, faces: int) -> Hud:
+        shown, updates = self.stats.shown, self.stats.updates
+        now = time.perf_counter()
+        recent = [s for s in shown[-60:] if now - s <= 1.0]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 else 0.0
+        recent_updates = sum(1 for w, _ in updates[-30:] if now - w <= 2.0) / 2.0
+        latency = 1000 * updates[-1][1].latency if updates else None
+        return Hud(fps, latency, recent_updates, faces)
+
+    def close(self) -> None:
+        """Release the camera, stop the worker, close every output (idempotent)."""
+        self.stats.frames_read, self.stats.frames_dropped = self.reader.read, self.reader.dropped
+        self.stats.origin = self.reader.origin
+        self.reader.close()
+        self.matcher.close()
+        for sink in self.sinks:
+            sink.close()

@@ -1,0 +1,213 @@
+"""Live matching end to end: a video made here from real photos, through ``lookalike webcam``.
+
+The video is a slideshow of held-back LFW photos (people not in the library under those
+photos) swaying in a 640x480 frame; the JSONL must name each person during their own
+segment. Frame gaps are bounded loosely here (CI machines are noisy) and measured strictly
+by ``bench/webcam.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.live import slideshow
+from lookalike.live.session import crop_request
+from lookalike.live.sinks import VideoOut
+from lookalike.live.tracker import Tracker
+
+
+def _cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=(env or os.environ) | {"NO_COLOR": "1", "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def visitors(library, lfw_corpus, tmp_path_factory):
+    """Three held-back people whose photo ``lookalike search`` names right, as a video."""
+    people = []
+    for name, photo in sorted(lfw_corpus[1].items()):
+        best = library.search(str(photo)).faces[0].matches[0]
+        if best.person == name:
+            people.append((name, photo))
+        if len(people) == 3:
+            break
+    folder = tmp_path_factory.mktemp("video")
+    segments = slideshow.make(people, folder / "visitors.mp4", seconds=2.5, gap=0.5, fps=30.0)
+    return folder / "visitors.mp4", segments
+
+
+def _db(library) -> str:  # noqa: ANN001
+    return library.settings.db_url.removeprefix("sqlite:///")
+
+
+def _named(lines: list[dict], segment) -> Counter:  # noqa: ANN001
+    return Counter(d["person"] for d in lines if segment.start <= d["t"] < segment.end)
+
+
+def test_webcam_names_each_visitor_and_the_picture_keeps_moving(library, visitors, tmp_path):
+    video, segments = visitors
+    jsonl, out = tmp_path / "m.jsonl", tmp_path / "annotated.mp4"
+    run = _cli("webcam", "--source", str(video), "--no-window", "--jsonl", str(jsonl), "--out", str(out),
+               "-k", "3", "--db", _db(library), "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert {"t", "track", "bbox", "person", "similarity", "verdict"} <= set(lines[0])
+    for seg in segments:
+        named = _named(lines, seg)
+        assert named, f"no match update while {seg.label} was on screen"
+        assert named.most_common(1)[0][0] == seg.label, (seg.label, named)
+    # three people, one after the other: three tracks, never one shared by two people
+    assert len({d["track"] for d in lines}) >= 3
+    assert all(len({d["person"] for d in lines if d["track"] == tr}) == 1 for tr in {d["track"] for d in lines})
+    # the picture never froze: matching happened in the worker, not in the display loop
+    assert summary["frames_shown"] > 0.6 * 30 * segments[-1].end
+    assert summary["longest_gap_ms"] < 1000, summary
+    assert summary["match_updates"] == len(lines)
+    # the annotated video keeps the source's length and size
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    n, w = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    cap.release()
+    assert w == 640 and abs(n - 30 * segments[-1].end) <= 3
+
+
+def test_no_realtime_takes_every_frame_and_a_hard_cut_starts_a_new_track(library, lfw_corpus, visitors, tmp_path):
+    _, segments = visitors
+    cut = tmp_path / "cut.mp4"
+    people = [(s.label, s.photo) for s in segments[:2]]
+    segs = slideshow.make(people, cut, seconds=2.0, gap=0.0, fps=15.0)  # one person replaces the other
+    jsonl = tmp_path / "cut.jsonl"
+    run = _cli("webcam", "--source", str(cut), "--no-window", "--no-realtime", "--jsonl", str(jsonl),
+               "--db", _db(library), "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["frames_shown"] == summary["frames_read"] == 60 and summary["frames_dropped"] == 0
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    tracks = []
+    for seg in segs:
+        named = _named(lines, seg)
+        assert named.most_common(1)[0][0] == seg.label, (seg.label, named)
+        tracks.append({d["track"] for d in lines if seg.start <= d["t"] < seg.end and d["person"] == seg.label})
+    assert not tracks[0] & tracks[1], "the second person kept the first one's track id"
+
+
+def test_nothing_of_the_visitor_is_stored_without_out_or_jsonl(library, visitors, tmp_path):
+    video, _ = visitors
+    lib_dir = Path(_db(library)).parent
+
+    def snapshot() -> dict:
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in lib_dir.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = os.environ | {"TMPDIR": str(scratch)}
+    run = subprocess.run([sys.executable, "-m", "lookalike.cli", "webcam", "--source", str(video), "--no-window",
+                          "--jsonl", "-", "--db", _db(library)], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert '"person"' in run.stdout  # the answers went to the terminal...
+    assert snapshot() == before  # ...and nothing was written beside the library,
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and not any(scratch.iterdir())  # nor anywhere else
+
+
+def _running(pid: str) -> bool:
+    """Alive and not a zombie (an exited orphan waiting for an init that may never reap it)."""
+    try:
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "zombie" not in state
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp_path):
+    video, _ = visitors
+    jsonl = tmp_path / "m.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "webcam", "--source", str(video), "--no-window",
+                             "--jsonl", str(jsonl), "--db", _db(library)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ | {"NO_COLOR": "1"})
+    deadline = time.monotonic() + 240
+    while not (jsonl.exists() and jsonl.read_text().strip()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert children, "the matcher runs in a worker process"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
+    assert not [pid for pid in children if _running(pid)], "a worker outlived the command"
+    json.loads(jsonl.read_text().splitlines()[-1])  # the log ends with a whole line
+
+
+def test_headless_window_request_says_what_to_do_instead(library, visitors, monkeypatch):
+    video, _ = visitors
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    for args in (["--window"], []):  # asked for, or the default with nothing else to show
+        run = _cli("webcam", "--source", str(video), *args, "--db", _db(library), env=env)
+        assert run.returncode == 2
+        message = " ".join(run.stderr.split())
+        assert "cannot open a window" in message and ("no GUI support" in message or "no display" in message)
+        assert "--no-window" in message and "--out" in message and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("/nonexistent/visit.mp4", "no such file"),
+    ("notavideo", "OpenCV cannot open it"),
+    ("7", "no such camera"),
+])
+def test_a_source_that_cannot_be_opened_gets_a_clear_error(library, tmp_path, source, reason):
+    if source == "notavideo":
+        source = str(tmp_path / "notes.mp4")
+        Path(source).write_text("this is not a video\n")
+    run = _cli("webcam", "--source", source, "--no-window", "--jsonl", str(tmp_path / "m.jsonl"),
+               "--db", _db(library), timeout=120)
+    assert run.returncode == 1
+    message = " ".join(run.stderr.split())
+    assert "cannot read video" in message and reason in message and "Traceback" not in run.stderr
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+# -- pure parts -----------------------------------------------------------------------
+def test_crop_request_keeps_context_and_maps_the_box():
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    req = crop_request(rgb, 7, 1.5, (600, 10, 60, 60), 0.9, margin=0.5)
+    assert req.crop.shape == (10 + 60 + 30, 640 - 570, 3)  # clipped at the right and top edges
+    assert req.box == (30, 10, 60, 60) and req.bbox == (600, 10, 60, 60) and req.track == 7
+    assert len(pickle.dumps(req)) < rgb.nbytes / 10  # the worker never receives the whole frame
+
+
+def test_video_out_keeps_the_source_timing_when_frames_are_dropped(tmp_path):
+    sink = VideoOut(tmp_path / "o.mp4", fps=10.0)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for t in (0.0, 0.1, 0.5, 0.6):  # 0.2-0.4 were dropped by a slow loop
+        sink.show(frame, t)
+    sink.close()
+    assert sink.written == 7
+
+
+def test_a_renewed_track_is_someone_else():
+    tr = Tracker()
+    (t,) = tr.update([(0, 0, 50, 50)], now=0.0, scores=[1.5])
+    assert t.score == 1.5 and tr.due(0.0) == [t]
+    t.pending = True
+    assert tr.due(0.0) == []  # one question at a time per face
+    t.pending, t.match, t.vector = False, "someone", np.ones(3)
+    old = t.id
+    assert tr.renew(t) != old and t.match is None and t.vector is None
+    tr.update([(1, 0, 50, 50)], now=0.05)
+    assert tr.due(0.1, seen_within=0.1) == [t]  # seen a frame ago counts as on screen
+    assert tr.due(0.3, seen_within=0.1) == []
