@@ -64,6 +64,7 @@ def test_webcam_names_each_visitor_and_the_picture_keeps_moving(library, visitor
     summary = json.loads(run.stdout)
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
     assert {"t", "track", "bbox", "person", "similarity", "verdict"} <= set(lines[0])
+    assert summary["errors"] == 0 and not [d for d in lines if "error" in d]
     for seg in segments:
         named = _named(lines, seg)
         assert named, f"no match update while {seg.label} was on screen"
@@ -102,6 +103,36 @@ def test_no_realtime_takes_every_frame_and_a_hard_cut_starts_a_new_track(library
         assert named.most_common(1)[0][0] == seg.label, (seg.label, named)
         tracks.append({d["track"] for d in lines if seg.start <= d["t"] < seg.end and d["person"] == seg.label})
     assert not tracks[0] & tracks[1], "the second person kept the first one's track id"
+
+
+def test_a_stream_url_plays_at_its_own_pace_with_estimates(library, visitors, analysis_weights, tmp_path):
+    """An MJPEG .avi over HTTP (how many IP cameras and kiosks serve video), with --analyze."""
+    import functools
+    import http.server
+    import threading
+
+    _, segments = visitors
+    segs = slideshow.make([(s.label, s.photo) for s in segments[:2]], tmp_path / "clip.avi", seconds=2.0, gap=0.5)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        jsonl = tmp_path / "m.jsonl"
+        run = _cli("webcam", "--source", url, "--no-window", "--jsonl", str(jsonl), "--analyze",
+                   "--db", _db(library), "--json")
+    finally:
+        server.shutdown()
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    # downloaded far faster than it plays, yet shown at its own 30 fps
+    assert summary["frames_shown"] > 0.6 * 30 * segs[-1].end and summary["display_fps"] < 40
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    for seg in segs:
+        assert _named(lines, seg).most_common(1)[0][0] == seg.label
+    estimate = lines[-1]["analysis"]
+    assert 0 < estimate["age"] < 100 and set(estimate["gender"]) == {"woman", "man"}
+    assert abs(sum(estimate["emotion"].values()) - 1) < 1e-3
 
 
 def test_nothing_of_the_visitor_is_stored_without_out_or_jsonl(library, visitors, tmp_path):
@@ -211,3 +242,22 @@ def test_a_renewed_track_is_someone_else():
     tr.update([(1, 0, 50, 50)], now=0.05)
     assert tr.due(0.1, seen_within=0.1) == [t]  # seen a frame ago counts as on screen
     assert tr.due(0.3, seen_within=0.1) == []
+
+
+def test_a_track_searches_with_its_memory_until_someone_else_appears():
+    from lookalike.live.matcher import query_vector, renew_below
+
+    rng = np.random.default_rng(0)
+    me = rng.normal(size=128)
+    me /= np.linalg.norm(me)
+    blink = me + 0.02 * rng.normal(size=128)  # the same face, one noisy frame (cosine ~0.97)
+    blink /= np.linalg.norm(blink)
+    memory = 5 * me  # five earlier looks
+    query, renewed = query_vector(blink.astype(np.float32), memory, threshold=0.9023)
+    assert not renewed and abs(np.linalg.norm(query) - 1) < 1e-5
+    assert float(query @ me) > float(blink @ me)  # the memory pulls the noisy frame back
+    other = rng.normal(size=128)
+    other /= np.linalg.norm(other)
+    query, renewed = query_vector(other.astype(np.float32), memory, threshold=0.9023)
+    assert renewed and np.allclose(query, other)  # nothing of the previous person leaks in
+    assert 0.9023 < renew_below(0.9023) < 1

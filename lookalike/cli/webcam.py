@@ -84,3 +84,6 @@ def webcam(
                       f"{summary['match_updates']} match updates ({summary['updates_per_s']}/s, median "
                       f"{summary['match_latency_p50_ms']} ms)"
                       + (f"; video {out}" if out else "") + (f"; matches {jsonl}" if jsonl else ""))
+        if stats.errors:
+            say.print(f"[bold red]warning:[/] {stats.errors} match requests failed; the first: {stats.first_error}",
+                      markup=True, soft_wrap=True)

@@ -32,6 +32,10 @@ from .sinks import Sink
 from .source import FrameReader
 from .tracker import Tracker
 
+# a track's memory of its face: each new embedding added to 0.8 x the memory, so the last
+# ~5 answers (under a second) weigh most and an old expression fades
+MEMORY_DECAY = 0.8
+
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName
 
@@ -60,6 +64,8 @@ class LiveStats:
     updates: list[tuple[float, MatchUpdate]] = field(default_factory=list)  # (wall time received, update)
     frames_read: int = 0
     frames_dropped: int = 0
+    errors: int = 0  # match requests that failed in the worker
+    first_error: str | None = None
     interrupted: bool = False
 
     def summary(self) -> dict:
@@ -75,11 +81,13 @@ class LiveStats:
             "updates_per_s": round(len(self.updates) / span, 2) if span > 0 else 0.0,
             "match_latency_p50_ms": round(1000 * float(np.median(latencies)), 1) if latencies else None,
             "match_latency_p95_ms": round(1000 * float(np.percentile(latencies, 95)), 1) if latencies else None,
+            "errors": self.errors, "first_error": self.first_error,
             "interrupted": self.interrupted,
         }
 
 
-def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: float, margin: float) -> MatchRequest:  # noqa: ANN001
+def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: float, margin: float,  # noqa: ANN001
+                 memory: np.ndarray | None = None) -> MatchRequest:
     """The face in ``box`` with ``margin`` box-sizes of context (the aligner needs the whole
     head), as an independent small array: the matcher never sees the rest of the frame."""
     height, width = rgb.shape[:2]
@@ -87,7 +95,8 @@ def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: floa
     x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
     x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-    return MatchRequest(track_id, t, tuple(int(v) for v in box), confidence, crop, (x - x0, y - y0, w, h))
+    return MatchRequest(track_id, t, tuple(int(v) for v in box), confidence, crop, (x - x0, y - y0, w, h),
+                        None if memory is None else memory.copy())
 
 
 class LiveSession:
@@ -101,7 +110,7 @@ class LiveSession:
         # open the source first: a wrong camera index fails before any model loads
         self.reader = FrameReader(source, options.realtime)
         try:
-            self.calibration = library.calibration()
+            library.calibration()  # an empty library fails here, before the worker loads models
             self.detector = detect.build(library.space.detector, options.detect_side, fallback=False)
             self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer))
         except BaseException:
@@ -111,11 +120,6 @@ class LiveSession:
         self.stats = LiveStats(source_fps=self.reader.fps)
         self._detected_at = float("-inf")
         self._started = False
-        # Two looks at one person a tenth of a second apart are far more alike than two
-        # photos of them (the calibrated threshold): >= 0.997 on the slideshow video, while
-        # two different LFW people measured 0.91. Halfway between threshold and 1 tells a
-        # new person in the same spot from the same one turning their head.
-        self._renew_below = (1.0 + self.calibration.threshold) / 2
 
     def start(self) -> dict:
         """Load the matcher's models (seconds), then start reading frames; what it loaded."""
@@ -162,7 +166,8 @@ class LiveSession:
             if self.matcher.busy:
                 break
             rgb = rgb if rgb is not None else cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-            self.matcher.submit(crop_request(rgb, track.id, frame.t, track.box, track.score, self.options.margin))
+            self.matcher.submit(crop_request(rgb, track.id, frame.t, track.box, track.score, self.options.margin,
+                                             track.vector))
             track.pending, track.last_matched = True, frame.t
         if not self.options.realtime:
             self._apply(self.matcher.done(wait=True))
@@ -181,14 +186,18 @@ class LiveSession:
     def _apply(self, updates: list[MatchUpdate]) -> None:
         now = time.perf_counter()
         for update in updates:
+            if update.error is not None:
+                self.stats.errors += 1
+                self.stats.first_error = self.stats.first_error or update.error
             track = self.tracker.get(update.track)
             if track is not None:
                 track.pending = False
                 if update.error is None:
-                    previous = track.vector
-                    if previous is not None and float(previous @ update.vector) < self._renew_below:
+                    if update.renewed:
                         update.track = self.tracker.renew(track)  # someone else in the same spot
-                    track.vector, track.match = update.vector, update
+                    memory = track.vector
+                    track.vector = update.vector if memory is None else MEMORY_DECAY * memory + update.vector
+                    track.match = update
             self.stats.updates.append((now, update))
             for sink in self.sinks:
                 sink.update(update)

@@ -1,13 +1,15 @@
 """Where frames come from: a camera, a video file or a stream URL, read on a thread of its own.
 
-The reader thread never waits for matching. In *latest* mode (cameras, and files played
-in real time) it keeps only the newest frame: when the consumer is slow, old frames are
-dropped rather than queued, so the picture on screen is always "now". In *every* mode
-(``--no-realtime`` on a file) it hands over every frame, in order, as fast as the
-consumer takes them.
+The reader thread never waits for matching. In *latest* mode (cameras, and files or
+streams played in real time) it keeps only the newest frame: when the consumer is slow,
+old frames are dropped rather than queued, so the picture on screen is always "now". In
+*every* mode (``--no-realtime`` on a file or stream) it hands over every frame, in order,
+as fast as the consumer takes them.
 
-Frame times (``Frame.t``) are seconds on the source's clock: position in the file for
-video files, time since opening for cameras and streams.
+Frame times (``Frame.t``) are seconds on the source's clock: frame number / frame rate
+for files and URLs (which are paced to it in real time, so an ``http://…/clip.mp4`` that
+downloads faster than it plays still plays at its own speed), time since opening for
+cameras.
 """
 
 from __future__ import annotations
@@ -76,13 +78,13 @@ class FrameReader:
         import cv2
 
         self.source = source
-        self.is_file = isinstance(source, str) and "://" not in source
+        self.is_camera = isinstance(source, int)
         self._cap = open_capture(source)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1.0 <= fps <= 240.0 else DEFAULT_FPS
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        # a file read with --no-realtime hands over every frame; everything else keeps the newest
-        self.every = self.is_file and not realtime
+        # a file or stream read with --no-realtime hands over every frame; else the newest only
+        self.every = not self.is_camera and not realtime
         self.origin: float | None = None  # time.perf_counter() of source time 0 (real-time modes)
         self.read = 0  # frames read from the source
         self.dropped = 0  # frames replaced before anybody took them
@@ -104,7 +106,7 @@ class FrameReader:
                 ok, bgr = self._cap.read()
                 if not ok or bgr is None:
                     break
-                if self.is_file:
+                if not self.is_camera:
                     t = self.read / self.fps
                     if not self.every:  # play at the file's own pace
                         delay = start + t - time.perf_counter()

@@ -7,8 +7,8 @@ overlay follows the track's box in between. Tracks are matched greedily by box o
 new one; a track unseen for ``max_missing`` seconds is closed.
 
 Boxes cannot tell two people apart when one steps in exactly where the other stood (or a
-video cuts between them), so the caller compares each new embedding of a track with its
-previous one and calls :meth:`Tracker.renew` when the face model says "another person".
+video cuts between them), so the matcher compares each new embedding of a track with its
+memory and the caller calls :meth:`Tracker.renew` when the face model says "another person".
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Track:
     last_matched: float | None = None  # when its face was last embedded and searched
     match: object = None  # whatever the matcher attached (a match update)
     pending: bool = False  # a match request is on its way: do not ask twice
-    vector: object = None  # the embedding of the last match, to notice a change of person
+    vector: object = None  # memory of the face: decayed sum of its embeddings (see live.matcher)
 
 
 @dataclass
