@@ -19,7 +19,7 @@ import numpy as np
 from . import config
 from .config import Settings
 from .errors import (ConfigError, EmptyLibrary, IndexCorrupt, IndexOwnedElsewhere, LibraryBusy, ModelMismatch,
-                     NothingIngested)
+                     NotFound, NothingIngested)
 from .faces import FacePipeline, FacesMode, Space
 from .index.faiss_index import FaissIndex, Manifest
 from .store import db, repo
@@ -376,6 +376,31 @@ class Library:
         from .person import person_report
 
         return person_report(self, name)
+
+    def profiles(self, names) -> dict:  # noqa: ANN001
+        """Person name -> :class:`lookalike.store.repo.Profile` (role, organisation, story, tags)."""
+        with self.session() as session:
+            return repo.profiles(session, names)
+
+    def display_tags(self) -> list[str]:
+        """Self-declared tags a visitor may narrow role models by (consenting people only)."""
+        with self.session() as session:
+            return repo.display_tags(session)
+
+    def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
+        """Photos that gave no stored face: (path, status, reason), by status."""
+        with self.session() as session:
+            return repo.problem_photos(session, self._existing_space_id(), limit)
+
+    def face_crop(self, face_id: int, size: int = 160):  # noqa: ANN201
+        """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
+        from .montage import crop
+
+        with self.session() as session:
+            row = repo.face_rows(session, [face_id]).get(face_id)
+        if row is None:
+            raise NotFound(f"no face {face_id} in this library")
+        return crop(row.photo, row.bbox, size)
 
     def calibration(self):  # noqa: ANN201
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the

@@ -31,10 +31,13 @@ def crop(photo: str, bbox: tuple[int, int, int, int], size: int = TILE, margin: 
     from .images import decode_file
 
     rgb = decode_file(photo, 10**9).rgb
+    height, width = rgb.shape[:2]
     x, y, w, h = bbox
-    side = int(max(w, h) * (1 + 2 * margin))
+    # as much margin as the photo has (a tight face crop gets none), never bars around it
+    side = min(int(max(w, h) * (1 + 2 * margin)), width, height)
     cx, cy = x + w / 2, y + h / 2
-    left, top = int(cx - side / 2), int(cy - side / 2)
+    left = int(min(max(cx - side / 2, 0), width - side))
+    top = int(min(max(cy - side / 2, 0), height - side))
     img = Image.fromarray(rgb).crop((left, top, left + side, top + side))
     return img.resize((size, size), Image.Resampling.LANCZOS)
 

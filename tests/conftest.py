@@ -113,3 +113,23 @@ def planted_db(faces: Path, tmp_path_factory) -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def kiosk_db(faces: Path, tmp_path_factory) -> Path:
+    """The README's role-model manifest (ui/role-models.example.csv) ingested as written,
+    its ``photos/<person>/…`` paths copies of the celeb faceapi_bbt photos (a manifest may
+not point outside its folder, symlinks included). Photo 5 of each
+    person is not in it: visitors' test photos. Read-only for the tests that share it."""
+    import lookalike
+
+    folder = tmp_path_factory.mktemp("kiosk")
+    manifest = folder / "role-models.csv"
+    shutil.copy(ROOT / "ui" / "role-models.example.csv", manifest)
+    for person in (faces / "celeb" / "faceapi_bbt").iterdir():
+        (folder / "photos" / person.name).mkdir(parents=True)
+        for photo in person.iterdir():
+            shutil.copy(photo, folder / "photos" / person.name / photo.name)
+    with lookalike.open(folder / "kiosk.db") as lib:
+        lib.ingest([str(manifest)])
+    return folder / "kiosk.db"

@@ -99,32 +99,119 @@ def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: floa
                         None if memory is None else memory.copy())
 
 
+class LivePipeline:
+    """Frame in, annotated frame out: detection, tracking and the matching worker.
+
+    The same object serves ``lookalike webcam`` (:class:`LiveSession` feeds it from a
+    capture thread) and the web app's live page (the browser's WebRTC frames)."""
+
+    def __init__(self, library, options: LiveOptions) -> None:  # noqa: ANN001
+        from .. import detect
+
+        library.calibration()  # an empty library fails here, before the worker loads models
+        self.options = options
+        self.detector = detect.build(library.space.detector, options.detect_side, fallback=False)
+        self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer))
+        self.tracker = Tracker(refresh=options.refresh)
+        self.stats = LiveStats()
+        self._detected_at = float("-inf")
+        self.ready = False
+
+    def start(self) -> dict:
+        """Spawn the matching worker and load its models (seconds); what it loaded."""
+        loaded = self.matcher.start()
+        self.ready = True
+        return loaded
+
+    def step(self, bgr: np.ndarray, t: float) -> tuple[np.ndarray, list[MatchUpdate]]:
+        """The frame with boxes, labels and HUD drawn, and the match updates that arrived."""
+        import cv2
+
+        updates = self._apply(self.matcher.done()) if self.ready else []
+        rgb = None
+        if t - self._detected_at >= self.options.detect_interval - 1e-6:
+            self._detected_at = t
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            found = self.detector.detect(rgb)
+            self.tracker.update([d.box for d in found], t, [d.confidence for d in found])
+        # the worker gets its next face as soon as it is free, from this frame, with the
+        # track's latest box (at most one detection interval old)
+        for track in self.tracker.due(t, seen_within=self.options.detect_interval) if self.ready else []:
+            if self.matcher.busy:
+                break
+            rgb = rgb if rgb is not None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            self.matcher.submit(crop_request(rgb, track.id, t, track.box, track.score, self.options.margin,
+                                             track.vector))
+            track.pending, track.last_matched = True, t
+        if not self.options.realtime and self.ready:
+            updates += self._apply(self.matcher.done(wait=True))
+        canvas = draw(bgr.copy(), self.on_screen(t), self._hud(len(self.on_screen(t))))
+        now = time.perf_counter()
+        if not self.stats.shown:
+            self.stats.started = now
+        self.stats.shown.append(now)
+        self.stats.shown_t.append(t)
+        return canvas, updates
+
+    def on_screen(self, t: float) -> list:
+        """Tracks to draw: a track outlives a few missed detections (so the face keeps its
+        id), but its box is drawn only while the face is really there."""
+        return [tr for tr in self.tracker.tracks if t - tr.last_seen <= self.options.show_missing]
+
+    def _apply(self, updates: list[MatchUpdate]) -> list[MatchUpdate]:
+        now = time.perf_counter()
+        for update in updates:
+            if update.error is not None:
+                self.stats.errors += 1
+                self.stats.first_error = self.stats.first_error or update.error
+            track = self.tracker.get(update.track)
+            if track is not None:
+                track.pending = False
+                if update.error is None:
+                    if update.renewed:
+                        update.track = self.tracker.renew(track)  # someone else in the same spot
+                    memory = track.vector
+                    track.vector = update.vector if memory is None else MEMORY_DECAY * memory + update.vector
+                    track.match = update
+            self.stats.updates.append((now, update))
+        return updates
+
+    def _hud(self, faces: int) -> Hud:
+        shown, updates = self.stats.shown, self.stats.updates
+        now = time.perf_counter()
+        recent = [s for s in shown[-60:] if now - s <= 1.0]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 else 0.0
+        recent_updates = sum(1 for w, _ in updates[-30:] if now - w <= 2.0) / 2.0
+        latency = 1000 * updates[-1][1].latency if updates else None
+        return Hud(fps, latency, recent_updates, faces)
+
+    def close(self) -> None:
+        """Stop the worker (idempotent)."""
+        self.matcher.close()
+        self.ready = False
+
+
 class LiveSession:
     """One run of live matching over one source. Build, then :meth:`run`."""
 
     def __init__(self, library, source: int | str, options: LiveOptions, sinks: list[Sink]) -> None:  # noqa: ANN001
-        from .. import detect
-
         self.options = options
         self.sinks = sinks
         # open the source first: a wrong camera index fails before any model loads
         self.reader = FrameReader(source, options.realtime)
         try:
-            library.calibration()  # an empty library fails here, before the worker loads models
-            self.detector = detect.build(library.space.detector, options.detect_side, fallback=False)
-            self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer))
+            self.pipeline = LivePipeline(library, options)
         except BaseException:
             self.reader.close()
             raise
-        self.tracker = Tracker(refresh=options.refresh)
-        self.stats = LiveStats(source_fps=self.reader.fps)
-        self._detected_at = float("-inf")
+        self.stats = self.pipeline.stats
+        self.stats.source_fps = self.reader.fps
         self._started = False
 
     def start(self) -> dict:
         """Load the matcher's models (seconds), then start reading frames; what it loaded."""
         try:
-            loaded = self.matcher.start()
+            loaded = self.pipeline.start()
         except BaseException:
             self.close()
             raise
@@ -142,7 +229,11 @@ class LiveSession:
                 frame = self.reader.next()
                 if frame is None:
                     break
-                if not self._step(frame):
+                canvas, updates = self.pipeline.step(frame.bgr, frame.t)
+                for update in updates:
+                    for sink in self.sinks:
+                        sink.update(update)
+                if not all([sink.show(canvas, frame.t) for sink in self.sinks]):
                     break
         except KeyboardInterrupt:
             self.stats.interrupted = True
@@ -150,72 +241,11 @@ class LiveSession:
             self.close()
         return self.stats
 
-    def _step(self, frame) -> bool:  # noqa: ANN001
-        import cv2
-
-        self._apply(self.matcher.done())
-        rgb = None
-        if frame.t - self._detected_at >= self.options.detect_interval - 1e-6:
-            self._detected_at = frame.t
-            rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-            found = self.detector.detect(rgb)
-            self.tracker.update([d.box for d in found], frame.t, [d.confidence for d in found])
-        # the worker gets its next face as soon as it is free, from this frame, with the
-        # track's latest box (at most one detection interval old)
-        for track in self.tracker.due(frame.t, seen_within=self.options.detect_interval):
-            if self.matcher.busy:
-                break
-            rgb = rgb if rgb is not None else cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-            self.matcher.submit(crop_request(rgb, track.id, frame.t, track.box, track.score, self.options.margin,
-                                             track.vector))
-            track.pending, track.last_matched = True, frame.t
-        if not self.options.realtime:
-            self._apply(self.matcher.done(wait=True))
-        # a track outlives a few missed detections (so the face keeps its id), but its box is
-        # drawn only while the face is really there: no ghost box after someone walks away
-        on_screen = [t for t in self.tracker.tracks if frame.t - t.last_seen <= self.options.show_missing]
-        canvas = draw(frame.bgr.copy(), on_screen, self._hud(len(on_screen)))
-        keep_going = all([sink.show(canvas, frame.t) for sink in self.sinks])
-        now = time.perf_counter()
-        if not self.stats.shown:
-            self.stats.started = now
-        self.stats.shown.append(now)
-        self.stats.shown_t.append(frame.t)
-        return keep_going
-
-    def _apply(self, updates: list[MatchUpdate]) -> None:
-        now = time.perf_counter()
-        for update in updates:
-            if update.error is not None:
-                self.stats.errors += 1
-                self.stats.first_error = self.stats.first_error or update.error
-            track = self.tracker.get(update.track)
-            if track is not None:
-                track.pending = False
-                if update.error is None:
-                    if update.renewed:
-                        update.track = self.tracker.renew(track)  # someone else in the same spot
-                    memory = track.vector
-                    track.vector = update.vector if memory is None else MEMORY_DECAY * memory + update.vector
-                    track.match = update
-            self.stats.updates.append((now, update))
-            for sink in self.sinks:
-                sink.update(update)
-
-    def _hud(self, faces: int) -> Hud:
-        shown, updates = self.stats.shown, self.stats.updates
-        now = time.perf_counter()
-        recent = [s for s in shown[-60:] if now - s <= 1.0]
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 else 0.0
-        recent_updates = sum(1 for w, _ in updates[-30:] if now - w <= 2.0) / 2.0
-        latency = 1000 * updates[-1][1].latency if updates else None
-        return Hud(fps, latency, recent_updates, faces)
-
     def close(self) -> None:
         """Release the camera, stop the worker, close every output (idempotent)."""
         self.stats.frames_read, self.stats.frames_dropped = self.reader.read, self.reader.dropped
         self.stats.origin = self.reader.origin
         self.reader.close()
-        self.matcher.close()
+        self.pipeline.close()
         for sink in self.sinks:
             sink.close()

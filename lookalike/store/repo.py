@@ -170,6 +170,47 @@ def status_counts(session: Session, space_id: int) -> dict[str, int]:
     return counts
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What a person card shows; everything but the name is optional and self-declared."""
+
+    name: str
+    display_name: str | None
+    role: str | None
+    organisation: str | None
+    story: str | None
+    tags: tuple[str, ...]
+    consent_display: bool
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name.replace("_", " ")
+
+
+def profiles(session: Session, names: Iterable[str]) -> dict[str, Profile]:
+    names = sorted({n for n in names if n})
+    rows = session.scalars(select(Person).where(Person.name.in_(names))) if names else []
+    return {p.name: Profile(p.name, p.display_name, p.role, p.organisation, p.story,
+                            tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
+            for p in rows}
+
+
+def display_tags(session: Session) -> list[str]:
+    """Self-declared tags of the people who consented to be displayed, sorted."""
+    tags: set[str] = set()
+    for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None))):
+        tags.update(json.loads(raw))
+    return sorted(tags)
+
+
+def problem_photos(session: Session, space_id: int, limit: int = 1000) -> list[tuple[str, str, str | None]]:
+    """(path, status, reason) of photos that gave no face: what an operator must look at."""
+    query = (select(Photo.path, Photo.status, Photo.reason)
+             .where(Photo.space_id == space_id, Photo.status != PhotoStatus.ok.value)
+             .order_by(Photo.status, Photo.path).limit(limit))
+    return [(path, status, reason) for path, status, reason in session.execute(query)]
+
+
 def counts(session: Session, space_id: int) -> dict[str, int]:
     people = session.scalar(select(func.count(func.distinct(Face.person_id)))
                             .where(Face.space_id == space_id)) or 0

@@ -1,0 +1,52 @@
+"""``lookalike ui``: the Streamlit web app, served by Streamlit itself."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._common import DbOpt, IndexDirOpt, _console, _errors, app
+
+
+@app.command()
+def ui(
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(
+        "--address", help="Interface to listen on; 0.0.0.0 to serve other machines (a kiosk's screen).")] = "127.0.0.1",
+    kiosk_idle: Annotated[float, typer.Option(
+        "--kiosk-idle", help="Seconds without a touch before the role-model kiosk starts over.")] = 90.0,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", help="Largest photo a visitor may upload.")] = 15,
+) -> None:
+    """Open the web app: find someone like me, live camera, role-model kiosk, explore."""
+    import os
+    import subprocess
+    import sys
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    with _errors():
+        from ..config import db_url
+        from ..errors import MissingExtra
+
+        for module in ("streamlit", "streamlit_webrtc"):
+            if find_spec(module) is None:
+                raise MissingExtra("the web app", "ui", f"{module} is not installed")
+        script = Path(find_spec("lookalike.ui").origin).parent / "app.py"
+        env = os.environ | {"LOOKALIKE_DB": db_url(db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
+                            "LOOKALIKE_UI_MAX_MB": str(max_upload_mb)}
+        if index_dir is not None:
+            env["LOOKALIKE_INDEX_DIR"] = str(index_dir.expanduser().resolve())
+        command = [sys.executable, "-m", "streamlit", "run", str(script),
+                   "--server.port", str(port), "--server.address", address, "--server.headless", "true",
+                   "--server.maxUploadSize", str(max_upload_mb), "--server.fileWatcherType", "none",
+                   "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+        _console(stderr=True).print(f"lookalike web app for {env['LOOKALIKE_DB']}: http://{address}:{port} "
+                                    "(Ctrl-C stops)")
+        try:
+            code = subprocess.call(command, env=env)
+        except KeyboardInterrupt:
+            code = 0
+        raise typer.Exit(code)

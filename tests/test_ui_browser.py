@@ -1,0 +1,125 @@
+"""The web app in a real browser: ``lookalike ui`` served on a loopback port, Debian's
+Chromium driven headless by Playwright (never ``playwright install``).
+
+The kiosk's camera is Chromium's fake capture device fed with a real photo (a Y4M file),
+so the whole visit runs: consent, camera, photo, role models. Screenshots land in
+``tests/artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
+    """A still photo as a 640x480 Y4M clip: what Chromium's fake camera plays."""
+    import cv2
+
+    from lookalike.live.slideshow import render
+    from lookalike.images import decode_file
+
+    bgr = render(decode_file(str(photo), 10**8).rgb, (640, 480), 0.0)
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(out, "wb") as fh:
+        fh.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
+        for _ in range(int(30 * seconds)):
+            fh.write(b"FRAME\n" + yuv)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(kiosk_db):
+    if not os.path.exists(CHROMIUM):
+        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(kiosk_db), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
+        time.sleep(0.5)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser(faces, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path_factory.mktemp("chromium")
+    camera = _y4m(faces / "celeb/faceapi_bbt/amy/amy5.png", folder / "visitor.y4m")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(folder / "profile"), executable_path=CHROMIUM, headless=True,
+            args=[*FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-video-capture={camera}"],
+            viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+        yield context
+        context.close()
+
+
+def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, faces):
+    page = browser.new_page()
+    page.goto(server)
+    page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)
+    page.get_by_text("processed in memory and never stored").wait_for(timeout=30_000)  # the privacy note
+    page.locator("input[type=file]").set_input_files(str(faces / "celeb/faceapi_bbt/howard/howard5.png"))
+    page.get_by_role("heading", name="People who look like you").wait_for(timeout=90_000)
+    first = page.locator("h3").filter(has_text="1. ").first
+    assert "Howard Wolowitz" in first.inner_text()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "find.png"), full_page=True)
+    page.close()
+
+
+def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/role_models")
+    agree = page.get_by_role("button", name="I agree — start the camera")
+    agree.wait_for(timeout=90_000)
+    assert page.locator("video").count() == 0  # no camera before consent
+    page.screenshot(path=str(ARTIFACTS / "kiosk-consent.png"), full_page=True)
+    agree.click()
+    take = page.get_by_role("button", name="Take Photo")
+    take.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # let the fake camera deliver frames
+    take.click()
+    page.get_by_role("heading", name="Amy Farrah Fowler").wait_for(timeout=90_000)
+    names = [h.inner_text() for h in page.locator("h2").all()]
+    assert names and names[0] == "Amy Farrah Fowler" and "Sheldon Cooper" not in names
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "kiosk-results.png"), full_page=True)
+    page.close()

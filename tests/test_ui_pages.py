@@ -1,0 +1,151 @@
+"""The web app's pages through Streamlit's AppTest, on a real library and real photos.
+
+The kiosk library is the README's role-model manifest ingested as written; a visitor is
+played by photo 5 of a person (not in the library under that photo).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from lookalike.ui import common
+
+ROOT = Path(__file__).resolve().parents[1]
+BBT = "celeb/faceapi_bbt"
+
+
+def _page(name: str, db: Path, monkeypatch, **env: str) -> AppTest:  # noqa: ANN001
+    monkeypatch.setenv("LOOKALIKE_DB", str(db))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    at = AppTest.from_file(str(ROOT / "ui" / name), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _upload(at: AppTest, path: Path, data: bytes | None = None) -> AppTest:
+    at.file_uploader[0].set_value((path.name, path.read_bytes() if data is None else data, "image/jpeg"))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning]
+                     + [i.value for i in at.info] + [s.value for s in at.subheader])
+
+
+def _jpeg(path: Path) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(path).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _files(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_find_names_the_person_first_and_explains_the_numbers(kiosk_db, faces, monkeypatch, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    before = _files(kiosk_db.parent)
+    at = _page("find.py", kiosk_db, monkeypatch)
+    assert "never stored" in at.info[0].value  # the privacy note is on the page before any photo
+    _upload(at, faces / BBT / "howard" / "howard5.png")
+    assert at.subheader[0].value == "People who look like you"
+    cards = [m.value for m in at.markdown if m.value.startswith("### ")]
+    assert cards[0] == "### 1. Howard Wolowitz" and len(cards) == 3
+    assert "Aerospace engineer · Space Agency" in _texts(at)
+    bars = [p for p in at.get("progress")]
+    assert bars and "very likely the same person" in bars[0].proto.text
+    assert "average face" in _texts(at)  # centroid figures in plain words
+    # ...and it was all in memory: nothing written beside the library (SQLite's WAL index may
+    # appear when the library opens, its log stays empty), nothing in TMPDIR
+    after = _files(kiosk_db.parent)
+    assert {p: after[p] for p in before} == before
+    wal = kiosk_db.with_name(kiosk_db.name + "-wal")
+    assert set(after) - set(before) <= {wal, kiosk_db.with_name(kiosk_db.name + "-shm")}
+    assert not wal.exists() or wal.stat().st_size == 0, "something was written to the database"
+    assert not any(scratch.iterdir())
+
+
+def test_find_estimates_only_when_asked_and_worded_as_estimates(kiosk_db, faces, analysis_weights, monkeypatch):
+    at = _page("find.py", kiosk_db, monkeypatch)
+    assert at.checkbox[0].value is False  # off by default
+    _upload(at, faces / BBT / "penny" / "penny5.png")
+    assert "Estimates" not in _texts(at)
+    at.checkbox[0].check().run()
+    text = _texts(at)
+    assert "Estimates** (a model's guess, often wrong, never stored): age around" in text
+
+
+def test_find_explains_bad_photos_in_the_page(kiosk_db, faces, monkeypatch):
+    at = _page("find.py", kiosk_db, monkeypatch)
+    bad = faces / "bad-inputs"
+    _upload(at, bad / "generated/corrupt__truncated.jpg")
+    assert "cannot be used as a photo" in at.error[0].value
+    _upload(at, bad / "collected/non_face_scene__skimage_coffee.png")
+    assert "No face was found" in at.warning[0].value
+    _upload(at, bad / "collected/multi_face__kit_with_rose.jpg")
+    chooser = at.radio[1]
+    assert "which one is you" in chooser.label and len(chooser.options) >= 2
+    chooser.set_value(chooser.options[1]).run()
+    assert not at.exception and at.subheader[0].value == "People who look like you"
+    huge = bad / "generated/huge_image__huge_8000x6000.jpg"  # 48 megapixels
+    monkeypatch.setattr(common, "MAX_PIXELS", 20_000_000)
+    _upload(at, huge)
+    assert "cannot be used as a photo" in at.error[0].value and "pixels" in at.error[0].value
+    monkeypatch.setattr(common, "MAX_UPLOAD_MB", 2)
+    at.run()  # the uploader's label names the limit: a new limit is a new widget
+    _upload(at, faces / "celeb/deepface/deepface_id01/img1.jpg")  # 2.2 MB
+    assert "photos up to 2 MB" in at.error[0].value
+
+
+def test_an_empty_or_missing_library_says_how_to_ingest(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere.db"
+    at = _page("find.py", missing, monkeypatch)
+    assert "lookalike ingest" in at.warning[0].value and not missing.exists()
+    import lookalike
+
+    lookalike.open(tmp_path / "empty.db").close()
+    at = _page("role_models.py", tmp_path / "empty.db", monkeypatch)
+    assert "lookalike ingest" in at.warning[0].value
+
+
+def test_kiosk_asks_consent_then_shows_consenting_role_models(kiosk_db, faces, monkeypatch):
+    at = _page("role_models.py", kiosk_db, monkeypatch)
+    assert not at.camera_input and "never saved" in _texts(at)
+    at.button[0].click().run()  # "I agree — start the camera"
+    assert at.camera_input, "the camera starts only after consent"
+    tags = at.multiselect[0].options
+    assert "women in science" in tags and "engineering" in tags
+    assert not [t for t in tags if "comic" in t]  # nobody who declined to be shown
+    at.camera_input[0].upload("photo.jpg", _jpeg(faces / BBT / "amy" / "amy5.png"))  # a camera gives JPEG
+    at.run()
+    assert not at.exception, at.exception
+    names = [m.value for m in at.markdown if m.value.startswith("## ")]
+    assert names[0] == "## Amy Farrah Fowler" and len(names) == 3
+    assert not {"## Sheldon Cooper", "## Stuart Bloom"} & set(names)  # consent_display = no
+    at.multiselect[0].set_value(["engineering"]).run()
+    names = [m.value for m in at.markdown if m.value.startswith("## ")]
+    assert set(names) <= {"## Howard Wolowitz", "## Leonard Hofstadter"} and names
+    assert "Only 2 role models" in _texts(at)
+
+
+def test_kiosk_starts_over_after_the_idle_time(kiosk_db, monkeypatch):
+    import time
+
+    at = _page("role_models.py", kiosk_db, monkeypatch, LOOKALIKE_KIOSK_IDLE="1")
+    at.button[0].click().run()
+    assert at.camera_input
+    time.sleep(1.5)
+    at.run()
+    assert not at.camera_input and at.button[0].label.startswith("I agree")

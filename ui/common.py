@@ -1,0 +1,197 @@
+"""What the pages share: the library, friendly errors, verdict words, face cards.
+
+Plain functions where possible (tested without a browser); the Streamlit calls stay thin.
+The visitor's photo only ever lives in memory: bytes from the uploader or the camera go
+straight to :meth:`lookalike.library.Library.search`, which decodes them in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_UPLOAD_MB = int(os.environ.get("LOOKALIKE_UI_MAX_MB", "15"))
+# a phone photo is 12-48 MP; anything bigger is not a portrait and costs seconds to decode
+MAX_PIXELS = int(os.environ.get("LOOKALIKE_UI_MAX_PIXELS", str(50_000_000)))
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic"]
+
+VERDICT_WORDS = {
+    "same_person": "very likely the same person",
+    "lookalike": "looks alike",
+    "weak": "faint resemblance",
+}
+PRIVACY_NOTE = ("Your photo is processed in memory and never stored: not on disk, not in the "
+                "database, not in any log. Close or reload the page and it is gone.")
+INGEST_HELP = ("This library has no faces yet. Ingest a photo collection first, for example:\n\n"
+               "```\nlookalike models install\nlookalike ingest photos/ --db lookalike.db\n"
+               "lookalike ui --db lookalike.db\n```\n\nwhere `photos/` holds one folder per person.")
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Card:
+    """One match as a person-facing card (no Streamlit in here: tested directly)."""
+
+    face_id: int
+    name: str
+    role: str | None
+    organisation: str | None
+    story: str | None
+    similarity: float
+    verdict: str  # same_person / lookalike / weak
+    words: str  # the verdict in words
+    bar: float  # 0..1 for a progress bar
+    explanations: tuple[str, ...]
+
+
+def bar_value(similarity: float, floor: float) -> float:
+    """Similarity as a 0..1 bar: 0 well below the "no good match" floor, 1 identical."""
+    low = floor - 0.15
+    return float(np.clip((similarity - low) / (1.0 - low), 0.0, 1.0))
+
+
+def explain(match, name: str) -> tuple[str, ...]:  # noqa: ANN001 - a search Match
+    """The centroid figures in plain language."""
+    out = []
+    if match.person_centroid_similarity is not None:
+        closer = match.person_centroid_similarity >= match.similarity
+        out.append(f"Compared with {name}'s average face (all their photos blended): "
+                   f"{match.person_centroid_similarity:.2f} — "
+                   + ("you resemble them in general, not just in this photo."
+                      if closer else "this one photo resembles you more than they usually do."))
+    if match.face_typicality is not None:
+        out.append(f"How typical this photo is of {name}: {match.face_typicality:.2f} "
+                   + ("(a characteristic photo)." if match.face_typicality >= 0.9 else "(an unusual photo of them)."))
+    return tuple(out)
+
+
+def cards(library, face) -> list[Card]:  # noqa: ANN001 - a search QueryFace
+    """The matches of one query face as cards, with each person's profile."""
+    cal = library.calibration()
+    profiles = library.profiles([m.person for m in face.matches if m.person])
+    out = []
+    for m in face.matches:
+        p = profiles.get(m.person)
+        name = p.title if p else (m.person or "unnamed").replace("_", " ")
+        out.append(Card(m.face_id, name, p.role if p else None, p.organisation if p else None,
+                        p.story if p else None, m.similarity, m.verdict, VERDICT_WORDS[m.verdict],
+                        bar_value(m.similarity, cal.floor), explain(m, name)))
+    return out
+
+
+def typicality_words(similarity: float | None) -> str | None:
+    """The query face vs the corpus average, in words."""
+    if similarity is None:
+        return None
+    kind = "a fairly typical face" if similarity >= 0.9 else "a distinctive face"
+    return f"Compared with the average face of this whole collection ({similarity:.2f}), you have {kind} here."
+
+
+def estimate_words(estimate) -> str:  # noqa: ANN001 - a lookalike.analysis.Estimate
+    """An estimate worded as one: rounded, with its uncertainty, never as a fact."""
+    gender = max(estimate.gender, key=estimate.gender.get)
+    return (f"**Estimates** (a model's guess, often wrong, never stored): age around "
+            f"{round(estimate.age / 5) * 5:.0f}; gender: {gender} ({estimate.gender[gender]:.0%} sure); "
+            f"expression: {estimate.dominant_emotion} ({estimate.emotion[estimate.dominant_emotion]:.0%}).")
+
+
+def read_upload(data: bytes | None, name: str) -> bytes | None:
+    """The uploaded bytes, or a friendly error when they are too many."""
+    if data is None:
+        return None
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        raise UploadTooLarge(f"{name} is {len(data) / 2**20:.1f} MB; photos up to {MAX_UPLOAD_MB} MB "
+                             "please (a phone photo is usually 2-8 MB).")
+    return data
+
+
+def boxed(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], selected: int | None = None):  # noqa: ANN201
+    """The photo with numbered face boxes (Pillow image); the selected one stands out."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    width = max(2, round(max(img.size) / 300))
+    font = ImageFont.load_default(size=max(14, round(max(img.size) / 30)))
+    for i, (x, y, w, h) in enumerate(boxes):
+        colour = "#ff4b4b" if i == selected else "#21c354"
+        draw.rectangle((x, y, x + w, y + h), outline=colour, width=width * (2 if i == selected else 1))
+        if len(boxes) > 1:
+            draw.text((x + width * 2, y + width * 2), str(i + 1), fill=colour, font=font)
+    return img
+
+
+# -- Streamlit glue ----------------------------------------------------------------------
+def library():  # noqa: ANN201
+    """The library named by ``LOOKALIKE_DB`` (``lookalike ui --db``), opened once per server."""
+    import streamlit as st
+
+    return _open_library(os.environ.get("LOOKALIKE_DB"), os.environ.get("LOOKALIKE_INDEX_DIR"))
+
+
+def _cached(fn):  # noqa: ANN001, ANN202
+    import streamlit as st
+
+    return st.cache_resource(show_spinner="Opening the face library …")(fn)
+
+
+@_cached
+def _open_library(db: str | None, index_dir: str | None):  # noqa: ANN202
+    import lookalike
+
+    return lookalike.open(db=db, index_dir=index_dir, max_pixels=MAX_PIXELS)
+
+
+# the face models are shared by every visitor of this server: one search at a time
+SEARCH_LOCK = threading.Lock()
+
+
+def ready_library():  # noqa: ANN201
+    """The library when it has faces; else the page says how to ingest one and stops.
+    A missing SQLite file is reported, never created."""
+    import streamlit as st
+
+    from lookalike import config
+    from lookalike.errors import LookalikeError
+
+    url = config.db_url(os.environ.get("LOOKALIKE_DB"))
+    path = config.sqlite_path(url)
+    if path is not None and not path.exists():
+        st.warning(f"There is no face library at `{path}` yet.\n\n" + INGEST_HELP)
+        st.stop()
+    try:
+        lib = library()
+        faces = lib.stats()["faces"]
+    except LookalikeError as err:
+        st.error(f"The face library cannot be opened: {err}")
+        st.stop()
+    if faces == 0:
+        st.warning(INGEST_HELP)
+        st.stop()
+    return lib
+
+
+def style(kiosk: bool = False) -> None:
+    """A calmer look; kiosk mode: large type, no sidebar, no Streamlit chrome."""
+    import streamlit as st
+
+    css = """
+    .lk-card h3 {margin-bottom: 0.1rem;}
+    .lk-sub {color: #5f6b7a; margin-top: 0;}
+    .lk-verdict {font-weight: 600;}
+    """
+    if kiosk:
+        css += """
+        [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header, footer {display: none;}
+        .block-container {max-width: 1400px; padding-top: 1.5rem;}
+        html, body, [class*="st-"] p, li, label {font-size: 1.35rem;}
+        h1 {font-size: 3rem !important;} h2 {font-size: 2.2rem !important;} h3 {font-size: 1.7rem !important;}
+        .stButton button {font-size: 1.5rem; padding: 0.8rem 2.2rem;}
+        """
+    st.markdown(f"<style>{css}</style>", unsafe_allow_html=True)

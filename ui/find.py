@@ -1,0 +1,103 @@
+"""Find someone like me: a photo in, the closest people of the collection out, as cards."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lookalike.ui import common
+
+common.style()
+st.title("Find someone like me")
+st.caption("Upload a photo or take one with your camera, and see who in this collection looks most like you.")
+lib = common.ready_library()
+st.info(common.PRIVACY_NOTE, icon=":material/lock:")
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    how = st.radio("Your photo", ["Upload a photo", "Take a photo"], horizontal=True, label_visibility="collapsed")
+    if how == "Upload a photo":
+        given = st.file_uploader(f"A photo with your face (up to {common.MAX_UPLOAD_MB} MB)", type=common.PHOTO_TYPES)
+    else:
+        given = st.camera_input("Look at the camera, then take the photo")
+    k = st.slider("How many people to show", 1, 8, 3)
+    analyze = st.checkbox("Also estimate my age, gender and emotion", value=False,
+                          help="Estimates from a model: often wrong by years, never stored, never used to "
+                               "choose who you are shown.")
+
+if given is None:
+    with right:
+        st.markdown("#### How it works")
+        st.markdown("1. Give a photo where your face is clearly visible.\n"
+                    "2. Your face is turned into 128 numbers that describe its shape.\n"
+                    "3. Those numbers are compared with every face in the collection; the closest "
+                    "people are shown with how close they are.")
+    st.stop()
+
+from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
+from lookalike.images import decode  # noqa: E402
+
+try:
+    data = common.read_upload(given.getvalue(), given.name or "your photo")
+    rgb = decode(data, given.name or "your photo", common.MAX_PIXELS).rgb
+    with common.SEARCH_LOCK, st.spinner("Looking for people like you …"):
+        result = lib.search(rgb, k=k, per_person=True)
+except common.UploadTooLarge as err:
+    left.error(str(err))
+    st.stop()
+except BadImage as err:
+    left.error(f"This file cannot be used as a photo: {err.reason}. Try a JPEG or PNG photo.")
+    st.stop()
+except NoFace:
+    left.warning("No face was found in this photo. Try one where your face is clearly visible, facing the "
+                 "camera, not too small and not too dark.")
+    st.stop()
+except LookalikeError as err:
+    left.error(str(err))
+    st.stop()
+
+faces = result.faces
+with left:
+    chosen = 0
+    if len(faces) > 1:
+        labels = [f"Face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(len(faces))]
+        chosen = labels.index(st.radio(f"{len(faces)} faces in this photo — which one is you?", labels,
+                                       horizontal=True))
+    st.image(common.boxed(rgb, [f.bbox for f in faces], chosen if len(faces) > 1 else None),
+             width="stretch")
+    face = faces[chosen]
+    words = common.typicality_words(face.corpus_centroid_similarity)
+    if words:
+        st.caption(words)
+    if analyze:
+        from lookalike.analysis import AnalyzerName
+
+        try:
+            with common.SEARCH_LOCK, st.spinner("Estimating …"):
+                estimate = lib.analyzer(AnalyzerName.auto).analyze(rgb, [face.bbox])[0]
+            st.markdown(common.estimate_words(estimate))
+        except LookalikeError as err:
+            st.warning(f"Estimates are not available on this installation: {err}")
+
+with right:
+    found = common.cards(lib, face)
+    if not found:
+        st.warning("Nobody in this collection could be compared with this face.")
+    st.subheader("People who look like you")
+    for rank, card in enumerate(found, 1):
+        with st.container(border=True):
+            photo, text = st.columns([1, 3])
+            photo.image(lib.face_crop(card.face_id, 200), width="stretch")
+            with text:
+                st.markdown(f"### {rank}. {card.name}")
+                sub = " · ".join(x for x in (card.role, card.organisation) if x)
+                if sub:
+                    st.markdown(f"<p class='lk-sub'>{sub}</p>", unsafe_allow_html=True)
+                st.progress(card.bar, text=f"similarity {card.similarity:.2f} — **{card.words}**")
+                if card.story:
+                    st.write(card.story)
+                with st.expander("What these numbers mean"):
+                    st.markdown("- Similarity compares your face with this photo of them: 1.00 would be "
+                                "identical, and two photos of one person usually score above "
+                                f"{lib.calibration().threshold:.2f}.")
+                    for line in card.explanations:
+                        st.markdown(f"- {line}")
