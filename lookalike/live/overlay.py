@@ -28,8 +28,8 @@ def ascii_text(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
-def label_lines(update) -> list[str]:  # noqa: ANN001 - a MatchUpdate or None
-    """What is written above a face box."""
+def label_lines(update, titles: dict[str, str] | None = None) -> list[str]:  # noqa: ANN001 - a MatchUpdate
+    """What is written above a face box; ``titles`` maps person keys to display names."""
     if update is None:
         return ["matching..."]
     if update.error is not None:
@@ -37,14 +37,15 @@ def label_lines(update) -> list[str]:  # noqa: ANN001 - a MatchUpdate or None
     best = update.best
     if best is None:
         return ["no match"]
-    lines = [f"{ascii_text(best.person or '(unnamed)')}  {best.similarity:.2f}  {best.verdict.replace('_', ' ')}"]
+    name = (titles or {}).get(best.person or "", best.person or "(unnamed)")
+    lines = [f"{ascii_text(name)}  {best.similarity:.2f}  {best.verdict.replace('_', ' ')}"]
     e = update.estimate
     if e is not None:
         lines.append(f"age ~{e.age:.0f}  {e.dominant_gender}  {e.dominant_emotion}")
     return lines
 
 
-def draw(bgr: np.ndarray, tracks, hud: Hud) -> np.ndarray:  # noqa: ANN001
+def draw(bgr: np.ndarray, tracks, hud: Hud, titles: dict[str, str] | None = None) -> np.ndarray:  # noqa: ANN001
     """``bgr`` with every track's box and label and the HUD drawn on it (in place)."""
     import cv2
 
@@ -54,9 +55,10 @@ def draw(bgr: np.ndarray, tracks, hud: Hud) -> np.ndarray:  # noqa: ANN001
         colour = COLOURS.get(verdict, COLOURS[None])
         x, y, w, h = track.box
         cv2.rectangle(bgr, (x, y), (x + w, y + h), colour, 2)
-        lines = label_lines(update)
-        for i, text in enumerate(reversed(lines)):
-            ty = max(14, y - 8 - 18 * i)
+        lines = label_lines(update, titles)
+        below = y - 8 - 18 * len(lines) < 26  # no room above the box (under the HUD): write below it
+        for i, text in enumerate(lines if below else reversed(lines)):
+            ty = y + h + 20 + 18 * i if below else y - 8 - 18 * i
             cv2.putText(bgr, text, (x, ty), FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(bgr, text, (x, ty), FONT, 0.5, colour, 1, cv2.LINE_AA)
     latency = "-" if hud.match_ms is None else f"{hud.match_ms:.0f} ms"

@@ -115,6 +115,8 @@ class LivePipeline:
         self.tracker = Tracker(refresh=options.refresh)
         self.stats = LiveStats()
         self._detected_at = float("-inf")
+        self._library = library
+        self.titles: dict[str, str] = {}  # person key -> display name, looked up once per person
         self.ready = False
 
     def start(self) -> dict:
@@ -145,7 +147,7 @@ class LivePipeline:
             track.pending, track.last_matched = True, t
         if not self.options.realtime and self.ready:
             updates += self._apply(self.matcher.done(wait=True))
-        canvas = draw(bgr.copy(), self.on_screen(t), self._hud(len(self.on_screen(t))))
+        canvas = draw(bgr.copy(), self.on_screen(t), self._hud(len(self.on_screen(t))), self.titles)
         now = time.perf_counter()
         if not self.stats.shown:
             self.stats.started = now
@@ -173,6 +175,9 @@ class LivePipeline:
                     memory = track.vector
                     track.vector = update.vector if memory is None else MEMORY_DECAY * memory + update.vector
                     track.match = update
+                    if update.best is not None and update.best.person not in self.titles:
+                        profile = self._library.profiles([update.best.person]).get(update.best.person)
+                        self.titles[update.best.person] = profile.title if profile else update.best.person
             self.stats.updates.append((now, update))
         return updates
 
