@@ -149,3 +149,26 @@ def test_kiosk_starts_over_after_the_idle_time(kiosk_db, monkeypatch):
     time.sleep(1.5)
     at.run()
     assert not at.camera_input and at.button[0].label.startswith("I agree")
+
+
+def test_withdrawn_consent_takes_a_role_model_off_the_kiosk(kiosk_db, tmp_path):
+    """The README's kiosk step 4: edit the manifest, ingest it again."""
+    import shutil
+
+    import lookalike
+
+    folder = tmp_path / "kiosk"
+    shutil.copytree(kiosk_db.parent, folder, ignore=shutil.ignore_patterns("kiosk.db*", "indexes"))
+    manifest = folder / "role-models.csv"
+    with lookalike.open(folder / "k.db") as lib:
+        lib.ingest([str(manifest)])
+        assert "first-generation-university" in lib.display_tags()
+        rows = manifest.read_text().splitlines()
+        manifest.write_text("\n".join(r.removesuffix(",yes") + ",no" if r.startswith("photos/amy/") else r
+                                      for r in rows) + "\n")
+        report = lib.ingest([str(manifest)])
+        assert report.statuses["unchanged"] == 32  # no photo read again...
+        assert not lib.profiles(["amy"])["amy"].consent_display  # ...but the profile follows the manifest
+        assert "first-generation-university" not in lib.display_tags()
+        shown = lib.search(str(folder / "photos/amy/amy5.png"), k=3, per_person=True, consented_only=True)
+        assert "amy" not in {m.person for m in shown.faces[0].matches}
