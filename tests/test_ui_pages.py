@@ -172,3 +172,34 @@ def test_withdrawn_consent_takes_a_role_model_off_the_kiosk(kiosk_db, tmp_path):
         assert "first-generation-university" not in lib.display_tags()
         shown = lib.search(str(folder / "photos/amy/amy5.png"), k=3, per_person=True, consented_only=True)
         assert "amy" not in {m.person for m in shown.faces[0].matches}
+
+
+def test_live_processor_names_the_face_in_browser_frames(kiosk_db, faces, tmp_path):
+    """The live page's logic without a browser (the WebRTC part runs in the browser test):
+    frames as the browser sends them, at camera pace, through the webcam pipeline."""
+    import time
+
+    import av
+    import cv2
+
+    import lookalike
+    from lookalike.live import slideshow
+    from lookalike.ui.live_processor import LiveProcessor
+
+    video = tmp_path / "cam.avi"
+    slideshow.make([("howard", faces / BBT / "howard" / "howard5.png")], video, seconds=3.0, gap=0)
+    with lookalike.open(kiosk_db) as lib:
+        processor = LiveProcessor(lib)
+        try:
+            assert processor.wait_ready(), processor.error
+            cap = cv2.VideoCapture(str(video))
+            named = []
+            while (got := cap.read())[0]:
+                out = processor.recv(av.VideoFrame.from_ndarray(got[1], format="bgr24"))
+                assert out.width == 640 and out.height == 480
+                named += [f["person"] for f in processor.snapshot()[2] if f["person"]]
+                time.sleep(1 / 30)
+            cap.release()
+        finally:
+            processor.on_ended()
+    assert named and set(named) == {"howard"}
