@@ -17,7 +17,6 @@ database, re-does what is not, and tops the index up.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import signal
 import time
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 from .corpus import Item, Profile
 from .errors import BadImage
 from .faces import FacesMode, FacePipeline, Space
+from .workers import spawn_context
 from .store import repo
 from .store.schema import Face, Photo, PhotoStatus
 
@@ -258,11 +258,12 @@ def worker_pool(library, faces: FacesMode, workers: int, analyzer: str | None = 
     """Spawned processes with the library's pipeline loaded once each (:func:`init_worker`).
 
     ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start
-    breaks the pool with an error instead of being respawned forever."""
-    ctx = multiprocessing.get_context("spawn")  # fork after loading dlib/onnx is unsafe
+    breaks the pool with an error instead of being respawned forever. Spawned, never
+    forked (dlib / ONNX Runtime threads), and without re-running ``__main__``
+    (:mod:`lookalike.workers`)."""
     s = library.settings
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=init_worker,
+        max_workers=workers, mp_context=spawn_context(), initializer=init_worker,
         initargs=(library.space, s.detect_max_side, s.max_pixels, faces.value, analyzer))
 
 

@@ -216,3 +216,18 @@ def test_second_ingest_on_same_library_refuses(faces, tmp_path):
         result = _cli("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "l.db"))
     assert result.returncode == 1
     assert "being written by pid" in result.stderr
+
+
+def test_a_script_without_a_main_guard_can_ingest_with_workers(faces, tmp_path):
+    """Workers start with an empty ``__main__`` (lookalike.workers): a plain script (or a
+    Streamlit page) is not re-run in each worker."""
+    photos = sorted((faces / "celeb/faceapi_bbt/amy").glob("*.png"))[:3]
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import lookalike\n"
+        "print('script body ran')\n"
+        f"report = lookalike.open({str(tmp_path / 'p.db')!r}).ingest({[str(p) for p in photos]!r}, workers=2)\n"
+        "print('ok', report.statuses['ok'])\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("script body ran") == 1 and "ok 3" in run.stdout

@@ -49,6 +49,12 @@ def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
     return out
 
 
+def _shot(page, name: str) -> None:  # noqa: ANN001
+    """A full-page screenshot in tests/artifacts/, once the page has settled."""
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 @pytest.fixture(scope="module")
 def server(kiosk_db):
     if not os.path.exists(CHROMIUM):
@@ -102,8 +108,7 @@ def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, fa
     page.get_by_role("heading", name="People who look like you").wait_for(timeout=90_000)
     first = page.locator("h3").filter(has_text="1. ").first
     assert "Howard Wolowitz" in first.inner_text()
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / "find.png"), full_page=True)
+    _shot(page, "find.png")
     page.close()
 
 
@@ -113,7 +118,7 @@ def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, bro
     agree = page.get_by_role("button", name="I agree — start the camera")
     agree.wait_for(timeout=90_000)
     assert page.locator("video").count() == 0  # no camera before consent
-    page.screenshot(path=str(ARTIFACTS / "kiosk-consent.png"), full_page=True)
+    _shot(page, "kiosk-consent.png")
     agree.click()
     take = page.get_by_role("button", name="Take Photo")
     take.wait_for(timeout=60_000)
@@ -122,8 +127,7 @@ def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, bro
     page.get_by_role("heading", name="Amy Farrah Fowler").wait_for(timeout=90_000)
     names = [h.inner_text() for h in page.locator("h2").all()]
     assert names and names[0] == "Amy Farrah Fowler" and "Sheldon Cooper" not in names
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / "kiosk-results.png"), full_page=True)
+    _shot(page, "kiosk-results.png")
     page.close()
 
 
@@ -139,6 +143,6 @@ def test_live_page_names_the_face_in_the_camera_beside_a_moving_picture(server, 
     t0 = video.evaluate("v => v.currentTime")
     page.wait_for_timeout(2000)
     assert video.evaluate("v => v.currentTime") > t0 + 1.0, "the picture froze"
-    page.screenshot(path=str(ARTIFACTS / "live.png"), full_page=True)
+    _shot(page, "live.png")
     webrtc.get_by_role("button", name="STOP").click()
     page.close()

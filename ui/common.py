@@ -130,8 +130,6 @@ def boxed(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], selected: int
 # -- Streamlit glue ----------------------------------------------------------------------
 def library():  # noqa: ANN201
     """The library named by ``LOOKALIKE_DB`` (``lookalike ui --db``), opened once per server."""
-    import streamlit as st
-
     return _open_library(os.environ.get("LOOKALIKE_DB"), os.environ.get("LOOKALIKE_INDEX_DIR"))
 
 
@@ -175,6 +173,25 @@ def ready_library():  # noqa: ANN201
         st.warning(INGEST_HELP)
         st.stop()
     return lib
+
+
+def show_card(lib, card: Card, title: str, bar_text: str, size: int, widths: list[int]):  # noqa: ANN001, ANN201
+    """A person card: face crop, name, role · organisation, similarity bar, story.
+    Returns the text column, for whatever a page adds under it."""
+    import streamlit as st
+
+    with st.container(border=True):
+        pic, text = st.columns(widths, gap="medium")
+        pic.image(lib.face_crop(card.face_id, size), width="stretch")
+        with text:
+            st.markdown(title)
+            sub = " · ".join(x for x in (card.role, card.organisation) if x)
+            if sub:
+                st.markdown(f"<p class='lk-sub'>{sub}</p>", unsafe_allow_html=True)
+            st.progress(card.bar, text=bar_text)
+            if card.story:
+                st.write(card.story)
+    return text
 
 
 def style(kiosk: bool = False) -> None:

@@ -84,20 +84,10 @@ with right:
         st.warning("Nobody in this collection could be compared with this face.")
     st.subheader("People who look like you")
     for rank, card in enumerate(found, 1):
-        with st.container(border=True):
-            photo, text = st.columns([1, 3])
-            photo.image(lib.face_crop(card.face_id, 200), width="stretch")
-            with text:
-                st.markdown(f"### {rank}. {card.name}")
-                sub = " · ".join(x for x in (card.role, card.organisation) if x)
-                if sub:
-                    st.markdown(f"<p class='lk-sub'>{sub}</p>", unsafe_allow_html=True)
-                st.progress(card.bar, text=f"similarity {card.similarity:.2f} — **{card.words}**")
-                if card.story:
-                    st.write(card.story)
-                with st.expander("What these numbers mean"):
-                    st.markdown("- Similarity compares your face with this photo of them: 1.00 would be "
-                                "identical, and two photos of one person usually score above "
-                                f"{lib.calibration().threshold:.2f}.")
-                    for line in card.explanations:
-                        st.markdown(f"- {line}")
+        text = common.show_card(lib, card, f"### {rank}. {card.name}",
+                                f"similarity {card.similarity:.2f} — **{card.words}**", 200, [1, 3])
+        with text, st.expander("What these numbers mean"):
+            st.markdown("- Similarity compares your face with this photo of them: 1.00 would be identical, and "
+                        f"two photos of one person usually score above {lib.calibration().threshold:.2f}.")
+            for line in card.explanations:
+                st.markdown(f"- {line}")

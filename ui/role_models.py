@@ -98,14 +98,4 @@ with space:
     elif len(found) < 3:
         st.info(f"Only {len(found)} role model{'s' if len(found) > 1 else ''} match these choices.")
     for card in found:
-        with st.container(border=True):
-            pic, text = st.columns([1, 2], gap="medium")
-            pic.image(lib.face_crop(card.face_id, 320), width="stretch")
-            with text:
-                st.markdown(f"## {card.name}")
-                sub = " · ".join(x for x in (card.role, card.organisation) if x)
-                if sub:
-                    st.markdown(f"<p class='lk-sub'>{sub}</p>", unsafe_allow_html=True)
-                st.progress(card.bar, text=card.words)
-                if card.story:
-                    st.write(card.story)
+        common.show_card(lib, card, f"## {card.name}", card.words, 320, [1, 2])

@@ -162,9 +162,9 @@ class Matcher:
 
     def start(self, timeout: float = 300.0) -> dict:
         """Spawn the worker and wait until its models are loaded; what it loaded."""
-        import multiprocessing
+        from ..workers import spawn_context
 
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn_context(),
                                          initializer=_init, initargs=(self.settings, self.options))
         try:
             return self._pool.submit(_warm).result(timeout=timeout)

@@ -1,0 +1,44 @@
+"""Worker processes: spawned, and never re-running the parent's ``__main__``.
+
+Ingest, evaluation and live matching run their models in spawned processes (forking
+after dlib or ONNX Runtime have started threads is unsafe). A spawned child normally
+re-imports the parent's ``__main__`` script first; that is why plain Python scripts need
+an ``if __name__ == "__main__":`` guard, and under Streamlit (its server, or AppTest)
+``__main__`` is a page script that must never run in a worker. Our workers only need
+lookalike's own modules, so they start with an empty ``__main__``: no guard needed, no
+page re-run.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from contextlib import contextmanager
+from multiprocessing import context as _mp
+from typing import Iterator
+
+
+@contextmanager
+def _plain_main() -> Iterator[None]:
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+class _Process(_mp.SpawnProcess):
+    def start(self) -> None:
+        with _plain_main():  # the child's preparation data is taken from __main__ here
+            super().start()
+
+
+class _SpawnContext(_mp.SpawnContext):
+    Process = _Process
+
+
+def spawn_context() -> _mp.SpawnContext:
+    """A ``spawn`` multiprocessing context whose processes skip the parent's ``__main__``."""
+    return _SpawnContext()
