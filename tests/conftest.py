@@ -133,3 +133,23 @@ not point outside its folder, symlinks included). Photo 5 of each
     with lookalike.open(folder / "kiosk.db") as lib:
         lib.ingest([str(manifest)])
     return folder / "kiosk.db"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL 16 with pgvector (the pgserver package's binaries) in a temporary
+    folder, reached over a unix socket; yields a factory of fresh, empty database URLs."""
+    import pgserver
+
+    folder = tmp_path_factory.mktemp("pg")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    made = []
+
+    def fresh_db() -> str:
+        name = f"lookalike_{len(made) + 1}"
+        server.psql(f"CREATE DATABASE {name};")
+        made.append(name)
+        return f"postgresql+psycopg://postgres@/{name}?host={folder}"
+
+    yield fresh_db
+    server.cleanup()
