@@ -387,7 +387,8 @@ class _Writer:
             session.add_all(photos)
             session.flush()
             faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
-                          w=int(w), h=int(h), confidence=float(conf), embedding=blob)
+                          w=int(w), h=int(h), confidence=float(conf), embedding=blob,
+                          vec=repo.decode_vector(blob) if self.lib.vectors_in_db else None)
                      for r, pid, photo in zip(batch, people, photos)
                      for (x, y, w, h), conf, blob, _ in r.faces]
             session.add_all(faces)

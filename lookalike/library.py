@@ -132,8 +132,20 @@ class Library:
                         ntotal=0, max_id=0, schema_revision=self.revision, space_uid=uid)
 
     @property
+    def vectors_in_db(self) -> bool:
+        """PostgreSQL keeps and searches the vectors itself (pgvector); elsewhere a FAISS file does."""
+        return self._engine.dialect.name == "postgresql"  # type: ignore[attr-defined]
+
+    @property
     def index(self) -> FaissIndex:
-        """The space's FAISS index, topped up from the database if a crash left it behind."""
+        """The space's FAISS index, topped up from the database if a crash left it behind;
+        on PostgreSQL the pgvector column (:class:`lookalike.index.pgvector_index.PgVectorIndex`)."""
+        if self._index is None and self.vectors_in_db:
+            from .index.pgvector_index import PgVectorIndex
+
+            self._index = PgVectorIndex(self._engine, self.space.key, self._space_id or self._existing_space_id(),
+                                        RECOGNITION_DIMS[self.space.model])
+            self._index.vector_source = self._vectors
         if self._index is None:
             space_id = self._space_id or self._existing_space_id()
             index = FaissIndex.load(self.settings.index_dir, self._manifest())
@@ -302,6 +314,8 @@ class Library:
         from .index.choice import choose
 
         index = self.index
+        if self.vectors_in_db:
+            return self._pg_index_info(index)
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         rule = choose(index.ntotal, index.manifest.dim, self.settings.index_budget)
         todo = self._upkeep_plan(index)
@@ -314,9 +328,29 @@ class Library:
                 "rules_choose": rule.key, "rules_reason": rule.reason,
                 "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
 
+    def _pg_index_info(self, index) -> dict:  # noqa: ANN001
+        from sqlalchemy import text
+
+        with self._engine.connect() as conn:  # type: ignore[attr-defined]
+            size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
+                                {"n": index.index_name}).scalar_one()
+        n = index.ntotal
+        return {"space": self.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
+                "pinned": False, "ntotal": n, "dim": index.dim, "tombstones": 0, "tombstone_share": 0.0,
+                "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
+                "rules_choose": index.manifest.index_key,
+                "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
+                "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index"}
+
     def rebuild_index(self, key: str | None = None) -> dict:
         """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
         keeps it from then on) or the rules' choice for the current size; drops tombstones."""
+        if self.vectors_in_db:
+            if key is not None:
+                raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
+                                  "(rebuild without --key to REINDEX it)")
+            self.index.rebuild()
+            return self.index_info()
         with self.write_lock():
             self._rebuild(key, pinned=key is not None)
         return self.index_info()
@@ -351,6 +385,8 @@ class Library:
     def _upkeep(self) -> str | None:
         """After ingest or removal (write lock held): rebuild if the upkeep rules say so.
         Returns the reason when it rebuilt."""
+        if self.vectors_in_db:
+            return None  # PostgreSQL maintains its HNSW index as rows come and go
         index = self.index
         todo = self._upkeep_plan(index)
         if not todo.rebuild:
@@ -359,6 +395,8 @@ class Library:
         return todo.reason
 
     def _saved_matches(self, index: FaissIndex) -> bool:
+        if self.vectors_in_db:
+            return True
         path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         return path.exists() and index.manifest.ntotal == index.ntotal
 
@@ -467,8 +505,16 @@ class Library:
             out = repo.counts(session, space_id)
             out["statuses"] = repo.status_counts(session, space_id)
             out["estimates"] = repo.estimate_summary(session, space_id)
-        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         index = self.index
+        if self.vectors_in_db:
+            info = self._pg_index_info(index)
+            out["index"] = {"space": self.space.key, "model": self.space.model, "detector": self.space.detector,
+                            "aligner": self.space.aligner, "dim": index.dim, "metric": "cosine (pgvector <=>)",
+                            "index_key": info["index_key"], "ntotal": info["ntotal"], "file": info["file"],
+                            "bytes": info["bytes"]}
+            out["db"] = self.settings.db_url
+            return out
+        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
         out["index"] = {
             "space": self.space.key, "model": self.space.model, "detector": self.space.detector,
             "aligner": self.space.aligner, "dim": index.manifest.dim, "metric": "cosine (inner product)",
@@ -490,6 +536,14 @@ class Library:
     def _doctor_space(self, fix: bool) -> DoctorReport:
         with self.session() as session:
             ids = repo.face_ids(session, self.space_id)
+        if self.vectors_in_db:  # no file to drift; only rows stored before pgvector lack a vector
+            index = self.index
+            missing = index.missing()
+            report = DoctorReport(self.space.key, len(ids), len(ids) - len(missing), len(missing), 0)
+            if fix and len(missing):
+                index.fill(missing, self._vectors)
+                report.fixed, report.missing, report.index_faces = True, 0, len(ids)
+            return report
         error = None
         try:
             index = FaissIndex.load(self.settings.index_dir, self._manifest())

@@ -1,7 +1,8 @@
 """The relational schema: people, photos, faces and embedding spaces (SQLAlchemy 2).
 
 The database is the source of truth; FAISS index files are a derived, rebuildable
-cache of the ``faces.embedding`` blobs (see :mod:`lookalike.index`). Changing this file
+cache of the ``faces.embedding`` blobs (see :mod:`lookalike.index`). On PostgreSQL the
+vectors are also kept in ``faces.vec`` (pgvector) and searched in SQL instead. Changing this file
 means writing an Alembic migration in ``migrations/versions``.
 """
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -90,6 +92,26 @@ class Photo(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class VectorColumn(TypeDecorator):
+    """The face vector as pgvector's ``vector`` on PostgreSQL, written in the same INSERT as
+    the face row and searched in SQL through an HNSW index (no separate index file, no
+    drift). On other databases it stays NULL: the FAISS file beside the database is the
+    index there, built from ``embedding``."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # noqa: ANN001, ANN201
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import Vector
+
+            return dialect.type_descriptor(Vector())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        return value if dialect.name == "postgresql" else None
+
+
 class Face(Base):
     __tablename__ = "faces"
     __table_args__ = (
@@ -109,6 +131,7 @@ class Face(Base):
     h: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, unit length
+    vec = mapped_column(VectorColumn, nullable=True)  # PostgreSQL: the searchable copy (pgvector)
 
 
 class FaceEstimate(Base):
