@@ -119,6 +119,16 @@ class Settings:
         return replace(base, **given) if given else base
 
 
+def parse_pair(text: str, sep: str, kinds: type):  # noqa: ANN201 - (member of kinds, value) or None
+    """``KIND<sep>VALUE`` from a flag (``tag=…`` filters, ``age:60-`` groups), the kind one of
+    the enum ``kinds`` (case-insensitive); ``None`` when it does not parse."""
+    kind, found, value = text.partition(sep)
+    kind, value = kind.strip().lower(), value.strip()
+    if not found or not value or kind not in kinds.__members__:
+        return None
+    return kinds(kind), value
+
+
 def _bytes(text: str) -> int:
     """``"4G"``, ``"512M"``, ``"1000000"`` -> bytes."""
     from .errors import ConfigError

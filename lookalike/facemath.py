@@ -39,10 +39,12 @@ class Group:
 
     @classmethod
     def parse(cls, text: str) -> "Group":
-        kind, sep, value = text.partition(":")
-        if not sep or not value.strip() or kind not in GroupKind.__members__:
+        from .config import parse_pair
+
+        pair = parse_pair(text, ":", GroupKind)
+        if pair is None:
             raise ConfigError(f"group {text!r}: use tag:TAG, person:NAME, age:LOW-HIGH or emotion:NAME")
-        group = cls(GroupKind(kind), value.strip())
+        group = cls(*pair)
         if group.kind is GroupKind.age:
             group.age_range()  # validates
         return group

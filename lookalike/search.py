@@ -63,15 +63,16 @@ class Filter:
     @classmethod
     def parse(cls, text: str) -> "Filter":
         """``tag=women-in-engineering``, ``organisation=Navy``, ``role=…``, ``person=…``."""
+        from .config import parse_pair
+
+        keys = ", ".join(k.value for k in FilterKey)
+        pair = parse_pair(text, "=", FilterKey)
+        if pair is not None:
+            return cls(*pair)
         key, sep, value = text.partition("=")
         if not sep or not value.strip():
-            raise ConfigError(f"filter {text!r} must look like KEY=VALUE "
-                              f"(KEY one of {', '.join(k.value for k in FilterKey)})")
-        try:
-            return cls(FilterKey(key.strip().lower()), value.strip())
-        except ValueError:
-            raise ConfigError(f"unknown filter key {key!r}; use one of "
-                              f"{', '.join(k.value for k in FilterKey)}") from None
+            raise ConfigError(f"filter {text!r} must look like KEY=VALUE (KEY one of {keys})")
+        raise ConfigError(f"unknown filter key {key!r}; use one of {keys}")
 
 
 @dataclass(frozen=True)
