@@ -33,6 +33,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
     """A still photo as a 640x480 Y4M clip: what Chromium's fake camera plays."""
     import cv2
@@ -76,8 +81,9 @@ def server(kiosk_db):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
         time.sleep(0.5)
     yield base
-    proc.terminate()
+    proc.terminate()  # `lookalike ui` became the Streamlit server: this stops the server itself
     proc.wait(timeout=20)
+    assert not _listening(port), "the web server outlived its process"
 
 
 @pytest.fixture(scope="module")

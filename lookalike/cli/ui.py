@@ -22,7 +22,6 @@ def ui(
 ) -> None:
     """Open the web app: find someone like me, live camera, role-model kiosk, explore."""
     import os
-    import subprocess
     import sys
     from importlib.util import find_spec
     from pathlib import Path
@@ -45,8 +44,7 @@ def ui(
                    "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
         _console(stderr=True).print(f"lookalike web app for {env['LOOKALIKE_DB']}: http://{address}:{port} "
                                     "(Ctrl-C stops)")
-        try:
-            code = subprocess.call(command, env=env)
-        except KeyboardInterrupt:
-            code = 0
-        raise typer.Exit(code)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # become the Streamlit server: Ctrl-C and SIGTERM reach it directly, no orphan is left
+        os.execve(sys.executable, command, env)
