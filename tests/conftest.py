@@ -153,3 +153,40 @@ def postgres(tmp_path_factory):
 
     yield fresh_db
     server.cleanup()
+
+
+class Backend:
+    """One library store for tests that must hold on both: SQLite + FAISS file, or
+    PostgreSQL + pgvector. ``sql`` reads it the same way for both."""
+
+    def __init__(self, name: str, url: str, index_dir: Path) -> None:
+        self.name, self.url, self.index_dir = name, url, index_dir
+        self._engine = None
+
+    def open(self):  # noqa: ANN201
+        import lookalike
+
+        return lookalike.open(self.url, index_dir=self.index_dir)
+
+    def args(self) -> list[str]:
+        return ["--db", self.url, "--index-dir", str(self.index_dir)]
+
+    def sql(self, query: str) -> list[tuple]:
+        from sqlalchemy import create_engine, text
+
+        if self._engine is None:
+            self._engine = create_engine(self.url if "://" in self.url else f"sqlite:///{self.url}")
+        with self._engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(query))]
+
+
+def make_backend(request, folder: Path, kind: str) -> Backend:  # noqa: ANN001
+    if kind == "sqlite":
+        return Backend(kind, str(folder / "lib.db"), folder / "indexes")
+    return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path) -> Backend:
+    """Run the test on both stores (issue 8: the behaviour tests hold on both backends)."""
+    return make_backend(request, tmp_path, request.param)
