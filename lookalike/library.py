@@ -60,6 +60,7 @@ class Library:
     _index: FaissIndex | None = field(init=False, default=None, repr=False)
     _pipeline: FacePipeline | None = field(init=False, default=None, repr=False)
     _centroids: dict | None = field(init=False, default=None, repr=False)
+    _calibration: object = field(init=False, default=None, repr=False)
     _analyzers: dict = field(init=False, default_factory=dict, repr=False)
     revision: str = field(init=False, default="")
 
@@ -442,7 +443,13 @@ class Library:
 
     def calibration(self):  # noqa: ANN201
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
-        measured defaults, else DeepFace's own threshold for the model."""
+        measured defaults, else DeepFace's own threshold for the model. Read once (every
+        search and every live match needs it), like the centroids."""
+        if self._calibration is None:
+            self._calibration = self._read_calibration()
+        return self._calibration
+
+    def _read_calibration(self):  # noqa: ANN202
         from .search import Calibration
 
         with self.session() as session:
@@ -462,6 +469,7 @@ class Library:
         with self.session() as session:
             repo.save_calibration(session, self.space_id, threshold, floor, source, figures)
             session.commit()
+        self._calibration = None
 
     def centroids(self) -> dict:
         """Person id (``None`` = corpus) -> (unit centroid, face count)."""

@@ -156,7 +156,7 @@ def ready_library():  # noqa: ANN201
     import streamlit as st
 
     from lookalike import config
-    from lookalike.errors import LookalikeError
+    from lookalike.errors import EmptyLibrary, LookalikeError
 
     url = config.db_url(os.environ.get("LOOKALIKE_DB"))
     path = config.sqlite_path(url)
@@ -165,7 +165,9 @@ def ready_library():  # noqa: ANN201
         st.stop()
     try:
         lib = library()
-        faces = lib.stats()["faces"]
+        faces = lib.index.ntotal  # cheap, and every page checks it on every interaction
+    except EmptyLibrary:
+        faces = 0
     except LookalikeError as err:
         st.error(f"The face library cannot be opened: {err}")
         st.stop()

@@ -83,11 +83,12 @@ with right:
     if not found:
         st.warning("Nobody in this collection could be compared with this face.")
     st.subheader("People who look like you")
+    threshold = lib.calibration().threshold
     for rank, card in enumerate(found, 1):
         text = common.show_card(lib, card, f"### {rank}. {card.name}",
                                 f"similarity {card.similarity:.2f} — **{card.words}**", 200, [1, 3])
         with text, st.expander("What these numbers mean"):
             st.markdown("- Similarity compares your face with this photo of them: 1.00 would be identical, and "
-                        f"two photos of one person usually score above {lib.calibration().threshold:.2f}.")
+                        f"two photos of one person usually score above {threshold:.2f}.")
             for line in card.explanations:
                 st.markdown(f"- {line}")

@@ -52,6 +52,7 @@ def matches() -> None:
     if not faces:
         st.markdown("No face in view yet.")
     profiles = lib.profiles([f["person"] for f in faces if f["person"]])
+    floor = lib.calibration().floor
     for face in faces:
         with st.container(border=True):
             if face["face_id"] is None:
@@ -62,7 +63,7 @@ def matches() -> None:
             p = profiles.get(face["person"])
             name = p.title if p else (face["person"] or "unnamed").replace("_", " ")
             text.markdown(f"### {name}")
-            text.progress(common.bar_value(face["similarity"], lib.calibration().floor),
+            text.progress(common.bar_value(face["similarity"], floor),
                           text=f"similarity {face['similarity']:.2f} — **{common.VERDICT_WORDS[face['verdict']]}**")
 
 

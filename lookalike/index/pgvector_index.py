@@ -44,6 +44,7 @@ class PgVectorIndex:
         self.engine, self.space_id, self.dim = engine, int(space_id), int(dim)
         self.hnsw = dim <= HNSW_MAX_DIM
         self.vector_source = None
+        self._count: int | None = None
         self._expr = f"vec::vector({self.dim})"
         key = (f"pgvector HNSW (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}), cosine" if self.hnsw
                else "pgvector exact scan, cosine")
@@ -70,11 +71,16 @@ class PgVectorIndex:
 
     @property
     def ntotal(self) -> int:
-        with self.engine.connect() as conn:
-            n = conn.execute(text("SELECT count(*) FROM faces WHERE space_id = :s AND vec IS NOT NULL"),
-                             {"s": self.space_id}).scalar_one()
-        self.manifest.ntotal = int(n)
-        return int(n)
+        """Faces with a vector: counted once (a COUNT over millions of rows must not run on
+        every search), then kept up to date by this library's own adds and removals.
+        Searches themselves always see the live table."""
+        if self._count is None:
+            with self.engine.connect() as conn:
+                self._count = int(conn.execute(
+                    text("SELECT count(*) FROM faces WHERE space_id = :s AND vec IS NOT NULL"),
+                    {"s": self.space_id}).scalar_one())
+        self.manifest.ntotal = self._count
+        return self._count
 
     def ids(self) -> np.ndarray:
         with self.engine.connect() as conn:
@@ -123,11 +129,14 @@ class PgVectorIndex:
                     ids[row, col], sims[row, col] = fid, sim
         return sims, ids
 
-    # the rows are the index: nothing to add, remove or save separately
+    # the rows are the index: nothing to add, remove or save separately; only the count follows
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        return None
+        if self._count is not None:
+            self._count += len(ids)
 
     def remove(self, ids: np.ndarray) -> int:
+        if self._count is not None:
+            self._count = max(0, self._count - len(ids))
         return 0
 
     def save(self) -> None:
@@ -145,4 +154,5 @@ class PgVectorIndex:
             with self.engine.begin() as conn:
                 conn.execute(sql, [{"v": v, "i": int(i)} for i, v in zip(chunk, vectors)])
             done += len(chunk)
+        self._count = None
         return done

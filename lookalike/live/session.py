@@ -147,7 +147,8 @@ class LivePipeline:
             track.pending, track.last_matched = True, t
         if not self.options.realtime and self.ready:
             updates += self._apply(self.matcher.done(wait=True))
-        canvas = draw(bgr.copy(), self.on_screen(t), self._hud(len(self.on_screen(t))), self.titles)
+        shown = self.on_screen(t)
+        canvas = draw(bgr.copy(), shown, self._hud(len(shown)), self.titles)
         now = time.perf_counter()
         if not self.stats.shown:
             self.stats.started = now
