@@ -150,3 +150,7 @@ class NoDisplay(LookalikeError):
         super().__init__(f"cannot open a window: {reason}. Use --no-window with --out annotated.mp4 "
                          f"and/or --jsonl matches.jsonl, or the web UI's live camera page "
                          f"(streamlit run ui/app.py)")
+
+
+class IngestFailed(LookalikeError):
+    """Ingest workers cannot go on (they die as soon as they start). Exit code 1."""

@@ -135,26 +135,69 @@ class _Silent:
 
 
 # -- mapper (runs in worker processes) ------------------------------------------------
-_PIPELINE: FacePipeline | None = None
-_LIMITS: tuple[int, FacesMode] = (0, FacesMode.largest)
-_ANALYZER = None  # lookalike.analysis.Analyzer when ingest --analyze
+class Mapper:
+    """decode -> detect -> align -> embed (-> estimates) for one embedding space, with its
+    models loaded once. Never touches the database."""
+
+    def __init__(self, space: Space, detect_max_side: int, max_pixels: int, mode: FacesMode,
+                 analyzer: str | None = None) -> None:
+        self.pipeline = FacePipeline(space, detect_max_side)
+        self.max_pixels, self.mode = max_pixels, mode
+        self.analyzer = None
+        if analyzer is not None:
+            from . import analysis
+
+            self.analyzer = analysis.build(analysis.AnalyzerName(analyzer))
+
+    def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool) -> Processed:
+        """One photo's bytes to faces. Never raises: a bad photo gets a status and a reason."""
+        base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size,
+                    replaces=replaces)
+        try:
+            from .images import decode
+
+            decoded = decode(data, item.path, self.max_pixels)
+        except BadImage as err:
+            return Processed(**base, status=err.status, reason=err.reason)
+        dims = dict(width=decoded.width, height=decoded.height)
+        notes = "; ".join(decoded.notes) or None
+        try:
+            faces = self.pipeline.faces(decoded.rgb, self.mode)
+        except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run
+            return Processed(**base, **dims, status=PhotoStatus.error.value,
+                             reason=f"face pipeline failed: {type(err).__name__}: {err}")
+        if not faces:
+            reason = "no face found" + (f" ({notes})" if notes else "")
+            return Processed(**base, **dims, status=PhotoStatus.no_face.value, reason=reason)
+        estimates: list = [None] * len(faces)
+        if self.analyzer is not None:
+            try:
+                estimates = [e.to_dict() for e in self.analyzer.analyze(decoded.rgb, [f.bbox for f in faces])]
+            except Exception as err:  # noqa: BLE001 - the faces are still worth storing
+                notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
+        packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
+        return Processed(**base, **dims, status=PhotoStatus.ok.value, reason=notes, faces=packed)
 
 
-def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
-                analyzer: str | None = None) -> None:
-    """Load the models once per worker. Ctrl-C is the writer's business, not ours."""
-    global _PIPELINE, _LIMITS, _ANALYZER
+_MAPPER: Mapper | None = None  # one per pool worker process
+
+
+def prepare_process() -> None:
+    """What every worker process does first: Ctrl-C is the parent's business, the weights
+    home is the parent's, and one BLAS thread each (the processes are the parallelism)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .config import activate_weights_home
 
     activate_weights_home()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _PIPELINE = FacePipeline(space, detect_max_side)
-    _LIMITS = (max_pixels, FacesMode(mode))
-    if analyzer is not None:
-        from . import analysis
 
-        _ANALYZER = analysis.build(analysis.AnalyzerName(analyzer))
+
+def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
+                analyzer: str | None = None) -> None:
+    """Load the models once per pool worker."""
+    global _MAPPER
+    prepare_process()
+    _MAPPER = Mapper(space, detect_max_side, max_pixels, FacesMode(mode), analyzer)
 
 
 def embed_file(path: str):  # noqa: ANN201
@@ -163,44 +206,57 @@ def embed_file(path: str):  # noqa: ANN201
     from .images import decode_file
 
     try:
-        assert _PIPELINE is not None, "worker not initialised"
-        faces = _PIPELINE.faces(decode_file(path, _LIMITS[0]).rgb, FacesMode.largest)
+        assert _MAPPER is not None, "worker not initialised"
+        faces = _MAPPER.pipeline.faces(decode_file(path, _MAPPER.max_pixels).rgb, FacesMode.largest)
     except Exception:  # noqa: BLE001 - an unreadable photo counts as "no face"
         return path, None
     return path, faces[0].embedding if faces else None
 
 
 def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
-    """Decode, detect, align and embed one photo's bytes. Never raises."""
-    item, sha, size, data, replaces = task
-    base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size,
-                replaces=replaces)
-    max_pixels, mode = _LIMITS
-    try:
-        from .images import decode
+    """Pool entry point: :meth:`Mapper.process` in this worker."""
+    assert _MAPPER is not None, "worker not initialised"
+    return _MAPPER.process(*task)
 
-        decoded = decode(data, item.path, max_pixels)
-    except BadImage as err:
-        return Processed(**base, status=err.status, reason=err.reason)
-    dims = dict(width=decoded.width, height=decoded.height)
-    notes = "; ".join(decoded.notes) or None
-    try:
-        assert _PIPELINE is not None, "worker not initialised"
-        faces = _PIPELINE.faces(decoded.rgb, mode)
-    except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run
-        return Processed(**base, **dims, status=PhotoStatus.error.value,
-                         reason=f"face pipeline failed: {type(err).__name__}: {err}")
-    if not faces:
-        reason = "no face found" + (f" ({notes})" if notes else "")
-        return Processed(**base, **dims, status=PhotoStatus.no_face.value, reason=reason)
-    estimates: list = [None] * len(faces)
-    if _ANALYZER is not None:
-        try:
-            estimates = [e.to_dict() for e in _ANALYZER.analyze(decoded.rgb, [f.bbox for f in faces])]
-        except Exception as err:  # noqa: BLE001 - the faces are still worth storing
-            notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
-    packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
-    return Processed(**base, **dims, status=PhotoStatus.ok.value, reason=notes, faces=packed)
+
+def store_batch(session, space_id: int, batch: list[Processed], people: dict[str, int],  # noqa: ANN001
+                db_vector=None):  # noqa: ANN001, ANN201
+    """Write a batch of results in the caller's transaction: the rows a changed file
+    replaces go, people are created (in name order, so concurrent workers on PostgreSQL
+    never wait on each other in a cycle), photos, faces (with ``db_vector(v)`` in
+    ``faces.vec`` when given), estimates and centroid sums. Returns the face ids to drop
+    from and add to an index file, and the new vectors; the caller commits."""
+    import numpy as np
+
+    stale: list[int] = []
+    for r in batch:
+        if r.replaces:  # changed file, or a retry of an error: the old row goes
+            old = repo.photo_by_path(session, space_id, r.path)
+            if old is not None:
+                stale.extend(repo.delete_photo(session, old))
+    session.flush()
+    by_name = {}
+    for r in sorted((r for r in batch if r.person), key=lambda r: r.person):
+        by_name[r.person] = repo.upsert_person(session, r.person, r.profile, people)
+    ids = [by_name[r.person] if r.person else None for r in batch]
+    photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
+                    width=r.width, height=r.height, person_id=pid, status=r.status,
+                    reason=r.reason) for r, pid in zip(batch, ids)]
+    session.add_all(photos)
+    session.flush()
+    faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
+                  w=int(w), h=int(h), confidence=float(conf), embedding=blob,
+                  vec=db_vector(repo.decode_vector(blob)) if db_vector is not None else None)
+             for r, pid, photo in zip(batch, ids, photos)
+             for (x, y, w, h), conf, blob, _ in r.faces]
+    session.add_all(faces)
+    session.flush()
+    new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+    session.add_all(repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
+    vectors = np.stack([repo.decode_vector(f.embedding) for f in faces]) if faces else None
+    if faces:
+        repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+    return stale, new_ids, vectors
 
 
 # -- reader + writer (main process) ---------------------------------------------------
@@ -247,6 +303,110 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
             pool.shutdown(wait=not report.interrupted, cancel_futures=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def run_queued(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
+               skipped_files: int = 0) -> IngestReport:
+    """Ingest through the PostgreSQL work queue (:mod:`lookalike.queue`): this process reads,
+    hashes and queues; ``options.workers`` local worker processes (and any ``lookalike
+    worker`` elsewhere) claim, embed and store; this process collects the outcomes."""
+    import uuid
+
+    from . import queue
+
+    progress = progress or _Silent()
+    report = IngestReport(skipped_files=skipped_files)
+    started = time.perf_counter()
+    writer = _Writer(library, report, progress, options)
+    run_id = uuid.uuid4().hex
+    analyzer = options.analyzer.value if options.analyzer is not None else None
+    local = _LocalWorkers(library.settings, options.workers or os.cpu_count() or 1)
+    progress.start(len(items))
+    try:
+        in_flight: dict[str, Item] = {}
+        for start in range(0, len(items), READ_CHUNK):
+            tasks = writer.read(items[start:start + READ_CHUNK], in_flight)
+            writer.flush()
+            with library.session() as session:
+                for item, *_ in tasks:  # profiles now: workers only ever see names
+                    if item.profile is not None and item.person:
+                        repo.upsert_person(session, item.person, item.profile, writer.people)
+                queue.enqueue(session, library.space_id, run_id, tasks, options.faces.value, analyzer)
+                session.commit()
+            if tasks:
+                local.start()
+            _collect_queued(library, run_id, writer)
+        while not _collect_queued(library, run_id, writer):
+            local.check()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        report.interrupted = True  # queued rows stay pending: any worker, or a re-run, finishes them
+    finally:
+        local.stop(wait=not report.interrupted)
+        writer.flush(force_save=True)
+        if not report.interrupted:
+            _collect_queued(library, run_id, writer)
+        progress.stop()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _collect_queued(library, run_id: str, writer: "_Writer") -> bool:  # noqa: ANN001
+    """Report the run's finished photos; True when none of its photos is left pending."""
+    from . import queue
+
+    with library.session() as session:
+        done = queue.collect(session, run_id)
+        left = queue.pending(session, run_id)
+        session.commit()
+    for c in done:
+        writer._record(Outcome(c.path, c.person, c.status, c.reason, c.faces, c.sha256, c.conflict))
+    return left == 0
+
+
+class _LocalWorkers:
+    """The ``--workers N`` processes of a queued ingest, started once there is work, kept
+    at N while it lasts (a killed worker is replaced; its photos are claimed again)."""
+
+    RESTARTS = 20
+
+    def __init__(self, settings, n: int) -> None:  # noqa: ANN001
+        self.settings, self.n = settings, n
+        self.procs: list = []
+        self.restarts = 0
+        self.ctx = spawn_context()
+        self.stop_event = self.ctx.Event()
+
+    def _spawn(self):  # noqa: ANN202
+        from .queue_worker import serve_process
+
+        proc = self.ctx.Process(target=serve_process, args=(self.settings, self.stop_event, False), daemon=True)
+        proc.start()
+        return proc
+
+    def start(self) -> None:
+        while len(self.procs) < self.n:
+            self.procs.append(self._spawn())
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.exitcode is None:
+                continue
+            self.restarts += 1
+            if self.restarts > self.RESTARTS:
+                from .errors import IngestFailed
+
+                raise IngestFailed(f"ingest workers keep dying (last exit code {proc.exitcode}); "
+                                   "see their messages above")
+            self.procs[i] = self._spawn()
+
+    def stop(self, wait: bool = True) -> None:
+        self.stop_event.set()
+        for proc in self.procs:
+            proc.join(timeout=30 if wait else 5)
+            if proc.exitcode is None:
+                proc.terminate()
+                proc.join(timeout=5)
 
 
 def _pool(library, options: IngestOptions, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
@@ -370,34 +530,9 @@ class _Writer:
         """One transaction for the whole batch (bulk inserts), then the index follows."""
         import numpy as np
 
-        space_id = self.lib.space_id
-        stale: list[int] = []
         with self.lib.session() as session:
-            for r in batch:
-                if r.replaces:  # changed file, or a retry of an error: the old row goes
-                    old = repo.photo_by_path(session, space_id, r.path)
-                    if old is not None:
-                        stale.extend(repo.delete_photo(session, old))
-            session.flush()
-            people = [repo.upsert_person(session, r.person, r.profile, self.people) if r.person else None
-                      for r in batch]
-            photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
-                            width=r.width, height=r.height, person_id=pid, status=r.status,
-                            reason=r.reason) for r, pid in zip(batch, people)]
-            session.add_all(photos)
-            session.flush()
-            faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
-                          w=int(w), h=int(h), confidence=float(conf), embedding=blob,
-                          vec=repo.decode_vector(blob) if self.lib.vectors_in_db else None)
-                     for r, pid, photo in zip(batch, people, photos)
-                     for (x, y, w, h), conf, blob, _ in r.faces]
-            session.add_all(faces)
-            session.flush()
-            new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
-            session.add_all(repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
-            vectors = np.stack([repo.decode_vector(f.embedding) for f in faces]) if faces else None
-            if faces:
-                repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+            stale, new_ids, vectors = store_batch(session, self.lib.space_id, batch, self.people,
+                                                  self.lib.db_vector_writer(session))
             session.commit()
         # the database is committed: now the index may follow
         if stale:

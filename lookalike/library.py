@@ -22,6 +22,7 @@ from .errors import (ConfigError, EmptyLibrary, IndexCorrupt, IndexOwnedElsewher
                      NotFound, NothingIngested)
 from .faces import FacePipeline, FacesMode, Space
 from .index.faiss_index import FaissIndex, Manifest
+from .index.reduction import ReducedIndex
 from .store import db, repo
 from .weights import RECOGNITION_DIMS
 
@@ -61,6 +62,7 @@ class Library:
     _pipeline: FacePipeline | None = field(init=False, default=None, repr=False)
     _centroids: dict | None = field(init=False, default=None, repr=False)
     _calibration: object = field(init=False, default=None, repr=False)
+    _reduction: object = field(init=False, default=False, repr=False)  # False: not read yet
     _analyzers: dict = field(init=False, default_factory=dict, repr=False)
     revision: str = field(init=False, default="")
 
@@ -128,9 +130,33 @@ class Library:
         with self.session() as session:
             row = repo.get_space(session, sp.key)
             uid = row.uid if row is not None else ""
+        red = self.reduction
         return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
-                        dim=RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
-                        ntotal=0, max_id=0, schema_revision=self.revision, space_uid=uid)
+                        dim=red.dim_out if red else RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
+                        ntotal=0, max_id=0, schema_revision=self.revision, space_uid=uid,
+                        reduction=red.uid if red else "")
+
+    @property
+    def reduction(self):  # noqa: ANN201
+        """The space's stored PCA (:mod:`lookalike.index.reduction`), or None: wide vectors
+        only, once the corpus is large enough."""
+        if self._reduction is False:
+            from .index import reduction
+
+            if self._space_id is None:
+                with self.session() as session:
+                    row = repo.get_space(session, self.space.key)
+                if row is None:
+                    return None
+                self._space_id = row.id
+            with self.session() as session:
+                self._reduction = reduction.load(session, self._space_id)
+        return self._reduction
+
+    def _index_vectors(self, ids) -> np.ndarray:  # noqa: ANN001
+        """What the index holds for ``ids``: their vectors, reduced when the space is."""
+        full = self._vectors(ids)
+        return self.reduction.apply(full) if self.reduction is not None else full
 
     @property
     def vectors_in_db(self) -> bool:
@@ -144,21 +170,25 @@ class Library:
         if self._index is None and self.vectors_in_db:
             from .index.pgvector_index import PgVectorIndex
 
+            red = self.reduction
             self._index = PgVectorIndex(self._engine, self.space.key, self._space_id or self._existing_space_id(),
-                                        RECOGNITION_DIMS[self.space.model])
-            self._index.vector_source = self._vectors
+                                        red.dim_out if red else RECOGNITION_DIMS[self.space.model],
+                                        reduced=red is not None)
+            self._index.vector_source = self._index_vectors
         if self._index is None:
             space_id = self._space_id or self._existing_space_id()
             index = FaissIndex.load(self.settings.index_dir, self._manifest())
             with self.session() as session:
                 count, top = repo.face_count_and_max(session, space_id)
-                have = index.ids()
-                if count != len(have) or (count and top != int(have.max())):
+            have = index.ids()
+            if count != len(have) or (count and top != int(have.max())):
+                with self.session() as session:
                     ids = repo.face_ids(session, space_id)
-                    dim = index.manifest.dim
-                    index.reconcile(ids, lambda chunk: repo.vectors(session, chunk, dim))
-            index.vector_source = self._vectors
+                index.reconcile(ids, self._index_vectors)
+            index.vector_source = self._index_vectors
             self._index = index
+        if self.reduction is not None and not isinstance(self._index, ReducedIndex):
+            self._index = ReducedIndex(self._index, self.reduction, self._vectors)
         return self._index
 
     def analyzer(self, name):  # noqa: ANN001, ANN201
@@ -199,6 +229,25 @@ class Library:
         finally:
             fh.close()
 
+    def _writers(self):  # noqa: ANN202
+        """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
+        (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
+        keep them apart (:mod:`lookalike.queue`)."""
+        from contextlib import nullcontext
+
+        return nullcontext() if self.vectors_in_db else self.write_lock()
+
+    def db_vector_writer(self, session):  # noqa: ANN001, ANN201
+        """What goes into ``faces.vec`` for a new face: on PostgreSQL the vector itself, or
+        its reduction when the space has one (read under a share lock, so a retraining in
+        another transaction can never leave a face reduced the old way); elsewhere nothing."""
+        if not self.vectors_in_db:
+            return None
+        from .index import reduction
+
+        stored = reduction.load(session, self.space_id, lock=True)
+        return stored.apply_one if stored is not None else (lambda v: v)
+
     def close(self) -> None:
         self._engine.dispose()  # type: ignore[attr-defined]
 
@@ -235,14 +284,17 @@ class Library:
             analyzer = analysis.resolve(analysis.AnalyzerName(analyzer))
             for name in analysis.required_weights(analyzer):
                 weights.require(name)
-        with self.write_lock():
+        with self._writers():
             self.space_id  # noqa: B018 - create the space row before the index loads
             index = self.index
             if index.ntotal and not self._saved_matches(index):
                 index.save()
             options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=analyzer)
-            report = ingest.run(self, list(items), options, progress, skipped_files)
+            run = ingest.run_queued if self.vectors_in_db else ingest.run
+            report = run(self, list(items), options, progress, skipped_files)
             self._centroids = None
+            if self.vectors_in_db:  # the workers wrote the rows: count them afresh
+                self._index = None
             if not report.interrupted:
                 report.index_rebuilt = self._upkeep()
         statuses = report.statuses
@@ -265,7 +317,7 @@ class Library:
             raise ConfigError("name exactly one of --person NAME or --photo PATH")
         removed: dict[int, list[int]] = {}
         rebuilt = None
-        with self.write_lock():
+        with self._writers():
             with self.session() as session:
                 if person is not None:
                     row = session.scalar(select(Person).where(Person.name == person))
@@ -303,7 +355,7 @@ class Library:
         """This library looking at another embedding space (same engine)."""
         view = copy.copy(self)
         view._space, view._space_id = Space(row.model, row.detector, row.aligner), row.id
-        view._index, view._centroids, view._pipeline = None, None, None
+        view._index, view._centroids, view._pipeline, view._reduction = None, None, None, False
         return view
 
     def _vectors(self, ids) -> np.ndarray:  # noqa: ANN001
@@ -327,7 +379,17 @@ class Library:
                 "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
                 "bytes": path.stat().st_size if path.exists() else 0,
                 "rules_choose": rule.key, "rules_reason": rule.reason,
-                "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
+                "rebuild_advised": todo.rebuild, "upkeep": todo.reason, "reduction": self._reduction_info()}
+
+    def _reduction_info(self) -> dict:
+        from .index import reduction
+
+        red = self.reduction
+        out = red.describe() if red is not None else {"kind": None}
+        with self.session() as session:
+            n = repo.face_count_and_max(session, self._existing_space_id())[0]
+        out["plan"] = reduction.plan(RECOGNITION_DIMS[self.space.model], n, red).reason
+        return out
 
     def _pg_index_info(self, index) -> dict:  # noqa: ANN001
         from sqlalchemy import text
@@ -341,39 +403,70 @@ class Library:
                 "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
                 "rules_choose": index.manifest.index_key,
                 "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
-                "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index"}
+                "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index",
+                "reduction": self._reduction_info()}
 
-    def rebuild_index(self, key: str | None = None) -> dict:
+    def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
         """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
-        keeps it from then on) or the rules' choice for the current size; drops tombstones."""
+        keeps it from then on) or the rules' choice for the current size; drops tombstones.
+        ``reduce`` first trains a PCA to that many dimensions on the stored faces, now."""
         if self.vectors_in_db:
             if key is not None:
                 raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
                                   "(rebuild without --key to REINDEX it)")
+            if reduce is not None:
+                self._train_reduction(reduce)
             self.index.rebuild()
             return self.index_info()
         with self.write_lock():
+            if reduce is not None:
+                self._train_reduction(reduce)
             self._rebuild(key, pinned=key is not None)
         return self.index_info()
+
+    def _train_reduction(self, dim_out: int) -> None:
+        """Fit a PCA to a sample of the space's faces, store it, and make the index follow:
+        on PostgreSQL every ``faces.vec`` is rewritten and the HNSW index re-made in the
+        same transaction; the FAISS file is rebuilt by the caller."""
+        from .index import reduction
+        from .index.pgvector_index import PgVectorIndex
+
+        space_id = self._existing_space_id()
+        with self.session() as session:
+            ids = repo.face_ids(session, space_id)
+        sample = ids if len(ids) <= reduction.TRAIN_SAMPLE else np.sort(
+            np.random.default_rng(0).choice(ids, reduction.TRAIN_SAMPLE, replace=False))
+        red = reduction.train(self._vectors(sample), dim_out)
+        with self.session() as session:
+            reduction.store(session, space_id, red)
+            if self.vectors_in_db:  # the table lock is held: no writer adds a face until commit
+                PgVectorIndex.drop_indexes(session, space_id)
+                ids = repo.face_ids(session, space_id)
+                for start in range(0, len(ids), 5000):
+                    chunk = ids[start:start + 5000]
+                    PgVectorIndex.write_vectors(session, chunk, red.apply(repo.vectors(
+                        session, chunk, RECOGNITION_DIMS[self.space.model])))
+            session.commit()
+        self._reduction, self._index = red, None
 
     def _rebuild(self, key: str | None, pinned: bool) -> None:
         from .index.choice import choose, default_params
 
         with self.session() as session:
             ids = repo.face_ids(session, self._existing_space_id())
-        dim = RECOGNITION_DIMS[self.space.model]
+        manifest = self._manifest()
+        dim = manifest.dim
         choice = choose(len(ids), dim, self.settings.index_budget)
         key = key or choice.key
-        manifest = self._manifest()
         manifest.index_key, manifest.pinned = key, pinned
         manifest.params = choice.params if key == choice.key else default_params(key, len(ids))
-        vectors = self._vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
+        vectors = self._index_vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
         try:
             index = FaissIndex.build(self.settings.index_dir, manifest, ids, vectors)
         except RuntimeError as err:
             raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
         index.save()
-        index.vector_source = self._vectors
+        index.vector_source = self._index_vectors
         self._index = index
 
     def _upkeep_plan(self, index: FaissIndex):  # noqa: ANN202
@@ -385,7 +478,17 @@ class Library:
 
     def _upkeep(self) -> str | None:
         """After ingest or removal (write lock held): rebuild if the upkeep rules say so.
-        Returns the reason when it rebuilt."""
+        Returns the reason when it rebuilt. Wide spaces first get (or renew) their PCA."""
+        from .index import reduction
+
+        with self.session() as session:
+            n = repo.face_count_and_max(session, self._existing_space_id())[0]
+        todo_pca = reduction.plan(RECOGNITION_DIMS[self.space.model], n, self.reduction)
+        if todo_pca.train:
+            self._train_reduction(todo_pca.dim_out)
+            if not self.vectors_in_db:
+                self._rebuild(None, pinned=False)
+            return todo_pca.reason
         if self.vectors_in_db:
             return None  # PostgreSQL maintains its HNSW index as rows come and go
         index = self.index
@@ -549,7 +652,7 @@ class Library:
             missing = index.missing()
             report = DoctorReport(self.space.key, len(ids), len(ids) - len(missing), len(missing), 0)
             if fix and len(missing):
-                index.fill(missing, self._vectors)
+                index.fill(missing, self._index_vectors)
                 report.fixed, report.missing, report.index_faces = True, 0, len(ids)
             return report
         error = None
@@ -569,8 +672,7 @@ class Library:
         if fix and not report.ok:
             with self.write_lock():
                 index = FaissIndex(self.settings.index_dir, self._manifest()) if index is None else index
-                with self.session() as session:
-                    index.reconcile(ids, lambda chunk: repo.vectors(session, chunk, index.manifest.dim))
+                index.reconcile(ids, self._index_vectors)
                 index.save()
             report.fixed = True
             report.error, report.missing, report.orphans = None, 0, 0

@@ -24,6 +24,12 @@ def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt
                       f"({info['dim']}-d), {info['bytes']:,} bytes, {info['tombstones']} tombstones")
         console.print(f"rules choose {info['rules_choose']} ({info['rules_reason']})"
                       + ("; run: lookalike index rebuild" if info["rebuild_advised"] else ""))
+        red = info.get("reduction") or {}
+        if red.get("kind"):
+            console.print(f"reduction: PCA {red['dim_in']} -> {red['dim_out']} trained on {red['trained_on']:,} faces "
+                          f"({red['explained_variance']:.0%} of the variance); answers re-ranked on the full vectors")
+        if red.get("plan"):
+            console.print(f"reduction rules: {red['plan']}")
 
 
 @index_app.command("rebuild")
@@ -31,11 +37,12 @@ def index_rebuild(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     key: Annotated[Optional[str], typer.Option("--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
+    reduce: Annotated[Optional[int], typer.Option("--reduce", min=2, help="First train a PCA to N dimensions on the stored faces (wide models such as VGG-Face; done by itself from 1,000 faces).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild the index from the database's vectors (drops tombstones)."""
     with _errors():
-        info = _open(db, index_dir).rebuild_index(key)
+        info = _open(db, index_dir).rebuild_index(key, reduce=reduce)
         if as_json:
             _print_json(info)
         else:

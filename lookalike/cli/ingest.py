@@ -122,3 +122,55 @@ def _write_report(path: Path, outcomes: list) -> None:
         writer.writerow(["path", "person", "status", "reason", "faces", "sha256"])
         for o in outcomes:
             writer.writerow([o.path, o.person or "", o.status, o.reason or "", o.faces, o.sha256 or ""])
+
+
+@app.command()
+def worker(
+    db: DbOpt = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine [default: one per core].")] = 0,
+    until_empty: Annotated[bool, typer.Option("--until-empty", help="Stop when nothing is left to claim (default: wait for more until Ctrl-C).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Join the ingest of a PostgreSQL library from this machine: claim queued photos, embed, store.
+
+    The photos are read at the paths `lookalike ingest` queued them under: mount the corpus
+    at the same path on every worker machine."""
+    import os
+
+    from ..errors import ConfigError
+    from ..queue_worker import WorkerStats, serve_process
+    from ..workers import spawn_context
+
+    with _errors():
+        lib = _open(db, None)
+        if not lib.vectors_in_db:
+            raise ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…); "
+                              "on SQLite, run lookalike ingest --workers N on the machine that holds it")
+        n = workers or os.cpu_count() or 1
+        ctx = spawn_context()
+        stop, results = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=serve_process, args=(lib.settings, stop, until_empty, results))
+                 for _ in range(n)]
+        lib.close()
+        for proc in procs:
+            proc.start()
+        total = WorkerStats()
+        try:
+            for proc in procs:
+                proc.join()
+        except KeyboardInterrupt:
+            stop.set()  # each finishes the photos it holds, then stops
+            for proc in procs:
+                proc.join(timeout=60)
+        while not results.empty():
+            one = WorkerStats(**{k: v for k, v in results.get().items() if k != "photos_per_s"})
+            total.add(one)
+        failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+        summary = total.to_dict() | {"workers": n, "failed_workers": len(failed)}
+        if as_json:
+            _print_json(summary)
+        else:
+            _console().print(f"{summary['photos']} photos, {summary['faces']} faces in {summary['seconds']:.1f} s "
+                             f"by {n} workers ({summary['photos_per_s']} photos/s); statuses {summary['statuses']}")
+        if failed:
+            raise typer.Exit(1)

@@ -47,6 +47,8 @@ class Manifest:
     tombstones: list = field(default_factory=list)
     # True when the key was chosen by hand (`index rebuild --key`): upkeep keeps it
     pinned: bool = False
+    # uid of the stored PCA the vectors went through ("" = full vectors); see reduction.py
+    reduction: str = ""
     saved_at: float = 0.0
     version: int = MANIFEST_VERSION
 
@@ -119,7 +121,7 @@ class FaissIndex:
             raise IndexOwnedElsewhere(
                 f"{index_path}: this index belongs to another library (another database uses "
                 f"the same index folder {folder}); give this library its own --index-dir")
-        for field in ("model", "detector", "aligner", "dim", "metric"):
+        for field in ("model", "detector", "aligner", "dim", "metric", "reduction"):
             if getattr(saved, field) != getattr(expected, field):
                 raise ModelMismatch(
                     f"{index_path}: index was made with {field}={getattr(saved, field)!r} but the "

@@ -40,8 +40,8 @@ class PgManifest:
 class PgVectorIndex:
     kind = "pgvector"
 
-    def __init__(self, engine: Engine, space: str, space_id: int, dim: int) -> None:
-        self.engine, self.space_id, self.dim = engine, int(space_id), int(dim)
+    def __init__(self, engine: Engine, space: str, space_id: int, dim: int, reduced: bool = False) -> None:
+        self.engine, self.space_id, self.dim, self.reduced = engine, int(space_id), int(dim), reduced
         self.hnsw = dim <= HNSW_MAX_DIM
         self.vector_source = None
         self._count: int | None = None
@@ -54,7 +54,26 @@ class PgVectorIndex:
 
     @property
     def index_name(self) -> str:
-        return f"faces_vec_hnsw_{self.space_id}"
+        """One per space, and per reduction width (a retrained PCA may change it)."""
+        return f"faces_vec_hnsw_{self.space_id}" + (f"_r{self.dim}" if self.reduced else "")
+
+    @staticmethod
+    def drop_indexes(session, space_id: int) -> None:  # noqa: ANN001
+        """Drop every HNSW index of a space (before its vectors change width)."""
+        names = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'faces' "
+                                     "AND indexname ~ :pattern"),
+                                {"pattern": f"^faces_vec_hnsw_{int(space_id)}(_r[0-9]+)?$"}).scalars().all()
+        for name in names:
+            session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+
+    @staticmethod
+    def write_vectors(session_or_conn, ids: np.ndarray, vectors: np.ndarray) -> None:  # noqa: ANN001
+        """``faces.vec`` of ``ids`` := ``vectors`` (one statement, many rows)."""
+        from pgvector.sqlalchemy import Vector
+
+        sql = text("UPDATE faces SET vec = :v WHERE id = :i").bindparams(bindparam("v", type_=Vector()))
+        session_or_conn.execute(sql, [{"v": np.asarray(v, dtype=np.float32), "i": int(i)}
+                                      for i, v in zip(ids, vectors)])
 
     def ensure_index(self) -> None:
         """The space's HNSW index, created once (an empty index costs nothing)."""
@@ -144,15 +163,11 @@ class PgVectorIndex:
 
     def fill(self, ids: np.ndarray, fetch_vectors) -> int:  # noqa: ANN001
         """Write the vector column of ``ids`` from their embedding blobs (doctor --fix)."""
-        from pgvector.sqlalchemy import Vector
-
-        sql = text("UPDATE faces SET vec = :v WHERE id = :i").bindparams(bindparam("v", type_=Vector(self.dim)))
         done = 0
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            vectors = fetch_vectors(chunk)
             with self.engine.begin() as conn:
-                conn.execute(sql, [{"v": v, "i": int(i)} for i, v in zip(chunk, vectors)])
+                self.write_vectors(conn, chunk, fetch_vectors(chunk))
             done += len(chunk)
         self._count = None
         return done

@@ -11,11 +11,14 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import sqlite_path
 from ..errors import ConfigError, SchemaTooNew
+
+
+MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
 
 
 def migrations_dir() -> Path:
@@ -88,6 +91,14 @@ def migrate(engine: Engine) -> str:
         )
     cfg = _alembic_config(engine)
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # many workers may open a fresh database at once: one migrates, the rest wait
+            # for it (the lock goes with the transaction) and then find the schema at head
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            from alembic.runtime.migration import MigrationContext
+
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return head or ""
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return head or ""

@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from .schema import Face, FaceEstimate, Person, Photo, PhotoStatus, Space
+
+
+CENTROID_LOCK = 0x6C6B6332  # pg_advisory_xact_lock(CENTROID_LOCK, space id): "lkc2"
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,11 @@ def upsert_person(session: Session, name: str, profile=None, cache: dict | None 
         return cache[name]
     person = session.scalar(select(Person).where(Person.name == name))
     if person is None:
-        person = Person(name=name, consent_display=False)
-        session.add(person)
+        # INSERT … ON CONFLICT DO NOTHING: ingest workers on other machines may be creating
+        # the same person right now; whoever commits first wins, the other reads that row
+        session.execute(_insert(session, Person).values(name=name, consent_display=False)
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        person = session.scalar(select(Person).where(Person.name == name))
     if profile is not None:
         person.display_name = profile.display_name
         person.role = profile.role
@@ -67,6 +73,15 @@ def upsert_person(session: Session, name: str, profile=None, cache: dict | None 
     if cache is not None:
         cache[name] = person.id
     return person.id
+
+
+def _insert(session: Session, table):  # noqa: ANN001, ANN202
+    """The dialect's INSERT (both SQLite's and PostgreSQL's have ``on_conflict_do_nothing``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
 
 
 def photo_by_path(session: Session, space_id: int, path: str) -> Photo | None:
@@ -238,6 +253,10 @@ def update_centroids(session: Session, space_id: int, person_ids: list[int | Non
 
     if len(person_ids) == 0:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        # concurrent writers (ingest workers, removals) add to the same sums: one at a time
+        # per space, until commit; taken last in a writer's transaction, so it is held briefly
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": CENTROID_LOCK, "b": int(space_id)})
     deltas: dict[int | None, tuple[np.ndarray, int]] = {}
     for pid, vec in zip(person_ids, np.asarray(vectors, dtype=np.float64)):
         for key in ((None, pid) if pid is not None else (None,)):

@@ -175,3 +175,75 @@ class Calibration(Base):
     source: Mapped[str] = mapped_column(Text)
     figures: Mapped[str | None] = mapped_column(Text)  # JSON of the eval that set them
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class QueueState(str, Enum):
+    """Where a photo stands in the PostgreSQL work queue (:mod:`lookalike.queue`)."""
+
+    pending = "pending"  # waiting, or being processed under a worker's row lock
+    done = "done"  # stored; the outcome waits for the run that queued it to collect it
+
+
+class QueueItem(Base):
+    """One photo waiting for any ingest worker, on any machine (PostgreSQL only).
+
+    A worker claims rows with ``SELECT … FOR UPDATE SKIP LOCKED`` and keeps the lock while
+    it processes them, in the same transaction that stores the results: a worker killed
+    mid-photo leaves its rows unlocked and pending, to be claimed again."""
+
+    __tablename__ = "ingest_queue"
+    __table_args__ = (
+        UniqueConstraint("space_id", "path", name="uq_queue_space_path"),
+        Index("ix_queue_state", "state", "id"),
+        Index("ix_queue_run", "run", "state"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    run: Mapped[str] = mapped_column(String(32))  # the ingest run that waits for it
+    path: Mapped[str] = mapped_column(Text)
+    person: Mapped[str | None] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    replaces: Mapped[bool] = mapped_column(Boolean, default=False)
+    faces_mode: Mapped[str] = mapped_column(String(16))
+    analyzer: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default=QueueState.pending.value)
+    status: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    faces: Mapped[int] = mapped_column(Integer, default=0)
+    conflict: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class QueueAttempt(Base):
+    """A worker started on a queued photo. Written on its own connection (committed at once,
+    unlike the claim), so a photo that kills its worker every time is noticed and settled as
+    an error instead of being claimed for ever. No foreign key: the queue row is locked by
+    the claiming transaction while this is written."""
+
+    __tablename__ = "ingest_attempts"
+    __table_args__ = (Index("ix_attempts_queue", "queue_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Reduction(Base):
+    """A space's stored PCA: wide vectors (VGG-Face's 4096-d) are indexed and searched in
+    ``dim_out`` dimensions, then re-ranked exactly from the full ``faces.embedding``. The
+    index records ``uid``; an index made with another reduction is rebuilt, never mixed."""
+
+    __tablename__ = "reductions"
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    kind: Mapped[str] = mapped_column(String(16), default="pca")
+    dim_in: Mapped[int] = mapped_column(Integer)
+    dim_out: Mapped[int] = mapped_column(Integer)
+    mean: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, dim_in
+    components: Mapped[bytes] = mapped_column(LargeBinary)  # float32, dim_out x dim_in
+    trained_on: Mapped[int] = mapped_column(Integer)  # faces in the training sample
+    explained: Mapped[float] = mapped_column(Float)  # share of variance kept
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -1,0 +1,200 @@
+"""Many ingest workers on one PostgreSQL: the SKIP LOCKED work queue (lookalike.queue).
+
+A second machine is played by a second process group running ``lookalike worker``
+against the same database URL; the corpus is on the same paths for both, as a shared
+mount would put it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike import queue
+from lookalike.corpus import Item
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), **kw)
+
+
+def _popen(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lookalike.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _corpus(faces: Path, folder: Path, people: int, per_person: int) -> int:
+    from conftest import lfw_people
+
+    n = 0
+    for name, photos in lfw_people(faces, people, min_photos=1).items():
+        (folder / name).mkdir(parents=True)
+        for p in photos[:per_person]:
+            (folder / name / p.name).symlink_to(p)
+            n += 1
+    return n
+
+
+def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:  # noqa: ANN001
+    """Queue photos the way ``lookalike ingest`` does, with no local worker to take them."""
+    tasks = []
+    for p in paths:
+        data = p.read_bytes()
+        tasks.append((Item(str(p), person), hashlib.sha256(data).hexdigest(), len(data), b"", False))
+    with lib.session() as session:
+        queue.enqueue(session, lib.space_id, "test-run", tasks, "largest", None)
+        session.commit()
+
+
+def _wait_for(check, timeout: float = 240) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, faces, tmp_path):
+    from conftest import Backend
+
+    db = Backend("postgres", postgres(), tmp_path / "idx")
+    corpus = tmp_path / "corpus"
+    n = _corpus(faces, corpus, 40, 4)
+    ingest = _popen("ingest", str(corpus), *db.args(), "--workers", "1", "--json")
+    _wait_for(lambda: db.sql("select count(*) from ingest_queue")[0][0] > 0 if _has_queue(db) else False)
+    other = _popen("worker", "--db", db.url, "--workers", "1", "--until-empty", "--json")
+    out, err = ingest.communicate(timeout=600)
+    assert ingest.returncode == 0, err
+    w_out, w_err = other.communicate(timeout=300)
+    assert other.returncode == 0, w_err
+    report, helped = json.loads(out), json.loads(w_out)
+    assert report["processed"] == n and report["statuses"]["ok"] >= n - 3
+    assert helped["photos"] > 0, "the second machine's worker got no work"
+    # every photo once, every ok photo with its face, nothing left queued
+    assert db.sql("select count(*), count(distinct path) from photos") == [(n, n)]
+    assert db.sql("select count(*) from photos p where status = 'ok' and not exists "
+                  "(select 1 from faces f where f.photo_id = p.id)") == [(0,)]
+    assert db.sql("select count(*) from ingest_queue") == [(0,)]
+    # concurrent writers kept the centroid sums exact: counts match the faces per person
+    assert db.sql("select count(*) from centroids c where c.person_id is not null and c.count <> "
+                  "(select count(*) from faces f where f.person_id = c.person_id)") == [(0,)]
+    assert db.sql("select count from centroids where person_id is null") == db.sql("select count(*) from faces")
+    with db.open() as lib:
+        assert all(r.ok for r in lib.doctor())
+        someone = next(p for p in (corpus.iterdir()) if len(list(p.iterdir())) >= 2)
+        best = lib.search(str(next(someone.iterdir())), k=1).faces[0].matches[0]
+        assert best.person == someone.name and best.similarity > 0.99
+
+
+def _has_queue(db) -> bool:  # noqa: ANN001
+    try:
+        db.sql("select 1 from ingest_queue limit 1")
+        return True
+    except Exception:  # noqa: BLE001 - the schema is not there yet
+        return False
+
+
+def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces, tmp_path):
+    from conftest import Backend, lfw_people
+
+    db = Backend("postgres", postgres(), tmp_path / "idx")
+    photos = [p for ps in lfw_people(faces, 12, min_photos=1).values() for p in ps[:2]][:20]
+    with db.open() as lib:
+        _enqueue(lib, photos)
+    victim = _popen("worker", "--db", db.url, "--workers", "1")
+    # it has started on a claim (attempt written) and not yet stored all of it
+    _wait_for(lambda: db.sql("select count(*) from ingest_attempts")[0][0] > 0)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    stored_before = db.sql("select count(*) from photos")[0][0]
+    assert stored_before < len(photos)
+    rescue = _cli("worker", "--db", db.url, "--workers", "2", "--until-empty", "--json", timeout=600)
+    assert rescue.returncode == 0, rescue.stderr
+    assert json.loads(rescue.stdout)["photos"] == len(photos) - stored_before
+    assert db.sql("select count(*), count(distinct path) from photos") == [(len(photos), len(photos))]
+    assert db.sql("select count(*) from ingest_queue where state = 'pending'") == [(0,)]
+    assert db.sql("select count(*) from ingest_attempts") == [(0,)]  # cleared with each stored photo
+
+
+def test_same_bytes_under_two_paths_are_stored_once(postgres, faces, tmp_path):
+    from conftest import Backend
+
+    db = Backend("postgres", postgres(), tmp_path / "idx")
+    src = next((faces / "celeb" / "faceapi_bbt" / "amy").glob("*.png"))
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(src, a)
+    shutil.copy(src, b)
+    with db.open() as lib:
+        _enqueue(lib, [a, b])
+    done = _cli("worker", "--db", db.url, "--workers", "1", "--until-empty", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = db.sql("select path, status, reason from photos order by path")
+    assert [r[1] for r in rows] == ["ok", "duplicate"] and rows[1][2] == f"same bytes as {a}"
+    assert db.sql("select count(*) from faces") == [(1,)]
+
+
+def test_a_photo_that_kept_killing_workers_is_settled_as_an_error(postgres, faces, tmp_path):
+    from conftest import Backend
+
+    db = Backend("postgres", postgres(), tmp_path / "idx")
+    photo = next((faces / "celeb" / "faceapi_bbt" / "raj").glob("*.png"))
+    with db.open() as lib:
+        _enqueue(lib, [photo])
+        (qid,) = db.sql("select id from ingest_queue")[0]
+        queue.record_attempts(lib._engine, [qid] * queue.MAX_ATTEMPTS, "dead-host:1")
+    done = _cli("worker", "--db", db.url, "--workers", "1", "--until-empty", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert db.sql("select status, reason from photos") == [
+        ("error", f"a worker process died on this photo {queue.MAX_ATTEMPTS} times; not retried")]
+
+
+def test_worker_needs_postgresql(tmp_path):
+    done = _cli("worker", "--db", str(tmp_path / "lib.db"), "--until-empty")
+    assert done.returncode == 2  # a usage error, as every ConfigError
+    assert "lookalike worker joins a PostgreSQL library" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
+    """Eight threads add to the same person's and the corpus' sums at once: none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lookalike.store import repo
+
+    with lookalike.open(postgres(), index_dir=tmp_path / "idx") as lib:
+        space_id = lib.space_id
+        with lib.session() as session:
+            pid = repo.upsert_person(session, "shared")
+            session.commit()
+        rng = np.random.default_rng(0)
+        batches = [rng.normal(size=(5, 128)).astype(np.float32) for _ in range(16)]
+
+        def write(vectors: np.ndarray) -> None:
+            with lib.session() as session:
+                repo.update_centroids(session, space_id, [pid] * len(vectors), vectors)
+                time.sleep(0.01)  # widen the window a lost update would need
+                session.commit()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, batches))
+        with lib.session() as session:
+            from lookalike.store.schema import Centroid
+
+            rows = {c.person_id: c for c in session.query(Centroid)}
+        total = np.sum([b.sum(0) for b in batches], axis=0)
+        assert rows[pid].count == rows[None].count == 80
+        assert np.allclose(np.frombuffer(rows[pid].sum, dtype="<f8"), total, atol=1e-4)
