@@ -1,16 +1,24 @@
 """Scale-out figures: PostgreSQL + pgvector against the embedded SQLite + FAISS default.
 
-    python bench/scale.py [--vectors 100000] [--photos 600]
+    python bench/scale.py [--vectors 100000] [--photos 600] [--wide 10000]
 
 1. Search: ``--vectors`` synthetic 128-d face vectors (``bench/index.py``'s ``strangers``
    kind: drawn from Gaussians fitted to real Dlib vectors, queries from new people, so
    every neighbour is a look-alike) stored as faces of a real PostgreSQL library and
    searched through lookalike's own :class:`PgVectorIndex` (HNSW m 16, ef_construction
-   64, ef_search 256), against FAISS HNSW32 as the library builds it; single-query p50 /
-   p95 and recall@10 against exact search, build time, bytes on disk.
-2. Ingest into PostgreSQL with 1 and 2 worker processes (the first ``--photos`` lfw-dev
-   photos, a fresh database each), photos per second.
-3. Per million faces, from the measured bytes: what each backend keeps on disk and needs
+   64, ef_search 256), against FAISS HNSW32 as the library builds it, and against the
+   peer: DeepFace's own pgvector store (``PGVectorClient``: same vectors inserted with
+   ``insert_embeddings``, searched with ``search_by_vector``); single-query p50 / p95 and
+   recall@10 against exact search, build time, bytes on disk.
+2. Ingest into PostgreSQL through the work queue with 1 and 2 worker processes (the
+   first ``--photos`` lfw-dev photos, a fresh database each), photos per second, against
+   the peer: ``DeepFace.register(..., database_type="pgvector")`` one call per photo.
+3. Wide vectors: ``--wide`` synthetic 4096-d vectors (the same look-alike vectors lifted
+   to 4096-d) in a VGG-Face space on both backends, searched exactly in 4096-d (what
+   the library does below 1,000 faces, and what DeepFace's find does), then through a
+   256-d PCA (``index rebuild --reduce 256``) with exact re-ranking from the stored full
+   vectors: p50, recall@10, index bytes.
+4. Per million faces, from the measured bytes: what each backend keeps on disk and needs
    in RAM to search at these latencies.
 
 PostgreSQL is the ``pgserver`` package's (16 + pgvector 0.6) in a temporary folder, on a
@@ -88,6 +96,121 @@ def faiss_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.
             "index_bytes": int(size)}
 
 
+def deepface_pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
+    """The peer: DeepFace's own pgvector client on the same vectors."""
+    import pgserver
+    from deepface.modules.database.pgvector import PGVectorClient
+
+    server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
+    server.psql("CREATE DATABASE deepface_vectors;")
+    client = PGVectorClient(f"postgresql://postgres@/deepface_vectors?host={folder / 'pg'}")
+    kw = dict(model_name="Dlib", detector_backend="dlib", aligned=True, l2_normalized=True)
+    tiny = np.zeros((1, 1, 3), dtype=np.float32)
+    started = time.perf_counter()
+    for start in range(0, len(base), 1000):  # its own batches of 100, committed each
+        client.insert_embeddings([dict(img_name=str(start + i), face=tiny, embedding=v.tolist(), **kw)
+                                  for i, v in enumerate(base[start:start + 1000])])
+    built = time.perf_counter() - started
+    found = np.full((len(queries), K), -1, dtype=np.int64)
+    times = []
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        rows = client.search_by_vector(q.tolist(), limit=K, **kw)
+        times.append((time.perf_counter() - t) * 1000)
+        found[i, :len(rows)] = [int(r["img_name"]) for r in rows]
+    client.close()
+    server.cleanup()
+    return {"insert_and_build_s": round(built, 1), "p50_ms": round(float(np.median(times)), 3),
+            "p95_ms": round(float(np.percentile(times, 95)), 3), "recall@10": round(recall(found, truth), 4)}
+
+
+def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
+    """The peer of a PostgreSQL ingest: DeepFace.register into its pgvector store, one call
+    per photo (the model loads before the clock starts, which favours DeepFace)."""
+    import pgserver
+    from deepface import DeepFace
+
+    from deepface.modules.database import pgvector as deepface_pgvector
+
+    server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
+    server.psql("CREATE DATABASE deepface_register;")
+    # DeepFace remembers per process that it made its extension and tables, whichever the
+    # database: a second database in the same process needs that memory cleared
+    deepface_pgvector._SCHEMA_CHECKED.clear()  # noqa: SLF001
+    kw = dict(model_name="Dlib", detector_backend="dlib", database_type="pgvector", l2_normalize=True,
+              connection_details=f"postgresql://postgres@/deepface_register?host={folder / 'pg'}")
+    DeepFace.register(img=str(photos[0]), **kw)
+    failed = 0
+    started = time.perf_counter()
+    for p in photos[1:]:
+        try:
+            DeepFace.register(img=str(p), **kw)
+        except Exception:  # noqa: BLE001 - no face: DeepFace raises
+            failed += 1
+    seconds = time.perf_counter() - started
+    server.cleanup()
+    return {"workers": "DeepFace.register", "photos": len(photos) - 1, "ok": len(photos) - 1 - failed,
+            "seconds": round(seconds, 1), "photos_per_s": round((len(photos) - 1) / seconds, 2)}
+
+
+def wide(folder: Path, n: int) -> dict:
+    """4096-d vectors in a VGG-Face space on both backends: exact, then PCA 256 + re-rank."""
+    from sqlalchemy import insert, text
+
+    import lookalike
+    from lookalike.store import repo
+    from lookalike.store.schema import Face, Photo
+
+    base, queries = make("strangers", n, 4096)
+    truth = exact_topk(base, queries)
+    out = {}
+    for backend in ("sqlite", "postgres"):
+        if backend == "sqlite":
+            server, lib = None, lookalike.open(folder / "wide.db", index_dir=folder / "wide-idx", model="VGG-Face")
+        else:
+            server, lib = pg_library(folder, "wide")
+            lib.close()
+            lib = lookalike.open(lib.settings.db_url, index_dir=folder / "wide-pg-idx", model="VGG-Face")
+        space_id = lib.space_id
+        with lib.session() as session:
+            photo = Photo(space_id=space_id, path="synthetic", status="ok")
+            session.add(photo)
+            session.flush()
+            for start in range(0, n, 2000):
+                session.execute(insert(Face), [dict(space_id=space_id, photo_id=photo.id, x=0, y=0, w=1, h=1,
+                                                    confidence=1.0, embedding=repo.encode_vector(v))
+                                               for v in base[start:start + 2000]])
+            session.commit()
+        if backend == "postgres":
+            lib.doctor(fix=True)  # faces.vec from the blobs, as for rows stored before pgvector
+        lib._index = None  # noqa: SLF001
+        row = {}
+        for stage in ("exact_4096", "pca_256_rerank"):
+            if stage == "pca_256_rerank":
+                started = time.perf_counter()
+                lib.rebuild_index(reduce=256)
+                row["reduce_s"] = round(time.perf_counter() - started, 1)
+            index = lib.index
+            if backend == "sqlite":
+                index.save()
+            info = lib.index_info()
+            found, times = query_times(index, queries)
+            ids = np.sort(index.ids())
+            found = np.where(found >= 0, np.searchsorted(ids, found), -1)
+            row[stage] = {"index": info["index_key"], "dim": info["dim"],
+                          "p50_ms": round(float(np.median(times)), 3),
+                          "p95_ms": round(float(np.percentile(times, 95)), 3),
+                          "recall@10": round(recall(found, truth), 4), "index_bytes": int(info["bytes"])}
+        if backend == "postgres":
+            with lib._engine.connect() as conn:  # noqa: SLF001
+                row["table_bytes"] = int(conn.execute(text("SELECT pg_table_size('faces')")).scalar_one())
+        lib.close()
+        if server is not None:
+            server.cleanup()
+        out[backend] = row
+    return out
+
+
 def pg_ingest(folder: Path, photos: list[Path], workers: int) -> dict:
     server, lib = pg_library(folder, f"ingest{workers}")
     started = time.perf_counter()
@@ -103,6 +226,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vectors", type=int, default=100_000)
     ap.add_argument("--photos", type=int, default=600)
+    ap.add_argument("--wide", type=int, default=10_000, help="4096-d vectors for the reduction figures")
     args = ap.parse_args()
     from lookalike import config
 
@@ -113,8 +237,11 @@ def main() -> None:
         tmp = Path(tmp)
         pg = pg_search(tmp, base, queries, truth)
         fs = faiss_search(tmp, base, queries, truth)
+        peer = deepface_pg_search(tmp, base, queries, truth)
         photos = lfw_photos(args.photos)
         ingest = [pg_ingest(tmp, photos, w) for w in (1, 2)]
+        ingest_peer = deepface_pg_register(tmp, photos)
+        wide_rows = wide(tmp, args.wide)
     n = args.vectors
     per_million = {
         "faiss_index_gb": round(fs["index_bytes"] / n * 1e6 / 1e9, 2),
@@ -126,13 +253,23 @@ def main() -> None:
           [["FAISS HNSW32 (efSearch 256)", fs["build_s"], fs["p50_ms"], fs["p95_ms"], fs["recall@10"],
             round(fs["index_bytes"] / 2**20, 1)],
            ["pgvector HNSW m16 (ef_search 256), SQL", pg["build_s"], pg["p50_ms"], pg["p95_ms"], pg["recall@10"],
-            round(pg["index_bytes"] / 2**20, 1)]])
-    table(f"ingest into PostgreSQL, {args.photos} lfw-dev photos", ["workers", "ok", "s", "photos/s"],
-          [[r["workers"], r["ok"], r["seconds"], r["photos_per_s"]] for r in ingest])
+            round(pg["index_bytes"] / 2**20, 1)],
+           ["peer: DeepFace PGVectorClient", peer["insert_and_build_s"], peer["p50_ms"], peer["p95_ms"],
+            peer["recall@10"], "-"]])
+    table(f"ingest into PostgreSQL, {args.photos} lfw-dev photos", ["workers", "ok", "s", "photos/s", "x peer"],
+          [[r["workers"], r["ok"], r["seconds"], r["photos_per_s"],
+            round(r["photos_per_s"] / ingest_peer["photos_per_s"], 2)] for r in [*ingest, ingest_peer]])
+    table(f"wide vectors: {args.wide:,} x 4096 look-alike vectors, k={K}",
+          ["backend", "search", "index", "dim", "p50 ms", "recall@10", "index MB"],
+          [[b, stage, r[stage]["index"][:40], r[stage]["dim"], r[stage]["p50_ms"], r[stage]["recall@10"],
+            round(r[stage]["index_bytes"] / 2**20, 1)]
+           for b, r in wide_rows.items() for stage in ("exact_4096", "pca_256_rerank")])
     table("per million faces (from the bytes measured above)", ["what", "GB"],
           [[k, v] for k, v in per_million.items()])
-    print("wrote", write("scale", {"machine": machine(), "vectors": n, "search": {"faiss": fs, "pgvector": pg},
-                                   "ingest_postgres": ingest, "per_million": per_million}))
+    print("wrote", write("scale", {"machine": machine(), "vectors": n,
+                                   "search": {"faiss": fs, "pgvector": pg, "peer_deepface_pgvector": peer},
+                                   "ingest_postgres": ingest, "ingest_peer": ingest_peer,
+                                   "wide": {"vectors": args.wide, **wide_rows}, "per_million": per_million}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ It was written for, and verified against, two files:
 
 and supports exactly the layer types they use: ``InputLayer``, ``Conv2D``,
 ``SeparableConv2D``, ``BatchNormalization``, ``Activation``, ``MaxPooling2D``,
+``ZeroPadding2D`` (DeepFace's VGG-Face architecture),
 ``AveragePooling2D``, ``GlobalAveragePooling2D``, ``Add``, ``Flatten``,
 ``Dense`` and ``Dropout`` (a no-op at inference). Any other layer type, or an
 unsupported option of a supported one, raises :class:`UnsupportedModelError`.
@@ -320,6 +321,23 @@ class _GraphBuilder:
         self.node("BatchNormalization", inputs, layer, epsilon=float(cfg.get("epsilon", 1e-3)))
         return _Tensor(layer, x.shape)
 
+    def zero_pad2d(self, layer: str, cfg: Mapping[str, Any], x: _Tensor) -> _Tensor:
+        """Keras ``ZeroPadding2D`` -> ONNX ``Pad`` (constant zeros) on H and W."""
+        self.check_channels_last(cfg, layer)
+        if len(x.shape) != 3:
+            raise UnsupportedModelError(f"layer {layer!r}: expects an image tensor, got shape {x.shape}")
+        raw = cfg.get("padding", 1)
+        if isinstance(raw, int):
+            (top, bottom), (left, right) = (raw, raw), (raw, raw)
+        elif all(isinstance(v, int) for v in raw):
+            (top, bottom), (left, right) = (raw[0], raw[0]), (raw[1], raw[1])
+        else:
+            (top, bottom), (left, right) = (tuple(v) for v in raw)
+        c, h, w = x.shape
+        pads = self.const(f"{layer}_pads", np.array([0, 0, top, left, 0, 0, bottom, right], dtype=np.int64))
+        self.node("Pad", [x.name, pads], layer, mode="constant")
+        return _Tensor(layer, (c, h + top + bottom, w + left + right))
+
     def pool2d(self, layer: str, cfg: Mapping[str, Any], x: _Tensor, op: str) -> _Tensor:
         """Keras ``MaxPooling2D`` / ``AveragePooling2D`` -> ONNX ``MaxPool`` / ``AveragePool``.
 
@@ -386,6 +404,7 @@ class _GraphBuilder:
 
 _SINGLE_INPUT: dict[str, Callable[[_GraphBuilder, str, Mapping[str, Any], _Tensor], _Tensor]] = {
     "Conv2D": _GraphBuilder.conv2d,
+    "ZeroPadding2D": _GraphBuilder.zero_pad2d,
     "SeparableConv2D": _GraphBuilder.separable_conv2d,
     "BatchNormalization": _GraphBuilder.batch_norm,
     "MaxPooling2D": lambda b, n, c, x: b.pool2d(n, c, x, "MaxPool"),

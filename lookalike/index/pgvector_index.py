@@ -139,13 +139,17 @@ class PgVectorIndex:
             params["allowed"] = [int(i) for i in allowed]
         sql = text(f"SELECT id, 1 - ({self._expr} <=> :q) AS sim FROM faces WHERE {where} "
                    f"ORDER BY {order} LIMIT :k").bindparams(bindparam("q", type_=Vector(self.dim)))
-        with self.engine.begin() as conn:
-            if self.hnsw:
-                conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, int(k))}"))
+        # autocommit: a read needs no BEGIN/ROLLBACK round trips; ef_search is set once per
+        # connection (lookalike.store.db), here only when k asks for a wider search
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if self.hnsw and k > EF_SEARCH:
+                conn.execute(text(f"SET hnsw.ef_search = {int(k)}"))
             for row, query in enumerate(queries):
                 found = conn.execute(sql, params | {"q": query}).all()
                 for col, (fid, sim) in enumerate(found):
                     ids[row, col], sims[row, col] = fid, sim
+            if self.hnsw and k > EF_SEARCH:
+                conn.execute(text(f"SET hnsw.ef_search = {EF_SEARCH}"))
         return sims, ids
 
     # the rows are the index: nothing to add, remove or save separately; only the count follows

@@ -44,9 +44,22 @@ def make_engine(url: str) -> Engine:
 
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
     except Exception as err:  # noqa: BLE001 - bad URL, missing driver
         raise ConfigError(f"cannot open database {url!r}: {err}") from err
+    if engine.dialect.name == "postgresql":
+        from ..index.pgvector_index import EF_SEARCH
+
+        @event.listens_for(engine, "connect")
+        def _pg_session(dbapi_conn, _record) -> None:  # noqa: ANN001
+            # once per connection, not per search: HNSW walks wide enough for look-alikes
+            # (a custom setting; it holds before pgvector's library is loaded, too)
+            prior = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            dbapi_conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+            dbapi_conn.autocommit = prior
+
+    return engine
 
 
 def _alembic_config(engine: Engine):
