@@ -1,6 +1,6 @@
 """Scale-out figures: PostgreSQL + pgvector against the embedded SQLite + FAISS default.
 
-    python bench/scale.py [--vectors 100000] [--photos 600] [--wide 10000]
+    python bench/scale.py [--vectors 100000] [--photos 600] [--wide 10000] [--only-wide]
 
 1. Search: ``--vectors`` synthetic 128-d face vectors (``bench/index.py``'s ``strangers``
    kind: drawn from Gaussians fitted to real Dlib vectors, queries from new people, so
@@ -222,12 +222,40 @@ def pg_ingest(folder: Path, photos: list[Path], workers: int) -> dict:
             "photos_per_s": round(len(photos) / seconds, 2)}
 
 
+def _wide_table(n: int, rows: dict) -> None:
+    table(f"wide vectors: {n:,} x 4096 look-alike vectors, k={K}",
+          ["backend", "search", "index", "dim", "p50 ms", "recall@10", "index MB"],
+          [[b, stage, r[stage]["index"][:40], r[stage]["dim"], r[stage]["p50_ms"], r[stage]["recall@10"],
+            round(r[stage]["index_bytes"] / 2**20, 1)]
+           for b, r in rows.items() for stage in ("exact_4096", "pca_256_rerank")])
+
+
+def only_wide(n: int) -> None:
+    import json
+
+    from _common import RESULTS
+
+    from lookalike import config
+
+    config.activate_weights_home()
+    saved = json.loads((RESULTS / "scale.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        rows = wide(Path(tmp), n)
+    _wide_table(n, rows)
+    saved["wide"] = {"vectors": n, **rows, "machine": machine()}
+    print("wrote", write("scale", saved))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vectors", type=int, default=100_000)
     ap.add_argument("--photos", type=int, default=600)
     ap.add_argument("--wide", type=int, default=10_000, help="4096-d vectors for the reduction figures")
+    ap.add_argument("--only-wide", action="store_true",
+                    help="re-measure the wide-vector section only; the other figures stay as saved")
     args = ap.parse_args()
+    if args.only_wide:
+        return only_wide(args.wide)
     from lookalike import config
 
     config.activate_weights_home()
@@ -259,11 +287,7 @@ def main() -> None:
     table(f"ingest into PostgreSQL, {args.photos} lfw-dev photos", ["workers", "ok", "s", "photos/s", "x peer"],
           [[r["workers"], r["ok"], r["seconds"], r["photos_per_s"],
             round(r["photos_per_s"] / ingest_peer["photos_per_s"], 2)] for r in [*ingest, ingest_peer]])
-    table(f"wide vectors: {args.wide:,} x 4096 look-alike vectors, k={K}",
-          ["backend", "search", "index", "dim", "p50 ms", "recall@10", "index MB"],
-          [[b, stage, r[stage]["index"][:40], r[stage]["dim"], r[stage]["p50_ms"], r[stage]["recall@10"],
-            round(r[stage]["index_bytes"] / 2**20, 1)]
-           for b, r in wide_rows.items() for stage in ("exact_4096", "pca_256_rerank")])
+    _wide_table(args.wide, wide_rows)
     table("per million faces (from the bytes measured above)", ["what", "GB"],
           [[k, v] for k, v in per_million.items()])
     print("wrote", write("scale", {"machine": machine(), "vectors": n,

@@ -7,6 +7,7 @@ nothing else does the work. Open one with :func:`lookalike.open`.
 from __future__ import annotations
 
 import copy
+import json
 import fcntl
 import os
 from contextlib import contextmanager
@@ -18,35 +19,13 @@ import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import (ConfigError, EmptyLibrary, IndexCorrupt, IndexOwnedElsewhere, LibraryBusy, ModelMismatch,
+from .errors import (ConfigError, EmptyLibrary, LibraryBusy, ModelMismatch,
                      NotFound, NothingIngested)
 from .faces import FacePipeline, FacesMode, Space
-from .index.faiss_index import FaissIndex, Manifest
+from .index.backends import DoctorReport, VectorBackend, for_dialect
 from .index.reduction import ReducedIndex
 from .store import db, repo
 from .weights import RECOGNITION_DIMS
-
-
-@dataclass
-class DoctorReport:
-    """How a space's index compares with the database."""
-
-    space: str
-    db_faces: int
-    index_faces: int
-    missing: int  # in the database, not in the index
-    orphans: int  # in the index, not in the database
-    error: str | None = None
-    fixed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.missing == 0 and self.orphans == 0
-
-    def to_dict(self) -> dict:
-        return {"space": self.space, "db_faces": self.db_faces, "index_faces": self.index_faces,
-                "missing": self.missing, "orphans": self.orphans, "error": self.error,
-                "fixed": self.fixed, "ok": self.ok}
 
 
 @dataclass
@@ -58,19 +37,21 @@ class Library:
     _sessions: object = field(init=False, repr=False)
     _space: Space | None = field(init=False, default=None)
     _space_id: int | None = field(init=False, default=None)
-    _index: FaissIndex | None = field(init=False, default=None, repr=False)
+    _index: object = field(init=False, default=None, repr=False)  # see the index property
     _pipeline: FacePipeline | None = field(init=False, default=None, repr=False)
     _centroids: dict | None = field(init=False, default=None, repr=False)
     _calibration: object = field(init=False, default=None, repr=False)
     _reduction: object = field(init=False, default=False, repr=False)  # False: not read yet
     _analyzers: dict = field(init=False, default_factory=dict, repr=False)
     revision: str = field(init=False, default="")
+    backend: VectorBackend = field(init=False, repr=False)  # where the vectors are indexed
 
     def __post_init__(self) -> None:
         config.activate_weights_home()
         self._engine = db.make_engine(self.settings.db_url)
         self.revision = db.migrate(self._engine)
         self._sessions = db.session_factory(self._engine)
+        self.backend = for_dialect(self._engine.dialect.name)  # type: ignore[attr-defined]
 
     # -- plumbing --------------------------------------------------------------------
     @contextmanager
@@ -125,17 +106,6 @@ class Library:
         raise EmptyLibrary(f"{self.settings.db_url}: the library is empty; "
                            "run: lookalike ingest PATH --db ...")
 
-    def _manifest(self) -> Manifest:
-        sp = self.space
-        with self.session() as session:
-            row = repo.get_space(session, sp.key)
-            uid = row.uid if row is not None else ""
-        red = self.reduction
-        return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
-                        dim=red.dim_out if red else RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
-                        ntotal=0, max_id=0, schema_revision=self.revision, space_uid=uid,
-                        reduction=red.uid if red else "")
-
     @property
     def reduction(self):  # noqa: ANN201
         """The space's stored PCA (:mod:`lookalike.index.reduction`), or None: wide vectors
@@ -153,7 +123,7 @@ class Library:
                 self._reduction = reduction.load(session, self._space_id)
         return self._reduction
 
-    def _index_vectors(self, ids) -> np.ndarray:  # noqa: ANN001
+    def index_vectors(self, ids) -> np.ndarray:  # noqa: ANN001
         """What the index holds for ``ids``: their vectors, reduced when the space is."""
         full = self._vectors(ids)
         return self.reduction.apply(full) if self.reduction is not None else full
@@ -161,35 +131,24 @@ class Library:
     @property
     def vectors_in_db(self) -> bool:
         """PostgreSQL keeps and searches the vectors itself (pgvector); elsewhere a FAISS file does."""
-        return self._engine.dialect.name == "postgresql"  # type: ignore[attr-defined]
+        return self.backend.vectors_in_db
 
     @property
-    def index(self) -> FaissIndex:
-        """The space's FAISS index, topped up from the database if a crash left it behind;
-        on PostgreSQL the pgvector column (:class:`lookalike.index.pgvector_index.PgVectorIndex`)."""
-        if self._index is None and self.vectors_in_db:
-            from .index.pgvector_index import PgVectorIndex
-
-            red = self.reduction
-            self._index = PgVectorIndex(self._engine, self.space.key, self._space_id or self._existing_space_id(),
-                                        red.dim_out if red else RECOGNITION_DIMS[self.space.model],
-                                        reduced=red is not None)
-            self._index.vector_source = self._index_vectors
+    def index(self):  # noqa: ANN201
+        """The space's index (:mod:`lookalike.index.backends`): a FAISS file topped up from the
+        database, or the pgvector column; wrapped to re-rank on full vectors when the space
+        is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
+        if self._index is not None and self.backend.changed(self._index):
+            self._index = None  # another process saved a newer one: read it
         if self._index is None:
-            space_id = self._space_id or self._existing_space_id()
-            index = FaissIndex.load(self.settings.index_dir, self._manifest())
-            with self.session() as session:
-                count, top = repo.face_count_and_max(session, space_id)
-            have = index.ids()
-            if count != len(have) or (count and top != int(have.max())):
-                with self.session() as session:
-                    ids = repo.face_ids(session, space_id)
-                index.reconcile(ids, self._index_vectors)
-            index.vector_source = self._index_vectors
-            self._index = index
+            self._index = self.backend.open_index(self)
         if self.reduction is not None and not isinstance(self._index, ReducedIndex):
             self._index = ReducedIndex(self._index, self.reduction, self._vectors)
         return self._index
+
+    def forget_index(self) -> None:
+        """Drop the open index: the next use opens it afresh (after a rebuild elsewhere)."""
+        self._index = None
 
     def analyzer(self, name):  # noqa: ANN001, ANN201
         """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
@@ -233,9 +192,7 @@ class Library:
         """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
         (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
         keep them apart (:mod:`lookalike.queue`)."""
-        from contextlib import nullcontext
-
-        return nullcontext() if self.vectors_in_db else self.write_lock()
+        return self.backend.writers(self)
 
     def db_vector_writer(self, session):  # noqa: ANN001, ANN201
         """What goes into ``faces.vec`` for a new face: on PostgreSQL the vector itself, or
@@ -287,10 +244,10 @@ class Library:
         with self._writers():
             self.space_id  # noqa: B018 - create the space row before the index loads
             index = self.index
-            if index.ntotal and not self._saved_matches(index):
+            if index.ntotal and not self.backend.saved_matches(self, index):
                 index.save()
             options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=analyzer)
-            run = ingest.run_queued if self.vectors_in_db else ingest.run
+            run = self.backend.ingest_runner()
             report = run(self, list(items), options, progress, skipped_files)
             self._centroids = None
             if self.vectors_in_db:  # the workers wrote the rows: count them afresh
@@ -363,23 +320,9 @@ class Library:
             return repo.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
 
     def index_info(self) -> dict:
-        """The index in use, what the choice rules would pick now, and its upkeep state."""
-        from .index.choice import choose
-
-        index = self.index
-        if self.vectors_in_db:
-            return self._pg_index_info(index)
-        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
-        rule = choose(index.ntotal, index.manifest.dim, self.settings.index_budget)
-        todo = self._upkeep_plan(index)
-        return {"space": self.space.key, "index_key": index.manifest.index_key,
-                "params": index.manifest.params, "pinned": index.manifest.pinned,
-                "ntotal": index.ntotal, "dim": index.manifest.dim,
-                "tombstones": len(index.manifest.tombstones),
-                "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
-                "bytes": path.stat().st_size if path.exists() else 0,
-                "rules_choose": rule.key, "rules_reason": rule.reason,
-                "rebuild_advised": todo.rebuild, "upkeep": todo.reason, "reduction": self._reduction_info()}
+        """The index in use, what the choice rules would pick now, its upkeep state and the
+        space's reduction."""
+        return self.backend.info(self, self.index) | {"reduction": self._reduction_info()}
 
     def _reduction_info(self) -> dict:
         from .index import reduction
@@ -391,45 +334,18 @@ class Library:
         out["plan"] = reduction.plan(RECOGNITION_DIMS[self.space.model], n, red).reason
         return out
 
-    def _pg_index_info(self, index) -> dict:  # noqa: ANN001
-        from sqlalchemy import text
-
-        with self._engine.connect() as conn:  # type: ignore[attr-defined]
-            size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
-                                {"n": index.index_name}).scalar_one()
-        n = index.ntotal
-        return {"space": self.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
-                "pinned": False, "ntotal": n, "dim": index.dim, "tombstones": 0, "tombstone_share": 0.0,
-                "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
-                "rules_choose": index.manifest.index_key,
-                "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
-                "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index",
-                "reduction": self._reduction_info()}
-
     def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
         """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
         keeps it from then on) or the rules' choice for the current size; drops tombstones.
         ``reduce`` first trains a PCA to that many dimensions on the stored faces, now."""
-        if self.vectors_in_db:
-            if key is not None:
-                raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
-                                  "(rebuild without --key to REINDEX it)")
-            if reduce is not None:
-                self._train_reduction(reduce)
-            self.index.rebuild()
-            return self.index_info()
-        with self.write_lock():
-            if reduce is not None:
-                self._train_reduction(reduce)
-            self._rebuild(key, pinned=key is not None)
+        self.backend.rebuild(self, key, reduce)
         return self.index_info()
 
-    def _train_reduction(self, dim_out: int) -> None:
-        """Fit a PCA to a sample of the space's faces, store it, and make the index follow:
-        on PostgreSQL every ``faces.vec`` is rewritten and the HNSW index re-made in the
-        same transaction; the FAISS file is rebuilt by the caller."""
+    def train_reduction(self, dim_out: int) -> None:
+        """Fit a PCA to a sample of the space's faces and store it; the backend makes the
+        stored vectors follow in the same transaction (PostgreSQL) or rebuilds its file
+        afterwards (the caller, holding the write lock)."""
         from .index import reduction
-        from .index.pgvector_index import PgVectorIndex
 
         space_id = self._existing_space_id()
         with self.session() as session:
@@ -439,70 +355,23 @@ class Library:
         red = reduction.train(self._vectors(sample), dim_out)
         with self.session() as session:
             reduction.store(session, space_id, red)
-            if self.vectors_in_db:  # the table lock is held: no writer adds a face until commit
-                PgVectorIndex.drop_indexes(session, space_id)
-                ids = repo.face_ids(session, space_id)
-                for start in range(0, len(ids), 5000):
-                    chunk = ids[start:start + 5000]
-                    PgVectorIndex.write_vectors(session, chunk, red.apply(repo.vectors(
-                        session, chunk, RECOGNITION_DIMS[self.space.model])))
+            self.backend.reduction_stored(self, session, space_id, red)
             session.commit()
         self._reduction, self._index = red, None
 
-    def _rebuild(self, key: str | None, pinned: bool) -> None:
-        from .index.choice import choose, default_params
-
-        with self.session() as session:
-            ids = repo.face_ids(session, self._existing_space_id())
-        manifest = self._manifest()
-        dim = manifest.dim
-        choice = choose(len(ids), dim, self.settings.index_budget)
-        key = key or choice.key
-        manifest.index_key, manifest.pinned = key, pinned
-        manifest.params = choice.params if key == choice.key else default_params(key, len(ids))
-        vectors = self._index_vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
-        try:
-            index = FaissIndex.build(self.settings.index_dir, manifest, ids, vectors)
-        except RuntimeError as err:
-            raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
-        index.save()
-        index.vector_source = self._index_vectors
-        self._index = index
-
-    def _upkeep_plan(self, index: FaissIndex):  # noqa: ANN202
-        from .index import upkeep
-
-        m = index.manifest
-        return upkeep.plan(m.index_key, m.pinned, index.ntotal, m.dim, index.tombstone_share,
-                           self.settings.index_budget)
-
     def _upkeep(self) -> str | None:
-        """After ingest or removal (write lock held): rebuild if the upkeep rules say so.
-        Returns the reason when it rebuilt. Wide spaces first get (or renew) their PCA."""
+        """After ingest or removal (writers held): a wide space first gets (or renews) its
+        PCA; then the backend's own rules. Returns the reason when it rebuilt."""
         from .index import reduction
 
         with self.session() as session:
             n = repo.face_count_and_max(session, self._existing_space_id())[0]
-        todo_pca = reduction.plan(RECOGNITION_DIMS[self.space.model], n, self.reduction)
-        if todo_pca.train:
-            self._train_reduction(todo_pca.dim_out)
-            if not self.vectors_in_db:
-                self._rebuild(None, pinned=False)
-            return todo_pca.reason
-        if self.vectors_in_db:
-            return None  # PostgreSQL maintains its HNSW index as rows come and go
-        index = self.index
-        todo = self._upkeep_plan(index)
-        if not todo.rebuild:
-            return None
-        self._rebuild(todo.key, pinned=index.manifest.pinned)
-        return todo.reason
-
-    def _saved_matches(self, index: FaissIndex) -> bool:
-        if self.vectors_in_db:
-            return True
-        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
-        return path.exists() and index.manifest.ntotal == index.ntotal
+        todo = reduction.plan(RECOGNITION_DIMS[self.space.model], n, self.reduction)
+        if todo.train:
+            self.train_reduction(todo.dim_out)
+            self.backend.reduction_committed(self)
+            return todo.reason
+        return self.backend.upkeep(self)
 
     def search(self, photo, k: int = 5, **options):  # noqa: ANN001, ANN003
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
@@ -592,11 +461,13 @@ class Library:
         conditions = []
         for f in filters:
             if f.key is FilterKey.tag:
-                conditions.append(Person.tags.like(f'%"{normalise_tag(f.value)}"%'))
+                # tags are stored as a JSON list: match the tag as JSON writes it, quotes included
+                quoted = _literal_like(json.dumps(normalise_tag(f.value)))
+                conditions.append(Person.tags.like(f"%{quoted}%", escape="\\"))
             elif f.key is FilterKey.organisation:
-                conditions.append(Person.organisation.ilike(f.value))
+                conditions.append(Person.organisation.ilike(_literal_like(f.value), escape="\\"))
             elif f.key is FilterKey.role:
-                conditions.append(Person.role.ilike(f.value))
+                conditions.append(Person.role.ilike(_literal_like(f.value), escape="\\"))
             else:
                 conditions.append(Person.name == f.value)
         if consented_only:
@@ -616,22 +487,7 @@ class Library:
             out = repo.counts(session, space_id)
             out["statuses"] = repo.status_counts(session, space_id)
             out["estimates"] = repo.estimate_summary(session, space_id)
-        index = self.index
-        if self.vectors_in_db:
-            info = self._pg_index_info(index)
-            out["index"] = {"space": self.space.key, "model": self.space.model, "detector": self.space.detector,
-                            "aligner": self.space.aligner, "dim": index.dim, "metric": "cosine (pgvector <=>)",
-                            "index_key": info["index_key"], "ntotal": info["ntotal"], "file": info["file"],
-                            "bytes": info["bytes"]}
-            out["db"] = self.settings.db_url
-            return out
-        path, _ = FaissIndex.paths(self.settings.index_dir, self.space.key)
-        out["index"] = {
-            "space": self.space.key, "model": self.space.model, "detector": self.space.detector,
-            "aligner": self.space.aligner, "dim": index.manifest.dim, "metric": "cosine (inner product)",
-            "index_key": index.manifest.index_key, "ntotal": index.ntotal, "file": str(path),
-            "bytes": path.stat().st_size if path.exists() else 0,
-        }
+        out["index"] = self.backend.stats(self, self.index)
         out["db"] = self.settings.db_url
         return out
 
@@ -645,39 +501,13 @@ class Library:
         return reports
 
     def _doctor_space(self, fix: bool) -> DoctorReport:
-        with self.session() as session:
-            ids = repo.face_ids(session, self.space_id)
-        if self.vectors_in_db:  # no file to drift; only rows stored before pgvector lack a vector
-            index = self.index
-            missing = index.missing()
-            report = DoctorReport(self.space.key, len(ids), len(ids) - len(missing), len(missing), 0)
-            if fix and len(missing):
-                index.fill(missing, self._index_vectors)
-                report.fixed, report.missing, report.index_faces = True, 0, len(ids)
-            return report
-        error = None
-        try:
-            index = FaissIndex.load(self.settings.index_dir, self._manifest())
-        except IndexOwnedElsewhere as err:  # never "fix" another library's file
-            return DoctorReport(self.space.key, len(ids), 0, len(ids), 0, error=str(err))
-        except (IndexCorrupt, ModelMismatch) as err:
-            error, index = str(err), None
-        have = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
-        report = DoctorReport(self.space.key, len(ids), len(have),
-                              missing=len(np.setdiff1d(ids, have)),
-                              orphans=len(np.setdiff1d(have, ids)), error=error)
-        if index is not None and not FaissIndex.paths(self.settings.index_dir, self.space.key)[0].exists() \
-                and len(ids):
-            report.error = "index file missing"
-        if fix and not report.ok:
-            with self.write_lock():
-                index = FaissIndex(self.settings.index_dir, self._manifest()) if index is None else index
-                index.reconcile(ids, self._index_vectors)
-                index.save()
-            report.fixed = True
-            report.error, report.missing, report.orphans = None, 0, 0
-            report.index_faces = index.ntotal
-        return report
+        return self.backend.doctor(self, fix)
+
+
+def _literal_like(value: str) -> str:
+    """``value`` as a LIKE pattern that matches only itself (a filter is a value, never a
+    pattern: ``organisation=%`` must not match everyone)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | Path | None = None,

@@ -28,6 +28,17 @@ def small_lib(faces, tmp_path_factory):
     return db, json.loads(result.stdout)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def any_lib(request, faces, tmp_path_factory):
+    """The same small library on each backend, for the behaviour tests that must hold on both."""
+    from conftest import make_backend
+
+    db = make_backend(request, tmp_path_factory.mktemp("cli-any"), request.param)
+    result = run("ingest", str(faces / "celeb" / "face_recognition"), *db.args(), "--json")
+    assert result.returncode == 0, result.stderr
+    return db, json.loads(result.stdout)
+
+
 def test_help_is_instant_and_imports_nothing_heavy():
     code = ("import sys, lookalike.cli; heavy = {'deepface', 'dlib', 'faiss', 'cv2', 'sqlalchemy', "
             "'numpy'} & {m.split('.')[0] for m in sys.modules}; print(sorted(heavy))")
@@ -36,17 +47,17 @@ def test_help_is_instant_and_imports_nothing_heavy():
     assert run("--help").returncode == 0
 
 
-def test_ingest_json_summary(small_lib):
-    _, summary = small_lib
+def test_ingest_json_summary(any_lib):
+    _, summary = any_lib
     assert summary["statuses"]["ok"] == summary["processed"] > 0
     for key in ("photos", "faces", "photos_per_s", "faces_per_s", "seconds", "library"):
         assert key in summary
 
 
-def test_search_json_shape(small_lib, faces):
-    db, _ = small_lib
+def test_search_json_shape(any_lib, faces):
+    db, _ = any_lib
     query = faces / "bad-inputs/collected/multi_face__obama_and_biden.jpg"
-    result = run("search", str(query), "--db", str(db), "-k", "2", "--json")
+    result = run("search", str(query), *db.args(), "-k", "2", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["query"] == str(query)
@@ -65,28 +76,28 @@ def test_search_json_shape(small_lib, faces):
     assert {"barack_obama", "joe_biden"} <= people
 
 
-def test_search_table_output(small_lib, faces):
-    db, _ = small_lib
+def test_search_table_output(any_lib, faces):
+    db, _ = any_lib
     result = run("search", str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg"),
-                 "--db", str(db))
+                 *db.args())
     assert result.returncode == 0 and "barack_obama" in result.stdout
 
 
-def test_search_with_no_face_exits_non_zero_with_a_clear_message(small_lib, faces):
-    db, _ = small_lib
+def test_search_with_no_face_exits_non_zero_with_a_clear_message(any_lib, faces):
+    db, _ = any_lib
     photo = faces / "bad-inputs/collected/non_face_scene__skimage_coffee.png"
-    result = run("search", str(photo), "--db", str(db))
+    result = run("search", str(photo), *db.args())
     assert result.returncode == 1
     assert "no face found" in result.stderr and str(photo) in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_search_on_corrupt_or_missing_file(small_lib, faces):
-    db, _ = small_lib
+def test_search_on_corrupt_or_missing_file(any_lib, faces):
+    db, _ = any_lib
     corrupt = faces / "bad-inputs/generated/corrupt__truncated.jpg"
-    result = run("search", str(corrupt), "--db", str(db))
+    result = run("search", str(corrupt), *db.args())
     assert result.returncode == 1 and "truncated" in result.stderr and str(corrupt) in result.stderr
-    result = run("search", "/nonexistent.jpg", "--db", str(db))
+    result = run("search", "/nonexistent.jpg", *db.args())
     assert result.returncode == 1 and "/nonexistent.jpg: no such file" in result.stderr
 
 
@@ -96,9 +107,9 @@ def test_search_on_empty_library(tmp_path, faces):
     assert result.returncode == 1 and "empty" in result.stderr and "lookalike ingest" in result.stderr
 
 
-def test_stats_json(small_lib):
-    db, summary = small_lib
-    result = run("stats", "--db", str(db), "--json")
+def test_stats_json(any_lib):
+    db, summary = any_lib
+    result = run("stats", *db.args(), "--json")
     data = json.loads(result.stdout)
     assert data["photos"] == summary["photos"] and data["faces"] == summary["faces"]
     assert data["people"] == 6
@@ -246,10 +257,10 @@ def test_readme_documents_every_option_of_every_command():
     assert not missing, f"README does not mention: {missing}"
 
 
-def test_search_options_per_person_centroid_and_filters(small_lib, faces):
-    db, _ = small_lib
+def test_search_options_per_person_centroid_and_filters(any_lib, faces):
+    db, _ = any_lib
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
-    per_person = json.loads(run("search", query, "--db", str(db), "-k", "4", "--per-person", "--json").stdout)
+    per_person = json.loads(run("search", query, *db.args(), "-k", "4", "--per-person", "--json").stdout)
     people = [m["person"] for m in per_person["faces"][0]["matches"]]
     assert len(people) == 4 and len(set(people)) == 4 and people[0] == "barack_obama"
     face = per_person["faces"][0]
@@ -257,59 +268,55 @@ def test_search_options_per_person_centroid_and_filters(small_lib, faces):
     top = face["matches"][0]
     assert top["verdict"] == "same_person" and top["person_centroid_similarity"] > 0.9
     assert all(m["verdict"] in ("same_person", "lookalike", "weak") for m in face["matches"])
-    by_centroid = json.loads(run("search", query, "--db", str(db), "-k", "3", "--by", "centroid",
+    by_centroid = json.loads(run("search", query, *db.args(), "-k", "3", "--by", "centroid",
                                  "--json").stdout)["faces"][0]["matches"]
     cents = [m["person_centroid_similarity"] for m in by_centroid]
     assert cents == sorted(cents, reverse=True) and by_centroid[0]["person"] == "barack_obama"
-    only = json.loads(run("search", query, "--db", str(db), "-k", "3", "--filter", "person=joe_biden",
+    only = json.loads(run("search", query, *db.args(), "-k", "3", "--filter", "person=joe_biden",
                           "--json").stdout)["faces"][0]["matches"]
     assert only and {m["person"] for m in only} == {"joe_biden"}
-    nobody = run("search", query, "--db", str(db), "--consented-only", "--json")
+    nobody = run("search", query, *db.args(), "--consented-only", "--json")
     assert nobody.returncode == 0 and json.loads(nobody.stdout)["faces"][0]["matches"] == []
-    bad = run("search", query, "--db", str(db), "--filter", "colour=blue")
+    bad = run("search", query, *db.args(), "--filter", "colour=blue")
     assert bad.returncode == 2 and "unknown filter key" in bad.stderr
 
 
-def test_remove_person_leaves_no_trace(faces, tmp_path):
-    db = tmp_path / "r.db"
-    assert run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+def test_remove_person_leaves_no_trace(faces, backend):
+    db = backend
+    assert run("ingest", str(faces / "celeb" / "face_recognition"), *db.args(), "-q").returncode == 0
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
-    before = json.loads(run("stats", "--db", str(db), "--json").stdout)
-    result = run("remove", "--person", "barack_obama", "--db", str(db), "--json")
+    before = json.loads(run("stats", *db.args(), "--json").stdout)
+    result = run("remove", "--person", "barack_obama", *db.args(), "--json")
     assert result.returncode == 0, result.stderr
     removed = json.loads(result.stdout)
     assert removed["photos"] >= 3 and removed["faces"] == removed["photos"]
-    after = json.loads(run("stats", "--db", str(db), "--json").stdout)
+    after = json.loads(run("stats", *db.args(), "--json").stdout)
     assert after["faces"] == before["faces"] - removed["faces"]
     assert after["people"] == before["people"] - 1 and after["index"]["ntotal"] == after["faces"]
-    found = json.loads(run("search", query, "--db", str(db), "-k", "50", "--json").stdout)
+    found = json.loads(run("search", query, *db.args(), "-k", "50", "--json").stdout)
     assert all(m["person"] != "barack_obama" for m in found["faces"][0]["matches"])
     assert found["faces"][0]["matches"][0]["verdict"] != "same_person"
-    centroid = json.loads(run("search", query, "--db", str(db), "-k", "50", "--by", "centroid",
+    centroid = json.loads(run("search", query, *db.args(), "-k", "50", "--by", "centroid",
                               "--json").stdout)["faces"][0]["matches"]
     assert all(m["person"] != "barack_obama" for m in centroid)
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("select count(*) from people where name='barack_obama'").fetchone()[0] == 0
-        assert conn.execute("select count(*) from photos where path like '%obama%'").fetchone()[0] == 0
-        corpus_count = conn.execute("select count from centroids where person_id is null").fetchone()[0]
-    assert corpus_count == after["faces"]
-    assert run("doctor", "--db", str(db)).returncode == 0
-    again = run("remove", "--person", "barack_obama", "--db", str(db))
+    assert db.sql("select count(*) from people where name='barack_obama'") == [(0,)]
+    assert db.sql("select count(*) from photos where path like '%obama%'") == [(0,)]
+    assert db.sql("select count from centroids where person_id is null") == [(after["faces"],)]
+    assert run("doctor", *db.args()).returncode == 0
+    again = run("remove", "--person", "barack_obama", *db.args())
     assert again.returncode == 1 and "no person named 'barack_obama'" in again.stderr
 
 
-def test_remove_photo(faces, tmp_path):
-    db = tmp_path / "p.db"
+def test_remove_photo(faces, backend):
+    db = backend
     folder = faces / "celeb" / "face_recognition"
-    assert run("ingest", str(folder), "--db", str(db), "-q").returncode == 0
+    assert run("ingest", str(folder), *db.args(), "-q").returncode == 0
     photo = next((folder / "joe_biden").glob("*.jpg"))
-    result = json.loads(run("remove", "--photo", str(photo), "--db", str(db), "--json").stdout)
+    result = json.loads(run("remove", "--photo", str(photo), *db.args(), "--json").stdout)
     assert result["photos"] == 1 and result["faces"] == 1
-    found = json.loads(run("search", str(photo), "--db", str(db), "-k", "20", "--json").stdout)
+    found = json.loads(run("search", str(photo), *db.args(), "-k", "20", "--json").stdout)
     assert all(m["photo"] != str(photo) for f in found["faces"] for m in f["matches"])
-    assert run("doctor", "--db", str(db)).returncode == 0
+    assert run("doctor", *db.args()).returncode == 0
 
 
 def test_person_sorted_by_centroid_with_planted_outlier_and_montage(planted_db, tmp_path):

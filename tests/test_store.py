@@ -123,3 +123,29 @@ def test_reconcile_adds_missing_and_drops_orphans(tmp_path):
     assert sorted(index.ids().tolist()) == list(range(1, 8))
     sims, ids = index.search(vecs[5], 1)
     assert ids[0][0] == 5
+
+
+def test_a_reader_notices_a_newer_saved_index_and_never_reads_a_torn_pair(tmp_path):
+    writer = FaissIndex(tmp_path, _manifest())
+    vecs = _vectors(20)
+    writer.add(np.arange(1, 11), vecs[:10])
+    writer.save()
+    reader = FaissIndex.load(tmp_path, _manifest())
+    assert not reader.changed_on_disk() and reader.ntotal == 10
+    import os
+    import time
+
+    time.sleep(0.01)
+    writer.add(np.arange(11, 21), vecs[10:])
+    writer.save()
+    assert reader.changed_on_disk() and not writer.changed_on_disk()
+    assert FaissIndex.load(tmp_path, _manifest()).ntotal == 20
+    # a writer caught between its two renames: new index file, old manifest
+    manifest = (tmp_path / "M__d__chip.json").read_text()
+    writer.add(np.arange(21, 23), _vectors(2, seed=1))
+    writer.save()
+    (tmp_path / "M__d__chip.json").write_text(manifest)
+    torn = FaissIndex.load(tmp_path, _manifest())
+    assert not torn.consistent()  # seen as torn; retried, then accepted for the caller to reconcile
+    os.utime(tmp_path / "M__d__chip.json")
+    assert torn.ids().max() == 22

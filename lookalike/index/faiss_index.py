@@ -10,6 +10,7 @@ dimension is refused with a message naming the file.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -70,6 +71,7 @@ class FaissIndex:
         self._index = index
         # optional: ids -> exact vectors, for re-ranking compressed (PQ) candidates
         self.vector_source = None
+        self.stamp: int | None = None  # the saved pair this object matches (changed_on_disk)
 
     @classmethod
     def build(cls, folder: Path, manifest: Manifest, ids: np.ndarray, vectors: np.ndarray) -> "FaissIndex":
@@ -101,9 +103,46 @@ class FaissIndex:
     def file(self) -> Path:
         return self.paths(self.folder, self.manifest.space)[0]
 
+    @staticmethod
+    def stamp_of(folder: Path, space: str) -> int | None:
+        """When the saved pair last changed (the manifest is written last), or None."""
+        try:
+            return Path(folder, f"{space}.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def changed_on_disk(self) -> bool:
+        """Whether another process saved a newer index since this one was read or saved:
+        a long-running reader (the web app, a kiosk) then opens the new one."""
+        return self.stamp_of(self.folder, self.manifest.space) != self.stamp
+
     @classmethod
     def load(cls, folder: Path, expected: Manifest) -> "FaissIndex":
-        """The saved index of ``expected.space``, or an empty one if none was saved."""
+        """The saved index of ``expected.space``, or an empty one if none was saved.
+
+        A writer replaces the index file, then the manifest: a reader that lands between
+        the two reads an index the manifest does not describe. The pair is read again
+        (a few times, briefly) until they agree; a pair a crash left disagreeing is
+        accepted, and the caller's reconcile with the database repairs it."""
+        for attempt in range(5):
+            stamp = cls.stamp_of(folder, expected.space)
+            index = cls._load_once(folder, copy.deepcopy(expected))
+            if index.consistent() or attempt == 4:
+                index.stamp = stamp
+                expected.__dict__.update(index.manifest.__dict__)
+                index.manifest = expected
+                return index
+            time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def consistent(self) -> bool:
+        """The manifest describes this index (count and highest id)."""
+        ids = self.ids()
+        top = int(ids.max()) if len(ids) else 0
+        return self.manifest.ntotal == self.ntotal and self.manifest.max_id in (0, top)
+
+    @classmethod
+    def _load_once(cls, folder: Path, expected: Manifest) -> "FaissIndex":
         import faiss
 
         index_path, manifest_path = cls.paths(folder, expected.space)
@@ -139,7 +178,7 @@ class FaissIndex:
             raise IndexCorrupt(f"{index_path}: not an id-mapped index; run: lookalike doctor --fix")
         expected.index_key, expected.params = saved.index_key, saved.params
         expected.tombstones, expected.pinned = saved.tombstones, saved.pinned
-        expected.ntotal = int(index.ntotal) - len(saved.tombstones)
+        expected.ntotal, expected.max_id = saved.ntotal, saved.max_id
         # keep read_index's own wrapper: it owns the C++ object (a downcast copy would not)
         return cls(folder, expected, index)
 
@@ -159,6 +198,7 @@ class FaissIndex:
         tmp = manifest_path.with_name(f".{manifest_path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(asdict(self.manifest), indent=2))
         _fsync_replace(tmp, manifest_path)
+        self.stamp = self.stamp_of(self.folder, self.manifest.space)
 
     # -- content ---------------------------------------------------------------------
     def ids(self) -> np.ndarray:
@@ -196,7 +236,24 @@ class FaissIndex:
             present = np.intersect1d(ids, faiss_ids(self._index))
             fresh = np.setdiff1d(present, np.asarray(self.manifest.tombstones, dtype=np.int64))
             self.manifest.tombstones = sorted(set(self.manifest.tombstones) | set(fresh.tolist()))
+            self._erase(fresh)
             return len(fresh)
+
+    def _erase(self, ids: np.ndarray) -> None:
+        """Overwrite the stored vectors of tombstoned ids with zeros. A graph cannot drop a
+        node, but a removed person's face must not stay readable in the file until the next
+        rebuild: the node stays as a waypoint, its vector is gone (and the tombstone keeps
+        it out of every answer)."""
+        import faiss
+
+        storage = getattr(faiss.downcast_index(self._index.index), "storage", None)
+        flat = faiss.downcast_index(storage) if storage is not None else None
+        if flat is None or not hasattr(flat, "codes") or len(ids) == 0:
+            return
+        rows = np.nonzero(np.isin(faiss_ids(self._index), ids))[0]
+        codes = faiss.vector_to_array(flat.codes)
+        codes.reshape(-1, flat.code_size)[rows] = 0
+        faiss.copy_array_to_vector(codes, flat.codes)
 
     @property
     def tombstone_share(self) -> float:

@@ -40,6 +40,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # deleted rows (a removed person) are overwritten with zeros, not left in free
+            # pages of the file for anyone with a hex editor
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

@@ -1,0 +1,319 @@
+"""Reliability figures (issue 9): crashes, concurrency, hostile input — one table.
+
+    python bench/reliability.py [--photos 300] [--kills 20] [--fuzz 3000]
+
+1. **Crash consistency.** A real ``lookalike ingest`` of ``--photos`` lfw-dev photos (two
+   workers) is SIGKILLed — writer and workers, no clean-up — ``--kills`` times at random
+   moments (uniform over the run: model loading, between and during batch commits, during
+   index saves), each time resumed by the next run; then ``lookalike remove --person`` is
+   killed mid-way 5 times. After every kill: no duplicate photo row, no ``ok`` photo
+   without its face, the saved index holds only faces the database holds (or faces a
+   killed removal had not yet dropped). At the end: every photo has a status, ``doctor``
+   is clean, each sampled photo finds itself first, removed people are gone.
+2. **Concurrency.** While an ingest writes, a separate process searches the library
+   without pause (vectors of known photos, ``search_vectors``): searches run / failed,
+   answers naming a face the database does not hold, whether the reader picked up the
+   faces added meanwhile. Then two ingests start at once on one library: the second must
+   refuse with the "being written" message and nothing may break.
+3. **Hostile input.** ``--fuzz`` random and mutated byte strings through the decoder
+   (a valid image or a ``BadImage``; slowest decode), random manifests (CSV, JSONL) and
+   filter strings: inputs tried / crashed.
+
+Machine: whatever runs it (the README's figures: the 2-core VM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import lfw_photos, machine, table, write  # noqa: E402
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lookalike.cli", *args]
+
+
+def make_corpus(folder: Path, photos: list[Path]) -> int:
+    for p in photos:
+        target = folder / p.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        (target / p.name).symlink_to(p)
+    return len(photos)
+
+
+def sql(db: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        return conn.execute(query).fetchall()
+
+
+def index_ids(index_dir: Path) -> set[int]:
+    """Face ids in the saved FAISS file(s), read the way the library reads them."""
+    import faiss
+
+    from lookalike.index.faiss_index import faiss_ids
+
+    out: set[int] = set()
+    for path in index_dir.glob("*.faiss"):
+        out |= {int(i) for i in faiss_ids(faiss.read_index(str(path)))}
+    return out
+
+
+def invariants(db: Path, index_dir: Path, removed_ids: set[int]) -> list[str]:
+    """What must hold after any kill; the names of what does not."""
+    broken = []
+    if sql(db, "select count(*) from (select path from photos group by space_id, path having count(*) > 1)")[0][0]:
+        broken.append("duplicate photo rows")
+    if sql(db, "select count(*) from photos p where status = 'ok' and not exists "
+               "(select 1 from faces f where f.photo_id = p.id)")[0][0]:
+        broken.append("ok photo without its face")
+    db_ids = {r[0] for r in sql(db, "select id from faces")}
+    if index_ids(index_dir) - db_ids - removed_ids:
+        broken.append("index holds a face the database never committed")
+    return broken
+
+
+def crash(folder: Path, n_photos: int, kills: int, rng: random.Random) -> dict:
+    corpus = folder / "corpus"
+    n = make_corpus(corpus, lfw_photos(n_photos))
+    db, index_dir = folder / "crash.db", folder / "indexes"
+    args = ["--db", str(db), "--index-dir", str(index_dir), "-q", "--workers", "2"]
+    # a full run's length, to spread the kills over it
+    started = time.perf_counter()
+    subprocess.run(cli("ingest", str(corpus), *args), capture_output=True, check=True)
+    full = time.perf_counter() - started
+    db.unlink()
+    for extra in folder.glob("crash.db-*"):
+        extra.unlink()
+    for f in index_dir.iterdir():
+        f.unlink()
+    landed, finished, broken = 0, 0, []
+    for i in range(kills):
+        proc = subprocess.Popen(cli("ingest", str(corpus), *args), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.5, full))
+            finished += 1
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            landed += 1
+        if db.exists():
+            broken += [f"ingest kill {i + 1}: {b}" for b in invariants(db, index_dir, set())]
+    done = subprocess.run(cli("ingest", str(corpus), *args[:-3], "--json"), capture_output=True, text=True)
+    summary = json.loads(done.stdout) if done.returncode == 0 else {}
+    photos = {r[0] for r in sql(db, "select path from photos")}
+    lost = n - len(photos)
+    duplicates = sql(db, "select count(*) - count(distinct path) from photos")[0][0]
+    # removals killed mid-way: each then finished by a second run
+    people = [r[0] for r in sql(db, "select name from people order by name")]
+    victims = rng.sample(people, 5)
+    remove_landed = 0
+    for name in victims:
+        before = {r[0] for r in sql(db, f"select f.id from faces f join people p on p.id = f.person_id "
+                                        f"where p.name = '{name}'")}
+        proc = subprocess.Popen(cli("remove", "--person", name, "--db", str(db), "--index-dir", str(index_dir)),
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 3.0))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            remove_landed += 1
+        broken += [f"remove kill {name}: {b}" for b in invariants(db, index_dir, before)]
+        subprocess.run(cli("remove", "--person", name, "--db", str(db), "--index-dir", str(index_dir)),
+                       capture_output=True)
+        if sql(db, f"select count(*) from people where name = '{name}'")[0][0]:
+            broken.append(f"{name} still in the library after remove")
+    doctor = subprocess.run(cli("doctor", "--db", str(db), "--index-dir", str(index_dir), "--json"),
+                            capture_output=True, text=True)
+    doctor_ok = doctor.returncode == 0 and json.loads(doctor.stdout)["ok"]
+    found_self, sampled = self_search(db, index_dir, rng)
+    return {"photos": n, "full_run_s": round(full, 1), "kills_tried": kills, "kills_landed": landed,
+            "runs_finished_before_kill": finished, "remove_kills_tried": len(victims),
+            "remove_kills_landed": remove_landed, "broken": broken, "photos_lost": lost,
+            "duplicates": int(duplicates), "final_statuses": summary.get("statuses", {}),
+            "doctor_ok": bool(doctor_ok), "self_search": f"{found_self}/{sampled}"}
+
+
+def self_search(db: Path, index_dir: Path, rng: random.Random) -> tuple[int, int]:
+    """Sampled stored photos searched by their stored vectors: each must find itself first."""
+    import lookalike
+    from lookalike.store import repo
+
+    with lookalike.open(db, index_dir=index_dir) as lib:
+        ids = lib.index.ids()
+        sample = [int(i) for i in rng.sample(list(ids), min(20, len(ids)))]
+        vectors = lib._vectors(sample)  # noqa: SLF001
+        hits = 0
+        for fid, vec in zip(sample, vectors):
+            _, found = lib.index.search(vec[None], 1)
+            hits += int(found[0][0]) == fid
+    return hits, len(sample)
+
+
+READER = r"""
+import json, sys, time
+import numpy as np
+import lookalike
+from lookalike.search import SearchOptions, search_vectors
+db, index_dir, seconds, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+lib = lookalike.open(db, index_dir=index_dir)
+queries = lib._vectors(lib.index.ids()[:20])
+runs = failed = phantom = 0
+seen = []
+end = time.monotonic() + seconds
+import sqlite3
+conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+while time.monotonic() < end:
+    for q in queries:
+        try:
+            result = search_vectors(lib, [q], SearchOptions(k=5))
+            runs += 1
+            ids = [m.face_id for f in result.faces for m in f.matches]
+            held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids)) or '-1'})")}
+            phantom += len(set(ids) - held)
+        except Exception as err:
+            failed += 1
+            print(type(err).__name__, err, file=sys.stderr)
+    seen.append(lib.index.ntotal)
+json.dump({"runs": runs, "failed": failed, "phantom": phantom, "ntotal_first": seen[0], "ntotal_last": seen[-1]},
+          open(out, "w"))
+"""
+
+
+def concurrency(folder: Path, n_photos: int) -> dict:
+    photos = lfw_photos(n_photos)
+    first, second = folder / "first", folder / "second"
+    make_corpus(first, photos[: n_photos // 3])
+    make_corpus(second, photos[n_photos // 3:])
+    db, index_dir = folder / "conc.db", folder / "conc-idx"
+    args = ["--db", str(db), "--index-dir", str(index_dir), "-q"]
+    subprocess.run(cli("ingest", str(first), *args), capture_output=True, check=True)
+    out = folder / "reader.json"
+    writer = subprocess.Popen(cli("ingest", str(second), *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(3)  # the writer holds its lock and is storing
+    rival = subprocess.run(cli("ingest", str(second), *args), capture_output=True, text=True)
+    reader = subprocess.run([sys.executable, "-c", READER, str(db), str(index_dir), "20", str(out)],
+                            capture_output=True, text=True)
+    writer.wait()
+    stats = json.loads(out.read_text()) if out.exists() else {"runs": 0, "failed": 1, "phantom": 0,
+                                                              "ntotal_first": 0, "ntotal_last": 0}
+    return {**stats, "reader_stderr": reader.stderr[-500:], "second_ingest_exit": rival.returncode,
+            "second_ingest_refused": rival.returncode == 1 and "being written" in rival.stderr,
+            "writer_exit": writer.returncode,
+            "picked_up_new_faces": stats["ntotal_last"] > stats["ntotal_first"]}
+
+
+def hostile(folder: Path, n: int, rng: random.Random) -> dict:
+    import io
+
+    from PIL import Image
+
+    from lookalike.corpus import read_manifest
+    from lookalike.errors import BadImage, ConfigError, ManifestError
+    from lookalike.images import decode
+    from lookalike.search import Filter
+
+    seeds = []
+    for fmt in ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (rng.randrange(256), 80, 40)).save(buf, fmt)
+        seeds.append(buf.getvalue())
+    tried = crashed = 0
+    slowest = 0.0
+    for i in range(n):
+        if i % 2:
+            data = bytearray(rng.choice(seeds))
+            for _ in range(rng.randrange(1, 9)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            data = bytes(data[: rng.randrange(1, len(data) + 1)])
+        else:
+            data = rng.randbytes(rng.randrange(0, 4096))
+        started = time.perf_counter()
+        try:
+            decode(data, "fuzz.jpg", 100_000_000)
+        except BadImage:
+            pass
+        except Exception:  # noqa: BLE001 - the figure being measured
+            crashed += 1
+        slowest = max(slowest, time.perf_counter() - started)
+        tried += 1
+    manifests = manifest_crashes = 0
+    alphabet = "ab/.\\~%,\";\n\t{}[]:truefalse0123 é"
+    for i in range(n // 10):
+        path = folder / ("m.jsonl" if i % 2 else "m.csv")
+        head = "" if i % 2 else "path,person,tags,consent_display\n"
+        path.write_text(head + "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 300))), encoding="utf-8")
+        try:
+            read_manifest(path)
+        except ManifestError:
+            pass
+        except Exception:  # noqa: BLE001
+            manifest_crashes += 1
+        manifests += 1
+    filters = filter_crashes = 0
+    for _ in range(n // 10):
+        text = "".join(rng.choice("tagorganisationrolperson=%_' ;") for _ in range(rng.randrange(0, 30)))
+        try:
+            Filter.parse(text)
+        except ConfigError:
+            pass
+        except Exception:  # noqa: BLE001
+            filter_crashes += 1
+        filters += 1
+    return {"images_tried": tried, "images_crashed": crashed, "slowest_decode_ms": round(slowest * 1000, 1),
+            "manifests_tried": manifests, "manifests_crashed": manifest_crashes,
+            "filters_tried": filters, "filters_crashed": filter_crashes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", type=int, default=300)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--fuzz", type=int, default=3000)
+    args = ap.parse_args()
+    rng = random.Random(20261123)
+    with tempfile.TemporaryDirectory(prefix="bench-reliability-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "c").mkdir()
+        (tmp / "k").mkdir()
+        crashes = crash(tmp / "c", args.photos, args.kills, rng)
+        conc = concurrency(tmp / "k", args.photos)
+        bad = hostile(tmp, args.fuzz, rng)
+    rows = [
+        ["ingest kills survived / tried", f"{crashes['kills_landed']} landed of {crashes['kills_tried']} "
+                                          f"({crashes['runs_finished_before_kill']} runs ended first)"],
+        ["remove kills landed / tried", f"{crashes['remove_kills_landed']} / {crashes['remove_kills_tried']}"],
+        ["invariants broken after a kill", len(crashes["broken"])],
+        ["photos lost", crashes["photos_lost"]],
+        ["duplicate photos", crashes["duplicates"]],
+        ["doctor clean at the end", crashes["doctor_ok"]],
+        ["stored faces finding themselves", crashes["self_search"]],
+        ["concurrent searches run / failed", f"{conc['runs']} / {conc['failed']}"],
+        ["answers naming an uncommitted face", conc["phantom"]],
+        ["reader picked up new faces", f"{conc['picked_up_new_faces']} ({conc['ntotal_first']} -> {conc['ntotal_last']})"],
+        ["second ingest refused cleanly", conc["second_ingest_refused"]],
+        ["hostile images tried / crashed", f"{bad['images_tried']} / {bad['images_crashed']} "
+                                           f"(slowest {bad['slowest_decode_ms']} ms)"],
+        ["hostile manifests tried / crashed", f"{bad['manifests_tried']} / {bad['manifests_crashed']}"],
+        ["hostile filters tried / crashed", f"{bad['filters_tried']} / {bad['filters_crashed']}"],
+    ]
+    table(f"reliability, {args.photos} lfw-dev photos, {args.kills} kills", ["what", "result"], rows)
+    print("wrote", write("reliability", {"machine": machine(), "crash": crashes, "concurrency": conc,
+                                         "hostile": bad}))
+
+
+if __name__ == "__main__":
+    main()

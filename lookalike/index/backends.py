@@ -1,0 +1,318 @@
+"""Where a library's vectors are indexed: one class per kind, chosen by the database.
+
+* :class:`FaissBackend` — the embedded default: a FAISS file per embedding space beside
+  the database, a derived cache of the ``faces.embedding`` blobs. One writer at a time
+  (the library's lock file); ingest writes through one process; upkeep re-chooses the
+  index type as the library grows (:mod:`lookalike.index.choice`, ``upkeep``).
+* :class:`PgVectorBackend` — PostgreSQL: the vectors live in ``faces.vec`` (pgvector),
+  written with their rows and searched in SQL; any number of writers on any number of
+  machines (ingest goes through the work queue, :mod:`lookalike.queue`).
+
+The :class:`lookalike.library.Library` asks its backend and never branches on the kind
+itself; a backend is looked up by the SQLAlchemy dialect name (:func:`for_dialect`).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+from ..store import repo
+from ..weights import RECOGNITION_DIMS
+from .faiss_index import FaissIndex, Manifest
+
+if TYPE_CHECKING:
+    from ..library import Library
+
+
+@dataclass
+class DoctorReport:
+    """How a space's index compares with the database."""
+
+    space: str
+    db_faces: int
+    index_faces: int
+    missing: int  # in the database, not in the index
+    orphans: int  # in the index, not in the database
+    error: str | None = None
+    fixed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.missing == 0 and self.orphans == 0
+
+    def to_dict(self) -> dict:
+        return {"space": self.space, "db_faces": self.db_faces, "index_faces": self.index_faces,
+                "missing": self.missing, "orphans": self.orphans, "error": self.error,
+                "fixed": self.fixed, "ok": self.ok}
+
+
+class VectorBackend:
+    """What differs between keeping vectors in an index file and in the database."""
+
+    name = "base"
+    vectors_in_db = False  # faces.vec is written and searched
+
+    def open_index(self, lib: Library):  # noqa: ANN201
+        """The space's index, ready to search (before any reduction wrapper)."""
+        raise NotImplementedError
+
+    def writers(self, lib: Library):  # noqa: ANN201
+        """The exclusion an ingest or removal needs."""
+        raise NotImplementedError
+
+    def ingest_runner(self):  # noqa: ANN201
+        """``run(library, items, options, progress, skipped_files) -> IngestReport``."""
+        raise NotImplementedError
+
+    def info(self, lib: Library, index) -> dict:  # noqa: ANN001
+        raise NotImplementedError
+
+    def stats(self, lib: Library, index) -> dict:  # noqa: ANN001
+        info = self.info(lib, index)
+        sp = lib.space
+        return {"space": sp.key, "model": sp.model, "detector": sp.detector, "aligner": sp.aligner,
+                "dim": info["dim"], "metric": self.metric, "index_key": info["index_key"],
+                "ntotal": info["ntotal"], "file": info["file"], "bytes": info["bytes"]}
+
+    metric = "cosine"
+
+    def rebuild(self, lib: Library, key: str | None, reduce: int | None) -> None:
+        raise NotImplementedError
+
+    def upkeep(self, lib: Library) -> str | None:
+        """After ingest or removal: rebuild if the rules say so; the reason when it did."""
+        raise NotImplementedError
+
+    def saved_matches(self, lib: Library, index) -> bool:  # noqa: ANN001
+        """Whether what is saved already holds everything the open index holds."""
+        return True
+
+    def changed(self, index) -> bool:  # noqa: ANN001
+        """Whether the open index is older than what another process has since saved."""
+        return False
+
+    def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
+        """Inside the transaction that stores a new PCA: make the stored vectors follow."""
+
+    def reduction_committed(self, lib: Library) -> None:
+        """After that transaction committed."""
+
+    def doctor(self, lib: Library, fix: bool) -> DoctorReport:
+        raise NotImplementedError
+
+
+class FaissBackend(VectorBackend):
+    name = "faiss"
+    metric = "cosine (inner product)"
+
+    def manifest(self, lib: Library) -> Manifest:
+        sp = lib.space
+        with lib.session() as session:
+            row = repo.get_space(session, sp.key)
+            uid = row.uid if row is not None else ""
+        red = lib.reduction
+        return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
+                        dim=red.dim_out if red else RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
+                        ntotal=0, max_id=0, schema_revision=lib.revision, space_uid=uid,
+                        reduction=red.uid if red else "")
+
+    def open_index(self, lib: Library) -> FaissIndex:
+        """The saved file, topped up from the database if a crash left it behind."""
+        space_id = lib._space_id or lib._existing_space_id()  # noqa: SLF001
+        index = FaissIndex.load(lib.settings.index_dir, self.manifest(lib))
+        with lib.session() as session:
+            count, top = repo.face_count_and_max(session, space_id)
+        have = index.ids()
+        if count != len(have) or (count and top != int(have.max())):
+            with lib.session() as session:
+                ids = repo.face_ids(session, space_id)
+            index.reconcile(ids, lib.index_vectors)
+        index.vector_source = lib.index_vectors
+        return index
+
+    def writers(self, lib: Library):  # noqa: ANN201
+        return lib.write_lock()
+
+    def ingest_runner(self):  # noqa: ANN201
+        from ..ingest import run
+
+        return run
+
+    def info(self, lib: Library, index) -> dict:  # noqa: ANN001
+        from .choice import choose
+
+        path, _ = FaissIndex.paths(lib.settings.index_dir, lib.space.key)
+        m = index.manifest
+        rule = choose(index.ntotal, m.dim, lib.settings.index_budget)
+        todo = self._plan(lib, index)
+        return {"space": lib.space.key, "index_key": m.index_key, "params": m.params, "pinned": m.pinned,
+                "ntotal": index.ntotal, "dim": m.dim, "tombstones": len(m.tombstones),
+                "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
+                "bytes": path.stat().st_size if path.exists() else 0,
+                "rules_choose": rule.key, "rules_reason": rule.reason,
+                "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
+
+    def rebuild(self, lib: Library, key: str | None, reduce: int | None) -> None:
+        with lib.write_lock():
+            if reduce is not None:
+                lib.train_reduction(reduce)
+            self.build(lib, key, pinned=key is not None)
+
+    def build(self, lib: Library, key: str | None, pinned: bool) -> None:
+        """A fresh file of ``key`` (or the rules' choice) from the database vectors."""
+        from .choice import choose, default_params
+
+        with lib.session() as session:
+            ids = repo.face_ids(session, lib._existing_space_id())  # noqa: SLF001
+        manifest = self.manifest(lib)
+        dim = manifest.dim
+        choice = choose(len(ids), dim, lib.settings.index_budget)
+        key = key or choice.key
+        manifest.index_key, manifest.pinned = key, pinned
+        manifest.params = choice.params if key == choice.key else default_params(key, len(ids))
+        vectors = lib.index_vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
+        try:
+            index = FaissIndex.build(lib.settings.index_dir, manifest, ids, vectors)
+        except RuntimeError as err:
+            raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
+        index.save()
+        index.vector_source = lib.index_vectors
+        lib.forget_index()
+
+    def _plan(self, lib: Library, index):  # noqa: ANN001, ANN202
+        from . import upkeep
+
+        m = index.manifest
+        return upkeep.plan(m.index_key, m.pinned, index.ntotal, m.dim, index.tombstone_share,
+                           lib.settings.index_budget)
+
+    def upkeep(self, lib: Library) -> str | None:
+        index = lib.index
+        todo = self._plan(lib, index)
+        if not todo.rebuild:
+            return None
+        self.build(lib, todo.key, pinned=index.manifest.pinned)
+        return todo.reason
+
+    def saved_matches(self, lib: Library, index) -> bool:  # noqa: ANN001
+        path, _ = FaissIndex.paths(lib.settings.index_dir, lib.space.key)
+        return path.exists() and index.manifest.ntotal == index.ntotal
+
+    def reduction_committed(self, lib: Library) -> None:
+        self.build(lib, None, pinned=False)  # the file follows the new PCA
+
+    def changed(self, index) -> bool:  # noqa: ANN001
+        return index.changed_on_disk()
+
+    def doctor(self, lib: Library, fix: bool) -> DoctorReport:
+        with lib.session() as session:
+            ids = repo.face_ids(session, lib.space_id)
+        error = None
+        folder, key = lib.settings.index_dir, lib.space.key
+        try:
+            index = FaissIndex.load(folder, self.manifest(lib))
+        except IndexOwnedElsewhere as err:  # never "fix" another library's file
+            return DoctorReport(key, len(ids), 0, len(ids), 0, error=str(err))
+        except (IndexCorrupt, ModelMismatch) as err:
+            error, index = str(err), None
+        have = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
+        report = DoctorReport(key, len(ids), len(have), missing=len(np.setdiff1d(ids, have)),
+                              orphans=len(np.setdiff1d(have, ids)), error=error)
+        if index is not None and not FaissIndex.paths(folder, key)[0].exists() and len(ids):
+            report.error = "index file missing"
+        if fix and not report.ok:
+            with lib.write_lock():
+                index = FaissIndex(folder, self.manifest(lib)) if index is None else index
+                index.reconcile(ids, lib.index_vectors)
+                index.save()
+            report.fixed = True
+            report.error, report.missing, report.orphans = None, 0, 0
+            report.index_faces = index.ntotal
+        return report
+
+
+class PgVectorBackend(VectorBackend):
+    name = "pgvector"
+    vectors_in_db = True
+    metric = "cosine (pgvector <=>)"
+
+    def open_index(self, lib: Library):  # noqa: ANN201
+        from .pgvector_index import PgVectorIndex
+
+        red = lib.reduction
+        index = PgVectorIndex(lib._engine, lib.space.key, lib._space_id or lib._existing_space_id(),  # noqa: SLF001
+                              red.dim_out if red else RECOGNITION_DIMS[lib.space.model], reduced=red is not None)
+        index.vector_source = lib.index_vectors
+        return index
+
+    def writers(self, lib: Library):  # noqa: ANN201
+        return nullcontext()  # transactions and row locks keep any number of writers apart
+
+    def ingest_runner(self):  # noqa: ANN201
+        from ..ingest import run_queued
+
+        return run_queued
+
+    def info(self, lib: Library, index) -> dict:  # noqa: ANN001
+        from sqlalchemy import text
+
+        with lib._engine.connect() as conn:  # noqa: SLF001
+            size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
+                                {"n": index.index_name}).scalar_one()
+        return {"space": lib.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
+                "pinned": False, "ntotal": index.ntotal, "dim": index.dim, "tombstones": 0, "tombstone_share": 0.0,
+                "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
+                "rules_choose": index.manifest.index_key,
+                "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
+                "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index"}
+
+    def rebuild(self, lib: Library, key: str | None, reduce: int | None) -> None:
+        if key is not None:
+            raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
+                              "(rebuild without --key to REINDEX it)")
+        if reduce is not None:
+            lib.train_reduction(reduce)
+            lib.index  # noqa: B018 - opening it builds the HNSW index of the new width
+            return
+        lib.index.rebuild()
+
+    def upkeep(self, lib: Library) -> str | None:
+        return None  # PostgreSQL maintains its HNSW index as rows come and go
+
+    def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
+        """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
+        dropped (the next open builds the new width's); the reductions table is locked
+        exclusively, so no writer adds a face until this commits."""
+        from .pgvector_index import PgVectorIndex
+
+        PgVectorIndex.drop_indexes(session, space_id)
+        ids = repo.face_ids(session, space_id)
+        dim = RECOGNITION_DIMS[lib.space.model]
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            PgVectorIndex.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
+
+    def doctor(self, lib: Library, fix: bool) -> DoctorReport:
+        """No file to drift; only rows stored before pgvector lack a vector."""
+        with lib.session() as session:
+            n = len(repo.face_ids(session, lib.space_id))
+        index = lib.index
+        missing = index.missing()
+        report = DoctorReport(lib.space.key, n, n - len(missing), len(missing), 0)
+        if fix and len(missing):
+            index.fill(missing, lib.index_vectors)
+            report.fixed, report.missing, report.index_faces = True, 0, n
+        return report
+
+
+BACKENDS: dict[str, type[VectorBackend]] = {"postgresql": PgVectorBackend}
+
+
+def for_dialect(dialect: str) -> VectorBackend:
+    """The backend for a SQLAlchemy dialect name: pgvector on PostgreSQL, else FAISS files."""
+    return BACKENDS.get(dialect, FaissBackend)()

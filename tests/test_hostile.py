@@ -1,0 +1,172 @@
+"""Hostile and bad input, property-based (hypothesis): whatever the bytes, text or path,
+the answer is a valid result or a clear, typed error naming the input — never a crash,
+never a hang, never a file outside the corpus."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lookalike.corpus import read_manifest, resolve_inside
+from lookalike.errors import BadImage, ConfigError, ManifestError
+from lookalike.images import decode
+from lookalike.search import Filter
+
+MAX_PIXELS = 100_000_000
+FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _small_images() -> list[bytes]:
+    from PIL import Image
+
+    out = []
+    for fmt in ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"):
+        buf = io.BytesIO()
+        Image.new("RGB", (48, 32), (200, 120, 40)).save(buf, fmt)
+        out.append(buf.getvalue())
+    return out
+
+
+SEEDS = _small_images()
+
+
+def _decode_is_total(data: bytes) -> None:
+    started = time.perf_counter()
+    try:
+        decoded = decode(data, "fuzz.jpg", MAX_PIXELS)
+    except BadImage as err:
+        assert err.status in ("decode_error", "too_large")
+        assert "fuzz.jpg" in str(err) and err.reason
+    else:
+        h, w, c = decoded.rgb.shape
+        assert c == 3 and h * w <= MAX_PIXELS and decoded.rgb.dtype.name == "uint8"
+    assert time.perf_counter() - started < 2.0  # a hang is a failure too
+
+
+@FAST
+@given(st.binary(max_size=4096))
+def test_random_bytes_decode_or_refuse(data):
+    _decode_is_total(data)
+
+
+@FAST
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
+       st.integers(0, 10_000))
+def test_mutated_images_decode_or_refuse(seed, flips, cut):
+    data = bytearray(seed)
+    for pos, value in flips:
+        data[pos % len(data)] = value
+    _decode_is_total(bytes(data[: max(1, len(data) - cut % len(data))]))
+
+
+@pytest.mark.parametrize(("size", "fmt"), [((1, 1), "PNG"), ((30000, 30000), "PNG"), ((30000, 1), "JPEG")])
+def test_extreme_sizes_are_handled_within_bounds(size, fmt):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", size).save(buf, fmt)
+    started = time.perf_counter()
+    try:
+        decoded = decode(buf.getvalue(), f"x.{fmt.lower()}", MAX_PIXELS)
+        assert decoded.rgb.shape[:2] == (size[1], size[0])
+    except BadImage as err:
+        assert size == (30000, 30000) and err.status == "too_large" and "900,000,000 pixels" in err.reason
+    assert time.perf_counter() - started < 5.0
+
+
+# -- manifests and paths --------------------------------------------------------------
+_cells = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@FAST
+@given(st.lists(st.tuples(_cells, _cells, _cells), max_size=6), st.sampled_from(["csv", "tsv"]))
+def test_any_csv_manifest_parses_or_refuses_and_never_leaves_its_folder(tmp_path, rows, kind):
+    import csv
+
+    folder = tmp_path / "m"
+    folder.mkdir(exist_ok=True)
+    manifest = folder / f"manifest.{kind}"
+    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t" if kind == "tsv" else ",")
+        writer.writerow(["path", "person", "consent_display"])
+        writer.writerows(rows)
+    _manifest_is_safe(manifest)
+
+
+@FAST
+@given(st.lists(st.one_of(st.dictionaries(st.sampled_from(["path", "person", "tags", "consent_display", "story"]),
+                                          st.one_of(_cells, st.integers(), st.booleans(), st.none(),
+                                                    st.lists(_cells, max_size=3))),
+                          st.text(max_size=40)), max_size=6))
+def test_any_jsonl_manifest_parses_or_refuses_and_never_leaves_its_folder(tmp_path, rows):
+    folder = tmp_path / "j"
+    folder.mkdir(exist_ok=True)
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) if isinstance(r, dict) else r.replace("\n", " ") for r in rows),
+                        encoding="utf-8")
+    _manifest_is_safe(manifest)
+
+
+def _manifest_is_safe(manifest: Path) -> None:
+    try:
+        items = read_manifest(manifest)
+    except ManifestError as err:
+        assert str(manifest) in str(err)
+        return
+    base = manifest.parent.resolve()
+    for item in items:
+        if item.rejected is None:
+            real = Path(item.path).resolve()
+            assert real == base or base in real.parents, (item.path, "escaped the manifest's folder")
+            assert item.person
+        else:
+            assert item.rejected
+
+
+@FAST
+@given(st.lists(st.sampled_from(["..", ".", "a", "b", "/", "~", "//", "\\..", "%2e%2e", "link"]), max_size=8))
+def test_paths_never_resolve_outside_the_corpus(tmp_path, parts):
+    base = tmp_path / "corpus"
+    (base / "a").mkdir(parents=True, exist_ok=True)
+    link = base / "link"
+    if not link.is_symlink():
+        os.symlink("/etc", link)  # a symlink out of the corpus
+    target, problem = resolve_inside(base, "/".join(parts) or ".")
+    if problem is None:
+        real = Path(target).resolve()
+        assert real == base.resolve() or base.resolve() in real.parents
+    else:
+        assert "leaves the manifest's folder" in problem
+
+
+@FAST
+@given(st.text(max_size=60))
+def test_any_filter_text_parses_or_is_refused_clearly(text):
+    try:
+        parsed = Filter.parse(text)
+    except ConfigError as err:
+        assert "filter" in str(err)
+    else:
+        assert parsed.value.strip() and "=" in text
+
+
+def test_like_wildcards_in_a_tag_filter_match_literally(kiosk_db):
+    """A tag filter is a value, not a pattern: '%' or '_' must not widen it to everyone."""
+    import lookalike
+    from lookalike.search import FilterKey
+
+    with lookalike.open(kiosk_db) as lib:
+        assert len(lib.allowed_face_ids((Filter(FilterKey.tag, "women-in-science"),))) > 0
+        for pattern in ("%", "_%", "women%"):
+            assert len(lib.allowed_face_ids((Filter(FilterKey.tag, pattern),))) == 0, pattern
+        assert len(lib.allowed_face_ids((Filter(FilterKey.person, "x' OR '1'='1"),))) == 0
+        assert len(lib.allowed_face_ids((Filter(FilterKey.organisation, "naval medical research"),))) > 0
+        assert len(lib.allowed_face_ids((Filter(FilterKey.organisation, "%"),))) == 0
+        assert len(lib.allowed_face_ids((Filter(FilterKey.role, "_%"),))) == 0
