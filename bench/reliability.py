@@ -179,7 +179,7 @@ conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
 while time.monotonic() < end:
     for q in queries:
         try:
-            result = search_vectors(lib, [q], SearchOptions(k=5))
+            result = search_vectors(lib, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))
             runs += 1
             ids = [m.face_id for f in result.faces for m in f.matches]
             held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids)) or '-1'})")}

@@ -116,10 +116,16 @@ def read_manifest(path: Path) -> list[Item]:
 
 def resolve_inside(base: Path, raw: str) -> tuple[Path, str | None]:
     """``raw`` resolved against ``base``, and why it is refused if it leaves ``base``."""
-    candidate = Path(raw).expanduser()
-    target = candidate if candidate.is_absolute() else base / candidate
+    if "\x00" in raw:
+        return base, f"path {raw!r} contains a NUL byte; refused"
+    target = base / raw
+    try:
+        candidate = Path(raw).expanduser()
+        target = candidate if candidate.is_absolute() else base / candidate
+        real = target.resolve()
+    except (OSError, RuntimeError) as err:  # ~nobody, a symlink loop, a name too long
+        return target, f"path {raw!r} cannot be resolved ({err}); refused"
     real_base = base.resolve()
-    real = target.resolve()
     if real != real_base and real_base not in real.parents:
         return target, f"path {raw!r} leaves the manifest's folder {base}; refused"
     return target.absolute(), None

@@ -299,6 +299,7 @@ class Library:
                     view.index.remove(np.asarray(ids, dtype=np.int64))
                     view.index.save()
                     rebuilt = view._upkeep() or rebuilt
+            self.backend.erase(self)
         self._index = None
         self._centroids = None
         return {"person": person, "photo": photo, "photos": len(photos),

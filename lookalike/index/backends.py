@@ -96,6 +96,10 @@ class VectorBackend:
         """Whether the open index is older than what another process has since saved."""
         return False
 
+    def erase(self, lib: Library) -> None:
+        """After a removal committed: what the store must do so the removed rows are gone
+        from its files too, not merely unlinked."""
+
     def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
         """Inside the transaction that stores a new PCA: make the stored vectors follow."""
 
@@ -209,6 +213,13 @@ class FaissBackend(VectorBackend):
     def changed(self, index) -> bool:  # noqa: ANN001
         return index.changed_on_disk()
 
+    def erase(self, lib: Library) -> None:
+        """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
+        write-ahead log: checkpoint it into the file and truncate it."""
+        if lib._engine.dialect.name == "sqlite":  # noqa: SLF001
+            with lib._engine.connect() as conn:  # noqa: SLF001
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def doctor(self, lib: Library, fix: bool) -> DoctorReport:
         with lib.session() as session:
             ids = repo.face_ids(session, lib.space_id)
@@ -283,6 +294,13 @@ class PgVectorBackend(VectorBackend):
 
     def upkeep(self, lib: Library) -> str | None:
         return None  # PostgreSQL maintains its HNSW index as rows come and go
+
+    def erase(self, lib: Library) -> None:
+        """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
+        not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
+        themselves must go)."""
+        with lib._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # noqa: SLF001
+            conn.exec_driver_sql("VACUUM faces, photos, people, centroids")
 
     def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
         """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes

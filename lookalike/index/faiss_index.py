@@ -329,16 +329,7 @@ class FaissIndex:
 
     def _rerank(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine on the candidates' full vectors (compressed codes are approximate)."""
-        out_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        out_i = np.full((len(queries), k), -1, dtype=np.int64)
-        for row, (q, cand) in enumerate(zip(queries, ids)):
-            cand = cand[cand >= 0]
-            if not len(cand):
-                continue
-            exact = self.vector_source(cand) @ q
-            order = np.argsort(-exact)[:k]
-            out_s[row, :len(order)], out_i[row, :len(order)] = exact[order], cand[order]
-        return out_s, out_i
+        return rerank(queries, ids, k, self.vector_source)
 
     def reconcile(self, db_ids: np.ndarray, fetch_vectors) -> tuple[int, int]:  # noqa: ANN001
         """Make the index hold exactly ``db_ids``: add what is missing (vectors from
@@ -351,6 +342,21 @@ class FaissIndex:
             chunk = missing[start:start + 50_000]
             self.add(chunk, fetch_vectors(chunk))
         return len(missing), removed
+
+
+def rerank(queries: np.ndarray, candidates: np.ndarray, k: int, vectors_of) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """(similarities, ids) of the exact top-``k`` among each query's candidate ids (-1 =
+    none), scored on ``vectors_of(ids)``: how approximate indexes give exact answers."""
+    out_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    out_i = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, (q, cand) in enumerate(zip(queries, candidates)):
+        cand = cand[cand >= 0]
+        if not len(cand):
+            continue
+        exact = vectors_of(cand) @ q
+        order = np.argsort(-exact, kind="stable")[:k]
+        out_s[row, :len(order)], out_i[row, :len(order)] = exact[order], cand[order]
+    return out_s, out_i
 
 
 def faiss_ids(index) -> np.ndarray:  # noqa: ANN001

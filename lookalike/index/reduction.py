@@ -160,15 +160,8 @@ class ReducedIndex:
 
     def search(self, queries: np.ndarray, k: int,
                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        from .faiss_index import rerank
+
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.reduction.dim_in)
         _, found = self.inner.search(self.reduction.apply(queries), candidates(k), allowed)
-        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        ids = np.full((len(queries), k), -1, dtype=np.int64)
-        for row, (query, cand) in enumerate(zip(queries, found)):
-            cand = cand[cand >= 0]
-            if not len(cand):
-                continue
-            exact = self.full_vectors(cand) @ query
-            order = np.argsort(-exact, kind="stable")[:k]
-            sims[row, :len(order)], ids[row, :len(order)] = exact[order], cand[order]
-        return sims, ids
+        return rerank(queries, found, k, self.full_vectors)

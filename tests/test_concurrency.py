@@ -1,0 +1,56 @@
+"""Readers while a writer ingests: no error, no torn index, only committed faces, and the
+newer index picked up; a second writer refuses."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import lookalike
+from lookalike.search import SearchOptions, search_vectors
+
+pytestmark = pytest.mark.e2e
+
+
+def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones(faces, tmp_path):
+    from conftest import lfw_people
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    people = list(lfw_people(faces, 60, min_photos=1).items())
+    for folder, chunk in ((first, people[:10]), (second, people[10:])):
+        for name, photos in chunk:
+            (folder / name).mkdir(parents=True)
+            for p in photos[:3]:
+                (folder / name / p.name).symlink_to(p)
+    db = tmp_path / "lib.db"
+    assert lookalike.open(db).ingest([str(first)]).statuses["ok"] > 0
+    reader = lookalike.open(db)
+    queries = reader._vectors(reader.index.ids()[:5])
+    start = reader.index.ntotal
+    writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db", str(db),
+                               "-q"], stderr=subprocess.PIPE, text=True)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    runs, seen = 0, [start]
+    refused = None
+    while writer.poll() is None or runs == 0:
+        for q in queries:
+            result = search_vectors(reader, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))  # raises on any torn read
+            ids = [m.face_id for f in result.faces for m in f.matches]
+            held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids))})")}
+            assert set(ids) <= held, "an answer named a face the database does not hold"
+            runs += 1
+        seen.append(reader.index.ntotal)
+        if refused is None and runs > 20:
+            refused = subprocess.run([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db",
+                                      str(db), "-q"], capture_output=True, text=True)
+        time.sleep(0.05)
+    assert writer.wait() == 0, writer.stderr.read()
+    assert refused is not None and refused.returncode == 1 and "being written by" in refused.stderr
+    seen.append(reader.index.ntotal)
+    assert seen[-1] > start and sorted(seen) == seen  # grew, and never went back
+    total = conn.execute("select count(*) from faces").fetchone()[0]
+    assert reader.index.ntotal == total

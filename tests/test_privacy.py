@@ -1,0 +1,89 @@
+"""Privacy and deletion, checked by scanning the bytes: a query photo leaves nothing on
+disk, in the database or in logs; a removed person leaves no row, vector or name in any
+file of the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lookalike
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          env=os.environ | (env or {}), cwd=cwd, timeout=600)
+
+
+def _files(*folders: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+
+def _holding(files: dict[Path, bytes], needles: list[bytes]) -> list[str]:
+    return [f"{path.name} holds {needle[:24]!r}" for path, data in files.items() for needle in needles
+            if needle in data]
+
+
+def test_a_query_photo_never_reaches_disk_database_or_logs(faces, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    db = tmp_path / "lib" / "lib.db"
+    db.parent.mkdir()
+    assert _cli("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+    marker = f"visitor-{uuid.uuid4().hex}"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", marker)
+    visitor = tmp_path / "in" / f"{marker}.png"
+    visitor.parent.mkdir()
+    Image.open(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
+    with lookalike.open(db) as lib:  # the vector the query makes, to look for its bytes too
+        from lookalike.images import decode_file
+
+        vector = lib.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
+    scratch, cwd = tmp_path / "tmp", tmp_path / "cwd"
+    scratch.mkdir()
+    cwd.mkdir()
+    before = _files(db.parent)
+    run = _cli("search", str(visitor), "--db", str(db), "--json", env={"TMPDIR": str(scratch)}, cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["faces"][0]["matches"][0]["person"] == "barack_obama"
+    after = _files(db.parent, scratch, cwd)
+    needles = [marker.encode(), np.asarray(vector, "<f4").tobytes()[:32], visitor.read_bytes()[-64:]]
+    assert _holding(after, needles) == []
+    assert {p for p in after if p.parent != db.parent or p.name.endswith((".db", ".faiss", ".json"))} \
+        <= set(before), "a new file appeared"
+    assert marker not in run.stderr  # nor in what it logged
+
+
+def test_remove_person_leaves_no_row_vector_or_name_in_any_file(faces, tmp_path):
+    db, index_dir = tmp_path / "lib.db", tmp_path / "indexes"
+    args = ["--db", str(db), "--index-dir", str(index_dir)]
+    assert _cli("ingest", str(faces / "celeb" / "faceapi_bbt"), *args, "-q").returncode == 0
+    # a graph index cannot delete: the removed faces' vectors must still leave the file
+    assert _cli("index", "rebuild", *args, "--key", "HNSW32").returncode == 0
+    with lookalike.open(db, index_dir=index_dir) as lib:
+        with lib.session() as session:
+            from sqlalchemy import text
+
+            blobs = [r[0] for r in session.execute(text(
+                "select f.embedding from faces f join people p on p.id = f.person_id where p.name = 'howard'"))]
+    assert len(blobs) == 5
+    needles = [b"howard"] + [blob[:32] for blob in blobs]
+    assert _holding(_files(tmp_path), needles)  # the scan can see them while they are there
+    gone = _cli("remove", "--person", "howard", *args, "--json")
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["faces"] == 5
+    assert _holding(_files(tmp_path), needles) == []
+    found = _cli("search", str(faces / "celeb/faceapi_bbt/howard/howard1.png"), *args, "-k", "40", "--json")
+    assert found.returncode == 0 and all(m["person"] != "howard" and "howard" not in m["photo"]
+                                         for f in json.loads(found.stdout)["faces"] for m in f["matches"])
+    assert _cli("doctor", *args).returncode == 0
