@@ -1,12 +1,12 @@
 """Reliability figures (issue 9): crashes, concurrency, hostile input — one table.
 
-    python bench/reliability.py [--photos 300] [--kills 20] [--fuzz 3000]
+    python bench/reliability.py [--photos 400] [--kills 20] [--fuzz 3000]
 
 1. **Crash consistency.** A real ``lookalike ingest`` of ``--photos`` lfw-dev photos (two
-   workers) is SIGKILLed — writer and workers, no clean-up — ``--kills`` times at random
-   moments (uniform over the run: model loading, between and during batch commits, during
-   index saves), each time resumed by the next run; then ``lookalike remove --person`` is
-   killed mid-way 5 times. After every kill: no duplicate photo row, no ``ok`` photo
+   workers) is SIGKILLed — writer and workers, no clean-up — ``--kills`` times, each run a
+   random 0-0.5 s after it committed 1-40 more photos (mid-batch, mid-commit; once all is
+   stored, in the final index save and upkeep, or at start-up), each time resumed by the next run; then ``lookalike remove --person`` is
+   killed mid-way 8 times. After every kill: no duplicate photo row, no ``ok`` photo
    without its face, the saved index holds only faces the database holds (or faces a
    killed removal had not yet dropped). At the end: every photo has a status, ``doctor``
    is clean, each sampled photo finds itself first, removed people are gone.
@@ -18,6 +18,10 @@
 3. **Hostile input.** ``--fuzz`` random and mutated byte strings through the decoder
    (a valid image or a ``BadImage``; slowest decode), random manifests (CSV, JSONL) and
    filter strings: inputs tried / crashed.
+4. **Privacy.** A query photo carrying a unique marker searched through the CLI, then the
+   library, temp and working folders and stderr scanned for the marker and the query's
+   vector; ``remove --person`` on an HNSW library, then its files scanned for the name and
+   the person's vectors: scans passed.
 
 Machine: whatever runs it (the README's figures: the 2-core VM).
 """
@@ -53,9 +57,9 @@ def make_corpus(folder: Path, photos: list[Path]) -> int:
     return len(photos)
 
 
-def sql(db: Path, query: str) -> list[tuple]:
+def sql(db: Path, query: str, *params: object) -> list[tuple]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(query).fetchall()
+        return conn.execute(query, params).fetchall()
 
 
 def index_ids(index_dir: Path) -> set[int]:
@@ -84,31 +88,42 @@ def invariants(db: Path, index_dir: Path, removed_ids: set[int]) -> list[str]:
     return broken
 
 
+def kill_when(command: list[str], db: Path, stored: int, extra: float) -> bool:
+    """Run ``command``; SIGKILL its process group ``extra`` s after ``stored`` photos are
+    committed. True if it was still running."""
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if db.exists() and sql(db, "select count(*) from photos")[0][0] >= stored:
+                break
+        except sqlite3.OperationalError:  # the schema is being created
+            pass
+        time.sleep(0.02)
+    time.sleep(extra)
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def crash(folder: Path, n_photos: int, kills: int, rng: random.Random) -> dict:
     corpus = folder / "corpus"
     n = make_corpus(corpus, lfw_photos(n_photos))
     db, index_dir = folder / "crash.db", folder / "indexes"
     args = ["--db", str(db), "--index-dir", str(index_dir), "-q", "--workers", "2"]
-    # a full run's length, to spread the kills over it
-    started = time.perf_counter()
-    subprocess.run(cli("ingest", str(corpus), *args), capture_output=True, check=True)
-    full = time.perf_counter() - started
-    db.unlink()
-    for extra in folder.glob("crash.db-*"):
-        extra.unlink()
-    for f in index_dir.iterdir():
-        f.unlink()
-    landed, finished, broken = 0, 0, []
+    landed, finished, mid_run, broken = 0, 0, 0, []
     for i in range(kills):
-        proc = subprocess.Popen(cli("ingest", str(corpus), *args), start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(0.5, full))
-            finished += 1
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # each run is killed a little after it committed something new (mid-batch, mid-commit);
+        # once everything is stored, in the final index save and upkeep or at start-up
+        stored = sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
+        mid_run += stored < n
+        if kill_when(cli("ingest", str(corpus), *args), db, min(n, stored + rng.randint(1, 40)),
+                     rng.uniform(0.0, 0.5)):
             landed += 1
+        else:
+            finished += 1
         if db.exists():
             broken += [f"ingest kill {i + 1}: {b}" for b in invariants(db, index_dir, set())]
     done = subprocess.run(cli("ingest", str(corpus), *args[:-3], "--json"), capture_output=True, text=True)
@@ -118,15 +133,15 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random) -> dict:
     duplicates = sql(db, "select count(*) - count(distinct path) from photos")[0][0]
     # removals killed mid-way: each then finished by a second run
     people = [r[0] for r in sql(db, "select name from people order by name")]
-    victims = rng.sample(people, 5)
+    victims = rng.sample(people, 8)
     remove_landed = 0
     for name in victims:
-        before = {r[0] for r in sql(db, f"select f.id from faces f join people p on p.id = f.person_id "
-                                        f"where p.name = '{name}'")}
+        before = {r[0] for r in sql(db, "select f.id from faces f join people p on p.id = f.person_id "
+                                        "where p.name = ?", name)}
         proc = subprocess.Popen(cli("remove", "--person", name, "--db", str(db), "--index-dir", str(index_dir)),
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=rng.uniform(0.3, 3.0))
+            proc.wait(timeout=rng.uniform(0.4, 1.6))  # start-up takes ~1 s, the removal a fraction
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -134,13 +149,13 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random) -> dict:
         broken += [f"remove kill {name}: {b}" for b in invariants(db, index_dir, before)]
         subprocess.run(cli("remove", "--person", name, "--db", str(db), "--index-dir", str(index_dir)),
                        capture_output=True)
-        if sql(db, f"select count(*) from people where name = '{name}'")[0][0]:
+        if sql(db, "select count(*) from people where name = ?", name)[0][0]:
             broken.append(f"{name} still in the library after remove")
     doctor = subprocess.run(cli("doctor", "--db", str(db), "--index-dir", str(index_dir), "--json"),
                             capture_output=True, text=True)
     doctor_ok = doctor.returncode == 0 and json.loads(doctor.stdout)["ok"]
     found_self, sampled = self_search(db, index_dir, rng)
-    return {"photos": n, "full_run_s": round(full, 1), "kills_tried": kills, "kills_landed": landed,
+    return {"photos": n, "kills_tried": kills, "kills_landed": landed, "kills_while_storing": mid_run,
             "runs_finished_before_kill": finished, "remove_kills_tried": len(victims),
             "remove_kills_landed": remove_landed, "broken": broken, "photos_lost": lost,
             "duplicates": int(duplicates), "final_statuses": summary.get("statuses", {}),
@@ -278,9 +293,57 @@ def hostile(folder: Path, n: int, rng: random.Random) -> dict:
             "filters_tried": filters, "filters_crashed": filter_crashes}
 
 
+def privacy(folder: Path) -> dict:
+    """Scans: a query photo with a unique marker searched through the CLI leaves no byte of
+    it anywhere; a removed person leaves no row, vector or name in the library's files."""
+    import uuid
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    from _common import FACES
+
+    import lookalike
+    from lookalike.images import decode_file
+
+    bbt = FACES / "celeb" / "faceapi_bbt"
+    db, index_dir, scratch = folder / "p.db", folder / "p-idx", folder / "scratch"
+    scratch.mkdir()
+    args = ["--db", str(db), "--index-dir", str(index_dir)]
+    subprocess.run(cli("ingest", str(bbt), *args, "-q"), check=True, capture_output=True)
+    subprocess.run(cli("index", "rebuild", *args, "--key", "HNSW32"), check=True, capture_output=True)
+
+    def files() -> dict:
+        return {p: p.read_bytes() for d in (folder, scratch) for p in d.rglob("*") if p.is_file()
+                and p.suffix not in (".png",)}
+
+    marker = f"visitor-{uuid.uuid4().hex}"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", marker)
+    visitor = folder / f"{marker}.png"
+    Image.open(FACES / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
+    with lookalike.open(db, index_dir=index_dir) as lib:
+        vector = lib.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
+        with lib.session() as session:
+            from sqlalchemy import text
+
+            blobs = [r[0] for r in session.execute(text(
+                "select f.embedding from faces f join people p on p.id = f.person_id where p.name = 'howard'"))]
+    run = subprocess.run(cli("search", str(visitor), *args, "--json"), capture_output=True, text=True,
+                         env=os.environ | {"TMPDIR": str(scratch)}, cwd=scratch)
+    needles = [marker.encode(), np.asarray(vector, "<f4").tobytes()[:32]]
+    query_leaks = [str(p) for p, data in files().items() for n in needles if n in data]
+    query_leaks += ["stderr"] if marker in run.stderr else []
+    subprocess.run(cli("remove", "--person", "howard", *args), check=True, capture_output=True)
+    person_needles = [b"howard"] + [b[:32] for b in blobs]
+    removal_leaks = [str(p) for p, data in files().items() for n in person_needles if n in data]
+    return {"query_scan_passed": run.returncode == 0 and not query_leaks, "query_leaks": query_leaks,
+            "removal_scan_passed": not removal_leaks and len(blobs) == 5, "removal_leaks": removal_leaks}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", type=int, default=300)
+    ap.add_argument("--photos", type=int, default=400)
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--fuzz", type=int, default=3000)
     args = ap.parse_args()
@@ -292,9 +355,11 @@ def main() -> None:
         crashes = crash(tmp / "c", args.photos, args.kills, rng)
         conc = concurrency(tmp / "k", args.photos)
         bad = hostile(tmp, args.fuzz, rng)
+        (tmp / "p").mkdir()
+        private = privacy(tmp / "p")
     rows = [
-        ["ingest kills survived / tried", f"{crashes['kills_landed']} landed of {crashes['kills_tried']} "
-                                          f"({crashes['runs_finished_before_kill']} runs ended first)"],
+        ["ingest kills landed / tried", f"{crashes['kills_landed']} / {crashes['kills_tried']} "
+                                        f"({crashes['kills_while_storing']} while photos were being stored)"],
         ["remove kills landed / tried", f"{crashes['remove_kills_landed']} / {crashes['remove_kills_tried']}"],
         ["invariants broken after a kill", len(crashes["broken"])],
         ["photos lost", crashes["photos_lost"]],
@@ -309,10 +374,12 @@ def main() -> None:
                                            f"(slowest {bad['slowest_decode_ms']} ms)"],
         ["hostile manifests tried / crashed", f"{bad['manifests_tried']} / {bad['manifests_crashed']}"],
         ["hostile filters tried / crashed", f"{bad['filters_tried']} / {bad['filters_crashed']}"],
+        ["privacy scans passed", f"{private['query_scan_passed'] + private['removal_scan_passed']} / 2 "
+                                 "(query photo; removed person)"],
     ]
     table(f"reliability, {args.photos} lfw-dev photos, {args.kills} kills", ["what", "result"], rows)
     print("wrote", write("reliability", {"machine": machine(), "crash": crashes, "concurrency": conc,
-                                         "hostile": bad}))
+                                         "hostile": bad, "privacy": private}))
 
 
 if __name__ == "__main__":

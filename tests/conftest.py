@@ -139,9 +139,13 @@ not point outside its folder, symlinks included). Photo 5 of each
 def postgres(tmp_path_factory):
     """A real PostgreSQL 16 with pgvector (the pgserver package's binaries) in a temporary
     folder, reached over a unix socket; yields a factory of fresh, empty database URLs."""
+    import tempfile
+
     import pgserver
 
-    folder = tmp_path_factory.mktemp("pg")
+    # outside pytest's basetemp: the server runs as its own user, and every new pytest
+    # session resets that folder to 0700, which would lock a running server out of its data
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-pg-"))
     server = pgserver.get_server(folder, cleanup_mode="stop")
     made = []
 
@@ -153,6 +157,7 @@ def postgres(tmp_path_factory):
 
     yield fresh_db
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class Backend:

@@ -55,3 +55,51 @@ def _person(name: str):  # noqa: ANN202
     from lookalike.search import Filter, FilterKey
 
     return Filter(FilterKey.person, name)
+
+
+def test_every_other_command_runs_on_postgresql(postgres, faces, tmp_path):
+    """person, path, explore, eval (with --calibrate stored in PostgreSQL), index info,
+    stats and doctor through the CLI, on a PostgreSQL library."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> dict:
+        run = subprocess.run([sys.executable, "-m", "lookalike.cli", *args, "--db", url, "--json"],
+                             capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+        assert run.returncode == 0, (args, run.stderr[-2000:])
+        return json.loads(run.stdout)
+
+    url = postgres()
+    bbt = faces / "celeb" / "faceapi_bbt"
+    assert cli("ingest", str(bbt), "-q")["statuses"]["ok"] == 40
+    amy = cli("person", "amy")
+    assert amy["faces"] and len(amy["faces"]) == 5
+    walk = cli("path", str(bbt / "amy" / "amy1.png"), str(bbt / "raj" / "raj1.png"), "--steps", "4")
+    assert walk["steps"][0]["person"] == "amy" and walk["steps"][-1]["person"] == "raj"
+    assert cli("explore", "pca", "--components", "3")["components"]
+    clusters = cli("explore", "clusters")
+    assert clusters["clusters"] and clusters["purity"] > 0.8
+    assert "outliers" in cli("explore", "outliers")
+    pairs = tmp_path / "pairs.tsv"
+    rows = ["path_a\tpath_b\tsame"]
+    people = sorted(p.name for p in bbt.iterdir())
+    for a, b in zip(people, people[1:] + people[:1]):
+        rows.append(f"{bbt / a / (a + '1.png')}\t{bbt / a / (a + '2.png')}\t1")
+        rows.append(f"{bbt / a / (a + '1.png')}\t{bbt / b / (b + '1.png')}\t0")
+    pairs.write_text("\n".join(rows) + "\n")
+    report = cli("eval", "verify", str(pairs), "--calibrate")
+    assert report["pairs"] == 16 and report["auc"] > 0.9
+    stored = _sql(url, "select source from calibrations")
+    assert stored and "pairs.tsv" in stored[0][0]
+    assert cli("index", "info")["ntotal"] == 40
+    assert cli("stats")["faces"] == 40 and cli("doctor")["ok"] is True
+
+
+def _sql(url: str, query: str) -> list[tuple]:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(query))]

@@ -1,0 +1,149 @@
+"""Crash consistency: an ingest SIGKILLed at 20 random moments, resumed each time; removals
+killed mid-way. After every kill the library is consistent; at the end nothing is lost or
+doubled, ``doctor`` is clean and stored faces still find themselves. (bench/reliability.py
+does the same at a larger scale and reports the figures.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lookalike
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lookalike.cli", *args]
+
+
+def _sql(db: Path, query: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _index_ids(index_dir: Path) -> set[int]:
+    import faiss
+
+    from lookalike.index.faiss_index import faiss_ids
+
+    return {int(i) for p in index_dir.glob("*.faiss") for i in faiss_ids(faiss.read_index(str(p)))}
+
+
+def _consistent(db: Path, index_dir: Path, leaving: set[int]) -> None:
+    assert _sql(db, "select count(*) - count(distinct path) from photos") == [(0,)], "duplicate photo"
+    assert _sql(db, "select count(*) from photos p where status = 'ok' and not exists "
+                    "(select 1 from faces f where f.photo_id = p.id)") == [(0,)], "ok photo without its face"
+    db_ids = {r[0] for r in _sql(db, "select id from faces")}
+    assert not (_index_ids(index_dir) - db_ids - leaving), "the index file holds an uncommitted face"
+
+
+def _kill_at(args: list[str], seconds: float) -> bool:
+    """Run, SIGKILL the whole process group after ``seconds``; True if the kill landed."""
+    proc = subprocess.Popen(_cli(*args), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+def _kill_when(args: list[str], db: Path, stored: int, extra: float) -> bool:  # noqa: C901
+    """Run, SIGKILL the whole group ``extra`` seconds after ``stored`` photos are committed
+    (so every kill lands somewhere new: mid-batch, mid-commit, in the final index save)."""
+    proc = subprocess.Popen(_cli(*args), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if db.exists() and _sql(db, "select count(*) from photos")[0][0] >= stored:
+                break
+        except sqlite3.OperationalError:  # the schema is being created
+            pass
+        time.sleep(0.02)
+    time.sleep(extra)
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_path):
+    from conftest import lfw_people
+
+    rng = random.Random(9)
+    corpus = tmp_path / "corpus"
+    n = 0
+    for name, photos in lfw_people(faces, 250, min_photos=1).items():
+        (corpus / name).mkdir(parents=True)
+        for p in photos[:3]:
+            (corpus / name / p.name).symlink_to(p)
+            n += 1
+    db, index_dir = tmp_path / "lib.db", tmp_path / "indexes"
+    args = ["ingest", str(corpus), "--db", str(db), "--index-dir", str(index_dir), "-q", "--workers", "2"]
+    assert n >= 300
+    landed, mid_run = 0, 0
+    # each run is killed a little after it committed something new (mid-batch, mid-commit);
+    # once everything is stored, in the final index save and upkeep or at start-up
+    for _ in range(20):
+        stored = _sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
+        landed += _kill_when(args, db, min(n, stored + rng.randint(1, 40)), rng.uniform(0.0, 0.5))
+        mid_run += stored < n
+        _consistent(db, index_dir, set())
+    assert landed >= 18, f"only {landed} of 20 kills landed before the run ended"
+    assert mid_run >= 10, f"only {mid_run} kills while photos were still being stored"
+    done = subprocess.run(_cli(*args[:-3], "--json"), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert _sql(db, "select count(*), count(distinct path) from photos") == [(n, n)]  # every photo once
+    assert _sql(db, "select count(*) from photos where status is null or status = ''") == [(0,)]
+    # removals killed mid-way, each finished by a second run
+    for name in rng.sample([r[0] for r in _sql(db, "select name from people")], 4):
+        leaving = {r[0] for r in _sql(db, "select f.id from faces f join people p on p.id = f.person_id "
+                                          "where p.name = ?", name)}
+        remove = ["remove", "--person", name, "--db", str(db), "--index-dir", str(index_dir)]
+        _kill_at(remove, rng.uniform(0.3, 2.5))
+        _consistent(db, index_dir, leaving)
+        subprocess.run(_cli(*remove), capture_output=True, timeout=300)
+        assert _sql(db, "select count(*) from people where name = ?", name) == [(0,)]
+    doctor = subprocess.run(_cli("doctor", "--db", str(db), "--index-dir", str(index_dir), "--json"),
+                            capture_output=True, text=True, timeout=300)
+    assert doctor.returncode == 0 and json.loads(doctor.stdout)["ok"], doctor.stdout
+    with lookalike.open(db, index_dir=index_dir) as lib:
+        ids = lib.index.ids()
+        assert set(ids.tolist()) == {r[0] for r in _sql(db, "select id from faces")}
+        sample = np.asarray(rng.sample(list(ids), 15))
+        for fid, vec in zip(sample, lib._vectors(sample)):
+            assert lib.index.search(vec[None], 1)[1][0][0] == fid
+
+
+def test_no_code_executing_format_is_ever_loaded():
+    """Model, index and data files are read by formats that cannot run code: no pickle,
+    joblib, torch.load, numpy object arrays or yaml.load anywhere in lookalike or the UI."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    forbidden = [r"\bimport pickle\b", r"\bpickle\.loads?\(", r"\bjoblib\b", r"\btorch\.load\(",
+                 r"allow_pickle\s*=\s*True", r"\byaml\.load\(", r"\bdill\b", r"\bcloudpickle\b",
+                 r"\bmarshal\.loads?\(", r"(?<![\w.])eval\(", r"(?<![\w.])exec\("]
+    found = []
+    for path in [*root.glob("lookalike/**/*.py"), *root.glob("ui/**/*.py")]:
+        text = path.read_text()
+        found += [f"{path.relative_to(root)}: {word}" for word in forbidden if re.search(word, text)]
+    assert found == []
+    for path in root.glob("lookalike/**/*.py"):  # numpy files only ever without pickles
+        for line in path.read_text().splitlines():
+            assert "np.load(" not in line or "allow_pickle=False" in line, f"{path}: {line.strip()}"
