@@ -451,9 +451,10 @@ class Library:
                 self._centroids = repo.centroids(session, self._existing_space_id())
         return self._centroids
 
-    def allowed_face_ids(self, filters=(), consented_only: bool = False):  # noqa: ANN001, ANN201
+    def allowed_face_ids(self, filters=(), consented_only: bool = False,  # noqa: ANN001, ANN201
+                         hide_declined: bool = False):
         """Face ids whose person passes the metadata filters; ``None`` when unfiltered."""
-        if not filters and not consented_only:
+        if not filters and not consented_only and not hide_declined:
             return None
         from .corpus import normalise_tag
         from .search import FilterKey
@@ -473,6 +474,8 @@ class Library:
                 conditions.append(Person.name == f.value)
         if consented_only:
             conditions.append(Person.consent_display.is_(True))
+        if hide_declined:  # consent given, or never stated (no profile): not withheld
+            conditions.append(Person.consent_display.is_not(False))
         with self.session() as session:
             return repo.filtered_face_ids(session, self._existing_space_id(), conditions)
 

@@ -93,7 +93,10 @@ class SearchOptions:
     per_person: bool = False  # best face per person
     rank_by: RankBy = RankBy.face
     filters: tuple[Filter, ...] = ()
-    consented_only: bool = False
+    consented_only: bool = False  # only people whose manifest says consent_display=yes (role models)
+    # leave out people whose manifest profile withholds consent (every display to visitors);
+    # people with no stated consent (a public photo corpus ingested from folders) stay
+    hide_declined: bool = False
     # estimate age / gender / emotion of each query face with this analyzer (opt-in)
     analyzer: AnalyzerName | None = None
     # move each query face toward a group before searching ("me, but older")
@@ -196,7 +199,7 @@ def search_vectors(library, faces, options: SearchOptions, name: str = "<vectors
     """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
     cal = library.calibration()
     cents = library.centroids()
-    allowed = library.allowed_face_ids(options.filters, options.consented_only)
+    allowed = library.allowed_face_ids(options.filters, options.consented_only, options.hide_declined)
     corpus = cents.get(None)
     out = []
     for bbox, conf, vec in faces:

@@ -208,3 +208,56 @@ def test_live_processor_names_the_face_in_browser_frames(kiosk_db, faces, tmp_pa
         finally:
             processor.on_ended()
     assert named and set(named) == {"howard"}
+
+
+def test_find_and_live_never_show_people_who_withheld_consent(kiosk_db, faces, monkeypatch, tmp_path):
+    """Sheldon's manifest row says consent_display=no: the kiosk's Find page and its live
+    camera must not show him, even to someone who looks exactly like him (his own photo)."""
+    import time
+
+    import av
+    import cv2
+
+    import lookalike
+    from lookalike.live import slideshow
+    from lookalike.ui.live_processor import LiveProcessor
+
+    sheldon = faces / BBT / "sheldon" / "sheldon5.png"
+    at = _page("find.py", kiosk_db, monkeypatch)
+    _upload(at, sheldon)
+    cards = [m.value for m in at.markdown if m.value.startswith("### ")]
+    assert len(cards) == 3 and not any("Sheldon" in c for c in cards)
+    video = tmp_path / "cam.avi"
+    slideshow.make([("sheldon", sheldon)], video, seconds=3.0, gap=0)
+    with lookalike.open(kiosk_db) as lib:
+        assert lib.search(str(sheldon), k=1).faces[0].matches[0].person == "sheldon"  # the operator's view
+        processor = LiveProcessor(lib)
+        try:
+            assert processor.wait_ready(), processor.error
+            cap = cv2.VideoCapture(str(video))
+            named = []
+            while (got := cap.read())[0]:
+                processor.recv(av.VideoFrame.from_ndarray(got[1], format="bgr24"))
+                named += [f["person"] for f in processor.snapshot()[2] if f["person"]]
+                time.sleep(1 / 30)
+            cap.release()
+        finally:
+            processor.on_ended()
+    assert named and "sheldon" not in named
+
+
+def test_consent_never_stated_is_not_consent_withheld(faces, tmp_path):
+    """A folder-ingested corpus states no consent: shown on Find, never on the role-model
+    page; an old library's folder people become 'not stated' on upgrade."""
+    import sqlite3
+
+    import lookalike
+
+    db = tmp_path / "c.db"
+    with lookalike.open(db) as lib:
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt" / "amy")], person="amy")
+        query = str(faces / BBT / "amy" / "amy5.png")
+        assert lib.search(query, k=1, hide_declined=True).faces[0].matches[0].person == "amy"
+        assert lib.search(query, k=1, consented_only=True).faces[0].matches == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select consent_display from people").fetchall() == [(None,)]

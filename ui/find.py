@@ -40,7 +40,7 @@ try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
     rgb = decode(data, given.name or "your photo", common.MAX_PIXELS).rgb
     with common.SEARCH_LOCK, st.spinner("Looking for people like you …"):
-        result = lib.search(rgb, k=k, per_person=True)
+        result = lib.search(rgb, k=k, per_person=True, hide_declined=True)
 except common.UploadTooLarge as err:
     left.error(str(err))
     st.stop()

@@ -111,7 +111,9 @@ class LivePipeline:
         library.calibration()  # an empty library fails here, before the worker loads models
         self.options = options
         self.detector = detect.build(library.space.detector, options.detect_side, fallback=False)
-        self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer))
+        # a live screen is a display: people whose profile withholds consent never appear
+        self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
+                                                               hide_declined=True))
         self.tracker = Tracker(refresh=options.refresh)
         self.stats = LiveStats()
         self._detected_at = float("-inf")

@@ -106,6 +106,9 @@ def migrate(engine: Engine) -> str:
             f"to {head}); upgrade lookalike (pip install -U lookalike) to open it"
         )
     cfg = _alembic_config(engine)
+    if engine.dialect.name == "sqlite":
+        _migrate_sqlite(engine, cfg, command)
+        return head or ""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # many workers may open a fresh database at once: one migrates, the rest wait
@@ -118,6 +121,26 @@ def migrate(engine: Engine) -> str:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return head or ""
+
+
+def _migrate_sqlite(engine: Engine, cfg, command) -> None:  # noqa: ANN001
+    """SQLite changes a column by copying its table and dropping the old one; with foreign
+    keys on, that drop would cascade (a person's centroids deleted, their faces orphaned).
+    So foreign keys are off for the migration (a pragma that only works outside a
+    transaction) and checked afterwards."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()  # ends SQLAlchemy's autobegun transaction; SQLite itself had none open
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise ConfigError(f"schema upgrade would break {len(broken)} references; nothing changed")
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -57,7 +57,7 @@ def upsert_person(session: Session, name: str, profile=None, cache: dict | None 
     if person is None:
         # INSERT … ON CONFLICT DO NOTHING: ingest workers on other machines may be creating
         # the same person right now; whoever commits first wins, the other reads that row
-        session.execute(_insert(session, Person).values(name=name, consent_display=False)
+        session.execute(_insert(session, Person).values(name=name, consent_display=None)
                         .on_conflict_do_nothing(index_elements=["name"]))
         person = session.scalar(select(Person).where(Person.name == name))
     if profile is not None:

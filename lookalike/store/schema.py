@@ -66,7 +66,9 @@ class Person(Base):
     organisation: Mapped[str | None] = mapped_column(String(300))
     story: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[str | None] = mapped_column(Text)  # JSON list of self-declared tags
-    consent_display: Mapped[bool] = mapped_column(Boolean, default=False)
+    # True: agreed to be displayed; False: a manifest profile without that agreement (never
+    # shown to visitors); None: never stated (a public corpus ingested from folders)
+    consent_display: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=None)
     source_url: Mapped[str | None] = mapped_column(Text)
     license: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
