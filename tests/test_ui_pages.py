@@ -182,45 +182,46 @@ def test_withdrawn_consent_takes_a_role_model_off_the_kiosk(kiosk_db, tmp_path):
 def test_live_processor_names_the_face_in_browser_frames(kiosk_db, faces, tmp_path):
     """The live page's logic without a browser (the WebRTC part runs in the browser test):
     frames as the browser sends them, at camera pace, through the webcam pipeline."""
+    import lookalike
+    from lookalike.live import slideshow
+
+    video = tmp_path / "cam.avi"
+    slideshow.make([("howard", faces / BBT / "howard" / "howard5.png")], video, seconds=3.0, gap=0)
+    with lookalike.open(kiosk_db) as lib:
+        named = _live_names(lib, video)
+    assert named and set(named) == {"howard"}
+
+
+def _live_names(lib, video: Path) -> list[str]:  # noqa: ANN001
+    """People the live page's processor names in ``video``'s frames, sent at camera pace."""
     import time
 
     import av
     import cv2
 
-    import lookalike
-    from lookalike.live import slideshow
     from lookalike.ui.live_processor import LiveProcessor
 
-    video = tmp_path / "cam.avi"
-    slideshow.make([("howard", faces / BBT / "howard" / "howard5.png")], video, seconds=3.0, gap=0)
-    with lookalike.open(kiosk_db) as lib:
-        processor = LiveProcessor(lib)
-        try:
-            assert processor.wait_ready(), processor.error
-            cap = cv2.VideoCapture(str(video))
-            named = []
-            while (got := cap.read())[0]:
-                out = processor.recv(av.VideoFrame.from_ndarray(got[1], format="bgr24"))
-                assert out.width == 640 and out.height == 480
-                named += [f["person"] for f in processor.snapshot()[2] if f["person"]]
-                time.sleep(1 / 30)
-            cap.release()
-        finally:
-            processor.on_ended()
-    assert named and set(named) == {"howard"}
+    processor = LiveProcessor(lib)
+    named = []
+    try:
+        assert processor.wait_ready(), processor.error
+        cap = cv2.VideoCapture(str(video))
+        while (got := cap.read())[0]:
+            out = processor.recv(av.VideoFrame.from_ndarray(got[1], format="bgr24"))
+            assert out.width == 640 and out.height == 480
+            named += [f["person"] for f in processor.snapshot()[2] if f["person"]]
+            time.sleep(1 / 30)
+        cap.release()
+    finally:
+        processor.on_ended()
+    return named
 
 
 def test_find_and_live_never_show_people_who_withheld_consent(kiosk_db, faces, monkeypatch, tmp_path):
     """Sheldon's manifest row says consent_display=no: the kiosk's Find page and its live
     camera must not show him, even to someone who looks exactly like him (his own photo)."""
-    import time
-
-    import av
-    import cv2
-
     import lookalike
     from lookalike.live import slideshow
-    from lookalike.ui.live_processor import LiveProcessor
 
     sheldon = faces / BBT / "sheldon" / "sheldon5.png"
     at = _page("find.py", kiosk_db, monkeypatch)
@@ -231,18 +232,7 @@ def test_find_and_live_never_show_people_who_withheld_consent(kiosk_db, faces, m
     slideshow.make([("sheldon", sheldon)], video, seconds=3.0, gap=0)
     with lookalike.open(kiosk_db) as lib:
         assert lib.search(str(sheldon), k=1).faces[0].matches[0].person == "sheldon"  # the operator's view
-        processor = LiveProcessor(lib)
-        try:
-            assert processor.wait_ready(), processor.error
-            cap = cv2.VideoCapture(str(video))
-            named = []
-            while (got := cap.read())[0]:
-                processor.recv(av.VideoFrame.from_ndarray(got[1], format="bgr24"))
-                named += [f["person"] for f in processor.snapshot()[2] if f["person"]]
-                time.sleep(1 / 30)
-            cap.release()
-        finally:
-            processor.on_ended()
+        named = _live_names(lib, video)
     assert named and "sheldon" not in named
 
 
