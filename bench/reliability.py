@@ -79,6 +79,9 @@ def invariants(db: Path, index_dir: Path, removed_ids: set[int]) -> list[str]:
     broken = []
     if sql(db, "select count(*) from (select path from photos group by space_id, path having count(*) > 1)")[0][0]:
         broken.append("duplicate photo rows")
+    if sql(db, "select count(*) from (select photo_id, x, y, w, h from faces "
+               "group by photo_id, x, y, w, h having count(*) > 1)")[0][0]:
+        broken.append("duplicate face rows")
     if sql(db, "select count(*) from photos p where status = 'ok' and not exists "
                "(select 1 from faces f where f.photo_id = p.id)")[0][0]:
         broken.append("ok photo without its face")

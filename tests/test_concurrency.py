@@ -3,6 +3,7 @@ newer index picked up; a second writer refuses."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -47,9 +48,18 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
         if refused is None and runs > 20:
             refused = subprocess.run([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db",
                                       str(db), "-q"], capture_output=True, text=True)
+            # the CLI too: a search in another process while the writer stores
+            cli = subprocess.run([sys.executable, "-m", "lookalike.cli", "search", str(next(second.glob("*/*"))),
+                                  "--db", str(db), "--json"], capture_output=True, text=True)
+            assert cli.returncode == 0, cli.stderr
+            answered = [m["face_id"] for f in json.loads(cli.stdout)["faces"] for m in f["matches"]]
+            held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, answered))})")}
+            assert answered and set(answered) <= held
+            cli_ran_during_ingest = writer.poll() is None
         time.sleep(0.05)
     assert writer.wait() == 0, writer.stderr.read()
     assert refused is not None and refused.returncode == 1 and "being written by" in refused.stderr
+    assert cli_ran_during_ingest, "the ingest ended before the CLI search did: the test proved nothing"
     seen.append(reader.index.ntotal)
     assert seen[-1] > start and sorted(seen) == seen  # grew, and never went back
     total = conn.execute("select count(*) from faces").fetchone()[0]

@@ -42,6 +42,8 @@ def _index_ids(index_dir: Path) -> set[int]:
 
 def _consistent(db: Path, index_dir: Path, leaving: set[int]) -> None:
     assert _sql(db, "select count(*) - count(distinct path) from photos") == [(0,)], "duplicate photo"
+    assert _sql(db, "select count(*) from (select photo_id, x, y, w, h from faces "
+                    "group by photo_id, x, y, w, h having count(*) > 1)") == [(0,)], "duplicate face"
     assert _sql(db, "select count(*) from photos p where status = 'ok' and not exists "
                     "(select 1 from faces f where f.photo_id = p.id)") == [(0,)], "ok photo without its face"
     db_ids = {r[0] for r in _sql(db, "select id from faces")}
