@@ -474,9 +474,14 @@ class Library:
                 conditions.append(Person.name == f.value)
         if consented_only:
             conditions.append(Person.consent_display.is_(True))
-        if hide_declined:  # consent given, or never stated (no profile): not withheld
-            conditions.append(Person.consent_display.is_not(False))
         with self.session() as session:
+            # consent given, or never stated (no profile): not withheld. Every Find query and
+            # live match asks this; while nobody has withheld consent (a public corpus) it
+            # filters nothing, so the search stays unfiltered instead of listing every face
+            if hide_declined and repo.anyone_withholds_consent(session):
+                conditions.append(Person.consent_display.is_not(False))
+            if not conditions:
+                return None
             return repo.filtered_face_ids(session, self._existing_space_id(), conditions)
 
     def stats(self) -> dict:

@@ -288,7 +288,7 @@ class PgVectorBackend(VectorBackend):
                               "(rebuild without --key to REINDEX it)")
         if reduce is not None:
             lib.train_reduction(reduce)
-            lib.index  # noqa: B018 - opening it builds the HNSW index of the new width
+            lib.index.ensure_index()  # the HNSW index of the new width, built once
             return
         lib.index.rebuild()
 

@@ -291,6 +291,11 @@ def centroids(session: Session, space_id: int) -> dict[int | None, tuple[np.ndar
     return out
 
 
+def anyone_withholds_consent(session: Session) -> bool:
+    """Whether any person's profile withholds consent to be displayed (one indexed probe)."""
+    return session.scalar(select(Person.id).where(Person.consent_display.is_(False)).limit(1)) is not None
+
+
 def filtered_face_ids(session: Session, space_id: int, conditions: list) -> np.ndarray:  # noqa: ANN001
     """Ids of faces whose person satisfies every SQL condition (on ``Person``)."""
     query = (select(Face.id).join(Person, Person.id == Face.person_id)
