@@ -11,7 +11,7 @@ DB     ?= lookalike.db
 
 export LOOKALIKE_FACES ?= $(FACES)
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install browser bench clean
 
 install: $(VENV)/.installed
 
@@ -24,12 +24,18 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/lookalike models install
-	$(BIN)/lookalike models install emotion-offline age-gender-offline
+	$(BIN)/lookalike models install emotion-offline age-gender-dlib
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q -ra
+
+# the web app's browser tests drive Debian's Chromium (never a browser downloaded by playwright)
+browser:
+	@command -v chromium >/dev/null || { \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
 
 bench: install
 	$(BIN)/python bench/ingest.py

@@ -6,6 +6,11 @@ defaults"), so both ways are kept behind one base class and measured against eac
 * ``chip``: dlib's 5-point shape predictor on the detector's box, then
   ``dlib.get_face_chip(size, padding=0.25)`` — exactly how dlib's ResNet was trained
   (dlib reports 99.38 % on LFW this way).
+* ``arcface`` (the default, for SFace): the detector's five landmarks mapped onto the
+  ArcFace 112 x 112 template by the least-squares similarity transform (Umeyama) and
+  warped with ``cv2.warpAffine`` — how SFace (and ArcFace, insightface, OpenCV's
+  ``FaceRecognizerSF.alignCrop``) were trained. It needs a detector that gives five
+  landmarks (``yunet``, ``retinaface``).
 * ``eyes``: DeepFace's own path — rotate so the eyes are level
   (``deepface.modules.detection.extract_face``), crop the box, then
   ``preprocessing.resize_image`` with black padding to the model's input size.
@@ -22,7 +27,13 @@ import numpy as np
 from .detect import Detection
 from .errors import UnknownName
 
-ALIGNERS = ("chip", "eyes")
+from .errors import ConfigError
+from .weights import ALIGNERS
+
+# The ArcFace reference landmarks on a 112 x 112 chip (insightface, OpenCV's alignCrop), in
+# Detection.landmarks order: viewer-left eye, viewer-right eye, nose, mouth corners.
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
 
 
 class Aligner(ABC):
@@ -112,7 +123,46 @@ class EyesAligner(Aligner):
         return left, right
 
 
+class ArcFaceAligner(Aligner):
+    """Five landmarks -> the ArcFace template by a similarity transform."""
+
+    name = "arcface"
+
+    def align(self, rgb: np.ndarray, face: Detection, size: tuple[int, int]) -> np.ndarray:
+        import cv2
+
+        if face.landmarks is None:
+            raise ConfigError("the arcface aligner needs five landmarks; use a detector that "
+                              "gives them (--detector yunet) or --aligner chip")
+        height, width = size
+        template = ARCFACE_TEMPLATE * (width / 112.0, height / 112.0)
+        matrix = similarity_transform(np.asarray(face.landmarks, dtype=np.float64), template)
+        return cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2 x 3 matrix of the rotation + uniform scale + translation that maps the points
+    ``src`` (n, 2) onto ``dst`` (n, 2) with the least squared error (Umeyama, 1991: the
+    estimate insightface and scikit-image use)."""
+    n = src.shape[0]
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / n
+    u, sigma, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # a reflection: flip the weakest axis
+        d[1] = -1
+    rotation = u @ np.diag(d) @ vt
+    variance = (src_c ** 2).sum() / n
+    scale = float((sigma * d).sum() / variance) if variance > 0 else 1.0
+    shift = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, shift[:, None]]).astype(np.float64)
+
+
 def build(name: str) -> Aligner:
+    if name == "arcface":
+        return ArcFaceAligner()
     if name == "chip":
         return ChipAligner()
     if name == "eyes":

@@ -46,6 +46,9 @@ class AttributesReport:
     groups: dict[str, dict] = field(default_factory=dict)
     confusion: dict | None = None  # {"labels": [...], "matrix": rows = truth, columns = estimate}
     model: str = ""
+    # every figure for all faces, adults (labelled 18+) and children (labelled under 13):
+    # gender cues differ before puberty, so adults' and children's figures are kept apart
+    ages: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def r(v: float | None) -> float | None:
@@ -53,7 +56,7 @@ class AttributesReport:
 
         return {"n": self.n, "no_face": self.no_face, "age_mae": r(self.age_mae),
                 "gender_accuracy": r(self.gender_accuracy), "emotion_accuracy": r(self.emotion_accuracy),
-                "groups": self.groups, "confusion": self.confusion, "model": self.model}
+                "by_age": self.ages, "groups": self.groups, "confusion": self.confusion, "model": self.model}
 
 
 def read_manifest(path: Path, root: Path | None = None) -> list[Labelled]:
@@ -112,6 +115,11 @@ def evaluate(rows: list[Labelled], analyzer: Analyzer, detector, crops: bool = F
 
 def _fill(report: AttributesReport, results: list) -> None:  # noqa: ANN001
     figures = _figures(results)
+    for label, keep in (("all", lambda age: True), ("adults", lambda age: age >= 18),
+                        ("children", lambda age: age < 13)):
+        subset = [(r, e) for r, e in results if r.age is not None and keep(r.age)]
+        if subset:
+            report.ages[label] = {"n": len(subset)} | _figures(subset)
     report.age_mae, report.gender_accuracy, report.emotion_accuracy = (
         figures.get("age_mae"), figures.get("gender_accuracy"), figures.get("emotion_accuracy"))
     group_cols = sorted({c for row, _ in results for c in row.groups})
@@ -138,9 +146,14 @@ def _figures(results: list) -> dict:  # noqa: ANN001
         truth, guess = np.array(ages).T
         out["age_mae"] = round(float(np.mean(np.abs(truth - guess))), 4)
         out["age_bias"] = round(float(np.mean(guess - truth)), 4)  # + = estimated older
-    genders = [(r.gender, e.dominant_gender) for r, e in results if r.gender]
+    genders = [(r.gender, e.likeliest_gender, e.dominant_gender) for r, e in results if r.gender]
     if genders:
-        out["gender_accuracy"] = round(float(np.mean([t == g for t, g in genders])), 4)
+        out["gender_accuracy"] = round(float(np.mean([t == g for t, g, _ in genders])), 4)
+        # what a person is shown: "not sure" below the calibrated confidence or under 13
+        stated = [(t, s) for t, _, s in genders if s in ("woman", "man")]
+        out["gender_stated_share"] = round(len(stated) / len(genders), 4)
+        if stated:
+            out["gender_stated_accuracy"] = round(float(np.mean([t == s for t, s in stated])), 4)
     emotions = [(r.emotion, e.dominant_emotion) for r, e in results if r.emotion]
     if emotions:
         out["emotion_accuracy"] = round(float(np.mean([t == g for t, g in emotions])), 4)

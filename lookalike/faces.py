@@ -49,16 +49,24 @@ class Face:
     embedding: np.ndarray  # (dim,) float32, unit length
 
 
+def needs_shape_predictor(space: Space) -> tuple[str, ...]:
+    """``("dlib",)`` when the space uses dlib's 5-point shape predictor (the dlib detector,
+    the chip and eyes aligners), else nothing: the YuNet + ArcFace space needs no dlib file."""
+    return ("dlib",) if space.detector == "dlib" or space.aligner in ("chip", "eyes") else ()
+
+
 class FacePipeline:
     """Detect, align and embed faces in one space."""
 
-    def __init__(self, space: Space, detect_max_side: int) -> None:
+    def __init__(self, space: Space, detect_max_side: int, threads: int | None = None) -> None:
+        """``threads``: for the models lookalike runs itself (see :class:`Embedder`); worker
+        processes pass 1, since the processes are the parallelism."""
         for name in (space.model, space.detector, space.aligner):
             weights.require(name)
-        if space.detector == "dlib" or space.aligner in ("chip", "eyes"):
-            weights.require("dlib")  # the 5-point shape predictor
+        for name in needs_shape_predictor(space):
+            weights.require(name)
         self.space = space
-        self.embedder = Embedder(space.model)
+        self.embedder = Embedder(space.model, threads)
         self.detector = detect.build(space.detector, detect_max_side)
         self.aligner = align.build(space.aligner)
 

@@ -141,7 +141,7 @@ class Mapper:
 
     def __init__(self, space: Space, detect_max_side: int, max_pixels: int, mode: FacesMode,
                  analyzer: str | None = None) -> None:
-        self.pipeline = FacePipeline(space, detect_max_side)
+        self.pipeline = FacePipeline(space, detect_max_side, threads=1)  # one process per core
         self.max_pixels, self.mode = max_pixels, mode
         self.analyzer = None
         if analyzer is not None:
@@ -190,6 +190,9 @@ def prepare_process() -> None:
 
     activate_weights_home()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)  # YuNet runs in OpenCV's DNN module
 
 
 def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,

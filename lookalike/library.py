@@ -11,7 +11,7 @@ import json
 import fcntl
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -233,7 +233,9 @@ class Library:
         from . import ingest, weights
 
         # fail on missing weights here, with the install command, not in every worker
-        for name in (self.space.model, self.space.detector, self.space.aligner, "dlib"):
+        from .faces import needs_shape_predictor
+
+        for name in (self.space.model, self.space.detector, self.space.aligner, *needs_shape_predictor(self.space)):
             weights.require(name)
         if analyzer is not None:
             from . import analysis
@@ -261,17 +263,59 @@ class Library:
                 ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
         return report
 
-    def remove(self, *, person: str | None = None, photo: str | None = None) -> dict:
+    def reembed(self, target: Space, *, workers: int = 0, progress=None) -> dict:  # noqa: ANN001
+        """Move the library into the space ``target`` (a new model, detector or aligner): every
+        photo stored in another space whose file is still there is ingested again into
+        ``target``, under the same person (profiles stay as they are). Photos whose file is
+        gone are listed, and those whose bytes changed since are re-embedded as they are now
+        and listed. The other spaces' rows are left as they were until ``remove --space``
+        drops them; commands then pick ``target`` when it is the default or named."""
+        from collections import Counter
+
+        from .corpus import Item
+        from .weights import sha256_of
+
+        moved = Library(replace(self.settings, model=target.model, detector=target.detector,
+                                aligner=target.aligner))
+        statuses: Counter = Counter()
+        faces, seconds = 0, 0.0
+        try:
+            with moved.session() as session:
+                row = repo.get_space(session, target.key)
+                todo = repo.photos_outside(session, row.id if row is not None else -1)
+            present = [p for p in todo if Path(p.path).is_file()]
+            changed = [p.path for p in present if p.sha256 and sha256_of(Path(p.path)) != p.sha256]
+            # photos that gave several faces were ingested with --faces all: keep them all
+            for mode, batch in ((FacesMode.largest, [p for p in present if p.faces <= 1]),
+                                (FacesMode.all, [p for p in present if p.faces > 1])):
+                if batch:
+                    report = moved.ingest_items([Item(p.path, p.person) for p in batch], faces=mode,
+                                                workers=workers, progress=progress)
+                    statuses.update(report.statuses)
+                    faces, seconds = faces + report.faces, seconds + report.seconds
+        finally:
+            moved.close()
+        self._space, self._space_id, self._index, self._centroids = None, None, None, None
+        return {"space": target.key, "photos": len(todo), "reembedded": len(present),
+                "gone": [p.path for p in todo if not Path(p.path).is_file()], "changed": changed,
+                "statuses": {k: v for k, v in statuses.items() if v}, "faces": faces,
+                "seconds": round(seconds, 3)}
+
+    def remove(self, *, person: str | None = None, photo: str | None = None,
+               space: str | None = None) -> dict:
         """Delete a person (every photo, face, vector and centroid contribution, and the
-        person row) or one photo, in every embedding space. The database commits first;
-        the indexes follow and are saved."""
+        person row) or one photo, in every embedding space; or one whole embedding space
+        (``space``: its key, after :meth:`reembed` moved the library elsewhere). The
+        database commits first; the indexes follow and are saved."""
         from sqlalchemy import select
 
         from .errors import NotFound
         from .store.schema import Person, Photo
 
-        if (person is None) == (photo is None):
-            raise ConfigError("name exactly one of --person NAME or --photo PATH")
+        if space is not None and person is None and photo is None:
+            return self._remove_space(space)
+        if (person is None) == (photo is None) or space is not None:
+            raise ConfigError("name exactly one of --person NAME, --photo PATH or --space KEY")
         removed: dict[int, list[int]] = {}
         rebuilt = None
         with self._writers():
@@ -304,6 +348,27 @@ class Library:
         self._centroids = None
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
+
+    def _remove_space(self, key: str) -> dict:
+        with self._writers():
+            with self.session() as session:
+                row = repo.get_space(session, key)
+                if row is None:
+                    keys = [sp.key for sp in repo.list_spaces(session)]
+                    raise NotFound(f"no embedding space {key!r} in this library (it holds: {', '.join(keys) or 'none'})")
+                self.backend.drop_space(self, session, key, row.id)
+                photos, faces = repo.delete_space(session, row.id)
+                session.commit()
+            self.backend.erase(self)
+        self._space, self._space_id, self._index, self._centroids = None, None, None, None
+        self._calibration, self._reduction = None, False
+        return {"space": key, "photos": photos, "faces": faces, "person": None, "photo": None,
+                "index_rebuilt": None}
+
+    def spaces(self) -> list[dict]:
+        """The embedding spaces this library holds, oldest first."""
+        return [{"space": row.key, "model": row.model, "detector": row.detector, "aligner": row.aligner,
+                 "dim": row.dim} for row in self._spaces()]
 
     def _spaces(self) -> list:
         with self.session() as session:

@@ -155,9 +155,11 @@ class QueueWorker:
         if space_id not in self._views:
             from .store.schema import Space as SpaceRow
             from . import weights
+            from .faces import Space as FaceSpace, needs_shape_predictor
 
             row = session.get(SpaceRow, space_id)
-            for name in (row.model, row.detector, row.aligner, "dlib"):
+            shape = needs_shape_predictor(FaceSpace(row.model, row.detector, row.aligner))
+            for name in (row.model, row.detector, row.aligner, *shape):
                 weights.require(name)  # fail here, with the install command, not per photo
             self._views[space_id] = self.lib._view(row)
         return self._views[space_id]

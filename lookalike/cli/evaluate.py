@@ -92,19 +92,20 @@ def eval_attributes(
     root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
     crops: Annotated[bool, typer.Option("--crops", help="The photos are face crops: no detection.")] = False,
+    detector_name: Annotated[Optional[str], typer.Option("--detector", help="Face detector [default: yunet].")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N rows.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the emotion confusion matrix to this PNG.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
     from .. import analysis, detect, evaluate_attributes as ev, weights
-    from ..config import DEFAULT_DETECT_MAX_SIDE
+    from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
 
     with _errors():
         rows = ev.read_manifest(manifest, root)[:limit]
         model = analysis.build(analyzer)
-        weights.require("dlib")
-        detector = detect.build("dlib", DEFAULT_DETECT_MAX_SIDE)
+        weights.require(detector_name or DEFAULT_DETECTOR)
+        detector = detect.build(detector_name or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
         report = ev.evaluate(rows, model, detector, crops=crops)
         if plot is not None and report.confusion:
             ev.plot_confusion(report, plot)
@@ -124,6 +125,8 @@ def eval_attributes(
                 lines.append(f"- {label}: {fmt.format(value)}" + (
                     f" (largest gap between groups: {gap['best']} vs {gap['worst']}: {gap['difference']})"
                     if gap else ""))
+        for label, figures in report.ages.items():
+            lines.append(f"- {label}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
         for group, figures in report.groups.items():
             lines.append(f"  - {group}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
         from rich.markup import escape

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json, app
+from ._common import (AlignerOpt, DbOpt, DetectorOpt, IndexDirOpt, JsonOpt, ModelOpt, _console, _errors,
+                      _open, _print_json, app)
 
 
 @app.command()
@@ -46,20 +47,59 @@ def person(
 def remove(
     person: Annotated[Optional[str], typer.Option("--person", help="Remove this person entirely.")] = None,
     photo: Annotated[Optional[Path], typer.Option("--photo", help="Remove this photo.")] = None,
+    space: Annotated[Optional[str], typer.Option("--space", help="Remove a whole embedding space (model__detector__aligner), e.g. after reembed.")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a person or a photo: rows, vectors and centroid contributions, in every index."""
+    """Delete a person or a photo (rows, vectors and centroid contributions, in every index),
+    or one embedding space."""
     with _errors():
-        result = _open(db, index_dir).remove(person=person, photo=str(photo) if photo else None)
+        result = _open(db, index_dir).remove(person=person, photo=str(photo) if photo else None, space=space)
         if as_json:
             _print_json(result)
         else:
-            what = f"person {person!r}" if person else str(photo)
+            what = f"person {person!r}" if person else f"space {space}" if space else str(photo)
             _console().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
             if result["index_rebuilt"]:
                 _console().print(f"index rebuilt: {result['index_rebuilt']}")
+
+
+@app.command()
+def reembed(
+    model: ModelOpt = None,
+    detector: DetectorOpt = None,
+    aligner: AlignerOpt = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes [default: one per core].")] = 0,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a library to another embedding space (default: the current default model stack):
+    every stored photo whose file still exists is embedded again; the old space stays until
+    `remove --space KEY`."""
+    from .. import config
+    from ..faces import Space
+
+    with _errors():
+        target = Space(model or config.DEFAULT_MODEL, detector or config.DEFAULT_DETECTOR,
+                       aligner or config.DEFAULT_ALIGNER)
+        lib = _open(db, index_dir)
+        before = [s["space"] for s in lib.spaces()]
+        result = lib.reembed(target, workers=workers)
+        result["old_spaces"] = [k for k in before if k != target.key]
+        if as_json:
+            _print_json(result)
+            return
+        console = _console()
+        console.print(f"{target.key}: {result['reembedded']} of {result['photos']} photos embedded again "
+                      f"({result['faces']} faces; " + ", ".join(f"{k} {v}" for k, v in result["statuses"].items()) + ")")
+        for path in result["gone"]:
+            console.print(f"gone (file no longer there, not moved): {path}")
+        for path in result["changed"]:
+            console.print(f"changed since it was stored (embedded as it is now): {path}")
+        for key in result["old_spaces"]:
+            console.print(f"the old space is kept; when you no longer need it: lookalike remove --space {key}")
 
 
 # -- stats / doctor -------------------------------------------------------------------

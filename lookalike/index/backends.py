@@ -103,6 +103,9 @@ class VectorBackend:
     def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
         """Inside the transaction that stores a new PCA: make the stored vectors follow."""
 
+    def drop_space(self, lib: Library, session, key: str, space_id: int) -> None:  # noqa: ANN001
+        """Inside the transaction that deletes a space's rows: its index goes too."""
+
     def reduction_committed(self, lib: Library) -> None:
         """After that transaction committed."""
 
@@ -213,6 +216,10 @@ class FaissBackend(VectorBackend):
     def changed(self, index) -> bool:  # noqa: ANN001
         return index.changed_on_disk()
 
+    def drop_space(self, lib: Library, session, key: str, space_id: int) -> None:  # noqa: ANN001
+        for path in FaissIndex.paths(lib.settings.index_dir, key):
+            path.unlink(missing_ok=True)
+
     def erase(self, lib: Library) -> None:
         """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
         write-ahead log: checkpoint it into the file and truncate it."""
@@ -294,6 +301,11 @@ class PgVectorBackend(VectorBackend):
 
     def upkeep(self, lib: Library) -> str | None:
         return None  # PostgreSQL maintains its HNSW index as rows come and go
+
+    def drop_space(self, lib: Library, session, key: str, space_id: int) -> None:  # noqa: ANN001
+        from .pgvector_index import PgVectorIndex
+
+        PgVectorIndex.drop_indexes(session, space_id)
 
     def erase(self, lib: Library) -> None:
         """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does

@@ -84,6 +84,43 @@ def _insert(session: Session, table):  # noqa: ANN001, ANN202
     return insert(table)
 
 
+@dataclass(frozen=True)
+class StoredPhoto:
+    """A photo stored in some space, as another space would re-embed it."""
+
+    path: str
+    sha256: str | None
+    person: str | None
+    faces: int  # faces kept from it (more than one: it was ingested with --faces all)
+
+
+def photos_outside(session: Session, space_id: int) -> list[StoredPhoto]:
+    """Every ``ok`` photo of the other spaces that ``space_id`` does not hold yet, one per
+    path (the oldest space's row), with its person and face count."""
+    held = select(Photo.path).where(Photo.space_id == space_id)
+    faces = (select(func.count(Face.id)).where(Face.photo_id == Photo.id).scalar_subquery())
+    rows = session.execute(
+        select(Photo.path, Photo.sha256, Person.name, faces)
+        .outerjoin(Person, Person.id == Photo.person_id)
+        .where(Photo.space_id != space_id, Photo.status == PhotoStatus.ok.value, Photo.path.not_in(held))
+        .order_by(Photo.space_id, Photo.id))
+    out: dict[str, StoredPhoto] = {}
+    for path, sha, person, n in rows:
+        out.setdefault(path, StoredPhoto(path, sha, person, int(n)))
+    return list(out.values())
+
+
+def delete_space(session: Session, space_id: int) -> tuple[int, int]:
+    """Every row of one embedding space (photos, faces, estimates, centroids, calibration,
+    reduction, queue: all cascade from the space row); returns (photos, faces) removed."""
+    photos = session.scalar(select(func.count(Photo.id)).where(Photo.space_id == space_id)) or 0
+    faces = session.scalar(select(func.count(Face.id)).where(Face.space_id == space_id)) or 0
+    session.execute(delete(Face).where(Face.space_id == space_id))
+    session.execute(delete(Photo).where(Photo.space_id == space_id))
+    session.execute(delete(Space).where(Space.id == space_id))
+    return int(photos), int(faces)
+
+
 def photo_by_path(session: Session, space_id: int, path: str) -> Photo | None:
     return session.scalar(select(Photo).where(Photo.space_id == space_id, Photo.path == path))
 

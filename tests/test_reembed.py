@@ -1,0 +1,63 @@
+"""Moving a library to the new default space: reembed, what is gone, the old space kept
+until it is removed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=600)
+
+
+@pytest.mark.e2e
+def test_a_dlib_library_moves_to_sface_and_keeps_the_old_space_until_removed(faces, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(faces / "celeb" / "face_recognition", corpus)
+    db = str(tmp_path / "lib.db")
+    old = ["--model", "Dlib", "--detector", "dlib", "--aligner", "chip"]
+    made = run("ingest", str(corpus), "--db", db, *old, "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["statuses"]["ok"] == 16
+    # a library made in the old space keeps opening in it, with its own calibration
+    before = json.loads(run("stats", "--db", db, "--json").stdout)
+    assert before["index"]["space"] == "Dlib__dlib__chip" and before["faces"] == 16
+    gone = corpus / "joe_biden" / "biden.jpg"
+    gone.unlink()  # a photo whose file has gone since it was stored
+    moved = run("reembed", "--db", db, "--json")
+    assert moved.returncode == 0, moved.stderr
+    report = json.loads(moved.stdout)
+    assert report["space"] == "SFace__yunet__arcface" and report["old_spaces"] == ["Dlib__dlib__chip"]
+    assert report["photos"] == 16 and report["reembedded"] == 15 and report["gone"] == [str(gone)]
+    assert report["statuses"]["ok"] == 15 and report["faces"] == 15
+    # now the default space answers; the people and their names came along
+    after = json.loads(run("stats", "--db", db, "--json").stdout)
+    assert after["index"]["space"] == "SFace__yunet__arcface" and after["faces"] == 15
+    query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    hit = json.loads(run("search", query, "--db", db, "--json", "-k", "1").stdout)
+    assert hit["faces"][0]["matches"][0]["person"] == "barack_obama"
+    assert hit["calibration"]["threshold"] == pytest.approx(0.3537)
+    # the old space's rows are intact and still searchable by name
+    old_hit = json.loads(run("search", query, "--db", db, *old, "--json", "-k", "1").stdout)
+    assert old_hit["faces"][0]["matches"][0]["person"] == "barack_obama"
+    assert json.loads(run("stats", "--db", db, *old, "--json").stdout)["faces"] == 16
+    # a second run has nothing left to move
+    again = json.loads(run("reembed", "--db", db, "--json").stdout)
+    assert again["photos"] == 0 and again["reembedded"] == 0
+    # removing the old space drops its rows and its index file, nothing else
+    dropped = run("remove", "--space", "Dlib__dlib__chip", "--db", db, "--json")
+    assert dropped.returncode == 0, dropped.stderr
+    assert json.loads(dropped.stdout)["faces"] == 16
+    assert not (tmp_path / "indexes" / "Dlib__dlib__chip.faiss").exists()
+    assert (tmp_path / "indexes" / "SFace__yunet__arcface.faiss").exists()
+    doctor = json.loads(run("doctor", "--db", db, "--json").stdout)
+    assert doctor["ok"] and [s["space"] for s in doctor["spaces"]] == ["SFace__yunet__arcface"]
+    missing = run("remove", "--space", "Dlib__dlib__chip", "--db", db)
+    assert missing.returncode == 1 and "SFace__yunet__arcface" in missing.stderr
