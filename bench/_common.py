@@ -55,3 +55,25 @@ def table(title: str, columns: list[str], rows: list[list]) -> None:
     for r in rows:
         t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r])
     Console().print(t)
+
+
+# The model stacks every benchmark measures side by side: today's default and the one
+# before it (libraries made before 2026-12 still use it). Each is run the same way by
+# lookalike (the space) and by DeepFace (its model and detector names), so every ratio
+# compares like with like.
+STACKS: dict[str, dict] = {
+    "sface": {"label": "SFace + yunet (default)", "model": "SFace", "detector": "yunet", "aligner": "arcface"},
+    "dlib": {"label": "Dlib + dlib (before)", "model": "Dlib", "detector": "dlib", "aligner": "chip"},
+}
+
+
+def stack_args(name: str) -> list[str]:
+    """The CLI flags that select a stack's space."""
+    s = STACKS[name]
+    return ["--model", s["model"], "--detector", s["detector"], "--aligner", s["aligner"]]
+
+
+def deepface_kw(name: str) -> dict:
+    """DeepFace's names for the same stack."""
+    s = STACKS[name]
+    return {"model_name": s["model"], "detector_backend": s["detector"]}

@@ -36,7 +36,7 @@ def main() -> None:
         raise SystemExit(f"no utkface-dev photos under {FACES} (set LOOKALIKE_FACES)")
     images = [decode_file(str(p), 10**8).rgb for p in photos]
     rows = []
-    for name in (analysis.AnalyzerName.offline, analysis.AnalyzerName.deepface):
+    for name in (analysis.AnalyzerName.offline, analysis.AnalyzerName.agender, analysis.AnalyzerName.deepface):
         try:
             started = time.perf_counter()
             model = analysis.build(name)

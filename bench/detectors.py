@@ -1,8 +1,8 @@
 """Which detector and aligner should be the default? Accuracy and speed on real photos.
 
-    python bench/detectors.py [--configs dlib:chip,dlib:eyes,opencv:chip,opencv:eyes]
+    python bench/detectors.py [--configs SFace:yunet:arcface,Dlib:dlib:chip,Dlib:dlib:eyes,Dlib:opencv:chip]
 
-For each (detector, aligner) with the Dlib model, through lookalike's own pipeline:
+For each (model, detector, aligner), through lookalike's own pipeline:
 
 * lfw-dev: all 3,443 photos of the 2,200 pairs in ``pairs.tsv`` are embedded (largest
   face, 2 worker processes); verification accuracy is 10-fold cross-validated (threshold
@@ -31,13 +31,15 @@ from lookalike.evaluate import best_threshold, cv_accuracy, roc_auc  # noqa: E40
 _PIPE = None
 
 
-def _init(detector: str, aligner: str) -> None:
+def _init(model: str, detector: str, aligner: str) -> None:
     global _PIPE
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE, activate_weights_home
     from lookalike.faces import FacePipeline, Space
+    from lookalike.ingest import prepare_process
 
     activate_weights_home()
-    _PIPE = FacePipeline(Space("Dlib", detector, aligner), DEFAULT_DETECT_MAX_SIDE)
+    prepare_process()  # one thread per worker process, as ingest runs it
+    _PIPE = FacePipeline(Space(model, detector, aligner), DEFAULT_DETECT_MAX_SIDE, threads=1)
 
 
 def _embed(path: str):  # noqa: ANN202
@@ -49,9 +51,9 @@ def _embed(path: str):  # noqa: ANN202
     return path, (faces[0].embedding if faces else None), time.perf_counter() - started
 
 
-def embed_all(paths: list[str], detector: str, aligner: str) -> tuple[dict, float, float]:
+def embed_all(paths: list[str], model: str, detector: str, aligner: str) -> tuple[dict, float, float]:
     ctx = mp.get_context("spawn")
-    with ctx.Pool(os.cpu_count(), initializer=_init, initargs=(detector, aligner)) as pool:
+    with ctx.Pool(os.cpu_count(), initializer=_init, initargs=(model, detector, aligner)) as pool:
         pool.map(_embed, paths[:2])  # warm both workers
         started = time.perf_counter()
         out = pool.map(_embed, paths, chunksize=8)
@@ -62,7 +64,7 @@ def embed_all(paths: list[str], detector: str, aligner: str) -> tuple[dict, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="dlib:chip,dlib:eyes,opencv:chip,opencv:eyes")
+    parser.add_argument("--configs", default="SFace:yunet:arcface,Dlib:dlib:chip,Dlib:dlib:eyes,Dlib:opencv:chip")
     args = parser.parse_args()
     lfw = FACES / "lfw-dev"
     with open(lfw / "pairs.tsv", newline="") as fh:
@@ -73,23 +75,23 @@ def main() -> None:
     same = np.array([s for _, _, s in pairs])
     results, rows = [], []
     for config in args.configs.split(","):
-        detector, aligner = config.split(":")
-        vectors, wall, per_photo = embed_all(lfw_paths, detector, aligner)
+        model, detector, aligner = config.split(":")
+        vectors, wall, per_photo = embed_all(lfw_paths, model, detector, aligner)
         missing = sum(v is None for v in vectors.values())
         scores = np.array([float(vectors[a] @ vectors[b]) if vectors[a] is not None and vectors[b] is not None
                            else -1.0 for a, b, _ in pairs])
         acc, threshold = cv_accuracy(scores, same), best_threshold(scores, same)
-        celeb_vectors, celeb_wall, celeb_ms = embed_all(celeb, detector, aligner)
+        celeb_vectors, celeb_wall, celeb_ms = embed_all(celeb, model, detector, aligner)
         celeb_found = sum(v is not None for v in celeb_vectors.values())
-        r = {"detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc, "lfw_auc": roc_auc(scores, same),
+        r = {"model": model, "detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc, "lfw_auc": roc_auc(scores, same),
              "lfw_threshold": threshold, "lfw_no_face": missing, "lfw_ms_per_photo": per_photo * 1000,
              "lfw_photos_per_s_2_workers": len(lfw_paths) / wall, "celeb_found": celeb_found,
              "celeb_photos": len(celeb), "celeb_ms_per_photo": celeb_ms * 1000}
         results.append(r)
-        rows.append([f"{detector} + {aligner}", f"{acc:.2%}", f"{r['lfw_auc']:.4f}", missing,
+        rows.append([f"{model} + {detector} + {aligner}", f"{acc:.2%}", f"{r['lfw_auc']:.4f}", missing,
                      f"{r['lfw_ms_per_photo']:.0f}", f"{celeb_found}/{len(celeb)}", f"{r['celeb_ms_per_photo']:.0f}"])
         print(rows[-1], flush=True)
-    table("Dlib model: detector x aligner on lfw-dev (2,200 pairs) and celeb (122 photos)",
+    table("model + detector + aligner on lfw-dev (2,200 pairs) and celeb (122 photos)",
           ["config", "10-fold acc", "AUC", "no face", "ms/photo", "celeb found", "celeb ms/photo"], rows)
     print("wrote", write("detectors", {"machine": machine(), "pairs": len(pairs), "photos": len(lfw_paths),
                                        "results": results}))

@@ -1,22 +1,24 @@
 """End-to-end query latency: photo in, JSON answer out, models already loaded.
 
-    python bench/search.py [--gallery 500] [--lfw-queries 100] [--celeb-queries 40]
+    python bench/search.py [--gallery 500] [--lfw-queries 100] [--celeb-queries 40] [--stacks sface,dlib]
 
 One gallery (the first N gallery + distractor photos of lfw-dev's retrieval.tsv), built
-three ways in the same run:
+three ways in the same run, for each model stack (the default SFace + YuNet and the
+former Dlib + dlib, bench/_common.py STACKS):
 
 * lookalike: ``lookalike ingest`` into a library; each query is ``Library.search(path,
   k=5)`` then ``json.dumps(result.to_dict())`` — decoding, detection, alignment,
   embedding, the FAISS search, verdicts and centroid figures included;
 * DeepFace.search: the same photos ``DeepFace.register``-ed into DeepFace's sqlite
-  database (Dlib model, dlib detector), searched ``exact`` and ``ann`` (after
+  database (the same model and detector), searched ``exact`` and ``ann`` (after
   ``DeepFace.build_index``), k=5;
 * DeepFace.find: a folder of the same photos (its datastore built before the clock
   starts, ``refresh_database=False`` so the folder is not re-scanned per query).
 
 Queries: lfw-dev query photos (250x250) and the large in-the-wild ``celeb`` photos. Each
 query runs once per method after one warm-up; p50 / p95 in milliseconds.
-Targets (issue 3): p50 <= 150 ms on LFW, <= 400 ms on celeb, faster than DeepFace.search.
+Targets (issue 15, SFace stack): p50 <= 30 ms on LFW, <= 120 ms on celeb, faster than
+DeepFace.search with the same models.
 """
 
 from __future__ import annotations
@@ -32,9 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, machine, table, write  # noqa: E402
-
-KW = dict(model_name="Dlib", detector_backend="dlib")
+from _common import FACES, STACKS, deepface_kw, machine, table, write  # noqa: E402
 
 
 def retrieval_rows() -> list[dict]:
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--gallery", type=int, default=500)
     parser.add_argument("--lfw-queries", type=int, default=100)
     parser.add_argument("--celeb-queries", type=int, default=40)
+    parser.add_argument("--stacks", default=",".join(STACKS), help="comma-separated: " + ", ".join(STACKS))
     args = parser.parse_args()
 
     from lookalike.config import activate_weights_home
@@ -87,6 +88,7 @@ def main() -> None:
         "celeb (large)": celeb_photos(args.celeb_queries),
     }
     results: list[dict] = []
+    stacks = args.stacks.split(",")
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-search-") as tmp:
         work = Path(tmp)
         folder = work / "gallery"
@@ -95,49 +97,55 @@ def main() -> None:
             (folder / r["identity"]).mkdir(exist_ok=True)
             (folder / r["identity"] / f"{i:05d}_{Path(r['path']).name}").symlink_to(root / r["path"])
 
-        print(f"building the three galleries from {len(gallery)} photos ...", flush=True)
-        lib = lookalike.open(work / "lib.db")
-        lib.ingest([str(folder)])
-        sqlite = str(work / "deepface.sqlite")
-        for p in sorted(folder.glob("*/*")):
-            try:
-                DeepFace.register(img=str(p), database_type="sqlite", connection_details=sqlite, **KW)
-            except Exception:  # noqa: BLE001 - no face: DeepFace raises
-                pass
-        DeepFace.build_index(database_type="sqlite", connection_details=sqlite, **KW)
-        DeepFace.find(img_path=str(gallery[0]), db_path=str(folder), silent=True, **KW)  # datastore
+        for stack in stacks:
+            kw, spec = deepface_kw(stack), STACKS[stack]
+            print(f"{spec['label']}: building the three galleries from {len(gallery)} photos ...", flush=True)
+            lib = lookalike.open(work / f"lib-{stack}.db", index_dir=work / f"ix-{stack}",
+                                 model=spec["model"], detector=spec["detector"], aligner=spec["aligner"])
+            lib.ingest([str(folder)])
+            sqlite = str(work / f"deepface-{stack}.sqlite")
+            for p in sorted(folder.glob("*/*")):
+                try:
+                    DeepFace.register(img=str(p), database_type="sqlite", connection_details=sqlite, **kw)
+                except Exception:  # noqa: BLE001 - no face: DeepFace raises
+                    pass
+            DeepFace.build_index(database_type="sqlite", connection_details=sqlite, **kw)
+            DeepFace.find(img_path=str(gallery[0]), db_path=str(folder), silent=True, **kw)  # datastore
 
-        methods = {
-            "lookalike": lambda q: json.dumps(lib.search(str(q), k=5).to_dict()),
-            "DeepFace.search exact": lambda q: DeepFace.search(
-                img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
-                similarity_search=True, search_method="exact", **KW),
-            "DeepFace.search ann": lambda q: DeepFace.search(
-                img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
-                similarity_search=True, search_method="ann", **KW),
-            "DeepFace.find": lambda q: DeepFace.find(
-                img_path=str(q), db_path=str(folder), silent=True, refresh_database=False, **KW),
-        }
-        for set_name, queries in query_sets.items():
-            for method, fn in methods.items():
-                print(f"  {set_name}: {method} ...", flush=True)
-                times, failed = timed(fn, queries)
-                results.append({"queries": set_name, "method": method, "n": len(queries), "failed": failed,
-                                "p50_ms": round(float(np.percentile(times, 50)), 1),
-                                "p95_ms": round(float(np.percentile(times, 95)), 1)})
-        lib.close()
+            methods = {
+                "lookalike": lambda q: json.dumps(lib.search(str(q), k=5).to_dict()),
+                "DeepFace.search exact": lambda q: DeepFace.search(
+                    img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
+                    similarity_search=True, search_method="exact", **kw),
+                "DeepFace.search ann": lambda q: DeepFace.search(
+                    img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
+                    similarity_search=True, search_method="ann", **kw),
+                "DeepFace.find": lambda q: DeepFace.find(
+                    img_path=str(q), db_path=str(folder), silent=True, refresh_database=False, **kw),
+            }
+            for set_name, queries in query_sets.items():
+                for method, fn in methods.items():
+                    print(f"  {set_name}: {method} ...", flush=True)
+                    times, failed = timed(fn, queries)
+                    results.append({"stack": stack, "queries": set_name, "method": method, "n": len(queries),
+                                    "failed": failed,
+                                    "p50_ms": round(float(np.percentile(times, 50)), 1),
+                                    "p95_ms": round(float(np.percentile(times, 95)), 1)})
+            lib.close()
 
-    for set_name in query_sets:
-        ours = next(r for r in results if r["queries"] == set_name and r["method"] == "lookalike")
-        for r in results:
-            if r["queries"] == set_name:
-                r["ratio_vs_lookalike"] = round(r["p50_ms"] / ours["p50_ms"], 2)
+    for stack in stacks:
+        for set_name in query_sets:
+            ours = next(r for r in results if (r["stack"], r["queries"], r["method"]) == (stack, set_name, "lookalike"))
+            for r in results:
+                if (r["stack"], r["queries"]) == (stack, set_name):
+                    r["ratio_vs_lookalike"] = round(r["p50_ms"] / ours["p50_ms"], 2)
     table(f"Query latency, photo -> JSON, gallery of {len(gallery)} lfw-dev photos",
-          ["queries", "method", "n", "no face", "p50 ms", "p95 ms", "p50 / ours"],
-          [[r["queries"], r["method"], r["n"], r["failed"], r["p50_ms"], r["p95_ms"], r["ratio_vs_lookalike"]]
-           for r in results])
-    out = {"machine": machine(), "gallery": len(gallery), "k": 5, "model": "Dlib", "detector": "dlib",
-           "results": results}
+          ["stack", "queries", "method", "n", "no face", "p50 ms", "p95 ms", "p50 / ours"],
+          [[STACKS[r["stack"]]["label"], r["queries"], r["method"], r["n"], r["failed"], r["p50_ms"], r["p95_ms"],
+            r["ratio_vs_lookalike"]] for r in results])
+    out = {"machine": machine(), "gallery": len(gallery), "k": 5,
+           "stacks": {k: STACKS[k] for k in stacks}, "results": results,
+           "targets": {"sface": {"lfw (250 px)": 30, "celeb (large)": 120}}}
     print("wrote", write("search", out))
 
 

@@ -169,14 +169,20 @@ class YuNetDetector(Detector):
         big = cv2.resize(rgb, (2 * rgb.shape[1], 2 * rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         return [_rescale(d, 0.5) for d in self._run(big)]
 
+    MIN_SIDE = 8  # YuNet's feature pyramid needs some pixels; on 1 px images it returns inf
+
     def _run(self, rgb: np.ndarray) -> list[Detection]:
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        if min(rgb.shape[:2]) < self.MIN_SIDE:
+            return []
+        bgr = _pad_to(np.ascontiguousarray(rgb[:, :, ::-1]), 32)
         self._yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, rows = self._yunet.detect(bgr)
         if rows is None:
             return []
         out = []
         for row in rows:
+            if not np.isfinite(row).all():
+                continue
             x, y, w, h = (float(v) for v in row[:4])
             marks = tuple((float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5))
             out.append(Detection(box=(round(x), round(y), round(w), round(h)), confidence=float(row[14]),
@@ -237,6 +243,20 @@ def build(name: str, max_side: int, fallback: bool = True) -> Detector:
     if name not in known:
         raise UnknownName("detector", name, sorted(set(known) | {"skip"}))
     return DeepFaceDetector(name, max_side, fallback)
+
+
+def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
+    """``image`` padded with black on the right and bottom to sides that are multiples of
+    ``multiple`` (coordinates are unchanged). OpenCV's FaceDetectorYN pads to 32 itself,
+    but after a change of input size to a side under 32 it returned the previous photo's
+    faces (seen on the 4000 x 100 strip of bad-inputs after a group photo)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    bottom, right = -height % multiple, -width % multiple
+    if not bottom and not right:
+        return image
+    return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=0)
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

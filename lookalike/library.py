@@ -319,6 +319,7 @@ class Library:
         removed: dict[int, list[int]] = {}
         rebuilt = None
         with self._writers():
+            self._settle_indexes()
             with self.session() as session:
                 if person is not None:
                     row = session.scalar(select(Person).where(Person.name == person))
@@ -348,6 +349,17 @@ class Library:
         self._centroids = None
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
+
+    def _settle_indexes(self) -> None:
+        """A removal killed after its database commit leaves the removed faces in the index
+        file. Opening an index drops what the database no longer holds; saving it then
+        makes the second run of that removal (which finds the person already gone) finish
+        the job instead of failing with the vectors still on disk."""
+        for row in self._spaces():
+            view = self._view(row)
+            index = view.index
+            if not view.backend.saved_matches(view, index):
+                index.save()
 
     def _remove_space(self, key: str) -> dict:
         with self._writers():

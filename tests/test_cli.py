@@ -122,14 +122,14 @@ def test_model_mismatch_is_refused(small_lib, faces):
     photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
     result = run("search", photo, "--db", str(db), "--model", "Facenet")
     assert result.returncode == 1
-    assert "Dlib__dlib__chip" in result.stderr and "not Facenet__dlib__chip" in result.stderr
+    assert "SFace__yunet__arcface" in result.stderr and "not Facenet__yunet__arcface" in result.stderr
 
 
 def test_index_from_another_model_is_refused(small_lib, tmp_path, faces):
     db, _ = small_lib
     copy = tmp_path / "copy"
     shutil.copytree(db.parent, copy)
-    manifest = copy / "indexes" / "Dlib__dlib__chip.json"
+    manifest = copy / "indexes" / "SFace__yunet__arcface.json"
     data = json.loads(manifest.read_text())
     data["model"], data["dim"] = "Facenet512", 512
     manifest.write_text(json.dumps(data))
@@ -149,7 +149,7 @@ def test_corrupt_index_file_is_refused_and_rebuilt(small_lib, tmp_path, faces):
     db, _ = small_lib
     copy = tmp_path / "copy"
     shutil.copytree(db.parent, copy)
-    (copy / "indexes" / "Dlib__dlib__chip.faiss").write_bytes(b"\x00garbage" * 10)
+    (copy / "indexes" / "SFace__yunet__arcface.faiss").write_bytes(b"\x00garbage" * 10)
     photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
     result = run("search", photo, "--db", str(copy / db.name))
     assert result.returncode == 1 and "not a readable FAISS index" in result.stderr
@@ -164,7 +164,7 @@ def test_doctor_repairs_a_stale_index(small_lib, tmp_path):
     db, _ = small_lib
     copy = tmp_path / "copy"
     shutil.copytree(db.parent, copy)
-    path = copy / "indexes" / "Dlib__dlib__chip.faiss"
+    path = copy / "indexes" / "SFace__yunet__arcface.faiss"
     index = faiss.read_index(str(path))
     ids = faiss.vector_to_array(index.id_map)
     index.remove_ids(np.asarray(ids[:3], dtype=np.int64))  # as if a crash lost the last adds
@@ -184,11 +184,15 @@ def test_missing_weights_give_the_install_command(small_lib, tmp_path, faces):
     photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
     result = run("search", photo, "--db", str(db), env=env)
     assert result.returncode == 1
-    assert "model 'Dlib' is not installed" in result.stderr
-    assert "dlib_face_recognition_resnet_model_v1.dat" in result.stderr
-    assert "run: lookalike models install Dlib" in result.stderr
+    assert "model 'SFace' is not installed" in result.stderr
+    assert "face_recognition_sface_2021dec.onnx" in result.stderr
+    assert "run: lookalike models install SFace" in result.stderr
     result = run("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "x.db"), env=env)
-    assert result.returncode == 1 and "lookalike models install Dlib" in result.stderr
+    assert result.returncode == 1 and "lookalike models install SFace" in result.stderr
+    old = run("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "y.db"), "--model", "Dlib",
+              "--detector", "dlib", "--aligner", "chip", env=env)
+    assert old.returncode == 1 and "run: lookalike models install Dlib" in old.stderr
+    assert "dlib_face_recognition_resnet_model_v1.dat" in old.stderr
 
 
 def test_models_install_and_list_offline(tmp_path):

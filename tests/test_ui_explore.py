@@ -77,7 +77,7 @@ def test_overview_shows_the_library_counts(library, monkeypatch):
     shown = metrics(at)
     assert shown["People"] == f"{stats['people']:,}" and shown["Photos"] == f"{stats['photos']:,}"
     assert shown["Faces"] == f"{stats['faces']:,}" and stats["faces"] > 100
-    assert shown["Search index"] == stats["index"]["index_key"] and shown["Face model"] == "Dlib"
+    assert shown["Search index"] == stats["index"]["index_key"] and shown["Face model"] == "SFace"
     assert shown["Used (face stored)"] == f"{stats['statuses']['ok']:,}"
     assert [t.label for t in at.tabs][:2] == ["Overview", "Problem photos"]
     assert not at.error and not tab(at, "Look-alike groups").children  # only the open tab ran

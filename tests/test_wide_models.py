@@ -26,14 +26,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session")
 def vgg_home(weights_home, tmp_path_factory) -> Path:
     """A weights home of its own (the shared one keeps VGG-Face missing, as other tests
-    expect): Dlib's detector files copied, VGG-Face's graph generated."""
+    expect): the default detector's file (YuNet) and Dlib's copied, VGG-Face's graph generated."""
     import vgg_random
     from lookalike import weights
 
     home = tmp_path_factory.mktemp("vgg-home")
     folder = home / ".deepface" / "weights"
     folder.mkdir(parents=True)
-    for item in [*weights.PACKAGED["Dlib"], *weights.PACKAGED["dlib"]]:
+    for item in [*weights.PACKAGED["Dlib"], *weights.PACKAGED["dlib"], *weights.WHEELED["yunet"]]:
         shutil.copy(weights.weights_dir() / item.name, folder / item.name)
     vgg_random.write(folder)
     return home

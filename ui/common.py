@@ -95,9 +95,11 @@ def typicality_words(similarity: float | None) -> str | None:
 
 def estimate_words(estimate) -> str:  # noqa: ANN001 - a lookalike.analysis.Estimate
     """An estimate worded as one: rounded, with its uncertainty, never as a fact."""
-    gender = max(estimate.gender, key=estimate.gender.get)
+    shown = estimate.dominant_gender  # "not sure" below the model's confidence, and for children
+    gender = (f"{shown} ({estimate.gender[shown]:.0%} sure)" if shown in estimate.gender
+              else "not sure")
     return (f"**Estimates** (a model's guess, often wrong, never stored): age around "
-            f"{round(estimate.age / 5) * 5:.0f}; gender: {gender} ({estimate.gender[gender]:.0%} sure); "
+            f"{round(estimate.age / 5) * 5:.0f}; gender: {gender}; "
             f"expression: {estimate.dominant_emotion} ({estimate.emotion[estimate.dominant_emotion]:.0%}).")
 
 

@@ -84,7 +84,8 @@ def _estimate_line(e) -> str:  # noqa: ANN001
     gender = ", ".join(f"{k} {v:.0%}" for k, v in e.gender.items())
     from rich.markup import escape
 
-    return escape(f"estimated age {e.age:.0f}; gender (estimate) {gender}; emotion {e.dominant_emotion} "
+    return escape(f"estimated age {e.age:.0f}; gender (estimate) {e.dominant_gender} ({gender}); "
+                  f"emotion {e.dominant_emotion} "
                   f"({e.emotion[e.dominant_emotion]:.0%})  [{e.model}]")
 
 

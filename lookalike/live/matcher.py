@@ -41,6 +41,7 @@ class MatchRequest:
     crop: np.ndarray  # RGB, the face with a margin around it
     box: tuple[int, int, int, int]  # the face in crop coordinates
     memory: np.ndarray | None = None  # decayed sum of this track's earlier embeddings
+    landmarks: tuple | None = None  # the detector's five landmarks, in crop coordinates
 
 
 @dataclass
@@ -116,9 +117,10 @@ def renew_below(threshold: float) -> float:
     """Similarity under which a face is someone else than the track it is in.
 
     Looks at one person a tenth of a second apart are far more alike than two photos of
-    them (the calibrated same-person ``threshold``): >= 0.997 on the slideshow video, while
-    two different LFW people measured 0.91 with the Dlib model. Halfway between the
-    threshold and 1 tells a new person in the same spot from the same one turning."""
+    them (the calibrated same-person ``threshold``): >= 0.997 on the slideshow video with
+    the Dlib model, while two different LFW people measured 0.91 there (with SFace: the
+    threshold is 0.35 and strangers sit near 0.09). Halfway between the threshold and 1
+    tells a new person in the same spot from the same one turning."""
     return (1.0 + threshold) / 2
 
 
@@ -140,7 +142,8 @@ def _match(req: MatchRequest) -> MatchUpdate:
 
     start = time.perf_counter()
     lib, pipeline = _worker.library, _worker.library.pipeline
-    chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence), pipeline.embedder.input_size)
+    chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence, landmarks=req.landmarks),
+                                  pipeline.embedder.input_size)
     vector = pipeline.embedder.embed([chip])[0]
     query, renewed = query_vector(vector, req.memory, lib.calibration().threshold)
     result = search_vectors(lib, [(req.bbox, req.confidence, query)], _worker.options, "<live>")

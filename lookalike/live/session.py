@@ -87,7 +87,7 @@ class LiveStats:
 
 
 def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: float, margin: float,  # noqa: ANN001
-                 memory: np.ndarray | None = None) -> MatchRequest:
+                 memory: np.ndarray | None = None, landmarks=None) -> MatchRequest:  # noqa: ANN001
     """The face in ``box`` with ``margin`` box-sizes of context (the aligner needs the whole
     head), as an independent small array: the matcher never sees the rest of the frame."""
     height, width = rgb.shape[:2]
@@ -95,8 +95,9 @@ def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: floa
     x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
     x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    marks = None if landmarks is None else tuple((px - x0, py - y0) for px, py in landmarks)
     return MatchRequest(track_id, t, tuple(int(v) for v in box), confidence, crop, (x - x0, y - y0, w, h),
-                        None if memory is None else memory.copy())
+                        None if memory is None else memory.copy(), marks)
 
 
 class LivePipeline:
@@ -137,7 +138,8 @@ class LivePipeline:
             self._detected_at = t
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             found = self.detector.detect(rgb)
-            self.tracker.update([d.box for d in found], t, [d.confidence for d in found])
+            self.tracker.update([d.box for d in found], t, [d.confidence for d in found],
+                                [d.landmarks for d in found])
         # the worker gets its next face as soon as it is free, from this frame, with the
         # track's latest box (at most one detection interval old)
         for track in self.tracker.due(t, seen_within=self.options.detect_interval) if self.ready else []:
@@ -145,7 +147,7 @@ class LivePipeline:
                 break
             rgb = rgb if rgb is not None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             self.matcher.submit(crop_request(rgb, track.id, t, track.box, track.score, self.options.margin,
-                                             track.vector))
+                                             track.vector, track.landmarks))
             track.pending, track.last_matched = True, t
         if not self.options.realtime and self.ready:
             updates += self._apply(self.matcher.done(wait=True))

@@ -35,6 +35,7 @@ class Track:
     box: Box
     last_seen: float
     score: float = 0.0  # the detector's confidence for the latest box
+    landmarks: tuple | None = None  # the latest detection's five landmarks (the arcface aligner's input)
     last_matched: float | None = None  # when its face was last embedded and searched
     match: object = None  # whatever the matcher attached (a match update)
     pending: bool = False  # a match request is on its way: do not ask twice
@@ -49,9 +50,11 @@ class Tracker:
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 1
 
-    def update(self, boxes: list[Box], now: float, scores: list[float] | None = None) -> list[Track]:
+    def update(self, boxes: list[Box], now: float, scores: list[float] | None = None,
+               landmarks: list | None = None) -> list[Track]:
         """Assign this frame's detections to tracks; returns the live tracks."""
         scores = scores if scores is not None else [0.0] * len(boxes)
+        landmarks = landmarks if landmarks is not None else [None] * len(boxes)
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
                        reverse=True)
         used_tracks: set[int] = set()
@@ -63,10 +66,11 @@ class Tracker:
                 continue
             used_tracks.add(ti)
             used_boxes.add(bi)
-            self.tracks[ti].box, self.tracks[ti].last_seen, self.tracks[ti].score = boxes[bi], now, scores[bi]
+            track = self.tracks[ti]
+            track.box, track.last_seen, track.score, track.landmarks = boxes[bi], now, scores[bi], landmarks[bi]
         for bi, box in enumerate(boxes):
             if bi not in used_boxes:
-                self.tracks.append(Track(self._next_id, box, now, scores[bi]))
+                self.tracks.append(Track(self._next_id, box, now, scores[bi], landmarks[bi]))
                 self._next_id += 1
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_missing]
         return list(self.tracks)
