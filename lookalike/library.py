@@ -528,6 +528,12 @@ class Library:
                 self._centroids = repo.centroids(session, self._existing_space_id())
         return self._centroids
 
+    def centroid_means(self, names=()) -> dict:  # noqa: ANN001
+        """Mean similarity of each group's faces to its own centroid (``None`` = the corpus,
+        else the people ``names``): the reference for calling a face typical, per model."""
+        with self.session() as session:
+            return repo.centroid_means(session, self._existing_space_id(), names)
+
     def allowed_face_ids(self, filters=(), consented_only: bool = False,  # noqa: ANN001, ANN201
                          hide_declined: bool = False):
         """Face ids whose person passes the metadata filters; ``None`` when unfiltered."""

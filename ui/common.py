@@ -56,8 +56,10 @@ def bar_value(similarity: float, floor: float) -> float:
     return float(np.clip((similarity - low) / (1.0 - low), 0.0, 1.0))
 
 
-def explain(match, name: str) -> tuple[str, ...]:  # noqa: ANN001 - a search Match
-    """The centroid figures in plain language."""
+def explain(match, name: str, typical: float | None = None) -> tuple[str, ...]:  # noqa: ANN001 - a search Match
+    """The centroid figures in plain language. ``typical``: how close this person's photos
+    are to their average face on average (:meth:`Library.centroid_means`) — the bar for "a
+    characteristic photo" depends on the model, so it is read from the library."""
     out = []
     if match.person_centroid_similarity is not None:
         closer = match.person_centroid_similarity >= match.similarity
@@ -67,7 +69,8 @@ def explain(match, name: str) -> tuple[str, ...]:  # noqa: ANN001 - a search Mat
                       if closer else "this one photo resembles you more than they usually do."))
     if match.face_typicality is not None:
         out.append(f"How typical this photo is of {name}: {match.face_typicality:.2f} "
-                   + ("(a characteristic photo)." if match.face_typicality >= 0.9 else "(an unusual photo of them)."))
+                   + ("(a characteristic photo)." if typical is None or match.face_typicality >= typical
+                      else "(an unusual photo of them)."))
     return tuple(out)
 
 
@@ -75,21 +78,23 @@ def cards(library, face) -> list[Card]:  # noqa: ANN001 - a search QueryFace
     """The matches of one query face as cards, with each person's profile."""
     cal = library.calibration()
     profiles = library.profiles([m.person for m in face.matches if m.person])
+    typical = library.centroid_means([m.person for m in face.matches if m.person])
     out = []
     for m in face.matches:
         p = profiles.get(m.person)
         name = p.title if p else (m.person or "unnamed").replace("_", " ")
         out.append(Card(m.face_id, name, p.role if p else None, p.organisation if p else None,
                         p.story if p else None, m.similarity, m.verdict, VERDICT_WORDS[m.verdict],
-                        bar_value(m.similarity, cal.floor), explain(m, name)))
+                        bar_value(m.similarity, cal.floor), explain(m, name, typical.get(m.person))))
     return out
 
 
-def typicality_words(similarity: float | None) -> str | None:
-    """The query face vs the corpus average, in words."""
-    if similarity is None:
+def typicality_words(similarity: float | None, typical: float | None) -> str | None:
+    """The query face vs the corpus average, in words; ``typical`` is the corpus's own mean
+    similarity to its average face (:meth:`Library.centroid_means`, key ``None``)."""
+    if similarity is None or typical is None:
         return None
-    kind = "a fairly typical face" if similarity >= 0.9 else "a distinctive face"
+    kind = "a fairly typical face" if similarity >= typical else "a distinctive face"
     return f"Compared with the average face of this whole collection ({similarity:.2f}), you have {kind} here."
 
 

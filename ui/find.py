@@ -65,7 +65,7 @@ with left:
     st.image(common.boxed(rgb, [f.bbox for f in faces], chosen if len(faces) > 1 else None),
              width="stretch")
     face = faces[chosen]
-    words = common.typicality_words(face.corpus_centroid_similarity)
+    words = common.typicality_words(face.corpus_centroid_similarity, lib.centroid_means().get(None))
     if words:
         st.caption(words)
     if analyze:
