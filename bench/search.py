@@ -65,6 +65,19 @@ def timed(fn, queries: list[Path]) -> tuple[list[float], int]:  # noqa: ANN001
     return times, failed
 
 
+def _earlier(stacks: list[str]) -> list[dict]:
+    """Rows of the stacks this run does not measure, from the previous results file."""
+    from _common import RESULTS
+
+    path = RESULTS / "search.json"
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    date = old.get("machine", {}).get("date")
+    return [r | {"measured": r.get("measured", date)} for r in old.get("results", [])
+            if r.get("stack") in STACKS and r.get("stack") not in stacks]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gallery", type=int, default=500)
@@ -143,9 +156,12 @@ def main() -> None:
           ["stack", "queries", "method", "n", "no face", "p50 ms", "p95 ms", "p50 / ours"],
           [[STACKS[r["stack"]]["label"], r["queries"], r["method"], r["n"], r["failed"], r["p50_ms"], r["p95_ms"],
             r["ratio_vs_lookalike"]] for r in results])
+    for r in results:
+        r["measured"] = machine()["date"]
+    kept = _earlier(stacks)  # a run of some stacks keeps the others' rows, with their dates
     out = {"machine": machine(), "gallery": len(gallery), "k": 5,
-           "stacks": {k: STACKS[k] for k in stacks}, "results": results,
-           "targets": {"sface": {"lfw (250 px)": 30, "celeb (large)": 120}}}
+           "stacks": {k: STACKS[k] for k in stacks + sorted({r["stack"] for r in kept})},
+           "results": results + kept, "targets": {"sface": {"lfw (250 px)": 30, "celeb (large)": 120}}}
     print("wrote", write("search", out))
 
 

@@ -99,6 +99,9 @@ class Settings:
     detect_max_side: int = DEFAULT_DETECT_MAX_SIDE
     # bytes of RAM the FAISS index may take; the index choice rules work within it
     index_budget: int = 4 * 1024**3
+    # intra-op threads of the face models lookalike runs itself (None: one per core, for a
+    # lone query); worker processes beside others (ingest, live matching) use 1
+    model_threads: int | None = None
 
     @classmethod
     def resolve(

@@ -19,9 +19,11 @@ the sharp original.
   at full float precision with all five landmarks — DeepFace's ``detect_faces`` rounds
   to integers and keeps only the eyes, and the ArcFace alignment needs the nose and the
   mouth corners too. Photos are detected at ``max_side`` (1,280 px, not DeepFace's 640:
-  small faces in group photos survive); a photo under ``UPSCALE_BELOW`` px where nothing
-  is found is looked at once more upscaled 2x — YuNet's smallest anchor is ~10 px, and
-  the tiny-face photos of ``bad-inputs`` are found only that way.
+  small faces in group photos survive: at 640 px one group photo of bad-inputs loses 2 of
+  its 6); a photo under ``UPSCALE_BELOW`` px where nothing is found is looked at once more
+  upscaled 2x (YuNet's smallest anchor is ~10 px: the tiny image of bad-inputs is found only
+  that way), and a larger one at 640 px (a face filling a 2,048 px photo is beyond YuNet's
+  largest anchors at 1,280).
 * every other name: the DeepFace detector of that name (``opencv``, ``mtcnn``,
   ``retinaface``…), built through DeepFace's own registry.
 """
@@ -158,6 +160,15 @@ class YuNetDetector(Detector):
         self._yunet = modeling.build_model(task="face_detector", model_name="yunet").model
         self._yunet.setScoreThreshold(self.SCORE_THRESHOLD)
         self._yunet.setNMSThreshold(self.NMS_THRESHOLD)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        found = super().detect(rgb)
+        if found or not self.second_look or max(rgb.shape[:2]) <= self.UPSCALE_BELOW:
+            return found
+        # a face filling most of a large photo is beyond YuNet's largest anchors at
+        # 1,280 px: DeepFace's 640 px finds it (celeb: paul_rudd/1.jpg, 2048 px)
+        small, scale = downscale(rgb, self.UPSCALE_BELOW)
+        return _visible([_rescale(d, 1.0 / scale) for d in self._run(small)], rgb)
 
     def _detect(self, rgb: np.ndarray, max_work_side: int) -> list[Detection]:
         found = self._run(rgb)

@@ -162,7 +162,8 @@ class Library:
     @property
     def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            self._pipeline = FacePipeline(self.space, self.settings.detect_max_side)
+            self._pipeline = FacePipeline(self.space, self.settings.detect_max_side,
+                                          threads=self.settings.model_threads)
         return self._pipeline
 
     @contextmanager

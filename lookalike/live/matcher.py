@@ -93,9 +93,12 @@ def _init(settings, options) -> None:  # noqa: ANN001
     """Worker start-up: Ctrl-C belongs to the display side, which shuts us down cleanly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker
+    from dataclasses import replace
+
     from ..library import Library
 
-    _worker = _Worker(Library(settings), options)
+    # one thread: the display loop (capture, detection, drawing) needs the other core
+    _worker = _Worker(Library(replace(settings, model_threads=1)), options)
 
 
 def _warm() -> dict:
