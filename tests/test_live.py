@@ -165,7 +165,11 @@ def _running(pid: str) -> bool:
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp_path):
-    video, _ = visitors
+    # the same visitors for 10 s each: Ctrl-C must land while the video still plays, however
+    # busy the machine is (with the 9 s video it once arrived after the last frame in CI)
+    _, segments = visitors
+    video = tmp_path / "long.mp4"
+    slideshow.make([(s.label, s.photo) for s in segments], video, seconds=10.0, gap=0.5, fps=30.0)
     jsonl = tmp_path / "m.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "webcam", "--source", str(video), "--no-window",
                              "--jsonl", str(jsonl), "--db", _db(library)], stdout=subprocess.PIPE,
@@ -179,7 +183,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "stopped" in err and "Traceback" not in err
+    assert "stopped" in err and "Traceback" not in err, err
     deadline = time.monotonic() + 10  # an orphaned helper (multiprocessing's resource tracker)
     while [pid for pid in children if _running(pid)] and time.monotonic() < deadline:  # notices at once,
         time.sleep(0.1)  # but asynchronously
