@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make demo   - venv, install, offline weights, ingest the demo corpus, one search
-#   make test   - the whole test suite (real model, real photos from ../shared/faces)
+#   make test   - the whole test suite (real models, real photos from ../shared/faces, Chromium)
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
