@@ -171,9 +171,12 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     video = tmp_path / "long.mp4"
     slideshow.make([(s.label, s.photo) for s in segments], video, seconds=10.0, gap=0.5, fps=30.0)
     jsonl = tmp_path / "m.jsonl"
+    # Ctrl-C as in a terminal: the default disposition, even if something in this long test
+    # session left SIGINT ignored (an ignored signal is inherited across exec)
     proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "webcam", "--source", str(video), "--no-window",
                              "--jsonl", str(jsonl), "--db", _db(library)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ | {"NO_COLOR": "1"})
+                            stderr=subprocess.PIPE, text=True, env=os.environ | {"NO_COLOR": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (jsonl.exists() and jsonl.read_text().strip()) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -183,7 +186,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "stopped" in err and "Traceback" not in err, err
+    assert "stopped" in err and "Traceback" not in err, (err, signal.getsignal(signal.SIGINT))
     deadline = time.monotonic() + 10  # an orphaned helper (multiprocessing's resource tracker)
     while [pid for pid in children if _running(pid)] and time.monotonic() < deadline:  # notices at once,
         time.sleep(0.1)  # but asynchronously
