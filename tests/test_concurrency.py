@@ -21,7 +21,7 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     from conftest import lfw_people
 
     first, second = tmp_path / "first", tmp_path / "second"
-    people = list(lfw_people(faces, 60, min_photos=1).items())
+    people = list(lfw_people(faces, 300, min_photos=1).items())  # ~450 photos: one worker takes ~15 s
     for folder, chunk in ((first, people[:10]), (second, people[10:])):
         for name, photos in chunk:
             (folder / name).mkdir(parents=True)
@@ -33,7 +33,7 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     queries = reader._vectors(reader.index.ids()[:5])
     start = reader.index.ntotal
     writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db", str(db),
-                               "-q"], stderr=subprocess.PIPE, text=True)
+                               "-q", "--workers", "1"], stderr=subprocess.PIPE, text=True)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     runs, seen = 0, [start]
     refused = None
@@ -45,20 +45,22 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
             assert set(ids) <= held, "an answer named a face the database does not hold"
             runs += 1
         seen.append(reader.index.ntotal)
-        if refused is None and runs > 20:
-            refused = subprocess.run([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db",
-                                      str(db), "-q"], capture_output=True, text=True)
-            # the CLI too: a search in another process while the writer stores
+        lock = db.parent / "indexes" / ".write.lock"
+        if refused is None and lock.exists() and lock.read_text() == f"pid {writer.pid}":  # the writer holds it
+            # a second writer, and a search in another process, both while the first writer stores
+            second_writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db",
+                                              str(db), "-q"], stderr=subprocess.PIPE, text=True)
             cli = subprocess.run([sys.executable, "-m", "lookalike.cli", "search", str(next(second.glob("*/*"))),
                                   "--db", str(db), "--json"], capture_output=True, text=True)
+            cli_ran_during_ingest = writer.poll() is None
+            refused = (second_writer.wait(), second_writer.stderr.read())  # type: ignore[union-attr]
             assert cli.returncode == 0, cli.stderr
             answered = [m["face_id"] for f in json.loads(cli.stdout)["faces"] for m in f["matches"]]
             held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, answered))})")}
             assert answered and set(answered) <= held
-            cli_ran_during_ingest = writer.poll() is None
         time.sleep(0.05)
     assert writer.wait() == 0, writer.stderr.read()
-    assert refused is not None and refused.returncode == 1 and "being written by" in refused.stderr
+    assert refused is not None and refused[0] == 1 and "being written by" in refused[1]
     assert cli_ran_during_ingest, "the ingest ended before the CLI search did: the test proved nothing"
     seen.append(reader.index.ntotal)
     assert seen[-1] > start and sorted(seen) == seen  # grew, and never went back
