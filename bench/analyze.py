@@ -29,7 +29,7 @@ def main() -> None:
 
     from lookalike import analysis
     from lookalike.errors import LookalikeError
-    from lookalike.images import decode_file
+    from lookalike.faces.images import decode_file
 
     photos = sorted((FACES / "utkface-dev" / "images").glob("*.jpg"))[:args.faces]
     if not photos:

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FACES, machine, table, write  # noqa: E402
 
-from lookalike.evaluate import best_threshold, cv_accuracy, roc_auc  # noqa: E402
+from lookalike.measure.evaluate import best_threshold, cv_accuracy, roc_auc  # noqa: E402
 
 _PIPE = None
 
@@ -34,8 +34,8 @@ _PIPE = None
 def _init(model: str, detector: str, aligner: str) -> None:
     global _PIPE
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE, activate_weights_home
-    from lookalike.faces import FacePipeline, Space
-    from lookalike.ingest import prepare_process
+    from lookalike.faces.pipeline import FacePipeline, Space
+    from lookalike.ingest.local import prepare_process
 
     activate_weights_home()
     prepare_process()  # one thread per worker process, as ingest runs it
@@ -43,8 +43,8 @@ def _init(model: str, detector: str, aligner: str) -> None:
 
 
 def _embed(path: str):  # noqa: ANN202
-    from lookalike.faces import FacesMode
-    from lookalike.images import decode_file
+    from lookalike.faces.pipeline import FacesMode
+    from lookalike.faces.images import decode_file
 
     started = time.perf_counter()
     faces = _PIPE.faces(decode_file(path, 10**8).rgb, FacesMode.largest)

@@ -185,7 +185,7 @@ READER = r"""
 import json, sys, time
 import numpy as np
 import lookalike
-from lookalike.search import SearchOptions, search_vectors
+from lookalike.query.search import SearchOptions, search_vectors
 db, index_dir, seconds, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 lib = lookalike.open(db, index_dir=index_dir)
 queries = lib._vectors(lib.index.ids()[:20])
@@ -239,10 +239,10 @@ def hostile(folder: Path, n: int, rng: random.Random) -> dict:
 
     from PIL import Image
 
-    from lookalike.corpus import read_manifest
+    from lookalike.ingest.corpus import read_manifest
     from lookalike.errors import BadImage, ConfigError, ManifestError
-    from lookalike.images import decode
-    from lookalike.search import Filter
+    from lookalike.faces.images import decode
+    from lookalike.query.search import Filter
 
     seeds = []
     for fmt in ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"):
@@ -307,7 +307,7 @@ def privacy(folder: Path) -> dict:
     from _common import FACES
 
     import lookalike
-    from lookalike.images import decode_file
+    from lookalike.faces.images import decode_file
 
     bbt = FACES / "celeb" / "faceapi_bbt"
     db, index_dir, scratch = folder / "p.db", folder / "p-idx", folder / "scratch"

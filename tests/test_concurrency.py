@@ -12,7 +12,7 @@ import time
 import pytest
 
 import lookalike
-from lookalike.search import SearchOptions, search_vectors
+from lookalike.query.search import SearchOptions, search_vectors
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lookalike.corpus import parse_bool, parse_tags, read_manifest, scan
+from lookalike.ingest.corpus import parse_bool, parse_tags, read_manifest, scan
 from lookalike.errors import ManifestError
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lookalike import detect
+from lookalike.faces import detect
 from lookalike.config import DEFAULT_DETECT_MAX_SIDE
-from lookalike.images import decode_file
+from lookalike.faces.images import decode_file
 
 # lfw-dev photos where dlib's HOG detector finds no face at any upsampling
 HOG_MISSES = ["Tom_Daschle/Tom_Daschle_0021.jpg", "Jane_Fonda/Jane_Fonda_0002.jpg",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lookalike
-from lookalike.evaluate import cv_accuracy, eer, read_pairs, roc_auc, verify
+from lookalike.measure.evaluate import cv_accuracy, eer, read_pairs, roc_auc, verify
 
 
 def test_lfw_pairs_txt_is_parsed(faces):
@@ -50,13 +50,13 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
 
 @pytest.mark.e2e
 def test_verdicts_on_known_pairs(library, faces):
-    from lookalike.search import Verdict
+    from lookalike.query.search import Verdict
 
     cal = library.calibration()
     pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
     same = [p for p in pairs if p.same][200:210]
     diff = [p for p in pairs if not p.same][200:210]
-    from lookalike.images import decode_file
+    from lookalike.faces.images import decode_file
 
     def sim(p):
         a, b = (library.pipeline.faces(decode_file(x, 10**8).rgb)[0].embedding for x in (p.a, p.b))
@@ -92,7 +92,7 @@ def test_eval_retrieval_small_manifest(faces, tmp_path):
 
 def test_retrieval_manifest_roles_are_checked(tmp_path):
     from lookalike.errors import ManifestError
-    from lookalike.evaluate import read_retrieval
+    from lookalike.measure.evaluate import read_retrieval
 
     bad = tmp_path / "r.tsv"
     bad.write_text("path\tidentity\trole\na.jpg\tx\tprobe\n")

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from lookalike import explore
+from lookalike.measure import explore
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import ConfigError
-from lookalike.facemath import FaceMath, Group, GroupKind, shift, slerp
+from lookalike.query.facemath import FaceMath, Group, GroupKind, shift, slerp
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookalike.corpus import read_manifest, resolve_inside
+from lookalike.ingest.corpus import read_manifest, resolve_inside
 from lookalike.errors import BadImage, ConfigError, ManifestError
-from lookalike.images import decode
-from lookalike.search import Filter
+from lookalike.faces.images import decode
+from lookalike.query.search import Filter
 
 MAX_PIXELS = 100_000_000
 FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -160,7 +160,7 @@ def test_any_filter_text_parses_or_is_refused_clearly(text):
 def test_like_wildcards_in_a_tag_filter_match_literally(kiosk_db):
     """A tag filter is a value, not a pattern: '%' or '_' must not widen it to everyone."""
     import lookalike
-    from lookalike.search import FilterKey
+    from lookalike.query.search import FilterKey
 
     with lookalike.open(kiosk_db) as lib:
         assert len(lib.allowed_face_ids((Filter(FilterKey.tag, "women-in-science"),))) > 0

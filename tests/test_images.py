@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import BadImage
-from lookalike.images import decode, decode_file
+from lookalike.faces.images import decode, decode_file
 
 DECODES = {"grayscale", "grayscale_16bit", "palette_png", "png_rgba", "png_la", "webp", "bmp",
            "tiff", "gif_animated", "exif_orientation", "wrong_extension", "huge_image",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import lookalike
-from lookalike.faces import FacesMode
+from lookalike.faces.pipeline import FacesMode
 
 pytestmark = pytest.mark.e2e
 

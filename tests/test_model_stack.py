@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from lookalike import weights
+from lookalike.models import catalog as weights
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -57,8 +57,8 @@ def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home):
     from deepface.modules import modeling
 
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE
-    from lookalike.faces import FacePipeline, Space
-    from lookalike.images import decode_file
+    from lookalike.faces.pipeline import FacePipeline, Space
+    from lookalike.faces.images import decode_file
 
     pipeline = FacePipeline(Space("SFace", "yunet", "arcface"), DEFAULT_DETECT_MAX_SIDE)
     chips, ours = [], []
@@ -75,7 +75,7 @@ def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home):
 
 
 def test_similarity_transform_recovers_a_known_one():
-    from lookalike.align import ARCFACE_TEMPLATE, similarity_transform
+    from lookalike.faces.align import ARCFACE_TEMPLATE, similarity_transform
 
     angle, scale, shift = 0.3, 2.5, np.array([40.0, -7.0])
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -91,8 +91,8 @@ def test_arcface_chips_put_the_eyes_where_sface_was_trained(faces, weights_home)
     its eyes and mouth land on the ArcFace template."""
     import cv2
 
-    from lookalike import align, detect
-    from lookalike.images import decode_file
+    from lookalike.faces import align, detect
+    from lookalike.faces.images import decode_file
 
     detector = detect.build("yunet", 1280)
     rgb = decode_file(str(faces / "celeb/face_recognition/barack_obama/obama.jpg"), 10**8).rgb
@@ -109,8 +109,8 @@ def test_arcface_chips_put_the_eyes_where_sface_was_trained(faces, weights_home)
 
 
 def test_arcface_alignment_without_landmarks_says_what_to_do(faces):
-    from lookalike import align
-    from lookalike.detect import Detection
+    from lookalike.faces import align
+    from lookalike.faces.detect import Detection
     from lookalike.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--detector yunet"):
@@ -120,8 +120,8 @@ def test_arcface_alignment_without_landmarks_says_what_to_do(faces):
 def test_yunet_keeps_the_subject_over_half_faces_at_the_edge(faces, weights_home):
     """LFW photos are centred on their subject; a neighbour cut by the frame gives YuNet a
     larger, weaker box (0.86 here) than the subject's (0.93)."""
-    from lookalike import detect
-    from lookalike.images import decode_file
+    from lookalike.faces import detect
+    from lookalike.faces.images import decode_file
 
     detector = detect.build("yunet", 1280)
     for name in ("Camryn_Manheim/Camryn_Manheim_0001.jpg", "Paul_Pierce/Paul_Pierce_0002.jpg"):
@@ -131,8 +131,8 @@ def test_yunet_keeps_the_subject_over_half_faces_at_the_edge(faces, weights_home
 
 
 def test_yunet_finds_weak_faces_and_tiny_photos_on_a_second_look(faces, weights_home):
-    from lookalike import detect
-    from lookalike.images import decode_file
+    from lookalike.faces import detect
+    from lookalike.faces.images import decode_file
 
     detector = detect.build("yunet", 1280)
     rows = [line.split("\t") for line in (faces / "bad-inputs/MANIFEST.tsv").read_text().splitlines()[1:]]

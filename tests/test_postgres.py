@@ -52,7 +52,7 @@ def test_pgvector_search_agrees_with_exact_and_doctor_refills_vectors(postgres, 
 
 
 def _person(name: str):  # noqa: ANN202
-    from lookalike.search import Filter, FilterKey
+    from lookalike.query.search import Filter, FilterKey
 
     return Filter(FilterKey.person, name)
 

@@ -1,4 +1,4 @@
-"""Many ingest workers on one PostgreSQL: the SKIP LOCKED work queue (lookalike.queue).
+"""Many ingest workers on one PostgreSQL: the SKIP LOCKED work queue (lookalike.ingest.queue).
 
 A second machine is played by a second process group running ``lookalike worker``
 against the same database URL; the corpus is on the same paths for both, as a shared
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import lookalike
-from lookalike import queue
-from lookalike.corpus import Item
+from lookalike.ingest import queue
+from lookalike.ingest.corpus import Item
 
 pytestmark = pytest.mark.e2e
 

@@ -43,7 +43,7 @@ def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
     import cv2
 
     from lookalike.live.slideshow import render
-    from lookalike.images import decode_file
+    from lookalike.faces.images import decode_file
 
     bgr = render(decode_file(str(photo), 10**8).rgb, (640, 480), 0.0)
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()

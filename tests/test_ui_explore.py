@@ -1,4 +1,4 @@
-"""The Explore page (ui/explore.py) run headless with Streamlit's AppTest on real libraries."""
+"""The Explore page (lookalike/ui/explore.py) run headless with Streamlit's AppTest on real libraries."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
-from lookalike import explore
+from lookalike.measure import explore
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "ui" / "explore.py")
+PAGE = str(ROOT / "lookalike" / "ui" / "explore.py")
 
 
 def db_path(lib) -> str:  # noqa: ANN001

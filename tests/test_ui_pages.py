@@ -20,7 +20,7 @@ def _page(name: str, db: Path, monkeypatch, **env: str) -> AppTest:  # noqa: ANN
     monkeypatch.setenv("LOOKALIKE_DB", str(db))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    at = AppTest.from_file(str(ROOT / "ui" / name), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "lookalike" / "ui" / name), default_timeout=180)
     at.run()
     assert not at.exception, at.exception
     return at

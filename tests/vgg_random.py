@@ -88,7 +88,7 @@ def write(folder: Path) -> Path:
     """Write ``vgg_face_weights.onnx`` (about 540 MB) into ``folder``; returns its path."""
     import onnx
 
-    from lookalike.analysis.keras_onnx import build_onnx_model
+    from lookalike.models.keras_onnx import build_onnx_model
 
     config = descriptor_config(deepface_layers())
     model = build_onnx_model(config, random_weights(config), {"weights": "random (test only)"})

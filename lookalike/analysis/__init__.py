@@ -111,7 +111,7 @@ def resolve(name: AnalyzerName) -> AnalyzerName:
     """``auto`` -> ``deepface`` when all its weights are in place, else ``offline``."""
     if name is not AnalyzerName.auto:
         return name
-    from .. import weights
+    from ..models import catalog as weights
 
     deepface_ready = all(weights.status("analysis", n).installed for n in required_weights(AnalyzerName.deepface))
     return AnalyzerName.deepface if deepface_ready else AnalyzerName.offline
@@ -120,7 +120,7 @@ def resolve(name: AnalyzerName) -> AnalyzerName:
 def build(name: AnalyzerName = AnalyzerName.auto) -> Analyzer:
     """The analyzer ``name`` with its weights checked (``ModelMissing`` names the install
     command otherwise). Models load here, never at import time."""
-    from .. import weights
+    from ..models import catalog as weights
 
     name = resolve(name)
     for needed in required_weights(name):

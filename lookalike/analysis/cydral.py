@@ -52,7 +52,7 @@ class CydralAnalyzer(Analyzer):
     def __init__(self) -> None:
         import dlib
 
-        from ..weights import AGE_DLIB, GENDER_DLIB, SHAPE_5, packaged_path, weights_dir
+        from ..models.catalog import AGE_DLIB, GENDER_DLIB, SHAPE_5, packaged_path, weights_dir
 
         folder = weights_dir()
         self._dlib = dlib

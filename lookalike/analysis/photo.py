@@ -19,16 +19,17 @@ class FaceEstimate:
 def analyze_photo(photo, analyzer: Analyzer, detector_name: str | None = None,  # noqa: ANN001
                   detect_max_side: int = 1280, max_pixels: int = 100_000_000) -> tuple[str, list[FaceEstimate]]:
     """(photo name, estimates of every face, largest first). Raises :class:`NoFace`."""
-    from .. import detect, weights
+    from ..faces import detect
+    from ..models import catalog as weights
     from ..config import DEFAULT_DETECTOR
     from ..errors import NoFace
 
     detector_name = detector_name or DEFAULT_DETECTOR
-    from ..search import load_query
+    from ..query.search import load_query
 
     weights.require(detector_name)
     rgb, name = load_query(photo, max_pixels)
-    from ..detect import clip_box
+    from ..faces.detect import clip_box
 
     found = detect.build(detector_name, detect_max_side).detect(rgb)
     if not found:

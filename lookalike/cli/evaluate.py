@@ -29,7 +29,7 @@ def eval_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verification accuracy on pairs: AUC, accuracy, 10-fold accuracy, EER, best threshold, no-face count."""
-    from .. import evaluate
+    from ..measure import evaluate
 
     with _errors():
         lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
@@ -66,7 +66,7 @@ def eval_retrieval(
     """Identity retrieval: gallery + distractors into a temporary library, every query searched."""
     import tempfile
 
-    from .. import evaluate
+    from ..measure import evaluate
     from ..config import Settings
 
     with _errors():
@@ -98,7 +98,10 @@ def eval_attributes(
     as_json: JsonOpt = False,
 ) -> None:
     """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
-    from .. import analysis, detect, evaluate_attributes as ev, weights
+    from .. import analysis
+    from ..faces import detect
+    from ..measure import attributes as ev
+    from ..models import catalog as weights
     from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
 
     with _errors():

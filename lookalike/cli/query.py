@@ -40,12 +40,12 @@ def search(
 ) -> None:
     """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
     with _errors():
-        from ..search import Filter, RankBy
+        from ..query.search import Filter, RankBy
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
         math = None
         if toward is not None:
-            from ..facemath import FaceMath, Group
+            from ..query.facemath import FaceMath, Group
 
             math = FaceMath(Group.parse(toward), Group.parse(away) if away else None, strength)
         elif away is not None:
@@ -103,9 +103,9 @@ def path(
     """Who lies between two faces: the nearest corpus face at each step of the way."""
     from dataclasses import asdict
 
-    from ..facemath import path as walk
-    from ..faces import FacesMode
-    from ..search import load_query
+    from ..query.facemath import path as walk
+    from ..faces.pipeline import FacesMode
+    from ..query.search import load_query
 
     with _errors():
         from ..errors import NoFace
@@ -120,7 +120,7 @@ def path(
             ends.append(found[0].embedding)
         route = walk(lib, ends[0], ends[1], steps)
         if montage is not None:
-            from ..montage import Tile, render
+            from ..faces.montage import Tile, render
 
             render([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
                    title=f"from {photo_a.name} to {photo_b.name}")

@@ -6,7 +6,7 @@
   index type as the library grows (:mod:`lookalike.index.choice`, ``upkeep``).
 * :class:`PgVectorBackend` — PostgreSQL: the vectors live in ``faces.vec`` (pgvector),
   written with their rows and searched in SQL; any number of writers on any number of
-  machines (ingest goes through the work queue, :mod:`lookalike.queue`).
+  machines (ingest goes through the work queue, :mod:`lookalike.ingest.queue`).
 
 The :class:`lookalike.library.Library` asks its backend and never branches on the kind
 itself; a backend is looked up by the SQLAlchemy dialect name (:func:`for_dialect`).
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..store import repo
-from ..weights import RECOGNITION_DIMS
+from ..models.catalog import RECOGNITION_DIMS
 from .faiss_index import FaissIndex, Manifest
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class FaissBackend(VectorBackend):
         return lib.write_lock()
 
     def ingest_runner(self):  # noqa: ANN201
-        from ..ingest import run
+        from ..ingest.local import run
 
         return run
 
@@ -272,7 +272,7 @@ class PgVectorBackend(VectorBackend):
         return nullcontext()  # transactions and row locks keep any number of writers apart
 
     def ingest_runner(self):  # noqa: ANN201
-        from ..ingest import run_queued
+        from ..ingest.local import run_queued
 
         return run_queued
 

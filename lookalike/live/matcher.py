@@ -4,7 +4,7 @@ Embedding one face with dlib's ResNet takes ~100 ms on this class of CPU and hol
 Python's GIL the whole time, so a matcher *thread* would freeze the picture for that long
 at every match. A separate (spawned) process does not: the display loop hands it a small
 crop around a tracked face, keeps drawing frames, and picks the answer up when it is
-there. It uses the library's own search (:func:`lookalike.search.search_vectors`) with
+there. It uses the library's own search (:func:`lookalike.query.search.search_vectors`) with
 the same aligner and model as ingest, so live answers equal ``lookalike search``'s.
 
 A track's answers get steadier as it is watched: each request carries the track's
@@ -51,7 +51,7 @@ class MatchUpdate:
     track: int
     t: float
     bbox: tuple[int, int, int, int]
-    matches: list  # lookalike.search.Match, best first
+    matches: list  # lookalike.query.search.Match, best first
     vector: np.ndarray  # this frame's embedding (goes into the track's memory)
     estimate: object = None  # lookalike.analysis.Estimate with --analyze
     worker_seconds: float = 0.0  # align + embed + search (+ analysis) in the worker
@@ -140,8 +140,8 @@ def query_vector(vector: np.ndarray, memory: np.ndarray | None, threshold: float
 
 
 def _match(req: MatchRequest) -> MatchUpdate:
-    from ..detect import Detection
-    from ..search import search_vectors
+    from ..faces.detect import Detection
+    from ..query.search import search_vectors
 
     start = time.perf_counter()
     lib, pipeline = _worker.library, _worker.library.pipeline
@@ -160,7 +160,7 @@ class Matcher:
     """The display side's handle on the worker: non-blocking submit, poll for answers."""
 
     settings: object  # lookalike.config.Settings
-    options: object  # lookalike.search.SearchOptions
+    options: object  # lookalike.query.search.SearchOptions
     # one at a time: a new face waits for at most the one face being matched, never a queue
     max_in_flight: int = 1
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)

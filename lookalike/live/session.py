@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..search import SearchOptions
+from ..query.search import SearchOptions
 from .matcher import Matcher, MatchRequest, MatchUpdate
 from .overlay import Hud, draw
 from .sinks import Sink
@@ -107,7 +107,7 @@ class LivePipeline:
     capture thread) and the web app's live page (the browser's WebRTC frames)."""
 
     def __init__(self, library, options: LiveOptions) -> None:  # noqa: ANN001
-        from .. import detect
+        from ..faces import detect
 
         library.calibration()  # an empty library fails here, before the worker loads models
         self.options = options

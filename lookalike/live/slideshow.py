@@ -45,7 +45,7 @@ def make(people: list[tuple[str, Path]], out: Path, seconds: float = 3.0, gap: f
     """Write the video to ``out`` (.mp4 or .avi); the segments, in order, with their times."""
     import cv2
 
-    from ..images import decode_file
+    from ..faces.images import decode_file
 
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
     writer = cv2.VideoWriter(str(out), fourcc, fps, size)

@@ -22,8 +22,8 @@ MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
 
 
 def migrations_dir() -> Path:
-    """The Alembic script folder (top-level ``migrations/``, shipped as a subpackage)."""
-    return Path(str(resources.files("lookalike.migrations")))
+    """The Alembic script folder (``lookalike/store/migrations``)."""
+    return Path(str(resources.files("lookalike.store.migrations")))
 
 
 def make_engine(url: str) -> Engine:

@@ -180,7 +180,7 @@ class Calibration(Base):
 
 
 class QueueState(str, Enum):
-    """Where a photo stands in the PostgreSQL work queue (:mod:`lookalike.queue`)."""
+    """Where a photo stands in the PostgreSQL work queue (:mod:`lookalike.ingest.queue`)."""
 
     pending = "pending"  # waiting, or being processed under a worker's row lock
     done = "done"  # stored; the outcome waits for the run that queued it to collect it

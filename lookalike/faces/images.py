@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import BadImage
+from ..errors import BadImage
 
 # what the extension promises, by Pillow format name
 _EXTENSION_FORMATS = {

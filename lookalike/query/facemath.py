@@ -22,7 +22,7 @@ from enum import Enum
 
 import numpy as np
 
-from .errors import ConfigError, NotFound
+from ..errors import ConfigError, NotFound
 
 
 class GroupKind(str, Enum):
@@ -39,7 +39,7 @@ class Group:
 
     @classmethod
     def parse(cls, text: str) -> "Group":
-        from .config import parse_pair
+        from ..config import parse_pair
 
         pair = parse_pair(text, ":", GroupKind)
         if pair is None:
@@ -71,8 +71,8 @@ def group_face_ids(library, group: Group) -> np.ndarray:  # noqa: ANN001
     """Ids of the faces in ``group`` (this library's embedding space)."""
     from sqlalchemy import select
 
-    from .corpus import normalise_tag
-    from .store.schema import Face, FaceEstimate, Person
+    from ..ingest.corpus import normalise_tag
+    from ..store.schema import Face, FaceEstimate, Person
 
     query = select(Face.id).where(Face.space_id == library._existing_space_id())
     if group.kind in (GroupKind.tag, GroupKind.person):
@@ -111,8 +111,8 @@ def own_group(library, toward: Group, rgb: np.ndarray, bbox) -> Group | None:  #
     band (same width as ``toward``'s) or emotion, from the installed analyzer."""
     if toward.kind not in (GroupKind.age, GroupKind.emotion):
         return None
-    from .analysis import AnalyzerName
-    from .errors import LookalikeError
+    from ..analysis import AnalyzerName
+    from ..errors import LookalikeError
 
     try:
         (estimate,) = library.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
@@ -180,7 +180,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 def path(library, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:  # noqa: ANN001
     """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
     face used once."""
-    from .store import repo
+    from ..store import repo
 
     if steps < 2:
         raise ConfigError("a path needs at least 2 steps")

@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .corpus import Item, Profile
-from .errors import BadImage
-from .faces import FacesMode, FacePipeline, Space
-from .workers import spawn_context
-from .store import repo
-from .store.schema import Face, Photo, PhotoStatus
+from ..errors import BadImage
+from ..faces.pipeline import FacesMode, FacePipeline, Space
+from ..workers import spawn_context
+from ..store import repo
+from ..store.schema import Face, Photo, PhotoStatus
 
 if TYPE_CHECKING:
-    from .analysis import AnalyzerName
+    from ..analysis import AnalyzerName
 
 
 @dataclass
@@ -145,7 +145,7 @@ class Mapper:
         self.max_pixels, self.mode = max_pixels, mode
         self.analyzer = None
         if analyzer is not None:
-            from . import analysis
+            from .. import analysis
 
             self.analyzer = analysis.build(analysis.AnalyzerName(analyzer))
 
@@ -154,7 +154,7 @@ class Mapper:
         base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size,
                     replaces=replaces)
         try:
-            from .images import decode
+            from ..faces.images import decode
 
             decoded = decode(data, item.path, self.max_pixels)
         except BadImage as err:
@@ -186,7 +186,7 @@ def prepare_process() -> None:
     """What every worker process does first: Ctrl-C is the parent's business, the weights
     home is the parent's, and one BLAS thread each (the processes are the parallelism)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .config import activate_weights_home
+    from ..config import activate_weights_home
 
     activate_weights_home()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -206,7 +206,7 @@ def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
 def embed_file(path: str):  # noqa: ANN201
     """``(path, vector of the largest face or None)``: for evaluation pools that share the
     ingest workers' set-up (:func:`init_worker`)."""
-    from .images import decode_file
+    from ..faces.images import decode_file
 
     try:
         assert _MAPPER is not None, "worker not initialised"
@@ -310,7 +310,7 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
 
 def run_queued(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
                skipped_files: int = 0) -> IngestReport:
-    """Ingest through the PostgreSQL work queue (:mod:`lookalike.queue`): this process reads,
+    """Ingest through the PostgreSQL work queue (:mod:`lookalike.ingest.queue`): this process reads,
     hashes and queues; ``options.workers`` local worker processes (and any ``lookalike
     worker`` elsewhere) claim, embed and store; this process collects the outcomes."""
     import uuid
@@ -381,7 +381,7 @@ class _LocalWorkers:
         self.stop_event = self.ctx.Event()
 
     def _spawn(self):  # noqa: ANN202
-        from .queue_worker import serve_process
+        from .queued import serve_process
 
         proc = self.ctx.Process(target=serve_process, args=(self.settings, self.stop_event, False), daemon=True)
         proc.start()
@@ -397,7 +397,7 @@ class _LocalWorkers:
                 continue
             self.restarts += 1
             if self.restarts > self.RESTARTS:
-                from .errors import IngestFailed
+                from ..errors import IngestFailed
 
                 raise IngestFailed(f"ingest workers keep dying (last exit code {proc.exitcode}); "
                                    "see their messages above")

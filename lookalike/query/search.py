@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import BadImage, ConfigError, EmptyLibrary, NoFace
-from .faces import FacesMode
-from .store import repo
+from ..errors import BadImage, ConfigError, EmptyLibrary, NoFace
+from ..faces.pipeline import FacesMode
+from ..store import repo
 
 if TYPE_CHECKING:
-    from .analysis import AnalyzerName, Estimate
+    from ..analysis import AnalyzerName, Estimate
     from .facemath import FaceMath
 
 
@@ -63,7 +63,7 @@ class Filter:
     @classmethod
     def parse(cls, text: str) -> "Filter":
         """``tag=women-in-engineering``, ``organisation=Navy``, ``role=…``, ``person=…``."""
-        from .config import parse_pair
+        from ..config import parse_pair
 
         keys = ", ".join(k.value for k in FilterKey)
         pair = parse_pair(text, "=", FilterKey)
@@ -150,7 +150,7 @@ class SearchResult:
 
 def load_query(photo, max_pixels: int) -> tuple[np.ndarray, str]:  # noqa: ANN001
     """RGB pixels of a query given as a path, bytes or an array, and a name for it."""
-    from .images import decode, decode_file
+    from ..faces.images import decode, decode_file
 
     if isinstance(photo, np.ndarray):
         if photo.ndim != 3 or photo.shape[2] != 3:

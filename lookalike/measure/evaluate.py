@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ManifestError
+from ..errors import ManifestError
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ def _lfw(root: Path, name: str, number: str) -> str:
 # -- embedding with worker processes ---------------------------------------------------
 def embed_photos(library, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:  # noqa: ANN001
     """``{path: unit vector of the largest face, or None}`` for every path."""
-    from . import ingest
-    from .faces import FacesMode
+    from ..ingest import local as ingest
+    from ..faces.pipeline import FacesMode
 
     with ingest.worker_pool(library, FacesMode.largest, workers or os.cpu_count() or 1) as pool:
         return dict(pool.map(ingest.embed_file, paths, chunksize=8))
@@ -170,9 +170,9 @@ def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers
     precision over the whole ranked gallery (a query without a face scores 0)."""
     from dataclasses import replace
 
-    from .corpus import Item
-    from .library import Library
-    from .store import repo
+    from ..ingest.corpus import Item
+    from ..library import Library
+    from ..store import repo
 
     lib = Library(replace(settings, db_url=f"sqlite:///{workdir / 'retrieval.db'}",
                           index_dir=workdir / "indexes"))
@@ -222,7 +222,7 @@ def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers
 
 def _centroids(library, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
     """Each gallery person's unit mean vector, in the order of the returned names."""
-    from .embed import l2_normalize
+    from ..faces.embed import l2_normalize
 
     ids = np.fromiter(identity_of, dtype=np.int64)
     vectors = library._vectors(ids)

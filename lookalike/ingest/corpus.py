@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ManifestError
-from .images import IMAGE_EXTENSIONS
+from ..errors import ManifestError
+from ..faces.images import IMAGE_EXTENSIONS
 
 MANIFEST_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".ndjson"}
 PROFILE_FIELDS = ("display_name", "role", "organisation", "story", "tags",

@@ -4,7 +4,7 @@ The model object is DeepFace's own (``deepface.modules.modeling.build_model``), 
 vector made here is the vector DeepFace makes for the same chip. SFace, the default, is
 the one exception in *how* it runs, not in what it computes: DeepFace's wrapper feeds
 the published graph one face at a time (~59 ms per face on one core here); lookalike
-runs the numerically identical rewrite of :mod:`lookalike.fastgraph` (~27 ms), with
+runs the numerically identical rewrite of :mod:`lookalike.models.fastgraph` (~27 ms), with
 DeepFace's preprocessing (RGB bytes, channels first), and a test checks the vectors
 against DeepFace's own ``SFaceClient``. Chips are fed as a
 batch; the result is always an ``(n, dim)`` float32 array with unit rows, so inner
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UnknownName
-from .weights import RECOGNITION_DIMS
+from ..errors import UnknownName
+from ..models.catalog import RECOGNITION_DIMS
 
 
 class Embedder:
@@ -30,8 +30,8 @@ class Embedder:
             raise UnknownName("model", name, sorted(RECOGNITION_DIMS))
         self.name = name
         if name == "SFace":
-            from .fastgraph import session
-            from .weights import SFACE_FAST_FILE, weights_dir
+            from ..models.fastgraph import session
+            from ..models.catalog import SFACE_FAST_FILE, weights_dir
 
             self._session = session(weights_dir() / SFACE_FAST_FILE, threads)
             self.input_size = (112, 112)
@@ -49,7 +49,7 @@ class Embedder:
         if len(chips) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.name == "SFace":
-            from .fastgraph import run
+            from ..models.fastgraph import run
 
             # DeepFace's SFaceClient.predict: RGB bytes as float32, channels first
             blob = np.ascontiguousarray(np.stack(list(chips)).transpose(0, 3, 1, 2), dtype=np.float32)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import WheelUnavailable
+from ..errors import WheelUnavailable
 
 
 def download_wheel(name: str, requirement: str, folder: Path) -> Path:

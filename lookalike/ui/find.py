@@ -34,7 +34,7 @@ if given is None:
     st.stop()
 
 from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
-from lookalike.images import decode  # noqa: E402
+from lookalike.faces.images import decode  # noqa: E402
 
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")

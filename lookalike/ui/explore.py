@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from lookalike import explore
+from lookalike.measure import explore
 from lookalike.errors import LookalikeError
 from lookalike.ui import common
 

@@ -1,4 +1,4 @@
-"""An ingest worker on the PostgreSQL queue (:mod:`lookalike.queue`).
+"""An ingest worker on the PostgreSQL queue (:mod:`lookalike.ingest.queue`).
 
 ``lookalike ingest --workers N`` starts N of these beside itself; ``lookalike worker``
 starts them on any other machine that can reach the database and read the photos at the
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from . import queue
 from .corpus import Item
-from .faces import FacesMode, Space
-from .ingest import Mapper, Processed, store_batch
-from .store import repo
-from .store.schema import PhotoStatus, QueueItem
+from ..faces.pipeline import FacesMode, Space
+from .local import Mapper, Processed, store_batch
+from ..store import repo
+from ..store.schema import PhotoStatus, QueueItem
 
 
 @dataclass
@@ -79,7 +79,7 @@ class QueueWorker:
         return self.stats
 
     def step(self) -> int:
-        """One claim: process and store up to :data:`lookalike.queue.CLAIM` photos in one
+        """One claim: process and store up to :data:`lookalike.ingest.queue.CLAIM` photos in one
         transaction. Returns how many (0: nothing to claim)."""
         with self.lib.session() as session:
             items = queue.claim(session)
@@ -153,9 +153,9 @@ class QueueWorker:
 
     def _view(self, session, space_id: int):  # noqa: ANN001, ANN202
         if space_id not in self._views:
-            from .store.schema import Space as SpaceRow
-            from . import weights
-            from .faces import Space as FaceSpace, needs_shape_predictor
+            from ..store.schema import Space as SpaceRow
+            from ..models import catalog as weights
+            from ..faces.pipeline import Space as FaceSpace, needs_shape_predictor
 
             row = session.get(SpaceRow, space_id)
             shape = needs_shape_predictor(FaceSpace(row.model, row.detector, row.aligner))
@@ -176,8 +176,8 @@ class QueueWorker:
 
 def serve_process(settings, stop, until_empty: bool, results=None) -> None:  # noqa: ANN001
     """Entry point of a spawned worker process (``ingest --workers N`` / ``lookalike worker``)."""
-    from .ingest import prepare_process
-    from .library import Library
+    from .local import prepare_process
+    from ..library import Library
 
     prepare_process()
     with Library(settings) as lib:

@@ -25,10 +25,10 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .detect import Detection
-from .errors import UnknownName
+from ..errors import UnknownName
 
-from .errors import ConfigError
-from .weights import ALIGNERS
+from ..errors import ConfigError
+from ..models.catalog import ALIGNERS
 
 # The ArcFace reference landmarks on a 112 x 112 chip (insightface, OpenCV's alignCrop), in
 # Detection.landmarks order: viewer-left eye, viewer-right eye, nose, mouth corners.
@@ -50,7 +50,7 @@ class _ShapePredictor:
     def __init__(self) -> None:
         import dlib
 
-        from .weights import SHAPE_5, packaged_path
+        from ..models.catalog import SHAPE_5, packaged_path
 
         self._dlib = dlib
         self._predict = dlib.shape_predictor(packaged_path(SHAPE_5))

