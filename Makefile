@@ -1,6 +1,9 @@
 # Two commands for a fresh machine:
 #   make demo   - venv, install, offline weights, ingest the demo corpus, one search
-#   make test   - the whole test suite (real models, real photos from ../shared/faces, Chromium)
+#   make test   - lint, then the whole test suite (real models, real photos from ../shared/faces, Chromium)
+# While editing:
+#   make lint   - ruff, the import-layer contract, mypy, and no waiver without a reason
+#   make check  - the tests that need no photo or model, plus a small real smoke (<= 3 min)
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +14,7 @@ DB     ?= lookalike.db
 
 export LOOKALIKE_FACES ?= $(FACES)
 
-.PHONY: demo test install browser bench clean
+.PHONY: demo test check lint install browser bench clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1"
-	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres]"
+	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres,lint]"
 	touch $@
 
 demo: install
@@ -28,8 +31,19 @@ demo: install
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 
-test: install browser
+test: lint browser
 	$(BIN)/python -m pytest -q -ra
+
+check: install
+	$(BIN)/python -m pytest -q -ra -m "not e2e or smoke"
+
+# a `noqa` for annotations or private access must say why: `# noqa: ANN001 - because ...`
+lint: install
+	$(BIN)/ruff check lookalike tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+	@! grep -rnE "noqa: *(ANN|SLF)[0-9A-Z, ]*$$" lookalike bench tests || \
+	  { echo "waivers above give no reason"; exit 1; }
 
 # the web app's browser tests drive Debian's Chromium (never a browser downloaded by playwright)
 browser:

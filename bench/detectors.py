@@ -35,7 +35,7 @@ def _init(model: str, detector: str, aligner: str) -> None:
     global _PIPE
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE, activate_weights_home
     from lookalike.faces.pipeline import FacePipeline, Space
-    from lookalike.ingest.local import prepare_process
+    from lookalike.ingest.mapper import prepare_process
 
     activate_weights_home()
     prepare_process()  # one thread per worker process, as ingest runs it
@@ -43,8 +43,8 @@ def _init(model: str, detector: str, aligner: str) -> None:
 
 
 def _embed(path: str):  # noqa: ANN202
-    from lookalike.faces.pipeline import FacesMode
     from lookalike.faces.images import decode_file
+    from lookalike.faces.pipeline import FacesMode
 
     started = time.perf_counter()
     faces = _PIPE.faces(decode_file(path, 10**8).rgb, FacesMode.largest)

@@ -70,10 +70,10 @@ def _bound_worker(stack: str, data_file: str, conn) -> None:  # noqa: ANN001
     """The stack's forward passes only, one thread, as one ingest worker runs them."""
     import numpy as np
 
-    from lookalike.faces import detect
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE, activate_weights_home
+    from lookalike.faces import detect
     from lookalike.faces.embed import Embedder
-    from lookalike.ingest.local import prepare_process
+    from lookalike.ingest.mapper import prepare_process
 
     activate_weights_home()
     prepare_process()
@@ -97,8 +97,8 @@ def run_bound(stack: str, photos: list[Path], workdir: Path) -> dict:
     import numpy as np
 
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE
-    from lookalike.faces.pipeline import FacePipeline, FacesMode, Space
     from lookalike.faces.images import decode_file
+    from lookalike.faces.pipeline import FacePipeline, FacesMode, Space
 
     s = STACKS[stack]
     pipe = FacePipeline(Space(s["model"], s["detector"], s["aligner"]), DEFAULT_DETECT_MAX_SIDE)

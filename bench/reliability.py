@@ -29,7 +29,6 @@ Machine: whatever runs it (the README's figures: the 2-core VM).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random
@@ -168,12 +167,11 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random) -> dict:
 def self_search(db: Path, index_dir: Path, rng: random.Random) -> tuple[int, int]:
     """Sampled stored photos searched by their stored vectors: each must find itself first."""
     import lookalike
-    from lookalike.store import repo
 
     with lookalike.open(db, index_dir=index_dir) as lib:
         ids = lib.index.ids()
         sample = [int(i) for i in rng.sample(list(ids), min(20, len(ids)))]
-        vectors = lib._vectors(sample)  # noqa: SLF001
+        vectors = lib.vectors(sample)
         hits = 0
         for fid, vec in zip(sample, vectors):
             _, found = lib.index.search(vec[None], 1)
@@ -188,7 +186,7 @@ import lookalike
 from lookalike.query.search import SearchOptions, search_vectors
 db, index_dir, seconds, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 lib = lookalike.open(db, index_dir=index_dir)
-queries = lib._vectors(lib.index.ids()[:20])
+queries = lib.vectors(lib.index.ids()[:20])
 runs = failed = phantom = 0
 seen = []
 end = time.monotonic() + seconds
@@ -239,9 +237,9 @@ def hostile(folder: Path, n: int, rng: random.Random) -> dict:
 
     from PIL import Image
 
-    from lookalike.ingest.corpus import read_manifest
     from lookalike.errors import BadImage, ConfigError, ManifestError
     from lookalike.faces.images import decode
+    from lookalike.ingest.corpus import read_manifest
     from lookalike.query.search import Filter
 
     seeds = []
@@ -302,9 +300,8 @@ def privacy(folder: Path) -> dict:
     import uuid
 
     import numpy as np
-    from PIL import Image, PngImagePlugin
-
     from _common import FACES
+    from PIL import Image, PngImagePlugin
 
     import lookalike
     from lookalike.faces.images import decode_file

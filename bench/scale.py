@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import lfw_photos, machine, table, write  # noqa: E402
-from index import K, QUERIES, build, exact_topk, make, query_times, recall  # noqa: E402
+from index import QUERIES, K, build, exact_topk, make, query_times, recall  # noqa: E402
 
 
 def pg_library(folder: Path, name: str):  # noqa: ANN201
@@ -61,7 +61,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
     server, lib = pg_library(folder, "vectors")
     space_id = lib.space_id
     started = time.perf_counter()
-    with lib._engine.begin() as conn:  # noqa: SLF001 - the bench fills the table directly
+    with lib.engine.begin() as conn:  # noqa: SLF001 - the bench fills the table directly
         photo = conn.execute(text("INSERT INTO photos (space_id, path, status, created_at) VALUES (:s, 'synthetic', 'ok', now()) "
                                   "RETURNING id"), {"s": space_id}).scalar_one()
         raw = conn.connection.dbapi_connection
@@ -71,12 +71,12 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
                 copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, repo.encode_vector(v),
                                 "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
     loaded = time.perf_counter() - started
-    index = PgVectorIndex(lib._engine, lib.space.key, space_id, base.shape[1])  # noqa: SLF001 - builds HNSW
+    index = PgVectorIndex(lib.engine, lib.space.key, space_id, base.shape[1])  # noqa: SLF001 - builds HNSW
     built = time.perf_counter() - started - loaded
     found, times = query_times(index, queries)
     ids = index.ids()  # face ids in insertion order map back to base rows
     found = np.where(found >= 0, np.searchsorted(ids, found), -1)
-    with lib._engine.connect() as conn:  # noqa: SLF001
+    with lib.engine.connect() as conn:  # noqa: SLF001
         sizes = conn.execute(text("SELECT pg_table_size('faces'), pg_relation_size(:i)"),
                              {"i": index.index_name}).one()
     lib.close()
@@ -129,7 +129,6 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     per photo (the model loads before the clock starts, which favours DeepFace)."""
     import pgserver
     from deepface import DeepFace
-
     from deepface.modules.database import pgvector as deepface_pgvector
 
     server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
@@ -202,7 +201,7 @@ def wide(folder: Path, n: int) -> dict:
                           "p95_ms": round(float(np.percentile(times, 95)), 3),
                           "recall@10": round(recall(found, truth), 4), "index_bytes": int(info["bytes"])}
         if backend == "postgres":
-            with lib._engine.connect() as conn:  # noqa: SLF001
+            with lib.engine.connect() as conn:  # noqa: SLF001
                 row["table_bytes"] = int(conn.execute(text("SELECT pg_table_size('faces')")).scalar_one())
         lib.close()
         if server is not None:

@@ -89,8 +89,9 @@ def main() -> None:
     from lookalike.config import activate_weights_home
 
     activate_weights_home()
-    import lookalike
     from deepface import DeepFace
+
+    import lookalike
 
     rows = retrieval_rows()
     root = FACES / "lfw-dev"

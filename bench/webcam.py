@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections import Counter
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np

@@ -7,9 +7,12 @@ Every value comes from a flag, else an environment variable, else the default be
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from .errors import ConfigError
 
 DEFAULT_DB = "lookalike.db"
 # chosen by measurement on lfw-dev and celeb: see README "Choosing the defaults". Both
@@ -32,6 +35,8 @@ DEFAULT_MAX_PIXELS = 100_000_000
 # photos are downscaled so that their long side is at most this for detection; boxes and
 # landmarks are mapped back to full resolution before the face is cut out.
 DEFAULT_DETECT_MAX_SIDE = 1280
+# bytes of RAM the FAISS index may take (LOOKALIKE_INDEX_BUDGET, e.g. "512M")
+DEFAULT_INDEX_BUDGET = 4 * 1024**3
 
 
 def weights_home() -> Path:
@@ -40,9 +45,9 @@ def weights_home() -> Path:
     ``LOOKALIKE_HOME`` overrides; an already exported ``DEEPFACE_HOME`` is respected so a
     machine that has DeepFace weights keeps using them.
     """
-    explicit = os.environ.get("LOOKALIKE_HOME") or os.environ.get("DEEPFACE_HOME")
+    explicit = env_path("LOOKALIKE_HOME") or env_path("DEEPFACE_HOME")
     if explicit:
-        return Path(explicit).expanduser()
+        return explicit
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("lookalike", appauthor=False))
@@ -64,10 +69,13 @@ def activate_weights_home() -> Path:
 
 def db_url(db: str | os.PathLike[str] | None) -> str:
     """A path or any SQLAlchemy URL; ``None`` means ``LOOKALIKE_DB`` or ``lookalike.db``."""
-    value = str(db) if db is not None else os.environ.get("LOOKALIKE_DB", DEFAULT_DB)
+    if db is not None:
+        value, source = str(db), "--db"
+    else:
+        value, source = env_text("LOOKALIKE_DB") or DEFAULT_DB, "LOOKALIKE_DB"
     if "://" in value:
         return value
-    return "sqlite:///" + str(Path(value).expanduser().resolve())
+    return "sqlite:///" + str(_expand(value, source).resolve())
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -98,7 +106,7 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     detect_max_side: int = DEFAULT_DETECT_MAX_SIDE
     # bytes of RAM the FAISS index may take; the index choice rules work within it
-    index_budget: int = 4 * 1024**3
+    index_budget: int = DEFAULT_INDEX_BUDGET
     # intra-op threads of the face models lookalike runs itself (None: one per core, for a
     # lone query); worker processes beside others (ingest, live matching) use 1
     model_threads: int | None = None
@@ -111,16 +119,17 @@ class Settings:
         **overrides: object,
     ) -> "Settings":
         url = db_url(db)
-        folder = index_dir or os.environ.get("LOOKALIKE_INDEX_DIR")
-        resolved = Path(folder).expanduser().resolve() if folder else default_index_dir(url)
+        folder = _expand(str(index_dir), "--index-dir") if index_dir else env_path("LOOKALIKE_INDEX_DIR")
+        resolved = folder.resolve() if folder else default_index_dir(url)
         base = cls(
             db_url=url,
             index_dir=resolved,
-            model=os.environ.get("LOOKALIKE_MODEL") or None,
-            detector=os.environ.get("LOOKALIKE_DETECTOR") or None,
-            aligner=os.environ.get("LOOKALIKE_ALIGNER") or None,
-            max_pixels=int(os.environ.get("LOOKALIKE_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
-            index_budget=_bytes(os.environ.get("LOOKALIKE_INDEX_BUDGET", "4G")),
+            model=env_text("LOOKALIKE_MODEL"),
+            detector=env_text("LOOKALIKE_DETECTOR"),
+            aligner=env_text("LOOKALIKE_ALIGNER"),
+            max_pixels=env_int("LOOKALIKE_MAX_PIXELS", DEFAULT_MAX_PIXELS,
+                               "a whole number of pixels such as 100000000", minimum=1),
+            index_budget=env_size("LOOKALIKE_INDEX_BUDGET", DEFAULT_INDEX_BUDGET),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base
@@ -136,15 +145,89 @@ def parse_pair(text: str, sep: str, kinds: type):  # noqa: ANN201 - (member of k
     return kinds(kind), value
 
 
-def _bytes(text: str) -> int:
-    """``"4G"``, ``"512M"``, ``"1000000"`` -> bytes."""
-    from .errors import ConfigError
+# -- environment variables ----------------------------------------------------------------
+# One reader per kind of value. An unset or empty variable means "use the default"; any other
+# value that does not parse is a ConfigError naming the variable, the value and what it takes,
+# which the CLI prints as one line (never a traceback).
 
+
+def _bad(name: str, value: str, expected: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r}: expected {expected}")
+
+
+def _raw(name: str) -> str | None:
+    """The variable's value; ``None`` when it is unset or empty."""
+    return os.environ.get(name) or None
+
+
+def env_text(name: str) -> str | None:
+    """A free-form string (a model name, a URL); ``None`` when unset or empty."""
+    return _raw(name)
+
+
+def env_int(name: str, default: int, expected: str = "a whole number", *, minimum: int | None = None) -> int:
+    """A whole number such as ``100000000`` (``100_000_000`` works too), at least ``minimum``."""
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(name, value, expected) from None
+    if minimum is not None and number < minimum:
+        raise _bad(name, value, f"{expected} (at least {minimum})")
+    return number
+
+
+def env_float(name: str, default: float, expected: str = "a number", *, minimum: float | None = None) -> float:
+    """A finite number such as ``90`` or ``1.5``, at least ``minimum``."""
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(name, value, expected) from None
+    if not math.isfinite(number):
+        raise _bad(name, value, expected)
+    if minimum is not None and number < minimum:
+        raise _bad(name, value, f"{expected} (at least {minimum:g})")
+    return number
+
+
+def env_size(name: str, default: int) -> int:
+    """A positive number of bytes: ``"4G"``, ``"512M"``, ``"1000000"`` (``GB``/``GiB`` too)."""
+    value = _raw(name)
+    if value is None:
+        return default
+    size = _parse_size(value)
+    if size is None or size <= 0:
+        raise _bad(name, value, "a size such as 4G or 512M")
+    return size
+
+
+def env_path(name: str) -> Path | None:
+    """A path, ``~`` expanded (not made absolute); ``None`` when unset or empty."""
+    value = _raw(name)
+    return None if value is None else _expand(value, name)
+
+
+def _expand(value: str, source: str) -> Path:
+    """``Path(value).expanduser()``, a ``~`` that names no home a ConfigError naming ``source``."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~ with no home directory, ~user with no such user
+        raise _bad(source, value, "a path; its ~ names no known home directory") from None
+
+
+def _parse_size(text: str) -> int | None:
+    """``"4G"``, ``"512M"``, ``"1000000"`` -> bytes; ``None`` when it does not parse."""
     units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
     value = text.strip().upper().removesuffix("B").removesuffix("I")
     try:
         if value and value[-1] in units:
-            return int(float(value[:-1]) * units[value[-1]])
+            number = float(value[:-1])
+            return int(number * units[value[-1]]) if math.isfinite(number) else None
         return int(value)
-    except ValueError as err:
-        raise ConfigError(f"LOOKALIKE_INDEX_BUDGET={text!r}: not a size such as 4G or 512M") from err
+    except ValueError:
+        return None

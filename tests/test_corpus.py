@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from lookalike.ingest.corpus import parse_bool, parse_tags, read_manifest, scan
 from lookalike.errors import ManifestError
+from lookalike.ingest.corpus import parse_bool, parse_tags, read_manifest, scan
 
 
 def _touch(path):

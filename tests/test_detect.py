@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lookalike.faces import detect
 from lookalike.config import DEFAULT_DETECT_MAX_SIDE
+from lookalike.faces import detect
 from lookalike.faces.images import decode_file
 
 # lfw-dev photos where dlib's HOG detector finds no face at any upsampling

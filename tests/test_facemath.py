@@ -89,3 +89,43 @@ def test_toward_older_raises_the_age_of_the_results(faces, tmp_path, analysis_we
     # measured 2026-11-23: 18 of 20 raised, mean +15.3 years (median +11.6)
     assert (change > 0).sum() >= 15 and change.mean() >= 8
     lib.close()
+
+
+def test_a_tag_group_matches_its_tag_literally_never_as_a_like_pattern(faces, tmp_path):
+    """``--toward tag:%`` once matched every tagged person: LIKE's ``%`` and ``_`` in a tag
+    group are the characters themselves, matched only by a person who has that very tag."""
+    import shutil
+
+    import lookalike
+    from lookalike.errors import NotFound
+    from lookalike.query.facemath import group_face_ids
+
+    tags = {"amy": "women in science", "howard": "engineering", "raj": "100%", "leonard": "a_b"}
+    rows = ["path,person,tags"]
+    for person, tag in tags.items():
+        (tmp_path / person).mkdir()
+        for photo in sorted((faces / "celeb" / "faceapi_bbt" / person).glob("*.png"))[:2]:
+            shutil.copy(photo, tmp_path / person / photo.name)
+            rows.append(f"{person}/{photo.name},{person},{tag}")
+    (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
+    with lookalike.open(tmp_path / "t.db") as lib:
+        lib.ingest([str(tmp_path / "people.csv")])
+
+        def ids(text):
+            return set(group_face_ids(lib, Group.parse(text)).tolist())
+
+        own = {person: ids(f"person:{person}") for person in tags}
+        assert all(len(v) == 2 for v in own.values()), own
+        # a real tag still matches its person, however it is typed
+        assert ids("tag:women-in-science") == ids("tag:Women in Science") == own["amy"]
+        assert ids("tag:engineering") == own["howard"]
+        # wildcards match nobody ...
+        for pattern in ("%", "_", "_%", "%%", "women%", "%science", "women_in_science", "engineerin_", "a%b"):
+            assert ids(f"tag:{pattern}") == set(), pattern
+        # ... unless someone really has that literal tag, and then only them
+        assert ids("tag:100%") == own["raj"]
+        assert ids("tag:a_b") == own["leonard"]
+        # the way a user meets it: moving toward tag:% is refused, not toward everyone tagged
+        query = str(faces / "celeb" / "faceapi_bbt" / "penny" / "penny1.png")
+        with pytest.raises(NotFound, match="no faces in group tag:%"):
+            lib.search(query, k=3, math=FaceMath(Group.parse("tag:%"), None, 1.0))

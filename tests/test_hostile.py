@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookalike.ingest.corpus import read_manifest, resolve_inside
 from lookalike.errors import BadImage, ConfigError, ManifestError
 from lookalike.faces.images import decode
+from lookalike.ingest.corpus import read_manifest, resolve_inside
 from lookalike.query.search import Filter
 
 MAX_PIXELS = 100_000_000

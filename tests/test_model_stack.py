@@ -57,8 +57,8 @@ def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home):
     from deepface.modules import modeling
 
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE
-    from lookalike.faces.pipeline import FacePipeline, Space
     from lookalike.faces.images import decode_file
+    from lookalike.faces.pipeline import FacePipeline, Space
 
     pipeline = FacePipeline(Space("SFace", "yunet", "arcface"), DEFAULT_DETECT_MAX_SIDE)
     chips, ours = [], []
@@ -109,9 +109,9 @@ def test_arcface_chips_put_the_eyes_where_sface_was_trained(faces, weights_home)
 
 
 def test_arcface_alignment_without_landmarks_says_what_to_do(faces):
+    from lookalike.errors import ConfigError
     from lookalike.faces import align
     from lookalike.faces.detect import Detection
-    from lookalike.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--detector yunet"):
         align.build("arcface").align(np.zeros((50, 50, 3), np.uint8), Detection((0, 0, 50, 50), 1.0), (112, 112))

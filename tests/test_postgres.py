@@ -38,12 +38,12 @@ def test_pgvector_search_agrees_with_exact_and_doctor_refills_vectors(postgres, 
     with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
         lib.ingest([str(faces / "celeb")])
         ids = lib.index.ids()
-        vectors = lib._vectors(ids)
+        vectors = lib.vectors(ids)
         query = vectors[7]
         sims, found = lib.index.search(query[None], 10)
         exact = ids[np.argsort(-(vectors @ query))[:10]]
         assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5
-        with lib._engine.begin() as conn:  # a face stored before pgvector: no vector yet
+        with lib.engine.begin() as conn:  # a face stored before pgvector: no vector yet
             conn.execute(text("UPDATE faces SET vec = NULL WHERE id = :i"), {"i": int(ids[7])})
         (report,) = lib.doctor()
         assert report.missing == 1 and not report.ok

@@ -1,4 +1,4 @@
-"""Many ingest workers on one PostgreSQL: the SKIP LOCKED work queue (lookalike.ingest.queue).
+"""Many ingest workers on one PostgreSQL: the SKIP LOCKED work queue (lookalike.store.queue).
 
 A second machine is played by a second process group running ``lookalike worker``
 against the same database URL; the corpus is on the same paths for both, as a shared
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import lookalike
-from lookalike.ingest import queue
 from lookalike.ingest.corpus import Item
+from lookalike.store import queue
 
 pytestmark = pytest.mark.e2e
 
@@ -155,7 +155,7 @@ def test_a_photo_that_kept_killing_workers_is_settled_as_an_error(postgres, face
     with db.open() as lib:
         _enqueue(lib, [photo])
         (qid,) = db.sql("select id from ingest_queue")[0]
-        queue.record_attempts(lib._engine, [qid] * queue.MAX_ATTEMPTS, "dead-host:1")
+        queue.record_attempts(lib.engine, [qid] * queue.MAX_ATTEMPTS, "dead-host:1")
     done = _cli("worker", "--db", db.url, "--workers", "1", "--until-empty", timeout=300)
     assert done.returncode == 0, done.stderr
     assert db.sql("select status, reason from photos") == [

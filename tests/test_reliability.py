@@ -128,7 +128,7 @@ def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_pat
         ids = lib.index.ids()
         assert set(ids.tolist()) == {r[0] for r in _sql(db, "select id from faces")}
         sample = np.asarray(rng.sample(list(ids), 15))
-        for fid, vec in zip(sample, lib._vectors(sample)):
+        for fid, vec in zip(sample, lib.vectors(sample)):
             assert lib.index.search(vec[None], 1)[1][0][0] == fid
 
 

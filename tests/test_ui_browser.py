@@ -2,8 +2,9 @@
 Chromium driven headless by Playwright (never ``playwright install``).
 
 The kiosk's camera is Chromium's fake capture device fed with a real photo (a Y4M file),
-so the whole visit runs: consent, camera, photo, role models. Screenshots land in
-``tests/artifacts/`` for a person to look at.
+so the whole visit runs: consent, camera, photo, role models. Screenshots land in the
+``artifacts`` folder (``$LOOKALIKE_TEST_ARTIFACTS``, else a temporary folder; pytest prints
+its path at the end of the run) for a person to look at.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
@@ -54,10 +53,10 @@ def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
     return out
 
 
-def _shot(page, name: str) -> None:  # noqa: ANN001
-    """A full-page screenshot in tests/artifacts/, once the page has settled."""
+def _shot(page, path: Path) -> None:  # noqa: ANN001
+    """A full-page screenshot at ``path`` (in the ``artifacts`` folder), once the page has settled."""
     page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    page.screenshot(path=str(path), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,6 @@ def browser(faces, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("chromium")
     camera = _y4m(faces / "celeb/faceapi_bbt/amy/amy5.png", folder / "visitor.y4m")
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(folder / "profile"), executable_path=CHROMIUM, headless=True,
@@ -105,7 +103,7 @@ def browser(faces, tmp_path_factory):
         context.close()
 
 
-def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, faces):
+def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, faces, artifacts):
     page = browser.new_page()
     page.goto(server)
     page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)
@@ -114,17 +112,17 @@ def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, fa
     page.get_by_role("heading", name="People who look like you").wait_for(timeout=90_000)
     first = page.locator("h3").filter(has_text="1. ").first
     assert "Howard Wolowitz" in first.inner_text()
-    _shot(page, "find.png")
+    _shot(page, artifacts / "find.png")
     page.close()
 
 
-def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, browser):
+def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, browser, artifacts):
     page = browser.new_page()
     page.goto(f"{server}/role_models")
     agree = page.get_by_role("button", name="I agree — start the camera")
     agree.wait_for(timeout=90_000)
     assert page.locator("video").count() == 0  # no camera before consent
-    _shot(page, "kiosk-consent.png")
+    _shot(page, artifacts / "kiosk-consent.png")
     agree.click()
     take = page.get_by_role("button", name="Take Photo")
     take.wait_for(timeout=60_000)
@@ -133,11 +131,11 @@ def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, bro
     page.get_by_role("heading", name="Amy Farrah Fowler").wait_for(timeout=90_000)
     names = [h.inner_text() for h in page.locator("h2").all()]
     assert names and names[0] == "Amy Farrah Fowler" and "Sheldon Cooper" not in names
-    _shot(page, "kiosk-results.png")
+    _shot(page, artifacts / "kiosk-results.png")
     page.close()
 
 
-def test_live_page_names_the_face_in_the_camera_beside_a_moving_picture(server, browser):
+def test_live_page_names_the_face_in_the_camera_beside_a_moving_picture(server, browser, artifacts):
     page = browser.new_page()
     page.goto(f"{server}/live")
     page.get_by_role("heading", name="Live: who do I look like?").wait_for(timeout=90_000)
@@ -149,6 +147,6 @@ def test_live_page_names_the_face_in_the_camera_beside_a_moving_picture(server, 
     t0 = video.evaluate("v => v.currentTime")
     page.wait_for_timeout(2000)
     assert video.evaluate("v => v.currentTime") > t0 + 1.0, "the picture froze"
-    _shot(page, "live.png")
+    _shot(page, artifacts / "live.png")
     webrtc.get_by_role("button", name="STOP").click()
     page.close()

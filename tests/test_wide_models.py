@@ -28,6 +28,7 @@ def vgg_home(weights_home, tmp_path_factory) -> Path:
     """A weights home of its own (the shared one keeps VGG-Face missing, as other tests
     expect): the default detector's file (YuNet) and Dlib's copied, VGG-Face's graph generated."""
     import vgg_random
+
     from lookalike.models import catalog as weights
 
     home = tmp_path_factory.mktemp("vgg-home")

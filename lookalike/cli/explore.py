@@ -31,8 +31,8 @@ def explore_pca(
     as_json: JsonOpt = False,
 ) -> None:
     """How many directions the corpus uses, and the faces at both ends of each main axis."""
-    from ..measure import explore
     from ..faces.montage import render
+    from ..measure import explore
 
     with _errors():
         report, data = explore.pca(_open(db, index_dir), components)
@@ -83,8 +83,8 @@ def explore_clusters(
     as_json: JsonOpt = False,
 ) -> None:
     """Groups of faces that look like one person (cut at the same-person threshold)."""
-    from ..measure import explore
     from ..faces.montage import render
+    from ..measure import explore
 
     with _errors():
         report, data = explore.clusters(_open(db, index_dir), min_size)
@@ -113,8 +113,8 @@ def explore_outliers(
     """Faces far from their own person's average face: likely mislabelled or badly cut."""
     from dataclasses import asdict
 
-    from ..measure import explore
     from ..faces.montage import Tile, render
+    from ..measure import explore
 
     with _errors():
         found = explore.outliers(_open(db, index_dir), limit)

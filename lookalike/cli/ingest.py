@@ -9,8 +9,21 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import (AlignerOpt, AnalyzerOpt, DbOpt, DetectorOpt, FacesChoice, IndexDirOpt, JsonOpt,
-                      ModelOpt, _console, _errors, _open, _print_json, app)
+from ._common import (
+    AlignerOpt,
+    AnalyzerOpt,
+    DbOpt,
+    DetectorOpt,
+    FacesChoice,
+    IndexDirOpt,
+    JsonOpt,
+    ModelOpt,
+    _console,
+    _errors,
+    _open,
+    _print_json,
+    app,
+)
 
 
 @app.command()
@@ -68,8 +81,7 @@ class _RichProgress:
         self.errors = 0
 
     def start(self, total: int) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
             TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
@@ -138,7 +150,8 @@ def worker(
     import os
 
     from ..errors import ConfigError
-    from ..ingest.queued import WorkerStats, serve_process
+    from ..ingest.queued import WorkerStats
+    from ..library import serve_queue
     from ..workers import spawn_context
 
     with _errors():
@@ -149,7 +162,7 @@ def worker(
         n = workers or os.cpu_count() or 1
         ctx = spawn_context()
         stop, results = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=serve_process, args=(lib.settings, stop, until_empty, results))
+        procs = [ctx.Process(target=serve_queue, args=(lib.settings, stop, until_empty, results))
                  for _ in range(n)]
         lib.close()
         for proc in procs:

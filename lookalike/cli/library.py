@@ -7,8 +7,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import (AlignerOpt, DbOpt, DetectorOpt, IndexDirOpt, JsonOpt, ModelOpt, _console, _errors,
-                      _open, _print_json, app)
+from ._common import (
+    AlignerOpt,
+    DbOpt,
+    DetectorOpt,
+    IndexDirOpt,
+    JsonOpt,
+    ModelOpt,
+    _console,
+    _errors,
+    _open,
+    _print_json,
+    app,
+)
 
 
 @app.command()

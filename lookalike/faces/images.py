@@ -9,8 +9,10 @@ so that the rest of the pipeline only ever sees ``uint8`` RGB arrays.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -151,3 +153,17 @@ def _not_an_image_reason(data: bytes) -> str:
     if printable > 0.95:
         return "not an image: the file contains text"
     return "not an image Pillow can read (unknown or unsupported format)"
+
+
+def load_query(photo, max_pixels: int) -> tuple[np.ndarray, str]:  # noqa: ANN001
+    """RGB pixels of a query given as a path, bytes or an array, and a name for it."""
+    if isinstance(photo, np.ndarray):
+        if photo.ndim != 3 or photo.shape[2] != 3:
+            raise BadImage("<array>", f"expected an (H, W, 3) RGB array, got shape {photo.shape}")
+        return np.ascontiguousarray(photo, dtype=np.uint8), "<array>"
+    if isinstance(photo, (bytes, bytearray)):
+        return decode(bytes(photo), "<upload>", max_pixels).rgb, "<upload>"
+    name = str(Path(photo))
+    if not os.path.isfile(name):
+        raise BadImage(name, "no such file")
+    return decode_file(name, max_pixels).rgb, name

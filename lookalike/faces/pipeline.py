@@ -13,8 +13,8 @@ from enum import Enum
 
 import numpy as np
 
-from . import align, detect
 from ..models import catalog as weights
+from . import align, detect
 from .detect import Detection, clip_box
 from .embed import Embedder
 

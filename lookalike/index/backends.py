@@ -6,7 +6,7 @@
   index type as the library grows (:mod:`lookalike.index.choice`, ``upkeep``).
 * :class:`PgVectorBackend` — PostgreSQL: the vectors live in ``faces.vec`` (pgvector),
   written with their rows and searched in SQL; any number of writers on any number of
-  machines (ingest goes through the work queue, :mod:`lookalike.ingest.queue`).
+  machines (ingest goes through the work queue, :mod:`lookalike.store.queue`).
 
 The :class:`lookalike.library.Library` asks its backend and never branches on the kind
 itself; a backend is looked up by the SQLAlchemy dialect name (:func:`for_dialect`).
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
-from ..store import repo
 from ..models.catalog import RECOGNITION_DIMS
+from ..store import repo
 from .faiss_index import FaissIndex, Manifest
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ class VectorBackend:
 
     name = "base"
     vectors_in_db = False  # faces.vec is written and searched
+    # ingest through the PostgreSQL work queue (any number of writers, on any machine)
+    # rather than one local writer with a process pool
+    queued_ingest = False
 
     def open_index(self, lib: Library):  # noqa: ANN201
         """The space's index, ready to search (before any reduction wrapper)."""
@@ -63,10 +66,6 @@ class VectorBackend:
 
     def writers(self, lib: Library):  # noqa: ANN201
         """The exclusion an ingest or removal needs."""
-        raise NotImplementedError
-
-    def ingest_runner(self):  # noqa: ANN201
-        """``run(library, items, options, progress, skipped_files) -> IngestReport``."""
         raise NotImplementedError
 
     def info(self, lib: Library, index) -> dict:  # noqa: ANN001
@@ -130,7 +129,7 @@ class FaissBackend(VectorBackend):
 
     def open_index(self, lib: Library) -> FaissIndex:
         """The saved file, topped up from the database if a crash left it behind."""
-        space_id = lib._space_id or lib._existing_space_id()  # noqa: SLF001
+        space_id = lib._space_id or lib.existing_space_id()  # noqa: SLF001
         index = FaissIndex.load(lib.settings.index_dir, self.manifest(lib))
         with lib.session() as session:
             count, top = repo.face_count_and_max(session, space_id)
@@ -144,11 +143,6 @@ class FaissBackend(VectorBackend):
 
     def writers(self, lib: Library):  # noqa: ANN201
         return lib.write_lock()
-
-    def ingest_runner(self):  # noqa: ANN201
-        from ..ingest.local import run
-
-        return run
 
     def info(self, lib: Library, index) -> dict:  # noqa: ANN001
         from .choice import choose
@@ -175,7 +169,7 @@ class FaissBackend(VectorBackend):
         from .choice import choose, default_params
 
         with lib.session() as session:
-            ids = repo.face_ids(session, lib._existing_space_id())  # noqa: SLF001
+            ids = repo.face_ids(session, lib.existing_space_id())  # noqa: SLF001
         manifest = self.manifest(lib)
         dim = manifest.dim
         choice = choose(len(ids), dim, lib.settings.index_budget)
@@ -223,8 +217,8 @@ class FaissBackend(VectorBackend):
     def erase(self, lib: Library) -> None:
         """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
         write-ahead log: checkpoint it into the file and truncate it."""
-        if lib._engine.dialect.name == "sqlite":  # noqa: SLF001
-            with lib._engine.connect() as conn:  # noqa: SLF001
+        if lib.engine.dialect.name == "sqlite":  # noqa: SLF001
+            with lib.engine.connect() as conn:  # noqa: SLF001
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def doctor(self, lib: Library, fix: bool) -> DoctorReport:
@@ -257,13 +251,14 @@ class FaissBackend(VectorBackend):
 class PgVectorBackend(VectorBackend):
     name = "pgvector"
     vectors_in_db = True
+    queued_ingest = True
     metric = "cosine (pgvector <=>)"
 
     def open_index(self, lib: Library):  # noqa: ANN201
         from .pgvector_index import PgVectorIndex
 
         red = lib.reduction
-        index = PgVectorIndex(lib._engine, lib.space.key, lib._space_id or lib._existing_space_id(),  # noqa: SLF001
+        index = PgVectorIndex(lib.engine, lib.space.key, lib._space_id or lib.existing_space_id(),  # noqa: SLF001
                               red.dim_out if red else RECOGNITION_DIMS[lib.space.model], reduced=red is not None)
         index.vector_source = lib.index_vectors
         return index
@@ -271,15 +266,10 @@ class PgVectorBackend(VectorBackend):
     def writers(self, lib: Library):  # noqa: ANN201
         return nullcontext()  # transactions and row locks keep any number of writers apart
 
-    def ingest_runner(self):  # noqa: ANN201
-        from ..ingest.local import run_queued
-
-        return run_queued
-
     def info(self, lib: Library, index) -> dict:  # noqa: ANN001
         from sqlalchemy import text
 
-        with lib._engine.connect() as conn:  # noqa: SLF001
+        with lib.engine.connect() as conn:  # noqa: SLF001
             size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
                                 {"n": index.index_name}).scalar_one()
         return {"space": lib.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
@@ -311,7 +301,7 @@ class PgVectorBackend(VectorBackend):
         """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
         not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
         themselves must go)."""
-        with lib._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # noqa: SLF001
+        with lib.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # noqa: SLF001
             conn.exec_driver_sql("VACUUM faces, photos, people, centroids")
 
     def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001

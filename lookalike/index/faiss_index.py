@@ -160,11 +160,11 @@ class FaissIndex:
             raise IndexOwnedElsewhere(
                 f"{index_path}: this index belongs to another library (another database uses "
                 f"the same index folder {folder}); give this library its own --index-dir")
-        for field in ("model", "detector", "aligner", "dim", "metric", "reduction"):
-            if getattr(saved, field) != getattr(expected, field):
+        for attr in ("model", "detector", "aligner", "dim", "metric", "reduction"):
+            if getattr(saved, attr) != getattr(expected, attr):
                 raise ModelMismatch(
-                    f"{index_path}: index was made with {field}={getattr(saved, field)!r} but the "
-                    f"database says {getattr(expected, field)!r} for space {expected.space}; "
+                    f"{index_path}: index was made with {attr}={getattr(saved, attr)!r} but the "
+                    f"database says {getattr(expected, attr)!r} for space {expected.space}; "
                     "refusing to mix vectors (run: lookalike doctor --fix to rebuild it)")
         try:
             index = faiss.read_index(str(index_path))

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Engine, bindparam, text
 
+from ..store.db import EF_SEARCH
+
 HNSW_MAX_DIM = 2000
-EF_SEARCH = 256  # as the FAISS HNSW default: recall before speed (see README "Indexes")
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 

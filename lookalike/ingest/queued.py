@@ -1,26 +1,134 @@
-"""An ingest worker on the PostgreSQL queue (:mod:`lookalike.ingest.queue`).
+"""Ingest through the PostgreSQL work queue (:mod:`lookalike.store.queue`).
+
+The runner reads, hashes and queues; workers claim, embed and store.
 
 ``lookalike ingest --workers N`` starts N of these beside itself; ``lookalike worker``
 starts them on any other machine that can reach the database and read the photos at the
 same paths (a shared mount). Each claims a few photos, runs the same mapper as the
-single-machine ingest (:class:`lookalike.ingest.Mapper`), and stores the results with the
-same writer code (:func:`lookalike.ingest.store_batch`) in the claiming transaction.
+single-machine ingest (:class:`.mapper.Mapper`), and stores the results with the
+same writer code (:func:`.writer.store_batch`) in the claiming transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-from . import queue
-from .corpus import Item
 from ..faces.pipeline import FacesMode, Space
-from .local import Mapper, Processed, store_batch
-from ..store import repo
+from ..store import queue, repo
 from ..store.schema import PhotoStatus, QueueItem
+from ..workers import spawn_context
+from .corpus import Item
+from .local import READ_CHUNK, IngestOptions
+from .mapper import Mapper
+from .reader import Verdict, decide, read_file
+from .report import IngestReport, Outcome, Processed, Progress, Silent
+from .writer import Writer, store_batch
+
+
+def run(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
+        skipped_files: int = 0, *, serve: Callable[..., None]) -> IngestReport:
+    """Ingest through the PostgreSQL work queue (:mod:`lookalike.store.queue`): this process reads,
+    hashes and queues; ``options.workers`` local worker processes (and any ``lookalike
+    worker`` elsewhere) claim, embed and store; this process collects the outcomes.
+
+    ``serve(settings, stop_event, until_empty)`` is each local worker's entry point: it
+    opens the library in the new process (:func:`lookalike.library.serve_queue`), which
+    this layer cannot import."""
+    import uuid
+
+    progress = progress or Silent()
+    report = IngestReport(skipped_files=skipped_files)
+    started = time.perf_counter()
+    writer = Writer(library, report, progress, options)
+    run_id = uuid.uuid4().hex
+    analyzer = options.analyzer.value if options.analyzer is not None else None
+    local = _LocalWorkers(library.settings, options.workers or os.cpu_count() or 1, serve)
+    progress.start(len(items))
+    try:
+        in_flight: dict[str, Item] = {}
+        for start in range(0, len(items), READ_CHUNK):
+            tasks = writer.read(items[start:start + READ_CHUNK], in_flight)
+            writer.flush()
+            with library.session() as session:
+                for item, *_ in tasks:  # profiles now: workers only ever see names
+                    if item.profile is not None and item.person:
+                        repo.upsert_person(session, item.person, item.profile, writer.people)
+                queue.enqueue(session, library.space_id, run_id, tasks, options.faces.value, analyzer)
+                session.commit()
+            if tasks:
+                local.start()
+            _collect_queued(library, run_id, writer)
+        while not _collect_queued(library, run_id, writer):
+            local.check()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        report.interrupted = True  # queued rows stay pending: any worker, or a re-run, finishes them
+    finally:
+        local.stop(wait=not report.interrupted)
+        writer.flush(force_save=True)
+        if not report.interrupted:
+            _collect_queued(library, run_id, writer)
+        progress.stop()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _collect_queued(library, run_id: str, writer: Writer) -> bool:  # noqa: ANN001
+    """Report the run's finished photos; True when none of its photos is left pending."""
+    with library.session() as session:
+        done = queue.collect(session, run_id)
+        left = queue.pending(session, run_id)
+        session.commit()
+    for c in done:
+        writer.record(Outcome(c.path, c.person, c.status, c.reason, c.faces, c.sha256, c.conflict))
+    return left == 0
+
+
+class _LocalWorkers:
+    """The ``--workers N`` processes of a queued ingest, started once there is work, kept
+    at N while it lasts (a killed worker is replaced; its photos are claimed again)."""
+
+    RESTARTS = 20
+
+    def __init__(self, settings, n: int, serve: Callable[..., None]) -> None:  # noqa: ANN001
+        self.settings, self.n, self.serve = settings, n, serve
+        self.procs: list = []
+        self.restarts = 0
+        self.ctx = spawn_context()
+        self.stop_event = self.ctx.Event()
+
+    def _spawn(self):  # noqa: ANN202
+        proc = self.ctx.Process(target=self.serve, args=(self.settings, self.stop_event, False), daemon=True)
+        proc.start()
+        return proc
+
+    def start(self) -> None:
+        while len(self.procs) < self.n:
+            self.procs.append(self._spawn())
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.exitcode is None:
+                continue
+            self.restarts += 1
+            if self.restarts > self.RESTARTS:
+                from ..errors import IngestFailed
+
+                raise IngestFailed(f"ingest workers keep dying (last exit code {proc.exitcode}); "
+                                   "see their messages above")
+            self.procs[i] = self._spawn()
+
+    def stop(self, wait: bool = True) -> None:
+        self.stop_event.set()
+        for proc in self.procs:
+            proc.join(timeout=30 if wait else 5)
+            if proc.exitcode is None:
+                proc.terminate()
+                proc.join(timeout=5)
 
 
 @dataclass
@@ -79,14 +187,14 @@ class QueueWorker:
         return self.stats
 
     def step(self) -> int:
-        """One claim: process and store up to :data:`lookalike.ingest.queue.CLAIM` photos in one
+        """One claim: process and store up to :data:`lookalike.store.queue.CLAIM` photos in one
         transaction. Returns how many (0: nothing to claim)."""
         with self.lib.session() as session:
             items = queue.claim(session)
             if not items:
                 session.rollback()
                 return 0
-            starts = queue.record_attempts(self.lib._engine, [i.id for i in items], self.name)
+            starts = queue.record_attempts(self.lib.engine, [i.id for i in items], self.name)
             by_space: dict[int, list[QueueItem]] = {}
             for item in items:
                 by_space.setdefault(item.space_id, []).append(item)
@@ -97,13 +205,13 @@ class QueueWorker:
 
     # -- one space's share of a claim --------------------------------------------------
     def _store(self, session, space_id: int, group: list[QueueItem], starts: dict[int, int]) -> None:  # noqa: ANN001
-        view = self._view(session, space_id)
+        view = self.in_space(session, space_id)
         loaded = [(item, *self._read(item)) for item in group]
         queue.lock_bytes(session, space_id, [sha for _, sha, _ in loaded if sha])
         firsts = repo.first_by_sha(session, space_id, [sha for _, sha, _ in loaded if sha])
         known = repo.known_by_path(session, space_id, [item.path for item in group])
         results: list[tuple[QueueItem, Processed]] = []
-        seen: dict[str, str] = {}
+        seen: dict[str, Item] = {}
         for item, sha, data in loaded:
             results.append((item, self._decide(view, item, sha, data, starts.get(item.id, 1),
                                                known.get(item.path), firsts.get(sha) if sha else None, seen)))
@@ -117,51 +225,46 @@ class QueueWorker:
 
     def _read(self, item: QueueItem) -> tuple[str | None, bytes | None]:
         try:
-            with open(item.path, "rb") as fh:
-                data = fh.read()
+            data, sha = read_file(item.path)
         except OSError:
             return None, None
-        return hashlib.sha256(data).hexdigest(), data
+        return sha, data
 
     def _decide(self, view, item: QueueItem, sha: str | None, data: bytes | None, starts: int,  # noqa: ANN001
-                old, first, seen: dict[str, str]) -> Processed:  # noqa: ANN001
+                old, first, seen: dict[str, Item]) -> Processed:  # noqa: ANN001
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
         if data is None:
             return Processed.settled(it, PhotoStatus.decode_error,
                                      f"cannot be read on worker {self.name} (is the corpus mounted at "
                                      "the same path on every worker machine?)", replaces=old is not None)
-        replaces = old is not None
-        if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value:
+        d = decide(it, sha, old, first, seen.get(sha))
+        if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
-            return Processed(item.path, item.person, None, sha, len(data), "unchanged", old.status)
+            return Processed(item.path, item.person, None, sha, len(data), "unchanged", d.reason)
         if starts > queue.MAX_ATTEMPTS:
             return Processed.settled(it, PhotoStatus.error,
                                      f"a worker process died on this photo {starts - 1} times; not retried",
-                                     sha256=sha, size=len(data), replaces=replaces)
-        original = first.path if first is not None and first.path != item.path else seen.get(sha)
-        if original is not None:
-            first_person = first.person if first is not None and first.path == original else item.person
-            conflict = bool(first_person and item.person and first_person != item.person)
-            reason = f"same bytes as {original}" + (
-                f", filed under another person ({first_person!r} vs {item.person!r})" if conflict else "")
-            return Processed.settled(it, PhotoStatus.duplicate, reason, sha256=sha, size=len(data),
-                                     replaces=replaces, conflict=conflict)
-        seen[sha] = item.path
+                                     sha256=sha, size=len(data), replaces=d.replaces)
+        if d.verdict is Verdict.duplicate:
+            return Processed.settled(it, PhotoStatus.duplicate, d.reason, sha256=sha, size=len(data),
+                                     replaces=d.replaces, conflict=d.conflict)
+        seen[sha] = it
         mapper = self._mapper(view, item)
-        return mapper.process(it, sha, len(data), data, replaces)
+        return mapper.process(it, sha, len(data), data, d.replaces)
 
-    def _view(self, session, space_id: int):  # noqa: ANN001, ANN202
+    def in_space(self, session, space_id: int):  # noqa: ANN001, ANN202
         if space_id not in self._views:
-            from ..store.schema import Space as SpaceRow
+            from ..faces.pipeline import Space as FaceSpace
+            from ..faces.pipeline import needs_shape_predictor
             from ..models import catalog as weights
-            from ..faces.pipeline import Space as FaceSpace, needs_shape_predictor
+            from ..store.schema import Space as SpaceRow
 
             row = session.get(SpaceRow, space_id)
             shape = needs_shape_predictor(FaceSpace(row.model, row.detector, row.aligner))
             for name in (row.model, row.detector, row.aligner, *shape):
                 weights.require(name)  # fail here, with the install command, not per photo
-            self._views[space_id] = self.lib._view(row)
+            self._views[space_id] = self.lib.in_space(row)
         return self._views[space_id]
 
     def _mapper(self, view, item: QueueItem) -> Mapper:  # noqa: ANN001
@@ -172,15 +275,3 @@ class QueueWorker:
             self._mappers[key] = Mapper(space, s.detect_max_side, s.max_pixels, FacesMode(item.faces_mode),
                                         item.analyzer)
         return self._mappers[key]
-
-
-def serve_process(settings, stop, until_empty: bool, results=None) -> None:  # noqa: ANN001
-    """Entry point of a spawned worker process (``ingest --workers N`` / ``lookalike worker``)."""
-    from .local import prepare_process
-    from ..library import Library
-
-    prepare_process()
-    with Library(settings) as lib:
-        stats = QueueWorker(lib).serve(stop, until_empty)
-    if results is not None:
-        results.put(stats.to_dict())

@@ -77,8 +77,8 @@ def _lfw(root: Path, name: str, number: str) -> str:
 # -- embedding with worker processes ---------------------------------------------------
 def embed_photos(library, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:  # noqa: ANN001
     """``{path: unit vector of the largest face, or None}`` for every path."""
-    from ..ingest import local as ingest
     from ..faces.pipeline import FacesMode
+    from ..ingest import mapper as ingest
 
     with ingest.worker_pool(library, FacesMode.largest, workers or os.cpu_count() or 1) as pool:
         return dict(pool.map(ingest.embed_file, paths, chunksize=8))
@@ -164,18 +164,13 @@ def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def retrieval(settings, rows: list[tuple[str, str, str]], workdir: Path, workers: int = 0) -> RetrievalReport:  # noqa: ANN001
-    """Ingest gallery + distractors into a temporary library under ``workdir``, search every
+def retrieval(lib, rows: list[tuple[str, str, str]], workers: int = 0) -> RetrievalReport:  # noqa: ANN001
+    """Ingest gallery + distractors into ``lib`` (an empty, temporary library), search every
     query, and score identity hits: top-1 / top-5 over distinct people, and mean average
     precision over the whole ranked gallery (a query without a face scores 0)."""
-    from dataclasses import replace
-
     from ..ingest.corpus import Item
-    from ..library import Library
     from ..store import repo
 
-    lib = Library(replace(settings, db_url=f"sqlite:///{workdir / 'retrieval.db'}",
-                          index_dir=workdir / "indexes"))
     gallery = [Item(p, ident) for p, ident, role in rows if role != "query"]
     lib.ingest_items(gallery, workers=workers)
     queries = [(p, ident) for p, ident, role in rows if role == "query"]
@@ -225,7 +220,7 @@ def _centroids(library, identity_of: dict[int, str]) -> tuple[list[str], np.ndar
     from ..faces.embed import l2_normalize
 
     ids = np.fromiter(identity_of, dtype=np.int64)
-    vectors = library._vectors(ids)
+    vectors = library.vectors(ids)
     names = sorted(set(identity_of.values()))
     row = {name: i for i, name in enumerate(names)}
     sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)

@@ -49,7 +49,7 @@ def corpus(library) -> Corpus:  # noqa: ANN001
     from ..store import repo
     from ..store.schema import Face, Person, Photo
 
-    space_id = library._existing_space_id()
+    space_id = library.existing_space_id()
     with library.session() as session:
         rows = session.execute(
             select(Face.id, Person.name, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)

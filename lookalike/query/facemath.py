@@ -69,16 +69,22 @@ class FaceMath:
 
 def group_face_ids(library, group: Group) -> np.ndarray:  # noqa: ANN001
     """Ids of the faces in ``group`` (this library's embedding space)."""
+    import json
+
     from sqlalchemy import select
 
     from ..ingest.corpus import normalise_tag
+    from ..store.repo import literal_like
     from ..store.schema import Face, FaceEstimate, Person
 
-    query = select(Face.id).where(Face.space_id == library._existing_space_id())
-    if group.kind in (GroupKind.tag, GroupKind.person):
-        query = query.join(Person, Person.id == Face.person_id)
-        query = query.where(Person.tags.like(f'%"{normalise_tag(group.value)}"%') if group.kind is GroupKind.tag
-                            else Person.name == group.value)
+    query = select(Face.id).where(Face.space_id == library.existing_space_id())
+    if group.kind is GroupKind.tag:
+        # tags are stored as a JSON list: match the tag literally as JSON writes it, quotes
+        # included (``tag:%`` or ``tag:_`` is a tag, never a pattern matching every tagged person)
+        quoted = literal_like(json.dumps(normalise_tag(group.value)))
+        query = query.join(Person, Person.id == Face.person_id).where(Person.tags.like(f"%{quoted}%", escape="\\"))
+    elif group.kind is GroupKind.person:
+        query = query.join(Person, Person.id == Face.person_id).where(Person.name == group.value)
     else:
         query = query.join(FaceEstimate, FaceEstimate.face_id == Face.id)
         if group.kind is GroupKind.emotion:
@@ -100,7 +106,7 @@ def group_mean(library, group: Group, cache: dict | None = None) -> np.ndarray: 
         hint = " (estimates exist only for photos ingested with --analyze)" \
             if group.kind in (GroupKind.age, GroupKind.emotion) else ""
         raise NotFound(f"no faces in group {group}{hint}")
-    mean = library._vectors(ids).mean(axis=0)
+    mean = library.vectors(ids).mean(axis=0)
     if cache is not None:
         cache[group] = mean
     return mean

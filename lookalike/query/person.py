@@ -54,7 +54,7 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
 
 
 def person_report(library, name: str) -> PersonReport:  # noqa: ANN001
-    space_id = library._existing_space_id()
+    space_id = library.existing_space_id()
     with library.session() as session:
         person = session.scalar(select(Person).where(Person.name == name))
         if person is None:

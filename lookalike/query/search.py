@@ -20,15 +20,14 @@ index search (a FAISS id selector), so ``k`` results come back whenever ``k`` ex
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BadImage, ConfigError, EmptyLibrary, NoFace
+from ..errors import ConfigError, EmptyLibrary, NoFace
+from ..faces.images import load_query
 from ..faces.pipeline import FacesMode
 from ..store import repo
 
@@ -146,22 +145,6 @@ class SearchResult:
         if self.calibration is not None:
             out["calibration"] = asdict(self.calibration)
         return out
-
-
-def load_query(photo, max_pixels: int) -> tuple[np.ndarray, str]:  # noqa: ANN001
-    """RGB pixels of a query given as a path, bytes or an array, and a name for it."""
-    from ..faces.images import decode, decode_file
-
-    if isinstance(photo, np.ndarray):
-        if photo.ndim != 3 or photo.shape[2] != 3:
-            raise BadImage("<array>", f"expected an (H, W, 3) RGB array, got shape {photo.shape}")
-        return np.ascontiguousarray(photo, dtype=np.uint8), "<array>"
-    if isinstance(photo, (bytes, bytearray)):
-        return decode(bytes(photo), "<upload>", max_pixels).rgb, "<upload>"
-    name = str(Path(photo))
-    if not os.path.isfile(name):
-        raise BadImage(name, "no such file")
-    return decode_file(name, max_pixels).rgb, name
 
 
 def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN001

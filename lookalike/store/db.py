@@ -17,8 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..config import sqlite_path
 from ..errors import ConfigError, SchemaTooNew
 
-
 MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
+
+
+# pgvector HNSW candidates per search, set on every connection: as the FAISS HNSW default,
+# recall before speed (see README "Indexes")
+EF_SEARCH = 256
 
 
 def migrations_dir() -> Path:
@@ -51,7 +55,6 @@ def make_engine(url: str) -> Engine:
     except Exception as err:  # noqa: BLE001 - bad URL, missing driver
         raise ConfigError(f"cannot open database {url!r}: {err}") from err
     if engine.dialect.name == "postgresql":
-        from ..index.pgvector_index import EF_SEARCH
 
         @event.listens_for(engine, "connect")
         def _pg_session(dbapi_conn, _record) -> None:  # noqa: ANN001

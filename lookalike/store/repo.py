@@ -349,6 +349,12 @@ def anyone_withholds_consent(session: Session) -> bool:
     return session.scalar(select(Person.id).where(Person.consent_display.is_(False)).limit(1)) is not None
 
 
+def literal_like(value: str) -> str:
+    """``value`` as a LIKE pattern that matches only itself, for ``.like(…, escape="\\")``
+    (a filter or group is a value, never a pattern: ``organisation=%`` must not match everyone)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def filtered_face_ids(session: Session, space_id: int, conditions: list) -> np.ndarray:  # noqa: ANN001
     """Ids of faces whose person satisfies every SQL condition (on ``Person``)."""
     query = (select(Face.id).join(Person, Person.id == Face.person_id)

@@ -13,11 +13,19 @@ from datetime import datetime, timezone
 from enum import Enum
 
 from sqlalchemy import (
-    Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def _now() -> datetime:
@@ -180,7 +188,7 @@ class Calibration(Base):
 
 
 class QueueState(str, Enum):
-    """Where a photo stands in the PostgreSQL work queue (:mod:`lookalike.ingest.queue`)."""
+    """Where a photo stands in the PostgreSQL work queue (:mod:`lookalike.store.queue`)."""
 
     pending = "pending"  # waiting, or being processed under a worker's row lock
     done = "done"  # stored; the outcome waits for the run that queued it to collect it

@@ -20,8 +20,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from lookalike.measure import explore
 from lookalike.errors import LookalikeError
+from lookalike.measure import explore
 from lookalike.ui import common
 
 TILE = 128  # px, face crops in the grids

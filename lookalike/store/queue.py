@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from ..store.schema import QueueAttempt, QueueItem, QueueState
+from .schema import QueueAttempt, QueueItem, QueueState
 
 MAX_ATTEMPTS = 3  # starts on one photo before it is settled as an error
 CLAIM = 4  # photos per claim: one transaction, held for about a second per worker

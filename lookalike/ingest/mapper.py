@@ -1,0 +1,118 @@
+"""The mapper: decode -> detect -> align -> embed (-> estimates), in worker processes.
+
+It never touches the database, so any number can run; each loads its models once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+
+from ..errors import BadImage
+from ..faces.pipeline import FacePipeline, FacesMode, Space
+from ..store import repo
+from ..store.schema import PhotoStatus
+from ..workers import spawn_context
+from .corpus import Item
+from .report import Processed
+
+
+class Mapper:
+    """decode -> detect -> align -> embed (-> estimates) for one embedding space, with its
+    models loaded once. Never touches the database."""
+
+    def __init__(self, space: Space, detect_max_side: int, max_pixels: int, mode: FacesMode,
+                 analyzer: str | None = None) -> None:
+        self.pipeline = FacePipeline(space, detect_max_side, threads=1)  # one process per core
+        self.max_pixels, self.mode = max_pixels, mode
+        self.analyzer = None
+        if analyzer is not None:
+            from .. import analysis
+
+            self.analyzer = analysis.build(analysis.AnalyzerName(analyzer))
+
+    def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool) -> Processed:
+        """One photo's bytes to faces. Never raises: a bad photo gets a status and a reason."""
+        base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size,
+                    replaces=replaces)
+        try:
+            from ..faces.images import decode
+
+            decoded = decode(data, item.path, self.max_pixels)
+        except BadImage as err:
+            return Processed(**base, status=err.status, reason=err.reason)
+        dims = dict(width=decoded.width, height=decoded.height)
+        notes = "; ".join(decoded.notes) or None
+        try:
+            faces = self.pipeline.faces(decoded.rgb, self.mode)
+        except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run
+            return Processed(**base, **dims, status=PhotoStatus.error.value,
+                             reason=f"face pipeline failed: {type(err).__name__}: {err}")
+        if not faces:
+            reason = "no face found" + (f" ({notes})" if notes else "")
+            return Processed(**base, **dims, status=PhotoStatus.no_face.value, reason=reason)
+        estimates: list = [None] * len(faces)
+        if self.analyzer is not None:
+            try:
+                estimates = [e.to_dict() for e in self.analyzer.analyze(decoded.rgb, [f.bbox for f in faces])]
+            except Exception as err:  # noqa: BLE001 - the faces are still worth storing
+                notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
+        packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
+        return Processed(**base, **dims, status=PhotoStatus.ok.value, reason=notes, faces=packed)
+
+
+_MAPPER: Mapper | None = None  # one per pool worker process
+
+
+def prepare_process() -> None:
+    """What every worker process does first: Ctrl-C is the parent's business, the weights
+    home is the parent's, and one BLAS thread each (the processes are the parallelism)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ..config import activate_weights_home
+
+    activate_weights_home()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)  # YuNet runs in OpenCV's DNN module
+
+
+def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
+                analyzer: str | None = None) -> None:
+    """Load the models once per pool worker."""
+    global _MAPPER
+    prepare_process()
+    _MAPPER = Mapper(space, detect_max_side, max_pixels, FacesMode(mode), analyzer)
+
+
+def embed_file(path: str):  # noqa: ANN201
+    """``(path, vector of the largest face or None)``: for evaluation pools that share the
+    ingest workers' set-up (:func:`init_worker`)."""
+    from ..faces.images import decode_file
+
+    try:
+        assert _MAPPER is not None, "worker not initialised"
+        faces = _MAPPER.pipeline.faces(decode_file(path, _MAPPER.max_pixels).rgb, FacesMode.largest)
+    except Exception:  # noqa: BLE001 - an unreadable photo counts as "no face"
+        return path, None
+    return path, faces[0].embedding if faces else None
+
+
+def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
+    """Pool entry point: :meth:`Mapper.process` in this worker."""
+    assert _MAPPER is not None, "worker not initialised"
+    return _MAPPER.process(*task)
+
+
+def worker_pool(library, faces: FacesMode, workers: int, analyzer: str | None = None) -> ProcessPoolExecutor:  # noqa: ANN001 - a Library (above this layer)
+    """Spawned processes with the library's pipeline loaded once each (:func:`init_worker`).
+
+    ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start
+    breaks the pool with an error instead of being respawned forever. Spawned, never
+    forked (dlib / ONNX Runtime threads), and without re-running ``__main__``
+    (:mod:`lookalike.workers`)."""
+    s = library.settings
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=spawn_context(), initializer=init_worker,
+        initargs=(library.space, s.detect_max_side, s.max_pixels, faces.value, analyzer))

@@ -1,0 +1,109 @@
+"""What an ingest says about each photo and about the run: the types every stage shares."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..store.schema import PhotoStatus
+from .corpus import Item, Profile
+
+
+@dataclass
+class Processed:
+    """What the mapper made of one photo (small and picklable)."""
+
+    path: str
+    person: str | None
+    profile: Profile | None
+    sha256: str | None
+    size: int | None
+    status: str
+    reason: str | None = None
+    width: int | None = None
+    height: int | None = None
+    # (bbox, confidence, vector bytes, estimate dict or None) per face
+    faces: list[tuple[tuple[int, int, int, int], float, bytes, dict | None]] = field(default_factory=list)
+    replaces: bool = False  # a row for this path exists (changed file, or an error retried)
+    conflict: bool = False  # a duplicate filed under another person than the first copy
+
+    @classmethod
+    def settled(cls, item: Item, status: PhotoStatus, reason: str, **known) -> "Processed":  # noqa: ANN003
+        """A photo decided without the mapper (rejected, unreadable, duplicate, worker died)."""
+        return cls(item.path, item.person, item.profile, known.pop("sha256", None),
+                   known.pop("size", None), status.value, reason, **known)
+
+
+@dataclass
+class Outcome:
+    """One line of the per-file report."""
+
+    path: str
+    person: str | None
+    status: str  # a PhotoStatus value, or "unchanged" for a photo skipped by a re-run
+    reason: str | None
+    faces: int
+    sha256: str | None
+    conflict: bool = False
+
+
+@dataclass
+class IngestReport:
+    """Summary of one ingest run."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped_files: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    index_rebuilt: str | None = None  # why upkeep rebuilt the index after this run, if it did
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        counts = Counter(o.status for o in self.outcomes)
+        return {s.value: counts.get(s.value, 0) for s in PhotoStatus} | {
+            "unchanged": counts.get("unchanged", 0)}
+
+    @property
+    def faces(self) -> int:
+        return sum(o.faces for o in self.outcomes if o.status == PhotoStatus.ok.value)
+
+    @property
+    def processed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status != "unchanged")
+
+    @property
+    def conflicts(self) -> list[Outcome]:
+        """Duplicates filed under a different person than the first copy."""
+        return [o for o in self.outcomes if o.conflict]
+
+    def to_dict(self) -> dict:
+        rate = self.processed / self.seconds if self.seconds > 0 else 0.0
+        return {
+            "photos": len(self.outcomes),
+            "processed": self.processed,
+            "faces": self.faces,
+            "statuses": self.statuses,
+            "skipped_files": self.skipped_files,
+            "seconds": round(self.seconds, 3),
+            "photos_per_s": round(rate, 2),
+            "faces_per_s": round(self.faces / self.seconds, 2) if self.seconds > 0 else 0.0,
+            "interrupted": self.interrupted,
+            "index_rebuilt": self.index_rebuilt,
+            "conflicts": [{"path": o.path, "person": o.person, "reason": o.reason}
+                          for o in self.conflicts],
+        }
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, outcome: Outcome) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Silent:
+    """No progress shown (the library API's default)."""
+
+    def start(self, total: int) -> None: pass
+    def advance(self, outcome: Outcome) -> None: pass
+    def stop(self) -> None: pass

@@ -1,0 +1,148 @@
+"""The writer: the only process that writes, one transaction per batch of photos.
+
+Photo rows, people, faces with their vectors and centroid sums are committed first, and
+only then do the vectors go into the index, which is saved atomically every few seconds
+and at the end: a crash at any moment loses nothing committed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..store import repo
+from ..store.schema import Face, Photo, PhotoStatus
+from .corpus import Item
+from .reader import Verdict, decide, read_file
+from .report import IngestReport, Outcome, Processed, Progress
+
+if TYPE_CHECKING:
+    from .local import IngestOptions
+
+
+def store_batch(session, space_id: int, batch: list[Processed], people: dict[str, int],  # noqa: ANN001
+                db_vector=None):  # noqa: ANN001, ANN201
+    """Write a batch of results in the caller's transaction: the rows a changed file
+    replaces go, people are created (in name order, so concurrent workers on PostgreSQL
+    never wait on each other in a cycle), photos, faces (with ``db_vector(v)`` in
+    ``faces.vec`` when given), estimates and centroid sums. Returns the face ids to drop
+    from and add to an index file, and the new vectors; the caller commits."""
+    import numpy as np
+
+    stale: list[int] = []
+    for r in batch:
+        if r.replaces:  # changed file, or a retry of an error: the old row goes
+            old = repo.photo_by_path(session, space_id, r.path)
+            if old is not None:
+                stale.extend(repo.delete_photo(session, old))
+    session.flush()
+    by_name = {}
+    for r in sorted((r for r in batch if r.person), key=lambda r: r.person):
+        by_name[r.person] = repo.upsert_person(session, r.person, r.profile, people)
+    ids = [by_name[r.person] if r.person else None for r in batch]
+    photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
+                    width=r.width, height=r.height, person_id=pid, status=r.status,
+                    reason=r.reason) for r, pid in zip(batch, ids)]
+    session.add_all(photos)
+    session.flush()
+    faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
+                  w=int(w), h=int(h), confidence=float(conf), embedding=blob,
+                  vec=db_vector(repo.decode_vector(blob)) if db_vector is not None else None)
+             for r, pid, photo in zip(batch, ids, photos)
+             for (x, y, w, h), conf, blob, _ in r.faces]
+    session.add_all(faces)
+    session.flush()
+    new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+    session.add_all(repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
+    vectors = np.stack([repo.decode_vector(f.embedding) for f in faces]) if faces else None
+    if faces:
+        repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+    return stale, new_ids, vectors
+
+
+class Writer:
+    """The single writer: reader-side checks (:func:`.reader.decide`), batched commits, index upkeep."""
+
+    def __init__(self, library, report: IngestReport, progress: Progress, options: IngestOptions):  # noqa: ANN001
+        self.lib = library
+        self.report = report
+        self.progress = progress
+        self.options = options
+        self.buffer: list[Processed] = []
+        self.people: dict[str, int] = {}
+        self.last_save = time.monotonic()
+        self.dirty = False
+
+    # reader side ---------------------------------------------------------------------
+    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[tuple[Item, str, int, bytes, bool]]:
+        """Bytes + hash of each new or changed photo; the rest is settled here."""
+        loaded: list[tuple[Item, str, bytes]] = []
+        for item in items:
+            if item.rejected:
+                self.take(Processed.settled(item, PhotoStatus.rejected, item.rejected))
+                continue
+            try:
+                data, sha = read_file(item.path)
+            except OSError as err:
+                self.take(Processed.settled(item, PhotoStatus.decode_error,
+                                            f"cannot be read ({err.strerror or err})"))
+                continue
+            loaded.append((item, sha, data))
+        with self.lib.session() as session:
+            known = repo.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
+            firsts = repo.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
+            profiles_changed = False
+            tasks = []
+            for item, sha, data in loaded:
+                d = decide(item, sha, known.get(item.path), firsts.get(sha), in_flight.get(sha))
+                if d.verdict is Verdict.unchanged:
+                    if item.profile is not None and item.person:  # a manifest may update profiles
+                        repo.upsert_person(session, item.person, item.profile, self.people)
+                        profiles_changed = True
+                    self.record(Outcome(item.path, item.person, "unchanged", d.reason, 0, sha))
+                elif d.verdict is Verdict.duplicate:
+                    self.take(Processed.settled(item, PhotoStatus.duplicate, d.reason, sha256=sha,
+                                                size=len(data), replaces=d.replaces, conflict=d.conflict))
+                else:
+                    in_flight[sha] = item
+                    tasks.append((item, sha, len(data), data, d.replaces))
+            if profiles_changed:
+                session.commit()
+        return tasks
+
+    # writer side ---------------------------------------------------------------------
+    def take(self, result: Processed) -> None:
+        self.buffer.append(result)
+        if len(self.buffer) >= self.options.batch:
+            self.flush()
+
+    def flush(self, force_save: bool = False) -> None:
+        if self.buffer:
+            self._commit(self.buffer)
+            self.buffer = []
+        if self.dirty and (force_save or time.monotonic() - self.last_save >= self.options.save_every):
+            self.lib.index.save()
+            self.last_save = time.monotonic()
+            self.dirty = False
+
+    def _commit(self, batch: list[Processed]) -> None:
+        """One transaction for the whole batch (bulk inserts), then the index follows."""
+        import numpy as np
+
+        with self.lib.session() as session:
+            stale, new_ids, vectors = store_batch(session, self.lib.space_id, batch, self.people,
+                                                  self.lib.db_vector_writer(session))
+            session.commit()
+        # the database is committed: now the index may follow
+        if stale:
+            self.lib.index.remove(np.asarray(stale, dtype=np.int64))
+            self.dirty = True
+        if len(new_ids):
+            self.lib.index.add(new_ids, vectors)
+            self.dirty = True
+        for r in batch:
+            self.record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256, r.conflict))
+
+    def record(self, outcome: Outcome) -> None:
+        self.report.outcomes.append(outcome)
+        self.progress.advance(outcome)

@@ -1,0 +1,158 @@
+"""Settings from environment variables: valid values as before, bad ones a ConfigError naming them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lookalike import config
+from lookalike.config import DEFAULT_INDEX_BUDGET, DEFAULT_MAX_PIXELS, Settings
+from lookalike.errors import ConfigError
+
+# a ~user that names nobody: Path.expanduser() cannot expand it
+NO_HOME = "~no-such-user-lookalike-test/x"
+
+ALL_VARS = ("LOOKALIKE_DB", "LOOKALIKE_INDEX_DIR", "LOOKALIKE_HOME", "LOOKALIKE_MODEL", "LOOKALIKE_DETECTOR",
+            "LOOKALIKE_ALIGNER", "LOOKALIKE_MAX_PIXELS", "LOOKALIKE_INDEX_BUDGET")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No LOOKALIKE_* setting (nor DEEPFACE_HOME) from the developer's shell or the session."""
+    for name in (*ALL_VARS, "DEEPFACE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _resolve(tmp_path: Path) -> Settings:
+    return Settings.resolve(db=tmp_path / "lib.db")
+
+
+def _weights_home(tmp_path: Path) -> Path:
+    return config.weights_home()
+
+
+# variable, bad value, what reads it (the part of config.py that must refuse it)
+BAD = [
+    ("LOOKALIKE_MAX_PIXELS", "abc", _resolve),
+    ("LOOKALIKE_MAX_PIXELS", "1.5", _resolve),
+    ("LOOKALIKE_MAX_PIXELS", "1e8", _resolve),
+    ("LOOKALIKE_MAX_PIXELS", "0", _resolve),
+    ("LOOKALIKE_MAX_PIXELS", "-5", _resolve),
+    ("LOOKALIKE_MAX_PIXELS", " ", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "abc", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "4X", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "G", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "0", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "-1G", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "nanG", _resolve),
+    ("LOOKALIKE_INDEX_BUDGET", "infG", _resolve),
+    ("LOOKALIKE_INDEX_DIR", NO_HOME, _resolve),
+    ("LOOKALIKE_DB", NO_HOME, lambda tmp_path: Settings.resolve()),
+    ("LOOKALIKE_DB", NO_HOME, lambda tmp_path: config.db_url(None)),
+    ("LOOKALIKE_HOME", NO_HOME, _weights_home),
+    ("LOOKALIKE_HOME", NO_HOME, lambda tmp_path: config.activate_weights_home()),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "read"), BAD, ids=[f"{n}={v!r}" for n, v, _ in BAD])
+def test_a_bad_variable_is_a_config_error_naming_it(clean_env, tmp_path, name, value, read):
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        read(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{name}={value!r}: expected "), message
+    assert caught.value.exit_code == 2
+
+
+def test_the_messages_say_what_is_expected(clean_env, tmp_path):
+    clean_env.setenv("LOOKALIKE_MAX_PIXELS", "abc")
+    with pytest.raises(ConfigError, match=r"^LOOKALIKE_MAX_PIXELS='abc': expected a whole number of pixels"):
+        _resolve(tmp_path)
+    clean_env.setenv("LOOKALIKE_MAX_PIXELS", "100")
+    clean_env.setenv("LOOKALIKE_INDEX_BUDGET", "lots")
+    with pytest.raises(ConfigError, match=r"^LOOKALIKE_INDEX_BUDGET='lots': expected a size such as 4G or 512M"):
+        _resolve(tmp_path)
+
+
+def test_a_bad_flag_path_names_the_flag(clean_env, tmp_path):
+    with pytest.raises(ConfigError, match=r"^--db="):
+        Settings.resolve(db=NO_HOME)
+    with pytest.raises(ConfigError, match=r"^--index-dir="):
+        Settings.resolve(db=tmp_path / "lib.db", index_dir=NO_HOME)
+
+
+def test_unset_and_empty_variables_give_the_defaults(clean_env, tmp_path):
+    unset = _resolve(tmp_path)
+    assert unset.max_pixels == DEFAULT_MAX_PIXELS and unset.index_budget == DEFAULT_INDEX_BUDGET == 4 * 1024**3
+    assert unset.index_dir == tmp_path / "indexes"
+    assert (unset.model, unset.detector, unset.aligner) == (None, None, None)
+    for name in ALL_VARS:
+        clean_env.setenv(name, "")
+    assert _resolve(tmp_path) == unset
+    clean_env.chdir(tmp_path)
+    assert config.db_url(None) == "sqlite:///" + str((tmp_path / "lookalike.db").resolve())
+
+
+def test_valid_values_parse_as_before(clean_env, tmp_path):
+    clean_env.setenv("HOME", str(tmp_path))
+    clean_env.setenv("LOOKALIKE_MAX_PIXELS", "5000")
+    clean_env.setenv("LOOKALIKE_INDEX_BUDGET", "512M")
+    clean_env.setenv("LOOKALIKE_INDEX_DIR", "~/idx")
+    clean_env.setenv("LOOKALIKE_MODEL", "Dlib")
+    clean_env.setenv("LOOKALIKE_DETECTOR", "dlib")
+    clean_env.setenv("LOOKALIKE_ALIGNER", "chip")
+    s = _resolve(tmp_path)
+    assert (s.max_pixels, s.index_budget, s.index_dir) == (5000, 512 * 1024**2, (tmp_path / "idx").resolve())
+    assert (s.model, s.detector, s.aligner) == ("Dlib", "dlib", "chip")
+    for text, size in [("4G", 4 * 1024**3), ("4g", 4 * 1024**3), ("4GB", 4 * 1024**3), ("4GiB", 4 * 1024**3),
+                       ("1.5K", 1536), ("1000000", 1_000_000), (" 2T ", 2 * 1024**4)]:
+        clean_env.setenv("LOOKALIKE_INDEX_BUDGET", text)
+        assert _resolve(tmp_path).index_budget == size, text
+    clean_env.setenv("LOOKALIKE_MAX_PIXELS", "100_000_000")
+    assert _resolve(tmp_path).max_pixels == 100_000_000
+    # flags still win over the environment
+    assert Settings.resolve(db=tmp_path / "lib.db", index_dir=tmp_path / "other", max_pixels=7).max_pixels == 7
+    assert Settings.resolve(db=tmp_path / "lib.db", index_dir=tmp_path / "other").index_dir == tmp_path / "other"
+    clean_env.setenv("LOOKALIKE_DB", "~/env.db")
+    assert config.db_url(None) == "sqlite:///" + str((tmp_path / "env.db").resolve())
+    assert config.db_url("postgresql+psycopg://u@/db") == "postgresql+psycopg://u@/db"
+
+
+def test_weights_home_prefers_lookalike_home_then_deepface_home(clean_env, tmp_path):
+    clean_env.setenv("HOME", str(tmp_path))
+    clean_env.setenv("DEEPFACE_HOME", "~/deepface")
+    assert config.weights_home() == tmp_path / "deepface"
+    clean_env.setenv("LOOKALIKE_HOME", "~/lookalike")
+    assert config.weights_home() == tmp_path / "lookalike"
+    clean_env.setenv("LOOKALIKE_HOME", "")
+    assert config.weights_home() == tmp_path / "deepface"
+
+
+def test_env_number_readers(clean_env):
+    clean_env.setenv("LOOKALIKE_TEST_NUMBER", "90")
+    assert config.env_int("LOOKALIKE_TEST_NUMBER", 1) == 90
+    assert config.env_float("LOOKALIKE_TEST_NUMBER", 1.0) == 90.0
+    clean_env.setenv("LOOKALIKE_TEST_NUMBER", "1.5")
+    assert config.env_float("LOOKALIKE_TEST_NUMBER", 1.0, minimum=0) == 1.5
+    for bad in ("soon", "nan", "inf", "-1"):
+        clean_env.setenv("LOOKALIKE_TEST_NUMBER", bad)
+        with pytest.raises(ConfigError, match=rf"^LOOKALIKE_TEST_NUMBER={bad!r}: expected seconds"):
+            config.env_float("LOOKALIKE_TEST_NUMBER", 90.0, "seconds", minimum=0)
+    clean_env.delenv("LOOKALIKE_TEST_NUMBER")
+    assert config.env_int("LOOKALIKE_TEST_NUMBER", 3) == 3 and config.env_float("LOOKALIKE_TEST_NUMBER", 2.5) == 2.5
+
+
+@pytest.mark.parametrize(("name", "value"), [("LOOKALIKE_MAX_PIXELS", "abc"), ("LOOKALIKE_INDEX_BUDGET", "lots")])
+def test_the_cli_prints_one_clean_line_for_a_bad_variable(tmp_path, name, value):
+    env = {**os.environ, name: value}
+    out = subprocess.run([sys.executable, "-m", "lookalike.cli", "stats", "--db", str(tmp_path / "x.db")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode != 0
+    assert name in out.stderr and repr(value) in out.stderr
+    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
+    assert out.stderr.strip().startswith("error:") and len(out.stderr.strip().splitlines()) == 1, out.stderr
