@@ -78,16 +78,15 @@ def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
     promised = _EXTENSION_FORMATS.get(ext)
     if promised and fmt != promised and not (promised == "JPEG" and fmt == "MPO"):
         notes.append(f"extension {ext} but the content is {fmt}")
-    frames = getattr(img, "n_frames", 1)
-    if frames > 1:
-        notes.append(f"first of {frames} frames used")
-    try:
+    try:  # every step may parse more of a hostile file (a TIFF reads its frames lazily)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            frames = getattr(img, "n_frames", 1)
             img.seek(0)
             img.load()
             orientation = img.getexif().get(0x0112, 1)
             img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
     except Image.DecompressionBombError as err:
         raise BadImage(name, f"refused as a decompression bomb ({err})", "too_large") from err
     except OSError as err:
@@ -97,9 +96,11 @@ def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
         raise BadImage(name, reason) from err
     except Exception as err:  # noqa: BLE001
         raise BadImage(name, f"corrupt image data ({type(err).__name__}: {err})") from err
+    if frames > 1:
+        notes.append(f"first of {frames} frames used")
     if orientation not in (1, None):
         notes.append(f"EXIF orientation {orientation} applied")
-    return Decoded(rgb=_to_rgb(img), format=fmt, notes=notes)
+    return Decoded(rgb=rgb, format=fmt, notes=notes)
 
 
 def decode_file(path: str, max_pixels: int) -> Decoded:
