@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, STACKS, machine, stack_args, table, write  # noqa: E402
+from _common import FACES, STACKS, machine, stack_args, table, write
 
 
 def cli(*args: str) -> tuple[dict, float]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, machine, table, write  # noqa: E402
+from _common import FACES, machine, table, write
 
 
 def main() -> None:

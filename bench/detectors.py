@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, machine, table, write  # noqa: E402
+from _common import FACES, machine, table, write
 
-from lookalike.measure.evaluate import best_threshold, cv_accuracy, roc_auc  # noqa: E402
+from lookalike.measure.evaluate import best_threshold, cv_accuracy, roc_auc
 
 _PIPE = None
 
@@ -42,7 +42,7 @@ def _init(model: str, detector: str, aligner: str) -> None:
     _PIPE = FacePipeline(Space(model, detector, aligner), DEFAULT_DETECT_MAX_SIDE, threads=1)
 
 
-def _embed(path: str):  # noqa: ANN202
+def _embed(path: str):
     from lookalike.faces.images import decode_file
     from lookalike.faces.pipeline import FacesMode
 
@@ -83,8 +83,9 @@ def main() -> None:
         acc, threshold = cv_accuracy(scores, same), best_threshold(scores, same)
         celeb_vectors, celeb_wall, celeb_ms = embed_all(celeb, model, detector, aligner)
         celeb_found = sum(v is not None for v in celeb_vectors.values())
-        r = {"model": model, "detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc, "lfw_auc": roc_auc(scores, same),
-             "lfw_threshold": threshold, "lfw_no_face": missing, "lfw_ms_per_photo": per_photo * 1000,
+        r = {"model": model, "detector": detector, "aligner": aligner, "lfw_cv_accuracy": acc,
+             "lfw_auc": roc_auc(scores, same), "lfw_threshold": threshold, "lfw_no_face": missing,
+             "lfw_ms_per_photo": per_photo * 1000,
              "lfw_photos_per_s_2_workers": len(lfw_paths) / wall, "celeb_found": celeb_found,
              "celeb_photos": len(celeb), "celeb_ms_per_photo": celeb_ms * 1000}
         results.append(r)

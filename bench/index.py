@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, table, write  # noqa: E402
+from _common import RESULTS, machine, table, write
 
 QUERIES = 500
 K = 10
@@ -90,7 +90,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[f >= 0]) & set(t)) / K for f, t in zip(found, truth)]))
 
 
-def build(key: str, params: dict, base: np.ndarray, folder: Path):  # noqa: ANN201
+def build(key: str, params: dict, base: np.ndarray, folder: Path):
     from lookalike.index.faiss_index import FaissIndex, Manifest
 
     manifest = Manifest(space="bench", model="synthetic", detector="-", aligner="-", dim=base.shape[1],
@@ -105,7 +105,7 @@ def build(key: str, params: dict, base: np.ndarray, folder: Path):  # noqa: ANN2
     return index, seconds, index.file.stat().st_size
 
 
-def query_times(index, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:  # noqa: ANN001
+def query_times(index, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:
     found = np.empty((len(queries), K), dtype=np.int64)
     times = []
     for i, q in enumerate(queries):

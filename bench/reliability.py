@@ -5,11 +5,12 @@
 1. **Crash consistency.** A real ``lookalike ingest`` of ``--photos`` lfw-dev photos (two
    workers) is SIGKILLed — writer and workers, no clean-up — ``--kills`` times, each run a
    random 0-0.5 s after it committed 1-40 more photos (mid-batch, mid-commit; once all is
-   stored, in the final index save and upkeep, or at start-up), each time resumed by the next run; then ``lookalike remove --person`` is
-   killed mid-way 8 times. After every kill: no duplicate photo row, no ``ok`` photo
-   without its face, the saved index holds only faces the database holds (or faces a
-   killed removal had not yet dropped). At the end: every photo has a status, ``doctor``
-   is clean, each sampled photo finds itself first, removed people are gone.
+   stored, in the final index save and upkeep, or at start-up), each time resumed by the
+   next run; then ``lookalike remove --person`` is killed mid-way 8 times. After every
+   kill: no duplicate photo row, no ``ok`` photo without its face, the saved index holds
+   only faces the database holds (or faces a killed removal had not yet dropped). At the
+   end: every photo has a status, ``doctor`` is clean, each sampled photo finds itself
+   first, removed people are gone.
 2. **Concurrency.** While an ingest writes, a separate process searches the library
    without pause (vectors of known photos, ``search_vectors``): searches run / failed,
    answers naming a face the database does not hold, whether the reader picked up the
@@ -41,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import lfw_photos, machine, table, write  # noqa: E402
+from _common import lfw_photos, machine, table, write
 
 
 def cli(*args: str) -> list[str]:
@@ -262,7 +263,7 @@ def hostile(folder: Path, n: int, rng: random.Random) -> dict:
             decode(data, "fuzz.jpg", 100_000_000)
         except BadImage:
             pass
-        except Exception:  # noqa: BLE001 - the figure being measured
+        except Exception:  # the figure being measured
             crashed += 1
         slowest = max(slowest, time.perf_counter() - started)
         tried += 1
@@ -276,7 +277,7 @@ def hostile(folder: Path, n: int, rng: random.Random) -> dict:
             read_manifest(path)
         except ManifestError:
             pass
-        except Exception:  # noqa: BLE001
+        except Exception:
             manifest_crashes += 1
         manifests += 1
     filters = filter_crashes = 0
@@ -286,7 +287,7 @@ def hostile(folder: Path, n: int, rng: random.Random) -> dict:
             Filter.parse(text)
         except ConfigError:
             pass
-        except Exception:  # noqa: BLE001
+        except Exception:
             filter_crashes += 1
         filters += 1
     return {"images_tried": tried, "images_crashed": crashed, "slowest_decode_ms": round(slowest * 1000, 1),
@@ -368,7 +369,8 @@ def main() -> None:
         ["stored faces finding themselves", crashes["self_search"]],
         ["concurrent searches run / failed", f"{conc['runs']} / {conc['failed']}"],
         ["answers naming an uncommitted face", conc["phantom"]],
-        ["reader picked up new faces", f"{conc['picked_up_new_faces']} ({conc['ntotal_first']} -> {conc['ntotal_last']})"],
+        ["reader picked up new faces",
+         f"{conc['picked_up_new_faces']} ({conc['ntotal_first']} -> {conc['ntotal_last']})"],
         ["second ingest refused cleanly", conc["second_ingest_refused"]],
         ["hostile images tried / crashed", f"{bad['images_tried']} / {bad['images_crashed']} "
                                            f"(slowest {bad['slowest_decode_ms']} ms)"],

@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import lfw_photos, machine, table, write  # noqa: E402
-from index import QUERIES, K, build, exact_topk, make, query_times, recall  # noqa: E402
+from _common import lfw_photos, machine, table, write
+from index import QUERIES, K, build, exact_topk, make, query_times, recall
 
 
-def pg_library(folder: Path, name: str):  # noqa: ANN201
+def pg_library(folder: Path, name: str):
     import pgserver
 
     import lookalike
@@ -61,9 +61,10 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
     server, lib = pg_library(folder, "vectors")
     space_id = lib.space_id
     started = time.perf_counter()
-    with lib.engine.begin() as conn:  # noqa: SLF001 - the bench fills the table directly
-        photo = conn.execute(text("INSERT INTO photos (space_id, path, status, created_at) VALUES (:s, 'synthetic', 'ok', now()) "
-                                  "RETURNING id"), {"s": space_id}).scalar_one()
+    with lib.engine.begin() as conn:  # the bench fills the table directly
+        photo = conn.execute(text("INSERT INTO photos (space_id, path, status, created_at) "
+                                  "VALUES (:s, 'synthetic', 'ok', now()) RETURNING id"),
+                             {"s": space_id}).scalar_one()
         raw = conn.connection.dbapi_connection
         with raw.cursor().copy("COPY faces (space_id, photo_id, x, y, w, h, confidence, embedding, vec) "
                                "FROM STDIN") as copy:
@@ -71,12 +72,12 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
                 copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, repo.encode_vector(v),
                                 "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
     loaded = time.perf_counter() - started
-    index = PgVectorIndex(lib.engine, lib.space.key, space_id, base.shape[1])  # noqa: SLF001 - builds HNSW
+    index = PgVectorIndex(lib.engine, lib.space.key, space_id, base.shape[1])  # builds HNSW
     built = time.perf_counter() - started - loaded
     found, times = query_times(index, queries)
     ids = index.ids()  # face ids in insertion order map back to base rows
     found = np.where(found >= 0, np.searchsorted(ids, found), -1)
-    with lib.engine.connect() as conn:  # noqa: SLF001
+    with lib.engine.connect() as conn:
         sizes = conn.execute(text("SELECT pg_table_size('faces'), pg_relation_size(:i)"),
                              {"i": index.index_name}).one()
     lib.close()
@@ -135,7 +136,7 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     server.psql("CREATE DATABASE deepface_register;")
     # DeepFace remembers per process that it made its extension and tables, whichever the
     # database: a second database in the same process needs that memory cleared
-    deepface_pgvector._SCHEMA_CHECKED.clear()  # noqa: SLF001
+    deepface_pgvector._SCHEMA_CHECKED.clear()
     kw = dict(model_name="Dlib", detector_backend="dlib", database_type="pgvector", l2_normalize=True,
               connection_details=f"postgresql://postgres@/deepface_register?host={folder / 'pg'}")
     DeepFace.register(img=str(photos[0]), **kw)
@@ -144,7 +145,7 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     for p in photos[1:]:
         try:
             DeepFace.register(img=str(p), **kw)
-        except Exception:  # noqa: BLE001 - no face: DeepFace raises
+        except Exception:  # no face: DeepFace raises
             failed += 1
     seconds = time.perf_counter() - started
     server.cleanup()
@@ -182,7 +183,7 @@ def wide(folder: Path, n: int) -> dict:
             session.commit()
         if backend == "postgres":
             lib.doctor(fix=True)  # faces.vec from the blobs, as for rows stored before pgvector
-        lib._index = None  # noqa: SLF001
+        lib._index = None
         row = {}
         for stage in ("exact_4096", "pca_256_rerank"):
             if stage == "pca_256_rerank":
@@ -201,7 +202,7 @@ def wide(folder: Path, n: int) -> dict:
                           "p95_ms": round(float(np.percentile(times, 95)), 3),
                           "recall@10": round(recall(found, truth), 4), "index_bytes": int(info["bytes"])}
         if backend == "postgres":
-            with lib.engine.connect() as conn:  # noqa: SLF001
+            with lib.engine.connect() as conn:
                 row["table_bytes"] = int(conn.execute(text("SELECT pg_table_size('faces')")).scalar_one())
         lib.close()
         if server is not None:

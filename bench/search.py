@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, STACKS, deepface_kw, machine, table, write  # noqa: E402
+from _common import FACES, STACKS, deepface_kw, machine, table, write
 
 
 def retrieval_rows() -> list[dict]:
@@ -51,7 +51,7 @@ def celeb_photos(limit: int) -> list[Path]:
     return photos[::step][:limit]
 
 
-def timed(fn, queries: list[Path]) -> tuple[list[float], int]:  # noqa: ANN001
+def timed(fn, queries: list[Path]) -> tuple[list[float], int]:
     """Milliseconds per query, and how many raised (no face: DeepFace raises)."""
     fn(queries[0])  # warm-up
     times, failed = [], 0
@@ -59,7 +59,7 @@ def timed(fn, queries: list[Path]) -> tuple[list[float], int]:  # noqa: ANN001
         started = time.perf_counter()
         try:
             fn(q)
-        except Exception:  # noqa: BLE001
+        except Exception:
             failed += 1
         times.append((time.perf_counter() - started) * 1000)
     return times, failed
@@ -121,20 +121,21 @@ def main() -> None:
             for p in sorted(folder.glob("*/*")):
                 try:
                     DeepFace.register(img=str(p), database_type="sqlite", connection_details=sqlite, **kw)
-                except Exception:  # noqa: BLE001 - no face: DeepFace raises
+                except Exception:  # no face: DeepFace raises
                     pass
             DeepFace.build_index(database_type="sqlite", connection_details=sqlite, **kw)
             DeepFace.find(img_path=str(gallery[0]), db_path=str(folder), silent=True, **kw)  # datastore
 
+            # this stack's library, datastore and model arguments bound now (the loop moves on)
             methods = {
-                "lookalike": lambda q: json.dumps(lib.search(str(q), k=5).to_dict()),
-                "DeepFace.search exact": lambda q: DeepFace.search(
+                "lookalike": lambda q, lib=lib: json.dumps(lib.search(str(q), k=5).to_dict()),
+                "DeepFace.search exact": lambda q, sqlite=sqlite, kw=kw: DeepFace.search(
                     img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
                     similarity_search=True, search_method="exact", **kw),
-                "DeepFace.search ann": lambda q: DeepFace.search(
+                "DeepFace.search ann": lambda q, sqlite=sqlite, kw=kw: DeepFace.search(
                     img=str(q), database_type="sqlite", connection_details=sqlite, k=5,
                     similarity_search=True, search_method="ann", **kw),
-                "DeepFace.find": lambda q: DeepFace.find(
+                "DeepFace.find": lambda q, kw=kw: DeepFace.find(
                     img_path=str(q), db_path=str(folder), silent=True, refresh_database=False, **kw),
             }
             for set_name, queries in query_sets.items():

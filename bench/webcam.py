@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, STACKS, deepface_kw, machine, table, write  # noqa: E402
+from _common import FACES, STACKS, deepface_kw, machine, table, write
 
 TARGETS = {"display_fps": 25.0, "updates_per_s": 10.0, "first_match_ms": 500.0, "longest_gap_ms": 200.0}
 
@@ -167,7 +167,7 @@ def run_deepface_loop(stack: str, db_folder: Path, video: Path, out: Path) -> tu
     return reader.origin, shown, updates, {"frames_dropped": reader.dropped}
 
 
-def _cell(value) -> str:  # noqa: ANN001
+def _cell(value) -> str:
     return "never" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -230,9 +230,9 @@ def main() -> None:
             row += [_cell(ours), _cell(peer), ratio]
         target = TARGETS.get(m)
         rows.append(row + ["-" if target is None else f"{target:g}"])
-    rows.append(["people named right by search on the still photos"] + [
-        x for stack in stacks for x in (str(results[stack]["search_on_the_still_photos"]["people_named_right"]), "-", "-")]
-        + ["-"])
+    named = [str(results[stack]["search_on_the_still_photos"]["people_named_right"]) for stack in stacks]
+    rows.append(["people named right by search on the still photos"]
+                + [x for n in named for x in (n, "-", "-")] + ["-"])
     columns = ["metric"] + [f"{c} ({STACKS[s]['model']})" for s in stacks
                             for c in ("lookalike", "DeepFace.find loop", "better by")] + ["target"]
     table(f"Live matching: {len(people)} people, 640x480 @ 30 fps, real time", columns, rows)

@@ -7,10 +7,13 @@ Every value comes from a flag, else an environment variable, else the default be
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 
@@ -131,11 +134,15 @@ class Settings:
                                "a whole number of pixels such as 100000000", minimum=1),
             index_budget=env_size("LOOKALIKE_INDEX_BUDGET", DEFAULT_INDEX_BUDGET),
         )
-        given = {k: v for k, v in overrides.items() if v is not None}
+        # any Settings field by name: the dataclass checks the names, the callers the values
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base
 
 
-def parse_pair(text: str, sep: str, kinds: type):  # noqa: ANN201 - (member of kinds, value) or None
+E = TypeVar("E", bound=Enum)
+
+
+def parse_pair(text: str, sep: str, kinds: type[E]) -> tuple[E, str] | None:
     """``KIND<sep>VALUE`` from a flag (``tag=…`` filters, ``age:60-`` groups), the kind one of
     the enum ``kinds`` (case-insensitive); ``None`` when it does not parse."""
     kind, found, value = text.partition(sep)
@@ -204,6 +211,24 @@ def env_size(name: str, default: int) -> int:
     if size is None or size <= 0:
         raise _bad(name, value, "a size such as 4G or 512M")
     return size
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(name: str) -> int | None:
+    """A :mod:`logging` level: a name (``DEBUG``, ``info``, ``WARNING``...) or a number such
+    as ``10``; ``None`` when unset or empty."""
+    value = _raw(name)
+    if value is None:
+        return None
+    text = value.strip().upper()
+    if text.isdigit():
+        return int(text)
+    level = logging.getLevelNamesMapping().get(text)
+    if level is None:
+        raise _bad(name, value, "a log level: " + ", ".join(_LOG_LEVELS) + " (or a number)")
+    return level
 
 
 def env_path(name: str) -> Path | None:

@@ -47,6 +47,28 @@ def test_help_is_instant_and_imports_nothing_heavy():
     assert run("--help").returncode == 0
 
 
+def test_verbose_logs_debug_lines_on_stderr_and_the_default_stays_quiet(tmp_path):
+    db = str(tmp_path / "fresh.db")
+    loud = run("-v", "stats", "--db", db, "--json", env={"LOOKALIKE_LOG_LEVEL": ""})
+    assert loud.returncode == 0, loud.stderr
+    opened = [line for line in loud.stderr.splitlines() if line.startswith("DEBUG lookalike.cli._common: opened ")]
+    assert len(opened) == 1 and "fresh.db" in opened[0], loud.stderr
+    assert run("--verbose", "stats", "--db", db).stderr.count("DEBUG lookalike.") >= 2
+    # without -v: warnings only, even when the environment asked for more
+    quiet = run("stats", "--db", db, "--json", env={"LOOKALIKE_LOG_LEVEL": "DEBUG"})
+    assert quiet.returncode == 0 and "DEBUG" not in quiet.stderr and quiet.stderr.strip() == ""
+    assert json.loads(loud.stdout) == json.loads(quiet.stdout)  # the log never reaches stdout
+
+
+def test_verbose_shows_where_an_error_came_from(tmp_path, faces):
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
+    loud = run("-v", "search", photo, "--db", str(tmp_path / "empty.db"))
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "EmptyLibrary" in loud.stderr
+    assert loud.stderr.rstrip().splitlines()[-1].startswith("error: ")
+    quiet = run("search", photo, "--db", str(tmp_path / "empty.db"))
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr and len(quiet.stderr.splitlines()) == 1
+
+
 def test_ingest_json_summary(any_lib):
     _, summary = any_lib
     assert summary["statuses"]["ok"] == summary["processed"] > 0
@@ -247,7 +269,7 @@ def test_readme_documents_every_option_of_every_command():
 
     readme = (ROOT / "README.md").read_text()
 
-    def leaves(cmd, path):  # noqa: ANN001, ANN202
+    def leaves(cmd, path):
         subs = getattr(cmd, "commands", None)
         if not subs:
             yield path, cmd

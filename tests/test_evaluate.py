@@ -75,7 +75,7 @@ def test_eval_retrieval_small_manifest(faces, tmp_path):
     import sys
 
     lines = (faces / "lfw-dev" / "retrieval.tsv").read_text().splitlines()
-    rows = [l for l in lines[1:] if l.split("\t")[1] < "Al"]  # identities A..Ak: a small, fixed slice
+    rows = [line for line in lines[1:] if line.split("\t")[1] < "Al"]  # identities A..Ak: a small, fixed slice
     manifest = tmp_path / "r.tsv"
     manifest.write_text(lines[0] + "\n" + "\n".join(rows) + "\n")
     out = subprocess.run([sys.executable, "-m", "lookalike.cli", "eval", "retrieval", str(manifest),

@@ -47,11 +47,11 @@ def visitors(library, lfw_corpus, tmp_path_factory):
     return folder / "visitors.mp4", segments
 
 
-def _db(library) -> str:  # noqa: ANN001
+def _db(library) -> str:
     return library.settings.db_url.removeprefix("sqlite:///")
 
 
-def _named(lines: list[dict], segment) -> Counter:  # noqa: ANN001
+def _named(lines: list[dict], segment) -> Counter:
     return Counter(d["person"] for d in lines if segment.start <= d["t"] < segment.end)
 
 

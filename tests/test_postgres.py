@@ -51,7 +51,7 @@ def test_pgvector_search_agrees_with_exact_and_doctor_refills_vectors(postgres, 
         assert fixed.fixed and lib.index.search(query[None], 1)[1][0][0] == ids[7]
 
 
-def _person(name: str):  # noqa: ANN202
+def _person(name: str):
     from lookalike.query.search import Filter, FilterKey
 
     return Filter(FilterKey.person, name)

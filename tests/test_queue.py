@@ -48,7 +48,7 @@ def _corpus(faces: Path, folder: Path, people: int, per_person: int) -> int:
     return n
 
 
-def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:  # noqa: ANN001
+def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:
     """Queue photos the way ``lookalike ingest`` does, with no local worker to take them."""
     tasks = []
     for p in paths:
@@ -59,7 +59,7 @@ def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:  # noqa: 
         session.commit()
 
 
-def _wait_for(check, timeout: float = 240) -> None:  # noqa: ANN001
+def _wait_for(check, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -100,11 +100,11 @@ def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, face
         assert best.person == someone.name and best.similarity > 0.99
 
 
-def _has_queue(db) -> bool:  # noqa: ANN001
+def _has_queue(db) -> bool:
     try:
         db.sql("select 1 from ingest_queue limit 1")
         return True
-    except Exception:  # noqa: BLE001 - the schema is not there yet
+    except Exception:  # the schema is not there yet
         return False
 
 

@@ -63,7 +63,7 @@ def _kill_at(args: list[str], seconds: float) -> bool:
         return True
 
 
-def _kill_when(args: list[str], db: Path, stored: int, extra: float) -> bool:  # noqa: C901
+def _kill_when(args: list[str], db: Path, stored: int, extra: float) -> bool:
     """Run, SIGKILL the whole group ``extra`` seconds after ``stored`` photos are committed
     (so every kill lands somewhere new: mid-batch, mid-commit, in the final index save)."""
     proc = subprocess.Popen(_cli(*args), start_new_session=True, stdout=subprocess.DEVNULL,

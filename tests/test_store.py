@@ -18,7 +18,8 @@ def test_new_database_is_created_at_head(tmp_path):
     with sqlite3.connect(tmp_path / "a.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
-    assert {"people", "photos", "faces", "indexes", "centroids", "calibrations", "face_estimates", "alembic_version"} <= tables
+    assert {"people", "photos", "faces", "indexes", "centroids", "calibrations", "face_estimates",
+            "alembic_version"} <= tables
 
 
 def test_older_database_is_upgraded(tmp_path):
@@ -43,7 +44,8 @@ def test_revision_0001_library_gets_centroids_from_its_vectors(tmp_path):
     with sqlite3.connect(tmp_path / "v1.db") as conn:
         conn.execute("insert into indexes values (1, 'k', 'u', 'M', 'd', 'chip', 8, 'ip', 'l2', '2026-01-01')")
         conn.execute("insert into people (id, name, consent_display, created_at) values (1, 'a', 0, '2026-01-01')")
-        conn.execute("insert into photos (id, space_id, path, status, created_at) values (1, 1, 'p', 'ok', '2026-01-01')")
+        conn.execute("insert into photos (id, space_id, path, status, created_at) "
+                     "values (1, 1, 'p', 'ok', '2026-01-01')")
         for i, v in enumerate(vecs):
             conn.execute("insert into faces (space_id, photo_id, person_id, x, y, w, h, confidence, embedding) "
                          "values (1, 1, ?, 0, 0, 1, 1, 1.0, ?)", (1 if i < 2 else None, v.astype("<f4").tobytes()))

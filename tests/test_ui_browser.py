@@ -18,7 +18,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,8 +40,8 @@ def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
     """A still photo as a 640x480 Y4M clip: what Chromium's fake camera plays."""
     import cv2
 
-    from lookalike.live.slideshow import render
     from lookalike.faces.images import decode_file
+    from lookalike.live.slideshow import render
 
     bgr = render(decode_file(str(photo), 10**8).rgb, (640, 480), 0.0)
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
@@ -53,7 +52,7 @@ def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
     return out
 
 
-def _shot(page, path: Path) -> None:  # noqa: ANN001
+def _shot(page, path: Path) -> None:
     """A full-page screenshot at ``path`` (in the ``artifacts`` folder), once the page has settled."""
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)

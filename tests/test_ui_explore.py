@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "lookalike" / "ui" / "explore.py")
 
 
-def db_path(lib) -> str:  # noqa: ANN001
+def db_path(lib) -> str:
     return lib.settings.db_url.removeprefix("sqlite:///")
 
 
-def page(monkeypatch, db: str, view: str | None = None) -> AppTest:  # noqa: ANN001
+def page(monkeypatch, db: str, view: str | None = None) -> AppTest:
     monkeypatch.setenv("LOOKALIKE_DB", db)
     at = AppTest.from_file(PAGE, default_timeout=120)
     if view is not None:
@@ -34,17 +34,17 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def face_ids(crops) -> list[int]:  # noqa: ANN001
+def face_ids(crops) -> list[int]:
     """The face ids of an image grid, in order (from the alt texts), and its crops are distinct."""
     assert len(set(crops.value)) == len(crops.value)  # a real crop each, not one placeholder
     return [int(img.alt.split(":")[0].removeprefix("Face ")) for img in crops.proto.imgs]
 
 
-def paths(table) -> list[str]:  # noqa: ANN001
+def paths(table) -> list[str]:
     return [str(Path(folder) / name) for folder, name in zip(table["Folder"], table["File"])]
 
 
-def tab(at: AppTest, label: str):  # noqa: ANN201
+def tab(at: AppTest, label: str):
     (found,) = [t for t in at.tabs if t.label == label]
     return found
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from lookalike.ui import common
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BBT = "celeb/faceapi_bbt"
 
 
-def _page(name: str, db: Path, monkeypatch, **env: str) -> AppTest:  # noqa: ANN001
+def _page(name: str, db: Path, monkeypatch, **env: str) -> AppTest:
     monkeypatch.setenv("LOOKALIKE_DB", str(db))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -105,13 +106,39 @@ def test_find_explains_bad_photos_in_the_page(kiosk_db, faces, monkeypatch):
     chooser.set_value(chooser.options[1]).run()
     assert not at.exception and at.subheader[0].value == "People who look like you"
     huge = bad / "generated/huge_image__huge_8000x6000.jpg"  # 48 megapixels
-    monkeypatch.setattr(common, "MAX_PIXELS", 20_000_000)
+    monkeypatch.setenv("LOOKALIKE_UI_MAX_PIXELS", "20000000")
     _upload(at, huge)
     assert "cannot be used as a photo" in at.error[0].value and "pixels" in at.error[0].value
-    monkeypatch.setattr(common, "MAX_UPLOAD_MB", 2)
+    monkeypatch.setenv("LOOKALIKE_UI_MAX_MB", "2")
     at.run()  # the uploader's label names the limit: a new limit is a new widget
     _upload(at, faces / "celeb/deepface/deepface_id01/img1.jpg")  # 2.2 MB
     assert "photos up to 2 MB" in at.error[0].value
+
+
+@pytest.mark.parametrize(("page", "name", "value"), [
+    ("find.py", "LOOKALIKE_UI_MAX_MB", "lots"),
+    ("explore.py", "LOOKALIKE_UI_MAX_PIXELS", "0"),
+    ("role_models.py", "LOOKALIKE_KIOSK_IDLE", "soon"),
+    ("role_models.py", "LOOKALIKE_UI_MAX_MB", "1.5"),
+])
+def test_a_bad_setting_is_one_line_naming_the_variable(page, name, value, tmp_path, monkeypatch):
+    at = _page(page, tmp_path / "nowhere.db", monkeypatch, **{name: value})
+    assert len(at.error) == 1 and f"{name}={value!r}: expected" in at.error[0].value
+    assert not at.warning  # the page stopped there: not even the "no library yet" advice
+
+
+def test_ui_settings_are_read_when_needed(monkeypatch):
+    from lookalike.errors import ConfigError
+
+    monkeypatch.delenv("LOOKALIKE_UI_MAX_MB", raising=False)
+    assert common.max_upload_mb() == common.DEFAULT_MAX_UPLOAD_MB
+    monkeypatch.setenv("LOOKALIKE_UI_MAX_MB", "3")
+    assert common.max_upload_mb() == 3
+    with pytest.raises(common.UploadTooLarge, match="photos up to 3 MB"):
+        common.read_upload(b"x" * (3 * 2**20 + 1), "big.jpg")
+    monkeypatch.setenv("LOOKALIKE_UI_MAX_PIXELS", "many")
+    with pytest.raises(ConfigError, match=r"^LOOKALIKE_UI_MAX_PIXELS='many': expected a whole number of pixels"):
+        common.max_pixels()
 
 
 def test_an_empty_or_missing_library_says_how_to_ingest(tmp_path, monkeypatch):
@@ -192,7 +219,7 @@ def test_live_processor_names_the_face_in_browser_frames(kiosk_db, faces, tmp_pa
     assert named and set(named) == {"howard"}
 
 
-def _live_names(lib, video: Path) -> list[str]:  # noqa: ANN001
+def _live_names(lib, video: Path) -> list[str]:
     """People the live page's processor names in ``video``'s frames, sent at camera pace."""
     import time
 

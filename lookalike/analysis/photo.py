@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import Analyzer, Estimate
+
+if TYPE_CHECKING:
+    from ..faces.images import QueryPhoto
 
 
 @dataclass(frozen=True)
@@ -16,7 +20,7 @@ class FaceEstimate:
         return {"bbox": list(self.bbox), **self.estimate.to_dict()}
 
 
-def analyze_photo(photo, analyzer: Analyzer, detector_name: str | None = None,  # noqa: ANN001
+def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector_name: str | None = None,
                   detect_max_side: int = 1280, max_pixels: int = 100_000_000) -> tuple[str, list[FaceEstimate]]:
     """(photo name, estimates of every face, largest first). Raises :class:`NoFace`."""
     from ..config import DEFAULT_DETECTOR

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
 from ..analysis import AnalyzerName
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..library import Library
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="lookalike",
@@ -23,6 +31,17 @@ app = typer.Typer(
     # help texts are plain text: "[default: …]" must print, not vanish as rich markup
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log what happens, at debug level, on stderr (default: warnings only).")] = False,
+) -> None:
+    # runs before every command; worker processes read the level it exports
+    from .. import logs
+
+    logs.setup(logging.DEBUG if verbose else logging.WARNING)
 
 
 class FacesChoice(str, Enum):
@@ -46,7 +65,7 @@ AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
     "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]
 
 
-def _console(stderr: bool = False):  # noqa: ANN202
+def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
@@ -60,6 +79,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except LookalikeError as err:
+        log.debug("the command failed: %s", err, exc_info=True)  # -v: where it came from
         _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
@@ -67,10 +87,13 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _open(db, index_dir, **settings):  # noqa: ANN001, ANN202
+def _open(db: str | None, index_dir: Path | None, **settings: object) -> Library:
     import lookalike
 
-    return lookalike.open(db=db, index_dir=index_dir, **settings)
+    log.debug("opening the library %s", db or "named by LOOKALIKE_DB, else lookalike.db")
+    lib = lookalike.open(db=db, index_dir=index_dir, **settings)
+    log.debug("opened the library %s (index folder %s)", lib.settings.db_url, lib.settings.index_dir)
+    return lib
 
 
 def _print_json(data: object) -> None:

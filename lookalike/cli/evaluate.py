@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -22,6 +22,9 @@ from ._common import (
     _print_json,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (and calibrate verdicts).",
                        no_args_is_help=True)
 
@@ -29,13 +32,15 @@ eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (a
 @eval_app.command("verify")
 def eval_verify(
     pairs: Annotated[Path, typer.Argument(help="TSV path_a/path_b/same, or an LFW pairs.txt.")],
-    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the pair paths are under [default: the file's folder].")] = None,
+    root: Annotated[Optional[Path], typer.Option(
+        "--root", help="Folder the pair paths are under [default: the file's folder].")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Store the best threshold and the floor for this model/detector/aligner.")] = False,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="Store the best threshold and the floor for this model/detector/aligner.")] = False,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the ROC curve to this PNG.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -68,7 +73,8 @@ def eval_verify(
 @eval_app.command("retrieval")
 def eval_retrieval(
     manifest: Annotated[Path, typer.Argument(help="TSV with path, identity, role (query / gallery / distractor).")],
-    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
+    root: Annotated[Optional[Path], typer.Option(
+        "--root", help="Folder the paths are under [default: the file's folder].")] = None,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
@@ -104,13 +110,17 @@ def eval_retrieval(
 
 @eval_app.command("attributes")
 def eval_attributes(
-    manifest: Annotated[Path, typer.Argument(help="TSV: path and any of age, gender, emotion; other columns are groups.")],
-    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the paths are under [default: the file's folder].")] = None,
+    manifest: Annotated[Path, typer.Argument(
+        help="TSV: path and any of age, gender, emotion; other columns are groups.")],
+    root: Annotated[Optional[Path], typer.Option(
+        "--root", help="Folder the paths are under [default: the file's folder].")] = None,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
     crops: Annotated[bool, typer.Option("--crops", help="The photos are face crops: no detection.")] = False,
-    detector_name: Annotated[Optional[str], typer.Option("--detector", help="Face detector [default: yunet].")] = None,
+    detector_name: Annotated[Optional[str], typer.Option(
+        "--detector", help="Face detector [default: yunet].")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N rows.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the emotion confusion matrix to this PNG.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Write the emotion confusion matrix to this PNG.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
@@ -136,7 +146,8 @@ def eval_attributes(
             _print_json(data)
             return
         lines = [f"## Attributes: {report.n} photos, {report.no_face} without a face ({report.model})"]
-        for key, label, fmt in (("age_mae", "age MAE (years)", "{:.2f}"), ("gender_accuracy", "gender accuracy", "{:.2%}"),
+        for key, label, fmt in (("age_mae", "age MAE (years)", "{:.2f}"),
+                                ("gender_accuracy", "gender accuracy", "{:.2%}"),
                                 ("emotion_accuracy", "emotion accuracy", "{:.2%}")):
             value = getattr(report, key)
             if value is not None:
@@ -153,7 +164,7 @@ def eval_attributes(
         _console().print(escape("\n".join(lines)))
 
 
-def _roc_plot(path: Path, scores, same, data: dict) -> None:  # noqa: ANN001
+def _roc_plot(path: Path, scores: np.ndarray, same: np.ndarray, data: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
 from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json
 
+if TYPE_CHECKING:
+    from ..faces.montage import Tile
+    from ..measure.explore import Corpus, CorpusFace, PcaReport
+
 explore_app = typer.Typer(help="Explore the face space: principal axes, clusters, outliers.", no_args_is_help=True)
 
-MontageDirOpt = Annotated[Optional[Path], typer.Option("--montage-dir", help="Write one montage per component / cluster here.")]
+MontageDirOpt = Annotated[Optional[Path], typer.Option(
+    "--montage-dir", help="Write one montage per component / cluster here.")]
 
 
-def _tiles(data, face_ids: list[int], caption):  # noqa: ANN001, ANN202
+def _tiles(data: Corpus, face_ids: list[int], caption: Callable[[CorpusFace], str]) -> list[Tile]:
     from ..faces.montage import Tile
 
     by_id = {f.face_id: f for f in data.faces}
@@ -24,7 +29,8 @@ def _tiles(data, face_ids: list[int], caption):  # noqa: ANN001, ANN202
 @explore_app.command("pca")
 def explore_pca(
     components: Annotated[int, typer.Option("--components", min=1, help="Main axes to show.")] = 5,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the explained-variance spectrum to this PNG.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Write the explained-variance spectrum to this PNG.")] = None,
     montage_dir: MontageDirOpt = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
@@ -55,7 +61,7 @@ def explore_pca(
             console.print(f"axis {c.index}: {c.explained:.2%}")
 
 
-def _spectrum_plot(report, path: Path) -> None:  # noqa: ANN001
+def _spectrum_plot(report: PcaReport, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

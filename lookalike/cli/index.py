@@ -36,8 +36,11 @@ def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt
 def index_rebuild(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
-    key: Annotated[Optional[str], typer.Option("--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
-    reduce: Annotated[Optional[int], typer.Option("--reduce", min=2, help="First train a PCA to N dimensions on the stored faces (wide models such as VGG-Face; done by itself from 1,000 faces).")] = None,
+    key: Annotated[Optional[str], typer.Option(
+        "--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
+    reduce: Annotated[Optional[int], typer.Option(
+        "--reduce", min=2, help="First train a PCA to N dimensions on the stored faces (wide models such as "
+                                "VGG-Face; done by itself from 1,000 faces).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild the index from the database's vectors (drops tombstones)."""

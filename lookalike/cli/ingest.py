@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -25,21 +25,30 @@ from ._common import (
     app,
 )
 
+if TYPE_CHECKING:
+    from ..ingest.report import Outcome
+
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests.")],
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
-    faces: Annotated[FacesChoice, typer.Option("--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
+    faces: Annotated[FacesChoice, typer.Option(
+        "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes [default: one per core].")] = 0,
-    person: Annotated[Optional[str], typer.Option("--person", help="File every photo under this person instead of its folder's name.")] = None,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse larger photos (decompression-bomb guard).")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the per-file status table to this CSV.")] = None,
-    analyze: Annotated[bool, typer.Option("--analyze", help="Also store age / gender / emotion estimates of each new face.")] = False,
+    person: Annotated[Optional[str], typer.Option(
+        "--person", help="File every photo under this person instead of its folder's name.")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option(
+        "--max-pixels", help="Refuse larger photos (decompression-bomb guard).")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="Write the per-file status table to this CSV.")] = None,
+    analyze: Annotated[bool, typer.Option(
+        "--analyze", help="Also store age / gender / emotion estimates of each new face.")] = False,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
     as_json: JsonOpt = False,
@@ -76,7 +85,7 @@ class _RichProgress:
     """Progress bar: photos/s, faces, errors, ETA (on stderr, so --json stays clean)."""
 
     def __init__(self) -> None:
-        self.outcomes: list = []
+        self.outcomes: list[Outcome] = []
         self.faces = 0
         self.errors = 0
 
@@ -92,7 +101,7 @@ class _RichProgress:
         self._bar.start()
         self._task = self._bar.add_task("ingest", total=total, faces=0, errors=0, rate="-")
 
-    def advance(self, outcome) -> None:  # noqa: ANN001
+    def advance(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
         if outcome.status == "ok":
             self.faces += outcome.faces
@@ -128,7 +137,7 @@ def _print_ingest_summary(summary: dict) -> None:
     console.print(f"library {lib['db']}  index {lib['index_dir']}/{lib['space']}.faiss")
 
 
-def _write_report(path: Path, outcomes: list) -> None:
+def _write_report(path: Path, outcomes: list[Outcome]) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "person", "status", "reason", "faces", "sha256"])
@@ -139,8 +148,10 @@ def _write_report(path: Path, outcomes: list) -> None:
 @app.command()
 def worker(
     db: DbOpt = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine [default: one per core].")] = 0,
-    until_empty: Annotated[bool, typer.Option("--until-empty", help="Stop when nothing is left to claim (default: wait for more until Ctrl-C).")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", help="Worker processes on this machine [default: one per core].")] = 0,
+    until_empty: Annotated[bool, typer.Option(
+        "--until-empty", help="Stop when nothing is left to claim (default: wait for more until Ctrl-C).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Join the ingest of a PostgreSQL library from this machine: claim queued photos, embed, store.

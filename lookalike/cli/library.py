@@ -27,7 +27,8 @@ def person(
     name: Annotated[str, typer.Argument(help="The person's name as ingested (folder or manifest).")],
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
-    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the face crops, most typical first, to this image.")] = None,
+    montage: Annotated[Optional[Path], typer.Option(
+        "--montage", help="Write the face crops, most typical first, to this image.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A person's photos sorted by similarity to their average face, outliers flagged."""
@@ -58,7 +59,8 @@ def person(
 def remove(
     person: Annotated[Optional[str], typer.Option("--person", help="Remove this person entirely.")] = None,
     photo: Annotated[Optional[Path], typer.Option("--photo", help="Remove this photo.")] = None,
-    space: Annotated[Optional[str], typer.Option("--space", help="Remove a whole embedding space (model__detector__aligner), e.g. after reembed.")] = None,
+    space: Annotated[Optional[str], typer.Option(
+        "--space", help="Remove a whole embedding space (model__detector__aligner), e.g. after reembed.")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
@@ -103,8 +105,9 @@ def reembed(
             _print_json(result)
             return
         console = _console()
+        statuses = ", ".join(f"{k} {v}" for k, v in result["statuses"].items())
         console.print(f"{target.key}: {result['reembedded']} of {result['photos']} photos embedded again "
-                      f"({result['faces']} faces; " + ", ".join(f"{k} {v}" for k, v in result["statuses"].items()) + ")")
+                      f"({result['faces']} faces; {statuses})")
         for path in result["gone"]:
             console.print(f"gone (file no longer there, not moved): {path}")
         for path in result["changed"]:
@@ -140,7 +143,8 @@ def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = Fa
 def doctor(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
-    fix: Annotated[bool, typer.Option("--fix", help="Re-add missing vectors from the database, drop orphans.")] = False,
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Re-add missing vectors from the database, drop orphans.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check that the index holds exactly the faces in the database (exit 0 only then)."""

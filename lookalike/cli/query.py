@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -24,6 +24,9 @@ from ._common import (
     app,
 )
 
+if TYPE_CHECKING:
+    from ..analysis import Estimate
+
 
 class ByChoice(str, Enum):
     face = "face"
@@ -36,14 +39,21 @@ def search(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
-    per_person: Annotated[bool, typer.Option("--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
-    by: Annotated[ByChoice, typer.Option("--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face,
-    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
-    consented_only: Annotated[bool, typer.Option("--consented-only", help="Only people who consented to be displayed.")] = False,
-    analyze: Annotated[bool, typer.Option("--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
+    per_person: Annotated[bool, typer.Option(
+        "--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
+    by: Annotated[ByChoice, typer.Option(
+        "--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face,
+    filters: Annotated[Optional[list[str]], typer.Option(
+        "--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
+    consented_only: Annotated[bool, typer.Option(
+        "--consented-only", help="Only people who consented to be displayed.")] = False,
+    analyze: Annotated[bool, typer.Option(
+        "--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
-    toward: Annotated[Optional[str], typer.Option("--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None,
-    away: Annotated[Optional[str], typer.Option("--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
+    toward: Annotated[Optional[str], typer.Option(
+        "--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None,
+    away: Annotated[Optional[str], typer.Option(
+        "--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
     strength: Annotated[float, typer.Option("--strength", help="How far to move (0 = plain search).")] = 1.0,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
@@ -92,7 +102,7 @@ def search(
                 console.print(f"query moved {face.moved}")
 
 
-def _estimate_line(e) -> str:  # noqa: ANN001
+def _estimate_line(e: Estimate) -> str:
     gender = ", ".join(f"{k} {v:.0%}" for k, v in e.gender.items())
     from rich.markup import escape
 
@@ -107,7 +117,8 @@ def path(
     photo_a: Annotated[Path, typer.Argument(help="First face (the largest in the photo).")],
     photo_b: Annotated[Path, typer.Argument(help="Second face.")],
     steps: Annotated[int, typer.Option("--steps", min=2, help="Points along the way, both ends included.")] = 8,
-    montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the faces of the path to this image.")] = None,
+    montage: Annotated[Optional[Path], typer.Option(
+        "--montage", help="Write the faces of the path to this image.")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
@@ -115,9 +126,9 @@ def path(
     """Who lies between two faces: the nearest corpus face at each step of the way."""
     from dataclasses import asdict
 
+    from ..faces.images import load_query
     from ..faces.pipeline import FacesMode
     from ..query.facemath import path as walk
-    from ..faces.images import load_query
 
     with _errors():
         from ..errors import NoFace

@@ -17,8 +17,9 @@ def ui(
     address: Annotated[str, typer.Option(
         "--address", help="Interface to listen on; 0.0.0.0 to serve other machines (a kiosk's screen).")] = "127.0.0.1",
     kiosk_idle: Annotated[float, typer.Option(
-        "--kiosk-idle", help="Seconds without a touch before the role-model kiosk starts over.")] = 90.0,
-    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", help="Largest photo a visitor may upload.")] = 15,
+        "--kiosk-idle", min=1, help="Seconds without a touch before the role-model kiosk starts over.")] = 90.0,
+    max_upload_mb: Annotated[int, typer.Option(
+        "--max-upload-mb", min=1, help="Largest photo a visitor may upload.")] = 15,
 ) -> None:
     """Open the web app: find someone like me, live camera, role-model kiosk, explore."""
     import os
@@ -33,7 +34,7 @@ def ui(
         for module in ("streamlit", "streamlit_webrtc"):
             if find_spec(module) is None:
                 raise MissingExtra("the web app", "ui", f"{module} is not installed")
-        script = Path(find_spec("lookalike.ui").origin).parent / "app.py"
+        script = Path(__file__).resolve().parents[1] / "ui" / "app.py"  # lookalike/ui, beside this package
         env = os.environ | {"LOOKALIKE_DB": db_url(db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
                             "LOOKALIKE_UI_MAX_MB": str(max_upload_mb)}
         if index_dir is not None:

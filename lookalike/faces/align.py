@@ -21,12 +21,17 @@ Both return an RGB ``uint8`` chip of the requested size.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, UnknownName
 from ..models.catalog import ALIGNERS
-from .detect import Detection
+from .detect import Detection, Point
+
+if TYPE_CHECKING:
+    import dlib
 
 # The ArcFace reference landmarks on a 112 x 112 chip (insightface, OpenCV's alignCrop), in
 # Detection.landmarks order: viewer-left eye, viewer-right eye, nose, mouth corners.
@@ -53,7 +58,7 @@ class _ShapePredictor:
         self._dlib = dlib
         self._predict = dlib.shape_predictor(packaged_path(SHAPE_5))
 
-    def shape(self, rgb: np.ndarray, face: Detection):  # -> dlib.full_object_detection
+    def shape(self, rgb: np.ndarray, face: Detection) -> dlib.full_object_detection:
         x, y, w, h = face.box
         return self._predict(rgb, self._dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
 
@@ -111,7 +116,7 @@ class EyesAligner(Aligner):
             resized = resized * 255.0
         return np.clip(resized[:, :, ::-1] + 0.5, 0, 255).astype(np.uint8)
 
-    def _eyes_from_landmarks(self, rgb: np.ndarray, face: Detection):
+    def _eyes_from_landmarks(self, rgb: np.ndarray, face: Detection) -> tuple[Point, Point]:
         """Eye centres from the 5-point shape, the way DeepFace's dlib backend does it."""
         if self._sp is None:
             self._sp = _ShapePredictor()
@@ -168,5 +173,5 @@ def build(name: str) -> Aligner:
     raise UnknownName("aligner", name, list(ALIGNERS))
 
 
-def _int_point(p):
+def _int_point(p: Sequence[float] | None) -> tuple[int, int] | None:
     return None if p is None else (int(round(p[0])), int(round(p[1])))

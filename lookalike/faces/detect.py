@@ -31,6 +31,7 @@ the sharp original.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,7 @@ import numpy as np
 from ..errors import UnknownName
 
 Point = tuple[float, float]
+Box = tuple[int, int, int, int]  # x, y, w, h
 
 
 @dataclass(frozen=True)
@@ -291,10 +293,10 @@ def _visible(found: list[Detection], rgb: np.ndarray) -> list[Detection]:
     return sorted(visible, key=lambda d: d.area, reverse=True)
 
 
-def _point(value: object) -> Point | None:
+def _point(value: Sequence[float] | None) -> Point | None:
     if value is None:
         return None
-    x, y = value  # type: ignore[misc]
+    x, y = value
     return (float(x), float(y))
 
 

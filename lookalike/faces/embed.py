@@ -34,14 +34,14 @@ class Embedder:
             from ..models.fastgraph import session
 
             self._session = session(weights_dir() / SFACE_FAST_FILE, threads)
-            self.input_size = (112, 112)
+            self.input_size: tuple[int, int] = (112, 112)  # (h, w)
             self.dim = 128
             return
         from deepface.modules import modeling
 
         self._model = modeling.build_model(task="facial_recognition", model_name=name)
         width, height = self._model.input_shape
-        self.input_size: tuple[int, int] = (int(height), int(width))  # (h, w)
+        self.input_size = (int(height), int(width))
         self.dim = int(self._model.output_shape)
 
     def embed(self, chips: list[np.ndarray] | np.ndarray) -> np.ndarray:

@@ -9,14 +9,24 @@ so that the rest of the pipeline only ever sees ``uint8`` RGB arrays.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
 from ..errors import BadImage
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+# a query photo: a path, the file's bytes, or (H, W, 3) RGB pixels
+QueryPhoto: TypeAlias = str | os.PathLike[str] | bytes | bytearray | np.ndarray
 
 # what the extension promises, by Pillow format name
 _EXTENSION_FORMATS = {
@@ -61,7 +71,8 @@ def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
         raise BadImage(name, f"refused as a decompression bomb ({err})", "too_large") from err
     except UnidentifiedImageError as err:
         raise BadImage(name, _not_an_image_reason(data)) from err
-    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file
+    except Exception as err:  # any decoder failure is a bad file
+        log.debug("%s: Pillow cannot open it", name, exc_info=True)
         raise BadImage(name, f"cannot be read as an image ({type(err).__name__}: {err})") from err
 
     notes: list[str] = []
@@ -85,8 +96,7 @@ def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
             img.seek(0)
             img.load()
             orientation = img.getexif().get(0x0112, 1)
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(ImageOps.exif_transpose(img))
     except Image.DecompressionBombError as err:
         raise BadImage(name, f"refused as a decompression bomb ({err})", "too_large") from err
     except OSError as err:
@@ -94,7 +104,8 @@ def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
         reason = "truncated: the file ends before the image data does" if "truncated" in text \
             else f"corrupt image data ({text})"
         raise BadImage(name, reason) from err
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # any other decoder failure: a bad file too
+        log.debug("%s: Pillow cannot decode it", name, exc_info=True)
         raise BadImage(name, f"corrupt image data ({type(err).__name__}: {err})") from err
     if frames > 1:
         notes.append(f"first of {frames} frames used")
@@ -113,7 +124,7 @@ def decode_file(path: str, max_pixels: int) -> Decoded:
     return decode(data, path, max_pixels)
 
 
-def _to_rgb(img: "Image.Image") -> np.ndarray:  # type: ignore[name-defined]  # noqa: F821
+def _to_rgb(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> uint8 RGB; transparency is flattened onto white."""
     from PIL import Image
 
@@ -156,7 +167,7 @@ def _not_an_image_reason(data: bytes) -> str:
     return "not an image Pillow can read (unknown or unsupported format)"
 
 
-def load_query(photo, max_pixels: int) -> tuple[np.ndarray, str]:  # noqa: ANN001
+def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
     """RGB pixels of a query given as a path, bytes or an array, and a name for it."""
     if isinstance(photo, np.ndarray):
         if photo.ndim != 3 or photo.shape[2] != 3:

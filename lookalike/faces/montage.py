@@ -11,6 +11,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 TILE = 160
 CAPTION = 34
@@ -24,7 +28,7 @@ class Tile:
     highlight: bool = False  # drawn with a red frame (e.g. an outlier)
 
 
-def crop(photo: str, bbox: tuple[int, int, int, int], size: int = TILE, margin: float = 0.25):
+def crop(photo: str, bbox: tuple[int, int, int, int], size: int = TILE, margin: float = 0.25) -> Image.Image:
     """The face with a margin, square, ``size`` px; EXIF orientation applied as at ingest."""
     from PIL import Image
 

@@ -26,7 +26,7 @@ from ..store import repo
 from .faiss_index import FaissIndex, Manifest
 
 if TYPE_CHECKING:
-    from ..library import Library
+    from ..space import SpaceView
 
 
 @dataclass
@@ -60,34 +60,34 @@ class VectorBackend:
     # rather than one local writer with a process pool
     queued_ingest = False
 
-    def open_index(self, lib: Library):  # noqa: ANN201
+    def open_index(self, view: SpaceView):  # noqa: ANN201
         """The space's index, ready to search (before any reduction wrapper)."""
         raise NotImplementedError
 
-    def writers(self, lib: Library):  # noqa: ANN201
+    def writers(self, view: SpaceView):  # noqa: ANN201
         """The exclusion an ingest or removal needs."""
         raise NotImplementedError
 
-    def info(self, lib: Library, index) -> dict:  # noqa: ANN001
+    def info(self, view: SpaceView, index) -> dict:  # noqa: ANN001
         raise NotImplementedError
 
-    def stats(self, lib: Library, index) -> dict:  # noqa: ANN001
-        info = self.info(lib, index)
-        sp = lib.space
+    def stats(self, view: SpaceView, index) -> dict:  # noqa: ANN001
+        info = self.info(view, index)
+        sp = view.space
         return {"space": sp.key, "model": sp.model, "detector": sp.detector, "aligner": sp.aligner,
                 "dim": info["dim"], "metric": self.metric, "index_key": info["index_key"],
                 "ntotal": info["ntotal"], "file": info["file"], "bytes": info["bytes"]}
 
     metric = "cosine"
 
-    def rebuild(self, lib: Library, key: str | None, reduce: int | None) -> None:
+    def rebuild(self, view: SpaceView, key: str | None, reduce: int | None) -> None:
         raise NotImplementedError
 
-    def upkeep(self, lib: Library) -> str | None:
+    def upkeep(self, view: SpaceView) -> str | None:
         """After ingest or removal: rebuild if the rules say so; the reason when it did."""
         raise NotImplementedError
 
-    def saved_matches(self, lib: Library, index) -> bool:  # noqa: ANN001
+    def saved_matches(self, view: SpaceView, index) -> bool:  # noqa: ANN001
         """Whether what is saved already holds everything the open index holds."""
         return True
 
@@ -95,20 +95,20 @@ class VectorBackend:
         """Whether the open index is older than what another process has since saved."""
         return False
 
-    def erase(self, lib: Library) -> None:
+    def erase(self, view: SpaceView) -> None:
         """After a removal committed: what the store must do so the removed rows are gone
         from its files too, not merely unlinked."""
 
-    def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
+    def reduction_stored(self, view: SpaceView, session, space_id: int, red) -> None:  # noqa: ANN001
         """Inside the transaction that stores a new PCA: make the stored vectors follow."""
 
-    def drop_space(self, lib: Library, session, key: str, space_id: int) -> None:  # noqa: ANN001
+    def drop_space(self, view: SpaceView, session, key: str, space_id: int) -> None:  # noqa: ANN001
         """Inside the transaction that deletes a space's rows: its index goes too."""
 
-    def reduction_committed(self, lib: Library) -> None:
+    def reduction_committed(self, view: SpaceView) -> None:
         """After that transaction committed."""
 
-    def doctor(self, lib: Library, fix: bool) -> DoctorReport:
+    def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         raise NotImplementedError
 
 
@@ -116,118 +116,118 @@ class FaissBackend(VectorBackend):
     name = "faiss"
     metric = "cosine (inner product)"
 
-    def manifest(self, lib: Library) -> Manifest:
-        sp = lib.space
-        with lib.session() as session:
+    def manifest(self, view: SpaceView) -> Manifest:
+        sp = view.space
+        with view.session() as session:
             row = repo.get_space(session, sp.key)
             uid = row.uid if row is not None else ""
-        red = lib.reduction
+        red = view.reduction
         return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
                         dim=red.dim_out if red else RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
-                        ntotal=0, max_id=0, schema_revision=lib.revision, space_uid=uid,
+                        ntotal=0, max_id=0, schema_revision=view.revision, space_uid=uid,
                         reduction=red.uid if red else "")
 
-    def open_index(self, lib: Library) -> FaissIndex:
+    def open_index(self, view: SpaceView) -> FaissIndex:
         """The saved file, topped up from the database if a crash left it behind."""
-        space_id = lib._space_id or lib.existing_space_id()  # noqa: SLF001
-        index = FaissIndex.load(lib.settings.index_dir, self.manifest(lib))
-        with lib.session() as session:
+        space_id = view.existing_space_id()
+        index = FaissIndex.load(view.settings.index_dir, self.manifest(view))
+        with view.session() as session:
             count, top = repo.face_count_and_max(session, space_id)
         have = index.ids()
         if count != len(have) or (count and top != int(have.max())):
-            with lib.session() as session:
+            with view.session() as session:
                 ids = repo.face_ids(session, space_id)
-            index.reconcile(ids, lib.index_vectors)
-        index.vector_source = lib.index_vectors
+            index.reconcile(ids, view.index_vectors)
+        index.vector_source = view.index_vectors
         return index
 
-    def writers(self, lib: Library):  # noqa: ANN201
-        return lib.write_lock()
+    def writers(self, view: SpaceView):  # noqa: ANN201
+        return view.write_lock()
 
-    def info(self, lib: Library, index) -> dict:  # noqa: ANN001
+    def info(self, view: SpaceView, index) -> dict:  # noqa: ANN001
         from .choice import choose
 
-        path, _ = FaissIndex.paths(lib.settings.index_dir, lib.space.key)
+        path, _ = FaissIndex.paths(view.settings.index_dir, view.space.key)
         m = index.manifest
-        rule = choose(index.ntotal, m.dim, lib.settings.index_budget)
-        todo = self._plan(lib, index)
-        return {"space": lib.space.key, "index_key": m.index_key, "params": m.params, "pinned": m.pinned,
+        rule = choose(index.ntotal, m.dim, view.settings.index_budget)
+        todo = self._plan(view, index)
+        return {"space": view.space.key, "index_key": m.index_key, "params": m.params, "pinned": m.pinned,
                 "ntotal": index.ntotal, "dim": m.dim, "tombstones": len(m.tombstones),
                 "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
                 "bytes": path.stat().st_size if path.exists() else 0,
                 "rules_choose": rule.key, "rules_reason": rule.reason,
                 "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
 
-    def rebuild(self, lib: Library, key: str | None, reduce: int | None) -> None:
-        with lib.write_lock():
+    def rebuild(self, view: SpaceView, key: str | None, reduce: int | None) -> None:
+        with view.write_lock():
             if reduce is not None:
-                lib.train_reduction(reduce)
-            self.build(lib, key, pinned=key is not None)
+                view.train_reduction(reduce)
+            self.build(view, key, pinned=key is not None)
 
-    def build(self, lib: Library, key: str | None, pinned: bool) -> None:
+    def build(self, view: SpaceView, key: str | None, pinned: bool) -> None:
         """A fresh file of ``key`` (or the rules' choice) from the database vectors."""
         from .choice import choose, default_params
 
-        with lib.session() as session:
-            ids = repo.face_ids(session, lib.existing_space_id())  # noqa: SLF001
-        manifest = self.manifest(lib)
+        with view.session() as session:
+            ids = repo.face_ids(session, view.existing_space_id())
+        manifest = self.manifest(view)
         dim = manifest.dim
-        choice = choose(len(ids), dim, lib.settings.index_budget)
+        choice = choose(len(ids), dim, view.settings.index_budget)
         key = key or choice.key
         manifest.index_key, manifest.pinned = key, pinned
         manifest.params = choice.params if key == choice.key else default_params(key, len(ids))
-        vectors = lib.index_vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
+        vectors = view.index_vectors(ids) if len(ids) else np.zeros((0, dim), dtype=np.float32)
         try:
-            index = FaissIndex.build(lib.settings.index_dir, manifest, ids, vectors)
+            index = FaissIndex.build(view.settings.index_dir, manifest, ids, vectors)
         except RuntimeError as err:
             raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
         index.save()
-        index.vector_source = lib.index_vectors
-        lib.forget_index()
+        index.vector_source = view.index_vectors
+        view.forget_index()
 
-    def _plan(self, lib: Library, index):  # noqa: ANN001, ANN202
+    def _plan(self, view: SpaceView, index):  # noqa: ANN001, ANN202
         from . import upkeep
 
         m = index.manifest
         return upkeep.plan(m.index_key, m.pinned, index.ntotal, m.dim, index.tombstone_share,
-                           lib.settings.index_budget)
+                           view.settings.index_budget)
 
-    def upkeep(self, lib: Library) -> str | None:
-        index = lib.index
-        todo = self._plan(lib, index)
+    def upkeep(self, view: SpaceView) -> str | None:
+        index = view.index
+        todo = self._plan(view, index)
         if not todo.rebuild:
             return None
-        self.build(lib, todo.key, pinned=index.manifest.pinned)
+        self.build(view, todo.key, pinned=index.manifest.pinned)
         return todo.reason
 
-    def saved_matches(self, lib: Library, index) -> bool:  # noqa: ANN001
-        path, _ = FaissIndex.paths(lib.settings.index_dir, lib.space.key)
+    def saved_matches(self, view: SpaceView, index) -> bool:  # noqa: ANN001
+        path, _ = FaissIndex.paths(view.settings.index_dir, view.space.key)
         return path.exists() and index.manifest.ntotal == index.ntotal
 
-    def reduction_committed(self, lib: Library) -> None:
-        self.build(lib, None, pinned=False)  # the file follows the new PCA
+    def reduction_committed(self, view: SpaceView) -> None:
+        self.build(view, None, pinned=False)  # the file follows the new PCA
 
     def changed(self, index) -> bool:  # noqa: ANN001
         return index.changed_on_disk()
 
-    def drop_space(self, lib: Library, session, key: str, space_id: int) -> None:  # noqa: ANN001
-        for path in FaissIndex.paths(lib.settings.index_dir, key):
+    def drop_space(self, view: SpaceView, session, key: str, space_id: int) -> None:  # noqa: ANN001
+        for path in FaissIndex.paths(view.settings.index_dir, key):
             path.unlink(missing_ok=True)
 
-    def erase(self, lib: Library) -> None:
+    def erase(self, view: SpaceView) -> None:
         """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
         write-ahead log: checkpoint it into the file and truncate it."""
-        if lib.engine.dialect.name == "sqlite":  # noqa: SLF001
-            with lib.engine.connect() as conn:  # noqa: SLF001
+        if view.engine.dialect.name == "sqlite":
+            with view.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def doctor(self, lib: Library, fix: bool) -> DoctorReport:
-        with lib.session() as session:
-            ids = repo.face_ids(session, lib.space_id)
+    def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
+        with view.session() as session:
+            ids = repo.face_ids(session, view.space_id)
         error = None
-        folder, key = lib.settings.index_dir, lib.space.key
+        folder, key = view.settings.index_dir, view.space.key
         try:
-            index = FaissIndex.load(folder, self.manifest(lib))
+            index = FaissIndex.load(folder, self.manifest(view))
         except IndexOwnedElsewhere as err:  # never "fix" another library's file
             return DoctorReport(key, len(ids), 0, len(ids), 0, error=str(err))
         except (IndexCorrupt, ModelMismatch) as err:
@@ -238,9 +238,9 @@ class FaissBackend(VectorBackend):
         if index is not None and not FaissIndex.paths(folder, key)[0].exists() and len(ids):
             report.error = "index file missing"
         if fix and not report.ok:
-            with lib.write_lock():
-                index = FaissIndex(folder, self.manifest(lib)) if index is None else index
-                index.reconcile(ids, lib.index_vectors)
+            with view.write_lock():
+                index = FaissIndex(folder, self.manifest(view)) if index is None else index
+                index.reconcile(ids, view.index_vectors)
                 index.save()
             report.fixed = True
             report.error, report.missing, report.orphans = None, 0, 0
@@ -254,57 +254,57 @@ class PgVectorBackend(VectorBackend):
     queued_ingest = True
     metric = "cosine (pgvector <=>)"
 
-    def open_index(self, lib: Library):  # noqa: ANN201
+    def open_index(self, view: SpaceView):  # noqa: ANN201
         from .pgvector_index import PgVectorIndex
 
-        red = lib.reduction
-        index = PgVectorIndex(lib.engine, lib.space.key, lib._space_id or lib.existing_space_id(),  # noqa: SLF001
-                              red.dim_out if red else RECOGNITION_DIMS[lib.space.model], reduced=red is not None)
-        index.vector_source = lib.index_vectors
+        red = view.reduction
+        index = PgVectorIndex(view.engine, view.space.key, view.existing_space_id(),
+                              red.dim_out if red else RECOGNITION_DIMS[view.space.model], reduced=red is not None)
+        index.vector_source = view.index_vectors
         return index
 
-    def writers(self, lib: Library):  # noqa: ANN201
+    def writers(self, view: SpaceView):  # noqa: ANN201
         return nullcontext()  # transactions and row locks keep any number of writers apart
 
-    def info(self, lib: Library, index) -> dict:  # noqa: ANN001
+    def info(self, view: SpaceView, index) -> dict:  # noqa: ANN001
         from sqlalchemy import text
 
-        with lib.engine.connect() as conn:  # noqa: SLF001
+        with view.engine.connect() as conn:
             size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
                                 {"n": index.index_name}).scalar_one()
-        return {"space": lib.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
+        return {"space": view.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
                 "pinned": False, "ntotal": index.ntotal, "dim": index.dim, "tombstones": 0, "tombstone_share": 0.0,
                 "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
                 "rules_choose": index.manifest.index_key,
                 "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
                 "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index"}
 
-    def rebuild(self, lib: Library, key: str | None, reduce: int | None) -> None:
+    def rebuild(self, view: SpaceView, key: str | None, reduce: int | None) -> None:
         if key is not None:
             raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
                               "(rebuild without --key to REINDEX it)")
         if reduce is not None:
-            lib.train_reduction(reduce)
-            lib.index.ensure_index()  # the HNSW index of the new width, built once
+            view.train_reduction(reduce)
+            view.index.ensure_index()  # the HNSW index of the new width, built once
             return
-        lib.index.rebuild()
+        view.index.rebuild()
 
-    def upkeep(self, lib: Library) -> str | None:
+    def upkeep(self, view: SpaceView) -> str | None:
         return None  # PostgreSQL maintains its HNSW index as rows come and go
 
-    def drop_space(self, lib: Library, session, key: str, space_id: int) -> None:  # noqa: ANN001
+    def drop_space(self, view: SpaceView, session, key: str, space_id: int) -> None:  # noqa: ANN001
         from .pgvector_index import PgVectorIndex
 
         PgVectorIndex.drop_indexes(session, space_id)
 
-    def erase(self, lib: Library) -> None:
+    def erase(self, view: SpaceView) -> None:
         """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
         not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
         themselves must go)."""
-        with lib.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # noqa: SLF001
+        with view.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM faces, photos, people, centroids")
 
-    def reduction_stored(self, lib: Library, session, space_id: int, red) -> None:  # noqa: ANN001
+    def reduction_stored(self, view: SpaceView, session, space_id: int, red) -> None:  # noqa: ANN001
         """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
         dropped (the next open builds the new width's); the reductions table is locked
         exclusively, so no writer adds a face until this commits."""
@@ -312,20 +312,20 @@ class PgVectorBackend(VectorBackend):
 
         PgVectorIndex.drop_indexes(session, space_id)
         ids = repo.face_ids(session, space_id)
-        dim = RECOGNITION_DIMS[lib.space.model]
+        dim = RECOGNITION_DIMS[view.space.model]
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             PgVectorIndex.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
 
-    def doctor(self, lib: Library, fix: bool) -> DoctorReport:
+    def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         """No file to drift; only rows stored before pgvector lack a vector."""
-        with lib.session() as session:
-            n = len(repo.face_ids(session, lib.space_id))
-        index = lib.index
+        with view.session() as session:
+            n = len(repo.face_ids(session, view.space_id))
+        index = view.index
         missing = index.missing()
-        report = DoctorReport(lib.space.key, n, n - len(missing), len(missing), 0)
+        report = DoctorReport(view.space.key, n, n - len(missing), len(missing), 0)
         if fix and len(missing):
-            index.fill(missing, lib.index_vectors)
+            index.fill(missing, view.index_vectors)
             report.fixed, report.missing, report.index_faces = True, 0, n
         return report
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import ManifestError
 from ..faces.images import IMAGE_EXTENSIONS
+from ..store.repo import normalise_tag
 
 MANIFEST_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".ndjson"}
 PROFILE_FIELDS = ("display_name", "role", "organisation", "story", "tags",
@@ -184,10 +185,6 @@ def parse_tags(value: object) -> tuple[str, ...]:
     else:
         parts = str(value).replace("|", ";").split(";")
     return tuple(dict.fromkeys(normalise_tag(p) for p in parts if p.strip()))
-
-
-def normalise_tag(tag: str) -> str:
-    return "-".join(tag.strip().lower().split())
 
 
 def parse_bool(value: object) -> bool:

@@ -32,6 +32,7 @@ from .writer import Writer
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName
+    from ..space import SpaceView
 
 READ_CHUNK = 256  # photos the reader looks up in the database with one query
 
@@ -45,9 +46,9 @@ class IngestOptions:
     analyzer: AnalyzerName | None = None  # estimate age / gender / emotion of each face (opt-in)
 
 
-def run(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
+def run(library: SpaceView, items: list[Item], options: IngestOptions, progress: Progress | None = None,
         skipped_files: int = 0) -> IngestReport:
-    """Ingest ``items`` into ``library`` (a :class:`lookalike.library.Library`)."""
+    """Ingest ``items`` into ``library`` (the library's :class:`lookalike.space.SpaceView`)."""
     progress = progress or Silent()
     report = IngestReport(skipped_files=skipped_files)
     started = time.perf_counter()
@@ -55,7 +56,7 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
     workers = options.workers or os.cpu_count() or 1
     progress.start(len(items))
     pool: ProcessPoolExecutor | None = None
-    pending: dict[Future, Item] = {}
+    pending: dict[Future[Processed], Item] = {}
     in_flight_sha: dict[str, Item] = {}  # bytes seen earlier in this run
     try:
         for start in range(0, len(items), READ_CHUNK):
@@ -80,12 +81,13 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
     return report
 
 
-def _pool(library, options: IngestOptions, workers: int) -> ProcessPoolExecutor:  # noqa: ANN001
+def _pool(library: SpaceView, options: IngestOptions, workers: int) -> ProcessPoolExecutor:
     analyzer = options.analyzer.value if options.analyzer is not None else None
     return worker_pool(library, options.faces, workers, analyzer)
 
 
-def _collect(pool, pending, writer, library, options, workers, block: bool):  # noqa: ANN001
+def _collect(pool: ProcessPoolExecutor, pending: dict[Future[Processed], Item], writer: Writer,
+             library: SpaceView, options: IngestOptions, workers: int, block: bool) -> ProcessPoolExecutor:
     """Hand finished results to the writer; a dead worker costs one photo, not the run."""
     done, _ = wait(list(pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
     broken = False

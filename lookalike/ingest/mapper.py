@@ -5,10 +5,14 @@ It never touches the database, so any number can run; each loads its models once
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from .. import logs
 from ..errors import BadImage
 from ..faces.pipeline import FacePipeline, FacesMode, Space
 from ..store import repo
@@ -16,6 +20,14 @@ from ..store.schema import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .report import Processed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..library import Library
+    from ..space import SpaceView
+
+log = logging.getLogger(__name__)
 
 
 class Mapper:
@@ -34,32 +46,38 @@ class Mapper:
 
     def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool) -> Processed:
         """One photo's bytes to faces. Never raises: a bad photo gets a status and a reason."""
-        base = dict(path=item.path, person=item.person, profile=item.profile, sha256=sha, size=size,
-                    replaces=replaces)
+        base = Processed(item.path, item.person, item.profile, sha, size, PhotoStatus.error.value,
+                         replaces=replaces)
         try:
             from ..faces.images import decode
 
             decoded = decode(data, item.path, self.max_pixels)
         except BadImage as err:
-            return Processed(**base, status=err.status, reason=err.reason)
-        dims = dict(width=decoded.width, height=decoded.height)
+            return replace(base, status=err.status, reason=err.reason)
+        sized = replace(base, width=decoded.width, height=decoded.height)
         notes = "; ".join(decoded.notes) or None
         try:
             faces = self.pipeline.faces(decoded.rgb, self.mode)
-        except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run
-            return Processed(**base, **dims, status=PhotoStatus.error.value,
-                             reason=f"face pipeline failed: {type(err).__name__}: {err}")
+        except Exception as err:  # one bad photo must not stop the run
+            # a warning with the traceback: these pixels decoded, so a failure to detect, align
+            # or embed them is a bug (ours or a model's), and the photo's reason keeps only the
+            # message; the traceback is what it takes to fix it
+            log.warning("%s: face pipeline failed", item.path, exc_info=True)
+            return replace(sized, reason=f"face pipeline failed: {type(err).__name__}: {err}")
         if not faces:
             reason = "no face found" + (f" ({notes})" if notes else "")
-            return Processed(**base, **dims, status=PhotoStatus.no_face.value, reason=reason)
-        estimates: list = [None] * len(faces)
+            return replace(sized, status=PhotoStatus.no_face.value, reason=reason)
+        estimates: list[dict | None] = [None] * len(faces)
         if self.analyzer is not None:
             try:
                 estimates = [e.to_dict() for e in self.analyzer.analyze(decoded.rgb, [f.bbox for f in faces])]
-            except Exception as err:  # noqa: BLE001 - the faces are still worth storing
+            except Exception as err:  # the faces are still worth storing
+                # the photo is stored and its reason says the analysis failed: the traceback
+                # only matters to whoever debugs the analyzer
+                log.debug("%s: analysis failed", item.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
-        return Processed(**base, **dims, status=PhotoStatus.ok.value, reason=notes, faces=packed)
+        return replace(sized, status=PhotoStatus.ok.value, reason=notes, faces=packed)
 
 
 _MAPPER: Mapper | None = None  # one per pool worker process
@@ -67,8 +85,10 @@ _MAPPER: Mapper | None = None  # one per pool worker process
 
 def prepare_process() -> None:
     """What every worker process does first: Ctrl-C is the parent's business, the weights
-    home is the parent's, and one BLAS thread each (the processes are the parallelism)."""
+    home is the parent's, so is the log level (:func:`lookalike.logs.inherit`), and one BLAS
+    thread each (the processes are the parallelism)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.inherit()
     from ..config import activate_weights_home
 
     activate_weights_home()
@@ -86,15 +106,19 @@ def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
     _MAPPER = Mapper(space, detect_max_side, max_pixels, FacesMode(mode), analyzer)
 
 
-def embed_file(path: str):  # noqa: ANN201
+def embed_file(path: str) -> tuple[str, np.ndarray | None]:
     """``(path, vector of the largest face or None)``: for evaluation pools that share the
     ingest workers' set-up (:func:`init_worker`)."""
     from ..faces.images import decode_file
 
+    assert _MAPPER is not None, "worker not initialised"
     try:
-        assert _MAPPER is not None, "worker not initialised"
         faces = _MAPPER.pipeline.faces(decode_file(path, _MAPPER.max_pixels).rgb, FacesMode.largest)
-    except Exception:  # noqa: BLE001 - an unreadable photo counts as "no face"
+    except BadImage as err:  # an unreadable photo counts as "no face"
+        log.debug("%s", err)
+        return path, None
+    except Exception:  # as does one the pipeline fails on, but that is a bug: keep its traceback
+        log.warning("%s: face pipeline failed", path, exc_info=True)
         return path, None
     return path, faces[0].embedding if faces else None
 
@@ -105,7 +129,8 @@ def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
     return _MAPPER.process(*task)
 
 
-def worker_pool(library, faces: FacesMode, workers: int, analyzer: str | None = None) -> ProcessPoolExecutor:  # noqa: ANN001 - a Library (above this layer)
+def worker_pool(library: Library | SpaceView, faces: FacesMode, workers: int,
+                analyzer: str | None = None) -> ProcessPoolExecutor:
     """Spawned processes with the library's pipeline loaded once each (:func:`init_worker`).
 
     ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..faces.pipeline import FacesMode, Space
 from ..store import queue, repo
@@ -28,9 +28,23 @@ from .reader import Verdict, decide, read_file
 from .report import IngestReport, Outcome, Processed, Progress, Silent
 from .writer import Writer, store_batch
 
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
+    from multiprocessing.synchronize import Event
 
-def run(library, items: list[Item], options: IngestOptions, progress: Progress | None = None,  # noqa: ANN001
-        skipped_files: int = 0, *, serve: Callable[..., None]) -> IngestReport:
+    from sqlalchemy.orm import Session
+
+    from ..config import Settings
+    from ..library import Library
+    from ..space import SpaceView
+    from ..store.repo import Known
+
+    # a local worker's entry point: serve(settings, stop_event, until_empty)
+    Serve = Callable[[Settings, Event, bool], None]
+
+
+def run(library: SpaceView, items: list[Item], options: IngestOptions, progress: Progress | None = None,
+        skipped_files: int = 0, *, serve: Serve) -> IngestReport:
     """Ingest through the PostgreSQL work queue (:mod:`lookalike.store.queue`): this process reads,
     hashes and queues; ``options.workers`` local worker processes (and any ``lookalike
     worker`` elsewhere) claim, embed and store; this process collects the outcomes.
@@ -77,7 +91,7 @@ def run(library, items: list[Item], options: IngestOptions, progress: Progress |
     return report
 
 
-def _collect_queued(library, run_id: str, writer: Writer) -> bool:  # noqa: ANN001
+def _collect_queued(library: SpaceView, run_id: str, writer: Writer) -> bool:
     """Report the run's finished photos; True when none of its photos is left pending."""
     with library.session() as session:
         done = queue.collect(session, run_id)
@@ -94,14 +108,14 @@ class _LocalWorkers:
 
     RESTARTS = 20
 
-    def __init__(self, settings, n: int, serve: Callable[..., None]) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, n: int, serve: Serve) -> None:
         self.settings, self.n, self.serve = settings, n, serve
-        self.procs: list = []
+        self.procs: list[SpawnProcess] = []
         self.restarts = 0
         self.ctx = spawn_context()
         self.stop_event = self.ctx.Event()
 
-    def _spawn(self):  # noqa: ANN202
+    def _spawn(self) -> SpawnProcess:
         proc = self.ctx.Process(target=self.serve, args=(self.settings, self.stop_event, False), daemon=True)
         proc.start()
         return proc
@@ -158,15 +172,15 @@ def worker_name() -> str:
 class QueueWorker:
     """Claims, processes and stores queued photos for a library on PostgreSQL."""
 
-    def __init__(self, library) -> None:  # noqa: ANN001
+    def __init__(self, library: Library) -> None:
         self.lib = library
         self.name = worker_name()
         self.stats = WorkerStats()
-        self._mappers: dict[tuple, Mapper] = {}
-        self._views: dict[int, object] = {}
+        self._mappers: dict[tuple[str, str, str | None], Mapper] = {}
+        self._views: dict[int, SpaceView] = {}
         self._people: dict[str, int] = {}
 
-    def serve(self, stop=None, until_empty: bool = False, poll: float = 0.5) -> WorkerStats:  # noqa: ANN001
+    def serve(self, stop: Event | None = None, until_empty: bool = False, poll: float = 0.5) -> WorkerStats:
         """Work until ``stop`` (a multiprocessing Event) is set, or, with ``until_empty``,
         until there is nothing left to claim."""
         started = time.perf_counter()
@@ -204,7 +218,7 @@ class QueueWorker:
         return len(items)
 
     # -- one space's share of a claim --------------------------------------------------
-    def _store(self, session, space_id: int, group: list[QueueItem], starts: dict[int, int]) -> None:  # noqa: ANN001
+    def _store(self, session: Session, space_id: int, group: list[QueueItem], starts: dict[int, int]) -> None:
         view = self.in_space(session, space_id)
         loaded = [(item, *self._read(item)) for item in group]
         queue.lock_bytes(session, space_id, [sha for _, sha, _ in loaded if sha])
@@ -230,11 +244,11 @@ class QueueWorker:
             return None, None
         return sha, data
 
-    def _decide(self, view, item: QueueItem, sha: str | None, data: bytes | None, starts: int,  # noqa: ANN001
-                old, first, seen: dict[str, Item]) -> Processed:  # noqa: ANN001
+    def _decide(self, view: SpaceView, item: QueueItem, sha: str | None, data: bytes | None, starts: int,
+                old: Known | None, first: Known | None, seen: dict[str, Item]) -> Processed:
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
-        if data is None:
+        if data is None or sha is None:  # both or neither (:meth:`_read`)
             return Processed.settled(it, PhotoStatus.decode_error,
                                      f"cannot be read on worker {self.name} (is the corpus mounted at "
                                      "the same path on every worker machine?)", replaces=old is not None)
@@ -253,21 +267,21 @@ class QueueWorker:
         mapper = self._mapper(view, item)
         return mapper.process(it, sha, len(data), data, d.replaces)
 
-    def in_space(self, session, space_id: int):  # noqa: ANN001, ANN202
+    def in_space(self, session: Session, space_id: int) -> SpaceView:
         if space_id not in self._views:
             from ..faces.pipeline import Space as FaceSpace
             from ..faces.pipeline import needs_shape_predictor
             from ..models import catalog as weights
             from ..store.schema import Space as SpaceRow
 
-            row = session.get(SpaceRow, space_id)
+            row = session.get_one(SpaceRow, space_id)  # the queue rows' space: it exists
             shape = needs_shape_predictor(FaceSpace(row.model, row.detector, row.aligner))
             for name in (row.model, row.detector, row.aligner, *shape):
                 weights.require(name)  # fail here, with the install command, not per photo
             self._views[space_id] = self.lib.in_space(row)
         return self._views[space_id]
 
-    def _mapper(self, view, item: QueueItem) -> Mapper:  # noqa: ANN001
+    def _mapper(self, view: SpaceView, item: QueueItem) -> Mapper:
         key = (view.space.key, item.faces_mode, item.analyzer)
         if key not in self._mappers:
             s = self.lib.settings

@@ -12,9 +12,13 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..store.schema import PhotoStatus
 from .corpus import Item
+
+if TYPE_CHECKING:
+    from ..store.repo import Known
 
 
 class Verdict(enum.Enum):
@@ -38,7 +42,7 @@ def read_file(path: str) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def decide(item: Item, sha: str, old, first, earlier: Item | None) -> Decision:  # noqa: ANN001
+def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier: Item | None) -> Decision:
     """``old``: the stored row at ``item.path`` (``repo.known_by_path``), ``first``: the
     first stored photo with these bytes (``repo.first_by_sha``), ``earlier``: a photo with
     these bytes met earlier in this run; each may be ``None``."""

@@ -29,10 +29,11 @@ class Processed:
     conflict: bool = False  # a duplicate filed under another person than the first copy
 
     @classmethod
-    def settled(cls, item: Item, status: PhotoStatus, reason: str, **known) -> "Processed":  # noqa: ANN003
+    def settled(cls, item: Item, status: PhotoStatus, reason: str, *, sha256: str | None = None,
+                size: int | None = None, replaces: bool = False, conflict: bool = False) -> Processed:
         """A photo decided without the mapper (rejected, unreadable, duplicate, worker died)."""
-        return cls(item.path, item.person, item.profile, known.pop("sha256", None),
-                   known.pop("size", None), status.value, reason, **known)
+        return cls(item.path, item.person, item.profile, sha256, size, status.value, reason,
+                   replaces=replaces, conflict=conflict)
 
 
 @dataclass

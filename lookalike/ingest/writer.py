@@ -8,7 +8,7 @@ and at the end: a crash at any moment loses nothing committed.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..store import repo
 from ..store.schema import Face, Photo, PhotoStatus
@@ -17,11 +17,16 @@ from .reader import Verdict, decide, read_file
 from .report import IngestReport, Outcome, Processed, Progress
 
 if TYPE_CHECKING:
+    import numpy as np
+    from sqlalchemy.orm import Session
+
+    from ..space import SpaceView
     from .local import IngestOptions
 
 
-def store_batch(session, space_id: int, batch: list[Processed], people: dict[str, int],  # noqa: ANN001
-                db_vector=None):  # noqa: ANN001, ANN201
+def store_batch(session: Session, space_id: int, batch: list[Processed], people: dict[str, int],
+                db_vector: Callable[[np.ndarray], np.ndarray] | None = None,
+                ) -> tuple[list[int], np.ndarray, np.ndarray | None]:
     """Write a batch of results in the caller's transaction: the rows a changed file
     replaces go, people are created (in name order, so concurrent workers on PostgreSQL
     never wait on each other in a cycle), photos, faces (with ``db_vector(v)`` in
@@ -36,9 +41,9 @@ def store_batch(session, space_id: int, batch: list[Processed], people: dict[str
             if old is not None:
                 stale.extend(repo.delete_photo(session, old))
     session.flush()
-    by_name = {}
-    for r in sorted((r for r in batch if r.person), key=lambda r: r.person):
-        by_name[r.person] = repo.upsert_person(session, r.person, r.profile, people)
+    by_name: dict[str, int] = {}
+    for name, r in sorted(((r.person, r) for r in batch if r.person), key=lambda named: named[0]):
+        by_name[name] = repo.upsert_person(session, name, r.profile, people)
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
                     width=r.width, height=r.height, person_id=pid, status=r.status,
@@ -54,8 +59,9 @@ def store_batch(session, space_id: int, batch: list[Processed], people: dict[str
     session.flush()
     new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
     session.add_all(repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
-    vectors = np.stack([repo.decode_vector(f.embedding) for f in faces]) if faces else None
+    vectors: np.ndarray | None = None
     if faces:
+        vectors = np.stack([repo.decode_vector(f.embedding) for f in faces])
         repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
     return stale, new_ids, vectors
 
@@ -63,7 +69,7 @@ def store_batch(session, space_id: int, batch: list[Processed], people: dict[str
 class Writer:
     """The single writer: reader-side checks (:func:`.reader.decide`), batched commits, index upkeep."""
 
-    def __init__(self, library, report: IngestReport, progress: Progress, options: IngestOptions):  # noqa: ANN001
+    def __init__(self, library: SpaceView, report: IngestReport, progress: Progress, options: IngestOptions) -> None:
         self.lib = library
         self.report = report
         self.progress = progress

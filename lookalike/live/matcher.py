@@ -19,17 +19,26 @@ Nothing the worker sees is written anywhere: crops live in memory for one reques
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import logs
 from ..errors import LookalikeError
 
-_worker = None  # the library and options, in the worker process only
+if TYPE_CHECKING:
+    from ..analysis import Analyzer, Estimate
+    from ..config import Settings
+    from ..library import Library
+    from ..query.search import Match, SearchOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,16 +60,16 @@ class MatchUpdate:
     track: int
     t: float
     bbox: tuple[int, int, int, int]
-    matches: list  # lookalike.query.search.Match, best first
+    matches: list[Match]  # best first
     vector: np.ndarray  # this frame's embedding (goes into the track's memory)
-    estimate: object = None  # lookalike.analysis.Estimate with --analyze
+    estimate: Estimate | None = None  # with --analyze
     worker_seconds: float = 0.0  # align + embed + search (+ analysis) in the worker
     latency: float = 0.0  # request sent -> answer back, seconds, set by the display side
     error: str | None = None
     renewed: bool = False  # the face is someone else than the track's memory
 
     @property
-    def best(self):  # noqa: ANN201
+    def best(self) -> Match | None:
         return self.matches[0] if self.matches else None
 
     def to_json(self) -> dict:
@@ -84,14 +93,25 @@ class MatchUpdate:
 
 @dataclass
 class _Worker:
-    library: object
-    options: object  # SearchOptions
-    analyzer: object = None
+    library: Library
+    options: SearchOptions
+    analyzer: Analyzer | None = None
 
 
-def _init(settings, options) -> None:  # noqa: ANN001
-    """Worker start-up: Ctrl-C belongs to the display side, which shuts us down cleanly."""
+_worker: _Worker | None = None  # the library and options, in the worker process only
+
+
+def _the_worker() -> _Worker:
+    if _worker is None:
+        raise RuntimeError("the matching worker was not initialised (_init runs first in its process)")
+    return _worker
+
+
+def _init(settings: Settings, options: SearchOptions) -> None:
+    """Worker start-up: Ctrl-C belongs to the display side, which shuts us down cleanly; the
+    log level is the display side's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.inherit()
     global _worker
     from dataclasses import replace
 
@@ -99,18 +119,21 @@ def _init(settings, options) -> None:  # noqa: ANN001
 
     # one thread: the display loop (capture, detection, drawing) needs the other core
     _worker = _Worker(Library(replace(settings, model_threads=1)), options)
+    log.debug("matching worker started on %s", settings.db_url)
 
 
 def _warm() -> dict:
     """Load everything a match needs now, so the first face is not the one that waits."""
+    worker = _the_worker()
     try:
-        lib = _worker.library
+        lib = worker.library
         ntotal = lib.index.ntotal
         lib.pipeline.embedder.embed([np.zeros((*lib.pipeline.embedder.input_size, 3), np.uint8)])
-        lib.calibration(), lib.centroids()
-        if _worker.options.analyzer is not None:
-            _worker.analyzer = lib.analyzer(_worker.options.analyzer)
-            _worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
+        lib.calibration()
+        lib.centroids()
+        if worker.options.analyzer is not None:
+            worker.analyzer = lib.analyzer(worker.options.analyzer)
+            worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
         return {"faces": ntotal, "space": lib.space.key}
     except LookalikeError as err:  # subclasses do not all survive pickling; the message does
         raise LookalikeError(str(err)) from None
@@ -144,13 +167,14 @@ def _match(req: MatchRequest) -> MatchUpdate:
     from ..query.search import search_vectors
 
     start = time.perf_counter()
-    lib, pipeline = _worker.library, _worker.library.pipeline
+    worker = _the_worker()
+    lib, pipeline = worker.library, worker.library.pipeline
     chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence, landmarks=req.landmarks),
                                   pipeline.embedder.input_size)
     vector = pipeline.embedder.embed([chip])[0]
     query, renewed = query_vector(vector, req.memory, lib.calibration().threshold)
-    result = search_vectors(lib, [(req.bbox, req.confidence, query)], _worker.options, "<live>")
-    estimate = _worker.analyzer.analyze(req.crop, [req.box])[0] if _worker.analyzer is not None else None
+    result = search_vectors(lib, [(req.bbox, req.confidence, query)], worker.options, "<live>")
+    estimate = worker.analyzer.analyze(req.crop, [req.box])[0] if worker.analyzer is not None else None
     return MatchUpdate(req.track, req.t, req.bbox, result.faces[0].matches, vector, estimate,
                        time.perf_counter() - start, renewed=renewed)
 
@@ -159,8 +183,8 @@ def _match(req: MatchRequest) -> MatchUpdate:
 class Matcher:
     """The display side's handle on the worker: non-blocking submit, poll for answers."""
 
-    settings: object  # lookalike.config.Settings
-    options: object  # lookalike.query.search.SearchOptions
+    settings: Settings
+    options: SearchOptions
     # one at a time: a new face waits for at most the one face being matched, never a queue
     max_in_flight: int = 1
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -187,6 +211,8 @@ class Matcher:
 
     def submit(self, request: MatchRequest) -> bool:
         """Queue ``request`` unless the worker already has enough to do (never blocks)."""
+        if self._pool is None:
+            raise RuntimeError("Matcher.start() first")
         if self.busy:
             return False
         self._pending.append((self._pool.submit(_match, request), request, time.perf_counter()))
@@ -203,7 +229,10 @@ class Matcher:
                 update = future.result()
             except BrokenProcessPool:
                 raise LookalikeError("the matching worker died (out of memory?); live matching stopped") from None
-            except Exception as err:  # noqa: BLE001 - one bad crop costs one answer, not the session
+            except Exception as err:  # one bad crop costs one answer, not the session
+                # the session counts failures and shows the first; the traceback (the worker's,
+                # chained) is for whoever debugs it: -v
+                log.debug("match request for track %d failed", request.track, exc_info=True)
                 update = MatchUpdate(request.track, request.t, request.bbox, [], np.zeros(0, np.float32),
                                      error=f"{type(err).__name__}: {err}")
             update.latency = time.perf_counter() - sent

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .matcher import MatchUpdate
+    from .tracker import Track
 
 # BGR colours by verdict; a track still waiting for its first answer is white
 COLOURS = {"same_person": (80, 200, 60), "lookalike": (0, 200, 255), "weak": (160, 160, 160), None: (255, 255, 255)}
@@ -28,7 +33,7 @@ def ascii_text(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
-def label_lines(update, titles: dict[str, str] | None = None) -> list[str]:  # noqa: ANN001 - a MatchUpdate
+def label_lines(update: MatchUpdate | None, titles: dict[str, str] | None = None) -> list[str]:
     """What is written above a face box; ``titles`` maps person keys to display names."""
     if update is None:
         return ["matching..."]
@@ -45,7 +50,7 @@ def label_lines(update, titles: dict[str, str] | None = None) -> list[str]:  # n
     return lines
 
 
-def draw(bgr: np.ndarray, tracks, hud: Hud, titles: dict[str, str] | None = None) -> np.ndarray:  # noqa: ANN001
+def draw(bgr: np.ndarray, tracks: Iterable[Track], hud: Hud, titles: dict[str, str] | None = None) -> np.ndarray:
     """``bgr`` with every track's box and label and the HUD drawn on it (in place)."""
     import cv2
 

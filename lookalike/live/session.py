@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .matcher import Matcher, MatchRequest, MatchUpdate
 from .overlay import Hud, draw
 from .sinks import Sink
 from .source import FrameReader
-from .tracker import Tracker
+from .tracker import Box, Track, Tracker
 
 # a track's memory of its face: each new embedding added to 0.8 x the memory, so the last
 # ~5 answers (under a second) weigh most and an old expression fades
@@ -38,12 +38,14 @@ MEMORY_DECAY = 0.8
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName
+    from ..faces.detect import Point
+    from ..library import Library
 
 
 @dataclass(frozen=True)
 class LiveOptions:
     k: int = 3
-    analyzer: "AnalyzerName | None" = None  # estimates of age / gender / emotion per face
+    analyzer: AnalyzerName | None = None  # estimates of age / gender / emotion per face
     realtime: bool = True  # files: play at their own pace (False: every frame, fast as possible)
     detect_side: int = 480  # long side of the frame the detector sees
     detect_interval: float = 1 / 15  # seconds (source clock) between two detections
@@ -86,17 +88,17 @@ class LiveStats:
         }
 
 
-def crop_request(rgb: np.ndarray, track_id: int, t: float, box, confidence: float, margin: float,  # noqa: ANN001
-                 memory: np.ndarray | None = None, landmarks=None) -> MatchRequest:  # noqa: ANN001
+def crop_request(rgb: np.ndarray, track_id: int, t: float, box: Box, confidence: float, margin: float,
+                 memory: np.ndarray | None = None, landmarks: Sequence[Point] | None = None) -> MatchRequest:
     """The face in ``box`` with ``margin`` box-sizes of context (the aligner needs the whole
     head), as an independent small array: the matcher never sees the rest of the frame."""
     height, width = rgb.shape[:2]
-    x, y, w, h = box
+    x, y, w, h = (int(v) for v in box)
     x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
     x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     marks = None if landmarks is None else tuple((px - x0, py - y0) for px, py in landmarks)
-    return MatchRequest(track_id, t, tuple(int(v) for v in box), confidence, crop, (x - x0, y - y0, w, h),
+    return MatchRequest(track_id, t, (x, y, w, h), confidence, crop, (x - x0, y - y0, w, h),
                         None if memory is None else memory.copy(), marks)
 
 
@@ -106,7 +108,7 @@ class LivePipeline:
     The same object serves ``lookalike webcam`` (:class:`LiveSession` feeds it from a
     capture thread) and the web app's live page (the browser's WebRTC frames)."""
 
-    def __init__(self, library, options: LiveOptions) -> None:  # noqa: ANN001
+    def __init__(self, library: Library, options: LiveOptions) -> None:
         from ..faces import detect
 
         library.calibration()  # an empty library fails here, before the worker loads models
@@ -160,7 +162,7 @@ class LivePipeline:
         self.stats.shown_t.append(t)
         return canvas, updates
 
-    def on_screen(self, t: float) -> list:
+    def on_screen(self, t: float) -> list[Track]:
         """Tracks to draw: a track outlives a few missed detections (so the face keeps its
         id), but its box is drawn only while the face is really there."""
         return [tr for tr in self.tracker.tracks if t - tr.last_seen <= self.options.show_missing]
@@ -180,9 +182,10 @@ class LivePipeline:
                     memory = track.vector
                     track.vector = update.vector if memory is None else MEMORY_DECAY * memory + update.vector
                     track.match = update
-                    if update.best is not None and update.best.person not in self.titles:
-                        profile = self._library.profiles([update.best.person]).get(update.best.person)
-                        self.titles[update.best.person] = profile.title if profile else update.best.person
+                    person = update.best.person if update.best is not None else None
+                    if person is not None and person not in self.titles:  # the overlay's name for them
+                        profile = self._library.profiles([person]).get(person)
+                        self.titles[person] = profile.title if profile else person
             self.stats.updates.append((now, update))
         return updates
 
@@ -204,7 +207,7 @@ class LivePipeline:
 class LiveSession:
     """One run of live matching over one source. Build, then :meth:`run`."""
 
-    def __init__(self, library, source: int | str, options: LiveOptions, sinks: list[Sink]) -> None:  # noqa: ANN001
+    def __init__(self, library: Library, source: int | str, options: LiveOptions, sinks: list[Sink]) -> None:
         self.options = options
         self.sinks = sinks
         # open the source first: a wrong camera index fails before any model loads

@@ -10,10 +10,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from ..errors import ConfigError, NoDisplay
+
+if TYPE_CHECKING:
+    import cv2
+
+    from .matcher import MatchUpdate
 
 
 class Sink:
@@ -23,7 +29,7 @@ class Sink:
         """Take a displayed frame at source time ``t``; ``False`` asks the session to stop."""
         return True
 
-    def update(self, update) -> None:  # noqa: ANN001 - a MatchUpdate
+    def update(self, update: MatchUpdate) -> None:
         """Take one match update."""
 
     def close(self) -> None:
@@ -85,20 +91,21 @@ class VideoOut(Sink):
         if not path.parent.is_dir():
             raise ConfigError(f"--out {path}: the folder {path.parent} does not exist")
         self.path, self.fps = path, fps
-        self._writer = None
+        self._writer: cv2.VideoWriter | None = None
         self.written = 0
 
     def show(self, bgr: np.ndarray, t: float) -> bool:
         import cv2
 
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".mov") else "MJPG"))
+            fourcc = cv2.VideoWriter.fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".mov") else "MJPG"))
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (bgr.shape[1], bgr.shape[0]))
             if not self._writer.isOpened():
                 raise ConfigError(f"--out {self.path}: OpenCV cannot write this video format here")
+        writer = self._writer
         target = max(self.written + 1, int(round(t * self.fps)) + 1)
         while self.written < target:
-            self._writer.write(bgr)
+            writer.write(bgr)
             self.written += 1
         return True
 
@@ -112,9 +119,10 @@ class JsonlOut(Sink):
     """One JSON object per match update; ``-`` is standard output."""
 
     def __init__(self, path: Path) -> None:
-        self._fh = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf-8")  # noqa: SIM115
+        # kept open until close(): one line per update, flushed as it comes
+        self._fh: TextIO = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf-8")
 
-    def update(self, update) -> None:  # noqa: ANN001
+    def update(self, update: MatchUpdate) -> None:
         self._fh.write(json.dumps(update.to_json(), ensure_ascii=False) + "\n")
         self._fh.flush()
 

@@ -34,7 +34,7 @@ def render(rgb: np.ndarray, size: tuple[int, int], progress: float) -> np.ndarra
     zoom = (height / rgb.shape[0]) * (1.0 + 0.06 * math.sin(math.pi * progress))
     dx = width / 2 - zoom * rgb.shape[1] / 2 + 0.04 * width * math.sin(2 * math.pi * progress)
     dy = height / 2 - zoom * rgb.shape[0] / 2
-    matrix = np.float32([[zoom, 0, dx], [0, zoom, dy]])
+    matrix = np.array([[zoom, 0, dx], [0, zoom, dy]], np.float32)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     return cv2.warpAffine(bgr, matrix, (width, height), flags=cv2.INTER_AREA,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=BACKGROUND)
@@ -47,7 +47,7 @@ def make(people: list[tuple[str, Path]], out: Path, seconds: float = 3.0, gap: f
 
     from ..faces.images import decode_file
 
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    fourcc = cv2.VideoWriter.fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
     writer = cv2.VideoWriter(str(out), fourcc, fps, size)
     if not writer.isOpened():
         raise OSError(f"{out}: OpenCV cannot write this video")

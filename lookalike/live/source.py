@@ -14,14 +14,21 @@ cameras.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import SourceUnavailable
+
+if TYPE_CHECKING:
+    import cv2
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 25.0  # when a file does not say
 
@@ -43,7 +50,7 @@ def describe(source: int | str) -> str:
     return f"camera {source}" if isinstance(source, int) else str(source)
 
 
-def open_capture(source: int | str):  # noqa: ANN201 -> cv2.VideoCapture
+def open_capture(source: int | str) -> cv2.VideoCapture:
     """An opened ``cv2.VideoCapture`` that has delivered its first frame, or a clear error."""
     import cv2
 
@@ -95,7 +102,7 @@ class FrameReader:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="lookalike-capture", daemon=True)
 
-    def start(self) -> "FrameReader":
+    def start(self) -> FrameReader:
         self._thread.start()
         return self
 
@@ -124,7 +131,8 @@ class FrameReader:
                         self.dropped += 1
                     self._latest = frame
                     self._cond.notify_all()
-        except Exception as err:  # noqa: BLE001 - reported by next(), not lost on a thread
+        except Exception as err:  # reported by next(), not lost on a thread
+            log.debug("reading %s failed", describe(self.source), exc_info=True)
             self._error = f"{type(err).__name__}: {err}"
         finally:
             with self._cond:

@@ -14,6 +14,12 @@ memory and the caller calls :meth:`Tracker.renew` when the face model says "anot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .matcher import MatchUpdate
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
@@ -37,9 +43,9 @@ class Track:
     score: float = 0.0  # the detector's confidence for the latest box
     landmarks: tuple | None = None  # the latest detection's five landmarks (the arcface aligner's input)
     last_matched: float | None = None  # when its face was last embedded and searched
-    match: object = None  # whatever the matcher attached (a match update)
+    match: MatchUpdate | None = None  # the matcher's latest answer for this face
     pending: bool = False  # a match request is on its way: do not ask twice
-    vector: object = None  # memory of the face: decayed sum of its embeddings (see live.matcher)
+    vector: np.ndarray | None = None  # memory of the face: decayed sum of its embeddings (see live.matcher)
 
 
 @dataclass

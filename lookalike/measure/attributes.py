@@ -14,13 +14,20 @@ A photo where no face is found is counted in ``no_face`` and left out of the fig
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..analysis import EMOTIONS, Analyzer
-from ..errors import ManifestError
+from ..analysis import EMOTIONS, Analyzer, Estimate
+from ..errors import BadImage, ManifestError
+
+if TYPE_CHECKING:
+    from ..faces.detect import Detector
+
+log = logging.getLogger(__name__)
 
 NOT_GROUPS = {"path", "age", "gender", "emotion", "notes", "license", "source_repo", "source_path",
               "source_commit"}
@@ -82,19 +89,22 @@ def read_manifest(path: Path, root: Path | None = None) -> list[Labelled]:
     return rows
 
 
-def evaluate(rows: list[Labelled], analyzer: Analyzer, detector, crops: bool = False,  # noqa: ANN001
-             max_pixels: int = 100_000_000, progress=None) -> AttributesReport:  # noqa: ANN001
+def evaluate(rows: list[Labelled], analyzer: Analyzer, detector: Detector, crops: bool = False,
+             max_pixels: int = 100_000_000, progress: Callable[[], object] | None = None) -> AttributesReport:
     """Estimate every photo's largest face and compare with its labels."""
     from ..faces.detect import clip_box
     from ..faces.images import decode_file
 
-    results: list[tuple[Labelled, object]] = []
+    results: list[tuple[Labelled, Estimate]] = []
     no_face = 0
     for row in rows:
+        rgb: np.ndarray | None = None
         try:
             rgb = decode_file(row.path, max_pixels).rgb
-        except Exception:  # noqa: BLE001 - an unreadable photo has no face to estimate
-            rgb = None
+        except BadImage as err:  # an unreadable photo has no face to estimate
+            log.debug("%s", err)
+        except Exception:  # nor has one that fails in another way, but that is a bug: keep its traceback
+            log.warning("%s: cannot be decoded", row.path, exc_info=True)
         box = None
         if rgb is not None:
             if crops:
@@ -102,7 +112,7 @@ def evaluate(rows: list[Labelled], analyzer: Analyzer, detector, crops: bool = F
             else:
                 found = detector.detect(rgb)
                 box = clip_box(found[0].box, rgb.shape[1], rgb.shape[0]) if found else None
-        if box is None:
+        if box is None or rgb is None:
             no_face += 1
         else:
             results.append((row, analyzer.analyze(rgb, [box], crop=crops)[0]))
@@ -113,7 +123,7 @@ def evaluate(rows: list[Labelled], analyzer: Analyzer, detector, crops: bool = F
     return report
 
 
-def _fill(report: AttributesReport, results: list) -> None:  # noqa: ANN001
+def _fill(report: AttributesReport, results: list[tuple[Labelled, Estimate]]) -> None:
     figures = _figures(results)
     for label, keep in (("all", lambda age: True), ("adults", lambda age: age >= 18),
                         ("children", lambda age: age < 13)):
@@ -139,8 +149,8 @@ def _fill(report: AttributesReport, results: list) -> None:  # noqa: ANN001
         report.confusion = {"labels": list(EMOTIONS), "matrix": matrix.tolist()}
 
 
-def _figures(results: list) -> dict:  # noqa: ANN001
-    out: dict = {}
+def _figures(results: list[tuple[Labelled, Estimate]]) -> dict[str, float]:
+    out: dict[str, float] = {}
     ages = [(r.age, e.age) for r, e in results if r.age is not None]
     if ages:
         truth, guess = np.array(ages).T
@@ -177,6 +187,8 @@ def plot_confusion(report: AttributesReport, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if report.confusion is None:
+        raise ValueError("no emotion labels: no confusion matrix to plot")
     labels, matrix = report.confusion["labels"], np.array(report.confusion["matrix"])
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))

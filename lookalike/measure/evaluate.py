@@ -15,10 +15,15 @@ import csv
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ManifestError
+
+if TYPE_CHECKING:
+    from ..library import Library
+    from ..space import SpaceView
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def _lfw(root: Path, name: str, number: str) -> str:
 
 
 # -- embedding with worker processes ---------------------------------------------------
-def embed_photos(library, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:  # noqa: ANN001
+def embed_photos(library: Library | SpaceView, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
     """``{path: unit vector of the largest face, or None}`` for every path."""
     from ..faces.pipeline import FacesMode
     from ..ingest import mapper as ingest
@@ -114,13 +119,12 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
     return float((fpr[i] + 1 - tpr[i]) / 2)
 
 
-def verify(library, pairs: list[Pair], workers: int = 0) -> tuple[VerifyReport, np.ndarray, np.ndarray]:  # noqa: ANN001
+def verify(library: Library | SpaceView, pairs: list[Pair],
+           workers: int = 0) -> tuple[VerifyReport, np.ndarray, np.ndarray]:
     """Scores every pair; returns the report and (scores, same) for plots."""
     paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
     vectors = embed_photos(library, paths, workers)
-    scores = np.array([float(vectors[p.a] @ vectors[p.b])
-                       if vectors[p.a] is not None and vectors[p.b] is not None else -1.0
-                       for p in pairs])
+    scores = np.array([_cosine(vectors[p.a], vectors[p.b]) for p in pairs])
     same = np.array([p.same for p in pairs])
     used = library.calibration().threshold
     report = VerifyReport(
@@ -130,6 +134,11 @@ def verify(library, pairs: list[Pair], workers: int = 0) -> tuple[VerifyReport, 
         threshold=best_threshold(scores, same), floor=float(np.median(scores[~same & (scores > -1)])),
     )
     return report, scores, same
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Of two unit vectors; -1 (never a match) when a photo had no face."""
+    return float(a @ b) if a is not None and b is not None else -1.0
 
 
 # -- retrieval ------------------------------------------------------------------------
@@ -164,7 +173,7 @@ def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def retrieval(lib, rows: list[tuple[str, str, str]], workers: int = 0) -> RetrievalReport:  # noqa: ANN001
+def retrieval(lib: Library, rows: list[tuple[str, str, str]], workers: int = 0) -> RetrievalReport:
     """Ingest gallery + distractors into ``lib`` (an empty, temporary library), search every
     query, and score identity hits: top-1 / top-5 over distinct people, and mean average
     precision over the whole ranked gallery (a query without a face scores 0)."""
@@ -178,7 +187,7 @@ def retrieval(lib, rows: list[tuple[str, str, str]], workers: int = 0) -> Retrie
     index = lib.index
     with lib.session() as session:
         rows_by_id = repo.face_rows(session, index.ids())
-    identity_of = {fid: r.person for fid, r in rows_by_id.items()}
+    identity_of = {fid: r.person for fid, r in rows_by_id.items() if r.person is not None}  # every gallery face
     relevant_count: dict[str, int] = {}
     for person in identity_of.values():
         relevant_count[person] = relevant_count.get(person, 0) + 1
@@ -192,10 +201,10 @@ def retrieval(lib, rows: list[tuple[str, str, str]], workers: int = 0) -> Retrie
             continue
         _, ids = index.search(vec[None], index.ntotal)
         ranked = [identity_of.get(int(i)) for i in ids[0] if int(i) >= 0]
-        people: list[str] = []
-        for person in ranked:
-            if person not in people:
-                people.append(person)
+        people: list[str | None] = []
+        for who in ranked:
+            if who not in people:
+                people.append(who)
             if len(people) == 5:
                 break
         top1 += bool(people) and people[0] == ident
@@ -215,7 +224,7 @@ def retrieval(lib, rows: list[tuple[str, str, str]], workers: int = 0) -> Retrie
                            top1_centroid=top1_c / n, top5_centroid=top5_c / n)
 
 
-def _centroids(library, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
+def _centroids(library: Library | SpaceView, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
     """Each gallery person's unit mean vector, in the order of the returned names."""
     from ..faces.embed import l2_normalize
 

@@ -19,11 +19,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, EmptyLibrary
 from ..query.person import Z_CUTOFF, robust_z
+
+if TYPE_CHECKING:
+    from ..library import Library
+    from ..space import SpaceView
 
 MAX_CLUSTER_FACES = 20_000  # agglomerative clustering keeps an n x n distance matrix
 
@@ -42,7 +47,7 @@ class Corpus:
     vectors: np.ndarray  # (n, dim) unit rows, in the order of faces
 
 
-def corpus(library) -> Corpus:  # noqa: ANN001
+def corpus(library: Library | SpaceView) -> Corpus:
     """Every face of the library's space with its vector."""
     from sqlalchemy import select
 
@@ -84,7 +89,7 @@ class PcaReport:
                                 "high": c.high} for c in self.components]}
 
 
-def pca(library, components: int = 5, extremes: int = 6) -> tuple[PcaReport, Corpus]:  # noqa: ANN001
+def pca(library: Library | SpaceView, components: int = 5, extremes: int = 6) -> tuple[PcaReport, Corpus]:
     from sklearn.decomposition import PCA
 
     data = corpus(library)
@@ -119,7 +124,7 @@ class ClusterReport:
                 "people_split": self.people_split, "clusters_merged": self.clusters_merged}
 
 
-def clusters(library, min_size: int = 2) -> tuple[ClusterReport, Corpus]:  # noqa: ANN001
+def clusters(library: Library | SpaceView, min_size: int = 2) -> tuple[ClusterReport, Corpus]:
     from sklearn.cluster import AgglomerativeClustering
 
     data = corpus(library)
@@ -144,8 +149,9 @@ def clusters(library, min_size: int = 2) -> tuple[ClusterReport, Corpus]:  # noq
     homes: dict[str, set[int]] = {}
     for label, members in groups.items():
         for i in members:
-            if person_of[i] is not None:
-                homes.setdefault(person_of[i], set()).add(label)
+            person = person_of[i]
+            if person is not None:
+                homes.setdefault(person, set()).add(label)
     report = ClusterReport(
         faces=n, threshold=threshold, clusters=[[data.faces[i].face_id for i in g] for g in kept],
         purity=purity, people_split=sum(len(h) > 1 for h in homes.values()),
@@ -164,7 +170,7 @@ class Outlier:
     robust_z: float
 
 
-def outliers(library, limit: int = 20) -> list[Outlier]:  # noqa: ANN001
+def outliers(library: Library | SpaceView, limit: int = 20) -> list[Outlier]:
     """Faces with a robust z-score under the cut-off among their own person's faces
     (people with at least four faces), worst first."""
     data = corpus(library)

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config
 from ..errors import ModelMissing, UnknownName
+
+log = logging.getLogger(__name__)
 
 ALIGNERS = ("chip", "eyes", "arcface")  # lookalike's own (align.py); only chip needs weights
 
@@ -238,7 +241,8 @@ def download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
             attributes = [only]
         try:
             cls = modeling.get_model_class(task=task, model_name=name)
-        except Exception:  # noqa: BLE001 - not implemented for this engine
+        except Exception:  # not implemented for this engine
+            log.debug("no DeepFace %s model %s for this engine", task, name, exc_info=True)
             return []
         module = importlib.import_module(cls.__module__)
         for attribute in attributes:
@@ -316,9 +320,9 @@ def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> Mode
 
 def _self_contained_present(name: str) -> bool:
     if name == "opencv":
-        import cv2
+        from cv2.data import haarcascades
 
-        return (Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml").is_file()
+        return (Path(haarcascades) / "haarcascade_frontalface_default.xml").is_file()
     if name == "mtcnn":
         return importlib.util.find_spec("mtcnn") is not None and \
             importlib.util.find_spec("tensorflow") is not None

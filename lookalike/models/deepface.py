@@ -7,6 +7,11 @@ files, the URLs and where to put them (:class:`lookalike.errors.DownloadFailed`)
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
 # DeepFace's file names and download sources (deepface/models/demography/onnx/*.py)
 WEIGHT_MODULES = {"age": "Age", "gender": "Gender", "emotion": "Emotion"}
 
@@ -23,7 +28,7 @@ def weight_files(name: str) -> tuple[str, list[str]]:
     return urls[0].split("/")[-1], urls
 
 
-def install(name: str, folder) -> None:  # noqa: ANN001
+def install(name: str, folder: Path) -> None:
     """Let DeepFace download one model (raises :class:`DownloadFailed` offline)."""
     from deepface.modules import modeling
 
@@ -32,7 +37,8 @@ def install(name: str, folder) -> None:  # noqa: ANN001
     file_name, urls = weight_files(name)
     try:
         modeling.build_model(task="facial_attribute", model_name=WEIGHT_MODULES[name])
-    except Exception as err:  # noqa: BLE001 - DeepFace wraps network errors in ValueError
+    except Exception as err:  # DeepFace wraps network errors in ValueError
+        log.debug("DeepFace could not fetch %s", name, exc_info=True)
         cause = err.__cause__ or err
         why = f"{type(cause).__name__}: {str(cause).splitlines()[0][:160]}"
         raise DownloadFailed(name, file_name, str(folder / file_name), urls, why) from err

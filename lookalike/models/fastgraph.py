@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 _MAX_DIFF = 1e-4  # on unit-scale outputs; the rewrite is exact in practice (0.0 measured)
 
@@ -68,7 +72,7 @@ def derive_sface(original: Path, target: Path) -> Path:
     return target
 
 
-def session(path: Path, threads: int | None = None):  # noqa: ANN201 - onnxruntime.InferenceSession
+def session(path: Path, threads: int | None = None) -> InferenceSession:
     """A CPU session; ``threads`` intra-op threads (None: ORT's default, one per core)."""
     import onnxruntime as ort
 
@@ -80,5 +84,5 @@ def session(path: Path, threads: int | None = None):  # noqa: ANN201 - onnxrunti
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run(sess, batch: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def run(sess: InferenceSession, batch: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: batch})[0]

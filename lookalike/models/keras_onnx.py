@@ -446,7 +446,7 @@ def _match_weights(
     The order fallback mirrors ``keras.Model.load_weights`` for legacy h5
     weight files and is only used when a weighted layer's name is missing.
     """
-    weighted_cfg = [l["name"] for l in layers if l["class_name"] in
+    weighted_cfg = [layer["name"] for layer in layers if layer["class_name"] in
                     ("Conv2D", "SeparableConv2D", "BatchNormalization", "Dense")]
     if all(name in weights and weights[name] for name in weighted_cfg):
         return weights
@@ -476,7 +476,7 @@ def build_onnx_model(
         )
     body = config["config"]
     layers: list[Mapping[str, Any]] = body["layers"]
-    unsupported = sorted({l["class_name"] for l in layers} - SUPPORTED_LAYERS)
+    unsupported = sorted({layer["class_name"] for layer in layers} - SUPPORTED_LAYERS)
     if unsupported:
         raise UnsupportedModelError(f"unsupported Keras layer type(s): {', '.join(unsupported)}")
 

@@ -19,10 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, NotFound
+from ..errors import ConfigError, EmptyLibrary, NotFound
+
+if TYPE_CHECKING:
+    from ..faces.detect import Box
+    from ..library import Library
+    from ..space import SpaceView
 
 
 class GroupKind(str, Enum):
@@ -67,36 +73,19 @@ class FaceMath:
     strength: float = 1.0
 
 
-def group_face_ids(library, group: Group) -> np.ndarray:  # noqa: ANN001
-    """Ids of the faces in ``group`` (this library's embedding space)."""
-    import json
+def group_face_ids(library: Library | SpaceView, group: Group) -> np.ndarray:
+    """Ids of the faces in ``group`` (this library's embedding space). Every value is matched
+    literally (:func:`lookalike.store.repo.person_matches`): ``tag:%`` or ``tag:_`` is a tag,
+    never a pattern matching every tagged person."""
+    from ..store import repo
 
-    from sqlalchemy import select
-
-    from ..ingest.corpus import normalise_tag
-    from ..store.repo import literal_like
-    from ..store.schema import Face, FaceEstimate, Person
-
-    query = select(Face.id).where(Face.space_id == library.existing_space_id())
-    if group.kind is GroupKind.tag:
-        # tags are stored as a JSON list: match the tag literally as JSON writes it, quotes
-        # included (``tag:%`` or ``tag:_`` is a tag, never a pattern matching every tagged person)
-        quoted = literal_like(json.dumps(normalise_tag(group.value)))
-        query = query.join(Person, Person.id == Face.person_id).where(Person.tags.like(f"%{quoted}%", escape="\\"))
-    elif group.kind is GroupKind.person:
-        query = query.join(Person, Person.id == Face.person_id).where(Person.name == group.value)
-    else:
-        query = query.join(FaceEstimate, FaceEstimate.face_id == Face.id)
-        if group.kind is GroupKind.emotion:
-            query = query.where(FaceEstimate.emotion == group.value.lower())
-        else:
-            low, high = group.age_range()
-            query = query.where(FaceEstimate.age >= low, FaceEstimate.age < high)
+    age_range = group.age_range() if group.kind is GroupKind.age else None
+    space_id = library.existing_space_id()
     with library.session() as session:
-        return np.fromiter(session.scalars(query), dtype=np.int64)
+        return repo.group_face_ids(session, space_id, group.kind.value, group.value, age_range)
 
 
-def group_mean(library, group: Group, cache: dict | None = None) -> np.ndarray:  # noqa: ANN001
+def group_mean(library: Library | SpaceView, group: Group, cache: dict[Group, np.ndarray] | None = None) -> np.ndarray:
     """Mean vector of ``group``; ``cache`` (group -> mean) spares the database when several
     faces of one query photo move toward the same group."""
     if cache is not None and group in cache:
@@ -112,7 +101,7 @@ def group_mean(library, group: Group, cache: dict | None = None) -> np.ndarray: 
     return mean
 
 
-def own_group(library, toward: Group, rgb: np.ndarray, bbox) -> Group | None:  # noqa: ANN001
+def own_group(library: Library | SpaceView, toward: Group, rgb: np.ndarray, bbox: Box) -> Group | None:
     """The query's own group of ``toward``'s kind, when it can be known: its estimated age
     band (same width as ``toward``'s) or emotion, from the installed analyzer."""
     if toward.kind not in (GroupKind.age, GroupKind.emotion):
@@ -141,14 +130,14 @@ def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: fl
     return (moved / norm).astype(np.float32)
 
 
-def moved_query(library, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | None = None,  # noqa: ANN001
-                bbox=None, cache: dict | None = None) -> tuple[np.ndarray, str]:  # noqa: ANN001
+def moved_query(library: Library | SpaceView, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | None = None,
+                bbox: Box | None = None, cache: dict[Group, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
     """The shifted query vector, and which group was subtracted (for the answer)."""
     if math.strength == 0:
         return np.asarray(vector, dtype=np.float32), "nothing (strength 0)"
     toward = group_mean(library, math.toward, cache)
     away_group = math.away
-    if away_group is None and rgb is not None:
+    if away_group is None and rgb is not None and bbox is not None:
         away_group = own_group(library, math.toward, rgb, bbox)
         if away_group == math.toward:
             away_group = None
@@ -159,6 +148,8 @@ def moved_query(library, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | N
             if math.away is not None:
                 raise
     corpus = library.centroids().get(None)
+    if corpus is None:
+        raise EmptyLibrary("the library has no faces to average")
     return shift(vector, toward, corpus[0], math.strength), "the corpus average"
 
 
@@ -183,7 +174,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (out / np.linalg.norm(out)).astype(np.float32)
 
 
-def path(library, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:  # noqa: ANN001
+def path(library: Library | SpaceView, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
     """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
     face used once."""
     from ..store import repo

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -18,6 +20,9 @@ from sqlalchemy import select
 from ..errors import NotFound
 from ..store import repo
 from ..store.schema import Face, Person, Photo
+
+if TYPE_CHECKING:
+    from ..space import SpaceView
 
 Z_CUTOFF = -3.5
 MIN_FACES_FOR_OUTLIERS = 4
@@ -53,7 +58,7 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
     return 0.6745 * (values - median) / mad
 
 
-def person_report(library, name: str) -> PersonReport:  # noqa: ANN001
+def person_report(library: SpaceView, name: str) -> PersonReport:
     space_id = library.existing_space_id()
     with library.session() as session:
         person = session.scalar(select(Person).where(Person.name == name))
@@ -80,7 +85,7 @@ def person_report(library, name: str) -> PersonReport:  # noqa: ANN001
     return report
 
 
-def montage(report: PersonReport, path) -> None:  # noqa: ANN001
+def montage(report: PersonReport, path: str | Path) -> None:
     from ..faces.montage import Tile, render
 
     tiles = [Tile(f.photo, f.bbox, f"{f.similarity:.3f}" + (" outlier" if f.outlier else ""), f.outlier)

@@ -20,9 +20,10 @@ index search (a FAISS id selector), so ``k`` results come back whenever ``k`` ex
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,7 +34,13 @@ from ..store import repo
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate
+    from ..faces.detect import Box
+    from ..faces.images import QueryPhoto
+    from ..library import Library
+    from ..space import SpaceView
     from .facemath import FaceMath
+
+Centroids = dict[int | None, tuple[np.ndarray, int]]  # person id (None: the corpus) -> (unit mean, faces)
 
 
 class Verdict(str, Enum):
@@ -131,7 +138,7 @@ class SearchResult:
     calibration: Calibration | None = None
 
     def to_dict(self) -> dict:
-        out = {
+        out: dict[str, Any] = {
             "query": self.query,
             "faces": [
                 {"bbox": list(f.bbox), "confidence": round(f.confidence, 4),
@@ -147,7 +154,7 @@ class SearchResult:
         return out
 
 
-def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN001
+def search(library: SpaceView, photo: QueryPhoto, options: SearchOptions) -> SearchResult:
     """Matches for every face in ``photo``."""
     if options.k < 1:
         raise ConfigError("k must be at least 1")
@@ -162,9 +169,9 @@ def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN
     vectors = [f.embedding for f in faces]
     moved: list[str | None] = [None] * len(faces)
     if options.math is not None:
-        from .facemath import moved_query
+        from .facemath import Group, moved_query
 
-        means: dict = {}  # group means, fetched once per query photo
+        means: dict[Group, np.ndarray] = {}  # group means, fetched once per query photo
         for i, f in enumerate(faces):
             vectors[i], away = moved_query(library, f.embedding, options.math, rgb, f.bbox, means)
             moved[i] = f"toward {options.math.toward} x {options.math.strength:g}, away from {away}"
@@ -178,7 +185,8 @@ def search(library, photo, options: SearchOptions) -> SearchResult:  # noqa: ANN
     return result
 
 
-def search_vectors(library, faces, options: SearchOptions, name: str = "<vectors>") -> SearchResult:  # noqa: ANN001
+def search_vectors(library: Library | SpaceView, faces: Iterable[tuple[Box, float, np.ndarray]], options: SearchOptions,
+                   name: str = "<vectors>") -> SearchResult:
     """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
     cal = library.calibration()
     cents = library.centroids()
@@ -196,7 +204,8 @@ def search_vectors(library, faces, options: SearchOptions, name: str = "<vectors
     return SearchResult(name, out, cal)
 
 
-def _by_face(library, vec: np.ndarray, k: int, per_person: bool, allowed) -> list[tuple[int, float]]:  # noqa: ANN001
+def _by_face(library: Library | SpaceView, vec: np.ndarray, k: int, per_person: bool,
+             allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """(face id, similarity), best first; per person, the best face of each of k people."""
     index = library.index
     limit = index.ntotal if allowed is None else len(allowed)
@@ -221,7 +230,8 @@ def _by_face(library, vec: np.ndarray, k: int, per_person: bool, allowed) -> lis
         fetch *= 4
 
 
-def _by_centroid(library, vec: np.ndarray, k: int, cents: dict, allowed) -> list[tuple[int, float]]:  # noqa: ANN001
+def _by_centroid(library: Library | SpaceView, vec: np.ndarray, k: int, cents: Centroids,
+                 allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """People ranked by query vs their average face; each shown by their face nearest the query."""
     with library.session() as session:
         allowed_people = repo.person_ids_of(session, allowed) if allowed is not None else None
@@ -242,14 +252,15 @@ def _by_centroid(library, vec: np.ndarray, k: int, cents: dict, allowed) -> list
     return hits
 
 
-def _describe(library, vec, hits, cal: Calibration, cents: dict) -> list[Match]:  # noqa: ANN001
+def _describe(library: Library | SpaceView, vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration,
+              cents: Centroids) -> list[Match]:
     if not hits:
         return []
     ids = [fid for fid, _ in hits]
     with library.session() as session:
         rows = repo.face_rows(session, ids)
         vectors = repo.vectors(session, ids, len(vec))
-    matches = []
+    matches: list[Match] = []
     for (fid, sim), face_vec in zip(hits, vectors):
         row = rows[fid]
         cent = cents.get(row.person_id)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from .schema import Face, FaceEstimate, Person, Photo, PhotoStatus, Space
@@ -355,11 +355,62 @@ def literal_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered_face_ids(session: Session, space_id: int, conditions: list) -> np.ndarray:  # noqa: ANN001
-    """Ids of faces whose person satisfies every SQL condition (on ``Person``)."""
+def normalise_tag(tag: str) -> str:
+    """A tag as it is stored and matched: lower case, words joined by ``-``."""
+    return "-".join(tag.strip().lower().split())
+
+
+def person_matches(key: str, value: str) -> ColumnElement[bool]:
+    """The one test of "this person is in the group ``key=value``" that search filters and
+    face-math groups share. Every value is matched literally (never as a pattern): a tag
+    as the JSON list stores it, quotes included; an organisation or role whole and case-
+    insensitively; a person by name."""
+    if key == "tag":
+        quoted = literal_like(json.dumps(normalise_tag(value)))
+        return Person.tags.like(f"%{quoted}%", escape="\\")
+    if key == "organisation":
+        return Person.organisation.ilike(literal_like(value), escape="\\")
+    if key == "role":
+        return Person.role.ilike(literal_like(value), escape="\\")
+    if key == "person":
+        return Person.name == value
+    raise ValueError(f"no person group {key!r}")
+
+
+def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]], *, consented_only: bool = False,
+                hide_declined: bool = False) -> np.ndarray | None:
+    """Ids of the faces whose person is in every group ``(key, value)`` (:func:`person_matches`)
+    and may be shown: ``consented_only`` keeps people whose profile says yes; ``hide_declined``
+    drops those whose profile says no (while nobody says no, a public corpus, it filters
+    nothing). ``None`` when nothing filters: the search stays unfiltered."""
+    conditions = [person_matches(key, value) for key, value in groups]
+    if consented_only:
+        conditions.append(Person.consent_display.is_(True))
+    if hide_declined and anyone_withholds_consent(session):
+        conditions.append(Person.consent_display.is_not(False))
+    if not conditions:
+        return None
     query = (select(Face.id).join(Person, Person.id == Face.person_id)
              .where(Face.space_id == space_id, *conditions).order_by(Face.id))
     return np.fromiter((r[0] for r in session.execute(query)), dtype=np.int64)
+
+
+def group_face_ids(session: Session, space_id: int, key: str, value: str,
+                   age_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Ids of the faces of a face-math group: people (:func:`person_matches`), or faces whose
+    stored estimate has this ``emotion``, or an age in ``age_range`` (``key`` "age")."""
+    query = select(Face.id).where(Face.space_id == space_id)
+    if key in ("tag", "organisation", "role", "person"):
+        query = query.join(Person, Person.id == Face.person_id).where(person_matches(key, value))
+    else:
+        query = query.join(FaceEstimate, FaceEstimate.face_id == Face.id)
+        if key == "emotion":
+            query = query.where(FaceEstimate.emotion == value.lower())
+        elif key == "age" and age_range is not None:
+            query = query.where(FaceEstimate.age >= age_range[0], FaceEstimate.age < age_range[1])
+        else:
+            raise ValueError(f"no face group {key!r}")
+    return np.fromiter(session.scalars(query), dtype=np.int64)
 
 
 def person_ids_of(session: Session, face_ids: np.ndarray) -> set[int]:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lookalike import logs
+from lookalike.ui import common
+
 st.set_page_config(page_title="lookalike — who looks like me?", page_icon=":material/face:", layout="wide")
+# the level `lookalike -v ui` exported (idempotent: every run of the script may call it)
+common.setting(logs.inherit)
 
 pages = st.navigation([
     st.Page("find.py", title="Find someone like me", icon=":material/search:", default=True),

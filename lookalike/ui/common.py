@@ -10,12 +10,26 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
 import numpy as np
 
-MAX_UPLOAD_MB = int(os.environ.get("LOOKALIKE_UI_MAX_MB", "15"))
+from lookalike.config import env_int
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+    from streamlit.delta_generator import DeltaGenerator
+
+    from lookalike.analysis import Estimate
+    from lookalike.library import Library
+    from lookalike.query.search import Match, QueryFace
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_MAX_UPLOAD_MB = 15  # `lookalike ui --max-upload-mb` passes LOOKALIKE_UI_MAX_MB
 # a phone photo is 12-48 MP; anything bigger is not a portrait and costs seconds to decode
-MAX_PIXELS = int(os.environ.get("LOOKALIKE_UI_MAX_PIXELS", str(50_000_000)))
+DEFAULT_MAX_PIXELS = 50_000_000
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic"]
 
 VERDICT_WORDS = {
@@ -32,6 +46,19 @@ INGEST_HELP = ("This library has no faces yet. Ingest a photo collection first, 
 
 class UploadTooLarge(Exception):
     pass
+
+
+# -- settings: read from the environment when needed (a bad value is a ConfigError naming it) --
+def max_upload_mb() -> int:
+    """The largest photo a visitor may upload, in MB (``LOOKALIKE_UI_MAX_MB``)."""
+    return env_int("LOOKALIKE_UI_MAX_MB", DEFAULT_MAX_UPLOAD_MB, "a whole number of megabytes such as 15",
+                   minimum=1)
+
+
+def max_pixels() -> int:
+    """The largest photo a visitor's upload may decode to (``LOOKALIKE_UI_MAX_PIXELS``)."""
+    return env_int("LOOKALIKE_UI_MAX_PIXELS", DEFAULT_MAX_PIXELS, "a whole number of pixels such as 50000000",
+                   minimum=1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +83,7 @@ def bar_value(similarity: float, floor: float) -> float:
     return float(np.clip((similarity - low) / (1.0 - low), 0.0, 1.0))
 
 
-def explain(match, name: str, typical: float | None = None) -> tuple[str, ...]:  # noqa: ANN001 - a search Match
+def explain(match: Match, name: str, typical: float | None = None) -> tuple[str, ...]:
     """The centroid figures in plain language. ``typical``: how close this person's photos
     are to their average face on average (:meth:`Library.centroid_means`) — the bar for "a
     characteristic photo" depends on the model, so it is read from the library."""
@@ -74,7 +101,7 @@ def explain(match, name: str, typical: float | None = None) -> tuple[str, ...]: 
     return tuple(out)
 
 
-def cards(library, face) -> list[Card]:  # noqa: ANN001 - a search QueryFace
+def cards(library: Library, face: QueryFace) -> list[Card]:
     """The matches of one query face as cards, with each person's profile."""
     cal = library.calibration()
     profiles = library.profiles([m.person for m in face.matches if m.person])
@@ -98,7 +125,7 @@ def typicality_words(similarity: float | None, typical: float | None) -> str | N
     return f"Compared with the average face of this whole collection ({similarity:.2f}), you have {kind} here."
 
 
-def estimate_words(estimate) -> str:  # noqa: ANN001 - a lookalike.analysis.Estimate
+def estimate_words(estimate: Estimate) -> str:
     """An estimate worded as one: rounded, with its uncertainty, never as a fact."""
     shown = estimate.dominant_gender  # "not sure" below the model's confidence, and for children
     gender = (f"{shown} ({estimate.gender[shown]:.0%} sure)" if shown in estimate.gender
@@ -108,17 +135,16 @@ def estimate_words(estimate) -> str:  # noqa: ANN001 - a lookalike.analysis.Esti
             f"expression: {estimate.dominant_emotion} ({estimate.emotion[estimate.dominant_emotion]:.0%}).")
 
 
-def read_upload(data: bytes | None, name: str) -> bytes | None:
+def read_upload(data: bytes, name: str) -> bytes:
     """The uploaded bytes, or a friendly error when they are too many."""
-    if data is None:
-        return None
-    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        raise UploadTooLarge(f"{name} is {len(data) / 2**20:.1f} MB; photos up to {MAX_UPLOAD_MB} MB "
+    limit = max_upload_mb()
+    if len(data) > limit * 1024 * 1024:
+        raise UploadTooLarge(f"{name} is {len(data) / 2**20:.1f} MB; photos up to {limit} MB "
                              "please (a phone photo is usually 2-8 MB).")
     return data
 
 
-def boxed(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], selected: int | None = None):  # noqa: ANN201
+def boxed(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], selected: int | None = None) -> Image:
     """The photo with numbered face boxes (Pillow image); the selected one stands out."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -135,29 +161,43 @@ def boxed(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], selected: int
 
 
 # -- Streamlit glue ----------------------------------------------------------------------
-def library():  # noqa: ANN201
+def library() -> Library:
     """The library named by ``LOOKALIKE_DB`` (``lookalike ui --db``), opened once per server."""
-    return _open_library(os.environ.get("LOOKALIKE_DB"), os.environ.get("LOOKALIKE_INDEX_DIR"))
+    return _open_library(os.environ.get("LOOKALIKE_DB"), os.environ.get("LOOKALIKE_INDEX_DIR"), max_pixels())
 
 
-def _cached(fn):  # noqa: ANN001, ANN202
+def _cached(fn: Callable[P, R]) -> Callable[P, R]:
     import streamlit as st
 
     return st.cache_resource(show_spinner="Opening the face library …")(fn)
 
 
 @_cached
-def _open_library(db: str | None, index_dir: str | None):  # noqa: ANN202
+def _open_library(db: str | None, index_dir: str | None, max_pixels: int) -> Library:
     import lookalike
 
-    return lookalike.open(db=db, index_dir=index_dir, max_pixels=MAX_PIXELS)
+    return lookalike.open(db=db, index_dir=index_dir, max_pixels=max_pixels)
 
 
 # the face models are shared by every visitor of this server: one search at a time
 SEARCH_LOCK = threading.Lock()
 
 
-def ready_library():  # noqa: ANN201
+def setting(read: Callable[[], R]) -> R:
+    """``read()``, a setting from the environment; when its value cannot work the page says
+    so in one line (naming the variable) and stops."""
+    import streamlit as st
+
+    from lookalike.errors import ConfigError
+
+    try:
+        return read()
+    except ConfigError as err:
+        st.error(f"The web app is not configured right: {err}")
+        st.stop()
+
+
+def ready_library() -> Library:
     """The library when it has faces; else the page says how to ingest one and stops.
     A missing SQLite file is reported, never created."""
     import streamlit as st
@@ -165,7 +205,10 @@ def ready_library():  # noqa: ANN201
     from lookalike import config
     from lookalike.errors import EmptyLibrary, LookalikeError
 
-    url = config.db_url(os.environ.get("LOOKALIKE_DB"))
+    # every page checks the web app's settings: a bad LOOKALIKE_UI_* value is one clear line
+    setting(max_upload_mb)
+    setting(max_pixels)
+    url = setting(lambda: config.db_url(os.environ.get("LOOKALIKE_DB")))
     path = config.sqlite_path(url)
     if path is not None and not path.exists():
         st.warning(f"There is no face library at `{path}` yet.\n\n" + INGEST_HELP)
@@ -184,7 +227,8 @@ def ready_library():  # noqa: ANN201
     return lib
 
 
-def show_card(lib, card: Card, title: str, bar_text: str, size: int, widths: list[int]):  # noqa: ANN001, ANN201
+def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
+              widths: list[int]) -> DeltaGenerator:
     """A person card: face crop, name, role · organisation, similarity bar, story.
     Returns the text column, for whatever a page adds under it."""
     import streamlit as st

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 import altair as alt
 import pandas as pd
@@ -23,6 +24,9 @@ import streamlit as st
 from lookalike.errors import LookalikeError
 from lookalike.measure import explore
 from lookalike.ui import common
+
+if TYPE_CHECKING:
+    from lookalike.library import Library
 
 TILE = 128  # px, face crops in the grids
 MAX_GROUP_TILES = 12  # crops shown per group before "+ N more"
@@ -54,14 +58,14 @@ def pct(share: float) -> str:
 
 # -- cached computations: keyed on the library state, never on the library object -------
 @st.cache_data(show_spinner=False, max_entries=16)
-def people_of(_lib, state: tuple) -> dict[str, int]:  # noqa: ANN001
+def people_of(_lib: Library, state: tuple) -> dict[str, int]:
     """Person name -> faces, from every face of the library."""
     data = explore.corpus(_lib)
     return dict(Counter(f.person for f in data.faces if f.person is not None))
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
-def titles_of(_lib, state: tuple, names: tuple[str, ...]) -> dict[str, str]:  # noqa: ANN001
+def titles_of(_lib: Library, state: tuple, names: tuple[str, ...]) -> dict[str, str]:
     """Person name -> the name to show (a manifest's display name, else the name with spaces)."""
     profiles = {}
     for start in range(0, len(names), 900):  # SQLite's bound-parameter limit
@@ -70,26 +74,26 @@ def titles_of(_lib, state: tuple, names: tuple[str, ...]) -> dict[str, str]:  # 
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def pca_of(_lib, state: tuple, components: int):  # noqa: ANN001, ANN201
+def pca_of(_lib: Library, state: tuple, components: int) -> tuple[explore.PcaReport, dict[int, str | None]]:
     report, data = explore.pca(_lib, components)
     wanted = {i for c in report.components for i in c.low + c.high}
     return report, {f.face_id: f.person for f in data.faces if f.face_id in wanted}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def clusters_of(_lib, state: tuple, min_size: int):  # noqa: ANN001, ANN201
+def clusters_of(_lib: Library, state: tuple, min_size: int) -> tuple[explore.ClusterReport, dict[int, str | None]]:
     report, data = explore.clusters(_lib, min_size)
     wanted = {i for c in report.clusters for i in c}
     return report, {f.face_id: f.person for f in data.faces if f.face_id in wanted}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def outliers_of(_lib, state: tuple, limit: int):  # noqa: ANN001, ANN201
+def outliers_of(_lib: Library, state: tuple, limit: int) -> list[explore.Outlier]:
     return explore.outliers(_lib, limit)
 
 
 @st.cache_data(show_spinner=False, max_entries=4000, ttl=3600)
-def crop_of(_lib, state: tuple, face_id: int, size: int, flagged: bool) -> bytes | None:  # noqa: ANN001
+def crop_of(_lib: Library, state: tuple, face_id: int, size: int, flagged: bool) -> bytes | None:
     """A face crop as JPEG bytes (memory only), red-framed when ``flagged``; ``None`` when the
     photo file is gone or unreadable."""
     from PIL import ImageDraw
@@ -327,7 +331,7 @@ def main_directions() -> None:
             label, faces = st.columns([1, 8], vertical_alignment="center")
             label.caption(end)
             with faces:
-                grid(ids, [titles.get(person_of.get(i), "unnamed") for i in ids], size=112)
+                grid(ids, [titles.get(person_of.get(i) or "", "unnamed") for i in ids], size=112)
 
 
 # -- clusters ------------------------------------------------------------------------------
@@ -369,7 +373,7 @@ def lookalike_groups() -> None:
         st.markdown(f"**Group {n}** · {len(members)} faces · {summary}"
                     + (" · :red[mixes people]" if mixed else ""))
         head = members[:MAX_GROUP_TILES]
-        grid(head, [titles.get(person_of.get(i), "unnamed") for i in head])
+        grid(head, [titles.get(person_of.get(i) or "", "unnamed") for i in head])
         if len(members) > len(head):
             st.caption(f"… and {len(members) - len(head)} more faces")
 

@@ -16,7 +16,8 @@ left, right = st.columns([2, 3], gap="large")
 with left:
     how = st.radio("Your photo", ["Upload a photo", "Take a photo"], horizontal=True, label_visibility="collapsed")
     if how == "Upload a photo":
-        given = st.file_uploader(f"A photo with your face (up to {common.MAX_UPLOAD_MB} MB)", type=common.PHOTO_TYPES)
+        given = st.file_uploader(f"A photo with your face (up to {common.max_upload_mb()} MB)",
+                                 type=common.PHOTO_TYPES)
     else:
         given = st.camera_input("Look at the camera, then take the photo")
     k = st.slider("How many people to show", 1, 8, 3)
@@ -38,7 +39,7 @@ from lookalike.faces.images import decode  # noqa: E402
 
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
-    rgb = decode(data, given.name or "your photo", common.MAX_PIXELS).rgb
+    rgb = decode(data, given.name or "your photo", common.max_pixels()).rgb
     with common.SEARCH_LOCK, st.spinner("Looking for people like you …"):
         result = lib.search(rgb, k=k, per_person=True, hide_declined=True)
 except common.UploadTooLarge as err:

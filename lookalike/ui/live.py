@@ -7,9 +7,14 @@ annotated video goes back to the browser; the matches beside it refresh every se
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from lookalike.ui import common
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 common.style()
 st.title("Live: who do I look like?")
@@ -23,7 +28,7 @@ from lookalike.ui.live_processor import LiveProcessor  # noqa: E402
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def crop(db: str, face_id: int):  # noqa: ANN201 - a library face, cut once per server
+def crop(db: str, face_id: int) -> Image:  # a library face, cut once per server
     return common.library().face_crop(face_id, 160)
 
 

@@ -7,18 +7,25 @@ downscaled frame, the IoU tracker, the matching worker process. Frames are never
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import av
 from streamlit_webrtc import VideoProcessorBase
+
+if TYPE_CHECKING:
+    from lookalike.library import Library
+
+log = logging.getLogger(__name__)
 
 
 class LiveProcessor(VideoProcessorBase):
     """One per browser stream: its own matching worker, loaded in the background so the
     video shows at once (faces are boxed, then named when the worker is ready)."""
 
-    def __init__(self, library) -> None:  # noqa: ANN001
+    def __init__(self, library: Library) -> None:
         from lookalike.live.session import LiveOptions, LivePipeline
 
         self.pipeline = LivePipeline(library, LiveOptions(k=3))
@@ -32,7 +39,8 @@ class LiveProcessor(VideoProcessorBase):
     def _load(self) -> None:
         try:
             self.pipeline.start()
-        except Exception as err:  # noqa: BLE001 - shown beside the video, not lost on a thread
+        except Exception as err:  # shown beside the video, not lost on a thread
+            log.warning("live matching could not start", exc_info=True)
             self.error = str(err)
 
     def wait_ready(self, timeout: float = 300.0) -> bool:

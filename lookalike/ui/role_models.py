@@ -10,16 +10,23 @@ seconds without a touch; nothing is stored.
 
 from __future__ import annotations
 
-import os
 import time
 
 import streamlit as st
 
+from lookalike.config import env_float
 from lookalike.ui import common
 
-IDLE_SECONDS = float(os.environ.get("LOOKALIKE_KIOSK_IDLE", "90"))
+DEFAULT_IDLE_SECONDS = 90.0  # `lookalike ui --kiosk-idle` passes LOOKALIKE_KIOSK_IDLE
+
+
+def idle_seconds() -> float:
+    """Seconds without a touch before the kiosk starts over (``LOOKALIKE_KIOSK_IDLE``)."""
+    return env_float("LOOKALIKE_KIOSK_IDLE", DEFAULT_IDLE_SECONDS, "a number of seconds such as 90", minimum=1)
+
 
 common.style(kiosk=True)
+IDLE_SECONDS = common.setting(idle_seconds)  # read on every run of the page
 lib = common.ready_library()
 state = st.session_state
 state.setdefault("kiosk_stage", "consent")

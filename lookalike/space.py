@@ -1,0 +1,317 @@
+"""The library seen through one embedding space: what every stage is handed.
+
+A library can hold several embedding spaces (``model__detector__aligner``) side by side
+(after ``reembed``). Everything that belongs to one of them lives here, loaded lazily
+and kept: its row id, index (a FAISS file or the pgvector column), PCA reduction,
+centroids, calibration and face pipeline. Search, face math, person reports, explore,
+evaluation and the index backends take a :class:`SpaceView` and nothing else, so none of
+them needs the :class:`lookalike.library.Library` or its private state; the library makes
+one for its current space and one per space for the verbs that touch them all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+
+from . import config
+from .config import Settings
+from .errors import EmptyLibrary, LibraryBusy, ModelMismatch
+from .faces.pipeline import FacePipeline, Space
+from .index.backends import DoctorReport, VectorBackend
+from .index.reduction import ReducedIndex
+from .models.catalog import RECOGNITION_DIMS
+from .query.search import Calibration
+from .store import repo
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from .analysis import Analyzer, AnalyzerName
+    from .index.reduction import Reduction
+    from .query.search import Filter
+
+
+@contextmanager
+def write_lock(folder: Path) -> Iterator[None]:
+    """One writer per library folder: a second ingest refuses at once with a clear message."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".write.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise LibraryBusy(f"{folder}: the library is being written by {holder}; "
+                              "wait for it to finish, then run again") from err
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+class SpaceView:
+    """One embedding space of one library: its index, reduction, centroids, calibration and
+    pipeline, each loaded on first use and kept until :meth:`refresh`."""
+
+    def __init__(self, settings: Settings, engine: Engine, sessions: sessionmaker, backend: VectorBackend,
+                 revision: str, space: Space, space_id: int | None = None,
+                 analyzers: dict[AnalyzerName, Analyzer] | None = None) -> None:
+        self.settings, self.engine, self.backend, self.revision = settings, engine, backend, revision
+        self.space = space
+        self._sessions = sessions
+        self._space_id = space_id
+        self._analyzers = analyzers if analyzers is not None else {}
+        self._index: Any = None  # see the index property
+        self._pipeline: FacePipeline | None = None
+        self._centroids: dict | None = None
+        self._calibration: Calibration | None = None
+        self._reduction: Reduction | None | bool = False  # False: not read yet
+
+    def refresh(self, index: bool = True) -> None:
+        """Forget what a write changed: the centroids, and the open index unless the writer
+        kept it up to date itself (``index=False``). Models stay loaded."""
+        self._centroids = None
+        if index:
+            self._index = None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @property
+    def vectors_in_db(self) -> bool:
+        """PostgreSQL keeps and searches the vectors itself (pgvector); elsewhere a FAISS file does."""
+        return self.backend.vectors_in_db
+
+    @property
+    def space_id(self) -> int:
+        """Database id of :attr:`space`, created on first write."""
+        if self._space_id is None:
+            with self.session() as session:
+                row = repo.get_space(session, self.space.key)
+                if row is None:
+                    row = repo.create_space(session, self.space.key, self.space.model,
+                                            self.space.detector, self.space.aligner,
+                                            RECOGNITION_DIMS[self.space.model])
+                    session.commit()
+                self._space_id = row.id
+        return self._space_id
+
+    def existing_space_id(self) -> int:
+        """Id of :attr:`space` for reading; explains what the library holds instead."""
+        with self.session() as session:
+            row = repo.get_space(session, self.space.key)
+            if row is not None:
+                self._space_id = row.id
+                return row.id
+            others = [sp.key for sp in repo.list_spaces(session)]
+        if others:
+            raise ModelMismatch(
+                f"this library holds faces made with {', '.join(others)}, not {self.space.key} "
+                "(model__detector__aligner); drop --model/--detector/--aligner or ingest again "
+                "with these settings")
+        raise EmptyLibrary(f"{self.settings.db_url}: the library is empty; "
+                           "run: lookalike ingest PATH --db ...")
+
+    @property
+    def reduction(self) -> Reduction | None:
+        """The space's stored PCA (:mod:`lookalike.index.reduction`), or None: wide vectors
+        only, once the corpus is large enough."""
+        if self._reduction is False:
+            from .index import reduction
+
+            if self._space_id is None:
+                with self.session() as session:
+                    row = repo.get_space(session, self.space.key)
+                if row is None:
+                    return None
+                self._space_id = row.id
+            with self.session() as session:
+                self._reduction = reduction.load(session, self._space_id)
+        assert self._reduction is not False
+        return self._reduction
+
+    def index_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """What the index holds for ``ids``: their vectors, reduced when the space is."""
+        full = self.vectors(ids)
+        red = self.reduction
+        return red.apply(full) if red is not None else full
+
+    @property
+    def index(self) -> Any:  # noqa: ANN401 - FaissIndex, PgVectorIndex or ReducedIndex (lookalike.index)
+        """The space's index (:mod:`lookalike.index.backends`): a FAISS file topped up from the
+        database, or the pgvector column; wrapped to re-rank on full vectors when the space
+        is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
+        if self._index is not None and self.backend.changed(self._index):
+            self._index = None  # another process saved a newer one: read it
+        if self._index is None:
+            self._index = self.backend.open_index(self)
+        if self.reduction is not None and not isinstance(self._index, ReducedIndex):
+            self._index = ReducedIndex(self._index, self.reduction, self.vectors)
+        return self._index
+
+    def forget_index(self) -> None:
+        """Drop the open index: the next use opens it afresh (after a rebuild elsewhere)."""
+        self._index = None
+
+    def analyzer(self, name: AnalyzerName | str) -> Analyzer:
+        """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
+        from . import analysis
+
+        name = analysis.resolve(analysis.AnalyzerName(name))
+        if name not in self._analyzers:
+            self._analyzers[name] = analysis.build(name)
+        return self._analyzers[name]
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        if self._pipeline is None:
+            self._pipeline = FacePipeline(self.space, self.settings.detect_max_side,
+                                          threads=self.settings.model_threads)
+        return self._pipeline
+
+    def write_lock(self) -> Any:  # noqa: ANN401 - a context manager (contextlib's types are private)
+        """One writer per library (:func:`write_lock` on the index folder)."""
+        return write_lock(self.settings.index_dir)
+
+    def writers(self) -> Any:  # noqa: ANN401 - a context manager, as write_lock
+        """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
+        (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
+        keep them apart (:mod:`lookalike.store.queue`)."""
+        return self.backend.writers(self)
+
+    def db_vector_writer(self, session: Session) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What goes into ``faces.vec`` for a new face: on PostgreSQL the vector itself, or
+        its reduction when the space has one (read under a share lock, so a retraining in
+        another transaction can never leave a face reduced the old way); elsewhere nothing."""
+        if not self.vectors_in_db:
+            return None
+        from .index import reduction
+
+        stored = reduction.load(session, self.space_id, lock=True)
+        return stored.apply_one if stored is not None else (lambda v: v)
+
+    def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        """The stored full-width vectors of face ``ids``, in that order."""
+        with self.session() as session:
+            return repo.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
+
+    def index_info(self) -> dict:
+        """The index in use, what the choice rules would pick now, its upkeep state and the
+        space's reduction."""
+        return self.backend.info(self, self.index) | {"reduction": self._reduction_info()}
+
+    def _reduction_info(self) -> dict:
+        from .index import reduction
+
+        red = self.reduction
+        out = red.describe() if red is not None else {"kind": None}
+        with self.session() as session:
+            n = repo.face_count_and_max(session, self.existing_space_id())[0]
+        out["plan"] = reduction.plan(RECOGNITION_DIMS[self.space.model], n, red).reason
+        return out
+
+    def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
+        """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
+        keeps it from then on) or the rules' choice for the current size; drops tombstones.
+        ``reduce`` first trains a PCA to that many dimensions on the stored faces, now."""
+        self.backend.rebuild(self, key, reduce)
+        return self.index_info()
+
+    def train_reduction(self, dim_out: int) -> None:
+        """Fit a PCA to a sample of the space's faces and store it; the backend makes the
+        stored vectors follow in the same transaction (PostgreSQL) or rebuilds its file
+        afterwards (the caller, holding the write lock)."""
+        from .index import reduction
+
+        space_id = self.existing_space_id()
+        with self.session() as session:
+            ids = repo.face_ids(session, space_id)
+        sample = ids if len(ids) <= reduction.TRAIN_SAMPLE else np.sort(
+            np.random.default_rng(0).choice(ids, reduction.TRAIN_SAMPLE, replace=False))
+        red = reduction.train(self.vectors(sample), dim_out)
+        with self.session() as session:
+            reduction.store(session, space_id, red)
+            self.backend.reduction_stored(self, session, space_id, red)
+            session.commit()
+        self._reduction, self._index = red, None
+
+    def upkeep(self) -> str | None:
+        """After ingest or removal (writers held): a wide space first gets (or renews) its
+        PCA; then the backend's own rules. Returns the reason when it rebuilt."""
+        from .index import reduction
+
+        with self.session() as session:
+            n = repo.face_count_and_max(session, self.existing_space_id())[0]
+        todo = reduction.plan(RECOGNITION_DIMS[self.space.model], n, self.reduction)
+        if todo.train:
+            self.train_reduction(todo.dim_out)
+            self.backend.reduction_committed(self)
+            return todo.reason
+        return self.backend.upkeep(self)
+
+    def calibration(self) -> Calibration:
+        """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
+        measured defaults, else DeepFace's own threshold for the model. Read once (every
+        search and every live match needs it), like the centroids."""
+        if self._calibration is None:
+            self._calibration = self._read_calibration()
+        return self._calibration
+
+    def _read_calibration(self) -> Calibration:
+        with self.session() as session:
+            row = repo.calibration(session, self.existing_space_id())
+        if row is not None:
+            return Calibration(row.threshold, row.floor, row.source)
+        if self.space.key in config.DEFAULT_CALIBRATIONS:
+            t, f = config.DEFAULT_CALIBRATIONS[self.space.key]
+            return Calibration(t, f, "lookalike default, measured on lfw-dev")
+        from deepface.modules.verification import find_threshold
+
+        t = 1.0 - float(find_threshold(self.space.model, "cosine"))
+        return Calibration(t, t - 0.1, f"DeepFace's default threshold for {self.space.model}; "
+                                       "not calibrated (run lookalike eval verify --calibrate)")
+
+    def save_calibration(self, threshold: float, floor: float, source: str, figures: dict) -> None:
+        with self.session() as session:
+            repo.save_calibration(session, self.space_id, threshold, floor, source, figures)
+            session.commit()
+        self._calibration = None
+
+    def centroids(self) -> dict[int | None, tuple[np.ndarray, int]]:
+        """Person id (``None`` = corpus) -> (unit centroid, face count)."""
+        if self._centroids is None:
+            with self.session() as session:
+                self._centroids = repo.centroids(session, self.existing_space_id())
+        return self._centroids
+
+    def centroid_means(self, names: tuple[str, ...] | list[str] = ()) -> dict:
+        """Mean similarity of each group's faces to its own centroid (``None`` = the corpus,
+        else the people ``names``): the reference for calling a face typical, per model."""
+        with self.session() as session:
+            return repo.centroid_means(session, self.existing_space_id(), names)
+
+    def allowed_face_ids(self, filters: tuple[Filter, ...] | list[Filter] = (), consented_only: bool = False,
+                         hide_declined: bool = False) -> np.ndarray | None:
+        """Face ids whose person passes the metadata filters; ``None`` when unfiltered."""
+        if not filters and not consented_only and not hide_declined:
+            return None
+        with self.session() as session:
+            return repo.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
+                                    consented_only=consented_only, hide_declined=hide_declined)
+
+    def doctor(self, fix: bool) -> DoctorReport:
+        return self.backend.doctor(self, fix)
