@@ -145,7 +145,7 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     for p in photos[1:]:
         try:
             DeepFace.register(img=str(p), **kw)
-        except Exception:  # no face: DeepFace raises
+        except Exception:  # noqa: BLE001 - no face: DeepFace raises
             failed += 1
     seconds = time.perf_counter() - started
     server.cleanup()

@@ -5,24 +5,79 @@
     lib.ingest(["photos/"])
     result = lib.search("me.jpg", k=5)
 
-Heavy libraries (DeepFace, dlib, FAISS, OpenCV) load on first use, never on import.
+What an API user needs is here: :func:`open`, the option types and every error
+(:class:`LookalikeError` and its typed subclasses). Heavy libraries (DeepFace, dlib,
+FAISS, OpenCV) load on first use, never on import; the option types load on first access.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BadImage,
+    ConfigError,
+    DownloadFailed,
+    EmptyLibrary,
+    IndexCorrupt,
+    IndexOwnedElsewhere,
+    IngestFailed,
+    LibraryBusy,
+    LookalikeError,
+    ManifestError,
+    MissingExtra,
+    ModelMismatch,
+    ModelMissing,
+    NoDisplay,
+    NoFace,
+    NotFound,
+    NothingIngested,
+    SchemaTooNew,
+    SourceUnavailable,
+    UnknownName,
+    WheelUnavailable,
+)
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .analysis import AnalyzerName
+    from .faces.pipeline import FacesMode, Space
     from .library import Library
+    from .query.facemath import FaceMath, Group, GroupKind
+    from .query.search import Filter, FilterKey, RankBy, SearchOptions, SearchResult
+
+# name -> module, imported on first access (PEP 562)
+_LAZY = {
+    "Library": "lookalike.library",
+    "SearchOptions": "lookalike.query.search", "SearchResult": "lookalike.query.search",
+    "Filter": "lookalike.query.search", "FilterKey": "lookalike.query.search", "RankBy": "lookalike.query.search",
+    "FaceMath": "lookalike.query.facemath", "Group": "lookalike.query.facemath",
+    "GroupKind": "lookalike.query.facemath",
+    "FacesMode": "lookalike.faces.pipeline", "Space": "lookalike.faces.pipeline",
+    "AnalyzerName": "lookalike.analysis",
+}
 
 
-def open(db=None, index_dir=None, **settings) -> "Library":  # noqa: A001, ANN001
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - whichever class was asked for
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lookalike' has no attribute {name!r}")
+
+
+def open(db: str | None = None, index_dir: str | None = None, **settings: Any) -> Library:  # noqa: A001, ANN401
     """Open (creating or upgrading) the library at ``db``; see :class:`lookalike.library.Library`."""
     from .library import open_library
 
     return open_library(db=db, index_dir=index_dir, **settings)
 
 
-__all__ = ["open", "__version__"]
+__all__ = [
+    "open", "__version__", "Library", "SearchOptions", "SearchResult", "Filter", "FilterKey", "RankBy",
+    "FaceMath", "Group", "GroupKind", "FacesMode", "Space", "AnalyzerName",
+    "LookalikeError", "BadImage", "ConfigError", "DownloadFailed", "EmptyLibrary", "IndexCorrupt",
+    "IndexOwnedElsewhere", "IngestFailed", "LibraryBusy", "ManifestError", "MissingExtra", "ModelMismatch",
+    "ModelMissing", "NoDisplay", "NoFace", "NotFound", "NothingIngested", "SchemaTooNew", "SourceUnavailable",
+    "UnknownName", "WheelUnavailable",
+]

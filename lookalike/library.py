@@ -7,10 +7,10 @@ nothing else does the work. Open one with :func:`lookalike.open`.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,11 +23,18 @@ from .space import SpaceView
 from .store import db, repo
 
 if TYPE_CHECKING:
+    from multiprocessing import Queue
+    from multiprocessing.synchronize import Event as EventLike
+
+    from PIL.Image import Image as PILImage
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
-    from .query.search import Calibration
+    from .ingest.corpus import Item
+    from .ingest.report import IngestReport, Progress
+    from .query.person import PersonReport
+    from .query.search import Calibration, SearchResult
     from .store.schema import Space as SpaceRow
 
 
@@ -125,7 +132,7 @@ class Library:
     def centroid_means(self, names: tuple[str, ...] | list[str] = ()) -> dict:
         return self.view.centroid_means(names)
 
-    def write_lock(self) -> Any:  # noqa: ANN401 - a context manager
+    def write_lock(self) -> AbstractContextManager[None]:
         return self.view.write_lock()
 
     def allowed_face_ids(self, filters: tuple | list = (), consented_only: bool = False,
@@ -165,8 +172,9 @@ class Library:
         self.close()
 
     # -- verbs -----------------------------------------------------------------------
-    def ingest(self, paths, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
-               person: str | None = None, progress=None, analyzer=None):  # noqa: ANN001
+    def ingest(self, paths: Sequence[str | os.PathLike[str]], *, faces: FacesMode = FacesMode.largest,
+               workers: int = 0, person: str | None = None, progress: Progress | None = None,
+               analyzer: AnalyzerName | str | None = None) -> IngestReport:
         """Ingest files, folders and manifests; see :mod:`lookalike.ingest`. ``analyzer``
         (an :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
         from .ingest import corpus
@@ -177,30 +185,32 @@ class Library:
         return self.ingest_items(scan.items, faces=faces, workers=workers, progress=progress,
                                  skipped_files=scan.skipped_files, analyzer=analyzer)
 
-    def ingest_items(self, items, *, faces: FacesMode = FacesMode.largest, workers: int = 0,  # noqa: ANN001
-                     progress=None, skipped_files: int = 0, analyzer=None):  # noqa: ANN001
+    def ingest_items(self, items: Iterable[Item], *, faces: FacesMode = FacesMode.largest, workers: int = 0,
+                     progress: Progress | None = None, skipped_files: int = 0,
+                     analyzer: AnalyzerName | str | None = None) -> IngestReport:
         """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s."""
-        from .ingest import local as ingest
-        from .models import catalog as weights
-
         # fail on missing weights here, with the install command, not in every worker
         from .faces.pipeline import needs_shape_predictor
+        from .ingest import local as ingest
+        from .models import catalog as weights
 
         for name in (self.space.model, self.space.detector, self.space.aligner, *needs_shape_predictor(self.space)):
             weights.require(name)
         if analyzer is not None:
             from . import analysis
 
-            analyzer = analysis.resolve(analysis.AnalyzerName(analyzer))
-            for name in analysis.required_weights(analyzer):
+            resolved = analysis.resolve(analysis.AnalyzerName(analyzer))
+            for name in analysis.required_weights(resolved):
                 weights.require(name)
+        else:
+            resolved = None
         view = self.view
         with view.writers():
             view.space_id  # noqa: B018 - create the space row before the index loads
             index = view.index
             if index.ntotal and not self.backend.saved_matches(view, index):
                 index.save()
-            options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=analyzer)
+            options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=resolved)
             if self.backend.queued_ingest:
                 from .ingest import queued
 
@@ -217,7 +227,7 @@ class Library:
                 ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
         return report
 
-    def reembed(self, target: Space, *, workers: int = 0, progress=None) -> dict:  # noqa: ANN001
+    def reembed(self, target: Space, *, workers: int = 0, progress: Progress | None = None) -> dict:
         """Move the library into the space ``target`` (a new model, detector or aligner): every
         photo stored in another space whose file is still there is ingested again into
         ``target``, under the same person (profiles stay as they are). Photos whose file is
@@ -319,8 +329,8 @@ class Library:
             with self.session() as session:
                 row = repo.get_space(session, key)
                 if row is None:
-                    keys = [sp.key for sp in repo.list_spaces(session)]
-                    raise NotFound(f"no embedding space {key!r} in this library (it holds: {', '.join(keys) or 'none'})")
+                    keys = ", ".join(sp.key for sp in repo.list_spaces(session)) or "none"
+                    raise NotFound(f"no embedding space {key!r} in this library (it holds: {keys})")
                 self.backend.drop_space(self.view, session, key, row.id)
                 photos, faces = repo.delete_space(session, row.id)
                 session.commit()
@@ -338,7 +348,8 @@ class Library:
         with self.session() as session:
             return repo.list_spaces(session)
 
-    def search(self, photo, k: int = 5, **options):  # noqa: ANN001, ANN003
+    def search(self, photo: str | os.PathLike[str] | bytes | np.ndarray, k: int = 5,
+               **options: Any) -> SearchResult:  # noqa: ANN401 - SearchOptions' fields, checked there
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
 
         ``options`` are :class:`lookalike.query.search.SearchOptions` fields: ``per_person``,
@@ -347,13 +358,13 @@ class Library:
 
         return search(self.view, photo, SearchOptions(k=k, **options))
 
-    def person(self, name: str):  # noqa: ANN201
+    def person(self, name: str) -> PersonReport:
         """A person's profile and faces sorted by similarity to their centroid, outliers flagged."""
         from .query.person import person_report
 
         return person_report(self.view, name)
 
-    def profiles(self, names) -> dict:  # noqa: ANN001
+    def profiles(self, names: Iterable[str]) -> dict:
         """Person name -> :class:`lookalike.store.repo.Profile` (role, organisation, story, tags)."""
         with self.session() as session:
             return repo.profiles(session, names)
@@ -368,7 +379,7 @@ class Library:
         with self.session() as session:
             return repo.problem_photos(session, self.existing_space_id(), limit)
 
-    def face_crop(self, face_id: int, size: int = 160):  # noqa: ANN201
+    def face_crop(self, face_id: int, size: int = 160) -> PILImage:
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
         from .faces.montage import crop
 
@@ -411,7 +422,7 @@ def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | Path
     return Library(Settings.resolve(db=db, index_dir=index_dir, **settings))
 
 
-def serve_queue(settings: Settings, stop, until_empty: bool, results=None) -> None:  # noqa: ANN001
+def serve_queue(settings: Settings, stop: EventLike, until_empty: bool, results: Queue | None = None) -> None:
     """Entry point of a spawned queue worker (``ingest --workers N`` / ``lookalike worker``):
     it opens its own library and serves the PostgreSQL work queue until ``stop`` is set."""
     from .ingest.mapper import prepare_process

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -183,11 +183,11 @@ class SpaceView:
                                           threads=self.settings.model_threads)
         return self._pipeline
 
-    def write_lock(self) -> Any:  # noqa: ANN401 - a context manager (contextlib's types are private)
+    def write_lock(self) -> AbstractContextManager[None]:
         """One writer per library (:func:`write_lock` on the index folder)."""
         return write_lock(self.settings.index_dir)
 
-    def writers(self) -> Any:  # noqa: ANN401 - a context manager, as write_lock
+    def writers(self) -> AbstractContextManager[None]:
         """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
         (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
         keep them apart (:mod:`lookalike.store.queue`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,40 @@ def _require_faces() -> Path:
 @pytest.fixture(scope="session")
 def faces() -> Path:
     return _require_faces()
+
+
+def cli(*args: str, env: dict | None = None, cwd: Path | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    """The real ``lookalike`` command run in this process (typer's CliRunner): the same
+    parsing, commands, output and exit codes, without a new interpreter and fresh imports
+    per call. An exception that escapes a command is printed to stderr with its traceback,
+    as Python would in a terminal, so tests that look for "Traceback" can still fail.
+    Tests that need a process of their own (signals, isolation, concurrency) use
+    ``subprocess`` directly."""
+    import traceback
+    from contextlib import chdir, nullcontext
+
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+
+    with chdir(cwd) if cwd is not None else nullcontext():
+        result = CliRunner().invoke(app, list(args), env=env, input=input)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+        code = 1
+    else:
+        code = result.exit_code
+    return subprocess.CompletedProcess(["lookalike", *args], code, result.stdout, stderr)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test that reads the real photos (the ``faces`` fixture, directly or through a
+    library fixture) is ``e2e``: `make check` leaves those out, except the ``smoke`` few."""
+    for item in items:
+        if "faces" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
 
 
 _ARTIFACTS = pytest.StashKey[Path]()

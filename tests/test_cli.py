@@ -69,6 +69,7 @@ def test_verbose_shows_where_an_error_came_from(tmp_path, faces):
     assert quiet.returncode == 1 and "Traceback" not in quiet.stderr and len(quiet.stderr.splitlines()) == 1
 
 
+@pytest.mark.smoke
 def test_ingest_json_summary(any_lib):
     _, summary = any_lib
     assert summary["statuses"]["ok"] == summary["processed"] > 0

@@ -190,7 +190,7 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 done = backend.sql("select count(*) from photos")[0][0]
-            except Exception:  # the schema is not there yet
+            except Exception:  # noqa: BLE001 - the schema is not there yet
                 done = 0
             if done >= kill_after:
                 break

@@ -104,7 +104,7 @@ def _has_queue(db) -> bool:
     try:
         db.sql("select 1 from ingest_queue limit 1")
         return True
-    except Exception:  # the schema is not there yet
+    except Exception:  # noqa: BLE001 - the schema is not there yet
         return False
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import EMOTIONS, Analyzer, Estimate
+from .base import EMOTIONS, Analyzer, Estimate
 from .offline import EMOTION_FILE, EMOTION_MARGIN, emotion_input, session
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Analyzer, Estimate
+from .base import Analyzer, Estimate
 
 
 class DeepFaceAnalyzer(Analyzer):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..models.catalog import AGE_GENDER_FILE, EMOTION_FILE
-from . import EMOTIONS, Analyzer, Estimate
+from .base import EMOTIONS, Analyzer, Estimate
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import Analyzer, Estimate
+from .base import Analyzer, Estimate
 
 if TYPE_CHECKING:
     from ..faces.images import QueryPhoto

@@ -91,7 +91,7 @@ def _open(db: str | None, index_dir: Path | None, **settings: object) -> Library
     import lookalike
 
     log.debug("opening the library %s", db or "named by LOOKALIKE_DB, else lookalike.db")
-    lib = lookalike.open(db=db, index_dir=index_dir, **settings)
+    lib = lookalike.open(db=db, index_dir=None if index_dir is None else str(index_dir), **settings)
     log.debug("opened the library %s (index folder %s)", lib.settings.db_url, lib.settings.index_dir)
     return lib
 

@@ -10,11 +10,14 @@
 
 The :class:`lookalike.library.Library` asks its backend and never branches on the kind
 itself; a backend is looked up by the SQLAlchemy dialect name (:func:`for_dialect`).
+Every index it opens is a :class:`lookalike.index.protocol.VectorIndex`; what only its
+own kind has (a FAISS file's ``reconcile``, pgvector's ``fill``), it reaches through
+:func:`unwrapped` (a reduced space's index wraps the backend's).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,9 +27,22 @@ from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismat
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import repo
 from .faiss_index import FaissIndex, Manifest
+from .protocol import VectorIndex
+from .reduction import ReducedIndex, Reduction
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from ..space import SpaceView
+    from . import upkeep
+    from .pgvector_index import PgVectorIndex
+
+
+def unwrapped(index: VectorIndex) -> VectorIndex:
+    """The index a backend opened, under any :class:`ReducedIndex` wrapper."""
+    while isinstance(index, ReducedIndex):
+        index = index.inner
+    return index
 
 
 @dataclass
@@ -60,18 +76,18 @@ class VectorBackend:
     # rather than one local writer with a process pool
     queued_ingest = False
 
-    def open_index(self, view: SpaceView):  # noqa: ANN201
+    def open_index(self, view: SpaceView) -> VectorIndex:
         """The space's index, ready to search (before any reduction wrapper)."""
         raise NotImplementedError
 
-    def writers(self, view: SpaceView):  # noqa: ANN201
+    def writers(self, view: SpaceView) -> AbstractContextManager[None]:
         """The exclusion an ingest or removal needs."""
         raise NotImplementedError
 
-    def info(self, view: SpaceView, index) -> dict:  # noqa: ANN001
+    def info(self, view: SpaceView, index: VectorIndex) -> dict:
         raise NotImplementedError
 
-    def stats(self, view: SpaceView, index) -> dict:  # noqa: ANN001
+    def stats(self, view: SpaceView, index: VectorIndex) -> dict:
         info = self.info(view, index)
         sp = view.space
         return {"space": sp.key, "model": sp.model, "detector": sp.detector, "aligner": sp.aligner,
@@ -87,11 +103,11 @@ class VectorBackend:
         """After ingest or removal: rebuild if the rules say so; the reason when it did."""
         raise NotImplementedError
 
-    def saved_matches(self, view: SpaceView, index) -> bool:  # noqa: ANN001
+    def saved_matches(self, view: SpaceView, index: VectorIndex) -> bool:
         """Whether what is saved already holds everything the open index holds."""
         return True
 
-    def changed(self, index) -> bool:  # noqa: ANN001
+    def changed(self, index: VectorIndex) -> bool:
         """Whether the open index is older than what another process has since saved."""
         return False
 
@@ -99,10 +115,10 @@ class VectorBackend:
         """After a removal committed: what the store must do so the removed rows are gone
         from its files too, not merely unlinked."""
 
-    def reduction_stored(self, view: SpaceView, session, space_id: int, red) -> None:  # noqa: ANN001
+    def reduction_stored(self, view: SpaceView, session: Session, space_id: int, red: Reduction) -> None:
         """Inside the transaction that stores a new PCA: make the stored vectors follow."""
 
-    def drop_space(self, view: SpaceView, session, key: str, space_id: int) -> None:  # noqa: ANN001
+    def drop_space(self, view: SpaceView, session: Session, key: str, space_id: int) -> None:
         """Inside the transaction that deletes a space's rows: its index goes too."""
 
     def reduction_committed(self, view: SpaceView) -> None:
@@ -141,10 +157,10 @@ class FaissBackend(VectorBackend):
         index.vector_source = view.index_vectors
         return index
 
-    def writers(self, view: SpaceView):  # noqa: ANN201
+    def writers(self, view: SpaceView) -> AbstractContextManager[None]:
         return view.write_lock()
 
-    def info(self, view: SpaceView, index) -> dict:  # noqa: ANN001
+    def info(self, view: SpaceView, index: VectorIndex) -> dict:
         from .choice import choose
 
         path, _ = FaissIndex.paths(view.settings.index_dir, view.space.key)
@@ -185,7 +201,7 @@ class FaissBackend(VectorBackend):
         index.vector_source = view.index_vectors
         view.forget_index()
 
-    def _plan(self, view: SpaceView, index):  # noqa: ANN001, ANN202
+    def _plan(self, view: SpaceView, index: VectorIndex) -> upkeep.Plan:
         from . import upkeep
 
         m = index.manifest
@@ -200,17 +216,18 @@ class FaissBackend(VectorBackend):
         self.build(view, todo.key, pinned=index.manifest.pinned)
         return todo.reason
 
-    def saved_matches(self, view: SpaceView, index) -> bool:  # noqa: ANN001
+    def saved_matches(self, view: SpaceView, index: VectorIndex) -> bool:
         path, _ = FaissIndex.paths(view.settings.index_dir, view.space.key)
         return path.exists() and index.manifest.ntotal == index.ntotal
 
     def reduction_committed(self, view: SpaceView) -> None:
         self.build(view, None, pinned=False)  # the file follows the new PCA
 
-    def changed(self, index) -> bool:  # noqa: ANN001
-        return index.changed_on_disk()
+    def changed(self, index: VectorIndex) -> bool:
+        base = unwrapped(index)
+        return isinstance(base, FaissIndex) and base.changed_on_disk()
 
-    def drop_space(self, view: SpaceView, session, key: str, space_id: int) -> None:  # noqa: ANN001
+    def drop_space(self, view: SpaceView, session: Session, key: str, space_id: int) -> None:
         for path in FaissIndex.paths(view.settings.index_dir, key):
             path.unlink(missing_ok=True)
 
@@ -254,7 +271,7 @@ class PgVectorBackend(VectorBackend):
     queued_ingest = True
     metric = "cosine (pgvector <=>)"
 
-    def open_index(self, view: SpaceView):  # noqa: ANN201
+    def open_index(self, view: SpaceView) -> PgVectorIndex:
         from .pgvector_index import PgVectorIndex
 
         red = view.reduction
@@ -263,12 +280,23 @@ class PgVectorBackend(VectorBackend):
         index.vector_source = view.index_vectors
         return index
 
-    def writers(self, view: SpaceView):  # noqa: ANN201
+    def writers(self, view: SpaceView) -> AbstractContextManager[None]:
         return nullcontext()  # transactions and row locks keep any number of writers apart
 
-    def info(self, view: SpaceView, index) -> dict:  # noqa: ANN001
+    @staticmethod
+    def own(index: VectorIndex) -> PgVectorIndex:
+        """The :class:`PgVectorIndex` under ``index`` (reduced or not)."""
+        from .pgvector_index import PgVectorIndex
+
+        base = unwrapped(index)
+        if not isinstance(base, PgVectorIndex):
+            raise TypeError(f"the pgvector backend was handed a {type(base).__name__}")
+        return base
+
+    def info(self, view: SpaceView, index: VectorIndex) -> dict:
         from sqlalchemy import text
 
+        index = self.own(index)
         with view.engine.connect() as conn:
             size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
                                 {"n": index.index_name}).scalar_one()
@@ -285,14 +313,14 @@ class PgVectorBackend(VectorBackend):
                               "(rebuild without --key to REINDEX it)")
         if reduce is not None:
             view.train_reduction(reduce)
-            view.index.ensure_index()  # the HNSW index of the new width, built once
+            self.own(view.index).ensure_index()  # the HNSW index of the new width, built once
             return
-        view.index.rebuild()
+        self.own(view.index).rebuild()
 
     def upkeep(self, view: SpaceView) -> str | None:
         return None  # PostgreSQL maintains its HNSW index as rows come and go
 
-    def drop_space(self, view: SpaceView, session, key: str, space_id: int) -> None:  # noqa: ANN001
+    def drop_space(self, view: SpaceView, session: Session, key: str, space_id: int) -> None:
         from .pgvector_index import PgVectorIndex
 
         PgVectorIndex.drop_indexes(session, space_id)
@@ -304,7 +332,7 @@ class PgVectorBackend(VectorBackend):
         with view.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM faces, photos, people, centroids")
 
-    def reduction_stored(self, view: SpaceView, session, space_id: int, red) -> None:  # noqa: ANN001
+    def reduction_stored(self, view: SpaceView, session: Session, space_id: int, red: Reduction) -> None:
         """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
         dropped (the next open builds the new width's); the reductions table is locked
         exclusively, so no writer adds a face until this commits."""
@@ -321,7 +349,7 @@ class PgVectorBackend(VectorBackend):
         """No file to drift; only rows stored before pgvector lack a vector."""
         with view.session() as session:
             n = len(repo.face_ids(session, view.space_id))
-        index = view.index
+        index = self.own(view.index)
         missing = index.missing()
         report = DoctorReport(view.space.key, n, n - len(missing), len(missing), 0)
         if fix and len(missing):

@@ -16,10 +16,15 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+from .protocol import FetchVectors, VectorIndex
+
+if TYPE_CHECKING:
+    import faiss
 
 MANIFEST_VERSION = 1
 EXACT_SUBSET = 20_000  # filtered searches over at most this many ids are scored exactly
@@ -55,9 +60,10 @@ class Manifest:
 
 
 class FaissIndex:
-    """An ``IndexIDMap2`` over an inner-product index, with atomic save."""
+    """An ``IndexIDMap2`` over an inner-product index, with atomic save
+    (a :class:`lookalike.index.protocol.VectorIndex`)."""
 
-    def __init__(self, folder: Path, manifest: Manifest, index=None) -> None:  # noqa: ANN001
+    def __init__(self, folder: Path, manifest: Manifest, index: faiss.IndexIDMap2 | None = None) -> None:
         import faiss
 
         self.folder = Path(folder)
@@ -65,12 +71,14 @@ class FaissIndex:
         if index is None:
             inner = faiss.index_factory(manifest.dim, manifest.index_key, faiss.METRIC_INNER_PRODUCT)
             if "efConstruction" in manifest.params:
-                faiss.downcast_index(inner).hnsw.efConstruction = int(manifest.params["efConstruction"])
+                graph = faiss.downcast_index(inner)
+                if isinstance(graph, faiss.IndexHNSW):
+                    graph.hnsw.efConstruction = int(manifest.params["efConstruction"])
             index = faiss.IndexIDMap2(inner)
             self._inner = inner  # the Python wrapper must outlive the IDMap that points at it
         self._index = index
         # optional: ids -> exact vectors, for re-ranking compressed (PQ) candidates
-        self.vector_source = None
+        self.vector_source: FetchVectors | None = None
         self.stamp: int | None = None  # the saved pair this object matches (changed_on_disk)
 
     @classmethod
@@ -225,13 +233,15 @@ class FaissIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete ``ids``; index types that cannot delete (HNSW) get tombstones instead."""
+        import faiss
+
         if len(ids) == 0:
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         try:
-            # FAISS's Python wrapper turns an array into an IDSelectorBatch it keeps alive;
-            # an IDSelectorArray built here would point at freed memory (segfault)
-            return int(self._index.remove_ids(ids))
+            # an IDSelectorBatch copies the ids (what FAISS's wrapper builds from an array);
+            # an IDSelectorArray would point at the array's memory (a segfault once it is freed)
+            return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         except RuntimeError:
             present = np.intersect1d(ids, faiss_ids(self._index))
             fresh = np.setdiff1d(present, np.asarray(self.manifest.tombstones, dtype=np.int64))
@@ -248,7 +258,7 @@ class FaissIndex:
 
         storage = getattr(faiss.downcast_index(self._index.index), "storage", None)
         flat = faiss.downcast_index(storage) if storage is not None else None
-        if flat is None or not hasattr(flat, "codes") or len(ids) == 0:
+        if not isinstance(flat, faiss.IndexFlatCodes) or len(ids) == 0:
             return
         rows = np.nonzero(np.isin(faiss_ids(self._index), ids))[0]
         codes = faiss.vector_to_array(flat.codes)
@@ -269,7 +279,9 @@ class FaissIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.manifest.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
         dead = np.asarray(self.manifest.tombstones, dtype=np.int64)
-        selector = None
+        # the selectors are locals of this call, alive until FAISS's search returns (and
+        # FAISS's wrappers also reference an IDSelectorNot's inner selector and params.sel)
+        selector: faiss.IDSelector | None = None
         if allowed is not None:
             allowed = np.setdiff1d(np.asarray(allowed, dtype=np.int64), dead)
             if len(allowed) == 0:
@@ -283,14 +295,15 @@ class FaissIndex:
         elif len(dead):
             batch = faiss.IDSelectorBatch(dead)
             selector = faiss.IDSelectorNot(batch)
-            selector.batch_ref = batch  # keep the inner selector alive
         params = self._search_params(selector)
-        rerank = int(self.manifest.params.get("rerank", 0))
-        fetch = k * rerank if rerank and self.vector_source is not None else k
+        factor = int(self.manifest.params.get("rerank", 0))
+        source = self.vector_source if factor else None
+        fetch = k * factor if source is not None else k
         sims, ids = self._index.search(queries, fetch, params=params) if params is not None \
             else self._index.search(queries, fetch)
-        if fetch != k:
-            sims, ids = self._rerank(queries, ids, k)
+        if source is not None and fetch != k:
+            # exact cosine on the candidates' full vectors (compressed codes are approximate)
+            sims, ids = rerank(queries, ids, k, source)
         return sims, ids
 
     def _exact(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -307,31 +320,29 @@ class FaissIndex:
         out[:, :k_eff] = ids[order]
         return sims, out
 
-    def _search_params(self, selector):  # noqa: ANN001, ANN202
+    def _search_params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
         import faiss
 
         inner = faiss.downcast_index(self._index.index)
         p = self.manifest.params
+        params: faiss.SearchParameters
         if isinstance(inner, faiss.IndexHNSW):
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = int(p.get("efSearch", 256))
+            graph = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
+            graph.efSearch = int(p.get("efSearch", 256))
+            params = graph
         elif isinstance(inner, faiss.IndexIVF):
-            params = faiss.SearchParametersIVF()
-            params.nprobe = int(p.get("nprobe", 16))
+            lists = faiss.SearchParametersIVF()
+            lists.nprobe = int(p.get("nprobe", 16))
+            params = lists
         elif selector is None:
             return None
         else:
             params = faiss.SearchParameters()
         if selector is not None:
             params.sel = selector
-        params.selector_ref = selector  # keep it alive for the call
         return params
 
-    def _rerank(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact cosine on the candidates' full vectors (compressed codes are approximate)."""
-        return rerank(queries, ids, k, self.vector_source)
-
-    def reconcile(self, db_ids: np.ndarray, fetch_vectors) -> tuple[int, int]:  # noqa: ANN001
+    def reconcile(self, db_ids: np.ndarray, fetch_vectors: FetchVectors) -> tuple[int, int]:
         """Make the index hold exactly ``db_ids``: add what is missing (vectors from
         ``fetch_vectors(ids)``), drop orphans. Returns (added, removed)."""
         have = self.ids()
@@ -344,7 +355,8 @@ class FaissIndex:
         return len(missing), removed
 
 
-def rerank(queries: np.ndarray, candidates: np.ndarray, k: int, vectors_of) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def rerank(queries: np.ndarray, candidates: np.ndarray, k: int,
+           vectors_of: FetchVectors) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, ids) of the exact top-``k`` among each query's candidate ids (-1 =
     none), scored on ``vectors_of(ids)``: how approximate indexes give exact answers."""
     out_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
@@ -359,7 +371,7 @@ def rerank(queries: np.ndarray, candidates: np.ndarray, k: int, vectors_of) -> t
     return out_s, out_i
 
 
-def faiss_ids(index) -> np.ndarray:  # noqa: ANN001
+def faiss_ids(index: faiss.IndexIDMap) -> np.ndarray:
     import faiss
 
     return faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -377,3 +389,7 @@ def _fsync_replace(tmp: Path, target: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the protocol
+    _satisfies: type[VectorIndex] = FaissIndex

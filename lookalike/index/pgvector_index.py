@@ -4,8 +4,9 @@ Vectors are written in the same INSERT as their face row, so the index can never
 from the metadata: adding, removing and saving are no-ops here, a removed face's vector
 goes with its row. Each embedding space gets a partial HNSW index on the expression
 ``vec::vector(dim)`` (one table holds every space; pgvector needs a fixed dimension per
-index). Same interface as :class:`lookalike.index.faiss_index.FaissIndex` where the
-library uses it: ``ntotal``, ``ids()``, ``search(queries, k, allowed)``.
+index). Same interface as :class:`lookalike.index.faiss_index.FaissIndex`
+(:class:`lookalike.index.protocol.VectorIndex`): ``ntotal``, ``ids()``,
+``search(queries, k, allowed)``, ``add``/``remove``/``save`` (which only keep the count).
 
 pgvector's HNSW takes at most 2,000 dimensions; wider spaces are searched exactly (a
 sequential scan) until a reduction is stored for them.
@@ -14,11 +15,17 @@ sequential scan) until a reduction is stored for them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, text
 
 from ..store.db import EF_SEARCH
+from .protocol import FetchVectors, VectorIndex
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 HNSW_MAX_DIM = 2000
 HNSW_M = 16
@@ -39,12 +46,14 @@ class PgManifest:
 
 
 class PgVectorIndex:
+    """One space's ``faces.vec`` rows as a :class:`lookalike.index.protocol.VectorIndex`."""
+
     kind = "pgvector"
 
     def __init__(self, engine: Engine, space: str, space_id: int, dim: int, reduced: bool = False) -> None:
         self.engine, self.space_id, self.dim, self.reduced = engine, int(space_id), int(dim), reduced
         self.hnsw = dim <= HNSW_MAX_DIM
-        self.vector_source = None
+        self.vector_source: FetchVectors | None = None
         self._count: int | None = None
         self._expr = f"vec::vector({self.dim})"
         key = (f"pgvector HNSW (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}), cosine" if self.hnsw
@@ -59,7 +68,7 @@ class PgVectorIndex:
         return f"faces_vec_hnsw_{self.space_id}" + (f"_r{self.dim}" if self.reduced else "")
 
     @staticmethod
-    def drop_indexes(session, space_id: int) -> None:  # noqa: ANN001
+    def drop_indexes(session: Session, space_id: int) -> None:
         """Drop every HNSW index of a space (before its vectors change width)."""
         names = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'faces' "
                                      "AND indexname ~ :pattern"),
@@ -68,7 +77,7 @@ class PgVectorIndex:
             session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
 
     @staticmethod
-    def write_vectors(session_or_conn, ids: np.ndarray, vectors: np.ndarray) -> None:  # noqa: ANN001
+    def write_vectors(session_or_conn: Session | Connection, ids: np.ndarray, vectors: np.ndarray) -> None:
         """``faces.vec`` of ``ids`` := ``vectors`` (one statement, many rows)."""
         from pgvector.sqlalchemy import Vector
 
@@ -166,7 +175,7 @@ class PgVectorIndex:
     def save(self) -> None:
         return None
 
-    def fill(self, ids: np.ndarray, fetch_vectors) -> int:  # noqa: ANN001
+    def fill(self, ids: np.ndarray, fetch_vectors: FetchVectors) -> int:
         """Write the vector column of ``ids`` from their embedding blobs (doctor --fix)."""
         done = 0
         for start in range(0, len(ids), 1000):
@@ -176,3 +185,7 @@ class PgVectorIndex:
             done += len(chunk)
         self._count = None
         return done
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the protocol
+    _satisfies: type[VectorIndex] = PgVectorIndex

@@ -26,8 +26,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .protocol import FetchVectors, IndexManifest, VectorIndex
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 REDUCE_ABOVE = 1024
 TARGET_DIM = 256
@@ -108,7 +114,7 @@ def train(vectors: np.ndarray, dim_out: int) -> Reduction:
 
 
 # -- stored in the database (``reductions``) -----------------------------------------------
-def load(session, space_id: int, lock: bool = False) -> Reduction | None:  # noqa: ANN001
+def load(session: Session, space_id: int, lock: bool = False) -> Reduction | None:
     """The space's stored reduction. ``lock`` (PostgreSQL) takes a share lock for the rest of
     the transaction: a writer reducing new vectors keeps a retraining (which locks the table
     exclusively) from committing in between."""
@@ -127,7 +133,7 @@ def load(session, space_id: int, lock: bool = False) -> Reduction | None:  # noq
                      row.trained_on, row.explained, row.uid)
 
 
-def store(session, space_id: int, reduction: Reduction) -> None:  # noqa: ANN001
+def store(session: Session, space_id: int, reduction: Reduction) -> None:
     """Record ``reduction`` as the space's (replacing any other); the caller commits."""
     from ..store.schema import Reduction as Row
 
@@ -147,14 +153,44 @@ def store(session, space_id: int, reduction: Reduction) -> None:  # noqa: ANN001
 class ReducedIndex:
     """An index over reduced vectors that answers in full ones: queries are reduced, the
     inner index (FAISS or pgvector) proposes :func:`candidates`, their full vectors rank
-    them exactly. Everything else is the inner index's."""
+    them exactly. Everything else of :class:`lookalike.index.protocol.VectorIndex` is the
+    inner index's; what only one kind of index has, its backend reaches through ``inner``."""
 
-    def __init__(self, inner, reduction: Reduction, full_vectors) -> None:  # noqa: ANN001
+    def __init__(self, inner: VectorIndex, reduction: Reduction, full_vectors: FetchVectors) -> None:
         self.inner, self.reduction, self.full_vectors = inner, reduction, full_vectors
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - ntotal, ids, remove, save, manifest, ...
-        return getattr(self.inner, name)
+    # -- the inner index's --------------------------------------------------------------
+    @property
+    def vector_source(self) -> FetchVectors | None:
+        """The inner index's: ids -> their reduced vectors."""
+        return self.inner.vector_source
 
+    @vector_source.setter
+    def vector_source(self, source: FetchVectors | None) -> None:
+        self.inner.vector_source = source
+
+    @property
+    def manifest(self) -> IndexManifest:
+        return self.inner.manifest
+
+    @property
+    def ntotal(self) -> int:
+        return self.inner.ntotal
+
+    @property
+    def tombstone_share(self) -> float:
+        return self.inner.tombstone_share
+
+    def ids(self) -> np.ndarray:
+        return self.inner.ids()
+
+    def remove(self, ids: np.ndarray) -> int:
+        return self.inner.remove(ids)
+
+    def save(self) -> None:
+        self.inner.save()
+
+    # -- full vectors in, full vectors out ---------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.inner.add(ids, self.reduction.apply(vectors))
 
@@ -165,3 +201,7 @@ class ReducedIndex:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.reduction.dim_in)
         _, found = self.inner.search(self.reduction.apply(queries), candidates(k), allowed)
         return rerank(queries, found, k, self.full_vectors)
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the protocol
+    _satisfies: type[VectorIndex] = ReducedIndex

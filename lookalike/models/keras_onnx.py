@@ -68,7 +68,7 @@ class UnsupportedModelError(ValueError):
 # --------------------------------------------------------------------------- #
 
 
-def _as_str(value: Any) -> str:
+def _as_str(value: object) -> str:
     """Decode an h5 attribute (bytes or str) to ``str``."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -153,7 +153,7 @@ def _valid_out(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
     return (size - effective) // stride + 1
 
 
-def _pair(value: Any, what: str, layer: str) -> tuple[int, int]:
+def _pair(value: object, what: str, layer: str) -> tuple[int, int]:
     """Normalise a Keras int-or-pair option to a 2-tuple of ints."""
     if isinstance(value, int):
         return value, value
@@ -184,9 +184,13 @@ class _GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def node(self, op: str, inputs: Sequence[str], output: str, **attrs: Any) -> str:
+    def node(self, op: str, inputs: Sequence[str], output: str, **attrs: int | float | str | list[int]) -> str:
         """Append one ONNX node with a single output and return the output name."""
-        self.nodes.append(helper.make_node(op, list(inputs), [output], name=output, **attrs))
+        node = helper.make_node(op, list(inputs), [output], name=output)
+        # the attributes as make_node(**attrs) adds them (by name), never mixed up with its own
+        # name / doc_string / domain parameters
+        node.attribute.extend(helper.make_attribute(key, value) for key, value in sorted(attrs.items()))
+        self.nodes.append(node)
         return output
 
     def layer_weights(self, layer: str, required: Sequence[str]) -> dict[str, np.ndarray]:

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import sqlite_path
 from ..errors import ConfigError, SchemaTooNew
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import psycopg
+    from alembic.config import Config
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
 
@@ -38,7 +46,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -52,12 +60,12 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         engine = create_engine(url, pool_pre_ping=True)
-    except Exception as err:  # noqa: BLE001 - bad URL, missing driver
+    except Exception as err:
         raise ConfigError(f"cannot open database {url!r}: {err}") from err
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")
-        def _pg_session(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _pg_session(dbapi_conn: psycopg.Connection[Any], _record: ConnectionPoolEntry) -> None:
             # once per connection, not per search: HNSW walks wide enough for look-alikes
             # (a custom setting; it holds before pgvector's library is loaded, too)
             prior = dbapi_conn.autocommit
@@ -68,7 +76,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _alembic_config(engine: Engine):
+def _alembic_config(engine: Engine) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -110,7 +118,7 @@ def migrate(engine: Engine) -> str:
         )
     cfg = _alembic_config(engine)
     if engine.dialect.name == "sqlite":
-        _migrate_sqlite(engine, cfg, command)
+        _migrate_sqlite(engine, cfg)
         return head or ""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -126,11 +134,13 @@ def migrate(engine: Engine) -> str:
     return head or ""
 
 
-def _migrate_sqlite(engine: Engine, cfg, command) -> None:  # noqa: ANN001
+def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
     """SQLite changes a column by copying its table and dropping the old one; with foreign
     keys on, that drop would cascade (a person's centroids deleted, their faces orphaned).
     So foreign keys are off for the migration (a pragma that only works outside a
     transaction) and checked afterwards."""
+    from alembic import command
+
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         conn.commit()  # ends SQLAlchemy's autobegun transaction; SQLite itself had none open

@@ -22,13 +22,21 @@ starts the photo is stored as an error instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from .schema import QueueAttempt, QueueItem, QueueState
+from .schema import PhotoStatus, QueueAttempt, QueueItem, QueueState
+
+if TYPE_CHECKING:
+    from ..ingest.corpus import Item
+
+    # what the ingest reader hands over for each photo: (item, sha256, size, data, replaces)
+    Task = tuple[Item, str, int, bytes, bool]
 
 MAX_ATTEMPTS = 3  # starts on one photo before it is settled as an error
 CLAIM = 4  # photos per claim: one transaction, held for about a second per worker
@@ -48,7 +56,7 @@ class Collected:
     conflict: bool
 
 
-def enqueue(session: Session, space_id: int, run: str, tasks, faces_mode: str,  # noqa: ANN001
+def enqueue(session: Session, space_id: int, run: str, tasks: Iterable[Task], faces_mode: str,
             analyzer: str | None) -> int:
     """Queue ``tasks`` (``(item, sha256, size, data, replaces)`` from the ingest reader) for
     ``run``. A path already queued is taken over by this run (and set pending again); the
@@ -117,7 +125,9 @@ def collect(session: Session, run: str) -> list[Collected]:
         delete(QueueItem).where(QueueItem.run == run, QueueItem.state == QueueState.done.value)
         .returning(QueueItem.path, QueueItem.person, QueueItem.status, QueueItem.reason, QueueItem.faces,
                    QueueItem.sha256, QueueItem.conflict)).all()
-    return [Collected(*r) for r in rows]
+    # finish() gives every done row its status; a row without one is reported as an error
+    return [Collected(path, person, status or PhotoStatus.error.value, reason, faces, sha, conflict)
+            for path, person, status, reason, faces, sha, conflict in rows]
 
 
 def pending(session: Session, run: str | None = None) -> int:

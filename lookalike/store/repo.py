@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, func, select, text
+from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from .schema import Face, FaceEstimate, Person, Photo, PhotoStatus, Space
+from .schema import Base, Calibration, Face, FaceEstimate, Person, Photo, PhotoStatus, Space
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from ..ingest.corpus import Profile as ManifestProfile
 
 CENTROID_LOCK = 0x6C6B6332  # pg_advisory_xact_lock(CENTROID_LOCK, space id): "lkc2"
 
@@ -49,7 +54,8 @@ def create_space(session: Session, key: str, model: str, detector: str, aligner:
     return space
 
 
-def upsert_person(session: Session, name: str, profile=None, cache: dict | None = None) -> int:  # noqa: ANN001
+def upsert_person(session: Session, name: str, profile: ManifestProfile | None = None,
+                  cache: dict | None = None) -> int:
     """Id of the person called ``name``, created if new; a manifest profile overwrites."""
     if cache is not None and name in cache and profile is None:
         return cache[name]
@@ -59,7 +65,7 @@ def upsert_person(session: Session, name: str, profile=None, cache: dict | None 
         # the same person right now; whoever commits first wins, the other reads that row
         session.execute(_insert(session, Person).values(name=name, consent_display=None)
                         .on_conflict_do_nothing(index_elements=["name"]))
-        person = session.scalar(select(Person).where(Person.name == name))
+        person = session.scalars(select(Person).where(Person.name == name)).one()
     if profile is not None:
         person.display_name = profile.display_name
         person.role = profile.role
@@ -75,13 +81,15 @@ def upsert_person(session: Session, name: str, profile=None, cache: dict | None 
     return person.id
 
 
-def _insert(session: Session, table):  # noqa: ANN001, ANN202
+def _insert(session: Session, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT (both SQLite's and PostgreSQL's have ``on_conflict_do_nothing``)."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,8 @@ class Known:
     person: str | None
 
 
-def _known(session: Session, space_id: int, column, values: list[str], *where) -> list[Known]:  # noqa: ANN001
+def _known(session: Session, space_id: int, column: SQLColumnExpression[str | None], values: list[str],
+           *where: ColumnElement[bool]) -> list[Known]:
     """Photo rows whose ``column`` is in ``values``, lowest id last (chunked IN queries)."""
     out: list[Known] = []
     for start in range(0, len(values), 900):  # SQLite's bound-parameter limit
@@ -155,7 +164,7 @@ def known_by_path(session: Session, space_id: int, paths: list[str]) -> dict[str
 def first_by_sha(session: Session, space_id: int, shas: list[str]) -> dict[str, Known]:
     """For each sha256, the first (lowest id) non-duplicate photo with those bytes."""
     return {k.sha256: k for k in _known(session, space_id, Photo.sha256, shas,
-                                        Photo.status != PhotoStatus.duplicate.value)}
+                                        Photo.status != PhotoStatus.duplicate.value) if k.sha256 is not None}
 
 
 def delete_photo(session: Session, photo: Photo) -> list[int]:
@@ -241,7 +250,7 @@ class Profile:
 
 def profiles(session: Session, names: Iterable[str]) -> dict[str, Profile]:
     names = sorted({n for n in names if n})
-    rows = session.scalars(select(Person).where(Person.name.in_(names))) if names else []
+    rows: Iterable[Person] = session.scalars(select(Person).where(Person.name.in_(names))) if names else []
     return {p.name: Profile(p.name, p.display_name, p.role, p.organisation, p.story,
                             tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
             for p in rows}
@@ -251,7 +260,8 @@ def display_tags(session: Session) -> list[str]:
     """Self-declared tags of the people who consented to be displayed, sorted."""
     tags: set[str] = set()
     for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None))):
-        tags.update(json.loads(raw))
+        if raw is not None:
+            tags.update(json.loads(raw))
     return sorted(tags)
 
 
@@ -418,7 +428,7 @@ def person_ids_of(session: Session, face_ids: np.ndarray) -> set[int]:
     out: set[int] = set()
     for start in range(0, len(ids), 900):
         out.update(pid for (pid,) in session.execute(
-            select(Face.person_id).where(Face.id.in_(ids[start:start + 900])).distinct()))
+            select(Face.person_id).where(Face.id.in_(ids[start:start + 900])).distinct()) if pid is not None)
     return out
 
 
@@ -426,20 +436,17 @@ def person_face_ids(session: Session, space_id: int, person_ids: list[int]) -> d
     out: dict[int, list[int]] = {}
     for fid, pid in session.execute(select(Face.id, Face.person_id).where(
             Face.space_id == space_id, Face.person_id.in_(person_ids))):
-        out.setdefault(pid, []).append(fid)
+        if pid is not None:
+            out.setdefault(pid, []).append(fid)
     return out
 
 
-def calibration(session: Session, space_id: int):  # noqa: ANN201
-    from .schema import Calibration
-
+def calibration(session: Session, space_id: int) -> Calibration | None:
     return session.get(Calibration, space_id)
 
 
 def save_calibration(session: Session, space_id: int, threshold: float, floor: float, source: str,
                      figures: dict) -> None:
-    from .schema import Calibration
-
     row = session.get(Calibration, space_id) or Calibration(space_id=space_id)
     row.threshold, row.floor, row.source = float(threshold), float(floor), source
     row.figures = json.dumps(figures)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -26,6 +27,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.types import TypeEngine
 
 
 def _now() -> datetime:
@@ -111,14 +117,14 @@ class VectorColumn(TypeDecorator):
     impl = LargeBinary
     cache_ok = True
 
-    def load_dialect_impl(self, dialect):  # noqa: ANN001, ANN201
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
             from pgvector.sqlalchemy import Vector
 
             return dialect.type_descriptor(Vector())
         return dialect.type_descriptor(LargeBinary())
 
-    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+    def process_bind_param(self, value: np.ndarray | None, dialect: Dialect) -> np.ndarray | None:
         return value if dialect.name == "postgresql" else None
 
 

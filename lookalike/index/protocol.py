@@ -1,0 +1,105 @@
+"""What every vector index offers: the interface the library, search and ingest use.
+
+Three classes satisfy it: :class:`lookalike.index.faiss_index.FaissIndex` (a file per
+space), :class:`lookalike.index.pgvector_index.PgVectorIndex` (``faces.vec`` searched in
+SQL) and :class:`lookalike.index.reduction.ReducedIndex` (either of them over PCA-reduced
+vectors, answering in full ones). Anything else an index has (FAISS's ``reconcile`` and
+``changed_on_disk``, pgvector's ``missing``, ``fill`` and ``ensure_index``) belongs to
+its backend (:mod:`lookalike.index.backends`), which unwraps a reduced index to reach it.
+
+Both protocols are ``runtime_checkable`` for tests; ``isinstance`` against them reads
+every member (on Python 3.11 that includes the properties: a pgvector ``ntotal`` counts
+rows), so production code tests for the concrete classes instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+# ids -> their vectors (rows in the order of the ids): what an index re-ranks on
+FetchVectors = Callable[[np.ndarray], np.ndarray]
+
+
+@runtime_checkable
+class IndexManifest(Protocol):
+    """What an index says about itself (``index info``, upkeep): the FAISS
+    :class:`~lookalike.index.faiss_index.Manifest` or pgvector's ``PgManifest``."""
+
+    @property
+    def space(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def index_key(self) -> str:
+        """The FAISS factory string, or a description of the pgvector index."""
+        ...
+
+    @property
+    def ntotal(self) -> int:
+        """Vectors as last saved (FAISS) or counted (pgvector)."""
+        ...
+
+    @property
+    def params(self) -> dict:
+        """Search-time parameters (efSearch, nprobe, rerank; hnsw.ef_search)."""
+        ...
+
+    @property
+    def tombstones(self) -> list:
+        """Ids removed but still stored (HNSW files); always empty on pgvector."""
+        ...
+
+    @property
+    def pinned(self) -> bool:
+        """The key was chosen by hand: upkeep keeps it."""
+        ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """One embedding space's index. Ids are ``faces.id``; vectors are unit length and
+    scores are cosine similarities."""
+
+    # optional: ids -> the vectors the index holds, for exact scoring of a small allowed
+    # set or re-ranking compressed candidates; set by the backend that opens the index
+    vector_source: FetchVectors | None
+
+    @property
+    def manifest(self) -> IndexManifest: ...
+
+    @property
+    def ntotal(self) -> int:
+        """How many live vectors the index holds (cheap: every page asks)."""
+        ...
+
+    @property
+    def tombstone_share(self) -> float:
+        """Share of the stored vectors that are removed faces (0 where deletion is real)."""
+        ...
+
+    def ids(self) -> np.ndarray:
+        """Ids of the live vectors (int64)."""
+        ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Index ``vectors`` (one row per id, as wide as the space's vectors) under ``ids``."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop ``ids``; returns how many the index itself removed."""
+        ...
+
+    def save(self) -> None:
+        """Make the index durable (a no-op where the database is the index)."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
+        ``allowed`` restricts the answer to those ids."""
+        ...

@@ -1,0 +1,105 @@
+"""The shape of the house, checked: no import cycle, every part named in the README's map,
+heavy libraries never imported with the package, and the API's exports really there."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+import lookalike
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lookalike"
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_back_even_lazily():
+    """Lazy imports inside functions count too; only TYPE_CHECKING imports do not."""
+    graph = grimp.build_graph("lookalike", exclude_type_checking_imports=True)
+    modules = set(graph.modules)
+    edges = {m: set(graph.find_modules_directly_imported_by(m)) & modules for m in modules}
+    assert _cycles(edges) == []
+
+
+def test_the_readme_map_names_every_package_and_top_level_module():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## Architecture"):]
+    block = block[block.index("lookalike/\n"):]
+    block = block[:block.index("```")]
+    parts = [p.name + "/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    parts += [p.name for p in PACKAGE.glob("*.py")]
+    missing = [p for p in parts if not re.search(rf"(^|\s){re.escape(p)}(\s|$)", block, re.M)]
+    assert missing == [], f"the README's architecture section does not name {missing}"
+    for package in PACKAGE.iterdir():  # each module of a stage package is named beside it
+        if package.is_dir() and (package / "__init__.py").exists() and package.name not in ("ui", "cli"):
+            for module in package.glob("*.py"):
+                if module.name != "__init__.py":
+                    assert module.name in block, f"{package.name}/{module.name} is not in the README's map"
+
+
+def test_importing_the_package_loads_no_heavy_library():
+    code = ("import sys, lookalike, lookalike.cli; "
+            "print(sorted(m for m in ('cv2', 'faiss', 'deepface', 'dlib', 'onnxruntime', 'sqlalchemy', "
+            "'numpy', 'streamlit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_api_exports_what_users_need():
+    for name in lookalike.__all__:
+        assert getattr(lookalike, name) is not None, name
+    assert issubclass(lookalike.ConfigError, lookalike.LookalikeError)
+    assert lookalike.SearchOptions(k=3).k == 3
