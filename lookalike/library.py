@@ -291,6 +291,7 @@ class Library:
                         raise NotFound(f"no person named {person!r} in this library")
                     photos = list(session.scalars(select(Photo).where(Photo.person_id == row.id)))
                 else:
+                    assert photo is not None
                     path = str(Path(photo).expanduser().absolute())
                     photos = list(session.scalars(select(Photo).where(Photo.path == path)))
                     if not photos:
@@ -398,7 +399,7 @@ class Library:
                 return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
                         "estimates": {"faces": 0, "emotion": {}, "age_band": {}}, "db": self.settings.db_url}
             space_id = self.existing_space_id()
-            out = repo.counts(session, space_id)
+            out: dict[str, object] = dict(repo.counts(session, space_id))
             out["statuses"] = repo.status_counts(session, space_id)
             out["estimates"] = repo.estimate_summary(session, space_id)
         out["index"] = self.backend.stats(self.view, self.index)

@@ -141,7 +141,7 @@ class SpaceView:
                 self._space_id = row.id
             with self.session() as session:
                 self._reduction = reduction.load(session, self._space_id)
-        assert self._reduction is not False
+        assert not isinstance(self._reduction, bool)
         return self._reduction
 
     def index_vectors(self, ids: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ def faces() -> Path:
 
 
 def cli(*args: str, env: dict | None = None, cwd: Path | None = None,
-        input: str | None = None) -> subprocess.CompletedProcess:
+        stdin: str | None = None) -> subprocess.CompletedProcess:
     """The real ``lookalike`` command run in this process (typer's CliRunner): the same
     parsing, commands, output and exit codes, without a new interpreter and fresh imports
     per call. An exception that escapes a command is printed to stderr with its traceback,
@@ -48,7 +48,7 @@ def cli(*args: str, env: dict | None = None, cwd: Path | None = None,
     from lookalike.cli import app
 
     with chdir(cwd) if cwd is not None else nullcontext():
-        result = CliRunner().invoke(app, list(args), env=env, input=input)
+        result = CliRunner().invoke(app, list(args), env=env, input=stdin)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))
@@ -81,7 +81,7 @@ def artifacts(request, tmp_path_factory) -> Path:
     return folder
 
 
-def pytest_terminal_summary(terminalreporter, config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, config) -> None:
     folder = config.stash.get(_ARTIFACTS, None)
     if folder is not None:
         terminalreporter.write_line(f"test artefacts (screenshots): {folder}")
@@ -226,7 +226,7 @@ class Backend:
         self.name, self.url, self.index_dir = name, url, index_dir
         self._engine = None
 
-    def open(self):  # noqa: ANN201
+    def open(self):
         import lookalike
 
         return lookalike.open(self.url, index_dir=self.index_dir)
@@ -243,7 +243,7 @@ class Backend:
             return [tuple(r) for r in conn.execute(text(query))]
 
 
-def make_backend(request, folder: Path, kind: str) -> Backend:  # noqa: ANN001
+def make_backend(request, folder: Path, kind: str) -> Backend:
     if kind == "sqlite":
         return Backend(kind, str(folder / "lib.db"), folder / "indexes")
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
