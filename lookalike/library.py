@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
+    from .index.protocol import VectorIndex
     from .ingest.corpus import Item
     from .ingest.report import IngestReport, Progress
     from .query.person import PersonReport
@@ -94,7 +95,7 @@ class Library:
         return self.view.space_id
 
     @property
-    def index(self) -> Any:  # noqa: ANN401 - see SpaceView.index
+    def index(self) -> VectorIndex:
         return self.view.index
 
     @property

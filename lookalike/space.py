@@ -15,7 +15,7 @@ import fcntl
 import os
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
+    from .index.protocol import VectorIndex
     from .index.reduction import Reduction
     from .query.search import Filter
 
@@ -73,7 +74,7 @@ class SpaceView:
         self._sessions = sessions
         self._space_id = space_id
         self._analyzers = analyzers if analyzers is not None else {}
-        self._index: Any = None  # see the index property
+        self._index: VectorIndex | None = None  # see the index property
         self._pipeline: FacePipeline | None = None
         self._centroids: dict | None = None
         self._calibration: Calibration | None = None
@@ -151,7 +152,7 @@ class SpaceView:
         return red.apply(full) if red is not None else full
 
     @property
-    def index(self) -> Any:  # noqa: ANN401 - FaissIndex, PgVectorIndex or ReducedIndex (lookalike.index)
+    def index(self) -> VectorIndex:
         """The space's index (:mod:`lookalike.index.backends`): a FAISS file topped up from the
         database, or the pgvector column; wrapped to re-rank on full vectors when the space
         is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""

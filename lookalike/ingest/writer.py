@@ -143,7 +143,7 @@ class Writer:
         if stale:
             self.lib.index.remove(np.asarray(stale, dtype=np.int64))
             self.dirty = True
-        if len(new_ids):
+        if vectors is not None:  # the batch gave faces (new_ids and vectors go together)
             self.lib.index.add(new_ids, vectors)
             self.dirty = True
         for r in batch:
