@@ -183,7 +183,7 @@ def wide(folder: Path, n: int) -> dict:
             session.commit()
         if backend == "postgres":
             lib.doctor(fix=True)  # faces.vec from the blobs, as for rows stored before pgvector
-        lib._index = None
+        lib.forget_index()
         row = {}
         for stage in ("exact_4096", "pca_256_rerank"):
             if stage == "pca_256_rerank":

@@ -13,6 +13,7 @@ FAISS, OpenCV) load on first use, never on import; the option types load on firs
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -41,6 +42,12 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+# onnxruntime (SFace, YuNet's neighbours, the offline analyzers) >= 1.32 starts Microsoft's
+# telemetry when imported: an uploader and a ".ses" file in $TMPDIR. Nothing of a visitor may
+# leave or stay behind, so it is off before any model loads, for this process, its workers and
+# `lookalike ui`'s server (they inherit the environment); a user who wants it sets it to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 if TYPE_CHECKING:
     from .analysis import AnalyzerName
     from .faces.pipeline import FacesMode, Space
@@ -66,7 +73,8 @@ def __getattr__(name: str) -> Any:  # noqa: ANN401 - whichever class was asked f
     raise AttributeError(f"module 'lookalike' has no attribute {name!r}")
 
 
-def open(db: str | None = None, index_dir: str | None = None, **settings: Any) -> Library:  # noqa: A001, ANN401
+def open(db: str | os.PathLike[str] | None = None, index_dir: str | os.PathLike[str] | None = None,  # noqa: A001 - lookalike.open, like the builtin
+         **settings: Any) -> Library:  # noqa: ANN401 - Settings fields, checked by Settings.resolve
     """Open (creating or upgrading) the library at ``db``; see :class:`lookalike.library.Library`."""
     from .library import open_library
 

@@ -418,7 +418,7 @@ class Library:
 
 
 
-def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | Path | None = None,
+def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | os.PathLike[str] | None = None,
                  **settings: object) -> Library:
     """Open (creating or upgrading) the library at ``db`` (a path or SQLAlchemy URL)."""
     return Library(Settings.resolve(db=db, index_dir=index_dir, **settings))

@@ -155,6 +155,16 @@ def test_nothing_of_the_visitor_is_stored_without_out_or_jsonl(library, visitors
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and not any(scratch.iterdir())  # nor anywhere else
 
 
+def test_verbose_reaches_the_matching_worker(library, visitors, tmp_path):
+    """``-v`` sets the level in the CLI process; the spawned matcher logs at it too."""
+    video, _ = visitors
+    run = _cli("-v", "webcam", "--source", str(video), "--no-window", "--jsonl", str(tmp_path / "m.jsonl"),
+               "--db", _db(library))
+    assert run.returncode == 0, run.stderr
+    assert "DEBUG lookalike.cli._common: opened the library" in run.stderr
+    assert "DEBUG lookalike.live.matcher: matching worker started" in run.stderr  # from the worker process
+
+
 def _running(pid: str) -> bool:
     """Alive and not a zombie (an exited orphan waiting for an init that may never reap it)."""
     try:

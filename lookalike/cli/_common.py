@@ -39,15 +39,10 @@ def _global_options(
         "--verbose", "-v", help="Log what happens, at debug level, on stderr (default: warnings only).")] = False,
 ) -> None:
     # runs before every command; worker processes read the level it exports
-    import os
 
     from .. import logs
 
     logs.setup(logging.DEBUG if verbose else logging.WARNING)
-    # onnxruntime (SFace, the offline analyzers) >= 1.32 starts Microsoft's 1DS telemetry on
-    # import: an uploader and a ".ses" file in $TMPDIR. Nothing leaves or is left behind here;
-    # set before any model loads, inherited by every worker and by `lookalike ui`'s server
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 class FacesChoice(str, Enum):
