@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli
 
 from lookalike.analysis import EMOTIONS, AnalyzerName
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    """The CLI in this process (:func:`conftest.cli`); the tests that need a process of
+    their own start ``python -m lookalike.cli`` themselves."""
+    return cli(*args, env=env)
 
 
 @pytest.fixture(scope="module")

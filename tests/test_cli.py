@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
+    """The CLI in this process (:func:`conftest.cli`); the tests that need a process of
+    their own start ``python -m lookalike.cli`` themselves."""
+    return cli(*args, env=env, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
+from conftest import cli
 
 from lookalike.measure import explore
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=600)
+    """The CLI in this process (:func:`conftest.cli`); the tests that need a process of
+    their own start ``python -m lookalike.cli`` themselves."""
+    return cli(*args)
 
 
 def test_pca_spectrum_is_a_distribution_and_extremes_are_faces(library):

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import cli
 
 from lookalike.errors import ConfigError
 from lookalike.query.facemath import FaceMath, Group, GroupKind, shift, slerp
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=600)
+    """The CLI in this process (:func:`conftest.cli`); the tests that need a process of
+    their own start ``python -m lookalike.cli`` themselves."""
+    return cli(*args)
 
 
 def test_groups_parse_and_refuse_nonsense():

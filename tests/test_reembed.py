@@ -4,17 +4,17 @@ until it is removed."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import pytest
+from conftest import cli
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=600)
+    """The CLI in this process (:func:`conftest.cli`); the tests that need a process of
+    their own start ``python -m lookalike.cli`` themselves."""
+    return cli(*args)
 
 
 @pytest.mark.e2e
