@@ -9,10 +9,8 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,31 +21,15 @@ import lookalike
 pytestmark = pytest.mark.e2e
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lookalike.cli", *args]
+# the benchmark's own fault injection and invariants (bench/reliability.py): one copy of each
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import reliability as bench  # noqa: E402
 
-
-def _sql(db: Path, query: str, *params: object) -> list[tuple]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(query, params).fetchall()
-
-
-def _index_ids(index_dir: Path) -> set[int]:
-    import faiss
-
-    from lookalike.index.faiss_index import faiss_ids
-
-    return {int(i) for p in index_dir.glob("*.faiss") for i in faiss_ids(faiss.read_index(str(p)))}
+_cli, _sql = bench.cli, bench.sql
 
 
 def _consistent(db: Path, index_dir: Path, leaving: set[int]) -> None:
-    assert _sql(db, "select count(*) - count(distinct path) from photos") == [(0,)], "duplicate photo"
-    assert _sql(db, "select count(*) from (select photo_id, x, y, w, h from faces "
-                    "group by photo_id, x, y, w, h having count(*) > 1)") == [(0,)], "duplicate face"
-    assert _sql(db, "select count(*) from photos p where status = 'ok' and not exists "
-                    "(select 1 from faces f where f.photo_id = p.id)") == [(0,)], "ok photo without its face"
-    db_ids = {r[0] for r in _sql(db, "select id from faces")}
-    assert not (_index_ids(index_dir) - db_ids - leaving), "the index file holds an uncommitted face"
+    assert bench.invariants(db, index_dir, leaving) == []
 
 
 def _kill_at(args: list[str], seconds: float) -> bool:
@@ -61,27 +43,6 @@ def _kill_at(args: list[str], seconds: float) -> bool:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         return True
-
-
-def _kill_when(args: list[str], db: Path, stored: int, extra: float) -> bool:
-    """Run, SIGKILL the whole group ``extra`` seconds after ``stored`` photos are committed
-    (so every kill lands somewhere new: mid-batch, mid-commit, in the final index save)."""
-    proc = subprocess.Popen(_cli(*args), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if db.exists() and _sql(db, "select count(*) from photos")[0][0] >= stored:
-                break
-        except sqlite3.OperationalError:  # the schema is being created
-            pass
-        time.sleep(0.02)
-    time.sleep(extra)
-    if proc.poll() is not None:
-        return False
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return True
 
 
 def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_path):
@@ -103,7 +64,7 @@ def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_pat
     # once everything is stored, in the final index save and upkeep or at start-up
     for _ in range(20):
         stored = _sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
-        landed += _kill_when(args, db, min(n, stored + rng.randint(1, 40)), rng.uniform(0.0, 0.5))
+        landed += bench.kill_when(_cli(*args), db, min(n, stored + rng.randint(1, 40)), rng.uniform(0.0, 0.5))
         mid_run += stored < n
         _consistent(db, index_dir, set())
     assert landed >= 18, f"only {landed} of 20 kills landed before the run ended"
