@@ -21,7 +21,7 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     from conftest import lfw_people
 
     first, second = tmp_path / "first", tmp_path / "second"
-    people = list(lfw_people(faces, 300, min_photos=1).items())  # ~450 photos: one worker takes ~15 s
+    people = list(lfw_people(faces, 220, min_photos=1).items())  # ~330 photos: one worker takes ~12 s
     for folder, chunk in ((first, people[:10]), (second, people[10:])):
         for name, photos in chunk:
             (folder / name).mkdir(parents=True)

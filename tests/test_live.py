@@ -155,16 +155,6 @@ def test_nothing_of_the_visitor_is_stored_without_out_or_jsonl(library, visitors
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and not any(scratch.iterdir())  # nor anywhere else
 
 
-def test_verbose_reaches_the_matching_worker(library, visitors, tmp_path):
-    """``-v`` sets the level in the CLI process; the spawned matcher logs at it too."""
-    video, _ = visitors
-    run = _cli("-v", "webcam", "--source", str(video), "--no-window", "--jsonl", str(tmp_path / "m.jsonl"),
-               "--db", _db(library))
-    assert run.returncode == 0, run.stderr
-    assert "DEBUG lookalike.cli._common: opened the library" in run.stderr
-    assert "DEBUG lookalike.live.matcher: matching worker started" in run.stderr  # from the worker process
-
-
 def _running(pid: str) -> bool:
     """Alive and not a zombie (an exited orphan waiting for an init that may never reap it)."""
     try:
@@ -185,8 +175,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     # of a non-interactive shell (`make test &`, CI runners) inherits SIGINT *ignored*
     # (POSIX: such jobs start with SIGINT/SIGQUIT ignored, and exec keeps that), and Python
     # then installs no KeyboardInterrupt handler: checked with `bash -c 'python -c ... & wait'`
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "webcam", "--source", str(video), "--no-window",
-                             "--jsonl", str(jsonl), "--db", _db(library)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "-v", "webcam", "--source", str(video),
+                             "--no-window", "--jsonl", str(jsonl), "--db", _db(library)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=os.environ | {"NO_COLOR": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
@@ -199,6 +189,9 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err, (err, signal.getsignal(signal.SIGINT))
+    # -v sets the level in the CLI process, and the spawned matcher logs at it too
+    assert "DEBUG lookalike.cli._common: opened the library" in err
+    assert "DEBUG lookalike.live.matcher: matching worker started" in err
     deadline = time.monotonic() + 10  # an orphaned helper (multiprocessing's resource tracker)
     while [pid for pid in children if _running(pid)] and time.monotonic() < deadline:  # notices at once,
         time.sleep(0.1)  # but asynchronously

@@ -61,13 +61,11 @@ def test_every_other_command_runs_on_postgresql(postgres, faces, tmp_path):
     """person, path, explore, eval (with --calibrate stored in PostgreSQL), index info,
     stats and doctor through the CLI, on a PostgreSQL library."""
     import json
-    import os
-    import subprocess
-    import sys
+
+    from conftest import cli as run_cli
 
     def cli(*args: str) -> dict:
-        run = subprocess.run([sys.executable, "-m", "lookalike.cli", *args, "--db", url, "--json"],
-                             capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+        run = run_cli(*args, "--db", url, "--json")
         assert run.returncode == 0, (args, run.stderr[-2000:])
         return json.loads(run.stdout)
 

@@ -11,14 +11,12 @@ who looks like whom."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +39,9 @@ def vgg_home(weights_home, tmp_path_factory) -> Path:
 
 
 def _cli(home: Path, *args: str) -> dict:
-    env = os.environ | {"LOOKALIKE_HOME": str(home)}
-    run = subprocess.run([sys.executable, "-m", "lookalike.cli", *args, "--json"], capture_output=True,
-                         text=True, env=env, timeout=900)
+    """The CLI in this process (the VGG model then loads once, not once per command), with
+    the random-weights home; its worker processes inherit that home."""
+    run = cli(*args, "--json", env={"LOOKALIKE_HOME": str(home)})
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout)
 
