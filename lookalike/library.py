@@ -272,11 +272,6 @@ class Library:
         person row) or one photo, in every embedding space; or one whole embedding space
         (``space``: its key, after :meth:`reembed` moved the library elsewhere). The
         database commits first; the indexes follow and are saved."""
-        from sqlalchemy import select
-
-        from .errors import NotFound
-        from .store.schema import Person, Photo
-
         if space is not None and person is None and photo is None:
             return self._remove_space(space)
         if (person is None) == (photo is None) or space is not None:
@@ -287,14 +282,14 @@ class Library:
             self._settle_indexes()
             with self.session() as session:
                 if person is not None:
-                    row = session.scalar(select(Person).where(Person.name == person))
+                    row = repo.person_by_name(session, person)
                     if row is None:
                         raise NotFound(f"no person named {person!r} in this library")
-                    photos = list(session.scalars(select(Photo).where(Photo.person_id == row.id)))
+                    photos = repo.photos_of_person(session, row.id)
                 else:
                     assert photo is not None
                     path = str(Path(photo).expanduser().absolute())
-                    photos = list(session.scalars(select(Photo).where(Photo.path == path)))
+                    photos = repo.photos_at(session, path)
                     if not photos:
                         raise NotFound(f"{path}: no such photo in this library")
                     row = None

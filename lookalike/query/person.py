@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import select
 
 from ..errors import NotFound
 from ..store import repo
-from ..store.schema import Face, Person, Photo
 
 if TYPE_CHECKING:
     from ..space import SpaceView
@@ -61,12 +59,10 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
 def person_report(library: SpaceView, name: str) -> PersonReport:
     space_id = library.existing_space_id()
     with library.session() as session:
-        person = session.scalar(select(Person).where(Person.name == name))
+        person = repo.person_by_name(session, name)
         if person is None:
             raise NotFound(f"no person named {name!r} in this library")
-        rows = session.execute(select(Face.id, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
-                               .join(Photo, Photo.id == Face.photo_id)
-                               .where(Face.person_id == person.id, Face.space_id == space_id)).all()
+        rows = repo.person_face_rows(session, space_id, person.id)
         profile = {k: getattr(person, k) for k in ("display_name", "role", "organisation", "story",
                                                    "consent_display", "source_url", "license")}
         profile["tags"] = json.loads(person.tags) if person.tags else []

@@ -475,3 +475,28 @@ def estimate_summary(session: Session, space_id: int) -> dict:
         decades[band] = decades.get(band, 0) + 1
     return {"faces": len(rows), "emotion": dict(sorted(emotions.items())),
             "age_band": dict(sorted(decades.items(), key=lambda kv: int(kv[0][:-1])))}
+
+
+def person_by_name(session: Session, name: str) -> Person | None:
+    return session.scalar(select(Person).where(Person.name == name))
+
+
+def photos_of_person(session: Session, person_id: int) -> list[Photo]:
+    """Every photo filed under the person, in every embedding space."""
+    return list(session.scalars(select(Photo).where(Photo.person_id == person_id)))
+
+
+def photos_at(session: Session, path: str) -> list[Photo]:
+    """The photo rows of one file, in every embedding space."""
+    return list(session.scalars(select(Photo).where(Photo.path == path)))
+
+
+PersonFaceRow = tuple[int, str, int, int, int, int, bytes]  # face id, photo path, x, y, w, h, vector bytes
+
+
+def person_face_rows(session: Session, space_id: int, person_id: int) -> list[PersonFaceRow]:
+    """Each of the person's faces in the space (:data:`PersonFaceRow`)."""
+    rows = session.execute(select(Face.id, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
+                           .join(Photo, Photo.id == Face.photo_id)
+                           .where(Face.person_id == person_id, Face.space_id == space_id))
+    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
