@@ -296,7 +296,7 @@ class Library:
                 for ph in photos:
                     removed.setdefault(ph.space_id, []).extend(repo.delete_photo(session, ph))
                 if row is not None:
-                    session.delete(row)
+                    repo.delete_row(session, row)
                 session.commit()
             spaces = {sp.id: sp for sp in self._spaces()}
             for space_id, ids in removed.items():

@@ -103,3 +103,16 @@ def test_the_api_exports_what_users_need():
         assert getattr(lookalike, name) is not None, name
     assert issubclass(lookalike.ConfigError, lookalike.LookalikeError)
     assert lookalike.SearchOptions(k=3).k == 3
+
+
+def test_every_sql_statement_lives_in_the_store():
+    sql = re.compile(r"(?<![.\w])select\(|(?<![.\w])text\("
+                     r"|\b(session|conn|connection)\.(execute|get|add|add_all|delete|scalar|scalars|merge)\(")
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "store":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if sql.search(line.split("#")[0]):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []

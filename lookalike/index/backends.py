@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..models.catalog import RECOGNITION_DIMS
-from ..store import repo
+from ..store import db, pgvector, repo
 from .faiss_index import FaissIndex, Manifest
 from .protocol import VectorIndex
 from .reduction import ReducedIndex, Reduction
@@ -235,8 +235,7 @@ class FaissBackend(VectorBackend):
         """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
         write-ahead log: checkpoint it into the file and truncate it."""
         if view.engine.dialect.name == "sqlite":
-            with view.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.checkpoint_wal(view.engine)
 
     def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         with view.session() as session:
@@ -294,12 +293,8 @@ class PgVectorBackend(VectorBackend):
         return base
 
     def info(self, view: SpaceView, index: VectorIndex) -> dict:
-        from sqlalchemy import text
-
         index = self.own(index)
-        with view.engine.connect() as conn:
-            size = conn.execute(text("SELECT coalesce(pg_relation_size(to_regclass(:n)), 0)"),
-                                {"n": index.index_name}).scalar_one()
+        size = pgvector.relation_size(view.engine, index.index_name)
         return {"space": view.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
                 "pinned": False, "ntotal": index.ntotal, "dim": index.dim, "tombstones": 0, "tombstone_share": 0.0,
                 "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
@@ -321,29 +316,24 @@ class PgVectorBackend(VectorBackend):
         return None  # PostgreSQL maintains its HNSW index as rows come and go
 
     def drop_space(self, view: SpaceView, session: Session, key: str, space_id: int) -> None:
-        from .pgvector_index import PgVectorIndex
-
-        PgVectorIndex.drop_indexes(session, space_id)
+        pgvector.drop_hnsw_indexes(session, space_id)
 
     def erase(self, view: SpaceView) -> None:
         """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
         not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
         themselves must go)."""
-        with view.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM faces, photos, people, centroids")
+        db.vacuum(view.engine)
 
     def reduction_stored(self, view: SpaceView, session: Session, space_id: int, red: Reduction) -> None:
         """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
         dropped (the next open builds the new width's); the reductions table is locked
         exclusively, so no writer adds a face until this commits."""
-        from .pgvector_index import PgVectorIndex
-
-        PgVectorIndex.drop_indexes(session, space_id)
+        pgvector.drop_hnsw_indexes(session, space_id)
         ids = repo.face_ids(session, space_id)
         dim = RECOGNITION_DIMS[view.space.model]
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
-            PgVectorIndex.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
+            pgvector.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
 
     def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         """No file to drift; only rows stored before pgvector lack a vector."""

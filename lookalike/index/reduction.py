@@ -118,14 +118,9 @@ def load(session: Session, space_id: int, lock: bool = False) -> Reduction | Non
     """The space's stored reduction. ``lock`` (PostgreSQL) takes a share lock for the rest of
     the transaction: a writer reducing new vectors keeps a retraining (which locks the table
     exclusively) from committing in between."""
-    from sqlalchemy import select
+    from ..store import repo
 
-    from ..store.schema import Reduction as Row
-
-    query = select(Row).where(Row.space_id == space_id)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    row = session.scalar(query)
+    row = repo.reduction_row(session, space_id, lock=lock)
     if row is None:
         return None
     return Reduction(row.dim_in, row.dim_out, np.frombuffer(row.mean, dtype="<f4").copy(),
@@ -135,19 +130,11 @@ def load(session: Session, space_id: int, lock: bool = False) -> Reduction | Non
 
 def store(session: Session, space_id: int, reduction: Reduction) -> None:
     """Record ``reduction`` as the space's (replacing any other); the caller commits."""
-    from ..store.schema import Reduction as Row
+    from ..store import repo
 
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        session.execute(text("LOCK TABLE reductions IN EXCLUSIVE MODE"))  # waits for writers using the old one
-    row = session.get(Row, space_id) or Row(space_id=space_id)
-    row.uid, row.kind, row.dim_in, row.dim_out = reduction.uid, "pca", reduction.dim_in, reduction.dim_out
-    row.mean = np.asarray(reduction.mean, dtype="<f4").tobytes()
-    row.components = np.asarray(reduction.components, dtype="<f4").tobytes()
-    row.trained_on, row.explained = reduction.trained_on, reduction.explained
-    session.add(row)
-    session.flush()
+    repo.save_reduction(session, space_id, uid=reduction.uid, kind="pca", dim_in=reduction.dim_in,
+                        dim_out=reduction.dim_out, mean=reduction.mean, components=reduction.components,
+                        trained_on=reduction.trained_on, explained=reduction.explained)
 
 
 class ReducedIndex:

@@ -48,17 +48,15 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
                     width=r.width, height=r.height, person_id=pid, status=r.status,
                     reason=r.reason) for r, pid in zip(batch, ids)]
-    session.add_all(photos)
-    session.flush()
+    repo.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
                   w=int(w), h=int(h), confidence=float(conf), embedding=blob,
                   vec=db_vector(repo.decode_vector(blob)) if db_vector is not None else None)
              for r, pid, photo in zip(batch, ids, photos)
              for (x, y, w, h), conf, blob, _ in r.faces]
-    session.add_all(faces)
-    session.flush()
+    repo.insert_rows(session, faces)
     new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
-    session.add_all(repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
+    repo.insert_rows(session, repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
     vectors: np.ndarray | None = None
     if faces:
         vectors = np.stack([repo.decode_vector(f.embedding) for f in faces])

@@ -49,17 +49,11 @@ class Corpus:
 
 def corpus(library: Library | SpaceView) -> Corpus:
     """Every face of the library's space with its vector."""
-    from sqlalchemy import select
-
     from ..store import repo
-    from ..store.schema import Face, Person, Photo
 
     space_id = library.existing_space_id()
     with library.session() as session:
-        rows = session.execute(
-            select(Face.id, Person.name, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
-            .join(Photo, Photo.id == Face.photo_id).outerjoin(Person, Person.id == Face.person_id)
-            .where(Face.space_id == space_id).order_by(Face.id)).all()
+        rows = repo.corpus_face_rows(session, space_id)
     if not rows:
         raise EmptyLibrary(f"{library.settings.db_url}: the library has no faces yet; run: lookalike ingest PATH")
     faces = [CorpusFace(int(r[0]), r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]

@@ -1,4 +1,4 @@
-"""Engine set-up and schema migrations.
+"""Engine set-up, schema migrations and the upkeep of the database files.
 
 SQLite gets WAL (readers never block the single writer), foreign keys and a busy
 timeout. Every open runs the Alembic scripts shipped with the package: an older
@@ -158,3 +158,18 @@ def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# -- upkeep of the database files -------------------------------------------------------
+def checkpoint_wal(engine: Engine) -> None:
+    """SQLite: ``PRAGMA wal_checkpoint(TRUNCATE)``, the write-ahead log copied into the
+    database file and truncated (so pages zeroed by ``secure_delete`` reach the file)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def vacuum(engine: Engine) -> None:
+    """PostgreSQL: ``VACUUM faces, photos, people, centroids`` on an autocommit connection
+    (VACUUM cannot run in a transaction); dead rows and their index entries are freed for reuse."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM faces, photos, people, centroids")

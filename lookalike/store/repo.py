@@ -1,13 +1,16 @@
 """Database reads and writes the rest of the code needs, in one place.
 
 Every function takes a SQLAlchemy ``Session`` (or engine) and plain values, so the
-ingest writer, search and doctor share the same queries and nothing else writes SQL.
+ingest writer, search and doctor share the same queries and nothing else writes SQL:
+beside this module only :mod:`lookalike.store.queue` (the work queue),
+:mod:`lookalike.store.pgvector` (``faces.vec`` and its HNSW indexes) and
+:mod:`lookalike.store.db` (engine, migrations, WAL checkpoint, VACUUM) hold any.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,7 +18,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from .schema import Base, Calibration, Face, FaceEstimate, Person, Photo, PhotoStatus, Space
+from .schema import Base, Calibration, Face, FaceEstimate, Person, Photo, PhotoStatus, Reduction, Space
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -453,6 +456,32 @@ def save_calibration(session: Session, space_id: int, threshold: float, floor: f
     session.add(row)
 
 
+def reduction_row(session: Session, space_id: int, lock: bool = False) -> Reduction | None:
+    """The space's stored reduction row, if any. ``lock`` (PostgreSQL only) reads it
+    ``FOR SHARE``: held for the rest of the caller's transaction."""
+    query = select(Reduction).where(Reduction.space_id == space_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return session.scalar(query)
+
+
+def save_reduction(session: Session, space_id: int, *, uid: str, kind: str, dim_in: int, dim_out: int,
+                   mean: np.ndarray, components: np.ndarray, trained_on: int, explained: float) -> None:
+    """The space's reduction row := these values (inserted or replaced; ``mean`` and
+    ``components`` stored as little-endian float32), flushed; the caller commits. On
+    PostgreSQL the reductions table is first locked ``IN EXCLUSIVE MODE`` (waiting for
+    writers holding :func:`reduction_row`'s share lock) until that commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE reductions IN EXCLUSIVE MODE"))  # waits for writers using the old one
+    row = session.get(Reduction, space_id) or Reduction(space_id=space_id)
+    row.uid, row.kind, row.dim_in, row.dim_out = uid, kind, dim_in, dim_out
+    row.mean = np.asarray(mean, dtype="<f4").tobytes()
+    row.components = np.asarray(components, dtype="<f4").tobytes()
+    row.trained_on, row.explained = trained_on, explained
+    session.add(row)
+    session.flush()
+
+
 def estimate_rows(faces: list[Face], estimates: list[dict | None]) -> list[FaceEstimate]:
     """Rows for the faces that were analysed (``Estimate.to_dict()`` dicts; None = not asked)."""
     import json
@@ -500,3 +529,28 @@ def person_face_rows(session: Session, space_id: int, person_id: int) -> list[Pe
                            .join(Photo, Photo.id == Face.photo_id)
                            .where(Face.person_id == person_id, Face.space_id == space_id))
     return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+# face id, person name (None: no person), photo path, x, y, w, h, vector bytes
+CorpusFaceRow = tuple[int, str | None, str, int, int, int, int, bytes]
+
+
+def corpus_face_rows(session: Session, space_id: int) -> list[CorpusFaceRow]:
+    """Every face of the space with its person and photo (:data:`CorpusFaceRow`), by face id."""
+    rows = session.execute(
+        select(Face.id, Person.name, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
+        .join(Photo, Photo.id == Face.photo_id).outerjoin(Person, Person.id == Face.person_id)
+        .where(Face.space_id == space_id).order_by(Face.id)).all()
+    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+
+def insert_rows(session: Session, rows: Sequence[Base]) -> None:
+    """Add new rows (photos, faces, estimates) and flush, so their ids are known; the caller
+    commits."""
+    session.add_all(rows)
+    session.flush()
+
+
+def delete_row(session: Session, row: Base) -> None:
+    """Delete one row (a person after their photos went); the caller commits."""
+    session.delete(row)
