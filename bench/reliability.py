@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -91,17 +92,20 @@ def invariants(db: Path, index_dir: Path, removed_ids: set[int]) -> list[str]:
     return broken
 
 
-def kill_when(command: list[str], db: Path, stored: int, extra: float) -> bool:
-    """Run ``command``; SIGKILL its process group ``extra`` s after ``stored`` photos are
-    committed. True if it was still running."""
+def stored_photos(db: Path) -> int:
+    """Photo rows committed so far in a SQLite library (0 while its schema is being created)."""
+    try:
+        return sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
+    except sqlite3.OperationalError:  # the schema is being created
+        return 0
+
+
+def kill_when(command: list[str], stored: int, extra: float, count: Callable[[], int]) -> bool:
+    """Run ``command``; SIGKILL its process group ``extra`` s after ``count()`` (photos
+    committed) reaches ``stored``. True if it was still running."""
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if db.exists() and sql(db, "select count(*) from photos")[0][0] >= stored:
-                break
-        except sqlite3.OperationalError:  # the schema is being created
-            pass
+    while proc.poll() is None and time.monotonic() < deadline and count() < stored:
         time.sleep(0.02)
     time.sleep(extra)
     if proc.poll() is not None:
@@ -122,8 +126,8 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random) -> dict:
         # once everything is stored, in the final index save and upkeep or at start-up
         stored = sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
         mid_run += stored < n
-        if kill_when(cli("ingest", str(corpus), *args), db, min(n, stored + rng.randint(1, 40)),
-                     rng.uniform(0.0, 0.5)):
+        if kill_when(cli("ingest", str(corpus), *args), min(n, stored + rng.randint(1, 40)),
+                     rng.uniform(0.0, 0.5), lambda: stored_photos(db)):
             landed += 1
         else:
             finished += 1

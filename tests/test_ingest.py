@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import cli
+
+# the reliability bench's fault injection (bench/reliability.py): one copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import reliability as bench
 
 import lookalike
 from lookalike.faces.pipeline import FacesMode
@@ -182,23 +185,16 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
         for p in photos[:4]:
             (corpus / name / p.name).symlink_to(p)
             n_photos += 1
-    for kill_after in (20, 70):
-        proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(corpus),
-                                 *backend.args(), "-q"], start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                done = backend.sql("select count(*) from photos")[0][0]
-            except Exception:  # noqa: BLE001 - the schema is not there yet
-                done = 0
-            if done >= kill_after:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "ingest finished before it could be killed"
-        os.killpg(proc.pid, signal.SIGKILL)  # the writer and its workers, no clean-up
-        proc.wait()
-    resumed = _cli("ingest", str(corpus), *backend.args(), "--json", timeout=600)
+    def stored() -> int:
+        try:
+            return backend.sql("select count(*) from photos")[0][0]
+        except Exception:  # noqa: BLE001 - the schema is not there yet
+            return 0
+
+    command = [sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), *backend.args(), "-q"]
+    for kill_after in (20, 70):  # the writer and its workers, no clean-up
+        assert bench.kill_when(command, kill_after, 0.0, stored), "ingest finished before it could be killed"
+    resumed = cli("ingest", str(corpus), *backend.args(), "--json")  # a resume needs no process of its own
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert summary["statuses"]["unchanged"] >= 70
@@ -207,7 +203,7 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
     assert backend.sql("select count(*) from photos")[0][0] == n_photos  # no missing photo
     assert backend.sql("select count(*) from photos p where status='ok' and not exists "
                        "(select 1 from faces f where f.photo_id = p.id)")[0][0] == 0
-    doctor = _cli("doctor", *backend.args(), "--json")
+    doctor = cli("doctor", *backend.args(), "--json")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert json.loads(doctor.stdout)["ok"] is True
 

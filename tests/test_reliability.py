@@ -64,7 +64,8 @@ def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_pat
     # once everything is stored, in the final index save and upkeep or at start-up
     for _ in range(20):
         stored = _sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
-        landed += bench.kill_when(_cli(*args), db, min(n, stored + rng.randint(1, 40)), rng.uniform(0.0, 0.5))
+        landed += bench.kill_when(_cli(*args), min(n, stored + rng.randint(1, 40)), rng.uniform(0.0, 0.5),
+                                  lambda: bench.stored_photos(db))
         mid_run += stored < n
         _consistent(db, index_dir, set())
     assert landed >= 18, f"only {landed} of 20 kills landed before the run ended"
