@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,18 @@ def lfw_people(faces: Path, n_people: int, min_photos: int = 2) -> dict[str, lis
         if len(out) == n_people:
             break
     return out
+
+
+def link_people(folder: Path, people: Iterable[tuple[str, list[Path]]], per_person: int) -> int:
+    """A folder-per-person corpus under ``folder``: symlinks to each person's first
+    ``per_person`` photos (nothing copied). Returns how many photos it holds."""
+    n = 0
+    for name, photos in people:
+        (folder / name).mkdir(parents=True)
+        for photo in photos[:per_person]:
+            (folder / name / photo.name).symlink_to(photo)
+            n += 1
+    return n
 
 
 @pytest.fixture(scope="session")

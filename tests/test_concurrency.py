@@ -18,15 +18,12 @@ pytestmark = pytest.mark.e2e
 
 
 def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones(faces, tmp_path):
-    from conftest import lfw_people
+    from conftest import lfw_people, link_people
 
     first, second = tmp_path / "first", tmp_path / "second"
     people = list(lfw_people(faces, 220, min_photos=1).items())  # ~330 photos: one worker takes ~12 s
-    for folder, chunk in ((first, people[:10]), (second, people[10:])):
-        for name, photos in chunk:
-            (folder / name).mkdir(parents=True)
-            for p in photos[:3]:
-                (folder / name / p.name).symlink_to(p)
+    link_people(first, people[:10], 3)
+    link_people(second, people[10:], 3)
     db = tmp_path / "lib.db"
     assert lookalike.open(db).ingest([str(first)]).statuses["ok"] > 0
     reader = lookalike.open(db)

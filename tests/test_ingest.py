@@ -176,15 +176,11 @@ def _cli(*args: str, env=None, **kw) -> subprocess.CompletedProcess:
 
 
 def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
-    from conftest import lfw_people
+    from conftest import lfw_people, link_people
 
     corpus = tmp_path / "corpus"
-    n_photos = 0
-    for name, photos in lfw_people(faces, 60, min_photos=1).items():
-        (corpus / name).mkdir(parents=True)
-        for p in photos[:4]:
-            (corpus / name / p.name).symlink_to(p)
-            n_photos += 1
+    n_photos = link_people(corpus, lfw_people(faces, 60, min_photos=1).items(), 4)
+
     def stored() -> int:
         try:
             return backend.sql("select count(*) from photos")[0][0]

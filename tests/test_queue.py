@@ -37,15 +37,9 @@ def _popen(*args: str) -> subprocess.Popen:
 
 
 def _corpus(faces: Path, folder: Path, people: int, per_person: int) -> int:
-    from conftest import lfw_people
+    from conftest import lfw_people, link_people
 
-    n = 0
-    for name, photos in lfw_people(faces, people, min_photos=1).items():
-        (folder / name).mkdir(parents=True)
-        for p in photos[:per_person]:
-            (folder / name / p.name).symlink_to(p)
-            n += 1
-    return n
+    return link_people(folder, lfw_people(faces, people, min_photos=1).items(), per_person)
 
 
 def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:

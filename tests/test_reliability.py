@@ -46,16 +46,11 @@ def _kill_at(args: list[str], seconds: float) -> bool:
 
 
 def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_path):
-    from conftest import lfw_people
+    from conftest import lfw_people, link_people
 
     rng = random.Random(9)
     corpus = tmp_path / "corpus"
-    n = 0
-    for name, photos in lfw_people(faces, 250, min_photos=1).items():
-        (corpus / name).mkdir(parents=True)
-        for p in photos[:3]:
-            (corpus / name / p.name).symlink_to(p)
-            n += 1
+    n = link_people(corpus, lfw_people(faces, 250, min_photos=1).items(), 3)
     db, index_dir = tmp_path / "lib.db", tmp_path / "indexes"
     args = ["ingest", str(corpus), "--db", str(db), "--index-dir", str(index_dir), "-q", "--workers", "2"]
     assert n >= 300
