@@ -279,7 +279,7 @@ class Library:
         removed: dict[int, list[int]] = {}
         rebuilt = None
         with self.view.writers():
-            self._settle_indexes()
+            views = self._settle_indexes()  # open once: the removal below reuses them
             with self.session() as session:
                 if person is not None:
                     row = repo.person_by_name(session, person)
@@ -298,10 +298,9 @@ class Library:
                 if row is not None:
                     repo.delete_row(session, row)
                 session.commit()
-            spaces = {sp.id: sp for sp in self._spaces()}
             for space_id, ids in removed.items():
-                if ids and space_id in spaces:
-                    view = self.in_space(spaces[space_id])
+                if ids and space_id in views:
+                    view = views[space_id]
                     view.index.remove(np.asarray(ids, dtype=np.int64))
                     view.index.save()
                     rebuilt = view.upkeep() or rebuilt
@@ -310,16 +309,19 @@ class Library:
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
 
-    def _settle_indexes(self) -> None:
+    def _settle_indexes(self) -> dict[int, SpaceView]:
         """A removal killed after its database commit leaves the removed faces in the index
         file. Opening an index drops what the database no longer holds; saving it then
         makes the second run of that removal (which finds the person already gone) finish
-        the job instead of failing with the vectors still on disk."""
+        the job instead of failing with the vectors still on disk. Returns every space's
+        view with its index open, for the removal to use."""
+        views = {}
         for row in self._spaces():
-            view = self.in_space(row)
+            view = views[row.id] = self.in_space(row)
             index = view.index
-            if not view.backend.saved_matches(view, index):
+            if not self.backend.saved_matches(view, index):
                 index.save()
+        return views
 
     def _remove_space(self, key: str) -> dict:
         with self.view.writers():
