@@ -225,3 +225,32 @@ def test_a_script_without_a_main_guard_can_ingest_with_workers(faces, tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("script body ran") == 1 and "ok 3" in run.stdout
+
+
+def test_a_small_run_maps_in_this_process_and_stores_what_workers_store(faces, tmp_path, caplog):
+    """Under IN_PROCESS_BELOW photos the default maps them here (no worker to spawn, the
+    library's own models): the same photos, faces, boxes and vectors as two workers."""
+    import numpy as np
+
+    from lookalike.ingest import local
+
+    folder = faces / "celeb" / "face_recognition"
+    assert len(list(folder.rglob("*.jpg"))) < local.IN_PROCESS_BELOW
+    stored = {}
+    for workers in (0, 2):
+        (tmp_path / f"w{workers}").mkdir()
+        db = tmp_path / f"w{workers}" / "lib.db"
+        with lookalike.open(db) as lib:
+            with caplog.at_level("DEBUG", logger="lookalike.ingest.local"):
+                report = lib.ingest([str(folder)], workers=workers)
+            assert report.statuses["ok"] >= 14
+        stored[workers] = {
+            (Path(path).name, x, y, w, h): np.frombuffer(blob, dtype="<f4")
+            for path, x, y, w, h, blob in _sql(db, "select p.path, f.x, f.y, f.w, f.h, f.embedding "
+                                                   "from faces f join photos p on p.id = f.photo_id")}
+    mapped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mapping photos")]
+    assert mapped == ["mapping photos in this process", "mapping photos in 2 worker processes"]
+    assert stored[0].keys() == stored[2].keys()
+    for key, vec in stored[0].items():
+        assert float(vec @ stored[2][key]) > 0.9999, key
+

@@ -75,7 +75,7 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
             target.mkdir(parents=True, exist_ok=True)
             (target / photo.name).symlink_to(photo)
     args = backend.args()
-    report = _cli(vgg_home, "ingest", str(first), *args, "--model", "VGG-Face", "--workers", "2")
+    report = _cli(vgg_home, "ingest", str(first), *args, "--model", "VGG-Face")  # in this process
     assert report["statuses"]["ok"] == 32
 
     info = _cli(vgg_home, "index", "info", *args)
@@ -98,7 +98,7 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
     _assert_exact(backend, _cli(vgg_home, "search", query, *args, "-k", "5"), 5)
 
     # new faces go through the stored reduction on the way in; the PCA is not retrained
-    more = _cli(vgg_home, "ingest", str(later), *args, "--workers", "1")
+    more = _cli(vgg_home, "ingest", str(later), *args, "--workers", "1")  # a worker loads VGG-Face too
     assert more["statuses"]["ok"] == 8
     info = _cli(vgg_home, "index", "info", *args)
     assert info["ntotal"] == 40 and info["reduction"]["uid"] == red["uid"]

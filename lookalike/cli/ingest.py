@@ -40,7 +40,8 @@ def ingest(
     aligner: AlignerOpt = None,
     faces: Annotated[FacesChoice, typer.Option(
         "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes [default: one per core].")] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-w", help=(
+        "Worker processes [default: this process for under 100 photos, else one per core]."))] = 0,
     person: Annotated[Optional[str], typer.Option(
         "--person", help="File every photo under this person instead of its folder's name.")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(

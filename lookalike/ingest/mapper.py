@@ -35,8 +35,10 @@ class Mapper:
     models loaded once. Never touches the database."""
 
     def __init__(self, space: Space, detect_max_side: int, max_pixels: int, mode: FacesMode,
-                 analyzer: str | None = None) -> None:
-        self.pipeline = FacePipeline(space, detect_max_side, threads=1)  # one process per core
+                 analyzer: str | None = None, pipeline: FacePipeline | None = None) -> None:
+        """``pipeline``: one already loaded (the library's own, for an ingest in its process);
+        by default a new one with one thread, as a pool worker is one process per core."""
+        self.pipeline = pipeline or FacePipeline(space, detect_max_side, threads=1)
         self.max_pixels, self.mode = max_pixels, mode
         self.analyzer = None
         if analyzer is not None:
@@ -78,6 +80,10 @@ class Mapper:
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
         return replace(sized, status=PhotoStatus.ok.value, reason=notes, faces=packed)
+
+    def process_task(self, task: tuple[Item, str, int, bytes, bool]) -> Processed:
+        """:meth:`process` on the reader's task tuple (what the pool's :func:`process` gets)."""
+        return self.process(*task)
 
 
 _MAPPER: Mapper | None = None  # one per pool worker process
@@ -126,7 +132,7 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
 def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
     """Pool entry point: :meth:`Mapper.process` in this worker."""
     assert _MAPPER is not None, "worker not initialised"
-    return _MAPPER.process(*task)
+    return _MAPPER.process_task(task)
 
 
 def worker_pool(library: Library | SpaceView, faces: FacesMode, workers: int,

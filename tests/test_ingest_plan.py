@@ -1,0 +1,16 @@
+"""How many worker processes an ingest starts: an explicit, tested rule (no photo needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize(("requested", "photos", "cores", "planned"), [
+    (0, 0, 2, 0), (0, 99, 2, 0), (0, 100, 2, 2), (0, 5000, 8, 8),  # decided: here, else one per core
+    (1, 3, 2, 1), (2, 3, 2, 2), (3, 5000, 2, 3),  # asked for: kept, however few the photos
+    (0, 500, 0, 1),  # no core count known: one worker
+])
+def test_plan_workers(requested, photos, cores, planned):
+    from lookalike.ingest.local import plan_workers
+
+    assert plan_workers(requested, photos, cores) == planned
