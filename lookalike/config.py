@@ -96,6 +96,15 @@ def default_index_dir(url: str) -> Path:
     return Path.cwd() / "indexes"
 
 
+def default_upload_dir(url: str) -> Path:
+    """``uploads/`` beside the SQLite file: photos added through the HTTP API or the admin
+    page are kept there, and removing their person deletes them (the library owns that
+    folder, never a corpus's). For a server database, in the current folder; with workers
+    on other machines it must be on storage they all mount at the same path."""
+    path = sqlite_path(url)
+    return (path.parent if path is not None else Path.cwd()) / "uploads"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a library needs to know, resolved once."""
@@ -113,6 +122,8 @@ class Settings:
     # intra-op threads of the face models lookalike runs itself (None: one per core, for a
     # lone query); worker processes beside others (ingest, live matching) use 1
     model_threads: int | None = None
+    # where photos uploaded through the HTTP API or the admin page are stored (None: the default)
+    upload_dir: Path | None = None
 
     @classmethod
     def resolve(
@@ -133,6 +144,7 @@ class Settings:
             max_pixels=env_int("LOOKALIKE_MAX_PIXELS", DEFAULT_MAX_PIXELS,
                                "a whole number of pixels such as 100000000", minimum=1),
             index_budget=env_size("LOOKALIKE_INDEX_BUDGET", DEFAULT_INDEX_BUDGET),
+            upload_dir=(env_path("LOOKALIKE_UPLOAD_DIR") or default_upload_dir(url)).resolve(),
         )
         # any Settings field by name: the dataclass checks the names, the callers the values
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}

@@ -33,9 +33,12 @@ if TYPE_CHECKING:
     from .analysis import Analyzer, AnalyzerName
     from .index.protocol import VectorIndex
     from .ingest.corpus import Item
+    from .ingest.corpus import Profile as NewProfile
     from .ingest.report import IngestReport, Progress
     from .query.person import PersonReport
     from .query.search import Calibration, SearchResult
+    from .query.verify import Verification
+    from .store.schema import KeyScope
     from .store.schema import Space as SpaceRow
 
 
@@ -305,9 +308,22 @@ class Library:
                     view.index.save()
                     rebuilt = view.upkeep() or rebuilt
             self.backend.erase(self.view)
+            self._delete_owned({ph.path for ph in photos})
         self.view.refresh()
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
+
+    def _delete_owned(self, paths: set[str]) -> None:
+        """Delete the files the library keeps itself (photos uploaded through the HTTP API or
+        the admin page, under ``settings.upload_dir``); a corpus elsewhere is the user's."""
+        owned = self.settings.upload_dir
+        if owned is None:
+            return
+        for path in map(Path, paths):
+            if path.is_relative_to(owned) and path.is_file():
+                path.unlink()
+                if path.parent != owned and not any(path.parent.iterdir()):
+                    path.parent.rmdir()
 
     def _settle_indexes(self) -> dict[int, SpaceView]:
         """A removal killed after its database commit leaves the removed faces in the index
@@ -403,6 +419,125 @@ class Library:
         out["index"] = self.backend.stats(self.view, self.index)
         out["db"] = self.settings.db_url
         return out
+
+    def verify(self, photo_a: str | os.PathLike[str] | bytes | np.ndarray,
+               photo_b: str | os.PathLike[str] | bytes | np.ndarray) -> Verification:
+        """Whether the largest faces of two photos are the same person (calibrated threshold)."""
+        from .query.verify import verify
+
+        return verify(self.view, photo_a, photo_b)
+
+    # -- people, as staff keep them (HTTP API, admin page) --------------------------------
+    def people(self, *, hide_declined: bool = True) -> list[repo.PersonSummary]:
+        """Everyone with their profile and counts; by default without the people whose
+        profile withholds consent (what a visitor may see)."""
+        with self.session() as session:
+            return repo.people(session, self.existing_space_id(), hide_declined=hide_declined)
+
+    def save_profile(self, name: str, profile: NewProfile) -> repo.Profile:
+        """Create a person, or replace their profile (display name, role, organisation,
+        story, tags, consent). The text is checked (:func:`lookalike.ingest.corpus.check_profile`)
+        and stored as data: every page and answer shows it as text, never as markup."""
+        from .ingest.corpus import check_person_name, check_profile
+
+        try:
+            name, profile = check_person_name(name), check_profile(profile)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        with self.session() as session:
+            repo.upsert_person(session, name, profile)
+            session.commit()
+            return repo.profiles(session, [name])[name]
+
+    def set_consent(self, name: str, consent: bool) -> None:
+        """Record consent to be displayed. Withdrawn, the person leaves every visitor's
+        search at once: each search reads consent from the database when it runs."""
+        with self.session() as session:
+            if not repo.set_consent(session, name, consent):
+                raise NotFound(f"no person named {name!r} in this library")
+            session.commit()
+
+    def person_photos(self, name: str) -> list[tuple[int, str, str, str | None]]:
+        """(photo id, path, status, reason) of a person's photos, failed ones included."""
+        with self.session() as session:
+            row = repo.person_by_name(session, name)
+            if row is None:
+                raise NotFound(f"no person named {name!r} in this library")
+            return repo.person_photos(session, self.existing_space_id(), row.id)
+
+    def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
+        """Store uploaded photos (file name, bytes) under ``settings.upload_dir/NAME/`` and
+        ingest them as that person's; returns the report and stored path -> file name. A
+        file is named by its bytes' hash, so sending the same photo twice stores it once;
+        nothing is written for a person who does not exist. :meth:`remove` deletes them."""
+        import hashlib
+
+        from .faces.images import IMAGE_EXTENSIONS
+
+        with self.session() as session:
+            if repo.person_by_name(session, name) is None:
+                raise NotFound(f"no person named {name!r} in this library; create their profile first")
+        if not uploads:
+            raise ConfigError("no photo given")
+        assert self.settings.upload_dir is not None
+        folder = self.settings.upload_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, str] = {}
+        for filename, data in uploads:
+            suffix = Path(filename).suffix.lower()
+            suffix = suffix if suffix in IMAGE_EXTENSIONS else ".jpg"  # the bytes decide what it is
+            target = folder / f"{hashlib.sha256(data).hexdigest()[:24]}{suffix}"
+            if not target.exists():
+                part = target.with_name(target.name + ".part")
+                part.write_bytes(data)
+                part.replace(target)  # a crash leaves a .part, never half a photo the scan would read
+            paths[str(target)] = filename
+        return self.ingest(list(paths), person=name), paths
+
+    def photo_path(self, photo_id: int) -> str:
+        with self.session() as session:
+            path = repo.photo_path(session, photo_id)
+        if path is None:
+            raise NotFound(f"no photo {photo_id} in this library")
+        return path
+
+    # -- HTTP API keys ---------------------------------------------------------------------
+    def create_key(self, scope: KeyScope, name: str | None = None) -> tuple[int, str]:
+        """A new API key: ``(id, key)``. The key is returned once and never stored, only
+        its SHA-256."""
+        import hashlib
+        import secrets
+
+        key = "lk_" + secrets.token_urlsafe(32)
+        with self.session() as session:
+            key_id = repo.add_key(session, scope=scope.value, key_hash=hashlib.sha256(key.encode()).hexdigest(),
+                                  prefix=key[:10], name=name)
+            session.commit()
+        return key_id, key
+
+    def keys(self) -> list[dict]:
+        """Every key (revoked ones too), without anything that could be used as one."""
+        with self.session() as session:
+            return [{"id": k.id, "name": k.name, "scope": k.scope, "prefix": k.prefix,
+                     "created_at": k.created_at.isoformat(),
+                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+                    for k in repo.api_keys(session)]
+
+    def revoke_key(self, key_id: int) -> None:
+        with self.session() as session:
+            if not repo.revoke_key(session, key_id):
+                raise NotFound(f"no API key {key_id} in this library")
+            session.commit()
+
+    def key_scope(self, key: str) -> KeyScope | None:
+        """The scope of a valid, unrevoked key; ``None`` for anything else."""
+        import hashlib
+
+        from .store.schema import KeyScope
+
+        with self.session() as session:
+            scope = repo.key_scope(session, hashlib.sha256(key.encode()).hexdigest())
+        return KeyScope(scope) if scope is not None else None
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:
         """Compare every space's index file with the database; ``fix`` repairs it."""

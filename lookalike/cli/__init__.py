@@ -10,21 +10,23 @@ from __future__ import annotations
 
 # importing a command module registers its commands, and `lookalike --help` lists them in
 # the order they were registered: keep this order
-from . import ingest, query, library, webcam, ui  # noqa: F401  # isort: skip
+from . import ingest, query, library, webcam, ui, serve  # noqa: F401  # isort: skip
 from ._common import app
 from .evaluate import eval_app
 from .explore import explore_app
 from .index import index_app
 from .models import models_app
+from .serve import keys_app
 
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(explore_app, name="explore")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "models_app", "index_app", "eval_app", "explore_app"]
+__all__ = ["app", "main", "models_app", "index_app", "eval_app", "explore_app", "keys_app"]

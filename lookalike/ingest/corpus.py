@@ -175,6 +175,51 @@ def _profile(row: dict) -> Profile | None:
     )
 
 
+# what a profile field may hold: these are shown to every visitor, so they are bounded
+# (the columns' widths) and hold no control character but a story's line breaks and tabs
+PROFILE_LIMITS = {"display_name": 300, "role": 300, "organisation": 300, "story": 10_000,
+                  "source_url": 2_000, "license": 300}
+MAX_TAGS, MAX_TAG_LENGTH = 30, 60
+PERSON_NAME_LENGTH = 200
+
+
+def check_person_name(name: str) -> str:
+    """A person name given by staff (HTTP API, admin page): it becomes a folder under the
+    photo folder, so one path segment of letters, digits, ``_ . -`` and spaces, never
+    starting with a dot. Names read from corpus folders are whatever their folder says."""
+    import re
+
+    name = name.strip()
+    if (not name or len(name) > PERSON_NAME_LENGTH or name.startswith(".")
+            or not re.fullmatch(r"[\w .-]+", name)):
+        raise ValueError(f"person name {name[:60]!r} must be 1-{PERSON_NAME_LENGTH} letters, digits, spaces, "
+                         "'_', '.' or '-', not starting with '.'")
+    return name
+
+
+def check_profile(profile: Profile) -> Profile:
+    """The profile as stored, or ValueError naming the field: bounded lengths, no control
+    characters (a story keeps its line breaks and tabs), tags normalised."""
+    for name, limit in PROFILE_LIMITS.items():
+        value = getattr(profile, name)
+        if value is None:
+            continue
+        if len(value) > limit:
+            raise ValueError(f"{name} is {len(value)} characters long; at most {limit}")
+        allowed = "\n\t" if name == "story" else ""
+        bad = next((c for c in value if (ord(c) < 32 or 127 <= ord(c) < 160) and c not in allowed), None)
+        if bad is not None:
+            raise ValueError(f"{name} holds the control character U+{ord(bad):04X}")
+    tags = parse_tags(list(profile.tags))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LENGTH or not t for t in tags):
+        raise ValueError(f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for t in tags for c in t):
+        raise ValueError("a tag holds a control character")
+    from dataclasses import replace
+
+    return replace(profile, tags=tags)
+
+
 def parse_tags(value: object) -> tuple[str, ...]:
     """Tags as a JSON list, or one string separated by ``;`` or ``|``; normalised to
     lower-case-with-hyphens (``Women in Engineering`` -> ``women-in-engineering``)."""

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from .schema import Base, Calibration, Face, FaceEstimate, Person, Photo, PhotoStatus, Reduction, Space
+from .schema import ApiKey, Base, Calibration, Face, FaceEstimate, Person, Photo, PhotoStatus, Reduction, Space
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -254,9 +254,91 @@ class Profile:
 def profiles(session: Session, names: Iterable[str]) -> dict[str, Profile]:
     names = sorted({n for n in names if n})
     rows: Iterable[Person] = session.scalars(select(Person).where(Person.name.in_(names))) if names else []
-    return {p.name: Profile(p.name, p.display_name, p.role, p.organisation, p.story,
-                            tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
-            for p in rows}
+    return {p.name: _profile(p) for p in rows}
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """One line of the people list: the profile, consent as stated (``None``: never stated),
+    and what the library holds of them in one space."""
+
+    profile: Profile
+    consent: bool | None
+    photos: int
+    faces: int
+
+
+def people(session: Session, space_id: int, *, hide_declined: bool) -> list[PersonSummary]:
+    """Everyone, by name; ``hide_declined`` leaves out people whose profile withholds consent
+    (what visitors may see)."""
+    photos = (select(Photo.person_id, func.count().label("n")).where(Photo.space_id == space_id,
+                                                                     Photo.status == PhotoStatus.ok.value)
+              .group_by(Photo.person_id).subquery())
+    faces = (select(Face.person_id, func.count().label("n")).where(Face.space_id == space_id)
+             .group_by(Face.person_id).subquery())
+    query = (select(Person, func.coalesce(photos.c.n, 0), func.coalesce(faces.c.n, 0))
+             .outerjoin(photos, photos.c.person_id == Person.id).outerjoin(faces, faces.c.person_id == Person.id)
+             .order_by(Person.name))
+    if hide_declined:
+        query = query.where(Person.consent_display.is_not(False))
+    return [PersonSummary(_profile(p), p.consent_display, int(n_photos), int(n_faces))
+            for p, n_photos, n_faces in session.execute(query)]
+
+
+def _profile(p: Person) -> Profile:
+    return Profile(p.name, p.display_name, p.role, p.organisation, p.story,
+                   tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
+
+
+def set_consent(session: Session, name: str, consent: bool) -> bool:
+    """Record a person's consent to be displayed; False when nobody has that name. The
+    caller commits: from then on no search with ``hide_declined`` returns them."""
+    person = person_by_name(session, name)
+    if person is None:
+        return False
+    person.consent_display = consent
+    session.flush()
+    return True
+
+
+def photo_path(session: Session, photo_id: int) -> str | None:
+    """The file a photo row stands for (every space holds its own row of that file)."""
+    return session.scalar(select(Photo.path).where(Photo.id == photo_id))
+
+
+def person_photos(session: Session, space_id: int, person_id: int) -> list[tuple[int, str, str, str | None]]:
+    """(photo id, path, status, reason) of everything filed under a person, failures included."""
+    query = (select(Photo.id, Photo.path, Photo.status, Photo.reason)
+             .where(Photo.space_id == space_id, Photo.person_id == person_id).order_by(Photo.id))
+    return [(i, path, status, reason) for i, path, status, reason in session.execute(query)]
+
+
+def add_key(session: Session, *, scope: str, key_hash: str, prefix: str, name: str | None) -> int:
+    row = ApiKey(scope=scope, key_hash=key_hash, prefix=prefix, name=name)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def key_scope(session: Session, key_hash: str) -> str | None:
+    """The scope of a key that exists and is not revoked."""
+    return session.scalar(select(ApiKey.scope).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
+
+
+def revoke_key(session: Session, key_id: int) -> bool:
+    from datetime import datetime, timezone
+
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(timezone.utc)
+    session.flush()
+    return True
 
 
 def display_tags(session: Session) -> list[str]:

@@ -263,3 +263,24 @@ class Reduction(Base):
     trained_on: Mapped[int] = mapped_column(Integer)  # faces in the training sample
     explained: Mapped[float] = mapped_column(Float)  # share of variance kept
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class KeyScope(str, Enum):
+    """What an HTTP API key may do (``lookalike keys create --scope``)."""
+
+    search = "search"  # search, analyze, verify, people, stats: what a kiosk or website needs
+    admin = "admin"  # also add and edit people, their photos and consent, and remove them
+
+
+class ApiKey(Base):
+    """An HTTP API key. Only its SHA-256 is stored: the key itself is printed once, when
+    made (keys are 32 random bytes, so a fast hash is enough: nobody can guess a preimage)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell keys apart
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

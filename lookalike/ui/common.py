@@ -8,6 +8,7 @@ straight to :meth:`lookalike.library.Library.search`, which decodes them in memo
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
@@ -227,10 +228,30 @@ def ready_library() -> Library:
     return lib
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^])")
+
+
+def plain(text: str) -> str:
+    """Profile text (names, roles, organisations, stories, tags) for ``st.markdown``: every
+    character Markdown, HTML, Streamlit's ``:color[…]`` / emoji directives or LaTeX give a
+    meaning is backslash-escaped, so a link, an image, a tag or a script in a profile shows
+    as the characters it is. Line breaks stay line breaks. Profile text is data, never markup."""
+    lines = [_MARKDOWN_SPECIAL.sub(r"\\\1", line) for line in text.splitlines()]
+    return "  \n".join(lines)
+
+
+def html_text(text: str) -> str:
+    """Profile text inside HTML the app writes itself (``unsafe_allow_html``): escaped."""
+    import html
+
+    return html.escape(text, quote=True)
+
+
 def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
               widths: list[int]) -> DeltaGenerator:
     """A person card: face crop, name, role · organisation, similarity bar, story.
-    Returns the text column, for whatever a page adds under it."""
+    ``title`` is Markdown the page made (its profile parts through :func:`plain`); role,
+    organisation and story are escaped here. Returns the text column, for what a page adds."""
     import streamlit as st
 
     with st.container(border=True):
@@ -240,10 +261,10 @@ def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
             st.markdown(title)
             sub = " · ".join(x for x in (card.role, card.organisation) if x)
             if sub:
-                st.markdown(f"<p class='lk-sub'>{sub}</p>", unsafe_allow_html=True)
+                st.markdown(f"<p class='lk-sub'>{html_text(sub)}</p>", unsafe_allow_html=True)
             st.progress(card.bar, text=bar_text)
             if card.story:
-                st.write(card.story)
+                st.markdown(plain(card.story))
     return text
 
 

@@ -184,7 +184,7 @@ def overview() -> None:
             tooltip=["photos", "people"]).properties(height=240), width="stretch")
         names = sorted(people, key=lambda n: (-people[n], n))[:5]
         titles = titles_of(lib, state, tuple(names))
-        right.markdown("**Most photos**\n\n" + "\n".join(f"- {titles[n]}: {people[n]}" for n in names))
+        right.markdown("**Most photos**\n\n" + "\n".join(f"- {common.plain(titles[n])}: {people[n]}" for n in names))
 
     est = stats.get("estimates") or {}
     if est.get("faces"):
@@ -251,9 +251,10 @@ def one_person() -> None:
     report = lib.person(name)
     profile = report.profile
     sub = " · ".join(x for x in (profile.get("role"), profile.get("organisation")) if x)
-    st.markdown(f"### {profile.get('display_name') or titles[name]}" + (f"  \n{sub}" if sub else ""))
+    st.markdown(f"### {common.plain(profile.get('display_name') or titles[name])}"
+                + (f"  \n{common.plain(sub)}" if sub else ""))
     if profile.get("story"):
-        st.write(profile["story"])
+        st.markdown(common.plain(profile["story"]))
     if not report.faces:
         st.info("This person has no stored face in this library.")
         return

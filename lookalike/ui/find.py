@@ -86,7 +86,7 @@ with right:
     st.subheader("People who look like you")
     threshold = lib.calibration().threshold
     for rank, card in enumerate(found, 1):
-        text = common.show_card(lib, card, f"### {rank}. {card.name}",
+        text = common.show_card(lib, card, f"### {rank}. {common.plain(card.name)}",
                                 f"similarity {card.similarity:.2f} — **{card.words}**", 200, [1, 3])
         with text, st.expander("What these numbers mean"):
             st.markdown("- Similarity compares your face with this photo of them: 1.00 would be identical, and "

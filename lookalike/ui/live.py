@@ -67,7 +67,7 @@ def matches() -> None:
             pic.image(crop(str(lib.settings.db_url), face["face_id"]), width="stretch")
             p = profiles.get(face["person"])
             name = p.title if p else (face["person"] or "unnamed").replace("_", " ")
-            text.markdown(f"### {name}")
+            text.markdown(f"### {common.plain(name)}")
             text.progress(common.bar_value(face["similarity"], floor),
                           text=f"similarity {face['similarity']:.2f} — **{common.VERDICT_WORDS[face['verdict']]}**")
 

@@ -105,4 +105,4 @@ with space:
     elif len(found) < 3:
         st.info(f"Only {len(found)} role model{'s' if len(found) > 1 else ''} match these choices.")
     for card in found:
-        common.show_card(lib, card, f"## {card.name}", card.words, 320, [1, 2])
+        common.show_card(lib, card, f"## {common.plain(card.name)}", card.words, 320, [1, 2])

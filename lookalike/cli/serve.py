@@ -1,0 +1,119 @@
+"""``lookalike serve`` (the HTTP API on uvicorn) and ``lookalike keys`` (its API keys)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json, app
+
+keys_app = typer.Typer(help="The HTTP API's keys: create (printed once), list, revoke.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on; 0.0.0.0 serves other machines.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="Server processes, each with the library and models loaded once.")] = 1,
+    open_search: Annotated[bool, typer.Option(
+        "--open-search", help="Search, analyze, verify, people and stats without a key (a kiosk on a closed "
+                              "network); admin always needs one.")] = False,
+    cors: Annotated[Optional[list[str]], typer.Option(
+        "--cors-origin", help="A web origin allowed to call the API from a browser (repeatable; default none).")]
+    = None,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1, help="Largest photo, in MB.")] = 15,
+    max_megapixels: Annotated[int, typer.Option(
+        "--max-megapixels", min=1, help="Largest photo once decoded, in megapixels.")] = 40,
+    rate: Annotated[int, typer.Option(
+        "--rate", min=0, help="Requests per minute per key (or per address with --open-search); 0 = no limit.")]
+    = 120,
+) -> None:
+    """Serve the HTTP API (FastAPI on uvicorn): /v1/search, /v1/analyze, /v1/verify, /v1/people,
+    /v1/stats and the admin routes; OpenAPI at /openapi.json, docs at /docs."""
+    import os
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    with _errors():
+        from ..config import db_url
+        from ..errors import MissingExtra
+        from ..serve.settings import ServeSettings
+
+        for module in ("fastapi", "uvicorn", "multipart"):
+            if find_spec(module) is None:
+                raise MissingExtra("lookalike serve", "serve", f"{module} is not installed")
+        settings = ServeSettings(db=db_url(db), index_dir=str(Path(index_dir).expanduser().resolve())
+                                 if index_dir is not None else None, open_search=open_search,
+                                 cors_origins=tuple(cors or ()), max_upload_mb=max_upload_mb,
+                                 max_megapixels=max_megapixels, rate_per_minute=rate)
+        os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
+        import uvicorn
+
+        _console(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/docs "
+                                    f"({workers} process{'es' if workers > 1 else ''}; Ctrl-C stops)")
+        uvicorn.run("lookalike.serve.app:from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", access_log=True, server_header=False, timeout_graceful_shutdown=10)
+
+
+class ScopeChoice(str, Enum):
+    search = "search"
+    admin = "admin"
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[ScopeChoice, typer.Option("--scope", help="search: search, analyze, verify, people, stats; "
+                                                               "admin: also add, edit and remove people.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="What the key is for (a kiosk, a website).")] = None,
+    db: DbOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
+    with _errors():
+        from ..store.schema import KeyScope
+
+        with _open(db, index_dir) as lib:
+            key_id, key = lib.create_key(KeyScope(scope.value), name)
+        if as_json:
+            _print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
+            return
+        console = _console()
+        console.print(key, soft_wrap=True, markup=False, highlight=False)
+        _console(stderr=True).print(f"key {key_id} ({scope.value}) made; it is shown only now: keep it safe")
+
+
+@keys_app.command("list")
+def keys_list(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Every key: id, name, scope, first characters, when made and revoked (never the key)."""
+    with _errors():
+        with _open(db, index_dir) as lib:
+            keys = lib.keys()
+        if as_json:
+            _print_json({"keys": keys})
+            return
+        from rich.table import Table
+
+        table = Table()
+        for col in ("id", "name", "scope", "starts with", "created", "revoked"):
+            table.add_column(col)
+        for k in keys:
+            table.add_row(str(k["id"]), k["name"] or "", k["scope"], k["prefix"] + "…", k["created_at"][:19],
+                          (k["revoked_at"] or "")[:19])
+        _console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see keys list).")],
+                db: DbOpt = None, index_dir: IndexDirOpt = None) -> None:
+    """Revoke a key: every request with it is refused (401) from now on."""
+    with _errors():
+        with _open(db, index_dir) as lib:
+            lib.revoke_key(key_id)
+        _console(stderr=True).print(f"key {key_id} revoked")

@@ -1,0 +1,48 @@
+"""Are two photos of the same person? The largest face of each, one similarity, a verdict
+by the library's calibrated threshold (what ``POST /v1/verify`` answers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import NoFace
+from ..faces.images import load_query
+from ..faces.pipeline import FacesMode
+
+if TYPE_CHECKING:
+    from ..faces.images import QueryPhoto
+    from ..space import SpaceView
+
+
+@dataclass(frozen=True)
+class Verification:
+    similarity: float  # cosine of the two unit vectors
+    verdict: str  # same_person / lookalike / weak, as search's verdicts
+    same_person: bool
+    threshold: float  # similarity >= threshold: same person
+    floor: float  # below: not even a look-alike
+    calibration: str  # where the threshold comes from
+    bbox_a: tuple[int, int, int, int]
+    bbox_b: tuple[int, int, int, int]
+
+    def to_dict(self) -> dict:
+        return {"similarity": round(self.similarity, 6), "verdict": self.verdict,
+                "same_person": self.same_person, "threshold": self.threshold, "floor": self.floor,
+                "calibration": self.calibration, "bbox_a": list(self.bbox_a), "bbox_b": list(self.bbox_b)}
+
+
+def verify(library: SpaceView, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
+    """The largest face of each photo, compared in the library's embedding space."""
+    found = []
+    for photo in (photo_a, photo_b):
+        rgb, name = load_query(photo, library.settings.max_pixels)
+        faces = library.pipeline.faces(rgb, FacesMode.largest)
+        if not faces:
+            raise NoFace(name, library.space.detector)
+        found.append(faces[0])
+    similarity = float(found[0].embedding @ found[1].embedding)
+    cal = library.calibration()
+    verdict = cal.verdict(similarity)
+    return Verification(similarity, verdict.value, similarity >= cal.threshold, cal.threshold, cal.floor,
+                        cal.source, found[0].bbox, found[1].bbox)

@@ -1,0 +1,195 @@
+"""Every request field and answer of the HTTP API, typed (they are the OpenAPI document).
+
+Answers mirror the CLI's ``--json`` objects key for key: ``SearchAnswer`` is exactly what
+``lookalike search --json`` prints. Profile text is plain text everywhere: a client shows
+it as text, never as markup."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..ingest.corpus import MAX_TAG_LENGTH, MAX_TAGS, PERSON_NAME_LENGTH, PROFILE_LIMITS
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details); ``code`` is stable, ``detail`` is for a person."""
+
+    type: str = Field(description="A URI naming the kind of problem: about:blank or lookalike:CODE.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable code, e.g. no_face, not_found, busy.")
+
+
+class Estimate(BaseModel):
+    """Estimated attributes of a face: estimates, never facts."""
+
+    age: float
+    gender: dict[str, float]
+    dominant_gender: str
+    emotion: dict[str, float]
+    dominant_emotion: str
+    estimate: bool
+    model: str
+
+
+class Match(BaseModel):
+    rank: int
+    person: str | None
+    photo: str
+    face_id: int
+    similarity: float
+    verdict: str = Field(description="same_person, lookalike or weak (calibrated thresholds).")
+    person_centroid_similarity: float | None = None
+    face_typicality: float | None = None
+
+
+class QueryFace(BaseModel):
+    bbox: list[int] = Field(description="x, y, width, height in the query photo.")
+    confidence: float
+    corpus_centroid_similarity: float | None
+    matches: list[Match]
+    analysis: Estimate | None = Field(None, description="Only with analyze=true.")
+    moved: str | None = Field(None, description="Only with toward: how the query was moved.")
+
+
+class Calibration(BaseModel):
+    threshold: float
+    floor: float
+    source: str
+
+
+class SearchAnswer(BaseModel):
+    """What ``lookalike search --json`` prints."""
+
+    query: str
+    faces: list[QueryFace]
+    calibration: Calibration | None = None
+
+
+class AnalyzedFace(Estimate):
+    bbox: list[int] = Field(description="x, y, width, height in the photo.")
+
+
+class AnalyzeAnswer(BaseModel):
+    """What ``lookalike analyze --json`` prints."""
+
+    photo: str
+    analyzer: str
+    model: str
+    faces: list[AnalyzedFace]
+
+
+class VerifyAnswer(BaseModel):
+    similarity: float
+    verdict: str
+    same_person: bool
+    threshold: float
+    floor: float
+    calibration: str
+    bbox_a: list[int]
+    bbox_b: list[int]
+
+
+class Profile(BaseModel):
+    """What a role model says about themself; every field is shown as plain text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, max_length=PROFILE_LIMITS["display_name"])
+    role: str | None = Field(None, max_length=PROFILE_LIMITS["role"])
+    organisation: str | None = Field(None, max_length=PROFILE_LIMITS["organisation"])
+    story: str | None = Field(None, max_length=PROFILE_LIMITS["story"])
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS,
+                            description=f"Self-declared; at most {MAX_TAG_LENGTH} characters each.")
+    consent_display: bool = Field(False, description="Agreed to be shown to visitors.")
+    source_url: str | None = Field(None, max_length=PROFILE_LIMITS["source_url"])
+    license: str | None = Field(None, max_length=PROFILE_LIMITS["license"])
+
+
+class NewPerson(Profile):
+    name: str = Field(min_length=1, max_length=PERSON_NAME_LENGTH,
+                      description="Identifier: letters, digits, spaces, '_', '.', '-'.")
+
+
+class PersonLine(BaseModel):
+    name: str
+    title: str
+    display_name: str | None
+    role: str | None
+    organisation: str | None
+    tags: list[str]
+    consent_display: bool | None = Field(description="None: never stated (a public corpus).")
+    photos: int
+    faces: int
+
+
+class PeopleAnswer(BaseModel):
+    people: list[PersonLine]
+
+
+class PersonFace(BaseModel):
+    face_id: int
+    photo: str
+    bbox: list[int]
+    similarity: float = Field(description="To the person's average face (centroid).")
+    robust_z: float | None
+    outlier: bool
+
+
+class CentroidFigures(BaseModel):
+    faces: int
+    mean_similarity: float | None = Field(description="Mean similarity of their faces to their average face.")
+    min_similarity: float | None
+    outliers: int
+
+
+class PersonAnswer(BaseModel):
+    name: str
+    profile: dict[str, str | bool | list[str] | None]
+    faces: list[PersonFace]
+    centroid: CentroidFigures
+
+
+class Consent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consent_display: bool
+
+
+class PhotoOutcome(BaseModel):
+    filename: str
+    status: str = Field(description="As lookalike ingest reports it: ok, no_face, decode_error, "
+                                    "too_large, duplicate, unchanged, …")
+    reason: str | None
+    faces: int
+
+
+class PhotosAnswer(BaseModel):
+    person: str
+    photos: list[PhotoOutcome]
+    statuses: dict[str, int]
+
+
+class RemovedAnswer(BaseModel):
+    person: str | None
+    photo: str | None
+    photos: int
+    faces: int
+    index_rebuilt: str | None
+
+
+class StatsAnswer(BaseModel):
+    people: int
+    photos: int
+    faces: int
+    statuses: dict[str, int]
+    index: dict
+    estimates: dict
+
+
+class Health(BaseModel):
+    status: Literal["loading", "ready", "failed"]
+    detail: str | None = None

@@ -1,0 +1,60 @@
+"""The server's options: flags of ``lookalike serve``, handed to each uvicorn worker
+process through the environment (``LOOKALIKE_SERVE_*``) and read back here, through the
+same parsers as every other variable (a bad value is one ConfigError naming it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..config import env_int, env_text
+
+DEFAULT_MAX_UPLOAD_MB = 15  # as the web app
+DEFAULT_MAX_MEGAPIXELS = 40
+DEFAULT_RATE = 120  # requests per minute and key (or client address, for open search)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    db: str | None = None
+    index_dir: str | None = None
+    open_search: bool = False  # search, analyze, verify, people and stats without a key
+    cors_origins: tuple[str, ...] = ()  # none: no CORS headers at all
+    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB  # per photo; a request may carry two (verify)
+    max_megapixels: int = DEFAULT_MAX_MEGAPIXELS  # decoded size, checked before decoding
+    rate_per_minute: int = DEFAULT_RATE  # 0: no limit
+    warm: bool = True  # load the models at start (health says ready once they are)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body: two photos and their form fields."""
+        return 2 * self.max_upload_mb * 1024 * 1024 + 64 * 1024
+
+    def to_env(self) -> dict[str, str]:
+        """The variables :meth:`from_env` reads, for the uvicorn workers."""
+        env = {"LOOKALIKE_SERVE_OPEN_SEARCH": "1" if self.open_search else "0",
+               "LOOKALIKE_SERVE_CORS": ",".join(self.cors_origins),
+               "LOOKALIKE_SERVE_MAX_UPLOAD_MB": str(self.max_upload_mb),
+               "LOOKALIKE_SERVE_MAX_MEGAPIXELS": str(self.max_megapixels),
+               "LOOKALIKE_SERVE_RATE": str(self.rate_per_minute),
+               "LOOKALIKE_SERVE_WARM": "1" if self.warm else "0"}
+        if self.db:
+            env["LOOKALIKE_DB"] = self.db
+        if self.index_dir:
+            env["LOOKALIKE_INDEX_DIR"] = self.index_dir
+        return env
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        cors = env_text("LOOKALIKE_SERVE_CORS") or ""
+        return cls(
+            db=os.environ.get("LOOKALIKE_DB") or None,
+            index_dir=os.environ.get("LOOKALIKE_INDEX_DIR") or None,
+            open_search=env_int("LOOKALIKE_SERVE_OPEN_SEARCH", 0, "0 or 1", minimum=0) == 1,
+            cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
+            max_upload_mb=env_int("LOOKALIKE_SERVE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, "megabytes", minimum=1),
+            max_megapixels=env_int("LOOKALIKE_SERVE_MAX_MEGAPIXELS", DEFAULT_MAX_MEGAPIXELS, "megapixels",
+                                   minimum=1),
+            rate_per_minute=env_int("LOOKALIKE_SERVE_RATE", DEFAULT_RATE, "requests per minute", minimum=0),
+            warm=env_int("LOOKALIKE_SERVE_WARM", 1, "0 or 1", minimum=0) == 1,
+        )
