@@ -41,14 +41,15 @@ def person(
         if as_json:
             _print_json(report.to_dict() | ({"montage": str(montage)} if montage else {}))
             return
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"{name}: {len(report.faces)} faces by similarity to their average face")
+        table = Table(title=escape(f"{name}: {len(report.faces)} faces by similarity to their average face"))
         for col in ("#", "similarity", "robust z", "outlier", "photo"):
             table.add_column(col)
         for n, f in enumerate(report.faces, start=1):
             table.add_row(str(n), f"{f.similarity:.3f}", "" if f.robust_z is None else f"{f.robust_z:.1f}",
-                          "yes" if f.outlier else "", f.photo)
+                          "yes" if f.outlier else "", escape(f.photo))
         _console().print(table)
         if montage is not None:
             _console().print(f"montage written to {montage}")

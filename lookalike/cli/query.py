@@ -79,6 +79,7 @@ def search(
         if as_json:
             _print_json(result.to_dict())
             return
+        from rich.markup import escape
         from rich.table import Table
 
         console = _console()
@@ -91,8 +92,9 @@ def search(
                 table.add_column(col, justify="right" if col in ("rank", "similarity", "vs their average") else "left")
             for m in face.matches:
                 cent = m.person_centroid_similarity
-                table.add_row(str(m.rank), m.person or "?", f"{m.similarity:.3f}", m.verdict.replace("_", " "),
-                              f"{cent:.3f}" if cent is not None else "", m.photo)
+                table.add_row(str(m.rank), escape(m.person or "?"), f"{m.similarity:.3f}",
+                              m.verdict.replace("_", " "), f"{cent:.3f}" if cent is not None else "",
+                              escape(m.photo))  # names and paths are data: a "[bold]" in them is not markup
             if not face.matches:
                 table.add_row("-", "no match passes the filters", "", "", "", "")
             console.print(table)
