@@ -191,8 +191,10 @@ class Library:
 
     def ingest_items(self, items: Iterable[Item], *, faces: FacesMode = FacesMode.largest, workers: int = 0,
                      progress: Progress | None = None, skipped_files: int = 0,
-                     analyzer: AnalyzerName | str | None = None) -> IngestReport:
-        """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s."""
+                     analyzer: AnalyzerName | str | None = None, refuse_empty: bool = True) -> IngestReport:
+        """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s. ``refuse_empty``:
+        a run that stored nothing raises :class:`NothingIngested` (the CLI's exit code);
+        without it the report says what happened to each photo (the admin's uploads)."""
         # fail on missing weights here, with the install command, not in every worker
         from .faces.pipeline import needs_shape_predictor
         from .ingest import local as ingest
@@ -225,7 +227,7 @@ class Library:
             if not report.interrupted:
                 report.index_rebuilt = view.upkeep()
         statuses = report.statuses
-        if not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
+        if refuse_empty and not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
             raise NothingIngested(
                 f"not one photo could be ingested ({report.processed} tried: " +
                 ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
@@ -492,7 +494,10 @@ class Library:
                 part.write_bytes(data)
                 part.replace(target)  # a crash leaves a .part, never half a photo the scan would read
             paths[str(target)] = filename
-        return self.ingest(list(paths), person=name), paths
+        from .ingest import corpus
+
+        scan = corpus.scan(list(paths), person=name)
+        return self.ingest_items(scan.items, refuse_empty=False), paths
 
     def photo_path(self, photo_id: int) -> str:
         with self.session() as session:

@@ -21,8 +21,10 @@ def db_path(lib) -> str:
 
 
 def page(monkeypatch, db: str, view: str | None = None) -> AppTest:
+    """The page as an operator sees it once past the gate (tests/test_ui_admin.py tests the gate)."""
     monkeypatch.setenv("LOOKALIKE_DB", db)
     at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["lk_operator"] = True
     if view is not None:
         at.session_state["view"] = view  # what a click on the tab does (st.tabs key="view")
     at.run()

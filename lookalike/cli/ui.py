@@ -20,8 +20,12 @@ def ui(
         "--kiosk-idle", min=1, help="Seconds without a touch before the role-model kiosk starts over.")] = 90.0,
     max_upload_mb: Annotated[int, typer.Option(
         "--max-upload-mb", min=1, help="Largest photo a visitor may upload.")] = 15,
+    visitor_only: Annotated[bool, typer.Option(
+        "--visitor-only", help="Serve Find, Live and Role models alone (a kiosk or public site): no Explore, "
+                               "no Admin.")] = False,
 ) -> None:
-    """Open the web app: find someone like me, live camera, role-model kiosk, explore."""
+    """Open the web app: find someone like me, live camera, role-model kiosk; Explore and Admin
+    for operators (the password in LOOKALIKE_UI_PASSWORD, or an admin API key)."""
     import os
     import sys
     from importlib.util import find_spec
@@ -36,7 +40,8 @@ def ui(
                 raise MissingExtra("the web app", "ui", f"{module} is not installed")
         script = Path(__file__).resolve().parents[1] / "ui" / "app.py"  # lookalike/ui, beside this package
         env = os.environ | {"LOOKALIKE_DB": db_url(db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
-                            "LOOKALIKE_UI_MAX_MB": str(max_upload_mb)}
+                            "LOOKALIKE_UI_MAX_MB": str(max_upload_mb),
+                            "LOOKALIKE_UI_VISITOR_ONLY": "1" if visitor_only else "0"}
         if index_dir is not None:
             env["LOOKALIKE_INDEX_DIR"] = str(index_dir.expanduser().resolve())
         command = [sys.executable, "-m", "streamlit", "run", str(script),

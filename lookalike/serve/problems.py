@@ -20,6 +20,7 @@ from ..errors import (
     ModelMissing,
     NoFace,
     NotFound,
+    NothingIngested,
     UnknownName,
     WheelUnavailable,
 )
@@ -42,6 +43,7 @@ ERRORS: list[tuple[type[LookalikeError], int, str]] = [
     (UnknownName, 400, "unknown_name"),
     (ManifestError, 400, "invalid_manifest"),
     (ConfigError, 400, "invalid_option"),
+    (NothingIngested, 422, "nothing_ingested"),
     (ModelMissing, 503, "model_missing"),
     (DownloadFailed, 503, "model_missing"),
     (WheelUnavailable, 503, "model_missing"),

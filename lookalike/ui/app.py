@@ -14,10 +14,16 @@ st.set_page_config(page_title="lookalike — who looks like me?", page_icon=":ma
 # the level `lookalike -v ui` exported (idempotent: every run of the script may call it)
 common.setting(logs.inherit)
 
-pages = st.navigation([
+visitor = [
     st.Page("find.py", title="Find someone like me", icon=":material/search:", default=True),
     st.Page("live.py", title="Live", icon=":material/videocam:"),
     st.Page("role_models.py", title="Role models", icon=":material/star:"),
+]
+# operator pages: behind the operator's password or an admin key (common.operator_gate), and
+# not served at all by a kiosk or public site (lookalike ui --visitor-only)
+operator = [
     st.Page("explore.py", title="Explore", icon=":material/explore:"),
-])
+    st.Page("admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+]
+pages = st.navigation(visitor if common.setting(common.visitor_only) else visitor + operator)
 pages.run()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
 import numpy as np
 
-from lookalike.config import env_int
+from lookalike.config import env_int, env_text
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -196,6 +196,54 @@ def setting(read: Callable[[], R]) -> R:
     except ConfigError as err:
         st.error(f"The web app is not configured right: {err}")
         st.stop()
+
+
+def operator_password() -> str | None:
+    """The operator's password for Explore and Admin (``LOOKALIKE_UI_PASSWORD``); an admin
+    API key (``lookalike keys create --scope admin``) opens them too."""
+    return env_text("LOOKALIKE_UI_PASSWORD")
+
+
+def visitor_only() -> bool:
+    """``lookalike ui --visitor-only`` (``LOOKALIKE_UI_VISITOR_ONLY=1``): a kiosk or public
+    site serves Find, Live and Role models alone; Explore and Admin do not exist there."""
+    return env_int("LOOKALIKE_UI_VISITOR_ONLY", 0, "0 or 1", minimum=0) == 1
+
+
+def _is_operator(given: str, password: str | None) -> bool:
+    import hmac
+
+    from lookalike.errors import LookalikeError
+    from lookalike.store.schema import KeyScope
+
+    if password and hmac.compare_digest(given.encode(), password.encode()):
+        return True
+    try:
+        return library().key_scope(given) is KeyScope.admin
+    except LookalikeError:
+        return False
+
+
+def operator_gate() -> None:
+    """Operator pages (Explore, Admin) show nothing of the library (no person, photo, path
+    or database URL) until this browser session gave the operator's password or an admin
+    API key; then they stay open for the session."""
+    import streamlit as st
+
+    if st.session_state.get("lk_operator"):
+        return
+    password = setting(operator_password)
+    st.info("This page is for the people who run this collection: give the operator's password "
+            "(LOOKALIKE_UI_PASSWORD) or an admin API key.")
+    with st.form("operator"):
+        given = st.text_input("Operator password or admin API key", type="password", key="operator_secret")
+        opened = st.form_submit_button("Open")
+    if opened and given and _is_operator(given.strip(), password):
+        st.session_state["lk_operator"] = True
+        st.rerun()
+    if opened:
+        st.error("That is neither the operator's password nor an admin API key.")
+    st.stop()
 
 
 def ready_library() -> Library:

@@ -45,6 +45,7 @@ common.style()
 st.title("Explore the collection")
 st.caption("A look inside the face library: what it holds, which photos could not be used, "
            "and how the faces relate to each other.")
+common.operator_gate()  # every person, consent or not, their photos and paths: operators only
 lib = common.ready_library()
 
 

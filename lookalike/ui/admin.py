@@ -1,0 +1,98 @@
+"""Admin: the people who keep the role-model collection current, without a CSV.
+
+Add a role model with photos, story, organisation, role and tags; see which photos failed
+and why; edit a profile; withdraw consent (the person leaves the kiosk at once: every
+visitor search reads consent when it runs); remove a person entirely. The same library
+verbs as ``POST /v1/people``, ``POST /v1/people/{name}/photos``, ``PUT …/consent`` and
+``DELETE /v1/people/{name}``. Behind the operator's password or an admin API key.
+
+Profile text is shown back in form fields and tables, which show it as text, never markup.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lookalike.errors import LookalikeError
+from lookalike.ingest.corpus import Profile
+from lookalike.ui import common
+
+NEW = "(a new person)"
+
+common.style()
+st.title("Admin: role models")
+common.operator_gate()
+lib = common.library()
+
+try:
+    people = {p.profile.name: p for p in lib.people(hide_declined=False)}
+except LookalikeError:  # a library with no embedding space yet: nobody to list
+    people = {}
+
+# what the last save did, shown once after the page reloaded with the person chosen
+done = st.session_state.pop("admin_done", None)
+if done is not None:
+    st.success(f"Saved {done[0]}.")
+    if done[1]:
+        st.dataframe(pd.DataFrame(done[1]), hide_index=True)
+if "admin_next" in st.session_state:  # a widget's value may be set only before it is drawn
+    st.session_state["admin_person"] = st.session_state.pop("admin_next")
+chosen = st.selectbox(f"Person ({len(people):,})", [NEW, *sorted(people, key=str.casefold)], key="admin_person")
+current = people.get(chosen)
+profile = current.profile if current is not None else None
+
+with st.form("profile", clear_on_submit=False):
+    name = st.text_input("Name (an identifier: letters, digits, spaces, _ . -)",
+                         value=chosen if current is not None else "", disabled=current is not None, key="admin_name")
+    display = st.text_input("Display name", value=(profile.display_name or "") if profile else "")
+    role = st.text_input("Role", value=(profile.role or "") if profile else "")
+    organisation = st.text_input("Organisation", value=(profile.organisation or "") if profile else "")
+    story = st.text_area("Story", value=(profile.story or "") if profile else "", height=150)
+    tags = st.text_input("Self-declared tags (separated by ;)", value="; ".join(profile.tags) if profile else "")
+    consent = st.checkbox("Agreed to be shown to visitors", value=bool(current and current.consent))
+    photos = st.file_uploader("Photos of them", type=common.PHOTO_TYPES, accept_multiple_files=True)
+    saved = st.form_submit_button("Save", type="primary")
+
+if saved:
+    from lookalike.ingest.corpus import parse_tags
+
+    who = chosen if current is not None else name.strip()
+    try:
+        lib.save_profile(who, Profile(display_name=display.strip() or None, role=role.strip() or None,
+                                      organisation=organisation.strip() or None, story=story.strip() or None,
+                                      tags=parse_tags(tags), consent_display=consent))
+        rows = []
+        if photos:
+            with common.SEARCH_LOCK:  # the models are shared with every visitor's search
+                report, names = lib.add_photos(who, [(f.name, f.getvalue()) for f in photos])
+            rows = [{"photo": names.get(o.path, "?"), "outcome": o.status.replace("_", " "),
+                     "why": o.reason or "", "faces": o.faces} for o in report.outcomes]
+        st.session_state["admin_done"] = (who, rows)
+        st.session_state["admin_next"] = who
+        st.rerun()
+    except LookalikeError as err:
+        st.error(f"Not saved: {err}")
+
+if current is not None:
+    st.subheader("Their photos")
+    rows = lib.person_photos(chosen)
+    st.dataframe(pd.DataFrame([{"photo": path.rsplit("/", 1)[-1], "outcome": status.replace("_", " "),
+                                "why": reason or ""} for _, path, status, reason in rows],
+                              columns=["photo", "outcome", "why"]), hide_index=True)
+    left, right = st.columns(2)
+    if current.consent:
+        if left.button("Withdraw consent (off the kiosk at once)", key="admin_withdraw"):
+            lib.set_consent(chosen, False)
+            st.rerun()
+    elif left.button("Record consent to be shown", key="admin_consent"):
+        lib.set_consent(chosen, True)
+        st.rerun()
+    sure = right.checkbox("Yes, remove every photo, face and profile of this person", key="admin_sure")
+    if right.button("Remove this person entirely", disabled=not sure, key="admin_remove"):
+        try:
+            lib.remove(person=chosen)
+            st.session_state.pop("admin_person", None)
+            st.rerun()
+        except LookalikeError as err:
+            st.error(f"Not removed: {err}")
