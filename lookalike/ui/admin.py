@@ -76,9 +76,9 @@ if saved:
 
 if current is not None:
     st.subheader("Their photos")
-    rows = lib.person_photos(chosen)
+    stored = lib.person_photos(chosen)
     st.dataframe(pd.DataFrame([{"photo": path.rsplit("/", 1)[-1], "outcome": status.replace("_", " "),
-                                "why": reason or ""} for _, path, status, reason in rows],
+                                "why": reason or ""} for _, path, status, reason in stored],
                               columns=["photo", "outcome", "why"]), hide_index=True)
     left, right = st.columns(2)
     if current.consent:
