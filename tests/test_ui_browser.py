@@ -58,15 +58,15 @@ def _shot(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
-@pytest.fixture(scope="module")
-def server(kiosk_db):
+def _serve(db: Path, *args: str):
+    """``lookalike ui --db DB ARGS…`` on a free loopback port until the generator is closed."""
     if not os.path.exists(CHROMIUM):
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message)
         pytest.skip(message)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(kiosk_db), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(db), "--port", str(port), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -82,6 +82,11 @@ def server(kiosk_db):
     proc.terminate()  # `lookalike ui` became the Streamlit server: this stops the server itself
     proc.wait(timeout=20)
     assert not _listening(port), "the web server outlived its process"
+
+
+@pytest.fixture(scope="module")
+def server(kiosk_db):
+    yield from _serve(kiosk_db)
 
 
 @pytest.fixture(scope="module")
@@ -148,4 +153,77 @@ def test_live_page_names_the_face_in_the_camera_beside_a_moving_picture(server, 
     assert video.evaluate("v => v.currentTime") > t0 + 1.0, "the picture froze"
     _shot(page, artifacts / "live.png")
     webrtc.get_by_role("button", name="STOP").click()
+    page.close()
+
+
+HOSTILE = {
+    "display_name": "Amy <img src=x onerror=alert(1)> [click](javascript:alert(1))",
+    "role": "<script>alert('role')</script> **bold**",
+    "organisation": "<a href='javascript:alert(2)'>Navy</a> :red[red] $x^2$",
+    "story": "Line one\n![remote](http://example.invalid/tracker.png) <iframe src='http://example.invalid'></iframe>",
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_server(kiosk_db, tmp_path_factory):
+    """A kiosk whose role model Amy has a profile full of markup, served visitor-only."""
+    import lookalike
+    from lookalike.ingest.corpus import Profile
+
+    folder = shutil.copytree(kiosk_db.parent, tmp_path_factory.mktemp("hostile") / "kiosk")
+    db = folder / kiosk_db.name
+    with lookalike.open(db) as lib:
+        tags = lib.profiles(["amy"])["amy"].tags
+        lib.save_profile("amy", Profile(**HOSTILE, tags=tags, consent_display=True))
+    yield from _serve(db, "--visitor-only")
+
+
+def _nothing_injected(page) -> None:
+    """The profile's markup arrived as text: no element, link, frame or remote image of it."""
+    assert page.locator("[onerror]").count() == 0
+    assert page.locator("img[src='x'], img[src*='example.invalid'], iframe[src*='example.invalid']").count() == 0
+    assert page.locator("a[href^='javascript']").count() == 0
+    assert page.evaluate("() => [...document.scripts].some(s => s.text.includes('alert'))") is False
+    body = page.locator("body").inner_text()
+    assert "<img src=x onerror=alert(1)>" in body and "[click](javascript:alert(1))" in body
+
+
+def test_profile_text_is_shown_as_text_on_every_visitor_page(hostile_server, browser, faces, artifacts):
+    page = browser.new_page()
+    page.goto(hostile_server)
+    page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)
+    page.locator("input[type=file]").set_input_files(str(faces / "celeb/faceapi_bbt/amy/amy5.png"))
+    page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.wait_for(timeout=90_000)
+    _nothing_injected(page)
+    assert "<script>alert('role')</script>" in page.locator("body").inner_text()
+    _shot(page, artifacts / "hostile-find.png")
+
+    page.goto(f"{hostile_server}/role_models")
+    page.get_by_role("button", name="I agree — start the camera").click(timeout=90_000)
+    take = page.get_by_role("button", name="Take Photo")
+    take.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    take.click()
+    page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.wait_for(timeout=90_000)
+    _nothing_injected(page)
+    assert "![remote](http://example.invalid/tracker.png)" in page.locator("body").inner_text()
+    _shot(page, artifacts / "hostile-kiosk.png")
+
+    page.goto(f"{hostile_server}/live")
+    webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+    webrtc.get_by_role("button", name="START").click(timeout=90_000)
+    page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.wait_for(timeout=120_000)
+    _nothing_injected(page)
+    webrtc.get_by_role("button", name="STOP").click()
+    page.close()
+
+
+@pytest.mark.parametrize("path", ["explore", "admin"])
+def test_a_visitor_only_site_has_no_operator_pages(hostile_server, browser, path):
+    page = browser.new_page()
+    page.goto(f"{hostile_server}/{path}")
+    page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)  # the default page instead
+    body = page.locator("body").inner_text()
+    assert "Explore the collection" not in body and "Admin" not in body and "sheldon" not in body.lower()
+    assert page.get_by_role("link", name="Explore").count() == 0 and page.get_by_role("link", name="Admin").count() == 0
     page.close()
