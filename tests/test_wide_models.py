@@ -69,14 +69,14 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
     bbt = faces / "celeb" / "faceapi_bbt"
     first = tmp_path / "first"
     later = tmp_path / "later"
-    for person in sorted(bbt.iterdir()):
+    for person in sorted(bbt.iterdir())[:5]:  # 20 faces to train a 16-d PCA on, 5 newcomers
         for i, photo in enumerate(sorted(person.iterdir())):
             target = (later if i == 4 else first) / person.name
             target.mkdir(parents=True, exist_ok=True)
             (target / photo.name).symlink_to(photo)
     args = backend.args()
     report = _cli(vgg_home, "ingest", str(first), *args, "--model", "VGG-Face")  # in this process
-    assert report["statuses"]["ok"] == 32
+    assert report["statuses"]["ok"] == 20
 
     info = _cli(vgg_home, "index", "info", *args)
     assert info["dim"] == 4096 and info["reduction"]["kind"] is None
@@ -86,8 +86,8 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
 
     info = _cli(vgg_home, "index", "rebuild", *args, "--reduce", "16")
     red = info["reduction"]
-    assert (red["kind"], red["dim_in"], red["dim_out"], red["trained_on"]) == ("pca", 4096, 16, 32)
-    assert info["dim"] == 16 and info["ntotal"] == 32
+    assert (red["kind"], red["dim_in"], red["dim_out"], red["trained_on"]) == ("pca", 4096, 16, 20)
+    assert info["dim"] == 16 and info["ntotal"] == 20
     if backend.name == "postgres":  # the searchable column holds the reduced vectors
         assert backend.sql("select distinct vector_dims(vec) from faces") == [(16,)]
         assert backend.sql("select count(*) from pg_indexes where indexname like 'faces_vec_hnsw_%_r16'") == [(1,)]
@@ -99,10 +99,10 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
 
     # new faces go through the stored reduction on the way in; the PCA is not retrained
     more = _cli(vgg_home, "ingest", str(later), *args, "--workers", "1")  # a worker loads VGG-Face too
-    assert more["statuses"]["ok"] == 8
+    assert more["statuses"]["ok"] == 5
     info = _cli(vgg_home, "index", "info", *args)
-    assert info["ntotal"] == 40 and info["reduction"]["uid"] == red["uid"]
+    assert info["ntotal"] == 25 and info["reduction"]["uid"] == red["uid"]
     if backend.name == "postgres":
         assert backend.sql("select distinct vector_dims(vec) from faces") == [(16,)]
-    newcomer = str(next((later / "raj").iterdir()))
+    newcomer = str(next((later / "penny").iterdir()))
     _assert_exact(backend, _cli(vgg_home, "search", newcomer, *args, "-k", "8"), 8)

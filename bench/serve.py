@@ -1,0 +1,235 @@
+"""The HTTP API under load, beside DeepFace's own service, in the same run.
+
+    python bench/serve.py [--gallery 300] [--queries 40] [--workers 2] [--concurrency 1,4,16]
+
+One gallery (the first N gallery photos of lfw-dev's retrieval.tsv), built twice: a
+lookalike library (``lookalike ingest``) and DeepFace's sqlite database
+(``DeepFace.register``), both SFace + YuNet. Then, on loopback:
+
+* ``lookalike serve --workers W`` (uvicorn): ``POST /v1/search`` (k=5, the photo as a
+  multipart upload, a search key), and ``POST /v1/analyze``;
+* DeepFace's own service (``deepface/api``, Flask under gunicorn with the same W workers,
+  as its Dockerfile runs it): ``POST /search`` (k=5, the same model and detector, exact)
+  and ``POST /represent`` (detection + embedding only: the floor of any search).
+  Its ``/analyze`` needs DeepFace's age / gender / emotion weights, which download from
+  GitHub: not reachable here, so that row says so instead of a figure.
+
+Queries: lfw-dev query photos (not in the gallery) and large in-the-wild celeb photos,
+cycled; each concurrency level runs ``max(2 c, 1) x queries`` requests from c client
+threads (one keep-alive connection each) after a warm-up. Figures: p50 / p95 latency,
+requests/s, non-200 answers and 5xx. And the same searches in-process
+(``Library.search`` on the bytes, one thread) for the p50 ratio.
+
+Targets (issue 17): 0 errors and no 5xx at concurrency 16; throughput at concurrency 4
+>= 1.6x concurrency 1 on 2 cores; p50 (concurrency 1) within 1.5x of the in-process search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import FACES, machine, table, write
+from serving import start
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def queries(n: int) -> list[tuple[str, bytes]]:
+    with open(FACES / "lfw-dev" / "retrieval.tsv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["role"] == "query"]
+    lfw = [FACES / "lfw-dev" / r["path"] for r in rows[: n - n // 4]]
+    celeb = sorted(p for p in (FACES / "celeb").rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    celeb = celeb[:: max(1, len(celeb) // (n // 4 or 1))][: n // 4]
+    return [(p.name, p.read_bytes()) for p in [*lfw, *celeb]]
+
+
+def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: int, total: int,
+         headers: dict) -> dict:
+    """``total`` requests from ``concurrency`` threads, each with its own connection."""
+    import httpx
+
+    latencies: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def client() -> None:
+        with httpx.Client(timeout=300, headers=headers) as http:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                name, data = photos[i % len(photos)]
+                t0 = time.perf_counter()
+                try:
+                    r = http.post(url, files={request["field"]: (name, data, "image/jpeg")}, data=request["data"])
+                    status = r.status_code
+                except httpx.HTTPError:
+                    status = 0
+                with lock:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    statuses.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"n": total, "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "p95_ms": round(float(np.percentile(latencies, 95)), 1), "per_s": round(total / wall, 2),
+            "errors": sum(1 for s in statuses if s != 200), "5xx": sum(1 for s in statuses if s >= 500)}
+
+
+def deepface_service(port: int, workers: int, sqlite: str, env: dict) -> subprocess.Popen:
+    """deepface/api as its Dockerfile starts it: gunicorn over ``app:create_app()``."""
+    import deepface
+
+    api = Path(deepface.__file__).parent / "api" / "src"
+    env = env | {"DEEPFACE_DATABASE_TYPE": "sqlite", "DEEPFACE_CONNECTION_DETAILS": sqlite,
+                 "DEEPFACE_FACE_RECOGNITION_MODELS": "SFace", "DEEPFACE_FACE_DETECTION_MODELS": "yunet"}
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", f"--workers={workers}", "--timeout=3600",
+                             f"--bind=127.0.0.1:{port}", "app:create_app()"], cwd=api, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_http(url: str, seconds: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise SystemExit(f"{url} never answered")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gallery", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", default="1,4,16")
+    args = parser.parse_args()
+    import lookalike
+    from lookalike.store.schema import KeyScope
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    photos = queries(args.queries)
+    with open(FACES / "lfw-dev" / "retrieval.tsv", newline="") as fh:
+        gallery = [FACES / "lfw-dev" / r["path"] for r in csv.DictReader(fh, delimiter="\t")
+                   if r["role"] != "query"][: args.gallery]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-serve-") as tmp:
+        work = Path(tmp)
+        corpus = work / "gallery"
+        for i, p in enumerate(gallery):
+            (corpus / p.parent.name).mkdir(parents=True, exist_ok=True)
+            (corpus / p.parent.name / f"{i:05d}_{p.name}").symlink_to(p)
+        db = work / "lib.db"
+        print(f"building the galleries from {len(gallery)} photos ...", flush=True)
+        with lookalike.open(db) as lib:
+            lib.ingest([str(corpus)])
+            _, key = lib.create_key(KeyScope.search, "bench")
+            inproc = []
+            for name, data in photos[:3]:
+                lib.search(data, k=5)  # warm-up
+            for name, data in photos:
+                t0 = time.perf_counter()
+                json.dumps(lib.search(data, k=5).to_dict())
+                inproc.append((time.perf_counter() - t0) * 1000)
+        from deepface import DeepFace
+
+        sqlite = str(work / "deepface.sqlite")
+        for p in sorted(corpus.glob("*/*")):
+            try:
+                DeepFace.register(img=str(p), model_name="SFace", detector_backend="yunet",
+                                  database_type="sqlite", connection_details=sqlite)
+            except Exception:  # noqa: BLE001 - no face: DeepFace raises
+                pass
+        in_p50 = float(np.percentile(inproc, 50))
+        rows.append({"service": "lookalike in-process", "verb": "Library.search", "concurrency": 1,
+                     "n": len(inproc), "p50_ms": round(in_p50, 1),
+                     "p95_ms": round(float(np.percentile(inproc, 95)), 1),
+                     "per_s": round(1000 / float(np.mean(inproc)), 2), "errors": 0, "5xx": 0})
+
+        server = start(db, "--workers", str(args.workers), "--rate", "0")
+        port = _free_port()
+        peer = deepface_service(port, args.workers, sqlite, dict(os.environ))
+        peer_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(peer_url + "/")
+            ours = {"search": (server.url + "/v1/search", {"field": "photo", "data": {"k": "5"}}),
+                    "analyze": (server.url + "/v1/analyze", {"field": "photo", "data": {}})}
+            theirs = {"search": (peer_url + "/search", {"field": "img", "data": {
+                          "model_name": "SFace", "detector_backend": "yunet", "k": "5",
+                          "similarity_search": "true", "search_method": "exact"}}),
+                      "represent": (peer_url + "/represent", {"field": "img", "data": {
+                          "model_name": "SFace", "detector_backend": "yunet"}})}
+            for service, verbs, headers in (("lookalike serve", ours, {"X-API-Key": key}),
+                                            ("deepface/api", theirs, {})):
+                for verb, (url, request) in verbs.items():
+                    load(url, request, photos[:4], 2, 8, headers)  # warm-up: every worker loads its models
+                    for c in levels:
+                        print(f"  {service} {verb} at concurrency {c} ...", flush=True)
+                        figures = load(url, request, photos, c, max(2 * c, 1) * len(photos) // 2, headers)
+                        rows.append({"service": service, "verb": verb, "concurrency": c, **figures})
+        finally:
+            server.stop()
+            os.killpg(peer.pid, signal.SIGTERM)
+            peer.wait(timeout=30)
+    rows.append({"service": "deepface/api", "verb": "analyze", "concurrency": None, "n": 0, "p50_ms": None,
+                 "p95_ms": None, "per_s": None, "errors": None, "5xx": None,
+                 "note": "needs DeepFace's age/gender/emotion weights, downloaded from GitHub: unreachable here"})
+
+    def row(service: str, verb: str, c: int) -> dict:
+        return next(r for r in rows if (r["service"], r["verb"], r["concurrency"]) == (service, verb, c))
+
+    ours_1 = row("lookalike serve", "search", 1)
+    checks = {
+        "no error or 5xx at concurrency 16": row("lookalike serve", "search", 16)["errors"] == 0,
+        "throughput c4 / c1 >= 1.6": row("lookalike serve", "search", 4)["per_s"] / ours_1["per_s"] >= 1.6,
+        "p50 <= 1.5x in-process": ours_1["p50_ms"] <= 1.5 * in_p50,
+    }
+    ratios = {"c4_over_c1": round(row("lookalike serve", "search", 4)["per_s"] / ours_1["per_s"], 2),
+              "p50_over_in_process": round(ours_1["p50_ms"] / in_p50, 2),
+              "deepface_search_p50_over_ours": round(row("deepface/api", "search", 1)["p50_ms"] / ours_1["p50_ms"], 2),
+              "deepface_search_per_s_c4_over_ours": round(row("deepface/api", "search", 4)["per_s"]
+                                                          / row("lookalike serve", "search", 4)["per_s"], 2)}
+    table(f"HTTP API on loopback, {args.workers} server processes, gallery of {len(gallery)} lfw-dev photos",
+          ["service", "verb", "concurrency", "n", "p50 ms", "p95 ms", "req/s", "errors", "5xx"],
+          [[r["service"], r["verb"], r["concurrency"] or "-", r["n"], r["p50_ms"] if r["p50_ms"] is not None else "-",
+            r["p95_ms"] if r["p95_ms"] is not None else "-", r["per_s"] if r["per_s"] is not None else "-",
+            r["errors"] if r["errors"] is not None else r.get("note", "-"), r["5xx"] if r["5xx"] is not None else "-"]
+           for r in rows])
+    table("Targets", ["target", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
+    print(json.dumps(ratios))
+    print("wrote", write("serve", {"machine": machine(), "gallery": len(gallery), "queries": len(photos),
+                                   "workers": args.workers, "results": rows, "ratios": ratios,
+                                   "targets": checks}))
+
+
+if __name__ == "__main__":
+    main()
