@@ -50,8 +50,11 @@ class Service:
     """The process's library and its models, loaded once (in a thread, so that the server
     answers ``/v1/health`` while they load)."""
 
+    KEY_TTL = 2.0  # seconds a key's scope is trusted before the database is asked again
+
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
+        self._keys: dict[str, tuple[KeyScope | None, float]] = {}  # key -> (scope, when read)
         self.lib: Library | None = None
         self.failed: str | None = None
         self.ready = threading.Event()
@@ -83,6 +86,24 @@ class Service:
             raise ApiProblem(503, "not_ready", "the models are still loading", {"Retry-After": "2"})
         with self.lock:
             return work(self.lib)
+
+    def scope_of(self, key: str) -> KeyScope | None:
+        """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
+        key (a revoked key is refused within that time, in every server process)."""
+        import time
+
+        now = time.monotonic()
+        cached = self._keys.get(key)
+        if cached is not None and now - cached[1] < self.KEY_TTL:
+            return cached[0]
+        if self.lib is None:
+            self.call(lambda lib: None)  # raises not_ready
+        assert self.lib is not None
+        scope = self.lib.key_scope(key)  # its own session: no need to wait for a search
+        if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
+            self._keys.clear()
+        self._keys[key] = (scope, now)
+        return scope
 
     def close(self) -> None:
         if self.lib is not None:
@@ -122,7 +143,7 @@ def _caller(scope: KeyScope) -> Callable[..., str]:
         service = _service(request)
         given = key or (bearer.credentials if bearer is not None else None)
         if given:
-            held = service.call(lambda lib: lib.key_scope(given))
+            held = service.scope_of(given)
             if held is None:
                 raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
                                  {"WWW-Authenticate": "Bearer"})
@@ -230,7 +251,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                                                                        "age:60-70, emotion:…")] = None,
         away: Annotated[str | None, Form(max_length=200)] = None,
         strength: Annotated[float, Form(ge=-5, le=5, description="How far to move (0 = plain).")] = 1.0,
-    ) -> dict:
+    ) -> JSONResponse:
         """Who looks like the faces in the photo: exactly what `lookalike search --json` prints.
         People whose profile withholds consent are never returned."""
         from ..analysis import AnalyzerName
@@ -250,7 +271,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                                 analyzer=AnalyzerName.auto if analyze else None, math=math)
             return replace(result, query=_name(photo)).to_dict()
 
-        return service.call(work)
+        # the dict is the CLI's JSON as it is: written out directly (SearchAnswer documents it,
+        # the schemathesis test holds it to that) instead of validated again field by field
+        return JSONResponse(service.call(work))
 
     @app.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
     def analyze(caller: Searcher, photo: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
@@ -368,7 +391,7 @@ def _removed(out: dict) -> dict:
 
 def _is_admin(service: Service, request: Request) -> bool:
     key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    return bool(key) and service.call(lambda lib: lib.key_scope(key.strip())) is KeyScope.admin
+    return bool(key) and service.scope_of(key.strip()) is KeyScope.admin
 
 
 def _line(p: object) -> dict:
