@@ -396,3 +396,35 @@ def test_open_search_cors_rate_and_size_limits(faces, tmp_path):
     finally:
         server.stop()
     assert server.proc.returncode is not None
+
+
+def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
+    """Starlette writes an upload past 1 MB to a temporary file; the server keeps every
+    photo in memory instead. Checked where the spill would happen (the spooled file's
+    rollover), on the app in this process with a 3 MB photo."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from lookalike.serve.app import create_app
+    from lookalike.serve.settings import ServeSettings
+
+    db = tmp_path / "lib.db"
+    shutil.copytree(faces / "celeb" / "face_recognition" / "barack_obama", tmp_path / "c" / "barack_obama")
+    assert cli("ingest", str(tmp_path / "c"), "--db", str(db), "-q").returncode == 0
+    spilled = []
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", lambda self: spilled.append(self))
+    big = io.BytesIO()
+    Image.open(faces / OBAMA).convert("RGB").resize((1600, 1600)).save(big, "PNG")
+    assert big.tell() > 3 * 1024 * 1024 // 2
+    app = create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0))
+    with TestClient(app) as client:
+        for _ in range(200):  # the models load in a thread: wait for ready
+            if client.get("/v1/health").status_code == 200:
+                break
+            threading.Event().wait(0.1)
+        r = client.post("/v1/search", files={"photo": ("big.png", big.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.json()["faces"][0]["matches"][0]["person"] == "barack_obama"
+    assert spilled == []

@@ -202,6 +202,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     settings = settings or ServeSettings.from_env()
     service = Service(settings)
+    # Starlette spools an uploaded file past 1 MB into a temporary file on disk: a visitor's
+    # photo must never be written anywhere, so parts stay in memory up to the request limit
+    # (which BodyLimit enforces before parsing). A class attribute: this server process only.
+    from starlette.formparsers import MultiPartParser
+
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
