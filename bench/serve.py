@@ -154,9 +154,9 @@ def main() -> None:
             lib.ingest([str(corpus)])
             _, key = lib.create_key(KeyScope.search, "bench")
             inproc = []
-            for name, data in photos[:3]:
+            for _, data in photos[:3]:
                 lib.search(data, k=5)  # warm-up
-            for name, data in photos:
+            for _, data in photos:
                 t0 = time.perf_counter()
                 json.dumps(lib.search(data, k=5).to_dict())
                 inproc.append((time.perf_counter() - t0) * 1000)
