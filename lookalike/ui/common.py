@@ -230,6 +230,9 @@ def operator_gate() -> None:
     API key; then they stay open for the session."""
     import streamlit as st
 
+    # a bad LOOKALIKE_UI_* value is one clear line on every page, operator pages too
+    setting(max_upload_mb)
+    setting(max_pixels)
     if st.session_state.get("lk_operator"):
         return
     password = setting(operator_password)
