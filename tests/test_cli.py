@@ -393,3 +393,32 @@ def test_index_rebuild_hnsw_then_remove_uses_tombstones(faces, tmp_path):
     assert unpinned["index_key"] == "Flat" and not unpinned["pinned"]
     bad = run("index", "rebuild", "--db", str(db), "--key", "NotAKey")
     assert bad.returncode == 2 and "cannot build index" in bad.stderr
+
+
+def test_names_and_profile_text_print_as_text_never_as_markup(faces, tmp_path):
+    """A folder name that looks like rich markup prints as those characters in the tables;
+    profile text (HTML, Markdown links, javascript: URLs) comes back in JSON exactly as stored."""
+    import lookalike
+    from lookalike.ingest.corpus import Profile
+
+    odd = "[bold red]Eve [link=mailto:eve]x"  # one folder name: markup without a closing "/"
+    corpus = tmp_path / "c"
+    for name, src in ((odd, "barack_obama"), ("eve_staff", "joe_biden")):
+        (corpus / name).mkdir(parents=True)
+        for photo in sorted((faces / "celeb/face_recognition" / src).iterdir())[:2]:
+            (corpus / name / photo.name).symlink_to(photo)
+    db = tmp_path / "h.db"
+    assert run("ingest", str(corpus), "--db", str(db), "-q").returncode == 0
+    story = "<script>alert(1)</script> [click](javascript:alert(1)) ![x](http://example.invalid/p.png)"
+    with lookalike.open(db) as lib:
+        lib.save_profile("eve_staff", Profile(display_name="<b>Eve</b>", story=story, consent_display=True))
+    env = {"COLUMNS": "300", "NO_COLOR": "1"}
+    table = run("search", str(faces / "celeb/face_recognition/barack_obama/obama.jpg"), "--db", str(db), env=env)
+    assert table.returncode == 0, table.stderr
+    assert odd in table.stdout  # not "Eve" in bold with the tags gone
+    person = run("person", odd, "--db", str(db), env=env)
+    assert person.returncode == 0 and odd in person.stdout
+    missing = run("person", odd + " 2", "--db", str(db))
+    assert missing.returncode == 1 and f"no person named '{odd} 2'" in missing.stderr  # the error line too
+    shown = json.loads(run("person", "eve_staff", "--db", str(db), "--json").stdout)["profile"]
+    assert shown["story"] == story and shown["display_name"] == "<b>Eve</b>"

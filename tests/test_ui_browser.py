@@ -58,7 +58,7 @@ def _shot(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
-def _serve(db: Path, *args: str):
+def _serve(db: Path, *args: str, env: dict | None = None):
     """``lookalike ui --db DB ARGS…`` on a free loopback port until the generator is closed."""
     if not os.path.exists(CHROMIUM):
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
@@ -67,7 +67,7 @@ def _serve(db: Path, *args: str):
         pytest.skip(message)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(db), "--port", str(port), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -164,9 +164,13 @@ HOSTILE = {
 }
 
 
+PASSWORD = "operator-Secret-42"
+
+
 @pytest.fixture(scope="module")
 def hostile_server(kiosk_db, tmp_path_factory):
-    """A kiosk whose role model Amy has a profile full of markup, served visitor-only."""
+    """A kiosk whose role model Amy has a profile full of markup, with operator pages behind
+    a password."""
     import lookalike
     from lookalike.ingest.corpus import Profile
 
@@ -175,7 +179,12 @@ def hostile_server(kiosk_db, tmp_path_factory):
     with lookalike.open(db) as lib:
         tags = lib.profiles(["amy"])["amy"].tags
         lib.save_profile("amy", Profile(**HOSTILE, tags=tags, consent_display=True))
-    yield from _serve(db, "--visitor-only")
+    yield from _serve(db, env={"LOOKALIKE_UI_PASSWORD": PASSWORD})
+
+
+@pytest.fixture(scope="module")
+def visitor_server(kiosk_db):
+    yield from _serve(kiosk_db, "--visitor-only")
 
 
 def _nothing_injected(page) -> None:
@@ -219,11 +228,47 @@ def test_profile_text_is_shown_as_text_on_every_visitor_page(hostile_server, bro
 
 
 @pytest.mark.parametrize("path", ["explore", "admin"])
-def test_a_visitor_only_site_has_no_operator_pages(hostile_server, browser, path):
+def test_a_visitor_only_site_has_no_operator_pages(visitor_server, browser, path):
     page = browser.new_page()
-    page.goto(f"{hostile_server}/{path}")
+    page.goto(f"{visitor_server}/{path}")
     page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)  # the default page instead
     body = page.locator("body").inner_text()
     assert "Explore the collection" not in body and "Admin" not in body and "sheldon" not in body.lower()
     assert page.get_by_role("link", name="Explore").count() == 0 and page.get_by_role("link", name="Admin").count() == 0
+    page.close()
+
+
+def _operator(page, url: str, heading: str) -> None:
+    """Open an operator page: nothing of the library before the password, the page after."""
+    page.goto(url)
+    page.get_by_role("heading", name=heading).wait_for(timeout=90_000)
+    page.get_by_text("Operator password or admin API key").wait_for(timeout=30_000)
+    body = page.locator("body").inner_text()
+    assert "amy" not in body.lower() and "sheldon" not in body.lower() and "kiosk" not in body.lower()
+    page.get_by_label("Operator password or admin API key").fill(PASSWORD)
+    page.get_by_role("button", name="Open").click()
+
+
+def test_operator_pages_show_profile_text_as_text_and_the_admin_edits_it(hostile_server, browser, artifacts):
+    page = browser.new_page()
+    _operator(page, f"{hostile_server}/explore", "Explore the collection")
+    page.get_by_text("Most photos").wait_for(timeout=90_000)
+    _nothing_injected(page)  # amy heads the "most photos" list under her display name
+    _shot(page, artifacts / "hostile-explore.png")
+
+    _operator(page, f"{hostile_server}/admin", "Admin: role models")
+    page.get_by_text("Person (8)").wait_for(timeout=90_000)
+    page.get_by_role("combobox").first.click()
+    page.get_by_role("option", name="amy", exact=True).click()
+    # the rerun for the chosen person has replaced the form (no stale copy of it left)
+    page.wait_for_function("() => { const f = document.querySelectorAll(\"input[aria-label='Display name']\");"
+                           " return f.length === 1 && f[0].value.includes('onerror'); }", timeout=60_000)
+    display = page.get_by_label("Display name")
+    assert display.input_value() == HOSTILE["display_name"]
+    assert page.get_by_label("Story").input_value() == HOSTILE["story"]
+    assert page.locator("[onerror]").count() == 0 and page.locator("a[href^='javascript']").count() == 0
+    page.get_by_label("Story").fill("Edited in the admin page.")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved amy.").wait_for(timeout=60_000)
+    _shot(page, artifacts / "admin.png")
     page.close()

@@ -81,7 +81,10 @@ def _errors() -> Iterator[None]:
         yield
     except LookalikeError as err:
         log.debug("the command failed: %s", err, exc_info=True)  # -v: where it came from
-        _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+        from rich.markup import escape
+
+        # the message names files and people: their brackets are text, not rich markup
+        _console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted")

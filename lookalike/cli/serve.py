@@ -51,7 +51,7 @@ def serve(
         settings = ServeSettings(db=db_url(db), index_dir=str(Path(index_dir).expanduser().resolve())
                                  if index_dir is not None else None, open_search=open_search,
                                  cors_origins=tuple(cors or ()), max_upload_mb=max_upload_mb,
-                                 max_megapixels=max_megapixels, rate_per_minute=rate)
+                                 max_megapixels=max_megapixels, rate_per_minute=rate, workers=workers)
         os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
         import uvicorn
 

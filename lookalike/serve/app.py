@@ -65,11 +65,15 @@ class Service:
         threading.Thread(target=self._load, name="lookalike-load", daemon=True).start()
 
     def _load(self) -> None:
+        import cv2
+
         import lookalike
 
+        cv2.setNumThreads(self.settings.model_threads)  # YuNet runs in OpenCV's DNN module
         try:
             lib = lookalike.open(self.settings.db, index_dir=self.settings.index_dir,
-                                 max_pixels=self.settings.max_megapixels * 1_000_000)
+                                 max_pixels=self.settings.max_megapixels * 1_000_000,
+                                 model_threads=self.settings.model_threads)
             if self.settings.warm:
                 _warm(lib)
             self.lib = lib

@@ -24,6 +24,14 @@ class ServeSettings:
     max_megapixels: int = DEFAULT_MAX_MEGAPIXELS  # decoded size, checked before decoding
     rate_per_minute: int = DEFAULT_RATE  # 0: no limit
     warm: bool = True  # load the models at start (health says ready once they are)
+    workers: int = 1  # server processes beside this one (their share of the cores)
+
+    @property
+    def model_threads(self) -> int:
+        """Threads per model run in one server process: the cores shared among the
+        processes. Processes are the parallelism; more threads than cores in all only
+        make the processes wait for each other (as the ingest workers use one each)."""
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     @property
     def max_request_bytes(self) -> int:
@@ -37,7 +45,8 @@ class ServeSettings:
                "LOOKALIKE_SERVE_MAX_UPLOAD_MB": str(self.max_upload_mb),
                "LOOKALIKE_SERVE_MAX_MEGAPIXELS": str(self.max_megapixels),
                "LOOKALIKE_SERVE_RATE": str(self.rate_per_minute),
-               "LOOKALIKE_SERVE_WARM": "1" if self.warm else "0"}
+               "LOOKALIKE_SERVE_WARM": "1" if self.warm else "0",
+               "LOOKALIKE_SERVE_WORKERS": str(self.workers)}
         if self.db:
             env["LOOKALIKE_DB"] = self.db
         if self.index_dir:
@@ -57,4 +66,5 @@ class ServeSettings:
                                    minimum=1),
             rate_per_minute=env_int("LOOKALIKE_SERVE_RATE", DEFAULT_RATE, "requests per minute", minimum=0),
             warm=env_int("LOOKALIKE_SERVE_WARM", 1, "0 or 1", minimum=0) == 1,
+            workers=env_int("LOOKALIKE_SERVE_WORKERS", 1, "a number of processes", minimum=1),
         )
