@@ -59,6 +59,20 @@ def cli(*args: str, env: dict | None = None, cwd: Path | None = None,
     return subprocess.CompletedProcess(["lookalike", *args], code, result.stdout, stderr)
 
 
+def app_page(name: str, db: Path, monkeypatch, **env: str):
+    """One page of the web app (lookalike/ui/NAME) run once by Streamlit's AppTest on the
+    library ``db``, with ``env`` set; it must not raise."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("LOOKALIKE_DB", str(db))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    at = AppTest.from_file(str(ROOT / "lookalike" / "ui" / name), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Every test that reads the real photos (the ``faces`` fixture, directly or through a
     library fixture) is ``e2e``: `make check` leaves those out, except the ``smoke`` few."""

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import app_page
 from streamlit.testing.v1 import AppTest
 
 import lookalike
@@ -16,15 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "operator-Secret-42"
 
 
-def _page(name: str, db: Path, monkeypatch, **env: str) -> AppTest:
-    monkeypatch.setenv("LOOKALIKE_DB", str(db))
-    monkeypatch.setenv("LOOKALIKE_UI_PASSWORD", PASSWORD)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    at = AppTest.from_file(str(ROOT / "lookalike" / "ui" / name), default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def _page(name: str, db: Path, monkeypatch) -> AppTest:
+    return app_page(name, db, monkeypatch, LOOKALIKE_UI_PASSWORD=PASSWORD)
 
 
 def _shown(at: AppTest) -> str:

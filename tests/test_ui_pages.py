@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import app_page
 from streamlit.testing.v1 import AppTest
 
 from lookalike.ui import common
@@ -18,13 +19,7 @@ BBT = "celeb/faceapi_bbt"
 
 
 def _page(name: str, db: Path, monkeypatch, **env: str) -> AppTest:
-    monkeypatch.setenv("LOOKALIKE_DB", str(db))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    at = AppTest.from_file(str(ROOT / "lookalike" / "ui" / name), default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return app_page(name, db, monkeypatch, **env)
 
 
 def _upload(at: AppTest, path: Path, data: bytes | None = None) -> AppTest:
