@@ -430,11 +430,11 @@ class Library:
         return verify(self.view, photo_a, photo_b)
 
     # -- people, as staff keep them (HTTP API, admin page) --------------------------------
-    def people(self, *, hide_declined: bool = True) -> list[repo.PersonSummary]:
-        """Everyone with their profile and counts; by default without the people whose
-        profile withholds consent (what a visitor may see)."""
+    def people(self, *, hide_declined: bool = True, name: str | None = None) -> list[repo.PersonSummary]:
+        """Everyone (or the one called ``name``) with their profile and counts; by default
+        without the people whose profile withholds consent (what a visitor may see)."""
         with self.session() as session:
-            return repo.people(session, self.existing_space_id(), hide_declined=hide_declined)
+            return repo.people(session, self.existing_space_id(), hide_declined=hide_declined, name=name)
 
     def save_profile(self, name: str, profile: NewProfile) -> repo.Profile:
         """Create a person, or replace their profile (display name, role, organisation,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -33,9 +33,23 @@ from .settings import ServeSettings
 
 if TYPE_CHECKING:
     from ..library import Library
+    from ..store.repo import PersonSummary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: ``identity`` for the rate limit, ``scope`` of their key (None for
+    an open search without one)."""
+
+    identity: str
+    scope: KeyScope | None
+
+    @property
+    def admin(self) -> bool:
+        return self.scope is KeyScope.admin
 
 
 class ApiProblem(Exception):
@@ -83,13 +97,18 @@ class Service:
             self.failed = str(err)
             log.error("the library could not be opened: %s", err, exc_info=True)
 
-    def call(self, work: Callable[[Library], T]) -> T:
+    def library(self) -> Library:
+        """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
         if self.lib is None:
             if self.failed is not None:
                 raise ApiProblem(503, "not_ready", f"the server could not open its library: {self.failed}")
             raise ApiProblem(503, "not_ready", "the models are still loading", {"Retry-After": "2"})
+        return self.lib
+
+    def call(self, work: Callable[[Library], T]) -> T:
+        lib = self.library()
         with self.lock:
-            return work(self.lib)
+            return work(lib)
 
     def scope_of(self, key: str) -> KeyScope | None:
         """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
@@ -100,10 +119,7 @@ class Service:
         cached = self._keys.get(key)
         if cached is not None and now - cached[1] < self.KEY_TTL:
             return cached[0]
-        if self.lib is None:
-            self.call(lambda lib: None)  # raises not_ready
-        assert self.lib is not None
-        scope = self.lib.key_scope(key)  # its own session: no need to wait for a search
+        scope = self.library().key_scope(key)  # its own session: no need to wait for a search
         if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
             self._keys.clear()
         self._keys[key] = (scope, now)
@@ -139,11 +155,11 @@ def _service(request: Request) -> Service:
     return service
 
 
-def _caller(scope: KeyScope) -> Callable[..., str]:
-    """A dependency: the caller's identity (for the rate limit) once the key grants ``scope``."""
+def _caller(scope: KeyScope) -> Callable[..., Caller]:
+    """A dependency: the :class:`Caller`, once their key grants ``scope``."""
 
     def check(request: Request, key: Annotated[str | None, Depends(_api_key)] = None,
-              bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> str:
+              bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
         service = _service(request)
         given = key or (bearer.credentials if bearer is not None else None)
         if given:
@@ -153,14 +169,14 @@ def _caller(scope: KeyScope) -> Callable[..., str]:
                                  {"WWW-Authenticate": "Bearer"})
             if not grants(held, scope):
                 raise ApiProblem(403, "forbidden", f"this key's scope is {held.value}; this needs {scope.value}")
-            caller = "key:" + given[:10]
+            caller = Caller("key:" + given[:10], held)
         elif scope is KeyScope.search and service.settings.open_search:
-            caller = "addr:" + (request.client.host if request.client else "?")
+            caller = Caller("addr:" + (request.client.host if request.client else "?"), None)
         else:
             raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {scope.value} "
                                                   "(header X-API-Key or Authorization: Bearer)",
                              {"WWW-Authenticate": "Bearer"})
-        wait = service.limit.take(caller)
+        wait = service.limit.take(caller.identity)
         if wait > 0:
             raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
                              {"Retry-After": str(max(1, round(wait + 0.5)))})
@@ -169,8 +185,8 @@ def _caller(scope: KeyScope) -> Callable[..., str]:
     return check
 
 
-Searcher = Annotated[str, Depends(_caller(KeyScope.search))]
-Admin = Annotated[str, Depends(_caller(KeyScope.admin))]
+Searcher = Annotated[Caller, Depends(_caller(KeyScope.search))]
+Admin = Annotated[Caller, Depends(_caller(KeyScope.admin))]
 PersonName = Annotated[str, Path(min_length=1, max_length=300)]
 
 
@@ -310,20 +326,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         return service.call(lambda lib: lib.verify(a, b).to_dict())
 
     @app.get("/v1/people", response_model=schemas.PeopleAnswer, tags=["people"])
-    def people(caller: Searcher, request: Request) -> dict:
+    def people(caller: Searcher) -> dict:
         """Everyone in the library; without an admin key, not the people who withheld consent."""
-        admin = _is_admin(service, request)
-        lines = service.call(lambda lib: lib.people(hide_declined=not admin))
+        lines = service.call(lambda lib: lib.people(hide_declined=not caller.admin))
         return {"people": [_line(p) for p in lines]}
 
     @app.get("/v1/people/{name}", response_model=schemas.PersonAnswer, tags=["people"])
-    def person(caller: Searcher, request: Request, name: PersonName) -> dict:
+    def person(caller: Searcher, name: PersonName) -> dict:
         """A person's profile, their faces by similarity to their average face, outliers flagged."""
-        admin = _is_admin(service, request)
 
         def work(lib: Library) -> dict:
             report = lib.person(name).to_dict()
-            if not admin and report["profile"]["consent_display"] is False:
+            if not caller.admin and report["profile"]["consent_display"] is False:
                 raise ApiProblem(404, "not_found", f"no person named {name!r} in this library")
             sims = [f["similarity"] for f in report["faces"]]
             report["centroid"] = {"faces": len(sims), "mean_similarity": sum(sims) / len(sims) if sims else None,
@@ -353,7 +367,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
         def work(lib: Library) -> dict:
             saved = lib.save_profile(body.name, profile)
-            return next(_line(p) for p in lib.people(hide_declined=False) if p.profile.name == saved.name)
+            return _line(lib.people(hide_declined=False, name=saved.name)[0])
 
         return service.call(work)
 
@@ -378,7 +392,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
         def work(lib: Library) -> dict:
             lib.set_consent(name, body.consent_display)
-            return next(_line(p) for p in lib.people(hide_declined=False) if p.profile.name == name)
+            return _line(lib.people(hide_declined=False, name=name)[0])
 
         return service.call(work)
 
@@ -399,15 +413,7 @@ def _removed(out: dict) -> dict:
     return {k: out.get(k) for k in ("person", "photo", "photos", "faces", "index_rebuilt")}
 
 
-def _is_admin(service: Service, request: Request) -> bool:
-    key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    return bool(key) and service.scope_of(key.strip()) is KeyScope.admin
-
-
-def _line(p: object) -> dict:
-    from ..store.repo import PersonSummary
-
-    assert isinstance(p, PersonSummary)
+def _line(p: PersonSummary) -> dict:
     pr = p.profile
     return {"name": pr.name, "title": pr.title, "display_name": pr.display_name, "role": pr.role,
             "organisation": pr.organisation, "tags": list(pr.tags), "consent_display": p.consent,

@@ -268,9 +268,9 @@ class PersonSummary:
     faces: int
 
 
-def people(session: Session, space_id: int, *, hide_declined: bool) -> list[PersonSummary]:
-    """Everyone, by name; ``hide_declined`` leaves out people whose profile withholds consent
-    (what visitors may see)."""
+def people(session: Session, space_id: int, *, hide_declined: bool, name: str | None = None) -> list[PersonSummary]:
+    """Everyone (or the one called ``name``), by name; ``hide_declined`` leaves out people
+    whose profile withholds consent (what visitors may see)."""
     photos = (select(Photo.person_id, func.count().label("n")).where(Photo.space_id == space_id,
                                                                      Photo.status == PhotoStatus.ok.value)
               .group_by(Photo.person_id).subquery())
@@ -281,6 +281,8 @@ def people(session: Session, space_id: int, *, hide_declined: bool) -> list[Pers
              .order_by(Person.name))
     if hide_declined:
         query = query.where(Person.consent_display.is_not(False))
+    if name is not None:
+        query = query.where(Person.name == name)
     return [PersonSummary(_profile(p), p.consent_display, int(n_photos), int(n_faces))
             for p, n_photos, n_faces in session.execute(query)]
 
