@@ -510,13 +510,11 @@ class Library:
     def create_key(self, scope: KeyScope, name: str | None = None) -> tuple[int, str]:
         """A new API key: ``(id, key)``. The key is returned once and never stored, only
         its SHA-256."""
-        import hashlib
         import secrets
 
         key = "lk_" + secrets.token_urlsafe(32)
         with self.session() as session:
-            key_id = repo.add_key(session, scope=scope.value, key_hash=hashlib.sha256(key.encode()).hexdigest(),
-                                  prefix=key[:10], name=name)
+            key_id = repo.add_key(session, scope=scope.value, key_hash=_key_hash(key), prefix=key[:10], name=name)
             session.commit()
         return key_id, key
 
@@ -536,12 +534,10 @@ class Library:
 
     def key_scope(self, key: str) -> KeyScope | None:
         """The scope of a valid, unrevoked key; ``None`` for anything else."""
-        import hashlib
-
         from .store.schema import KeyScope
 
         with self.session() as session:
-            scope = repo.key_scope(session, hashlib.sha256(key.encode()).hexdigest())
+            scope = repo.key_scope(session, _key_hash(key))
         return KeyScope(scope) if scope is not None else None
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:
@@ -553,6 +549,14 @@ class Library:
             reports.append(self.in_space(row).doctor(fix))
         return reports
 
+
+
+def _key_hash(key: str) -> str:
+    """What is stored of an API key: its SHA-256 (keys are 32 random bytes, so a fast hash is
+    enough; the key itself is never stored)."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | os.PathLike[str] | None = None,

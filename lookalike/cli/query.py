@@ -62,16 +62,11 @@ def search(
 ) -> None:
     """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
     with _errors():
+        from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
-        math = None
-        if toward is not None:
-            from ..query.facemath import FaceMath, Group
-
-            math = FaceMath(Group.parse(toward), Group.parse(away) if away else None, strength)
-        elif away is not None:
-            raise typer.BadParameter("--away needs --toward")
+        math = FaceMath.parse(toward, away, strength)
         lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
         result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
                             filters=parsed, consented_only=consented_only,

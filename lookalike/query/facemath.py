@@ -72,6 +72,16 @@ class FaceMath:
     away: Group | None = None
     strength: float = 1.0
 
+    @classmethod
+    def parse(cls, toward: str | None, away: str | None, strength: float) -> FaceMath | None:
+        """The search options ``toward`` / ``away`` / ``strength`` as the CLI and the HTTP API
+        take them: ``None`` without ``toward``; ``away`` alone is a ConfigError."""
+        if toward is None:
+            if away is not None:
+                raise ConfigError("away (--away) needs toward (--toward)")
+            return None
+        return cls(Group.parse(toward), Group.parse(away) if away else None, strength)
+
 
 def group_face_ids(library: Library | SpaceView, group: Group) -> np.ndarray:
     """Ids of the faces in ``group`` (this library's embedding space). Every value is matched

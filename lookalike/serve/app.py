@@ -281,14 +281,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         """Who looks like the faces in the photo: exactly what `lookalike search --json` prints.
         People whose profile withholds consent are never returned."""
         from ..analysis import AnalyzerName
-        from ..query.facemath import FaceMath, Group
+        from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
 
         parsed = tuple(Filter.parse(f) for f in filter or [])
-        if away is not None and toward is None:
-            raise ApiProblem(400, "invalid_option", "away needs toward")
-        math = (FaceMath(Group.parse(toward), Group.parse(away) if away else None, strength)
-                if toward is not None else None)
+        math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
         data = _read(service, photo)
 
         def work(lib: Library) -> dict:
