@@ -1,4 +1,4 @@
-"""The default detector on real photos: HOG first, dlib's CNN when HOG finds nothing."""
+"""The detectors on real photos: dlib (HOG, then CNN when HOG finds nothing) and YuNet."""
 
 from __future__ import annotations
 
@@ -27,3 +27,30 @@ def test_cnn_second_look_finds_what_hog_misses(faces, name):
 def test_no_second_look_at_a_photo_without_a_face(faces):
     rgb = decode_file(str(faces / "bad-inputs/generated/degenerate__one_pixel.png"), 10**8).rgb
     assert detect.build("dlib", DEFAULT_DETECT_MAX_SIDE).detect(rgb) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_yunet_finds_no_face_on_a_thin_strip_whatever_ran_before(faces, threads):
+    """The 4000 x 100 strip is detected at 1,280 x 32; at that height OpenCV's YuNet gave
+    the previous photo's face (1 thread) or a face from nowhere (2 threads) until inputs
+    were padded to 64 px: a photo's faces must not depend on the photo before it."""
+    import cv2
+
+    bad = faces / "bad-inputs"
+    strip = decode_file(str(bad / "generated/degenerate__extreme_aspect_4000x100.png"), 10**8).rgb
+    obama = decode_file(str(bad / "collected/resolution_ladder__obama-480p.jpg"), 10**8).rgb
+    tiny = decode_file(str(bad / "generated/tiny_image__tiny_image_32x32.png"), 10**8).rgb
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yunet = detect.build("yunet", DEFAULT_DETECT_MAX_SIDE)
+        seen_tiny = set()
+        for first in (None, obama, tiny, obama):
+            if first is not None:
+                assert yunet.detect(first)
+            for _ in range(3):
+                assert yunet.detect(strip) == []
+                seen_tiny.add(tuple(d.box for d in yunet.detect(tiny)))
+        assert len(seen_tiny) == 1 and len(next(iter(seen_tiny))) == 1  # the one face, each time
+    finally:
+        cv2.setNumThreads(before)

@@ -260,16 +260,25 @@ def build(name: str, max_side: int, fallback: bool = True) -> Detector:
 
 def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
     """``image`` padded with black on the right and bottom to sides that are multiples of
-    ``multiple`` (coordinates are unchanged). OpenCV's FaceDetectorYN pads to 32 itself,
-    but after a change of input size to a side under 32 it returned the previous photo's
-    faces (seen on the 4000 x 100 strip of bad-inputs after a group photo)."""
+    ``multiple`` and at least :data:`YUNET_MIN_INPUT` (coordinates are unchanged).
+
+    OpenCV's FaceDetectorYN pads to 32 itself, but on inputs with a side of 32 px or less
+    (the 4000 x 100 strip of bad-inputs is detected at 1,280 x 32) its coarsest feature
+    map is one row and the result depends on what ran before: the previous photo's faces,
+    or, on a fresh detector with two threads, a face that is not there (seen in CI,
+    2026-12-02). Padded to 64 px the strip gave no face in 24 shuffled runs at 1 and 2
+    threads, and the 32 x 32 face of bad-inputs the same face each time."""
     import cv2
 
     height, width = image.shape[:2]
-    bottom, right = -height % multiple, -width % multiple
+    bottom = max(-height % multiple, YUNET_MIN_INPUT - height)
+    right = max(-width % multiple, YUNET_MIN_INPUT - width)
     if not bottom and not right:
         return image
     return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=0)
+
+
+YUNET_MIN_INPUT = 64  # px: see :func:`_pad_to`
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
