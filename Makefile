@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1"
-	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres,serve,bench,lint]"
+	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres,milvus,serve,bench,lint]"
 	touch $@
 
 demo: install

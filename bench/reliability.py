@@ -75,8 +75,34 @@ def index_ids(index_dir: Path) -> set[int]:
     return out
 
 
-def invariants(db: Path, index_dir: Path, removed_ids: set[int]) -> list[str]:
-    """What must hold after any kill; the names of what does not."""
+MILVUS_IDS = """
+import json, sys
+from pymilvus import MilvusClient
+client = MilvusClient(sys.argv[1])
+ids = []
+for name in client.list_collections():
+    client.load_collection(name)
+    it = client.query_iterator(name, batch_size=10000, filter="", output_fields=["id"])
+    while page := it.next():
+        ids += [r["id"] for r in page]
+    it.close()
+print(json.dumps(ids))
+"""
+
+
+def milvus_ids(vectors: str) -> set[int]:
+    """Face ids in a Milvus Lite folder (``milvus-lite:PATH``), read in a process of their
+    own: Milvus Lite serves one process, and the next run must be able to open it."""
+    folder = vectors.split(":", 1)[1]
+    out = subprocess.run([sys.executable, "-c", MILVUS_IDS, folder], capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def invariants(db: Path, index_dir: Path, removed_ids: set[int], vectors: str | None = None) -> list[str]:
+    """What must hold after any kill; the names of what does not. ``vectors``: a
+    ``milvus-lite:PATH`` library, whose ids are read from Milvus instead of FAISS files."""
     broken = []
     if sql(db, "select count(*) from (select path from photos group by space_id, path having count(*) > 1)")[0][0]:
         broken.append("duplicate photo rows")
@@ -87,7 +113,9 @@ def invariants(db: Path, index_dir: Path, removed_ids: set[int]) -> list[str]:
                "(select 1 from faces f where f.photo_id = p.id)")[0][0]:
         broken.append("ok photo without its face")
     db_ids = {r[0] for r in sql(db, "select id from faces")}
-    if index_ids(index_dir) - db_ids - removed_ids:
+    held = milvus_ids(vectors) if vectors and Path(vectors.split(":", 1)[1]).exists() else (
+        set() if vectors else index_ids(index_dir))
+    if held - db_ids - removed_ids:
         broken.append("index holds a face the database never committed")
     return broken
 

@@ -37,6 +37,7 @@ from .errors import (
     SchemaTooNew,
     SourceUnavailable,
     UnknownName,
+    VectorStoreUnavailable,
     WheelUnavailable,
 )
 
@@ -87,5 +88,5 @@ __all__ = [
     "LookalikeError", "BadImage", "ConfigError", "DownloadFailed", "EmptyLibrary", "IndexCorrupt",
     "IndexOwnedElsewhere", "IngestFailed", "LibraryBusy", "ManifestError", "MissingExtra", "ModelMismatch",
     "ModelMissing", "NoDisplay", "NoFace", "NotFound", "NothingIngested", "SchemaTooNew", "SourceUnavailable",
-    "UnknownName", "WheelUnavailable",
+    "UnknownName", "VectorStoreUnavailable", "WheelUnavailable",
 ]

@@ -105,6 +105,68 @@ def default_upload_dir(url: str) -> Path:
     return (path.parent if path is not None else Path.cwd()) / "uploads"
 
 
+class VectorsKind(str, Enum):
+    """Where a library's vectors are searched (``--vectors``, ``LOOKALIKE_VECTORS``)."""
+
+    faiss = "faiss"  # a FAISS file per space beside the SQLite database (SQLite's default)
+    pgvector = "pgvector"  # faces.vec in PostgreSQL (PostgreSQL's default)
+    milvus_lite = "milvus-lite"  # Milvus Lite: an embedded Milvus in a local folder
+    milvus = "milvus"  # a Milvus server or cluster
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """A parsed ``--vectors`` value: the kind and, for Milvus, where it is."""
+
+    kind: VectorsKind
+    target: str = ""  # milvus-lite: the data folder (a path ending in .db); milvus: host:port
+
+    @property
+    def is_milvus(self) -> bool:
+        return self.kind in (VectorsKind.milvus_lite, VectorsKind.milvus)
+
+    def __str__(self) -> str:
+        if self.kind is VectorsKind.milvus_lite:
+            return f"milvus-lite:{self.target}"
+        if self.kind is VectorsKind.milvus:
+            return f"milvus://{self.target}"
+        return self.kind.value
+
+
+VECTORS_FORMS = "faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT"
+
+
+def parse_vectors(text: str, source: str = "--vectors") -> Vectors:
+    """``faiss``, ``pgvector``, ``milvus-lite:PATH`` (Milvus Lite keeps its data in the
+    folder PATH; pymilvus recognises a local Milvus by the ``.db`` ending, so one is added
+    when missing) or ``milvus://host:port`` (a Milvus server; its token, if it needs one,
+    comes from ``LOOKALIKE_MILVUS_TOKEN``, never from a flag that ``ps`` shows)."""
+    value = text.strip()
+    lowered = value.lower()
+    if lowered in (VectorsKind.faiss.value, VectorsKind.pgvector.value):
+        return Vectors(VectorsKind(lowered))
+    if lowered.startswith("milvus-lite:"):
+        path = value[len("milvus-lite:"):].strip()
+        if not path:
+            raise _bad(source, text, f"one of {VECTORS_FORMS} (milvus-lite needs a folder)")
+        folder = _expand(path, source).resolve()
+        if folder.suffix != ".db":
+            folder = folder.with_name(folder.name + ".db")
+        return Vectors(VectorsKind.milvus_lite, str(folder))
+    if lowered.startswith("milvus://"):
+        hostport = value[len("milvus://"):].strip().rstrip("/")
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise _bad(source, text, f"one of {VECTORS_FORMS} (milvus:// needs HOST:PORT)")
+        return Vectors(VectorsKind.milvus, f"{host}:{int(port)}")
+    raise _bad(source, text, f"one of {VECTORS_FORMS}")
+
+
+def default_vectors(url: str) -> Vectors:
+    """pgvector with PostgreSQL, else a FAISS file."""
+    return Vectors(VectorsKind.pgvector if url.startswith("postgresql") else VectorsKind.faiss)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a library needs to know, resolved once."""
@@ -124,6 +186,8 @@ class Settings:
     model_threads: int | None = None
     # where photos uploaded through the HTTP API or the admin page are stored (None: the default)
     upload_dir: Path | None = None
+    # where the vectors are searched; None: by the database (pgvector on PostgreSQL, else FAISS)
+    vectors: Vectors | None = None
 
     @classmethod
     def resolve(
@@ -145,9 +209,12 @@ class Settings:
                                "a whole number of pixels such as 100000000", minimum=1),
             index_budget=env_size("LOOKALIKE_INDEX_BUDGET", DEFAULT_INDEX_BUDGET),
             upload_dir=(env_path("LOOKALIKE_UPLOAD_DIR") or default_upload_dir(url)).resolve(),
+            vectors=env_vectors("LOOKALIKE_VECTORS"),
         )
         # any Settings field by name: the dataclass checks the names, the callers the values
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(given.get("vectors"), str):  # lookalike.open(db, vectors="milvus-lite:…")
+            given["vectors"] = parse_vectors(given["vectors"])
         return replace(base, **given) if given else base
 
 
@@ -241,6 +308,12 @@ def env_log_level(name: str) -> int | None:
     if level is None:
         raise _bad(name, value, "a log level: " + ", ".join(_LOG_LEVELS) + " (or a number)")
     return level
+
+
+def env_vectors(name: str) -> Vectors | None:
+    """A vector store (:func:`parse_vectors`); ``None`` when unset or empty."""
+    value = _raw(name)
+    return None if value is None else parse_vectors(value, name)
 
 
 def env_path(name: str) -> Path | None:

@@ -96,6 +96,11 @@ class LibraryBusy(LookalikeError):
     """Another process holds the library's write lock."""
 
 
+class VectorStoreUnavailable(LookalikeError):
+    """The vector store named by ``--vectors`` (a Milvus server, a Milvus Lite folder)
+    cannot be reached or opened; nothing was written."""
+
+
 class EmptyLibrary(LookalikeError):
     """A search against a library with no faces."""
 

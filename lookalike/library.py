@@ -18,7 +18,7 @@ from . import config
 from .config import Settings
 from .errors import ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
-from .index.backends import DoctorReport, VectorBackend, for_dialect
+from .index.backends import DoctorReport, VectorBackend, for_settings
 from .space import SpaceView
 from .store import db, repo
 
@@ -58,8 +58,10 @@ class Library:
         config.activate_weights_home()
         self._engine = db.make_engine(self.settings.db_url)
         self.revision = db.migrate(self._engine)
-        self._sessions = db.session_factory(self._engine)
-        self.backend = for_dialect(self._engine.dialect.name)
+        self.backend = for_settings(self._engine.dialect.name, self.settings.vectors)
+        # a vector store outside the database follows it through outbox rows, written by the
+        # store's functions in the same transaction as each change (lookalike.store.repo.OUTBOX)
+        self._sessions = db.session_factory(self._engine, outbox=self.backend.outbox)
 
     # -- plumbing --------------------------------------------------------------------
     @contextmanager
@@ -167,6 +169,7 @@ class Library:
                      s.aligner or config.DEFAULT_ALIGNER)
 
     def close(self) -> None:
+        self.backend.close()
         self._engine.dispose()
 
     def __enter__(self) -> "Library":
@@ -223,7 +226,8 @@ class Library:
                 report = queued.run(view, list(items), options, progress, skipped_files, serve=serve_queue)
             else:
                 report = ingest.run(view, list(items), options, progress, skipped_files)
-            view.refresh(index=self.vectors_in_db)  # new centroids; pgvector: the workers wrote the rows
+            # new centroids; queued ingest: the workers wrote the vectors
+            view.refresh(index=self.vectors_in_db or self.backend.queued_ingest)
             if not report.interrupted:
                 report.index_rebuilt = view.upkeep()
         statuses = report.statuses

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -246,20 +247,22 @@ def postgres(tmp_path_factory):
 
 
 class Backend:
-    """One library store for tests that must hold on both: SQLite + FAISS file, or
-    PostgreSQL + pgvector. ``sql`` reads it the same way for both."""
+    """One library store for tests that must hold on every backend: SQLite + FAISS file,
+    PostgreSQL + pgvector, SQLite + Milvus Lite (and PostgreSQL + a Milvus server where a
+    test asks for it). ``sql`` reads the metadata the same way for all."""
 
-    def __init__(self, name: str, url: str, index_dir: Path) -> None:
-        self.name, self.url, self.index_dir = name, url, index_dir
+    def __init__(self, name: str, url: str, index_dir: Path, vectors: str | None = None) -> None:
+        self.name, self.url, self.index_dir, self.vectors = name, url, index_dir, vectors
         self._engine = None
 
     def open(self):
         import lookalike
 
-        return lookalike.open(self.url, index_dir=self.index_dir)
+        return lookalike.open(self.url, index_dir=self.index_dir, vectors=self.vectors)
 
     def args(self) -> list[str]:
-        return ["--db", self.url, "--index-dir", str(self.index_dir)]
+        return ["--db", self.url, "--index-dir", str(self.index_dir)] + (
+            ["--vectors", self.vectors] if self.vectors else [])
 
     def sql(self, query: str) -> list[tuple]:
         from sqlalchemy import create_engine, text
@@ -273,10 +276,49 @@ class Backend:
 def make_backend(request, folder: Path, kind: str) -> Backend:
     if kind == "sqlite":
         return Backend(kind, str(folder / "lib.db"), folder / "indexes")
+    if kind == "milvus":  # SQLite for the metadata, Milvus Lite (embedded) for the vectors
+        return Backend(kind, str(folder / "lib.db"), folder / "indexes", vectors=f"milvus-lite:{folder / 'vectors.db'}")
+    if kind == "milvus-server":  # PostgreSQL + a Milvus server process on loopback
+        return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes",
+                       vectors=request.getfixturevalue("milvus_server"))
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A Milvus server on a loopback port: ``milvus-lite server``, the registry's Milvus
+    engine behind Milvus's own gRPC API (pymilvus speaks to it as to a cluster's proxy).
+    Yields its ``milvus://`` URL; stopped at the end of the session."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = tmp_path_factory.mktemp("milvus-server")
+    exe = Path(sys.executable).with_name("milvus-lite")
+    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError as err:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"milvus-lite server did not start: {proc.stderr.read().decode()[-2000:]}") from err
+            time.sleep(0.2)
+    yield f"milvus://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "milvus"])
 def backend(request, tmp_path) -> Backend:
-    """Run the test on both stores (issue 8: the behaviour tests hold on both backends)."""
+    """Run the test on every store (issue 8: the behaviour tests hold on each backend;
+    issue 18: Milvus too)."""
     return make_backend(request, tmp_path, request.param)

@@ -29,9 +29,9 @@ def small_lib(faces, tmp_path_factory):
     return db, json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus"])
 def any_lib(request, faces, tmp_path_factory):
-    """The same small library on each backend, for the behaviour tests that must hold on both."""
+    """The same small library on each backend, for the behaviour tests that must hold on each."""
     from conftest import make_backend
 
     db = make_backend(request, tmp_path_factory.mktemp("cli-any"), request.param)

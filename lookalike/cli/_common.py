@@ -54,6 +54,9 @@ DbOpt = Annotated[Optional[str], typer.Option(
     "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
 IndexDirOpt = Annotated[Optional[Path], typer.Option(
     "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
+VectorsOpt = Annotated[Optional[str], typer.Option(
+    "--vectors", help="Where the vectors are searched: faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT "
+                      "[env LOOKALIKE_VECTORS; default faiss with SQLite, pgvector with PostgreSQL]")]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", help="DeepFace recognition model [default: the library's, else SFace]")]
 DetectorOpt = Annotated[Optional[str], typer.Option(
@@ -91,8 +94,13 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _open(db: str | None, index_dir: Path | None, **settings: object) -> Library:
+def _open(db: str | None, index_dir: Path | None, vectors: str | None = None, **settings: object) -> Library:
     import lookalike
+
+    if vectors is not None:
+        from ..config import parse_vectors
+
+        settings["vectors"] = parse_vectors(vectors)
 
     log.debug("opening the library %s", db or "named by LOOKALIKE_DB, else lookalike.db")
     lib = lookalike.open(db=db, index_dir=None if index_dir is None else str(index_dir), **settings)

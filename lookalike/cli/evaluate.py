@@ -16,6 +16,7 @@ from ._common import (
     IndexDirOpt,
     JsonOpt,
     ModelOpt,
+    VectorsOpt,
     _console,
     _errors,
     _open,
@@ -36,6 +37,7 @@ def eval_verify(
         "--root", help="Folder the pair paths are under [default: the file's folder].")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
@@ -48,7 +50,7 @@ def eval_verify(
     from ..measure import evaluate
 
     with _errors():
-        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
+        lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner)
         lib.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
         report, scores, same = evaluate.verify(lib, evaluate.read_pairs(pairs, root))
         data = report.to_dict()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json
+from ._common import DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json
 
 if TYPE_CHECKING:
     from ..faces.montage import Tile
@@ -34,6 +34,7 @@ def explore_pca(
     montage_dir: MontageDirOpt = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """How many directions the corpus uses, and the faces at both ends of each main axis."""
@@ -41,7 +42,7 @@ def explore_pca(
     from ..measure import explore
 
     with _errors():
-        report, data = explore.pca(_open(db, index_dir), components)
+        report, data = explore.pca(_open(db, index_dir, vectors), components)
         if plot is not None:
             _spectrum_plot(report, plot)
         if montage_dir is not None:
@@ -86,6 +87,7 @@ def explore_clusters(
     montage_dir: MontageDirOpt = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Groups of faces that look like one person (cut at the same-person threshold)."""
@@ -93,7 +95,7 @@ def explore_clusters(
     from ..measure import explore
 
     with _errors():
-        report, data = explore.clusters(_open(db, index_dir), min_size)
+        report, data = explore.clusters(_open(db, index_dir, vectors), min_size)
         if montage_dir is not None:
             montage_dir.mkdir(parents=True, exist_ok=True)
             for n, members in enumerate(report.clusters, start=1):
@@ -114,6 +116,7 @@ def explore_outliers(
     montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the outlier faces to this image.")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Faces far from their own person's average face: likely mislabelled or badly cut."""
@@ -123,7 +126,7 @@ def explore_outliers(
     from ..measure import explore
 
     with _errors():
-        found = explore.outliers(_open(db, index_dir), limit)
+        found = explore.outliers(_open(db, index_dir, vectors), limit)
         if montage is not None and found:
             render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
                    title="faces far from their person's average face")

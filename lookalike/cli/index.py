@@ -6,16 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json
+from ._common import DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json
 
 index_app = typer.Typer(help="Inspect and rebuild the vector index.", no_args_is_help=True)
 
 
 @index_app.command("info")
-def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None,
+              as_json: JsonOpt = False) -> None:
     """The index in use, its size and tombstones, and what the choice rules would pick now."""
     with _errors():
-        info = _open(db, index_dir).index_info()
+        info = _open(db, index_dir, vectors).index_info()
         if as_json:
             _print_json(info)
             return
@@ -36,6 +37,7 @@ def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt
 def index_rebuild(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     key: Annotated[Optional[str], typer.Option(
         "--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
     reduce: Annotated[Optional[int], typer.Option(
@@ -45,7 +47,7 @@ def index_rebuild(
 ) -> None:
     """Rebuild the index from the database's vectors (drops tombstones)."""
     with _errors():
-        info = _open(db, index_dir).rebuild_index(key, reduce=reduce)
+        info = _open(db, index_dir, vectors).rebuild_index(key, reduce=reduce)
         if as_json:
             _print_json(info)
         else:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
+from ..ingest.formats import CorpusFormat
 from ._common import (
     AlignerOpt,
     AnalyzerOpt,
@@ -18,6 +19,7 @@ from ._common import (
     IndexDirOpt,
     JsonOpt,
     ModelOpt,
+    VectorsOpt,
     _console,
     _errors,
     _open,
@@ -32,9 +34,11 @@ if TYPE_CHECKING:
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(
-        help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests.")],
+        help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests; "
+             "with --format, the corpus's folder.")],
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     model: ModelOpt = None,
     detector: DetectorOpt = None,
     aligner: AlignerOpt = None,
@@ -53,18 +57,38 @@ def ingest(
     analyzer: AnalyzerOpt = AnalyzerName.auto,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
     as_json: JsonOpt = False,
+    corpus_format: Annotated[Optional[CorpusFormat], typer.Option(
+        "--format", help="Read PATHS as this public corpus, as downloaded: its names, identity files and "
+                         "labels become people and profile tags (README: Public celebrity corpora) "
+                         "[default: folders and manifests].")] = None,
 ) -> None:
     """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
     from ..faces.pipeline import FacesMode
 
     with _errors():
-        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner, max_pixels=max_pixels)
+        items, skips = None, None
+        if corpus_format is not None:  # read the corpus first: a missing identity file fails before the library opens
+            from ..errors import ConfigError, NothingIngested
+            from ..ingest import formats
+
+            if person is not None:
+                raise ConfigError(f"--person cannot be combined with --format {corpus_format.value}: "
+                                  "the corpus names its people")
+            items = formats.read(corpus_format, paths)
+            if not items:
+                raise NothingIngested(f"no {corpus_format.value} photos found in {', '.join(map(str, paths))}")
+            skips = formats.skipped(items)
+        lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner, max_pixels=max_pixels)
         progress = None if (quiet or as_json) else _RichProgress()
         result = None
         try:
-            result = lib.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
-                                workers=workers, person=person, progress=progress,
-                                analyzer=analyzer if analyze else None)
+            if items is None:
+                result = lib.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
+                                    workers=workers, person=person, progress=progress,
+                                    analyzer=analyzer if analyze else None)
+            else:
+                result = lib.ingest_items(items, faces=FacesMode(faces.value), workers=workers,
+                                          progress=progress, analyzer=analyzer if analyze else None)
         finally:
             if report is not None:  # also when the run failed: what was seen is reported
                 done = result.outcomes if result else (progress.outcomes if progress else [])
@@ -72,10 +96,15 @@ def ingest(
         summary = result.to_dict()
         summary["library"] = {"db": lib.settings.db_url, "space": lib.space.key,
                               "index_dir": str(lib.settings.index_dir)}
+        if corpus_format is not None:
+            summary["format"] = {"name": corpus_format.value, "skipped": skips}
         if as_json:
             _print_json(summary)
         elif not quiet:
             _print_ingest_summary(summary)
+            if corpus_format is not None and skips:
+                kinds = ", ".join(f"{n} {kind}" for kind, n in skips.items())
+                _console().print(f"rejected by --format {corpus_format.value}: {kinds} (each reason: --report FILE)")
         if result.interrupted:
             _console(stderr=True).print(
                 f"interrupted: {result.processed} photos saved; run the same command again to finish")
@@ -149,6 +178,7 @@ def _write_report(path: Path, outcomes: list[Outcome]) -> None:
 @app.command()
 def worker(
     db: DbOpt = None,
+    vectors: VectorsOpt = None,
     workers: Annotated[int, typer.Option(
         "--workers", "-w", help="Worker processes on this machine [default: one per core].")] = 0,
     until_empty: Annotated[bool, typer.Option(
@@ -167,10 +197,12 @@ def worker(
     from ..workers import spawn_context
 
     with _errors():
-        lib = _open(db, None)
-        if not lib.vectors_in_db:
-            raise ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…); "
-                              "on SQLite, run lookalike ingest --workers N on the machine that holds it")
+        lib = _open(db, None, vectors)
+        if not lib.backend.queued_ingest:
+            raise ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…) whose "
+                              "vectors are in pgvector or a Milvus server (--vectors milvus://HOST:PORT); on "
+                              "SQLite or with Milvus Lite, run lookalike ingest --workers N on the machine that "
+                              "holds it")
         n = workers or os.cpu_count() or 1
         ctx = spawn_context()
         stop, results = ctx.Event(), ctx.Queue()

@@ -14,6 +14,7 @@ from ._common import (
     IndexDirOpt,
     JsonOpt,
     ModelOpt,
+    VectorsOpt,
     _console,
     _errors,
     _open,
@@ -27,13 +28,14 @@ def person(
     name: Annotated[str, typer.Argument(help="The person's name as ingested (folder or manifest).")],
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     montage: Annotated[Optional[Path], typer.Option(
         "--montage", help="Write the face crops, most typical first, to this image.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A person's photos sorted by similarity to their average face, outliers flagged."""
     with _errors():
-        report = _open(db, index_dir).person(name)
+        report = _open(db, index_dir, vectors).person(name)
         if montage is not None and report.faces:
             from ..query.person import montage as draw
 
@@ -64,12 +66,13 @@ def remove(
         "--space", help="Remove a whole embedding space (model__detector__aligner), e.g. after reembed.")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a person or a photo (rows, vectors and centroid contributions, in every index),
     or one embedding space."""
     with _errors():
-        result = _open(db, index_dir).remove(person=person, photo=str(photo) if photo else None, space=space)
+        result = _open(db, index_dir, vectors).remove(person=person, photo=str(photo) if photo else None, space=space)
         if as_json:
             _print_json(result)
         else:
@@ -87,6 +90,7 @@ def reembed(
     workers: Annotated[int, typer.Option("--workers", help="Worker processes [default: one per core].")] = 0,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move a library to another embedding space (default: the current default model stack):
@@ -98,7 +102,7 @@ def reembed(
     with _errors():
         target = Space(model or config.DEFAULT_MODEL, detector or config.DEFAULT_DETECTOR,
                        aligner or config.DEFAULT_ALIGNER)
-        lib = _open(db, index_dir)
+        lib = _open(db, index_dir, vectors)
         before = [s["space"] for s in lib.spaces()]
         result = lib.reembed(target, workers=workers)
         result["old_spaces"] = [k for k in before if k != target.key]
@@ -119,10 +123,11 @@ def reembed(
 
 # -- stats / doctor -------------------------------------------------------------------
 @app.command()
-def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None,
+              as_json: JsonOpt = False) -> None:
     """People, photos, faces, statuses and the index of a library."""
     with _errors():
-        data = _open(db, index_dir).stats()
+        data = _open(db, index_dir, vectors).stats()
         if as_json:
             _print_json(data)
             return
@@ -144,13 +149,14 @@ def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = Fa
 def doctor(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     fix: Annotated[bool, typer.Option(
         "--fix", help="Re-add missing vectors from the database, drop orphans.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check that the index holds exactly the faces in the database (exit 0 only then)."""
     with _errors():
-        reports = _open(db, index_dir).doctor(fix=fix)
+        reports = _open(db, index_dir, vectors).doctor(fix=fix)
         if as_json:
             _print_json({"ok": all(r.ok for r in reports), "spaces": [r.to_dict() for r in reports]})
         else:

@@ -17,6 +17,7 @@ from ._common import (
     IndexDirOpt,
     JsonOpt,
     ModelOpt,
+    VectorsOpt,
     _console,
     _errors,
     _open,
@@ -38,6 +39,7 @@ def search(
     photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
     per_person: Annotated[bool, typer.Option(
         "--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
@@ -67,7 +69,7 @@ def search(
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
         math = FaceMath.parse(toward, away, strength)
-        lib = _open(db, index_dir, model=model, detector=detector, aligner=aligner)
+        lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner)
         result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
                             filters=parsed, consented_only=consented_only,
                             analyzer=analyzer if analyze else None, math=math)
@@ -118,6 +120,7 @@ def path(
         "--montage", help="Write the faces of the path to this image.")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who lies between two faces: the nearest corpus face at each step of the way."""
@@ -130,7 +133,7 @@ def path(
     with _errors():
         from ..errors import NoFace
 
-        lib = _open(db, index_dir)
+        lib = _open(db, index_dir, vectors)
         ends = []
         for photo in (photo_a, photo_b):
             rgb, name = load_query(str(photo), lib.settings.max_pixels)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json, app
+from ._common import DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json, app
 
 keys_app = typer.Typer(help="The HTTP API's keys: create (printed once), list, revoke.", no_args_is_help=True)
 
@@ -16,6 +16,7 @@ keys_app = typer.Typer(help="The HTTP API's keys: create (printed once), list, r
 def serve(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on; 0.0.0.0 serves other machines.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
@@ -41,7 +42,7 @@ def serve(
     from pathlib import Path
 
     with _errors():
-        from ..config import db_url
+        from ..config import db_url, parse_vectors
         from ..errors import MissingExtra
         from ..serve.settings import ServeSettings
 
@@ -53,6 +54,8 @@ def serve(
                                  cors_origins=tuple(cors or ()), max_upload_mb=max_upload_mb,
                                  max_megapixels=max_megapixels, rate_per_minute=rate, workers=workers)
         os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
+        if vectors is not None:  # and the library each of them opens (Settings.resolve)
+            os.environ["LOOKALIKE_VECTORS"] = str(parse_vectors(vectors))
         import uvicorn
 
         _console(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/docs "
@@ -99,13 +102,14 @@ def keys_create(
     name: Annotated[Optional[str], typer.Option("--name", help="What the key is for (a kiosk, a website).")] = None,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
     with _errors():
         from ..store.schema import KeyScope
 
-        with _open(db, index_dir) as lib:
+        with _open(db, index_dir, vectors) as lib:
             key_id, key = lib.create_key(KeyScope(scope.value), name)
         if as_json:
             _print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
@@ -116,10 +120,11 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False) -> None:
+def keys_list(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None,
+              as_json: JsonOpt = False) -> None:
     """Every key: id, name, scope, first characters, when made and revoked (never the key)."""
     with _errors():
-        with _open(db, index_dir) as lib:
+        with _open(db, index_dir, vectors) as lib:
             keys = lib.keys()
         if as_json:
             _print_json({"keys": keys})
@@ -137,9 +142,9 @@ def keys_list(db: DbOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see keys list).")],
-                db: DbOpt = None, index_dir: IndexDirOpt = None) -> None:
+                db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None) -> None:
     """Revoke a key: every request with it is refused (401) from now on."""
     with _errors():
-        with _open(db, index_dir) as lib:
+        with _open(db, index_dir, vectors) as lib:
             lib.revoke_key(key_id)
         _console(stderr=True).print(f"key {key_id} revoked")

@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, _console, _errors, app
+from ._common import DbOpt, IndexDirOpt, VectorsOpt, _console, _errors, app
 
 
 @app.command()
 def ui(
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
     address: Annotated[str, typer.Option(
         "--address", help="Interface to listen on; 0.0.0.0 to serve other machines (a kiosk's screen).")] = "127.0.0.1",
@@ -32,7 +33,7 @@ def ui(
     from pathlib import Path
 
     with _errors():
-        from ..config import db_url
+        from ..config import db_url, parse_vectors
         from ..errors import MissingExtra
 
         for module in ("streamlit", "streamlit_webrtc"):
@@ -44,6 +45,8 @@ def ui(
                             "LOOKALIKE_UI_VISITOR_ONLY": "1" if visitor_only else "0"}
         if index_dir is not None:
             env["LOOKALIKE_INDEX_DIR"] = str(index_dir.expanduser().resolve())
+        if vectors is not None:
+            env["LOOKALIKE_VECTORS"] = str(parse_vectors(vectors))
         command = [sys.executable, "-m", "streamlit", "run", str(script),
                    "--server.port", str(port), "--server.address", address, "--server.headless", "true",
                    "--server.maxUploadSize", str(max_upload_mb), "--server.fileWatcherType", "none",

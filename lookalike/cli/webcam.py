@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, DbOpt, IndexDirOpt, JsonOpt, _console, _errors, _open, _print_json, app
+from ._common import AnalyzerOpt, DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json, app
 
 
 @app.command()
@@ -31,6 +31,7 @@ def webcam(
              "every frame as fast as possible, waiting for each match.")] = True,
     db: DbOpt = None,
     index_dir: IndexDirOpt = None,
+    vectors: VectorsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who do I look like, live: track faces, match them continuously, never freeze the picture.
@@ -54,7 +55,7 @@ def webcam(
         elif window and problem is not None:
             raise NoDisplay(problem)
         say = _console(stderr=True)
-        library = _open(db, index_dir)
+        library = _open(db, index_dir, vectors)
         options = LiveOptions(k=k, analyzer=analyzer if analyze else None, realtime=realtime)
         session = LiveSession(library, parse_source(source), options, [])  # opens the source
         try:

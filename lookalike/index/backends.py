@@ -17,12 +17,15 @@ own kind has (a FAISS file's ``reconcile``, pgvector's ``fill``), it reaches thr
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import Vectors, VectorsKind
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, pgvector, repo
@@ -31,11 +34,15 @@ from .protocol import VectorIndex
 from .reduction import ReducedIndex, Reduction
 
 if TYPE_CHECKING:
+    from pymilvus import MilvusClient
     from sqlalchemy.orm import Session
 
     from ..space import SpaceView
     from . import upkeep
+    from .milvus_index import MilvusIndex, MilvusSpec
     from .pgvector_index import PgVectorIndex
+
+log = logging.getLogger(__name__)
 
 
 def unwrapped(index: VectorIndex) -> VectorIndex:
@@ -75,6 +82,8 @@ class VectorBackend:
     # ingest through the PostgreSQL work queue (any number of writers, on any machine)
     # rather than one local writer with a process pool
     queued_ingest = False
+    # the vectors live outside the database: every change also writes outbox rows
+    outbox = False
 
     def open_index(self, view: SpaceView) -> VectorIndex:
         """The space's index, ready to search (before any reduction wrapper)."""
@@ -110,6 +119,12 @@ class VectorBackend:
     def changed(self, index: VectorIndex) -> bool:
         """Whether the open index is older than what another process has since saved."""
         return False
+
+    def after_commit(self, view: SpaceView) -> None:
+        """After a queue worker committed a claim: what must follow the database."""
+
+    def close(self) -> None:
+        """When the library closes: connections of the backend's own."""
 
     def erase(self, view: SpaceView) -> None:
         """After a removal committed: what the store must do so the removed rows are gone
@@ -348,9 +363,287 @@ class PgVectorBackend(VectorBackend):
         return report
 
 
+class MilvusBackend(VectorBackend):
+    """Milvus (:mod:`lookalike.index.milvus_index`): one collection per space, the database
+    still the source of truth. Every change is written to the database first, with outbox
+    rows in the same transaction; :meth:`follow` then sends them (and any a crash left
+    behind: every open drains first), so after a resume SQL ids == Milvus ids.
+
+    Milvus Lite serves one process: ingest maps photos in worker processes and writes from
+    this one. With PostgreSQL and a Milvus server (``milvus://``), ingest goes through the
+    work queue like pgvector's, every worker draining its own outbox rows."""
+
+    name = "milvus"
+    metric = "cosine (Milvus inner product)"
+    DRAIN = 2_000  # outbox rows per round trip
+    outbox = True
+
+    def __init__(self, vectors: Vectors, dialect: str) -> None:
+        self.vectors = vectors
+        self.lite = vectors.kind is VectorsKind.milvus_lite
+        self.queued_ingest = dialect == "postgresql" and not self.lite
+        self._client: MilvusClient | None = None
+
+    def client(self) -> MilvusClient:
+        if self._client is None:
+            from .milvus_index import connect
+
+            self._client = connect(self.vectors)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            from .milvus_index import disconnect
+
+            disconnect(self.vectors, self._client)
+            self._client = None
+
+    def _dim(self, view: SpaceView) -> int:
+        red = view.reduction
+        return red.dim_out if red else RECOGNITION_DIMS[view.space.model]
+
+    def _collection(self, view: SpaceView) -> str:
+        from .milvus_index import collection_name
+
+        with view.session() as session:
+            row = repo.get_space(session, view.space.key)
+            uid = row.uid if row is not None else ""
+        return collection_name(view.space.key, uid)
+
+    def _rules(self, view: SpaceView, n: int) -> MilvusSpec:
+        from .choice import choose, milvus_spec
+
+        return milvus_spec(choose(n, self._dim(view), view.settings.index_budget), self.lite)
+
+    def _index(self, view: SpaceView, spec: MilvusSpec | None = None) -> MilvusIndex:
+        """The collection's index object (not created, not drained)."""
+        from .milvus_index import MilvusIndex, MilvusSpec
+
+        name = self._collection(view)
+        index = MilvusIndex(self.client(), name, view.space.key, self._dim(view), spec or MilvusSpec("FLAT"))
+        if spec is None and index.exists():
+            index.spec = _spec_of(index.describe())
+            index.manifest.index_key, index.manifest.params = index.spec.key, dict(index.spec.search)
+        index.vector_source = view.index_vectors
+        index.follow = lambda: self.follow(view, index)
+        return index
+
+    def open_index(self, view: SpaceView) -> MilvusIndex:
+        """The space's collection, created (and filled) if new; what a crash left in the
+        outbox is sent before the first search, and a count that still differs from the
+        database's is reconciled id by id."""
+        space_id = view.existing_space_id()
+        index = self._index(view)
+        if not index.exists():
+            self.build(view, None)
+            index = self._index(view)
+        index.load()
+        self.follow(view, index)
+        with view.session() as session:
+            count, _ = repo.face_count_and_max(session, space_id)
+        if count != index.ntotal:
+            log.warning("%s: %d faces in the database, %d in Milvus: reconciling", index.name, count, index.ntotal)
+            self._reconcile(view, index)
+        return index
+
+    def follow(self, view: SpaceView, index: MilvusIndex) -> int:
+        """Drain the space's outbox: upsert the faces that exist (vector and filter fields
+        read from the database now), delete the ids that do not; the rows go only after
+        Milvus took them. Returns how many outbox rows were settled."""
+        done = 0
+        space_id = view.existing_space_id()
+        while True:
+            with view.session() as session:
+                batch = repo.outbox_batch(session, space_id, self.DRAIN)
+                if not batch:
+                    break
+                ids = sorted({face for _, face in batch})
+                fields = repo.filter_fields(session, ids)
+                present = [i for i in ids if i in fields]
+                gone = [i for i in ids if i not in fields]
+                if present:
+                    index.upsert(present, view.index_vectors(np.asarray(present, dtype=np.int64)), fields)
+                index.delete(gone)
+                repo.clear_outbox(session, [row for row, _ in batch])
+                session.commit()
+            done += len(batch)
+        return done
+
+    def _reconcile(self, view: SpaceView, index: MilvusIndex) -> tuple[int, int]:
+        """Queue every face Milvus lacks and every id it has that the database does not,
+        then drain: (missing, orphans) found."""
+        with view.session() as session:
+            want = repo.face_ids(session, view.existing_space_id())
+        have = index.ids()
+        missing, orphans = np.setdiff1d(want, have), np.setdiff1d(have, want)
+        with view.session() as session:
+            session.info[repo.OUTBOX] = True
+            repo.enqueue_faces(session, view.existing_space_id(), np.concatenate([missing, orphans]).tolist())
+            session.commit()
+        self.follow(view, index)
+        return len(missing), len(orphans)
+
+    def after_commit(self, view: SpaceView) -> None:
+        self.follow(view, self.own(view.index))
+
+    def writers(self, view: SpaceView) -> AbstractContextManager[None]:
+        # SQLite has one writer (the library's lock); on PostgreSQL transactions and the
+        # outbox's row locks keep writers on many machines apart
+        return nullcontext() if self.queued_ingest else view.write_lock()
+
+    @staticmethod
+    def own(index: VectorIndex) -> MilvusIndex:
+        from .milvus_index import MilvusIndex
+
+        base = unwrapped(index)
+        if not isinstance(base, MilvusIndex):
+            raise TypeError(f"the Milvus backend was handed a {type(base).__name__}")
+        return base
+
+    def info(self, view: SpaceView, index: VectorIndex) -> dict:
+        own = self.own(index)
+        rules = self._rules(view, own.ntotal)
+        with view.session() as session:
+            pending = repo.outbox_count(session, view.existing_space_id())
+        size = _folder_bytes(Path(self.vectors.target)) if self.lite else 0
+        return {"space": view.space.key, "index_key": own.spec.key, "params": dict(own.spec.search),
+                "pinned": False, "ntotal": own.ntotal, "dim": own.dim, "tombstones": 0, "tombstone_share": 0.0,
+                "file": f"Milvus collection {own.name} at {self.vectors}", "bytes": size,
+                "rules_choose": rules.key, "rules_reason": "the FAISS rules in Milvus's own index types "
+                "(lookalike.index.choice.milvus_spec)", "rebuild_advised": rules.index_type != own.spec.index_type,
+                "upkeep": "by hand: Milvus indexes each new segment itself; `index rebuild` re-applies the rules",
+                "outbox": pending}
+
+    def rebuild(self, view: SpaceView, key: str | None, reduce: int | None) -> None:
+        with self.writers(view):
+            if reduce is not None:
+                view.train_reduction(reduce)  # reduction_committed rebuilds the collection
+                if key is None:
+                    return
+            if key is None:
+                self.build(view, None)
+                return
+            from .choice import milvus_spec_by_name
+
+            index = self.own(view.index)
+            try:
+                spec = milvus_spec_by_name(key, index.ntotal, index.dim, self.lite)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            index.reindex(spec)
+            view.forget_index()
+
+    def build(self, view: SpaceView, spec: MilvusSpec | None) -> None:
+        """A fresh collection (the rules' index, or ``spec``) filled from the database."""
+        space_id = view.existing_space_id()
+        with view.session() as session:
+            ids = repo.face_ids(session, space_id)
+        index = self._index(view, spec or self._rules(view, len(ids)))
+        index.drop()
+        index.create()
+        for start in range(0, len(ids), self.DRAIN * 5):
+            chunk = ids[start:start + self.DRAIN * 5]
+            with view.session() as session:
+                fields = repo.filter_fields(session, chunk)
+            kept = [int(i) for i in chunk if int(i) in fields]
+            index.upsert(kept, view.index_vectors(np.asarray(kept, dtype=np.int64)), fields)
+        index.save()
+        view.forget_index()
+
+    def upkeep(self, view: SpaceView) -> str | None:
+        return None  # Milvus builds each sealed segment's index itself; `index rebuild` re-chooses
+
+    def saved_matches(self, view: SpaceView, index: VectorIndex) -> bool:
+        return True  # what Milvus acknowledged is in its write-ahead log
+
+    def erase(self, view: SpaceView) -> None:
+        """Deleted rows must leave Milvus's files, not only its answers. A Milvus server
+        compacts on request (flush, ``compact``, wait for the job); Milvus Lite records a
+        delete as a tombstone beside the data file and its ``compact`` is a no-op (it
+        compacts only when enough files pile up), so there the collection is rebuilt from
+        the database with the same index type: O(faces), which Milvus Lite's size allows."""
+        index = self.own(view.index)
+        if self.lite:
+            self.build(view, index.spec)
+        else:
+            index.compact()
+
+    def drop_space(self, view: SpaceView, session: Session, key: str, space_id: int) -> None:
+        from .milvus_index import MilvusIndex, MilvusSpec, collection_name
+
+        row = repo.get_space(session, key)
+        name = collection_name(key, row.uid if row is not None else "")
+        MilvusIndex(self.client(), name, key, 1, MilvusSpec("FLAT")).drop()
+
+    def reduction_committed(self, view: SpaceView) -> None:
+        self.build(view, None)  # the collection follows the new PCA width
+
+    def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
+        with view.session() as session:
+            want = repo.face_ids(session, view.space_id)
+        index = self._index(view)
+        if not index.exists():
+            report = DoctorReport(view.space.key, len(want), 0, len(want), 0,
+                                  error=f"Milvus collection {index.name} missing" if len(want) else None)
+            if fix and not report.ok:
+                self.build(view, None)
+                report.fixed, report.error, report.missing, report.index_faces = True, None, 0, len(want)
+            return report
+        index.load()
+        have = index.ids()
+        report = DoctorReport(view.space.key, len(want), len(have), missing=len(np.setdiff1d(want, have)),
+                              orphans=len(np.setdiff1d(have, want)))
+        if fix and not report.ok:
+            self._reconcile(view, index)
+            report.fixed, report.missing, report.orphans = True, 0, 0
+            report.index_faces = len(index.ids())
+        return report
+
+
+def _spec_of(described: dict) -> MilvusSpec:
+    """The spec of an existing collection's index, from ``describe_index``."""
+    from .choice import milvus_spec_by_name
+    from .milvus_index import MilvusSpec
+
+    kind = str(described.get("index_type", "FLAT")).upper()
+    build = {k: _number(v) for k, v in described.items()
+             if k not in ("index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
+                          "pending_index_rows", "state", "params")}
+    try:
+        search = milvus_spec_by_name(kind, 0, 128, lite=False).search
+    except ValueError:
+        search = {}
+    return MilvusSpec(kind, build, search)
+
+
+def _number(value: object) -> object:
+    text = str(value)
+    return int(text) if text.isdigit() else value
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
 BACKENDS: dict[str, type[VectorBackend]] = {"postgresql": PgVectorBackend}
 
 
 def for_dialect(dialect: str) -> VectorBackend:
     """The backend for a SQLAlchemy dialect name: pgvector on PostgreSQL, else FAISS files."""
     return BACKENDS.get(dialect, FaissBackend)()
+
+
+def for_settings(dialect: str, vectors: Vectors | None) -> VectorBackend:
+    """The backend ``--vectors`` names (else the dialect's own); a pairing that cannot work
+    is a ConfigError: FAISS files beside a server database would not be shared by its
+    writers on other machines, and pgvector lives only in PostgreSQL."""
+    if vectors is None:
+        return for_dialect(dialect)
+    if vectors.is_milvus:
+        return MilvusBackend(vectors, dialect)
+    if vectors.kind is VectorsKind.pgvector and dialect != "postgresql":
+        raise ConfigError("--vectors pgvector needs a PostgreSQL --db (pgvector is a PostgreSQL extension)")
+    if vectors.kind is VectorsKind.faiss and dialect == "postgresql":
+        raise ConfigError("--vectors faiss needs a SQLite --db: with PostgreSQL use pgvector (the default) "
+                          "or Milvus, which every writer can reach")
+    return for_dialect(dialect)

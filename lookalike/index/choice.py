@@ -25,6 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .milvus_index import MilvusSpec
 
 FLAT_MAX = 50_000
 HNSW_M = 32
@@ -105,3 +109,54 @@ def default_params(key: str, n: int) -> dict:
         nlist = int(key[3:].split(",")[0].split("_")[0] or 64)
         return ivf_params(nlist) | {"rerank": 10 if "PQ" in key else 0}
     return {}
+
+
+# -- the same rules in Milvus's own index types ---------------------------------------------
+# Milvus Lite builds FLAT, HNSW, IVF_FLAT and IVF_SQ8 (no IVF_PQ, no DISKANN); a Milvus
+# server builds all of them. The compressed rule becomes IVF_PQ on a server and IVF_SQ8
+# (one byte per dimension) in Milvus Lite; on a server DISKANN is there by hand
+# (``index rebuild --key DISKANN``) for corpora whose vectors outgrow the query nodes' RAM.
+MILVUS_TYPES_LITE = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
+MILVUS_TYPES = MILVUS_TYPES_LITE + ("IVF_PQ", "DISKANN", "HNSW_SQ")
+
+
+def milvus_spec(choice: IndexChoice, lite: bool) -> MilvusSpec:
+    """The Milvus index for a FAISS-rules choice (:func:`choose`)."""
+    from .milvus_index import MilvusSpec
+
+    key = choice.key
+    if key == "Flat":
+        return MilvusSpec("FLAT")
+    if key.startswith("HNSW"):
+        p = hnsw_params()
+        return MilvusSpec("HNSW", {"M": HNSW_M, "efConstruction": p["efConstruction"]}, {"ef": p["efSearch"]})
+    nlist = int(key[3:].split(",")[0])
+    m = int(key.split("PQ")[1])
+    probe = {"nprobe": ivf_params(nlist)["nprobe"]}
+    if lite:
+        return MilvusSpec("IVF_SQ8", {"nlist": nlist}, probe)
+    return MilvusSpec("IVF_PQ", {"nlist": nlist, "m": m, "nbits": 8}, probe)
+
+
+def milvus_spec_by_name(name: str, n: int, dim: int, lite: bool) -> MilvusSpec:
+    """A Milvus index type given by hand, with the parameters the rules would give it."""
+    from .milvus_index import MilvusSpec
+
+    kind = name.strip().upper()
+    allowed = MILVUS_TYPES_LITE if lite else MILVUS_TYPES
+    if kind not in allowed:
+        where = "Milvus Lite" if lite else "Milvus"
+        raise ValueError(f"{name!r} is not an index type {where} builds; use one of {', '.join(allowed)}")
+    nlist, m = ivfpq_parts(max(n, IVF_MIN), dim)
+    probe = {"nprobe": ivf_params(nlist)["nprobe"]}
+    p = hnsw_params()
+    return {
+        "FLAT": MilvusSpec("FLAT"),
+        "HNSW": MilvusSpec("HNSW", {"M": HNSW_M, "efConstruction": p["efConstruction"]}, {"ef": p["efSearch"]}),
+        "HNSW_SQ": MilvusSpec("HNSW_SQ", {"M": HNSW_M, "efConstruction": p["efConstruction"], "sq_type": "SQ8"},
+                              {"ef": p["efSearch"]}),
+        "IVF_FLAT": MilvusSpec("IVF_FLAT", {"nlist": nlist}, probe),
+        "IVF_SQ8": MilvusSpec("IVF_SQ8", {"nlist": nlist}, probe),
+        "IVF_PQ": MilvusSpec("IVF_PQ", {"nlist": nlist, "m": m, "nbits": 8}, probe),
+        "DISKANN": MilvusSpec("DISKANN", {}, {"search_list": 100}),
+    }[kind]

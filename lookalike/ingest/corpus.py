@@ -38,7 +38,9 @@ class Profile:
     organisation: str | None = None
     story: str | None = None
     tags: tuple[str, ...] = ()
-    consent_display: bool = False
+    # True agreed, False not agreed (a manifest without it); None never stated: a public
+    # corpus's labels (lookalike.ingest.formats), shown as after a folder ingest
+    consent_display: bool | None = False
     source_url: str | None = None
     license: str | None = None
 

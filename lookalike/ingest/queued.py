@@ -215,6 +215,9 @@ class QueueWorker:
             for space_id, group in by_space.items():
                 self._store(session, space_id, group, starts)
             session.commit()
+        for space_id in by_space:  # committed: a vector store outside the database follows
+            view = self._views[space_id]
+            view.backend.after_commit(view)
         return len(items)
 
     # -- one space's share of a claim --------------------------------------------------

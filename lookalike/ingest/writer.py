@@ -56,6 +56,7 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
              for (x, y, w, h), conf, blob, _ in r.faces]
     repo.insert_rows(session, faces)
     new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+    repo.enqueue_faces(session, space_id, new_ids.tolist())  # a vector store outside the database follows
     repo.insert_rows(session, repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
     vectors: np.ndarray | None = None
     if faces:
@@ -81,9 +82,18 @@ class Writer:
     def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[tuple[Item, str, int, bytes, bool]]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
+        rejected = [item.path for item in items if item.rejected]
+        before: dict[str, repo.Known] = {}
+        if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
+            with self.lib.session() as session:
+                before = repo.known_by_path(session, self.lib.space_id, rejected)
         for item in items:
             if item.rejected:
-                self.take(Processed.settled(item, PhotoStatus.rejected, item.rejected))
+                old = before.get(item.path)
+                if old is not None and old.status == PhotoStatus.rejected.value:
+                    self.record(Outcome(item.path, item.person, "unchanged", item.rejected, 0, None))
+                else:
+                    self.take(Processed.settled(item, PhotoStatus.rejected, item.rejected, replaces=old is not None))
                 continue
             try:
                 data, sha = read_file(item.path)

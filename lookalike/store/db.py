@@ -156,8 +156,12 @@ def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
             conn.commit()
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Session]:
+    """Sessions of one library; ``outbox``: its vectors live outside the database, so the
+    store's writes also record what the vector store must receive (:data:`repo.OUTBOX`)."""
+    from .repo import OUTBOX
+
+    return sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})
 
 
 # -- upkeep of the database files -------------------------------------------------------

@@ -15,10 +15,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select, text
+from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from .schema import ApiKey, Base, Calibration, Face, FaceEstimate, Person, Photo, PhotoStatus, Reduction, Space
+from .schema import (
+    ApiKey,
+    Base,
+    Calibration,
+    Face,
+    FaceEstimate,
+    Person,
+    Photo,
+    PhotoStatus,
+    Reduction,
+    Space,
+    VectorOutbox,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -70,6 +82,7 @@ def upsert_person(session: Session, name: str, profile: ManifestProfile | None =
                         .on_conflict_do_nothing(index_elements=["name"]))
         person = session.scalars(select(Person).where(Person.name == name)).one()
     if profile is not None:
+        filtered_on = (person.role, person.organisation, person.tags, person.consent_display)
         person.display_name = profile.display_name
         person.role = profile.role
         person.organisation = profile.organisation
@@ -78,6 +91,8 @@ def upsert_person(session: Session, name: str, profile: ManifestProfile | None =
         person.consent_display = profile.consent_display
         person.source_url = profile.source_url
         person.license = profile.license
+        if (person.role, person.organisation, person.tags, person.consent_display) != filtered_on:
+            enqueue_people(session, [person.id])  # the filter fields Milvus keeps changed
     session.flush()
     if cache is not None:
         cache[name] = person.id
@@ -180,6 +195,7 @@ def delete_photo(session: Session, photo: Photo) -> list[int]:
                          np.stack([decode_vector(r[2]) for r in rows]), sign=-1)
     session.execute(delete(Face).where(Face.photo_id == photo.id))
     session.delete(photo)
+    enqueue_faces(session, photo.space_id, [r[0] for r in rows])
     return [r[0] for r in rows]
 
 
@@ -299,6 +315,7 @@ def set_consent(session: Session, name: str, consent: bool) -> bool:
     if person is None:
         return False
     person.consent_display = consent
+    enqueue_people(session, [person.id])
     session.flush()
     return True
 
@@ -638,3 +655,77 @@ def insert_rows(session: Session, rows: Sequence[Base]) -> None:
 def delete_row(session: Session, row: Base) -> None:
     """Delete one row (a person after their photos went); the caller commits."""
     session.delete(row)
+
+
+# -- the vector outbox (a vector store outside the database: Milvus) -----------------------
+# A library whose vectors live in Milvus opens its sessions with this key in ``Session.info``;
+# then every change to a face or to the profile fields Milvus filters on also writes outbox
+# rows, in the same transaction (:class:`lookalike.store.schema.VectorOutbox`).
+OUTBOX = "vector_outbox"
+
+
+def outboxed(session: Session) -> bool:
+    return bool(session.info.get(OUTBOX))
+
+
+def enqueue_faces(session: Session, space_id: int, face_ids: Iterable[int]) -> None:
+    """Record that these faces' vectors must follow the database (added or deleted)."""
+    rows = [{"space_id": int(space_id), "face_id": int(f)} for f in face_ids]
+    if rows and outboxed(session):
+        session.execute(insert(VectorOutbox), rows)
+
+
+def enqueue_people(session: Session, person_ids: Iterable[int]) -> None:
+    """Record that every face of these people must be re-sent (their filter fields changed)."""
+    ids = sorted({int(p) for p in person_ids})
+    if not ids or not outboxed(session):
+        return
+    session.execute(insert(VectorOutbox).from_select(
+        ["space_id", "face_id"], select(Face.space_id, Face.id).where(Face.person_id.in_(ids))))
+
+
+def outbox_batch(session: Session, space_id: int, limit: int) -> list[tuple[int, int]]:
+    """The oldest ``(outbox id, face id)`` rows of a space. On PostgreSQL they are locked
+    (``FOR UPDATE SKIP LOCKED``): writers on other machines drain other rows meanwhile."""
+    query = (select(VectorOutbox.id, VectorOutbox.face_id).where(VectorOutbox.space_id == space_id)
+             .order_by(VectorOutbox.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [(int(a), int(b)) for a, b in session.execute(query)]
+
+
+def clear_outbox(session: Session, outbox_ids: Iterable[int]) -> None:
+    ids = [int(i) for i in outbox_ids]
+    for start in range(0, len(ids), 900):
+        session.execute(delete(VectorOutbox).where(VectorOutbox.id.in_(ids[start:start + 900])))
+
+
+def outbox_count(session: Session, space_id: int) -> int:
+    return int(session.scalar(select(func.count(VectorOutbox.id)).where(VectorOutbox.space_id == space_id)) or 0)
+
+
+@dataclass(frozen=True)
+class FilterFields:
+    """What a vector store keeps beside a face's vector to filter searches inside it."""
+
+    person_id: int  # -1: no person
+    consent: int  # 1 agreed, 0 withheld, -1 never stated
+    tags: tuple[str, ...]  # normalised (:func:`normalise_tag`)
+    organisation: str
+    role: str
+
+
+def filter_fields(session: Session, face_ids: Iterable[int]) -> dict[int, FilterFields]:
+    """The filter fields of the faces that exist (a missing id was deleted)."""
+    ids = [int(i) for i in face_ids]
+    out: dict[int, FilterFields] = {}
+    for start in range(0, len(ids), 900):
+        rows = session.execute(
+            select(Face.id, Face.person_id, Person.consent_display, Person.tags, Person.organisation, Person.role)
+            .outerjoin(Person, Person.id == Face.person_id).where(Face.id.in_(ids[start:start + 900])))
+        for fid, pid, consent, tags, org, role in rows:
+            out[int(fid)] = FilterFields(
+                -1 if pid is None else int(pid), -1 if consent is None else int(bool(consent)),
+                tuple(normalise_tag(t) for t in json.loads(tags)) if tags else (),
+                (org or "").strip().lower(), (role or "").strip().lower())
+    return out

@@ -284,3 +284,17 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell keys apart
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VectorOutbox(Base):
+    """Faces whose vector store (Milvus) has yet to follow the database: the durable record
+    written in the same transaction as the change (a face added or deleted, its person's
+    profile edited). Draining reads each face's row now: present, its vector and filter
+    fields are upserted; gone, its id is deleted. Both are idempotent, so a crash between
+    the commit and the drain, or in the middle of one, repeats work and loses none."""
+
+    __tablename__ = "vector_outbox"
+    __table_args__ = (Index("ix_vector_outbox_space", "space_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    face_id: Mapped[int] = mapped_column(Integer)  # no foreign key: a deleted face stays listed

@@ -1,0 +1,325 @@
+"""The index in Milvus: one collection per embedding space, searched through pymilvus.
+
+The same client calls reach Milvus Lite (``--vectors milvus-lite:PATH``: an embedded
+Milvus, its data in a local folder, served to this process on a loopback port) and a
+Milvus server or cluster (``--vectors milvus://host:port``), so the path a library grows
+into is the path the tests run.
+
+A collection holds, per face: the primary key (``faces.id``), the vector (reduced when the
+space is), and the fields searches filter on — ``person`` (id, -1 none), ``consent`` (1
+agreed, 0 withheld, -1 never stated), ``tags``, ``organisation``, ``role`` (normalised as
+the database matches them) — so a filtered search is Milvus's own pre-filtered search,
+never a top-k cut after the fact.
+
+The database stays the source of truth: what Milvus must receive is written first, in
+the database, as outbox rows (:class:`lookalike.store.schema.VectorOutbox`), and the
+backend drains them (:meth:`lookalike.index.backends.MilvusBackend.follow`). This class is
+only the Milvus side: it upserts, deletes, counts, lists and searches.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import Vectors, VectorsKind, env_text
+from ..errors import ConfigError, LibraryBusy, VectorStoreUnavailable
+from .protocol import FetchVectors, VectorIndex
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+    from ..store.repo import FilterFields
+
+log = logging.getLogger(__name__)
+
+MAX_TOPK = 16_384  # Milvus's ceiling on one search's limit
+TAG_CAPACITY = 64  # tags kept per face (the ARRAY field's max_capacity)
+TEXT_LENGTH = 300  # as people.organisation / people.role
+UPSERT_CHUNK = 2_000  # rows per upsert call (a gRPC message stays well under its 64 MB)
+
+
+@dataclass(frozen=True)
+class MilvusSpec:
+    """A Milvus vector index: its type, build parameters and search parameters."""
+
+    index_type: str  # FLAT, HNSW, IVF_FLAT, IVF_SQ8, IVF_PQ, DISKANN
+    build: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        params = ",".join(f"{k}={v}" for k, v in sorted(self.build.items()))
+        return f"{self.index_type}({params})" if params else self.index_type
+
+
+@dataclass
+class MilvusManifest:
+    """What ``index info`` shows (the fields of :class:`lookalike.index.protocol.IndexManifest`)."""
+
+    space: str
+    dim: int
+    index_key: str
+    ntotal: int = 0
+    params: dict = field(default_factory=dict)
+    tombstones: list = field(default_factory=list)  # never any: deletes are compacted away
+    pinned: bool = False
+
+
+def connect(vectors: Vectors) -> MilvusClient:
+    """A client for ``vectors``; a clear error when it cannot be reached or opened."""
+    try:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+    except ImportError:  # pragma: no cover - the milvus extra is part of every install
+        raise ConfigError("--vectors milvus needs pymilvus: pip install 'lookalike[milvus]'") from None
+    if vectors.kind is VectorsKind.milvus_lite:
+        # milvus_lite logs its own traceback before pymilvus raises "Open local milvus failed"
+        quiet = logging.getLogger("milvus_lite.server_manager")
+        level, quiet.level = quiet.level, logging.CRITICAL
+        try:
+            client = MilvusClient(vectors.target)
+            _LITE_USERS[vectors.target] = _LITE_USERS.get(vectors.target, 0) + 1
+            return client
+        except MilvusException:
+            raise LibraryBusy(
+                f"{vectors}: cannot open this Milvus Lite folder: another process has it open (Milvus Lite "
+                "serves one process; to share it, run `milvus-lite server --data-dir FOLDER --port 19530` and "
+                "use --vectors milvus://127.0.0.1:19530) or it is not writable") from None
+        finally:
+            quiet.level = level
+    token = env_text("LOOKALIKE_MILVUS_TOKEN") or ""
+    try:
+        return MilvusClient(uri=f"http://{vectors.target}", token=token, timeout=10)
+    except MilvusException as err:
+        raise VectorStoreUnavailable(f"{vectors}: cannot reach Milvus ({err.message}); is the server running, "
+                                     "and LOOKALIKE_MILVUS_TOKEN set if it needs one?") from None
+
+
+# Milvus Lite folders this process serves -> libraries using each: the last one to close
+# stops the embedded server, which frees the folder for the next process
+_LITE_USERS: dict[str, int] = {}
+
+
+def disconnect(vectors: Vectors, client: MilvusClient) -> None:
+    client.close()
+    if vectors.kind is VectorsKind.milvus_lite:
+        users = _LITE_USERS.get(vectors.target, 0) - 1
+        if users <= 0:
+            _LITE_USERS.pop(vectors.target, None)
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(vectors.target)
+        else:
+            _LITE_USERS[vectors.target] = users
+
+
+def collection_name(space_key: str, space_uid: str) -> str:
+    """One collection per space and per library: Milvus names are letters, digits and ``_``;
+    the space's uid keeps two libraries sharing one cluster apart."""
+    safe = re.sub(r"[^0-9A-Za-z_]", "_", f"lookalike_{space_key}_{space_uid.replace('-', '')[:12]}")
+    return safe[:255]
+
+
+class MilvusIndex:
+    """One space's collection as a :class:`lookalike.index.protocol.VectorIndex`.
+
+    ``add`` and ``remove`` do not write what they are handed: they ask the backend to
+    drain the outbox (``follow``), which re-reads the rows from the database — one path for
+    the writer, a resumed run and ``doctor --fix``."""
+
+    kind = "milvus"
+
+    def __init__(self, client: MilvusClient, name: str, space: str, dim: int, spec: MilvusSpec) -> None:
+        self.client, self.name, self.dim, self.spec = client, name, int(dim), spec
+        self.vector_source: FetchVectors | None = None
+        self.follow: Callable[[], object] = lambda: None  # set by the backend: drain the outbox
+        self.manifest = MilvusManifest(space, self.dim, spec.key, params=dict(spec.search))
+        self._count: int | None = None
+
+    # -- collection life ---------------------------------------------------------------
+    def exists(self) -> bool:
+        return bool(self.client.has_collection(self.name))
+
+    def create(self) -> None:
+        """The collection with its schema and vector index, loaded for search."""
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("person", DataType.INT64)
+        schema.add_field("consent", DataType.INT8)
+        schema.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=TAG_CAPACITY,
+                         max_length=TEXT_LENGTH)
+        schema.add_field("organisation", DataType.VARCHAR, max_length=TEXT_LENGTH)
+        schema.add_field("role", DataType.VARCHAR, max_length=TEXT_LENGTH)
+        self.client.create_collection(self.name, schema=schema, index_params=self._index_params())
+        self.client.load_collection(self.name)
+        self._count = 0
+
+    def _index_params(self) -> Any:  # noqa: ANN401 - pymilvus's IndexParams, imported lazily
+        params = self.client.prepare_index_params()
+        params.add_index("vec", index_type=self.spec.index_type, metric_type="IP", params=dict(self.spec.build))
+        return params
+
+    def reindex(self, spec: MilvusSpec) -> None:
+        """Replace the vector index (``index rebuild``, upkeep): release, drop, create, load."""
+        self.client.release_collection(self.name)
+        self.client.drop_index(self.name, "vec")
+        self.spec = spec
+        self.client.create_index(self.name, self._index_params())
+        self.client.load_collection(self.name)
+        self.manifest.index_key, self.manifest.params = spec.key, dict(spec.search)
+
+    def load(self) -> None:
+        """Into the query nodes' memory (Milvus searches only loaded collections; a new
+        process finds it released)."""
+        self.client.load_collection(self.name)
+
+    def drop(self) -> None:
+        if self.exists():
+            self.client.drop_collection(self.name)
+        self._count = 0
+
+    def describe(self) -> dict:
+        return dict(self.client.describe_index(self.name, "vec") or {})
+
+    # -- writes, from the outbox -------------------------------------------------------
+    def upsert(self, ids: Sequence[int], vectors: np.ndarray, fields: dict[int, FilterFields]) -> None:
+        rows = []
+        for fid, vec in zip(ids, np.asarray(vectors, dtype=np.float32)):
+            f = fields[int(fid)]
+            rows.append({"id": int(fid), "vec": vec.tolist(), "person": f.person_id, "consent": f.consent,
+                         "tags": [t[:TEXT_LENGTH] for t in f.tags[:TAG_CAPACITY]],
+                         "organisation": f.organisation[:TEXT_LENGTH], "role": f.role[:TEXT_LENGTH]})
+        for start in range(0, len(rows), UPSERT_CHUNK):
+            self.client.upsert(self.name, rows[start:start + UPSERT_CHUNK])
+        self._count = None
+
+    def delete(self, ids: Sequence[int]) -> None:
+        if len(ids):
+            self.client.delete(self.name, ids=[int(i) for i in ids])
+            self._count = None
+
+    def compact(self, wait: float = 600.0) -> None:
+        """Rewrite the segments without the deleted rows (their vectors leave the segment
+        files; a server's object storage drops the old files at its garbage collection,
+        ``dataCoord.gc``), waiting up to ``wait`` seconds for the job."""
+        import time
+
+        self.client.flush(self.name)
+        job = self.client.compact(self.name)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            state = str(self.client.get_compaction_state(job))
+            if "Completed" in state:
+                return
+            time.sleep(0.5)
+        log.warning("milvus compaction %s of %s still running after %.0f s", job, self.name, wait)
+
+    # -- VectorIndex ---------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        """Rows in the collection: asked once, then after every write (a count is cheap in
+        Milvus, but every search page asks)."""
+        if self._count is None:
+            rows = self.client.query(self.name, filter="", output_fields=["count(*)"])
+            self._count = int(rows[0]["count(*)"]) if rows else 0
+        self.manifest.ntotal = self._count
+        return self._count
+
+    @property
+    def tombstone_share(self) -> float:
+        return 0.0
+
+    def ids(self) -> np.ndarray:
+        """Every primary key, paged (doctor compares them with the database's)."""
+        out: list[int] = []
+        # Milvus Lite has no server-side timestamp for iterators; pymilvus warns and uses its own
+        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+        it = self.client.query_iterator(self.name, batch_size=10_000, filter="", output_fields=["id"])
+        try:
+            while True:
+                page = it.next()
+                if not page:
+                    break
+                out.extend(int(r["id"]) for r in page)
+        finally:
+            it.close()
+        return np.sort(np.asarray(out, dtype=np.int64))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.follow()
+
+    def remove(self, ids: np.ndarray) -> int:
+        self.follow()
+        return len(ids)
+
+    def save(self) -> None:
+        """Flush: the rows leave Milvus's write-ahead log for sealed segments."""
+        self.client.flush(self.name)
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1. ``allowed``
+        (face ids) and ``where`` (an expression over the filter fields, :func:`expression`)
+        both filter inside Milvus, before the top k."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        terms = [where] if where else []
+        if allowed is not None:
+            if not len(allowed):
+                return sims, ids
+            terms.append(f"id in [{','.join(str(int(i)) for i in allowed)}]")
+        limit = min(k, MAX_TOPK)
+        if limit <= 0 or not len(queries):
+            return sims, ids
+        hits = self.client.search(self.name, data=[q.tolist() for q in queries], limit=limit,
+                                  filter=" and ".join(f"({t})" for t in terms),
+                                  search_params={"metric_type": "IP", "params": dict(self.spec.search)})
+        for row, found in enumerate(hits):
+            for col, hit in enumerate(found[:limit]):
+                ids[row, col] = int(hit["id"])
+                sims[row, col] = float(hit["distance"])
+        return sims, ids
+
+
+def quote(value: str) -> str:
+    """A string literal for a Milvus expression (backslashes and double quotes escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def expression(groups: Sequence[tuple[str, str]], person_ids: dict[str, int], *, consented_only: bool,
+               hide_declined: bool) -> str:
+    """The Milvus filter for the search filters, as the database matches them
+    (:func:`lookalike.store.repo.person_matches`): a tag exactly (normalised), an
+    organisation or role whole and case-insensitively (stored lower-cased), a person by
+    id (``person_ids``: name -> id, -1 when nobody has it, which matches nothing)."""
+    from ..store.repo import normalise_tag
+
+    terms = []
+    for key, value in groups:
+        if key == "tag":
+            terms.append(f"array_contains(tags, {quote(normalise_tag(value))})")
+        elif key in ("organisation", "role"):
+            terms.append(f"{key} == {quote(value.strip().lower())}")
+        elif key == "person":
+            terms.append(f"person == {int(person_ids.get(value, -2))}")
+        else:
+            raise ValueError(f"no person group {key!r}")
+    if consented_only:
+        terms.append("consent == 1")
+    if hide_declined:
+        terms.append("consent != 0")
+    return " and ".join(terms)
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the protocol
+    _satisfies: type[VectorIndex] = MilvusIndex
