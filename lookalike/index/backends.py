@@ -422,7 +422,8 @@ class MilvusBackend(VectorBackend):
         name = self._collection(view)
         index = MilvusIndex(self.client(), name, view.space.key, self._dim(view), spec or MilvusSpec("FLAT"))
         if spec is None and index.exists():
-            index.spec = _spec_of(index.describe())
+            described = index.describe()
+            index.spec = _spec_of(described, int(described.get("total_rows") or 0), index.dim, self.lite)
             index.manifest.index_key, index.manifest.params = index.spec.key, dict(index.spec.search)
         index.vector_source = view.index_vectors
         index.follow = lambda: self.follow(view, index)
@@ -600,8 +601,10 @@ class MilvusBackend(VectorBackend):
         return report
 
 
-def _spec_of(described: dict) -> MilvusSpec:
-    """The spec of an existing collection's index, from ``describe_index``."""
+def _spec_of(described: dict, n: int, dim: int, lite: bool) -> MilvusSpec:
+    """The spec of an existing collection's index, from ``describe_index``: its type, and
+    its build parameters where the server reports them (Milvus Lite does not: then those
+    the rules give that type, which is what ``index rebuild --key`` built)."""
     from .choice import milvus_spec_by_name
     from .milvus_index import MilvusSpec
 
@@ -610,10 +613,10 @@ def _spec_of(described: dict) -> MilvusSpec:
              if k not in ("index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
                           "pending_index_rows", "state", "params")}
     try:
-        search = milvus_spec_by_name(kind, 0, 128, lite=False).search
-    except ValueError:
-        search = {}
-    return MilvusSpec(kind, build, search)
+        default = milvus_spec_by_name(kind, n, dim, lite)
+    except ValueError:  # a type made elsewhere: searched with the server's defaults
+        return MilvusSpec(kind, build, {})
+    return MilvusSpec(kind, build or default.build, default.search)
 
 
 def _number(value: object) -> object:

@@ -1,0 +1,350 @@
+"""Milvus as the vector store (issue 18): Milvus Lite beside SQLite, and PostgreSQL with a
+Milvus server on loopback (``milvus-lite server``, the registry's engine behind Milvus's
+gRPC API), through the same pymilvus calls a cluster takes.
+
+The behaviour tests that hold on every backend also run here through the ``backend`` and
+``any_lib`` fixtures (tests/conftest.py, test_cli.py, test_ingest.py), and so do the kill
+tests (test_reliability.py) and the file scan after a removal (test_privacy.py); this file
+holds what is Milvus's own: the ``--vectors`` forms, the index types, the outbox after a
+crash, the filter fields, a shared server with queue workers, the errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lookalike
+from lookalike.config import Vectors, VectorsKind, parse_vectors
+from lookalike.errors import ConfigError
+from lookalike.index import choice
+from lookalike.index.backends import FaissBackend, MilvusBackend, PgVectorBackend, for_settings
+from lookalike.index.milvus_index import collection_name, expression
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import reliability as bench  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the forms of --vectors, the pairings, the index types: pure ---------------------------
+def test_vectors_forms_parse_and_bad_ones_say_what_works(tmp_path):
+    assert parse_vectors("faiss") == Vectors(VectorsKind.faiss)
+    assert parse_vectors(" PGVECTOR ") == Vectors(VectorsKind.pgvector)
+    lite = parse_vectors(f"milvus-lite:{tmp_path}/vectors")
+    assert lite.kind is VectorsKind.milvus_lite and lite.target == str(tmp_path / "vectors.db")  # pymilvus's mark
+    assert str(lite) == f"milvus-lite:{tmp_path}/vectors.db" and lite.is_milvus
+    assert parse_vectors("milvus://db.example.org:19530/") == Vectors(VectorsKind.milvus, "db.example.org:19530")
+    for bad in ("annoy", "milvus-lite:", "milvus://host", "milvus://host:0", "milvus://:19530"):
+        with pytest.raises(ConfigError, match="faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT"):
+            parse_vectors(bad)
+    with pytest.raises(ConfigError, match="LOOKALIKE_VECTORS"):
+        parse_vectors("nope", "LOOKALIKE_VECTORS")
+
+
+def test_each_database_gets_its_default_and_impossible_pairings_are_refused(tmp_path):
+    assert isinstance(for_settings("sqlite", None), FaissBackend)
+    assert isinstance(for_settings("postgresql", None), PgVectorBackend)
+    lite = for_settings("sqlite", parse_vectors(f"milvus-lite:{tmp_path}/v.db"))
+    assert isinstance(lite, MilvusBackend) and not lite.queued_ingest and lite.outbox
+    server = for_settings("postgresql", parse_vectors("milvus://127.0.0.1:19530"))
+    assert isinstance(server, MilvusBackend) and server.queued_ingest  # workers on many machines
+    assert not for_settings("postgresql", parse_vectors(f"milvus-lite:{tmp_path}/v.db")).queued_ingest
+    with pytest.raises(ConfigError, match="needs a PostgreSQL"):
+        for_settings("sqlite", parse_vectors("pgvector"))
+    with pytest.raises(ConfigError, match="needs a SQLite"):
+        for_settings("postgresql", parse_vectors("faiss"))
+
+
+def test_the_index_rules_in_milvus_types():
+    flat = choice.milvus_spec(choice.choose(1_000, 128), lite=True)
+    assert (flat.index_type, flat.build) == ("FLAT", {})
+    hnsw = choice.milvus_spec(choice.choose(1_000_000, 128), lite=True)
+    assert hnsw.index_type == "HNSW" and hnsw.build == {"M": 32, "efConstruction": 200} and hnsw.search == {"ef": 256}
+    big = choice.choose(100_000_000, 128)  # past the memory budget: compressed codes
+    assert big.key.startswith("IVF")
+    on_server, in_lite = choice.milvus_spec(big, lite=False), choice.milvus_spec(big, lite=True)
+    assert on_server.index_type == "IVF_PQ" and on_server.build["m"] == 64 and on_server.build["nbits"] == 8
+    assert in_lite.index_type == "IVF_SQ8" and in_lite.build["nlist"] == on_server.build["nlist"]
+    assert in_lite.search["nprobe"] == on_server.search["nprobe"] == on_server.build["nlist"] // 8
+    assert choice.milvus_spec_by_name("diskann", 10, 128, lite=False).index_type == "DISKANN"
+    with pytest.raises(ValueError, match="not an index type Milvus Lite builds"):
+        choice.milvus_spec_by_name("DISKANN", 10, 128, lite=True)
+
+
+def test_filter_expressions_match_as_the_database_does():
+    assert expression([("tag", "Women in Science")], {}, consented_only=False, hide_declined=False) == \
+        'array_contains(tags, "women-in-science")'
+    assert expression([("organisation", ' Naval "Medical" '), ("person", "amy")], {"amy": 7},
+                      consented_only=True, hide_declined=True) == \
+        'organisation == "naval \\"medical\\"" and person == 7 and consent == 1 and consent != 0'
+    assert expression([("person", "nobody")], {}, consented_only=False, hide_declined=False) == "person == -2"
+    assert collection_name("SFace__yunet__arcface", "1b39-86e0-0493-aaaa") == \
+        "lookalike_SFace__yunet__arcface_1b3986e00493"
+
+
+# -- one Milvus Lite library, every command -------------------------------------------------
+@pytest.fixture(scope="module")
+def lite(faces, tmp_path_factory):
+    """The role-model manifest (profiles, tags, consent) ingested into SQLite + Milvus Lite."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("milvus-lite")
+    manifest = folder / "role-models.csv"
+    shutil.copy(ROOT / "lookalike" / "ui" / "role-models.example.csv", manifest)
+    for person in (faces / "celeb" / "faceapi_bbt").iterdir():
+        shutil.copytree(person, folder / "photos" / person.name)
+    where = ["--db", str(folder / "lib.db"), "--vectors", f"milvus-lite:{folder / 'vectors.db'}"]
+    ingested = _run("ingest", str(manifest), *where, "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    return folder, where
+
+
+def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own: Milvus Lite serves one process, and each command
+    must find the folder free when it starts (as a user's shell does)."""
+    return subprocess.run([sys.executable, "-m", "lookalike.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _json(*args: str) -> dict:
+    done = _run(*args, "--json")
+    assert done.returncode == 0, (args, done.stderr[-2000:])
+    return json.loads(done.stdout)
+
+
+def test_every_command_runs_on_milvus_lite(lite, faces):
+    folder, where = lite
+    bbt = faces / "celeb" / "faceapi_bbt"
+    info = _json("index", "info", *where)
+    assert info["index_key"] == "FLAT" and info["ntotal"] == 32 and "Milvus collection" in info["file"]
+    assert info["outbox"] == 0 and info["bytes"] > 0
+    found = _json("search", str(bbt / "amy" / "amy5.png"), *where, "-k", "3")  # photo 5: held back
+    assert found["faces"][0]["matches"][0]["person"] == "amy"
+    only = _json("search", str(bbt / "amy" / "amy5.png"), *where, "-k", "3", "--filter", "person=raj")
+    assert [m["person"] for m in only["faces"][0]["matches"]] == ["raj"] * 3
+    by_centroid = _json("search", str(bbt / "amy" / "amy5.png"), *where, "--by", "centroid", "-k", "2")
+    assert by_centroid["faces"][0]["matches"][0]["person"] == "amy"
+    moved = _json("search", str(bbt / "amy" / "amy5.png"), *where, "--toward", "person:raj", "--strength", "2")
+    assert moved["faces"][0]["matches"][0]["person"] == "raj"
+    assert len(_json("person", "amy", *where)["faces"]) == 4
+    walk = _json("path", str(bbt / "amy" / "amy1.png"), str(bbt / "raj" / "raj1.png"), *where, "--steps", "4")
+    assert walk["steps"][0]["person"] == "amy" and walk["steps"][-1]["person"] == "raj"
+    assert _json("explore", "pca", *where, "--components", "3")["components"]
+    assert _json("explore", "clusters", *where)["purity"] > 0.8
+    assert "outliers" in _json("explore", "outliers", *where)
+    assert _json("stats", *where)["faces"] == 32 and _json("doctor", *where)["ok"] is True
+    rebuilt = _json("index", "rebuild", *where, "--key", "HNSW")
+    assert rebuilt["index_key"].startswith("HNSW(") and rebuilt["ntotal"] == 32
+    refused = _run("index", "rebuild", *where, "--key", "IVF_PQ")
+    assert refused.returncode == 2 and "not an index type Milvus Lite builds" in refused.stderr
+    back = _json("index", "rebuild", *where)  # the rules again
+    assert back["index_key"] == "FLAT"
+
+
+def test_webcam_matches_on_milvus_lite(lite, faces, tmp_path):
+    """The matching worker is a process of its own: it opens the Milvus Lite folder, which
+    the webcam command itself never holds."""
+    from lookalike.live import slideshow
+
+    folder, where = lite
+    bbt = faces / "celeb" / "faceapi_bbt"
+    people = [(name, bbt / name / f"{name}5.png") for name in ("amy", "raj")]
+    segments = slideshow.make(people, tmp_path / "v.mp4", seconds=2.0, gap=0.5, fps=15.0)
+    jsonl = tmp_path / "m.jsonl"
+    run = _run("webcam", "--source", str(tmp_path / "v.mp4"), "--no-window", "--no-realtime", "--jsonl",
+               str(jsonl), *where, "--json")
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    for seg in segments:
+        named = [d["person"] for d in lines if seg.start <= d["t"] < seg.end]
+        assert named and max(set(named), key=named.count) == seg.label
+
+
+def test_the_filter_fields_in_milvus_answer_as_the_database_does(lite, faces):
+    """Milvus's own pre-filtered search on its scalar fields returns exactly the faces the
+    database's filters allow, for tags, organisations, roles, people and consent."""
+    folder, where = lite
+    with lookalike.open(folder / "lib.db", vectors=where[-1]) as lib:
+        index = lib.backend.own(lib.index)
+        with lib.session() as session:
+            from lookalike.store import repo
+
+            people = {p.profile.name: p for p in repo.people(session, lib.space_id, hide_declined=False)}
+            person_ids = {name: repo.person_by_name(session, name).id for name in people}
+        some = next(p.profile for p in people.values() if p.profile.tags and p.profile.organisation)
+        cases = [[("tag", some.tags[0])], [("organisation", some.organisation.upper())],
+                 [("role", some.role)], [("person", some.name)], [("tag", some.tags[0]), ("person", "amy")], []]
+        query = lib.vectors(lib.index.ids()[:1])
+        checked = 0
+        for groups in cases:
+            for consented in (False, True):
+                allowed = lib.allowed_face_ids([_filter(k, v) for k, v in groups], consented, True)
+                want = set(index.ids().tolist()) if allowed is None else set(allowed.tolist())
+                where_ = expression(groups, person_ids, consented_only=consented, hide_declined=True)
+                _, got = index.search(query, 64, where=where_ or None)
+                assert set(got[0][got[0] >= 0].tolist()) == want, (groups, consented)
+                checked += bool(want)
+        assert checked >= 6  # the cases select something: the comparison is not between empties
+
+
+def _filter(key: str, value: str):
+    from lookalike.query.search import Filter, FilterKey
+
+    return Filter(FilterKey(key), value)
+
+
+def test_the_kiosk_page_on_milvus_lite(lite, faces, monkeypatch):
+    """The web app on the same library: consenting role models only, the chosen groups
+    filtering inside Milvus. Last of this library's tests: the page keeps its library open
+    in this process (Streamlit caches it), which holds the Milvus Lite folder."""
+    from conftest import app_page
+    from test_ui_pages import _jpeg, _texts
+
+    folder, where = lite
+    at = app_page("role_models.py", folder / "lib.db", monkeypatch, LOOKALIKE_VECTORS=where[-1])
+    at.button[0].click().run()
+    at.camera_input[0].upload("photo.jpg", _jpeg(faces / "celeb" / "faceapi_bbt" / "amy" / "amy5.png"))
+    at.run()
+    assert not at.exception, at.exception
+    names = [m.value for m in at.markdown if m.value.startswith("## ")]
+    assert names[0] == "## Amy Farrah Fowler" and not {"## Sheldon Cooper", "## Stuart Bloom"} & set(names)
+    at.multiselect[0].set_value(["engineering"]).run()
+    names = [m.value for m in at.markdown if m.value.startswith("## ")]
+    assert names and set(names) <= {"## Howard Wolowitz", "## Leonard Hofstadter"}
+    assert "Only 2 role models" in _texts(at)
+    # the page searched Milvus (not a FAISS file rebuilt from SQL): this process now holds the folder
+    assert "another process has it open" in _run("stats", *where).stderr
+
+
+# -- the outbox: what a crash between the two stores leaves, and how it is settled ---------
+CRASH = """
+import os, signal, sys
+import lookalike
+from lookalike.store import repo
+lib = lookalike.open(sys.argv[1], vectors=sys.argv[2])
+with lib.session() as session:
+    photo = repo.photos_of_person(session, repo.person_by_name(session, "raj").id)[0]
+    repo.delete_photo(session, photo)              # a face leaves the database ...
+    repo.set_consent(session, "howard", False)     # ... and a person withdraws consent
+    session.commit()
+os.kill(os.getpid(), signal.SIGKILL)               # ... and the process dies before Milvus hears of it
+"""
+
+
+def test_a_kill_between_the_commit_and_milvus_is_settled_by_the_next_open(faces, tmp_path):
+    db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
+    with lookalike.open(db, vectors=vectors) as lib:
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt")])
+        before = set(lib.index.ids().tolist())
+    crashed = subprocess.run([sys.executable, "-c", CRASH, str(db), vectors], capture_output=True, text=True)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    in_sql = {r[0] for r in bench.sql(db, "select id from faces")}
+    assert len(in_sql) == len(before) - 1
+    assert bench.milvus_ids(vectors) == before  # Milvus is behind ...
+    assert bench.sql(db, "select count(*) from vector_outbox")[0][0] >= 6  # ... and the database knows it
+    with lookalike.open(db, vectors=vectors) as lib:
+        index = lib.backend.own(lib.index)  # opening drains the outbox
+        assert set(index.ids().tolist()) == in_sql
+        assert bench.sql(db, "select count(*) from vector_outbox") == [(0,)]
+        howard = bench.sql(db, "select f.id from faces f join people p on p.id = f.person_id where p.name='howard'")
+        rows = index.client.get(index.name, ids=[r[0] for r in howard], output_fields=["consent"])
+        assert len(rows) == 5 and {r["consent"] for r in rows} == {0}
+        assert all(r.ok for r in lib.doctor())
+
+
+def test_doctor_finds_and_fixes_what_milvus_lost_or_kept(faces, tmp_path):
+    db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
+    with lookalike.open(db, vectors=vectors) as lib:
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt")])
+        index = lib.backend.own(lib.index)
+        ids = index.ids()
+        index.delete(ids[:3].tolist())  # lost behind the library's back
+        index.upsert([10_000], lib.vectors(ids[3:4]), {10_000: index_fields()})  # and one it never had
+        (report,) = lib.doctor()
+        assert (report.missing, report.orphans, report.ok) == (3, 1, False)
+        (fixed,) = lib.doctor(fix=True)
+        assert fixed.fixed and set(index.ids().tolist()) == set(ids.tolist())
+        assert lib.doctor()[0].ok
+
+
+def index_fields():
+    from lookalike.store.repo import FilterFields
+
+    return FilterFields(-1, -1, (), "", "")
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_a_busy_milvus_lite_folder_and_an_unreachable_server_are_one_clear_line(faces, tmp_path):
+    db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
+    with lookalike.open(db, vectors=vectors) as lib:
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt" / "amy")])
+        lib.index  # noqa: B018 - this process now serves the folder
+        busy = _run("stats", "--db", str(db), "--vectors", vectors)
+    assert busy.returncode == 1 and busy.stderr.count("\n") == 1, busy.stderr
+    assert "another process has it open" in busy.stderr and "milvus-lite server" in busy.stderr
+    with socket_closed() as port:
+        down = _run("search", str(faces / "celeb" / "faceapi_bbt" / "amy" / "amy1.png"), "--db", str(db),
+                    "--vectors", f"milvus://127.0.0.1:{port}")
+    assert down.returncode == 1 and "cannot reach Milvus" in down.stderr and "Traceback" not in down.stderr
+    bad = _run("stats", "--db", str(db), "--vectors", "milvus://nowhere")
+    assert bad.returncode == 2 and "--vectors='milvus://nowhere'" in bad.stderr
+
+
+class socket_closed:
+    """A loopback port nobody listens on."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# -- PostgreSQL + a Milvus server: queue workers on "many machines", the HTTP API -------------
+def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, milvus_server, faces, tmp_path):
+    url = postgres()
+    bbt = faces / "celeb" / "faceapi_bbt"
+    where = ["--db", url, "--vectors", milvus_server]
+    queued = _json("ingest", str(bbt), *where, "--workers", "2")  # the work queue: 2 worker processes
+    assert queued["statuses"]["ok"] == 40
+    joined = _json("worker", *where, "--workers", "1", "--until-empty")  # a machine that joins late
+    assert joined["photos"] == 0
+    assert _json("doctor", *where)["ok"] is True
+    with lookalike.open(url, vectors=milvus_server) as lib:
+        assert lib.backend.queued_ingest and lib.index.ntotal == 40
+        assert lib.search(str(bbt / "amy" / "amy5.png"), k=1).faces[0].matches[0].person == "amy"
+        removed = lib.remove(person="amy")
+        assert removed["faces"] == 5 and lib.index.ntotal == 35
+        assert "amy" not in {m.person for m in lib.search(str(bbt / "amy" / "amy5.png"), k=5).faces[0].matches}
+        assert all(r.ok for r in lib.doctor())
+
+
+def test_the_http_api_on_a_milvus_server(milvus_server, faces, tmp_path):
+    import httpx
+    from serving import start
+
+    db = tmp_path / "api.db"
+    assert _run("ingest", str(faces / "celeb" / "faceapi_bbt"), "--db", str(db), "--vectors", milvus_server,
+                "-q").returncode == 0
+    server = start(db, "--open-search", "--vectors", milvus_server)
+    try:
+        photo = faces / "celeb" / "faceapi_bbt" / "raj" / "raj5.png"
+        answer = httpx.post(f"{server.url}/v1/search", files={"photo": (photo.name, photo.read_bytes())},
+                            data={"k": "2", "filter": "person=raj"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        matches = answer.json()["faces"][0]["matches"]
+        assert [m["person"] for m in matches] == ["raj", "raj"]
+        stats = httpx.get(f"{server.url}/v1/stats", timeout=30).json()
+        assert stats["faces"] == 40
+    finally:
+        server.stop()
+
