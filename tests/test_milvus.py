@@ -26,7 +26,7 @@ from lookalike.index.backends import FaissBackend, MilvusBackend, PgVectorBacken
 from lookalike.index.milvus_index import collection_name, expression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import reliability as bench  # noqa: E402
+import reliability as bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
