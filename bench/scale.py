@@ -1,47 +1,193 @@
-"""Scale-out figures: PostgreSQL + pgvector against the embedded SQLite + FAISS default.
+"""Scale-out figures: PostgreSQL + pgvector and Milvus against the embedded SQLite + FAISS default.
 
-    python bench/scale.py [--vectors 100000] [--photos 600] [--wide 10000] [--only-wide]
+    python bench/scale.py [--vectors 1000000] [--photos 600] [--wide 10000] [--only-wide] [--skip-wide]
 
 1. Search: ``--vectors`` synthetic 128-d face vectors (``bench/index.py``'s ``strangers``
    kind: drawn from Gaussians fitted to real Dlib vectors, queries from new people, so
-   every neighbour is a look-alike) stored as faces of a real PostgreSQL library and
-   searched through lookalike's own :class:`PgVectorIndex` (HNSW m 16, ef_construction
-   64, ef_search 256), against FAISS HNSW32 as the library builds it, and against the
-   peer: DeepFace's own pgvector store (``PGVectorClient``: same vectors inserted with
-   ``insert_embeddings``, searched with ``search_by_vector``); single-query p50 / p95 and
-   recall@10 against exact search, build time, bytes on disk.
-2. Ingest into PostgreSQL through the work queue with 1 and 2 worker processes (the
-   first ``--photos`` lfw-dev photos, a fresh database each), photos per second, against
-   the peer: ``DeepFace.register(..., database_type="pgvector")`` one call per photo.
-3. Wide vectors: ``--wide`` synthetic 4096-d vectors (the same look-alike vectors lifted
-   to 4096-d) in a VGG-Face space on both backends, searched exactly in 4096-d (what
-   the library does below 1,000 faces, and what DeepFace's find does), then through a
-   256-d PCA (``index rebuild --reduce 256``) with exact re-ranking from the stored full
-   vectors: p50, recall@10, index bytes.
-4. Per million faces, from the measured bytes: what each backend keeps on disk and needs
-   in RAM to search at these latencies.
+   every neighbour is a look-alike), each given synthetic filter fields (a person, an
+   organisation out of 100, a tag out of 10 and one out of 40, a consent), searched by
+   * FAISS HNSW32 as the library builds it (``FaissIndex``);
+   * lookalike's own :class:`PgVectorIndex` (faces of a real PostgreSQL library, HNSW m 16,
+     ef_construction 64, ef_search 256), on the first ``--pg-vectors`` (default: all);
+   * lookalike's own :class:`MilvusIndex` in Milvus Lite (in this process, a temporary
+     folder), the index type ``choice.milvus_spec`` maps the FAISS rules to (1 M x 128:
+     HNSW M 32, efConstruction 200, ef 256), filled through ``MilvusIndex.upsert`` with
+     ``FilterFields``; build = upsert + flush + Milvus Lite's background index builds +
+     release/load (what a new process pays), memory = this process's RSS growth (Milvus
+     Lite is a pure-Python engine served over gRPC in this process), bytes on disk;
+   * the peer: DeepFace's own pgvector store (``PGVectorClient``: ``insert_embeddings``,
+     ``search_by_vector``) on the first ``--peer-vectors`` (its inserts run ~4 ms each);
+   single-query p50 / p95 and recall@10 against exact search, build time, bytes.
+2. Filtered search, one query at a time: ``organisation == "org-007"`` (~1 % of the
+   faces) and ``array_contains(tags, "group-3")`` (~10 %) inside Milvus (the expression
+   ``milvus_index.expression`` builds), and the same filters as the id list lookalike's
+   search passes today (``allowed``: ``id in [...]`` in Milvus, an id selector or an exact
+   scan in FAISS, ``id = ANY(...)`` in PostgreSQL); recall@10 against the exact filtered
+   answer. Up to ``--filtered-queries`` queries per case, cut at ``--filtered-budget``
+   seconds (at least 5 queries).
+3. Ingest of the first ``--photos`` lfw-dev photos with 1 and 2 workers, a fresh store
+   each, all through the CLI (``lookalike ingest --json``, wall time, start-up included),
+   the default stack (SFace + yunet) for lookalike and for the peer:
+   PostgreSQL + pgvector (the work queue); SQLite + Milvus Lite (``--vectors
+   milvus-lite:``: workers map photos, the parent writes); PostgreSQL + a ``milvus-lite
+   server`` on loopback (``--vectors milvus://``, the work queue, each worker draining its
+   own outbox rows) — against ``DeepFace.register(..., database_type="pgvector")``.
+4. Wide vectors: ``--wide`` synthetic 4096-d vectors in a VGG-Face space on both SQL
+   backends, exact, then through a 256-d PCA with exact re-ranking (``--skip-wide`` keeps
+   the saved figures).
+5. Per million faces, from the measured bytes.
 
 PostgreSQL is the ``pgserver`` package's (16 + pgvector 0.6) in a temporary folder, on a
-unix socket, default settings: a tuned server (shared_buffers, maintenance_work_mem for
-the HNSW build) does better.
+unix socket, default settings except ``maintenance_work_mem`` (``--pg-maintenance-mem``,
+so the HNSW graph of a million vectors is built in memory, as the README's deployment
+notes advise).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
+import json
+import os
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import lfw_photos, machine, table, write
+from _common import RESULTS, STACKS, deepface_kw, lfw_photos, machine, stack_args, table, write
 from index import QUERIES, K, build, exact_topk, make, query_times, recall
 
+STACK = "sface"  # lookalike's default stack, for lookalike and the peer alike
+ORGS, GROUPS, INTERESTS = 100, 10, 40  # synthetic filter fields: ~1 %, ~10 %, ~2.5 % per value
+UPSERT_ROWS = 10_000  # rows per MilvusIndex.upsert call (as MilvusBackend.build sends them)
 
-def pg_library(folder: Path, name: str):
+
+# -- process memory ------------------------------------------------------------------------
+def rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def settle_memory() -> int:
+    """Free what Python and glibc hold on to, then the RSS: a baseline that does not hide
+    a later section's growth in pages an earlier one left behind."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    return rss()
+
+
+class PeakRss(threading.Thread):
+    """The process's highest RSS while it runs (sampled every 0.2 s)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self._done = rss(), threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            self.peak = max(self.peak, rss())
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return max(self.peak, rss())
+
+
+def du(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).exists() else 0
+
+
+# -- synthetic people and filters --------------------------------------------------------------
+def synthetic_people(n: int, seed: int = 11) -> dict[str, np.ndarray]:
+    """Per vector (face ``i + 1``): its organisation, two tags and a consent."""
+    rng = np.random.default_rng(seed)
+    return {"org": rng.integers(0, ORGS, n), "group": rng.integers(0, GROUPS, n),
+            "interest": rng.integers(0, INTERESTS, n),
+            "consent": rng.choice(np.array([1, 0, -1]), n, p=[0.8, 0.05, 0.15])}
+
+
+def filter_fields(people: dict[str, np.ndarray], rows: range) -> dict:
+    """lookalike's FilterFields of face ids ``rows + 1``, as ``repo.filter_fields`` makes them."""
+    from lookalike.store.repo import FilterFields, normalise_tag
+
+    org, group, interest, consent = people["org"], people["group"], people["interest"], people["consent"]
+    return {i + 1: FilterFields(i + 1, int(consent[i]),
+                                (normalise_tag(f"group {group[i]}"), normalise_tag(f"interest {interest[i]}")),
+                                f"org-{org[i]:03d}", "") for i in rows}
+
+
+def make_filters(people: dict[str, np.ndarray]) -> list[dict]:
+    """The two filtered searches: the Milvus expression lookalike's ``expression`` builds
+    for the search filter, and the rows (0-based) it selects."""
+    from lookalike.index.milvus_index import expression
+
+    out = []
+    for name, group, mask in (("organisation 1 %", ("organisation", "Org-007"), people["org"] == 7),
+                              ("tag 10 %", ("tag", "Group 3"), people["group"] == 3)):
+        out.append({"name": name, "filter": f"{group[0]}={group[1]}", "share": round(float(mask.mean()), 4),
+                    "rows": np.flatnonzero(mask),
+                    "where": expression([group], {}, consented_only=False, hide_declined=False)})
+    return out
+
+
+def filtered_truth(base: np.ndarray, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Exact top-k rows among ``rows`` for each query."""
+    sims = queries @ base[rows].T
+    top = np.argpartition(-sims, K, axis=1)[:, :K]
+    order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
+    return rows[np.take_along_axis(top, order, axis=1)]
+
+
+def timed(search, queries: np.ndarray, limit: int, budget: float) -> tuple[np.ndarray, list[float]]:
+    """``search(q) -> rows (K,)`` one query at a time: up to ``limit`` queries, stopping
+    after ``budget`` seconds (at least 5 queries)."""
+    found, times = [], []
+    started = time.perf_counter()
+    for i, q in enumerate(queries[:limit]):
+        if i >= 5 and time.perf_counter() - started > budget:
+            break
+        t = time.perf_counter()
+        found.append(search(q))
+        times.append((time.perf_counter() - t) * 1000)
+    return np.asarray(found, dtype=np.int64), times
+
+
+def figures(times: list[float], found: np.ndarray | None = None, truth: np.ndarray | None = None) -> dict:
+    out = {"queries": len(times), "p50_ms": round(float(np.median(times)), 3),
+           "p95_ms": round(float(np.percentile(times, 95)), 3)}
+    if found is not None and truth is not None:
+        out["recall@10"] = round(recall(found, truth[:len(found)]), 4)
+    return out
+
+
+def run_filtered(forms: dict, filters: list[dict], queries: np.ndarray, truths: list[np.ndarray],
+                 limit: int, budget: float) -> dict:
+    """``forms``: name -> ``fn(query, filter) -> rows``; per filter, per form: figures."""
+    out = {}
+    for f, truth in zip(filters, truths):
+        row = {}
+        for form, fn in forms.items():
+            fn(queries[-1], f)  # warm-up (an expression's first compile, a cache)
+            found, times = timed(lambda q, f=f, fn=fn: fn(q, f), queries, limit, budget)
+            row[form] = figures(times, found, truth)
+            print(f"    {f['name']:18} {form:12} {row[form]}", flush=True)
+        out[f["name"]] = row
+    return out
+
+
+# -- search backends -------------------------------------------------------------------------------
+def pg_library(folder: Path, name: str, **settings):
     import pgserver
 
     import lookalike
@@ -49,16 +195,20 @@ def pg_library(folder: Path, name: str):
     server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
     server.psql(f"CREATE DATABASE {name};")
     return server, lookalike.open(f"postgresql+psycopg://postgres@/{name}?host={folder / 'pg'}",
-                                  index_dir=folder / f"idx-{name}")
+                                  index_dir=folder / f"idx-{name}", **settings)
 
 
-def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
+def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, filters: list[dict],
+              ftruths: list[np.ndarray], args: argparse.Namespace) -> dict:
     from sqlalchemy import text
 
     from lookalike.index.pgvector_index import PgVectorIndex
     from lookalike.store import repo
 
     server, lib = pg_library(folder, "vectors")
+    if args.pg_maintenance_mem:
+        server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{args.pg_maintenance_mem}';")
+        server.psql("SELECT pg_reload_conf();")
     space_id = lib.space_id
     started = time.perf_counter()
     with lib.engine.begin() as conn:  # the bench fills the table directly
@@ -72,29 +222,155 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
                 copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, repo.encode_vector(v),
                                 "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
     loaded = time.perf_counter() - started
+    print(f"  pgvector: {len(base):,} rows copied in {loaded:.0f} s; building HNSW", flush=True)
     index = PgVectorIndex(lib.engine, lib.space.key, space_id, base.shape[1])  # builds HNSW
     built = time.perf_counter() - started - loaded
+    print(f"  pgvector: HNSW built in {built:.0f} s", flush=True)
+    index.search(queries[:5], K)  # warm-up
     found, times = query_times(index, queries)
     ids = index.ids()  # face ids in insertion order map back to base rows
     found = np.where(found >= 0, np.searchsorted(ids, found), -1)
+
+    def by_ids(q: np.ndarray, f: dict) -> np.ndarray:
+        hit = index.search(q[None], K, allowed=ids[f["rows"]])[1][0]
+        return np.where(hit >= 0, np.searchsorted(ids, hit), -1)
+
+    filtered = run_filtered({"id list": by_ids}, filters, queries, ftruths, args.filtered_queries,
+                            args.filtered_budget)
     with lib.engine.connect() as conn:
         sizes = conn.execute(text("SELECT pg_table_size('faces'), pg_relation_size(:i)"),
                              {"i": index.index_name}).one()
+        mem = conn.execute(text("SHOW maintenance_work_mem")).scalar_one()
     lib.close()
     server.cleanup()
-    return {"load_s": round(loaded, 1), "build_s": round(built, 1), "p50_ms": round(float(np.median(times)), 3),
-            "p95_ms": round(float(np.percentile(times, 95)), 3), "recall@10": round(recall(found, truth), 4),
-            "table_bytes": int(sizes[0]), "index_bytes": int(sizes[1])}
+    return {"vectors": len(base), "load_s": round(loaded, 1), "build_s": round(built, 1),
+            **figures(times, found, truth), "table_bytes": int(sizes[0]), "index_bytes": int(sizes[1]),
+            "maintenance_work_mem": mem, "filtered": filtered}
 
 
-def faiss_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
+def faiss_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, filters: list[dict],
+                 ftruths: list[np.ndarray], args: argparse.Namespace) -> dict:
     from lookalike.index.choice import hnsw_params
 
+    before = settle_memory()
+    watch = PeakRss()
+    watch.start()
     index, seconds, size = build("HNSW32", hnsw_params(), base, folder)
+    grown = settle_memory() - before
+    peak = watch.stop() - before
+    print(f"  FAISS: built in {seconds:.0f} s", flush=True)
+    index.search(queries[:5], K)  # warm-up
     found, times = query_times(index, queries)
-    return {"build_s": round(seconds, 1), "p50_ms": round(float(np.median(times)), 3),
-            "p95_ms": round(float(np.percentile(times, 95)), 3), "recall@10": round(recall(found, truth), 4),
-            "index_bytes": int(size)}
+    # a filtered search over at most 20,000 ids scores them exactly from the database's
+    # vectors (SQLite in the library; here the array in memory, which is faster)
+    index.vector_source = lambda ids: base[ids]
+
+    def by_ids(q: np.ndarray, f: dict) -> np.ndarray:
+        return index.search(q[None], K, allowed=f["rows"])[1][0]
+
+    filtered = run_filtered({"id list": by_ids}, filters, queries, ftruths, args.filtered_queries,
+                            args.filtered_budget)
+    return {"vectors": len(base), "build_s": round(seconds, 1), **figures(times, found, truth),
+            "index_bytes": int(size), "rss_growth_bytes": int(grown), "rss_peak_growth_bytes": int(peak),
+            "filtered": filtered}
+
+
+def lite_settle(vectors, name: str) -> list[int]:
+    """Block until Milvus Lite has indexed every sealed segment: it compacts and builds the
+    per-segment indexes in a background thread after a flush, and its ``describe_index``
+    always says Finished, so the bench waits on the engine itself (it runs in this
+    process). Returns the rows of each segment."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    server = server_manager_instance._servers[os.path.abspath(vectors.target)]  # (grpc server, db, port)
+    col = server[1].get_collection(name)
+    while True:
+        col._wait_for_bg()
+        if col._ensure_loaded_segments_indexed() == 0:  # what the background left, built here
+            col._wait_for_bg()
+            segments = [s for s in col._segments_snapshot() if s.num_rows]
+            if all("vec" in s.indexes for s in segments):
+                return [int(s.num_rows) for s in segments]
+        time.sleep(0.5)
+
+
+def milvus_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                  people: dict[str, np.ndarray], filters: list[dict], ftruths: list[np.ndarray],
+                  args: argparse.Namespace) -> dict:
+    """lookalike's MilvusIndex in Milvus Lite, the index the rules pick, face ids = rows + 1."""
+    from lookalike.config import parse_vectors
+    from lookalike.index.choice import choose, milvus_spec
+    from lookalike.index.milvus_index import MilvusIndex, collection_name, connect, disconnect
+
+    n, dim = base.shape
+    folder.mkdir(parents=True, exist_ok=True)  # pymilvus opens a Milvus Lite folder only in an existing one
+    vectors = parse_vectors(f"milvus-lite:{folder / 'milvus-vectors'}")
+    choice = choose(n, dim)  # MilvusBackend._rules: the FAISS rules at the default budget
+    spec = milvus_spec(choice, lite=True)
+    # the engine's own cost first (pymilvus, grpc, pyarrow, Milvus Lite's modules, a served
+    # folder), on a one-row collection, so the growth measured below is the data's
+    pre = settle_memory()
+    warm = parse_vectors(f"milvus-lite:{folder / 'warm-up'}")
+    client = connect(warm)
+    scratch = MilvusIndex(client, "warm_up", "warm", dim, spec)
+    scratch.create()
+    scratch.upsert([1], base[:1], filter_fields(people, range(1)))
+    scratch.search(base[:1], 1, where=filters[1]["where"])
+    disconnect(warm, client)
+    before = settle_memory()
+    fixed = before - pre
+    watch = PeakRss()
+    watch.start()
+    started = time.perf_counter()
+    client = connect(vectors)
+    index = MilvusIndex(client, collection_name("bench", "00000000-0000-0000-0000-000000000000"), "bench", dim,
+                        spec)
+    index.drop()
+    index.create()
+    for start in range(0, n, UPSERT_ROWS):
+        rows = range(start, min(n, start + UPSERT_ROWS))
+        index.upsert([i + 1 for i in rows], base[rows.start:rows.stop], filter_fields(people, rows))
+        if start and start % 200_000 == 0:
+            print(f"  Milvus: {start:,} upserted, {time.perf_counter() - started:.0f} s", flush=True)
+    inserted = time.perf_counter() - started
+    index.save()  # flush: out of the write-ahead log into sealed segments
+    flushed = time.perf_counter() - started
+    print(f"  Milvus: upserted in {inserted:.0f} s, flushed at {flushed:.0f} s; waiting for the index builds",
+          flush=True)
+    segments = lite_settle(vectors, index.name)
+    built = time.perf_counter() - started
+    client.release_collection(index.name)
+    index.load()  # what a process opening the library pays: the segment indexes read back
+    loaded = time.perf_counter() - started
+    grown = settle_memory() - before
+    disk = du(Path(vectors.target))
+    print(f"  Milvus: {spec.key}, {len(segments)} segments, ready at {loaded:.0f} s, "
+          f"RSS +{grown / 2**20:.0f} MB, {disk / 2**20:.0f} MB on disk", flush=True)
+    index.search(queries[:3], K)  # warm-up
+    found, times = timed(lambda q: index.search(q[None], K)[1][0], queries, args.milvus_queries, 1e9)
+    found = np.where(found >= 1, found - 1, -1)
+    print(f"  Milvus: unfiltered {figures(times, found, truth)}", flush=True)
+
+    def by_where(q: np.ndarray, f: dict) -> np.ndarray:
+        hit = index.search(q[None], K, where=f["where"])[1][0]
+        return np.where(hit >= 1, hit - 1, -1)
+
+    def by_ids(q: np.ndarray, f: dict) -> np.ndarray:
+        hit = index.search(q[None], K, allowed=f["rows"] + 1)[1][0]
+        return np.where(hit >= 1, hit - 1, -1)
+
+    filtered = run_filtered({"expression": by_where, "id list": by_ids}, filters, queries, ftruths,
+                            args.filtered_queries, args.filtered_budget)
+    peak = watch.stop() - before
+    count = index.ntotal
+    disconnect(vectors, client)
+    return {"vectors": n, "engine": "Milvus Lite (in this process)", "index": spec.key, "search_params": spec.search,
+            "rules_pick": choice.key, "segments": segments, "ntotal": count,
+            "insert_s": round(inserted, 1), "flush_s": round(flushed - inserted, 1),
+            "index_build_s": round(built - flushed, 1), "load_s": round(loaded - built, 1),
+            "build_s": round(loaded, 1), **figures(times, found, truth),
+            "rss_growth_bytes": int(grown), "rss_peak_growth_bytes": int(peak),
+            "rss_engine_bytes": int(fixed), "disk_bytes": int(disk), "filtered": filtered}
 
 
 def deepface_pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
@@ -121,13 +397,129 @@ def deepface_pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, trut
         found[i, :len(rows)] = [int(r["img_name"]) for r in rows]
     client.close()
     server.cleanup()
-    return {"insert_and_build_s": round(built, 1), "p50_ms": round(float(np.median(times)), 3),
+    return {"vectors": len(base), "insert_and_build_s": round(built, 1), "p50_ms": round(float(np.median(times)), 3),
             "p95_ms": round(float(np.percentile(times, 95)), 3), "recall@10": round(recall(found, truth), 4)}
+
+
+# -- ingest -------------------------------------------------------------------------------------
+def make_corpus(folder: Path, photos: list[Path]) -> Path:
+    corpus = folder / "corpus"
+    for p in photos:
+        (corpus / p.parent.name).mkdir(parents=True, exist_ok=True)
+        (corpus / p.parent.name / p.name).symlink_to(p)
+    return corpus
+
+
+def cli_ingest(corpus: Path, photos: int, workers: int, db: str, *extra: str) -> dict:
+    """``lookalike ingest --json`` in a subprocess: wall time, start-up included."""
+    cmd = [sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), "--db", db, "--workers", str(workers),
+           "--json", *stack_args(STACK), *extra]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    summary = json.loads(out.stdout)
+    return {"workers": workers, "photos": photos, "ok": summary["statuses"]["ok"], "faces": summary["faces"],
+            "seconds": round(wall, 1), "run_seconds": round(summary["seconds"], 1),
+            "photos_per_s": round(photos / wall, 2)}
+
+
+def stack_settings() -> dict:
+    s = STACKS[STACK]
+    return {"model": s["model"], "detector": s["detector"], "aligner": s["aligner"]}
+
+
+def stored_vectors(db: str, index_dir: Path, vectors: str | None) -> int:
+    """How many vectors the library's store holds after the ingest (a check, untimed)."""
+    import lookalike
+
+    settings = stack_settings() | ({"vectors": vectors} if vectors else {})
+    with lookalike.open(db, index_dir=index_dir, **settings) as lib:
+        return int(lib.index_info()["ntotal"])
+
+
+def pg_ingest(folder: Path, corpus: Path, photos: int, workers: int) -> dict:
+    """PostgreSQL + pgvector through the work queue (schema made before the clock starts)."""
+    server, lib = pg_library(folder, f"ingest{workers}", **stack_settings())
+    db = lib.settings.db_url
+    lib.close()
+    row = cli_ingest(corpus, photos, workers, db)
+    server.cleanup()
+    return row
+
+
+def lite_ingest(folder: Path, corpus: Path, photos: int, workers: int) -> dict:
+    """SQLite + Milvus Lite: the workers map photos, the parent (which serves Milvus Lite) writes."""
+    import lookalike
+
+    db, index_dir = folder / f"lite{workers}.db", folder / f"lite{workers}-idx"
+    vectors = f"milvus-lite:{folder / f'lite{workers}-vectors.db'}"
+    lookalike.open(db, index_dir=index_dir, vectors=vectors, **stack_settings()).close()
+    row = cli_ingest(corpus, photos, workers, str(db), "--index-dir", str(index_dir), "--vectors", vectors)
+    row["vectors_stored"] = stored_vectors(str(db), index_dir, vectors)
+    row["disk_bytes"] = du(folder / f"lite{workers}-vectors.db")
+    return row
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_milvus_server(data: Path, log: Path) -> tuple[subprocess.Popen, int]:
+    """``milvus-lite server`` on loopback, ready for clients."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("milvus-lite")
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port",
+                                 str(port)], stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"milvus-lite server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError("milvus-lite server did not listen within 60 s")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def pg_milvus_ingest(folder: Path, corpus: Path, photos: int, workers: int) -> dict:
+    """PostgreSQL metadata + a Milvus server (Milvus Lite's own, on loopback): the work
+    queue with ``workers`` queue-worker processes, each writing its outbox rows to Milvus."""
+    data = folder / f"milvus-server-{workers}"
+    proc, port = start_milvus_server(data, folder / f"milvus-server-{workers}.log")
+    try:
+        vectors = f"milvus://127.0.0.1:{port}"
+        server, lib = pg_library(folder, f"ingestm{workers}", vectors=vectors, **stack_settings())
+        db = lib.settings.db_url
+        lib.close()
+        row = cli_ingest(corpus, photos, workers, db, "--vectors", vectors)
+        row["vectors_stored"] = stored_vectors(db, folder / f"idx-ingestm{workers}", vectors)
+        server.cleanup()
+    finally:
+        stop_process(proc)
+    row["disk_bytes"] = du(data)
+    return row
 
 
 def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     """The peer of a PostgreSQL ingest: DeepFace.register into its pgvector store, one call
-    per photo (the model loads before the clock starts, which favours DeepFace)."""
+    per photo, the same model and detector (the model loads before the clock starts, which
+    favours DeepFace)."""
     import pgserver
     from deepface import DeepFace
     from deepface.modules.database import pgvector as deepface_pgvector
@@ -137,7 +529,7 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     # DeepFace remembers per process that it made its extension and tables, whichever the
     # database: a second database in the same process needs that memory cleared
     deepface_pgvector._SCHEMA_CHECKED.clear()
-    kw = dict(model_name="Dlib", detector_backend="dlib", database_type="pgvector", l2_normalize=True,
+    kw = dict(**deepface_kw(STACK), database_type="pgvector", l2_normalize=True,
               connection_details=f"postgresql://postgres@/deepface_register?host={folder / 'pg'}")
     DeepFace.register(img=str(photos[0]), **kw)
     failed = 0
@@ -153,6 +545,7 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
             "seconds": round(seconds, 1), "photos_per_s": round((len(photos) - 1) / seconds, 2)}
 
 
+# -- wide vectors (unchanged) -------------------------------------------------------------------------
 def wide(folder: Path, n: int) -> dict:
     """4096-d vectors in a VGG-Face space on both backends: exact, then PCA 256 + re-rank."""
     from sqlalchemy import insert, text
@@ -211,89 +604,168 @@ def wide(folder: Path, n: int) -> dict:
     return out
 
 
-def pg_ingest(folder: Path, photos: list[Path], workers: int) -> dict:
-    server, lib = pg_library(folder, f"ingest{workers}")
-    started = time.perf_counter()
-    report = lib.ingest([str(p) for p in photos], workers=workers)
-    seconds = time.perf_counter() - started
-    lib.close()
-    server.cleanup()
-    return {"workers": workers, "photos": len(photos), "ok": report.statuses["ok"], "seconds": round(seconds, 1),
-            "photos_per_s": round(len(photos) / seconds, 2)}
-
-
 def _wide_table(n: int, rows: dict) -> None:
     table(f"wide vectors: {n:,} x 4096 look-alike vectors, k={K}",
           ["backend", "search", "index", "dim", "p50 ms", "recall@10", "index MB"],
           [[b, stage, r[stage]["index"][:40], r[stage]["dim"], r[stage]["p50_ms"], r[stage]["recall@10"],
             round(r[stage]["index_bytes"] / 2**20, 1)]
-           for b, r in rows.items() for stage in ("exact_4096", "pca_256_rerank")])
+           for b, r in rows.items() if isinstance(r, dict) and "exact_4096" in r
+           for stage in ("exact_4096", "pca_256_rerank")])
+
+
+def saved() -> dict:
+    path = RESULTS / "scale.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def only_wide(n: int) -> None:
-    import json
-
-    from _common import RESULTS
-
     from lookalike import config
 
     config.activate_weights_home()
-    saved = json.loads((RESULTS / "scale.json").read_text())
+    data = saved()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         rows = wide(Path(tmp), n)
     _wide_table(n, rows)
-    saved["wide"] = {"vectors": n, **rows, "machine": machine()}
-    print("wrote", write("scale", saved))
+    data["wide"] = {"vectors": n, **rows, "machine": machine()}
+    print("wrote", write("scale", data))
+
+
+# -- tables -----------------------------------------------------------------------------------------
+def _mb(b: int | None) -> object:
+    return "-" if b is None else round(b / 2**20, 1)
+
+
+def _fp50(r: dict, name: str, form: str) -> object:
+    f = r.get("filtered", {}).get(name, {}).get(form)
+    return f"{f['p50_ms']:.3g} ({f['recall@10']:.3f})" if f else "-"
+
+
+def print_tables(out: dict, filters: list[dict]) -> None:
+    s = out["search"]
+    fs, pg, mv, peer = s["faiss"], s["pgvector"], s["milvus"], s["peer_deepface_pgvector"]
+    org, tag = (f["name"] for f in filters)
+    table(f"search, 128-d look-alike vectors, k={K}, one query at a time (filtered: p50 ms, recall@10 in brackets)",
+          ["backend", "vectors", "build s", "RSS MB", "disk MB", "p50 ms", "p95 ms", "recall@10",
+           f"{org} expr", f"{org} ids", f"{tag} expr", f"{tag} ids"],
+          [["FAISS HNSW32 efC200 (efSearch 256), file", f"{fs['vectors']:,}", fs["build_s"],
+            _mb(fs["rss_growth_bytes"]), _mb(fs["index_bytes"]), fs["p50_ms"], fs["p95_ms"], fs["recall@10"],
+            "-", _fp50(fs, org, "id list"), "-", _fp50(fs, tag, "id list")],
+           ["pgvector HNSW m16 (ef_search 256), SQL", f"{pg['vectors']:,}", pg["build_s"], "(server)",
+            _mb(pg["table_bytes"] + pg["index_bytes"]), pg["p50_ms"], pg["p95_ms"], pg["recall@10"],
+            "-", _fp50(pg, org, "id list"), "-", _fp50(pg, tag, "id list")],
+           [f"Milvus Lite {mv['index']}, MilvusIndex", f"{mv['vectors']:,}", mv["build_s"],
+            _mb(mv["rss_growth_bytes"]), _mb(mv["disk_bytes"]), mv["p50_ms"], mv["p95_ms"], mv["recall@10"],
+            _fp50(mv, org, "expression"), _fp50(mv, org, "id list"), _fp50(mv, tag, "expression"),
+            _fp50(mv, tag, "id list")],
+           ["peer: DeepFace PGVectorClient", f"{peer['vectors']:,}", peer["insert_and_build_s"], "(server)", "-",
+            peer["p50_ms"], peer["p95_ms"], peer["recall@10"], "-", "-", "-", "-"]])
+    table("filtered search (recall@10 against the exact filtered top 10)",
+          ["backend", "filter", "share", "form", "queries", "p50 ms", "p95 ms", "recall@10"],
+          [[b, name, f["share"], form, r["queries"], r["p50_ms"], r["p95_ms"], r["recall@10"]]
+           for b, res in (("FAISS", fs), ("pgvector", pg), ("Milvus Lite", mv))
+           for f in filters for name in [f["name"]]
+           for form, r in res["filtered"][name].items()])
+    peer_pps = out["ingest_peer"]["photos_per_s"]
+    rows = [[store, r["workers"], r["ok"], r.get("vectors_stored", "-"), r["seconds"], r["photos_per_s"],
+             round(r["photos_per_s"] / peer_pps, 2)]
+            for store, runs in (("PostgreSQL + pgvector (queue)", out["ingest_postgres"]),
+                                ("SQLite + Milvus Lite", out["ingest_milvus"]["sqlite_milvus_lite"]),
+                                ("PostgreSQL + milvus-lite server (queue)",
+                                 out["ingest_milvus"]["postgres_milvus_server"]))
+            for r in runs]
+    peer_row = out["ingest_peer"]
+    rows.append(["peer: DeepFace.register, pgvector", "-", peer_row["ok"], "-", peer_row["seconds"], peer_pps, 1.0])
+    table(f"ingest, {out['photos']} lfw-dev photos, {STACKS[STACK]['label']}, CLI wall time",
+          ["store", "workers", "ok", "vectors", "s", "photos/s", "x peer"], rows)
+    if "wide" in out:
+        _wide_table(out["wide"]["vectors"], out["wide"])
+    table("per million faces (from the bytes measured above)", ["what", "GB"],
+          [[k, v] for k, v in out["per_million"].items()])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vectors", type=int, default=100_000)
+    ap.add_argument("--vectors", type=int, default=1_000_000, help="synthetic 128-d vectors (FAISS, Milvus)")
+    ap.add_argument("--pg-vectors", type=int, default=0, help="pgvector on the first N of them [default: all]")
+    ap.add_argument("--peer-vectors", type=int, default=100_000,
+                    help="DeepFace's PGVectorClient on the first N (it inserts ~250 vectors/s)")
+    ap.add_argument("--milvus-queries", type=int, default=QUERIES, help="unfiltered Milvus queries")
+    ap.add_argument("--filtered-queries", type=int, default=100)
+    ap.add_argument("--filtered-budget", type=float, default=90.0, help="seconds per filtered case")
+    ap.add_argument("--pg-maintenance-mem", default="2GB", help="maintenance_work_mem for the HNSW build")
     ap.add_argument("--photos", type=int, default=600)
     ap.add_argument("--wide", type=int, default=10_000, help="4096-d vectors for the reduction figures")
     ap.add_argument("--only-wide", action="store_true",
                     help="re-measure the wide-vector section only; the other figures stay as saved")
+    ap.add_argument("--skip-wide", action="store_true", help="keep the saved wide-vector figures")
     args = ap.parse_args()
     if args.only_wide:
         return only_wide(args.wide)
     from lookalike import config
 
     config.activate_weights_home()
-    base, queries = make("strangers", args.vectors, 128)
+    run_started = time.perf_counter()
+    out: dict = {"machine": machine(), "load_average_start": [round(x, 2) for x in os.getloadavg()],
+                 "note": "shared 2-core VM: other jobs may have run at the same time; compare within a run",
+                 "vectors": args.vectors, "queries": QUERIES, "k": K, "stack": STACKS[STACK]["label"],
+                 "photos": args.photos}
+    n = args.vectors
+    base, queries = make("strangers", n, 128)
     truth = exact_topk(base, queries)
+    people = synthetic_people(n)
+    filters = make_filters(people)
+    fq = queries[:args.filtered_queries]
+    ftruths = [filtered_truth(base, fq, f["rows"]) for f in filters]
+    pg_n = min(args.pg_vectors or n, n)
+    peer_n = min(args.peer_vectors or n, n)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         tmp = Path(tmp)
-        pg = pg_search(tmp, base, queries, truth)
-        fs = faiss_search(tmp, base, queries, truth)
-        peer = deepface_pg_search(tmp, base, queries, truth)
+        print(f"Milvus Lite, {n:,} vectors", flush=True)  # first: its RSS growth on a settled process
+        mv = milvus_search(tmp / "milvus", base, queries, truth, people, filters, ftruths, args)
+        print(f"FAISS, {n:,} vectors", flush=True)
+        fs = faiss_search(tmp, base, queries, truth, filters, ftruths, args)
+        print(f"pgvector, {pg_n:,} vectors", flush=True)
+        if pg_n == n:
+            pg = pg_search(tmp, base, queries, truth, filters, ftruths, args)
+        else:  # the filters and the truths of the first pg_n rows
+            pfilters = [f | {"rows": f["rows"][f["rows"] < pg_n]} for f in filters]
+            pg = pg_search(tmp, base[:pg_n], queries, exact_topk(base[:pg_n], queries), pfilters,
+                           [filtered_truth(base, fq, f["rows"]) for f in pfilters], args)
+        print(f"peer DeepFace PGVectorClient, {peer_n:,} vectors", flush=True)
+        peer = deepface_pg_search(tmp, base[:peer_n], queries,
+                                  truth if peer_n == n else exact_topk(base[:peer_n], queries))
+        del base
         photos = lfw_photos(args.photos)
-        ingest = [pg_ingest(tmp, photos, w) for w in (1, 2)]
+        corpus = make_corpus(tmp, photos)
+        print(f"ingest, {len(photos)} photos", flush=True)
+        ingest = [pg_ingest(tmp, corpus, len(photos), w) for w in (1, 2)]
+        lite = [lite_ingest(tmp, corpus, len(photos), w) for w in (1, 2)]
+        served = [pg_milvus_ingest(tmp, corpus, len(photos), w) for w in (1, 2)]
         ingest_peer = deepface_pg_register(tmp, photos)
-        wide_rows = wide(tmp, args.wide)
-    n = args.vectors
+        print(f"ingest: {ingest} {lite} {served} {ingest_peer}", flush=True)
+        if args.skip_wide:
+            wide_rows = saved().get("wide")
+        else:
+            print(f"wide, {args.wide:,} x 4096", flush=True)
+            wide_rows = {"vectors": args.wide, **wide(tmp, args.wide), "machine": machine()}
     per_million = {
         "faiss_index_gb": round(fs["index_bytes"] / n * 1e6 / 1e9, 2),
-        "pg_table_gb": round(pg["table_bytes"] / n * 1e6 / 1e9, 2),
-        "pg_hnsw_index_gb": round(pg["index_bytes"] / n * 1e6 / 1e9, 2),
+        "faiss_rss_gb": round(fs["rss_growth_bytes"] / n * 1e6 / 1e9, 2),
+        "pg_table_gb": round(pg["table_bytes"] / pg_n * 1e6 / 1e9, 2),
+        "pg_hnsw_index_gb": round(pg["index_bytes"] / pg_n * 1e6 / 1e9, 2),
+        "milvus_lite_disk_gb": round(mv["disk_bytes"] / n * 1e6 / 1e9, 2),
+        "milvus_lite_rss_gb": round(mv["rss_growth_bytes"] / n * 1e6 / 1e9, 2),
     }
-    table(f"search, {n:,} x 128 look-alike vectors, {QUERIES} queries, k={K}",
-          ["backend", "build s", "p50 ms", "p95 ms", "recall@10", "index MB"],
-          [["FAISS HNSW32 (efSearch 256)", fs["build_s"], fs["p50_ms"], fs["p95_ms"], fs["recall@10"],
-            round(fs["index_bytes"] / 2**20, 1)],
-           ["pgvector HNSW m16 (ef_search 256), SQL", pg["build_s"], pg["p50_ms"], pg["p95_ms"], pg["recall@10"],
-            round(pg["index_bytes"] / 2**20, 1)],
-           ["peer: DeepFace PGVectorClient", peer["insert_and_build_s"], peer["p50_ms"], peer["p95_ms"],
-            peer["recall@10"], "-"]])
-    table(f"ingest into PostgreSQL, {args.photos} lfw-dev photos", ["workers", "ok", "s", "photos/s", "x peer"],
-          [[r["workers"], r["ok"], r["seconds"], r["photos_per_s"],
-            round(r["photos_per_s"] / ingest_peer["photos_per_s"], 2)] for r in [*ingest, ingest_peer]])
-    _wide_table(args.wide, wide_rows)
-    table("per million faces (from the bytes measured above)", ["what", "GB"],
-          [[k, v] for k, v in per_million.items()])
-    print("wrote", write("scale", {"machine": machine(), "vectors": n,
-                                   "search": {"faiss": fs, "pgvector": pg, "peer_deepface_pgvector": peer},
-                                   "ingest_postgres": ingest, "ingest_peer": ingest_peer,
-                                   "wide": {"vectors": args.wide, **wide_rows}, "per_million": per_million}))
+    out |= {"filters": [{k: v for k, v in f.items() if k != "rows"} for f in filters],
+            "search": {"faiss": fs, "pgvector": pg, "milvus": mv, "peer_deepface_pgvector": peer},
+            "ingest_postgres": ingest, "ingest_milvus": {"sqlite_milvus_lite": lite, "postgres_milvus_server": served},
+            "ingest_peer": ingest_peer, "per_million": per_million,
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
+            "run_minutes": round((time.perf_counter() - run_started) / 60, 1)}
+    if wide_rows:
+        out["wide"] = wide_rows
+    print_tables(out, filters)
+    print("wrote", write("scale", out))
 
 
 if __name__ == "__main__":

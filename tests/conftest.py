@@ -278,47 +278,108 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
         return Backend(kind, str(folder / "lib.db"), folder / "indexes")
     if kind == "milvus":  # SQLite for the metadata, Milvus Lite (embedded) for the vectors
         return Backend(kind, str(folder / "lib.db"), folder / "indexes", vectors=f"milvus-lite:{folder / 'vectors.db'}")
-    if kind == "milvus-server":  # PostgreSQL + a Milvus server process on loopback
+    if kind == "milvus-server":  # PostgreSQL + a real Milvus standalone server on loopback
         return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes",
                        vectors=request.getfixturevalue("milvus_server"))
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
-@pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory):
-    """A Milvus server on a loopback port: ``milvus-lite server``, the registry's Milvus
-    engine behind Milvus's own gRPC API (pymilvus speaks to it as to a cluster's proxy).
-    Yields its ``milvus://`` URL; stopped at the end of the session."""
+def _free_port() -> int:
     import socket
-    import time
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    data = tmp_path_factory.mktemp("milvus-server")
-    exe = Path(sys.executable).with_name("milvus-lite")
-    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError as err:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"milvus-lite server did not start: {proc.stderr.read().decode()[-2000:]}") from err
-            time.sleep(0.2)
-    yield f"milvus://127.0.0.1:{port}"
-    proc.terminate()
+        return sock.getsockname()[1]
+
+
+def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 240):
+    """Start a server process in its own process group; yield once ``port`` answers a
+    pymilvus call; stop the whole group (a wrapper's children included) at the end."""
+    import signal
+    import socket
+    import time
+
+    log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                from pymilvus import MilvusClient
+
+                MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
+                break
+            except Exception as err:  # noqa: BLE001 - not up yet: the port or the API
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{what} did not start: {err}; its log: "
+                                       f"{log_path.read_text(errors='replace')[-2000:]}") from err
+                time.sleep(0.5)
+        yield f"milvus://127.0.0.1:{port}"
+    finally:
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        _kill_running_from(log_path.parent)  # the milvus-server wrapper starts its binary in a session of its own
+        log.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres", "milvus"])
+def _kill_running_from(folder: Path) -> None:
+    """SIGTERM, then SIGKILL, every process whose command line names ``folder``."""
+    import signal
+    import time
+
+    def pids() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if str(folder).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        while pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone server on loopback: the ``milvus`` package's binary
+    (Milvus 2.3.5 with embedded etcd and local storage, Apache-2.0, from the package
+    index), reached by pymilvus as a cluster's proxy is. Yields its ``milvus://`` URL."""
+    port = _free_port()
+    data = tmp_path_factory.mktemp("milvus-standalone")
+    exe = Path(sys.executable).with_name("milvus-server")
+    yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
+                      data / "server.log")
+
+
+@pytest.fixture(scope="session")
+def milvus_lite_server(tmp_path_factory):
+    """Milvus Lite's own server (``milvus-lite server``): the embedded engine behind
+    Milvus's gRPC API on a loopback port. Yields its ``milvus://`` URL."""
+    port = _free_port()
+    data = tmp_path_factory.mktemp("milvus-lite-server")
+    exe = Path(sys.executable).with_name("milvus-lite")
+    yield from _serve([str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
+                       "--port", str(port)], port, "milvus-lite server", data / "server.log")
+
+
+@pytest.fixture(params=["sqlite", "postgres", "milvus", "milvus-server"])
 def backend(request, tmp_path) -> Backend:
     """Run the test on every store (issue 8: the behaviour tests hold on each backend;
-    issue 18: Milvus too)."""
+    issue 18: Milvus Lite beside SQLite, and PostgreSQL + a real Milvus standalone)."""
     return make_backend(request, tmp_path, request.param)

@@ -39,7 +39,7 @@ def _sql(db: Path, query: str):
         return conn.execute(query).fetchall()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus", "milvus-server"])
 def bad_run(request, faces, tmp_path_factory):
     from conftest import make_backend
 

@@ -310,7 +310,14 @@ class socket_closed:
 
 
 # -- PostgreSQL + a Milvus server: queue workers on "many machines", the HTTP API -------------
-def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, milvus_server, faces, tmp_path):
+@pytest.fixture(params=["milvus_server", "milvus_lite_server"])
+def a_milvus_server(request) -> str:
+    """A real Milvus standalone (the ``milvus`` package's binary), and Milvus Lite's server."""
+    return request.getfixturevalue(request.param)
+
+
+def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvus_server, faces, tmp_path):
+    milvus_server = a_milvus_server
     url = postgres()
     bbt = faces / "celeb" / "faceapi_bbt"
     where = ["--db", url, "--vectors", milvus_server]
@@ -328,7 +335,8 @@ def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, milvus_
         assert all(r.ok for r in lib.doctor())
 
 
-def test_the_http_api_on_a_milvus_server(milvus_server, faces, tmp_path):
+def test_the_http_api_on_a_milvus_server(a_milvus_server, faces, tmp_path):
+    milvus_server = a_milvus_server
     import httpx
     from serving import start
 

@@ -518,20 +518,22 @@ class MilvusBackend(VectorBackend):
     def rebuild(self, view: SpaceView, key: str | None, reduce: int | None) -> None:
         with self.writers(view):
             if reduce is not None:
-                view.train_reduction(reduce)  # reduction_committed rebuilds the collection
-                if key is None:
-                    return
+                view.train_reduction(reduce)  # the collection is made again at the new width below
             if key is None:
                 self.build(view, None)
                 return
             from .choice import milvus_spec_by_name
 
-            index = self.own(view.index)
+            with view.session() as session:
+                n, _ = repo.face_count_and_max(session, view.existing_space_id())
             try:
-                spec = milvus_spec_by_name(key, index.ntotal, index.dim, self.lite)
+                spec = milvus_spec_by_name(key, n, self._dim(view), self.lite)
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-            index.reindex(spec)
+            if reduce is not None:  # a new width: a new collection
+                self.build(view, spec)
+            else:
+                self.own(view.index).reindex(spec)
             view.forget_index()
 
     def build(self, view: SpaceView, spec: MilvusSpec | None) -> None:

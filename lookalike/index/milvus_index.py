@@ -159,7 +159,10 @@ class MilvusIndex:
                          max_length=TEXT_LENGTH)
         schema.add_field("organisation", DataType.VARCHAR, max_length=TEXT_LENGTH)
         schema.add_field("role", DataType.VARCHAR, max_length=TEXT_LENGTH)
-        self.client.create_collection(self.name, schema=schema, index_params=self._index_params())
+        # Strong: a search sees every write acknowledged before it (Milvus's default, Bounded,
+        # lets a search miss the last seconds of inserts and still return deleted faces)
+        self.client.create_collection(self.name, schema=schema, index_params=self._index_params(),
+                                      consistency_level="Strong")
         self.client.load_collection(self.name)
         self._count = 0
 
