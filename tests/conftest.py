@@ -310,7 +310,7 @@ def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: fl
 
                 MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
                 break
-            except Exception as err:  # noqa: BLE001 - not up yet: the port or the API
+            except Exception as err:  # not up yet: the port or the API
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{what} did not start: {err}; its log: "
                                        f"{log_path.read_text(errors='replace')[-2000:]}") from err
