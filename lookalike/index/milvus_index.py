@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config import Vectors, VectorsKind, env_text
 from ..errors import ConfigError, LibraryBusy, VectorStoreUnavailable
-from .protocol import FetchVectors, VectorIndex
+from .protocol import FetchVectors, ServiceManifest, VectorIndex
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -56,19 +56,6 @@ class MilvusSpec:
     def key(self) -> str:
         params = ",".join(f"{k}={v}" for k, v in sorted(self.build.items()))
         return f"{self.index_type}({params})" if params else self.index_type
-
-
-@dataclass
-class MilvusManifest:
-    """What ``index info`` shows (the fields of :class:`lookalike.index.protocol.IndexManifest`)."""
-
-    space: str
-    dim: int
-    index_key: str
-    ntotal: int = 0
-    params: dict = field(default_factory=dict)
-    tombstones: list = field(default_factory=list)  # never any: deletes are compacted away
-    pinned: bool = False
 
 
 def connect(vectors: Vectors) -> MilvusClient:
@@ -139,7 +126,7 @@ class MilvusIndex:
         self.client, self.name, self.dim, self.spec = client, name, int(dim), spec
         self.vector_source: FetchVectors | None = None
         self.follow: Callable[[], object] = lambda: None  # set by the backend: drain the outbox
-        self.manifest = MilvusManifest(space, self.dim, spec.key, params=dict(spec.search))
+        self.manifest = ServiceManifest(space, self.dim, spec.key, params=dict(spec.search))
         self._count: int | None = None
 
     # -- collection life ---------------------------------------------------------------

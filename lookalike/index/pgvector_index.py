@@ -15,14 +15,13 @@ sequential scan) until a reduction is stored for them. Every SQL statement it ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..store import pgvector
 from ..store.db import EF_SEARCH
-from .protocol import FetchVectors, VectorIndex
+from .protocol import FetchVectors, ServiceManifest, VectorIndex
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -30,19 +29,6 @@ if TYPE_CHECKING:
 HNSW_MAX_DIM = 2000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-
-
-@dataclass
-class PgManifest:
-    """What ``index info`` shows; mirrors the fields of the FAISS manifest it uses."""
-
-    space: str
-    dim: int
-    index_key: str
-    ntotal: int = 0
-    params: dict = field(default_factory=dict)
-    tombstones: list = field(default_factory=list)  # never any: rows are deleted for real
-    pinned: bool = False
 
 
 class PgVectorIndex:
@@ -57,7 +43,7 @@ class PgVectorIndex:
         self._count: int | None = None
         key = (f"pgvector HNSW (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}), cosine" if self.hnsw
                else "pgvector exact scan, cosine")
-        self.manifest = PgManifest(space, self.dim, key, params={"hnsw.ef_search": EF_SEARCH} if self.hnsw else {})
+        self.manifest = ServiceManifest(space, self.dim, key, params={"hnsw.ef_search": EF_SEARCH} if self.hnsw else {})
         if self.hnsw:
             self.ensure_index()
 

@@ -15,6 +15,7 @@ rows), so production code tests for the concrete classes instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -26,7 +27,8 @@ FetchVectors = Callable[[np.ndarray], np.ndarray]
 @runtime_checkable
 class IndexManifest(Protocol):
     """What an index says about itself (``index info``, upkeep): the FAISS
-    :class:`~lookalike.index.faiss_index.Manifest` or pgvector's ``PgManifest``."""
+    :class:`~lookalike.index.faiss_index.Manifest`, or :class:`ServiceManifest` for an index a
+    service keeps (pgvector, Milvus)."""
 
     @property
     def space(self) -> str: ...
@@ -58,6 +60,20 @@ class IndexManifest(Protocol):
     def pinned(self) -> bool:
         """The key was chosen by hand: upkeep keeps it."""
         ...
+
+
+@dataclass
+class ServiceManifest:
+    """The manifest of an index a service keeps (pgvector, Milvus): no file to describe,
+    only what ``index info`` shows. Deletion is real there: never a tombstone."""
+
+    space: str
+    dim: int
+    index_key: str
+    ntotal: int = 0
+    params: dict = field(default_factory=dict)
+    tombstones: list = field(default_factory=list)
+    pinned: bool = False
 
 
 @runtime_checkable
