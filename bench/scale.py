@@ -9,12 +9,13 @@
    * FAISS HNSW32 as the library builds it (``FaissIndex``);
    * lookalike's own :class:`PgVectorIndex` (faces of a real PostgreSQL library, HNSW m 16,
      ef_construction 64, ef_search 256), on the first ``--pg-vectors`` (default: all);
-   * lookalike's own :class:`MilvusIndex` in Milvus Lite (in this process, a temporary
-     folder), the index type ``choice.milvus_spec`` maps the FAISS rules to (1 M x 128:
-     HNSW M 32, efConstruction 200, ef 256), filled through ``MilvusIndex.upsert`` with
-     ``FilterFields``; build = upsert + flush + Milvus Lite's background index builds +
-     release/load (what a new process pays), memory = this process's RSS growth (Milvus
-     Lite is a pure-Python engine served over gRPC in this process), bytes on disk;
+   * lookalike's own :class:`MilvusIndex` in Milvus Lite (a temporary folder, served by a
+     child process of the bench that does nothing else), the index type
+     ``choice.milvus_spec`` maps the FAISS rules to (1 M x 128: HNSW M 32, efConstruction
+     200, ef 256), filled through ``MilvusIndex.upsert`` with ``FilterFields``; build =
+     upsert + flush + Milvus Lite's background index builds + release/load (what a new
+     process pays), memory = that process's RSS growth (Milvus Lite is a pure-Python
+     engine served over gRPC inside the process that opens it), bytes on disk;
    * the peer: DeepFace's own pgvector store (``PGVectorClient``: ``insert_embeddings``,
      ``search_by_vector``) on the first ``--peer-vectors`` (its inserts run ~4 ms each);
    single-query p50 / p95 and recall@10 against exact search, build time, bytes.
@@ -364,13 +365,48 @@ def milvus_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np
     peak = watch.stop() - before
     count = index.ntotal
     disconnect(vectors, client)
-    return {"vectors": n, "engine": "Milvus Lite (in this process)", "index": spec.key, "search_params": spec.search,
+    return {"vectors": n, "engine": "Milvus Lite, served in the bench's child process", "index": spec.key,
+            "search_params": spec.search,
             "rules_pick": choice.key, "segments": segments, "ntotal": count,
             "insert_s": round(inserted, 1), "flush_s": round(flushed - inserted, 1),
             "index_build_s": round(built - flushed, 1), "load_s": round(loaded - built, 1),
             "build_s": round(loaded, 1), **figures(times, found, truth),
             "rss_growth_bytes": int(grown), "rss_peak_growth_bytes": int(peak),
             "rss_engine_bytes": int(fixed), "disk_bytes": int(disk), "filtered": filtered}
+
+
+def milvus_in_child(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, filters: list[dict],
+                    ftruths: list[np.ndarray], args: argparse.Namespace) -> dict:
+    """:func:`milvus_search` in a process of its own: its RSS growth is measured from a
+    clean baseline, and nothing of Milvus Lite (its gRPC and engine threads, allocator
+    state) stays in the process that then measures FAISS and PostgreSQL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "base.npy", base)
+    np.save(folder / "queries.npy", queries)
+    np.save(folder / "truth.npy", truth)
+    for i, (f, t) in enumerate(zip(filters, ftruths)):
+        np.save(folder / f"filter{i}.npy", f["rows"])
+        np.save(folder / f"ftruth{i}.npy", t)
+    (folder / "child.json").write_text(json.dumps({
+        "filters": [{k: v for k, v in f.items() if k != "rows"} for f in filters],
+        "milvus_queries": args.milvus_queries, "filtered_queries": args.filtered_queries,
+        "filtered_budget": args.filtered_budget}))
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--milvus-child", str(folder)], check=True)
+    return json.loads((folder / "milvus.json").read_text())
+
+
+def milvus_child(folder: Path) -> None:
+    """The child's side of :func:`milvus_in_child`."""
+    spec = json.loads((folder / "child.json").read_text())
+    base = np.load(folder / "base.npy")
+    queries, truth = np.load(folder / "queries.npy"), np.load(folder / "truth.npy")
+    filters = [f | {"rows": np.load(folder / f"filter{i}.npy")} for i, f in enumerate(spec["filters"])]
+    ftruths = [np.load(folder / f"ftruth{i}.npy") for i in range(len(filters))]
+    (folder / "base.npy").unlink()  # the data folder's neighbour: not counted, but not kept either
+    people = synthetic_people(len(base))
+    args = argparse.Namespace(**{k: spec[k] for k in ("milvus_queries", "filtered_queries", "filtered_budget")})
+    out = milvus_search(folder / "milvus", base, queries, truth, people, filters, ftruths, args)
+    (folder / "milvus.json").write_text(json.dumps(out))
 
 
 def deepface_pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
@@ -698,7 +734,10 @@ def main() -> None:
     ap.add_argument("--only-wide", action="store_true",
                     help="re-measure the wide-vector section only; the other figures stay as saved")
     ap.add_argument("--skip-wide", action="store_true", help="keep the saved wide-vector figures")
+    ap.add_argument("--milvus-child", type=Path, help=argparse.SUPPRESS)  # milvus_in_child's process
     args = ap.parse_args()
+    if args.milvus_child:
+        return milvus_child(args.milvus_child)
     if args.only_wide:
         return only_wide(args.wide)
     from lookalike import config
@@ -720,8 +759,8 @@ def main() -> None:
     peer_n = min(args.peer_vectors or n, n)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         tmp = Path(tmp)
-        print(f"Milvus Lite, {n:,} vectors", flush=True)  # first: its RSS growth on a settled process
-        mv = milvus_search(tmp / "milvus", base, queries, truth, people, filters, ftruths, args)
+        print(f"Milvus Lite, {n:,} vectors (a process of its own)", flush=True)
+        mv = milvus_in_child(tmp / "milvus-run", base, queries, truth, filters, ftruths, args)
         print(f"FAISS, {n:,} vectors", flush=True)
         fs = faiss_search(tmp, base, queries, truth, filters, ftruths, args)
         print(f"pgvector, {pg_n:,} vectors", flush=True)

@@ -66,12 +66,14 @@ def person_report(library: SpaceView, name: str) -> PersonReport:
         profile = {k: getattr(person, k) for k in ("display_name", "role", "organisation", "story",
                                                    "consent_display", "source_url", "license")}
         profile["tags"] = json.loads(person.tags) if person.tags else []
-    centroid = library.centroids().get(person.id)
     report = PersonReport(name, profile)
-    if not rows or centroid is None:
+    if not rows:
         return report
     vectors = np.stack([repo.decode_vector(r[6]) for r in rows])
-    sims = vectors @ centroid[0]
+    # the centroid from the rows just read, not the view's cached sums: another server
+    # process may have added this person's photos since this one cached them
+    mean = vectors.sum(axis=0)
+    sims = vectors @ (mean / (np.linalg.norm(mean) or 1.0))
     z = robust_z(sims)
     for i in np.argsort(-sims):
         r = rows[i]
