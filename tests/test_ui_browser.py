@@ -203,6 +203,8 @@ def test_profile_text_is_shown_as_text_on_every_visitor_page(hostile_server, bro
     page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)
     page.locator("input[type=file]").set_input_files(str(faces / "celeb/faceapi_bbt/amy/amy5.png"))
     page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.wait_for(timeout=90_000)
+    # the card's lines arrive one by one (Streamlit streams the page): wait for the role's too
+    page.get_by_text("<script>alert('role')</script>", exact=False).first.wait_for(timeout=60_000)
     _nothing_injected(page)
     assert "<script>alert('role')</script>" in page.locator("body").inner_text()
     _shot(page, artifacts / "hostile-find.png")
@@ -214,6 +216,7 @@ def test_profile_text_is_shown_as_text_on_every_visitor_page(hostile_server, bro
     page.wait_for_timeout(1500)
     take.click()
     page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.wait_for(timeout=90_000)
+    page.get_by_text("![remote](http://example.invalid/tracker.png)", exact=False).first.wait_for(timeout=60_000)
     _nothing_injected(page)
     assert "![remote](http://example.invalid/tracker.png)" in page.locator("body").inner_text()
     _shot(page, artifacts / "hostile-kiosk.png")
