@@ -2,6 +2,8 @@
 
     python bench/scale.py [--vectors 1000000] [--photos 600] [--wide 10000] [--only-wide] [--skip-wide]
 
+The defaults take about an hour on the 2-core reference VM (Milvus Lite ~27 min, FAISS ~16, pgvector ~10).
+
 1. Search: ``--vectors`` synthetic 128-d face vectors (``bench/index.py``'s ``strangers``
    kind: drawn from Gaussians fitted to real Dlib vectors, queries from new people, so
    every neighbour is a look-alike), each given synthetic filter fields (a person, an
@@ -17,7 +19,7 @@
      process pays), memory = that process's RSS growth (Milvus Lite is a pure-Python
      engine served over gRPC inside the process that opens it), bytes on disk;
    * the peer: DeepFace's own pgvector store (``PGVectorClient``: ``insert_embeddings``,
-     ``search_by_vector``) on the first ``--peer-vectors`` (its inserts run ~4 ms each);
+     ``search_by_vector``) on the first ``--peer-vectors`` (100,000 inserts: 4-7 min here);
    single-query p50 / p95 and recall@10 against exact search, build time, bytes.
 2. Filtered search, one query at a time: ``organisation == "org-007"`` (~1 % of the
    faces) and ``array_contains(tags, "group-3")`` (~10 %) inside Milvus (the expression
@@ -285,7 +287,8 @@ def lite_settle(vectors, name: str) -> list[int]:
 
     server = server_manager_instance._servers[os.path.abspath(vectors.target)]  # (grpc server, db, port)
     col = server[1].get_collection(name)
-    while True:
+    deadline = time.monotonic() + 6 * 3600
+    while time.monotonic() < deadline:
         col._wait_for_bg()
         if col._ensure_loaded_segments_indexed() == 0:  # what the background left, built here
             col._wait_for_bg()
@@ -293,6 +296,7 @@ def lite_settle(vectors, name: str) -> list[int]:
             if all("vec" in s.indexes for s in segments):
                 return [int(s.num_rows) for s in segments]
         time.sleep(0.5)
+    raise RuntimeError(f"Milvus Lite left segments of {name} unindexed for 6 hours")
 
 
 def milvus_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,

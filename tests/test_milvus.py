@@ -356,3 +356,21 @@ def test_the_http_api_on_a_milvus_server(a_milvus_server, faces, tmp_path):
     finally:
         server.stop()
 
+
+
+def test_a_new_folder_is_made_and_a_small_filter_is_scored_exactly(faces, tmp_path):
+    """``milvus-lite:`` in a folder that does not exist yet (made, as SQLite makes its file);
+    a filtered search over few ids is exact, as on FAISS (an HNSW walk under a 1 % filter
+    found 0.79 of the true top 10 at 1M in Milvus Lite, bench/scale.py)."""
+    import numpy as np
+
+    vectors = f"milvus-lite:{tmp_path / 'not' / 'yet' / 'vectors.db'}"
+    with lookalike.open(tmp_path / "lib.db", vectors=vectors) as lib:
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt")])
+        index = lib.backend.own(lib.index)
+        ids = index.ids()
+        allowed = ids[::3]
+        query = lib.vectors(ids[:1])
+        sims, found = index.search(query, 5, allowed)
+        exact = allowed[np.argsort(-(lib.vectors(allowed) @ query[0]))[:5]]
+        assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5

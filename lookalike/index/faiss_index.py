@@ -28,6 +28,20 @@ if TYPE_CHECKING:
 
 MANIFEST_VERSION = 1
 EXACT_SUBSET = 20_000  # filtered searches over at most this many ids are scored exactly
+
+
+def exact_top_k(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, ids), each ``(n_queries, k)``, of ``ids`` (rows of ``vectors``) scored
+    exactly; missing slots have id -1. Any index's small filtered search (a graph walk
+    under a selective filter loses recall, or finds nothing)."""
+    scores = queries @ vectors.T
+    k_eff = min(k, len(ids))
+    order = np.argsort(-scores, axis=1)[:, :k_eff]
+    sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    out = np.full((len(queries), k), -1, dtype=np.int64)
+    sims[:, :k_eff] = np.take_along_axis(scores, order, axis=1)
+    out[:, :k_eff] = np.asarray(ids)[order]
+    return sims, out
 TRAIN_MIN = 20_000  # training sample for compressed codes: at least this many vectors,
 TRAIN_PER_LIST = 64  # or this many per IVF list, whichever is more
 
@@ -311,14 +325,7 @@ class FaissIndex:
             vectors = self.vector_source(ids)
         else:
             vectors = np.stack([self._index.reconstruct(int(i)) for i in ids])
-        scores = queries @ vectors.T
-        k_eff = min(k, len(ids))
-        order = np.argsort(-scores, axis=1)[:, :k_eff]
-        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        out = np.full((len(queries), k), -1, dtype=np.int64)
-        sims[:, :k_eff] = np.take_along_axis(scores, order, axis=1)
-        out[:, :k_eff] = ids[order]
-        return sims, out
+        return exact_top_k(queries, ids, vectors, k)
 
     def _search_params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
         import faiss
