@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
-    from .index.protocol import VectorIndex
+    from .index.protocol import SearchFilters, VectorIndex
     from .ingest.corpus import Item
     from .ingest.corpus import Profile as NewProfile
     from .ingest.report import IngestReport, Progress
@@ -144,6 +144,10 @@ class Library:
     def allowed_face_ids(self, filters: tuple | list = (), consented_only: bool = False,
                          hide_declined: bool = False) -> np.ndarray | None:
         return self.view.allowed_face_ids(filters, consented_only, hide_declined)
+
+    def search_filters(self, filters: tuple | list = (), consented_only: bool = False,
+                       hide_declined: bool = False) -> SearchFilters | None:
+        return self.view.search_filters(filters, consented_only, hide_declined)
 
     def forget_index(self) -> None:
         self.view.forget_index()

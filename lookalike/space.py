@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
-    from .index.protocol import VectorIndex
+    from .index.protocol import SearchFilters, VectorIndex
     from .index.reduction import Reduction
     from .query.search import Filter
 
@@ -313,6 +313,19 @@ class SpaceView:
         with self.session() as session:
             return repo.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
                                     consented_only=consented_only, hide_declined=hide_declined)
+
+    def search_filters(self, filters: tuple[Filter, ...] | list[Filter] = (), consented_only: bool = False,
+                       hide_declined: bool = False) -> SearchFilters | None:
+        """The same filters as :meth:`allowed_face_ids`, for an index that can apply them on
+        fields of its own (:class:`~lookalike.index.protocol.SearchFilters`)."""
+        from .index.protocol import SearchFilters
+
+        if not filters and not consented_only and not hide_declined:
+            return None
+        groups = tuple((f.key.value, f.value) for f in filters)
+        with self.session() as session:
+            person_ids = repo.person_ids_by_name(session, [v for k, v in groups if k == "person"])
+        return SearchFilters(groups, person_ids, consented_only, hide_declined)
 
     def doctor(self, fix: bool) -> DoctorReport:
         return self.backend.doctor(self, fix)

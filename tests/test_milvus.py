@@ -316,8 +316,12 @@ def a_milvus_server(request) -> str:
     return request.getfixturevalue(request.param)
 
 
-def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvus_server, faces, tmp_path):
+def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvus_server, faces, tmp_path, request,
+                                                               monkeypatch):
+    from lookalike.index import faiss_index
+
     milvus_server = a_milvus_server
+    real = request.node.callspec.params["a_milvus_server"] == "milvus_server"
     url = postgres()
     bbt = faces / "celeb" / "faceapi_bbt"
     where = ["--db", url, "--vectors", milvus_server]
@@ -329,6 +333,12 @@ def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvu
     with lookalike.open(url, vectors=milvus_server) as lib:
         assert lib.backend.queued_ingest and lib.index.ntotal == 40
         assert lib.search(str(bbt / "amy" / "amy5.png"), k=1).faces[0].matches[0].person == "amy"
+        # a large filter (every filter, here) goes to the real server as its expression
+        assert lib.backend.own(lib.index).filter_on_fields is real
+        monkeypatch.setattr(faiss_index, "EXACT_SUBSET", 0)
+        raj = lib.search(str(bbt / "amy" / "amy5.png"), k=5, filters=(_filter("person", "raj"),)).faces[0].matches
+        assert [m.person for m in raj] == ["raj"] * 5
+        monkeypatch.undo()
         removed = lib.remove(person="amy")
         assert removed["faces"] == 5 and lib.index.ntotal == 35
         assert "amy" not in {m.person for m in lib.search(str(bbt / "amy" / "amy5.png"), k=5).faces[0].matches}
@@ -374,3 +384,55 @@ def test_a_new_folder_is_made_and_a_small_filter_is_scored_exactly(faces, tmp_pa
         sims, found = index.search(query, 5, allowed)
         exact = allowed[np.argsort(-(lib.vectors(allowed) @ query[0]))[:5]]
         assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5
+
+
+def test_a_large_filter_runs_on_milvus_fields_and_the_database_has_the_last_word(lite, tmp_path, monkeypatch,
+                                                                                caplog):
+    """Past ``EXACT_SUBSET`` ids (20,000; 0 here, so this library's filters count as large)
+    a filtered search on a Milvus server asks with the filter's expression, not an id list
+    (``filter_on_fields``: on here, on Milvus Lite, whose expressions are slow), and gets
+    the exact answer. When the fields lag the database (a profile changed, the outbox not
+    yet drained: done here by editing SQL alone), the database wins: nobody it filters out
+    is shown, and the query is asked again by ids."""
+    import logging
+    import shutil
+    import sqlite3
+
+    import numpy as np
+
+    from lookalike.index import faiss_index
+
+    folder, where = lite
+    copy = tmp_path / "copy"  # the module's library stays as it is
+    shutil.copytree(folder, copy)
+    vectors = where[-1].replace(str(folder), str(copy))
+    monkeypatch.setattr(faiss_index, "EXACT_SUBSET", 0)
+    with lookalike.open(copy / "lib.db", vectors=vectors) as lib:
+        index = lib.backend.own(lib.index)
+        assert not index.filter_on_fields  # Milvus Lite: the id list is faster there
+        index.filter_on_fields = True
+        sent: list[str] = []
+        ask = index.client.search
+        monkeypatch.setattr(index.client, "search", lambda *a, **kw: sent.append(kw["filter"]) or ask(*a, **kw))
+        physics = (_filter("tag", "physics"),)
+        allowed = lib.allowed_face_ids(physics)
+        raj = copy / "photos" / "raj" / sorted(p.name for p in (copy / "photos" / "raj").iterdir())[0]
+        got = lib.search(str(raj), k=6, filters=physics).faces[0].matches
+        query = lib.vectors(np.asarray([got[0].face_id]))[0]
+        exact = allowed[np.argsort(-(lib.vectors(allowed) @ query))[:6]]
+        assert [m.face_id for m in got] == list(exact) and got[0].person == "raj"
+        assert sent and all("array_contains(tags" in f and "id in [" not in f for f in sent)
+    with sqlite3.connect(copy / "lib.db") as con:  # raj leaves the group in SQL only
+        tags = json.loads(con.execute("select tags from people where name = 'raj'").fetchone()[0])
+        con.execute("update people set tags = ? where name = 'raj'", (json.dumps([t for t in tags if t != "physics"]),))
+    with lookalike.open(copy / "lib.db", vectors=vectors) as lib, caplog.at_level(logging.INFO):
+        index = lib.backend.own(lib.index)
+        index.filter_on_fields = True
+        raj_faces = set(lib.allowed_face_ids((_filter("person", "raj"),)).tolist())
+        first = lib.vectors(np.asarray(sorted(raj_faces)[:1]))
+        _, found = index.search(first, 4, where='array_contains(tags, "physics")')
+        assert raj_faces & set(found[0].tolist())  # Milvus still files raj under physics
+        got = lib.search(str(raj), k=6, filters=physics).faces[0].matches
+        assert got and not {m.person for m in got} & {"raj"}
+        assert {m.face_id for m in got} <= set(lib.allowed_face_ids(physics).tolist())
+        assert "disagree with the database" in caplog.text

@@ -58,17 +58,20 @@ def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_pat
     where = ["--db", str(db), "--index-dir", str(index_dir)] + (["--vectors", vectors] if vectors else [])
     args = ["ingest", str(corpus), *where, "-q", "--workers", "2"]
     assert n >= 300
-    landed, mid_run = 0, 0
+    landed, mid_run, kills = 0, 0, 0
     # each run is killed a little after it committed something new (mid-batch, mid-commit);
-    # once everything is stored, in the final index save and upkeep or at start-up
-    for _ in range(20):
+    # once everything is stored, in the final index save and upkeep or at start-up. How many
+    # kills fall mid-run depends on the machine's speed (photos stored during the delay), so
+    # the loop goes on past 20 kills until 12 have (at most 30).
+    while (kills < 20 or mid_run < 12) and kills < 30:
         stored = _sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
-        landed += bench.kill_when(_cli(*args), min(n, stored + rng.randint(1, 25)), rng.uniform(0.0, 0.5),
+        landed += bench.kill_when(_cli(*args), min(n, stored + rng.randint(1, 15)), rng.uniform(0.0, 0.5),
                                   lambda: bench.stored_photos(db))
         mid_run += stored < n
+        kills += 1
         _consistent(db, index_dir, set(), vectors)
-    assert landed >= 18, f"only {landed} of 20 kills landed before the run ended"
-    assert mid_run >= 10, f"only {mid_run} kills while photos were still being stored"
+    assert landed >= kills - 2, f"only {landed} of {kills} kills landed before the run ended"
+    assert mid_run >= 12, f"only {mid_run} of {kills} kills while photos were still being stored"
     done = subprocess.run(_cli(*args[:-3], "--json"), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert _sql(db, "select count(*), count(distinct path) from photos") == [(n, n)]  # every photo once

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
-from .protocol import FetchVectors, VectorIndex
+from .protocol import FetchVectors, SearchFilters, VectorIndex
 
 if TYPE_CHECKING:
     import faiss
@@ -284,8 +284,8 @@ class FaissIndex:
         total = int(self._index.ntotal)
         return len(self.manifest.tombstones) / total if total else 0.0
 
-    def search(self, queries: np.ndarray, k: int,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
         ``allowed`` restricts the search to those ids, inside FAISS (before top-k)."""
         import faiss

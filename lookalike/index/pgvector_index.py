@@ -21,7 +21,7 @@ import numpy as np
 
 from ..store import pgvector
 from ..store.db import EF_SEARCH
-from .protocol import FetchVectors, ServiceManifest, VectorIndex
+from .protocol import FetchVectors, SearchFilters, ServiceManifest, VectorIndex
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -82,8 +82,8 @@ class PgVectorIndex:
     def tombstone_share(self) -> float:
         return 0.0
 
-    def search(self, queries: np.ndarray, k: int,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
 
         Unfiltered queries walk the HNSW graph; with ``allowed`` the candidates are the

@@ -14,7 +14,7 @@ rows), so production code tests for the concrete classes instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -76,6 +76,19 @@ class ServiceManifest:
     pinned: bool = False
 
 
+@dataclass(frozen=True)
+class SearchFilters:
+    """The search filters behind an ``allowed`` id set, for an index that keeps the filter
+    fields itself (a Milvus server's scalar fields) and filters on them faster than on a
+    list of 100,000 ids sent with every query. The ids stay the truth: an index that uses
+    these checks its answers against them. Indexes without such fields ignore it."""
+
+    groups: tuple[tuple[str, str], ...]  # (key, value): tag, organisation, role, person
+    person_ids: Mapping[str, int]  # the names of person filters -> their ids (a name nobody has: absent)
+    consented_only: bool
+    hide_declined: bool
+
+
 @runtime_checkable
 class VectorIndex(Protocol):
     """One embedding space's index. Ids are ``faces.id``; vectors are unit length and
@@ -114,8 +127,8 @@ class VectorIndex(Protocol):
         """Make the index durable (a no-op where the database is the index)."""
         ...
 
-    def search(self, queries: np.ndarray, k: int,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
-        ``allowed`` restricts the answer to those ids."""
+        ``allowed`` restricts the answer to those ids; ``filters`` says how they were chosen."""
         ...

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .protocol import FetchVectors, IndexManifest, VectorIndex
+from .protocol import FetchVectors, IndexManifest, SearchFilters, VectorIndex
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -181,12 +181,12 @@ class ReducedIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.inner.add(ids, self.reduction.apply(vectors))
 
-    def search(self, queries: np.ndarray, k: int,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
         from .faiss_index import rerank
 
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.reduction.dim_in)
-        _, found = self.inner.search(self.reduction.apply(queries), candidates(k), allowed)
+        _, found = self.inner.search(self.reduction.apply(queries), candidates(k), allowed, filters)
         return rerank(queries, found, k, self.full_vectors)
 
 

@@ -607,6 +607,15 @@ def estimate_summary(session: Session, space_id: int) -> dict:
             "age_band": dict(sorted(decades.items(), key=lambda kv: int(kv[0][:-1])))}
 
 
+def person_ids_by_name(session: Session, names: Iterable[str]) -> dict[str, int]:
+    """Each name somebody has -> that person's id (a name nobody has is left out)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    return {name: int(pid) for name, pid in session.execute(select(Person.name, Person.id)
+                                                            .where(Person.name.in_(wanted)))}
+
+
 def person_by_name(session: Session, name: str) -> Person | None:
     return session.scalar(select(Person).where(Person.name == name))
 
