@@ -157,7 +157,8 @@ class SpaceView:
         database, or the pgvector column; wrapped to re-rank on full vectors when the space
         is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
         if self._index is not None and self.backend.changed(self._index):
-            self._index = None  # another process saved a newer one: read it
+            # another process saved a newer one: read it, and the centroids its faces moved
+            self._index, self._centroids = None, None
         if self._index is None:
             self._index = self.backend.open_index(self)
         if self.reduction is not None and not isinstance(self._index, ReducedIndex):

@@ -63,3 +63,35 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     assert seen[-1] > start and sorted(seen) == seen  # grew, and never went back
     total = conn.execute("select count(*) from faces").fetchone()[0]
     assert reader.index.ntotal == total
+
+
+def test_a_long_lived_reader_sees_the_centroids_another_process_moved(faces, tmp_path):
+    """A server process keeps its library open for days: when another process adds a
+    person's photos and saves the index, the reader's next search measures against the
+    person's new average face, as a freshly opened library does (not the one it cached)."""
+    import shutil
+
+    bbt, corpus = faces / "celeb" / "faceapi_bbt", tmp_path / "corpus"
+    for person in ("amy", "raj", "penny"):
+        (corpus / person).mkdir(parents=True)
+        for photo in sorted((bbt / person).iterdir())[:2]:
+            shutil.copy(photo, corpus / person / photo.name)
+    db = tmp_path / "lib.db"
+    query = str(bbt / "amy" / "amy5.png")
+
+    def amy_figure(lib) -> float:
+        match = next(m for m in lib.search(query, k=6).faces[0].matches if m.person == "amy")
+        return match.person_centroid_similarity
+
+    with lookalike.open(db) as reader:
+        assert reader.ingest([str(corpus)]).statuses["ok"] == 6
+        before = amy_figure(reader)
+        for photo in sorted((bbt / "amy").iterdir())[2:4]:
+            shutil.copy(photo, corpus / "amy" / photo.name)
+        done = subprocess.run([sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), "--db", str(db), "-q"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        after = amy_figure(reader)
+    with lookalike.open(db) as fresh:
+        assert after == pytest.approx(amy_figure(fresh), abs=1e-6)
+    assert abs(after - before) > 1e-4  # two more photos moved amy's average face
