@@ -1,6 +1,7 @@
 """Scale-out figures: PostgreSQL + pgvector and Milvus against the embedded SQLite + FAISS default.
 
     python bench/scale.py [--vectors 1000000] [--photos 600] [--wide 10000] [--only-wide] [--skip-wide]
+    python bench/scale.py --only-milvus-server [--vectors 1000000]
 
 The defaults take about an hour on the 2-core reference VM (Milvus Lite ~27 min, FAISS ~16, pgvector ~10).
 
@@ -18,6 +19,20 @@ The defaults take about an hour on the 2-core reference VM (Milvus Lite ~27 min,
      upsert + flush + Milvus Lite's background index builds + release/load (what a new
      process pays), memory = that process's RSS growth (Milvus Lite is a pure-Python
      engine served over gRPC inside the process that opens it), bytes on disk;
+   * the same :class:`MilvusIndex` on a real Milvus 2.3.5 standalone server (the ``milvus``
+     package's ``milvus-server``: embedded etcd, local storage, a fresh ``--data`` folder,
+     on loopback, in a process group of its own), the index ``choice.milvus_spec(...,
+     lite=False)`` gives (1 M x 128: HNSW M 32, efConstruction 200, ef 256); build = upsert
+     + flush + the server's index build (until ``describe_index`` counts every row indexed
+     and none pending) + release/load; memory = the RSS growth of the server's process tree
+     (wrapper and binary), from after a warm-up collection (made, one row, dropped) to
+     after the load; disk = its storage (etcd, the rocksmq log, binlogs, index files; not the
+     ~250 MB of binaries and the logs the wrapper keeps in the same folder). The collection
+     is Strong (as lookalike makes it), so every search first waits for the server's time
+     tick (~200 ms on 2.3.5): the unfiltered search is also timed at Bounded consistency.
+     ``--only-milvus-server`` measures this column alone at ``--vectors`` and merges it into
+     the saved figures only when that is the saved run's size (a trial at another size is
+     written to ``$TMPDIR/scale-milvus-server-N.json`` only);
    * the peer: DeepFace's own pgvector store (``PGVectorClient``: ``insert_embeddings``,
      ``search_by_vector``) on the first ``--peer-vectors`` (100,000 inserts: 4-7 min here);
    single-query p50 / p95 and recall@10 against exact search, build time, bytes.
@@ -59,7 +74,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,20 +108,21 @@ def settle_memory() -> int:
 
 
 class PeakRss(threading.Thread):
-    """The process's highest RSS while it runs (sampled every 0.2 s)."""
+    """The highest ``measure()`` (default: this process's RSS) while it runs (sampled every 0.2 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, measure: Callable[[], int] = rss) -> None:
         super().__init__(daemon=True)
-        self.peak, self._done = rss(), threading.Event()
+        self.measure = measure
+        self.peak, self._done = measure(), threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(0.2):
-            self.peak = max(self.peak, rss())
+            self.peak = max(self.peak, self.measure())
 
     def stop(self) -> int:
         self._done.set()
         self.join()
-        return max(self.peak, rss())
+        return max(self.peak, self.measure())
 
 
 def du(folder: Path) -> int:
@@ -299,32 +317,184 @@ def lite_settle(vectors, name: str) -> list[int]:
     raise RuntimeError(f"Milvus Lite left segments of {name} unindexed for 6 hours")
 
 
-def milvus_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+class LiteEngine:
+    """Milvus Lite in a folder, served by this process: memory = this process's RSS."""
+
+    lite = True
+    label = "Milvus Lite, served in the bench's child process"
+
+    def __init__(self, folder: Path) -> None:
+        from lookalike.config import parse_vectors
+
+        folder.mkdir(parents=True, exist_ok=True)  # pymilvus opens a Milvus Lite folder only in an existing one
+        self.vectors = parse_vectors(f"milvus-lite:{folder / 'milvus-vectors'}")
+        self.scratch = parse_vectors(f"milvus-lite:{folder / 'warm-up'}")  # a folder of its own
+
+    memory = staticmethod(settle_memory)
+
+    def settle(self, index: Any) -> list[int]:
+        return lite_settle(self.vectors, index.name)
+
+    def disk(self) -> int:
+        return du(Path(self.vectors.target))
+
+
+class ServerEngine:
+    """A real Milvus 2.3.5 standalone server (the ``milvus`` package's ``milvus-server``:
+    embedded etcd, local storage) on loopback, in a process group of its own: memory = the
+    RSS of its whole process tree (the Python wrapper and the ``milvus run standalone``
+    binary), disk = its ``--data`` folder. Its embedded etcd gets free ports of its own
+    (``etcd.config.path``, through Milvus's environment): etcd's default peer port 2380 is
+    taken by any other standalone server on the machine (a test run's)."""
+
+    lite = False
+    label = "Milvus 2.3.5 standalone server (milvus-server), loopback"
+
+    def __init__(self, data: Path, log: Path, timeout: float = 300) -> None:
+        from lookalike.config import parse_vectors
+
+        data.mkdir(parents=True, exist_ok=True)
+        self.data, port, client, peer = data, free_port(), free_port(), free_port()
+        etcd = data.parent / "embed-etcd.yaml"
+        etcd.write_text(f"listen-client-urls: http://127.0.0.1:{client}\nadvertise-client-urls: http://127.0.0.1:{client}\n"
+                        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+                        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+                        f"initial-cluster: default=http://127.0.0.1:{peer}\n")
+        exe = Path(sys.executable).with_name("milvus-server")
+        self._log = open(log, "wb")  # a pipe nobody reads would fill and stall the server
+        started = time.perf_counter()
+        self.proc = subprocess.Popen([str(exe), "--data", str(data), "--proxy-port", str(port), "--etcd-port",
+                                      str(client)], stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=os.environ | {"ETCD_CONFIG_PATH": str(etcd)})
+        self.vectors = self.scratch = parse_vectors(f"milvus://127.0.0.1:{port}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                from pymilvus import MilvusClient
+
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
+                break
+            except Exception as err:  # not up yet: the port or the API
+                if not self._running() or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"milvus-server did not start: {err}; its log: "
+                                       f"{log.read_text(errors='replace')[-2000:]}") from err
+                time.sleep(0.5)
+        self.start_s = time.perf_counter() - started
+        self._tree = self._processes()
+
+    def _processes(self) -> list:
+        import psutil
+
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _running(self) -> bool:
+        """The wrapper and its binary are alive (the wrapper outlives a binary that died)."""
+        import psutil
+
+        try:
+            return self.proc.poll() is None and all(p.status() != psutil.STATUS_ZOMBIE for p in self._processes())
+        except psutil.NoSuchProcess:
+            return False
+
+    def memory(self) -> int:
+        """The summed RSS of the server's process tree."""
+        import psutil
+
+        total = 0
+        for p in self._processes():
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def settle(self, index: Any, wait: float = 6 * 3600) -> list[int]:
+        """Block until the server's index node has indexed every flushed row: DescribeIndex's
+        ``indexed_rows`` reaches its ``total_rows`` (all ``n``). Its ``state`` says Finished
+        from the start (2.3.5 leaves segments sealed after the index was made out of it) and
+        ``pending_index_rows`` runs ahead of the builds, so neither decides; both are logged."""
+        n = index.ntotal
+        started = last = time.monotonic()
+        while time.monotonic() - started < wait:
+            d = index.describe()
+            done, total, pending = int(d.get("indexed_rows", 0)), int(d.get("total_rows", 0)), \
+                int(d.get("pending_index_rows", 0))
+            if total >= n and done >= total:
+                return []
+            if time.monotonic() - last >= 30:
+                last = time.monotonic()
+                print(f"  Milvus server: {done:,} of {total:,} rows indexed ({pending:,} pending, "
+                      f"{d.get('state')}), {last - started:.0f} s", flush=True)
+            time.sleep(1)
+        raise RuntimeError(f"Milvus server left rows of {index.name} unindexed for {wait:.0f} s")
+
+    def disk(self) -> int:
+        """Bytes of its storage (``--data``'s ``data``: etcd, the rocksmq log, segment binlogs,
+        index files), not the binaries and logs the wrapper keeps beside them."""
+        return du(self.data / "data")
+
+    def disk_parts(self) -> dict[str, int]:
+        return {p.name: du(p) for p in sorted((self.data / "data").iterdir())}
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL, the process group and every process of the tree (the
+        wrapper's binary may sit in a session of its own)."""
+        import signal
+
+        import psutil
+
+        tree = self._processes() or getattr(self, "_tree", [])
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            for p in tree:
+                try:
+                    p.send_signal(sig)
+                except psutil.NoSuchProcess:
+                    continue
+            _, alive = psutil.wait_procs(tree, timeout=wait)
+            if not alive:
+                break
+            tree = alive
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def milvus_search(engine: LiteEngine | ServerEngine, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
                   people: dict[str, np.ndarray], filters: list[dict], ftruths: list[np.ndarray],
                   args: argparse.Namespace) -> dict:
-    """lookalike's MilvusIndex in Milvus Lite, the index the rules pick, face ids = rows + 1."""
-    from lookalike.config import parse_vectors
+    """lookalike's MilvusIndex in Milvus Lite or on a Milvus server (``engine``), the index
+    the rules pick for it, face ids = rows + 1."""
     from lookalike.index.choice import choose, milvus_spec
     from lookalike.index.milvus_index import MilvusIndex, collection_name, connect, disconnect
 
     n, dim = base.shape
-    folder.mkdir(parents=True, exist_ok=True)  # pymilvus opens a Milvus Lite folder only in an existing one
-    vectors = parse_vectors(f"milvus-lite:{folder / 'milvus-vectors'}")
+    vectors = engine.vectors
     choice = choose(n, dim)  # MilvusBackend._rules: the FAISS rules at the default budget
-    spec = milvus_spec(choice, lite=True)
+    spec = milvus_spec(choice, lite=engine.lite)
     # the engine's own cost first (pymilvus, grpc, pyarrow, Milvus Lite's modules, a served
-    # folder), on a one-row collection, so the growth measured below is the data's
-    pre = settle_memory()
-    warm = parse_vectors(f"milvus-lite:{folder / 'warm-up'}")
-    client = connect(warm)
+    # folder; a server's first collection), on a one-row collection dropped again, so the
+    # growth measured below is the data's
+    pre = engine.memory()
+    client = connect(engine.scratch)
     scratch = MilvusIndex(client, "warm_up", "warm", dim, spec)
+    scratch.drop()
     scratch.create()
     scratch.upsert([1], base[:1], filter_fields(people, range(1)))
     scratch.search(base[:1], 1, where=filters[1]["where"])
-    disconnect(warm, client)
-    before = settle_memory()
+    scratch.drop()
+    disconnect(engine.scratch, client)
+    before = engine.memory()
     fixed = before - pre
-    watch = PeakRss()
+    watch = PeakRss(engine.memory)
     watch.start()
     started = time.perf_counter()
     client = connect(vectors)
@@ -342,19 +512,37 @@ def milvus_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np
     flushed = time.perf_counter() - started
     print(f"  Milvus: upserted in {inserted:.0f} s, flushed at {flushed:.0f} s; waiting for the index builds",
           flush=True)
-    segments = lite_settle(vectors, index.name)
+    segments = engine.settle(index)
     built = time.perf_counter() - started
+    print(f"  Milvus: indexed at {built:.0f} s; release, load", flush=True)
     client.release_collection(index.name)
     index.load()  # what a process opening the library pays: the segment indexes read back
     loaded = time.perf_counter() - started
-    grown = settle_memory() - before
-    disk = du(Path(vectors.target))
+    if not engine.lite:
+        segments = [int(s.num_rows) for s in client.list_loaded_segments(index.name)]
+    grown = engine.memory() - before
+    disk = engine.disk()
     print(f"  Milvus: {spec.key}, {len(segments)} segments, ready at {loaded:.0f} s, "
           f"RSS +{grown / 2**20:.0f} MB, {disk / 2**20:.0f} MB on disk", flush=True)
     index.search(queries[:3], K)  # warm-up
     found, times = timed(lambda q: index.search(q[None], K)[1][0], queries, args.milvus_queries, 1e9)
     found = np.where(found >= 1, found - 1, -1)
     print(f"  Milvus: unfiltered {figures(times, found, truth)}", flush=True)
+    extra: dict = {}
+    if isinstance(engine, ServerEngine):
+        # the collection is Strong (MilvusIndex.create): a server's search first waits for
+        # its time tick; the same search at Bounded consistency shows the engine without that
+        params = {"metric_type": "IP", "params": dict(spec.search)}
+
+        def bounded(q: np.ndarray) -> np.ndarray:
+            hits = client.search(index.name, data=[q.tolist()], limit=K, search_params=params,
+                                 consistency_level="Bounded")[0]
+            return np.asarray([int(h["id"]) - 1 for h in hits] + [-1] * (K - len(hits)))
+
+        bounded(queries[0])
+        bfound, btimes = timed(bounded, queries, 100, 1e9)
+        extra = {"unfiltered_bounded": figures(btimes, bfound, truth), "disk_parts": engine.disk_parts()}
+        print(f"  Milvus: unfiltered, Bounded {extra['unfiltered_bounded']}", flush=True)
 
     def by_where(q: np.ndarray, f: dict) -> np.ndarray:
         hit = index.search(q[None], K, where=f["where"])[1][0]
@@ -369,14 +557,28 @@ def milvus_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np
     peak = watch.stop() - before
     count = index.ntotal
     disconnect(vectors, client)
-    return {"vectors": n, "engine": "Milvus Lite, served in the bench's child process", "index": spec.key,
-            "search_params": spec.search,
+    return {"vectors": n, "engine": engine.label, "index": spec.key, "search_params": spec.search,
             "rules_pick": choice.key, "segments": segments, "ntotal": count,
             "insert_s": round(inserted, 1), "flush_s": round(flushed - inserted, 1),
             "index_build_s": round(built - flushed, 1), "load_s": round(loaded - built, 1),
             "build_s": round(loaded, 1), **figures(times, found, truth),
             "rss_growth_bytes": int(grown), "rss_peak_growth_bytes": int(peak),
-            "rss_engine_bytes": int(fixed), "disk_bytes": int(disk), "filtered": filtered}
+            "rss_engine_bytes": int(fixed), "rss_baseline_bytes": int(before), "disk_bytes": int(disk),
+            **extra, "filtered": filtered}
+
+
+def milvus_server_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                         filters: list[dict], ftruths: list[np.ndarray], args: argparse.Namespace) -> dict:
+    """:func:`milvus_search` on a fresh Milvus 2.3.5 standalone server, stopped afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = ServerEngine(folder / "data", folder / "server.log")
+    try:
+        print(f"  Milvus server: up in {engine.start_s:.0f} s, RSS {engine.memory() / 2**20:.0f} MB", flush=True)
+        out = milvus_search(engine, base, queries, truth, synthetic_people(len(base)), filters, ftruths, args)
+        out["server_start_s"] = round(engine.start_s, 1)
+    finally:
+        engine.stop()
+    return out
 
 
 def milvus_in_child(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, filters: list[dict],
@@ -409,7 +611,7 @@ def milvus_child(folder: Path) -> None:
     (folder / "base.npy").unlink()  # the data folder's neighbour: not counted, but not kept either
     people = synthetic_people(len(base))
     args = argparse.Namespace(**{k: spec[k] for k in ("milvus_queries", "filtered_queries", "filtered_budget")})
-    out = milvus_search(folder / "milvus", base, queries, truth, people, filters, ftruths, args)
+    out = milvus_search(LiteEngine(folder / "milvus"), base, queries, truth, people, filters, ftruths, args)
     (folder / "milvus.json").write_text(json.dumps(out))
 
 
@@ -658,6 +860,45 @@ def saved() -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def search_data(n: int, filtered_queries: int) -> tuple:
+    """The ``n`` base vectors, the queries, their exact top k, the filters and their exact answers."""
+    base, queries = make("strangers", n, 128)
+    truth = exact_topk(base, queries)
+    filters = make_filters(synthetic_people(n))
+    fq = queries[:filtered_queries]
+    return base, queries, truth, filters, [filtered_truth(base, fq, f["rows"]) for f in filters]
+
+
+def server_per_million(row: dict) -> dict:
+    n = row["vectors"]
+    return {"milvus_server_rss_gb": round(row["rss_growth_bytes"] / n * 1e6 / 1e9, 2),
+            "milvus_server_disk_gb": round(row["disk_bytes"] / n * 1e6 / 1e9, 2)}
+
+
+def only_milvus_server(args: argparse.Namespace) -> None:
+    """The Milvus server column alone, written to ``$TMPDIR/scale-milvus-server-N.json``;
+    merged into the saved results only when ``--vectors`` equals the saved run's (the other
+    columns' size), so a trial at another size never mixes with them."""
+    data = saved()
+    n = args.vectors
+    base, queries, truth, filters, ftruths = search_data(n, args.filtered_queries)
+    print(f"Milvus server, {n:,} vectors", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        row = milvus_server_search(Path(tmp) / "milvus-server", base, queries, truth, filters, ftruths, args)
+    row |= {"machine": machine(), "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+    path = Path(tempfile.gettempdir()) / f"scale-milvus-server-{n}.json"
+    path.write_text(json.dumps({"vectors": n, "milvus_server": row, "per_million": server_per_million(row)},
+                               indent=2) + "\n")
+    print("wrote", path)
+    if data.get("vectors") == n and "search" in data:
+        data["search"]["milvus_server"] = row
+        data["per_million"] = data.get("per_million", {}) | server_per_million(row)
+        print_tables(data, filters)
+        print("wrote", write("scale", data))
+    else:
+        print(f"{n:,} vectors, not the saved run's {data.get('vectors')}: not merged into {RESULTS / 'scale.json'}")
+
+
 def only_wide(n: int) -> None:
     from lookalike import config
 
@@ -683,6 +924,7 @@ def _fp50(r: dict, name: str, form: str) -> object:
 def print_tables(out: dict, filters: list[dict]) -> None:
     s = out["search"]
     fs, pg, mv, peer = s["faiss"], s["pgvector"], s["milvus"], s["peer_deepface_pgvector"]
+    sv = s.get("milvus_server")
     org, tag = (f["name"] for f in filters)
     table(f"search, 128-d look-alike vectors, k={K}, one query at a time (filtered: p50 ms, recall@10 in brackets)",
           ["backend", "vectors", "build s", "RSS MB", "disk MB", "p50 ms", "p95 ms", "recall@10",
@@ -697,12 +939,19 @@ def print_tables(out: dict, filters: list[dict]) -> None:
             _mb(mv["rss_growth_bytes"]), _mb(mv["disk_bytes"]), mv["p50_ms"], mv["p95_ms"], mv["recall@10"],
             _fp50(mv, org, "expression"), _fp50(mv, org, "id list"), _fp50(mv, tag, "expression"),
             _fp50(mv, tag, "id list")],
+           *([[f"Milvus server {sv['index']}, MilvusIndex", f"{sv['vectors']:,}", sv["build_s"],
+               _mb(sv["rss_growth_bytes"]), _mb(sv["disk_bytes"]), sv["p50_ms"], sv["p95_ms"], sv["recall@10"],
+               _fp50(sv, org, "expression"), _fp50(sv, org, "id list"), _fp50(sv, tag, "expression"),
+               _fp50(sv, tag, "id list")]] if sv else []),
+           *([["  the same at Bounded consistency", f"{sv['vectors']:,}", "-", "-", "-", b["p50_ms"], b["p95_ms"],
+               b["recall@10"], "-", "-", "-", "-"]] if sv and (b := sv.get("unfiltered_bounded")) else []),
            ["peer: DeepFace PGVectorClient", f"{peer['vectors']:,}", peer["insert_and_build_s"], "(server)", "-",
             peer["p50_ms"], peer["p95_ms"], peer["recall@10"], "-", "-", "-", "-"]])
     table("filtered search (recall@10 against the exact filtered top 10)",
           ["backend", "filter", "share", "form", "queries", "p50 ms", "p95 ms", "recall@10"],
           [[b, name, f["share"], form, r["queries"], r["p50_ms"], r["p95_ms"], r["recall@10"]]
-           for b, res in (("FAISS", fs), ("pgvector", pg), ("Milvus Lite", mv))
+           for b, res in (("FAISS", fs), ("pgvector", pg), ("Milvus Lite", mv), ("Milvus server", sv or {}))
+           if res
            for f in filters for name in [f["name"]]
            for form, r in res["filtered"][name].items()])
     peer_pps = out["ingest_peer"]["photos_per_s"]
@@ -738,12 +987,17 @@ def main() -> None:
     ap.add_argument("--only-wide", action="store_true",
                     help="re-measure the wide-vector section only; the other figures stay as saved")
     ap.add_argument("--skip-wide", action="store_true", help="keep the saved wide-vector figures")
+    ap.add_argument("--only-milvus-server", action="store_true",
+                    help="measure the Milvus server column only and merge it into the saved figures "
+                         "(when --vectors is the saved run's)")
     ap.add_argument("--milvus-child", type=Path, help=argparse.SUPPRESS)  # milvus_in_child's process
     args = ap.parse_args()
     if args.milvus_child:
         return milvus_child(args.milvus_child)
     if args.only_wide:
         return only_wide(args.wide)
+    if args.only_milvus_server:
+        return only_milvus_server(args)
     from lookalike import config
 
     config.activate_weights_home()
@@ -753,18 +1007,16 @@ def main() -> None:
                  "vectors": args.vectors, "queries": QUERIES, "k": K, "stack": STACKS[STACK]["label"],
                  "photos": args.photos}
     n = args.vectors
-    base, queries = make("strangers", n, 128)
-    truth = exact_topk(base, queries)
-    people = synthetic_people(n)
-    filters = make_filters(people)
+    base, queries, truth, filters, ftruths = search_data(n, args.filtered_queries)
     fq = queries[:args.filtered_queries]
-    ftruths = [filtered_truth(base, fq, f["rows"]) for f in filters]
     pg_n = min(args.pg_vectors or n, n)
     peer_n = min(args.peer_vectors or n, n)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         tmp = Path(tmp)
         print(f"Milvus Lite, {n:,} vectors (a process of its own)", flush=True)
         mv = milvus_in_child(tmp / "milvus-run", base, queries, truth, filters, ftruths, args)
+        print(f"Milvus server, {n:,} vectors", flush=True)
+        sv = milvus_server_search(tmp / "milvus-server", base, queries, truth, filters, ftruths, args)
         print(f"FAISS, {n:,} vectors", flush=True)
         fs = faiss_search(tmp, base, queries, truth, filters, ftruths, args)
         print(f"pgvector, {pg_n:,} vectors", flush=True)
@@ -798,9 +1050,11 @@ def main() -> None:
         "pg_hnsw_index_gb": round(pg["index_bytes"] / pg_n * 1e6 / 1e9, 2),
         "milvus_lite_disk_gb": round(mv["disk_bytes"] / n * 1e6 / 1e9, 2),
         "milvus_lite_rss_gb": round(mv["rss_growth_bytes"] / n * 1e6 / 1e9, 2),
+        **server_per_million(sv),
     }
     out |= {"filters": [{k: v for k, v in f.items() if k != "rows"} for f in filters],
-            "search": {"faiss": fs, "pgvector": pg, "milvus": mv, "peer_deepface_pgvector": peer},
+            "search": {"faiss": fs, "pgvector": pg, "milvus": mv, "milvus_server": sv,
+                       "peer_deepface_pgvector": peer},
             "ingest_postgres": ingest, "ingest_milvus": {"sqlite_milvus_lite": lite, "postgres_milvus_server": served},
             "ingest_peer": ingest_peer, "per_million": per_million,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
