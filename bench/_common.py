@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +78,25 @@ def deepface_kw(name: str) -> dict:
     """DeepFace's names for the same stack."""
     s = STACKS[name]
     return {"model_name": s["model"], "detector_backend": s["detector"]}
+
+
+def wait_for_milvus(port: int, alive: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    """Block until a Milvus server on loopback ``port`` answers a pymilvus call (the port
+    opens before the API does); raise with the tail of its ``log`` if it exits (``alive``
+    says no) or ``timeout`` seconds pass. The benchmarks' servers and the tests' share it."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            from pymilvus import MilvusClient
+
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
+            return
+        except Exception as err:  # not up yet: the port or the API
+            if not alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start: {err}; its log: "
+                                   f"{log.read_text(errors='replace')[-2000:]}") from err
+            time.sleep(0.5)

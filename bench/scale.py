@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, STACKS, deepface_kw, lfw_photos, machine, stack_args, table, write
+from _common import RESULTS, STACKS, deepface_kw, lfw_photos, machine, stack_args, table, wait_for_milvus, write
 from index import QUERIES, K, build, exact_topk, make, query_times, recall
 
 STACK = "sface"  # lookalike's default stack, for lookalike and the peer alike
@@ -371,20 +371,11 @@ class ServerEngine:
                                       str(client)], stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=os.environ | {"ETCD_CONFIG_PATH": str(etcd)})
         self.vectors = self.scratch = parse_vectors(f"milvus://127.0.0.1:{port}")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                from pymilvus import MilvusClient
-
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
-                break
-            except Exception as err:  # not up yet: the port or the API
-                if not self._running() or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"milvus-server did not start: {err}; its log: "
-                                       f"{log.read_text(errors='replace')[-2000:]}") from err
-                time.sleep(0.5)
+        try:
+            wait_for_milvus(port, self._running, timeout, "milvus-server", log)
+        except RuntimeError:
+            self.stop()
+            raise
         self.start_s = time.perf_counter() - started
         self._tree = self._processes()
 
@@ -737,17 +728,12 @@ def start_milvus_server(data: Path, log: Path) -> tuple[subprocess.Popen, int]:
     with open(log, "wb") as fh:
         proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port",
                                  str(port)], stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"milvus-lite server exited ({proc.returncode}): {log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("milvus-lite server did not listen within 60 s")
+    try:
+        wait_for_milvus(port, lambda: proc.poll() is None, 60, "milvus-lite server", log)
+    except RuntimeError:
+        proc.terminate()
+        raise
+    return proc, port
 
 
 def stop_process(proc: subprocess.Popen) -> None:

@@ -296,25 +296,14 @@ def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: fl
     """Start a server process in its own process group; yield once ``port`` answers a
     pymilvus call; stop the whole group (a wrapper's children included) at the end."""
     import signal
-    import socket
-    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from _common import wait_for_milvus
 
     log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                from pymilvus import MilvusClient
-
-                MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
-                break
-            except Exception as err:  # not up yet: the port or the API
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{what} did not start: {err}; its log: "
-                                       f"{log_path.read_text(errors='replace')[-2000:]}") from err
-                time.sleep(0.5)
+        wait_for_milvus(port, lambda: proc.poll() is None, timeout, what, log_path)
         yield f"milvus://127.0.0.1:{port}"
     finally:
         for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
