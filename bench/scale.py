@@ -2,6 +2,7 @@
 
     python bench/scale.py [--vectors 1000000] [--photos 600] [--wide 10000] [--only-wide] [--skip-wide]
     python bench/scale.py --only-milvus-server [--vectors 1000000]
+    python bench/scale.py --only-milvus-ingest [--photos 600]
 
 The defaults take about an hour on the 2-core reference VM (Milvus Lite ~27 min, FAISS ~16, pgvector ~10),
 plus the Milvus server (not yet run to the end at 1 M: its index builds alone are on course for 40+ min).
@@ -16,27 +17,28 @@ plus the Milvus server (not yet run to the end at 1 M: its index builds alone ar
    * lookalike's own :class:`MilvusIndex` in Milvus Lite (a temporary folder, served by a
      child process of the bench that does nothing else), the index type
      ``choice.milvus_spec`` maps the FAISS rules to (1 M x 128: HNSW M 32, efConstruction
-     200, ef 256), filled through ``MilvusIndex.upsert`` with ``FilterFields``; build =
-     upsert + flush + Milvus Lite's background index builds + release/load (what a new
+     200, ef 256), filled through ``MilvusIndex.insert`` with ``FilterFields`` (as
+     ``MilvusBackend.build`` fills a new collection); build = insert + flush + Milvus
+     Lite's background index builds + release/load (what a new
      process pays), memory = that process's RSS growth (Milvus Lite is a pure-Python
      engine served over gRPC inside the process that opens it), bytes on disk;
    * the same :class:`MilvusIndex` on a real Milvus 2.3.5 standalone server (the ``milvus``
      package's ``milvus-server``: embedded etcd, local storage, a fresh ``--data`` folder,
      on loopback, in a process group of its own), the index ``choice.milvus_spec(...,
-     lite=False)`` gives (1 M x 128: HNSW M 32, efConstruction 200, ef 256); build = upsert
+     lite=False)`` gives (1 M x 128: HNSW M 32, efConstruction 200, ef 256); build = insert
      + flush + the server's index builds + release/load. The builds are done when
      ``describe_index`` counts every row indexed and none pending and the segments then
-     stay put for 3 minutes (not counted): 2.3.5 counts an upsert's delete of a new id as
-     a deleted row, so it compacts every segment once it is indexed and indexes the
-     compacted segment again. Memory = the RSS growth of the server's process tree
+     stay put for 3 minutes (not counted), so a compaction the server starts is waited
+     for. Memory = the RSS growth of the server's process tree
      (wrapper and binary), from after a warm-up collection (made, one row, dropped) to
      after the load; disk = its storage (etcd, the rocksmq log, binlogs, index files; not
-     the ~250 MB of binaries and the logs the wrapper keeps in the same folder). The
-     collection is Strong (as lookalike makes it), so every search first waits for the
-     server's time tick (~200 ms on 2.3.5): the unfiltered search is also timed at Bounded
-     consistency. ``--only-milvus-server`` measures this column alone at ``--vectors`` and
-     merges it into the saved figures only when that is the saved run's size (a trial at
-     another size is written to ``$TMPDIR/scale-milvus-server-N.json`` only);
+     the ~250 MB of binaries and the logs the wrapper keeps in the same folder).
+     ``MilvusIndex.search`` is Session-consistent (``SEARCH_CONSISTENCY``); the unfiltered
+     search is also timed at Strong, the collection's own level, where every search first
+     waits for the server's time tick (~200 ms on 2.3.5). ``--only-milvus-server``
+     measures this column alone at ``--vectors`` and merges it into the saved figures
+     only when that is the saved run's size (a trial at another size is written to
+     ``$TMPDIR/scale-milvus-server-N.json`` only);
    * the peer: DeepFace's own pgvector store (``PGVectorClient``: ``insert_embeddings``,
      ``search_by_vector``) on the first ``--peer-vectors`` (100,000 inserts: 4-7 min here);
    single-query p50 / p95 and recall@10 against exact search, build time, bytes.
@@ -53,7 +55,9 @@ plus the Milvus server (not yet run to the end at 1 M: its index builds alone ar
    PostgreSQL + pgvector (the work queue); SQLite + Milvus Lite (``--vectors
    milvus-lite:``: workers map photos, the parent writes); PostgreSQL + a ``milvus-lite
    server`` on loopback (``--vectors milvus://``, the work queue, each worker draining its
-   own outbox rows) — against ``DeepFace.register(..., database_type="pgvector")``.
+   own outbox rows); PostgreSQL + the real Milvus 2.3.5 standalone (the same, on
+   ``ServerEngine``; ``--only-milvus-ingest`` measures it alone and merges it) — against
+   ``DeepFace.register(..., database_type="pgvector")``.
 4. Wide vectors: ``--wide`` synthetic 4096-d vectors in a VGG-Face space on both SQL
    backends, exact, then through a 256-d PCA with exact re-ranking (``--skip-wide`` keeps
    the saved figures).
@@ -90,7 +94,7 @@ from index import QUERIES, K, build, exact_topk, make, query_times, recall
 
 STACK = "sface"  # lookalike's default stack, for lookalike and the peer alike
 ORGS, GROUPS, INTERESTS = 100, 10, 40  # synthetic filter fields: ~1 %, ~10 %, ~2.5 % per value
-UPSERT_ROWS = 10_000  # rows per MilvusIndex.upsert call (as MilvusBackend.build sends them)
+INSERT_ROWS = 10_000  # rows per MilvusIndex.insert call (as MilvusBackend.build sends them)
 
 
 # -- process memory ------------------------------------------------------------------------
@@ -418,9 +422,10 @@ class ServerEngine:
         ``pending_index_rows`` (rows of segments without a finished index) and
         ``indexed_rows`` not short of the total. Its ``state`` says Finished from the start
         (2.3.5 leaves segments made after the index out of it), so it does not count. The
-        quiet time is for compactions: an upsert's delete of a new id counts as a deleted
-        row against the segment, so 2.3.5 compacts every segment once its index is built
-        ("total delete entities is too much") and the new segment is indexed again; the
+        quiet time is for compactions: were the rows upserted, 2.3.5 would count each
+        upsert's delete of a new id as a deleted row, compact every segment once its index is
+        built ("total delete entities is too much") and index the new segment again (this
+        is why the collection is filled by insert); a compaction's
         trigger runs every ~2 minutes, so the set of segments must stay put that long."""
         n = index.ntotal
         started = last = time.monotonic()
@@ -498,7 +503,7 @@ def milvus_search(engine: LiteEngine | ServerEngine, base: np.ndarray, queries: 
     scratch = MilvusIndex(client, "warm_up", "warm", dim, spec)
     scratch.drop()
     scratch.create()
-    scratch.upsert([1], base[:1], filter_fields(people, range(1)))
+    scratch.insert([1], base[:1], filter_fields(people, range(1)))
     scratch.search(base[:1], 1, where=filters[1]["where"])
     scratch.drop()
     disconnect(engine.scratch, client)
@@ -512,15 +517,15 @@ def milvus_search(engine: LiteEngine | ServerEngine, base: np.ndarray, queries: 
                         spec)
     index.drop()
     index.create()
-    for start in range(0, n, UPSERT_ROWS):
-        rows = range(start, min(n, start + UPSERT_ROWS))
-        index.upsert([i + 1 for i in rows], base[rows.start:rows.stop], filter_fields(people, rows))
+    for start in range(0, n, INSERT_ROWS):
+        rows = range(start, min(n, start + INSERT_ROWS))
+        index.insert([i + 1 for i in rows], base[rows.start:rows.stop], filter_fields(people, rows))
         if start and start % 200_000 == 0:
-            print(f"  Milvus: {start:,} upserted, {time.perf_counter() - started:.0f} s", flush=True)
+            print(f"  Milvus: {start:,} inserted, {time.perf_counter() - started:.0f} s", flush=True)
     inserted = time.perf_counter() - started
     index.save()  # flush: out of the write-ahead log into sealed segments
     flushed = time.perf_counter() - started
-    print(f"  Milvus: upserted in {inserted:.0f} s, flushed at {flushed:.0f} s; waiting for the index builds",
+    print(f"  Milvus: inserted in {inserted:.0f} s, flushed at {flushed:.0f} s; waiting for the index builds",
           flush=True)
     segments, quiet = engine.settle(index)
     built = time.perf_counter() - started - quiet  # the server's quiet wait: not build time
@@ -541,19 +546,19 @@ def milvus_search(engine: LiteEngine | ServerEngine, base: np.ndarray, queries: 
     print(f"  Milvus: unfiltered {figures(times, found, truth)}", flush=True)
     extra: dict = {}
     if isinstance(engine, ServerEngine):
-        # the collection is Strong (MilvusIndex.create): a server's search first waits for
-        # its time tick; the same search at Bounded consistency shows the engine without that
+        # searches are Session-consistent (SEARCH_CONSISTENCY); at Strong, the collection's
+        # own level, a server's search first waits for its time tick
         params = {"metric_type": "IP", "params": dict(spec.search)}
 
-        def bounded(q: np.ndarray) -> np.ndarray:
+        def strong(q: np.ndarray) -> np.ndarray:
             hits = client.search(index.name, data=[q.tolist()], limit=K, search_params=params,
-                                 consistency_level="Bounded")[0]
+                                 consistency_level="Strong")[0]
             return np.asarray([int(h["id"]) - 1 for h in hits] + [-1] * (K - len(hits)))
 
-        bounded(queries[0])
-        bfound, btimes = timed(bounded, queries, 100, 1e9)
-        extra = {"unfiltered_bounded": figures(btimes, bfound, truth), "disk_parts": engine.disk_parts()}
-        print(f"  Milvus: unfiltered, Bounded {extra['unfiltered_bounded']}", flush=True)
+        strong(queries[0])
+        sfound, stimes = timed(strong, queries, 100, 1e9)
+        extra = {"unfiltered_strong": figures(stimes, sfound, truth), "disk_parts": engine.disk_parts()}
+        print(f"  Milvus: unfiltered, Strong {extra['unfiltered_strong']}", flush=True)
 
     def by_where(q: np.ndarray, f: dict) -> np.ndarray:
         hit = index.search(q[None], K, where=f["where"])[1][0]
@@ -745,23 +750,51 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def pg_milvus_ingest(folder: Path, corpus: Path, photos: int, workers: int) -> dict:
-    """PostgreSQL metadata + a Milvus server (Milvus Lite's own, on loopback): the work
-    queue with ``workers`` queue-worker processes, each writing its outbox rows to Milvus."""
-    data = folder / f"milvus-server-{workers}"
-    proc, port = start_milvus_server(data, folder / f"milvus-server-{workers}.log")
+def pg_milvus_ingest(folder: Path, corpus: Path, photos: int, workers: int, standalone: bool = False) -> dict:
+    """PostgreSQL metadata + a Milvus server on loopback (Milvus Lite's own, or with
+    ``standalone`` the real Milvus 2.3.5): the work queue with ``workers`` queue-worker
+    processes, each writing its outbox rows to Milvus."""
+    name = f"milvus-{'standalone' if standalone else 'server'}-{workers}"
+    data = folder / name
+    if standalone:
+        engine = ServerEngine(data / "data", folder / f"{name}.log")
+        vectors, stop, disk = str(engine.vectors), engine.stop, engine.disk
+    else:
+        proc, port = start_milvus_server(data, folder / f"{name}.log")
+        vectors, stop, disk = f"milvus://127.0.0.1:{port}", lambda: stop_process(proc), lambda: du(data)
     try:
-        vectors = f"milvus://127.0.0.1:{port}"
-        server, lib = pg_library(folder, f"ingestm{workers}", vectors=vectors, **stack_settings())
+        dbname = f"ingest{name.replace('-', '')}"
+        server, lib = pg_library(folder, dbname, vectors=vectors, **stack_settings())
         db = lib.settings.db_url
         lib.close()
         row = cli_ingest(corpus, photos, workers, db, "--vectors", vectors)
-        row["vectors_stored"] = stored_vectors(db, folder / f"idx-ingestm{workers}", vectors)
+        row["vectors_stored"] = stored_vectors(db, folder / f"idx-{dbname}", vectors)
         server.cleanup()
+        row["disk_bytes"] = disk()
     finally:
-        stop_process(proc)
-    row["disk_bytes"] = du(data)
+        stop()
     return row
+
+
+def only_milvus_ingest(args: argparse.Namespace) -> None:
+    """The ingest into PostgreSQL + the real Milvus standalone alone, 1 and 2 workers,
+    merged into the saved figures (beside the other stores' rows, measured at another time:
+    compare photos/s with care)."""
+    from lookalike import config
+
+    config.activate_weights_home()
+    data = saved()
+    photos = lfw_photos(args.photos)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        corpus = make_corpus(Path(tmp), photos)
+        rows = [pg_milvus_ingest(Path(tmp), corpus, len(photos), w, standalone=True) for w in (1, 2)]
+    for r in rows:
+        r["machine"] = machine()
+    data.setdefault("ingest_milvus", {})["postgres_milvus_standalone"] = rows
+    table(f"ingest, {len(photos)} lfw-dev photos into PostgreSQL + Milvus 2.3.5 standalone (queue)",
+          ["workers", "ok", "vectors", "s", "photos/s"],
+          [[r["workers"], r["ok"], r.get("vectors_stored", "-"), r["seconds"], r["photos_per_s"]] for r in rows])
+    print("wrote", write("scale", data))
 
 
 def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
@@ -949,8 +982,8 @@ def print_tables(out: dict, filters: list[dict]) -> None:
                _mb(sv["rss_growth_bytes"]), _mb(sv["disk_bytes"]), sv["p50_ms"], sv["p95_ms"], sv["recall@10"],
                _fp50(sv, org, "expression"), _fp50(sv, org, "id list"), _fp50(sv, tag, "expression"),
                _fp50(sv, tag, "id list")]] if sv else []),
-           *([["  the same at Bounded consistency", f"{sv['vectors']:,}", "-", "-", "-", b["p50_ms"], b["p95_ms"],
-               b["recall@10"], "-", "-", "-", "-"]] if sv and (b := sv.get("unfiltered_bounded")) else []),
+           *([["  the same at Strong consistency", f"{sv['vectors']:,}", "-", "-", "-", b["p50_ms"], b["p95_ms"],
+               b["recall@10"], "-", "-", "-", "-"]] if sv and (b := sv.get("unfiltered_strong")) else []),
            ["peer: DeepFace PGVectorClient", f"{peer['vectors']:,}", peer["insert_and_build_s"], "(server)", "-",
             peer["p50_ms"], peer["p95_ms"], peer["recall@10"], "-", "-", "-", "-"]])
     table("filtered search (recall@10 against the exact filtered top 10)",
@@ -966,7 +999,9 @@ def print_tables(out: dict, filters: list[dict]) -> None:
             for store, runs in (("PostgreSQL + pgvector (queue)", out["ingest_postgres"]),
                                 ("SQLite + Milvus Lite", out["ingest_milvus"]["sqlite_milvus_lite"]),
                                 ("PostgreSQL + milvus-lite server (queue)",
-                                 out["ingest_milvus"]["postgres_milvus_server"]))
+                                 out["ingest_milvus"]["postgres_milvus_server"]),
+                                ("PostgreSQL + Milvus 2.3.5 standalone (queue)",
+                                 out["ingest_milvus"].get("postgres_milvus_standalone", [])))
             for r in runs]
     peer_row = out["ingest_peer"]
     rows.append(["peer: DeepFace.register, pgvector", "-", peer_row["ok"], "-", peer_row["seconds"], peer_pps, 1.0])
@@ -996,6 +1031,8 @@ def main() -> None:
     ap.add_argument("--only-milvus-server", action="store_true",
                     help="measure the Milvus server column only and merge it into the saved figures "
                          "(when --vectors is the saved run's)")
+    ap.add_argument("--only-milvus-ingest", action="store_true",
+                    help="measure the ingest into PostgreSQL + the Milvus standalone only and merge it")
     ap.add_argument("--milvus-child", type=Path, help=argparse.SUPPRESS)  # milvus_in_child's process
     args = ap.parse_args()
     if args.milvus_child:
@@ -1004,6 +1041,8 @@ def main() -> None:
         return only_wide(args.wide)
     if args.only_milvus_server:
         return only_milvus_server(args)
+    if args.only_milvus_ingest:
+        return only_milvus_ingest(args)
     from lookalike import config
 
     config.activate_weights_home()
@@ -1042,6 +1081,7 @@ def main() -> None:
         ingest = [pg_ingest(tmp, corpus, len(photos), w) for w in (1, 2)]
         lite = [lite_ingest(tmp, corpus, len(photos), w) for w in (1, 2)]
         served = [pg_milvus_ingest(tmp, corpus, len(photos), w) for w in (1, 2)]
+        standalone = [pg_milvus_ingest(tmp, corpus, len(photos), w, standalone=True) for w in (1, 2)]
         ingest_peer = deepface_pg_register(tmp, photos)
         print(f"ingest: {ingest} {lite} {served} {ingest_peer}", flush=True)
         if args.skip_wide:
@@ -1061,7 +1101,8 @@ def main() -> None:
     out |= {"filters": [{k: v for k, v in f.items() if k != "rows"} for f in filters],
             "search": {"faiss": fs, "pgvector": pg, "milvus": mv, "milvus_server": sv,
                        "peer_deepface_pgvector": peer},
-            "ingest_postgres": ingest, "ingest_milvus": {"sqlite_milvus_lite": lite, "postgres_milvus_server": served},
+            "ingest_postgres": ingest, "ingest_milvus": {"sqlite_milvus_lite": lite, "postgres_milvus_server": served,
+                                                         "postgres_milvus_standalone": standalone},
             "ingest_peer": ingest_peer, "per_million": per_million,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "run_minutes": round((time.perf_counter() - run_started) / 60, 1)}

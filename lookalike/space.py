@@ -77,6 +77,7 @@ class SpaceView:
         self._index: VectorIndex | None = None  # see the index property
         self._pipeline: FacePipeline | None = None
         self._centroids: dict | None = None
+        self._centroid_generation = -1  # of the centroids kept
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
 
@@ -189,6 +190,24 @@ class SpaceView:
         """One writer per library (:func:`write_lock` on the index folder)."""
         return write_lock(self.settings.index_dir)
 
+    @contextmanager
+    def vectors_lock(self, exclusive: bool) -> Iterator[None]:
+        """The space's lock on its outside vector store (Milvus), across processes: held
+        alone by a collection build, shared by the drains of the outbox (why:
+        :func:`lookalike.store.repo.lock_vectors`). PostgreSQL: an advisory lock in a
+        session of its own; SQLite, whose writers share one machine: a file lock beside the
+        write lock."""
+        if self.engine.dialect.name == "postgresql":
+            with self.session() as session:
+                repo.lock_vectors(session, self.existing_space_id(), exclusive)
+                yield
+                session.rollback()
+            return
+        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.settings.index_dir / f".vectors-{self.existing_space_id()}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+
     def writers(self) -> AbstractContextManager[None]:
         """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
         (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
@@ -294,10 +313,14 @@ class SpaceView:
         self._calibration = None
 
     def centroids(self) -> dict[int | None, tuple[np.ndarray, int]]:
-        """Person id (``None`` = corpus) -> (unit centroid, face count)."""
-        if self._centroids is None:
-            with self.session() as session:
+        """Person id (``None`` = corpus) -> (unit centroid, face count); kept, and read again
+        when the space's centroid generation moved (another process ingested or removed:
+        a reader on PostgreSQL has no index file whose change would tell it)."""
+        with self.session() as session:
+            generation = repo.centroid_generation(session, self.existing_space_id())
+            if self._centroids is None or generation != self._centroid_generation:
                 self._centroids = repo.centroids(session, self.existing_space_id())
+                self._centroid_generation = generation
         return self._centroids
 
     def centroid_means(self, names: tuple[str, ...] | list[str] = ()) -> dict:

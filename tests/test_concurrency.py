@@ -65,10 +65,13 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     assert reader.index.ntotal == total
 
 
-def test_a_long_lived_reader_sees_the_centroids_another_process_moved(faces, tmp_path):
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_long_lived_reader_sees_the_centroids_another_process_moved(faces, tmp_path, store, request):
     """A server process keeps its library open for days: when another process adds a
-    person's photos and saves the index, the reader's next search measures against the
-    person's new average face, as a freshly opened library does (not the one it cached)."""
+    person's photos, the reader's next search measures against the person's new average
+    face, as a freshly opened library does (not the one it cached). SQLite: the other
+    process also saves the index file; PostgreSQL has no file to watch, the space's
+    centroid generation tells."""
     import shutil
 
     bbt, corpus = faces / "celeb" / "faceapi_bbt", tmp_path / "corpus"
@@ -76,7 +79,7 @@ def test_a_long_lived_reader_sees_the_centroids_another_process_moved(faces, tmp
         (corpus / person).mkdir(parents=True)
         for photo in sorted((bbt / person).iterdir())[:2]:
             shutil.copy(photo, corpus / person / photo.name)
-    db = tmp_path / "lib.db"
+    db = str(tmp_path / "lib.db") if store == "sqlite" else request.getfixturevalue("postgres")()
     query = str(bbt / "amy" / "amy5.png")
 
     def amy_figure(lib) -> float:
@@ -88,7 +91,7 @@ def test_a_long_lived_reader_sees_the_centroids_another_process_moved(faces, tmp
         before = amy_figure(reader)
         for photo in sorted((bbt / "amy").iterdir())[2:4]:
             shutil.copy(photo, corpus / "amy" / photo.name)
-        done = subprocess.run([sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), "--db", str(db), "-q"],
+        done = subprocess.run([sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), "--db", db, "-q"],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         after = amy_figure(reader)

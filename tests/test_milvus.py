@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import lookalike
@@ -343,6 +344,53 @@ def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvu
         assert removed["faces"] == 5 and lib.index.ntotal == 35
         assert "amy" not in {m.person for m in lib.search(str(bbt / "amy" / "amy5.png"), k=5).faces[0].matches}
         assert all(r.ok for r in lib.doctor())
+        ids = _build_waits_for_a_drain(lib)  # the advisory lock, on PostgreSQL
+        assert len(ids) == len(np.unique(ids)) == 35 and lib.index.ntotal == 35
+
+
+def test_a_build_waits_for_drains_and_inserts_each_face_once(lite, tmp_path):
+    """``index rebuild`` / a new collection fill Milvus by insert, which does not check
+    primary keys; so no drain may upsert while a build runs (SQLite: a file lock)."""
+    import shutil
+
+    folder, where = lite
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with lookalike.open(copy / "lib.db", vectors=where[-1].replace(str(folder), str(copy))) as lib:
+        want = lib.index.ntotal
+        ids = _build_waits_for_a_drain(lib)
+        assert want > 0 and len(ids) == len(np.unique(ids)) == want == lib.index.ntotal
+        assert lib.search(str(next((copy / "photos" / "raj").iterdir())), k=1).faces[0].matches[0].person == "raj"
+
+
+def test_searches_are_session_consistent_and_the_database_hides_what_milvus_still_returns(lite, tmp_path,
+                                                                                          monkeypatch):
+    """Searches ask Milvus at Session consistency (a server's Strong waits ~200 ms for its
+    time tick each query), so for a moment a face another process removed may still come
+    back from Milvus; the database decides, and the answer is still k faces long. Here the
+    face leaves SQL alone, as if Milvus had not applied the delete yet."""
+    import shutil
+    import sqlite3
+
+    folder, where = lite
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    vectors = where[-1].replace(str(folder), str(copy))
+    raj = copy / "photos" / "raj" / sorted(p.name for p in (copy / "photos" / "raj").iterdir())[0]
+    with lookalike.open(copy / "lib.db", vectors=vectors) as lib:  # open: a reopen would reconcile
+        index = lib.backend.own(lib.index)
+        levels: list[str | None] = []
+        real = index.client.search
+        monkeypatch.setattr(index.client, "search",
+                            lambda *a, **kw: levels.append(kw.get("consistency_level")) or real(*a, **kw))
+        best = lib.search(str(raj), k=1).faces[0].matches[0].face_id
+        query = lib.vectors(np.asarray([best]))
+        with sqlite3.connect(copy / "lib.db") as con:
+            con.execute("delete from faces where id = ?", (best,))
+        assert best in index.search(query, 3)[1][0]  # Milvus still has it
+        got = lib.search(str(raj), k=3).faces[0].matches
+        assert len(got) == 3 and best not in {m.face_id for m in got} and got[0].person == "raj"
+        assert levels and set(levels) == {"Session"}
 
 
 def test_the_http_api_on_a_milvus_server(a_milvus_server, faces, tmp_path):
@@ -368,11 +416,42 @@ def test_the_http_api_on_a_milvus_server(a_milvus_server, faces, tmp_path):
 
 
 
+def _build_waits_for_a_drain(lib) -> np.ndarray:
+    """A build (``MilvusBackend.build``) started while a drain holds the shared vectors lock
+    waits for it, then fills the collection by insert alone; returns the collection's ids."""
+    import threading
+    import time
+
+    view = lib.view
+    client = lib.backend.own(view.index).client
+    calls = {"insert": 0, "upsert": 0}
+    for name in calls:
+        real = getattr(client, name)
+
+        def counted(*a, real=real, name=name, **kw):
+            calls[name] += 1
+            return real(*a, **kw)
+
+        setattr(client, name, counted)
+    build = threading.Thread(target=lib.backend.build, args=(view, None))
+    try:
+        with view.vectors_lock(exclusive=False):  # as a drain holds it
+            build.start()
+            time.sleep(2)
+            assert build.is_alive() and calls["insert"] == 0, "the build did not wait for the drain"
+        build.join(300)
+        assert not build.is_alive()
+    finally:
+        for name in calls:
+            delattr(client, name)
+    assert calls["insert"] > 0 and calls["upsert"] == 0
+    return lib.backend.own(lib.index).ids()
+
+
 def test_a_new_folder_is_made_and_a_small_filter_is_scored_exactly(faces, tmp_path):
     """``milvus-lite:`` in a folder that does not exist yet (made, as SQLite makes its file);
     a filtered search over few ids is exact, as on FAISS (an HNSW walk under a 1 % filter
     found 0.79 of the true top 10 at 1M in Milvus Lite, bench/scale.py)."""
-    import numpy as np
 
     vectors = f"milvus-lite:{tmp_path / 'not' / 'yet' / 'vectors.db'}"
     with lookalike.open(tmp_path / "lib.db", vectors=vectors) as lib:
@@ -395,8 +474,6 @@ def test_a_large_filter_runs_on_milvus_fields_and_the_database_has_the_last_word
     is shown, and the query is asked again by ids."""
     import shutil
     import sqlite3
-
-    import numpy as np
 
     from lookalike.index import faiss_index
 

@@ -447,7 +447,7 @@ class MilvusBackend(VectorBackend):
         space_id = view.existing_space_id()
         index = self._index(view)
         if not index.exists():
-            self.build(view, None)
+            self.build(view, None, only_if_missing=True)
             index = self._index(view)
         index.load()
         self.follow(view, index)
@@ -464,21 +464,22 @@ class MilvusBackend(VectorBackend):
         Milvus took them. Returns how many outbox rows were settled."""
         done = 0
         space_id = view.existing_space_id()
-        while True:
-            with view.session() as session:
-                batch = repo.outbox_batch(session, space_id, self.DRAIN)
-                if not batch:
-                    break
-                ids = sorted({face for _, face in batch})
-                fields = repo.filter_fields(session, ids)
-                present = [i for i in ids if i in fields]
-                gone = [i for i in ids if i not in fields]
-                if present:
-                    index.upsert(present, view.index_vectors(np.asarray(present, dtype=np.int64)), fields)
-                index.delete(gone)
-                repo.clear_outbox(session, [row for row, _ in batch])
-                session.commit()
-            done += len(batch)
+        with view.vectors_lock(exclusive=False):  # not while a build inserts
+            while True:
+                with view.session() as session:
+                    batch = repo.outbox_batch(session, space_id, self.DRAIN)
+                    if not batch:
+                        break
+                    ids = sorted({face for _, face in batch})
+                    fields = repo.filter_fields(session, ids)
+                    present = [i for i in ids if i in fields]
+                    gone = [i for i in ids if i not in fields]
+                    if present:
+                        index.upsert(present, view.index_vectors(np.asarray(present, dtype=np.int64)), fields)
+                    index.delete(gone)
+                    repo.clear_outbox(session, [row for row, _ in batch])
+                    session.commit()
+                done += len(batch)
         return done
 
     def _reconcile(self, view: SpaceView, index: MilvusIndex) -> tuple[int, int]:
@@ -546,21 +547,31 @@ class MilvusBackend(VectorBackend):
                 self.own(view.index).reindex(spec)
             view.forget_index()
 
-    def build(self, view: SpaceView, spec: MilvusSpec | None) -> None:
-        """A fresh collection (the rules' index, or ``spec``) filled from the database."""
+    def build(self, view: SpaceView, spec: MilvusSpec | None, only_if_missing: bool = False) -> None:
+        """A fresh collection (the rules' index, or ``spec``) filled from the database, or,
+        with ``only_if_missing``, left as it is if another process made it meanwhile.
+
+        The faces go in by ``insert``, not ``upsert``: the collection is new and no drain
+        runs while the build holds :meth:`SpaceView.vectors_lock`, so none can be there
+        twice, and a server indexes each segment once (an upsert's delete of a new id
+        makes Milvus 2.3.5 compact and index every segment again). A face written while
+        the build runs is in the outbox, drained by upsert after it."""
         space_id = view.existing_space_id()
-        with view.session() as session:
-            ids = repo.face_ids(session, space_id)
-        index = self._index(view, spec or self._rules(view, len(ids)))
-        index.drop()
-        index.create()
-        for start in range(0, len(ids), self.DRAIN * 5):
-            chunk = ids[start:start + self.DRAIN * 5]
+        with view.vectors_lock(exclusive=True):
+            if only_if_missing and self._index(view).exists():
+                return
             with view.session() as session:
-                fields = repo.filter_fields(session, chunk)
-            kept = [int(i) for i in chunk if int(i) in fields]
-            index.upsert(kept, view.index_vectors(np.asarray(kept, dtype=np.int64)), fields)
-        index.save()
+                ids = repo.face_ids(session, space_id)
+            index = self._index(view, spec or self._rules(view, len(ids)))
+            index.drop()
+            index.create()
+            for start in range(0, len(ids), self.DRAIN * 5):
+                chunk = ids[start:start + self.DRAIN * 5]
+                with view.session() as session:
+                    fields = repo.filter_fields(session, chunk)
+                kept = [int(i) for i in chunk if int(i) in fields]
+                index.insert(kept, view.index_vectors(np.asarray(kept, dtype=np.int64)), fields)
+            index.save()
         view.forget_index()
 
     def upkeep(self, view: SpaceView) -> str | None:

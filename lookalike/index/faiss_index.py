@@ -93,6 +93,7 @@ class FaissIndex:
         self._index = index
         # optional: ids -> exact vectors, for re-ranking compressed (PQ) candidates
         self.vector_source: FetchVectors | None = None
+        self.filter_on_fields = False  # the allowed ids are all it filters by
         self.stamp: int | None = None  # the saved pair this object matches (changed_on_disk)
 
     @classmethod

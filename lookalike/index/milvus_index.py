@@ -41,7 +41,14 @@ log = logging.getLogger(__name__)
 MAX_TOPK = 16_384  # Milvus's ceiling on one search's limit
 TAG_CAPACITY = 64  # tags kept per face (the ARRAY field's max_capacity)
 TEXT_LENGTH = 300  # as people.organisation / people.role
-UPSERT_CHUNK = 2_000  # rows per upsert call (a gRPC message stays well under its 64 MB)
+# A search is Session-consistent: it sees every write this process made (pymilvus keeps
+# the last write's timestamp per collection), and others' once the server has applied them
+# (its time tick, ~200 ms). Strong would make every search wait for that tick (200 ms a
+# query on a 2.3.5 standalone against 8 ms, bench/scale.py). A face removed by another
+# process may come back from Milvus for that moment; search drops every id the database no
+# longer has, so it is never shown. Counts and id lists (doctor) stay Strong.
+SEARCH_CONSISTENCY = "Session"
+WRITE_CHUNK = 2_000  # rows per insert or upsert call (a gRPC message stays well under its 64 MB)
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,8 @@ class MilvusIndex:
                          max_length=TEXT_LENGTH)
         schema.add_field("organisation", DataType.VARCHAR, max_length=TEXT_LENGTH)
         schema.add_field("role", DataType.VARCHAR, max_length=TEXT_LENGTH)
-        # Strong: a search sees every write acknowledged before it (Milvus's default, Bounded,
-        # lets a search miss the last seconds of inserts and still return deleted faces)
+        # Strong: a count or id list sees every write acknowledged before it (Milvus's
+        # default, Bounded, misses the last seconds); searches ask for SEARCH_CONSISTENCY
         self.client.create_collection(self.name, schema=schema, index_params=self._index_params(),
                                       consistency_level="Strong")
         self.client.load_collection(self.name)
@@ -192,14 +199,27 @@ class MilvusIndex:
 
     # -- writes, from the outbox -------------------------------------------------------
     def upsert(self, ids: Sequence[int], vectors: np.ndarray, fields: dict[int, FilterFields]) -> None:
+        """Replace or add these faces: what a drain of the outbox sends, where a face may
+        already be in the collection (a replay after a crash, a profile change)."""
+        self._write(self.client.upsert, ids, vectors, fields)
+
+    def insert(self, ids: Sequence[int], vectors: np.ndarray, fields: dict[int, FilterFields]) -> None:
+        """Add faces the collection cannot hold yet (a collection being built). Milvus does
+        not enforce unique primary keys, so the caller must know; it is cheaper than
+        :meth:`upsert` on a server: 2.3.5 records an upsert's delete of a new id as a
+        deleted row, so each segment is compacted and indexed a second time."""
+        self._write(self.client.insert, ids, vectors, fields)
+
+    def _write(self, call: Callable[..., Any], ids: Sequence[int], vectors: np.ndarray,
+               fields: dict[int, FilterFields]) -> None:
         rows = []
         for fid, vec in zip(ids, np.asarray(vectors, dtype=np.float32)):
             f = fields[int(fid)]
             rows.append({"id": int(fid), "vec": vec.tolist(), "person": f.person_id, "consent": f.consent,
                          "tags": [t[:TEXT_LENGTH] for t in f.tags[:TAG_CAPACITY]],
                          "organisation": f.organisation[:TEXT_LENGTH], "role": f.role[:TEXT_LENGTH]})
-        for start in range(0, len(rows), UPSERT_CHUNK):
-            self.client.upsert(self.name, rows[start:start + UPSERT_CHUNK])
+        for start in range(0, len(rows), WRITE_CHUNK):
+            call(self.name, rows[start:start + WRITE_CHUNK])
         self._count = None
 
     def delete(self, ids: Sequence[int]) -> None:
@@ -295,7 +315,8 @@ class MilvusIndex:
             return sims, ids
         hits = self.client.search(self.name, data=[q.tolist() for q in queries], limit=limit,
                                   filter=" and ".join(f"({t})" for t in terms),
-                                  search_params={"metric_type": "IP", "params": dict(self.spec.search)})
+                                  search_params={"metric_type": "IP", "params": dict(self.spec.search)},
+                                  consistency_level=SEARCH_CONSISTENCY)
         for row, found in enumerate(hits):
             for col, hit in enumerate(found[:limit]):
                 ids[row, col] = int(hit["id"])

@@ -40,6 +40,7 @@ class PgVectorIndex:
         self.engine, self.space_id, self.dim, self.reduced = engine, int(space_id), int(dim), reduced
         self.hnsw = dim <= HNSW_MAX_DIM
         self.vector_source: FetchVectors | None = None
+        self.filter_on_fields = False  # the allowed ids are all it filters by
         self._count: int | None = None
         key = (f"pgvector HNSW (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}), cosine" if self.hnsw
                else "pgvector exact scan, cosine")

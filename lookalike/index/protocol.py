@@ -99,6 +99,12 @@ class VectorIndex(Protocol):
     vector_source: FetchVectors | None
 
     @property
+    def filter_on_fields(self) -> bool:
+        """Whether a search is faster given the ``filters`` behind a large ``allowed`` set
+        (fields of its own, Milvus) than the ids alone: only then does search build them."""
+        ...
+
+    @property
     def manifest(self) -> IndexManifest: ...
 
     @property

@@ -157,6 +157,10 @@ class ReducedIndex:
         self.inner.vector_source = source
 
     @property
+    def filter_on_fields(self) -> bool:
+        return self.inner.filter_on_fields
+
+    @property
     def manifest(self) -> IndexManifest:
         return self.inner.manifest
 

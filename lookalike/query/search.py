@@ -193,8 +193,9 @@ def search_vectors(library: Library | SpaceView, faces: Iterable[tuple[Box, floa
     cents = library.centroids()
     allowed = library.allowed_face_ids(options.filters, options.consented_only, options.hide_declined)
     # how the ids were chosen, for an index that filters faster on fields of its own (Milvus)
-    how = None if allowed is None else library.search_filters(options.filters, options.consented_only,
-                                                               options.hide_declined)
+    how = None
+    if allowed is not None and library.index.filter_on_fields:
+        how = library.search_filters(options.filters, options.consented_only, options.hide_declined)
     corpus = cents.get(None)
     out = []
     for bbox, conf, vec in faces:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, insert, select, text
+from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .schema import (
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..ingest.corpus import Profile as ManifestProfile
 
 CENTROID_LOCK = 0x6C6B6332  # pg_advisory_xact_lock(CENTROID_LOCK, space id): "lkc2"
+VECTORS_LOCK = 0x6C6B7631  # pg_advisory_xact_lock[_shared](VECTORS_LOCK, space id): "lkv1"
 
 
 @dataclass(frozen=True)
@@ -395,6 +396,15 @@ def decode_vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
+def lock_vectors(session: Session, space_id: int, exclusive: bool) -> None:
+    """PostgreSQL: the space's lock on its outside vector store until ``session``'s
+    transaction ends. A collection build takes it alone, every drain of the outbox shares
+    it: a build inserts the faces it read, and a drain's upsert of one of them landing
+    between that read and the insert would leave the face in Milvus twice."""
+    call = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    session.execute(text(f"SELECT {call}(:a, :b)"), {"a": VECTORS_LOCK, "b": int(space_id)})
+
+
 # -- centroids ---------------------------------------------------------------------------
 def update_centroids(session: Session, space_id: int, person_ids: list[int | None],
                      vectors: np.ndarray, sign: int = 1) -> None:
@@ -427,6 +437,13 @@ def update_centroids(session: Session, space_id: int, person_ids: list[int | Non
             session.delete(row)
         else:
             row.sum = np.asarray(total, dtype="<f8").tobytes()
+    session.execute(update(Space).where(Space.id == space_id)
+                    .values(centroid_generation=Space.centroid_generation + 1))
+
+
+def centroid_generation(session: Session, space_id: int) -> int:
+    """How many times the space's centroids have changed (:func:`update_centroids`)."""
+    return int(session.scalar(select(Space.centroid_generation).where(Space.id == space_id)) or 0)
 
 
 def centroids(session: Session, space_id: int) -> dict[int | None, tuple[np.ndarray, int]]:
