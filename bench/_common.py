@@ -80,6 +80,15 @@ def deepface_kw(name: str) -> dict:
     return {"model_name": s["model"], "detector_backend": s["detector"]}
 
 
+def free_port() -> int:
+    """A TCP port free on loopback now (the benchmarks' and the tests' servers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def wait_for_milvus(port: int, alive: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
     """Block until a Milvus server on loopback ``port`` answers a pymilvus call (the port
     opens before the API does); raise with the tail of its ``log`` if it exits (``alive``

@@ -76,7 +76,6 @@ import ctypes
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -89,7 +88,18 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, STACKS, deepface_kw, lfw_photos, machine, stack_args, table, wait_for_milvus, write
+from _common import (
+    RESULTS,
+    STACKS,
+    deepface_kw,
+    free_port,
+    lfw_photos,
+    machine,
+    stack_args,
+    table,
+    wait_for_milvus,
+    write,
+)
 from index import QUERIES, K, build, exact_topk, make, query_times, recall
 
 STACK = "sface"  # lookalike's default stack, for lookalike and the peer alike
@@ -718,12 +728,6 @@ def lite_ingest(folder: Path, corpus: Path, photos: int, workers: int) -> dict:
     row["vectors_stored"] = stored_vectors(str(db), index_dir, vectors)
     row["disk_bytes"] = du(folder / f"lite{workers}-vectors.db")
     return row
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_milvus_server(data: Path, log: Path) -> tuple[subprocess.Popen, int]:

@@ -31,7 +31,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,14 +41,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, machine, table, write
+from _common import FACES, free_port, machine, table, write
 from serving import start
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def queries(n: int) -> list[tuple[str, bytes]]:
@@ -176,7 +169,7 @@ def main() -> None:
                      "per_s": round(1000 / float(np.mean(inproc)), 2), "errors": 0, "5xx": 0})
 
         server = start(db, "--workers", str(args.workers), "--rate", "0")
-        port = _free_port()
+        port = free_port()
         peer = deepface_service(port, args.workers, sqlite, dict(os.environ))
         peer_url = f"http://127.0.0.1:{port}"
         try:

@@ -158,8 +158,7 @@ class SpaceView:
         database, or the pgvector column; wrapped to re-rank on full vectors when the space
         is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
         if self._index is not None and self.backend.changed(self._index):
-            # another process saved a newer one: read it, and the centroids its faces moved
-            self._index, self._centroids = None, None
+            self._index = None  # another process saved a newer one: read it (centroids: their generation)
         if self._index is None:
             self._index = self.backend.open_index(self)
         if self.reduction is not None and not isinstance(self._index, ReducedIndex):
@@ -198,10 +197,9 @@ class SpaceView:
         session of its own; SQLite, whose writers share one machine: a file lock beside the
         write lock."""
         if self.engine.dialect.name == "postgresql":
-            with self.session() as session:
+            with self.session() as session:  # closing it ends the transaction and the lock
                 repo.lock_vectors(session, self.existing_space_id(), exclusive)
                 yield
-                session.rollback()
             return
         self.settings.index_dir.mkdir(parents=True, exist_ok=True)
         with open(self.settings.index_dir / f".vectors-{self.existing_space_id()}.lock", "a+") as fh:

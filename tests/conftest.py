@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # the servers' helpers, shared
+from _common import free_port, wait_for_milvus
+
 ROOT = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("LOOKALIKE_FACES", ROOT.parent / "shared" / "faces")).resolve()
 
@@ -284,21 +287,10 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 240):
     """Start a server process in its own process group; yield once ``port`` answers a
     pymilvus call; stop the whole group (a wrapper's children included) at the end."""
     import signal
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from _common import wait_for_milvus
 
     log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -349,7 +341,7 @@ def milvus_server(tmp_path_factory):
     """A real Milvus standalone server on loopback: the ``milvus`` package's binary
     (Milvus 2.3.5 with embedded etcd and local storage, Apache-2.0, from the package
     index), reached by pymilvus as a cluster's proxy is. Yields its ``milvus://`` URL."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("milvus-standalone")
     exe = Path(sys.executable).with_name("milvus-server")
     yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
@@ -360,7 +352,7 @@ def milvus_server(tmp_path_factory):
 def milvus_lite_server(tmp_path_factory):
     """Milvus Lite's own server (``milvus-lite server``): the embedded engine behind
     Milvus's gRPC API on a loopback port. Yields its ``milvus://`` URL."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("milvus-lite-server")
     exe = Path(sys.executable).with_name("milvus-lite")
     yield from _serve([str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
