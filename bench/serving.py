@@ -33,7 +33,8 @@ class Server:
 def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None = None,
           timeout: float = 120) -> Server:
     """``lookalike serve --db DB --port 0 ARGS…`` in its own process group, once
-    ``/v1/health`` says ready; port 0 lets the system pick a free port, read from the log."""
+    ``/v1/health`` says ready (with ``--workers N``, 25 times in a row); port 0 lets the
+    system pick a free port, read from the log."""
     import httpx
 
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--port", "0", *args]
@@ -58,12 +59,18 @@ def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None 
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError("lookalike serve did not start:\n" + "\n".join(server.log[-30:]))
+    # every worker process loads the models itself and answers 503 until then; which one
+    # takes a connection is the kernel's choice, so with several, many 200s in a row
+    workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+    needed, streak = (1 if workers == 1 else 25), 0
     while time.monotonic() < deadline:
         try:
-            if httpx.get(server.url + "/v1/health", timeout=5).status_code == 200:
-                return server
+            ok = httpx.get(server.url + "/v1/health", timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+            ok = False
+        streak = streak + 1 if ok else 0
+        if streak >= needed:
+            return server
+        time.sleep(0.05 if ok else 0.2)
     server.stop()
     raise RuntimeError("lookalike serve never became ready:\n" + "\n".join(server.log[-30:]))
