@@ -4,6 +4,7 @@
 # While editing:
 #   make lint   - ruff, the import-layer contract, mypy, and no waiver without a reason
 #   make check  - the tests that need no photo or model, plus a small real smoke (<= 3 min)
+#   make docs   - the documentation site into site/ (offline, warnings as errors)
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +15,7 @@ DB     ?= lookalike.db
 
 export LOOKALIKE_FACES ?= $(FACES)
 
-.PHONY: demo test check lint install browser bench clean
+.PHONY: demo test check lint install browser bench docs clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1"
-	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres,milvus,serve,bench,lint]"
+	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres,milvus,serve,bench,lint,docs]"
 	touch $@
 
 demo: install
@@ -51,8 +52,12 @@ browser:
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
 
+# docs/*.md -> site/; figures come from bench/results/*.json (docs/hooks.py)
+docs: install
+	$(BIN)/mkdocs build --strict
+
 bench: install
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) lookalike.db lookalike.db-* indexes/*.faiss indexes/*.json
+	rm -rf $(VENV) site lookalike.db lookalike.db-* indexes/*.faiss indexes/*.json
