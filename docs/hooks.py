@@ -13,7 +13,8 @@ table cell names its row by what it is, not by where it happens to sit). A path 
 does not resolve stops the build (``FigureError``); ``tests/test_docs.py`` resolves every
 placeholder of every page without building.
 
-Only the four functions below can be called, with literal arguments (``ast``, no eval).
+Only the four functions below can be called, with literal arguments (``ast``, no eval);
+``{{ "{{" }}`` writes a literal ``{{``.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def render(expression: str) -> str:
         call = ast.parse(expression, mode="eval").body
     except SyntaxError as exc:
         raise FigureError(f"{{{{ {expression} }}}}: not a call ({exc.msg})") from None
+    if isinstance(call, ast.Constant) and isinstance(call.value, str):
+        return call.value  # {{ "{{" }}: how a page shows a placeholder without filling it in
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in FUNCTIONS):
         raise FigureError(f"{{{{ {expression} }}}}: only {', '.join(FUNCTIONS)} can be called")
     try:
