@@ -13,7 +13,7 @@ table cell names its row by what it is, not by where it happens to sit). A path 
 does not resolve stops the build (``FigureError``); ``tests/test_docs.py`` resolves every
 placeholder of every page without building.
 
-Only the four functions below can be called, with literal arguments (``ast``, no eval);
+Only the functions in ``FUNCTIONS`` can be called, with literal arguments (``ast``, no eval);
 ``{{ "{{" }}`` writes a literal ``{{``.
 """
 
@@ -50,7 +50,8 @@ def lookup(name: str, path: str) -> Any:  # noqa: ANN401 - JSON of any shape
     for match in _SEGMENT.finditer(path):
         selector, key = match.groups()
         if selector is not None:
-            wanted = dict(part.split("=", 1) for part in selector.split(","))
+            # "k=v,k2=v2"; a value may hold a comma ("key=IVF1024,PQ256") when no "=" follows it
+            wanted = dict(part.split("=", 1) for part in re.split(r",(?=[^,=]+=)", selector))
             if not isinstance(node, list):
                 raise FigureError(f"{name}.json: {path}: [{selector}] applied to a non-list")
             hits = [item for item in node if isinstance(item, dict)
@@ -82,6 +83,16 @@ def figure(name: str, path: str, spec: str = "", scale: float = 1) -> str:
     return _format(lookup(name, path), spec, scale)
 
 
+def ratio(name: str, path_a: str, path_b: str, spec: str = "", scale: float = 1) -> str:
+    """``a / b`` of two values of one file (e.g. photos / seconds)."""
+    return _format(lookup(name, path_a) / lookup(name, path_b), spec, scale)
+
+
+def diff(name: str, path_a: str, path_b: str, spec: str = "", scale: float = 1) -> str:
+    """``a - b`` of two values of one file (e.g. wall time minus inner time)."""
+    return _format(lookup(name, path_a) - lookup(name, path_b), spec, scale)
+
+
 def pct(name: str, path: str, digits: int = 1) -> str:
     """A share (0.9914) as a percentage ("99.14 %")."""
     return f"{lookup(name, path) * 100:.{digits}f} %"
@@ -108,7 +119,7 @@ def table(name: str, path: str, columns: list[str], headers: list[str] | None = 
 
 
 FUNCTIONS: dict[str, Callable[..., str]] = {
-    "figure": figure, "pct": pct, "machine": machine, "table": table}
+    "figure": figure, "pct": pct, "ratio": ratio, "diff": diff, "machine": machine, "table": table}
 
 
 def render(expression: str) -> str:
