@@ -71,7 +71,9 @@ def lookup(name: str, path: str) -> Any:  # noqa: ANN401 - JSON of any shape
 def _format(value: Any, spec: str = "", scale: float = 1) -> str:  # noqa: ANN401 - JSON scalar
     if value is None:
         return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, (int, float)):
         return str(value)
     value = value * scale
     return format(value, spec) if spec else str(value)
@@ -91,6 +93,11 @@ def ratio(name: str, path_a: str, path_b: str, spec: str = "", scale: float = 1)
 def diff(name: str, path_a: str, path_b: str, spec: str = "", scale: float = 1) -> str:
     """``a - b`` of two values of one file (e.g. wall time minus inner time)."""
     return _format(lookup(name, path_a) - lookup(name, path_b), spec, scale)
+
+
+def count(name: str, path: str) -> str:
+    """How many items a list holds (e.g. the invariants a run found broken)."""
+    return str(len(lookup(name, path)))
 
 
 def pct(name: str, path: str, digits: int = 1) -> str:
@@ -119,7 +126,7 @@ def table(name: str, path: str, columns: list[str], headers: list[str] | None = 
 
 
 FUNCTIONS: dict[str, Callable[..., str]] = {
-    "figure": figure, "pct": pct, "ratio": ratio, "diff": diff, "machine": machine, "table": table}
+    "figure": figure, "pct": pct, "ratio": ratio, "diff": diff, "count": count, "machine": machine, "table": table}
 
 
 def render(expression: str) -> str:
