@@ -112,6 +112,17 @@ def test_the_readme_is_a_front_door():
         assert (ROOT / link).is_file(), f"README links to {link}, which does not exist"
 
 
+def test_every_repository_path_the_docs_name_exists():
+    """`lookalike/…`, `tests/…`, `bench/…` in backticks: a moved module leaves no stale path."""
+    stale = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for path in re.findall(r"`((?:lookalike|tests|bench|docs)/[\w./-]+)`", text):
+            if "NAME" not in path and not (ROOT / path).exists():
+                stale.append(f"{page.name}: {path}")
+    assert not stale, "the docs name paths that do not exist: " + ", ".join(stale)
+
+
 def test_every_figure_placeholder_resolves():
     hooks = _hooks()
     seen = 0
