@@ -9,7 +9,8 @@ A page writes a placeholder where a number goes, and the build puts the number t
 
 A path walks the JSON: ``a.b`` for keys, ``rows.0`` for a list index, and
 ``rows[k=v,k2=v2]`` for the one item of a list whose fields have those values (so a
-table cell names its row by what it is, not by where it happens to sit). A path that
+table cell names its row by what it is, not by where it happens to sit), ``[a.b]`` for a
+key that holds a dot. A path that
 does not resolve stops the build (``FigureError``); ``tests/test_docs.py`` resolves every
 placeholder of every page without building.
 
@@ -49,6 +50,8 @@ def lookup(name: str, path: str) -> Any:  # noqa: ANN401 - JSON of any shape
     node = _load(name)
     for match in _SEGMENT.finditer(path):
         selector, key = match.groups()
+        if selector is not None and "=" not in selector:
+            key, selector = selector, None  # [etcd.data]: a key that holds a dot
         if selector is not None:
             # "k=v,k2=v2"; a value may hold a comma ("key=IVF1024,PQ256") when no "=" follows it
             wanted = dict(part.split("=", 1) for part in re.split(r",(?=[^,=]+=)", selector))
