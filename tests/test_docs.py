@@ -84,6 +84,54 @@ def test_every_cli_command_and_option_is_in_the_reference():
     assert not missing, "docs/cli.md lacks: " + "; ".join(missing)
 
 
+def _app_tree():
+    """{command path: its option strings} for every command and group, the root's too."""
+    import typer
+
+    from lookalike.cli import app
+
+    tree = {}
+
+    def walk(command, path):
+        tree[tuple(path)] = {o for p in command.params if p.param_type_name == "option"
+                             for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return tree
+
+
+def test_every_command_line_in_the_docs_names_real_options():
+    """A `lookalike …` line in a code block (README, docs) names a command that exists and
+    only options it takes: an example cannot outlive a renamed flag."""
+    tree = _app_tree()
+    lines = 0
+    wrong = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        in_code = False
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("```"):
+                in_code = not in_code
+                continue
+            if not in_code or not line.strip().startswith("lookalike "):
+                continue
+            lines += 1
+            words = line.split("#")[0].split()[1:]
+            path = []
+            while words and tuple([*path, words[0]]) in tree:
+                path.append(words.pop(0))
+            if not path and words and not words[0].startswith("-"):
+                wrong.append(f"{page.name}: no command {words[0]!r}: {line.strip()}")
+                continue
+            allowed = tree[tuple(path)] | tree[()]  # -v may come first
+            for option in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", " ".join(words)):
+                if option not in allowed:
+                    wrong.append(f"{page.name}: lookalike {' '.join(path)} has no {option}: {line.strip()}")
+    assert lines > 40
+    assert not wrong, "\n".join(wrong)
+
+
 def test_every_http_route_is_in_the_reference():
     pytest.importorskip("fastapi")
     from lookalike.serve.app import create_app
