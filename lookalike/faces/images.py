@@ -205,8 +205,8 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
 
 def _bomb(err: Exception, max_pixels: int) -> str:
     found = re.search(r"\((\d+) pixels\)", str(err))
-    size = f"{int(found[1]):,} pixels" if found else "far more pixels than any photo"
-    return (f"the photo declares {size}, over the {_megapixels(max_pixels)} limit "
+    size = f"{int(found[1]):,} pixels" if found else "far more pixels than any photo has"
+    return (f"the photo is {size}, over the {_megapixels(max_pixels)} limit "
             "(a guard against decompression bombs); send a smaller photo")
 
 
