@@ -235,3 +235,14 @@ def test_hostile_headers_are_refused_in_our_words(data, status, words):
     assert err.value.status == status and words in err.value.reason, err.value.reason
     assert str(err.value).startswith("hostile.png: ")
     assert not [w for w in LEAKS if w.lower() in err.value.reason.lower()], err.value.reason
+
+
+def test_an_upload_is_named_in_its_refusal():
+    """The API hands its uploads over with the sender's file name: a refusal names it."""
+    from lookalike.faces.images import Upload, load_query
+
+    with pytest.raises(BadImage) as err:
+        load_query(Upload("holiday.png", _png(4, 4)[:40]), 50_000_000)
+    assert err.value.path == "holiday.png" and str(err.value).startswith("holiday.png: ")
+    rgb, name = load_query(Upload("ok.png", _png(4, 4)), 50_000_000)
+    assert name == "ok.png" and rgb.shape == (4, 4, 3)

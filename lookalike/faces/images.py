@@ -39,8 +39,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# a query photo: a path, the file's bytes, or (H, W, 3) RGB pixels
-QueryPhoto: TypeAlias = str | os.PathLike[str] | bytes | bytearray | np.ndarray
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A photo's bytes with the name its sender gave it, so that a refusal names the file
+    (the API's uploads; bare bytes are called ``<upload>``)."""
+
+    name: str
+    data: bytes
+
+
+# a query photo: a path, the file's bytes (named or not), or (H, W, 3) RGB pixels
+QueryPhoto: TypeAlias = str | os.PathLike[str] | bytes | bytearray | Upload | np.ndarray
 
 # what the extension promises, by Pillow format name
 _EXTENSION_FORMATS = {
@@ -261,6 +272,8 @@ def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
         return np.ascontiguousarray(photo, dtype=np.uint8), "<array>"
     if isinstance(photo, (bytes, bytearray)):
         return decode(bytes(photo), "<upload>", max_pixels).rgb, "<upload>"
+    if isinstance(photo, Upload):
+        return decode(photo.data, photo.name, max_pixels).rgb, photo.name
     name = str(Path(photo))
     if not os.path.isfile(name):
         raise BadImage(name, "no such file")
