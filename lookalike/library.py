@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
+    from .faces.images import QueryPhoto
     from .index.protocol import SearchFilters, VectorIndex
     from .ingest.corpus import Item
     from .ingest.corpus import Profile as NewProfile
@@ -373,7 +374,7 @@ class Library:
         with self.session() as session:
             return repo.list_spaces(session)
 
-    def search(self, photo: str | os.PathLike[str] | bytes | np.ndarray, k: int = 5,
+    def search(self, photo: QueryPhoto, k: int = 5,
                **options: Any) -> SearchResult:  # noqa: ANN401 - SearchOptions' fields, checked there
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
 
@@ -430,8 +431,7 @@ class Library:
         out["db"] = self.settings.db_url
         return out
 
-    def verify(self, photo_a: str | os.PathLike[str] | bytes | np.ndarray,
-               photo_b: str | os.PathLike[str] | bytes | np.ndarray) -> Verification:
+    def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
         """Whether the largest faces of two photos are the same person (calibrated threshold)."""
         from .query.verify import verify
 

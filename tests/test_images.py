@@ -78,6 +78,7 @@ def test_pixel_limit_refuses_before_decoding(faces):
     with pytest.raises(BadImage) as err:
         decode_file(str(path), 10_000_000)
     assert err.value.status == "too_large" and "48,000,000" in err.value.reason
+    assert "8,000 × 6,000 pixels" in err.value.reason and "10 MP limit" in err.value.reason
 
 
 def test_decompression_bomb_is_refused_fast():

@@ -428,3 +428,34 @@ def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
     assert r.status_code == 200, r.text
     assert r.json()["faces"][0]["matches"][0]["person"] == "barack_obama"
     assert spilled == []
+
+
+def test_hostile_photos_cost_one_page_and_are_refused_in_our_words(site, faces):
+    """Issue 23: a 160,000-page TIFF (14 MB) and a looped one are read one page deep and
+    answered like any faceless photo; a PNG whose text chunk inflates past the limit, and one
+    that declares 40,000 x 40,000 pixels, are refused in our words, never Pillow's."""
+    import runpy
+    import struct
+    import zlib
+
+    tiff = runpy.run_path(str(faces.parent / "hostile" / "mktiff.py"))["tiff"]
+    for pages, loop in ((160_000, False), (1_000, True)):
+        _problem(_call(site, "POST", "/v1/search", files={"photo": ("pages.tif", tiff(pages, loop), "image/tiff")}),
+                 422, "no_face")
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def png(side: int, extra: bytes = b"") -> bytes:
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + extra
+                + chunk(b"IDAT", zlib.compress(b"\0" * (side + 1))) + chunk(b"IEND", b""))
+
+    text = png(4, chunk(b"zTXt", b"note\0\0" + zlib.compress(b"a" * (3 << 20))))
+    body = _problem(_call(site, "POST", "/v1/search", files={"photo": ("text.png", text, "image/png")}),
+                    415, "unreadable_photo")
+    assert "text.png" in body["detail"] and "PNG text chunk is too large" in body["detail"]
+    body = _problem(_call(site, "POST", "/v1/search", files={"photo": ("bomb.png", png(40_000), "image/png")}),
+                    413, "photo_too_large")
+    assert "bomb.png" in body["detail"] and "1,600,000,000 pixels" in body["detail"]
+    for leak in ("DOS", "PIL", "Plugin", "MAX_TEXT_CHUNK"):
+        assert leak not in json.dumps(body)

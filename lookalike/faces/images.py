@@ -4,6 +4,18 @@ Photos in a real corpus come in every shape: EXIF-rotated phone shots, 16-bit sc
 CMYK press photos, palette PNGs with transparency, animated GIFs, files with the wrong
 extension, truncated downloads and decompression bombs. Everything is normalised here
 so that the rest of the pipeline only ever sees ``uint8`` RGB arrays.
+
+This is the one place photos are decoded (ingest, search, the API, the web app), so it
+is also where the cost of one hostile file is bounded, before any pixel is decoded:
+
+* only the first frame is ever read, and frames are never counted by Pillow (its
+  ``n_frames`` walks every page of a TIFF; see :mod:`.pixels`);
+* the decoded size is checked against ``max_pixels`` from the header, and a JPEG asked
+  for at ``max_side`` is decoded at that size by the decoder itself (DCT scaling);
+* wide modes (16-bit, 32-bit, float) are converted strip by strip, never as full-size
+  float copies, so a photo costs its decoded image plus the RGB array and no more
+  (Pillow keeps every mode in at most 4 bytes a pixel);
+* every refusal says what is wrong with the photo in our words, never Pillow's.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +32,26 @@ from typing import TYPE_CHECKING, TypeAlias
 import numpy as np
 
 from ..errors import BadImage
+from .pixels import gif_frames, tiff_pages, to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
 
 log = logging.getLogger(__name__)
 
-# a query photo: a path, the file's bytes, or (H, W, 3) RGB pixels
-QueryPhoto: TypeAlias = str | os.PathLike[str] | bytes | bytearray | np.ndarray
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A photo's bytes with the name its sender gave it, so that a refusal names the file
+    (the API's uploads; bare bytes are called ``<upload>``)."""
+
+    name: str
+    data: bytes
+
+
+# a query photo: a path, the file's bytes (named or not), or (H, W, 3) RGB pixels
+QueryPhoto: TypeAlias = str | os.PathLike[str] | bytes | bytearray | Upload | np.ndarray
 
 # what the extension promises, by Pillow format name
 _EXTENSION_FORMATS = {
@@ -34,6 +59,9 @@ _EXTENSION_FORMATS = {
     ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
 }
 IMAGE_EXTENSIONS = frozenset(_EXTENSION_FORMATS) | {".heic", ".jfif", ".pgm", ".ppm"}
+
+TRUNCATED = "truncated: the file ends before the image data does"
+TEXT_CHUNK = "a PNG text chunk is too large: the file is damaged or not a photo"
 
 
 @dataclass
@@ -43,6 +71,8 @@ class Decoded:
     rgb: np.ndarray  # (H, W, 3) uint8
     format: str
     notes: list[str] = field(default_factory=list)
+    # decoded pixels per pixel of the file: 1.0 unless a ``max_side`` let the decoder shrink it
+    scale: float = 1.0
 
     @property
     def width(self) -> int:
@@ -53,101 +83,165 @@ class Decoded:
         return int(self.rgb.shape[0])
 
 
-def decode(data: bytes, name: str, max_pixels: int) -> Decoded:
+def decode(data: bytes, name: str, max_pixels: int, *, max_side: int | None = None) -> Decoded:
     """Decode ``data`` (the bytes of the file ``name``) into an upright RGB array.
 
+    ``max_pixels`` bounds the decoded photo (checked from the header, before decoding).
+    ``max_side``: the caller needs no more than this many pixels on the longer side, so a
+    JPEG may be decoded smaller, by a power of two that keeps it at least that large
+    (:attr:`Decoded.scale` says by how much; coordinates are then those of the smaller photo).
     Raises :class:`BadImage` with ``status`` ``decode_error`` or ``too_large``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if not data:
         raise BadImage(name, "empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            # our own pixel check below replaces Pillow's warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        raise BadImage(name, f"refused as a decompression bomb ({err})", "too_large") from err
-    except UnidentifiedImageError as err:
-        raise BadImage(name, _not_an_image_reason(data)) from err
-    except Exception as err:  # any decoder failure is a bad file
-        log.debug("%s: Pillow cannot open it", name, exc_info=True)
-        raise BadImage(name, f"cannot be read as an image ({type(err).__name__}: {err})") from err
-
-    notes: list[str] = []
+    img = _open(data, name, max_pixels)
+    original_width = img.size[0]
+    if max_side and img.format in ("JPEG", "MPO"):
+        _draft(img, max_side)
     width, height = img.size
     if width * height > max_pixels:
-        raise BadImage(
-            name,
-            f"{width}x{height} = {width * height:,} pixels is over the limit of "
-            f"{max_pixels:,} (decompression-bomb guard; raise it with --max-pixels)",
-            "too_large",
-        )
+        raise BadImage(name, _too_many_pixels(width, height, max_pixels), "too_large")
     fmt = img.format or "unknown"
-    ext = _suffix(name)
-    promised = _EXTENSION_FORMATS.get(ext)
-    if promised and fmt != promised and not (promised == "JPEG" and fmt == "MPO"):
-        notes.append(f"extension {ext} but the content is {fmt}")
-    try:  # every step may parse more of a hostile file (a TIFF reads its frames lazily)
+    notes = _format_notes(name, fmt)
+    frames = _frames(img, data)
+    try:  # every step may parse more of a hostile file
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frames = getattr(img, "n_frames", 1)
-            img.seek(0)
-            img.load()
+            img.load()  # the first frame only: nothing here seeks or counts frames
             orientation = img.getexif().get(0x0112, 1)
-            rgb = _to_rgb(ImageOps.exif_transpose(img))
-    except Image.DecompressionBombError as err:
-        raise BadImage(name, f"refused as a decompression bomb ({err})", "too_large") from err
-    except OSError as err:
-        text = str(err)
-        reason = "truncated: the file ends before the image data does" if "truncated" in text \
-            else f"corrupt image data ({text})"
-        raise BadImage(name, reason) from err
-    except Exception as err:  # any other decoder failure: a bad file too
+            img = _upright(img, orientation)
+            rgb = to_rgb(img)
+    except BadImage:
+        raise
+    except Exception as err:  # a decoder failure of any kind is a bad file
         log.debug("%s: Pillow cannot decode it", name, exc_info=True)
-        raise BadImage(name, f"corrupt image data ({type(err).__name__}: {err})") from err
+        status = "too_large" if isinstance(err, MemoryError) else "decode_error"
+        raise BadImage(name, _damaged(err, fmt, max_pixels), status) from err
+    finally:
+        img.close()
     if frames > 1:
-        notes.append(f"first of {frames} frames used")
+        more = f"over {frames - 1:,}" if frames > _FRAME_CAP else f"{frames:,}"
+        notes.append(f"first of {more} frames used")
     if orientation not in (1, None):
         notes.append(f"EXIF orientation {orientation} applied")
-    return Decoded(rgb=rgb, format=fmt, notes=notes)
+    scale = width / original_width if original_width else 1.0  # drafted, before any turn
+    if scale != 1.0:
+        notes.append(f"decoded at 1/{round(1 / scale)} size")
+    return Decoded(rgb=rgb, format=fmt, notes=notes, scale=scale)
 
 
-def decode_file(path: str, max_pixels: int) -> Decoded:
+def decode_file(path: str, max_pixels: int, *, max_side: int | None = None) -> Decoded:
     """Read and decode a file; unreadable files become :class:`BadImage`."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as err:
         raise BadImage(path, f"cannot be read ({err.strerror or err})") from err
-    return decode(data, path, max_pixels)
+    return decode(data, path, max_pixels, max_side=max_side)
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> uint8 RGB; transparency is flattened onto white."""
+def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Pillow's lazy open: the header and the first frame's description, no pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # our own pixel check replaces Pillow's bomb warning; its tag warnings are noise
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:  # far over any limit: Pillow's own guard
+        raise BadImage(name, _bomb(err, max_pixels), "too_large") from err
+    except UnidentifiedImageError as err:
+        raise BadImage(name, _not_an_image_reason(data)) from err
+    except Exception as err:  # any decoder failure is a bad file
+        log.debug("%s: Pillow cannot open it", name, exc_info=True)
+        raise BadImage(name, _damaged(err, _format_guess(data), max_pixels)) from err
+
+
+def _draft(img: Image.Image, max_side: int) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) that keeps the longer
+    side at least ``max_side``: an 8000 px photo wanted at 1,280 decodes 1/4 of its pixels."""
+    width, height = img.size
+    shrink = max(width, height) / max_side
+    if shrink >= 2:
+        img.draft(img.mode, (max(1, int(width / shrink)), max(1, int(height / shrink))))
+
+
+_FRAME_CAP = 1000
+
+
+def _frames(img: Image.Image, data: bytes) -> int:
+    """The number of frames, when knowing it costs nothing: a count the header declares
+    (PNG, WebP, MPO), or one read from the bytes up to a cap (TIFF pages, GIF images).
+    Pillow's ``n_frames`` and ``is_animated`` are never touched for TIFF and GIF: they seek
+    through the file, page by page (a TIFF's IFD chain can hold 160,000 pages, or loop)."""
+    if img.format == "TIFF":
+        return tiff_pages(data, _FRAME_CAP)
+    if img.format == "GIF":
+        return gif_frames(data, _FRAME_CAP)
+    declared = vars(img).get("n_frames")  # a plain attribute set from the header, never a walk
+    return declared if isinstance(declared, int) and declared > 0 else 1
+
+
+def _upright(img: Image.Image, orientation: object) -> Image.Image:
+    """The photo turned as its EXIF orientation says (a new image only when it must turn)."""
     from PIL import Image
 
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if mode.startswith("I;16"):
-            arr = arr / 257.0
-        else:  # 32-bit int or float: stretch to the range actually used
-            lo, hi = float(arr.min()), float(arr.max())
-            arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        gray = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode in ("P", "PA"):
-        img = img.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        canvas.alpha_composite(rgba)
-        img = canvas
-    rgb = img.convert("RGB")
-    return np.asarray(rgb, dtype=np.uint8).copy()
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+    }.get(orientation if isinstance(orientation, int) else 1)
+    return img.transpose(method) if method is not None else img
+
+
+def _format_notes(name: str, fmt: str) -> list[str]:
+    ext = _suffix(name)
+    promised = _EXTENSION_FORMATS.get(ext)
+    if promised and fmt != promised and not (promised == "JPEG" and fmt == "MPO"):
+        return [f"extension {ext} but the content is {fmt}"]
+    return []
+
+
+# -- reasons, in our words --------------------------------------------------------------------
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:,.0f} MP" if pixels >= 10**7 else f"{pixels / 1e6:,.1f} MP"
+
+
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    return (f"the photo is {width:,} × {height:,} pixels ({width * height:,}), over the "
+            f"{_megapixels(max_pixels)} limit ({max_pixels:,} pixels, a guard against decompression "
+            "bombs); send a smaller photo, or raise the pixel limit")
+
+
+def _bomb(err: Exception, max_pixels: int) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found[1]):,} pixels" if found else "far more pixels than any photo has"
+    return (f"the photo is {size}, over the {_megapixels(max_pixels)} limit "
+            "(a guard against decompression bombs); send a smaller photo")
+
+
+def _damaged(err: BaseException, fmt: str, max_pixels: int) -> str:
+    """What a decoder failure means for the photo; Pillow's own words stay in the debug log."""
+    text = str(err)
+    if isinstance(err, MemoryError):
+        return f"there is not enough memory to decode this photo (limit {_megapixels(max_pixels)})"
+    if "MAX_TEXT" in text or "text chunk" in text:
+        return TEXT_CHUNK
+    if "truncated" in text or isinstance(err, EOFError):
+        return TRUNCATED
+    if "decompression bomb" in text:
+        return "the photo's pixel data is far larger than its header says (a decompression bomb)"
+    kind = "a photo" if fmt == "unknown" else f"a {fmt} photo"
+    return f"the image data is damaged, or {kind} in a variant this program cannot read"
+
+
+def _format_guess(data: bytes) -> str:
+    for magic, fmt in ((b"\xff\xd8", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"II*\0", "TIFF"),
+                       (b"MM\0*", "TIFF"), (b"BM", "BMP"), (b"RIFF", "WEBP")):
+        if data.startswith(magic):
+            return fmt
+    return "unknown"
 
 
 def _suffix(name: str) -> str:
@@ -164,7 +258,10 @@ def _not_an_image_reason(data: bytes) -> str:
         printable = 0.0
     if printable > 0.95:
         return "not an image: the file contains text"
-    return "not an image Pillow can read (unknown or unsupported format)"
+    fmt = _format_guess(data)
+    if fmt != "unknown":
+        return f"it starts like a {fmt} file but its header is damaged or of a kind this program cannot read"
+    return "not an image this program can read (unknown or unsupported format)"
 
 
 def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -175,6 +272,8 @@ def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
         return np.ascontiguousarray(photo, dtype=np.uint8), "<array>"
     if isinstance(photo, (bytes, bytearray)):
         return decode(bytes(photo), "<upload>", max_pixels).rgb, "<upload>"
+    if isinstance(photo, Upload):
+        return decode(photo.data, photo.name, max_pixels).rgb, photo.name
     name = str(Path(photo))
     if not os.path.isfile(name):
         raise BadImage(name, "no such file")

@@ -60,7 +60,8 @@ def make(people: list[tuple[str, Path]], out: Path, seconds: float = 3.0, gap: f
                 for _ in range(round(gap * fps)):
                     writer.write(blank)
                     frame_no += 1
-            rgb = decode_file(str(photo), 100_000_000).rgb
+            # the frame is 640 px or so: a large JPEG is decoded near that size, not in full
+            rgb = decode_file(str(photo), 100_000_000, max_side=max(size)).rgb
             n = round(seconds * fps)
             start = frame_no / fps
             for j in range(n):

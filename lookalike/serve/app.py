@@ -281,12 +281,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         """Who looks like the faces in the photo: exactly what `lookalike search --json` prints.
         People whose profile withholds consent are never returned."""
         from ..analysis import AnalyzerName
+        from ..faces.images import Upload
         from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
 
         parsed = tuple(Filter.parse(f) for f in filter or [])
         math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
-        data = _read(service, photo)
+        data = Upload(_name(photo), _read(service, photo))  # named: a refusal names the file
 
         def work(lib: Library) -> dict:
             result = lib.search(data, k=k, per_person=per_person, rank_by=RankBy(by.value), filters=parsed,
@@ -303,8 +304,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         """Estimated age, gender and emotion of every face (estimates, never facts)."""
         from ..analysis import AnalyzerName
         from ..analysis.photo import analyze_photo
+        from ..faces.images import Upload
 
-        data = _read(service, photo)
+        data = Upload(_name(photo), _read(service, photo))  # named: a refusal names the file
 
         def work(lib: Library) -> dict:
             model = lib.analyzer(AnalyzerName.auto)
@@ -319,7 +321,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     def verify(caller: Searcher, photo_a: Annotated[UploadFile, File(description=PHOTO)],
                photo_b: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
         """Whether the largest faces of two photos are the same person (calibrated threshold)."""
-        a, b = _read(service, photo_a), _read(service, photo_b)
+        from ..faces.images import Upload
+
+        # named, so that a refused photo is named in the answer
+        a, b = Upload(_name(photo_a), _read(service, photo_a)), Upload(_name(photo_b), _read(service, photo_b))
         return service.call(lambda lib: lib.verify(a, b).to_dict())
 
     @app.get("/v1/people", response_model=schemas.PeopleAnswer, tags=["people"])
