@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, File, Form, Path, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..config import MAX_FILTER_TEXT, MAX_FILTERS
 from ..errors import LookalikeError
 from ..store.schema import KeyScope
 from . import problems, schemas
-from .guard import BodyLimit, RateLimit, grants
+from .guard import ApiProblem, BodyLimit, CatchAll, Gate, RateLimit, grants
 from .settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -50,14 +52,6 @@ class Caller:
     @property
     def admin(self) -> bool:
         return self.scope is KeyScope.admin
-
-
-class ApiProblem(Exception):
-    """A refusal decided by the server itself (key, scope, rate, size, readiness)."""
-
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
 class Service:
@@ -95,7 +89,10 @@ class Service:
             log.info("ready: %s", lib.settings.db_url)
         except LookalikeError as err:
             self.failed = str(err)
-            log.error("the library could not be opened: %s", err, exc_info=True)
+            log.error("the library could not be opened: %s", err)
+        except Exception as err:  # health must say failed, never "loading" for ever
+            self.failed = f"{self.settings.db}: the library could not be opened ({type(err).__name__})"
+            log.error("the library could not be opened", exc_info=err)
 
     def library(self) -> Library:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
@@ -155,34 +152,98 @@ def _service(request: Request) -> Service:
     return service
 
 
+def _identify(service: Service, needed: KeyScope, given: str | None, address: str) -> Caller:
+    """The caller once their key grants ``needed`` and the rate limit lets them in; else the
+    refusal (401, 403, 429, or 503 while the library is not open). Reads the database (at
+    most every :attr:`Service.KEY_TTL` seconds per key)."""
+    if given:
+        held = service.scope_of(given)
+        if held is None:
+            raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
+                             {"WWW-Authenticate": "Bearer"})
+        if not grants(held, needed):
+            raise ApiProblem(403, "forbidden", f"this key's scope is {held.value}; this needs {needed.value}")
+        caller = Caller("key:" + given[:10], held)
+    elif needed is KeyScope.search and service.settings.open_search:
+        caller = Caller("addr:" + address, None)
+    else:
+        raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {needed.value} "
+                                              "(header X-API-Key or Authorization: Bearer)",
+                         {"WWW-Authenticate": "Bearer"})
+    wait = service.limit.take(caller.identity)
+    if wait > 0:
+        raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
+                         {"Retry-After": str(max(1, round(wait + 0.5)))})
+    return caller
+
+
 def _caller(scope: KeyScope) -> Callable[..., Caller]:
-    """A dependency: the :class:`Caller`, once their key grants ``scope``."""
+    """A dependency: the :class:`Caller`, once their key grants ``scope``. The :class:`Gate`
+    has decided that from the headers before FastAPI read the body; the key parameters stay
+    so that OpenAPI documents them."""
 
     def check(request: Request, key: Annotated[str | None, Depends(_api_key)] = None,
               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
-        service = _service(request)
-        given = key or (bearer.credentials if bearer is not None else None)
-        if given:
-            held = service.scope_of(given)
-            if held is None:
-                raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
-                                 {"WWW-Authenticate": "Bearer"})
-            if not grants(held, scope):
-                raise ApiProblem(403, "forbidden", f"this key's scope is {held.value}; this needs {scope.value}")
-            caller = Caller("key:" + given[:10], held)
-        elif scope is KeyScope.search and service.settings.open_search:
-            caller = Caller("addr:" + (request.client.host if request.client else "?"), None)
-        else:
-            raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {scope.value} "
-                                                  "(header X-API-Key or Authorization: Bearer)",
-                             {"WWW-Authenticate": "Bearer"})
-        wait = service.limit.take(caller.identity)
-        if wait > 0:
-            raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
-                             {"Retry-After": str(max(1, round(wait + 0.5)))})
-        return caller
+        admitted = getattr(request.state, "caller", None)
+        if isinstance(admitted, Caller):
+            return admitted
+        given = key or (bearer.credentials if bearer is not None else None)  # an app without the gate
+        return _identify(_service(request), scope, given, request.client.host if request.client else "?")
 
+    # what the gate reads off each route
+    check.needed_scope = scope  # type: ignore[attr-defined]
     return check
+
+
+def _needed_scopes(app: FastAPI) -> list[tuple[Any, KeyScope]]:
+    """Every route that takes a caller, with the scope its key needs."""
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute
+
+    def needed(dependant: Dependant) -> KeyScope | None:
+        for dep in dependant.dependencies:
+            found = getattr(dep.call, "needed_scope", None) or needed(dep)
+            if found is not None:
+                return found
+        return None
+
+    out = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            scope = needed(route.dependant)
+            if scope is not None:
+                out.append((route, scope))
+    return out
+
+
+def _admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, Any]], Awaitable[Caller | None]]:
+    """The gate's question, answered from the request's headers: who is calling this route,
+    and may they (see :class:`Gate`)."""
+    from starlette.datastructures import Headers
+    from starlette.routing import Match
+
+    table: list[tuple[Any, KeyScope]] = []
+
+    async def admit(scope: MutableMapping[str, Any]) -> Caller | None:
+        import anyio
+
+        if not table:
+            table.extend(_needed_scopes(app))
+        needed = next((s for route, s in table if route.matches(scope)[0] is Match.FULL), None)
+        if needed is None:
+            return None  # health, the OpenAPI document, an unknown path or method: no key
+        headers = Headers(scope=scope)
+        given = headers.get("x-api-key")
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if not given and scheme.lower() == "bearer" and credentials.strip():
+            given = credentials.strip()
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
+        if not given:  # no database to ask: decided here
+            return _identify(service, needed, None, address)
+        return await anyio.to_thread.run_sync(_identify, service, needed, given, address)
+
+    return admit
 
 
 Searcher = Annotated[Caller, Depends(_caller(KeyScope.search))]
@@ -235,8 +296,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         yield
         service.close()
 
+    # Swagger UI and ReDoc load their scripts from a CDN: off unless the operator asks
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None}
     app = FastAPI(
-        title="lookalike", version=__version__, lifespan=lifespan,
+        title="lookalike", version=__version__, lifespan=lifespan, **docs,  # type: ignore[arg-type]
         description="Who looks like me? Face look-alike search over a photo corpus. Errors are "
                     "`application/problem+json` with a stable `code`.",
         responses={code: {"model": schemas.Problem, "content": {problems.MEDIA_TYPE: {}}}
@@ -244,7 +307,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     )
     app.state.service = service
     _handlers(app)
+    # outermost last: the gate decides from the headers before the size limit counts a byte
+    # of the body; CatchAll sits just outside the routes' own error handlers
+    app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(Gate, admit=_admitter(app, service), max_bodies=settings.max_bodies,
+                       wait=float(settings.body_wait))
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -269,7 +337,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         k: Annotated[int, Form(ge=1, le=100, description="Matches per face.")] = 5,
         per_person: Annotated[bool, Form(description="Best face per person, or every face.")] = False,
         by: Annotated[By, Form(description="Rank single faces, or people by their average face.")] = By.face,
-        filter: Annotated[list[str] | None, Form(  # noqa: A002 - the CLI's --filter
+        filter: Annotated[list[Annotated[str, StringConstraints(max_length=MAX_FILTER_TEXT)]] | None, Form(  # noqa: A002 - the CLI's --filter
+            max_length=MAX_FILTERS,
             description="tag=…, organisation=…, role=… or person=… (repeat the field).")] = None,
         consented_only: Annotated[bool, Form(description="Only people who consented to be shown.")] = False,
         analyze: Annotated[bool, Form(description="Also estimate age, gender and emotion.")] = False,
@@ -428,18 +497,30 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()[:5])
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {_said(e)}" for e in err.errors()[:5])
         return problems.response(422, "invalid_request", where or "the request does not match its schema")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "no_such_path", 405: "method_not_allowed"}.get(err.status_code, "http_error")
-        return problems.response(err.status_code, code, str(err.detail), getattr(err, "headers", None))
+        code = {404: "no_such_path", 405: "method_not_allowed", 413: "request_too_large"}.get(err.status_code,
+                                                                                              "http_error")
+        detail = str(err.detail)
+        if err.status_code == 400:  # a body FastAPI or Starlette could not parse; in their words otherwise
+            code, detail = "unreadable_request", ("the request's body could not be read as the route's form "
+                                                  "or JSON (see /openapi.json)")
+        return problems.response(err.status_code, code, detail, getattr(err, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, err: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
-        return problems.response(500, "internal", "the server failed on this request; it has been logged")
+
+def _said(error: dict) -> str:
+    """One validation error in our words where pydantic's would be vague."""
+    limit = (error.get("ctx") or {}).get("max_length")
+    if error.get("type") == "string_too_long":
+        return f"longer than {limit} characters"
+    if error.get("type") == "too_long":
+        return f"more than {limit} given"
+    if error.get("type") == "json_invalid":
+        return "not valid JSON"
+    return str(error.get("msg"))
 
 
 def from_env() -> FastAPI:
