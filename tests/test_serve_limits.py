@@ -315,3 +315,5 @@ def test_forwarded_headers_do_not_dodge_the_rate_limit(lib):
     finally:
         behind.stop()
     assert honoured == [200] * 60  # each forwarded address its own client: the proxy is trusted
+    bad = cli("serve", "--db", str(lib["db"]), "--forwarded-allow-ips", "127.0.0.1,my-proxy")
+    assert bad.returncode == 2 and "'my-proxy' is not an IP address" in bad.stderr

@@ -67,7 +67,7 @@ def serve(
                                  cors_origins=tuple(cors or ()), max_upload_mb=max_upload_mb,
                                  max_megapixels=max_megapixels, rate_per_minute=rate, workers=workers,
                                  max_bodies=max_bodies, body_wait=body_wait, docs=docs)
-        proxies = [ip.strip() for ip in (forwarded_allow_ips or "").split(",") if ip.strip()]
+        proxies = _proxies(forwarded_allow_ips)
         os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
         if vectors is not None:  # and the library each of them opens (Settings.resolve)
             os.environ["LOOKALIKE_VECTORS"] = str(parse_vectors(vectors))
@@ -110,6 +110,24 @@ def serve(
         logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
                                                 host, sock.getsockname()[1])
         Multiprocess(config, sockets=[sock]).run()
+
+
+def _proxies(text: str | None) -> list[str]:
+    """``--forwarded-allow-ips``: addresses or networks (``10.0.0.0/8``), or ``*`` for any."""
+    import ipaddress
+
+    from ..errors import ConfigError
+
+    out = [ip.strip() for ip in (text or "").split(",") if ip.strip()]
+    for ip in out:
+        if ip == "*":
+            continue
+        try:
+            ipaddress.ip_network(ip, strict=False)
+        except ValueError:
+            raise ConfigError(f"--forwarded-allow-ips: {ip!r} is not an IP address or network "
+                              "(e.g. 127.0.0.1,10.0.0.0/8)") from None
+    return out
 
 
 class ScopeChoice(str, Enum):

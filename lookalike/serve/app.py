@@ -241,7 +241,11 @@ def _admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, A
         address = str(client[0]) if client else "?"
         if not given:  # no database to ask: decided here
             return _identify(service, needed, None, address)
-        return await anyio.to_thread.run_sync(_identify, service, needed, given, address)
+        try:
+            return await anyio.to_thread.run_sync(_identify, service, needed, given, address)
+        except LookalikeError as err:  # the key could not be read (a busy or broken database)
+            status, code = problems.classify(err)
+            raise ApiProblem(status, code, problems.detail_of(err)) from err
 
     return admit
 
