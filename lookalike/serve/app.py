@@ -16,6 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
 from enum import Enum
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, File, Form, Path, Request, UploadFile
@@ -509,6 +510,10 @@ def _handlers(app: FastAPI) -> None:
         code = {404: "no_such_path", 405: "method_not_allowed", 413: "request_too_large"}.get(err.status_code,
                                                                                               "http_error")
         detail = str(err.detail)
+        if detail == HTTPStatus(err.status_code).phrase:  # Starlette's bare "Not Found": say what it means
+            detail = {404: "no such path here; the routes are listed in /openapi.json",
+                      405: f"{request.method} is not a method of this path (see /openapi.json)"}.get(err.status_code,
+                                                                                                      detail)
         if err.status_code == 400:  # a body FastAPI or Starlette could not parse; in their words otherwise
             code, detail = "unreadable_request", ("the request's body could not be read as the route's form "
                                                   "or JSON (see /openapi.json)")
