@@ -40,6 +40,11 @@ DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_DETECT_MAX_SIDE = 1280
 # bytes of RAM the FAISS index may take (LOOKALIKE_INDEX_BUDGET, e.g. "512M")
 DEFAULT_INDEX_BUDGET = 4 * 1024**3
+# a search's metadata filters (--filter, the API's filter field): how many, and how long
+# each KEY=VALUE may be. Past these, SQLite refuses the query ("LIKE or GLOB pattern too
+# complex", "Expression tree is too large"); no real tag or name comes near them.
+MAX_FILTERS = 20
+MAX_FILTER_TEXT = 200
 
 
 def weights_home() -> Path:

@@ -92,6 +92,11 @@ class IndexOwnedElsewhere(LookalikeError):
     """An index file that belongs to another library sharing the same index folder."""
 
 
+class DatabaseUnreadable(LookalikeError):
+    """The file or server named as the database cannot be read as one (a photo or a text
+    file passed as ``--db``, a damaged file); nothing was written to it."""
+
+
 class LibraryBusy(LookalikeError):
     """Another process holds the library's write lock."""
 

@@ -34,9 +34,22 @@ def serve(
     rate: Annotated[int, typer.Option(
         "--rate", min=0, help="Requests per minute per key (or per address with --open-search); 0 = no limit.")]
     = 120,
+    max_bodies: Annotated[int, typer.Option(
+        "--max-bodies", min=1, help="Requests with a body (photos, JSON) read and served at once per process; "
+                                    "more wait up to --body-wait seconds, then get 503.")] = 16,
+    body_wait: Annotated[int, typer.Option(
+        "--body-wait", min=0, help="Seconds a request over --max-bodies waits for a place (0: 503 at once).")]
+    = 10,
+    forwarded_allow_ips: Annotated[Optional[str], typer.Option(
+        "--forwarded-allow-ips", help="Comma-separated addresses of your reverse proxies, whose "
+                                      "X-Forwarded-For / X-Forwarded-Proto are trusted (default: none; "
+                                      "the rate limit then counts the connecting address).")] = None,
+    docs: Annotated[bool, typer.Option(
+        "--docs", help="Serve Swagger UI at /docs and ReDoc at /redoc (their scripts load from a CDN); "
+                       "off by default. /openapi.json is always served.")] = False,
 ) -> None:
     """Serve the HTTP API (FastAPI on uvicorn): /v1/search, /v1/analyze, /v1/verify, /v1/people,
-    /v1/stats and the admin routes; OpenAPI at /openapi.json, docs at /docs."""
+    /v1/stats and the admin routes; OpenAPI at /openapi.json (docs at /docs with --docs)."""
     import os
     from importlib.util import find_spec
     from pathlib import Path
@@ -52,17 +65,26 @@ def serve(
         settings = ServeSettings(db=db_url(db), index_dir=str(Path(index_dir).expanduser().resolve())
                                  if index_dir is not None else None, open_search=open_search,
                                  cors_origins=tuple(cors or ()), max_upload_mb=max_upload_mb,
-                                 max_megapixels=max_megapixels, rate_per_minute=rate, workers=workers)
+                                 max_megapixels=max_megapixels, rate_per_minute=rate, workers=workers,
+                                 max_bodies=max_bodies, body_wait=body_wait, docs=docs)
+        proxies = _proxies(forwarded_allow_ips)
         os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
         if vectors is not None:  # and the library each of them opens (Settings.resolve)
             os.environ["LOOKALIKE_VECTORS"] = str(parse_vectors(vectors))
         import uvicorn
 
-        _console(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/docs "
+        from ..serve.accesslog import log_config
+
+        _console(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/"
+                                    f"{'docs' if docs else 'openapi.json'} "
                                     f"({workers} process{'es' if workers > 1 else ''}; Ctrl-C stops)")
+        # forwarded headers only from the proxies the operator names: uvicorn otherwise trusts
+        # them from 127.0.0.1, and anyone on the machine could pose as any address (and so
+        # escape the per-address rate limit of --open-search)
         config = uvicorn.Config("lookalike.serve.app:from_env", factory=True, host=host, port=port,
                                 workers=workers, log_level="info", access_log=True, server_header=False,
-                                timeout_graceful_shutdown=10)
+                                timeout_graceful_shutdown=10, log_config=log_config(),
+                                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "")
         if workers == 1:
             uvicorn.Server(config).run()
             return
@@ -88,6 +110,24 @@ def serve(
         logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
                                                 host, sock.getsockname()[1])
         Multiprocess(config, sockets=[sock]).run()
+
+
+def _proxies(text: str | None) -> list[str]:
+    """``--forwarded-allow-ips``: addresses or networks (``10.0.0.0/8``), or ``*`` for any."""
+    import ipaddress
+
+    from ..errors import ConfigError
+
+    out = [ip.strip() for ip in (text or "").split(",") if ip.strip()]
+    for ip in out:
+        if ip == "*":
+            continue
+        try:
+            ipaddress.ip_network(ip, strict=False)
+        except ValueError:
+            raise ConfigError(f"--forwarded-allow-ips: {ip!r} is not an IP address or network "
+                              "(e.g. 127.0.0.1,10.0.0.0/8)") from None
+    return out
 
 
 class ScopeChoice(str, Enum):

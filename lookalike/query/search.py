@@ -69,10 +69,14 @@ class Filter:
 
     @classmethod
     def parse(cls, text: str) -> "Filter":
-        """``tag=women-in-engineering``, ``organisation=Navy``, ``role=…``, ``person=…``."""
-        from ..config import parse_pair
+        """``tag=women-in-engineering``, ``organisation=Navy``, ``role=…``, ``person=…`` (at
+        most :data:`~lookalike.config.MAX_FILTER_TEXT` characters)."""
+        from ..config import MAX_FILTER_TEXT, parse_pair
 
         keys = ", ".join(k.value for k in FilterKey)
+        if len(text) > MAX_FILTER_TEXT:
+            raise ConfigError(f"filter {text[:40]!r}… is {len(text)} characters long; "
+                              f"a filter is at most {MAX_FILTER_TEXT}")
         pair = parse_pair(text, "=", FilterKey)
         if pair is not None:
             return cls(*pair)
@@ -108,6 +112,12 @@ class SearchOptions:
     analyzer: AnalyzerName | None = None
     # move each query face toward a group before searching ("me, but older")
     math: FaceMath | None = None
+
+    def __post_init__(self) -> None:
+        from ..config import MAX_FILTERS
+
+        if len(self.filters) > MAX_FILTERS:
+            raise ConfigError(f"{len(self.filters)} filters given; a search takes at most {MAX_FILTERS}")
 
 
 @dataclass

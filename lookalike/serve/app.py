@@ -1,6 +1,6 @@
 """The FastAPI application: every route, over the library's verbs.
 
-One :class:`Service` per server process: the library opened once, the face models loaded
+One :class:`~lookalike.serve.service.Service` per server process: the library opened once, the face models loaded
 once at start (``/v1/health`` says ``ready`` only then), and one library call at a time in
 the process, as the models and the index are not made for concurrent calls; the processes
 (``lookalike serve --workers N``) are the parallelism, as the ingest workers are.
@@ -12,23 +12,24 @@ dropped; nothing of them is written or logged (uvicorn's access log has the path
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Path, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..config import MAX_FILTER_TEXT, MAX_FILTERS
 from ..errors import LookalikeError
 from ..store.schema import KeyScope
 from . import problems, schemas
-from .guard import BodyLimit, RateLimit, grants
+from .guard import ApiProblem, BodyLimit, CatchAll, Gate
+from .service import Caller, Service, admitter, caller_of
 from .settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -36,157 +37,10 @@ if TYPE_CHECKING:
     from ..store.repo import PersonSummary
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who made a request: ``identity`` for the rate limit, ``scope`` of their key (None for
-    an open search without one)."""
-
-    identity: str
-    scope: KeyScope | None
-
-    @property
-    def admin(self) -> bool:
-        return self.scope is KeyScope.admin
-
-
-class ApiProblem(Exception):
-    """A refusal decided by the server itself (key, scope, rate, size, readiness)."""
-
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.headers = status, code, detail, headers
-
-
-class Service:
-    """The process's library and its models, loaded once (in a thread, so that the server
-    answers ``/v1/health`` while they load)."""
-
-    KEY_TTL = 2.0  # seconds a key's scope is trusted before the database is asked again
-
-    def __init__(self, settings: ServeSettings) -> None:
-        self.settings = settings
-        self._keys: dict[str, tuple[KeyScope | None, float]] = {}  # key -> (scope, when read)
-        self.lib: Library | None = None
-        self.failed: str | None = None
-        self.ready = threading.Event()
-        self.lock = threading.Lock()  # one library call at a time in this process
-        self.limit = RateLimit(settings.rate_per_minute)
-
-    def start(self) -> None:
-        threading.Thread(target=self._load, name="lookalike-load", daemon=True).start()
-
-    def _load(self) -> None:
-        import cv2
-
-        import lookalike
-
-        cv2.setNumThreads(self.settings.model_threads)  # YuNet runs in OpenCV's DNN module
-        try:
-            lib = lookalike.open(self.settings.db, index_dir=self.settings.index_dir,
-                                 max_pixels=self.settings.max_megapixels * 1_000_000,
-                                 model_threads=self.settings.model_threads)
-            if self.settings.warm:
-                _warm(lib)
-            self.lib = lib
-            self.ready.set()
-            log.info("ready: %s", lib.settings.db_url)
-        except LookalikeError as err:
-            self.failed = str(err)
-            log.error("the library could not be opened: %s", err, exc_info=True)
-
-    def library(self) -> Library:
-        """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
-        if self.lib is None:
-            if self.failed is not None:
-                raise ApiProblem(503, "not_ready", f"the server could not open its library: {self.failed}")
-            raise ApiProblem(503, "not_ready", "the models are still loading", {"Retry-After": "2"})
-        return self.lib
-
-    def call(self, work: Callable[[Library], T]) -> T:
-        lib = self.library()
-        with self.lock:
-            return work(lib)
-
-    def scope_of(self, key: str) -> KeyScope | None:
-        """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
-        key (a revoked key is refused within that time, in every server process)."""
-        import time
-
-        now = time.monotonic()
-        cached = self._keys.get(key)
-        if cached is not None and now - cached[1] < self.KEY_TTL:
-            return cached[0]
-        scope = self.library().key_scope(key)  # its own session: no need to wait for a search
-        if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
-            self._keys.clear()
-        self._keys[key] = (scope, now)
-        return scope
-
-    def close(self) -> None:
-        if self.lib is not None:
-            self.lib.close()
-
-
-def _warm(lib: Library) -> None:
-    """Load the detector and the recognition model now, and open the index, so the first
-    visitor does not wait for them."""
-    import numpy as np
-
-    pipeline = lib.pipeline
-    pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
-    size = pipeline.embedder.input_size
-    pipeline.embedder.embed([np.zeros((size[1], size[0], 3), dtype=np.uint8)])
-    try:
-        lib.index  # noqa: B018 - opened now, not at the first search
-    except LookalikeError as err:  # an empty library: searches will say so
-        log.info("no index yet: %s", err)
-
-
-# -- keys -----------------------------------------------------------------------------
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key from `lookalike keys create`.")
-_bearer = HTTPBearer(auto_error=False, description="The same key as `Authorization: Bearer KEY`.")
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
-def _caller(scope: KeyScope) -> Callable[..., Caller]:
-    """A dependency: the :class:`Caller`, once their key grants ``scope``."""
-
-    def check(request: Request, key: Annotated[str | None, Depends(_api_key)] = None,
-              bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
-        service = _service(request)
-        given = key or (bearer.credentials if bearer is not None else None)
-        if given:
-            held = service.scope_of(given)
-            if held is None:
-                raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
-                                 {"WWW-Authenticate": "Bearer"})
-            if not grants(held, scope):
-                raise ApiProblem(403, "forbidden", f"this key's scope is {held.value}; this needs {scope.value}")
-            caller = Caller("key:" + given[:10], held)
-        elif scope is KeyScope.search and service.settings.open_search:
-            caller = Caller("addr:" + (request.client.host if request.client else "?"), None)
-        else:
-            raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {scope.value} "
-                                                  "(header X-API-Key or Authorization: Bearer)",
-                             {"WWW-Authenticate": "Bearer"})
-        wait = service.limit.take(caller.identity)
-        if wait > 0:
-            raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
-                             {"Retry-After": str(max(1, round(wait + 0.5)))})
-        return caller
-
-    return check
-
-
-Searcher = Annotated[Caller, Depends(_caller(KeyScope.search))]
-Admin = Annotated[Caller, Depends(_caller(KeyScope.admin))]
+Searcher = Annotated[Caller, Depends(caller_of(KeyScope.search))]
+Admin = Annotated[Caller, Depends(caller_of(KeyScope.admin))]
 PersonName = Annotated[str, Path(min_length=1, max_length=300)]
 
 
@@ -235,8 +89,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         yield
         service.close()
 
+    # Swagger UI and ReDoc load their scripts from a CDN: off unless the operator asks
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None}
     app = FastAPI(
-        title="lookalike", version=__version__, lifespan=lifespan,
+        title="lookalike", version=__version__, lifespan=lifespan, **docs,  # type: ignore[arg-type]
         description="Who looks like me? Face look-alike search over a photo corpus. Errors are "
                     "`application/problem+json` with a stable `code`.",
         responses={code: {"model": schemas.Problem, "content": {problems.MEDIA_TYPE: {}}}
@@ -244,7 +100,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     )
     app.state.service = service
     _handlers(app)
+    # outermost last: the gate decides from the headers before the size limit counts a byte
+    # of the body; CatchAll sits just outside the routes' own error handlers
+    app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(Gate, admit=admitter(app, service), max_bodies=settings.max_bodies,
+                       wait=float(settings.body_wait))
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -269,7 +130,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         k: Annotated[int, Form(ge=1, le=100, description="Matches per face.")] = 5,
         per_person: Annotated[bool, Form(description="Best face per person, or every face.")] = False,
         by: Annotated[By, Form(description="Rank single faces, or people by their average face.")] = By.face,
-        filter: Annotated[list[str] | None, Form(  # noqa: A002 - the CLI's --filter
+        filter: Annotated[list[Annotated[str, StringConstraints(max_length=MAX_FILTER_TEXT)]] | None, Form(  # noqa: A002 - the CLI's --filter
+            max_length=MAX_FILTERS,
             description="tag=…, organisation=…, role=… or person=… (repeat the field).")] = None,
         consented_only: Annotated[bool, Form(description="Only people who consented to be shown.")] = False,
         analyze: Annotated[bool, Form(description="Also estimate age, gender and emotion.")] = False,
@@ -433,18 +295,34 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()[:5])
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {_said(e)}" for e in err.errors()[:5])
         return problems.response(422, "invalid_request", where or "the request does not match its schema")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "no_such_path", 405: "method_not_allowed"}.get(err.status_code, "http_error")
-        return problems.response(err.status_code, code, str(err.detail), getattr(err, "headers", None))
+        code = {404: "no_such_path", 405: "method_not_allowed", 413: "request_too_large"}.get(err.status_code,
+                                                                                              "http_error")
+        detail = str(err.detail)
+        if detail == HTTPStatus(err.status_code).phrase:  # Starlette's bare "Not Found": say what it means
+            detail = {404: "no such path here; the routes are listed in /openapi.json",
+                      405: f"{request.method} is not a method of this path (see /openapi.json)"}.get(err.status_code,
+                                                                                                      detail)
+        if err.status_code == 400:  # a body FastAPI or Starlette could not parse; in their words otherwise
+            code, detail = "unreadable_request", ("the request's body could not be read as the route's form "
+                                                  "or JSON (see /openapi.json)")
+        return problems.response(err.status_code, code, detail, getattr(err, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, err: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
-        return problems.response(500, "internal", "the server failed on this request; it has been logged")
+
+def _said(error: dict) -> str:
+    """One validation error in our words where pydantic's would be vague."""
+    limit = (error.get("ctx") or {}).get("max_length")
+    if error.get("type") == "string_too_long":
+        return f"longer than {limit} characters"
+    if error.get("type") == "too_long":
+        return f"more than {limit} given"
+    if error.get("type") == "json_invalid":
+        return "not valid JSON"
+    return str(error.get("msg"))
 
 
 def from_env() -> FastAPI:

@@ -1,17 +1,24 @@
 """Who may call what, how often, with how much: API keys and scopes, a per-key rate
-limit, and a request-size limit enforced before any byte is parsed or decoded."""
+limit, a bound on the request bodies held at once, and a request-size limit, all enforced
+before any byte of a body is read, parsed or decoded (:class:`Gate`, :class:`BodyLimit`);
+and the last word on a request that crashed (:class:`CatchAll`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 from ..store.schema import KeyScope
 from .problems import MEDIA_TYPE, TITLES
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,8 +62,106 @@ class RateLimit:
             return (1.0 - tokens) / rate
 
 
-class _TooLarge(Exception):
-    pass
+class ApiProblem(Exception):
+    """A refusal decided by the server itself (key, scope, rate, size, readiness)."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
+
+
+async def send_problem(send: Send, problem: ApiProblem) -> None:
+    """A problem answer written straight to the connection, closing it afterwards: the
+    request's body (if any) is never read, so the connection cannot carry another."""
+    body = json.dumps({"type": "about:blank" if problem.code == "internal" else f"lookalike:{problem.code}",
+                       "title": TITLES.get(problem.status, "Error"), "status": problem.status,
+                       "detail": problem.detail, "code": problem.code}).encode()
+    headers = [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a length over 0, or chunks)."""
+    headers = dict(scope.get("headers") or [])
+    length = headers.get(b"content-length", b"").strip()
+    return (length.isdigit() and int(length) > 0) or b"transfer-encoding" in headers
+
+
+# What the gate asks the application: the caller of this request once their key (read from
+# the headers), its scope and their rate allow it, or None for a route that needs no key.
+# It raises ApiProblem to refuse.
+Admit = Callable[[Scope], Awaitable[Any]]
+
+
+class Gate:
+    """ASGI middleware in front of everything that reads a body.
+
+    The caller is admitted from the request's headers alone (key, scope, rate limit); a
+    refusal is answered at once and the connection closed, so a caller without a key never
+    has a byte of their body buffered beyond the socket's. Then at most ``max_bodies``
+    requests with a body are read and served at once in this process: one more waits up to
+    ``wait`` seconds for a place (its body unread), then gets a 503 ``busy`` with
+    ``Retry-After``. The admitted caller is left in ``scope["state"]["caller"]``."""
+
+    def __init__(self, app: ASGIApp, admit: Admit, max_bodies: int, wait: float) -> None:
+        self.app, self.admit, self.max_bodies, self.wait = app, admit, max_bodies, wait
+        self.in_flight = 0  # requests with a body being read or served, in this process
+        self._freed: Any = None  # an asyncio.Event, made on the server's loop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            caller = await self.admit(scope)
+        except ApiProblem as problem:
+            await send_problem(send, problem)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        if not has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        if not await self._enter():
+            await send_problem(send, ApiProblem(
+                503, "busy", f"the server is already reading {self.max_bodies} requests with a body; "
+                             "try again in a moment", {"Retry-After": "1"}))
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self._freed.set()
+
+    async def _enter(self) -> bool:
+        """A place among the bodies in flight, waited for up to :attr:`wait` seconds."""
+        import asyncio
+
+        if self._freed is None:
+            self._freed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while self.in_flight >= self.max_bodies:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._freed.clear()
+            try:
+                await asyncio.wait_for(self._freed.wait(), remaining)
+            except (TimeoutError, asyncio.TimeoutError):
+                return False
+        self.in_flight += 1
+        return True
+
+
+class _TooLarge(HTTPException):
+    """Raised from a body read past the limit: an HTTPException, so that FastAPI's body
+    parsing passes it on as it is (any other error there becomes FastAPI's own 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request is over {limit} bytes; send smaller photos")
 
 
 class BodyLimit:
@@ -83,7 +188,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    raise _TooLarge(self.limit)
             return message
 
         async def watched(message: Message) -> None:
@@ -105,3 +210,44 @@ class BodyLimit:
                     "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+class CatchAll:
+    """ASGI middleware just outside the routes' own error handlers: a request that crashed
+    is logged as its route and the error's class with the stack (never the error's message,
+    which for a database error holds the SQL statement and its parameters: a visitor's
+    filter values), and answered as a 500 problem; nothing is raised further (Starlette's
+    outermost layer would log the whole error a second time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as err:  # noqa: BLE001 - the last word on any crash: logged, answered
+            import traceback
+
+            kind = f"{type(err).__module__}.{type(err).__qualname__}"
+            stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()
+            log.error("%s %s failed: %s (its message is not logged: it may quote the request)\n%s",
+                      scope.get("method"), _route(scope), kind, stack)
+            if not started:
+                await send_problem(send, ApiProblem(500, "internal",
+                                                    "the server failed on this request; it has been logged"))
+
+
+def _route(scope: Scope) -> str:
+    """The matched route's template (``/v1/people/{name}``), else the path."""
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or scope.get("path", "?"))

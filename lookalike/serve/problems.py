@@ -52,7 +52,8 @@ ERRORS: list[tuple[type[LookalikeError], int, str]] = [
 # BadImage by its status: the photo is too big, not an image, or refused
 BAD_IMAGE = {"too_large": (413, "photo_too_large"), "decode_error": (415, "unreadable_photo")}
 
-TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+          409: "Conflict",
           413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
           429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
 

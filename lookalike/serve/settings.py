@@ -12,6 +12,8 @@ from ..config import env_int, env_text
 DEFAULT_MAX_UPLOAD_MB = 15  # as the web app
 DEFAULT_MAX_MEGAPIXELS = 40
 DEFAULT_RATE = 120  # requests per minute and key (or client address, for open search)
+DEFAULT_MAX_BODIES = 16  # requests with a body read and served at once, per process
+DEFAULT_BODY_WAIT = 10  # seconds one more waits for a place before a 503
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class ServeSettings:
     rate_per_minute: int = DEFAULT_RATE  # 0: no limit
     warm: bool = True  # load the models at start (health says ready once they are)
     workers: int = 1  # server processes beside this one (their share of the cores)
+    max_bodies: int = DEFAULT_MAX_BODIES  # with max_request_bytes, bounds the memory bodies take
+    body_wait: int = DEFAULT_BODY_WAIT  # seconds a request over max_bodies waits (0: refused at once)
+    docs: bool = False  # /docs and /redoc (Swagger UI and ReDoc load their scripts from a CDN)
 
     @property
     def model_threads(self) -> int:
@@ -46,7 +51,10 @@ class ServeSettings:
                "LOOKALIKE_SERVE_MAX_MEGAPIXELS": str(self.max_megapixels),
                "LOOKALIKE_SERVE_RATE": str(self.rate_per_minute),
                "LOOKALIKE_SERVE_WARM": "1" if self.warm else "0",
-               "LOOKALIKE_SERVE_WORKERS": str(self.workers)}
+               "LOOKALIKE_SERVE_WORKERS": str(self.workers),
+               "LOOKALIKE_SERVE_MAX_BODIES": str(self.max_bodies),
+               "LOOKALIKE_SERVE_BODY_WAIT": str(self.body_wait),
+               "LOOKALIKE_SERVE_DOCS": "1" if self.docs else "0"}
         if self.db:
             env["LOOKALIKE_DB"] = self.db
         if self.index_dir:
@@ -67,4 +75,7 @@ class ServeSettings:
             rate_per_minute=env_int("LOOKALIKE_SERVE_RATE", DEFAULT_RATE, "requests per minute", minimum=0),
             warm=env_int("LOOKALIKE_SERVE_WARM", 1, "0 or 1", minimum=0) == 1,
             workers=env_int("LOOKALIKE_SERVE_WORKERS", 1, "a number of processes", minimum=1),
+            max_bodies=env_int("LOOKALIKE_SERVE_MAX_BODIES", DEFAULT_MAX_BODIES, "a number of requests", minimum=1),
+            body_wait=env_int("LOOKALIKE_SERVE_BODY_WAIT", DEFAULT_BODY_WAIT, "seconds", minimum=0),
+            docs=env_int("LOOKALIKE_SERVE_DOCS", 0, "0 or 1", minimum=0) == 1,
         )

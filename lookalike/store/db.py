@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import sqlite_path
-from ..errors import ConfigError, SchemaTooNew
+from ..errors import ConfigError, DatabaseUnreadable, SchemaTooNew
 
 if TYPE_CHECKING:
     import sqlite3
@@ -99,6 +99,25 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _first_read(engine: Engine) -> str | None:
+    """The schema revision, read on the first connection: where a file that is not a
+    database (a photo, a text file passed as ``--db``) shows itself, as a
+    :class:`DatabaseUnreadable` naming it, not a driver's error."""
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        return current_revision(engine)
+    except DatabaseError as err:
+        where = sqlite_path(engine.url.render_as_string(hide_password=True))
+        said = str(getattr(err, "orig", None) or err).splitlines()[0]
+        if where is not None and "not a database" in said:
+            reason = "this file is not an SQLite database (a photo or a text file?); pass --db a library's .db file " \
+                     "or a path where a new one may be made"
+        else:
+            reason = f"it cannot be opened as a database ({said})"
+        raise DatabaseUnreadable(f"{where or engine.url.render_as_string(hide_password=True)}: {reason}") from None
+
+
 def migrate(engine: Engine) -> str:
     """Bring the schema to this version's head; refuse a newer one. Returns the revision."""
     from alembic import command
@@ -106,7 +125,7 @@ def migrate(engine: Engine) -> str:
 
     script = ScriptDirectory(str(migrations_dir()))
     head = script.get_current_head()
-    current = current_revision(engine)
+    current = _first_read(engine)
     if current == head:
         return head or ""
     known = {rev.revision for rev in script.walk_revisions()}

@@ -1,0 +1,237 @@
+"""One server process's state and who may call it: the :class:`Service` (the library and
+its models, loaded once, one library call at a time) and the :class:`Caller` of each
+request, decided from the request's headers (key, scope, rate) by :func:`admitter` for
+the :class:`~lookalike.serve.guard.Gate` before any body is read, and handed to the
+routes by the :func:`caller_of` dependency."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ..errors import LookalikeError
+from ..store.schema import KeyScope
+from . import problems
+from .guard import ApiProblem, RateLimit, grants
+from .settings import ServeSettings
+
+if TYPE_CHECKING:
+    from ..library import Library
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: ``identity`` for the rate limit, ``scope`` of their key (None for
+    an open search without one)."""
+
+    identity: str
+    scope: KeyScope | None
+
+    @property
+    def admin(self) -> bool:
+        return self.scope is KeyScope.admin
+
+
+class Service:
+    """The process's library and its models, loaded once (in a thread, so that the server
+    answers ``/v1/health`` while they load)."""
+
+    KEY_TTL = 2.0  # seconds a key's scope is trusted before the database is asked again
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self._keys: dict[str, tuple[KeyScope | None, float]] = {}  # key -> (scope, when read)
+        self.lib: Library | None = None
+        self.failed: str | None = None
+        self.ready = threading.Event()
+        self.lock = threading.Lock()  # one library call at a time in this process
+        self.limit = RateLimit(settings.rate_per_minute)
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="lookalike-load", daemon=True).start()
+
+    def _load(self) -> None:
+        import cv2
+
+        import lookalike
+
+        cv2.setNumThreads(self.settings.model_threads)  # YuNet runs in OpenCV's DNN module
+        try:
+            lib = lookalike.open(self.settings.db, index_dir=self.settings.index_dir,
+                                 max_pixels=self.settings.max_megapixels * 1_000_000,
+                                 model_threads=self.settings.model_threads)
+            if self.settings.warm:
+                _warm(lib)
+            self.lib = lib
+            self.ready.set()
+            log.info("ready: %s", lib.settings.db_url)
+        except LookalikeError as err:
+            self.failed = str(err)
+            log.error("the library could not be opened: %s", err)
+        except Exception as err:  # health must say failed, never "loading" for ever
+            self.failed = f"{self.settings.db}: the library could not be opened ({type(err).__name__})"
+            log.error("the library could not be opened", exc_info=err)
+
+    def library(self) -> Library:
+        """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
+        if self.lib is None:
+            if self.failed is not None:
+                raise ApiProblem(503, "not_ready", f"the server could not open its library: {self.failed}")
+            raise ApiProblem(503, "not_ready", "the models are still loading", {"Retry-After": "2"})
+        return self.lib
+
+    def call(self, work: Callable[[Library], T]) -> T:
+        lib = self.library()
+        with self.lock:
+            return work(lib)
+
+    def scope_of(self, key: str) -> KeyScope | None:
+        """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
+        key (a revoked key is refused within that time, in every server process)."""
+        import time
+
+        now = time.monotonic()
+        cached = self._keys.get(key)
+        if cached is not None and now - cached[1] < self.KEY_TTL:
+            return cached[0]
+        scope = self.library().key_scope(key)  # its own session: no need to wait for a search
+        if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
+            self._keys.clear()
+        self._keys[key] = (scope, now)
+        return scope
+
+    def close(self) -> None:
+        if self.lib is not None:
+            self.lib.close()
+
+
+def _warm(lib: Library) -> None:
+    """Load the detector and the recognition model now, and open the index, so the first
+    visitor does not wait for them."""
+    import numpy as np
+
+    pipeline = lib.pipeline
+    pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+    size = pipeline.embedder.input_size
+    pipeline.embedder.embed([np.zeros((size[1], size[0], 3), dtype=np.uint8)])
+    try:
+        lib.index  # noqa: B018 - opened now, not at the first search
+    except LookalikeError as err:  # an empty library: searches will say so
+        log.info("no index yet: %s", err)
+
+
+# -- keys -----------------------------------------------------------------------------
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key from `lookalike keys create`.")
+_bearer = HTTPBearer(auto_error=False, description="The same key as `Authorization: Bearer KEY`.")
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def identify(service: Service, needed: KeyScope, given: str | None, address: str) -> Caller:
+    """The caller once their key grants ``needed`` and the rate limit lets them in; else the
+    refusal (401, 403, 429, or 503 while the library is not open). Reads the database (at
+    most every :attr:`Service.KEY_TTL` seconds per key)."""
+    if given:
+        held = service.scope_of(given)
+        if held is None:
+            raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
+                             {"WWW-Authenticate": "Bearer"})
+        if not grants(held, needed):
+            raise ApiProblem(403, "forbidden", f"this key's scope is {held.value}; this needs {needed.value}")
+        caller = Caller("key:" + given[:10], held)
+    elif needed is KeyScope.search and service.settings.open_search:
+        caller = Caller("addr:" + address, None)
+    else:
+        raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {needed.value} "
+                                              "(header X-API-Key or Authorization: Bearer)",
+                         {"WWW-Authenticate": "Bearer"})
+    wait = service.limit.take(caller.identity)
+    if wait > 0:
+        raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
+                         {"Retry-After": str(max(1, round(wait + 0.5)))})
+    return caller
+
+
+def caller_of(scope: KeyScope) -> Callable[..., Caller]:
+    """A dependency: the :class:`Caller`, once their key grants ``scope``. The :class:`Gate`
+    has decided that from the headers before FastAPI read the body; the key parameters stay
+    so that OpenAPI documents them."""
+
+    def check(request: Request, key: Annotated[str | None, Depends(_api_key)] = None,
+              bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
+        admitted = getattr(request.state, "caller", None)
+        if isinstance(admitted, Caller):
+            return admitted
+        given = key or (bearer.credentials if bearer is not None else None)  # an app without the gate
+        return identify(service_of(request), scope, given, request.client.host if request.client else "?")
+
+    # what the gate reads off each route
+    check.needed_scope = scope  # type: ignore[attr-defined]
+    return check
+
+
+def needed_scopes(app: FastAPI) -> list[tuple[Any, KeyScope]]:
+    """Every route that takes a caller, with the scope its key needs."""
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute
+
+    def needed(dependant: Dependant) -> KeyScope | None:
+        for dep in dependant.dependencies:
+            found = getattr(dep.call, "needed_scope", None) or needed(dep)
+            if found is not None:
+                return found
+        return None
+
+    out = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            scope = needed(route.dependant)
+            if scope is not None:
+                out.append((route, scope))
+    return out
+
+
+def admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, Any]], Awaitable[Caller | None]]:
+    """The gate's question, answered from the request's headers: who is calling this route,
+    and may they (see :class:`Gate`)."""
+    from starlette.datastructures import Headers
+    from starlette.routing import Match
+
+    table: list[tuple[Any, KeyScope]] = []
+
+    async def admit(scope: MutableMapping[str, Any]) -> Caller | None:
+        import anyio
+
+        if not table:
+            table.extend(needed_scopes(app))
+        needed = next((s for route, s in table if route.matches(scope)[0] is Match.FULL), None)
+        if needed is None:
+            return None  # health, the OpenAPI document, an unknown path or method: no key
+        headers = Headers(scope=scope)
+        given = headers.get("x-api-key")
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if not given and scheme.lower() == "bearer" and credentials.strip():
+            given = credentials.strip()
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
+        if not given:  # no database to ask: decided here
+            return identify(service, needed, None, address)
+        try:
+            return await anyio.to_thread.run_sync(identify, service, needed, given, address)
+        except LookalikeError as err:  # the key could not be read (a busy or broken database)
+            status, code = problems.classify(err)
+            raise ApiProblem(status, code, problems.detail_of(err)) from err
+
+    return admit

@@ -1,0 +1,319 @@
+"""The HTTP API's limits that must hold against a hostile caller (issue 23): the key and the
+rate limit decided from the headers before any body is read, a bound on the bodies held at
+once, filters bounded before they reach SQL, forwarded headers trusted only from a named
+proxy, the access log without address or query string, docs off by default, a ``--db``
+that is not a database reported as such. FastAPI's in-process client where the HTTP answer
+is the point; ``lookalike serve`` on a loopback port where the socket or the server's own
+configuration (uvicorn) is."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import serving
+
+import lookalike
+from lookalike.errors import ConfigError, DatabaseUnreadable
+
+pytestmark = pytest.mark.e2e
+
+BIDEN = "celeb/face_recognition/joe_biden/biden.jpg"
+TRIES = 600  # polls of 0.1 s at most while waiting for a signal (a guard against hanging, not a limit on work)
+
+
+@pytest.fixture(scope="module")
+def lib(faces, tmp_path_factory):
+    """One person's library with a search and an admin key."""
+    folder = tmp_path_factory.mktemp("limits")
+    shutil.copytree(faces / "celeb" / "face_recognition" / "joe_biden", folder / "c" / "joe_biden")
+    db = folder / "lib.db"
+    assert cli("ingest", str(folder / "c"), "--db", str(db), "-q").returncode == 0
+    keys = {}
+    for scope in ("search", "admin"):
+        made = cli("keys", "create", "--scope", scope, "--db", str(db), "--json")
+        assert made.returncode == 0, made.stderr
+        keys[scope] = json.loads(made.stdout)["key"]
+    return {"db": db, "keys": keys, "photo": (faces / BIDEN).read_bytes()}
+
+
+def _client(db: Path, **options):
+    """FastAPI's in-process client on a server for ``db``, once health is no longer loading."""
+    from fastapi.testclient import TestClient
+
+    from lookalike.serve.app import create_app
+    from lookalike.serve.settings import ServeSettings
+
+    client = TestClient(create_app(ServeSettings(db=str(db), **{"rate_per_minute": 0, "warm": False, **options})))
+    client.__enter__()
+    for _ in range(TRIES):
+        if client.get("/v1/health").json()["status"] != "loading":
+            break
+        threading.Event().wait(0.1)
+    return client
+
+
+@pytest.fixture(scope="module")
+def client(lib):
+    c = _client(lib["db"], max_upload_mb=1)
+    yield c
+    c.__exit__(None, None, None)
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["code"] == code and body["detail"]
+    return body
+
+
+# -- in process ---------------------------------------------------------------------------
+def test_malformed_json_without_a_key_is_401_not_422(client, lib):
+    bad, json_ = b'{"name": "x", ', {"content-type": "application/json"}
+    _problem(client.post("/v1/people", content=bad, headers=json_), 401, "unauthorized")
+    _problem(client.post("/v1/people", content=bad, headers={**json_, "X-API-Key": lib["keys"]["search"]}),
+             403, "forbidden")
+    said = _problem(client.post("/v1/people", content=bad, headers={
+        **json_, "Authorization": "Bearer " + lib["keys"]["admin"]}), 422, "invalid_request")
+    assert "not valid JSON" in said["detail"]
+
+
+def test_long_and_many_filters_are_a_422_not_a_500(client, lib):
+    key = {"X-API-Key": lib["keys"]["search"]}
+    photo = {"photo": ("b.jpg", lib["photo"], "image/jpeg")}
+    long = _problem(client.post("/v1/search", files=photo, headers=key, data={"filter": "tag=" + "x" * 50_000}),
+                    422, "invalid_request")
+    assert "filter" in long["detail"] and "200 characters" in long["detail"]
+    many = _problem(client.post("/v1/search", files=photo, headers=key,
+                                data={"filter": [f"tag=t{i}" for i in range(999)]}), 422, "invalid_request")
+    assert "more than 20" in many["detail"]
+    ok = client.post("/v1/search", files=photo, headers=key,
+                     data={"filter": ["person=joe_biden"] + [f"tag=t{i}" for i in range(19)], "k": "1"})
+    assert ok.status_code == 200, ok.text  # twenty, at the bound, still search
+
+
+def test_filters_are_bounded_in_the_library_and_the_cli(lib, faces):
+    from lookalike.query.search import Filter, SearchOptions
+
+    with pytest.raises(ConfigError, match="at most 200"):
+        Filter.parse("organisation=" + "n" * 300)
+    with pytest.raises(ConfigError, match="at most 20"):
+        SearchOptions(filters=tuple(Filter.parse(f"tag=t{i}") for i in range(21)))
+    with lookalike.open(lib["db"]) as library, pytest.raises(ConfigError, match="at most 20"):
+        library.search(faces / BIDEN, filters=tuple(Filter.parse(f"tag=t{i}") for i in range(21)))
+    printed = cli("search", str(faces / BIDEN), "--db", str(lib["db"]), "--filter", "tag=" + "x" * 50_000)
+    assert printed.returncode == 2 and "at most 200" in printed.stderr and "Traceback" not in printed.stderr
+
+
+def test_a_crash_is_logged_without_its_sql_and_answered_once(client, lib, monkeypatch, caplog):
+    """A database error's message holds the statement and its parameters (a visitor's
+    filter values): the log gets the route and the error's class, the client a 500 problem."""
+    from sqlalchemy.exc import OperationalError
+
+    from lookalike.library import Library
+
+    marker = "visitor-filter-value-7f3a"
+    statement = "SELECT * FROM faces WHERE tag LIKE ?"
+
+    def broken(self, *args, **kwargs):
+        raise OperationalError(statement, (marker,), Exception("LIKE or GLOB pattern too complex"))
+
+    monkeypatch.setattr(Library, "stats", broken)
+    with caplog.at_level(logging.DEBUG):
+        r = client.get("/v1/stats", headers={"X-API-Key": lib["keys"]["search"]})
+    _problem(r, 500, "internal")
+    logged = "\n".join(rec.getMessage() + (str(rec.exc_info) if rec.exc_info else "") for rec in caplog.records)
+    assert "OperationalError" in logged and "/v1/stats" in logged
+    assert marker not in logged and "SELECT" not in logged
+    assert sum("OperationalError" in rec.getMessage() for rec in caplog.records) == 1
+
+
+def test_an_oversized_chunked_body_is_413(client, lib):
+    def chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
+        for _ in range(30):  # 3 MB, over the 2 MB + 64 KB of --max-upload-mb 1
+            yield b"\xff" * 100_000
+
+    r = client.post("/v1/search", content=chunks(), headers={
+        "X-API-Key": lib["keys"]["search"], "content-type": "multipart/form-data; boundary=b"})
+    _problem(r, 413, "request_too_large")
+
+
+def test_docs_are_off_unless_asked_for(client, lib):
+    _problem(client.get("/docs"), 404, "no_such_path")
+    _problem(client.get("/redoc"), 404, "no_such_path")
+    assert client.get("/openapi.json").json()["info"]["title"] == "lookalike"
+    docs = _client(lib["db"], docs=True)
+    try:
+        assert docs.get("/docs").status_code == 200 and docs.get("/redoc").status_code == 200
+    finally:
+        docs.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("content", [b"this is a text file, not a database\n" * 40, "photo"])
+def test_a_db_that_is_not_a_database_fails_health_with_the_reason(tmp_path, faces, content, caplog):
+    path = tmp_path / "not-a.db"
+    path.write_bytes((faces / BIDEN).read_bytes() if content == "photo" else content)
+    before = path.read_bytes()
+    with pytest.raises(DatabaseUnreadable, match="not an SQLite database"):
+        lookalike.open(path)
+    with caplog.at_level(logging.ERROR, logger="lookalike"):
+        client = _client(path)
+        try:
+            r = client.get("/v1/health")
+            said = client.get("/v1/stats")
+        finally:
+            client.__exit__(None, None, None)
+    assert r.status_code == 503 and r.json()["status"] == "failed", r.text
+    assert str(path) in r.json()["detail"] and "not an SQLite database" in r.json()["detail"]
+    _problem(said, 401, "unauthorized")  # keyless: refused before the library is asked
+    assert [rec.getMessage() for rec in caplog.records if "could not be opened" in rec.getMessage()] != []
+    assert path.read_bytes() == before  # nothing written to it
+
+
+# -- a real server ------------------------------------------------------------------------
+def _head(path: str, length: int, key: str | None = None, extra: str = "") -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: localhost", "Content-Type: multipart/form-data; boundary=b",
+             f"Content-Length: {length}"] + ([f"X-API-Key: {key}"] if key else []) + ([extra] if extra else [])
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """The status line and headers the server sends on ``sock`` (blocking until it does)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        part = sock.recv(65536)
+        if not part:
+            break
+        got += part
+    return got
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)  # a guard against hanging only
+    return sock
+
+
+@pytest.fixture(scope="module")
+def server(lib):
+    """Bodies bounded at 2 in flight, refused at once beyond; no rate limit; 1 MB photos."""
+    s = serving.start(lib["db"], "--rate", "0", "--max-bodies", "2", "--body-wait", "0", "--max-upload-mb", "1")
+    yield s
+    s.stop()
+
+
+def test_callers_without_a_key_are_refused_before_their_body(server, lib):
+    """Keyless connections that send headers and a first part of a 2 MB body get their 401
+    at once (the server does not wait for, or buffer, the rest); two keyed uploads held
+    open take the two places for bodies, and a third request with a body gets a 503 until
+    one of them finishes."""
+    form = (b'--b\r\nContent-Disposition: form-data; name="photos"; filename="b.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + lib["photo"] + b"\r\n--b--\r\n")
+    held = []
+    for _ in range(2):  # admin uploads of one photo each, all but the last 10 bytes sent
+        sock = _connect(server.url)
+        sock.sendall(_head("/v1/people/joe_biden/photos", len(form), lib["keys"]["admin"]) + form[:-10])
+        held.append(sock)
+    url = server.url + "/v1/search"
+    photo = {"photo": ("b.jpg", lib["photo"], "image/jpeg")}
+    key = {"X-API-Key": lib["keys"]["search"]}
+    for _ in range(TRIES):  # the signal that both are admitted: the next body is refused
+        r = httpx.post(url, files=photo, headers=key, timeout=60)
+        if r.status_code == 503:
+            break
+        threading.Event().wait(0.1)
+    busy = _problem(r, 503, "busy")
+    assert r.headers["retry-after"] == "1" and "2 requests" in busy["detail"]
+
+    keyless = [_connect(server.url) for _ in range(20)]  # admitted or not, they never take a place
+    for sock in keyless:
+        sock.sendall(_head("/v1/people/joe_biden/photos", 2_000_000) + b"--b\r\n" + b"\xff" * 60_000)
+    for sock in keyless:
+        answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b"application/problem+json" in answer and b"connection: close" in answer.lower()
+        sock.close()
+    wrong = _connect(server.url)
+    wrong.sendall(_head("/v1/people/joe_biden/photos", 2_000_000, lib["keys"]["search"]) + b"--b\r\n")
+    assert _answer(wrong).startswith(b"HTTP/1.1 403")  # a search key on an admin route: refused as early
+    wrong.close()
+
+    held[0].sendall(form[-10:])
+    assert _answer(held[0]).startswith(b"HTTP/1.1 200")
+    held[0].close()
+    for _ in range(TRIES):  # a place is free again
+        r = httpx.post(url, files=photo, headers=key, timeout=60)
+        if r.status_code != 503:
+            break
+        threading.Event().wait(0.1)
+    assert r.status_code == 200, r.text
+    held[1].sendall(form[-10:])
+    assert _answer(held[1]).startswith(b"HTTP/1.1 200")
+    held[1].close()
+
+
+def test_an_oversized_chunked_body_is_413_on_the_real_server(server, lib):
+    def chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
+        for _ in range(30):
+            yield b"\xff" * 100_000
+
+    r = httpx.post(server.url + "/v1/search", content=chunks(), timeout=60, headers={
+        "X-API-Key": lib["keys"]["search"], "content-type": "multipart/form-data; boundary=b"})
+    _problem(r, 413, "request_too_large")
+
+
+def test_the_access_log_has_method_path_and_status_only(server, lib):
+    secret = "lk_secret-in-the-query-string"
+    r = httpx.get(server.url + f"/v1/stats?access_token={secret}&x=1", timeout=60,
+                  headers={"X-API-Key": lib["keys"]["search"], "X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 200
+    httpx.get(server.url + "/v1/people/nobody_at_all?who=me", headers={"X-API-Key": lib["keys"]["search"]},
+              timeout=60)
+    for _ in range(TRIES):  # the line is written once the answer is sent
+        if any("/v1/people/nobody_at_all" in line for line in server.log):
+            break
+        threading.Event().wait(0.1)
+    lines = [line for line in server.log if "HTTP/1.1" in line]
+    assert any('"GET /v1/stats HTTP/1.1" 200' in line for line in lines), lines
+    assert any('"GET /v1/people/nobody_at_all HTTP/1.1" 404' in line for line in lines), lines
+    text = "\n".join(server.log)
+    assert secret not in text and "access_token" not in text and "who=me" not in text
+    assert not [line for line in lines if "127.0.0.1" in line] and "203.0.113.9" not in text
+
+
+def _forged(url: str, calls: int) -> list[int]:
+    """``calls`` keyless searches of people, each claiming another client address."""
+    return [httpx.get(url + "/v1/people", timeout=60, headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+            for i in range(calls)]
+
+
+def test_forwarded_headers_do_not_dodge_the_rate_limit(lib):
+    """With --open-search the rate limit counts the client's address: a new X-Forwarded-For
+    per call must not make a new client, unless the operator names the proxy."""
+    s = serving.start(lib["db"], "--open-search", "--rate", "1")  # a burst of 5, then one a minute
+    try:
+        statuses = _forged(s.url, 60)
+    finally:
+        s.stop()
+    assert statuses.count(200) <= 10 and statuses.count(429) >= 50, statuses
+    behind = serving.start(lib["db"], "--open-search", "--rate", "1", "--forwarded-allow-ips", "127.0.0.1")
+    try:
+        honoured = _forged(behind.url, 60)
+    finally:
+        behind.stop()
+    assert honoured == [200] * 60  # each forwarded address its own client: the proxy is trusted
+    bad = cli("serve", "--db", str(lib["db"]), "--forwarded-allow-ips", "127.0.0.1,my-proxy")
+    assert bad.returncode == 2 and "'my-proxy' is not an IP address" in bad.stderr
