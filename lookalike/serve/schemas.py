@@ -1,8 +1,9 @@
 """Every request field and answer of the HTTP API, typed (they are the OpenAPI document).
 
-Answers mirror the CLI's ``--json`` objects key for key: ``SearchAnswer`` is exactly what
-``lookalike search --json`` prints. Profile text is plain text everywhere: a client shows
-it as text, never as markup."""
+Answers mirror the CLI's ``--json`` objects key for key: ``SearchAnswer`` is what ``lookalike
+search --json`` prints, except that a photo is referred to by id (``photo_id``) and, for
+everyone but an admin, by ``/v1/photos/{id}`` instead of a path on the server. Profile
+text is plain text everywhere: a client shows it as text, never as markup."""
 
 from __future__ import annotations
 
@@ -35,10 +36,16 @@ class Estimate(BaseModel):
     model: str
 
 
+PHOTO_REF = ("Where the photo is: `/v1/photos/{photo_id}` (never a path on the server); with an admin "
+             "key, the file's path as `lookalike search --json` prints it.")
+PHOTO_ID = "The photo's id, for `GET /v1/photos/{photo_id}` (and, with an admin key, `DELETE`)."
+
+
 class Match(BaseModel):
     rank: int
     person: str | None
-    photo: str
+    photo: str | None = Field(description=PHOTO_REF)
+    photo_id: int | None = Field(None, description=PHOTO_ID)
     face_id: int
     similarity: float
     verdict: str = Field(description="same_person, lookalike or weak (calibrated thresholds).")
@@ -62,7 +69,8 @@ class Calibration(BaseModel):
 
 
 class SearchAnswer(BaseModel):
-    """What ``lookalike search --json`` prints."""
+    """What ``lookalike search --json`` prints, each match with its ``photo_id`` and, without
+    an admin key, a photo reference instead of a path."""
 
     query: str
     faces: list[QueryFace]
@@ -132,7 +140,8 @@ class PeopleAnswer(BaseModel):
 
 class PersonFace(BaseModel):
     face_id: int
-    photo: str
+    photo: str | None = Field(description=PHOTO_REF)
+    photo_id: int | None = Field(None, description=PHOTO_ID)
     bbox: list[int]
     similarity: float = Field(description="To the person's average face (centroid).")
     robust_z: float | None
