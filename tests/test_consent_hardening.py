@@ -254,3 +254,26 @@ def test_photos_are_served_under_the_consent_rules(api):
     assert seen.status_code == 200 and seen.content == Path(sheldon["photo"]).read_bytes()
     assert _problem(client.get(f"/v1/photos/{missing}", headers=admin))[0] == 404
     assert client.get("/v1/photos/1", headers={"X-API-Key": "lk_not_a_key"}).status_code == 401
+
+
+def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
+    """The same selections in PostgreSQL's SQL: the kiosk manifest ingested there answers a
+    visitor as the SQLite library does."""
+    from lookalike.errors import NotFound
+    from lookalike.query.facemath import FaceMath
+    from lookalike.store.schema import Audience
+
+    photo = str(faces / BBT / "penny" / "penny5.png")
+    with lookalike.open(postgres(), index_dir=tmp_path / "idx") as pg, lookalike.open(libs["with"]) as lite:
+        assert pg.ingest([str(libs["with"].parent / "role-models.csv")]).statuses["ok"] == 32
+        with pytest.raises(NotFound, match="no faces in group person:sheldon"):
+            pg.search(photo, hide_declined=True, math=FaceMath.parse("person:sheldon", None, 1.0))
+        for audience in Audience:
+            assert pg.stats(audience)["people"] == {"operator": 8, "visitor": 6, "consented": 6}[audience.value]
+            assert _close(pg.corpus_centroid(audience)[0].tolist(), lite.corpus_centroid(audience)[0].tolist()) == []
+        for math in (FaceMath.parse("person:amy", None, 1.0), FaceMath.parse("tag:physics", "person:raj", 1.5)):
+            got = pg.search(photo, k=5, hide_declined=True, math=math).faces[0]
+            expected = lite.search(photo, k=5, hide_declined=True, math=math).faces[0]
+            assert [m.person for m in got.matches] == [m.person for m in expected.matches]
+            assert _close([m.similarity for m in got.matches], [m.similarity for m in expected.matches]) == []
+            assert got.moved == expected.moved
