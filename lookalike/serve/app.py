@@ -29,7 +29,6 @@ from ..errors import LookalikeError
 from ..store.schema import Audience, KeyScope
 from . import problems, schemas
 from .guard import BodyLimit, RateLimit, grants
-from .media import PHOTO_TYPES, media_type
 from .settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -363,7 +362,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/v1/photos/{photo_id}", response_class=Response, tags=["people"],
              responses={200: {"description": "The photo's bytes as stored.",
                               "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                                          for t in PHOTO_TYPES}}})
+                                          for t in schemas.PHOTO_TYPES}}})
     def photo_file(caller: Searcher, photo_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
         """A photo a search or person answer refers to (``/v1/photos/{id}``). Without an
         admin key, only a photo with faces of someone who has not withheld consent: any other
@@ -373,7 +372,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             data = path.read_bytes()
         except OSError:
             raise ApiProblem(404, "not_found", f"no photo {photo_id} in this library") from None
-        return Response(data, media_type=media_type(data),
+        return Response(data, media_type=schemas.media_type(data),
                         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
 
     # -- admin ------------------------------------------------------------------------
