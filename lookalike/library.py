@@ -20,7 +20,8 @@ from .errors import ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .space import SpaceView
-from .store import db, repo
+from .store import consent, db, repo
+from .store.schema import Audience
 
 if TYPE_CHECKING:
     from multiprocessing import Queue
@@ -136,8 +137,11 @@ class Library:
     def save_calibration(self, threshold: float, floor: float, source: str, figures: dict) -> None:
         self.view.save_calibration(threshold, floor, source, figures)
 
-    def centroid_means(self, names: tuple[str, ...] | list[str] = ()) -> dict:
-        return self.view.centroid_means(names)
+    def centroid_means(self, names: tuple[str, ...] | list[str] = (), audience: Audience = Audience.operator) -> dict:
+        return self.view.centroid_means(names, audience)
+
+    def corpus_centroid(self, audience: Audience = Audience.operator) -> tuple[np.ndarray, int] | None:
+        return self.view.corpus_centroid(audience)
 
     def write_lock(self) -> AbstractContextManager[None]:
         return self.view.write_lock()
@@ -415,21 +419,35 @@ class Library:
             raise NotFound(f"no face {face_id} in this library")
         return crop(row.photo, row.bbox, size)
 
-    def stats(self) -> dict:
-        """Counts of people, photos, faces and statuses, and the index in use."""
+    def stats(self, audience: Audience = Audience.operator) -> dict:
+        """Counts of people, photos, faces and statuses of what ``audience`` may see
+        (:func:`lookalike.store.consent.counts`), and the index in use."""
         with self.session() as session:
             spaces = repo.list_spaces(session)
             if not spaces:
-                empty = {s: 0 for s in repo.status_counts(session, -1)}
+                empty = {s: 0 for s in consent.status_counts(session, -1)}
                 return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
                         "estimates": {"faces": 0, "emotion": {}, "age_band": {}}, "db": self.settings.db_url}
-            space_id = self.existing_space_id()
-            out: dict[str, object] = dict(repo.counts(session, space_id))
-            out["statuses"] = repo.status_counts(session, space_id)
-            out["estimates"] = repo.estimate_summary(session, space_id)
+            out: dict[str, object] = consent.counts(session, self.existing_space_id(), audience)
         out["index"] = self.backend.stats(self.view, self.index)
         out["db"] = self.settings.db_url
         return out
+
+    def photo_ids(self, face_ids: Iterable[int]) -> dict[int, int]:
+        """Face id -> id of the photo it was found in: the reference an HTTP answer gives
+        instead of a path on this server."""
+        with self.session() as session:
+            return consent.photo_ids(session, [int(i) for i in face_ids])
+
+    def photo_file(self, photo_id: int, audience: Audience = Audience.operator) -> Path:
+        """The file of photo ``photo_id`` when ``audience`` may see it (beside the operator:
+        a photo that gave faces, of someone who does not withhold consent); else NotFound,
+        worded alike whether the id does not exist, is withheld or its file is gone."""
+        with self.session() as session:
+            path = consent.photo_path(session, photo_id, audience)
+        if path is None or not Path(path).is_file():
+            raise NotFound(f"no photo {photo_id} in this library")
+        return Path(path)
 
     def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
         """Whether the largest faces of two photos are the same person (calibrated threshold)."""

@@ -27,7 +27,8 @@ from .index.backends import DoctorReport, VectorBackend
 from .index.reduction import ReducedIndex
 from .models.catalog import RECOGNITION_DIMS
 from .query.search import Calibration
-from .store import repo
+from .store import consent, repo
+from .store.schema import Audience
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -321,11 +322,32 @@ class SpaceView:
                 self._centroid_generation = generation
         return self._centroids
 
-    def centroid_means(self, names: tuple[str, ...] | list[str] = ()) -> dict:
-        """Mean similarity of each group's faces to its own centroid (``None`` = the corpus,
-        else the people ``names``): the reference for calling a face typical, per model."""
+    def centroid_means(self, names: tuple[str, ...] | list[str] = (), audience: Audience = Audience.operator) -> dict:
+        """Mean similarity of each group's faces to its own centroid (``None`` = the corpus
+        ``audience`` may see, else the people ``names``): the reference for calling a face
+        typical, per model."""
         with self.session() as session:
-            return repo.centroid_means(session, self.existing_space_id(), names)
+            out = repo.centroid_means(session, self.existing_space_id(), names)
+            if audience is not Audience.operator:
+                corpus = consent.corpus_sum(session, self.existing_space_id(), audience)
+                out.pop(None, None)
+                if corpus is not None:
+                    out[None] = float(np.linalg.norm(corpus[0]) / corpus[1])
+        return out
+
+    def corpus_centroid(self, audience: Audience = Audience.operator) -> tuple[np.ndarray, int] | None:
+        """The unit average of the faces ``audience`` may see and their count, or ``None``
+        (no face): the operator's is the kept corpus centroid (:meth:`centroids`); a
+        visitor's leaves out the people who withhold consent (:mod:`lookalike.store.consent`)."""
+        if audience is Audience.operator:
+            return self.centroids().get(None)
+        with self.session() as session:
+            corpus = consent.corpus_sum(session, self.existing_space_id(), audience)
+        if corpus is None:
+            return None
+        total, n = corpus
+        norm = float(np.linalg.norm(total))
+        return (total / norm if norm > 0 else total).astype(np.float32), n
 
     def allowed_face_ids(self, filters: tuple[Filter, ...] | list[Filter] = (), consented_only: bool = False,
                          hide_declined: bool = False) -> np.ndarray | None:

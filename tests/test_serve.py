@@ -78,6 +78,11 @@ def test_search_answers_what_the_cli_prints(site, faces):
     expected = json.loads(printed.stdout)
     got = answer.json()
     assert got["query"] == "obama.jpg" and expected["query"] == str(faces / OBAMA)
+    # a search key gets a photo reference, never the server's path: otherwise the CLI's JSON
+    for m in (m for f in got["faces"] for m in f["matches"]):
+        assert m.pop("photo") == f"/v1/photos/{m.pop('photo_id')}"
+    for m in (m for f in expected["faces"] for m in f["matches"]):
+        del m["photo"]
     assert {k: v for k, v in got.items() if k != "query"} == {k: v for k, v in expected.items() if k != "query"}
     assert got["faces"][0]["matches"][0]["person"] == "barack_obama"
 
@@ -227,9 +232,11 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
     _problem(_call(site, "GET", "/v1/people/jane_doe"), 404, "not_found")  # to visitors: nobody
     assert _call(site, "GET", "/v1/people/jane_doe", key=admin).status_code == 200  # staff still see them
 
-    one = person["faces"][0]
+    one = _call(site, "GET", "/v1/people/jane_doe", key=admin).json()["faces"][0]  # an admin: the path too
+    photo_id = one["photo_id"]
+    assert f"/v1/photos/{photo_id}" in {f["photo"] for f in person["faces"]}  # a search key: the reference
     with lookalike.open(site["db"]) as lib:
-        photo_id = next(i for i, path, _, _ in lib.person_photos("jane_doe") if path == one["photo"])
+        assert photo_id in {i for i, path, _, _ in lib.person_photos("jane_doe") if path == one["photo"]}
     gone = _call(site, "DELETE", f"/v1/photos/{photo_id}", key=admin)
     assert gone.json()["photos"] == 1 and gone.json()["faces"] == 1
     assert not Path(one["photo"]).exists()  # the uploaded copy is deleted with its row
@@ -321,7 +328,7 @@ def test_openapi_documents_every_route_and_error(site):
                       ("POST", "/v1/verify"), ("GET", "/v1/people"), ("POST", "/v1/people"),
                       ("GET", "/v1/people/{name}"), ("DELETE", "/v1/people/{name}"),
                       ("POST", "/v1/people/{name}/photos"), ("PUT", "/v1/people/{name}/consent"),
-                      ("DELETE", "/v1/photos/{photo_id}"), ("GET", "/v1/stats")}
+                      ("GET", "/v1/photos/{photo_id}"), ("DELETE", "/v1/photos/{photo_id}"), ("GET", "/v1/stats")}
     search = spec["paths"]["/v1/search"]["post"]["responses"]
     assert {"200", "401", "413", "422", "429", "503"} <= set(search)
     assert "Problem" in spec["components"]["schemas"] and "SearchAnswer" in spec["components"]["schemas"]

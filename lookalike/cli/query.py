@@ -34,6 +34,14 @@ class ByChoice(str, Enum):
     centroid = "centroid"
 
 
+class AudienceChoice(str, Enum):
+    """:class:`lookalike.store.schema.Audience` as an option (the store loads SQLAlchemy)."""
+
+    operator = "operator"
+    visitor = "visitor"
+    consented = "consented"
+
+
 @app.command()
 def search(
     photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
@@ -48,7 +56,11 @@ def search(
     filters: Annotated[Optional[list[str]], typer.Option(
         "--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
     consented_only: Annotated[bool, typer.Option(
-        "--consented-only", help="Only people who consented to be displayed.")] = False,
+        "--consented-only", help="Only people who consented to be displayed (= --audience consented).")] = False,
+    audience: Annotated[AudienceChoice, typer.Option(
+        "--audience", help="Whom the answer is for: operator (everyone), visitor (not the people who withhold "
+                           "consent) or consented; their matches and every face-math average alike.")
+    ] = AudienceChoice.operator,
     analyze: Annotated[bool, typer.Option(
         "--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
@@ -71,7 +83,8 @@ def search(
         math = FaceMath.parse(toward, away, strength)
         lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner)
         result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
-                            filters=parsed, consented_only=consented_only,
+                            filters=parsed, consented_only=consented_only or audience is AudienceChoice.consented,
+                            hide_declined=audience is AudienceChoice.visitor,
                             analyzer=analyzer if analyze else None, math=math)
         if as_json:
             _print_json(result.to_dict())

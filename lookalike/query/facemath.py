@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError, EmptyLibrary, NotFound
+from ..store.schema import Audience
 
 if TYPE_CHECKING:
     from ..faces.detect import Box
@@ -83,24 +84,28 @@ class FaceMath:
         return cls(Group.parse(toward), Group.parse(away) if away else None, strength)
 
 
-def group_face_ids(library: Library | SpaceView, group: Group) -> np.ndarray:
-    """Ids of the faces in ``group`` (this library's embedding space). Every value is matched
+def group_face_ids(library: Library | SpaceView, group: Group, audience: Audience = Audience.operator) -> np.ndarray:
+    """Ids of the faces in ``group`` (this library's embedding space) that ``audience`` may
+    see (:mod:`lookalike.store.consent`): for a visitor, a group made only of people who
+    withhold consent has no faces, as a group that does not exist. Every value is matched
     literally (:func:`lookalike.store.repo.person_matches`): ``tag:%`` or ``tag:_`` is a tag,
     never a pattern matching every tagged person."""
-    from ..store import repo
+    from ..store import consent
 
     age_range = group.age_range() if group.kind is GroupKind.age else None
     space_id = library.existing_space_id()
     with library.session() as session:
-        return repo.group_face_ids(session, space_id, group.kind.value, group.value, age_range)
+        return consent.group_face_ids(session, space_id, group.kind.value, group.value, age_range, audience)
 
 
-def group_mean(library: Library | SpaceView, group: Group, cache: dict[Group, np.ndarray] | None = None) -> np.ndarray:
-    """Mean vector of ``group``; ``cache`` (group -> mean) spares the database when several
-    faces of one query photo move toward the same group."""
+def group_mean(library: Library | SpaceView, group: Group, audience: Audience = Audience.operator,
+               cache: dict[Group, np.ndarray] | None = None) -> np.ndarray:
+    """Mean vector of the faces of ``group`` that ``audience`` may see; ``cache`` (group ->
+    mean, for one audience) spares the database when several faces of one query photo move
+    toward the same group."""
     if cache is not None and group in cache:
         return cache[group]
-    ids = group_face_ids(library, group)
+    ids = group_face_ids(library, group, audience)
     if len(ids) == 0:
         hint = " (estimates exist only for photos ingested with --analyze)" \
             if group.kind in (GroupKind.age, GroupKind.emotion) else ""
@@ -140,12 +145,14 @@ def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: fl
     return (moved / norm).astype(np.float32)
 
 
-def moved_query(library: Library | SpaceView, vector: np.ndarray, math: FaceMath, rgb: np.ndarray | None = None,
-                bbox: Box | None = None, cache: dict[Group, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
-    """The shifted query vector, and which group was subtracted (for the answer)."""
+def moved_query(library: Library | SpaceView, vector: np.ndarray, math: FaceMath,
+                audience: Audience = Audience.operator, rgb: np.ndarray | None = None, bbox: Box | None = None,
+                cache: dict[Group, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
+    """The shifted query vector, and which group was subtracted (for the answer). Every
+    average comes from the faces ``audience`` may see, the corpus average too."""
     if math.strength == 0:
         return np.asarray(vector, dtype=np.float32), "nothing (strength 0)"
-    toward = group_mean(library, math.toward, cache)
+    toward = group_mean(library, math.toward, audience, cache)
     away_group = math.away
     if away_group is None and rgb is not None and bbox is not None:
         away_group = own_group(library, math.toward, rgb, bbox)
@@ -153,11 +160,12 @@ def moved_query(library: Library | SpaceView, vector: np.ndarray, math: FaceMath
             away_group = None
     if away_group is not None:
         try:
-            return shift(vector, toward, group_mean(library, away_group, cache), math.strength), str(away_group)
+            return (shift(vector, toward, group_mean(library, away_group, audience, cache), math.strength),
+                    str(away_group))
         except NotFound:
             if math.away is not None:
                 raise
-    corpus = library.centroids().get(None)
+    corpus = library.corpus_centroid(audience)
     if corpus is None:
         raise EmptyLibrary("the library has no faces to average")
     return shift(vector, toward, corpus[0], math.strength), "the corpus average"

@@ -31,6 +31,7 @@ from ..errors import ConfigError, EmptyLibrary, NoFace
 from ..faces.images import load_query
 from ..faces.pipeline import FacesMode
 from ..store import repo
+from ..store.schema import Audience
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate
@@ -119,6 +120,12 @@ class SearchOptions:
         if len(self.filters) > MAX_FILTERS:
             raise ConfigError(f"{len(self.filters)} filters given; a search takes at most {MAX_FILTERS}")
 
+    @property
+    def audience(self) -> Audience:
+        """Whom the answer is for (the two consent flags above): whose faces it may show and
+        be computed from (face-math groups, the corpus average)."""
+        return Audience.of(consented_only=self.consented_only, hide_declined=self.hide_declined)
+
 
 @dataclass
 class Match:
@@ -184,7 +191,8 @@ def search(library: SpaceView, photo: QueryPhoto, options: SearchOptions) -> Sea
 
         means: dict[Group, np.ndarray] = {}  # group means, fetched once per query photo
         for i, f in enumerate(faces):
-            vectors[i], away = moved_query(library, f.embedding, options.math, rgb, f.bbox, means)
+            vectors[i], away = moved_query(library, f.embedding, options.math, options.audience, rgb, f.bbox,
+                                           means)
             moved[i] = f"toward {options.math.toward} x {options.math.strength:g}, away from {away}"
     result = search_vectors(library, [(f.bbox, f.confidence, v) for f, v in zip(faces, vectors)], options, name)
     for face, text in zip(result.faces, moved):
@@ -206,7 +214,7 @@ def search_vectors(library: Library | SpaceView, faces: Iterable[tuple[Box, floa
     how = None
     if allowed is not None and library.index.filter_on_fields:
         how = library.search_filters(options.filters, options.consented_only, options.hide_declined)
-    corpus = cents.get(None)
+    corpus = library.corpus_centroid(options.audience)  # of the faces this audience may see
     out = []
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Path, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import MAX_FILTER_TEXT, MAX_FILTERS
 from ..errors import LookalikeError
-from ..store.schema import KeyScope
+from ..store.schema import Audience, KeyScope
 from . import problems, schemas
 from .guard import ApiProblem, BodyLimit, CatchAll, Gate
 from .service import Caller, Service, admitter, caller_of
@@ -152,13 +152,17 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         data = Upload(_name(photo), _read(service, photo))  # named: a refusal names the file
 
         def work(lib: Library) -> dict:
+            # hide_declined for every key: a withheld person is neither shown nor part of any
+            # average the query is moved by (a group of theirs is a group with no faces)
             result = lib.search(data, k=k, per_person=per_person, rank_by=RankBy(by.value), filters=parsed,
                                 consented_only=consented_only, hide_declined=True,
                                 analyzer=AnalyzerName.auto if analyze else None, math=math)
-            return replace(result, query=_name(photo)).to_dict()
+            answer = replace(result, query=_name(photo)).to_dict()
+            _photo_refs(lib, [m for f in answer["faces"] for m in f["matches"]], caller.admin)
+            return answer
 
-        # the dict is the CLI's JSON as it is: written out directly (SearchAnswer documents it,
-        # the schemathesis test holds it to that) instead of validated again field by field
+        # the dict is the CLI's JSON with photo references: written out directly (SearchAnswer
+        # documents it, the schemathesis test holds it to that) instead of validated again
         return JSONResponse(service.call(work))
 
     @app.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
@@ -203,6 +207,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             report = lib.person(name).to_dict()
             if not caller.admin and report["profile"]["consent_display"] is False:
                 raise ApiProblem(404, "not_found", f"no person named {name!r} in this library")
+            _photo_refs(lib, report["faces"], caller.admin)
             sims = [f["similarity"] for f in report["faces"]]
             report["centroid"] = {"faces": len(sims), "mean_similarity": sum(sims) / len(sims) if sims else None,
                                   "min_similarity": min(sims) if sims else None,
@@ -213,11 +218,29 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/v1/stats", response_model=schemas.StatsAnswer, tags=["people"])
     def stats(caller: Searcher) -> dict:
-        """Counts of people, photos, faces and statuses, and the index in use."""
-        out = service.call(lambda lib: lib.stats())
+        """Counts of people, photos, faces and statuses, and the index in use; without an
+        admin key, of what the caller may see (not the people who withheld consent)."""
+        out = service.call(lambda lib: lib.stats(_audience(caller)))
         out.pop("db", None)  # the database URL is the operator's
-        out["index"] = {k: v for k, v in out["index"].items() if k not in ("file", "path")}  # server paths too
+        hidden = ("file", "path") if caller.admin else ("file", "path", "ntotal", "bytes")  # counts everyone
+        out["index"] = {k: v for k, v in out["index"].items() if k not in hidden}  # server paths too
         return out
+
+    @app.get("/v1/photos/{photo_id}", response_class=Response, tags=["people"],
+             responses={200: {"description": "The photo's bytes as stored.",
+                              "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                          for t in schemas.PHOTO_TYPES}}})
+    def photo_file(caller: Searcher, photo_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
+        """A photo a search or person answer refers to (``/v1/photos/{id}``). Without an
+        admin key, only a photo with faces of someone who has not withheld consent: any other
+        id is a 404, worded as for an id that does not exist."""
+        path = service.call(lambda lib: lib.photo_file(photo_id, _audience(caller)))
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise ApiProblem(404, "not_found", f"no photo {photo_id} in this library") from None
+        return Response(data, media_type=schemas.media_type(data),
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
 
     # -- admin ------------------------------------------------------------------------
     @app.post("/v1/people", response_model=schemas.PersonLine, tags=["admin"])
@@ -271,6 +294,22 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         return service.call(lambda lib: _removed(lib.remove(photo=lib.photo_path(photo_id))))
 
     return app
+
+
+def _audience(caller: Caller) -> Audience:
+    """An admin sees everyone; every other caller (a search key, or none) is a visitor."""
+    return Audience.operator if caller.admin else Audience.visitor
+
+
+def _photo_refs(lib: Library, entries: list[dict], admin: bool) -> None:
+    """Give each matched or listed face its ``photo_id``; for everyone but an admin, the
+    ``photo`` becomes ``/v1/photos/{id}`` instead of the file's path on this server."""
+    ids = lib.photo_ids(e["face_id"] for e in entries)
+    for entry in entries:
+        photo_id = ids.get(entry["face_id"])  # None: the face was removed a moment ago
+        entry["photo_id"] = photo_id
+        if not admin:
+            entry["photo"] = f"/v1/photos/{photo_id}" if photo_id is not None else None
 
 
 def _removed(out: dict) -> dict:

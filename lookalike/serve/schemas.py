@@ -1,8 +1,9 @@
 """Every request field and answer of the HTTP API, typed (they are the OpenAPI document).
 
-Answers mirror the CLI's ``--json`` objects key for key: ``SearchAnswer`` is exactly what
-``lookalike search --json`` prints. Profile text is plain text everywhere: a client shows
-it as text, never as markup."""
+Answers mirror the CLI's ``--json`` objects key for key: ``SearchAnswer`` is what ``lookalike
+search --json`` prints, except that a photo is referred to by id (``photo_id``) and, for
+everyone but an admin, by ``/v1/photos/{id}`` instead of a path on the server. Profile
+text is plain text everywhere: a client shows it as text, never as markup."""
 
 from __future__ import annotations
 
@@ -35,10 +36,16 @@ class Estimate(BaseModel):
     model: str
 
 
+PHOTO_REF = ("Where the photo is: `/v1/photos/{photo_id}` (never a path on the server); with an admin "
+             "key, the file's path as `lookalike search --json` prints it.")
+PHOTO_ID = "The photo's id, for `GET /v1/photos/{photo_id}` (and, with an admin key, `DELETE`)."
+
+
 class Match(BaseModel):
     rank: int
     person: str | None
-    photo: str
+    photo: str | None = Field(description=PHOTO_REF)
+    photo_id: int | None = Field(None, description=PHOTO_ID)
     face_id: int
     similarity: float
     verdict: str = Field(description="same_person, lookalike or weak (calibrated thresholds).")
@@ -62,7 +69,8 @@ class Calibration(BaseModel):
 
 
 class SearchAnswer(BaseModel):
-    """What ``lookalike search --json`` prints."""
+    """What ``lookalike search --json`` prints, each match with its ``photo_id`` and, without
+    an admin key, a photo reference instead of a path."""
 
     query: str
     faces: list[QueryFace]
@@ -132,7 +140,8 @@ class PeopleAnswer(BaseModel):
 
 class PersonFace(BaseModel):
     face_id: int
-    photo: str
+    photo: str | None = Field(description=PHOTO_REF)
+    photo_id: int | None = Field(None, description=PHOTO_ID)
     bbox: list[int]
     similarity: float = Field(description="To the person's average face (centroid).")
     robust_z: float | None
@@ -193,3 +202,29 @@ class StatsAnswer(BaseModel):
 class Health(BaseModel):
     status: Literal["loading", "ready", "failed"]
     detail: str | None = None
+
+
+# what /v1/photos answers with, by the file's first bytes (a photo of an ingested format)
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/gif", "image/bmp", "image/tiff", "image/webp", "image/heic",
+               "image/x-portable-anymap", "application/octet-stream")
+
+
+def media_type(data: bytes) -> str:
+    """The content type of a photo's bytes, from its signature (never from the file name)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:2] == b"BM":
+        return "image/bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"):
+        return "image/heic"
+    if data[:1] == b"P" and data[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6"):
+        return "image/x-portable-anymap"
+    return "application/octet-stream"

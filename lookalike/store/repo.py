@@ -2,7 +2,8 @@
 
 Every function takes a SQLAlchemy ``Session`` (or engine) and plain values, so the
 ingest writer, search and doctor share the same queries and nothing else writes SQL:
-beside this module only :mod:`lookalike.store.queue` (the work queue),
+beside this module only :mod:`lookalike.store.consent` (whose faces an audience's answer
+may be made of), :mod:`lookalike.store.queue` (the work queue),
 :mod:`lookalike.store.pgvector` (``faces.vec`` and its HNSW indexes) and
 :mod:`lookalike.store.db` (engine, migrations, WAL checkpoint, VACUUM) hold any.
 """
@@ -243,14 +244,6 @@ def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
     return out
 
 
-def status_counts(session: Session, space_id: int) -> dict[str, int]:
-    rows = session.execute(select(Photo.status, func.count()).where(Photo.space_id == space_id)
-                           .group_by(Photo.status))
-    counts = {s.value: 0 for s in PhotoStatus}
-    counts.update({status: int(n) for status, n in rows})
-    return counts
-
-
 @dataclass(frozen=True)
 class Profile:
     """What a person card shows; everything but the name is optional and self-declared."""
@@ -376,16 +369,6 @@ def problem_photos(session: Session, space_id: int, limit: int = 1000) -> list[t
              .where(Photo.space_id == space_id, Photo.status != PhotoStatus.ok.value)
              .order_by(Photo.status, Photo.path).limit(limit))
     return [(path, status, reason) for path, status, reason in session.execute(query)]
-
-
-def counts(session: Session, space_id: int) -> dict[str, int]:
-    people = session.scalar(select(func.count(func.distinct(Face.person_id)))
-                            .where(Face.space_id == space_id)) or 0
-    photos = session.scalar(select(func.count()).select_from(Photo)
-                            .where(Photo.space_id == space_id)) or 0
-    faces = session.scalar(select(func.count()).select_from(Face)
-                           .where(Face.space_id == space_id)) or 0
-    return {"people": int(people), "photos": int(photos), "faces": int(faces)}
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -526,24 +509,6 @@ def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]], 
     return np.fromiter((r[0] for r in session.execute(query)), dtype=np.int64)
 
 
-def group_face_ids(session: Session, space_id: int, key: str, value: str,
-                   age_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Ids of the faces of a face-math group: people (:func:`person_matches`), or faces whose
-    stored estimate has this ``emotion``, or an age in ``age_range`` (``key`` "age")."""
-    query = select(Face.id).where(Face.space_id == space_id)
-    if key in ("tag", "organisation", "role", "person"):
-        query = query.join(Person, Person.id == Face.person_id).where(person_matches(key, value))
-    else:
-        query = query.join(FaceEstimate, FaceEstimate.face_id == Face.id)
-        if key == "emotion":
-            query = query.where(FaceEstimate.emotion == value.lower())
-        elif key == "age" and age_range is not None:
-            query = query.where(FaceEstimate.age >= age_range[0], FaceEstimate.age < age_range[1])
-        else:
-            raise ValueError(f"no face group {key!r}")
-    return np.fromiter(session.scalars(query), dtype=np.int64)
-
-
 def person_ids_of(session: Session, face_ids: np.ndarray) -> set[int]:
     ids = [int(i) for i in face_ids]
     out: set[int] = set()
@@ -607,21 +572,6 @@ def estimate_rows(faces: list[Face], estimates: list[dict | None]) -> list[FaceE
     return [FaceEstimate(face_id=f.id, age=float(e["age"]), woman=float(e["gender"]["woman"]),
                          emotion=e["dominant_emotion"], emotions=json.dumps(e["emotion"]), model=e["model"])
             for f, e in zip(faces, estimates) if e is not None]
-
-
-def estimate_summary(session: Session, space_id: int) -> dict:
-    """How many faces carry estimates, by emotion and by decade of estimated age."""
-    rows = session.execute(select(FaceEstimate.age, FaceEstimate.emotion)
-                           .join(Face, Face.id == FaceEstimate.face_id)
-                           .where(Face.space_id == space_id)).all()
-    emotions: dict[str, int] = {}
-    decades: dict[str, int] = {}
-    for age, emotion in rows:
-        emotions[emotion] = emotions.get(emotion, 0) + 1
-        band = f"{int(age) // 10 * 10}s"
-        decades[band] = decades.get(band, 0) + 1
-    return {"faces": len(rows), "emotion": dict(sorted(emotions.items())),
-            "age_band": dict(sorted(decades.items(), key=lambda kv: int(kv[0][:-1])))}
 
 
 def person_ids_by_name(session: Session, names: Iterable[str]) -> dict[str, int]:

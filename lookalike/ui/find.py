@@ -36,6 +36,7 @@ if given is None:
 
 from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
 from lookalike.faces.images import decode  # noqa: E402
+from lookalike.store.schema import Audience  # noqa: E402
 
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
@@ -66,7 +67,9 @@ with left:
     st.image(common.boxed(rgb, [f.bbox for f in faces], chosen if len(faces) > 1 else None),
              width="stretch")
     face = faces[chosen]
-    words = common.typicality_words(face.corpus_centroid_similarity, lib.centroid_means().get(None))
+    # both of the faces a visitor may see: people who withhold consent are not in the average
+    words = common.typicality_words(face.corpus_centroid_similarity,
+                                    lib.centroid_means(audience=Audience.visitor).get(None))
     if words:
         st.caption(words)
     if analyze:
