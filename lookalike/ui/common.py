@@ -7,6 +7,7 @@ straight to :meth:`lookalike.library.Library.search`, which decodes them in memo
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 import numpy as np
 
 from lookalike.config import env_int, env_text
+from lookalike.ui.throttle import Throttle, client_key
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -182,6 +184,8 @@ def _open_library(db: str | None, index_dir: str | None, max_pixels: int) -> Lib
 
 # the face models are shared by every visitor of this server: one search at a time
 SEARCH_LOCK = threading.Lock()
+# wrong operator passwords, per client address, across every session of this server
+LOGIN_THROTTLE = Throttle()
 
 
 def setting(read: Callable[[], R]) -> R:
@@ -210,13 +214,21 @@ def visitor_only() -> bool:
     return env_int("LOOKALIKE_UI_VISITOR_ONLY", 0, "0 or 1", minimum=0) == 1
 
 
-def _is_operator(given: str, password: str | None) -> bool:
+def same_secret(given: str, expected: str) -> bool:
+    """Whether two secrets are equal, in a time that tells nothing of either: their
+    SHA-256 digests (always 32 bytes, so not even the length shows) compared by
+    :func:`hmac.compare_digest`."""
+    import hashlib
     import hmac
 
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
+
+
+def _is_operator(given: str, password: str | None) -> bool:
     from lookalike.errors import LookalikeError
     from lookalike.store.schema import KeyScope
 
-    if password and hmac.compare_digest(given.encode(), password.encode()):
+    if password and same_secret(given, password):
         return True
     try:
         return library().key_scope(given) is KeyScope.admin
@@ -241,11 +253,19 @@ def operator_gate() -> None:
     with st.form("operator"):
         given = st.text_input("Operator password or admin API key", type="password", key="operator_secret")
         opened = st.form_submit_button("Open")
-    if opened and given and _is_operator(given.strip(), password):
-        st.session_state["lk_operator"] = True
-        st.rerun()
     if opened:
-        st.error("That is neither the operator's password nor an admin API key.")
+        client = client_key(st.context.ip_address)
+        wait = LOGIN_THROTTLE.wait(client)
+        if wait > 0:  # not checked at all: a right guess now would open nothing and tell nothing
+            st.error(f"Too many wrong tries from your address: try again in {math.ceil(wait)} s.")
+            st.stop()
+        if given and _is_operator(given.strip(), password):
+            LOGIN_THROTTLE.succeeded(client)
+            st.session_state["lk_operator"] = True
+            st.rerun()
+        wait = LOGIN_THROTTLE.failed(client)
+        later = f" Wait {math.ceil(wait)} s before the next try." if wait > 0 else ""
+        st.error("That is neither the operator's password nor an admin API key." + later)
     st.stop()
 
 
