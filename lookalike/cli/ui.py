@@ -39,7 +39,7 @@ def ui(
         for module in ("streamlit", "streamlit_webrtc"):
             if find_spec(module) is None:
                 raise MissingExtra("the web app", "ui", f"{module} is not installed")
-        script = Path(__file__).resolve().parents[1] / "ui" / "app.py"  # lookalike/ui, beside this package
+        script = Path(__file__).resolve().parents[1] / "ui" / "lookalike_web.py"  # app.py behind a middleware
         env = os.environ | {"LOOKALIKE_DB": db_url(db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
                             "LOOKALIKE_UI_MAX_MB": str(max_upload_mb),
                             "LOOKALIKE_UI_VISITOR_ONLY": "1" if visitor_only else "0"}

@@ -318,6 +318,25 @@ def html_text(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def inline_image(img: Image, alt: str, where: DeltaGenerator | None = None, max_side: int = 1280) -> None:
+    """``img`` in the page itself, as a ``data:`` URL (JPEG, at most ``max_side`` pixels a
+    side). ``st.image`` would store it in Streamlit's media store and serve it at
+    ``/media/<hash>.jpg`` to any client that asks while the session lasts; a visitor's photo,
+    and whom it matched, get no URL at all this way."""
+    import base64
+    import io
+
+    import streamlit as st
+
+    shown = img.convert("RGB")
+    shown.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    shown.save(buffer, "JPEG", quality=88)
+    src = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    (where or st).html(f'<img src="{src}" alt="{html_text(alt)}" class="lk-inline" '
+                       'style="width:100%;height:auto;display:block;border-radius:0.5rem">')
+
+
 def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
               widths: list[int]) -> DeltaGenerator:
     """A person card: face crop, name, role · organisation, similarity bar, story.
@@ -327,7 +346,7 @@ def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
 
     with st.container(border=True):
         pic, text = st.columns(widths, gap="medium")
-        pic.image(lib.face_crop(card.face_id, size), width="stretch")
+        inline_image(lib.face_crop(card.face_id, size), card.name, pic)
         with text:
             st.markdown(title)
             sub = " · ".join(x for x in (card.role, card.organisation) if x)
