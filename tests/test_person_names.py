@@ -109,7 +109,8 @@ def test_an_upload_folder_never_leaves_uploads(tmp_path):
 
 
 def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+    """Every file and folder under ``folder`` (SQLite's -wal/-shm of an open library aside)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if not p.name.endswith(("-wal", "-shm"))}
 
 
 def _odd_library(faces: Path, folder: Path) -> Path:
@@ -205,3 +206,38 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
         assert added.status_code == 200, added.text
     new = _files(tmp_path) - before
     assert {p for p in new if p.endswith(".jpg")} == {p for p in new if p.startswith("lib/uploads/jane_doe/")} != set()
+
+
+def test_the_admin_page_refuses_bad_names_and_writes_nothing(kiosk_db, faces, tmp_path, monkeypatch):
+    from conftest import app_page
+
+    from lookalike.store import repo
+
+    folder = shutil.copytree(kiosk_db.parent, tmp_path / "kiosk")
+    db = folder / kiosk_db.name
+    with lookalike.open(db) as lib, lib.session() as session:
+        repo.upsert_person(session, "..", Profile(display_name="made before names were checked"))
+        session.commit()
+    before = _files(tmp_path)
+    photo = faces / "celeb/face_recognition/barack_obama/obama.jpg"
+    at = app_page("admin.py", db, monkeypatch, LOOKALIKE_UI_PASSWORD="pw")
+    at.text_input(key="operator_secret").input("pw")
+    at.button[0].click()
+    at.run()
+    assert ".." in at.selectbox(key="admin_person").options  # an old odd name is still listed
+    for name in ("..", "a\\b", "x/y"):
+        at.text_input(key="admin_name").input(name)
+        at.file_uploader[0].set_value([(photo.name, photo.read_bytes(), "image/jpeg")])
+        [save] = [b for b in at.button if b.label == "Save"]
+        save.click()
+        at.run()
+        assert not at.exception, at.exception
+        assert any("Not saved: person name" in e.value for e in at.error), (name, [e.value for e in at.error])
+    at.selectbox(key="admin_person").select("..")  # the old person: photos cannot be added under '..'
+    at.run()
+    at.file_uploader[0].set_value([(photo.name, photo.read_bytes(), "image/jpeg")])
+    [save] = [b for b in at.button if b.label == "Save"]
+    save.click()
+    at.run()
+    assert any("Not saved: person name '..'" in e.value for e in at.error), [e.value for e in at.error]
+    assert _files(tmp_path) == before
