@@ -110,6 +110,22 @@ def default_upload_dir(url: str) -> Path:
     return (path.parent if path is not None else Path.cwd()) / "uploads"
 
 
+def upload_folder(upload_dir: Path, person: str) -> Path:
+    """The folder under ``upload_dir`` that keeps ``person``'s uploaded photos: the name
+    itself when it is one plain path segment (letters, digits, spaces, ``_ . -``, not
+    starting with a dot), else ``person-<hash of the name>``; either way a folder directly
+    inside ``upload_dir``, checked after resolving, whatever the name holds."""
+    import hashlib
+    import re
+
+    plain = re.fullmatch(r"[\w .-]+", person) is not None and not person.startswith(".")
+    slug = person if plain else "person-" + hashlib.sha256(person.encode()).hexdigest()[:20]
+    folder = upload_dir / slug
+    if folder.resolve().parent != upload_dir.resolve():
+        raise ConfigError(f"the photos of {person[:60]!r} would not be kept inside {upload_dir}; refused")
+    return folder
+
+
 class VectorsKind(str, Enum):
     """Where a library's vectors are searched (``--vectors``, ``LOOKALIKE_VECTORS``)."""
 

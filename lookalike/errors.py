@@ -164,3 +164,8 @@ class NoDisplay(LookalikeError):
 
 class IngestFailed(LookalikeError):
     """Ingest workers cannot go on (they die as soon as they start). Exit code 1."""
+
+
+class BadPersonName(ConfigError):
+    """A new person's name that cannot be one: empty, ``.`` or ``..``, a path separator, a
+    control character (:func:`lookalike.ingest.corpus.person_name_problem` says which)."""

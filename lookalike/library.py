@@ -16,7 +16,7 @@ import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import ConfigError, NotFound, NothingIngested
+from .errors import BadPersonName, ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .space import SpaceView
@@ -468,8 +468,9 @@ class Library:
         and stored as data: every page and answer shows it as text, never as markup."""
         from .ingest.corpus import check_person_name, check_profile
 
+        name = check_person_name(name)  # BadPersonName: the HTTP API's 422
         try:
-            name, profile = check_person_name(name), check_profile(profile)
+            profile = check_profile(profile)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         with self.session() as session:
@@ -494,21 +495,26 @@ class Library:
             return repo.person_photos(session, self.existing_space_id(), row.id)
 
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
-        """Store uploaded photos (file name, bytes) under ``settings.upload_dir/NAME/`` and
+        """Store uploaded photos (file name, bytes) under ``settings.upload_dir/NAME/`` (a
+        hashed folder name when NAME is not a plain path segment: :func:`config.upload_folder`) and
         ingest them as that person's; returns the report and stored path -> file name. A
         file is named by its bytes' hash, so sending the same photo twice stores it once;
         nothing is written for a person who does not exist. :meth:`remove` deletes them."""
         import hashlib
 
         from .faces.images import IMAGE_EXTENSIONS
+        from .ingest.corpus import person_name_problem
 
+        problem = person_name_problem(name)
+        if problem is not None:  # a name stored before names were checked: readable, not a folder
+            raise BadPersonName(f"{problem}; photos cannot be added under this name")
         with self.session() as session:
             if repo.person_by_name(session, name) is None:
                 raise NotFound(f"no person named {name!r} in this library; create their profile first")
         if not uploads:
             raise ConfigError("no photo given")
         assert self.settings.upload_dir is not None
-        folder = self.settings.upload_dir / name
+        folder = config.upload_folder(self.settings.upload_dir, name)
         folder.mkdir(parents=True, exist_ok=True)
         paths: dict[str, str] = {}
         for filename, data in uploads:

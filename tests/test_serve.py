@@ -201,7 +201,7 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
     assert "role" in bad["detail"]
     _problem(_call(site, "POST", "/v1/people", key=admin, json={"name": "x", "role": "r" * 301}),
              422, "invalid_request")
-    _problem(_call(site, "POST", "/v1/people", key=admin, json={"name": "../etc"}), 400, "invalid_option")
+    _problem(_call(site, "POST", "/v1/people", key=admin, json={"name": "../etc"}), 422, "invalid_person_name")
     _problem(_call(site, "POST", "/v1/people/nobody/photos", key=admin, files=_photo(faces, OBAMA, "photos")),
              404, "not_found")
 

@@ -10,13 +10,16 @@ its path at the end of the run) for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -109,6 +112,8 @@ def browser(faces, tmp_path_factory):
 
 def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, faces, artifacts):
     page = browser.new_page()
+    media = []  # every URL of Streamlit's media store (/media/<hash>.jpg) the page asks for
+    page.on("request", lambda r: media.append(r.url) if urlparse(r.url).path.startswith("/media/") else None)
     page.goto(server)
     page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)
     page.get_by_text("processed in memory and never stored").wait_for(timeout=30_000)  # the privacy note
@@ -116,8 +121,27 @@ def test_a_visitor_uploads_a_photo_and_sees_the_person_first(server, browser, fa
     page.get_by_role("heading", name="People who look like you").wait_for(timeout=90_000)
     first = page.locator("h3").filter(has_text="1. ").first
     assert "Howard Wolowitz" in first.inner_text()
+    # the visitor's boxed photo, and the faces it matched, are in the page itself: no URL
+    # serves them to anyone else while the session lasts
+    mine = page.locator("img[alt='Your photo, faces boxed']")
+    mine.wait_for(timeout=30_000)
+    assert mine.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert mine.evaluate("img => img.naturalWidth") > 100  # a real picture, decoded by the browser
+    page.locator("img[alt='Howard Wolowitz']").first.wait_for(timeout=30_000)
+    assert page.locator("img[src^='/media/'], img[src*='/media/']:not([src*='/static/'])").count() == 0
+    assert not re.search(r"(?<!static)/media/", page.content())
+    assert media == []
     _shot(page, artifacts / "find.png")
     page.close()
+
+
+def test_streamlit_metrics_are_not_served(server):
+    """/_stcore/metrics (sessions, caches, page counts) once answered any client, no login."""
+    for path in ("/_stcore/metrics", "/_stcore/metrics/", "/_stcore/metrics?families=session_events"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{server}{path}", timeout=10)
+        assert refused.value.code == 404, path
+    assert urllib.request.urlopen(f"{server}/_stcore/health", timeout=10).read() == b"ok"  # the rest is served
 
 
 def test_the_kiosk_asks_first_then_shows_role_models_from_the_camera(server, browser, artifacts):

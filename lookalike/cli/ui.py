@@ -39,10 +39,14 @@ def ui(
         for module in ("streamlit", "streamlit_webrtc"):
             if find_spec(module) is None:
                 raise MissingExtra("the web app", "ui", f"{module} is not installed")
-        script = Path(__file__).resolve().parents[1] / "ui" / "app.py"  # lookalike/ui, beside this package
+        script = Path(__file__).resolve().parents[1] / "ui" / "lookalike_web.py"  # app.py behind a middleware
         env = os.environ | {"LOOKALIKE_DB": db_url(db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
                             "LOOKALIKE_UI_MAX_MB": str(max_upload_mb),
                             "LOOKALIKE_UI_VISITOR_ONLY": "1" if visitor_only else "0"}
+        # the operator's password is throttled per client address: the address is the TCP
+        # peer's unless the operator names the proxy they trust (FORWARDED_ALLOW_IPS=ADDR);
+        # uvicorn's default would trust X-Forwarded-For from any local client
+        env.setdefault("FORWARDED_ALLOW_IPS", "")
         if index_dir is not None:
             env["LOOKALIKE_INDEX_DIR"] = str(index_dir.expanduser().resolve())
         if vectors is not None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ManifestError
+from ..errors import BadPersonName, ManifestError
 from ..faces.images import IMAGE_EXTENSIONS
 from ..store.repo import normalise_tag
 
@@ -64,6 +64,8 @@ class Scan:
 def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> Scan:
     """Every photo named by ``paths`` (files, folders or manifests), in a stable order."""
     out = Scan()
+    if person is not None and (problem := person_name_problem(person)) is not None:
+        raise BadPersonName(f"--person: {problem}")
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -71,14 +73,27 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
         if path.is_dir():
             for file in _walk(path):
                 if file.suffix.lower() in IMAGE_EXTENSIONS:
-                    out.items.append(Item(str(file.absolute()), person or file.parent.name))
+                    out.items.append(_folder_item(file.absolute(), person))
                 else:
                     out.skipped_files += 1
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
             out.items.extend(read_manifest(path))
         else:
-            out.items.append(Item(str(path.absolute()), person or path.absolute().parent.name))
+            out.items.append(_folder_item(path.absolute(), person))
     return out
+
+
+def _folder_item(file: Path, person: str | None) -> Item:
+    """A photo filed under ``person``, else under its folder's name; a folder name that
+    cannot be a person's (``..`` as in ``photos/alice/..``, a backslash, a control
+    character) refuses the photo with the reason instead of inventing a person."""
+    if person is not None:
+        return Item(str(file), person)
+    name = file.parent.name
+    problem = person_name_problem(name)
+    if problem is not None:
+        return Item(str(file), None, rejected=f"{file}: its folder {problem}; name the folder after the person")
+    return Item(str(file), name)
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -107,6 +122,9 @@ def read_manifest(path: Path) -> list[Item]:
             continue
         if person is None:
             items.append(Item(str(target), None, rejected=f"{where}: manifest row has no person"))
+            continue
+        if (problem := person_name_problem(person)) is not None:
+            items.append(Item(str(target), None, rejected=f"{where}: {problem}"))
             continue
         try:
             profile = _profile(row)
@@ -185,17 +203,44 @@ MAX_TAGS, MAX_TAG_LENGTH = 30, 60
 PERSON_NAME_LENGTH = 200
 
 
+def person_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a person's name, or None. The one rule every new name meets,
+    wherever it comes from (a folder, a manifest row, a ``--format`` corpus, ``--person``,
+    the HTTP API, the admin page): not empty, not ``.`` or ``..``, no path separator (``/``,
+    ``\\``) and no control character, at most :data:`PERSON_NAME_LENGTH` characters. A
+    name is data, and it also names folders (uploaded photos): none of these may ever
+    move a path. Otherwise a corpus's names are kept as written (``O'Brien``). People
+    already stored under another name stay readable: only new input is checked."""
+    shown = repr(name[:60]) + ("…" if len(name) > 60 else "")
+    if not name.strip():
+        return "person name is empty"
+    if name.strip() in (".", ".."):
+        return f"person name {shown} is a folder reference, not a name"
+    if len(name) > PERSON_NAME_LENGTH:
+        return f"person name {shown} is longer than {PERSON_NAME_LENGTH} characters"
+    bad = next((c for c in name if c in "/\\"), None)
+    if bad is not None:
+        return f"person name {shown} holds the path separator {bad!r}"
+    bad = next((c for c in name if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if bad is not None:
+        return f"person name {shown} holds the control character U+{ord(bad):04X}"
+    return None
+
+
 def check_person_name(name: str) -> str:
-    """A person name given by staff (HTTP API, admin page): it becomes a folder under the
-    photo folder, so one path segment of letters, digits, ``_ . -`` and spaces, never
-    starting with a dot. Names read from corpus folders are whatever their folder says."""
+    """A person name given by staff (HTTP API, admin page), or :class:`BadPersonName`. On
+    top of :func:`person_name_problem`, staff type one plain path segment: letters,
+    digits, ``_ . -`` and spaces, never starting with a dot. Names read from corpus
+    folders and manifests are whatever they say, within :func:`person_name_problem`."""
     import re
 
     name = name.strip()
-    if (not name or len(name) > PERSON_NAME_LENGTH or name.startswith(".")
-            or not re.fullmatch(r"[\w .-]+", name)):
-        raise ValueError(f"person name {name[:60]!r} must be 1-{PERSON_NAME_LENGTH} letters, digits, spaces, "
-                         "'_', '.' or '-', not starting with '.'")
+    problem = person_name_problem(name)
+    if problem is not None:
+        raise BadPersonName(problem)
+    if name.startswith(".") or not re.fullmatch(r"[\w .-]+", name):
+        raise BadPersonName(f"person name {name[:60]!r} must be 1-{PERSON_NAME_LENGTH} letters, digits, "
+                            "spaces, '_', '.' or '-', not starting with '.'")
     return name
 
 

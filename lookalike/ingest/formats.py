@@ -505,19 +505,16 @@ def _reject(path: Path, kind: str, detail: str) -> Item:
 
 
 def _person_name(raw: str) -> tuple[str, str | None]:
-    """The name with its spaces tidied, and why it cannot be a person's name (empty, too
-    long, a control character). Corpus names are kept as written otherwise: ``O'Brien``
-    is a name, though staff could not type it (:func:`.corpus.check_person_name`)."""
-    from .corpus import PERSON_NAME_LENGTH
+    """The name with its spaces tidied, and why it cannot be a person's name
+    (:func:`.corpus.person_name_problem`: empty, ``..``, a path separator, a control
+    character, too long). Corpus names are kept as written otherwise: ``O'Brien`` is a
+    name, though staff could not type it (:func:`.corpus.check_person_name`)."""
+    from .corpus import person_name_problem
 
     name = " ".join(raw.split())
-    if not name:
-        return name, "empty name"
-    if len(name) > PERSON_NAME_LENGTH:
-        return name, f"name {name[:40]!r}... is longer than {PERSON_NAME_LENGTH} characters"
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
-        return name, f"name {name[:40]!r} holds a control character"
-    return name, None
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in raw):  # the tidying would hide a tab or a newline
+        return name, person_name_problem(raw)
+    return name, person_name_problem(name)
 
 
 def _profile(corpus_format: CorpusFormat, tags: list[str]) -> Profile:

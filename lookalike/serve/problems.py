@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import (
     BadImage,
+    BadPersonName,
     ConfigError,
     DownloadFailed,
     EmptyLibrary,
@@ -42,6 +43,7 @@ ERRORS: list[tuple[type[LookalikeError], int, str]] = [
     (ModelMismatch, 409, "model_mismatch"),
     (UnknownName, 400, "unknown_name"),
     (ManifestError, 400, "invalid_manifest"),
+    (BadPersonName, 422, "invalid_person_name"),  # before ConfigError, which it is
     (ConfigError, 400, "invalid_option"),
     (NothingIngested, 422, "nothing_ingested"),
     (ModelMissing, 503, "model_missing"),

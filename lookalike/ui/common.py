@@ -7,6 +7,7 @@ straight to :meth:`lookalike.library.Library.search`, which decodes them in memo
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 import numpy as np
 
 from lookalike.config import env_int, env_text
+from lookalike.ui.throttle import Throttle, client_key
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -182,6 +184,8 @@ def _open_library(db: str | None, index_dir: str | None, max_pixels: int) -> Lib
 
 # the face models are shared by every visitor of this server: one search at a time
 SEARCH_LOCK = threading.Lock()
+# wrong operator passwords, per client address, across every session of this server
+LOGIN_THROTTLE = Throttle()
 
 
 def setting(read: Callable[[], R]) -> R:
@@ -210,13 +214,21 @@ def visitor_only() -> bool:
     return env_int("LOOKALIKE_UI_VISITOR_ONLY", 0, "0 or 1", minimum=0) == 1
 
 
-def _is_operator(given: str, password: str | None) -> bool:
+def same_secret(given: str, expected: str) -> bool:
+    """Whether two secrets are equal, in a time that tells nothing of either: their
+    SHA-256 digests (always 32 bytes, so not even the length shows) compared by
+    :func:`hmac.compare_digest`."""
+    import hashlib
     import hmac
 
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
+
+
+def _is_operator(given: str, password: str | None) -> bool:
     from lookalike.errors import LookalikeError
     from lookalike.store.schema import KeyScope
 
-    if password and hmac.compare_digest(given.encode(), password.encode()):
+    if password and same_secret(given, password):
         return True
     try:
         return library().key_scope(given) is KeyScope.admin
@@ -241,11 +253,19 @@ def operator_gate() -> None:
     with st.form("operator"):
         given = st.text_input("Operator password or admin API key", type="password", key="operator_secret")
         opened = st.form_submit_button("Open")
-    if opened and given and _is_operator(given.strip(), password):
-        st.session_state["lk_operator"] = True
-        st.rerun()
     if opened:
-        st.error("That is neither the operator's password nor an admin API key.")
+        client = client_key(st.context.ip_address)
+        wait = LOGIN_THROTTLE.wait(client)
+        if wait > 0:  # not checked at all: a right guess now would open nothing and tell nothing
+            st.error(f"Too many wrong tries from your address: try again in {math.ceil(wait)} s.")
+            st.stop()
+        if given and _is_operator(given.strip(), password):
+            LOGIN_THROTTLE.succeeded(client)
+            st.session_state["lk_operator"] = True
+            st.rerun()
+        wait = LOGIN_THROTTLE.failed(client)
+        later = f" Wait {math.ceil(wait)} s before the next try." if wait > 0 else ""
+        st.error("That is neither the operator's password nor an admin API key." + later)
     st.stop()
 
 
@@ -298,6 +318,25 @@ def html_text(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def inline_image(img: Image, alt: str, where: DeltaGenerator | None = None, max_side: int = 1280) -> None:
+    """``img`` in the page itself, as a ``data:`` URL (JPEG, at most ``max_side`` pixels a
+    side). ``st.image`` would store it in Streamlit's media store and serve it at
+    ``/media/<hash>.jpg`` to any client that asks while the session lasts; a visitor's photo,
+    and whom it matched, get no URL at all this way."""
+    import base64
+    import io
+
+    import streamlit as st
+
+    shown = img.convert("RGB")
+    shown.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    shown.save(buffer, "JPEG", quality=88)
+    src = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    (where or st).html(f'<img src="{src}" alt="{html_text(alt)}" class="lk-inline" '
+                       'style="width:100%;height:auto;display:block;border-radius:0.5rem">')
+
+
 def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
               widths: list[int]) -> DeltaGenerator:
     """A person card: face crop, name, role · organisation, similarity bar, story.
@@ -307,7 +346,7 @@ def show_card(lib: Library, card: Card, title: str, bar_text: str, size: int,
 
     with st.container(border=True):
         pic, text = st.columns(widths, gap="medium")
-        pic.image(lib.face_crop(card.face_id, size), width="stretch")
+        inline_image(lib.face_crop(card.face_id, size), card.name, pic)
         with text:
             st.markdown(title)
             sub = " · ".join(x for x in (card.role, card.organisation) if x)

@@ -64,8 +64,9 @@ with left:
         labels = [f"Face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(len(faces))]
         chosen = labels.index(st.radio(f"{len(faces)} faces in this photo — which one is you?", labels,
                                        horizontal=True))
-    st.image(common.boxed(rgb, [f.bbox for f in faces], chosen if len(faces) > 1 else None),
-             width="stretch")
+    # inline: a visitor's photo never gets a URL (st.image would serve it at /media/…)
+    common.inline_image(common.boxed(rgb, [f.bbox for f in faces], chosen if len(faces) > 1 else None),
+                        "Your photo, faces boxed")
     face = faces[chosen]
     # both of the faces a visitor may see: people who withhold consent are not in the average
     words = common.typicality_words(face.corpus_centroid_similarity,

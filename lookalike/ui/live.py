@@ -64,9 +64,9 @@ def matches() -> None:
                 st.markdown("Matching …")
                 continue
             pic, text = st.columns([1, 2])
-            pic.image(crop(str(lib.settings.db_url), face["face_id"]), width="stretch")
             p = profiles.get(face["person"])
             name = p.title if p else (face["person"] or "unnamed").replace("_", " ")
+            common.inline_image(crop(str(lib.settings.db_url), face["face_id"]), name, pic)  # no /media/ URL
             text.markdown(f"### {common.plain(name)}")
             text.progress(common.bar_value(face["similarity"], floor),
                           text=f"similarity {face['similarity']:.2f} — **{common.VERDICT_WORDS[face['verdict']]}**")
