@@ -18,6 +18,7 @@ from . import config
 from .config import Settings
 from .errors import ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
+from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .space import SpaceView
 from .store import db, repo
@@ -271,6 +272,7 @@ class Library:
                                                 workers=workers, progress=progress)
                     statuses.update(report.statuses)
                     faces, seconds = faces + report.faces, seconds + report.seconds
+                    crash_point("reembed.moved")
         finally:
             moved.close()
         self._view = None  # the moved library may now pick the target space
@@ -311,6 +313,7 @@ class Library:
                 if row is not None:
                     repo.delete_row(session, row)
                 session.commit()
+            crash_point("remove.committed")
             for space_id, ids in removed.items():
                 if ids and space_id in views:
                     view = views[space_id]
