@@ -262,6 +262,9 @@ class Library:
             with moved.session() as session:
                 row = repo.get_space(session, target.key)
                 todo = repo.photos_outside(session, row.id if row is not None else -1)
+            if row is not None:  # a reembed killed after a commit left the space's index behind
+                with moved.view.writers():
+                    moved._settle_indexes()
             present = [p for p in todo if Path(p.path).is_file()]
             changed = [p.path for p in present if p.sha256 and sha256_of(Path(p.path)) != p.sha256]
             # photos that gave several faces were ingested with --faces all: keep them all

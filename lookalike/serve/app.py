@@ -12,6 +12,7 @@ dropped; nothing of them is written or logged (uvicorn's access log has the path
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -93,9 +94,24 @@ class Service:
             self.lib = lib
             self.ready.set()
             log.info("ready: %s", lib.settings.db_url)
+            self._say_ready()
         except LookalikeError as err:
             self.failed = str(err)
             log.error("the library could not be opened: %s", err, exc_info=True)
+
+    def _say_ready(self) -> None:
+        """A file named by this process's pid in ``ready_dir`` (when set): whoever started
+        ``serve --workers N`` knows every process is ready when N files are there, without
+        guessing from which process the kernel happened to hand its health requests to."""
+        if self.settings.ready_dir is None:
+            return
+        from pathlib import Path
+
+        folder = Path(self.settings.ready_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f".{os.getpid()}.part"
+        part.write_text("ready\n")
+        part.replace(folder / str(os.getpid()))
 
     def library(self) -> Library:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
@@ -254,12 +270,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/v1/health", response_model=schemas.Health, tags=["service"])
     async def health() -> JSONResponse:
-        """``ready`` once the library is open and its models are loaded (503 until then)."""
+        """``ready`` once the library is open and its models are loaded (503 until then);
+        ``worker`` is the answering process's pid and ``models`` its models' state."""
         if service.ready.is_set():
-            return JSONResponse({"status": "ready", "detail": None})
+            return JSONResponse({"status": "ready", "detail": None, "worker": os.getpid(), "models": "loaded"})
         status = "failed" if service.failed else "loading"
-        return JSONResponse({"status": status, "detail": service.failed}, status_code=503,
-                            headers={"Retry-After": "2"})
+        return JSONResponse({"status": status, "detail": service.failed, "worker": os.getpid(),
+                             "models": status}, status_code=503, headers={"Retry-After": "2"})
 
     @app.post("/v1/search", response_model=schemas.SearchAnswer, response_model_exclude_unset=True,
               tags=["search"])

@@ -193,3 +193,5 @@ class StatsAnswer(BaseModel):
 class Health(BaseModel):
     status: Literal["loading", "ready", "failed"]
     detail: str | None = None
+    worker: int | None = None  # the pid of the server process that answered
+    models: Literal["loading", "loaded", "failed"] | None = None

@@ -25,6 +25,9 @@ class ServeSettings:
     rate_per_minute: int = DEFAULT_RATE  # 0: no limit
     warm: bool = True  # load the models at start (health says ready once they are)
     workers: int = 1  # server processes beside this one (their share of the cores)
+    # LOOKALIKE_SERVE_READY_DIR: each server process writes a file named by its pid here once
+    # its models are loaded; whoever started ``serve --workers N`` waits for N files
+    ready_dir: str | None = None
 
     @property
     def model_threads(self) -> int:
@@ -51,6 +54,8 @@ class ServeSettings:
             env["LOOKALIKE_DB"] = self.db
         if self.index_dir:
             env["LOOKALIKE_INDEX_DIR"] = self.index_dir
+        if self.ready_dir:
+            env["LOOKALIKE_SERVE_READY_DIR"] = self.ready_dir
         return env
 
     @classmethod
@@ -67,4 +72,5 @@ class ServeSettings:
             rate_per_minute=env_int("LOOKALIKE_SERVE_RATE", DEFAULT_RATE, "requests per minute", minimum=0),
             warm=env_int("LOOKALIKE_SERVE_WARM", 1, "0 or 1", minimum=0) == 1,
             workers=env_int("LOOKALIKE_SERVE_WORKERS", 1, "a number of processes", minimum=1),
+            ready_dir=os.environ.get("LOOKALIKE_SERVE_READY_DIR") or None,
         )
