@@ -19,6 +19,7 @@ class Server:
     proc: subprocess.Popen
     url: str
     log: list[str] = field(default_factory=list)  # every line the server printed
+    ready_dir: Path | None = None  # where its processes said they were ready
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -28,6 +29,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.ready_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.ready_dir, ignore_errors=True)
 
 
 def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None = None,
@@ -41,7 +46,6 @@ def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None 
     ready. Each writes a file named by its pid into ``LOOKALIKE_SERVE_READY_DIR`` once its
     models are loaded: ready is ``--workers`` such files (``timeout`` only bounds a server
     that never gets there)."""
-    import shutil
     import tempfile
 
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--port", "0", *args]
@@ -50,7 +54,7 @@ def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None 
                             env=os.environ | (env or {}) | {"LOOKALIKE_SERVE_READY_DIR": str(ready_dir)},
                             cwd=cwd, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    server = Server(proc, "")
+    server = Server(proc, "", ready_dir=ready_dir)
     found = threading.Event()
 
     def read() -> None:
@@ -65,15 +69,13 @@ def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None 
     threading.Thread(target=read, daemon=True).start()
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
     deadline = time.monotonic() + timeout
-    try:
-        while not (found.is_set() and _ready(ready_dir) >= workers):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"lookalike serve did not become ready ({_ready(ready_dir)} of "
-                                   f"{workers} processes):\n" + "\n".join(server.log[-30:]))
-            time.sleep(0.05)
-    finally:
-        shutil.rmtree(ready_dir, ignore_errors=True)
+    while not (found.is_set() and _ready(ready_dir) >= workers):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            ready = _ready(ready_dir)
+            server.stop()
+            raise RuntimeError(f"lookalike serve did not become ready ({ready} of {workers} processes):\n"
+                               + "\n".join(server.log[-30:]))
+        time.sleep(0.05)
     return server
 
 
