@@ -19,6 +19,7 @@ class Server:
     proc: subprocess.Popen
     url: str
     log: list[str] = field(default_factory=list)  # every line the server printed
+    ready_dir: Path | None = None  # where its processes said they were ready
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -28,20 +29,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.ready_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.ready_dir, ignore_errors=True)
 
 
 def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None = None,
           timeout: float = 120) -> Server:
-    """``lookalike serve --db DB --port 0 ARGS…`` in its own process group, once
-    ``/v1/health`` says ready (with ``--workers N``, 25 times in a row); port 0 lets the
-    system pick a free port, read from the log."""
-    import httpx
+    """``lookalike serve --db DB --port 0 ARGS…`` in its own process group, once every
+    server process says it is ready; port 0 lets the system pick a free port, read from
+    the log.
+
+    Each process loads the models itself and answers 503 until then, and which one takes a
+    health request is the kernel's choice, so health answers cannot tell that all are
+    ready. Each writes a file named by its pid into ``LOOKALIKE_SERVE_READY_DIR`` once its
+    models are loaded: ready is ``--workers`` such files (``timeout`` only bounds a server
+    that never gets there)."""
+    import tempfile
 
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--port", "0", *args]
+    ready_dir = Path(tempfile.mkdtemp(prefix="lookalike-ready-"))
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=os.environ | (env or {}), cwd=cwd, start_new_session=True,
+                            env=os.environ | (env or {}) | {"LOOKALIKE_SERVE_READY_DIR": str(ready_dir)},
+                            cwd=cwd, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    server = Server(proc, "")
+    server = Server(proc, "", ready_dir=ready_dir)
     found = threading.Event()
 
     def read() -> None:
@@ -54,23 +67,18 @@ def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None 
                 found.set()
 
     threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not found.wait(0.1):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("lookalike serve did not start:\n" + "\n".join(server.log[-30:]))
-    # every worker process loads the models itself and answers 503 until then; which one
-    # takes a connection is the kernel's choice, so with several, many 200s in a row
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
-    needed, streak = (1 if workers == 1 else 25), 0
-    while time.monotonic() < deadline:
-        try:
-            ok = httpx.get(server.url + "/v1/health", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        streak = streak + 1 if ok else 0
-        if streak >= needed:
-            return server
-        time.sleep(0.05 if ok else 0.2)
-    server.stop()
-    raise RuntimeError("lookalike serve never became ready:\n" + "\n".join(server.log[-30:]))
+    deadline = time.monotonic() + timeout
+    while not (found.is_set() and _ready(ready_dir) >= workers):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            ready = _ready(ready_dir)
+            server.stop()
+            raise RuntimeError(f"lookalike serve did not become ready ({ready} of {workers} processes):\n"
+                               + "\n".join(server.log[-30:]))
+        time.sleep(0.05)
+    return server
+
+
+def _ready(folder: Path) -> int:
+    """Server processes that said they are ready (files named by a pid)."""
+    return sum(1 for p in folder.iterdir() if p.name.isdigit())

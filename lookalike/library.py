@@ -18,6 +18,7 @@ from . import config
 from .config import Settings
 from .errors import BadPersonName, ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
+from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .space import SpaceView
 from .store import consent, db, repo
@@ -266,6 +267,9 @@ class Library:
             with moved.session() as session:
                 row = repo.get_space(session, target.key)
                 todo = repo.photos_outside(session, row.id if row is not None else -1)
+            if row is not None:  # a reembed killed after a commit left the space's index behind
+                with moved.view.writers():
+                    moved._settle_indexes()
             present = [p for p in todo if Path(p.path).is_file()]
             changed = [p.path for p in present if p.sha256 and sha256_of(Path(p.path)) != p.sha256]
             # photos that gave several faces were ingested with --faces all: keep them all
@@ -276,6 +280,7 @@ class Library:
                                                 workers=workers, progress=progress)
                     statuses.update(report.statuses)
                     faces, seconds = faces + report.faces, seconds + report.seconds
+                    crash_point("reembed.moved")
         finally:
             moved.close()
         self._view = None  # the moved library may now pick the target space
@@ -316,6 +321,7 @@ class Library:
                 if row is not None:
                     repo.delete_row(session, row)
                 session.commit()
+            crash_point("remove.committed")
             for space_id, ids in removed.items():
                 if ids and space_id in views:
                     view = views[space_id]

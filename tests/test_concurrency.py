@@ -4,6 +4,7 @@ newer index picked up; a second writer refuses."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import pytest
 
 import lookalike
+from lookalike.faults import HOLD_ENV
 from lookalike.query.search import SearchOptions, search_vectors
 
 pytestmark = pytest.mark.e2e
@@ -29,33 +31,43 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     reader = lookalike.open(db)
     queries = reader.vectors(reader.index.ids()[:5])
     start = reader.index.ntotal
+    # the writer stops after its first batch's commit until released (lookalike.faults): the
+    # second writer and the CLI search below run while it holds the library, however fast it is
+    gate = tmp_path / "gate"
     writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db", str(db),
-                               "-q", "--workers", "1"], stderr=subprocess.PIPE, text=True)
+                               "-q", "--workers", "1"], stderr=subprocess.PIPE, text=True,
+                              env=os.environ | {HOLD_ENV: f"ingest.committed@{gate}"})
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     runs, seen = 0, [start]
     refused = None
-    while writer.poll() is None or runs == 0:
-        for q in queries:
-            result = search_vectors(reader, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))  # raises on any torn read
-            ids = [m.face_id for f in result.faces for m in f.matches]
-            held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids))})")}
-            assert set(ids) <= held, "an answer named a face the database does not hold"
-            runs += 1
-        seen.append(reader.index.ntotal)
-        lock = db.parent / "indexes" / ".write.lock"
-        if refused is None and lock.exists() and lock.read_text() == f"pid {writer.pid}":  # the writer holds it
-            # a second writer, and a search in another process, both while the first writer stores
-            second_writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db",
-                                              str(db), "-q"], stderr=subprocess.PIPE, text=True)
-            cli = subprocess.run([sys.executable, "-m", "lookalike.cli", "search", str(next(second.glob("*/*"))),
-                                  "--db", str(db), "--json"], capture_output=True, text=True)
-            cli_ran_during_ingest = writer.poll() is None
-            refused = (second_writer.wait(), second_writer.stderr.read())  # type: ignore[union-attr]
-            assert cli.returncode == 0, cli.stderr
-            answered = [m["face_id"] for f in json.loads(cli.stdout)["faces"] for m in f["matches"]]
-            held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, answered))})")}
-            assert answered and set(answered) <= held
-        time.sleep(0.05)
+    try:
+        while writer.poll() is None or runs == 0:
+            for q in queries:
+                result = search_vectors(reader, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))  # raises on any torn read
+                ids = [m.face_id for f in result.faces for m in f.matches]
+                held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids))})")}
+                assert set(ids) <= held, "an answer named a face the database does not hold"
+                runs += 1
+            seen.append(reader.index.ntotal)
+            lock = db.parent / "indexes" / ".write.lock"
+            if refused is None and (gate / "held").exists():  # the writer holds the library, mid-ingest
+                assert lock.read_text() == f"pid {writer.pid}"
+                # a second writer, and a search in another process, both while the first writer stores
+                second_writer = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ingest", str(second), "--db",
+                                                  str(db), "-q"], stderr=subprocess.PIPE, text=True)
+                cli = subprocess.run([sys.executable, "-m", "lookalike.cli", "search", str(next(second.glob("*/*"))),
+                                      "--db", str(db), "--json"], capture_output=True, text=True)
+                cli_ran_during_ingest = writer.poll() is None
+                refused = (second_writer.wait(), second_writer.stderr.read())  # type: ignore[union-attr]
+                assert cli.returncode == 0, cli.stderr
+                answered = [m["face_id"] for f in json.loads(cli.stdout)["faces"] for m in f["matches"]]
+                listed = ",".join(map(str, answered))
+                held = {r[0] for r in conn.execute(f"select id from faces where id in ({listed})")}
+                assert answered and set(answered) <= held
+                (gate / "release").touch()
+            time.sleep(0.05)
+    finally:  # never leave the writer waiting
+        (gate / "release").touch()
     assert writer.wait() == 0, writer.stderr.read()
     assert refused is not None and refused[0] == 1 and "being written by" in refused[1]
     assert cli_ran_during_ingest, "the ingest ended before the CLI search did: the test proved nothing"

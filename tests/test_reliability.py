@@ -1,99 +1,252 @@
-"""Crash consistency: an ingest SIGKILLed at 20 random moments, resumed each time; removals
-killed mid-way. After every kill the library is consistent; at the end nothing is lost or
-doubled, ``doctor`` is clean and stored faces still find themselves. (bench/reliability.py
-does the same at a larger scale and reports the figures.)"""
+"""Crash consistency, deterministically: the real CLI dies at each named crash point
+(:mod:`lookalike.faults`: ``LOOKALIKE_CRASH_AT``, ``os._exit`` there) — after an ingest's
+SQL commit and before its index save, between the two stores of Milvus, in the outbox
+drain, mid FAISS save, mid-batch in a worker, after a removal's commit, in a reembed. Each
+test checks the process died *at that point* (its exit code), that the crash left
+something for the resume to repair, that the library is consistent meanwhile, and that
+after the resume nothing is lost or doubled and ``doctor`` is clean. No timing: every
+point is hit on every run, on any machine. (The randomised SIGKILL soak is a benchmark:
+bench/reliability.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import lookalike
+from lookalike.faults import ENV, EXIT_CODE, POINTS
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e]
 
-
-# the benchmark's own fault injection and invariants (bench/reliability.py): one copy of each
+# the benchmark's invariants (bench/reliability.py): one copy of each
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reliability as bench  # noqa: E402
 
-_cli, _sql = bench.cli, bench.sql
+_sql = bench.sql
+PEOPLE, PER_PERSON = 20, 2  # 40 photos: two ingest batches (32 + 8)
 
 
-def _consistent(db: Path, index_dir: Path, leaving: set[int], vectors: str | None = None) -> None:
-    assert bench.invariants(db, index_dir, leaving, vectors) == []
+@dataclass(frozen=True)
+class Library:
+    db: Path
+    index_dir: Path
+    vectors: str | None  # milvus-lite:PATH, or None for FAISS files
+
+    @property
+    def where(self) -> list[str]:
+        return ["--db", str(self.db), "--index-dir", str(self.index_dir),
+                *(["--vectors", self.vectors] if self.vectors else [])]
+
+    def held(self) -> set[int]:
+        """Face ids the vector store holds (FAISS files, or Milvus read in a process of its own)."""
+        if self.vectors:
+            return bench.milvus_ids(self.vectors) if Path(self.vectors.split(":", 1)[1]).exists() else set()
+        return bench.index_ids(self.index_dir)
+
+    def faces(self) -> set[int]:
+        return {r[0] for r in _sql(self.db, "select id from faces")}
 
 
-def _kill_at(args: list[str], seconds: float) -> bool:
-    """Run, SIGKILL the whole process group after ``seconds``; True if the kill landed."""
-    proc = subprocess.Popen(_cli(*args), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def make_library(folder: Path, store: str) -> Library:
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = f"milvus-lite:{folder / 'vectors.db'}" if store == "milvus" else None
+    return Library(folder / "lib.db", folder / "indexes", vectors)
+
+
+def run(*args: str, crash: str | None = None) -> subprocess.CompletedProcess:
+    """The real CLI in a process of its own (``crash``: the point it must die at). Whatever
+    it started and left behind when it died (a Milvus Lite server, pool workers) is killed
+    with it afterwards, as a machine that lost the process would."""
+    env = {k: v for k, v in os.environ.items() if k != ENV} | ({ENV: crash} if crash else {})
+    proc = subprocess.Popen(bench.cli(*args), env=env, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=900)
     try:
-        proc.wait(timeout=seconds)
-        return False
-    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True
+    except ProcessLookupError:
+        pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def died_at(result: subprocess.CompletedProcess, point: str) -> None:
+    assert result.returncode == EXIT_CODE, (f"did not die at {point} (exit {result.returncode}): "
+                                            f"{result.stderr[-2000:]}")
+
+
+def consistent(lib: Library, leaving: frozenset[int] | set[int] = frozenset()) -> None:
+    assert bench.invariants(lib.db, lib.index_dir, set(leaving), lib.vectors) == []
+
+
+def whole(lib: Library, photos: int) -> None:
+    """After the resume: every photo once, each with a final status and its face, the
+    vector store holding exactly the database's faces, doctor clean."""
+    assert _sql(lib.db, "select count(*), count(distinct path) from photos") == [(photos, photos)]
+    assert _sql(lib.db, "select status, count(*) from photos group by status") == [("ok", photos)]
+    assert lib.held() == lib.faces() and len(lib.faces()) == photos
+    doctor = run("doctor", *lib.where, "--json")
+    assert doctor.returncode == 0 and json.loads(doctor.stdout)["ok"], doctor.stdout + doctor.stderr
+
+
+@pytest.fixture(scope="module")
+def corpus(faces, tmp_path_factory) -> tuple[Path, int]:
+    from conftest import lfw_people, link_people
+
+    folder = tmp_path_factory.mktemp("crash-corpus") / "corpus"
+    return folder, link_people(folder, lfw_people(faces, PEOPLE).items(), PER_PERSON)
+
+
+@pytest.fixture(scope="module")
+def stored(corpus, tmp_path_factory) -> dict[str, Library]:
+    """The corpus ingested once per store, copied by each removal test."""
+    out = {}
+    for store in ("faiss", "milvus"):
+        lib = make_library(tmp_path_factory.mktemp(f"stored-{store}"), store)
+        done = run("ingest", str(corpus[0]), *lib.where, "-q")
+        assert done.returncode == 0, done.stderr
+        out[store] = lib
+    return out
+
+
+# (store, point[:n], what the crash must have left for the resume to repair)
+INGEST_CASES = [
+    ("faiss", "ingest.committed", "the first batch committed, not in the index file"),
+    ("faiss", "ingest.before_save", "photos committed, the index file never saved"),
+    ("faiss", "index.save.torn", "a new index file beside the previous run's manifest"),
+    ("milvus", "ingest.committed", "the first batch in SQL and its outbox, not in Milvus"),
+    ("milvus", "outbox.sent", "Milvus holds the batch, its outbox rows still there"),
+]
+
+
+@pytest.mark.parametrize(("store", "point", "left"), INGEST_CASES, ids=[f"{s}-{p}" for s, p, _ in INGEST_CASES])
+def test_an_ingest_dying_at_a_crash_point_resumes_losing_and_doubling_nothing(corpus, tmp_path, store, point, left):
+    folder, n = corpus
+    lib = make_library(tmp_path, store)
+    if point == "index.save.torn":  # a saved pair first (one person's photos), for the crash to tear
+        first = run("ingest", str(sorted(folder.iterdir())[0]), *lib.where, "-q")
+        assert first.returncode == 0, first.stderr
+    died_at(run("ingest", str(folder), *lib.where, "-q", crash=point), point)
+    consistent(lib)
+    committed = lib.faces()
+    assert committed, f"{point}: nothing committed before the crash"
+    if point == "outbox.sent":
+        assert _sql(lib.db, "select count(*) from vector_outbox")[0][0] > 0, left
+    elif point == "index.save.torn":
+        manifest = json.loads(next(lib.index_dir.glob("*.json")).read_text())
+        assert manifest["generation"] == 1 and manifest["ntotal"] == PER_PERSON < len(lib.held()), left
+    else:
+        assert lib.held() < committed, left
+    resumed = run("ingest", str(folder), *lib.where, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    statuses = json.loads(resumed.stdout)["statuses"]
+    assert statuses["unchanged"] >= len(committed) and statuses["ok"] + statuses["unchanged"] == n, statuses
+    whole(lib, n)
+
+
+def test_a_worker_dying_mid_batch_costs_its_photos_a_retry_not_the_run(corpus, tmp_path):
+    """Each pool worker dies after mapping its 12th photo (before handing it back): the
+    run goes on with a new pool, those photos are stored as errors, and the next run
+    retries and stores them."""
+    folder, n = corpus
+    lib = make_library(tmp_path, "faiss")
+    first = run("ingest", str(folder), *lib.where, "--workers", "2", "--json", crash="ingest.worker:12")
+    assert first.returncode == 0, first.stderr
+    statuses = json.loads(first.stdout)["statuses"]
+    assert statuses["error"] > 0 and statuses["ok"] > 0, statuses
+    reasons = {r[0] for r in _sql(lib.db, "select reason from photos where status = 'error'")}
+    assert all("worker process died" in r for r in reasons), reasons
+    consistent(lib)
+    again = run("ingest", str(folder), *lib.where, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["statuses"]["ok"] == statuses["error"]
+    whole(lib, n)
 
 
 @pytest.mark.parametrize("store", ["faiss", "milvus"])
-def test_twenty_kills_then_resume_lose_nothing_and_double_nothing(faces, tmp_path, store):
-    """On FAISS files and on Milvus Lite (SQL first, then the outbox drained into Milvus)."""
-    from conftest import lfw_people, link_people
-
-    rng = random.Random(9)
-    corpus = tmp_path / "corpus"
-    n = link_people(corpus, lfw_people(faces, 250, min_photos=1).items(), 3)
-    db, index_dir = tmp_path / "lib.db", tmp_path / "indexes"
-    vectors = f"milvus-lite:{tmp_path / 'vectors.db'}" if store == "milvus" else None
-    where = ["--db", str(db), "--index-dir", str(index_dir)] + (["--vectors", vectors] if vectors else [])
-    args = ["ingest", str(corpus), *where, "-q", "--workers", "2"]
-    assert n >= 300
-    landed, mid_run, kills = 0, 0, 0
-    # each run is killed a little after it committed something new (mid-batch, mid-commit);
-    # once everything is stored, in the final index save and upkeep or at start-up. How many
-    # kills fall mid-run depends on the machine's speed (photos stored during the delay), so
-    # the loop goes on past 20 kills until 12 have (at most 30).
-    while (kills < 20 or mid_run < 12) and kills < 30:
-        stored = _sql(db, "select count(*) from photos")[0][0] if db.exists() else 0
-        landed += bench.kill_when(_cli(*args), min(n, stored + rng.randint(1, 15)), rng.uniform(0.0, 0.5),
-                                  lambda: bench.stored_photos(db))
-        mid_run += stored < n
-        kills += 1
-        _consistent(db, index_dir, set(), vectors)
-    assert landed >= kills - 2, f"only {landed} of {kills} kills landed before the run ended"
-    assert mid_run >= 12, f"only {mid_run} of {kills} kills while photos were still being stored"
-    done = subprocess.run(_cli(*args[:-3], "--json"), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr
-    assert _sql(db, "select count(*), count(distinct path) from photos") == [(n, n)]  # every photo once
-    assert _sql(db, "select count(*) from photos where status is null or status = ''") == [(0,)]
-    # removals killed mid-way, each finished by a second run
-    for name in rng.sample([r[0] for r in _sql(db, "select name from people")], 4):
-        leaving = {r[0] for r in _sql(db, "select f.id from faces f join people p on p.id = f.person_id "
+def test_a_removal_dying_after_its_commit_is_finished_by_the_next_run(stored, corpus, tmp_path, store):
+    base = stored[store]
+    shutil.copytree(base.db.parent, tmp_path / "lib")
+    lib = make_library(tmp_path / "lib", store)
+    name = _sql(lib.db, "select name from people order by name")[3][0]
+    leaving = {r[0] for r in _sql(lib.db, "select f.id from faces f join people p on p.id = f.person_id "
                                           "where p.name = ?", name)}
-        remove = ["remove", "--person", name, *where]
-        _kill_at(remove, rng.uniform(0.3, 2.5))
-        _consistent(db, index_dir, leaving, vectors)
-        subprocess.run(_cli(*remove), capture_output=True, timeout=300)
-        assert _sql(db, "select count(*) from people where name = ?", name) == [(0,)]
-    doctor = subprocess.run(_cli("doctor", *where, "--json"),
-                            capture_output=True, text=True, timeout=300)
-    assert doctor.returncode == 0 and json.loads(doctor.stdout)["ok"], doctor.stdout
-    with lookalike.open(db, index_dir=index_dir, vectors=vectors) as lib:
-        ids = lib.index.ids()
-        assert set(ids.tolist()) == {r[0] for r in _sql(db, "select id from faces")}
-        sample = np.asarray(rng.sample(list(ids), 15))
-        for fid, vec in zip(sample, lib.vectors(sample)):
-            assert lib.index.search(vec[None], 1)[1][0][0] == fid
+    assert len(leaving) == PER_PERSON
+    remove = ["remove", "--person", name, *lib.where]
+    died_at(run(*remove, crash="remove.committed"), "remove.committed")
+    consistent(lib, leaving)
+    assert not leaving & lib.faces() and leaving <= lib.held()  # the rows went, the vectors not yet
+    # the next run finds the person gone (and says so), but first settles the index
+    again = run(*remove)
+    assert again.returncode != 0 and "no person named" in again.stderr, again.stderr
+    whole(lib, corpus[1] - PER_PERSON)
+    assert not leaving & lib.held()
+
+
+@pytest.fixture(scope="module")
+def dlib_library(faces, tmp_path_factory) -> Path:
+    """celeb/face_recognition (16 photos) ingested in the former default space (Dlib)."""
+    folder = tmp_path_factory.mktemp("dlib")
+    corpus = folder / "corpus"
+    shutil.copytree(faces / "celeb" / "face_recognition", corpus)
+    made = run("ingest", str(corpus), "--db", str(folder / "lib.db"), "-q",
+               "--model", "Dlib", "--detector", "dlib", "--aligner", "chip")
+    assert made.returncode == 0, made.stderr
+    return folder
+
+
+@pytest.mark.parametrize("point", ["ingest.committed", "reembed.moved"])
+def test_a_reembed_dying_midway_is_finished_by_the_next_run(dlib_library, tmp_path, point):
+    shutil.copytree(dlib_library, tmp_path / "lib", symlinks=True)
+    db = tmp_path / "lib" / "lib.db"
+    where = ["--db", str(db), "--index-dir", str(tmp_path / "lib" / "indexes")]
+    target = "SFace__yunet__arcface"
+    in_target = ("select count(*), count(distinct p.path) from photos p join indexes s on s.id = p.space_id "
+                 "where s.key = ?")
+    died_at(run("reembed", *where, crash=point), point)
+    assert _sql(db, in_target, target) == [(16, 16)]  # committed before it died
+    resumed = run("reembed", *where, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["reembedded"] == 0  # nothing done twice
+    assert _sql(db, in_target, target) == [(16, 16)]
+    doctor = run("doctor", *where, "--json")
+    assert doctor.returncode == 0 and json.loads(doctor.stdout)["ok"], doctor.stdout + doctor.stderr
+    spaces = {s["space"]: s for s in json.loads(doctor.stdout)["spaces"]}
+    assert spaces[target]["index_faces"] == spaces[target]["db_faces"] == 16
+
+
+def test_a_crash_point_fires_on_its_nth_arrival_and_a_wrong_name_is_refused():
+    code = ("from lookalike.faults import crash_point\n"
+            "for i in range(1, 5):\n    print(i, flush=True)\n    crash_point('remove.committed')\n")
+
+    def arrive(value: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], env=os.environ | {ENV: value},
+                              capture_output=True, text=True, timeout=60)
+
+    third = arrive("remove.committed:3")
+    assert third.returncode == EXIT_CODE and third.stdout.split() == ["1", "2", "3"]
+    other = arrive("ingest.committed")  # another point: never fires here
+    assert other.returncode == 0 and other.stdout.split() == ["1", "2", "3", "4"]
+    wrong = arrive("remove.comitted")
+    assert wrong.returncode == 1 and "no crash point 'remove.comitted'" in wrong.stderr
+
+
+def test_every_crash_point_is_in_the_code_and_in_a_test():
+    """A point no code reaches, or no test crashes at, is a promise nobody checks."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    placed = set()
+    for path in root.glob("lookalike/**/*.py"):
+        placed |= set(re.findall(r'crash_point\("([\w.]+)"\)', path.read_text()))
+    assert placed == set(POINTS)
+    tested = {p for _, p, _ in INGEST_CASES} | {"ingest.worker", "remove.committed", "reembed.moved"}
+    assert tested == set(POINTS)
 
 
 def test_no_code_executing_format_is_ever_loaded():

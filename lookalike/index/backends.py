@@ -27,6 +27,7 @@ import numpy as np
 
 from ..config import Vectors, VectorsKind
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+from ..faults import crash_point
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, pgvector, repo
 from .faiss_index import FaissIndex, Manifest
@@ -477,6 +478,7 @@ class MilvusBackend(VectorBackend):
                     if present:
                         index.upsert(present, view.index_vectors(np.asarray(present, dtype=np.int64)), fields)
                     index.delete(gone)
+                    crash_point("outbox.sent")
                     repo.clear_outbox(session, [row for row, _ in batch])
                     session.commit()
                 done += len(batch)

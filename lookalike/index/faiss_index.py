@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,12 +22,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+from ..faults import crash_point
 from .protocol import FetchVectors, SearchFilters, VectorIndex
 
 if TYPE_CHECKING:
     import faiss
 
 MANIFEST_VERSION = 1
+_HEAD = 64  # bytes of a manifest that hold its generation
+_GENERATION = re.compile(rb'^\{\s*"generation":\s*(\d+)')
 EXACT_SUBSET = 20_000  # filtered searches over at most this many ids are scored exactly
 
 
@@ -71,6 +75,9 @@ class Manifest:
     reduction: str = ""
     saved_at: float = 0.0
     version: int = MANIFEST_VERSION
+    # one more at every save of this space's pair (by any process): how a long-lived reader
+    # notices a newer save, two of them inside one file-timestamp tick included
+    generation: int = 0
 
 
 class FaissIndex:
@@ -128,11 +135,23 @@ class FaissIndex:
 
     @staticmethod
     def stamp_of(folder: Path, space: str) -> int | None:
-        """When the saved pair last changed (the manifest is written last), or None."""
+        """The generation of the saved pair (the manifest is written last), or None if
+        none was saved. Not its ``st_mtime_ns``: two saves inside one timestamp tick (a
+        coarse file system, a fast writer) leave the same time. The generation is the
+        manifest's first key, so reading its first bytes is enough (checked before every
+        search, and a manifest's tombstone list can be long)."""
         try:
-            return Path(folder, f"{space}.json").stat().st_mtime_ns
+            with open(Path(folder, f"{space}.json"), "rb") as file:
+                head = file.read(_HEAD)
+                found = _GENERATION.search(head)
+                if found is None:  # written before generations (or oddly formatted): read it all
+                    saved = json.loads(head + file.read())
+                    return int(saved.get("generation", 0)) if isinstance(saved, dict) else 0
         except FileNotFoundError:
             return None
+        except ValueError:  # unreadable: the load that follows says so
+            return -1
+        return int(found.group(1))
 
     def changed_on_disk(self) -> bool:
         """Whether another process saved a newer index since this one was read or saved:
@@ -202,6 +221,7 @@ class FaissIndex:
         expected.index_key, expected.params = saved.index_key, saved.params
         expected.tombstones, expected.pinned = saved.tombstones, saved.pinned
         expected.ntotal, expected.max_id = saved.ntotal, saved.max_id
+        expected.generation = saved.generation
         # keep read_index's own wrapper: it owns the C++ object (a downcast copy would not)
         return cls(folder, expected, index)
 
@@ -215,11 +235,17 @@ class FaissIndex:
         ids = self.ids()
         self.manifest.max_id = int(ids.max()) if len(ids) else 0
         self.manifest.saved_at = time.time()
+        # past every generation saved so far, ours or another process's (writers take turns
+        # under the write lock; a build starts from a fresh manifest at 0)
+        self.manifest.generation = max(self.manifest.generation, self.stamp_of(self.folder, self.manifest.space)
+                                       or 0) + 1
         tmp = index_path.with_name(f".{index_path.name}.{os.getpid()}.tmp")
         faiss.write_index(self._index, str(tmp))
         _fsync_replace(tmp, index_path)
+        crash_point("index.save.torn")
         tmp = manifest_path.with_name(f".{manifest_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(self.manifest), indent=2))
+        # the generation first: :meth:`stamp_of` reads only the file's first bytes
+        tmp.write_text(json.dumps({"generation": self.manifest.generation, **asdict(self.manifest)}, indent=2))
         _fsync_replace(tmp, manifest_path)
         self.stamp = self.stamp_of(self.folder, self.manifest.space)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .. import logs
 from ..errors import BadImage
 from ..faces.pipeline import FacePipeline, FacesMode, Space
+from ..faults import crash_point
 from ..store import repo
 from ..store.schema import PhotoStatus
 from ..workers import spawn_context
@@ -132,7 +133,9 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
 def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
     """Pool entry point: :meth:`Mapper.process` in this worker."""
     assert _MAPPER is not None, "worker not initialised"
-    return _MAPPER.process_task(task)
+    done = _MAPPER.process_task(task)
+    crash_point("ingest.worker")  # mid-batch: the parent sees a broken pool
+    return done
 
 
 def worker_pool(library: Library | SpaceView, faces: FacesMode, workers: int,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..faces.pipeline import FacesMode, Space
+from ..faults import crash_point
 from ..store import queue, repo
 from ..store.schema import PhotoStatus, QueueItem
 from ..workers import spawn_context
@@ -215,6 +216,7 @@ class QueueWorker:
             for space_id, group in by_space.items():
                 self._store(session, space_id, group, starts)
             session.commit()
+        crash_point("ingest.committed")
         for space_id in by_space:  # committed: a vector store outside the database follows
             view = self._views[space_id]
             view.backend.after_commit(view)

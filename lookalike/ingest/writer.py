@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable
 
+from ..faults import crash_point
 from ..store import repo
 from ..store.schema import Face, Photo, PhotoStatus
 from .corpus import Item
@@ -135,6 +136,7 @@ class Writer:
             self._commit(self.buffer)
             self.buffer = []
         if self.dirty and (force_save or time.monotonic() - self.last_save >= self.options.save_every):
+            crash_point("ingest.before_save")
             self.lib.index.save()
             self.last_save = time.monotonic()
             self.dirty = False
@@ -147,6 +149,7 @@ class Writer:
             stale, new_ids, vectors = store_batch(session, self.lib.space_id, batch, self.people,
                                                   self.lib.db_vector_writer(session))
             session.commit()
+        crash_point("ingest.committed")
         # the database is committed: now the index may follow
         if stale:
             self.lib.index.remove(np.asarray(stale, dtype=np.int64))

@@ -12,6 +12,7 @@ dropped; nothing of them is written or logged (uvicorn's access log has the path
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from enum import Enum
 from http import HTTPStatus
@@ -115,12 +116,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/v1/health", response_model=schemas.Health, tags=["service"])
     async def health() -> JSONResponse:
-        """``ready`` once the library is open and its models are loaded (503 until then)."""
+        """``ready`` once the library is open and its models are loaded (503 until then);
+        ``worker`` is the answering process's pid and ``models`` its models' state."""
         if service.ready.is_set():
-            return JSONResponse({"status": "ready", "detail": None})
+            return JSONResponse({"status": "ready", "detail": None, "worker": os.getpid(), "models": "loaded"})
         status = "failed" if service.failed else "loading"
-        return JSONResponse({"status": status, "detail": service.failed}, status_code=503,
-                            headers={"Retry-After": "2"})
+        return JSONResponse({"status": status, "detail": service.failed, "worker": os.getpid(),
+                             "models": status}, status_code=503, headers={"Retry-After": "2"})
 
     @app.post("/v1/search", response_model=schemas.SearchAnswer, response_model_exclude_unset=True,
               tags=["search"])

@@ -202,6 +202,8 @@ class StatsAnswer(BaseModel):
 class Health(BaseModel):
     status: Literal["loading", "ready", "failed"]
     detail: str | None = None
+    worker: int | None = None  # the pid of the server process that answered
+    models: Literal["loading", "loaded", "failed"] | None = None
 
 
 # what /v1/photos answers with, by the file's first bytes (a photo of an ingested format)

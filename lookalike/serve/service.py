@@ -7,6 +7,7 @@ routes by the :func:`caller_of` dependency."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -74,12 +75,27 @@ class Service:
             self.lib = lib
             self.ready.set()
             log.info("ready: %s", lib.settings.db_url)
+            self._say_ready()
         except LookalikeError as err:
             self.failed = str(err)
             log.error("the library could not be opened: %s", err)
         except Exception as err:  # health must say failed, never "loading" for ever
             self.failed = f"{self.settings.db}: the library could not be opened ({type(err).__name__})"
             log.error("the library could not be opened", exc_info=err)
+
+    def _say_ready(self) -> None:
+        """A file named by this process's pid in ``ready_dir`` (when set): whoever started
+        ``serve --workers N`` knows every process is ready when N files are there, without
+        guessing from which process the kernel happened to hand its health requests to."""
+        if self.settings.ready_dir is None:
+            return
+        from pathlib import Path
+
+        folder = Path(self.settings.ready_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f".{os.getpid()}.part"
+        part.write_text("ready\n")
+        part.replace(folder / str(os.getpid()))
 
     def library(self) -> Library:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""

@@ -30,6 +30,9 @@ class ServeSettings:
     max_bodies: int = DEFAULT_MAX_BODIES  # with max_request_bytes, bounds the memory bodies take
     body_wait: int = DEFAULT_BODY_WAIT  # seconds a request over max_bodies waits (0: refused at once)
     docs: bool = False  # /docs and /redoc (Swagger UI and ReDoc load their scripts from a CDN)
+    # LOOKALIKE_SERVE_READY_DIR: each server process writes a file named by its pid here once
+    # its models are loaded; whoever started ``serve --workers N`` waits for N files
+    ready_dir: str | None = None
 
     @property
     def model_threads(self) -> int:
@@ -59,6 +62,8 @@ class ServeSettings:
             env["LOOKALIKE_DB"] = self.db
         if self.index_dir:
             env["LOOKALIKE_INDEX_DIR"] = self.index_dir
+        if self.ready_dir:
+            env["LOOKALIKE_SERVE_READY_DIR"] = self.ready_dir
         return env
 
     @classmethod
@@ -78,4 +83,5 @@ class ServeSettings:
             max_bodies=env_int("LOOKALIKE_SERVE_MAX_BODIES", DEFAULT_MAX_BODIES, "a number of requests", minimum=1),
             body_wait=env_int("LOOKALIKE_SERVE_BODY_WAIT", DEFAULT_BODY_WAIT, "seconds", minimum=0),
             docs=env_int("LOOKALIKE_SERVE_DOCS", 0, "0 or 1", minimum=0) == 1,
+            ready_dir=os.environ.get("LOOKALIKE_SERVE_READY_DIR") or None,
         )
