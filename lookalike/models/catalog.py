@@ -4,7 +4,8 @@ DeepFace downloads weights from GitHub the first time a model is built. On a mac
 without a network (a kiosk, CI) that fails deep inside a call, so lookalike never lets
 DeepFace get that far: every model is *provisioned* ahead of time by
 ``lookalike models install`` into ``$DEEPFACE_HOME/.deepface/weights`` and every command
-checks the files first (:func:`require`), naming the install command when one is missing.
+checks the files first (:func:`lookalike.models.registry.require`, which reads this
+catalog), naming the install command when one is missing or damaged.
 
 Three sources exist:
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config
-from ..errors import ModelMissing, UnknownName
+from ..errors import UnknownName
 
 log = logging.getLogger(__name__)
 
@@ -350,17 +351,3 @@ def kind_of(name: str) -> str:
         return "aligner"
     raise UnknownName("model or detector", name, names["recognition"] + names["detector"] +
                       [*ALIGNERS, *ANALYSIS_WHEELED, *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE])
-
-
-def require(name: str) -> None:
-    """Raise :class:`ModelMissing` (naming the install command) unless ``name`` is ready."""
-    if name in ("eyes", "arcface", "skip"):
-        return
-    row = status(kind_of(name), name)
-    if not row.installed:
-        raise ModelMissing(name, list(row.files) or [row.source], str(weights_dir()))
-
-
-def packaged_path(item: PackagedFile | WheelFile) -> str:
-    """The provisioned copy of a packaged file, after :func:`require` passed."""
-    return str(weights_dir() / item.name)
