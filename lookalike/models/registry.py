@@ -7,10 +7,12 @@ sha256 when a release publishes one), the other entries whose files it also uses
 (``needs``: dlib's 5-point shape predictor is the ``chip`` entry's file) and how to build
 it. Nothing outside this module decides that a name is special.
 
-* :func:`require` is the one weights check: each file present, and a file with a known
-  sha256 hashed once per process (a truncated download, a file edited by hand) — a
-  missing or damaged file raises :class:`~lookalike.errors.ModelMissing` naming the file
-  and ``lookalike models install NAME``, before any model is built.
+* :func:`require` is the one weights check (``lookalike models list`` shows the same
+  verdict): each file present, of the release's size where the catalog knows it, and of
+  its sha256 where a release publishes one (a truncated download, a file edited by hand)
+  — a missing or damaged file raises :class:`~lookalike.errors.ModelMissing` naming the
+  file and ``lookalike models install NAME``, before any model is built. A file is hashed
+  once per version: the verdict is kept beside it for its size and modification time.
 * :func:`load` returns the model, built at most once per process for a (name, threads)
   pair and weights folder, under a lock (immich's ML service: lazy models in a cache):
   the embedder, the aligners and the analyzers of every pipeline in a process share it.
@@ -25,6 +27,7 @@ it. Nothing outside this module decides that a name is special.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelMissing
 from . import catalog
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import dlib
@@ -58,6 +63,7 @@ class WeightFile:
 
     name: str
     sha256: str | None = None
+    size: int | None = None  # bytes, when the catalog knows them: checked before hashing
 
 
 # (weights folder, threads) -> the model object
@@ -160,7 +166,7 @@ def names() -> list[str]:
 def _files(kind: Kind, name: str) -> tuple[tuple[WeightFile, ...], str]:
     if name in catalog.WHEELED:
         derived = (catalog.DERIVED[name],) if name in catalog.DERIVED else ()
-        return tuple(WeightFile(i.name, i.sha256) for i in catalog.WHEELED[name]) + \
+        return tuple(WeightFile(i.name, i.sha256, i.size) for i in catalog.WHEELED[name]) + \
             tuple(WeightFile(f) for f in derived), ""
     if name in catalog.PACKAGED:
         return tuple(WeightFile(i.name, i.sha256) for i in catalog.PACKAGED[name]), ""
@@ -206,34 +212,70 @@ def require(*wanted: str) -> None:
     catalog knows their sha256, intact; else :class:`ModelMissing` naming the file and
     ``lookalike models install NAME``. Names without weights (``skip``) pass."""
     for name in wanted:
-        if name == "skip":
-            continue
-        entry = spec(name)
-        _check(entry)
-        require(*entry.needs)
+        error = problem(name)
+        if error is not None:
+            raise error
+        require(*spec(name).needs)
 
 
-def _check(entry: ModelSpec) -> None:
+def problem(name: str) -> ModelMissing | None:
+    """What is wrong with ``name``'s own weight files (not those it needs), or None: the
+    check :func:`require` makes and ``lookalike models list`` shows."""
+    if name == "skip":
+        return None
+    entry = spec(name)
     folder = catalog.weights_dir()
-    if not entry.files:
-        if entry.source and not catalog.status(entry.kind.value, entry.name).installed:
-            raise ModelMissing(entry.name, [entry.source], str(folder))
-        return
+    if name in catalog.SELF_CONTAINED:
+        present = catalog.self_contained_present(name)
+        return None if present else ModelMissing(name, [entry.source], str(folder))
+    if not entry.files:  # an aligner (nothing to load), or a model this engine cannot fetch
+        return ModelMissing(name, [entry.source], str(folder)) if entry.source else None
     for item in entry.files:
         target = folder / item.name
         if not target.is_file():
-            raise ModelMissing(entry.name, [item.name], str(folder))
-        if item.sha256 is None:
-            continue
+            return ModelMissing(name, [item.name], str(folder))
         stat = target.stat()
+        if item.size is not None and stat.st_size != item.size:
+            return ModelMissing(name, [item.name], str(folder),
+                                damaged=f"{stat.st_size} bytes instead of the release's {item.size}")
         key = (str(target), stat.st_size, stat.st_mtime_ns)
-        if key in _VERIFIED:
+        if item.sha256 is None or key in _VERIFIED:
             continue
-        digest = catalog.sha256_of(target)
-        if digest != item.sha256:
-            raise ModelMissing(entry.name, [item.name], str(folder),
-                               damaged=f"sha256 {digest[:12]}… differs from the release's {item.sha256[:12]}…")
+        stamp = folder / _STAMPS / item.name
+        seen = f"{stat.st_size} {stat.st_mtime_ns} {item.sha256}"
+        if _read(stamp) != seen:
+            digest = catalog.sha256_of(target)
+            if digest != item.sha256:
+                return ModelMissing(name, [item.name], str(folder),
+                                    damaged=f"sha256 {digest[:12]}… differs from the release's {item.sha256[:12]}…")
+            _write(stamp, seen)
         _VERIFIED.add(key)
+    return None
+
+
+# A file's sha256 verdict is remembered beside it, for that size and modification time:
+# every CLI command and worker process would otherwise hash ~60 MB before its first photo.
+# Any write to the file changes its mtime, and the file is hashed again.
+_STAMPS = ".lookalike-sha256-ok"
+
+
+def _read(stamp: Path) -> str | None:
+    try:
+        return stamp.read_text().strip()
+    except OSError:
+        return None
+
+
+def _write(stamp: Path, text: str) -> None:
+    import os
+
+    try:
+        stamp.parent.mkdir(exist_ok=True)
+        partial = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+        partial.write_text(text + "\n")
+        os.replace(partial, stamp)
+    except OSError:  # a read-only weights folder (a kiosk): hashed once per process instead
+        log.debug("could not remember the sha256 of %s", stamp.name, exc_info=True)
 
 
 def path(name: str, file_name: str | None = None) -> Path:
