@@ -183,11 +183,6 @@ def parse_vectors(text: str, source: str = "--vectors") -> Vectors:
     raise _bad(source, text, f"one of {VECTORS_FORMS}")
 
 
-def default_vectors(url: str) -> Vectors:
-    """pgvector with PostgreSQL, else a FAISS file."""
-    return Vectors(VectorsKind.pgvector if url.startswith("postgresql") else VectorsKind.faiss)
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything a library needs to know, resolved once."""

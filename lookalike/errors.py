@@ -42,16 +42,17 @@ class NoFace(LookalikeError):
 
 
 class ModelMissing(LookalikeError):
-    """A model's weights are not in the weights home."""
+    """A model's weights are not in the weights home, or one of them is damaged."""
 
-    def __init__(self, name: str, files: list[str], home: str) -> None:
+    def __init__(self, name: str, files: list[str], home: str, damaged: str | None = None) -> None:
+        """``damaged``: the file is there but not the release's (why, e.g. its sha256)."""
         listed = ", ".join(files)
-        super().__init__(
-            f"model {name!r} is not installed (missing {listed} under {home}); "
-            f"run: lookalike models install {name}"
-        )
+        state = f"has a damaged {listed} under {home} ({damaged})" if damaged else \
+            f"is not installed (missing {listed} under {home})"
+        super().__init__(f"model {name!r} {state}; run: lookalike models install {name}")
         self.name = name
         self.files = files
+        self.damaged = damaged
 
 
 class DownloadFailed(LookalikeError):

@@ -209,18 +209,15 @@ class Library:
         a run that stored nothing raises :class:`NothingIngested` (the CLI's exit code);
         without it the report says what happened to each photo (the admin's uploads)."""
         # fail on missing weights here, with the install command, not in every worker
-        from .faces.pipeline import needs_shape_predictor
         from .ingest import local as ingest
-        from .models import catalog as weights
+        from .models import registry
 
-        for name in (self.space.model, self.space.detector, self.space.aligner, *needs_shape_predictor(self.space)):
-            weights.require(name)
+        registry.require(*self.space.names)
         if analyzer is not None:
             from . import analysis
 
             resolved = analysis.resolve(analysis.AnalyzerName(analyzer))
-            for name in analysis.required_weights(resolved):
-                weights.require(name)
+            registry.require(*analysis.required_weights(resolved))
         else:
             resolved = None
         view = self.view

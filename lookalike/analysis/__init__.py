@@ -32,7 +32,7 @@ def required_weights(name: AnalyzerName) -> tuple[str, ...]:
     if name is AnalyzerName.deepface:
         return ("age", "gender", "emotion")
     if name is AnalyzerName.offline:
-        return ("emotion-offline", "age-gender-dlib", "dlib")
+        return ("emotion-offline", "age-gender-dlib")  # and the shape predictor it needs (registry)
     if name is AnalyzerName.agender:
         return ("emotion-offline", "age-gender-offline")
     return ()
@@ -51,11 +51,10 @@ def resolve(name: AnalyzerName) -> AnalyzerName:
 def build(name: AnalyzerName = AnalyzerName.auto) -> Analyzer:
     """The analyzer ``name`` with its weights checked (``ModelMissing`` names the install
     command otherwise). Models load here, never at import time."""
-    from ..models import catalog as weights
+    from ..models import registry
 
     name = resolve(name)
-    for needed in required_weights(name):
-        weights.require(needed)
+    registry.require(*required_weights(name))
     if name is AnalyzerName.deepface:
         from .deepface_backend import DeepFaceAnalyzer
 

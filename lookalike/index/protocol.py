@@ -1,9 +1,10 @@
 """What every vector index offers: the interface the library, search and ingest use.
 
-Three classes satisfy it: :class:`lookalike.index.faiss_index.FaissIndex` (a file per
+Four classes satisfy it: :class:`lookalike.index.faiss_index.FaissIndex` (a file per
 space), :class:`lookalike.index.pgvector_index.PgVectorIndex` (``faces.vec`` searched in
-SQL) and :class:`lookalike.index.reduction.ReducedIndex` (either of them over PCA-reduced
-vectors, answering in full ones). Anything else an index has (FAISS's ``reconcile`` and
+SQL), :class:`lookalike.index.milvus_index.MilvusIndex` (a Milvus collection, Milvus Lite
+or a server) and :class:`lookalike.index.reduction.ReducedIndex` (another index over
+PCA-reduced vectors, answering in full ones). Anything else an index has (FAISS's ``reconcile`` and
 ``changed_on_disk``, pgvector's ``missing``, ``fill`` and ``ensure_index``) belongs to
 its backend (:mod:`lookalike.index.backends`), which unwraps a reduced index to reach it.
 

@@ -274,15 +274,12 @@ class QueueWorker:
 
     def in_space(self, session: Session, space_id: int) -> SpaceView:
         if space_id not in self._views:
-            from ..faces.pipeline import Space as FaceSpace
-            from ..faces.pipeline import needs_shape_predictor
-            from ..models import catalog as weights
+            from ..models import registry
             from ..store.schema import Space as SpaceRow
 
             row = session.get_one(SpaceRow, space_id)  # the queue rows' space: it exists
-            shape = needs_shape_predictor(FaceSpace(row.model, row.detector, row.aligner))
-            for name in (row.model, row.detector, row.aligner, *shape):
-                weights.require(name)  # fail here, with the install command, not per photo
+            # fail here, with the install command, not per photo
+            registry.require(row.model, row.detector, row.aligner)
             self._views[space_id] = self.lib.in_space(row)
         return self._views[space_id]
 

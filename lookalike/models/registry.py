@@ -1,0 +1,315 @@
+"""One registry of the models lookalike runs, one weights check, one per-process cache.
+
+Every model, detector, aligner and analyzer name the catalog knows has a
+:class:`ModelSpec` here (deepface's "one table of models" way): its kind, its vector
+size and input size when lookalike knows them, the weight files it needs (with their
+sha256 when a release publishes one), the other entries whose files it also uses
+(``needs``: dlib's 5-point shape predictor is the ``chip`` entry's file) and how to build
+it. Nothing outside this module decides that a name is special.
+
+* :func:`require` is the one weights check (``lookalike models list`` shows the same
+  verdict): each file present, of the release's size where the catalog knows it, and of
+  its sha256 where a release publishes one (a truncated download, a file edited by hand)
+  — a missing or damaged file raises :class:`~lookalike.errors.ModelMissing` naming the
+  file and ``lookalike models install NAME``, before any model is built. A file is hashed
+  once per version: the verdict is kept beside it for its size and modification time.
+* :func:`load` returns the model, built at most once per process for a (name, threads)
+  pair and weights folder, under a lock (immich's ML service: lazy models in a cache):
+  the embedder, the aligners and the analyzers of every pipeline in a process share it.
+  ``threads`` is part of the key because an ONNX Runtime session's thread count is fixed
+  when it is made (ingest workers run one thread, queries one per core); the weights
+  folder is, because one process may switch weights homes (the test suite does).
+* Objects that keep state between calls (YuNet's input size, dlib's CNN buffers) are not
+  shared: their owner builds its own from :func:`path` after :func:`require`. That is how
+  lookalike's YuNet is made, with its own thresholds, leaving DeepFace's cached detector
+  (``modeling.build_model("yunet")``) exactly as DeepFace built it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ModelMissing
+from . import catalog
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    import dlib
+    from deepface.models.Detector import Detector
+    from onnxruntime import InferenceSession
+
+    from .recognizers import DeepFaceRecognizer, OnnxRecognizer
+
+
+class Kind(str, Enum):
+    recognition = "recognition"
+    detector = "detector"
+    aligner = "aligner"
+    analysis = "analysis"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file under the weights folder; ``sha256`` None where no release publishes one
+    (DeepFace's downloads, files lookalike derives or converts at install time)."""
+
+    name: str
+    sha256: str | None = None
+    size: int | None = None  # bytes, when the catalog knows them: checked before hashing
+
+
+# (weights folder, threads) -> the model object
+Loader = Callable[[Path, "int | None"], object]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one name."""
+
+    name: str
+    kind: Kind
+    files: tuple[WeightFile, ...] = ()
+    dim: int | None = None  # recognition: the vector size
+    input_size: tuple[int, int] | None = None  # (h, w) of the chip, when known without building
+    needs: tuple[str, ...] = ()  # other entries whose files this one uses too
+    loader: Loader | None = None  # None: its owner builds it from path() (stateful) or none needed
+    # where the files come from, when no file list can say it (self-contained detectors,
+    # a DeepFace model this engine does not implement)
+    source: str = ""
+
+
+# --- how each model is built (run by load(), after require()) ---------------------------
+
+
+def _onnx(path: Path, threads: int | None) -> InferenceSession:
+    from ..errors import MissingExtra
+
+    try:
+        from .fastgraph import session
+    except ImportError as err:  # pragma: no cover - onnxruntime is a core dependency
+        raise MissingExtra(f"running {path.name}", "analysis", str(err)) from err
+    return session(path, threads)
+
+
+def _sface(folder: Path, threads: int | None) -> OnnxRecognizer:
+    from .recognizers import OnnxRecognizer
+
+    return OnnxRecognizer(_onnx(folder / catalog.SFACE_FAST_FILE, threads), (112, 112), 128)
+
+
+def _deepface_recognizer(name: str) -> Loader:
+    def build(folder: Path, threads: int | None) -> DeepFaceRecognizer:
+        from deepface.modules import modeling
+
+        from .recognizers import DeepFaceRecognizer
+
+        # Dlib's ResNet takes uint8 as is (no lossy float round trip); the others [0, 1] floats
+        model = modeling.build_model(task="facial_recognition", model_name=name)
+        return DeepFaceRecognizer(model, unit_floats=name != "Dlib")
+
+    return build
+
+
+def _deepface_detector(name: str) -> Loader:
+    def build(folder: Path, threads: int | None) -> Detector:
+        from deepface.modules import modeling
+
+        return modeling.build_model(task="face_detector", model_name=name)
+
+    return build
+
+
+def _shape_predictor(folder: Path, threads: int | None) -> dlib.shape_predictor:
+    import dlib
+
+    return dlib.shape_predictor(str(folder / catalog.SHAPE_5.name))
+
+
+def _cydral(folder: Path, threads: int | None) -> tuple[InferenceSession, InferenceSession]:
+    return (_onnx(folder / catalog.AGE_DLIB.name, threads), _onnx(folder / catalog.GENDER_DLIB.name, threads))
+
+
+def _offline(file_name: str) -> Loader:
+    return lambda folder, threads: _onnx(folder / file_name, threads)
+
+
+# --- the table ------------------------------------------------------------------------
+
+_OWN_LOADERS: dict[str, Loader] = {
+    "SFace": _sface,
+    "chip": _shape_predictor,
+    "age-gender-dlib": _cydral,
+    "emotion-offline": _offline(catalog.EMOTION_FILE),
+    "age-gender-offline": _offline(catalog.AGE_GENDER_FILE),
+}
+_INPUT_SIZES = {"SFace": (112, 112)}
+# the shape predictor is the chip aligner's file; eyes falls back to it, Cydral's chips are cut by it
+_NEEDS = {"eyes": ("chip",), "age-gender-dlib": ("chip",)}
+_STATEFUL = {"yunet", "dlib"}  # built by their owner (detect.py) from path()
+
+
+def names() -> list[str]:
+    """Every name the catalog knows, in ``lookalike models list`` order."""
+    found = catalog.deepface_names()
+    return [*found["recognition"], *found["detector"], *catalog.ALIGNERS, *catalog.ANALYSIS_WHEELED,
+            *catalog.ANALYSIS_OFFLINE, *catalog.ANALYSIS_DEEPFACE]
+
+
+def _files(kind: Kind, name: str) -> tuple[tuple[WeightFile, ...], str]:
+    if name in catalog.WHEELED:
+        derived = (catalog.DERIVED[name],) if name in catalog.DERIVED else ()
+        return tuple(WeightFile(i.name, i.sha256, i.size) for i in catalog.WHEELED[name]) + \
+            tuple(WeightFile(f) for f in derived), ""
+    if name in catalog.PACKAGED:
+        return tuple(WeightFile(i.name, i.sha256) for i in catalog.PACKAGED[name]), ""
+    if name in catalog.OFFLINE_WEIGHTS:
+        return (WeightFile(catalog.OFFLINE_WEIGHTS[name].onnx_file),), ""
+    if name in catalog.ANALYSIS_DEEPFACE:
+        from .deepface import weight_files
+
+        return (WeightFile(weight_files(name)[0]),), ""
+    if name in catalog.SELF_CONTAINED or kind is Kind.aligner:
+        return (), catalog.SELF_CONTAINED.get(name, "")
+    files = catalog.download_files(kind.value, name)
+    return tuple(WeightFile(f) for f, _ in files), "" if files else "download (DeepFace, needs a network)"
+
+
+@lru_cache(maxsize=None)
+def spec(name: str) -> ModelSpec:
+    """The registry's entry for ``name`` (:class:`~lookalike.errors.UnknownName` otherwise)."""
+    kind = Kind(catalog.kind_of(name))
+    files, source = _files(kind, name)
+    loader = _OWN_LOADERS.get(name)
+    if loader is None and name not in _STATEFUL and name != "skip":
+        if kind is Kind.recognition:
+            loader = _deepface_recognizer(name)
+        elif kind is Kind.detector:
+            loader = _deepface_detector(name)
+    return ModelSpec(name, kind, files, catalog.RECOGNITION_DIMS.get(name) if kind is Kind.recognition else None,
+                     _INPUT_SIZES.get(name), _NEEDS.get(name, ()), loader, source)
+
+
+def registry() -> dict[str, ModelSpec]:
+    """The whole table, name -> spec."""
+    return {name: spec(name) for name in names()}
+
+
+# --- the one weights check ------------------------------------------------------------
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) whose sha256 matched
+
+
+def require(*wanted: str) -> None:
+    """Each name's weight files (and those of the entries it needs) present and, where the
+    catalog knows their sha256, intact; else :class:`ModelMissing` naming the file and
+    ``lookalike models install NAME``. Names without weights (``skip``) pass."""
+    for name in wanted:
+        error = problem(name)
+        if error is not None:
+            raise error
+        require(*spec(name).needs)
+
+
+def problem(name: str) -> ModelMissing | None:
+    """What is wrong with ``name``'s own weight files (not those it needs), or None: the
+    check :func:`require` makes and ``lookalike models list`` shows."""
+    if name == "skip":
+        return None
+    entry = spec(name)
+    folder = catalog.weights_dir()
+    if name in catalog.SELF_CONTAINED:
+        present = catalog.self_contained_present(name)
+        return None if present else ModelMissing(name, [entry.source], str(folder))
+    if not entry.files:  # an aligner (nothing to load), or a model this engine cannot fetch
+        return ModelMissing(name, [entry.source], str(folder)) if entry.source else None
+    for item in entry.files:
+        target = folder / item.name
+        if not target.is_file():
+            return ModelMissing(name, [item.name], str(folder))
+        stat = target.stat()
+        if item.size is not None and stat.st_size != item.size:
+            return ModelMissing(name, [item.name], str(folder),
+                                damaged=f"{stat.st_size} bytes instead of the release's {item.size}")
+        key = (str(target), stat.st_size, stat.st_mtime_ns)
+        if item.sha256 is None or key in _VERIFIED:
+            continue
+        stamp = folder / _STAMPS / item.name
+        seen = f"{stat.st_size} {stat.st_mtime_ns} {item.sha256}"
+        if _read(stamp) != seen:
+            digest = catalog.sha256_of(target)
+            if digest != item.sha256:
+                return ModelMissing(name, [item.name], str(folder),
+                                    damaged=f"sha256 {digest[:12]}… differs from the release's {item.sha256[:12]}…")
+            _write(stamp, seen)
+        _VERIFIED.add(key)
+    return None
+
+
+# A file's sha256 verdict is remembered beside it, for that size and modification time:
+# every CLI command and worker process would otherwise hash ~60 MB before its first photo.
+# Any write to the file changes its mtime, and the file is hashed again.
+_STAMPS = ".lookalike-sha256-ok"
+
+
+def _read(stamp: Path) -> str | None:
+    try:
+        return stamp.read_text().strip()
+    except OSError:
+        return None
+
+
+def _write(stamp: Path, text: str) -> None:
+    import os
+
+    try:
+        stamp.parent.mkdir(exist_ok=True)
+        partial = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+        partial.write_text(text + "\n")
+        os.replace(partial, stamp)
+    except OSError:  # a read-only weights folder (a kiosk): hashed once per process instead
+        log.debug("could not remember the sha256 of %s", stamp.name, exc_info=True)
+
+
+def path(name: str, file_name: str | None = None) -> Path:
+    """Where ``name``'s weight file (its first, or ``file_name``) is; call :func:`require` first."""
+    entry = spec(name)
+    chosen = file_name or entry.files[0].name
+    if chosen not in {f.name for f in entry.files}:
+        raise ValueError(f"{name} has no weight file {chosen}")
+    return catalog.weights_dir() / chosen
+
+
+# --- the per-process cache ------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_CACHE: dict[tuple[str, int | None, Path], Any] = {}
+
+
+def load(name: str, threads: int | None = None) -> Any:  # noqa: ANN401 - models of many types; the caller knows its entry's
+    """``name``'s model, checked by :func:`require` and built once per process for these
+    ``threads`` (None: ONNX Runtime's default, one per core)."""
+    entry = spec(name)
+    if entry.loader is None:
+        raise ValueError(f"{name} is built by its owner from registry.path(), not shared")
+    require(name)
+    folder = catalog.weights_dir()
+    key = (name, threads, folder)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = entry.loader(folder, threads)
+        return _CACHE[key]
+
+
+def forget() -> None:
+    """Drop every cached model and sha256 verdict (tests that damage a file on purpose)."""
+    with _LOCK:
+        _CACHE.clear()
+        _VERIFIED.clear()
