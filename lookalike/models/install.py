@@ -30,9 +30,9 @@ from .catalog import (
     download_files,
     kind_of,
     sha256_of,
-    status,
     weights_dir,
 )
+from .status import status
 
 
 def install(name: str) -> ModelStatus:
