@@ -1,4 +1,5 @@
-"""What the command modules share: the top-level app, option types, console, errors, output."""
+"""What the command modules share: the top-level app, option types and groups, opening a
+library, console, errors, output."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator
 
 import typer
 
 from ..analysis import AnalyzerName
+from ._options import LibraryOptions, SpaceOptions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,20 +52,6 @@ class FacesChoice(str, Enum):
     all = "all"
 
 
-DbOpt = Annotated[Optional[str], typer.Option(
-    "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
-IndexDirOpt = Annotated[Optional[Path], typer.Option(
-    "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
-VectorsOpt = Annotated[Optional[str], typer.Option(
-    "--vectors", help="Where the vectors are searched: faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT "
-                      "[env LOOKALIKE_VECTORS; default faiss with SQLite, pgvector with PostgreSQL]")]
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", help="DeepFace recognition model [default: the library's, else SFace]")]
-DetectorOpt = Annotated[Optional[str], typer.Option(
-    "--detector", help="Face detector [default: the library's, else yunet]")]
-AlignerOpt = Annotated[Optional[str], typer.Option(
-    "--aligner", help="arcface (5-landmark similarity transform), chip (dlib 5-point chip) or eyes "
-                      "(DeepFace) [default: the library's, else arcface]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
     "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]
@@ -108,5 +96,18 @@ def _open(db: str | None, index_dir: Path | None, vectors: str | None = None, **
     return lib
 
 
+@contextmanager
+def opened(options: LibraryOptions, space: SpaceOptions | None = None, **settings: object) -> Iterator[Library]:
+    """The library the options name, closed when the block ends: also on an error or Ctrl-C,
+    so its connections, index files and vector-store clients never outlive the command."""
+    lib = _open(options.db, options.index_dir, options.vectors, **(space.settings() if space else {}), **settings)
+    try:
+        yield lib
+    finally:
+        lib.close()
+        log.debug("closed the library %s", lib.settings.db_url)
+
+
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+

@@ -8,20 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import (
-    AlignerOpt,
-    AnalyzerOpt,
-    DbOpt,
-    DetectorOpt,
-    IndexDirOpt,
-    JsonOpt,
-    ModelOpt,
-    VectorsOpt,
-    _console,
-    _errors,
-    _open,
-    _print_json,
-)
+from ._common import AnalyzerOpt, JsonOpt, _console, _errors, _print_json, opened
+from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,16 +19,13 @@ eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (a
 
 
 @eval_app.command("verify")
+@grouped
 def eval_verify(
     pairs: Annotated[Path, typer.Argument(help="TSV path_a/path_b/same, or an LFW pairs.txt.")],
     root: Annotated[Optional[Path], typer.Option(
         "--root", help="Folder the pair paths are under [default: the file's folder].")] = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
-    model: ModelOpt = None,
-    detector: DetectorOpt = None,
-    aligner: AlignerOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
+    space: SpaceOptions = SpaceOptions(),
     calibrate: Annotated[bool, typer.Option(
         "--calibrate", help="Store the best threshold and the floor for this model/detector/aligner.")] = False,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the ROC curve to this PNG.")] = None,
@@ -50,13 +35,14 @@ def eval_verify(
     from ..measure import evaluate
 
     with _errors():
-        lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner)
-        lib.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
-        report, scores, same = evaluate.verify(lib, evaluate.read_pairs(pairs, root))
-        data = report.to_dict()
-        if calibrate:
-            lib.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
-            data["calibrated"] = True
+        with opened(lib, space) as library:
+            library.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
+            report, scores, same = evaluate.verify(library, evaluate.read_pairs(pairs, root))
+            data = report.to_dict()
+            if calibrate:
+                library.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
+                data["calibrated"] = True
+            space_key = library.space.key
         if plot is not None:
             _roc_plot(plot, scores, same, data)
         if as_json:
@@ -64,7 +50,7 @@ def eval_verify(
             return
         console = _console()
         console.print(f"## Verification: {report.pairs} pairs, {report.photos} photos, "
-                      f"{report.no_face} without a face ({lib.space.key})")
+                      f"{report.no_face} without a face ({space_key})")
         console.print(f"- 10-fold accuracy: {report.cv_accuracy:.2%}\n- ROC AUC: {report.auc:.4f}\n"
                       f"- EER: {report.eer:.2%}\n- accuracy at the current threshold "
                       f"{report.threshold_used:.4f}: {report.accuracy:.2%}\n- best threshold: "
@@ -73,13 +59,12 @@ def eval_verify(
 
 
 @eval_app.command("retrieval")
+@grouped
 def eval_retrieval(
     manifest: Annotated[Path, typer.Argument(help="TSV with path, identity, role (query / gallery / distractor).")],
     root: Annotated[Optional[Path], typer.Option(
         "--root", help="Folder the paths are under [default: the file's folder].")] = None,
-    model: ModelOpt = None,
-    detector: DetectorOpt = None,
-    aligner: AlignerOpt = None,
+    space: SpaceOptions = SpaceOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Identity retrieval: gallery + distractors into a temporary library, every query searched."""
@@ -91,7 +76,7 @@ def eval_retrieval(
     from ..measure import evaluate
 
     with _errors():
-        settings = Settings.resolve(model=model, detector=detector, aligner=aligner)
+        settings = Settings.resolve(model=space.model, detector=space.detector, aligner=space.aligner)
         rows = evaluate.read_retrieval(manifest, root)
         with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
             scratch = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'retrieval.db'}",

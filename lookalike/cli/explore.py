@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json
+from ._common import JsonOpt, _console, _errors, _print_json, opened
+from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
     from ..faces.montage import Tile
@@ -27,14 +28,13 @@ def _tiles(data: Corpus, face_ids: list[int], caption: Callable[[CorpusFace], st
 
 
 @explore_app.command("pca")
+@grouped
 def explore_pca(
     components: Annotated[int, typer.Option("--components", min=1, help="Main axes to show.")] = 5,
     plot: Annotated[Optional[Path], typer.Option(
         "--plot", help="Write the explained-variance spectrum to this PNG.")] = None,
     montage_dir: MontageDirOpt = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """How many directions the corpus uses, and the faces at both ends of each main axis."""
@@ -42,7 +42,8 @@ def explore_pca(
     from ..measure import explore
 
     with _errors():
-        report, data = explore.pca(_open(db, index_dir, vectors), components)
+        with opened(lib) as library:
+            report, data = explore.pca(library, components)
         if plot is not None:
             _spectrum_plot(report, plot)
         if montage_dir is not None:
@@ -82,12 +83,11 @@ def _spectrum_plot(report: PcaReport, path: Path) -> None:
 
 
 @explore_app.command("clusters")
+@grouped
 def explore_clusters(
     min_size: Annotated[int, typer.Option("--min-size", min=1, help="Smallest cluster to report.")] = 2,
     montage_dir: MontageDirOpt = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Groups of faces that look like one person (cut at the same-person threshold)."""
@@ -95,7 +95,8 @@ def explore_clusters(
     from ..measure import explore
 
     with _errors():
-        report, data = explore.clusters(_open(db, index_dir, vectors), min_size)
+        with opened(lib) as library:
+            report, data = explore.clusters(library, min_size)
         if montage_dir is not None:
             montage_dir.mkdir(parents=True, exist_ok=True)
             for n, members in enumerate(report.clusters, start=1):
@@ -111,12 +112,11 @@ def explore_clusters(
 
 
 @explore_app.command("outliers")
+@grouped
 def explore_outliers(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
     montage: Annotated[Optional[Path], typer.Option("--montage", help="Write the outlier faces to this image.")] = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Faces far from their own person's average face: likely mislabelled or badly cut."""
@@ -126,7 +126,8 @@ def explore_outliers(
     from ..measure import explore
 
     with _errors():
-        found = explore.outliers(_open(db, index_dir, vectors), limit)
+        with opened(lib) as library:
+            found = explore.outliers(library, limit)
         if montage is not None and found:
             render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
                    title="faces far from their person's average face")

@@ -6,17 +6,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json
+from ._common import JsonOpt, _console, _errors, _print_json, opened
+from ._options import LibraryOptions, grouped
 
 index_app = typer.Typer(help="Inspect and rebuild the vector index.", no_args_is_help=True)
 
 
 @index_app.command("info")
-def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None,
-              as_json: JsonOpt = False) -> None:
+@grouped
+def index_info(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) -> None:
     """The index in use, its size and tombstones, and what the choice rules would pick now."""
     with _errors():
-        info = _open(db, index_dir, vectors).index_info()
+        with opened(lib) as library:
+            info = library.index_info()
         if as_json:
             _print_json(info)
             return
@@ -34,10 +36,9 @@ def index_info(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: Vectors
 
 
 @index_app.command("rebuild")
+@grouped
 def index_rebuild(
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     key: Annotated[Optional[str], typer.Option(
         "--key", help="FAISS factory key (Flat, HNSW32, IVF1024,PQ32…) [default: the rules' choice].")] = None,
     reduce: Annotated[Optional[int], typer.Option(
@@ -47,7 +48,8 @@ def index_rebuild(
 ) -> None:
     """Rebuild the index from the database's vectors (drops tombstones)."""
     with _errors():
-        info = _open(db, index_dir, vectors).rebuild_index(key, reduce=reduce)
+        with opened(lib) as library:
+            info = library.rebuild_index(key, reduce=reduce)
         if as_json:
             _print_json(info)
         else:

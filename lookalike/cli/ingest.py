@@ -10,38 +10,21 @@ import typer
 
 from ..analysis import AnalyzerName
 from ..ingest.formats import CorpusFormat
-from ._common import (
-    AlignerOpt,
-    AnalyzerOpt,
-    DbOpt,
-    DetectorOpt,
-    FacesChoice,
-    IndexDirOpt,
-    JsonOpt,
-    ModelOpt,
-    VectorsOpt,
-    _console,
-    _errors,
-    _open,
-    _print_json,
-    app,
-)
+from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _print_json, app, opened
+from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
     from ..ingest.report import Outcome
 
 
 @app.command()
+@grouped
 def ingest(
     paths: Annotated[list[Path], typer.Argument(
         help="Folders (one sub-folder per person), photos, or CSV/TSV/JSONL manifests; "
              "with --format, the corpus's folder.")],
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
-    model: ModelOpt = None,
-    detector: DetectorOpt = None,
-    aligner: AlignerOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
+    space: SpaceOptions = SpaceOptions(),
     faces: Annotated[FacesChoice, typer.Option(
         "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
     workers: Annotated[int, typer.Option("--workers", "-w", help=(
@@ -78,24 +61,24 @@ def ingest(
             if not items:
                 raise NothingIngested(f"no {corpus_format.value} photos found in {', '.join(map(str, paths))}")
             skips = formats.skipped(items)
-        lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner, max_pixels=max_pixels)
         progress = None if (quiet or as_json) else _RichProgress()
         result = None
-        try:
-            if items is None:
-                result = lib.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
-                                    workers=workers, person=person, progress=progress,
-                                    analyzer=analyzer if analyze else None)
-            else:
-                result = lib.ingest_items(items, faces=FacesMode(faces.value), workers=workers,
-                                          progress=progress, analyzer=analyzer if analyze else None)
-        finally:
-            if report is not None:  # also when the run failed: what was seen is reported
-                done = result.outcomes if result else (progress.outcomes if progress else [])
-                _write_report(report, done)
-        summary = result.to_dict()
-        summary["library"] = {"db": lib.settings.db_url, "space": lib.space.key,
-                              "index_dir": str(lib.settings.index_dir)}
+        with opened(lib, space, max_pixels=max_pixels) as library:
+            try:
+                if items is None:
+                    result = library.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
+                                            workers=workers, person=person, progress=progress,
+                                            analyzer=analyzer if analyze else None)
+                else:
+                    result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers,
+                                                  progress=progress, analyzer=analyzer if analyze else None)
+            finally:
+                if report is not None:  # also when the run failed: what was seen is reported
+                    done = result.outcomes if result else (progress.outcomes if progress else [])
+                    _write_report(report, done)
+            summary = result.to_dict()
+            summary["library"] = {"db": library.settings.db_url, "space": library.space.key,
+                                  "index_dir": str(library.settings.index_dir)}
         if corpus_format is not None:
             summary["format"] = {"name": corpus_format.value, "skipped": skips}
         if as_json:
@@ -197,8 +180,9 @@ def worker(
     from ..workers import spawn_context
 
     with _errors():
-        lib = _open(db, None, vectors)
-        if not lib.backend.queued_ingest:
+        with opened(LibraryOptions(db=db, vectors=vectors)) as lib:  # only to check and resolve its settings
+            queued, settings = lib.backend.queued_ingest, lib.settings
+        if not queued:
             raise ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…) whose "
                               "vectors are in pgvector or a Milvus server (--vectors milvus://HOST:PORT); on "
                               "SQLite or with Milvus Lite, run lookalike ingest --workers N on the machine that "
@@ -206,9 +190,8 @@ def worker(
         n = workers or os.cpu_count() or 1
         ctx = spawn_context()
         stop, results = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=serve_queue, args=(lib.settings, stop, until_empty, results))
+        procs = [ctx.Process(target=serve_queue, args=(settings, stop, until_empty, results))
                  for _ in range(n)]
-        lib.close()
         for proc in procs:
             proc.start()
         total = WorkerStats()

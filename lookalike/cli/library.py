@@ -7,39 +7,27 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import (
-    AlignerOpt,
-    DbOpt,
-    DetectorOpt,
-    IndexDirOpt,
-    JsonOpt,
-    ModelOpt,
-    VectorsOpt,
-    _console,
-    _errors,
-    _open,
-    _print_json,
-    app,
-)
+from ._common import JsonOpt, _console, _errors, _print_json, app, opened
+from ._options import LibraryOptions, SpaceOptions, grouped
 
 
 @app.command()
+@grouped
 def person(
     name: Annotated[str, typer.Argument(help="The person's name as ingested (folder or manifest).")],
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     montage: Annotated[Optional[Path], typer.Option(
         "--montage", help="Write the face crops, most typical first, to this image.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A person's photos sorted by similarity to their average face, outliers flagged."""
     with _errors():
-        report = _open(db, index_dir, vectors).person(name)
-        if montage is not None and report.faces:
-            from ..query.person import montage as draw
+        with opened(lib) as library:
+            report = library.person(name)
+            if montage is not None and report.faces:
+                from ..query.person import montage as draw
 
-            draw(report, montage)
+                draw(report, montage)
         if as_json:
             _print_json(report.to_dict() | ({"montage": str(montage)} if montage else {}))
             return
@@ -59,20 +47,20 @@ def person(
 
 # -- remove ---------------------------------------------------------------------------
 @app.command()
+@grouped
 def remove(
     person: Annotated[Optional[str], typer.Option("--person", help="Remove this person entirely.")] = None,
     photo: Annotated[Optional[Path], typer.Option("--photo", help="Remove this photo.")] = None,
     space: Annotated[Optional[str], typer.Option(
         "--space", help="Remove a whole embedding space (model__detector__aligner), e.g. after reembed.")] = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a person or a photo (rows, vectors and centroid contributions, in every index),
     or one embedding space."""
     with _errors():
-        result = _open(db, index_dir, vectors).remove(person=person, photo=str(photo) if photo else None, space=space)
+        with opened(lib) as library:
+            result = library.remove(person=person, photo=str(photo) if photo else None, space=space)
         if as_json:
             _print_json(result)
         else:
@@ -83,14 +71,11 @@ def remove(
 
 
 @app.command()
+@grouped
 def reembed(
-    model: ModelOpt = None,
-    detector: DetectorOpt = None,
-    aligner: AlignerOpt = None,
+    space: SpaceOptions = SpaceOptions(),
     workers: Annotated[int, typer.Option("--workers", help="Worker processes [default: one per core].")] = 0,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Move a library to another embedding space (default: the current default model stack):
@@ -100,11 +85,11 @@ def reembed(
     from ..faces.pipeline import Space
 
     with _errors():
-        target = Space(model or config.DEFAULT_MODEL, detector or config.DEFAULT_DETECTOR,
-                       aligner or config.DEFAULT_ALIGNER)
-        lib = _open(db, index_dir, vectors)
-        before = [s["space"] for s in lib.spaces()]
-        result = lib.reembed(target, workers=workers)
+        target = Space(space.model or config.DEFAULT_MODEL, space.detector or config.DEFAULT_DETECTOR,
+                       space.aligner or config.DEFAULT_ALIGNER)
+        with opened(lib) as library:
+            before = [s["space"] for s in library.spaces()]
+            result = library.reembed(target, workers=workers)
         result["old_spaces"] = [k for k in before if k != target.key]
         if as_json:
             _print_json(result)
@@ -123,11 +108,12 @@ def reembed(
 
 # -- stats / doctor -------------------------------------------------------------------
 @app.command()
-def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None,
-              as_json: JsonOpt = False) -> None:
+@grouped
+def stats(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) -> None:
     """People, photos, faces, statuses and the index of a library."""
     with _errors():
-        data = _open(db, index_dir, vectors).stats()
+        with opened(lib) as library:
+            data = library.stats()
         if as_json:
             _print_json(data)
             return
@@ -146,17 +132,17 @@ def stats(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt =
 
 
 @app.command()
+@grouped
 def doctor(
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     fix: Annotated[bool, typer.Option(
         "--fix", help="Re-add missing vectors from the database, drop orphans.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check that the index holds exactly the faces in the database (exit 0 only then)."""
     with _errors():
-        reports = _open(db, index_dir, vectors).doctor(fix=fix)
+        with opened(lib) as library:
+            reports = library.doctor(fix=fix)
         if as_json:
             _print_json({"ok": all(r.ok for r in reports), "spaces": [r.to_dict() for r in reports]})
         else:

@@ -9,21 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import (
-    AlignerOpt,
-    AnalyzerOpt,
-    DbOpt,
-    DetectorOpt,
-    IndexDirOpt,
-    JsonOpt,
-    ModelOpt,
-    VectorsOpt,
-    _console,
-    _errors,
-    _open,
-    _print_json,
-    app,
-)
+from ._common import AnalyzerOpt, JsonOpt, _console, _errors, _print_json, app, opened
+from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
     from ..analysis import Estimate
@@ -43,11 +30,10 @@ class AudienceChoice(str, Enum):
 
 
 @app.command()
+@grouped
 def search(
     photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
     per_person: Annotated[bool, typer.Option(
         "--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
@@ -69,9 +55,7 @@ def search(
     away: Annotated[Optional[str], typer.Option(
         "--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
     strength: Annotated[float, typer.Option("--strength", help="How far to move (0 = plain search).")] = 1.0,
-    model: ModelOpt = None,
-    detector: DetectorOpt = None,
-    aligner: AlignerOpt = None,
+    space: SpaceOptions = SpaceOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
@@ -81,11 +65,12 @@ def search(
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
         math = FaceMath.parse(toward, away, strength)
-        lib = _open(db, index_dir, vectors, model=model, detector=detector, aligner=aligner)
-        result = lib.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
-                            filters=parsed, consented_only=consented_only or audience is AudienceChoice.consented,
-                            hide_declined=audience is AudienceChoice.visitor,
-                            analyzer=analyzer if analyze else None, math=math)
+        with opened(lib, space) as library:
+            result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
+                                    filters=parsed,
+                                    consented_only=consented_only or audience is AudienceChoice.consented,
+                                    hide_declined=audience is AudienceChoice.visitor,
+                                    analyzer=analyzer if analyze else None, math=math)
         if as_json:
             _print_json(result.to_dict())
             return
@@ -125,15 +110,14 @@ def _estimate_line(e: Estimate) -> str:
 
 # -- path -----------------------------------------------------------------------------
 @app.command()
+@grouped
 def path(
     photo_a: Annotated[Path, typer.Argument(help="First face (the largest in the photo).")],
     photo_b: Annotated[Path, typer.Argument(help="Second face.")],
     steps: Annotated[int, typer.Option("--steps", min=2, help="Points along the way, both ends included.")] = 8,
     montage: Annotated[Optional[Path], typer.Option(
         "--montage", help="Write the faces of the path to this image.")] = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Who lies between two faces: the nearest corpus face at each step of the way."""
@@ -146,15 +130,15 @@ def path(
     with _errors():
         from ..errors import NoFace
 
-        lib = _open(db, index_dir, vectors)
-        ends = []
-        for photo in (photo_a, photo_b):
-            rgb, name = load_query(str(photo), lib.settings.max_pixels)
-            found = lib.pipeline.faces(rgb, FacesMode.largest)
-            if not found:
-                raise NoFace(name, lib.space.detector)
-            ends.append(found[0].embedding)
-        route = walk(lib, ends[0], ends[1], steps)
+        with opened(lib) as library:
+            ends = []
+            for photo in (photo_a, photo_b):
+                rgb, name = load_query(str(photo), library.settings.max_pixels)
+                found = library.pipeline.faces(rgb, FacesMode.largest)
+                if not found:
+                    raise NoFace(name, library.space.detector)
+                ends.append(found[0].embedding)
+            route = walk(library, ends[0], ends[1], steps)
         if montage is not None:
             from ..faces.montage import Tile, render
 

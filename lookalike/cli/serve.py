@@ -7,16 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json, app
+from ._common import JsonOpt, _console, _errors, _print_json, app, opened
+from ._options import LibraryOptions, grouped
 
 keys_app = typer.Typer(help="The HTTP API's keys: create (printed once), list, revoke.", no_args_is_help=True)
 
 
 @app.command()
+@grouped
 def serve(
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     host: Annotated[str, typer.Option("--host", help="Interface to listen on; 0.0.0.0 serves other machines.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
@@ -62,15 +62,15 @@ def serve(
         for module in ("fastapi", "uvicorn", "multipart"):
             if find_spec(module) is None:
                 raise MissingExtra("lookalike serve", "serve", f"{module} is not installed")
-        settings = ServeSettings(db=db_url(db), index_dir=str(Path(index_dir).expanduser().resolve())
-                                 if index_dir is not None else None, open_search=open_search,
+        settings = ServeSettings(db=db_url(lib.db), index_dir=str(Path(lib.index_dir).expanduser().resolve())
+                                 if lib.index_dir is not None else None, open_search=open_search,
                                  cors_origins=tuple(cors or ()), max_upload_mb=max_upload_mb,
                                  max_megapixels=max_megapixels, rate_per_minute=rate, workers=workers,
                                  max_bodies=max_bodies, body_wait=body_wait, docs=docs)
         proxies = _proxies(forwarded_allow_ips)
         os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
-        if vectors is not None:  # and the library each of them opens (Settings.resolve)
-            os.environ["LOOKALIKE_VECTORS"] = str(parse_vectors(vectors))
+        if lib.vectors is not None:  # and the library each of them opens (Settings.resolve)
+            os.environ["LOOKALIKE_VECTORS"] = str(parse_vectors(lib.vectors))
         import uvicorn
 
         from ..serve.accesslog import log_config
@@ -136,21 +136,20 @@ class ScopeChoice(str, Enum):
 
 
 @keys_app.command("create")
+@grouped
 def keys_create(
     scope: Annotated[ScopeChoice, typer.Option("--scope", help="search: search, analyze, verify, people, stats; "
                                                                "admin: also add, edit and remove people.")],
     name: Annotated[Optional[str], typer.Option("--name", help="What the key is for (a kiosk, a website).")] = None,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
     with _errors():
         from ..store.schema import KeyScope
 
-        with _open(db, index_dir, vectors) as lib:
-            key_id, key = lib.create_key(KeyScope(scope.value), name)
+        with opened(lib) as library:
+            key_id, key = library.create_key(KeyScope(scope.value), name)
         if as_json:
             _print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
             return
@@ -160,12 +159,12 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None,
-              as_json: JsonOpt = False) -> None:
+@grouped
+def keys_list(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) -> None:
     """Every key: id, name, scope, first characters, when made and revoked (never the key)."""
     with _errors():
-        with _open(db, index_dir, vectors) as lib:
-            keys = lib.keys()
+        with opened(lib) as library:
+            keys = library.keys()
         if as_json:
             _print_json({"keys": keys})
             return
@@ -181,10 +180,11 @@ def keys_list(db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsO
 
 
 @keys_app.command("revoke")
+@grouped
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see keys list).")],
-                db: DbOpt = None, index_dir: IndexDirOpt = None, vectors: VectorsOpt = None) -> None:
+                lib: LibraryOptions = LibraryOptions()) -> None:
     """Revoke a key: every request with it is refused (401) from now on."""
     with _errors():
-        with _open(db, index_dir, vectors) as lib:
-            lib.revoke_key(key_id)
+        with opened(lib) as library:
+            library.revoke_key(key_id)
         _console(stderr=True).print(f"key {key_id} revoked")

@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
-from ._common import DbOpt, IndexDirOpt, VectorsOpt, _console, _errors, app
+from ._common import _console, _errors, app
+from ._options import LibraryOptions, grouped
 
 
 @app.command()
+@grouped
 def ui(
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
     address: Annotated[str, typer.Option(
         "--address", help="Interface to listen on; 0.0.0.0 to serve other machines (a kiosk's screen).")] = "127.0.0.1",
@@ -40,17 +40,17 @@ def ui(
             if find_spec(module) is None:
                 raise MissingExtra("the web app", "ui", f"{module} is not installed")
         script = Path(__file__).resolve().parents[1] / "ui" / "lookalike_web.py"  # app.py behind a middleware
-        env = os.environ | {"LOOKALIKE_DB": db_url(db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
+        env = os.environ | {"LOOKALIKE_DB": db_url(lib.db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
                             "LOOKALIKE_UI_MAX_MB": str(max_upload_mb),
                             "LOOKALIKE_UI_VISITOR_ONLY": "1" if visitor_only else "0"}
         # the operator's password is throttled per client address: the address is the TCP
         # peer's unless the operator names the proxy they trust (FORWARDED_ALLOW_IPS=ADDR);
         # uvicorn's default would trust X-Forwarded-For from any local client
         env.setdefault("FORWARDED_ALLOW_IPS", "")
-        if index_dir is not None:
-            env["LOOKALIKE_INDEX_DIR"] = str(index_dir.expanduser().resolve())
-        if vectors is not None:
-            env["LOOKALIKE_VECTORS"] = str(parse_vectors(vectors))
+        if lib.index_dir is not None:
+            env["LOOKALIKE_INDEX_DIR"] = str(lib.index_dir.expanduser().resolve())
+        if lib.vectors is not None:
+            env["LOOKALIKE_VECTORS"] = str(parse_vectors(lib.vectors))
         command = [sys.executable, "-m", "streamlit", "run", str(script),
                    "--server.port", str(port), "--server.address", address, "--server.headless", "true",
                    "--server.maxUploadSize", str(max_upload_mb), "--server.fileWatcherType", "none",

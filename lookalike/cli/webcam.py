@@ -8,10 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, DbOpt, IndexDirOpt, JsonOpt, VectorsOpt, _console, _errors, _open, _print_json, app
+from ._common import AnalyzerOpt, JsonOpt, _console, _errors, _print_json, app, opened
+from ._options import LibraryOptions, grouped
 
 
 @app.command()
+@grouped
 def webcam(
     source: Annotated[str, typer.Option(
         "--source", "-s", help="Camera index (0, 1, ...), video file or stream URL (anything OpenCV opens).")] = "0",
@@ -29,9 +31,7 @@ def webcam(
         "--realtime/--no-realtime",
         help="Video files: play at their own pace, dropping frames when behind (default), or process "
              "every frame as fast as possible, waiting for each match.")] = True,
-    db: DbOpt = None,
-    index_dir: IndexDirOpt = None,
-    vectors: VectorsOpt = None,
+    lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
     """Who do I look like, live: track faces, match them continuously, never freeze the picture.
@@ -55,27 +55,27 @@ def webcam(
         elif window and problem is not None:
             raise NoDisplay(problem)
         say = _console(stderr=True)
-        library = _open(db, index_dir, vectors)
         options = LiveOptions(k=k, analyzer=analyzer if analyze else None, realtime=realtime)
-        session = LiveSession(library, parse_source(source), options, [])  # opens the source
-        try:
-            if window:
-                session.sinks.append(Window())
-            if jsonl is not None:
-                session.sinks.append(JsonlOut(jsonl))
-            if out is not None:
-                session.sinks.append(VideoOut(out, session.reader.fps))
-        except BaseException:
-            session.close()
-            raise
-        say.print(f"loading the matcher for {source} ...")
-        try:
-            loaded = session.start()
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        say.print(f"live: {loaded['faces']} library faces ({loaded['space']}); "
-                  + ("q or Esc in the window, or Ctrl-C, stops" if window else "Ctrl-C stops"))
-        stats = session.run()
+        with opened(lib) as library:
+            session = LiveSession(library, parse_source(source), options, [])  # opens the source
+            try:
+                if window:
+                    session.sinks.append(Window())
+                if jsonl is not None:
+                    session.sinks.append(JsonlOut(jsonl))
+                if out is not None:
+                    session.sinks.append(VideoOut(out, session.reader.fps))
+            except BaseException:
+                session.close()
+                raise
+            say.print(f"loading the matcher for {source} ...")
+            try:
+                loaded = session.start()
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+            say.print(f"live: {loaded['faces']} library faces ({loaded['space']}); "
+                      + ("q or Esc in the window, or Ctrl-C, stops" if window else "Ctrl-C stops"))
+            stats = session.run()
         summary = stats.summary()
         if as_json:
             _print_json(summary)

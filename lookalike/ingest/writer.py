@@ -15,7 +15,7 @@ from ..store import repo
 from ..store.schema import Face, Photo, PhotoStatus
 from .corpus import Item
 from .reader import Verdict, decide, read_file
-from .report import IngestReport, Outcome, Processed, Progress
+from .report import IngestReport, IngestStatus, Outcome, Processed, Progress, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,7 +47,7 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
         by_name[name] = repo.upsert_person(session, name, r.profile, people)
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
-                    width=r.width, height=r.height, person_id=pid, status=r.status,
+                    width=r.width, height=r.height, person_id=pid, status=r.status.value,
                     reason=r.reason) for r, pid in zip(batch, ids)]
     repo.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
@@ -80,7 +80,7 @@ class Writer:
         self.dirty = False
 
     # reader side ---------------------------------------------------------------------
-    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[tuple[Item, str, int, bytes, bool]]:
+    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
         rejected = [item.path for item in items if item.rejected]
@@ -92,9 +92,10 @@ class Writer:
             if item.rejected:
                 old = before.get(item.path)
                 if old is not None and old.status == PhotoStatus.rejected.value:
-                    self.record(Outcome(item.path, item.person, "unchanged", item.rejected, 0, None))
+                    self.record(Outcome(item.path, item.person, IngestStatus.unchanged, str(item.rejected), 0, None))
                 else:
-                    self.take(Processed.settled(item, PhotoStatus.rejected, item.rejected, replaces=old is not None))
+                    self.take(Processed.settled(item, PhotoStatus.rejected, str(item.rejected),
+                                                replaces=old is not None))
                 continue
             try:
                 data, sha = read_file(item.path)
@@ -107,20 +108,20 @@ class Writer:
             known = repo.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
             firsts = repo.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
             profiles_changed = False
-            tasks = []
+            tasks: list[Task] = []
             for item, sha, data in loaded:
                 d = decide(item, sha, known.get(item.path), firsts.get(sha), in_flight.get(sha))
                 if d.verdict is Verdict.unchanged:
                     if item.profile is not None and item.person:  # a manifest may update profiles
                         repo.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
-                    self.record(Outcome(item.path, item.person, "unchanged", d.reason, 0, sha))
+                    self.record(Outcome(item.path, item.person, IngestStatus.unchanged, d.reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:
                     self.take(Processed.settled(item, PhotoStatus.duplicate, d.reason, sha256=sha,
                                                 size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
                     in_flight[sha] = item
-                    tasks.append((item, sha, len(data), data, d.replaces))
+                    tasks.append(Task(item, sha, len(data), data, d.replaces))
             if profiles_changed:
                 session.commit()
         return tasks

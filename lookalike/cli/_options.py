@@ -1,0 +1,107 @@
+"""Option groups: flags several commands share, declared once and handed over as one typed value.
+
+A group is a frozen dataclass whose fields carry their typer declarations. A command names
+the group once (``lib: LibraryOptions = LibraryOptions()``) and :func:`grouped` puts the
+group's options in its place in the command's signature, so ``--help`` lists them where the
+command put them, and builds the dataclass again from the parsed values before the command
+runs. Every command then sees the same names, help and defaults, and a change to one of them
+is made here, once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Annotated, Callable, Optional, ParamSpec, TypeVar, get_type_hints
+
+import typer
+
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
+IndexDirOpt = Annotated[Optional[Path], typer.Option(
+    "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
+VectorsOpt = Annotated[Optional[str], typer.Option(
+    "--vectors", help="Where the vectors are searched: faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT "
+                      "[env LOOKALIKE_VECTORS; default faiss with SQLite, pgvector with PostgreSQL]")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="DeepFace recognition model [default: the library's, else SFace]")]
+DetectorOpt = Annotated[Optional[str], typer.Option(
+    "--detector", help="Face detector [default: the library's, else yunet]")]
+AlignerOpt = Annotated[Optional[str], typer.Option(
+    "--aligner", help="arcface (5-landmark similarity transform), chip (dlib 5-point chip) or eyes "
+                      "(DeepFace) [default: the library's, else arcface]")]
+
+
+class OptionGroup:
+    """Marks a dataclass whose fields are typer options that :func:`grouped` spreads out."""
+
+
+@dataclass(frozen=True)
+class LibraryOptions(OptionGroup):
+    """Which library: ``--db``, ``--index-dir``, ``--vectors`` (each unset means: the
+    environment's, else the default; :func:`lookalike.open` decides)."""
+
+    db: DbOpt = None
+    index_dir: IndexDirOpt = None
+    vectors: VectorsOpt = None
+
+
+@dataclass(frozen=True)
+class SpaceOptions(OptionGroup):
+    """Which embedding space: ``--model``, ``--detector``, ``--aligner`` (unset: the library's)."""
+
+    model: ModelOpt = None
+    detector: DetectorOpt = None
+    aligner: AlignerOpt = None
+
+    def settings(self) -> dict[str, object]:
+        """As keyword arguments of :func:`lookalike.open` / ``Settings.resolve``."""
+        return {"model": self.model, "detector": self.detector, "aligner": self.aligner}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _group_fields(annotation: object) -> tuple[type, tuple[str, ...]] | None:
+    """The group class and its field names, if ``annotation`` is an option group."""
+    if isinstance(annotation, type) and is_dataclass(annotation) and issubclass(annotation, OptionGroup):
+        return annotation, tuple(f.name for f in fields(annotation))
+    return None
+
+
+def grouped(command: Callable[P, R]) -> Callable[P, R]:
+    """Spread every :class:`OptionGroup` parameter of ``command`` into its options, in place,
+    for typer; gather them into the dataclass again when the command is called."""
+    hints = get_type_hints(command, include_extras=True)
+    spread: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type, tuple[str, ...]]] = {}
+    for param in inspect.signature(command).parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        group = _group_fields(annotation)
+        if group is None:
+            spread.append(param.replace(annotation=annotation, kind=inspect.Parameter.KEYWORD_ONLY))
+            continue
+        groups[param.name] = group
+        cls, names = group
+        group_hints = get_type_hints(cls, include_extras=True)
+        defaults = cls()
+        spread += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name),
+                                     annotation=group_hints[name]) for name in names]
+    taken = [p.name for p in spread]
+    clashes = sorted({n for n in taken if taken.count(n) > 1})
+    if clashes:
+        raise TypeError(f"{command.__name__}: an option group's field has the name of a parameter: {clashes}")
+
+    @functools.wraps(command)
+    def gathered(*args: P.args, **kwargs: P.kwargs) -> R:
+        for name, (group_cls, group_names) in groups.items():
+            kwargs[name] = group_cls(**{field: kwargs.pop(field) for field in group_names if field in kwargs})
+        return command(*args, **kwargs)
+
+    # typer reads the parameters from __signature__ and their types from __annotations__
+    gathered.__signature__ = inspect.Signature(spread)  # type: ignore[attr-defined]
+    gathered.__annotations__ = {p.name: p.annotation for p in spread}
+    return gathered

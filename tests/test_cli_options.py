@@ -1,0 +1,201 @@
+"""The CLI's shared option groups: one declaration of --db/--index-dir/--vectors and of
+--model/--detector/--aligner for every command, and every command closes the library it opens."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+from conftest import cli
+
+from lookalike.cli import app
+
+LIBRARY_TRIO = ("--db", "--index-dir", "--vectors")
+SPACE_TRIO = ("--model", "--detector", "--aligner")
+# `lookalike worker` joins a PostgreSQL library whose vectors are in pgvector or a Milvus
+# server: it has no index folder to name
+WITHOUT_INDEX_DIR = {"worker"}
+
+
+def _commands() -> dict[str, object]:
+    """Every leaf command by its full name ("stats", "index info", ...)."""
+    found: dict[str, object] = {}
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        subs = getattr(command, "commands", None)
+        if subs is None:
+            found[" ".join(path)] = command
+            return
+        for name, sub in subs.items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def _options(command: object) -> dict[str, object]:
+    return {opt: p for p in command.params for opt in p.opts if opt.startswith("--")}
+
+
+def _described(param: object) -> tuple:
+    return (param.name, tuple(param.opts), param.envvar, param.default, param.help, param.required)
+
+
+def test_every_command_with_db_takes_the_same_library_trio():
+    commands = _commands()
+    with_db = {name: _options(c) for name, c in commands.items() if "--db" in _options(c)}
+    assert len(with_db) >= 20, sorted(with_db)  # the group is really in use, not a renamed copy
+    reference = with_db["stats"]
+    for name, options in with_db.items():
+        expected = [o for o in LIBRARY_TRIO if not (o == "--index-dir" and name in WITHOUT_INDEX_DIR)]
+        assert [o for o in LIBRARY_TRIO if o in options] == expected, name
+        for opt in expected:
+            assert _described(options[opt]) == _described(reference[opt]), (name, opt)
+    # the environment is read by lookalike.open, and the help says so, the same everywhere
+    assert "env LOOKALIKE_DB" in reference["--db"].help and reference["--db"].envvar is None
+    assert "env LOOKALIKE_VECTORS" in reference["--vectors"].help
+
+
+def test_every_command_with_model_takes_the_same_space_trio():
+    commands = _commands()
+    with_model = {name: _options(c) for name, c in commands.items() if "--model" in _options(c)}
+    assert set(with_model) == {"ingest", "search", "reembed", "eval verify", "eval retrieval"}
+    reference = with_model["search"]
+    for name, options in with_model.items():
+        for opt in SPACE_TRIO:
+            assert _described(options[opt]) == _described(reference[opt]), (name, opt)
+    # analyze and eval attributes detect faces without a library: their --detector says so
+    assert "library" not in _options(commands["analyze"])["--detector"].help
+
+
+def test_the_options_keep_their_place_in_the_help():
+    """The group stands where the command names it: `search PHOTO --db … -k …`, `path … --db …`."""
+    params = [p.name for p in _commands()["search"].params]
+    assert params[:4] == ["photo", "db", "index_dir", "vectors"] and params[-4:] == [
+        "model", "detector", "aligner", "as_json"]
+    params = [p.name for p in _commands()["path"].params]
+    assert params.index("montage") < params.index("db") < params.index("as_json")
+
+
+def test_the_environment_names_the_library(tmp_path):
+    db = tmp_path / "from-env.db"
+    result = cli("stats", "--json", env={"LOOKALIKE_DB": str(db)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["photos"] == 0 and db.exists()
+    assert not (tmp_path / "lookalike.db").exists()
+
+
+# -- every command closes what it opens ----------------------------------------------
+@pytest.fixture
+def open_libraries(monkeypatch):
+    """The libraries opened in this process and not closed yet, and how many were opened."""
+    from lookalike.library import Library
+
+    live: dict[int, Library] = {}
+    opened = []
+    init, close = Library.__init__, Library.close
+
+    def counting_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        live[id(self)] = self
+        opened.append(id(self))
+
+    def counting_close(self):
+        live.pop(id(self), None)
+        close(self)
+
+    monkeypatch.setattr(Library, "__init__", counting_init)
+    monkeypatch.setattr(Library, "close", counting_close)
+    return live, opened
+
+
+@pytest.fixture(scope="module")
+def tiny(faces, tmp_path_factory) -> tuple[Path, Path]:
+    """Two people, five photos, on SQLite; and the folder with its pairs file."""
+    folder = tmp_path_factory.mktemp("tiny")
+    corpus = folder / "corpus"
+    for person, photos in (("barack_obama", ("obama.jpg", "obama1.jpg", "obama2.jpg")),
+                           ("joe_biden", ("biden.jpg", "biden2.jpg"))):
+        (corpus / person).mkdir(parents=True)
+        for photo in photos:
+            shutil.copy(faces / "celeb" / "face_recognition" / person / photo, corpus / person / photo)
+    (folder / "pairs.tsv").write_text("path_a\tpath_b\tsame\n"
+                                      "barack_obama/obama.jpg\tbarack_obama/obama1.jpg\t1\n"
+                                      "barack_obama/obama.jpg\tjoe_biden/biden.jpg\t0\n")
+    db = folder / "tiny.db"
+    result = cli("ingest", str(corpus), "--db", str(db), "--workers", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    return db, folder
+
+
+def _every_command(db: Path, folder: Path, tmp: Path) -> list[tuple[list[str], set[int]]]:
+    """Each command that opens a library, with arguments, and the exit codes it may end with."""
+    corpus, obama = folder / "corpus", folder / "corpus" / "barack_obama"
+    lib = ["--db", str(db)]
+    return [
+        (["ingest", str(corpus), *lib, "--workers", "1", "--json"], {0}),
+        (["search", str(obama / "obama.jpg"), *lib, "--json"], {0}),
+        (["path", str(obama / "obama.jpg"), str(corpus / "joe_biden" / "biden.jpg"), "--steps", "2", *lib,
+          "--json"], {0}),
+        (["person", "barack_obama", *lib, "--json"], {0}),
+        (["stats", *lib, "--json"], {0}),
+        (["doctor", *lib, "--json"], {0}),
+        (["index", "info", *lib, "--json"], {0}),
+        (["index", "rebuild", *lib, "--json"], {0}),
+        (["explore", "pca", "--components", "1", *lib, "--json"], {0, 1}),
+        (["explore", "clusters", *lib, "--json"], {0, 1}),
+        (["explore", "outliers", *lib, "--json"], {0, 1}),
+        (["eval", "verify", str(folder / "pairs.tsv"), *lib, "--json"], {0}),
+        (["keys", "create", "--scope", "search", *lib, "--json"], {0}),
+        (["keys", "list", *lib, "--json"], {0}),
+        (["keys", "revoke", "1", *lib], {0}),
+        (["reembed", "--workers", "1", *lib, "--json"], {0}),
+        (["remove", "--photo", str(obama / "obama2.jpg"), *lib, "--json"], {0}),
+        # refused after the library was opened: closed all the same
+        (["worker", *lib, "--until-empty"], {2}),
+        (["webcam", "--source", str(tmp / "no-such-video.mp4"), "--no-window", "--jsonl", str(tmp / "m.jsonl"),
+          *lib], {1, 2}),
+        (["search", str(folder / "pairs.tsv"), *lib], {1, 2}),
+    ]
+
+
+def test_every_command_closes_the_library_it_opens(tiny, tmp_path, open_libraries):
+    db, folder = tiny
+    live, opened = open_libraries
+    commands = _every_command(db, folder, tmp_path)
+    for args, codes in commands:
+        before = len(opened)
+        result = cli(*args)
+        assert result.returncode in codes, (args, result.returncode, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        assert len(opened) > before, f"{args[0]} opened no library: the test does not see it"
+        assert not live, f"lookalike {' '.join(args[:2])} left {len(live)} library open"
+    every = {name.split()[0] for name, c in _commands().items() if "--db" in _options(c)} - {"serve", "ui"}
+    assert every <= {args[0] for args, _ in commands}, "a command that opens a library is not checked here"
+
+
+def test_a_library_is_closed_after_ctrl_c_and_after_an_error(tiny, open_libraries, monkeypatch):
+    from lookalike.errors import IndexCorrupt
+    from lookalike.library import Library
+
+    db, _ = tiny
+    live, opened = open_libraries
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Library, "stats", interrupted)
+    result = cli("stats", "--db", str(db))
+    assert result.returncode == 130 and result.stderr.strip() == "interrupted"
+    assert opened and not live
+
+    def broken(self, *args, **kwargs):
+        raise IndexCorrupt("the index file is not an index")
+
+    monkeypatch.setattr(Library, "index_info", broken)
+    result = cli("index", "info", "--db", str(db))
+    assert result.returncode != 0 and result.stderr.startswith("error: ")
+    assert len(opened) == 2 and not live
