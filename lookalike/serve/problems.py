@@ -1,30 +1,14 @@
 """The library's typed errors as HTTP problems (RFC 9457 ``application/problem+json``):
-one table, a stable ``code`` per kind, the error's own one-line message as ``detail``.
-Anything else is a 500 ``internal`` whose traceback goes to the log, never to the client."""
+the status and stable ``code`` each error class declares (``http_status``,
+``problem_code`` in :mod:`lookalike.errors`), the error's own one-line message as
+``detail``. A 500 ``internal`` has its traceback logged, never sent to the client."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from ..errors import (
-    BadImage,
-    BadPersonName,
-    ConfigError,
-    DownloadFailed,
-    EmptyLibrary,
-    LibraryBusy,
-    LookalikeError,
-    ManifestError,
-    MissingExtra,
-    ModelMismatch,
-    ModelMissing,
-    NoFace,
-    NotFound,
-    NothingIngested,
-    UnknownName,
-    WheelUnavailable,
-)
+from ..errors import EmptyLibrary, LookalikeError
 
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
@@ -34,26 +18,6 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_BUSY = 5  # seconds: a write lock is held for one ingest batch or one removal
 
-# error class -> (HTTP status, code); the first class an error is an instance of wins
-ERRORS: list[tuple[type[LookalikeError], int, str]] = [
-    (NoFace, 422, "no_face"),
-    (NotFound, 404, "not_found"),
-    (LibraryBusy, 503, "busy"),
-    (EmptyLibrary, 409, "empty_library"),
-    (ModelMismatch, 409, "model_mismatch"),
-    (UnknownName, 400, "unknown_name"),
-    (ManifestError, 400, "invalid_manifest"),
-    (BadPersonName, 422, "invalid_person_name"),  # before ConfigError, which it is
-    (ConfigError, 400, "invalid_option"),
-    (NothingIngested, 422, "nothing_ingested"),
-    (ModelMissing, 503, "model_missing"),
-    (DownloadFailed, 503, "model_missing"),
-    (WheelUnavailable, 503, "model_missing"),
-    (MissingExtra, 503, "missing_extra"),
-]
-# BadImage by its status: the photo is too big, not an image, or refused
-BAD_IMAGE = {"too_large": (413, "photo_too_large"), "decode_error": (415, "unreadable_photo")}
-
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict",
           413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
@@ -61,12 +25,9 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not f
 
 
 def classify(err: LookalikeError) -> tuple[int, str]:
-    if isinstance(err, BadImage):
-        return BAD_IMAGE.get(err.status, (422, "unreadable_photo"))
-    for kind, status, code in ERRORS:
-        if isinstance(err, kind):
-            return status, code
-    return 500, "internal"
+    """The status and code the error's class declares (a subclass may declare its own;
+    :class:`~lookalike.errors.BadImage` by the photo's status)."""
+    return err.http_status, err.problem_code
 
 
 def detail_of(err: LookalikeError) -> str:

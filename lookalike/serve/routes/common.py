@@ -1,0 +1,103 @@
+"""What the routers share: the dependencies that hand a route its :class:`Service` and its
+:class:`Caller`, the path parameters several routes take, and the small helpers that turn
+an upload into bytes and a library answer into the API's shape.
+
+The Service is the application's (``app.state.service``, set by
+:func:`~lookalike.serve.app.create_app`), read per request by :func:`served`: a router
+holds no state of its own, so the same routers serve every app built in one process (the
+tests build several)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, UploadFile
+
+from ...store.schema import Audience, KeyScope
+from ..guard import ApiProblem
+from ..service import Caller, Service, caller_of, service_of
+
+if TYPE_CHECKING:
+    from ...library import Library
+    from ...store.repo import PersonSummary
+
+
+class Topic(APIRouter):
+    """The routes of one topic. Each route's declaration is kept, so that :meth:`declare_on`
+    declares it again on the application's own router: ``app.routes`` then lists every
+    route itself (what :func:`~lookalike.serve.service.needed_scopes` reads for the gate,
+    and the docs test for the reference) with the application's problem responses, in every
+    FastAPI version (``include_router`` copied the routes so in older versions; the FastAPI
+    0.165 this was written with adds a router as one opaque entry of ``app.routes``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.declared: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
+
+    def add_api_route(  # every option of APIRouter.add_api_route, passed on as given
+        self, path: str, endpoint: Callable[..., Any], **options: Any,  # noqa: ANN401 - FastAPI's own options
+    ) -> None:
+        self.declared.append((path, endpoint, options))
+        super().add_api_route(path, endpoint, **options)
+
+    def declare_on(self, router: APIRouter) -> None:
+        for path, endpoint, options in self.declared:
+            router.add_api_route(path, endpoint, **options)
+
+
+async def served(request: Request) -> Service:
+    """The application's :class:`Service` (async: no thread is taken to read an attribute,
+    so ``/v1/health`` answers at once even while every worker thread is busy)."""
+    return service_of(request)
+
+
+Served = Annotated[Service, Depends(served)]
+Searcher = Annotated[Caller, Depends(caller_of(KeyScope.search))]
+Admin = Annotated[Caller, Depends(caller_of(KeyScope.admin))]
+PersonName = Annotated[str, Path(min_length=1, max_length=300)]
+PhotoId = Annotated[int, Path(ge=1, le=2**62)]
+
+PHOTO = "A photo (JPEG, PNG, WebP, …); it is never stored."
+
+
+def read(service: Service, upload: UploadFile) -> bytes:
+    """The photo's bytes, refused past the per-photo limit without reading further."""
+    limit = service.settings.max_upload_mb * 1024 * 1024
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiProblem(413, "photo_too_large",
+                         f"{name_of(upload)}: over {service.settings.max_upload_mb} MB; send a smaller photo")
+    if not data:
+        raise ApiProblem(422, "unreadable_photo", f"{name_of(upload)}: empty file")
+    return data
+
+
+def name_of(upload: UploadFile) -> str:
+    """The client's file name, for messages only (never a path on this server)."""
+    name = (upload.filename or "photo").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if c.isprintable())[:120] or "photo"
+
+
+def audience(caller: Caller) -> Audience:
+    """An admin sees everyone; every other caller (a search key, or none) is a visitor."""
+    return Audience.operator if caller.admin else Audience.visitor
+
+
+def photo_refs(lib: Library, entries: list[dict], admin: bool) -> None:
+    """Give each matched or listed face its ``photo_id``; for everyone but an admin, the
+    ``photo`` becomes ``/v1/photos/{id}`` instead of the file's path on this server."""
+    ids = lib.photo_ids(e["face_id"] for e in entries)
+    for entry in entries:
+        photo_id = ids.get(entry["face_id"])  # None: the face was removed a moment ago
+        entry["photo_id"] = photo_id
+        if not admin:
+            entry["photo"] = f"/v1/photos/{photo_id}" if photo_id is not None else None
+
+
+def line(p: PersonSummary) -> dict:
+    """A person as ``/v1/people`` lists them (:class:`~lookalike.serve.schemas.PersonLine`)."""
+    pr = p.profile
+    return {"name": pr.name, "title": pr.title, "display_name": pr.display_name, "role": pr.role,
+            "organisation": pr.organisation, "tags": list(pr.tags), "consent_display": p.consent,
+            "photos": p.photos, "faces": p.faces}

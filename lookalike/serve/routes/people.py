@@ -1,0 +1,71 @@
+"""The reading routes over people (tag ``people``): the list, one person's profile and
+faces, the library's counts, and the photos the answers refer to. Without an admin key a
+caller sees only the people who have not withheld consent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi.responses import Response
+
+from .. import schemas
+from ..guard import ApiProblem
+from .common import PersonName, PhotoId, Searcher, Served, Topic, audience, line, photo_refs
+
+if TYPE_CHECKING:
+    from ...library import Library
+
+router = Topic()
+
+
+@router.get("/v1/people", response_model=schemas.PeopleAnswer, tags=["people"])
+def people(caller: Searcher, service: Served) -> dict:
+    """Everyone in the library; without an admin key, not the people who withheld consent."""
+    lines = service.call(lambda lib: lib.people(hide_declined=not caller.admin))
+    return {"people": [line(p) for p in lines]}
+
+
+@router.get("/v1/people/{name}", response_model=schemas.PersonAnswer, tags=["people"])
+def person(caller: Searcher, service: Served, name: PersonName) -> dict:
+    """A person's profile, their faces by similarity to their average face, outliers flagged."""
+
+    def work(lib: Library) -> dict:
+        report = lib.person(name).to_dict()
+        if not caller.admin and report["profile"]["consent_display"] is False:
+            raise ApiProblem(404, "not_found", f"no person named {name!r} in this library")
+        photo_refs(lib, report["faces"], caller.admin)
+        sims = [f["similarity"] for f in report["faces"]]
+        report["centroid"] = {"faces": len(sims), "mean_similarity": sum(sims) / len(sims) if sims else None,
+                              "min_similarity": min(sims) if sims else None,
+                              "outliers": sum(1 for f in report["faces"] if f["outlier"])}
+        return report
+
+    return service.call(work)
+
+
+@router.get("/v1/stats", response_model=schemas.StatsAnswer, tags=["people"])
+def stats(caller: Searcher, service: Served) -> dict:
+    """Counts of people, photos, faces and statuses, and the index in use; without an
+    admin key, of what the caller may see (not the people who withheld consent)."""
+    out = service.call(lambda lib: lib.stats(audience(caller)))
+    out.pop("db", None)  # the database URL is the operator's
+    hidden = ("file", "path") if caller.admin else ("file", "path", "ntotal", "bytes")  # counts everyone
+    out["index"] = {k: v for k, v in out["index"].items() if k not in hidden}  # server paths too
+    return out
+
+
+@router.get("/v1/photos/{photo_id}", response_class=Response, tags=["people"],
+            responses={200: {"description": "The photo's bytes as stored.",
+                             "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                         for t in schemas.PHOTO_TYPES}}})
+def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response:
+    """A photo a search or person answer refers to (``/v1/photos/{id}``). Without an
+    admin key, only a photo with faces of someone who has not withheld consent: any other
+    id is a 404, worded as for an id that does not exist."""
+    path = service.call(lambda lib: lib.photo_file(photo_id, audience(caller)))
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise ApiProblem(404, "not_found", f"no photo {photo_id} in this library") from None
+    return Response(data, media_type=schemas.media_type(data),
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})

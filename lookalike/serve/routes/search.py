@@ -1,0 +1,103 @@
+"""The search routes (tag ``search``): who looks like the faces in a photo, what a face is
+estimated to be, and whether two photos show the same person. Query photos stay in memory:
+read from the request, decoded, searched and dropped; nothing of them is written or logged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import File, Form, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
+
+from ...config import MAX_FILTER_TEXT, MAX_FILTERS
+from .. import schemas
+from .common import PHOTO, Searcher, Served, Topic, name_of, photo_refs, read
+
+if TYPE_CHECKING:
+    from ...library import Library
+
+router = Topic()
+
+
+class By(str, Enum):
+    face = "face"
+    centroid = "centroid"
+
+
+@router.post("/v1/search", response_model=schemas.SearchAnswer, response_model_exclude_unset=True,
+             tags=["search"])
+def search(
+    caller: Searcher,
+    service: Served,
+    photo: Annotated[UploadFile, File(description=PHOTO)],
+    k: Annotated[int, Form(ge=1, le=100, description="Matches per face.")] = 5,
+    per_person: Annotated[bool, Form(description="Best face per person, or every face.")] = False,
+    by: Annotated[By, Form(description="Rank single faces, or people by their average face.")] = By.face,
+    filter: Annotated[list[Annotated[str, StringConstraints(max_length=MAX_FILTER_TEXT)]] | None, Form(  # noqa: A002 - the CLI's --filter
+        max_length=MAX_FILTERS,
+        description="tag=…, organisation=…, role=… or person=… (repeat the field).")] = None,
+    consented_only: Annotated[bool, Form(description="Only people who consented to be shown.")] = False,
+    analyze: Annotated[bool, Form(description="Also estimate age, gender and emotion.")] = False,
+    toward: Annotated[str | None, Form(max_length=200, description="Face math: tag:…, person:…, "
+                                                                   "age:60-70, emotion:…")] = None,
+    away: Annotated[str | None, Form(max_length=200)] = None,
+    strength: Annotated[float, Form(ge=-5, le=5, description="How far to move (0 = plain).")] = 1.0,
+) -> JSONResponse:
+    """Who looks like the faces in the photo: exactly what `lookalike search --json` prints.
+    People whose profile withholds consent are never returned."""
+    from ...analysis import AnalyzerName
+    from ...faces.images import Upload
+    from ...query.facemath import FaceMath
+    from ...query.search import Filter, RankBy
+
+    parsed = tuple(Filter.parse(f) for f in filter or [])
+    math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
+    data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
+
+    def work(lib: Library) -> dict:
+        # hide_declined for every key: a withheld person is neither shown nor part of any
+        # average the query is moved by (a group of theirs is a group with no faces)
+        result = lib.search(data, k=k, per_person=per_person, rank_by=RankBy(by.value), filters=parsed,
+                            consented_only=consented_only, hide_declined=True,
+                            analyzer=AnalyzerName.auto if analyze else None, math=math)
+        answer = replace(result, query=name_of(photo)).to_dict()
+        photo_refs(lib, [m for f in answer["faces"] for m in f["matches"]], caller.admin)
+        return answer
+
+    # the dict is the CLI's JSON with photo references: written out directly (SearchAnswer
+    # documents it, the schemathesis test holds it to that) instead of validated again
+    return JSONResponse(service.call(work))
+
+
+@router.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
+def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
+    """Estimated age, gender and emotion of every face (estimates, never facts)."""
+    from ...analysis import AnalyzerName
+    from ...analysis.photo import analyze_photo
+    from ...faces.images import Upload
+
+    data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
+
+    def work(lib: Library) -> dict:
+        model = lib.analyzer(AnalyzerName.auto)
+        _, faces = analyze_photo(data, model, lib.space.detector, lib.settings.detect_max_side,
+                                 lib.settings.max_pixels)
+        return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
+                "faces": [f.to_dict() for f in faces]}
+
+    return service.call(work)
+
+
+@router.post("/v1/verify", response_model=schemas.VerifyAnswer, tags=["search"])
+def verify(caller: Searcher, service: Served, photo_a: Annotated[UploadFile, File(description=PHOTO)],
+           photo_b: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
+    """Whether the largest faces of two photos are the same person (calibrated threshold)."""
+    from ...faces.images import Upload
+
+    # named, so that a refused photo is named in the answer
+    a = Upload(name_of(photo_a), read(service, photo_a))
+    b = Upload(name_of(photo_b), read(service, photo_b))
+    return service.call(lambda lib: lib.verify(a, b).to_dict())
