@@ -55,10 +55,10 @@ def test_csv_manifest_keeps_profile_and_rejects_escapes(tmp_path):
     assert ok.profile.story == "Joined in 2010, loves maths"
     assert ok.profile.tags == ("women-in-engineering", "first-generation")
     assert ok.profile.consent_display is True
-    assert "leaves the manifest's folder" in items[1].rejected
-    assert "leaves the manifest's folder" in items[2].rejected
-    assert "no person" in items[3].rejected
-    assert "people.csv:5" in items[3].rejected  # the line is named
+    assert "leaves the manifest's folder" in str(items[1].rejected)
+    assert "leaves the manifest's folder" in str(items[2].rejected)
+    assert "no person" in str(items[3].rejected)
+    assert "people.csv:5" in str(items[3].rejected)  # the line is named
 
 
 def test_symlink_out_of_manifest_folder_is_rejected(tmp_path):
@@ -67,7 +67,7 @@ def test_symlink_out_of_manifest_folder_is_rejected(tmp_path):
     (tmp_path / "m" / "link.jpg").symlink_to(secret)
     manifest = tmp_path / "m" / "list.tsv"
     manifest.write_text("path\tperson\nlink.jpg\tx\n")
-    assert "leaves" in read_manifest(manifest)[0].rejected
+    assert "leaves" in str(read_manifest(manifest)[0].rejected)
 
 
 def test_jsonl_manifest(tmp_path):
@@ -94,7 +94,7 @@ def test_consent_must_be_a_boolean(tmp_path):
     _touch(tmp_path / "a.jpg")
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,person,consent_display\na.jpg,p,maybe\n")
-    assert "consent_display must be true or false" in read_manifest(manifest)[0].rejected
+    assert "consent_display must be true or false" in str(read_manifest(manifest)[0].rejected)
 
 
 @pytest.mark.parametrize("value,expected", [("yes", True), ("0", False), ("", False), (True, True)])

@@ -46,13 +46,28 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """Why an item is refused before it is read. ``kind`` is what a run's summary counts
+    (``not in a person folder``, ``no face``, …), ``detail`` says which and why, ``where`` the
+    manifest line. As text, the reason stored with the photo and written to ``--report``:
+    ``"where: kind: detail"``, each part only when there is one."""
+
+    kind: str
+    detail: str | None = None
+    where: str | None = None
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.where, self.kind, self.detail) if part is not None)
+
+
+@dataclass(frozen=True)
 class Item:
     """One photo to ingest, or a refusal with its reason."""
 
     path: str  # absolute
     person: str | None
     profile: Profile | None = None
-    rejected: str | None = None  # reason, when refused before reading
+    rejected: Rejection | None = None  # why, when refused before reading
 
 
 @dataclass
@@ -114,14 +129,14 @@ def read_manifest(path: Path) -> list[Item]:
         raw_path = str(row.get("path") or "").strip()
         person = str(row.get("person") or "").strip() or None
         if not raw_path:
-            items.append(Item(where, person, rejected="manifest row has no path"))
+            items.append(Item(where, person, rejected=Rejection("manifest row has no path")))
             continue
         target, problem = resolve_inside(base, raw_path)
         if problem:
-            items.append(Item(str(target), person, rejected=f"{where}: {problem}"))
+            items.append(Item(str(target), person, rejected=Rejection(problem, where=where)))
             continue
         if person is None:
-            items.append(Item(str(target), None, rejected=f"{where}: manifest row has no person"))
+            items.append(Item(str(target), None, rejected=Rejection("manifest row has no person", where=where)))
             continue
         if (problem := person_name_problem(person)) is not None:
             items.append(Item(str(target), None, rejected=f"{where}: {problem}"))
@@ -129,7 +144,7 @@ def read_manifest(path: Path) -> list[Item]:
         try:
             profile = _profile(row)
         except ValueError as err:
-            items.append(Item(str(target), person, rejected=f"{where}: {err}"))
+            items.append(Item(str(target), person, rejected=Rejection(str(err), where=where)))
             continue
         items.append(Item(str(target), person, profile))
     return items

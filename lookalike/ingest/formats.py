@@ -6,7 +6,8 @@ corpus names its people its own way (folder names, an identity file, a MATLAB st
 the file name itself); a plain folder ingest would file VGGFace2's photos under
 ``n000002`` and CelebA's under one folder for all. The readers are pure (they read the
 corpus, never the library) and refuse nothing silently: a photo they skip comes back as
-an item with :attr:`Item.rejected` set to ``"<kind>: <detail>"``, so it is counted under
+an item with :attr:`Item.rejected` set to a ``Rejection(kind, detail)`` (stored as the
+reason ``"<kind>: <detail>"``), so it is counted under
 ``rejected`` in the ingest's summary and listed with its reason in ``--report``
 (:func:`skipped` tallies the kinds).
 
@@ -449,9 +450,9 @@ def read(corpus_format: CorpusFormat | str, paths: Iterable[PathLike]) -> list[I
 
 
 def skipped(items: Iterable[Item]) -> dict[str, int]:
-    """How many items were rejected, by kind (the reason's text before its first ``:``),
-    most frequent first: what the CLI prints after a ``--format`` ingest."""
-    counts = Counter(item.rejected.partition(":")[0] for item in items if item.rejected)
+    """How many items were rejected, by kind, most frequent first: what the CLI prints after
+    a ``--format`` ingest."""
+    counts = Counter(item.rejected.kind for item in items if item.rejected)
     return dict(counts.most_common())
 
 
@@ -499,9 +500,9 @@ def _photos(folder: Path) -> Iterator[Path]:
 
 
 def _reject(path: Path, kind: str, detail: str) -> Item:
-    from .corpus import Item
+    from .corpus import Item, Rejection
 
-    return Item(str(path), None, rejected=f"{kind}: {detail}")
+    return Item(str(path), None, rejected=Rejection(kind, detail))
 
 
 def _person_name(raw: str) -> tuple[str, str | None]:

@@ -31,7 +31,7 @@ from ..faces.pipeline import FacesMode
 from ..store.schema import PhotoStatus
 from .corpus import Item
 from .mapper import Mapper, process, worker_pool
-from .report import IngestReport, Processed, Progress, Silent
+from .report import IngestReport, Processed, Progress, Silent, Task
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
-MapFn = Callable[[tuple[Item, str, int, bytes, bool]], Processed]
+MapFn = Callable[[Task], Processed]
 
 READ_CHUNK = 256  # photos the reader looks up in the database with one query
 # Below this many photos an ingest that was not given a worker count maps them in its own
@@ -81,7 +81,7 @@ def run(library: SpaceView, items: list[Item], options: IngestOptions, progress:
                 while len(pending) >= max(workers, 1) * 4:
                     pool = _collect(pool, pending, writer, library, options, workers, block=True)
                 executor, map_fn = pool
-                pending[executor.submit(map_fn, task)] = task[0]
+                pending[executor.submit(map_fn, task)] = task.item
                 pool = _collect(pool, pending, writer, library, options, workers, block=False)
         while pending:
             assert pool is not None

@@ -19,7 +19,7 @@ from ..store import repo
 from ..store.schema import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
-from .report import Processed
+from .report import Processed, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,9 +81,9 @@ class Mapper:
         packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
         return replace(sized, status=PhotoStatus.ok.value, reason=notes, faces=packed)
 
-    def process_task(self, task: tuple[Item, str, int, bytes, bool]) -> Processed:
-        """:meth:`process` on the reader's task tuple (what the pool's :func:`process` gets)."""
-        return self.process(*task)
+    def process_task(self, task: Task) -> Processed:
+        """:meth:`process` on the reader's task (what the pool's :func:`process` gets)."""
+        return self.process(task.item, task.sha256, task.size, task.data, task.replaces)
 
 
 _MAPPER: Mapper | None = None  # one per pool worker process
@@ -129,7 +129,7 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
     return path, faces[0].embedding if faces else None
 
 
-def process(task: tuple[Item, str, int, bytes, bool]) -> Processed:
+def process(task: Task) -> Processed:
     """Pool entry point: :meth:`Mapper.process` in this worker."""
     assert _MAPPER is not None, "worker not initialised"
     return _MAPPER.process_task(task)

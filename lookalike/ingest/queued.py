@@ -68,7 +68,7 @@ def run(library: SpaceView, items: list[Item], options: IngestOptions, progress:
             tasks = writer.read(items[start:start + READ_CHUNK], in_flight)
             writer.flush()
             with library.session() as session:
-                for item, *_ in tasks:  # profiles now: workers only ever see names
+                for item in (task.item for task in tasks):  # profiles now: workers only ever see names
                     if item.profile is not None and item.person:
                         repo.upsert_person(session, item.person, item.profile, writer.people)
                 queue.enqueue(session, library.space_id, run_id, tasks, options.faces.value, analyzer)

@@ -10,6 +10,26 @@ from ..store.schema import PhotoStatus
 from .corpus import Item, Profile
 
 
+@dataclass(frozen=True)
+class Task:
+    """A photo the reader hands to a mapper (or to the PostgreSQL queue): new or changed,
+    read and hashed, not yet decoded. Picklable: it travels to the pool's processes."""
+
+    item: Item
+    sha256: str
+    size: int
+    data: bytes
+    replaces: bool  # a row for this path exists (changed file, or an error retried)
+
+    @property
+    def path(self) -> str:
+        return self.item.path
+
+    @property
+    def person(self) -> str | None:
+        return self.item.person
+
+
 @dataclass
 class Processed:
     """What the mapper made of one photo (small and picklable)."""

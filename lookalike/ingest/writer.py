@@ -14,7 +14,7 @@ from ..store import repo
 from ..store.schema import Face, Photo, PhotoStatus
 from .corpus import Item
 from .reader import Verdict, decide, read_file
-from .report import IngestReport, Outcome, Processed, Progress
+from .report import IngestReport, Outcome, Processed, Progress, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,7 +79,7 @@ class Writer:
         self.dirty = False
 
     # reader side ---------------------------------------------------------------------
-    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[tuple[Item, str, int, bytes, bool]]:
+    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
         rejected = [item.path for item in items if item.rejected]
@@ -91,9 +91,10 @@ class Writer:
             if item.rejected:
                 old = before.get(item.path)
                 if old is not None and old.status == PhotoStatus.rejected.value:
-                    self.record(Outcome(item.path, item.person, "unchanged", item.rejected, 0, None))
+                    self.record(Outcome(item.path, item.person, "unchanged", str(item.rejected), 0, None))
                 else:
-                    self.take(Processed.settled(item, PhotoStatus.rejected, item.rejected, replaces=old is not None))
+                    self.take(Processed.settled(item, PhotoStatus.rejected, str(item.rejected),
+                                                replaces=old is not None))
                 continue
             try:
                 data, sha = read_file(item.path)
@@ -106,7 +107,7 @@ class Writer:
             known = repo.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
             firsts = repo.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
             profiles_changed = False
-            tasks = []
+            tasks: list[Task] = []
             for item, sha, data in loaded:
                 d = decide(item, sha, known.get(item.path), firsts.get(sha), in_flight.get(sha))
                 if d.verdict is Verdict.unchanged:
@@ -119,7 +120,7 @@ class Writer:
                                                 size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
                     in_flight[sha] = item
-                    tasks.append((item, sha, len(data), data, d.replaces))
+                    tasks.append(Task(item, sha, len(data), data, d.replaces))
             if profiles_changed:
                 session.commit()
         return tasks

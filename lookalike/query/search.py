@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 Centroids = dict[int | None, tuple[np.ndarray, int]]  # person id (None: the corpus) -> (unit mean, faces)
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
+    """How alike a match is, by the space's calibrated thresholds. A StrEnum: it prints, is
+    written to JSON and compares as its value, so a match's ``verdict`` reads as before."""
+
     same_person = "same_person"
     lookalike = "lookalike"
     weak = "weak"
@@ -134,7 +137,7 @@ class Match:
     photo: str
     face_id: int
     similarity: float
-    verdict: str = Verdict.weak.value
+    verdict: Verdict = Verdict.weak
     person_centroid_similarity: float | None = None
     face_typicality: float | None = None
 
@@ -289,7 +292,7 @@ def _describe(library: Library | SpaceView, vec: np.ndarray, hits: list[tuple[in
         cent = cents.get(row.person_id)
         matches.append(Match(
             rank=len(matches) + 1, person=row.person, photo=row.photo, face_id=fid,
-            similarity=round(sim, 6), verdict=cal.verdict(sim).value,
+            similarity=round(sim, 6), verdict=cal.verdict(sim),
             person_centroid_similarity=_round(float(vec @ cent[0])) if cent else None,
             face_typicality=_round(float(face_vec @ cent[0])) if cent else None,
         ))

@@ -13,12 +13,13 @@ from ..faces.pipeline import FacesMode
 if TYPE_CHECKING:
     from ..faces.images import QueryPhoto
     from ..space import SpaceView
+    from .search import Verdict
 
 
 @dataclass(frozen=True)
 class Verification:
     similarity: float  # cosine of the two unit vectors
-    verdict: str  # same_person / lookalike / weak, as search's verdicts
+    verdict: Verdict  # same_person / lookalike / weak, as search's verdicts
     same_person: bool
     threshold: float  # similarity >= threshold: same person
     floor: float  # below: not even a look-alike
@@ -44,5 +45,5 @@ def verify(library: SpaceView, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Veri
     similarity = float(found[0].embedding @ found[1].embedding)
     cal = library.calibration()
     verdict = cal.verdict(similarity)
-    return Verification(similarity, verdict.value, similarity >= cal.threshold, cal.threshold, cal.floor,
+    return Verification(similarity, verdict, similarity >= cal.threshold, cal.threshold, cal.floor,
                         cal.source, found[0].bbox, found[1].bbox)

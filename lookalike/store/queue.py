@@ -25,18 +25,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .schema import PhotoStatus, QueueAttempt, QueueItem, QueueState
 
-if TYPE_CHECKING:
-    from ..ingest.corpus import Item
 
-    # what the ingest reader hands over for each photo: (item, sha256, size, data, replaces)
-    Task = tuple[Item, str, int, bytes, bool]
+class Task(Protocol):
+    """What the queue keeps of a photo the ingest reader hands over (its ``Task``)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def person(self) -> str | None: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def replaces(self) -> bool: ...
+
 
 MAX_ATTEMPTS = 3  # starts on one photo before it is settled as an error
 CLAIM = 4  # photos per claim: one transaction, held for about a second per worker
@@ -58,17 +68,17 @@ class Collected:
 
 def enqueue(session: Session, space_id: int, run: str, tasks: Iterable[Task], faces_mode: str,
             analyzer: str | None) -> int:
-    """Queue ``tasks`` (``(item, sha256, size, data, replaces)`` from the ingest reader) for
+    """Queue ``tasks`` (the photos the ingest reader read and hashed) for
     ``run``. A path already queued is taken over by this run (and set pending again); the
     caller commits."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     now = datetime.now(timezone.utc)
-    rows = [dict(space_id=space_id, run=run, path=item.path, person=item.person, sha256=sha,
-                 size_bytes=size, replaces=replaces, faces_mode=faces_mode, analyzer=analyzer,
+    rows = [dict(space_id=space_id, run=run, path=t.path, person=t.person, sha256=t.sha256,
+                 size_bytes=t.size, replaces=t.replaces, faces_mode=faces_mode, analyzer=analyzer,
                  state=QueueState.pending.value, status=None, reason=None, faces=0, conflict=False,
                  worker=None, enqueued_at=now, finished_at=None)
-            for item, sha, size, _data, replaces in tasks]
+            for t in tasks]
     if not rows:
         return 0
     stmt = pg_insert(QueueItem)
