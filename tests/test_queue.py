@@ -21,6 +21,7 @@ import pytest
 
 import lookalike
 from lookalike.ingest.corpus import Item
+from lookalike.ingest.report import Task
 from lookalike.store import queue
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,7 @@ def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:
     tasks = []
     for p in paths:
         data = p.read_bytes()
-        tasks.append((Item(str(p), person), hashlib.sha256(data).hexdigest(), len(data), b"", False))
+        tasks.append(Task(Item(str(p), person), hashlib.sha256(data).hexdigest(), len(data), b"", False))
     with lib.session() as session:
         queue.enqueue(session, lib.space_id, "test-run", tasks, "largest", None)
         session.commit()
