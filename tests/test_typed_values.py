@@ -41,3 +41,21 @@ def test_a_task_travels_to_a_worker_process_whole():
     task = Task(Item("/x/ada/a.jpg", "ada"), "ab" * 32, 3, b"abc", replaces=True)
     again = pickle.loads(pickle.dumps(task))
     assert again == task and (again.path, again.person, again.size) == ("/x/ada/a.jpg", "ada", 3)
+
+
+def test_the_ingest_statuses_are_the_stored_ones_and_unchanged():
+    from lookalike.ingest.report import IngestReport, IngestStatus, Outcome
+    from lookalike.store.schema import PhotoStatus
+
+    assert [s.value for s in IngestStatus] == [s.value for s in PhotoStatus] + ["unchanged"]
+    assert all(IngestStatus.of(s) is IngestStatus(s.value) for s in PhotoStatus)
+    assert IngestStatus.of("no_face") is IngestStatus.no_face  # as read back from a queue row
+    report = IngestReport([Outcome("/a.jpg", "ada", IngestStatus.ok, None, 2, "x"),
+                           Outcome("/b.jpg", "ada", IngestStatus.unchanged, None, 0, "y"),
+                           Outcome("/c.jpg", None, IngestStatus.of(PhotoStatus.rejected), "no face: z", 0, None)])
+    # the summary's JSON: every status, in the stored order, then unchanged; plain strings
+    text = json.dumps(report.to_dict()["statuses"])
+    assert text == ('{"ok": 1, "no_face": 0, "decode_error": 0, "too_large": 0, "duplicate": 0, '
+                    '"rejected": 1, "error": 0, "unchanged": 1}')
+    assert (report.faces, report.processed) == (2, 2)
+    assert [f"{o.status}" for o in report.outcomes] == ["ok", "unchanged", "rejected"]  # --report's column

@@ -16,10 +16,9 @@ from .. import logs
 from ..errors import BadImage
 from ..faces.pipeline import FacePipeline, FacesMode, Space
 from ..store import repo
-from ..store.schema import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
-from .report import Processed, Task
+from .report import IngestStatus, Processed, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,14 +47,14 @@ class Mapper:
 
     def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool) -> Processed:
         """One photo's bytes to faces. Never raises: a bad photo gets a status and a reason."""
-        base = Processed(item.path, item.person, item.profile, sha, size, PhotoStatus.error.value,
+        base = Processed(item.path, item.person, item.profile, sha, size, IngestStatus.error,
                          replaces=replaces)
         try:
             from ..faces.images import decode
 
             decoded = decode(data, item.path, self.max_pixels)
         except BadImage as err:
-            return replace(base, status=err.status, reason=err.reason)
+            return replace(base, status=IngestStatus.of(err.status), reason=err.reason)
         sized = replace(base, width=decoded.width, height=decoded.height)
         notes = "; ".join(decoded.notes) or None
         try:
@@ -68,7 +67,7 @@ class Mapper:
             return replace(sized, reason=f"face pipeline failed: {type(err).__name__}: {err}")
         if not faces:
             reason = "no face found" + (f" ({notes})" if notes else "")
-            return replace(sized, status=PhotoStatus.no_face.value, reason=reason)
+            return replace(sized, status=IngestStatus.no_face, reason=reason)
         estimates: list[dict | None] = [None] * len(faces)
         if self.analyzer is not None:
             try:
@@ -79,7 +78,7 @@ class Mapper:
                 log.debug("%s: analysis failed", item.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
-        return replace(sized, status=PhotoStatus.ok.value, reason=notes, faces=packed)
+        return replace(sized, status=IngestStatus.ok, reason=notes, faces=packed)
 
     def process_task(self, task: Task) -> Processed:
         """:meth:`process` on the reader's task (what the pool's :func:`process` gets)."""

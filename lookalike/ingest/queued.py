@@ -25,7 +25,7 @@ from .corpus import Item
 from .local import READ_CHUNK, IngestOptions
 from .mapper import Mapper
 from .reader import Verdict, decide, read_file
-from .report import IngestReport, Outcome, Processed, Progress, Silent
+from .report import IngestReport, IngestStatus, Outcome, Processed, Progress, Silent
 from .writer import Writer, store_batch
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _collect_queued(library: SpaceView, run_id: str, writer: Writer) -> bool:
         left = queue.pending(session, run_id)
         session.commit()
     for c in done:
-        writer.record(Outcome(c.path, c.person, c.status, c.reason, c.faces, c.sha256, c.conflict))
+        writer.record(Outcome(c.path, c.person, IngestStatus.of(c.status), c.reason, c.faces, c.sha256, c.conflict))
     return left == 0
 
 
@@ -232,13 +232,13 @@ class QueueWorker:
         for item, sha, data in loaded:
             results.append((item, self._decide(view, item, sha, data, starts.get(item.id, 1),
                                                known.get(item.path), firsts.get(sha) if sha else None, seen)))
-        to_store = [r for _, r in results if r.status != "unchanged"]
+        to_store = [r for _, r in results if r.status is not IngestStatus.unchanged]
         store_batch(session, space_id, to_store, self._people, view.db_vector_writer(session))
         for item, r in results:
-            queue.finish(session, item, r.status, r.reason, len(r.faces), r.conflict, self.name)
+            queue.finish(session, item, r.status.value, r.reason, len(r.faces), r.conflict, self.name)
             self.stats.photos += 1
             self.stats.faces += len(r.faces)
-            self.stats.statuses[r.status] = self.stats.statuses.get(r.status, 0) + 1
+            self.stats.statuses[r.status.value] = self.stats.statuses.get(r.status.value, 0) + 1
 
     def _read(self, item: QueueItem) -> tuple[str | None, bytes | None]:
         try:
@@ -258,7 +258,7 @@ class QueueWorker:
         d = decide(it, sha, old, first, seen.get(sha))
         if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
-            return Processed(item.path, item.person, None, sha, len(data), "unchanged", d.reason)
+            return Processed(item.path, item.person, None, sha, len(data), IngestStatus.unchanged, d.reason)
         if starts > queue.MAX_ATTEMPTS:
             return Processed.settled(it, PhotoStatus.error,
                                      f"a worker process died on this photo {starts - 1} times; not retried",

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from ..store.schema import PhotoStatus
 from .corpus import Item, Profile
+
+
+class IngestStatus(StrEnum):
+    """What a run says of a photo: the status it is stored with (:class:`PhotoStatus`, the
+    same values), or ``unchanged``, skipped by a re-run. Prints, serialises and compares as
+    its value, so summaries, reports and stored rows read as before."""
+
+    ok = "ok"
+    no_face = "no_face"
+    decode_error = "decode_error"
+    too_large = "too_large"
+    duplicate = "duplicate"
+    rejected = "rejected"
+    error = "error"
+    unchanged = "unchanged"
+
+    @classmethod
+    def of(cls, status: PhotoStatus | str) -> IngestStatus:
+        """The run's status for a stored one (or for its value, as read back from a row)."""
+        return cls(str(status))
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,7 @@ class Processed:
     profile: Profile | None
     sha256: str | None
     size: int | None
-    status: str
+    status: IngestStatus
     reason: str | None = None
     width: int | None = None
     height: int | None = None
@@ -52,7 +73,7 @@ class Processed:
     def settled(cls, item: Item, status: PhotoStatus, reason: str, *, sha256: str | None = None,
                 size: int | None = None, replaces: bool = False, conflict: bool = False) -> Processed:
         """A photo decided without the mapper (rejected, unreadable, duplicate, worker died)."""
-        return cls(item.path, item.person, item.profile, sha256, size, status.value, reason,
+        return cls(item.path, item.person, item.profile, sha256, size, IngestStatus.of(status), reason,
                    replaces=replaces, conflict=conflict)
 
 
@@ -62,7 +83,7 @@ class Outcome:
 
     path: str
     person: str | None
-    status: str  # a PhotoStatus value, or "unchanged" for a photo skipped by a re-run
+    status: IngestStatus
     reason: str | None
     faces: int
     sha256: str | None
@@ -82,16 +103,15 @@ class IngestReport:
     @property
     def statuses(self) -> dict[str, int]:
         counts = Counter(o.status for o in self.outcomes)
-        return {s.value: counts.get(s.value, 0) for s in PhotoStatus} | {
-            "unchanged": counts.get("unchanged", 0)}
+        return {s.value: counts.get(s, 0) for s in IngestStatus}
 
     @property
     def faces(self) -> int:
-        return sum(o.faces for o in self.outcomes if o.status == PhotoStatus.ok.value)
+        return sum(o.faces for o in self.outcomes if o.status is IngestStatus.ok)
 
     @property
     def processed(self) -> int:
-        return sum(1 for o in self.outcomes if o.status != "unchanged")
+        return sum(1 for o in self.outcomes if o.status is not IngestStatus.unchanged)
 
     @property
     def conflicts(self) -> list[Outcome]:

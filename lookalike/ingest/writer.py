@@ -14,7 +14,7 @@ from ..store import repo
 from ..store.schema import Face, Photo, PhotoStatus
 from .corpus import Item
 from .reader import Verdict, decide, read_file
-from .report import IngestReport, Outcome, Processed, Progress, Task
+from .report import IngestReport, IngestStatus, Outcome, Processed, Progress, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +46,7 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
         by_name[name] = repo.upsert_person(session, name, r.profile, people)
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
-                    width=r.width, height=r.height, person_id=pid, status=r.status,
+                    width=r.width, height=r.height, person_id=pid, status=r.status.value,
                     reason=r.reason) for r, pid in zip(batch, ids)]
     repo.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
@@ -91,7 +91,7 @@ class Writer:
             if item.rejected:
                 old = before.get(item.path)
                 if old is not None and old.status == PhotoStatus.rejected.value:
-                    self.record(Outcome(item.path, item.person, "unchanged", str(item.rejected), 0, None))
+                    self.record(Outcome(item.path, item.person, IngestStatus.unchanged, str(item.rejected), 0, None))
                 else:
                     self.take(Processed.settled(item, PhotoStatus.rejected, str(item.rejected),
                                                 replaces=old is not None))
@@ -114,7 +114,7 @@ class Writer:
                     if item.profile is not None and item.person:  # a manifest may update profiles
                         repo.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
-                    self.record(Outcome(item.path, item.person, "unchanged", d.reason, 0, sha))
+                    self.record(Outcome(item.path, item.person, IngestStatus.unchanged, d.reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:
                     self.take(Processed.settled(item, PhotoStatus.duplicate, d.reason, sha256=sha,
                                                 size=len(data), replaces=d.replaces, conflict=d.conflict))

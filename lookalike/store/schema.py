@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -38,8 +38,9 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class PhotoStatus(str, Enum):
-    """What happened to a photo. Every photo an ingest sees gets exactly one."""
+class PhotoStatus(StrEnum):
+    """What happened to a photo. Every photo an ingest sees gets exactly one. A StrEnum: it
+    is stored, printed and compared as its value."""
 
     ok = "ok"  # at least one face stored
     no_face = "no_face"  # decoded, but the detector found no face
