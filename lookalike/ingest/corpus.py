@@ -107,7 +107,8 @@ def _folder_item(file: Path, person: str | None) -> Item:
     name = file.parent.name
     problem = person_name_problem(name)
     if problem is not None:
-        return Item(str(file), None, rejected=f"{file}: its folder {problem}; name the folder after the person")
+        return Item(str(file), None, rejected=Rejection(f"its folder {problem}; name the folder after the person",
+                                                                 where=str(file)))
     return Item(str(file), name)
 
 
@@ -139,7 +140,7 @@ def read_manifest(path: Path) -> list[Item]:
             items.append(Item(str(target), None, rejected=Rejection("manifest row has no person", where=where)))
             continue
         if (problem := person_name_problem(person)) is not None:
-            items.append(Item(str(target), None, rejected=f"{where}: {problem}"))
+            items.append(Item(str(target), None, rejected=Rejection(problem, where=where)))
             continue
         try:
             profile = _profile(row)
