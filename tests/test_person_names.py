@@ -93,7 +93,7 @@ def test_format_readers_refuse_the_same_names(tmp_path):
         _touch(tmp_path / "lfw" / person / f"{person}_0001.jpg")
     items = formats.lfw(tmp_path)
     assert [i.person for i in items if not i.rejected] == ["Aaron Sorkin"]
-    reasons = sorted(i.rejected for i in items if i.rejected)
+    reasons = sorted(str(i.rejected) for i in items if i.rejected)
     assert len(reasons) == 2 and all(r.startswith("bad person name: folder") for r in reasons)
     assert "path separator" in reasons[0] and "control character U+0009" in reasons[1]
     assert formats.skipped(items) == {"bad person name": 2}
