@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .ingest.corpus import Item
     from .ingest.corpus import Profile as NewProfile
     from .ingest.report import IngestReport, Progress
+    from .ingest.runner import IngestOptions
     from .query.person import PersonReport
     from .query.search import Calibration, SearchResult
     from .query.verify import Verification
@@ -192,15 +193,16 @@ class Library:
     def ingest(self, paths: Sequence[str | os.PathLike[str]], *, faces: FacesMode = FacesMode.largest,
                workers: int = 0, person: str | None = None, progress: Progress | None = None,
                analyzer: AnalyzerName | str | None = None) -> IngestReport:
-        """Ingest files, folders and manifests; see :mod:`lookalike.ingest`. ``analyzer``
-        (an :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
-        from .ingest import corpus
+        """Ingest files, folders and manifests: scan them, then the runner
+        (:mod:`lookalike.ingest.runner`). ``analyzer`` (an
+        :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
+        from .ingest import corpus, runner
 
         scan = corpus.scan(paths, person=person)
         if not scan.items:
             raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
-        return self.ingest_items(scan.items, faces=faces, workers=workers, progress=progress,
-                                 skipped_files=scan.skipped_files, analyzer=analyzer)
+        return self._ingest(scan.items, runner.options(self.space, faces, workers, analyzer), progress,
+                            scan.skipped_files)
 
     def ingest_items(self, items: Iterable[Item], *, faces: FacesMode = FacesMode.largest, workers: int = 0,
                      progress: Progress | None = None, skipped_files: int = 0,
@@ -208,33 +210,27 @@ class Library:
         """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s. ``refuse_empty``:
         a run that stored nothing raises :class:`NothingIngested` (the CLI's exit code);
         without it the report says what happened to each photo (the admin's uploads)."""
-        # fail on missing weights here, with the install command, not in every worker
-        from .ingest import local as ingest
-        from .models import registry
+        from .ingest import runner
 
-        registry.require(*self.space.names)
-        if analyzer is not None:
-            from . import analysis
+        return self._ingest(list(items), runner.options(self.space, faces, workers, analyzer), progress,
+                            skipped_files, refuse_empty)
 
-            resolved = analysis.resolve(analysis.AnalyzerName(analyzer))
-            registry.require(*analysis.required_weights(resolved))
-        else:
-            resolved = None
+    def _ingest(self, items: list[Item], options: IngestOptions, progress: Progress | None,
+                skipped_files: int, refuse_empty: bool = True) -> IngestReport:
+        """The one way into the runner: under the space's writer exclusion, with the
+        distributor this library's store asks for, then the space follows what was written."""
+        from .ingest import runner
+
         view = self.view
         with view.writers():
             view.space_id  # noqa: B018 - create the space row before the index loads
             index = view.index
             if index.ntotal and not self.backend.saved_matches(view, index):
                 index.save()
-            options = ingest.IngestOptions(faces=faces, workers=workers, analyzer=resolved)
-            if self.backend.queued_ingest:
-                from .ingest import queued
-
-                report = queued.run(view, list(items), options, progress, skipped_files, serve=serve_queue)
-            else:
-                report = ingest.run(view, list(items), options, progress, skipped_files)
-            # new centroids; queued ingest: the workers wrote the vectors
-            view.refresh(index=self.vectors_in_db or self.backend.queued_ingest)
+            queued = self.backend.queued_ingest  # the workers store the vectors themselves
+            mapping = runner.distributor(view, options, len(items), serve_queue if queued else None)
+            report = runner.run(view, items, options, mapping, progress, skipped_files)
+            view.refresh(index=self.vectors_in_db or queued)  # new centroids
             if not report.interrupted:
                 report.index_rebuilt = view.upkeep()
         statuses = report.statuses
@@ -276,8 +272,8 @@ class Library:
                     report = moved.ingest_items([Item(p.path, p.person) for p in batch], faces=mode,
                                                 workers=workers, progress=progress)
                     statuses.update(report.statuses)
-                    faces, seconds = faces + report.faces, seconds + report.seconds
                     crash_point("reembed.moved")
+                    faces, seconds = faces + report.faces, seconds + report.seconds
         finally:
             moved.close()
         self._view = None  # the moved library may now pick the target space

@@ -224,6 +224,11 @@ class SpaceView:
         stored = reduction.load(session, self.space_id, lock=True)
         return stored.apply_one if stored is not None else (lambda v: v)
 
+    def after_commit(self) -> None:
+        """A write was committed (a queue worker's batch): a vector store outside the
+        database follows it now (the Milvus outbox); the others have nothing to do."""
+        self.backend.after_commit(self)
+
     def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored full-width vectors of face ``ids``, in that order."""
         with self.session() as session:

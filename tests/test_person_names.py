@@ -80,7 +80,8 @@ def test_a_photo_in_a_folder_that_cannot_name_a_person_is_refused_the_others_are
     for file, why in (("2.jpg", "path separator"), ("3.jpg", "control character U+000A"),
                       ("loose.jpg", "'..' is a folder reference")):
         item = by_file[file]
-        assert item.person is None and str(item.rejected).startswith(item.path) and why in str(item.rejected), item
+        reason = str(item.rejected)  # a Rejection, stored as this text
+        assert item.person is None and reason.startswith(item.path) and why in reason, item
     single = scan([corpus / "alice" / ".." / "loose.jpg"]).items  # one photo given by a path through '..'
     assert single[0].person is None and "folder reference" in str(single[0].rejected)
     with pytest.raises(BadPersonName, match="--person: person name '..' is a folder reference"):

@@ -82,7 +82,7 @@ def eval_retrieval(
             scratch = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'retrieval.db'}",
                               index_dir=Path(tmp) / "indexes")
             with Library(scratch) as lib:
-                report = evaluate.retrieval(lib, rows)
+                report = evaluate.retrieval(lib.view, lib.ingest_items, rows)
         data = report.to_dict()
         if as_json:
             _print_json(data)

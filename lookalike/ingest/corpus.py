@@ -108,7 +108,7 @@ def _folder_item(file: Path, person: str | None) -> Item:
     problem = person_name_problem(name)
     if problem is not None:
         return Item(str(file), None, rejected=Rejection(f"its folder {problem}; name the folder after the person",
-                                                         where=str(file)))
+                                                                 where=str(file)))
     return Item(str(file), name)
 
 

@@ -24,8 +24,7 @@ from .report import IngestStatus, Processed, Task
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..library import Library
-    from ..space import SpaceView
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +136,14 @@ def process(task: Task) -> Processed:
     return done
 
 
-def worker_pool(library: Library | SpaceView, faces: FacesMode, workers: int,
+def worker_pool(space: Space, settings: Settings, faces: FacesMode, workers: int,
                 analyzer: str | None = None) -> ProcessPoolExecutor:
-    """Spawned processes with the library's pipeline loaded once each (:func:`init_worker`).
+    """Spawned processes with the pipeline of ``space`` loaded once each (:func:`init_worker`).
 
     ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start
     breaks the pool with an error instead of being respawned forever. Spawned, never
     forked (dlib / ONNX Runtime threads), and without re-running ``__main__``
     (:mod:`lookalike.workers`)."""
-    s = library.settings
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=spawn_context(), initializer=init_worker,
-        initargs=(library.space, s.detect_max_side, s.max_pixels, faces.value, analyzer))
+        initargs=(space, settings.detect_max_side, settings.max_pixels, faces.value, analyzer))

@@ -1,6 +1,7 @@
 """Ingest through the PostgreSQL work queue (:mod:`lookalike.store.queue`).
 
-The runner reads, hashes and queues; workers claim, embed and store.
+The runner reads, hashes and queues (:class:`PostgresQueue`, its distributor); workers
+(:class:`QueueWorker`) claim, embed and store.
 
 ``lookalike ingest --workers N`` starts N of these beside itself; ``lookalike worker``
 starts them on any other machine that can reach the database and read the photos at the
@@ -23,11 +24,10 @@ from ..store import queue, repo
 from ..store.schema import PhotoStatus, QueueItem
 from ..workers import spawn_context
 from .corpus import Item
-from .local import READ_CHUNK, IngestOptions
 from .mapper import Mapper
 from .reader import Verdict, decide, read_file
-from .report import IngestReport, IngestStatus, Outcome, Processed, Progress, Silent
-from .writer import Writer, store_batch
+from .report import IngestStatus, Outcome, Processed, Task
+from .writer import store_batch
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -36,71 +36,67 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ..config import Settings
-    from ..library import Library
-    from ..space import SpaceView
     from ..store.repo import Known
+    from .protocol import IngestTarget, SpaceOpener
+    from .runner import IngestOptions
+    from .writer import Writer
 
-    # a local worker's entry point: serve(settings, stop_event, until_empty)
-    Serve = Callable[[Settings, Event, bool], None]
+    # a local worker's entry point: worker_main(settings, stop_event, until_empty)
+    WorkerMain = Callable[[Settings, Event, bool], None]
 
 
-def run(library: SpaceView, items: list[Item], options: IngestOptions, progress: Progress | None = None,
-        skipped_files: int = 0, *, serve: Serve) -> IngestReport:
-    """Ingest through the PostgreSQL work queue (:mod:`lookalike.store.queue`): this process reads,
-    hashes and queues; ``options.workers`` local worker processes (and any ``lookalike
-    worker`` elsewhere) claim, embed and store; this process collects the outcomes.
+class PostgresQueue:
+    """The :class:`.runner.Distributor` of a library on PostgreSQL: the reader's tasks become
+    rows of the work queue (:mod:`lookalike.store.queue`); ``workers`` local processes (and
+    any ``lookalike worker`` elsewhere) claim, map and store them; their outcomes are read
+    back for the report.
 
-    ``serve(settings, stop_event, until_empty)`` is each local worker's entry point: it
-    opens the library in the new process (:func:`lookalike.library.serve_queue`), which
-    this layer cannot import."""
-    import uuid
+    ``worker_main(settings, stop_event, until_empty)`` is each local worker's entry point:
+    it opens the library in the new process (:func:`lookalike.library.serve_queue`), which
+    this layer cannot import, so the library hands it down with the distributor."""
 
-    progress = progress or Silent()
-    report = IngestReport(skipped_files=skipped_files)
-    started = time.perf_counter()
-    writer = Writer(library, report, progress, options)
-    run_id = uuid.uuid4().hex
-    analyzer = options.analyzer.value if options.analyzer is not None else None
-    local = _LocalWorkers(library.settings, options.workers or os.cpu_count() or 1, serve)
-    progress.start(len(items))
-    try:
-        in_flight: dict[str, Item] = {}
-        for start in range(0, len(items), READ_CHUNK):
-            tasks = writer.read(items[start:start + READ_CHUNK], in_flight)
-            writer.flush()
-            with library.session() as session:
-                for item in (task.item for task in tasks):  # profiles now: workers only ever see names
-                    if item.profile is not None and item.person:
-                        repo.upsert_person(session, item.person, item.profile, writer.people)
-                queue.enqueue(session, library.space_id, run_id, tasks, options.faces.value, analyzer)
-                session.commit()
-            if tasks:
-                local.start()
-            _collect_queued(library, run_id, writer)
-        while not _collect_queued(library, run_id, writer):
-            local.check()
+    def __init__(self, target: IngestTarget, options: IngestOptions, workers: int, worker_main: WorkerMain) -> None:
+        import uuid
+
+        self.target, self.options = target, options
+        self.run_id = uuid.uuid4().hex
+        self.people: dict[str, int] = {}
+        self.local = _LocalWorkers(target.settings, workers, worker_main)
+
+    def send(self, tasks: list[Task], writer: Writer) -> None:
+        writer.flush()  # what the reader settled is stored before the workers meet these bytes
+        with self.target.session() as session:
+            for item in (task.item for task in tasks):  # profiles now: workers only ever see names
+                if item.profile is not None and item.person:
+                    repo.upsert_person(session, item.person, item.profile, self.people)
+            queue.enqueue(session, self.target.space_id, self.run_id, tasks, self.options.faces.value,
+                          self.options.analyzer_name)
+            session.commit()
+        if tasks:
+            self.local.start()
+        self._collect(writer)
+
+    def finish(self, writer: Writer) -> None:
+        while not self._collect(writer):
+            self.local.check()
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        report.interrupted = True  # queued rows stay pending: any worker, or a re-run, finishes them
-    finally:
-        local.stop(wait=not report.interrupted)
-        writer.flush(force_save=True)
-        if not report.interrupted:
-            _collect_queued(library, run_id, writer)
-        progress.stop()
-    report.seconds = time.perf_counter() - started
-    return report
 
+    def close(self, writer: Writer, interrupted: bool) -> None:
+        # interrupted: queued rows stay pending; any worker, or a re-run, finishes them
+        self.local.stop(wait=not interrupted)
+        if not interrupted:
+            self._collect(writer)
 
-def _collect_queued(library: SpaceView, run_id: str, writer: Writer) -> bool:
-    """Report the run's finished photos; True when none of its photos is left pending."""
-    with library.session() as session:
-        done = queue.collect(session, run_id)
-        left = queue.pending(session, run_id)
-        session.commit()
-    for c in done:
-        writer.record(Outcome(c.path, c.person, IngestStatus.of(c.status), c.reason, c.faces, c.sha256, c.conflict))
-    return left == 0
+    def _collect(self, writer: Writer) -> bool:
+        """Report the run's finished photos; True when none of its photos is left pending."""
+        with self.target.session() as session:
+            done = queue.collect(session, self.run_id)
+            left = queue.pending(session, self.run_id)
+            session.commit()
+        for c in done:
+            writer.record(Outcome(c.path, c.person, IngestStatus.of(c.status), c.reason, c.faces, c.sha256,
+                                  c.conflict))
+        return left == 0
 
 
 class _LocalWorkers:
@@ -109,7 +105,7 @@ class _LocalWorkers:
 
     RESTARTS = 20
 
-    def __init__(self, settings: Settings, n: int, serve: Serve) -> None:
+    def __init__(self, settings: Settings, n: int, serve: WorkerMain) -> None:
         self.settings, self.n, self.serve = settings, n, serve
         self.procs: list[SpawnProcess] = []
         self.restarts = 0
@@ -173,12 +169,12 @@ def worker_name() -> str:
 class QueueWorker:
     """Claims, processes and stores queued photos for a library on PostgreSQL."""
 
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: SpaceOpener) -> None:
         self.lib = library
         self.name = worker_name()
         self.stats = WorkerStats()
         self._mappers: dict[tuple[str, str, str | None], Mapper] = {}
-        self._views: dict[int, SpaceView] = {}
+        self._views: dict[int, IngestTarget] = {}
         self._people: dict[str, int] = {}
 
     def serve(self, stop: Event | None = None, until_empty: bool = False, poll: float = 0.5) -> WorkerStats:
@@ -218,8 +214,7 @@ class QueueWorker:
             session.commit()
         crash_point("ingest.committed")
         for space_id in by_space:  # committed: a vector store outside the database follows
-            view = self._views[space_id]
-            view.backend.after_commit(view)
+            self._views[space_id].after_commit()
         return len(items)
 
     # -- one space's share of a claim --------------------------------------------------
@@ -249,7 +244,7 @@ class QueueWorker:
             return None, None
         return sha, data
 
-    def _decide(self, view: SpaceView, item: QueueItem, sha: str | None, data: bytes | None, starts: int,
+    def _decide(self, view: IngestTarget, item: QueueItem, sha: str | None, data: bytes | None, starts: int,
                 old: Known | None, first: Known | None, seen: dict[str, Item]) -> Processed:
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
@@ -272,7 +267,7 @@ class QueueWorker:
         mapper = self._mapper(view, item)
         return mapper.process(it, sha, len(data), data, d.replaces)
 
-    def in_space(self, session: Session, space_id: int) -> SpaceView:
+    def in_space(self, session: Session, space_id: int) -> IngestTarget:
         if space_id not in self._views:
             from ..models import registry
             from ..store.schema import Space as SpaceRow
@@ -283,7 +278,7 @@ class QueueWorker:
             self._views[space_id] = self.lib.in_space(row)
         return self._views[space_id]
 
-    def _mapper(self, view: SpaceView, item: QueueItem) -> Mapper:
+    def _mapper(self, view: IngestTarget, item: QueueItem) -> Mapper:
         key = (view.space.key, item.faces_mode, item.analyzer)
         if key not in self._mappers:
             s = self.lib.settings

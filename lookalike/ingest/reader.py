@@ -1,7 +1,10 @@
-"""The reader's one decision: is a photo new, unchanged, or a duplicate of another?
+"""Read and decide: is a photo new, unchanged, or a duplicate of another?
 
-Both runners ask it: the local one for each file it reads, a queue worker for each photo
-it claims. A photo is *unchanged* when a row at its path holds the same bytes (and is not
+The runner's :class:`Reader` asks it for each file it reads (and settles every photo that
+needs no mapper: rejected, unreadable, unchanged, duplicate); a queue worker asks
+:func:`decide` again for each photo it claims.
+
+A photo is *unchanged* when a row at its path holds the same bytes (and is not
 an error to retry); a *duplicate* when the same bytes are already stored, or earlier in
 this run, under another path (a *conflict* when filed under another person); otherwise
 it goes to the mapper, replacing the old row of a changed file.
@@ -12,13 +15,16 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from ..store import repo
 from ..store.schema import PhotoStatus
 from .corpus import Item
+from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
     from ..store.repo import Known
+    from .protocol import IngestTarget
 
 
 class Verdict(enum.Enum):
@@ -60,3 +66,67 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
     if conflict:
         reason += f", filed under another person ({person!r} vs {item.person!r})"
     return Decision(Verdict.duplicate, replaces, reason, conflict)
+
+
+class Settles(Protocol):
+    """Where the reader sends what it settles itself: the writer."""
+
+    def take(self, result: Processed) -> None: ...
+    def record(self, outcome: Outcome) -> None: ...
+
+
+class Reader:
+    """The runner's reader: bytes and hash of each photo, :func:`decide` against the
+    database; what needs no mapper goes straight to ``sink``, the rest become tasks."""
+
+    def __init__(self, target: IngestTarget, sink: Settles) -> None:
+        self.target, self.sink = target, sink
+        self.in_flight: dict[str, Item] = {}  # bytes met earlier in this run
+        self.people: dict[str, int] = {}
+
+    def read(self, items: list[Item]) -> list[Task]:
+        """Bytes + hash of each new or changed photo; the rest is settled here."""
+        loaded: list[tuple[Item, str, bytes]] = []
+        rejected = [item.path for item in items if item.rejected]
+        before: dict[str, repo.Known] = {}
+        if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
+            with self.target.session() as session:
+                before = repo.known_by_path(session, self.target.space_id, rejected)
+        for item in items:
+            if item.rejected:
+                old = before.get(item.path)
+                if old is not None and old.status == PhotoStatus.rejected.value:
+                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, str(item.rejected),
+                                             0, None))
+                else:
+                    self.sink.take(Processed.settled(item, PhotoStatus.rejected, str(item.rejected),
+                                                     replaces=old is not None))
+                continue
+            try:
+                data, sha = read_file(item.path)
+            except OSError as err:
+                self.sink.take(Processed.settled(item, PhotoStatus.decode_error,
+                                                 f"cannot be read ({err.strerror or err})"))
+                continue
+            loaded.append((item, sha, data))
+        with self.target.session() as session:
+            known = repo.known_by_path(session, self.target.space_id, [i.path for i, _, _ in loaded])
+            firsts = repo.first_by_sha(session, self.target.space_id, [sha for _, sha, _ in loaded])
+            profiles_changed = False
+            tasks: list[Task] = []
+            for item, sha, data in loaded:
+                d = decide(item, sha, known.get(item.path), firsts.get(sha), self.in_flight.get(sha))
+                if d.verdict is Verdict.unchanged:
+                    if item.profile is not None and item.person:  # a manifest may update profiles
+                        repo.upsert_person(session, item.person, item.profile, self.people)
+                        profiles_changed = True
+                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, d.reason, 0, sha))
+                elif d.verdict is Verdict.duplicate:
+                    self.sink.take(Processed.settled(item, PhotoStatus.duplicate, d.reason, sha256=sha,
+                                                     size=len(data), replaces=d.replaces, conflict=d.conflict))
+                else:
+                    self.in_flight[sha] = item
+                    tasks.append(Task(item, sha, len(data), data, d.replaces))
+            if profiles_changed:
+                session.commit()
+        return tasks

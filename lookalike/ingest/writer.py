@@ -12,17 +12,15 @@ from typing import TYPE_CHECKING, Callable
 
 from ..faults import crash_point
 from ..store import repo
-from ..store.schema import Face, Photo, PhotoStatus
-from .corpus import Item
-from .reader import Verdict, decide, read_file
-from .report import IngestReport, IngestStatus, Outcome, Processed, Progress, Task
+from ..store.schema import Face, Photo
+from .report import IngestReport, Outcome, Processed, Progress
 
 if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy.orm import Session
 
-    from ..space import SpaceView
-    from .local import IngestOptions
+    from .protocol import IngestTarget
+    from .runner import IngestOptions
 
 
 def store_batch(session: Session, space_id: int, batch: list[Processed], people: dict[str, int],
@@ -67,10 +65,10 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
 
 
 class Writer:
-    """The single writer: reader-side checks (:func:`.reader.decide`), batched commits, index upkeep."""
+    """The single writer: batched commits, then the index follows; every outcome reported."""
 
-    def __init__(self, library: SpaceView, report: IngestReport, progress: Progress, options: IngestOptions) -> None:
-        self.lib = library
+    def __init__(self, target: IngestTarget, report: IngestReport, progress: Progress, options: IngestOptions) -> None:
+        self.target = target
         self.report = report
         self.progress = progress
         self.options = options
@@ -78,53 +76,6 @@ class Writer:
         self.people: dict[str, int] = {}
         self.last_save = time.monotonic()
         self.dirty = False
-
-    # reader side ---------------------------------------------------------------------
-    def read(self, items: list[Item], in_flight: dict[str, Item]) -> list[Task]:
-        """Bytes + hash of each new or changed photo; the rest is settled here."""
-        loaded: list[tuple[Item, str, bytes]] = []
-        rejected = [item.path for item in items if item.rejected]
-        before: dict[str, repo.Known] = {}
-        if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
-            with self.lib.session() as session:
-                before = repo.known_by_path(session, self.lib.space_id, rejected)
-        for item in items:
-            if item.rejected:
-                old = before.get(item.path)
-                if old is not None and old.status == PhotoStatus.rejected.value:
-                    self.record(Outcome(item.path, item.person, IngestStatus.unchanged, str(item.rejected), 0, None))
-                else:
-                    self.take(Processed.settled(item, PhotoStatus.rejected, str(item.rejected),
-                                                replaces=old is not None))
-                continue
-            try:
-                data, sha = read_file(item.path)
-            except OSError as err:
-                self.take(Processed.settled(item, PhotoStatus.decode_error,
-                                            f"cannot be read ({err.strerror or err})"))
-                continue
-            loaded.append((item, sha, data))
-        with self.lib.session() as session:
-            known = repo.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
-            firsts = repo.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
-            profiles_changed = False
-            tasks: list[Task] = []
-            for item, sha, data in loaded:
-                d = decide(item, sha, known.get(item.path), firsts.get(sha), in_flight.get(sha))
-                if d.verdict is Verdict.unchanged:
-                    if item.profile is not None and item.person:  # a manifest may update profiles
-                        repo.upsert_person(session, item.person, item.profile, self.people)
-                        profiles_changed = True
-                    self.record(Outcome(item.path, item.person, IngestStatus.unchanged, d.reason, 0, sha))
-                elif d.verdict is Verdict.duplicate:
-                    self.take(Processed.settled(item, PhotoStatus.duplicate, d.reason, sha256=sha,
-                                                size=len(data), replaces=d.replaces, conflict=d.conflict))
-                else:
-                    in_flight[sha] = item
-                    tasks.append(Task(item, sha, len(data), data, d.replaces))
-            if profiles_changed:
-                session.commit()
-        return tasks
 
     # writer side ---------------------------------------------------------------------
     def take(self, result: Processed) -> None:
@@ -138,7 +89,7 @@ class Writer:
             self.buffer = []
         if self.dirty and (force_save or time.monotonic() - self.last_save >= self.options.save_every):
             crash_point("ingest.before_save")
-            self.lib.index.save()
+            self.target.index.save()
             self.last_save = time.monotonic()
             self.dirty = False
 
@@ -146,17 +97,17 @@ class Writer:
         """One transaction for the whole batch (bulk inserts), then the index follows."""
         import numpy as np
 
-        with self.lib.session() as session:
-            stale, new_ids, vectors = store_batch(session, self.lib.space_id, batch, self.people,
-                                                  self.lib.db_vector_writer(session))
+        with self.target.session() as session:
+            stale, new_ids, vectors = store_batch(session, self.target.space_id, batch, self.people,
+                                                  self.target.db_vector_writer(session))
             session.commit()
         crash_point("ingest.committed")
         # the database is committed: now the index may follow
         if stale:
-            self.lib.index.remove(np.asarray(stale, dtype=np.int64))
+            self.target.index.remove(np.asarray(stale, dtype=np.int64))
             self.dirty = True
         if vectors is not None:  # the batch gave faces (new_ids and vectors go together)
-            self.lib.index.add(new_ids, vectors)
+            self.target.index.add(new_ids, vectors)
             self.dirty = True
         for r in batch:
             self.record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256, r.conflict))

@@ -15,15 +15,15 @@ import csv
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import ManifestError
 
 if TYPE_CHECKING:
-    from ..library import Library
-    from ..space import SpaceView
+    from ..ingest.corpus import Item
+    from .protocol import MeasuredSpace
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,13 @@ def _lfw(root: Path, name: str, number: str) -> str:
 
 
 # -- embedding with worker processes ---------------------------------------------------
-def embed_photos(library: Library | SpaceView, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
+def embed_photos(library: MeasuredSpace, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
     """``{path: unit vector of the largest face, or None}`` for every path."""
     from ..faces.pipeline import FacesMode
     from ..ingest import mapper as ingest
 
-    with ingest.worker_pool(library, FacesMode.largest, workers or os.cpu_count() or 1) as pool:
+    with ingest.worker_pool(library.space, library.settings, FacesMode.largest,
+                            workers or os.cpu_count() or 1) as pool:
         return dict(pool.map(ingest.embed_file, paths, chunksize=8))
 
 
@@ -119,7 +120,7 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
     return float((fpr[i] + 1 - tpr[i]) / 2)
 
 
-def verify(library: Library | SpaceView, pairs: list[Pair],
+def verify(library: MeasuredSpace, pairs: list[Pair],
            workers: int = 0) -> tuple[VerifyReport, np.ndarray, np.ndarray]:
     """Scores every pair; returns the report and (scores, same) for plots."""
     paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
@@ -173,15 +174,16 @@ def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def retrieval(lib: Library, rows: list[tuple[str, str, str]], workers: int = 0) -> RetrievalReport:
-    """Ingest gallery + distractors into ``lib`` (an empty, temporary library), search every
-    query, and score identity hits: top-1 / top-5 over distinct people, and mean average
-    precision over the whole ranked gallery (a query without a face scores 0)."""
+def retrieval(lib: MeasuredSpace, ingest: Callable[[list[Item]], object], rows: list[tuple[str, str, str]],
+              workers: int = 0) -> RetrievalReport:
+    """Ingest gallery + distractors with ``ingest`` (into ``lib``, an empty, temporary
+    library's space, which the caller opened and closes), search every query, and score
+    identity hits: top-1 / top-5 over distinct people, and mean average precision over the
+    whole ranked gallery (a query without a face scores 0)."""
     from ..ingest.corpus import Item
     from ..store import repo
 
-    gallery = [Item(p, ident) for p, ident, role in rows if role != "query"]
-    lib.ingest_items(gallery, workers=workers)
+    ingest([Item(p, ident) for p, ident, role in rows if role != "query"])
     queries = [(p, ident) for p, ident, role in rows if role == "query"]
     vectors = embed_photos(lib, [p for p, _ in queries], workers)
     index = lib.index
@@ -217,14 +219,13 @@ def retrieval(lib: Library, rows: list[tuple[str, str, str]], workers: int = 0) 
             precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
             ap_sum += float((precision * hits).sum() / relevant_count[ident])
     n = len(queries)
-    lib.close()
     return RetrievalReport(queries=n, gallery=sum(r == "gallery" for _, _, r in rows),
                            distractors=sum(r == "distractor" for _, _, r in rows), no_face=no_face,
                            top1=top1 / n, top5=top5 / n, map=ap_sum / n,
                            top1_centroid=top1_c / n, top5_centroid=top5_c / n)
 
 
-def _centroids(library: Library | SpaceView, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
+def _centroids(library: MeasuredSpace, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
     """Each gallery person's unit mean vector, in the order of the returned names."""
     from ..faces.embed import l2_normalize
 

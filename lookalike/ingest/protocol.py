@@ -1,0 +1,75 @@
+"""What ingest needs from the library, declared here, at ingest's own level.
+
+The library's :class:`lookalike.space.SpaceView` satisfies these protocols structurally:
+the library hands one down, and nothing in :mod:`lookalike.ingest` imports upwards.
+
+* :class:`IngestTarget`: one embedding space to write into: its settings and space, a
+  session, its id, the index the writer tops up, the face pipeline an in-process mapper
+  shares, and how a database-side vector column is filled.
+* :class:`SpaceOpener`: what a PostgreSQL queue worker needs: settings, an engine for the
+  attempt counter, sessions, and a target for each space named by the rows it claims.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from ..config import Settings
+    from ..faces.pipeline import FacePipeline, Space
+    from ..index.protocol import VectorIndex
+    from ..store.schema import Space as SpaceRow
+
+
+class IngestTarget(Protocol):
+    """One embedding space of a library, as the ingest runner writes into it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def space(self) -> Space: ...
+
+    @property
+    def space_id(self) -> int:
+        """The space's row id (created on first use)."""
+        ...
+
+    @property
+    def index(self) -> VectorIndex:
+        """The index the writer tops up after each commit (saved every few seconds)."""
+        ...
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        """The loaded models, shared by a mapper in this process."""
+        ...
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+    def db_vector_writer(self, session: Session) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What goes into ``faces.vec`` for a vector (pgvector), or None."""
+        ...
+
+    def after_commit(self) -> None:
+        """A vector store outside the database follows a commit (the Milvus outbox)."""
+        ...
+
+
+class SpaceOpener(Protocol):
+    """A library as a PostgreSQL queue worker uses it: sessions, and one target per space."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+    def in_space(self, row: SpaceRow) -> IngestTarget: ...
