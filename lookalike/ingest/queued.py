@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from ..faces.pipeline import FacesMode, Space
@@ -217,7 +218,7 @@ class QueueWorker:
             session.commit()
         for space_id in by_space:  # committed: a vector store outside the database follows
             view = self._views[space_id]
-            view.backend.after_commit(view)
+            view.backend.after_commit(view, partial(getattr, view, "index"))
         return len(items)
 
     # -- one space's share of a claim --------------------------------------------------
