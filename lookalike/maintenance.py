@@ -97,8 +97,10 @@ class IndexMaintenance:
         return reason
 
     def erase(self) -> None:
-        """After a removal committed: the removed rows leave the store's files too."""
+        """After a removal committed: the removed rows leave the store's files too (Milvus
+        Lite makes its collection again: the open one is forgotten)."""
         self.backend.erase(self.view, self._current)
+        self.view.forget_index()
 
     def doctor(self, fix: bool) -> DoctorReport:
         """How the space's index compares with the database; ``fix`` mends it."""
