@@ -20,6 +20,7 @@ from .errors import BadPersonName, ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
+from .maintenance import IndexMaintenance
 from .space import SpaceView
 from .store import consent, db, repo
 from .store.schema import Audience
@@ -131,10 +132,10 @@ class Library:
         return self.view.analyzer(name)
 
     def index_info(self) -> dict:
-        return self.view.index_info()
+        return IndexMaintenance(self.view).info()
 
     def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
-        return self.view.rebuild_index(key, reduce)
+        return IndexMaintenance(self.view).rebuild(key, reduce)
 
     def save_calibration(self, threshold: float, floor: float, source: str, figures: dict) -> None:
         self.view.save_calibration(threshold, floor, source, figures)
@@ -167,7 +168,7 @@ class Library:
         return self.view.index_vectors(ids)
 
     def train_reduction(self, dim_out: int) -> None:
-        self.view.train_reduction(dim_out)
+        IndexMaintenance(self.view).train_reduction(dim_out)
 
     def _choose_space(self) -> Space:
         s = self.settings
@@ -232,7 +233,7 @@ class Library:
             report = runner.run(view, items, options, mapping, progress, skipped_files)
             view.refresh(index=self.vectors_in_db or queued)  # new centroids
             if not report.interrupted:
-                report.index_rebuilt = view.upkeep()
+                report.index_rebuilt = IndexMaintenance(view).upkeep()
         statuses = report.statuses
         if refuse_empty and not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
             raise NothingIngested(
@@ -320,8 +321,8 @@ class Library:
                     view = views[space_id]
                     view.index.remove(np.asarray(ids, dtype=np.int64))
                     view.index.save()
-                    rebuilt = view.upkeep() or rebuilt
-            self.backend.erase(self.view)
+                    rebuilt = IndexMaintenance(view).upkeep() or rebuilt
+            IndexMaintenance(self.view).erase()
             self._delete_owned({ph.path for ph in photos})
         self.view.refresh()
         return {"person": person, "photo": photo, "photos": len(photos),
@@ -363,7 +364,7 @@ class Library:
                 self.backend.drop_space(self.view, session, key, row.id)
                 photos, faces = repo.delete_space(session, row.id)
                 session.commit()
-            self.backend.erase(self.view)
+            IndexMaintenance(self.view).erase()
         self._view = None
         return {"space": key, "photos": photos, "faces": faces, "person": None, "photo": None,
                 "index_rebuilt": None}
@@ -577,7 +578,7 @@ class Library:
         with self.session() as session:
             spaces = repo.list_spaces(session)
         for row in spaces:
-            reports.append(self.in_space(row).doctor(fix))
+            reports.append(IndexMaintenance(self.in_space(row)).doctor(fix))
         return reports
 
 

@@ -4,9 +4,12 @@ A library can hold several embedding spaces (``model__detector__aligner``) side 
 (after ``reembed``). Everything that belongs to one of them lives here, loaded lazily
 and kept: its row id, index (a FAISS file or the pgvector column), PCA reduction,
 centroids, calibration and face pipeline. Search, face math, person reports, explore,
-evaluation and the index backends take a :class:`SpaceView` and nothing else, so none of
-them needs the :class:`lookalike.library.Library` or its private state; the library makes
-one for its current space and one per space for the verbs that touch them all.
+evaluation and the index backends take a :class:`SpaceView` and nothing else, typed by a
+narrow protocol declared below them (:class:`lookalike.query.context.SpaceContext`,
+:class:`lookalike.index.protocol.SpaceStore`), so none of them needs the
+:class:`lookalike.library.Library` or its private state; the library makes one for its
+current space and one per space for the verbs that touch them all. Index upkeep, rebuilds
+and PCA training are :mod:`lookalike.maintenance`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from . import config
 from .config import Settings
 from .errors import EmptyLibrary, LibraryBusy, ModelMismatch
 from .faces.pipeline import FacePipeline, Space
-from .index.backends import DoctorReport, VectorBackend
+from .index.backends import VectorBackend
 from .index.reduction import ReducedIndex
 from .models.catalog import RECOGNITION_DIMS
 from .query.search import Calibration
@@ -170,6 +173,11 @@ class SpaceView:
         """Drop the open index: the next use opens it afresh (after a rebuild elsewhere)."""
         self._index = None
 
+    def adopt_reduction(self, red: Reduction) -> None:
+        """A PCA just stored (:meth:`lookalike.maintenance.IndexMaintenance.train_reduction`):
+        kept, and the open index dropped, its width is the old one."""
+        self._reduction, self._index = red, None
+
     def analyzer(self, name: AnalyzerName | str) -> Analyzer:
         """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
         from . import analysis
@@ -227,66 +235,12 @@ class SpaceView:
     def after_commit(self) -> None:
         """A write was committed (a queue worker's batch): a vector store outside the
         database follows it now (the Milvus outbox); the others have nothing to do."""
-        self.backend.after_commit(self)
+        self.backend.after_commit(self, lambda: self.index)
 
     def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored full-width vectors of face ``ids``, in that order."""
         with self.session() as session:
             return repo.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
-
-    def index_info(self) -> dict:
-        """The index in use, what the choice rules would pick now, its upkeep state and the
-        space's reduction."""
-        return self.backend.info(self, self.index) | {"reduction": self._reduction_info()}
-
-    def _reduction_info(self) -> dict:
-        from .index import reduction
-
-        red = self.reduction
-        out = red.describe() if red is not None else {"kind": None}
-        with self.session() as session:
-            n = repo.face_count_and_max(session, self.existing_space_id())[0]
-        out["plan"] = reduction.plan(RECOGNITION_DIMS[self.space.model], n, red).reason
-        return out
-
-    def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
-        """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
-        keeps it from then on) or the rules' choice for the current size; drops tombstones.
-        ``reduce`` first trains a PCA to that many dimensions on the stored faces, now."""
-        self.backend.rebuild(self, key, reduce)
-        return self.index_info()
-
-    def train_reduction(self, dim_out: int) -> None:
-        """Fit a PCA to a sample of the space's faces and store it; the backend makes the
-        stored vectors follow in the same transaction (PostgreSQL) or rebuilds its file
-        afterwards (the caller, holding the write lock)."""
-        from .index import reduction
-
-        space_id = self.existing_space_id()
-        with self.session() as session:
-            ids = repo.face_ids(session, space_id)
-        sample = ids if len(ids) <= reduction.TRAIN_SAMPLE else np.sort(
-            np.random.default_rng(0).choice(ids, reduction.TRAIN_SAMPLE, replace=False))
-        red = reduction.train(self.vectors(sample), dim_out)
-        with self.session() as session:
-            reduction.store(session, space_id, red)
-            self.backend.reduction_stored(self, session, space_id, red)
-            session.commit()
-        self._reduction, self._index = red, None
-
-    def upkeep(self) -> str | None:
-        """After ingest or removal (writers held): a wide space first gets (or renews) its
-        PCA; then the backend's own rules. Returns the reason when it rebuilt."""
-        from .index import reduction
-
-        with self.session() as session:
-            n = repo.face_count_and_max(session, self.existing_space_id())[0]
-        todo = reduction.plan(RECOGNITION_DIMS[self.space.model], n, self.reduction)
-        if todo.train:
-            self.train_reduction(todo.dim_out)
-            self.backend.reduction_committed(self)
-            return todo.reason
-        return self.backend.upkeep(self)
 
     def calibration(self) -> Calibration:
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
@@ -375,6 +329,3 @@ class SpaceView:
         with self.session() as session:
             person_ids = repo.person_ids_by_name(session, [v for k, v in groups if k == "person"])
         return SearchFilters(groups, person_ids, consented_only, hide_declined)
-
-    def doctor(self, fix: bool) -> DoctorReport:
-        return self.backend.doctor(self, fix)

@@ -13,7 +13,7 @@ never a top-k cut after the fact.
 
 The database stays the source of truth: what Milvus must receive is written first, in
 the database, as outbox rows (:class:`lookalike.store.schema.VectorOutbox`), and the
-backend drains them (:meth:`lookalike.index.backends.MilvusBackend.follow`). This class is
+backend drains them (:meth:`lookalike.index.outbox.Outbox.drain`). This class is
 only the Milvus side: it upserts, deletes, counts, lists and searches.
 """
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from ..store.repo import FilterFields
+    from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class MilvusIndex:
     """One space's collection as a :class:`lookalike.index.protocol.VectorIndex`.
 
     ``add`` and ``remove`` do not write what they are handed: they ask the backend to
-    drain the outbox (``follow``), which re-reads the rows from the database — one path for
+    drain the outbox (:attr:`outbox`), which re-reads the rows from the database — one path for
     the writer, a resumed run and ``doctor --fix``."""
 
     kind = "milvus"
@@ -138,7 +139,7 @@ class MilvusIndex:
     def __init__(self, client: MilvusClient, name: str, space: str, dim: int, spec: MilvusSpec) -> None:
         self.client, self.name, self.dim, self.spec = client, name, int(dim), spec
         self.vector_source: FetchVectors | None = None
-        self.follow: Callable[[], object] = lambda: None  # set by the backend: drain the outbox
+        self.outbox: Outbox | None = None  # set by the backend: what add and remove drain
         # filter a large allowed set by its expression rather than an id list: on a server
         # (C++ segments); Milvus Lite scans expressions in Python (21.9 s a query at 10 % of
         # 1M, against 1.3 s for the id list; bench/scale.py), so the backend leaves it off there
@@ -273,6 +274,12 @@ class MilvusIndex:
         finally:
             it.close()
         return np.sort(np.asarray(out, dtype=np.int64))
+
+    def follow(self) -> None:
+        """Send what the outbox holds (the database is the truth; the ids handed to
+        ``add`` and ``remove`` are in it)."""
+        if self.outbox is not None:
+            self.outbox.drain(self)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.follow()

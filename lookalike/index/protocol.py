@@ -1,10 +1,11 @@
-"""What every vector index offers: the interface the library, search and ingest use.
+"""What every vector index offers: the interface the library, search and ingest use, and
+what a backend is handed to open one (:class:`SpaceStore`).
 
-Four classes satisfy it: :class:`lookalike.index.faiss_index.FaissIndex` (a file per
-space), :class:`lookalike.index.pgvector_index.PgVectorIndex` (``faces.vec`` searched in
-SQL), :class:`lookalike.index.milvus_index.MilvusIndex` (a Milvus collection, Milvus Lite
-or a server) and :class:`lookalike.index.reduction.ReducedIndex` (another index over
-PCA-reduced vectors, answering in full ones). Anything else an index has (FAISS's ``reconcile`` and
+Four classes satisfy :class:`VectorIndex`: :class:`lookalike.index.faiss_index.FaissIndex`
+(a file per space), :class:`lookalike.index.pgvector_index.PgVectorIndex` (``faces.vec``
+searched in SQL), :class:`lookalike.index.milvus_index.MilvusIndex` (a Milvus collection)
+and :class:`lookalike.index.reduction.ReducedIndex` (any of them over PCA-reduced vectors,
+answering in full ones). Anything else an index has (FAISS's ``reconcile`` and
 ``changed_on_disk``, pgvector's ``missing``, ``fill`` and ``ensure_index``) belongs to
 its backend (:mod:`lookalike.index.backends`), which unwraps a reduced index to reach it.
 
@@ -16,10 +17,18 @@ rows), so production code tests for the concrete classes instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from ..config import Settings
+    from .reduction import Reduction
 
 # ids -> their vectors (rows in the order of the ids): what an index re-ranks on
 FetchVectors = Callable[[np.ndarray], np.ndarray]
@@ -138,4 +147,67 @@ class VectorIndex(Protocol):
                filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
         ``allowed`` restricts the answer to those ids; ``filters`` says how they were chosen."""
+        ...
+
+
+class SpaceName(Protocol):
+    """An embedding space's names (:class:`lookalike.faces.pipeline.Space`)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def detector(self) -> str: ...
+
+    @property
+    def aligner(self) -> str: ...
+
+
+class SpaceStore(Protocol):
+    """What a backend is handed for one embedding space: where its rows and files are,
+    its stored vectors and PCA, and its locks. :class:`lookalike.space.SpaceView`
+    satisfies it; a backend never reaches above it (no index cache, no retraining: that
+    is the maintenance service's, :mod:`lookalike.maintenance`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def revision(self) -> str:
+        """The database's schema revision (a FAISS manifest records it)."""
+        ...
+
+    @property
+    def space(self) -> SpaceName: ...
+
+    @property
+    def space_id(self) -> int:
+        """The space's row id, the row created on first use."""
+        ...
+
+    @property
+    def reduction(self) -> Reduction | None: ...
+
+    def existing_space_id(self) -> int:
+        """The space's row id; a clear error when the library does not hold the space."""
+        ...
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+    def index_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """What the index holds for ``ids``: their vectors, reduced when the space is."""
+        ...
+
+    def write_lock(self) -> AbstractContextManager[None]:
+        """One writer per library folder."""
+        ...
+
+    def vectors_lock(self, exclusive: bool) -> AbstractContextManager[None]:
+        """The space's lock on a vector store outside the database, across processes."""
         ...

@@ -28,8 +28,7 @@ from ..store.schema import Audience
 
 if TYPE_CHECKING:
     from ..faces.detect import Box
-    from ..library import Library
-    from ..space import SpaceView
+    from .context import SpaceContext
 
 
 class GroupKind(str, Enum):
@@ -84,7 +83,7 @@ class FaceMath:
         return cls(Group.parse(toward), Group.parse(away) if away else None, strength)
 
 
-def group_face_ids(library: Library | SpaceView, group: Group, audience: Audience = Audience.operator) -> np.ndarray:
+def group_face_ids(library: SpaceContext, group: Group, audience: Audience = Audience.operator) -> np.ndarray:
     """Ids of the faces in ``group`` (this library's embedding space) that ``audience`` may
     see (:mod:`lookalike.store.consent`): for a visitor, a group made only of people who
     withhold consent has no faces, as a group that does not exist. Every value is matched
@@ -98,7 +97,7 @@ def group_face_ids(library: Library | SpaceView, group: Group, audience: Audienc
         return consent.group_face_ids(session, space_id, group.kind.value, group.value, age_range, audience)
 
 
-def group_mean(library: Library | SpaceView, group: Group, audience: Audience = Audience.operator,
+def group_mean(library: SpaceContext, group: Group, audience: Audience = Audience.operator,
                cache: dict[Group, np.ndarray] | None = None) -> np.ndarray:
     """Mean vector of the faces of ``group`` that ``audience`` may see; ``cache`` (group ->
     mean, for one audience) spares the database when several faces of one query photo move
@@ -116,7 +115,7 @@ def group_mean(library: Library | SpaceView, group: Group, audience: Audience = 
     return mean
 
 
-def own_group(library: Library | SpaceView, toward: Group, rgb: np.ndarray, bbox: Box) -> Group | None:
+def own_group(library: SpaceContext, toward: Group, rgb: np.ndarray, bbox: Box) -> Group | None:
     """The query's own group of ``toward``'s kind, when it can be known: its estimated age
     band (same width as ``toward``'s) or emotion, from the installed analyzer."""
     if toward.kind not in (GroupKind.age, GroupKind.emotion):
@@ -145,7 +144,7 @@ def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: fl
     return (moved / norm).astype(np.float32)
 
 
-def moved_query(library: Library | SpaceView, vector: np.ndarray, math: FaceMath,
+def moved_query(library: SpaceContext, vector: np.ndarray, math: FaceMath,
                 audience: Audience = Audience.operator, rgb: np.ndarray | None = None, bbox: Box | None = None,
                 cache: dict[Group, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
     """The shifted query vector, and which group was subtracted (for the answer). Every
@@ -192,7 +191,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (out / np.linalg.norm(out)).astype(np.float32)
 
 
-def path(library: Library | SpaceView, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
+def path(library: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
     """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
     face used once."""
     from ..store import repo

@@ -20,7 +20,7 @@ from ..errors import NotFound
 from ..store import repo
 
 if TYPE_CHECKING:
-    from ..space import SpaceView
+    from .context import SpaceContext
 
 Z_CUTOFF = -3.5
 MIN_FACES_FOR_OUTLIERS = 4
@@ -56,7 +56,7 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
     return 0.6745 * (values - median) / mad
 
 
-def person_report(library: SpaceView, name: str) -> PersonReport:
+def person_report(library: SpaceContext, name: str) -> PersonReport:
     space_id = library.existing_space_id()
     with library.session() as session:
         person = repo.person_by_name(session, name)

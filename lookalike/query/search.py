@@ -38,8 +38,7 @@ if TYPE_CHECKING:
     from ..faces.detect import Box
     from ..faces.images import QueryPhoto
     from ..index.protocol import SearchFilters
-    from ..library import Library
-    from ..space import SpaceView
+    from .context import SpaceContext
     from .facemath import FaceMath
 
 Centroids = dict[int | None, tuple[np.ndarray, int]]  # person id (None: the corpus) -> (unit mean, faces)
@@ -175,7 +174,7 @@ class SearchResult:
         return out
 
 
-def search(library: SpaceView, photo: QueryPhoto, options: SearchOptions) -> SearchResult:
+def search(library: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> SearchResult:
     """Matches for every face in ``photo``."""
     if options.k < 1:
         raise ConfigError("k must be at least 1")
@@ -207,7 +206,7 @@ def search(library: SpaceView, photo: QueryPhoto, options: SearchOptions) -> Sea
     return result
 
 
-def search_vectors(library: Library | SpaceView, faces: Iterable[tuple[Box, float, np.ndarray]], options: SearchOptions,
+def search_vectors(library: SpaceContext, faces: Iterable[tuple[Box, float, np.ndarray]], options: SearchOptions,
                    name: str = "<vectors>") -> SearchResult:
     """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
     cal = library.calibration()
@@ -230,7 +229,7 @@ def search_vectors(library: Library | SpaceView, faces: Iterable[tuple[Box, floa
     return SearchResult(name, out, cal)
 
 
-def _by_face(library: Library | SpaceView, vec: np.ndarray, k: int, per_person: bool,
+def _by_face(library: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
              allowed: np.ndarray | None, how: SearchFilters | None = None) -> list[tuple[int, float]]:
     """(face id, similarity), best first; per person, the best face of each of k people."""
     index = library.index
@@ -256,7 +255,7 @@ def _by_face(library: Library | SpaceView, vec: np.ndarray, k: int, per_person: 
         fetch *= 4
 
 
-def _by_centroid(library: Library | SpaceView, vec: np.ndarray, k: int, cents: Centroids,
+def _by_centroid(library: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
                  allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """People ranked by query vs their average face; each shown by their face nearest the query."""
     with library.session() as session:
@@ -278,7 +277,7 @@ def _by_centroid(library: Library | SpaceView, vec: np.ndarray, k: int, cents: C
     return hits
 
 
-def _describe(library: Library | SpaceView, vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration,
+def _describe(library: SpaceContext, vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration,
               cents: Centroids) -> list[Match]:
     if not hits:
         return []

@@ -12,7 +12,7 @@ from ..faces.pipeline import FacesMode
 
 if TYPE_CHECKING:
     from ..faces.images import QueryPhoto
-    from ..space import SpaceView
+    from .context import SpaceContext
     from .search import Verdict
 
 
@@ -33,7 +33,7 @@ class Verification:
                 "calibration": self.calibration, "bbox_a": list(self.bbox_a), "bbox_b": list(self.bbox_b)}
 
 
-def verify(library: SpaceView, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
+def verify(library: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
     """The largest face of each photo, compared in the library's embedding space."""
     found = []
     for photo in (photo_a, photo_b):

@@ -1,0 +1,106 @@
+"""PostgreSQL + pgvector: the vectors live in ``faces.vec``, written with their rows and
+searched in SQL; any number of writers on any number of machines (ingest goes through the
+work queue, :mod:`lookalike.store.queue`)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from ..models.catalog import RECOGNITION_DIMS
+from ..store import db, pgvector, repo
+from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
+from .protocol import VectorIndex
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .pgvector_index import PgVectorIndex
+    from .protocol import SpaceStore
+    from .reduction import Reduction
+
+
+class PgVectorBackend(VectorBackend):
+    name = "pgvector"
+    vectors_in_db = True
+    queued_ingest = True
+    metric = "cosine (pgvector <=>)"
+
+    def open_index(self, store: SpaceStore) -> PgVectorIndex:
+        from .pgvector_index import PgVectorIndex
+
+        red = store.reduction
+        index = PgVectorIndex(store.engine, store.space.key, store.existing_space_id(),
+                              red.dim_out if red else RECOGNITION_DIMS[store.space.model], reduced=red is not None)
+        index.vector_source = store.index_vectors
+        return index
+
+    def writers(self, store: SpaceStore) -> AbstractContextManager[None]:
+        return nullcontext()  # transactions and row locks keep any number of writers apart
+
+    @staticmethod
+    def own(index: VectorIndex) -> PgVectorIndex:
+        """The :class:`PgVectorIndex` under ``index`` (reduced or not)."""
+        from .pgvector_index import PgVectorIndex
+
+        base = unwrapped(index)
+        if not isinstance(base, PgVectorIndex):
+            raise TypeError(f"the pgvector backend was handed a {type(base).__name__}")
+        return base
+
+    def info(self, store: SpaceStore, index: VectorIndex) -> dict:
+        index = self.own(index)
+        size = pgvector.relation_size(store.engine, index.index_name)
+        return {"space": store.space.key, "index_key": index.manifest.index_key, "params": index.manifest.params,
+                "pinned": False, "ntotal": index.ntotal, "dim": index.dim, "tombstones": 0, "tombstone_share": 0.0,
+                "file": f"PostgreSQL index {index.index_name} on faces.vec", "bytes": int(size),
+                "rules_choose": index.manifest.index_key,
+                "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
+                "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index"}
+
+    def check_rebuild(self, key: str | None) -> None:
+        if key is not None:
+            raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
+                              "(rebuild without --key to REINDEX it)")
+
+    def rebuild(self, store: SpaceStore, current: OpenIndex, key: str | None, reduced: bool) -> None:
+        if reduced:
+            self.own(current()).ensure_index()  # the HNSW index of the new width, built once
+            return
+        self.own(current()).rebuild()
+
+    def upkeep(self, store: SpaceStore, current: OpenIndex) -> str | None:
+        return None  # PostgreSQL maintains its HNSW index as rows come and go
+
+    def drop_space(self, store: SpaceStore, session: Session, key: str, space_id: int) -> None:
+        pgvector.drop_hnsw_indexes(session, space_id)
+
+    def erase(self, store: SpaceStore, current: OpenIndex) -> None:
+        """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
+        not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
+        themselves must go)."""
+        db.vacuum(store.engine)
+
+    def reduction_stored(self, store: SpaceStore, session: Session, space_id: int, red: Reduction) -> None:
+        """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
+        dropped (the next open builds the new width's); the reductions table is locked
+        exclusively, so no writer adds a face until this commits."""
+        pgvector.drop_hnsw_indexes(session, space_id)
+        ids = repo.face_ids(session, space_id)
+        dim = RECOGNITION_DIMS[store.space.model]
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            pgvector.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
+
+    def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
+        """No file to drift; only rows stored before pgvector lack a vector."""
+        with store.session() as session:
+            n = len(repo.face_ids(session, store.space_id))
+        index = self.own(current())
+        missing = index.missing()
+        report = DoctorReport(store.space.key, n, n - len(missing), len(missing), 0)
+        if fix and len(missing):
+            index.fill(missing, store.index_vectors)
+            report.fixed, report.missing, report.index_faces = True, 0, n
+        return report
