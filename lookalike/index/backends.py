@@ -28,7 +28,7 @@ import numpy as np
 from ..config import Vectors, VectorsKind
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..models.catalog import RECOGNITION_DIMS
-from ..store import db, pgvector, repo
+from ..store import db, outbox, pgvector, photo_rows, space_rows
 from .faiss_index import FaissIndex, Manifest
 from .protocol import VectorIndex
 from .reduction import ReducedIndex, Reduction
@@ -150,7 +150,7 @@ class FaissBackend(VectorBackend):
     def manifest(self, view: SpaceView) -> Manifest:
         sp = view.space
         with view.session() as session:
-            row = repo.get_space(session, sp.key)
+            row = space_rows.get_space(session, sp.key)
             uid = row.uid if row is not None else ""
         red = view.reduction
         return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
@@ -163,11 +163,11 @@ class FaissBackend(VectorBackend):
         space_id = view.existing_space_id()
         index = FaissIndex.load(view.settings.index_dir, self.manifest(view))
         with view.session() as session:
-            count, top = repo.face_count_and_max(session, space_id)
+            count, top = photo_rows.face_count_and_max(session, space_id)
         have = index.ids()
         if count != len(have) or (count and top != int(have.max())):
             with view.session() as session:
-                ids = repo.face_ids(session, space_id)
+                ids = photo_rows.face_ids(session, space_id)
             index.reconcile(ids, view.index_vectors)
         index.vector_source = view.index_vectors
         return index
@@ -200,7 +200,7 @@ class FaissBackend(VectorBackend):
         from .choice import choose, default_params
 
         with view.session() as session:
-            ids = repo.face_ids(session, view.existing_space_id())
+            ids = photo_rows.face_ids(session, view.existing_space_id())
         manifest = self.manifest(view)
         dim = manifest.dim
         choice = choose(len(ids), dim, view.settings.index_budget)
@@ -254,7 +254,7 @@ class FaissBackend(VectorBackend):
 
     def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         with view.session() as session:
-            ids = repo.face_ids(session, view.space_id)
+            ids = photo_rows.face_ids(session, view.space_id)
         error = None
         folder, key = view.settings.index_dir, view.space.key
         try:
@@ -344,16 +344,16 @@ class PgVectorBackend(VectorBackend):
         dropped (the next open builds the new width's); the reductions table is locked
         exclusively, so no writer adds a face until this commits."""
         pgvector.drop_hnsw_indexes(session, space_id)
-        ids = repo.face_ids(session, space_id)
+        ids = photo_rows.face_ids(session, space_id)
         dim = RECOGNITION_DIMS[view.space.model]
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
-            pgvector.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
+            pgvector.write_vectors(session, chunk, red.apply(photo_rows.vectors(session, chunk, dim)))
 
     def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         """No file to drift; only rows stored before pgvector lack a vector."""
         with view.session() as session:
-            n = len(repo.face_ids(session, view.space_id))
+            n = len(photo_rows.face_ids(session, view.space_id))
         index = self.own(view.index)
         missing = index.missing()
         report = DoctorReport(view.space.key, n, n - len(missing), len(missing), 0)
@@ -416,7 +416,7 @@ class MilvusBackend(VectorBackend):
         from .milvus_index import collection_name
 
         with view.session() as session:
-            row = repo.get_space(session, view.space.key)
+            row = space_rows.get_space(session, view.space.key)
             uid = row.uid if row is not None else ""
         return collection_name(view.space.key, uid)
 
@@ -452,7 +452,7 @@ class MilvusBackend(VectorBackend):
         index.load()
         self.follow(view, index)
         with view.session() as session:
-            count, _ = repo.face_count_and_max(session, space_id)
+            count, _ = photo_rows.face_count_and_max(session, space_id)
         if count != index.ntotal:
             log.warning("%s: %d faces in the database, %d in Milvus: reconciling", index.name, count, index.ntotal)
             self._reconcile(view, index)
@@ -467,17 +467,17 @@ class MilvusBackend(VectorBackend):
         with view.vectors_lock(exclusive=False):  # not while a build inserts
             while True:
                 with view.session() as session:
-                    batch = repo.outbox_batch(session, space_id, self.DRAIN)
+                    batch = outbox.outbox_batch(session, space_id, self.DRAIN)
                     if not batch:
                         break
                     ids = sorted({face for _, face in batch})
-                    fields = repo.filter_fields(session, ids)
+                    fields = outbox.filter_fields(session, ids)
                     present = [i for i in ids if i in fields]
                     gone = [i for i in ids if i not in fields]
                     if present:
                         index.upsert(present, view.index_vectors(np.asarray(present, dtype=np.int64)), fields)
                     index.delete(gone)
-                    repo.clear_outbox(session, [row for row, _ in batch])
+                    outbox.clear_outbox(session, [row for row, _ in batch])
                     session.commit()
                 done += len(batch)
         return done
@@ -486,11 +486,11 @@ class MilvusBackend(VectorBackend):
         """Queue every face Milvus lacks and every id it has that the database does not,
         then drain: (missing, orphans) found."""
         with view.session() as session:
-            want = repo.face_ids(session, view.existing_space_id())
+            want = photo_rows.face_ids(session, view.existing_space_id())
         have = index.ids()
         missing, orphans = np.setdiff1d(want, have), np.setdiff1d(have, want)
         with view.session() as session:
-            repo.enqueue_faces(session, view.existing_space_id(), np.concatenate([missing, orphans]).tolist())
+            outbox.enqueue_faces(session, view.existing_space_id(), np.concatenate([missing, orphans]).tolist())
             session.commit()
         self.follow(view, index)
         return len(missing), len(orphans)
@@ -516,7 +516,7 @@ class MilvusBackend(VectorBackend):
         own = self.own(index)
         rules = self._rules(view, own.ntotal)
         with view.session() as session:
-            pending = repo.outbox_count(session, view.existing_space_id())
+            pending = outbox.outbox_count(session, view.existing_space_id())
         size = _folder_bytes(Path(self.vectors.target)) if self.lite else 0
         return {"space": view.space.key, "index_key": own.spec.key, "params": dict(own.spec.search),
                 "pinned": False, "ntotal": own.ntotal, "dim": own.dim, "tombstones": 0, "tombstone_share": 0.0,
@@ -536,7 +536,7 @@ class MilvusBackend(VectorBackend):
             from .choice import milvus_spec_by_name
 
             with view.session() as session:
-                n, _ = repo.face_count_and_max(session, view.existing_space_id())
+                n, _ = photo_rows.face_count_and_max(session, view.existing_space_id())
             try:
                 spec = milvus_spec_by_name(key, n, self._dim(view), self.lite)
             except ValueError as err:
@@ -561,14 +561,14 @@ class MilvusBackend(VectorBackend):
             if only_if_missing and self._index(view).exists():
                 return
             with view.session() as session:
-                ids = repo.face_ids(session, space_id)
+                ids = photo_rows.face_ids(session, space_id)
             index = self._index(view, spec or self._rules(view, len(ids)))
             index.drop()
             index.create()
             for start in range(0, len(ids), self.DRAIN * 5):
                 chunk = ids[start:start + self.DRAIN * 5]
                 with view.session() as session:
-                    fields = repo.filter_fields(session, chunk)
+                    fields = outbox.filter_fields(session, chunk)
                 kept = [int(i) for i in chunk if int(i) in fields]
                 index.insert(kept, view.index_vectors(np.asarray(kept, dtype=np.int64)), fields)
             index.save()
@@ -595,7 +595,7 @@ class MilvusBackend(VectorBackend):
     def drop_space(self, view: SpaceView, session: Session, key: str, space_id: int) -> None:
         from .milvus_index import MilvusIndex, MilvusSpec, collection_name
 
-        row = repo.get_space(session, key)
+        row = space_rows.get_space(session, key)
         name = collection_name(key, row.uid if row is not None else "")
         MilvusIndex(self.client(), name, key, 1, MilvusSpec("FLAT")).drop()
 
@@ -604,7 +604,7 @@ class MilvusBackend(VectorBackend):
 
     def doctor(self, view: SpaceView, fix: bool) -> DoctorReport:
         with view.session() as session:
-            want = repo.face_ids(session, view.space_id)
+            want = photo_rows.face_ids(session, view.space_id)
         index = self._index(view)
         if not index.exists():
             report = DoctorReport(view.space.key, len(want), 0, len(want), 0,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import logs
 from ..errors import BadImage
 from ..faces.pipeline import FacePipeline, FacesMode, Space
-from ..store import repo
+from ..store import photo_rows
 from ..store.schema import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
@@ -78,7 +78,7 @@ class Mapper:
                 # only matters to whoever debugs the analyzer
                 log.debug("%s: analysis failed", item.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
-        packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
+        packed = [(f.bbox, f.confidence, photo_rows.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
         return replace(sized, status=PhotoStatus.ok.value, reason=notes, faces=packed)
 
     def process_task(self, task: tuple[Item, str, int, bytes, bool]) -> Processed:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..faces.pipeline import FacesMode, Space
-from ..store import queue, repo
+from ..store import person_rows, photo_rows, queue
 from ..store.schema import PhotoStatus, QueueItem
 from ..workers import spawn_context
 from .corpus import Item
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..library import Library
     from ..space import SpaceView
-    from ..store.repo import Known
+    from ..store.photo_rows import Known
 
     # a local worker's entry point: serve(settings, stop_event, until_empty)
     Serve = Callable[[Settings, Event, bool], None]
@@ -70,7 +70,7 @@ def run(library: SpaceView, items: list[Item], options: IngestOptions, progress:
             with library.session() as session:
                 for item, *_ in tasks:  # profiles now: workers only ever see names
                     if item.profile is not None and item.person:
-                        repo.upsert_person(session, item.person, item.profile, writer.people)
+                        person_rows.upsert_person(session, item.person, item.profile, writer.people)
                 queue.enqueue(session, library.space_id, run_id, tasks, options.faces.value, analyzer)
                 session.commit()
             if tasks:
@@ -225,8 +225,8 @@ class QueueWorker:
         view = self.in_space(session, space_id)
         loaded = [(item, *self._read(item)) for item in group]
         queue.lock_bytes(session, space_id, [sha for _, sha, _ in loaded if sha])
-        firsts = repo.first_by_sha(session, space_id, [sha for _, sha, _ in loaded if sha])
-        known = repo.known_by_path(session, space_id, [item.path for item in group])
+        firsts = photo_rows.first_by_sha(session, space_id, [sha for _, sha, _ in loaded if sha])
+        known = photo_rows.known_by_path(session, space_id, [item.path for item in group])
         results: list[tuple[QueueItem, Processed]] = []
         seen: dict[str, Item] = {}
         for item, sha, data in loaded:

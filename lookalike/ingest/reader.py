@@ -18,7 +18,7 @@ from ..store.schema import PhotoStatus
 from .corpus import Item
 
 if TYPE_CHECKING:
-    from ..store.repo import Known
+    from ..store.photo_rows import Known
 
 
 class Verdict(enum.Enum):
@@ -43,8 +43,8 @@ def read_file(path: str) -> tuple[bytes, str]:
 
 
 def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier: Item | None) -> Decision:
-    """``old``: the stored row at ``item.path`` (``repo.known_by_path``), ``first``: the
-    first stored photo with these bytes (``repo.first_by_sha``), ``earlier``: a photo with
+    """``old``: the stored row at ``item.path`` (``photo_rows.known_by_path``), ``first``: the
+    first stored photo with these bytes (``photo_rows.first_by_sha``), ``earlier``: a photo with
     these bytes met earlier in this run; each may be ``None``."""
     replaces = old is not None
     if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable
 
-from ..store import repo
+from ..store import centroid_rows, person_rows, photo_rows
 from ..store.schema import Face, Photo, PhotoStatus
 from .corpus import Item
 from .reader import Verdict, decide, read_file
@@ -37,31 +37,30 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
     stale: list[int] = []
     for r in batch:
         if r.replaces:  # changed file, or a retry of an error: the old row goes
-            old = repo.photo_by_path(session, space_id, r.path)
+            old = photo_rows.photo_by_path(session, space_id, r.path)
             if old is not None:
-                stale.extend(repo.delete_photo(session, old))
+                stale.extend(photo_rows.delete_photo(session, old))
     session.flush()
     by_name: dict[str, int] = {}
     for name, r in sorted(((r.person, r) for r in batch if r.person), key=lambda named: named[0]):
-        by_name[name] = repo.upsert_person(session, name, r.profile, people)
+        by_name[name] = person_rows.upsert_person(session, name, r.profile, people)
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
                     width=r.width, height=r.height, person_id=pid, status=r.status,
                     reason=r.reason) for r, pid in zip(batch, ids)]
-    repo.insert_rows(session, photos)  # ids assigned: the faces refer to them
+    photo_rows.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
                   w=int(w), h=int(h), confidence=float(conf), embedding=blob,
-                  vec=db_vector(repo.decode_vector(blob)) if db_vector is not None else None)
+                  vec=db_vector(photo_rows.decode_vector(blob)) if db_vector is not None else None)
              for r, pid, photo in zip(batch, ids, photos)
              for (x, y, w, h), conf, blob, _ in r.faces]
-    repo.insert_rows(session, faces)
+    photo_rows.insert_rows(session, faces)
     new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
-    repo.enqueue_faces(session, space_id, new_ids.tolist())  # a vector store outside the database follows
-    repo.insert_rows(session, repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
+    photo_rows.insert_rows(session, photo_rows.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
     vectors: np.ndarray | None = None
     if faces:
-        vectors = np.stack([repo.decode_vector(f.embedding) for f in faces])
-        repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+        vectors = np.stack([photo_rows.decode_vector(f.embedding) for f in faces])
+        centroid_rows.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
     return stale, new_ids, vectors
 
 
@@ -83,10 +82,10 @@ class Writer:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
         rejected = [item.path for item in items if item.rejected]
-        before: dict[str, repo.Known] = {}
+        before: dict[str, photo_rows.Known] = {}
         if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
             with self.lib.session() as session:
-                before = repo.known_by_path(session, self.lib.space_id, rejected)
+                before = photo_rows.known_by_path(session, self.lib.space_id, rejected)
         for item in items:
             if item.rejected:
                 old = before.get(item.path)
@@ -103,15 +102,15 @@ class Writer:
                 continue
             loaded.append((item, sha, data))
         with self.lib.session() as session:
-            known = repo.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
-            firsts = repo.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
+            known = photo_rows.known_by_path(session, self.lib.space_id, [i.path for i, _, _ in loaded])
+            firsts = photo_rows.first_by_sha(session, self.lib.space_id, [sha for _, sha, _ in loaded])
             profiles_changed = False
             tasks = []
             for item, sha, data in loaded:
                 d = decide(item, sha, known.get(item.path), firsts.get(sha), in_flight.get(sha))
                 if d.verdict is Verdict.unchanged:
                     if item.profile is not None and item.person:  # a manifest may update profiles
-                        repo.upsert_person(session, item.person, item.profile, self.people)
+                        person_rows.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
                     self.record(Outcome(item.path, item.person, "unchanged", d.reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:

@@ -34,7 +34,7 @@ from .settings import ServeSettings
 
 if TYPE_CHECKING:
     from ..library import Library
-    from ..store.repo import PersonSummary
+    from ..store.person_rows import PersonSummary
 
 log = logging.getLogger(__name__)
 
