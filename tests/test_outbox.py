@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 
 from lookalike.ingest.corpus import Profile
-from lookalike.store import centroid_rows, db, person_rows, photo_rows, space_rows
+from lookalike.ingest.report import Processed
+from lookalike.ingest.writer import store_batch
+from lookalike.store import db, person_rows, photo_rows, space_rows
 from lookalike.store.schema import Face, Person, Photo, PhotoStatus, VectorOutbox
 
 
@@ -34,16 +36,14 @@ def library(tmp_path) -> Library:
     return Library(outboxed, db.session_factory(engine), space_id)
 
 
-def _store_photo(session, space_id: int, path: str, person: str | None, faces: int) -> list[int]:
-    """A photo with ``faces`` faces, written as the ingest writer writes them."""
-    pid = person_rows.upsert_person(session, person) if person else None
-    photo = Photo(space_id=space_id, path=path, status=PhotoStatus.ok.value, person_id=pid)
-    photo_rows.insert_rows(session, [photo])
-    rows = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=0, y=0, w=1, h=1, confidence=1.0,
-                 embedding=photo_rows.encode_vector(np.full(4, 0.5, dtype=np.float32))) for _ in range(faces)]
-    photo_rows.insert_rows(session, rows)
-    centroid_rows.update_centroids(session, space_id, [pid] * faces, np.full((faces, 4), 0.5))
-    return [f.id for f in rows]
+def _store_photo(session, space_id: int, path: str, person: str | None, faces: int, *,
+                 replaces: bool = False) -> list[int]:
+    """A photo with ``faces`` faces, written by the ingest writer; the new face ids."""
+    blob = np.full(4, 0.5, dtype="<f4").tobytes()
+    done = Processed(path, person, None, f"sha of {path}", 1, PhotoStatus.ok,
+                     faces=[((0, 0, 1, 1), 1.0, blob, None)] * faces, replaces=replaces)
+    _stale, new_ids, _vectors = store_batch(session, space_id, [done], {})
+    return new_ids.tolist()
 
 
 def _taken(session) -> list[int]:
@@ -60,6 +60,9 @@ def test_every_store_write_records_the_faces_milvus_must_follow(library):
         bob = _store_photo(session, library.space_id, "/b1.jpg", "bob", 1)
         nobody = _store_photo(session, library.space_id, "/n1.jpg", None, 1)
         assert _taken(session) == sorted(ada + bob + nobody)  # new faces, each once
+        again = _store_photo(session, library.space_id, "/a2.jpg", "ada", 1, replaces=True)  # a changed file
+        assert _taken(session) == sorted([ada[2]] + again)  # its old face goes, its new one comes
+        ada[2:] = again
 
         # a profile: only the fields Milvus filters on send the person's faces again
         person_rows.upsert_person(session, "ada", Profile(role="Engineer", story="Wrote notes"))
