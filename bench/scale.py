@@ -157,8 +157,9 @@ def synthetic_people(n: int, seed: int = 11) -> dict[str, np.ndarray]:
 
 
 def filter_fields(people: dict[str, np.ndarray], rows: range) -> dict:
-    """lookalike's FilterFields of face ids ``rows + 1``, as ``repo.filter_fields`` makes them."""
-    from lookalike.store.repo import FilterFields, normalise_tag
+    """lookalike's FilterFields of face ids ``rows + 1``, as ``outbox.filter_fields`` makes them."""
+    from lookalike.store.outbox import FilterFields
+    from lookalike.store.person_rows import normalise_tag
 
     org, group, interest, consent = people["org"], people["group"], people["interest"], people["consent"]
     return {i + 1: FilterFields(i + 1, int(consent[i]),
@@ -242,7 +243,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
     from sqlalchemy import text
 
     from lookalike.index.pgvector_index import PgVectorIndex
-    from lookalike.store import repo
+    from lookalike.store import photo_rows
 
     server, lib = pg_library(folder, "vectors")
     if args.pg_maintenance_mem:
@@ -258,7 +259,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
         with raw.cursor().copy("COPY faces (space_id, photo_id, x, y, w, h, confidence, embedding, vec) "
                                "FROM STDIN") as copy:
             for v in base:
-                copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, repo.encode_vector(v),
+                copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, photo_rows.encode_vector(v),
                                 "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
     loaded = time.perf_counter() - started
     print(f"  pgvector: {len(base):,} rows copied in {loaded:.0f} s; building HNSW", flush=True)
@@ -852,7 +853,7 @@ def wide(folder: Path, n: int) -> dict:
     from sqlalchemy import insert, text
 
     import lookalike
-    from lookalike.store import repo
+    from lookalike.store import photo_rows
     from lookalike.store.schema import Face, Photo
 
     base, queries = make("strangers", n, 4096)
@@ -872,7 +873,7 @@ def wide(folder: Path, n: int) -> dict:
             session.flush()
             for start in range(0, n, 2000):
                 session.execute(insert(Face), [dict(space_id=space_id, photo_id=photo.id, x=0, y=0, w=1, h=1,
-                                                    confidence=1.0, embedding=repo.encode_vector(v))
+                                                    confidence=1.0, embedding=photo_rows.encode_vector(v))
                                                for v in base[start:start + 2000]])
             session.commit()
         if backend == "postgres":

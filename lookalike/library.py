@@ -22,7 +22,7 @@ from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
 from .space import SpaceView
-from .store import consent, db, repo
+from .store import consent, db, key_rows, person_rows, photo_rows, space_rows
 from .store.schema import Audience
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Library:
         self.revision = db.migrate(self._engine)
         self.backend = for_settings(self._engine.dialect.name, self.settings.vectors)
         # a vector store outside the database follows it through outbox rows, written by the
-        # store's functions in the same transaction as each change (lookalike.store.repo.OUTBOX)
+        # store's functions in the same transaction as each change (lookalike.store.outbox.OUTBOX)
         self._sessions = db.session_factory(self._engine, outbox=self.backend.outbox)
 
     # -- plumbing --------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Library:
     def _choose_space(self) -> Space:
         s = self.settings
         with self.session() as session:
-            spaces = repo.list_spaces(session)
+            spaces = space_rows.list_spaces(session)
         if s.model is None and s.detector is None and s.aligner is None and len(spaces) == 1:
             only = spaces[0]
             return Space(only.model, only.detector, only.aligner)
@@ -259,8 +259,8 @@ class Library:
         faces, seconds = 0, 0.0
         try:
             with moved.session() as session:
-                row = repo.get_space(session, target.key)
-                todo = repo.photos_outside(session, row.id if row is not None else -1)
+                row = space_rows.get_space(session, target.key)
+                todo = photo_rows.photos_outside(session, row.id if row is not None else -1)
             if row is not None:  # a reembed killed after a commit left the space's index behind
                 with moved.view.writers():
                     moved._settle_indexes()
@@ -299,21 +299,21 @@ class Library:
             views = self._settle_indexes()  # open once: the removal below reuses them
             with self.session() as session:
                 if person is not None:
-                    row = repo.person_by_name(session, person)
+                    row = person_rows.person_by_name(session, person)
                     if row is None:
                         raise NotFound(f"no person named {person!r} in this library")
-                    photos = repo.photos_of_person(session, row.id)
+                    photos = photo_rows.photos_of_person(session, row.id)
                 else:
                     assert photo is not None
                     path = str(Path(photo).expanduser().absolute())
-                    photos = repo.photos_at(session, path)
+                    photos = photo_rows.photos_at(session, path)
                     if not photos:
                         raise NotFound(f"{path}: no such photo in this library")
                     row = None
                 for ph in photos:
-                    removed.setdefault(ph.space_id, []).extend(repo.delete_photo(session, ph))
+                    removed.setdefault(ph.space_id, []).extend(photo_rows.delete_photo(session, ph))
                 if row is not None:
-                    repo.delete_row(session, row)
+                    photo_rows.delete_row(session, row)
                 session.commit()
             crash_point("remove.committed")
             for space_id, ids in removed.items():
@@ -357,12 +357,12 @@ class Library:
     def _remove_space(self, key: str) -> dict:
         with self.view.writers():
             with self.session() as session:
-                row = repo.get_space(session, key)
+                row = space_rows.get_space(session, key)
                 if row is None:
-                    keys = ", ".join(sp.key for sp in repo.list_spaces(session)) or "none"
+                    keys = ", ".join(sp.key for sp in space_rows.list_spaces(session)) or "none"
                     raise NotFound(f"no embedding space {key!r} in this library (it holds: {keys})")
                 self.backend.drop_space(self.view, session, key, row.id)
-                photos, faces = repo.delete_space(session, row.id)
+                photos, faces = space_rows.delete_space(session, row.id)
                 session.commit()
             IndexMaintenance(self.view).erase()
         self._view = None
@@ -376,7 +376,7 @@ class Library:
 
     def _spaces(self) -> list:
         with self.session() as session:
-            return repo.list_spaces(session)
+            return space_rows.list_spaces(session)
 
     def search(self, photo: QueryPhoto, k: int = 5,
                **options: Any) -> SearchResult:  # noqa: ANN401 - SearchOptions' fields, checked there
@@ -395,26 +395,26 @@ class Library:
         return person_report(self.view, name)
 
     def profiles(self, names: Iterable[str]) -> dict:
-        """Person name -> :class:`lookalike.store.repo.Profile` (role, organisation, story, tags)."""
+        """Person name -> :class:`lookalike.store.person_rows.Profile` (role, organisation, story, tags)."""
         with self.session() as session:
-            return repo.profiles(session, names)
+            return person_rows.profiles(session, names)
 
     def display_tags(self) -> list[str]:
         """Self-declared tags a visitor may narrow role models by (consenting people only)."""
         with self.session() as session:
-            return repo.display_tags(session)
+            return person_rows.display_tags(session)
 
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""
         with self.session() as session:
-            return repo.problem_photos(session, self.existing_space_id(), limit)
+            return photo_rows.problem_photos(session, self.existing_space_id(), limit)
 
     def face_crop(self, face_id: int, size: int = 160) -> PILImage:
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
         from .faces.montage import crop
 
         with self.session() as session:
-            row = repo.face_rows(session, [face_id]).get(face_id)
+            row = photo_rows.face_rows(session, [face_id]).get(face_id)
         if row is None:
             raise NotFound(f"no face {face_id} in this library")
         return crop(row.photo, row.bbox, size)
@@ -423,7 +423,7 @@ class Library:
         """Counts of people, photos, faces and statuses of what ``audience`` may see
         (:func:`lookalike.store.consent.counts`), and the index in use."""
         with self.session() as session:
-            spaces = repo.list_spaces(session)
+            spaces = space_rows.list_spaces(session)
             if not spaces:
                 empty = {s: 0 for s in consent.status_counts(session, -1)}
                 return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
@@ -456,13 +456,13 @@ class Library:
         return verify(self.view, photo_a, photo_b)
 
     # -- people, as staff keep them (HTTP API, admin page) --------------------------------
-    def people(self, *, hide_declined: bool = True, name: str | None = None) -> list[repo.PersonSummary]:
+    def people(self, *, hide_declined: bool = True, name: str | None = None) -> list[person_rows.PersonSummary]:
         """Everyone (or the one called ``name``) with their profile and counts; by default
         without the people whose profile withholds consent (what a visitor may see)."""
         with self.session() as session:
-            return repo.people(session, self.existing_space_id(), hide_declined=hide_declined, name=name)
+            return person_rows.people(session, self.existing_space_id(), hide_declined=hide_declined, name=name)
 
-    def save_profile(self, name: str, profile: NewProfile) -> repo.Profile:
+    def save_profile(self, name: str, profile: NewProfile) -> person_rows.Profile:
         """Create a person, or replace their profile (display name, role, organisation,
         story, tags, consent). The text is checked (:func:`lookalike.ingest.corpus.check_profile`)
         and stored as data: every page and answer shows it as text, never as markup."""
@@ -474,25 +474,25 @@ class Library:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         with self.session() as session:
-            repo.upsert_person(session, name, profile)
+            person_rows.upsert_person(session, name, profile)
             session.commit()
-            return repo.profiles(session, [name])[name]
+            return person_rows.profiles(session, [name])[name]
 
     def set_consent(self, name: str, consent: bool) -> None:
         """Record consent to be displayed. Withdrawn, the person leaves every visitor's
         search at once: each search reads consent from the database when it runs."""
         with self.session() as session:
-            if not repo.set_consent(session, name, consent):
+            if not person_rows.set_consent(session, name, consent):
                 raise NotFound(f"no person named {name!r} in this library")
             session.commit()
 
     def person_photos(self, name: str) -> list[tuple[int, str, str, str | None]]:
         """(photo id, path, status, reason) of a person's photos, failed ones included."""
         with self.session() as session:
-            row = repo.person_by_name(session, name)
+            row = person_rows.person_by_name(session, name)
             if row is None:
                 raise NotFound(f"no person named {name!r} in this library")
-            return repo.person_photos(session, self.existing_space_id(), row.id)
+            return photo_rows.person_photos(session, self.existing_space_id(), row.id)
 
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
         """Store uploaded photos (file name, bytes) under ``settings.upload_dir/NAME/`` (a
@@ -509,7 +509,7 @@ class Library:
         if problem is not None:  # a name stored before names were checked: readable, not a folder
             raise BadPersonName(f"{problem}; photos cannot be added under this name")
         with self.session() as session:
-            if repo.person_by_name(session, name) is None:
+            if person_rows.person_by_name(session, name) is None:
                 raise NotFound(f"no person named {name!r} in this library; create their profile first")
         if not uploads:
             raise ConfigError("no photo given")
@@ -533,7 +533,7 @@ class Library:
 
     def photo_path(self, photo_id: int) -> str:
         with self.session() as session:
-            path = repo.photo_path(session, photo_id)
+            path = photo_rows.photo_path(session, photo_id)
         if path is None:
             raise NotFound(f"no photo {photo_id} in this library")
         return path
@@ -546,7 +546,7 @@ class Library:
 
         key = "lk_" + secrets.token_urlsafe(32)
         with self.session() as session:
-            key_id = repo.add_key(session, scope=scope.value, key_hash=_key_hash(key), prefix=key[:10], name=name)
+            key_id = key_rows.add_key(session, scope=scope.value, key_hash=_key_hash(key), prefix=key[:10], name=name)
             session.commit()
         return key_id, key
 
@@ -556,11 +556,11 @@ class Library:
             return [{"id": k.id, "name": k.name, "scope": k.scope, "prefix": k.prefix,
                      "created_at": k.created_at.isoformat(),
                      "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
-                    for k in repo.api_keys(session)]
+                    for k in key_rows.api_keys(session)]
 
     def revoke_key(self, key_id: int) -> None:
         with self.session() as session:
-            if not repo.revoke_key(session, key_id):
+            if not key_rows.revoke_key(session, key_id):
                 raise NotFound(f"no API key {key_id} in this library")
             session.commit()
 
@@ -569,14 +569,14 @@ class Library:
         from .store.schema import KeyScope
 
         with self.session() as session:
-            scope = repo.key_scope(session, _key_hash(key))
+            scope = key_rows.key_scope(session, _key_hash(key))
         return KeyScope(scope) if scope is not None else None
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:
         """Compare every space's index file with the database; ``fix`` repairs it."""
         reports = []
         with self.session() as session:
-            spaces = repo.list_spaces(session)
+            spaces = space_rows.list_spaces(session)
         for row in spaces:
             reports.append(IndexMaintenance(self.in_space(row)).doctor(fix))
         return reports

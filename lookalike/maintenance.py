@@ -18,7 +18,7 @@ import numpy as np
 
 from .index import reduction
 from .models.catalog import RECOGNITION_DIMS
-from .store import repo
+from .store import photo_rows
 
 if TYPE_CHECKING:
     from .index.backend import DoctorReport
@@ -46,7 +46,7 @@ class IndexMaintenance:
         red = view.reduction
         out = red.describe() if red is not None else {"kind": None}
         with view.session() as session:
-            n = repo.face_count_and_max(session, view.existing_space_id())[0]
+            n = photo_rows.face_count_and_max(session, view.existing_space_id())[0]
         out["plan"] = reduction.plan(RECOGNITION_DIMS[view.space.model], n, red).reason
         return out
 
@@ -69,7 +69,7 @@ class IndexMaintenance:
         view = self.view
         space_id = view.existing_space_id()
         with view.session() as session:
-            ids = repo.face_ids(session, space_id)
+            ids = photo_rows.face_ids(session, space_id)
         sample = ids if len(ids) <= reduction.TRAIN_SAMPLE else np.sort(
             np.random.default_rng(0).choice(ids, reduction.TRAIN_SAMPLE, replace=False))
         red = reduction.train(view.vectors(sample), dim_out)
@@ -84,7 +84,7 @@ class IndexMaintenance:
         PCA; then the backend's own rules. Returns the reason when it rebuilt."""
         view = self.view
         with view.session() as session:
-            n = repo.face_count_and_max(session, view.existing_space_id())[0]
+            n = photo_rows.face_count_and_max(session, view.existing_space_id())[0]
         todo = reduction.plan(RECOGNITION_DIMS[view.space.model], n, view.reduction)
         if todo.train:
             self.train_reduction(todo.dim_out)

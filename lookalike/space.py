@@ -30,7 +30,7 @@ from .index.backends import VectorBackend
 from .index.reduction import ReducedIndex
 from .models.catalog import RECOGNITION_DIMS
 from .query.search import Calibration
-from .store import consent, repo
+from .store import centroid_rows, consent, outbox, person_rows, photo_rows, space_rows
 from .store.schema import Audience
 
 if TYPE_CHECKING:
@@ -107,9 +107,9 @@ class SpaceView:
         """Database id of :attr:`space`, created on first write."""
         if self._space_id is None:
             with self.session() as session:
-                row = repo.get_space(session, self.space.key)
+                row = space_rows.get_space(session, self.space.key)
                 if row is None:
-                    row = repo.create_space(session, self.space.key, self.space.model,
+                    row = space_rows.create_space(session, self.space.key, self.space.model,
                                             self.space.detector, self.space.aligner,
                                             RECOGNITION_DIMS[self.space.model])
                     session.commit()
@@ -119,11 +119,11 @@ class SpaceView:
     def existing_space_id(self) -> int:
         """Id of :attr:`space` for reading; explains what the library holds instead."""
         with self.session() as session:
-            row = repo.get_space(session, self.space.key)
+            row = space_rows.get_space(session, self.space.key)
             if row is not None:
                 self._space_id = row.id
                 return row.id
-            others = [sp.key for sp in repo.list_spaces(session)]
+            others = [sp.key for sp in space_rows.list_spaces(session)]
         if others:
             raise ModelMismatch(
                 f"this library holds faces made with {', '.join(others)}, not {self.space.key} "
@@ -141,7 +141,7 @@ class SpaceView:
 
             if self._space_id is None:
                 with self.session() as session:
-                    row = repo.get_space(session, self.space.key)
+                    row = space_rows.get_space(session, self.space.key)
                 if row is None:
                     return None
                 self._space_id = row.id
@@ -202,12 +202,12 @@ class SpaceView:
     def vectors_lock(self, exclusive: bool) -> Iterator[None]:
         """The space's lock on its outside vector store (Milvus), across processes: held
         alone by a collection build, shared by the drains of the outbox (why:
-        :func:`lookalike.store.repo.lock_vectors`). PostgreSQL: an advisory lock in a
+        :func:`lookalike.store.outbox.lock_vectors`). PostgreSQL: an advisory lock in a
         session of its own; SQLite, whose writers share one machine: a file lock beside the
         write lock."""
         if self.engine.dialect.name == "postgresql":
             with self.session() as session:  # closing it ends the transaction and the lock
-                repo.lock_vectors(session, self.existing_space_id(), exclusive)
+                outbox.lock_vectors(session, self.existing_space_id(), exclusive)
                 yield
             return
         self.settings.index_dir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ class SpaceView:
     def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored full-width vectors of face ``ids``, in that order."""
         with self.session() as session:
-            return repo.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
+            return photo_rows.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
 
     def calibration(self) -> Calibration:
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
@@ -252,7 +252,7 @@ class SpaceView:
 
     def _read_calibration(self) -> Calibration:
         with self.session() as session:
-            row = repo.calibration(session, self.existing_space_id())
+            row = space_rows.calibration(session, self.existing_space_id())
         if row is not None:
             return Calibration(row.threshold, row.floor, row.source)
         if self.space.key in config.DEFAULT_CALIBRATIONS:
@@ -266,7 +266,7 @@ class SpaceView:
 
     def save_calibration(self, threshold: float, floor: float, source: str, figures: dict) -> None:
         with self.session() as session:
-            repo.save_calibration(session, self.space_id, threshold, floor, source, figures)
+            space_rows.save_calibration(session, self.space_id, threshold, floor, source, figures)
             session.commit()
         self._calibration = None
 
@@ -275,9 +275,9 @@ class SpaceView:
         when the space's centroid generation moved (another process ingested or removed:
         a reader on PostgreSQL has no index file whose change would tell it)."""
         with self.session() as session:
-            generation = repo.centroid_generation(session, self.existing_space_id())
+            generation = centroid_rows.centroid_generation(session, self.existing_space_id())
             if self._centroids is None or generation != self._centroid_generation:
-                self._centroids = repo.centroids(session, self.existing_space_id())
+                self._centroids = centroid_rows.centroids(session, self.existing_space_id())
                 self._centroid_generation = generation
         return self._centroids
 
@@ -286,7 +286,7 @@ class SpaceView:
         ``audience`` may see, else the people ``names``): the reference for calling a face
         typical, per model."""
         with self.session() as session:
-            out = repo.centroid_means(session, self.existing_space_id(), names)
+            out = centroid_rows.centroid_means(session, self.existing_space_id(), names)
             if audience is not Audience.operator:
                 corpus = consent.corpus_sum(session, self.existing_space_id(), audience)
                 out.pop(None, None)
@@ -314,7 +314,7 @@ class SpaceView:
         if not filters and not consented_only and not hide_declined:
             return None
         with self.session() as session:
-            return repo.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
+            return photo_rows.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
                                     consented_only=consented_only, hide_declined=hide_declined)
 
     def search_filters(self, filters: tuple[Filter, ...] | list[Filter] = (), consented_only: bool = False,
@@ -327,5 +327,5 @@ class SpaceView:
             return None
         groups = tuple((f.key.value, f.value) for f in filters)
         with self.session() as session:
-            person_ids = repo.person_ids_by_name(session, [v for k, v in groups if k == "person"])
+            person_ids = person_rows.person_ids_by_name(session, [v for k, v in groups if k == "person"])
         return SearchFilters(groups, person_ids, consented_only, hide_declined)

@@ -173,10 +173,10 @@ def test_the_filter_fields_in_milvus_answer_as_the_database_does(lite, faces):
     with lookalike.open(folder / "lib.db", vectors=where[-1]) as lib:
         index = lib.backend.own(lib.index)
         with lib.session() as session:
-            from lookalike.store import repo
+            from lookalike.store import person_rows
 
-            people = {p.profile.name: p for p in repo.people(session, lib.space_id, hide_declined=False)}
-            person_ids = {name: repo.person_by_name(session, name).id for name in people}
+            people = {p.profile.name: p for p in person_rows.people(session, lib.space_id, hide_declined=False)}
+            person_ids = {name: person_rows.person_by_name(session, name).id for name in people}
         some = next(p.profile for p in people.values() if p.profile.tags and p.profile.organisation)
         cases = [[("tag", some.tags[0])], [("organisation", some.organisation.upper())],
                  [("role", some.role)], [("person", some.name)], [("tag", some.tags[0]), ("person", "amy")], []]
@@ -226,14 +226,14 @@ def test_the_kiosk_page_on_milvus_lite(lite, faces, monkeypatch):
 CRASH = """
 import os, signal, sys
 import lookalike
-from lookalike.store import repo
+from lookalike.store import person_rows, photo_rows
 lib = lookalike.open(sys.argv[1], vectors=sys.argv[2])
 with lib.session() as session:
-    photo = repo.photos_of_person(session, repo.person_by_name(session, "raj").id)[0]
-    repo.delete_photo(session, photo)              # a face leaves the database ...
-    repo.set_consent(session, "howard", False)     # ... and a person withdraws consent
+    photo = photo_rows.photos_of_person(session, person_rows.person_by_name(session, "raj").id)[0]
+    photo_rows.delete_photo(session, photo)            # a face leaves the database ...
+    person_rows.set_consent(session, "howard", False)  # ... and a person withdraws consent
     session.commit()
-os.kill(os.getpid(), signal.SIGKILL)               # ... and the process dies before Milvus hears of it
+os.kill(os.getpid(), signal.SIGKILL)                   # ... and the process dies before Milvus hears of it
 """
 
 
@@ -274,7 +274,7 @@ def test_doctor_finds_and_fixes_what_milvus_lost_or_kept(faces, tmp_path):
 
 
 def index_fields():
-    from lookalike.store.repo import FilterFields
+    from lookalike.store.outbox import FilterFields
 
     return FilterFields(-1, -1, (), "", "")
 

@@ -121,11 +121,11 @@ def _odd_library(faces: Path, folder: Path) -> Path:
     db = folder / "lib" / "lib.db"
     db.parent.mkdir(parents=True)
     assert cli("ingest", str(folder / "c"), "--db", str(db), "-q").returncode == 0
-    from lookalike.store import repo
+    from lookalike.store import person_rows
 
     with lookalike.open(db) as lib, lib.session() as session:
         for name in ("..", "a\\b"):
-            repo.upsert_person(session, name, Profile(display_name=f"odd {name}"))
+            person_rows.upsert_person(session, name, Profile(display_name=f"odd {name}"))
         session.commit()
     return db
 
@@ -212,12 +212,12 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
 def test_the_admin_page_refuses_bad_names_and_writes_nothing(kiosk_db, faces, tmp_path, monkeypatch):
     from conftest import app_page
 
-    from lookalike.store import repo
+    from lookalike.store import person_rows
 
     folder = shutil.copytree(kiosk_db.parent, tmp_path / "kiosk")
     db = folder / kiosk_db.name
     with lookalike.open(db) as lib, lib.session() as session:
-        repo.upsert_person(session, "..", Profile(display_name="made before names were checked"))
+        person_rows.upsert_person(session, "..", Profile(display_name="made before names were checked"))
         session.commit()
     before = _files(tmp_path)
     photo = faces / "celeb/face_recognition/barack_obama/obama.jpg"

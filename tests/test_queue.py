@@ -168,19 +168,19 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
     """Eight threads add to the same person's and the corpus' sums at once: none is lost."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lookalike.store import repo
+    from lookalike.store import centroid_rows, person_rows
 
     with lookalike.open(postgres(), index_dir=tmp_path / "idx") as lib:
         space_id = lib.space_id
         with lib.session() as session:
-            pid = repo.upsert_person(session, "shared")
+            pid = person_rows.upsert_person(session, "shared")
             session.commit()
         rng = np.random.default_rng(0)
         batches = [rng.normal(size=(5, 128)).astype(np.float32) for _ in range(16)]
 
         def write(vectors: np.ndarray) -> None:
             with lib.session() as session:
-                repo.update_centroids(session, space_id, [pid] * len(vectors), vectors)
+                centroid_rows.update_centroids(session, space_id, [pid] * len(vectors), vectors)
                 time.sleep(0.01)  # widen the window a lost update would need
                 session.commit()
 

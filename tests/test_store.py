@@ -51,10 +51,10 @@ def test_revision_0001_library_gets_centroids_from_its_vectors(tmp_path):
             conn.execute("insert into faces (space_id, photo_id, person_id, x, y, w, h, confidence, embedding) "
                          "values (1, 1, ?, 0, 0, 1, 1, 1.0, ?)", (1 if i < 2 else None, v.astype("<f4").tobytes()))
     assert db.migrate(engine) == "0009"
-    from lookalike.store import repo
+    from lookalike.store import centroid_rows
 
     with db.session_factory(engine)() as session:
-        cents = repo.centroids(session, 1)
+        cents = centroid_rows.centroids(session, 1)
     assert cents[1][1] == 2 and cents[None][1] == 3
     expected = vecs[:2].sum(0) / np.linalg.norm(vecs[:2].sum(0))
     assert np.allclose(cents[1][0], expected, atol=1e-6)

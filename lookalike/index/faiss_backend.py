@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..models.catalog import RECOGNITION_DIMS
-from ..store import db, repo
+from ..store import db, photo_rows, space_rows
 from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
 from .faiss_index import FaissIndex, Manifest
 from .protocol import VectorIndex
@@ -31,7 +31,7 @@ class FaissBackend(VectorBackend):
     def manifest(self, store: SpaceStore) -> Manifest:
         sp = store.space
         with store.session() as session:
-            row = repo.get_space(session, sp.key)
+            row = space_rows.get_space(session, sp.key)
             uid = row.uid if row is not None else ""
         red = store.reduction
         return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
@@ -44,11 +44,11 @@ class FaissBackend(VectorBackend):
         space_id = store.existing_space_id()
         index = FaissIndex.load(store.settings.index_dir, self.manifest(store))
         with store.session() as session:
-            count, top = repo.face_count_and_max(session, space_id)
+            count, top = photo_rows.face_count_and_max(session, space_id)
         have = index.ids()
         if count != len(have) or (count and top != int(have.max())):
             with store.session() as session:
-                ids = repo.face_ids(session, space_id)
+                ids = photo_rows.face_ids(session, space_id)
             index.reconcile(ids, store.index_vectors)
         index.vector_source = store.index_vectors
         return index
@@ -78,7 +78,7 @@ class FaissBackend(VectorBackend):
         from .choice import choose, default_params
 
         with store.session() as session:
-            ids = repo.face_ids(session, store.existing_space_id())
+            ids = photo_rows.face_ids(session, store.existing_space_id())
         manifest = self.manifest(store)
         dim = manifest.dim
         choice = choose(len(ids), dim, store.settings.index_budget)
@@ -130,7 +130,7 @@ class FaissBackend(VectorBackend):
 
     def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
         with store.session() as session:
-            ids = repo.face_ids(session, store.space_id)
+            ids = photo_rows.face_ids(session, store.space_id)
         error = None
         folder, key = store.settings.index_dir, store.space.key
         try:

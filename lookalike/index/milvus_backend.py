@@ -14,7 +14,7 @@ import numpy as np
 from ..config import Vectors, VectorsKind
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
-from ..store import repo
+from ..store import outbox, photo_rows, space_rows
 from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
 from .outbox import DRAIN, Outbox
 from .protocol import VectorIndex
@@ -82,7 +82,7 @@ class MilvusBackend(VectorBackend):
         from .milvus_index import collection_name
 
         with store.session() as session:
-            row = repo.get_space(session, store.space.key)
+            row = space_rows.get_space(session, store.space.key)
             uid = row.uid if row is not None else ""
         return collection_name(store.space.key, uid)
 
@@ -118,7 +118,7 @@ class MilvusBackend(VectorBackend):
         index.load()
         self.follow(store, index)
         with store.session() as session:
-            count, _ = repo.face_count_and_max(session, space_id)
+            count, _ = photo_rows.face_count_and_max(session, space_id)
         if count != index.ntotal:
             log.warning("%s: %d faces in the database, %d in Milvus: reconciling", index.name, count, index.ntotal)
             Outbox(store).reconcile(index)
@@ -149,7 +149,7 @@ class MilvusBackend(VectorBackend):
         own = self.own(index)
         rules = self._rules(store, own.ntotal)
         with store.session() as session:
-            pending = repo.outbox_count(session, store.existing_space_id())
+            pending = outbox.outbox_count(session, store.existing_space_id())
         size = _folder_bytes(Path(self.vectors.target)) if self.lite else 0
         return {"space": store.space.key, "index_key": own.spec.key, "params": dict(own.spec.search),
                 "pinned": False, "ntotal": own.ntotal, "dim": own.dim, "tombstones": 0, "tombstone_share": 0.0,
@@ -166,7 +166,7 @@ class MilvusBackend(VectorBackend):
         from .choice import milvus_spec_by_name
 
         with store.session() as session:
-            n, _ = repo.face_count_and_max(session, store.existing_space_id())
+            n, _ = photo_rows.face_count_and_max(session, store.existing_space_id())
         try:
             spec = milvus_spec_by_name(key, n, self._dim(store), self.lite)
         except ValueError as err:
@@ -190,14 +190,14 @@ class MilvusBackend(VectorBackend):
             if only_if_missing and self._index(store).exists():
                 return
             with store.session() as session:
-                ids = repo.face_ids(session, space_id)
+                ids = photo_rows.face_ids(session, space_id)
             index = self._index(store, spec or self._rules(store, len(ids)))
             index.drop()
             index.create()
             for start in range(0, len(ids), self.DRAIN * 5):
                 chunk = ids[start:start + self.DRAIN * 5]
                 with store.session() as session:
-                    fields = repo.filter_fields(session, chunk)
+                    fields = outbox.filter_fields(session, chunk)
                 kept = [int(i) for i in chunk if int(i) in fields]
                 index.insert(kept, store.index_vectors(np.asarray(kept, dtype=np.int64)), fields)
             index.save()
@@ -223,7 +223,7 @@ class MilvusBackend(VectorBackend):
     def drop_space(self, store: SpaceStore, session: Session, key: str, space_id: int) -> None:
         from .milvus_index import MilvusIndex, MilvusSpec, collection_name
 
-        row = repo.get_space(session, key)
+        row = space_rows.get_space(session, key)
         name = collection_name(key, row.uid if row is not None else "")
         MilvusIndex(self.client(), name, key, 1, MilvusSpec("FLAT")).drop()
 
@@ -232,7 +232,7 @@ class MilvusBackend(VectorBackend):
 
     def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
         with store.session() as session:
-            want = repo.face_ids(session, store.space_id)
+            want = photo_rows.face_ids(session, store.space_id)
         index = self._index(store)
         if not index.exists():
             report = DoctorReport(store.space.key, len(want), 0, len(want), 0,

@@ -34,7 +34,7 @@ from .protocol import FetchVectors, SearchFilters, ServiceManifest, VectorIndex
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-    from ..store.repo import FilterFields
+    from ..store.outbox import FilterFields
     from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -363,11 +363,11 @@ def quote(value: str) -> str:
 def expression(groups: Sequence[tuple[str, str]], person_ids: Mapping[str, int], *, consented_only: bool,
                hide_declined: bool) -> str:
     """The Milvus filter for the search filters, as the database matches them
-    (:func:`lookalike.store.repo.person_matches`): a tag exactly (normalised), an
+    (:func:`lookalike.store.person_rows.person_matches`): a tag exactly (normalised), an
     organisation or role whole and case-insensitively (stored lower-cased), a person by
     id (``person_ids``: name -> id; a name missing there matches nothing, not even the
     faces of no one, whose field is -1)."""
-    from ..store.repo import normalise_tag
+    from ..store.person_rows import normalise_tag
 
     terms = []
     for key, value in groups:

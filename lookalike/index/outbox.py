@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..faults import crash_point
-from ..store import repo
+from ..store import outbox, photo_rows
 
 if TYPE_CHECKING:
     from .milvus_index import MilvusIndex
@@ -41,18 +41,18 @@ class Outbox:
         with store.vectors_lock(exclusive=False):  # not while a build inserts
             while True:
                 with store.session() as session:
-                    batch = repo.outbox_batch(session, space_id, DRAIN)
+                    batch = outbox.outbox_batch(session, space_id, DRAIN)
                     if not batch:
                         break
                     ids = sorted({face for _, face in batch})
-                    fields = repo.filter_fields(session, ids)
+                    fields = outbox.filter_fields(session, ids)
                     present = [i for i in ids if i in fields]
                     gone = [i for i in ids if i not in fields]
                     if present:
                         index.upsert(present, store.index_vectors(np.asarray(present, dtype=np.int64)), fields)
                     index.delete(gone)
                     crash_point("outbox.sent")
-                    repo.clear_outbox(session, [row for row, _ in batch])
+                    outbox.clear_outbox(session, [row for row, _ in batch])
                     session.commit()
                 done += len(batch)
         return done
@@ -62,11 +62,11 @@ class Outbox:
         then drain: (missing, orphans) found."""
         store = self.store
         with store.session() as session:
-            want = repo.face_ids(session, store.existing_space_id())
+            want = photo_rows.face_ids(session, store.existing_space_id())
         have = index.ids()
         missing, orphans = np.setdiff1d(want, have), np.setdiff1d(have, want)
         with store.session() as session:
-            repo.enqueue_faces(session, store.existing_space_id(), np.concatenate([missing, orphans]).tolist())
+            outbox.enqueue_faces(session, store.existing_space_id(), np.concatenate([missing, orphans]).tolist())
             session.commit()
         self.drain(index)
         return len(missing), len(orphans)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
-from ..store import db, pgvector, repo
+from ..store import db, pgvector, photo_rows
 from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
 from .protocol import VectorIndex
 
@@ -87,16 +87,16 @@ class PgVectorBackend(VectorBackend):
         dropped (the next open builds the new width's); the reductions table is locked
         exclusively, so no writer adds a face until this commits."""
         pgvector.drop_hnsw_indexes(session, space_id)
-        ids = repo.face_ids(session, space_id)
+        ids = photo_rows.face_ids(session, space_id)
         dim = RECOGNITION_DIMS[store.space.model]
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
-            pgvector.write_vectors(session, chunk, red.apply(repo.vectors(session, chunk, dim)))
+            pgvector.write_vectors(session, chunk, red.apply(photo_rows.vectors(session, chunk, dim)))
 
     def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
         """No file to drift; only rows stored before pgvector lack a vector."""
         with store.session() as session:
-            n = len(repo.face_ids(session, store.space_id))
+            n = len(photo_rows.face_ids(session, store.space_id))
         index = self.own(current())
         missing = index.missing()
         report = DoctorReport(store.space.key, n, n - len(missing), len(missing), 0)

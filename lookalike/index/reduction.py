@@ -118,9 +118,9 @@ def load(session: Session, space_id: int, lock: bool = False) -> Reduction | Non
     """The space's stored reduction. ``lock`` (PostgreSQL) takes a share lock for the rest of
     the transaction: a writer reducing new vectors keeps a retraining (which locks the table
     exclusively) from committing in between."""
-    from ..store import repo
+    from ..store import space_rows
 
-    row = repo.reduction_row(session, space_id, lock=lock)
+    row = space_rows.reduction_row(session, space_id, lock=lock)
     if row is None:
         return None
     return Reduction(row.dim_in, row.dim_out, np.frombuffer(row.mean, dtype="<f4").copy(),
@@ -130,9 +130,9 @@ def load(session: Session, space_id: int, lock: bool = False) -> Reduction | Non
 
 def store(session: Session, space_id: int, reduction: Reduction) -> None:
     """Record ``reduction`` as the space's (replacing any other); the caller commits."""
-    from ..store import repo
+    from ..store import space_rows
 
-    repo.save_reduction(session, space_id, uid=reduction.uid, kind="pca", dim_in=reduction.dim_in,
+    space_rows.save_reduction(session, space_id, uid=reduction.uid, kind="pca", dim_in=reduction.dim_in,
                         dim_out=reduction.dim_out, mean=reduction.mean, components=reduction.components,
                         trained_on=reduction.trained_on, explained=reduction.explained)
 

@@ -16,7 +16,7 @@ from .. import logs
 from ..errors import BadImage
 from ..faces.pipeline import FacePipeline, FacesMode, Space
 from ..faults import crash_point
-from ..store import repo
+from ..store import photo_rows
 from ..workers import spawn_context
 from .corpus import Item
 from .report import IngestStatus, Processed, Task
@@ -77,7 +77,7 @@ class Mapper:
                 # only matters to whoever debugs the analyzer
                 log.debug("%s: analysis failed", item.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
-        packed = [(f.bbox, f.confidence, repo.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
+        packed = [(f.bbox, f.confidence, photo_rows.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
         return replace(sized, status=IngestStatus.ok, reason=notes, faces=packed)
 
     def process_task(self, task: Task) -> Processed:

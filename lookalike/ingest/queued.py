@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..faces.pipeline import FacesMode, Space
 from ..faults import crash_point
-from ..store import queue, repo
+from ..store import person_rows, photo_rows, queue
 from ..store.schema import PhotoStatus, QueueItem
 from ..workers import spawn_context
 from .corpus import Item
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ..config import Settings
-    from ..store.repo import Known
+    from ..store.photo_rows import Known
     from .protocol import IngestTarget, SpaceOpener
     from .runner import IngestOptions
     from .writer import Writer
@@ -68,7 +68,7 @@ class PostgresQueue:
         with self.target.session() as session:
             for item in (task.item for task in tasks):  # profiles now: workers only ever see names
                 if item.profile is not None and item.person:
-                    repo.upsert_person(session, item.person, item.profile, self.people)
+                    person_rows.upsert_person(session, item.person, item.profile, self.people)
             queue.enqueue(session, self.target.space_id, self.run_id, tasks, self.options.faces.value,
                           self.options.analyzer_name)
             session.commit()
@@ -222,8 +222,8 @@ class QueueWorker:
         view = self.in_space(session, space_id)
         loaded = [(item, *self._read(item)) for item in group]
         queue.lock_bytes(session, space_id, [sha for _, sha, _ in loaded if sha])
-        firsts = repo.first_by_sha(session, space_id, [sha for _, sha, _ in loaded if sha])
-        known = repo.known_by_path(session, space_id, [item.path for item in group])
+        firsts = photo_rows.first_by_sha(session, space_id, [sha for _, sha, _ in loaded if sha])
+        known = photo_rows.known_by_path(session, space_id, [item.path for item in group])
         results: list[tuple[QueueItem, Processed]] = []
         seen: dict[str, Item] = {}
         for item, sha, data in loaded:

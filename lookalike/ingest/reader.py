@@ -17,13 +17,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..store import repo
+from ..store import person_rows, photo_rows
 from ..store.schema import PhotoStatus
 from .corpus import Item
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
-    from ..store.repo import Known
+    from ..store.photo_rows import Known
     from .protocol import IngestTarget
 
 
@@ -49,8 +49,8 @@ def read_file(path: str) -> tuple[bytes, str]:
 
 
 def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier: Item | None) -> Decision:
-    """``old``: the stored row at ``item.path`` (``repo.known_by_path``), ``first``: the
-    first stored photo with these bytes (``repo.first_by_sha``), ``earlier``: a photo with
+    """``old``: the stored row at ``item.path`` (``photo_rows.known_by_path``), ``first``: the
+    first stored photo with these bytes (``photo_rows.first_by_sha``), ``earlier``: a photo with
     these bytes met earlier in this run; each may be ``None``."""
     replaces = old is not None
     if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value:
@@ -88,10 +88,10 @@ class Reader:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
         rejected = [item.path for item in items if item.rejected]
-        before: dict[str, repo.Known] = {}
+        before: dict[str, photo_rows.Known] = {}
         if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
             with self.target.session() as session:
-                before = repo.known_by_path(session, self.target.space_id, rejected)
+                before = photo_rows.known_by_path(session, self.target.space_id, rejected)
         for item in items:
             if item.rejected:
                 old = before.get(item.path)
@@ -110,15 +110,15 @@ class Reader:
                 continue
             loaded.append((item, sha, data))
         with self.target.session() as session:
-            known = repo.known_by_path(session, self.target.space_id, [i.path for i, _, _ in loaded])
-            firsts = repo.first_by_sha(session, self.target.space_id, [sha for _, sha, _ in loaded])
+            known = photo_rows.known_by_path(session, self.target.space_id, [i.path for i, _, _ in loaded])
+            firsts = photo_rows.first_by_sha(session, self.target.space_id, [sha for _, sha, _ in loaded])
             profiles_changed = False
             tasks: list[Task] = []
             for item, sha, data in loaded:
                 d = decide(item, sha, known.get(item.path), firsts.get(sha), self.in_flight.get(sha))
                 if d.verdict is Verdict.unchanged:
                     if item.profile is not None and item.person:  # a manifest may update profiles
-                        repo.upsert_person(session, item.person, item.profile, self.people)
+                        person_rows.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
                     self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, d.reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from ..faults import crash_point
-from ..store import repo
+from ..store import centroid_rows, person_rows, photo_rows
 from ..store.schema import Face, Photo
 from .report import IngestReport, Outcome, Processed, Progress
 
@@ -36,31 +36,30 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
     stale: list[int] = []
     for r in batch:
         if r.replaces:  # changed file, or a retry of an error: the old row goes
-            old = repo.photo_by_path(session, space_id, r.path)
+            old = photo_rows.photo_by_path(session, space_id, r.path)
             if old is not None:
-                stale.extend(repo.delete_photo(session, old))
+                stale.extend(photo_rows.delete_photo(session, old))
     session.flush()
     by_name: dict[str, int] = {}
     for name, r in sorted(((r.person, r) for r in batch if r.person), key=lambda named: named[0]):
-        by_name[name] = repo.upsert_person(session, name, r.profile, people)
+        by_name[name] = person_rows.upsert_person(session, name, r.profile, people)
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
                     width=r.width, height=r.height, person_id=pid, status=r.status.value,
                     reason=r.reason) for r, pid in zip(batch, ids)]
-    repo.insert_rows(session, photos)  # ids assigned: the faces refer to them
+    photo_rows.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
                   w=int(w), h=int(h), confidence=float(conf), embedding=blob,
-                  vec=db_vector(repo.decode_vector(blob)) if db_vector is not None else None)
+                  vec=db_vector(photo_rows.decode_vector(blob)) if db_vector is not None else None)
              for r, pid, photo in zip(batch, ids, photos)
              for (x, y, w, h), conf, blob, _ in r.faces]
-    repo.insert_rows(session, faces)
+    photo_rows.insert_rows(session, faces)
     new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
-    repo.enqueue_faces(session, space_id, new_ids.tolist())  # a vector store outside the database follows
-    repo.insert_rows(session, repo.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
+    photo_rows.insert_rows(session, photo_rows.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
     vectors: np.ndarray | None = None
     if faces:
-        vectors = np.stack([repo.decode_vector(f.embedding) for f in faces])
-        repo.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+        vectors = np.stack([photo_rows.decode_vector(f.embedding) for f in faces])
+        centroid_rows.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
     return stale, new_ids, vectors
 
 

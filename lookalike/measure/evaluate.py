@@ -181,14 +181,14 @@ def retrieval(lib: MeasuredSpace, ingest: Callable[[list[Item]], object], rows: 
     identity hits: top-1 / top-5 over distinct people, and mean average precision over the
     whole ranked gallery (a query without a face scores 0)."""
     from ..ingest.corpus import Item
-    from ..store import repo
+    from ..store import photo_rows
 
     ingest([Item(p, ident) for p, ident, role in rows if role != "query"])
     queries = [(p, ident) for p, ident, role in rows if role == "query"]
     vectors = embed_photos(lib, [p for p, _ in queries], workers)
     index = lib.index
     with lib.session() as session:
-        rows_by_id = repo.face_rows(session, index.ids())
+        rows_by_id = photo_rows.face_rows(session, index.ids())
     identity_of = {fid: r.person for fid, r in rows_by_id.items() if r.person is not None}  # every gallery face
     relevant_count: dict[str, int] = {}
     for person in identity_of.values():

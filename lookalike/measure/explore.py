@@ -48,15 +48,15 @@ class Corpus:
 
 def corpus(library: MeasuredSpace) -> Corpus:
     """Every face of the library's space with its vector."""
-    from ..store import repo
+    from ..store import photo_rows
 
     space_id = library.existing_space_id()
     with library.session() as session:
-        rows = repo.corpus_face_rows(session, space_id)
+        rows = photo_rows.corpus_face_rows(session, space_id)
     if not rows:
         raise EmptyLibrary(f"{library.settings.db_url}: the library has no faces yet; run: lookalike ingest PATH")
     faces = [CorpusFace(int(r[0]), r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]
-    return Corpus(faces, np.stack([repo.decode_vector(r[7]) for r in rows]))
+    return Corpus(faces, np.stack([photo_rows.decode_vector(r[7]) for r in rows]))
 
 
 # -- principal components ---------------------------------------------------------------

@@ -87,7 +87,7 @@ def group_face_ids(library: SpaceContext, group: Group, audience: Audience = Aud
     """Ids of the faces in ``group`` (this library's embedding space) that ``audience`` may
     see (:mod:`lookalike.store.consent`): for a visitor, a group made only of people who
     withhold consent has no faces, as a group that does not exist. Every value is matched
-    literally (:func:`lookalike.store.repo.person_matches`): ``tag:%`` or ``tag:_`` is a tag,
+    literally (:func:`lookalike.store.person_rows.person_matches`): ``tag:%`` or ``tag:_`` is a tag,
     never a pattern matching every tagged person."""
     from ..store import consent
 
@@ -194,7 +194,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 def path(library: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
     """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
     face used once."""
-    from ..store import repo
+    from ..store import photo_rows
 
     if steps < 2:
         raise ConfigError("a path needs at least 2 steps")
@@ -210,6 +210,6 @@ def path(library: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) ->
                 chosen.append((float(t), int(fid), float(sim)))
                 break
     with library.session() as session:
-        rows = repo.face_rows(session, np.array([c[1] for c in chosen], dtype=np.int64))
+        rows = photo_rows.face_rows(session, np.array([c[1] for c in chosen], dtype=np.int64))
     return [Step(round(t, 4), fid, rows[fid].person, rows[fid].photo, rows[fid].bbox, round(sim, 6))
             for t, fid, sim in chosen if fid in rows]

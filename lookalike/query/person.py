@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import NotFound
-from ..store import repo
+from ..store import person_rows, photo_rows
 
 if TYPE_CHECKING:
     from .context import SpaceContext
@@ -59,17 +59,17 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
 def person_report(library: SpaceContext, name: str) -> PersonReport:
     space_id = library.existing_space_id()
     with library.session() as session:
-        person = repo.person_by_name(session, name)
+        person = person_rows.person_by_name(session, name)
         if person is None:
             raise NotFound(f"no person named {name!r} in this library")
-        rows = repo.person_face_rows(session, space_id, person.id)
+        rows = photo_rows.person_face_rows(session, space_id, person.id)
         profile = {k: getattr(person, k) for k in ("display_name", "role", "organisation", "story",
                                                    "consent_display", "source_url", "license")}
         profile["tags"] = json.loads(person.tags) if person.tags else []
     report = PersonReport(name, profile)
     if not rows:
         return report
-    vectors = np.stack([repo.decode_vector(r[6]) for r in rows])
+    vectors = np.stack([photo_rows.decode_vector(r[6]) for r in rows])
     # the centroid from the rows just read, not the view's cached sums: another server
     # process may have added this person's photos since this one cached them
     mean = vectors.sum(axis=0)

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import ConfigError, EmptyLibrary, NoFace
 from ..faces.images import load_query
 from ..faces.pipeline import FacesMode
-from ..store import repo
+from ..store import photo_rows
 from ..store.schema import Audience
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def _by_face(library: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
     while True:
         sims, ids = index.search(vec[None], min(fetch, max(limit, 1)), allowed, how)
         with library.session() as session:
-            rows = repo.face_rows(session, ids[0][ids[0] >= 0])
+            rows = photo_rows.face_rows(session, ids[0][ids[0] >= 0])
         hits, seen = [], set()
         for sim, fid in zip(sims[0], ids[0]):
             row = rows.get(int(fid))
@@ -259,12 +259,12 @@ def _by_centroid(library: SpaceContext, vec: np.ndarray, k: int, cents: Centroid
                  allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """People ranked by query vs their average face; each shown by their face nearest the query."""
     with library.session() as session:
-        allowed_people = repo.person_ids_of(session, allowed) if allowed is not None else None
+        allowed_people = photo_rows.person_ids_of(session, allowed) if allowed is not None else None
         people = [(pid, float(vec @ c)) for pid, (c, _) in cents.items()
                   if pid is not None and (allowed_people is None or pid in allowed_people)]
         people.sort(key=lambda p: p[1], reverse=True)
         top = people[:k]
-        by_person = repo.person_face_ids(session, library.space_id, [p for p, _ in top])
+        by_person = photo_rows.person_face_ids(session, library.space_id, [p for p, _ in top])
     hits = []
     for pid, _ in top:
         ids = np.asarray(by_person.get(pid, []), dtype=np.int64)
@@ -283,8 +283,8 @@ def _describe(library: SpaceContext, vec: np.ndarray, hits: list[tuple[int, floa
         return []
     ids = [fid for fid, _ in hits]
     with library.session() as session:
-        rows = repo.face_rows(session, ids)
-        vectors = repo.vectors(session, ids, len(vec))
+        rows = photo_rows.face_rows(session, ids)
+        vectors = photo_rows.vectors(session, ids, len(vec))
     matches: list[Match] = []
     for (fid, sim), face_vec in zip(hits, vectors):
         row = rows[fid]

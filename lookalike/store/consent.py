@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
-from .repo import anyone_withholds_consent, person_matches
+from .person_rows import anyone_withholds_consent, person_matches
 from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo, PhotoStatus
 
 
@@ -44,7 +44,7 @@ def group_face_ids(session: Session, space_id: int, key: str, value: str,
                    age_range: tuple[float, float] | None = None,
                    audience: Audience = Audience.operator) -> np.ndarray:
     """Ids of the faces of a face-math group that ``audience`` may see: people
-    (:func:`~lookalike.store.repo.person_matches`), or faces whose stored estimate has this
+    (:func:`~lookalike.store.person_rows.person_matches`), or faces whose stored estimate has this
     ``emotion``, or an age in ``age_range`` (``key`` "age")."""
     query = select(Face.id).where(Face.space_id == space_id)
     if key in ("tag", "organisation", "role", "person"):

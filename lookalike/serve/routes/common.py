@@ -20,7 +20,7 @@ from ..service import Caller, Service, caller_of, service_of
 
 if TYPE_CHECKING:
     from ...library import Library
-    from ...store.repo import PersonSummary
+    from ...store.person_rows import PersonSummary
 
 
 class Topic(APIRouter):

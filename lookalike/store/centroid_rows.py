@@ -1,0 +1,86 @@
+"""Running sums of the vectors per person and for the corpus (centroids)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from .schema import (
+    Person,
+    Space,
+)
+
+CENTROID_LOCK = 0x6C6B6332  # pg_advisory_xact_lock(CENTROID_LOCK, space id): "lkc2"
+
+
+# -- centroids ---------------------------------------------------------------------------
+def update_centroids(session: Session, space_id: int, person_ids: list[int | None],
+                     vectors: np.ndarray, sign: int = 1) -> None:
+    """Add (``sign=1``) or subtract (``-1``) vectors to their person's and the corpus'
+    running sums, in the caller's transaction."""
+    from .schema import Centroid
+
+    if len(person_ids) == 0:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # concurrent writers (ingest workers, removals) add to the same sums: one at a time
+        # per space, until commit; taken last in a writer's transaction, so it is held briefly
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": CENTROID_LOCK, "b": int(space_id)})
+    deltas: dict[int | None, tuple[np.ndarray, int]] = {}
+    for pid, vec in zip(person_ids, np.asarray(vectors, dtype=np.float64)):
+        for key in ((None, pid) if pid is not None else (None,)):
+            total, n = deltas.get(key, (np.zeros(vec.shape[0]), 0))
+            deltas[key] = (total + sign * vec, n + sign)
+    for pid, (delta, n) in deltas.items():
+        row = session.scalar(select(Centroid).where(
+            Centroid.space_id == space_id,
+            Centroid.person_id.is_(None) if pid is None else Centroid.person_id == pid))
+        if row is None:
+            row = Centroid(space_id=space_id, person_id=pid, count=0,
+                           sum=np.zeros(len(delta), dtype="<f8").tobytes())
+            session.add(row)
+        total = np.frombuffer(row.sum, dtype="<f8") + delta
+        row.count = int(row.count or 0) + n
+        if row.count <= 0:
+            session.delete(row)
+        else:
+            row.sum = np.asarray(total, dtype="<f8").tobytes()
+    session.execute(update(Space).where(Space.id == space_id)
+                    .values(centroid_generation=Space.centroid_generation + 1))
+
+
+def centroid_generation(session: Session, space_id: int) -> int:
+    """How many times the space's centroids have changed (:func:`update_centroids`)."""
+    return int(session.scalar(select(Space.centroid_generation).where(Space.id == space_id)) or 0)
+
+
+def centroids(session: Session, space_id: int) -> dict[int | None, tuple[np.ndarray, int]]:
+    """Unit centroid and face count per person id (``None`` = corpus)."""
+    from .schema import Centroid
+
+    out = {}
+    for pid, count, blob in session.execute(select(Centroid.person_id, Centroid.count, Centroid.sum)
+                                            .where(Centroid.space_id == space_id)):
+        total = np.frombuffer(blob, dtype="<f8")
+        norm = np.linalg.norm(total)
+        out[pid] = ((total / norm).astype(np.float32) if norm > 0 else total.astype(np.float32), int(count))
+    return out
+
+
+def centroid_means(session: Session, space_id: int, names: Iterable[str]) -> dict[str | None, float]:
+    """How close a group's faces are to their own centroid on average, for the corpus
+    (key ``None``) and the people ``names``: for unit vectors with sum ``s`` over ``n``
+    faces that mean is ``|s| / n``, so it comes from the running sums. What "typical"
+    means differs by model (Dlib's corpus mean is 0.92, SFace's 0.33), this does not."""
+    from .schema import Centroid
+
+    wanted = list(set(names))
+    query = (select(Person.name, Centroid.count, Centroid.sum)
+             .outerjoin(Person, Person.id == Centroid.person_id)
+             .where(Centroid.space_id == space_id)
+             .where(Centroid.person_id.is_(None) | Person.name.in_(wanted)))
+    return {name: float(np.linalg.norm(np.frombuffer(blob, dtype="<f8")) / count)
+            for name, count, blob in session.execute(query) if count}

@@ -1,0 +1,213 @@
+"""People: their names, self-declared profiles and consent, and the person groups
+(``tag=…``, ``organisation=…``) searches and face math select by.
+
+A profile comes in as :class:`ProfileFields`, declared here: whatever the layer above
+reads profiles from (a manifest, a form, the HTTP API) hands a value with these fields,
+and the store never imports that layer. A change to the fields a vector store filters on
+is recorded for it by :mod:`lookalike.store.outbox`, whatever wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from .schema import (
+    Base,
+    Face,
+    Person,
+    Photo,
+    PhotoStatus,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+
+class ProfileFields(Protocol):
+    """A person's self-declared profile as the store writes it (``lookalike.ingest.corpus.Profile``
+    is one): all optional; ``consent_display`` None = never stated."""
+
+    @property
+    def display_name(self) -> str | None: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def organisation(self) -> str | None: ...
+    @property
+    def story(self) -> str | None: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def consent_display(self) -> bool | None: ...
+    @property
+    def source_url(self) -> str | None: ...
+    @property
+    def license(self) -> str | None: ...
+
+
+def upsert_person(session: Session, name: str, profile: ProfileFields | None = None,
+                  cache: dict | None = None) -> int:
+    """Id of the person called ``name``, created if new; a profile overwrites the stored one."""
+    if cache is not None and name in cache and profile is None:
+        return cache[name]
+    person = session.scalar(select(Person).where(Person.name == name))
+    if person is None:
+        # INSERT … ON CONFLICT DO NOTHING: ingest workers on other machines may be creating
+        # the same person right now; whoever commits first wins, the other reads that row
+        session.execute(_insert(session, Person).values(name=name, consent_display=None)
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        person = session.scalars(select(Person).where(Person.name == name)).one()
+    if profile is not None:
+        person.display_name = profile.display_name
+        person.role = profile.role
+        person.organisation = profile.organisation
+        person.story = profile.story
+        person.tags = json.dumps(list(profile.tags)) if profile.tags else None
+        person.consent_display = profile.consent_display
+        person.source_url = profile.source_url
+        person.license = profile.license
+    session.flush()
+    if cache is not None:
+        cache[name] = person.id
+    return person.id
+
+
+def _insert(session: Session, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT (both SQLite's and PostgreSQL's have ``on_conflict_do_nothing``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a person card shows; everything but the name is optional and self-declared."""
+
+    name: str
+    display_name: str | None
+    role: str | None
+    organisation: str | None
+    story: str | None
+    tags: tuple[str, ...]
+    consent_display: bool
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name.replace("_", " ")
+
+
+def profiles(session: Session, names: Iterable[str]) -> dict[str, Profile]:
+    names = sorted({n for n in names if n})
+    rows: Iterable[Person] = session.scalars(select(Person).where(Person.name.in_(names))) if names else []
+    return {p.name: _profile(p) for p in rows}
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """One line of the people list: the profile, consent as stated (``None``: never stated),
+    and what the library holds of them in one space."""
+
+    profile: Profile
+    consent: bool | None
+    photos: int
+    faces: int
+
+
+def people(session: Session, space_id: int, *, hide_declined: bool, name: str | None = None) -> list[PersonSummary]:
+    """Everyone (or the one called ``name``), by name; ``hide_declined`` leaves out people
+    whose profile withholds consent (what visitors may see)."""
+    photos = (select(Photo.person_id, func.count().label("n")).where(Photo.space_id == space_id,
+                                                                     Photo.status == PhotoStatus.ok.value)
+              .group_by(Photo.person_id).subquery())
+    faces = (select(Face.person_id, func.count().label("n")).where(Face.space_id == space_id)
+             .group_by(Face.person_id).subquery())
+    query = (select(Person, func.coalesce(photos.c.n, 0), func.coalesce(faces.c.n, 0))
+             .outerjoin(photos, photos.c.person_id == Person.id).outerjoin(faces, faces.c.person_id == Person.id)
+             .order_by(Person.name))
+    if hide_declined:
+        query = query.where(Person.consent_display.is_not(False))
+    if name is not None:
+        query = query.where(Person.name == name)
+    return [PersonSummary(_profile(p), p.consent_display, int(n_photos), int(n_faces))
+            for p, n_photos, n_faces in session.execute(query)]
+
+
+def _profile(p: Person) -> Profile:
+    return Profile(p.name, p.display_name, p.role, p.organisation, p.story,
+                   tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
+
+
+def set_consent(session: Session, name: str, consent: bool) -> bool:
+    """Record a person's consent to be displayed; False when nobody has that name. The
+    caller commits: from then on no search with ``hide_declined`` returns them."""
+    person = person_by_name(session, name)
+    if person is None:
+        return False
+    person.consent_display = consent
+    session.flush()
+    return True
+
+
+def display_tags(session: Session) -> list[str]:
+    """Self-declared tags of the people who consented to be displayed, sorted."""
+    tags: set[str] = set()
+    for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None))):
+        if raw is not None:
+            tags.update(json.loads(raw))
+    return sorted(tags)
+
+
+def anyone_withholds_consent(session: Session) -> bool:
+    """Whether any person's profile withholds consent to be displayed (one indexed probe)."""
+    return session.scalar(select(Person.id).where(Person.consent_display.is_(False)).limit(1)) is not None
+
+
+def literal_like(value: str) -> str:
+    """``value`` as a LIKE pattern that matches only itself, for ``.like(…, escape="\\")``
+    (a filter or group is a value, never a pattern: ``organisation=%`` must not match everyone)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def normalise_tag(tag: str) -> str:
+    """A tag as it is stored and matched: lower case, words joined by ``-``."""
+    return "-".join(tag.strip().lower().split())
+
+
+def person_matches(key: str, value: str) -> ColumnElement[bool]:
+    """The one test of "this person is in the group ``key=value``" that search filters and
+    face-math groups share. Every value is matched literally (never as a pattern): a tag
+    as the JSON list stores it, quotes included; an organisation or role whole and case-
+    insensitively; a person by name."""
+    if key == "tag":
+        quoted = literal_like(json.dumps(normalise_tag(value)))
+        return Person.tags.like(f"%{quoted}%", escape="\\")
+    if key == "organisation":
+        return Person.organisation.ilike(literal_like(value), escape="\\")
+    if key == "role":
+        return Person.role.ilike(literal_like(value), escape="\\")
+    if key == "person":
+        return Person.name == value
+    raise ValueError(f"no person group {key!r}")
+
+
+def person_ids_by_name(session: Session, names: Iterable[str]) -> dict[str, int]:
+    """Each name somebody has -> that person's id (a name nobody has is left out)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    return {name: int(pid) for name, pid in session.execute(select(Person.name, Person.id)
+                                                            .where(Person.name.in_(wanted)))}
+
+
+def person_by_name(session: Session, name: str) -> Person | None:
+    return session.scalar(select(Person).where(Person.name == name))

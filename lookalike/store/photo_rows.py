@@ -1,0 +1,272 @@
+"""Photos and their faces: what ingest reads and writes, what search and reports show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select
+from sqlalchemy.orm import Session
+
+from .centroid_rows import update_centroids
+from .person_rows import anyone_withholds_consent, person_matches
+from .schema import (
+    Base,
+    Face,
+    FaceEstimate,
+    Person,
+    Photo,
+    PhotoStatus,
+)
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """A stored face joined with its photo and person: what a search hit shows."""
+
+    face_id: int
+    person: str | None
+    photo: str
+    person_id: int | None
+    bbox: tuple[int, int, int, int]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    """A photo stored in some space, as another space would re-embed it."""
+
+    path: str
+    sha256: str | None
+    person: str | None
+    faces: int  # faces kept from it (more than one: it was ingested with --faces all)
+
+
+def photos_outside(session: Session, space_id: int) -> list[StoredPhoto]:
+    """Every ``ok`` photo of the other spaces that ``space_id`` does not hold yet, one per
+    path (the oldest space's row), with its person and face count."""
+    held = select(Photo.path).where(Photo.space_id == space_id)
+    faces = (select(func.count(Face.id)).where(Face.photo_id == Photo.id).scalar_subquery())
+    rows = session.execute(
+        select(Photo.path, Photo.sha256, Person.name, faces)
+        .outerjoin(Person, Person.id == Photo.person_id)
+        .where(Photo.space_id != space_id, Photo.status == PhotoStatus.ok.value, Photo.path.not_in(held))
+        .order_by(Photo.space_id, Photo.id))
+    out: dict[str, StoredPhoto] = {}
+    for path, sha, person, n in rows:
+        out.setdefault(path, StoredPhoto(path, sha, person, int(n)))
+    return list(out.values())
+
+
+def photo_by_path(session: Session, space_id: int, path: str) -> Photo | None:
+    return session.scalar(select(Photo).where(Photo.space_id == space_id, Photo.path == path))
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the database already knows of a photo, for the ingest reader."""
+
+    path: str
+    sha256: str | None
+    status: str
+    person: str | None
+
+
+def _known(session: Session, space_id: int, column: SQLColumnExpression[str | None], values: list[str],
+           *where: ColumnElement[bool]) -> list[Known]:
+    """Photo rows whose ``column`` is in ``values``, lowest id last (chunked IN queries)."""
+    out: list[Known] = []
+    for start in range(0, len(values), 900):  # SQLite's bound-parameter limit
+        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
+                 .outerjoin(Person, Person.id == Photo.person_id)
+                 .where(Photo.space_id == space_id, column.in_(values[start:start + 900]), *where)
+                 .order_by(Photo.id.desc()))
+        out.extend(Known(*r) for r in session.execute(query))
+    return out
+
+
+def known_by_path(session: Session, space_id: int, paths: list[str]) -> dict[str, Known]:
+    """Existing photo rows for ``paths``."""
+    return {k.path: k for k in _known(session, space_id, Photo.path, paths)}
+
+
+def first_by_sha(session: Session, space_id: int, shas: list[str]) -> dict[str, Known]:
+    """For each sha256, the first (lowest id) non-duplicate photo with those bytes."""
+    return {k.sha256: k for k in _known(session, space_id, Photo.sha256, shas,
+                                        Photo.status != PhotoStatus.duplicate.value) if k.sha256 is not None}
+
+
+def delete_photo(session: Session, photo: Photo) -> list[int]:
+    """Delete a photo and its faces (taking them out of the centroids); returns the face
+    ids, to drop from the index once the transaction commits."""
+    rows = session.execute(select(Face.id, Face.person_id, Face.embedding)
+                           .where(Face.photo_id == photo.id)).all()
+    if rows:
+        update_centroids(session, photo.space_id, [r[1] for r in rows],
+                         np.stack([decode_vector(r[2]) for r in rows]), sign=-1)
+    session.execute(delete(Face).where(Face.photo_id == photo.id))
+    session.delete(photo)
+    return [r[0] for r in rows]
+
+
+def face_ids(session: Session, space_id: int) -> np.ndarray:
+    rows = session.execute(select(Face.id).where(Face.space_id == space_id).order_by(Face.id))
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def face_count_and_max(session: Session, space_id: int) -> tuple[int, int]:
+    count, top = session.execute(
+        select(func.count(Face.id), func.max(Face.id)).where(Face.space_id == space_id)).one()
+    return int(count or 0), int(top or 0)
+
+
+def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
+    """Embeddings of ``ids`` in the order given."""
+    ids = [int(i) for i in ids]
+    found: dict[int, bytes] = {}
+    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+        chunk = ids[start:start + 900]
+        for fid, blob in session.execute(select(Face.id, Face.embedding).where(Face.id.in_(chunk))):
+            found[fid] = blob
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    for row, fid in enumerate(ids):
+        out[row] = decode_vector(found[fid])
+    return out
+
+
+def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
+    """Faces joined with photo path and person name, keyed by face id."""
+    ids = [int(i) for i in ids if int(i) >= 0]
+    out: dict[int, FaceRow] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        query = (
+            select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
+                   Face.confidence)
+            .join(Photo, Photo.id == Face.photo_id)
+            .outerjoin(Person, Person.id == Face.person_id)
+            .where(Face.id.in_(chunk))
+        )
+        for fid, name, path, pid, x, y, w, h, conf in session.execute(query):
+            out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
+    return out
+
+
+def photo_path(session: Session, photo_id: int) -> str | None:
+    """The file a photo row stands for (every space holds its own row of that file)."""
+    return session.scalar(select(Photo.path).where(Photo.id == photo_id))
+
+
+def person_photos(session: Session, space_id: int, person_id: int) -> list[tuple[int, str, str, str | None]]:
+    """(photo id, path, status, reason) of everything filed under a person, failures included."""
+    query = (select(Photo.id, Photo.path, Photo.status, Photo.reason)
+             .where(Photo.space_id == space_id, Photo.person_id == person_id).order_by(Photo.id))
+    return [(i, path, status, reason) for i, path, status, reason in session.execute(query)]
+
+
+def problem_photos(session: Session, space_id: int, limit: int = 1000) -> list[tuple[str, str, str | None]]:
+    """(path, status, reason) of photos that gave no face: what an operator must look at."""
+    query = (select(Photo.path, Photo.status, Photo.reason)
+             .where(Photo.space_id == space_id, Photo.status != PhotoStatus.ok.value)
+             .order_by(Photo.status, Photo.path).limit(limit))
+    return [(path, status, reason) for path, status, reason in session.execute(query)]
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def decode_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]], *, consented_only: bool = False,
+                hide_declined: bool = False) -> np.ndarray | None:
+    """Ids of the faces whose person is in every group ``(key, value)`` (:func:`person_matches`)
+    and may be shown: ``consented_only`` keeps people whose profile says yes; ``hide_declined``
+    drops those whose profile says no (while nobody says no, a public corpus, it filters
+    nothing). ``None`` when nothing filters: the search stays unfiltered."""
+    conditions = [person_matches(key, value) for key, value in groups]
+    if consented_only:
+        conditions.append(Person.consent_display.is_(True))
+    if hide_declined and anyone_withholds_consent(session):
+        conditions.append(Person.consent_display.is_not(False))
+    if not conditions:
+        return None
+    query = (select(Face.id).join(Person, Person.id == Face.person_id)
+             .where(Face.space_id == space_id, *conditions).order_by(Face.id))
+    return np.fromiter((r[0] for r in session.execute(query)), dtype=np.int64)
+
+
+def person_ids_of(session: Session, face_ids: np.ndarray) -> set[int]:
+    ids = [int(i) for i in face_ids]
+    out: set[int] = set()
+    for start in range(0, len(ids), 900):
+        out.update(pid for (pid,) in session.execute(
+            select(Face.person_id).where(Face.id.in_(ids[start:start + 900])).distinct()) if pid is not None)
+    return out
+
+
+def person_face_ids(session: Session, space_id: int, person_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for fid, pid in session.execute(select(Face.id, Face.person_id).where(
+            Face.space_id == space_id, Face.person_id.in_(person_ids))):
+        if pid is not None:
+            out.setdefault(pid, []).append(fid)
+    return out
+
+
+def estimate_rows(faces: list[Face], estimates: list[dict | None]) -> list[FaceEstimate]:
+    """Rows for the faces that were analysed (``Estimate.to_dict()`` dicts; None = not asked)."""
+    import json
+
+    return [FaceEstimate(face_id=f.id, age=float(e["age"]), woman=float(e["gender"]["woman"]),
+                         emotion=e["dominant_emotion"], emotions=json.dumps(e["emotion"]), model=e["model"])
+            for f, e in zip(faces, estimates) if e is not None]
+
+
+def photos_of_person(session: Session, person_id: int) -> list[Photo]:
+    """Every photo filed under the person, in every embedding space."""
+    return list(session.scalars(select(Photo).where(Photo.person_id == person_id)))
+
+
+def photos_at(session: Session, path: str) -> list[Photo]:
+    """The photo rows of one file, in every embedding space."""
+    return list(session.scalars(select(Photo).where(Photo.path == path)))
+
+
+PersonFaceRow = tuple[int, str, int, int, int, int, bytes]  # face id, photo path, x, y, w, h, vector bytes
+
+
+def person_face_rows(session: Session, space_id: int, person_id: int) -> list[PersonFaceRow]:
+    """Each of the person's faces in the space (:data:`PersonFaceRow`)."""
+    rows = session.execute(select(Face.id, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
+                           .join(Photo, Photo.id == Face.photo_id)
+                           .where(Face.person_id == person_id, Face.space_id == space_id))
+    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+# face id, person name (None: no person), photo path, x, y, w, h, vector bytes
+CorpusFaceRow = tuple[int, str | None, str, int, int, int, int, bytes]
+
+
+def corpus_face_rows(session: Session, space_id: int) -> list[CorpusFaceRow]:
+    """Every face of the space with its person and photo (:data:`CorpusFaceRow`), by face id."""
+    rows = session.execute(
+        select(Face.id, Person.name, Photo.path, Face.x, Face.y, Face.w, Face.h, Face.embedding)
+        .join(Photo, Photo.id == Face.photo_id).outerjoin(Person, Person.id == Face.person_id)
+        .where(Face.space_id == space_id).order_by(Face.id)).all()
+    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+
+def insert_rows(session: Session, rows: Sequence[Base]) -> None:
+    """Add new rows (photos, faces, estimates) and flush, so their ids are known; the caller
+    commits."""
+    session.add_all(rows)
+    session.flush()
+
+
+def delete_row(session: Session, row: Base) -> None:
+    """Delete one row (a person after their photos went); the caller commits."""
+    session.delete(row)

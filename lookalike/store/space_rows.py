@@ -1,0 +1,83 @@
+"""Embedding spaces and what each keeps beside its faces: calibration and the stored reduction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from .schema import (
+    Calibration,
+    Face,
+    Photo,
+    Reduction,
+    Space,
+)
+
+
+def get_space(session: Session, key: str) -> Space | None:
+    return session.scalar(select(Space).where(Space.key == key))
+
+
+def list_spaces(session: Session) -> list[Space]:
+    return list(session.scalars(select(Space).order_by(Space.id)))
+
+
+def create_space(session: Session, key: str, model: str, detector: str, aligner: str,
+                 dim: int) -> Space:
+    space = Space(key=key, model=model, detector=detector, aligner=aligner, dim=dim,
+                  metric="ip", normalisation="l2")
+    session.add(space)
+    session.flush()
+    return space
+
+
+def delete_space(session: Session, space_id: int) -> tuple[int, int]:
+    """Every row of one embedding space (photos, faces, estimates, centroids, calibration,
+    reduction, queue: all cascade from the space row); returns (photos, faces) removed."""
+    photos = session.scalar(select(func.count(Photo.id)).where(Photo.space_id == space_id)) or 0
+    faces = session.scalar(select(func.count(Face.id)).where(Face.space_id == space_id)) or 0
+    session.execute(delete(Face).where(Face.space_id == space_id))
+    session.execute(delete(Photo).where(Photo.space_id == space_id))
+    session.execute(delete(Space).where(Space.id == space_id))
+    return int(photos), int(faces)
+
+
+def calibration(session: Session, space_id: int) -> Calibration | None:
+    return session.get(Calibration, space_id)
+
+
+def save_calibration(session: Session, space_id: int, threshold: float, floor: float, source: str,
+                     figures: dict) -> None:
+    row = session.get(Calibration, space_id) or Calibration(space_id=space_id)
+    row.threshold, row.floor, row.source = float(threshold), float(floor), source
+    row.figures = json.dumps(figures)
+    session.add(row)
+
+
+def reduction_row(session: Session, space_id: int, lock: bool = False) -> Reduction | None:
+    """The space's stored reduction row, if any. ``lock`` (PostgreSQL only) reads it
+    ``FOR SHARE``: held for the rest of the caller's transaction."""
+    query = select(Reduction).where(Reduction.space_id == space_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return session.scalar(query)
+
+
+def save_reduction(session: Session, space_id: int, *, uid: str, kind: str, dim_in: int, dim_out: int,
+                   mean: np.ndarray, components: np.ndarray, trained_on: int, explained: float) -> None:
+    """The space's reduction row := these values (inserted or replaced; ``mean`` and
+    ``components`` stored as little-endian float32), flushed; the caller commits. On
+    PostgreSQL the reductions table is first locked ``IN EXCLUSIVE MODE`` (waiting for
+    writers holding :func:`reduction_row`'s share lock) until that commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE reductions IN EXCLUSIVE MODE"))  # waits for writers using the old one
+    row = session.get(Reduction, space_id) or Reduction(space_id=space_id)
+    row.uid, row.kind, row.dim_in, row.dim_out = uid, kind, dim_in, dim_out
+    row.mean = np.asarray(mean, dtype="<f4").tobytes()
+    row.components = np.asarray(components, dtype="<f4").tobytes()
+    row.trained_on, row.explained = trained_on, explained
+    session.add(row)
+    session.flush()
