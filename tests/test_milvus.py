@@ -425,8 +425,9 @@ def _waits_for_vectors_lock(view) -> bool:
         from sqlalchemy import text
 
         with view.engine.connect() as conn:
-            return bool(conn.execute(text("select count(*) from pg_locks "
-                                          "where locktype = 'advisory' and not granted")).scalar())
+            return bool(conn.execute(text(
+                "select count(*) from pg_locks where locktype = 'advisory' and not granted and database = "
+                "(select oid from pg_database where datname = current_database())")).scalar())
     lock = view.settings.index_dir / f".vectors-{view.existing_space_id()}.lock"
     inode = f":{os.stat(lock).st_ino} "
     return any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())

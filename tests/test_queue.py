@@ -199,8 +199,9 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
 
         def second_waits() -> bool:
             with lib.engine.connect() as conn:
-                return bool(conn.execute(text("select count(*) from pg_locks "
-                                              "where locktype = 'advisory' and not granted")).scalar())
+                return bool(conn.execute(text(
+                    "select count(*) from pg_locks where locktype = 'advisory' and not granted and database = "
+                    "(select oid from pg_database where datname = current_database())")).scalar())
 
         one = threading.Thread(target=first, args=(batches[0],))
         two = threading.Thread(target=write, args=(batches[1],))

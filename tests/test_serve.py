@@ -452,7 +452,7 @@ def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
     assert big.tell() > 3 * 1024 * 1024 // 2
     app = create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0))
     with TestClient(app) as client:
-        for _ in range(200):  # the models load in a thread: wait for ready
+        for _ in range(3000):  # the models load in a thread: wait for ready (up to 5 min)
             if client.get("/v1/health").status_code == 200:
                 break
             threading.Event().wait(0.1)
