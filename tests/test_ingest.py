@@ -188,8 +188,10 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
     env = {k: v for k, v in os.environ.items() if k not in (ENV, HOLD_ENV)}
     queued = backend_name in ("postgres", "milvus-server")
     env |= {HOLD_ENV: f"ingest.committed@{gate}"} if queued else {ENV: f"ingest.committed:{nth}"}
-    proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    gate.mkdir(parents=True, exist_ok=True)
+    log = gate / "stderr.txt"  # a file, not a pipe: orphaned pool workers would hold a pipe open
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
     try:
         if queued:
             deadline = time.monotonic() + 900  # only against a hang: the signal is the file
@@ -199,15 +201,13 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         else:
-            _, err = proc.communicate(timeout=900)
-            assert proc.returncode == EXIT_CODE, f"did not die at commit {nth}: {err.decode()[-2000:]}"
+            proc.wait(timeout=900)
+            assert proc.returncode == EXIT_CODE, f"did not die at commit {nth}: {log.read_text()[-2000:]}"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # whatever it started and left behind
         except ProcessLookupError:
             pass
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
