@@ -13,10 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
-# the reliability bench's fault injection (bench/reliability.py): one copy
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import reliability as bench
-
 import lookalike
 from lookalike.faces.pipeline import FacesMode
 
@@ -175,7 +171,48 @@ def _cli(*args: str, env=None, **kw) -> subprocess.CompletedProcess:
                           text=True, env=env or os.environ.copy(), **kw)
 
 
+def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) -> None:
+    """Run the ingest ``command`` until it dies right after a batch's SQL commit — never
+    after a delay, so where it dies does not depend on the machine's speed.
+
+    SQLite stores (the FAISS file, Milvus Lite): this process is the writer; it ends itself
+    (``os._exit``, exit 87) at its ``nth`` commit. PostgreSQL stores: the queue workers
+    commit (lookalike/ingest/queued.py) and the parent replaces a dead one, so each worker
+    is held right after its first commit and the whole process group — the parent and its
+    workers — is SIGKILLed there, no clean-up."""
+    import signal
+    import time
+
+    from lookalike.faults import ENV, EXIT_CODE, HOLD_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (ENV, HOLD_ENV)}
+    queued = backend_name in ("postgres", "milvus-server")
+    env |= {HOLD_ENV: f"ingest.committed@{gate}"} if queued else {ENV: f"ingest.committed:{nth}"}
+    gate.mkdir(parents=True, exist_ok=True)
+    log = gate / "stderr.txt"  # a file, not a pipe: orphaned pool workers would hold a pipe open
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        if queued:
+            deadline = time.monotonic() + 900  # only against a hang: the signal is the file
+            while not (gate / "held").exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert (gate / "held").exists() and proc.poll() is None, "no worker reached a commit"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        else:
+            proc.wait(timeout=900)
+            assert proc.returncode == EXIT_CODE, f"did not die at commit {nth}: {log.read_text()[-2000:]}"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever it started and left behind
+        except ProcessLookupError:
+            pass
+
+
 def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
+    """Killed twice mid-run, right after a batch's commit (lookalike.faults), a resume
+    stores every photo once, each with its faces."""
     from conftest import lfw_people, link_people
 
     corpus = tmp_path / "corpus"
@@ -188,12 +225,18 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
             return 0
 
     command = [sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), *backend.args(), "-q"]
-    for kill_after in (20, 70):  # the writer and its workers, no clean-up
-        assert bench.kill_when(command, kill_after, 0.0, stored), "ingest finished before it could be killed"
+    before = 0
+    for nth in (1, 2):  # the second run dies further on than the first
+        _die_mid_run(command, backend.name, nth, tmp_path / f"gate{nth}")
+        after = stored()
+        assert after < n_photos, "the ingest finished before it died"
+        assert after > before or backend.name in ("postgres", "milvus-server"), (before, after)
+        before = after
+    assert 0 < before < n_photos
     resumed = cli("ingest", str(corpus), *backend.args(), "--json")  # a resume needs no process of its own
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
-    assert summary["statuses"]["unchanged"] >= 70
+    assert summary["statuses"]["unchanged"] >= before
     paths = backend.sql("select path, count(*) from photos group by path having count(*) > 1")
     assert paths == []  # no duplicate photo
     assert backend.sql("select count(*) from photos")[0][0] == n_photos  # no missing photo

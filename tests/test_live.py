@@ -165,11 +165,12 @@ def _running(pid: str) -> bool:
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp_path):
-    # the same visitors for 10 s each: Ctrl-C must land while the video still plays, however
-    # busy the machine is (with the 9 s video it once arrived after the last frame in CI)
+    # the same visitors for 200 s each at 2 frames a second (few frames to write): Ctrl-C
+    # lands while the video still plays however busy the machine is (a 9 s video once ended
+    # first in CI, a 30 s one could on a slow minute); only a 10-minute hang would not
     _, segments = visitors
     video = tmp_path / "long.mp4"
-    slideshow.make([(s.label, s.photo) for s in segments], video, seconds=10.0, gap=0.5, fps=30.0)
+    slideshow.make([(s.label, s.photo) for s in segments], video, seconds=200.0, gap=0.5, fps=2.0)
     jsonl = tmp_path / "m.jsonl"
     # Ctrl-C as in a terminal: the default disposition. A suite started as a background job
     # of a non-interactive shell (`make test &`, CI runners) inherits SIGINT *ignored*
@@ -192,7 +193,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     # -v sets the level in the CLI process, and the spawned matcher logs at it too
     assert "DEBUG lookalike.cli._common: opened the library" in err
     assert "DEBUG lookalike.live.matcher: matching worker started" in err
-    deadline = time.monotonic() + 10  # an orphaned helper (multiprocessing's resource tracker)
+    deadline = time.monotonic() + 120  # an orphaned helper (multiprocessing's resource tracker)
     while [pid for pid in children if _running(pid)] and time.monotonic() < deadline:  # notices at once,
         time.sleep(0.1)  # but asynchronously
     left = {pid: Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120]

@@ -416,6 +416,23 @@ def test_the_http_api_on_a_milvus_server(a_milvus_server, faces, tmp_path):
 
 
 
+def _waits_for_vectors_lock(view) -> bool:
+    """Whether someone is queued, not granted, on the space's vectors lock: PostgreSQL's
+    advisory lock in ``pg_locks``, the SQLite stores' ``flock`` in /proc/locks (``->``)."""
+    import os
+
+    if view.engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with view.engine.connect() as conn:
+            return bool(conn.execute(text(
+                "select count(*) from pg_locks where locktype = 'advisory' and not granted and database = "
+                "(select oid from pg_database where datname = current_database())")).scalar())
+    lock = view.settings.index_dir / f".vectors-{view.existing_space_id()}.lock"
+    inode = f":{os.stat(lock).st_ino} "
+    return any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+
 def _build_waits_for_a_drain(lib) -> np.ndarray:
     """A build (``MilvusBackend.build``) started while a drain holds the shared vectors lock
     waits for it, then fills the collection by insert alone; returns the collection's ids."""
@@ -437,8 +454,12 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
     try:
         with view.vectors_lock(exclusive=False):  # as a drain holds it
             build.start()
-            time.sleep(2)
+            # the build is seen queued on the lock (a probe of the lock itself, not a pause)
+            deadline = time.monotonic() + 300  # only against a hang
+            while not _waits_for_vectors_lock(view) and build.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
             assert build.is_alive() and calls["insert"] == 0, "the build did not wait for the drain"
+            assert _waits_for_vectors_lock(view), "the build never asked for the lock"
         build.join(300)
         assert not build.is_alive()
     finally:

@@ -183,7 +183,7 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
     headers = {"X-API-Key": admin}
     app = create_app(ServeSettings(db=str(db), rate_per_minute=0))
     with TestClient(app) as client:
-        for _ in range(600):  # the models load in a thread: wait for ready
+        for _ in range(3000):  # the models load in a thread: wait for ready (up to 5 min)
             if client.get("/v1/health").status_code == 200:
                 break
             threading.Event().wait(0.1)

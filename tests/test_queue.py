@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -168,6 +169,8 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
     """Eight threads add to the same person's and the corpus' sums at once: none is lost."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from sqlalchemy import text
+
     from lookalike.store import centroid_rows, person_rows
 
     with lookalike.open(postgres(), index_dir=tmp_path / "idx") as lib:
@@ -181,11 +184,42 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
         def write(vectors: np.ndarray) -> None:
             with lib.session() as session:
                 centroid_rows.update_centroids(session, space_id, [pid] * len(vectors), vectors)
-                time.sleep(0.01)  # widen the window a lost update would need
                 session.commit()
 
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(write, batches))
+        # first a forced overlap, not a widened window: the first writer has added and not
+        # committed when the second asks; the second must wait (queued on the lock) or, if it
+        # did not, would have read the old sums — a lost update on every run
+        first_added, commit_first = threading.Event(), threading.Event()
+
+        def first(vectors: np.ndarray) -> None:
+            with lib.session() as session:
+                centroid_rows.update_centroids(session, space_id, [pid] * len(vectors), vectors)
+                first_added.set()
+                assert commit_first.wait(300)
+                session.commit()
+
+        def second_waits() -> bool:
+            with lib.engine.connect() as conn:
+                return bool(conn.execute(text(
+                    "select count(*) from pg_locks where locktype = 'advisory' and not granted and database = "
+                    "(select oid from pg_database where datname = current_database())")).scalar())
+
+        one = threading.Thread(target=first, args=(batches[0],))
+        two = threading.Thread(target=write, args=(batches[1],))
+        one.start()
+        try:
+            assert first_added.wait(300)
+            two.start()
+            deadline = time.monotonic() + 300  # only against a hang: the signal is the lock queue
+            while two.is_alive() and not second_waits() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert two.is_alive(), "the second writer did not wait for the first's commit"
+        finally:
+            commit_first.set()
+        one.join()
+        two.join()
+        with ThreadPoolExecutor(8) as pool:  # then many at once
+            list(pool.map(write, batches[2:]))
         with lib.session() as session:
             from lookalike.store.schema import Centroid
 

@@ -268,6 +268,7 @@ def test_searches_during_an_admin_ingest_and_a_withdrawal_never_fail(site, faces
     penny = sorted((faces / "celeb/faceapi_bbt/penny").iterdir())
     query = penny[4].read_bytes()
     failures, seen_after, withdrawn_at = [], [], []
+    searched_after = threading.Semaphore(0)  # one release per search sent after the withdrawal
     stop = threading.Event()
 
     def kiosk() -> None:
@@ -280,8 +281,10 @@ def test_searches_during_an_admin_ingest_and_a_withdrawal_never_fail(site, faces
                 failures.append(r.status_code)
                 continue
             people = {m["person"] for m in r.json()["faces"][0]["matches"]}
-            if sent and "penny_role_model" in people:  # this search started after the withdrawal answered
-                seen_after.append(people)
+            if sent:  # this search started after the withdrawal answered
+                searched_after.release()
+                if "penny_role_model" in people:
+                    seen_after.append(people)
 
     threads = [threading.Thread(target=kiosk) for _ in range(3)]
     for t in threads:
@@ -294,7 +297,9 @@ def test_searches_during_an_admin_ingest_and_a_withdrawal_never_fail(site, faces
     withdrawal = _call(site, "PUT", "/v1/people/penny_role_model/consent", key=admin, json={"consent_display": False})
     assert withdrawal.status_code == 200
     withdrawn_at.append(True)
-    threading.Event().wait(3)
+    # watch a number of searches after it, not a number of seconds (a slow minute sees fewer)
+    for _ in range(3 * len(threads)):
+        assert searched_after.acquire(timeout=300), f"the kiosk stopped searching: {failures}"
     stop.set()
     for t in threads:
         t.join()
@@ -447,7 +452,7 @@ def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
     assert big.tell() > 3 * 1024 * 1024 // 2
     app = create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0))
     with TestClient(app) as client:
-        for _ in range(200):  # the models load in a thread: wait for ready
+        for _ in range(3000):  # the models load in a thread: wait for ready (up to 5 min)
             if client.get("/v1/health").status_code == 200:
                 break
             threading.Event().wait(0.1)
