@@ -175,6 +175,7 @@ def _cli(*args: str, env=None, **kw) -> subprocess.CompletedProcess:
                           text=True, env=env or os.environ.copy(), **kw)
 
 
+@pytest.mark.crash
 def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
     from conftest import lfw_people, link_people
 
