@@ -472,7 +472,6 @@ def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
     rollover), on the app in this process with a 3 MB photo."""
     import tempfile
 
-    from fastapi.testclient import TestClient
     from PIL import Image
 
     from lookalike.serve.app import create_app
@@ -487,12 +486,11 @@ def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
     Image.open(faces / OBAMA).convert("RGB").resize((1600, 1600)).save(big, "PNG")
     assert big.tell() > 3 * 1024 * 1024 // 2
     app = create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0))
-    with TestClient(app) as client:
-        for _ in range(200):  # the models load in a thread: wait for ready
-            if client.get("/v1/health").status_code == 200:
-                break
-            threading.Event().wait(0.1)
+    client = in_process(app)  # the models load in a thread: ready once they have
+    try:
         r = client.post("/v1/search", files={"photo": ("big.png", big.getvalue(), "image/png")})
+    finally:
+        client.__exit__(None, None, None)
     assert r.status_code == 200, r.text
     assert r.json()["faces"][0]["matches"][0]["person"] == "barack_obama"
     assert spilled == []
