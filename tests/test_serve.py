@@ -90,7 +90,7 @@ def site(faces, small_golden, tmp_path_factory, analysis_weights):
 
 
 def _call(site, method: str, path: str, key: str | None = "search", **kwargs) -> httpx.Response:
-    headers = {"X-API-Key": site["keys"][key]} if key else {}
+    headers = ({"X-API-Key": site["keys"][key]} if key else {}) | kwargs.pop("headers", {})
     response = site["client"].request(method, path, headers=headers, **kwargs)
     assert "Traceback" not in response.text
     return response
@@ -98,7 +98,7 @@ def _call(site, method: str, path: str, key: str | None = "search", **kwargs) ->
 
 def _served(site, method: str, path: str, key: str | None = "search", **kwargs) -> httpx.Response:
     """:func:`_call` through the real server on its loopback port."""
-    headers = {"X-API-Key": site["keys"][key]} if key else {}
+    headers = ({"X-API-Key": site["keys"][key]} if key else {}) | kwargs.pop("headers", {})
     response = httpx.request(method, site["url"] + path, headers=headers, timeout=120, **kwargs)
     assert "Traceback" not in response.text
     return response
@@ -124,6 +124,11 @@ def test_search_answers_what_the_cli_prints(site, faces):
     expected = json.loads(printed.stdout)
     got = answer.json()
     assert got["query"] == "obama.jpg" and expected["query"] == str(faces / OBAMA)
+    # a search key gets a photo reference, never the server's path: otherwise the CLI's JSON
+    for m in (m for f in got["faces"] for m in f["matches"]):
+        assert m.pop("photo") == f"/v1/photos/{m.pop('photo_id')}"
+    for m in (m for f in expected["faces"] for m in f["matches"]):
+        del m["photo"]
     assert {k: v for k, v in got.items() if k != "query"} == {k: v for k, v in expected.items() if k != "query"}
     assert got["faces"][0]["matches"][0]["person"] == "barack_obama"
 
@@ -242,7 +247,7 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
     assert "role" in bad["detail"]
     _problem(_call(site, "POST", "/v1/people", key=admin, json={"name": "x", "role": "r" * 301}),
              422, "invalid_request")
-    _problem(_call(site, "POST", "/v1/people", key=admin, json={"name": "../etc"}), 400, "invalid_option")
+    _problem(_call(site, "POST", "/v1/people", key=admin, json={"name": "../etc"}), 422, "invalid_person_name")
     _problem(_call(site, "POST", "/v1/people/nobody/photos", key=admin, files=_photo(faces, OBAMA, "photos")),
              404, "not_found")
 
@@ -273,9 +278,11 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
     _problem(_call(site, "GET", "/v1/people/jane_doe"), 404, "not_found")  # to visitors: nobody
     assert _call(site, "GET", "/v1/people/jane_doe", key=admin).status_code == 200  # staff still see them
 
-    one = person["faces"][0]
+    one = _call(site, "GET", "/v1/people/jane_doe", key=admin).json()["faces"][0]  # an admin: the path too
+    photo_id = one["photo_id"]
+    assert f"/v1/photos/{photo_id}" in {f["photo"] for f in person["faces"]}  # a search key: the reference
     with lookalike.open(site["db"]) as lib:
-        photo_id = next(i for i, path, _, _ in lib.person_photos("jane_doe") if path == one["photo"])
+        assert photo_id in {i for i, path, _, _ in lib.person_photos("jane_doe") if path == one["photo"]}
     gone = _call(site, "DELETE", f"/v1/photos/{photo_id}", key=admin)
     assert gone.json()["photos"] == 1 and gone.json()["faces"] == 1
     assert not Path(one["photo"]).exists()  # the uploaded copy is deleted with its row
@@ -377,11 +384,30 @@ def test_openapi_documents_every_route_and_error(site):
                       ("POST", "/v1/verify"), ("GET", "/v1/people"), ("POST", "/v1/people"),
                       ("GET", "/v1/people/{name}"), ("DELETE", "/v1/people/{name}"),
                       ("POST", "/v1/people/{name}/photos"), ("PUT", "/v1/people/{name}/consent"),
-                      ("DELETE", "/v1/photos/{photo_id}"), ("GET", "/v1/stats")}
+                      ("GET", "/v1/photos/{photo_id}"), ("DELETE", "/v1/photos/{photo_id}"), ("GET", "/v1/stats")}
     search = spec["paths"]["/v1/search"]["post"]["responses"]
     assert {"200", "401", "413", "422", "429", "503"} <= set(search)
     assert "Problem" in spec["components"]["schemas"] and "SearchAnswer" in spec["components"]["schemas"]
-    assert site["client"].get("/docs").status_code == 200
+    _problem(site["client"].get("/docs"), 404, "no_such_path")  # off without --docs
+    _problem(site["client"].get("/redoc"), 404, "no_such_path")
+
+
+def test_hostile_shapes_are_problems_never_server_errors(site, faces):
+    """What issue 23 found answered 500 or dodging a limit, as problems: a filter value of
+    50,000 characters, 999 filter fields, malformed JSON without a key, a forged forwarded
+    address (the server trusts no proxy by default, so it changes nothing)."""
+    photo = _photo(faces, OBAMA)
+    _problem(_call(site, "POST", "/v1/search", files=photo, data={"filter": "tag=" + "x" * 50_000}),
+             422, "invalid_request")
+    _problem(_call(site, "POST", "/v1/search", files=photo, data={"filter": [f"tag=t{i}" for i in range(999)]}),
+             422, "invalid_request")
+    _problem(_call(site, "POST", "/v1/people", key=None, content=b'{"name": ', headers={
+        "content-type": "application/json"}), 401, "unauthorized")
+    _problem(_call(site, "POST", "/v1/search", key=None, files=photo, headers={"X-Forwarded-For": "10.1.2.3"}),
+             401, "unauthorized")
+    forged = _served(site, "GET", "/v1/stats", headers={"X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"})
+    assert forged.status_code == 200
+    assert not any("10.1.2.3" in line for line in site["server"].log)
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(site):
@@ -417,7 +443,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(site):
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case) -> None:
-            response = case.call(headers={"X-API-Key": site["keys"]["admin"]})
+            response = case.call(headers={
+                "X-API-Key": site["keys"]["admin"], "X-Forwarded-For": "203.0.113.7"})  # a forged address
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
                 return
@@ -494,3 +521,34 @@ def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
     assert r.status_code == 200, r.text
     assert r.json()["faces"][0]["matches"][0]["person"] == "barack_obama"
     assert spilled == []
+
+
+def test_hostile_photos_cost_one_page_and_are_refused_in_our_words(site, faces):
+    """Issue 23: a 160,000-page TIFF (14 MB) and a looped one are read one page deep and
+    answered like any faceless photo; a PNG whose text chunk inflates past the limit, and one
+    that declares 40,000 x 40,000 pixels, are refused in our words, never Pillow's."""
+    import runpy
+    import struct
+    import zlib
+
+    tiff = runpy.run_path(str(faces.parent / "hostile" / "mktiff.py"))["tiff"]
+    for pages, loop in ((160_000, False), (1_000, True)):
+        _problem(_call(site, "POST", "/v1/search", files={"photo": ("pages.tif", tiff(pages, loop), "image/tiff")}),
+                 422, "no_face")
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def png(side: int, extra: bytes = b"") -> bytes:
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + extra
+                + chunk(b"IDAT", zlib.compress(b"\0" * (side + 1))) + chunk(b"IEND", b""))
+
+    text = png(4, chunk(b"zTXt", b"note\0\0" + zlib.compress(b"a" * (3 << 20))))
+    body = _problem(_call(site, "POST", "/v1/search", files={"photo": ("text.png", text, "image/png")}),
+                    415, "unreadable_photo")
+    assert "text.png" in body["detail"] and "PNG text chunk is too large" in body["detail"]
+    body = _problem(_call(site, "POST", "/v1/search", files={"photo": ("bomb.png", png(40_000), "image/png")}),
+                    413, "photo_too_large")
+    assert "bomb.png" in body["detail"] and "1,600,000,000 pixels" in body["detail"]
+    for leak in ("DOS", "PIL", "Plugin", "MAX_TEXT_CHUNK"):
+        assert leak not in json.dumps(body)
