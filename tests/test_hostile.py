@@ -20,7 +20,9 @@ from lookalike.ingest.corpus import read_manifest, resolve_inside
 from lookalike.query.search import Filter
 
 MAX_PIXELS = 100_000_000
-FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# no wall-clock deadline: on a loaded machine it failed examples that took 2.3 s of waiting;
+# a hang is caught by the CPU time of the decode itself (_decode_is_total)
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _small_images() -> list[bytes]:
@@ -38,7 +40,7 @@ SEEDS = _small_images()
 
 
 def _decode_is_total(data: bytes) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # this thread's CPU seconds: the decoder's work, not the machine's load
     try:
         decoded = decode(data, "fuzz.jpg", MAX_PIXELS)
     except BadImage as err:
@@ -47,7 +49,7 @@ def _decode_is_total(data: bytes) -> None:
     else:
         h, w, c = decoded.rgb.shape
         assert c == 3 and h * w <= MAX_PIXELS and decoded.rgb.dtype.name == "uint8"
-    assert time.perf_counter() - started < 2.0  # a hang is a failure too
+    assert time.thread_time() - started < 2.0  # a hang is a failure too
 
 
 @FAST
