@@ -457,9 +457,11 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
-def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 240):
+def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 1800):
     """Start a server process in its own process group; yield once ``port`` answers a
-    pymilvus call; stop the whole group (a wrapper's children included) at the end."""
+    pymilvus call; stop the whole group (a wrapper's children included) at the end.
+    A server that exits fails at once; ``timeout`` only bounds one that never answers (it
+    was 240 s, and a Milvus standalone on this 2-core VM under load ~15 missed it)."""
     import signal
 
     log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
