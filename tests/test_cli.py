@@ -21,12 +21,12 @@ def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subproc
 
 
 @pytest.fixture(scope="module")
-def small_lib(faces, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli")
-    db = folder / "s.db"
-    result = run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "--json")
-    assert result.returncode == 0, result.stderr
-    return db, json.loads(result.stdout)
+def small_lib(small_golden, tmp_path_factory):
+    """This module's copy of celeb/face_recognition ingested by the CLI, and its summary."""
+    from conftest import copy_library
+
+    golden, summary = small_golden
+    return copy_library(golden, tmp_path_factory.mktemp("cli") / "s.db"), summary
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus"])
@@ -365,9 +365,8 @@ def test_person_sorted_by_centroid_with_planted_outlier_and_montage(planted_db, 
     assert missing.returncode == 1 and "no person named 'nobody'" in missing.stderr
 
 
-def test_index_rebuild_hnsw_then_remove_uses_tombstones(faces, tmp_path):
-    db = tmp_path / "h.db"
-    assert run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+def test_index_rebuild_hnsw_then_remove_uses_tombstones(faces, small_db):
+    db = small_db
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
     flat = json.loads(run("search", query, "--db", str(db), "-k", "5", "--json").stdout)
     info = json.loads(run("index", "info", "--db", str(db), "--json").stdout)

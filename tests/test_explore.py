@@ -46,9 +46,8 @@ def test_planted_mislabelled_photo_is_the_top_outlier(planted_db, tmp_path):
     assert found[0]["robust_z"] < -3.5 and montage.stat().st_size > 1000
 
 
-def test_explore_cli_writes_plots_and_montages(faces, tmp_path):
-    db = tmp_path / "c.db"
-    assert run("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(db), "-q").returncode == 0
+def test_explore_cli_writes_plots_and_montages(faces, small_db, tmp_path):
+    db = small_db
     pca = run("explore", "pca", "--db", str(db), "--components", "2", "--plot", str(tmp_path / "s.png"),
               "--montage-dir", str(tmp_path / "axes"), "--json")
     assert pca.returncode == 0, pca.stderr

@@ -52,9 +52,8 @@ def test_strength_zero_is_the_plain_search(library, faces):
     assert "toward person:joe_biden" in moved.faces[0].moved
 
 
-def test_path_from_a_person_to_themself_stays_with_them(faces, tmp_path):
-    db = tmp_path / "p.db"
-    assert run("ingest", str(faces / "celeb/face_recognition"), "--db", str(db), "-q").returncode == 0
+def test_path_from_a_person_to_themself_stays_with_them(faces, small_db, tmp_path):
+    db = small_db
     obama = str(faces / "celeb/face_recognition/barack_obama/obama.jpg")
     out = run("path", obama, obama, "--db", str(db), "--steps", "4", "--montage", str(tmp_path / "p.jpg"), "--json")
     assert out.returncode == 0, out.stderr

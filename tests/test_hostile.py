@@ -20,7 +20,9 @@ from lookalike.ingest.corpus import read_manifest, resolve_inside
 from lookalike.query.search import Filter
 
 MAX_PIXELS = 100_000_000
-FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# no wall-clock deadline: on a loaded machine it failed examples that took 2.3 s of waiting;
+# a hang is caught by the CPU time of the decode itself (_decode_is_total)
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _small_images() -> list[bytes]:
@@ -38,7 +40,7 @@ SEEDS = _small_images()
 
 
 def _decode_is_total(data: bytes) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # this thread's CPU seconds: the decoder's work, not the machine's load
     try:
         decoded = decode(data, "fuzz.jpg", MAX_PIXELS)
     except BadImage as err:
@@ -47,8 +49,8 @@ def _decode_is_total(data: bytes) -> None:
     else:
         h, w, c = decoded.rgb.shape
         assert c == 3 and h * w <= MAX_PIXELS and decoded.rgb.dtype.name == "uint8"
-    # a hang is a failure too: a bound far above any machine's decode (ms), not a speed test
-    assert time.perf_counter() - started < 60.0
+    # a hang is a failure too: CPU time of this thread (not the machine's load), far above a decode's
+    assert time.thread_time() - started < 10.0
 
 
 @FAST
@@ -108,14 +110,14 @@ def test_extreme_sizes_are_handled_within_bounds(size, fmt):
 
     buf = io.BytesIO()
     Image.new("L", size).save(buf, fmt)
-    started = time.perf_counter()
+    started = time.thread_time()  # this thread's CPU seconds, not the machine's load
     try:
         decoded = decode(buf.getvalue(), f"x.{fmt.lower()}", MAX_PIXELS)
         assert decoded.rgb.shape[:2] == (size[1], size[0])
     except BadImage as err:
         assert size == (30000, 30000) and err.status == "too_large"
         assert "900,000,000 pixels, over the 100 MP limit" in err.reason and "DOS" not in err.reason
-    assert time.perf_counter() - started < 60.0  # only a hang (a full 900 MP decode) is caught
+    assert time.thread_time() - started < 60.0  # only a hang (a full 900 MP decode) is caught
 
 
 # -- manifests and paths --------------------------------------------------------------

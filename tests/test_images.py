@@ -89,8 +89,8 @@ def test_decompression_bomb_is_refused_fast():
 
     buf = io.BytesIO()
     Image.new("L", (20000, 20000)).save(buf, "PNG")  # 400 MP of zeros, ~400 KB on disk
-    started = time.perf_counter()
+    started = time.thread_time()  # this thread's CPU seconds: the refusal's work, not the machine's load
     with pytest.raises(BadImage) as err:
         decode(buf.getvalue(), "bomb.png", 100_000_000)
     assert err.value.status == "too_large"
-    assert time.perf_counter() - started < 60.0  # only a hang: the refusal itself is the check
+    assert time.thread_time() - started < 10.0  # only a hang: the refusal itself is the check

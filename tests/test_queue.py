@@ -104,6 +104,7 @@ def _has_queue(db) -> bool:
         return False
 
 
+@pytest.mark.crash
 def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces, tmp_path):
     from conftest import Backend, lfw_people
 
@@ -143,6 +144,7 @@ def test_same_bytes_under_two_paths_are_stored_once(postgres, faces, tmp_path):
     assert db.sql("select count(*) from faces") == [(1,)]
 
 
+@pytest.mark.crash
 def test_a_photo_that_kept_killing_workers_is_settled_as_an_error(postgres, faces, tmp_path):
     from conftest import Backend
 

@@ -78,7 +78,7 @@ def _serve(db: Path, *args: str, env: dict | None = None):
     proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(db), "--port", str(port), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 900  # bounds a server that never answers; one that exits fails at once
     while True:
         try:
             if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
