@@ -21,7 +21,8 @@ from conftest import cli, lfw_people
 
 from lookalike.errors import ManifestError
 from lookalike.ingest import formats
-from lookalike.ingest.formats import FORMATS, IMDB_MIN_FACE_SCORE, CorpusFormat
+from lookalike.ingest.formats import FORMATS, IMDB_MIN_FACE_SCORE
+from lookalike.ingest.formats_common import LICENCES, SOURCES, CorpusFormat
 
 # real file names of the corpora (UTKFace's "39_1_2017..." really is in UTKFace: no race)
 UTK_GOOD = ["20_1_0_20170103163040136.jpg.chip.jpg", "1_0_2_20161219222456375.jpg.chip.jpg"]
@@ -130,7 +131,7 @@ def make_utkface(root: Path, photos: dict[str, Path] | None = None) -> Path:
 def test_every_format_has_a_reader_and_a_cli_name():
     assert set(FORMATS) == set(CorpusFormat)
     assert [f.value for f in CorpusFormat] == ["lfw", "vggface2", "celeba", "imdb-wiki", "utkface"]
-    assert set(formats.LICENCES) == set(formats.SOURCES) == set(CorpusFormat)
+    assert set(LICENCES) == set(SOURCES) == set(CorpusFormat)
 
 
 def test_lfw_names_people_by_folder_inside_the_unpacked_folder(tmp_path):

@@ -20,6 +20,7 @@ from lookalike.config import upload_folder
 from lookalike.errors import BadPersonName
 from lookalike.ingest import formats
 from lookalike.ingest.corpus import Profile, person_name_problem, read_manifest, scan
+from lookalike.ingest.formats_common import person_name
 
 BAD = {"": "empty", "   ": "empty", ".": "folder reference", "..": "folder reference",
        " .. ": "folder reference", "a/b": "path separator", "a\\b": "path separator",
@@ -97,7 +98,7 @@ def test_format_readers_refuse_the_same_names(tmp_path):
     assert len(reasons) == 2 and all(r.startswith("bad person name: folder") for r in reasons)
     assert "path separator" in reasons[0] and "control character U+0009" in reasons[1]
     assert formats.skipped(items) == {"bad person name": 2}
-    assert formats._person_name("..")[1] is not None and formats._person_name("AC/DC")[1] is not None
+    assert person_name("..")[1] is not None and person_name("AC/DC")[1] is not None
 
 
 def test_an_upload_folder_never_leaves_uploads(tmp_path):

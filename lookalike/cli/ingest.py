@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ..ingest.formats import CorpusFormat
+from ..ingest.formats_common import CorpusFormat
 from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _print_json, app, opened
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 

@@ -61,24 +61,31 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ManifestError
+from .formats_common import (
+    CorpusFormat,
+    PathLike,
+    corpus_folder,
+    first_file,
+    person_name,
+    photos,
+    profile,
+    reject,
+    text_lines,
+)
 
 if TYPE_CHECKING:
     from .corpus import Item, Profile
 
-# The module is imported by the CLI for its option type: the corpus module (and, through
-# it, NumPy and SQLAlchemy) is imported inside the readers, where it is needed.
-
-PathLike = str | os.PathLike[str]
+# The module is imported by the CLI (`lookalike ingest --format`): the corpus module (and,
+# through it, NumPy and SQLAlchemy) is imported inside the readers, where it is needed.
 
 # IMDB-WIKI's face_score is the dataset's own detector score: -inf where it found no face
 # (face_location is then the whole photo), low scores mostly background faces, cartoons
@@ -93,34 +100,6 @@ UTKFACE_MAX_AGE = 120  # UTKFace's oldest is 116; a larger number is a misnamed 
 _UTKFACE_NAME = re.compile(r"(\d{1,3})_(\d)_(\d)_(\d{6,})")
 
 
-class CorpusFormat(str, Enum):
-    """The layouts ``lookalike ingest --format`` reads."""
-
-    lfw = "lfw"
-    vggface2 = "vggface2"
-    celeba = "celeba"
-    imdb_wiki = "imdb-wiki"
-    utkface = "utkface"
-
-
-# what a profile says of where the corpus comes from and on which terms
-LICENCES = {
-    CorpusFormat.lfw: "LFW: public research benchmark, no licence stated; photos (c) their photographers",
-    CorpusFormat.vggface2: "VGGFace2: research use only; annotations CC BY-SA 4.0; images from the web, "
-                           "(c) their owners",
-    CorpusFormat.celeba: "CelebA: non-commercial research purposes only (CelebA release agreement)",
-    CorpusFormat.imdb_wiki: "IMDB-WIKI: academic research purposes only",
-    CorpusFormat.utkface: "UTKFace: non-commercial research purposes only",
-}
-SOURCES = {
-    CorpusFormat.lfw: "http://vis-www.cs.umass.edu/lfw/",
-    CorpusFormat.vggface2: "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/",
-    CorpusFormat.celeba: "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
-    CorpusFormat.imdb_wiki: "https://data.vision.ee.ethz.ch/cvl/rrothe/imdb-wiki/",
-    CorpusFormat.utkface: "https://susanqq.github.io/UTKFace/",
-}
-
-
 # -- LFW ----------------------------------------------------------------------------------
 LFW_FOLDERS = ("lfw-deepfunneled", "lfw_funneled", "lfw")
 
@@ -131,7 +110,7 @@ def lfw(path: PathLike) -> list[Item]:
     person folder is rejected: LFW names nobody there."""
     from .corpus import Item
 
-    root = _folder(path, CorpusFormat.lfw)
+    root = corpus_folder(path, CorpusFormat.lfw)
     for _ in range(2):  # lfw-deepfunneled.tgz, and Kaggle's lfw-deepfunneled/lfw-deepfunneled/
         inner = [root / name for name in LFW_FOLDERS if (root / name).is_dir()]
         if len(inner) > 1:
@@ -141,14 +120,14 @@ def lfw(path: PathLike) -> list[Item]:
             break
         root = inner[0]
     items = []
-    for file in _photos(root):
+    for file in photos(root):
         parts = file.relative_to(root).parts
         if len(parts) != 2:
-            items.append(_reject(file, "not in a person folder", "LFW keeps each photo in PATH/<Person_Name>/"))
+            items.append(reject(file, "not in a person folder", "LFW keeps each photo in PATH/<Person_Name>/"))
             continue
-        name, problem = _person_name(parts[0].replace("_", " "))
+        name, problem = person_name(parts[0].replace("_", " "))
         if problem:
-            items.append(_reject(file, "bad person name", f"folder {parts[0]!r}: {problem}"))
+            items.append(reject(file, "bad person name", f"folder {parts[0]!r}: {problem}"))
         else:
             items.append(Item(str(file), name))
     return items
@@ -162,8 +141,8 @@ def vggface2(path: PathLike) -> list[Item]:
     not name is rejected: filing it under ``n000002`` would invent a person."""
     from .corpus import Item
 
-    root = _folder(path, CorpusFormat.vggface2)
-    meta = _first_file(root, ("identity_meta.csv", "meta/identity_meta.csv"), CorpusFormat.vggface2,
+    root = corpus_folder(path, CorpusFormat.vggface2)
+    meta = first_file(root, ("identity_meta.csv", "meta/identity_meta.csv"), CorpusFormat.vggface2,
                        "it names each class folder")
     identities = _vggface2_identities(meta)
     splits = [root / split for split in ("train", "test") if (root / split).is_dir()]
@@ -173,24 +152,24 @@ def vggface2(path: PathLike) -> list[Item]:
     profiles: dict[str, Profile] = {}
     items = []
     for split in splits:
-        for file in _photos(split):
+        for file in photos(split):
             parts = file.relative_to(split).parts
             if len(parts) != 2:
-                items.append(_reject(file, "not in a class folder",
+                items.append(reject(file, "not in a class folder",
                                      f"VGGFace2 keeps photos in {split.name}/<class_id>/"))
                 continue
             known = identities.get(parts[0])
             if known is None:
-                items.append(_reject(file, "unknown class", f"{parts[0]} is not in {meta}"))
+                items.append(reject(file, "unknown class", f"{parts[0]} is not in {meta}"))
                 continue
             raw, gender = known
-            name, problem = _person_name(raw.replace("_", " "))
+            name, problem = person_name(raw.replace("_", " "))
             if problem:
-                items.append(_reject(file, "bad person name", f"{parts[0]} in {meta.name}: {problem}"))
+                items.append(reject(file, "bad person name", f"{parts[0]} in {meta.name}: {problem}"))
                 continue
             if name not in profiles:
                 tags = [f"gender:{gender}"] if gender else []
-                profiles[name] = _profile(CorpusFormat.vggface2, tags)
+                profiles[name] = profile(CorpusFormat.vggface2, tags)
             items.append(Item(str(file), name, profiles[name]))
     return items
 
@@ -200,7 +179,7 @@ def _vggface2_identities(meta: Path) -> dict[str, tuple[str, str | None]]:
     space (`` "Aaron_Eckhart"``): the csv module with ``skipinitialspace`` reads them."""
     genders = {"m": "male", "f": "female"}
     out: dict[str, tuple[str, str | None]] = {}
-    rows = csv.reader(_text_lines(meta), skipinitialspace=True)
+    rows = csv.reader(text_lines(meta), skipinitialspace=True)
     header = [h.strip().lower() for h in next(rows, [])]
     if "class_id" not in header or "name" not in header:
         raise ManifestError(f"{meta}: the header must name Class_ID and Name columns (found {header})")
@@ -232,8 +211,8 @@ def celeba(path: PathLike) -> list[Item]:
     partial download), are rejected with that reason."""
     from .corpus import Item
 
-    root = _folder(path, CorpusFormat.celeba)
-    identity = _first_file(root, CELEBA_IDENTITY, CorpusFormat.celeba, "it says whose each photo is")
+    root = corpus_folder(path, CorpusFormat.celeba)
+    identity = first_file(root, CELEBA_IDENTITY, CorpusFormat.celeba, "it says whose each photo is")
     images = next((root / p for p in CELEBA_IMAGES if (root / p).is_dir()), None)
     if images is None:
         raise ManifestError(f"{root}: no img_align_celeba/ or img_celeba/ folder; unpack "
@@ -243,21 +222,21 @@ def celeba(path: PathLike) -> list[Item]:
     ids = _celeba_identities(identity)
     items = []
     on_disk = set()
-    for file in _photos(images):
+    for file in photos(images):
         on_disk.add(file.name)
         ident = ids.get(file.name) if file.parent == images else None
         if ident is None:
-            items.append(_reject(file, "unknown photo", f"{file.name} is not in {identity}"))
+            items.append(reject(file, "unknown photo", f"{file.name} is not in {identity}"))
         else:
             items.append(Item(str(file), f"celeba-{ident}"))
     for name in sorted(set(ids) - on_disk):
-        items.append(_reject(images / name, "missing photo", f"listed in {identity.name} but not in {images}"))
+        items.append(reject(images / name, "missing photo", f"listed in {identity.name} but not in {images}"))
     return items
 
 
 def _celeba_identities(identity: Path) -> dict[str, int]:
     out = {}
-    for number, line in enumerate(_text_lines(identity), start=1):
+    for number, line in enumerate(text_lines(identity), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -290,7 +269,7 @@ def imdb_wiki(path: PathLike) -> list[Item]:
     person (and then, their birth dates disagreeing, no ``born`` tag)."""
     from .corpus import Item, resolve_inside
 
-    root = _folder(path, CorpusFormat.imdb_wiki)
+    root = corpus_folder(path, CorpusFormat.imdb_wiki)
     mats = [(root / f"{key}.mat", key) for key in ("imdb", "wiki") if (root / f"{key}.mat").is_file()]
     if not mats:
         raise ManifestError(f"{root}: no imdb.mat or wiki.mat; it is in the imdb_crop / wiki_crop "
@@ -301,22 +280,22 @@ def imdb_wiki(path: PathLike) -> list[Item]:
         for raw, name, score, second, gender, born in _imdb_rows(mat, key):
             target, problem = resolve_inside(root, raw) if raw else (mat, "the row has no full_path")
             if problem:  # resolve_inside speaks of manifests; here the .mat is the manifest
-                rejected.append(_reject(target, "bad path", f"{mat.name}: "
+                rejected.append(reject(target, "bad path", f"{mat.name}: "
                                         + problem.replace("the manifest's folder", "the corpus folder")))
             elif math.isnan(score) or score == -math.inf:
-                rejected.append(_reject(target, "no face", f"the dataset's detector found none (face_score {score})"))
+                rejected.append(reject(target, "no face", f"the dataset's detector found none (face_score {score})"))
             elif score < IMDB_MIN_FACE_SCORE:
-                rejected.append(_reject(target, "weak face", f"face_score {score:.2f} is below "
+                rejected.append(reject(target, "weak face", f"face_score {score:.2f} is below "
                                         f"{IMDB_MIN_FACE_SCORE}: often not a face, or not the named person's"))
             elif not math.isnan(second):
-                rejected.append(_reject(target, "second face", f"second_face_score {second:.2f}: which face is "
+                rejected.append(reject(target, "second face", f"second_face_score {second:.2f}: which face is "
                                         f"{name or 'the named person'} would be a guess"))
             elif not name:
-                rejected.append(_reject(target, "no name", f"{mat.name} names nobody for this photo"))
-            elif (problem := _person_name(name)[1]) is not None:
-                rejected.append(_reject(target, "bad person name", problem))
+                rejected.append(reject(target, "no name", f"{mat.name} names nobody for this photo"))
+            elif (problem := person_name(name)[1]) is not None:
+                rejected.append(reject(target, "bad person name", problem))
             elif not target.is_file():
-                rejected.append(_reject(target, "missing photo", f"listed in {mat.name} but not found"))
+                rejected.append(reject(target, "missing photo", f"listed in {mat.name} but not found"))
             else:
                 kept.append((target, " ".join(name.split()), gender, born))
     genders: dict[str, set[str]] = {}
@@ -332,7 +311,7 @@ def imdb_wiki(path: PathLike) -> list[Item]:
         if name not in profiles:
             tags = [f"gender:{g}" for g in genders.get(name, ()) if len(genders[name]) == 1]
             tags += [f"born:{b}" for b in births.get(name, ()) if len(births[name]) == 1]
-            profiles[name] = _profile(CorpusFormat.imdb_wiki, tags)
+            profiles[name] = profile(CorpusFormat.imdb_wiki, tags)
         items.append(Item(str(target), name, profiles[name]))
     return sorted(items + rejected, key=lambda item: item.path)
 
@@ -415,20 +394,20 @@ def utkface(path: PathLike) -> list[Item]:
     A file whose name does not parse is rejected with the reason, never guessed at."""
     from .corpus import Item
 
-    root = _folder(path, CorpusFormat.utkface)
+    root = corpus_folder(path, CorpusFormat.utkface)
     items = []
-    for file in _photos(root):
+    for file in photos(root):
         stem = file.name.split(".")[0]
         match = _UTKFACE_NAME.fullmatch(stem)
         if match is None:
-            items.append(_reject(file, "unparsed name", f"{file.name} is not AGE_GENDER_RACE_DATETIME.jpg"))
+            items.append(reject(file, "unparsed name", f"{file.name} is not AGE_GENDER_RACE_DATETIME.jpg"))
             continue
         age, gender, race = int(match[1]), UTKFACE_GENDERS.get(match[2]), int(match[3])
         if gender is None or race > 4 or age > UTKFACE_MAX_AGE:
-            items.append(_reject(file, "unparsed name", f"{file.name}: age {age}, gender {match[2]} or race "
+            items.append(reject(file, "unparsed name", f"{file.name}: age {age}, gender {match[2]} or race "
                                  f"{race} is outside UTKFace's labels (age 0-116, gender 0-1, race 0-4)"))
             continue
-        items.append(Item(str(file), stem, _profile(CorpusFormat.utkface, [f"age:{age}", f"gender:{gender}"])))
+        items.append(Item(str(file), stem, profile(CorpusFormat.utkface, [f"age:{age}", f"gender:{gender}"])))
     return items
 
 
@@ -454,74 +433,3 @@ def skipped(items: Iterable[Item]) -> dict[str, int]:
     a ``--format`` ingest."""
     counts = Counter(item.rejected.kind for item in items if item.rejected)
     return dict(counts.most_common())
-
-
-# -- shared helpers -----------------------------------------------------------------------
-def _folder(path: PathLike, corpus_format: CorpusFormat) -> Path:
-    folder = Path(path).expanduser().absolute()
-    if not folder.is_dir():
-        what = "no such folder" if not folder.exists() else "not a folder"
-        raise ManifestError(f"{folder}: {what}; --format {corpus_format.value} reads the corpus's folder "
-                            "as it was unpacked")
-    return folder
-
-
-def _first_file(root: Path, candidates: tuple[str, ...], corpus_format: CorpusFormat, why: str) -> Path:
-    for candidate in candidates:
-        if (root / candidate).is_file():
-            return root / candidate
-    raise ManifestError(f"{root}: no {' or '.join(candidates)}; --format {corpus_format.value} needs it ({why}): "
-                        "download it with the photos")
-
-
-def _text_lines(path: Path) -> list[str]:
-    """The file's lines, as UTF-8, else Latin-1: the identity files predate any encoding
-    rule, and Latin-1 reads every byte, so a name is misspelt at worst, never refused."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot be read ({err.strerror or err})") from err
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return text.splitlines()
-
-
-def _photos(folder: Path) -> Iterator[Path]:
-    """Image files under ``folder``, sorted, hidden files and folders left out."""
-    from .corpus import IMAGE_EXTENSIONS
-
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                yield Path(root) / name
-
-
-def _reject(path: Path, kind: str, detail: str) -> Item:
-    from .corpus import Item, Rejection
-
-    return Item(str(path), None, rejected=Rejection(kind, detail))
-
-
-def _person_name(raw: str) -> tuple[str, str | None]:
-    """The name with its spaces tidied, and why it cannot be a person's name
-    (:func:`.corpus.person_name_problem`: empty, ``..``, a path separator, a control
-    character, too long). Corpus names are kept as written otherwise: ``O'Brien`` is a
-    name, though staff could not type it (:func:`.corpus.check_person_name`)."""
-    from .corpus import person_name_problem
-
-    name = " ".join(raw.split())
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in raw):  # the tidying would hide a tab or a newline
-        return name, person_name_problem(raw)
-    return name, person_name_problem(name)
-
-
-def _profile(corpus_format: CorpusFormat, tags: list[str]) -> Profile:
-    """A labelled corpus's profile: its tags, licence and home page, checked as every
-    stored profile is."""
-    from .corpus import Profile, check_profile, parse_tags
-
-    return check_profile(Profile(tags=parse_tags(tags), consent_display=None, license=LICENCES[corpus_format],
-                                 source_url=SOURCES[corpus_format]))
