@@ -136,13 +136,9 @@ def _weights_cache() -> Path | None:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    from lookalike.models.catalog import sha256_of
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 def _copy_checked(src: Path, dst: Path, sha256: str) -> bool:
@@ -536,3 +532,12 @@ def backend(request, tmp_path) -> Backend:
     """Run the test on every store (issue 8: the behaviour tests hold on each backend;
     issue 18: Milvus Lite beside SQLite, and PostgreSQL + a real Milvus standalone)."""
     return make_backend(request, tmp_path, request.param)
+
+
+def problem(response, status: int, code: str) -> dict:
+    """The answer is an ``application/problem+json`` with this status and code, and says why."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["code"] == code and body["detail"]
+    return body

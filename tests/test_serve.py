@@ -110,11 +110,9 @@ def _photo(faces: Path, rel: str, field: str = "photo") -> dict:
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["code"] == code and body["detail"]
-    return body
+    from conftest import problem
+
+    return problem(response, status, code)
 
 
 def test_search_answers_what_the_cli_prints(site, faces):

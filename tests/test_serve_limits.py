@@ -71,11 +71,9 @@ def client(lib):
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["code"] == code and body["detail"]
-    return body
+    from conftest import problem
+
+    return problem(response, status, code)
 
 
 # -- in process ---------------------------------------------------------------------------
