@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import config
+from . import config, people
 from .config import Settings
-from .errors import BadPersonName, ConfigError, NotFound, NothingIngested
+from .errors import ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacePipeline, FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
 from .space import SpaceView
-from .store import consent, db, key_rows, person_rows, photo_rows, space_rows
+from .store import consent, db, person_rows, photo_rows, space_rows
 from .store.schema import Audience
 
 if TYPE_CHECKING:
@@ -323,22 +323,10 @@ class Library:
                     view.index.save()
                     rebuilt = IndexMaintenance(view).upkeep() or rebuilt
             IndexMaintenance(self.view).erase()
-            self._delete_owned({ph.path for ph in photos})
+            people.delete_owned(self.settings.upload_dir, {ph.path for ph in photos})
         self.view.refresh()
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
-
-    def _delete_owned(self, paths: set[str]) -> None:
-        """Delete the files the library keeps itself (photos uploaded through the HTTP API or
-        the admin page, under ``settings.upload_dir``); a corpus elsewhere is the user's."""
-        owned = self.settings.upload_dir
-        if owned is None:
-            return
-        for path in map(Path, paths):
-            if path.is_relative_to(owned) and path.is_file():
-                path.unlink()
-                if path.parent != owned and not any(path.parent.iterdir()):
-                    path.parent.rmdir()
 
     def _settle_indexes(self) -> dict[int, SpaceView]:
         """A removal killed after its database commit leaves the removed faces in the index
@@ -396,13 +384,11 @@ class Library:
 
     def profiles(self, names: Iterable[str]) -> dict:
         """Person name -> :class:`lookalike.store.person_rows.Profile` (role, organisation, story, tags)."""
-        with self.session() as session:
-            return person_rows.profiles(session, names)
+        return people.profiles(self.session, names)
 
     def display_tags(self) -> list[str]:
         """Self-declared tags a visitor may narrow role models by (consenting people only)."""
-        with self.session() as session:
-            return person_rows.display_tags(session)
+        return people.display_tags(self.session)
 
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""
@@ -455,79 +441,34 @@ class Library:
 
         return verify(self.view, photo_a, photo_b)
 
-    # -- people, as staff keep them (HTTP API, admin page) --------------------------------
+    # -- people, as staff keep them (HTTP API, admin page): lookalike.people --------------
     def people(self, *, hide_declined: bool = True, name: str | None = None) -> list[person_rows.PersonSummary]:
         """Everyone (or the one called ``name``) with their profile and counts; by default
         without the people whose profile withholds consent (what a visitor may see)."""
-        with self.session() as session:
-            return person_rows.people(session, self.existing_space_id(), hide_declined=hide_declined, name=name)
+        return people.people(self.session, self.view.existing_space_id(), hide_declined=hide_declined, name=name)
 
     def save_profile(self, name: str, profile: NewProfile) -> person_rows.Profile:
         """Create a person, or replace their profile (display name, role, organisation,
-        story, tags, consent). The text is checked (:func:`lookalike.ingest.corpus.check_profile`)
-        and stored as data: every page and answer shows it as text, never as markup."""
-        from .ingest.corpus import check_person_name, check_profile
-
-        name = check_person_name(name)  # BadPersonName: the HTTP API's 422
-        try:
-            profile = check_profile(profile)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        with self.session() as session:
-            person_rows.upsert_person(session, name, profile)
-            session.commit()
-            return person_rows.profiles(session, [name])[name]
+        story, tags, consent), checked and stored as text (:func:`lookalike.people.save_profile`)."""
+        return people.save_profile(self.session, name, profile)
 
     def set_consent(self, name: str, consent: bool) -> None:
         """Record consent to be displayed. Withdrawn, the person leaves every visitor's
         search at once: each search reads consent from the database when it runs."""
-        with self.session() as session:
-            if not person_rows.set_consent(session, name, consent):
-                raise NotFound(f"no person named {name!r} in this library")
-            session.commit()
+        people.set_consent(self.session, name, consent)
 
     def person_photos(self, name: str) -> list[tuple[int, str, str, str | None]]:
         """(photo id, path, status, reason) of a person's photos, failed ones included."""
-        with self.session() as session:
-            row = person_rows.person_by_name(session, name)
-            if row is None:
-                raise NotFound(f"no person named {name!r} in this library")
-            return photo_rows.person_photos(session, self.existing_space_id(), row.id)
+        return people.person_photos(self.session, self.view.existing_space_id(), name)
 
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
-        """Store uploaded photos (file name, bytes) under ``settings.upload_dir/NAME/`` (a
-        hashed folder name when NAME is not a plain path segment: :func:`config.upload_folder`) and
-        ingest them as that person's; returns the report and stored path -> file name. A
-        file is named by its bytes' hash, so sending the same photo twice stores it once;
-        nothing is written for a person who does not exist. :meth:`remove` deletes them."""
-        import hashlib
-
-        from .faces.images import IMAGE_EXTENSIONS
-        from .ingest.corpus import person_name_problem
-
-        problem = person_name_problem(name)
-        if problem is not None:  # a name stored before names were checked: readable, not a folder
-            raise BadPersonName(f"{problem}; photos cannot be added under this name")
-        with self.session() as session:
-            if person_rows.person_by_name(session, name) is None:
-                raise NotFound(f"no person named {name!r} in this library; create their profile first")
-        if not uploads:
-            raise ConfigError("no photo given")
-        assert self.settings.upload_dir is not None
-        folder = config.upload_folder(self.settings.upload_dir, name)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths: dict[str, str] = {}
-        for filename, data in uploads:
-            suffix = Path(filename).suffix.lower()
-            suffix = suffix if suffix in IMAGE_EXTENSIONS else ".jpg"  # the bytes decide what it is
-            target = folder / f"{hashlib.sha256(data).hexdigest()[:24]}{suffix}"
-            if not target.exists():
-                part = target.with_name(target.name + ".part")
-                part.write_bytes(data)
-                part.replace(target)  # a crash leaves a .part, never half a photo the scan would read
-            paths[str(target)] = filename
+        """Store uploaded photos (file name, bytes) under ``settings.upload_dir``
+        (:func:`lookalike.people.store_uploads`) and ingest them as that person's; returns the
+        report and stored path -> file name. :meth:`remove` deletes them."""
         from .ingest import corpus
 
+        assert self.settings.upload_dir is not None
+        paths = people.store_uploads(self.session, self.settings.upload_dir, name, uploads)
         scan = corpus.scan(list(paths), person=name)
         return self.ingest_items(scan.items, refuse_empty=False), paths
 
@@ -538,39 +479,22 @@ class Library:
             raise NotFound(f"no photo {photo_id} in this library")
         return path
 
-    # -- HTTP API keys ---------------------------------------------------------------------
+    # -- HTTP API keys: lookalike.people ------------------------------------------------------
     def create_key(self, scope: KeyScope, name: str | None = None) -> tuple[int, str]:
         """A new API key: ``(id, key)``. The key is returned once and never stored, only
         its SHA-256."""
-        import secrets
-
-        key = "lk_" + secrets.token_urlsafe(32)
-        with self.session() as session:
-            key_id = key_rows.add_key(session, scope=scope.value, key_hash=_key_hash(key), prefix=key[:10], name=name)
-            session.commit()
-        return key_id, key
+        return people.create_key(self.session, scope, name)
 
     def keys(self) -> list[dict]:
         """Every key (revoked ones too), without anything that could be used as one."""
-        with self.session() as session:
-            return [{"id": k.id, "name": k.name, "scope": k.scope, "prefix": k.prefix,
-                     "created_at": k.created_at.isoformat(),
-                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
-                    for k in key_rows.api_keys(session)]
+        return people.keys(self.session)
 
     def revoke_key(self, key_id: int) -> None:
-        with self.session() as session:
-            if not key_rows.revoke_key(session, key_id):
-                raise NotFound(f"no API key {key_id} in this library")
-            session.commit()
+        people.revoke_key(self.session, key_id)
 
     def key_scope(self, key: str) -> KeyScope | None:
         """The scope of a valid, unrevoked key; ``None`` for anything else."""
-        from .store.schema import KeyScope
-
-        with self.session() as session:
-            scope = key_rows.key_scope(session, _key_hash(key))
-        return KeyScope(scope) if scope is not None else None
+        return people.key_scope(self.session, key)
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:
         """Compare every space's index file with the database; ``fix`` repairs it."""
@@ -581,14 +505,6 @@ class Library:
             reports.append(IndexMaintenance(self.in_space(row)).doctor(fix))
         return reports
 
-
-
-def _key_hash(key: str) -> str:
-    """What is stored of an API key: its SHA-256 (keys are 32 random bytes, so a fast hash is
-    enough; the key itself is never stored)."""
-    import hashlib
-
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | os.PathLike[str] | None = None,
