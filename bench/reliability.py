@@ -212,12 +212,12 @@ def self_search(db: Path, index_dir: Path, rng: random.Random, vectors: str | No
     import lookalike
 
     with lookalike.open(db, index_dir=index_dir, vectors=vectors) as lib:
-        ids = lib.index.ids()
+        ids = lib.view.index.ids()
         sample = [int(i) for i in rng.sample(list(ids), min(20, len(ids)))]
-        vectors = lib.vectors(sample)
+        vectors = lib.view.vectors(sample)
         hits = 0
         for fid, vec in zip(sample, vectors):
-            _, found = lib.index.search(vec[None], 1)
+            _, found = lib.view.index.search(vec[None], 1)
             hits += int(found[0][0]) == fid
     return hits, len(sample)
 
@@ -229,7 +229,7 @@ import lookalike
 from lookalike.query.search import SearchOptions, search_vectors
 db, index_dir, seconds, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 lib = lookalike.open(db, index_dir=index_dir)
-queries = lib.vectors(lib.index.ids()[:20])
+queries = lib.view.vectors(lib.view.index.ids()[:20])
 runs = failed = phantom = 0
 seen = []
 end = time.monotonic() + seconds
@@ -238,7 +238,7 @@ conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
 while time.monotonic() < end:
     for q in queries:
         try:
-            result = search_vectors(lib, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))
+            result = search_vectors(lib.view, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))
             runs += 1
             ids = [m.face_id for f in result.faces for m in f.matches]
             held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids)) or '-1'})")}
@@ -246,7 +246,7 @@ while time.monotonic() < end:
         except Exception as err:
             failed += 1
             print(type(err).__name__, err, file=sys.stderr)
-    seen.append(lib.index.ntotal)
+    seen.append(lib.view.index.ntotal)
 json.dump({"runs": runs, "failed": failed, "phantom": phantom, "ntotal_first": seen[0], "ntotal_last": seen[-1]},
           open(out, "w"))
 """
@@ -368,7 +368,7 @@ def privacy(folder: Path) -> dict:
     visitor = folder / f"{marker}.png"
     Image.open(FACES / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
     with lookalike.open(db, index_dir=index_dir) as lib:
-        vector = lib.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
+        vector = lib.view.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
         with lib.session() as session:
             from sqlalchemy import text
 

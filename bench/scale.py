@@ -249,7 +249,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
     if args.pg_maintenance_mem:
         server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{args.pg_maintenance_mem}';")
         server.psql("SELECT pg_reload_conf();")
-    space_id = lib.space_id
+    space_id = lib.view.space_id
     started = time.perf_counter()
     with lib.engine.begin() as conn:  # the bench fills the table directly
         photo = conn.execute(text("INSERT INTO photos (space_id, path, status, created_at) "
@@ -263,7 +263,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
                                 "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
     loaded = time.perf_counter() - started
     print(f"  pgvector: {len(base):,} rows copied in {loaded:.0f} s; building HNSW", flush=True)
-    index = PgVectorIndex(lib.engine, lib.space.key, space_id, base.shape[1])  # builds HNSW
+    index = PgVectorIndex(lib.engine, lib.view.space.key, space_id, base.shape[1])  # builds HNSW
     built = time.perf_counter() - started - loaded
     print(f"  pgvector: HNSW built in {built:.0f} s", flush=True)
     index.search(queries[:5], K)  # warm-up
@@ -866,7 +866,7 @@ def wide(folder: Path, n: int) -> dict:
             server, lib = pg_library(folder, "wide")
             lib.close()
             lib = lookalike.open(lib.settings.db_url, index_dir=folder / "wide-pg-idx", model="VGG-Face")
-        space_id = lib.space_id
+        space_id = lib.view.space_id
         with lib.session() as session:
             photo = Photo(space_id=space_id, path="synthetic", status="ok")
             session.add(photo)
@@ -878,14 +878,14 @@ def wide(folder: Path, n: int) -> dict:
             session.commit()
         if backend == "postgres":
             lib.doctor(fix=True)  # faces.vec from the blobs, as for rows stored before pgvector
-        lib.forget_index()
+        lib.view.forget_index()
         row = {}
         for stage in ("exact_4096", "pca_256_rerank"):
             if stage == "pca_256_rerank":
                 started = time.perf_counter()
                 lib.rebuild_index(reduce=256)
                 row["reduce_s"] = round(time.perf_counter() - started, 1)
-            index = lib.index
+            index = lib.view.index
             if backend == "sqlite":
                 index.save()
             info = lib.index_info()

@@ -7,7 +7,7 @@ nothing else does the work. Open one with :func:`lookalike.open`.
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -17,7 +17,7 @@ import numpy as np
 from . import config, people
 from .config import Settings
 from .errors import ConfigError, NotFound, NothingIngested
-from .faces.pipeline import FacePipeline, FacesMode, Space
+from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
@@ -33,15 +33,14 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from .analysis import Analyzer, AnalyzerName
+    from .analysis import AnalyzerName
     from .faces.images import QueryPhoto
-    from .index.protocol import SearchFilters, VectorIndex
     from .ingest.corpus import Item
     from .ingest.corpus import Profile as NewProfile
     from .ingest.report import IngestReport, Progress
     from .ingest.runner import IngestOptions
     from .query.person import PersonReport
-    from .query.search import Calibration, SearchResult
+    from .query.search import SearchResult
     from .query.verify import Verification
     from .store.schema import KeyScope
     from .store.schema import Space as SpaceRow
@@ -95,80 +94,11 @@ class Library:
         """Another embedding space of this library (same engine), e.g. a queue worker's."""
         return self._make_view(Space(row.model, row.detector, row.aligner), row.id)
 
-    # the current view's parts, for the shells
-    @property
-    def space(self) -> Space:
-        return self.view.space
-
-    @property
-    def space_id(self) -> int:
-        return self.view.space_id
-
-    @property
-    def index(self) -> VectorIndex:
-        return self.view.index
-
-    @property
-    def pipeline(self) -> FacePipeline:
-        return self.view.pipeline
-
-    @property
-    def vectors_in_db(self) -> bool:
-        return self.backend.vectors_in_db
-
-    def existing_space_id(self) -> int:
-        return self.view.existing_space_id()
-
-    def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
-        return self.view.vectors(ids)
-
-    def centroids(self) -> dict:
-        return self.view.centroids()
-
-    def calibration(self) -> Calibration:
-        return self.view.calibration()
-
-    def analyzer(self, name: AnalyzerName | str) -> Analyzer:
-        return self.view.analyzer(name)
-
     def index_info(self) -> dict:
         return IndexMaintenance(self.view).info()
 
     def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
         return IndexMaintenance(self.view).rebuild(key, reduce)
-
-    def save_calibration(self, threshold: float, floor: float, source: str, figures: dict) -> None:
-        self.view.save_calibration(threshold, floor, source, figures)
-
-    def centroid_means(self, names: tuple[str, ...] | list[str] = (), audience: Audience = Audience.operator) -> dict:
-        return self.view.centroid_means(names, audience)
-
-    def corpus_centroid(self, audience: Audience = Audience.operator) -> tuple[np.ndarray, int] | None:
-        return self.view.corpus_centroid(audience)
-
-    def write_lock(self) -> AbstractContextManager[None]:
-        return self.view.write_lock()
-
-    def allowed_face_ids(self, filters: tuple | list = (), consented_only: bool = False,
-                         hide_declined: bool = False) -> np.ndarray | None:
-        return self.view.allowed_face_ids(filters, consented_only, hide_declined)
-
-    def search_filters(self, filters: tuple | list = (), consented_only: bool = False,
-                       hide_declined: bool = False) -> SearchFilters | None:
-        return self.view.search_filters(filters, consented_only, hide_declined)
-
-    def forget_index(self) -> None:
-        self.view.forget_index()
-
-    @property
-    def reduction(self) -> Any:  # noqa: ANN401 - lookalike.index.reduction.Reduction or None
-        return self.view.reduction
-
-    def index_vectors(self, ids: np.ndarray) -> np.ndarray:
-        return self.view.index_vectors(ids)
-
-    def train_reduction(self, dim_out: int) -> None:
-        IndexMaintenance(self.view).train_reduction(dim_out)
 
     def _choose_space(self) -> Space:
         s = self.settings
@@ -202,7 +132,7 @@ class Library:
         scan = corpus.scan(paths, person=person)
         if not scan.items:
             raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
-        return self._ingest(scan.items, runner.options(self.space, faces, workers, analyzer), progress,
+        return self._ingest(scan.items, runner.options(self.view.space, faces, workers, analyzer), progress,
                             scan.skipped_files)
 
     def ingest_items(self, items: Iterable[Item], *, faces: FacesMode = FacesMode.largest, workers: int = 0,
@@ -213,7 +143,7 @@ class Library:
         without it the report says what happened to each photo (the admin's uploads)."""
         from .ingest import runner
 
-        return self._ingest(list(items), runner.options(self.space, faces, workers, analyzer), progress,
+        return self._ingest(list(items), runner.options(self.view.space, faces, workers, analyzer), progress,
                             skipped_files, refuse_empty)
 
     def _ingest(self, items: list[Item], options: IngestOptions, progress: Progress | None,
@@ -231,7 +161,7 @@ class Library:
             queued = self.backend.queued_ingest  # the workers store the vectors themselves
             mapping = runner.distributor(view, options, len(items), serve_queue if queued else None)
             report = runner.run(view, items, options, mapping, progress, skipped_files)
-            view.refresh(index=self.vectors_in_db or queued)  # new centroids
+            view.refresh(index=self.backend.vectors_in_db or queued)  # new centroids
             if not report.interrupted:
                 report.index_rebuilt = IndexMaintenance(view).upkeep()
         statuses = report.statuses
@@ -393,7 +323,7 @@ class Library:
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""
         with self.session() as session:
-            return photo_rows.problem_photos(session, self.existing_space_id(), limit)
+            return photo_rows.problem_photos(session, self.view.existing_space_id(), limit)
 
     def face_crop(self, face_id: int, size: int = 160) -> PILImage:
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
@@ -414,8 +344,8 @@ class Library:
                 empty = {s: 0 for s in consent.status_counts(session, -1)}
                 return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
                         "estimates": {"faces": 0, "emotion": {}, "age_band": {}}, "db": self.settings.db_url}
-            out: dict[str, object] = consent.counts(session, self.existing_space_id(), audience)
-        out["index"] = self.backend.stats(self.view, self.index)
+            out: dict[str, object] = consent.counts(session, self.view.existing_space_id(), audience)
+        out["index"] = self.backend.stats(self.view, self.view.index)
         out["db"] = self.settings.db_url
         return out
 

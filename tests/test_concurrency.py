@@ -29,8 +29,8 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     db = tmp_path / "lib.db"
     assert lookalike.open(db).ingest([str(first)]).statuses["ok"] > 0
     reader = lookalike.open(db)
-    queries = reader.vectors(reader.index.ids()[:5])
-    start = reader.index.ntotal
+    queries = reader.view.vectors(reader.view.index.ids()[:5])
+    start = reader.view.index.ntotal
     # the writer stops after its first batch's commit until released (lookalike.faults): the
     # second writer and the CLI search below run while it holds the library, however fast it is
     gate = tmp_path / "gate"
@@ -43,12 +43,13 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     try:
         while writer.poll() is None or runs == 0:
             for q in queries:
-                result = search_vectors(reader, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))  # raises on any torn read
+                # raises on any torn read
+                result = search_vectors(reader.view, [((0, 0, 1, 1), 1.0, q)], SearchOptions(k=5))
                 ids = [m.face_id for f in result.faces for m in f.matches]
                 held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids))})")}
                 assert set(ids) <= held, "an answer named a face the database does not hold"
                 runs += 1
-            seen.append(reader.index.ntotal)
+            seen.append(reader.view.index.ntotal)
             lock = db.parent / "indexes" / ".write.lock"
             if refused is None and (gate / "held").exists():  # the writer holds the library, mid-ingest
                 assert lock.read_text() == f"pid {writer.pid}"
@@ -71,10 +72,10 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     assert writer.wait() == 0, writer.stderr.read()
     assert refused is not None and refused[0] == 1 and "being written by" in refused[1]
     assert cli_ran_during_ingest, "the ingest ended before the CLI search did: the test proved nothing"
-    seen.append(reader.index.ntotal)
+    seen.append(reader.view.index.ntotal)
     assert seen[-1] > start and sorted(seen) == seen  # grew, and never went back
     total = conn.execute("select count(*) from faces").fetchone()[0]
-    assert reader.index.ntotal == total
+    assert reader.view.index.ntotal == total
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])

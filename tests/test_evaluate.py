@@ -32,8 +32,8 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
     pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
     small = pairs[:40] + pairs[1100:1140]  # 40 same, 40 different
     lib = lookalike.open(tmp_path / "e.db")
-    lib.space_id  # noqa: B018
-    report, scores, same = verify(lib, small, workers=2)
+    lib.view.space_id  # noqa: B018
+    report, scores, same = verify(lib.view, small, workers=2)
     assert report.pairs == 80 and report.photos == 135 and report.no_face == 0
     # the figures this slice gives with the default space (SFace + YuNet, measured
     # 2026-12-01): every pair on the right side of the shipped threshold 0.3537, the
@@ -43,8 +43,8 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
     assert report.threshold == pytest.approx(0.3626, abs=0.002)
     assert report.floor == pytest.approx(0.0994, abs=0.002)
     assert np.median(scores[same]) > report.threshold > report.floor > np.min(scores[~same])
-    lib.save_calibration(report.threshold, report.floor, "test", report.to_dict())
-    cal = lookalike.open(tmp_path / "e.db").calibration()
+    lib.view.save_calibration(report.threshold, report.floor, "test", report.to_dict())
+    cal = lookalike.open(tmp_path / "e.db").view.calibration()
     assert cal.threshold == pytest.approx(report.threshold) and cal.source == "test"
 
 
@@ -52,14 +52,14 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
 def test_verdicts_on_known_pairs(library, faces):
     from lookalike.query.search import Verdict
 
-    cal = library.calibration()
+    cal = library.view.calibration()
     pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
     same = [p for p in pairs if p.same][200:210]
     diff = [p for p in pairs if not p.same][200:210]
     from lookalike.faces.images import decode_file
 
     def sim(p):
-        a, b = (library.pipeline.faces(decode_file(x, 10**8).rgb)[0].embedding for x in (p.a, p.b))
+        a, b = (library.view.pipeline.faces(decode_file(x, 10**8).rgb)[0].embedding for x in (p.a, p.b))
         return float(a @ b)
 
     same_verdicts = [cal.verdict(sim(p)) for p in same]

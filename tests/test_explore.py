@@ -18,7 +18,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_pca_spectrum_is_a_distribution_and_extremes_are_faces(library):
-    report, data = explore.pca(library, components=3)
+    report, data = explore.pca(library.view, components=3)
     spectrum = np.array(report.spectrum)
     assert np.all(np.diff(spectrum) <= 1e-9) and spectrum.sum() <= 1 + 1e-6
     assert 0.5 < report.share_top20 <= 1 and report.faces == len(data.faces)
@@ -28,7 +28,7 @@ def test_pca_spectrum_is_a_distribution_and_extremes_are_faces(library):
 
 
 def test_clusters_on_labelled_faces_are_pure(library):
-    report, data = explore.clusters(library, min_size=2)
+    report, data = explore.clusters(library.view, min_size=2)
     # celeb + 40 LFW people, cut at the calibrated same-person threshold (measured 2026-11-23)
     assert report.purity is not None and report.purity >= 0.9
     assert len(report.clusters) >= 20

@@ -110,7 +110,7 @@ def test_a_tag_group_matches_its_tag_literally_never_as_a_like_pattern(faces, tm
         lib.ingest([str(tmp_path / "people.csv")])
 
         def ids(text):
-            return set(group_face_ids(lib, Group.parse(text)).tolist())
+            return set(group_face_ids(lib.view, Group.parse(text)).tolist())
 
         own = {person: ids(f"person:{person}") for person in tags}
         assert all(len(v) == 2 for v in own.values()), own

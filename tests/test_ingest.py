@@ -80,7 +80,7 @@ def test_rerun_changes_nothing(bad_run, faces):
     lib, first, db = bad_run
     before = db.sql("select id, path, status, sha256 from photos order by id")
     faces_before = db.sql("select id, embedding from faces order by id")
-    index_file = db.index_dir / f"{lib.space.key}.faiss"  # PostgreSQL: none at all
+    index_file = db.index_dir / f"{lib.view.space.key}.faiss"  # PostgreSQL: none at all
     stamp = index_file.stat().st_mtime_ns if db.name == "sqlite" else None
     assert (stamp is None) == (not index_file.exists())
     again = db.open().ingest([str(faces / "bad-inputs")], faces=FacesMode.all)
@@ -251,7 +251,7 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
 
 def test_second_ingest_on_same_library_refuses(faces, tmp_path):
     lib = lookalike.open(tmp_path / "l.db")
-    with lib.write_lock():
+    with lib.view.write_lock():
         result = _cli("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "l.db"))
     assert result.returncode == 1
     assert "being written by pid" in result.stderr

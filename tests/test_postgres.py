@@ -37,10 +37,10 @@ def test_pgvector_search_agrees_with_exact_and_doctor_refills_vectors(postgres, 
     url = postgres()
     with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
         lib.ingest([str(faces / "celeb")])
-        ids = lib.index.ids()
-        vectors = lib.vectors(ids)
+        ids = lib.view.index.ids()
+        vectors = lib.view.vectors(ids)
         query = vectors[7]
-        sims, found = lib.index.search(query[None], 10)
+        sims, found = lib.view.index.search(query[None], 10)
         exact = ids[np.argsort(-(vectors @ query))[:10]]
         assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5
         with lib.engine.begin() as conn:  # a face stored before pgvector: no vector yet
@@ -48,7 +48,7 @@ def test_pgvector_search_agrees_with_exact_and_doctor_refills_vectors(postgres, 
         (report,) = lib.doctor()
         assert report.missing == 1 and not report.ok
         (fixed,) = lib.doctor(fix=True)
-        assert fixed.fixed and lib.index.search(query[None], 1)[1][0][0] == ids[7]
+        assert fixed.fixed and lib.view.index.search(query[None], 1)[1][0][0] == ids[7]
 
 
 def _person(name: str):

@@ -295,7 +295,7 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
 
 
 def test_a_busy_library_is_503_with_retry_after(site, faces):
-    with lookalike.open(site["db"]) as lib, lib.write_lock():
+    with lookalike.open(site["db"]) as lib, lib.view.write_lock():
         r = _call(site, "DELETE", "/v1/people/kit_harington", key="admin")
         body = _problem(r, 503, "busy")
         assert r.headers["retry-after"].isdigit() and "being written" in body["detail"]

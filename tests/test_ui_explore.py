@@ -124,7 +124,7 @@ def test_library_errors_become_messages_not_tracebacks(troubled, monkeypatch):
 
 def test_choosing_a_person_shows_their_faces_in_centroid_order(library, monkeypatch):
     at = page(monkeypatch, db_path(library), "One person")
-    counts = Counter(f.person for f in explore.corpus(library).faces)
+    counts = Counter(f.person for f in explore.corpus(library.view).faces)
     ranked = [name for name, _ in counts.most_common()]
     assert at.selectbox(key="person").value == ranked[0]  # the person with the most photos first
     name = next(n for n in ranked[1:] if counts[n] >= 3)
@@ -180,7 +180,7 @@ def test_planted_photo_is_marked_in_the_montage_and_tops_the_odd_ones(planted_db
 
 def test_pca_tab_shows_the_real_spectrum_and_the_extreme_faces(library, monkeypatch):
     at = page(monkeypatch, db_path(library), "Main directions")
-    report, data = explore.pca(library, 5)
+    report, data = explore.pca(library.view, 5)
     bars = tab(at, "Main directions").get("vega_lite_chart")[0].proto
     plotted = dataframe_util.convert_arrow_bytes_to_pandas_df(bars.datasets[0].data.data)
     assert np.allclose(plotted["share"], report.spectrum, atol=1e-6) and len(plotted) == len(report.spectrum)
@@ -200,7 +200,7 @@ def test_pca_tab_shows_the_real_spectrum_and_the_extreme_faces(library, monkeypa
 
 def test_groups_tab_shows_the_clusters(library, monkeypatch):
     at = page(monkeypatch, db_path(library), "Look-alike groups")
-    report, data = explore.clusters(library, 2)
+    report, data = explore.clusters(library.view, 2)
     assert metrics(at)["Groups"] == f"{len(report.clusters):,}"
     assert metrics(at)["Groups that mix people"] == str(report.clusters_merged)
     grids = tab(at, "Look-alike groups").get("image")
@@ -217,7 +217,7 @@ def test_groups_tab_shows_the_clusters(library, monkeypatch):
 
 def test_odd_ones_out_tab_renders(library, monkeypatch):
     at = page(monkeypatch, db_path(library), "Odd ones out")
-    found = explore.outliers(library, 20)
+    found = explore.outliers(library.view, 20)
     if found:
         assert face_ids(tab(at, "Odd ones out").get("image")[0]) == [o.face_id for o in found]
     else:

@@ -36,13 +36,13 @@ def eval_verify(
 
     with _errors():
         with opened(lib, space) as library:
-            library.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
-            report, scores, same = evaluate.verify(library, evaluate.read_pairs(pairs, root))
+            library.view.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
+            report, scores, same = evaluate.verify(library.view, evaluate.read_pairs(pairs, root))
             data = report.to_dict()
             if calibrate:
-                library.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
+                library.view.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
                 data["calibrated"] = True
-            space_key = library.space.key
+            space_key = library.view.space.key
         if plot is not None:
             _roc_plot(plot, scores, same, data)
         if as_json:

@@ -43,7 +43,7 @@ def explore_pca(
 
     with _errors():
         with opened(lib) as library:
-            report, data = explore.pca(library, components)
+            report, data = explore.pca(library.view, components)
         if plot is not None:
             _spectrum_plot(report, plot)
         if montage_dir is not None:
@@ -96,7 +96,7 @@ def explore_clusters(
 
     with _errors():
         with opened(lib) as library:
-            report, data = explore.clusters(library, min_size)
+            report, data = explore.clusters(library.view, min_size)
         if montage_dir is not None:
             montage_dir.mkdir(parents=True, exist_ok=True)
             for n, members in enumerate(report.clusters, start=1):
@@ -127,7 +127,7 @@ def explore_outliers(
 
     with _errors():
         with opened(lib) as library:
-            found = explore.outliers(library, limit)
+            found = explore.outliers(library.view, limit)
         if montage is not None and found:
             render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
                    title="faces far from their person's average face")

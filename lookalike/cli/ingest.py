@@ -77,7 +77,7 @@ def ingest(
                     done = result.outcomes if result else (progress.outcomes if progress else [])
                     _write_report(report, done)
             summary = result.to_dict()
-            summary["library"] = {"db": library.settings.db_url, "space": library.space.key,
+            summary["library"] = {"db": library.settings.db_url, "space": library.view.space.key,
                                   "index_dir": str(library.settings.index_dir)}
         if corpus_format is not None:
             summary["format"] = {"name": corpus_format.value, "skipped": skips}

@@ -134,11 +134,11 @@ def path(
             ends = []
             for photo in (photo_a, photo_b):
                 rgb, name = load_query(str(photo), library.settings.max_pixels)
-                found = library.pipeline.faces(rgb, FacesMode.largest)
+                found = library.view.pipeline.faces(rgb, FacesMode.largest)
                 if not found:
-                    raise NoFace(name, library.space.detector)
+                    raise NoFace(name, library.view.space.detector)
                 ends.append(found[0].embedding)
-            route = walk(library, ends[0], ends[1], steps)
+            route = walk(library.view, ends[0], ends[1], steps)
         if montage is not None:
             from ..faces.montage import Tile, render
 

@@ -127,14 +127,14 @@ def _warm() -> dict:
     worker = _the_worker()
     try:
         lib = worker.library
-        ntotal = lib.index.ntotal
-        lib.pipeline.embedder.embed([np.zeros((*lib.pipeline.embedder.input_size, 3), np.uint8)])
-        lib.calibration()
-        lib.centroids()
+        ntotal = lib.view.index.ntotal
+        lib.view.pipeline.embedder.embed([np.zeros((*lib.view.pipeline.embedder.input_size, 3), np.uint8)])
+        lib.view.calibration()
+        lib.view.centroids()
         if worker.options.analyzer is not None:
-            worker.analyzer = lib.analyzer(worker.options.analyzer)
+            worker.analyzer = lib.view.analyzer(worker.options.analyzer)
             worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
-        return {"faces": ntotal, "space": lib.space.key}
+        return {"faces": ntotal, "space": lib.view.space.key}
     except LookalikeError as err:  # subclasses do not all survive pickling; the message does
         raise LookalikeError(str(err)) from None
 
@@ -168,12 +168,12 @@ def _match(req: MatchRequest) -> MatchUpdate:
 
     start = time.perf_counter()
     worker = _the_worker()
-    lib, pipeline = worker.library, worker.library.pipeline
+    lib, pipeline = worker.library, worker.library.view.pipeline
     chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence, landmarks=req.landmarks),
                                   pipeline.embedder.input_size)
     vector = pipeline.embedder.embed([chip])[0]
-    query, renewed = query_vector(vector, req.memory, lib.calibration().threshold)
-    result = search_vectors(lib, [(req.bbox, req.confidence, query)], worker.options, "<live>")
+    query, renewed = query_vector(vector, req.memory, lib.view.calibration().threshold)
+    result = search_vectors(lib.view, [(req.bbox, req.confidence, query)], worker.options, "<live>")
     estimate = worker.analyzer.analyze(req.crop, [req.box])[0] if worker.analyzer is not None else None
     return MatchUpdate(req.track, req.t, req.bbox, result.faces[0].matches, vector, estimate,
                        time.perf_counter() - start, renewed=renewed)

@@ -111,9 +111,9 @@ class LivePipeline:
     def __init__(self, library: Library, options: LiveOptions) -> None:
         from ..faces import detect
 
-        library.calibration()  # an empty library fails here, before the worker loads models
+        library.view.calibration()  # an empty library fails here, before the worker loads models
         self.options = options
-        self.detector = detect.build(library.space.detector, options.detect_side, fallback=False)
+        self.detector = detect.build(library.view.space.detector, options.detect_side, fallback=False)
         # a live screen is a display: people whose profile withholds consent never appear
         self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
                                                                hide_declined=True))

@@ -135,12 +135,12 @@ def _warm(lib: Library) -> None:
     visitor does not wait for them."""
     import numpy as np
 
-    pipeline = lib.pipeline
+    pipeline = lib.view.pipeline
     pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
     size = pipeline.embedder.input_size
     pipeline.embedder.embed([np.zeros((size[1], size[0], 3), dtype=np.uint8)])
     try:
-        lib.index  # noqa: B018 - opened now, not at the first search
+        lib.view.index  # noqa: B018 - opened now, not at the first search
     except LookalikeError as err:  # an empty library: searches will say so
         log.info("no index yet: %s", err)
 

@@ -88,7 +88,7 @@ def bar_value(similarity: float, floor: float) -> float:
 
 def explain(match: Match, name: str, typical: float | None = None) -> tuple[str, ...]:
     """The centroid figures in plain language. ``typical``: how close this person's photos
-    are to their average face on average (:meth:`Library.centroid_means`) — the bar for "a
+    are to their average face on average (:meth:`SpaceView.centroid_means`) — the bar for "a
     characteristic photo" depends on the model, so it is read from the library."""
     out = []
     if match.person_centroid_similarity is not None:
@@ -106,9 +106,9 @@ def explain(match: Match, name: str, typical: float | None = None) -> tuple[str,
 
 def cards(library: Library, face: QueryFace) -> list[Card]:
     """The matches of one query face as cards, with each person's profile."""
-    cal = library.calibration()
+    cal = library.view.calibration()
     profiles = library.profiles([m.person for m in face.matches if m.person])
-    typical = library.centroid_means([m.person for m in face.matches if m.person])
+    typical = library.view.centroid_means([m.person for m in face.matches if m.person])
     out = []
     for m in face.matches:
         p = profiles.get(m.person)
@@ -121,7 +121,7 @@ def cards(library: Library, face: QueryFace) -> list[Card]:
 
 def typicality_words(similarity: float | None, typical: float | None) -> str | None:
     """The query face vs the corpus average, in words; ``typical`` is the corpus's own mean
-    similarity to its average face (:meth:`Library.centroid_means`, key ``None``)."""
+    similarity to its average face (:meth:`SpaceView.centroid_means`, key ``None``)."""
     if similarity is None or typical is None:
         return None
     kind = "a fairly typical face" if similarity >= typical else "a distinctive face"
@@ -287,7 +287,7 @@ def ready_library() -> Library:
         st.stop()
     try:
         lib = library()
-        faces = lib.index.ntotal  # cheap, and every page checks it on every interaction
+        faces = lib.view.index.ntotal  # cheap, and every page checks it on every interaction
     except EmptyLibrary:
         faces = 0
     except LookalikeError as err:

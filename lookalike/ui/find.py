@@ -70,7 +70,7 @@ with left:
     face = faces[chosen]
     # both of the faces a visitor may see: people who withhold consent are not in the average
     words = common.typicality_words(face.corpus_centroid_similarity,
-                                    lib.centroid_means(audience=Audience.visitor).get(None))
+                                    lib.view.centroid_means(audience=Audience.visitor).get(None))
     if words:
         st.caption(words)
     if analyze:
@@ -78,7 +78,7 @@ with left:
 
         try:
             with common.SEARCH_LOCK, st.spinner("Estimating …"):
-                estimate = lib.analyzer(AnalyzerName.auto).analyze(rgb, [face.bbox])[0]
+                estimate = lib.view.analyzer(AnalyzerName.auto).analyze(rgb, [face.bbox])[0]
             st.markdown(common.estimate_words(estimate))
         except LookalikeError as err:
             st.warning(f"Estimates are not available on this installation: {err}")
@@ -88,7 +88,7 @@ with right:
     if not found:
         st.warning("Nobody in this collection could be compared with this face.")
     st.subheader("People who look like you")
-    threshold = lib.calibration().threshold
+    threshold = lib.view.calibration().threshold
     for rank, card in enumerate(found, 1):
         text = common.show_card(lib, card, f"### {rank}. {common.plain(card.name)}",
                                 f"similarity {card.similarity:.2f} — **{card.words}**", 200, [1, 3])

@@ -57,7 +57,7 @@ def matches() -> None:
     if not faces:
         st.markdown("No face in view yet.")
     profiles = lib.profiles([f["person"] for f in faces if f["person"]])
-    floor = lib.calibration().floor
+    floor = lib.view.calibration().floor
     for face in faces:
         with st.container(border=True):
             if face["face_id"] is None:

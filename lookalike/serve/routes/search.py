@@ -82,8 +82,8 @@ def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File
     data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
 
     def work(lib: Library) -> dict:
-        model = lib.analyzer(AnalyzerName.auto)
-        _, faces = analyze_photo(data, model, lib.space.detector, lib.settings.detect_max_side,
+        model = lib.view.analyzer(AnalyzerName.auto)
+        _, faces = analyze_photo(data, model, lib.view.space.detector, lib.settings.detect_max_side,
                                  lib.settings.max_pixels)
         return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
                 "faces": [f.to_dict() for f in faces]}
