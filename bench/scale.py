@@ -705,7 +705,7 @@ def stored_vectors(db: str, index_dir: Path, vectors: str | None) -> int:
 
     settings = stack_settings() | ({"vectors": vectors} if vectors else {})
     with lookalike.open(db, index_dir=index_dir, **settings) as lib:
-        return int(lib.index_info()["ntotal"])
+        return int(lib.maintenance.info()["ntotal"])
 
 
 def pg_ingest(folder: Path, corpus: Path, photos: int, workers: int) -> dict:
@@ -883,12 +883,12 @@ def wide(folder: Path, n: int) -> dict:
         for stage in ("exact_4096", "pca_256_rerank"):
             if stage == "pca_256_rerank":
                 started = time.perf_counter()
-                lib.rebuild_index(reduce=256)
+                lib.maintenance.rebuild(reduce=256)
                 row["reduce_s"] = round(time.perf_counter() - started, 1)
             index = lib.view.index
             if backend == "sqlite":
                 index.save()
-            info = lib.index_info()
+            info = lib.maintenance.info()
             found, times = query_times(index, queries)
             ids = np.sort(index.ids())
             found = np.where(found >= 0, np.searchsorted(ids, found), -1)

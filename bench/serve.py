@@ -145,7 +145,7 @@ def main() -> None:
         print(f"building the galleries from {len(gallery)} photos ...", flush=True)
         with lookalike.open(db) as lib:
             lib.ingest([str(corpus)])
-            _, key = lib.create_key(KeyScope.search, "bench")
+            _, key = lib.keys.create(KeyScope.search, "bench")
             inproc = []
             for _, data in photos[:3]:
                 lib.search(data, k=5)  # warm-up

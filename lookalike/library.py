@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import config, people
+from . import config
 from .config import Settings
 from .errors import ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
+from .people import ApiKeys, People
 from .space import SpaceView
 from .store import consent, db, person_rows, photo_rows, space_rows
 from .store.schema import Audience
@@ -36,13 +37,11 @@ if TYPE_CHECKING:
     from .analysis import AnalyzerName
     from .faces.images import QueryPhoto
     from .ingest.corpus import Item
-    from .ingest.corpus import Profile as NewProfile
     from .ingest.report import IngestReport, Progress
     from .ingest.runner import IngestOptions
     from .query.person import PersonReport
     from .query.search import SearchResult
     from .query.verify import Verification
-    from .store.schema import KeyScope
     from .store.schema import Space as SpaceRow
 
 
@@ -94,11 +93,22 @@ class Library:
         """Another embedding space of this library (same engine), e.g. a queue worker's."""
         return self._make_view(Space(row.model, row.detector, row.aligner), row.id)
 
-    def index_info(self) -> dict:
-        return IndexMaintenance(self.view).info()
+    @property
+    def maintenance(self) -> IndexMaintenance:
+        """The current space's index upkeep (:mod:`lookalike.maintenance`): ``info()``,
+        ``rebuild(key, reduce)``."""
+        return IndexMaintenance(self.view)
 
-    def rebuild_index(self, key: str | None = None, reduce: int | None = None) -> dict:
-        return IndexMaintenance(self.view).rebuild(key, reduce)
+    @property
+    def people(self) -> People:
+        """The people as staff keep them (:class:`lookalike.people.People`): profiles,
+        consent, their photos, uploads."""
+        return People(self._sessions, lambda: self.view.existing_space_id(), self.settings.upload_dir)
+
+    @property
+    def keys(self) -> ApiKeys:
+        """The HTTP API's keys (:class:`lookalike.people.ApiKeys`)."""
+        return ApiKeys(self._sessions)
 
     def _choose_space(self) -> Space:
         s = self.settings
@@ -253,7 +263,7 @@ class Library:
                     view.index.save()
                     rebuilt = IndexMaintenance(view).upkeep() or rebuilt
             IndexMaintenance(self.view).erase()
-            people.delete_owned(self.settings.upload_dir, {ph.path for ph in photos})
+            self.people.delete_owned({ph.path for ph in photos})
         self.view.refresh()
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
@@ -312,14 +322,6 @@ class Library:
 
         return person_report(self.view, name)
 
-    def profiles(self, names: Iterable[str]) -> dict:
-        """Person name -> :class:`lookalike.store.person_rows.Profile` (role, organisation, story, tags)."""
-        return people.profiles(self.session, names)
-
-    def display_tags(self) -> list[str]:
-        """Self-declared tags a visitor may narrow role models by (consenting people only)."""
-        return people.display_tags(self.session)
-
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""
         with self.session() as session:
@@ -371,34 +373,13 @@ class Library:
 
         return verify(self.view, photo_a, photo_b)
 
-    # -- people, as staff keep them (HTTP API, admin page): lookalike.people --------------
-    def people(self, *, hide_declined: bool = True, name: str | None = None) -> list[person_rows.PersonSummary]:
-        """Everyone (or the one called ``name``) with their profile and counts; by default
-        without the people whose profile withholds consent (what a visitor may see)."""
-        return people.people(self.session, self.view.existing_space_id(), hide_declined=hide_declined, name=name)
-
-    def save_profile(self, name: str, profile: NewProfile) -> person_rows.Profile:
-        """Create a person, or replace their profile (display name, role, organisation,
-        story, tags, consent), checked and stored as text (:func:`lookalike.people.save_profile`)."""
-        return people.save_profile(self.session, name, profile)
-
-    def set_consent(self, name: str, consent: bool) -> None:
-        """Record consent to be displayed. Withdrawn, the person leaves every visitor's
-        search at once: each search reads consent from the database when it runs."""
-        people.set_consent(self.session, name, consent)
-
-    def person_photos(self, name: str) -> list[tuple[int, str, str, str | None]]:
-        """(photo id, path, status, reason) of a person's photos, failed ones included."""
-        return people.person_photos(self.session, self.view.existing_space_id(), name)
-
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
         """Store uploaded photos (file name, bytes) under ``settings.upload_dir``
-        (:func:`lookalike.people.store_uploads`) and ingest them as that person's; returns the
+        (:meth:`lookalike.people.People.store_uploads`) and ingest them as that person's; returns the
         report and stored path -> file name. :meth:`remove` deletes them."""
         from .ingest import corpus
 
-        assert self.settings.upload_dir is not None
-        paths = people.store_uploads(self.session, self.settings.upload_dir, name, uploads)
+        paths = self.people.store_uploads(name, uploads)
         scan = corpus.scan(list(paths), person=name)
         return self.ingest_items(scan.items, refuse_empty=False), paths
 
@@ -408,23 +389,6 @@ class Library:
         if path is None:
             raise NotFound(f"no photo {photo_id} in this library")
         return path
-
-    # -- HTTP API keys: lookalike.people ------------------------------------------------------
-    def create_key(self, scope: KeyScope, name: str | None = None) -> tuple[int, str]:
-        """A new API key: ``(id, key)``. The key is returned once and never stored, only
-        its SHA-256."""
-        return people.create_key(self.session, scope, name)
-
-    def keys(self) -> list[dict]:
-        """Every key (revoked ones too), without anything that could be used as one."""
-        return people.keys(self.session)
-
-    def revoke_key(self, key_id: int) -> None:
-        people.revoke_key(self.session, key_id)
-
-    def key_scope(self, key: str) -> KeyScope | None:
-        """The scope of a valid, unrevoked key; ``None`` for anything else."""
-        return people.key_scope(self.session, key)
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:
         """Compare every space's index file with the database; ``fix`` repairs it."""

@@ -412,7 +412,7 @@ def test_names_and_profile_text_print_as_text_never_as_markup(faces, tmp_path):
     assert run("ingest", str(corpus), "--db", str(db), "-q").returncode == 0
     story = "<script>alert(1)</script> [click](javascript:alert(1)) ![x](http://example.invalid/p.png)"
     with lookalike.open(db) as lib:
-        lib.save_profile("eve_staff", Profile(display_name="<b>Eve</b>", story=story, consent_display=True))
+        lib.people.save_profile("eve_staff", Profile(display_name="<b>Eve</b>", story=story, consent_display=True))
     env = {"COLUMNS": "300", "NO_COLOR": "1"}
     table = run("search", str(faces / "celeb/face_recognition/barack_obama/obama.jpg"), "--db", str(db), env=env)
     assert table.returncode == 0, table.stderr

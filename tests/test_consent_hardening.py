@@ -39,7 +39,7 @@ def libs(kiosk_db, tmp_path_factory) -> dict[str, Path]:
         shutil.copytree(kiosk_db.parent, folder)
         out[name] = folder / kiosk_db.name
     with lookalike.open(out["with"]) as lib:
-        lib.save_profile("stuart", Profile(display_name="Stuart Bloom", role="Shop owner", tags=("comic books",),
+        lib.people.save_profile("stuart", Profile(display_name="Stuart Bloom", role="Shop owner", tags=("comic books",),
                                            consent_display=False))
     with lookalike.open(out["without"]) as lib:
         for person in WITHHELD:
@@ -68,7 +68,7 @@ def api(libs) -> dict:
         from lookalike.store.schema import KeyScope
 
         for scope in KeyScope:
-            keys[scope.value] = lib.create_key(scope)[1]
+            keys[scope.value] = lib.keys.create(scope)[1]
     clients = {name: _client(db) for name, db in libs.items()}
     yield {"clients": clients, "keys": keys}
     for client in clients.values():

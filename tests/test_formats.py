@@ -23,6 +23,7 @@ from lookalike.errors import ManifestError
 from lookalike.ingest import formats
 from lookalike.ingest.formats import FORMATS, IMDB_MIN_FACE_SCORE
 from lookalike.ingest.formats_common import LICENCES, SOURCES, CorpusFormat
+from lookalike.store.schema import Audience
 
 # real file names of the corpora (UTKFace's "39_1_2017..." really is in UTKFace: no race)
 UTK_GOOD = ["20_1_0_20170103163040136.jpg.chip.jpg", "1_0_2_20161219222456375.jpg.chip.jpg"]
@@ -294,7 +295,8 @@ def test_e2e_real_lfw_slice(faces, tmp_path):
     assert summary["format"] == {"name": "lfw", "skipped": {}}
     assert summary["statuses"]["ok"] == summary["photos"] == 6
     with lookalike.open(db) as lib:
-        found = {p.profile.name: p for p in lib.people()}  # no profile: shown, as after a folder ingest
+        # no profile: shown, as after a folder ingest
+        found = {p.profile.name: p for p in lib.people.summaries(Audience.visitor)}
     assert set(found) == {name.replace("_", " ") for name in people}
     assert all(p.consent is None and p.photos == 2 and p.faces >= 2 for p in found.values())
 
@@ -311,7 +313,7 @@ def test_e2e_real_utkface_photos_with_a_misnamed_file(faces, tmp_path):
     assert summary["statuses"]["rejected"] == 2 and summary["format"]["skipped"] == {"unparsed name": 2}
     with lookalike.open(db) as lib:
         # consent never stated: listed as a folder ingest's people are (nobody withheld it)
-        found = {p.profile.name: p for p in lib.people()}
+        found = {p.profile.name: p for p in lib.people.summaries(Audience.visitor)}
     assert {n: p.profile.tags for n, p in found.items()} == {
         "1_0_2_20161219222456375": ("age:1", "gender:male"),
         "20_1_0_20170103163040136": ("age:20", "gender:female")}
@@ -336,7 +338,7 @@ def test_e2e_vggface2_and_imdb_fixtures_of_real_photos(faces, tmp_path):
     imdb = _ingest("--format", "imdb-wiki", str(make_imdb(tmp_path / "imdb", photos[5:])), "--db", str(db))
     assert imdb["statuses"]["rejected"] == 5 and imdb["statuses"]["ok"] == 5
     with lookalike.open(db) as lib:
-        found = {p.profile.name: p.profile.tags for p in lib.people(hide_declined=False)}
+        found = {p.profile.name: p.profile.tags for p in lib.people.summaries(Audience.operator)}
     assert found["Aaron Eckhart"] == ("gender:male",) and found["Abbie Cornish"] == ("gender:female",)
     assert found["Fred Astaire"] == ("gender:male", "born:1899-05-10") and found["Pat Doe"] == ("born:1950-01-01",)
     assert not {"No Face", "Weak Face", "Two Faces", "Escaper", "Not Downloaded"} & set(found)

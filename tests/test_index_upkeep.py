@@ -47,15 +47,15 @@ def test_ingest_switches_index_when_the_library_crosses_a_tier(faces, tmp_path, 
     monkeypatch.setattr(choice, "IVF_MIN", 10)
     lib = lookalike.open(tmp_path / "t.db")
     first = lib.ingest([str(faces / "celeb/face_recognition/barack_obama")])
-    assert first.index_rebuilt is None and lib.index_info()["index_key"] == "Flat"
+    assert first.index_rebuilt is None and lib.maintenance.info()["index_key"] == "Flat"
     query = faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg"
     second = lib.ingest([str(faces / "celeb/face_recognition")])
     assert second.index_rebuilt and "16 vectors" in second.index_rebuilt
-    info = lib.index_info()
+    info = lib.maintenance.info()
     assert info["index_key"] == "HNSW32" and info["ntotal"] == 16 and not info["pinned"]
     # the rebuilt index is the one searched, and it is saved: a fresh open sees it
     assert lib.search(str(query), k=1).faces[0].matches[0].person == "barack_obama"
     lib.close()
     again = lookalike.open(tmp_path / "t.db")
-    assert again.index_info()["index_key"] == "HNSW32"
+    assert again.maintenance.info()["index_key"] == "HNSW32"
     again.close()

@@ -25,6 +25,7 @@ from lookalike.errors import ConfigError
 from lookalike.index import choice
 from lookalike.index.backends import FaissBackend, MilvusBackend, PgVectorBackend, for_settings
 from lookalike.index.milvus_index import collection_name, expression
+from lookalike.store.schema import Audience
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reliability as bench
@@ -175,7 +176,7 @@ def test_the_filter_fields_in_milvus_answer_as_the_database_does(lite, faces):
         with lib.session() as session:
             from lookalike.store import person_rows
 
-            people = {p.profile.name: p for p in person_rows.people(session, lib.view.space_id, hide_declined=False)}
+            people = {p.profile.name: p for p in person_rows.people(session, lib.view.space_id, Audience.operator)}
             person_ids = {name: person_rows.person_by_name(session, name).id for name in people}
         some = next(p.profile for p in people.values() if p.profile.tags and p.profile.organisation)
         cases = [[("tag", some.tags[0])], [("organisation", some.organisation.upper())],

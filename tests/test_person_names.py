@@ -21,6 +21,7 @@ from lookalike.errors import BadPersonName
 from lookalike.ingest import formats
 from lookalike.ingest.corpus import Profile, person_name_problem, read_manifest, scan
 from lookalike.ingest.formats_common import person_name
+from lookalike.store.schema import Audience
 
 BAD = {"": "empty", "   ": "empty", ".": "folder reference", "..": "folder reference",
        " .. ": "folder reference", "a/b": "path separator", "a\\b": "path separator",
@@ -136,14 +137,14 @@ def test_the_library_refuses_bad_names_and_still_reads_old_ones(faces, tmp_path)
     photo = (faces / "celeb/face_recognition/barack_obama/obama.jpg").read_bytes()
     before = _files(tmp_path)
     with lookalike.open(db) as lib:
-        names = {p.profile.name for p in lib.people(hide_declined=False)}
+        names = {p.profile.name for p in lib.people.summaries(Audience.operator)}
         assert {"..", "a\\b", "barack_obama"} <= names  # an old library still opens and lists them
         for name in ("..", "a\\b"):
             with pytest.raises(BadPersonName, match="photos cannot be added under this name"):
                 lib.add_photos(name, [("obama.jpg", photo)])
         for name in ("..", "x/y", "line\nbreak", " "):
             with pytest.raises(BadPersonName):
-                lib.save_profile(name, Profile())
+                lib.people.save_profile(name, Profile())
     assert _files(tmp_path) == before  # nothing written anywhere
 
 
@@ -165,7 +166,7 @@ def test_ingest_reports_each_refused_row_and_ingests_the_others(faces, tmp_path)
     assert f"{manifest}:3: person name '..'" in rows["obama2.jpg"]["reason"]
     assert rows["biden.jpg"]["status"] == "rejected" and "path separator '/'" in rows["biden.jpg"]["reason"]
     with lookalike.open(db) as lib:
-        assert {p.profile.name for p in lib.people(hide_declined=False)} == {"barack_obama"}
+        assert {p.profile.name for p in lib.people.summaries(Audience.operator)} == {"barack_obama"}
 
 
 def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_path):
@@ -178,7 +179,7 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
 
     db = _odd_library(faces, tmp_path)
     with lookalike.open(db) as lib:
-        _, admin = lib.create_key(KeyScope.admin)
+        _, admin = lib.keys.create(KeyScope.admin)
     photo = {"photos": ("obama.jpg", (faces / "celeb/face_recognition/barack_obama/obama.jpg").read_bytes(),
                         "image/jpeg")}
     headers = {"X-API-Key": admin}

@@ -17,7 +17,7 @@ def test_ingest_search_remove_doctor_on_postgresql(postgres, faces, tmp_path):
         assert report.statuses["ok"] == 40
         stats = lib.stats()
         assert (stats["people"], stats["photos"], stats["faces"]) == (8, 40, 40)
-        info = lib.index_info()
+        info = lib.maintenance.info()
         assert info["index_key"].startswith("pgvector HNSW") and info["ntotal"] == 40 and info["bytes"] > 0
         assert not list((tmp_path / "idx").glob("*.faiss"))  # the database is the index
         best = lib.search(str(bbt / "amy" / "amy5.png"), k=3).faces[0].matches[0]

@@ -280,7 +280,7 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
     photo_id = one["photo_id"]
     assert f"/v1/photos/{photo_id}" in {f["photo"] for f in person["faces"]}  # a search key: the reference
     with lookalike.open(site["db"]) as lib:
-        assert photo_id in {i for i, path, _, _ in lib.person_photos("jane_doe") if path == one["photo"]}
+        assert photo_id in {i for i, path, _, _ in lib.people.photos("jane_doe") if path == one["photo"]}
     gone = _call(site, "DELETE", f"/v1/photos/{photo_id}", key=admin)
     assert gone.json()["photos"] == 1 and gone.json()["faces"] == 1
     assert not Path(one["photo"]).exists()  # the uploaded copy is deleted with its row

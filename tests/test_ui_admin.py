@@ -11,7 +11,7 @@ from conftest import app_page
 from streamlit.testing.v1 import AppTest
 
 import lookalike
-from lookalike.store.schema import KeyScope
+from lookalike.store.schema import Audience, KeyScope
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "operator-Secret-42"
@@ -49,8 +49,8 @@ def kiosk(kiosk_db, tmp_path) -> Path:
 def test_operator_pages_show_nothing_of_the_library_without_the_password_or_an_admin_key(
         kiosk, monkeypatch, name):
     with lookalike.open(kiosk) as lib:
-        _, admin_key = lib.create_key(KeyScope.admin)
-        _, search_key = lib.create_key(KeyScope.search)
+        _, admin_key = lib.keys.create(KeyScope.admin)
+        _, search_key = lib.keys.create(KeyScope.search)
     secrets_of_the_library = [str(kiosk.parent), "amy", "Amy Farrah Fowler", "sheldon", "photos/"]
     at = _page(name, kiosk, monkeypatch)
     closed = _shown(at)
@@ -92,7 +92,7 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     assert dict(zip(outcomes["photo"], outcomes["outcome"])) == {amy[0].name: "ok", amy[1].name: "ok",
                                                                  amy[2].name: "ok", bad.name: "no face"}
     with lookalike.open(kiosk) as lib:
-        profile = lib.profiles(["grace_hopper"])["grace_hopper"]
+        profile = lib.people.profiles(["grace_hopper"])["grace_hopper"]
         assert profile.story == HOSTILE_STORY and profile.tags == ("women-in-engineering", "first-generation")
         shown = lib.search(str(amy[4]), k=1, per_person=True, consented_only=True)
         assert shown.faces[0].matches[0].person == "grace_hopper"  # on the kiosk: she consented
@@ -107,13 +107,14 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     save.click()
     at.run()
     with lookalike.open(kiosk) as lib:
-        assert lib.profiles(["grace_hopper"])["grace_hopper"].story == "A new story."
+        assert lib.people.profiles(["grace_hopper"])["grace_hopper"].story == "A new story."
 
     # withdraw consent: off every visitor search at once
     at.button(key="admin_withdraw").click()
     at.run()
     with lookalike.open(kiosk) as lib:
-        assert [p.consent for p in lib.people(hide_declined=False) if p.profile.name == "grace_hopper"] == [False]
+        everyone = lib.people.summaries(Audience.operator)
+        assert [p.consent for p in everyone if p.profile.name == "grace_hopper"] == [False]
         seen = lib.search(str(amy[4]), k=10, per_person=True, hide_declined=True)
         assert "grace_hopper" not in {m.person for m in seen.faces[0].matches}
 
@@ -127,6 +128,6 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     at.run()
     assert not at.exception, at.exception
     with lookalike.open(kiosk) as lib:
-        assert "grace_hopper" not in {p.profile.name for p in lib.people(hide_declined=False)}
+        assert "grace_hopper" not in {p.profile.name for p in lib.people.summaries(Audience.operator)}
     assert not uploads.exists()
     assert "grace_hopper" not in str(at.selectbox(key="admin_person").options)

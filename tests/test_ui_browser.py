@@ -216,8 +216,8 @@ def hostile_server(kiosk_db, tmp_path_factory):
     folder = shutil.copytree(kiosk_db.parent, tmp_path_factory.mktemp("hostile") / "kiosk")
     db = folder / kiosk_db.name
     with lookalike.open(db) as lib:
-        tags = lib.profiles(["amy"])["amy"].tags
-        lib.save_profile("amy", Profile(**HOSTILE, tags=tags, consent_display=True))
+        tags = lib.people.profiles(["amy"])["amy"].tags
+        lib.people.save_profile("amy", Profile(**HOSTILE, tags=tags, consent_display=True))
     yield from _serve(db, env={"LOOKALIKE_UI_PASSWORD": PASSWORD})
 
 

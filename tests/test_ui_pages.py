@@ -190,14 +190,14 @@ def test_withdrawn_consent_takes_a_role_model_off_the_kiosk(kiosk_db, tmp_path):
     manifest = folder / "role-models.csv"
     with lookalike.open(folder / "k.db") as lib:
         lib.ingest([str(manifest)])
-        assert "first-generation-university" in lib.display_tags()
+        assert "first-generation-university" in lib.people.display_tags()
         rows = manifest.read_text().splitlines()
         manifest.write_text("\n".join(r.removesuffix(",yes") + ",no" if r.startswith("photos/amy/") else r
                                       for r in rows) + "\n")
         report = lib.ingest([str(manifest)])
         assert report.statuses["unchanged"] == 32  # no photo read again...
-        assert not lib.profiles(["amy"])["amy"].consent_display  # ...but the profile follows the manifest
-        assert "first-generation-university" not in lib.display_tags()
+        assert not lib.people.profiles(["amy"])["amy"].consent_display  # ...but the profile follows the manifest
+        assert "first-generation-university" not in lib.people.display_tags()
         shown = lib.search(str(folder / "photos/amy/amy5.png"), k=3, per_person=True, consented_only=True)
         assert "amy" not in {m.person for m in shown.faces[0].matches}
 

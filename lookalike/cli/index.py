@@ -18,7 +18,7 @@ def index_info(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False)
     """The index in use, its size and tombstones, and what the choice rules would pick now."""
     with _errors():
         with opened(lib) as library:
-            info = library.index_info()
+            info = library.maintenance.info()
         if as_json:
             _print_json(info)
             return
@@ -49,7 +49,7 @@ def index_rebuild(
     """Rebuild the index from the database's vectors (drops tombstones)."""
     with _errors():
         with opened(lib) as library:
-            info = library.rebuild_index(key, reduce=reduce)
+            info = library.maintenance.rebuild(key, reduce=reduce)
         if as_json:
             _print_json(info)
         else:

@@ -149,7 +149,7 @@ def keys_create(
         from ..store.schema import KeyScope
 
         with opened(lib) as library:
-            key_id, key = library.create_key(KeyScope(scope.value), name)
+            key_id, key = library.keys.create(KeyScope(scope.value), name)
         if as_json:
             _print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
             return
@@ -164,7 +164,7 @@ def keys_list(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) 
     """Every key: id, name, scope, first characters, when made and revoked (never the key)."""
     with _errors():
         with opened(lib) as library:
-            keys = library.keys()
+            keys = library.keys.issued()
         if as_json:
             _print_json({"keys": keys})
             return
@@ -186,5 +186,5 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see ke
     """Revoke a key: every request with it is refused (401) from now on."""
     with _errors():
         with opened(lib) as library:
-            library.revoke_key(key_id)
+            library.keys.revoke(key_id)
         _console(stderr=True).print(f"key {key_id} revoked")

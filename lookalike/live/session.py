@@ -184,7 +184,7 @@ class LivePipeline:
                     track.match = update
                     person = update.best.person if update.best is not None else None
                     if person is not None and person not in self.titles:  # the overlay's name for them
-                        profile = self._library.profiles([person]).get(person)
+                        profile = self._library.people.profiles([person]).get(person)
                         self.titles[person] = profile.title if profile else person
             self.stats.updates.append((now, update))
         return updates

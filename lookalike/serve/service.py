@@ -119,7 +119,7 @@ class Service:
         cached = self._keys.get(key)
         if cached is not None and now - cached[1] < self.KEY_TTL:
             return cached[0]
-        scope = self.library().key_scope(key)  # its own session: no need to wait for a search
+        scope = self.library().keys.scope(key)  # its own session: no need to wait for a search
         if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
             self._keys.clear()
         self._keys[key] = (scope, now)

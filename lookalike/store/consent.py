@@ -11,22 +11,11 @@ no faces, exactly like a group that does not exist, and never moves their query.
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, select
+from sqlalchemy import Select, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
-from .person_rows import anyone_withholds_consent, person_matches
+from .person_rows import anyone_withholds_consent, person_matches, sees
 from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo, PhotoStatus
-
-
-def sees(audience: Audience) -> ColumnElement[bool] | None:
-    """The audience's test on a ``Person`` row joined with ``OUTER JOIN`` (a face or photo
-    without a person has a NULL consent: a visitor sees it, a role-model kiosk does not);
-    ``None`` for the operator, who sees everyone."""
-    if audience is Audience.visitor:
-        return Person.consent_display.is_not(False)
-    if audience is Audience.consented:
-        return Person.consent_display.is_(True)
-    return None
 
 
 def _seen(query: Select, person_id: SQLColumnExpression[int | None], audience: Audience,

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from .schema import (
+    Audience,
     Base,
     Face,
     Person,
@@ -123,9 +124,8 @@ class PersonSummary:
     faces: int
 
 
-def people(session: Session, space_id: int, *, hide_declined: bool, name: str | None = None) -> list[PersonSummary]:
-    """Everyone (or the one called ``name``), by name; ``hide_declined`` leaves out people
-    whose profile withholds consent (what visitors may see)."""
+def people(session: Session, space_id: int, audience: Audience, name: str | None = None) -> list[PersonSummary]:
+    """Everyone ``audience`` may see (:func:`sees`), or the one called ``name``, by name."""
     photos = (select(Photo.person_id, func.count().label("n")).where(Photo.space_id == space_id,
                                                                      Photo.status == PhotoStatus.ok.value)
               .group_by(Photo.person_id).subquery())
@@ -134,12 +134,24 @@ def people(session: Session, space_id: int, *, hide_declined: bool, name: str | 
     query = (select(Person, func.coalesce(photos.c.n, 0), func.coalesce(faces.c.n, 0))
              .outerjoin(photos, photos.c.person_id == Person.id).outerjoin(faces, faces.c.person_id == Person.id)
              .order_by(Person.name))
-    if hide_declined:
-        query = query.where(Person.consent_display.is_not(False))
+    condition = sees(audience)
+    if condition is not None:
+        query = query.where(condition)
     if name is not None:
         query = query.where(Person.name == name)
     return [PersonSummary(_profile(p), p.consent_display, int(n_photos), int(n_faces))
             for p, n_photos, n_faces in session.execute(query)]
+
+
+def sees(audience: Audience) -> ColumnElement[bool] | None:
+    """The audience's test on a ``Person`` row joined with ``OUTER JOIN`` (a face or photo
+    without a person has a NULL consent: a visitor sees it, a role-model kiosk does not);
+    ``None`` for the operator, who sees everyone."""
+    if audience is Audience.visitor:
+        return Person.consent_display.is_not(False)
+    if audience is Audience.consented:
+        return Person.consent_display.is_(True)
+    return None
 
 
 def _profile(p: Person) -> Profile:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from lookalike.errors import LookalikeError
 from lookalike.ingest.corpus import Profile
+from lookalike.store.schema import Audience
 from lookalike.ui import common
 
 NEW = "(a new person)"
@@ -26,7 +27,7 @@ common.operator_gate()
 lib = common.library()
 
 try:
-    people = {p.profile.name: p for p in lib.people(hide_declined=False)}
+    people = {p.profile.name: p for p in lib.people.summaries(Audience.operator)}
 except LookalikeError:  # a library with no embedding space yet: nobody to list
     people = {}
 
@@ -59,7 +60,7 @@ if saved:
 
     who = chosen if current is not None else name.strip()
     try:
-        lib.save_profile(who, Profile(display_name=display.strip() or None, role=role.strip() or None,
+        lib.people.save_profile(who, Profile(display_name=display.strip() or None, role=role.strip() or None,
                                       organisation=organisation.strip() or None, story=story.strip() or None,
                                       tags=parse_tags(tags), consent_display=consent))
         rows = []
@@ -76,17 +77,17 @@ if saved:
 
 if current is not None:
     st.subheader("Their photos")
-    stored = lib.person_photos(chosen)
+    stored = lib.people.photos(chosen)
     st.dataframe(pd.DataFrame([{"photo": path.rsplit("/", 1)[-1], "outcome": status.replace("_", " "),
                                 "why": reason or ""} for _, path, status, reason in stored],
                               columns=["photo", "outcome", "why"]), hide_index=True)
     left, right = st.columns(2)
     if current.consent:
         if left.button("Withdraw consent (off the kiosk at once)", key="admin_withdraw"):
-            lib.set_consent(chosen, False)
+            lib.people.set_consent(chosen, False)
             st.rerun()
     elif left.button("Record consent to be shown", key="admin_consent"):
-        lib.set_consent(chosen, True)
+        lib.people.set_consent(chosen, True)
         st.rerun()
     sure = right.checkbox("Yes, remove every photo, face and profile of this person", key="admin_sure")
     if right.button("Remove this person entirely", disabled=not sure, key="admin_remove"):

@@ -107,11 +107,11 @@ def explain(match: Match, name: str, typical: float | None = None) -> tuple[str,
 def cards(library: Library, face: QueryFace) -> list[Card]:
     """The matches of one query face as cards, with each person's profile."""
     cal = library.view.calibration()
-    profiles = library.profiles([m.person for m in face.matches if m.person])
+    profiles = library.people.profiles([m.person for m in face.matches if m.person])
     typical = library.view.centroid_means([m.person for m in face.matches if m.person])
     out = []
     for m in face.matches:
-        p = profiles.get(m.person)
+        p = profiles.get(m.person) if m.person else None
         name = p.title if p else (m.person or "unnamed").replace("_", " ")
         out.append(Card(m.face_id, name, p.role if p else None, p.organisation if p else None,
                         p.story if p else None, m.similarity, m.verdict, VERDICT_WORDS[m.verdict],
@@ -231,7 +231,7 @@ def _is_operator(given: str, password: str | None) -> bool:
     if password and same_secret(given, password):
         return True
     try:
-        return library().key_scope(given) is KeyScope.admin
+        return library().keys.scope(given) is KeyScope.admin
     except LookalikeError:
         return False
 

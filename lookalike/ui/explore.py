@@ -70,7 +70,7 @@ def titles_of(_lib: Library, state: tuple, names: tuple[str, ...]) -> dict[str, 
     """Person name -> the name to show (a manifest's display name, else the name with spaces)."""
     profiles = {}
     for start in range(0, len(names), 900):  # SQLite's bound-parameter limit
-        profiles.update(_lib.profiles(names[start:start + 900]))
+        profiles.update(_lib.people.profiles(names[start:start + 900]))
     return {n: profiles[n].title if n in profiles else n.replace("_", " ") for n in names}
 
 

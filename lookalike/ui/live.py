@@ -56,7 +56,7 @@ def matches() -> None:
         st.info("Loading the face models … (a few seconds)")
     if not faces:
         st.markdown("No face in view yet.")
-    profiles = lib.profiles([f["person"] for f in faces if f["person"]])
+    profiles = lib.people.profiles([f["person"] for f in faces if f["person"]])
     floor = lib.view.calibration().floor
     for face in faces:
         with st.container(border=True):

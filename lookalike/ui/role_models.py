@@ -77,7 +77,7 @@ from lookalike.query.search import Filter, FilterKey  # noqa: E402
 
 round_ = state["kiosk_round"]
 st.title("Role models who look like you")
-tags = lib.display_tags()
+tags = lib.people.display_tags()
 chosen = st.multiselect("Show me role models who are … (optional)", tags, key=f"tags-{round_}",
                         format_func=lambda t: t.replace("-", " "), placeholder="anyone") if tags else []
 shot, space = st.columns([2, 3], gap="large")

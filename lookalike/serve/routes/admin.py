@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import File, UploadFile
 
+from ...store.schema import Audience
 from .. import schemas
 from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read
 
@@ -26,8 +27,8 @@ def save_person(caller: Admin, service: Served, body: schemas.NewPerson) -> dict
     profile = Profile(**{**fields, "tags": tuple(fields["tags"])})
 
     def work(lib: Library) -> dict:
-        saved = lib.save_profile(body.name, profile)
-        return line(lib.people(hide_declined=False, name=saved.name)[0])
+        saved = lib.people.save_profile(body.name, profile)
+        return line(lib.people.summaries(Audience.operator, name=saved.name)[0])
 
     return service.call(work)
 
@@ -53,8 +54,8 @@ def consent(caller: Admin, service: Served, name: PersonName, body: schemas.Cons
     """Give or withdraw consent to be shown: withdrawn, the person leaves every search at once."""
 
     def work(lib: Library) -> dict:
-        lib.set_consent(name, body.consent_display)
-        return line(lib.people(hide_declined=False, name=name)[0])
+        lib.people.set_consent(name, body.consent_display)
+        return line(lib.people.summaries(Audience.operator, name=name)[0])
 
     return service.call(work)
 

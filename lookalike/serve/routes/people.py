@@ -21,7 +21,7 @@ router = Topic()
 @router.get("/v1/people", response_model=schemas.PeopleAnswer, tags=["people"])
 def people(caller: Searcher, service: Served) -> dict:
     """Everyone in the library; without an admin key, not the people who withheld consent."""
-    lines = service.call(lambda lib: lib.people(hide_declined=not caller.admin))
+    lines = service.call(lambda lib: lib.people.summaries(audience(caller)))
     return {"people": [line(p) for p in lines]}
 
 
