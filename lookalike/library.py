@@ -311,7 +311,7 @@ class Library:
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
 
         ``options`` are :class:`lookalike.query.search.SearchOptions` fields: ``per_person``,
-        ``rank_by``, ``filters``, ``consented_only``."""
+        ``rank_by``, ``filters``, ``audience``, ``analyzer``, ``math``."""
         from .query.search import SearchOptions, search
 
         return search(self.view, photo, SearchOptions(k=k, **options))

@@ -308,24 +308,25 @@ class SpaceView:
         norm = float(np.linalg.norm(total))
         return (total / norm if norm > 0 else total).astype(np.float32), n
 
-    def allowed_face_ids(self, filters: tuple[Filter, ...] | list[Filter] = (), consented_only: bool = False,
-                         hide_declined: bool = False) -> np.ndarray | None:
-        """Face ids whose person passes the metadata filters; ``None`` when unfiltered."""
-        if not filters and not consented_only and not hide_declined:
+    def allowed_face_ids(self, filters: tuple[Filter, ...] | list[Filter] = (),
+                         audience: Audience = Audience.operator) -> np.ndarray | None:
+        """Face ids whose person passes the metadata filters and ``audience`` may see;
+        ``None`` when unfiltered."""
+        if not filters and audience is Audience.operator:
             return None
         with self.session() as session:
             return photo_rows.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
-                                    consented_only=consented_only, hide_declined=hide_declined)
+                                          audience)
 
-    def search_filters(self, filters: tuple[Filter, ...] | list[Filter] = (), consented_only: bool = False,
-                       hide_declined: bool = False) -> SearchFilters | None:
+    def search_filters(self, filters: tuple[Filter, ...] | list[Filter] = (),
+                       audience: Audience = Audience.operator) -> SearchFilters | None:
         """The same filters as :meth:`allowed_face_ids`, for an index that can apply them on
         fields of its own (:class:`~lookalike.index.protocol.SearchFilters`)."""
         from .index.protocol import SearchFilters
 
-        if not filters and not consented_only and not hide_declined:
+        if not filters and audience is Audience.operator:
             return None
         groups = tuple((f.key.value, f.value) for f in filters)
         with self.session() as session:
             person_ids = person_rows.person_ids_by_name(session, [v for k, v in groups if k == "person"])
-        return SearchFilters(groups, person_ids, consented_only, hide_declined)
+        return SearchFilters(groups, person_ids, audience)

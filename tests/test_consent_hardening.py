@@ -267,14 +267,14 @@ def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
     with lookalike.open(postgres(), index_dir=tmp_path / "idx") as pg, lookalike.open(libs["with"]) as lite:
         assert pg.ingest([str(libs["with"].parent / "role-models.csv")]).statuses["ok"] == 32
         with pytest.raises(NotFound, match="no faces in group person:sheldon"):
-            pg.search(photo, hide_declined=True, math=FaceMath.parse("person:sheldon", None, 1.0))
+            pg.search(photo, audience=Audience.visitor, math=FaceMath.parse("person:sheldon", None, 1.0))
         for audience in Audience:
             assert pg.stats(audience)["people"] == {"operator": 8, "visitor": 6, "consented": 6}[audience.value]
             pg_centroid, lite_centroid = pg.view.corpus_centroid(audience), lite.view.corpus_centroid(audience)
             assert _close(pg_centroid[0].tolist(), lite_centroid[0].tolist()) == []
         for math in (FaceMath.parse("person:amy", None, 1.0), FaceMath.parse("tag:physics", "person:raj", 1.5)):
-            got = pg.search(photo, k=5, hide_declined=True, math=math).faces[0]
-            expected = lite.search(photo, k=5, hide_declined=True, math=math).faces[0]
+            got = pg.search(photo, k=5, audience=Audience.visitor, math=math).faces[0]
+            expected = lite.search(photo, k=5, audience=Audience.visitor, math=math).faces[0]
             assert [m.person for m in got.matches] == [m.person for m in expected.matches]
             assert _close([m.similarity for m in got.matches], [m.similarity for m in expected.matches]) == []
             assert got.moved == expected.moved

@@ -79,12 +79,13 @@ def test_the_index_rules_in_milvus_types():
 
 
 def test_filter_expressions_match_as_the_database_does():
-    assert expression([("tag", "Women in Science")], {}, consented_only=False, hide_declined=False) == \
+    assert expression([("tag", "Women in Science")], {}, Audience.operator) == \
         'array_contains(tags, "women-in-science")'
     assert expression([("organisation", ' Naval "Medical" '), ("person", "amy")], {"amy": 7},
-                      consented_only=True, hide_declined=True) == \
-        'organisation == "naval \\"medical\\"" and person == 7 and consent == 1 and consent != 0'
-    assert expression([("person", "nobody")], {}, consented_only=False, hide_declined=False) == "person == -2"
+                      Audience.consented) == \
+        'organisation == "naval \\"medical\\"" and person == 7 and consent == 1'
+    assert expression([("role", "Nurse")], {}, Audience.visitor) == 'role == "nurse" and consent != 0'
+    assert expression([("person", "nobody")], {}, Audience.operator) == "person == -2"
     assert collection_name("SFace__yunet__arcface", "1b39-86e0-0493-aaaa") == \
         "lookalike_SFace__yunet__arcface_1b3986e00493"
 
@@ -184,12 +185,12 @@ def test_the_filter_fields_in_milvus_answer_as_the_database_does(lite, faces):
         query = lib.view.vectors(lib.view.index.ids()[:1])
         checked = 0
         for groups in cases:
-            for consented in (False, True):
-                allowed = lib.view.allowed_face_ids([_filter(k, v) for k, v in groups], consented, True)
+            for audience in (Audience.visitor, Audience.consented):
+                allowed = lib.view.allowed_face_ids([_filter(k, v) for k, v in groups], audience)
                 want = set(index.ids().tolist()) if allowed is None else set(allowed.tolist())
-                where_ = expression(groups, person_ids, consented_only=consented, hide_declined=True)
+                where_ = expression(groups, person_ids, audience)
                 _, got = index.search(query, 64, where=where_ or None)
-                assert set(got[0][got[0] >= 0].tolist()) == want, (groups, consented)
+                assert set(got[0][got[0] >= 0].tolist()) == want, (groups, audience)
                 checked += bool(want)
         assert checked >= 6  # the cases select something: the comparison is not between empties
 

@@ -94,7 +94,7 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     with lookalike.open(kiosk) as lib:
         profile = lib.people.profiles(["grace_hopper"])["grace_hopper"]
         assert profile.story == HOSTILE_STORY and profile.tags == ("women-in-engineering", "first-generation")
-        shown = lib.search(str(amy[4]), k=1, per_person=True, consented_only=True)
+        shown = lib.search(str(amy[4]), k=1, per_person=True, audience=Audience.consented)
         assert shown.faces[0].matches[0].person == "grace_hopper"  # on the kiosk: she consented
 
     # edit: the person chosen, the story changed; the photos table says which failed and why
@@ -115,7 +115,7 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     with lookalike.open(kiosk) as lib:
         everyone = lib.people.summaries(Audience.operator)
         assert [p.consent for p in everyone if p.profile.name == "grace_hopper"] == [False]
-        seen = lib.search(str(amy[4]), k=10, per_person=True, hide_declined=True)
+        seen = lib.search(str(amy[4]), k=10, per_person=True, audience=Audience.visitor)
         assert "grace_hopper" not in {m.person for m in seen.faces[0].matches}
 
     # remove: only after saying yes; then nothing of them is left, uploaded copies included

@@ -12,6 +12,7 @@ import pytest
 from conftest import app_page
 from streamlit.testing.v1 import AppTest
 
+from lookalike.store.schema import Audience
 from lookalike.ui import common
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,7 +199,7 @@ def test_withdrawn_consent_takes_a_role_model_off_the_kiosk(kiosk_db, tmp_path):
         assert report.statuses["unchanged"] == 32  # no photo read again...
         assert not lib.people.profiles(["amy"])["amy"].consent_display  # ...but the profile follows the manifest
         assert "first-generation-university" not in lib.people.display_tags()
-        shown = lib.search(str(folder / "photos/amy/amy5.png"), k=3, per_person=True, consented_only=True)
+        shown = lib.search(str(folder / "photos/amy/amy5.png"), k=3, per_person=True, audience=Audience.consented)
         assert "amy" not in {m.person for m in shown.faces[0].matches}
 
 
@@ -270,7 +271,7 @@ def test_consent_never_stated_is_not_consent_withheld(faces, tmp_path):
     with lookalike.open(db) as lib:
         lib.ingest([str(faces / "celeb" / "faceapi_bbt" / "amy")], person="amy")
         query = str(faces / BBT / "amy" / "amy5.png")
-        assert lib.search(query, k=1, hide_declined=True).faces[0].matches[0].person == "amy"
-        assert lib.search(query, k=1, consented_only=True).faces[0].matches == []
+        assert lib.search(query, k=1, audience=Audience.visitor).faces[0].matches[0].person == "amy"
+        assert lib.search(query, k=1, audience=Audience.consented).faces[0].matches == []
     with sqlite3.connect(db) as conn:
         assert conn.execute("select consent_display from people").fetchall() == [(None,)]

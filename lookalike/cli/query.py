@@ -62,14 +62,14 @@ def search(
     with _errors():
         from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
+        from ..store.schema import Audience
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
         math = FaceMath.parse(toward, away, strength)
         with opened(lib, space) as library:
             result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
                                     filters=parsed,
-                                    consented_only=consented_only or audience is AudienceChoice.consented,
-                                    hide_declined=audience is AudienceChoice.visitor,
+                                    audience=Audience.consented if consented_only else Audience(audience.value),
                                     analyzer=analyzer if analyze else None, math=math)
         if as_json:
             _print_json(result.to_dict())

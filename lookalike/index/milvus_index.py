@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from ..store.outbox import FilterFields
+    from ..store.schema import Audience
     from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -336,8 +337,7 @@ class MilvusIndex:
         fields follow SQL through the outbox, so for a moment after a profile changes they
         may lag: a query whose answers include a face no longer allowed, or that comes back
         short while more faces are allowed, is asked again with the id list."""
-        where = expression(filters.groups, filters.person_ids, consented_only=filters.consented_only,
-                           hide_declined=filters.hide_declined)
+        where = expression(filters.groups, filters.person_ids, filters.audience)
         sims, ids = self.search(queries, k, where=where)
         allowed = np.sort(allowed)
         for row in range(len(queries)):
@@ -360,14 +360,14 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def expression(groups: Sequence[tuple[str, str]], person_ids: Mapping[str, int], *, consented_only: bool,
-               hide_declined: bool) -> str:
+def expression(groups: Sequence[tuple[str, str]], person_ids: Mapping[str, int], audience: Audience) -> str:
     """The Milvus filter for the search filters, as the database matches them
     (:func:`lookalike.store.person_rows.person_matches`): a tag exactly (normalised), an
     organisation or role whole and case-insensitively (stored lower-cased), a person by
     id (``person_ids``: name -> id; a name missing there matches nothing, not even the
     faces of no one, whose field is -1)."""
     from ..store.person_rows import normalise_tag
+    from ..store.schema import Audience
 
     terms = []
     for key, value in groups:
@@ -379,9 +379,9 @@ def expression(groups: Sequence[tuple[str, str]], person_ids: Mapping[str, int],
             terms.append(f"person == {int(person_ids.get(value, -2))}")
         else:
             raise ValueError(f"no person group {key!r}")
-    if consented_only:
+    if audience is Audience.consented:
         terms.append("consent == 1")
-    if hide_declined:
+    elif audience is Audience.visitor:
         terms.append("consent != 0")
     return " and ".join(terms)
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ..config import Settings
+    from ..store.schema import Audience
     from .reduction import Reduction
 
 # ids -> their vectors (rows in the order of the ids): what an index re-ranks on
@@ -95,8 +96,7 @@ class SearchFilters:
 
     groups: tuple[tuple[str, str], ...]  # (key, value): tag, organisation, role, person
     person_ids: Mapping[str, int]  # the names of person filters -> their ids (a name nobody has: absent)
-    consented_only: bool
-    hide_declined: bool
+    audience: Audience  # whose faces may be returned (a consent field the index keeps)
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..query.search import SearchOptions
+from ..store.schema import Audience
 from .matcher import Matcher, MatchRequest, MatchUpdate
 from .overlay import Hud, draw
 from .sinks import Sink
@@ -116,7 +117,7 @@ class LivePipeline:
         self.detector = detect.build(library.view.space.detector, options.detect_side, fallback=False)
         # a live screen is a display: people whose profile withholds consent never appear
         self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
-                                                               hide_declined=True))
+                                                               audience=Audience.visitor))
         self.tracker = Tracker(refresh=options.refresh)
         self.stats = LiveStats()
         self._detected_at = float("-inf")

@@ -107,10 +107,11 @@ class SearchOptions:
     per_person: bool = False  # best face per person
     rank_by: RankBy = RankBy.face
     filters: tuple[Filter, ...] = ()
-    consented_only: bool = False  # only people whose manifest says consent_display=yes (role models)
-    # leave out people whose manifest profile withholds consent (every display to visitors);
-    # people with no stated consent (a public photo corpus ingested from folders) stay
-    hide_declined: bool = False
+    # whom the answer is for, and so whose faces it may show and be computed from (face-math
+    # groups, the corpus average): a visitor's display leaves out the people whose profile
+    # withholds consent (no stated consent, a public corpus ingested from folders: shown);
+    # a role-model kiosk shows only those who said yes
+    audience: Audience = Audience.operator
     # estimate age / gender / emotion of each query face with this analyzer (opt-in)
     analyzer: AnalyzerName | None = None
     # move each query face toward a group before searching ("me, but older")
@@ -121,12 +122,6 @@ class SearchOptions:
 
         if len(self.filters) > MAX_FILTERS:
             raise ConfigError(f"{len(self.filters)} filters given; a search takes at most {MAX_FILTERS}")
-
-    @property
-    def audience(self) -> Audience:
-        """Whom the answer is for (the two consent flags above): whose faces it may show and
-        be computed from (face-math groups, the corpus average)."""
-        return Audience.of(consented_only=self.consented_only, hide_declined=self.hide_declined)
 
 
 @dataclass
@@ -211,11 +206,11 @@ def search_vectors(library: SpaceContext, faces: Iterable[tuple[Box, float, np.n
     """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
     cal = library.calibration()
     cents = library.centroids()
-    allowed = library.allowed_face_ids(options.filters, options.consented_only, options.hide_declined)
+    allowed = library.allowed_face_ids(options.filters, options.audience)
     # how the ids were chosen, for an index that filters faster on fields of its own (Milvus)
     how = None
     if allowed is not None and library.index.filter_on_fields:
-        how = library.search_filters(options.filters, options.consented_only, options.hide_declined)
+        how = library.search_filters(options.filters, options.audience)
     corpus = library.corpus_centroid(options.audience)  # of the faces this audience may see
     out = []
     for bbox, conf, vec in faces:

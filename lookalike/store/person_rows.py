@@ -161,7 +161,7 @@ def _profile(p: Person) -> Profile:
 
 def set_consent(session: Session, name: str, consent: bool) -> bool:
     """Record a person's consent to be displayed; False when nobody has that name. The
-    caller commits: from then on no search with ``hide_declined`` returns them."""
+    caller commits: from then on no visitor's search returns them."""
     person = person_by_name(session, name)
     if person is None:
         return False

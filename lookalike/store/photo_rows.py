@@ -10,8 +10,9 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select
 from sqlalchemy.orm import Session
 
 from .centroid_rows import update_centroids
-from .person_rows import anyone_withholds_consent, person_matches
+from .person_rows import anyone_withholds_consent, person_matches, sees
 from .schema import (
+    Audience,
     Base,
     Face,
     FaceEstimate,
@@ -181,17 +182,17 @@ def decode_vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
-def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]], *, consented_only: bool = False,
-                hide_declined: bool = False) -> np.ndarray | None:
+def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]],
+                audience: Audience = Audience.operator) -> np.ndarray | None:
     """Ids of the faces whose person is in every group ``(key, value)`` (:func:`person_matches`)
-    and may be shown: ``consented_only`` keeps people whose profile says yes; ``hide_declined``
-    drops those whose profile says no (while nobody says no, a public corpus, it filters
-    nothing). ``None`` when nothing filters: the search stays unfiltered."""
+    and ``audience`` may see (:func:`~lookalike.store.person_rows.sees`): a role-model kiosk
+    keeps people whose profile says yes; a visitor loses those whose profile says no (while
+    nobody says no, a public corpus, that filters nothing). ``None`` when nothing filters:
+    the search stays unfiltered."""
     conditions = [person_matches(key, value) for key, value in groups]
-    if consented_only:
-        conditions.append(Person.consent_display.is_(True))
-    if hide_declined and anyone_withholds_consent(session):
-        conditions.append(Person.consent_display.is_not(False))
+    condition = sees(audience)
+    if condition is not None and (audience is not Audience.visitor or anyone_withholds_consent(session)):
+        conditions.append(condition)
     if not conditions:
         return None
     query = (select(Face.id).join(Person, Person.id == Face.person_id)

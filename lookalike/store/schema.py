@@ -285,13 +285,6 @@ class Audience(str, Enum):
     visitor = "visitor"  # not people whose profile withholds consent (never stated: shown)
     consented = "consented"  # only people whose profile says yes (role models on a kiosk)
 
-    @classmethod
-    def of(cls, *, consented_only: bool, hide_declined: bool) -> Audience:
-        """The audience the two search flags stand for (``consented_only`` wins)."""
-        if consented_only:
-            return cls.consented
-        return cls.visitor if hide_declined else cls.operator
-
 
 class ApiKey(Base):
     """An HTTP API key. Only its SHA-256 is stored: the key itself is printed once, when

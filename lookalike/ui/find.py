@@ -42,7 +42,7 @@ try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
     rgb = decode(data, given.name or "your photo", common.max_pixels()).rgb
     with common.SEARCH_LOCK, st.spinner("Looking for people like you …"):
-        result = lib.search(rgb, k=k, per_person=True, hide_declined=True)
+        result = lib.search(rgb, k=k, per_person=True, audience=Audience.visitor)
 except common.UploadTooLarge as err:
     left.error(str(err))
     st.stop()

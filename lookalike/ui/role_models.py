@@ -74,6 +74,7 @@ if state["kiosk_stage"] == "consent":
 
 from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
 from lookalike.query.search import Filter, FilterKey  # noqa: E402
+from lookalike.store.schema import Audience  # noqa: E402
 
 round_ = state["kiosk_round"]
 st.title("Role models who look like you")
@@ -89,7 +90,7 @@ if photo is None:
 
 try:
     with common.SEARCH_LOCK, st.spinner("Finding your role models …"):
-        result = lib.search(photo.getvalue(), k=3, per_person=True, consented_only=True,
+        result = lib.search(photo.getvalue(), k=3, per_person=True, audience=Audience.consented,
                             filters=tuple(Filter(FilterKey.tag, t) for t in chosen))
 except NoFace:
     space.warning("We could not see a face in that photo. Look straight at the camera in good light and try again.")

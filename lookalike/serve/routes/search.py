@@ -52,16 +52,17 @@ def search(
     from ...faces.images import Upload
     from ...query.facemath import FaceMath
     from ...query.search import Filter, RankBy
+    from ...store.schema import Audience
 
     parsed = tuple(Filter.parse(f) for f in filter or [])
     math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
     data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
 
     def work(lib: Library) -> dict:
-        # hide_declined for every key: a withheld person is neither shown nor part of any
-        # average the query is moved by (a group of theirs is a group with no faces)
+        # at least a visitor for every key: a withheld person is neither shown nor part of
+        # any average the query is moved by (a group of theirs is a group with no faces)
         result = lib.search(data, k=k, per_person=per_person, rank_by=RankBy(by.value), filters=parsed,
-                            consented_only=consented_only, hide_declined=True,
+                            audience=Audience.consented if consented_only else Audience.visitor,
                             analyzer=AnalyzerName.auto if analyze else None, math=math)
         answer = replace(result, query=name_of(photo)).to_dict()
         photo_refs(lib, [m for f in answer["faces"] for m in f["matches"]], caller.admin)
