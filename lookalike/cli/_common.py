@@ -9,12 +9,12 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator
 
 import typer
 
 from ..analysis import AnalyzerName
-from ._options import LibraryOptions, SpaceOptions
+from ._options import OptionGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -82,7 +82,8 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _open(db: str | None, index_dir: Path | None, vectors: str | None = None, **settings: object) -> Library:
+def _open(db: str | None = None, index_dir: Path | None = None, vectors: str | None = None,
+          **settings: object) -> Library:
     import lookalike
 
     if vectors is not None:
@@ -97,10 +98,15 @@ def _open(db: str | None, index_dir: Path | None, vectors: str | None = None, **
 
 
 @contextmanager
-def opened(options: LibraryOptions, space: SpaceOptions | None = None, **settings: object) -> Iterator[Library]:
-    """The library the options name, closed when the block ends: also on an error or Ctrl-C,
-    so its connections, index files and vector-store clients never outlive the command."""
-    lib = _open(options.db, options.index_dir, options.vectors, **(space.settings() if space else {}), **settings)
+def opened(*groups: OptionGroup, **settings: object) -> Iterator[Library]:
+    """The library the option groups name (:class:`LibraryOptions`, and a
+    :class:`SpaceOptions` where the command takes one), closed when the block ends: also on
+    an error or Ctrl-C, so its connections, index files and vector-store clients never
+    outlive the command."""
+    chosen: dict[str, Any] = dict(settings)
+    for group in groups:
+        chosen = group.settings() | chosen
+    lib = _open(**chosen)
     try:
         yield lib
     finally:

@@ -14,7 +14,7 @@ import functools
 import inspect
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Optional, ParamSpec, TypeVar, get_type_hints
+from typing import Annotated, Any, Callable, Optional, ParamSpec, TypeVar, get_type_hints
 
 import typer
 
@@ -35,7 +35,13 @@ AlignerOpt = Annotated[Optional[str], typer.Option(
 
 
 class OptionGroup:
-    """Marks a dataclass whose fields are typer options that :func:`grouped` spreads out."""
+    """A frozen dataclass whose fields are typer options that :func:`grouped` spreads out,
+    each named like the :func:`lookalike.open` / ``Settings.resolve`` argument it sets."""
+
+    def settings(self) -> dict[str, Any]:
+        """The group as keyword arguments of :func:`lookalike.open` / ``Settings.resolve``
+        (each field's type is that argument's)."""
+        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,6 @@ class SpaceOptions(OptionGroup):
     model: ModelOpt = None
     detector: DetectorOpt = None
     aligner: AlignerOpt = None
-
-    def settings(self) -> dict[str, object]:
-        """As keyword arguments of :func:`lookalike.open` / ``Settings.resolve``."""
-        return {"model": self.model, "detector": self.detector, "aligner": self.aligner}
 
 
 P = ParamSpec("P")

@@ -76,7 +76,7 @@ def eval_retrieval(
     from ..measure import evaluate
 
     with _errors():
-        settings = Settings.resolve(model=space.model, detector=space.detector, aligner=space.aligner)
+        settings = Settings.resolve(**space.settings())
         rows = evaluate.read_retrieval(manifest, root)
         with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
             scratch = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'retrieval.db'}",

@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
+
+from ..store import photo_rows
 from .protocol import VectorIndex
 from .reduction import ReducedIndex
 
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 # the space's open index, opened (and wrapped in its reduction) on the first call
 OpenIndex = Callable[[], VectorIndex]
+IndexT = TypeVar("IndexT")
+# repairs a space's index from the database; returns how many faces it then holds
+Repair = Callable[[], int]
 
 
 def unwrapped(index: VectorIndex) -> VectorIndex:
@@ -33,6 +39,15 @@ def unwrapped(index: VectorIndex) -> VectorIndex:
     while isinstance(index, ReducedIndex):
         index = index.inner
     return index
+
+
+def own_index(index: VectorIndex, kind: type[IndexT]) -> IndexT:
+    """The index of the backend's own ``kind`` under ``index`` (reduced or not): what a
+    backend reaches for its kind's own methods. Anything else is a programming error."""
+    base = unwrapped(index)
+    if not isinstance(base, kind):
+        raise TypeError(f"a {kind.__name__} backend was handed a {type(base).__name__}")
+    return base
 
 
 @dataclass
@@ -46,6 +61,12 @@ class DoctorReport:
     orphans: int  # in the index, not in the database
     error: str | None = None
     fixed: bool = False
+
+    @classmethod
+    def compare(cls, space: str, want: np.ndarray, have: np.ndarray, error: str | None = None) -> DoctorReport:
+        """The report of an index holding the ids ``have`` where the database holds ``want``."""
+        return cls(space, len(want), len(have), missing=len(np.setdiff1d(want, have)),
+                   orphans=len(np.setdiff1d(have, want)), error=error)
 
     @property
     def ok(self) -> bool:
@@ -128,4 +149,17 @@ class VectorBackend:
         """After that transaction committed."""
 
     def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
+        """Compare the space's index with the database's faces; ``fix`` repairs what differs.
+        One shape for every backend: :meth:`check` says what differs and how to repair it."""
+        with store.session() as session:
+            want = photo_rows.face_ids(session, store.space_id)
+        report, repair = self.check(store, current, want)
+        if fix and not report.ok and repair is not None:
+            report.index_faces = repair()
+            report.fixed, report.error, report.missing, report.orphans = True, None, 0, 0
+        return report
+
+    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
+        """How the index compares with the database's face ids ``want``, and how to repair
+        it (``None``: it must not be repaired from here)."""
         raise NotImplementedError

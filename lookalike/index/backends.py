@@ -7,7 +7,7 @@ and ``--vectors``.
   in ``faces.vec`` (pgvector), written with their rows and searched in SQL.
 * :class:`~lookalike.index.milvus_backend.MilvusBackend` — Milvus (Lite or a server): a
   collection per space that follows the database through the outbox
-  (:mod:`lookalike.index.outbox`).
+  (:mod:`lookalike.index.milvus_outbox`).
 
 The library asks its backend and never branches on the kind itself. Every index a backend
 opens is a :class:`lookalike.index.protocol.VectorIndex`; what only its own kind has (a

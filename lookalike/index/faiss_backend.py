@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, photo_rows, space_rows
-from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
+from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, unwrapped
 from .faiss_index import FaissIndex, Manifest
 from .protocol import VectorIndex
 
@@ -128,28 +128,25 @@ class FaissBackend(VectorBackend):
         if store.engine.dialect.name == "sqlite":
             db.checkpoint_wal(store.engine)
 
-    def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
-        with store.session() as session:
-            ids = photo_rows.face_ids(session, store.space_id)
+    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         error = None
         folder, key = store.settings.index_dir, store.space.key
         try:
-            index = FaissIndex.load(folder, self.manifest(store))
+            loaded: FaissIndex | None = FaissIndex.load(folder, self.manifest(store))
         except IndexOwnedElsewhere as err:  # never "fix" another library's file
-            return DoctorReport(key, len(ids), 0, len(ids), 0, error=str(err))
+            return DoctorReport(key, len(want), 0, len(want), 0, error=str(err)), None
         except (IndexCorrupt, ModelMismatch) as err:
-            error, index = str(err), None
-        have = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
-        report = DoctorReport(key, len(ids), len(have), missing=len(np.setdiff1d(ids, have)),
-                              orphans=len(np.setdiff1d(have, ids)), error=error)
-        if index is not None and not FaissIndex.paths(folder, key)[0].exists() and len(ids):
+            error, loaded = str(err), None
+        have = loaded.ids() if loaded is not None else np.zeros(0, dtype=np.int64)
+        report = DoctorReport.compare(key, want, have, error)
+        if loaded is not None and not FaissIndex.paths(folder, key)[0].exists() and len(want):
             report.error = "index file missing"
-        if fix and not report.ok:
+
+        def repair() -> int:
             with store.write_lock():
-                index = FaissIndex(folder, self.manifest(store)) if index is None else index
-                index.reconcile(ids, store.index_vectors)
+                index = FaissIndex(folder, self.manifest(store)) if loaded is None else loaded
+                index.reconcile(want, store.index_vectors)
                 index.save()
-            report.fixed = True
-            report.error, report.missing, report.orphans = None, 0, 0
-            report.index_faces = index.ntotal
-        return report
+            return index.ntotal
+
+        return report, repair

@@ -1,6 +1,6 @@
 """Milvus: one collection per space (:mod:`lookalike.index.milvus_index`), the database
 still the source of truth, the collection following it through the outbox
-(:mod:`lookalike.index.outbox`)."""
+(:mod:`lookalike.index.milvus_outbox`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from ..config import Vectors, VectorsKind
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import outbox, photo_rows, space_rows
-from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
-from .outbox import DRAIN, Outbox
+from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index
+from .milvus_outbox import DRAIN, Outbox
 from .protocol import VectorIndex
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class MilvusBackend(VectorBackend):
     """Milvus (:mod:`lookalike.index.milvus_index`): one collection per space, the database
     still the source of truth. Every change is written to the database first, with outbox
-    rows in the same transaction; the outbox (:class:`~lookalike.index.outbox.Outbox`) then
+    rows in the same transaction; the outbox (:class:`~lookalike.index.milvus_outbox.Outbox`) then
     sends them (and any a crash left behind: every open drains first), so after a resume SQL ids == Milvus ids.
 
     Milvus Lite serves one process: ingest maps photos in worker processes and writes from
@@ -125,7 +125,7 @@ class MilvusBackend(VectorBackend):
         return index
 
     def follow(self, store: SpaceStore, index: MilvusIndex) -> int:
-        """Drain the space's outbox into ``index`` (:meth:`lookalike.index.outbox.Outbox.drain`)."""
+        """Drain the space's outbox into ``index`` (:meth:`lookalike.index.milvus_outbox.Outbox.drain`)."""
         return Outbox(store).drain(index)
 
     def after_commit(self, store: SpaceStore, current: OpenIndex) -> None:
@@ -138,12 +138,10 @@ class MilvusBackend(VectorBackend):
 
     @staticmethod
     def own(index: VectorIndex) -> MilvusIndex:
+        """The :class:`MilvusIndex` under ``index`` (reduced or not)."""
         from .milvus_index import MilvusIndex
 
-        base = unwrapped(index)
-        if not isinstance(base, MilvusIndex):
-            raise TypeError(f"the Milvus backend was handed a {type(base).__name__}")
-        return base
+        return own_index(index, MilvusIndex)
 
     def info(self, store: SpaceStore, index: VectorIndex) -> dict:
         own = self.own(index)
@@ -230,26 +228,24 @@ class MilvusBackend(VectorBackend):
     def reduction_committed(self, store: SpaceStore) -> None:
         self.build(store, None)  # the collection follows the new PCA width
 
-    def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
-        with store.session() as session:
-            want = photo_rows.face_ids(session, store.space_id)
+    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         index = self._index(store)
         if not index.exists():
             report = DoctorReport(store.space.key, len(want), 0, len(want), 0,
                                   error=f"Milvus collection {index.name} missing" if len(want) else None)
-            if fix and not report.ok:
+
+            def build() -> int:
                 self.build(store, None)
-                report.fixed, report.error, report.missing, report.index_faces = True, None, 0, len(want)
-            return report
+                return len(want)
+
+            return report, build
         index.load()
-        have = index.ids()
-        report = DoctorReport(store.space.key, len(want), len(have), missing=len(np.setdiff1d(want, have)),
-                              orphans=len(np.setdiff1d(have, want)))
-        if fix and not report.ok:
+
+        def reconcile() -> int:
             Outbox(store).reconcile(index)
-            report.fixed, report.missing, report.orphans = True, 0, 0
-            report.index_faces = len(index.ids())
-        return report
+            return len(index.ids())
+
+        return DoctorReport.compare(store.space.key, want, index.ids()), reconcile
 
 
 def _spec_of(described: dict, n: int, dim: int, lite: bool) -> MilvusSpec:

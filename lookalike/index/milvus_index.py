@@ -13,7 +13,7 @@ never a top-k cut after the fact.
 
 The database stays the source of truth: what Milvus must receive is written first, in
 the database, as outbox rows (:class:`lookalike.store.schema.VectorOutbox`), and the
-backend drains them (:meth:`lookalike.index.outbox.Outbox.drain`). This class is
+backend drains them (:meth:`lookalike.index.milvus_outbox.Outbox.drain`). This class is
 only the Milvus side: it upserts, deletes, counts, lists and searches.
 """
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..store.outbox import FilterFields
     from ..store.schema import Audience
-    from .outbox import Outbox
+    from .milvus_outbox import Outbox
 
 log = logging.getLogger(__name__)
 

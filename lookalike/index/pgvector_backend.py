@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, pgvector, photo_rows
-from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
+from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index
 from .protocol import VectorIndex
 
 if TYPE_CHECKING:
+    import numpy as np
     from sqlalchemy.orm import Session
 
     from .pgvector_index import PgVectorIndex
@@ -44,10 +45,7 @@ class PgVectorBackend(VectorBackend):
         """The :class:`PgVectorIndex` under ``index`` (reduced or not)."""
         from .pgvector_index import PgVectorIndex
 
-        base = unwrapped(index)
-        if not isinstance(base, PgVectorIndex):
-            raise TypeError(f"the pgvector backend was handed a {type(base).__name__}")
-        return base
+        return own_index(index, PgVectorIndex)
 
     def info(self, store: SpaceStore, index: VectorIndex) -> dict:
         index = self.own(index)
@@ -93,14 +91,14 @@ class PgVectorBackend(VectorBackend):
             chunk = ids[start:start + 5000]
             pgvector.write_vectors(session, chunk, red.apply(photo_rows.vectors(session, chunk, dim)))
 
-    def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
+    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         """No file to drift; only rows stored before pgvector lack a vector."""
-        with store.session() as session:
-            n = len(photo_rows.face_ids(session, store.space_id))
+        n = len(want)
         index = self.own(current())
         missing = index.missing()
-        report = DoctorReport(store.space.key, n, n - len(missing), len(missing), 0)
-        if fix and len(missing):
+
+        def fill() -> int:
             index.fill(missing, store.index_vectors)
-            report.fixed, report.missing, report.index_faces = True, 0, n
-        return report
+            return n
+
+        return DoctorReport(store.space.key, n, n - len(missing), len(missing), 0), fill

@@ -150,6 +150,18 @@ class VectorIndex(Protocol):
         ...
 
 
+class LibraryRows(Protocol):
+    """A library's settings and database sessions: what every stage's protocol of a
+    library (this module's, :mod:`lookalike.ingest.protocol`'s,
+    :mod:`lookalike.query.context`'s) starts from, declared once, here at the lowest layer
+    that needs it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+
 class SpaceName(Protocol):
     """An embedding space's names (:class:`lookalike.faces.pipeline.Space`)."""
 
@@ -166,14 +178,19 @@ class SpaceName(Protocol):
     def aligner(self) -> str: ...
 
 
-class SpaceStore(Protocol):
+class SpaceRows(LibraryRows, Protocol):
+    """One embedding space of a library: its names and sessions (the stages above narrow
+    ``space`` to :class:`lookalike.faces.pipeline.Space`)."""
+
+    @property
+    def space(self) -> SpaceName: ...
+
+
+class SpaceStore(SpaceRows, Protocol):
     """What a backend is handed for one embedding space: where its rows and files are,
     its stored vectors and PCA, and its locks. :class:`lookalike.space.SpaceView`
     satisfies it; a backend never reaches above it (no index cache, no retraining: that
     is the maintenance service's, :mod:`lookalike.maintenance`)."""
-
-    @property
-    def settings(self) -> Settings: ...
 
     @property
     def engine(self) -> Engine: ...
@@ -182,9 +199,6 @@ class SpaceStore(Protocol):
     def revision(self) -> str:
         """The database's schema revision (a FAISS manifest records it)."""
         ...
-
-    @property
-    def space(self) -> SpaceName: ...
 
     @property
     def space_id(self) -> int:
@@ -197,8 +211,6 @@ class SpaceStore(Protocol):
     def existing_space_id(self) -> int:
         """The space's row id; a clear error when the library does not hold the space."""
         ...
-
-    def session(self) -> AbstractContextManager[Session]: ...
 
     def index_vectors(self, ids: np.ndarray) -> np.ndarray:
         """What the index holds for ``ids``: their vectors, reduced when the space is."""

@@ -1,7 +1,9 @@
 """What ingest needs from the library, declared here, at ingest's own level.
 
 The library's :class:`lookalike.space.SpaceView` satisfies these protocols structurally:
-the library hands one down, and nothing in :mod:`lookalike.ingest` imports upwards.
+the library hands one down, and nothing in :mod:`lookalike.ingest` imports upwards. Both
+start from the index layer's :class:`lookalike.index.protocol.LibraryRows` (settings and
+sessions) and add only what ingest calls.
 
 * :class:`IngestTarget`: one embedding space to write into: its settings and space, a
   session, its id, the index the writer tops up, the face pipeline an in-process mapper
@@ -12,25 +14,22 @@ the library hands one down, and nothing in :mod:`lookalike.ingest` imports upwar
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Callable, Protocol
+
+from ..index.protocol import LibraryRows, SpaceRows
 
 if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-    from ..config import Settings
     from ..faces.pipeline import FacePipeline, Space
     from ..index.protocol import VectorIndex
     from ..store.schema import Space as SpaceRow
 
 
-class IngestTarget(Protocol):
+class IngestTarget(SpaceRows, Protocol):
     """One embedding space of a library, as the ingest runner writes into it."""
-
-    @property
-    def settings(self) -> Settings: ...
 
     @property
     def space(self) -> Space: ...
@@ -50,8 +49,6 @@ class IngestTarget(Protocol):
         """The loaded models, shared by a mapper in this process."""
         ...
 
-    def session(self) -> AbstractContextManager[Session]: ...
-
     def db_vector_writer(self, session: Session) -> Callable[[np.ndarray], np.ndarray] | None:
         """What goes into ``faces.vec`` for a vector (pgvector), or None."""
         ...
@@ -61,15 +58,10 @@ class IngestTarget(Protocol):
         ...
 
 
-class SpaceOpener(Protocol):
+class SpaceOpener(LibraryRows, Protocol):
     """A library as a PostgreSQL queue worker uses it: sessions, and one target per space."""
 
     @property
-    def settings(self) -> Settings: ...
-
-    @property
     def engine(self) -> Engine: ...
-
-    def session(self) -> AbstractContextManager[Session]: ...
 
     def in_space(self, row: SpaceRow) -> IngestTarget: ...

@@ -23,7 +23,7 @@ from ..errors import ManifestError
 
 if TYPE_CHECKING:
     from ..ingest.corpus import Item
-    from .protocol import MeasuredSpace
+    from ..query.context import SpaceReader
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _lfw(root: Path, name: str, number: str) -> str:
 
 
 # -- embedding with worker processes ---------------------------------------------------
-def embed_photos(library: MeasuredSpace, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
+def embed_photos(library: SpaceReader, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
     """``{path: unit vector of the largest face, or None}`` for every path."""
     from ..faces.pipeline import FacesMode
     from ..ingest import mapper as ingest
@@ -120,7 +120,7 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
     return float((fpr[i] + 1 - tpr[i]) / 2)
 
 
-def verify(library: MeasuredSpace, pairs: list[Pair],
+def verify(library: SpaceReader, pairs: list[Pair],
            workers: int = 0) -> tuple[VerifyReport, np.ndarray, np.ndarray]:
     """Scores every pair; returns the report and (scores, same) for plots."""
     paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
@@ -174,7 +174,7 @@ def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def retrieval(lib: MeasuredSpace, ingest: Callable[[list[Item]], object], rows: list[tuple[str, str, str]],
+def retrieval(lib: SpaceReader, ingest: Callable[[list[Item]], object], rows: list[tuple[str, str, str]],
               workers: int = 0) -> RetrievalReport:
     """Ingest gallery + distractors with ``ingest`` (into ``lib``, an empty, temporary
     library's space, which the caller opened and closes), search every query, and score
@@ -225,7 +225,7 @@ def retrieval(lib: MeasuredSpace, ingest: Callable[[list[Item]], object], rows: 
                            top1_centroid=top1_c / n, top5_centroid=top5_c / n)
 
 
-def _centroids(library: MeasuredSpace, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
+def _centroids(library: SpaceReader, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
     """Each gallery person's unit mean vector, in the order of the returned names."""
     from ..faces.embed import l2_normalize
 

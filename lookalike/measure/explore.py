@@ -27,7 +27,7 @@ from ..errors import ConfigError, EmptyLibrary
 from ..query.person import Z_CUTOFF, robust_z
 
 if TYPE_CHECKING:
-    from .protocol import MeasuredSpace
+    from ..query.context import SpaceReader
 
 MAX_CLUSTER_FACES = 20_000  # agglomerative clustering keeps an n x n distance matrix
 
@@ -46,7 +46,7 @@ class Corpus:
     vectors: np.ndarray  # (n, dim) unit rows, in the order of faces
 
 
-def corpus(library: MeasuredSpace) -> Corpus:
+def corpus(library: SpaceReader) -> Corpus:
     """Every face of the library's space with its vector."""
     from ..store import photo_rows
 
@@ -82,7 +82,7 @@ class PcaReport:
                                 "high": c.high} for c in self.components]}
 
 
-def pca(library: MeasuredSpace, components: int = 5, extremes: int = 6) -> tuple[PcaReport, Corpus]:
+def pca(library: SpaceReader, components: int = 5, extremes: int = 6) -> tuple[PcaReport, Corpus]:
     from sklearn.decomposition import PCA
 
     data = corpus(library)
@@ -117,7 +117,7 @@ class ClusterReport:
                 "people_split": self.people_split, "clusters_merged": self.clusters_merged}
 
 
-def clusters(library: MeasuredSpace, min_size: int = 2) -> tuple[ClusterReport, Corpus]:
+def clusters(library: SpaceReader, min_size: int = 2) -> tuple[ClusterReport, Corpus]:
     from sklearn.cluster import AgglomerativeClustering
 
     data = corpus(library)
@@ -163,7 +163,7 @@ class Outlier:
     robust_z: float
 
 
-def outliers(library: MeasuredSpace, limit: int = 20) -> list[Outlier]:
+def outliers(library: SpaceReader, limit: int = 20) -> list[Outlier]:
     """Faces with a robust z-score under the cut-off among their own person's faces
     (people with at least four faces), worst first."""
     data = corpus(library)

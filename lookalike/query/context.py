@@ -1,58 +1,58 @@
-"""What a query stage needs of the library: one embedding space's data, read-only.
+"""What the query and measure stages need of one embedding space, read-only.
 
 Search, face math, person reports and verification are handed a
-:class:`lookalike.space.SpaceView` (or the :class:`lookalike.library.Library`, which
-forwards to its current one), but they are typed by this protocol, declared here below
-them, so the query layer never names a layer above it: the view satisfies it
-structurally. It lists only what the stages call.
+:class:`lookalike.space.SpaceView`, typed by :class:`SpaceContext`; evaluation and
+exploration (:mod:`lookalike.measure`) by its read part, :class:`SpaceReader`. Both are
+declared here, below their users, and start from the index layer's
+:class:`lookalike.index.protocol.SpaceRows` (settings, space, sessions), so no stage names
+a layer above it and no member is declared twice: the view satisfies them structurally.
+Each lists only what its stages call.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from ..index.protocol import SpaceRows
 
+if TYPE_CHECKING:
     from ..analysis import Analyzer, AnalyzerName
-    from ..config import Settings
     from ..faces.pipeline import FacePipeline, Space
     from ..index.protocol import SearchFilters, VectorIndex
     from ..store.schema import Audience
     from .search import Calibration, Filter
 
 
-class SpaceContext(Protocol):
-    """One embedding space as the query stages see it: its index, vectors, centroids,
-    calibration, pipeline and a database session."""
-
-    @property
-    def settings(self) -> Settings: ...
+class SpaceReader(SpaceRows, Protocol):
+    """One embedding space as a reader of its stored faces sees it (a measurement: it is
+    handed the verbs it needs, never opens, ingests into or closes a library)."""
 
     @property
     def space(self) -> Space: ...
 
     @property
-    def space_id(self) -> int: ...
+    def index(self) -> VectorIndex: ...
+
+    def existing_space_id(self) -> int: ...
+
+    def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray: ...
+
+    def calibration(self) -> Calibration: ...
+
+
+class SpaceContext(SpaceReader, Protocol):
+    """One embedding space as the query stages see it: beside the reader's, its pipeline,
+    analyzers, centroids and the audience's filters."""
 
     @property
-    def index(self) -> VectorIndex: ...
+    def space_id(self) -> int: ...
 
     @property
     def pipeline(self) -> FacePipeline: ...
 
-    def existing_space_id(self) -> int: ...
-
-    def session(self) -> AbstractContextManager[Session]: ...
-
-    def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray: ...
-
     def analyzer(self, name: AnalyzerName | str) -> Analyzer: ...
-
-    def calibration(self) -> Calibration: ...
 
     def centroids(self) -> dict: ...
 

@@ -1,7 +1,7 @@
-"""The Milvus outbox: how a collection follows the database.
+"""The Milvus side of the outbox: how a collection follows the database.
 
 Every change to the faces is written to the database first, with outbox rows in the same
-transaction (:mod:`lookalike.store.db`); :meth:`Outbox.drain` then sends them to the
+transaction (recorded by :mod:`lookalike.store.outbox`, the store side); :meth:`Outbox.drain` then sends them to the
 collection, and anything a crash left behind is sent by the next drain, so after a resume
 SQL ids == Milvus ids. The outbox is handed the space's store (rows, vectors, lock) as a
 value; the collection (:class:`lookalike.index.milvus_index.MilvusIndex`) holds it and
