@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .library import Library
     from .query.facemath import FaceMath, Group, GroupKind
     from .query.search import Filter, FilterKey, RankBy, SearchOptions, SearchResult
+    from .store.schema import Audience, KeyScope
 
 # name -> module, imported on first access (PEP 562)
 _LAZY = {
@@ -65,6 +66,7 @@ _LAZY = {
     "GroupKind": "lookalike.query.facemath",
     "FacesMode": "lookalike.faces.pipeline", "Space": "lookalike.faces.pipeline",
     "AnalyzerName": "lookalike.analysis",
+    "Audience": "lookalike.store.schema", "KeyScope": "lookalike.store.schema",
 }
 
 
@@ -84,7 +86,7 @@ def open(db: str | os.PathLike[str] | None = None, index_dir: str | os.PathLike[
 
 __all__ = [
     "open", "__version__", "Library", "SearchOptions", "SearchResult", "Filter", "FilterKey", "RankBy",
-    "FaceMath", "Group", "GroupKind", "FacesMode", "Space", "AnalyzerName",
+    "FaceMath", "Group", "GroupKind", "FacesMode", "Space", "AnalyzerName", "Audience", "KeyScope",
     "LookalikeError", "BadImage", "ConfigError", "DownloadFailed", "EmptyLibrary", "IndexCorrupt",
     "IndexOwnedElsewhere", "IngestFailed", "LibraryBusy", "ManifestError", "MissingExtra", "ModelMismatch",
     "ModelMissing", "NoDisplay", "NoFace", "NotFound", "NothingIngested", "SchemaTooNew", "SourceUnavailable",

@@ -1,8 +1,10 @@
 """The shape of the house, checked: no import cycle, every part named in the README's map,
-heavy libraries never imported with the package, and the API's exports really there."""
+heavy libraries never imported with the package, the API's exports really there, no module
+over 500 lines and no one-line forwards on the Library."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -121,7 +123,7 @@ def test_every_sql_statement_lives_in_the_store():
 
 # Upward imports under TYPE_CHECKING that are still allowed: none. A stage is handed a
 # protocol declared at its own level (query/context.py, ingest/protocol.py,
-# measure/protocol.py, index/protocol.py) and never names a layer above it.
+# index/protocol.py) and never names a layer above it.
 KNOWN_UPWARD: set[tuple[str, str]] = set()
 NEVER_UPWARD = ("lookalike.index", "lookalike.space", "lookalike.query")
 
@@ -184,3 +186,73 @@ def test_no_new_upward_import_even_under_type_checking():
     assert new == [], f"imports up the layers (hand the lower layer a protocol declared below it): {new}"
     gone = sorted(KNOWN_UPWARD - found)
     assert gone == [], f"these upward imports are gone: take them out of KNOWN_UPWARD: {gone}"
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    """A module past ~500 lines is split by what it does (issue 24), migrations included."""
+    long = sorted(f"{path.relative_to(ROOT)}: {n} lines" for path in PACKAGE.rglob("*.py")
+                  if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES)
+    assert long == [], f"split these modules: {long}"
+
+
+def _forwards(source: str, cls: str) -> list[str]:
+    """Methods of class ``cls`` whose body (past a docstring and local imports) is one
+    statement handing the call on to another object: ``return self.view.x(...)``,
+    ``people.keys(self.session)``, ``Service(self.view).info()``, or a property that returns
+    ``self.part.value``. Calling the class's own methods or a stage function with the
+    library's parts (``search(self.view, photo, options)``: the verb itself) is not one."""
+    (node,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ClassDef) and n.name == cls]
+    found = []
+    for method in node.body:
+        if not isinstance(method, ast.FunctionDef):
+            continue
+        body = [s for s in method.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # the docstring
+        if len(body) != 1 or not isinstance(body[0], (ast.Return, ast.Expr)) or body[0].value is None:
+            continue
+        value = body[0].value
+        if isinstance(value, ast.Call):
+            callee = value.func
+            if isinstance(callee, ast.Attribute) and not (isinstance(callee.value, ast.Name)
+                                                          and callee.value.id == "self"):
+                found.append(method.name)
+        elif isinstance(value, ast.Attribute) and isinstance(value.value, ast.Attribute):
+            found.append(method.name)  # self.part.value
+    return found
+
+
+def test_the_forward_finder_tells_a_forward_from_a_verb():
+    source = """
+class Library:
+    def index(self):
+        return self.view.index
+    def keys(self):
+        \"\"\"Every key.\"\"\"
+        return people.keys(self.session)
+    def info(self):
+        from .maintenance import IndexMaintenance
+        return IndexMaintenance(self.view).info()
+    def drop(self, ids):
+        self.backend.drop(ids)
+    def search(self, photo):
+        from .query.search import search
+        return search(self.view, photo)
+    def in_space(self, row):
+        return self._make_view(row)
+    def engine(self):
+        return self._engine
+    def spaces(self):
+        return [row.key for row in self._spaces()]
+"""
+    assert _forwards(source, "Library") == ["index", "keys", "info", "drop"]
+
+
+def test_the_library_has_no_one_line_forwards():
+    """Callers reach a part through the Library (``lib.view``, ``lib.people``, ``lib.keys``,
+    ``lib.maintenance``) instead of through a method that only passes the call on (issue 24)."""
+    found = _forwards((PACKAGE / "library.py").read_text(), "Library")
+    assert found == [], f"one-line forwards on Library: {found}"
