@@ -80,12 +80,12 @@ def _lfw(root: Path, name: str, number: str) -> str:
 
 
 # -- embedding with worker processes ---------------------------------------------------
-def embed_photos(library: SpaceReader, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
+def embed_photos(view: SpaceReader, paths: list[str], workers: int = 0) -> dict[str, np.ndarray | None]:
     """``{path: unit vector of the largest face, or None}`` for every path."""
     from ..faces.pipeline import FacesMode
     from ..ingest import mapper as ingest
 
-    with ingest.worker_pool(library.space, library.settings, FacesMode.largest,
+    with ingest.worker_pool(view.space, view.settings, FacesMode.largest,
                             workers or os.cpu_count() or 1) as pool:
         return dict(pool.map(ingest.embed_file, paths, chunksize=8))
 
@@ -120,14 +120,14 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
     return float((fpr[i] + 1 - tpr[i]) / 2)
 
 
-def verify(library: SpaceReader, pairs: list[Pair],
+def verify(view: SpaceReader, pairs: list[Pair],
            workers: int = 0) -> tuple[VerifyReport, np.ndarray, np.ndarray]:
     """Scores every pair; returns the report and (scores, same) for plots."""
     paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
-    vectors = embed_photos(library, paths, workers)
+    vectors = embed_photos(view, paths, workers)
     scores = np.array([_cosine(vectors[p.a], vectors[p.b]) for p in pairs])
     same = np.array([p.same for p in pairs])
-    used = library.calibration().threshold
+    used = view.calibration().threshold
     report = VerifyReport(
         pairs=len(pairs), photos=len(paths), no_face=sum(v is None for v in vectors.values()),
         auc=roc_auc(scores, same), accuracy=float(np.mean((scores >= used) == same)),
@@ -174,7 +174,7 @@ def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def retrieval(lib: SpaceReader, ingest: Callable[[list[Item]], object], rows: list[tuple[str, str, str]],
+def retrieval(view: SpaceReader, ingest: Callable[[list[Item]], object], rows: list[tuple[str, str, str]],
               workers: int = 0) -> RetrievalReport:
     """Ingest gallery + distractors with ``ingest`` (into ``lib``, an empty, temporary
     library's space, which the caller opened and closes), search every query, and score
@@ -185,15 +185,15 @@ def retrieval(lib: SpaceReader, ingest: Callable[[list[Item]], object], rows: li
 
     ingest([Item(p, ident) for p, ident, role in rows if role != "query"])
     queries = [(p, ident) for p, ident, role in rows if role == "query"]
-    vectors = embed_photos(lib, [p for p, _ in queries], workers)
-    index = lib.index
-    with lib.session() as session:
+    vectors = embed_photos(view, [p for p, _ in queries], workers)
+    index = view.index
+    with view.session() as session:
         rows_by_id = photo_rows.face_rows(session, index.ids())
     identity_of = {fid: r.person for fid, r in rows_by_id.items() if r.person is not None}  # every gallery face
     relevant_count: dict[str, int] = {}
     for person in identity_of.values():
         relevant_count[person] = relevant_count.get(person, 0) + 1
-    names, centroids = _centroids(lib, identity_of)
+    names, centroids = _centroids(view, identity_of)
     top1 = top5 = ap_sum = top1_c = top5_c = 0.0
     no_face = 0
     for path, ident in queries:
@@ -225,12 +225,12 @@ def retrieval(lib: SpaceReader, ingest: Callable[[list[Item]], object], rows: li
                            top1_centroid=top1_c / n, top5_centroid=top5_c / n)
 
 
-def _centroids(library: SpaceReader, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
+def _centroids(view: SpaceReader, identity_of: dict[int, str]) -> tuple[list[str], np.ndarray]:
     """Each gallery person's unit mean vector, in the order of the returned names."""
     from ..faces.embed import l2_normalize
 
     ids = np.fromiter(identity_of, dtype=np.int64)
-    vectors = library.vectors(ids)
+    vectors = view.vectors(ids)
     names = sorted(set(identity_of.values()))
     row = {name: i for i, name in enumerate(names)}
     sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)

@@ -46,15 +46,15 @@ class Corpus:
     vectors: np.ndarray  # (n, dim) unit rows, in the order of faces
 
 
-def corpus(library: SpaceReader) -> Corpus:
+def corpus(view: SpaceReader) -> Corpus:
     """Every face of the library's space with its vector."""
     from ..store import photo_rows
 
-    space_id = library.existing_space_id()
-    with library.session() as session:
+    space_id = view.existing_space_id()
+    with view.session() as session:
         rows = photo_rows.corpus_face_rows(session, space_id)
     if not rows:
-        raise EmptyLibrary(f"{library.settings.db_url}: the library has no faces yet; run: lookalike ingest PATH")
+        raise EmptyLibrary(f"{view.settings.db_url}: the library has no faces yet; run: lookalike ingest PATH")
     faces = [CorpusFace(int(r[0]), r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]
     return Corpus(faces, np.stack([photo_rows.decode_vector(r[7]) for r in rows]))
 
@@ -82,10 +82,10 @@ class PcaReport:
                                 "high": c.high} for c in self.components]}
 
 
-def pca(library: SpaceReader, components: int = 5, extremes: int = 6) -> tuple[PcaReport, Corpus]:
+def pca(view: SpaceReader, components: int = 5, extremes: int = 6) -> tuple[PcaReport, Corpus]:
     from sklearn.decomposition import PCA
 
-    data = corpus(library)
+    data = corpus(view)
     n, dim = data.vectors.shape
     if n < 3:
         raise ConfigError(f"PCA needs at least 3 faces; the library has {n}")
@@ -117,14 +117,14 @@ class ClusterReport:
                 "people_split": self.people_split, "clusters_merged": self.clusters_merged}
 
 
-def clusters(library: SpaceReader, min_size: int = 2) -> tuple[ClusterReport, Corpus]:
+def clusters(view: SpaceReader, min_size: int = 2) -> tuple[ClusterReport, Corpus]:
     from sklearn.cluster import AgglomerativeClustering
 
-    data = corpus(library)
+    data = corpus(view)
     n = len(data.faces)
     if n > MAX_CLUSTER_FACES:
         raise ConfigError(f"clustering keeps an n x n matrix: {n:,} faces is over {MAX_CLUSTER_FACES:,}")
-    threshold = library.calibration().threshold
+    threshold = view.calibration().threshold
     if n < 2:
         labels = np.zeros(n, dtype=int)
     else:
@@ -163,10 +163,10 @@ class Outlier:
     robust_z: float
 
 
-def outliers(library: SpaceReader, limit: int = 20) -> list[Outlier]:
+def outliers(view: SpaceReader, limit: int = 20) -> list[Outlier]:
     """Faces with a robust z-score under the cut-off among their own person's faces
     (people with at least four faces), worst first."""
-    data = corpus(library)
+    data = corpus(view)
     by_person: dict[str, list[int]] = {}
     for i, f in enumerate(data.faces):
         if f.person is not None:

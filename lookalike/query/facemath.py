@@ -83,7 +83,7 @@ class FaceMath:
         return cls(Group.parse(toward), Group.parse(away) if away else None, strength)
 
 
-def group_face_ids(library: SpaceContext, group: Group, audience: Audience = Audience.operator) -> np.ndarray:
+def group_face_ids(view: SpaceContext, group: Group, audience: Audience = Audience.operator) -> np.ndarray:
     """Ids of the faces in ``group`` (this library's embedding space) that ``audience`` may
     see (:mod:`lookalike.store.consent`): for a visitor, a group made only of people who
     withhold consent has no faces, as a group that does not exist. Every value is matched
@@ -92,30 +92,30 @@ def group_face_ids(library: SpaceContext, group: Group, audience: Audience = Aud
     from ..store import consent
 
     age_range = group.age_range() if group.kind is GroupKind.age else None
-    space_id = library.existing_space_id()
-    with library.session() as session:
+    space_id = view.existing_space_id()
+    with view.session() as session:
         return consent.group_face_ids(session, space_id, group.kind.value, group.value, age_range, audience)
 
 
-def group_mean(library: SpaceContext, group: Group, audience: Audience = Audience.operator,
+def group_mean(view: SpaceContext, group: Group, audience: Audience = Audience.operator,
                cache: dict[Group, np.ndarray] | None = None) -> np.ndarray:
     """Mean vector of the faces of ``group`` that ``audience`` may see; ``cache`` (group ->
     mean, for one audience) spares the database when several faces of one query photo move
     toward the same group."""
     if cache is not None and group in cache:
         return cache[group]
-    ids = group_face_ids(library, group, audience)
+    ids = group_face_ids(view, group, audience)
     if len(ids) == 0:
         hint = " (estimates exist only for photos ingested with --analyze)" \
             if group.kind in (GroupKind.age, GroupKind.emotion) else ""
         raise NotFound(f"no faces in group {group}{hint}")
-    mean = library.vectors(ids).mean(axis=0)
+    mean = view.vectors(ids).mean(axis=0)
     if cache is not None:
         cache[group] = mean
     return mean
 
 
-def own_group(library: SpaceContext, toward: Group, rgb: np.ndarray, bbox: Box) -> Group | None:
+def own_group(view: SpaceContext, toward: Group, rgb: np.ndarray, bbox: Box) -> Group | None:
     """The query's own group of ``toward``'s kind, when it can be known: its estimated age
     band (same width as ``toward``'s) or emotion, from the installed analyzer."""
     if toward.kind not in (GroupKind.age, GroupKind.emotion):
@@ -124,7 +124,7 @@ def own_group(library: SpaceContext, toward: Group, rgb: np.ndarray, bbox: Box) 
     from ..errors import LookalikeError
 
     try:
-        (estimate,) = library.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
+        (estimate,) = view.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
     except LookalikeError:
         return None  # no analyzer installed: fall back to the corpus average
     if toward.kind is GroupKind.emotion:
@@ -144,27 +144,27 @@ def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: fl
     return (moved / norm).astype(np.float32)
 
 
-def moved_query(library: SpaceContext, vector: np.ndarray, math: FaceMath,
+def moved_query(view: SpaceContext, vector: np.ndarray, math: FaceMath,
                 audience: Audience = Audience.operator, rgb: np.ndarray | None = None, bbox: Box | None = None,
                 cache: dict[Group, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
     """The shifted query vector, and which group was subtracted (for the answer). Every
     average comes from the faces ``audience`` may see, the corpus average too."""
     if math.strength == 0:
         return np.asarray(vector, dtype=np.float32), "nothing (strength 0)"
-    toward = group_mean(library, math.toward, audience, cache)
+    toward = group_mean(view, math.toward, audience, cache)
     away_group = math.away
     if away_group is None and rgb is not None and bbox is not None:
-        away_group = own_group(library, math.toward, rgb, bbox)
+        away_group = own_group(view, math.toward, rgb, bbox)
         if away_group == math.toward:
             away_group = None
     if away_group is not None:
         try:
-            return (shift(vector, toward, group_mean(library, away_group, audience, cache), math.strength),
+            return (shift(vector, toward, group_mean(view, away_group, audience, cache), math.strength),
                     str(away_group))
         except NotFound:
             if math.away is not None:
                 raise
-    corpus = library.corpus_centroid(audience)
+    corpus = view.corpus_centroid(audience)
     if corpus is None:
         raise EmptyLibrary("the library has no faces to average")
     return shift(vector, toward, corpus[0], math.strength), "the corpus average"
@@ -191,14 +191,14 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (out / np.linalg.norm(out)).astype(np.float32)
 
 
-def path(library: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
+def path(view: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
     """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
     face used once."""
     from ..store import photo_rows
 
     if steps < 2:
         raise ConfigError("a path needs at least 2 steps")
-    index = library.index
+    index = view.index
     used: set[int] = set()
     chosen: list[tuple[float, int, float]] = []
     for t in np.linspace(0.0, 1.0, steps):
@@ -209,7 +209,7 @@ def path(library: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) ->
                 used.add(int(fid))
                 chosen.append((float(t), int(fid), float(sim)))
                 break
-    with library.session() as session:
+    with view.session() as session:
         rows = photo_rows.face_rows(session, np.array([c[1] for c in chosen], dtype=np.int64))
     return [Step(round(t, 4), fid, rows[fid].person, rows[fid].photo, rows[fid].bbox, round(sim, 6))
             for t, fid, sim in chosen if fid in rows]

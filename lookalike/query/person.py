@@ -56,9 +56,9 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
     return 0.6745 * (values - median) / mad
 
 
-def person_report(library: SpaceContext, name: str) -> PersonReport:
-    space_id = library.existing_space_id()
-    with library.session() as session:
+def person_report(view: SpaceContext, name: str) -> PersonReport:
+    space_id = view.existing_space_id()
+    with view.session() as session:
         person = person_rows.person_by_name(session, name)
         if person is None:
             raise NotFound(f"no person named {name!r} in this library")

@@ -169,18 +169,18 @@ class SearchResult:
         return out
 
 
-def search(library: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> SearchResult:
+def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> SearchResult:
     """Matches for every face in ``photo``."""
     if options.k < 1:
         raise ConfigError("k must be at least 1")
-    index = library.index  # fails fast, before any model loads, on an empty library
+    index = view.index  # fails fast, before any model loads, on an empty library
     if index.ntotal == 0:
-        raise EmptyLibrary(f"{library.settings.db_url}: the library has no faces yet; "
+        raise EmptyLibrary(f"{view.settings.db_url}: the library has no faces yet; "
                            "run: lookalike ingest PATH")
-    rgb, name = load_query(photo, library.settings.max_pixels)
-    faces = library.pipeline.faces(rgb, FacesMode.all)
+    rgb, name = load_query(photo, view.settings.max_pixels)
+    faces = view.pipeline.faces(rgb, FacesMode.all)
     if not faces:
-        raise NoFace(name, library.space.detector)
+        raise NoFace(name, view.space.detector)
     vectors = [f.embedding for f in faces]
     moved: list[str | None] = [None] * len(faces)
     if options.math is not None:
@@ -188,51 +188,51 @@ def search(library: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> 
 
         means: dict[Group, np.ndarray] = {}  # group means, fetched once per query photo
         for i, f in enumerate(faces):
-            vectors[i], away = moved_query(library, f.embedding, options.math, options.audience, rgb, f.bbox,
+            vectors[i], away = moved_query(view, f.embedding, options.math, options.audience, rgb, f.bbox,
                                            means)
             moved[i] = f"toward {options.math.toward} x {options.math.strength:g}, away from {away}"
-    result = search_vectors(library, [(f.bbox, f.confidence, v) for f, v in zip(faces, vectors)], options, name)
+    result = search_vectors(view, [(f.bbox, f.confidence, v) for f, v in zip(faces, vectors)], options, name)
     for face, text in zip(result.faces, moved):
         face.moved = text
     if options.analyzer is not None:
-        estimates = library.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
+        estimates = view.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
         for face, estimate in zip(result.faces, estimates):
             face.estimate = estimate
     return result
 
 
-def search_vectors(library: SpaceContext, faces: Iterable[tuple[Box, float, np.ndarray]], options: SearchOptions,
+def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndarray]], options: SearchOptions,
                    name: str = "<vectors>") -> SearchResult:
     """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
-    cal = library.calibration()
-    cents = library.centroids()
-    allowed = library.allowed_face_ids(options.filters, options.audience)
+    cal = view.calibration()
+    cents = view.centroids()
+    allowed = view.allowed_face_ids(options.filters, options.audience)
     # how the ids were chosen, for an index that filters faster on fields of its own (Milvus)
     how = None
-    if allowed is not None and library.index.filter_on_fields:
-        how = library.search_filters(options.filters, options.audience)
-    corpus = library.corpus_centroid(options.audience)  # of the faces this audience may see
+    if allowed is not None and view.index.filter_on_fields:
+        how = view.search_filters(options.filters, options.audience)
+    corpus = view.corpus_centroid(options.audience)  # of the faces this audience may see
     out = []
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
-            hits = _by_centroid(library, vec, options.k, cents, allowed)
+            hits = _by_centroid(view, vec, options.k, cents, allowed)
         else:
-            hits = _by_face(library, vec, options.k, options.per_person, allowed, how)
-        matches = _describe(library, vec, hits, cal, cents)
+            hits = _by_face(view, vec, options.k, options.per_person, allowed, how)
+        matches = _describe(view, vec, hits, cal, cents)
         corpus_sim = float(vec @ corpus[0]) if corpus else None
         out.append(QueryFace(bbox, conf, matches, corpus_sim))
     return SearchResult(name, out, cal)
 
 
-def _by_face(library: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
+def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
              allowed: np.ndarray | None, how: SearchFilters | None = None) -> list[tuple[int, float]]:
     """(face id, similarity), best first; per person, the best face of each of k people."""
-    index = library.index
+    index = view.index
     limit = index.ntotal if allowed is None else len(allowed)
     fetch = k if not per_person else 4 * k
     while True:
         sims, ids = index.search(vec[None], min(fetch, max(limit, 1)), allowed, how)
-        with library.session() as session:
+        with view.session() as session:
             rows = photo_rows.face_rows(session, ids[0][ids[0] >= 0])
         hits, seen = [], set()
         for sim, fid in zip(sims[0], ids[0]):
@@ -250,16 +250,16 @@ def _by_face(library: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
         fetch *= 4
 
 
-def _by_centroid(library: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
+def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
                  allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """People ranked by query vs their average face; each shown by their face nearest the query."""
-    with library.session() as session:
+    with view.session() as session:
         allowed_people = photo_rows.person_ids_of(session, allowed) if allowed is not None else None
         people = [(pid, float(vec @ c)) for pid, (c, _) in cents.items()
                   if pid is not None and (allowed_people is None or pid in allowed_people)]
         people.sort(key=lambda p: p[1], reverse=True)
         top = people[:k]
-        by_person = photo_rows.person_face_ids(session, library.space_id, [p for p, _ in top])
+        by_person = photo_rows.person_face_ids(session, view.space_id, [p for p, _ in top])
     hits = []
     for pid, _ in top:
         ids = np.asarray(by_person.get(pid, []), dtype=np.int64)
@@ -267,17 +267,17 @@ def _by_centroid(library: SpaceContext, vec: np.ndarray, k: int, cents: Centroid
             ids = np.intersect1d(ids, allowed)
         if len(ids) == 0:
             continue
-        sims, found = library.index.search(vec[None], 1, ids)
+        sims, found = view.index.search(vec[None], 1, ids)
         hits.append((int(found[0][0]), float(sims[0][0])))
     return hits
 
 
-def _describe(library: SpaceContext, vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration,
+def _describe(view: SpaceContext, vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration,
               cents: Centroids) -> list[Match]:
     if not hits:
         return []
     ids = [fid for fid, _ in hits]
-    with library.session() as session:
+    with view.session() as session:
         rows = photo_rows.face_rows(session, ids)
         vectors = photo_rows.vectors(session, ids, len(vec))
     matches: list[Match] = []

@@ -33,17 +33,17 @@ class Verification:
                 "calibration": self.calibration, "bbox_a": list(self.bbox_a), "bbox_b": list(self.bbox_b)}
 
 
-def verify(library: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
+def verify(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
     """The largest face of each photo, compared in the library's embedding space."""
     found = []
     for photo in (photo_a, photo_b):
-        rgb, name = load_query(photo, library.settings.max_pixels)
-        faces = library.pipeline.faces(rgb, FacesMode.largest)
+        rgb, name = load_query(photo, view.settings.max_pixels)
+        faces = view.pipeline.faces(rgb, FacesMode.largest)
         if not faces:
-            raise NoFace(name, library.space.detector)
+            raise NoFace(name, view.space.detector)
         found.append(faces[0])
     similarity = float(found[0].embedding @ found[1].embedding)
-    cal = library.calibration()
+    cal = view.calibration()
     verdict = cal.verdict(similarity)
     return Verification(similarity, verdict, similarity >= cal.threshold, cal.threshold, cal.floor,
                         cal.source, found[0].bbox, found[1].bbox)
