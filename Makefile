@@ -41,8 +41,11 @@ demo: install
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 
+# two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server or a
+# module's fixture stay in one worker (xdist_group marks, tests/conftest.py)
+JOBS ?= 2
 test: lint browser
-	$(BIN)/python -m pytest -q -ra --durations=20
+	$(BIN)/python -m pytest -q -ra --durations=20 -n $(JOBS) --dist loadgroup
 
 check: install
 	$(BIN)/python -m pytest -q -ra -m "not e2e or smoke"
