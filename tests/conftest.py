@@ -87,11 +87,28 @@ NEEDS = {
 }
 
 
+def _xdist_group(item, needs: set[str]) -> str | None:
+    """Which tests must run in the same pytest-xdist worker (``make test``: ``-n 2 --dist
+    loadgroup``): every test of a Milvus standalone server shares the one server of a worker
+    (and two such servers starting at once race for their ports), and the tests of a module
+    with a module-scoped fixture (an ingested library, a started server) share that fixture
+    instead of building it once per worker. Any other test goes wherever a worker is free."""
+    if needs & NEEDS["milvus_server"]:
+        return "milvus_server"
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info is not None else ()):
+        if any(d.scope == "module" for d in defs):
+            return item.path.name
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items) -> None:
     """Markers that say what a test needs, set from its fixtures: ``e2e`` (the real photos,
     the ``faces`` fixture: `make check` leaves those out, except the ``smoke`` few),
     ``postgres``, ``milvus_server``, ``browser``; ``crash`` for tests/test_reliability.py
-    (the others mark themselves). E.g. ``pytest -m "not milvus_server and not browser"``."""
+    (the others mark themselves). E.g. ``pytest -m "not milvus_server and not browser"``.
+    And the ``xdist_group`` a test must share with others (:func:`_xdist_group`)."""
     for item in items:
         needs = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
@@ -102,6 +119,25 @@ def pytest_collection_modifyitems(config, items) -> None:
                 item.add_marker(getattr(pytest.mark, marker))
         if item.path.name == "test_reliability.py":
             item.add_marker(pytest.mark.crash)
+        group = _xdist_group(item, needs)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(config.option, "loadgroup", False):  # a worker of `-n N --dist loadgroup`
+                _join_group(item, group)
+
+
+def _join_group(item, group: str) -> None:
+    """Give the test the node id ``…@group`` by which pytest-xdist's loadgroup scheduler
+    keeps a group in one worker. pytest-xdist 3.8 writes it into ``item._nodeid``, which
+    pytest 9.2 no longer reads (its node id is a structured ``_id``): without this every
+    group would be spread over the workers."""
+    nodeid = f"{item.nodeid}@{group}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
 
 
 _ARTIFACTS = pytest.StashKey[Path]()
@@ -191,7 +227,9 @@ def provision_weights(names: Iterable[str]) -> None:
             continue
         sidecar.unlink(missing_ok=True)  # never a sidecar naming bytes the cache does not hold
         if _copy_checked(path, cache / path.name, digest):
-            sidecar.write_text(digest + "\n")
+            partial = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.part")
+            partial.write_text(digest + "\n")
+            os.replace(partial, sidecar)  # a session reading it meanwhile sees all of it or none
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,7 +23,9 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     from conftest import lfw_people, link_people
 
     first, second = tmp_path / "first", tmp_path / "second"
-    people = list(lfw_people(faces, 220, min_photos=1).items())  # ~330 photos: one worker takes ~12 s
+    # 20 photos, then 107 more: four batches of the writer, so searches run between its
+    # commits (the hold below makes sure they overlap it however fast the machine is)
+    people = list(lfw_people(faces, 80, min_photos=1).items())
     link_people(first, people[:10], 3)
     link_people(second, people[10:], 3)
     db = tmp_path / "lib.db"
