@@ -24,13 +24,14 @@ line up.
   into a label image with ``cv2.fillConvexPoly`` once per destination shape, each
   triangle's affine map is solved (the three-point solve ``cv2.getAffineTransform`` does,
   batched in numpy), and one ``cv2.remap`` pulls every output pixel from the source.
-  This is OpenCV's per-triangle warp without its classic defect: warping each triangle's bounding box with ``cv2.warpAffine`` and a mask
-  leaves one-pixel cracks (black hairlines) where the masks of two triangles meet, and
-  pays for every pixel of every box; here each pixel belongs to exactly one triangle and
-  is resampled once. Pixels that fall outside the source photo repeat its border
-  (``BORDER_REPLICATE``) — never a reflected border, which paints mirror images of the
-  face around it — and :meth:`Warp.coverage` says how far inside the photo each pixel
-  came from, so an average can weigh such pixels down.
+  This is OpenCV's per-triangle warp without its classic defect: warping each triangle's
+  bounding box with ``cv2.warpAffine`` and a mask leaves one-pixel cracks (black
+  hairlines) where the masks of two triangles meet, and pays for every pixel of every box;
+  here each pixel belongs to exactly one triangle and is resampled once. Pixels that
+  fall outside the source photo repeat its border (``BORDER_REPLICATE``) — never a
+  reflected border, which paints mirror images of the face around it — and
+  :meth:`Warp.coverage` says how far inside the photo each pixel came from, so an
+  average can weigh such pixels down.
 """
 
 from __future__ import annotations
