@@ -204,9 +204,10 @@ def aging(faces, marks):
 def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their_skin_tone(
         aging, marks, pipeline, analysis_weights):
     """Toward 60+ away from the photo's own band (strength 1): the estimated age rises by
-    >= 10 years on average and in every group on average; the result is above the
-    look-alike floor for >= 80 % of photos; the cheeks' mean colour moves by <= ΔE 10 for
-    every photo (so in every group)."""
+    >= 10 years on average, overall and in every group; the result is above the look-alike
+    floor for >= 80 % of photos; the cheeks' mean colour moves by <= ΔE 10 for every photo
+    (so in every group). Measured 2026-12-05: group means +11.6 (white) to +23.9 (asian),
+    cheek ΔE 3.4-7.6."""
     from lookalike.analysis import AnalyzerName, build
 
     analyzer = build(AnalyzerName.offline)
@@ -225,20 +226,30 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
         shift = colour.delta_e(colour.mean_lab(rgb, cheek_masks(points, rgb.shape)),
                                colour.mean_lab(out, cheek_masks(after_points, out.shape)))
         shifts.append((race, shift))
-        # seamless: outside the ring round the face the photo is as it was (where the photo's
-        # edge cuts the ring, the warp reaches that edge: a few levels of resampling there)
-        far = np.ones(rgb.shape[:2], dtype=np.uint8)
-        import cv2
-
-        cv2.fillConvexPoly(far, np.rint(geometry.ring(points, transform.RING_SCALE)).astype(np.int32), 0)
-        change = np.abs(out[far.astype(bool)].astype(int) - rgb[far.astype(bool)].astype(int))
-        assert change.size == 0 or (change.max() <= 8 and change.mean() < 0.5), (change.max(), change.mean())
     every = [r for values in rises.values() for r in values]
     assert np.mean(every) >= 10, rises
     for race, values in rises.items():
-        assert np.mean(values) > 3, (race, values)
+        assert np.mean(values) >= 10, (race, values)
     assert above_floor / len(photos) >= 0.8
     assert max(s for _, s in shifts) <= 10, shifts
+
+
+def test_a_transform_is_pasted_back_without_a_seam(faces, aging, marks):
+    """A photo with room round the face: outside the ring of the warp nothing changes (at
+    most a level of resampling), inside the face does; so there is no edge to see."""
+    import cv2
+
+    toward, away, _ = aging
+    rgb = _load(faces / "celeb" / "deepface" / "deepface_id01" / "img1.jpg", 640)
+    points = marks(rgb)[1]
+    out = transform.transform(rgb, points, toward, away, 1.0)
+    far = np.ones(rgb.shape[:2], dtype=np.uint8)
+    cv2.fillConvexPoly(far, np.rint(geometry.ring(points, transform.RING_SCALE)).astype(np.int32), 0)
+    assert far.mean() > 0.3, "the test needs a photo with room round the face"
+    change = np.abs(out.astype(int) - rgb.astype(int))
+    assert change[far.astype(bool)].max() <= 2, change[far.astype(bool)].max()
+    face = geometry.face_mask(points, (rgb.shape[1], rgb.shape[0]), 0) > 0
+    assert change[face].mean() > 3, "the face did not change"
 
 
 def test_a_transform_refuses_what_it_cannot_do(aging):

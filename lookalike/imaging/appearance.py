@@ -96,10 +96,7 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
 
 def texture_mask(shape: np.ndarray, size: int) -> np.ndarray:
     """float32 (size, size): the soft region round the face whose texture the model learns."""
-    pts = geometry.check_points(shape)
-    centre = pts.mean(axis=0)
-    grown = np.vstack([pts, centre + (pts - centre) * MASK_GROWTH])
-    return geometry.face_mask(grown, (size, size), MASK_FEATHER * size)
+    return geometry.face_mask(shape, (size, size), MASK_FEATHER * size, MASK_GROWTH)
 
 
 def render(model: AppearanceModel, sigmas: Sequence[float]) -> np.ndarray:

@@ -258,14 +258,18 @@ def frame_triangles(reference: np.ndarray, size: int) -> np.ndarray:
     return triangles(np.vstack([check_points(reference), boundary(reference, size)]))
 
 
-def face_mask(shape: np.ndarray, out_size: tuple[int, int], feather: float) -> np.ndarray:
-    """float32 (H, W) mask: 1 inside the convex hull of ``shape``, fading to 0 over about
-    ``feather`` px *inside* the hull's edge, so nothing spills beyond the face."""
+def face_mask(shape: np.ndarray, out_size: tuple[int, int], feather: float, growth: float = 1.0) -> np.ndarray:
+    """float32 (H, W) mask: 1 inside the convex hull of ``shape`` grown ``growth`` times
+    about its centre (a landmark model's outline may stop at the brows: growing it takes in
+    the forehead), fading to 0 over about ``feather`` px *inside* the hull's edge."""
     import cv2
 
     width, height = out_size
+    pts = check_points(shape)
+    centre = pts.mean(axis=0)
+    pts = np.vstack([pts, centre + (pts - centre) * growth])
     mask = np.zeros((height, width), dtype=np.uint8)
-    hull = cv2.convexHull(np.rint(check_points(shape) * 16).astype(np.int32))
+    hull = cv2.convexHull(np.rint(pts * 16).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, 4)
     if feather <= 0:
         return mask.astype(np.float32) / 255.0

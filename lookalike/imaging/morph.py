@@ -94,7 +94,9 @@ def write_gif(frames_: list[np.ndarray], path: Path, fps: float) -> None:
     from PIL import Image
 
     there_and_back = list(frames_) + list(frames_[-2:0:-1])
-    pictures = [Image.fromarray(f) for f in there_and_back]
+    # Pillow's default quantizer (median cut) takes ~0.15 s a frame; the fast octree
+    # quantizer a few ms, with no visible difference on faces
+    pictures = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE) for f in there_and_back]
     pictures[0].save(path, format="GIF", save_all=True, append_images=pictures[1:],
                      duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
 
