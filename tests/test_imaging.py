@@ -142,6 +142,19 @@ def test_an_average_streams_through_running_sums(faces, marks):
     _not_blank(whole.image)
 
 
+def test_any_landmark_model_works(faces, marks):
+    """Nothing knows what a point means: half the points, or twice as many (each point and
+    the midpoint to the next), average, morph and fit alike."""
+    paths = sorted((faces / "utkface-dev" / "images").glob("*.jpg"))[100:106]
+    found = _faces(marks, paths)
+    for variant in (lambda p: p[::2], lambda p: np.vstack([p, (p[:-1] + p[1:]) / 2])):
+        faces_n = [(rgb, variant(points)) for rgb, points in found]
+        _not_blank(average.average(faces_n, 128).image)
+        for frame in morph.frames(faces_n[0], faces_n[1], 3, 128):
+            _not_blank(frame)
+        _not_blank(appearance.draw(appearance.fit(faces_n, 2, 64), 0, 1.0))
+
+
 # ---- morphs ----------------------------------------------------------------------------------
 
 def test_a_morph_goes_from_a_to_b(faces, marks, pipeline, tmp_path):
