@@ -10,11 +10,13 @@ and the kiosk is recruitment outreach.
 The mesh wants a square, upright crop of the face with a margin, 192 x 192 px, RGB in
 [0, 1]. It is cut from the detector's face the way MediaPipe cuts it from its own
 detector's: centred on the box, ``MARGIN`` times its long side, turned so that the
-eyes (the detector's first two points) lie level. A second pass re-cuts the crop from
-the first pass's own points (MediaPipe's video tracking does this from the previous
-frame), which makes the crop independent of how the detector draws its box: the
-points then fit the chin and brows of faces the box cuts short (bench/landmarks.py
-measures both).
+eyes (the detector's first two points) lie level. When the first pass's own points
+say the crop was off (its centre by more than ``REFIT`` of its side, or its size by more
+than that share), a second pass re-cuts it from them, as MediaPipe's video tracking
+does from the previous frame: a box drawn by another detector, or a bare stored box
+(the backfill's fallback), then still gives a crop the mesh knows. On YuNet's faces the
+first crop is nearly always right, and one pass is as stable as two at half the cost
+(bench/landmarks.py measures one, two and this adaptive choice).
 
 Points come back in the photo's own pixel coordinates (x, y), float32, in MediaPipe's
 order (its canonical face model's 468 vertices: 1 nose tip, 33 and 263 the outer eye
@@ -38,7 +40,8 @@ MODEL = "face-mesh"  # the registry's name for it (``lookalike models install fa
 POINTS = 468
 INPUT = 192  # the crop's side, px
 MARGIN = 1.5  # the crop's side over the face box's long side (MediaPipe's ROI scale)
-PASSES = 2  # the second pass re-cuts the crop from the first pass's points
+PASSES = 2  # at most: a second pass re-cuts the crop from the first pass's points
+REFIT = 0.1  # ... when the first crop's centre or size was off by more than this share
 
 # MediaPipe's indices of a few named points (its canonical face model)
 NOSE_TIP = 1
@@ -69,11 +72,20 @@ def landmarks(rgb: np.ndarray, face: Detection, *, threads: int | None = None) -
     installed."""
     model: TfliteModel = registry.load(MODEL, threads)
     center, side, angle = _box_roi(face)
-    points = np.zeros((POINTS, 2), np.float32)
-    for _ in range(PASSES):
+    points = _run(model, rgb, center, side, angle)
+    for _ in range(PASSES - 1):
+        fit_center, fit_side, fit_angle = _points_roi(points)
+        if not _off(center, side, fit_center, fit_side):
+            break
+        center, side, angle = fit_center, fit_side, fit_angle
         points = _run(model, rgb, center, side, angle)
-        center, side, angle = _points_roi(points)
     return points
+
+
+def _off(center: np.ndarray, side: float, fit_center: np.ndarray, fit_side: float) -> bool:
+    """Whether the crop the points ask for differs from the one used by more than REFIT."""
+    moved = float(np.linalg.norm(fit_center - center)) / side
+    return moved > REFIT or abs(fit_side / side - 1.0) > REFIT
 
 
 def _box_roi(face: Detection) -> tuple[np.ndarray, float, float]:

@@ -34,7 +34,7 @@ class TfliteModel:
         except ImportError as err:  # pragma: no cover - a core dependency
             raise MissingExtra(f"running {path.name}", "landmarks", str(err)) from err
         self.path = path
-        self._interpreter: Interpreter = Interpreter(model_path=str(path), num_threads=threads or -1)
+        self._interpreter: Interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._interpreter.allocate_tensors()
         detail = self._interpreter.get_input_details()[0]
         self._input = int(detail["index"])
