@@ -209,11 +209,11 @@ def main() -> None:
 
     # timing: the landmark call alone, on the first faces
     sample = faces_seen[: args.timing]
-    runs = {"mesh, 1 thread": lambda r, f: models.mesh(r, f, threads=1),
+    runs = {"mesh": lambda r, f: models.mesh(r, f, threads=1),
             "mesh, default threads": lambda r, f: models.mesh(r, f, threads=None),
-            "mesh-1pass, 1 thread": lambda r, f: models.mesh(r, f, "mesh-1pass", threads=1),
-            "mesh-2pass, 1 thread": lambda r, f: models.mesh(r, f, "mesh-2pass", threads=1),
-            "dlib68 (1 thread)": lambda r, f: models.dlib68(r, f)}
+            "mesh-1pass": lambda r, f: models.mesh(r, f, "mesh-1pass", threads=1),
+            "mesh-2pass": lambda r, f: models.mesh(r, f, "mesh-2pass", threads=1),
+            "dlib68": lambda r, f: models.dlib68(r, f)}
     # interleaved, face by face, so that the other processes of a shared machine slow every
     # run alike; each face's best of three
     times: dict[str, list[float]] = {label: [] for label in runs}
@@ -304,7 +304,8 @@ def main() -> None:
            "misfits"], rows)
     second = runs_of_mesh[0] / max(1, len(faces_seen)) - 1
     print(f"mesh: a second pass on {second:.1%} of the faces")
-    table("ms per face (median, landmark call only)", ["run", "ms"], [[k, v] for k, v in timing.items()])
+    table("ms per face (median of each face's best of 3, landmark call only, 1 thread unless said)", ["run", "ms"],
+          [[k, v] for k, v in timing.items()])
     table("small faces: error vs the full-size photo (median, / eye distance)",
           ["model", "24 px", "32 px", "48 px"], [[n, *small[n].values()] for n in small])
     table("bad-inputs", ["files", "refused", "no face", "faces", "errors", "misfit mesh", "misfit dlib68",
@@ -321,10 +322,14 @@ def main() -> None:
     out = write("landmarks", {
         "machine": machine(), "load_average": [round(v, 2) for v in load], "faces": len(faces_seen),
         "people": len(people),
-        "stability": stability, "eye_error_median": {n: float(np.median(eye[n])) for n in names},
-        "eye_misfits": {n: int(sum(e > MISFIT for e in eye[n])) for n in names},
-        "box_jitter_median": {n: float(np.median(jitter[n])) for n in names}, "mesh_second_pass_share": second,
-        "ms_per_face": timing, "ingest_cost": cost, "small_face_error": small, "bad_inputs": bad,
+        "rows": [{"model": n, "points": 68 if n == "dlib68" else 468, "within": stability[n]["within"],
+                  "between": stability[n]["between"], "ratio": stability[n]["ratio"],
+                  "jitter": float(np.median(jitter[n])), "eye_error": float(np.median(eye[n])),
+                  "eye_misfits": int(sum(e > MISFIT for e in eye[n])), "ms": timing[n],
+                  "small_24": small.get(n, {}).get(24), "small_32": small.get(n, {}).get(32),
+                  "small_48": small.get(n, {}).get(48), "bad_misfits": bad["misfit"].get(n)} for n in names],
+        "mesh_second_pass_share": second, "ms_mesh_default_threads": timing["mesh, default threads"],
+        "ingest_cost": cost, "ingest_photos": args.ingest, "small_face_error": small, "bad_inputs": bad,
         "choice": "mesh (MediaPipe face mesh, Apache-2.0)",
     })
     print(f"wrote {out}")

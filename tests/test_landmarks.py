@@ -214,3 +214,23 @@ def test_backfill_without_the_model_is_one_clear_error(small_golden, tmp_path, m
         registry.forget()
     assert result.returncode != 0
     assert "lookalike models install face-mesh" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_face_mesh_comes_out_of_the_mediapipe_wheel_checked(tmp_path):
+    """Provisioned into an empty home as a user's first install: the one file out of the
+    wheel, its sha256 the catalog's, the licence shown, mediapipe itself never installed."""
+    import subprocess
+    import sys
+
+    from lookalike.models import catalog
+
+    env = {"LOOKALIKE_HOME": str(tmp_path / "home")}
+    installed = cli("models", "install", "face-mesh", env=env)
+    assert installed.returncode == 0, installed.stderr
+    folder = tmp_path / "home" / ".deepface" / "weights"
+    assert catalog.sha256_of(folder / catalog.FACE_MESH.name) == catalog.FACE_MESH.sha256
+    listing = cli("models", "list", "--json", env=env)
+    rows = {r["name"]: r for r in json.loads(listing.stdout)["models"]}
+    assert rows["face-mesh"]["installed"] and rows["face-mesh"]["kind"] == "landmarks"
+    assert rows["face-mesh"]["licence"].startswith("Apache-2.0")
+    assert subprocess.run([sys.executable, "-c", "import mediapipe"], capture_output=True).returncode != 0
