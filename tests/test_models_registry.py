@@ -29,6 +29,10 @@ def test_the_registry_lists_every_model_the_catalog_has(weights_home):
     assert table["eyes"].needs == ("chip",) and table["age-gender-dlib"].needs == ("chip",)
     # files with a published sha256 carry it
     assert {f.name: f.sha256 for f in table["yunet"].files} == {YUNET: catalog.YUNET.sha256}
+    # the dense landmark model: out of the mediapipe wheel, its licence shown
+    assert table["face-mesh"].kind is registry.Kind.landmarks and table["face-mesh"].input_size == (192, 192)
+    assert rows["face-mesh"].licence.startswith("Apache-2.0") and rows["face-mesh"].installed
+    assert "mediapipe==0.10.14" in rows["face-mesh"].source
 
 
 def test_one_model_per_name_and_threads_in_a_process(weights_home):

@@ -41,7 +41,7 @@ def _store_photo(session, space_id: int, path: str, person: str | None, faces: i
     """A photo with ``faces`` faces, written by the ingest writer; the new face ids."""
     blob = np.full(4, 0.5, dtype="<f4").tobytes()
     done = Processed(path, person, None, f"sha of {path}", 1, PhotoStatus.ok,
-                     faces=[((0, 0, 1, 1), 1.0, blob, None)] * faces, replaces=replaces)
+                     faces=[((0, 0, 1, 1), 1.0, blob, None, None)] * faces, replaces=replaces)
     _stale, new_ids, _vectors = store_batch(session, space_id, [done], {})
     return new_ids.tolist()
 

@@ -80,8 +80,12 @@ def test_remove_person_leaves_no_row_vector_or_name_in_any_file(faces, tmp_path,
 
             blobs = [r[0] for r in session.execute(text(
                 "select f.embedding from faces f join people p on p.id = f.person_id where p.name = 'howard'"))]
-    assert len(blobs) == 5
-    needles = [b"howard"] + [blob[:32] for blob in blobs]
+            # the dense landmarks stored at ingest are the face's shape: they go too
+            shapes = [r[0] for r in session.execute(text(
+                "select l.points from face_landmarks l join faces f on f.id = l.face_id "
+                "join people p on p.id = f.person_id where p.name = 'howard'"))]
+    assert len(blobs) == 5 and len(shapes) == 5
+    needles = [b"howard"] + [blob[:32] for blob in blobs] + [shape[:32] for shape in shapes]
     assert _holding(_files(tmp_path), needles)  # the scan can see them while they are there
     gone = _cli("remove", "--person", "howard", *args, "--json")
     assert gone.returncode == 0, gone.stderr

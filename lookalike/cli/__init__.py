@@ -15,6 +15,7 @@ from ._common import app
 from .evaluate import eval_app
 from .explore import explore_app
 from .index import index_app
+from .landmarks import landmarks_app
 from .models import models_app
 from .serve import keys_app
 
@@ -23,10 +24,12 @@ app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(explore_app, name="explore")
 app.add_typer(keys_app, name="keys")
+app.add_typer(landmarks_app, name="landmarks")
 
 
 def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "models_app", "index_app", "eval_app", "explore_app", "keys_app"]
+__all__ = ["app", "main", "models_app", "index_app", "eval_app", "explore_app", "keys_app",
+           "landmarks_app"]

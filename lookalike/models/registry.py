@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from deepface.models.Detector import Detector
     from onnxruntime import InferenceSession
 
+    from .litert import TfliteModel
     from .recognizers import DeepFaceRecognizer, OnnxRecognizer
 
 
@@ -54,6 +55,7 @@ class Kind(str, Enum):
     detector = "detector"
     aligner = "aligner"
     analysis = "analysis"
+    landmarks = "landmarks"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ def _cydral(folder: Path, threads: int | None) -> tuple[InferenceSession, Infere
     return (_onnx(folder / catalog.AGE_DLIB.name, threads), _onnx(folder / catalog.GENDER_DLIB.name, threads))
 
 
+def _face_mesh(folder: Path, threads: int | None) -> TfliteModel:
+    from .litert import TfliteModel
+
+    return TfliteModel(folder / catalog.FACE_MESH.name, threads)
+
+
 def _offline(file_name: str) -> Loader:
     return lambda folder, threads: _onnx(folder / file_name, threads)
 
@@ -149,8 +157,9 @@ _OWN_LOADERS: dict[str, Loader] = {
     "age-gender-dlib": _cydral,
     "emotion-offline": _offline(catalog.EMOTION_FILE),
     "age-gender-offline": _offline(catalog.AGE_GENDER_FILE),
+    "face-mesh": _face_mesh,
 }
-_INPUT_SIZES = {"SFace": (112, 112)}
+_INPUT_SIZES = {"SFace": (112, 112), "face-mesh": (192, 192)}
 # the shape predictor is the chip aligner's file; eyes falls back to it, Cydral's chips are cut by it
 _NEEDS = {"eyes": ("chip",), "age-gender-dlib": ("chip",)}
 _STATEFUL = {"yunet", "dlib"}  # built by their owner (detect.py) from path()
@@ -160,7 +169,7 @@ def names() -> list[str]:
     """Every name the catalog knows, in ``lookalike models list`` order."""
     found = catalog.deepface_names()
     return [*found["recognition"], *found["detector"], *catalog.ALIGNERS, *catalog.ANALYSIS_WHEELED,
-            *catalog.ANALYSIS_OFFLINE, *catalog.ANALYSIS_DEEPFACE]
+            *catalog.ANALYSIS_OFFLINE, *catalog.ANALYSIS_DEEPFACE, *catalog.LANDMARKS]
 
 
 def _files(kind: Kind, name: str) -> tuple[tuple[WeightFile, ...], str]:

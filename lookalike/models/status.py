@@ -12,6 +12,7 @@ from .catalog import (
     ANALYSIS_OFFLINE,
     ANALYSIS_WHEELED,
     DERIVED,
+    LANDMARKS,
     LICENCES,
     OFFLINE_WEIGHTS,
     PACKAGED,
@@ -50,6 +51,8 @@ def status(kind: str, name: str) -> ModelStatus:
     folder = weights_dir()
     if kind == "analysis":
         return _analysis_status(name, folder)
+    if kind == "landmarks":
+        return _wheeled_status(kind, name, None, folder)
     dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
     if name in WHEELED:
         return _wheeled_status(kind, name, dim, folder)
@@ -85,4 +88,5 @@ def list_all() -> list[ModelStatus]:
     rows += [status("detector", n) for n in names["detector"]]
     rows += [status("aligner", n) for n in ALIGNERS]
     rows += [status("analysis", n) for n in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
+    rows += [status("landmarks", n) for n in LANDMARKS]
     return rows

@@ -169,6 +169,21 @@ class FaceEstimate(Base):
     model: Mapped[str] = mapped_column(Text)
 
 
+class FaceLandmarks(Base):
+    """A corpus face's dense landmarks (:mod:`lookalike.faces.landmarks`), stored at ingest so
+    that an average over thousands of faces never detects them again.
+
+    ``points``: float16 pairs (x, y), little-endian, relative to the face's stored box
+    (``(p - (x, y)) / max(w, h)``), so the precision is a thousandth of the face's size
+    whatever the photo's: 1,872 bytes for MediaPipe's 468 points. ``model``: the landmark
+    model's name (points of different models are never mixed). Deleted with its face."""
+
+    __tablename__ = "face_landmarks"
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    points: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Centroid(Base):
     """Running sum of a person's unit vectors (``person_id`` NULL = the whole corpus).
 
