@@ -1,0 +1,110 @@
+"""Average faces: every face warped onto the group's mean shape and averaged in linear light.
+
+The face of one person averaged over their photos loses what varies between photos
+(lighting, expression, blur) and keeps what stays (the person); the face of a group keeps
+what its members share. Two things make that average sharp rather than a blur:
+
+* shape first: each face is warped onto the Procrustes mean of all the faces' landmarks
+  (:func:`lookalike.imaging.geometry.mean_shape`), so eyes fall on eyes and mouths on
+  mouths before any pixel is added;
+* light, not bytes: pixels are added in linear light (:mod:`.colour`) and converted back
+  to sRGB once, so the mean is the colour the faces give off together, not a darker one.
+
+Pixels a photo does not have (a tight crop's face frame reaches beyond its edge) are
+weighed by :meth:`~lookalike.imaging.geometry.Warp.coverage`, so the average there comes
+from the photos that do have them instead of smeared border pixels.
+
+:class:`Accumulator` keeps only running sums (two float32 frames), so thousands of faces
+stream through in the memory of one: the caller computes the mean shape from the stored
+landmarks first (points only, cheap), then feeds the photos one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import colour, geometry
+
+DEFAULT_SIZE = 256
+FEATHER = 0.04  # coverage falls off over this share of the frame beyond a photo's edge
+FLOOR_WEIGHT = 1e-3  # a pixel no photo covers still gets the (replicated) border's colour
+
+
+@dataclass(frozen=True)
+class Average:
+    """An average face: the sRGB picture, the mean shape it is drawn in (frame pixels),
+    and how many faces went into it."""
+
+    image: np.ndarray  # (size, size, 3) uint8 RGB
+    shape: np.ndarray  # (N, 2) float64, frame pixels
+    count: int
+
+    @property
+    def size(self) -> int:
+        return int(self.image.shape[0])
+
+
+class Accumulator:
+    """Running sums of faces warped onto one mean shape, in linear light."""
+
+    def __init__(self, shape: np.ndarray, size: int = DEFAULT_SIZE) -> None:
+        if size < 32:
+            raise ConfigError(f"average: a size of {size} px is too small to draw a face (at least 32)")
+        self.shape = geometry.check_points(shape, "mean shape")
+        self.size = size
+        self._raster = geometry.frame_raster(self.shape, self.shape, size)
+        self._sum = np.zeros((size, size, 3), dtype=np.float32)
+        self._weight = np.zeros((size, size, 1), dtype=np.float32)
+        self.count = 0
+
+    def add(self, image: np.ndarray, points: np.ndarray) -> None:
+        """One face: its RGB uint8 photo and its landmarks (the mean shape's N points)."""
+        rgb = check_rgb(image)
+        points = geometry.check_points(points)
+        if len(points) != len(self.shape):
+            raise ConfigError(f"average: a face with {len(points)} landmarks cannot join faces "
+                              f"with {len(self.shape)}")
+        warp = geometry.frame_warp(points, self.shape, self._raster, self.size)
+        weight = np.maximum(warp.coverage(rgb.shape, FEATHER * self.size), FLOOR_WEIGHT)[..., None]
+        self._sum += colour.to_linear(warp.apply(rgb)) * weight
+        self._weight += weight
+        self.count += 1
+
+    def linear(self) -> np.ndarray:
+        """The average so far in linear light, float32 (size, size, 3)."""
+        if self.count == 0:
+            raise ConfigError("average: no faces to average")
+        return self._sum / np.maximum(self._weight, 1e-12)
+
+    def result(self) -> Average:
+        return Average(colour.to_srgb(self.linear()), self.shape.copy(), self.count)
+
+
+def average(faces: Iterable[tuple[np.ndarray, np.ndarray]], size: int = DEFAULT_SIZE,
+            shape: np.ndarray | None = None) -> Average:
+    """The average of ``faces`` — (RGB uint8 photo, (N, 2) landmarks) pairs — at ``size`` px.
+
+    Without ``shape`` the mean shape is computed from the faces first, which needs them
+    all at hand (a sequence). For thousands, pass ``shape=mean_shape(points, size)`` and a
+    generator that reads one photo at a time: only the running sums stay in memory."""
+    if shape is None:
+        if not isinstance(faces, Sequence):
+            faces = list(faces)
+        if not faces:
+            raise ConfigError("average: no faces to average")
+        shape = geometry.mean_shape([p for _, p in faces], size)
+    acc = Accumulator(shape, size)
+    for image, points in faces:
+        acc.add(image, points)
+    return acc.result()
+
+
+def check_rgb(image: np.ndarray) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 2:
+        raise ConfigError(f"expected an RGB uint8 photo of shape (H, W, 3), got {array.dtype} {array.shape}")
+    return array
