@@ -1,0 +1,196 @@
+"""Faces of their own in the web app: average faces, "you ↔ them" morphs and the
+appearance model's sliders, all drawn by the library's picture verbs
+(:class:`lookalike.pictures.Pictures`, ``lib.pictures``) and only shown here.
+
+This module is a shell: it picks what to ask for (which photo, which person, which
+audience), turns the verbs' RGB arrays into something a browser shows, and words the
+errors. No warping, blending or model fitting happens in ``lookalike/ui``.
+
+Privacy: a visitor's morph is made in memory on each run of the page and put in the page
+itself as a ``data:`` URL (:func:`inline_gif`), like the visitor's photo — never in
+Streamlit's media store (``/media/…``), never in a cache shared between sessions, never
+on disk. Averages a visitor sees are asked for with :attr:`Audience.visitor`, so people
+who withhold consent are not in them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lookalike.ui import common
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
+    from lookalike.library import Library
+    from lookalike.store.schema import Audience
+
+MORPH_FRAMES = 16  # a card's morph: smooth enough, half the work of the CLI's 24
+MORPH_FPS = 8
+CARD_SIZE = 256  # px, a card's morph and average face
+SLIDER_SIGMA = 3.0  # the sliders go from -3 to +3 standard deviations
+SLIDERS = 8  # components offered on the Explore page
+MARGIN = 0.8  # the visitor's chosen face is cut out with this share of its box around it
+
+
+# -- pictures to bytes (memory only) ------------------------------------------------------
+def frames_of(result: Any) -> list[np.ndarray]:  # noqa: ANN401 - a Morph or the bare frames the verb returns
+    """The RGB uint8 frames of what :meth:`Pictures.morph` returned."""
+    frames = getattr(result, "frames", result)
+    return [np.asarray(f, dtype=np.uint8) for f in frames]
+
+
+def image_of(result: Any) -> np.ndarray:  # noqa: ANN401 - an AverageFace, or a bare RGB array
+    """The RGB uint8 picture of what a verb returned (an average face or a slider frame)."""
+    return np.asarray(getattr(result, "image", result), dtype=np.uint8)
+
+
+def gif(frames: Sequence[np.ndarray], fps: float = MORPH_FPS) -> bytes:
+    """``frames`` as an animated GIF that plays there and back, looping, in memory."""
+    from PIL import Image
+
+    there_and_back = list(frames) + list(frames[-2:0:-1])
+    pictures = [Image.fromarray(f).convert("RGB").quantize(colors=255, method=Image.Quantize.FASTOCTREE)
+                for f in there_and_back]
+    out = io.BytesIO()
+    pictures[0].save(out, "GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0)
+    return out.getvalue()
+
+
+def png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "PNG")
+    return out.getvalue()
+
+
+def inline(data: bytes, mime: str, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:
+    """``data`` (a PNG or GIF) in the page itself as a ``data:`` URL: no ``/media/`` URL
+    serves it to anyone (:func:`common.inline_image` does the same for photos)."""
+    import streamlit as st
+
+    size = f"width:{width}px;max-width:100%" if width else "width:100%"
+    src = f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+    (where or st).html(f'<img src="{src}" alt="{common.html_text(alt)}" class="lk-drawn" '
+                       f'style="{size};height:auto;display:block;border-radius:0.5rem">')
+
+
+def inline_gif(frames: Sequence[np.ndarray], alt: str, where: DeltaGenerator | None = None,
+               width: int | None = None) -> None:
+    inline(gif(frames), "image/gif", alt, where, width)
+
+
+def inline_png(image: np.ndarray, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:
+    inline(png(image), "image/png", alt, where, width)
+
+
+# -- what to ask the verbs for --------------------------------------------------------------
+def verbs(lib: Library) -> Any:  # noqa: ANN401 - lookalike.pictures.Pictures, being written beside this
+    """The library's picture verbs (``lib.pictures``)."""
+    return lib.pictures  # type: ignore[attr-defined]
+
+
+def face_region(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float = MARGIN) -> np.ndarray:
+    """The part of the visitor's photo round one face (its box grown by ``margin`` of its
+    size on every side, clipped to the photo): how the face a visitor chose among several
+    becomes the one the morph takes. A view of the array, nothing copied or kept."""
+    x, y, w, h = box
+    grow = margin * max(w, h)
+    top, left = max(0, round(y - grow)), max(0, round(x - grow))
+    bottom, right = min(rgb.shape[0], round(y + h + grow)), min(rgb.shape[1], round(x + w + grow))
+    return rgb[top:bottom, left:right]
+
+
+def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] | None, face_id: int,
+                 frames: int = MORPH_FRAMES) -> list[np.ndarray]:
+    """The visitor's face morphing into the matched photo of them: made now, in memory.
+
+    ``box``: the visitor's chosen face when their photo has several (else None: the photo
+    as given). The other side is the photo the match came from, as a visitor may see it
+    (:meth:`Library.photo_file` with :attr:`Audience.visitor`: a withheld person's photo is
+    NotFound, never morphed)."""
+    from lookalike.store.schema import Audience
+
+    photo_id = lib.photo_ids([face_id])[face_id]
+    theirs = lib.photo_file(photo_id, Audience.visitor)
+    mine = face_region(rgb, box) if box is not None else rgb
+    return frames_of(verbs(lib).morph(np.ascontiguousarray(mine), str(theirs), frames=frames))
+
+
+def person_average(lib: Library, name: str, audience: Audience, size: int = CARD_SIZE) -> np.ndarray:
+    """One person's average face (their photos, outliers left out) as ``audience`` may see it."""
+    return image_of(verbs(lib).average(f"person:{name}", audience=audience, size=size))
+
+
+def appearance(lib: Library, components: int, audience: Audience) -> Any:  # noqa: ANN401 - the verb's model
+    """The corpus's appearance model (what the sliders move along)."""
+    return verbs(lib).appearance(components=components, audience=audience)
+
+
+def slider_face(lib: Library, model: Any, sigmas: Sequence[float]) -> np.ndarray:  # noqa: ANN401 - the verb's model
+    """The face ``sigmas[i]`` standard deviations along component ``i``: one slider frame."""
+    return image_of(verbs(lib).render(model, list(sigmas)))
+
+
+def shares(model: Any) -> list[float]:  # noqa: ANN401 - the verb's model
+    """Each component's share of the faces' variance."""
+    return [float(s) for s in np.asarray(model.shares)]
+
+
+# -- Streamlit glue --------------------------------------------------------------------------
+def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[int, int, int, int] | None,
+                  key: str) -> None:
+    """Under a Find card: "you ↔ them" and "their average face", each behind a toggle (off
+    by default: a morph costs a second or two). Both in memory, shown inline; a failure is
+    one line in the card, never a traceback."""
+    import streamlit as st
+
+    from lookalike.errors import LookalikeError
+    from lookalike.store.schema import Audience
+
+    left, right = st.columns(2)
+    morph = left.toggle("You ↔ them", key=f"lk_morph_{key}",
+                        help="Your face turning into this photo of them, made now in memory and never stored.")
+    average = right.toggle("Their average face", key=f"lk_average_{key}",
+                           help="All their photos in this collection blended into one face.") if card.person else False
+    if morph:
+        try:
+            with common.SEARCH_LOCK, st.spinner("Blending your face with theirs …"):
+                frames = you_and_them(lib, rgb, box, card.face_id)
+            inline_gif(frames, f"You morphing into {card.name}", width=CARD_SIZE)
+            st.caption("Made just now, in memory, for you alone: never stored.")
+        except LookalikeError as err:
+            st.warning(f"No morph with this photo: {err}")
+    if average and card.person:
+        try:
+            with common.SEARCH_LOCK, st.spinner("Blending their photos …"):
+                image = person_average(lib, card.person, Audience.visitor)
+            inline_png(image, f"The average face of {card.name}", width=CARD_SIZE)
+        except LookalikeError as err:
+            st.warning(f"No average face for them: {err}")
+
+
+def operator_average(lib: Library, name: str, title: str, where: DeltaGenerator) -> None:
+    """The person view's average face (Explore → One person): every photo of theirs but the
+    odd ones out, as the operator sees them."""
+    import streamlit as st
+
+    from lookalike.errors import LookalikeError
+    from lookalike.store.schema import Audience
+
+    with where:
+        st.markdown("**Their average face**")
+        try:
+            with st.spinner("Blending their photos …"):
+                image = person_average(lib, name, Audience.operator)
+        except LookalikeError as err:
+            st.info(f"No average face: {err}")
+            return
+        inline_png(image, f"The average face of {title}", width=CARD_SIZE)
+        st.caption("Their photos warped onto one shape and blended; odd ones out left out.")
