@@ -160,20 +160,23 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
     average = right.toggle("Their average face", key=f"lk_average_{key}",
                            help="All their photos in this collection blended into one face.") if card.person else False
     if morph:
-        try:
-            with common.SEARCH_LOCK, st.spinner("Blending your face with theirs …"):
-                frames = you_and_them(lib, rgb, box, card.face_id)
-            inline_gif(frames, f"You morphing into {card.name}", width=CARD_SIZE)
-            st.caption("Made just now, in memory, for you alone: never stored.")
-        except LookalikeError as err:
-            st.warning(f"No morph with this photo: {err}")
+        with left:
+            try:
+                with common.SEARCH_LOCK, st.spinner("Blending your face with theirs …"):
+                    frames = you_and_them(lib, rgb, box, card.face_id)
+                inline_gif(frames, f"You morphing into {card.name}", width=CARD_SIZE)
+                st.caption("Made just now, in memory, for you alone: never stored.")
+            except LookalikeError as err:
+                st.warning(f"No morph with this photo: {err}")
     if average and card.person:
-        try:
-            with common.SEARCH_LOCK, st.spinner("Blending their photos …"):
-                image = person_average(lib, card.person, Audience.visitor)
-            inline_png(image, f"The average face of {card.name}", width=CARD_SIZE)
-        except LookalikeError as err:
-            st.warning(f"No average face for them: {err}")
+        with right:
+            try:
+                with common.SEARCH_LOCK, st.spinner("Blending their photos …"):
+                    image = person_average(lib, card.person, Audience.visitor)
+                inline_png(image, f"The average face of {card.name}", width=CARD_SIZE)
+                st.caption("All their photos here, warped onto one shape and blended.")
+            except LookalikeError as err:
+                st.warning(f"No average face for them: {err}")
 
 
 def operator_average(lib: Library, name: str, title: str, where: DeltaGenerator) -> None:
