@@ -34,7 +34,9 @@ import numpy as np
 from .errors import BadImage, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
 from .imaging import appearance as appearance_model
 from .imaging import average as averaging
-from .imaging import geometry, morph as morphing, transform as transforming
+from .imaging import geometry
+from .imaging import morph as morphing
+from .imaging import transform as transforming
 from .query.facemath import Group, GroupKind
 from .store.schema import Audience
 
