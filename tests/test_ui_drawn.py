@@ -110,7 +110,7 @@ def test_a_visitor_gets_no_average_of_someone_who_withheld_consent(kiosk_db):
 
 def test_the_visitors_chosen_face_is_what_the_morph_takes():
     rgb = np.zeros((400, 600, 3), dtype=np.uint8)
-    part = drawn.face_region(rgb, (500, 20, 80, 100))
+    part = drawn.face_region(rgb, (500, 20, 80, 100), 0.8)
     assert part.shape == (20 + 100 + 80, 600 - 500 + 80, 3)  # grown by 0.8 x 100 px, clipped at the edges
     assert np.shares_memory(part, rgb)  # a view: nothing of the photo copied or kept
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
     from lookalike.library import Library
+    from lookalike.pictures import Appearance
     from lookalike.store.schema import Audience
 
 MORPH_FRAMES = 16  # a card's morph: smooth enough, half the work of the CLI's 24
@@ -35,21 +36,10 @@ MORPH_FPS = 8
 CARD_SIZE = 256  # px, a card's morph and average face
 SLIDER_SIGMA = 3.0  # the sliders go from -3 to +3 standard deviations
 SLIDERS = 8  # components offered on the Explore page
-MARGIN = 0.8  # the visitor's chosen face is cut out with this share of its box around it
+MARGIN = 0.6  # the visitor's chosen face is cut out with this share of its box around it
 
 
 # -- pictures to bytes (memory only) ------------------------------------------------------
-def frames_of(result: Any) -> list[np.ndarray]:  # noqa: ANN401 - a Morph or the bare frames the verb returns
-    """The RGB uint8 frames of what :meth:`Pictures.morph` returned."""
-    frames = getattr(result, "frames", result)
-    return [np.asarray(f, dtype=np.uint8) for f in frames]
-
-
-def image_of(result: Any) -> np.ndarray:  # noqa: ANN401 - an AverageFace, or a bare RGB array
-    """The RGB uint8 picture of what a verb returned (an average face or a slider frame)."""
-    return np.asarray(getattr(result, "image", result), dtype=np.uint8)
-
-
 def gif(frames: Sequence[np.ndarray], fps: float = MORPH_FPS) -> bytes:
     """``frames`` as an animated GIF that plays there and back, looping, in memory."""
     from PIL import Image
@@ -91,11 +81,6 @@ def inline_png(image: np.ndarray, alt: str, where: DeltaGenerator | None = None,
 
 
 # -- what to ask the verbs for --------------------------------------------------------------
-def verbs(lib: Library) -> Any:  # noqa: ANN401 - lookalike.pictures.Pictures, being written beside this
-    """The library's picture verbs (``lib.pictures``)."""
-    return lib.pictures  # type: ignore[attr-defined]
-
-
 def face_region(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float = MARGIN) -> np.ndarray:
     """The part of the visitor's photo round one face (its box grown by ``margin`` of its
     size on every side, clipped to the photo): how the face a visitor chose among several
@@ -119,31 +104,51 @@ def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] |
 
     photo_id = lib.photo_ids([face_id])[face_id]
     theirs = lib.photo_file(photo_id, Audience.visitor)
-    mine = face_region(rgb, box) if box is not None else rgb
-    return frames_of(verbs(lib).morph(np.ascontiguousarray(mine), str(theirs), frames=frames))
+    mine = np.ascontiguousarray(face_region(rgb, box) if box is not None else rgb)
+    return lib.pictures.morph(mine, str(theirs), frames=frames, audience=Audience.visitor,
+                              size=CARD_SIZE).frames
 
 
 def person_average(lib: Library, name: str, audience: Audience, size: int = CARD_SIZE) -> np.ndarray:
-    """One person's average face (their photos, outliers left out) as ``audience`` may see it."""
-    return image_of(verbs(lib).average(f"person:{name}", audience=audience, size=size))
+    """One person's average face (their photos, outliers left out) as ``audience`` may see it:
+    for a visitor, a person who withholds consent has none (NotFound, as they have no card)."""
+    from lookalike.query.facemath import Group, GroupKind
+
+    return lib.pictures.average(Group(GroupKind.person, name), audience=audience, size=size).image
 
 
-def appearance(lib: Library, components: int, audience: Audience) -> Any:  # noqa: ANN401 - the verb's model
+def appearance(lib: Library, components: int, audience: Audience) -> Appearance:
     """The corpus's appearance model (what the sliders move along)."""
-    return verbs(lib).appearance(components=components, audience=audience)
+    return lib.pictures.appearance(components=components, audience=audience)
 
 
-def slider_face(lib: Library, model: Any, sigmas: Sequence[float]) -> np.ndarray:  # noqa: ANN401 - the verb's model
-    """The face ``sigmas[i]`` standard deviations along component ``i``: one slider frame."""
-    return image_of(verbs(lib).render(model, list(sigmas)))
+def slider_face(model: Appearance, sigmas: Sequence[float]) -> np.ndarray:
+    """The face ``sigmas[i]`` standard deviations along component ``i``: one slider frame.
+
+    The verb layer gives the fitted model and fixed frames (−2 … +2 σ per component), not
+    yet a face at any mix of slider positions: until it does (docs-notes/webapp.md), the
+    stage's own draw call is made here, with nothing computed in the UI."""
+    from lookalike.imaging.appearance import render
+
+    return render(model.model, list(sigmas))
 
 
-def shares(model: Any) -> list[float]:  # noqa: ANN401 - the verb's model
+def shares(model: Appearance) -> list[float]:
     """Each component's share of the faces' variance."""
-    return [float(s) for s in np.asarray(model.shares)]
+    return [float(s) for s in np.asarray(model.model.shares)]
+
+
+def fitted_on(model: Appearance) -> int:
+    return int(model.model.count)
 
 
 # -- Streamlit glue --------------------------------------------------------------------------
+def reason(err: Exception) -> str:
+    """An error about the visitor's in-memory photo, without the stand-in name the verbs
+    give it (``<array>: …``)."""
+    return str(err).removeprefix("<array>: ")
+
+
 def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[int, int, int, int] | None,
                   key: str) -> None:
     """Under a Find card: "you ↔ them" and "their average face", each behind a toggle (off
@@ -167,7 +172,7 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
                 inline_gif(frames, f"You morphing into {card.name}", width=CARD_SIZE)
                 st.caption("Made just now, in memory, for you alone: never stored.")
             except LookalikeError as err:
-                st.warning(f"No morph with this photo: {err}")
+                st.warning(f"No morph with this photo: {reason(err)}")
     if average and card.person:
         with right:
             try:

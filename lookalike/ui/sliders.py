@@ -4,12 +4,12 @@ component, that draw a face as they move.
 
 The model is fitted once per library *state* (its database and counts, as the other
 Explore views) and kept in memory; moving a slider reruns only the slider panel (a
-fragment), which asks the verb layer for one frame (``lib.pictures.render``).
+fragment), which draws one frame from the fitted model.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -18,13 +18,14 @@ from lookalike.ui import drawn
 
 if TYPE_CHECKING:
     from lookalike.library import Library
+    from lookalike.pictures import Appearance
 
 FACE_WIDTH = 320  # px, the drawn face on the page
 STEP = 0.25  # σ per slider step (a key press)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def model_of(_lib: Library, state: tuple, components: int) -> Any:  # noqa: ANN401 - the verb's model
+def model_of(_lib: Library, state: tuple, components: int) -> Appearance:
     """The appearance model of what the operator sees, fitted once per library state."""
     from lookalike.store.schema import Audience
 
@@ -47,7 +48,7 @@ def words(sigmas: list[float]) -> str:
 
 
 @st.fragment
-def panel(lib: Library, model: Any) -> None:  # noqa: ANN401 - the verb's model
+def panel(model: Appearance) -> None:
     """The sliders and the face they draw; a slider's move reruns this panel alone."""
     shares = drawn.shares(model)
     controls, face = st.columns([3, 2], gap="large")
@@ -57,7 +58,7 @@ def panel(lib: Library, model: Any) -> None:  # noqa: ANN401 - the verb's model
                   for i, share in enumerate(shares)]
         st.button("Back to the average face", on_click=reset, args=(len(shares),), key="lk_sigma_reset")
     try:
-        image = drawn.slider_face(lib, model, sigmas)
+        image = drawn.slider_face(model, sigmas)
     except LookalikeError as err:
         face.error(f"This face cannot be drawn: {err}")
         return
@@ -73,5 +74,5 @@ def face_sliders(lib: Library, state: tuple) -> None:
                "as you move it. At the middle of every slider is the collection's average face.")
     with st.spinner("Fitting the appearance model (once per change of the collection) …"):
         model = model_of(lib, state, drawn.SLIDERS)
-    st.caption(f"Fitted on {getattr(model, 'count', '?')} faces.")
-    panel(lib, model)
+    st.caption(f"Fitted on {drawn.fitted_on(model):,} faces (a sample of the collection, odd ones out left out).")
+    panel(model)
