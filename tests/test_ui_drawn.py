@@ -154,3 +154,48 @@ def test_the_face_sliders_draw_a_new_face_as_they_move(kiosk_db, monkeypatch):
     at.button(key="lk_sigma_reset").click().run()
     (alt, (_, back)), = pictures(at).items()
     assert alt.endswith("the average face") and back == mean
+
+
+def _upload(at: AppTest, path: Path) -> AppTest:
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/jpeg"))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_morph_takes_the_face_the_visitor_chose(kiosk_db, faces, monkeypatch):
+    at = _upload(app_page("find.py", kiosk_db, monkeypatch), faces / "bad-inputs/collected/multi_face__two_people.jpg")
+    chooser = at.radio[1]
+    assert "which one is you" in chooser.label
+    drawn_faces = []
+    for option in chooser.options[:2]:
+        at.radio[1].set_value(option).run()
+        [t for t in at.toggle if t.label == "You ↔ them"][0].set_value(True).run()
+        assert not at.exception, at.exception
+        assert not at.warning, at.warning[0].value  # two faces in the photo, yet one chosen: no "which one?"
+        (_, (_, data)), = ((a, p) for a, p in pictures(at).items() if a.startswith("You morphing into"))
+        drawn_faces.append(frames(data)[0].astype(int))
+    assert np.abs(drawn_faces[0] - drawn_faces[1]).mean() > 10  # each choice morphs its own face
+
+
+def test_a_face_too_small_to_draw_is_one_line_in_the_card(kiosk_db, faces, monkeypatch):
+    """Howard's photo shrunk onto a larger canvas: still found (the search works from
+    small faces), too small for the morph (the verbs want 64 px), which says so in the card."""
+    from PIL import Image
+
+    small = Image.open(faces / BBT / "howard" / "howard5.png").convert("RGB")
+    small.thumbnail((48, 48))
+    canvas = Image.new("RGB", (320, 320), (128, 128, 128))
+    canvas.paste(small, (136, 136))
+    data = io.BytesIO()
+    canvas.save(data, "PNG")
+    at = app_page("find.py", kiosk_db, monkeypatch)
+    at.file_uploader[0].set_value(("small.png", data.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    [t for t in at.toggle if t.label == "You ↔ them"][0].set_value(True).run()
+    assert not at.exception, at.exception
+    warning = at.warning[0].value
+    assert warning.startswith("No morph with this photo: the face is") and "at least 64 px" in warning
+    assert "<array>" not in warning
+    assert not [a for a in pictures(at) if a.startswith("You morphing into")]
