@@ -82,6 +82,16 @@ def test_a_card_morphs_you_and_them_in_memory_only(kiosk_db, faces, monkeypatch,
     assert played[0].shape[0] >= 128 and played[0].std() > 20  # a picture, not a blank frame
     assert np.abs(played[0].astype(int) - played[drawn.MORPH_FRAMES - 1].astype(int)).mean() > 5  # it moves
     assert "never stored" in "\n".join(c.value for c in at.caption)
+    # another switch reruns the page: the morph is this session's, in its memory, not made again
+    made = []
+    from lookalike.pictures import Pictures
+
+    morph = Pictures.morph
+    monkeypatch.setattr(Pictures, "morph", lambda *a, **k: made.append(1) or morph(*a, **k))
+    [t for t in at.toggle if t.label == "Their average face"][0].set_value(True).run()
+    assert not at.exception, at.exception
+    assert made == [] and pictures(at)["You morphing into Howard Wolowitz"][1] == data
+    assert len(at.session_state[drawn.MEMO_KEY]) == 1
     # made in memory: no file written or changed beside the library, no row, nothing in TMPDIR
     assert _files(kiosk_db.parent) == before and _rows(kiosk_db) == rows
     assert not any(scratch.iterdir())

@@ -6,16 +6,18 @@ This module is a shell: it picks what to ask for (which photo, which person, whi
 audience), turns the verbs' RGB arrays into something a browser shows, and words the
 errors. No warping, blending or model fitting happens in ``lookalike/ui``.
 
-Privacy: a visitor's morph is made in memory on each run of the page and put in the page
-itself as a ``data:`` URL (:func:`inline_gif`), like the visitor's photo — never in
-Streamlit's media store (``/media/…``), never in a cache shared between sessions, never
-on disk. Averages a visitor sees are asked for with :attr:`Audience.visitor`, so people
-who withhold consent are not in them.
+Privacy: a visitor's morph is made in memory and put in the page itself as a ``data:``
+URL (:func:`inline`), like the visitor's photo — never in Streamlit's media store
+(``/media/…``), never in a cache shared between sessions, never on disk; the browser
+session keeps its own few morphs in its memory (:func:`remembered`) while it lasts.
+Averages a visitor sees are asked for with :attr:`Audience.visitor`, so people who
+withhold consent are not in them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -36,6 +38,8 @@ MORPH_FPS = 8
 CARD_SIZE = 256  # px, a card's morph and average face
 SLIDER_SIGMA = 3.0  # the sliders go from -3 to +3 standard deviations
 SLIDERS = 8  # components offered on the Explore page
+MEMO_KEY = "lk_morphs"  # st.session_state: this session's morphs (GIF bytes) by photo, face and match
+MEMO_ENTRIES = 8
 MARGIN = 0.6  # the visitor's chosen face is cut out with this share of its box around it
 
 
@@ -69,11 +73,6 @@ def inline(data: bytes, mime: str, alt: str, where: DeltaGenerator | None = None
     src = f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
     (where or st).html(f'<img src="{src}" alt="{common.html_text(alt)}" class="lk-drawn" '
                        f'style="{size};height:auto;display:block;border-radius:0.5rem">')
-
-
-def inline_gif(frames: Sequence[np.ndarray], alt: str, where: DeltaGenerator | None = None,
-               width: int | None = None) -> None:
-    inline(gif(frames), "image/gif", alt, where, width)
 
 
 def inline_png(image: np.ndarray, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:
@@ -143,6 +142,26 @@ def fitted_on(model: Appearance) -> int:
 
 
 # -- Streamlit glue --------------------------------------------------------------------------
+def remembered(key: tuple) -> bytes | None:
+    """A morph this browser session already made (its GIF), so another switch or card does
+    not make it again. Kept in the session's memory (``st.session_state``) only, like the
+    uploaded photo itself: gone when the page is closed or reloaded, never seen by another
+    session, never on disk."""
+    import streamlit as st
+
+    return st.session_state.get(MEMO_KEY, {}).get(key)
+
+
+def remember(key: tuple, data: bytes) -> bytes:
+    import streamlit as st
+
+    memo = st.session_state.setdefault(MEMO_KEY, {})
+    while len(memo) >= MEMO_ENTRIES:
+        memo.pop(next(iter(memo)))  # the oldest
+    memo[key] = data
+    return data
+
+
 def reason(err: Exception) -> str:
     """An error about the visitor's in-memory photo, without the stand-in name the verbs
     give it (``<array>: …``)."""
@@ -167,9 +186,12 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
     if morph:
         with left:
             try:
-                with common.SEARCH_LOCK, st.spinner("Blending your face with theirs …"):
-                    frames = you_and_them(lib, rgb, box, card.face_id)
-                inline_gif(frames, f"You morphing into {card.name}", width=CARD_SIZE)
+                key_ = (hashlib.sha256(rgb.tobytes()).hexdigest(), box, card.face_id)
+                shown = remembered(key_)
+                if shown is None:
+                    with common.SEARCH_LOCK, st.spinner("Blending your face with theirs …"):
+                        shown = remember(key_, gif(you_and_them(lib, rgb, box, card.face_id)))
+                inline(shown, "image/gif", f"You morphing into {card.name}", width=CARD_SIZE)
                 st.caption("Made just now, in memory, for you alone: never stored.")
             except LookalikeError as err:
                 st.warning(f"No morph with this photo: {reason(err)}")
