@@ -291,7 +291,7 @@ def test_http_pictures_and_their_errors(site, faces):
                           data={"person": OTHER, "format": "png", "frames": "4"}), "PNG") == (4 * 256, 256)
     files = _upload(faces, OBAMA) | _upload(faces, BIDEN, "photo_b")
     _picture(_call(site, "POST", "/v1/morph", files=files, data={"frames": "3"}), "GIF")
-    assert _picture(_call(site, "GET", "/v1/people/joe_biden/average.png"), "PNG") == (256, 256)
+    assert _picture(_call(site, "GET", f"/v1/people/{OTHER}/average.png"), "PNG") == (256, 256)
     # a person who withholds consent: the 404 of a person who does not exist, but for an admin
     withheld = problem(_call(site, "GET", f"/v1/people/{WITHHELD}/average.png"), 404, "not_found")
     missing = problem(_call(site, "GET", "/v1/people/nobody/average.png"), 404, "not_found")
@@ -366,8 +366,8 @@ def test_the_cli_draws_averages_morphs_sliders_and_renders(celeb, faces, tmp_pat
     shares = [c["share"] for c in json.loads(run.stdout)["components"]]
     assert len(shares) == 3 and shares == sorted(shares, reverse=True) and sum(shares) < 1
     assert len(list((out / "sliders").glob("component-*.png"))) == 3
-    run = cli("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--render", str(out / "s.png"),
-              "--db", db, "--json")
+    run = cli("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--away", "person:barack_obama",
+              "--render", str(out / "s.png"), "--db", db, "--json")
     assert run.returncode == 0 and (out / "s.png").is_file(), run.stderr
     run = cli("person", OTHER, "--montage", str(out / "montage.png"), "--db", db, "--json")
     assert run.returncode == 0, run.stderr
