@@ -341,7 +341,8 @@ def test_a_visitors_morph_and_transform_never_reach_the_disk(site, faces, tmp_pa
     before = files()
     upload = {"photo": (f"{marker}.png", photo, "image/png")}
     morph = _call(site, "POST", "/v1/morph", files=upload, data={"person": OTHER, "frames": "3"})
-    moved = _call(site, "POST", "/v1/transform", files=upload, data={"toward": f"person:{OTHER}"})
+    moved = _call(site, "POST", "/v1/transform", files=upload,
+                  data={"toward": f"person:{OTHER}", "away": "person:barack_obama"})
     assert morph.status_code == 200 and moved.status_code == 200
     after = files()
     assert {p for p in after if not p.name.endswith(("-wal", "-shm", ".db"))} <= set(before), "a new file appeared"
