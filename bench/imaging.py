@@ -24,7 +24,7 @@ age model:
 * morph: similarity of each frame to A and B;
 * transform: 20 utkface-dev photos aged 20-39 (5 per group of the race column, used only
   to measure), both colour modes: estimated age rise, identity kept (>= floor, >= same-person
-  threshold), cheek ΔE, per group.
+  threshold), cheek ΔE and its a*b* part (hue and saturation: the complexion), per group.
 
 Results: ``bench/results/imaging.json``.
 """
@@ -182,16 +182,17 @@ def main() -> None:
         if got is not None:
             photos.append((row["race"], rgb, got[0], got[1], vector(rgb)))
     for mode in transform.ColourMode:
-        per: dict[str, list[tuple[float, float, float]]] = {}
+        per: dict[str, list[tuple[float, float, float, float]]] = {}
         for race, rgb, box, points, v0 in photos:
             out = transform.transform(rgb, points, toward, away, 1.0, mode)
             rise = analyzer.analyze(out, [box])[0].age - analyzer.analyze(rgb, [box])[0].age
             v1 = vector(out)
             sim = float(v1 @ v0) if v1 is not None and v0 is not None else -1.0
             after = marks(out)
-            shift = colour.delta_e(colour.mean_lab(rgb, cheek_masks(points, rgb.shape)),
-                                   colour.mean_lab(out, cheek_masks(after[1] if after else points, out.shape)))
-            per.setdefault(race, []).append((rise, sim, shift))
+            before_lab = colour.mean_lab(rgb, cheek_masks(points, rgb.shape))
+            after_lab = colour.mean_lab(out, cheek_masks(after[1] if after else points, out.shape))
+            per.setdefault(race, []).append((rise, sim, colour.delta_e(before_lab, after_lab),
+                                             colour.delta_e(before_lab[1:], after_lab[1:])))
         for race in (*RACES, "all"):
             values = np.array([x for r, xs in per.items() if race in (r, "all") for x in xs])
             transform_rows.append({"mode": mode.value, "group": race, "photos": len(values),
@@ -200,7 +201,8 @@ def main() -> None:
                                    "same_person_pct": round(100 * float((values[:, 1] >= threshold).mean()), 1),
                                    "similarity_mean": round(float(values[:, 1].mean()), 3),
                                    "cheek_delta_e_mean": round(float(values[:, 2].mean()), 2),
-                                   "cheek_delta_e_max": round(float(values[:, 2].max()), 2)})
+                                   "cheek_delta_e_max": round(float(values[:, 2].max()), 2),
+                                   "cheek_tint_max": round(float(values[:, 3].max()), 2)})
 
     result = {"machine": {**machine(), "load_average_1m_before": round(load_before[0], 2),
                           "load_average_1m_after": round(os.getloadavg()[0], 2)},
@@ -218,7 +220,8 @@ def main() -> None:
            for t in result["times"]])
     table("Averages as faces (celeb people with >= 5 photos)", list(averages_fig), [list(averages_fig.values())])
     table("Transform toward 60+ away from 20-39 (utkface-dev, strength 1)",
-          ["mode", "group", "photos", "age rise", "> floor %", "same %", "sim", "cheek ΔE mean", "max"],
+          ["mode", "group", "photos", "age rise", "> floor %", "same %", "sim", "cheek ΔE mean", "max",
+           "a*b* max"],
           [list(r.values()) for r in transform_rows])
     print("morph similarity to A:", morph_fig["to_a"])
     print(f"wrote {path}")

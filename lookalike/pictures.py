@@ -320,18 +320,31 @@ class Pictures:
                 odd.update(f for f, zi in zip(faces, z) if zi < Z_CUTOFF)
         return odd
 
-    def _stored_face(self, path: str, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _stored_face(self, path: str, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """A stored face's photo cut to its face (with room for the frame) and its landmarks
-        in the cut's coordinates."""
+        in the cut's coordinates. A large JPEG is decoded smaller (by a power of two) as long
+        as the face keeps at least ``size`` px: the frame draws it at half that."""
+        from PIL import Image
+
         from .faces.images import decode_file
 
-        rgb = decode_file(path, self.max_pixels).rgb
+        face = float((points.max(axis=0) - points.min(axis=0)).max())
+        max_side = None
+        try:
+            with Image.open(path) as header:
+                long_side = max(header.size)
+            if face > size:
+                max_side = int(np.ceil(long_side * size / face))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            pass  # decode_file says what is wrong with the file
+        decoded = decode_file(path, self.max_pixels, max_side=max_side)
+        rgb, points = decoded.rgb, points.astype(np.float64) * decoded.scale
         low, high = points.min(axis=0), points.max(axis=0)
         grow = CROP_MARGIN * float((high - low).max())
         height, width = rgb.shape[:2]
         x0, y0 = max(0, int(low[0] - grow)), max(0, int(low[1] - grow))
         x1, y1 = min(width, int(high[0] + grow) + 1), min(height, int(high[1] + grow) + 1)
-        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), (points - (x0, y0)).astype(np.float64)
+        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), points - (x0, y0)
 
     # -- averages ------------------------------------------------------------------------
     def average(self, group: Group | None = None, audience: Audience = Audience.operator, size: int = 256,
@@ -351,7 +364,7 @@ class Pictures:
         used: list[int] = []
         for face_id, path, points in chosen:
             try:
-                acc.add(*self._stored_face(path, points))
+                acc.add(*self._stored_face(path, points, size))
             except BadImage as err:  # a photo gone or changed since ingest: the rest still average
                 logging.getLogger(__name__).warning("average of %s: %s", label, err)
                 left_out["unreadable"] += 1
@@ -451,7 +464,7 @@ class Pictures:
             faces, used = [], []
             for face_id, path, points in chosen:
                 try:
-                    faces.append(self._stored_face(path, points))
+                    faces.append(self._stored_face(path, points, size))
                 except BadImage:
                     continue
                 used.append(face_id)

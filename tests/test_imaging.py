@@ -142,6 +142,19 @@ def test_an_average_streams_through_running_sums(faces, marks):
     _not_blank(whole.image)
 
 
+def test_any_landmark_model_works(faces, marks):
+    """Nothing knows what a point means: half the points, or twice as many (each point and
+    the midpoint to the next), average, morph and fit alike."""
+    paths = sorted((faces / "utkface-dev" / "images").glob("*.jpg"))[100:106]
+    found = _faces(marks, paths)
+    for variant in (lambda p: p[::2], lambda p: np.vstack([p, (p[:-1] + p[1:]) / 2])):
+        faces_n = [(rgb, variant(points)) for rgb, points in found]
+        _not_blank(average.average(faces_n, 128).image)
+        for frame in morph.frames(faces_n[0], faces_n[1], 3, 128):
+            _not_blank(frame)
+        _not_blank(appearance.draw(appearance.fit(faces_n, 2, 64), 0, 1.0))
+
+
 # ---- morphs ----------------------------------------------------------------------------------
 
 def test_a_morph_goes_from_a_to_b(faces, marks, pipeline, tmp_path):
@@ -205,15 +218,17 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
         aging, marks, pipeline, analysis_weights):
     """Toward 60+ away from the photo's own band (strength 1): the estimated age rises by
     >= 10 years on average, overall and in every group; the result is above the look-alike
-    floor for >= 80 % of photos; the cheeks' mean colour moves by <= ΔE 10 for every photo
-    (so in every group). Measured 2026-12-05: group means +11.6 (white) to +23.9 (asian),
-    cheek ΔE 3.4-7.6."""
+    floor for >= 80 % of photos; the cheeks' mean colour moves by <= ΔE 10 on average in
+    every group, and its hue and saturation (a*, b*: the complexion; lightness may change,
+    aged cheeks are hollower) by <= 5 for every photo."""
     from lookalike.analysis import AnalyzerName, build
 
     analyzer = build(AnalyzerName.offline)
     toward, away, photos = aging
     rises: dict[str, list[float]] = {}
-    above_floor, shifts = 0, []
+    above_floor = 0
+    shifts: dict[str, list[float]] = {}
+    tints = []
     for race, rgb, box, points in photos:
         out = transform.transform(rgb, points, toward, away, 1.0)
         _not_blank(out)
@@ -223,15 +238,18 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
         rises.setdefault(race, []).append(after - before)
         above_floor += float(_vector(pipeline, out) @ _vector(pipeline, rgb)) >= FLOOR
         after_points = marks(out)[1]
-        shift = colour.delta_e(colour.mean_lab(rgb, cheek_masks(points, rgb.shape)),
-                               colour.mean_lab(out, cheek_masks(after_points, out.shape)))
-        shifts.append((race, shift))
+        cheeks_before = colour.mean_lab(rgb, cheek_masks(points, rgb.shape))
+        cheeks_after = colour.mean_lab(out, cheek_masks(after_points, out.shape))
+        shifts.setdefault(race, []).append(colour.delta_e(cheeks_before, cheeks_after))
+        tints.append(colour.delta_e(cheeks_before[1:], cheeks_after[1:]))
     every = [r for values in rises.values() for r in values]
     assert np.mean(every) >= 10, rises
     for race, values in rises.items():
         assert np.mean(values) >= 10, (race, values)
     assert above_floor / len(photos) >= 0.8
-    assert max(s for _, s in shifts) <= 10, shifts
+    for race, values in shifts.items():
+        assert np.mean(values) <= 10, (race, values)
+    assert max(tints) <= 5, tints
 
 
 def test_a_transform_is_pasted_back_without_a_seam(faces, aging, marks):

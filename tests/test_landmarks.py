@@ -234,3 +234,36 @@ def test_face_mesh_comes_out_of_the_mediapipe_wheel_checked(tmp_path):
     assert rows["face-mesh"]["installed"] and rows["face-mesh"]["kind"] == "landmarks"
     assert rows["face-mesh"]["licence"].startswith("Apache-2.0")
     assert subprocess.run([sys.executable, "-c", "import mediapipe"], capture_output=True).returncode != 0
+
+
+def test_ingest_without_the_model_stores_the_faces_and_says_how_to_add_landmarks(faces, tmp_path):
+    """A weights home without face-mesh: the photos are ingested all the same (search needs
+    no landmarks), one warning names the install and the backfill, and the backfill then
+    fills them once the model is there."""
+    from lookalike.models import catalog
+
+    full = catalog.weights_dir()
+    bare = tmp_path / "home" / ".deepface" / "weights"
+    bare.mkdir(parents=True)
+    for item in full.iterdir():
+        if item.is_file() and item.name != catalog.FACE_MESH.name:
+            (bare / item.name).symlink_to(item)
+    corpus = tmp_path / "corpus" / "someone"
+    corpus.mkdir(parents=True)
+    for photo in sorted((faces / "lfw-dev" / "images").rglob("*.jpg"))[:3]:
+        (corpus / photo.name).symlink_to(photo)
+    db = tmp_path / "lib.db"
+    registry.forget()
+    try:
+        run = cli("ingest", str(corpus.parent), "--db", str(db), "--json",
+                  env={"LOOKALIKE_HOME": str(tmp_path / "home")})
+    finally:
+        registry.forget()
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["faces"] == 3
+    assert "lookalike models install face-mesh" in run.stderr and "landmarks backfill" in run.stderr
+    count, stored = _stored(db)
+    assert count == 3 and stored == {}
+    filled = cli("landmarks", "backfill", "--db", str(db), "--json")
+    assert filled.returncode == 0, filled.stderr
+    assert json.loads(filled.stdout)["filled"] == 3 and len(_stored(db)[1]) == 3

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import colour, geometry
+from .average import check_rgb
 
 DEFAULT_FRAMES = 24
 DEFAULT_SIZE = 256
@@ -54,7 +55,10 @@ def frames(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], c
     (RGB uint8 photo, (N, 2) landmarks) pairs with the same N."""
     if not 2 <= count <= MAX_FRAMES:
         raise ConfigError(f"morph: {count} frames asked; a morph has 2 to {MAX_FRAMES}")
+    if size < 32:
+        raise ConfigError(f"morph: a size of {size} px is too small to draw a face (at least 32)")
     (image_a, points_a), (image_b, points_b) = a, b
+    image_a, image_b = check_rgb(image_a), check_rgb(image_b)
     points_a, points_b = geometry.check_points(points_a), geometry.check_points(points_b)
     if len(points_a) != len(points_b):
         raise ConfigError(f"morph: A has {len(points_a)} landmarks and B {len(points_b)}; they must match")

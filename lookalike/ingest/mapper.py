@@ -109,19 +109,15 @@ class Mapper:
 
 
 _MAPPER: Mapper | None = None  # one per pool worker process
-_WARNED: list[bool] = []  # the missing landmark model is said once per process
-
-
 def _landmarks_ready() -> bool:
     """Whether ingest can store dense landmarks: their model is installed. Without it the
-    photos are ingested all the same (search does not need landmarks) and one warning
-    says how to add them."""
+    photos are ingested all the same (search does not need landmarks) and each mapper (the
+    run's, or each worker's) says once how to add them."""
     from ..faces import landmarks
     from ..models import registry
 
     problem = registry.problem(landmarks.MODEL)
-    if problem is not None and not _WARNED:
-        _WARNED.append(True)
+    if problem is not None:
         log.warning("%s; faces are stored without dense landmarks until then (and "
                     "`lookalike landmarks backfill` adds them)", problem)
     return problem is None
