@@ -248,3 +248,32 @@ class BadPersonName(ConfigError):
 
     http_status = 422
     problem_code = "invalid_person_name"
+
+
+class TooFewPeople(LookalikeError):
+    """A group average asked of fewer different people than :data:`lookalike.pictures.MIN_PEOPLE`:
+    an average of one or two people is those people in disguise, so it is never drawn."""
+
+    http_status = 422
+    problem_code = "too_few_people"
+
+
+class UnusableFace(LookalikeError):
+    """A photo whose face cannot be drawn from: two faces of the same size (which one?), or
+    a face too small for its landmarks to mean anything."""
+
+    http_status = 422
+    problem_code = "unusable_face"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class NoLandmarks(LookalikeError):
+    """Faces stored without dense landmarks (ingested before they were stored, or while the
+    landmark model was missing): ``lookalike landmarks backfill`` adds them."""
+
+    http_status = 409
+    problem_code = "no_landmarks"

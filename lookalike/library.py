@@ -22,6 +22,7 @@ from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
 from .people import ApiKeys, People
+from .pictures import AverageCache, Pictures
 from .space import SpaceView
 from .store import consent, db, person_rows, photo_rows, space_rows
 from .store.schema import Audience
@@ -57,6 +58,7 @@ class Library:
     _analyzers: dict = field(init=False, default_factory=dict, repr=False)  # shared by every view
     revision: str = field(init=False, default="")
     backend: VectorBackend = field(init=False, repr=False)  # where the vectors are indexed
+    _averages: AverageCache = field(init=False, default_factory=AverageCache, repr=False)  # lib.pictures'
 
     def __post_init__(self) -> None:
         config.activate_weights_home()
@@ -105,6 +107,11 @@ class Library:
         """The people as staff keep them (:class:`lookalike.people.People`): profiles,
         consent, their photos, uploads."""
         return People(self._sessions, lambda: self.view.existing_space_id(), self.settings.upload_dir)
+
+    @property
+    def pictures(self) -> Pictures:
+        """Average faces, morphs, transforms and sliders (:class:`lookalike.pictures.Pictures`)."""
+        return Pictures(self.view, self.settings.max_pixels, self.settings.model_threads, self._averages)
 
     @property
     def keys(self) -> ApiKeys:
@@ -279,6 +286,7 @@ class Library:
                     rebuilt = IndexMaintenance(view).upkeep() or rebuilt
             IndexMaintenance(self.view).erase()
             self.people.delete_owned({ph.path for ph in photos})
+            self._averages.forget(i for ids in removed.values() for i in ids)  # no cached average keeps them
         self.view.refresh()
         return {"person": person, "photo": photo, "photos": len(photos),
                 "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}

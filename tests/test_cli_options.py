@@ -153,6 +153,12 @@ def _every_command(db: Path, folder: Path, tmp: Path) -> list[tuple[list[str], s
         (["keys", "list", *lib, "--json"], {0}),
         (["keys", "revoke", "1", *lib], {0}),
         (["reembed", "--workers", "1", *lib, "--json"], {0}),
+        # pictures (tests/test_pictures.py): a 2-person library has no group average (exit 1)
+        (["average", "--person", "barack_obama", "--out", str(tmp / "a.png"), *lib, "--json"], {0}),
+        (["morph", str(obama / "obama.jpg"), str(corpus / "joe_biden" / "biden.jpg"), "--frames", "2",
+          "--out", str(tmp / "m.png"), *lib, "--json"], {0}),
+        (["transform", str(obama / "obama.jpg"), "--toward", "person:joe_biden", "--out", str(tmp / "t.png"),
+          *lib, "--json"], {0, 1}),
         (["remove", "--photo", str(obama / "obama2.jpg"), *lib, "--json"], {0}),
         # refused after the library was opened: closed all the same
         (["worker", *lib, "--until-empty"], {2}),

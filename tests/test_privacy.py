@@ -63,6 +63,37 @@ def test_a_query_photo_never_reaches_disk_database_or_logs(faces, small_golden, 
     assert marker not in run.stderr  # nor in what it logged
 
 
+def test_a_visitors_morph_and_transform_reach_only_the_file_asked_for(faces, small_golden, tmp_path):
+    """``lookalike morph`` / ``transform`` of a visitor's photo write the --out file and
+    nothing else: no new file, and nothing of the photo, in the library's folder, the
+    temporary folder or the working folder (issue 25 §3)."""
+    from conftest import copy_library
+    from PIL import Image, PngImagePlugin
+
+    db = copy_library(small_golden[0], tmp_path / "lib" / "lib.db")
+    marker = f"visitor-{uuid.uuid4().hex}"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", marker)
+    visitor = tmp_path / "in" / f"{marker}.png"
+    visitor.parent.mkdir()
+    Image.open(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
+    scratch, cwd, out = tmp_path / "tmp", tmp_path / "cwd", tmp_path / "out"
+    for folder in (scratch, cwd, out):
+        folder.mkdir()
+    before = _files(db.parent)
+    for args in (("morph", str(visitor), "person:joe_biden", "--frames", "3", "--out", str(out / "m.gif")),
+                 ("transform", str(visitor), "--toward", "person:joe_biden", "--away", "person:barack_obama",
+                  "--out", str(out / "t.png"))):
+        run = _cli(*args, "--db", str(db), env={"TMPDIR": str(scratch)}, cwd=cwd)
+        assert run.returncode == 0, run.stderr
+        assert marker not in run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["m.gif", "t.png"]
+    after = _files(db.parent, scratch, cwd)
+    assert _holding(after, [marker.encode(), visitor.read_bytes()[-64:]]) == []
+    assert {p for p in after if p.parent != db.parent or p.name.endswith((".db", ".faiss", ".json"))} \
+        <= set(before), "a new file appeared"
+
+
 @pytest.mark.parametrize("store", ["faiss", "milvus"])
 def test_remove_person_leaves_no_row_vector_or_name_in_any_file(faces, tmp_path, store):
     """FAISS files, or Milvus Lite's folder (whose deletes are tombstones until the

@@ -314,3 +314,68 @@ def test_operator_pages_show_profile_text_as_text_and_the_admin_edits_it(hostile
     page.get_by_text("Saved amy.").wait_for(timeout=60_000)
     _shot(page, artifacts / "admin.png")
     page.close()
+
+
+def _library_files(folder: Path) -> dict:
+    """Files beside the library and their mtimes (SQLite's -wal/-shm change on every read)."""
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def _frame_count(page, selector: str) -> int:
+    """How many frames the browser itself decodes from the picture at ``selector``."""
+    return page.eval_on_selector(selector, "async img => { const data = await (await fetch(img.src)).arrayBuffer();"
+                                           " const d = new ImageDecoder({data, type: 'image/gif'});"
+                                           " await d.tracks.ready; return d.tracks.selectedTrack.frameCount; }")
+
+
+def test_a_visitor_sees_you_and_them_morph_made_in_memory(server, browser, faces, kiosk_db, artifacts):
+    from lookalike.ui import drawn
+
+    before = _library_files(kiosk_db.parent)
+    page = browser.new_page()
+    media = []
+    page.on("request", lambda r: media.append(r.url) if urlparse(r.url).path.startswith("/media/") else None)
+    page.goto(server)
+    page.get_by_role("heading", name="Find someone like me").wait_for(timeout=90_000)
+    page.locator("input[type=file]").set_input_files(str(faces / "celeb/faceapi_bbt/howard/howard5.png"))
+    page.get_by_role("heading", name="People who look like you").wait_for(timeout=90_000)
+    page.get_by_text("You ↔ them").first.click()
+    morph = page.locator("img[alt='You morphing into Howard Wolowitz']")
+    morph.wait_for(timeout=120_000)
+    assert morph.get_attribute("src").startswith("data:image/gif;base64,")  # in the page: no URL serves it
+    page.wait_for_function("img => img.complete && img.naturalWidth >= 128", arg=morph.element_handle(),
+                           timeout=30_000)
+    assert _frame_count(page, "img[alt='You morphing into Howard Wolowitz']") == 2 * drawn.MORPH_FRAMES - 2
+    page.get_by_text("Their average face").first.click()
+    average = page.locator("img[alt='The average face of Howard Wolowitz']")
+    average.wait_for(timeout=120_000)
+    assert average.get_attribute("src").startswith("data:image/png;base64,")
+    assert media == [] and not re.search(r"(?<!static)/media/", page.content())
+    _shot(page, artifacts / "find-morph.png")
+    page.close()
+    assert _library_files(kiosk_db.parent) == before  # the morph was never written beside the library
+
+
+def test_the_face_sliders_draw_a_face_as_they_move(hostile_server, browser, artifacts):
+    page = browser.new_page()
+    _operator(page, f"{hostile_server}/explore", "Explore the collection")
+    page.get_by_role("tab", name="Face sliders").click(timeout=90_000)
+    face = page.locator("img[alt^='The face the sliders draw']")
+    page.locator("img[alt='The face the sliders draw: the average face']").wait_for(timeout=180_000)
+    mean = face.get_attribute("src")
+    assert mean.startswith("data:image/png;base64,")
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(4):
+        slider.press("ArrowRight")
+    # the panel reruns alone and draws the moved face: the alt text names the slider's place
+    page.locator("img[alt*='direction 1 at +']").wait_for(timeout=120_000)
+    moved = face.get_attribute("src")
+    assert moved.startswith("data:image/png;base64,") and moved != mean
+    page.wait_for_function("img => img.complete && img.naturalWidth >= 64", arg=face.element_handle(),
+                           timeout=30_000)
+    _shot(page, artifacts / "explore-sliders.png")
+    page.get_by_role("button", name="Back to the average face").click()
+    page.locator("img[alt='The face the sliders draw: the average face']").wait_for(timeout=120_000)
+    assert face.get_attribute("src") == mean
+    page.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # importing a command module registers its commands, and `lookalike --help` lists them in
 # the order they were registered: keep this order
-from . import ingest, query, library, webcam, ui, serve  # noqa: F401  # isort: skip
+from . import ingest, query, library, pictures, webcam, ui, serve  # noqa: F401  # isort: skip
 from ._common import app
 from .evaluate import eval_app
 from .explore import explore_app

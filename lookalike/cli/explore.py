@@ -139,3 +139,31 @@ def explore_outliers(
             console.print("no outliers (robust z-score under -3.5 among people with 4+ faces)")
         for o in found:
             console.print(f"{o.person}: z {o.robust_z:.1f}, similarity {o.similarity:.3f}  {o.photo}")
+
+
+@explore_app.command("appearance")
+@grouped
+def explore_appearance(
+    components: Annotated[int, typer.Option("--components", min=1, max=50, help="Main ways faces differ.")] = 8,
+    out_dir: Annotated[Path, typer.Option(
+        "--out-dir", help="Write mean.png and one strip per component (-2σ … +2σ) here.")] = Path("appearance"),
+    lib: LibraryOptions = LibraryOptions(),
+    as_json: JsonOpt = False,
+) -> None:
+    """An appearance model of the corpus (shapes and shape-normalised textures): each
+    component's faces from -2 to +2 standard deviations, with its share of the variance."""
+    with _errors():
+        from ..errors import ConfigError
+
+        with opened(lib) as library:
+            made = library.pictures.appearance(components)
+        try:
+            written = made.write(out_dir)
+        except OSError as err:
+            raise ConfigError(f"{out_dir}: cannot be written ({err.strerror or err})") from None
+        if as_json:
+            _print_json(made.to_dict() | {"files": [str(p) for p in written]})
+            return
+        for row, path in zip(made.to_dict()["components"], written[1:]):
+            _console().print(f"component {row['component']}: {row['share']:.1%} of the variance  {path}",
+                             markup=False)

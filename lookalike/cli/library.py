@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ._common import JsonOpt, _console, _errors, _print_json, app, opened
 from ._options import LibraryOptions, SpaceOptions, grouped
+
+if TYPE_CHECKING:
+    from ..library import Library
 
 
 @app.command()
@@ -17,7 +20,8 @@ def person(
     name: Annotated[str, typer.Argument(help="The person's name as ingested (folder or manifest).")],
     lib: LibraryOptions = LibraryOptions(),
     montage: Annotated[Optional[Path], typer.Option(
-        "--montage", help="Write the face crops, most typical first, to this image.")] = None,
+        "--montage", help="Write the face crops, most typical first, to this image, and their average face "
+                          "beside it (FILE-average.png next to the montage FILE.png).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A person's photos sorted by similarity to their average face, outliers flagged."""
@@ -28,8 +32,9 @@ def person(
                 from ..query.person import montage as draw
 
                 draw(report, montage)
+                average = _average_beside(library, name, montage)
         if as_json:
-            _print_json(report.to_dict() | ({"montage": str(montage)} if montage else {}))
+            _print_json(report.to_dict() | ({"montage": str(montage), "average": average} if montage else {}))
             return
         from rich.markup import escape
         from rich.table import Table
@@ -42,7 +47,26 @@ def person(
                           "yes" if f.outlier else "", escape(f.photo))
         _console().print(table)
         if montage is not None:
-            _console().print(f"montage written to {montage}")
+            _console().print(f"montage written to {montage}" + (f", average face to {average}" if average else ""),
+                             markup=False)
+
+
+def _average_beside(library: Library, name: str, montage: Path) -> str | None:
+    """The person's average face next to their montage; None (and why, logged) when it
+    cannot be drawn (no stored landmarks, unreadable photos): the montage stands alone."""
+    import logging
+
+    from ..errors import LookalikeError
+    from ..query.facemath import Group, GroupKind
+    from .pictures import write_picture
+
+    target = montage.with_name(f"{montage.stem}-average.png")
+    try:
+        made = library.pictures.average(Group(GroupKind.person, name))
+    except LookalikeError as err:
+        logging.getLogger(__name__).warning("no average face beside the montage: %s", err)
+        return None
+    return str(write_picture(made.image, target))
 
 
 # -- remove ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
     from ..analysis import Estimate
+    from ..library import Library
+    from ..query.facemath import Step
 
 
 class ByChoice(str, Enum):
@@ -55,6 +57,8 @@ def search(
     away: Annotated[Optional[str], typer.Option(
         "--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
     strength: Annotated[float, typer.Option("--strength", help="How far to move (0 = plain search).")] = 1.0,
+    render: Annotated[Optional[Path], typer.Option(
+        "--render", help="With --toward: draw the moved face beside the matches into this picture.")] = None,
     space: SpaceOptions = SpaceOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,11 +70,27 @@ def search(
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
         math = FaceMath.parse(toward, away, strength)
+        if render is not None and math is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("--render draws the moved face: it needs --toward GROUP")
+        seen = Audience.consented if consented_only else Audience(audience.value)
         with opened(lib, space) as library:
             result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
-                                    filters=parsed,
-                                    audience=Audience.consented if consented_only else Audience(audience.value),
-                                    analyzer=analyzer if analyze else None, math=math)
+                                    filters=parsed, audience=seen, analyzer=analyzer if analyze else None, math=math)
+            if render is not None and math is not None:
+                import numpy as np
+
+                from .pictures import write_picture
+
+                moved = library.pictures.transform(str(photo), math.toward, math.away, math.strength, seen)
+                tiles = [(moved.face(), f"moved toward {moved.toward}")]
+                matches = result.faces[0].matches if result.faces else []
+                tiles += [(np.asarray(library.face_crop(m.face_id, 256)), f"{m.rank}. {m.person or '?'}")
+                          for m in matches]
+                from ..pictures import side_by_side
+
+                write_picture(side_by_side(tiles), render)
         if as_json:
             _print_json(result.to_dict())
             return
@@ -117,6 +137,8 @@ def path(
     steps: Annotated[int, typer.Option("--steps", min=2, help="Points along the way, both ends included.")] = 8,
     montage: Annotated[Optional[Path], typer.Option(
         "--montage", help="Write the faces of the path to this image.")] = None,
+    render: Annotated[Optional[Path], typer.Option(
+        "--render", help="Draw the morph from A to B above the faces of the path into this picture.")] = None,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -139,16 +161,35 @@ def path(
                     raise NoFace(name, library.view.space.detector)
                 ends.append(found[0].embedding)
             route = walk(library.view, ends[0], ends[1], steps)
+            if render is not None:
+                _render_path(library, str(photo_a), str(photo_b), route, render)
         if montage is not None:
-            from ..faces.montage import Tile, render
+            from ..faces.montage import Tile
+            from ..faces.montage import render as draw_montage
 
-            render([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
-                   title=f"from {photo_a.name} to {photo_b.name}")
+            draw_montage([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
+                         title=f"from {photo_a.name} to {photo_b.name}")
         if as_json:
             _print_json({"from": str(photo_a), "to": str(photo_b), "steps": [asdict(s) for s in route]})
             return
         for s in route:
             _console().print(f"{s.t:.2f}  {s.person or '?':30} {s.similarity:.3f}  {s.photo}")
+
+
+def _render_path(library: Library, photo_a: str, photo_b: str, route: list[Step], out: Path) -> None:
+    """The morph's frames (one per step) above the faces retrieved at those steps."""
+    import numpy as np
+
+    from ..pictures import side_by_side
+    from .pictures import write_picture
+
+    made = library.pictures.morph(photo_a, photo_b, max(2, len(route)))
+    top = side_by_side([(f, f"t={t:.2f}") for f, t in zip(made.frames, np.linspace(0, 1, len(made.frames)))])
+    bottom = side_by_side([(np.asarray(library.face_crop(s.face_id, 256)), f"{s.t:.2f} {s.person or '?'}")
+                           for s in route])
+    width = max(top.shape[1], bottom.shape[1])
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in (top, bottom)]
+    write_picture(np.vstack(rows), out)
 
 
 # -- analyze --------------------------------------------------------------------------

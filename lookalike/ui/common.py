@@ -78,6 +78,7 @@ class Card:
     words: str  # the verdict in words
     bar: float  # 0..1 for a progress bar
     explanations: tuple[str, ...]
+    person: str | None = None  # the library's name of the person (None: an unnamed face)
 
 
 def bar_value(similarity: float, floor: float) -> float:
@@ -115,7 +116,7 @@ def cards(library: Library, face: QueryFace) -> list[Card]:
         name = p.title if p else (m.person or "unnamed").replace("_", " ")
         out.append(Card(m.face_id, name, p.role if p else None, p.organisation if p else None,
                         p.story if p else None, m.similarity, m.verdict, VERDICT_WORDS[m.verdict],
-                        bar_value(m.similarity, cal.floor), explain(m, name, typical.get(m.person))))
+                        bar_value(m.similarity, cal.floor), explain(m, name, typical.get(m.person)), m.person))
     return out
 
 

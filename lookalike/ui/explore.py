@@ -23,7 +23,7 @@ import streamlit as st
 
 from lookalike.errors import LookalikeError
 from lookalike.measure import explore
-from lookalike.ui import common
+from lookalike.ui import common, drawn, sliders
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -39,7 +39,8 @@ STATUS_WORDS = {
     "rejected": "refused",
     "error": "failed",
 }
-TABS = ["Overview", "Problem photos", "One person", "Main directions", "Look-alike groups", "Odd ones out"]
+TABS = ["Overview", "Problem photos", "One person", "Main directions", "Look-alike groups", "Odd ones out",
+        "Face sliders"]
 
 common.style()
 st.title("Explore the collection")
@@ -260,6 +261,7 @@ def one_person() -> None:
         st.info("This person has no stored face in this library.")
         return
     odd = [f for f in report.faces if f.outlier]
+    drawn.operator_average(lib, name, profile.get("display_name") or titles[name], st.columns([1, 2])[0])
     sims = [f.similarity for f in report.faces]
     cols = st.columns(3)
     cols[0].metric("Photos with a face", len(report.faces))
@@ -403,7 +405,8 @@ def odd_ones_out() -> None:
 
 
 VIEWS = {"Overview": overview, "Problem photos": problem_photos, "One person": one_person,
-         "Main directions": main_directions, "Look-alike groups": lookalike_groups, "Odd ones out": odd_ones_out}
+         "Main directions": main_directions, "Look-alike groups": lookalike_groups, "Odd ones out": odd_ones_out,
+         "Face sliders": lambda: sliders.face_sliders(lib, state)}
 for label, tab in tabs.items():
     if tab.open is False:  # only the open tab runs
         continue

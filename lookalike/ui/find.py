@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lookalike.ui import common
+from lookalike.ui import common, drawn
 
 common.style()
 st.title("Find someone like me")
@@ -97,3 +97,5 @@ with right:
                         f"two photos of one person usually score above {threshold:.2f}.")
             for line in card.explanations:
                 st.markdown(f"- {line}")
+        with text:  # "you ↔ them" and their average face: made in memory, only when asked
+            drawn.card_pictures(lib, card, rgb, face.bbox if len(faces) > 1 else None, f"{chosen}_{rank}")

@@ -1,0 +1,129 @@
+"""Pictures made from faces: ``average``, ``morph``, ``transform`` (``lib.pictures``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from ._common import JsonOpt, _console, _errors, _print_json, app, opened
+from ._options import LibraryOptions, grouped
+
+if TYPE_CHECKING:
+    import numpy as np
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Write the picture to this file.")]
+PICTURE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def write_picture(image: np.ndarray, path: Path) -> Path:
+    """``image`` written to ``path`` in the format its suffix names; a clear error when the
+    suffix is not a picture's or the folder cannot be written."""
+    from PIL import Image
+
+    from ..errors import ConfigError
+
+    kind = PICTURE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{path}: write a picture as .png, .jpg or .webp, not {path.suffix or 'no suffix'!r}")
+    try:
+        Image.fromarray(image).save(path, format=kind)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be written ({err.strerror or err})") from None
+    return path
+
+
+@app.command()
+@grouped
+def average(
+    person: Annotated[Optional[str], typer.Option("--person", help="The average face of this person.")] = None,
+    group: Annotated[Optional[str], typer.Option(
+        "--group", help="The average face of GROUP (tag:…, age:60-, emotion:…, person:…; at least 5 people).")
+    ] = None,
+    corpus: Annotated[bool, typer.Option("--corpus", help="The average face of the whole library.")] = False,
+    out: OutOpt = Path("average.png"),
+    size: Annotated[int, typer.Option("--size", min=32, max=1024, help="Side of the picture, px.")] = 256,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help="At most N faces (an even sample) [default: every face].")] = None,
+    outliers: Annotated[bool, typer.Option(
+        "--outliers", help="Keep the faces `lookalike person` flags as outliers (left out by default).")] = False,
+    lib: LibraryOptions = LibraryOptions(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Every face of a person, a group or the corpus warped to their mean shape and averaged."""
+    with _errors():
+        from ..errors import ConfigError
+        from ..query.facemath import Group, GroupKind
+
+        if sum((person is not None, group is not None, corpus)) != 1:
+            raise ConfigError("name exactly one of --person NAME, --group GROUP or --corpus")
+        chosen = Group(GroupKind.person, person) if person is not None else Group.parse(group) if group else None
+        with opened(lib) as library:
+            made = library.pictures.average(chosen, size=size, limit=limit, outliers=outliers)
+        write_picture(made.image, out)
+        if as_json:
+            _print_json(made.to_dict() | {"out": str(out)})
+            return
+        left = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in made.left_out.items() if n)
+        _console().print(f"average of {made.group}: {made.faces} faces of {made.people} "
+                         f"{'person' if made.people == 1 else 'people'}" + (f" ({left} left out)" if left else "")
+                         + f", written to {out}", markup=False)
+
+
+@app.command()
+@grouped
+def morph(
+    a: Annotated[str, typer.Argument(help="A photo, or person:NAME (their average face).")],
+    b: Annotated[str, typer.Argument(help="A photo, or person:NAME.")],
+    out: Annotated[Path, typer.Option("--out", help="Write the morph here: .gif, .mp4 or .png (a strip).")] = Path(
+        "morph.gif"),
+    frames: Annotated[int, typer.Option("--frames", min=2, max=240, help="Frames from A to B.")] = 24,
+    lib: LibraryOptions = LibraryOptions(),
+    as_json: JsonOpt = False,
+) -> None:
+    """A morph from face A to face B: shape and texture interpolated together."""
+    with _errors():
+        from ..errors import ConfigError
+        from ..imaging.morph import MorphFormat
+
+        MorphFormat.of(out)  # before any work: a wrong suffix is said at once
+        with opened(lib) as library:
+            made = library.pictures.morph(a, b, frames)
+        try:
+            made.write(out)
+        except OSError as err:
+            raise ConfigError(f"{out}: cannot be written ({err.strerror or err})") from None
+        if as_json:
+            _print_json(made.to_dict() | {"out": str(out)})
+            return
+        _console().print(f"morph {made.a} -> {made.b}: {len(made.frames)} frames written to {out}", markup=False)
+
+
+@app.command()
+@grouped
+def transform(
+    photo: Annotated[Path, typer.Argument(help="A photo of one face (never stored).")],
+    toward: Annotated[str, typer.Option("--toward", help="Move the face toward GROUP (tag:…, person:…, age:60-).")],
+    away: Annotated[Optional[str], typer.Option(
+        "--away", help="…and away from GROUP [default: the photo's own age band or emotion, else the corpus average].")
+    ] = None,
+    strength: Annotated[float, typer.Option("--strength", min=-3.0, max=3.0, help="How far to move.")] = 1.0,
+    out: OutOpt = Path("transform.png"),
+    lib: LibraryOptions = LibraryOptions(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Face math drawn as a face: the photo moved by the difference of two groups' average faces."""
+    with _errors():
+        from ..query.facemath import FaceMath
+
+        math = FaceMath.parse(toward, away, strength)
+        assert math is not None
+        with opened(lib) as library:
+            made = library.pictures.transform(str(photo), math.toward, math.away, strength)
+        write_picture(made.image, out)
+        if as_json:
+            _print_json(made.to_dict() | {"out": str(out)})
+            return
+        _console().print(f"{photo} moved toward {made.toward}, away from {made.away}: written to {out}",
+                         markup=False)

@@ -1,0 +1,474 @@
+"""Pictures made from faces: ``lib.pictures`` (average faces, morphs, transforms, sliders).
+
+The verbs that feed :mod:`lookalike.imaging` (pure functions over (photo, landmarks)
+pairs) from a library: which faces a group holds for an audience, their stored landmarks
+(never detected again), their photos read with the library's decode limits, and the rules
+a picture of people must keep:
+
+* an average of a group needs :data:`MIN_PEOPLE` different people, so no group average is
+  one person in disguise (a ``person:NAME`` average is of one person by design);
+* a visitor's averages are made only of people the visitor may see
+  (:mod:`lookalike.store.consent`, the rule search follows);
+* faces ``lookalike person`` flags as outliers (robust z against their person's own faces,
+  :mod:`lookalike.query.person`) are left out unless asked for;
+* a visitor's photo, morph or transform lives in memory only: nothing here writes a file
+  unless the caller (the CLI's ``--out``) names one.
+
+Averages are kept in memory per process (:class:`AverageCache`), keyed by the exact faces
+that went in: a removed person or photo, or a consent change, gives another key, and
+:meth:`AverageCache.forget` drops every cached average a removed face was part of.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, cast
+
+import numpy as np
+
+from .errors import BadImage, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
+from .imaging import appearance as appearance_model
+from .imaging import average as averaging
+from .imaging import geometry
+from .imaging import morph as morphing
+from .imaging import transform as transforming
+from .query.facemath import Group, GroupKind
+from .store.schema import Audience
+
+if TYPE_CHECKING:
+    from .faces.detect import Detection
+    from .faces.images import QueryPhoto
+    from .space import SpaceView
+
+MIN_PEOPLE = 5  # different people in a group average
+MIN_FACE_PX = 64  # a face narrower than this has no landmarks worth drawing from
+SECOND_FACE = 0.5  # another face at least this share of the largest's side: which one is meant?
+CROP_MARGIN = 1.5  # a stored photo is cut to its face's landmarks grown by this many sides each way
+FACE_MATH_LIMIT = 200  # faces per group average behind a transform or a person's morph
+APPEARANCE_LIMIT = 300  # faces the appearance model is fitted on (a sample of the corpus)
+SIGMAS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+CACHE_ENTRIES = 32
+
+
+# -- answers -------------------------------------------------------------------------------
+def png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class AverageFace:
+    """An average face and what went into it."""
+
+    group: str  # "corpus", or the group as given (person:NAME, tag:…, age:60-)
+    image: np.ndarray  # (size, size, 3) uint8 RGB
+    shape: np.ndarray  # (N, 2) the mean shape, frame pixels
+    faces: int
+    people: int
+    left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable
+
+    def png(self) -> bytes:
+        return png_bytes(self.image)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(self.png())
+        return path
+
+    def to_dict(self) -> dict:
+        return {"group": self.group, "size": int(self.image.shape[0]), "faces": self.faces,
+                "people": self.people, "left_out": dict(self.left_out)}
+
+
+@dataclass(frozen=True)
+class Morph:
+    """The frames from face A to face B."""
+
+    a: str
+    b: str
+    frames: list[np.ndarray]
+
+    def encode(self, kind: morphing.MorphFormat) -> bytes:
+        """The morph as GIF or PNG strip bytes, made in memory (a visitor's never touches disk)."""
+        if kind is morphing.MorphFormat.gif:
+            out = io.BytesIO()
+            # Pillow writes to a file object as to a path when the format is named
+            morphing.write_gif(self.frames, cast(Path, out), 12.0)
+            return out.getvalue()
+        if kind is morphing.MorphFormat.png:
+            return png_bytes(morphing.strip(self.frames))
+        raise ValueError(f"a morph is encoded in memory as gif or png, not {kind.value}")
+
+    def write(self, path: str | Path) -> Path:
+        return morphing.write(self.frames, path)
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "frames": len(self.frames), "size": int(self.frames[0].shape[0])}
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """A photo whose face was moved toward a group (and away from another)."""
+
+    photo: str
+    image: np.ndarray  # the whole photo, RGB uint8
+    box: tuple[int, int, int, int]  # the face moved, x, y, w, h
+    toward: str
+    away: str
+    strength: float
+
+    def png(self) -> bytes:
+        return png_bytes(self.image)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(self.png())
+        return path
+
+    def face(self, size: int = 256) -> np.ndarray:
+        """The moved face with a margin, square, ``size`` px (for a picture beside an answer)."""
+        return square_crop(self.image, self.box, size)
+
+    def to_dict(self) -> dict:
+        return {"photo": self.photo, "bbox": list(self.box), "toward": self.toward, "away": self.away,
+                "strength": self.strength}
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """An appearance model of the corpus and its sliders drawn as pictures."""
+
+    model: appearance_model.AppearanceModel
+    sigmas: tuple[float, ...]
+    frames: list[list[np.ndarray]]  # per component, one picture per sigma
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """``component-K.png`` strips (one picture per sigma) and ``mean.png`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / "mean.png"]
+        written[0].write_bytes(png_bytes(appearance_model.render(self.model, [])))
+        for k, row in enumerate(self.frames, start=1):
+            path = folder / f"component-{k}.png"
+            path.write_bytes(png_bytes(np.hstack(row)))
+            written.append(path)
+        return written
+
+    def to_dict(self) -> dict:
+        return {"faces": self.model.count, "size": self.model.size, "sigmas": list(self.sigmas),
+                "components": [{"component": k, "share": round(float(s), 6)}
+                               for k, s in enumerate(self.model.shares, start=1)]}
+
+
+def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int, margin: float = 0.25) -> np.ndarray:
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    side = max(2, min(int(max(w, h) * (1 + 2 * margin)), width, height))
+    left = int(min(max(x + w / 2 - side / 2, 0), width - side))
+    top = int(min(max(y + h / 2 - side / 2, 0), height - side))
+    piece = Image.fromarray(image[top:top + side, left:left + side])
+    return np.asarray(piece.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def side_by_side(pictures: list[tuple[np.ndarray, str]], height: int = 192) -> np.ndarray:
+    """Pictures in one row, each scaled to ``height`` px, a caption under each."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for image, caption in pictures:
+        picture = Image.fromarray(image)
+        picture = picture.resize((max(1, round(picture.width * height / picture.height)), height))
+        tile = Image.new("RGB", (picture.width, height + 18), "white")
+        tile.paste(picture, (0, 0))
+        ImageDraw.Draw(tile).text((3, height + 3), caption[:40], fill="black")
+        tiles.append(np.asarray(tile))
+    return np.hstack(tiles)
+
+
+# -- the cache -------------------------------------------------------------------------------
+class AverageCache:
+    """Averages made in this process, by the exact faces in them (least recently used out)."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple, tuple[frozenset[int], object]] = OrderedDict()
+
+    def get(self, key: tuple) -> object | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple, faces: Iterable[int], value: object) -> None:
+        with self._lock:
+            self._items[key] = (frozenset(int(f) for f in faces), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def forget(self, face_ids: Iterable[int]) -> int:
+        """Drop every average one of ``face_ids`` went into (a removed person's or photo's
+        faces); returns how many were dropped."""
+        gone = {int(f) for f in face_ids}
+        with self._lock:
+            stale = [k for k, (faces, _) in self._items.items() if faces & gone]
+            for key in stale:
+                del self._items[key]
+        return len(stale)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _key(kind: str, space_id: int, ids: Iterable[int], *params: object) -> tuple:
+    digest = hashlib.sha256(np.asarray(sorted(int(i) for i in ids), dtype=np.int64).tobytes()).hexdigest()
+    return (kind, space_id, digest, *params)
+
+
+# -- the verbs -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pictures:
+    """Pictures of a library's faces: ``lib.pictures``."""
+
+    view: SpaceView
+    max_pixels: int
+    threads: int | None
+    cache: AverageCache
+
+    # -- which faces ---------------------------------------------------------------------
+    def _face_ids(self, group: Group | None, audience: Audience) -> np.ndarray:
+        from .query.facemath import group_face_ids
+        from .store import photo_rows
+
+        if group is not None:
+            return group_face_ids(self.view, group, audience)
+        allowed = self.view.allowed_face_ids((), audience)
+        if allowed is not None:
+            return np.asarray(allowed, dtype=np.int64)
+        with self.view.session() as session:
+            return photo_rows.face_ids(session, self.view.existing_space_id())
+
+    def _chosen(self, group: Group | None, audience: Audience, limit: int | None,
+                outliers: bool) -> tuple[list[tuple[int, str, np.ndarray]], dict[str, int], int]:
+        """(face id, photo path, landmarks) of the faces an average of ``group`` is made of,
+        what was left out and why, and how many different people remain."""
+        from .faces.landmarks import MODEL
+        from .store import landmark_rows, photo_rows
+
+        label = "the corpus" if group is None else f"group {group}"
+        ids = self._face_ids(group, audience)
+        if len(ids) == 0:
+            if group is not None and group.kind is GroupKind.person:
+                raise NotFound(f"no person named {group.value!r} in this library")
+            raise NotFound(f"no faces in {label}" + (" (estimates exist only for photos ingested with --analyze)"
+                                                     if group is not None and group.kind in (GroupKind.age,
+                                                                                             GroupKind.emotion)
+                                                     else ""))
+        with self.view.session() as session:
+            rows = photo_rows.face_rows(session, ids)
+            points = landmark_rows.landmarks_of(session, ids, MODEL)
+        left_out = {"outliers": 0, "without_landmarks": 0, "unreadable": 0}
+        keep = [int(i) for i in ids if int(i) in rows]
+        if not outliers:
+            odd = self._outliers(keep, rows)
+            left_out["outliers"] = len(odd)
+            keep = [i for i in keep if i not in odd]
+        with_points = [i for i in keep if i in points]
+        left_out["without_landmarks"] = len(keep) - len(with_points)
+        if not with_points:
+            raise NoLandmarks(f"{label}: its {len(keep)} faces have no stored landmarks; run "
+                              "`lookalike landmarks backfill` (the face-mesh model must be installed)")
+        if limit is not None and len(with_points) > limit:
+            picked = np.random.default_rng(0).choice(len(with_points), size=limit, replace=False)
+            with_points = [with_points[i] for i in sorted(picked)]
+        chosen = [(i, rows[i].photo, points[i]) for i in with_points]
+        people = len({rows[i].person or f"photo:{rows[i].photo}" for i in with_points})
+        if (group is None or group.kind is not GroupKind.person) and people < MIN_PEOPLE:
+            raise TooFewPeople(f"{label}: {people} different people can be shown; a group average needs at "
+                               f"least {MIN_PEOPLE}, so that it is never one person in disguise")
+        return chosen, left_out, people
+
+    def _outliers(self, ids: list[int], rows: dict) -> set[int]:
+        """Faces far from their own person's other faces (the flags of ``lookalike person``)."""
+        from .query.person import Z_CUTOFF, robust_z
+
+        by_person: dict[str, list[int]] = {}
+        for i in ids:
+            if rows[i].person is not None:
+                by_person.setdefault(rows[i].person, []).append(i)
+        odd: set[int] = set()
+        for faces in by_person.values():
+            if len(faces) < 4:
+                continue
+            vectors = self.view.vectors(np.asarray(faces, dtype=np.int64))
+            mean = vectors.sum(axis=0)
+            z = robust_z(vectors @ (mean / (np.linalg.norm(mean) or 1.0)))
+            if z is not None:
+                odd.update(f for f, zi in zip(faces, z) if zi < Z_CUTOFF)
+        return odd
+
+    def _stored_face(self, path: str, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A stored face's photo cut to its face (with room for the frame) and its landmarks
+        in the cut's coordinates. A large JPEG is decoded smaller (by a power of two) as long
+        as the face keeps at least ``size`` px: the frame draws it at half that."""
+        from PIL import Image
+
+        from .faces.images import decode_file
+
+        face = float((points.max(axis=0) - points.min(axis=0)).max())
+        max_side = None
+        try:
+            with Image.open(path) as header:
+                long_side = max(header.size)
+            if face > size:
+                max_side = int(np.ceil(long_side * size / face))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            pass  # decode_file says what is wrong with the file
+        decoded = decode_file(path, self.max_pixels, max_side=max_side)
+        rgb, points = decoded.rgb, points.astype(np.float64) * decoded.scale
+        low, high = points.min(axis=0), points.max(axis=0)
+        grow = CROP_MARGIN * float((high - low).max())
+        height, width = rgb.shape[:2]
+        x0, y0 = max(0, int(low[0] - grow)), max(0, int(low[1] - grow))
+        x1, y1 = min(width, int(high[0] + grow) + 1), min(height, int(high[1] + grow) + 1)
+        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), points - (x0, y0)
+
+    # -- averages ------------------------------------------------------------------------
+    def average(self, group: Group | None = None, audience: Audience = Audience.operator, size: int = 256,
+                limit: int | None = None, outliers: bool = False) -> AverageFace:
+        """The average face of ``group`` (None: the corpus) as ``audience`` may see it: every
+        face warped to the group's mean shape and averaged in linear light."""
+        import logging
+
+        label = "corpus" if group is None else str(group)
+        chosen, left_out, people = self._chosen(group, audience, limit, outliers)
+        key = _key("average", self.view.existing_space_id(), [c[0] for c in chosen], size)
+        cached = self.cache.get(key)
+        if isinstance(cached, AverageFace):
+            return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out)
+        shape = geometry.mean_shape([p for _, _, p in chosen], size)
+        acc = averaging.Accumulator(shape, size)
+        used: list[int] = []
+        for face_id, path, points in chosen:
+            try:
+                acc.add(*self._stored_face(path, points, size))
+            except BadImage as err:  # a photo gone or changed since ingest: the rest still average
+                logging.getLogger(__name__).warning("average of %s: %s", label, err)
+                left_out["unreadable"] += 1
+                continue
+            used.append(face_id)
+        if not used:
+            raise NotFound(f"{label}: none of its {len(chosen)} photos can be read any more")
+        result = acc.result()
+        made = AverageFace(label, result.image, result.shape, result.count, people, left_out)
+        self.cache.put(key, used, made)
+        return made
+
+    # -- a visitor's photo ----------------------------------------------------------------
+    def face_of(self, photo: QueryPhoto) -> tuple[str, np.ndarray, np.ndarray, Detection]:
+        """(name, RGB, landmarks, detection) of the one face of a photo; a clear error for a
+        photo without a face, with two faces of like size, or with a face too small."""
+        from .faces import landmarks
+        from .faces.images import load_query
+
+        landmarks.require()
+        rgb, name = load_query(photo, self.max_pixels)
+        found = self.view.pipeline.detect(rgb)
+        if not found:
+            raise NoFace(name, self.view.space.detector)
+        face = max(found, key=lambda d: max(d.box[2], d.box[3]))
+        side = max(face.box[2], face.box[3])
+        rivals = [d for d in found if d is not face and max(d.box[2], d.box[3]) >= SECOND_FACE * side]
+        if rivals:
+            raise UnusableFace(name, f"{len(rivals) + 1} faces of like size; use a photo of one face (or crop it)")
+        if side < MIN_FACE_PX:
+            raise UnusableFace(name, f"the face is {side} px across; at least {MIN_FACE_PX} px are needed "
+                                     "to draw from it")
+        points = landmarks.landmarks(rgb, face, threads=self.threads)
+        return name, rgb, points.astype(np.float64), face
+
+    def _side(self, given: QueryPhoto | str, audience: Audience, size: int) -> tuple[str, np.ndarray, np.ndarray]:
+        if isinstance(given, str) and given.startswith("person:"):
+            made = self.average(Group(GroupKind.person, given.partition(":")[2]), audience, size,
+                                limit=FACE_MATH_LIMIT)
+            return given, made.image, made.shape
+        name, rgb, points, _ = self.face_of(given)
+        return name, rgb, points
+
+    def morph(self, a: QueryPhoto | str, b: QueryPhoto | str, frames: int = morphing.DEFAULT_FRAMES,
+              audience: Audience = Audience.operator, size: int = 256) -> Morph:
+        """The morph from A to B; each is a photo (path or bytes) or ``person:NAME`` (their
+        average face, of the faces ``audience`` may see)."""
+        name_a, image_a, points_a = self._side(a, audience, size)
+        name_b, image_b, points_b = self._side(b, audience, size)
+        return Morph(name_a, name_b, morphing.frames((image_a, points_a), (image_b, points_b), frames, size))
+
+    def transform(self, photo: QueryPhoto, toward: Group, away: Group | None = None, strength: float = 1.0,
+                  audience: Audience = Audience.operator) -> Transformed:
+        """The photo's face moved by the difference of two groups' average faces, in shape
+        and colour (:mod:`lookalike.imaging.transform`). Without ``away``: as ``search
+        --toward``, the photo's own age band or emotion when an analyzer can tell it, else
+        the corpus average."""
+        from .query.facemath import own_group
+
+        name, rgb, points, face = self.face_of(photo)
+        toward_face = self.average(toward, audience, limit=FACE_MATH_LIMIT)
+        away_face, away_label = None, "the corpus average"
+        chosen = away
+        if chosen is None:
+            chosen = own_group(self.view, toward, rgb, face.box)
+            if chosen == toward:
+                chosen = None
+        if chosen is not None:
+            try:
+                away_face, away_label = self.average(chosen, audience, limit=FACE_MATH_LIMIT), str(chosen)
+            except (NotFound, TooFewPeople):
+                if away is not None:
+                    raise
+        if away_face is None:
+            away_face = self.average(None, audience, limit=FACE_MATH_LIMIT)
+        moved = transforming.transform(rgb, points, self._as_average(toward_face), self._as_average(away_face),
+                                       strength)
+        x, y, w, h = face.box
+        height, width = rgb.shape[:2]
+        box = (max(0, x), max(0, y), min(w, width - max(0, x)), min(h, height - max(0, y)))
+        return Transformed(name, moved, box, str(toward), away_label, strength)
+
+    @staticmethod
+    def _as_average(face: AverageFace) -> averaging.Average:
+        return averaging.Average(face.image, face.shape, face.faces)
+
+    # -- sliders -------------------------------------------------------------------------
+    def appearance(self, components: int = appearance_model.DEFAULT_COMPONENTS,
+                   audience: Audience = Audience.operator, limit: int = APPEARANCE_LIMIT,
+                   size: int = appearance_model.DEFAULT_SIZE) -> Appearance:
+        """The corpus's appearance model (of a sample of ``limit`` faces) and, for each
+        component, its faces at :data:`SIGMAS` standard deviations."""
+        chosen, _, _ = self._chosen(None, audience, limit, outliers=False)
+        key = _key("appearance", self.view.existing_space_id(), [c[0] for c in chosen], components, size)
+        model = self.cache.get(key)
+        if not isinstance(model, appearance_model.AppearanceModel):
+            faces, used = [], []
+            for face_id, path, points in chosen:
+                try:
+                    faces.append(self._stored_face(path, points, size))
+                except BadImage:
+                    continue
+                used.append(face_id)
+            model = appearance_model.fit(faces, components, size)
+            self.cache.put(key, used, model)
+        frames = [[appearance_model.draw(model, k, s) for s in SIGMAS] for k in range(len(model.sd))]
+        return Appearance(model, SIGMAS, frames)

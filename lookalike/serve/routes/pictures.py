@@ -1,0 +1,127 @@
+"""The picture routes (tag ``pictures``): morphs, transforms and average faces, as image bytes.
+
+A visitor's photo and every picture made from it stay in memory: read from the request,
+drawn, sent and dropped; nothing is written or logged (tests/test_pictures.py scans the
+library folder and the temporary folder around these calls). Every average is made of the
+faces the caller may see: without an admin key, not the people who withhold consent, and a
+withheld person's average is the 404 of a person who does not exist."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import File, Form, Query, UploadFile
+from fastapi.responses import Response
+
+from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, audience, name_of, read
+
+if TYPE_CHECKING:
+    from ...library import Library
+
+router = Topic()
+
+MAX_FRAMES = 48  # a morph over HTTP: a GIF of at most this many frames
+GROUP = "tag:…, person:…, age:60-70, age:60-, emotion:…"
+
+
+class PictureFormat(str, Enum):
+    gif = "gif"
+    png = "png"
+
+
+def _image(data: bytes, media: str = "image/png") -> Response:
+    return Response(data, media_type=media, headers={"Cache-Control": "private, no-store",
+                                                     "X-Content-Type-Options": "nosniff"})
+
+
+def _binary(media: str, what: str) -> dict:
+    return {200: {"description": what, "content": {media: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post("/v1/morph", response_class=Response, tags=["pictures"],
+             responses={200: {"description": "The morph: a looping GIF, or a PNG strip of frames.",
+                              "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                                          for m in ("image/gif", "image/png")}}})
+def morph(
+    caller: Searcher,
+    service: Served,
+    photo: Annotated[UploadFile, File(description=PHOTO)],
+    person: Annotated[str | None, Form(max_length=300, description="Morph into this person's average face.")] = None,
+    photo_b: Annotated[UploadFile | None, File(description="…or into the face of a second photo (never stored).")
+                       ] = None,
+    format: Annotated[PictureFormat, Form(description="gif (looping) or png (a strip of frames).")  # noqa: A002 - the field's name
+                      ] = PictureFormat.gif,
+    frames: Annotated[int, Form(ge=2, le=MAX_FRAMES, description="Frames from the photo to B.")] = 12,
+) -> Response:
+    """The photo's face morphing into a person's average face or into a second photo's face."""
+    from ...errors import ConfigError
+    from ...faces.images import Upload
+    from ...imaging.morph import MorphFormat
+
+    if (person is None) == (photo_b is None):
+        raise ConfigError("name exactly one of person (a person's name) or photo_b (a second photo)")
+    a = Upload(name_of(photo), read(service, photo))
+    b = f"person:{person}" if person is not None else Upload(name_of(photo_b), read(service, photo_b)) \
+        if photo_b is not None else None
+    assert b is not None
+    kind = MorphFormat(format.value)
+
+    def work(lib: Library) -> bytes:
+        return lib.pictures.morph(a, b, frames, audience(caller)).encode(kind)
+
+    return _image(service.call(work), f"image/{format.value}")
+
+
+@router.post("/v1/transform", response_class=Response, tags=["pictures"],
+             responses=_binary("image/png", "The photo with its face moved toward the group, as a PNG."))
+def transform(
+    caller: Searcher,
+    service: Served,
+    photo: Annotated[UploadFile, File(description=PHOTO)],
+    toward: Annotated[str, Form(max_length=200, description=f"Move the face toward this group: {GROUP}")],
+    away: Annotated[str | None, Form(max_length=200, description="…and away from this group [default: the "
+                                                                 "photo's own age band, else the corpus].")] = None,
+    strength: Annotated[float, Form(ge=-3, le=3, description="How far to move.")] = 1.0,
+) -> Response:
+    """Face math drawn as a face: the photo moved by the difference of two groups' average
+    faces, made of the people the caller may see (at least 5 per group)."""
+    from ...faces.images import Upload
+    from ...query.facemath import FaceMath
+
+    math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
+    assert math is not None
+    data = Upload(name_of(photo), read(service, photo))
+
+    def work(lib: Library) -> bytes:
+        return lib.pictures.transform(data, math.toward, math.away, strength, audience(caller)).png()
+
+    return _image(service.call(work))
+
+
+@router.get("/v1/people/{name}/average.png", response_class=Response, tags=["pictures"],
+            responses=_binary("image/png", "The person's average face, 256 px."))
+def person_average(caller: Searcher, service: Served, name: PersonName) -> Response:
+    """A person's average face (their outlier photos left out). Without an admin key, a
+    person who withholds consent is a 404, as one who does not exist."""
+    from ...query.facemath import Group, GroupKind
+
+    group = Group(GroupKind.person, name)
+    return _image(service.call(lambda lib: lib.pictures.average(group, audience(caller)).png()))
+
+
+@router.get("/v1/average.png", response_class=Response, tags=["pictures"],
+            responses=_binary("image/png", "The group's (or the corpus's) average face."))
+def group_average(
+    caller: Admin,
+    service: Served,
+    group: Annotated[str | None, Query(max_length=200, description=f"{GROUP} [default: the corpus]")] = None,
+    size: Annotated[int, Query(ge=32, le=512, description="Side of the picture, px.")] = 256,
+    limit: Annotated[int, Query(ge=5, le=2000, description="At most this many faces (an even sample).")] = 500,
+) -> Response:
+    """The average face of a group (at least 5 different people) or of the corpus: an admin
+    key's, since a group can be narrowed until it shows few people."""
+    from ...query.facemath import Group
+
+    chosen = Group.parse(group) if group else None
+    return _image(service.call(lambda lib: lib.pictures.average(chosen, audience(caller), size, limit).png()))
