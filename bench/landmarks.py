@@ -378,7 +378,7 @@ def mapper_cost(photos: int) -> dict:
             "cost": 1 - cpu["without"] / cpu["with"]}
 
 
-def ingest_cost(photos: int, rounds: int = 3) -> dict:
+def ingest_cost(photos: int, rounds: int = 2) -> dict:
     """photos/s of ``lookalike ingest`` (the CLI, 2 workers) on the first lfw-dev photos with
     the mesh installed (landmarks stored) and without it (a weights home holding every
     other file: ingest then stores none), alternated so that both meet the same load."""

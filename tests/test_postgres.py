@@ -9,6 +9,16 @@ from sqlalchemy import text
 import lookalike
 
 
+def _landmarked(lib) -> int:
+    """How many of the library's faces have stored landmarks."""
+    from lookalike.faces.landmarks import MODEL
+    from lookalike.store import landmark_rows, photo_rows
+
+    with lib.session() as session:
+        ids = photo_rows.face_ids(session, lib.space_id).tolist()
+        return len(landmark_rows.landmarks_of(session, ids, MODEL))
+
+
 def test_ingest_search_remove_doctor_on_postgresql(postgres, faces, tmp_path):
     url = postgres()
     bbt = faces / "celeb" / "faceapi_bbt"
@@ -17,6 +27,7 @@ def test_ingest_search_remove_doctor_on_postgresql(postgres, faces, tmp_path):
         assert report.statuses["ok"] == 40
         stats = lib.stats()
         assert (stats["people"], stats["photos"], stats["faces"]) == (8, 40, 40)
+        assert _landmarked(lib) == 40  # every face's dense landmarks, in bytea on PostgreSQL
         info = lib.maintenance.info()
         assert info["index_key"].startswith("pgvector HNSW") and info["ntotal"] == 40 and info["bytes"] > 0
         assert not list((tmp_path / "idx").glob("*.faiss"))  # the database is the index
@@ -28,6 +39,7 @@ def test_ingest_search_remove_doctor_on_postgresql(postgres, faces, tmp_path):
         lib.remove(person="amy")
         after = lib.search(str(bbt / "amy" / "amy5.png"), k=3).faces[0].matches
         assert "amy" not in {m.person for m in after}
+        assert _landmarked(lib) == 35  # amy's went with her faces
         assert all(r.ok for r in lib.doctor())
     with lookalike.open(url, index_dir=tmp_path / "idx") as lib:  # amy comes back, nothing else moves
         assert lib.ingest([str(bbt)]).statuses["unchanged"] == 35

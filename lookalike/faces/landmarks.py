@@ -15,7 +15,9 @@ say the crop was off (its centre by more than ``REFIT`` of its side, or its size
 than that share), a second pass re-cuts it from them, as MediaPipe's video tracking
 does from the previous frame: a box drawn by another detector, or a bare stored box
 (the backfill's fallback), then still gives a crop the mesh knows. On YuNet's faces the
-first crop is nearly always right, and one pass is as stable as two at half the cost
+first crop is nearly always right (a second pass on ~5 % of lfw-dev and celeb faces):
+two passes everywhere would halve the points' wobble when the box moves, at twice the
+cost, which ingest's budget (at most 10 % of its photos/s) does not allow
 (bench/landmarks.py measures one, two and this adaptive choice).
 
 Points come back in the photo's own pixel coordinates (x, y), float32, in MediaPipe's
