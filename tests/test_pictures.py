@@ -170,6 +170,10 @@ def test_a_morph_begins_as_a_and_ends_as_b(lib, faces):
         _not_blank(frame)
     assert _top(lib, made.frames[0])[0] == "barack_obama"
     assert _top(lib, made.frames[-1])[0] == OTHER
+    # the likeness to A falls along the way (a step may rise by a little, never by much)
+    start = lib.view.pipeline.faces(made.frames[0])[0].embedding
+    sims = [float(lib.view.pipeline.faces(f)[0].embedding @ start) for f in made.frames]
+    assert sims[-1] < sims[0] - 0.3 and all(b <= a + 0.05 for a, b in zip(sims, sims[1:])), sims
     gif = made.encode(made_format("gif"))
     png = made.encode(made_format("png"))
     from PIL import Image
@@ -228,7 +232,7 @@ def test_a_transform_toward_the_old_raises_the_estimated_age(aged):
     from lookalike.analysis import AnalyzerName
 
     db, queries = aged
-    rises = []
+    rises, kept = [], []
     with lookalike.open(db) as lib:
         model = lib.view.analyzer(AnalyzerName.offline)
         for photo in queries:
@@ -241,7 +245,13 @@ def test_a_transform_toward_the_old_raises_the_estimated_age(aged):
             assert found, f"{photo.name}: no face left after the transform"
             after = model.analyze(made.image, [found[0].box])[0].age
             rises.append(after - before)
+            same = lib.verify(str(photo), made.image)  # older, still the person: above the look-alike floor
+            kept.append(same.similarity >= same.floor)
     assert float(np.mean(rises)) >= 5, rises
+    # the issue's >= 80 % is measured by tests/test_imaging.py on the 60+ UTKFace faces; from
+    # prototypes of 16 faces each, 2 of these 3 keep their identity (2026-12-05: the third, at
+    # similarity 0.02, does not)
+    assert sum(kept) >= 2, kept
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------
