@@ -12,7 +12,10 @@ what its members share. Two things make that average sharp rather than a blur:
 
 Pixels a photo does not have (a tight crop's face frame reaches beyond its edge) are
 weighed by :meth:`~lookalike.imaging.geometry.Warp.coverage`, so the average there comes
-from the photos that do have them instead of smeared border pixels.
+from the photos that do have them instead of smeared border pixels. Where no photo has
+them at all (a corpus of tight crops), the frame is filled by a normalised convolution of
+the pixels the photos do have — a soft continuation of the background — never by
+replicated edge pixels, which paint streaks.
 
 :class:`Accumulator` keeps only running sums (two float32 frames), so thousands of faces
 stream through in the memory of one: the caller computes the mean shape from the stored
@@ -30,8 +33,8 @@ from ..errors import ConfigError
 from . import colour, geometry
 
 DEFAULT_SIZE = 256
-FEATHER = 0.04  # coverage falls off over this share of the frame beyond a photo's edge
-FLOOR_WEIGHT = 1e-3  # a pixel no photo covers still gets the (replicated) border's colour
+FEATHER = 0.06  # coverage falls off over this share of the frame before a photo's edge
+FILL_SIGMA = 0.08  # the fill's blur, a share of the frame: wide enough to reach across a margin
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Accumulator:
         self._raster = geometry.frame_raster(self.shape, self.shape, size)
         self._sum = np.zeros((size, size, 3), dtype=np.float32)
         self._weight = np.zeros((size, size, 1), dtype=np.float32)
+        self._spare = np.zeros((size, size, 3), dtype=np.float32)  # replicated borders, if nothing else
         self.count = 0
 
     def add(self, image: np.ndarray, points: np.ndarray) -> None:
@@ -69,16 +73,43 @@ class Accumulator:
             raise ConfigError(f"average: a face with {len(points)} landmarks cannot join faces "
                               f"with {len(self.shape)}")
         warp = geometry.frame_warp(points, self.shape, self._raster, self.size)
-        weight = np.maximum(warp.coverage(rgb.shape, FEATHER * self.size), FLOOR_WEIGHT)[..., None]
-        self._sum += colour.to_linear(warp.apply(rgb)) * weight
+        weight = warp.coverage(rgb.shape, FEATHER * self.size)[..., None]
+        linear = colour.to_linear(warp.apply(rgb))
+        self._sum += linear * weight
         self._weight += weight
+        if self.count < 8:  # a few faces' own borders, for a frame no photo covers anywhere
+            self._spare += linear
         self.count += 1
 
     def linear(self) -> np.ndarray:
         """The average so far in linear light, float32 (size, size, 3)."""
         if self.count == 0:
             raise ConfigError("average: no faces to average")
-        return self._sum / np.maximum(self._weight, 1e-12)
+        weight = self._weight
+        if not float(weight.max()) > 0.0:  # no photo covers any pixel: only their borders are left
+            return self._spare / min(self.count, 8)
+        mean = self._sum / np.maximum(weight, 1e-12)
+        trust = np.clip(weight, 0.0, 1.0)  # one whole face's coverage: the photos' own pixels
+        if float(trust.min()) >= 1.0:
+            return mean
+        return trust * mean + (1.0 - trust) * self._fill()
+
+    def _fill(self) -> np.ndarray:
+        """Colours for pixels few or no photos cover: the covered pixels blurred outwards,
+        each divided by the blurred coverage (a normalised convolution), widened until it
+        reaches every pixel."""
+        import cv2
+
+        sigma = FILL_SIGMA * self.size
+        for _ in range(4):
+            spread = cv2.GaussianBlur(self._weight[..., 0], (0, 0), sigma)[..., None]
+            if float(spread.min()) > 1e-6:
+                break
+            sigma *= 2.0
+        colours = cv2.GaussianBlur(self._sum, (0, 0), sigma)
+        fill = colours / np.maximum(spread, 1e-12)
+        mean = self._sum.sum(axis=(0, 1)) / max(float(self._weight.sum()), 1e-12)
+        return np.where(spread > 1e-6, fill, mean).astype(np.float32)
 
     def result(self) -> Average:
         return Average(colour.to_srgb(self.linear()), self.shape.copy(), self.count)

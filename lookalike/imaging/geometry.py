@@ -229,12 +229,13 @@ class Warp:
         return out
 
     def coverage(self, source_shape: tuple[int, ...], feather: float) -> np.ndarray:
-        """Per output pixel, 1 where it comes from inside the source photo, falling to 0
-        over ``feather`` px beyond its edge: how much an average should trust it."""
+        """Per output pixel, how much an average should trust it: 1 well inside the source
+        photo, falling to 0 over the last ``feather`` px before its edge (a crop's edge
+        pixels are often its worst, and a hard step there draws the crop's outline)."""
         height, width = source_shape[:2]
         distance = np.minimum.reduce([self.map_x + 0.5, self.map_y + 0.5,
                                       width - 0.5 - self.map_x, height - 0.5 - self.map_y])
-        weight = np.clip(1.0 + distance / max(feather, 1e-6), 0.0, 1.0).astype(np.float32)
+        weight = np.clip(distance / max(feather, 1e-6), 0.0, 1.0).astype(np.float32)
         weight[~self.inside] = 0.0
         return weight
 
