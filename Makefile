@@ -40,6 +40,11 @@ demo: install
 	$(BIN)/lookalike models install emotion-offline age-gender-dlib
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
+	@mkdir -p demo-out
+	$(BIN)/lookalike average --person barack_obama --db "$(DB)" --out demo-out/average-barack_obama.png
+	$(BIN)/lookalike average --corpus --db "$(DB)" --out demo-out/average-corpus.png
+	$(BIN)/lookalike morph "$(QUERY)" person:joe_biden --db "$(DB)" --frames 24 --out demo-out/morph.gif
+	@echo "drawn faces (made from real people's photos: never commit them): $(abspath demo-out)/"
 
 # two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server or a
 # module's fixture stay in one worker (xdist_group marks, tests/conftest.py)
@@ -72,4 +77,4 @@ bench: install
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) site lookalike.db lookalike.db-* indexes/*.faiss indexes/*.json
+	rm -rf $(VENV) site demo-out lookalike.db lookalike.db-* indexes/*.faiss indexes/*.json

@@ -13,9 +13,12 @@ their own.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -34,8 +37,9 @@ class TfliteModel:
         except ImportError as err:  # pragma: no cover - a core dependency
             raise MissingExtra(f"running {path.name}", "landmarks", str(err)) from err
         self.path = path
-        self._interpreter: Interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self._interpreter.allocate_tensors()
+        with _native_stderr_muted():
+            self._interpreter: Interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
         detail = self._interpreter.get_input_details()[0]
         self._input = int(detail["index"])
         self.input_shape = tuple(int(v) for v in detail["shape"])  # (1, h, w, c)
@@ -48,3 +52,25 @@ class TfliteModel:
             self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, dtype=np.float32))
             self._interpreter.invoke()
             return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
+
+
+@contextlib.contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """LiteRT's C++ side prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
+    file descriptor 2 whenever a model loads, which no Python logging setting reaches; it
+    would land in every CLI command's output. Failures still reach us as Python
+    exceptions, so only the chatter is lost while the model loads."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stderr (tests): nothing to mute
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
