@@ -180,6 +180,7 @@ def test_every_command_closes_the_library_it_opens(tiny, tmp_path, open_librarie
 def test_a_library_is_closed_after_ctrl_c_and_after_an_error(tiny, open_libraries, monkeypatch):
     from lookalike.errors import IndexCorrupt
     from lookalike.library import Library
+    from lookalike.maintenance import IndexMaintenance
 
     db, _ = tiny
     live, opened = open_libraries
@@ -195,7 +196,7 @@ def test_a_library_is_closed_after_ctrl_c_and_after_an_error(tiny, open_librarie
     def broken(self, *args, **kwargs):
         raise IndexCorrupt("the index file is not an index")
 
-    monkeypatch.setattr(Library, "index_info", broken)
+    monkeypatch.setattr(IndexMaintenance, "info", broken)  # what `index info` asks lib.maintenance
     result = cli("index", "info", "--db", str(db))
     assert result.returncode != 0 and result.stderr.startswith("error: ")
     assert len(opened) == 2 and not live
