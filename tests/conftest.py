@@ -95,6 +95,8 @@ def _xdist_group(item, needs: set[str]) -> str | None:
     instead of building it once per worker. Any other test goes wherever a worker is free."""
     if needs & NEEDS["milvus_server"]:
         return "milvus_server"
+    if "small_backend" in needs:  # the goldens of small_store, shared with the module's any_lib
+        return item.path.name
     info = getattr(item, "_fixtureinfo", None)
     for defs in (info.name2fixturedefs.values() if info is not None else ()):
         if any(d.scope == "module" for d in defs):
@@ -443,9 +445,17 @@ def postgres(tmp_path_factory):
     migrate(template)
     template.dispose()  # a template may have no open connection when it is copied
 
-    def fresh_db() -> str:
+    def fresh_db(like: str | None = None) -> str:
+        """A new database: empty at the migrations' head, or a copy of the database at the
+        URL ``like`` (one this factory made; nothing else may be connected to it)."""
         name = f"lookalike_{len(made) + 1}"
-        server.psql(f"CREATE DATABASE {name} TEMPLATE lookalike_template;")
+        source = "lookalike_template"
+        if like is not None:
+            source = like.split("@/", 1)[1].split("?", 1)[0]
+            assert source in made, like
+            server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE datname = '{source}' AND pid <> pg_backend_pid();")  # idle pooled ones
+        server.psql(f"CREATE DATABASE {name} TEMPLATE {source};")
         made.append(name)
         return f"postgresql+psycopg://postgres@/{name}?host={folder}"
 
@@ -571,6 +581,59 @@ def backend(request, tmp_path) -> Backend:
     """Run the test on every store (issue 8: the behaviour tests hold on each backend;
     issue 18: Milvus Lite beside SQLite, and PostgreSQL + a real Milvus standalone)."""
     return make_backend(request, tmp_path, request.param)
+
+
+@pytest.fixture(scope="session")
+def small_goldens() -> dict[str, tuple[Backend, dict]]:
+    """:func:`small_store`'s golden libraries, one per store, each made on first use."""
+    return {}
+
+
+def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
+    """A ``kind`` store in ``folder`` holding celeb/face_recognition as ``lookalike ingest
+    --json`` of the default models leaves it, and that ingest's summary: a copy of a golden
+    library ingested once per session per store (SQLite: :func:`small_golden`; the database
+    file, ``indexes/`` and Milvus Lite's file copied; PostgreSQL: ``CREATE DATABASE …
+    TEMPLATE``). A Milvus server's collection cannot be copied: that store is ingested here."""
+    import json
+
+    faces = request.getfixturevalue("faces")
+    source = str(faces / "celeb" / "face_recognition")
+    if kind == "sqlite":
+        golden_db, summary = request.getfixturevalue("small_golden")
+        store = make_backend(request, folder, kind)
+        copy_library(golden_db, Path(store.url))  # and its indexes/: the store's index_dir
+        return store, summary
+    goldens = request.getfixturevalue("small_goldens")
+    if kind not in goldens and kind != "milvus-server":
+        gfolder = request.getfixturevalue("tmp_path_factory").mktemp(f"golden-small-{kind}")
+        golden = make_backend(request, gfolder, kind)
+        done = cli("ingest", source, *golden.args(), "--json")
+        assert done.returncode == 0, done.stderr
+        goldens[kind] = golden, json.loads(done.stdout)
+    if kind == "milvus-server":
+        store = make_backend(request, folder, kind)
+        done = cli("ingest", source, *store.args(), "--json")
+        assert done.returncode == 0, done.stderr
+        return store, json.loads(done.stdout)
+    golden, summary = goldens[kind]
+    if kind == "postgres":
+        store = Backend(kind, request.getfixturevalue("postgres")(golden.url), folder / "indexes")
+    else:  # SQLite + Milvus Lite: both files, closed by the ingest that wrote them
+        store = make_backend(request, folder, kind)
+        copy_library(Path(golden.url), Path(store.url))
+        lite = Path(golden.vectors.split(":", 1)[1])
+        (shutil.copytree if lite.is_dir() else shutil.copyfile)(lite, Path(store.vectors.split(":", 1)[1]))
+    if golden.index_dir.is_dir():
+        shutil.copytree(golden.index_dir, store.index_dir, dirs_exist_ok=True)
+    return store, summary
+
+
+@pytest.fixture(params=["sqlite", "postgres", "milvus", "milvus-server"])
+def small_backend(request, tmp_path) -> Backend:
+    """:func:`backend` already holding celeb/face_recognition (:func:`small_store`), for the
+    tests that change a small library on every store."""
+    return small_store(request, tmp_path, request.param)[0]
 
 
 def problem(response, status: int, code: str) -> dict:

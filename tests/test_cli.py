@@ -31,13 +31,12 @@ def small_lib(small_golden, tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus"])
 def any_lib(request, faces, tmp_path_factory):
-    """The same small library on each backend, for the behaviour tests that must hold on each."""
-    from conftest import make_backend
+    """The same small library on each backend, for the behaviour tests that must hold on each:
+    celeb/face_recognition ingested by the CLI (a copy of the session's golden one,
+    :func:`conftest.small_store`), and that ingest's ``--json`` summary."""
+    from conftest import small_store
 
-    db = make_backend(request, tmp_path_factory.mktemp("cli-any"), request.param)
-    result = run("ingest", str(faces / "celeb" / "face_recognition"), *db.args(), "--json")
-    assert result.returncode == 0, result.stderr
-    return db, json.loads(result.stdout)
+    return small_store(request, tmp_path_factory.mktemp("cli-any"), request.param)
 
 
 def test_help_is_instant_and_imports_nothing_heavy():
@@ -311,9 +310,8 @@ def test_search_options_per_person_centroid_and_filters(any_lib, faces):
     assert bad.returncode == 2 and "unknown filter key" in bad.stderr
 
 
-def test_remove_person_leaves_no_trace(faces, backend):
-    db = backend
-    assert run("ingest", str(faces / "celeb" / "face_recognition"), *db.args(), "-q").returncode == 0
+def test_remove_person_leaves_no_trace(faces, small_backend):
+    db = small_backend  # celeb/face_recognition ingested
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
     before = json.loads(run("stats", *db.args(), "--json").stdout)
     result = run("remove", "--person", "barack_obama", *db.args(), "--json")
@@ -337,10 +335,9 @@ def test_remove_person_leaves_no_trace(faces, backend):
     assert again.returncode == 1 and "no person named 'barack_obama'" in again.stderr
 
 
-def test_remove_photo(faces, backend):
-    db = backend
-    folder = faces / "celeb" / "face_recognition"
-    assert run("ingest", str(folder), *db.args(), "-q").returncode == 0
+def test_remove_photo(faces, small_backend):
+    db = small_backend
+    folder = faces / "celeb" / "face_recognition"  # ingested
     photo = next((folder / "joe_biden").glob("*.jpg"))
     result = json.loads(run("remove", "--photo", str(photo), *db.args(), "--json").stdout)
     assert result["photos"] == 1 and result["faces"] == 1

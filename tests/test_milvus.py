@@ -114,39 +114,48 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def _json(*args: str) -> dict:
-    done = _run(*args, "--json")
+def _json(*args: str, run=_run) -> dict:
+    done = run(*args, "--json")
     assert done.returncode == 0, (args, done.stderr[-2000:])
     return json.loads(done.stdout)
 
 
 def test_every_command_runs_on_milvus_lite(lite, faces):
+    """Each command in turn, in this process (conftest's ``cli``: the same parsing, output and
+    exit codes without an interpreter and the model imports per command): each must close
+    the Milvus Lite folder it opened, or the next test's processes find it busy."""
+    from conftest import cli
+
+    def in_process(*args: str) -> dict:
+        return _json(*args, run=cli)
+
     folder, where = lite
     bbt = faces / "celeb" / "faceapi_bbt"
-    info = _json("index", "info", *where)
+    info = in_process("index", "info", *where)
     assert info["index_key"] == "FLAT" and info["ntotal"] == 32 and "Milvus collection" in info["file"]
     assert info["outbox"] == 0 and info["bytes"] > 0
-    found = _json("search", str(bbt / "amy" / "amy5.png"), *where, "-k", "3")  # photo 5: held back
+    found = in_process("search", str(bbt / "amy" / "amy5.png"), *where, "-k", "3")  # photo 5: held back
     assert found["faces"][0]["matches"][0]["person"] == "amy"
-    only = _json("search", str(bbt / "amy" / "amy5.png"), *where, "-k", "3", "--filter", "person=raj")
+    only = in_process("search", str(bbt / "amy" / "amy5.png"), *where, "-k", "3", "--filter", "person=raj")
     assert [m["person"] for m in only["faces"][0]["matches"]] == ["raj"] * 3
-    by_centroid = _json("search", str(bbt / "amy" / "amy5.png"), *where, "--by", "centroid", "-k", "2")
+    by_centroid = in_process("search", str(bbt / "amy" / "amy5.png"), *where, "--by", "centroid", "-k", "2")
     assert by_centroid["faces"][0]["matches"][0]["person"] == "amy"
-    moved = _json("search", str(bbt / "amy" / "amy5.png"), *where, "--toward", "person:raj", "--strength", "2")
+    moved = in_process("search", str(bbt / "amy" / "amy5.png"), *where, "--toward", "person:raj", "--strength", "2")
     assert moved["faces"][0]["matches"][0]["person"] == "raj"
-    assert len(_json("person", "amy", *where)["faces"]) == 4
-    walk = _json("path", str(bbt / "amy" / "amy1.png"), str(bbt / "raj" / "raj1.png"), *where, "--steps", "4")
+    assert len(in_process("person", "amy", *where)["faces"]) == 4
+    walk = in_process("path", str(bbt / "amy" / "amy1.png"), str(bbt / "raj" / "raj1.png"), *where, "--steps", "4")
     assert walk["steps"][0]["person"] == "amy" and walk["steps"][-1]["person"] == "raj"
-    assert _json("explore", "pca", *where, "--components", "3")["components"]
-    assert _json("explore", "clusters", *where)["purity"] > 0.8
-    assert "outliers" in _json("explore", "outliers", *where)
-    assert _json("stats", *where)["faces"] == 32 and _json("doctor", *where)["ok"] is True
-    rebuilt = _json("index", "rebuild", *where, "--key", "HNSW")
+    assert in_process("explore", "pca", *where, "--components", "3")["components"]
+    assert in_process("explore", "clusters", *where)["purity"] > 0.8
+    assert "outliers" in in_process("explore", "outliers", *where)
+    assert in_process("stats", *where)["faces"] == 32 and in_process("doctor", *where)["ok"] is True
+    rebuilt = in_process("index", "rebuild", *where, "--key", "HNSW")
     assert rebuilt["index_key"].startswith("HNSW(") and rebuilt["ntotal"] == 32
-    refused = _run("index", "rebuild", *where, "--key", "IVF_PQ")
+    refused = cli("index", "rebuild", *where, "--key", "IVF_PQ")
     assert refused.returncode == 2 and "not an index type Milvus Lite builds" in refused.stderr
-    back = _json("index", "rebuild", *where)  # the rules again
+    back = in_process("index", "rebuild", *where)  # the rules again
     assert back["index_key"] == "FLAT"
+    assert _json("stats", *where)["faces"] == 32  # a process of its own finds the folder free
 
 
 def test_webcam_matches_on_milvus_lite(lite, faces, tmp_path):

@@ -38,6 +38,35 @@ def vgg_home(weights_home, tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(scope="module", autouse=True)
+def vgg_vectors_once():
+    """Each chip through VGG-Face once per process: the stores this module's test runs on
+    get the vectors the first one computed, the same bytes the model would make again (its
+    weights and graph are fixed), so each store's assertions hold as before and only the
+    repeated 4096-d forward passes go. SFace and the ingest worker's process are untouched
+    (the worker still runs VGG-Face itself). Module-scoped, hence one xdist group."""
+    import hashlib
+
+    from lookalike.faces.embed import Embedder
+
+    real = Embedder.embed
+    seen: dict[bytes, np.ndarray] = {}
+
+    def embed(self, chips):
+        if self.name != "VGG-Face" or len(chips) == 0:
+            return real(self, chips)
+        keys = [hashlib.sha256(np.ascontiguousarray(c).tobytes() + repr(c.shape).encode()).digest() for c in chips]
+        todo = [i for i, key in enumerate(keys) if key not in seen]
+        if todo:
+            for i, vector in zip(todo, real(self, [chips[i] for i in todo]), strict=True):
+                seen[keys[i]] = vector
+        return np.stack([seen[key] for key in keys]).astype(np.float32, copy=True)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Embedder, "embed", embed)
+        yield seen
+
+
 def _cli(home: Path, *args: str) -> dict:
     """The CLI in this process (the VGG model then loads once, not once per command), with
     the random-weights home; its worker processes inherit that home."""
