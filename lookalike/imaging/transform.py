@@ -127,16 +127,18 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
     difference = colour_difference(toward, away, mode)
     on_moved = geometry.frame_warp(away.shape, away.shape, geometry.frame_raster(away.shape, moved_in_frame, size),
                                    size).apply(difference)
+    # ... faded out inside the ring: the outline grown about the landmarks' centroid reaches
+    # the ring on a turned face (a dense mesh's centroid lies off its box's centre); done in
+    # the frame, where the mask costs a 256 px picture, not the photo's resolution
+    ring_in_frame = geometry.apply(to_frame, ring)
+    feather = RING_FEATHER * float((ring_in_frame.max(axis=0) - ring_in_frame.min(axis=0)).max())
+    on_moved *= geometry.face_mask(ring_in_frame, (size, size), feather)[..., None]
     import cv2
 
     back = geometry.invert(to_frame)
     back[:, 2] -= offset
     in_photo = cv2.warpAffine(on_moved, back, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    # ... and faded out inside the ring: the outline grown about the landmarks' centroid
-    # reaches the ring on a turned face (a dense mesh's centroid lies off its box's centre)
-    feather = RING_FEATHER * float((inner.max(axis=0) - inner.min(axis=0)).max())
-    in_photo *= geometry.face_mask(inner, (x1 - x0, y1 - y0), feather)[..., None]
     if mode is ColourMode.rgb:
         changed = np.clip(np.rint(warped.astype(np.float32) + strength * in_photo), 0, 255).astype(np.uint8)
     else:
