@@ -62,7 +62,7 @@ def test_every_command_with_db_takes_the_same_library_trio():
 def test_every_command_with_model_takes_the_same_space_trio():
     commands = _commands()
     with_model = {name: _options(c) for name, c in commands.items() if "--model" in _options(c)}
-    assert set(with_model) == {"ingest", "search", "reembed", "eval verify", "eval retrieval"}
+    assert set(with_model) == {"ingest", "search", "reembed", "eval verify", "eval retrieval", "landmarks backfill"}
     reference = with_model["search"]
     for name, options in with_model.items():
         for opt in SPACE_TRIO:
@@ -153,6 +153,13 @@ def _every_command(db: Path, folder: Path, tmp: Path) -> list[tuple[list[str], s
         (["keys", "list", *lib, "--json"], {0}),
         (["keys", "revoke", "1", *lib], {0}),
         (["reembed", "--workers", "1", *lib, "--json"], {0}),
+        (["landmarks", "backfill", *lib, "--json"], {0}),
+        # pictures (tests/test_pictures.py): a 2-person library has no group average (exit 1)
+        (["average", "--person", "barack_obama", "--out", str(tmp / "a.png"), *lib, "--json"], {0}),
+        (["morph", str(obama / "obama.jpg"), str(corpus / "joe_biden" / "biden.jpg"), "--frames", "2",
+          "--out", str(tmp / "m.png"), *lib, "--json"], {0}),
+        (["transform", str(obama / "obama.jpg"), "--toward", "person:joe_biden", "--out", str(tmp / "t.png"),
+          *lib, "--json"], {0, 1}),
         (["remove", "--photo", str(obama / "obama2.jpg"), *lib, "--json"], {0}),
         # refused after the library was opened: closed all the same
         (["worker", *lib, "--until-empty"], {2}),

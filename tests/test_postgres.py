@@ -15,7 +15,7 @@ def _landmarked(lib) -> int:
     from lookalike.store import landmark_rows, photo_rows
 
     with lib.session() as session:
-        ids = photo_rows.face_ids(session, lib.space_id).tolist()
+        ids = photo_rows.face_ids(session, lib.view.space_id).tolist()
         return len(landmark_rows.landmarks_of(session, ids, MODEL))
 
 

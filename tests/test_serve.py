@@ -382,7 +382,9 @@ def test_openapi_documents_every_route_and_error(site):
                       ("POST", "/v1/verify"), ("GET", "/v1/people"), ("POST", "/v1/people"),
                       ("GET", "/v1/people/{name}"), ("DELETE", "/v1/people/{name}"),
                       ("POST", "/v1/people/{name}/photos"), ("PUT", "/v1/people/{name}/consent"),
-                      ("GET", "/v1/photos/{photo_id}"), ("DELETE", "/v1/photos/{photo_id}"), ("GET", "/v1/stats")}
+                      ("GET", "/v1/photos/{photo_id}"), ("DELETE", "/v1/photos/{photo_id}"), ("GET", "/v1/stats"),
+                      ("POST", "/v1/morph"), ("POST", "/v1/transform"), ("GET", "/v1/people/{name}/average.png"),
+                      ("GET", "/v1/average.png")}
     search = spec["paths"]["/v1/search"]["post"]["responses"]
     assert {"200", "401", "413", "422", "429", "503"} <= set(search)
     assert "Problem" in spec["components"]["schemas"] and "SearchAnswer" in spec["components"]["schemas"]

@@ -104,7 +104,8 @@ def test_a_card_shows_their_average_face(kiosk_db, faces, monkeypatch):
     mime, data = pictures(at)["The average face of Penny Hofstadter"]
     assert mime == "image/png"
     [face] = frames(data)
-    assert face.shape[:2] == (drawn.CARD_SIZE, drawn.CARD_SIZE) and face.std() > 20
+    # a face, not a flat frame (a blank one has std 0; the average's soft background lowers it)
+    assert face.shape[:2] == (drawn.CARD_SIZE, drawn.CARD_SIZE) and face.std() > 10
 
 
 def test_a_visitor_gets_no_average_of_someone_who_withheld_consent(kiosk_db):
@@ -113,7 +114,7 @@ def test_a_visitor_gets_no_average_of_someone_who_withheld_consent(kiosk_db):
     from lookalike.errors import LookalikeError
 
     with lookalike.open(kiosk_db) as lib:
-        assert drawn.person_average(lib, "sheldon", Audience.operator).std() > 20  # the operator's view
+        assert drawn.person_average(lib, "sheldon", Audience.operator).std() > 10  # the operator's view
         with pytest.raises(LookalikeError):
             drawn.person_average(lib, "sheldon", Audience.visitor)
 

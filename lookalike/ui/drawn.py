@@ -125,7 +125,7 @@ def slider_face(model: Appearance, sigmas: Sequence[float]) -> np.ndarray:
     """The face ``sigmas[i]`` standard deviations along component ``i``: one slider frame.
 
     The verb layer gives the fitted model and fixed frames (−2 … +2 σ per component), not
-    yet a face at any mix of slider positions: until it does (docs-notes/webapp.md), the
+    yet a face at any mix of slider positions: until it does, the
     stage's own draw call is made here, with nothing computed in the UI."""
     from lookalike.imaging.appearance import render
 
