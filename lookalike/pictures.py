@@ -64,16 +64,11 @@ def png_bytes(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-@dataclass(frozen=True)
-class AverageFace:
-    """An average face and what went into it."""
+class _Picture:
+    """One still picture (``image``, RGB uint8) as PNG bytes or a file: a mixin, not a
+    dataclass, so the dataclasses below keep their own field order."""
 
-    group: str  # "corpus", or the group as given (person:NAME, tag:…, age:60-)
-    image: np.ndarray  # (size, size, 3) uint8 RGB
-    shape: np.ndarray  # (N, 2) the mean shape, frame pixels
-    faces: int
-    people: int
-    left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable
+    image: np.ndarray
 
     def png(self) -> bytes:
         return png_bytes(self.image)
@@ -82,6 +77,18 @@ class AverageFace:
         path = Path(path)
         path.write_bytes(self.png())
         return path
+
+
+@dataclass(frozen=True)
+class AverageFace(_Picture):
+    """An average face and what went into it."""
+
+    group: str  # "corpus", or the group as given (person:NAME, tag:…, age:60-)
+    image: np.ndarray  # (size, size, 3) uint8 RGB
+    shape: np.ndarray  # (N, 2) the mean shape, frame pixels
+    faces: int
+    people: int
+    left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable
 
     def to_dict(self) -> dict:
         return {"group": self.group, "size": int(self.image.shape[0]), "faces": self.faces,
@@ -115,7 +122,7 @@ class Morph:
 
 
 @dataclass(frozen=True)
-class Transformed:
+class Transformed(_Picture):
     """A photo whose face was moved toward a group (and away from another)."""
 
     photo: str
@@ -125,13 +132,6 @@ class Transformed:
     away: str
     strength: float
 
-    def png(self) -> bytes:
-        return png_bytes(self.image)
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_bytes(self.png())
-        return path
 
     def face(self, size: int = 256) -> np.ndarray:
         """The moved face with a margin, square, ``size`` px (for a picture beside an answer)."""

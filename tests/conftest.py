@@ -11,7 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def _require_faces() -> Path:
         pytest.skip(message)
     return FACES
 
+
+
+def wait_for(signal: Callable[[], bool], *, guard: float = 900, poll: float = 0.02) -> bool:
+    """Wait for a signal (a file a crash point wrote, a lock request queued, a row counted):
+    returns as soon as ``signal()`` is true, with its last value. ``guard`` only ends a test
+    that would otherwise hang (it is never what a test waits for); ``poll`` is how often the
+    signal is looked at, not a pause the test relies on. The one loop of this kind in the
+    suite, so no test writes its own sleep."""
+    deadline = time.monotonic() + guard
+    while not (ok := bool(signal())) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return ok
 
 @pytest.fixture(scope="session")
 def faces() -> Path:

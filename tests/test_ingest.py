@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import cli, wait_for
 
 import lookalike
 from lookalike.faces.pipeline import FacesMode
@@ -181,7 +181,6 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
     is held right after its first commit and the whole process group — the parent and its
     workers — is SIGKILLed there, no clean-up."""
     import signal
-    import time
 
     from lookalike.faults import ENV, EXIT_CODE, HOLD_ENV
 
@@ -194,9 +193,7 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
         proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
     try:
         if queued:
-            deadline = time.monotonic() + 900  # only against a hang: the signal is the file
-            while not (gate / "held").exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: (gate / "held").exists() or proc.poll() is not None)  # the signal: the file
             assert (gate / "held").exists() and proc.poll() is None, "no worker reached a commit"
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lookalike.live.tracker import Tracker, iou
+from lookalike.faces.detect import iou
+from lookalike.live.tracker import Tracker
 
 
 def test_iou():

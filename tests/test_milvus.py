@@ -29,6 +29,7 @@ from lookalike.store.schema import Audience
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reliability as bench
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -449,7 +450,6 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
     """A build (``MilvusBackend.build``) started while a drain holds the shared vectors lock
     waits for it, then fills the collection by insert alone; returns the collection's ids."""
     import threading
-    import time
 
     view = lib.view
     client = lib.backend.own(view.index).client
@@ -467,9 +467,7 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
         with view.vectors_lock(exclusive=False):  # as a drain holds it
             build.start()
             # the build is seen queued on the lock (a probe of the lock itself, not a pause)
-            deadline = time.monotonic() + 300  # only against a hang
-            while not _waits_for_vectors_lock(view) and build.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_for(lambda: _waits_for_vectors_lock(view) or not build.is_alive(), guard=300)
             assert build.is_alive() and calls["insert"] == 0, "the build did not wait for the drain"
             assert _waits_for_vectors_lock(view), "the build never asked for the lock"
         build.join(300)

@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 import lookalike
 from lookalike.ingest.corpus import Item
@@ -55,14 +55,6 @@ def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:
         session.commit()
 
 
-def _wait_for(check, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
 
 def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, faces, tmp_path):
     from conftest import Backend
@@ -71,7 +63,8 @@ def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, face
     corpus = tmp_path / "corpus"
     n = _corpus(faces, corpus, 40, 4)
     ingest = _popen("ingest", str(corpus), *db.args(), "--workers", "1", "--json")
-    _wait_for(lambda: db.sql("select count(*) from ingest_queue")[0][0] > 0 if _has_queue(db) else False)
+    assert wait_for(lambda: db.sql("select count(*) from ingest_queue")[0][0] > 0 if _has_queue(db) else False,
+                    guard=240), "nothing was queued"
     other = _popen("worker", "--db", db.url, "--workers", "1", "--until-empty", "--json")
     out, err = ingest.communicate(timeout=600)
     assert ingest.returncode == 0, err
@@ -114,7 +107,7 @@ def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces
         _enqueue(lib, photos)
     victim = _popen("worker", "--db", db.url, "--workers", "1")
     # it has started on a claim (attempt written) and not yet stored all of it
-    _wait_for(lambda: db.sql("select count(*) from ingest_attempts")[0][0] > 0)
+    assert wait_for(lambda: db.sql("select count(*) from ingest_attempts")[0][0] > 0, guard=240), "no attempt recorded"
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     stored_before = db.sql("select count(*) from photos")[0][0]
@@ -212,9 +205,7 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
         try:
             assert first_added.wait(300)
             two.start()
-            deadline = time.monotonic() + 300  # only against a hang: the signal is the lock queue
-            while two.is_alive() and not second_waits() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_for(lambda: not two.is_alive() or second_waits(), guard=300)  # the signal: the lock queue
             assert two.is_alive(), "the second writer did not wait for the first's commit"
         finally:
             commit_first.set()

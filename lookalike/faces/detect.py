@@ -338,3 +338,15 @@ def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[i
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     return (x0, y0, x1 - x0, y1 - y0)
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes (0 when they do not touch): how the
+    live tracker follows a face and how the landmark backfill finds a stored face again."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

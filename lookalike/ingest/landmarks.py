@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadImage
 from ..faces import landmarks as dense
-from ..faces.detect import Detection, clip_box
+from ..faces.detect import Detection, clip_box, iou
 from ..faces.images import decode
 from ..store import landmark_rows
 
@@ -147,17 +147,8 @@ def _matching(box: tuple[int, int, int, int], found: list[Detection], width: int
         clipped = clip_box(d.box, width, height)
         if clipped is None:
             continue
-        iou = _iou(box, clipped)
-        if iou >= best_iou:
-            best, best_iou = d, iou
+        overlap = iou(box, clipped)
+        if overlap >= best_iou:
+            best, best_iou = d, overlap
     return best if best is not None else Detection(box=box, confidence=0.0)
 
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0

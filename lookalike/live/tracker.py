@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..faces.detect import iou
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -23,16 +25,6 @@ if TYPE_CHECKING:
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes (0 when they do not touch)."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
