@@ -45,6 +45,20 @@ def wait_for(signal: Callable[[], bool], *, guard: float = 900, poll: float = 0.
         time.sleep(poll)
     return ok
 
+
+def folder_files(folder: Path) -> dict:
+    """Files and their mtimes; SQLite's -wal/-shm companions change whenever anyone reads."""
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def row_counts(db: Path) -> dict:
+    """Rows per table of a SQLite library, read-only (what a visitor's page must not change)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
+        return {t: conn.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+
 @pytest.fixture(scope="session")
 def faces() -> Path:
     return _require_faces()

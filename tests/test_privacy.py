@@ -33,7 +33,10 @@ def _holding(files: dict[Path, bytes], needles: list[bytes]) -> list[str]:
             if needle in data]
 
 
-def test_a_query_photo_never_reaches_disk_database_or_logs(faces, small_golden, tmp_path):
+
+def _visitor_and_library(faces: Path, small_golden, tmp_path: Path) -> tuple[Path, str, Path]:
+    """A copy of the small library, and a visitor's photo (Obama, not in it) carrying a
+    unique marker in its PNG text, so its bytes and its name can be searched for later."""
     from conftest import copy_library
     from PIL import Image, PngImagePlugin
 
@@ -44,6 +47,10 @@ def test_a_query_photo_never_reaches_disk_database_or_logs(faces, small_golden, 
     visitor = tmp_path / "in" / f"{marker}.png"
     visitor.parent.mkdir()
     Image.open(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
+    return db, marker, visitor
+
+def test_a_query_photo_never_reaches_disk_database_or_logs(faces, small_golden, tmp_path):
+    db, marker, visitor = _visitor_and_library(faces, small_golden, tmp_path)
     with lookalike.open(db) as lib:  # the vector the query makes, to look for its bytes too
         from lookalike.faces.images import decode_file
 
@@ -67,16 +74,7 @@ def test_a_visitors_morph_and_transform_reach_only_the_file_asked_for(faces, sma
     """``lookalike morph`` / ``transform`` of a visitor's photo write the --out file and
     nothing else: no new file, and nothing of the photo, in the library's folder, the
     temporary folder or the working folder (issue 25 §3)."""
-    from conftest import copy_library
-    from PIL import Image, PngImagePlugin
-
-    db = copy_library(small_golden[0], tmp_path / "lib" / "lib.db")
-    marker = f"visitor-{uuid.uuid4().hex}"
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Comment", marker)
-    visitor = tmp_path / "in" / f"{marker}.png"
-    visitor.parent.mkdir()
-    Image.open(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
+    db, marker, visitor = _visitor_and_library(faces, small_golden, tmp_path)
     scratch, cwd, out = tmp_path / "tmp", tmp_path / "cwd", tmp_path / "out"
     for folder in (scratch, cwd, out):
         folder.mkdir()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import app_page
+from conftest import app_page, folder_files, row_counts
 from streamlit.testing.v1 import AppTest
 
 from lookalike.store.schema import Audience
@@ -42,16 +42,6 @@ def frames(data: bytes) -> list[np.ndarray]:
     return [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))]
 
 
-def _files(folder: Path) -> dict:
-    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
-
-
-def _rows(db: Path) -> dict:
-    import sqlite3
-
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
-        return {t: conn.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
 
 
 def _find(kiosk_db: Path, faces: Path, monkeypatch, photo: str) -> AppTest:
@@ -67,7 +57,7 @@ def test_a_card_morphs_you_and_them_in_memory_only(kiosk_db, faces, monkeypatch,
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
-    before, rows = _files(kiosk_db.parent), _rows(kiosk_db)
+    before, rows = folder_files(kiosk_db.parent), row_counts(kiosk_db)
     at = _find(kiosk_db, faces, monkeypatch, "howard/howard5.png")
     assert not pictures(at)  # nothing drawn until asked: a morph costs seconds
     toggles = [t for t in at.toggle if t.label == "You ↔ them"]
@@ -93,7 +83,7 @@ def test_a_card_morphs_you_and_them_in_memory_only(kiosk_db, faces, monkeypatch,
     assert made == [] and pictures(at)["You morphing into Howard Wolowitz"][1] == data
     assert len(at.session_state[drawn.MEMO_KEY]) == 1
     # made in memory: no file written or changed beside the library, no row, nothing in TMPDIR
-    assert _files(kiosk_db.parent) == before and _rows(kiosk_db) == rows
+    assert folder_files(kiosk_db.parent) == before and row_counts(kiosk_db) == rows
     assert not any(scratch.iterdir())
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import app_page
+from conftest import app_page, folder_files, row_counts
 from streamlit.testing.v1 import AppTest
 
 from lookalike.store.schema import Audience
@@ -45,24 +45,13 @@ def _jpeg(path: Path) -> bytes:
     return out.getvalue()
 
 
-def _files(folder: Path) -> dict:
-    """Files and their mtimes; SQLite's -wal/-shm companions change whenever anyone reads."""
-    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
-
-
-def _rows(db: Path) -> dict:
-    import sqlite3
-
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
-        return {t: conn.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
 
 
 def test_find_names_the_person_first_and_explains_the_numbers(kiosk_db, faces, monkeypatch, tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
-    before, rows = _files(kiosk_db.parent), _rows(kiosk_db)
+    before, rows = folder_files(kiosk_db.parent), row_counts(kiosk_db)
     at = _page("find.py", kiosk_db, monkeypatch)
     assert "never stored" in at.info[0].value  # the privacy note is on the page before any photo
     _upload(at, faces / BBT / "howard" / "howard5.png")
@@ -75,7 +64,7 @@ def test_find_names_the_person_first_and_explains_the_numbers(kiosk_db, faces, m
     assert "average face" in _texts(at)  # centroid figures in plain words
     # ...and it was all in memory: no file written or changed beside the library, not one row
     # added to the database, nothing in TMPDIR
-    assert _files(kiosk_db.parent) == before and _rows(kiosk_db) == rows
+    assert folder_files(kiosk_db.parent) == before and row_counts(kiosk_db) == rows
     assert not any(scratch.iterdir())
 
 
