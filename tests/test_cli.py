@@ -233,7 +233,14 @@ def test_models_install_and_list_offline(tmp_path):
     assert len([r for r in rows if r[0] == "recognition"]) >= 10
 
 
-def test_download_model_offline_says_which_file_and_where(tmp_path):
+def test_download_model_offline_says_which_file_and_where(tmp_path, monkeypatch):
+    from deepface.modules import modeling
+
+    # as after an earlier test in this process built VGG-Face from another weights home:
+    # DeepFace's by-name cache must not make the install believe the files are here
+    cached = getattr(modeling, "cached_models", {task: {} for task in modeling.AVAILABLE_MODELS})
+    monkeypatch.setattr(modeling, "cached_models", cached, raising=False)
+    monkeypatch.setitem(cached["facial_recognition"], "VGG-Face", object())
     env = {"LOOKALIKE_HOME": str(tmp_path / "home")}
     result = run("models", "install", "VGG-Face", env=env)
     assert result.returncode == 1

@@ -13,12 +13,11 @@ import logging
 import shutil
 import socket
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import cli
+from conftest import cli, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import serving
@@ -29,7 +28,6 @@ from lookalike.errors import ConfigError, DatabaseUnreadable
 pytestmark = pytest.mark.e2e
 
 BIDEN = "celeb/face_recognition/joe_biden/biden.jpg"
-TRIES = 600  # polls of 0.1 s at most while waiting for a signal (a guard against hanging, not a limit on work)
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +54,7 @@ def _client(db: Path, **options):
 
     client = TestClient(create_app(ServeSettings(db=str(db), **{"rate_per_minute": 0, "warm": False, **options})))
     client.__enter__()
-    for _ in range(TRIES):
-        if client.get("/v1/health").json()["status"] != "loading":
-            break
-        threading.Event().wait(0.1)
+    wait_for(lambda: client.get("/v1/health").json()["status"] != "loading")
     return client
 
 
@@ -227,11 +222,10 @@ def test_callers_without_a_key_are_refused_before_their_body(server, lib):
     url = server.url + "/v1/search"
     photo = {"photo": ("b.jpg", lib["photo"], "image/jpeg")}
     key = {"X-API-Key": lib["keys"]["search"]}
-    for _ in range(TRIES):  # the signal that both are admitted: the next body is refused
-        r = httpx.post(url, files=photo, headers=key, timeout=60)
-        if r.status_code == 503:
-            break
-        threading.Event().wait(0.1)
+    # the signal that both are admitted, read without a body (a probe with one would take a
+    # place itself, and one of the two could be refused in its stead)
+    assert wait_for(lambda: httpx.get(server.url + "/v1/health").json()["bodies_in_flight"] == 2), server.log[-20:]
+    r = httpx.post(url, files=photo, headers=key, timeout=60)
     busy = _problem(r, 503, "busy")
     assert r.headers["retry-after"] == "1" and "2 requests" in busy["detail"]
 
@@ -251,11 +245,8 @@ def test_callers_without_a_key_are_refused_before_their_body(server, lib):
     held[0].sendall(form[-10:])
     assert _answer(held[0]).startswith(b"HTTP/1.1 200")
     held[0].close()
-    for _ in range(TRIES):  # a place is free again
-        r = httpx.post(url, files=photo, headers=key, timeout=60)
-        if r.status_code != 503:
-            break
-        threading.Event().wait(0.1)
+    assert wait_for(lambda: httpx.get(server.url + "/v1/health").json()["bodies_in_flight"] == 1)
+    r = httpx.post(url, files=photo, headers=key, timeout=60)  # a place is free again
     assert r.status_code == 200, r.text
     held[1].sendall(form[-10:])
     assert _answer(held[1]).startswith(b"HTTP/1.1 200")
@@ -280,10 +271,7 @@ def test_the_access_log_has_method_path_and_status_only(server, lib):
     assert r.status_code == 200
     httpx.get(server.url + "/v1/people/nobody_at_all?who=me", headers={"X-API-Key": lib["keys"]["search"]},
               timeout=60)
-    for _ in range(TRIES):  # the line is written once the answer is sent
-        if any("/v1/people/nobody_at_all" in line for line in server.log):
-            break
-        threading.Event().wait(0.1)
+    wait_for(lambda: any("/v1/people/nobody_at_all" in line for line in server.log))  # logged once answered
     lines = [line for line in server.log if "HTTP/1.1" in line]
     assert any('"GET /v1/stats HTTP/1.1" 200' in line for line in lines), lines
     assert any('"GET /v1/people/nobody_at_all HTTP/1.1" 404' in line for line in lines), lines

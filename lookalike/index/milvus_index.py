@@ -67,6 +67,22 @@ class MilvusSpec:
         return f"{self.index_type}({params})" if params else self.index_type
 
 
+CONNECT_TIMEOUT = 30.0  # seconds a Milvus server has to answer the first call
+
+
+def _accepts(vectors: Vectors) -> None:
+    """Fail at once when nothing listens at the address (gRPC would retry a refused
+    connection until its timeout); a server that accepts gets :data:`CONNECT_TIMEOUT`."""
+    import socket
+
+    host, _, port = vectors.target.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        raise VectorStoreUnavailable(f"{vectors}: cannot reach Milvus ({why}); is the server running?") from None
+
+
 def connect(vectors: Vectors) -> MilvusClient:
     """A client for ``vectors``; a clear error when it cannot be reached or opened."""
     try:
@@ -96,8 +112,11 @@ def connect(vectors: Vectors) -> MilvusClient:
         finally:
             quiet.level = level
     token = env_text("LOOKALIKE_MILVUS_TOKEN") or ""
+    _accepts(vectors)
     try:
-        return MilvusClient(uri=f"http://{vectors.target}", token=token, timeout=10)
+        # the first call must answer within CONNECT_TIMEOUT: a server busy flushing or building
+        # an index on a loaded machine took over pymilvus's 10 s to answer its Connect (CI, 2 cores)
+        return MilvusClient(uri=f"http://{vectors.target}", token=token, timeout=CONNECT_TIMEOUT)
     except MilvusException as err:
         raise VectorStoreUnavailable(f"{vectors}: cannot reach Milvus ({err.message}); is the server running, "
                                      "and LOOKALIKE_MILVUS_TOKEN set if it needs one?") from None

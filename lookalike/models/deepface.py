@@ -36,7 +36,8 @@ def install(name: str, folder: Path) -> None:
 
     file_name, urls = weight_files(name)
     try:
-        modeling.build_model(task="facial_attribute", model_name=WEIGHT_MODULES[name])
+        # a fresh instance: build_model's by-name cache may hold one from another weights home
+        modeling.get_model_class(task="facial_attribute", model_name=WEIGHT_MODULES[name])()
     except Exception as err:  # DeepFace wraps network errors in ValueError
         log.debug("DeepFace could not fetch %s", name, exc_info=True)
         cause = err.__cause__ or err

@@ -119,7 +119,9 @@ def _install_download(kind: str, name: str, folder: Path) -> None:
 
     task = "facial_recognition" if kind == "recognition" else "face_detector"
     try:
-        modeling.build_model(task=task, model_name=name)
+        # a fresh instance, not build_model: DeepFace caches built models by name, so in a
+        # process that built this model from another weights home it would download nothing
+        modeling.get_model_class(task=task, model_name=name)()
     except ValueError as err:
         files = download_files(kind, name)
         missing = [(f, u) for f, u in files if not (folder / f).is_file()] or files

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import LookalikeError
 from . import problems, schemas
-from .guard import ApiProblem, BodyLimit, CatchAll, Gate
+from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Gate
 from .routes import TOPICS
 from .service import Service, admitter
 from .settings import ServeSettings
@@ -60,13 +60,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                    for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)},
     )
     app.state.service = service
+    app.state.bodies = BodySlots(settings.max_bodies, float(settings.body_wait))
     _handlers(app)
     # outermost last: the gate decides from the headers before the size limit counts a byte
     # of the body; CatchAll sits just outside the routes' own error handlers
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    app.add_middleware(Gate, admit=admitter(app, service), max_bodies=settings.max_bodies,
-                       wait=float(settings.body_wait))
+    app.add_middleware(Gate, admit=admitter(app, service), slots=app.state.bodies)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -96,20 +96,53 @@ def has_body(scope: Scope) -> bool:
 Admit = Callable[[Scope], Awaitable[Any]]
 
 
+class BodySlots:
+    """The places for requests with a body in this server process: at most ``size`` are read
+    and served at once; one more waits up to ``wait`` seconds for a place. One object the
+    :class:`Gate` fills and ``/v1/health`` reports (``bodies_in_flight``), so an operator,
+    and a test, can see how many are taken without taking one."""
+
+    def __init__(self, size: int, wait: float) -> None:
+        self.size, self.wait = size, wait
+        self.in_flight = 0
+        self._freed: Any = None  # an asyncio.Event, made on the server's loop
+
+    async def enter(self) -> bool:
+        """A place, waited for up to :attr:`wait` seconds; ``False`` if none came free."""
+        import asyncio
+
+        if self._freed is None:
+            self._freed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while self.in_flight >= self.size:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._freed.clear()
+            try:
+                await asyncio.wait_for(self._freed.wait(), remaining)
+            except (TimeoutError, asyncio.TimeoutError):
+                return False
+        self.in_flight += 1
+        return True
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        self._freed.set()
+
+
 class Gate:
     """ASGI middleware in front of everything that reads a body.
 
     The caller is admitted from the request's headers alone (key, scope, rate limit); a
     refusal is answered at once and the connection closed, so a caller without a key never
-    has a byte of their body buffered beyond the socket's. Then at most ``max_bodies``
-    requests with a body are read and served at once in this process: one more waits up to
-    ``wait`` seconds for a place (its body unread), then gets a 503 ``busy`` with
-    ``Retry-After``. The admitted caller is left in ``scope["state"]["caller"]``."""
+    has a byte of their body buffered beyond the socket's. Then the request takes one of
+    the :class:`BodySlots` (or gets a 503 ``busy`` with ``Retry-After`` when none comes free
+    in time). The admitted caller is left in ``scope["state"]["caller"]``."""
 
-    def __init__(self, app: ASGIApp, admit: Admit, max_bodies: int, wait: float) -> None:
-        self.app, self.admit, self.max_bodies, self.wait = app, admit, max_bodies, wait
-        self.in_flight = 0  # requests with a body being read or served, in this process
-        self._freed: Any = None  # an asyncio.Event, made on the server's loop
+    def __init__(self, app: ASGIApp, admit: Admit, slots: BodySlots) -> None:
+        self.app, self.admit, self.slots = app, admit, slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,36 +157,15 @@ class Gate:
         if not has_body(scope):
             await self.app(scope, receive, send)
             return
-        if not await self._enter():
+        if not await self.slots.enter():
             await send_problem(send, ApiProblem(
-                503, "busy", f"the server is already reading {self.max_bodies} requests with a body; "
+                503, "busy", f"the server is already reading {self.slots.size} requests with a body; "
                              "try again in a moment", {"Retry-After": "1"}))
             return
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            self._freed.set()
-
-    async def _enter(self) -> bool:
-        """A place among the bodies in flight, waited for up to :attr:`wait` seconds."""
-        import asyncio
-
-        if self._freed is None:
-            self._freed = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait
-        while self.in_flight >= self.max_bodies:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            self._freed.clear()
-            try:
-                await asyncio.wait_for(self._freed.wait(), remaining)
-            except (TimeoutError, asyncio.TimeoutError):
-                return False
-        self.in_flight += 1
-        return True
+            self.slots.leave()
 
 
 class _TooLarge(HTTPException):

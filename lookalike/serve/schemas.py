@@ -204,6 +204,7 @@ class Health(BaseModel):
     detail: str | None = None
     worker: int | None = None  # the pid of the server process that answered
     models: Literal["loading", "loaded", "failed"] | None = None
+    bodies_in_flight: int | None = None  # requests with a body this process is reading or serving
 
 
 # what /v1/photos answers with, by the file's first bytes (a photo of an ingested format)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from .. import schemas
@@ -13,11 +14,15 @@ router = Topic()
 
 
 @router.get("/v1/health", response_model=schemas.Health, tags=["service"])
-async def health(service: Served) -> JSONResponse:
+async def health(service: Served, request: Request) -> JSONResponse:
     """``ready`` once the library is open and its models are loaded (503 until then);
-    ``worker`` is the answering process's pid and ``models`` its models' state."""
+    ``worker`` is the answering process's pid, ``models`` its models' state and
+    ``bodies_in_flight`` how many requests with a body it is reading or serving."""
+    bodies = request.app.state.bodies.in_flight
     if service.ready.is_set():
-        return JSONResponse({"status": "ready", "detail": None, "worker": os.getpid(), "models": "loaded"})
+        return JSONResponse({"status": "ready", "detail": None, "worker": os.getpid(), "models": "loaded",
+                             "bodies_in_flight": bodies})
     status = "failed" if service.failed else "loading"
     return JSONResponse({"status": status, "detail": service.failed, "worker": os.getpid(),
-                         "models": status}, status_code=503, headers={"Retry-After": "2"})
+                         "models": status, "bodies_in_flight": bodies}, status_code=503,
+                        headers={"Retry-After": "2"})
