@@ -102,7 +102,14 @@ def wait_for_milvus(port: int, alive: Callable[[], bool], timeout: float, what: 
             from pymilvus import MilvusClient
 
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10).list_collections()
+            # a channel of its own, closed here: a shared one left open would ping the idle
+            # server until Milvus Lite's answers GOAWAY, and the next client sharing it fails
+            client = MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=10, dedicated=True,
+                                  grpc_options={"grpc.keepalive_permit_without_calls": 0})
+            try:
+                client.list_collections()
+            finally:
+                client.close()
             return
         except Exception as err:  # not up yet: the port or the API
             if not alive() or time.monotonic() > deadline:

@@ -270,12 +270,17 @@ class SpaceView:
             session.commit()
         self._calibration = None
 
-    def centroids(self) -> dict[int | None, tuple[np.ndarray, int]]:
+    def centroids(self, generation: int | None = None) -> dict[int | None, tuple[np.ndarray, int]]:
         """Person id (``None`` = corpus) -> (unit centroid, face count); kept, and read again
         when the space's centroid generation moved (another process ingested or removed:
-        a reader on PostgreSQL has no index file whose change would tell it)."""
+        a reader on PostgreSQL has no index file whose change would tell it). A caller that
+        has just read the generation (a search's answer rows) passes it: no query then
+        while it has not moved."""
+        if generation is not None and self._centroids is not None and generation == self._centroid_generation:
+            return self._centroids
         with self.session() as session:
-            generation = centroid_rows.centroid_generation(session, self.existing_space_id())
+            if generation is None:
+                generation = centroid_rows.centroid_generation(session, self.existing_space_id())
             if self._centroids is None or generation != self._centroid_generation:
                 self._centroids = centroid_rows.centroids(session, self.existing_space_id())
                 self._centroid_generation = generation

@@ -105,11 +105,11 @@ def app_page(name: str, db: Path, monkeypatch, **env: str):
 
 
 # what a test needs, by the fixtures it asks for (directly, through another fixture, or as
-# a parameter of one: ``backend`` / ``any_lib``'s "postgres" and "milvus-server")
+# a parameter of one: ``backend`` / ``any_lib``'s "postgres")
 NEEDS = {
     "e2e": {"faces"},
-    "postgres": {"postgres", "milvus-server"},
-    "milvus_server": {"milvus_server", "milvus-server"},
+    "postgres": {"postgres"},
+    "milvus_server": {"milvus_server"},
     "browser": {"browser"},
 }
 
@@ -493,8 +493,9 @@ def postgres(tmp_path_factory):
 
 class Backend:
     """One library store for tests that must hold on every backend: SQLite + FAISS file,
-    PostgreSQL + pgvector, SQLite + Milvus Lite (and PostgreSQL + a Milvus server where a
-    test asks for it). ``sql`` reads the metadata the same way for all."""
+    PostgreSQL + pgvector, SQLite + Milvus Lite. ``sql`` reads the metadata the same way
+    for all. A Milvus server (standalone, or Milvus Lite's) is the point of its own tests
+    in tests/test_milvus.py: PostgreSQL's queue workers and the HTTP API on one."""
 
     def __init__(self, name: str, url: str, index_dir: Path, vectors: str | None = None) -> None:
         self.name, self.url, self.index_dir, self.vectors = name, url, index_dir, vectors
@@ -523,9 +524,6 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
         return Backend(kind, str(folder / "lib.db"), folder / "indexes")
     if kind == "milvus":  # SQLite for the metadata, Milvus Lite (embedded) for the vectors
         return Backend(kind, str(folder / "lib.db"), folder / "indexes", vectors=f"milvus-lite:{folder / 'vectors.db'}")
-    if kind == "milvus-server":  # PostgreSQL + a real Milvus standalone server on loopback
-        return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes",
-                       vectors=request.getfixturevalue("milvus_server"))
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
@@ -603,10 +601,12 @@ def milvus_lite_server(tmp_path_factory):
                        "--port", str(port)], port, "milvus-lite server", data / "server.log")
 
 
-@pytest.fixture(params=["sqlite", "postgres", "milvus", "milvus-server"])
+@pytest.fixture(params=["sqlite", "postgres", "milvus"])
 def backend(request, tmp_path) -> Backend:
     """Run the test on every store (issue 8: the behaviour tests hold on each backend;
-    issue 18: Milvus Lite beside SQLite, and PostgreSQL + a real Milvus standalone)."""
+    issue 18: Milvus Lite beside SQLite). PostgreSQL + a Milvus server, standalone or Milvus
+    Lite's, goes through the same pymilvus calls as Milvus Lite; it has its own tests
+    (tests/test_milvus.py), where the server is the point, not every store's matrix."""
     return make_backend(request, tmp_path, request.param)
 
 
@@ -621,7 +621,7 @@ def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
     --json`` of the default models leaves it, and that ingest's summary: a copy of a golden
     library ingested once per session per store (SQLite: :func:`small_golden`; the database
     file, ``indexes/`` and Milvus Lite's file copied; PostgreSQL: ``CREATE DATABASE …
-    TEMPLATE``). A Milvus server's collection cannot be copied: that store is ingested here."""
+    TEMPLATE``)."""
     import json
 
     faces = request.getfixturevalue("faces")
@@ -632,17 +632,12 @@ def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
         copy_library(golden_db, Path(store.url))  # and its indexes/: the store's index_dir
         return store, summary
     goldens = request.getfixturevalue("small_goldens")
-    if kind not in goldens and kind != "milvus-server":
+    if kind not in goldens:
         gfolder = request.getfixturevalue("tmp_path_factory").mktemp(f"golden-small-{kind}")
         golden = make_backend(request, gfolder, kind)
         done = cli("ingest", source, *golden.args(), "--json")
         assert done.returncode == 0, done.stderr
         goldens[kind] = golden, json.loads(done.stdout)
-    if kind == "milvus-server":
-        store = make_backend(request, folder, kind)
-        done = cli("ingest", source, *store.args(), "--json")
-        assert done.returncode == 0, done.stderr
-        return store, json.loads(done.stdout)
     golden, summary = goldens[kind]
     if kind == "postgres":
         store = Backend(kind, request.getfixturevalue("postgres")(golden.url), folder / "indexes")
@@ -656,7 +651,7 @@ def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
     return store, summary
 
 
-@pytest.fixture(params=["sqlite", "postgres", "milvus", "milvus-server"])
+@pytest.fixture(params=["sqlite", "postgres", "milvus"])
 def small_backend(request, tmp_path) -> Backend:
     """:func:`backend` already holding celeb/face_recognition (:func:`small_store`), for the
     tests that change a small library on every store."""

@@ -52,3 +52,38 @@ def test_budget_monotone():
         rank = order.get(choose(300_000, 128, budget).key, 2)
         assert prev is None or rank <= prev
         prev = rank
+
+
+@pytest.mark.parametrize("queries,cores,threads", [(1, 2, 1), (19, 8, 1), (20, 2, 2), (500, 8, 8), (500, 0, 1)])
+def test_one_query_searches_on_one_thread_and_batches_on_every_core(queries, cores, threads):
+    from lookalike.index.choice import search_threads
+
+    assert search_threads(queries, cores) == threads
+
+
+def test_a_search_leaves_faiss_threads_as_it_found_them(tmp_path):
+    """The thread count is set for the call and put back: a process-wide setting that
+    other callers (a batch evaluation beside a query) keep."""
+    import numpy as np
+
+    from lookalike.index import faiss_index
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    manifest = faiss_index.Manifest(space="M__d__chip", model="M", detector="d", aligner="chip", dim=16,
+                                    metric="ip", index_key="Flat", ntotal=0, max_id=0, schema_revision="0001")
+    index = faiss_index.FaissIndex.build(tmp_path, manifest, np.arange(300), vectors)
+    faiss.omp_set_num_threads(2)
+    seen = []
+    real = faiss.omp_set_num_threads
+    try:
+        faiss.omp_set_num_threads = lambda n: (seen.append(n), real(n))[1]
+        sims, ids = index.search(vectors[:1], 3)
+        assert ids[0][0] == 0 and seen == [1, 2]  # one thread for the query, then back
+        seen.clear()
+        index.search(vectors[:40], 3)
+        assert seen == []  # a batch: the cores it had
+    finally:
+        faiss.omp_set_num_threads = real
+    assert faiss.omp_get_max_threads() == 2

@@ -35,7 +35,7 @@ def _sql(db: Path, query: str):
         return conn.execute(query).fetchall()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus", "milvus-server"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus"])
 def bad_run(request, faces, tmp_path_factory):
     from conftest import make_backend
 
@@ -185,7 +185,7 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
     from lookalike.faults import ENV, EXIT_CODE, HOLD_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in (ENV, HOLD_ENV)}
-    queued = backend_name in ("postgres", "milvus-server")
+    queued = backend_name == "postgres"
     env |= {HOLD_ENV: f"ingest.committed@{gate}"} if queued else {ENV: f"ingest.committed:{nth}"}
     gate.mkdir(parents=True, exist_ok=True)
     log = gate / "stderr.txt"  # a file, not a pipe: orphaned pool workers would hold a pipe open
@@ -229,7 +229,7 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
         _die_mid_run(command, backend.name, nth, tmp_path / f"gate{nth}")
         after = stored()
         assert after < n_photos, "the ingest finished before it died"
-        assert after > before or backend.name in ("postgres", "milvus-server"), (before, after)
+        assert after > before or backend.name == "postgres", (before, after)
         before = after
     assert 0 < before < n_photos
     resumed = cli("ingest", str(corpus), *backend.args(), "--json")  # a resume needs no process of its own

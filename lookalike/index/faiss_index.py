@@ -15,6 +15,8 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..faults import crash_point
+from .choice import search_threads
 from .protocol import FetchVectors, SearchFilters, VectorIndex
 
 if TYPE_CHECKING:
@@ -46,6 +49,26 @@ def exact_top_k(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: in
     sims[:, :k_eff] = np.take_along_axis(scores, order, axis=1)
     out[:, :k_eff] = np.asarray(ids)[order]
     return sims, out
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextmanager
+def omp_threads(n: int) -> Iterator[None]:
+    """FAISS's OpenMP threads set to ``n`` for one call, then back to what they were (a
+    process-wide setting: other callers keep theirs)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    if n == before:
+        yield
+        return
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 TRAIN_MIN = 20_000  # training sample for compressed codes: at least this many vectors,
 TRAIN_PER_LIST = 64  # or this many per IVF list, whichever is more
 
@@ -340,8 +363,9 @@ class FaissIndex:
         factor = int(self.manifest.params.get("rerank", 0))
         source = self.vector_source if factor else None
         fetch = k * factor if source is not None else k
-        sims, ids = self._index.search(queries, fetch, params=params) if params is not None \
-            else self._index.search(queries, fetch)
+        with omp_threads(search_threads(len(queries), _CORES)):
+            sims, ids = self._index.search(queries, fetch, params=params) if params is not None \
+                else self._index.search(queries, fetch)
         if source is not None and fetch != k:
             # exact cosine on the candidates' full vectors (compressed codes are approximate)
             sims, ids = rerank(queries, ids, k, source)

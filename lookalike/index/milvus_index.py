@@ -68,6 +68,11 @@ class MilvusSpec:
 
 
 CONNECT_TIMEOUT = 30.0  # seconds a Milvus server has to answer the first call
+# pymilvus pings every 10 s even on an idle channel; Milvus Lite's gRPC server (embedded, or
+# `milvus-lite server`) allows one ping in 5 min without data and answers more with GOAWAY
+# "too_many_pings", after which the next call on that channel fails UNAVAILABLE (CI, 2026-12-05).
+# Pings while calls are in flight still detect a dead server.
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 
 
 def _accepts(vectors: Vectors) -> None:
@@ -116,7 +121,10 @@ def connect(vectors: Vectors) -> MilvusClient:
     try:
         # the first call must answer within CONNECT_TIMEOUT: a server busy flushing or building
         # an index on a loaded machine took over pymilvus's 10 s to answer its Connect (CI, 2 cores)
-        return MilvusClient(uri=f"http://{vectors.target}", token=token, timeout=CONNECT_TIMEOUT)
+        # dedicated: a channel of this library's own, closed with it, never one another library
+        # in this process left behind in a bad state
+        return MilvusClient(uri=f"http://{vectors.target}", token=token, timeout=CONNECT_TIMEOUT,
+                            grpc_options=GRPC_OPTIONS, dedicated=True)
     except MilvusException as err:
         raise VectorStoreUnavailable(f"{vectors}: cannot reach Milvus ({err.message}); is the server running, "
                                      "and LOOKALIKE_MILVUS_TOKEN set if it needs one?") from None

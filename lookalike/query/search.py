@@ -203,40 +203,53 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
 
 def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndarray]], options: SearchOptions,
                    name: str = "<vectors>") -> SearchResult:
-    """The search proper, on already embedded query faces ``(bbox, confidence, vector)``."""
+    """The search proper, on already embedded query faces ``(bbox, confidence, vector)``.
+
+    An unfiltered search by face takes one database round trip per query face: the found
+    faces' rows and vectors with the centroid generation (:func:`photo_rows.answer_rows`);
+    the calibration and the centroids are kept in memory while that generation stands."""
     cal = view.calibration()
-    cents = view.centroids()
     allowed = view.allowed_face_ids(options.filters, options.audience)
     # how the ids were chosen, for an index that filters faster on fields of its own (Milvus)
     how = None
     if allowed is not None and view.index.filter_on_fields:
         how = view.search_filters(options.filters, options.audience)
-    corpus = view.corpus_centroid(options.audience)  # of the faces this audience may see
+    # a visitor's corpus leaves out the faces they may not see: read once per query photo
+    visitors = None if options.audience is Audience.operator else view.corpus_centroid(options.audience)
     out = []
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
+            cents = view.centroids()
             hits = _by_centroid(view, vec, options.k, cents, allowed)
+            answer = _answer(view, [fid for fid, _ in hits])
         else:
-            hits = _by_face(view, vec, options.k, options.per_person, allowed, how)
-        matches = _describe(view, vec, hits, cal, cents)
+            hits, answer = _by_face(view, vec, options.k, options.per_person, allowed, how)
+            cents = view.centroids(answer.centroid_generation)
+        matches = _describe(vec, hits, cal, cents, answer)
+        corpus = cents.get(None) if options.audience is Audience.operator else visitors
         corpus_sim = float(vec @ corpus[0]) if corpus else None
         out.append(QueryFace(bbox, conf, matches, corpus_sim))
     return SearchResult(name, out, cal)
 
 
-def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
-             allowed: np.ndarray | None, how: SearchFilters | None = None) -> list[tuple[int, float]]:
-    """(face id, similarity), best first; per person, the best face of each of k people."""
+def _answer(view: SpaceContext, ids: list[int] | np.ndarray) -> photo_rows.Answer:
+    with view.session() as session:
+        return photo_rows.answer_rows(session, view.space_id, ids)
+
+
+def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool, allowed: np.ndarray | None,
+             how: SearchFilters | None = None) -> tuple[list[tuple[int, float]], photo_rows.Answer]:
+    """(face id, similarity), best first, and their answer rows; per person, the best
+    face of each of k people."""
     index = view.index
     limit = index.ntotal if allowed is None else len(allowed)
     fetch = k if not per_person else 4 * k
     while True:
         sims, ids = index.search(vec[None], min(fetch, max(limit, 1)), allowed, how)
-        with view.session() as session:
-            rows = photo_rows.face_rows(session, ids[0][ids[0] >= 0])
+        answer = _answer(view, ids[0][ids[0] >= 0])
         hits, seen = [], set()
         for sim, fid in zip(sims[0], ids[0]):
-            row = rows.get(int(fid))
+            row = answer.rows.get(int(fid))
             if row is None:
                 continue
             if per_person:
@@ -246,7 +259,7 @@ def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
                 seen.add(key)
             hits.append((int(fid), float(sim)))
         if len(hits) >= k or fetch >= limit:
-            return hits[:k]
+            return hits[:k], answer
         fetch *= 4
 
 
@@ -272,23 +285,17 @@ def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
     return hits
 
 
-def _describe(view: SpaceContext, vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration,
-              cents: Centroids) -> list[Match]:
-    if not hits:
-        return []
-    ids = [fid for fid, _ in hits]
-    with view.session() as session:
-        rows = photo_rows.face_rows(session, ids)
-        vectors = photo_rows.vectors(session, ids, len(vec))
+def _describe(vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration, cents: Centroids,
+              answer: photo_rows.Answer) -> list[Match]:
     matches: list[Match] = []
-    for (fid, sim), face_vec in zip(hits, vectors):
-        row = rows[fid]
+    for fid, sim in hits:
+        row = answer.rows[fid]
         cent = cents.get(row.person_id)
         matches.append(Match(
             rank=len(matches) + 1, person=row.person, photo=row.photo, face_id=fid,
             similarity=round(sim, 6), verdict=cal.verdict(sim),
             person_centroid_similarity=_round(float(vec @ cent[0])) if cent else None,
-            face_typicality=_round(float(face_vec @ cent[0])) if cent else None,
+            face_typicality=_round(float(answer.vectors[fid] @ cent[0])) if cent else None,
         ))
     return matches
 

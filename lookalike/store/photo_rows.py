@@ -19,6 +19,7 @@ from .schema import (
     Person,
     Photo,
     PhotoStatus,
+    Space,
 )
 
 
@@ -152,6 +153,44 @@ def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
         for fid, name, path, pid, x, y, w, h, conf in session.execute(query):
             out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
     return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a search answer shows of the faces the index found, and the space's centroid
+    generation at that moment (kept centroids are good while it has not moved)."""
+
+    rows: dict[int, FaceRow]
+    vectors: dict[int, np.ndarray]  # each face's stored full-width vector
+    centroid_generation: int
+
+
+def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
+    """The found faces with photo, person and vector, and the centroid generation: one
+    round trip for a search's answer (a query's model time is all that should remain)."""
+    ids = [int(i) for i in ids if int(i) >= 0]
+    generation = select(Space.centroid_generation).where(Space.id == space_id).scalar_subquery()
+    rows: dict[int, FaceRow] = {}
+    vectors: dict[int, np.ndarray] = {}
+    current: int | None = None
+    for start in range(0, max(len(ids), 1), 900):  # SQLite's bound-parameter limit
+        chunk = ids[start:start + 900]
+        if not chunk:
+            break
+        query = (
+            select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
+                   Face.confidence, Face.embedding, generation)
+            .join(Photo, Photo.id == Face.photo_id)
+            .outerjoin(Person, Person.id == Face.person_id)
+            .where(Face.id.in_(chunk))
+        )
+        for fid, name, path, pid, x, y, w, h, conf, blob, gen in session.execute(query):
+            rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
+            vectors[fid] = decode_vector(blob)
+            current = gen
+    if current is None:  # no face found (or all gone): the generation alone
+        current = session.scalar(select(Space.centroid_generation).where(Space.id == space_id))
+    return Answer(rows, vectors, int(current or 0))
 
 
 def photo_path(session: Session, photo_id: int) -> str | None:
