@@ -20,7 +20,8 @@ former Dlib + dlib, bench/_common.py STACKS):
   reports its p50 as a ratio to it and to lookalike's.
 
 Queries: lfw-dev query photos (250x250) and the large in-the-wild ``celeb`` photos. Each
-query runs once per method after one warm-up; p50 / p95 in milliseconds.
+query runs once per method after one warm-up, the methods taking turns query by query;
+p50 / p95 in milliseconds.
 Targets (issue 15, SFace stack): p50 <= 30 ms on LFW, <= 120 ms on celeb, faster than
 DeepFace.search with the same models.
 """
@@ -55,18 +56,26 @@ def celeb_photos(limit: int) -> list[Path]:
     return photos[::step][:limit]
 
 
-def timed(fn, queries: list[Path]) -> tuple[list[float], int]:
-    """Milliseconds per query, and how many raised (no face: DeepFace raises)."""
-    fn(queries[0])  # warm-up
-    times, failed = [], 0
-    for q in queries:
-        started = time.perf_counter()
-        try:
-            fn(q)
-        except Exception:  # noqa: BLE001 - a failed query is counted, not fatal
-            failed += 1
-        times.append((time.perf_counter() - started) * 1000)
-    return times, failed
+def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], int]]:
+    """Per method: milliseconds per query, and how many raised (no face: DeepFace raises).
+    The methods take turns on each query (in a rotating order), so a machine that slows
+    down or speeds up mid-run (this VM's speed varies 2x) weighs on all of them alike."""
+    names = list(methods)
+    out: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in names}
+    for name in names:
+        methods[name](queries[0])  # warm-up
+    for i, q in enumerate(queries):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            started = time.perf_counter()
+            failed = 0
+            try:
+                methods[name](q)
+            except Exception:  # noqa: BLE001 - a failed query is counted, not fatal
+                failed = 1
+            times, fails = out[name]
+            times.append((time.perf_counter() - started) * 1000)
+            out[name] = (times, fails + failed)
+    return out
 
 
 def _earlier(stacks: list[str]) -> list[dict]:
@@ -150,9 +159,8 @@ def main() -> None:
                     img_path=str(q), db_path=str(folder), silent=True, refresh_database=False, **kw),
             }
             for set_name, queries in query_sets.items():
-                for method, fn in methods.items():
-                    print(f"  {set_name}: {method} ...", flush=True)
-                    times, failed = timed(fn, queries)
+                print(f"  {set_name}: {', '.join(methods)} in turn ...", flush=True)
+                for method, (times, failed) in timed(methods, queries).items():
                     results.append({"stack": stack, "queries": set_name, "method": method, "n": len(queries),
                                     "failed": failed,
                                     "p50_ms": round(float(np.percentile(times, 50)), 1),
