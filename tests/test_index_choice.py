@@ -56,7 +56,7 @@ def test_budget_monotone():
 
 @pytest.mark.parametrize("queries,cores,threads", [(1, 2, 1), (19, 8, 1), (20, 2, 2), (500, 8, 8), (500, 0, 1)])
 def test_one_query_searches_on_one_thread_and_batches_on_every_core(queries, cores, threads):
-    from lookalike.index.choice import search_threads
+    from lookalike.index.faiss_index import search_threads
 
     assert search_threads(queries, cores) == threads
 

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from .milvus_index import MilvusSpec
 
 FLAT_MAX = 50_000
-BATCH_MIN = 20  # queries in one call before FAISS's threads pay (its own BLAS threshold)
 HNSW_M = 32
 HNSW_MAX_DIM = 1024
 IVF_MIN = 10_000
@@ -44,15 +43,6 @@ class IndexChoice:
     params: dict  # search-time parameters (efSearch, nprobe, rerank)
     bytes_estimate: int
     reason: str
-
-
-def search_threads(n_queries: int, cores: int) -> int:
-    """OpenMP threads for one FAISS search call. FAISS splits work by query: one query keeps
-    one thread busy whatever the index, and the others only spin, taking a core from the
-    models on a loaded machine (a 122-face search took 8 ms that way, 0.01 ms on one
-    thread; 1M x 128 flat: 62 ms on one thread, 75 ms on two, 2026-12-05). Batches of
-    :data:`BATCH_MIN` or more (evaluation, reconcile) get every core."""
-    return max(1, cores) if n_queries >= BATCH_MIN else 1
 
 
 def flat_bytes(n: int, dim: int) -> int:
