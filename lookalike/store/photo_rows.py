@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, SQLColumnExpression, delete, func, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, delete, func, select
 from sqlalchemy.orm import Session
 
 from .centroid_rows import update_centroids
@@ -137,20 +138,24 @@ def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
     return out
 
 
+def _face_query(ids: list[int], *extra: SQLColumnExpression[Any]) -> Select[Any]:
+    """A :class:`FaceRow`'s columns (then ``extra``) for the faces ``ids``."""
+    return (
+        select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
+               Face.confidence, *extra)
+        .join(Photo, Photo.id == Face.photo_id)
+        .outerjoin(Person, Person.id == Face.person_id)
+        .where(Face.id.in_(ids))
+    )
+
+
 def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
     """Faces joined with photo path and person name, keyed by face id."""
     ids = [int(i) for i in ids if int(i) >= 0]
     out: dict[int, FaceRow] = {}
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
-        query = (
-            select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
-                   Face.confidence)
-            .join(Photo, Photo.id == Face.photo_id)
-            .outerjoin(Person, Person.id == Face.person_id)
-            .where(Face.id.in_(chunk))
-        )
-        for fid, name, path, pid, x, y, w, h, conf in session.execute(query):
+        for fid, name, path, pid, x, y, w, h, conf in session.execute(_face_query(chunk)):
             out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
     return out
 
@@ -177,13 +182,7 @@ def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
         chunk = ids[start:start + 900]
         if not chunk:
             break
-        query = (
-            select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
-                   Face.confidence, Face.embedding, generation)
-            .join(Photo, Photo.id == Face.photo_id)
-            .outerjoin(Person, Person.id == Face.person_id)
-            .where(Face.id.in_(chunk))
-        )
+        query = _face_query(chunk, Face.embedding, generation)
         for fid, name, path, pid, x, y, w, h, conf, blob, gen in session.execute(query):
             rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
             vectors[fid] = decode_vector(blob)
