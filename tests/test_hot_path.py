@@ -54,3 +54,47 @@ def test_a_warm_search_is_one_statement_and_centroids_follow_a_writer(small_gold
             moved = lib.search(query, k=3)
         assert len(sql.seen) > 1  # the answer's rows, then the centroids read again
         assert moved.faces[0].matches[0].person_centroid_similarity != before
+
+
+def _iou(a, b) -> float:
+    from lookalike.faces.detect import iou
+
+    return iou(tuple(a), tuple(b))
+
+
+def test_a_large_jpeg_query_is_drafted_and_a_small_face_taken_from_the_whole_photo(small_db, faces, tmp_path):
+    """A query JPEG over twice the detector's side is decoded at that side (DCT scaling);
+    its faces, found and embedded there, agree with the whole photo's, and their boxes come
+    back in the photo's own pixels. A face too small in the draft is aligned from the whole
+    photo."""
+    from PIL import Image
+
+    from lookalike.faces.images import decode_file, open_query
+    from lookalike.faces.pipeline import FacesMode
+
+    portrait = str(faces / "celeb" / "deepface" / "deepface_id03" / "img49.jpg")  # 4352 px, one large face
+    group = tmp_path / "group-3000px.jpg"  # many faces, each small beside the photo
+    with Image.open(faces / "bad-inputs" / "collected" / "group_many_faces__faces.jpg") as img:
+        grown = img.convert("RGB").resize((3000, round(3000 * img.height / img.width)), Image.LANCZOS)
+        grown.save(group, quality=92)
+
+    with lookalike.open(small_db) as lib:
+        pipeline, settings = lib.view.pipeline, lib.settings
+        for path, drafted in ((portrait, True), (str(group), False)):
+            whole = decode_file(path, settings.max_pixels).rgb
+            query = open_query(path, settings.max_pixels, settings.detect_max_side)
+            assert query.scale <= 0.5 and max(query.rgb.shape[:2]) >= settings.detect_max_side, path
+            found = pipeline.query_faces(query, FacesMode.all)
+            assert (found.scale < 1.0) is drafted and found.rgb.shape == (query.rgb if drafted else whole).shape
+            reference = pipeline.faces(whole, FacesMode.all)
+            assert len(found.faces) == len(reference) > 0, path
+            for face, ref in zip(found.faces, reference):
+                assert _iou(found.in_photo(face.bbox), ref.bbox) > 0.85, path
+                assert float(face.embedding @ ref.embedding) > 0.95, path
+
+        # through search: the path (drafted) and the whole photo's pixels name the same people,
+        # with boxes in the same (the photo's) pixels
+        by_path = lib.search(portrait, k=3)
+        by_pixels = lib.search(decode_file(portrait, settings.max_pixels).rgb, k=3)
+        assert [m.person for m in by_path.faces[0].matches] == [m.person for m in by_pixels.faces[0].matches]
+        assert _iou(by_path.faces[0].bbox, by_pixels.faces[0].bbox) > 0.85

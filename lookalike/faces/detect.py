@@ -82,7 +82,7 @@ class Detector(ABC):
             small, scale = downscale(rgb, side)
             found = self._detect(small, 2 * side if self.second_look else side)
             if scale != 1.0:
-                found = [_rescale(d, 1.0 / scale) for d in found]
+                found = [rescale(d, 1.0 / scale) for d in found]
             if found or scale == 1.0:
                 break
         return _visible(found, rgb)
@@ -124,7 +124,7 @@ class DlibHogDetector(Detector):
         found = [Detection(box=(r.rect.left(), r.rect.top(), r.rect.width(), r.rect.height()),
                            confidence=float(r.confidence)) for r in self._cnn(small, 0)]
         if scale != 1.0:
-            found = [_rescale(d, 1.0 / scale) for d in found]
+            found = [rescale(d, 1.0 / scale) for d in found]
         return _visible(found, rgb)
 
     def _detect(self, rgb: np.ndarray, max_work_side: int) -> list[Detection]:
@@ -177,7 +177,7 @@ class YuNetDetector(Detector):
         # a face filling most of a large photo is beyond YuNet's largest anchors at
         # 1,280 px: DeepFace's 640 px finds it (celeb: paul_rudd/1.jpg, 2048 px)
         small, scale = downscale(rgb, self.UPSCALE_BELOW)
-        return _visible([_rescale(d, 1.0 / scale) for d in self._run(small)], rgb)
+        return _visible([rescale(d, 1.0 / scale) for d in self._run(small)], rgb)
 
     def _detect(self, rgb: np.ndarray, max_work_side: int) -> list[Detection]:
         found = self._run(rgb)
@@ -187,7 +187,7 @@ class YuNetDetector(Detector):
         import cv2
 
         big = cv2.resize(rgb, (2 * rgb.shape[1], 2 * rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return [_rescale(d, 0.5) for d in self._run(big)]
+        return [rescale(d, 0.5) for d in self._run(big)]
 
     MIN_SIDE = 8  # YuNet's feature pyramid needs some pixels; on 1 px images it returns inf
 
@@ -315,7 +315,7 @@ def _point(value: Sequence[float] | None) -> Point | None:
     return (float(x), float(y))
 
 
-def _rescale(d: Detection, factor: float) -> Detection:
+def rescale(d: Detection, factor: float) -> Detection:
     x, y, w, h = d.box
 
     def scaled(p: Point | None) -> Point | None:

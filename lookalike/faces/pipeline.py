@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import numpy as np
 
 from ..models import registry
 from . import align, detect
-from .detect import Detection, clip_box
+from .detect import Detection, clip_box, rescale
 from .embed import Embedder
+from .images import QueryImage
 
 
 class FacesMode(str, Enum):
@@ -59,6 +61,22 @@ class Face:
     detection: Detection | None = None
 
 
+class QueryFaces(NamedTuple):
+    """A query photo's faces, the pixels their boxes and chips come from, and those pixels'
+    scale to the photo's (below 1 when they are a JPEG's draft)."""
+
+    rgb: np.ndarray
+    faces: list[Face]
+    scale: float = 1.0
+
+    def in_photo(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """``box`` (in :attr:`rgb`) in the photo's own pixels, as callers report it."""
+        if self.scale == 1.0:
+            return box
+        x, y, w, h = (round(v / self.scale) for v in box)
+        return x, y, w, h
+
+
 class FacePipeline:
     """Detect, align and embed faces in one space."""
 
@@ -82,7 +100,33 @@ class FacePipeline:
 
     def faces(self, rgb: np.ndarray, mode: FacesMode = FacesMode.all) -> list[Face]:
         """Every kept face of ``rgb`` with its vector, largest first."""
-        found = self.detect(rgb, mode)
+        return self._embed(rgb, self.detect(rgb, mode))
+
+    # a face whose shorter side in a draft is under this many chips is taken from the whole photo
+    SMALL_FACE_CHIPS = 2.0
+
+    def query_faces(self, query: QueryImage, mode: FacesMode = FacesMode.all) -> QueryFaces:
+        """The faces of a query photo and the pixels their boxes refer to.
+
+        On a draft (:class:`QueryImage`), the faces are found there and, when every one is
+        at least :attr:`SMALL_FACE_CHIPS` model inputs wide in it, aligned from it too: the
+        chip then shrinks a face of 224+ pixels to 112 and the detail lost to the draft was
+        never going to reach the model. A smaller face is aligned from the whole photo, the
+        draft's detections scaled up to it; a draft with no face is searched again whole, so
+        the detector's second look at twice its size sees every pixel, as in ingest."""
+        if query.data is None:
+            return QueryFaces(query.rgb, self.faces(query.rgb, mode))
+        found = self.detect(query.rgb, mode)
+        enough = self.SMALL_FACE_CHIPS * min(self.embedder.input_size)
+        if found and min(min(d.box[2], d.box[3]) for d in found) >= enough:
+            return QueryFaces(query.rgb, self._embed(query.rgb, found), query.scale)
+        whole = query.whole()
+        if not found:
+            return QueryFaces(whole, self.faces(whole, mode))
+        return QueryFaces(whole, self._embed(whole, [rescale(d, 1.0 / query.scale) for d in found]))
+
+    def _embed(self, rgb: np.ndarray, found: list[Detection]) -> list[Face]:
+        """Align and embed the faces ``found`` in ``rgb``."""
         if not found:
             return []
         height, width = rgb.shape[:2]

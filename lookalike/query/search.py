@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, EmptyLibrary, NoFace
-from ..faces.images import load_query
+from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
 from ..store import photo_rows
 from ..store.schema import Audience
@@ -177,8 +177,9 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
     if index.ntotal == 0:
         raise EmptyLibrary(f"{view.settings.db_url}: the library has no faces yet; "
                            "run: lookalike ingest PATH")
-    rgb, name = load_query(photo, view.settings.max_pixels)
-    faces = view.pipeline.faces(rgb, FacesMode.all)
+    query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
+    found = view.pipeline.query_faces(query, FacesMode.all)
+    rgb, faces, name = found.rgb, found.faces, query.name
     if not faces:
         raise NoFace(name, view.space.detector)
     vectors = [f.embedding for f in faces]
@@ -191,7 +192,8 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
             vectors[i], away = moved_query(view, f.embedding, options.math, options.audience, rgb, f.bbox,
                                            means)
             moved[i] = f"toward {options.math.toward} x {options.math.strength:g}, away from {away}"
-    result = search_vectors(view, [(f.bbox, f.confidence, v) for f, v in zip(faces, vectors)], options, name)
+    result = search_vectors(view, [(found.in_photo(f.bbox), f.confidence, v) for f, v in zip(faces, vectors)],
+                            options, name)
     for face, text in zip(result.faces, moved):
         face.moved = text
     if options.analyzer is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import NoFace
-from ..faces.images import load_query
+from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
 
 if TYPE_CHECKING:
@@ -35,15 +35,16 @@ class Verification:
 
 def verify(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
     """The largest face of each photo, compared in the library's embedding space."""
-    found = []
+    found, boxes = [], []
     for photo in (photo_a, photo_b):
-        rgb, name = load_query(photo, view.settings.max_pixels)
-        faces = view.pipeline.faces(rgb, FacesMode.largest)
-        if not faces:
-            raise NoFace(name, view.space.detector)
-        found.append(faces[0])
+        query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
+        faces = view.pipeline.query_faces(query, FacesMode.largest)
+        if not faces.faces:
+            raise NoFace(query.name, view.space.detector)
+        found.append(faces.faces[0])
+        boxes.append(faces.in_photo(faces.faces[0].bbox))
     similarity = float(found[0].embedding @ found[1].embedding)
     cal = view.calibration()
     verdict = cal.verdict(similarity)
     return Verification(similarity, verdict, similarity >= cal.threshold, cal.threshold, cal.floor,
-                        cal.source, found[0].bbox, found[1].bbox)
+                        cal.source, boxes[0], boxes[1])
