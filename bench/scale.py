@@ -244,7 +244,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
     from sqlalchemy import text
 
     from lookalike.index.pgvector_index import PgVectorIndex
-    from lookalike.store import photo_rows
+    from lookalike.store import values
 
     server, lib = pg_library(folder, "vectors")
     if args.pg_maintenance_mem:
@@ -260,7 +260,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
         with raw.cursor().copy("COPY faces (space_id, photo_id, x, y, w, h, confidence, embedding, vec) "
                                "FROM STDIN") as copy:
             for v in base:
-                copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, photo_rows.encode_vector(v),
+                copy.write_row((space_id, photo, 0, 0, 1, 1, 1.0, values.encode_vector(v),
                                 "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
     loaded = time.perf_counter() - started
     print(f"  pgvector: {len(base):,} rows copied in {loaded:.0f} s; building HNSW", flush=True)
@@ -854,7 +854,7 @@ def wide(folder: Path, n: int) -> dict:
     from sqlalchemy import insert, text
 
     import lookalike
-    from lookalike.store import photo_rows
+    from lookalike.store import values
     from lookalike.store.schema import Face, Photo
 
     base, queries = make("strangers", n, 4096)
@@ -874,7 +874,7 @@ def wide(folder: Path, n: int) -> dict:
             session.flush()
             for start in range(0, n, 2000):
                 session.execute(insert(Face), [dict(space_id=space_id, photo_id=photo.id, x=0, y=0, w=1, h=1,
-                                                    confidence=1.0, embedding=photo_rows.encode_vector(v))
+                                                    confidence=1.0, embedding=values.encode_vector(v))
                                                for v in base[start:start + 2000]])
             session.commit()
         if backend == "postgres":

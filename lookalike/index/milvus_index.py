@@ -393,8 +393,8 @@ def expression(groups: Sequence[tuple[str, str]], person_ids: Mapping[str, int],
     organisation or role whole and case-insensitively (stored lower-cased), a person by
     id (``person_ids``: name -> id; a name missing there matches nothing, not even the
     faces of no one, whose field is -1)."""
-    from ..store.person_rows import normalise_tag
     from ..store.schema import Audience
+    from ..store.values import normalise_tag
 
     terms = []
     for key, value in groups:

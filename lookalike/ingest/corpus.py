@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import BadPersonName, ManifestError
 from ..faces.images import IMAGE_EXTENSIONS
-from ..store.person_rows import normalise_tag
+from ..store.values import normalise_tag
 
 MANIFEST_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".ndjson"}
 PROFILE_FIELDS = ("display_name", "role", "organisation", "story", "tags",

@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from ..store.schema import PhotoStatus
+from ..store.values import PhotoStatus
 from .corpus import Item
 from .mapper import Mapper, process, worker_pool
 from .report import Processed, Task

@@ -16,7 +16,7 @@ from .. import logs
 from ..errors import BadImage
 from ..faces.pipeline import Face, FacePipeline, FacesMode, Space
 from ..faults import crash_point
-from ..store import photo_rows
+from ..store.values import encode_vector
 from ..workers import spawn_context
 from .corpus import Item
 from .report import IngestStatus, Processed, Task
@@ -79,7 +79,7 @@ class Mapper:
                 log.debug("%s: analysis failed", item.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         points = self._landmarks(item.path, decoded.rgb, faces)
-        packed = [(f.bbox, f.confidence, photo_rows.encode_vector(f.embedding), e, p)
+        packed = [(f.bbox, f.confidence, encode_vector(f.embedding), e, p)
                   for f, e, p in zip(faces, estimates, points)]
         return replace(sized, status=IngestStatus.ok, reason=notes, faces=packed)
 

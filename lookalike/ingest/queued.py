@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Callable
 from ..faces.pipeline import FacesMode, Space
 from ..faults import crash_point
 from ..store import person_rows, photo_rows, queue
-from ..store.schema import PhotoStatus, QueueItem
+from ..store.schema import QueueItem
+from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .mapper import Mapper

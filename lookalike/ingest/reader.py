@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..store import person_rows, photo_rows
-from ..store.schema import PhotoStatus
+from ..store.values import PhotoStatus
 from .corpus import Item
 from .report import IngestStatus, Outcome, Processed, Task
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from ..store.schema import PhotoStatus
+from ..store.values import PhotoStatus
 from .corpus import Item, Profile
 
 

@@ -14,6 +14,7 @@ from ..faces.landmarks import MODEL as LANDMARK_MODEL
 from ..faults import crash_point
 from ..store import centroid_rows, landmark_rows, person_rows, photo_rows
 from ..store.schema import Face, Photo
+from ..store.values import decode_vector
 from .report import IngestReport, Outcome, Processed, Progress
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
     photo_rows.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
                   w=int(w), h=int(h), confidence=float(conf), embedding=blob,
-                  vec=db_vector(photo_rows.decode_vector(blob)) if db_vector is not None else None)
+                  vec=db_vector(decode_vector(blob)) if db_vector is not None else None)
              for r, pid, photo in zip(batch, ids, photos)
              for (x, y, w, h), conf, blob, *_ in r.faces]
     photo_rows.insert_rows(session, faces)
@@ -61,7 +62,7 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
                                                                 LANDMARK_MODEL))
     vectors: np.ndarray | None = None
     if faces:
-        vectors = np.stack([photo_rows.decode_vector(f.embedding) for f in faces])
+        vectors = np.stack([decode_vector(f.embedding) for f in faces])
         centroid_rows.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
     return stale, new_ids, vectors
 

@@ -49,6 +49,7 @@ class Corpus:
 def corpus(view: SpaceReader) -> Corpus:
     """Every face of the library's space with its vector."""
     from ..store import photo_rows
+    from ..store.values import decode_vector
 
     space_id = view.existing_space_id()
     with view.session() as session:
@@ -56,7 +57,7 @@ def corpus(view: SpaceReader) -> Corpus:
     if not rows:
         raise EmptyLibrary(f"{view.settings.db_url}: the library has no faces yet; run: lookalike ingest PATH")
     faces = [CorpusFace(int(r[0]), r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]
-    return Corpus(faces, np.stack([photo_rows.decode_vector(r[7]) for r in rows]))
+    return Corpus(faces, np.stack([decode_vector(r[7]) for r in rows]))
 
 
 # -- principal components ---------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import NotFound
 from ..store import person_rows, photo_rows
+from ..store.values import decode_vector
 
 if TYPE_CHECKING:
     from .context import SpaceContext
@@ -69,7 +70,7 @@ def person_report(view: SpaceContext, name: str) -> PersonReport:
     report = PersonReport(name, profile)
     if not rows:
         return report
-    vectors = np.stack([photo_rows.decode_vector(r[6]) for r in rows])
+    vectors = np.stack([decode_vector(r[6]) for r in rows])
     # the centroid from the rows just read, not the view's cached sums: another server
     # process may have added this person's photos since this one cached them
     mean = vectors.sum(axis=0)

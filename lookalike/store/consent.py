@@ -15,7 +15,8 @@ from sqlalchemy import Select, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from .person_rows import anyone_withholds_consent, person_matches, sees
-from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo, PhotoStatus
+from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo
+from .values import PhotoStatus
 
 
 def _seen(query: Select, person_id: SQLColumnExpression[int | None], audience: Audience,

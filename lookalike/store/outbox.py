@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from sqlalchemy import Select, delete, event, func, insert, inspect, literal, select, text
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from .person_rows import normalise_tag
 from .schema import (
     Face,
     Person,
     Photo,
     VectorOutbox,
 )
+from .values import normalise_tag
 
 VECTORS_LOCK = 0x6C6B7631  # pg_advisory_xact_lock[_shared](VECTORS_LOCK, space id): "lkv1"
 

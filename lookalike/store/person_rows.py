@@ -23,8 +23,8 @@ from .schema import (
     Face,
     Person,
     Photo,
-    PhotoStatus,
 )
+from .values import PhotoStatus, normalise_tag
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -188,11 +188,6 @@ def literal_like(value: str) -> str:
     """``value`` as a LIKE pattern that matches only itself, for ``.like(…, escape="\\")``
     (a filter or group is a value, never a pattern: ``organisation=%`` must not match everyone)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def normalise_tag(tag: str) -> str:
-    """A tag as it is stored and matched: lower case, words joined by ``-``."""
-    return "-".join(tag.strip().lower().split())
 
 
 def person_matches(key: str, value: str) -> ColumnElement[bool]:

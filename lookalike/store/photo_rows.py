@@ -19,9 +19,9 @@ from .schema import (
     FaceEstimate,
     Person,
     Photo,
-    PhotoStatus,
     Space,
 )
+from .values import PhotoStatus, decode_vector
 
 
 @dataclass(frozen=True)
@@ -210,14 +210,6 @@ def problem_photos(session: Session, space_id: int, limit: int = 1000) -> list[t
              .where(Photo.space_id == space_id, Photo.status != PhotoStatus.ok.value)
              .order_by(Photo.status, Photo.path).limit(limit))
     return [(path, status, reason) for path, status, reason in session.execute(query)]
-
-
-def encode_vector(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def decode_vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
 def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]],

@@ -30,7 +30,8 @@ from typing import Protocol
 from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from .schema import PhotoStatus, QueueAttempt, QueueItem, QueueState
+from .schema import QueueAttempt, QueueItem, QueueState
+from .values import PhotoStatus
 
 
 class Task(Protocol):

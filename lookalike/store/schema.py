@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -36,19 +36,6 @@ if TYPE_CHECKING:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PhotoStatus(StrEnum):
-    """What happened to a photo. Every photo an ingest sees gets exactly one. A StrEnum: it
-    is stored, printed and compared as its value."""
-
-    ok = "ok"  # at least one face stored
-    no_face = "no_face"  # decoded, but the detector found no face
-    decode_error = "decode_error"  # corrupt, truncated, empty, not an image
-    too_large = "too_large"  # over the pixel limit (decompression-bomb guard)
-    duplicate = "duplicate"  # same bytes as a photo already in the library
-    rejected = "rejected"  # refused before reading (e.g. a manifest path escaping its folder)
-    error = "error"  # unexpected failure while processing; the reason says which
 
 
 class Base(DeclarativeBase):
