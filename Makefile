@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make demo   - venv, install, offline weights, ingest the demo corpus, one search
-#   make test   - lint, then the whole test suite (real models, real photos from ../shared/faces, Chromium), mypy beside it
+#   make test   - lint, then the whole test suite (real models, real photos from ../shared/faces, Chromium)
 # While editing:
 #   make lint   - ruff, the import-layer contract, mypy, and no waiver without a reason
 #   make check  - the tests that need no photo or model, plus a small real smoke (<= 3 min)
@@ -16,7 +16,7 @@ EXTRAS := test,analysis,ui,postgres,milvus,serve,bench,lint,docs
 
 export LOOKALIKE_FACES ?= $(FACES)
 
-.PHONY: demo test check lint lint-quick install browser bytecode bench docs clean
+.PHONY: demo test check lint install browser bytecode bench docs clean
 
 install: $(VENV)/.installed
 
@@ -50,27 +50,20 @@ demo: bytecode
 	$(BIN)/lookalike morph "$(QUERY)" person:joe_biden --db "$(DB)" --frames 24 --out demo-out/morph.gif
 	@echo "drawn faces (made from real people's photos: never commit them): $(abspath demo-out)/"
 
-# three pytest-xdist workers on two cores (JOBS=0: all in the pytest process): a third keeps the
-# cores busy while another waits for a server, a browser or a subprocess; tests that share a Milvus
-# server or a module's fixture stay in one worker (xdist_group marks, tests/conftest.py). mypy
-# (a minute of one core on a fresh clone) checks the types meanwhile; either failing fails the target.
-JOBS ?= 3
-test: lint-quick browser bytecode
-	@$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typing=$$!; \
-	$(BIN)/python -m pytest -q -ra --durations=20 -n $(JOBS) --dist loadgroup; tests=$$?; \
-	wait $$typing; typed=$$?; echo "mypy:"; cat $(VENV)/mypy.log; \
-	[ $$tests -eq 0 ] && [ $$typed -eq 0 ]
+# two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server or a
+# module's fixture stay in one worker (xdist_group marks, tests/conftest.py)
+JOBS ?= 2
+test: lint browser bytecode
+	$(BIN)/python -m pytest -q -ra --durations=20 -n $(JOBS) --dist loadgroup
 
 check: bytecode
 	$(BIN)/python -m pytest -q -ra -m "not e2e or smoke"
 
-lint: lint-quick
-	$(BIN)/mypy
-
 # a `noqa` for annotations or private access must say why: `# noqa: ANN001 - because ...`
-lint-quick: install
+lint: install
 	$(BIN)/ruff check lookalike tests bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	@! grep -rnE "noqa: *(ANN|SLF)[0-9A-Z, ]*$$" lookalike bench tests || \
 	  { echo "waivers above give no reason"; exit 1; }
 

@@ -15,7 +15,8 @@ from lookalike.ingest.corpus import Profile
 from lookalike.ingest.report import Processed
 from lookalike.ingest.writer import store_batch
 from lookalike.store import db, person_rows, photo_rows, space_rows
-from lookalike.store.schema import Face, Person, Photo, PhotoStatus, VectorOutbox
+from lookalike.store.schema import Face, Person, Photo, VectorOutbox
+from lookalike.store.values import PhotoStatus
 
 
 @dataclass

@@ -45,7 +45,7 @@ def test_a_task_travels_to_a_worker_process_whole():
 
 def test_the_ingest_statuses_are_the_stored_ones_and_unchanged():
     from lookalike.ingest.report import IngestReport, IngestStatus, Outcome
-    from lookalike.store.schema import PhotoStatus
+    from lookalike.store.values import PhotoStatus
 
     assert [s.value for s in IngestStatus] == [s.value for s in PhotoStatus] + ["unchanged"]
     assert all(IngestStatus.of(s) is IngestStatus(s.value) for s in PhotoStatus)
