@@ -145,6 +145,20 @@ def run_bound(stack: str, photos: list[Path], workdir: Path) -> dict:
     return {"seconds": seconds, "faces": len(chips), "processes": cores, "passes": passes}
 
 
+def _earlier(stacks: list[str]) -> dict:
+    """The stacks this run does not measure, from the previous results file, each with the
+    date it was measured (``measured``)."""
+    from _common import RESULTS
+
+    path = RESULTS / "ingest.json"
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    date = old.get("machine", {}).get("date")
+    return {name: entry | {"measured": entry.get("measured", date)} for name, entry in old.get("stacks", {}).items()
+            if name in STACKS and name not in stacks}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=1200)
@@ -152,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = lfw_photos(args.photos)
     stacks = args.stacks.split(",")
-    rows, result = [], {"machine": machine(), "photos": len(photos), "stacks": {},
+    rows, result = [], {"machine": machine(), "photos": len(photos), "stacks": _earlier(stacks),
                         "targets": {"sface": {"photos_per_s": 60, "speedup_vs_register": 2.5, "share_of_bound": 0.9}}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -184,13 +198,14 @@ def main() -> None:
                 "model_only_bound": bound | {"faces_per_s": bound_fps},
                 "speedup_vs_register": ours_pps / peer_pps,
                 "share_of_bound": ours_fps / bound_fps,
+                "measured": result["machine"]["date"],
             }
     table(f"ingest, {len(photos)} lfw-dev photos", ["stack", "run", "photos", "faces", "s", "photos/s",
                                                     "faces/s", "vs register", "share of bound"], rows)
     for stack, r in result["stacks"].items():
         print(f"{STACKS[stack]['label']}: {r['lookalike']['photos_per_s']:.1f} photos/s, "
               f"{r['speedup_vs_register']:.2f}x DeepFace.register, {r['share_of_bound']:.0%} of the bound")
-    if set(stacks) >= {"sface", "dlib"}:
+    if set(result["stacks"]) >= {"sface", "dlib"}:
         speeds = {s: result["stacks"][s]["lookalike"]["photos_per_s"] for s in ("sface", "dlib")}
         gain = speeds["sface"] / speeds["dlib"]
         result["sface_vs_dlib"] = gain

@@ -7,7 +7,8 @@ vector DeepFace makes for the same chip: DeepFace models are DeepFace's own obje
 SFace, the default, runs the numerically identical rewrite of
 :mod:`lookalike.models.fastgraph` with DeepFace's preprocessing (a test checks the vectors
 against DeepFace's own ``SFaceClient``); how each model is fed is
-:mod:`lookalike.models.recognizers`' business. Chips are fed as a batch; the result is
+:mod:`lookalike.models.recognizers`' business. Chips are handed over as one array (each
+recognizer runs them the way its runtime is fastest: SFace one face per run); the result is
 always an ``(n, dim)`` float32 array with unit rows, so inner product = cosine similarity
 everywhere downstream.
 """

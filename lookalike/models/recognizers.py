@@ -7,7 +7,7 @@ was trained on — lives here, next to the registry that builds them, so the emb
 * :class:`OnnxRecognizer`: a graph lookalike runs itself in ONNX Runtime, fed the way
   DeepFace's ``SFaceClient.predict`` feeds SFace (RGB bytes as float32, channels first);
   SFace runs the numerically identical rewrite of :mod:`.fastgraph` (~27 ms per face on one
-  core here instead of ~59 ms), several faces per call;
+  core here instead of ~59 ms), one face per call (batches cost more per face here);
 * :class:`DeepFaceRecognizer`: DeepFace's own model object, fed as DeepFace feeds it (BGR,
   ``[0, 1]`` floats — except Dlib's ResNet, which takes uint8 as is).
 """
@@ -43,11 +43,17 @@ class OnnxRecognizer:
         self.dim = dim
 
     def forward(self, chips: np.ndarray) -> np.ndarray:
-        """``(n, h, w, 3)`` RGB uint8 -> ``(n, dim)`` float32, not normalised."""
+        """``(n, h, w, 3)`` RGB uint8 -> ``(n, dim)`` float32, not normalised.
+
+        One face per run: a batch costs *more* per face on CPUs like this project's (SFace,
+        2026-12-05: 44.5 ms a face one by one against 56.5 ms in a batch of 8 on one thread,
+        26.4 against 34.5 ms on two; a batch's activations outgrow the caches), and the
+        graph's vectors do not depend on the batch."""
         from .fastgraph import run
 
         blob = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
-        return np.asarray(run(self.session, blob), dtype=np.float32).reshape(len(chips), -1)
+        out = [run(self.session, blob[i:i + 1]) for i in range(len(blob))]
+        return np.asarray(np.concatenate(out), dtype=np.float32).reshape(len(chips), -1)
 
 
 class DeepFaceRecognizer:
