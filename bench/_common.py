@@ -46,6 +46,19 @@ def write(name: str, data: dict) -> Path:
     return path
 
 
+def earlier(name: str, field: str, measured_now: list[str]) -> dict:
+    """``results/NAME.json``'s ``field`` entries (stack -> figures) of the stacks this run
+    does not measure, each with the date it was measured (``measured``): a run of one stack
+    keeps the others' figures instead of dropping them."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    date = old.get("machine", {}).get("date")
+    return {stack: entry | {"measured": entry.get("measured", date)} for stack, entry in old.get(field, {}).items()
+            if stack in STACKS and stack not in measured_now}
+
+
 def table(title: str, columns: list[str], rows: list[list]) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import STACKS, deepface_kw, lfw_photos, machine, stack_args, table, write
+from _common import STACKS, deepface_kw, earlier, lfw_photos, machine, stack_args, table, write
 
 
 def run_lookalike(stack: str, corpus: Path, workdir: Path) -> dict:
@@ -145,20 +145,6 @@ def run_bound(stack: str, photos: list[Path], workdir: Path) -> dict:
     return {"seconds": seconds, "faces": len(chips), "processes": cores, "passes": passes}
 
 
-def _earlier(stacks: list[str]) -> dict:
-    """The stacks this run does not measure, from the previous results file, each with the
-    date it was measured (``measured``)."""
-    from _common import RESULTS
-
-    path = RESULTS / "ingest.json"
-    if not path.is_file():
-        return {}
-    old = json.loads(path.read_text())
-    date = old.get("machine", {}).get("date")
-    return {name: entry | {"measured": entry.get("measured", date)} for name, entry in old.get("stacks", {}).items()
-            if name in STACKS and name not in stacks}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=1200)
@@ -166,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = lfw_photos(args.photos)
     stacks = args.stacks.split(",")
-    rows, result = [], {"machine": machine(), "photos": len(photos), "stacks": _earlier(stacks),
+    rows, result = [], {"machine": machine(), "photos": len(photos), "stacks": earlier("ingest", "stacks", stacks),
                         "targets": {"sface": {"photos_per_s": 60, "speedup_vs_register": 2.5, "share_of_bound": 0.9}}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, STACKS, deepface_kw, machine, table, write
+from _common import FACES, STACKS, deepface_kw, earlier, machine, table, write
 
 TARGETS = {"display_fps": 25.0, "updates_per_s": 10.0, "first_match_ms": 500.0, "longest_gap_ms": 200.0}
 
@@ -217,7 +217,7 @@ def main() -> None:
                 origin, shown, updates, extra = run_deepface_loop(stack, folder, video, tmp / f"peer-{stack}.mp4")
                 out["deepface_loop"] = score(segments, origin, shown, updates) | extra
             results[stack] = out | {"measured": machine()["date"]}
-    earlier = _earlier(stacks)  # the stacks this run did not measure, as last measured
+    before = earlier("webcam", "results", stacks)  # the stacks this run did not measure, as last measured
     metrics = ["display_fps", "longest_gap_ms", "gap_p99_ms", "updates_per_s", "first_match_ms",
                "first_match_median_ms", "first_right_match_ms", "people_named_right", "people_mostly_named_right"]
     rows = []
@@ -239,25 +239,9 @@ def main() -> None:
     table(f"Live matching: {len(people)} people, 640x480 @ 30 fps, real time", columns, rows)
     path = write("webcam", {"machine": machine(), "people": args.people, "seconds": args.seconds,
                             "gallery": args.gallery, "targets": TARGETS,
-                            "stacks": {k: STACKS[k] for k in [*stacks, *earlier]},
-                            "results": results | earlier})
+                            "stacks": {k: STACKS[k] for k in [*stacks, *before]},
+                            "results": results | before})
     print(f"wrote {path}")
-
-
-def _earlier(stacks: list[str]) -> dict:
-    """The results of the stacks this run does not measure, from the previous results file,
-    each with the date it was measured (``measured``)."""
-    import json
-
-    from _common import RESULTS
-
-    path = RESULTS / "webcam.json"
-    if not path.is_file():
-        return {}
-    old = json.loads(path.read_text())
-    date = old.get("machine", {}).get("date")
-    return {name: entry | {"measured": entry.get("measured", date)} for name, entry in old.get("results", {}).items()
-            if name in STACKS and name not in stacks}
 
 
 if __name__ == "__main__":
