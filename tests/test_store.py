@@ -175,3 +175,28 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_person_ids_creates_the_missing_people_with_one_insert(tmp_path):
+    """A batch's people: one SELECT for the names not yet known, one INSERT for the missing
+    ones, one SELECT for their ids (not three statements a person), and the cache filled."""
+    from sqlalchemy import event
+
+    from lookalike.store import person_rows
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    db.migrate(engine)
+    with db.session_factory(engine)() as session:
+        ada = person_rows.upsert_person(session, "ada")
+        seen: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2].split()[0].upper()))
+        cache: dict[str, int] = {}
+        ids = person_rows.person_ids(session, ["cy", "ada", "bo", "cy"], cache)
+        assert seen == ["SELECT", "INSERT", "SELECT"], seen
+        assert ids["ada"] == ada and len({ids["ada"], ids["bo"], ids["cy"]}) == 3 and cache == ids
+        seen.clear()
+        assert person_rows.person_ids(session, ["bo", "ada"], cache) == {"bo": ids["bo"], "ada": ada}
+        assert seen == []  # all known: no statement at all
+        session.commit()
+    with sqlite3.connect(tmp_path / "p.db") as conn:
+        assert dict(conn.execute("select name, id from people")) == ids

@@ -42,9 +42,9 @@ def store_batch(session: Session, space_id: int, batch: list[Processed], people:
             if old is not None:
                 stale.extend(photo_rows.delete_photo(session, old))
     session.flush()
-    by_name: dict[str, int] = {}
-    for name, r in sorted(((r.person, r) for r in batch if r.person), key=lambda named: named[0]):
-        by_name[name] = person_rows.upsert_person(session, name, r.profile, people)
+    by_name = person_rows.person_ids(session, [r.person for r in batch if r.person and r.profile is None], people)
+    for name, r in sorted(((r.person, r) for r in batch if r.person and r.profile is not None), key=lambda n: n[0]):
+        by_name[name] = person_rows.upsert_person(session, name, r.profile, people)  # its profile written
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
                     width=r.width, height=r.height, person_id=pid, status=r.status.value,

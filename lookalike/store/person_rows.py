@@ -79,6 +79,24 @@ def upsert_person(session: Session, name: str, profile: ProfileFields | None = N
     return person.id
 
 
+def person_ids(session: Session, names: list[str], cache: dict[str, int]) -> dict[str, int]:
+    """Ids of the people called ``names`` (no profile to write), the missing ones created:
+    one SELECT for the names not in ``cache``, one multi-row INSERT … ON CONFLICT DO NOTHING
+    (in name order, as :func:`upsert_person` creates them one by one) and one SELECT for its
+    ids — where a batch of a folder-per-person corpus cost three statements and a flush a
+    person (2.0 of the main process's 5.8 s of CPU over 600 lfw-dev photos, 2026-12-05)."""
+    wanted = sorted({name for name in names if name not in cache})
+    if wanted:
+        found = {n: i for n, i in session.execute(select(Person.name, Person.id).where(Person.name.in_(wanted)))}
+        missing = [name for name in wanted if name not in found]
+        if missing:
+            rows = [{"name": name, "consent_display": None} for name in missing]
+            session.execute(_insert(session, Person).values(rows).on_conflict_do_nothing(index_elements=["name"]))
+            found |= {n: i for n, i in session.execute(select(Person.name, Person.id).where(Person.name.in_(missing)))}
+        cache.update(found)
+    return {name: cache[name] for name in names}
+
+
 def _insert(session: Session, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT (both SQLite's and PostgreSQL's have ``on_conflict_do_nothing``)."""
     if session.get_bind().dialect.name == "postgresql":
