@@ -35,6 +35,19 @@ class Server:
             shutil.rmtree(self.ready_dir, ignore_errors=True)
 
 
+def with_default_sigint(command: list[str]) -> list[str]:
+    """``command`` with SIGINT at its default disposition, as started from a terminal (a
+    job of a non-interactive shell inherits it ignored, and Python then never raises
+    KeyboardInterrupt): a one-line Python resets it and execs the command, so the pid is
+    the command's. Not ``preexec_fn``: that makes subprocess fork() the caller, and in a
+    caller with gRPC threads (pymilvus, after a Milvus test in the same xdist worker)
+    gRPC's fork handlers then run in the child and abort it now and then (SIGABRT, "epoll_wait
+    error: Bad file descriptor"; CI, 2026-12-05). Without it CPython starts the child by
+    vfork, where nothing of the caller runs."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]
+
+
 def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None = None,
           timeout: float = 120) -> Server:
     """``lookalike serve --db DB --port 0 ARGS…`` in its own process group, once every
@@ -50,10 +63,9 @@ def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None 
 
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--port", "0", *args]
     ready_dir = Path(tempfile.mkdtemp(prefix="lookalike-ready-"))
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=os.environ | (env or {}) | {"LOOKALIKE_SERVE_READY_DIR": str(ready_dir)},
-                            cwd=cwd, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(with_default_sigint(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=os.environ | (env or {}) | {"LOOKALIKE_SERVE_READY_DIR": str(ready_dir)},
+                            cwd=cwd, start_new_session=True)
     server = Server(proc, "", ready_dir=ready_dir)
     found = threading.Event()
 

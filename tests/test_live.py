@@ -181,10 +181,13 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     # of a non-interactive shell (`make test &`, CI runners) inherits SIGINT *ignored*
     # (POSIX: such jobs start with SIGINT/SIGQUIT ignored, and exec keeps that), and Python
     # then installs no KeyboardInterrupt handler: checked with `bash -c 'python -c ... & wait'`
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "-v", "webcam", "--source", str(video),
-                             "--no-window", "--jsonl", str(jsonl), "--db", _db(library)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ | {"NO_COLOR": "1"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # (bench/serving.with_default_sigint: not preexec_fn, which forks this gRPC-laden worker)
+    from serving import with_default_sigint
+
+    command = [sys.executable, "-m", "lookalike.cli", "-v", "webcam", "--source", str(video), "--no-window",
+               "--jsonl", str(jsonl), "--db", _db(library)]
+    proc = subprocess.Popen(with_default_sigint(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=os.environ | {"NO_COLOR": "1"})
     deadline = time.monotonic() + 240
     while not (jsonl.exists() and jsonl.read_text().strip()) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
