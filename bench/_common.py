@@ -46,15 +46,20 @@ def write(name: str, data: dict) -> Path:
     return path
 
 
+def previous(name: str) -> tuple[dict, str | None]:
+    """The last ``results/NAME.json`` (empty when there is none) and the date it was measured."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return {}, None
+    old = json.loads(path.read_text())
+    return old, old.get("machine", {}).get("date")
+
+
 def earlier(name: str, field: str, measured_now: list[str]) -> dict:
     """``results/NAME.json``'s ``field`` entries (stack -> figures) of the stacks this run
     does not measure, each with the date it was measured (``measured``): a run of one stack
     keeps the others' figures instead of dropping them."""
-    path = RESULTS / f"{name}.json"
-    if not path.is_file():
-        return {}
-    old = json.loads(path.read_text())
-    date = old.get("machine", {}).get("date")
+    old, date = previous(name)
     return {stack: entry | {"measured": entry.get("measured", date)} for stack, entry in old.get(field, {}).items()
             if stack in STACKS and stack not in measured_now}
 

@@ -80,13 +80,9 @@ def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], in
 
 def _earlier(stacks: list[str]) -> list[dict]:
     """Rows of the stacks this run does not measure, from the previous results file."""
-    from _common import RESULTS
+    from _common import previous
 
-    path = RESULTS / "search.json"
-    if not path.is_file():
-        return []
-    old = json.loads(path.read_text())
-    date = old.get("machine", {}).get("date")
+    old, date = previous("search")
     return [r | {"measured": r.get("measured", date)} for r in old.get("results", [])
             if r.get("stack") in STACKS and r.get("stack") not in stacks]
 

@@ -131,13 +131,19 @@ def decode(data: bytes, name: str, max_pixels: int, *, max_side: int | None = No
 
 
 def decode_file(path: str, max_pixels: int, *, max_side: int | None = None) -> Decoded:
-    """Read and decode a file; unreadable files become :class:`BadImage`."""
+    """Read and decode a file; missing and unreadable files become :class:`BadImage`."""
+    return decode(_read(path), path, max_pixels, max_side=max_side)
+
+
+def _read(path: str) -> bytes:
+    """A file's bytes; a missing or unreadable file is a :class:`BadImage` naming it."""
+    if not os.path.isfile(path):
+        raise BadImage(path, "no such file")
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read()
     except OSError as err:
         raise BadImage(path, f"cannot be read ({err.strerror or err})") from err
-    return decode(data, path, max_pixels, max_side=max_side)
 
 
 def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
@@ -296,13 +302,7 @@ def open_query(photo: QueryPhoto, max_pixels: int, max_side: int) -> QueryImage:
         data, name = photo.data, photo.name
     else:
         name = str(Path(photo))
-        if not os.path.isfile(name):
-            raise BadImage(name, "no such file")
-        try:
-            with open(name, "rb") as fh:
-                data = fh.read()
-        except OSError as err:
-            raise BadImage(name, f"cannot be read ({err.strerror or err})") from err
+        data = _read(name)
     decoded = decode(data, name, max_pixels, max_side=max_side)
     if decoded.scale == 1.0:
         return QueryImage(name, decoded.rgb)
@@ -320,6 +320,4 @@ def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
     if isinstance(photo, Upload):
         return decode(photo.data, photo.name, max_pixels).rgb, photo.name
     name = str(Path(photo))
-    if not os.path.isfile(name):
-        raise BadImage(name, "no such file")
     return decode_file(name, max_pixels).rgb, name
