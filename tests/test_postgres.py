@@ -48,7 +48,7 @@ def test_ingest_search_remove_doctor_on_postgresql(postgres, faces, tmp_path):
 def test_pgvector_search_agrees_with_exact_and_doctor_refills_vectors(postgres, faces, tmp_path):
     url = postgres()
     with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
-        lib.ingest([str(faces / "celeb")])
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt"), str(faces / "celeb" / "face_recognition")])  # 56 photos
         ids = lib.view.index.ids()
         vectors = lib.view.vectors(ids)
         query = vectors[7]
