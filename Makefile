@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make demo   - venv, install, offline weights, ingest the demo corpus, one search
-#   make test   - lint, then the whole test suite (real models, real photos from ../shared/faces, Chromium)
+#   make test   - the whole test suite, lint among it (real models, real photos from ../shared/faces, Chromium)
 # While editing:
 #   make lint   - ruff, the import-layer contract, mypy, and no waiver without a reason (tests/test_lint.py)
 #   make check  - the tests that need no photo or model, plus a small real smoke (<= 3 min)
