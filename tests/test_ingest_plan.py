@@ -14,3 +14,15 @@ def test_plan_workers(requested, photos, cores, planned):
     from lookalike.ingest.local import plan_workers
 
     assert plan_workers(requested, photos, cores) == planned
+
+
+@pytest.mark.parametrize(("requested", "photos", "cores", "planned"), [
+    (0, 1, 2, 1), (0, 99, 8, 1), (0, 100, 2, 2), (0, 5000, 8, 8),  # decided: one, else one per core
+    (2, 3, 2, 2), (3, 5000, 2, 3),  # asked for: kept
+    (0, 500, 0, 1),  # no core count known: one worker
+])
+def test_plan_queue_workers(requested, photos, cores, planned):
+    """PostgreSQL's queue workers store what they map: never zero of them."""
+    from lookalike.ingest.local import plan_queue_workers
+
+    assert plan_queue_workers(requested, photos, cores) == planned

@@ -49,6 +49,14 @@ def plan_workers(requested: int, photos: int, cores: int) -> int:
     return 0 if photos < IN_PROCESS_BELOW else max(cores, 1)
 
 
+def plan_queue_workers(requested: int, photos: int, cores: int) -> int:
+    """Queue workers for a PostgreSQL run over ``photos`` files (they store what they map,
+    so there is always at least one): a count asked for is kept; otherwise one below
+    :data:`IN_PROCESS_BELOW` photos, where a second worker's start-up (imports, one model
+    load) costs more than it saves, else one per core."""
+    return plan_workers(requested, photos, cores) or 1
+
+
 class _Immediate(Executor):
     """An executor that runs each call at once, here: the runner's code stays the same for
     one process and for many. Ctrl-C raises in here and ends the run as it does with a pool."""

@@ -92,13 +92,14 @@ def distributor(target: IngestTarget, options: IngestOptions, photos: int,
                 queue_worker: WorkerMain | None = None) -> Distributor:
     """The distributor for a run over ``photos`` files: the PostgreSQL queue when the library
     is given a ``queue_worker`` entry point (:func:`.queued.PostgresQueue`), else this
-    process or a pool (:func:`.local.plan_workers`)."""
+    process or a pool (:func:`.local.plan_workers`, :func:`.local.plan_queue_workers`)."""
     from . import local
 
     if queue_worker is not None:
         from .queued import PostgresQueue
 
-        return PostgresQueue(target, options, options.workers or os.cpu_count() or 1, queue_worker)
+        return PostgresQueue(target, options, local.plan_queue_workers(options.workers, photos, os.cpu_count() or 1),
+                             queue_worker)
     workers = local.plan_workers(options.workers, photos, os.cpu_count() or 1)
     return local.ProcessPool(target, options, workers) if workers else local.InProcess(target, options)
 
