@@ -206,12 +206,14 @@ def _sha256(path: Path) -> str:
     return sha256_of(path)
 
 
-def _copy_checked(src: Path, dst: Path, sha256: str) -> bool:
-    """``src`` to ``dst`` atomically, only if the copy's sha256 is ``sha256``."""
+def copy_atomic(src: Path, dst: Path, sha256: str | None = None) -> bool:
+    """``src`` to ``dst`` through a temporary name and ``os.replace`` (another session
+    reading ``dst`` meanwhile sees all of it or none), and only if the copy's sha256 is
+    ``sha256`` when one is given. False when it was not copied."""
     partial = dst.with_name(f".{dst.name}.{os.getpid()}.part")
     try:
         shutil.copyfile(src, partial)
-        if _sha256(partial) != sha256:
+        if sha256 is not None and _sha256(partial) != sha256:
             partial.unlink()
             return False
         os.replace(partial, dst)
@@ -238,7 +240,7 @@ def provision_weights(names: Iterable[str]) -> None:
         for sidecar in cache.glob("*.sha256"):
             src, dst = cache / sidecar.stem, folder / sidecar.stem
             if src.is_file() and not dst.exists():
-                _copy_checked(src, dst, sidecar.read_text().strip())
+                copy_atomic(src, dst, sidecar.read_text().strip())
     for name in names:
         install(name)
     if cache is None:
@@ -255,7 +257,7 @@ def provision_weights(names: Iterable[str]) -> None:
         if sidecar.is_file() and sidecar.read_text().strip() == digest and (cache / path.name).is_file():
             continue
         sidecar.unlink(missing_ok=True)  # never a sidecar naming bytes the cache does not hold
-        if _copy_checked(path, cache / path.name, digest):
+        if copy_atomic(path, cache / path.name, digest):
             partial = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.part")
             partial.write_text(digest + "\n")
             os.replace(partial, sidecar)  # a session reading it meanwhile sees all of it or none

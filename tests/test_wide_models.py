@@ -44,11 +44,10 @@ def _generated_vgg(path: Path) -> None:
     of CPU: 138 M random weights and a 540 MB ONNX file), else made and put there."""
     import hashlib
     import importlib.util
-    import os
 
     import onnx
     import vgg_random
-    from conftest import weights_cache
+    from conftest import copy_atomic, weights_cache
 
     from lookalike.models import keras_onnx
 
@@ -68,9 +67,7 @@ def _generated_vgg(path: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     for old in cache.glob("vgg-face-random-*.onnx"):  # made by an older generator
         old.unlink(missing_ok=True)
-    partial = cache / f".{cached.name}.{os.getpid()}.part"
-    shutil.copyfile(path, partial)
-    os.replace(partial, cached)  # another session sees the whole file or none
+    copy_atomic(path, cached)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -136,8 +136,9 @@ def decode_file(path: str, max_pixels: int, *, max_side: int | None = None) -> D
 
 
 def _read(path: str) -> bytes:
-    """A file's bytes; a missing or unreadable file is a :class:`BadImage` naming it."""
-    if not os.path.isfile(path):
+    """A file's bytes; a missing or unreadable file (a folder among them: "Is a directory")
+    is a :class:`BadImage` naming it."""
+    if not os.path.exists(path):
         raise BadImage(path, "no such file")
     try:
         with open(path, "rb") as fh:
