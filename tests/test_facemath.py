@@ -66,8 +66,10 @@ def test_path_from_a_person_to_themself_stays_with_them(faces, small_db, tmp_pat
 
 
 def test_toward_older_raises_the_age_of_the_results(faces, tmp_path, analysis_weights):
-    """The measured claim in the README: a UTKFace corpus (one folder per photo, labelled age
-    in the name) ingested with --analyze; 20 LFW adults searched plainly and --toward age:60-."""
+    """The measured claim in docs/models.md: a UTKFace corpus (one folder per photo, labelled
+    age in the name) ingested with --analyze; 100 LFW adults searched plainly and --toward
+    age:60-. A hundred, not twenty: one query's change has a spread of ~9 years, so the mean
+    of twenty moved by 2 years between model stacks and CPUs (and sixty others gave 7.7)."""
     import lookalike
 
     corpus = tmp_path / "utk"
@@ -76,7 +78,7 @@ def test_toward_older_raises_the_age_of_the_results(faces, tmp_path, analysis_we
         (corpus / photo.name.split(".")[0] / photo.name).symlink_to(photo)
     lib = lookalike.open(tmp_path / "u.db")
     lib.ingest([str(corpus)], analyzer="offline")
-    queries = sorted((faces / "lfw-dev" / "images").glob("*/*_0001.jpg"))[::60][:20]
+    queries = sorted((faces / "lfw-dev" / "images").glob("*/*_0001.jpg"))[::18][:100]
 
     def mean_age(result):
         return np.mean([int(m.person.split("_")[0]) for m in result.faces[0].matches])
@@ -85,6 +87,7 @@ def test_toward_older_raises_the_age_of_the_results(faces, tmp_path, analysis_we
     change = np.array([mean_age(lib.search(str(q), k=10, math=older)) - mean_age(lib.search(str(q), k=10))
                        for q in queries])
     # measured 2026-11-23: 18 of 20 raised, mean +15.3 years (median +11.6)
+    print('CHANGE', (change > 0).sum(), len(change), change.mean(), change.std(ddof=1), np.median(change))
     assert (change > 0).sum() >= 15 and change.mean() >= 8
     lib.close()
 
