@@ -1,6 +1,6 @@
 """One search's latency as the library grows (issue 26, "scale of the answer").
 
-    python bench/answer_scale.py [--synthetic 1000000] [--lfw-queries 100] [--celeb-queries 40] [--keep DIR]
+    python bench/answer_scale.py [--synthetic 1000000] [--lfw-queries 100] [--celeb-queries 100] [--keep DIR]
 
 Three SQLite + FAISS libraries of the default stack (SFace + YuNet), searched the way
 bench/search.py searches (``Library.search(path, k=5)`` then ``json.dumps`` of the answer:
@@ -157,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic", type=int, default=1_000_000)
     parser.add_argument("--lfw-queries", type=int, default=100)
-    parser.add_argument("--celeb-queries", type=int, default=40)
+    parser.add_argument("--celeb-queries", type=int, default=100)
     parser.add_argument("--keep", type=Path, help="make the libraries in this folder and keep them for the "
                                                   "next run (the 1 M index takes ~8 min to build)")
     args = parser.parse_args()
