@@ -15,8 +15,9 @@ lookalike library (``lookalike ingest``) and DeepFace's sqlite database
   GitHub: not reachable here, so that row says so instead of a figure.
 
 Queries: lfw-dev query photos (not in the gallery) and large in-the-wild celeb photos,
-cycled; each concurrency level runs ``max(2 c, 1) x queries`` requests from c client
-threads (one keep-alive connection each) after a warm-up. Figures: p50 / p95 latency,
+cycled; each concurrency level runs ``max(c, 3) x queries`` requests from c client
+threads (one keep-alive connection each) after a warm-up (three passes at least: one pass of 40
+moved the p50 at concurrency 1 by 3 ms between runs). Figures: p50 / p95 latency,
 requests/s, non-200 answers and 5xx. And the same searches in-process
 (``Library.search`` on the bytes for a visitor, as a search key's caller is, the models on
 every core, as each server process runs them) for the p50 ratio (before 2026-12-05 14:30 UTC
@@ -192,7 +193,7 @@ def main() -> None:
                     load(url, request, photos[:4], 2, 8, headers)  # warm-up: every worker loads its models
                     for c in levels:
                         print(f"  {service} {verb} at concurrency {c} ...", flush=True)
-                        figures = load(url, request, photos, c, max(2 * c, 1) * len(photos) // 2, headers)
+                        figures = load(url, request, photos, c, max(2 * c, 6) * len(photos) // 2, headers)
                         rows.append({"service": service, "verb": verb, "concurrency": c, **figures})
         finally:
             server.stop()
