@@ -177,6 +177,44 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     assert diff == []
 
 
+def test_a_batchs_centroids_are_read_with_one_select_and_sum_exactly(tmp_path):
+    """update_centroids reads the rows of every person in the batch (and the corpus') with
+    one SELECT, not one a person, and the sums stay exact: added, then subtracted to nothing."""
+    from sqlalchemy import event, select
+
+    from lookalike.store import centroid_rows, person_rows
+    from lookalike.store.schema import Centroid, Space
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    db.migrate(engine)
+    rng = np.random.default_rng(0)
+    with db.session_factory(engine)() as session:
+        space = Space(key="k", model="m", detector="d", aligner="a", dim=4)
+        session.add(space)
+        session.flush()
+        ids = person_rows.person_ids(session, [f"p{i}" for i in range(40)], {})
+        people = [ids[f"p{i % 40}"] for i in range(100)]
+        vectors = rng.normal(size=(100, 4))
+        centroid_rows.update_centroids(session, space.id, people[:60], vectors[:60])  # rows to find next
+        seen: list[str] = []
+
+        def count(*args: object) -> None:
+            seen.append(str(args[2]).split()[0].upper())
+
+        event.listen(engine, "before_cursor_execute", count)
+        centroid_rows.update_centroids(session, space.id, people[60:], vectors[60:])
+        event.remove(engine, "before_cursor_execute", count)
+        assert seen.count("SELECT") == 1, seen  # 40 people and the corpus, one read
+        sums = {r.person_id: (np.frombuffer(r.sum, "<f8"), r.count) for r in session.scalars(select(Centroid))}
+        assert sums[None][1] == 100 and np.allclose(sums[None][0], vectors.sum(axis=0))
+        for pid in set(people):
+            mine = [i for i, p in enumerate(people) if p == pid]
+            assert sums[pid][1] == len(mine) and np.allclose(sums[pid][0], vectors[mine].sum(axis=0))
+        centroid_rows.update_centroids(session, space.id, people, vectors, sign=-1)
+        session.flush()
+        assert session.scalars(select(Centroid)).all() == []  # every sum back to nothing: no row left
+
+
 def test_person_ids_creates_the_missing_people_with_one_insert(tmp_path):
     """A batch's people: one SELECT for the names not yet known, one INSERT for the missing
     ones, one SELECT for their ids (not three statements a person), and the cache filled."""
