@@ -100,13 +100,15 @@ def build(work: Path, synthetic: int) -> tuple[dict[str, Path], dict]:
     made = work / "built.json"
     dbs = {"demo": work / "demo" / "lib.db", "lfw": work / "lfw" / "lib.db",
            f"demo + {synthetic:,} synthetic": work / "big" / "lib.db"}
-    if made.is_file() and json.loads(made.read_text())["synthetic"] == synthetic:
+    earlier = json.loads(made.read_text()) if made.is_file() else {}
+    if earlier.get("synthetic") == synthetic:
         print(f"reusing the libraries in {work}", flush=True)
-        return dbs, json.loads(made.read_text())["built"]
-    for folder in ("demo", "lfw", "big"):
-        shutil.rmtree(work / folder, ignore_errors=True)
-        (work / folder).mkdir(parents=True)
+        return dbs, earlier["built"]
     demo, lfw, big = dbs.values()
+    for db in dbs.values():
+        shutil.rmtree(db.parent, ignore_errors=True)
+    demo.parent.mkdir(parents=True)
+    lfw.parent.mkdir()
     built: dict[str, dict] = {}
     print("ingesting the demo library (celeb) ...", flush=True)
     cli("ingest", str(FACES / "celeb"), "--db", str(demo), "-q")
@@ -114,7 +116,6 @@ def build(work: Path, synthetic: int) -> tuple[dict[str, Path], dict]:
     started = time.perf_counter()
     cli("ingest", str(FACES / "lfw-dev" / "images"), "--format", "lfw", "--db", str(lfw), "-q")
     built["lfw"] = {"ingest_s": round(time.perf_counter() - started, 1)}
-    shutil.rmtree(big.parent)
     shutil.copytree(demo.parent, big.parent)
     print(f"adding {synthetic:,} synthetic faces ...", flush=True)
     rows_s = add_synthetic(big, synthetic)

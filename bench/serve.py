@@ -193,7 +193,7 @@ def main() -> None:
                     load(url, request, photos[:4], 2, 8, headers)  # warm-up: every worker loads its models
                     for c in levels:
                         print(f"  {service} {verb} at concurrency {c} ...", flush=True)
-                        figures = load(url, request, photos, c, max(2 * c, 6) * len(photos) // 2, headers)
+                        figures = load(url, request, photos, c, max(c, 3) * len(photos), headers)
                         rows.append({"service": service, "verb": verb, "concurrency": c, **figures})
         finally:
             server.stop()

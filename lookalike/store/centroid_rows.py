@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import ColumnElement, or_, select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
 from .schema import (
     Person,
     Space,
 )
+from .values import chunks
 
 CENTROID_LOCK = 0x6C6B6332  # pg_advisory_xact_lock(CENTROID_LOCK, space id): "lkc2"
-_READ_CHUNK = 500  # person ids in one IN (...) of the centroid read
 
 
 # -- centroids ---------------------------------------------------------------------------
@@ -35,18 +35,15 @@ def update_centroids(session: Session, space_id: int, person_ids: list[int | Non
         for key in ((None, pid) if pid is not None else (None,)):
             total, n = deltas.get(key, (np.zeros(vec.shape[0]), 0))
             deltas[key] = (total + sign * vec, n + sign)
-    # the rows of every person in the batch read at once: one SELECT (and one autoflush) a
-    # batch instead of one a person, which cost an ingest's main process ~0.8 s of CPU per
-    # 1,200 photos of mostly different people (2026-12-05, a profile)
+    # the rows of every person in the batch (and the corpus') read at once: one SELECT (and one
+    # autoflush) a batch instead of one a person, which cost an ingest's main process ~0.8 s of
+    # CPU per 1,200 photos of mostly different people (2026-12-05, a profile)
     people = [pid for pid in deltas if pid is not None]
     rows: dict[int | None, Centroid] = {}
-    for start in range(0, max(len(people), 1), _READ_CHUNK):
-        chunk = people[start:start + _READ_CHUNK]
-        which: ColumnElement[bool] = Centroid.person_id.in_(chunk)
-        if start == 0 and None in deltas:
-            which = or_(which, Centroid.person_id.is_(None))
-        rows.update((row.person_id, row) for row in
-                    session.scalars(select(Centroid).where(Centroid.space_id == space_id, which)))
+    for chunk in [*chunks(people)] or [[]]:  # the corpus row even when no face has a person
+        found = select(Centroid).where(Centroid.space_id == space_id,
+                                       or_(Centroid.person_id.is_(None), Centroid.person_id.in_(chunk)))
+        rows.update((row.person_id, row) for row in session.scalars(found))
     for pid, (delta, n) in deltas.items():
         row = rows.get(pid)
         if row is None:

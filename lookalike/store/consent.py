@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .person_rows import anyone_withholds_consent, person_matches, sees
 from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo
-from .values import PhotoStatus
+from .values import PhotoStatus, chunks
 
 
 def _seen(query: Select, person_id: SQLColumnExpression[int | None], audience: Audience,
@@ -136,8 +136,7 @@ def photo_path(session: Session, photo_id: int, audience: Audience) -> str | Non
 def photo_ids(session: Session, face_ids: list[int]) -> dict[int, int]:
     """Face id -> the id of the photo it was found in (a missing id is left out)."""
     out: dict[int, int] = {}
-    for start in range(0, len(face_ids), 900):  # SQLite's bound-parameter limit
-        chunk = [int(i) for i in face_ids[start:start + 900]]
+    for chunk in chunks([int(i) for i in face_ids]):
         out.update({int(f): int(p) for f, p in session.execute(select(Face.id, Face.photo_id)
                                                                .where(Face.id.in_(chunk)))})
     return out

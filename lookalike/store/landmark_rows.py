@@ -18,8 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .schema import Face, FaceLandmarks, Photo
-
-_CHUNK = 900  # SQLite's bound-parameter limit
+from .values import chunks
 
 
 def encode_points(points: np.ndarray, box: Sequence[int]) -> bytes:
@@ -50,8 +49,7 @@ def landmarks_of(session: Session, face_ids: Iterable[int], model: str) -> dict[
     coordinates, by face id; faces without them (not yet backfilled) are left out."""
     ids = [int(i) for i in face_ids]
     out: dict[int, np.ndarray] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
+    for chunk in chunks(ids):
         rows = session.execute(
             select(Face.id, Face.x, Face.y, Face.w, Face.h, FaceLandmarks.points)
             .join(FaceLandmarks, FaceLandmarks.face_id == Face.id)

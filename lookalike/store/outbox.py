@@ -27,7 +27,7 @@ from .schema import (
     Photo,
     VectorOutbox,
 )
-from .values import normalise_tag
+from .values import chunks, normalise_tag
 
 VECTORS_LOCK = 0x6C6B7631  # pg_advisory_xact_lock[_shared](VECTORS_LOCK, space id): "lkv1"
 
@@ -148,8 +148,8 @@ def outbox_batch(session: Session, space_id: int, limit: int) -> list[tuple[int,
 
 def clear_outbox(session: Session, outbox_ids: Iterable[int]) -> None:
     ids = [int(i) for i in outbox_ids]
-    for start in range(0, len(ids), 900):
-        session.execute(delete(VectorOutbox).where(VectorOutbox.id.in_(ids[start:start + 900])))
+    for chunk in chunks(ids):
+        session.execute(delete(VectorOutbox).where(VectorOutbox.id.in_(chunk)))
 
 
 def outbox_count(session: Session, space_id: int) -> int:
@@ -171,10 +171,10 @@ def filter_fields(session: Session, face_ids: Iterable[int]) -> dict[int, Filter
     """The filter fields of the faces that exist (a missing id was deleted)."""
     ids = [int(i) for i in face_ids]
     out: dict[int, FilterFields] = {}
-    for start in range(0, len(ids), 900):
+    for chunk in chunks(ids):
         rows = session.execute(
             select(Face.id, Face.person_id, Person.consent_display, Person.tags, Person.organisation, Person.role)
-            .outerjoin(Person, Person.id == Face.person_id).where(Face.id.in_(ids[start:start + 900])))
+            .outerjoin(Person, Person.id == Face.person_id).where(Face.id.in_(chunk)))
         for fid, pid, consent, tags, org, role in rows:
             out[int(fid)] = FilterFields(
                 -1 if pid is None else int(pid), -1 if consent is None else int(bool(consent)),

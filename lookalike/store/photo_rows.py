@@ -21,7 +21,7 @@ from .schema import (
     Photo,
     Space,
 )
-from .values import PhotoStatus, decode_vector
+from .values import PhotoStatus, chunks, decode_vector
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,10 @@ def _known(session: Session, space_id: int, column: SQLColumnExpression[str | No
            *where: ColumnElement[bool]) -> list[Known]:
     """Photo rows whose ``column`` is in ``values``, lowest id last (chunked IN queries)."""
     out: list[Known] = []
-    for start in range(0, len(values), 900):  # SQLite's bound-parameter limit
+    for chunk in chunks(values):
         query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
                  .outerjoin(Person, Person.id == Photo.person_id)
-                 .where(Photo.space_id == space_id, column.in_(values[start:start + 900]), *where)
+                 .where(Photo.space_id == space_id, column.in_(chunk), *where)
                  .order_by(Photo.id.desc()))
         out.extend(Known(*r) for r in session.execute(query))
     return out
@@ -128,8 +128,7 @@ def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
     """Embeddings of ``ids`` in the order given."""
     ids = [int(i) for i in ids]
     found: dict[int, bytes] = {}
-    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-        chunk = ids[start:start + 900]
+    for chunk in chunks(ids):
         for fid, blob in session.execute(select(Face.id, Face.embedding).where(Face.id.in_(chunk))):
             found[fid] = blob
     out = np.zeros((len(ids), dim), dtype=np.float32)
@@ -138,7 +137,7 @@ def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
     return out
 
 
-def _face_query(ids: list[int], *extra: SQLColumnExpression[Any]) -> Select[Any]:
+def _face_query(ids: Sequence[int], *extra: SQLColumnExpression[Any]) -> Select[Any]:
     """A :class:`FaceRow`'s columns (then ``extra``) for the faces ``ids``."""
     return (
         select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
@@ -153,8 +152,7 @@ def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
     """Faces joined with photo path and person name, keyed by face id."""
     ids = [int(i) for i in ids if int(i) >= 0]
     out: dict[int, FaceRow] = {}
-    for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
+    for chunk in chunks(ids):
         for fid, name, path, pid, x, y, w, h, conf in session.execute(_face_query(chunk)):
             out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
     return out
@@ -178,10 +176,7 @@ def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
     rows: dict[int, FaceRow] = {}
     vectors: dict[int, np.ndarray] = {}
     current: int | None = None
-    for start in range(0, max(len(ids), 1), 900):  # SQLite's bound-parameter limit
-        chunk = ids[start:start + 900]
-        if not chunk:
-            break
+    for chunk in chunks(ids):
         query = _face_query(chunk, Face.embedding, generation)
         for fid, name, path, pid, x, y, w, h, conf, blob, gen in session.execute(query):
             rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
@@ -233,9 +228,9 @@ def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]],
 def person_ids_of(session: Session, face_ids: np.ndarray) -> set[int]:
     ids = [int(i) for i in face_ids]
     out: set[int] = set()
-    for start in range(0, len(ids), 900):
+    for chunk in chunks(ids):
         out.update(pid for (pid,) in session.execute(
-            select(Face.person_id).where(Face.id.in_(ids[start:start + 900])).distinct()) if pid is not None)
+            select(Face.person_id).where(Face.id.in_(chunk)).distinct()) if pid is not None)
     return out
 
 

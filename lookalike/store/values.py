@@ -5,9 +5,21 @@ every worker process's start."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+
+SQL_PARAMS = 900  # values in one IN (...) list: under SQLite's bound-parameter limit
+
+
+def chunks(values: Sequence[T], size: int = SQL_PARAMS) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size``, one IN (...) list or one transaction each;
+    none at all when ``values`` is empty."""
+    return (values[start:start + size] for start in range(0, len(values), size))
 
 
 class PhotoStatus(StrEnum):
