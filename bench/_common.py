@@ -28,7 +28,11 @@ def machine() -> dict:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     except (OSError, ValueError, IndexError):
         pass
+    from lookalike.config import env_runtime
+    from lookalike.models.runtime import resolve
+
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
+            "runtime": resolve(env_runtime()).value,  # the engine SFace ran in (LOOKALIKE_RUNTIME)
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

@@ -58,14 +58,21 @@ def celeb_photos(limit: int) -> list[Path]:
 
 def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], int]]:
     """Per method: milliseconds per query, and how many raised (no face: DeepFace raises).
-    The methods take turns on each query (in a rotating order), so a machine that slows
-    down or speeds up mid-run (this VM's speed varies 2x) weighs on all of them alike."""
+    The methods take turns on each query, so a machine that slows down or speeds up mid-run
+    (this VM's speed varies 2x) weighs on all of them alike, in an order shuffled per query
+    (seeded): a rotation keeps each method behind the same one, and what runs just before
+    matters — OpenCV's worker threads, which DeepFace's methods wake, still hold the cores
+    for a moment after a call (before 2026-12-05 the bound always ran right after
+    DeepFace.find, and came out slower than the search it bounds)."""
+    import random
+
     names = list(methods)
+    order = random.Random(26)
     out: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in names}
     for name in names:
         methods[name](queries[0])  # warm-up
-    for i, q in enumerate(queries):
-        for name in names[i % len(names):] + names[:i % len(names)]:
+    for q in queries:
+        for name in order.sample(names, len(names)):
             started = time.perf_counter()
             failed = 0
             try:

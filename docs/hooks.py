@@ -111,7 +111,8 @@ def pct(name: str, path: str, digits: int = 1) -> str:
 def machine(name: str, path: str = "machine") -> str:
     """When and where a results file (or a part with its own ``machine``) was measured."""
     m = lookup(name, path)
-    return f"{m['date']}, {m['cpu']}, {m['cores']} cores, {round(m['memory_mib'] / 1024)} GiB"
+    engine = f", SFace in {m['runtime']}" if "runtime" in m else ""  # recorded since 2026-12-05 16:00 UTC
+    return f"{m['date']}, {m['cpu']}, {m['cores']} cores, {round(m['memory_mib'] / 1024)} GiB{engine}"
 
 
 def table(name: str, path: str, columns: list[str], headers: list[str] | None = None,

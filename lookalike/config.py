@@ -157,6 +157,27 @@ class Vectors:
 VECTORS_FORMS = "faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT"
 
 
+class Runtime(str, Enum):
+    """Which engine runs the graphs of the default stack (SFace, YuNet), from
+    ``LOOKALIKE_RUNTIME``. Both give the same vectors (float32 both ways): the runtime is
+    how fast a space is computed, never which space it is."""
+
+    auto = "auto"  # OpenVINO when it is installed, else as onnxruntime
+    onnxruntime = "onnxruntime"  # SFace in ONNX Runtime, YuNet in OpenCV's DNN module
+    openvino = "openvino"
+
+
+def env_runtime(name: str = "LOOKALIKE_RUNTIME") -> Runtime:
+    """A :class:`Runtime` by its name; :attr:`Runtime.auto` when unset or empty."""
+    value = _raw(name)
+    if value is None:
+        return Runtime.auto
+    try:
+        return Runtime(value.strip().lower())
+    except ValueError:
+        raise _bad(name, value, "one of " + ", ".join(r.value for r in Runtime)) from None
+
+
 def parse_vectors(text: str, source: str = "--vectors") -> Vectors:
     """``faiss``, ``pgvector``, ``milvus-lite:PATH`` (Milvus Lite keeps its data in the
     folder PATH; pymilvus recognises a local Milvus by the ``.db`` ending, so one is added

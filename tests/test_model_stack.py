@@ -57,16 +57,20 @@ def test_an_unreachable_package_index_is_one_clear_message(tmp_path):
     assert search.returncode != 0 and "Traceback" not in search.stderr
 
 
-def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home):
-    """lookalike runs SFace through its rewritten graph; DeepFace's SFaceClient through the
-    published one. Same chips, same vectors."""
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home, monkeypatch, runtime):
+    """lookalike runs SFace through its rewritten graph, in OpenVINO (the default where it
+    is installed) or ONNX Runtime; DeepFace's SFaceClient through the published one in
+    OpenCV. Same chips, same vectors, whichever engine: the engine is not part of a space."""
     from deepface.modules import modeling
 
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE
     from lookalike.faces.images import decode_file
     from lookalike.faces.pipeline import FacePipeline, Space
 
+    monkeypatch.setenv("LOOKALIKE_RUNTIME", runtime)
     pipeline = FacePipeline(Space("SFace", "yunet", "arcface"), DEFAULT_DETECT_MAX_SIDE)
+    assert pipeline.embedder.model.graph.runtime.value == runtime
     chips, ours = [], []
     for name in ("barack_obama/obama.jpg", "joe_biden/biden.jpg"):
         (face,) = pipeline.faces(decode_file(str(faces / "celeb/face_recognition" / name), 10**8).rgb)
@@ -78,6 +82,54 @@ def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home):
     theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
     assert np.allclose(np.stack(ours), theirs, atol=1e-5)
     assert float(ours[0] @ ours[1]) < 0.3  # two different people stay apart
+
+
+def test_yunet_in_openvino_finds_the_faces_opencv_finds_with_the_same_vectors(faces, weights_home, monkeypatch):
+    """OpenVINO runs YuNet's graph with lookalike's copy of OpenCV's decoding, on inputs padded
+    to multiples of 128 px instead of OpenCV's 32 (lookalike.models.yunet: a bounded number of
+    input shapes). On the 56 bad inputs (tiny, huge, dark, strips, groups) and 40 in-the-wild
+    photos: the same faces in each, the same boxes but for faces cut by the photo's right or
+    bottom edge (the extra padding is what the network sees beyond them), and the same vectors."""
+    from lookalike.errors import LookalikeError
+    from lookalike.faces.detect import YuNetDetector
+    from lookalike.faces.images import decode_file
+    from lookalike.faces.pipeline import Face, FacePipeline, Space
+
+    photos = sorted(p for p in (faces / "bad-inputs").rglob("*") if p.is_file())
+    photos += sorted((faces / "celeb").rglob("*.jpg"))[:40]
+    found: dict[str, list[list[Face]]] = {}
+    for runtime in ("onnxruntime", "openvino"):
+        monkeypatch.setenv("LOOKALIKE_RUNTIME", runtime)
+        pipeline = FacePipeline(Space("SFace", "yunet", "arcface"), 1280)
+        assert isinstance(pipeline.detector, YuNetDetector) and pipeline.detector.runtime.value == runtime
+        found[runtime] = []
+        for photo in photos:
+            try:
+                found[runtime].append(pipeline.faces(decode_file(str(photo), 10**8).rgb))
+            except LookalikeError:  # the bad inputs that are not photos at all
+                found[runtime].append([])
+    assert sum(map(len, found["openvino"])) >= 80
+    same_boxes, cosines = 0, []
+    for photo, cv, ov in zip(photos, found["onnxruntime"], found["openvino"]):
+        assert len(cv) == len(ov), photo.name
+        same_boxes += [f.bbox for f in cv] == [f.bbox for f in ov]
+        cosines += [float(a.embedding @ b.embedding) for a, b in zip(cv, ov)]
+    assert same_boxes >= 0.95 * len(photos)
+    assert min(cosines) > 0.9 and float(np.median(cosines)) > 0.99999
+
+
+def test_the_engine_is_openvino_where_installed_and_a_bad_name_is_one_clear_error(monkeypatch):
+    from lookalike.config import Runtime, env_runtime
+    from lookalike.errors import ConfigError
+    from lookalike.models.runtime import resolve
+
+    monkeypatch.delenv("LOOKALIKE_RUNTIME", raising=False)
+    assert env_runtime() is Runtime.auto and resolve(Runtime.auto) is Runtime.openvino  # a core dependency
+    monkeypatch.setenv("LOOKALIKE_RUNTIME", " ONNXRuntime ")
+    assert env_runtime() is Runtime.onnxruntime
+    monkeypatch.setenv("LOOKALIKE_RUNTIME", "tensorrt")
+    with pytest.raises(ConfigError, match=r"LOOKALIKE_RUNTIME='tensorrt': expected one of auto, onnxruntime, openvino"):
+        env_runtime()
 
 
 def test_similarity_transform_recovers_a_known_one():

@@ -16,7 +16,8 @@ the sharp original.
   ``fallback=False``.
 * ``yunet`` (the default): OpenCV's YuNet (``face_detection_yunet_2023mar.onnx``, the file
   DeepFace's ``yunet`` wrapper loads), built by lookalike itself with its own thresholds —
-  DeepFace's cached detector is left as DeepFace made it — and read
+  DeepFace's cached detector is left as DeepFace made it — run by OpenVINO (about twice
+  as fast) or OpenCV's DNN module, the same rows either way (:mod:`lookalike.models.yunet`), and read
   at full float precision with all five landmarks — DeepFace's ``detect_faces`` rounds
   to integers and keeps only the eyes, and the ArcFace alignment needs the nose and the
   mouth corners too. Photos are detected at ``max_side`` (1,280 px, not DeepFace's 640:
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import Runtime
 from ..errors import UnknownName
 from ..models import registry
 
@@ -160,15 +162,22 @@ class YuNetDetector(Detector):
     UPSCALE_BELOW = 640  # long side (px) under which an empty photo is looked at again, 2x
     TOP_K = 5000  # OpenCV's default, as DeepFace builds it
 
-    def __init__(self, max_side: int, second_look: bool = True) -> None:
+    def __init__(self, max_side: int, second_look: bool = True, threads: int | None = None) -> None:
         super().__init__(max_side, second_look)
-        import cv2
+        from ..config import env_runtime
+        from ..models import yunet
 
-        # one per detector, never DeepFace's cached one: the input size is set per call
-        # (a shared object would race between threads) and our thresholds are not DeepFace's
+        # one per detector, never DeepFace's cached one: OpenCV's keeps its input size
+        # between calls, and our thresholds are not DeepFace's. OpenVINO runs the same
+        # graph where LOOKALIKE_RUNTIME allows (lookalike.models.yunet)
         registry.require("yunet")
-        self._yunet = cv2.FaceDetectorYN.create(str(registry.path("yunet")), "", (0, 0), self.SCORE_THRESHOLD,
-                                                self.NMS_THRESHOLD, self.TOP_K)
+        self._yunet = yunet.build(registry.path("yunet"), (self.SCORE_THRESHOLD, self.NMS_THRESHOLD, self.TOP_K),
+                                  threads, env_runtime())
+
+    @property
+    def runtime(self) -> Runtime:
+        """The engine that runs the graph (OpenVINO, or OpenCV's DNN module)."""
+        return self._yunet.runtime
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         found = super().detect(rgb)
@@ -195,10 +204,7 @@ class YuNetDetector(Detector):
         if min(rgb.shape[:2]) < self.MIN_SIDE:
             return []
         bgr = _pad_to(np.ascontiguousarray(rgb[:, :, ::-1]), 32)
-        self._yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = self._yunet.detect(bgr)
-        if rows is None:
-            return []
+        rows = self._yunet.detect(bgr)
         out = []
         for row in rows:
             if not np.isfinite(row).all():
@@ -245,17 +251,18 @@ class WholeImage(Detector):
         return [Detection(box=(0, 0, rgb.shape[1], rgb.shape[0]), confidence=0.0)]
 
 
-def build(name: str, max_side: int, fallback: bool = True) -> Detector:
+def build(name: str, max_side: int, fallback: bool = True, threads: int | None = None) -> Detector:
     """The detector called ``name``, its weights checked (:func:`lookalike.models.registry.require`).
     ``fallback=False`` skips every slow second look — the CNN, a second resolution,
-    upsampling — for one cheap pass per frame (live video)."""
+    upsampling — for one cheap pass per frame (live video). ``threads``: YuNet's in
+    OpenVINO (None: every core; ingest workers pass 1)."""
     registry.require(name)
     if name == "dlib":
         return DlibHogDetector(max_side, fallback)
     if name == "skip":
         return WholeImage(max_side)
     if name == "yunet":
-        return YuNetDetector(max_side, fallback)
+        return YuNetDetector(max_side, fallback, threads)
     from ..models.catalog import deepface_names
 
     known = deepface_names()["detector"]

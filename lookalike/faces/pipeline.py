@@ -87,7 +87,7 @@ class FacePipeline:
         self.space = space
         self.threads = threads
         self.embedder = Embedder(space.model, threads)
-        self.detector = detect.build(space.detector, detect_max_side)
+        self.detector = detect.build(space.detector, detect_max_side, threads=threads)
         self.aligner = align.build(space.aligner)
 
     @property

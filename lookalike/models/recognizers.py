@@ -4,10 +4,10 @@ What differs between models — which runtime, which channel order and scale eac
 was trained on — lives here, next to the registry that builds them, so the embedder
 (:mod:`lookalike.faces.embed`) has no per-model branch:
 
-* :class:`OnnxRecognizer`: a graph lookalike runs itself in ONNX Runtime, fed the way
-  DeepFace's ``SFaceClient.predict`` feeds SFace (RGB bytes as float32, channels first);
-  SFace runs the numerically identical rewrite of :mod:`.fastgraph` (~27 ms per face on one
-  core here instead of ~59 ms), one face per call (batches cost more per face here);
+* :class:`OnnxRecognizer`: a graph lookalike runs itself (in OpenVINO or ONNX Runtime,
+  :mod:`.runtime`), fed the way DeepFace's ``SFaceClient.predict`` feeds SFace (RGB bytes
+  as float32, channels first); SFace runs the numerically identical rewrite of
+  :mod:`.fastgraph`, one face per call (batches cost more per face here);
 * :class:`DeepFaceRecognizer`: DeepFace's own model object, fed as DeepFace feeds it (BGR,
   ``[0, 1]`` floats — except Dlib's ResNet, which takes uint8 as is).
 """
@@ -20,7 +20,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from deepface.models.FacialRecognition import FacialRecognition
-    from onnxruntime import InferenceSession
+
+    from .runtime import Graph
 
 
 class Recognizer(Protocol):
@@ -35,10 +36,10 @@ class Recognizer(Protocol):
 
 
 class OnnxRecognizer:
-    """An ONNX Runtime session taking ``(n, 3, h, w)`` float32 RGB bytes."""
+    """An ONNX graph taking ``(n, 3, h, w)`` float32 RGB bytes."""
 
-    def __init__(self, session: InferenceSession, input_size: tuple[int, int], dim: int) -> None:
-        self.session = session
+    def __init__(self, graph: Graph, input_size: tuple[int, int], dim: int) -> None:
+        self.graph = graph
         self.input_size = input_size  # (h, w)
         self.dim = dim
 
@@ -49,10 +50,8 @@ class OnnxRecognizer:
         2026-12-05: 44.5 ms a face one by one against 56.5 ms in a batch of 8 on one thread,
         26.4 against 34.5 ms on two; a batch's activations outgrow the caches), and the
         graph's vectors do not depend on the batch."""
-        from .fastgraph import run
-
         blob = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
-        out = [run(self.session, blob[i:i + 1]) for i in range(len(blob))]
+        out = [self.graph.run(blob[i:i + 1]) for i in range(len(blob))]
         return np.asarray(np.concatenate(out), dtype=np.float32).reshape(len(chips), -1)
 
 

@@ -16,9 +16,10 @@ it. Nothing outside this module decides that a name is special.
 * :func:`load` returns the model, built at most once per process for a (name, threads)
   pair and weights folder, under a lock (immich's ML service: lazy models in a cache):
   the embedder, the aligners and the analyzers of every pipeline in a process share it.
-  ``threads`` is part of the key because an ONNX Runtime session's thread count is fixed
-  when it is made (ingest workers run one thread, queries one per core); the weights
-  folder is, because one process may switch weights homes (the test suite does).
+  ``threads`` is part of the key because a session's thread count is fixed when it is
+  made (ingest workers run one thread, queries one per core); the weights folder and the
+  engine (``LOOKALIKE_RUNTIME``, :mod:`.runtime`) are, because one process may switch them
+  (the test suite does).
 * Objects that keep state between calls (YuNet's input size, dlib's CNN buffers) are not
   shared: their owner builds its own from :func:`path` after :func:`require`. That is how
   lookalike's YuNet is made, with its own thresholds, leaving DeepFace's cached detector
@@ -36,6 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import env_runtime
 from ..errors import ModelMissing
 from . import catalog
 
@@ -102,9 +104,11 @@ def _onnx(path: Path, threads: int | None) -> InferenceSession:
 
 
 def _sface(folder: Path, threads: int | None) -> OnnxRecognizer:
+    from . import runtime
     from .recognizers import OnnxRecognizer
 
-    return OnnxRecognizer(_onnx(folder / catalog.SFACE_FAST_FILE, threads), (112, 112), 128)
+    graph = runtime.load(folder / catalog.SFACE_FAST_FILE, threads, env_runtime())
+    return OnnxRecognizer(graph, (112, 112), 128)
 
 
 def _deepface_recognizer(name: str) -> Loader:
@@ -299,18 +303,18 @@ def path(name: str, file_name: str | None = None) -> Path:
 # --- the per-process cache ------------------------------------------------------------
 
 _LOCK = threading.Lock()
-_CACHE: dict[tuple[str, int | None, Path], Any] = {}
+_CACHE: dict[tuple[str, int | None, Path, str], Any] = {}
 
 
 def load(name: str, threads: int | None = None) -> Any:  # noqa: ANN401 - models of many types; the caller knows its entry's
     """``name``'s model, checked by :func:`require` and built once per process for these
-    ``threads`` (None: ONNX Runtime's default, one per core)."""
+    ``threads`` (None: one per core) in the engine ``LOOKALIKE_RUNTIME`` names (SFace's)."""
     entry = spec(name)
     if entry.loader is None:
         raise ValueError(f"{name} is built by its owner from registry.path(), not shared")
     require(name)
     folder = catalog.weights_dir()
-    key = (name, threads, folder)
+    key = (name, threads, folder, env_runtime().value)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = entry.loader(folder, threads)
