@@ -29,10 +29,10 @@ def machine() -> dict:
     except (OSError, ValueError, IndexError):
         pass
     from lookalike.config import env_runtime
-    from lookalike.models.runtime import resolve
+    from lookalike.models.runtime import describe
 
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
-            "runtime": resolve(env_runtime()).value,  # the engine SFace ran in (LOOKALIKE_RUNTIME)
+            "runtime": describe(env_runtime()),  # the engine SFace and YuNet ran in (LOOKALIKE_RUNTIME)
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

@@ -111,7 +111,7 @@ def pct(name: str, path: str, digits: int = 1) -> str:
 def machine(name: str, path: str = "machine") -> str:
     """When and where a results file (or a part with its own ``machine``) was measured."""
     m = lookup(name, path)
-    engine = f", SFace in {m['runtime']}" if "runtime" in m else ""  # recorded since 2026-12-05 16:00 UTC
+    engine = f", {m['runtime']}" if "runtime" in m else ""  # the engine, recorded since 2026-12-05
     return f"{m['date']}, {m['cpu']}, {m['cores']} cores, {round(m['memory_mib'] / 1024)} GiB{engine}"
 
 

@@ -159,12 +159,13 @@ VECTORS_FORMS = "faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT"
 
 class Runtime(str, Enum):
     """Which engine runs the graphs of the default stack (SFace, YuNet), from
-    ``LOOKALIKE_RUNTIME``. Both give the same vectors (float32 both ways): the runtime is
-    how fast a space is computed, never which space it is."""
+    ``LOOKALIKE_RUNTIME``: how fast a space is computed, never which space it is (the
+    vectors agree to a cosine of 0.998 or better; see lookalike.models.runtime)."""
 
     auto = "auto"  # OpenVINO when it is installed, else as onnxruntime
-    onnxruntime = "onnxruntime"  # SFace in ONNX Runtime, YuNet in OpenCV's DNN module
-    openvino = "openvino"
+    openvino = "openvino"  # SFace at OpenVINO's own precision for this CPU (bf16 on AMX), YuNet at f32
+    openvino_f32 = "openvino-f32"  # both at float32: ONNX Runtime's vectors to 5e-7
+    onnxruntime = "onnxruntime"  # SFace in ONNX Runtime, YuNet in OpenCV's DNN module (before 2026-12-05)
 
 
 def env_runtime(name: str = "LOOKALIKE_RUNTIME") -> Runtime:

@@ -43,6 +43,7 @@ POINTS = {
     "outbox.sent": "Milvus outbox drain: Milvus took the upserts and deletes, the outbox rows not yet cleared",
     "remove.committed": "removal: the rows deleted and committed, the index not yet updated",
     "reembed.moved": "reembed: one batch of photos embedded into the new space, the next not started",
+    "live.match": "the live matching worker, a face crop received, before it is aligned and embedded",
 }
 
 

@@ -57,11 +57,11 @@ def test_an_unreachable_package_index_is_one_clear_message(tmp_path):
     assert search.returncode != 0 and "Traceback" not in search.stderr
 
 
-@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("runtime", ["openvino-f32", "onnxruntime"])
 def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home, monkeypatch, runtime):
-    """lookalike runs SFace through its rewritten graph, in OpenVINO (the default where it
-    is installed) or ONNX Runtime; DeepFace's SFaceClient through the published one in
-    OpenCV. Same chips, same vectors, whichever engine: the engine is not part of a space."""
+    """lookalike runs SFace through its rewritten graph, in OpenVINO or ONNX Runtime at
+    float32; DeepFace's SFaceClient through the published one in OpenCV. Same chips, same
+    vectors (the default engine's bfloat16 is checked against these in the next test)."""
     from deepface.modules import modeling
 
     from lookalike.config import DEFAULT_DETECT_MAX_SIDE
@@ -84,12 +84,17 @@ def test_the_fast_sface_graph_gives_deepfaces_vectors(faces, weights_home, monke
     assert float(ours[0] @ ours[1]) < 0.3  # two different people stay apart
 
 
-def test_yunet_in_openvino_finds_the_faces_opencv_finds_with_the_same_vectors(faces, weights_home, monkeypatch):
-    """OpenVINO runs YuNet's graph with lookalike's copy of OpenCV's decoding, on inputs padded
-    to multiples of 128 px instead of OpenCV's 32 (lookalike.models.yunet: a bounded number of
-    input shapes). On the 56 bad inputs (tiny, huge, dark, strips, groups) and 40 in-the-wild
-    photos: the same faces in each, the same boxes but for faces cut by the photo's right or
-    bottom edge (the extra padding is what the network sees beyond them), and the same vectors."""
+def test_every_engine_finds_the_same_faces_and_vectors_of_one_space(faces, weights_home, monkeypatch):
+    """The three engines (lookalike.models.runtime) on the 56 bad inputs (tiny, huge, dark,
+    strips, groups) and 40 in-the-wild photos, against ONNX Runtime + OpenCV (the engines
+    before 2026-12-05):
+
+    * openvino-f32: YuNet's graph with lookalike's copy of OpenCV's decoding, on inputs
+      padded to multiples of 128 px instead of 32 (a bounded number of input shapes). The same
+      faces in each photo, the same boxes but for faces cut by the photo's right or bottom
+      edge (the extra padding is what the network sees beyond them), the same vectors;
+    * openvino (the default): SFace at OpenVINO's precision for this CPU (bfloat16 on AMX),
+      YuNet at float32: the same boxes as openvino-f32, vectors within a cosine of 0.998."""
     from lookalike.errors import LookalikeError
     from lookalike.faces.detect import YuNetDetector
     from lookalike.faces.images import decode_file
@@ -98,10 +103,11 @@ def test_yunet_in_openvino_finds_the_faces_opencv_finds_with_the_same_vectors(fa
     photos = sorted(p for p in (faces / "bad-inputs").rglob("*") if p.is_file())
     photos += sorted((faces / "celeb").rglob("*.jpg"))[:40]
     found: dict[str, list[list[Face]]] = {}
-    for runtime in ("onnxruntime", "openvino"):
+    for runtime in ("onnxruntime", "openvino-f32", "openvino"):
         monkeypatch.setenv("LOOKALIKE_RUNTIME", runtime)
         pipeline = FacePipeline(Space("SFace", "yunet", "arcface"), 1280)
         assert isinstance(pipeline.detector, YuNetDetector) and pipeline.detector.runtime.value == runtime
+        assert pipeline.embedder.model.graph.runtime.value == runtime
         found[runtime] = []
         for photo in photos:
             try:
@@ -109,13 +115,19 @@ def test_yunet_in_openvino_finds_the_faces_opencv_finds_with_the_same_vectors(fa
             except LookalikeError:  # the bad inputs that are not photos at all
                 found[runtime].append([])
     assert sum(map(len, found["openvino"])) >= 80
-    same_boxes, cosines = 0, []
-    for photo, cv, ov in zip(photos, found["onnxruntime"], found["openvino"]):
-        assert len(cv) == len(ov), photo.name
-        same_boxes += [f.bbox for f in cv] == [f.bbox for f in ov]
-        cosines += [float(a.embedding @ b.embedding) for a, b in zip(cv, ov)]
-    assert same_boxes >= 0.95 * len(photos)
-    assert min(cosines) > 0.9 and float(np.median(cosines)) > 0.99999
+
+    def compare(a: str, b: str) -> tuple[int, list[float]]:
+        same, cosines = 0, []
+        for photo, one, other in zip(photos, found[a], found[b]):
+            assert len(one) == len(other), (photo.name, a, b)
+            same += [f.bbox for f in one] == [f.bbox for f in other]
+            cosines += [float(x.embedding @ y.embedding) for x, y in zip(one, other)]
+        return same, cosines
+
+    same, cosines = compare("onnxruntime", "openvino-f32")
+    assert same >= 0.95 * len(photos) and min(cosines) > 0.9 and float(np.median(cosines)) > 0.99999
+    same, cosines = compare("openvino-f32", "openvino")
+    assert same == len(photos) and min(cosines) >= 0.998
 
 
 def test_the_engine_is_openvino_where_installed_and_a_bad_name_is_one_clear_error(monkeypatch):
@@ -128,7 +140,8 @@ def test_the_engine_is_openvino_where_installed_and_a_bad_name_is_one_clear_erro
     monkeypatch.setenv("LOOKALIKE_RUNTIME", " ONNXRuntime ")
     assert env_runtime() is Runtime.onnxruntime
     monkeypatch.setenv("LOOKALIKE_RUNTIME", "tensorrt")
-    with pytest.raises(ConfigError, match=r"LOOKALIKE_RUNTIME='tensorrt': expected one of auto, onnxruntime, openvino"):
+    expected = "LOOKALIKE_RUNTIME='tensorrt': expected one of auto, openvino, openvino-f32, onnxruntime"
+    with pytest.raises(ConfigError, match=expected):
         env_runtime()
 
 

@@ -166,6 +166,9 @@ def _match(req: MatchRequest) -> MatchUpdate:
     from ..faces.detect import Detection
     from ..query.search import search_vectors
 
+    from ..faults import crash_point
+
+    crash_point("live.match")
     start = time.perf_counter()
     worker = _the_worker()
     lib, pipeline = worker.library, worker.library.view.pipeline

@@ -5,10 +5,11 @@
                                      track (IoU)          ◀──answer──
                                      draw, show / write
 
-Per frame the display loop only detects (dlib HOG on a frame shrunk to ``detect_side``,
-~17 ms at 480 px) and draws. A face is sent to the matcher when its track appears and
-again every ``refresh`` seconds while the worker has room (at most two requests in
-flight), newest tracks first; answers are applied when they arrive. When a track's new
+Per frame the display loop only detects (on a frame shrunk to ``detect_side``, 15 times
+a second) and draws. A face is sent to the matcher when its track appears and again as
+soon as the worker is free (one request in flight; ``refresh`` can space a track's matches
+out), never-matched tracks first; answers are applied when they arrive. So the rate of
+answers is the worker's own: a faster model gives more of them, up to one a frame. When a track's new
 embedding is no longer the same person as its previous one (calibrated threshold), the
 track gets a new id: someone else stepped into the same spot.
 
@@ -33,9 +34,16 @@ from .sinks import Sink
 from .source import FrameReader
 from .tracker import Box, Track, Tracker
 
-# a track's memory of its face: each new embedding added to 0.8 x the memory, so the last
-# ~5 answers (under a second) weigh most and an old expression fades
-MEMORY_DECAY = 0.8
+# a track's memory of its face: each new embedding is added to the memory, which has lost
+# half its weight every MEMORY_HALF_LIFE seconds (of the source's clock) since the last one,
+# so the last third of a second weighs most and an old expression fades — however many
+# answers the worker gives a second (0.2 s: what 0.8 an answer was at 15 answers a second)
+MEMORY_HALF_LIFE = 0.2
+
+
+def memory_weight(elapsed: float) -> float:
+    """What is left of a memory ``elapsed`` seconds old."""
+    return 0.5 ** (max(elapsed, 0.0) / MEMORY_HALF_LIFE)
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName
@@ -50,7 +58,7 @@ class LiveOptions:
     realtime: bool = True  # files: play at their own pace (False: every frame, fast as possible)
     detect_side: int = 480  # long side of the frame the detector sees
     detect_interval: float = 1 / 15  # seconds (source clock) between two detections
-    refresh: float = 0.05  # seconds between two matches of one track (about every other frame at 30 fps)
+    refresh: float = 0.0  # seconds between two matches of one track (0: whenever the worker is free)
     show_missing: float = 0.25  # seconds a box stays drawn after its face was last detected
     margin: float = 0.5  # context around a face box in the crop sent to the matcher (box sizes)
 
@@ -181,7 +189,9 @@ class LivePipeline:
                     if update.renewed:
                         update.track = self.tracker.renew(track)  # someone else in the same spot
                     memory = track.vector
-                    track.vector = update.vector if memory is None else MEMORY_DECAY * memory + update.vector
+                    track.vector = update.vector if memory is None else \
+                        memory_weight(update.t - track.vector_t) * memory + update.vector
+                    track.vector_t = update.t
                     track.match = update
                     person = update.best.person if update.best is not None else None
                     if person is not None and person not in self.titles:  # the overlay's name for them

@@ -38,6 +38,7 @@ class Track:
     match: MatchUpdate | None = None  # the matcher's latest answer for this face
     pending: bool = False  # a match request is on its way: do not ask twice
     vector: np.ndarray | None = None  # memory of the face: decayed sum of its embeddings (see live.matcher)
+    vector_t: float = 0.0  # source time of the newest embedding in that memory
 
 
 @dataclass
