@@ -343,3 +343,20 @@ def test_a_track_searches_with_its_memory_until_someone_else_appears():
     query, renewed = query_vector(other.astype(np.float32), memory, threshold=0.9023)
     assert renewed and np.allclose(query, other)  # nothing of the previous person leaks in
     assert 0.9023 < renew_below(0.9023) < 1
+
+
+def test_a_tracks_memory_fades_with_time_not_with_the_number_of_answers():
+    """At 15 or 30 answers a second, what is left of a look from 0.2 s ago is the same: the
+    memory is a weighting over the source's clock, so a faster worker does not make a track
+    cling to old frames longer."""
+    from lookalike.live.session import MEMORY_HALF_LIFE, memory_weight
+
+    def weight_of_the_first_look(rate: float, seconds: float) -> float:
+        weight = 1.0
+        for _ in range(round(rate * seconds)):
+            weight *= memory_weight(1 / rate)
+        return weight
+
+    assert memory_weight(MEMORY_HALF_LIFE) == pytest.approx(0.5)
+    assert weight_of_the_first_look(15, 0.4) == pytest.approx(weight_of_the_first_look(30, 0.4)) == pytest.approx(0.25)
+    assert memory_weight(-1.0) == 1.0  # an answer for an older frame than the memory's does not inflate it
