@@ -135,7 +135,7 @@ def prepare_process() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
 
-    cv2.setNumThreads(1)  # YuNet runs in OpenCV's DNN module
+    cv2.setNumThreads(1)  # OpenCV's own loops (YuNet too under LOOKALIKE_RUNTIME=onnxruntime)
 
 
 def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,

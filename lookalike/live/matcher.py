@@ -164,9 +164,8 @@ def query_vector(vector: np.ndarray, memory: np.ndarray | None, threshold: float
 
 def _match(req: MatchRequest) -> MatchUpdate:
     from ..faces.detect import Detection
-    from ..query.search import search_vectors
-
     from ..faults import crash_point
+    from ..query.search import search_vectors
 
     crash_point("live.match")
     start = time.perf_counter()

@@ -65,7 +65,7 @@ class Service:
 
         import lookalike
 
-        cv2.setNumThreads(self.settings.model_threads)  # YuNet runs in OpenCV's DNN module
+        cv2.setNumThreads(self.settings.model_threads)  # OpenCV's own loops (YuNet too under onnxruntime)
         try:
             lib = lookalike.open(self.settings.db, index_dir=self.settings.index_dir,
                                  max_pixels=self.settings.max_megapixels * 1_000_000,
