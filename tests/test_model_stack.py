@@ -130,6 +130,56 @@ def test_every_engine_finds_the_same_faces_and_vectors_of_one_space(faces, weigh
     assert same == len(photos) and min(cosines) >= 0.998
 
 
+def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home, monkeypatch):
+    """A request holds its buffers (YuNet's at 1,280 px: tens of MB): forty threads of a
+    server's pool calling one after another share one; three holding one at once (a barrier
+    keeps them inside together) make three; threads embedding at once each get their own
+    answer."""
+    import threading
+
+    from lookalike.config import Runtime
+    from lookalike.faces.embed import Embedder
+    from lookalike.models import registry, yunet
+
+    monkeypatch.setenv("LOOKALIKE_RUNTIME", "openvino")
+    detector = yunet.build(registry.path("yunet"), (0.7, 0.3, 5000), None, Runtime.openvino)
+    assert isinstance(detector, yunet.OpenVinoYuNet)
+    for _ in range(40):
+        thread = threading.Thread(target=detector.detect, args=(np.zeros((320, 384, 3), np.uint8),))
+        thread.start()
+        thread.join()
+    assert detector.requests.made == 1
+
+    inside = threading.Barrier(3)
+
+    def hold() -> None:
+        with detector.requests.request():
+            inside.wait(timeout=60)
+
+    threads = [threading.Thread(target=hold) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert detector.requests.made == 3
+
+    embedder = Embedder("SFace")
+    chips = np.random.default_rng(0).integers(0, 255, (4, 112, 112, 3), dtype=np.uint8)
+    alone = embedder.embed(chips)
+    together: dict[int, list[np.ndarray]] = {i: [] for i in range(4)}
+
+    def embed(i: int) -> None:
+        for _ in range(10):
+            together[i].append(embedder.embed(chips[i:i + 1])[0])
+
+    threads = [threading.Thread(target=embed, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.allclose(v, alone[i], atol=1e-5) for i in range(4) for v in together[i])  # never another's
+
+
 def test_the_engine_is_openvino_where_installed_and_a_bad_name_is_one_clear_error(monkeypatch):
     from lookalike.config import Runtime, env_runtime
     from lookalike.errors import ConfigError

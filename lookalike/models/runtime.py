@@ -31,6 +31,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -110,6 +112,32 @@ def openvino_config(threads: int | None, f32: bool) -> dict[str, object]:
     return config
 
 
+class RequestPool:
+    """Idle infer requests of one compiled model. A request holds its own buffers (YuNet's
+    at 1,280 px: ~40-110 MB) and must not run twice at once, so a caller takes an idle one
+    — a new one only when every one is busy — and gives it back: there are as many as calls
+    ever ran at once, not one per thread that ever called (a server's thread pool has 40)."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        self.compiled = compiled
+        self.made = 0  # requests created so far
+        self._idle: list[InferRequest] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def request(self) -> Iterator[InferRequest]:
+        with self._lock:
+            request = self._idle.pop() if self._idle else None
+            self.made += request is None
+        if request is None:
+            request = self.compiled.create_infer_request()
+        try:
+            yield request
+        finally:
+            with self._lock:
+                self._idle.append(request)
+
+
 class OrtGraph:
     """An ONNX Runtime session (:func:`lookalike.models.fastgraph.session`); ``run`` is
     thread-safe in ORT itself."""
@@ -128,24 +156,17 @@ class OrtGraph:
 
 
 class OpenVinoGraph:
-    """An OpenVINO model compiled for the CPU, one infer request per calling thread (a
-    request holds its own buffers and must not run twice at once)."""
+    """An OpenVINO model compiled for the CPU, its infer requests in a :class:`RequestPool`."""
 
     def __init__(self, path: Path, threads: int | None, f32: bool) -> None:
         self.runtime = Runtime.openvino_f32 if f32 else Runtime.openvino
         self.compiled: CompiledModel = openvino_core().compile_model(str(path), "CPU", openvino_config(threads, f32))
         self.precision = "bf16" if "bfloat16" in str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) else "f32"
-        self._local = threading.local()
+        self.requests = RequestPool(self.compiled)
         log.debug("%s compiled by OpenVINO at %s on %s threads", path.name, self.precision, threads or "all")
 
-    def _request(self) -> InferRequest:
-        request: InferRequest | None = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        return request
-
     def run(self, batch: np.ndarray) -> np.ndarray:
-        request = self._request()
-        request.infer({0: batch})
-        # the output tensor is the request's own buffer, overwritten by its next run
-        return np.array(request.get_output_tensor(0).data, copy=True)
+        with self.requests.request() as request:
+            request.infer({0: batch})
+            # the output tensor is the request's own buffer, overwritten by its next run
+            return np.array(request.get_output_tensor(0).data, copy=True)

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from ..config import Runtime
-from .runtime import openvino_config, openvino_core, resolve
+from .runtime import RequestPool, openvino_config, openvino_core, resolve
 
 if TYPE_CHECKING:
-    from openvino import CompiledModel, InferRequest
+    from openvino import CompiledModel
 
 log = logging.getLogger(__name__)
 
@@ -98,24 +98,19 @@ class OpenVinoYuNet:
         # always float32: at bf16 the boxes and landmarks move (2026-12-05: the same boxes in
         # 87 of 429 photos, one face's vector at a cosine of 0.14 to its f32 one)
         self.compiled: CompiledModel = core.compile_model(model, "CPU", openvino_config(threads, f32=True))
+        self.requests = RequestPool(self.compiled)
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
-        self._local = threading.local()
-
-    def _request(self) -> InferRequest:
-        request: InferRequest | None = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        return request
 
     def detect(self, bgr: np.ndarray) -> np.ndarray:
         # sides padded to multiples of SHAPE_STEP: a bounded number of input shapes (module doc)
         height, width = (-(-side // SHAPE_STEP) * SHAPE_STEP for side in bgr.shape[:2])
         blob = np.zeros((1, 3, height, width), np.float32)
         blob[0, :, :bgr.shape[0], :bgr.shape[1]] = bgr.transpose(2, 0, 1)
-        request = self._request()
-        request.infer({0: blob})
-        out = {name: request.get_tensor(name).data[0] for name in self._names}
-        rows = [self._decode(out, s, height // s, width // s) for s in STRIDES]
+        with self.requests.request() as request:
+            request.infer({0: blob})
+            # views of the request's buffers: decoded before it goes back to the pool
+            out = {name: request.get_tensor(name).data[0] for name in self._names}
+            rows = [self._decode(out, s, height // s, width // s) for s in STRIDES]
         faces = np.concatenate(rows) if rows else np.zeros((0, 15), np.float32)
         if len(faces) <= 1:
             return faces
