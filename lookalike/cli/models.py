@@ -19,19 +19,24 @@ models_app = typer.Typer(help="List and install model weights (offline where a p
 
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
-    """Every DeepFace model and detector: dimension, installed or not, where weights come from."""
+    """Every DeepFace model and detector: dimension, installed or not, where weights come from;
+    and the engine that runs SFace and YuNet here (LOOKALIKE_RUNTIME)."""
     from dataclasses import asdict
 
+    from ..config import env_runtime
     from ..models import status as weights
+    from ..models.runtime import describe
 
     with _errors():
         rows = weights.list_all()
+        engine = describe(env_runtime())
         if as_json:
-            _print_json({"weights_dir": str(weights.weights_dir()), "models": [asdict(r) for r in rows]})
+            _print_json({"weights_dir": str(weights.weights_dir()), "engine": engine,
+                         "models": [asdict(r) for r in rows]})
             return
         from rich.table import Table
 
-        table = Table(title=f"weights in {weights.weights_dir()}")
+        table = Table(title=f"weights in {weights.weights_dir()}", caption=f"engine: {engine} (LOOKALIKE_RUNTIME)")
         for col in ("name", "kind", "dim", "installed", "source", "licence"):
             table.add_column(col)
         for r in rows:
