@@ -110,6 +110,13 @@ class Service:
         with self.lock:
             return work(lib)
 
+    def knows(self, key: str) -> bool:
+        """Whether :meth:`scope_of` answers ``key`` from memory (no database read)."""
+        import time
+
+        cached = self._keys.get(key)
+        return cached is not None and time.monotonic() - cached[1] < self.KEY_TTL
+
     def scope_of(self, key: str) -> KeyScope | None:
         """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
         key (a revoked key is refused within that time, in every server process)."""
@@ -185,13 +192,18 @@ def caller_of(scope: KeyScope) -> Callable[..., Caller]:
     has decided that from the headers before FastAPI read the body; the key parameters stay
     so that OpenAPI documents them."""
 
-    def check(request: Request, key: Annotated[str | None, Depends(_api_key)] = None,
-              bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
+    async def check(request: Request, key: Annotated[str | None, Depends(_api_key)] = None,
+                    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
+        # async: the gate's answer is read without taking a worker thread (a hop of its own
+        # for every request); only an app without the gate reads the key's scope in one
         admitted = getattr(request.state, "caller", None)
         if isinstance(admitted, Caller):
             return admitted
-        given = key or (bearer.credentials if bearer is not None else None)  # an app without the gate
-        return identify(service_of(request), scope, given, request.client.host if request.client else "?")
+        import anyio
+
+        given = key or (bearer.credentials if bearer is not None else None)
+        address = request.client.host if request.client else "?"
+        return await anyio.to_thread.run_sync(identify, service_of(request), scope, given, address)
 
     # what the gate reads off each route
     check.needed_scope = scope  # type: ignore[attr-defined]
@@ -242,8 +254,8 @@ def admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, An
             given = credentials.strip()
         client = scope.get("client")
         address = str(client[0]) if client else "?"
-        if not given:  # no database to ask: decided here
-            return identify(service, needed, None, address)
+        if not given or service.knows(given):  # no database to ask: decided here, without a thread
+            return identify(service, needed, given, address)
         try:
             return await anyio.to_thread.run_sync(identify, service, needed, given, address)
         except LookalikeError as err:  # the key could not be read (a busy or broken database)
