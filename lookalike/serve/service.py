@@ -187,7 +187,7 @@ def identify(service: Service, needed: KeyScope, given: str | None, address: str
     return caller
 
 
-def caller_of(scope: KeyScope) -> Callable[..., Caller]:
+def caller_of(scope: KeyScope) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the :class:`Caller`, once their key grants ``scope``. The :class:`Gate`
     has decided that from the headers before FastAPI read the body; the key parameters stay
     so that OpenAPI documents them."""
