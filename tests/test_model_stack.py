@@ -145,7 +145,7 @@ def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home
     from lookalike.models import registry, yunet
 
     monkeypatch.setenv("LOOKALIKE_RUNTIME", "openvino")
-    detector = yunet.build(registry.path("yunet"), (0.7, 0.3, 5000), None, Runtime.openvino)
+    detector = yunet.build(registry.path("yunet"), yunet.Thresholds(0.7, 0.3, 5000), None, Runtime.openvino)
     assert isinstance(detector, yunet.OpenVinoYuNet)
     for _ in range(40):
         thread = threading.Thread(target=detector.detect, args=(np.zeros((320, 384, 3), np.uint8),))

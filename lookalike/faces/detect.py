@@ -171,7 +171,8 @@ class YuNetDetector(Detector):
         # between calls, and our thresholds are not DeepFace's. OpenVINO runs the same
         # graph where LOOKALIKE_RUNTIME allows (lookalike.models.yunet)
         registry.require("yunet")
-        self._yunet = yunet.build(registry.path("yunet"), (self.SCORE_THRESHOLD, self.NMS_THRESHOLD, self.TOP_K),
+        self._yunet = yunet.build(registry.path("yunet"),
+                                  yunet.Thresholds(self.SCORE_THRESHOLD, self.NMS_THRESHOLD, self.TOP_K),
                                   threads, env_runtime())
 
     @property

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -44,6 +44,15 @@ STRIDES = (8, 16, 32)
 SHAPE_STEP = 128  # px: OpenVINO's input sides are multiples of this (see OpenVinoYuNet.detect)
 
 
+class Thresholds(NamedTuple):
+    """What YuNet keeps: faces scoring at least ``score``, after NMS at IoU ``nms`` over at
+    most ``top_k`` candidates (OpenCV's ``FaceDetectorYN`` arguments)."""
+
+    score: float
+    nms: float
+    top_k: int
+
+
 class YuNetGraph(Protocol):
     """What the detector needs of YuNet."""
 
@@ -54,10 +63,9 @@ class YuNetGraph(Protocol):
         ...
 
 
-def build(path: Path, thresholds: tuple[float, float, int], threads: int | None, runtime: Runtime) -> YuNetGraph:
-    """YuNet from ``path`` keeping faces scoring at least ``thresholds[0]``, NMS at IoU
-    ``thresholds[1]``, at most ``thresholds[2]`` before NMS; in OpenVINO where ``runtime``
-    resolves to it (on ``threads`` threads, None: every core), else in OpenCV."""
+def build(path: Path, thresholds: Thresholds, threads: int | None, runtime: Runtime) -> YuNetGraph:
+    """YuNet from ``path``, in OpenVINO where ``runtime`` resolves to it (on ``threads``
+    threads, None: every core), else in OpenCV."""
     chosen = resolve(runtime)
     if chosen is Runtime.onnxruntime:
         return OpenCvYuNet(path, thresholds)
@@ -69,7 +77,7 @@ class OpenCvYuNet:
 
     runtime = Runtime.onnxruntime  # the engines lookalike ran before OpenVINO: OpenCV for YuNet
 
-    def __init__(self, path: Path, thresholds: tuple[float, float, int]) -> None:
+    def __init__(self, path: Path, thresholds: Thresholds) -> None:
         import cv2
 
         score, nms, top_k = thresholds
@@ -86,7 +94,7 @@ class OpenCvYuNet:
 class OpenVinoYuNet:
     """The graph compiled by OpenVINO for any height and width, decoded as OpenCV does."""
 
-    def __init__(self, path: Path, thresholds: tuple[float, float, int], threads: int | None,
+    def __init__(self, path: Path, thresholds: Thresholds, threads: int | None,
                  runtime: Runtime) -> None:
         import openvino as ov
 
