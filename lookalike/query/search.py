@@ -134,6 +134,7 @@ class Match:
     verdict: Verdict = Verdict.weak
     person_centroid_similarity: float | None = None
     face_typicality: float | None = None
+    photo_id: int | None = None  # the photo's row (the HTTP API's /v1/photos/{id})
 
 
 @dataclass
@@ -298,6 +299,7 @@ def _describe(vec: np.ndarray, hits: list[tuple[int, float]], cal: Calibration, 
             similarity=round(sim, 6), verdict=cal.verdict(sim),
             person_centroid_similarity=_round(float(vec @ cent[0])) if cent else None,
             face_typicality=_round(float(answer.vectors[fid] @ cent[0])) if cent else None,
+            photo_id=row.photo_id,
         ))
     return matches
 

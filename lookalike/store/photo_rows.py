@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, delete, func, select
@@ -34,6 +34,7 @@ class FaceRow:
     person_id: int | None
     bbox: tuple[int, int, int, int]
     confidence: float
+    photo_id: int  # the HTTP API's reference to the photo instead of its path on the server
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,15 @@ def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
 
 def _face_query(ids: Sequence[int], *extra: SQLColumnExpression[Any]) -> Select[Any]:
     """A :class:`FaceRow`'s columns (then ``extra``) for the faces ``ids``."""
-    return (
+    # ten typed columns and the extras: past what SQLAlchemy's select() overloads spell out
+    query = (
         select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
-               Face.confidence, *extra)
+               Face.confidence, Face.photo_id, *extra)
         .join(Photo, Photo.id == Face.photo_id)
         .outerjoin(Person, Person.id == Face.person_id)
         .where(Face.id.in_(ids))
     )
+    return cast("Select[Any]", query)
 
 
 def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
@@ -153,8 +156,8 @@ def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
     ids = [int(i) for i in ids if int(i) >= 0]
     out: dict[int, FaceRow] = {}
     for chunk in chunks(ids):
-        for fid, name, path, pid, x, y, w, h, conf in session.execute(_face_query(chunk)):
-            out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
+        for fid, name, path, pid, x, y, w, h, conf, photo in session.execute(_face_query(chunk)):
+            out[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf), int(photo))
     return out
 
 
@@ -178,8 +181,8 @@ def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
     current: int | None = None
     for chunk in chunks(ids):
         query = _face_query(chunk, Face.embedding, generation)
-        for fid, name, path, pid, x, y, w, h, conf, blob, gen in session.execute(query):
-            rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf))
+        for fid, name, path, pid, x, y, w, h, conf, photo, blob, gen in session.execute(query):
+            rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf), int(photo))
             vectors[fid] = decode_vector(blob)
             current = gen
     if current is None:  # no face found (or all gone): the generation alone

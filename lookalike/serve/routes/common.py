@@ -85,11 +85,13 @@ def audience(caller: Caller) -> Audience:
 
 
 def photo_refs(lib: Library, entries: list[dict], admin: bool) -> None:
-    """Give each matched or listed face its ``photo_id``; for everyone but an admin, the
-    ``photo`` becomes ``/v1/photos/{id}`` instead of the file's path on this server."""
-    ids = lib.photo_ids(e["face_id"] for e in entries)
+    """Give each matched or listed face its ``photo_id`` (a search's matches carry it from
+    their answer rows; other lists are looked up); for everyone but an admin, the ``photo``
+    becomes ``/v1/photos/{id}`` instead of the file's path on this server."""
+    missing = [e["face_id"] for e in entries if e.get("photo_id") is None]
+    ids = lib.photo_ids(missing) if missing else {}
     for entry in entries:
-        photo_id = ids.get(entry["face_id"])  # None: the face was removed a moment ago
+        photo_id = entry.get("photo_id") or ids.get(entry["face_id"])  # None: the face was removed a moment ago
         entry["photo_id"] = photo_id
         if not admin:
             entry["photo"] = f"/v1/photos/{photo_id}" if photo_id is not None else None
