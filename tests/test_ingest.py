@@ -296,3 +296,37 @@ def test_a_small_run_maps_in_this_process_and_stores_what_workers_store(faces, t
     for key, vec in stored[0].items():
         assert float(vec @ stored[2][key]) > 0.9999, key
 
+
+
+def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, weights_home, tmp_path):
+    """Whether a dead worker is noticed when a result is collected or when the next photo is
+    submitted depends on the machine's speed (the second way failed a CI run, 2026-12-05).
+    Chosen here: the run's first pool is broken before its first photo (a real pool whose
+    worker died), so the very first submit finds it broken; a new pool maps every photo."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lookalike.ingest import corpus, local, runner
+
+    class BrokenFirst(local.ProcessPool):
+        started = 0
+
+        def _start(self):
+            pool = super()._start()
+            self.started += 1
+            if self.started == 1:
+                with pytest.raises(BrokenProcessPool):
+                    pool[0].submit(os._exit, 1).result()
+            return pool
+
+    photos = sorted((faces / "celeb" / "face_recognition").rglob("*.jpg"))[:6]
+    lib = lookalike.open(tmp_path / "lib.db")
+    try:
+        items = corpus.scan([str(p) for p in photos]).items
+        options = runner.options(lib.view.space, FacesMode.largest, 1, None)
+        distributor = BrokenFirst(lib.view, options, 1)
+        with lib.view.writers():
+            report = runner.run(lib.view, items, options, distributor)
+        assert distributor.started == 2
+        assert report.statuses.get("ok") == len(photos), report.statuses
+    finally:
+        lib.close()

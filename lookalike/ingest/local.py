@@ -86,9 +86,30 @@ class _Mapped:
                 self.pool = self._start()
             while len(self.pending) >= max(self.workers, 1) * 4:
                 self._collect(writer, block=True)
-            executor, map_fn = self.pool
-            self.pending[executor.submit(map_fn, task)] = task.item
+            try:
+                self._submit(task)
+            except BrokenProcessPool:
+                # a worker died since the last collect, and the pool says so at submit: what
+                # it held is settled as a collect would (finished photos kept, the rest
+                # errors for the next run), and a new pool takes this photo. Which of the two
+                # sees a death first depends on the machine's speed (seen in CI, 2026-12-05)
+                self._settle(writer)
+                self._submit(task)
             self._collect(writer, block=False)
+
+    def _submit(self, task: Task) -> None:
+        assert self.pool is not None
+        executor, map_fn = self.pool
+        self.pending[executor.submit(map_fn, task)] = task.item
+
+    def _settle(self, writer: Writer) -> None:
+        """After the pool broke: every task it held handed to the writer, a new pool started."""
+        broken = self.pool
+        wait(list(self.pending))  # a broken pool fails each future it held: until it has
+        self._collect(writer, block=False)  # finished photos kept, the failed ones errors
+        if self.pool is broken and broken is not None:  # nothing pending told _collect
+            broken[0].shutdown(wait=False, cancel_futures=True)
+            self.pool = self._start()
 
     def finish(self, writer: Writer) -> None:
         while self.pending:
