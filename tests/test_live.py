@@ -16,12 +16,12 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 from lookalike.live import slideshow
 from lookalike.live.session import crop_request
@@ -166,10 +166,7 @@ def test_the_picture_moves_on_while_the_matcher_is_stuck_in_a_match(library, vis
         steps = shown
         while pipeline.matcher.in_flight == 0:  # the first frames with the face send it off
             pipeline.step(*next(steps))
-        deadline = time.monotonic() + 120  # only so that a broken hold fails instead of hanging
-        while not (gate / "held").exists():
-            assert time.monotonic() < deadline, "the matching worker never reached live.match"
-            time.sleep(0.01)
+        assert wait_for((gate / "held").exists, guard=120), "the matching worker never reached live.match"
         canvases = []
         for _ in range(20):  # the worker is stuck in the match: every step must come back anyway
             canvas, updates = pipeline.step(*next(steps))
@@ -178,9 +175,12 @@ def test_the_picture_moves_on_while_the_matcher_is_stuck_in_a_match(library, vis
         assert not np.array_equal(canvases[0], canvases[-1])  # the picture moved (the photo sways)
         (gate / "release").touch()
         answers: list = []
-        while not answers:
-            assert time.monotonic() < deadline, "no answer after the worker was released"
-            answers = pipeline.step(*next(steps))[1]
+
+        def answered() -> bool:  # one frame a look: the loop goes on until the answer is in
+            answers.extend(pipeline.step(*next(steps))[1])
+            return bool(answers)
+
+        assert wait_for(answered, guard=120, poll=0), "no answer after the worker was released"
         assert answers[0].error is None and answers[0].best is not None
         assert answers[0].best.person == first.label
     finally:
@@ -244,10 +244,11 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
                "--jsonl", str(jsonl), "--db", _db(library)]
     proc = subprocess.Popen(with_default_sigint(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=os.environ | {"NO_COLOR": "1"})
-    deadline = time.monotonic() + 240
-    while not (jsonl.exists() and jsonl.read_text().strip()) and time.monotonic() < deadline:
+    def first_line() -> bool:
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
+        return jsonl.exists() and bool(jsonl.read_text().strip())
+
+    wait_for(first_line, guard=240, poll=0.2)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     assert children, "the matcher runs in a worker process"
     proc.send_signal(signal.SIGINT)
@@ -257,9 +258,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_worker_behind(library, visitors, tmp
     # -v sets the level in the CLI process, and the spawned matcher logs at it too
     assert "DEBUG lookalike.cli._common: opened the library" in err
     assert "DEBUG lookalike.live.matcher: matching worker started" in err
-    deadline = time.monotonic() + 120  # an orphaned helper (multiprocessing's resource tracker)
-    while [pid for pid in children if _running(pid)] and time.monotonic() < deadline:  # notices at once,
-        time.sleep(0.1)  # but asynchronously
+    # an orphaned helper (multiprocessing's resource tracker) notices at once, but asynchronously
+    wait_for(lambda: not [pid for pid in children if _running(pid)], guard=120, poll=0.1)
     left = {pid: Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120]
             for pid in children if _running(pid)}
     assert not left, f"a worker outlived the command: {left}"

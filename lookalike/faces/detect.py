@@ -204,8 +204,7 @@ class YuNetDetector(Detector):
     def _run(self, rgb: np.ndarray) -> list[Detection]:
         if min(rgb.shape[:2]) < self.MIN_SIDE:
             return []
-        bgr = _pad_to(np.ascontiguousarray(rgb[:, :, ::-1]), 32)
-        rows = self._yunet.detect(bgr)
+        rows = self._yunet.detect(rgb)  # padded (and turned to BGR) the way each engine needs
         out = []
         for row in rows:
             if not np.isfinite(row).all():
@@ -270,29 +269,6 @@ def build(name: str, max_side: int, fallback: bool = True, threads: int | None =
     if name not in known:
         raise UnknownName("detector", name, sorted(set(known) | {"skip"}))
     return DeepFaceDetector(name, max_side, fallback)
-
-
-def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
-    """``image`` padded with black on the right and bottom to sides that are multiples of
-    ``multiple`` and at least :data:`YUNET_MIN_INPUT` (coordinates are unchanged).
-
-    OpenCV's FaceDetectorYN pads to 32 itself, but on inputs with a side of 32 px or less
-    (the 4000 x 100 strip of bad-inputs is detected at 1,280 x 32) its coarsest feature
-    map is one row and the result depends on what ran before: the previous photo's faces,
-    or, on a fresh detector with two threads, a face that is not there (seen in CI,
-    2026-12-02). Padded to 64 px the strip gave no face in 24 shuffled runs at 1 and 2
-    threads, and the 32 x 32 face of bad-inputs the same face each time."""
-    import cv2
-
-    height, width = image.shape[:2]
-    bottom = max(-height % multiple, YUNET_MIN_INPUT - height)
-    right = max(-width % multiple, YUNET_MIN_INPUT - width)
-    if not bottom and not right:
-        return image
-    return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=0)
-
-
-YUNET_MIN_INPUT = 64  # px: see :func:`_pad_to`
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

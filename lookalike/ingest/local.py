@@ -89,11 +89,12 @@ class _Mapped:
             try:
                 self._submit(task)
             except BrokenProcessPool:
-                # a worker died since the last collect, and the pool says so at submit: what
-                # it held is settled as a collect would (finished photos kept, the rest
-                # errors for the next run), and a new pool takes this photo. Which of the two
-                # sees a death first depends on the machine's speed (seen in CI, 2026-12-05)
-                self._settle(writer)
+                # a worker died since the last collect, and the pool says so at submit (which
+                # of the two sees a death first depends on the machine's speed; seen in CI,
+                # 2026-12-05): once it has failed every future it held, a collect settles them
+                # and replaces the pool, and the new pool takes this photo
+                wait(list(self.pending))
+                self._collect(writer, block=False, broken=True)
                 self._submit(task)
             self._collect(writer, block=False)
 
@@ -101,15 +102,6 @@ class _Mapped:
         assert self.pool is not None
         executor, map_fn = self.pool
         self.pending[executor.submit(map_fn, task)] = task.item
-
-    def _settle(self, writer: Writer) -> None:
-        """After the pool broke: every task it held handed to the writer, a new pool started."""
-        broken = self.pool
-        wait(list(self.pending))  # a broken pool fails each future it held: until it has
-        self._collect(writer, block=False)  # finished photos kept, the failed ones errors
-        if self.pool is broken and broken is not None:  # nothing pending told _collect
-            broken[0].shutdown(wait=False, cancel_futures=True)
-            self.pool = self._start()
 
     def finish(self, writer: Writer) -> None:
         while self.pending:
@@ -119,10 +111,10 @@ class _Mapped:
         if self.pool is not None:
             self.pool[0].shutdown(wait=not interrupted, cancel_futures=True)
 
-    def _collect(self, writer: Writer, block: bool) -> None:
-        """Hand finished results to the writer; a dead worker costs one photo, not the run."""
+    def _collect(self, writer: Writer, block: bool, broken: bool = False) -> None:
+        """Hand finished results to the writer; a dead worker costs one photo, not the run.
+        ``broken``: the pool is known to be broken already (a submit said so)."""
         done, _ = wait(list(self.pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        broken = False
         for future in done:
             item = self.pending.pop(future)
             try:

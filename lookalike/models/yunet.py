@@ -58,8 +58,8 @@ class YuNetGraph(Protocol):
 
     runtime: Runtime
 
-    def detect(self, bgr: np.ndarray) -> np.ndarray:
-        """``bgr`` (uint8, sides multiples of 32) -> ``(n, 15)`` float32 rows, best first."""
+    def detect(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` (uint8, any size) -> ``(n, 15)`` float32 rows in its pixels, best first."""
         ...
 
 
@@ -84,7 +84,8 @@ class OpenCvYuNet:
         self._lock = threading.Lock()
         self._yunet = cv2.FaceDetectorYN.create(str(path), "", (0, 0), score, nms, top_k)
 
-    def detect(self, bgr: np.ndarray) -> np.ndarray:
+    def detect(self, rgb: np.ndarray) -> np.ndarray:
+        bgr = _pad_to(np.ascontiguousarray(rgb[:, :, ::-1]), 32)
         with self._lock:  # the input size is the object's state
             self._yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
             _, rows = self._yunet.detect(bgr)
@@ -109,11 +110,12 @@ class OpenVinoYuNet:
         self.requests = RequestPool(self.compiled)
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
 
-    def detect(self, bgr: np.ndarray) -> np.ndarray:
-        # sides padded to multiples of SHAPE_STEP: a bounded number of input shapes (module doc)
-        height, width = (-(-side // SHAPE_STEP) * SHAPE_STEP for side in bgr.shape[:2])
+    def detect(self, rgb: np.ndarray) -> np.ndarray:
+        # sides padded to multiples of SHAPE_STEP: a bounded number of input shapes (module
+        # doc); the photo goes into the blob once, its channels turned to the graph's BGR
+        height, width = (-(-side // SHAPE_STEP) * SHAPE_STEP for side in rgb.shape[:2])
         blob = np.zeros((1, 3, height, width), np.float32)
-        blob[0, :, :bgr.shape[0], :bgr.shape[1]] = bgr.transpose(2, 0, 1)
+        blob[0, :, :rgb.shape[0], :rgb.shape[1]] = rgb.transpose(2, 0, 1)[::-1]
         with self.requests.request() as request:
             request.infer({0: blob})
             # views of the request's buffers: decoded before it goes back to the pool
@@ -141,3 +143,26 @@ class OpenVinoYuNet:
         marks = (kps + cell[:, None, :]) * stride
         return np.concatenate([centre - size / 2, size, marks.reshape(-1, 10), score[idx, None]],
                               axis=1).astype(np.float32)
+
+
+def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
+    """``image`` padded with black on the right and bottom to sides that are multiples of
+    ``multiple`` and at least :data:`YUNET_MIN_INPUT` (coordinates are unchanged).
+
+    OpenCV's FaceDetectorYN pads to 32 itself, but on inputs with a side of 32 px or less
+    (the 4000 x 100 strip of bad-inputs is detected at 1,280 x 32) its coarsest feature
+    map is one row and the result depends on what ran before: the previous photo's faces,
+    or, on a fresh detector with two threads, a face that is not there (seen in CI,
+    2026-12-02). Padded to 64 px the strip gave no face in 24 shuffled runs at 1 and 2
+    threads, and the 32 x 32 face of bad-inputs the same face each time."""
+    import cv2
+
+    height, width = image.shape[:2]
+    bottom = max(-height % multiple, YUNET_MIN_INPUT - height)
+    right = max(-width % multiple, YUNET_MIN_INPUT - width)
+    if not bottom and not right:
+        return image
+    return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=0)
+
+
+YUNET_MIN_INPUT = 64  # px: see :func:`_pad_to`

@@ -110,22 +110,26 @@ class Service:
         with self.lock:
             return work(lib)
 
-    def knows(self, key: str) -> bool:
-        """Whether :meth:`scope_of` answers ``key`` from memory (no database read)."""
+    def _fresh(self, key: str) -> tuple[KeyScope | None, float] | None:
+        """The key's remembered (scope, when read), while younger than :attr:`KEY_TTL`."""
         import time
 
         cached = self._keys.get(key)
-        return cached is not None and time.monotonic() - cached[1] < self.KEY_TTL
+        return cached if cached is not None and time.monotonic() - cached[1] < self.KEY_TTL else None
+
+    def knows(self, key: str) -> bool:
+        """Whether :meth:`scope_of` answers ``key`` from memory (no database read)."""
+        return self._fresh(key) is not None
 
     def scope_of(self, key: str) -> KeyScope | None:
         """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
         key (a revoked key is refused within that time, in every server process)."""
         import time
 
-        now = time.monotonic()
-        cached = self._keys.get(key)
-        if cached is not None and now - cached[1] < self.KEY_TTL:
+        cached = self._fresh(key)
+        if cached is not None:
             return cached[0]
+        now = time.monotonic()
         scope = self.library().keys.scope(key)  # its own session: no need to wait for a search
         if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
             self._keys.clear()
