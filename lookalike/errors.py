@@ -143,7 +143,8 @@ class DatabaseUnreadable(LookalikeError):
 
 
 class LibraryBusy(LookalikeError):
-    """Another process holds the library's write lock."""
+    """Another process holds the library's write lock (or kept changing the library under
+    one search, :data:`lookalike.query.search.MAX_RETRIES` times in a row)."""
 
     http_status = 503
     problem_code = "busy"

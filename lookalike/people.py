@@ -71,7 +71,8 @@ class People:
 
     def set_consent(self, name: str, consent: bool) -> None:
         """Record consent to be displayed. Withdrawn, the person leaves every visitor's
-        search at once: each search reads consent from the database when it runs."""
+        search at once: the change moves the space's generation (:mod:`lookalike.store.generations`),
+        which the next search reads with its answer, and so reads the faces shown again."""
         with self.sessions() as session:
             if not person_rows.set_consent(session, name, consent):
                 raise NotFound(f"no person named {name!r} in this library")

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import Analyzer, AnalyzerName
-    from .index.protocol import SearchFilters, VectorIndex
+    from .index.protocol import VectorIndex
     from .index.reduction import Reduction
+    from .query.context import Shown
     from .query.search import Filter
 
 
@@ -66,6 +67,12 @@ def write_lock(folder: Path) -> Iterator[None]:
         fh.close()
 
 
+# audiences x filter sets whose face lists a view keeps (a kiosk uses a few; an API client
+# could send ever-new ones), and the bytes of id lists they may hold together
+SHOWN_KEPT = 32
+SHOWN_BYTES = 64 << 20
+
+
 class SpaceView:
     """One embedding space of one library: its index, reduction, centroids, calibration and
     pipeline, each loaded on first use and kept until :meth:`refresh`."""
@@ -84,11 +91,13 @@ class SpaceView:
         self._centroid_generation = -1  # of the centroids kept
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
+        self._shown: dict[tuple, Shown] = {}  # (filters, audience) -> what they let a search return
 
     def refresh(self, index: bool = True) -> None:
         """Forget what a write changed: the centroids, and the open index unless the writer
         kept it up to date itself (``index=False``). Models stay loaded."""
         self._centroids = None
+        self._shown.clear()
         if index:
             self._index = None
 
@@ -307,11 +316,7 @@ class SpaceView:
             return self.centroids().get(None)
         with self.session() as session:
             corpus = consent.corpus_sum(session, self.existing_space_id(), audience)
-        if corpus is None:
-            return None
-        total, n = corpus
-        norm = float(np.linalg.norm(total))
-        return (total / norm if norm > 0 else total).astype(np.float32), n
+        return _unit(corpus)
 
     def allowed_face_ids(self, filters: tuple[Filter, ...] | list[Filter] = (),
                          audience: Audience = Audience.operator) -> np.ndarray | None:
@@ -323,15 +328,50 @@ class SpaceView:
             return photo_rows.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
                                           audience)
 
-    def search_filters(self, filters: tuple[Filter, ...] | list[Filter] = (),
-                       audience: Audience = Audience.operator) -> SearchFilters | None:
-        """The same filters as :meth:`allowed_face_ids`, for an index that can apply them on
-        fields of its own (:class:`~lookalike.index.protocol.SearchFilters`)."""
+    def shown(self, filters: tuple[Filter, ...] | list[Filter] = (), audience: Audience = Audience.operator,
+              at: int | None = None) -> Shown:
+        """What a search for ``audience`` with ``filters`` may return (:class:`Shown`), kept:
+        the last one read whatever the space's generation now, unless ``at`` names the
+        generation wanted. A search checks the kept one against its answer's generation
+        and asks again with ``at`` when they differ (:func:`lookalike.query.search.search_vectors`);
+        other callers, who read no answer, use :meth:`allowed_face_ids` and
+        :meth:`corpus_centroid`, which always read."""
         from .index.protocol import SearchFilters
+        from .query.context import Shown
 
         if not filters and audience is Audience.operator:
-            return None
+            return Shown(None, None, None, None)
+        key = (tuple(filters), audience)
+        kept = self._shown.get(key)
+        if kept is not None and (at is None or kept.generation == at):
+            self._shown[key] = self._shown.pop(key)  # the most recently used last
+            return kept
         groups = tuple((f.key.value, f.value) for f in filters)
+        space_id = self.existing_space_id()
+        filter_on_fields = self.index.filter_on_fields
         with self.session() as session:
-            person_ids = person_rows.person_ids_by_name(session, [v for k, v in groups if k == "person"])
-        return SearchFilters(groups, person_ids, audience)
+            # the generation first: a write landing before the faces are read moves it past
+            # this value, so the next answer sends the search back here (store/generations.py)
+            generation = centroid_rows.centroid_generation(session, space_id)
+            allowed = photo_rows.shown_faces(session, space_id, list(groups), audience)
+            how = None
+            if allowed is not None and filter_on_fields:
+                names = [v for k, v in groups if k == "person"]
+                how = SearchFilters(groups, person_rows.person_ids_by_name(session, names), audience)
+            corpus = None if audience is Audience.operator else consent.corpus_sum(session, space_id, audience)
+        made = Shown(generation, allowed, how, _unit(corpus))
+        self._shown.pop(key, None)
+        self._shown[key] = made
+        while len(self._shown) > 1 and (len(self._shown) > SHOWN_KEPT or sum(
+                s.allowed.nbytes for s in self._shown.values() if s.allowed is not None) > SHOWN_BYTES):
+            del self._shown[next(iter(self._shown))]  # the least recently used
+        return made
+
+
+def _unit(corpus: tuple[np.ndarray, int] | None) -> tuple[np.ndarray, int] | None:
+    """A corpus sum and count (:func:`lookalike.store.consent.corpus_sum`) as its unit average."""
+    if corpus is None:
+        return None
+    total, n = corpus
+    norm = float(np.linalg.norm(total))
+    return (total / norm if norm > 0 else total).astype(np.float32), n

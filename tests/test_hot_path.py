@@ -56,6 +56,41 @@ def test_a_warm_search_is_one_statement_and_centroids_follow_a_writer(small_gold
         assert moved.faces[0].matches[0].person_centroid_similarity != before
 
 
+def test_a_visitors_warm_search_is_one_statement_and_a_withdrawal_shows_at_once(small_golden, faces, tmp_path):
+    """A visitor's and a kiosk's searches keep the faces their audience may see and the
+    average of those faces (one statement, the answer's, once warm); consent withdrawn or
+    given by another writer moves the space's generation, so the very next search of the
+    same open library reads them again and answers without (or with) that person."""
+    from lookalike.store.schema import Audience
+
+    db = copy_library(small_golden[0], tmp_path / "lib.db")
+    query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
+    with lookalike.open(db) as lib, lookalike.open(db) as other:
+        first = lib.search(query, k=3, audience=Audience.visitor)
+        top = first.faces[0].matches[0].person
+        other.people.set_consent(top, False)  # withheld: the visitor's list is no longer "everyone"
+        lib.search(query, k=3, audience=Audience.visitor)  # warm again, on the new list
+        with Statements() as sql:
+            withheld = lib.search(query, k=3, audience=Audience.visitor)
+        assert [s.split()[0].upper() for s in sql.seen] == ["SELECT"], sql.seen
+        assert top not in [m.person for f in withheld.faces for m in f.matches]
+
+        other.people.set_consent(top, True)
+        with Statements() as sql:
+            given = lib.search(query, k=3, audience=Audience.visitor)
+        assert len(sql.seen) > 1  # the answer told of the new generation: read again, searched again
+        assert given.faces[0].matches[0].person == top
+        assert given.faces[0].corpus_centroid_similarity != withheld.faces[0].corpus_centroid_similarity
+
+        kiosk = lib.search(query, k=3, audience=Audience.consented)  # only people who said yes
+        assert {m.person for f in kiosk.faces for m in f.matches} == {top}
+        with Statements() as sql:
+            assert lib.search(query, k=3, audience=Audience.consented).to_dict() == kiosk.to_dict()
+        assert [s.split()[0].upper() for s in sql.seen] == ["SELECT"], sql.seen
+        other.people.set_consent(top, False)
+        assert lib.search(query, k=3, audience=Audience.consented).faces[0].matches == []
+
+
 def _iou(a, b) -> float:
     from lookalike.faces.detect import iou
 

@@ -238,3 +238,46 @@ def test_person_ids_creates_the_missing_people_with_one_insert(tmp_path):
         session.commit()
     with sqlite3.connect(tmp_path / "p.db") as conn:
         assert dict(conn.execute("select name, id from people")) == ids
+
+
+def test_every_write_that_changes_whose_faces_a_filter_selects_moves_the_generation(tmp_path):
+    """A search keeps an audience's face list while the space's generation stands
+    (lookalike/store/generations.py): a consent, a filter field, a person or photo deleted,
+    by the session's rows or by a bulk statement, moves it in the same transaction; a field
+    no filter reads (a story, a photo's status) does not."""
+    from sqlalchemy import update
+
+    from lookalike.store import centroid_rows, person_rows
+    from lookalike.store.schema import Person, Photo, Space
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    db.migrate(engine)
+    with db.session_factory(engine)() as session:
+        spaces = [Space(key=k, model="m", detector="d", aligner="a", dim=4) for k in ("k1", "k2")]
+        session.add_all(spaces)
+        session.flush()
+        ada = person_rows.upsert_person(session, "ada")
+        photo = Photo(space_id=spaces[0].id, path="/a.jpg", status="ok", person_id=ada)
+        session.add(photo)
+        session.commit()
+
+        def generations() -> list[int]:
+            return [centroid_rows.centroid_generation(session, s.id) for s in spaces]
+
+        def moved(change) -> bool:
+            before = generations()
+            change()
+            session.commit()
+            after = generations()
+            assert after[0] - before[0] == after[1] - before[1]  # consent is a person's: every space
+            return after[0] > before[0]
+
+        person = session.get(Person, ada)
+        assert moved(lambda: person_rows.set_consent(session, "ada", False))
+        assert not moved(lambda: person_rows.set_consent(session, "ada", False))  # the same value again
+        assert moved(lambda: setattr(person, "tags", '["navy"]'))
+        assert not moved(lambda: setattr(person, "story", "joined in 2001"))
+        assert moved(lambda: session.execute(update(Person).where(Person.id == ada).values(role="pilot")))
+        assert not moved(lambda: session.execute(update(Photo).where(Photo.id == photo.id).values(status="no_face")))
+        assert moved(lambda: session.delete(photo))
+        assert moved(lambda: session.delete(person))

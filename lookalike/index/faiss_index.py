@@ -385,11 +385,28 @@ class FaissIndex:
         return sims, ids
 
     def _exact(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.vector_source is not None:
+        vectors = self._kept_exactly(ids)
+        if vectors is None and self.vector_source is not None:
             vectors = self.vector_source(ids)
-        else:
+        elif vectors is None:
             vectors = np.stack([self._index.reconstruct(int(i)) for i in ids])
         return exact_top_k(queries, ids, vectors, k)
+
+    def _kept_exactly(self, ids: np.ndarray) -> np.ndarray | None:
+        """The index's own copies of the vectors of ``ids`` when it keeps them exactly (flat
+        storage, bare or under a graph): a filtered search then reads no database row, where
+        fetching 20,000 vectors took tens of ms. ``None`` for compressed codes, or when an id
+        is not in the index yet (a face another process just added): the database has it."""
+        import faiss
+
+        inner = faiss.downcast_index(self._index.index)
+        storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+        if not isinstance(storage, faiss.IndexFlat):
+            return None
+        try:
+            return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+        except RuntimeError:
+            return None
 
     def _search_params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
         import faiss

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, EmptyLibrary, NoFace
+from ..errors import ConfigError, EmptyLibrary, LibraryBusy, NoFace
 from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
 from ..store import photo_rows
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..faces.detect import Box
     from ..faces.images import QueryPhoto
     from ..index.protocol import SearchFilters
-    from .context import SpaceContext
+    from .context import Shown, SpaceContext
     from .facemath import FaceMath
 
 Centroids = dict[int | None, tuple[np.ndarray, int]]  # person id (None: the corpus) -> (unit mean, faces)
@@ -208,31 +208,46 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
                    name: str = "<vectors>") -> SearchResult:
     """The search proper, on already embedded query faces ``(bbox, confidence, vector)``.
 
-    An unfiltered search by face takes one database round trip per query face: the found
-    faces' rows and vectors with the centroid generation (:func:`photo_rows.answer_rows`);
-    the calibration and the centroids are kept in memory while that generation stands."""
+    A search by face takes one database round trip per query face once the library is
+    warm: the found faces' rows and vectors with the space's generation
+    (:func:`photo_rows.answer_rows`). The calibration, the centroids and what the
+    audience's filters let through (:class:`~lookalike.query.context.Shown`) are kept in
+    memory; when the answer's generation says they moved (an ingest, a withdrawn consent),
+    they are read again and the search made again on them, so nothing withdrawn is shown."""
     cal = view.calibration()
-    allowed = view.allowed_face_ids(options.filters, options.audience)
-    # how the ids were chosen, for an index that filters faster on fields of its own (Milvus)
-    how = None
-    if allowed is not None and view.index.filter_on_fields:
-        how = view.search_filters(options.filters, options.audience)
-    # a visitor's corpus leaves out the faces they may not see: read once per query photo
-    visitors = None if options.audience is Audience.operator else view.corpus_centroid(options.audience)
-    out = []
+    faces = list(faces)
+    shown = view.shown(options.filters, options.audience)
+    for _ in range(MAX_RETRIES):
+        out, generations = _search_faces(view, faces, options, shown)
+        if shown.holds_for(generations):
+            return SearchResult(name, out, cal)
+        shown = view.shown(options.filters, options.audience, at=max(generations))
+    raise LibraryBusy(f"{view.settings.db_url}: the library changed under {MAX_RETRIES} searches in a row; "
+                      "try again when its writer has finished")
+
+
+# how often a search is made again because its filters moved under it before it gives up
+MAX_RETRIES = 5
+
+
+def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]], options: SearchOptions,
+                  shown: Shown) -> tuple[list[QueryFace], set[int]]:
+    """Each face's matches within ``shown``, and the generations their answers were read at."""
+    out, generations = [], set()
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
             cents = view.centroids()
-            hits = _by_centroid(view, vec, options.k, cents, allowed)
+            hits = _by_centroid(view, vec, options.k, cents, shown.allowed)
             answer = _answer(view, [fid for fid, _ in hits])
         else:
-            hits, answer = _by_face(view, vec, options.k, options.per_person, allowed, how)
+            hits, answer = _by_face(view, vec, options.k, options.per_person, shown.allowed, shown.how)
             cents = view.centroids(answer.centroid_generation)
-        matches = _describe(vec, hits, cal, cents, answer)
-        corpus = cents.get(None) if options.audience is Audience.operator else visitors
+        generations.add(answer.centroid_generation)
+        matches = _describe(vec, hits, view.calibration(), cents, answer)
+        corpus = cents.get(None) if options.audience is Audience.operator else shown.corpus
         corpus_sim = float(vec @ corpus[0]) if corpus else None
         out.append(QueryFace(bbox, conf, matches, corpus_sim))
-    return SearchResult(name, out, cal)
+    return out, generations
 
 
 def _answer(view: SpaceContext, ids: list[int] | np.ndarray) -> photo_rows.Answer:

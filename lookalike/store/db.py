@@ -197,6 +197,7 @@ def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
 def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Session]:
     """Sessions of one library; ``outbox``: its vectors live outside the database, so the
     store's writes also record what the vector store must receive (:data:`outbox.OUTBOX`)."""
+    from . import generations  # noqa: F401  (its session events move the generation on every write)
     from .outbox import OUTBOX
 
     return sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})

@@ -57,8 +57,9 @@ class Space(Base):
     metric: Mapped[str] = mapped_column(String(16), default="ip")  # inner product
     normalisation: Mapped[str] = mapped_column(String(16), default="l2")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    # +1 with every change to the space's centroids (centroid_rows.update_centroids): a reader that
-    # keeps them compares it, one cheap row, instead of reading every centroid again
+    # +1 with every change to the space's centroids (centroid_rows.update_centroids) and to whose
+    # faces a filter or consent selects (store/generations.py): a reader that keeps them compares
+    # it, one cheap row, instead of reading every centroid and face list again
     centroid_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
