@@ -159,7 +159,7 @@ class SearchResult:
             "faces": [
                 {"bbox": list(f.bbox), "confidence": round(f.confidence, 4),
                  "corpus_centroid_similarity": _round(f.corpus_centroid_similarity),
-                 "matches": [asdict(m) for m in f.matches]}
+                 "matches": [dict(vars(m)) for m in f.matches]}  # flat: asdict's deep copy is 5x slower
                 | ({"analysis": f.estimate.to_dict()} if f.estimate is not None else {})
                 | ({"moved": f.moved} if f.moved is not None else {})
                 for f in self.faces

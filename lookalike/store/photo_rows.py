@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, delete, func, select
+from sqlalchemy import BindParameter, ColumnElement, Select, SQLColumnExpression, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from .centroid_rows import update_centroids
@@ -138,8 +138,9 @@ def vectors(session: Session, ids: Iterable[int], dim: int) -> np.ndarray:
     return out
 
 
-def _face_query(ids: Sequence[int], *extra: SQLColumnExpression[Any]) -> Select[Any]:
-    """A :class:`FaceRow`'s columns (then ``extra``) for the faces ``ids``."""
+def _face_query(ids: Sequence[int] | BindParameter[Any], *extra: SQLColumnExpression[Any]) -> Select[Any]:
+    """A :class:`FaceRow`'s columns (then ``extra``) for the faces ``ids`` (or an expanding
+    parameter, bound at execution)."""
     # ten typed columns and the extras: past what SQLAlchemy's select() overloads spell out
     query = (
         select(Face.id, Person.name, Photo.path, Face.person_id, Face.x, Face.y, Face.w, Face.h,
@@ -171,17 +172,23 @@ class Answer:
     centroid_generation: int
 
 
+# a search's answer, built once: its IN list expands at execution, and it runs on the
+# session's connection as a Core statement (what the ORM adds to a plain SELECT of columns
+# cost ~0.25 ms of a 7 ms search, 2026-12-05)
+_ANSWER = _face_query(bindparam("ids", expanding=True), Face.embedding,
+                      select(Space.centroid_generation).where(Space.id == bindparam("space")).scalar_subquery())
+
+
 def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
     """The found faces with photo, person and vector, and the centroid generation: one
     round trip for a search's answer (a query's model time is all that should remain)."""
     ids = [int(i) for i in ids if int(i) >= 0]
-    generation = select(Space.centroid_generation).where(Space.id == space_id).scalar_subquery()
     rows: dict[int, FaceRow] = {}
     vectors: dict[int, np.ndarray] = {}
     current: int | None = None
     for chunk in chunks(ids):
-        query = _face_query(chunk, Face.embedding, generation)
-        for fid, name, path, pid, x, y, w, h, conf, photo, blob, gen in session.execute(query):
+        found = session.connection().execute(_ANSWER, {"ids": list(chunk), "space": space_id})
+        for fid, name, path, pid, x, y, w, h, conf, photo, blob, gen in found:
             rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf), int(photo))
             vectors[fid] = decode_vector(blob)
             current = gen
