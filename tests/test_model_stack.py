@@ -183,6 +183,37 @@ def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home
     assert all(np.allclose(v, alone[i], atol=1e-5) for i in range(4) for v in together[i])  # never another's
 
 
+def test_openvino_keeps_what_it_compiled_and_a_broken_blob_costs_only_a_compile(faces, weights_home, monkeypatch,
+                                                                                tmp_path):
+    """Compiled models go to the user's cache folder (XDG_CACHE_HOME here) and are read from
+    there by the next process; a blob cut short (a crash while it was written) makes the
+    next compile start afresh and give the same vectors and boxes, never an error."""
+    from lookalike.config import Runtime
+    from lookalike.faces.images import decode_file
+    from lookalike.models import registry, yunet
+    from lookalike.models.runtime import OpenVinoGraph, compile_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compile_cache() == tmp_path / "lookalike" / "openvino"
+    chips = np.random.default_rng(0).random((1, 3, 112, 112), dtype=np.float32) * 255
+    photo = decode_file(str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg"), 10**8).rgb
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        graph = OpenVinoGraph(weights.weights_dir() / weights.SFACE_FAST_FILE, 1, f32=True)
+        detector = yunet.OpenVinoYuNet(registry.path("yunet"), yunet.Thresholds(0.7, 0.3, 5000), 1, Runtime.openvino)
+        return graph.run(chips), detector.detect(photo)
+
+    vectors, boxes = run()
+    blobs = sorted(compile_cache().glob("*.blob"))
+    assert len(blobs) == 2 and len(boxes) == 1  # SFace's and YuNet's, and the face
+    for blob in blobs:
+        blob.chmod(0o644)
+        blob.write_bytes(blob.read_bytes()[:4096])
+    again, boxes_again = run()
+    assert np.allclose(again, vectors, atol=1e-5) and np.allclose(boxes_again, boxes, atol=1e-3)
+    assert all(blob.stat().st_size > 4096 for blob in blobs)  # written again whole
+
+
 def test_the_engine_is_openvino_where_installed_and_a_bad_name_is_one_clear_error(monkeypatch):
     from lookalike.config import Runtime, env_runtime
     from lookalike.errors import ConfigError

@@ -42,7 +42,7 @@ from ..config import Runtime
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
-    from openvino import CompiledModel, Core, InferRequest
+    from openvino import CompiledModel, Core, InferRequest, Model
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,41 @@ def openvino_config(threads: int | None, f32: bool) -> dict[str, object]:
     return config
 
 
+def compile_cache() -> Path | None:
+    """Where OpenVINO keeps the models it compiled (``CACHE_DIR``): the user's cache folder,
+    ``lookalike/openvino``; ``None`` where it cannot be made (a read-only home)."""
+    from platformdirs import user_cache_dir
+
+    folder = Path(user_cache_dir("lookalike", appauthor=False)) / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def compile_for_cpu(model: Path | Model, config: dict[str, object]) -> CompiledModel:
+    """``model`` (a file, or one read and reshaped) compiled for the CPU, from OpenVINO's
+    cache once compiled there before (SFace 0.29 -> 0.06 s, YuNet 0.12 -> 0.05 s a process:
+    each ingest worker, CLI command and server process pays it). One process compiles at a
+    time (a file lock), so a second one reads a finished blob, never one being written; a
+    cache that fails is left out."""
+    import fcntl
+
+    core = openvino_core()
+    source = str(model) if isinstance(model, Path) else model
+    cache = compile_cache()
+    if cache is None:
+        return core.compile_model(source, "CPU", config)
+    with open(cache / ".compile.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return core.compile_model(source, "CPU", config | {"CACHE_DIR": str(cache)})
+        except RuntimeError as err:
+            log.warning("OpenVINO's cache of compiled models in %s failed (%s); compiling without it", cache, err)
+            return core.compile_model(source, "CPU", config)
+
+
 class RequestPool:
     """Idle infer requests of one compiled model. A request holds its own buffers (YuNet's
     at 1,280 px: ~40-110 MB) and must not run twice at once, so a caller takes an idle one
@@ -160,7 +195,7 @@ class OpenVinoGraph:
 
     def __init__(self, path: Path, threads: int | None, f32: bool) -> None:
         self.runtime = Runtime.openvino_f32 if f32 else Runtime.openvino
-        self.compiled: CompiledModel = openvino_core().compile_model(str(path), "CPU", openvino_config(threads, f32))
+        self.compiled = compile_for_cpu(path, openvino_config(threads, f32))
         self.precision = "bf16" if "bfloat16" in str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) else "f32"
         self.requests = RequestPool(self.compiled)
         log.debug("%s compiled by OpenVINO at %s on %s threads", path.name, self.precision, threads or "all")

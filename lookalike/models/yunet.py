@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 
 from ..config import Runtime
-from .runtime import RequestPool, openvino_config, openvino_core, resolve
+from .runtime import RequestPool, compile_for_cpu, openvino_config, openvino_core, resolve
 
 if TYPE_CHECKING:
     from openvino import CompiledModel
@@ -106,7 +106,7 @@ class OpenVinoYuNet:
         model.reshape({model.inputs[0]: ov.PartialShape([1, 3, -1, -1])})
         # always float32: at bf16 the boxes and landmarks move (2026-12-05: the same boxes in
         # 87 of 429 photos, one face's vector at a cosine of 0.14 to its f32 one)
-        self.compiled: CompiledModel = core.compile_model(model, "CPU", openvino_config(threads, f32=True))
+        self.compiled: CompiledModel = compile_for_cpu(model, openvino_config(threads, f32=True))
         self.requests = RequestPool(self.compiled)
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
 
