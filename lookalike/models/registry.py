@@ -37,7 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import env_runtime
+from ..config import Runtime, env_runtime
 from ..errors import ModelMissing
 from . import catalog
 
@@ -71,7 +71,7 @@ class WeightFile:
 
 
 # (weights folder, threads) -> the model object
-Loader = Callable[[Path, "int | None"], object]
+Loader = Callable[[Path, "int | None", Runtime], object]  # folder, threads, engine
 
 
 @dataclass(frozen=True)
@@ -103,16 +103,16 @@ def _onnx(path: Path, threads: int | None) -> InferenceSession:
     return session(path, threads)
 
 
-def _sface(folder: Path, threads: int | None) -> OnnxRecognizer:
+def _sface(folder: Path, threads: int | None, engine: Runtime) -> OnnxRecognizer:
     from . import runtime
     from .recognizers import OnnxRecognizer
 
-    graph = runtime.load(folder / catalog.SFACE_FAST_FILE, threads, env_runtime())
+    graph = runtime.load(folder / catalog.SFACE_FAST_FILE, threads, engine)
     return OnnxRecognizer(graph, (112, 112), 128)
 
 
 def _deepface_recognizer(name: str) -> Loader:
-    def build(folder: Path, threads: int | None) -> DeepFaceRecognizer:
+    def build(folder: Path, threads: int | None, _engine: Runtime) -> DeepFaceRecognizer:
         from deepface.modules import modeling
 
         from .recognizers import DeepFaceRecognizer
@@ -125,7 +125,7 @@ def _deepface_recognizer(name: str) -> Loader:
 
 
 def _deepface_detector(name: str) -> Loader:
-    def build(folder: Path, threads: int | None) -> Detector:
+    def build(folder: Path, threads: int | None, _engine: Runtime) -> Detector:
         from deepface.modules import modeling
 
         return modeling.build_model(task="face_detector", model_name=name)
@@ -133,24 +133,24 @@ def _deepface_detector(name: str) -> Loader:
     return build
 
 
-def _shape_predictor(folder: Path, threads: int | None) -> dlib.shape_predictor:
+def _shape_predictor(folder: Path, threads: int | None, _engine: Runtime) -> dlib.shape_predictor:
     import dlib
 
     return dlib.shape_predictor(str(folder / catalog.SHAPE_5.name))
 
 
-def _cydral(folder: Path, threads: int | None) -> tuple[InferenceSession, InferenceSession]:
+def _cydral(folder: Path, threads: int | None, _engine: Runtime) -> tuple[InferenceSession, InferenceSession]:
     return (_onnx(folder / catalog.AGE_DLIB.name, threads), _onnx(folder / catalog.GENDER_DLIB.name, threads))
 
 
-def _face_mesh(folder: Path, threads: int | None) -> TfliteModel:
+def _face_mesh(folder: Path, threads: int | None, _engine: Runtime) -> TfliteModel:
     from .litert import TfliteModel
 
     return TfliteModel(folder / catalog.FACE_MESH.name, threads)
 
 
 def _offline(file_name: str) -> Loader:
-    return lambda folder, threads: _onnx(folder / file_name, threads)
+    return lambda folder, threads, _engine: _onnx(folder / file_name, threads)
 
 
 # --- the table ------------------------------------------------------------------------
@@ -314,10 +314,11 @@ def load(name: str, threads: int | None = None) -> Any:  # noqa: ANN401 - models
         raise ValueError(f"{name} is built by its owner from registry.path(), not shared")
     require(name)
     folder = catalog.weights_dir()
-    key = (name, threads, folder, env_runtime().value)
+    engine = env_runtime()  # read once: the cache key and the loader agree on it
+    key = (name, threads, folder, engine.value)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = entry.loader(folder, threads)
+            _CACHE[key] = entry.loader(folder, threads, engine)
         return _CACHE[key]
 
 
