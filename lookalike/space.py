@@ -353,13 +353,18 @@ class SpaceView:
             # the generation first: a write landing before the faces are read moves it past
             # this value, so the next answer sends the search back here (store/generations.py)
             generation = centroid_rows.centroid_generation(session, space_id)
-            allowed = photo_rows.shown_faces(session, space_id, list(groups), audience)
+            excluded = None
+            if audience is Audience.visitor and not groups:  # all but a few: those left out
+                allowed, excluded = None, consent.withheld_faces(session, space_id)
+            else:
+                allowed = photo_rows.shown_faces(session, space_id, list(groups), audience)
             how = None
             if allowed is not None and filter_on_fields:
                 names = [v for k, v in groups if k == "person"]
                 how = SearchFilters(groups, person_rows.person_ids_by_name(session, names), audience)
             corpus = None if audience is Audience.operator else consent.corpus_sum(session, space_id, audience)
-        made = Shown(generation, allowed, how, _unit(corpus))
+        made = Shown(generation, allowed, how, _unit(corpus), excluded if excluded is not None and len(excluded) > 0
+                     else None)
         self._shown.pop(key, None)
         self._shown[key] = made
         while len(self._shown) > 1 and (len(self._shown) > SHOWN_KEPT or sum(

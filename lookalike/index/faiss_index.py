@@ -348,14 +348,18 @@ class FaissIndex:
         return len(self.manifest.tombstones) / total if total else 0.0
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
+               filters: SearchFilters | None = None,
+               excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
-        ``allowed`` restricts the search to those ids, inside FAISS (before top-k)."""
+        ``allowed`` restricts the search to those ids, inside FAISS (before top-k);
+        ``excluded`` ids are left out as the tombstones are."""
         import faiss
 
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.manifest.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
         dead = np.asarray(self.manifest.tombstones, dtype=np.int64)
+        if allowed is None and excluded is not None and len(excluded):
+            dead = np.union1d(dead, np.asarray(excluded, dtype=np.int64))
         # the selectors are locals of this call, alive until FAISS's search returns (and
         # FAISS's wrappers also reference an IDSelectorNot's inner selector and params.sel)
         selector: faiss.IDSelector | None = None

@@ -321,7 +321,8 @@ class MilvusIndex:
         self.client.flush(self.name)
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               filters: SearchFilters | None = None, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+               filters: SearchFilters | None = None, excluded: np.ndarray | None = None,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1. ``allowed``
         (face ids) and ``where`` (an expression over the filter fields, :func:`expression`)
         both filter inside Milvus, before the top k. A large ``allowed`` set that came with
@@ -345,6 +346,8 @@ class MilvusIndex:
             if filters is not None and self.filter_on_fields and not where:
                 return self._search_by_fields(queries, k, np.asarray(allowed, dtype=np.int64), filters)
             terms.append(f"id in [{','.join(str(int(i)) for i in allowed)}]")
+        elif excluded is not None and len(excluded):
+            terms.append(f"id not in [{','.join(str(int(i)) for i in excluded)}]")
         limit = min(k, MAX_TOPK)
         if limit <= 0 or not len(queries):
             return sims, ids

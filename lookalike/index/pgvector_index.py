@@ -84,14 +84,15 @@ class PgVectorIndex:
         return 0.0
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
+               filters: SearchFilters | None = None,
+               excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
 
         Unfiltered queries walk the HNSW graph; with ``allowed`` the candidates are the
         allowed rows, scored exactly (a graph walk under a selective filter loses recall),
         which the ``+ 0`` keeps the planner from replacing by an index scan."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        return pgvector.nearest(self.engine, self.space_id, self.dim, queries, k, allowed, hnsw=self.hnsw)
+        return pgvector.nearest(self.engine, self.space_id, self.dim, queries, k, allowed, excluded, hnsw=self.hnsw)
 
     # the rows are the index: nothing to add, remove or save separately; only the count follows
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -144,9 +144,13 @@ class VectorIndex(Protocol):
         ...
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
+               filters: SearchFilters | None = None,
+               excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each ``(n_queries, k)``; missing slots have id -1.
-        ``allowed`` restricts the answer to those ids; ``filters`` says how they were chosen."""
+        ``allowed`` restricts the answer to those ids; ``filters`` says how they were chosen;
+        ``excluded`` (with ``allowed`` None) keeps a few ids out of an otherwise whole search:
+        a visitor's, without the faces of the people who withhold consent (a list of all the
+        others is a million ids at a million faces, 0.37 s a search to pass to FAISS)."""
         ...
 
 

@@ -186,11 +186,12 @@ class ReducedIndex:
         self.inner.add(ids, self.reduction.apply(vectors))
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               filters: SearchFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
+               filters: SearchFilters | None = None,
+               excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         from .faiss_index import rerank
 
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.reduction.dim_in)
-        _, found = self.inner.search(self.reduction.apply(queries), candidates(k), allowed, filters)
+        _, found = self.inner.search(self.reduction.apply(queries), candidates(k), allowed, filters, excluded)
         return rerank(queries, found, k, self.full_vectors)
 
 

@@ -34,9 +34,10 @@ class Shown:
     generation says whether it still holds."""
 
     generation: int | None  # None: nothing filters (an operator's plain search), never stale
-    allowed: np.ndarray | None  # the face ids a search may return; None: all
+    allowed: np.ndarray | None  # the face ids a search may return; None: all ...
     how: SearchFilters | None  # the same filters, for an index that keeps their fields (Milvus)
     corpus: tuple[np.ndarray, int] | None  # the average of the faces the audience may see (not the operator's)
+    excluded: np.ndarray | None = None  # ... but these (a visitor's: the faces of who withholds consent)
 
     def holds_for(self, generations: set[int]) -> bool:
         """Whether answers read at ``generations`` were made of what this was read from."""

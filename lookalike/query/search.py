@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate
     from ..faces.detect import Box
     from ..faces.images import QueryPhoto
-    from ..index.protocol import SearchFilters
     from .context import Shown, SpaceContext
     from .facemath import FaceMath
 
@@ -237,10 +236,10 @@ def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]]
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
             cents = view.centroids()
-            hits = _by_centroid(view, vec, options.k, cents, shown.allowed)
+            hits = _by_centroid(view, vec, options.k, cents, shown)
             answer = _answer(view, [fid for fid, _ in hits])
         else:
-            hits, answer = _by_face(view, vec, options.k, options.per_person, shown.allowed, shown.how)
+            hits, answer = _by_face(view, vec, options.k, options.per_person, shown)
             cents = view.centroids(answer.centroid_generation)
         generations.add(answer.centroid_generation)
         matches = _describe(vec, hits, view.calibration(), cents, answer)
@@ -255,15 +254,16 @@ def _answer(view: SpaceContext, ids: list[int] | np.ndarray) -> photo_rows.Answe
         return photo_rows.answer_rows(session, view.space_id, ids)
 
 
-def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool, allowed: np.ndarray | None,
-             how: SearchFilters | None = None) -> tuple[list[tuple[int, float]], photo_rows.Answer]:
+def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
+             shown: Shown) -> tuple[list[tuple[int, float]], photo_rows.Answer]:
     """(face id, similarity), best first, and their answer rows; per person, the best
     face of each of k people."""
     index = view.index
-    limit = index.ntotal if allowed is None else len(allowed)
+    allowed, excluded = shown.allowed, shown.excluded
+    limit = len(allowed) if allowed is not None else index.ntotal - (len(excluded) if excluded is not None else 0)
     fetch = k if not per_person else 4 * k
     while True:
-        sims, ids = index.search(vec[None], min(fetch, max(limit, 1)), allowed, how)
+        sims, ids = index.search(vec[None], min(fetch, max(limit, 1)), allowed, shown.how, excluded)
         answer = _answer(view, ids[0][ids[0] >= 0])
         hits, seen = [], set()
         for sim, fid in zip(sims[0], ids[0]):
@@ -282,12 +282,14 @@ def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool, allo
 
 
 def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
-                 allowed: np.ndarray | None) -> list[tuple[int, float]]:
+                 shown: Shown) -> list[tuple[int, float]]:
     """People ranked by query vs their average face; each shown by their face nearest the query."""
+    allowed, excluded = shown.allowed, shown.excluded
     with view.session() as session:
         allowed_people = photo_rows.person_ids_of(session, allowed) if allowed is not None else None
+        left_out = photo_rows.person_ids_of(session, excluded) if excluded is not None else set()
         people = [(pid, float(vec @ c)) for pid, (c, _) in cents.items()
-                  if pid is not None and (allowed_people is None or pid in allowed_people)]
+                  if pid is not None and (allowed_people is None or pid in allowed_people) and pid not in left_out]
         people.sort(key=lambda p: p[1], reverse=True)
         top = people[:k]
         by_person = photo_rows.person_face_ids(session, view.space_id, [p for p, _ in top])

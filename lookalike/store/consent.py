@@ -54,6 +54,14 @@ def group_face_ids(session: Session, space_id: int, key: str, value: str,
     return np.fromiter(session.scalars(query), dtype=np.int64)
 
 
+def withheld_faces(session: Session, space_id: int) -> np.ndarray:
+    """Ids of the faces of the people whose profile withholds consent: what a visitor's whole
+    search leaves out (a few, where the faces a visitor may see are nearly all)."""
+    query = (select(Face.id).join(Person, Person.id == Face.person_id)
+             .where(Face.space_id == space_id, Person.consent_display.is_(False)).order_by(Face.id))
+    return np.fromiter(session.scalars(query), dtype=np.int64)
+
+
 def corpus_sum(session: Session, space_id: int, audience: Audience) -> tuple[np.ndarray, int] | None:
     """The sum of the vectors of every face ``audience`` may see, and their count (``None``
     when there is none), from the running sums kept per person: the corpus row for the

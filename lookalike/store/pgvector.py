@@ -111,14 +111,16 @@ def ids_without_vector(engine: Engine, space_id: int) -> np.ndarray:
 
 
 def nearest(engine: Engine, space_id: int, dim: int, queries: np.ndarray, k: int,
-            allowed: np.ndarray | None = None, hnsw: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            allowed: np.ndarray | None = None, excluded: np.ndarray | None = None,
+            hnsw: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(similarities float32, ids int64), each ``(len(queries), k)``, of the space's faces
     nearest each row of ``queries`` (``(n, dim)`` float32) by cosine; missing slots have
     similarity -inf and id -1.
 
     Unfiltered queries walk the HNSW graph; with ``allowed`` the candidates are the allowed
     rows, scored exactly (a graph walk under a selective filter loses recall), which the
-    ``+ 0`` keeps the planner from replacing by an index scan. With ``hnsw`` and ``k``
+    ``+ 0`` keeps the planner from replacing by an index scan; ``excluded`` rows are left
+    out of a graph walk (a few: the walk keeps its recall). With ``hnsw`` and ``k``
     above :data:`EF_SEARCH`, ``hnsw.ef_search`` is raised to ``k`` for these queries and
     put back after."""
     from pgvector.sqlalchemy import Vector
@@ -133,6 +135,9 @@ def nearest(engine: Engine, space_id: int, dim: int, queries: np.ndarray, k: int
         where += " AND id = ANY(:allowed)"
         order = f"({order}) + 0"
         params["allowed"] = [int(i) for i in allowed]
+    elif excluded is not None and len(excluded):
+        where += " AND NOT (id = ANY(:excluded))"
+        params["excluded"] = [int(i) for i in excluded]
     sql = text(f"SELECT id, 1 - ({expr} <=> :q) AS sim FROM faces WHERE {where} "
                f"ORDER BY {order} LIMIT :k").bindparams(bindparam("q", type_=Vector(int(dim))))
     # autocommit: a read needs no BEGIN/ROLLBACK round trips; ef_search is set once per
