@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -92,12 +93,14 @@ class SpaceView:
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
         self._shown: dict[tuple, Shown] = {}  # (filters, audience) -> what they let a search return
+        self._shown_lock = threading.Lock()  # the web app's sessions share one library across threads
 
     def refresh(self, index: bool = True) -> None:
         """Forget what a write changed: the centroids, and the open index unless the writer
         kept it up to date itself (``index=False``). Models stay loaded."""
         self._centroids = None
-        self._shown.clear()
+        with self._shown_lock:
+            self._shown.clear()
         if index:
             self._index = None
 
@@ -342,9 +345,11 @@ class SpaceView:
         if not filters and audience is Audience.operator:
             return Shown(None, None, None, None)
         key = (tuple(filters), audience)
-        kept = self._shown.get(key)
+        with self._shown_lock:
+            kept = self._shown.pop(key, None)
+            if kept is not None:
+                self._shown[key] = kept  # the most recently used last
         if kept is not None and (at is None or kept.generation == at):
-            self._shown[key] = self._shown.pop(key)  # the most recently used last
             return kept
         groups = tuple((f.key.value, f.value) for f in filters)
         space_id = self.existing_space_id()
@@ -365,11 +370,12 @@ class SpaceView:
             corpus = None if audience is Audience.operator else consent.corpus_sum(session, space_id, audience)
         made = Shown(generation, allowed, how, _unit(corpus), excluded if excluded is not None and len(excluded) > 0
                      else None)
-        self._shown.pop(key, None)
-        self._shown[key] = made
-        while len(self._shown) > 1 and (len(self._shown) > SHOWN_KEPT or sum(
-                s.allowed.nbytes for s in self._shown.values() if s.allowed is not None) > SHOWN_BYTES):
-            del self._shown[next(iter(self._shown))]  # the least recently used
+        with self._shown_lock:
+            self._shown.pop(key, None)
+            self._shown[key] = made
+            while len(self._shown) > 1 and (len(self._shown) > SHOWN_KEPT or sum(
+                    s.allowed.nbytes for s in self._shown.values() if s.allowed is not None) > SHOWN_BYTES):
+                del self._shown[next(iter(self._shown))]  # the least recently used
         return made
 
 
