@@ -1,8 +1,9 @@
 """Admin: the people who keep the role-model collection current, without a CSV.
 
 Add a role model with photos, story, organisation, role and tags; see which photos failed
-and why; edit a profile; withdraw consent (the person leaves the kiosk at once: every
-visitor search reads consent when it runs); remove a person entirely. The same library
+and why; edit a profile; withdraw consent (the person leaves the kiosk at once: the change
+moves the space's generation, which every search reads with its answer,
+:mod:`lookalike.store.generations`); remove a person entirely. The same library
 verbs as ``POST /v1/people``, ``POST /v1/people/{name}/photos``, ``PUT …/consent`` and
 ``DELETE /v1/people/{name}``. Behind the operator's password or an admin API key.
 
