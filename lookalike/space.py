@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections import OrderedDict
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -92,7 +93,7 @@ class SpaceView:
         self._centroid_generation = -1  # of the centroids kept
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
-        self._shown: dict[tuple, Shown] = {}  # (filters, audience) -> what they let a search return
+        self._shown: OrderedDict[tuple, Shown] = OrderedDict()  # (filters, audience) -> what they let a search return
         self._shown_lock = threading.Lock()  # the web app's sessions share one library across threads
 
     def refresh(self, index: bool = True) -> None:
@@ -346,9 +347,9 @@ class SpaceView:
             return Shown(None, None, None, None)
         key = (tuple(filters), audience)
         with self._shown_lock:
-            kept = self._shown.pop(key, None)
+            kept = self._shown.get(key)
             if kept is not None:
-                self._shown[key] = kept  # the most recently used last
+                self._shown.move_to_end(key)  # the most recently used last
         if kept is not None and (at is None or kept.generation == at):
             return kept
         groups = tuple((f.key.value, f.value) for f in filters)
@@ -360,7 +361,8 @@ class SpaceView:
             generation = centroid_rows.centroid_generation(session, space_id)
             excluded = None
             if audience is Audience.visitor and not groups:  # all but a few: those left out
-                allowed, excluded = None, consent.withheld_faces(session, space_id)
+                withheld = consent.withheld_faces(session, space_id)
+                allowed, excluded = None, (withheld if len(withheld) else None)
             else:
                 allowed = photo_rows.shown_faces(session, space_id, list(groups), audience)
             how = None
@@ -368,14 +370,13 @@ class SpaceView:
                 names = [v for k, v in groups if k == "person"]
                 how = SearchFilters(groups, person_rows.person_ids_by_name(session, names), audience)
             corpus = None if audience is Audience.operator else consent.corpus_sum(session, space_id, audience)
-        made = Shown(generation, allowed, how, _unit(corpus), excluded if excluded is not None and len(excluded) > 0
-                     else None)
+        made = Shown(generation, allowed, how, _unit(corpus), excluded)
         with self._shown_lock:
-            self._shown.pop(key, None)
             self._shown[key] = made
+            self._shown.move_to_end(key)
             while len(self._shown) > 1 and (len(self._shown) > SHOWN_KEPT or sum(
                     s.allowed.nbytes for s in self._shown.values() if s.allowed is not None) > SHOWN_BYTES):
-                del self._shown[next(iter(self._shown))]  # the least recently used
+                self._shown.popitem(last=False)  # the least recently used
         return made
 
 

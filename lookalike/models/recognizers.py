@@ -7,7 +7,7 @@ was trained on — lives here, next to the registry that builds them, so the emb
 * :class:`OnnxRecognizer`: a graph lookalike runs itself (in OpenVINO or ONNX Runtime,
   :mod:`.runtime`), fed the way DeepFace's ``SFaceClient.predict`` feeds SFace (RGB bytes
   as float32, channels first); SFace runs the numerically identical rewrite of
-  :mod:`.fastgraph`, one face per call (batches cost more per face here);
+  :mod:`.fastgraph`, as many faces a run as the engine takes best (:attr:`.runtime.Graph.batch`);
 * :class:`DeepFaceRecognizer`: DeepFace's own model object, fed as DeepFace feeds it (BGR,
   ``[0, 1]`` floats — except Dlib's ResNet, which takes uint8 as is).
 """

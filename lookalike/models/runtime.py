@@ -85,9 +85,14 @@ def describe(runtime: Runtime) -> str:
         return f"onnxruntime {onnxruntime.__version__}, SFace at f32"
     import openvino as ov
 
-    native = str(openvino_core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
-    precision = "bf16" if chosen is Runtime.openvino and "bfloat16" in native else "f32"
+    native = precision_of(openvino_core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    precision = native if chosen is Runtime.openvino else "f32"
     return f"openvino {ov.__version__.split('-')[0]}, SFace at {precision}"
+
+
+def precision_of(hint: object) -> str:
+    """``bf16`` or ``f32``: what an OpenVINO ``INFERENCE_PRECISION_HINT`` value computes in."""
+    return "bf16" if "bfloat16" in str(hint) else "f32"
 
 
 def openvino_core() -> Core:
@@ -198,7 +203,7 @@ class OpenVinoGraph:
     def __init__(self, path: Path, threads: int | None, f32: bool) -> None:
         self.runtime = Runtime.openvino_f32 if f32 else Runtime.openvino
         self.compiled = compile_for_cpu(path, openvino_config(threads, f32))
-        self.precision = "bf16" if "bfloat16" in str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) else "f32"
+        self.precision = precision_of(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         # at bf16 (AMX) SFace's faces run best a few at a time: 3.27 ms a face alone, 2.53 in
         # twos, 2.29 in fours, the same vectors (typed, 2026-12-05); at f32 no gain. At most
         # four keeps the input shapes OpenVINO prepares kernels for to four.

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 Centroids = dict[int | None, tuple[np.ndarray, int]]  # person id (None: the corpus) -> (unit mean, faces)
 
+# how often a search is made again because its filters moved under it before it gives up
+MAX_RETRIES = 5
+
 
 class Verdict(StrEnum):
     """How alike a match is, by the space's calibrated thresholds. A StrEnum: it prints, is
@@ -217,7 +220,7 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
     faces = list(faces)
     shown = view.shown(options.filters, options.audience)
     for _ in range(MAX_RETRIES):
-        out, generations = _search_faces(view, faces, options, shown)
+        out, generations = _search_faces(view, faces, options, shown, cal)
         if shown.holds_for(generations):
             return SearchResult(name, out, cal)
         shown = view.shown(options.filters, options.audience, at=max(generations))
@@ -225,12 +228,8 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
                       "try again when its writer has finished")
 
 
-# how often a search is made again because its filters moved under it before it gives up
-MAX_RETRIES = 5
-
-
 def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]], options: SearchOptions,
-                  shown: Shown) -> tuple[list[QueryFace], set[int]]:
+                  shown: Shown, cal: Calibration) -> tuple[list[QueryFace], set[int]]:
     """Each face's matches within ``shown``, and the generations their answers were read at."""
     out, generations = [], set()
     for bbox, conf, vec in faces:
@@ -242,7 +241,7 @@ def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]]
             hits, answer = _by_face(view, vec, options.k, options.per_person, shown)
             cents = view.centroids(answer.centroid_generation)
         generations.add(answer.centroid_generation)
-        matches = _describe(vec, hits, view.calibration(), cents, answer)
+        matches = _describe(vec, hits, cal, cents, answer)
         corpus = cents.get(None) if options.audience is Audience.operator else shown.corpus
         corpus_sim = float(vec @ corpus[0]) if corpus else None
         out.append(QueryFace(bbox, conf, matches, corpus_sim))
