@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,3 +139,47 @@ def wait_for_milvus(port: int, alive: Callable[[], bool], timeout: float, what: 
                 raise RuntimeError(f"{what} did not start: {err}; its log: "
                                    f"{log.read_text(errors='replace')[-2000:]}") from err
             time.sleep(0.5)
+
+
+def _threads_cpu_ns(skip: int) -> int:
+    """CPU time (ns) used so far by every thread of this process but ``skip`` (Linux's
+    per-thread ``schedstat``; 0 where it is not there)."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        if int(tid) == skip:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def settle(window_s: float = 0.001, quiet_windows: int = 5, busy_share: float = 0.1, limit_s: float = 1.0) -> float:
+    """Wait until the other threads of this process have gone quiet; the seconds waited.
+
+    A runtime's worker threads keep spinning on the cores for a while after a call returns
+    (DeepFace 0.0.103 runs SFace in ONNX Runtime, whose intra-op pool spins ~20 ms after
+    each run: on this 2-core VM lookalike's search right after a DeepFace call took 24 ms,
+    15 ms right after its own, 2026-12-05), so a timed call would pay for whatever ran
+    before it. Quiet = the other threads used under ``busy_share`` of one core in each of
+    ``quiet_windows`` windows of ``window_s`` in a row (a spinning pool dips now and then):
+    a signal read from the kernel's per-thread CPU clocks, not a fixed pause. Gives up
+    after ``limit_s`` (a thread that never sleeps)."""
+    import threading
+
+    me = threading.get_native_id()
+    started = time.perf_counter()
+    before, calm = _threads_cpu_ns(me), 0
+    while calm < quiet_windows and time.perf_counter() - started < limit_s:
+        tick = time.perf_counter()
+        time.sleep(window_s)
+        now = _threads_cpu_ns(me)
+        calm = calm + 1 if now - before < busy_share * (time.perf_counter() - tick) * 1e9 else 0
+        before = now
+    return time.perf_counter() - started
