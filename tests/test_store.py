@@ -281,3 +281,16 @@ def test_every_write_that_changes_whose_faces_a_filter_selects_moves_the_generat
         assert not moved(lambda: session.execute(update(Photo).where(Photo.id == photo.id).values(status="no_face")))
         assert moved(lambda: session.delete(photo))
         assert moved(lambda: session.delete(person))
+
+
+def test_the_session_events_watch_every_field_their_followers_read():
+    """One set of session events (lookalike/store/changes.py) reports a flush's changed
+    fields to the generation and the vector outbox; a field a follower reads but the events
+    do not watch would never reach it (a withdrawal served from a kept list, a Milvus copy
+    left stale)."""
+    from lookalike.store import changes, generations, outbox
+
+    for follower in (generations, outbox):
+        assert follower.PERSON_FIELDS <= changes.PERSON_FIELDS, follower.__name__
+        assert follower.FACE_FIELDS <= changes.FACE_FIELDS, follower.__name__
+    assert {"consent_display", "tags"} <= generations.PERSON_FIELDS & outbox.PERSON_FIELDS

@@ -197,8 +197,13 @@ def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
 def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Session]:
     """Sessions of one library; ``outbox``: its vectors live outside the database, so the
     store's writes also record what the vector store must receive (:data:`outbox.OUTBOX`)."""
-    from . import generations  # noqa: F401  (its session events move the generation on every write)
+    from . import changes, generations
+    from .outbox import FOLLOWER as OUTBOX_FOLLOWER
     from .outbox import OUTBOX
+
+    # every session's writes followed by the space's generation and (in sessions opened with
+    # OUTBOX) the vector outbox: one set of events (store/changes.py)
+    changes.observe((generations.FOLLOWER, OUTBOX_FOLLOWER))
 
     return sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})
 

@@ -1,5 +1,5 @@
 """When a reader's kept answer inputs go stale: the space's generation, moved by one
-mechanism (events on the session), never by a call each write path must remember.
+mechanism (the session's events, :mod:`.changes`), never by a call each write path must remember.
 
 A search keeps in memory what it would otherwise read with every query: the centroids, and
 for a visitor or a kiosk the faces they may see and the average of those faces
@@ -10,9 +10,9 @@ changes what they were computed from moves the generation, in the same transacti
 * the centroids, by :func:`~lookalike.store.centroid_rows.update_centroids` (ingest, removal);
 * a person's fields the filters and consent select on (name, role, organisation, tags,
   ``consent_display``), a person deleted, a face deleted or moved to another person, a
-  photo deleted (its faces go with it), here: ``before_flush`` sees the session's rows,
-  ``do_orm_execute`` the bulk ``UPDATE``/``DELETE`` statements. Consent is a person's, in
-  every space: all the spaces move.
+  photo deleted (its faces go with it), here, as :data:`FOLLOWER` of the writes
+  :mod:`.changes` reports: a flush's rows, and bulk ``UPDATE``/``DELETE`` statements.
+  Consent is a person's, in every space: all the spaces move.
 
 A withdrawal of consent is therefore never served from a kept face list: the next answer
 carries the new generation and the search reads the list again before it answers.
@@ -20,14 +20,18 @@ carries the new generation and the search reads the list again before it answers
 
 from __future__ import annotations
 
-from sqlalchemy import event, inspect, update
-from sqlalchemy.orm import ORMExecuteState, Session
+from collections.abc import Sequence
 
-from .schema import Face, Person, Photo, Space
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
-# what the filters (lookalike.store.person_rows.person_matches) and consent (sees) read of a person
-PERSON_FIELDS = ("name", "role", "organisation", "tags", "consent_display")
-FACE_FIELDS = ("person_id", "space_id")
+from .changes import Bulk, Flush, Kind
+from .schema import Face, Person, Space
+
+# what the filters (lookalike.store.person_rows.person_matches) and consent (sees) read of a
+# person, and what moves a face to other hands
+PERSON_FIELDS = frozenset({"name", "role", "organisation", "tags", "consent_display"})
+FACE_FIELDS = frozenset({"person_id", "space_id"})
 
 
 def bump(session: Session) -> None:
@@ -35,34 +39,26 @@ def bump(session: Session) -> None:
     session.connection().execute(update(Space).values(centroid_generation=Space.centroid_generation + 1))
 
 
-def _changed(row: object, fields: tuple[str, ...]) -> bool:
-    attrs = inspect(row).attrs
-    return any(attrs[name].history.has_changes() for name in fields)
+class _Generations:
+    """The follower (:class:`.changes.Follower`) that moves the generation."""
 
+    def flushing(self, session: Session, flush: Flush) -> None:
+        if flush.deleted or any(fields & (PERSON_FIELDS if isinstance(row, Person) else FACE_FIELDS)
+                                for row, fields in flush.changed):
+            bump(session)
 
-def _moves(session: Session) -> bool:
-    if any(isinstance(row, (Person, Face, Photo)) for row in session.deleted):
-        return True
-    return any(isinstance(row, Person) and _changed(row, PERSON_FIELDS)
-               or isinstance(row, Face) and _changed(row, FACE_FIELDS) for row in session.dirty)
+    def flushed(self, session: Session, new_faces: Sequence[Face]) -> None:
+        """New faces add nothing a kept list leaves out that their centroids' update does not
+        announce (:func:`~lookalike.store.centroid_rows.update_centroids`)."""
 
-
-@event.listens_for(Session, "before_flush")
-def _before_flush(session: Session, _context: object, _instances: object) -> None:
-    if _moves(session):
+    def bulk(self, session: Session, statement: Bulk) -> None:
+        """``update(Person)…``, ``delete(Face)…`` and the like: the statement's table decides;
+        a bulk INSERT is announced as new faces are."""
+        if statement.kind is Kind.insert:
+            return
+        if statement.table == "photos" and statement.kind is Kind.update:
+            return  # a photo row's own fields (status, path): no face changes hands
         bump(session)
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _bulk(state: ORMExecuteState) -> None:
-    """``update(Person)…``, ``delete(Face)…`` and the like: the statement's table decides. A
-    bulk INSERT adds nothing a kept list leaves out that its centroids' update does not
-    announce (new faces come with :func:`~lookalike.store.centroid_rows.update_centroids`)."""
-    if not (state.is_update or state.is_delete):
-        return
-    table = getattr(state.statement, "table", None)
-    if table is None or table.name not in ("faces", "photos", "people"):
-        return
-    if table.name == "photos" and state.is_update:
-        return  # a photo row's own fields (status, path): no face changes hands
-    bump(state.session)
+FOLLOWER = _Generations()

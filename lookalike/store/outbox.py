@@ -1,26 +1,27 @@
 """What a vector store outside the database (Milvus) has yet to receive, recorded by one
-mechanism: events on the session, never a call each write path must remember.
+mechanism: the session's events (:mod:`.changes`), never a call each write path must remember.
 
 The database is the source of truth and commits first; each change a Milvus library makes
 to a face (added, deleted, a new vector or person) or to a person's filter fields (role,
 organisation, tags, consent) writes :class:`~lookalike.store.schema.VectorOutbox` rows in the
-same transaction, which the index layer drains into Milvus afterwards. Three events cover
-every way SQLAlchemy writes: ``before_flush`` (deleted and changed rows, and what the
-database cascades from a deleted photo or person), ``after_flush`` (new faces, once they
-have ids) and ``do_orm_execute`` (``UPDATE``/``DELETE … WHERE`` statements, recorded by
-their own condition). Only raw SQL text goes unseen; the store writes faces that way only
-for pgvector's column, which a Milvus library does not use.
+same transaction, which the index layer drains into Milvus afterwards. :data:`FOLLOWER`
+follows every way SQLAlchemy writes, as :mod:`.changes` reports it: before a flush
+(deleted and changed rows, and what the database cascades from a deleted photo or person),
+after it (new faces, once they have ids) and before an ``UPDATE``/``DELETE … WHERE``
+statement (recorded by its own condition). Only raw SQL text goes unseen; the store writes
+faces that way only for pgvector's column, which a Milvus library does not use.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, event, func, insert, inspect, literal, select, text
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import Select, delete, func, insert, literal, select, text
+from sqlalchemy.orm import Session
 
+from .changes import Bulk, Flush, Kind
 from .schema import (
     Face,
     Person,
@@ -47,9 +48,9 @@ def lock_vectors(session: Session, space_id: int, exclusive: bool) -> None:
 # profile fields Milvus filters on, also writes outbox rows in the same transaction.
 OUTBOX = "vector_outbox"
 # what Milvus keeps of a face: its vector and person (the space is its collection) ...
-FACE_FIELDS = ("space_id", "person_id", "embedding")
+FACE_FIELDS = frozenset({"space_id", "person_id", "embedding"})
 # ... and of the face's person, to filter on (:class:`FilterFields`)
-PERSON_FIELDS = ("role", "organisation", "tags", "consent_display")
+PERSON_FIELDS = frozenset({"role", "organisation", "tags", "consent_display"})
 
 
 def outboxed(session: Session) -> bool:
@@ -70,70 +71,62 @@ def _record(session: Session, faces: Select) -> None:
     session.connection().execute(insert(VectorOutbox).from_select(["space_id", "face_id"], faces))
 
 
-def _changed(row: object, fields: tuple[str, ...]) -> bool:
-    attrs = inspect(row).attrs
-    return any(attrs[name].history.has_changes() for name in fields)
+class _Outbox:
+    """The follower (:class:`.changes.Follower`) that records what Milvus has yet to receive,
+    in sessions opened with :data:`OUTBOX` only."""
+
+    def flushing(self, session: Session, flush: Flush) -> None:
+        """What a flush is about to change, recorded while the faces concerned can still be
+        found: deleted faces, the faces of a deleted photo (``ON DELETE CASCADE``) or person
+        (their person becomes NULL), faces whose vector or person changes, and every face of
+        a person whose filter fields change."""
+        if not outboxed(session):
+            return
+        for row in flush.deleted:
+            if isinstance(row, Face):
+                _record(session, select(literal(row.space_id), literal(row.id)))
+            elif isinstance(row, Photo):
+                _record(session, select(Face.space_id, Face.id).where(Face.photo_id == row.id))
+            else:
+                _record(session, select(Face.space_id, Face.id).where(Face.person_id == row.id))
+        for row, fields in flush.changed:
+            if isinstance(row, Face) and fields & FACE_FIELDS:
+                _record(session, select(literal(row.space_id), literal(row.id)))
+            elif isinstance(row, Person) and fields & PERSON_FIELDS:
+                _record(session, select(Face.space_id, Face.id).where(Face.person_id == row.id))
+
+    def flushed(self, session: Session, new_faces: Sequence[Face]) -> None:
+        """New faces, once the flush has given them their ids."""
+        if outboxed(session):
+            session.connection().execute(insert(VectorOutbox),
+                                         [{"space_id": row.space_id, "face_id": row.id} for row in new_faces])
+
+    def bulk(self, session: Session, statement: Bulk) -> None:
+        """A statement that writes many rows at once (``delete(Face).where(…)``,
+        ``update(Person).where(…)``): the faces it touches are recorded first, found by the
+        statement's own condition. A bulk INSERT of faces has no ids to record: refused."""
+        if not outboxed(session):
+            return
+        table, where = statement.table, statement.where
+        if statement.kind is Kind.insert and table == "people":
+            return  # a new person has no faces yet
+        if statement.kind is Kind.insert or statement.by_key:
+            raise RuntimeError(f"a bulk {'INSERT' if statement.kind is Kind.insert else 'write by primary key'} "
+                               f"into {table} would bypass the vector outbox: add or change the rows through "
+                               "the session")
+        if table == "photos" and statement.kind is Kind.update:
+            return  # a photo row's own fields: nothing Milvus keeps
+        faces = select(Face.space_id, Face.id)
+        if table == "faces":
+            faces = faces.where(where) if where is not None else faces
+        else:
+            key = Photo.id if table == "photos" else Person.id
+            owners = select(key).where(where) if where is not None else select(key)
+            faces = faces.where((Face.photo_id if table == "photos" else Face.person_id).in_(owners))
+        _record(session, faces)
 
 
-@event.listens_for(Session, "before_flush")
-def _before_flush(session: Session, _context: object, _instances: object) -> None:
-    """What a flush is about to change, recorded while the faces concerned can still be
-    found: deleted faces, the faces of a deleted photo (``ON DELETE CASCADE``) or person
-    (their person becomes NULL), faces whose vector or person changes, and every face of a
-    person whose filter fields change."""
-    if not outboxed(session):
-        return
-    for row in session.deleted:
-        if isinstance(row, Face):
-            _record(session, select(literal(row.space_id), literal(row.id)))
-        elif isinstance(row, Photo):
-            _record(session, select(Face.space_id, Face.id).where(Face.photo_id == row.id))
-        elif isinstance(row, Person):
-            _record(session, select(Face.space_id, Face.id).where(Face.person_id == row.id))
-    for row in session.dirty:
-        if isinstance(row, Face) and _changed(row, FACE_FIELDS):
-            _record(session, select(literal(row.space_id), literal(row.id)))
-        elif isinstance(row, Person) and _changed(row, PERSON_FIELDS):
-            _record(session, select(Face.space_id, Face.id).where(Face.person_id == row.id))
-
-
-@event.listens_for(Session, "after_flush")
-def _after_flush(session: Session, _context: object) -> None:
-    """New faces, once the flush has given them their ids."""
-    if not outboxed(session):
-        return
-    rows = [{"space_id": row.space_id, "face_id": row.id} for row in session.new if isinstance(row, Face)]
-    if rows:
-        session.connection().execute(insert(VectorOutbox), rows)
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _bulk(state: ORMExecuteState) -> None:
-    """A statement that writes many rows at once (``delete(Face).where(…)``,
-    ``update(Person).where(…)``): the faces it touches are recorded first, found by the
-    statement's own condition. A bulk INSERT of faces has no ids to record: refused."""
-    if not (state.is_insert or state.is_update or state.is_delete) or not outboxed(state.session):
-        return
-    statement = state.statement
-    table = getattr(statement, "table", None)
-    if table is None or table.name not in ("faces", "photos", "people"):
-        return
-    if state.is_insert and table.name == "people":
-        return  # a new person has no faces yet
-    where = getattr(statement, "whereclause", None)
-    if state.is_insert or where is None and isinstance(state.parameters, list):
-        raise RuntimeError(f"a bulk {'INSERT' if state.is_insert else 'write by primary key'} into {table.name} "
-                           "would bypass the vector outbox: add or change the rows through the session")
-    if table.name == "photos" and state.is_update:
-        return  # a photo row's own fields: nothing Milvus keeps
-    faces = select(Face.space_id, Face.id)
-    if table.name == "faces":
-        faces = faces.where(where) if where is not None else faces
-    else:
-        key = Photo.id if table.name == "photos" else Person.id
-        owners = select(key).where(where) if where is not None else select(key)
-        faces = faces.where((Face.photo_id if table.name == "photos" else Face.person_id).in_(owners))
-    _record(state.session, faces)
+FOLLOWER = _Outbox()
 
 
 def outbox_batch(session: Session, space_id: int, limit: int) -> list[tuple[int, int]]:
