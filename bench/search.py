@@ -12,7 +12,7 @@ former Dlib + dlib, bench/_common.py STACKS):
 * DeepFace.search: the same photos ``DeepFace.register``-ed into DeepFace's sqlite
   database (the same model and detector), searched ``exact`` and ``ann`` (after
   ``DeepFace.build_index``), k=5;
-* lookalike, 640 px detection: the same library searched with ``detect_max_side=640``,
+* lookalike at 640 px detection: the same library searched with ``detect_max_side=640``,
   the size DeepFace's YuNet wrapper shrinks photos to (lookalike's 1,280 finds the small
   faces of group photos, at up to 4x the detector's work on a large photo): the two
   searches doing the same work;
@@ -61,7 +61,7 @@ def celeb_photos(limit: int) -> list[Path]:
     return photos[::step][:limit]
 
 
-DETECT_640 = "lookalike, 640 px detection"
+DETECT_640 = "lookalike at 640 px detection"
 
 
 def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], list[float], int]]:
