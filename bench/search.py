@@ -93,7 +93,8 @@ def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], li
     for times in passes:
         for q in queries:
             for name in order.sample(names, len(names)):
-                settle()
+                if settle() >= 1.0:  # a thread that never went quiet: this call shares the cores
+                    print(f"  warning: other threads still busy before {name} on {q.name}", flush=True)
                 started = time.perf_counter()
                 try:
                     methods[name](q)
