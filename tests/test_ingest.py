@@ -297,7 +297,6 @@ def test_a_small_run_maps_in_this_process_and_stores_what_workers_store(faces, t
         assert float(vec @ stored[2][key]) > 0.9999, key
 
 
-
 def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, weights_home, tmp_path):
     """Whether a dead worker is noticed when a result is collected or when the next photo is
     submitted depends on the machine's speed (the second way failed a CI run, 2026-12-05).

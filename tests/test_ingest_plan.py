@@ -26,4 +26,3 @@ def test_plan_queue_workers(requested, photos, cores, planned):
     from lookalike.ingest.local import plan_queue_workers
 
     assert plan_queue_workers(requested, photos, cores) == planned
-

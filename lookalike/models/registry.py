@@ -70,8 +70,8 @@ class WeightFile:
     size: int | None = None  # bytes, when the catalog knows them: checked before hashing
 
 
-# (weights folder, threads) -> the model object
-Loader = Callable[[Path, "int | None", Runtime], object]  # folder, threads, engine
+# (weights folder, threads, engine) -> the model object
+Loader = Callable[[Path, "int | None", Runtime], object]
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
+from . import generations
 from .schema import (
     Person,
     Space,
@@ -56,8 +57,7 @@ def update_centroids(session: Session, space_id: int, person_ids: list[int | Non
             session.delete(row)
         else:
             row.sum = np.asarray(total, dtype="<f8").tobytes()
-    session.execute(update(Space).where(Space.id == space_id)
-                    .values(centroid_generation=Space.centroid_generation + 1))
+    generations.bump(session, space_id)
 
 
 def centroid_generation(session: Session, space_id: int) -> int:

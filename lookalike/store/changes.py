@@ -111,8 +111,6 @@ def flush_of(session: Session) -> Flush:
 
 
 def _before_flush(session: Session, _context: object, _instances: object) -> None:
-    if not _followers:
-        return
     flush = flush_of(session)
     if flush:
         for follower in _followers:

@@ -34,9 +34,14 @@ PERSON_FIELDS = frozenset({"name", "role", "organisation", "tags", "consent_disp
 FACE_FIELDS = frozenset({"person_id", "space_id"})
 
 
-def bump(session: Session) -> None:
-    """Move every space's generation (Core, so no ORM event sees it again)."""
-    session.connection().execute(update(Space).values(centroid_generation=Space.centroid_generation + 1))
+def bump(session: Session, space_id: int | None = None) -> None:
+    """Move the generation of the space ``space_id`` (its centroids changed), or of every
+    space (``None``: whose faces a filter or consent selects changed; consent is a person's,
+    in every space). Core, so no ORM event sees it again; the one place it moves."""
+    statement = update(Space).values(centroid_generation=Space.centroid_generation + 1)
+    if space_id is not None:
+        statement = statement.where(Space.id == space_id)
+    session.connection().execute(statement)
 
 
 class _Generations:
