@@ -58,6 +58,45 @@ def test_exif_orientation_is_applied(faces):
         assert diff < 5, f"{name} not upright (mean abs diff {diff:.1f})"
 
 
+def test_plain_jpegs_decode_to_pillows_pixels_at_every_orientation_and_scale(faces, monkeypatch):
+    """A whole JPEG is decoded by OpenCV straight into an array (faster), which must give
+    exactly Pillow's pixels, turned and drafted alike: the same bytes with one byte after
+    the end-of-image marker are left to Pillow, and both are compared."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    decoded_by_opencv = []
+    imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded_by_opencv.append(1) or imdecode(*a))
+
+    def both(data: bytes, **kw):
+        decoded_by_opencv.clear()
+        fast = decode(data, "fast.jpg", 10**8, **kw)
+        assert decoded_by_opencv, "a plain JPEG should be decoded by OpenCV"
+        decoded_by_opencv.clear()
+        slow = decode(data + b"\0", "slow.jpg", 10**8, **kw)
+        assert not decoded_by_opencv, "a JPEG with bytes after its end should be left to Pillow"
+        assert fast.scale == slow.scale and fast.notes == slow.notes
+        assert fast.rgb.shape == slow.rgb.shape and np.array_equal(fast.rgb, slow.rgb)
+        return fast
+
+    pixels = np.asarray(Image.open(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg"))
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "JPEG", exif=exif, quality=90)
+        both(buf.getvalue())
+    for mode in ("L", "RGB"):  # gray photos too, as three equal channels
+        buf = io.BytesIO()
+        Image.fromarray(pixels).convert(mode).save(buf, "JPEG", quality=90, progressive=mode == "L")
+        both(buf.getvalue())
+    large = (faces / "celeb" / "deepface" / "deepface_id13" / "img40.jpg").read_bytes()  # 3061 x 4600
+    assert {round(1 / both(large, max_side=side).scale) for side in (None, 2000, 1000, 500)} == {1, 2, 4, 8}
+
+
 def test_sixteen_bit_and_alpha_become_sensible_rgb(faces):
     gen = faces / "bad-inputs" / "generated"
     gray = decode_file(str(gen / "grayscale__grayscale_L.jpg"), 10**8).rgb
