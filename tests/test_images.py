@@ -95,6 +95,8 @@ def test_plain_jpegs_decode_to_pillows_pixels_at_every_orientation_and_scale(fac
         both(buf.getvalue())
     large = (faces / "celeb" / "deepface" / "deepface_id13" / "img40.jpg").read_bytes()  # 3061 x 4600
     assert {round(1 / both(large, max_side=side).scale) for side in (None, 2000, 1000, 500)} == {1, 2, 4, 8}
+    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB", raising=False)  # OpenCV before 4.10: BGR, turned after
+    both(large, max_side=1000)
 
 
 def test_sixteen_bit_and_alpha_become_sensible_rgb(faces):

@@ -214,12 +214,16 @@ def _by_libjpeg(data: bytes, img: Image.Image, original_width: int) -> np.ndarra
     reduce = next((r for r in (1, 2, 4, 8) if -(-original_width // r) == width), None)
     if reduce is None:
         return None
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}[reduce] | cv2.IMREAD_IGNORE_ORIENTATION
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if bgr is None or bgr.shape[:2] != (img.size[1], width):
+    # the DCT scale's bit (OpenCV names it by its gray flags) and the colour order: RGB
+    # written by libjpeg itself in OpenCV 4.10+ (IMREAD_COLOR_RGB), else BGR turned after
+    scaled = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+              8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduce]
+    rgb_order = getattr(cv2, "IMREAD_COLOR_RGB", 0)
+    flags = scaled | (rgb_order or cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None or pixels.shape[:2] != (img.size[1], width):
         return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
+    return pixels if rgb_order else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
 
 
 def _turned(rgb: np.ndarray, orientation: object) -> np.ndarray:
