@@ -23,7 +23,8 @@ person's faces to leave out, not a million others to keep.
 
 Queries: lfw-dev's retrieval queries (250 px) and the large in-the-wild celeb photos, timed as
 bench/search.py times them (``timed``: two passes, each call once the process's other threads
-are quiet; the rows are the steady pass, the first sight kept as ``cold_p50_ms``). Target: each library's p50 within 1.1x of the demo library's.
+are quiet; the rows are the steady pass, the first sight kept as ``cold_p50_ms``).
+Target: each library's p50 within 1.1x of the demo library's.
 """
 
 from __future__ import annotations
