@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FACES, STACKS, machine, stack_args, table, write
+from _common import FACES, STACKS, earlier, machine, stack_args, table, write
 
 
 def cli(*args: str) -> tuple[dict, float]:
@@ -71,6 +71,8 @@ def main() -> None:
                          fig.get("gender_accuracy"), fig.get("gender_stated_share"), fig.get("gender_stated_accuracy")])
     table("utkface-dev: age and gender estimates (YuNet boxes)", ["analyzer", "model", "faces", "n", "age MAE",
           "age bias", "gender acc", "gender stated", "stated acc"], rows)
+    # a run of one stack keeps the others' figures (with the date they were measured)
+    result["stacks"] |= earlier("accuracy", "stacks", list(result["stacks"]))
     print("wrote", write("accuracy", result))
 
 
