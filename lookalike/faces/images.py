@@ -109,12 +109,13 @@ def decode(data: bytes, name: str, max_pixels: int, *, max_side: int | None = No
     try:  # every step may parse more of a hostile file
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            orientation = img.getexif().get(0x0112, 1)
             rgb = _by_libjpeg(data, img, original_width)
-            if rgb is not None:
+            if rgb is not None:  # a JPEG's EXIF is in its header, read when it was opened
+                orientation = img.getexif().get(0x0112, 1)
                 rgb = _turned(rgb, orientation)
             else:
                 img.load()  # the first frame only: nothing here seeks or counts frames
+                orientation = img.getexif().get(0x0112, 1)  # a PNG's may follow its pixels
                 img = _upright(img, orientation)
                 rgb = to_rgb(img)
     except BadImage:
