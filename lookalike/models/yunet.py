@@ -1,9 +1,10 @@
 """YuNet's graph, run by OpenCV (``cv2.FaceDetectorYN``) or by OpenVINO with the same decoding.
 
-:class:`lookalike.faces.detect.YuNetDetector` hands a BGR photo, already padded to a
-multiple of 32, to :func:`build`'s object and gets OpenCV's rows back: ``(n, 15)`` float32,
-box (x, y, w, h), five landmarks, score. OpenVINO runs the same float32 graph about twice as fast
-(typed, 2026-12-05, Intel Xeon, two threads: 18.0 against 39.3 ms on a 1,280 x 960 photo,
+:class:`lookalike.faces.detect.YuNetDetector` hands an RGB photo to :func:`build`'s object,
+which pads it (and, for OpenCV, turns it to BGR; OpenVINO does that inside its graph) and
+gives OpenCV's rows back: ``(n, 15)`` float32, box (x, y, w, h), five landmarks, score.
+OpenVINO runs the same float32 graph about twice as fast (typed, 2026-12-05, Intel Xeon,
+two threads: 18.0 against 39.3 ms on a 1,280 x 960 photo,
 1.4 against 2.3 ms on LFW's 256 x 256; one thread 34.5 / 69.6 ms), compiled once with a
 dynamic height and width. Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
 (``modules/objdetect/src/face_detect.cpp``) in numpy: for each stride s of 8, 16, 32 and
