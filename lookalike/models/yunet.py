@@ -6,7 +6,8 @@ gives OpenCV's rows back: ``(n, 15)`` float32, box (x, y, w, h), five landmarks,
 OpenVINO runs the same float32 graph about twice as fast (typed, 2026-12-05, Intel Xeon,
 two threads: 18.0 against 39.3 ms on a 1,280 x 960 photo,
 1.4 against 2.3 ms on LFW's 256 x 256; one thread 34.5 / 69.6 ms), compiled once with a
-dynamic height and width. Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
+dynamic height and width, and again for each size that comes twice (10-25 % faster, the
+same outputs: :meth:`OpenVinoYuNet._pool`). Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
 (``modules/objdetect/src/face_detect.cpp``) in numpy: for each stride s of 8, 16, 32 and
 each cell (row r, column c), score = sqrt(clamp(cls) x clamp(obj)); the box's centre is
 ((c, r) + bbox[:2]) x s, its size exp(bbox[2:]) x s; landmark k is (kps[2k:2k+2] + (c, r)) x s;
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -37,7 +40,7 @@ from ..config import Runtime
 from .runtime import RequestPool, compile_for_cpu, openvino_config, openvino_core, resolve
 
 if TYPE_CHECKING:
-    from openvino import CompiledModel
+    from openvino import CompiledModel, Model
 
 log = logging.getLogger(__name__)
 
@@ -94,33 +97,79 @@ class OpenCvYuNet:
 
 
 class OpenVinoYuNet:
-    """The graph compiled by OpenVINO for any height and width, decoded as OpenCV does."""
+    """The graph compiled by OpenVINO for any height and width, decoded as OpenCV does; and,
+    for an input size seen again, the graph compiled for exactly that size (:meth:`_pool`)."""
+
+    # padded pixels of the sizes kept compiled for themselves (least recently used dropped
+    # first): a request's buffers grow with its size, ~40-110 MB at 1,280 px
+    FIXED_PIXELS = 2 * 1024 * 1024
 
     def __init__(self, path: Path, thresholds: Thresholds, threads: int | None,
                  runtime: Runtime) -> None:
-        import openvino as ov
-
         self.runtime = runtime
         self.score, self.nms, self.top_k = thresholds
-        core = openvino_core()
-        model = core.read_model(str(path))
-        model.reshape({model.inputs[0]: ov.PartialShape([1, 3, -1, -1])})
-        # the photo goes in as it is, uint8 RGB rows: OpenVINO turns it into the graph's float
-        # BGR planes inside the compiled graph, on its threads, where numpy took one thread
-        # 1.3 ms to fill a 1,024 x 768 float blob (2026-12-05, celeb: detect p50 6.6 -> 5.8
-        # ms, LFW 1.9 -> 1.7 ms; the rows the same to 1e-4)
-        from openvino.preprocess import PrePostProcessor
-
-        steps = PrePostProcessor(model)
-        steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-        steps.input().model().set_layout(ov.Layout("NCHW"))
-        steps.input().preprocess().convert_element_type(ov.Type.f32).reverse_channels()
-        model = steps.build()
+        self._path = path
         # always float32: at bf16 the boxes and landmarks move (2026-12-05: the same boxes in
         # 87 of 429 photos, one face's vector at a cosine of 0.14 to its f32 one)
-        self.compiled: CompiledModel = compile_for_cpu(model, openvino_config(threads, f32=True))
+        self._config = openvino_config(threads, f32=True)
+        self.compiled: CompiledModel = compile_for_cpu(_graph(path, None), self._config)
         self.requests = RequestPool(self.compiled)
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
+        self._fixed: OrderedDict[tuple[int, int], RequestPool] = OrderedDict()
+        self._seen: dict[tuple[int, int], int] = {}
+        self._compiling: dict[tuple[int, int], Future[None]] = {}
+        self._compiler: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self, shape: tuple[int, int]) -> RequestPool:
+        """The requests for an input of ``shape`` (height, width): of the graph compiled for
+        exactly that size once there is one, else of the graph for any size. The second time
+        a size comes, a thread of its own compiles that size's graph (30-45 ms, or a read from
+        OpenVINO's cache), so no caller waits for it. Fixed sizes run 10-25 % faster (typed,
+        2026-12-05, two threads: 1.49 -> 1.17 ms at 256 x 256, 4.2 -> 3.7 ms at 512 x 512,
+        12.5 -> 11.1 ms at 768 x 1,024) and give the same outputs bit for bit (20 sizes of
+        celeb photos, lfw-dev): which graph ran never shows in an answer. Sizes seen once (a
+        client sending ever new sizes) are not compiled."""
+        with self._lock:
+            fixed = self._fixed.get(shape)
+            if fixed is not None:
+                self._fixed.move_to_end(shape)
+                return fixed
+            if len(self._seen) > 10_000:  # sizes are bounded by the detector's side; this is too
+                self._seen.clear()
+            self._seen[shape] = seen = self._seen.get(shape, 0) + 1
+            if seen >= 2 and shape not in self._compiling and shape[0] * shape[1] <= self.FIXED_PIXELS:
+                if self._compiler is None:
+                    self._compiler = ThreadPoolExecutor(1, thread_name_prefix="yunet-compile")
+                self._compiling[shape] = self._compiler.submit(self._compile, shape)
+        return self.requests
+
+    def _compile(self, shape: tuple[int, int]) -> None:
+        try:
+            pool = RequestPool(compile_for_cpu(_graph(self._path, shape), self._config))
+        except Exception:  # the graph for any size goes on serving it; not tried again
+            log.warning("YuNet: compiling its graph for %d x %d failed", shape[1], shape[0], exc_info=True)
+            return
+        with self._lock:
+            self._fixed[shape] = pool
+            del self._compiling[shape]
+            while sum(h * w for h, w in self._fixed) > self.FIXED_PIXELS:
+                dropped, _ = self._fixed.popitem(last=False)
+                self._seen.pop(dropped, None)  # compiled again only if it comes back twice
+
+    def fixed_requests(self, shape: tuple[int, int]) -> RequestPool | None:
+        """The requests of the graph compiled for exactly ``shape``, if there is one."""
+        with self._lock:
+            return self._fixed.get(shape)
+
+    def compiled_sizes(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        """The sizes with a graph of their own, once the compiles under way have finished
+        (tests and benchmarks wait here instead of guessing how long a compile takes)."""
+        with self._lock:
+            pending = list(self._compiling.values())
+        wait(pending, timeout)
+        with self._lock:
+            return list(self._fixed)
 
     def detect(self, rgb: np.ndarray) -> np.ndarray:
         # sides padded to multiples of SHAPE_STEP: a bounded number of input shapes (module
@@ -128,7 +177,7 @@ class OpenVinoYuNet:
         height, width = (-(-side // SHAPE_STEP) * SHAPE_STEP for side in rgb.shape[:2])
         blob = np.zeros((1, height, width, 3), np.uint8)
         blob[0, :rgb.shape[0], :rgb.shape[1]] = rgb
-        with self.requests.request() as request:
+        with self._pool((height, width)).request() as request:
             request.infer({0: blob})
             # views of the request's buffers: decoded before it goes back to the pool
             out = {name: request.get_tensor(name).data[0] for name in self._names}
@@ -155,6 +204,25 @@ class OpenVinoYuNet:
         marks = (kps + cell[:, None, :]) * stride
         return np.concatenate([centre - size / 2, size, marks.reshape(-1, 10), score[idx, None]],
                               axis=1).astype(np.float32)
+
+
+def _graph(path: Path, shape: tuple[int, int] | None) -> Model:
+    """YuNet read from ``path`` for inputs of ``shape`` (height, width; None: any), taking
+    the photo as it is, uint8 RGB rows: OpenVINO turns them into the graph's float BGR planes
+    inside the compiled graph, on its threads, where numpy took one thread 1.3 ms to fill a
+    1,024 x 768 float blob (2026-12-05, celeb: detect p50 6.6 -> 5.8 ms, LFW 1.9 -> 1.7 ms;
+    the rows the same to 1e-4)."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    model = openvino_core().read_model(str(path))
+    height, width = shape or (-1, -1)
+    model.reshape({model.inputs[0]: ov.PartialShape([1, 3, height, width])})
+    steps = PrePostProcessor(model)
+    steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    steps.input().model().set_layout(ov.Layout("NCHW"))
+    steps.input().preprocess().convert_element_type(ov.Type.f32).reverse_channels()
+    return steps.build()
 
 
 def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
