@@ -6,8 +6,8 @@ gives OpenCV's rows back: ``(n, 15)`` float32, box (x, y, w, h), five landmarks,
 OpenVINO runs the same float32 graph about twice as fast (typed, 2026-12-05, Intel Xeon,
 two threads: 18.0 against 39.3 ms on a 1,280 x 960 photo,
 1.4 against 2.3 ms on LFW's 256 x 256; one thread 34.5 / 69.6 ms), compiled once with a
-dynamic height and width, and again for each size that comes twice (10-25 % faster, the
-same outputs: :meth:`OpenVinoYuNet._pool`). Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
+dynamic height and width, and again for each size up to 640 px as it comes (10-25 % faster,
+the same outputs: :meth:`OpenVinoYuNet._pool`). Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
 (``modules/objdetect/src/face_detect.cpp``) in numpy: for each stride s of 8, 16, 32 and
 each cell (row r, column c), score = sqrt(clamp(cls) x clamp(obj)); the box's centre is
 ((c, r) + bbox[:2]) x s, its size exp(bbox[2:]) x s; landmark k is (kps[2k:2k+2] + (c, r)) x s;
@@ -98,11 +98,14 @@ class OpenCvYuNet:
 
 class OpenVinoYuNet:
     """The graph compiled by OpenVINO for any height and width, decoded as OpenCV does; and,
-    for an input size seen again, the graph compiled for exactly that size (:meth:`_pool`)."""
+    for each input size up to :attr:`FIXED_SIDE`, the graph compiled for exactly that size
+    (:meth:`_pool`)."""
 
-    # padded pixels of the sizes kept compiled for themselves (least recently used dropped
-    # first): a request's buffers grow with its size, ~40-110 MB at 1,280 px
-    FIXED_PIXELS = 2 * 1024 * 1024
+    # sizes compiled for themselves: at most this large (a webcam's 640 x 480 frame is; a
+    # request's buffers grow with its size, ~40-110 MB at 1,280 px), and at most this many
+    # padded pixels of them kept (least recently used dropped first)
+    FIXED_SIDE = 640
+    FIXED_PIXELS = 1024 * 1024
 
     def __init__(self, path: Path, thresholds: Thresholds, threads: int | None,
                  runtime: Runtime) -> None:
@@ -116,29 +119,25 @@ class OpenVinoYuNet:
         self.requests = RequestPool(self.compiled)
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
         self._fixed: OrderedDict[tuple[int, int], RequestPool] = OrderedDict()
-        self._seen: dict[tuple[int, int], int] = {}
         self._compiling: dict[tuple[int, int], Future[None]] = {}
         self._compiler: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def _pool(self, shape: tuple[int, int]) -> RequestPool:
         """The requests for an input of ``shape`` (height, width): of the graph compiled for
-        exactly that size once there is one, else of the graph for any size. The second time
-        a size comes, a thread of its own compiles that size's graph (30-45 ms, or a read from
-        OpenVINO's cache), so no caller waits for it. Fixed sizes run 10-25 % faster (typed,
-        2026-12-05, two threads: 1.49 -> 1.17 ms at 256 x 256, 4.2 -> 3.7 ms at 512 x 512,
-        12.5 -> 11.1 ms at 768 x 1,024) and give the same outputs bit for bit (20 sizes of
-        celeb photos, lfw-dev): which graph ran never shows in an answer. Sizes seen once (a
-        client sending ever new sizes) are not compiled."""
+        exactly that size once there is one, else of the graph for any size. The first time a
+        size of at most :attr:`FIXED_SIDE` comes, a thread of its own compiles its graph
+        (30-45 ms, or a read from OpenVINO's cache), so no caller waits for it; each size at
+        most once a process, so a stream of ever other sizes costs at most 25 compiles. Fixed
+        sizes run 10-25 % faster (typed, 2026-12-05, two threads: 1.49 -> 1.17 ms at 256 x
+        256, 4.2 -> 3.7 ms at 512 x 512) and give the same outputs bit for bit (20 sizes of
+        celeb photos, lfw-dev): which graph ran never shows in an answer."""
         with self._lock:
             fixed = self._fixed.get(shape)
             if fixed is not None:
                 self._fixed.move_to_end(shape)
                 return fixed
-            if len(self._seen) > 10_000:  # sizes are bounded by the detector's side; this is too
-                self._seen.clear()
-            self._seen[shape] = seen = self._seen.get(shape, 0) + 1
-            if seen >= 2 and shape not in self._compiling and shape[0] * shape[1] <= self.FIXED_PIXELS:
+            if shape not in self._compiling and max(shape) <= self.FIXED_SIDE:
                 if self._compiler is None:
                     self._compiler = ThreadPoolExecutor(1, thread_name_prefix="yunet-compile")
                 self._compiling[shape] = self._compiler.submit(self._compile, shape)
@@ -150,12 +149,10 @@ class OpenVinoYuNet:
         except Exception:  # the graph for any size goes on serving it; not tried again
             log.warning("YuNet: compiling its graph for %d x %d failed", shape[1], shape[0], exc_info=True)
             return
-        with self._lock:
+        with self._lock:  # its future stays in _compiling: a size is compiled once
             self._fixed[shape] = pool
-            del self._compiling[shape]
             while sum(h * w for h, w in self._fixed) > self.FIXED_PIXELS:
-                dropped, _ = self._fixed.popitem(last=False)
-                self._seen.pop(dropped, None)  # compiled again only if it comes back twice
+                self._fixed.popitem(last=False)  # served by the graph for any size from now on
 
     def fixed_requests(self, shape: tuple[int, int]) -> RequestPool | None:
         """The requests of the graph compiled for exactly ``shape``, if there is one."""
