@@ -204,9 +204,12 @@ def analyze(
     with _errors():
         from .. import analysis
         from ..analysis.photo import analyze_photo
+        from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
+        from ..faces import detect
 
         model = analysis.build(analyzer)
-        name, faces = analyze_photo(str(photo), model, detector)
+        found_by = detect.build(detector or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
+        name, faces = analyze_photo(str(photo), model, found_by)
         if as_json:
             _print_json({"photo": name, "analyzer": model.name, "model": model.description,
                          "faces": [f.to_dict() for f in faces]})

@@ -84,8 +84,8 @@ def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File
 
     def work(lib: Library) -> dict:
         model = lib.view.analyzer(AnalyzerName.auto)
-        _, faces = analyze_photo(data, model, lib.view.space.detector, lib.settings.detect_max_side,
-                                 lib.settings.max_pixels)
+        # the library's own detector, loaded and warm (the one its searches use)
+        _, faces = analyze_photo(data, model, lib.view.pipeline.detector, lib.settings.max_pixels)
         return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
                 "faces": [f.to_dict() for f in faces]}
 
