@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -119,52 +118,47 @@ class OpenVinoYuNet:
         self.requests = RequestPool(self.compiled)
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
         self._fixed: OrderedDict[tuple[int, int], RequestPool] = OrderedDict()
-        self._compiling: dict[tuple[int, int], Future[None]] = {}
-        self._compiler: ThreadPoolExecutor | None = None
+        self._tried: set[tuple[int, int]] = set()  # sizes compiled (or tried) for themselves
         self._lock = threading.Lock()
 
     def _pool(self, shape: tuple[int, int]) -> RequestPool:
         """The requests for an input of ``shape`` (height, width): of the graph compiled for
-        exactly that size once there is one, else of the graph for any size. The first time a
-        size of at most :attr:`FIXED_SIDE` comes, a thread of its own compiles its graph
-        (30-45 ms, or a read from OpenVINO's cache), so no caller waits for it; each size at
-        most once a process, so a stream of ever other sizes costs at most 25 compiles. Fixed
-        sizes run 10-25 % faster (typed, 2026-12-05, two threads: 1.49 -> 1.17 ms at 256 x
-        256, 4.2 -> 3.7 ms at 512 x 512) and give the same outputs bit for bit (20 sizes of
-        celeb photos, lfw-dev): which graph ran never shows in an answer."""
+        exactly that size, for a size of at most :attr:`FIXED_SIDE`, else of the graph for
+        any size. A size's graph is compiled the first time it comes (30-45 ms, or a read from
+        OpenVINO's cache, instead of the 7-23 ms the graph for any size takes to prepare for a
+        new size), at most once a process, so a stream of ever other sizes costs at most 25
+        compiles. Fixed sizes run 10-25 % faster (typed, 2026-12-05, two threads: 1.49 ->
+        1.17 ms at 256 x 256, 4.2 -> 3.7 ms at 512 x 512) and give the same outputs bit for bit
+        (20 sizes of celeb photos, lfw-dev), so which graph ran never shows in an answer.
+
+        Compiled in the caller's thread, never in one of its own: OpenVINO sets the process's
+        locale to "C" while it reads a model, and a thread reading a text file meanwhile
+        decoded it as ASCII (seen in the test suite, 2026-12-05)."""
         with self._lock:
             fixed = self._fixed.get(shape)
             if fixed is not None:
                 self._fixed.move_to_end(shape)
                 return fixed
-            if shape not in self._compiling and max(shape) <= self.FIXED_SIDE:
-                if self._compiler is None:
-                    self._compiler = ThreadPoolExecutor(1, thread_name_prefix="yunet-compile")
-                self._compiling[shape] = self._compiler.submit(self._compile, shape)
-        return self.requests
-
-    def _compile(self, shape: tuple[int, int]) -> None:
-        try:
-            pool = RequestPool(compile_for_cpu(_graph(self._path, shape), self._config))
-        except Exception:  # the graph for any size goes on serving it; not tried again
-            log.warning("YuNet: compiling its graph for %d x %d failed", shape[1], shape[0], exc_info=True)
-            return
-        with self._lock:  # its future stays in _compiling: a size is compiled once
-            self._fixed[shape] = pool
+            if shape in self._tried or max(shape) > self.FIXED_SIDE:
+                return self.requests
+            self._tried.add(shape)
+            try:
+                fixed = RequestPool(compile_for_cpu(_graph(self._path, shape), self._config))
+            except Exception:  # the graph for any size serves it
+                log.warning("YuNet: compiling its graph for %d x %d failed", shape[1], shape[0], exc_info=True)
+                return self.requests
+            self._fixed[shape] = fixed
             while sum(h * w for h, w in self._fixed) > self.FIXED_PIXELS:
                 self._fixed.popitem(last=False)  # served by the graph for any size from now on
+            return fixed
 
     def fixed_requests(self, shape: tuple[int, int]) -> RequestPool | None:
         """The requests of the graph compiled for exactly ``shape``, if there is one."""
         with self._lock:
             return self._fixed.get(shape)
 
-    def compiled_sizes(self, timeout: float | None = None) -> list[tuple[int, int]]:
-        """The sizes with a graph of their own, once the compiles under way have finished
-        (tests and benchmarks wait here instead of guessing how long a compile takes)."""
-        with self._lock:
-            pending = list(self._compiling.values())
-        wait(pending, timeout)
+    def compiled_sizes(self) -> list[tuple[int, int]]:
+        """The sizes with a graph of their own, least recently used first."""
         with self._lock:
             return list(self._fixed)
 
