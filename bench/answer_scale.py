@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FACES, machine, table, write
-from search import celeb_photos, retrieval_rows, timed
+from search import celeb_photos, latency, retrieval_rows, timed
 
 PER_PERSON = 10
 TARGET = 1.1
@@ -173,9 +173,7 @@ def measure(dbs: dict[str, Path], query_sets: dict[str, list[Path]]) -> list[dic
             # bench/search.py's two passes: the steady one, the first sight kept beside it
             for name, (cold, times, failed) in timed(methods, queries).items():
                 results.append({"library": name, "faces": sizes[name], "queries": set_name, "n": len(queries),
-                                "failed": failed, "p50_ms": round(float(np.percentile(times, 50)), 1),
-                                "p95_ms": round(float(np.percentile(times, 95)), 1),
-                                "cold_p50_ms": round(float(np.percentile(cold, 50)), 1)})
+                                "failed": failed, **latency(cold, times)})
     finally:
         for lib in opened.values():
             lib.close()

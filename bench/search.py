@@ -105,6 +105,14 @@ def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], li
     return {name: (passes[0][name], passes[1][name], failed[name]) for name in names}
 
 
+def latency(cold: list[float], steady: list[float]) -> dict[str, float]:
+    """A method's row figures from :func:`timed`'s two passes: the steady pass's p50 and p95,
+    and the first sight's p50."""
+    return {"p50_ms": round(float(np.percentile(steady, 50)), 1),
+            "p95_ms": round(float(np.percentile(steady, 95)), 1),
+            "cold_p50_ms": round(float(np.percentile(cold, 50)), 1)}
+
+
 def _earlier(stacks: list[str]) -> list[dict]:
     """Rows of the stacks this run does not measure, from the previous results file."""
     from _common import previous
@@ -190,10 +198,7 @@ def main() -> None:
                 print(f"  {set_name}: {', '.join(methods)} in turn ...", flush=True)
                 for method, (cold, times, failed) in timed(methods, queries).items():
                     results.append({"stack": stack, "queries": set_name, "method": method, "n": len(queries),
-                                    "failed": failed,
-                                    "p50_ms": round(float(np.percentile(times, 50)), 1),
-                                    "p95_ms": round(float(np.percentile(times, 95)), 1),
-                                    "cold_p50_ms": round(float(np.percentile(cold, 50)), 1)})
+                                    "failed": failed, **latency(cold, times)})
             lib.close()
             lib640.close()
 

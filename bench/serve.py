@@ -48,7 +48,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -68,16 +67,6 @@ def queries(n: int) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in [*lfw, *celeb]]
 
 
-def form(fields: dict[str, str], field: str, name: str, data: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body (the fields, then the photo) and its content type."""
-    boundary = uuid.uuid4().hex
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
-                   for k, v in fields.items())
-    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-             "Content-Type: image/jpeg\r\n\r\n")
-    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
 def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: int, total: int,
          headers: dict) -> dict:
     """``total`` requests from ``concurrency`` threads, each with its own keep-alive connection.
@@ -89,8 +78,11 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     import http.client
     from urllib.parse import urlsplit
 
+    from urllib3 import encode_multipart_formdata  # requests' (DeepFace's dependency)
+
     where = urlsplit(url)
-    bodies = [form(request["data"], request["field"], name, data) for name, data in photos]
+    bodies = [encode_multipart_formdata({**request["data"], request["field"]: (name, data, "image/jpeg")})
+              for name, data in photos]
     latencies: list[float] = []
     statuses: list[int] = []
     lock = threading.Lock()

@@ -76,16 +76,12 @@ def search(
 @router.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
 def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
     """Estimated age, gender and emotion of every face (estimates, never facts)."""
-    from ...analysis import AnalyzerName
-    from ...analysis.photo import analyze_photo
     from ...faces.images import Upload
 
     data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
 
     def work(lib: Library) -> dict:
-        model = lib.view.analyzer(AnalyzerName.auto)
-        # the library's own detector, loaded and warm (the one its searches use)
-        _, faces = analyze_photo(data, model, lib.view.pipeline.detector, lib.settings.max_pixels)
+        model, faces = lib.analyze(data)
         return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
                 "faces": [f.to_dict() for f in faces]}
 
