@@ -201,11 +201,51 @@ def test_a_small_photo_size_gets_a_graph_of_its_own_with_the_same_rows(faces, we
     fixed = detector.fixed_requests((256, 256))
     assert fixed is not None and fixed.made == 1 and detector.requests.made == 0  # only the fixed graph ran
     any_size = yunet.OpenVinoYuNet(registry.path("yunet"), yunet.Thresholds(0.7, 0.3, 5000), None, Runtime.openvino)
-    any_size.FIXED_SIDE = 0  # this one never compiles a size for itself
+    any_size.graphs().fixed_side = 0  # this one never compiles a size for itself
     assert all(np.array_equal(any_size.detect(p), f) for p, f in zip(photos, found))
     assert any_size.requests.made == 1 and any_size.compiled_sizes() == [] and all(len(f) == 1 for f in found)
     detector.detect(np.zeros((700, 250, 3), np.uint8))  # 768 x 256 padded: over 640 px
     assert detector.compiled_sizes() == [(256, 256)] and detector.requests.made == 1
+
+
+def test_a_run_capped_to_fewer_threads_runs_copies_compiled_for_them_with_the_same_answers(faces, weights_home,
+                                                                                           monkeypatch, tmp_path):
+    """Inside ``threads_at_most(1)`` (a server process whose sibling is busy too), SFace and
+    YuNet compiled for two threads run copies compiled for one, made at that first need, and
+    give the same rows and vectors; outside it, the models' own copies run again."""
+    from lookalike.config import Runtime
+    from lookalike.faces.images import decode_file
+    from lookalike.models import registry, runtime, yunet
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("LOOKALIKE_RUNTIME", "openvino")
+    assert runtime.capped(2) is None  # no cap in this context
+    with runtime.threads_at_most(1):
+        assert runtime.capped(2) == 1 and runtime.capped(1) is None  # a model on one thread already is its own copy
+    with runtime.threads_at_most(4):
+        assert runtime.capped(2) is None  # a cap above the model's count changes nothing
+
+    detector = yunet.OpenVinoYuNet(registry.path("yunet"), yunet.Thresholds(0.7, 0.3, 5000), 2, Runtime.openvino)
+    photo = decode_file(str(sorted((faces / "lfw-dev").rglob("*.jpg"))[0]), 10**8).rgb
+    own = detector.detect(photo)
+    with runtime.threads_at_most(1):
+        capped = detector.detect(photo)
+    assert len(own) == 1 and np.allclose(capped, own, atol=1e-3)
+    one = detector.fixed_requests((256, 256), threads=1)
+    assert one is not None and one.made == 1  # the one-thread copy ran
+    assert detector.fixed_requests((256, 256)).made == 1  # and the own copy ran only outside the cap
+    detector.detect(photo)
+    assert one.made == 1 and detector.compiled_sizes(threads=1) == [(256, 256)]
+
+    sface = registry.load("SFace", 2).graph
+    assert isinstance(sface, runtime.OpenVinoGraph)
+    chips = np.random.default_rng(1).integers(0, 255, (2, 3, 112, 112)).astype(np.float32)
+    alone = sface.run(chips)
+    with runtime.threads_at_most(1):
+        shared = sface.run(chips)
+    cosine = np.sum(alone * shared, axis=1) / np.linalg.norm(alone, axis=1) / np.linalg.norm(shared, axis=1)
+    assert np.all(cosine > 0.9999), cosine
+    assert sface.pool(1).made == 1 and sface.requests.made >= 1
 
 
 def test_openvino_keeps_what_it_compiled_and_a_broken_blob_costs_only_a_compile(faces, weights_home, monkeypatch,

@@ -570,3 +570,56 @@ def test_hostile_photos_cost_one_page_and_are_refused_in_our_words(site, faces):
     assert "bomb.png" in body["detail"] and "1,600,000,000 pixels" in body["detail"]
     for leak in ("DOS", "PIL", "Plugin", "MAX_TEXT_CHUNK"):
         assert leak not in json.dumps(body)
+
+
+def test_a_busy_sibling_process_gives_a_call_its_share_of_the_cores(site, faces, monkeypatch):
+    """With another of the server's processes busy, a library call's models take their share
+    of the cores (one thread of two) and answer as they do alone; without, every core."""
+    from lookalike.models import runtime
+    from lookalike.serve import board as boards
+
+    service = site["app"].state.service
+    shared = boards.create()
+    try:
+        monkeypatch.setattr(service, "board", boards.Board(shared))
+        sibling = boards.Board(shared)
+        alone = _call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"k": "3"}).json()
+        assert service.call(lambda lib: runtime.capped(2)) is None
+        with sibling.busy():
+            assert service.call(lambda lib: runtime.capped(2)) == 1
+            shared_out = _call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"k": "3"}).json()
+        assert service.call(lambda lib: runtime.capped(2)) is None
+
+        def matches(answer: dict) -> list[tuple[int, float]]:
+            return [(m["face_id"], m["similarity"]) for f in answer["faces"] for m in f["matches"]]
+
+        assert len(matches(alone)) == 3 and [p for p, _ in matches(shared_out)] == [p for p, _ in matches(alone)]
+        assert all(abs(a - b) < 1e-3 for (_, a), (_, b) in zip(matches(shared_out), matches(alone)))
+    finally:
+        shared.unlink(missing_ok=True)
+
+
+def test_the_servers_processes_share_a_board_that_goes_when_it_stops(site):
+    """``serve --workers 2`` makes the board its processes share, each of them holds a slot
+    of it, and the board is removed when the server stops. (Last in this module: it stops
+    the shared server.)"""
+    from lookalike.serve.board import SLOTS
+
+    server = site["server"]
+    workers = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.proc.pid and b"spawn_main" in stat.parent.joinpath("cmdline").read_bytes():
+            environ = dict(v.split(b"=", 1) for v in stat.parent.joinpath("environ").read_bytes().split(b"\0") if v)
+            if b"LOOKALIKE_SERVE_BOARD" in environ:
+                workers.add(int(stat.parent.name))
+                path = Path(environ[b"LOOKALIKE_SERVE_BOARD"].decode())
+    assert len(workers) == 2, workers
+    cells = memoryview(path.read_bytes()).cast("i")  # (pid, busy) a slot
+    assert len(cells) == 2 * SLOTS and {cells[2 * i] for i in range(SLOTS) if cells[2 * i]} == workers
+    server.stop()
+    del site["server"], site["url"]
+    assert not path.exists()

@@ -57,6 +57,7 @@ def serve(
     with _errors():
         from ..config import db_url, parse_vectors
         from ..errors import MissingExtra
+        from ..serve import board
         from ..serve.settings import ServeSettings
 
         for module in ("fastapi", "uvicorn", "multipart"):
@@ -109,7 +110,12 @@ def serve(
         sock.set_inheritable(True)
         logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
                                                 host, sock.getsockname()[1])
-        Multiprocess(config, sockets=[sock]).run()
+        shared = board.create()  # where the processes say which of them is busy
+        os.environ["LOOKALIKE_SERVE_BOARD"] = str(shared)
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            shared.unlink(missing_ok=True)
 
 
 def _proxies(text: str | None) -> list[str]:

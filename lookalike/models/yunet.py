@@ -7,7 +7,7 @@ OpenVINO runs the same float32 graph about twice as fast (typed, 2026-12-05, Int
 two threads: 18.0 against 39.3 ms on a 1,280 x 960 photo,
 1.4 against 2.3 ms on LFW's 256 x 256; one thread 34.5 / 69.6 ms), compiled once with a
 dynamic height and width, and again for each size up to 640 px as it comes (10-25 % faster,
-the same outputs: :meth:`OpenVinoYuNet._pool`). Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
+the same outputs: :meth:`_Graphs.pool`). Its decoding is OpenCV's ``FaceDetectorYNImpl::postProcess``
 (``modules/objdetect/src/face_detect.cpp``) in numpy: for each stride s of 8, 16, 32 and
 each cell (row r, column c), score = sqrt(clamp(cls) x clamp(obj)); the box's centre is
 ((c, r) + bbox[:2]) x s, its size exp(bbox[2:]) x s; landmark k is (kps[2k:2k+2] + (c, r)) x s;
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 
 from ..config import Runtime
-from .runtime import RequestPool, compile_for_cpu, openvino_config, openvino_core, resolve
+from .runtime import RequestPool, capped, compile_for_cpu, openvino_config, openvino_core, resolve
 
 if TYPE_CHECKING:
     from openvino import CompiledModel, Model
@@ -95,10 +95,60 @@ class OpenCvYuNet:
         return np.zeros((0, 15), np.float32) if rows is None else np.asarray(rows, np.float32)
 
 
+class _Graphs:
+    """YuNet compiled on one thread count: the graph for any size and, for each size up to
+    :attr:`OpenVinoYuNet.FIXED_SIDE`, the graph for exactly that size (:meth:`pool`)."""
+
+    def __init__(self, path: Path, threads: int | None, fixed_side: int, fixed_pixels: int) -> None:
+        self._path = path
+        # always float32: at bf16 the boxes and landmarks move (2026-12-05: the same boxes in
+        # 87 of 429 photos, one face's vector at a cosine of 0.14 to its f32 one)
+        self._config = openvino_config(threads, f32=True)
+        self.fixed_side, self.fixed_pixels = fixed_side, fixed_pixels
+        self.compiled: CompiledModel = compile_for_cpu(_graph(path, None), self._config)
+        self.requests = RequestPool(self.compiled)
+        self.fixed: OrderedDict[tuple[int, int], RequestPool] = OrderedDict()
+        self._tried: set[tuple[int, int]] = set()  # sizes compiled (or tried) for themselves
+        self.lock = threading.Lock()
+
+    def pool(self, shape: tuple[int, int]) -> RequestPool:
+        """The requests for an input of ``shape`` (height, width): of the graph compiled for
+        exactly that size, for a size of at most :attr:`fixed_side`, else of the graph for
+        any size. A size's graph is compiled the first time it comes (30-45 ms, or a read from
+        OpenVINO's cache, instead of the 7-23 ms the graph for any size takes to prepare for a
+        new size), at most once a process, so a stream of ever other sizes costs at most 25
+        compiles. Fixed sizes run 10-25 % faster (typed, 2026-12-05, two threads: 1.49 ->
+        1.17 ms at 256 x 256, 4.2 -> 3.7 ms at 512 x 512) and give the same outputs bit for bit
+        (20 sizes of celeb photos, lfw-dev), so which graph ran never shows in an answer.
+
+        Compiled in the caller's thread, never in one of its own: OpenVINO sets the process's
+        locale to "C" while it reads a model, and a thread reading a text file meanwhile
+        decoded it as ASCII (seen in the test suite, 2026-12-05)."""
+        with self.lock:
+            fixed = self.fixed.get(shape)
+            if fixed is not None:
+                self.fixed.move_to_end(shape)
+                return fixed
+            if shape in self._tried or max(shape) > self.fixed_side:
+                return self.requests
+            self._tried.add(shape)
+            try:
+                fixed = RequestPool(compile_for_cpu(_graph(self._path, shape), self._config))
+            except Exception:  # the graph for any size serves it
+                log.warning("YuNet: compiling its graph for %d x %d failed", shape[1], shape[0], exc_info=True)
+                return self.requests
+            self.fixed[shape] = fixed
+            while sum(h * w for h, w in self.fixed) > self.fixed_pixels:
+                self.fixed.popitem(last=False)  # served by the graph for any size from now on
+            return fixed
+
+
 class OpenVinoYuNet:
     """The graph compiled by OpenVINO for any height and width, decoded as OpenCV does; and,
     for each input size up to :attr:`FIXED_SIDE`, the graph compiled for exactly that size
-    (:meth:`_pool`)."""
+    (:meth:`_Graphs.pool`). A run asked to take fewer threads than the detector's
+    (:func:`lookalike.models.runtime.threads_at_most`) runs graphs compiled for that count,
+    made as they are needed."""
 
     # sizes compiled for themselves: at most this large (a webcam's 640 x 480 frame is; a
     # request's buffers grow with its size, ~40-110 MB at 1,280 px), and at most this many
@@ -110,57 +160,34 @@ class OpenVinoYuNet:
                  runtime: Runtime) -> None:
         self.runtime = runtime
         self.score, self.nms, self.top_k = thresholds
-        self._path = path
-        # always float32: at bf16 the boxes and landmarks move (2026-12-05: the same boxes in
-        # 87 of 429 photos, one face's vector at a cosine of 0.14 to its f32 one)
-        self._config = openvino_config(threads, f32=True)
-        self.compiled: CompiledModel = compile_for_cpu(_graph(path, None), self._config)
-        self.requests = RequestPool(self.compiled)
+        self._path, self._threads = path, threads
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
-        self._fixed: OrderedDict[tuple[int, int], RequestPool] = OrderedDict()
-        self._tried: set[tuple[int, int]] = set()  # sizes compiled (or tried) for themselves
+        own = _Graphs(path, threads, self.FIXED_SIDE, self.FIXED_PIXELS)
+        self.compiled: CompiledModel = own.compiled
+        self.requests = own.requests
+        self._graphs: dict[int | None, _Graphs] = {None: own}  # by thread count (None: the detector's)
         self._lock = threading.Lock()
 
-    def _pool(self, shape: tuple[int, int]) -> RequestPool:
-        """The requests for an input of ``shape`` (height, width): of the graph compiled for
-        exactly that size, for a size of at most :attr:`FIXED_SIDE`, else of the graph for
-        any size. A size's graph is compiled the first time it comes (30-45 ms, or a read from
-        OpenVINO's cache, instead of the 7-23 ms the graph for any size takes to prepare for a
-        new size), at most once a process, so a stream of ever other sizes costs at most 25
-        compiles. Fixed sizes run 10-25 % faster (typed, 2026-12-05, two threads: 1.49 ->
-        1.17 ms at 256 x 256, 4.2 -> 3.7 ms at 512 x 512) and give the same outputs bit for bit
-        (20 sizes of celeb photos, lfw-dev), so which graph ran never shows in an answer.
-
-        Compiled in the caller's thread, never in one of its own: OpenVINO sets the process's
-        locale to "C" while it reads a model, and a thread reading a text file meanwhile
-        decoded it as ASCII (seen in the test suite, 2026-12-05)."""
+    def graphs(self, threads: int | None = None) -> _Graphs:
+        """The graphs compiled for ``threads`` (None: the detector's own count), compiled at
+        their first need, in the caller's thread."""
         with self._lock:
-            fixed = self._fixed.get(shape)
-            if fixed is not None:
-                self._fixed.move_to_end(shape)
-                return fixed
-            if shape in self._tried or max(shape) > self.FIXED_SIDE:
-                return self.requests
-            self._tried.add(shape)
-            try:
-                fixed = RequestPool(compile_for_cpu(_graph(self._path, shape), self._config))
-            except Exception:  # the graph for any size serves it
-                log.warning("YuNet: compiling its graph for %d x %d failed", shape[1], shape[0], exc_info=True)
-                return self.requests
-            self._fixed[shape] = fixed
-            while sum(h * w for h, w in self._fixed) > self.FIXED_PIXELS:
-                self._fixed.popitem(last=False)  # served by the graph for any size from now on
-            return fixed
+            found = self._graphs.get(threads)
+            if found is None:
+                found = self._graphs[threads] = _Graphs(self._path, threads, self.FIXED_SIDE, self.FIXED_PIXELS)
+            return found
 
-    def fixed_requests(self, shape: tuple[int, int]) -> RequestPool | None:
+    def fixed_requests(self, shape: tuple[int, int], threads: int | None = None) -> RequestPool | None:
         """The requests of the graph compiled for exactly ``shape``, if there is one."""
-        with self._lock:
-            return self._fixed.get(shape)
+        graphs = self.graphs(threads)
+        with graphs.lock:
+            return graphs.fixed.get(shape)
 
-    def compiled_sizes(self) -> list[tuple[int, int]]:
+    def compiled_sizes(self, threads: int | None = None) -> list[tuple[int, int]]:
         """The sizes with a graph of their own, least recently used first."""
-        with self._lock:
-            return list(self._fixed)
+        graphs = self.graphs(threads)
+        with graphs.lock:
+            return list(graphs.fixed)
 
     def detect(self, rgb: np.ndarray) -> np.ndarray:
         # sides padded to multiples of SHAPE_STEP: a bounded number of input shapes (module
@@ -168,7 +195,7 @@ class OpenVinoYuNet:
         height, width = (-(-side // SHAPE_STEP) * SHAPE_STEP for side in rgb.shape[:2])
         blob = np.zeros((1, height, width, 3), np.uint8)
         blob[0, :rgb.shape[0], :rgb.shape[1]] = rgb
-        with self._pool((height, width)).request() as request:
+        with self.graphs(capped(self._threads)).pool((height, width)).request() as request:
             request.infer({0: blob})
             # views of the request's buffers: decoded before it goes back to the pool
             out = {name: request.get_tensor(name).data[0] for name in self._names}

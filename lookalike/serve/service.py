@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -19,6 +20,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from ..errors import LookalikeError
 from ..store.schema import KeyScope
 from . import problems
+from .board import Board, threads_for
 from .guard import ApiProblem, RateLimit, grants
 from .settings import ServeSettings
 
@@ -56,6 +58,8 @@ class Service:
         self.ready = threading.Event()
         self.lock = threading.Lock()  # one library call at a time in this process
         self.limit = RateLimit(settings.rate_per_minute)
+        # which of the server's processes are busy: the cores are shared out among them
+        self.board = Board(settings.board) if settings.board else None
 
     def start(self) -> None:
         threading.Thread(target=self._load, name="lookalike-load", daemon=True).start()
@@ -107,8 +111,21 @@ class Service:
 
     def call(self, work: Callable[[Library], T]) -> T:
         lib = self.library()
-        with self.lock:
+        with self.lock, self._cores():
             return work(lib)
+
+    @contextmanager
+    def _cores(self) -> Iterator[None]:
+        """The models' threads for one library call: every core while the server's other
+        processes are idle, their share of the cores while some are busy too
+        (:mod:`lookalike.serve.board`)."""
+        if self.board is None:
+            yield
+            return
+        from ..models.runtime import threads_at_most
+
+        with self.board.busy() as others, threads_at_most(threads_for(others, self.settings.model_threads)):
+            yield
 
     def _fresh(self, key: str) -> tuple[KeyScope | None, float] | None:
         """The key's remembered (scope, when read), while younger than :attr:`KEY_TTL`."""

@@ -33,6 +33,9 @@ class ServeSettings:
     # LOOKALIKE_SERVE_READY_DIR: each server process writes a file named by its pid here once
     # its models are loaded; whoever started ``serve --workers N`` waits for N files
     ready_dir: str | None = None
+    # LOOKALIKE_SERVE_BOARD: the file where a server's processes say which of them is busy
+    # (lookalike.serve.board; made by `serve --workers N` for N > 1)
+    board: str | None = None
 
     @property
     def model_threads(self) -> int:
@@ -43,7 +46,8 @@ class ServeSettings:
         burning them. Measured 2026-12-05 (bench/serve.py, 2 processes): p50 at concurrency
         1 went from 1.5x to 1.2x the in-process search and requests/s rose at every
         concurrency (1: 7.2 -> 13.2, 4: 13.8 -> 15.6, 16: 13.4 -> 15.4) against one thread
-        per process (the cores divided among the processes)."""
+        per process (the cores divided among the processes). While other processes of the
+        server are busy too, a call takes its share instead (:mod:`lookalike.serve.board`)."""
         return max(1, os.cpu_count() or 1)
 
     @property
@@ -69,6 +73,8 @@ class ServeSettings:
             env["LOOKALIKE_INDEX_DIR"] = self.index_dir
         if self.ready_dir:
             env["LOOKALIKE_SERVE_READY_DIR"] = self.ready_dir
+        if self.board:
+            env["LOOKALIKE_SERVE_BOARD"] = self.board
         return env
 
     @classmethod
@@ -89,4 +95,5 @@ class ServeSettings:
             body_wait=env_int("LOOKALIKE_SERVE_BODY_WAIT", DEFAULT_BODY_WAIT, "seconds", minimum=0),
             docs=env_int("LOOKALIKE_SERVE_DOCS", 0, "0 or 1", minimum=0) == 1,
             ready_dir=os.environ.get("LOOKALIKE_SERVE_READY_DIR") or None,
+            board=os.environ.get("LOOKALIKE_SERVE_BOARD") or None,
         )
