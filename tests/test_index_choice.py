@@ -87,3 +87,38 @@ def test_a_search_leaves_faiss_threads_as_it_found_them(tmp_path):
     finally:
         faiss.omp_set_num_threads = real
     assert faiss.omp_get_max_threads() == 2
+
+
+def test_a_large_index_read_from_disk_is_put_on_huge_pages_and_answers_the_same(tmp_path, monkeypatch):
+    """An index whose arrays pass the size bar is backed by 2 MB pages after it is read
+    (when the kernel's transparent huge pages are not off), in the background, and searches
+    the same before and after."""
+    import copy
+    from pathlib import Path
+
+    import numpy as np
+
+    from lookalike.index import faiss_index, pages
+
+    monkeypatch.setattr(pages, "HUGE_MIN", 8 << 20)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((20_000, 128)).astype(np.float32)  # 10 MB
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    manifest = faiss_index.Manifest(space="M__d__chip", model="M", detector="d", aligner="chip", dim=128,
+                                    metric="ip", index_key="Flat", ntotal=0, max_id=0, schema_revision="0001")
+    built = faiss_index.FaissIndex.build(tmp_path, copy.deepcopy(manifest), np.arange(20_000), vectors)
+    built.save()
+    before = built.search(vectors[:5], 5)
+    loaded = faiss_index.FaissIndex.load(tmp_path, copy.deepcopy(manifest))
+    pages.settle()
+    (codes,) = pages.large_arrays(loaded._index)
+    assert codes.nbytes == vectors.nbytes
+    setting = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    if "[never]" in setting:
+        assert pages.huge_bytes(codes) == 0
+    else:
+        assert pages.huge_bytes(codes) >= 2 << 20, setting
+    after = loaded.search(vectors[:5], 5)
+    assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
+    monkeypatch.setattr(pages, "HUGE_MIN", 64 << 20)
+    assert pages.large_arrays(loaded._index) == []  # under the bar: left as it is

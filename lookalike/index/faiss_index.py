@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..faults import crash_point
+from . import pages
 from .protocol import FetchVectors, SearchFilters, VectorIndex
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ class FaissIndex:
         expected.tombstones, expected.pinned = saved.tombstones, saved.pinned
         expected.ntotal, expected.max_id = saved.ntotal, saved.max_id
         expected.generation = saved.generation
+        pages.advise(index)  # huge pages under a large index, made in the background
         # keep read_index's own wrapper: it owns the C++ object (a downcast copy would not)
         return cls(folder, expected, index)
 
