@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, photo_rows, space_rows
-from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, unwrapped
+from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index, unwrapped
 from .faiss_index import FaissIndex, Manifest
 from .protocol import VectorIndex
 
@@ -67,6 +67,7 @@ class FaissBackend(VectorBackend):
                 "ntotal": index.ntotal, "dim": m.dim, "tombstones": len(m.tombstones),
                 "tombstone_share": round(index.tombstone_share, 4), "file": str(path),
                 "bytes": path.stat().st_size if path.exists() else 0,
+                "huge_page_bytes": own_index(index, FaissIndex).huge_page_bytes,
                 "rules_choose": rule.key, "rules_reason": rule.reason,
                 "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
 

@@ -345,6 +345,11 @@ class FaissIndex:
         faiss.copy_array_to_vector(codes, flat.codes)
 
     @property
+    def huge_page_bytes(self) -> int:
+        """Bytes of the index's large arrays on huge pages (:mod:`.pages`)."""
+        return sum(pages.huge_bytes(array) for array in pages.large_arrays(self._index))
+
+    @property
     def tombstone_share(self) -> float:
         total = int(self._index.ntotal)
         return len(self.manifest.tombstones) / total if total else 0.0
