@@ -55,6 +55,8 @@ def serve(
     from pathlib import Path
 
     with _errors():
+        from dataclasses import replace
+
         from ..config import db_url, parse_vectors
         from ..errors import MissingExtra
         from ..serve import board
@@ -111,7 +113,7 @@ def serve(
         logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
                                                 host, sock.getsockname()[1])
         shared = board.create()  # where the processes say which of them is busy
-        os.environ["LOOKALIKE_SERVE_BOARD"] = str(shared)
+        os.environ.update(replace(settings, board=str(shared)).to_env())
         try:
             Multiprocess(config, sockets=[sock]).run()
         finally:

@@ -66,6 +66,7 @@ def advise(index: faiss.Index) -> threading.Thread | None:
 
 
 def _collapse(index: faiss.Index, arrays: list[np.ndarray]) -> None:
+    """``index`` is here only to keep the arrays' memory alive until the advice is given."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -81,7 +82,6 @@ def _collapse(index: faiss.Index, arrays: list[np.ndarray]) -> None:
                               ctypes.get_errno())
                     break
     finally:
-        del index
         with _lock:
             _running.discard(threading.current_thread())
 

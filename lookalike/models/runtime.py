@@ -252,8 +252,8 @@ class OpenVinoGraph:
 
     def pool(self, threads: int | None = None) -> RequestPool:
         """The requests of the copy compiled for ``threads`` (None: the model's own), compiled
-        at its first need, in the caller's thread (see :meth:`lookalike.models.yunet.
-        OpenVinoYuNet._pool` for why never in one of its own)."""
+        at its first need, in the caller's thread (see :meth:`lookalike.models.yunet._Graphs.pool`
+        for why never in one of its own)."""
         if threads is None:
             return self.requests
         with self._lock:

@@ -39,7 +39,7 @@ from ..config import Runtime
 from .runtime import RequestPool, capped, compile_for_cpu, openvino_config, openvino_core, resolve
 
 if TYPE_CHECKING:
-    from openvino import CompiledModel, Model
+    from openvino import Model
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,7 @@ class _Graphs:
         # 87 of 429 photos, one face's vector at a cosine of 0.14 to its f32 one)
         self._config = openvino_config(threads, f32=True)
         self.fixed_side, self.fixed_pixels = fixed_side, fixed_pixels
-        self.compiled: CompiledModel = compile_for_cpu(_graph(path, None), self._config)
-        self.requests = RequestPool(self.compiled)
+        self.requests = RequestPool(compile_for_cpu(_graph(path, None), self._config))
         self.fixed: OrderedDict[tuple[int, int], RequestPool] = OrderedDict()
         self._tried: set[tuple[int, int]] = set()  # sizes compiled (or tried) for themselves
         self.lock = threading.Lock()
@@ -162,11 +161,14 @@ class OpenVinoYuNet:
         self.score, self.nms, self.top_k = thresholds
         self._path, self._threads = path, threads
         self._names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
-        own = _Graphs(path, threads, self.FIXED_SIDE, self.FIXED_PIXELS)
-        self.compiled: CompiledModel = own.compiled
-        self.requests = own.requests
-        self._graphs: dict[int | None, _Graphs] = {None: own}  # by thread count (None: the detector's)
+        # by thread count (None: the detector's own, compiled now; others at their first need)
+        self._graphs: dict[int | None, _Graphs] = {None: _Graphs(path, threads, self.FIXED_SIDE, self.FIXED_PIXELS)}
         self._lock = threading.Lock()
+
+    @property
+    def requests(self) -> RequestPool:
+        """The requests of the detector's own graph for any size."""
+        return self._graphs[None].requests
 
     def graphs(self, threads: int | None = None) -> _Graphs:
         """The graphs compiled for ``threads`` (None: the detector's own count), compiled at
@@ -177,15 +179,24 @@ class OpenVinoYuNet:
                 found = self._graphs[threads] = _Graphs(self._path, threads, self.FIXED_SIDE, self.FIXED_PIXELS)
             return found
 
+    def _made(self, threads: int | None) -> _Graphs | None:
+        """The graphs for ``threads`` if they were compiled (asking never compiles them)."""
+        with self._lock:
+            return self._graphs.get(threads)
+
     def fixed_requests(self, shape: tuple[int, int], threads: int | None = None) -> RequestPool | None:
         """The requests of the graph compiled for exactly ``shape``, if there is one."""
-        graphs = self.graphs(threads)
+        graphs = self._made(threads)
+        if graphs is None:
+            return None
         with graphs.lock:
             return graphs.fixed.get(shape)
 
     def compiled_sizes(self, threads: int | None = None) -> list[tuple[int, int]]:
         """The sizes with a graph of their own, least recently used first."""
-        graphs = self.graphs(threads)
+        graphs = self._made(threads)
+        if graphs is None:
+            return []
         with graphs.lock:
             return list(graphs.fixed)
 
