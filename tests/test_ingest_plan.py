@@ -26,3 +26,15 @@ def test_plan_queue_workers(requested, photos, cores, planned):
     from lookalike.ingest.local import plan_queue_workers
 
     assert plan_queue_workers(requested, photos, cores) == planned
+
+
+@pytest.mark.parametrize(("photos", "workers", "sizes"), [
+    (100, 2, [8] * 12 + [4]),  # calls of PHOTOS_A_CALL photos
+    (10, 2, [5, 5]), (3, 2, [2, 1]), (1, 2, [1]), (0, 2, []),  # too few: every worker gets some
+    (20, 0, [8, 8, 4]),  # in this process: the same calls
+])
+def test_calls(photos, workers, sizes):
+    """How many photos each call to a worker carries (their faces embedded together)."""
+    from lookalike.ingest.local import calls
+
+    assert [len(c) for c in calls(list(range(photos)), workers)] == sizes

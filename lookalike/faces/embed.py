@@ -8,7 +8,7 @@ SFace, the default, runs the numerically identical rewrite of
 :mod:`lookalike.models.fastgraph` with DeepFace's preprocessing (a test checks the vectors
 against DeepFace's own ``SFaceClient``); how each model is fed is
 :mod:`lookalike.models.recognizers`' business. Chips are handed over as one array (each
-recognizer runs them the way its runtime is fastest: SFace one face per run); the result is
+recognizer runs them the way its runtime is fastest: SFace at bf16 up to eight a run); the result is
 always an ``(n, dim)`` float32 array with unit rows, so inner product = cosine similarity
 everywhere downstream.
 """

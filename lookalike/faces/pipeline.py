@@ -10,6 +10,7 @@ download attempt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
@@ -127,19 +128,21 @@ class FacePipeline:
 
     def _embed(self, rgb: np.ndarray, found: list[Detection]) -> list[Face]:
         """Align and embed the faces ``found`` in ``rgb``."""
-        if not found:
-            return []
-        height, width = rgb.shape[:2]
+        return self.embed_found([(rgb, found)])[0]
+
+    def embed_found(self, photos: Sequence[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
+        """Align the faces found in each of several photos and embed them all in one call:
+        the recognition model runs the faces of many photos a few at a time
+        (:attr:`lookalike.models.runtime.Graph.batch`), where a photo alone gives it one
+        (ingest, :meth:`lookalike.ingest.mapper.Mapper.process_tasks`). The vectors are the
+        ones each photo would get alone."""
         size = self.embedder.input_size
-        chips = [self.aligner.align(rgb, d, size) for d in found]
-        vectors = self.embedder.embed(chips)
-        return [
-            Face(
-                bbox=clip_box(d.box, width, height) or d.box,
-                confidence=d.confidence,
-                chip=chip,
-                embedding=vec,
-                detection=d,
-            )
-            for d, chip, vec in zip(found, chips, vectors)
-        ]
+        chips = [[self.aligner.align(rgb, d, size) for d in found] for rgb, found in photos]
+        vectors = iter(self.embedder.embed([c for each in chips for c in each]))
+        out: list[list[Face]] = []
+        for (rgb, found), each in zip(photos, chips):
+            height, width = rgb.shape[:2]
+            out.append([Face(bbox=clip_box(d.box, width, height) or d.box, confidence=d.confidence,
+                             chip=chip, embedding=next(vectors), detection=d)
+                        for d, chip in zip(found, each)])
+        return out

@@ -26,6 +26,7 @@ from ..faces import landmarks as dense
 from ..faces.detect import Detection, clip_box, iou
 from ..faces.images import decode
 from ..store import landmark_rows
+from ..store.values import encode_points
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,7 +118,7 @@ def _fit(source: BackfillSource, todo: list[landmark_rows.Missing], report: Back
         height, width = rgb.shape[:2]
         for face in faces:
             detection = _matching(face.box, found, width, height)
-            out[face.face_id] = landmark_rows.encode_points(
+            out[face.face_id] = encode_points(
                 dense.landmarks(rgb, detection, threads=source.threads), face.box)
     return out
 

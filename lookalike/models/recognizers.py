@@ -49,7 +49,7 @@ class OnnxRecognizer:
         As many faces a run as the graph takes best (:attr:`Graph.batch`): one in ONNX
         Runtime, where a batch costs *more* per face (SFace on AMD EPYC, 2026-12-05: 44.5 ms a
         face one by one against 56.5 ms in a batch of 8 on one thread; a batch's activations
-        outgrow the caches), up to four in OpenVINO at bf16. The graph's vectors do not depend
+        outgrow the caches), up to eight in OpenVINO at bf16. The graph's vectors do not depend
         on the batch."""
         blob = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
         step = max(1, self.graph.batch)

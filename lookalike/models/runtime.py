@@ -31,11 +31,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -119,8 +121,7 @@ def describe(runtime: Runtime) -> str:
         import onnxruntime
 
         return f"onnxruntime {onnxruntime.__version__}, SFace at f32"
-    import openvino as ov
-
+    ov = openvino_module()
     native = precision_of(openvino_core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
     precision = native if chosen is Runtime.openvino else "f32"
     return f"openvino {ov.__version__.split('-')[0]}, SFace at {precision}"
@@ -134,13 +135,37 @@ def precision_of(hint: object) -> str:
 def openvino_core() -> Core:
     """OpenVINO's entry point, or a :class:`ConfigError` saying how to get it."""
     try:
-        import openvino as ov
+        ov = openvino_module()
     except ImportError as err:
         from ..errors import ConfigError
 
         raise ConfigError(f"LOOKALIKE_RUNTIME asks for OpenVINO, which is not installed ({err}); "
                           "run: pip install openvino, or set LOOKALIKE_RUNTIME=onnxruntime") from err
     return ov.Core()
+
+
+def openvino_module() -> ModuleType:
+    """``openvino``, imported without its model converter (every import of it in lookalike
+    goes through here).
+
+    OpenVINO's ``__init__`` imports ``openvino.tools.ovc`` to offer ``convert_model``, and
+    that starts its telemetry client and reads installed packages' metadata: 0.1-0.2 s of
+    every process that runs a model (each ingest worker, CLI command and server process;
+    2026-12-06) for a converter lookalike never calls. A ``None`` in ``sys.modules`` makes
+    that one import fail, which OpenVINO's ``__init__`` expects and passes over; the entry
+    goes again at once, so code that imports the converter itself later still gets it."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    converter = "openvino.tools.ovc"
+    blocked = converter not in sys.modules
+    if blocked:
+        sys.modules[converter] = None  # type: ignore[assignment]
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get(converter, False) is None:
+            del sys.modules[converter]
+    return openvino
 
 
 def openvino_config(threads: int | None, f32: bool) -> dict[str, object]:
@@ -242,9 +267,12 @@ class OpenVinoGraph:
         self.compiled = compile_for_cpu(path, openvino_config(threads, f32))
         self.precision = precision_of(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         # at bf16 (AMX) SFace's faces run best a few at a time: 3.27 ms a face alone, 2.53 in
-        # twos, 2.29 in fours, the same vectors (typed, 2026-12-05); at f32 no gain. At most
-        # four keeps the input shapes OpenVINO prepares kernels for to four.
-        self.batch = 4 if self.precision == "bf16" else 1
+        # twos, 2.29 in fours, the same vectors (typed, 2026-12-05); at f32 no gain. Ingest's
+        # workers embed eight photos' faces a call (one thread each, two busy: 11.9 ms of CPU
+        # a photo in runs of four, 11.2 in runs of eight, 2026-12-06), so eight at most: it
+        # bounds the input shapes OpenVINO prepares kernels for, and the vectors are the same
+        # whatever the run's size (checked at 1, 4, 8 and 16).
+        self.batch = 8 if self.precision == "bf16" else 1
         self.requests = RequestPool(self.compiled)
         self._fewer: dict[int, RequestPool] = {}  # copies compiled for fewer threads (threads_at_most)
         self._lock = threading.Lock()

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 
 from ..config import Runtime
-from .runtime import RequestPool, capped, compile_for_cpu, openvino_config, openvino_core, resolve
+from .runtime import RequestPool, capped, compile_for_cpu, openvino_config, openvino_core, openvino_module, resolve
 
 if TYPE_CHECKING:
     from openvino import Model
@@ -241,7 +241,7 @@ def _graph(path: Path, shape: tuple[int, int] | None) -> Model:
     inside the compiled graph, on its threads, where numpy took one thread 1.3 ms to fill a
     1,024 x 768 float blob (2026-12-05, celeb: detect p50 6.6 -> 5.8 ms, LFW 1.9 -> 1.7 ms;
     the rows the same to 1e-4)."""
-    import openvino as ov
+    ov = openvino_module()
     from openvino.preprocess import PrePostProcessor
 
     model = openvino_core().read_model(str(path))

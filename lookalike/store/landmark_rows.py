@@ -3,7 +3,7 @@
 An average, a morph or an appearance model over thousands of corpus faces needs each
 face's shape; detecting and fitting them again would cost a model run per face, so the
 points are stored once, beside the face, in a compact blob (float16 relative to the
-face's box: :func:`encode_points`), and read back for a list of faces at once
+face's box: :func:`.values.encode_points`), and read back for a list of faces at once
 (:func:`landmarks_of`). Rows go with their face (``ON DELETE CASCADE``): removing a person or a
 photo removes their landmarks in the same transaction.
 """
@@ -18,23 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .schema import Face, FaceLandmarks, Photo
-from .values import chunks
-
-
-def encode_points(points: np.ndarray, box: Sequence[int]) -> bytes:
-    """(N, 2) photo coordinates -> the stored blob: float16 (x, y) pairs relative to the
-    box's corner, in units of its long side (sub-pixel for faces up to ~1,000 px)."""
-    x, y, w, h = box
-    side = float(max(w, h, 1))
-    relative = (np.asarray(points, np.float64) - (x, y)) / side
-    return relative.astype("<f2").tobytes()
-
-
-def decode_points(blob: bytes, box: Sequence[int]) -> np.ndarray:
-    """The stored blob -> (N, 2) float32 photo coordinates (:func:`encode_points` undone)."""
-    x, y, w, h = box
-    relative = np.frombuffer(blob, dtype="<f2").astype(np.float32).reshape(-1, 2)
-    return relative * float(max(w, h, 1)) + np.array([x, y], np.float32)
+from .values import chunks, decode_points
 
 
 def landmark_rows(faces: Sequence[Face], points: Sequence[bytes | None], model: str) -> list[FaceLandmarks]:
