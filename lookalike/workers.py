@@ -11,6 +11,7 @@ page re-run.
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from contextlib import contextmanager
@@ -33,6 +34,16 @@ class _Process(_mp.SpawnProcess):
     def start(self) -> None:
         with _plain_main():  # the child's preparation data is taken from __main__ here
             super().start()
+
+    def _bootstrap(self, parent_sentinel: int | None = None) -> int:
+        """In the child: run, then leave with the exit code as soon as multiprocessing's own
+        ending is done (queues flushed to the parent, threads joined, streams flushed),
+        skipping the interpreter's teardown of every module a worker imported (numpy, OpenCV,
+        OpenVINO and its compiled models): 0.15-0.2 s a worker that its parent waited for at
+        the end of every ingest (2026-12-06). A worker's work all went back over its pipe;
+        nothing is left to tear down that the operating system does not free."""
+        code = super()._bootstrap(parent_sentinel)  # type: ignore[misc]
+        os._exit(code)
 
 
 class _SpawnContext(_mp.SpawnContext):

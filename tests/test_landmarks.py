@@ -267,3 +267,30 @@ def test_ingest_without_the_model_stores_the_faces_and_says_how_to_add_landmarks
     filled = cli("landmarks", "backfill", "--db", str(db), "--json")
     assert filled.returncode == 0, filled.stderr
     assert json.loads(filled.stdout)["filled"] == 3 and len(_stored(db)[1]) == 3
+
+
+def test_the_mesh_in_openvino_gives_litert_points(faces, yunet):
+    """OpenVINO runs the mesh's TF Lite file (LiteRT only for the onnxruntime engine): at f32
+    the very points LiteRT gives, at bf16 within a pixel of them in the 192-px crop; and the
+    points of faces run together are each face's own (a group photo's six faces together,
+    then each alone)."""
+    from lookalike.config import Runtime
+    from lookalike.models.litert import TfliteModel
+    from lookalike.models.runtime import OpenVinoGraph
+
+    rgb, _ = _largest(yunet, faces / "bad-inputs" / "collected" / "group_many_faces__insightface_t1.jpg")
+    found = yunet.detect(rgb)
+    assert len(found) >= 6
+    rois = [(rgb, landmarks._box_roi(face)) for face in found]
+    path = registry.path(landmarks.MODEL)
+    reference = landmarks._run(TfliteModel(path, 1), rois)
+    side = np.array([roi[1] / landmarks.INPUT for _, roi in rois])[:, None]  # photo px per crop px
+    for f32, tolerance in ((True, 1e-3), (False, 1.0)):
+        graph = OpenVinoGraph(path, 1, f32, any_batch=True)
+        assert graph.runtime is (Runtime.openvino_f32 if f32 else Runtime.openvino)
+        together = landmarks._run(graph, rois)
+        alone = [landmarks._run(graph, [roi])[0] for roi in rois]
+        for got in (together, alone):
+            apart = np.stack([np.linalg.norm(g - r, axis=1) for g, r in zip(got, reference)]) / side
+            assert apart.max() < tolerance, (f32, apart.max())
+        assert all(np.array_equal(t, a) for t, a in zip(together, alone)), f32

@@ -127,3 +127,29 @@ def test_a_worker_maps_photos_without_sqlalchemy_or_openvinos_converter(faces):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["ok 1 True", "[]"], out.stdout
+
+
+def test_a_face_the_mesh_fails_on_goes_without_points_alone(mapper, faces, alone, monkeypatch, caplog):
+    """The mesh raises on one photo's crops: the call's joint run fails, the faces go
+    through it again one by one, and only that photo's face is stored without points."""
+    from lookalike.faces import landmarks
+
+    run = landmarks._run
+    doomed = []
+
+    def failing(model, crops):
+        if not doomed:
+            doomed.append(crops[0][0])  # the first photo of the call (an LFW portrait)
+        if any(rgb is doomed[0] for rgb, _ in crops):
+            raise RuntimeError("planted mesh fault")
+        return run(model, crops)
+
+    monkeypatch.setattr(landmarks, "_run", failing)
+    with caplog.at_level("WARNING", logger="lookalike.ingest.mapper"):
+        together = mapper.process_tasks(_tasks(faces))
+    first = together[0]
+    assert first.status is IngestStatus.ok and [f[4] for f in first.faces] == [None]
+    assert [f[:4] for f in first.faces] == [f[:4] for f in alone[0].faces]  # box, vector: stored all the same
+    assert together[1:] == alone[1:]
+    logged = [r for r in caplog.records if "landmarks failed" in r.getMessage()]
+    assert len(logged) == 1 and first.path in logged[0].getMessage()

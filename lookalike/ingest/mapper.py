@@ -72,8 +72,11 @@ class Mapper:
             else:
                 found[i] = done
             if found and (i == len(tasks) - 1 or sum(f.rgb.size for f in found.values()) >= 3 * self.GROUP_PIXELS):
-                for k, faces in self._embedded(found).items():
-                    settled[k] = self._finish(found[k], faces)
+                embedded = self._embedded(found)
+                points = self._landmarks({k: (found[k], faces) for k, faces in embedded.items()
+                                          if not isinstance(faces, Processed)})
+                for k, faces in embedded.items():
+                    settled[k] = self._finish(found[k], faces, points.get(k, []))
                 found = {}
         return [settled[i] for i in range(len(tasks))]
 
@@ -106,7 +109,7 @@ class Mapper:
             log.debug("embedding %d photos together failed; one by one now", len(keys), exc_info=True)
         return {i: self._embedded({i: found[i]})[i] for i in keys}
 
-    def _finish(self, found: _Found, faces: list[Face] | Processed) -> Processed:
+    def _finish(self, found: _Found, faces: list[Face] | Processed, points: list[bytes | None]) -> Processed:
         """A found photo's faces with their estimates and landmarks, packed for the writer."""
         if isinstance(faces, Processed):
             return faces
@@ -123,31 +126,43 @@ class Mapper:
                 # only matters to whoever debugs the analyzer
                 log.debug("%s: analysis failed", found.base.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
-        points = self._landmarks(found.base.path, found.rgb, faces)
         packed = [(f.bbox, f.confidence, encode_vector(f.embedding), e, p)
                   for f, e, p in zip(faces, estimates, points)]
         return replace(found.base, status=IngestStatus.ok, reason=notes, faces=packed)
 
-    def _landmarks(self, path: str, rgb: np.ndarray, faces: list[Face]) -> list[bytes | None]:
-        """Each face's dense landmarks, encoded for the store (None: the model is not
-        installed, or it failed on this face; the face is stored all the same and
-        ``lookalike landmarks backfill`` fills it later)."""
+    def _landmarks(self, photos: dict[int, tuple[_Found, list[Face]]]) -> dict[int, list[bytes | None]]:
+        """Each face's dense landmarks, encoded for the store, the faces of all ``photos`` run
+        through the mesh together; if that fails, face by face, so only the face it fails on
+        goes without (None: the model is not installed, or it failed on this face; the face
+        is stored all the same and ``lookalike landmarks backfill`` fills it later)."""
+        out: dict[int, list[bytes | None]] = {k: [None] * len(faces) for k, (_, faces) in photos.items()}
         if not self.landmarks:
-            return [None] * len(faces)
-        from ..faces.landmarks import landmarks
+            return out
+        from ..faces.landmarks import landmarks_of
         from ..store.values import encode_points
 
-        out: list[bytes | None] = []
-        for face in faces:
-            try:
-                points = landmarks(rgb, face.detection, threads=self.pipeline.threads) \
-                    if face.detection is not None else None
-            except Exception:  # the face and its vector are still worth storing
-                log.warning("%s: landmarks failed", path, exc_info=True)
-                points = None
-            out.append(None if points is None else encode_points(points, face.bbox))
+        meshed = [(k, j, found, face, detection) for k, (found, faces) in photos.items()
+                  for j, face in enumerate(faces) if (detection := face.detection) is not None]
+        points: list[np.ndarray | None]
+        try:
+            points = list(landmarks_of([(found.rgb, d) for _, _, found, _, d in meshed], threads=self.pipeline.threads))
+        except Exception:
+            log.debug("the faces' landmarks together failed; face by face now", exc_info=True)
+            points = [self._alone(found, d) for _, _, found, _, d in meshed]
+        for (k, j, _, face, _), found_points in zip(meshed, points):
+            if found_points is not None:
+                out[k][j] = encode_points(found_points, face.bbox)
         return out
 
+    def _alone(self, found: _Found, detection: Detection) -> np.ndarray | None:
+        """One face's landmarks, or None (logged) when the mesh fails on it."""
+        from ..faces.landmarks import landmarks
+
+        try:
+            return landmarks(found.rgb, detection, threads=self.pipeline.threads)
+        except Exception:  # the face and its vector are still worth storing
+            log.warning("%s: landmarks failed", found.base.path, exc_info=True)
+            return None
 
 
 class _Found(NamedTuple):

@@ -258,13 +258,25 @@ class OrtGraph:
         return np.asarray(self.session.run(None, {self._input: batch})[0])
 
 
+def _any_batch(path: Path) -> Model:
+    """``path``'s graph read and reshaped to take any number of inputs a run."""
+    model = openvino_core().read_model(str(path))
+    shape = model.inputs[0].get_partial_shape()
+    shape[0] = -1
+    model.reshape({model.inputs[0]: shape})
+    return model
+
+
 class OpenVinoGraph:
     """An OpenVINO model compiled for the CPU, its infer requests in a :class:`RequestPool`."""
 
-    def __init__(self, path: Path, threads: int | None, f32: bool) -> None:
+    def __init__(self, path: Path, threads: int | None, f32: bool, *, any_batch: bool = False) -> None:
+        """``any_batch``: the file's graph takes one input a run (a TF Lite graph's fixed
+        batch of 1), and is compiled for any number instead."""
         self.runtime = Runtime.openvino_f32 if f32 else Runtime.openvino
-        self._path, self._threads, self._f32 = path, threads, f32
-        self.compiled = compile_for_cpu(path, openvino_config(threads, f32))
+        self._source: Path | Model = _any_batch(path) if any_batch else path
+        self._threads, self._f32 = threads, f32
+        self.compiled = compile_for_cpu(self._source, openvino_config(threads, f32))
         self.precision = precision_of(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         # at bf16 (AMX) SFace's faces run best a few at a time: 3.27 ms a face alone, 2.53 in
         # twos, 2.29 in fours, the same vectors (typed, 2026-12-05); at f32 no gain. Ingest's
@@ -288,10 +300,11 @@ class OpenVinoGraph:
             fewer = self._fewer.get(threads)
             if fewer is None:
                 fewer = self._fewer[threads] = RequestPool(
-                    compile_for_cpu(self._path, openvino_config(threads, self._f32)))
+                    compile_for_cpu(self._source, openvino_config(threads, self._f32)))
             return fewer
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        """The first output for ``batch``, at most :attr:`batch` inputs (the caller splits)."""
         with self.pool(capped(self._threads)).request() as request:
             request.infer({0: batch})
             # the output tensor is the request's own buffer, overwritten by its next run

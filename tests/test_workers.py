@@ -1,0 +1,44 @@
+"""Worker processes (lookalike.workers): spawned with an empty ``__main__``, and ended with
+their exit code as soon as multiprocessing's own ending is done, without the interpreter's
+teardown of every module they imported."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from lookalike.workers import spawn_context
+
+
+class _Marker:
+    """Writes its file when it is torn down."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __del__(self, _open=open) -> None:  # builtins may be gone when the teardown gets here
+        with _open(self.path, "w") as f:
+            f.write("torn down")
+
+
+def _work(queue, marker: str, end: str) -> None:
+    sys.modules[__name__]._kept = _Marker(marker)  # a module global: freed only by the teardown
+    queue.put("result")  # through a queue's feeder thread: must reach the parent all the same
+    if end == "raise":
+        raise RuntimeError("planted")
+    if end == "exit":
+        sys.exit(3)
+
+
+@pytest.mark.parametrize(("end", "code"), [("return", 0), ("raise", 1), ("exit", 3)])
+def test_a_worker_keeps_its_exit_code_and_its_results_and_skips_the_teardown(tmp_path, end, code):
+    ctx = spawn_context()
+    queue = ctx.Queue()
+    marker = tmp_path / "marker"
+    proc = ctx.Process(target=_work, args=(queue, str(marker), end))
+    proc.start()
+    assert queue.get(timeout=120) == "result"
+    proc.join(timeout=120)
+    assert proc.exitcode == code
+    assert not marker.exists()  # the module's objects were never torn down one by one
