@@ -7,6 +7,7 @@ the index save" would only sometimes test that. Instead the code calls
 
     LOOKALIKE_CRASH_AT=ingest.committed      # die the first time this point is reached
     LOOKALIKE_CRASH_AT=ingest.committed:3    # ... the third time, in this process
+    LOOKALIKE_CRASH_AT=ingest.photo:x.jpg    # every time it is reached for the file x.jpg
 
 There the process ends at once with :data:`EXIT_CODE` (``os._exit``: no ``finally``, no
 ``atexit``, no flush — what a power cut or the OOM killer leaves). Spawned worker
@@ -39,6 +40,8 @@ POINTS = {
                         "(FAISS: not in the file; Milvus: the outbox rows written, not yet sent)",
     "ingest.before_save": "ingest: vectors added to the in-memory index, the index file not yet saved",
     "ingest.worker": "a mapper worker process, after mapping a photo, before handing it back (mid-batch)",
+    "ingest.photo": "a mapper worker process, about to map the photo the variable names after ':' (a file name): "
+                    "a photo that kills whichever worker maps it, every time",
     "index.save.torn": "FAISS save: the new index file in place, its manifest not yet (a torn pair)",
     "outbox.sent": "Milvus outbox drain: Milvus took the upserts and deletes, the outbox rows not yet cleared",
     "remove.committed": "removal: the rows deleted and committed, the index not yet updated",
@@ -47,12 +50,19 @@ POINTS = {
 }
 
 
-def _parse(value: str | None) -> tuple[str, int] | None:
+KEYED = {"ingest.photo"}  # points reached with a key (a file name): the variable names the key, not a count
+
+
+def _parse(value: str | None) -> tuple[str, int | str] | None:
     if not value:
         return None
     name, _, nth = value.partition(":")
     if name not in POINTS:
         raise ValueError(f"{ENV}={value!r}: no crash point {name!r} (known: {', '.join(POINTS)})")
+    if name in KEYED:
+        if not nth:
+            raise ValueError(f"{ENV}={value!r}: name the file after ':'")
+        return name, nth
     try:
         n = int(nth) if nth else 1
     except ValueError:
@@ -75,15 +85,20 @@ _ACTIVE = _ARMED is not None or _HOLD is not None
 _reached: dict[str, int] = {}
 
 
-def crash_point(name: str) -> None:
+def crash_point(name: str, key: str | None = None) -> None:
     """End this process here (exit code :data:`EXIT_CODE`) when ``LOOKALIKE_CRASH_AT`` names
-    ``name`` and this is the n-th time it is reached; wait here the first time when
-    ``LOOKALIKE_HOLD_AT`` names it; otherwise nothing."""
+    ``name`` and this is the n-th time it is reached (or, for a point of :data:`KEYED`, it is
+    reached with the ``key`` named); wait here the first time when ``LOOKALIKE_HOLD_AT``
+    names it; otherwise nothing."""
     if not _ACTIVE:
         return
     if _HOLD is not None and _HOLD[0] == name:
         _hold(_HOLD[1])
     if _ARMED is None or _ARMED[0] != name:
+        return
+    if name in KEYED:
+        if key == _ARMED[1]:
+            os._exit(EXIT_CODE)
         return
     _reached[name] = _reached.get(name, 0) + 1
     if _reached[name] == _ARMED[1]:

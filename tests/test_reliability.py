@@ -149,22 +149,44 @@ def test_an_ingest_dying_at_a_crash_point_resumes_losing_and_doubling_nothing(co
     whole(lib, n)
 
 
-def test_a_worker_dying_mid_batch_costs_its_photos_a_retry_not_the_run(corpus, tmp_path):
-    """Each pool worker dies after mapping its 12th photo (before handing it back): the
-    run goes on with a new pool, those photos are stored as errors, and the next run
-    retries and stores them."""
+def test_a_worker_dying_mid_call_costs_the_run_nothing(corpus, tmp_path):
+    """Each pool worker dies after mapping its 12th photo (before handing its call back):
+    the run goes on with a new pool, and every photo is stored, each either mapped or, if
+    a worker died while mapping it alone, as an error that the next run retries."""
     folder, n = corpus
     lib = make_library(tmp_path, "faiss")
-    first = run("ingest", str(folder), *lib.where, "--workers", "2", "--json", crash="ingest.worker:12")
+    first = run("-v", "ingest", str(folder), *lib.where, "--workers", "2", "--json", crash="ingest.worker:12")
     assert first.returncode == 0, first.stderr
+    assert first.stderr.count("mapping photos in 2 worker processes") >= 2, first.stderr[-3000:]  # a pool died
     statuses = json.loads(first.stdout)["statuses"]
-    assert statuses["error"] > 0 and statuses["ok"] > 0, statuses
+    assert statuses["ok"] > 0 and statuses["ok"] + statuses["error"] == n, statuses
     reasons = {r[0] for r in _sql(lib.db, "select reason from photos where status = 'error'")}
-    assert all("worker process died" in r for r in reasons), reasons
+    assert all("worker process died while mapping this photo" in r for r in reasons), reasons
     consistent(lib)
     again = run("ingest", str(folder), *lib.where, "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["statuses"]["ok"] == statuses["error"]
+    whole(lib, n)
+
+
+def test_a_photo_that_kills_its_worker_costs_itself_not_its_neighbours(corpus, tmp_path):
+    """One photo kills whichever worker maps it, every time (a decoder crash): the photos sent
+    with it, and those in flight on the other worker, are mapped again one at a time, and
+    only that photo is stored as an error, with the reason; the next run retries it."""
+    folder, n = corpus
+    poison = sorted(folder.rglob("*.jpg"))[5]
+    lib = make_library(tmp_path, "faiss")
+    first = run("ingest", str(folder), *lib.where, "--workers", "2", "--json", crash=f"ingest.photo:{poison.name}")
+    assert first.returncode == 0, first.stderr
+    statuses = json.loads(first.stdout)["statuses"]
+    assert statuses == dict.fromkeys(statuses, 0) | {"ok": n - 1, "error": 1}, statuses
+    errors = _sql(lib.db, "select path, reason from photos where status = 'error'")
+    assert [Path(p).name for p, _ in errors] == [poison.name], errors
+    assert "worker process died while mapping this photo" in errors[0][1] and poison.name in first.stderr
+    consistent(lib)
+    again = run("ingest", str(folder), *lib.where, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["statuses"]["ok"] == 1
     whole(lib, n)
 
 
@@ -243,10 +265,11 @@ def test_every_crash_point_is_in_the_code_and_in_a_test():
     root = Path(__file__).resolve().parents[1]
     placed = set()
     for path in root.glob("lookalike/**/*.py"):
-        placed |= set(re.findall(r'crash_point\("([\w.]+)"\)', path.read_text()))
+        placed |= set(re.findall(r'crash_point\("([\w.]+)"[,)]', path.read_text()))
     assert placed == set(POINTS)
     # live.match: tests/test_live.py crashes the matching worker there and holds it there
-    tested = {p for _, p, _ in INGEST_CASES} | {"ingest.worker", "remove.committed", "reembed.moved", "live.match"}
+    tested = {p for _, p, _ in INGEST_CASES} | {"ingest.worker", "ingest.photo", "remove.committed", "reembed.moved",
+                                                "live.match"}
     assert tested == set(POINTS)
 
 

@@ -12,10 +12,9 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, ParamSpec, TypeVar
 
 from ..store.values import PhotoStatus
-from .corpus import Item
 from .mapper import Mapper, process, worker_pool
 from .report import Processed, Task
 
@@ -82,76 +81,101 @@ class _Immediate(Executor):
 
 class _Mapped:
     """What both local distributors share: photos sent in calls of a few (:func:`calls`), up
-    to two calls per worker in flight, finished results to the writer; a dead worker costs
-    the photos in flight a retry, not the run. The executor starts on the first task (a
-    re-run with nothing new never loads a model)."""
+    to two calls per worker in flight, finished results to the writer. A dead worker costs
+    one photo, not the run: the photos in flight when a worker died are mapped again, each
+    alone with nothing else in flight, so the photo that kills a worker again is the one
+    stored as an error, and its neighbours are stored. The executor starts on the first
+    task (a re-run with nothing new never loads a model)."""
 
     def __init__(self, target: IngestTarget, options: IngestOptions, workers: int) -> None:
         self.target, self.options, self.workers = target, options, workers
         self.pool: tuple[Executor, MapFn] | None = None
-        self.pending: dict[Future[list[Processed]], list[Item]] = {}
+        self.pending: dict[Future[list[Processed]], _Call] = {}
+        self.again: list[Task] = []  # in flight when a worker died: each to be mapped again alone
 
     def _start(self) -> tuple[Executor, MapFn]:
         raise NotImplementedError
 
     def send(self, tasks: list[Task], writer: Writer) -> None:
         for call in calls(tasks, self.workers):
-            if self.pool is None:
-                self.pool = self._start()
             while len(self.pending) >= max(self.workers, 1) * 2:
                 self._collect(writer, block=True)
-            try:
-                self._submit(call)
-            except BrokenProcessPool:
-                # a worker died since the last collect, and the pool says so at submit (which
-                # of the two sees a death first depends on the machine's speed; seen in CI,
-                # 2026-12-05): once it has failed every future it held, a collect settles them
-                # and replaces the pool, and the new pool takes these photos
-                wait(list(self.pending))
-                self._collect(writer, block=False, broken=True)
-                self._submit(call)
+            self._submit(_Call(call, alone=False), writer)
             self._collect(writer, block=False)
-
-    def _submit(self, call: list[Task]) -> None:
-        assert self.pool is not None
-        executor, map_fn = self.pool
-        self.pending[executor.submit(map_fn, call)] = [task.item for task in call]
+            self._alone(writer)
 
     def finish(self, writer: Writer) -> None:
-        while self.pending:
+        while self.pending or self.again:
             self._collect(writer, block=True)
+            self._alone(writer)
 
     def close(self, writer: Writer, interrupted: bool) -> None:
         if self.pool is not None:
             self.pool[0].shutdown(wait=not interrupted, cancel_futures=True)
 
+    def _alone(self, writer: Writer) -> None:
+        """Map the photos that were in flight when a worker died, one at a time with nothing
+        else in flight: a worker that dies now died of that photo."""
+        while self.again:
+            while self.pending:
+                self._collect(writer, block=True)
+            self._submit(_Call([self.again.pop(0)], alone=True), writer)
+            self._collect(writer, block=True)
+
+    def _submit(self, call: _Call, writer: Writer) -> None:
+        if self.pool is None:
+            self.pool = self._start()
+        try:
+            self.pending[self.pool[0].submit(self.pool[1], call.tasks)] = call
+        except BrokenProcessPool:
+            # a worker died since the last collect, and the pool says so at submit (which
+            # of the two sees a death first depends on the machine's speed; seen in CI,
+            # 2026-12-05): once it has failed every future it held, a collect settles them
+            # and replaces the pool, and the new pool takes this call
+            wait(list(self.pending))
+            self._collect(writer, block=False, broken=True)
+            assert self.pool is not None
+            self.pending[self.pool[0].submit(self.pool[1], call.tasks)] = call
+
     def _collect(self, writer: Writer, block: bool, broken: bool = False) -> None:
-        """Hand finished results to the writer; a dead worker costs the photos in flight a
-        retry, not the run. ``broken``: the pool is known to be broken already (a submit said so)."""
+        """Hand finished results to the writer. When a worker died the pool fails every call
+        it held: a photo mapped alone is the one it died of (stored as an error), the others
+        go to :attr:`again`. ``broken``: the pool is known to be broken already (a submit said so)."""
         done, _ = wait(list(self.pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            items = self.pending.pop(future)
+            call = self.pending.pop(future)
             try:
                 results = future.result()
             except BrokenProcessPool:
                 broken = True
-                for item in items:
-                    writer.take(Processed.settled(item, PhotoStatus.error,
-                                                  "the worker process died while mapping this photo or one "
-                                                  "sent with it; run the ingest again to retry it"))
+                self._died(call, writer)
                 continue
             for result in results:
                 writer.take(result)
         if broken:
-            for future, items in list(self.pending.items()):
+            for future, call in list(self.pending.items()):
                 self.pending.pop(future)
-                for item in items:
-                    writer.take(Processed.settled(item, PhotoStatus.error,
-                                                  "the worker process died while this photo was queued; "
-                                                  "run the ingest again to retry it"))
+                self._died(call, writer)
             assert self.pool is not None
             self.pool[0].shutdown(wait=False, cancel_futures=True)
             self.pool = self._start()
+
+    def _died(self, call: _Call, writer: Writer) -> None:
+        if not call.alone:
+            self.again.extend(call.tasks)
+            return
+        for task in call.tasks:
+            log.warning("%s: the worker process died mapping it, alone", task.path)
+            writer.take(Processed.settled(task.item, PhotoStatus.error,
+                                          "the worker process died while mapping this photo (alone, after a "
+                                          "first death with others); run the ingest again to retry it"))
+
+
+class _Call(NamedTuple):
+    """Photos sent to a worker in one call; ``alone``: one photo mapped again after a death."""
+
+    tasks: list[Task]
+    alone: bool
 
 
 class InProcess(_Mapped):

@@ -240,6 +240,8 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
 def process(tasks: list[Task]) -> list[Processed]:
     """Pool entry point: :meth:`Mapper.process_tasks` in this worker."""
     assert _MAPPER is not None, "worker not initialised"
+    for task in tasks:
+        crash_point("ingest.photo", os.path.basename(task.path))  # a photo that kills its decoder
     done = _MAPPER.process_tasks(tasks)
     for _ in done:
         crash_point("ingest.worker")  # mid-batch: the parent sees a broken pool
