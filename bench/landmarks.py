@@ -91,14 +91,18 @@ class Models:
 
     def presence(self, rgb: np.ndarray, face: object) -> float:
         """The mesh's own face score (sigmoid of its second output) on the final crop."""
-        model = self.registry.load(self.lm.MODEL, 1)
+        from lookalike.models.litert import TfliteModel
+
+        if getattr(self, "_reference", None) is None:  # LiteRT: the reference run, every output
+            self._reference = TfliteModel(self.registry.path(self.lm.MODEL), 1)
+        model = self._reference
         points = self.mesh(rgb, face)
         center, side, angle = self.lm._points_roi(points)
         import cv2
 
         matrix = self.lm._crop_matrix(center, side, angle)
         crop = cv2.warpAffine(rgb, matrix, (192, 192), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        score = float(model.run(crop.astype(np.float32)[None] / 255.0)[1].ravel()[0])
+        score = float(model.outputs(crop.astype(np.float32)[None] / 255.0)[1].ravel()[0])
         return 1.0 / (1.0 + np.exp(-score))
 
     def dlib68(self, rgb: np.ndarray, face: object) -> np.ndarray:

@@ -39,7 +39,8 @@ POINTS = {
     "ingest.committed": "ingest: a batch's SQL transaction committed, its vectors not yet in the index "
                         "(FAISS: not in the file; Milvus: the outbox rows written, not yet sent)",
     "ingest.before_save": "ingest: vectors added to the in-memory index, the index file not yet saved",
-    "ingest.worker": "a mapper worker process, after mapping a photo, before handing it back (mid-batch)",
+    "ingest.worker": "a mapper worker process, after mapping a call's photos (counted a photo at a time), before "
+                     "handing the call back (mid-batch)",
     "ingest.photo": "a mapper worker process, about to map the photo the variable names after ':' (a file name): "
                     "a photo that kills whichever worker maps it, every time",
     "index.save.torn": "FAISS save: the new index file in place, its manifest not yet (a torn pair)",

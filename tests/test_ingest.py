@@ -329,3 +329,36 @@ def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, we
         assert report.statuses.get("ok") == len(photos), report.statuses
     finally:
         lib.close()
+
+
+def test_workers_that_die_as_they_start_end_the_run_with_one_clear_error(faces, weights_home, tmp_path):
+    """Every pool is broken before its first photo (workers that cannot start: a model that
+    does not load, no memory): after FRUITLESS_POOLS pools in a row the run ends with
+    IngestFailed, instead of one new pool per photo, and nothing half-written is left."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lookalike.errors import IngestFailed
+    from lookalike.ingest import corpus, local, runner
+
+    class AlwaysBroken(local.ProcessPool):
+        started = 0
+
+        def _start(self):
+            pool = super()._start()
+            self.started += 1
+            with pytest.raises(BrokenProcessPool):
+                pool[0].submit(os._exit, 1).result()
+            return pool
+
+    photos = sorted((faces / "celeb" / "face_recognition").rglob("*.jpg"))[:12]
+    lib = lookalike.open(tmp_path / "lib.db")
+    try:
+        items = corpus.scan([str(p) for p in photos]).items
+        options = runner.options(lib.view.space, FacesMode.largest, 1, None)
+        distributor = AlwaysBroken(lib.view, options, 1)
+        with lib.view.writers(), pytest.raises(IngestFailed, match="5 pools of ingest workers in a row died"):
+            runner.run(lib.view, items, options, distributor)
+        assert distributor.started == local.ProcessPool.FRUITLESS_POOLS
+        assert lib.stats()["photos"] == 0  # no photo was mapped, none was stored as anything
+    finally:
+        lib.close()

@@ -286,11 +286,13 @@ def test_the_mesh_in_openvino_gives_litert_points(faces, yunet):
     reference = landmarks._run(TfliteModel(path, 1), rois)
     side = np.array([roi[1] / landmarks.INPUT for _, roi in rois])[:, None]  # photo px per crop px
     for f32, tolerance in ((True, 1e-3), (False, 1.0)):
-        graph = OpenVinoGraph(path, 1, f32, any_batch=True)
+        graph = OpenVinoGraph(path, 1, f32, any_batch=True, runs_of=8)
         assert graph.runtime is (Runtime.openvino_f32 if f32 else Runtime.openvino)
         together = landmarks._run(graph, rois)
         alone = [landmarks._run(graph, [roi])[0] for roi in rois]
         for got in (together, alone):
             apart = np.stack([np.linalg.norm(g - r, axis=1) for g, r in zip(got, reference)]) / side
             assert apart.max() < tolerance, (f32, apart.max())
-        assert all(np.array_equal(t, a) for t, a in zip(together, alone)), f32
+        # each face's own points (bit for bit on the Xeon this was measured on; a CPU whose
+        # kernels differ by batch gets a hair's width)
+        assert max(float(np.abs(t - a).max()) for t, a in zip(together, alone)) < 1e-3, f32

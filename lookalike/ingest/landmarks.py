@@ -116,10 +116,10 @@ def _fit(source: BackfillSource, todo: list[landmark_rows.Missing], report: Back
             continue
         found = source.detector.detect(rgb)
         height, width = rgb.shape[:2]
-        for face in faces:
-            detection = _matching(face.box, found, width, height)
-            out[face.face_id] = encode_points(
-                dense.landmarks(rgb, detection, threads=source.threads), face.box)
+        points = dense.landmarks_of([(rgb, _matching(face.box, found, width, height)) for face in faces],
+                                    threads=source.threads)  # a photo's faces through the mesh together
+        for face, face_points in zip(faces, points):
+            out[face.face_id] = encode_points(face_points, face.box)
     return out
 
 

@@ -87,11 +87,17 @@ class _Mapped:
     stored as an error, and its neighbours are stored. The executor starts on the first
     task (a re-run with nothing new never loads a model)."""
 
+    # pools in a row that die before handing back one photo: the workers cannot start (a
+    # model that does not load, memory): the run ends with IngestFailed instead of starting
+    # one pool per photo (a few photos that each kill their worker in a row stay under it)
+    FRUITLESS_POOLS = 5
+
     def __init__(self, target: IngestTarget, options: IngestOptions, workers: int) -> None:
         self.target, self.options, self.workers = target, options, workers
         self.pool: tuple[Executor, MapFn] | None = None
         self.pending: dict[Future[list[Processed]], _Call] = {}
         self.again: list[Task] = []  # in flight when a worker died: each to be mapped again alone
+        self.fruitless = 0  # pools in a row that died without handing back a photo
 
     def _start(self) -> tuple[Executor, MapFn]:
         raise NotImplementedError
@@ -125,17 +131,18 @@ class _Mapped:
     def _submit(self, call: _Call, writer: Writer) -> None:
         if self.pool is None:
             self.pool = self._start()
-        try:
-            self.pending[self.pool[0].submit(self.pool[1], call.tasks)] = call
-        except BrokenProcessPool:
-            # a worker died since the last collect, and the pool says so at submit (which
-            # of the two sees a death first depends on the machine's speed; seen in CI,
-            # 2026-12-05): once it has failed every future it held, a collect settles them
-            # and replaces the pool, and the new pool takes this call
-            wait(list(self.pending))
-            self._collect(writer, block=False, broken=True)
-            assert self.pool is not None
-            self.pending[self.pool[0].submit(self.pool[1], call.tasks)] = call
+        while True:
+            executor, map_fn = self.pool
+            try:
+                self.pending[executor.submit(map_fn, call.tasks)] = call
+                return
+            except BrokenProcessPool:
+                # a worker died since the last collect, and the pool says so at submit (which
+                # of the two sees a death first depends on the machine's speed; seen in CI,
+                # 2026-12-05): once it has failed every future it held, a collect settles
+                # them and replaces the pool, and the new pool takes this call
+                wait(list(self.pending))
+                self._collect(writer, block=False, broken=True)
 
     def _collect(self, writer: Writer, block: bool, broken: bool = False) -> None:
         """Hand finished results to the writer. When a worker died the pool fails every call
@@ -143,22 +150,33 @@ class _Mapped:
         go to :attr:`again`. ``broken``: the pool is known to be broken already (a submit said so)."""
         done, _ = wait(list(self.pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            call = self.pending.pop(future)
-            try:
-                results = future.result()
-            except BrokenProcessPool:
-                broken = True
-                self._died(call, writer)
-                continue
-            for result in results:
-                writer.take(result)
+            broken = not self._settle(future, writer) or broken
         if broken:
-            for future, call in list(self.pending.items()):
-                self.pending.pop(future)
-                self._died(call, writer)
+            for future in list(self.pending):  # every other call: done meanwhile, or failed with the pool
+                self._settle(future, writer)
             assert self.pool is not None
             self.pool[0].shutdown(wait=False, cancel_futures=True)
+            self.fruitless += 1
+            if self.fruitless >= self.FRUITLESS_POOLS:
+                from ..errors import IngestFailed
+
+                raise IngestFailed(f"{self.fruitless} pools of ingest workers in a row died before mapping a "
+                                   "photo; see their messages above")
             self.pool = self._start()
+
+    def _settle(self, future: Future[list[Processed]], writer: Writer) -> bool:
+        """A finished call's results to the writer (True), or its photos to :meth:`_died`
+        when its pool broke (False)."""
+        call = self.pending.pop(future)
+        try:
+            results = future.result()
+        except BrokenProcessPool:
+            self._died(call, writer)
+            return False
+        self.fruitless = 0
+        for result in results:
+            writer.take(result)
+        return True
 
     def _died(self, call: _Call, writer: Writer) -> None:
         if not call.alone:

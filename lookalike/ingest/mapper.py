@@ -41,6 +41,7 @@ class Mapper:
         self.pipeline = pipeline or FacePipeline(space, detect_max_side, threads=1)
         self.max_pixels, self.mode = max_pixels, mode
         self.landmarks = _landmarks_ready()
+        self._warned = False  # a joint run's failure said (_joint_failed)
         self.analyzer = None
         if analyzer is not None:
             from .. import analysis
@@ -65,19 +66,21 @@ class Mapper:
         :attr:`GROUP_PIXELS` (a few large photos are embedded together, not many)."""
         settled: dict[int, Processed] = {}
         found: dict[int, _Found] = {}
+        pixels = 0
         for i, task in enumerate(tasks):
             done = self._found(task)
             if isinstance(done, Processed):
                 settled[i] = done
             else:
                 found[i] = done
-            if found and (i == len(tasks) - 1 or sum(f.rgb.size for f in found.values()) >= 3 * self.GROUP_PIXELS):
+                pixels += done.rgb.shape[0] * done.rgb.shape[1]
+            if found and (i == len(tasks) - 1 or pixels >= self.GROUP_PIXELS):
                 embedded = self._embedded(found)
                 points = self._landmarks({k: (found[k], faces) for k, faces in embedded.items()
                                           if not isinstance(faces, Processed)})
                 for k, faces in embedded.items():
                     settled[k] = self._finish(found[k], faces, points.get(k, []))
-                found = {}
+                found, pixels = {}, 0
         return [settled[i] for i in range(len(tasks))]
 
     def _found(self, task: Task) -> Processed | _Found:
@@ -103,10 +106,10 @@ class Mapper:
         keys = list(found)
         try:
             return dict(zip(keys, self.pipeline.embed_found([(found[i].rgb, found[i].detections) for i in keys])))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - pinned on its photo below (_failed, _joint_failed log it)
             if len(keys) == 1:
                 return {keys[0]: _failed(found[keys[0]].base, err)}
-            log.debug("embedding %d photos together failed; one by one now", len(keys), exc_info=True)
+            self._joint_failed("embedding", len(keys))
         return {i: self._embedded({i: found[i]})[i] for i in keys}
 
     def _finish(self, found: _Found, faces: list[Face] | Processed, points: list[bytes | None]) -> Processed:
@@ -146,13 +149,22 @@ class Mapper:
         points: list[np.ndarray | None]
         try:
             points = list(landmarks_of([(found.rgb, d) for _, _, found, _, d in meshed], threads=self.pipeline.threads))
-        except Exception:
-            log.debug("the faces' landmarks together failed; face by face now", exc_info=True)
+        except Exception:  # noqa: BLE001 - pinned on its face below (_joint_failed, _alone log it)
+            self._joint_failed("the face mesh", len(meshed))
             points = [self._alone(found, d) for _, _, found, _, d in meshed]
         for (k, j, _, face, _), found_points in zip(meshed, points):
             if found_points is not None:
                 out[k][j] = encode_points(found_points, face.bbox)
         return out
+
+    def _joint_failed(self, what: str, n: int) -> None:
+        """A joint run failed and its items are being run one by one (each failure there is
+        logged with its photo). Said once a process as a warning, since a joint run that
+        fails every time (a model that refuses batches) would double the cost unseen;
+        after that at debug level."""
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        log.log(level, "%s %d items together failed; one by one now", what, n, exc_info=True)
 
     def _alone(self, found: _Found, detection: Detection) -> np.ndarray | None:
         """One face's landmarks, or None (logged) when the mesh fails on it."""

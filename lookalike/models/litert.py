@@ -3,7 +3,10 @@
 MediaPipe's face mesh ships as a ``.tflite`` file inside the mediapipe wheel; the
 mediapipe package itself is never installed (jax, GUI OpenCV, an old protobuf), but its
 graph needs nothing beyond the stock TF Lite kernels, which ``ai-edge-litert`` (Apache-2.0,
-maintained by Google, one 21 MB wheel with no heavy dependencies) runs on the CPU.
+maintained by Google, one 21 MB wheel with no heavy dependencies) runs on the CPU. Since
+2026-12-06 OpenVINO runs the same file where it is the engine (faster, and several crops a
+run: :func:`lookalike.models.registry.load`); LiteRT runs it under
+``LOOKALIKE_RUNTIME=onnxruntime`` or without OpenVINO, and gives the reference points.
 
 An interpreter holds its input and output buffers, so one call at a time runs through
 it: a lock makes the registry's one cached model per (name, threads) safe to share
@@ -55,10 +58,15 @@ class TfliteModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The first output (a copy) for one input of :attr:`input_shape`, float32."""
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every output (copies) for one input of :attr:`input_shape` (the mesh's second is
+        its face score, which bench/landmarks.py reads)."""
         with self._lock:
             self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, dtype=np.float32))
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._outputs[0]).copy()
+            return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
 
 
 @contextlib.contextmanager

@@ -156,7 +156,8 @@ def _face_mesh(folder: Path, threads: int | None, engine: Runtime) -> Graph:
         from .litert import TfliteModel
 
         return TfliteModel(path, threads)
-    return runtime.OpenVinoGraph(path, threads, f32=chosen is Runtime.openvino_f32, any_batch=True)
+    # eight crops a run at either precision (f32: 1.39 -> 1.19 ms a crop, bf16: 1.30 -> 0.81)
+    return runtime.OpenVinoGraph(path, threads, f32=chosen is Runtime.openvino_f32, any_batch=True, runs_of=8)
 
 
 def _offline(file_name: str) -> Loader:

@@ -270,9 +270,11 @@ def _any_batch(path: Path) -> Model:
 class OpenVinoGraph:
     """An OpenVINO model compiled for the CPU, its infer requests in a :class:`RequestPool`."""
 
-    def __init__(self, path: Path, threads: int | None, f32: bool, *, any_batch: bool = False) -> None:
+    def __init__(self, path: Path, threads: int | None, f32: bool, *, any_batch: bool = False,
+                 runs_of: int | None = None) -> None:
         """``any_batch``: the file's graph takes one input a run (a TF Lite graph's fixed
-        batch of 1), and is compiled for any number instead."""
+        batch of 1), and is compiled for any number instead. ``runs_of``: inputs a run at
+        most (:attr:`batch`); None: SFace's measure below."""
         self.runtime = Runtime.openvino_f32 if f32 else Runtime.openvino
         self._source: Path | Model = _any_batch(path) if any_batch else path
         self._threads, self._f32 = threads, f32
@@ -284,7 +286,7 @@ class OpenVinoGraph:
         # a photo in runs of four, 11.2 in runs of eight, 2026-12-06), so eight at most: it
         # bounds the input shapes OpenVINO prepares kernels for, and the vectors are the same
         # whatever the run's size (checked at 1, 4, 8 and 16).
-        self.batch = 8 if self.precision == "bf16" else 1
+        self.batch = runs_of or (8 if self.precision == "bf16" else 1)
         self.requests = RequestPool(self.compiled)
         self._fewer: dict[int, RequestPool] = {}  # copies compiled for fewer threads (threads_at_most)
         self._lock = threading.Lock()
