@@ -250,7 +250,7 @@ def main() -> None:
     # small faces: shrink the photo so the face box is `side` px wide
     import cv2
 
-    from lookalike.faces.detect import _rescale
+    from lookalike.faces.detect import rescale
 
     small: dict[str, dict[int, float]] = {n: {} for n in ("mesh", "dlib68")}
     lfw_faces = [(r, f) for r, f, p in faces_seen if p.startswith("lfw:")][:40]
@@ -260,7 +260,7 @@ def main() -> None:
             factor = side / face.box[2]  # type: ignore[attr-defined]
             tiny = cv2.resize(rgb, (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor))),
                               interpolation=cv2.INTER_AREA)
-            shrunk = _rescale(face, factor)  # type: ignore[arg-type]
+            shrunk = rescale(face, factor)  # type: ignore[arg-type]
             errs["mesh"].append(small_error(models.mesh(rgb, face), models.mesh(tiny, shrunk) / factor))
             errs["dlib68"].append(small_error(models.dlib68(rgb, face), models.dlib68(tiny, shrunk) / factor))
         for n in small:
@@ -346,9 +346,10 @@ def main() -> None:
 
 def mapper_cost(photos: int) -> dict:
     """CPU seconds a photo costs ingest's mapper (decode, detect, align, embed: what each
-    worker process does, one thread) with and without the landmarks, the two mappers run
-    photo by photo, alternating which goes first: a figure that the machine's other load
-    barely moves (unlike photos/s when other processes share the cores)."""
+    worker process does, one thread) with and without the landmarks, the two mappers given
+    the same calls of photos as a pool's worker (lookalike.ingest.local.PHOTOS_A_CALL),
+    alternating which goes first: a figure that the machine's other load barely moves
+    (unlike photos/s when other processes share the cores)."""
     import hashlib
 
     from _common import lfw_photos
@@ -356,7 +357,9 @@ def mapper_cost(photos: int) -> dict:
     from lookalike import config
     from lookalike.faces.pipeline import FacesMode, Space
     from lookalike.ingest.corpus import Item
+    from lookalike.ingest.local import PHOTOS_A_CALL
     from lookalike.ingest.mapper import Mapper
+    from lookalike.ingest.report import Task
 
     config.activate_weights_home()
     import cv2
@@ -369,14 +372,17 @@ def mapper_cost(photos: int) -> dict:
     assert mappers["with"].landmarks, "face-mesh is not installed"
     cpu = {"with": 0.0, "without": 0.0}
     paths = lfw_photos(photos)
-    for n, path in enumerate(paths):
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
+    for n, at in enumerate(range(0, len(paths), PHOTOS_A_CALL)):  # calls of photos, as a pool's worker gets them
+        tasks = []
+        for path in paths[at:at + PHOTOS_A_CALL]:
+            data = path.read_bytes()
+            tasks.append(Task(Item(str(path), path.parent.name), hashlib.sha256(data).hexdigest(), len(data), data,
+                              False))
         for label in (("with", "without") if n % 2 else ("without", "with")):
             started = time.process_time()
-            done = mappers[label].process(Item(str(path), path.parent.name), sha, len(data), data, False)
+            done = mappers[label].process_tasks(tasks)
             cpu[label] += time.process_time() - started
-            assert all((f[4] is not None) == (label == "with") for f in done.faces)
+            assert all((f[4] is not None) == (label == "with") for r in done for f in r.faces)
     return {"photos": len(paths), "ms_per_photo_with": 1000 * cpu["with"] / len(paths),
             "ms_per_photo_without": 1000 * cpu["without"] / len(paths),
             "cost": 1 - cpu["without"] / cpu["with"]}
