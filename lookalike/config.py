@@ -227,6 +227,12 @@ class Settings:
     # where the vectors are searched; None: by the database (pgvector on PostgreSQL, else FAISS)
     vectors: Vectors | None = None
 
+    @property
+    def space_names(self) -> tuple[str, str, str]:
+        """(model, detector, aligner) of the space a library takes when it has none stored or
+        these settings name one: the named parts, the defaults for the rest."""
+        return (self.model or DEFAULT_MODEL, self.detector or DEFAULT_DETECTOR, self.aligner or DEFAULT_ALIGNER)
+
     @classmethod
     def resolve(
         cls,

@@ -36,6 +36,7 @@ HOLD_ENV = "LOOKALIKE_HOLD_AT"
 EXIT_CODE = 87  # what no other exit of lookalike uses: the test knows the point was hit
 
 POINTS = {
+    "schema.created": "a new SQLite library: its tables made, its revision not yet stamped, nothing committed",
     "ingest.committed": "ingest: a batch's SQL transaction committed, its vectors not yet in the index "
                         "(FAISS: not in the file; Milvus: the outbox rows written, not yet sent)",
     "ingest.before_save": "ingest: vectors added to the in-memory index, the index file not yet saved",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .faces.images import QueryPhoto
     from .ingest.corpus import Item
     from .ingest.landmarks import BackfillReport
+    from .ingest.local import StartedWorkers
     from .ingest.report import IngestReport, Progress
     from .ingest.runner import IngestOptions
     from .query.person import PersonReport
@@ -127,8 +128,7 @@ class Library:
         if s.model is None and s.detector is None and s.aligner is None and len(spaces) == 1:
             only = spaces[0]
             return Space(only.model, only.detector, only.aligner)
-        return Space(s.model or config.DEFAULT_MODEL, s.detector or config.DEFAULT_DETECTOR,
-                     s.aligner or config.DEFAULT_ALIGNER)
+        return Space(*s.space_names)
 
     def close(self) -> None:
         self.backend.close()
@@ -149,25 +149,26 @@ class Library:
         :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
         from .ingest import corpus, runner
 
-        scan = corpus.scan(paths, person=person)
-        if not scan.items:
-            raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
+        scan = corpus.scan_photos(paths, person)
         return self._ingest(scan.items, runner.options(self.view.space, faces, workers, analyzer), progress,
                             scan.skipped_files)
 
     def ingest_items(self, items: Iterable[Item], *, faces: FacesMode = FacesMode.largest, workers: int = 0,
                      progress: Progress | None = None, skipped_files: int = 0,
-                     analyzer: AnalyzerName | str | None = None, refuse_empty: bool = True) -> IngestReport:
+                     analyzer: AnalyzerName | str | None = None, refuse_empty: bool = True,
+                     started: StartedWorkers | None = None) -> IngestReport:
         """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s. ``refuse_empty``:
         a run that stored nothing raises :class:`NothingIngested` (the CLI's exit code);
-        without it the report says what happened to each photo (the admin's uploads)."""
+        without it the report says what happened to each photo (the admin's uploads).
+        ``started``: worker processes started before this library opened
+        (:func:`lookalike.ingest.local.start_workers`), mapped in if the run uses as many."""
         from .ingest import runner
 
         return self._ingest(list(items), runner.options(self.view.space, faces, workers, analyzer), progress,
-                            skipped_files, refuse_empty)
+                            skipped_files, refuse_empty, started)
 
     def _ingest(self, items: list[Item], options: IngestOptions, progress: Progress | None,
-                skipped_files: int, refuse_empty: bool = True) -> IngestReport:
+                skipped_files: int, refuse_empty: bool = True, started: StartedWorkers | None = None) -> IngestReport:
         """The one way into the runner: under the space's writer exclusion, with the
         distributor this library's store asks for, then the space follows what was written."""
         from .ingest import runner
@@ -179,7 +180,7 @@ class Library:
             if index.ntotal and not self.backend.saved_matches(view, index):
                 index.save()
             queued = self.backend.queued_ingest  # the workers store the vectors themselves
-            mapping = runner.distributor(view, options, len(items), serve_queue if queued else None)
+            mapping = runner.distributor(view, options, len(items), serve_queue if queued else None, started)
             report = runner.run(view, items, options, mapping, progress, skipped_files)
             view.refresh(index=self.backend.vectors_in_db or queued)  # new centroids
             if not report.interrupted:

@@ -285,47 +285,6 @@ def analysis_weights(weights_home) -> Path:
     return weights_home
 
 
-@pytest.fixture(scope="session", autouse=True)
-def migrated_template(tmp_path_factory) -> Path:
-    """An empty library's SQLite file migrated once (Alembic, as every open does), copied in
-    place of running the migrations again whenever this process opens a SQLite database
-    that does not exist yet or holds nothing: the same schema at the same head, without the
-    seconds Alembic takes per new library. Anything else (an older schema, a newer one, a
-    server database) goes through :func:`lookalike.store.db.migrate` untouched."""
-    import sqlite3
-
-    from lookalike.store import db
-
-    real = db.migrate
-    template = tmp_path_factory.mktemp("migrated-template") / "empty.db"
-    engine = db.make_engine(f"sqlite:///{template}")
-    real(engine)
-    engine.dispose()
-    with sqlite3.connect(template) as conn:  # one self-contained file (no -wal beside it)
-        conn.execute("PRAGMA journal_mode=DELETE")
-
-    def migrate(engine) -> str:
-        path = Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None
-        if path is not None and path.name != ":memory:" and (not path.exists() or path.stat().st_size == 0) \
-                and not Path(f"{path}-wal").exists():
-            partial = path.with_name(f".{path.name}.{os.getpid()}.template")
-            shutil.copyfile(template, partial)
-            try:
-                if path.exists():
-                    os.replace(partial, path)  # an empty file: nothing in it to keep
-                else:
-                    os.link(partial, path)  # never over a file another opener made meanwhile
-            except FileExistsError:
-                pass
-            finally:
-                partial.unlink(missing_ok=True)
-        return real(engine)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db, "migrate", migrate)
-        yield template
-
-
 def lfw_people(faces: Path, n_people: int, min_photos: int = 2) -> dict[str, list[Path]]:
     """The first ``n_people`` LFW identities with at least ``min_photos`` photos."""
     out: dict[str, list[Path]] = {}

@@ -297,6 +297,64 @@ def test_a_small_run_maps_in_this_process_and_stores_what_workers_store(faces, t
         assert float(vec @ stored[2][key]) > 0.9999, key
 
 
+def test_workers_started_before_the_library_opens_map_for_the_space_it_has(faces, tmp_path, caplog):
+    """Workers started on a guess the library does not match (a model that does not exist,
+    every face of a photo): the run takes them instead of starting a pool of its own, they
+    load the library's own models at their first call, and store what this process maps."""
+    import numpy as np
+
+    from lookalike.faces.pipeline import Space
+    from lookalike.ingest import corpus, local
+    from lookalike.ingest.mapper import MapperSpec
+
+    items = corpus.scan_photos([str(faces / "celeb" / "face_recognition")]).items
+    guess = MapperSpec(Space("NoSuchModel", "yunet", "arcface"), 640, 10**8, FacesMode.all)
+    stored = {}
+    for name in ("here", "started"):
+        db = tmp_path / name / "lib.db"
+        db.parent.mkdir()
+        with lookalike.open(db) as lib, caplog.at_level("DEBUG", logger="lookalike.ingest.local"):
+            if name == "here":
+                report = lib.ingest_items(items)
+            else:
+                with local.start_workers(2, len(items), guess) as started:
+                    report = lib.ingest_items(items, workers=2, started=started)
+            assert report.statuses["ok"] >= 14
+        stored[name] = {
+            (Path(path).name, x, y, w, h): np.frombuffer(blob, dtype="<f4")
+            for path, x, y, w, h, blob in _sql(db, "select p.path, f.x, f.y, f.w, f.h, f.embedding "
+                                                   "from faces f join photos p on p.id = f.photo_id")}
+    said = [r.getMessage() for r in caplog.records]
+    assert "starting 2 worker processes before the library opens" in said
+    assert [m for m in said if m.startswith("mapping photos")] == ["mapping photos in this process"]
+    assert stored["here"].keys() == stored["started"].keys()  # the run's mode (largest), not the guess's
+    for key, vec in stored["here"].items():
+        assert float(vec @ stored["started"][key]) > 0.9999, key
+
+
+def test_the_cli_starts_workers_first_only_for_a_new_library(faces, tmp_path):
+    """`lookalike ingest` into a new library file starts its workers before opening it (all
+    its photos need them) and maps in them; into an existing library the pool starts at the
+    first photo that needs it (a re-run may need none)."""
+    photos = sorted((faces / "celeb" / "face_recognition").rglob("*.jpg"))
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, some in ((first, photos[:6]), (second, photos[6:12])):
+        for p in some:
+            (folder / p.parent.name).mkdir(parents=True, exist_ok=True)
+            (folder / p.parent.name / p.name).symlink_to(p)
+    env = os.environ | {"LOOKALIKE_LOG_LEVEL": ""}
+    db = str(tmp_path / "lib.db")
+    new = _cli("-v", "ingest", str(first), "--db", db, "--workers", "2", "--json", env=env)
+    assert new.returncode == 0, new.stderr
+    assert "starting 2 worker processes before the library opens" in new.stderr
+    assert "mapping photos in 2 worker processes" not in new.stderr
+    again = _cli("-v", "ingest", str(second), "--db", db, "--workers", "2", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "before the library opens" not in again.stderr
+    assert "mapping photos in 2 worker processes" in again.stderr
+    assert json.loads(new.stdout)["statuses"]["ok"] + json.loads(again.stdout)["statuses"]["ok"] >= 10
+
+
 def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, weights_home, tmp_path):
     """Whether a dead worker is noticed when a result is collected or when the next photo is
     submitted depends on the machine's speed (the second way failed a CI run, 2026-12-05).

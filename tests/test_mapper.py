@@ -135,13 +135,14 @@ def test_a_worker_maps_photos_without_sqlalchemy_or_openvinos_converter(faces):
     photo = sorted((faces / "lfw-dev" / "images" / "Aaron_Peirsol").glob("*.jpg"))[0]
     code = (
         "import hashlib, sys\n"
-        "from lookalike.ingest.mapper import init_worker, process\n"
+        "from lookalike.ingest.mapper import MapperSpec, init_worker, process\n"
         "from lookalike.ingest.corpus import Item\n"
         "from lookalike.ingest.report import Task\n"
         "from lookalike.faces.pipeline import Space\n"
-        "init_worker(Space('SFace', 'yunet', 'arcface'), 640, 10**8, 'largest')\n"
+        "spec = MapperSpec(Space('SFace', 'yunet', 'arcface'), 640, 10**8)\n"
+        "init_worker(spec)\n"
         f"data = open({str(photo)!r}, 'rb').read()\n"
-        "done = process([Task(Item('p.jpg', 'p'), hashlib.sha256(data).hexdigest(), len(data), data, False)])\n"
+        "done = process(spec, [Task(Item('p.jpg', 'p'), hashlib.sha256(data).hexdigest(), len(data), data, False)])\n"
         "print(done[0].status.value, len(done[0].faces), done[0].faces[0][4] is not None)\n"
         "print(sorted(m for m in ('sqlalchemy', 'alembic', 'openvino.tools.ovc', 'openvino_telemetry') "
         "if m in sys.modules))\n")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -171,10 +176,105 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     from lookalike.store.schema import Base
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    db.migrate(engine)
+    assert db.upgrade(engine) == db.HEAD  # the scripts, not the new file's create_all
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def _sqlite_schema(path) -> dict:
+    """Every table's columns, indexes and foreign keys as SQLite reports them (column order
+    aside: a migration adds a column at the end, the models may list it earlier)."""
+    with sqlite3.connect(path) as conn:
+        tables = sorted(r[0] for r in conn.execute("select name from sqlite_master where type='table'"))
+        schema = {}
+        for t in tables:
+            cols = {r[1]: (r[2].upper(), r[3], r[4], r[5]) for r in conn.execute(f"pragma table_info('{t}')")}
+            indexes = {(bool(r[2]), tuple(c[2] for c in conn.execute(f"pragma index_info('{r[1]}')")))
+                       for r in conn.execute(f"pragma index_list('{t}')")}
+            fks = {(r[2], r[3], r[4], r[5], r[6]) for r in conn.execute(f"pragma foreign_key_list('{t}')")}
+            schema[t] = (cols, indexes, fks)
+        return schema
+
+
+def test_a_new_file_gets_the_schema_the_migrations_build(tmp_path):
+    """A new SQLite library is made with the models' create_all, stamped at head, without
+    Alembic's scripts: the same tables, columns (types, nullability, defaults, keys),
+    indexes and foreign keys as a file taken through every migration."""
+    made, migrated = tmp_path / "made.db", tmp_path / "migrated.db"
+    assert db.migrate(db.make_engine(f"sqlite:///{made}")) == db.HEAD
+    assert db.upgrade(db.make_engine(f"sqlite:///{migrated}")) == db.HEAD
+    a, b = _sqlite_schema(made), _sqlite_schema(migrated)
+    assert set(a) == set(b)
+    for table in a:
+        assert a[table] == b[table], table
+    with sqlite3.connect(made) as conn:
+        assert conn.execute("select version_num from alembic_version").fetchall() == [(db.HEAD,)]
+
+
+def _migrate_in_a_process(url: str, env: dict) -> subprocess.Popen:
+    code = f"from lookalike.store import db; print(db.migrate(db.make_engine({url!r})))"
+    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_process_that_dies_making_a_new_schema_leaves_the_file_empty(tmp_path):
+    """Killed between the tables and the revision's stamp (crash point schema.created): the
+    file holds no table at all (SQLite's DDL ran in the transaction), and the next open
+    makes the whole schema."""
+    from lookalike.faults import EXIT_CODE
+
+    path = tmp_path / "torn.db"
+    proc = _migrate_in_a_process(f"sqlite:///{path}", {"LOOKALIKE_CRASH_AT": "schema.created"})
+    assert proc.wait(timeout=120) == EXIT_CODE
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from sqlite_master where type='table'").scalar() == 0
+    assert db.migrate(engine) == db.HEAD
+    assert _sqlite_schema(path) == _sqlite_schema_of_new(tmp_path)
+
+
+def _sqlite_schema_of_new(tmp_path) -> dict:
+    path = tmp_path / "fresh.db"
+    db.migrate(db.make_engine(f"sqlite:///{path}"))
+    return _sqlite_schema(path)
+
+
+def test_two_processes_making_one_new_file_wait_for_each_other(tmp_path, monkeypatch):
+    """One process holds a new file's write lock mid-creation (hold point schema.created)
+    while this one has already found the file without a schema: this one waits for the
+    lock, finds the tables made and stamped, and opens them without making them twice."""
+    path, gate = tmp_path / "shared.db", tmp_path / "gate"
+    url = f"sqlite:///{path}"
+    first = _migrate_in_a_process(url, {"LOOKALIKE_HOLD_AT": f"schema.created@{gate}"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (gate / "held").exists():  # the other process is inside its transaction
+            assert first.poll() is None and time.monotonic() < deadline, "the first process never reached its hold"
+            time.sleep(0.01)
+        looked = threading.Event()
+        first_read = db._first_read
+
+        def _looked(engine):
+            revision = first_read(engine)
+            looked.set()
+            return revision
+
+        monkeypatch.setattr(db, "_first_read", _looked)
+        answer: list[str] = []
+        second = threading.Thread(target=lambda: answer.append(db.migrate(db.make_engine(url))))
+        second.start()
+        assert looked.wait(timeout=60)
+        assert answer == []  # it found no revision, and waits for the lock
+        (gate / "release").write_text("")
+        second.join(timeout=120)
+    finally:
+        (gate / "release").write_text("")
+        out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0 and out.strip() == db.HEAD
+    assert answer == [db.HEAD]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select version_num from alembic_version").fetchall() == [(db.HEAD,)]
 
 
 def test_a_batchs_centroids_are_read_with_one_select_and_sum_exactly(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -14,6 +15,8 @@ from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _prin
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
+    from ..faces.pipeline import FacesMode
+    from ..ingest.local import StartedWorkers
     from ..ingest.report import Outcome
 
 
@@ -49,7 +52,7 @@ def ingest(
     from ..faces.pipeline import FacesMode
 
     with _errors():
-        items, skips = None, None
+        skips = None
         if corpus_format is not None:  # read the corpus first: a missing identity file fails before the library opens
             from ..errors import ConfigError, NothingIngested
             from ..ingest import formats
@@ -60,18 +63,20 @@ def ingest(
             items = formats.read(corpus_format, paths)
             if not items:
                 raise NothingIngested(f"no {corpus_format.value} photos found in {', '.join(map(str, paths))}")
-            skips = formats.skipped(items)
+            skips, skipped_files = formats.skipped(items), 0
+        else:
+            from ..ingest import corpus
+
+            scan = corpus.scan_photos(paths, person)
+            items, skipped_files = scan.items, scan.skipped_files
         progress = None if (quiet or as_json) else _RichProgress()
         result = None
-        with opened(lib, space, max_pixels=max_pixels) as library:
+        with _workers_first(lib, space, workers, len(items), FacesMode(faces.value), max_pixels) as started, \
+                opened(lib, space, max_pixels=max_pixels) as library:
             try:
-                if items is None:
-                    result = library.ingest([str(p) for p in paths], faces=FacesMode(faces.value),
-                                            workers=workers, person=person, progress=progress,
-                                            analyzer=analyzer if analyze else None)
-                else:
-                    result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers,
-                                                  progress=progress, analyzer=analyzer if analyze else None)
+                result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers, progress=progress,
+                                              skipped_files=skipped_files, analyzer=analyzer if analyze else None,
+                                              started=started)
             finally:
                 if report is not None:  # also when the run failed: what was seen is reported
                     done = result.outcomes if result else (progress.outcomes if progress else [])
@@ -92,6 +97,25 @@ def ingest(
             _console(stderr=True).print(
                 f"interrupted: {result.processed} photos saved; run the same command again to finish")
             raise typer.Exit(130)
+
+
+def _workers_first(lib: LibraryOptions, space: SpaceOptions, workers: int, photos: int, faces: FacesMode,
+                   max_pixels: int | None) -> AbstractContextManager[StartedWorkers | None]:
+    """Into a new SQLite library (every photo will need the models), the worker processes
+    start before the library opens, loading the space it will take: their start overlaps
+    this process's (:class:`lookalike.ingest.local.StartedWorkers`). Into an existing one,
+    they start at the first photo that needs them, as a re-run may need none."""
+    from ..config import Settings, sqlite_path
+
+    settings = Settings.resolve(**(space.settings() | lib.settings() | {"max_pixels": max_pixels}))
+    path = sqlite_path(settings.db_url)
+    if path is None or path.exists():
+        return nullcontext(None)
+    from ..faces.pipeline import Space
+    from ..ingest.local import start_workers
+    from ..ingest.mapper import MapperSpec
+
+    return start_workers(workers, photos, MapperSpec.of(Space(*settings.space_names), settings, faces))
 
 
 class _RichProgress:

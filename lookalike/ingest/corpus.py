@@ -14,11 +14,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadPersonName, ManifestError
+from ..errors import BadPersonName, ManifestError, NothingIngested
 from ..faces.images import IMAGE_EXTENSIONS
 from ..store.values import normalise_tag
 
@@ -96,6 +96,14 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
         else:
             out.items.append(_folder_item(path.absolute(), person))
     return out
+
+
+def scan_photos(paths: Sequence[str | os.PathLike[str]], person: str | None = None) -> Scan:
+    """:func:`scan`, refusing paths that name no photo at all (:class:`NothingIngested`)."""
+    found = scan(paths, person)
+    if not found.items:
+        raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")
+    return found
 
 
 def _folder_item(file: Path, person: str | None) -> Item:

@@ -9,13 +9,16 @@ each, never touching the database. :func:`plan_workers` chooses between them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple, ParamSpec, TypeVar
 
 from ..store.values import PhotoStatus
-from .mapper import Mapper, process, worker_pool
+from .mapper import Mapper, MapperSpec, process, worker_pool
 from .report import Processed, Task
 
 if TYPE_CHECKING:
@@ -212,9 +215,63 @@ class InProcess(_Mapped):
 
 
 class ProcessPool(_Mapped):
-    """Maps in ``workers`` spawned processes, each with its own models (:func:`.mapper.worker_pool`)."""
+    """Maps in ``workers`` spawned processes, each with its own models (:func:`.mapper.worker_pool`):
+    the ``started`` ones if they were started before the library opened (:func:`start_workers`)."""
+
+    def __init__(self, target: IngestTarget, options: IngestOptions, workers: int,
+                 started: StartedWorkers | None = None) -> None:
+        super().__init__(target, options, workers)
+        self._started = started
+        self.spec = MapperSpec.of(target.space, target.settings, options.faces, options.analyzer_name)
 
     def _start(self) -> tuple[Executor, MapFn]:
-        log.debug("mapping photos in %d worker processes", self.workers)
-        return worker_pool(self.target.space, self.target.settings, self.options.faces, self.workers,
-                           self.options.analyzer_name), process
+        pool = self._started.take(self.workers) if self._started is not None else None
+        self._started = None  # a pool that breaks is replaced by a new one
+        if pool is None:
+            log.debug("mapping photos in %d worker processes", self.workers)
+            pool = worker_pool(self.workers, self.spec)
+        return pool, partial(process, self.spec)
+
+
+class StartedWorkers:
+    """Worker processes started before their library opened (:func:`start_workers`), for the
+    ingest that follows to take (``Library.ingest_items(started=...)``). Why: a worker takes
+    0.5-1.2 s to import its stack and load its models, and the command itself as long to
+    import SQLAlchemy, open the library and read the first photos; one after the other,
+    that was a fifth of a 1,200-photo run (2026-12-06). Started together, they overlap."""
+
+    def __init__(self, workers: int, pool: ProcessPoolExecutor) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = pool
+
+    def take(self, workers: int) -> ProcessPoolExecutor | None:
+        """The pool, once, if it has ``workers`` processes (else the run starts its own)."""
+        pool, self._pool = self._pool, None
+        if pool is not None and workers != self.workers:
+            pool.shutdown(wait=False, cancel_futures=True)
+            return None
+        return pool
+
+    def close(self) -> None:
+        """Stop the workers if no run took them (every photo was unchanged, or the run failed first)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+@contextmanager
+def start_workers(requested: int, photos: int, guess: MapperSpec) -> Iterator[StartedWorkers | None]:
+    """The workers a run over ``photos`` files will map in (:func:`plan_workers`; none when
+    it maps in its own process), started now and loading the models of ``guess``: the space
+    the library is expected to have. A library in another space gets its own models at the
+    first call. Only worth it where every photo will need them: a new library."""
+    workers = plan_workers(requested, photos, os.cpu_count() or 1)
+    if not workers:
+        yield None
+        return
+    log.debug("starting %d worker processes before the library opens", workers)
+    started = StartedWorkers(workers, worker_pool(workers, guess, guess=True))
+    try:
+        yield started
+    finally:
+        started.close()

@@ -194,7 +194,6 @@ def _failed(base: Processed, err: Exception) -> Processed:
     return replace(base, reason=f"face pipeline failed: {type(err).__name__}: {err}")
 
 
-_MAPPER: Mapper | None = None  # one per pool worker process
 def _landmarks_ready() -> bool:
     """Whether ingest can store dense landmarks: their model is installed. Without it the
     photos are ingested all the same (search does not need landmarks) and each mapper (the
@@ -224,12 +223,51 @@ def prepare_process() -> None:
     cv2.setNumThreads(1)  # OpenCV's own loops (YuNet too under LOOKALIKE_RUNTIME=onnxruntime)
 
 
-def init_worker(space: Space, detect_max_side: int, max_pixels: int, mode: str,
-                analyzer: str | None = None) -> None:
-    """Load the models once per pool worker."""
+class MapperSpec(NamedTuple):
+    """What a worker's :class:`Mapper` is made of. Sent with every call (a few hundred
+    bytes), so a worker started before its library was open (:func:`worker_pool` with a
+    guess) maps for whichever space the library turns out to have."""
+
+    space: Space
+    detect_max_side: int
+    max_pixels: int
+    mode: FacesMode = FacesMode.largest
+    analyzer: str | None = None
+
+    @classmethod
+    def of(cls, space: Space, settings: Settings, mode: FacesMode, analyzer: str | None = None) -> MapperSpec:
+        return cls(space, settings.detect_max_side, settings.max_pixels, mode, analyzer)
+
+
+_MAPPER: tuple[MapperSpec, Mapper] | None = None  # a pool worker's mapper, and what it was made for
+
+
+def _mapper_for(spec: MapperSpec) -> Mapper:
+    """This worker's mapper for ``spec``: the one it has, or a new one (its pipeline kept
+    when only the faces mode or the analyzer differ)."""
     global _MAPPER
+    if _MAPPER is not None and _MAPPER[0] == spec:
+        return _MAPPER[1]
+    same = _MAPPER is not None and _MAPPER[0][:2] == spec[:2]
+    mapper = Mapper(spec.space, spec.detect_max_side, spec.max_pixels, spec.mode, spec.analyzer,
+                    pipeline=_MAPPER[1].pipeline if same and _MAPPER is not None else None)
+    _MAPPER = (spec, mapper)
+    return mapper
+
+
+def init_worker(spec: MapperSpec | None, guess: bool = False) -> None:
+    """A pool worker's start: :func:`prepare_process`, then the models of ``spec``. A
+    ``guess`` (a worker started while its library opens) that fails to load is no error:
+    the first call loads what the library really needs, and says so if that fails too."""
     prepare_process()
-    _MAPPER = Mapper(space, detect_max_side, max_pixels, FacesMode(mode), analyzer)
+    if spec is None:
+        return
+    try:
+        _mapper_for(spec)
+    except Exception:
+        if not guess:
+            raise
+        log.debug("the guessed models did not load; the first call loads the library's own", exc_info=True)
 
 
 def embed_file(path: str) -> tuple[str, np.ndarray | None]:
@@ -238,8 +276,9 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
     from ..faces.images import decode_file
 
     assert _MAPPER is not None, "worker not initialised"
+    mapper = _MAPPER[1]
     try:
-        faces = _MAPPER.pipeline.faces(decode_file(path, _MAPPER.max_pixels).rgb, FacesMode.largest)
+        faces = mapper.pipeline.faces(decode_file(path, mapper.max_pixels).rgb, FacesMode.largest)
     except BadImage as err:  # an unreadable photo counts as "no face"
         log.debug("%s", err)
         return path, None
@@ -249,25 +288,28 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
     return path, faces[0].embedding if faces else None
 
 
-def process(tasks: list[Task]) -> list[Processed]:
-    """Pool entry point: :meth:`Mapper.process_tasks` in this worker."""
-    assert _MAPPER is not None, "worker not initialised"
+def process(spec: MapperSpec, tasks: list[Task]) -> list[Processed]:
+    """Pool entry point: :meth:`Mapper.process_tasks` in this worker, with the mapper of ``spec``."""
+    mapper = _mapper_for(spec)
     for task in tasks:
         crash_point("ingest.photo", os.path.basename(task.path))  # a photo that kills its decoder
-    done = _MAPPER.process_tasks(tasks)
+    done = mapper.process_tasks(tasks)
     for _ in done:
         crash_point("ingest.worker")  # mid-batch: the parent sees a broken pool
     return done
 
 
-def worker_pool(space: Space, settings: Settings, faces: FacesMode, workers: int,
-                analyzer: str | None = None) -> ProcessPoolExecutor:
-    """Spawned processes with the pipeline of ``space`` loaded once each (:func:`init_worker`).
+def worker_pool(workers: int, spec: MapperSpec | None, guess: bool = False) -> ProcessPoolExecutor:
+    """``workers`` spawned processes, started now, each loading the models of ``spec`` once
+    (:func:`init_worker`; ``guess``: a spec made before the library opened, see there).
 
     ``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that cannot start
     breaks the pool with an error instead of being respawned forever. Spawned, never
     forked (dlib / ONNX Runtime threads), and without re-running ``__main__``
-    (:mod:`lookalike.workers`)."""
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=spawn_context(), initializer=init_worker,
-        initargs=(space, settings.detect_max_side, settings.max_pixels, faces.value, analyzer))
+    (:mod:`lookalike.workers`). The executor spawns a process at each submit while none is
+    idle: one empty call per worker starts them all at once, not at the first photos."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn_context(), initializer=init_worker,
+                               initargs=(spec, guess))
+    for _ in range(workers):
+        pool.submit(int)
+    return pool

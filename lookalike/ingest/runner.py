@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..analysis import AnalyzerName
     from ..faces.pipeline import Space
     from .corpus import Item
+    from .local import StartedWorkers
     from .protocol import IngestTarget
     from .queued import WorkerMain
 
@@ -89,10 +90,11 @@ class Distributor(Protocol):
 
 
 def distributor(target: IngestTarget, options: IngestOptions, photos: int,
-                queue_worker: WorkerMain | None = None) -> Distributor:
+                queue_worker: WorkerMain | None = None, started: StartedWorkers | None = None) -> Distributor:
     """The distributor for a run over ``photos`` files: the PostgreSQL queue when the library
     is given a ``queue_worker`` entry point (:func:`.queued.PostgresQueue`), else this
-    process or a pool (:func:`.local.plan_workers`, :func:`.local.plan_queue_workers`)."""
+    process or a pool (:func:`.local.plan_workers`, :func:`.local.plan_queue_workers`), the
+    ``started`` workers if there are any (:func:`.local.start_workers`)."""
     from . import local
 
     if queue_worker is not None:
@@ -101,7 +103,7 @@ def distributor(target: IngestTarget, options: IngestOptions, photos: int,
         return PostgresQueue(target, options, local.plan_queue_workers(options.workers, photos, os.cpu_count() or 1),
                              queue_worker)
     workers = local.plan_workers(options.workers, photos, os.cpu_count() or 1)
-    return local.ProcessPool(target, options, workers) if workers else local.InProcess(target, options)
+    return local.ProcessPool(target, options, workers, started) if workers else local.InProcess(target, options)
 
 
 def run(target: IngestTarget, items: list[Item], options: IngestOptions, distributor: Distributor,

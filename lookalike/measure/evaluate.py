@@ -85,8 +85,8 @@ def embed_photos(view: SpaceReader, paths: list[str], workers: int = 0) -> dict[
     from ..faces.pipeline import FacesMode
     from ..ingest import mapper as ingest
 
-    with ingest.worker_pool(view.space, view.settings, FacesMode.largest,
-                            workers or os.cpu_count() or 1) as pool:
+    spec = ingest.MapperSpec.of(view.space, view.settings, FacesMode.largest)
+    with ingest.worker_pool(workers or os.cpu_count() or 1, spec) as pool:
         return dict(pool.map(ingest.embed_file, paths, chunksize=8))
 
 
