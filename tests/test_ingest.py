@@ -297,10 +297,13 @@ def test_a_small_run_maps_in_this_process_and_stores_what_workers_store(faces, t
         assert float(vec @ stored[2][key]) > 0.9999, key
 
 
-def test_workers_started_before_the_library_opens_map_for_the_space_it_has(faces, tmp_path, caplog):
-    """Workers started on a guess the library does not match (a model that does not exist,
-    every face of a photo): the run takes them instead of starting a pool of its own, they
-    load the library's own models at their first call, and store what this process maps."""
+@pytest.mark.parametrize("guessed", ["NoSuchModel", "SFace"])
+def test_workers_started_before_the_library_opens_map_for_the_space_it_has(faces, tmp_path, caplog, guessed):
+    """Workers started on a guess the library does not match (a model that does not exist;
+    or the library's own model, with every face of a photo where the run keeps the largest):
+    the run takes them instead of starting a pool of its own, they map with the run's
+    mapper at their first call (the guessed models kept where they are the run's), and
+    store what this process maps."""
     import numpy as np
 
     from lookalike.faces.pipeline import Space
@@ -308,7 +311,7 @@ def test_workers_started_before_the_library_opens_map_for_the_space_it_has(faces
     from lookalike.ingest.mapper import MapperSpec
 
     items = corpus.scan_photos([str(faces / "celeb" / "face_recognition")]).items
-    guess = MapperSpec(Space("NoSuchModel", "yunet", "arcface"), 640, 10**8, FacesMode.all)
+    guess = MapperSpec(Space(guessed, "yunet", "arcface"), 640, 10**8, FacesMode.all)
     stored = {}
     for name in ("here", "started"):
         db = tmp_path / name / "lib.db"
@@ -330,6 +333,29 @@ def test_workers_started_before_the_library_opens_map_for_the_space_it_has(faces
     assert stored["here"].keys() == stored["started"].keys()  # the run's mode (largest), not the guess's
     for key, vec in stored["here"].items():
         assert float(vec @ stored["started"][key]) > 0.9999, key
+
+
+def test_workers_whose_models_do_not_load_end_the_run_with_one_clear_error(faces, weights_home, tmp_path):
+    """Workers started before the library opened, whose guess and whose run's models do
+    not load (here a model no registry knows; in life a damaged file or an engine that
+    refuses it): the run ends with IngestFailed naming the space at the first call, not with
+    a worker's traceback, and nothing is stored. (A pool the run starts itself loads its
+    models as it starts: five such pools broken in a row end it, the test above.)"""
+    from lookalike.errors import IngestFailed
+    from lookalike.faces.pipeline import Space
+    from lookalike.ingest import corpus, local, runner
+    from lookalike.ingest.mapper import MapperSpec
+
+    items = corpus.scan_photos([str(faces / "celeb" / "face_recognition")]).items
+    with lookalike.open(tmp_path / "lib.db") as lib:
+        options = runner.options(lib.view.space, FacesMode.largest, 1, None)
+        broken = MapperSpec(Space("NoSuchModel", "yunet", "arcface"), 640, 10**8)
+        with local.start_workers(1, len(items), broken) as started:
+            distributor = local.ProcessPool(lib.view, options, 1, started)
+            distributor.spec = broken
+            with lib.view.writers(), pytest.raises(IngestFailed, match="could not load the models of NoSuchModel__"):
+                runner.run(lib.view, items, options, distributor)
+        assert lib.stats()["photos"] == 0
 
 
 def test_the_cli_starts_workers_first_only_for_a_new_library(faces, tmp_path):

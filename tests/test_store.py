@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -182,18 +183,43 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     assert diff == []
 
 
+def _clauses(sql: str | None) -> tuple:
+    """A CREATE statement as its head and the set of its top-level clauses (columns,
+    constraints, CHECKs), spaces and quotes aside: a migration adds a column at the end of
+    its table, the models may list it earlier."""
+    import re
+
+    sql = re.sub(r"\s+", " ", (sql or "").replace('"', "")).strip()
+    head, _, body = sql.partition("(")
+    if not body:
+        return (sql,)
+    parts, depth, current = [], 0, ""
+    for ch in body[:body.rindex(")")]:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return (head.strip(), frozenset([*parts, current.strip()]), body[body.rindex(")") + 1:].strip())
+
+
 def _sqlite_schema(path) -> dict:
-    """Every table's columns, indexes and foreign keys as SQLite reports them (column order
-    aside: a migration adds a column at the end, the models may list it earlier)."""
+    """Everything SQLite keeps of a schema: each table, index, trigger and view's statement
+    (:func:`_clauses`), each table's columns, indexes and foreign keys as its pragmas report
+    them, and its rows (a migration's seed rows), the revision's own table aside."""
     with sqlite3.connect(path) as conn:
+        master = {(kind, name, table): _clauses(sql)
+                  for kind, name, table, sql in conn.execute("select type, name, tbl_name, sql from sqlite_master")}
         tables = sorted(r[0] for r in conn.execute("select name from sqlite_master where type='table'"))
-        schema = {}
+        schema: dict = {"sqlite_master": master}
         for t in tables:
             cols = {r[1]: (r[2].upper(), r[3], r[4], r[5]) for r in conn.execute(f"pragma table_info('{t}')")}
-            indexes = {(bool(r[2]), tuple(c[2] for c in conn.execute(f"pragma index_info('{r[1]}')")))
+            indexes = {(r[1], bool(r[2]), r[3], r[4], tuple(c[2] for c in conn.execute(f"pragma index_info('{r[1]}')")))
                        for r in conn.execute(f"pragma index_list('{t}')")}
             fks = {(r[2], r[3], r[4], r[5], r[6]) for r in conn.execute(f"pragma foreign_key_list('{t}')")}
-            schema[t] = (cols, indexes, fks)
+            rows = sorted(conn.execute(f"select * from '{t}'").fetchall()) if t != "alembic_version" else None
+            schema[t] = (cols, indexes, fks, rows)
         return schema
 
 
@@ -202,8 +228,10 @@ def test_a_new_file_gets_the_schema_the_migrations_build(tmp_path):
     Alembic's scripts: the same tables, columns (types, nullability, defaults, keys),
     indexes and foreign keys as a file taken through every migration."""
     made, migrated = tmp_path / "made.db", tmp_path / "migrated.db"
-    assert db.migrate(db.make_engine(f"sqlite:///{made}")) == db.HEAD
-    assert db.upgrade(db.make_engine(f"sqlite:///{migrated}")) == db.HEAD
+    for path, build in ((made, db.migrate), (migrated, db.upgrade)):
+        engine = db.make_engine(f"sqlite:///{path}")
+        assert build(engine) == db.HEAD
+        engine.dispose()
     a, b = _sqlite_schema(made), _sqlite_schema(migrated)
     assert set(a) == set(b)
     for table in a:
@@ -231,19 +259,25 @@ def test_a_process_that_dies_making_a_new_schema_leaves_the_file_empty(tmp_path)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select count(*) from sqlite_master where type='table'").scalar() == 0
     assert db.migrate(engine) == db.HEAD
+    engine.dispose()
     assert _sqlite_schema(path) == _sqlite_schema_of_new(tmp_path)
 
 
 def _sqlite_schema_of_new(tmp_path) -> dict:
     path = tmp_path / "fresh.db"
-    db.migrate(db.make_engine(f"sqlite:///{path}"))
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.migrate(engine)
+    engine.dispose()
     return _sqlite_schema(path)
 
 
-def test_two_processes_making_one_new_file_wait_for_each_other(tmp_path, monkeypatch):
+def test_two_processes_making_one_new_file_wait_for_each_other(tmp_path):
     """One process holds a new file's write lock mid-creation (hold point schema.created)
-    while this one has already found the file without a schema: this one waits for the
-    lock, finds the tables made and stamped, and opens them without making them twice."""
+    while this one, having found the file without a schema, asks for the lock: it waits,
+    then finds the tables made and stamped and opens them without making them twice (with
+    a plain BEGIN it would have read the empty file first and failed at its first CREATE)."""
+    from sqlalchemy import event
+
     path, gate = tmp_path / "shared.db", tmp_path / "gate"
     url = f"sqlite:///{path}"
     first = _migrate_in_a_process(url, {"LOOKALIKE_HOLD_AT": f"schema.created@{gate}"})
@@ -252,27 +286,31 @@ def test_two_processes_making_one_new_file_wait_for_each_other(tmp_path, monkeyp
         while not (gate / "held").exists():  # the other process is inside its transaction
             assert first.poll() is None and time.monotonic() < deadline, "the first process never reached its hold"
             time.sleep(0.01)
-        looked = threading.Event()
-        first_read = db._first_read
+        # this process's statements as SQLite starts each (its trace callback): the first that
+        # needs the write lock (BEGIN IMMEDIATE; a CREATE had it only taken a read snapshot
+        # first) blocks there until the other process commits
+        engine = db.make_engine(url)
+        at_the_lock = threading.Event()
 
-        def _looked(engine):
-            revision = first_read(engine)
-            looked.set()
-            return revision
+        def _started(sql: str) -> None:
+            if sql.lstrip().upper().startswith(("BEGIN IMMEDIATE", "CREATE")):
+                at_the_lock.set()
 
-        monkeypatch.setattr(db, "_first_read", _looked)
-        answer: list[str] = []
-        second = threading.Thread(target=lambda: answer.append(db.migrate(db.make_engine(url))))
-        second.start()
-        assert looked.wait(timeout=60)
-        assert answer == []  # it found no revision, and waits for the lock
-        (gate / "release").write_text("")
-        second.join(timeout=120)
+        @event.listens_for(engine, "connect")
+        def _trace(dbapi_conn, _record) -> None:
+            dbapi_conn.set_trace_callback(_started)
+
+        with ThreadPoolExecutor(1) as thread:  # its error, if any, is raised by result() here
+            second = thread.submit(db.migrate, engine)
+            assert at_the_lock.wait(timeout=60)
+            (gate / "release").write_text("")
+            answer = second.result(timeout=120)
+        engine.dispose()
     finally:
         (gate / "release").write_text("")
         out, _ = first.communicate(timeout=120)
     assert first.returncode == 0 and out.strip() == db.HEAD
-    assert answer == [db.HEAD]
+    assert answer == db.HEAD
     with sqlite3.connect(path) as conn:
         assert conn.execute("select version_num from alembic_version").fetchall() == [(db.HEAD,)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -15,8 +14,6 @@ from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _prin
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
-    from ..faces.pipeline import FacesMode
-    from ..ingest.local import StartedWorkers
     from ..ingest.report import Outcome
 
 
@@ -49,7 +46,10 @@ def ingest(
                          "[default: folders and manifests].")] = None,
 ) -> None:
     """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
+    from ..analysis import resolve as resolve_analyzer
+    from ..config import Settings
     from ..faces.pipeline import FacesMode
+    from ..ingest.local import workers_first
 
     with _errors():
         skips = None
@@ -71,7 +71,11 @@ def ingest(
             items, skipped_files = scan.items, scan.skipped_files
         progress = None if (quiet or as_json) else _RichProgress()
         result = None
-        with _workers_first(lib, space, workers, len(items), FacesMode(faces.value), max_pixels) as started, \
+        # this command's settings as lookalike.open resolves them, without importing the library:
+        # into a new library the workers start now (ingest.local.workers_first)
+        settings = Settings.resolve(**(space.settings() | lib.settings() | {"max_pixels": max_pixels}))
+        estimates = resolve_analyzer(analyzer).value if analyze else None
+        with workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
                 opened(lib, space, max_pixels=max_pixels) as library:
             try:
                 result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers, progress=progress,
@@ -97,25 +101,6 @@ def ingest(
             _console(stderr=True).print(
                 f"interrupted: {result.processed} photos saved; run the same command again to finish")
             raise typer.Exit(130)
-
-
-def _workers_first(lib: LibraryOptions, space: SpaceOptions, workers: int, photos: int, faces: FacesMode,
-                   max_pixels: int | None) -> AbstractContextManager[StartedWorkers | None]:
-    """Into a new SQLite library (every photo will need the models), the worker processes
-    start before the library opens, loading the space it will take: their start overlaps
-    this process's (:class:`lookalike.ingest.local.StartedWorkers`). Into an existing one,
-    they start at the first photo that needs them, as a re-run may need none."""
-    from ..config import Settings, sqlite_path
-
-    settings = Settings.resolve(**(space.settings() | lib.settings() | {"max_pixels": max_pixels}))
-    path = sqlite_path(settings.db_url)
-    if path is None or path.exists():
-        return nullcontext(None)
-    from ..faces.pipeline import Space
-    from ..ingest.local import start_workers
-    from ..ingest.mapper import MapperSpec
-
-    return start_workers(workers, photos, MapperSpec.of(Space(*settings.space_names), settings, faces))
 
 
 class _RichProgress:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import logs
-from ..errors import BadImage
+from ..errors import BadImage, IngestFailed
 from ..faces.pipeline import Face, FacePipeline, FacesMode, Space
 from ..faults import crash_point
 from ..store.values import encode_vector
@@ -289,8 +289,15 @@ def embed_file(path: str) -> tuple[str, np.ndarray | None]:
 
 
 def process(spec: MapperSpec, tasks: list[Task]) -> list[Processed]:
-    """Pool entry point: :meth:`Mapper.process_tasks` in this worker, with the mapper of ``spec``."""
-    mapper = _mapper_for(spec)
+    """Pool entry point: :meth:`Mapper.process_tasks` in this worker, with the mapper of ``spec``.
+    Models that do not load here (a worker started on another space loads them at its first
+    call) end the run with one :class:`IngestFailed` naming them, not a worker's traceback."""
+    try:
+        mapper = _mapper_for(spec)
+    except Exception as err:
+        log.debug("the models of %s did not load", spec.space.key, exc_info=True)
+        raise IngestFailed(f"an ingest worker could not load the models of {spec.space.key}: "
+                           f"{type(err).__name__}: {err}") from None
     for task in tasks:
         crash_point("ingest.photo", os.path.basename(task.path))  # a photo that kills its decoder
     done = mapper.process_tasks(tasks)

@@ -3,7 +3,10 @@
 The database is the source of truth; FAISS index files are a derived, rebuildable
 cache of the ``faces.embedding`` blobs (see :mod:`lookalike.index`). On PostgreSQL the
 vectors are also kept in ``faces.vec`` (pgvector) and searched in SQL instead. Changing this file
-means writing an Alembic migration in ``migrations/versions``.
+means writing an Alembic migration in ``migrations/versions``. A new SQLite library takes its
+schema straight from this file (:func:`lookalike.store.db.migrate`), so a migration must not add
+what these models cannot express (a trigger, a CHECK written in SQL, seed rows):
+tests/test_store.py compares the two.
 """
 
 from __future__ import annotations
