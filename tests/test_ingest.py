@@ -379,6 +379,10 @@ def test_the_cli_starts_workers_first_only_for_a_new_library(faces, tmp_path):
     assert "before the library opens" not in again.stderr
     assert "mapping photos in 2 worker processes" in again.stderr
     assert json.loads(new.stdout)["statuses"]["ok"] + json.loads(again.stdout)["statuses"]["ok"] >= 10
+    nowhere = _cli("-v", "ingest", str(first), "--db", str(tmp_path / "no-such-folder" / "lib.db"), "--workers", "2",
+                   env=env)  # a library that cannot be made: said at once, no worker started for it
+    assert nowhere.returncode != 0 and "folder for the database does not exist" in nowhere.stderr
+    assert "before the library opens" not in nowhere.stderr
 
 
 def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, weights_home, tmp_path):

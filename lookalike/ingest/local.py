@@ -290,9 +290,10 @@ def workers_first(settings: Settings, requested: int, photos: int, mode: FacesMo
     on the space it will take (``settings.space_names``): every photo will need the models,
     and the workers' start then overlaps the library's opening. Any other library (a file
     that exists, a server database): none, its pool starts at the first photo that needs
-    it, since a re-run may need none."""
+    it, since a re-run may need none. Nor where the library cannot be made (no such folder):
+    the open says why at once, without waiting for workers to start."""
     path = sqlite_path(settings.db_url)
-    if path is None or path.exists():
+    if path is None or path.exists() or not path.parent.is_dir():
         return nullcontext(None)
     guess = MapperSpec(Space(*settings.space_names), settings.detect_max_side, settings.max_pixels, mode, analyzer)
     return start_workers(requested, photos, guess)
