@@ -385,32 +385,40 @@ def test_the_cli_starts_workers_first_only_for_a_new_library(faces, tmp_path):
     assert "before the library opens" not in nowhere.stderr
 
 
-def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, weights_home, tmp_path):
-    """Whether a dead worker is noticed when a result is collected or when the next photo is
-    submitted depends on the machine's speed (the second way failed a CI run, 2026-12-05).
-    Chosen here: the run's first pool is broken before its first photo (a real pool whose
-    worker died), so the very first submit finds it broken; a new pool maps every photo."""
+def _broken_pools(broken: int):
+    """A ProcessPool whose first ``broken`` pools have a worker die (os._exit) before any
+    photo, seen broken by the time the run submits to them; ``started`` counts its pools."""
     from concurrent.futures.process import BrokenProcessPool
 
-    from lookalike.ingest import corpus, local, runner
+    from lookalike.ingest import local
 
-    class BrokenFirst(local.ProcessPool):
+    class BrokenPools(local.ProcessPool):
         started = 0
 
         def _start(self):
             pool = super()._start()
             self.started += 1
-            if self.started == 1:
+            if self.started <= broken:
                 with pytest.raises(BrokenProcessPool):
                     pool[0].submit(os._exit, 1).result()
             return pool
+
+    return BrokenPools
+
+
+def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, weights_home, tmp_path):
+    """Whether a dead worker is noticed when a result is collected or when the next photo is
+    submitted depends on the machine's speed (the second way failed a CI run, 2026-12-05).
+    Chosen here: the run's first pool is broken before its first photo (a real pool whose
+    worker died), so the very first submit finds it broken; a new pool maps every photo."""
+    from lookalike.ingest import corpus, runner
 
     photos = sorted((faces / "celeb" / "face_recognition").rglob("*.jpg"))[:6]
     lib = lookalike.open(tmp_path / "lib.db")
     try:
         items = corpus.scan([str(p) for p in photos]).items
         options = runner.options(lib.view.space, FacesMode.largest, 1, None)
-        distributor = BrokenFirst(lib.view, options, 1)
+        distributor = _broken_pools(1)(lib.view, options, 1)
         with lib.view.writers():
             report = runner.run(lib.view, items, options, distributor)
         assert distributor.started == 2
@@ -423,27 +431,15 @@ def test_workers_that_die_as_they_start_end_the_run_with_one_clear_error(faces, 
     """Every pool is broken before its first photo (workers that cannot start: a model that
     does not load, no memory): after FRUITLESS_POOLS pools in a row the run ends with
     IngestFailed, instead of one new pool per photo, and nothing half-written is left."""
-    from concurrent.futures.process import BrokenProcessPool
-
     from lookalike.errors import IngestFailed
     from lookalike.ingest import corpus, local, runner
-
-    class AlwaysBroken(local.ProcessPool):
-        started = 0
-
-        def _start(self):
-            pool = super()._start()
-            self.started += 1
-            with pytest.raises(BrokenProcessPool):
-                pool[0].submit(os._exit, 1).result()
-            return pool
 
     photos = sorted((faces / "celeb" / "face_recognition").rglob("*.jpg"))[:12]
     lib = lookalike.open(tmp_path / "lib.db")
     try:
         items = corpus.scan([str(p) for p in photos]).items
         options = runner.options(lib.view.space, FacesMode.largest, 1, None)
-        distributor = AlwaysBroken(lib.view, options, 1)
+        distributor = _broken_pools(local.ProcessPool.FRUITLESS_POOLS)(lib.view, options, 1)
         with lib.view.writers(), pytest.raises(IngestFailed, match="5 pools of ingest workers in a row died"):
             runner.run(lib.view, items, options, distributor)
         assert distributor.started == local.ProcessPool.FRUITLESS_POOLS

@@ -8,11 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 from lookalike.errors import IndexCorrupt, ModelMismatch, SchemaTooNew
 from lookalike.index.faiss_index import FaissIndex, Manifest
@@ -282,10 +282,9 @@ def test_two_processes_making_one_new_file_wait_for_each_other(tmp_path):
     url = f"sqlite:///{path}"
     first = _migrate_in_a_process(url, {"LOOKALIKE_HOLD_AT": f"schema.created@{gate}"})
     try:
-        deadline = time.monotonic() + 120
-        while not (gate / "held").exists():  # the other process is inside its transaction
-            assert first.poll() is None and time.monotonic() < deadline, "the first process never reached its hold"
-            time.sleep(0.01)
+        # the other process is inside its transaction (or ended, which the test then says)
+        wait_for(lambda: (gate / "held").exists() or first.poll() is not None, guard=120)
+        assert (gate / "held").exists() and first.poll() is None, "the first process never reached its hold"
         # this process's statements as SQLite starts each (its trace callback): the first that
         # needs the write lock (BEGIN IMMEDIATE; a CREATE had it only taken a read snapshot
         # first) blocks there until the other process commits

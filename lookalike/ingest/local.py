@@ -295,5 +295,4 @@ def workers_first(settings: Settings, requested: int, photos: int, mode: FacesMo
     path = sqlite_path(settings.db_url)
     if path is None or path.exists() or not path.parent.is_dir():
         return nullcontext(None)
-    guess = MapperSpec(Space(*settings.space_names), settings.detect_max_side, settings.max_pixels, mode, analyzer)
-    return start_workers(requested, photos, guess)
+    return start_workers(requested, photos, MapperSpec.of(Space(*settings.space_names), settings, mode, analyzer))

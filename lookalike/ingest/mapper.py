@@ -248,9 +248,8 @@ def _mapper_for(spec: MapperSpec) -> Mapper:
     global _MAPPER
     if _MAPPER is not None and _MAPPER[0] == spec:
         return _MAPPER[1]
-    same = _MAPPER is not None and _MAPPER[0][:2] == spec[:2]
-    mapper = Mapper(spec.space, spec.detect_max_side, spec.max_pixels, spec.mode, spec.analyzer,
-                    pipeline=_MAPPER[1].pipeline if same and _MAPPER is not None else None)
+    kept = _MAPPER[1].pipeline if _MAPPER is not None and _MAPPER[0][:2] == spec[:2] else None
+    mapper = Mapper(spec.space, spec.detect_max_side, spec.max_pixels, spec.mode, spec.analyzer, pipeline=kept)
     _MAPPER = (spec, mapper)
     return mapper
 
