@@ -1,6 +1,6 @@
 """The HTTP API under load, beside DeepFace's own service, in the same run.
 
-    python bench/serve.py [--gallery 300] [--queries 40] [--workers 2] [--concurrency 1,4,16]
+    python bench/serve.py [--gallery 300] [--queries 40] [--workers 2] [--concurrency 1,4,16] [--rounds 2]
 
 One gallery (the first N gallery photos of lfw-dev's retrieval.tsv), built twice: a
 lookalike library (``lookalike ingest``) and DeepFace's sqlite database
@@ -15,17 +15,21 @@ lookalike library (``lookalike ingest``) and DeepFace's sqlite database
   GitHub: not reachable here, so that row says so instead of a figure.
 
 Queries: lfw-dev query photos (not in the gallery) and large in-the-wild celeb photos,
-cycled; each concurrency level runs ``max(c, 3) x queries`` requests from c client
-threads (one keep-alive connection each, the bodies encoded before the clock starts) after
-a warm-up (three passes at least: one pass of 40
-moved the p50 at concurrency 1 by 3 ms between runs). Figures: p50 / p95 latency,
-requests/s, non-200 answers and 5xx. And the same searches in-process, the same three
-passes as the server's concurrency-1 row (``Library.search`` on the bytes for a visitor, as
-a search key's caller is, the models on every core, as each server process runs them) for
-the p50 ratio (before 2026-12-05 14:30 UTC the in-process search was the operator's, which
-skips the consent checks a visitor's makes; before 20:10 UTC it made one pass, so its large
-photos were all first sights — OpenVINO preparing kernels for a new input shape — and the
-server's mostly not).
+cycled; each load runs ``max(c, 3) x queries`` requests from c client threads (one
+keep-alive connection each, the bodies encoded before the clock starts) after a warm-up
+(every photo twice through each service: the server's processes have seen every photo's
+shape). The levels take turns, ``--rounds`` times (default 2: 1, 4, 16, 1, 4, 16), and a
+row pools its rounds, so a VM that changes speed by the minute weighs on every level alike
+(before 2026-12-06 07:00 UTC each level ran once, one after the other: the ratio of two
+loads a minute apart moved by 0.2-0.5 between runs). Figures: p50 / p95 latency,
+requests/s, non-200 answers and 5xx. And the same searches in-process (``Library.search``
+on the bytes for a visitor, as a search key's caller is, the models on every core, as each
+server process runs them), a library open beside the servers: in each round, just before
+the server's concurrency-1 load, the same three passes over the photos, for the p50 ratio
+(before 2026-12-05 14:30 UTC the in-process search was the operator's, which skips the
+consent checks a visitor's makes; before 20:10 UTC it made one pass, so its large photos
+were all first sights — OpenVINO preparing kernels for a new input shape — and the server's
+mostly not; before 2026-12-06 07:00 UTC it ran once, minutes before the servers started).
 
 Cores busy: the machine's CPU time over the wall time of each load (every process). What
 concurrency can add is the cores left idle at concurrency 1 (``c1_cores_idle``) and what
@@ -120,10 +124,19 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"n": total, "p50_ms": round(float(np.percentile(latencies, 50)), 1),
-            "p95_ms": round(float(np.percentile(latencies, 95)), 1), "per_s": round(total / wall, 2),
+    return {"latencies": latencies, "statuses": statuses, "wall": wall, "busy": _busy_seconds() - busy_before}
+
+
+def figures(loads: list[dict]) -> dict:
+    """One row's figures from the loads of every round: latencies pooled, requests/s and
+    cores busy over the rounds' summed wall time."""
+    latencies = [x for one in loads for x in one["latencies"]]
+    statuses = [x for one in loads for x in one["statuses"]]
+    wall = sum(one["wall"] for one in loads)
+    return {"n": len(latencies), "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "p95_ms": round(float(np.percentile(latencies, 95)), 1), "per_s": round(len(latencies) / wall, 2),
             "errors": sum(1 for s in statuses if s != 200), "5xx": sum(1 for s in statuses if s >= 500),
-            "cores_busy": round((_busy_seconds() - busy_before) / wall, 2)}
+            "cores_busy": round(sum(one["busy"] for one in loads) / wall, 2)}
 
 def _busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy so far (every process: the server's, the
@@ -165,6 +178,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--rounds", type=int, default=2, help="each level's load this many times, the levels in turn")
     args = parser.parse_args()
     import lookalike
     from lookalike.store.schema import Audience, KeyScope
@@ -186,15 +200,21 @@ def main() -> None:
         with lookalike.open(db) as lib:
             lib.ingest([str(corpus)])
             _, key = lib.keys.create(KeyScope.search, "bench")
-            inproc = []
+        # the in-process search, open beside the servers: each round measures it just before
+        # the server's concurrency-1 load, so a VM that changes speed weighs on both alike
+        inproc_lib = lookalike.open(db)
+        inproc: list[float] = []
+
+        def in_process_pass() -> None:
             # the search a search key's caller gets (a visitor: people who withhold consent are
-            # left out), as each server process makes it
-            for _, data in photos[:3]:
-                lib.search(data, k=5, audience=Audience.visitor)  # warm-up
-            for _, data in photos * 3:  # the requests the server's concurrency-1 row makes
+            # left out), as each server process makes it; the requests of a concurrency-1 load
+            for _, data in photos * 3:
                 t0 = time.perf_counter()
-                json.dumps(lib.search(data, k=5, audience=Audience.visitor).to_dict())
+                json.dumps(inproc_lib.search(data, k=5, audience=Audience.visitor).to_dict())
                 inproc.append((time.perf_counter() - t0) * 1000)
+
+        for _, data in photos:
+            inproc_lib.search(data, k=5, audience=Audience.visitor)  # warm-up: every photo's shape seen once
         from deepface import DeepFace
 
         sqlite = str(work / "deepface.sqlite")
@@ -204,12 +224,6 @@ def main() -> None:
                                   database_type="sqlite", connection_details=sqlite)
             except Exception:  # noqa: BLE001 - no face: DeepFace raises
                 pass
-        in_p50 = float(np.percentile(inproc, 50))
-        rows.append({"service": "lookalike in-process", "verb": "Library.search", "concurrency": 1,
-                     "n": len(inproc), "p50_ms": round(in_p50, 1),
-                     "p95_ms": round(float(np.percentile(inproc, 95)), 1),
-                     "per_s": round(1000 / float(np.mean(inproc)), 2), "errors": 0, "5xx": 0})
-
         server = start(db, "--workers", str(args.workers), "--rate", "0")
         port = free_port()
         peer = deepface_service(port, args.workers, sqlite, dict(os.environ))
@@ -226,15 +240,25 @@ def main() -> None:
             for service, verbs, headers in (("lookalike serve", ours, {"X-API-Key": key}),
                                             ("deepface/api", theirs, {})):
                 for verb, (url, request) in verbs.items():
-                    load(url, request, photos[:4], 2, 8, headers)  # warm-up: every worker loads its models
-                    for c in levels:
-                        print(f"  {service} {verb} at concurrency {c} ...", flush=True)
-                        figures = load(url, request, photos, c, max(c, 3) * len(photos), headers)
-                        rows.append({"service": service, "verb": verb, "concurrency": c, **figures})
+                    load(url, request, photos, 2, 2 * len(photos), headers)  # warm-up: every worker loads its models
+                    loads: dict[int, list[dict]] = {c: [] for c in levels}
+                    for round_ in range(args.rounds):  # the levels in turn, round after round
+                        for c in levels:
+                            print(f"  {service} {verb} at concurrency {c}, round {round_ + 1} ...", flush=True)
+                            if (service, verb, c) == ("lookalike serve", "search", 1):
+                                in_process_pass()
+                            loads[c].append(load(url, request, photos, c, max(c, 3) * len(photos), headers))
+                    rows += [{"service": service, "verb": verb, "concurrency": c, **figures(loads[c])} for c in levels]
         finally:
             server.stop()
             os.killpg(peer.pid, signal.SIGTERM)
             peer.wait(timeout=30)
+            inproc_lib.close()
+        in_p50 = float(np.percentile(inproc, 50))
+        rows.insert(0, {"service": "lookalike in-process", "verb": "Library.search", "concurrency": 1,
+                        "n": len(inproc), "p50_ms": round(in_p50, 1),
+                        "p95_ms": round(float(np.percentile(inproc, 95)), 1),
+                        "per_s": round(1000 / float(np.mean(inproc)), 2), "errors": 0, "5xx": 0})
     rows.append({"service": "deepface/api", "verb": "analyze", "concurrency": None, "n": 0, "p50_ms": None,
                  "p95_ms": None, "per_s": None, "errors": None, "5xx": None,
                  "note": "needs DeepFace's age/gender/emotion weights, downloaded from GitHub: unreachable here"})
