@@ -97,16 +97,22 @@ def _open(db: str | None = None, index_dir: Path | None = None, vectors: str | N
     return lib
 
 
+def chosen(*groups: OptionGroup, **settings: object) -> dict[str, Any]:
+    """The option groups' settings and ``settings`` as one set of :func:`lookalike.open`
+    arguments (``settings`` first, then the groups in order)."""
+    out: dict[str, Any] = dict(settings)
+    for group in groups:
+        out = group.settings() | out
+    return out
+
+
 @contextmanager
 def opened(*groups: OptionGroup, **settings: object) -> Iterator[Library]:
     """The library the option groups name (:class:`LibraryOptions`, and a
     :class:`SpaceOptions` where the command takes one), closed when the block ends: also on
     an error or Ctrl-C, so its connections, index files and vector-store clients never
     outlive the command."""
-    chosen: dict[str, Any] = dict(settings)
-    for group in groups:
-        chosen = group.settings() | chosen
-    lib = _open(**chosen)
+    lib = _open(**chosen(*groups, **settings))
     try:
         yield lib
     finally:

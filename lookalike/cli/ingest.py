@@ -10,7 +10,7 @@ import typer
 
 from ..analysis import AnalyzerName
 from ..ingest.formats_common import CorpusFormat
-from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _print_json, app, opened
+from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _print_json, app, chosen, opened
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def ingest(
         result = None
         # this command's settings as lookalike.open resolves them, without importing the library:
         # into a new library the workers start now (ingest.local.workers_first)
-        settings = Settings.resolve(**(space.settings() | lib.settings() | {"max_pixels": max_pixels}))
+        settings = Settings.resolve(**chosen(lib, space, max_pixels=max_pixels))
         estimates = resolve_analyzer(analyzer).value if analyze else None
         with workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
                 opened(lib, space, max_pixels=max_pixels) as library:

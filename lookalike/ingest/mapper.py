@@ -248,19 +248,19 @@ def _mapper_for(spec: MapperSpec) -> Mapper:
     global _MAPPER
     if _MAPPER is not None and _MAPPER[0] == spec:
         return _MAPPER[1]
-    kept = _MAPPER[1].pipeline if _MAPPER is not None and _MAPPER[0][:2] == spec[:2] else None
+    same_pipeline = _MAPPER is not None and (_MAPPER[0].space, _MAPPER[0].detect_max_side) == (
+        spec.space, spec.detect_max_side)
+    kept = _MAPPER[1].pipeline if _MAPPER is not None and same_pipeline else None
     mapper = Mapper(spec.space, spec.detect_max_side, spec.max_pixels, spec.mode, spec.analyzer, pipeline=kept)
     _MAPPER = (spec, mapper)
     return mapper
 
 
-def init_worker(spec: MapperSpec | None, guess: bool = False) -> None:
+def init_worker(spec: MapperSpec, guess: bool = False) -> None:
     """A pool worker's start: :func:`prepare_process`, then the models of ``spec``. A
     ``guess`` (a worker started while its library opens) that fails to load is no error:
     the first call loads what the library really needs, and says so if that fails too."""
     prepare_process()
-    if spec is None:
-        return
     try:
         _mapper_for(spec)
     except Exception:
@@ -305,7 +305,7 @@ def process(spec: MapperSpec, tasks: list[Task]) -> list[Processed]:
     return done
 
 
-def worker_pool(workers: int, spec: MapperSpec | None, guess: bool = False) -> ProcessPoolExecutor:
+def worker_pool(workers: int, spec: MapperSpec, guess: bool = False) -> ProcessPoolExecutor:
     """``workers`` spawned processes, started now, each loading the models of ``spec`` once
     (:func:`init_worker`; ``guess``: a spec made before the library opened, see there).
 
