@@ -84,8 +84,10 @@ def serve(
         # forwarded headers only from the proxies the operator names: uvicorn otherwise trusts
         # them from 127.0.0.1, and anyone on the machine could pose as any address (and so
         # escape the per-address rate limit of --open-search)
+        # access_log=False: the app writes its own access lines, after each answer has gone
+        # (lookalike.serve.accesslog.AccessLog), so uvicorn's must not write a second one
         config = uvicorn.Config("lookalike.serve.app:from_env", factory=True, host=host, port=port,
-                                workers=workers, log_level="info", access_log=True, server_header=False,
+                                workers=workers, log_level="info", access_log=False, server_header=False,
                                 timeout_graceful_shutdown=10, log_config=log_config(),
                                 proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "")
         if workers == 1:

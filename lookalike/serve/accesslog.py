@@ -2,13 +2,21 @@
 and status; never the client's address or port (a visitor's whereabouts), never the query
 string (a key passed as ``?access_token=…`` would land in the log).
 
-uvicorn's own access log, with a filter that rewrites each record before any handler
-formats it, so no handler can write what it dropped."""
+Written by :class:`AccessLog` once the answer has been handed to the socket, not by uvicorn
+when the answer starts (its own access log is off): the line's ~0.2 ms of formatting and
+writing no longer sits between a search's end and the client's first byte (measured,
+2026-12-06: a quarter of the event loop's CPU per search). The record keeps the shape of
+uvicorn's, so its formatter and the same filter apply; the filter rewrites each record
+before any handler formats it, so no handler can write what it dropped."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("lookalike.access")  # uvicorn's "access" handler and formatter (log_config)
 
 
 class PathOnly(logging.Filter):
@@ -27,8 +35,8 @@ class PathOnly(logging.Filter):
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging set-up (its default), with the access lines as ``INFO:
-    "POST /v1/search HTTP/1.1" 200 OK``."""
+    """uvicorn's logging set-up (its default), with the access lines (:class:`AccessLog`'s
+    logger) as ``INFO: "POST /v1/search HTTP/1.1" 200 OK``."""
     from copy import deepcopy
 
     from uvicorn.config import LOGGING_CONFIG
@@ -37,4 +45,33 @@ def log_config() -> dict[str, Any]:
     config["formatters"]["access"]["fmt"] = '%(levelprefix)s "%(request_line)s" %(status_code)s'
     config.setdefault("filters", {})["path_only"] = {"()": f"{__name__}.PathOnly"}
     config["handlers"]["access"]["filters"] = ["path_only"]
+    # uvicorn's own access logger stays silent (``access_log=False`` empties it): AccessLog's is ours
+    config["loggers"][log.name] = {"handlers": ["access"], "level": "INFO", "propagate": False}
     return config
+
+
+class AccessLog:
+    """ASGI middleware (the outermost): one access line for each HTTP request that was
+    answered, written after the answer's last byte was handed to the server."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            if status and log.isEnabledFor(logging.INFO):
+                log.info('%s - "%s %s HTTP/%s" %d', "-", scope["method"],
+                         scope.get("root_path", "") + scope["path"], scope["http_version"], status)

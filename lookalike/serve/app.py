@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import LookalikeError
 from . import problems, schemas
+from .accesslog import AccessLog
 from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Gate
 from .routes import TOPICS
 from .service import Service, admitter
@@ -73,6 +74,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.add_middleware(AccessLog)  # outermost: every answer is logged, refusals too
 
     for topic in TOPICS:
         topic.declare_on(app.router)
