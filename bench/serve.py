@@ -31,6 +31,13 @@ consent checks a visitor's makes; before 20:10 UTC it made one pass, so its larg
 were all first sights — OpenVINO preparing kernels for a new input shape — and the server's
 mostly not; before 2026-12-06 07:00 UTC it ran once, minutes before the servers started).
 
+Library p50: lookalike's answers say how long their library call took inside the server
+(``Server-Timing: library;dur=…``, :mod:`lookalike.serve.timing`); ``http_p50_ms`` is the
+p50 of each request's latency minus that, the HTTP stack's own share, and
+``library_call_p50_over_in_process`` the search inside the server against the in-process
+one: on this VM a search that follows the last one by a client's round trip runs slower
+than one right after it, in-process too (since 2026-12-06 08:10 UTC).
+
 Cores busy: the machine's CPU time over the wall time of each load (every process). What
 concurrency can add is the cores left idle at concurrency 1 (``c1_cores_idle``) and what
 each request stops wasting once others wait (threads that spin between runs).
@@ -89,6 +96,7 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
               for name, data in photos]
     latencies: list[float] = []
     statuses: list[int] = []
+    library: list[float | None] = []  # each answer's Server-Timing (lookalike's), else None
     lock = threading.Lock()
     counter = iter(range(total))
 
@@ -107,12 +115,14 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
                     answer = conn.getresponse()
                     answer.read()
                     status = answer.status
+                    took = _library_ms(answer.getheader("server-timing"))
                 except (OSError, http.client.HTTPException):
                     conn.close()  # a fresh connection for the next request
-                    status = 0
+                    status, took = 0, None
                 with lock:
                     latencies.append((time.perf_counter() - t0) * 1000)
                     statuses.append(status)
+                    library.append(took)
         finally:
             conn.close()
 
@@ -124,7 +134,17 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"latencies": latencies, "statuses": statuses, "wall": wall, "busy": _busy_seconds() - busy_before}
+    return {"latencies": latencies, "statuses": statuses, "library": library, "wall": wall,
+            "busy": _busy_seconds() - busy_before}
+
+
+def _library_ms(header: str | None) -> float | None:
+    """The ``library;dur=`` milliseconds of a ``Server-Timing`` header (lookalike's)."""
+    for metric in (header or "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "library" and params.startswith("dur="):
+            return float(params[4:])
+    return None
 
 
 def figures(loads: list[dict]) -> dict:
@@ -133,10 +153,16 @@ def figures(loads: list[dict]) -> dict:
     latencies = [x for one in loads for x in one["latencies"]]
     statuses = [x for one in loads for x in one["statuses"]]
     wall = sum(one["wall"] for one in loads)
-    return {"n": len(latencies), "p50_ms": round(float(np.percentile(latencies, 50)), 1),
-            "p95_ms": round(float(np.percentile(latencies, 95)), 1), "per_s": round(len(latencies) / wall, 2),
-            "errors": sum(1 for s in statuses if s != 200), "5xx": sum(1 for s in statuses if s >= 500),
-            "cores_busy": round(sum(one["busy"] for one in loads) / wall, 2)}
+    row = {"n": len(latencies), "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+           "p95_ms": round(float(np.percentile(latencies, 95)), 1), "per_s": round(len(latencies) / wall, 2),
+           "errors": sum(1 for s in statuses if s != 200), "5xx": sum(1 for s in statuses if s >= 500),
+           "cores_busy": round(sum(one["busy"] for one in loads) / wall, 2)}
+    timed = [(total, took) for one in loads for total, took in zip(one["latencies"], one["library"], strict=True)
+             if took is not None]
+    if timed:  # the server said how long its library call took: the rest is the HTTP stack's
+        row["library_p50_ms"] = round(float(np.percentile([took for _, took in timed], 50)), 1)
+        row["http_p50_ms"] = round(float(np.percentile([total - took for total, took in timed], 50)), 2)
+    return row
 
 def _busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy so far (every process: the server's, the
@@ -184,6 +210,8 @@ def main() -> None:
     from lookalike.store.schema import Audience, KeyScope
 
     levels = [int(c) for c in args.concurrency.split(",")]
+    if not {1, 4, 16} <= set(levels):
+        parser.error("--concurrency must include 1, 4 and 16: the targets compare those levels")
     photos = queries(args.queries)
     with open(FACES / "lfw-dev" / "retrieval.tsv", newline="") as fh:
         gallery = [FACES / "lfw-dev" / r["path"] for r in csv.DictReader(fh, delimiter="\t")
@@ -277,13 +305,19 @@ def main() -> None:
               # what concurrency can still add: the cores left idle while one request at a time runs
               "c1_cores_idle": round(cores - ours_1["cores_busy"], 2),
               "p50_over_in_process": round(ours_1["p50_ms"] / in_p50, 2),
+              # the two parts of that ratio (Server-Timing): the search inside the server against
+              # the in-process one, and what the HTTP stack adds around it
+              "library_call_p50_over_in_process": round(ours_1["library_p50_ms"] / in_p50, 2),
+              "http_stack_p50_ms": ours_1["http_p50_ms"],
               "deepface_search_p50_over_ours": round(row("deepface/api", "search", 1)["p50_ms"] / ours_1["p50_ms"], 2),
               "deepface_search_per_s_c4_over_ours": round(row("deepface/api", "search", 4)["per_s"]
                                                           / row("lookalike serve", "search", 4)["per_s"], 2)}
     table(f"HTTP API on loopback, {args.workers} server processes, gallery of {len(gallery)} lfw-dev photos",
-          ["service", "verb", "concurrency", "n", "p50 ms", "p95 ms", "req/s", "cores busy", "errors", "5xx"],
+          ["service", "verb", "concurrency", "n", "p50 ms", "p95 ms", "library p50 ms", "req/s", "cores busy",
+           "errors", "5xx"],
           [[r["service"], r["verb"], r["concurrency"] or "-", r["n"], r["p50_ms"] if r["p50_ms"] is not None else "-",
-            r["p95_ms"] if r["p95_ms"] is not None else "-", r["per_s"] if r["per_s"] is not None else "-",
+            r["p95_ms"] if r["p95_ms"] is not None else "-", r.get("library_p50_ms", "-"),
+            r["per_s"] if r["per_s"] is not None else "-",
             r.get("cores_busy", "-"), r["errors"] if r["errors"] is not None else r.get("note", "-"),
             r["5xx"] if r["5xx"] is not None else "-"]
            for r in rows])

@@ -132,6 +132,26 @@ def test_search_answers_what_the_cli_prints(site, faces):
     assert got["faces"][0]["matches"][0]["person"] == "barack_obama"
 
 
+def test_server_timing_tells_the_library_call_from_the_http_stack(site, faces):
+    """An answer that made library calls says how long they took (Server-Timing), on the real
+    server too; one that made none (a refusal, the health check) carries no such header."""
+    import re
+    import time
+
+    for call in (_call, _served):
+        started = time.perf_counter()
+        answer = call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"k": "3"})
+        wall_ms = (time.perf_counter() - started) * 1000
+        assert answer.status_code == 200, answer.text
+        said = re.fullmatch(r"library;dur=(\d+\.\d\d)", answer.headers.get("server-timing", ""))
+        assert said is not None, answer.headers
+        assert 0 < float(said.group(1)) < wall_ms  # the search's own time, inside the request's
+        assert answer.json()["faces"][0]["matches"]  # a search did run
+    refused = _call(site, "POST", "/v1/search", key=None, files=_photo(faces, OBAMA))
+    assert refused.status_code == 401 and "server-timing" not in refused.headers
+    assert "server-timing" not in _call(site, "GET", "/v1/health", key=None).headers
+
+
 def test_search_options_mirror_the_cli(site, faces):
     def search(**data) -> dict:
         r = _call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data=data)

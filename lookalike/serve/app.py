@@ -28,6 +28,7 @@ from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Gate
 from .routes import TOPICS
 from .service import Service, admitter
 from .settings import ServeSettings
+from .timing import ServerTiming
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     # outermost last: the gate decides from the headers before the size limit counts a byte
     # of the body; CatchAll sits just outside the routes' own error handlers
     app.add_middleware(CatchAll)
+    app.add_middleware(ServerTiming)  # inside the gate: a refused request made no library call
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(Gate, admit=admitter(app, service), slots=app.state.bodies)
     if settings.cors_origins:

@@ -23,6 +23,7 @@ from . import problems
 from .board import Board, threads_for
 from .guard import ApiProblem, RateLimit, grants
 from .settings import ServeSettings
+from .timing import record
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -110,9 +111,17 @@ class Service:
         return self.lib
 
     def call(self, work: Callable[[Library], T]) -> T:
+        """``work`` on the library, one call at a time in this process; its time (the wait
+        for the lock left out) goes into the answer's ``Server-Timing`` (:mod:`.timing`)."""
+        import time
+
         lib = self.library()
         with self.lock, self._cores():
-            return work(lib)
+            started = time.perf_counter()
+            try:
+                return work(lib)
+            finally:
+                record(time.perf_counter() - started)
 
     @contextmanager
     def _cores(self) -> Iterator[None]:
