@@ -82,14 +82,9 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _open(db: str | None = None, index_dir: Path | None = None, vectors: str | None = None,
-          **settings: object) -> Library:
+def _open(db: str | None = None, index_dir: Path | None = None, **settings: object) -> Library:
+    """The library, as :func:`lookalike.open` resolves the settings (``--vectors``' text too)."""
     import lookalike
-
-    if vectors is not None:
-        from ..config import parse_vectors
-
-        settings["vectors"] = parse_vectors(vectors)
 
     log.debug("opening the library %s", db or "named by LOOKALIKE_DB, else lookalike.db")
     lib = lookalike.open(db=db, index_dir=None if index_dir is None else str(index_dir), **settings)
