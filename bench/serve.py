@@ -35,8 +35,14 @@ Library p50: lookalike's answers say how long their library call took inside the
 (``Server-Timing: library;dur=…``, :mod:`lookalike.serve.timing`); ``http_p50_ms`` is the
 p50 of each request's latency minus that, the HTTP stack's own share, and
 ``library_call_p50_over_in_process`` the search inside the server against the in-process
-one: on this VM a search that follows the last one by a client's round trip runs slower
-than one right after it, in-process too (since 2026-12-06 08:10 UTC).
+one (since 2026-12-06 08:00 UTC).
+
+Placements: how the server's processes shared each concurrency-4 and -16 load's client
+connections, once every client has had an answer and again after three quarters of the
+requests ("4+0 -> 2+2": one process held all four, then two each), beside each round's
+requests/s (``per_s_rounds``): the kernel hands a new connection to whichever process
+accepts first, and a process over its share closes one (``lookalike/serve/balance.py``;
+since 2026-12-06 08:40 UTC).
 
 Cores busy: the machine's CPU time over the wall time of each load (every process). What
 concurrency can add is the cores left idle at concurrency 1 (``c1_cores_idle``) and what
@@ -59,6 +65,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -66,7 +73,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FACES, free_port, machine, table, write
-from serving import start
+from serving import Server, start
 
 
 def queries(n: int) -> list[tuple[str, bytes]]:
@@ -79,7 +86,7 @@ def queries(n: int) -> list[tuple[str, bytes]]:
 
 
 def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: int, total: int,
-         headers: dict) -> dict:
+         headers: dict, placed: Callable[[], str] | None = None) -> dict:
     """``total`` requests from ``concurrency`` threads, each with its own keep-alive connection.
 
     Each request's body is encoded before the clock starts and sent by ``http.client``, as a
@@ -99,6 +106,9 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     library: list[float | None] = []  # each answer's Server-Timing (lookalike's), else None
     lock = threading.Lock()
     counter = iter(range(total))
+    answered: list[int] = []  # clients that have had a first answer (their connection is placed)
+    all_answered = threading.Event()
+    late = threading.Event()  # three quarters of the requests answered
 
     def client() -> None:
         conn = http.client.HTTPConnection(where.hostname, where.port, timeout=300)
@@ -123,6 +133,12 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
                     latencies.append((time.perf_counter() - t0) * 1000)
                     statuses.append(status)
                     library.append(took)
+                    if len(answered) < concurrency and threading.get_ident() not in answered:
+                        answered.append(threading.get_ident())
+                        if len(answered) == concurrency:
+                            all_answered.set()
+                    if len(latencies) >= 3 * total // 4:
+                        late.set()
         finally:
             conn.close()
 
@@ -131,11 +147,34 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     t0 = time.perf_counter()
     for t in threads:
         t.start()
+    placement = None
+    if placed is not None and all_answered.wait(timeout=300):
+        placement = placed()  # while the load runs: every client's connection is open
+        if late.wait(timeout=300):  # and again once the processes had time to spread them
+            placement += " -> " + placed()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
     return {"latencies": latencies, "statuses": statuses, "library": library, "wall": wall,
-            "busy": _busy_seconds() - busy_before}
+            "busy": _busy_seconds() - busy_before, "placement": placement}
+
+
+def placements(server: Server) -> Callable[[], str]:
+    """How the server's processes share the open client connections now, most first
+    ("3+1": one process holds three of four): the kernel hands each new connection to
+    whichever process accepts first, and a keep-alive client stays where it landed."""
+    import psutil
+
+    assert server.ready_dir is not None
+    port = int(server.url.rsplit(":", 1)[1])
+    pids = [int(p.name) for p in server.ready_dir.iterdir() if p.name.isdigit()]
+
+    def now() -> str:
+        held = [sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port) for pid in pids]
+        return "+".join(str(n) for n in sorted(held, reverse=True))
+
+    return now
 
 
 def _library_ms(header: str | None) -> float | None:
@@ -149,20 +188,26 @@ def _library_ms(header: str | None) -> float | None:
 
 def figures(loads: list[dict]) -> dict:
     """One row's figures from the loads of every round: latencies pooled, requests/s and
-    cores busy over the rounds' summed wall time."""
+    cores busy over the rounds' summed wall time; each round's requests/s and, where it was
+    asked, how the server's processes shared its connections (:func:`placements`)."""
     latencies = [x for one in loads for x in one["latencies"]]
     statuses = [x for one in loads for x in one["statuses"]]
     wall = sum(one["wall"] for one in loads)
     row = {"n": len(latencies), "p50_ms": round(float(np.percentile(latencies, 50)), 1),
            "p95_ms": round(float(np.percentile(latencies, 95)), 1), "per_s": round(len(latencies) / wall, 2),
            "errors": sum(1 for s in statuses if s != 200), "5xx": sum(1 for s in statuses if s >= 500),
-           "cores_busy": round(sum(one["busy"] for one in loads) / wall, 2)}
+           "cores_busy": round(sum(one["busy"] for one in loads) / wall, 2),
+           "per_s_rounds": [round(len(one["latencies"]) / one["wall"], 1) for one in loads]}
     timed = [(total, took) for one in loads for total, took in zip(one["latencies"], one["library"], strict=True)
              if took is not None]
+    placed = [one["placement"] for one in loads if one.get("placement")]
+    if placed:
+        row["placements"] = placed
     if timed:  # the server said how long its library call took: the rest is the HTTP stack's
         row["library_p50_ms"] = round(float(np.percentile([took for _, took in timed], 50)), 1)
         row["http_p50_ms"] = round(float(np.percentile([total - took for total, took in timed], 50)), 2)
     return row
+
 
 def _busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy so far (every process: the server's, the
@@ -275,7 +320,8 @@ def main() -> None:
                             print(f"  {service} {verb} at concurrency {c}, round {round_ + 1} ...", flush=True)
                             if (service, verb, c) == ("lookalike serve", "search", 1):
                                 in_process_pass()
-                            loads[c].append(load(url, request, photos, c, max(c, 3) * len(photos), headers))
+                            where = placements(server) if service == "lookalike serve" and c > 1 else None
+                            loads[c].append(load(url, request, photos, c, max(c, 3) * len(photos), headers, where))
                     rows += [{"service": service, "verb": verb, "concurrency": c, **figures(loads[c])} for c in levels]
         finally:
             server.stop()

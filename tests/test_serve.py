@@ -621,6 +621,49 @@ def test_a_busy_sibling_process_gives_a_call_its_share_of_the_cores(site, faces,
         shared.unlink(missing_ok=True)
 
 
+def test_keep_alive_clients_spread_over_the_servers_processes(site):
+    """Four keep-alive clients of the two-process server end up two and two, whichever
+    process the kernel handed their first connections to, and every answer is a 200: a
+    client whose connection a process closed (over its share) reconnects on its own."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    server = site["server"]
+    where = urlsplit(server.url)
+    pids = [int(p.name) for p in server.ready_dir.iterdir() if p.name.isdigit()]
+    assert len(pids) == 2, pids
+
+    clients = [http.client.HTTPConnection(where.hostname, where.port, timeout=60) for _ in range(4)]
+
+    def placement() -> list[int]:
+        """How many of these clients' open connections each server process holds."""
+        ours = {conn.sock.getsockname()[1] for conn in clients if conn.sock is not None}
+        return sorted(sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+                          if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == where.port
+                          and c.raddr and c.raddr.port in ours) for pid in pids)
+
+    seen, closed, even = [], 0, 0
+    try:
+        for _ in range(200):  # rounds of one request a client; 3 even rounds in a row end it
+            for conn in clients:
+                conn.request("GET", "/v1/people", headers={"X-API-Key": site["keys"]["search"]})
+                answer = conn.getresponse()
+                answer.read()
+                assert answer.status == 200
+                closed += answer.getheader("connection") == "close"
+            seen.append(placement())
+            even = even + 1 if seen[-1] == [2, 2] else 0
+            if even == 3:
+                break
+    finally:
+        for conn in clients:
+            conn.close()
+    assert even == 3, seen
+    assert seen[0] == [2, 2] or closed > 0, seen  # an uneven start was mended by closing
+
+
 def test_the_servers_processes_share_a_board_that_goes_when_it_stops(site):
     """``serve --workers 2`` makes the board its processes share, each of them holds a slot
     of it, and the board is removed when the server stops. (Last in this module: it stops
@@ -640,8 +683,8 @@ def test_the_servers_processes_share_a_board_that_goes_when_it_stops(site):
                 workers.add(int(stat.parent.name))
                 path = Path(environ[b"LOOKALIKE_SERVE_BOARD"].decode())
     assert len(workers) == 2, workers
-    cells = memoryview(path.read_bytes()).cast("i")  # (pid, busy) a slot
-    assert len(cells) == 2 * SLOTS and {cells[2 * i] for i in range(SLOTS) if cells[2 * i]} == workers
+    cells = memoryview(path.read_bytes()).cast("q")  # (pid, busy, clients, when counted) a slot
+    assert len(cells) == 4 * SLOTS and {cells[4 * i] for i in range(SLOTS) if cells[4 * i]} == workers
     server.stop()
     del site["server"], site["url"]
     assert not path.exists()

@@ -7,9 +7,11 @@ in-process. When two processes are busy at once, their runs on two threads each 
 the two cores; on one thread each the same search costs 20 % less CPU
 (:func:`lookalike.models.runtime.threads_at_most`). Each process only knows its own
 requests, and which process holds a keep-alive connection is the kernel's choice (four
-connections have sat in one process while the other idled), so the processes say what they
-are doing on a board they share: a small file mapped into each of them, one slot a process,
-holding its pid and whether it is in a library call.
+connections have sat in one process while the other idled, until :mod:`.balance` spread
+them), so the processes say what they are doing on a board they share: a small file mapped
+into each of them, one slot a process, holding its pid, whether it is in a library call, and
+how many clients it holds (with when it last counted them: :meth:`Board.say_clients`, read
+by :mod:`lookalike.serve.balance`).
 
 The board is a hint, never a lock: a process reads its siblings' slots without waiting for
 them, so a read racing a sibling's write only picks a thread count one call too early or
@@ -29,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 SLOTS = 64  # server processes one board holds (uvicorn workers of one `lookalike serve`)
-_PID, _BUSY = 0, 1  # the two int32 cells of a slot
+_PID, _BUSY, _CLIENTS, _COUNTED = 0, 1, 2, 3  # the int64 cells of a slot (_COUNTED: monotonic ms)
+_CELLS = 4
 
 
 def create() -> Path:
@@ -39,7 +42,7 @@ def create() -> Path:
     folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     fd, name = tempfile.mkstemp(prefix="lookalike-board-", dir=folder)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(bytes(SLOTS * 2 * 4))
+        fh.write(bytes(SLOTS * _CELLS * 8))
     return Path(name)
 
 
@@ -62,8 +65,8 @@ class Board:
 
         self.path = Path(path)
         with open(self.path, "r+b") as fh:
-            self._map = mmap.mmap(fh.fileno(), SLOTS * 2 * 4)
-            self._cells = np.frombuffer(self._map, dtype=np.int32).reshape(SLOTS, 2)
+            self._map = mmap.mmap(fh.fileno(), SLOTS * _CELLS * 8)
+            self._cells = np.frombuffer(self._map, dtype=np.int64).reshape(SLOTS, _CELLS)
             fcntl.flock(fh, fcntl.LOCK_EX)  # one process claims a slot at a time
             try:
                 self.slot = self._claim()
@@ -77,7 +80,7 @@ class Board:
             # free, or left by a process that is gone; a live pid of this very process is
             # another Board of it (a participant of its own)
             if pid == 0 or (pid != os.getpid() and not _alive(pid)):
-                self._cells[slot] = (os.getpid(), 0)
+                self._cells[slot] = (os.getpid(), 0, 0, 0)
                 return slot
         raise RuntimeError(f"{self.path}: all {SLOTS} slots of the server's board are taken ({len(claimed)} processes)")
 
@@ -96,13 +99,36 @@ class Board:
         finally:
             self._cells[self.slot, _BUSY] = 0
 
+    def say_clients(self, clients: int) -> None:
+        """Writes how many client connections this participant holds, as of now."""
+        self._cells[self.slot, _COUNTED] = _now_ms()
+        self._cells[self.slot, _CLIENTS] = clients
+
+    def fair_share(self, fresh_ms: int) -> int:
+        """The most clients one participant should hold: every live participant's count
+        (those counted within ``fresh_ms``; an older count is taken as none) over the live
+        participants, rounded up."""
+        now = _now_ms()
+        live = [slot for slot in np.flatnonzero(self._cells[:, _PID])
+                if slot == self.slot or _alive(int(self._cells[slot, _PID]))]
+        held = sum(int(self._cells[slot, _CLIENTS]) for slot in live
+                   if now - int(self._cells[slot, _COUNTED]) <= fresh_ms)
+        return -(-held // max(1, len(live)))
+
     def close(self) -> None:
         """Gives the slot back."""
         if self._map.closed:
             return
-        self._cells[self.slot] = (0, 0)
+        self._cells[self.slot] = (0, 0, 0, 0)
         del self._cells
         self._map.close()
+
+
+def _now_ms() -> int:
+    """Milliseconds of the system's monotonic clock: the same clock in every process."""
+    import time
+
+    return int(time.monotonic() * 1000)
 
 
 def threads_for(others_busy: int, cores: int) -> int | None:

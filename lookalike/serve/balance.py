@@ -1,0 +1,92 @@
+"""Client connections spread over a server's processes: a process holding more keep-alive
+clients than its share closes one connection after its answer (``Connection: close``), and
+the client's next connection is accepted by whichever process takes it first.
+
+Why: ``lookalike serve --workers N`` shares one listening socket, and the process whose event
+loop wakes first accepts every connection waiting (uvloop and asyncio accept in a batch), so
+clients that connect together land together. A keep-alive client stays where it landed: four
+clients of `bench/serve.py` sat 4 + 0 on two processes in one of two loads (2026-12-06 08:27
+UTC, 52 requests/s against 73 with 2 + 2), the second process idle while the first queued
+every search behind its one-call-at-a-time lock. Each process counts the clients it answered
+within :data:`FRESH_S` (a closed connection is not seen by an ASGI app, an idle one drops out
+of the count) and writes the count on the server's board (:mod:`lookalike.serve.board`); the
+share is all the processes' clients over the processes, rounded up. One server process, or
+none over its share: nothing is ever closed."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FRESH_S = 2.0  # a client answered this recently is still held by the process
+
+
+class ClientBoard(Protocol):
+    """What :class:`Rebalance` needs of the board: :class:`~lookalike.serve.board.Board`."""
+
+    def say_clients(self, clients: int) -> None: ...
+
+    def fair_share(self, fresh_ms: int) -> int: ...
+
+
+class Clients:
+    """The client connections (address, port) this process answered recently."""
+
+    def __init__(self, fresh_s: float = FRESH_S) -> None:
+        self.fresh_s = fresh_s
+        self._seen: dict[tuple[str, int], float] = {}
+        self._swept = 0.0
+
+    def saw(self, client: tuple[str, int]) -> int:
+        """Notes an answer to ``client`` now; how many clients are held (seen within
+        :attr:`fresh_s`; the others are forgotten at most a quarter of it late, so that a
+        server with many clients does not walk them all at every request)."""
+        now = time.monotonic()
+        self._seen[client] = now
+        if now - self._swept > self.fresh_s / 4:
+            self._swept = now
+            for c in [c for c, when in self._seen.items() if now - when > self.fresh_s]:
+                del self._seen[c]
+        return len(self._seen)
+
+    def held(self) -> int:
+        """How many clients are held now (as of the last :meth:`saw`)."""
+        return len(self._seen)
+
+    def forget(self, client: tuple[str, int]) -> None:
+        """``client``'s connection is closing: no longer held."""
+        self._seen.pop(client, None)
+
+
+class Rebalance:
+    """ASGI middleware: the answer that finds this process over its share of the server's
+    clients closes its connection (see the module's text)."""
+
+    def __init__(self, app: ASGIApp, board: ClientBoard, clients: Clients | None = None) -> None:
+        self.app = app
+        self.board = board
+        self.clients = clients or Clients()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not client:
+            await self.app(scope, receive, send)
+            return
+        key = (str(client[0]), int(client[1]))
+        self.board.say_clients(self.clients.saw(key))
+
+        async def answering(message: Message) -> None:
+            # decided as the answer starts, not as the request came: requests that waited for
+            # the process's one library call all came while it was over its share, and
+            # closing every one of them sent them all to the sibling (4 + 0 the other way)
+            if message["type"] == "http.response.start":
+                held = self.clients.held()
+                if held > self.board.fair_share(int(self.clients.fresh_s * 1000)):
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                    self.clients.forget(key)
+                    self.board.say_clients(held - 1)
+            await send(message)
+
+        await self.app(scope, receive, answering)
