@@ -26,8 +26,8 @@ async def _ok(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _answer(app: Rebalance, port: int) -> dict[bytes, bytes]:
-    """The headers of ``app``'s answer to a request from 127.0.0.1:``port``."""
+def _sent(app: Rebalance, client: tuple[str, int]) -> list[tuple[bytes, bytes]]:
+    """The headers of ``app``'s answer to a request from ``client``."""
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -36,9 +36,14 @@ def _answer(app: Rebalance, port: int) -> dict[bytes, bytes]:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": ("127.0.0.1", port)}
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": client}
     asyncio.run(app(scope, receive, send))
-    return dict(sent[0]["headers"])
+    return list(sent[0]["headers"])
+
+
+def _answer(app: Rebalance, port: int) -> dict[bytes, bytes]:
+    """The headers of ``app``'s answer to a request from 127.0.0.1:``port``."""
+    return dict(_sent(app, ("127.0.0.1", port)))
 
 
 def test_a_process_over_its_share_closes_a_connection_and_one_alone_never_does(shared):
@@ -72,7 +77,30 @@ def test_a_count_not_said_lately_is_taken_as_none(shared, monkeypatch):
 
 
 def test_an_idle_client_drops_out_of_the_count():
-    clients = Clients(fresh_s=0.0)  # every earlier answer is already stale, and swept at once
+    now = [100.0]
+    clients = Clients(fresh_s=2.0, clock=lambda: now[0])
     assert clients.saw(("127.0.0.1", 1)) == 1
-    assert clients.saw(("127.0.0.1", 2)) == 1
-    assert clients.saw(("127.0.0.1", 2)) == 1
+    now[0] += 1.0
+    assert clients.saw(("127.0.0.1", 2)) == 2  # the first came a second ago: still held
+    now[0] += 1.5
+    assert clients.saw(("127.0.0.1", 2)) == 1  # 2.5 s since the first: gone
+
+
+async def _refused(scope, receive, send) -> None:
+    await send({"type": "http.response.start", "status": 401,
+                "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": b"no"})
+
+
+def test_an_answer_that_closes_anyway_gets_no_second_close_and_a_proxys_visitor_is_not_counted(shared):
+    here, sibling = Board(shared), Board(shared)
+    sibling.say_clients(0)
+    refusing = Rebalance(_refused, board=here)
+    for port in (3001, 3002, 3003):  # over its share each time, but the refusal closes already
+        sent = _sent(refusing, ("127.0.0.1", port))
+        assert [v for k, v in sent if k == b"connection"] == [b"close"]
+    assert refusing.clients.held() == 0  # each closed connection forgotten
+    app = Rebalance(_ok, board=here)
+    for _ in range(5):  # behind a proxy: the visitor's address, port 0
+        assert all(k != b"connection" for k, _ in _sent(app, ("203.0.113.9", 0)))
+    assert app.clients.held() == 0

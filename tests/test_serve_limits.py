@@ -278,6 +278,34 @@ def test_the_access_log_has_method_path_and_status_only(server, lib):
     text = "\n".join(server.log)
     assert secret not in text and "access_token" not in text and "who=me" not in text
     assert not [line for line in lines if "127.0.0.1" in line] and "203.0.113.9" not in text
+    # an encoded newline or quote in the path stays encoded: no forged line, no early quote
+    httpx.get(server.url + "/v1/people/x%0AINFO:%20forged%22y", headers={"X-API-Key": lib["keys"]["search"]},
+              timeout=60)
+    wait_for(lambda: any("forged" in line for line in server.log))
+    forged = [line for line in server.log if "forged" in line]
+    assert forged == [line for line in forged if '"GET /v1/people/x%0AINFO:%20forged%22y HTTP/1.1" 404' in line], forged
+
+
+def test_an_error_past_every_handler_is_logged_as_a_500(caplog):
+    import asyncio
+
+    from lookalike.serve.accesslog import AccessLog
+
+    async def crash(scope, receive, send) -> None:
+        raise RuntimeError("a bug")
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": "/v1/stats", "raw_path": b"/v1/stats", "headers": [],
+             "http_version": "1.1", "client": ("127.0.0.1", 5000)}
+    with caplog.at_level("INFO", logger="lookalike.access"), pytest.raises(RuntimeError):
+        asyncio.run(AccessLog(crash)(scope, receive, send))
+    assert [r.args for r in caplog.records if r.name == "lookalike.access"] == [
+        ("-", "GET", "/v1/stats", "1.1", 500)]
 
 
 def _forged(url: str, calls: int) -> list[int]:

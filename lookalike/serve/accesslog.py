@@ -71,7 +71,20 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, watched)
+        except Exception:
+            # raised past every handler inside: Starlette's ServerErrorMiddleware, outside
+            # this one, answers 500 through the server's own send
+            status = status or 500
+            raise
         finally:
             if status and log.isEnabledFor(logging.INFO):
-                log.info('%s - "%s %s HTTP/%s" %d', "-", scope["method"],
-                         scope.get("root_path", "") + scope["path"], scope["http_version"], status)
+                log.info('%s - "%s %s HTTP/%s" %d', "-", scope["method"], _path(scope), scope["http_version"], status)
+
+
+def _path(scope: Scope) -> str:
+    """The request's path as the client sent it (``raw_path``, the root path included, as
+    uvicorn's own line had it): still percent-encoded, so an encoded newline or quote cannot
+    start a forged line or close the quoted request line early."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin1") if isinstance(raw, bytes) else scope["path"]
+    return path.replace('"', "%22").replace("\n", "%0A").replace("\r", "%0D")

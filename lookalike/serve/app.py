@@ -7,7 +7,7 @@ the process, as the models and the index are not made for concurrent calls; the 
 (``lookalike serve --workers N``) are the parallelism, as the ingest workers are.
 
 Query photos stay in memory: they are read from the request, decoded, searched and
-dropped; nothing of them is written or logged (uvicorn's access log has the path only).
+dropped; nothing of them is written or logged (the access log has the path only).
 """
 
 from __future__ import annotations

@@ -5,22 +5,26 @@ the client's next connection is accepted by whichever process takes it first.
 Why: ``lookalike serve --workers N`` shares one listening socket, and the process whose event
 loop wakes first accepts every connection waiting (uvloop and asyncio accept in a batch), so
 clients that connect together land together. A keep-alive client stays where it landed: four
-clients of `bench/serve.py` sat 4 + 0 on two processes in one of two loads (2026-12-06 08:27
+clients of `bench/serve.py` sat 4 + 0 on two processes in one of two loads (2026-12-06 08:24
 UTC, 52 requests/s against 73 with 2 + 2), the second process idle while the first queued
-every search behind its one-call-at-a-time lock. Each process counts the clients it answered
-within :data:`FRESH_S` (a closed connection is not seen by an ASGI app, an idle one drops out
-of the count) and writes the count on the server's board (:mod:`lookalike.serve.board`); the
-share is all the processes' clients over the processes, rounded up. One server process, or
-none over its share: nothing is ever closed."""
+every search behind its one-call-at-a-time lock. Each process counts the clients whose
+requests came within :data:`FRESH_S` (a closed connection is not seen by an ASGI app, an idle
+one drops out of the count) and writes the count on the server's board
+(:mod:`lookalike.serve.board`); the share is all the processes' clients over the processes,
+rounded up. One server process, or none over its share: nothing is ever closed. Behind a
+proxy (``--forwarded-allow-ips``) the client is the visitor's address without a port, not a
+connection: nothing is counted or closed there either."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FRESH_S = 2.0  # a client answered this recently is still held by the process
+FRESH_S = 2.0  # a client whose request came this recently is still held by the process
 
 
 class ClientBoard(Protocol):
@@ -32,18 +36,19 @@ class ClientBoard(Protocol):
 
 
 class Clients:
-    """The client connections (address, port) this process answered recently."""
+    """The client connections (address, port) whose requests this process saw lately."""
 
-    def __init__(self, fresh_s: float = FRESH_S) -> None:
+    def __init__(self, fresh_s: float = FRESH_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.fresh_s = fresh_s
+        self._clock = clock
         self._seen: dict[tuple[str, int], float] = {}
-        self._swept = 0.0
+        self._swept = clock()
 
     def saw(self, client: tuple[str, int]) -> int:
-        """Notes an answer to ``client`` now; how many clients are held (seen within
+        """Notes a request from ``client`` now; how many clients are held (seen within
         :attr:`fresh_s`; the others are forgotten at most a quarter of it late, so that a
         server with many clients does not walk them all at every request)."""
-        now = time.monotonic()
+        now = self._clock()
         self._seen[client] = now
         if now - self._swept > self.fresh_s / 4:
             self._swept = now
@@ -60,6 +65,12 @@ class Clients:
         self._seen.pop(client, None)
 
 
+def _closes(headers: list[tuple[bytes, bytes]] | Headers) -> bool:
+    values = headers.getlist("connection") if isinstance(headers, Headers) else \
+        [v.decode("latin1") for k, v in headers if k.lower() == b"connection"]
+    return any("close" in v.lower() for v in values)
+
+
 class Rebalance:
     """ASGI middleware: the answer that finds this process over its share of the server's
     clients closes its connection (see the module's text)."""
@@ -71,22 +82,27 @@ class Rebalance:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] != "http" or not client:
+        if scope["type"] != "http" or not client or not client[1]:  # no port: a proxy's visitor
             await self.app(scope, receive, send)
             return
         key = (str(client[0]), int(client[1]))
         self.board.say_clients(self.clients.saw(key))
+        leaving = _closes(Headers(scope=scope))  # the client closes it itself
 
         async def answering(message: Message) -> None:
             # decided as the answer starts, not as the request came: requests that waited for
             # the process's one library call all came while it was over its share, and
             # closing every one of them sent them all to the sibling (4 + 0 the other way)
             if message["type"] == "http.response.start":
-                held = self.clients.held()
-                if held > self.board.fair_share(int(self.clients.fresh_s * 1000)):
-                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                headers = list(message.get("headers", []))
+                if leaving or _closes(headers):  # a refusal that closes it anyway
                     self.clients.forget(key)
-                    self.board.say_clients(held - 1)
+                elif self.clients.held() > self.board.fair_share(int(self.clients.fresh_s * 1000)):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+                    # forgotten here, still counted on the board until the next request: the
+                    # client is on its way to a process that has not counted it yet, and a
+                    # total one short would shrink the share and close one more
+                    self.clients.forget(key)
             await send(message)
 
         await self.app(scope, receive, answering)
