@@ -42,7 +42,7 @@ connections, once every client has had an answer and again after three quarters 
 requests ("4+0 -> 2+2": one process held all four, then two each), beside each round's
 requests/s (``per_s_rounds``): the kernel hands a new connection to whichever process
 accepts first, and a process over its share closes one (``lookalike/serve/balance.py``;
-since 2026-12-06 08:40 UTC).
+since 2026-12-06 08:40 UTC), ``closed`` counting the answers that did (since 09:20 UTC).
 
 Cores busy: the machine's CPU time over the wall time of each load (every process). What
 concurrency can add is the cores left idle at concurrency 1 (``c1_cores_idle``) and what
@@ -104,6 +104,7 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     latencies: list[float] = []
     statuses: list[int] = []
     library: list[float | None] = []  # each answer's Server-Timing (lookalike's), else None
+    closed = [0]  # answers that closed their connection (the client reconnects)
     lock = threading.Lock()
     counter = iter(range(total))
     answered: list[int] = []  # clients that have had a first answer (their connection is placed)
@@ -126,6 +127,9 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
                     answer.read()
                     status = answer.status
                     took = _library_ms(answer.getheader("server-timing"))
+                    if answer.will_close:
+                        with lock:
+                            closed[0] += 1
                 except (OSError, http.client.HTTPException):
                     conn.close()  # a fresh connection for the next request
                     status, took = 0, None
@@ -156,7 +160,7 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
         t.join()
     wall = time.perf_counter() - t0
     return {"latencies": latencies, "statuses": statuses, "library": library, "wall": wall,
-            "busy": _busy_seconds() - busy_before, "placement": placement}
+            "busy": _busy_seconds() - busy_before, "placement": placement, "closed": closed[0]}
 
 
 def placements(server: Server) -> Callable[[], str]:
@@ -203,6 +207,7 @@ def figures(loads: list[dict]) -> dict:
     placed = [one["placement"] for one in loads if one.get("placement")]
     if placed:
         row["placements"] = placed
+        row["closed"] = [one["closed"] for one in loads]  # answers that closed their connection
     if timed:  # the server said how long its library call took: the rest is the HTTP stack's
         row["library_p50_ms"] = round(float(np.percentile([took for _, took in timed], 50)), 1)
         row["http_p50_ms"] = round(float(np.percentile([total - took for total, took in timed], 50)), 2)
