@@ -73,7 +73,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FACES, free_port, machine, table, write
-from serving import Server, start
+from serving import start
 
 
 def queries(n: int) -> list[tuple[str, bytes]]:
@@ -161,24 +161,6 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     wall = time.perf_counter() - t0
     return {"latencies": latencies, "statuses": statuses, "library": library, "wall": wall,
             "busy": _busy_seconds() - busy_before, "placement": placement, "closed": closed[0]}
-
-
-def placements(server: Server) -> Callable[[], str]:
-    """How the server's processes share the open client connections now, most first
-    ("3+1": one process holds three of four): the kernel hands each new connection to
-    whichever process accepts first, and a keep-alive client stays where it landed."""
-    import psutil
-
-    assert server.ready_dir is not None
-    port = int(server.url.rsplit(":", 1)[1])
-    pids = [int(p.name) for p in server.ready_dir.iterdir() if p.name.isdigit()]
-
-    def now() -> str:
-        held = [sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
-                    if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port) for pid in pids]
-        return "+".join(str(n) for n in sorted(held, reverse=True))
-
-    return now
 
 
 def _library_ms(header: str | None) -> float | None:
@@ -325,7 +307,8 @@ def main() -> None:
                             print(f"  {service} {verb} at concurrency {c}, round {round_ + 1} ...", flush=True)
                             if (service, verb, c) == ("lookalike serve", "search", 1):
                                 in_process_pass()
-                            where = placements(server) if service == "lookalike serve" and c > 1 else None
+                            where = (lambda: "+".join(map(str, server.placement()))) \
+                                if service == "lookalike serve" and c > 1 else None
                             loads[c].append(load(url, request, photos, c, max(c, 3) * len(photos), headers, where))
                     rows += [{"service": service, "verb": verb, "concurrency": c, **figures(loads[c])} for c in levels]
         finally:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,21 @@ class Server:
     url: str
     log: list[str] = field(default_factory=list)  # every line the server printed
     ready_dir: Path | None = None  # where its processes said they were ready
+
+    def placement(self, ports: Collection[int] | None = None) -> list[int]:
+        """How many open client connections each of the server's processes holds now, most
+        first ([3, 1]: one holds three of four), counting only clients on ``ports`` when
+        given: the kernel hands each new connection to whichever process accepts first, and
+        a keep-alive client stays where it landed (``lookalike/serve/balance.py``)."""
+        import psutil
+
+        assert self.ready_dir is not None
+        port = int(self.url.rsplit(":", 1)[1])
+        pids = [int(p.name) for p in self.ready_dir.iterdir() if p.name.isdigit()]
+        return sorted((sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+                           if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                           and (ports is None or (c.raddr and c.raddr.port in ports))) for pid in pids),
+                      reverse=True)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

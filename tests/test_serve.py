@@ -628,21 +628,15 @@ def test_keep_alive_clients_spread_over_the_servers_processes(site):
     import http.client
     from urllib.parse import urlsplit
 
-    import psutil
-
     server = site["server"]
     where = urlsplit(server.url)
-    pids = [int(p.name) for p in server.ready_dir.iterdir() if p.name.isdigit()]
-    assert len(pids) == 2, pids
+    assert len(server.placement()) == 2  # two server processes
 
     clients = [http.client.HTTPConnection(where.hostname, where.port, timeout=60) for _ in range(4)]
 
     def placement() -> list[int]:
         """How many of these clients' open connections each server process holds."""
-        ours = {conn.sock.getsockname()[1] for conn in clients if conn.sock is not None}
-        return sorted(sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
-                          if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == where.port
-                          and c.raddr and c.raddr.port in ours) for pid in pids)
+        return server.placement({conn.sock.getsockname()[1] for conn in clients if conn.sock is not None})
 
     seen, closed, even = [], 0, 0
     try:

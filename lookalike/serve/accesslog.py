@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
+from .asgi import HttpMiddleware, Watched
 
 log = logging.getLogger("lookalike.access")  # uvicorn's "access" handler and formatter (log_config)
 
@@ -50,35 +52,23 @@ def log_config() -> dict[str, Any]:
     return config
 
 
-class AccessLog:
+class AccessLog(HttpMiddleware):
     """ASGI middleware (the outermost): one access line for each HTTP request that was
     answered, written after the answer's last byte was handed to the server."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 0
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = Watched(send)
         try:
-            await self.app(scope, receive, watched)
+            await self.app(scope, receive, answer)
         except Exception:
             # raised past every handler inside: Starlette's ServerErrorMiddleware, outside
             # this one, answers 500 through the server's own send
-            status = status or 500
+            answer.status = answer.status or 500
             raise
         finally:
-            if status and log.isEnabledFor(logging.INFO):
-                log.info('%s - "%s %s HTTP/%s" %d', "-", scope["method"], _path(scope), scope["http_version"], status)
+            if answer.status and log.isEnabledFor(logging.INFO):
+                log.info('%s - "%s %s HTTP/%s" %d', "-", scope["method"], _path(scope), scope["http_version"],
+                         answer.status)
 
 
 def _path(scope: Scope) -> str:

@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .asgi import HttpMiddleware, Watched
 
 FRESH_S = 2.0  # a client whose request came this recently is still held by the process
 
@@ -65,44 +67,40 @@ class Clients:
         self._seen.pop(client, None)
 
 
-def _closes(headers: list[tuple[bytes, bytes]] | Headers) -> bool:
-    values = headers.getlist("connection") if isinstance(headers, Headers) else \
-        [v.decode("latin1") for k, v in headers if k.lower() == b"connection"]
-    return any("close" in v.lower() for v in values)
+def _closes(headers: Headers) -> bool:
+    return any("close" in value.lower() for value in headers.getlist("connection"))
 
 
-class Rebalance:
+class Rebalance(HttpMiddleware):
     """ASGI middleware: the answer that finds this process over its share of the server's
     clients closes its connection (see the module's text)."""
 
     def __init__(self, app: ASGIApp, board: ClientBoard, clients: Clients | None = None) -> None:
-        self.app = app
+        super().__init__(app)
         self.board = board
         self.clients = clients or Clients()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] != "http" or not client or not client[1]:  # no port: a proxy's visitor
+        if not client or not client[1]:  # no port: a proxy's visitor
             await self.app(scope, receive, send)
             return
         key = (str(client[0]), int(client[1]))
         self.board.say_clients(self.clients.saw(key))
         leaving = _closes(Headers(scope=scope))  # the client closes it itself
 
-        async def answering(message: Message) -> None:
+        def answering(message: Message) -> None:
             # decided as the answer starts, not as the request came: requests that waited for
             # the process's one library call all came while it was over its share, and
             # closing every one of them sent them all to the sibling (4 + 0 the other way)
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if leaving or _closes(headers):  # a refusal that closes it anyway
-                    self.clients.forget(key)
-                elif self.clients.held() > self.board.fair_share(int(self.clients.fresh_s * 1000)):
-                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
-                    # forgotten here, still counted on the board until the next request: the
-                    # client is on its way to a process that has not counted it yet, and a
-                    # total one short would shrink the share and close one more
-                    self.clients.forget(key)
-            await send(message)
+            headers = MutableHeaders(scope=message)
+            if leaving or _closes(headers):  # a refusal that closes it anyway
+                self.clients.forget(key)
+            elif self.clients.held() > self.board.fair_share(int(self.clients.fresh_s * 1000)):
+                headers.append("connection", "close")
+                # forgotten here, still counted on the board until the next request: the
+                # client is on its way to a process that has not counted it yet, and a
+                # total one short would shrink the share and close one more
+                self.clients.forget(key)
 
-        await self.app(scope, receive, answering)
+        await self.app(scope, receive, Watched(send, answering))

@@ -9,22 +9,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.schema import KeyScope
+from .asgi import HttpMiddleware, Watched
 from .problems import MEDIA_TYPE, TITLES
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def grants(held: KeyScope | None, needed: KeyScope) -> bool:
@@ -132,7 +128,7 @@ class BodySlots:
         self._freed.set()
 
 
-class Gate:
+class Gate(HttpMiddleware):
     """ASGI middleware in front of everything that reads a body.
 
     The caller is admitted from the request's headers alone (key, scope, rate limit); a
@@ -142,12 +138,10 @@ class Gate:
     in time). The admitted caller is left in ``scope["state"]["caller"]``."""
 
     def __init__(self, app: ASGIApp, admit: Admit, slots: BodySlots) -> None:
-        self.app, self.admit, self.slots = app, admit, slots
+        super().__init__(app)
+        self.admit, self.slots = admit, slots
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             caller = await self.admit(scope)
         except ApiProblem as problem:
@@ -176,23 +170,21 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request is over {limit} bytes; send smaller photos")
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """ASGI middleware: a request whose body is over ``limit`` bytes gets a 413 problem.
     A declared ``Content-Length`` is refused before reading; a chunked body is counted as
     it arrives and cut off at the limit, so nothing larger is ever buffered or parsed."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+        super().__init__(app)
+        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
             return
-        received, started = 0, False
+        received = 0
 
         async def counted() -> Message:
             nonlocal received
@@ -203,50 +195,29 @@ class BodyLimit:
                     raise _TooLarge(self.limit)
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        answer = Watched(send)
         try:
-            await self.app(scope, counted, watched)
+            await self.app(scope, counted, answer)
         except _TooLarge:
-            if not started:
+            if not answer.started:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"type": "lookalike:request_too_large", "title": TITLES[413], "status": 413,
-                           "detail": f"the request is over {self.limit} bytes; send smaller photos",
-                           "code": "request_too_large"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, ApiProblem(413, "request_too_large",
+                                            f"the request is over {self.limit} bytes; send smaller photos"))
 
 
-class CatchAll:
+class CatchAll(HttpMiddleware):
     """ASGI middleware just outside the routes' own error handlers: a request that crashed
     is logged as its route and the error's class with the stack (never the error's message,
     which for a database error holds the SQL statement and its parameters: a visitor's
     filter values), and answered as a 500 problem; nothing is raised further (Starlette's
     outermost layer would log the whole error a second time)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = Watched(send)
         try:
-            await self.app(scope, receive, watched)
+            await self.app(scope, receive, answer)
         except Exception as err:  # noqa: BLE001 - the last word on any crash: logged, answered
             import traceback
 
@@ -254,7 +225,7 @@ class CatchAll:
             stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()
             log.error("%s %s failed: %s (its message is not logged: it may quote the request)\n%s",
                       scope.get("method"), _route(scope), kind, stack)
-            if not started:
+            if not answer.started:
                 await send_problem(send, ApiProblem(500, "internal",
                                                     "the server failed on this request; it has been logged"))
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import MutableHeaders
+from starlette.types import Message, Receive, Scope, Send
+
+from .asgi import HttpMiddleware, Watched
 
 
 @dataclass
@@ -39,35 +42,19 @@ def record(seconds: float) -> None:
         spent.library = (spent.library or 0.0) + seconds
 
 
-def header(spent: Spent) -> tuple[bytes, bytes] | None:
-    """The ``Server-Timing`` header for what was spent, or None when no call was made."""
-    if spent.library is None:
-        return None
-    return b"server-timing", f"library;dur={spent.library * 1000:.2f}".encode()
-
-
-class ServerTiming:
+class ServerTiming(HttpMiddleware):
     """ASGI middleware: adds ``Server-Timing: library;dur=…`` to answers that made a
     library call."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         spent = Spent()
         token = _spent.set(spent)
 
-        async def timed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                added = header(spent)
-                if added is not None:
-                    message = {**message, "headers": [*message.get("headers", []), added]}
-            await send(message)
+        def say(message: Message) -> None:
+            if spent.library is not None:
+                MutableHeaders(scope=message).append("server-timing", f"library;dur={spent.library * 1000:.2f}")
 
         try:
-            await self.app(scope, receive, timed)
+            await self.app(scope, receive, Watched(send, say))
         finally:
             _spent.reset(token)
