@@ -37,6 +37,19 @@ class Server:
                            and (ports is None or (c.raddr and c.raddr.port in ports))) for pid in pids),
                       reverse=True)
 
+    def said(self) -> list[int]:
+        """How many client connections each of the server's processes says it holds on the
+        board they share (``lookalike/serve/board.py``), most first: what their spreading
+        weighs, to be compared with :meth:`placement` (the kernel's count)."""
+        from lookalike.serve.board import said_clients
+
+        assert self.ready_dir is not None
+        pids = [int(p.name) for p in self.ready_dir.iterdir() if p.name.isdigit()]
+        environ = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+        board = next(v.split(b"=", 1)[1] for v in environ if v.startswith(b"LOOKALIKE_SERVE_BOARD="))
+        said = said_clients(board.decode())
+        return sorted((said.get(pid, 0) for pid in pids), reverse=True)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)  # as Ctrl-C: uvicorn shuts its workers down

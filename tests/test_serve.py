@@ -658,6 +658,32 @@ def test_keep_alive_clients_spread_over_the_servers_processes(site):
     assert seen[0] == [2, 2] or closed > 0, seen  # an uneven start was mended by closing
 
 
+def test_each_process_says_the_connections_it_holds_and_a_client_that_left_is_off_at_once(site):
+    """The board the spreading weighs says what the kernel says (each process's open client
+    connections, counted from the moment one is accepted), and a client that closed its
+    connection is off it as soon as the process lost it, not seconds later: the clients of a
+    load that had just ended were counted into the next one (8 + 8 said for four clients) and
+    hid a 3 + 1. The connections ask nothing, so no answer closes them on its own."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from conftest import wait_for
+
+    server = site["server"]
+    where = urlsplit(server.url)
+    assert wait_for(lambda: server.said() == server.placement(), guard=60)  # the earlier tests' gone
+    before = sum(server.placement())
+    clients = [socket.create_connection((where.hostname, where.port), timeout=60) for _ in range(4)]
+    try:
+        assert wait_for(lambda: server.said() == server.placement() and sum(server.said()) == before + 4,
+                        guard=60), (server.said(), server.placement(), before)
+    finally:
+        for conn in clients:
+            conn.close()
+    assert wait_for(lambda: server.said() == server.placement() and sum(server.said()) == before, guard=60), \
+        (server.said(), server.placement(), before)
+
+
 def test_the_servers_processes_share_a_board_that_goes_when_it_stops(site):
     """``serve --workers 2`` makes the board its processes share, each of them holds a slot
     of it, and the board is removed when the server stops. (Last in this module: it stops
@@ -677,8 +703,8 @@ def test_the_servers_processes_share_a_board_that_goes_when_it_stops(site):
                 workers.add(int(stat.parent.name))
                 path = Path(environ[b"LOOKALIKE_SERVE_BOARD"].decode())
     assert len(workers) == 2, workers
-    cells = memoryview(path.read_bytes()).cast("q")  # (pid, busy, clients, when counted) a slot
-    assert len(cells) == 4 * SLOTS and {cells[4 * i] for i in range(SLOTS) if cells[4 * i]} == workers
+    cells = memoryview(path.read_bytes()).cast("q")  # (pid, busy, clients) a slot
+    assert len(cells) == 3 * SLOTS and {cells[3 * i] for i in range(SLOTS) if cells[3 * i]} == workers
     server.stop()
     del site["server"], site["url"]
     assert not path.exists()

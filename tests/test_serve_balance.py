@@ -1,7 +1,8 @@
 """Client connections spread over a server's processes (lookalike.serve.balance): a process
-over its share of the clients closes a connection after its answer, one alone never does,
-and a count not said lately is none (tests/test_serve.py: on the real two-process server,
-four keep-alive clients end up two and two)."""
+over its share of the connections closes one after its answer, one alone never does, and a
+connection counts from when it is made until it is lost (tests/test_serve.py: on the real
+two-process server, four keep-alive clients end up two and two, and clients that left are
+off the board at once)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 import pytest
 
 from lookalike.serve import board as boards
-from lookalike.serve.balance import Clients, Rebalance
+from lookalike.serve.balance import Connections, Rebalance
 from lookalike.serve.board import Board
 
 
@@ -42,48 +43,62 @@ def _sent(app: Rebalance, client: tuple[str, int]) -> list[tuple[bytes, bytes]]:
 
 
 def _answer(app: Rebalance, port: int) -> dict[bytes, bytes]:
-    """The headers of ``app``'s answer to a request from 127.0.0.1:``port``."""
+    """The headers of ``app``'s answer to a request on 127.0.0.1:``port``'s connection
+    (made first if it is not open: its client reconnected, or came for the first time)."""
+    if ("127.0.0.1", port) not in app.connections:
+        app.connections.made(("127.0.0.1", port))
     return dict(_sent(app, ("127.0.0.1", port)))
+
+
+def _rebalance(app, board: Board) -> Rebalance:
+    """``app`` behind the spreading, its own connections counted onto ``board``."""
+    connections = Connections()
+    connections.watch(board.say_clients)
+    return Rebalance(app, board=board, connections=connections)
 
 
 def test_a_process_over_its_share_closes_a_connection_and_one_alone_never_does(shared):
     here, sibling = Board(shared), Board(shared)
-    app = Rebalance(_ok, board=here)
+    app = _rebalance(_ok, here)
     sibling.say_clients(0)
     assert b"connection" not in _answer(app, 1001)
-    assert _answer(app, 1002)[b"connection"] == b"close"  # two clients here, none there
-    sibling.say_clients(1)  # the closed one reconnected to the sibling
+    assert _answer(app, 1002)[b"connection"] == b"close"  # two connections here, none there
+    assert app.connections.held() == 1 and app.connections.open() == 2  # closing, not yet lost
+    assert here.fair_share() == 1  # the closing one still counted on the board
+    app.connections.lost(("127.0.0.1", 1002))
+    sibling.say_clients(1)  # its client reconnected to the sibling
     assert b"connection" not in _answer(app, 1001)
     assert b"connection" not in _answer(app, 1003)  # 2 here, 1 there: as even as 3 can be
     assert _answer(app, 1004)[b"connection"] == b"close"  # 3 here, 1 there
+    assert _answer(app, 1001).get(b"connection") is None  # 2 staying here: not closed again
+    app.connections.lost(("127.0.0.1", 1004))
     sibling.say_clients(2)
     for port in (1001, 1003, 1001, 1003):  # 2 and 2: nobody is closed
         assert b"connection" not in _answer(app, port)
-    sibling.close()  # the sibling process is gone: its clients are not counted
-    alone = Rebalance(_ok, board=here, clients=Clients())
-    for port in range(2001, 2010):  # one process, nine clients: all its own
+    sibling.close()  # the sibling process is gone: its connections are not counted
+    alone = _rebalance(_ok, here)
+    for port in range(2001, 2010):  # one process, nine connections: all its own
         assert b"connection" not in _answer(alone, port)
 
 
-def test_a_count_not_said_lately_is_taken_as_none(shared, monkeypatch):
+def test_connections_count_from_made_to_lost_and_the_board_hears_each_change(shared):
+    """No time window: a connection that was lost is off the board at once, however recently
+    it asked something, and an idle one that stays open is still held (the count that hid a
+    3 + 1 behind 8 + 8 when a load followed another)."""
     here, sibling = Board(shared), Board(shared)
-    here.say_clients(3)
-    sibling.say_clients(5)
-    assert here.fair_share(fresh_ms=2000) == 4
-    later = boards._now_ms() + 10_000  # the board's own clock, ten seconds on
-    monkeypatch.setattr(boards, "_now_ms", lambda: later)
-    here.say_clients(3)
-    assert here.fair_share(fresh_ms=2000) == 2  # the sibling's 5 are ten seconds old
-
-
-def test_an_idle_client_drops_out_of_the_count():
-    now = [100.0]
-    clients = Clients(fresh_s=2.0, clock=lambda: now[0])
-    assert clients.saw(("127.0.0.1", 1)) == 1
-    now[0] += 1.0
-    assert clients.saw(("127.0.0.1", 2)) == 2  # the first came a second ago: still held
-    now[0] += 1.5
-    assert clients.saw(("127.0.0.1", 2)) == 1  # 2.5 s since the first: gone
+    heard: list[int] = []
+    connections = Connections()
+    connections.watch(heard.append)
+    connections.watch(here.say_clients)
+    for port in (1, 2, 3):
+        connections.made(("127.0.0.1", port))
+    sibling.say_clients(1)
+    assert heard == [0, 1, 2, 3] and here.fair_share() == 2
+    connections.closing(("127.0.0.1", 9))  # not open here: nothing to close
+    assert connections.held() == 3
+    for port in (1, 2, 3):
+        connections.lost(("127.0.0.1", port))
+    assert heard[-1] == 0 and connections.open() == 0 and here.fair_share() == 1
 
 
 async def _refused(scope, receive, send) -> None:
@@ -95,12 +110,15 @@ async def _refused(scope, receive, send) -> None:
 def test_an_answer_that_closes_anyway_gets_no_second_close_and_a_proxys_visitor_is_not_counted(shared):
     here, sibling = Board(shared), Board(shared)
     sibling.say_clients(0)
-    refusing = Rebalance(_refused, board=here)
+    refusing = _rebalance(_refused, here)
     for port in (3001, 3002, 3003):  # over its share each time, but the refusal closes already
+        refusing.connections.made(("127.0.0.1", port))
         sent = _sent(refusing, ("127.0.0.1", port))
         assert [v for k, v in sent if k == b"connection"] == [b"close"]
-    assert refusing.clients.held() == 0  # each closed connection forgotten
-    app = Rebalance(_ok, board=here)
-    for _ in range(5):  # behind a proxy: the visitor's address, port 0
+    assert refusing.connections.held() == 0  # each closing connection no longer held
+    app = _rebalance(_ok, here)
+    app.connections.made(("127.0.0.1", 4001))  # the proxy's one connection, counted
+    sibling.say_clients(0)
+    for _ in range(5):  # behind a proxy: the visitor's address, port 0, is not a connection
         assert all(k != b"connection" for k, _ in _sent(app, ("203.0.113.9", 0)))
-    assert app.clients.held() == 0
+    assert app.connections.held() == 1

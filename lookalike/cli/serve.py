@@ -77,6 +77,7 @@ def serve(
         import uvicorn
 
         from ..serve.accesslog import log_config
+        from ..serve.protocol import IMPORT as COUNTED_HTTP
 
         _console(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/"
                                     f"{'docs' if docs else 'openapi.json'} "
@@ -85,8 +86,11 @@ def serve(
         # them from 127.0.0.1, and anyone on the machine could pose as any address (and so
         # escape the per-address rate limit of --open-search)
         # access_log=False: the app writes its own access lines, after each answer has gone
-        # (lookalike.serve.accesslog.AccessLog), so uvicorn's must not write a second one
+        # (lookalike.serve.accesslog.AccessLog), so uvicorn's must not write a second one;
+        # http: uvicorn's own protocol, telling each process the connections it holds
+        # (lookalike.serve.protocol), which its clients' spreading counts
         config = uvicorn.Config("lookalike.serve.app:from_env", factory=True, host=host, port=port,
+                                http=COUNTED_HTTP,
                                 workers=workers, log_level="info", access_log=False, server_header=False,
                                 timeout_graceful_shutdown=10, log_config=log_config(),
                                 proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "")

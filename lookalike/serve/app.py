@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import LookalikeError
 from . import problems, schemas
 from .accesslog import AccessLog
-from .balance import Rebalance
+from .balance import PROCESS, Rebalance
 from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Gate
 from .routes import TOPICS
 from .service import Service, admitter
@@ -78,7 +78,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
     if service.board is not None:  # more than one server process: their clients spread out
-        app.add_middleware(Rebalance, board=service.board)
+        PROCESS.watch(service.board.say_clients)  # the connections uvicorn's protocol counts
+        app.add_middleware(Rebalance, board=service.board, connections=PROCESS)
     app.add_middleware(AccessLog)  # outermost: every answer is logged, refusals too
 
     for topic in TOPICS:

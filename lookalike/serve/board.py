@@ -10,8 +10,8 @@ requests, and which process holds a keep-alive connection is the kernel's choice
 connections have sat in one process while the other idled, until :mod:`.balance` spread
 them), so the processes say what they are doing on a board they share: a small file mapped
 into each of them, one slot a process, holding its pid, whether it is in a library call, and
-how many clients it holds (with when it last counted them: :meth:`Board.say_clients`, read
-by :mod:`lookalike.serve.balance`).
+how many client connections it holds (:meth:`Board.say_clients`, written as they are made and
+lost, read by :mod:`lookalike.serve.balance`).
 
 The board is a hint, never a lock: a process reads its siblings' slots without waiting for
 them, so a read racing a sibling's write only picks a thread count one call too early or
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 SLOTS = 64  # server processes one board holds (uvicorn workers of one `lookalike serve`)
-_PID, _BUSY, _CLIENTS, _COUNTED = 0, 1, 2, 3  # the int64 cells of a slot (_COUNTED: monotonic ms)
-_CELLS = 4
+_PID, _BUSY, _CLIENTS = 0, 1, 2  # the int64 cells of a slot
+_CELLS = 3
 
 
 def create() -> Path:
@@ -80,7 +80,7 @@ class Board:
             # free, or left by a process that is gone; a live pid of this very process is
             # another Board of it (a participant of its own)
             if pid == 0 or (pid != os.getpid() and not _alive(pid)):
-                self._cells[slot] = (os.getpid(), 0, 0, 0)
+                self._cells[slot] = (os.getpid(), 0, 0)
                 return slot
         raise RuntimeError(f"{self.path}: all {SLOTS} slots of the server's board are taken ({len(claimed)} processes)")
 
@@ -100,35 +100,31 @@ class Board:
             self._cells[self.slot, _BUSY] = 0
 
     def say_clients(self, clients: int) -> None:
-        """Writes how many client connections this participant holds, as of now."""
-        self._cells[self.slot, _COUNTED] = _now_ms()
+        """Writes how many client connections this participant holds now."""
         self._cells[self.slot, _CLIENTS] = clients
 
-    def fair_share(self, fresh_ms: int) -> int:
-        """The most clients one participant should hold: every live participant's count
-        (those counted within ``fresh_ms``; an older count is taken as none) over the live
-        participants, rounded up."""
-        now = _now_ms()
+    def fair_share(self) -> int:
+        """The most client connections one participant should hold: every live participant's
+        count over the live participants, rounded up."""
         live = [slot for slot in np.flatnonzero(self._cells[:, _PID])
                 if slot == self.slot or _alive(int(self._cells[slot, _PID]))]
-        held = sum(int(self._cells[slot, _CLIENTS]) for slot in live
-                   if now - int(self._cells[slot, _COUNTED]) <= fresh_ms)
+        held = sum(int(self._cells[slot, _CLIENTS]) for slot in live)
         return -(-held // max(1, len(live)))
 
     def close(self) -> None:
         """Gives the slot back."""
         if self._map.closed:
             return
-        self._cells[self.slot] = (0, 0, 0, 0)
+        self._cells[self.slot] = (0, 0, 0)
         del self._cells
         self._map.close()
 
 
-def _now_ms() -> int:
-    """Milliseconds of the system's monotonic clock: the same clock in every process."""
-    import time
-
-    return int(time.monotonic() * 1000)
+def said_clients(path: Path | str) -> dict[int, int]:
+    """What each live participant of the board at ``path`` says it holds: pid -> client
+    connections (for those watching a server from outside: the tests, the load bench)."""
+    cells = np.fromfile(path, dtype=np.int64).reshape(SLOTS, _CELLS)
+    return {int(pid): int(clients) for pid, _, clients in cells if pid and _alive(int(pid))}
 
 
 def threads_for(others_busy: int, cores: int) -> int | None:
