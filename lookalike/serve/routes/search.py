@@ -1,6 +1,8 @@
 """The search routes (tag ``search``): who looks like the faces in a photo, what a face is
 estimated to be, and whether two photos show the same person. Query photos stay in memory:
-read from the request, decoded, searched and dropped; nothing of them is written or logged."""
+read from the request, decoded, searched and dropped; nothing of them is written or logged.
+The routes are ``async``: their calls run where :meth:`~lookalike.serve.service.Service.run`
+says (a small photo's on the event loop when the library is free)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class By(str, Enum):
 
 @router.post("/v1/search", response_model=schemas.SearchAnswer, response_model_exclude_unset=True,
              tags=["search"])
-def search(
+async def search(
     caller: Searcher,
     service: Served,
     photo: Annotated[UploadFile, File(description=PHOTO)],
@@ -70,11 +72,11 @@ def search(
 
     # the dict is the CLI's JSON with photo references: written out directly (SearchAnswer
     # documents it, the schemathesis test holds it to that) instead of validated again
-    return JSONResponse(service.call(work))
+    return JSONResponse(await service.run(work, len(data.data)))
 
 
 @router.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
-def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
+async def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
     """Estimated age, gender and emotion of every face (estimates, never facts)."""
     from ...faces.images import Upload
 
@@ -85,11 +87,11 @@ def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File
         return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
                 "faces": [f.to_dict() for f in faces]}
 
-    return service.call(work)
+    return await service.run(work, len(data.data))
 
 
 @router.post("/v1/verify", response_model=schemas.VerifyAnswer, tags=["search"])
-def verify(caller: Searcher, service: Served, photo_a: Annotated[UploadFile, File(description=PHOTO)],
+async def verify(caller: Searcher, service: Served, photo_a: Annotated[UploadFile, File(description=PHOTO)],
            photo_b: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
     """Whether the largest faces of two photos are the same person (calibrated threshold)."""
     from ...faces.images import Upload
@@ -97,4 +99,4 @@ def verify(caller: Searcher, service: Served, photo_a: Annotated[UploadFile, Fil
     # named, so that a refused photo is named in the answer
     a = Upload(name_of(photo_a), read(service, photo_a))
     b = Upload(name_of(photo_b), read(service, photo_b))
-    return service.call(lambda lib: lib.verify(a, b).to_dict())
+    return await service.run(lambda lib: lib.verify(a, b).to_dict(), len(a.data) + len(b.data))

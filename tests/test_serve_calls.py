@@ -1,0 +1,61 @@
+"""Where a server process runs a query's library call (lookalike.serve.service.Service.run):
+on the event loop's own thread when the library is free and the photo small, in a worker
+thread when the photo is large or the library busy, and then without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from lookalike.serve.service import INLINE_PHOTO_BYTES, Service
+from lookalike.serve.settings import ServeSettings
+
+
+def _service() -> Service:
+    service = Service(ServeSettings(db="sqlite:///:memory:", rate_per_minute=0))
+    service.lib = object()  # type: ignore[assignment]  # the calls below never touch it
+    return service
+
+
+def _thread(lib: object) -> int:
+    return threading.get_ident()
+
+
+def test_a_small_photos_call_runs_on_the_event_loop_and_a_large_ones_in_a_worker_thread():
+    service = _service()
+
+    async def main() -> tuple[int, int, int]:
+        return (threading.get_ident(), await service.run(_thread, 20_000),
+                await service.run(_thread, INLINE_PHOTO_BYTES + 1))
+
+    loop, small, large = asyncio.run(main())
+    assert small == loop and large != loop
+    assert not service.lock.locked()
+
+
+def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_goes_on():
+    """An admin's ingest holds the library: a search's call waits for it off the loop, which
+    meanwhile answers others (here: runs other coroutines), and runs once it is free."""
+    service = _service()
+    held, release = threading.Event(), threading.Event()
+
+    def admin() -> None:
+        with service.lock:
+            held.set()
+            release.wait(timeout=60)  # a guard: a call blocking the loop would never let main() release it
+
+    writer = threading.Thread(target=admin)
+    writer.start()
+    held.wait()
+
+    async def main() -> tuple[int, int, bool]:
+        call = asyncio.create_task(service.run(_thread, 20_000))
+        for _ in range(50):  # the loop runs on while the call waits for the lock
+            await asyncio.sleep(0)
+        waited = not call.done()
+        release.set()
+        return threading.get_ident(), await call, waited
+
+    loop, ran_on, waited = asyncio.run(main())
+    writer.join()
+    assert waited and ran_on != loop
