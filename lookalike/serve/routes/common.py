@@ -9,18 +9,24 @@ tests build several)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_origin
 
-from fastapi import APIRouter, Depends, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile  # what a parsed form holds (FastAPI's is a subclass)
 
 from ...store.schema import Audience, KeyScope
 from ..guard import ApiProblem
 from ..service import Caller, Service, caller_of, service_of
 
 if TYPE_CHECKING:
+    from ...faces.images import Upload
     from ...library import Library
     from ...store.person_rows import PersonSummary
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Topic(APIRouter):
@@ -71,6 +77,78 @@ def read(service: Service, upload: UploadFile) -> bytes:
     if not data:
         raise ApiProblem(422, "unreadable_photo", f"{name_of(upload)}: empty file")
     return data
+
+
+def form_body(model: type[BaseModel], **photos: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its form with :func:`read_form`
+    (``openapi_extra``): ``model``'s fields and the ``photos`` (name -> description) as
+    file fields, all of them required, as FastAPI documents a form it reads itself."""
+    schema = model.model_json_schema()
+    files = {name: {"type": "string", "contentMediaType": "application/octet-stream", "title": name.title(),
+                    "description": text} for name, text in photos.items()}
+    schema["properties"] = files | schema["properties"]
+    schema["required"] = [*photos, *schema.get("required", [])]
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+async def read_form(request: Request, service: Service, model: type[M], *photos: str) -> tuple[M, list[Upload]]:
+    """A multipart form's fields, validated by ``model`` in one call, and its ``photos`` read
+    (each refused past the per-photo limit, :func:`read`), named as their senders named
+    them; the parsed form is closed before the library call. A field missing, or a value
+    ``model`` refuses, is the same 422 as FastAPI's own validation gives (``body.k: …``);
+    an empty text field is as good as none, as in FastAPI.
+
+    Why not FastAPI's ``Form()`` parameters: it re-derives every field's shape for every
+    request (ten fields of a search: 0.13 of the app's 0.35 ms a request, its own time
+    without the library call, measured 2026-12-06 on this VM)."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from ...faces.images import Upload
+
+    try:
+        form = await request.form()
+    except StarletteHTTPException:  # the body limit's 413, raised from the body's reading
+        raise
+    except Exception as err:  # as FastAPI answers a body it cannot parse (our handler: a 400 problem)
+        raise StarletteHTTPException(400, "There was an error parsing the body") from err
+    try:
+        uploads: list[Upload] = []
+        errors: list[dict[str, Any]] = []
+        for name in photos:
+            upload = form.get(name)
+            if isinstance(upload, UploadFile):
+                uploads.append(Upload(name_of(upload), read(service, upload)))
+            else:
+                errors.append({"type": "missing" if upload is None else "value_error", "loc": ("body", name),
+                               "msg": "Field required" if upload is None else "a photo file, not a text field",
+                               "input": None})
+        values: dict[str, Any] = {}
+        for name in model.model_fields:
+            if name in _repeated(model):
+                if given := form.getlist(name):
+                    values[name] = given
+            elif (value := form.get(name)) is not None and value != "":
+                values[name] = value
+        try:
+            fields = model.model_validate(values)
+        except ValidationError as err:
+            errors += [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+        if errors:
+            raise RequestValidationError(errors)
+        return fields, uploads
+    finally:
+        await form.close()
+
+
+@functools.cache
+def _repeated(model: type[BaseModel]) -> frozenset[str]:
+    """``model``'s list fields: a form repeats them (``filter=…&filter=…``)."""
+    def is_list(annotation: Any) -> bool:  # noqa: ANN401 - any annotation
+        return get_origin(annotation) is list or any(get_origin(a) is list for a in get_args(annotation))
+
+    return frozenset(name for name, field in model.model_fields.items() if is_list(field.annotation))
 
 
 def name_of(upload: UploadFile) -> str:

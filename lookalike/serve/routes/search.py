@@ -7,16 +7,13 @@ says (a small photo's on the event loop when the library is free)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import File, Form, UploadFile
+from fastapi import File, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import StringConstraints
 
-from ...config import MAX_FILTER_TEXT, MAX_FILTERS
 from .. import schemas
-from .common import PHOTO, Searcher, Served, Topic, name_of, photo_refs, read
+from .common import PHOTO, Searcher, Served, Topic, form_body, name_of, photo_refs, read, read_form
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -24,49 +21,29 @@ if TYPE_CHECKING:
 router = Topic()
 
 
-class By(str, Enum):
-    face = "face"
-    centroid = "centroid"
-
-
 @router.post("/v1/search", response_model=schemas.SearchAnswer, response_model_exclude_unset=True,
-             tags=["search"])
-async def search(
-    caller: Searcher,
-    service: Served,
-    photo: Annotated[UploadFile, File(description=PHOTO)],
-    k: Annotated[int, Form(ge=1, le=100, description="Matches per face.")] = 5,
-    per_person: Annotated[bool, Form(description="Best face per person, or every face.")] = False,
-    by: Annotated[By, Form(description="Rank single faces, or people by their average face.")] = By.face,
-    filter: Annotated[list[Annotated[str, StringConstraints(max_length=MAX_FILTER_TEXT)]] | None, Form(  # noqa: A002 - the CLI's --filter
-        max_length=MAX_FILTERS,
-        description="tag=…, organisation=…, role=… or person=… (repeat the field).")] = None,
-    consented_only: Annotated[bool, Form(description="Only people who consented to be shown.")] = False,
-    analyze: Annotated[bool, Form(description="Also estimate age, gender and emotion.")] = False,
-    toward: Annotated[str | None, Form(max_length=200, description="Face math: tag:…, person:…, "
-                                                                   "age:60-70, emotion:…")] = None,
-    away: Annotated[str | None, Form(max_length=200)] = None,
-    strength: Annotated[float, Form(ge=-5, le=5, description="How far to move (0 = plain).")] = 1.0,
-) -> JSONResponse:
+             tags=["search"], openapi_extra=form_body(schemas.SearchForm, photo=PHOTO))
+async def search(request: Request, caller: Searcher, service: Served) -> JSONResponse:
     """Who looks like the faces in the photo: exactly what `lookalike search --json` prints.
-    People whose profile withholds consent are never returned."""
+    People whose profile withholds consent are never returned. The form: a `photo` and the
+    CLI's flags (`k`, `per_person`, `by`, `filter` repeated, `consented_only`, `analyze`,
+    `toward`, `away`, `strength`)."""
     from ...analysis import AnalyzerName
-    from ...faces.images import Upload
     from ...query.facemath import FaceMath
     from ...query.search import Filter, RankBy
     from ...store.schema import Audience
 
-    parsed = tuple(Filter.parse(f) for f in filter or [])
-    math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
-    data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
+    form, (data,) = await read_form(request, service, schemas.SearchForm, "photo")  # named: a refusal names the file
+    parsed = tuple(Filter.parse(f) for f in form.filter or [])
+    math = FaceMath.parse(form.toward, form.away, form.strength)  # a ConfigError is a 400 invalid_option
 
     def work(lib: Library) -> dict:
         # at least a visitor for every key: a withheld person is neither shown nor part of
         # any average the query is moved by (a group of theirs is a group with no faces)
-        result = lib.search(data, k=k, per_person=per_person, rank_by=RankBy(by.value), filters=parsed,
-                            audience=Audience.consented if consented_only else Audience.visitor,
-                            analyzer=AnalyzerName.auto if analyze else None, math=math)
-        answer = replace(result, query=name_of(photo)).to_dict()
+        result = lib.search(data, k=form.k, per_person=form.per_person, rank_by=RankBy(form.by), filters=parsed,
+                            audience=Audience.consented if form.consented_only else Audience.visitor,
+                            analyzer=AnalyzerName.auto if form.analyze else None, math=math)
+        answer = replace(result, query=data.name).to_dict()
         photo_refs(lib, [m for f in answer["faces"] for m in f["matches"]], caller.admin)
         return answer
 
