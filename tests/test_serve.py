@@ -171,6 +171,18 @@ def test_search_options_mirror_the_cli(site, faces):
     _problem(_call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"away": "tag:x"}),
              400, "invalid_option")
     _problem(_call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"k": "0"}), 422, "invalid_request")
+    # the form is read in one call (routes/common.read_form), answering as FastAPI's fields did:
+    # an empty field is none, a refused value is named with its place, a repeated one is a list
+    assert len(search(k="", by="")["faces"][0]["matches"]) == 5
+    for data, said in (({"k": "many"}, "body.k: Input should be a valid integer"),
+                       ({"by": "eyes"}, "body.by: Input should be 'face' or 'centroid'"),
+                       ({"filter": ["tag=a"] * 21}, "body.filter: more than 20 given"),
+                       ({"strength": "9"}, "body.strength: Input should be less than or equal to 5")):
+        refused = _problem(_call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data=data),
+                           422, "invalid_request")
+        assert refused["detail"].startswith(said), refused
+    text = _problem(_call(site, "POST", "/v1/search", data={"photo": "not a file"}), 422, "invalid_request")
+    assert text["detail"] == "body.photo: a photo file, not a text field"
 
 
 def test_analyze_and_verify(site, faces, analysis_weights):
