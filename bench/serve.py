@@ -44,7 +44,7 @@ requests/s (``per_s_rounds``): the kernel hands a new connection to whichever pr
 accepts first, and a process over its share closes one (``lookalike/serve/balance.py``;
 since 2026-12-06 08:40 UTC), ``closed`` counting the answers that did (since 09:20 UTC), and
 what the processes said of it on their board, which the spreading weighs ("2+2 (said 2+2)";
-since 2026-12-06 10:40 UTC, when each process began counting its connections as they are made
+since 2026-12-06 10:22 UTC, when each process began counting its connections as they are made
 and lost).
 
 Cores busy: the machine's CPU time over the wall time of each load (every process). What
@@ -165,6 +165,13 @@ def load(url: str, request: dict, photos: list[tuple[str, bytes]], concurrency: 
     wall = time.perf_counter() - t0
     return {"latencies": latencies, "statuses": statuses, "library": library, "wall": wall,
             "busy": _busy_seconds() - busy_before, "placement": placement, "closed": closed[0]}
+
+
+def _placed(counts: dict[int, tuple[int, int]]) -> str:
+    """Each server process's connections as the kernel has them, most first, and what each
+    said of them on the board, in the same order: "3+1 (said 3+1)"."""
+    ordered = sorted(counts.values(), reverse=True)
+    return "+".join(str(k) for k, _ in ordered) + " (said " + "+".join(str(s) for _, s in ordered) + ")"
 
 
 def _library_ms(header: str | None) -> float | None:
@@ -311,8 +318,7 @@ def main() -> None:
                             print(f"  {service} {verb} at concurrency {c}, round {round_ + 1} ...", flush=True)
                             if (service, verb, c) == ("lookalike serve", "search", 1):
                                 in_process_pass()
-                            where = (lambda: "+".join(map(str, server.placement()))
-                                     + " (said " + "+".join(map(str, server.said())) + ")") \
+                            where = (lambda: _placed(server.counts())) \
                                 if service == "lookalike serve" and c > 1 else None
                             loads[c].append(load(url, request, photos, c, max(c, 3) * len(photos), headers, where))
                     rows += [{"service": service, "verb": verb, "concurrency": c, **figures(loads[c])} for c in levels]

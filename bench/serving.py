@@ -27,28 +27,27 @@ class Server:
         first ([3, 1]: one holds three of four), counting only clients on ``ports`` when
         given: the kernel hands each new connection to whichever process accepts first, and
         a keep-alive client stays where it landed (``lookalike/serve/balance.py``)."""
+        return sorted((held for held, _ in self.counts(ports).values()), reverse=True)
+
+    def counts(self, ports: Collection[int] | None = None) -> dict[int, tuple[int, int]]:
+        """Each server process (pid): the open client connections the kernel says it holds
+        (on ``ports`` only, when given) and how many it says it holds on the board the
+        processes share (``lookalike/serve/board.py``; every client's), which their spreading
+        weighs."""
         import psutil
+
+        from lookalike.serve.board import said_clients
 
         assert self.ready_dir is not None
         port = int(self.url.rsplit(":", 1)[1])
         pids = [int(p.name) for p in self.ready_dir.iterdir() if p.name.isdigit()]
-        return sorted((sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
-                           if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
-                           and (ports is None or (c.raddr and c.raddr.port in ports))) for pid in pids),
-                      reverse=True)
-
-    def said(self) -> list[int]:
-        """How many client connections each of the server's processes says it holds on the
-        board they share (``lookalike/serve/board.py``), most first: what their spreading
-        weighs, to be compared with :meth:`placement` (the kernel's count)."""
-        from lookalike.serve.board import said_clients
-
-        assert self.ready_dir is not None
-        pids = [int(p.name) for p in self.ready_dir.iterdir() if p.name.isdigit()]
         environ = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
-        board = next(v.split(b"=", 1)[1] for v in environ if v.startswith(b"LOOKALIKE_SERVE_BOARD="))
-        said = said_clients(board.decode())
-        return sorted((said.get(pid, 0) for pid in pids), reverse=True)
+        board = next((v.split(b"=", 1)[1] for v in environ if v.startswith(b"LOOKALIKE_SERVE_BOARD=")), None)
+        said = said_clients(board.decode()) if board else {}
+        return {pid: (sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+                          if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                          and (ports is None or (c.raddr and c.raddr.port in ports))), said.get(pid, 0))
+                for pid in pids}
 
     def stop(self) -> None:
         if self.proc.poll() is None:

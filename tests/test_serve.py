@@ -171,7 +171,7 @@ def test_search_options_mirror_the_cli(site, faces):
     _problem(_call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"away": "tag:x"}),
              400, "invalid_option")
     _problem(_call(site, "POST", "/v1/search", files=_photo(faces, OBAMA), data={"k": "0"}), 422, "invalid_request")
-    # the form is read in one call (routes/common.read_form), answering as FastAPI's fields did:
+    # the form is read in one call (routes/common.form_of), answering as FastAPI's fields did:
     # an empty field is none, a refused value is named with its place, a repeated one is a list
     assert len(search(k="", by="")["faces"][0]["matches"]) == 5
     for data, said in (({"k": "many"}, "body.k: Input should be a valid integer"),
@@ -671,11 +671,13 @@ def test_keep_alive_clients_spread_over_the_servers_processes(site):
 
 
 def test_each_process_says_the_connections_it_holds_and_a_client_that_left_is_off_at_once(site):
-    """The board the spreading weighs says what the kernel says (each process's open client
-    connections, counted from the moment one is accepted), and a client that closed its
-    connection is off it as soon as the process lost it, not seconds later: the clients of a
-    load that had just ended were counted into the next one (8 + 8 said for four clients) and
-    hid a 3 + 1. The connections ask nothing, so no answer closes them on its own."""
+    """The board the spreading weighs says, process by process, what the kernel says (the
+    open client connections, counted from the moment one is accepted), and a client that
+    closed its connection is off it as soon as the process lost it, not seconds later: the
+    clients of a load that had just ended were counted into the next one (8 + 8 said for four
+    clients) and hid a 3 + 1. The connections ask nothing, so no answer closes them; two of
+    them ask for a WebSocket, which this API answers as the plain request it also is (a
+    connection handed to a WebSocket protocol would never be told lost)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -683,17 +685,27 @@ def test_each_process_says_the_connections_it_holds_and_a_client_that_left_is_of
 
     server = site["server"]
     where = urlsplit(server.url)
-    assert wait_for(lambda: server.said() == server.placement(), guard=60)  # the earlier tests' gone
-    before = sum(server.placement())
     clients = [socket.create_connection((where.hostname, where.port), timeout=60) for _ in range(4)]
+    upgrades = [socket.create_connection((where.hostname, where.port), timeout=60) for _ in range(2)]
+    ours = {conn.getsockname()[1] for conn in clients + upgrades}
+
+    def agree(of_ours: int) -> bool:
+        counts = server.counts()
+        return all(kernel == said for kernel, said in counts.values()) and sum(server.placement(ours)) == of_ours
+
     try:
-        assert wait_for(lambda: server.said() == server.placement() and sum(server.said()) == before + 4,
-                        guard=60), (server.said(), server.placement(), before)
-    finally:
-        for conn in clients:
+        assert wait_for(lambda: agree(6), guard=60), server.counts()
+        for conn in upgrades:
+            conn.sendall(f"GET /v1/health HTTP/1.1\r\nHost: {where.netloc}\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200"), "answered as a plain request"
             conn.close()
-    assert wait_for(lambda: server.said() == server.placement() and sum(server.said()) == before, guard=60), \
-        (server.said(), server.placement(), before)
+        assert wait_for(lambda: agree(4), guard=60), server.counts()
+    finally:
+        for conn in clients + upgrades:
+            conn.close()
+    assert wait_for(lambda: agree(0), guard=60), server.counts()
 
 
 def test_the_servers_processes_share_a_board_that_goes_when_it_stops(site):

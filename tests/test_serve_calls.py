@@ -1,14 +1,27 @@
 """Where a server process runs a query's library call (lookalike.serve.service.Service.run):
-on the event loop's own thread when the library is free and the photo small, in a worker
-thread when the photo is large or the library busy, and then without blocking the loop."""
+on the event loop's own thread when the library is free and the photo small (in pixels, as
+its header says), in a worker thread when the photo is large, unreadable or the library
+busy, and then without blocking the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 
-from lookalike.serve.service import INLINE_PHOTO_BYTES, Service
+from PIL import Image
+
+from lookalike.serve.service import INLINE_PIXELS, Service
 from lookalike.serve.settings import ServeSettings
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 60, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+SMALL = _png(250, 250)
 
 
 def _service() -> Service:
@@ -22,14 +35,20 @@ def _thread(lib: object) -> int:
 
 
 def test_a_small_photos_call_runs_on_the_event_loop_and_a_large_ones_in_a_worker_thread():
+    large = _png(2000, INLINE_PIXELS // 2000 + 1)  # one colour: a few kB, over the pixels
+    assert len(large) < 100_000
+
+    async def main() -> dict[str, int]:
+        return {"loop": threading.get_ident(), "small": await service.run(_thread, [SMALL]),
+                "two small": await service.run(_thread, [SMALL, SMALL]),
+                "large": await service.run(_thread, [large]),
+                "small and large": await service.run(_thread, [SMALL, large]),
+                "not a photo": await service.run(_thread, [b"not a photo at all"])}
+
     service = _service()
-
-    async def main() -> tuple[int, int, int]:
-        return (threading.get_ident(), await service.run(_thread, 20_000),
-                await service.run(_thread, INLINE_PHOTO_BYTES + 1))
-
-    loop, small, large = asyncio.run(main())
-    assert small == loop and large != loop
+    ran = asyncio.run(main())
+    assert ran["small"] == ran["two small"] == ran["loop"]
+    assert all(ran[k] != ran["loop"] for k in ("large", "small and large", "not a photo")), ran
     assert not service.lock.locked()
 
 
@@ -49,7 +68,7 @@ def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_g
     held.wait()
 
     async def main() -> tuple[int, int, bool]:
-        call = asyncio.create_task(service.run(_thread, 20_000))
+        call = asyncio.create_task(service.run(_thread, [SMALL]))
         for _ in range(50):  # the loop runs on while the call waits for the lock
             await asyncio.sleep(0)
         waited = not call.done()

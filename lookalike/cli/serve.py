@@ -88,9 +88,10 @@ def serve(
         # access_log=False: the app writes its own access lines, after each answer has gone
         # (lookalike.serve.accesslog.AccessLog), so uvicorn's must not write a second one;
         # http: uvicorn's own protocol, telling each process the connections it holds
-        # (lookalike.serve.protocol), which its clients' spreading counts
+        # (lookalike.serve.protocol), which its clients' spreading counts; ws: the API has no
+        # WebSocket route, and an upgrade request is answered as the plain request it also is
         config = uvicorn.Config("lookalike.serve.app:from_env", factory=True, host=host, port=port,
-                                http=COUNTED_HTTP,
+                                http=COUNTED_HTTP, ws="none",
                                 workers=workers, log_level="info", access_log=False, server_header=False,
                                 timeout_graceful_shutdown=10, log_config=log_config(),
                                 proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "")

@@ -50,7 +50,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
         app.state.service.start()
+        # the connections uvicorn's protocol counts (lookalike.serve.protocol), on the board
+        unwatch = PROCESS.watch(service.board.say_clients) if service.board is not None else None
         yield
+        if unwatch is not None:
+            unwatch()
         app.state.service.close()
 
     # Swagger UI and ReDoc load their scripts from a CDN: off unless the operator asks
@@ -78,7 +82,6 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
     if service.board is not None:  # more than one server process: their clients spread out
-        PROCESS.watch(service.board.say_clients)  # the connections uvicorn's protocol counts
         app.add_middleware(Rebalance, board=service.board, connections=PROCESS)
     app.add_middleware(AccessLog)  # outermost: every answer is logged, refusals too
 

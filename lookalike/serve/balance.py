@@ -52,10 +52,12 @@ class Connections:
         self._closing: set[Peer] = set()
         self._watchers: list[Callable[[int], None]] = []
 
-    def watch(self, said: Callable[[int], None]) -> None:
-        """``said(count)`` is called with the open connections' count now and at each change."""
+    def watch(self, said: Callable[[int], None]) -> Callable[[], None]:
+        """``said(count)`` is called with the open connections' count now and at each
+        change, until the function returned is called (an app's lifespan ends)."""
         self._watchers.append(said)
         said(len(self._open))
+        return lambda: self._watchers.remove(said)
 
     def made(self, peer: Peer) -> None:
         self._open.add(peer)

@@ -7,6 +7,7 @@ installed (the ``serve`` extra has it), h11's otherwise, as uvicorn's own ``auto
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .balance import PROCESS
 
@@ -27,6 +28,15 @@ class CountedHttp(_Http):
             PROCESS.made((str(self.client[0]), int(self.client[1])))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, *event: Any) -> None:  # noqa: ANN401 - httptools' takes none, h11's one
+        # the connection goes over to uvicorn's WebSocket protocol, whose loss is never told
+        # here (`lookalike serve` turns WebSockets off: the API has none; this is the guard)
+        self._gone()
+        super().handle_websocket_upgrade(*event)
+
+    def _gone(self) -> None:
         if self.client:
             PROCESS.lost((str(self.client[0]), int(self.client[1])))
-        super().connection_lost(exc)

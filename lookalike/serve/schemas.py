@@ -18,7 +18,7 @@ from ..ingest.corpus import MAX_TAG_LENGTH, MAX_TAGS, PERSON_NAME_LENGTH, PROFIL
 class SearchForm(BaseModel):
     """The form fields of a search beside its photo: the CLI's flags."""
 
-    # read and validated in one call (lookalike.serve.routes.common.read_form), not field
+    # read and validated in one call (lookalike.serve.routes.common.form_of), not field
     # by field by FastAPI: that took 40 % of the app's own time of a search
     model_config = ConfigDict(extra="ignore")
 

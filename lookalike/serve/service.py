@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# a query whose photos are no larger runs on the event loop's thread when the library is free
-# (Service.run): a phone's 12-MP JPEG (3-5 MB) takes a worker thread, a webcam frame or a
-# 250-px photo (15-60 kB) does not
-INLINE_PHOTO_BYTES = 1_000_000
+# a query whose photos have no more pixels (their headers say) runs on the event loop's thread
+# when the library is free (Service.run): a phone's 12-MP photo takes a worker thread, a
+# 1280 x 720 webcam frame or a 250-px photo does not
+INLINE_PIXELS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -122,22 +122,28 @@ class Service:
         with self.lock:
             return self._held(lib, work)
 
-    async def run(self, work: Callable[[Library], T], photo_bytes: int) -> T:
+    async def run(self, work: Callable[[Library], T], photos: Sequence[bytes]) -> T:
         """A query's call (search, analyze, verify) from an ``async`` route: on the event
-        loop's own thread when the library is free and the photos are small
-        (:data:`INLINE_PHOTO_BYTES`), else in a worker thread as :meth:`call`.
+        loop's own thread when the library is free and the photos are small (at most
+        :data:`INLINE_PIXELS` together, as their headers say), else in a worker thread as
+        :meth:`call`.
 
         Why: the worker thread's hop there and back is two wake-ups of sleeping threads on
         the critical path; on this 2-core VM a search of a 250-px photo through the real
-        server took 1.20 ms of HTTP stack around 5.4 ms of search with the hop and 0.99 ms
-        without (560 searches each, 2026-12-06 10:20 UTC). Blocking the loop costs nothing
-        the library's one-call-at-a-time lock was not costing already — another request of
-        this process would have waited for the call anyway — except that requests that need
-        no call (health, a refusal) wait for it too: a small photo's call is a few
-        milliseconds, a large photo's (decode and all) can be a second, and a call that
-        would wait for the lock (an admin's ingest holds it) never blocks the loop."""
+        server took 1.20 ms of HTTP stack around 5.4 ms of search with the hop and 0.97 ms
+        without (560 searches each, 2026-12-06 10:20 UTC). While the call runs the loop
+        serves nobody else: another request of this process would have waited for the
+        library anyway, but health answers and refusals wait too — for a small photo's call,
+        a few to a few tens of milliseconds (more for a group photo, each face embedded and
+        searched). Pixels, not bytes, bound it: a PNG of one colour is 100 kB at 40 MP. A
+        larger photo, one whose header Pillow cannot read, and a call that would wait for
+        the lock (an admin's ingest holds it) never block the loop."""
+        from ..faces.images import pixels
+
         lib = self.library()
-        if photo_bytes <= INLINE_PHOTO_BYTES and self.lock.acquire(blocking=False):
+        sizes = [pixels(photo) for photo in photos]
+        small = all(n is not None for n in sizes) and sum(n or 0 for n in sizes) <= INLINE_PIXELS
+        if small and self.lock.acquire(blocking=False):
             try:
                 return self._held(lib, work)
             finally:

@@ -10,9 +10,10 @@ another search, in-process too (measured 2026-12-06: SFace 3.5 ms back to back, 
 stack's own share; the figure against an in-process search is the rest.
 
 :class:`ServerTiming` (ASGI middleware) gives each HTTP request a :class:`Spent` in a
-context variable; the route's worker thread runs in a copy of that context, which holds the
-same object, so :func:`record` (called by :meth:`~lookalike.serve.service.Service.call`)
-adds to it and the middleware reads it when the answer starts."""
+context variable; a library call runs in that context (on the event loop) or in a worker
+thread's copy of it, which holds the same object, so :func:`record` (called by
+:class:`~lookalike.serve.service.Service` around each call) adds to it and the middleware
+reads it when the answer starts."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from fastapi import File, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from .. import schemas
-from .common import PHOTO, Searcher, Served, Topic, form_body, name_of, photo_refs, read, read_form
+from .common import PHOTO, Searcher, Served, Topic, form_body, form_of, name_of, photo_refs, read
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -33,23 +33,25 @@ async def search(request: Request, caller: Searcher, service: Served) -> JSONRes
     from ...query.search import Filter, RankBy
     from ...store.schema import Audience
 
-    form, (data,) = await read_form(request, service, schemas.SearchForm, "photo")  # named: a refusal names the file
-    parsed = tuple(Filter.parse(f) for f in form.filter or [])
-    math = FaceMath.parse(form.toward, form.away, form.strength)  # a ConfigError is a 400 invalid_option
+    async with form_of(request, schemas.SearchForm, "photo") as form:
+        options = form.fields
+        parsed = tuple(Filter.parse(f) for f in options.filter or [])
+        math = FaceMath.parse(options.toward, options.away, options.strength)  # a ConfigError is a 400 invalid_option
+        (data,) = form.photos(service)  # named: a refusal names the file
 
     def work(lib: Library) -> dict:
         # at least a visitor for every key: a withheld person is neither shown nor part of
         # any average the query is moved by (a group of theirs is a group with no faces)
-        result = lib.search(data, k=form.k, per_person=form.per_person, rank_by=RankBy(form.by), filters=parsed,
-                            audience=Audience.consented if form.consented_only else Audience.visitor,
-                            analyzer=AnalyzerName.auto if form.analyze else None, math=math)
+        result = lib.search(data, k=options.k, per_person=options.per_person, rank_by=RankBy(options.by),
+                            filters=parsed, audience=Audience.consented if options.consented_only else Audience.visitor,
+                            analyzer=AnalyzerName.auto if options.analyze else None, math=math)
         answer = replace(result, query=data.name).to_dict()
         photo_refs(lib, [m for f in answer["faces"] for m in f["matches"]], caller.admin)
         return answer
 
     # the dict is the CLI's JSON with photo references: written out directly (SearchAnswer
     # documents it, the schemathesis test holds it to that) instead of validated again
-    return JSONResponse(await service.run(work, len(data.data)))
+    return JSONResponse(await service.run(work, [data.data]))
 
 
 @router.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
@@ -64,7 +66,7 @@ async def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile
         return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
                 "faces": [f.to_dict() for f in faces]}
 
-    return await service.run(work, len(data.data))
+    return await service.run(work, [data.data])
 
 
 @router.post("/v1/verify", response_model=schemas.VerifyAnswer, tags=["search"])
@@ -76,4 +78,4 @@ async def verify(caller: Searcher, service: Served, photo_a: Annotated[UploadFil
     # named, so that a refused photo is named in the answer
     a = Upload(name_of(photo_a), read(service, photo_a))
     b = Upload(name_of(photo_b), read(service, photo_b))
-    return await service.run(lambda lib: lib.verify(a, b).to_dict(), len(a.data) + len(b.data))
+    return await service.run(lambda lib: lib.verify(a, b).to_dict(), [a.data, b.data])
