@@ -438,6 +438,11 @@ def test_openapi_documents_every_route_and_error(site):
     search = spec["paths"]["/v1/search"]["post"]["responses"]
     assert {"200", "401", "413", "422", "429", "503"} <= set(search)
     assert "Problem" in spec["components"]["schemas"] and "SearchAnswer" in spec["components"]["schemas"]
+    # the search's form, read by the route itself, is named as FastAPI names the bodies it reads
+    body = spec["paths"]["/v1/search"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body == {"$ref": "#/components/schemas/Body_search_v1_search_post"}
+    form = spec["components"]["schemas"]["Body_search_v1_search_post"]
+    assert form["required"] == ["photo"] and {"photo", "k", "filter", "strength"} <= set(form["properties"])
     _problem(site["client"].get("/docs"), 404, "no_such_path")  # off without --docs
     _problem(site["client"].get("/redoc"), 404, "no_such_path")
 

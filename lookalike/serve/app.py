@@ -13,7 +13,9 @@ dropped; nothing of them is written or logged (the access log has the path only)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -87,7 +89,28 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     for topic in TOPICS:
         topic.declare_on(app.router)
+    app.openapi = _bodies_named(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _bodies_named(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document, with each form body a route reads itself
+    (:func:`~lookalike.serve.routes.common.form_body`) moved to a component named as FastAPI
+    names the bodies it reads (``Body_search_v1_search_post``): a client generated from the
+    document keeps its type names."""
+    def named() -> dict[str, Any]:
+        spec = openapi()  # made once, then FastAPI's cached copy: this edit runs once
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                body = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+                if body is not None and "$ref" not in body.get("schema", {"$ref": ""}):
+                    name = f"Body_{operation['operationId']}"
+                    schemas[name] = {**body["schema"], "title": name}
+                    body["schema"] = {"$ref": f"#/components/schemas/{name}"}
+        return spec
+
+    return named
 
 
 def _handlers(app: FastAPI) -> None:
