@@ -103,8 +103,8 @@ def _bodies_named(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[st
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         for operations in spec.get("paths", {}).values():
             for operation in operations.values():
-                body = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
-                if body is not None and "$ref" not in body.get("schema", {"$ref": ""}):
+                body = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
+                if "properties" in body.get("schema", {}):  # written out in place: form_body's
                     name = f"Body_{operation['operationId']}"
                     schemas[name] = {**body["schema"], "title": name}
                     body["schema"] = {"$ref": f"#/components/schemas/{name}"}

@@ -69,6 +69,14 @@ PhotoId = Annotated[int, Path(ge=1, le=2**62)]
 PHOTO = "A photo (JPEG, PNG, WebP, …); it is never stored."
 
 
+def photo_of(service: Service, upload: UploadFile) -> Upload:
+    """The upload as a query photo: its bytes (:func:`read`), named as its sender named it,
+    so that a refusal names the file."""
+    from ...faces.images import Upload
+
+    return Upload(name_of(upload), read(service, upload))
+
+
 def read(service: Service, upload: UploadFile) -> bytes:
     """The photo's bytes, refused past the per-photo limit without reading further."""
     limit = service.settings.max_upload_mb * 1024 * 1024
@@ -104,11 +112,8 @@ class ReadForm(Generic[M]):
     _files: list[UploadFile]
 
     def photos(self, service: Service) -> list[Upload]:
-        """The photos' bytes, each refused past the per-photo limit (:func:`read`), named as
-        their senders named them."""
-        from ...faces.images import Upload
-
-        return [Upload(name_of(upload), read(service, upload)) for upload in self._files]
+        """The photos (:func:`photo_of`), each refused past the per-photo limit."""
+        return [photo_of(service, upload) for upload in self._files]
 
 
 @contextlib.asynccontextmanager
@@ -135,8 +140,9 @@ async def form_of(request: Request, model: type[M], *photos: str) -> AsyncIterat
         raise StarletteHTTPException(400, "There was an error parsing the body") from err
     try:
         values: dict[str, Any] = {}
+        repeated = _repeated(model)
         for name in model.model_fields:
-            if name in _repeated(model):
+            if name in repeated:
                 if given := [v for v in form.getlist(name) if not _no_file(v)]:
                     values[name] = given
             elif (value := form.get(name)) is not None and value != "" and not _no_file(value):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, audience, name_of, read
+from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, audience, photo_of
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -56,14 +56,12 @@ def morph(
 ) -> Response:
     """The photo's face morphing into a person's average face or into a second photo's face."""
     from ...errors import ConfigError
-    from ...faces.images import Upload
     from ...imaging.morph import MorphFormat
 
     if (person is None) == (photo_b is None):
         raise ConfigError("name exactly one of person (a person's name) or photo_b (a second photo)")
-    a = Upload(name_of(photo), read(service, photo))
-    b = f"person:{person}" if person is not None else Upload(name_of(photo_b), read(service, photo_b)) \
-        if photo_b is not None else None
+    a = photo_of(service, photo)
+    b = f"person:{person}" if person is not None else photo_of(service, photo_b) if photo_b is not None else None
     assert b is not None
     kind = MorphFormat(format.value)
 
@@ -86,12 +84,11 @@ def transform(
 ) -> Response:
     """Face math drawn as a face: the photo moved by the difference of two groups' average
     faces, made of the people the caller may see (at least 5 per group)."""
-    from ...faces.images import Upload
     from ...query.facemath import FaceMath
 
     math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
     assert math is not None
-    data = Upload(name_of(photo), read(service, photo))
+    data = photo_of(service, photo)
 
     def work(lib: Library) -> bytes:
         return lib.pictures.transform(data, math.toward, math.away, strength, audience(caller)).png()

@@ -13,7 +13,7 @@ from fastapi import File, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from .. import schemas
-from .common import PHOTO, Searcher, Served, Topic, form_body, form_of, name_of, photo_refs, read
+from .common import PHOTO, Searcher, Served, Topic, form_body, form_of, photo_of, photo_refs
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -57,13 +57,11 @@ async def search(request: Request, caller: Searcher, service: Served) -> JSONRes
 @router.post("/v1/analyze", response_model=schemas.AnalyzeAnswer, tags=["search"])
 async def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
     """Estimated age, gender and emotion of every face (estimates, never facts)."""
-    from ...faces.images import Upload
-
-    data = Upload(name_of(photo), read(service, photo))  # named: a refusal names the file
+    data = photo_of(service, photo)
 
     def work(lib: Library) -> dict:
         model, faces = lib.analyze(data)
-        return {"photo": name_of(photo), "analyzer": model.name, "model": model.description,
+        return {"photo": data.name, "analyzer": model.name, "model": model.description,
                 "faces": [f.to_dict() for f in faces]}
 
     return await service.run(work, [data.data])
@@ -73,9 +71,5 @@ async def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile
 async def verify(caller: Searcher, service: Served, photo_a: Annotated[UploadFile, File(description=PHOTO)],
            photo_b: Annotated[UploadFile, File(description=PHOTO)]) -> dict:
     """Whether the largest faces of two photos are the same person (calibrated threshold)."""
-    from ...faces.images import Upload
-
-    # named, so that a refused photo is named in the answer
-    a = Upload(name_of(photo_a), read(service, photo_a))
-    b = Upload(name_of(photo_b), read(service, photo_b))
+    a, b = photo_of(service, photo_a), photo_of(service, photo_b)
     return await service.run(lambda lib: lib.verify(a, b).to_dict(), [a.data, b.data])
