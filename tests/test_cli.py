@@ -23,7 +23,7 @@ def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subproc
 @pytest.fixture(scope="module")
 def small_lib(small_golden, tmp_path_factory):
     """This module's copy of celeb/face_recognition ingested by the CLI, and its summary."""
-    from conftest import copy_library
+    from _libraries import copy_library
 
     golden, summary = small_golden
     return copy_library(golden, tmp_path_factory.mktemp("cli") / "s.db"), summary
@@ -33,8 +33,8 @@ def small_lib(small_golden, tmp_path_factory):
 def any_lib(request, faces, tmp_path_factory):
     """The same small library on each backend, for the behaviour tests that must hold on each:
     celeb/face_recognition ingested by the CLI (a copy of the session's golden one,
-    :func:`conftest.small_store`), and that ingest's ``--json`` summary."""
-    from conftest import small_store
+    :func:`_stores.small_store`), and that ingest's ``--json`` summary."""
+    from _stores import small_store
 
     return small_store(request, tmp_path_factory.mktemp("cli-any"), request.param)
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones(faces, tmp_path):
-    from conftest import lfw_people, link_people
+    from _libraries import lfw_people, link_people
 
     first, second = tmp_path / "first", tmp_path / "second"
     # 20 photos, then 107 more: four batches of the writer, so searches run between its

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, lfw_people
+from _libraries import lfw_people
+from conftest import cli
 
 from lookalike.errors import ManifestError
 from lookalike.ingest import formats

@@ -5,7 +5,8 @@ writer moved them."""
 from __future__ import annotations
 
 import pytest
-from conftest import cli, copy_library
+from _libraries import copy_library
+from conftest import cli
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 

@@ -37,7 +37,7 @@ def _sql(db: Path, query: str):
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres", "milvus"])
 def bad_run(request, faces, tmp_path_factory):
-    from conftest import make_backend
+    from _stores import make_backend
 
     db = make_backend(request, tmp_path_factory.mktemp("bad"), request.param)
     lib = db.open()
@@ -212,7 +212,7 @@ def _die_mid_run(command: list[str], backend_name: str, nth: int, gate: Path) ->
 def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
     """Killed twice mid-run, right after a batch's commit (lookalike.faults), a resume
     stores every photo once, each with its faces."""
-    from conftest import lfw_people, link_people
+    from _libraries import lfw_people, link_people
 
     corpus = tmp_path / "corpus"
     n_photos = link_people(corpus, lfw_people(faces, 60, min_photos=1).items(), 4)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, copy_library, lfw_people
+from _libraries import copy_library, lfw_people
+from conftest import cli
 
 import lookalike
 from lookalike.errors import ModelMissing

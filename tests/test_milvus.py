@@ -3,10 +3,11 @@ Milvus server on loopback (``milvus-lite server``, the registry's engine behind 
 gRPC API), through the same pymilvus calls a cluster takes.
 
 The behaviour tests that hold on every backend also run here through the ``backend`` and
-``any_lib`` fixtures (tests/conftest.py, test_cli.py, test_ingest.py), and so do the kill
+``any_lib`` fixtures (tests/_stores.py, test_cli.py, test_ingest.py), and so do the kill
 tests (test_reliability.py) and the file scan after a removal (test_privacy.py); this file
-holds what is Milvus's own: the ``--vectors`` forms, the index types, the outbox after a
-crash, the filter fields, a shared server with queue workers, the errors."""
+holds what is Milvus's own: the outbox after a crash, the filter fields, a shared server
+with queue workers, the errors (the ``--vectors`` forms and the index types, pure:
+tests/test_milvus_forms.py)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,7 @@ import numpy as np
 import pytest
 
 import lookalike
-from lookalike.config import Vectors, VectorsKind, parse_vectors
-from lookalike.errors import ConfigError
-from lookalike.index import choice
-from lookalike.index.backends import FaissBackend, MilvusBackend, PgVectorBackend, for_settings
-from lookalike.index.milvus_index import collection_name, expression
+from lookalike.index.milvus_index import expression
 from lookalike.store.schema import Audience
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -32,63 +29,6 @@ import reliability as bench
 from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# -- the forms of --vectors, the pairings, the index types: pure ---------------------------
-def test_vectors_forms_parse_and_bad_ones_say_what_works(tmp_path):
-    assert parse_vectors("faiss") == Vectors(VectorsKind.faiss)
-    assert parse_vectors(" PGVECTOR ") == Vectors(VectorsKind.pgvector)
-    lite = parse_vectors(f"milvus-lite:{tmp_path}/vectors")
-    assert lite.kind is VectorsKind.milvus_lite and lite.target == str(tmp_path / "vectors.db")  # pymilvus's mark
-    assert str(lite) == f"milvus-lite:{tmp_path}/vectors.db" and lite.is_milvus
-    assert parse_vectors("milvus://db.example.org:19530/") == Vectors(VectorsKind.milvus, "db.example.org:19530")
-    for bad in ("annoy", "milvus-lite:", "milvus://host", "milvus://host:0", "milvus://:19530"):
-        with pytest.raises(ConfigError, match="faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT"):
-            parse_vectors(bad)
-    with pytest.raises(ConfigError, match="LOOKALIKE_VECTORS"):
-        parse_vectors("nope", "LOOKALIKE_VECTORS")
-
-
-def test_each_database_gets_its_default_and_impossible_pairings_are_refused(tmp_path):
-    assert isinstance(for_settings("sqlite", None), FaissBackend)
-    assert isinstance(for_settings("postgresql", None), PgVectorBackend)
-    lite = for_settings("sqlite", parse_vectors(f"milvus-lite:{tmp_path}/v.db"))
-    assert isinstance(lite, MilvusBackend) and not lite.queued_ingest and lite.outbox
-    server = for_settings("postgresql", parse_vectors("milvus://127.0.0.1:19530"))
-    assert isinstance(server, MilvusBackend) and server.queued_ingest  # workers on many machines
-    assert not for_settings("postgresql", parse_vectors(f"milvus-lite:{tmp_path}/v.db")).queued_ingest
-    with pytest.raises(ConfigError, match="needs a PostgreSQL"):
-        for_settings("sqlite", parse_vectors("pgvector"))
-    with pytest.raises(ConfigError, match="needs a SQLite"):
-        for_settings("postgresql", parse_vectors("faiss"))
-
-
-def test_the_index_rules_in_milvus_types():
-    flat = choice.milvus_spec(choice.choose(1_000, 128), lite=True)
-    assert (flat.index_type, flat.build) == ("FLAT", {})
-    hnsw = choice.milvus_spec(choice.choose(1_000_000, 128), lite=True)
-    assert hnsw.index_type == "HNSW" and hnsw.build == {"M": 32, "efConstruction": 200} and hnsw.search == {"ef": 256}
-    big = choice.choose(100_000_000, 128)  # past the memory budget: compressed codes
-    assert big.key.startswith("IVF")
-    on_server, in_lite = choice.milvus_spec(big, lite=False), choice.milvus_spec(big, lite=True)
-    assert on_server.index_type == "IVF_PQ" and on_server.build["m"] == 64 and on_server.build["nbits"] == 8
-    assert in_lite.index_type == "IVF_SQ8" and in_lite.build["nlist"] == on_server.build["nlist"]
-    assert in_lite.search["nprobe"] == on_server.search["nprobe"] == on_server.build["nlist"] // 8
-    assert choice.milvus_spec_by_name("diskann", 10, 128, lite=False).index_type == "DISKANN"
-    with pytest.raises(ValueError, match="not an index type Milvus Lite builds"):
-        choice.milvus_spec_by_name("DISKANN", 10, 128, lite=True)
-
-
-def test_filter_expressions_match_as_the_database_does():
-    assert expression([("tag", "Women in Science")], {}, Audience.operator) == \
-        'array_contains(tags, "women-in-science")'
-    assert expression([("organisation", ' Naval "Medical" '), ("person", "amy")], {"amy": 7},
-                      Audience.consented) == \
-        'organisation == "naval \\"medical\\"" and person == 7 and consent == 1'
-    assert expression([("role", "Nurse")], {}, Audience.visitor) == 'role == "nurse" and consent != 0'
-    assert expression([("person", "nobody")], {}, Audience.operator) == "person == -2"
-    assert collection_name("SFace__yunet__arcface", "1b39-86e0-0493-aaaa") == \
-        "lookalike_SFace__yunet__arcface_1b3986e00493"
 
 
 # -- one Milvus Lite library, every command -------------------------------------------------

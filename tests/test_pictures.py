@@ -3,7 +3,7 @@ landmarks name their person, the corpus's names no one, morphs go from A to B, t
 age a face, every bad input is a clear error, visitors' averages hold only people they may
 see, removing a person takes them out of every cached average, and a visitor's pictures
 never reach the disk. The libraries are made by ``lookalike ingest`` with the face mesh
-installed in the tests' weights (conftest ``weights_home``), so landmarks are stored."""
+installed in the tests' weights (``weights_home``, tests/_weights.py), so landmarks are stored."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, copy_library, link_people, problem
+from _libraries import copy_library, link_people
+from conftest import cli, problem
 
 import lookalike
 from lookalike.errors import BadImage, NoFace, NotFound, TooFewPeople, UnusableFace
@@ -258,7 +259,7 @@ def test_a_transform_toward_the_old_raises_the_estimated_age(aged):
 
 @pytest.fixture(scope="module")
 def site(celeb, tmp_path_factory):
-    from test_serve import in_process
+    from _site import in_process
 
     from lookalike.serve.app import create_app
     from lookalike.serve.settings import ServeSettings

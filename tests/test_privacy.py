@@ -37,7 +37,7 @@ def _holding(files: dict[Path, bytes], needles: list[bytes]) -> list[str]:
 def _visitor_and_library(faces: Path, small_golden, tmp_path: Path) -> tuple[Path, str, Path]:
     """A copy of the small library, and a visitor's photo (Obama, not in it) carrying a
     unique marker in its PNG text, so its bytes and its name can be searched for later."""
-    from conftest import copy_library
+    from _libraries import copy_library
     from PIL import Image, PngImagePlugin
 
     db = copy_library(small_golden[0], tmp_path / "lib" / "lib.db")

@@ -39,7 +39,7 @@ def _popen(*args: str) -> subprocess.Popen:
 
 
 def _corpus(faces: Path, folder: Path, people: int, per_person: int) -> int:
-    from conftest import lfw_people, link_people
+    from _libraries import lfw_people, link_people
 
     return link_people(folder, lfw_people(faces, people, min_photos=1).items(), per_person)
 
@@ -57,7 +57,7 @@ def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:
 
 
 def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, faces, tmp_path):
-    from conftest import Backend
+    from _stores import Backend
 
     db = Backend("postgres", postgres(), tmp_path / "idx")
     corpus = tmp_path / "corpus"
@@ -99,7 +99,8 @@ def _has_queue(db) -> bool:
 
 @pytest.mark.crash
 def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces, tmp_path):
-    from conftest import Backend, lfw_people
+    from _libraries import lfw_people
+    from _stores import Backend
 
     db = Backend("postgres", postgres(), tmp_path / "idx")
     photos = [p for ps in lfw_people(faces, 12, min_photos=1).values() for p in ps[:2]][:20]
@@ -121,7 +122,7 @@ def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces
 
 
 def test_same_bytes_under_two_paths_are_stored_once(postgres, faces, tmp_path):
-    from conftest import Backend
+    from _stores import Backend
 
     db = Backend("postgres", postgres(), tmp_path / "idx")
     src = next((faces / "celeb" / "faceapi_bbt" / "amy").glob("*.png"))
@@ -139,7 +140,7 @@ def test_same_bytes_under_two_paths_are_stored_once(postgres, faces, tmp_path):
 
 @pytest.mark.crash
 def test_a_photo_that_kept_killing_workers_is_settled_as_an_error(postgres, faces, tmp_path):
-    from conftest import Backend
+    from _stores import Backend
 
     db = Backend("postgres", postgres(), tmp_path / "idx")
     photo = next((faces / "celeb" / "faceapi_bbt" / "raj").glob("*.png"))

@@ -96,7 +96,7 @@ def whole(lib: Library, photos: int) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(faces, tmp_path_factory) -> tuple[Path, int]:
-    from conftest import lfw_people, link_people
+    from _libraries import lfw_people, link_people
 
     folder = tmp_path_factory.mktemp("crash-corpus") / "corpus"
     return folder, link_people(folder, lfw_people(faces, PEOPLE).items(), PER_PERSON)

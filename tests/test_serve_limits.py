@@ -8,6 +8,7 @@ configuration (uvicorn) is."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import cli, wait_for
+from _site import BIDEN, OBAMA, in_process
+from conftest import cli, problem, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import serving
@@ -27,7 +29,6 @@ from lookalike.errors import ConfigError, DatabaseUnreadable
 
 pytestmark = pytest.mark.e2e
 
-BIDEN = "celeb/face_recognition/joe_biden/biden.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -331,3 +332,65 @@ def test_forwarded_headers_do_not_dodge_the_rate_limit(lib):
     assert honoured == [200] * 60  # each forwarded address its own client: the proxy is trusted
     bad = cli("serve", "--db", str(lib["db"]), "--forwarded-allow-ips", "127.0.0.1,my-proxy")
     assert bad.returncode == 2 and "'my-proxy' is not an IP address" in bad.stderr
+
+
+def test_open_search_cors_rate_and_size_limits(faces, tmp_path):
+    """A kiosk server: search without a key, admin still refused; CORS for the named origin
+    only; a rate of 6 a minute answered 429 with Retry-After; a body over the limit refused
+    before it is read."""
+    db = tmp_path / "lib.db"
+    shutil.copytree(faces / "celeb" / "face_recognition" / "joe_biden", tmp_path / "c" / "joe_biden")
+    assert cli("ingest", str(tmp_path / "c"), "--db", str(db), "-q").returncode == 0
+    server = serving.start(db, "--open-search", "--cors-origin", "https://kiosk.example", "--rate", "6",
+                           "--max-upload-mb", "1")
+    try:
+        url = server.url
+        photo = {"photo": ("b.jpg", (faces / BIDEN).read_bytes(), "image/jpeg")}
+        assert httpx.post(url + "/v1/search", files=photo, timeout=60).status_code == 200
+        problem(httpx.post(url + "/v1/people", json={"name": "x"}, timeout=60), 401, "unauthorized")
+        allowed = httpx.get(url + "/v1/stats", headers={"Origin": "https://kiosk.example"}, timeout=60)
+        assert allowed.headers.get("access-control-allow-origin") == "https://kiosk.example"
+        other = httpx.get(url + "/v1/stats", headers={"Origin": "https://evil.example"}, timeout=60)
+        assert "access-control-allow-origin" not in other.headers
+        big = {"photo": ("big.jpg", b"\xff" * (3 * 1024 * 1024), "image/jpeg")}
+        problem(httpx.post(url + "/v1/search", files=big, timeout=60), 413, "request_too_large")
+        one = {"photo": ("one.jpg", b"\xff" * (1024 * 1024 + 10), "image/jpeg")}
+        problem(httpx.post(url + "/v1/search", files=one, timeout=60), 413, "photo_too_large")
+        statuses = [httpx.get(url + "/v1/stats", timeout=60) for _ in range(8)]
+        limited = [r for r in statuses if r.status_code == 429]
+        assert limited, [r.status_code for r in statuses]
+        problem(limited[0], 429, "rate_limited")
+        assert int(limited[0].headers["retry-after"]) >= 1
+    finally:
+        server.stop()
+    assert server.proc.returncode is not None
+
+
+def test_a_large_upload_is_never_spooled_to_disk(faces, tmp_path, monkeypatch):
+    """Starlette writes an upload past 1 MB to a temporary file; the server keeps every
+    photo in memory instead. Checked where the spill would happen (the spooled file's
+    rollover), on the app in this process with a 3 MB photo."""
+    import tempfile
+
+    from PIL import Image
+
+    from lookalike.serve.app import create_app
+    from lookalike.serve.settings import ServeSettings
+
+    db = tmp_path / "lib.db"
+    shutil.copytree(faces / "celeb" / "face_recognition" / "barack_obama", tmp_path / "c" / "barack_obama")
+    assert cli("ingest", str(tmp_path / "c"), "--db", str(db), "-q").returncode == 0
+    spilled = []
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", lambda self: spilled.append(self))
+    big = io.BytesIO()
+    Image.open(faces / OBAMA).convert("RGB").resize((1600, 1600)).save(big, "PNG")
+    assert big.tell() > 3 * 1024 * 1024 // 2
+    app = create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0))
+    client = in_process(app)  # the models load in a thread: ready once they have
+    try:
+        r = client.post("/v1/search", files={"photo": ("big.png", big.getvalue(), "image/png")})
+    finally:
+        client.__exit__(None, None, None)
+    assert r.status_code == 200, r.text
+    assert r.json()["faces"][0]["matches"][0]["person"] == "barack_obama"
+    assert spilled == []

@@ -47,7 +47,7 @@ def _generated_vgg(path: Path) -> None:
 
     import onnx
     import vgg_random
-    from conftest import copy_atomic, weights_cache
+    from _weights import copy_atomic, weights_cache
 
     from lookalike.models import keras_onnx
 

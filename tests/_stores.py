@@ -1,0 +1,225 @@
+"""The stores a library can live in, as real servers: PostgreSQL + pgvector, Milvus Lite,
+a Milvus standalone server and Milvus Lite's own server; ``backend`` runs a test on each."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # the servers' helpers, shared
+from _common import free_port, wait_for_milvus
+from _libraries import copy_library
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL 16 with pgvector (the pgserver package's binaries) in a temporary
+    folder, reached over a unix socket; yields a factory of fresh, empty database URLs."""
+    import tempfile
+
+    import pgserver
+
+    # outside pytest's basetemp: the server runs as its own user, and every new pytest
+    # session resets that folder to 0700, which would lock a running server out of its data
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-pg-"))
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    made = []
+    # every database is a copy of one migrated once (CREATE DATABASE … TEMPLATE): the same
+    # schema at head as Alembic would make in it, without running the migrations each time
+    from lookalike.store.db import make_engine, migrate
+
+    server.psql("CREATE DATABASE lookalike_template;")
+    template = make_engine(f"postgresql+psycopg://postgres@/lookalike_template?host={folder}")
+    migrate(template)
+    template.dispose()  # a template may have no open connection when it is copied
+
+    def fresh_db(like: str | None = None) -> str:
+        """A new database: empty at the migrations' head, or a copy of the database at the
+        URL ``like`` (one this factory made; nothing else may be connected to it)."""
+        name = f"lookalike_{len(made) + 1}"
+        source = "lookalike_template"
+        if like is not None:
+            source = like.split("@/", 1)[1].split("?", 1)[0]
+            assert source in made, like
+            server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE datname = '{source}' AND pid <> pg_backend_pid();")  # idle pooled ones
+        server.psql(f"CREATE DATABASE {name} TEMPLATE {source};")
+        made.append(name)
+        return f"postgresql+psycopg://postgres@/{name}?host={folder}"
+
+    yield fresh_db
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class Backend:
+    """One library store for tests that must hold on every backend: SQLite + FAISS file,
+    PostgreSQL + pgvector, SQLite + Milvus Lite. ``sql`` reads the metadata the same way
+    for all. A Milvus server (standalone, or Milvus Lite's) is the point of its own tests
+    in tests/test_milvus.py: PostgreSQL's queue workers and the HTTP API on one."""
+
+    def __init__(self, name: str, url: str, index_dir: Path, vectors: str | None = None) -> None:
+        self.name, self.url, self.index_dir, self.vectors = name, url, index_dir, vectors
+        self._engine = None
+
+    def open(self):
+        import lookalike
+
+        return lookalike.open(self.url, index_dir=self.index_dir, vectors=self.vectors)
+
+    def args(self) -> list[str]:
+        return ["--db", self.url, "--index-dir", str(self.index_dir)] + (
+            ["--vectors", self.vectors] if self.vectors else [])
+
+    def sql(self, query: str) -> list[tuple]:
+        from sqlalchemy import create_engine, text
+
+        if self._engine is None:
+            self._engine = create_engine(self.url if "://" in self.url else f"sqlite:///{self.url}")
+        with self._engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(query))]
+
+
+def make_backend(request, folder: Path, kind: str) -> Backend:
+    if kind == "sqlite":
+        return Backend(kind, str(folder / "lib.db"), folder / "indexes")
+    if kind == "milvus":  # SQLite for the metadata, Milvus Lite (embedded) for the vectors
+        return Backend(kind, str(folder / "lib.db"), folder / "indexes", vectors=f"milvus-lite:{folder / 'vectors.db'}")
+    return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
+
+
+def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 1800):
+    """Start a server process in its own process group; yield once ``port`` answers a
+    pymilvus call; stop the whole group (a wrapper's children included) at the end.
+    A server that exits fails at once; ``timeout`` only bounds one that never answers (it
+    was 240 s, and a Milvus standalone on this 2-core VM under load ~15 missed it)."""
+    import signal
+
+    log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_milvus(port, lambda: proc.poll() is None, timeout, what, log_path)
+        yield f"milvus://127.0.0.1:{port}"
+    finally:
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        _kill_running_from(log_path.parent)  # the milvus-server wrapper starts its binary in a session of its own
+        log.close()
+
+
+def _kill_running_from(folder: Path) -> None:
+    """SIGTERM, then SIGKILL, every process whose command line names ``folder``."""
+    import signal
+    import time
+
+    def pids() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if str(folder).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        while pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone server on loopback: the ``milvus`` package's binary
+    (Milvus 2.3.5 with embedded etcd and local storage, Apache-2.0, from the package
+    index), reached by pymilvus as a cluster's proxy is. Yields its ``milvus://`` URL."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-standalone")
+    exe = Path(sys.executable).with_name("milvus-server")
+    yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
+                      data / "server.log")
+
+
+@pytest.fixture(scope="session")
+def milvus_lite_server(tmp_path_factory):
+    """Milvus Lite's own server (``milvus-lite server``): the embedded engine behind
+    Milvus's gRPC API on a loopback port. Yields its ``milvus://`` URL."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-lite-server")
+    exe = Path(sys.executable).with_name("milvus-lite")
+    yield from _serve([str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
+                       "--port", str(port)], port, "milvus-lite server", data / "server.log")
+
+
+@pytest.fixture(params=["sqlite", "postgres", "milvus"])
+def backend(request, tmp_path) -> Backend:
+    """Run the test on every store (issue 8: the behaviour tests hold on each backend;
+    issue 18: Milvus Lite beside SQLite). PostgreSQL + a Milvus server, standalone or Milvus
+    Lite's, goes through the same pymilvus calls as Milvus Lite; it has its own tests
+    (tests/test_milvus.py), where the server is the point, not every store's matrix."""
+    return make_backend(request, tmp_path, request.param)
+
+
+@pytest.fixture(scope="session")
+def small_goldens() -> dict[str, tuple[Backend, dict]]:
+    """:func:`small_store`'s golden libraries, one per store, each made on first use."""
+    return {}
+
+
+def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
+    """A ``kind`` store in ``folder`` holding celeb/face_recognition as ``lookalike ingest
+    --json`` of the default models leaves it, and that ingest's summary: a copy of a golden
+    library ingested once per session per store (SQLite: :func:`small_golden`; the database
+    file, ``indexes/`` and Milvus Lite's file copied; PostgreSQL: ``CREATE DATABASE …
+    TEMPLATE``)."""
+    import json
+
+    faces = request.getfixturevalue("faces")
+    source = str(faces / "celeb" / "face_recognition")
+    if kind == "sqlite":
+        golden_db, summary = request.getfixturevalue("small_golden")
+        store = make_backend(request, folder, kind)
+        copy_library(golden_db, Path(store.url))  # and its indexes/: the store's index_dir
+        return store, summary
+    goldens = request.getfixturevalue("small_goldens")
+    if kind not in goldens:
+        gfolder = request.getfixturevalue("tmp_path_factory").mktemp(f"golden-small-{kind}")
+        golden = make_backend(request, gfolder, kind)
+        done = cli("ingest", source, *golden.args(), "--json")
+        assert done.returncode == 0, done.stderr
+        goldens[kind] = golden, json.loads(done.stdout)
+    golden, summary = goldens[kind]
+    if kind == "postgres":
+        store = Backend(kind, request.getfixturevalue("postgres")(golden.url), folder / "indexes")
+    else:  # SQLite + Milvus Lite: both files, closed by the ingest that wrote them
+        store = make_backend(request, folder, kind)
+        copy_library(Path(golden.url), Path(store.url))
+        lite = Path(golden.vectors.split(":", 1)[1])
+        (shutil.copytree if lite.is_dir() else shutil.copyfile)(lite, Path(store.vectors.split(":", 1)[1]))
+    if golden.index_dir.is_dir():
+        shutil.copytree(golden.index_dir, store.index_dir, dirs_exist_ok=True)
+    return store, summary
+
+
+@pytest.fixture(params=["sqlite", "postgres", "milvus"])
+def small_backend(request, tmp_path) -> Backend:
+    """:func:`backend` already holding celeb/face_recognition (:func:`small_store`), for the
+    tests that change a small library on every store."""
+    return small_store(request, tmp_path, request.param)[0]
