@@ -71,14 +71,16 @@ def site(faces, small_golden, tmp_path_factory, analysis_weights):
     (folder / "cwd").mkdir()
     app = create_app(ServeSettings(db=str(db), rate_per_minute=0))
     client = in_process(app)
-    served = Site(db=db, keys=keys, folder=folder, client=client, app=app)
-    yield served
+    shared = Site(db=db, keys=keys, folder=folder, client=client, app=app)
+    yield shared
     client.__exit__(None, None, None)
-    if "server" in served:
-        served["server"].stop()
+    if "server" in shared:
+        shared["server"].stop()
 
 
 def call(site, method: str, path: str, key: str | None = "search", **kwargs) -> httpx.Response:
+    """``method path`` through the application in this process, with the key of scope
+    ``key`` (None: no key); never a traceback in the answer."""
     headers = ({"X-API-Key": site["keys"][key]} if key else {}) | kwargs.pop("headers", {})
     response = site["client"].request(method, path, headers=headers, **kwargs)
     assert "Traceback" not in response.text
@@ -86,7 +88,7 @@ def call(site, method: str, path: str, key: str | None = "search", **kwargs) -> 
 
 
 def served(site, method: str, path: str, key: str | None = "search", **kwargs) -> httpx.Response:
-    """:func:`_call` through the real server on its loopback port."""
+    """:func:`call` through the real server on its loopback port."""
     headers = ({"X-API-Key": site["keys"][key]} if key else {}) | kwargs.pop("headers", {})
     response = httpx.request(method, site["url"] + path, headers=headers, timeout=120, **kwargs)
     assert "Traceback" not in response.text
@@ -94,6 +96,7 @@ def served(site, method: str, path: str, key: str | None = "search", **kwargs) -
 
 
 def upload(faces: Path, rel: str, field: str = "photo") -> dict:
+    """The photo ``faces/rel`` as the multipart file ``field``."""
     path = faces / rel
     return {field: (path.name, path.read_bytes(), "image/jpeg")}
 
