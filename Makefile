@@ -53,8 +53,8 @@ demo: install
 	$(BIN)/lookalike morph "$(QUERY)" person:joe_biden --db "$(DB)" --frames 24 --out demo-out/morph.gif
 	@echo "drawn faces (made from real people's photos: never commit them): $(abspath demo-out)/"
 
-# two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server or a
-# module's fixture stay in one worker (xdist_group marks, tests/conftest.py); the lint runs among
+# two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server, the
+# HTTP API's served library (tests/_site.py) or a module's fixture stay in one worker (xdist_group marks, tests/conftest.py); the lint runs among
 # the tests (tests/test_lint.py), on a core the other tests leave idle part of the time
 JOBS ?= 2
 test: install browser

@@ -1,5 +1,7 @@
 """bench/scale.py's Milvus column: lookalike's MilvusIndex in Milvus Lite (a child process of
-the bench) and on a real Milvus 2.3.5 standalone server, built, settled, loaded and searched."""
+the bench) and on a real Milvus 2.3.5 standalone server, built, settled, loaded and searched;
+the server itself (``ServerEngine``, which the standalone ingest of ``_scale_ingest`` runs on
+too) and its bytes per million faces."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Start ``lookalike serve`` on a loopback port and wait until it is ready: what the API
-tests (tests/test_serve.py) and the load bench (bench/serve.py) share."""
+tests (tests/_site.py's served library, tests/test_serve_limits.py) and the load bench
+(bench/serve.py) share."""
 
 from __future__ import annotations
 

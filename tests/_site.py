@@ -1,4 +1,5 @@
-"""The served library the HTTP API's tests share (tests/test_serve.py, tests/test_serve_processes.py):
+"""The served library the HTTP API's tests share (tests/test_serve.py, tests/test_serve_processes.py;
+``in_process`` and the photos also serve tests/test_serve_limits.py and tests/test_pictures.py):
 a small library with its keys, the application in this process and, started on first use,
 ``lookalike serve --workers 2`` on it; and the calls a test makes of either. One a run: its
 tests share one pytest-xdist worker (conftest.py's ``_xdist_group``)."""

@@ -186,7 +186,7 @@ def small_goldens() -> dict[str, tuple[Backend, dict]]:
 def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
     """A ``kind`` store in ``folder`` holding celeb/face_recognition as ``lookalike ingest
     --json`` of the default models leaves it, and that ingest's summary: a copy of a golden
-    library ingested once per session per store (SQLite: :func:`small_golden`; the database
+    library ingested once per session per store (SQLite: :func:`_libraries.small_golden`; the database
     file, ``indexes/`` and Milvus Lite's file copied; PostgreSQL: ``CREATE DATABASE …
     TEMPLATE``)."""
     import json

@@ -6,8 +6,8 @@ The behaviour tests that hold on every backend also run here through the ``backe
 ``any_lib`` fixtures (tests/_stores.py, test_cli.py, test_ingest.py), and so do the kill
 tests (test_reliability.py) and the file scan after a removal (test_privacy.py); this file
 holds what is Milvus's own: the outbox after a crash, the filter fields, a shared server
-with queue workers, the errors (the ``--vectors`` forms and the index types, pure:
-tests/test_milvus_forms.py)."""
+with queue workers, the errors (the ``--vectors`` forms, the backend each database pairs
+with, the index types and the filter expressions, pure: tests/test_milvus_forms.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTTP API: every route, error and scope, keys, limits, privacy, admin changes while
+"""The HTTP API: every route, error and scope, keys, a busy library, privacy, admin changes while
 a kiosk searches, and schemathesis against the published OpenAPI document, with real
 models and real photos. The HTTP semantics go through the application in this process
 (FastAPI's TestClient, as a server's worker runs it); the real server (``lookalike serve``

@@ -1,6 +1,6 @@
 """Client connections spread over a server's processes (lookalike.serve.balance): a process
 over its share of the connections closes one after its answer, one alone never does, and a
-connection counts from when it is made until it is lost (tests/test_serve.py: on the real
+connection counts from when it is made until it is lost (tests/test_serve_processes.py: on the real
 two-process server, four keep-alive clients end up two and two, and clients that left are
 off the board at once)."""
 

@@ -2,7 +2,9 @@
 rate limit decided from the headers before any body is read, a bound on the bodies held at
 once, filters bounded before they reach SQL, forwarded headers trusted only from a named
 proxy, the access log without address or query string, docs off by default, a ``--db``
-that is not a database reported as such. FastAPI's in-process client where the HTTP answer
+that is not a database reported as such; and a kiosk server's limits (open search, CORS for
+the named origin only, a rate of 6 a minute, the body limit) and a large upload that is never
+spooled to disk. FastAPI's in-process client where the HTTP answer
 is the point; ``lookalike serve`` on a loopback port where the socket or the server's own
 configuration (uvicorn) is."""
 
@@ -66,19 +68,13 @@ def client(lib):
     c.__exit__(None, None, None)
 
 
-def _problem(response: httpx.Response, status: int, code: str) -> dict:
-    from conftest import problem
-
-    return problem(response, status, code)
-
-
 # -- in process ---------------------------------------------------------------------------
 def test_malformed_json_without_a_key_is_401_not_422(client, lib):
     bad, json_ = b'{"name": "x", ', {"content-type": "application/json"}
-    _problem(client.post("/v1/people", content=bad, headers=json_), 401, "unauthorized")
-    _problem(client.post("/v1/people", content=bad, headers={**json_, "X-API-Key": lib["keys"]["search"]}),
+    problem(client.post("/v1/people", content=bad, headers=json_), 401, "unauthorized")
+    problem(client.post("/v1/people", content=bad, headers={**json_, "X-API-Key": lib["keys"]["search"]}),
              403, "forbidden")
-    said = _problem(client.post("/v1/people", content=bad, headers={
+    said = problem(client.post("/v1/people", content=bad, headers={
         **json_, "Authorization": "Bearer " + lib["keys"]["admin"]}), 422, "invalid_request")
     assert "not valid JSON" in said["detail"]
 
@@ -86,10 +82,10 @@ def test_malformed_json_without_a_key_is_401_not_422(client, lib):
 def test_long_and_many_filters_are_a_422_not_a_500(client, lib):
     key = {"X-API-Key": lib["keys"]["search"]}
     photo = {"photo": ("b.jpg", lib["photo"], "image/jpeg")}
-    long = _problem(client.post("/v1/search", files=photo, headers=key, data={"filter": "tag=" + "x" * 50_000}),
+    long = problem(client.post("/v1/search", files=photo, headers=key, data={"filter": "tag=" + "x" * 50_000}),
                     422, "invalid_request")
     assert "filter" in long["detail"] and "200 characters" in long["detail"]
-    many = _problem(client.post("/v1/search", files=photo, headers=key,
+    many = problem(client.post("/v1/search", files=photo, headers=key,
                                 data={"filter": [f"tag=t{i}" for i in range(999)]}), 422, "invalid_request")
     assert "more than 20" in many["detail"]
     ok = client.post("/v1/search", files=photo, headers=key,
@@ -126,7 +122,7 @@ def test_a_crash_is_logged_without_its_sql_and_answered_once(client, lib, monkey
     monkeypatch.setattr(Library, "stats", broken)
     with caplog.at_level(logging.DEBUG):
         r = client.get("/v1/stats", headers={"X-API-Key": lib["keys"]["search"]})
-    _problem(r, 500, "internal")
+    problem(r, 500, "internal")
     logged = "\n".join(rec.getMessage() + (str(rec.exc_info) if rec.exc_info else "") for rec in caplog.records)
     assert "OperationalError" in logged and "/v1/stats" in logged
     assert marker not in logged and "SELECT" not in logged
@@ -141,12 +137,12 @@ def test_an_oversized_chunked_body_is_413(client, lib):
 
     r = client.post("/v1/search", content=chunks(), headers={
         "X-API-Key": lib["keys"]["search"], "content-type": "multipart/form-data; boundary=b"})
-    _problem(r, 413, "request_too_large")
+    problem(r, 413, "request_too_large")
 
 
 def test_docs_are_off_unless_asked_for(client, lib):
-    _problem(client.get("/docs"), 404, "no_such_path")
-    _problem(client.get("/redoc"), 404, "no_such_path")
+    problem(client.get("/docs"), 404, "no_such_path")
+    problem(client.get("/redoc"), 404, "no_such_path")
     assert client.get("/openapi.json").json()["info"]["title"] == "lookalike"
     docs = _client(lib["db"], docs=True)
     try:
@@ -171,7 +167,7 @@ def test_a_db_that_is_not_a_database_fails_health_with_the_reason(tmp_path, face
             client.__exit__(None, None, None)
     assert r.status_code == 503 and r.json()["status"] == "failed", r.text
     assert str(path) in r.json()["detail"] and "not an SQLite database" in r.json()["detail"]
-    _problem(said, 401, "unauthorized")  # keyless: refused before the library is asked
+    problem(said, 401, "unauthorized")  # keyless: refused before the library is asked
     assert [rec.getMessage() for rec in caplog.records if "could not be opened" in rec.getMessage()] != []
     assert path.read_bytes() == before  # nothing written to it
 
@@ -227,7 +223,7 @@ def test_callers_without_a_key_are_refused_before_their_body(server, lib):
     # place itself, and one of the two could be refused in its stead)
     assert wait_for(lambda: httpx.get(server.url + "/v1/health").json()["bodies_in_flight"] == 2), server.log[-20:]
     r = httpx.post(url, files=photo, headers=key, timeout=60)
-    busy = _problem(r, 503, "busy")
+    busy = problem(r, 503, "busy")
     assert r.headers["retry-after"] == "1" and "2 requests" in busy["detail"]
 
     keyless = [_connect(server.url) for _ in range(20)]  # admitted or not, they never take a place
@@ -262,7 +258,7 @@ def test_an_oversized_chunked_body_is_413_on_the_real_server(server, lib):
 
     r = httpx.post(server.url + "/v1/search", content=chunks(), timeout=60, headers={
         "X-API-Key": lib["keys"]["search"], "content-type": "multipart/form-data; boundary=b"})
-    _problem(r, 413, "request_too_large")
+    problem(r, 413, "request_too_large")
 
 
 def test_the_access_log_has_method_path_and_status_only(server, lib):

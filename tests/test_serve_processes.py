@@ -13,6 +13,17 @@ from _site import OBAMA, call, upload
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module", autouse=True)
+def server_stopped_after(site):
+    """The shared server stops when this module ends, whatever its last test did (a test that
+    failed before stopping it, or was left out): the served library lives for the run, its
+    two-process server no longer than the tests that are about it."""
+    yield
+    if "server" in site:
+        site["server"].stop()
+        del site["server"], site["url"]
+
+
 def test_a_busy_sibling_process_gives_a_call_its_share_of_the_cores(site, faces, monkeypatch):
     """With another of the server's processes busy, a library call's models take their share
     of the cores (one thread of two) and answer as they do alone; without, every core."""
