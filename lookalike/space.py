@@ -195,7 +195,7 @@ class SpaceView:
         """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
         from . import analysis
 
-        name = analysis.resolve(analysis.AnalyzerName(name))
+        name = analysis.resolve(analysis.AnalyzerName.named(name))
         if name not in self._analyzers:
             self._analyzers[name] = analysis.build(name)
         return self._analyzers[name]

@@ -193,3 +193,18 @@ def test_ingest_analyze_stores_estimates_and_removal_drops_them(faces, tmp_path,
     plain = tmp_path / "plain" / "p.db"  # its own folder: a library owns its indexes/
     assert run("ingest", str(faces / "celeb/face_recognition/joe_biden"), "--db", str(plain), "-q").returncode == 0
     assert json.loads(run("stats", "--db", str(plain), "--json").stdout)["estimates"]["faces"] == 0
+
+
+def test_an_unknown_analyzer_name_is_one_clean_error(faces, tmp_path):
+    """The Python API takes analyzer names as strings too; a string that names none is the
+    typed error the CLI and the API print as one line, before any photo is read."""
+    import lookalike
+    from lookalike.errors import UnknownName
+
+    with lookalike.open(tmp_path / "lib.db") as lib:
+        for call in (lambda: lib.ingest([str(faces / "celeb" / "face_recognition")], analyzer="bogus"),
+                     lambda: lib.analyze(str(faces / "celeb" / "face_recognition" / "joe_biden" / "biden.jpg"),
+                                         "bogus")):
+            with pytest.raises(UnknownName, match="unknown analyzer 'bogus'; choose one of: auto, offline"):
+                call()
+        assert lib.stats()["photos"] == 0

@@ -110,7 +110,7 @@ def test_the_api_exports_what_users_need():
 
 def test_every_sql_statement_lives_in_the_store():
     sql = re.compile(r"(?<![.\w])select\(|(?<![.\w])text\("
-                     r"|\b(session|conn|connection)\.(execute|get|add|add_all|delete|scalar|scalars|merge)\(")
+                     r"|\b(session|conn|connection)\.(execute|get|get_one|add|add_all|delete|scalar|scalars|merge|flush|query)\(")
     found = []
     for path in PACKAGE.rglob("*.py"):
         if path.relative_to(PACKAGE).parts[0] == "store":

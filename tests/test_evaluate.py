@@ -98,3 +98,42 @@ def test_retrieval_manifest_roles_are_checked(tmp_path):
     bad.write_text("path\tidentity\trole\na.jpg\tx\tprobe\n")
     with pytest.raises(ManifestError, match="unknown role"):
         read_retrieval(bad, None)
+
+
+BAD_MANIFESTS = [
+    # (command, file name, its bytes, what the one line says)
+    ("verify", "missing.tsv", None, "missing.tsv: no such file"),
+    ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\t1\nc.jpg\td.jpg\n", "pairs.tsv:3: no same"),
+    ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\tmaybe\n", "same 'maybe' is neither 1 nor 0"),
+    ("verify", "pairs.txt", b"10\nAaron_Peirsol 1 2\nAaron_Peirsol one 2\n",
+     "pairs.txt:3: photo number 'one' is not a whole number"),
+    ("verify", "pairs.txt", b"\xff\xfe\x00b\x00a\x00d", "pairs.txt: not UTF-8 text"),
+    ("retrieval", "r.tsv", b"path\tidentity\trole\na.jpg\tx\tquery\nb.jpg\tx\n", "r.tsv:3: no role"),
+    ("retrieval", "r.tsv", b"path\tidentity\trole\na.jpg\tx\tprobe\n", "r.tsv:2: unknown role 'probe'"),
+    ("retrieval", "r.tsv", b"file\twho\na.jpg\tx\n", "r.tsv: needs the columns path, identity, role"),
+    ("attributes", "labels.tsv", b"path\tage\tgender\na.jpg\t30\tmale\nb.jpg\t40\tunknown\n",
+     "labels.tsv:3: gender 'unknown' is not one of"),
+    ("attributes", "labels.tsv", b"path\tage\na.jpg\tthirty\n", "labels.tsv:2: age 'thirty' is not a number"),
+    ("attributes", "folder", "dir", "folder: a folder, not a file"),
+]
+
+
+@pytest.mark.parametrize(("command", "name", "content", "said"), BAD_MANIFESTS,
+                         ids=[f"{c}-{s.split(': ', 1)[-1][:24]}" for c, _, _, s in BAD_MANIFESTS])
+def test_a_bad_evaluation_file_is_one_line_naming_the_file_line_and_reason(command, name, content, said, tmp_path):
+    """Whatever is wrong with a pairs, retrieval or labels file (missing, a folder, not UTF-8,
+    a short row, a value its column cannot hold), ``lookalike eval`` says so in one line that
+    names the file, the line and the reason, exits 2, and opens no library."""
+    from conftest import cli
+
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    db = tmp_path / "lib.db"
+    done = cli("eval", command, str(path), *(["--db", str(db)] if command == "verify" else []))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert said in done.stderr and str(tmp_path) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+    assert not db.exists()

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, insert, select, update
 
+from lookalike.faces.landmarks import MODEL as LANDMARK_MODEL
 from lookalike.ingest.corpus import Profile
 from lookalike.ingest.report import Processed
-from lookalike.ingest.writer import store_batch
 from lookalike.store import db, person_rows, photo_rows, space_rows
+from lookalike.store.photo_batches import store_batch
 from lookalike.store.schema import Face, Person, Photo, VectorOutbox
 from lookalike.store.values import PhotoStatus
 
@@ -43,7 +44,7 @@ def _store_photo(session, space_id: int, path: str, person: str | None, faces: i
     blob = np.full(4, 0.5, dtype="<f4").tobytes()
     done = Processed(path, person, None, f"sha of {path}", 1, PhotoStatus.ok,
                      faces=[((0, 0, 1, 1), 1.0, blob, None, None)] * faces, replaces=replaces)
-    _stale, new_ids, _vectors = store_batch(session, space_id, [done], {})
+    _stale, new_ids, _vectors = store_batch(session, space_id, [done], {}, LANDMARK_MODEL)
     return new_ids.tolist()
 
 

@@ -138,6 +138,25 @@ def test_same_bytes_under_two_paths_are_stored_once(postgres, faces, tmp_path):
     assert db.sql("select count(*) from faces") == [(1,)]
 
 
+def test_a_photo_a_worker_cannot_read_is_settled_with_the_oss_reason(postgres, faces, tmp_path):
+    """A worker on a machine where the corpus is not where the queue says (here: the file gone
+    after it was queued) settles the photo as unreadable, in the OS's words, and asks
+    whether the corpus is mounted at the same path; its queue row is done."""
+    from _stores import Backend
+
+    db = Backend("postgres", postgres(), tmp_path / "idx")
+    photo = tmp_path / "gone.png"
+    shutil.copy(next((faces / "celeb" / "faceapi_bbt" / "amy").glob("*.png")), photo)
+    with db.open() as lib:
+        _enqueue(lib, [photo])
+    photo.unlink()
+    done = _cli("worker", "--db", db.url, "--workers", "1", "--until-empty", timeout=300)
+    assert done.returncode == 0, done.stderr
+    ((status, reason),) = db.sql("select status, reason from photos")
+    assert status == "decode_error" and "(No such file or directory; is the corpus mounted" in reason, reason
+    assert db.sql("select state, status from ingest_queue") == [("done", "decode_error")]
+
+
 @pytest.mark.crash
 def test_a_photo_that_kept_killing_workers_is_settled_as_an_error(postgres, faces, tmp_path):
     from _stores import Backend

@@ -21,6 +21,18 @@ class AnalyzerName(str, Enum):
     deepface = "deepface"
     agender = "agender"
 
+    @classmethod
+    def named(cls, name: AnalyzerName | str) -> AnalyzerName:
+        """``name`` as an analyzer name (the Python API takes plain strings too); a string that
+        names none is an :class:`~lookalike.errors.UnknownName` — one clean message listing
+        the names — not a bare ``ValueError``."""
+        from ..errors import UnknownName
+
+        try:
+            return cls(name)
+        except ValueError:
+            raise UnknownName("analyzer", str(name), [a.value for a in cls]) from None
+
 
 # Gender is never stated as a fact for a face estimated younger than this (the models'
 # gender cues are unreliable before puberty, and it is not theirs to say)

@@ -35,9 +35,10 @@ def eval_verify(
     from ..measure import evaluate
 
     with _errors():
+        read = evaluate.read_pairs(pairs, root)  # a bad file is said before any library is opened
         with opened(lib, space) as library:
             library.view.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
-            report, scores, same = evaluate.verify(library.view, evaluate.read_pairs(pairs, root))
+            report, scores, same = evaluate.verify(library.view, read)
             data = report.to_dict()
             if calibrate:
                 library.view.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
@@ -82,7 +83,8 @@ def eval_retrieval(
             scratch = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'retrieval.db'}",
                               index_dir=Path(tmp) / "indexes")
             with Library(scratch) as lib:
-                report = evaluate.retrieval(lib.view, lib.ingest_items, rows)
+                lib.ingest_items(evaluate.gallery_items(rows))
+                report = evaluate.retrieval(lib.view, rows)
         data = report.to_dict()
         if as_json:
             _print_json(data)

@@ -7,7 +7,7 @@ The runner reads, hashes and queues (:class:`PostgresQueue`, its distributor); w
 starts them on any other machine that can reach the database and read the photos at the
 same paths (a shared mount). Each claims a few photos, runs the same mapper as the
 single-machine ingest (:class:`.mapper.Mapper`), and stores the results with the
-same writer code (:func:`.writer.store_batch`) in the claiming transaction.
+same rows (:func:`lookalike.store.photo_batches.store_batch`) in the claiming transaction.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
+from ..faces.landmarks import MODEL as LANDMARK_MODEL
 from ..faces.pipeline import FacesMode, Space
 from ..faults import crash_point
 from ..store import person_rows, photo_rows, queue
+from ..store.photo_batches import store_batch
 from ..store.schema import QueueItem
 from ..store.values import PhotoStatus
 from ..workers import spawn_context
@@ -28,7 +30,6 @@ from .corpus import Item
 from .mapper import Mapper
 from .reader import Verdict, decide, read_file
 from .report import IngestStatus, Outcome, Processed, Task
-from .writer import store_batch
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -44,6 +45,23 @@ if TYPE_CHECKING:
 
     # a local worker's entry point: worker_main(settings, stop_event, until_empty)
     WorkerMain = Callable[[Settings, Event, bool], None]
+
+
+class Read(NamedTuple):
+    """A claimed photo's bytes and their sha256, or why they could not be read (the OS's
+    words: a missing file, a permission, a folder not mounted here)."""
+
+    sha: str | None
+    data: bytes | None
+    why: str = ""
+
+
+def _read(item: QueueItem) -> Read:
+    try:
+        data, sha = read_file(item.path)
+    except OSError as err:
+        return Read(None, None, err.strerror or str(err))
+    return Read(sha, data)
 
 
 class PostgresQueue:
@@ -221,38 +239,33 @@ class QueueWorker:
     # -- one space's share of a claim --------------------------------------------------
     def _store(self, session: Session, space_id: int, group: list[QueueItem], starts: dict[int, int]) -> None:
         view = self.in_space(session, space_id)
-        loaded = [(item, *self._read(item)) for item in group]
-        queue.lock_bytes(session, space_id, [sha for _, sha, _ in loaded if sha])
-        firsts = photo_rows.first_by_sha(session, space_id, [sha for _, sha, _ in loaded if sha])
+        loaded = [(item, _read(item)) for item in group]
+        shas = [read.sha for _, read in loaded if read.sha]
+        queue.lock_bytes(session, space_id, shas)
+        firsts = photo_rows.first_by_sha(session, space_id, shas)
         known = photo_rows.known_by_path(session, space_id, [item.path for item in group])
         results: list[tuple[QueueItem, Processed]] = []
         seen: dict[str, Item] = {}
-        for item, sha, data in loaded:
-            results.append((item, self._decide(view, item, sha, data, starts.get(item.id, 1),
-                                               known.get(item.path), firsts.get(sha) if sha else None, seen)))
+        for item, read in loaded:
+            results.append((item, self._decide(view, item, read, starts.get(item.id, 1), known.get(item.path),
+                                               firsts.get(read.sha) if read.sha else None, seen)))
         to_store = [r for _, r in results if r.status is not IngestStatus.unchanged]
-        store_batch(session, space_id, to_store, self._people, view.db_vector_writer(session))
+        store_batch(session, space_id, to_store, self._people, LANDMARK_MODEL, view.db_vector_writer(session))
         for item, r in results:
             queue.finish(session, item, r.status.value, r.reason, len(r.faces), r.conflict, self.name)
             self.stats.photos += 1
             self.stats.faces += len(r.faces)
             self.stats.statuses[r.status.value] = self.stats.statuses.get(r.status.value, 0) + 1
 
-    def _read(self, item: QueueItem) -> tuple[str | None, bytes | None]:
-        try:
-            data, sha = read_file(item.path)
-        except OSError:
-            return None, None
-        return sha, data
-
-    def _decide(self, view: IngestTarget, item: QueueItem, sha: str | None, data: bytes | None, starts: int,
+    def _decide(self, view: IngestTarget, item: QueueItem, read: Read, starts: int,
                 old: Known | None, first: Known | None, seen: dict[str, Item]) -> Processed:
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
-        if data is None or sha is None:  # both or neither (:meth:`_read`)
+        if read.data is None or read.sha is None:  # both or neither (:func:`_read`)
             return Processed.settled(it, PhotoStatus.decode_error,
-                                     f"cannot be read on worker {self.name} (is the corpus mounted at "
-                                     "the same path on every worker machine?)", replaces=old is not None)
+                                     f"cannot be read on worker {self.name} ({read.why}; is the corpus "
+                                     "mounted at the same path on every worker machine?)", replaces=old is not None)
+        sha, data = read.sha, read.data
         d = decide(it, sha, old, first, seen.get(sha))
         if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
@@ -271,9 +284,9 @@ class QueueWorker:
     def in_space(self, session: Session, space_id: int) -> IngestTarget:
         if space_id not in self._views:
             from ..models import registry
-            from ..store.schema import Space as SpaceRow
+            from ..store.space_rows import space_by_id
 
-            row = session.get_one(SpaceRow, space_id)  # the queue rows' space: it exists
+            row = space_by_id(session, space_id)  # the queue rows' space: it exists
             # fail here, with the install command, not per photo
             registry.require(row.model, row.detector, row.aligner)
             self._views[space_id] = self.lib.in_space(row)

@@ -66,7 +66,7 @@ def options(space: Space, faces: FacesMode, workers: int, analyzer: AnalyzerName
     if analyzer is not None:
         from .. import analysis
 
-        resolved = analysis.resolve(analysis.AnalyzerName(analyzer))
+        resolved = analysis.resolve(analysis.AnalyzerName.named(analyzer))
         registry.require(*analysis.required_weights(resolved))
     return IngestOptions(faces=faces, workers=workers, analyzer=resolved)
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..analysis import EMOTIONS, Analyzer, Estimate
 from ..errors import BadImage, ManifestError
+from .manifests import read_lines, tsv_rows
 
 if TYPE_CHECKING:
     from ..faces.detect import Detector
@@ -68,24 +69,27 @@ class AttributesReport:
 
 def read_manifest(path: Path, root: Path | None = None) -> list[Labelled]:
     base = Path(root) if root else Path(path).parent
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        columns = set(reader.fieldnames or ())
-        if "path" not in columns or not columns & {"age", "gender", "emotion"}:
-            raise ManifestError(f"{path}: needs a path column and at least one of age, gender, emotion")
-        group_cols = sorted(columns - NOT_GROUPS)
-        rows = []
-        for number, row in enumerate(reader, start=2):
-            try:
-                age = float(row["age"]) if row.get("age") else None
-            except ValueError as err:
-                raise ManifestError(f"{path}:{number}: age {row['age']!r} is not a number") from err
-            gender = GENDER_WORDS.get((row.get("gender") or "").strip().lower()) if row.get("gender") else None
-            emotion = (row.get("emotion") or "").strip().lower() or None
-            if emotion is not None and emotion not in EMOTIONS:
-                raise ManifestError(f"{path}:{number}: emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
-            rows.append(Labelled(str(base / row["path"]), age, gender, emotion,
-                                 {c: row[c] for c in group_cols if row.get(c)}))
+    lines = read_lines(path)
+    columns = set(next(csv.reader(lines[:1], delimiter="\t"), ()))
+    if "path" not in columns or not columns & {"age", "gender", "emotion"}:
+        raise ManifestError(f"{path}: needs a path column and at least one of age, gender, emotion")
+    group_cols = sorted(columns - NOT_GROUPS)
+    rows = []
+    for number, row in tsv_rows(path, lines, ("path",)):
+        try:
+            age = float(row["age"]) if row.get("age") else None
+        except ValueError as err:
+            raise ManifestError(f"{path}:{number}: age {row['age']!r} is not a number") from err
+        said = (row.get("gender") or "").lower()
+        gender = GENDER_WORDS.get(said) if said else None
+        if said and gender is None:
+            raise ManifestError(f"{path}:{number}: gender {row['gender']!r} is not one of "
+                                f"{', '.join(sorted(GENDER_WORDS))}")
+        emotion = (row.get("emotion") or "").strip().lower() or None
+        if emotion is not None and emotion not in EMOTIONS:
+            raise ManifestError(f"{path}:{number}: emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
+        rows.append(Labelled(str(base / row["path"]), age, gender, emotion,
+                             {c: row[c] for c in group_cols if row.get(c)}))
     return rows
 
 

@@ -11,15 +11,16 @@ below it a match is no closer than a random stranger.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ManifestError
+from .manifests import read_lines, truth, tsv_rows, whole_number
 
 if TYPE_CHECKING:
     from ..ingest.corpus import Item
@@ -54,11 +55,10 @@ def read_pairs(path: Path, root: Path | None = None) -> list[Pair]:
     """A TSV ``path_a, path_b, same`` (paths relative to the file or ``root``) or an LFW
     ``pairs.txt`` (``name i j`` / ``name1 i name2 j`` lines under ``root/Name/Name_000i.jpg``)."""
     base = Path(root) if root else Path(path).parent
-    lines = Path(path).read_text().splitlines()
+    lines = read_lines(path)
     if lines and "\t" in lines[0] and "path_a" in lines[0]:
-        rows = csv.DictReader(lines, delimiter="\t")
-        return [Pair(str(base / r["path_a"]), str(base / r["path_b"]), r["same"].strip() in ("1", "true"))
-                for r in rows]
+        return [Pair(str(base / r["path_a"]), str(base / r["path_b"]), truth(path, n, "same", r["same"]))
+                for n, r in tsv_rows(path, lines, ("path_a", "path_b", "same"))]
     pairs = []
     for number, line in enumerate(lines, start=1):
         parts = line.split()
@@ -66,17 +66,19 @@ def read_pairs(path: Path, root: Path | None = None) -> list[Pair]:
             continue  # LFW header: "N" or "folds N"
         if len(parts) == 3:
             name, i, j = parts
-            pairs.append(Pair(_lfw(base, name, i), _lfw(base, name, j), True))
+            pairs.append(Pair(_lfw(base, name, whole_number(path, number, "photo number", i)),
+                              _lfw(base, name, whole_number(path, number, "photo number", j)), True))
         elif len(parts) == 4:
             n1, i, n2, j = parts
-            pairs.append(Pair(_lfw(base, n1, i), _lfw(base, n2, j), False))
+            pairs.append(Pair(_lfw(base, n1, whole_number(path, number, "photo number", i)),
+                              _lfw(base, n2, whole_number(path, number, "photo number", j)), False))
         elif parts:
             raise ManifestError(f"{path}:{number}: not an LFW pairs line: {line!r}")
     return pairs
 
 
-def _lfw(root: Path, name: str, number: str) -> str:
-    return str(root / name / f"{name}_{int(number):04d}.jpg")
+def _lfw(root: Path, name: str, number: int) -> str:
+    return str(root / name / f"{name}_{number:04d}.jpg")
 
 
 # -- embedding with worker processes ---------------------------------------------------
@@ -160,31 +162,52 @@ class RetrievalReport:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def read_retrieval(path: Path, root: Path | None) -> list[tuple[str, str, str]]:
-    """Rows ``(absolute path, identity, role)`` of a ``path, identity, role`` TSV."""
+class Role(StrEnum):
+    """What a retrieval manifest's photo is for."""
+
+    query = "query"  # searched, never ingested
+    gallery = "gallery"  # ingested: the people a query should find
+    distractor = "distractor"  # ingested: strangers to be found instead
+
+
+@dataclass(frozen=True)
+class RetrievalRow:
+    path: str  # absolute
+    identity: str
+    role: Role
+
+
+def read_retrieval(path: Path, root: Path | None) -> list[RetrievalRow]:
+    """The rows of a ``path, identity, role`` TSV, paths made absolute (under ``root``, else
+    the file's folder)."""
     base = Path(root) if root else Path(path).parent
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        if not reader.fieldnames or not {"path", "identity", "role"} <= set(reader.fieldnames):
-            raise ManifestError(f"{path}: needs the columns path, identity, role")
-        rows = [(str(base / r["path"]), r["identity"], r["role"].strip()) for r in reader]
-    bad = {role for _, _, role in rows} - {"query", "gallery", "distractor"}
-    if bad:
-        raise ManifestError(f"{path}: unknown role(s) {sorted(bad)}; use query, gallery or distractor")
+    rows = []
+    for number, r in tsv_rows(path, read_lines(path), ("path", "identity", "role")):
+        try:
+            role = Role(r["role"].lower())
+        except ValueError as err:
+            raise ManifestError(f"{path}:{number}: unknown role {r['role']!r}; "
+                                "use query, gallery or distractor") from err
+        rows.append(RetrievalRow(str(base / r["path"]), r["identity"], role))
     return rows
 
 
-def retrieval(view: SpaceReader, ingest: Callable[[list[Item]], object], rows: list[tuple[str, str, str]],
-              workers: int = 0) -> RetrievalReport:
-    """Ingest gallery + distractors with ``ingest`` (into ``lib``, an empty, temporary
-    library's space, which the caller opened and closes), search every query, and score
-    identity hits: top-1 / top-5 over distinct people, and mean average precision over the
-    whole ranked gallery (a query without a face scores 0)."""
+def gallery_items(rows: list[RetrievalRow]) -> list[Item]:
+    """What a retrieval run ingests before :func:`retrieval` scores it: the gallery and the
+    distractors, each under its identity."""
     from ..ingest.corpus import Item
+
+    return [Item(r.path, r.identity) for r in rows if r.role is not Role.query]
+
+
+def retrieval(view: SpaceReader, rows: list[RetrievalRow], workers: int = 0) -> RetrievalReport:
+    """Search every query of ``rows`` in ``view`` (the space of an empty, temporary library
+    into which the caller ingested :func:`gallery_items`), and score identity hits: top-1 /
+    top-5 over distinct people, and mean average precision over the whole ranked gallery (a
+    query without a face scores 0)."""
     from ..store import photo_rows
 
-    ingest([Item(p, ident) for p, ident, role in rows if role != "query"])
-    queries = [(p, ident) for p, ident, role in rows if role == "query"]
+    queries = [(r.path, r.identity) for r in rows if r.role is Role.query]
     vectors = embed_photos(view, [p for p, _ in queries], workers)
     index = view.index
     with view.session() as session:
@@ -219,8 +242,8 @@ def retrieval(view: SpaceReader, ingest: Callable[[list[Item]], object], rows: l
             precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
             ap_sum += float((precision * hits).sum() / relevant_count[ident])
     n = len(queries)
-    return RetrievalReport(queries=n, gallery=sum(r == "gallery" for _, _, r in rows),
-                           distractors=sum(r == "distractor" for _, _, r in rows), no_face=no_face,
+    return RetrievalReport(queries=n, gallery=sum(r.role is Role.gallery for r in rows),
+                           distractors=sum(r.role is Role.distractor for r in rows), no_face=no_face,
                            top1=top1 / n, top5=top5 / n, map=ap_sum / n,
                            top1_centroid=top1_c / n, top5_centroid=top5_c / n)
 

@@ -21,6 +21,11 @@ def get_space(session: Session, key: str) -> Space | None:
     return session.scalar(select(Space).where(Space.key == key))
 
 
+def space_by_id(session: Session, space_id: int) -> Space:
+    """The space ``space_id``, which must exist (a queue row's: the foreign key says so)."""
+    return session.get_one(Space, space_id)
+
+
 def list_spaces(session: Session) -> list[Space]:
     return list(session.scalars(select(Space).order_by(Space.id)))
 

@@ -1,0 +1,103 @@
+"""A batch of ingested photos written in the caller's transaction: every row it makes.
+
+Ingest decides what each photo is (its status, faces, vectors, estimates, landmarks); the
+rows are built here, in the store, from the narrow view of a result declared below
+(:class:`PhotoToWrite`: ``lookalike.ingest.report.Processed`` is one), so no ORM class is
+named outside this package. Both writers use it: the local run's single writer
+(``lookalike.ingest.writer``) and a PostgreSQL queue worker in its claiming transaction
+(``lookalike.ingest.queued``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from . import centroid_rows, landmark_rows, person_rows, photo_rows
+from .schema import Face, Photo
+from .values import decode_vector
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sqlalchemy.orm import Session
+
+    from .person_rows import ProfileFields
+
+# one face as ingest found it: (bbox, confidence, vector bytes, estimate dict or None,
+# encoded landmarks or None)
+FaceFound = tuple[tuple[int, int, int, int], float, bytes, "dict | None", "bytes | None"]
+
+
+class StatusValue(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class PhotoToWrite(Protocol):
+    """What the store reads of one ingested photo."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def person(self) -> str | None: ...
+    @property
+    def profile(self) -> ProfileFields | None: ...
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def status(self) -> StatusValue: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def faces(self) -> Sequence[FaceFound]: ...
+    @property
+    def replaces(self) -> bool: ...  # a row for this path exists (changed file, or an error retried)
+
+
+def store_batch(session: Session, space_id: int, batch: Sequence[PhotoToWrite], people: dict[str, int],
+                landmark_model: str, db_vector: Callable[[np.ndarray], np.ndarray] | None = None,
+                ) -> tuple[list[int], np.ndarray, np.ndarray | None]:
+    """Write a batch of results in the caller's transaction: the rows a changed file
+    replaces go, people are created (in name order, so concurrent workers on PostgreSQL
+    never wait on each other in a cycle), photos, faces (with ``db_vector(v)`` in
+    ``faces.vec`` when given), estimates, landmarks (of ``landmark_model``) and centroid
+    sums. ``people`` caches name -> id across batches. Returns the face ids to drop from
+    and add to an index file, and the new vectors; the caller commits."""
+    import numpy as np
+
+    stale: list[int] = []
+    for r in batch:
+        if r.replaces:  # changed file, or a retry of an error: the old row goes
+            old = photo_rows.photo_by_path(session, space_id, r.path)
+            if old is not None:
+                stale.extend(photo_rows.delete_photo(session, old))
+    session.flush()
+    by_name = person_rows.person_ids(session, [r.person for r in batch if r.person and r.profile is None], people)
+    for name, r in sorted(((r.person, r) for r in batch if r.person and r.profile is not None), key=lambda n: n[0]):
+        by_name[name] = person_rows.upsert_person(session, name, r.profile, people)  # its profile written
+    ids = [by_name[r.person] if r.person else None for r in batch]
+    photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
+                    width=r.width, height=r.height, person_id=pid, status=r.status.value,
+                    reason=r.reason) for r, pid in zip(batch, ids)]
+    photo_rows.insert_rows(session, photos)  # ids assigned: the faces refer to them
+    faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
+                  w=int(w), h=int(h), confidence=float(conf), embedding=blob,
+                  vec=db_vector(decode_vector(blob)) if db_vector is not None else None)
+             for r, pid, photo in zip(batch, ids, photos)
+             for (x, y, w, h), conf, blob, *_ in r.faces]
+    photo_rows.insert_rows(session, faces)
+    new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
+    photo_rows.insert_rows(session, photo_rows.estimate_rows(faces, [f[3] for r in batch for f in r.faces]))
+    photo_rows.insert_rows(session, landmark_rows.landmark_rows(faces, [f[4] for r in batch for f in r.faces],
+                                                                landmark_model))
+    vectors: np.ndarray | None = None
+    if faces:
+        vectors = np.stack([decode_vector(f.embedding) for f in faces])
+        centroid_rows.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+    return stale, new_ids, vectors
