@@ -259,3 +259,15 @@ def test_the_library_has_no_one_line_forwards():
     ``lib.maintenance``) instead of through a method that only passes the call on (issue 24)."""
     found = _forwards((PACKAGE / "library.py").read_text(), "Library")
     assert found == [], f"one-line forwards on Library: {found}"
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name with a leading underscore is its module's own: another module that needs it
+    needs a public name (ruff's SLF rule sees ``obj._x``, not ``from m import _x``)."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                found += [f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}" for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert found == []

@@ -57,14 +57,16 @@ AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
     "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]
 
 
-def _console(stderr: bool = False) -> Console:
+def terminal(stderr: bool = False) -> Console:
+    """Where a command writes for people (rich: tables, colour); ``stderr`` for what must not
+    mix with ``--json`` on stdout."""
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def one_line_errors() -> Iterator[None]:
     """Turn library errors into one clean line and an exit code."""
     from ..errors import LookalikeError
 
@@ -75,10 +77,10 @@ def _errors() -> Iterator[None]:
         from rich.markup import escape
 
         # the message names files and people: their brackets are text, not rich markup
-        _console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
+        terminal(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
-        _console(stderr=True).print("interrupted")
+        terminal(stderr=True).print("interrupted")
         raise typer.Exit(130) from None
 
 
@@ -115,6 +117,7 @@ def opened(*groups: OptionGroup, **settings: object) -> Iterator[Library]:
         log.debug("closed the library %s", lib.settings.db_url)
 
 
-def _print_json(data: object) -> None:
+def print_json(data: object) -> None:
+    """``--json``: the data on stdout, nothing else (rich would wrap and colour it)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, JsonOpt, _console, _errors, _print_json, opened
+from ._common import AnalyzerOpt, JsonOpt, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def eval_verify(
     """Verification accuracy on pairs: AUC, accuracy, 10-fold accuracy, EER, best threshold, no-face count."""
     from ..measure import evaluate
 
-    with _errors():
+    with one_line_errors():
         read = evaluate.read_pairs(pairs, root)  # a bad file is said before any library is opened
         with opened(lib, space) as library:
             library.view.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
@@ -47,9 +47,9 @@ def eval_verify(
         if plot is not None:
             _roc_plot(plot, scores, same, data)
         if as_json:
-            _print_json(data)
+            print_json(data)
             return
-        console = _console()
+        console = terminal()
         console.print(f"## Verification: {report.pairs} pairs, {report.photos} photos, "
                       f"{report.no_face} without a face ({space_key})")
         console.print(f"- 10-fold accuracy: {report.cv_accuracy:.2%}\n- ROC AUC: {report.auc:.4f}\n"
@@ -76,7 +76,7 @@ def eval_retrieval(
     from ..library import Library
     from ..measure import evaluate
 
-    with _errors():
+    with one_line_errors():
         settings = Settings.resolve(**space.settings())
         rows = evaluate.read_retrieval(manifest, root)
         with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
@@ -87,9 +87,9 @@ def eval_retrieval(
                 report = evaluate.retrieval(lib.view, rows)
         data = report.to_dict()
         if as_json:
-            _print_json(data)
+            print_json(data)
             return
-        _console().print(f"## Retrieval: {report.queries} queries against {report.gallery} gallery + "
+        terminal().print(f"## Retrieval: {report.queries} queries against {report.gallery} gallery + "
                          f"{report.distractors} distractor photos\n- top-1: {report.top1:.2%}\n"
                          f"- top-5: {report.top5:.2%}\n- mAP: {report.map:.4f}\n"
                          f"- people ranked by centroid: top-1 {report.top1_centroid:.2%}, "
@@ -119,7 +119,7 @@ def eval_attributes(
     from ..measure import attributes as ev
     from ..models import registry
 
-    with _errors():
+    with one_line_errors():
         rows = ev.read_manifest(manifest, root)[:limit]
         model = analysis.build(analyzer)
         registry.require(detector_name or DEFAULT_DETECTOR)
@@ -132,7 +132,7 @@ def eval_attributes(
         data["largest_gap"] = {k: {"best": g[0], "worst": g[1], "difference": g[2]}
                                for k, g in gaps.items() if g is not None}
         if as_json:
-            _print_json(data)
+            print_json(data)
             return
         lines = [f"## Attributes: {report.n} photos, {report.no_face} without a face ({report.model})"]
         for key, label, fmt in (("age_mae", "age MAE (years)", "{:.2f}"),
@@ -150,7 +150,7 @@ def eval_attributes(
             lines.append(f"  - {group}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
         from rich.markup import escape
 
-        _console().print(escape("\n".join(lines)))
+        terminal().print(escape("\n".join(lines)))
 
 
 def _roc_plot(path: Path, scores: np.ndarray, same: np.ndarray, data: dict) -> None:

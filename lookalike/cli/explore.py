@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json, opened
+from ._common import JsonOpt, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def explore_pca(
     from ..faces.montage import render
     from ..measure import explore
 
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             report, data = explore.pca(library.view, components)
         if plot is not None:
@@ -54,9 +54,9 @@ def explore_pca(
                 render(tiles, montage_dir / f"component-{c.index:02d}.jpg", columns=len(c.low),
                        title=f"axis {c.index} ({c.explained:.1%} of the variance): top row -, bottom row +")
         if as_json:
-            _print_json(report.to_dict())
+            print_json(report.to_dict())
             return
-        console = _console()
+        console = terminal()
         console.print(f"{report.faces} faces; the first 20 of {len(report.spectrum)} components hold "
                       f"{report.share_top20:.1%} of the variance")
         for c in report.components:
@@ -94,7 +94,7 @@ def explore_clusters(
     from ..faces.montage import render
     from ..measure import explore
 
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             report, data = explore.clusters(library.view, min_size)
         if montage_dir is not None:
@@ -103,10 +103,10 @@ def explore_clusters(
                 render(_tiles(data, members, lambda f: f.person or "?"), montage_dir / f"cluster-{n:03d}.jpg",
                        title=f"cluster {n}: {len(members)} faces")
         if as_json:
-            _print_json(report.to_dict())
+            print_json(report.to_dict())
             return
         purity = "n/a" if report.purity is None else f"{report.purity:.1%}"
-        _console().print(f"{len(report.clusters)} clusters of at least {min_size} among {report.faces} faces "
+        terminal().print(f"{len(report.clusters)} clusters of at least {min_size} among {report.faces} faces "
                          f"(similarity >= {report.threshold:.4f}); purity {purity}, "
                          f"{report.people_split} people split, {report.clusters_merged} clusters merged")
 
@@ -125,16 +125,16 @@ def explore_outliers(
     from ..faces.montage import Tile, render
     from ..measure import explore
 
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             found = explore.outliers(library.view, limit)
         if montage is not None and found:
             render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
                    title="faces far from their person's average face")
         if as_json:
-            _print_json({"outliers": [asdict(o) for o in found]})
+            print_json({"outliers": [asdict(o) for o in found]})
             return
-        console = _console()
+        console = terminal()
         if not found:
             console.print("no outliers (robust z-score under -3.5 among people with 4+ faces)")
         for o in found:
@@ -152,7 +152,7 @@ def explore_appearance(
 ) -> None:
     """An appearance model of the corpus (shapes and shape-normalised textures): each
     component's faces from -2 to +2 standard deviations, with its share of the variance."""
-    with _errors():
+    with one_line_errors():
         from ..errors import ConfigError
 
         with opened(lib) as library:
@@ -162,8 +162,8 @@ def explore_appearance(
         except OSError as err:
             raise ConfigError(f"{out_dir}: cannot be written ({err.strerror or err})") from None
         if as_json:
-            _print_json(made.to_dict() | {"files": [str(p) for p in written]})
+            print_json(made.to_dict() | {"files": [str(p) for p in written]})
             return
         for row, path in zip(made.to_dict()["components"], written[1:]):
-            _console().print(f"component {row['component']}: {row['share']:.1%} of the variance  {path}",
+            terminal().print(f"component {row['component']}: {row['share']:.1%} of the variance  {path}",
                              markup=False)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json, opened
+from ._common import JsonOpt, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
 index_app = typer.Typer(help="Inspect and rebuild the vector index.", no_args_is_help=True)
@@ -16,13 +16,13 @@ index_app = typer.Typer(help="Inspect and rebuild the vector index.", no_args_is
 @grouped
 def index_info(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) -> None:
     """The index in use, its size and tombstones, and what the choice rules would pick now."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             info = library.maintenance.info()
         if as_json:
-            _print_json(info)
+            print_json(info)
             return
-        console = _console()
+        console = terminal()
         console.print(f"{info['space']}: {info['index_key']} {info['params'] or ''}, {info['ntotal']} vectors "
                       f"({info['dim']}-d), {info['bytes']:,} bytes, {info['tombstones']} tombstones")
         console.print(f"rules choose {info['rules_choose']} ({info['rules_reason']})"
@@ -47,10 +47,10 @@ def index_rebuild(
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild the index from the database's vectors (drops tombstones)."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             info = library.maintenance.rebuild(key, reduce=reduce)
         if as_json:
-            _print_json(info)
+            print_json(info)
         else:
-            _console().print(f"rebuilt {info['space']} as {info['index_key']} with {info['ntotal']} vectors")
+            terminal().print(f"rebuilt {info['space']} as {info['index_key']} with {info['ntotal']} vectors")

@@ -10,7 +10,7 @@ import typer
 
 from ..analysis import AnalyzerName
 from ..ingest.formats_common import CorpusFormat
-from ._common import AnalyzerOpt, FacesChoice, JsonOpt, _console, _errors, _print_json, app, chosen, opened
+from ._common import AnalyzerOpt, FacesChoice, JsonOpt, app, chosen, one_line_errors, opened, print_json, terminal
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def ingest(
     from ..faces.pipeline import FacesMode
     from ..ingest.local import workers_first
 
-    with _errors():
+    with one_line_errors():
         skips = None
         if corpus_format is not None:  # read the corpus first: a missing identity file fails before the library opens
             from ..errors import ConfigError, NothingIngested
@@ -91,14 +91,14 @@ def ingest(
         if corpus_format is not None:
             summary["format"] = {"name": corpus_format.value, "skipped": skips}
         if as_json:
-            _print_json(summary)
+            print_json(summary)
         elif not quiet:
             _print_ingest_summary(summary)
             if corpus_format is not None and skips:
                 kinds = ", ".join(f"{n} {kind}" for kind, n in skips.items())
-                _console().print(f"rejected by --format {corpus_format.value}: {kinds} (each reason: --report FILE)")
+                terminal().print(f"rejected by --format {corpus_format.value}: {kinds} (each reason: --report FILE)")
         if result.interrupted:
-            _console(stderr=True).print(
+            terminal(stderr=True).print(
                 f"interrupted: {result.processed} photos saved; run the same command again to finish")
             raise typer.Exit(130)
 
@@ -118,7 +118,7 @@ class _RichProgress:
             TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} photos/s"), TextColumn("faces {task.fields[faces]}"),
             TextColumn("errors {task.fields[errors]}"), TimeRemainingColumn(),
-            console=_console(stderr=True),
+            console=terminal(stderr=True),
         )
         self._bar.start()
         self._task = self._bar.add_task("ingest", total=total, faces=0, errors=0, rate="-")
@@ -141,7 +141,7 @@ class _RichProgress:
 def _print_ingest_summary(summary: dict) -> None:
     from rich.table import Table
 
-    console = _console()
+    console = terminal()
     console.print(f"ingested {summary['processed']} photos in {summary['seconds']:.1f} s "
                   f"({summary['photos_per_s']} photos/s, {summary['faces']} faces)")
     table = Table()
@@ -188,7 +188,7 @@ def worker(
     from ..library import serve_queue
     from ..workers import spawn_context
 
-    with _errors():
+    with one_line_errors():
         with opened(LibraryOptions(db=db, vectors=vectors)) as lib:  # only to check and resolve its settings
             queued, settings = lib.backend.queued_ingest, lib.settings
         if not queued:
@@ -217,9 +217,9 @@ def worker(
         failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
         summary = total.to_dict() | {"workers": n, "failed_workers": len(failed)}
         if as_json:
-            _print_json(summary)
+            print_json(summary)
         else:
-            _console().print(f"{summary['photos']} photos, {summary['faces']} faces in {summary['seconds']:.1f} s "
+            terminal().print(f"{summary['photos']} photos, {summary['faces']} faces in {summary['seconds']:.1f} s "
                              f"by {n} workers ({summary['photos_per_s']} photos/s); statuses {summary['statuses']}")
         if failed:
             raise typer.Exit(1)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json, opened
+from ._common import JsonOpt, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 landmarks_app = typer.Typer(help="Dense face landmarks (MediaPipe face mesh), stored per face at ingest.",
@@ -26,13 +26,13 @@ def landmarks_backfill(
     """Fit and store the landmarks of faces stored without them (a library made before
     landmarks were stored): each face's photo is read again. Resumable: stopped at any
     moment, it goes on where it stopped when run again."""
-    with _errors():
+    with one_line_errors():
         with opened(lib, space) as library:
             report = library.backfill_landmarks(batch=batch, limit=limit)
         if as_json:
-            _print_json(report.to_dict())
+            print_json(report.to_dict())
             return
-        console = _console()
+        console = terminal()
         console.print(f"landmarks: {report.filled} faces filled ({report.missing} of {report.faces} lacked them; "
                       f"{report.remaining} still lack them) in {report.seconds:.1f} s")
         for label, paths in (("gone (file no longer there)", report.gone),

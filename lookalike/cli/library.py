@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json, app, opened
+from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def person(
     as_json: JsonOpt = False,
 ) -> None:
     """A person's photos sorted by similarity to their average face, outliers flagged."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             report = library.person(name)
             if montage is not None and report.faces:
@@ -34,7 +34,7 @@ def person(
                 draw(report, montage)
                 average = _average_beside(library, name, montage)
         if as_json:
-            _print_json(report.to_dict() | ({"montage": str(montage), "average": average} if montage else {}))
+            print_json(report.to_dict() | ({"montage": str(montage), "average": average} if montage else {}))
             return
         from rich.markup import escape
         from rich.table import Table
@@ -45,9 +45,9 @@ def person(
         for n, f in enumerate(report.faces, start=1):
             table.add_row(str(n), f"{f.similarity:.3f}", "" if f.robust_z is None else f"{f.robust_z:.1f}",
                           "yes" if f.outlier else "", escape(f.photo))
-        _console().print(table)
+        terminal().print(table)
         if montage is not None:
-            _console().print(f"montage written to {montage}" + (f", average face to {average}" if average else ""),
+            terminal().print(f"montage written to {montage}" + (f", average face to {average}" if average else ""),
                              markup=False)
 
 
@@ -82,16 +82,16 @@ def remove(
 ) -> None:
     """Delete a person or a photo (rows, vectors and centroid contributions, in every index),
     or one embedding space."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             result = library.remove(person=person, photo=str(photo) if photo else None, space=space)
         if as_json:
-            _print_json(result)
+            print_json(result)
         else:
             what = f"person {person!r}" if person else f"space {space}" if space else str(photo)
-            _console().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
+            terminal().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
             if result["index_rebuilt"]:
-                _console().print(f"index rebuilt: {result['index_rebuilt']}")
+                terminal().print(f"index rebuilt: {result['index_rebuilt']}")
 
 
 @app.command()
@@ -108,7 +108,7 @@ def reembed(
     from .. import config
     from ..faces.pipeline import Space
 
-    with _errors():
+    with one_line_errors():
         target = Space(space.model or config.DEFAULT_MODEL, space.detector or config.DEFAULT_DETECTOR,
                        space.aligner or config.DEFAULT_ALIGNER)
         with opened(lib) as library:
@@ -116,9 +116,9 @@ def reembed(
             result = library.reembed(target, workers=workers)
         result["old_spaces"] = [k for k in before if k != target.key]
         if as_json:
-            _print_json(result)
+            print_json(result)
             return
-        console = _console()
+        console = terminal()
         statuses = ", ".join(f"{k} {v}" for k, v in result["statuses"].items())
         console.print(f"{target.key}: {result['reembedded']} of {result['photos']} photos embedded again "
                       f"({result['faces']} faces; {statuses})")
@@ -135,13 +135,13 @@ def reembed(
 @grouped
 def stats(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) -> None:
     """People, photos, faces, statuses and the index of a library."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             data = library.stats()
         if as_json:
-            _print_json(data)
+            print_json(data)
             return
-        console = _console()
+        console = terminal()
         console.print(f"people {data['people']}  photos {data['photos']}  faces {data['faces']}")
         console.print("statuses: " + ", ".join(f"{k} {v}" for k, v in data["statuses"].items() if v))
         est = data["estimates"]
@@ -164,13 +164,13 @@ def doctor(
     as_json: JsonOpt = False,
 ) -> None:
     """Check that the index holds exactly the faces in the database (exit 0 only then)."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             reports = library.doctor(fix=fix)
         if as_json:
-            _print_json({"ok": all(r.ok for r in reports), "spaces": [r.to_dict() for r in reports]})
+            print_json({"ok": all(r.ok for r in reports), "spaces": [r.to_dict() for r in reports]})
         else:
-            console = _console()
+            console = terminal()
             if not reports:
                 console.print("empty library: nothing to check")
             for r in reports:

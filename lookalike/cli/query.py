@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, JsonOpt, _console, _errors, _print_json, app, opened
+from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
-    with _errors():
+    with one_line_errors():
         from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
         from ..store.schema import Audience
@@ -92,12 +92,12 @@ def search(
 
                 write_picture(side_by_side(tiles), render)
         if as_json:
-            _print_json(result.to_dict())
+            print_json(result.to_dict())
             return
         from rich.markup import escape
         from rich.table import Table
 
-        console = _console()
+        console = terminal()
         for n, face in enumerate(result.faces, start=1):
             x, y, w, h = face.bbox
             typical = face.corpus_centroid_similarity
@@ -149,7 +149,7 @@ def path(
     from ..faces.pipeline import FacesMode
     from ..query.facemath import path as walk
 
-    with _errors():
+    with one_line_errors():
         from ..errors import NoFace
 
         with opened(lib) as library:
@@ -170,10 +170,10 @@ def path(
             draw_montage([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
                          title=f"from {photo_a.name} to {photo_b.name}")
         if as_json:
-            _print_json({"from": str(photo_a), "to": str(photo_b), "steps": [asdict(s) for s in route]})
+            print_json({"from": str(photo_a), "to": str(photo_b), "steps": [asdict(s) for s in route]})
             return
         for s in route:
-            _console().print(f"{s.t:.2f}  {s.person or '?':30} {s.similarity:.3f}  {s.photo}")
+            terminal().print(f"{s.t:.2f}  {s.person or '?':30} {s.similarity:.3f}  {s.photo}")
 
 
 def _render_path(library: Library, photo_a: str, photo_b: str, route: list[Step], out: Path) -> None:
@@ -201,7 +201,7 @@ def analyze(
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate age, gender and emotion of every face in PHOTO (estimates, never facts)."""
-    with _errors():
+    with one_line_errors():
         from .. import analysis
         from ..analysis.photo import analyze_photo
         from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
@@ -211,10 +211,10 @@ def analyze(
         found_by = detect.build(detector or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
         name, faces = analyze_photo(str(photo), model, found_by)
         if as_json:
-            _print_json({"photo": name, "analyzer": model.name, "model": model.description,
+            print_json({"photo": name, "analyzer": model.name, "model": model.description,
                          "faces": [f.to_dict() for f in faces]})
             return
-        console = _console()
+        console = terminal()
         for n, f in enumerate(faces, start=1):
             x, y, w, h = f.bbox
             console.print(f"face {n} at x={x} y={y} {w}x{h}: {_estimate_line(f.estimate)}")

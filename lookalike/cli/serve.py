@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, _console, _errors, _print_json, app, opened
+from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
 keys_app = typer.Typer(help="The HTTP API's keys: create (printed once), list, revoke.", no_args_is_help=True)
@@ -54,7 +54,7 @@ def serve(
     from importlib.util import find_spec
     from pathlib import Path
 
-    with _errors():
+    with one_line_errors():
         from dataclasses import replace
 
         from ..config import db_url, parse_vectors
@@ -79,7 +79,7 @@ def serve(
         from ..serve.accesslog import log_config
         from ..serve.protocol import IMPORT as COUNTED_HTTP
 
-        _console(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/"
+        terminal(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/"
                                     f"{'docs' if docs else 'openapi.json'} "
                                     f"({workers} process{'es' if workers > 1 else ''}; Ctrl-C stops)")
         # forwarded headers only from the proxies the operator names: uvicorn otherwise trusts
@@ -160,28 +160,28 @@ def keys_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
-    with _errors():
+    with one_line_errors():
         from ..store.schema import KeyScope
 
         with opened(lib) as library:
             key_id, key = library.keys.create(KeyScope(scope.value), name)
         if as_json:
-            _print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
+            print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
             return
-        console = _console()
+        console = terminal()
         console.print(key, soft_wrap=True, markup=False, highlight=False)
-        _console(stderr=True).print(f"key {key_id} ({scope.value}) made; it is shown only now: keep it safe")
+        terminal(stderr=True).print(f"key {key_id} ({scope.value}) made; it is shown only now: keep it safe")
 
 
 @keys_app.command("list")
 @grouped
 def keys_list(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) -> None:
     """Every key: id, name, scope, first characters, when made and revoked (never the key)."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             keys = library.keys.issued()
         if as_json:
-            _print_json({"keys": keys})
+            print_json({"keys": keys})
             return
         from rich.table import Table
 
@@ -191,7 +191,7 @@ def keys_list(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) 
         for k in keys:
             table.add_row(str(k["id"]), k["name"] or "", k["scope"], k["prefix"] + "…", k["created_at"][:19],
                           (k["revoked_at"] or "")[:19])
-        _console().print(table)
+        terminal().print(table)
 
 
 @keys_app.command("revoke")
@@ -199,7 +199,7 @@ def keys_list(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) 
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see keys list).")],
                 lib: LibraryOptions = LibraryOptions()) -> None:
     """Revoke a key: every request with it is refused (401) from now on."""
-    with _errors():
+    with one_line_errors():
         with opened(lib) as library:
             library.keys.revoke(key_id)
-        _console(stderr=True).print(f"key {key_id} revoked")
+        terminal(stderr=True).print(f"key {key_id} revoked")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import _console, _errors, app
+from ._common import app, one_line_errors, terminal
 from ._options import LibraryOptions, grouped
 
 
@@ -32,7 +32,7 @@ def ui(
     from importlib.util import find_spec
     from pathlib import Path
 
-    with _errors():
+    with one_line_errors():
         from ..config import db_url, parse_vectors
         from ..errors import MissingExtra
 
@@ -55,7 +55,7 @@ def ui(
                    "--server.port", str(port), "--server.address", address, "--server.headless", "true",
                    "--server.maxUploadSize", str(max_upload_mb), "--server.fileWatcherType", "none",
                    "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
-        _console(stderr=True).print(f"lookalike web app for {env['LOOKALIKE_DB']}: http://{address}:{port} "
+        terminal(stderr=True).print(f"lookalike web app for {env['LOOKALIKE_DB']}: http://{address}:{port} "
                                     "(Ctrl-C stops)")
         sys.stdout.flush()
         sys.stderr.flush()

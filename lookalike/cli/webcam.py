@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, JsonOpt, _console, _errors, _print_json, app, opened
+from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
 
@@ -37,7 +37,7 @@ def webcam(
     """Who do I look like, live: track faces, match them continuously, never freeze the picture.
 
     Nothing of the visitor is stored unless --out or --jsonl asks for it."""
-    with _errors():
+    with one_line_errors():
         from ..errors import ConfigError, NoDisplay
         from ..live.session import LiveOptions, LiveSession
         from ..live.sinks import JsonlOut, VideoOut, Window, gui_problem
@@ -54,7 +54,7 @@ def webcam(
                 raise NoDisplay(problem)
         elif window and problem is not None:
             raise NoDisplay(problem)
-        say = _console(stderr=True)
+        say = terminal(stderr=True)
         options = LiveOptions(k=k, analyzer=analyzer if analyze else None, realtime=realtime)
         with opened(lib) as library:
             session = LiveSession(library, parse_source(source), options, [])  # opens the source
@@ -78,7 +78,7 @@ def webcam(
             stats = session.run()
         summary = stats.summary()
         if as_json:
-            _print_json(summary)
+            print_json(summary)
         else:
             say.print(f"{'stopped' if stats.interrupted else 'done'}: {summary['frames_shown']} frames shown at "
                       f"{summary['display_fps']} fps (longest gap {summary['longest_gap_ms']} ms), "

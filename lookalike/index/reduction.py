@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..store.values import ReductionKind
 from .protocol import FetchVectors, IndexManifest, SearchFilters, VectorIndex
 
 if TYPE_CHECKING:
@@ -94,8 +95,8 @@ class Reduction:
         return self.apply(vector[None])[0]
 
     def describe(self) -> dict:
-        return {"kind": "pca", "dim_in": self.dim_in, "dim_out": self.dim_out, "trained_on": self.trained_on,
-                "explained_variance": round(self.explained, 4), "uid": self.uid}
+        return {"kind": ReductionKind.pca.value, "dim_in": self.dim_in, "dim_out": self.dim_out,
+                "trained_on": self.trained_on, "explained_variance": round(self.explained, 4), "uid": self.uid}
 
 
 def train(vectors: np.ndarray, dim_out: int) -> Reduction:
@@ -132,9 +133,7 @@ def store(session: Session, space_id: int, reduction: Reduction) -> None:
     """Record ``reduction`` as the space's (replacing any other); the caller commits."""
     from ..store import space_rows
 
-    space_rows.save_reduction(session, space_id, uid=reduction.uid, kind="pca", dim_in=reduction.dim_in,
-                        dim_out=reduction.dim_out, mean=reduction.mean, components=reduction.components,
-                        trained_on=reduction.trained_on, explained=reduction.explained)
+    space_rows.save_reduction(session, space_id, reduction)
 
 
 class ReducedIndex:

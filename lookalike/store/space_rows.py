@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
@@ -15,6 +16,7 @@ from .schema import (
     Reduction,
     Space,
 )
+from .values import ReductionKind
 
 
 def get_space(session: Session, key: str) -> Space | None:
@@ -71,18 +73,38 @@ def reduction_row(session: Session, space_id: int, lock: bool = False) -> Reduct
     return session.scalar(query)
 
 
-def save_reduction(session: Session, space_id: int, *, uid: str, kind: str, dim_in: int, dim_out: int,
-                   mean: np.ndarray, components: np.ndarray, trained_on: int, explained: float) -> None:
-    """The space's reduction row := these values (inserted or replaced; ``mean`` and
+class ReductionFields(Protocol):
+    """A trained reduction as the store writes it (``lookalike.index.reduction.Reduction``
+    is one)."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def dim_in(self) -> int: ...
+    @property
+    def dim_out(self) -> int: ...
+    @property
+    def mean(self) -> np.ndarray: ...
+    @property
+    def components(self) -> np.ndarray: ...
+    @property
+    def trained_on(self) -> int: ...
+    @property
+    def explained(self) -> float: ...
+
+
+def save_reduction(session: Session, space_id: int, reduction: ReductionFields,
+                   kind: ReductionKind = ReductionKind.pca) -> None:
+    """The space's reduction row := ``reduction`` (inserted or replaced; ``mean`` and
     ``components`` stored as little-endian float32), flushed; the caller commits. On
     PostgreSQL the reductions table is first locked ``IN EXCLUSIVE MODE`` (waiting for
     writers holding :func:`reduction_row`'s share lock) until that commit."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE reductions IN EXCLUSIVE MODE"))  # waits for writers using the old one
     row = session.get(Reduction, space_id) or Reduction(space_id=space_id)
-    row.uid, row.kind, row.dim_in, row.dim_out = uid, kind, dim_in, dim_out
-    row.mean = np.asarray(mean, dtype="<f4").tobytes()
-    row.components = np.asarray(components, dtype="<f4").tobytes()
-    row.trained_on, row.explained = trained_on, explained
+    row.uid, row.kind, row.dim_in, row.dim_out = reduction.uid, kind.value, reduction.dim_in, reduction.dim_out
+    row.mean = np.asarray(reduction.mean, dtype="<f4").tobytes()
+    row.components = np.asarray(reduction.components, dtype="<f4").tobytes()
+    row.trained_on, row.explained = reduction.trained_on, reduction.explained
     session.add(row)
     session.flush()

@@ -22,6 +22,12 @@ def chunks(values: Sequence[T], size: int = SQL_PARAMS) -> Iterator[Sequence[T]]
     return (values[start:start + size] for start in range(0, len(values), size))
 
 
+class ReductionKind(StrEnum):
+    """How a wide space's vectors are reduced before they are indexed (``reductions.kind``)."""
+
+    pca = "pca"
+
+
 class PhotoStatus(StrEnum):
     """What happened to a photo. Every photo an ingest sees gets exactly one. A StrEnum: it
     is stored, printed and compared as its value."""
