@@ -12,6 +12,7 @@ caller cannot fix: the server logs it and says no more.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
 
 
@@ -31,16 +32,24 @@ class ConfigError(LookalikeError):
     problem_code = "invalid_option"
 
 
+class ImageProblem(StrEnum):
+    """What kept a file from becoming pixels; the values are the photo statuses ingest stores
+    for it (``lookalike.store.values.PhotoStatus``)."""
+
+    decode_error = "decode_error"  # corrupt, truncated, empty, not an image
+    too_large = "too_large"  # over the pixel limit (decompression-bomb guard)
+
+
 class BadImage(LookalikeError):
     """A file could not be turned into pixels (corrupt, truncated, not an image...)."""
 
     http_status = 422
     problem_code = "unreadable_photo"
-    # by ``status`` (the photo's ingest status): too big, or not an image at all
-    BY_STATUS: ClassVar[dict[str, tuple[int, str]]] = {"too_large": (413, "photo_too_large"),
-                                                       "decode_error": (415, "unreadable_photo")}
+    # by ``status``: too big, or not an image at all
+    BY_STATUS: ClassVar[dict[ImageProblem, tuple[int, str]]] = {
+        ImageProblem.too_large: (413, "photo_too_large"), ImageProblem.decode_error: (415, "unreadable_photo")}
 
-    def __init__(self, path: str, reason: str, status: str = "decode_error") -> None:
+    def __init__(self, path: str, reason: str, status: ImageProblem = ImageProblem.decode_error) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason

@@ -43,8 +43,9 @@ def resolve(name: AnalyzerName) -> AnalyzerName:
     if name is not AnalyzerName.auto:
         return name
     from ..models import status as weights
+    from ..models.catalog import Kind
 
-    deepface_ready = all(weights.status("analysis", n).installed for n in required_weights(AnalyzerName.deepface))
+    deepface_ready = all(weights.status(Kind.analysis, n).installed for n in required_weights(AnalyzerName.deepface))
     return AnalyzerName.deepface if deepface_ready else AnalyzerName.offline
 
 

@@ -124,10 +124,13 @@ class _RichProgress:
         self._task = self._bar.add_task("ingest", total=total, faces=0, errors=0, rate="-")
 
     def advance(self, outcome: Outcome) -> None:
+        from ..ingest.report import IngestStatus
+
         self.outcomes.append(outcome)
-        if outcome.status == "ok":
+        if outcome.status is IngestStatus.ok:
             self.faces += outcome.faces
-        elif outcome.status in ("decode_error", "too_large", "error", "rejected"):
+        elif outcome.status in (IngestStatus.decode_error, IngestStatus.too_large, IngestStatus.error,
+                                IngestStatus.rejected):
             self.errors += 1
         task = self._bar.tasks[0]
         speed = task.speed

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
-from ..errors import BadImage
+from ..errors import BadImage, ImageProblem
 from .pixels import gif_frames, tiff_pages, to_rgb
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def decode(data: bytes, name: str, max_pixels: int, *, max_side: int | None = No
         _draft(img, max_side)
     width, height = img.size
     if width * height > max_pixels:
-        raise BadImage(name, _too_many_pixels(width, height, max_pixels), "too_large")
+        raise BadImage(name, _too_many_pixels(width, height, max_pixels), ImageProblem.too_large)
     fmt = img.format or "unknown"
     notes = _format_notes(name, fmt)
     frames = _frames(img, data)
@@ -122,7 +122,7 @@ def decode(data: bytes, name: str, max_pixels: int, *, max_side: int | None = No
         raise
     except Exception as err:  # a decoder failure of any kind is a bad file
         log.debug("%s: Pillow cannot decode it", name, exc_info=True)
-        status = "too_large" if isinstance(err, MemoryError) else "decode_error"
+        status = ImageProblem.too_large if isinstance(err, MemoryError) else ImageProblem.decode_error
         raise BadImage(name, _damaged(err, fmt, max_pixels), status) from err
     finally:
         img.close()
@@ -177,7 +177,7 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore")
             return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as err:  # far over any limit: Pillow's own guard
-        raise BadImage(name, _bomb(err, max_pixels), "too_large") from err
+        raise BadImage(name, _bomb(err, max_pixels), ImageProblem.too_large) from err
     except UnidentifiedImageError as err:
         raise BadImage(name, _not_an_image_reason(data)) from err
     except Exception as err:  # any decoder failure is a bad file

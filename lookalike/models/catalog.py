@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from .. import config
@@ -184,12 +185,22 @@ LICENCES: dict[str, str] = {
 } | {name: items[0].licence for name, items in WHEELED.items()}
 
 
+class Kind(StrEnum):
+    """What a weights name is for (``lookalike models list``'s kind column)."""
+
+    recognition = "recognition"
+    detector = "detector"
+    aligner = "aligner"
+    analysis = "analysis"
+    landmarks = "landmarks"
+
+
 @dataclass(frozen=True)
 class ModelStatus:
     """One row of ``lookalike models list``."""
 
     name: str
-    kind: str  # "recognition" | "detector" | "aligner" | "analysis" | "landmarks"
+    kind: Kind
     dim: int | None
     installed: bool
     source: str
@@ -222,7 +233,7 @@ def deepface_names() -> dict[str, list[str]]:
     }
 
 
-def download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
+def download_files(kind: Kind, name: str) -> list[tuple[str, list[str]]]:
     """(file name, urls) DeepFace would download for a model, read from DeepFace's table."""
     import importlib
 
@@ -231,7 +242,7 @@ def download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
     from deepface.commons import weight_utils
     from deepface.modules import modeling
 
-    task = "facial_recognition" if kind == "recognition" else "face_detector"
+    task = "facial_recognition" if kind is Kind.recognition else "face_detector"
     out: list[tuple[str, list[str]]] = []
     # DeepFace lists both Facenet variants under one entry
     table_name, only = {"Facenet": ("Facenet", "FACENET128_WEIGHTS"),
@@ -255,7 +266,7 @@ def download_files(kind: str, name: str) -> list[tuple[str, list[str]]]:
                 if file_name.endswith("." + ext):
                     file_name = file_name[: -len(ext) - 1]
             out.append((file_name, urls))
-    if kind == "detector" and name.startswith("yolov"):
+    if kind is Kind.detector and name.startswith("yolov"):
         from deepface.models.face_detection.Yolo import YoloModel
 
         member = getattr(YoloModel, name[len("yolo"):].upper(), None)  # yolov8n -> V8N
@@ -282,17 +293,17 @@ def self_contained_present(name: str) -> bool:
     return True
 
 
-def kind_of(name: str) -> str:
+def kind_of(name: str) -> Kind:
     if name in LANDMARKS:
-        return "landmarks"
+        return Kind.landmarks
     if name in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE:
-        return "analysis"
+        return Kind.analysis
     names = deepface_names()
     if name in names["recognition"]:
-        return "recognition"
+        return Kind.recognition
     if name in names["detector"] or name == "skip":
-        return "detector"
+        return Kind.detector
     if name in ALIGNERS:
-        return "aligner"
+        return Kind.aligner
     raise UnknownName("model or detector", name, names["recognition"] + names["detector"] +
                       [*ALIGNERS, *ANALYSIS_WHEELED, *ANALYSIS_OFFLINE, *ANALYSIS_DEEPFACE, *LANDMARKS])

