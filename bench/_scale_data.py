@@ -87,10 +87,11 @@ def make_filters(people: dict[str, np.ndarray]) -> list[dict]:
     for the search filter, and the rows (0-based) it selects."""
     from lookalike.index.milvus_index import expression
     from lookalike.store.schema import Audience
+    from lookalike.store.values import GroupKey
 
     out = []
-    for name, group, mask in (("organisation 1 %", ("organisation", "Org-007"), people["org"] == 7),
-                              ("tag 10 %", ("tag", "Group 3"), people["group"] == 3)):
+    for name, group, mask in (("organisation 1 %", (GroupKey.organisation, "Org-007"), people["org"] == 7),
+                              ("tag 10 %", (GroupKey.tag, "Group 3"), people["group"] == 3)):
         out.append({"name": name, "filter": f"{group[0]}={group[1]}", "share": round(float(mask.mean()), 4),
                     "rows": np.flatnonzero(mask),
                     "where": expression([group], {}, Audience.operator)})

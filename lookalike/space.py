@@ -34,6 +34,7 @@ from .models.catalog import RECOGNITION_DIMS
 from .query.search import Calibration
 from .store import centroid_rows, consent, outbox, person_rows, photo_rows, space_rows
 from .store.schema import Audience
+from .store.values import GroupKey
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -329,7 +330,7 @@ class SpaceView:
         if not filters and audience is Audience.operator:
             return None
         with self.session() as session:
-            return photo_rows.shown_faces(session, self.existing_space_id(), [(f.key.value, f.value) for f in filters],
+            return photo_rows.shown_faces(session, self.existing_space_id(), [f.group for f in filters],
                                           audience)
 
     def shown(self, filters: tuple[Filter, ...] | list[Filter] = (), audience: Audience = Audience.operator,
@@ -352,7 +353,7 @@ class SpaceView:
                 self._shown.move_to_end(key)  # the most recently used last
         if kept is not None and (at is None or kept.generation == at):
             return kept
-        groups = tuple((f.key.value, f.value) for f in filters)
+        groups = tuple(f.group for f in filters)
         space_id = self.existing_space_id()
         filter_on_fields = self.index.filter_on_fields
         with self.session() as session:
@@ -367,7 +368,7 @@ class SpaceView:
                 allowed = photo_rows.shown_faces(session, space_id, list(groups), audience)
             how = None
             if allowed is not None and filter_on_fields:
-                names = [v for k, v in groups if k == "person"]
+                names = [v for k, v in groups if k is GroupKey.person]
                 how = SearchFilters(groups, person_rows.person_ids_by_name(session, names), audience)
             corpus = None if audience is Audience.operator else consent.corpus_sum(session, space_id, audience)
         made = Shown(generation, allowed, how, _unit(corpus), excluded)

@@ -23,6 +23,7 @@ import pytest
 import lookalike
 from lookalike.index.milvus_index import expression
 from lookalike.store.schema import Audience
+from lookalike.store.values import GroupKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reliability as bench
@@ -138,7 +139,7 @@ def test_the_filter_fields_in_milvus_answer_as_the_database_does(lite, faces):
             for audience in (Audience.visitor, Audience.consented):
                 allowed = lib.view.allowed_face_ids([_filter(k, v) for k, v in groups], audience)
                 want = set(index.ids().tolist()) if allowed is None else set(allowed.tolist())
-                where_ = expression(groups, person_ids, audience)
+                where_ = expression([(GroupKey(k), v) for k, v in groups], person_ids, audience)
                 _, got = index.search(query, 64, where=where_ or None)
                 assert set(got[0][got[0] >= 0].tolist()) == want, (groups, audience)
                 checked += bool(want)

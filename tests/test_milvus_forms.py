@@ -12,6 +12,7 @@ from lookalike.index import choice
 from lookalike.index.backends import FaissBackend, MilvusBackend, PgVectorBackend, for_settings
 from lookalike.index.milvus_index import collection_name, expression
 from lookalike.store.schema import Audience
+from lookalike.store.values import GroupKey
 
 
 def test_vectors_forms_parse_and_bad_ones_say_what_works(tmp_path):
@@ -59,12 +60,12 @@ def test_the_index_rules_in_milvus_types():
 
 
 def test_filter_expressions_match_as_the_database_does():
-    assert expression([("tag", "Women in Science")], {}, Audience.operator) == \
+    assert expression([(GroupKey.tag, "Women in Science")], {}, Audience.operator) == \
         'array_contains(tags, "women-in-science")'
-    assert expression([("organisation", ' Naval "Medical" '), ("person", "amy")], {"amy": 7},
+    assert expression([(GroupKey.organisation, ' Naval "Medical" '), (GroupKey.person, "amy")], {"amy": 7},
                       Audience.consented) == \
         'organisation == "naval \\"medical\\"" and person == 7 and consent == 1'
-    assert expression([("role", "Nurse")], {}, Audience.visitor) == 'role == "nurse" and consent != 0'
-    assert expression([("person", "nobody")], {}, Audience.operator) == "person == -2"
+    assert expression([(GroupKey.role, "Nurse")], {}, Audience.visitor) == 'role == "nurse" and consent != 0'
+    assert expression([(GroupKey.person, "nobody")], {}, Audience.operator) == "person == -2"
     assert collection_name("SFace__yunet__arcface", "1b39-86e0-0493-aaaa") == \
         "lookalike_SFace__yunet__arcface_1b3986e00493"

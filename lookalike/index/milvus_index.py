@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from ..store.outbox import FilterFields
     from ..store.schema import Audience
+    from ..store.values import GroupKey
     from .milvus_outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -390,22 +391,22 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def expression(groups: Sequence[tuple[str, str]], person_ids: Mapping[str, int], audience: Audience) -> str:
+def expression(groups: Sequence[tuple[GroupKey, str]], person_ids: Mapping[str, int], audience: Audience) -> str:
     """The Milvus filter for the search filters, as the database matches them
     (:func:`lookalike.store.person_rows.person_matches`): a tag exactly (normalised), an
     organisation or role whole and case-insensitively (stored lower-cased), a person by
     id (``person_ids``: name -> id; a name missing there matches nothing, not even the
     faces of no one, whose field is -1)."""
     from ..store.schema import Audience
-    from ..store.values import normalise_tag
+    from ..store.values import GroupKey, normalise_tag
 
     terms = []
     for key, value in groups:
-        if key == "tag":
+        if key is GroupKey.tag:
             terms.append(f"array_contains(tags, {quote(normalise_tag(value))})")
-        elif key in ("organisation", "role"):
-            terms.append(f"{key} == {quote(value.strip().lower())}")
-        elif key == "person":
+        elif key in (GroupKey.organisation, GroupKey.role):
+            terms.append(f"{key.value} == {quote(value.strip().lower())}")
+        elif key is GroupKey.person:
             terms.append(f"person == {int(person_ids.get(value, -2))}")
         else:
             raise ValueError(f"no person group {key!r}")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..store.schema import Audience
+    from ..store.values import GroupKey
     from .reduction import Reduction
 
 # ids -> their vectors (rows in the order of the ids): what an index re-ranks on
@@ -94,7 +95,7 @@ class SearchFilters:
     list of 100,000 ids sent with every query. The ids stay the truth: an index that uses
     these checks its answers against them. Indexes without such fields ignore it."""
 
-    groups: tuple[tuple[str, str], ...]  # (key, value): tag, organisation, role, person
+    groups: tuple[tuple[GroupKey, str], ...]  # (key, value): tag, organisation, role, person
     person_ids: Mapping[str, int]  # the names of person filters -> their ids (a name nobody has: absent)
     audience: Audience  # whose faces may be returned (a consent field the index keeps)
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, EmptyLibrary, NotFound
 from ..store.schema import Audience
+from ..store.values import GroupKey
 
 if TYPE_CHECKING:
     from ..faces.detect import Box
@@ -94,7 +95,7 @@ def group_face_ids(view: SpaceContext, group: Group, audience: Audience = Audien
     age_range = group.age_range() if group.kind is GroupKind.age else None
     space_id = view.existing_space_id()
     with view.session() as session:
-        return consent.group_face_ids(session, space_id, group.kind.value, group.value, age_range, audience)
+        return consent.group_face_ids(session, space_id, GroupKey(group.kind.value), group.value, age_range, audience)
 
 
 def group_mean(view: SpaceContext, group: Group, audience: Audience = Audience.operator,

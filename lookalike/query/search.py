@@ -32,6 +32,7 @@ from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
 from ..store import photo_rows
 from ..store.schema import Audience
+from ..store.values import GroupKey
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate
@@ -71,6 +72,11 @@ class FilterKey(str, Enum):
 class Filter:
     key: FilterKey
     value: str
+
+    @property
+    def group(self) -> tuple[GroupKey, str]:
+        """The filter as the store and the indexes take it."""
+        return GroupKey(self.key.value), self.value
 
     @classmethod
     def parse(cls, text: str) -> "Filter":

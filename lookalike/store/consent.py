@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .person_rows import anyone_withholds_consent, person_matches, sees
 from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo
-from .values import PhotoStatus, chunks
+from .values import PERSON_KEYS, GroupKey, PhotoStatus, chunks
 
 
 def _seen(query: Select, person_id: SQLColumnExpression[int | None], audience: Audience,
@@ -30,23 +30,23 @@ def _seen(query: Select, person_id: SQLColumnExpression[int | None], audience: A
     return query.outerjoin(Person, Person.id == person_id).where(condition)
 
 
-def group_face_ids(session: Session, space_id: int, key: str, value: str,
+def group_face_ids(session: Session, space_id: int, key: GroupKey, value: str,
                    age_range: tuple[float, float] | None = None,
                    audience: Audience = Audience.operator) -> np.ndarray:
     """Ids of the faces of a face-math group that ``audience`` may see: people
     (:func:`~lookalike.store.person_rows.person_matches`), or faces whose stored estimate has this
     ``emotion``, or an age in ``age_range`` (``key`` "age")."""
     query = select(Face.id).where(Face.space_id == space_id)
-    if key in ("tag", "organisation", "role", "person"):
+    if key in PERSON_KEYS:
         query = query.join(Person, Person.id == Face.person_id).where(person_matches(key, value))
         condition = sees(audience)
         if condition is not None:
             query = query.where(condition)
     else:
         query = query.join(FaceEstimate, FaceEstimate.face_id == Face.id)
-        if key == "emotion":
+        if key is GroupKey.emotion:
             query = query.where(FaceEstimate.emotion == value.lower())
-        elif key == "age" and age_range is not None:
+        elif key is GroupKey.age and age_range is not None:
             query = query.where(FaceEstimate.age >= age_range[0], FaceEstimate.age < age_range[1])
         else:
             raise ValueError(f"no face group {key!r}")

@@ -24,7 +24,7 @@ from .schema import (
     Person,
     Photo,
 )
-from .values import PhotoStatus, normalise_tag
+from .values import GroupKey, PhotoStatus, normalise_tag
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -208,19 +208,19 @@ def literal_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def person_matches(key: str, value: str) -> ColumnElement[bool]:
+def person_matches(key: GroupKey, value: str) -> ColumnElement[bool]:
     """The one test of "this person is in the group ``key=value``" that search filters and
     face-math groups share. Every value is matched literally (never as a pattern): a tag
     as the JSON list stores it, quotes included; an organisation or role whole and case-
     insensitively; a person by name."""
-    if key == "tag":
+    if key is GroupKey.tag:
         quoted = literal_like(json.dumps(normalise_tag(value)))
         return Person.tags.like(f"%{quoted}%", escape="\\")
-    if key == "organisation":
+    if key is GroupKey.organisation:
         return Person.organisation.ilike(literal_like(value), escape="\\")
-    if key == "role":
+    if key is GroupKey.role:
         return Person.role.ilike(literal_like(value), escape="\\")
-    if key == "person":
+    if key is GroupKey.person:
         return Person.name == value
     raise ValueError(f"no person group {key!r}")
 

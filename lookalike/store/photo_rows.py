@@ -21,7 +21,7 @@ from .schema import (
     Photo,
     Space,
 )
-from .values import PhotoStatus, chunks, decode_vector
+from .values import GroupKey, PhotoStatus, chunks, decode_vector
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def problem_photos(session: Session, space_id: int, limit: int = 1000) -> list[t
     return [(path, status, reason) for path, status, reason in session.execute(query)]
 
 
-def shown_faces(session: Session, space_id: int, groups: list[tuple[str, str]],
+def shown_faces(session: Session, space_id: int, groups: Sequence[tuple[GroupKey, str]],
                 audience: Audience = Audience.operator) -> np.ndarray | None:
     """Ids of the faces whose person is in every group ``(key, value)`` (:func:`person_matches`)
     and ``audience`` may see (:func:`~lookalike.store.person_rows.sees`): a role-model kiosk

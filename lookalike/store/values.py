@@ -22,6 +22,24 @@ def chunks(values: Sequence[T], size: int = SQL_PARAMS) -> Iterator[Sequence[T]]
     return (values[start:start + size] for start in range(0, len(values), size))
 
 
+class GroupKey(StrEnum):
+    """What a search filter or a face-math group selects by, as the store and the indexes
+    take it: a person's self-declared fields (tag, organisation, role) or name, or a face's
+    stored estimate (age, emotion). The query layer's ``FilterKey`` and ``GroupKind`` are
+    the subsets a user may name; their values are these."""
+
+    tag = "tag"
+    organisation = "organisation"
+    role = "role"
+    person = "person"
+    age = "age"
+    emotion = "emotion"
+
+
+# the keys that select people (the others select faces by their estimates)
+PERSON_KEYS = frozenset({GroupKey.tag, GroupKey.organisation, GroupKey.role, GroupKey.person})
+
+
 class ReductionKind(StrEnum):
     """How a wide space's vectors are reduced before they are indexed (``reductions.kind``)."""
 
