@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -48,6 +48,22 @@ if TYPE_CHECKING:
     from .query.search import SearchResult
     from .query.verify import Verification
     from .store.schema import Space as SpaceRow
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :meth:`Library.remove` deleted: a person, a photo, or an embedding space."""
+
+    photos: int
+    faces: int
+    person: str | None = None
+    photo: str | None = None
+    space: str | None = None
+    index_rebuilt: str | None = None  # why the index was rebuilt after it, if it was
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` of ``lookalike remove``."""
+        return asdict(self)
 
 
 @dataclass
@@ -249,7 +265,7 @@ class Library:
         return backfill(source, batch=batch, limit=limit, progress=progress)
 
     def remove(self, *, person: str | None = None, photo: str | None = None,
-               space: str | None = None) -> dict:
+               space: str | None = None) -> Removal:
         """Delete a person (every photo, face, vector and centroid contribution, and the
         person row) or one photo, in every embedding space; or one whole embedding space
         (``space``: its key, after :meth:`reembed` moved the library elsewhere). The
@@ -291,8 +307,8 @@ class Library:
             self.people.delete_owned({ph.path for ph in photos})
             self._averages.forget(i for ids in removed.values() for i in ids)  # no cached average keeps them
         self.view.refresh()
-        return {"person": person, "photo": photo, "photos": len(photos),
-                "faces": sum(len(v) for v in removed.values()), "index_rebuilt": rebuilt}
+        return Removal(len(photos), sum(len(v) for v in removed.values()), person=person, photo=photo,
+                       index_rebuilt=rebuilt)
 
     def _settle_indexes(self) -> dict[int, SpaceView]:
         """A removal killed after its database commit leaves the removed faces in the index
@@ -308,7 +324,7 @@ class Library:
                 index.save()
         return views
 
-    def _remove_space(self, key: str) -> dict:
+    def _remove_space(self, key: str) -> Removal:
         with self.view.writers():
             with self.session() as session:
                 row = space_rows.get_space(session, key)
@@ -320,8 +336,7 @@ class Library:
                 session.commit()
             IndexMaintenance(self.view).erase()
         self._view = None
-        return {"space": key, "photos": photos, "faces": faces, "person": None, "photo": None,
-                "index_rebuilt": None}
+        return Removal(photos, faces, space=key)
 
     def spaces(self) -> list[dict]:
         """The embedding spaces this library holds, oldest first."""

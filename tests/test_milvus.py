@@ -295,7 +295,7 @@ def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvu
         assert [m.person for m in raj] == ["raj"] * 5
         monkeypatch.undo()
         removed = lib.remove(person="amy")
-        assert removed["faces"] == 5 and lib.view.index.ntotal == 35
+        assert removed.faces == 5 and lib.view.index.ntotal == 35
         assert "amy" not in {m.person for m in lib.search(str(bbt / "amy" / "amy5.png"), k=5).faces[0].matches}
         assert all(r.ok for r in lib.doctor())
         ids = _build_waits_for_a_drain(lib)  # the advisory lock, on PostgreSQL

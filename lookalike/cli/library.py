@@ -86,12 +86,12 @@ def remove(
         with opened(lib) as library:
             result = library.remove(person=person, photo=str(photo) if photo else None, space=space)
         if as_json:
-            print_json(result)
+            print_json(result.to_dict())
         else:
             what = f"person {person!r}" if person else f"space {space}" if space else str(photo)
-            terminal().print(f"removed {what}: {result['photos']} photos, {result['faces']} faces")
-            if result["index_rebuilt"]:
-                terminal().print(f"index rebuilt: {result['index_rebuilt']}")
+            terminal().print(f"removed {what}: {result.photos} photos, {result.faces} faces")
+            if result.index_rebuilt:
+                terminal().print(f"index rebuilt: {result.index_rebuilt}")
 
 
 @app.command()

@@ -12,7 +12,7 @@ from .. import schemas
 from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read
 
 if TYPE_CHECKING:
-    from ...library import Library
+    from ...library import Library, Removal
 
 router = Topic()
 
@@ -72,6 +72,7 @@ def remove_photo(caller: Admin, service: Served, photo_id: PhotoId) -> dict:
     return service.call(lambda lib: removed(lib.remove(photo=lib.photo_path(photo_id))))
 
 
-def removed(out: dict) -> dict:
+def removed(out: Removal) -> dict:
     """What a removal answers (:class:`~lookalike.serve.schemas.RemovedAnswer`)."""
-    return {k: out.get(k) for k in ("person", "photo", "photos", "faces", "index_rebuilt")}
+    return {"person": out.person, "photo": out.photo, "photos": out.photos, "faces": out.faces,
+            "index_rebuilt": out.index_rebuilt}
