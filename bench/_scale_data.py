@@ -6,15 +6,12 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS
 from index import K, exact_topk, make, recall
 

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import STACKS, deepface_kw, free_port, machine, stack_args, table, wait_for_milvus
 from _scale_data import STACK, du, pg_library
 from _scale_milvus import ServerEngine

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import free_port, wait_for_milvus
 from _scale_data import PeakRss, du, figures, filter_fields, run_filtered, settle_memory, synthetic_people, timed
 from index import K

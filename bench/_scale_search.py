@@ -4,13 +4,10 @@ the peer, DeepFace's own pgvector client (Milvus: ``_scale_milvus.py``)."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scale_data import PeakRss, figures, pg_library, run_filtered, settle_memory
 from index import K, build, query_times, recall
 

@@ -3,13 +3,10 @@ exact, then through a 256-d PCA with exact re-ranking."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table
 from _scale_data import pg_library
 from index import K, exact_topk, make, query_times, recall

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import cli
+from conftest import cli, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import serving
@@ -29,8 +29,8 @@ def in_process(app):
     client = TestClient(app)
     client.__enter__()
     service = app.state.service
-    while not service.ready.wait(0.5):
-        assert not service.failed, service.failed
+    wait_for(lambda: service.ready.is_set() or bool(service.failed))
+    assert service.ready.is_set() and not service.failed, service.failed
     return client
 
 

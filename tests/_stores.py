@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import cli, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # the servers' helpers, shared
 from _common import free_port, wait_for_milvus
@@ -119,9 +119,9 @@ def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: fl
 
 
 def _kill_running_from(folder: Path) -> None:
-    """SIGTERM, then SIGKILL, every process whose command line names ``folder``."""
+    """SIGTERM, then SIGKILL, every process whose command line names ``folder``: the KILL
+    only for what is still there when the TERM's processes are gone or 20 s have passed."""
     import signal
-    import time
 
     def pids() -> list[int]:
         found = []
@@ -140,9 +140,7 @@ def _kill_running_from(folder: Path) -> None:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 20
-        while pids() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: not pids(), guard=20, poll=0.2)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from ..store.values import PhotoStatus
+from ..store.values import FaceFound, PhotoStatus
 from .corpus import Item, Profile
 
 
@@ -64,9 +64,7 @@ class Processed:
     reason: str | None = None
     width: int | None = None
     height: int | None = None
-    # (bbox, confidence, vector bytes, estimate dict or None, encoded landmarks or None) per face
-    faces: list[tuple[tuple[int, int, int, int], float, bytes, dict | None, bytes | None]] = \
-        field(default_factory=list)
+    faces: list[FaceFound] = field(default_factory=list)  # (bbox, confidence, vector, estimate, landmarks)
     replaces: bool = False  # a row for this path exists (changed file, or an error retried)
     conflict: bool = False  # a duplicate filed under another person than the first copy
 

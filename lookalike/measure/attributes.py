@@ -85,7 +85,7 @@ def read_manifest(path: Path, root: Path | None = None) -> list[Labelled]:
         if said and gender is None:
             raise ManifestError(f"{path}:{number}: gender {row['gender']!r} is not one of "
                                 f"{', '.join(sorted(GENDER_WORDS))}")
-        emotion = (row.get("emotion") or "").strip().lower() or None
+        emotion = (row.get("emotion") or "").lower() or None
         if emotion is not None and emotion not in EMOTIONS:
             raise ManifestError(f"{path}:{number}: emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
         rows.append(Labelled(str(base / row["path"]), age, gender, emotion,

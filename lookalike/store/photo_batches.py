@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import centroid_rows, landmark_rows, person_rows, photo_rows
 from .schema import Face, Photo
-from .values import decode_vector
+from .values import FaceFound, decode_vector
 
 if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy.orm import Session
 
     from .person_rows import ProfileFields
-
-# one face as ingest found it: (bbox, confidence, vector bytes, estimate dict or None,
-# encoded landmarks or None)
-FaceFound = tuple[tuple[int, int, int, int], float, bytes, "dict | None", "bytes | None"]
-
 
 class StatusValue(Protocol):
     @property

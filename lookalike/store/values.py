@@ -22,6 +22,11 @@ def chunks(values: Sequence[T], size: int = SQL_PARAMS) -> Iterator[Sequence[T]]
     return (values[start:start + size] for start in range(0, len(values), size))
 
 
+# one face as ingest found it and the store writes it: (bbox, confidence, vector bytes,
+# estimate dict or None, encoded landmarks or None)
+FaceFound = tuple[tuple[int, int, int, int], float, bytes, "dict | None", "bytes | None"]
+
+
 class GroupKey(StrEnum):
     """What a search filter or a face-math group selects by, as the store and the indexes
     take it: a person's self-declared fields (tag, organisation, role) or name, or a face's

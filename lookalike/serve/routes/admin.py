@@ -12,7 +12,7 @@ from .. import schemas
 from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read
 
 if TYPE_CHECKING:
-    from ...library import Library, Removal
+    from ...library import Library
 
 router = Topic()
 
@@ -63,16 +63,10 @@ def consent(caller: Admin, service: Served, name: PersonName, body: schemas.Cons
 @router.delete("/v1/people/{name}", response_model=schemas.RemovedAnswer, tags=["admin"])
 def remove_person(caller: Admin, service: Served, name: PersonName) -> dict:
     """Remove a person entirely: every photo, face, vector and the photos uploaded for them."""
-    return service.call(lambda lib: removed(lib.remove(person=name)))
+    return service.call(lambda lib: lib.remove(person=name).to_dict())  # RemovedAnswer: its fields
 
 
 @router.delete("/v1/photos/{photo_id}", response_model=schemas.RemovedAnswer, tags=["admin"])
 def remove_photo(caller: Admin, service: Served, photo_id: PhotoId) -> dict:
     """Remove one photo (its faces and vectors, in every embedding space)."""
-    return service.call(lambda lib: removed(lib.remove(photo=lib.photo_path(photo_id))))
-
-
-def removed(out: Removal) -> dict:
-    """What a removal answers (:class:`~lookalike.serve.schemas.RemovedAnswer`)."""
-    return {"person": out.person, "photo": out.photo, "photos": out.photos, "faces": out.faces,
-            "index_rebuilt": out.index_rebuilt}
+    return service.call(lambda lib: lib.remove(photo=lib.photo_path(photo_id)).to_dict())
