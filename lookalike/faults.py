@@ -46,6 +46,7 @@ POINTS = {
                     "a photo that kills whichever worker maps it, every time",
     "index.save.torn": "FAISS save: the new index file in place, its manifest not yet (a torn pair)",
     "outbox.sent": "Milvus outbox drain: Milvus took the upserts and deletes, the outbox rows not yet cleared",
+    "queue.claimed": "a PostgreSQL queue worker: photos claimed and their attempts recorded, nothing stored",
     "remove.committed": "removal: the rows deleted and committed, the index not yet updated",
     "reembed.moved": "reembed: one batch of photos embedded into the new space, the next not started",
     "live.match": "the live matching worker, a face crop received, before it is aligned and embedded",

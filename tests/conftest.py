@@ -24,6 +24,11 @@ pytest_plugins = ["_weights", "_libraries", "_stores", "_site"]
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("LOOKALIKE_FACES", ROOT.parent / "shared" / "faces")).resolve()
+# a command's environment with no way out: every HTTP(S) request goes to a closed local port,
+# so a test of "the download failed" fails it on purpose, on a machine with a network too
+OFFLINE = {name: "http://127.0.0.1:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                                      "http_proxy", "https_proxy", "all_proxy")} | {
+    "NO_PROXY": "", "no_proxy": ""}
 
 
 def _require_faces() -> Path:

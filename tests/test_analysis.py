@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import OFFLINE, cli
 
 from lookalike.analysis import EMOTIONS, AnalyzerName
 
@@ -131,7 +131,7 @@ def test_missing_weights_name_the_install_command(faces, tmp_path):
     deepface = run("analyze", photo, "--analyzer", "deepface", env=env)
     assert deepface.returncode == 1 and "run: lookalike models install age" in deepface.stderr
     # offline, DeepFace's own download fails with the file, the URLs and the target path
-    download = run("models", "install", "emotion", env=env)
+    download = run("models", "install", "emotion", env=env | OFFLINE)
     assert download.returncode == 1
     assert "facial_expression_model_weights.onnx" in download.stderr and "github.com" in download.stderr
     # auto falls back to the offline backend when DeepFace's weights are missing

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import OFFLINE, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,7 +241,7 @@ def test_download_model_offline_says_which_file_and_where(tmp_path, monkeypatch)
     cached = getattr(modeling, "cached_models", {task: {} for task in modeling.AVAILABLE_MODELS})
     monkeypatch.setattr(modeling, "cached_models", cached, raising=False)
     monkeypatch.setitem(cached["facial_recognition"], "VGG-Face", object())
-    env = {"LOOKALIKE_HOME": str(tmp_path / "home")}
+    env = {"LOOKALIKE_HOME": str(tmp_path / "home")} | OFFLINE
     result = run("models", "install", "VGG-Face", env=env)
     assert result.returncode == 1
     target = tmp_path / "home" / ".deepface" / "weights" / "vgg_face_weights.onnx"
@@ -329,10 +329,12 @@ def test_remove_person_leaves_no_trace(faces, small_backend):
     assert after["faces"] == before["faces"] - removed["faces"]
     assert after["people"] == before["people"] - 1 and after["index"]["ntotal"] == after["faces"]
     found = json.loads(run("search", query, *db.args(), "-k", "50", "--json").stdout)
+    assert len(found["faces"][0]["matches"]) == min(50, after["faces"])  # an empty answer is no proof
     assert all(m["person"] != "barack_obama" for m in found["faces"][0]["matches"])
     assert found["faces"][0]["matches"][0]["verdict"] != "same_person"
     centroid = json.loads(run("search", query, *db.args(), "-k", "50", "--by", "centroid",
                               "--json").stdout)["faces"][0]["matches"]
+    assert len(centroid) == min(50, after["people"])
     assert all(m["person"] != "barack_obama" for m in centroid)
     assert db.sql("select count(*) from people where name='barack_obama'") == [(0,)]
     assert db.sql("select count(*) from photos where path like '%obama%'") == [(0,)]
@@ -349,6 +351,8 @@ def test_remove_photo(faces, small_backend):
     result = json.loads(run("remove", "--photo", str(photo), *db.args(), "--json").stdout)
     assert result["photos"] == 1 and result["faces"] == 1
     found = json.loads(run("search", str(photo), *db.args(), "-k", "20", "--json").stdout)
+    left = json.loads(run("stats", *db.args(), "--json").stdout)["faces"]
+    assert found["faces"] and all(len(f["matches"]) == min(20, left) for f in found["faces"])
     assert all(m["photo"] != str(photo) for f in found["faces"] for m in f["matches"])
     assert run("doctor", *db.args()).returncode == 0
 

@@ -48,16 +48,13 @@ def libs(kiosk_db, tmp_path_factory) -> dict[str, Path]:
 
 
 def _client(db: Path):
-    from fastapi.testclient import TestClient
+    from _site import in_process
 
     from lookalike.serve.app import create_app
     from lookalike.serve.settings import ServeSettings
 
-    app = create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0))
-    client = TestClient(app)
-    client.__enter__()
-    assert app.state.service.ready.wait(300), app.state.service.failed  # the models load in a thread
-    return client
+    # returned once the models, loading in a thread, are ready; a failed start fails at once
+    return in_process(create_app(ServeSettings(db=str(db), open_search=True, rate_per_minute=0)))
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +225,7 @@ def test_visitors_get_photo_references_never_server_paths(api, faces, libs, kios
         assert entries and all(e["photo"] == f"/v1/photos/{e['photo_id']}" for e in entries)
     admin = answers("admin")
     matches = admin[0]["faces"][0]["matches"]
-    assert all(Path(m["photo"]).is_file() and isinstance(m["photo_id"], int) for m in matches)
+    assert matches and all(Path(m["photo"]).is_file() and isinstance(m["photo_id"], int) for m in matches)
     # the operator's CLI keeps paths, as ever
     printed = json.loads(cli("search", str(faces / BBT / "penny" / "penny5.png"), "--db", str(libs["with"]),
                              "--json").stdout)

@@ -104,7 +104,8 @@ BAD_MANIFESTS = [
     # (command, file name, its bytes, what the one line says)
     ("verify", "missing.tsv", None, "missing.tsv: no such file"),
     ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\t1\nc.jpg\td.jpg\n", "pairs.tsv:3: no same"),
-    ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\tmaybe\n", "same 'maybe' is neither 1 nor 0"),
+    ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\tmaybe\n",
+     "pairs.tsv:2: same 'maybe' is neither 1 nor 0"),
     ("verify", "pairs.txt", b"10\nAaron_Peirsol 1 2\nAaron_Peirsol one 2\n",
      "pairs.txt:3: photo number 'one' is not a whole number"),
     ("verify", "pairs.txt", b"\xff\xfe\x00b\x00a\x00d", "pairs.txt: not UTF-8 text"),
@@ -134,6 +135,6 @@ def test_a_bad_evaluation_file_is_one_line_naming_the_file_line_and_reason(comma
     db = tmp_path / "lib.db"
     done = cli("eval", command, str(path), *(["--db", str(db)] if command == "verify" else []))
     assert done.returncode == 2, (done.stdout, done.stderr)
-    assert said in done.stderr and str(tmp_path) in done.stderr, done.stderr
+    assert said in done.stderr and str(path) in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
     assert not db.exists()

@@ -23,6 +23,7 @@ def test_pca_spectrum_is_a_distribution_and_extremes_are_faces(library):
     assert np.all(np.diff(spectrum) <= 1e-9) and spectrum.sum() <= 1 + 1e-6
     assert 0.5 < report.share_top20 <= 1 and report.faces == len(data.faces)
     ids = {f.face_id for f in data.faces}
+    assert len(report.components) == 3
     for c in report.components:
         assert len(c.low) == len(c.high) == 6 and set(c.low + c.high) <= ids and not set(c.low) & set(c.high)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,13 +39,17 @@ def test_every_bad_input_decodes_or_says_why(faces):
 def test_reasons_are_specific(faces):
     gen = faces / "bad-inputs" / "generated"
     reasons = {}
-    for name in ("corrupt__zero_bytes.jpg", "corrupt__text_as_png.png", "corrupt__truncated.jpg"):
+    for name in ("generated/corrupt__zero_bytes.jpg", "generated/corrupt__text_as_png.png",
+                 "generated/corrupt__truncated.jpg", "generated/corrupt__garbage_bytes.jpg",
+                 "collected/tiff_multipage__skimage_multipage_rgb.tif"):
         with pytest.raises(BadImage) as err:
-            decode_file(str(gen / name), 10**8)
-        reasons[name] = err.value.reason
+            decode_file(str(gen.parent / name), 10**8)
+        reasons[Path(name).name] = err.value.reason
     assert "empty" in reasons["corrupt__zero_bytes.jpg"]
     assert "text" in reasons["corrupt__text_as_png.png"]
-    assert "truncated" in reasons["corrupt__truncated.jpg"]
+    assert "the file ends before the image data does" in reasons["corrupt__truncated.jpg"]
+    assert "not an image this program can read" in reasons["corrupt__garbage_bytes.jpg"]
+    assert "starts like a TIFF file but its header is damaged" in reasons["tiff_multipage__skimage_multipage_rgb.tif"]
 
 
 def test_exif_orientation_is_applied(faces):

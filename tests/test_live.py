@@ -164,8 +164,8 @@ def test_the_picture_moves_on_while_the_matcher_is_stuck_in_a_match(library, vis
     try:
         pipeline.start()
         steps = shown
-        while pipeline.matcher.in_flight == 0:  # the first frames with the face send it off
-            pipeline.step(*next(steps))
+        # the first frames with the face send it off
+        assert wait_for(lambda: (pipeline.step(*next(steps)), pipeline.matcher.in_flight > 0)[1], guard=120, poll=0)
         assert wait_for((gate / "held").exists, guard=120), "the matching worker never reached live.match"
         canvases = []
         for _ in range(20):  # the worker is stuck in the match: every step must come back anyway

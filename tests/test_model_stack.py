@@ -139,6 +139,7 @@ def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home
     keeps them inside together) make three; threads embedding at once each get their own
     answer."""
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from lookalike.config import Runtime
     from lookalike.faces.embed import Embedder
@@ -149,9 +150,8 @@ def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home
     assert isinstance(detector, yunet.OpenVinoYuNet)
     for _ in range(40):
         # 700 px high: over the sizes that get a graph of their own, so the graph for any size runs
-        thread = threading.Thread(target=detector.detect, args=(np.zeros((700, 384, 3), np.uint8),))
-        thread.start()
-        thread.join()
+        with ThreadPoolExecutor(1) as pool:  # a new thread each time; its exception raised here
+            pool.submit(detector.detect, np.zeros((700, 384, 3), np.uint8)).result()
     assert detector.requests.made == 1
 
     inside = threading.Barrier(3)
@@ -160,11 +160,8 @@ def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home
         with detector.requests.request():
             inside.wait(timeout=60)
 
-    threads = [threading.Thread(target=hold) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: hold(), range(3)))
     assert detector.requests.made == 3
 
     embedder = Embedder("SFace")
@@ -176,11 +173,9 @@ def test_openvino_keeps_as_many_infer_requests_as_calls_ran_at_once(weights_home
         for _ in range(10):
             together[i].append(embedder.embed(chips[i:i + 1])[0])
 
-    threads = [threading.Thread(target=embed, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(embed, range(4)))  # a thread's exception is raised here, not lost
+    assert [len(together[i]) for i in range(4)] == [10] * 4
     assert all(np.allclose(v, alone[i], atol=1e-5) for i in range(4) for v in together[i])  # never another's
 
 

@@ -6,10 +6,10 @@ leave ``uploads/``. A library that already holds an odd name still opens and rea
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -171,7 +171,7 @@ def test_ingest_reports_each_refused_row_and_ingests_the_others(faces, tmp_path)
 
 def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_path):
     """`POST /v1/people/%2e%2e/photos` once wrote into the library's own folder."""
-    from fastapi.testclient import TestClient
+    from _site import in_process
 
     from lookalike.serve.app import create_app
     from lookalike.serve.settings import ServeSettings
@@ -184,11 +184,10 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
                         "image/jpeg")}
     headers = {"X-API-Key": admin}
     app = create_app(ServeSettings(db=str(db), rate_per_minute=0))
-    with TestClient(app) as client:
-        for _ in range(3000):  # the models load in a thread: wait for ready (up to 5 min)
-            if client.get("/v1/health").status_code == 200:
-                break
-            threading.Event().wait(0.1)
+    with contextlib.ExitStack() as stack:
+        client = in_process(app)  # returned once the models, loading in a thread, are ready
+        stack.callback(client.__exit__, None, None, None)
+        assert client.get("/v1/health").status_code == 200
         before = _files(tmp_path)
         reached = 0
         for quoted in ("%2e%2e", "..", "a%5Cb", "%2E"):

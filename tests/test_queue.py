@@ -33,9 +33,10 @@ def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
                           env=os.environ.copy(), **kw)
 
 
-def _popen(*args: str) -> subprocess.Popen:
+def _popen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "lookalike.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=None if env is None else os.environ | env)
 
 
 def _corpus(faces: Path, folder: Path, people: int, per_person: int) -> int:
@@ -62,10 +63,18 @@ def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, face
     db = Backend("postgres", postgres(), tmp_path / "idx")
     corpus = tmp_path / "corpus"
     n = _corpus(faces, corpus, 40, 4)
-    ingest = _popen("ingest", str(corpus), *db.args(), "--workers", "1", "--json")
-    assert wait_for(lambda: db.sql("select count(*) from ingest_queue")[0][0] > 0 if _has_queue(db) else False,
-                    guard=240), "nothing was queued"
+    # the ingest's own worker stops after its first claim's commit until the other machine's
+    # worker has stored photos too: which of them gets work is chosen, not raced for
+    gate = tmp_path / "gate"
+    ingest = _popen("ingest", str(corpus), *db.args(), "--workers", "1", "--json",
+                    env={"LOOKALIKE_HOLD_AT": f"ingest.committed@{gate}"})
+    assert wait_for(lambda: (gate / "held").exists() or ingest.poll() is not None, guard=240)
+    assert ingest.poll() is None, ingest.communicate()[1]
+    held = db.sql("select count(*) from photos")[0][0]
     other = _popen("worker", "--db", db.url, "--workers", "1", "--until-empty", "--json")
+    assert wait_for(lambda: db.sql("select count(*) from photos")[0][0] > held or other.poll() is not None,
+                    guard=300)
+    (gate / "release").touch()
     out, err = ingest.communicate(timeout=600)
     assert ingest.returncode == 0, err
     w_out, w_err = other.communicate(timeout=300)
@@ -89,14 +98,6 @@ def test_ingest_and_a_worker_from_another_machine_share_the_queue(postgres, face
         assert best.person == someone.name and best.similarity > 0.99
 
 
-def _has_queue(db) -> bool:
-    try:
-        db.sql("select 1 from ingest_queue limit 1")
-        return True
-    except Exception:  # noqa: BLE001 - the schema is not there yet
-        return False
-
-
 @pytest.mark.crash
 def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces, tmp_path):
     from _libraries import lfw_people
@@ -106,13 +107,16 @@ def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces
     photos = [p for ps in lfw_people(faces, 12, min_photos=1).values() for p in ps[:2]][:20]
     with db.open() as lib:
         _enqueue(lib, photos)
-    victim = _popen("worker", "--db", db.url, "--workers", "1")
-    # it has started on a claim (attempt written) and not yet stored all of it
-    assert wait_for(lambda: db.sql("select count(*) from ingest_attempts")[0][0] > 0, guard=240), "no attempt recorded"
+    gate = tmp_path / "gate"
+    victim = _popen("worker", "--db", db.url, "--workers", "1", env={"LOOKALIKE_HOLD_AT": f"queue.claimed@{gate}"})
+    # killed where it has claimed photos and recorded its attempts, and stored none of them
+    assert wait_for(lambda: (gate / "held").exists() or victim.poll() is not None, guard=240)
+    assert victim.poll() is None, victim.communicate()[1]
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
+    assert db.sql("select count(*) from ingest_attempts")[0][0] > 0
     stored_before = db.sql("select count(*) from photos")[0][0]
-    assert stored_before < len(photos)
+    assert stored_before == 0
     rescue = _cli("worker", "--db", db.url, "--workers", "2", "--until-empty", "--json", timeout=600)
     assert rescue.returncode == 0, rescue.stderr
     assert json.loads(rescue.stdout)["photos"] == len(photos) - stored_before

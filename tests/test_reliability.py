@@ -268,9 +268,10 @@ def test_every_crash_point_is_in_the_code_and_in_a_test():
         placed |= set(re.findall(r'crash_point\("([\w.]+)"[,)]', path.read_text()))
     assert placed == set(POINTS)
     # live.match: tests/test_live.py crashes the matching worker there and holds it there;
-    # schema.created: tests/test_store.py crashes a new library's first open there and holds it there
+    # schema.created: tests/test_store.py crashes a new library's first open there and holds it there;
+    # queue.claimed: tests/test_queue.py kills a worker held there
     tested = {p for _, p, _ in INGEST_CASES} | {"ingest.worker", "ingest.photo", "remove.committed", "reembed.moved",
-                                                "live.match", "schema.created"}
+                                                "live.match", "schema.created", "queue.claimed"}
     assert tested == set(POINTS)
 
 

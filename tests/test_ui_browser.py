@@ -15,13 +15,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from conftest import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -56,7 +56,9 @@ def _y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
 
 
 def _shot(page, path: Path) -> None:
-    """A full-page screenshot at ``path`` (in the ``artifacts`` folder), once the page has settled."""
+    """A full-page screenshot at ``path`` (in the ``artifacts`` folder). The half second lets
+    the page finish painting for the person who looks at the picture; no check reads it, so
+    the pause can change how it looks, never a test's outcome."""
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)
 
@@ -78,15 +80,16 @@ def _serve(db: Path, *args: str, env: dict | None = None):
     proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(db), "--port", str(port), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 900  # bounds a server that never answers; one that exits fails at once
-    while True:
+
+    def healthy() -> bool:
         try:
-            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                break
+            return urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok"
         except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
-        time.sleep(0.5)
+            return False
+
+    # ready, or exited (which fails at once); the guard only bounds a server that never answers
+    assert wait_for(lambda: proc.poll() is not None or healthy(), poll=0.5) and proc.poll() is None, \
+        proc.stdout.read() if proc.poll() is not None else "no answer"
     yield base
     proc.terminate()  # `lookalike ui` became the Streamlit server: this stops the server itself
     proc.wait(timeout=20)

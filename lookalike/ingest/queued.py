@@ -225,6 +225,7 @@ class QueueWorker:
                 session.rollback()
                 return 0
             starts = queue.record_attempts(self.lib.engine, [i.id for i in items], self.name)
+            crash_point("queue.claimed")
             by_space: dict[int, list[QueueItem]] = {}
             for item in items:
                 by_space.setdefault(item.space_id, []).append(item)
