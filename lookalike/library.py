@@ -16,7 +16,7 @@ import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import ConfigError, NotFound, NothingIngested
+from .errors import NotFound, NothingIngested
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
@@ -47,12 +47,15 @@ if TYPE_CHECKING:
     from .query.person import PersonReport
     from .query.search import SearchResult
     from .query.verify import Verification
+    from .store.schema import Person as PersonRow
+    from .store.schema import Photo as PhotoRow
     from .store.schema import Space as SpaceRow
 
 
 @dataclass(frozen=True)
 class Removal:
-    """What :meth:`Library.remove` deleted: a person, a photo, or an embedding space."""
+    """What :meth:`Library.remove_person`, :meth:`~Library.remove_photo` or
+    :meth:`~Library.remove_space` deleted."""
 
     photos: int
     faces: int
@@ -264,33 +267,44 @@ class Library:
                                 self.settings.max_pixels, self.settings.model_threads)
         return backfill(source, batch=batch, limit=limit, progress=progress)
 
-    def remove(self, *, person: str | None = None, photo: str | None = None,
-               space: str | None = None) -> Removal:
-        """Delete a person (every photo, face, vector and centroid contribution, and the
-        person row) or one photo, in every embedding space; or one whole embedding space
-        (``space``: its key, after :meth:`reembed` moved the library elsewhere). The
-        database commits first; the indexes follow and are saved."""
-        if space is not None and person is None and photo is None:
-            return self._remove_space(space)
-        if (person is None) == (photo is None) or space is not None:
-            raise ConfigError("name exactly one of --person NAME, --photo PATH or --space KEY")
+    def remove_person(self, name: str) -> Removal:
+        """Delete a person: every photo, face, vector and centroid contribution, the photos
+        uploaded for them and the person row, in every embedding space. The database
+        commits first; the indexes follow and are saved."""
+
+        def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:
+            row = person_rows.person_by_name(session, name)
+            if row is None:
+                raise NotFound(f"no person named {name!r} in this library")
+            return row, photo_rows.photos_of_person(session, row.id)
+
+        photos, faces, rebuilt = self._remove_photos(chosen)
+        return Removal(photos, faces, person=name, index_rebuilt=rebuilt)
+
+    def remove_photo(self, path: str | os.PathLike[str]) -> Removal:
+        """Delete one photo: its faces, vectors and centroid contributions, in every
+        embedding space; the person stays."""
+        where = str(Path(path).expanduser().absolute())
+
+        def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:
+            photos = photo_rows.photos_at(session, where)
+            if not photos:
+                raise NotFound(f"{where}: no such photo in this library")
+            return None, photos
+
+        photos, faces, rebuilt = self._remove_photos(chosen)
+        return Removal(photos, faces, photo=str(path), index_rebuilt=rebuilt)
+
+    def _remove_photos(self, chosen: Callable[[Session], tuple[PersonRow | None, list[PhotoRow]]]
+                       ) -> tuple[int, int, str | None]:
+        """Delete the photos ``chosen`` finds (and the person row it hands back, if any):
+        (photos, faces, why the index was rebuilt after it or None)."""
         removed: dict[int, list[int]] = {}
         rebuilt = None
         with self.view.writers():
             views = self._settle_indexes()  # open once: the removal below reuses them
             with self.session() as session:
-                if person is not None:
-                    row = person_rows.person_by_name(session, person)
-                    if row is None:
-                        raise NotFound(f"no person named {person!r} in this library")
-                    photos = photo_rows.photos_of_person(session, row.id)
-                else:
-                    assert photo is not None
-                    path = str(Path(photo).expanduser().absolute())
-                    photos = photo_rows.photos_at(session, path)
-                    if not photos:
-                        raise NotFound(f"{path}: no such photo in this library")
-                    row = None
+                row, photos = chosen(session)
                 for ph in photos:
                     removed.setdefault(ph.space_id, []).extend(photo_rows.delete_photo(session, ph))
                 if row is not None:
@@ -307,8 +321,7 @@ class Library:
             self.people.delete_owned({ph.path for ph in photos})
             self._averages.forget(i for ids in removed.values() for i in ids)  # no cached average keeps them
         self.view.refresh()
-        return Removal(len(photos), sum(len(v) for v in removed.values()), person=person, photo=photo,
-                       index_rebuilt=rebuilt)
+        return len(photos), sum(len(v) for v in removed.values()), rebuilt
 
     def _settle_indexes(self) -> dict[int, SpaceView]:
         """A removal killed after its database commit leaves the removed faces in the index
@@ -324,7 +337,10 @@ class Library:
                 index.save()
         return views
 
-    def _remove_space(self, key: str) -> Removal:
+    def remove_space(self, key: str) -> Removal:
+        """Delete one whole embedding space (its key, e.g. after :meth:`reembed` moved the
+        library elsewhere): its photo and face rows, vectors and index; the people, and the
+        same photos in the other spaces, stay."""
         with self.view.writers():
             with self.session() as session:
                 row = space_rows.get_space(session, key)

@@ -344,6 +344,15 @@ def test_remove_person_leaves_no_trace(faces, small_backend):
     assert again.returncode == 1 and "no person named 'barack_obama'" in again.stderr
 
 
+def test_remove_names_exactly_one_thing(tmp_path):
+    db = tmp_path / "lib.db"
+    for args in ((), ("--person", "a", "--photo", "b.jpg"), ("--person", "a", "--space", "K")):
+        done = run("remove", *args, "--db", str(db))
+        assert done.returncode == 2, (args, done.stderr)
+        assert "name exactly one of --person NAME, --photo PATH or --space KEY" in done.stderr
+    assert not db.exists()  # refused before a library was opened (or made)
+
+
 def test_remove_photo(faces, small_backend):
     db = small_backend
     folder = faces / "celeb" / "face_recognition"  # ingested

@@ -123,8 +123,8 @@ def tiny(faces, tmp_path_factory) -> tuple[Path, Path]:
         for photo in photos:
             shutil.copy(faces / "celeb" / "face_recognition" / person / photo, corpus / person / photo)
     (folder / "pairs.tsv").write_text("path_a\tpath_b\tsame\n"
-                                      "barack_obama/obama.jpg\tbarack_obama/obama1.jpg\t1\n"
-                                      "barack_obama/obama.jpg\tjoe_biden/biden.jpg\t0\n")
+                                      "corpus/barack_obama/obama.jpg\tcorpus/barack_obama/obama1.jpg\t1\n"
+                                      "corpus/barack_obama/obama.jpg\tcorpus/joe_biden/biden.jpg\t0\n")
     db = folder / "tiny.db"
     result = cli("ingest", str(corpus), "--db", str(db), "--workers", "1", "--json")
     assert result.returncode == 0, result.stderr

@@ -43,7 +43,7 @@ def libs(kiosk_db, tmp_path_factory) -> dict[str, Path]:
                                            consent_display=False))
     with lookalike.open(out["without"]) as lib:
         for person in WITHHELD:
-            lib.remove(person=person)
+            lib.remove_person(person)
     return out
 
 

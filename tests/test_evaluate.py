@@ -25,6 +25,9 @@ def test_metrics_on_known_scores():
     assert 0 < eer(scores, same) < 0.5
     perfect = np.array([0.9, 0.8, 0.1, 0.2] * 5)
     assert cv_accuracy(perfect, np.array([True, True, False, False] * 5)) == 1.0
+    # fewer pairs than folds: a fold a pair, never an empty fold's NaN (which --json printed)
+    assert cv_accuracy(np.array([0.9, 0.1]), np.array([True, False])) == 1.0
+    assert 0 <= cv_accuracy(np.array([0.9, 0.1, 0.5]), np.array([True, False, True])) <= 1
 
 
 @pytest.mark.e2e
@@ -106,6 +109,10 @@ BAD_MANIFESTS = [
     ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\t1\nc.jpg\td.jpg\n", "pairs.tsv:3: no same"),
     ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\tmaybe\n",
      "pairs.tsv:2: same 'maybe' is neither 1 nor 0"),
+    ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\t1\nc.jpg\td.jpg\t0\n",
+     "a.jpg: no such file (and 3 more); the paths are read under"),
+    ("verify", "pairs.tsv", b"path_a\tpath_b\tsame\na.jpg\tb.jpg\t1\n",
+     "pairs.tsv: needs both same-person and different-person pairs (it holds all same-person)"),
     ("verify", "pairs.txt", b"10\nAaron_Peirsol 1 2\nAaron_Peirsol one 2\n",
      "pairs.txt:3: photo number 'one' is not a whole number"),
     ("verify", "pairs.txt", b"\xff\xfe\x00b\x00a\x00d", "pairs.txt: not UTF-8 text"),

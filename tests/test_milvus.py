@@ -296,7 +296,7 @@ def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvu
         raj = lib.search(str(bbt / "amy" / "amy5.png"), k=5, filters=(_filter("person", "raj"),)).faces[0].matches
         assert [m.person for m in raj] == ["raj"] * 5
         monkeypatch.undo()
-        removed = lib.remove(person="amy")
+        removed = lib.remove_person("amy")
         assert removed.faces == 5 and lib.view.index.ntotal == 35
         after = lib.search(str(bbt / "amy" / "amy5.png"), k=5).faces[0].matches
         assert len(after) == 5 and "amy" not in {m.person for m in after}

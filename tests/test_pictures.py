@@ -134,7 +134,7 @@ def test_removing_a_person_removes_them_from_every_cached_average(celeb, tmp_pat
         own = lib.pictures.average(Group.parse(f"person:{gone}"), size=96)
         other = lib.pictures.average(Group.parse(f"person:{OTHER}"), size=96)
         assert len(lib.pictures.cache) == 3
-        lib.remove(person=gone)
+        lib.remove_person(gone)
         assert len(lib.pictures.cache) == 1, "the group's and the person's averages are dropped, Biden's kept"
         after = lib.pictures.average(Group.parse("tag:six"), size=96)
         assert after.people == before.people - 1

@@ -36,7 +36,7 @@ def test_ingest_search_remove_doctor_on_postgresql(postgres, faces, tmp_path):
         # filters run inside the SQL search: k answers from the allowed people only
         only = lib.search(str(bbt / "amy" / "amy5.png"), k=3, filters=(_person("raj"),)).faces[0].matches
         assert [m.person for m in only] == ["raj"] * 3
-        lib.remove(person="amy")
+        lib.remove_person("amy")
         after = lib.search(str(bbt / "amy" / "amy5.png"), k=3).faces[0].matches
         assert len(after) == 3 and "amy" not in {m.person for m in after}
         assert _landmarked(lib) == 35  # amy's went with her faces

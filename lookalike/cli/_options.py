@@ -26,7 +26,8 @@ VectorsOpt = Annotated[Optional[str], typer.Option(
     "--vectors", help="Where the vectors are searched: faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT "
                       "[env LOOKALIKE_VECTORS; default faiss with SQLite, pgvector with PostgreSQL]")]
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", help="DeepFace recognition model [default: the library's, else SFace]")]
+    "--model", help="DeepFace recognition model [default: the library's, else SFace; reembed: the default "
+                    "stack, SFace + yunet + arcface]")]
 DetectorOpt = Annotated[Optional[str], typer.Option(
     "--detector", help="Face detector [default: the library's, else yunet]")]
 AlignerOpt = Annotated[Optional[str], typer.Option(

@@ -82,9 +82,19 @@ def remove(
 ) -> None:
     """Delete a person or a photo (rows, vectors and centroid contributions, in every index),
     or one embedding space."""
+    from ..errors import ConfigError
+
     with one_line_errors():
+        if [person, photo, space].count(None) != 2:
+            raise ConfigError("name exactly one of --person NAME, --photo PATH or --space KEY")
         with opened(lib) as library:
-            result = library.remove(person=person, photo=str(photo) if photo else None, space=space)
+            if person is not None:
+                result = library.remove_person(person)
+            elif photo is not None:
+                result = library.remove_photo(photo)
+            else:
+                assert space is not None
+                result = library.remove_space(space)
         if as_json:
             print_json(result.to_dict())
         else:

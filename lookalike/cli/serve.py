@@ -23,8 +23,9 @@ def serve(
     workers: Annotated[int, typer.Option(
         "--workers", "-w", min=1, help="Server processes, each with the library and models loaded once.")] = 1,
     open_search: Annotated[bool, typer.Option(
-        "--open-search", help="Search, analyze, verify, people and stats without a key (a kiosk on a closed "
-                              "network); admin always needs one.")] = False,
+        "--open-search", help="Every search-scope route without a key: search, analyze, verify, people, "
+                              "stats, a match's photo, morph, transform, a person's average face (a kiosk "
+                              "on a closed network); admin always needs one.")] = False,
     cors: Annotated[Optional[list[str]], typer.Option(
         "--cors-origin", help="A web origin allowed to call the API from a browser (repeatable; default none).")]
     = None,
@@ -153,8 +154,9 @@ class ScopeChoice(str, Enum):
 @keys_app.command("create")
 @grouped
 def keys_create(
-    scope: Annotated[ScopeChoice, typer.Option("--scope", help="search: search, analyze, verify, people, stats; "
-                                                               "admin: also add, edit and remove people.")],
+    scope: Annotated[ScopeChoice, typer.Option("--scope", help="search: search, analyze, verify, people, stats, "
+                                                               "photos, pictures; admin: also add, edit and "
+                                                               "remove people.")],
     name: Annotated[Optional[str], typer.Option("--name", help="What the key is for (a kiosk, a website).")] = None,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,

@@ -57,8 +57,31 @@ def read_pairs(path: Path, root: Path | None = None) -> list[Pair]:
     base = Path(root) if root else Path(path).parent
     lines = read_lines(path)
     if lines and "\t" in lines[0] and "path_a" in lines[0]:
-        return [Pair(str(base / r["path_a"]), str(base / r["path_b"]), truth(path, n, "same", r["same"]))
-                for n, r in tsv_rows(path, lines, ("path_a", "path_b", "same"))]
+        numbered = [(n, Pair(str(base / r["path_a"]), str(base / r["path_b"]), truth(path, n, "same", r["same"])))
+                    for n, r in tsv_rows(path, lines, ("path_a", "path_b", "same"))]
+    else:
+        numbered = _lfw_pairs(path, lines, base)
+    return _checked(path, base, root is not None, numbered)
+
+
+def _checked(path: Path, base: Path, rooted: bool, numbered: list[tuple[int, Pair]]) -> list[Pair]:
+    """The pairs, once they can be measured: both kinds present (an ROC needs both), and
+    every photo there. A photo that is not there was counted as one without a face, so a
+    file read under the wrong folder gave an evaluation of nothing, in numbers."""
+    kinds = {pair.same for _, pair in numbered}
+    if len(kinds) < 2:
+        held = f"all {'same' if True in kinds else 'different'}-person" if kinds else "none"
+        raise ManifestError(f"{path}: needs both same-person and different-person pairs (it holds {held})")
+    missing = [(n, p) for n, pair in numbered for p in (pair.a, pair.b) if not os.path.isfile(p)]
+    if missing:
+        n, photo = missing[0]
+        under = "--root" if rooted else "the file's folder; --root sets another"
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ManifestError(f"{path}:{n}: {photo}: no such file{more}; the paths are read under {base} ({under})")
+    return [pair for _, pair in numbered]
+
+
+def _lfw_pairs(path: Path, lines: list[str], base: Path) -> list[tuple[int, Pair]]:
     pairs = []
     for number, line in enumerate(lines, start=1):
         parts = line.split()
@@ -66,12 +89,12 @@ def read_pairs(path: Path, root: Path | None = None) -> list[Pair]:
             continue  # LFW header: "N" or "folds N"
         if len(parts) == 3:
             name, i, j = parts
-            pairs.append(Pair(_lfw(base, name, whole_number(path, number, "photo number", i)),
-                              _lfw(base, name, whole_number(path, number, "photo number", j)), True))
+            pairs.append((number, Pair(_lfw(base, name, whole_number(path, number, "photo number", i)),
+                                       _lfw(base, name, whole_number(path, number, "photo number", j)), True)))
         elif len(parts) == 4:
             n1, i, n2, j = parts
-            pairs.append(Pair(_lfw(base, n1, whole_number(path, number, "photo number", i)),
-                              _lfw(base, n2, whole_number(path, number, "photo number", j)), False))
+            pairs.append((number, Pair(_lfw(base, n1, whole_number(path, number, "photo number", i)),
+                                       _lfw(base, n2, whole_number(path, number, "photo number", j)), False)))
         elif parts:
             raise ManifestError(f"{path}:{number}: not an LFW pairs line: {line!r}")
     return pairs
@@ -100,6 +123,10 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
 
 
 def cv_accuracy(scores: np.ndarray, same: np.ndarray, folds: int = 10) -> float:
+    """Accuracy at a threshold chosen on the other folds, averaged over the folds; at most
+    one fold a pair (a fold without pairs has no accuracy: with fewer pairs than folds it
+    made the mean NaN, and ``--json`` printed it)."""
+    folds = max(2, min(folds, len(scores)))
     fold = np.arange(len(scores)) % folds
     accs = []
     for k in range(folds):

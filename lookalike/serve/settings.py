@@ -20,7 +20,7 @@ DEFAULT_BODY_WAIT = 10  # seconds one more waits for a place before a 503
 class ServeSettings:
     db: str | None = None
     index_dir: str | None = None
-    open_search: bool = False  # search, analyze, verify, people and stats without a key
+    open_search: bool = False  # every search-scope route without a key (search, people, pictures…)
     cors_origins: tuple[str, ...] = ()  # none: no CORS headers at all
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB  # per photo; a request may carry two (verify)
     max_megapixels: int = DEFAULT_MAX_MEGAPIXELS  # decoded size, checked before decoding

@@ -63,10 +63,10 @@ def consent(caller: Admin, service: Served, name: PersonName, body: schemas.Cons
 @router.delete("/v1/people/{name}", response_model=schemas.RemovedAnswer, tags=["admin"])
 def remove_person(caller: Admin, service: Served, name: PersonName) -> dict:
     """Remove a person entirely: every photo, face, vector and the photos uploaded for them."""
-    return service.call(lambda lib: lib.remove(person=name).to_dict())  # RemovedAnswer: its fields
+    return service.call(lambda lib: lib.remove_person(name).to_dict())  # RemovedAnswer: its fields
 
 
 @router.delete("/v1/photos/{photo_id}", response_model=schemas.RemovedAnswer, tags=["admin"])
 def remove_photo(caller: Admin, service: Served, photo_id: PhotoId) -> dict:
     """Remove one photo (its faces and vectors, in every embedding space)."""
-    return service.call(lambda lib: lib.remove(photo=lib.photo_path(photo_id)).to_dict())
+    return service.call(lambda lib: lib.remove_photo(lib.photo_path(photo_id)).to_dict())
