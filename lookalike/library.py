@@ -373,11 +373,13 @@ class Library:
 
         return search(self.view, photo, SearchOptions(k=k, **options))
 
-    def person(self, name: str) -> PersonReport:
-        """A person's profile and faces sorted by similarity to their centroid, outliers flagged."""
+    def person(self, name: str, audience: Audience = Audience.operator) -> PersonReport:
+        """A person's profile and faces sorted by similarity to their centroid, outliers
+        flagged; :class:`NotFound` when ``audience`` may not see them, as when nobody has
+        the name (so a visitor cannot tell a withheld person from one who is not there)."""
         from .query.person import person_report
 
-        return person_report(self.view, name)
+        return person_report(self.view, name, audience)
 
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""

@@ -303,7 +303,7 @@ class Pictures:
 
     def _outliers(self, ids: list[int], rows: dict) -> set[int]:
         """Faces far from their own person's other faces (the flags of ``lookalike person``)."""
-        from .query.person import Z_CUTOFF, robust_z
+        from .query.person import MIN_FACES_FOR_OUTLIERS, typicality
 
         by_person: dict[str, list[int]] = {}
         for i in ids:
@@ -311,13 +311,9 @@ class Pictures:
                 by_person.setdefault(rows[i].person, []).append(i)
         odd: set[int] = set()
         for faces in by_person.values():
-            if len(faces) < 4:
-                continue
-            vectors = self.view.vectors(np.asarray(faces, dtype=np.int64))
-            mean = vectors.sum(axis=0)
-            z = robust_z(vectors @ (mean / (np.linalg.norm(mean) or 1.0)))
-            if z is not None:
-                odd.update(f for f, zi in zip(faces, z) if zi < Z_CUTOFF)
+            if len(faces) >= MIN_FACES_FOR_OUTLIERS:
+                flags = typicality(self.view.vectors(np.asarray(faces, dtype=np.int64))).outlier
+                odd.update(f for f, flagged in zip(faces, flags) if flagged)
         return odd
 
     def _stored_face(self, path: str, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -376,6 +376,12 @@ def test_person_sorted_by_centroid_with_planted_outlier_and_montage(planted_db, 
     assert sims == sorted(sims, reverse=True) and len(sims) >= 5
     assert report["faces"][-1]["photo"].endswith("planted.jpg") and report["faces"][-1]["outlier"] is True
     assert not any(f["outlier"] for f in report["faces"][:-1])
+    # the figures the HTTP API and the operator page show, from the same faces
+    import statistics
+
+    assert report["centroid"] == {"faces": len(sims), "mean_similarity": pytest.approx(statistics.mean(sims), abs=1e-6),
+                                  "median_similarity": pytest.approx(statistics.median(sims), abs=1e-6),
+                                  "min_similarity": min(sims), "outliers": 1}
     from PIL import Image
 
     with Image.open(out) as img:

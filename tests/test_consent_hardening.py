@@ -275,3 +275,24 @@ def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
             assert [m.person for m in got.matches] == [m.person for m in expected.matches]
             assert _close([m.similarity for m in got.matches], [m.similarity for m in expected.matches]) == []
             assert got.moved == expected.moved
+
+
+def test_the_person_verb_does_not_find_a_withheld_person_as_it_does_not_find_nobody(libs):
+    """``Library.person`` takes the audience as every verb does (the HTTP route once checked
+    consent itself): a visitor's or a kiosk's request for a withheld person is not found, in
+    the same words as a name nobody has; the operator still sees them."""
+    from lookalike.errors import NotFound
+    from lookalike.store.schema import Audience
+
+    with lookalike.open(libs["with"]) as lib:
+        for person in WITHHELD:
+            seen = lib.person(person)
+            assert seen.faces and seen.figures()["faces"] == len(seen.faces)
+            for audience in (Audience.visitor, Audience.consented):
+                with pytest.raises(NotFound) as withheld:
+                    lib.person(person, audience)
+                with pytest.raises(NotFound) as absent:
+                    lib.person("nobody_at_all", audience)
+                assert str(withheld.value) == str(absent.value).replace("nobody_at_all", person)
+        shown = lib.person("amy", Audience.visitor)
+        assert shown.faces and shown.to_dict()["centroid"] == shown.figures()

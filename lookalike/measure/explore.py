@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError, EmptyLibrary
-from ..query.person import Z_CUTOFF, robust_z
+from ..query.person import typicality
 
 if TYPE_CHECKING:
     from ..query.context import SpaceReader
@@ -174,15 +174,10 @@ def outliers(view: SpaceReader, limit: int = 20) -> list[Outlier]:
             by_person.setdefault(f.person, []).append(i)
     found: list[Outlier] = []
     for person, members in by_person.items():
-        vectors = data.vectors[members]
-        centroid = vectors.sum(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        sims = vectors @ centroid
-        z = robust_z(sims)
-        if z is None:
-            continue
-        for j in np.flatnonzero(z < Z_CUTOFF):
+        typical = typicality(data.vectors[members])
+        for j in np.flatnonzero(typical.outlier):
             f = data.faces[members[j]]
-            found.append(Outlier(f.face_id, person, f.photo, f.bbox, round(float(sims[j]), 6),
-                                 round(float(z[j]), 3)))
+            assert typical.robust_z is not None  # flags come with their scores
+            found.append(Outlier(f.face_id, person, f.photo, f.bbox, round(float(typical.similarity[j]), 6),
+                                 float(typical.robust_z[j])))
     return sorted(found, key=lambda o: o.robust_z)[:limit]

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import NotFound
 from ..store import person_rows, photo_rows
+from ..store.schema import Audience
 from ..store.values import decode_vector
 
 if TYPE_CHECKING:
@@ -43,8 +44,42 @@ class PersonReport:
     profile: dict
     faces: list[PersonFace] = field(default_factory=list)
 
+    def figures(self) -> dict:
+        """How tight the person's faces are around their average face: how many, the mean,
+        median and lowest similarity to it, and how many are flagged (the CLI's, the HTTP
+        API's and the operator page's figures, computed here once)."""
+        sims = [f.similarity for f in self.faces]
+        return {"faces": len(sims),
+                "mean_similarity": round(float(np.mean(sims)), 6) if sims else None,
+                "median_similarity": round(float(np.median(sims)), 6) if sims else None,
+                "min_similarity": min(sims) if sims else None,
+                "outliers": sum(f.outlier for f in self.faces) if len(sims) >= MIN_FACES_FOR_OUTLIERS else None}
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "profile": self.profile, "faces": [asdict(f) for f in self.faces]}
+        return {"name": self.name, "profile": self.profile, "faces": [asdict(f) for f in self.faces],
+                "centroid": self.figures()}
+
+
+@dataclass(frozen=True)
+class Typicality:
+    """How typical each of one person's faces is of their average face."""
+
+    similarity: np.ndarray  # each face's cosine to the faces' own centroid
+    robust_z: np.ndarray | None  # rounded to 3 places (as shown); None under MIN_FACES_FOR_OUTLIERS faces
+    outlier: np.ndarray  # bool: robust_z < Z_CUTOFF
+
+
+def typicality(vectors: np.ndarray) -> Typicality:
+    """The one outlier rule: ``lookalike person``'s flags, the faces an average face leaves
+    out and ``explore outliers`` all come from here, so they always agree (the z-score is
+    rounded before the cut, as it is shown)."""
+    mean = vectors.sum(axis=0)
+    sims = vectors @ (mean / (np.linalg.norm(mean) or 1.0))
+    z = robust_z(sims)
+    if z is None:
+        return Typicality(sims, None, np.zeros(len(sims), dtype=bool))
+    z = np.round(z, 3)
+    return Typicality(sims, z, z < Z_CUTOFF)
 
 
 def robust_z(values: np.ndarray) -> np.ndarray | None:
@@ -57,10 +92,12 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
     return 0.6745 * (values - median) / mad
 
 
-def person_report(view: SpaceContext, name: str) -> PersonReport:
+def person_report(view: SpaceContext, name: str, audience: Audience = Audience.operator) -> PersonReport:
+    """The person's profile and faces, most typical first. A person the audience may not
+    see is not found, in the same words as a person who is not there."""
     space_id = view.existing_space_id()
     with view.session() as session:
-        person = person_rows.person_by_name(session, name)
+        person = person_rows.person_seen(session, name, audience)
         if person is None:
             raise NotFound(f"no person named {name!r} in this library")
         rows = photo_rows.person_face_rows(session, space_id, person.id)
@@ -70,17 +107,14 @@ def person_report(view: SpaceContext, name: str) -> PersonReport:
     report = PersonReport(name, profile)
     if not rows:
         return report
-    vectors = np.stack([decode_vector(r[6]) for r in rows])
     # the centroid from the rows just read, not the view's cached sums: another server
     # process may have added this person's photos since this one cached them
-    mean = vectors.sum(axis=0)
-    sims = vectors @ (mean / (np.linalg.norm(mean) or 1.0))
-    z = robust_z(sims)
-    for i in np.argsort(-sims):
+    typical = typicality(np.stack([decode_vector(r[6]) for r in rows]))
+    for i in np.argsort(-typical.similarity):
         r = rows[i]
-        zi = None if z is None else round(float(z[i]), 3)
-        report.faces.append(PersonFace(int(r[0]), r[1], (r[2], r[3], r[4], r[5]), round(float(sims[i]), 6),
-                                       zi, zi is not None and zi < Z_CUTOFF))
+        zi = None if typical.robust_z is None else float(typical.robust_z[i])
+        report.faces.append(PersonFace(int(r[0]), r[1], (r[2], r[3], r[4], r[5]),
+                                       round(float(typical.similarity[i]), 6), zi, bool(typical.outlier[i])))
     return report
 
 

@@ -171,8 +171,9 @@ class PersonFace(BaseModel):
 class CentroidFigures(BaseModel):
     faces: int
     mean_similarity: float | None = Field(description="Mean similarity of their faces to their average face.")
+    median_similarity: float | None
     min_similarity: float | None
-    outliers: int
+    outliers: int | None = Field(description="Faces flagged as outliers; null under 4 faces, where none is judged.")
 
 
 class PersonAnswer(BaseModel):

@@ -161,6 +161,13 @@ def people(session: Session, space_id: int, audience: Audience, name: str | None
             for p, n_photos, n_faces in session.execute(query)]
 
 
+def person_seen(session: Session, name: str, audience: Audience) -> Person | None:
+    """The person named, if the audience may see them (else None, as if nobody had the name)."""
+    query = select(Person).where(Person.name == name)
+    test = sees(audience)
+    return session.scalar(query if test is None else query.where(test))
+
+
 def sees(audience: Audience) -> ColumnElement[bool] | None:
     """The audience's test on a ``Person`` row joined with ``OUTER JOIN`` (a face or photo
     without a person has a NULL consent: a visitor sees it, a role-model kiosk does not);

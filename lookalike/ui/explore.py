@@ -23,6 +23,7 @@ import streamlit as st
 
 from lookalike.errors import LookalikeError
 from lookalike.measure import explore
+from lookalike.query.person import MIN_FACES_FOR_OUTLIERS
 from lookalike.ui import common, drawn, sliders
 
 if TYPE_CHECKING:
@@ -262,13 +263,13 @@ def one_person() -> None:
         return
     odd = [f for f in report.faces if f.outlier]
     drawn.operator_average(lib, name, profile.get("display_name") or titles[name], st.columns([1, 2])[0])
-    sims = [f.similarity for f in report.faces]
+    figures = report.figures()
     cols = st.columns(3)
-    cols[0].metric("Photos with a face", len(report.faces))
-    cols[1].metric("Typical similarity to their average", f"{sorted(sims)[len(sims) // 2]:.2f}",
+    cols[0].metric("Photos with a face", figures["faces"])
+    cols[1].metric("Typical similarity to their average", f"{figures['median_similarity']:.2f}",
                    help="The median: half the photos are closer to the average face than this.")
-    cols[2].metric("Odd ones out", len(odd) if len(report.faces) >= 4 else "—",
-                   help="Needs at least 4 photos of the person.")
+    cols[2].metric("Odd ones out", "—" if figures["outliers"] is None else figures["outliers"],
+                   help=f"Needs at least {MIN_FACES_FOR_OUTLIERS} photos of the person.")
     grid([f.face_id for f in report.faces],
          [f"{f.similarity:.3f}" + (" · odd one out" if f.outlier else "") for f in report.faces],
          [f.outlier for f in report.faces])

@@ -30,14 +30,8 @@ def person(caller: Searcher, service: Served, name: PersonName) -> dict:
     """A person's profile, their faces by similarity to their average face, outliers flagged."""
 
     def work(lib: Library) -> dict:
-        report = lib.person(name).to_dict()
-        if not caller.admin and report["profile"]["consent_display"] is False:
-            raise ApiProblem(404, "not_found", f"no person named {name!r} in this library")
+        report = lib.person(name, audience(caller)).to_dict()
         photo_refs(lib, report["faces"], caller.admin)
-        sims = [f["similarity"] for f in report["faces"]]
-        report["centroid"] = {"faces": len(sims), "mean_similarity": sum(sims) / len(sims) if sims else None,
-                              "min_similarity": min(sims) if sims else None,
-                              "outliers": sum(1 for f in report["faces"] if f["outlier"])}
         return report
 
     return service.call(work)
