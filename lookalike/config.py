@@ -45,6 +45,11 @@ DEFAULT_INDEX_BUDGET = 4 * 1024**3
 # complex", "Expression tree is too large"); no real tag or name comes near them.
 MAX_FILTERS = 20
 MAX_FILTER_TEXT = 200
+# face math's strength: how far a query face may move along (toward - away) in a search, and
+# how far a drawn face may (lookalike transform, search --render): past 3 the picture
+# overshoots the groups' faces into caricature; a vector can go further and still search
+MAX_SEARCH_STRENGTH = 5.0
+MAX_DRAWN_STRENGTH = 3.0
 
 
 def weights_home() -> Path:

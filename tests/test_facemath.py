@@ -26,6 +26,10 @@ def test_groups_parse_and_refuse_nonsense():
     for bad in ("60-70", "age:old", "colour:red", "person:"):
         with pytest.raises(ConfigError):
             Group.parse(bad)
+    # one range for a search's strength, whichever door it comes in by (the Python API too)
+    assert FaceMath.parse("tag:x", None, -5.0) is not None
+    with pytest.raises(ConfigError, match=r"strength 5.5 is outside -5.0..5.0"):
+        FaceMath.parse("tag:x", None, 5.5)
 
 
 def test_shift_and_slerp_stay_on_the_sphere():

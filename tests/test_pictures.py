@@ -394,6 +394,11 @@ def test_the_cli_draws_averages_morphs_sliders_and_renders(celeb, faces, tmp_pat
         (("morph", str(faces / OBAMA), str(faces / BIDEN), "--out", str(out / "x.txt")), 2, ".gif, .mp4 or .png"),
         (("transform", str(faces / TRUNCATED), "--toward", f"person:{OTHER}", "--out", str(out / "x.png")), 1,
          "corrupt__truncated.jpg: truncated: the file ends before the image data does"),
+        # a face drawn moved too far is refused before the search that leads to it
+        (("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--strength", "4", "--render",
+          str(out / "x.png")), 2, "transform: strength 4.0 is outside -3.0..3.0"),
+        (("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--strength", "6"), 2,
+         "'--strength': Input should be less than or equal to 5"),
     ]:
         run = cli(*args, "--db", db)
         assert run.returncode == code, (args, run.stderr)

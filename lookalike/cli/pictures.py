@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..config import MAX_DRAWN_STRENGTH
 from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
@@ -108,7 +109,8 @@ def transform(
     away: Annotated[Optional[str], typer.Option(
         "--away", help="…and away from GROUP [default: the photo's own age band or emotion, else the corpus average].")
     ] = None,
-    strength: Annotated[float, typer.Option("--strength", min=-3.0, max=3.0, help="How far to move.")] = 1.0,
+    strength: Annotated[float, typer.Option("--strength", min=-MAX_DRAWN_STRENGTH, max=MAX_DRAWN_STRENGTH,
+                                            help="How far to move.")] = 1.0,
     out: OutOpt = Path("transform.png"),
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
+from ..config import MAX_SEARCH_STRENGTH
 from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, SpaceOptions, grouped
 
@@ -56,7 +57,8 @@ def search(
         "--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None,
     away: Annotated[Optional[str], typer.Option(
         "--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
-    strength: Annotated[float, typer.Option("--strength", help="How far to move (0 = plain search).")] = 1.0,
+    strength: Annotated[float, typer.Option("--strength", min=-MAX_SEARCH_STRENGTH, max=MAX_SEARCH_STRENGTH,
+                                            help="How far to move (0 = plain search).")] = 1.0,
     render: Annotated[Optional[Path], typer.Option(
         "--render", help="With --toward: draw the moved face beside the matches into this picture.")] = None,
     space: SpaceOptions = SpaceOptions(),
@@ -74,6 +76,10 @@ def search(
             from ..errors import ConfigError
 
             raise ConfigError("--render draws the moved face: it needs --toward GROUP")
+        if render is not None:
+            from ..imaging.transform import check_strength
+
+            check_strength(strength)  # before the search, not after it
         seen = Audience.consented if consented_only else Audience(audience.value)
         with opened(lib, space) as library:
             result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),

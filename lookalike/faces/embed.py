@@ -43,6 +43,12 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalize(self.model.forward(np.stack(list(chips))))
 
+    def warm(self) -> None:
+        """Run the model once on a blank chip of its own input size (``(h, w)``: a chip
+        built the other way round fails on a model whose input is not square, DeepID's),
+        so that the first real face does not pay for the engine's first run."""
+        self.embed(np.zeros((1, *self.input_size, 3), dtype=np.uint8))
+
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""

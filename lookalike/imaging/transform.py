@@ -32,6 +32,7 @@ from enum import Enum
 
 import numpy as np
 
+from ..config import MAX_DRAWN_STRENGTH
 from ..errors import ConfigError
 from . import colour, geometry
 from .average import Average, check_rgb
@@ -40,7 +41,6 @@ RING_SCALE = 1.6  # the warped region: the face's bounding box grown this much
 MASK_FEATHER = 0.05  # the colour change fades over this share of the frame inside the outline
 MASK_GROWTH = 1.15  # the outline grown about its centre: the hairline ages too
 RING_FEATHER = 0.05  # the colour change fades to 0 over this share of the ring's size inside it
-MAX_STRENGTH = 3.0
 # averaging blurs away fine texture (creases, pores), so a difference of two averages
 # under-states it; its fine band (finer than DETAIL_SIGMA of the frame) is amplified
 # (Tiddeman et al. 2001 restore it with wavelets). First chosen with dlib's 68 points
@@ -88,6 +88,13 @@ def colour_difference(toward: Average, away: Average, mode: ColourMode = ColourM
     return ((difference - mean) * mask).astype(np.float32)
 
 
+def check_strength(strength: float) -> None:
+    """A face can be drawn moved this far (:data:`lookalike.config.MAX_DRAWN_STRENGTH`),
+    else a ConfigError; callers check before the work that leads up to the drawing."""
+    if not -MAX_DRAWN_STRENGTH <= strength <= MAX_DRAWN_STRENGTH:
+        raise ConfigError(f"transform: strength {strength} is outside -{MAX_DRAWN_STRENGTH}..{MAX_DRAWN_STRENGTH}")
+
+
 def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Average, strength: float = 1.0,
               mode: ColourMode = ColourMode.lab) -> np.ndarray:
     """The photo ``image`` (RGB uint8) with the face whose landmarks are ``points`` moved
@@ -98,8 +105,7 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
     if len(points) != len(away.shape):
         raise ConfigError(f"transform: the face has {len(points)} landmarks and the groups' faces "
                           f"{len(away.shape)}; they must come from the same landmark model")
-    if not -MAX_STRENGTH <= strength <= MAX_STRENGTH:
-        raise ConfigError(f"transform: strength {strength} is outside -{MAX_STRENGTH}..{MAX_STRENGTH}")
+    check_strength(strength)
     to_frame = geometry.similarity(points, away.shape)
     moved_in_frame = geometry.apply(to_frame, points) + strength * shape_difference(toward, away)
     moved = geometry.apply(geometry.invert(to_frame), moved_in_frame)

@@ -128,7 +128,7 @@ def _warm() -> dict:
     try:
         lib = worker.library
         ntotal = lib.view.index.ntotal
-        lib.view.pipeline.embedder.embed([np.zeros((*lib.view.pipeline.embedder.input_size, 3), np.uint8)])
+        lib.view.pipeline.embedder.warm()
         lib.view.calibration()
         lib.view.centroids()
         if worker.options.analyzer is not None:

@@ -73,6 +73,12 @@ class FaceMath:
     away: Group | None = None
     strength: float = 1.0
 
+    def __post_init__(self) -> None:
+        from ..config import MAX_SEARCH_STRENGTH
+
+        if not -MAX_SEARCH_STRENGTH <= self.strength <= MAX_SEARCH_STRENGTH:
+            raise ConfigError(f"strength {self.strength} is outside -{MAX_SEARCH_STRENGTH}..{MAX_SEARCH_STRENGTH}")
+
     @classmethod
     def parse(cls, toward: str | None, away: str | None, strength: float) -> FaceMath | None:
         """The search options ``toward`` / ``away`` / ``strength`` as the CLI and the HTTP API

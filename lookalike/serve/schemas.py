@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..config import MAX_FILTER_TEXT, MAX_FILTERS
+from ..config import MAX_FILTER_TEXT, MAX_FILTERS, MAX_SEARCH_STRENGTH
 from ..ingest.corpus import MAX_TAG_LENGTH, MAX_TAGS, PERSON_NAME_LENGTH, PROFILE_LIMITS
 
 
@@ -31,7 +31,8 @@ class SearchForm(BaseModel):
     analyze: bool = Field(False, description="Also estimate age, gender and emotion.")
     toward: str | None = Field(None, max_length=200, description="Face math: tag:…, person:…, age:60-70, emotion:…")
     away: str | None = Field(None, max_length=200)
-    strength: float = Field(1.0, ge=-5, le=5, description="How far to move (0 = plain).")
+    strength: float = Field(1.0, ge=-MAX_SEARCH_STRENGTH, le=MAX_SEARCH_STRENGTH,
+                            description="How far to move (0 = plain).")
 
 
 class Problem(BaseModel):

@@ -214,8 +214,7 @@ def _warm(lib: Library) -> None:
 
     pipeline = lib.view.pipeline
     pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
-    size = pipeline.embedder.input_size
-    pipeline.embedder.embed([np.zeros((size[1], size[0], 3), dtype=np.uint8)])
+    pipeline.embedder.warm()
     try:
         lib.view.index  # noqa: B018 - opened now, not at the first search
     except LookalikeError as err:  # an empty library: searches will say so

@@ -93,7 +93,8 @@ if current is not None:
     sure = right.checkbox("Yes, remove every photo, face and profile of this person", key="admin_sure")
     if right.button("Remove this person entirely", disabled=not sure, key="admin_remove"):
         try:
-            lib.remove_person(chosen)
+            with common.SEARCH_LOCK:  # it rewrites the index visitors' searches read
+                lib.remove_person(chosen)
             st.session_state.pop("admin_person", None)
             st.rerun()
         except LookalikeError as err:

@@ -183,7 +183,11 @@ def _open_library(db: str | None, index_dir: str | None, max_pixels: int) -> Lib
     return lookalike.open(db=db, index_dir=index_dir, max_pixels=max_pixels)
 
 
-# the face models are shared by every visitor of this server: one search at a time
+# one library call at a time in this server, as `lookalike serve` holds each process to
+# (serve/service.py Service.lock): the face models are shared by every visitor, and a
+# removal rewrites the index their searches read. Every call that runs a model (search,
+# analyze, add photos, a morph or an average) or changes the index (a removal) takes it;
+# reading profiles, consent and counts from the database does not need it
 SEARCH_LOCK = threading.Lock()
 # wrong operator passwords, per client address, across every session of this server
 LOGIN_THROTTLE = Throttle()

@@ -217,7 +217,7 @@ def operator_average(lib: Library, name: str, title: str, where: DeltaGenerator)
     with where:
         st.markdown("**Their average face**")
         try:
-            with st.spinner("Blending their photos …"):
+            with common.SEARCH_LOCK, st.spinner("Blending their photos …"):
                 image = person_average(lib, name, Audience.operator)
         except LookalikeError as err:
             st.info(f"No average face: {err}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import File, Form, Query, UploadFile
 from fastapi.responses import Response
 
+from ...config import MAX_DRAWN_STRENGTH
 from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, audience, photo_of
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ def transform(
     toward: Annotated[str, Form(max_length=200, description=f"Move the face toward this group: {GROUP}")],
     away: Annotated[str | None, Form(max_length=200, description="…and away from this group [default: the "
                                                                  "photo's own age band, else the corpus].")] = None,
-    strength: Annotated[float, Form(ge=-3, le=3, description="How far to move.")] = 1.0,
+    strength: Annotated[float, Form(ge=-MAX_DRAWN_STRENGTH, le=MAX_DRAWN_STRENGTH,
+                                    description="How far to move.")] = 1.0,
 ) -> Response:
     """Face math drawn as a face: the photo moved by the difference of two groups' average
     faces, made of the people the caller may see (at least 5 per group)."""
