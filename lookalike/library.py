@@ -398,16 +398,25 @@ class Library:
 
     def stats(self, audience: Audience = Audience.operator) -> dict:
         """Counts of people, photos, faces and statuses of what ``audience`` may see
-        (:func:`lookalike.store.consent.counts`), and the index in use."""
+        (:func:`lookalike.store.consent.counts`), and the index in use. Only the operator is
+        told where the library is (``db``, the index's ``file``) and the index's size
+        (``ntotal``, ``bytes``): the index holds everyone's faces, so its size would count
+        the people an audience may not see."""
+        operator = audience is Audience.operator
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
             if not spaces:
                 empty = {s: 0 for s in consent.status_counts(session, -1)}
-                return {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
-                        "estimates": {"faces": 0, "emotion": {}, "age_band": {}}, "db": self.settings.db_url}
-            out: dict[str, object] = consent.counts(session, self.view.existing_space_id(), audience)
-        out["index"] = self.backend.stats(self.view, self.view.index)
-        out["db"] = self.settings.db_url
+                out: dict[str, Any] = {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
+                                       "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
+            else:
+                out = consent.counts(session, self.view.existing_space_id(), audience)
+        if spaces:
+            index = self.backend.stats(self.view, self.view.index)
+            out["index"] = index if operator else {k: v for k, v in index.items()
+                                                   if k not in ("ntotal", "bytes", "file")}
+        if operator:
+            out["db"] = self.settings.db_url
         return out
 
     def photo_ids(self, face_ids: Iterable[int]) -> dict[int, int]:

@@ -266,7 +266,11 @@ def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
         with pytest.raises(NotFound, match="no faces in group person:sheldon"):
             pg.search(photo, audience=Audience.visitor, math=FaceMath.parse("person:sheldon", None, 1.0))
         for audience in Audience:
-            assert pg.stats(audience)["people"] == {"operator": 8, "visitor": 6, "consented": 6}[audience.value]
+            told = pg.stats(audience)
+            assert told["people"] == {"operator": 8, "visitor": 6, "consented": 6}[audience.value]
+            # where the library is, and the index's size (everyone's faces), are the operator's
+            operator = audience is Audience.operator
+            assert ("db" in told, "ntotal" in told["index"], "file" in told["index"]) == (operator,) * 3
             pg_centroid, lite_centroid = pg.view.corpus_centroid(audience), lite.view.corpus_centroid(audience)
             assert _close(pg_centroid[0].tolist(), lite_centroid[0].tolist()) == []
         for math in (FaceMath.parse("person:amy", None, 1.0), FaceMath.parse("tag:physics", "person:raj", 1.5)):
