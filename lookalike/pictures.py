@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterable, cast
 
 import numpy as np
 
-from .errors import BadImage, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
+from .errors import BadImage, ConfigError, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
 from .imaging import appearance as appearance_model
 from .imaging import average as averaging
 from .imaging import geometry
@@ -239,6 +239,22 @@ def _key(kind: str, space_id: int, ids: Iterable[int], *params: object) -> tuple
 
 
 # -- the verbs -------------------------------------------------------------------------------
+def morph_side(text: str) -> str | Group:
+    """A morph's side as a person types it: ``person:NAME`` is that person's group, any
+    other ``KIND:VALUE`` with a group kind is refused (a ConfigError, not a photo that is
+    not there), anything else is a photo's path."""
+    kind, sep, _ = text.partition(":")
+    if sep and kind in {k.value for k in GroupKind}:
+        return _morphable(Group.parse(text))
+    return text
+
+
+def _morphable(group: Group) -> Group:
+    if group.kind is not GroupKind.person:
+        raise ConfigError(f"a morph goes from and to a photo or a person's average face (person:NAME), not {group}")
+    return group
+
+
 @dataclass(frozen=True)
 class Pictures:
     """Pictures of a library's faces: ``lib.pictures``."""
@@ -396,18 +412,18 @@ class Pictures:
         points = landmarks.landmarks(rgb, face, threads=self.threads)
         return name, rgb, points.astype(np.float64), face
 
-    def _side(self, given: QueryPhoto | str, audience: Audience, size: int) -> tuple[str, np.ndarray, np.ndarray]:
-        if isinstance(given, str) and given.startswith("person:"):
-            made = self.average(Group(GroupKind.person, given.partition(":")[2]), audience, size,
-                                limit=FACE_MATH_LIMIT)
-            return given, made.image, made.shape
+    def _side(self, given: QueryPhoto | Group, audience: Audience, size: int) -> tuple[str, np.ndarray, np.ndarray]:
+        if isinstance(given, Group):
+            made = self.average(_morphable(given), audience, size, limit=FACE_MATH_LIMIT)
+            return str(given), made.image, made.shape
         name, rgb, points, _ = self.face_of(given)
         return name, rgb, points
 
-    def morph(self, a: QueryPhoto | str, b: QueryPhoto | str, frames: int = morphing.DEFAULT_FRAMES,
+    def morph(self, a: QueryPhoto | Group, b: QueryPhoto | Group, frames: int = morphing.DEFAULT_FRAMES,
               audience: Audience = Audience.operator, size: int = 256) -> Morph:
-        """The morph from A to B; each is a photo (path or bytes) or ``person:NAME`` (their
-        average face, of the faces ``audience`` may see)."""
+        """The morph from A to B; each is a photo (path or bytes) or a person's group
+        (``Group(GroupKind.person, name)``: their average face, of the faces ``audience``
+        may see). :func:`morph_side` reads either from a command line's text."""
         name_a, image_a, points_a = self._side(a, audience, size)
         name_b, image_b, points_b = self._side(b, audience, size)
         return Morph(name_a, name_b, morphing.frames((image_a, points_a), (image_b, points_b), frames, size))

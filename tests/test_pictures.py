@@ -166,7 +166,7 @@ def test_a_visitors_average_holds_only_people_they_may_see(celeb, tmp_path):
 # ---- morphs -----------------------------------------------------------------------------------
 
 def test_a_morph_begins_as_a_and_ends_as_b(lib, faces):
-    made = lib.pictures.morph(str(faces / OBAMA), f"person:{OTHER}", frames=6)
+    made = lib.pictures.morph(str(faces / OBAMA), Group.parse(f"person:{OTHER}"), frames=6)
     assert len(made.frames) == 6
     for frame in made.frames:
         _not_blank(frame)
@@ -202,7 +202,7 @@ def made_format(kind: str):
     ("celeb/no-such-photo.jpg", BadImage, "no such file"),
 ])
 def test_every_bad_photo_is_a_clear_error(lib, faces, photo, error, says):
-    for attempt in (lambda: lib.pictures.morph(str(faces / photo), f"person:{OTHER}", frames=2),
+    for attempt in (lambda: lib.pictures.morph(str(faces / photo), Group.parse(f"person:{OTHER}"), frames=2),
                     lambda: lib.pictures.transform(str(faces / photo), Group.parse(f"person:{OTHER}"))):
         with pytest.raises(error) as raised:
             attempt()
@@ -392,6 +392,8 @@ def test_the_cli_draws_averages_morphs_sliders_and_renders(celeb, faces, tmp_pat
         (("average", "--corpus", "--person", "x", "--out", str(out / "x.png")), 2, "exactly one"),
         (("morph", str(faces / NO_FACE), f"person:{OTHER}", "--out", str(out / "x.gif")), 1, "no face found"),
         (("morph", str(faces / OBAMA), str(faces / BIDEN), "--out", str(out / "x.txt")), 2, ".gif, .mp4 or .png"),
+        (("morph", str(faces / OBAMA), "tag:nurse", "--out", str(out / "x.gif")), 2,
+         "a morph goes from and to a photo or a person's average face (person:NAME), not tag:nurse"),
         (("transform", str(faces / TRUNCATED), "--toward", f"person:{OTHER}", "--out", str(out / "x.png")), 1,
          "corrupt__truncated.jpg: truncated: the file ends before the image data does"),
         # a face drawn moved too far is refused before the search that leads to it

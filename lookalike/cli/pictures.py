@@ -89,8 +89,11 @@ def morph(
         from ..imaging.morph import MorphFormat
 
         MorphFormat.of(out)  # before any work: a wrong suffix is said at once
+        from ..pictures import morph_side
+
+        sides = morph_side(a), morph_side(b)  # before any work: a group that cannot be morphed is said at once
         with opened(lib) as library:
-            made = library.pictures.morph(a, b, frames)
+            made = library.pictures.morph(*sides, frames)
         try:
             made.write(out)
         except OSError as err:

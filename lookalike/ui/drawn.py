@@ -99,13 +99,15 @@ def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] |
     as given). The other side is the photo the match came from, as a visitor may see it
     (:meth:`Library.photo_file` with :attr:`Audience.visitor`: a withheld person's photo is
     NotFound, never morphed)."""
+    from lookalike.errors import NotFound
     from lookalike.store.schema import Audience
 
-    photo_id = lib.photo_ids([face_id])[face_id]
+    photo_id = lib.photo_ids([face_id]).get(face_id)
+    if photo_id is None:  # removed since the answer was shown
+        raise NotFound(f"face {face_id} is no longer in this library")
     theirs = lib.photo_file(photo_id, Audience.visitor)
     mine = np.ascontiguousarray(face_region(rgb, box) if box is not None else rgb)
-    return lib.pictures.morph(mine, str(theirs), frames=frames, audience=Audience.visitor,
-                              size=CARD_SIZE).frames
+    return lib.pictures.morph(mine, theirs, frames=frames, audience=Audience.visitor, size=CARD_SIZE).frames
 
 
 def person_average(lib: Library, name: str, audience: Audience, size: int = CARD_SIZE) -> np.ndarray:

@@ -58,11 +58,12 @@ def morph(
     """The photo's face morphing into a person's average face or into a second photo's face."""
     from ...errors import ConfigError
     from ...imaging.morph import MorphFormat
+    from ...query.facemath import Group, GroupKind
 
     if (person is None) == (photo_b is None):
         raise ConfigError("name exactly one of person (a person's name) or photo_b (a second photo)")
     a = photo_of(service, photo)
-    b = f"person:{person}" if person is not None else photo_of(service, photo_b) if photo_b is not None else None
+    b = Group(GroupKind.person, person) if person is not None else photo_of(service, photo_b) if photo_b else None
     assert b is not None
     kind = MorphFormat(format.value)
 
