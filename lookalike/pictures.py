@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -363,8 +364,6 @@ class Pictures:
                 limit: int | None = None, outliers: bool = False) -> AverageFace:
         """The average face of ``group`` (None: the corpus) as ``audience`` may see it: every
         face warped to the group's mean shape and averaged in linear light."""
-        import logging
-
         label = "corpus" if group is None else str(group)
         chosen, left_out, people = self._chosen(group, audience, limit, outliers)
         key = _key("average", self.view.existing_space_id(), [c[0] for c in chosen], size)
@@ -477,7 +476,8 @@ class Pictures:
             for face_id, path, points in chosen:
                 try:
                     faces.append(self._stored_face(path, points, size))
-                except BadImage:
+                except BadImage as err:  # said, as an average says it; the model is fitted on the rest
+                    logging.getLogger(__name__).warning("appearance model: %s", err)
                     continue
                 used.append(face_id)
             model = appearance_model.fit(faces, components, size)

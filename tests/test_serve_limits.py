@@ -79,6 +79,38 @@ def test_malformed_json_without_a_key_is_401_not_422(client, lib):
     assert "not valid JSON" in said["detail"]
 
 
+def test_made_up_keys_pay_the_rate_of_their_address_and_push_out_only_the_oldest(lib, monkeypatch):
+    """A key the server does not remember costs a database read: its caller's address pays
+    one request of its rate for it (a burst of 5 at --rate 1), so a stream of made-up keys
+    is 401 five times and then 429, with no more reads; and the keys it remembers are
+    pushed out oldest first, never all at once."""
+    from lookalike.serve.service import Service
+
+    client = _client(lib["db"], rate_per_minute=1)
+    try:
+        statuses = [client.get("/v1/stats", headers={"X-API-Key": f"lk_made_up_{n}"}).status_code
+                    for n in range(8)]
+        assert statuses == [401] * 5 + [429] * 3
+        service = client.app.state.service
+        assert not service.knows("lk_made_up_6")  # refused before its read
+    finally:
+        client.__exit__(None, None, None)
+    monkeypatch.setattr(Service, "KEYS_KEPT", 3)
+    monkeypatch.setattr(Service, "KEY_TTL", 3600.0)  # remembered until pushed out, however slow the minute
+    client = _client(lib["db"])  # no rate limit: every key is read
+    try:
+        service = client.app.state.service
+        good = lib["keys"]["search"]
+        assert client.get("/v1/stats", headers={"X-API-Key": good}).status_code == 200
+        for n in range(2):
+            problem(client.get("/v1/stats", headers={"X-API-Key": f"lk_made_up_{n}"}), 401, "unauthorized")
+        assert service.knows(good)  # three remembered: the good key among them
+        problem(client.get("/v1/stats", headers={"X-API-Key": "lk_made_up_2"}), 401, "unauthorized")
+        assert not service.knows(good) and service.knows("lk_made_up_2")  # the oldest went
+    finally:
+        client.__exit__(None, None, None)
+
+
 def test_long_and_many_filters_are_a_422_not_a_500(client, lib):
     key = {"X-API-Key": lib["keys"]["search"]}
     photo = {"photo": ("b.jpg", lib["photo"], "image/jpeg")}

@@ -377,6 +377,25 @@ def test_person_ids_creates_the_missing_people_with_one_insert(tmp_path):
         assert dict(conn.execute("select name, id from people")) == ids
 
 
+def test_profiles_of_any_number_of_names(tmp_path):
+    """More names than the database takes in one statement are read in chunks, by the
+    store: no caller has to know the limit (here SQLite's old 999 bound parameters, which
+    builds before 3.32 still have; this one's is set down to it)."""
+    from sqlalchemy import event
+
+    from lookalike.store import person_rows
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    event.listen(engine, "connect", lambda conn, _: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999))
+    db.migrate(engine)
+    with db.session_factory(engine)() as session:
+        person_rows.upsert_person(session, "ada")
+        person_rows.upsert_person(session, "zoe")
+        session.commit()
+        names = ["ada"] + [f"nobody_{n:05d}" for n in range(40_000)] + ["zoe"]
+        assert sorted(person_rows.profiles(session, names)) == ["ada", "zoe"]
+
+
 def test_every_write_that_changes_whose_faces_a_filter_selects_moves_the_generation(tmp_path):
     """A search keeps an audience's face list while the space's generation stands
     (lookalike/store/generations.py): a consent, a filter field, a person or photo deleted,

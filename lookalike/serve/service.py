@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,10 +55,13 @@ class Service:
     answers ``/v1/health`` while they load)."""
 
     KEY_TTL = 2.0  # seconds a key's scope is trusted before the database is asked again
+    KEYS_KEPT = 10_000  # keys remembered at most (the oldest read go first)
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self._keys: dict[str, tuple[KeyScope | None, float]] = {}  # key -> (scope, when read)
+        # key -> (scope, when read), oldest first: made-up keys push out the oldest, never all
+        self._keys: OrderedDict[str, tuple[KeyScope | None, float]] = OrderedDict()
+        self._keys_lock = threading.Lock()
         self.lib: Library | None = None
         self.failed: str | None = None
         self.ready = threading.Event()
@@ -197,12 +201,16 @@ class Service:
             return cached[0]
         now = time.monotonic()
         scope = self.library().keys.scope(key)  # its own session: no need to wait for a search
-        if len(self._keys) > 10_000:  # made-up keys must not grow this without bound
-            self._keys.clear()
-        self._keys[key] = (scope, now)
+        with self._keys_lock:  # worker threads and the event loop both ask
+            self._keys[key] = (scope, now)
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.KEYS_KEPT:  # made-up keys must not grow this without bound
+                self._keys.popitem(last=False)
         return scope
 
     def close(self) -> None:
+        if self.board is not None:
+            self.board.close()  # the slot back, the shared page unmapped
         if self.lib is not None:
             self.lib.close()
 
@@ -236,6 +244,10 @@ def identify(service: Service, needed: KeyScope, given: str | None, address: str
     refusal (401, 403, 429, or 503 while the library is not open). Reads the database (at
     most every :attr:`Service.KEY_TTL` seconds per key)."""
     if given:
+        if not service.knows(given):
+            # a key not in memory costs a database read: the caller's address pays for it,
+            # so made-up keys cannot buy reads (nor push real keys out of memory) for free
+            _rate(service, "addr:" + address)
         held = service.scope_of(given)
         if held is None:
             raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
@@ -249,11 +261,16 @@ def identify(service: Service, needed: KeyScope, given: str | None, address: str
         raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {needed.value} "
                                               "(header X-API-Key or Authorization: Bearer)",
                          {"WWW-Authenticate": "Bearer"})
-    wait = service.limit.take(caller.identity)
+    _rate(service, caller.identity)
+    return caller
+
+
+def _rate(service: Service, identity: str) -> None:
+    """One request of ``identity``'s rate, else 429 with when to try again."""
+    wait = service.limit.take(identity)
     if wait > 0:
         raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
                          {"Retry-After": str(max(1, round(wait + 0.5)))})
-    return caller
 
 
 def caller_of(scope: KeyScope) -> Callable[..., Awaitable[Caller]]:

@@ -24,7 +24,7 @@ from .schema import (
     Person,
     Photo,
 )
-from .values import GroupKey, PhotoStatus, normalise_tag
+from .values import GroupKey, PhotoStatus, chunks, normalise_tag
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -126,9 +126,12 @@ class Profile:
 
 
 def profiles(session: Session, names: Iterable[str]) -> dict[str, Profile]:
-    names = sorted({n for n in names if n})
-    rows: Iterable[Person] = session.scalars(select(Person).where(Person.name.in_(names))) if names else []
-    return {p.name: _profile(p) for p in rows}
+    """The profiles of the people named, however many (read in chunks under the database's
+    limit on bound parameters)."""
+    out: dict[str, Profile] = {}
+    for part in chunks(sorted({n for n in names if n})):
+        out.update((p.name, _profile(p)) for p in session.scalars(select(Person).where(Person.name.in_(part))))
+    return out
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,7 @@ def people_of(_lib: Library, state: tuple) -> dict[str, int]:
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
 def titles_of(_lib: Library, state: tuple, names: tuple[str, ...]) -> dict[str, str]:
     """Person name -> the name to show (a manifest's display name, else the name with spaces)."""
-    profiles = {}
-    for start in range(0, len(names), 900):  # SQLite's bound-parameter limit
-        profiles.update(_lib.people.profiles(names[start:start + 900]))
+    profiles = _lib.people.profiles(names)
     return {n: profiles[n].title if n in profiles else n.replace("_", " ") for n in names}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lookalike.models.catalog import RECOGNITION_DIMS
 from lookalike.ui import common, drawn
 
 common.style()
@@ -29,7 +30,8 @@ if given is None:
     with right:
         st.markdown("#### How it works")
         st.markdown("1. Give a photo where your face is clearly visible.\n"
-                    "2. Your face is turned into 128 numbers that describe its shape.\n"
+                    f"2. Your face is turned into {RECOGNITION_DIMS.get(lib.view.space.model, 128)} numbers "
+                    "that describe its shape.\n"
                     "3. Those numbers are compared with every face in the collection; the closest "
                     "people are shown with how close they are.")
     st.stop()
