@@ -36,8 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from .analysis import AnalyzerName
-    from .analysis.base import Analyzer
-    from .analysis.photo import FaceEstimate
+    from .analysis.photo import PhotoAnalysis
     from .faces.images import QueryPhoto
     from .ingest.corpus import Item
     from .ingest.landmarks import BackfillReport
@@ -441,15 +440,14 @@ class Library:
 
         return verify(self.view, photo_a, photo_b)
 
-    def analyze(self, photo: QueryPhoto, analyzer: AnalyzerName | str = "auto") -> tuple[Analyzer, list[FaceEstimate]]:
+    def analyze(self, photo: QueryPhoto, analyzer: AnalyzerName | str = "auto") -> PhotoAnalysis:
         """Estimated age, gender and emotion of every face in ``photo`` (estimates, never
         facts), largest first: its faces found by the library's own detector (loaded once, the
         one its searches use), estimated by its kept analyzer ``analyzer``."""
         from .analysis.photo import analyze_photo
 
-        model = self.view.analyzer(analyzer)
-        _, faces = analyze_photo(photo, model, self.view.pipeline.detector, self.settings.max_pixels)
-        return model, faces
+        return analyze_photo(photo, self.view.analyzer(analyzer), self.view.pipeline.detector,
+                             self.settings.max_pixels)
 
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
         """Store uploaded photos (file name, bytes) under ``settings.upload_dir``

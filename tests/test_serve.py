@@ -101,6 +101,11 @@ def test_analyze_and_verify(site, faces, analysis_weights):
     face = analyzed.json()["faces"][0]
     assert face["estimate"] is True and 20 < face["age"] < 90
     assert face["dominant_gender"] in ("man", "woman", "not sure")
+    # the answer is the CLI's --json key for key (one object makes both), the photo named as uploaded
+    printed = cli("analyze", str(faces / OBAMA), "--analyzer", analyzed.json()["analyzer"], "--json")
+    assert printed.returncode == 0, printed.stderr
+    from_cli = json.loads(printed.stdout)
+    assert analyzed.json() == from_cli | {"photo": Path(OBAMA).name}
     with_estimate = call(site, "POST", "/v1/search", files=upload(faces, OBAMA), data={"analyze": "true"})
     assert with_estimate.json()["faces"][0]["analysis"]["estimate"] is True
     same = call(site, "POST", "/v1/verify", files={**upload(faces, OBAMA, "photo_a"),

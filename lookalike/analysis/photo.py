@@ -21,9 +21,24 @@ class FaceEstimate:
         return {"bbox": list(self.bbox), **self.estimate.to_dict()}
 
 
+@dataclass(frozen=True)
+class PhotoAnalysis:
+    """Every face of one photo with its estimates, and what made them: the answer of
+    ``lookalike analyze`` and ``POST /v1/analyze`` alike (:meth:`to_dict`)."""
+
+    photo: str  # the photo's name (a path, or an upload's file name)
+    analyzer: str
+    model: str  # what the analyzer runs, in words
+    faces: list[FaceEstimate]  # largest first
+
+    def to_dict(self) -> dict:
+        return {"photo": self.photo, "analyzer": self.analyzer, "model": self.model,
+                "faces": [f.to_dict() for f in self.faces]}
+
+
 def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
-                  max_pixels: int = 100_000_000) -> tuple[str, list[FaceEstimate]]:
-    """(photo name, estimates of every face, largest first). Raises :class:`NoFace`.
+                  max_pixels: int = 100_000_000) -> PhotoAnalysis:
+    """The estimates of every face, largest first. Raises :class:`NoFace`.
 
     ``detector`` is the caller's, built once and kept: the HTTP API hands over its library's
     own, loaded and warm. Building one a photo compiled YuNet again for each request (before
@@ -38,4 +53,5 @@ def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
         raise NoFace(name, detector.name)
     height, width = rgb.shape[:2]
     boxes = [clip_box(d.box, width, height) or d.box for d in found]
-    return name, [FaceEstimate(b, e) for b, e in zip(boxes, analyzer.analyze(rgb, boxes))]
+    faces = [FaceEstimate(b, e) for b, e in zip(boxes, analyzer.analyze(rgb, boxes))]
+    return PhotoAnalysis(name, analyzer.name, analyzer.description, faces)

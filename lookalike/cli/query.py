@@ -215,12 +215,11 @@ def analyze(
 
         model = analysis.build(analyzer)
         found_by = detect.build(detector or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
-        name, faces = analyze_photo(str(photo), model, found_by)
+        made = analyze_photo(str(photo), model, found_by)
         if as_json:
-            print_json({"photo": name, "analyzer": model.name, "model": model.description,
-                         "faces": [f.to_dict() for f in faces]})
+            print_json(made.to_dict())
             return
         console = terminal()
-        for n, f in enumerate(faces, start=1):
+        for n, f in enumerate(made.faces, start=1):
             x, y, w, h = f.bbox
             console.print(f"face {n} at x={x} y={y} {w}x{h}: {_estimate_line(f.estimate)}")

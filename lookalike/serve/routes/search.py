@@ -60,9 +60,7 @@ async def analyze(caller: Searcher, service: Served, photo: Annotated[UploadFile
     data = photo_of(service, photo)
 
     def work(lib: Library) -> dict:
-        model, faces = lib.analyze(data)
-        return {"photo": data.name, "analyzer": model.name, "model": model.description,
-                "faces": [f.to_dict() for f in faces]}
+        return lib.analyze(data).to_dict()
 
     return await service.run(work, [data.data])
 
