@@ -83,8 +83,7 @@ def make_filters(people: dict[str, np.ndarray]) -> list[dict]:
     """The two filtered searches: the Milvus expression lookalike's ``expression`` builds
     for the search filter, and the rows (0-based) it selects."""
     from lookalike.index.milvus_index import expression
-    from lookalike.store.schema import Audience
-    from lookalike.store.values import GroupKey
+    from lookalike.store.values import Audience, GroupKey
 
     out = []
     for name, group, mask in (("organisation 1 %", (GroupKey.organisation, "Org-007"), people["org"] == 7),

@@ -154,7 +154,7 @@ def measure(dbs: dict[str, Path], query_sets: dict[str, list[Path]]) -> list[dic
     the largest, a visitor's search while one person withholds consent (what a search key or
     the Find page asks: every face but that person's)."""
     import lookalike
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     opened = {name: lookalike.open(db) for name, db in dbs.items()}
     sizes = {name: lib.stats()["faces"] for name, lib in opened.items()}

@@ -250,7 +250,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="each level's load this many times, the levels in turn")
     args = parser.parse_args()
     import lookalike
-    from lookalike.store.schema import Audience, KeyScope
+    from lookalike.store.values import Audience, KeyScope
 
     levels = [int(c) for c in args.concurrency.split(",")]
     if not {1, 4, 16} <= set(levels):

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .library import Library
     from .query.facemath import FaceMath, Group, GroupKind
     from .query.search import Filter, FilterKey, RankBy, SearchOptions, SearchResult
-    from .store.schema import Audience, KeyScope
+    from .store.values import Audience, KeyScope
 
 # name -> module, imported on first access (PEP 562)
 _LAZY = {
@@ -66,7 +66,7 @@ _LAZY = {
     "GroupKind": "lookalike.query.facemath",
     "FacesMode": "lookalike.faces.pipeline", "Space": "lookalike.faces.pipeline",
     "AnalyzerName": "lookalike.analysis",
-    "Audience": "lookalike.store.schema", "KeyScope": "lookalike.store.schema",
+    "Audience": "lookalike.store.values", "KeyScope": "lookalike.store.values",
 }
 
 

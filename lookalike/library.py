@@ -25,7 +25,7 @@ from .people import ApiKeys, People
 from .pictures import AverageCache, Pictures
 from .space import SpaceView
 from .store import consent, db, person_rows, photo_rows, space_rows
-from .store.schema import Audience
+from .store.values import Audience
 
 if TYPE_CHECKING:
     from multiprocessing import Queue

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from .ingest.corpus import Profile as NewProfile
-    from .store.schema import Audience, KeyScope
+    from .store.values import Audience, KeyScope
 
 Sessions = Callable[[], AbstractContextManager["Session"]]
 """A library's session factory (:meth:`lookalike.library.Library.session`)."""
@@ -166,7 +166,7 @@ class ApiKeys:
 
     def scope(self, key: str) -> KeyScope | None:
         """The scope of a valid, unrevoked key; ``None`` for anything else."""
-        from .store.schema import KeyScope
+        from .store.values import KeyScope
 
         with self.sessions() as session:
             scope = key_rows.key_scope(session, _key_hash(key))

@@ -39,7 +39,7 @@ from .imaging import geometry
 from .imaging import morph as morphing
 from .imaging import transform as transforming
 from .query.facemath import Group, GroupKind
-from .store.schema import Audience
+from .store.values import Audience
 
 if TYPE_CHECKING:
     from .faces.detect import Detection

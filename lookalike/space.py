@@ -33,8 +33,7 @@ from .index.reduction import ReducedIndex
 from .models.catalog import RECOGNITION_DIMS
 from .query.search import Calibration
 from .store import centroid_rows, consent, outbox, person_rows, photo_rows, space_rows
-from .store.schema import Audience
-from .store.values import GroupKey
+from .store.values import Audience, GroupKey
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -62,7 +62,7 @@ def api(libs) -> dict:
     """A keyless (open search) server on each library, and a search and an admin key on ``with``."""
     keys = {}
     with lookalike.open(libs["with"]) as lib:
-        from lookalike.store.schema import KeyScope
+        from lookalike.store.values import KeyScope
 
         for scope in KeyScope:
             keys[scope.value] = lib.keys.create(scope)[1]
@@ -258,7 +258,7 @@ def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
     visitor as the SQLite library does."""
     from lookalike.errors import NotFound
     from lookalike.query.facemath import FaceMath
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     photo = str(faces / BBT / "penny" / "penny5.png")
     with lookalike.open(postgres(), index_dir=tmp_path / "idx") as pg, lookalike.open(libs["with"]) as lite:
@@ -286,7 +286,7 @@ def test_the_person_verb_does_not_find_a_withheld_person_as_it_does_not_find_nob
     consent itself): a visitor's or a kiosk's request for a withheld person is not found, in
     the same words as a name nobody has; the operator still sees them."""
     from lookalike.errors import NotFound
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     with lookalike.open(libs["with"]) as lib:
         for person in WITHHELD:

@@ -24,7 +24,7 @@ from lookalike.errors import ManifestError
 from lookalike.ingest import formats
 from lookalike.ingest.formats import FORMATS, IMDB_MIN_FACE_SCORE
 from lookalike.ingest.formats_common import LICENCES, SOURCES, CorpusFormat
-from lookalike.store.schema import Audience
+from lookalike.store.values import Audience
 
 # real file names of the corpora (UTKFace's "39_1_2017..." really is in UTKFace: no race)
 UTK_GOOD = ["20_1_0_20170103163040136.jpg.chip.jpg", "1_0_2_20161219222456375.jpg.chip.jpg"]

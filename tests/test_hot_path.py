@@ -62,7 +62,7 @@ def test_a_visitors_warm_search_is_one_statement_and_a_withdrawal_shows_at_once(
     average of those faces (one statement, the answer's, once warm); consent withdrawn or
     given by another writer moves the space's generation, so the very next search of the
     same open library reads them again and answers without (or with) that person."""
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     db = copy_library(small_golden[0], tmp_path / "lib.db")
     query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
@@ -97,7 +97,7 @@ def test_a_visitors_whole_search_leaves_out_the_withheld_faces_on_every_store(sm
     who withhold consent, handed to the index as those few ids (at 1 M faces a list of all
     the others took 0.37 s a search): on FAISS, pgvector and Milvus the answer is the
     operator's with that person taken out, in the same order."""
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
     with small_backend.open() as lib:

@@ -22,8 +22,7 @@ import pytest
 
 import lookalike
 from lookalike.index.milvus_index import expression
-from lookalike.store.schema import Audience
-from lookalike.store.values import GroupKey
+from lookalike.store.values import Audience, GroupKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reliability as bench

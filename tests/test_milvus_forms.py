@@ -11,8 +11,7 @@ from lookalike.errors import ConfigError
 from lookalike.index import choice
 from lookalike.index.backends import FaissBackend, MilvusBackend, PgVectorBackend, for_settings
 from lookalike.index.milvus_index import collection_name, expression
-from lookalike.store.schema import Audience
-from lookalike.store.values import GroupKey
+from lookalike.store.values import Audience, GroupKey
 
 
 def test_vectors_forms_parse_and_bad_ones_say_what_works(tmp_path):

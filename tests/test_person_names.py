@@ -21,7 +21,7 @@ from lookalike.errors import BadPersonName
 from lookalike.ingest import formats
 from lookalike.ingest.corpus import Profile, person_name_problem, read_manifest, scan
 from lookalike.ingest.formats_common import person_name
-from lookalike.store.schema import Audience
+from lookalike.store.values import Audience
 
 BAD = {"": "empty", "   ": "empty", ".": "folder reference", "..": "folder reference",
        " .. ": "folder reference", "a/b": "path separator", "a\\b": "path separator",
@@ -175,7 +175,7 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
 
     from lookalike.serve.app import create_app
     from lookalike.serve.settings import ServeSettings
-    from lookalike.store.schema import KeyScope
+    from lookalike.store.values import KeyScope
 
     db = _odd_library(faces, tmp_path)
     with lookalike.open(db) as lib:

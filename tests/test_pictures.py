@@ -21,7 +21,7 @@ from conftest import cli, problem
 import lookalike
 from lookalike.errors import BadImage, NoFace, NotFound, TooFewPeople, UnusableFace
 from lookalike.query.facemath import Group
-from lookalike.store.schema import Audience
+from lookalike.store.values import Audience
 
 pytestmark = pytest.mark.e2e
 
@@ -264,7 +264,7 @@ def site(celeb, tmp_path_factory):
 
     from lookalike.serve.app import create_app
     from lookalike.serve.settings import ServeSettings
-    from lookalike.store.schema import KeyScope
+    from lookalike.store.values import KeyScope
 
     folder = tmp_path_factory.mktemp("pictures-serve")
     db = copy_library(celeb[0], folder / "lib" / "lib.db")

@@ -111,7 +111,7 @@ def test_every_route_is_declared_on_the_app_and_the_gate_knows_its_key(app):
     from fastapi.routing import APIRoute
 
     from lookalike.serve.service import needed_scopes
-    from lookalike.store.schema import KeyScope
+    from lookalike.store.values import KeyScope
 
     routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]
     assert len(routes) == 17, [r.path for r in app.routes]

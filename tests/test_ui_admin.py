@@ -11,7 +11,7 @@ from conftest import app_page
 from streamlit.testing.v1 import AppTest
 
 import lookalike
-from lookalike.store.schema import Audience, KeyScope
+from lookalike.store.values import Audience, KeyScope
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "operator-Secret-42"

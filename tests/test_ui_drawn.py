@@ -19,7 +19,7 @@ import pytest
 from conftest import app_page, folder_files, row_counts
 from streamlit.testing.v1 import AppTest
 
-from lookalike.store.schema import Audience
+from lookalike.store.values import Audience
 from lookalike.ui import drawn
 
 ROOT = Path(__file__).resolve().parents[1]

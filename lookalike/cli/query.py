@@ -10,6 +10,7 @@ import typer
 
 from ..analysis import AnalyzerName
 from ..config import MAX_SEARCH_STRENGTH
+from ..store.values import Audience
 from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, SpaceOptions, grouped
 
@@ -22,14 +23,6 @@ if TYPE_CHECKING:
 class ByChoice(str, Enum):
     face = "face"
     centroid = "centroid"
-
-
-class AudienceChoice(str, Enum):
-    """:class:`lookalike.store.schema.Audience` as an option (the store loads SQLAlchemy)."""
-
-    operator = "operator"
-    visitor = "visitor"
-    consented = "consented"
 
 
 @app.command()
@@ -46,10 +39,10 @@ def search(
         "--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
     consented_only: Annotated[bool, typer.Option(
         "--consented-only", help="Only people who consented to be displayed (= --audience consented).")] = False,
-    audience: Annotated[AudienceChoice, typer.Option(
+    audience: Annotated[Audience, typer.Option(
         "--audience", help="Whom the answer is for: operator (everyone), visitor (not the people who withhold "
                            "consent) or consented; their matches and every face-math average alike.")
-    ] = AudienceChoice.operator,
+    ] = Audience.operator,
     analyze: Annotated[bool, typer.Option(
         "--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
     analyzer: AnalyzerOpt = AnalyzerName.auto,
@@ -68,7 +61,6 @@ def search(
     with one_line_errors():
         from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
-        from ..store.schema import Audience
 
         parsed = tuple(Filter.parse(f) for f in filters or [])
         math = FaceMath.parse(toward, away, strength)
@@ -80,7 +72,7 @@ def search(
             from ..imaging.transform import check_strength
 
             check_strength(strength)  # before the search, not after it
-        seen = Audience.consented if consented_only else Audience(audience.value)
+        seen = Audience.consented if consented_only else audience
         with opened(lib, space) as library:
             result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
                                     filters=parsed, audience=seen, analyzer=analyzer if analyze else None, math=math)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
+from ..store.values import KeyScope
 from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
@@ -146,15 +146,10 @@ def _proxies(text: str | None) -> list[str]:
     return out
 
 
-class ScopeChoice(str, Enum):
-    search = "search"
-    admin = "admin"
-
-
 @keys_app.command("create")
 @grouped
 def keys_create(
-    scope: Annotated[ScopeChoice, typer.Option("--scope", help="search: search, analyze, verify, people, stats, "
+    scope: Annotated[KeyScope, typer.Option("--scope", help="search: search, analyze, verify, people, stats, "
                                                                "photos, pictures; admin: also add, edit and "
                                                                "remove people.")],
     name: Annotated[Optional[str], typer.Option("--name", help="What the key is for (a kiosk, a website).")] = None,
@@ -163,10 +158,9 @@ def keys_create(
 ) -> None:
     """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
     with one_line_errors():
-        from ..store.schema import KeyScope
 
         with opened(lib) as library:
-            key_id, key = library.keys.create(KeyScope(scope.value), name)
+            key_id, key = library.keys.create(scope, name)
         if as_json:
             print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
             return

@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from ..store.outbox import FilterFields
-    from ..store.schema import Audience
-    from ..store.values import GroupKey
+    from ..store.values import Audience, GroupKey
     from .milvus_outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -397,8 +396,7 @@ def expression(groups: Sequence[tuple[GroupKey, str]], person_ids: Mapping[str, 
     organisation or role whole and case-insensitively (stored lower-cased), a person by
     id (``person_ids``: name -> id; a name missing there matches nothing, not even the
     faces of no one, whose field is -1)."""
-    from ..store.schema import Audience
-    from ..store.values import GroupKey, normalise_tag
+    from ..store.values import Audience, GroupKey, normalise_tag
 
     terms = []
     for key, value in groups:

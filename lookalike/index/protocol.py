@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ..config import Settings
-    from ..store.schema import Audience
-    from ..store.values import GroupKey
+    from ..store.values import Audience, GroupKey
     from .reduction import Reduction
 
 # ids -> their vectors (rows in the order of the ids): what an index re-ranks on

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..query.search import SearchOptions
-from ..store.schema import Audience
+from ..store.values import Audience
 from .matcher import Matcher, MatchRequest, MatchUpdate
 from .overlay import Hud, draw
 from .sinks import Sink

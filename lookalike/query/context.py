@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..analysis import Analyzer, AnalyzerName
     from ..faces.pipeline import FacePipeline, Space
     from ..index.protocol import SearchFilters, VectorIndex
-    from ..store.schema import Audience
+    from ..store.values import Audience
     from .search import Calibration, Filter
 
 

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError, EmptyLibrary, NotFound
-from ..store.schema import Audience
-from ..store.values import GroupKey
+from ..store.values import Audience, GroupKey
 
 if TYPE_CHECKING:
     from ..faces.detect import Box

@@ -18,8 +18,7 @@ import numpy as np
 
 from ..errors import NotFound
 from ..store import person_rows, photo_rows
-from ..store.schema import Audience
-from ..store.values import decode_vector
+from ..store.values import Audience, decode_vector
 
 if TYPE_CHECKING:
     from .context import SpaceContext

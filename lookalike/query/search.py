@@ -31,8 +31,7 @@ from ..errors import ConfigError, EmptyLibrary, LibraryBusy, NoFace
 from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
 from ..store import photo_rows
-from ..store.schema import Audience
-from ..store.values import GroupKey
+from ..store.values import Audience, GroupKey
 
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate

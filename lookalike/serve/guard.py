@@ -16,7 +16,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store.schema import KeyScope
+from ..store.values import KeyScope
 from .asgi import HttpMiddleware, Watched
 from .problems import MEDIA_TYPE, TITLES
 

@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import LookalikeError
-from ..store.schema import KeyScope
+from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
 from .guard import ApiProblem, RateLimit, grants

@@ -15,8 +15,8 @@ from sqlalchemy import Select, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from .person_rows import anyone_withholds_consent, person_matches, sees
-from .schema import Audience, Centroid, Face, FaceEstimate, Person, Photo
-from .values import PERSON_KEYS, GroupKey, PhotoStatus, chunks
+from .schema import Centroid, Face, FaceEstimate, Person, Photo
+from .values import PERSON_KEYS, Audience, GroupKey, PhotoStatus, chunks
 
 
 def _seen(query: Select, person_id: SQLColumnExpression[int | None], audience: Audience,

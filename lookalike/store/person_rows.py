@@ -18,13 +18,12 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from .schema import (
-    Audience,
     Base,
     Face,
     Person,
     Photo,
 )
-from .values import GroupKey, PhotoStatus, chunks, normalise_tag
+from .values import Audience, GroupKey, PhotoStatus, chunks, normalise_tag
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from .centroid_rows import update_centroids
 from .person_rows import anyone_withholds_consent, person_matches, sees
 from .schema import (
-    Audience,
     Base,
     Face,
     FaceEstimate,
@@ -21,7 +20,7 @@ from .schema import (
     Photo,
     Space,
 )
-from .values import GroupKey, PhotoStatus, chunks, decode_vector
+from .values import Audience, GroupKey, PhotoStatus, chunks, decode_vector
 
 
 @dataclass(frozen=True)

@@ -275,23 +275,6 @@ class Reduction(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
-class KeyScope(str, Enum):
-    """What an HTTP API key may do (``lookalike keys create --scope``)."""
-
-    search = "search"  # search, analyze, verify, people, stats: what a kiosk or website needs
-    admin = "admin"  # also add and edit people, their photos and consent, and remove them
-
-
-class Audience(str, Enum):
-    """Whom an answer is made for, and so whose faces may go into it: the matches shown,
-    the face-math groups and averages, the counts. One rule, applied in SQL where the
-    faces are selected (:mod:`lookalike.store.consent`)."""
-
-    operator = "operator"  # everyone: the CLI, admin keys, the operator pages
-    visitor = "visitor"  # not people whose profile withholds consent (never stated: shown)
-    consented = "consented"  # only people whose profile says yes (role models on a kiosk)
-
-
 class ApiKey(Base):
     """An HTTP API key. Only its SHA-256 is stored: the key itself is printed once, when
     made (keys are 32 random bytes, so a fast hash is enough: nobody can guess a preimage)."""

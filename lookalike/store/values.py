@@ -1,4 +1,5 @@
-"""The store's plain values: a photo's status, how a tag is normalised, how a vector and a
+"""The store's plain values: a photo's status, whom an answer is for (``Audience``), what an
+API key may do (``KeyScope``), how a tag is normalised, how a vector and a
 face's dense landmarks are stored as bytes. No SQLAlchemy here, so the stages that only make
 or read these values (an ingest worker maps photos and never touches the database) do not
 import it: ~0.25-0.6 s of every worker process's start."""
@@ -6,10 +7,11 @@ import it: ~0.25-0.6 s of every worker process's start."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from enum import StrEnum
-from typing import TypeVar
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -45,6 +47,23 @@ class GroupKey(StrEnum):
 PERSON_KEYS = frozenset({GroupKey.tag, GroupKey.organisation, GroupKey.role, GroupKey.person})
 
 
+class KeyScope(str, Enum):
+    """What an HTTP API key may do (``lookalike keys create --scope``)."""
+
+    search = "search"  # search, analyze, verify, people, stats: what a kiosk or website needs
+    admin = "admin"  # also add and edit people, their photos and consent, and remove them
+
+
+class Audience(str, Enum):
+    """Whom an answer is made for, and so whose faces may go into it: the matches shown,
+    the face-math groups and averages, the counts. One rule, applied in SQL where the
+    faces are selected (:mod:`lookalike.store.consent`)."""
+
+    operator = "operator"  # everyone: the CLI, admin keys, the operator pages
+    visitor = "visitor"  # not people whose profile withholds consent (never stated: shown)
+    consented = "consented"  # only people whose profile says yes (role models on a kiosk)
+
+
 class ReductionKind(StrEnum):
     """How a wide space's vectors are reduced before they are indexed (``reductions.kind``)."""
 
@@ -71,16 +90,22 @@ def normalise_tag(tag: str) -> str:
 
 def encode_vector(vector: np.ndarray) -> bytes:
     """A vector as the ``faces.embedding`` column stores it: little-endian float32."""
+    import numpy as np  # here: the CLI reads this module's enums at its start, without numpy
+
     return np.asarray(vector, dtype="<f4").tobytes()
 
 
 def decode_vector(blob: bytes) -> np.ndarray:
+    import numpy as np  # here: the CLI reads this module's enums at its start, without numpy
+
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
 def encode_points(points: np.ndarray, box: Sequence[int]) -> bytes:
     """(N, 2) photo coordinates -> the stored blob: float16 (x, y) pairs relative to the
     box's corner, in units of its long side (sub-pixel for faces up to ~1,000 px)."""
+    import numpy as np  # here: the CLI reads this module's enums at its start, without numpy
+
     x, y, w, h = box
     side = float(max(w, h, 1))
     relative = (np.asarray(points, np.float64) - (x, y)) / side
@@ -89,6 +114,8 @@ def encode_points(points: np.ndarray, box: Sequence[int]) -> bytes:
 
 def decode_points(blob: bytes, box: Sequence[int]) -> np.ndarray:
     """The stored blob -> (N, 2) float32 photo coordinates (:func:`encode_points` undone)."""
+    import numpy as np  # here: the CLI reads this module's enums at its start, without numpy
+
     x, y, w, h = box
     relative = np.frombuffer(blob, dtype="<f2").astype(np.float32).reshape(-1, 2)
     return relative * float(max(w, h, 1)) + np.array([x, y], np.float32)

@@ -17,7 +17,7 @@ import streamlit as st
 
 from lookalike.errors import LookalikeError
 from lookalike.ingest.corpus import Profile
-from lookalike.store.schema import Audience
+from lookalike.store.values import Audience
 from lookalike.ui import common
 
 NEW = "(a new person)"

@@ -231,7 +231,7 @@ def same_secret(given: str, expected: str) -> bool:
 
 def _is_operator(given: str, password: str | None) -> bool:
     from lookalike.errors import LookalikeError
-    from lookalike.store.schema import KeyScope
+    from lookalike.store.values import KeyScope
 
     if password and same_secret(given, password):
         return True

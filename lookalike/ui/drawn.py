@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from lookalike.library import Library
     from lookalike.pictures import Appearance
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
 MORPH_FRAMES = 16  # a card's morph: smooth enough, half the work of the CLI's 24
 MORPH_FPS = 8
@@ -100,7 +100,7 @@ def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] |
     (:meth:`Library.photo_file` with :attr:`Audience.visitor`: a withheld person's photo is
     NotFound, never morphed)."""
     from lookalike.errors import NotFound
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     photo_id = lib.photo_ids([face_id]).get(face_id)
     if photo_id is None:  # removed since the answer was shown
@@ -178,7 +178,7 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
     import streamlit as st
 
     from lookalike.errors import LookalikeError
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     left, right = st.columns(2)
     morph = left.toggle("You ↔ them", key=f"lk_morph_{key}",
@@ -214,7 +214,7 @@ def operator_average(lib: Library, name: str, title: str, where: DeltaGenerator)
     import streamlit as st
 
     from lookalike.errors import LookalikeError
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     with where:
         st.markdown("**Their average face**")

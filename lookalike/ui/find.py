@@ -38,7 +38,7 @@ if given is None:
 
 from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
 from lookalike.faces.images import decode  # noqa: E402
-from lookalike.store.schema import Audience  # noqa: E402
+from lookalike.store.values import Audience  # noqa: E402
 
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")

@@ -74,7 +74,7 @@ if state["kiosk_stage"] == "consent":
 
 from lookalike.errors import BadImage, LookalikeError, NoFace  # noqa: E402
 from lookalike.query.search import Filter, FilterKey  # noqa: E402
-from lookalike.store.schema import Audience  # noqa: E402
+from lookalike.store.values import Audience  # noqa: E402
 
 round_ = state["kiosk_round"]
 st.title("Role models who look like you")

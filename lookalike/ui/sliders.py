@@ -27,7 +27,7 @@ STEP = 0.25  # σ per slider step (a key press)
 @st.cache_resource(show_spinner=False, max_entries=4)
 def model_of(_lib: Library, state: tuple, components: int) -> Appearance:
     """The appearance model of what the operator sees, fitted once per library state."""
-    from lookalike.store.schema import Audience
+    from lookalike.store.values import Audience
 
     return drawn.appearance(_lib, components, Audience.operator)
 

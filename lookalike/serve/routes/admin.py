@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import File, UploadFile
 
-from ...store.schema import Audience
+from ...store.values import Audience
 from .. import schemas
 from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read
 

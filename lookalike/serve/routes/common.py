@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile  # what a parsed form holds (FastAPI's is a subclass)
 
-from ...store.schema import Audience, KeyScope
+from ...store.values import Audience, KeyScope
 from ..guard import ApiProblem
 from ..service import Caller, Service, caller_of, service_of
 

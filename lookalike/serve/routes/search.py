@@ -31,7 +31,7 @@ async def search(request: Request, caller: Searcher, service: Served) -> JSONRes
     from ...analysis import AnalyzerName
     from ...query.facemath import FaceMath
     from ...query.search import Filter, RankBy
-    from ...store.schema import Audience
+    from ...store.values import Audience
 
     async with form_of(request, schemas.SearchForm, "photo") as form:
         options = form.fields
