@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, cast
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from .imaging import average as averaging
 from .imaging import geometry
 from .imaging import morph as morphing
 from .imaging import transform as transforming
+from .imaging.compose import png_bytes, square_crop
 from .query.facemath import Group, GroupKind
 from .store.values import Audience
 
@@ -57,14 +58,6 @@ CACHE_ENTRIES = 32
 
 
 # -- answers -------------------------------------------------------------------------------
-def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG")
-    return out.getvalue()
-
-
 class _Picture:
     """One still picture (``image``, RGB uint8) as PNG bytes or a file: a mixin, not a
     dataclass, so the dataclasses below keep their own field order."""
@@ -104,12 +97,11 @@ class Morph:
     b: str
     frames: list[np.ndarray]
 
-    def encode(self, kind: morphing.MorphFormat) -> bytes:
+    def encode(self, kind: morphing.MorphFormat, fps: float = 12.0) -> bytes:
         """The morph as GIF or PNG strip bytes, made in memory (a visitor's never touches disk)."""
         if kind is morphing.MorphFormat.gif:
             out = io.BytesIO()
-            # Pillow writes to a file object as to a path when the format is named
-            morphing.write_gif(self.frames, cast(Path, out), 12.0)
+            morphing.write_gif(self.frames, out, fps)
             return out.getvalue()
         if kind is morphing.MorphFormat.png:
             return png_bytes(morphing.strip(self.frames))
@@ -167,33 +159,6 @@ class Appearance:
         return {"faces": self.model.count, "size": self.model.size, "sigmas": list(self.sigmas),
                 "components": [{"component": k, "share": round(float(s), 6)}
                                for k, s in enumerate(self.model.shares, start=1)]}
-
-
-def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int, margin: float = 0.25) -> np.ndarray:
-    from PIL import Image
-
-    height, width = image.shape[:2]
-    x, y, w, h = box
-    side = max(2, min(int(max(w, h) * (1 + 2 * margin)), width, height))
-    left = int(min(max(x + w / 2 - side / 2, 0), width - side))
-    top = int(min(max(y + h / 2 - side / 2, 0), height - side))
-    piece = Image.fromarray(image[top:top + side, left:left + side])
-    return np.asarray(piece.resize((size, size), Image.Resampling.LANCZOS))
-
-
-def side_by_side(pictures: list[tuple[np.ndarray, str]], height: int = 192) -> np.ndarray:
-    """Pictures in one row, each scaled to ``height`` px, a caption under each."""
-    from PIL import Image, ImageDraw
-
-    tiles = []
-    for image, caption in pictures:
-        picture = Image.fromarray(image)
-        picture = picture.resize((max(1, round(picture.width * height / picture.height)), height))
-        tile = Image.new("RGB", (picture.width, height + 18), "white")
-        tile.paste(picture, (0, 0))
-        ImageDraw.Draw(tile).text((3, height + 3), caption[:40], fill="black")
-        tiles.append(np.asarray(tile))
-    return np.hstack(tiles)
 
 
 # -- the cache -------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def search(
                 matches = result.faces[0].matches if result.faces else []
                 tiles += [(np.asarray(library.face_crop(m.face_id, 256)), f"{m.rank}. {m.person or '?'}")
                           for m in matches]
-                from ..pictures import side_by_side
+                from ..imaging.compose import side_by_side
 
                 write_picture(side_by_side(tiles), render)
         if as_json:
@@ -178,7 +178,7 @@ def _render_path(library: Library, photo_a: str, photo_b: str, route: list[Step]
     """The morph's frames (one per step) above the faces retrieved at those steps."""
     import numpy as np
 
-    from ..pictures import side_by_side
+    from ..imaging.compose import side_by_side
     from .pictures import write_picture
 
     made = library.pictures.morph(photo_a, photo_b, max(2, len(route)))

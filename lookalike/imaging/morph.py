@@ -17,8 +17,10 @@ strip of frames side by side: what a page or a test can show at once).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -93,8 +95,9 @@ def write(frames_: list[np.ndarray], path: str | Path, fps: float = 12.0) -> Pat
     return path
 
 
-def write_gif(frames_: list[np.ndarray], path: Path, fps: float) -> None:
-    """A looping GIF; it plays there and back, so the loop has no jump from B to A."""
+def write_gif(frames_: Sequence[np.ndarray], path: str | Path | BinaryIO, fps: float) -> None:
+    """A looping GIF; it plays there and back, so the loop has no jump from B to A. ``path``
+    may be a file object (a visitor's morph is made in memory and never touches disk)."""
     from PIL import Image
 
     there_and_back = list(frames_) + list(frames_[-2:0:-1])

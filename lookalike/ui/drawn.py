@@ -45,23 +45,19 @@ MARGIN = 0.6  # the visitor's chosen face is cut out with this share of its box 
 
 # -- pictures to bytes (memory only) ------------------------------------------------------
 def gif(frames: Sequence[np.ndarray], fps: float = MORPH_FPS) -> bytes:
-    """``frames`` as an animated GIF that plays there and back, looping, in memory."""
-    from PIL import Image
+    """``frames`` as an animated GIF that plays there and back, looping, in memory (the
+    writer ``lookalike morph`` uses)."""
+    from lookalike.imaging.morph import write_gif
 
-    there_and_back = list(frames) + list(frames[-2:0:-1])
-    pictures = [Image.fromarray(f).convert("RGB").quantize(colors=255, method=Image.Quantize.FASTOCTREE)
-                for f in there_and_back]
     out = io.BytesIO()
-    pictures[0].save(out, "GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0)
+    write_gif(frames, out, fps)
     return out.getvalue()
 
 
 def png(image: np.ndarray) -> bytes:
-    from PIL import Image
+    from lookalike.imaging.compose import png_bytes
 
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, "PNG")
-    return out.getvalue()
+    return png_bytes(image)
 
 
 def inline(data: bytes, mime: str, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:

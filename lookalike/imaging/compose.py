@@ -1,0 +1,48 @@
+"""Pictures put together for a person to look at: a face cut square, pictures in a row with
+captions, a picture as PNG bytes. Presentation only (nothing here moves a face); kept apart
+from the verbs so that the CLI's ``--render`` and ``path --plot``, the web app and the
+answers of :mod:`lookalike.pictures` share one copy."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """``image`` (RGB uint8) as PNG bytes, made in memory."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int, margin: float = 0.25) -> np.ndarray:
+    """The square around ``box`` (``margin`` of its long side on each side, kept inside the
+    picture) at ``size`` x ``size`` px."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    side = max(2, min(int(max(w, h) * (1 + 2 * margin)), width, height))
+    left = int(min(max(x + w / 2 - side / 2, 0), width - side))
+    top = int(min(max(y + h / 2 - side / 2, 0), height - side))
+    piece = Image.fromarray(image[top:top + side, left:left + side])
+    return np.asarray(piece.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def side_by_side(pictures: list[tuple[np.ndarray, str]], height: int = 192) -> np.ndarray:
+    """Pictures in one row, each scaled to ``height`` px, a caption under each."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for image, caption in pictures:
+        picture = Image.fromarray(image)
+        picture = picture.resize((max(1, round(picture.width * height / picture.height)), height))
+        tile = Image.new("RGB", (picture.width, height + 18), "white")
+        tile.paste(picture, (0, 0))
+        ImageDraw.Draw(tile).text((3, height + 3), caption[:40], fill="black")
+        tiles.append(np.asarray(tile))
+    return np.hstack(tiles)
