@@ -273,3 +273,13 @@ def test_consent_never_stated_is_not_consent_withheld(faces, tmp_path):
         assert lib.search(query, k=1, audience=Audience.consented).faces[0].matches == []
     with sqlite3.connect(db) as conn:
         assert conn.execute("select consent_display from people").fetchall() == [(None,)]
+
+
+def test_every_verdict_has_its_words_on_a_card_and_its_colour_on_the_webcam():
+    """Both are keyed by the Verdict enum: a verdict added to the search and not to a page
+    fails here, not as a KeyError on a visitor's screen."""
+    from lookalike.live.overlay import COLOURS
+    from lookalike.query.search import Verdict
+
+    assert set(common.VERDICT_WORDS) == set(Verdict)
+    assert set(COLOURS) == set(Verdict) | {None}

@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from ..query.search import Verdict
+
 if TYPE_CHECKING:
     from .matcher import MatchUpdate
     from .tracker import Track
 
 # BGR colours by verdict; a track still waiting for its first answer is white
-COLOURS = {"same_person": (80, 200, 60), "lookalike": (0, 200, 255), "weak": (160, 160, 160), None: (255, 255, 255)}
+COLOURS: dict[Verdict | None, tuple[int, int, int]] = {
+    Verdict.same_person: (80, 200, 60), Verdict.lookalike: (0, 200, 255), Verdict.weak: (160, 160, 160),
+    None: (255, 255, 255)}
 FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 

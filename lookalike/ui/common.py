@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 import numpy as np
 
 from lookalike.config import env_int, env_text
+from lookalike.query.search import Verdict
 from lookalike.ui.throttle import Throttle, client_key
 
 if TYPE_CHECKING:
@@ -35,10 +36,10 @@ DEFAULT_MAX_UPLOAD_MB = 15  # `lookalike ui --max-upload-mb` passes LOOKALIKE_UI
 DEFAULT_MAX_PIXELS = 50_000_000
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic"]
 
-VERDICT_WORDS = {
-    "same_person": "very likely the same person",
-    "lookalike": "looks alike",
-    "weak": "faint resemblance",
+VERDICT_WORDS = {  # by Verdict: a verdict added there and not here is a KeyError in the tests, not on a page
+    Verdict.same_person: "very likely the same person",
+    Verdict.lookalike: "looks alike",
+    Verdict.weak: "faint resemblance",
 }
 PRIVACY_NOTE = ("Your photo is processed in memory and never stored: not on disk, not in the "
                 "database, not in any log. Close or reload the page and it is gone.")
@@ -74,7 +75,7 @@ class Card:
     organisation: str | None
     story: str | None
     similarity: float
-    verdict: str  # same_person / lookalike / weak
+    verdict: Verdict
     words: str  # the verdict in words
     bar: float  # 0..1 for a progress bar
     explanations: tuple[str, ...]
