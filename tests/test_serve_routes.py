@@ -134,3 +134,18 @@ def test_an_admin_route_without_a_key_is_refused_before_its_body(app):
     assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
     assert answer.headers.get("connection") == "close"  # the gate's answer: the body was never read
     assert client.get("/v1/health").json()["status"] == "loading"  # never started
+
+
+def test_every_problem_code_is_in_the_reference():
+    """The codes clients branch on, the server's own (ServerCode) and the library errors'
+    (each class's problem_code), are each a row of docs/http.md's errors table."""
+    import re
+    from pathlib import Path
+
+    from lookalike.serve.problems import ServerCode
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "http.md").read_text()
+    documented = set(re.findall(r"^\| [0-9x]+ \| `([a-z_]+)`(?:, `([a-z_]+)`)? \|", text, re.M))
+    codes = {c for row in documented for c in row if c}
+    declared = {c.value for c in ServerCode} | {cls.problem_code for cls in _classes()}
+    assert declared - codes == set(), "not in docs/http.md's errors table"

@@ -28,6 +28,7 @@ from . import problems, schemas
 from .accesslog import AccessLog
 from .balance import PROCESS, Rebalance
 from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Gate
+from .problems import ServerCode
 from .routes import TOPICS
 from .service import Service, admitter
 from .settings import ServeSettings
@@ -125,19 +126,19 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {_said(e)}" for e in err.errors()[:5])
-        return problems.response(422, "invalid_request", where or "the request does not match its schema")
+        return problems.response(422, ServerCode.invalid_request, where or "the request does not match its schema")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "no_such_path", 405: "method_not_allowed", 413: "request_too_large"}.get(err.status_code,
-                                                                                              "http_error")
+        code = {404: ServerCode.no_such_path, 405: ServerCode.method_not_allowed,
+                413: ServerCode.request_too_large}.get(err.status_code, ServerCode.http_error)
         detail = str(err.detail)
         if detail == HTTPStatus(err.status_code).phrase:  # Starlette's bare "Not Found": say what it means
             detail = {404: "no such path here; the routes are listed in /openapi.json",
                       405: f"{request.method} is not a method of this path (see /openapi.json)"}.get(err.status_code,
                                                                                                       detail)
         if err.status_code == 400:  # a body FastAPI or Starlette could not parse; in their words otherwise
-            code, detail = "unreadable_request", ("the request's body could not be read as the route's form "
+            code, detail = ServerCode.unreadable_request, ("the request's body could not be read as the route's form "
                                                   "or JSON (see /openapi.json)")
         return problems.response(err.status_code, code, detail, getattr(err, "headers", None))
 

@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.values import KeyScope
+from . import problems
 from .asgi import HttpMiddleware, Watched
-from .problems import MEDIA_TYPE, TITLES
+from .problems import MEDIA_TYPE, ServerCode
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class ApiProblem(Exception):
     """A refusal decided by the server itself (key, scope, rate, size, readiness)."""
 
     def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        """``code``: a :class:`~.problems.ServerCode`, or the code a library error declares."""
         super().__init__(detail)
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
@@ -69,9 +71,7 @@ class ApiProblem(Exception):
 async def send_problem(send: Send, problem: ApiProblem) -> None:
     """A problem answer written straight to the connection, closing it afterwards: the
     request's body (if any) is never read, so the connection cannot carry another."""
-    body = json.dumps({"type": "about:blank" if problem.code == "internal" else f"lookalike:{problem.code}",
-                       "title": TITLES.get(problem.status, "Error"), "status": problem.status,
-                       "detail": problem.detail, "code": problem.code}).encode()
+    body = json.dumps(problems.body(problem.status, problem.code, problem.detail)).encode()
     headers = [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]
     headers += [(k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items()]
@@ -153,7 +153,7 @@ class Gate(HttpMiddleware):
             return
         if not await self.slots.enter():
             await send_problem(send, ApiProblem(
-                503, "busy", f"the server is already reading {self.slots.size} requests with a body; "
+                503, ServerCode.busy, f"the server is already reading {self.slots.size} requests with a body; "
                              "try again in a moment", {"Retry-After": "1"}))
             return
         try:
@@ -203,7 +203,7 @@ class BodyLimit(HttpMiddleware):
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        await send_problem(send, ApiProblem(413, "request_too_large",
+        await send_problem(send, ApiProblem(413, ServerCode.request_too_large,
                                             f"the request is over {self.limit} bytes; send smaller photos"))
 
 
@@ -226,7 +226,7 @@ class CatchAll(HttpMiddleware):
             log.error("%s %s failed: %s (its message is not logged: it may quote the request)\n%s",
                       scope.get("method"), _route(scope), kind, stack)
             if not answer.started:
-                await send_problem(send, ApiProblem(500, "internal",
+                await send_problem(send, ApiProblem(500, ServerCode.internal,
                                                     "the server failed on this request; it has been logged"))
 
 

@@ -6,6 +6,7 @@ the status and stable ``code`` each error class declares (``http_status``,
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..errors import EmptyLibrary, LookalikeError
@@ -17,6 +18,26 @@ log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_BUSY = 5  # seconds: a write lock is held for one ingest batch or one removal
+
+class ServerCode(StrEnum):
+    """The ``code`` of a refusal the server decides itself, before or around the library
+    (the library's own are declared by its error classes). Stable: clients branch on them;
+    docs/http.md lists them."""
+
+    not_ready = "not_ready"  # 503: the library and models are still loading, or failed to
+    busy = "busy"  # 503: every place for a request with a body is taken
+    rate_limited = "rate_limited"  # 429
+    unauthorized = "unauthorized"  # 401: no key, or one that is not valid
+    forbidden = "forbidden"  # 403: a key whose scope does not reach the route
+    not_found = "not_found"  # 404: a photo or person the caller may not see
+    request_too_large = "request_too_large"  # 413: a body over the limit
+    invalid_request = "invalid_request"  # 422: a body or form that does not match the route
+    unreadable_request = "unreadable_request"  # 400: a body that could not be parsed at all
+    no_such_path = "no_such_path"  # 404
+    method_not_allowed = "method_not_allowed"  # 405
+    http_error = "http_error"  # any other refusal of the HTTP layer
+    internal = "internal"  # 500: logged with its traceback, never sent
+
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict",
@@ -37,17 +58,21 @@ def detail_of(err: LookalikeError) -> str:
     return str(err)
 
 
+def body(status: int, code: str, detail: str) -> dict:
+    """A problem's JSON object (RFC 9457), whoever sends it."""
+    return {"type": "about:blank" if code == ServerCode.internal else f"lookalike:{code}",
+            "title": TITLES.get(status, "Error"), "status": status, "detail": detail, "code": str(code)}
+
+
 def response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     from fastapi.responses import JSONResponse
 
-    body = {"type": "about:blank" if code == "internal" else f"lookalike:{code}",
-            "title": TITLES.get(status, "Error"), "status": status, "detail": detail, "code": code}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(body(status, code, detail), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def from_error(err: LookalikeError) -> JSONResponse:
     status, code = classify(err)
-    if status >= 500 and code == "internal":
+    if status >= 500 and code == ServerCode.internal:
         log.error("request failed: %s", err, exc_info=err)
     headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if code == "busy" else None
     return response(status, code, detail_of(err), headers)

@@ -23,6 +23,7 @@ from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
 from .guard import ApiProblem, RateLimit, grants
+from .problems import ServerCode
 from .settings import ServeSettings
 from .timing import record
 
@@ -114,8 +115,8 @@ class Service:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
         if self.lib is None:
             if self.failed is not None:
-                raise ApiProblem(503, "not_ready", f"the server could not open its library: {self.failed}")
-            raise ApiProblem(503, "not_ready", "the models are still loading", {"Retry-After": "2"})
+                raise ApiProblem(503, ServerCode.not_ready, f"the server could not open its library: {self.failed}")
+            raise ApiProblem(503, ServerCode.not_ready, "the models are still loading", {"Retry-After": "2"})
         return self.lib
 
     def call(self, work: Callable[[Library], T]) -> T:
@@ -250,15 +251,15 @@ def identify(service: Service, needed: KeyScope, given: str | None, address: str
             _rate(service, "addr:" + address)
         held = service.scope_of(given)
         if held is None:
-            raise ApiProblem(401, "unauthorized", "this API key is not valid (unknown or revoked)",
+            raise ApiProblem(401, ServerCode.unauthorized, "this API key is not valid (unknown or revoked)",
                              {"WWW-Authenticate": "Bearer"})
         if not grants(held, needed):
-            raise ApiProblem(403, "forbidden", f"this key's scope is {held.value}; this needs {needed.value}")
+            raise ApiProblem(403, ServerCode.forbidden, f"this key's scope is {held.value}; this needs {needed.value}")
         caller = Caller("key:" + given[:10], held)
     elif needed is KeyScope.search and service.settings.open_search:
         caller = Caller("addr:" + address, None)
     else:
-        raise ApiProblem(401, "unauthorized", f"this needs an API key with scope {needed.value} "
+        raise ApiProblem(401, ServerCode.unauthorized, f"this needs an API key with scope {needed.value} "
                                               "(header X-API-Key or Authorization: Bearer)",
                          {"WWW-Authenticate": "Bearer"})
     _rate(service, caller.identity)
@@ -269,7 +270,7 @@ def _rate(service: Service, identity: str) -> None:
     """One request of ``identity``'s rate, else 429 with when to try again."""
     wait = service.limit.take(identity)
     if wait > 0:
-        raise ApiProblem(429, "rate_limited", f"too many requests; try again in {wait:.1f} s",
+        raise ApiProblem(429, ServerCode.rate_limited, f"too many requests; try again in {wait:.1f} s",
                          {"Retry-After": str(max(1, round(wait + 0.5)))})
 
 

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile  # what a parsed form holds (FastAPI's is a subclass)
 
+from ...errors import BadImage, ImageProblem
 from ...store.values import Audience, KeyScope
 from ..guard import ApiProblem
 from ..service import Caller, Service, caller_of, service_of
@@ -82,10 +83,10 @@ def read(service: Service, upload: UploadFile) -> bytes:
     limit = service.settings.max_upload_mb * 1024 * 1024
     data = upload.file.read(limit + 1)
     if len(data) > limit:
-        raise ApiProblem(413, "photo_too_large",
+        raise ApiProblem(*BadImage.BY_STATUS[ImageProblem.too_large],
                          f"{name_of(upload)}: over {service.settings.max_upload_mb} MB; send a smaller photo")
     if not data:
-        raise ApiProblem(422, "unreadable_photo", f"{name_of(upload)}: empty file")
+        raise ApiProblem(422, BadImage.problem_code, f"{name_of(upload)}: empty file")
     return data
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from .. import schemas
 from ..guard import ApiProblem
+from ..problems import ServerCode
 from .common import PersonName, PhotoId, Searcher, Served, Topic, audience, line, photo_refs
 
 if TYPE_CHECKING:
@@ -59,6 +60,6 @@ def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response
     try:
         data = path.read_bytes()
     except OSError:
-        raise ApiProblem(404, "not_found", f"no photo {photo_id} in this library") from None
+        raise ApiProblem(404, ServerCode.not_found, f"no photo {photo_id} in this library") from None
     return Response(data, media_type=schemas.media_type(data),
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
