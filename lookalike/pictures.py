@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -142,6 +142,21 @@ class Appearance:
     model: appearance_model.AppearanceModel
     sigmas: tuple[float, ...]
     frames: list[list[np.ndarray]]  # per component, one picture per sigma
+
+    @property
+    def shares(self) -> list[float]:
+        """Each component's share of the faces' variance, largest first."""
+        return [float(s) for s in np.asarray(self.model.shares)]
+
+    @property
+    def faces(self) -> int:
+        """How many faces the model was fitted on."""
+        return int(self.model.count)
+
+    def face(self, sigmas: Sequence[float]) -> np.ndarray:
+        """The face ``sigmas[i]`` standard deviations along component ``i`` (the sliders at
+        any positions, not only the fixed frames)."""
+        return appearance_model.render(self.model, list(sigmas))
 
     def write(self, folder: str | Path) -> list[Path]:
         """``component-K.png`` strips (one picture per sigma) and ``mean.png`` into ``folder``."""

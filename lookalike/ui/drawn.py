@@ -119,26 +119,6 @@ def appearance(lib: Library, components: int, audience: Audience) -> Appearance:
     return lib.pictures.appearance(components=components, audience=audience)
 
 
-def slider_face(model: Appearance, sigmas: Sequence[float]) -> np.ndarray:
-    """The face ``sigmas[i]`` standard deviations along component ``i``: one slider frame.
-
-    The verb layer gives the fitted model and fixed frames (−2 … +2 σ per component), not
-    yet a face at any mix of slider positions: until it does, the
-    stage's own draw call is made here, with nothing computed in the UI."""
-    from lookalike.imaging.appearance import render
-
-    return render(model.model, list(sigmas))
-
-
-def shares(model: Appearance) -> list[float]:
-    """Each component's share of the faces' variance."""
-    return [float(s) for s in np.asarray(model.model.shares)]
-
-
-def fitted_on(model: Appearance) -> int:
-    return int(model.model.count)
-
-
 # -- Streamlit glue --------------------------------------------------------------------------
 def remembered(key: tuple) -> bytes | None:
     """A morph this browser session already made (its GIF), so another switch or card does

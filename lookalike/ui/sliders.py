@@ -50,7 +50,7 @@ def words(sigmas: list[float]) -> str:
 @st.fragment
 def panel(model: Appearance) -> None:
     """The sliders and the face they draw; a slider's move reruns this panel alone."""
-    shares = drawn.shares(model)
+    shares = model.shares
     controls, face = st.columns([3, 2], gap="large")
     with controls:
         sigmas = [st.slider(f"Direction {i + 1} · {share:.1%} of the differences", -drawn.SLIDER_SIGMA,
@@ -58,7 +58,7 @@ def panel(model: Appearance) -> None:
                   for i, share in enumerate(shares)]
         st.button("Back to the average face", on_click=reset, args=(len(shares),), key="lk_sigma_reset")
     try:
-        image = drawn.slider_face(model, sigmas)
+        image = model.face(sigmas)
     except LookalikeError as err:
         face.error(f"This face cannot be drawn: {err}")
         return
@@ -74,5 +74,5 @@ def face_sliders(lib: Library, state: tuple) -> None:
                "as you move it. At the middle of every slider is the collection's average face.")
     with st.spinner("Fitting the appearance model (once per change of the collection) …"):
         model = model_of(lib, state, drawn.SLIDERS)
-    st.caption(f"Fitted on {drawn.fitted_on(model):,} faces (a sample of the collection, odd ones out left out).")
+    st.caption(f"Fitted on {model.faces:,} faces (a sample of the collection, odd ones out left out).")
     panel(model)
