@@ -21,7 +21,7 @@ from .store import key_rows, person_rows, photo_rows
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from .ingest.corpus import Profile as NewProfile
+    from .ingest.corpus import Profile
     from .store.values import Audience, KeyScope
 
 Sessions = Callable[[], AbstractContextManager["Session"]]
@@ -36,8 +36,8 @@ class People:
     space_id: Callable[[], int]  # the current space's row id (-1 when none is stored yet)
     upload_dir: Path | None
 
-    def profiles(self, names: Iterable[str]) -> dict[str, person_rows.Profile]:
-        """Person name -> :class:`lookalike.store.person_rows.Profile` (role, organisation,
+    def profiles(self, names: Iterable[str]) -> dict[str, person_rows.StoredProfile]:
+        """Person name -> :class:`lookalike.store.person_rows.StoredProfile` (role, organisation,
         story, tags, consent)."""
         with self.sessions() as session:
             return person_rows.profiles(session, names)
@@ -53,7 +53,7 @@ class People:
         with self.sessions() as session:
             return person_rows.people(session, self.space_id(), audience, name=name)
 
-    def save_profile(self, name: str, profile: NewProfile) -> person_rows.Profile:
+    def save_profile(self, name: str, profile: Profile) -> person_rows.StoredProfile:
         """Create a person, or replace their profile. The text is checked
         (:func:`lookalike.ingest.corpus.check_profile`) and stored as data: every page and
         answer shows it as text, never as markup."""

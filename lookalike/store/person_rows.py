@@ -108,8 +108,10 @@ def _insert(session: Session, table: type[Base]) -> postgresql.Insert | sqlite.I
 
 
 @dataclass(frozen=True)
-class Profile:
-    """What a person card shows; everything but the name is optional and self-declared."""
+class StoredProfile:
+    """What a person card shows, as read back from the store (what goes in is
+    ``ingest.corpus.Profile``, through :class:`ProfileFields`); everything but the name is
+    optional and self-declared."""
 
     name: str
     display_name: str | None
@@ -124,10 +126,10 @@ class Profile:
         return self.display_name or self.name.replace("_", " ")
 
 
-def profiles(session: Session, names: Iterable[str]) -> dict[str, Profile]:
+def profiles(session: Session, names: Iterable[str]) -> dict[str, StoredProfile]:
     """The profiles of the people named, however many (read in chunks under the database's
     limit on bound parameters)."""
-    out: dict[str, Profile] = {}
+    out: dict[str, StoredProfile] = {}
     for part in chunks(sorted({n for n in names if n})):
         out.update((p.name, _profile(p)) for p in session.scalars(select(Person).where(Person.name.in_(part))))
     return out
@@ -138,7 +140,7 @@ class PersonSummary:
     """One line of the people list: the profile, consent as stated (``None``: never stated),
     and what the library holds of them in one space."""
 
-    profile: Profile
+    profile: StoredProfile
     consent: bool | None
     photos: int
     faces: int
@@ -181,8 +183,8 @@ def sees(audience: Audience) -> ColumnElement[bool] | None:
     return None
 
 
-def _profile(p: Person) -> Profile:
-    return Profile(p.name, p.display_name, p.role, p.organisation, p.story,
+def _profile(p: Person) -> StoredProfile:
+    return StoredProfile(p.name, p.display_name, p.role, p.organisation, p.story,
                    tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
 
 
