@@ -452,7 +452,7 @@ class Library:
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
         """Store uploaded photos (file name, bytes) under ``settings.upload_dir``
         (:meth:`lookalike.people.People.store_uploads`) and ingest them as that person's; returns the
-        report and stored path -> file name. :meth:`remove` deletes them."""
+        report and stored path -> file name. :meth:`remove_person` deletes them."""
         from .ingest import corpus
 
         paths = self.people.store_uploads(name, uploads)

@@ -97,11 +97,11 @@ class Morph:
     b: str
     frames: list[np.ndarray]
 
-    def encode(self, kind: morphing.MorphFormat, fps: float = 12.0) -> bytes:
+    def encode(self, kind: morphing.MorphFormat) -> bytes:
         """The morph as GIF or PNG strip bytes, made in memory (a visitor's never touches disk)."""
         if kind is morphing.MorphFormat.gif:
             out = io.BytesIO()
-            morphing.write_gif(self.frames, out, fps)
+            morphing.write_gif(self.frames, out, 12.0)
             return out.getvalue()
         if kind is morphing.MorphFormat.png:
             return png_bytes(morphing.strip(self.frames))
@@ -415,6 +415,7 @@ class Pictures:
         the corpus average."""
         from .query.facemath import own_group
 
+        transforming.check_strength(strength)  # before the detection and the averages it would draw from
         name, rgb, points, face = self.face_of(photo)
         toward_face = self.average(toward, audience, limit=FACE_MATH_LIMIT)
         away_face, away_label = None, "the corpus average"

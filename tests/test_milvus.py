@@ -88,9 +88,11 @@ def test_every_command_runs_on_milvus_lite(lite, faces):
     assert walk["steps"][0]["person"] == "amy" and walk["steps"][-1]["person"] == "raj"
     assert len(in_process("explore", "pca", *where, "--components", "3")["components"]) == 3
     assert in_process("explore", "clusters", *where)["purity"] > 0.8
-    odd = in_process("explore", "outliers", *where)["outliers"]  # each one of the library's people, worst first
-    assert {o["person"] for o in odd} <= {p.name for p in bbt.iterdir()}
-    assert [o["robust_z"] for o in odd] == sorted(o["robust_z"] for o in odd) and all(o["robust_z"] < 0 for o in odd)
+    odd = in_process("explore", "outliers", *where)["outliers"]  # worst first, and the faces each person's page flags
+    assert [o["robust_z"] for o in odd] == sorted(o["robust_z"] for o in odd)
+    flagged = {(p.name, f["photo"]) for p in bbt.iterdir() if (bbt / p.name).is_dir()
+               for f in in_process("person", p.name, *where)["faces"] if f["outlier"]}
+    assert {(o["person"], o["photo"]) for o in odd} == flagged
     assert in_process("stats", *where)["faces"] == 32 and in_process("doctor", *where)["ok"] is True
     rebuilt = in_process("index", "rebuild", *where, "--key", "HNSW")
     assert rebuilt["index_key"].startswith("HNSW(") and rebuilt["ntotal"] == 32

@@ -398,7 +398,7 @@ def test_the_cli_draws_averages_morphs_sliders_and_renders(celeb, faces, tmp_pat
          "corrupt__truncated.jpg: truncated: the file ends before the image data does"),
         # a face drawn moved too far is refused before the search that leads to it
         (("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--strength", "4", "--render",
-          str(out / "x.png")), 2, "transform: strength 4.0 is outside -3.0..3.0"),
+          str(out / "x.png")), 2, "strength 4.0 is outside -3.0..3.0, how far a face can be drawn moved"),
         (("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--strength", "6"), 2,
          "'--strength': Input should be less than or equal to 5"),
     ]:

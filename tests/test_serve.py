@@ -312,13 +312,15 @@ def test_searches_during_an_admin_ingest_and_a_withdrawal_never_fail(site, faces
     withdrawal = served(site, "PUT", "/v1/people/penny_role_model/consent", key=admin, json={"consent_display": False})
     assert withdrawal.status_code == 200
     withdrawn_at.append(True)
-    for thread, done in zip(threads, checked):  # a kiosk that died fails the test instead of hanging it
-        assert wait_for(lambda done=done, thread=thread: done.is_set() or not thread.is_alive() or failures != [],
-                        poll=0.2)
-        assert done.is_set() and failures == [], failures
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        for thread, done in zip(threads, checked):  # a kiosk that died fails the test instead of hanging it
+            assert wait_for(lambda done=done, thread=thread: done.is_set() or not thread.is_alive() or failures != [],
+                            poll=0.2)
+            assert done.is_set() and failures == [], failures
+    finally:  # the kiosks stop whatever happened: the server is the next tests' too
+        stop.set()
+        for t in threads:
+            t.join()
     assert failures == [] and seen_after == []
     assert served(site, "DELETE", "/v1/people/penny_role_model", key=admin).status_code == 200
 

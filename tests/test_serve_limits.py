@@ -80,19 +80,24 @@ def test_malformed_json_without_a_key_is_401_not_422(client, lib):
 
 
 def test_made_up_keys_pay_the_rate_of_their_address_and_push_out_only_the_oldest(lib, monkeypatch):
-    """A key the server does not remember costs a database read: its caller's address pays
-    one request of its rate for it (a burst of 5 at --rate 1), so a stream of made-up keys
-    is 401 five times and then 429, with no more reads; and the keys it remembers are
-    pushed out oldest first, never all at once."""
+    """A key the server has never seen valid costs a database read: its caller's address
+    pays one request of its rate for it (a burst of 5 at --rate 1), so a stream of made-up
+    keys is 401 five times and then 429, with no more reads, while a valid key from the same
+    address still gets in (its own rate, its reads on the house); and the keys it remembers
+    are pushed out oldest first, never all at once."""
     from lookalike.serve.service import Service
 
     client = _client(lib["db"], rate_per_minute=1)
     try:
+        good = {"X-API-Key": lib["keys"]["search"]}
+        assert client.get("/v1/stats", headers=good).status_code == 200  # its first read: the address pays
         statuses = [client.get("/v1/stats", headers={"X-API-Key": f"lk_made_up_{n}"}).status_code
-                    for n in range(8)]
-        assert statuses == [401] * 5 + [429] * 3
+                    for n in range(7)]
+        assert statuses == [401] * 4 + [429] * 3
         service = client.app.state.service
         assert not service.knows("lk_made_up_6")  # refused before its read
+        # the address is spent, and a key once valid still gets in: its own rate, its reads free
+        assert client.get("/v1/stats", headers=good).status_code == 200
     finally:
         client.__exit__(None, None, None)
     monkeypatch.setattr(Service, "KEYS_KEPT", 3)

@@ -280,6 +280,9 @@ def test_every_verdict_has_its_words_on_a_card_and_its_colour_on_the_webcam():
     fails here, not as a KeyError on a visitor's screen."""
     from lookalike.live.overlay import COLOURS
     from lookalike.query.search import Verdict
+    from lookalike.store.values import PhotoStatus
 
     assert set(common.VERDICT_WORDS) == set(Verdict)
     assert set(COLOURS) == set(Verdict) | {None}
+    assert set(common.STATUS_WORDS) == set(PhotoStatus)  # the Explore page's words for each photo outcome
+    assert common.status_words("no_face") == "no face found" and common.status_words("a_new_one") == "a new one"

@@ -92,7 +92,8 @@ def check_strength(strength: float) -> None:
     """A face can be drawn moved this far (:data:`lookalike.config.MAX_DRAWN_STRENGTH`),
     else a ConfigError; callers check before the work that leads up to the drawing."""
     if not -MAX_DRAWN_STRENGTH <= strength <= MAX_DRAWN_STRENGTH:
-        raise ConfigError(f"transform: strength {strength} is outside -{MAX_DRAWN_STRENGTH}..{MAX_DRAWN_STRENGTH}")
+        raise ConfigError(f"strength {strength} is outside -{MAX_DRAWN_STRENGTH}..{MAX_DRAWN_STRENGTH}, "
+                          "how far a face can be drawn moved")
 
 
 def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Average, strength: float = 1.0,

@@ -72,9 +72,13 @@ def _checked(path: Path, base: Path, rooted: bool, numbered: list[tuple[int, Pai
     if len(kinds) < 2:
         held = f"all {'same' if True in kinds else 'different'}-person" if kinds else "none"
         raise ManifestError(f"{path}: needs both same-person and different-person pairs (it holds {held})")
-    missing = [(n, p) for n, pair in numbered for p in (pair.a, pair.b) if not os.path.isfile(p)]
+    missing: dict[str, int] = {}  # each photo that is not there, by the first line naming it
+    for n, pair in numbered:
+        for p in (pair.a, pair.b):
+            if p not in missing and not os.path.isfile(p):
+                missing[p] = n
     if missing:
-        n, photo = missing[0]
+        photo, n = next(iter(missing.items()))
         under = "--root" if rooted else "the file's folder; --root sets another"
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ManifestError(f"{path}:{n}: {photo}: no such file{more}; the paths are read under {base} ({under})")

@@ -19,17 +19,18 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_BUSY = 5  # seconds: a write lock is held for one ingest batch or one removal
 
+
 class ServerCode(StrEnum):
     """The ``code`` of a refusal the server decides itself, before or around the library
     (the library's own are declared by its error classes). Stable: clients branch on them;
     docs/http.md lists them."""
 
     not_ready = "not_ready"  # 503: the library and models are still loading, or failed to
-    busy = "busy"  # 503: every place for a request with a body is taken
+    busy = "busy"  # 503: every place for a request with a body is taken (also LibraryBusy's: the write lock)
     rate_limited = "rate_limited"  # 429
     unauthorized = "unauthorized"  # 401: no key, or one that is not valid
     forbidden = "forbidden"  # 403: a key whose scope does not reach the route
-    not_found = "not_found"  # 404: a photo or person the caller may not see
+    not_found = "not_found"  # 404: a stored photo the caller may not see (also the library's NotFound)
     request_too_large = "request_too_large"  # 413: a body over the limit
     invalid_request = "invalid_request"  # 422: a body or form that does not match the route
     unreadable_request = "unreadable_request"  # 400: a body that could not be parsed at all
@@ -74,5 +75,5 @@ def from_error(err: LookalikeError) -> JSONResponse:
     status, code = classify(err)
     if status >= 500 and code == ServerCode.internal:
         log.error("request failed: %s", err, exc_info=err)
-    headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if code == "busy" else None
+    headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if code == ServerCode.busy else None
     return response(status, code, detail_of(err), headers)

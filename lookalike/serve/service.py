@@ -192,6 +192,12 @@ class Service:
         """Whether :meth:`scope_of` answers ``key`` from memory (no database read)."""
         return self._fresh(key) is not None
 
+    def vouched(self, key: str) -> bool:
+        """Whether ``key`` was a valid key when last read, however long ago: its next read
+        is a refresh, not a made-up key's probe."""
+        remembered = self._keys.get(key)
+        return remembered is not None and remembered[0] is not None
+
     def scope_of(self, key: str) -> KeyScope | None:
         """The key's scope, read from the database at most every :attr:`KEY_TTL` seconds per
         key (a revoked key is refused within that time, in every server process)."""
@@ -245,9 +251,10 @@ def identify(service: Service, needed: KeyScope, given: str | None, address: str
     refusal (401, 403, 429, or 503 while the library is not open). Reads the database (at
     most every :attr:`Service.KEY_TTL` seconds per key)."""
     if given:
-        if not service.knows(given):
-            # a key not in memory costs a database read: the caller's address pays for it,
-            # so made-up keys cannot buy reads (nor push real keys out of memory) for free
+        if not service.vouched(given):
+            # a key never seen valid costs a database read: the caller's address pays for it,
+            # so made-up keys cannot buy reads (nor push real keys out of memory) for free; a
+            # valid key's refresh every KEY_TTL is on the house (keys behind one NAT share an address)
             _rate(service, "addr:" + address)
         held = service.scope_of(given)
         if held is None:

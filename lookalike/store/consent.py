@@ -1,6 +1,6 @@
 """Whose faces an answer may be made of: the one place the consent rule meets SQL.
 
-An :class:`~lookalike.store.schema.Audience` names who the answer is for. Everything a
+An :class:`~lookalike.store.values.Audience` names who the answer is for. Everything a
 visitor's answer is computed from is selected here with the audience's condition in the
 query itself: the faces of a face-math group (``toward=person:…``, ``tag:…``, ``age:…``),
 the corpus average a query is moved away from, the counts of ``/v1/stats``, and the photo

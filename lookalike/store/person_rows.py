@@ -185,7 +185,7 @@ def sees(audience: Audience) -> ColumnElement[bool] | None:
 
 def _profile(p: Person) -> StoredProfile:
     return StoredProfile(p.name, p.display_name, p.role, p.organisation, p.story,
-                   tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
+                         tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
 
 
 def set_consent(session: Session, name: str, consent: bool) -> bool:

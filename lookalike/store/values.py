@@ -50,7 +50,7 @@ PERSON_KEYS = frozenset({GroupKey.tag, GroupKey.organisation, GroupKey.role, Gro
 class KeyScope(str, Enum):
     """What an HTTP API key may do (``lookalike keys create --scope``)."""
 
-    search = "search"  # search, analyze, verify, people, stats: what a kiosk or website needs
+    search = "search"  # search, analyze, verify, people, stats, photos, pictures: what a kiosk or website needs
     admin = "admin"  # also add and edit people, their photos and consent, and remove them
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from lookalike.config import env_int, env_text
 from lookalike.query.search import Verdict
+from lookalike.store.values import PhotoStatus
 from lookalike.ui.throttle import Throttle, client_key
 
 if TYPE_CHECKING:
@@ -40,6 +41,15 @@ VERDICT_WORDS = {  # by Verdict: a verdict added there and not here is a KeyErro
     Verdict.same_person: "very likely the same person",
     Verdict.lookalike: "looks alike",
     Verdict.weak: "faint resemblance",
+}
+STATUS_WORDS = {  # by PhotoStatus: a status added to the store and not here fails a test
+    PhotoStatus.ok: "used (face stored)",
+    PhotoStatus.no_face: "no face found",
+    PhotoStatus.decode_error: "could not be opened",
+    PhotoStatus.too_large: "too large to open",
+    PhotoStatus.duplicate: "duplicate of another photo",
+    PhotoStatus.rejected: "refused",
+    PhotoStatus.error: "failed",
 }
 PRIVACY_NOTE = ("Your photo is processed in memory and never stored: not on disk, not in the "
                 "database, not in any log. Close or reload the page and it is gone.")
@@ -119,6 +129,12 @@ def cards(library: Library, face: QueryFace) -> list[Card]:
                         p.story if p else None, m.similarity, m.verdict, VERDICT_WORDS[m.verdict],
                         bar_value(m.similarity, cal.floor), explain(m, name, typical.get(m.person)), m.person))
     return out
+
+
+def status_words(status: str) -> str:
+    """A stored photo status in words (one this code does not know: its name, spaced)."""
+    known = STATUS_WORDS.get(PhotoStatus(status)) if status in PhotoStatus.__members__ else None
+    return known or status.replace("_", " ")
 
 
 def typicality_words(similarity: float | None, typical: float | None) -> str | None:

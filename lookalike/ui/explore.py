@@ -24,7 +24,6 @@ import streamlit as st
 from lookalike.errors import LookalikeError
 from lookalike.measure import explore
 from lookalike.query.person import MIN_FACES_FOR_OUTLIERS
-from lookalike.store.values import PhotoStatus
 from lookalike.ui import common, drawn, sliders
 
 if TYPE_CHECKING:
@@ -32,15 +31,6 @@ if TYPE_CHECKING:
 
 TILE = 128  # px, face crops in the grids
 MAX_GROUP_TILES = 12  # crops shown per group before "+ N more"
-STATUS_WORDS = {
-    PhotoStatus.ok: "used (face stored)",
-    PhotoStatus.no_face: "no face found",
-    PhotoStatus.decode_error: "could not be opened",
-    PhotoStatus.too_large: "too large to open",
-    PhotoStatus.duplicate: "duplicate of another photo",
-    PhotoStatus.rejected: "refused",
-    PhotoStatus.error: "failed",
-}
 TABS = ["Overview", "Problem photos", "One person", "Main directions", "Look-alike groups", "Odd ones out",
         "Face sliders"]
 
@@ -52,10 +42,7 @@ common.operator_gate()  # every person, consent or not, their photos and paths: 
 lib = common.ready_library()
 
 
-def words(status: str) -> str:
-    """A stored status in words (a status this page does not know yet: its name)."""
-    known = status in PhotoStatus.__members__
-    return STATUS_WORDS[PhotoStatus(status)] if known else status.replace("_", " ")
+words = common.status_words
 
 
 def pct(share: float) -> str:
