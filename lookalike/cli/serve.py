@@ -158,7 +158,6 @@ def keys_create(
 ) -> None:
     """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
     with one_line_errors():
-
         with opened(lib) as library:
             key_id, key = library.keys.create(scope, name)
         if as_json:

@@ -30,7 +30,7 @@ if given is None:
     with right:
         st.markdown("#### How it works")
         st.markdown("1. Give a photo where your face is clearly visible.\n"
-                    f"2. Your face is turned into {RECOGNITION_DIMS.get(lib.view.space.model, 128)} numbers "
+                    f"2. Your face is turned into {RECOGNITION_DIMS[lib.view.space.model]} numbers "
                     "that describe its shape.\n"
                     "3. Those numbers are compared with every face in the collection; the closest "
                     "people are shown with how close they are.")
