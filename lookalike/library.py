@@ -7,6 +7,7 @@ nothing else does the work. Open one with :func:`lookalike.open`.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -80,6 +81,9 @@ class Library:
     revision: str = field(init=False, default="")
     backend: VectorBackend = field(init=False, repr=False)  # where the vectors are indexed
     _averages: AverageCache = field(init=False, default_factory=AverageCache, repr=False)  # lib.pictures'
+    # one call at a time from threads sharing the library, around a model's run or a removal
+    # (the models and the open index are shared): docs/architecture.md, "lib.calls"
+    calls: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         config.activate_weights_home()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from types import SimpleNamespace
 
 from PIL import Image
 
@@ -26,7 +27,8 @@ SMALL = _png(250, 250)
 
 def _service() -> Service:
     service = Service(ServeSettings(db="sqlite:///:memory:", rate_per_minute=0))
-    service.lib = object()  # type: ignore[assignment]  # the calls below never touch it
+    # the calls below touch nothing of the library but its one-call-at-a-time lock
+    service.lib = SimpleNamespace(calls=threading.Lock())  # type: ignore[assignment]
     return service
 
 
@@ -65,7 +67,7 @@ def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_g
 
     writer = threading.Thread(target=admin)
     writer.start()
-    held.wait()
+    assert held.wait(timeout=60), "the admin's call never took the library"  # fails, never hangs
 
     async def main() -> tuple[int, int, bool]:
         call = asyncio.create_task(service.run(_thread, [SMALL]))

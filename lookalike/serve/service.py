@@ -66,7 +66,6 @@ class Service:
         self.lib: Library | None = None
         self.failed: str | None = None
         self.ready = threading.Event()
-        self.lock = threading.Lock()  # one library call at a time in this process
         self.limit = RateLimit(settings.rate_per_minute)
         # which of the server's processes are busy: the cores are shared out among them
         self.board = Board(settings.board) if settings.board else None
@@ -111,6 +110,11 @@ class Service:
         part.write_text("ready\n")
         part.replace(folder / str(os.getpid()))
 
+    @property
+    def lock(self) -> threading.Lock:
+        """The library's own one-call-at-a-time lock (:attr:`Library.calls`), once it is open."""
+        return self.library().calls
+
     def library(self) -> Library:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
         if self.lib is None:
@@ -124,7 +128,7 @@ class Service:
         waits for its turn); its time (the wait for the lock left out) goes into the
         answer's ``Server-Timing`` (:mod:`.timing`)."""
         lib = self.library()
-        with self.lock:
+        with lib.calls:
             return self._held(lib, work)
 
     async def run(self, work: Callable[[Library], T], photos: Sequence[bytes]) -> T:
@@ -148,11 +152,11 @@ class Service:
         lib = self.library()
         sizes = [pixels(photo) for photo in photos]
         small = all(n is not None for n in sizes) and sum(n or 0 for n in sizes) <= INLINE_PIXELS
-        if small and self.lock.acquire(blocking=False):
+        if small and lib.calls.acquire(blocking=False):
             try:
                 return self._held(lib, work)
             finally:
-                self.lock.release()
+                lib.calls.release()
         import anyio
 
         return await anyio.to_thread.run_sync(self.call, work)

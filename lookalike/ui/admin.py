@@ -66,7 +66,7 @@ if saved:
                                       tags=parse_tags(tags), consent_display=consent))
         rows = []
         if photos:
-            with common.SEARCH_LOCK:  # the models are shared with every visitor's search
+            with lib.calls:  # the models are shared with every visitor's search
                 report, names = lib.add_photos(who, [(f.name, f.getvalue()) for f in photos])
             rows = [{"photo": names.get(o.path, "?"), "outcome": o.status.replace("_", " "),
                      "why": o.reason or "", "faces": o.faces} for o in report.outcomes]
@@ -93,7 +93,7 @@ if current is not None:
     sure = right.checkbox("Yes, remove every photo, face and profile of this person", key="admin_sure")
     if right.button("Remove this person entirely", disabled=not sure, key="admin_remove"):
         try:
-            with common.SEARCH_LOCK:  # it rewrites the index visitors' searches read
+            with lib.calls:  # it rewrites the index visitors' searches read
                 lib.remove_person(chosen)
             st.session_state.pop("admin_person", None)
             st.rerun()

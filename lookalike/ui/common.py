@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
@@ -200,12 +199,6 @@ def _open_library(db: str | None, index_dir: str | None, max_pixels: int) -> Lib
     return lookalike.open(db=db, index_dir=index_dir, max_pixels=max_pixels)
 
 
-# one library call at a time in this server, as `lookalike serve` holds each process to
-# (serve/service.py Service.lock): the face models are shared by every visitor, and a
-# removal rewrites the index their searches read. Every call that runs a model (search,
-# analyze, add photos, a morph or an average) or changes the index (a removal) takes it;
-# reading profiles, consent and counts from the database does not need it
-SEARCH_LOCK = threading.Lock()
 # wrong operator passwords, per client address, across every session of this server
 LOGIN_THROTTLE = Throttle()
 

@@ -167,7 +167,7 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
                 key_ = (hashlib.sha256(rgb.tobytes()).hexdigest(), box, card.face_id)
                 shown = remembered(key_)
                 if shown is None:
-                    with common.SEARCH_LOCK, st.spinner("Blending your face with theirs …"):
+                    with lib.calls, st.spinner("Blending your face with theirs …"):
                         shown = remember(key_, gif(you_and_them(lib, rgb, box, card.face_id)))
                 inline(shown, "image/gif", f"You morphing into {card.name}", width=CARD_SIZE)
                 st.caption("Made just now, in memory, for you alone: never stored.")
@@ -176,7 +176,7 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
     if average and card.person:
         with right:
             try:
-                with common.SEARCH_LOCK, st.spinner("Blending their photos …"):
+                with lib.calls, st.spinner("Blending their photos …"):
                     image = person_average(lib, card.person, Audience.visitor)
                 inline_png(image, f"The average face of {card.name}", width=CARD_SIZE)
                 st.caption("All their photos here, warped onto one shape and blended.")
@@ -195,7 +195,7 @@ def operator_average(lib: Library, name: str, title: str, where: DeltaGenerator)
     with where:
         st.markdown("**Their average face**")
         try:
-            with common.SEARCH_LOCK, st.spinner("Blending their photos …"):
+            with lib.calls, st.spinner("Blending their photos …"):
                 image = person_average(lib, name, Audience.operator)
         except LookalikeError as err:
             st.info(f"No average face: {err}")

@@ -43,7 +43,7 @@ from lookalike.store.values import Audience  # noqa: E402
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
     rgb = decode(data, given.name or "your photo", common.max_pixels()).rgb
-    with common.SEARCH_LOCK, st.spinner("Looking for people like you …"):
+    with lib.calls, st.spinner("Looking for people like you …"):
         result = lib.search(rgb, k=k, per_person=True, audience=Audience.visitor)
 except common.UploadTooLarge as err:
     left.error(str(err))
@@ -79,7 +79,7 @@ with left:
         from lookalike.analysis import AnalyzerName
 
         try:
-            with common.SEARCH_LOCK, st.spinner("Estimating …"):
+            with lib.calls, st.spinner("Estimating …"):
                 estimate = lib.view.analyzer(AnalyzerName.auto).analyze(rgb, [face.bbox])[0]
             st.markdown(common.estimate_words(estimate))
         except LookalikeError as err:

@@ -89,7 +89,7 @@ if photo is None:
     st.stop()
 
 try:
-    with common.SEARCH_LOCK, st.spinner("Finding your role models …"):
+    with lib.calls, st.spinner("Finding your role models …"):
         result = lib.search(photo.getvalue(), k=3, per_person=True, audience=Audience.consented,
                             filters=tuple(Filter(FilterKey.tag, t) for t in chosen))
 except NoFace:
