@@ -405,22 +405,16 @@ class Library:
         told where the library is (``db``, the index's ``file``) and the index's size
         (``ntotal``, ``bytes``): the index holds everyone's faces, so its size would count
         the people an audience may not see."""
-        operator = audience is Audience.operator
+        hidden = () if audience is Audience.operator else ("ntotal", "bytes", "file", "db")
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
-            if not spaces:
-                empty = {s: 0 for s in consent.status_counts(session, -1)}
-                out: dict[str, Any] = {"people": 0, "photos": 0, "faces": 0, "statuses": empty, "index": {},
-                                       "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
-            else:
-                out = consent.counts(session, self.view.existing_space_id(), audience)
-        if spaces:
-            index = self.backend.stats(self.view, self.view.index)
-            out["index"] = index if operator else {k: v for k, v in index.items()
-                                                   if k not in ("ntotal", "bytes", "file")}
-        if operator:
-            out["db"] = self.settings.db_url
-        return out
+            out: dict[str, Any] = consent.counts(session, self.view.existing_space_id(), audience) if spaces else {
+                "people": 0, "photos": 0, "faces": 0, "statuses": {s: 0 for s in consent.status_counts(session, -1)},
+                "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
+        out["index"] = self.backend.stats(self.view, self.view.index) if spaces else {}
+        out["db"] = self.settings.db_url
+        out["index"] = {k: v for k, v in out["index"].items() if k not in hidden}
+        return {k: v for k, v in out.items() if k not in hidden}
 
     def photo_ids(self, face_ids: Iterable[int]) -> dict[int, int]:
         """Face id -> id of the photo it was found in: the reference an HTTP answer gives

@@ -246,4 +246,4 @@ def person_ids_by_name(session: Session, names: Iterable[str]) -> dict[str, int]
 
 
 def person_by_name(session: Session, name: str) -> Person | None:
-    return session.scalar(select(Person).where(Person.name == name))
+    return person_seen(session, name, Audience.operator)

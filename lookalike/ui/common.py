@@ -41,7 +41,7 @@ VERDICT_WORDS = {  # by Verdict: a verdict added there and not here is a KeyErro
     Verdict.lookalike: "looks alike",
     Verdict.weak: "faint resemblance",
 }
-STATUS_WORDS = {  # by PhotoStatus: a status added to the store and not here fails a test
+STATUS_WORDS: dict[str, str] = {  # by PhotoStatus: a status added to the store and not here fails a test
     PhotoStatus.ok: "used (face stored)",
     PhotoStatus.no_face: "no face found",
     PhotoStatus.decode_error: "could not be opened",
@@ -132,8 +132,7 @@ def cards(library: Library, face: QueryFace) -> list[Card]:
 
 def status_words(status: str) -> str:
     """A stored photo status in words (one this code does not know: its name, spaced)."""
-    known = STATUS_WORDS.get(PhotoStatus(status)) if status in PhotoStatus.__members__ else None
-    return known or status.replace("_", " ")
+    return STATUS_WORDS.get(status, status.replace("_", " "))  # a StrEnum key is found by its value
 
 
 def typicality_words(similarity: float | None, typical: float | None) -> str | None:

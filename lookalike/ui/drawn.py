@@ -54,12 +54,6 @@ def gif(frames: Sequence[np.ndarray], fps: float = MORPH_FPS) -> bytes:
     return out.getvalue()
 
 
-def png(image: np.ndarray) -> bytes:
-    from lookalike.imaging.compose import png_bytes
-
-    return png_bytes(image)
-
-
 def inline(data: bytes, mime: str, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:
     """``data`` (a PNG or GIF) in the page itself as a ``data:`` URL: no ``/media/`` URL
     serves it to anyone (:func:`common.inline_image` does the same for photos)."""
@@ -72,7 +66,9 @@ def inline(data: bytes, mime: str, alt: str, where: DeltaGenerator | None = None
 
 
 def inline_png(image: np.ndarray, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:
-    inline(png(image), "image/png", alt, where, width)
+    from lookalike.imaging.compose import png_bytes
+
+    inline(png_bytes(image), "image/png", alt, where, width)
 
 
 # -- what to ask the verbs for --------------------------------------------------------------
