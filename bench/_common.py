@@ -6,6 +6,8 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FACES = Path(os.environ.get("LOOKALIKE_FACES", ROOT.parent / "shared" / "faces")).resolve()
+_STARTED = _dt.datetime.now(_dt.timezone.utc)  # when the benchmark began (this module is imported first)
+_LOAD_AT_START = os.getloadavg()[0]
+
+
+def _utc(moment: _dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def machine() -> dict:
@@ -34,7 +42,11 @@ def machine() -> dict:
 
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
             "runtime": describe(env_runtime()),  # the engine SFace and YuNet ran in (LOOKALIKE_RUNTIME)
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": _utc(_dt.datetime.now(_dt.timezone.utc)),
+            # what else was running: the machine's load when the run began and now (a quiet
+            # 2-core VM reads ~0 before a run; a run itself adds up to 2)
+            "started": _utc(_STARTED), "load_average_1m": {"start": round(_LOAD_AT_START, 2)},
+            "command": shlex.join(["python", *sys.argv])}  # :func:`write` adds when it finished
 
 
 def lfw_photos(limit: int) -> list[Path]:
@@ -46,6 +58,10 @@ def lfw_photos(limit: int) -> list[Path]:
 
 def write(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    facts = data.get("machine")
+    if isinstance(facts, dict) and "started" in facts:  # the run's end, whenever machine() was called
+        facts["finished"] = _utc(_dt.datetime.now(_dt.timezone.utc))
+        facts["load_average_1m"] = facts.get("load_average_1m", {}) | {"end": round(os.getloadavg()[0], 2)}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path

@@ -109,7 +109,8 @@ def build(work: Path, synthetic: int) -> tuple[dict[str, Path], dict]:
     earlier = json.loads(made.read_text()) if made.is_file() else {}
     if earlier.get("synthetic") == synthetic:
         print(f"reusing the libraries in {work}", flush=True)
-        return dbs, earlier["built"]
+        # the build figures are the earlier run's: said so, with when and on what it ran
+        return dbs, earlier["built"] | {"reused": True, "built_at": earlier.get("built_at")}
     demo, lfw, big = dbs.values()
     for db in dbs.values():
         shutil.rmtree(db.parent, ignore_errors=True)
@@ -132,7 +133,8 @@ def build(work: Path, synthetic: int) -> tuple[dict[str, Path], dict]:
                           "index": info}
     doctor = json.loads(cli("doctor", "--db", str(big), "--json").stdout)  # rows and index agree
     assert doctor["ok"], doctor
-    made.write_text(json.dumps({"synthetic": synthetic, "built": built}))
+    built["reused"] = False
+    made.write_text(json.dumps({"synthetic": synthetic, "built": built, "built_at": machine()}))
     return dbs, built
 
 

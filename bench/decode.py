@@ -1,6 +1,6 @@
 """The cost of decoding one hostile photo: lookalike's decode against the naive peers.
 
-    python bench/decode.py [--repeat N] [--timeout S]
+    python bench/decode.py [--repeat N] [--timeout S] [--before COMMIT] [--before-timeout S]
 
 The files of issue 23, made in a temp folder (never committed): TIFFs of 40,000 and
 160,000 one-pixel pages and a 1,000-page TIFF whose IFD chain loops back to its start
@@ -71,6 +71,8 @@ def one(way: str, path: str) -> dict:
     from lookalike.faces.images import decode_file
 
     Image.init()  # every plugin imported up front, as in a server that has decoded before
+    old = (runpy.run_path(way.split(":", 1)[1], run_name="lookalike.faces.before")  # loaded before the clock
+           if way.startswith("before:") else {})
     before = _high_water_kb()
     started = time.perf_counter()
     try:
@@ -79,7 +81,6 @@ def one(way: str, path: str) -> dict:
         elif way == "lookalike_draft":
             shape = decode_file(path, 100_000_000, max_side=1280).rgb.shape
         elif way.startswith("before:"):
-            old = runpy.run_path(way.split(":", 1)[1], run_name="lookalike.faces.before")
             shape = old["decode_file"](path, 100_000_000).rgb.shape
         elif way == "pillow":
             shape = np.asarray(Image.open(path).convert("RGB")).shape

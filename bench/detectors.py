@@ -1,6 +1,8 @@
 """Which detector and aligner should be the default? Accuracy and speed on real photos.
 
-    python bench/detectors.py [--configs SFace:yunet:arcface,Dlib:dlib:chip,Dlib:dlib:eyes,Dlib:opencv:chip]
+    python bench/detectors.py [--configs MODEL:DETECTOR:ALIGNER,...]
+
+(default: SFace:yunet:arcface,Dlib:dlib:chip,Dlib:dlib:eyes,Dlib:opencv:chip,Dlib:opencv:eyes)
 
 For each (model, detector, aligner), through lookalike's own pipeline:
 
@@ -64,7 +66,8 @@ def embed_all(paths: list[str], model: str, detector: str, aligner: str) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="SFace:yunet:arcface,Dlib:dlib:chip,Dlib:dlib:eyes,Dlib:opencv:chip")
+    parser.add_argument("--configs", help="MODEL:DETECTOR:ALIGNER, comma-separated",
+                        default="SFace:yunet:arcface,Dlib:dlib:chip,Dlib:dlib:eyes,Dlib:opencv:chip,Dlib:opencv:eyes")
     args = parser.parse_args()
     lfw = FACES / "lfw-dev"
     with open(lfw / "pairs.tsv", newline="") as fh:

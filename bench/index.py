@@ -18,7 +18,8 @@ Two kinds of data, because ANN recall depends on it:
   much harder for an index than finding a person's other photos.
 
     python bench/index.py               # everything (~20 min on 2 cores)
-    python bench/index.py --quick       # 100k cases only
+    python bench/index.py --quick       # 100k cases only (writes index-quick.json)
+    python bench/index.py --case strangers:1000000:128   # one case (repeatable)
 
 Writes bench/results/index.json. The 10M estimate is arithmetic on the measured
 per-vector costs (see ``estimate_10m``), not a run.
@@ -141,6 +142,7 @@ def run_case(kind: str, n: int, dim: int, folder: Path) -> list[dict]:
             found, times = query_times(index, queries)
             rows.append({"data": kind, "n": n, "dim": dim, "key": key, "rules_pick": key == choice.key,
                          "knob": knob, "value": value, "rerank": params.get("rerank", 0),
+                         "build_params": {k: v for k, v in params.items() if k != knob},  # efConstruction...
                          "build_s": round(build_s, 2), "bytes": size, "bytes_per_vector": round(size / n, 1),
                          "p50_ms": round(float(np.percentile(times, 50)), 4),
                          "p95_ms": round(float(np.percentile(times, 95)), 4),

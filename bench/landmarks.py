@@ -1,6 +1,6 @@
 """Dense landmarks: MediaPipe's face mesh (468 points) vs dlib's 68-point predictor.
 
-    python bench/landmarks.py [--people 30] [--per-person 6] [--timing 60] [--pictures DIR]
+    python bench/landmarks.py [--people 40] [--per-person 6] [--timing 60] [--ingest 200] [--pictures DIR]
 
 Both models get the same faces: YuNet's (lookalike's default detector) largest face in
 each photo, its box and five points. The mesh runs as :mod:`lookalike.faces.landmarks`

@@ -1,6 +1,7 @@
 """Scale-out figures: PostgreSQL + pgvector and Milvus against the embedded SQLite + FAISS default.
 
     python bench/scale.py [--vectors 1000000] [--photos 600] [--wide 10000] [--only-wide] [--skip-wide]
+                          [--milvus-queries N] [--filtered-queries 100] [--peer-vectors 100000]
     python bench/scale.py --only-milvus-server [--vectors 1000000]
     python bench/scale.py --only-milvus-ingest [--photos 600]
 

@@ -112,7 +112,12 @@ def machine(name: str, path: str = "machine") -> str:
     """When and where a results file (or a part with its own ``machine``) was measured."""
     m = lookup(name, path)
     engine = f", {m['runtime']}" if "runtime" in m else ""  # the engine, recorded since 2026-12-05
-    return f"{m['date']}, {m['cpu']}, {m['cores']} cores, {round(m['memory_mib'] / 1024)} GiB{engine}"
+    when = m["date"]
+    if "started" in m and "finished" in m:  # recorded since 2026-12-06: the run's span and load
+        load = m.get("load_average_1m", {})
+        when = (f"{m['started']} to {m['finished'][-9:]} (load average {load.get('start', '?')} before, "
+                f"{load.get('end', '?')} at the end)")
+    return f"{when}, {m['cpu']}, {m['cores']} cores, {round(m['memory_mib'] / 1024)} GiB{engine}"
 
 
 def table(name: str, path: str, columns: list[str], headers: list[str] | None = None,
