@@ -116,13 +116,16 @@ def timed(methods: dict, queries: list[Path]) -> dict[str, tuple[list[float], li
                 except Exception:  # noqa: BLE001 - a failed query is counted (once: in the steady pass)
                     if times is passes[-1]:
                         failed[name] += 1
+                    continue  # and not timed: a call that gave up early ("no face") is no answer's time
                 times[name].append((time.perf_counter() - started) * 1000)
     return {name: (passes[0][name], passes[1][name], failed[name]) for name in names}
 
 
 def latency(cold: list[float], steady: list[float]) -> dict[str, float]:
     """A method's row figures from :func:`timed`'s two passes: the steady pass's p50 and p95,
-    and the first sight's p50."""
+    and the first sight's p50 (NaN for a method no query answered)."""
+    if not steady or not cold:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "cold_p50_ms": float("nan")}
     return {"p50_ms": round(float(np.percentile(steady, 50)), 1),
             "p95_ms": round(float(np.percentile(steady, 95)), 1),
             "cold_p50_ms": round(float(np.percentile(cold, 50)), 1)}
