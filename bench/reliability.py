@@ -10,14 +10,14 @@
    and upkeep, or at start-up), each time resumed by the next run, until ``--kills`` // 2
    kills fell while photos were still being stored (at most 1.5 x ``--kills``); on SQLite
    with FAISS files and with Milvus Lite (``--stores``). Then ``lookalike remove
-   --person`` is killed mid-way 8 times (in the second half of the time a whole removal
-   takes, timed first on a ninth person). Where the kills land depends on the machine's
-   speed, so this is a benchmark, not a test: tests/test_reliability.py crashes at each
-   named point deterministically (:mod:`lookalike.faults`). After every
-   kill: no duplicate photo row, no ``ok`` photo without its face, the saved index holds
-   only faces the database holds (or faces a killed removal had not yet dropped). At the
-   end: every photo has a status, ``doctor`` is clean, each sampled photo finds itself
-   first, removed people are gone.
+   --person`` is killed mid-way 8 times (between the time the CLI takes to open the library
+   and the time a whole removal takes, both timed first, the latter on a ninth person).
+   Where the kills land depends on the machine's speed, so this is a benchmark, not a
+   test: tests/test_reliability.py crashes at each named point deterministically
+   (:mod:`lookalike.faults`). After every kill: no duplicate photo row, no ``ok`` photo
+   without its face, the saved index holds only faces the database holds (or faces a
+   killed removal had not yet dropped). At the end: every photo has a status, ``doctor``
+   is clean, each sampled photo finds itself first, removed people are gone.
 2. **Concurrency.** While an ingest writes, a separate process searches the library
    without pause (vectors of known photos, ``search_vectors``): searches run / failed,
    answers naming a face the database does not hold, whether the reader picked up the
@@ -184,12 +184,17 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random, store: st
     # removals killed mid-way: each then finished by a second run
     people = [r[0] for r in sql(db, "select name from people order by name")]
     victims = rng.sample(people, 9)
-    # how long a whole removal takes here (start-up included), timed on a ninth person: each
-    # kill then falls in its second half, past the start-up (a fixed 0.4-1.6 s had every
-    # removal finish first once the CLI started in ~0.4 s)
+    # when a removal's own work runs: after the CLI's start and the library's opening (timed
+    # on a command that only opens it and reads), before the end of a whole removal (timed on
+    # a ninth person); each kill falls in that window (a fixed 0.4-1.6 s had every removal
+    # finish first once the CLI started in ~0.4 s)
+    timed = time.perf_counter()
+    subprocess.run(cli("stats", *where), capture_output=True, check=True)
+    opened = time.perf_counter() - timed
     timed = time.perf_counter()
     subprocess.run(cli("remove", "--person", victims.pop(), *where), capture_output=True, check=True)
     took = time.perf_counter() - timed
+    window = max(took - opened, 0.01)
     remove_landed = 0
     for name in victims:
         before = {r[0] for r in sql(db, "select f.id from faces f join people p on p.id = f.person_id "
@@ -197,7 +202,7 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random, store: st
         proc = subprocess.Popen(cli("remove", "--person", name, *where),
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=rng.uniform(0.5, 1.0) * took)
+            proc.wait(timeout=opened + rng.uniform(0.0, 1.0) * window)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -211,7 +216,8 @@ def crash(folder: Path, n_photos: int, kills: int, rng: random.Random, store: st
     found_self, sampled = self_search(db, index_dir, rng, vectors)
     return {"store": store, "photos": n, "kills_tried": tried, "kills_landed": landed, "kills_while_storing": mid_run,
             "runs_finished_before_kill": finished, "remove_kills_tried": len(victims),
-            "remove_kills_landed": remove_landed, "broken": broken, "photos_lost": lost,
+            "remove_kills_landed": remove_landed, "remove_window_ms": [round(1000 * opened), round(1000 * took)],
+            "broken": broken, "photos_lost": lost,
             "duplicates": int(duplicates), "final_statuses": summary.get("statuses", {}),
             "doctor_ok": bool(doctor_ok), "self_search": f"{found_self}/{sampled}",
             "seconds": round(time.perf_counter() - started, 1)}

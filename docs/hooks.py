@@ -115,8 +115,9 @@ def machine(name: str, path: str = "machine") -> str:
     when = m["date"]
     if "started" in m and "finished" in m:  # recorded since 2026-12-06: the run's span and load
         load = m.get("load_average_1m", {})
-        when = (f"{m['started']} to {m['finished'][-9:]} (load average {load.get('start', '?')} before, "
-                f"{load.get('end', '?')} at the end)")
+        # the 1-minute load average as the run began still holds the minute before it
+        when = (f"{m['started']} to {m['finished'][-9:]} (1-minute load average {load.get('start', '?')} as it "
+                f"began, {load.get('end', '?')} as it ended)")
     return f"{when}, {m['cpu']}, {m['cores']} cores, {round(m['memory_mib'] / 1024)} GiB{engine}"
 
 
