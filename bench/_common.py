@@ -59,7 +59,9 @@ def lfw_photos(limit: int) -> list[Path]:
 def write(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     facts = data.get("machine")
-    if isinstance(facts, dict) and "started" in facts:  # the run's end, whenever machine() was called
+    # the run's end, whenever machine() was called; never re-stamped on a record an earlier run
+    # wrote (scale.py --only-* rewrites the saved file around its new part)
+    if isinstance(facts, dict) and "started" in facts and "finished" not in facts:
         facts["finished"] = _utc(_dt.datetime.now(_dt.timezone.utc))
         facts["load_average_1m"] = facts.get("load_average_1m", {}) | {"end": round(os.getloadavg()[0], 2)}
     path = RESULTS / f"{name}.json"
