@@ -41,25 +41,16 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FACES, STACKS, deepface_kw, machine, settle, table, write
 
-from lookalike.faces.images import QueryImage
-
-
-@dataclass(frozen=True)
-class _Whole(QueryImage):
-    """A draft whose whole photo is decoded already (the bound's input: no decode on its clock)."""
-
-    full: np.ndarray | None = field(default=None, repr=False)
-
-    def whole(self) -> np.ndarray:
-        return self.full if self.full is not None else super().whole()
+if TYPE_CHECKING:
+    from lookalike.faces.images import QueryImage
 
 
 def retrieval_rows() -> list[dict]:
@@ -141,10 +132,10 @@ def _earlier(stacks: list[str]) -> list[dict]:
 
 
 def _predecoded(query: QueryImage) -> QueryImage:
-    """``query`` with its whole photo decoded now, so the bound's clock never decodes."""
-    if query.data is None:
-        return query
-    return _Whole(query.name, query.rgb, query.scale, query.data, query.max_pixels, query.whole())
+    """``query`` with its whole photo decoded now (kept by the query), so the bound's clock
+    never decodes."""
+    query.whole()
+    return query
 
 
 def main() -> None:

@@ -231,26 +231,22 @@ def main() -> None:
     before = earlier("webcam", "results", stacks)  # the stacks this run did not measure, as last measured
     metrics = ["display_fps", "longest_gap_ms", "gap_p99_ms", "updates_per_s", "first_match_ms",
                "first_match_median_ms", "first_right_match_ms", "people_named_right", "people_mostly_named_right"]
-    rows = []
-    for m in metrics:
-        row = [m]
+
+    def row(label: str, ours_key: str, m: str, target: float | None) -> list[str]:
+        """One metric, ours (as ``ours_key`` counted it) against the peer's loop, per stack."""
+        cells = [label]
         for stack in stacks:
-            ours = results[stack]["lookalike"][m]
+            ours = results[stack][ours_key][m]
             peer = results[stack].get("deepface_loop", {}).get(m)
             ratio = f"{peer / ours:.1f}x" if m.endswith("_ms") and ours and peer else (
                 f"{ours / peer:.1f}x" if m in ("display_fps", "updates_per_s") and peer else "-")
-            row += [_cell(ours), _cell(peer), ratio]
-        target = TARGETS.get(m)
-        rows.append(row + ["-" if target is None else f"{target:g}"])
-    for m in ("updates_per_s", "first_match_ms", "people_named_right"):  # counted alike on both sides
-        row = [f"{m}, same-person answers only"]
-        for stack in stacks:
-            ours = results[stack]["lookalike_same_person_only"][m]
-            peer = results[stack].get("deepface_loop", {}).get(m)
-            ratio = f"{peer / ours:.1f}x" if m.endswith("_ms") and ours and peer else (
-                f"{ours / peer:.1f}x" if m == "updates_per_s" and peer else "-")
-            row += [_cell(ours), _cell(peer), ratio]
-        rows.append(row + ["-"])
+            cells += [_cell(ours), _cell(peer), ratio]
+        return cells + ["-" if target is None else f"{target:g}"]
+
+    rows = [row(m, "lookalike", m, TARGETS.get(m)) for m in metrics]
+    # counted alike on both sides: lookalike's same-person answers only
+    rows += [row(f"{m}, same-person answers only", "lookalike_same_person_only", m, None)
+             for m in ("updates_per_s", "first_match_ms", "people_named_right")]
     named = [str(results[stack]["search_on_the_still_photos"]["people_named_right"]) for stack in stacks]
     rows.append(["people named right by search on the still photos"]
                 + [x for n in named for x in (n, "-", "-")] + ["-"])

@@ -411,9 +411,8 @@ class Library:
             out: dict[str, Any] = consent.counts(session, self.view.existing_space_id(), audience) if spaces else {
                 "people": 0, "photos": 0, "faces": 0, "statuses": {s: 0 for s in consent.status_counts(session, -1)},
                 "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
-        out["index"] = self.backend.stats(self.view, self.view.index) if spaces else {}
-        out["db"] = self.settings.db_url
-        out["index"] = {k: v for k, v in out["index"].items() if k not in hidden}
+        index = self.backend.stats(self.view, self.view.index) if spaces else {}
+        out |= {"index": {k: v for k, v in index.items() if k not in hidden}, "db": self.settings.db_url}
         return {k: v for k, v in out.items() if k not in hidden}
 
     def photo_ids(self, face_ids: Iterable[int]) -> dict[int, int]:

@@ -22,7 +22,6 @@ that went in: a removed person or photo, or a consent change, gives another key,
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import threading
 from collections import OrderedDict
@@ -100,9 +99,7 @@ class Morph:
     def encode(self, kind: morphing.MorphFormat) -> bytes:
         """The morph as GIF or PNG strip bytes, made in memory (a visitor's never touches disk)."""
         if kind is morphing.MorphFormat.gif:
-            out = io.BytesIO()
-            morphing.write_gif(self.frames, out, 12.0)
-            return out.getvalue()
+            return morphing.gif_bytes(self.frames)
         if kind is morphing.MorphFormat.png:
             return png_bytes(morphing.strip(self.frames))
         raise ValueError(f"a morph is encoded in memory as gif or png, not {kind.value}")

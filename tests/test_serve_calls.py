@@ -51,7 +51,7 @@ def test_a_small_photos_call_runs_on_the_event_loop_and_a_large_ones_in_a_worker
     ran = asyncio.run(main())
     assert ran["small"] == ran["two small"] == ran["loop"]
     assert all(ran[k] != ran["loop"] for k in ("large", "small and large", "not a photo")), ran
-    assert not service.lock.locked()
+    assert not service.library().calls.locked()
 
 
 def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_goes_on():
@@ -61,7 +61,7 @@ def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_g
     held, release = threading.Event(), threading.Event()
 
     def admin() -> None:
-        with service.lock:
+        with service.library().calls:
             held.set()
             release.wait(timeout=60)  # a guard: a call blocking the loop would never let main() release it
 

@@ -28,6 +28,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -345,7 +346,12 @@ class QueryImage:
     max_pixels: int = 0
 
     def whole(self) -> np.ndarray:
-        """The photo decoded at full size (the draft's bytes decoded again; rgb if it was whole)."""
+        """The photo decoded at full size (the draft's bytes decoded again, once; rgb if it
+        was whole)."""
+        return self._whole
+
+    @cached_property
+    def _whole(self) -> np.ndarray:
         if self.data is None:
             return self.rgb
         return decode(self.data, self.name, self.max_pixels).rgb

@@ -80,7 +80,10 @@ def frames(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], c
     return out
 
 
-def write(frames_: list[np.ndarray], path: str | Path, fps: float = 12.0) -> Path:
+FPS = 12.0  # a morph's frames a second, unless a caller asks otherwise
+
+
+def write(frames_: list[np.ndarray], path: str | Path, fps: float = FPS) -> Path:
     """``frames_`` written to ``path`` in the format its suffix names (:class:`MorphFormat`)."""
     if not frames_:
         raise ConfigError(f"{path}: no frames to write")
@@ -106,6 +109,15 @@ def write_gif(frames_: Sequence[np.ndarray], path: str | Path | BinaryIO, fps: f
     pictures = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE) for f in there_and_back]
     pictures[0].save(path, format="GIF", save_all=True, append_images=pictures[1:],
                      duration=int(round(1000 / fps)), loop=0, optimize=False, disposal=1)
+
+
+def gif_bytes(frames_: Sequence[np.ndarray], fps: float = FPS) -> bytes:
+    """:func:`write_gif` in memory: the GIF's bytes (a visitor's morph never touches disk)."""
+    import io
+
+    out = io.BytesIO()
+    write_gif(frames_, out, fps)
+    return out.getvalue()
 
 
 def write_mp4(frames_: list[np.ndarray], path: Path, fps: float) -> None:

@@ -110,11 +110,6 @@ class Service:
         part.write_text("ready\n")
         part.replace(folder / str(os.getpid()))
 
-    @property
-    def lock(self) -> threading.Lock:
-        """The library's own one-call-at-a-time lock (:attr:`Library.calls`), once it is open."""
-        return self.library().calls
-
     def library(self) -> Library:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
         if self.lib is None:

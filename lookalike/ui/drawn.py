@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,16 +42,6 @@ MARGIN = 0.6  # the visitor's chosen face is cut out with this share of its box 
 
 
 # -- pictures to bytes (memory only) ------------------------------------------------------
-def gif(frames: Sequence[np.ndarray], fps: float = MORPH_FPS) -> bytes:
-    """``frames`` as an animated GIF that plays there and back, looping, in memory (the
-    writer ``lookalike morph`` uses)."""
-    from lookalike.imaging.morph import write_gif
-
-    out = io.BytesIO()
-    write_gif(frames, out, fps)
-    return out.getvalue()
-
-
 def inline(data: bytes, mime: str, alt: str, where: DeltaGenerator | None = None, width: int | None = None) -> None:
     """``data`` (a PNG or GIF) in the page itself as a ``data:`` URL: no ``/media/`` URL
     serves it to anyone (:func:`common.inline_image` does the same for photos)."""
@@ -163,8 +151,10 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
                 key_ = (hashlib.sha256(rgb.tobytes()).hexdigest(), box, card.face_id)
                 shown = remembered(key_)
                 if shown is None:
+                    from lookalike.imaging.morph import gif_bytes
+
                     with lib.calls, st.spinner("Blending your face with theirs …"):
-                        shown = remember(key_, gif(you_and_them(lib, rgb, box, card.face_id)))
+                        shown = remember(key_, gif_bytes(you_and_them(lib, rgb, box, card.face_id), MORPH_FPS))
                 inline(shown, "image/gif", f"You morphing into {card.name}", width=CARD_SIZE)
                 st.caption("Made just now, in memory, for you alone: never stored.")
             except LookalikeError as err:

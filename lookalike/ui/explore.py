@@ -42,8 +42,6 @@ common.operator_gate()  # every person, consent or not, their photos and paths: 
 lib = common.ready_library()
 
 
-words = common.status_words
-
 
 def pct(share: float) -> str:
     return f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
@@ -153,7 +151,7 @@ def overview() -> None:
     counts = {s: n for s, n in stats["statuses"].items() if n or s == "ok"}
     cols = st.columns(5)
     for i, (status, n) in enumerate(sorted(counts.items(), key=lambda kv: (kv[0] != "ok", -kv[1]))):
-        cols[i % 5].metric(words(status).capitalize(), f"{n:,}")
+        cols[i % 5].metric(common.status_words(status).capitalize(), f"{n:,}")
 
     st.subheader("Photos per person")
     st.caption("How many usable photos each person has. People with several photos are found more "
@@ -212,11 +210,11 @@ def problem_photos() -> None:
         return
     found = Counter(status for _, status, _ in rows)
     chosen = st.pills("Show", sorted(found), selection_mode="multi", default=sorted(found),
-                      format_func=lambda s: f"{words(s)} ({found[s]:,})", key="problem_status")
-    table = pd.DataFrame([(PurePath(path).name, words(status), "" if reason in (None, words(status)) else reason,
-                           str(PurePath(path).parent))
-                          for path, status, reason in rows if status in chosen],
-                         columns=["File", "What happened", "Details", "Folder"])
+                      format_func=lambda s: f"{common.status_words(s)} ({found[s]:,})", key="problem_status")
+    shown = [(PurePath(path), common.status_words(status), reason) for path, status, reason in rows
+             if status in chosen]
+    table = pd.DataFrame([(p.name, said, "" if reason in (None, said) else reason, str(p.parent))
+                          for p, said, reason in shown], columns=["File", "What happened", "Details", "Folder"])
     more = f" (the first {PROBLEM_LIMIT:,})" if len(rows) == PROBLEM_LIMIT else ""
     st.caption(f"{len(table):,} of {len(rows):,} problem photos{more}.")
     st.dataframe(table, hide_index=True, width="stretch")
