@@ -14,8 +14,9 @@ TIFF, and the 8000 x 6000 JPEG of bad-inputs. Each is decoded in a fresh process
 
 and the table gives the wall time and the peak RSS the decode added to the process, with
 lookalike's ratio to each peer (time ratio < 1: lookalike is faster). The figures are the
-best of ``--repeat`` runs. ``--before COMMIT`` adds a row for the ``decode_file`` of that
-commit (e.g. the one before issue 23's fix), with its own ``--before-timeout``.
+best of ``--repeat`` runs (3; before 2026-12-06 one). ``--before COMMIT`` adds a row for the
+``decode_file`` of that commit (e.g. the one before issue 23's fix), with its own
+``--before-timeout``, run once: its rows take minutes and tell an order of magnitude.
 Results: ``bench/results/decode.json``.
 """
 
@@ -130,7 +131,7 @@ def _before(commit: str, folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=1, help="runs per file and way; the best is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per file and way; the best is kept")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before one decode is given up")
     parser.add_argument("--before", metavar="COMMIT", help="also time faces/images.py as of this commit")
     parser.add_argument("--before-timeout", type=float, default=60, help="seconds for the --before decodes")
@@ -139,7 +140,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(*args.one)))
         return
-    results: dict = {"machine": machine(), "files": {}}
+    results: dict = {"machine": machine(), "repeat": args.repeat, "files": {}}
     rows = []
     with tempfile.TemporaryDirectory(prefix="lookalike-decode-") as tmp:
         files = make_files(Path(tmp))
@@ -150,7 +151,8 @@ def main() -> None:
             measured = {}
             for way in ways:
                 limit = args.before_timeout if way.startswith("before:") else args.timeout
-                runs = [run(way, path, limit) for _ in range(max(1, args.repeat))]
+                times = 1 if way.startswith("before:") else max(1, args.repeat)  # the old decoder: minutes a row
+                runs = [run(way, path, limit) for _ in range(times)]
                 measured[way] = min(runs, key=lambda r: r["seconds"] if r["seconds"] == r["seconds"] else 1e9)
             ours = measured["lookalike"]
             entry = {"bytes": path.stat().st_size, "ways": measured,

@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, LookalikeError
 
 DEFAULT_DB = "lookalike.db"
 # chosen by measurement on lfw-dev and celeb: see README "Choosing the defaults". Both
@@ -91,6 +91,17 @@ def db_url(db: str | os.PathLike[str] | None) -> str:
     return "sqlite:///" + str(_expand(value, source).resolve())
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown, logged or sent: its password replaced by ``***``. A
+    PostgreSQL URL carries one, and messages reach terminals, logs and HTTP answers."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")  # the last @: a password may hold one unescaped
+    user, colon, _ = credentials.partition(":")
+    if not sep or not at or not colon or "/" in user:  # no password (a SQLite path may hold : and @)
+        return url
+    return f"{scheme}://{user}:***@{place}"
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL, or ``None`` for other databases."""
     if url.startswith("sqlite:///"):
@@ -127,7 +138,8 @@ def upload_folder(upload_dir: Path, person: str) -> Path:
     slug = person if plain else "person-" + hashlib.sha256(person.encode()).hexdigest()[:20]
     folder = upload_dir / slug
     if folder.resolve().parent != upload_dir.resolve():
-        raise ConfigError(f"the photos of {person[:60]!r} would not be kept inside {upload_dir}; refused")
+        # the server's folder, not the caller's option: a 500 the server logs
+        raise LookalikeError(f"the photos of {person[:60]!r} would not be kept inside {upload_dir}; refused")
     return folder
 
 
@@ -312,6 +324,17 @@ def env_int(name: str, default: int, expected: str = "a whole number", *, minimu
     if minimum is not None and number < minimum:
         raise _bad(name, value, f"{expected} (at least {minimum})")
     return number
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """``0`` or ``1``, nothing else: a ``2`` or a ``yes`` read as off would, for
+    ``LOOKALIKE_UI_VISITOR_ONLY``, serve a kiosk the operator's pages."""
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.strip() not in ("0", "1"):
+        raise _bad(name, value, "0 or 1")
+    return value.strip() == "1"
 
 
 def env_float(name: str, default: float, expected: str = "a number", *, minimum: float | None = None) -> float:

@@ -260,9 +260,20 @@ class BadPersonName(ConfigError):
     problem_code = "invalid_person_name"
 
 
+class BadProfile(ConfigError):
+    """A profile whose text cannot be stored: a field over its length, a control character,
+    too many tags (:func:`lookalike.ingest.corpus.check_profile` says which). The visitor's
+    data, not an option: a 422 like a bad name."""
+
+    http_status = 422
+    problem_code = "invalid_profile"
+
+
 class TooFewPeople(LookalikeError):
-    """A group average asked of fewer different people than :data:`lookalike.pictures.MIN_PEOPLE`:
-    an average of one or two people is those people in disguise, so it is never drawn."""
+    """A picture asked of too few faces to mean anything: a group average of fewer different
+    people than :data:`lookalike.pictures.MIN_PEOPLE` (an average of one or two people is those
+    people in disguise, so it is never drawn), or an appearance model of fewer readable faces
+    than it has room for (:data:`lookalike.imaging.appearance.MIN_FACES`)."""
 
     http_status = 422
     problem_code = "too_few_people"

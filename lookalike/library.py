@@ -150,7 +150,7 @@ class Library:
         if s.model is None and s.detector is None and s.aligner is None and len(spaces) == 1:
             only = spaces[0]
             return Space(only.model, only.detector, only.aligner)
-        return Space(*s.space_names)
+        return Space(*s.space_names).check()  # the user's choice (a stored space is what it is)
 
     def close(self) -> None:
         self.backend.close()
@@ -412,7 +412,8 @@ class Library:
                 "people": 0, "photos": 0, "faces": 0, "statuses": {s: 0 for s in consent.status_counts(session, -1)},
                 "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
         index = self.backend.stats(self.view, self.view.index) if spaces else {}
-        out |= {"index": {k: v for k, v in index.items() if k not in hidden}, "db": self.settings.db_url}
+        out |= {"index": {k: v for k, v in index.items() if k not in hidden},
+                "db": config.shown_url(self.settings.db_url)}
         return {k: v for k, v in out.items() if k not in hidden}
 
     def photo_ids(self, face_ids: Iterable[int]) -> dict[int, int]:

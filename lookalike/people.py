@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from . import config
-from .errors import BadPersonName, ConfigError, NotFound
+from .errors import BadPersonName, BadProfile, ConfigError, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class People:
         try:
             profile = check_profile(profile)
         except ValueError as err:
-            raise ConfigError(str(err)) from None
+            raise BadProfile(f"{name}: {err}") from None
         with self.sessions() as session:
             person_rows.upsert_person(session, name, profile)
             session.commit()
@@ -97,7 +97,7 @@ class People:
         from .ingest.corpus import person_name_problem
 
         if self.upload_dir is None:
-            raise ConfigError("this library has no upload folder (settings.upload_dir)")
+            raise LookalikeError("this library was opened without an upload folder (settings.upload_dir)")
         problem = person_name_problem(name)
         if problem is not None:  # a name stored before names were checked: readable, not a folder
             raise BadPersonName(f"{problem}; photos cannot be added under this name")

@@ -458,6 +458,9 @@ class Pictures:
                     logging.getLogger(__name__).warning("appearance model: %s", err)
                     continue
                 used.append(face_id)
+            if len(faces) < appearance_model.MIN_FACES:
+                raise TooFewPeople(f"sliders: {len(faces)} of the corpus's {len(chosen)} faces can be read; "
+                                   f"the appearance model needs at least {appearance_model.MIN_FACES}")
             model = appearance_model.fit(faces, components, size)
             self.cache.put(key, used, model)
         frames = [[appearance_model.draw(model, k, s) for s in SIGMAS] for k in range(len(model.sd))]

@@ -207,3 +207,74 @@ def test_a_library_is_closed_after_ctrl_c_and_after_an_error(tiny, open_librarie
     result = cli("index", "info", "--db", str(db))
     assert result.returncode != 0 and result.stderr.startswith("error: ")
     assert len(opened) == 2 and not live
+
+
+# -- output files ---------------------------------------------------------------------
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tiny, tmp_path):
+    """Every flag that writes a file: a folder that is not there, or a suffix the writer
+    cannot write, is one line naming the flag and the file, exit 2, before the work (the
+    calibration of ``eval verify --calibrate`` is not stored); never a traceback."""
+    import lookalike
+
+    db, folder = tiny
+    corpus, lib = folder / "corpus", ["--db", str(db)]
+    gone = tmp_path / "no-such-folder"
+    obama, biden = corpus / "barack_obama" / "obama.jpg", corpus / "joe_biden" / "biden.jpg"
+    with lookalike.open(db) as before:
+        calibration = before.view.calibration()
+    cases = [
+        (["eval", "verify", str(folder / "pairs.tsv"), "--calibrate", "--plot", str(gone / "roc.png"), *lib],
+         f"--plot {gone / 'roc.png'}: the folder {gone} does not exist"),
+        (["eval", "verify", str(folder / "pairs.tsv"), "--plot", str(tmp_path / "roc.gif"), *lib],
+         "--plot " + str(tmp_path / "roc.gif") + ": write it as .pdf, .png, .svg, not '.gif'"),
+        (["explore", "outliers", "--montage", str(gone / "o.jpg"), *lib], f"--montage {gone / 'o.jpg'}: the folder"),
+        (["person", "barack_obama", "--montage", str(tmp_path / "m.tiff"), *lib],
+         "write it as .jpeg, .jpg, .png, .webp"),
+        (["path", str(obama), str(biden), "--montage", str(gone / "p.png"), *lib], "--montage"),
+        (["ingest", str(corpus), "--report", str(gone / "r.csv"), *lib], f"--report {gone / 'r.csv'}: the folder"),
+        (["explore", "pca", "--montage-dir", str(folder / "pairs.tsv" / "x"), *lib], "--montage-dir"),
+    ]
+    for args, said in cases:
+        result = cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert said in result.stderr.replace("\n", ""), (args, result.stderr)
+    assert not gone.exists()
+    with lookalike.open(db) as after:
+        assert after.view.calibration() == calibration, "the calibration was stored before the plot failed"
+
+
+def test_a_space_whose_names_cannot_work_together_is_refused_before_any_photo(tiny, tmp_path):
+    """--detector dlib with the default arcface aligner used to fail on every photo (a
+    warning traceback each, then exit 1); a model name that is a detector, a KeyError."""
+    from lookalike.errors import ConfigError, UnknownName
+    from lookalike.models.catalog import check_space
+
+    with pytest.raises(ConfigError, match="--aligner arcface maps five landmarks .* the dlib detector does not give"):
+        check_space("SFace", "dlib", "arcface")
+    with pytest.raises(UnknownName, match="unknown recognition model \\(--model\\) 'yunet'"):
+        check_space("yunet", "yunet", "arcface")
+    with pytest.raises(ConfigError, match="--detector SFace: that is a recognition model"):
+        check_space("SFace", "SFace", "chip")
+    check_space("SFace", "yunet", "arcface")
+    check_space("Dlib", "dlib", "chip")
+    _, folder = tiny
+    for args, said in ((["--detector", "dlib"], "--aligner arcface maps five landmarks"),
+                       (["--model", "yunet"], "unknown recognition model (--model) 'yunet'")):
+        db = tmp_path / f"{args[1]}.db"
+        result = cli("ingest", str(folder / "corpus"), "--db", str(db), *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stderr, result.stderr
+
+
+def test_counts_are_bounded_where_the_flag_is_read():
+    """--workers -1 used to mean "in this process" for ingest and start no worker for the
+    queue; serve --workers 65 started processes the board has no slot for."""
+    from lookalike.serve.board import SLOTS
+
+    commands = _commands()
+    assert _options(commands["serve"])["--workers"].max == SLOTS
+    for name in ("ingest", "worker", "reembed"):
+        assert _options(commands[name])["--workers"].min == 0, name
+    assert _options(commands["ingest"])["--max-pixels"].min == 1
+    result = cli("ingest", ".", "--workers", "-1")
+    assert result.returncode == 2 and "Invalid value for '--workers'" in result.stderr, result.stderr

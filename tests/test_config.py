@@ -147,6 +147,27 @@ def test_env_number_readers(clean_env):
     assert config.env_int("LOOKALIKE_TEST_NUMBER", 3) == 3 and config.env_float("LOOKALIKE_TEST_NUMBER", 2.5) == 2.5
 
 
+def test_a_flag_is_0_or_1_and_nothing_read_as_off(clean_env):
+    """A kiosk started with LOOKALIKE_UI_VISITOR_ONLY=2 (or =yes) used to serve the operator's
+    pages: anything but 0 or 1 is now refused, naming the variable."""
+    from lookalike.serve.settings import ServeSettings
+    from lookalike.ui.common import visitor_only
+
+    clean_env.setenv("LOOKALIKE_UI_VISITOR_ONLY", " 1 ")
+    assert visitor_only() is True
+    clean_env.setenv("LOOKALIKE_UI_VISITOR_ONLY", "0")
+    assert visitor_only() is False
+    for bad in ("2", "yes", "true", "-1"):
+        clean_env.setenv("LOOKALIKE_UI_VISITOR_ONLY", bad)
+        with pytest.raises(ConfigError, match=rf"^LOOKALIKE_UI_VISITOR_ONLY={bad!r}: expected 0 or 1"):
+            visitor_only()
+    clean_env.delenv("LOOKALIKE_UI_VISITOR_ONLY")
+    assert visitor_only() is False and ServeSettings.from_env().warm is True
+    clean_env.setenv("LOOKALIKE_SERVE_DOCS", "on")
+    with pytest.raises(ConfigError, match=r"^LOOKALIKE_SERVE_DOCS='on': expected 0 or 1"):
+        ServeSettings.from_env()
+
+
 @pytest.mark.parametrize(("name", "value"), [("LOOKALIKE_MAX_PIXELS", "abc"), ("LOOKALIKE_INDEX_BUDGET", "lots")])
 def test_the_cli_prints_one_clean_line_for_a_bad_variable(tmp_path, name, value):
     env = {**os.environ, name: value}

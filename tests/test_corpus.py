@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,28 @@ def test_folder_per_person_at_any_depth(tmp_path):
         ("Grace", "a.webp"), ("Ada Lovelace", "1.jpg"), ("Ada Lovelace", "2.PNG")]
     assert result.skipped_files == 1
     assert all(i.path.startswith("/") for i in result.items)
+
+
+def test_a_folder_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeypatch):
+    """The listing of one folder fails as a folder without read permission does (the suite
+    may run as root, whom permissions do not stop: the fault is put where os.walk lists)."""
+    import errno
+    import os
+
+    _touch(tmp_path / "Ada" / "1.jpg")
+    locked = _touch(tmp_path / "Grace" / "1.jpg").parent
+    listing = os.scandir
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = scan([tmp_path])
+    assert [i.person for i in result.items if not i.rejected] == ["Ada"]
+    (refused,) = [i for i in result.items if i.rejected]
+    assert str(refused.rejected) == f"{locked}: folder cannot be listed: Permission denied; its photos were not read"
 
 
 def test_person_override_and_missing_path(tmp_path):
@@ -88,6 +111,32 @@ def test_bad_manifests_say_where(tmp_path):
     headerless.write_text("file,who\na.jpg,x\n")
     with pytest.raises(ManifestError, match="'path' column"):
         read_manifest(headerless)
+
+
+def test_a_manifest_profile_is_checked_as_the_api_checks_it(tmp_path):
+    """Control characters, an over-long field, too many tags: the row is refused naming its
+    line and the field, and nothing of it is stored (the API's 422 invalid_profile)."""
+    from lookalike.ingest.corpus import MAX_TAGS, PROFILE_LIMITS
+
+    _touch(tmp_path / "a.jpg")
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"path": "a.jpg", "person": "p", "role": "a\x07b"},
+            {"path": "a.jpg", "person": "p", "display_name": "x" * (PROFILE_LIMITS["display_name"] + 1)},
+            {"path": "a.jpg", "person": "p", "tags": [f"t{i}" for i in range(MAX_TAGS + 1)]},
+            {"path": "a.jpg", "person": "p", "story": "line one\n\tline two"}]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = read_manifest(manifest)
+    assert "m.jsonl:1" in str(items[0].rejected) and "role holds the control character U+0007" in str(items[0].rejected)
+    assert "m.jsonl:2" in str(items[1].rejected) and "display_name is" in str(items[1].rejected)
+    assert "m.jsonl:3" in str(items[2].rejected) and f"at most {MAX_TAGS} tags" in str(items[2].rejected)
+    assert items[3].rejected is None and items[3].profile.story == "line one\n\tline two"  # a story keeps them
+
+
+def test_a_manifest_that_cannot_be_read_is_a_clear_error(tmp_path):
+    folder = tmp_path / "people.csv"
+    folder.mkdir()  # a folder named like a manifest: open() fails with an OSError
+    with pytest.raises(ManifestError, match=r"people\.csv: cannot be read \(Is a directory\)"):
+        read_manifest(folder)
 
 
 def test_consent_must_be_a_boolean(tmp_path):

@@ -247,6 +247,16 @@ def test_imdb_wiki_reads_wiki_mat_and_refuses_unreadable_files(tmp_path):
     scipy.io.savemat(broken / "imdb.mat", {"imdb": {"name": _cells(["x"])}})
     with pytest.raises(ManifestError, match="has no full_path, face_score, second_face_score field"):
         formats.imdb_wiki(broken)
+    # the right fields holding text where numbers belong: named, never a ValueError's traceback
+    fields = {"full_path": _cells(["01/a.jpg"]), "name": _cells(["x"]), "dob": np.array([[700000.0]]),
+              "photo_taken": np.array([[2000.0]]), "gender": np.array([[1.0]]),
+              "face_location": _cells([np.array([[1.0, 1.0, 9.0, 9.0]])]),
+              "face_score": np.array([[3.0]]), "second_face_score": np.array([[float("nan")]])}
+    for field, value, said in (("gender", _cells(["male"]), "imdb entry 1: a field that should be a number"),
+                               ("face_score", _cells(["high"]), "face_score / second_face_score are not numbers")):
+        scipy.io.savemat(broken / "imdb.mat", {"imdb": fields | {field: value}})
+        with pytest.raises(ManifestError, match=said):
+            formats.imdb_wiki(broken)
 
 
 def test_utkface_each_photo_is_a_person_labelled_by_its_name(tmp_path):

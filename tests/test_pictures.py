@@ -116,6 +116,21 @@ def test_a_group_of_too_few_people_is_refused(celeb, tmp_path):
             lib.pictures.average(Group.parse("tag:nobody"))
 
 
+def test_sliders_over_too_few_readable_faces_are_refused(celeb, tmp_path):
+    """Five people, then three of their photos gone: the appearance model has two faces to
+    fit, which is the library's data (a 422 too_few_people), not the caller's option."""
+    corpus = tmp_path / "corpus"
+    link_people(corpus, list(celeb[1].items())[:5], 1)
+    db = tmp_path / "lib.db"
+    made = cli("ingest", str(corpus), "--db", str(db), "--json")
+    assert made.returncode == 0, made.stderr
+    for link in sorted(corpus.glob("*/*"))[:3]:
+        link.unlink()  # the symlink, not the shared photo
+    with lookalike.open(db) as small, \
+            pytest.raises(TooFewPeople, match=r"sliders: 2 of the corpus's 5 faces can be read; .* at least 3"):
+        small.pictures.appearance(components=2)
+
+
 def _tag_six(lib, celeb) -> list[str]:
     """Six people (Obama among them, Biden not) given the tag ``six``, still shown to visitors."""
     from lookalike.ingest.corpus import Profile

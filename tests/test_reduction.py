@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.errors import ConfigError, ModelMismatch
+from lookalike.errors import ConfigError, IndexCorrupt
 from lookalike.index import reduction
 from lookalike.index.faiss_index import FaissIndex, Manifest
 from lookalike.index.reduction import ReducedIndex
@@ -72,5 +72,5 @@ def test_index_file_made_with_another_reduction_is_refused(tmp_path):
     manifest = Manifest("s", "VGG-Face", "dlib", "chip", 8, "ip", "Flat", 0, 0, "0005", "uid", reduction="old")
     FaissIndex.build(tmp_path, manifest, np.arange(1, 4), np.eye(3, 8, dtype=np.float32)).save()
     expected = Manifest("s", "VGG-Face", "dlib", "chip", 8, "ip", "Flat", 0, 0, "0005", "uid", reduction="new")
-    with pytest.raises(ModelMismatch, match="reduction='old'"):
+    with pytest.raises(IndexCorrupt, match="reduction='old'"):
         FaissIndex.load(tmp_path, expected)

@@ -206,8 +206,8 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces):
     assert line["tags"] == ["<b>women</b>-in-engineering", "first-generation"]  # stored as given, as data
     # control characters and over-long text are refused, naming the field
     bad = problem(call(site, "POST", "/v1/people", key=admin, json={"name": "x", "role": "a\x07b"}),
-                   400, "invalid_option")
-    assert "role" in bad["detail"]
+                   422, "invalid_profile")  # the visitor's text, not an option
+    assert bad["detail"] == "x: role holds the control character U+0007"
     problem(call(site, "POST", "/v1/people", key=admin, json={"name": "x", "role": "r" * 301}),
              422, "invalid_request")
     problem(call(site, "POST", "/v1/people", key=admin, json={"name": "../etc"}), 422, "invalid_person_name")

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import serving
 
 import lookalike
+from lookalike import errors
 from lookalike.errors import ConfigError, DatabaseUnreadable
 
 pytestmark = pytest.mark.e2e
@@ -203,10 +204,54 @@ def test_a_db_that_is_not_a_database_fails_health_with_the_reason(tmp_path, face
         finally:
             client.__exit__(None, None, None)
     assert r.status_code == 503 and r.json()["status"] == "failed", r.text
-    assert str(path) in r.json()["detail"] and "not an SQLite database" in r.json()["detail"]
+    # health needs no key: it says what kind of failure, the log where and why
+    assert r.json()["detail"] == ("the library could not be opened (DatabaseUnreadable); "
+                                  "the server's log says why"), r.text
     problem(said, 401, "unauthorized")  # keyless: refused before the library is asked
-    assert [rec.getMessage() for rec in caplog.records if "could not be opened" in rec.getMessage()] != []
+    logged = [rec.getMessage() for rec in caplog.records if "could not be opened" in rec.getMessage()]
+    assert any(str(path) in m and "not an SQLite database" in m for m in logged), logged
     assert path.read_bytes() == before  # nothing written to it
+
+
+def test_an_answer_never_names_where_the_library_is(lib, tmp_path, caplog):
+    """A damaged index file: the search's 500 says which kind of failure without the server's
+    paths (the message the CLI prints names them), and the log keeps the whole of it."""
+    from _libraries import copy_library
+
+    db = copy_library(lib["db"], tmp_path / "private-place" / "lib.db")
+    for file in (db.parent / "indexes").glob("*.faiss"):
+        file.write_bytes(b"not a FAISS index")
+    with caplog.at_level(logging.ERROR, logger="lookalike"):
+        client = _client(db)
+        try:
+            said = client.post("/v1/search", headers={"X-API-Key": lib["keys"]["search"]},
+                               files={"photo": ("b.jpg", lib["photo"], "image/jpeg")})
+        finally:
+            client.__exit__(None, None, None)
+    detail = problem(said, 500, "internal")["detail"]
+    assert "not a readable FAISS index" in detail and "the index folder" in detail, detail
+    assert "private-place" not in detail and str(tmp_path) not in detail, detail
+    assert any("private-place" in rec.getMessage() for rec in caplog.records), "the log lost the path"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+psycopg://me:s3cret@db.example:5432/look", "postgresql+psycopg://me:***@db.example:5432/look"),
+    ("postgresql+psycopg://me:s3c@ret@db.example/look", "postgresql+psycopg://me:***@db.example/look"),
+    ("postgresql+psycopg://me@db.example/look", "postgresql+psycopg://me@db.example/look"),
+    ("sqlite:////srv/a:b@c.db", "sqlite:////srv/a:b@c.db"),  # a path, not a password
+])
+def test_a_database_url_is_shown_without_its_password(url, shown):
+    from lookalike.config import shown_url
+    from lookalike.serve.problems import detail_of
+    from lookalike.store.db import make_engine
+
+    assert shown_url(url) == shown
+    busy = errors.LibraryBusy(f"{shown_url(url)}: the library changed under 3 searches in a row")
+    assert detail_of(busy, {url: "the library", shown_url(url): "the library"}).startswith("the library: ")
+    if "s3c" in url:  # SQLAlchemy's own refusal quotes the URL whole; ours does not
+        with pytest.raises(ConfigError) as refused:
+            make_engine(url.replace("postgresql+psycopg", "postgresql+nosuchdriver"))
+        assert "s3c" not in str(refused.value) and "***" in str(refused.value), refused.value
 
 
 # -- a real server ------------------------------------------------------------------------

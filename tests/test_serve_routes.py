@@ -18,6 +18,7 @@ EXPECTED = {
     "LookalikeError": (500, "internal"),
     "ConfigError": (400, "invalid_option"),
     "BadPersonName": (422, "invalid_person_name"),
+    "BadProfile": (422, "invalid_profile"),
     "BadImage": (422, "unreadable_photo"),
     "NoFace": (422, "no_face"),
     "ModelMissing": (503, "model_missing"),

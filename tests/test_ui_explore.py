@@ -120,7 +120,7 @@ def test_a_clean_library_says_there_are_no_problem_photos(small_db, monkeypatch)
 
 def test_library_errors_become_messages_not_tracebacks(troubled, monkeypatch):
     at = page(monkeypatch, db_path(troubled), "Main directions")
-    assert len(at.error) == 1 and "PCA needs at least 3 faces" in at.error[0].value
+    assert len(at.error) == 1 and "the main directions (PCA) need at least 3 faces" in at.error[0].value
 
 
 def test_choosing_a_person_shows_their_faces_in_centroid_order(library, monkeypatch):

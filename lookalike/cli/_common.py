@@ -9,11 +9,12 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator
 
 import typer
 
 from ..analysis import AnalyzerName
+from ..config import shown_url
 from ._options import OptionGroup
 
 if TYPE_CHECKING:
@@ -84,13 +85,62 @@ def one_line_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+PICTURE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what matplotlib's Agg writes
+
+
+def output(path: Path | None, flag: str, suffixes: Iterable[str] = ()) -> Path | None:
+    """``path`` checked before any work is done for it: its suffix one of ``suffixes`` (when
+    given), its folder there and writable. A ConfigError naming the flag otherwise, so an
+    evaluation is not thrown away at its end for a plot's missing folder."""
+    import os
+
+    from ..errors import ConfigError
+
+    if path is None:
+        return None
+    allowed = sorted(suffixes)
+    if allowed and path.suffix.lower() not in allowed:
+        raise ConfigError(f"{flag} {path}: write it as {', '.join(allowed)}, not {path.suffix or 'no suffix'!r}")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{flag} {path}: the folder {folder} cannot be written")
+    return path
+
+
+def output_folder(path: Path | None, flag: str) -> Path | None:
+    """``path`` made (with its parents) before any work; a ConfigError naming the flag if it cannot be."""
+    from ..errors import ConfigError
+
+    if path is not None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"{flag} {path}: cannot be made ({err.strerror or err})") from None
+    return path
+
+
+@contextmanager
+def writing(path: Path, flag: str) -> Iterator[None]:
+    """An OSError while ``path`` is written (a full disk, a folder gone since) as a ConfigError
+    naming the flag and the file, instead of a traceback."""
+    from ..errors import ConfigError
+
+    try:
+        yield
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot be written ({err.strerror or err})") from None
+
+
 def _open(db: str | None = None, index_dir: Path | None = None, **settings: object) -> Library:
     """The library, as :func:`lookalike.open` resolves the settings (``--vectors``' text too)."""
     import lookalike
 
     log.debug("opening the library %s", db or "named by LOOKALIKE_DB, else lookalike.db")
     lib = lookalike.open(db=db, index_dir=None if index_dir is None else str(index_dir), **settings)
-    log.debug("opened the library %s (index folder %s)", lib.settings.db_url, lib.settings.index_dir)
+    log.debug("opened the library %s (index folder %s)", shown_url(lib.settings.db_url), lib.settings.index_dir)
     return lib
 
 
@@ -114,7 +164,7 @@ def opened(*groups: OptionGroup, **settings: object) -> Iterator[Library]:
         yield lib
     finally:
         lib.close()
-        log.debug("closed the library %s", lib.settings.db_url)
+        log.debug("closed the library %s", shown_url(lib.settings.db_url))
 
 
 def print_json(data: object) -> None:

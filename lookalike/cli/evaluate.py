@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, JsonOpt, one_line_errors, opened, print_json, terminal
+from ._common import PLOT_SUFFIXES, AnalyzerOpt, JsonOpt, one_line_errors, opened, output, print_json, terminal, writing
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ def eval_verify(
 
     with one_line_errors():
         read = evaluate.read_pairs(pairs, root)  # a bad file is said before any library is opened
+        output(plot, "--plot", PLOT_SUFFIXES)  # ...and a plot that cannot be written before the calibration is stored
         with opened(lib, space) as library:
             library.view.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
             report, scores, same = evaluate.verify(library.view, read)
@@ -45,7 +46,8 @@ def eval_verify(
                 data["calibrated"] = True
             space_key = library.view.space.key
         if plot is not None:
-            _roc_plot(plot, scores, same, data)
+            with writing(plot, "--plot"):
+                _roc_plot(plot, scores, same, data)
         if as_json:
             print_json(data)
             return
@@ -121,12 +123,14 @@ def eval_attributes(
 
     with one_line_errors():
         rows = ev.read_manifest(manifest, root)[:limit]
+        output(plot, "--plot", PLOT_SUFFIXES)
         model = analysis.build(analyzer)
         registry.require(detector_name or DEFAULT_DETECTOR)
         detector = detect.build(detector_name or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
         report = ev.evaluate(rows, model, detector, crops=crops)
         if plot is not None and report.confusion:
-            ev.plot_confusion(report, plot)
+            with writing(plot, "--plot"):
+                ev.plot_confusion(report, plot)
         data = report.to_dict()
         gaps = {k: ev.largest_gap(report, k) for k in ("age_mae", "gender_accuracy", "emotion_accuracy")}
         data["largest_gap"] = {k: {"best": g[0], "worst": g[1], "difference": g[2]}

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from ._common import JsonOpt, one_line_errors, opened, print_json, terminal
+from ._common import (
+    PICTURE_SUFFIXES,
+    PLOT_SUFFIXES,
+    JsonOpt,
+    one_line_errors,
+    opened,
+    output,
+    output_folder,
+    print_json,
+    terminal,
+    writing,
+)
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
@@ -42,17 +53,20 @@ def explore_pca(
     from ..measure import explore
 
     with one_line_errors():
+        output(plot, "--plot", PLOT_SUFFIXES)
+        output_folder(montage_dir, "--montage-dir")
         with opened(lib) as library:
             report, data = explore.pca(library.view, components)
         if plot is not None:
-            _spectrum_plot(report, plot)
+            with writing(plot, "--plot"):
+                _spectrum_plot(report, plot)
         if montage_dir is not None:
-            montage_dir.mkdir(parents=True, exist_ok=True)
             for c in report.components:
                 tiles = _tiles(data, c.low, lambda f: f"- {f.person or '?'}")
                 tiles += _tiles(data, c.high, lambda f: f"+ {f.person or '?'}")
-                render(tiles, montage_dir / f"component-{c.index:02d}.jpg", columns=len(c.low),
-                       title=f"axis {c.index} ({c.explained:.1%} of the variance): top row -, bottom row +")
+                with writing(montage_dir, "--montage-dir"):
+                    render(tiles, montage_dir / f"component-{c.index:02d}.jpg", columns=len(c.low),
+                           title=f"axis {c.index} ({c.explained:.1%} of the variance): top row -, bottom row +")
         if as_json:
             print_json(report.to_dict())
             return
@@ -95,13 +109,14 @@ def explore_clusters(
     from ..measure import explore
 
     with one_line_errors():
+        output_folder(montage_dir, "--montage-dir")
         with opened(lib) as library:
             report, data = explore.clusters(library.view, min_size)
         if montage_dir is not None:
-            montage_dir.mkdir(parents=True, exist_ok=True)
             for n, members in enumerate(report.clusters, start=1):
-                render(_tiles(data, members, lambda f: f.person or "?"), montage_dir / f"cluster-{n:03d}.jpg",
-                       title=f"cluster {n}: {len(members)} faces")
+                with writing(montage_dir, "--montage-dir"):
+                    render(_tiles(data, members, lambda f: f.person or "?"), montage_dir / f"cluster-{n:03d}.jpg",
+                           title=f"cluster {n}: {len(members)} faces")
         if as_json:
             print_json(report.to_dict())
             return
@@ -126,11 +141,13 @@ def explore_outliers(
     from ..measure import explore
 
     with one_line_errors():
+        output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
             found = explore.outliers(library.view, limit)
         if montage is not None and found:
-            render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
-                   title="faces far from their person's average face")
+            with writing(montage, "--montage"):
+                render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,
+                       title="faces far from their person's average face")
         if as_json:
             print_json({"outliers": [asdict(o) for o in found]})
             return

@@ -9,8 +9,20 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
+from ..config import shown_url
 from ..ingest.formats_common import CorpusFormat
-from ._common import AnalyzerOpt, FacesChoice, JsonOpt, app, chosen, one_line_errors, opened, print_json, terminal
+from ._common import (
+    AnalyzerOpt,
+    FacesChoice,
+    JsonOpt,
+    app,
+    chosen,
+    one_line_errors,
+    opened,
+    output,
+    print_json,
+    terminal,
+)
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
@@ -27,12 +39,12 @@ def ingest(
     space: SpaceOptions = SpaceOptions(),
     faces: Annotated[FacesChoice, typer.Option(
         "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
-    workers: Annotated[int, typer.Option("--workers", "-w", help=(
+    workers: Annotated[int, typer.Option("--workers", "-w", min=0, help=(
         "Worker processes [default: this process for under 100 photos, else one per core]."))] = 0,
     person: Annotated[Optional[str], typer.Option(
         "--person", help="File every photo under this person instead of its folder's name.")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(
-        "--max-pixels", help="Refuse larger photos (decompression-bomb guard).")] = None,
+        "--max-pixels", min=1, help="Refuse larger photos (decompression-bomb guard).")] = None,
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="Write the per-file status table to this CSV.")] = None,
     analyze: Annotated[bool, typer.Option(
@@ -52,6 +64,7 @@ def ingest(
     from ..ingest.local import workers_first
 
     with one_line_errors():
+        output(report, "--report")  # an hour's ingest must not end on a report's missing folder
         skips = None
         if corpus_format is not None:  # read the corpus first: a missing identity file fails before the library opens
             from ..errors import ConfigError, NothingIngested
@@ -84,9 +97,9 @@ def ingest(
             finally:
                 if report is not None:  # also when the run failed: what was seen is reported
                     done = result.outcomes if result else (progress.outcomes if progress else [])
-                    _write_report(report, done)
+                    _report(report, done, failed=result is None)
             summary = result.to_dict()
-            summary["library"] = {"db": library.settings.db_url, "space": library.view.space.key,
+            summary["library"] = {"db": shown_url(library.settings.db_url), "space": library.view.space.key,
                                   "index_dir": str(library.settings.index_dir)}
         if corpus_format is not None:
             summary["format"] = {"name": corpus_format.value, "skipped": skips}
@@ -162,6 +175,21 @@ def _print_ingest_summary(summary: dict) -> None:
     console.print(f"library {lib['db']}  index {lib['index_dir']}/{lib['space']}.faiss")
 
 
+def _report(path: Path, outcomes: list[Outcome], failed: bool) -> None:
+    """The report written; if it cannot be, a ConfigError, or (when the run itself ``failed``)
+    a warning, so that the run's own error is the one the command ends with."""
+    import logging
+
+    from ..errors import ConfigError
+
+    try:
+        _write_report(path, outcomes)
+    except OSError as err:
+        if not failed:
+            raise ConfigError(f"--report {path}: cannot be written ({err.strerror or err})") from None
+        logging.getLogger(__name__).warning("--report %s: cannot be written (%s)", path, err.strerror or err)
+
+
 def _write_report(path: Path, outcomes: list[Outcome]) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -175,7 +203,7 @@ def worker(
     db: DbOpt = None,
     vectors: VectorsOpt = None,
     workers: Annotated[int, typer.Option(
-        "--workers", "-w", help="Worker processes on this machine [default: one per core].")] = 0,
+        "--workers", "-w", min=0, help="Worker processes on this machine [default: one per core].")] = 0,
     until_empty: Annotated[bool, typer.Option(
         "--until-empty", help="Stop when nothing is left to claim (default: wait for more until Ctrl-C).")] = False,
     as_json: JsonOpt = False,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
+from ._common import PICTURE_SUFFIXES, JsonOpt, app, one_line_errors, opened, output, print_json, terminal, writing
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -26,12 +26,14 @@ def person(
 ) -> None:
     """A person's photos sorted by similarity to their average face, outliers flagged."""
     with one_line_errors():
+        output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
             report = library.person(name)
             if montage is not None and report.faces:
                 from ..query.person import montage as draw
 
-                draw(report, montage)
+                with writing(montage, "--montage"):
+                    draw(report, montage)
                 average = _average_beside(library, name, montage)
         if as_json:
             print_json(report.to_dict() | ({"montage": str(montage), "average": average} if montage else {}))
@@ -108,7 +110,7 @@ def remove(
 @grouped
 def reembed(
     space: SpaceOptions = SpaceOptions(),
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes [default: one per core].")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Worker processes [default: one per core].")] = 0,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -120,7 +122,7 @@ def reembed(
 
     with one_line_errors():
         target = Space(space.model or config.DEFAULT_MODEL, space.detector or config.DEFAULT_DETECTOR,
-                       space.aligner or config.DEFAULT_ALIGNER)
+                       space.aligner or config.DEFAULT_ALIGNER).check()
         with opened(lib) as library:
             before = [s["space"] for s in library.spaces()]
             result = library.reembed(target, workers=workers)

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..config import MAX_DRAWN_STRENGTH
-from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
+from ._common import PICTURE_SUFFIXES, JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
     import numpy as np
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Write the picture to this file.")]
-PICTURE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def write_picture(image: np.ndarray, path: Path) -> Path:

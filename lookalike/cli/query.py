@@ -11,7 +11,18 @@ import typer
 from ..analysis import AnalyzerName
 from ..config import MAX_SEARCH_STRENGTH
 from ..store.values import Audience
-from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, print_json, terminal
+from ._common import (
+    PICTURE_SUFFIXES,
+    AnalyzerOpt,
+    JsonOpt,
+    app,
+    one_line_errors,
+    opened,
+    output,
+    print_json,
+    terminal,
+    writing,
+)
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -150,6 +161,7 @@ def path(
     with one_line_errors():
         from ..errors import NoFace
 
+        output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
             ends = []
             for photo in (photo_a, photo_b):
@@ -165,8 +177,9 @@ def path(
             from ..faces.montage import Tile
             from ..faces.montage import render as draw_montage
 
-            draw_montage([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
-                         title=f"from {photo_a.name} to {photo_b.name}")
+            with writing(montage, "--montage"):
+                draw_montage([Tile(s.photo, s.bbox, f"{s.t:.2f} {s.person or '?'}") for s in route], montage,
+                             title=f"from {photo_a.name} to {photo_b.name}")
         if as_json:
             print_json({"from": str(photo_a), "to": str(photo_b), "steps": [asdict(s) for s in route]})
             return

@@ -20,8 +20,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on; 0.0.0.0 serves other machines.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(
-        "--workers", "-w", min=1, help="Server processes, each with the library and models loaded once.")] = 1,
+    workers: Annotated[int, typer.Option(  # max: serve.board.SLOTS (a test holds them equal)
+        "--workers", "-w", min=1, max=64, help="Server processes, each with the library and models loaded once.")] = 1,
     open_search: Annotated[bool, typer.Option(
         "--open-search", help="Every search-scope route without a key: search, analyze, verify, people, "
                               "stats, a match's photo, morph, transform, a person's average face (a kiosk "
@@ -58,7 +58,7 @@ def serve(
     with one_line_errors():
         from dataclasses import replace
 
-        from ..config import db_url, parse_vectors
+        from ..config import db_url, parse_vectors, shown_url
         from ..errors import MissingExtra
         from ..serve import board
         from ..serve.settings import ServeSettings
@@ -80,7 +80,7 @@ def serve(
         from ..serve.accesslog import log_config
         from ..serve.protocol import IMPORT as COUNTED_HTTP
 
-        terminal(stderr=True).print(f"lookalike API for {settings.db}: http://{host}:{port}/"
+        terminal(stderr=True).print(f"lookalike API for {shown_url(str(settings.db))}: http://{host}:{port}/"
                                     f"{'docs' if docs else 'openapi.json'} "
                                     f"({workers} process{'es' if workers > 1 else ''}; Ctrl-C stops)")
         # forwarded headers only from the proxies the operator names: uvicorn otherwise trusts

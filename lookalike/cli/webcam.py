@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, print_json, terminal
+from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, output, print_json, terminal, writing
 from ._options import LibraryOptions, grouped
 
 
@@ -47,6 +47,7 @@ def webcam(
             raise ConfigError("-k must be at least 1")
         if as_json and jsonl is not None and str(jsonl) == "-":
             raise ConfigError("--json and --jsonl - both want standard output; give --jsonl a file")
+        output(None if jsonl is None or str(jsonl) == "-" else jsonl, "--jsonl")
         problem = gui_problem() if window is not False else None
         if window is None:  # a window where one can open; else the files asked for, else a clear no
             window = problem is None
@@ -62,7 +63,8 @@ def webcam(
                 if window:
                     session.sinks.append(Window())
                 if jsonl is not None:
-                    session.sinks.append(JsonlOut(jsonl))
+                    with writing(jsonl, "--jsonl"):
+                        session.sinks.append(JsonlOut(jsonl))
                 if out is not None:
                     session.sinks.append(VideoOut(out, session.reader.fps))
             except BaseException:

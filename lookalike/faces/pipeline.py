@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..models import registry
+from ..models import catalog, registry
 from . import align, detect
 from .detect import Detection, clip_box, rescale
 from .embed import Embedder
@@ -43,6 +43,12 @@ class Space:
     def key(self) -> str:
         """File-name-safe name, e.g. ``Dlib__dlib__chip``."""
         return f"{self.model}__{self.detector}__{self.aligner}"
+
+    def check(self) -> Space:
+        """The space, if the user's three names can work together (a ConfigError or
+        UnknownName before any photo is read; :func:`catalog.check_space`)."""
+        catalog.check_space(self.model, self.detector, self.aligner)
+        return self
 
     @property
     def names(self) -> tuple[str, str, str]:

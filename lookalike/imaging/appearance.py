@@ -35,6 +35,7 @@ DEFAULT_COMPONENTS = 8
 MASK_GROWTH = 1.25  # the texture mask: the landmarks' hull grown this much about its centre
 MASK_FEATHER = 0.08  # its soft edge, as a share of the frame
 MAX_SIGMA = 4.0
+MIN_FACES = 3  # two faces span one direction: no model worth a slider
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
     ``components`` components (never more than faces - 1)."""
     from sklearn.decomposition import PCA
 
-    if len(faces) < 3:
-        raise ConfigError(f"appearance model: {len(faces)} faces given; at least 3 are needed")
+    if len(faces) < MIN_FACES:  # the caller counts readable faces first (TooFewPeople)
+        raise ValueError(f"appearance model: {len(faces)} faces given; at least {MIN_FACES} are needed")
     if components < 1:
         raise ConfigError(f"appearance model: {components} components asked; at least 1")
     mean = geometry.mean_shape([p for _, p in faces], size)
@@ -74,7 +75,7 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
     for row, (image, points) in enumerate(faces):
         points = geometry.check_points(points)
         if len(points) != len(mean):
-            raise ConfigError(f"appearance model: face {row} has {len(points)} landmarks, the others {len(mean)}")
+            raise ValueError(f"appearance model: face {row} has {len(points)} landmarks, the others {len(mean)}")
         shapes[row] = geometry.apply(geometry.similarity(points, mean), points).ravel()
         warped = geometry.frame_warp(points, mean, raster, size).apply(check_rgb(image))
         linear = colour.to_linear(warped)

@@ -70,7 +70,7 @@ class Accumulator:
         rgb = check_rgb(image)
         points = geometry.check_points(points)
         if len(points) != len(self.shape):
-            raise ConfigError(f"average: a face with {len(points)} landmarks cannot join faces "
+            raise ValueError(f"average: a face with {len(points)} landmarks cannot join faces "
                               f"with {len(self.shape)}")
         warp = geometry.frame_warp(points, self.shape, self._raster, self.size)
         weight = warp.coverage(rgb.shape, FEATHER * self.size)[..., None]
@@ -84,7 +84,7 @@ class Accumulator:
     def linear(self) -> np.ndarray:
         """The average so far in linear light, float32 (size, size, 3)."""
         if self.count == 0:
-            raise ConfigError("average: no faces to average")
+            raise ValueError("average: no faces to average")
         weight = self._weight
         if not float(weight.max()) > 0.0:  # no photo covers any pixel: only their borders are left
             return self._spare / min(self.count, 8)
@@ -126,7 +126,7 @@ def average(faces: Iterable[tuple[np.ndarray, np.ndarray]], size: int = DEFAULT_
         if not isinstance(faces, Sequence):
             faces = list(faces)
         if not faces:
-            raise ConfigError("average: no faces to average")
+            raise ValueError("average: no faces to average")
         shape = geometry.mean_shape([p for _, p in faces], size)
     acc = Accumulator(shape, size)
     for image, points in faces:
@@ -137,5 +137,5 @@ def average(faces: Iterable[tuple[np.ndarray, np.ndarray]], size: int = DEFAULT_
 def check_rgb(image: np.ndarray) -> np.ndarray:
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 2:
-        raise ConfigError(f"expected an RGB uint8 photo of shape (H, W, 3), got {array.dtype} {array.shape}")
+        raise ValueError(f"expected an RGB uint8 photo of shape (H, W, 3), got {array.dtype} {array.shape}")
     return array

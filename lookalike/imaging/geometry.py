@@ -40,8 +40,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..errors import ConfigError
-
 FACE_EXTENT = 0.5  # the mean shape's larger side, as a share of the frame
 FACE_CENTRE = (0.5, 0.55)  # where the centre of its bounding box sits (x, y), as shares
 RING_SCALE = 1.5  # the ring around the face: its bounding box grown this much
@@ -54,7 +52,7 @@ def check_points(points: np.ndarray, what: str = "landmarks") -> np.ndarray:
     """``points`` as a float64 (N, 2) array; a clear error if it is not one (N >= 3, finite)."""
     array = np.asarray(points, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != 2 or len(array) < 3 or not np.isfinite(array).all():
-        raise ConfigError(f"{what}: expected an (N, 2) array of at least 3 finite points, "
+        raise ValueError(f"{what}: expected an (N, 2) array of at least 3 finite points, "
                           f"got shape {array.shape}")
     return array
 
@@ -64,7 +62,7 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     ``source`` onto ``target`` best in least squares (Umeyama's closed form)."""
     src, dst = check_points(source), check_points(target)
     if src.shape != dst.shape:
-        raise ConfigError(f"landmarks: {len(src)} points cannot be matched with {len(dst)}")
+        raise ValueError(f"landmarks: {len(src)} points cannot be matched with {len(dst)}")
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
     a, b = src - mu_s, dst - mu_d
     # for centred 2-D point sets the optimal rotation+scale is one complex number
@@ -122,7 +120,7 @@ def mean_shape(shapes: Iterable[np.ndarray], size: int) -> np.ndarray:
     stack = np.stack([check_points(s) for s in shapes]) if not isinstance(shapes, np.ndarray) \
         else np.asarray(shapes, dtype=np.float64)
     if stack.ndim != 3 or len(stack) == 0:
-        raise ConfigError("mean shape: no faces given")
+        raise ValueError("mean shape: no faces given")
     unit = _unit(stack)
     mean = unit[0]
     for _ in range(PROCRUSTES_ROUNDS):
@@ -209,7 +207,7 @@ class Warp:
     def __init__(self, source: np.ndarray, raster: Raster) -> None:
         src = check_points(source, "source points")
         if src.shape != raster.target.shape:
-            raise ConfigError(f"warp: {len(src)} source points for {len(raster.target)} target points")
+            raise ValueError(f"warp: {len(src)} source points for {len(raster.target)} target points")
         coeffs = (raster.solve @ src[raster.tris]).reshape(len(raster.tris), 6).astype(np.float32)
         chosen = coeffs[raster.labels]  # (H, W, 6): a_x, a_y, b_x, b_y, c_x, c_y
         self.map_x = raster.xs * chosen[..., 0] + raster.ys * chosen[..., 2] + chosen[..., 4]

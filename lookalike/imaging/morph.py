@@ -63,7 +63,7 @@ def frames(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], c
     image_a, image_b = check_rgb(image_a), check_rgb(image_b)
     points_a, points_b = geometry.check_points(points_a), geometry.check_points(points_b)
     if len(points_a) != len(points_b):
-        raise ConfigError(f"morph: A has {len(points_a)} landmarks and B {len(points_b)}; they must match")
+        raise ValueError(f"morph: A has {len(points_a)} landmarks and B {len(points_b)}; they must match")
     reference = geometry.mean_shape([points_a, points_b], size)
     # each face's landmarks in the frame (by its own similarity): the two ends of the shape path
     shape_a = geometry.apply(geometry.similarity(points_a, reference), points_a)
@@ -86,7 +86,7 @@ FPS = 12.0  # a morph's frames a second, unless a caller asks otherwise
 def write(frames_: list[np.ndarray], path: str | Path, fps: float = FPS) -> Path:
     """``frames_`` written to ``path`` in the format its suffix names (:class:`MorphFormat`)."""
     if not frames_:
-        raise ConfigError(f"{path}: no frames to write")
+        raise ValueError(f"{path}: no frames to write")
     path = Path(path)
     kind = MorphFormat.of(path)
     if kind is MorphFormat.gif:

@@ -104,7 +104,7 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
     rgb = check_rgb(image)
     points = geometry.check_points(points)
     if len(points) != len(away.shape):
-        raise ConfigError(f"transform: the face has {len(points)} landmarks and the groups' faces "
+        raise ValueError(f"transform: the face has {len(points)} landmarks and the groups' faces "
                           f"{len(away.shape)}; they must come from the same landmark model")
     check_strength(strength)
     to_frame = geometry.similarity(points, away.shape)
@@ -118,7 +118,7 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
     x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 3
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if x1 - x0 < 8 or y1 - y0 < 8:
-        raise ConfigError("transform: the face lies outside the photo")
+        raise ValueError("transform: the face lies outside the photo")  # Pictures.face_of checks its size
     offset = np.array([x0, y0], dtype=np.float64)
     roi = rgb[y0:y1, x0:x1]
     # fixed: the ring's points inside the region and the region's own edge
@@ -162,5 +162,5 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
 
 def _same_frame(a: Average, b: Average) -> None:
     if a.size != b.size or a.shape.shape != b.shape.shape:
-        raise ConfigError(f"transform: the two groups' faces differ in size or landmarks "
+        raise ValueError(f"transform: the two groups' faces differ in size or landmarks "
                           f"({a.size} px, {len(a.shape)} points vs {b.size} px, {len(b.shape)} points)")

@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from .milvus_index import MilvusSpec
 
@@ -106,8 +108,10 @@ def default_params(key: str, n: int) -> dict:
     if key.startswith("HNSW"):
         return hnsw_params()
     if key.startswith("IVF"):
-        nlist = int(key[3:].split(",")[0].split("_")[0] or 64)
-        return ivf_params(nlist) | {"rerank": 10 if "PQ" in key else 0}
+        lists = key[3:].split(",")[0].split("_")[0]
+        if lists and not lists.isdigit():
+            raise ConfigError(f"--key {key!r}: IVF is followed by its number of lists in digits (IVF1024,Flat)")
+        return ivf_params(int(lists or 64)) | {"rerank": 10 if "PQ" in key else 0}
     return {}
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, photo_rows, space_rows
 from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index, unwrapped
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 class FaissBackend(VectorBackend):
     name = "faiss"
     metric = "cosine (inner product)"
+
+    def check_rebuild(self, key: str | None) -> None:
+        from .choice import default_params
+
+        if key is not None:
+            default_params(key, 0)  # a key it cannot read is said before a PCA is trained and stored
 
     def manifest(self, store: SpaceStore) -> Manifest:
         sp = store.space
@@ -136,7 +142,7 @@ class FaissBackend(VectorBackend):
             loaded: FaissIndex | None = FaissIndex.load(folder, self.manifest(store))
         except IndexOwnedElsewhere as err:  # never "fix" another library's file
             return DoctorReport(key, len(want), 0, len(want), 0, error=str(err)), None
-        except (IndexCorrupt, ModelMismatch) as err:
+        except IndexCorrupt as err:
             error, loaded = str(err), None
         have = loaded.ids() if loaded is not None else np.zeros(0, dtype=np.int64)
         report = DoctorReport.compare(key, want, have, error)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import IndexCorrupt, IndexOwnedElsewhere, ModelMismatch
+from ..errors import IndexCorrupt, IndexOwnedElsewhere
 from ..faults import crash_point
 from . import pages
 from .protocol import FetchVectors, SearchFilters, VectorIndex
@@ -241,7 +241,7 @@ class FaissIndex:
                 f"the same index folder {folder}); give this library its own --index-dir")
         for attr in ("model", "detector", "aligner", "dim", "metric", "reduction"):
             if getattr(saved, attr) != getattr(expected, attr):
-                raise ModelMismatch(
+                raise IndexCorrupt(  # the library's own files disagree: the server's to fix, not a caller's
                     f"{index_path}: index was made with {attr}={getattr(saved, attr)!r} but the "
                     f"database says {getattr(expected, attr)!r} for space {expected.space}; "
                     "refusing to mix vectors (run: lookalike doctor --fix to rebuild it)")
@@ -251,7 +251,7 @@ class FaissIndex:
             raise IndexCorrupt(f"{index_path}: not a readable FAISS index ({str(err).splitlines()[0]}); "
                                "run: lookalike doctor --fix") from err
         if index.d != expected.dim:
-            raise ModelMismatch(f"{index_path}: vectors have {index.d} dimensions, the model "
+            raise IndexCorrupt(f"{index_path}: vectors have {index.d} dimensions, the model "
                                 f"{expected.model} makes {expected.dim}")
         if not isinstance(index, faiss.IndexIDMap2):
             raise IndexCorrupt(f"{index_path}: not an id-mapped index; run: lookalike doctor --fix")
@@ -306,7 +306,7 @@ class FaissIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[1] != self.manifest.dim:
-            raise ModelMismatch(f"vectors of {vectors.shape[1]} dimensions cannot go into the "
+            raise ValueError(f"vectors of {vectors.shape[1]} dimensions cannot go into the "  # a caller's bug
                                 f"{self.manifest.dim}-d index {self.manifest.space}")
         self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 

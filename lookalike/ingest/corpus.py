@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,11 +86,16 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
         if not path.exists():
             raise ManifestError(f"{path}: no such file or folder")
         if path.is_dir():
-            for file in _walk(path):
+            unlisted: list[OSError] = []
+            for file in _walk(path, unlisted.append):
                 if file.suffix.lower() in IMAGE_EXTENSIONS:
                     out.items.append(_folder_item(file.absolute(), person))
                 else:
                     out.skipped_files += 1
+            # a folder that cannot be listed is said, not skipped: its person's photos would go missing
+            out.items += [Item(str(err.filename), None, rejected=Rejection(
+                "folder cannot be listed", f"{err.strerror or err}; its photos were not read",
+                where=str(err.filename))) for err in unlisted]
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
             out.items.extend(read_manifest(path))
         else:
@@ -120,8 +125,8 @@ def _folder_item(file: Path, person: str | None) -> Item:
     return Item(str(file), name)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
+def _walk(folder: Path, unlisted: Callable[[OSError], object]) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
@@ -150,8 +155,8 @@ def read_manifest(path: Path) -> list[Item]:
         if (problem := person_name_problem(person)) is not None:
             items.append(Item(str(target), None, rejected=Rejection(problem, where=where)))
             continue
-        try:
-            profile = _profile(row)
+        try:  # checked as every other way in checks it (the API, the admin page, --format)
+            profile = check_profile(found) if (found := _profile(row)) is not None else None
         except ValueError as err:
             items.append(Item(str(target), person, rejected=Rejection(str(err), where=where)))
             continue
@@ -202,6 +207,8 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
         raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from err
     except csv.Error as err:
         raise ManifestError(f"{path}: malformed CSV ({err})") from err
+    except OSError as err:  # a folder, no permission, a vanished file
+        raise ManifestError(f"{path}: cannot be read ({err.strerror or err})") from err
 
 
 def _profile(row: dict) -> Profile | None:

@@ -344,19 +344,25 @@ def _imdb_rows(mat: Path, key: str) -> Iterator[tuple[str, str, float, float, st
 
     paths = column("full_path")
     n = len(paths)
-    scores, seconds = column("face_score").astype(float), column("second_face_score").astype(float)
+    try:
+        scores, seconds = column("face_score").astype(float), column("second_face_score").astype(float)
+    except (TypeError, ValueError) as err:
+        raise ManifestError(f"{mat}: {key}.face_score / second_face_score are not numbers ({err})") from None
     names, gender, dob, taken = column("name"), column("gender"), column("dob"), column("photo_taken")
     celeb_names, celeb_id = column("celeb_names"), column("celeb_id")
     for label, values in (("face_score", scores), ("second_face_score", seconds)):
         if len(values) != n:
             raise ManifestError(f"{mat}: {key}.{label} has {len(values)} entries, full_path {n}")
     for i in range(n):
-        name = _cell_text(names[i]) if i < len(names) else ""
-        if not name and i < len(celeb_id) and 0 < int(celeb_id[i]) <= len(celeb_names):
-            name = _cell_text(celeb_names[int(celeb_id[i]) - 1])
-        sex = float(gender[i]) if i < len(gender) else math.nan
-        year = float(taken[i]) if i < len(taken) else math.nan
-        born = _matlab_date(float(dob[i]), year) if i < len(dob) else None
+        try:
+            name = _cell_text(names[i]) if i < len(names) else ""
+            if not name and i < len(celeb_id) and 0 < int(celeb_id[i]) <= len(celeb_names):
+                name = _cell_text(celeb_names[int(celeb_id[i]) - 1])
+            sex = float(gender[i]) if i < len(gender) else math.nan
+            year = float(taken[i]) if i < len(taken) else math.nan
+            born = _matlab_date(float(dob[i]), year) if i < len(dob) else None
+        except (TypeError, ValueError) as err:  # a NaN id, a string where a number belongs
+            raise ManifestError(f"{mat}: {key} entry {i + 1}: a field that should be a number is not ({err})") from None
         yield (_cell_text(paths[i]), name, float(scores[i]), float(seconds[i]),
                {1.0: "male", 0.0: "female"}.get(sex), born)
 

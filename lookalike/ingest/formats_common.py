@@ -8,6 +8,7 @@ module (and, through it, NumPy and SQLAlchemy) is imported inside the helpers th
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from enum import Enum
@@ -85,7 +86,11 @@ def photos(folder: Path) -> Iterator[Path]:
     """Image files under ``folder``, sorted, hidden files and folders left out."""
     from .corpus import IMAGE_EXTENSIONS
 
-    for root, dirs, files in os.walk(folder):
+    def unlisted(err: OSError) -> None:  # said: a folder of photos must not vanish in silence
+        logging.getLogger(__name__).warning("%s: the folder cannot be listed (%s); its photos were not read",
+                                            err.filename, err.strerror or err)
+
+    for root, dirs, files in os.walk(folder, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:

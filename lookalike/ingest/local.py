@@ -295,4 +295,5 @@ def workers_first(settings: Settings, requested: int, photos: int, mode: FacesMo
     path = sqlite_path(settings.db_url)
     if path is None or path.exists() or not path.parent.is_dir():
         return nullcontext(None)
-    return start_workers(requested, photos, MapperSpec.of(Space(*settings.space_names), settings, mode, analyzer))
+    space = Space(*settings.space_names).check()  # a bad choice is said before workers start
+    return start_workers(requested, photos, MapperSpec.of(space, settings, mode, analyzer))

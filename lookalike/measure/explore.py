@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, EmptyLibrary
+from ..config import shown_url
+from ..errors import ConfigError, EmptyLibrary, TooFewPeople
 from ..query.person import typicality
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ def corpus(view: SpaceReader) -> Corpus:
     with view.session() as session:
         rows = photo_rows.corpus_face_rows(session, space_id)
     if not rows:
-        raise EmptyLibrary(f"{view.settings.db_url}: the library has no faces yet; run: lookalike ingest PATH")
+        raise EmptyLibrary(f"{shown_url(view.settings.db_url)}: the library has no faces yet; "
+                           "run: lookalike ingest PATH")
     faces = [CorpusFace(int(r[0]), r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]
     return Corpus(faces, np.stack([decode_vector(r[7]) for r in rows]))
 
@@ -89,7 +91,7 @@ def pca(view: SpaceReader, components: int = 5, extremes: int = 6) -> tuple[PcaR
     data = corpus(view)
     n, dim = data.vectors.shape
     if n < 3:
-        raise ConfigError(f"PCA needs at least 3 faces; the library has {n}")
+        raise TooFewPeople(f"the main directions (PCA) need at least 3 faces; the library has {n}")
     model = PCA(n_components=min(n, dim)).fit(data.vectors)
     spectrum = [float(v) for v in model.explained_variance_ratio_]
     projections = model.transform(data.vectors)

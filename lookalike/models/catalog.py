@@ -32,11 +32,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from .. import config
-from ..errors import UnknownName
+from ..errors import ConfigError, UnknownName
 
 log = logging.getLogger(__name__)
 
 ALIGNERS = ("chip", "eyes", "arcface")  # lookalike's own (align.py); only chip needs weights
+# detectors that give the five points (eyes, nose, mouth corners) the arcface aligner maps:
+# ours, and of DeepFace's only RetinaFace fills nose and mouth (grep mouth_left= in
+# deepface/models/face_detection)
+FIVE_POINT_DETECTORS = ("yunet", "retinaface")
 
 # Output dimension of each DeepFace recognition model (deepface/models/facial_recognition).
 RECOGNITION_DIMS: dict[str, int] = {
@@ -291,6 +295,23 @@ def self_contained_present(name: str) -> bool:
         return importlib.util.find_spec("mtcnn") is not None and \
             importlib.util.find_spec("tensorflow") is not None
     return True
+
+
+def check_space(model: str, detector: str, aligner: str) -> None:
+    """The three names of a space the user chose, checked before any photo is read: each of
+    its own kind, and an aligner the detector gives the points for. Cheap (no DeepFace import:
+    a detector name DeepFace does not know is said by the detector's own build)."""
+    if model not in RECOGNITION_DIMS:
+        raise UnknownName("recognition model (--model)", model, list(RECOGNITION_DIMS))
+    if aligner not in ALIGNERS:
+        raise UnknownName("aligner (--aligner)", aligner, list(ALIGNERS))
+    if detector in RECOGNITION_DIMS or detector in ALIGNERS:
+        what = "recognition model" if detector in RECOGNITION_DIMS else "aligner"
+        raise ConfigError(f"--detector {detector}: that is a {what}, not a detector")
+    if aligner == "arcface" and detector not in FIVE_POINT_DETECTORS:
+        raise ConfigError(f"--aligner arcface maps five landmarks (eyes, nose, mouth corners), which the {detector} "
+                          f"detector does not give; use --detector {' or '.join(FIVE_POINT_DETECTORS)}, "
+                          "or --aligner eyes or chip")
 
 
 def kind_of(name: str) -> Kind:

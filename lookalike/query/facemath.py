@@ -17,6 +17,7 @@ at each step, never the same face twice: a morph by retrieval.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -131,8 +132,9 @@ def own_group(view: SpaceContext, toward: Group, rgb: np.ndarray, bbox: Box) -> 
 
     try:
         (estimate,) = view.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
-    except LookalikeError:
-        return None  # no analyzer installed: fall back to the corpus average
+    except LookalikeError as err:  # no analyzer installed: fall back to the corpus average
+        logging.getLogger(__name__).info("face math without an estimate of the face: %s", err)
+        return None
     if toward.kind is GroupKind.emotion:
         return Group(GroupKind.emotion, estimate.dominant_emotion)
     low, high = toward.age_range()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import shown_url
 from ..errors import ConfigError, EmptyLibrary, LibraryBusy, NoFace
 from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
@@ -183,7 +184,7 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
         raise ConfigError("k must be at least 1")
     index = view.index  # fails fast, before any model loads, on an empty library
     if index.ntotal == 0:
-        raise EmptyLibrary(f"{view.settings.db_url}: the library has no faces yet; "
+        raise EmptyLibrary(f"{shown_url(view.settings.db_url)}: the library has no faces yet; "
                            "run: lookalike ingest PATH")
     query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
     found = view.pipeline.query_faces(query, FacesMode.all)
@@ -229,7 +230,7 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
         if shown.holds_for(generations):
             return SearchResult(name, out, cal)
         shown = view.shown(options.filters, options.audience, at=max(generations))
-    raise LibraryBusy(f"{view.settings.db_url}: the library changed under {MAX_RETRIES} searches in a row; "
+    raise LibraryBusy(f"{shown_url(view.settings.db_url)}: the library changed under {MAX_RETRIES} searches in a row; "
                       "try again when its writer has finished")
 
 

@@ -117,7 +117,7 @@ def _bodies_named(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[st
 def _handlers(app: FastAPI) -> None:
     @app.exception_handler(LookalikeError)
     async def library_error(request: Request, err: LookalikeError) -> JSONResponse:
-        return problems.from_error(err)
+        return problems.from_error(err, request.app.state.service.private())
 
     @app.exception_handler(ApiProblem)
     async def refused(request: Request, err: ApiProblem) -> JSONResponse:

@@ -6,6 +6,7 @@ the status and stable ``code`` each error class declares (``http_status``,
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -52,11 +53,17 @@ def classify(err: LookalikeError) -> tuple[int, str]:
     return err.http_status, err.problem_code
 
 
-def detail_of(err: LookalikeError) -> str:
-    """The message, without what only the operator should see (the database URL)."""
+def detail_of(err: LookalikeError, private: Mapping[str, str] | None = None) -> str:
+    """The message, without what only the operator should see: each of ``private``'s places
+    (the database URL, the library's file, the index folder) said as its value instead,
+    longest first (the URL before the path inside it)."""
     if isinstance(err, EmptyLibrary):
         return "the library has no faces yet"
-    return str(err)
+    detail = str(err)
+    for place in sorted(private or {}, key=len, reverse=True):
+        if place:
+            detail = detail.replace(place, (private or {})[place])
+    return detail
 
 
 def body(status: int, code: str, detail: str) -> dict:
@@ -71,9 +78,9 @@ def response(status: int, code: str, detail: str, headers: dict[str, str] | None
     return JSONResponse(body(status, code, detail), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def from_error(err: LookalikeError) -> JSONResponse:
+def from_error(err: LookalikeError, private: Mapping[str, str] | None = None) -> JSONResponse:
     status, code = classify(err)
     if status >= 500 and code == ServerCode.internal:
         log.error("request failed: %s", err, exc_info=err)
     headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if code == ServerCode.busy else None
-    return response(status, code, detail_of(err), headers)
+    return response(status, code, detail_of(err, private), headers)

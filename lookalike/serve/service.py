@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import LookalikeError
+from ..config import shown_url, sqlite_path
+from ..errors import EmptyLibrary, LookalikeError
 from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
@@ -87,14 +88,14 @@ class Service:
                 _warm(lib)
             self.lib = lib
             self.ready.set()
-            log.info("ready: %s", lib.settings.db_url)
+            log.info("ready: %s", shown_url(lib.settings.db_url))
             self._say_ready()
         except LookalikeError as err:
-            self.failed = str(err)
+            self.failed = _failed(err)
             log.error("the library could not be opened: %s", err)
         except Exception as err:  # health must say failed, never "loading" for ever
-            self.failed = f"{self.settings.db}: the library could not be opened ({type(err).__name__})"
-            log.error("the library could not be opened", exc_info=err)
+            self.failed = _failed(err)
+            log.error("%s: the library could not be opened", shown_url(str(self.settings.db)), exc_info=err)
 
     def _say_ready(self) -> None:
         """A file named by this process's pid in ``ready_dir`` (when set): whoever started
@@ -114,7 +115,7 @@ class Service:
         """The open library; a 503 ``not_ready`` until it is (or when it could not be)."""
         if self.lib is None:
             if self.failed is not None:
-                raise ApiProblem(503, ServerCode.not_ready, f"the server could not open its library: {self.failed}")
+                raise ApiProblem(503, ServerCode.not_ready, self.failed)
             raise ApiProblem(503, ServerCode.not_ready, "the models are still loading", {"Retry-After": "2"})
         return self.lib
 
@@ -187,6 +188,21 @@ class Service:
         cached = self._keys.get(key)
         return cached if cached is not None and time.monotonic() - cached[1] < self.KEY_TTL else None
 
+    def private(self) -> dict[str, str]:
+        """The operator's places, each with what an answer says instead: a library error's
+        message names them for the CLI, and a client is told neither where the library is nor
+        (with a PostgreSQL URL) its password."""
+        said: dict[str, str] = {}
+        if self.lib is not None:
+            url = self.lib.settings.db_url
+            said |= {url: "the library", shown_url(url): "the library",
+                     str(self.lib.settings.index_dir): "the index folder"}
+            path = sqlite_path(url)
+            said |= {str(path): "the library's file"} if path is not None else {}
+            upload = self.lib.settings.upload_dir
+            said |= {str(upload): "the upload folder"} if upload is not None else {}
+        return said
+
     def knows(self, key: str) -> bool:
         """Whether :meth:`scope_of` answers ``key`` from memory (no database read)."""
         return self._fresh(key) is not None
@@ -231,8 +247,17 @@ def _warm(lib: Library) -> None:
     pipeline.embedder.warm()
     try:
         lib.view.index  # noqa: B018 - opened now, not at the first search
-    except LookalikeError as err:  # an empty library: searches will say so
+    except EmptyLibrary as err:  # searches will say so
         log.info("no index yet: %s", err)
+    except LookalikeError as err:  # searches will fail; admin routes (doctor, rebuild) still answer
+        log.error("the index could not be opened: %s", err)
+
+
+def _failed(err: BaseException) -> str:
+    """What health and every route say when the library could not be opened: the kind of
+    failure, not its message (which names the database, a server path, perhaps a password);
+    the log has the rest."""
+    return f"the library could not be opened ({type(err).__name__}); the server's log says why"
 
 
 # -- keys -----------------------------------------------------------------------------
@@ -353,6 +378,6 @@ def admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, An
             return await anyio.to_thread.run_sync(identify, service, needed, given, address)
         except LookalikeError as err:  # the key could not be read (a busy or broken database)
             status, code = problems.classify(err)
-            raise ApiProblem(status, code, problems.detail_of(err)) from err
+            raise ApiProblem(status, code, problems.detail_of(err, service.private())) from err
 
     return admit

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import env_int, env_text
+from ..config import env_flag, env_int, env_text
 
 DEFAULT_MAX_UPLOAD_MB = 15  # as the web app
 DEFAULT_MAX_MEGAPIXELS = 40
@@ -83,17 +83,17 @@ class ServeSettings:
         return cls(
             db=os.environ.get("LOOKALIKE_DB") or None,
             index_dir=os.environ.get("LOOKALIKE_INDEX_DIR") or None,
-            open_search=env_int("LOOKALIKE_SERVE_OPEN_SEARCH", 0, "0 or 1", minimum=0) == 1,
+            open_search=env_flag("LOOKALIKE_SERVE_OPEN_SEARCH", False),
             cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
             max_upload_mb=env_int("LOOKALIKE_SERVE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, "megabytes", minimum=1),
             max_megapixels=env_int("LOOKALIKE_SERVE_MAX_MEGAPIXELS", DEFAULT_MAX_MEGAPIXELS, "megapixels",
                                    minimum=1),
             rate_per_minute=env_int("LOOKALIKE_SERVE_RATE", DEFAULT_RATE, "requests per minute", minimum=0),
-            warm=env_int("LOOKALIKE_SERVE_WARM", 1, "0 or 1", minimum=0) == 1,
+            warm=env_flag("LOOKALIKE_SERVE_WARM", True),
             workers=env_int("LOOKALIKE_SERVE_WORKERS", 1, "a number of processes", minimum=1),
             max_bodies=env_int("LOOKALIKE_SERVE_MAX_BODIES", DEFAULT_MAX_BODIES, "a number of requests", minimum=1),
             body_wait=env_int("LOOKALIKE_SERVE_BODY_WAIT", DEFAULT_BODY_WAIT, "seconds", minimum=0),
-            docs=env_int("LOOKALIKE_SERVE_DOCS", 0, "0 or 1", minimum=0) == 1,
+            docs=env_flag("LOOKALIKE_SERVE_DOCS", False),
             ready_dir=os.environ.get("LOOKALIKE_SERVE_READY_DIR") or None,
             board=os.environ.get("LOOKALIKE_SERVE_BOARD") or None,
         )

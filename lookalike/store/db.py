@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import sqlite_path
+from ..config import shown_url, sqlite_path
 from ..errors import ConfigError, DatabaseUnreadable, SchemaTooNew
 from ..faults import crash_point
 
@@ -75,8 +75,9 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         engine = create_engine(url, pool_pre_ping=True)
-    except Exception as err:
-        raise ConfigError(f"cannot open database {url!r}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - not chained: the cause quotes the URL, password and all
+        shown = shown_url(url)
+        raise ConfigError(f"cannot open database {shown!r}: {str(err).replace(url, shown)}") from None
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")
@@ -236,8 +237,10 @@ def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise ConfigError(f"schema upgrade would break {len(broken)} references; nothing changed")
+                if broken:  # damaged rows, or a migration's bug: nothing an option changes
+                    where = engine.url.render_as_string(hide_password=True)
+                    raise DatabaseUnreadable(f"{where}: upgrading its schema would break {len(broken)} "
+                                             f"references (first: {tuple(broken[0])}); nothing changed")
         finally:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
             conn.commit()

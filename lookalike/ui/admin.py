@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import EmptyLibrary, LookalikeError
 from lookalike.ingest.corpus import Profile
 from lookalike.store.values import Audience
 from lookalike.ui import common
@@ -29,7 +29,7 @@ lib = common.library()
 
 try:
     people = {p.profile.name: p for p in lib.people.summaries(Audience.operator)}
-except LookalikeError:  # a library with no embedding space yet: nobody to list
+except EmptyLibrary:  # a library with no embedding space yet: nobody to list
     people = {}
 
 # what the last save did, shown once after the page reloaded with the person chosen

@@ -7,6 +7,7 @@ straight to :meth:`lookalike.library.Library.search`, which decodes them in memo
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
 import numpy as np
 
-from lookalike.config import env_int, env_text
+from lookalike.config import env_flag, env_int, env_text
 from lookalike.query.search import Verdict
 from lookalike.store.values import PhotoStatus
 from lookalike.ui.throttle import Throttle, client_key
@@ -225,7 +226,7 @@ def operator_password() -> str | None:
 def visitor_only() -> bool:
     """``lookalike ui --visitor-only`` (``LOOKALIKE_UI_VISITOR_ONLY=1``): a kiosk or public
     site serves Find, Live and Role models alone; Explore and Admin do not exist there."""
-    return env_int("LOOKALIKE_UI_VISITOR_ONLY", 0, "0 or 1", minimum=0) == 1
+    return env_flag("LOOKALIKE_UI_VISITOR_ONLY", False)
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -246,7 +247,8 @@ def _is_operator(given: str, password: str | None) -> bool:
         return True
     try:
         return library().keys.scope(given) is KeyScope.admin
-    except LookalikeError:
+    except LookalikeError as err:  # a broken library is not a wrong password: the operator's log says so
+        logging.getLogger(__name__).error("the operator's key could not be checked: %s", err)
         return False
 
 

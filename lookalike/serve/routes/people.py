@@ -4,6 +4,7 @@ caller sees only the people who have not withheld consent."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from fastapi.responses import Response
@@ -59,7 +60,8 @@ def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response
     path = service.call(lambda lib: lib.photo_file(photo_id, audience(caller)))
     try:
         data = path.read_bytes()
-    except OSError:
+    except OSError as err:  # the file gone or unreadable since ingest: the operator's to know
+        logging.getLogger(__name__).warning("photo %s: %s cannot be read (%s)", photo_id, path, err.strerror or err)
         raise ApiProblem(404, ServerCode.not_found, f"no photo {photo_id} in this library") from None
     return Response(data, media_type=schemas.media_type(data),
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
