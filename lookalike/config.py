@@ -94,6 +94,10 @@ def db_url(db: str | os.PathLike[str] | None) -> str:
 def shown_url(url: str) -> str:
     """``url`` as it may be shown, logged or sent: its password replaced by ``***``. A
     PostgreSQL URL carries one, and messages reach terminals, logs and HTTP answers."""
+    import re
+
+    # libpq also takes it as a query parameter: ?password=... (SQLAlchemy's own hiding misses it)
+    url = re.sub(r"([?&](?:password|passwd|pwd)=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
     scheme, sep, rest = url.partition("://")
     credentials, at, place = rest.rpartition("@")  # the last @: a password may hold one unescaped
     user, colon, _ = credentials.partition(":")
@@ -243,6 +247,18 @@ class Settings:
     upload_dir: Path | None = None
     # where the vectors are searched; None: by the database (pgvector on PostgreSQL, else FAISS)
     vectors: Vectors | None = None
+
+    def places(self) -> dict[str, str]:
+        """Where this library lives, each with the words a client or visitor is told instead
+        (:func:`lookalike.errors.public_text`): the database's URL (as given and as shown) and
+        file, the index, upload and weights folders, the vector store."""
+        said = {self.db_url: "the library", shown_url(self.db_url): "the library",
+                str(self.index_dir): "the index folder", str(weights_home()): "the models' folder"}
+        path = sqlite_path(self.db_url)
+        said |= {str(path): "the library's file"} if path is not None else {}
+        said |= {str(self.upload_dir): "the upload folder"} if self.upload_dir is not None else {}
+        said |= {self.vectors.target: "the vector store"} if self.vectors is not None and self.vectors.target else {}
+        return said
 
     @property
     def space_names(self) -> tuple[str, str, str]:

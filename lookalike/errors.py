@@ -12,6 +12,7 @@ caller cannot fix: the server logs it and says no more.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import ClassVar
 
@@ -22,6 +23,23 @@ class LookalikeError(Exception):
     exit_code = 1
     http_status = 500
     problem_code = "internal"
+
+
+def public_text(err: BaseException, places: Mapping[str, str]) -> str:
+    """What a client or a visitor is told of ``err``. A message about the server's own state
+    (a 409 or a 5xx: a busy or damaged index, missing weights) has each of the operator's
+    ``places`` said in words (:meth:`lookalike.config.Settings.places`), longest first. A 4xx
+    message says the caller's own input back, and is left as it is: replacing in it would
+    tell a caller who sends a guessed path, or a guessed URL, that the guess was right.
+    Anything else is a bug: its kind, and the log has the rest."""
+    if not isinstance(err, LookalikeError):
+        return f"something went wrong ({type(err).__name__}); the server's log says why"
+    text = str(err)
+    if err.http_status >= 500 or err.http_status == 409:
+        for place in sorted(places, key=len, reverse=True):
+            if place:
+                text = text.replace(place, places[place])
+    return text
 
 
 class ConfigError(LookalikeError):
@@ -116,7 +134,8 @@ class UnknownName(LookalikeError):
 
 
 class ModelMismatch(LookalikeError):
-    """An index or query made with another model than the library's."""
+    """Settings that name another space (model, detector, aligner) than the one the library's faces
+    were made with."""
 
     http_status = 409
     problem_code = "model_mismatch"

@@ -30,7 +30,7 @@ def test_folder_per_person_at_any_depth(tmp_path):
     assert all(i.path.startswith("/") for i in result.items)
 
 
-def test_a_folder_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeypatch):
+def test_a_folder_that_cannot_be_listed_stops_the_scan_naming_it(tmp_path, monkeypatch):
     """The listing of one folder fails as a folder without read permission does (the suite
     may run as root, whom permissions do not stop: the fault is put where os.walk lists)."""
     import errno
@@ -41,15 +41,16 @@ def test_a_folder_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeypatc
     listing = os.scandir
 
     def scandir(path):
-        if Path(path) == locked:
+        if Path(path).resolve() == locked:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return listing(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    result = scan([tmp_path])
-    assert [i.person for i in result.items if not i.rejected] == ["Ada"]
-    (refused,) = [i for i in result.items if i.rejected]
-    assert str(refused.rejected) == f"{locked}: folder cannot be listed: Permission denied; its photos were not read"
+    with pytest.raises(ManifestError, match=rf"^{locked}: the folder cannot be listed \(Permission denied\)"):
+        scan([tmp_path])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError, match=rf"^{locked}: "):  # named whole, however it was given
+        scan(["."])
 
 
 def test_person_override_and_missing_path(tmp_path):

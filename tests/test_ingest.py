@@ -164,6 +164,22 @@ def test_manifest_ingest_keeps_profile_fields(faces, tmp_path):
     assert row[6:] == ("https://example.org/a", "CC-BY")
     assert _sql(tmp_path / "m.db", "select count(*) from faces f join people p on p.id = f.person_id "
                                    "where p.name = 'Aaron Sorkin'")[0][0] == 2
+    # the manifest edited: a role with a control character refuses that row's text, and the
+    # photo stored before keeps its place and its faces (nothing stored is lost to bad text);
+    # a story written by a spreadsheet (CR LF in a quoted cell) is stored with LF
+    with open(manifest, "w", newline="") as fh:
+        w = csv.writer(fh)  # csv's default line ends are CR LF too
+        w.writerow(["path", "person", "role", "story"])
+        w.writerow(["a.jpg", "Aaron Sorkin", "Writer\x07", ""])
+        w.writerow(["b.jpg", "Ann Other", "", "line one\r\nline two"])
+    again = {Path(o.path).name: o for o in lib.ingest([str(manifest)]).outcomes}
+    assert again["a.jpg"].status == "unchanged", again["a.jpg"]
+    assert "people.csv:2: profile refused: role holds the control character U+0007" in again["a.jpg"].reason
+    assert _sql(tmp_path / "m.db", "select count(*) from faces f join photos ph on ph.id = f.photo_id "
+                                   "where ph.status = 'ok'")[0][0] == 2
+    assert _sql(tmp_path / "m.db", "select role from people where name='Aaron Sorkin'")[0][0] == "Writer"
+    assert _sql(tmp_path / "m.db", "select story from people where name='Ann Other'")[0][0] == "line one\nline two"
+    lib.close()
 
 
 def _cli(*args: str, env=None, **kw) -> subprocess.CompletedProcess:

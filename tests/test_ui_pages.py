@@ -130,6 +130,7 @@ def test_an_empty_or_missing_library_says_how_to_ingest(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere.db"
     at = _page("find.py", missing, monkeypatch)
     assert "lookalike ingest" in at.warning[0].value and not missing.exists()
+    assert str(tmp_path) not in at.warning[0].value  # where the library would be is the operator's
     import lookalike
 
     lookalike.open(tmp_path / "empty.db").close()

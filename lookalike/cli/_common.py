@@ -86,7 +86,7 @@ def one_line_errors() -> Iterator[None]:
 
 
 PICTURE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what matplotlib's Agg writes
+PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg", ".pdf", ".tif", ".tiff", ".webp")  # what matplotlib writes
 
 
 def output(path: Path | None, flag: str, suffixes: Iterable[str] = ()) -> Path | None:
@@ -103,6 +103,8 @@ def output(path: Path | None, flag: str, suffixes: Iterable[str] = ()) -> Path |
     if allowed and path.suffix.lower() not in allowed:
         raise ConfigError(f"{flag} {path}: write it as {', '.join(allowed)}, not {path.suffix or 'no suffix'!r}")
     folder = path.absolute().parent
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: that is a folder; name a file")
     if not folder.is_dir():
         raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
@@ -138,7 +140,7 @@ def _open(db: str | None = None, index_dir: Path | None = None, **settings: obje
     """The library, as :func:`lookalike.open` resolves the settings (``--vectors``' text too)."""
     import lookalike
 
-    log.debug("opening the library %s", db or "named by LOOKALIKE_DB, else lookalike.db")
+    log.debug("opening the library %s", shown_url(str(db)) if db else "named by LOOKALIKE_DB, else lookalike.db")
     lib = lookalike.open(db=db, index_dir=None if index_dir is None else str(index_dir), **settings)
     log.debug("opened the library %s (index folder %s)", shown_url(lib.settings.db_url), lib.settings.index_dir)
     return lib

@@ -33,7 +33,7 @@ def ui(
     from pathlib import Path
 
     with one_line_errors():
-        from ..config import db_url, parse_vectors
+        from ..config import db_url, parse_vectors, shown_url
         from ..errors import MissingExtra
 
         for module in ("streamlit", "streamlit_webrtc"):
@@ -54,8 +54,10 @@ def ui(
         command = [sys.executable, "-m", "streamlit", "run", str(script),
                    "--server.port", str(port), "--server.address", address, "--server.headless", "true",
                    "--server.maxUploadSize", str(max_upload_mb), "--server.fileWatcherType", "none",
-                   "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
-        terminal(stderr=True).print(f"lookalike web app for {env['LOOKALIKE_DB']}: http://{address}:{port} "
+                   "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+                   # a crash shows a visitor its kind, never a traceback (the server's log keeps that)
+                   "--client.showErrorDetails", "type"]
+        terminal(stderr=True).print(f"lookalike web app for {shown_url(env['LOOKALIKE_DB'])}: http://{address}:{port} "
                                     "(Ctrl-C stops)")
         sys.stdout.flush()
         sys.stderr.flush()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +70,9 @@ class Item:
     rejected: Rejection | None = None  # why, when refused before reading
 
 
+PROFILE_REFUSED = "profile refused"  # a Rejection's kind: the row's text, not its photo
+
+
 @dataclass
 class Scan:
     items: list[Item] = field(default_factory=list)
@@ -86,16 +89,11 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
         if not path.exists():
             raise ManifestError(f"{path}: no such file or folder")
         if path.is_dir():
-            unlisted: list[OSError] = []
-            for file in _walk(path, unlisted.append):
+            for file in _walk(path):
                 if file.suffix.lower() in IMAGE_EXTENSIONS:
                     out.items.append(_folder_item(file.absolute(), person))
                 else:
                     out.skipped_files += 1
-            # a folder that cannot be listed is said, not skipped: its person's photos would go missing
-            out.items += [Item(str(err.filename), None, rejected=Rejection(
-                "folder cannot be listed", f"{err.strerror or err}; its photos were not read",
-                where=str(err.filename))) for err in unlisted]
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
             out.items.extend(read_manifest(path))
         else:
@@ -125,7 +123,15 @@ def _folder_item(file: Path, person: str | None) -> Item:
     return Item(str(file), name)
 
 
-def _walk(folder: Path, unlisted: Callable[[OSError], object]) -> Iterator[Path]:
+def unlisted(err: OSError) -> None:
+    """``os.walk``'s ``onerror``: a folder that cannot be listed stops the scan, before the
+    library is opened. Skipped in silence, its person's photos would go missing from a run
+    that says it succeeded."""
+    raise ManifestError(f"{Path(str(err.filename)).absolute()}: the folder cannot be listed "
+                        f"({err.strerror or err}); make it readable or leave it out") from None
+
+
+def _walk(folder: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -155,10 +161,15 @@ def read_manifest(path: Path) -> list[Item]:
         if (problem := person_name_problem(person)) is not None:
             items.append(Item(str(target), None, rejected=Rejection(problem, where=where)))
             continue
-        try:  # checked as every other way in checks it (the API, the admin page, --format)
-            profile = check_profile(found) if (found := _profile(row)) is not None else None
+        try:
+            found = _profile(row)
         except ValueError as err:
             items.append(Item(str(target), person, rejected=Rejection(str(err), where=where)))
+            continue
+        try:  # checked as every other way in checks it (the API, the admin page, --format)
+            profile = check_profile(found) if found is not None else None
+        except ValueError as err:  # a photo stored before keeps its place (ingest.reader)
+            items.append(Item(str(target), person, rejected=Rejection(PROFILE_REFUSED, str(err), where=where)))
             continue
         items.append(Item(str(target), person, profile))
     return items
@@ -277,7 +288,12 @@ def check_person_name(name: str) -> str:
 
 def check_profile(profile: Profile) -> Profile:
     """The profile as stored, or ValueError naming the field: bounded lengths, no control
-    characters (a story keeps its line breaks and tabs), tags normalised."""
+    characters (a story keeps its line breaks and tabs; Windows' CR LF, as a spreadsheet
+    writes a multi-line cell, becomes LF), tags normalised."""
+    from dataclasses import replace
+
+    if profile.story is not None:
+        profile = replace(profile, story=profile.story.replace("\r\n", "\n").replace("\r", "\n"))
     for name, limit in PROFILE_LIMITS.items():
         value = getattr(profile, name)
         if value is None:
@@ -293,8 +309,6 @@ def check_profile(profile: Profile) -> Profile:
         raise ValueError(f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each")
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for t in tags for c in t):
         raise ValueError("a tag holds a control character")
-    from dataclasses import replace
-
     return replace(profile, tags=tags)
 
 

@@ -8,7 +8,6 @@ module (and, through it, NumPy and SQLAlchemy) is imported inside the helpers th
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from enum import Enum
@@ -84,11 +83,7 @@ def text_lines(path: Path) -> list[str]:
 
 def photos(folder: Path) -> Iterator[Path]:
     """Image files under ``folder``, sorted, hidden files and folders left out."""
-    from .corpus import IMAGE_EXTENSIONS
-
-    def unlisted(err: OSError) -> None:  # said: a folder of photos must not vanish in silence
-        logging.getLogger(__name__).warning("%s: the folder cannot be listed (%s); its photos were not read",
-                                            err.filename, err.strerror or err)
+    from .corpus import IMAGE_EXTENSIONS, unlisted
 
     for root, dirs, files in os.walk(folder, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

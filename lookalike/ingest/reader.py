@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..store import person_rows, photo_rows
 from ..store.values import PhotoStatus
-from .corpus import Item
+from .corpus import PROFILE_REFUSED, Item
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
@@ -95,7 +95,8 @@ class Reader:
         for item in items:
             if item.rejected:
                 old = before.get(item.path)
-                if old is not None and old.status == PhotoStatus.rejected.value:
+                kept = item.rejected.kind == PROFILE_REFUSED and old is not None  # bad text loses no stored photo
+                if kept or (old is not None and old.status == PhotoStatus.rejected.value):
                     self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, str(item.rejected),
                                              0, None))
                 else:

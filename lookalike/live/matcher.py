@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import logs
+from ..config import shown_url
 from ..errors import LookalikeError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def _init(settings: Settings, options: SearchOptions) -> None:
 
     # one thread: the display loop (capture, detection, drawing) needs the other core
     _worker = _Worker(Library(replace(settings, model_threads=1)), options)
-    log.debug("matching worker started on %s", settings.db_url)
+    log.debug("matching worker started on %s", shown_url(settings.db_url))
 
 
 def _warm() -> dict:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ..errors import EmptyLibrary, LookalikeError
+from ..errors import EmptyLibrary, LookalikeError, public_text
 
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
@@ -54,16 +54,11 @@ def classify(err: LookalikeError) -> tuple[int, str]:
 
 
 def detail_of(err: LookalikeError, private: Mapping[str, str] | None = None) -> str:
-    """The message, without what only the operator should see: each of ``private``'s places
-    (the database URL, the library's file, the index folder) said as its value instead,
-    longest first (the URL before the path inside it)."""
+    """The message without what only the operator should see: the library's places said in
+    words (:func:`lookalike.errors.public_text`)."""
     if isinstance(err, EmptyLibrary):
         return "the library has no faces yet"
-    detail = str(err)
-    for place in sorted(private or {}, key=len, reverse=True):
-        if place:
-            detail = detail.replace(place, (private or {})[place])
-    return detail
+    return public_text(err, private or {})
 
 
 def body(status: int, code: str, detail: str) -> dict:

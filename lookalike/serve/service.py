@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..config import shown_url, sqlite_path
+from ..config import shown_url
 from ..errors import EmptyLibrary, LookalikeError
 from ..store.values import KeyScope
 from . import problems
@@ -95,7 +95,9 @@ class Service:
             log.error("the library could not be opened: %s", err)
         except Exception as err:  # health must say failed, never "loading" for ever
             self.failed = _failed(err)
-            log.error("%s: the library could not be opened", shown_url(str(self.settings.db)), exc_info=err)
+            # as given: reading it may be what failed
+            where = shown_url(str(self.settings.db or "the library LOOKALIKE_DB names"))
+            log.error("%s: the library could not be opened", where, exc_info=err)
 
     def _say_ready(self) -> None:
         """A file named by this process's pid in ``ready_dir`` (when set): whoever started
@@ -192,16 +194,7 @@ class Service:
         """The operator's places, each with what an answer says instead: a library error's
         message names them for the CLI, and a client is told neither where the library is nor
         (with a PostgreSQL URL) its password."""
-        said: dict[str, str] = {}
-        if self.lib is not None:
-            url = self.lib.settings.db_url
-            said |= {url: "the library", shown_url(url): "the library",
-                     str(self.lib.settings.index_dir): "the index folder"}
-            path = sqlite_path(url)
-            said |= {str(path): "the library's file"} if path is not None else {}
-            upload = self.lib.settings.upload_dir
-            said |= {str(upload): "the upload folder"} if upload is not None else {}
-        return said
+        return self.lib.settings.places() if self.lib is not None else {}
 
     def knows(self, key: str) -> bool:
         """Whether :meth:`scope_of` answers ``key`` from memory (no database read)."""

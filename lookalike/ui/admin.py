@@ -31,6 +31,9 @@ try:
     people = {p.profile.name: p for p in lib.people.summaries(Audience.operator)}
 except EmptyLibrary:  # a library with no embedding space yet: nobody to list
     people = {}
+except LookalikeError as err:  # the operator's page: the message whole
+    st.error(f"The people cannot be listed: {err}")
+    st.stop()
 
 # what the last save did, shown once after the page reloaded with the person chosen
 done = st.session_state.pop("admin_done", None)

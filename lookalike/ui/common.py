@@ -186,6 +186,19 @@ def library() -> Library:
     return _open_library(os.environ.get("LOOKALIKE_DB"), os.environ.get("LOOKALIKE_INDEX_DIR"), max_pixels())
 
 
+def said(err: BaseException) -> str:
+    """``err`` as a visitor may read it: the library's places in words
+    (:func:`lookalike.errors.public_text`); the log keeps the message whole."""
+    from lookalike.errors import LookalikeError, public_text
+
+    logging.getLogger(__name__).warning("shown to a visitor: %s", err)
+    try:
+        places = library().settings.places()
+    except LookalikeError:
+        places = {}
+    return public_text(err, places)
+
+
 def _cached(fn: Callable[P, R]) -> Callable[P, R]:
     import streamlit as st
 
@@ -298,8 +311,9 @@ def ready_library() -> Library:
     setting(max_pixels)
     url = setting(lambda: config.db_url(os.environ.get("LOOKALIKE_DB")))
     path = config.sqlite_path(url)
-    if path is not None and not path.exists():
-        st.warning(f"There is no face library at `{path}` yet.\n\n" + INGEST_HELP)
+    if path is not None and not path.exists():  # where it would be is the operator's: the log says
+        logging.getLogger(__name__).warning("no face library at %s yet", path)
+        st.warning("There is no face library here yet.\n\n" + INGEST_HELP)
         st.stop()
     try:
         lib = library()
@@ -307,7 +321,8 @@ def ready_library() -> Library:
     except EmptyLibrary:
         faces = 0
     except LookalikeError as err:
-        st.error(f"The face library cannot be opened: {err}")
+        logging.getLogger(__name__).error("the face library cannot be opened: %s", err)
+        st.error(f"The face library cannot be opened ({type(err).__name__}); the server's log says why.")
         st.stop()
     if faces == 0:
         st.warning(INGEST_HELP)

@@ -56,7 +56,7 @@ except NoFace:
                  "camera, not too small and not too dark.")
     st.stop()
 except LookalikeError as err:
-    left.error(str(err))
+    left.error(common.said(err))
     st.stop()
 
 faces = result.faces
@@ -83,7 +83,7 @@ with left:
                 estimate = lib.view.analyzer(AnalyzerName.auto).analyze(rgb, [face.bbox])[0]
             st.markdown(common.estimate_words(estimate))
         except LookalikeError as err:
-            st.warning(f"Estimates are not available on this installation: {err}")
+            st.warning(f"Estimates are not available on this installation: {common.said(err)}")
 
 with right:
     found = common.cards(lib, face)

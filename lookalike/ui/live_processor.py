@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import av
 from streamlit_webrtc import VideoProcessorBase
 
+from lookalike.errors import public_text
+
 if TYPE_CHECKING:
     from lookalike.library import Library
 
@@ -29,6 +31,7 @@ class LiveProcessor(VideoProcessorBase):
         from lookalike.live.session import LiveOptions, LivePipeline
 
         self.pipeline = LivePipeline(library, LiveOptions(k=3))
+        self._places = library.settings.places()  # what an error shown beside the video says in words
         self.error: str | None = None
         self._lock = threading.Lock()
         self._faces: list[dict] = []
@@ -41,7 +44,7 @@ class LiveProcessor(VideoProcessorBase):
             self.pipeline.start()
         except Exception as err:  # shown beside the video, not lost on a thread
             log.warning("live matching could not start", exc_info=True)
-            self.error = str(err)
+            self.error = public_text(err, self._places)
 
     def wait_ready(self, timeout: float = 300.0) -> bool:
         self._loader.join(timeout)

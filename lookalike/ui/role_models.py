@@ -96,7 +96,7 @@ except NoFace:
     space.warning("We could not see a face in that photo. Look straight at the camera in good light and try again.")
     st.stop()
 except (BadImage, LookalikeError) as err:
-    space.error(f"That did not work: {err}")
+    space.error(f"That did not work: {common.said(err)}")
     st.stop()
 
 found = common.cards(lib, result.faces[0])
