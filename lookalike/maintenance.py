@@ -54,7 +54,9 @@ class IndexMaintenance:
         """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
         keeps it from then on) or the rules' choice for the current size; drops tombstones.
         ``reduce`` first trains a PCA to that many dimensions on the stored faces, now."""
-        self.backend.check_rebuild(key)
+        red = self.view.reduction
+        dim = reduce or (red.dim_out if red is not None else RECOGNITION_DIMS[self.view.space.model])
+        self.backend.check_rebuild(key, dim)
         with self.backend.writers(self.view):
             if reduce is not None:
                 self.train_reduction(reduce)

@@ -416,7 +416,14 @@ def test_index_rebuild_hnsw_then_remove_uses_tombstones(faces, small_db):
     unpinned = json.loads(run("index", "rebuild", "--db", str(db), "--json").stdout)
     assert unpinned["index_key"] == "Flat" and not unpinned["pinned"]
     bad = run("index", "rebuild", "--db", str(db), "--key", "NotAKey")
-    assert bad.returncode == 2 and "cannot build index" in bad.stderr
+    assert bad.returncode == 2 and "cannot build index 'NotAKey' for 128-d vectors (could not parse" in bad.stderr
+    for key, why in (("IVFabc,Flat", "IVF is followed by its number of lists in digits"),
+                     ("IVF16,PQ7", "should be a multiple")):  # said before a --reduce PCA would be stored
+        bad = run("index", "rebuild", "--db", str(db), "--key", key, "--reduce", "64")
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert why in bad.stderr.replace("\n", " "), bad.stderr
+    info = json.loads(run("index", "info", "--db", str(db), "--json").stdout)
+    assert info["reduction"]["kind"] is None, "a PCA was stored for a key that could not be built"
 
 
 def test_names_and_profile_text_print_as_text_never_as_markup(faces, tmp_path):

@@ -109,8 +109,9 @@ class VectorBackend:
 
     metric = "cosine"
 
-    def check_rebuild(self, key: str | None) -> None:
-        """Refuse a ``key`` this kind of index has no use for, before anything changes."""
+    def check_rebuild(self, key: str | None, dim: int) -> None:
+        """Refuse a ``key`` this kind of index has no use for, or cannot make for ``dim``-d
+        vectors, before anything changes (a PCA is trained and stored before the build)."""
 
     def rebuild(self, store: SpaceStore, current: OpenIndex, key: str | None, reduced: bool) -> None:
         """Make the index again from the database vectors (``key``: of that type), the

@@ -28,11 +28,19 @@ class FaissBackend(VectorBackend):
     name = "faiss"
     metric = "cosine (inner product)"
 
-    def check_rebuild(self, key: str | None) -> None:
+    def check_rebuild(self, key: str | None, dim: int) -> None:
+        import faiss
+
         from .choice import default_params
 
-        if key is not None:
-            default_params(key, 0)  # a key it cannot read is said before a PCA is trained and stored
+        if key is None:
+            return
+        default_params(key, 0)  # an IVF list count that is not a number
+        try:  # the factory alone, no training: milliseconds, and FAISS's own word on the key
+            faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as err:  # "Error in ... at faiss/x.cpp:64: Error: '...' failed: why"
+            why = str(err).strip().splitlines()[-1].split(".cpp:", 1)[-1].split(": ", 1)[-1]
+            raise ConfigError(f"cannot build index {key!r} for {dim}-d vectors ({why[:200]})") from None
 
     def manifest(self, store: SpaceStore) -> Manifest:
         sp = store.space

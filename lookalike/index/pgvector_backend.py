@@ -57,7 +57,7 @@ class PgVectorBackend(VectorBackend):
                 "rules_reason": "on PostgreSQL the vectors live in faces.vec and are searched in SQL",
                 "rebuild_advised": False, "upkeep": "none: PostgreSQL maintains its own index"}
 
-    def check_rebuild(self, key: str | None) -> None:
+    def check_rebuild(self, key: str | None, dim: int) -> None:
         if key is not None:
             raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
                               "(rebuild without --key to REINDEX it)")
