@@ -8,9 +8,9 @@ The rules, in order:
    embedding a query costs);
 2. ``HNSW32`` while full vectors plus graph links fit the budget and the dimension is
    moderate. ``efSearch`` 256, tuned on look-alike queries (bench/index.py "strangers":
-   every true neighbour is another person): recall@10 0.994 at 1.4 ms for 100k x 128,
-   0.924 at 2.3 ms for 1M (128 gave 0.971 / 0.822). Finding a person's other photos is
-   easy for the graph (0.9998 at efSearch 32);
+   every true neighbour is another person; efConstruction 200, 2026-12-06, Intel Xeon):
+   recall@10 0.998 at 0.68 ms for 100k x 128, 0.957 at 1.5 ms for 1M (128 gave 0.981 /
+   0.877). Finding a person's other photos is easy for the graph (0.9994 at efSearch 32);
 3. otherwise ``IVF{nlist},PQ{m}`` — compressed codes — with exact re-ranking of the
    candidates from the database's full vectors (needed for the largest corpora and for
    4096-d models such as VGG-Face).
