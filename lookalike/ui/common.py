@@ -298,9 +298,11 @@ def operator_gate() -> None:
     st.stop()
 
 
-def ready_library() -> Library:
+def ready_library(operator: bool = False) -> Library:
     """The library when it has faces; else the page says how to ingest one and stops.
-    A missing SQLite file is reported, never created."""
+    A missing SQLite file is reported, never created. Where the library is, and why it cannot
+    be opened, only an ``operator`` page (behind :func:`operator_gate`) says; a visitor's
+    page says what kind of problem it is, and the log the rest."""
     import streamlit as st
 
     from lookalike import config
@@ -311,9 +313,9 @@ def ready_library() -> Library:
     setting(max_pixels)
     url = setting(lambda: config.db_url(os.environ.get("LOOKALIKE_DB")))
     path = config.sqlite_path(url)
-    if path is not None and not path.exists():  # where it would be is the operator's: the log says
+    if path is not None and not path.exists():
         logging.getLogger(__name__).warning("no face library at %s yet", path)
-        st.warning("There is no face library here yet.\n\n" + INGEST_HELP)
+        st.warning(f"There is no face library {f'at `{path}`' if operator else 'here'} yet.\n\n" + INGEST_HELP)
         st.stop()
     try:
         lib = library()
@@ -322,7 +324,8 @@ def ready_library() -> Library:
         faces = 0
     except LookalikeError as err:
         logging.getLogger(__name__).error("the face library cannot be opened: %s", err)
-        st.error(f"The face library cannot be opened ({type(err).__name__}); the server's log says why.")
+        st.error(f"The face library cannot be opened: {err}" if operator else
+                 f"The face library cannot be opened ({type(err).__name__}); the server's log says why.")
         st.stop()
     if faces == 0:
         st.warning(INGEST_HELP)

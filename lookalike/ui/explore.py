@@ -39,7 +39,7 @@ st.title("Explore the collection")
 st.caption("A look inside the face library: what it holds, which photos could not be used, "
            "and how the faces relate to each other.")
 common.operator_gate()  # every person, consent or not, their photos and paths: operators only
-lib = common.ready_library()
+lib = common.ready_library(operator=True)
 
 
 
