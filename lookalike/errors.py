@@ -25,6 +25,17 @@ class LookalikeError(Exception):
     problem_code = "internal"
 
 
+def carried(err: LookalikeError, into: LookalikeError | None = None) -> LookalikeError:
+    """``err`` fit to cross a process boundary: ``into`` (else a plain :class:`LookalikeError`
+    with its message) holding, on the instance, what ``err``'s class means to each shell (exit
+    code, HTTP status and code). The subclasses' constructors take other arguments than their
+    message, so not all of them survive pickling; these attributes do (an exception's
+    ``__dict__`` is pickled with it)."""
+    out = into if into is not None else LookalikeError(str(err))
+    out.exit_code, out.http_status, out.problem_code = err.exit_code, err.http_status, err.problem_code
+    return out
+
+
 def public_text(err: BaseException, places: Mapping[str, str]) -> str:
     """What a client or a visitor is told of ``err``. A message about the server's own state
     (a 409 or a 5xx: a busy or damaged index, missing weights) has each of the operator's

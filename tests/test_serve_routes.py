@@ -74,6 +74,23 @@ def test_every_error_class_declares_its_status_and_code():
         assert 400 <= cls.http_status < 600 and cls.problem_code.isidentifier()
 
 
+def test_an_error_keeps_what_it_means_across_a_process_boundary():
+    """Worker processes (ingest, live matching) send errors back pickled; a subclass whose
+    constructor takes other arguments would not survive, so its meaning travels on the
+    instance: missing weights stay a 503 model_missing, a bad name exit 2."""
+    import pickle
+
+    missing = errors.ModelMissing("SFace", ["face_recognition_sface_2021dec.onnx"], "/w")
+    back = pickle.loads(pickle.dumps(errors.carried(missing)))
+    assert type(back) is errors.LookalikeError and str(back) == str(missing)
+    assert (back.http_status, back.problem_code, back.exit_code) == (503, "model_missing", 1)
+    name = errors.UnknownName("model", "NoSuchModel", ["SFace"])
+    back = pickle.loads(pickle.dumps(errors.carried(name, errors.IngestFailed(f"a worker: {name}"))))
+    assert type(back) is errors.IngestFailed and (back.exit_code, back.http_status, back.problem_code) == (
+        2, 400, "unknown_name")
+    assert errors.IngestFailed.exit_code == 1, "the class itself is untouched"
+
+
 @pytest.fixture(scope="module")
 def app():
     from lookalike.serve.app import create_app

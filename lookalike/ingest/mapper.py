@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import logs
-from ..errors import BadImage, IngestFailed
+from ..errors import BadImage, IngestFailed, LookalikeError, carried
 from ..faces.pipeline import Face, FacePipeline, FacesMode, Space
 from ..faults import crash_point
 from ..store.values import encode_vector
@@ -293,6 +293,10 @@ def process(spec: MapperSpec, tasks: list[Task]) -> list[Processed]:
     call) end the run with one :class:`IngestFailed` naming them, not a worker's traceback."""
     try:
         mapper = _mapper_for(spec)
+    except LookalikeError as err:  # missing weights stay a 503 model_missing, a bad name exit 2
+        log.debug("the models of %s did not load", spec.space.key, exc_info=True)
+        raise carried(err, IngestFailed(f"an ingest worker could not load the models of {spec.space.key}: "
+                                        f"{type(err).__name__}: {err}")) from None
     except Exception as err:
         log.debug("the models of %s did not load", spec.space.key, exc_info=True)
         raise IngestFailed(f"an ingest worker could not load the models of {spec.space.key}: "

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import logs
 from ..config import shown_url
-from ..errors import LookalikeError
+from ..errors import LookalikeError, carried
 
 if TYPE_CHECKING:
     from ..analysis import Analyzer, Estimate
@@ -136,8 +136,8 @@ def _warm() -> dict:
             worker.analyzer = lib.view.analyzer(worker.options.analyzer)
             worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
         return {"faces": ntotal, "space": lib.view.space.key}
-    except LookalikeError as err:  # subclasses do not all survive pickling; the message does
-        raise LookalikeError(str(err)) from None
+    except LookalikeError as err:  # subclasses do not all survive pickling; what they mean does
+        raise carried(err) from None
 
 
 def renew_below(threshold: float) -> float:
@@ -203,6 +203,8 @@ class Matcher:
             return self._pool.submit(_warm).result(timeout=timeout)
         except BrokenProcessPool:
             raise LookalikeError("the matching worker could not start (see the messages above)") from None
+        except TimeoutError:
+            raise LookalikeError(f"the matching worker had not loaded its models after {timeout:.0f} s") from None
 
     @property
     def busy(self) -> bool:
