@@ -58,10 +58,15 @@ class Group:
 
     def age_range(self) -> tuple[float, float]:
         low, _, high = self.value.partition("-")
+        usage = f"age group {self.value!r}: use LOW-HIGH in years, e.g. age:60-70 or age:60-"
         try:
-            return float(low), float(high) if high else float("inf")
+            start, end = float(low), float(high) if high else float("inf")
         except ValueError as err:
-            raise ConfigError(f"age group {self.value!r}: use LOW-HIGH in years, e.g. age:60-70 or age:60-") from err
+            raise ConfigError(usage) from err
+        # age:nan or age:70-60 parsed, then matched no one: "no faces in group" misled
+        if not (0 <= start < end) or start != start:
+            raise ConfigError(f"{usage} (LOW at least 0 and under HIGH)")
+        return start, end
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.value}"
