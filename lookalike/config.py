@@ -97,7 +97,7 @@ def shown_url(url: str) -> str:
     import re
 
     # libpq also takes it as a query parameter: ?password=... (SQLAlchemy's own hiding misses it)
-    url = re.sub(r"([?&](?:password|passwd|pwd)=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+    url = re.sub(r"([?&](?:ssl)?(?:password|passwd|pwd)=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
     scheme, sep, rest = url.partition("://")
     credentials, at, place = rest.rpartition("@")  # the last @: a password may hold one unescaped
     user, colon, _ = credentials.partition(":")

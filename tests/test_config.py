@@ -177,3 +177,23 @@ def test_the_cli_prints_one_clean_line_for_a_bad_variable(tmp_path, name, value)
     assert name in out.stderr and repr(value) in out.stderr
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
     assert out.stderr.strip().startswith("error:") and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_the_places_an_answer_says_in_words(clean_env, tmp_path):
+    """Where a library lives, each with the words a client or a visitor is told instead; a
+    409/5xx message names none of them, a 4xx (the caller's own text) is said back as sent."""
+    from lookalike.errors import IndexCorrupt, NotFound, public_text
+
+    clean_env.setenv("LOOKALIKE_HOME", str(tmp_path / "home"))
+    settings = config.Settings.resolve(db=tmp_path / "lib.db", vectors=config.parse_vectors(
+        f"milvus-lite:{tmp_path / 'mv' / 'v.db'}"))
+    places = settings.places()
+    assert places[str(tmp_path / "lib.db")] == "the library's file"
+    assert places[str(settings.index_dir)] == "the index folder"
+    assert places[str(config.weights_home())] == "the models' folder"
+    assert places[str(tmp_path / "mv" / "v.db")] == "the vector store"
+    broken = IndexCorrupt(f"{settings.index_dir}/SFace__yunet__arcface.faiss: not a readable FAISS index")
+    assert public_text(broken, places) == "the index folder/SFace__yunet__arcface.faiss: not a readable FAISS index"
+    echoed = NotFound(f"no person named {str(tmp_path / 'lib.db')!r}")
+    assert public_text(echoed, places) == str(echoed)
+    assert public_text(KeyError("x"), places) == "something went wrong (KeyError); the server's log says why"

@@ -166,19 +166,35 @@ def test_manifest_ingest_keeps_profile_fields(faces, tmp_path):
                                    "where p.name = 'Aaron Sorkin'")[0][0] == 2
     # the manifest edited: a role with a control character refuses that row's text, and the
     # photo stored before keeps its place and its faces (nothing stored is lost to bad text);
-    # a story written by a spreadsheet (CR LF in a quoted cell) is stored with LF
+    # the row still says consent is withheld (no consent_display: not agreed), and that one
+    # word counts: consent narrows on any row, and a refused row never widens it. A new photo
+    # in a refused row is not stored, and its person's stored profile is not blanked. A story
+    # written by a spreadsheet (CR LF in a quoted cell) is stored with LF.
+    (folder / "c.jpg").write_bytes((lfw / "Aaron_Sorkin_0001.jpg").read_bytes()[:-1] + b"\xd9")
     with open(manifest, "w", newline="") as fh:
         w = csv.writer(fh)  # csv's default line ends are CR LF too
-        w.writerow(["path", "person", "role", "story"])
-        w.writerow(["a.jpg", "Aaron Sorkin", "Writer\x07", ""])
-        w.writerow(["b.jpg", "Ann Other", "", "line one\r\nline two"])
+        w.writerow(["path", "person", "role", "story", "consent_display"])
+        w.writerow(["a.jpg", "Aaron Sorkin", "Writer\x07", "", "true"])
+        w.writerow(["b.jpg", "Ann Other", "", "line one\r\nline two", "true"])
     again = {Path(o.path).name: o for o in lib.ingest([str(manifest)]).outcomes}
     assert again["a.jpg"].status == "unchanged", again["a.jpg"]
     assert "people.csv:2: profile refused: role holds the control character U+0007" in again["a.jpg"].reason
-    assert _sql(tmp_path / "m.db", "select count(*) from faces f join photos ph on ph.id = f.photo_id "
-                                   "where ph.status = 'ok'")[0][0] == 2
-    assert _sql(tmp_path / "m.db", "select role from people where name='Aaron Sorkin'")[0][0] == "Writer"
+    assert _sql(tmp_path / "m.db", "select role, consent_display from people where name='Aaron Sorkin'")[0] == (
+        "Writer", 1), "a refused row widened or narrowed what it may not"
     assert _sql(tmp_path / "m.db", "select story from people where name='Ann Other'")[0][0] == "line one\nline two"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "person", "role", "consent_display"])
+        w.writerow(["a.jpg", "Aaron Sorkin", "Writer\x07", ""])  # withheld, in a refused row
+        w.writerow(["c.jpg", "Aaron Sorkin", "Director\x07", "maybe"])  # new, refused: not stored
+    third = {Path(o.path).name: o for o in lib.ingest([str(manifest)]).outcomes}
+    assert third["a.jpg"].status == "unchanged"
+    assert "the row withholds consent: that is recorded" in third["a.jpg"].reason
+    assert third["c.jpg"].status == "rejected" and "consent_display must be true or false" in third["c.jpg"].reason
+    assert _sql(tmp_path / "m.db", "select role, organisation, consent_display from people "
+                                   "where name='Aaron Sorkin'")[0] == ("Writer", "Studio", 0)
+    assert _sql(tmp_path / "m.db", "select count(*) from faces f join photos ph on ph.id = f.photo_id "
+                                   "where ph.status = 'ok'")[0][0] == 2  # a.jpg's and b.jpg's faces, as before
     lib.close()
 
 

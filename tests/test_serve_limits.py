@@ -238,6 +238,8 @@ def test_an_answer_never_names_where_the_library_is(lib, tmp_path, caplog):
     ("postgresql+psycopg://me:s3c@ret@db.example/look", "postgresql+psycopg://me:***@db.example/look"),
     ("postgresql+psycopg://db.example/look?user=me&password=s3cret&sslmode=require",
      "postgresql+psycopg://db.example/look?user=me&password=***&sslmode=require"),  # libpq takes it here too
+    ("postgresql+psycopg://db.example/look?sslpassword=k3y&sslmode=verify-full",
+     "postgresql+psycopg://db.example/look?sslpassword=***&sslmode=verify-full"),
     ("postgresql+psycopg://me@db.example/look", "postgresql+psycopg://me@db.example/look"),
     ("sqlite:////srv/a:b@c.db", "sqlite:////srv/a:b@c.db"),  # a path, not a password
 ])

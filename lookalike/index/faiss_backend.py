@@ -40,7 +40,7 @@ class FaissBackend(VectorBackend):
             faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as err:  # "Error in ... at faiss/x.cpp:64: Error: '...' failed: why"
             why = str(err).strip().splitlines()[-1].split(".cpp:", 1)[-1].split(": ", 1)[-1]
-            raise ConfigError(f"cannot build index {key!r} for {dim}-d vectors ({why[:200]})") from None
+            raise ConfigError(f"--key {key}: cannot build index {key!r} for {dim}-d vectors ({why[:200]})") from None
 
     def manifest(self, store: SpaceStore) -> Manifest:
         sp = store.space

@@ -101,7 +101,8 @@ def connect(vectors: Vectors) -> MilvusClient:
         try:
             Path(vectors.target).parent.mkdir(parents=True, exist_ok=True)  # as SQLite makes its file
         except OSError as err:
-            raise ConfigError(f"{vectors}: cannot create its folder: {err.strerror or err}") from None
+            # the server's folder, not a caller's option: a 500 logged, the folder said in words
+            raise VectorStoreUnavailable(f"{vectors}: cannot create its folder: {err.strerror or err}") from None
         # milvus_lite logs its own traceback before pymilvus raises "Open local milvus failed"
         quiet = logging.getLogger("milvus_lite.server_manager")
         level, quiet.level = quiet.level, logging.CRITICAL

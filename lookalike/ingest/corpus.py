@@ -71,6 +71,7 @@ class Item:
 
 
 PROFILE_REFUSED = "profile refused"  # a Rejection's kind: the row's text, not its photo
+WITHDRAWN = Profile(consent_display=False)  # what a refused row still says: not to be displayed
 
 
 @dataclass
@@ -161,15 +162,20 @@ def read_manifest(path: Path) -> list[Item]:
         if (problem := person_name_problem(person)) is not None:
             items.append(Item(str(target), None, rejected=Rejection(problem, where=where)))
             continue
+        # a row whose text is refused: a photo stored before keeps its place (ingest.reader),
+        # and the row still narrows consent (it never widens it): WITHDRAWN goes with it
         try:
             found = _profile(row)
-        except ValueError as err:
-            items.append(Item(str(target), person, rejected=Rejection(str(err), where=where)))
+        except ValueError as err:  # consent_display neither true nor false: that is no consent
+            items.append(Item(str(target), person, WITHDRAWN, rejected=Rejection(PROFILE_REFUSED, str(err),
+                                                                                 where=where)))
             continue
         try:  # checked as every other way in checks it (the API, the admin page, --format)
             profile = check_profile(found) if found is not None else None
-        except ValueError as err:  # a photo stored before keeps its place (ingest.reader)
-            items.append(Item(str(target), person, rejected=Rejection(PROFILE_REFUSED, str(err), where=where)))
+        except ValueError as err:
+            narrowed = WITHDRAWN if found is not None and found.consent_display is not True else None
+            items.append(Item(str(target), person, narrowed, rejected=Rejection(PROFILE_REFUSED, str(err),
+                                                                                where=where)))
             continue
         items.append(Item(str(target), person, profile))
     return items

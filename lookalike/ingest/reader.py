@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from ..store import person_rows, photo_rows
@@ -84,6 +84,15 @@ class Reader:
         self.in_flight: dict[str, Item] = {}  # bytes met earlier in this run
         self.people: dict[str, int] = {}
 
+    def _withdraw(self, person: str) -> str:
+        """A refused row's one word that still counts: the person is not to be displayed
+        (consent narrows on any row; only a row whose text is stored can widen it)."""
+        with self.target.session() as session:
+            if not person_rows.set_consent(session, person, False):
+                return ""
+            session.commit()
+        return "; the row withholds consent: that is recorded, the rest of its text is not"
+
     def read(self, items: list[Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
@@ -95,13 +104,16 @@ class Reader:
         for item in items:
             if item.rejected:
                 old = before.get(item.path)
-                kept = item.rejected.kind == PROFILE_REFUSED and old is not None  # bad text loses no stored photo
-                if kept or (old is not None and old.status == PhotoStatus.rejected.value):
-                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, str(item.rejected),
-                                             0, None))
+                refused_text = item.rejected.kind == PROFILE_REFUSED
+                reason = str(item.rejected)
+                if refused_text and item.person and item.profile is not None and item.profile.consent_display is False:
+                    reason += self._withdraw(item.person)
+                item = replace(item, profile=None)  # nothing else of a refused row is written
+                if (refused_text and old is not None) or (old is not None and old.status == PhotoStatus.rejected.value):
+                    # bad text loses no stored photo; a rejected row stays as it was
+                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, reason, 0, None))
                 else:
-                    self.sink.take(Processed.settled(item, PhotoStatus.rejected, str(item.rejected),
-                                                     replaces=old is not None))
+                    self.sink.take(Processed.settled(item, PhotoStatus.rejected, reason, replaces=old is not None))
                 continue
             try:
                 data, sha = read_file(item.path)

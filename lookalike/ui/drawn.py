@@ -125,9 +125,11 @@ def remember(key: tuple, data: bytes) -> bytes:
 
 
 def reason(err: Exception) -> str:
-    """An error about the visitor's in-memory photo, without the stand-in name the verbs
-    give it (``<array>: …``)."""
-    return str(err).removeprefix("<array>: ")
+    """An error about one of the morph's two photos, without the stand-in name the verbs give
+    the visitor's in-memory one (``<array>: …``) and without where the stored one is kept."""
+    text = str(err).removeprefix("<array>: ")
+    path = getattr(err, "path", None)
+    return text.replace(path, "their photo") if isinstance(path, str) and path and path != "<array>" else text
 
 
 def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[int, int, int, int] | None,
