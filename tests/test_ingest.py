@@ -191,6 +191,8 @@ def test_manifest_ingest_keeps_profile_fields(faces, tmp_path):
     assert third["a.jpg"].status == "unchanged"
     assert "the row withholds consent: that is recorded" in third["a.jpg"].reason
     assert third["c.jpg"].status == "rejected" and "consent_display must be true or false" in third["c.jpg"].reason
+    done = lib.ingest([str(manifest)]).to_dict()["profiles_refused"]  # said apart: "unchanged" says nothing of it
+    assert [Path(r["path"]).name for r in done] == ["a.jpg"] and "profile refused" in done[0]["reason"]
     assert _sql(tmp_path / "m.db", "select role, organisation, consent_display from people "
                                    "where name='Aaron Sorkin'")[0] == ("Writer", "Studio", 0)
     assert _sql(tmp_path / "m.db", "select count(*) from faces f join photos ph on ph.id = f.photo_id "

@@ -155,6 +155,7 @@ class _RichProgress:
 
 
 def _print_ingest_summary(summary: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     console = terminal()
@@ -168,7 +169,9 @@ def _print_ingest_summary(summary: dict) -> None:
             table.add_row(status, str(n))
     console.print(table)
     for c in summary["conflicts"]:
-        console.print(f"[yellow]same photo under two people:[/] {c['path']}: {c['reason']}")
+        console.print(f"[yellow]same photo under two people:[/] {escape(c['path'])}: {escape(c['reason'])}")
+    for r in summary["profiles_refused"]:  # the photo stayed as it was: its status says nothing
+        console.print(f"[yellow]profile text refused, photo kept:[/] {escape(r['reason'])}")
     if summary.get("index_rebuilt"):
         console.print(f"index rebuilt: {summary['index_rebuilt']}")
     lib = summary["library"]

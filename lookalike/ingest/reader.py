@@ -109,9 +109,11 @@ class Reader:
                 if refused_text and item.person and item.profile is not None and item.profile.consent_display is False:
                     reason += self._withdraw(item.person)
                 item = replace(item, profile=None)  # nothing else of a refused row is written
-                if (refused_text and old is not None) or (old is not None and old.status == PhotoStatus.rejected.value):
+                if old is not None and (refused_text or old.status == PhotoStatus.rejected.value):
                     # bad text loses no stored photo; a rejected row stays as it was
-                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, reason, 0, None))
+                    kept = refused_text and old.status != PhotoStatus.rejected.value
+                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, reason, 0, None,
+                                             text_refused=kept))
                 else:
                     self.sink.take(Processed.settled(item, PhotoStatus.rejected, reason, replaces=old is not None))
                 continue

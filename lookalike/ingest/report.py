@@ -87,6 +87,7 @@ class Outcome:
     faces: int
     sha256: str | None
     conflict: bool = False
+    text_refused: bool = False  # a manifest row's profile text refused, the photo stored before kept
 
 
 @dataclass
@@ -117,6 +118,12 @@ class IngestReport:
         """Duplicates filed under a different person than the first copy."""
         return [o for o in self.outcomes if o.conflict]
 
+    @property
+    def profiles_refused(self) -> list[Outcome]:
+        """Rows whose profile text was refused while their stored photo was kept: reported
+        apart, since their status (unchanged) says nothing of it."""
+        return [o for o in self.outcomes if o.text_refused]
+
     def to_dict(self) -> dict:
         rate = self.processed / self.seconds if self.seconds > 0 else 0.0
         return {
@@ -132,6 +139,8 @@ class IngestReport:
             "index_rebuilt": self.index_rebuilt,
             "conflicts": [{"path": o.path, "person": o.person, "reason": o.reason}
                           for o in self.conflicts],
+            "profiles_refused": [{"path": o.path, "person": o.person, "reason": o.reason}
+                                 for o in self.profiles_refused],
         }
 
 
