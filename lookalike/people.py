@@ -105,7 +105,7 @@ class People:
             if person_rows.person_by_name(session, name) is None:
                 raise NotFound(f"no person named {name!r} in this library; create their profile first")
         if not uploads:
-            raise ConfigError("no photo given")
+            raise ConfigError(f"{name}: no photo given to add")
         folder = config.upload_folder(self.upload_dir, name)
         folder.mkdir(parents=True, exist_ok=True)
         paths: dict[str, str] = {}

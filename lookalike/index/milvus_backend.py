@@ -168,7 +168,7 @@ class MilvusBackend(VectorBackend):
         try:
             spec = milvus_spec_by_name(key, n, self._dim(store), self.lite)
         except ValueError as err:
-            raise ConfigError(str(err)) from None
+            raise ConfigError(f"--key {key}: {err}") from None
         if reduced:  # a new width: a new collection
             self.build(store, spec)
         else:

@@ -108,7 +108,8 @@ def train(vectors: np.ndarray, dim_out: int) -> Reduction:
     if len(x) <= dim_out:
         from ..errors import ConfigError
 
-        raise ConfigError(f"a {dim_out}-d reduction needs more than {dim_out} faces; the space holds {len(x)}")
+        raise ConfigError(f"--reduce {dim_out}: a {dim_out}-d reduction needs more than {dim_out} faces; "
+                          f"the space holds {len(x)}")
     pca = PCA(n_components=dim_out, random_state=0).fit(x)
     return Reduction(x.shape[1], dim_out, pca.mean_.astype(np.float32), pca.components_.astype(np.float32),
                      len(x), float(pca.explained_variance_ratio_.sum()))
