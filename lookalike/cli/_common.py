@@ -125,15 +125,16 @@ def output_folder(path: Path | None, flag: str) -> Path | None:
 
 
 @contextmanager
-def writing(path: Path, flag: str) -> Iterator[None]:
+def writing(path: Path, flag: str | None = None) -> Iterator[None]:
     """An OSError while ``path`` is written (a full disk, a folder gone since) as a ConfigError
-    naming the flag and the file, instead of a traceback."""
+    naming the file (and the flag, when given), instead of a traceback."""
     from ..errors import ConfigError
 
     try:
         yield
     except OSError as err:
-        raise ConfigError(f"{flag} {path}: cannot be written ({err.strerror or err})") from None
+        named = f"{flag} {path}" if flag else str(path)
+        raise ConfigError(f"{named}: cannot be written ({err.strerror or err})") from None
 
 
 def _open(db: str | None = None, index_dir: Path | None = None, **settings: object) -> Library:

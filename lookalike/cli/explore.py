@@ -61,10 +61,10 @@ def explore_pca(
             with writing(plot, "--plot"):
                 _spectrum_plot(report, plot)
         if montage_dir is not None:
-            for c in report.components:
-                tiles = _tiles(data, c.low, lambda f: f"- {f.person or '?'}")
-                tiles += _tiles(data, c.high, lambda f: f"+ {f.person or '?'}")
-                with writing(montage_dir, "--montage-dir"):
+            with writing(montage_dir, "--montage-dir"):
+                for c in report.components:
+                    tiles = _tiles(data, c.low, lambda f: f"- {f.person or '?'}")
+                    tiles += _tiles(data, c.high, lambda f: f"+ {f.person or '?'}")
                     render(tiles, montage_dir / f"component-{c.index:02d}.jpg", columns=len(c.low),
                            title=f"axis {c.index} ({c.explained:.1%} of the variance): top row -, bottom row +")
         if as_json:
@@ -113,8 +113,8 @@ def explore_clusters(
         with opened(lib) as library:
             report, data = explore.clusters(library.view, min_size)
         if montage_dir is not None:
-            for n, members in enumerate(report.clusters, start=1):
-                with writing(montage_dir, "--montage-dir"):
+            with writing(montage_dir, "--montage-dir"):
+                for n, members in enumerate(report.clusters, start=1):
                     render(_tiles(data, members, lambda f: f.person or "?"), montage_dir / f"cluster-{n:03d}.jpg",
                            title=f"cluster {n}: {len(members)} faces")
         if as_json:
@@ -170,14 +170,10 @@ def explore_appearance(
     """An appearance model of the corpus (shapes and shape-normalised textures): each
     component's faces from -2 to +2 standard deviations, with its share of the variance."""
     with one_line_errors():
-        from ..errors import ConfigError
-
         with opened(lib) as library:
             made = library.pictures.appearance(components)
-        try:
+        with writing(out_dir):
             written = made.write(out_dir)
-        except OSError as err:
-            raise ConfigError(f"{out_dir}: cannot be written ({err.strerror or err})") from None
         if as_json:
             print_json(made.to_dict() | {"files": [str(p) for p in written]})
             return

@@ -22,6 +22,7 @@ from ._common import (
     output,
     print_json,
     terminal,
+    writing,
 )
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
@@ -186,11 +187,12 @@ def _report(path: Path, outcomes: list[Outcome], failed: bool) -> None:
     from ..errors import ConfigError
 
     try:
-        _write_report(path, outcomes)
-    except OSError as err:
+        with writing(path, "--report"):
+            _write_report(path, outcomes)
+    except ConfigError as err:
         if not failed:
-            raise ConfigError(f"--report {path}: cannot be written ({err.strerror or err})") from None
-        logging.getLogger(__name__).warning("--report %s: cannot be written (%s)", path, err.strerror or err)
+            raise
+        logging.getLogger(__name__).warning("%s", err)
 
 
 def _write_report(path: Path, outcomes: list[Outcome]) -> None:

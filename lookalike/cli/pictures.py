@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..config import MAX_DRAWN_STRENGTH
-from ._common import PICTURE_SUFFIXES, JsonOpt, app, one_line_errors, opened, print_json, terminal
+from ._common import PICTURE_SUFFIXES, JsonOpt, app, one_line_errors, opened, print_json, terminal, writing
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
@@ -27,10 +27,8 @@ def write_picture(image: np.ndarray, path: Path) -> Path:
     kind = PICTURE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ConfigError(f"{path}: write a picture as .png, .jpg or .webp, not {path.suffix or 'no suffix'!r}")
-    try:
+    with writing(path):
         Image.fromarray(image).save(path, format=kind)
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot be written ({err.strerror or err})") from None
     return path
 
 
@@ -84,7 +82,6 @@ def morph(
 ) -> None:
     """A morph from face A to face B: shape and texture interpolated together."""
     with one_line_errors():
-        from ..errors import ConfigError
         from ..imaging.morph import MorphFormat
 
         MorphFormat.of(out)  # before any work: a wrong suffix is said at once
@@ -93,10 +90,8 @@ def morph(
         sides = morph_side(a), morph_side(b)  # before any work: a group that cannot be morphed is said at once
         with opened(lib) as library:
             made = library.pictures.morph(*sides, frames)
-        try:
+        with writing(out):
             made.write(out)
-        except OSError as err:
-            raise ConfigError(f"{out}: cannot be written ({err.strerror or err})") from None
         if as_json:
             print_json(made.to_dict() | {"out": str(out)})
             return

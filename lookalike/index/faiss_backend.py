@@ -38,9 +38,8 @@ class FaissBackend(VectorBackend):
         default_params(key, 0)  # an IVF list count that is not a number
         try:  # the factory alone, no training: milliseconds, and FAISS's own word on the key
             faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as err:  # "Error in ... at faiss/x.cpp:64: Error: '...' failed: why"
-            why = str(err).strip().splitlines()[-1].split(".cpp:", 1)[-1].split(": ", 1)[-1]
-            raise ConfigError(f"--key {key}: cannot build index {key!r} for {dim}-d vectors ({why[:200]})") from None
+        except RuntimeError as err:
+            raise ConfigError(f"--key {key}: cannot build index {key!r} for {dim}-d vectors ({_why(err)})") from None
 
     def manifest(self, store: SpaceStore) -> Manifest:
         sp = store.space
@@ -104,7 +103,7 @@ class FaissBackend(VectorBackend):
         try:
             index = FaissIndex.build(store.settings.index_dir, manifest, ids, vectors)
         except RuntimeError as err:
-            raise ConfigError(f"cannot build index {key!r}: {str(err).splitlines()[0]}") from err
+            raise ConfigError(f"cannot build index {key!r}: {_why(err)}") from err
         index.save()
 
     def _plan(self, store: SpaceStore, index: VectorIndex) -> upkeep.Plan:
@@ -165,3 +164,9 @@ class FaissBackend(VectorBackend):
             return index.ntotal
 
         return report, repair
+
+
+def _why(err: RuntimeError) -> str:
+    """FAISS's reason without its C++ location: its message reads "Error in <function> at
+    faiss/<file>.cpp:<line>: Error: '<check>' failed: <why>" (or "...: could not parse ...")."""
+    return str(err).strip().splitlines()[-1].split(".cpp:", 1)[-1].split(": ", 1)[-1][:200]

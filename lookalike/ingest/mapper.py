@@ -293,14 +293,12 @@ def process(spec: MapperSpec, tasks: list[Task]) -> list[Processed]:
     call) end the run with one :class:`IngestFailed` naming them, not a worker's traceback."""
     try:
         mapper = _mapper_for(spec)
-    except LookalikeError as err:  # missing weights stay a 503 model_missing, a bad name exit 2
-        log.debug("the models of %s did not load", spec.space.key, exc_info=True)
-        raise carried(err, IngestFailed(f"an ingest worker could not load the models of {spec.space.key}: "
-                                        f"{type(err).__name__}: {err}")) from None
     except Exception as err:
         log.debug("the models of %s did not load", spec.space.key, exc_info=True)
-        raise IngestFailed(f"an ingest worker could not load the models of {spec.space.key}: "
-                           f"{type(err).__name__}: {err}") from None
+        failed = IngestFailed(f"an ingest worker could not load the models of {spec.space.key}: "
+                              f"{type(err).__name__}: {err}")
+        # a library error keeps what it means: missing weights a 503 model_missing, a bad name exit 2
+        raise (carried(err, failed) if isinstance(err, LookalikeError) else failed) from None
     for task in tasks:
         crash_point("ingest.photo", os.path.basename(task.path))  # a photo that kills its decoder
     done = mapper.process_tasks(tasks)
