@@ -123,10 +123,11 @@ def run_lookalike(db: Path, index_dir: Path, video: Path, out: Path) -> tuple:
     import lookalike
     from lookalike.live.session import LiveOptions, LiveSession
     from lookalike.live.sinks import VideoOut
+    from lookalike.processes import live_library
     from lookalike.query.search import Verdict
 
     lib = lookalike.open(db, index_dir=index_dir)
-    session = LiveSession(lib, str(video), LiveOptions(k=3), [VideoOut(out, 30.0)])
+    session = LiveSession(live_library(lib), str(video), LiveOptions(k=3), [VideoOut(out, 30.0)])
     stats = session.run()
     updates = [(w, u.t, u.best.person if u.best else None) for w, u in stats.updates]
     # what DeepFace.find counts: only a match within the model's same-person threshold

@@ -203,6 +203,12 @@ class EmptyLibrary(LookalikeError):
     http_status = 409
     problem_code = "empty_library"
 
+    @classmethod
+    def at(cls, where: str) -> EmptyLibrary:
+        """The one wording, for every verb that finds nothing stored: ``where`` is the library
+        as it may be shown (``config.shown_url``: a password masked)."""
+        return cls(f"{where}: the library has no faces yet; run: lookalike ingest PATH --db ...")
+
 
 class ManifestError(LookalikeError):
     """A corpus manifest that cannot be read."""
@@ -217,6 +223,18 @@ class NotFound(LookalikeError):
 
     http_status = 404
     problem_code = "not_found"
+
+    @classmethod
+    def person(cls, name: str) -> NotFound:
+        """The one wording for a person a caller may not see: one who is not there and one who
+        withholds consent from this audience read alike, so a visitor cannot tell them apart."""
+        return cls(f"no person named {name!r} in this library")
+
+    @classmethod
+    def photo(cls, photo_id: int) -> NotFound:
+        """The one wording for a photo id a caller may not have: not there, withheld, or its
+        file gone since ingest (:meth:`person`'s reason)."""
+        return cls(f"no photo {photo_id} in this library")
 
 
 class NothingIngested(LookalikeError):

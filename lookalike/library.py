@@ -278,7 +278,7 @@ class Library:
         def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:
             row = person_rows.person_by_name(session, name)
             if row is None:
-                raise NotFound(f"no person named {name!r} in this library")
+                raise NotFound.person(name)
             return row, photo_rows.photos_of_person(session, row.id)
 
         photos, faces, rebuilt = self._remove_photos(chosen)
@@ -429,7 +429,7 @@ class Library:
         with self.session() as session:
             path = consent.photo_path(session, photo_id, audience)
         if path is None or not Path(path).is_file():
-            raise NotFound(f"no photo {photo_id} in this library")
+            raise NotFound.photo(photo_id)
         return Path(path)
 
     def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
@@ -461,7 +461,7 @@ class Library:
         with self.session() as session:
             path = photo_rows.photo_path(session, photo_id)
         if path is None:
-            raise NotFound(f"no photo {photo_id} in this library")
+            raise NotFound.photo(photo_id)
         return path
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:

@@ -42,6 +42,12 @@ class People:
         with self.sessions() as session:
             return person_rows.profiles(session, names)
 
+    def titles(self, names: Iterable[str]) -> dict[str, str]:
+        """Person name -> how a screen names them: their profile's title, else the name."""
+        wanted = list(names)
+        profiles = self.profiles(wanted)
+        return {name: profiles[name].title if name in profiles else name for name in wanted}
+
     def display_tags(self) -> list[str]:
         """Self-declared tags a visitor may narrow role models by (consenting people only)."""
         with self.sessions() as session:
@@ -75,7 +81,7 @@ class People:
         which the next search reads with its answer, and so reads the faces shown again."""
         with self.sessions() as session:
             if not person_rows.set_consent(session, name, consent):
-                raise NotFound(f"no person named {name!r} in this library")
+                raise NotFound.person(name)
             session.commit()
 
     def photos(self, name: str) -> list[tuple[int, str, str, str | None]]:
@@ -83,7 +89,7 @@ class People:
         with self.sessions() as session:
             row = person_rows.person_by_name(session, name)
             if row is None:
-                raise NotFound(f"no person named {name!r} in this library")
+                raise NotFound.person(name)
             return photo_rows.person_photos(session, self.space_id(), row.id)
 
     def store_uploads(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> dict[str, str]:

@@ -38,7 +38,7 @@ from .imaging import geometry
 from .imaging import morph as morphing
 from .imaging import transform as transforming
 from .imaging.compose import png_bytes, square_crop
-from .query.facemath import Group, GroupKind
+from .query.facemath import Group, GroupKind, no_faces
 from .store.values import Audience
 
 if TYPE_CHECKING:
@@ -264,13 +264,9 @@ class Pictures:
 
         label = "the corpus" if group is None else f"group {group}"
         ids = self._face_ids(group, audience)
-        if len(ids) == 0:
-            if group is not None and group.kind is GroupKind.person:
-                raise NotFound(f"no person named {group.value!r} in this library")
-            raise NotFound(f"no faces in {label}" + (" (estimates exist only for photos ingested with --analyze)"
-                                                     if group is not None and group.kind in (GroupKind.age,
-                                                                                             GroupKind.emotion)
-                                                     else ""))
+        if len(ids) == 0:  # a person's own average (`average --person`) as a person who is not there
+            raise NotFound.person(group.value) if group is not None and group.kind is GroupKind.person \
+                else no_faces(group)
         with self.view.session() as session:
             rows = photo_rows.face_rows(session, ids)
             points = landmark_rows.landmarks_of(session, ids, MODEL)

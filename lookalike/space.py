@@ -142,8 +142,7 @@ class SpaceView:
                 f"this library holds faces made with {', '.join(others)}, not {self.space.key} "
                 "(model__detector__aligner); drop --model/--detector/--aligner or ingest again "
                 "with these settings")
-        raise EmptyLibrary(f"{config.shown_url(self.settings.db_url)}: the library is empty; "
-                           "run: lookalike ingest PATH --db ...")
+        raise EmptyLibrary.at(config.shown_url(self.settings.db_url))
 
     @property
     def reduction(self) -> Reduction | None:

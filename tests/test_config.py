@@ -151,7 +151,7 @@ def test_a_flag_is_0_or_1_and_nothing_read_as_off(clean_env):
     """A kiosk started with LOOKALIKE_UI_VISITOR_ONLY=2 (or =yes) used to serve the operator's
     pages: anything but 0 or 1 is now refused, naming the variable."""
     from lookalike.serve.settings import ServeSettings
-    from lookalike.ui.common import visitor_only
+    from lookalike.ui.settings import visitor_only
 
     clean_env.setenv("LOOKALIKE_UI_VISITOR_ONLY", " 1 ")
     assert visitor_only() is True
@@ -197,3 +197,18 @@ def test_the_places_an_answer_says_in_words(clean_env, tmp_path):
     echoed = NotFound(f"no person named {str(tmp_path / 'lib.db')!r}")
     assert public_text(echoed, places) == str(echoed)
     assert public_text(KeyError("x"), places) == "something went wrong (KeyError); the server's log says why"
+
+
+def test_the_web_apps_flags_reach_its_pages_as_given(clean_env):
+    """``lookalike ui``'s flags travel to Streamlit's process as variables: what the CLI
+    writes (UiSettings.to_env) is what the pages read back, and nothing set reads as the
+    flags' defaults (one spelling of each name, lookalike/ui/settings.py)."""
+    from lookalike.ui import settings
+
+    for name in (settings.KIOSK_IDLE, settings.MAX_UPLOAD_MB, settings.VISITOR_ONLY):
+        clean_env.delenv(name, raising=False)
+    assert (settings.idle_seconds(), settings.max_upload_mb(), settings.visitor_only()) == \
+        (settings.DEFAULT_IDLE_SECONDS, settings.DEFAULT_MAX_UPLOAD_MB, False)
+    for name, value in settings.UiSettings(kiosk_idle=30.5, max_upload_mb=3, visitor_only=True).to_env().items():
+        clean_env.setenv(name, value)
+    assert (settings.idle_seconds(), settings.max_upload_mb(), settings.visitor_only()) == (30.5, 3, True)

@@ -145,6 +145,7 @@ def test_the_picture_moves_on_while_the_matcher_is_stuck_in_a_match(library, vis
     import cv2
 
     from lookalike.live.session import LiveOptions, LivePipeline
+    from lookalike.processes import live_library
 
     video, segments = visitors
     first = segments[0]
@@ -160,7 +161,7 @@ def test_the_picture_moves_on_while_the_matcher_is_stuck_in_a_match(library, vis
     shown = ((own[k % len(own)], first.start + k / 30.0) for k in itertools.count())
     gate = tmp_path / "gate"
     monkeypatch.setenv("LOOKALIKE_HOLD_AT", f"live.match@{gate}")  # the spawned worker reads it
-    pipeline = LivePipeline(library, LiveOptions(k=3))
+    pipeline = LivePipeline(live_library(library), LiveOptions(k=3))
     try:
         pipeline.start()
         steps = shown

@@ -114,11 +114,12 @@ def test_a_bad_setting_is_one_line_naming_the_variable(page, name, value, tmp_pa
 
 def test_ui_settings_are_read_when_needed(monkeypatch):
     from lookalike.errors import ConfigError
+    from lookalike.ui.settings import DEFAULT_MAX_UPLOAD_MB, max_upload_mb
 
     monkeypatch.delenv("LOOKALIKE_UI_MAX_MB", raising=False)
-    assert common.max_upload_mb() == common.DEFAULT_MAX_UPLOAD_MB
+    assert max_upload_mb() == DEFAULT_MAX_UPLOAD_MB
     monkeypatch.setenv("LOOKALIKE_UI_MAX_MB", "3")
-    assert common.max_upload_mb() == 3
+    assert max_upload_mb() == 3
     with pytest.raises(common.UploadTooLarge, match="photos up to 3 MB"):
         common.read_upload(b"x" * (3 * 2**20 + 1), "big.jpg")
     monkeypatch.setenv("LOOKALIKE_UI_MAX_PIXELS", "many")

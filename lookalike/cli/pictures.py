@@ -116,8 +116,7 @@ def transform(
     with one_line_errors():
         from ..query.facemath import FaceMath
 
-        math = FaceMath.parse(toward, away, strength)
-        assert math is not None
+        math = FaceMath.of(toward, away, strength)
         with opened(lib) as library:
             made = library.pictures.transform(str(photo), math.toward, math.away, strength)
         write_picture(made.image, out)

@@ -154,22 +154,13 @@ def path(
     """Who lies between two faces: the nearest corpus face at each step of the way."""
     from dataclasses import asdict
 
-    from ..faces.images import load_query
-    from ..faces.pipeline import FacesMode
     from ..query.facemath import path as walk
+    from ..query.verify import largest_face
 
     with one_line_errors():
-        from ..errors import NoFace
-
         output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
-            ends = []
-            for photo in (photo_a, photo_b):
-                rgb, name = load_query(str(photo), library.settings.max_pixels)
-                found = library.view.pipeline.faces(rgb, FacesMode.largest)
-                if not found:
-                    raise NoFace(name, library.view.space.detector)
-                ends.append(found[0].embedding)
+            ends = [largest_face(library.view, str(photo))[0].embedding for photo in (photo_a, photo_b)]
             route = walk(library.view, ends[0], ends[1], steps)
             if render is not None:
                 _render_path(library, str(photo_a), str(photo_b), route, render)

@@ -6,6 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..serve.settings import (
+    DEFAULT_BODY_WAIT,
+    DEFAULT_MAX_BODIES,
+    DEFAULT_MAX_MEGAPIXELS,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_RATE,
+)
 from ..store.values import KeyScope
 from ._common import JsonOpt, app, one_line_errors, opened, print_json, terminal
 from ._options import LibraryOptions, grouped
@@ -29,18 +36,19 @@ def serve(
     cors: Annotated[Optional[list[str]], typer.Option(
         "--cors-origin", help="A web origin allowed to call the API from a browser (repeatable; default none).")]
     = None,
-    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1, help="Largest photo, in MB.")] = 15,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1, help="Largest photo, in MB.")]
+    = DEFAULT_MAX_UPLOAD_MB,
     max_megapixels: Annotated[int, typer.Option(
-        "--max-megapixels", min=1, help="Largest photo once decoded, in megapixels.")] = 40,
+        "--max-megapixels", min=1, help="Largest photo once decoded, in megapixels.")] = DEFAULT_MAX_MEGAPIXELS,
     rate: Annotated[int, typer.Option(
         "--rate", min=0, help="Requests per minute per key (or per address with --open-search); 0 = no limit.")]
-    = 120,
+    = DEFAULT_RATE,
     max_bodies: Annotated[int, typer.Option(
         "--max-bodies", min=1, help="Requests with a body (photos, JSON) read and served at once per process; "
-                                    "more wait up to --body-wait seconds, then get 503.")] = 16,
+                                    "more wait up to --body-wait seconds, then get 503.")] = DEFAULT_MAX_BODIES,
     body_wait: Annotated[int, typer.Option(
         "--body-wait", min=0, help="Seconds a request over --max-bodies waits for a place (0: 503 at once).")]
-    = 10,
+    = DEFAULT_BODY_WAIT,
     forwarded_allow_ips: Annotated[Optional[str], typer.Option(
         "--forwarded-allow-ips", help="Comma-separated addresses of your reverse proxies, whose "
                                       "X-Forwarded-For / X-Forwarded-Proto are trusted (default: none; "

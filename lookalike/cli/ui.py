@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..ui.settings import DEFAULT_IDLE_SECONDS, DEFAULT_MAX_UPLOAD_MB, UiSettings
 from ._common import app, one_line_errors, terminal
 from ._options import LibraryOptions, grouped
 
@@ -18,9 +19,10 @@ def ui(
     address: Annotated[str, typer.Option(
         "--address", help="Interface to listen on; 0.0.0.0 to serve other machines (a kiosk's screen).")] = "127.0.0.1",
     kiosk_idle: Annotated[float, typer.Option(
-        "--kiosk-idle", min=1, help="Seconds without a touch before the role-model kiosk starts over.")] = 90.0,
+        "--kiosk-idle", min=1, help="Seconds without a touch before the role-model kiosk starts over.")]
+    = DEFAULT_IDLE_SECONDS,
     max_upload_mb: Annotated[int, typer.Option(
-        "--max-upload-mb", min=1, help="Largest photo a visitor may upload.")] = 15,
+        "--max-upload-mb", min=1, help="Largest photo a visitor may upload.")] = DEFAULT_MAX_UPLOAD_MB,
     visitor_only: Annotated[bool, typer.Option(
         "--visitor-only", help="Serve Find, Live and Role models alone (a kiosk or public site): no Explore, "
                                "no Admin.")] = False,
@@ -40,9 +42,8 @@ def ui(
             if find_spec(module) is None:
                 raise MissingExtra("the web app", "ui", f"{module} is not installed")
         script = Path(__file__).resolve().parents[1] / "ui" / "lookalike_web.py"  # app.py behind a middleware
-        env = os.environ | {"LOOKALIKE_DB": db_url(lib.db), "LOOKALIKE_KIOSK_IDLE": str(kiosk_idle),
-                            "LOOKALIKE_UI_MAX_MB": str(max_upload_mb),
-                            "LOOKALIKE_UI_VISITOR_ONLY": "1" if visitor_only else "0"}
+        chosen = UiSettings(kiosk_idle, max_upload_mb, visitor_only)
+        env = os.environ | {"LOOKALIKE_DB": db_url(lib.db)} | chosen.to_env()
         # the operator's password is throttled per client address: the address is the TCP
         # peer's unless the operator names the proxy they trust (FORWARDED_ALLOW_IPS=ADDR);
         # uvicorn's default would trust X-Forwarded-For from any local client

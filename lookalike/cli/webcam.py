@@ -42,6 +42,7 @@ def webcam(
         from ..live.session import LiveOptions, LiveSession
         from ..live.sinks import JsonlOut, VideoOut, Window, gui_problem
         from ..live.source import parse_source
+        from ..processes import live_library
 
         if k < 1:
             raise ConfigError("-k must be at least 1")
@@ -58,7 +59,7 @@ def webcam(
         say = terminal(stderr=True)
         options = LiveOptions(k=k, analyzer=analyzer if analyze else None, realtime=realtime)
         with opened(lib) as library:
-            session = LiveSession(library, parse_source(source), options, [])  # opens the source
+            session = LiveSession(live_library(library), parse_source(source), options, [])  # opens the source
             try:
                 if window:
                     session.sinks.append(Window())

@@ -36,8 +36,9 @@ from ..errors import LookalikeError, carried
 if TYPE_CHECKING:
     from ..analysis import Analyzer, Estimate
     from ..config import Settings
-    from ..library import Library
+    from ..query.context import SpaceContext
     from ..query.search import Match, SearchOptions
+    from .protocol import ViewOpener
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,12 @@ class MatchUpdate:
 
 @dataclass
 class _Worker:
-    library: Library
+    view: SpaceContext
     options: SearchOptions
     analyzer: Analyzer | None = None
 
 
-_worker: _Worker | None = None  # the library and options, in the worker process only
+_worker: _Worker | None = None  # the library's view and options, in the worker process only
 
 
 def _the_worker() -> _Worker:
@@ -108,7 +109,7 @@ def _the_worker() -> _Worker:
     return _worker
 
 
-def _init(settings: Settings, options: SearchOptions) -> None:
+def _init(settings: Settings, options: SearchOptions, open_view: ViewOpener) -> None:
     """Worker start-up: Ctrl-C belongs to the display side, which shuts us down cleanly; the
     log level is the display side's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -116,10 +117,8 @@ def _init(settings: Settings, options: SearchOptions) -> None:
     global _worker
     from dataclasses import replace
 
-    from ..library import Library
-
     # one thread: the display loop (capture, detection, drawing) needs the other core
-    _worker = _Worker(Library(replace(settings, model_threads=1)), options)
+    _worker = _Worker(open_view(replace(settings, model_threads=1)), options)
     log.debug("matching worker started on %s", shown_url(settings.db_url))
 
 
@@ -127,15 +126,15 @@ def _warm() -> dict:
     """Load everything a match needs now, so the first face is not the one that waits."""
     worker = _the_worker()
     try:
-        lib = worker.library
-        ntotal = lib.view.index.ntotal
-        lib.view.pipeline.embedder.warm()
-        lib.view.calibration()
-        lib.view.centroids()
+        view = worker.view
+        ntotal = view.index.ntotal
+        view.pipeline.embedder.warm()
+        view.calibration()
+        view.centroids()
         if worker.options.analyzer is not None:
-            worker.analyzer = lib.view.analyzer(worker.options.analyzer)
+            worker.analyzer = view.analyzer(worker.options.analyzer)
             worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
-        return {"faces": ntotal, "space": lib.view.space.key}
+        return {"faces": ntotal, "space": view.space.key}
     except LookalikeError as err:  # subclasses do not all survive pickling; what they mean does
         raise carried(err) from None
 
@@ -171,12 +170,12 @@ def _match(req: MatchRequest) -> MatchUpdate:
     crash_point("live.match")
     start = time.perf_counter()
     worker = _the_worker()
-    lib, pipeline = worker.library, worker.library.view.pipeline
+    view, pipeline = worker.view, worker.view.pipeline
     chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence, landmarks=req.landmarks),
                                   pipeline.embedder.input_size)
     vector = pipeline.embedder.embed([chip])[0]
-    query, renewed = query_vector(vector, req.memory, lib.view.calibration().threshold)
-    result = search_vectors(lib.view, [(req.bbox, req.confidence, query)], worker.options, "<live>")
+    query, renewed = query_vector(vector, req.memory, view.calibration().threshold)
+    result = search_vectors(view, [(req.bbox, req.confidence, query)], worker.options, "<live>")
     estimate = worker.analyzer.analyze(req.crop, [req.box])[0] if worker.analyzer is not None else None
     return MatchUpdate(req.track, req.t, req.bbox, result.faces[0].matches, vector, estimate,
                        time.perf_counter() - start, renewed=renewed)
@@ -188,6 +187,7 @@ class Matcher:
 
     settings: Settings
     options: SearchOptions
+    open_view: ViewOpener  # how the worker process opens its view of the library
     # one at a time: a new face waits for at most the one face being matched, never a queue
     max_in_flight: int = 1
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -198,7 +198,7 @@ class Matcher:
         from ..workers import spawn_context
 
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn_context(),
-                                         initializer=_init, initargs=(self.settings, self.options))
+                                         initializer=_init, initargs=(self.settings, self.options, self.open_view))
         try:
             return self._pool.submit(_warm).result(timeout=timeout)
         except BrokenProcessPool:

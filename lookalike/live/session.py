@@ -48,7 +48,7 @@ def memory_weight(elapsed: float) -> float:
 if TYPE_CHECKING:
     from ..analysis import AnalyzerName
     from ..faces.detect import Point
-    from ..library import Library
+    from .protocol import LiveLibrary
 
 
 @dataclass(frozen=True)
@@ -117,19 +117,20 @@ class LivePipeline:
     The same object serves ``lookalike webcam`` (:class:`LiveSession` feeds it from a
     capture thread) and the web app's live page (the browser's WebRTC frames)."""
 
-    def __init__(self, library: Library, options: LiveOptions) -> None:
+    def __init__(self, library: LiveLibrary, options: LiveOptions) -> None:
         from ..faces import detect
 
         library.view.calibration()  # an empty library fails here, before the worker loads models
         self.options = options
         self.detector = detect.build(library.view.space.detector, options.detect_side, fallback=False)
         # a live screen is a display: people whose profile withholds consent never appear
-        self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
-                                                               audience=Audience.visitor))
+        self.matcher = Matcher(library.view.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
+                                                                    audience=Audience.visitor),
+                               library.open_view)
         self.tracker = Tracker(refresh=options.refresh)
         self.stats = LiveStats()
         self._detected_at = float("-inf")
-        self._library = library
+        self._titles = library.titles
         self.titles: dict[str, str] = {}  # person key -> display name, looked up once per person
         self.ready = False
 
@@ -195,8 +196,7 @@ class LivePipeline:
                     track.match = update
                     person = update.best.person if update.best is not None else None
                     if person is not None and person not in self.titles:  # the overlay's name for them
-                        profile = self._library.people.profiles([person]).get(person)
-                        self.titles[person] = profile.title if profile else person
+                        self.titles[person] = self._titles([person]).get(person, person)
             self.stats.updates.append((now, update))
         return updates
 
@@ -218,7 +218,7 @@ class LivePipeline:
 class LiveSession:
     """One run of live matching over one source. Build, then :meth:`run`."""
 
-    def __init__(self, library: Library, source: int | str, options: LiveOptions, sinks: list[Sink]) -> None:
+    def __init__(self, library: LiveLibrary, source: int | str, options: LiveOptions, sinks: list[Sink]) -> None:
         self.options = options
         self.sinks = sinks
         # open the source first: a wrong camera index fails before any model loads

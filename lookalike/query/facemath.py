@@ -90,9 +90,25 @@ class FaceMath:
         take them: ``None`` without ``toward``; ``away`` alone is a ConfigError."""
         if toward is None:
             if away is not None:
-                raise ConfigError("away (--away) needs toward (--toward)")
+                raise ConfigError("away needs toward: the group to move toward")
             return None
+        return cls.of(toward, away, strength)
+
+    @classmethod
+    def of(cls, toward: str, away: str | None, strength: float) -> FaceMath:
+        """:meth:`parse` where ``toward`` is required (a transform's)."""
         return cls(Group.parse(toward), Group.parse(away) if away else None, strength)
+
+
+def no_faces(group: Group | None) -> NotFound:
+    """What a group (``None``: the corpus) of no faces the caller may see is told, alike
+    whether its people are not there or withhold consent from the caller; an age or emotion
+    group with the reason it may be empty."""
+    if group is None:
+        return NotFound("no faces in the corpus")
+    hint = " (estimates exist only for photos ingested with --analyze)" \
+        if group.kind in (GroupKind.age, GroupKind.emotion) else ""
+    return NotFound(f"no faces in group {group}{hint}")
 
 
 def group_face_ids(view: SpaceContext, group: Group, audience: Audience = Audience.operator) -> np.ndarray:
@@ -118,9 +134,7 @@ def group_mean(view: SpaceContext, group: Group, audience: Audience = Audience.o
         return cache[group]
     ids = group_face_ids(view, group, audience)
     if len(ids) == 0:
-        hint = " (estimates exist only for photos ingested with --analyze)" \
-            if group.kind in (GroupKind.age, GroupKind.emotion) else ""
-        raise NotFound(f"no faces in group {group}{hint}")
+        raise no_faces(group)
     mean = view.vectors(ids).mean(axis=0)
     if cache is not None:
         cache[group] = mean
@@ -153,7 +167,7 @@ def shift(vector: np.ndarray, toward: np.ndarray, away: np.ndarray, strength: fl
     moved = np.asarray(vector, dtype=np.float64) + strength * (np.asarray(toward) - np.asarray(away))
     norm = float(np.linalg.norm(moved))
     if norm < 1e-9:
-        raise ConfigError("the face moved to the origin; use a smaller --strength")
+        raise ConfigError("the face moved to the origin; use a smaller strength")
     return (moved / norm).astype(np.float32)
 
 

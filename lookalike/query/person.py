@@ -98,7 +98,7 @@ def person_report(view: SpaceContext, name: str, audience: Audience = Audience.o
     with view.session() as session:
         person = person_rows.person_seen(session, name, audience)
         if person is None:
-            raise NotFound(f"no person named {name!r} in this library")
+            raise NotFound.person(name)
         rows = photo_rows.person_face_rows(session, space_id, person.id)
         profile = {k: getattr(person, k) for k in ("display_name", "role", "organisation", "story",
                                                    "consent_display", "source_url", "license")}

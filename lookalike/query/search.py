@@ -184,8 +184,7 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
         raise ConfigError("k must be at least 1")
     index = view.index  # fails fast, before any model loads, on an empty library
     if index.ntotal == 0:
-        raise EmptyLibrary(f"{shown_url(view.settings.db_url)}: the library has no faces yet; "
-                           "run: lookalike ingest PATH")
+        raise EmptyLibrary.at(shown_url(view.settings.db_url))
     query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
     found = view.pipeline.query_faces(query, FacesMode.all)
     rgb, faces, name = found.rgb, found.faces, query.name

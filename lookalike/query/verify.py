@@ -12,6 +12,7 @@ from ..faces.pipeline import FacesMode
 
 if TYPE_CHECKING:
     from ..faces.images import QueryPhoto
+    from ..faces.pipeline import Face
     from .context import SpaceContext
     from .search import Verdict
 
@@ -33,16 +34,21 @@ class Verification:
                 "calibration": self.calibration, "bbox_a": list(self.bbox_a), "bbox_b": list(self.bbox_b)}
 
 
+def largest_face(view: SpaceContext, photo: QueryPhoto) -> tuple[Face, tuple[int, int, int, int]]:
+    """The largest face of ``photo`` and its box in the photo as given, read as a search reads
+    a query (a draft decode, a small face re-aligned from the full photo): the same photo
+    embeds alike in a search, a verification and a path. :class:`NoFace` when it has none."""
+    query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
+    faces = view.pipeline.query_faces(query, FacesMode.largest)
+    if not faces.faces:
+        raise NoFace(query.name, view.space.detector)
+    return faces.faces[0], faces.in_photo(faces.faces[0].bbox)
+
+
 def verify(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
     """The largest face of each photo, compared in the library's embedding space."""
-    found, boxes = [], []
-    for photo in (photo_a, photo_b):
-        query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
-        faces = view.pipeline.query_faces(query, FacesMode.largest)
-        if not faces.faces:
-            raise NoFace(query.name, view.space.detector)
-        found.append(faces.faces[0])
-        boxes.append(faces.in_photo(faces.faces[0].bbox))
+    (face_a, box_a), (face_b, box_b) = largest_face(view, photo_a), largest_face(view, photo_b)
+    found, boxes = [face_a, face_b], [box_a, box_b]
     similarity = float(found[0].embedding @ found[1].embedding)
     cal = view.calibration()
     verdict = cal.verdict(similarity)

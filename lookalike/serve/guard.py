@@ -162,12 +162,17 @@ class Gate(HttpMiddleware):
             self.slots.leave()
 
 
+def too_large(limit: int) -> str:
+    """The 413's words, whether the declared length or the bytes read went over."""
+    return f"the request is over {limit} bytes; send smaller photos"
+
+
 class _TooLarge(HTTPException):
     """Raised from a body read past the limit: an HTTPException, so that FastAPI's body
     parsing passes it on as it is (any other error there becomes FastAPI's own 400)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request is over {limit} bytes; send smaller photos")
+        super().__init__(413, too_large(limit))
 
 
 class BodyLimit(HttpMiddleware):
@@ -203,8 +208,7 @@ class BodyLimit(HttpMiddleware):
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        await send_problem(send, ApiProblem(413, ServerCode.request_too_large,
-                                            f"the request is over {self.limit} bytes; send smaller photos"))
+        await send_problem(send, ApiProblem(413, ServerCode.request_too_large, too_large(self.limit)))
 
 
 class CatchAll(HttpMiddleware):

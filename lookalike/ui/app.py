@@ -9,6 +9,7 @@ import streamlit as st
 
 from lookalike import logs
 from lookalike.ui import common
+from lookalike.ui.settings import visitor_only
 
 st.set_page_config(page_title="lookalike — who looks like me?", page_icon=":material/face:", layout="wide")
 # the level `lookalike -v ui` exported (idempotent: every run of the script may call it)
@@ -25,5 +26,5 @@ operator = [
     st.Page("explore.py", title="Explore", icon=":material/explore:"),
     st.Page("admin.py", title="Admin", icon=":material/admin_panel_settings:"),
 ]
-pages = st.navigation(visitor if common.setting(common.visitor_only) else visitor + operator)
+pages = st.navigation(visitor if common.setting(visitor_only) else visitor + operator)
 pages.run()

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
 import numpy as np
 
-from lookalike.config import env_flag, env_int, env_text
+from lookalike.config import env_int, env_text
 from lookalike.query.search import Verdict
 from lookalike.store.values import PhotoStatus
+from lookalike.ui.settings import max_upload_mb
 from lookalike.ui.throttle import Throttle, client_key
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_MAX_UPLOAD_MB = 15  # `lookalike ui --max-upload-mb` passes LOOKALIKE_UI_MAX_MB
 # a phone photo is 12-48 MP; anything bigger is not a portrait and costs seconds to decode
 DEFAULT_MAX_PIXELS = 50_000_000
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic"]
@@ -63,12 +63,6 @@ class UploadTooLarge(Exception):
 
 
 # -- settings: read from the environment when needed (a bad value is a ConfigError naming it) --
-def max_upload_mb() -> int:
-    """The largest photo a visitor may upload, in MB (``LOOKALIKE_UI_MAX_MB``)."""
-    return env_int("LOOKALIKE_UI_MAX_MB", DEFAULT_MAX_UPLOAD_MB, "a whole number of megabytes such as 15",
-                   minimum=1)
-
-
 def max_pixels() -> int:
     """The largest photo a visitor's upload may decode to (``LOOKALIKE_UI_MAX_PIXELS``)."""
     return env_int("LOOKALIKE_UI_MAX_PIXELS", DEFAULT_MAX_PIXELS, "a whole number of pixels such as 50000000",
@@ -234,12 +228,6 @@ def operator_password() -> str | None:
     """The operator's password for Explore and Admin (``LOOKALIKE_UI_PASSWORD``); an admin
     API key (``lookalike keys create --scope admin``) opens them too."""
     return env_text("LOOKALIKE_UI_PASSWORD")
-
-
-def visitor_only() -> bool:
-    """``lookalike ui --visitor-only`` (``LOOKALIKE_UI_VISITOR_ONLY=1``): a kiosk or public
-    site serves Find, Live and Role models alone; Explore and Admin do not exist there."""
-    return env_flag("LOOKALIKE_UI_VISITOR_ONLY", False)
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -13,6 +13,7 @@ them. Face crops are cut from the photo files on demand and kept in memory only.
 from __future__ import annotations
 
 import io
+import logging
 from collections import Counter
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -89,7 +90,8 @@ def crop_of(_lib: Library, state: tuple, face_id: int, size: int, flagged: bool)
 
     try:
         img = _lib.face_crop(face_id, size).convert("RGB")
-    except LookalikeError:
+    except LookalikeError as err:  # the tile shows "photo not found"; the log says why
+        logging.getLogger(__name__).info("face %d: no crop (%s)", face_id, err)
         return None
     if flagged:
         ImageDraw.Draw(img).rectangle((0, 0, size - 1, size - 1), outline="#e0301e", width=max(3, size // 32))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from lookalike.models.catalog import RECOGNITION_DIMS
 from lookalike.ui import common, drawn
+from lookalike.ui.settings import max_upload_mb
 
 common.style()
 st.title("Find someone like me")
@@ -17,7 +18,7 @@ left, right = st.columns([2, 3], gap="large")
 with left:
     how = st.radio("Your photo", ["Upload a photo", "Take a photo"], horizontal=True, label_visibility="collapsed")
     if how == "Upload a photo":
-        given = st.file_uploader(f"A photo with your face (up to {common.max_upload_mb()} MB)",
+        given = st.file_uploader(f"A photo with your face (up to {max_upload_mb()} MB)",
                                  type=common.PHOTO_TYPES)
     else:
         given = st.camera_input("Look at the camera, then take the photo")

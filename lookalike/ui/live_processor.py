@@ -29,8 +29,9 @@ class LiveProcessor(VideoProcessorBase):
 
     def __init__(self, library: Library) -> None:
         from lookalike.live.session import LiveOptions, LivePipeline
+        from lookalike.processes import live_library
 
-        self.pipeline = LivePipeline(library, LiveOptions(k=3))
+        self.pipeline = LivePipeline(live_library(library), LiveOptions(k=3))
         self._places = library.settings.places()  # what an error shown beside the video says in words
         self.error: str | None = None
         self._lock = threading.Lock()

@@ -14,16 +14,8 @@ import time
 
 import streamlit as st
 
-from lookalike.config import env_float
 from lookalike.ui import common
-
-DEFAULT_IDLE_SECONDS = 90.0  # `lookalike ui --kiosk-idle` passes LOOKALIKE_KIOSK_IDLE
-
-
-def idle_seconds() -> float:
-    """Seconds without a touch before the kiosk starts over (``LOOKALIKE_KIOSK_IDLE``)."""
-    return env_float("LOOKALIKE_KIOSK_IDLE", DEFAULT_IDLE_SECONDS, "a number of seconds such as 90", minimum=1)
-
+from lookalike.ui.settings import idle_seconds
 
 common.style(kiosk=True)
 IDLE_SECONDS = common.setting(idle_seconds)  # read on every run of the page

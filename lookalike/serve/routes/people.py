@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 from fastapi.responses import Response
 
+from ...errors import NotFound
 from .. import schemas
-from ..guard import ApiProblem
-from ..problems import ServerCode
 from .common import PersonName, PhotoId, Searcher, Served, Topic, audience, line, photo_refs
 
 if TYPE_CHECKING:
@@ -62,6 +61,6 @@ def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response
         data = path.read_bytes()
     except OSError as err:  # the file gone or unreadable since ingest: the operator's to know
         logging.getLogger(__name__).warning("photo %s: %s cannot be read (%s)", photo_id, path, err.strerror or err)
-        raise ApiProblem(404, ServerCode.not_found, f"no photo {photo_id} in this library") from None
+        raise NotFound.photo(photo_id) from None  # as the library says one it may not show
     return Response(data, media_type=schemas.media_type(data),
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})

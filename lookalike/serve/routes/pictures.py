@@ -89,8 +89,7 @@ def transform(
     faces, made of the people the caller may see (at least 5 per group)."""
     from ...query.facemath import FaceMath
 
-    math = FaceMath.parse(toward, away, strength)  # a ConfigError is a 400 invalid_option
-    assert math is not None
+    math = FaceMath.of(toward, away, strength)  # a ConfigError is a 400 invalid_option
     data = photo_of(service, photo)
 
     def work(lib: Library) -> bytes:

@@ -1,0 +1,32 @@
+"""Live matching's handle on an open library: the bundle a shell hands down
+(:class:`lookalike.live.protocol.LiveLibrary`) and the function its worker process calls to
+open a view of its own (a database connection, an index or a model never crosses a process).
+
+Here, above :mod:`lookalike.library`, so that :mod:`lookalike.live` (a stage) is handed what it
+needs and never imports the verbs. The ingest queue's worker entry point stays in
+:mod:`lookalike.library` (``serve_queue``): the library itself hands it to the ingest runner.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .library import Library
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .live.protocol import LiveLibrary
+    from .space import SpaceView
+
+
+def worker_view(settings: Settings) -> SpaceView:
+    """The view the live matching worker opens of the library ``settings`` name, for the
+    process's lifetime (:data:`lookalike.live.protocol.ViewOpener`)."""
+    return Library(settings).view
+
+
+def live_library(lib: Library) -> LiveLibrary:
+    """What live matching is handed of ``lib`` (``lookalike webcam``, the web app's live page)."""
+    from .live.protocol import LiveLibrary
+
+    return LiveLibrary(lib.view, lib.people.titles, worker_view)
