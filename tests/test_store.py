@@ -450,3 +450,35 @@ def test_the_session_events_watch_every_field_their_followers_read():
         assert follower.PERSON_FIELDS <= changes.PERSON_FIELDS, follower.__name__
         assert follower.FACE_FIELDS <= changes.FACE_FIELDS, follower.__name__
     assert {"consent_display", "tags"} <= generations.PERSON_FIELDS & outbox.PERSON_FIELDS
+
+
+def test_a_host_apps_own_sessions_are_not_followed(tmp_path):
+    """The session events follow the library's sessions only: an application that imports
+    lookalike and has a ``people`` table of its own updates it without lookalike's
+    generation follower running its SQL on the application's database (which has no
+    ``spaces`` table: registered on SQLAlchemy's ``Session`` class, the events did)."""
+    from sqlalchemy import Column, Integer, String, create_engine, select, update
+    from sqlalchemy.orm import DeclarativeBase, Session
+
+    from lookalike.store import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'lib.db'}")
+    db.migrate(engine)
+    db.session_factory(engine)  # the library's sessions, events and all
+
+    class Host(DeclarativeBase):
+        pass
+
+    class HostPerson(Host):
+        __tablename__ = "people"
+        id = Column(Integer, primary_key=True)
+        name = Column(String, nullable=False)
+
+    host = create_engine(f"sqlite:///{tmp_path / 'host.db'}")
+    Host.metadata.create_all(host)
+    with Session(host) as session:
+        session.add(HostPerson(name="ada"))
+        session.commit()
+        session.execute(update(HostPerson).values(name="grace"))
+        session.commit()
+        assert session.scalars(select(HostPerson.name)).all() == ["grace"]

@@ -5,7 +5,9 @@ Two things follow the library's writes in the same transaction: the space's gene
 in Milvus, the vector outbox (:mod:`.outbox`). Both need the same facts — which people,
 photos and faces a flush deletes, which of their watched fields it changes, which faces it
 adds, what an ``UPDATE``/``DELETE`` statement touches — so the SQLAlchemy ``Session``
-events that gather them are registered here, once (:func:`observe`), and hand each
+events that gather them are registered here, once for each library's session factory
+(:func:`observe`: on the factory, so no other SQLAlchemy session of a process that imports
+lookalike pays for them), and hand each
 :class:`Follower` the same :class:`Flush` or :class:`Bulk`. A write path calls nothing; a
 new follower is one more object given to :func:`observe`, never another set of events
 that could see the same writes differently.
@@ -16,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import event, inspect
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from .schema import Face, Person, Photo
 
@@ -79,18 +82,12 @@ class Follower(Protocol):
         ...
 
 
-_followers: tuple[Follower, ...] = ()
-
-
-def observe(followers: Sequence[Follower]) -> None:
-    """Have the session events hand every write to ``followers`` (in order), from now on, in
-    every session; called again with the same followers it changes nothing."""
-    global _followers
-    if not event.contains(Session, "before_flush", _before_flush):
-        event.listen(Session, "before_flush", _before_flush)
-        event.listen(Session, "after_flush", _after_flush)
-        event.listen(Session, "do_orm_execute", _do_orm_execute)
-    _followers = tuple(followers)
+def observe(factory: sessionmaker[Session], followers: Sequence[Follower]) -> None:
+    """Have every session ``factory`` makes hand its writes to ``followers`` (in order)."""
+    chosen = tuple(followers)
+    event.listen(factory, "before_flush", partial(_before_flush, chosen))
+    event.listen(factory, "after_flush", partial(_after_flush, chosen))
+    event.listen(factory, "do_orm_execute", partial(_do_orm_execute, chosen))
 
 
 def _changed(row: object, fields: frozenset[str]) -> frozenset[str]:
@@ -110,21 +107,21 @@ def flush_of(session: Session) -> Flush:
     return Flush(deleted, tuple(changed))
 
 
-def _before_flush(session: Session, _context: object, _instances: object) -> None:
+def _before_flush(followers: tuple[Follower, ...], session: Session, _context: object, _instances: object) -> None:
     flush = flush_of(session)
     if flush:
-        for follower in _followers:
+        for follower in followers:
             follower.flushing(session, flush)
 
 
-def _after_flush(session: Session, _context: object) -> None:
+def _after_flush(followers: tuple[Follower, ...], session: Session, _context: object) -> None:
     new_faces = [row for row in session.new if isinstance(row, Face)]
     if new_faces:
-        for follower in _followers:
+        for follower in followers:
             follower.flushed(session, new_faces)
 
 
-def _do_orm_execute(state: ORMExecuteState) -> None:
+def _do_orm_execute(followers: tuple[Follower, ...], state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     table = getattr(state.statement, "table", None)
@@ -133,5 +130,5 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
     where = getattr(state.statement, "whereclause", None)
     kind = Kind.insert if state.is_insert else Kind.update if state.is_update else Kind.delete
     bulk = Bulk(table.name, kind, where, where is None and isinstance(state.parameters, list))
-    for follower in _followers:
+    for follower in followers:
         follower.bulk(state.session, bulk)

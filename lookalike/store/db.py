@@ -255,9 +255,9 @@ def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Sessio
 
     # every session's writes followed by the space's generation and (in sessions opened with
     # OUTBOX) the vector outbox: one set of events (store/changes.py)
-    changes.observe((generations.FOLLOWER, OUTBOX_FOLLOWER))
-
-    return sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})
+    factory = sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})
+    changes.observe(factory, (generations.FOLLOWER, OUTBOX_FOLLOWER))
+    return factory
 
 
 # -- upkeep of the database files -------------------------------------------------------
