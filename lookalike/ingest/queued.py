@@ -23,7 +23,7 @@ from ..faces.pipeline import FacesMode, Space
 from ..faults import crash_point
 from ..store import person_rows, photo_rows, queue
 from ..store.photo_batches import store_batch
-from ..store.schema import QueueItem
+from ..store.queue import Claimed
 from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
@@ -56,7 +56,7 @@ class Read(NamedTuple):
     why: str = ""
 
 
-def _read(item: QueueItem) -> Read:
+def _read(item: Claimed) -> Read:
     try:
         data, sha = read_file(item.path)
     except OSError as err:
@@ -226,7 +226,7 @@ class QueueWorker:
                 return 0
             starts = queue.record_attempts(self.lib.engine, [i.id for i in items], self.name)
             crash_point("queue.claimed")
-            by_space: dict[int, list[QueueItem]] = {}
+            by_space: dict[int, list[Claimed]] = {}
             for item in items:
                 by_space.setdefault(item.space_id, []).append(item)
             for space_id, group in by_space.items():
@@ -238,14 +238,14 @@ class QueueWorker:
         return len(items)
 
     # -- one space's share of a claim --------------------------------------------------
-    def _store(self, session: Session, space_id: int, group: list[QueueItem], starts: dict[int, int]) -> None:
+    def _store(self, session: Session, space_id: int, group: list[Claimed], starts: dict[int, int]) -> None:
         view = self.in_space(session, space_id)
         loaded = [(item, _read(item)) for item in group]
         shas = [read.sha for _, read in loaded if read.sha]
         queue.lock_bytes(session, space_id, shas)
         firsts = photo_rows.first_by_sha(session, space_id, shas)
         known = photo_rows.known_by_path(session, space_id, [item.path for item in group])
-        results: list[tuple[QueueItem, Processed]] = []
+        results: list[tuple[Claimed, Processed]] = []
         seen: dict[str, Item] = {}
         for item, read in loaded:
             results.append((item, self._decide(view, item, read, starts.get(item.id, 1), known.get(item.path),
@@ -253,12 +253,12 @@ class QueueWorker:
         to_store = [r for _, r in results if r.status is not IngestStatus.unchanged]
         store_batch(session, space_id, to_store, self._people, LANDMARK_MODEL, view.db_vector_writer(session))
         for item, r in results:
-            queue.finish(session, item, r.status.value, r.reason, len(r.faces), r.conflict, self.name)
+            queue.finish(session, item.id, r.status.value, r.reason, len(r.faces), r.conflict, self.name)
             self.stats.photos += 1
             self.stats.faces += len(r.faces)
             self.stats.statuses[r.status.value] = self.stats.statuses.get(r.status.value, 0) + 1
 
-    def _decide(self, view: IngestTarget, item: QueueItem, read: Read, starts: int,
+    def _decide(self, view: IngestTarget, item: Claimed, read: Read, starts: int,
                 old: Known | None, first: Known | None, seen: dict[str, Item]) -> Processed:
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
@@ -293,7 +293,7 @@ class QueueWorker:
             self._views[space_id] = self.lib.in_space(row)
         return self._views[space_id]
 
-    def _mapper(self, view: IngestTarget, item: QueueItem) -> Mapper:
+    def _mapper(self, view: IngestTarget, item: Claimed) -> Mapper:
         key = (view.space.key, item.faces_mode, item.analyzer)
         if key not in self._mappers:
             s = self.lib.settings

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .schema import QueueAttempt, QueueItem, QueueState
@@ -92,7 +92,20 @@ def enqueue(session: Session, space_id: int, run: str, tasks: Iterable[Task], fa
     return len(rows)
 
 
-def claim(session: Session, limit: int = CLAIM) -> list[QueueItem]:
+@dataclass(frozen=True)
+class Claimed:
+    """A queued photo a worker holds (:func:`claim`): values, not a row, so a worker reads
+    nothing more of the database through it."""
+
+    id: int
+    space_id: int
+    path: str
+    person: str | None
+    faces_mode: str
+    analyzer: str | None
+
+
+def claim(session: Session, limit: int = CLAIM) -> list[Claimed]:
     """Lock up to ``limit`` pending rows no other worker holds, oldest first. The locks last
     until the caller's transaction ends: commit after storing, or die and let go."""
     ids = session.execute(text(
@@ -100,7 +113,10 @@ def claim(session: Session, limit: int = CLAIM) -> list[QueueItem]:
         {"p": QueueState.pending.value, "n": int(limit)}).scalars().all()
     if not ids:
         return []
-    return list(session.scalars(select(QueueItem).where(QueueItem.id.in_(ids)).order_by(QueueItem.id)))
+    q = QueueItem
+    rows = session.execute(select(q.id, q.space_id, q.path, q.person, q.faces_mode, q.analyzer)
+                           .where(q.id.in_(ids)).order_by(q.id))
+    return [Claimed(*row) for row in rows]
 
 
 def record_attempts(engine: Engine, ids: list[int], worker: str) -> dict[int, int]:
@@ -114,13 +130,13 @@ def record_attempts(engine: Engine, ids: list[int], worker: str) -> dict[int, in
     return {int(qid): int(n) for qid, n in rows}
 
 
-def finish(session: Session, item: QueueItem, status: str, reason: str | None, faces: int,
+def finish(session: Session, item_id: int, status: str, reason: str | None, faces: int,
            conflict: bool, worker: str) -> None:
     """Mark a claimed row done with its outcome (in the transaction that stored it)."""
-    item.state, item.status, item.reason = QueueState.done.value, status, reason
-    item.faces, item.conflict, item.worker = faces, conflict, worker
-    item.finished_at = datetime.now(timezone.utc)
-    session.execute(delete(QueueAttempt).where(QueueAttempt.queue_id == item.id))
+    session.execute(update(QueueItem).where(QueueItem.id == item_id).values(
+        state=QueueState.done.value, status=status, reason=reason, faces=faces, conflict=conflict, worker=worker,
+        finished_at=datetime.now(timezone.utc)))
+    session.execute(delete(QueueAttempt).where(QueueAttempt.queue_id == item_id))
 
 
 def lock_bytes(session: Session, space_id: int, shas: list[str]) -> None:
