@@ -456,7 +456,8 @@ def test_a_host_apps_own_sessions_are_not_followed(tmp_path):
     """The session events follow the library's sessions only: an application that imports
     lookalike and has a ``people`` table of its own updates it without lookalike's
     generation follower running its SQL on the application's database (which has no
-    ``spaces`` table: registered on SQLAlchemy's ``Session`` class, the events did)."""
+    ``indexes`` table, where spaces are kept: registered on SQLAlchemy's ``Session`` class,
+    the events did)."""
     from sqlalchemy import Column, Integer, String, create_engine, select, update
     from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -482,3 +483,5 @@ def test_a_host_apps_own_sessions_are_not_followed(tmp_path):
         session.execute(update(HostPerson).values(name="grace"))
         session.commit()
         assert session.scalars(select(HostPerson.name)).all() == ["grace"]
+    host.dispose()
+    engine.dispose()

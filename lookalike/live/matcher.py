@@ -95,9 +95,19 @@ class MatchUpdate:
 
 @dataclass
 class _Worker:
-    view: SpaceContext
+    settings: Settings
     options: SearchOptions
+    open_view: ViewOpener
     analyzer: Analyzer | None = None
+    _view: SpaceContext | None = None
+
+    @property
+    def view(self) -> SpaceContext:
+        """The library's view, opened at the first use (:func:`_warm`'s: where an error keeps
+        its meaning on its way back, not the pool's start-up, where it is a broken pool)."""
+        if self._view is None:
+            self._view = self.open_view(self.settings)
+        return self._view
 
 
 _worker: _Worker | None = None  # the library's view and options, in the worker process only
@@ -118,7 +128,7 @@ def _init(settings: Settings, options: SearchOptions, open_view: ViewOpener) -> 
     from dataclasses import replace
 
     # one thread: the display loop (capture, detection, drawing) needs the other core
-    _worker = _Worker(open_view(replace(settings, model_threads=1)), options)
+    _worker = _Worker(replace(settings, model_threads=1), options, open_view)
     log.debug("matching worker started on %s", shown_url(settings.db_url))
 
 

@@ -1,7 +1,7 @@
 """What live matching is handed of an open library, declared here, below the verbs.
 
 The shell that opened the library (``lookalike webcam``, the web app's live page) hands
-:class:`LiveLibrary` down (``Library.live()``): the space's read view, people's display names,
+:class:`LiveLibrary` down (:func:`lookalike.processes.live_library`): the space's read view, people's display names,
 and the function the matching worker process calls to open a view of its own. Never the
 library itself, so nothing in this stage can call back into the verbs above it.
 """

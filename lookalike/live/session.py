@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -123,10 +123,12 @@ class LivePipeline:
         library.view.calibration()  # an empty library fails here, before the worker loads models
         self.options = options
         self.detector = detect.build(library.view.space.detector, options.detect_side, fallback=False)
+        # the worker searches the space this side detects with, whatever the library holds by then
+        space = library.view.space
+        pinned = replace(library.view.settings, model=space.model, detector=space.detector, aligner=space.aligner)
         # a live screen is a display: people whose profile withholds consent never appear
-        self.matcher = Matcher(library.view.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
-                                                                    audience=Audience.visitor),
-                               library.open_view)
+        self.matcher = Matcher(pinned, SearchOptions(k=options.k, analyzer=options.analyzer,
+                                                     audience=Audience.visitor), library.open_view)
         self.tracker = Tracker(refresh=options.refresh)
         self.stats = LiveStats()
         self._detected_at = float("-inf")
