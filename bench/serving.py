@@ -78,7 +78,7 @@ def with_default_sigint(command: list[str]) -> list[str]:
 
 
 def start(db: Path | str, *args: str, env: dict | None = None, cwd: Path | None = None,
-          timeout: float = 120) -> Server:
+          timeout: float = 900) -> Server:
     """``lookalike serve --db DB --port 0 ARGS…`` in its own process group, once every
     server process says it is ready; port 0 lets the system pick a free port, read from
     the log.

@@ -58,6 +58,22 @@ def folder_files(folder: Path) -> dict:
     return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
 
 
+def scratch_tempdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty folder that this process's temporary files now go to (and its children's:
+    TMPDIR), checked to catch one: ``tempfile`` keeps the folder it chose first, so setting
+    TMPDIR alone would leave an in-process page writing to /tmp, and a test that looks for
+    files in the folder could then never fail."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with tempfile.NamedTemporaryFile() as probe:
+        assert Path(probe.name).parent == scratch, probe.name
+    return scratch
+
+
 def row_counts(db: Path) -> dict:
     """Rows per table of a SQLite library, read-only (what a visitor's page must not change)."""
     import sqlite3

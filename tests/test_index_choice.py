@@ -74,6 +74,7 @@ def test_a_search_leaves_faiss_threads_as_it_found_them(tmp_path):
     manifest = faiss_index.Manifest(space="M__d__chip", model="M", detector="d", aligner="chip", dim=16,
                                     metric="ip", index_key="Flat", ntotal=0, max_id=0, schema_revision="0001")
     index = faiss_index.FaissIndex.build(tmp_path, manifest, np.arange(300), vectors)
+    before = faiss.omp_get_max_threads()  # put back: later tests in this process keep it
     faiss.omp_set_num_threads(2)
     seen = []
     real = faiss.omp_set_num_threads
@@ -86,7 +87,10 @@ def test_a_search_leaves_faiss_threads_as_it_found_them(tmp_path):
         assert seen == []  # a batch: the cores it had
     finally:
         faiss.omp_set_num_threads = real
-    assert faiss.omp_get_max_threads() == 2
+    try:
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def test_a_large_index_read_from_disk_is_put_on_huge_pages_and_answers_the_same(tmp_path, monkeypatch):

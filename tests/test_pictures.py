@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _libraries import copy_library, link_people
-from conftest import cli, problem
+from conftest import cli, problem, scratch_tempdir
 
 import lookalike
 from lookalike.errors import BadImage, NoFace, NotFound, TooFewPeople, UnusableFace
@@ -352,9 +351,7 @@ def test_a_visitors_morph_and_transform_never_reach_the_disk(site, faces, tmp_pa
     photo after a morph and a transform over HTTP."""
     from PIL import Image, PngImagePlugin
 
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    scratch = scratch_tempdir(monkeypatch, tmp_path)
     marker = f"visitor-{np.random.default_rng().integers(1 << 60):x}"
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", marker)

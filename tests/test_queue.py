@@ -229,8 +229,8 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
         try:
             assert first_added.wait(300)
             two.start()
-            wait_for(lambda: not two.is_alive() or second_waits(), guard=300)  # the signal: the lock queue
-            assert two.is_alive(), "the second writer did not wait for the first's commit"
+            assert wait_for(lambda: not two.is_alive() or second_waits(), guard=300)  # the signal: the lock queue
+            assert two.is_alive() and second_waits(), "the second writer did not wait for the first's commit"
         finally:
             commit_first.set()
         one.join()

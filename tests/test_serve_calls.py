@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from types import SimpleNamespace
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from lookalike.serve.service import INLINE_PIXELS, Service
@@ -25,18 +27,22 @@ def _png(width: int, height: int) -> bytes:
 SMALL = _png(250, 250)
 
 
-def _service() -> Service:
-    service = Service(ServeSettings(db="sqlite:///:memory:", rate_per_minute=0))
-    # the calls below touch nothing of the library but its one-call-at-a-time lock
-    service.lib = SimpleNamespace(calls=threading.Lock())  # type: ignore[assignment]
-    return service
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """A server process's service over a real library (a new one: the calls below use
+    nothing of it but its one-call-at-a-time lock, so no model is loaded)."""
+    served = Service(ServeSettings(db=str(tmp_path / "lib.db"), rate_per_minute=0, warm=False))
+    served.start()
+    assert served.ready.wait(120), served.failed  # a guard: the library opens in a second
+    yield served
+    served.close()
 
 
 def _thread(lib: object) -> int:
     return threading.get_ident()
 
 
-def test_a_small_photos_call_runs_on_the_event_loop_and_a_large_ones_in_a_worker_thread():
+def test_a_small_photos_call_runs_on_the_event_loop_and_a_large_ones_in_a_worker_thread(service):
     large = _png(2000, INLINE_PIXELS // 2000 + 1)  # one colour: a few kB, over the pixels
     assert len(large) < 100_000
 
@@ -47,17 +53,15 @@ def test_a_small_photos_call_runs_on_the_event_loop_and_a_large_ones_in_a_worker
                 "small and large": await service.run(_thread, [SMALL, large]),
                 "not a photo": await service.run(_thread, [b"not a photo at all"])}
 
-    service = _service()
     ran = asyncio.run(main())
     assert ran["small"] == ran["two small"] == ran["loop"]
     assert all(ran[k] != ran["loop"] for k in ("large", "small and large", "not a photo")), ran
     assert not service.library().calls.locked()
 
 
-def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_goes_on():
+def test_a_call_that_would_wait_for_the_library_waits_in_a_thread_and_the_loop_goes_on(service):
     """An admin's ingest holds the library: a search's call waits for it off the loop, which
     meanwhile answers others (here: runs other coroutines), and runs once it is free."""
-    service = _service()
     held, release = threading.Event(), threading.Event()
 
     def admin() -> None:

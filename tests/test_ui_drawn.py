@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import app_page, folder_files, row_counts
+from conftest import app_page, folder_files, row_counts, scratch_tempdir
 from streamlit.testing.v1 import AppTest
 
 from lookalike.store.values import Audience
@@ -54,9 +54,7 @@ def _find(kiosk_db: Path, faces: Path, monkeypatch, photo: str) -> AppTest:
 
 
 def test_a_card_morphs_you_and_them_in_memory_only(kiosk_db, faces, monkeypatch, tmp_path):
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
+    scratch = scratch_tempdir(monkeypatch, tmp_path)
     before, rows = folder_files(kiosk_db.parent), row_counts(kiosk_db)
     at = _find(kiosk_db, faces, monkeypatch, "howard/howard5.png")
     assert not pictures(at)  # nothing drawn until asked: a morph costs seconds

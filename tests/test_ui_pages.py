@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import app_page, folder_files, row_counts, wait_for
+from conftest import app_page, folder_files, row_counts, scratch_tempdir, wait_for
 from streamlit.testing.v1 import AppTest
 
 from lookalike.store.values import Audience
@@ -48,9 +48,7 @@ def _jpeg(path: Path) -> bytes:
 
 
 def test_find_names_the_person_first_and_explains_the_numbers(kiosk_db, faces, monkeypatch, tmp_path):
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
+    scratch = scratch_tempdir(monkeypatch, tmp_path)
     before, rows = folder_files(kiosk_db.parent), row_counts(kiosk_db)
     at = _page("find.py", kiosk_db, monkeypatch)
     assert "never stored" in at.info[0].value  # the privacy note is on the page before any photo
