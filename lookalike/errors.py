@@ -217,6 +217,16 @@ class ManifestError(LookalikeError):
     http_status = 400
     problem_code = "invalid_manifest"
 
+    @classmethod
+    def unreadable(cls, path: object, err: OSError) -> ManifestError:
+        """The one wording for a list of photos, pairs or identities the system would not hand
+        over: not there, a folder, or the system's own reason (no permission, gone)."""
+        if isinstance(err, FileNotFoundError):
+            return cls(f"{path}: no such file")
+        if isinstance(err, IsADirectoryError):
+            return cls(f"{path}: a folder, not a file")
+        return cls(f"{path}: cannot be read ({err.strerror or err})")
+
 
 class NotFound(LookalikeError):
     """A person or photo named on the command line that the library does not hold."""

@@ -136,7 +136,7 @@ def test_a_manifest_profile_is_checked_as_the_api_checks_it(tmp_path):
 def test_a_manifest_that_cannot_be_read_is_a_clear_error(tmp_path):
     folder = tmp_path / "people.csv"
     folder.mkdir()  # a folder named like a manifest: open() fails with an OSError
-    with pytest.raises(ManifestError, match=r"people\.csv: cannot be read \(Is a directory\)"):
+    with pytest.raises(ManifestError, match=r"people\.csv: a folder, not a file"):
         read_manifest(folder)
 
 

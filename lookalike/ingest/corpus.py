@@ -225,7 +225,7 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
     except csv.Error as err:
         raise ManifestError(f"{path}: malformed CSV ({err})") from err
     except OSError as err:  # a folder, no permission, a vanished file
-        raise ManifestError(f"{path}: cannot be read ({err.strerror or err})") from err
+        raise ManifestError.unreadable(path, err) from err
 
 
 def _profile(row: dict) -> Profile | None:

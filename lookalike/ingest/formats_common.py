@@ -73,7 +73,7 @@ def text_lines(path: Path) -> list[str]:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise ManifestError(f"{path}: cannot be read ({err.strerror or err})") from err
+        raise ManifestError.unreadable(path, err) from err
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -22,12 +22,8 @@ def read_lines(path: Path) -> list[str]:
     """The lines of the UTF-8 text file ``path``."""
     try:
         return Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as err:
-        raise ManifestError(f"{path}: no such file") from err
-    except IsADirectoryError as err:
-        raise ManifestError(f"{path}: a folder, not a file") from err
     except OSError as err:
-        raise ManifestError(f"{path}: cannot be read ({err.strerror or err})") from err
+        raise ManifestError.unreadable(path, err) from err
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: not UTF-8 text (byte {err.start})") from err
 
