@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import in_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -207,7 +207,7 @@ def test_a_placeholder_that_names_nothing_fails():
 def test_the_docs_build_in_strict_mode(tmp_path):
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("mkdocs is not installed (the `docs` extra); CI must build the docs")
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     run = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],

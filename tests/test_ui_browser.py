@@ -15,13 +15,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import wait_for
+from conftest import in_ci, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -73,12 +74,16 @@ def _serve(db: Path, *args: str, env: dict | None = None):
     """``lookalike ui --db DB ARGS…`` on a free loopback port until the generator is closed."""
     if not os.path.exists(CHROMIUM):
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(db), "--port", str(port), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
+    # its output to a file, not a pipe nobody reads while it runs (a full pipe would stall it);
+    # not beside the library, whose folder the visitor tests compare before and after
+    with tempfile.NamedTemporaryFile("w", prefix="streamlit-", suffix=".log", delete=False) as out:
+        log = Path(out.name)
+        proc = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "ui", "--db", str(db), "--port", str(port),
+                                 *args], stdout=out, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -89,10 +94,11 @@ def _serve(db: Path, *args: str, env: dict | None = None):
 
     # ready, or exited (which fails at once); the guard only bounds a server that never answers
     assert wait_for(lambda: proc.poll() is not None or healthy(), poll=0.5) and proc.poll() is None, \
-        proc.stdout.read() if proc.poll() is not None else "no answer"
+        log.read_text() if proc.poll() is not None else "no answer"
     yield base
     proc.terminate()  # `lookalike ui` became the Streamlit server: this stops the server itself
     proc.wait(timeout=120)
+    log.unlink()
     assert not _listening(port), "the web server outlived its process"
 
 
