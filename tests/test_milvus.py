@@ -155,14 +155,18 @@ def _filter(key: str, value: str):
     return Filter(FilterKey(key), value)
 
 
-def test_the_kiosk_page_on_milvus_lite(lite, faces, monkeypatch):
-    """The web app on the same library: consenting role models only, the chosen groups
-    filtering inside Milvus. Last of this library's tests: the page keeps its library open
-    in this process (Streamlit caches it), which holds the Milvus Lite folder."""
+def test_the_kiosk_page_on_milvus_lite(lite, faces, monkeypatch, tmp_path):
+    """The web app on a copy of the same library: consenting role models only, the chosen
+    groups filtering inside Milvus. A copy: the page keeps its library open in this process
+    (Streamlit caches it), which holds the Milvus Lite folder for as long as the process
+    lives, and the other tests of this library start commands that need it free."""
+    import shutil
+
     from conftest import app_page
     from test_ui_pages import _jpeg, _texts
 
-    folder, where = lite
+    folder = shutil.copytree(lite[0], tmp_path / "lite")
+    where = ["--db", str(folder / "lib.db"), "--vectors", f"milvus-lite:{folder / 'vectors.db'}"]
     at = app_page("role_models.py", folder / "lib.db", monkeypatch, LOOKALIKE_VECTORS=where[-1])
     at.button[0].click().run()
     at.camera_input[0].upload("photo.jpg", _jpeg(faces / "celeb" / "faceapi_bbt" / "amy" / "amy5.png"))
