@@ -213,7 +213,8 @@ def test_groups_tab_shows_the_clusters(library, monkeypatch):
     at.toggle(key="group_mixed").set_value(True).run()
     assert not at.exception
     shown = len(tab(at, "Look-alike groups").get("image"))
-    assert shown == min(20, report.clusters_merged) or (report.clusters_merged == 0 and at.info)
+    # this library has groups that mix people (look-alikes): the toggle's filter is shown working
+    assert report.clusters_merged > 0 and shown == min(20, report.clusters_merged)
 
 
 def test_odd_ones_out_tab_renders(library, monkeypatch):
