@@ -74,22 +74,20 @@ def test_a_search_leaves_faiss_threads_as_it_found_them(tmp_path):
     manifest = faiss_index.Manifest(space="M__d__chip", model="M", detector="d", aligner="chip", dim=16,
                                     metric="ip", index_key="Flat", ntotal=0, max_id=0, schema_revision="0001")
     index = faiss_index.FaissIndex.build(tmp_path, manifest, np.arange(300), vectors)
-    before = faiss.omp_get_max_threads()  # put back: later tests in this process keep it
-    faiss.omp_set_num_threads(2)
+    before = faiss.omp_get_max_threads()  # put back however the test ends: later tests in this process keep it
     seen = []
     real = faiss.omp_set_num_threads
     try:
+        faiss.omp_set_num_threads(2)
         faiss.omp_set_num_threads = lambda n: (seen.append(n), real(n))[1]
         sims, ids = index.search(vectors[:1], 3)
         assert ids[0][0] == 0 and seen == [1, 2]  # one thread for the query, then back
         seen.clear()
         index.search(vectors[:40], 3)
         assert seen == []  # a batch: the cores it had
-    finally:
-        faiss.omp_set_num_threads = real
-    try:
         assert faiss.omp_get_max_threads() == 2
     finally:
+        faiss.omp_set_num_threads = real
         faiss.omp_set_num_threads(before)
 
 

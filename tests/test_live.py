@@ -2,8 +2,9 @@
 
 The video is a slideshow of held-back LFW photos (people not in the library under those
 photos) swaying in a 640x480 frame; the JSONL must name each person during their own
-segment. Frame rates and gaps depend on how busy the machine is, so they are not asserted
-here (that the picture never waits for the matcher is shown with the worker held inside a
+segment (played in real time: each segment that got an answer; with --no-realtime, where
+every frame is matched: every one). Frame rates and gaps depend on how busy the machine is,
+so they are not asserted here (that the picture never waits for the matcher is shown with the worker held inside a
 match, a hold point); ``bench/webcam.py`` measures them.
 """
 
@@ -372,3 +373,33 @@ def test_a_tracks_memory_fades_with_time_not_with_the_number_of_answers():
     assert memory_weight(MEMORY_HALF_LIFE) == pytest.approx(0.5)
     assert weight_of_the_first_look(15, 0.4) == pytest.approx(weight_of_the_first_look(30, 0.4)) == pytest.approx(0.25)
     assert memory_weight(-1.0) == 1.0  # an answer for an older frame than the memory's does not inflate it
+
+
+def _a_damaged_library(settings):
+    """A view opener that fails as a library whose index is at odds with its database does
+    (the fault chosen here, in the worker process, where the real opener would fail)."""
+    from lookalike.errors import IndexCorrupt
+
+    raise IndexCorrupt(f"{settings.db_url}: the index does not match the database (the test's fault)")
+
+
+def test_a_matcher_whose_library_does_not_open_says_why_and_leaves_no_worker(library):
+    """The worker opens its view at its first job, where an error keeps its meaning on the way
+    back (the index's 500, the exit code) instead of breaking the pool ("could not start"), and
+    the failed start leaves no idle worker process behind (the web app's live page does not
+    close a matcher that never started)."""
+    import multiprocessing
+
+    from lookalike.errors import IndexCorrupt, LookalikeError
+    from lookalike.live.matcher import Matcher, MatchRequest
+    from lookalike.query.search import SearchOptions
+
+    before = set(multiprocessing.active_children())
+    matcher = Matcher(library.settings, SearchOptions(k=1), _a_damaged_library)
+    with pytest.raises(LookalikeError, match="the test's fault") as failed:
+        matcher.start()
+    assert (failed.value.http_status, failed.value.problem_code, failed.value.exit_code) == (
+        IndexCorrupt.http_status, IndexCorrupt.problem_code, IndexCorrupt.exit_code)
+    assert set(multiprocessing.active_children()) <= before
+    with pytest.raises(RuntimeError, match=r"Matcher.start\(\) first"):
+        matcher.submit(MatchRequest(1, 0.0, (0, 0, 8, 8), 0.9, np.zeros((8, 8, 3), np.uint8), (0, 0, 8, 8)))

@@ -92,13 +92,19 @@ def _serve(db: Path, *args: str, env: dict | None = None):
         except OSError:
             return False
 
-    # ready, or exited (which fails at once); the guard only bounds a server that never answers
-    assert wait_for(lambda: proc.poll() is not None or healthy(), poll=0.5) and proc.poll() is None, \
-        log.read_text() if proc.poll() is not None else "no answer"
-    yield base
-    proc.terminate()  # `lookalike ui` became the Streamlit server: this stops the server itself
-    proc.wait(timeout=120)
-    log.unlink()
+    try:
+        # ready, or exited (which fails at once); the guard only bounds a server that never answers
+        assert wait_for(lambda: proc.poll() is not None or healthy(), poll=0.5) and proc.poll() is None, \
+            log.read_text() if proc.poll() is not None else "no answer"
+        yield base
+    finally:
+        proc.terminate()  # `lookalike ui` became the Streamlit server: this stops the server itself
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.unlink()
     assert not _listening(port), "the web server outlived its process"
 
 

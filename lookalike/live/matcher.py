@@ -212,9 +212,14 @@ class Matcher:
         try:
             return self._pool.submit(_warm).result(timeout=timeout)
         except BrokenProcessPool:
+            self.close()
             raise LookalikeError("the matching worker could not start (see the messages above)") from None
         except TimeoutError:
+            self.close()
             raise LookalikeError(f"the matching worker had not loaded its models after {timeout:.0f} s") from None
+        except BaseException:  # its models or library did not load: no idle worker left behind
+            self.close()
+            raise
 
     @property
     def busy(self) -> bool:
