@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from PIL import Image
 
 from lookalike.serve.service import INLINE_PIXELS, Service
@@ -33,7 +34,9 @@ def service(tmp_path: Path) -> Iterator[Service]:
     nothing of it but its one-call-at-a-time lock, so no model is loaded)."""
     served = Service(ServeSettings(db=str(tmp_path / "lib.db"), rate_per_minute=0, warm=False))
     served.start()
-    assert served.ready.wait(120), served.failed  # a guard: the library opens in a second
+    # ready, or failed (which ends the wait at once); the guard only bounds a hang
+    assert wait_for(lambda: served.ready.is_set() or served.failed is not None, guard=120), "never opened"
+    assert served.failed is None, served.failed
     yield served
     served.close()
 
