@@ -50,6 +50,7 @@ MAX_FILTER_TEXT = 200
 # overshoots the groups' faces into caricature; a vector can go further and still search
 MAX_SEARCH_STRENGTH = 5.0
 MAX_DRAWN_STRENGTH = 3.0
+DEFAULT_MAX_UPLOAD_MB = 15  # the largest photo a visitor may send, the web app and the HTTP API alike
 
 
 def weights_home() -> Path:
@@ -259,6 +260,12 @@ class Settings:
         said |= {str(self.upload_dir): "the upload folder"} if self.upload_dir is not None else {}
         said |= {self.vectors.target: "the vector store"} if self.vectors is not None and self.vectors.target else {}
         return said
+
+    def in_space(self, names: tuple[str, str, str]) -> Settings:
+        """These settings for the space of ``names`` (model, detector, aligner): what a second
+        library object opens to work in one space whatever the library holds by then."""
+        model, detector, aligner = names
+        return replace(self, model=model, detector=detector, aligner=aligner)
 
     @property
     def space_names(self) -> tuple[str, str, str]:

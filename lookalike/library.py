@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -226,8 +226,7 @@ class Library:
         from .ingest.corpus import Item
         from .models.catalog import sha256_of
 
-        moved = Library(replace(self.settings, model=target.model, detector=target.detector,
-                                aligner=target.aligner))
+        moved = Library(self.settings.in_space(target.names))
         statuses: Counter = Counter()
         faces, seconds = 0, 0.0
         try:

@@ -109,7 +109,7 @@ class People:
             raise BadPersonName(f"{problem}; photos cannot be added under this name")
         with self.sessions() as session:
             if person_rows.person_by_name(session, name) is None:
-                raise NotFound(f"no person named {name!r} in this library; create their profile first")
+                raise NotFound(f"{NotFound.person(name)}; create their profile first")
         if not uploads:
             raise ConfigError(f"{name}: no photo given to add")
         folder = config.upload_folder(self.upload_dir, name)

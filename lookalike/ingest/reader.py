@@ -75,6 +75,12 @@ class Settles(Protocol):
     def record(self, outcome: Outcome) -> None: ...
 
 
+def _withholds(item: Item) -> bool:
+    """A manifest row refused for its text that still says its person is not to be displayed
+    (corpus.WITHDRAWN: the only profile a refused row carries)."""
+    return item.profile is not None and item.rejected is not None and item.rejected.kind == PROFILE_REFUSED
+
+
 class Reader:
     """The runner's reader: bytes and hash of each photo, :func:`decide` against the
     database; what needs no mapper goes straight to ``sink``, the rest become tasks."""
@@ -84,30 +90,28 @@ class Reader:
         self.in_flight: dict[str, Item] = {}  # bytes met earlier in this run
         self.people: dict[str, int] = {}
 
-    def _withdraw(self, person: str) -> str:
-        """A refused row's one word that still counts: the person is not to be displayed
-        (consent narrows on any row; only a row whose text is stored can widen it)."""
-        with self.target.session() as session:
-            if not person_rows.set_consent(session, person, False):
-                return ""
-            session.commit()
-        return "; the row withholds consent: that is recorded, the rest of its text is not"
-
     def read(self, items: list[Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
-        rejected = [item.path for item in items if item.rejected]
+        rejected = [item for item in items if item.rejected]
         before: dict[str, photo_rows.Known] = {}
+        withdrawn: set[str] = set()
         if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
             with self.target.session() as session:
-                before = photo_rows.known_by_path(session, self.target.space_id, rejected)
+                before = photo_rows.known_by_path(session, self.target.space_id, [item.path for item in rejected])
+                # a refused row's one word that still counts: its person is not to be displayed
+                # (its profile is then corpus.WITHDRAWN; consent narrows on any row, and only a
+                # row whose text is stored can widen it)
+                withdrawn = {item.person for item in rejected if item.person and _withholds(item)
+                             and person_rows.set_consent(session, item.person, False)}
+                session.commit()
         for item in items:
             if item.rejected:
                 old = before.get(item.path)
                 refused_text = item.rejected.kind == PROFILE_REFUSED
                 reason = str(item.rejected)
-                if refused_text and item.person and item.profile is not None and item.profile.consent_display is False:
-                    reason += self._withdraw(item.person)
+                if _withholds(item) and item.person in withdrawn:
+                    reason += "; the row withholds consent: that is recorded, the rest of its text is not"
                 item = replace(item, profile=None)  # nothing else of a refused row is written
                 if old is not None and (refused_text or old.status == PhotoStatus.rejected.value):
                     # bad text loses no stored photo; a rejected row stays as it was

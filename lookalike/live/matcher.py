@@ -211,14 +211,12 @@ class Matcher:
                                          initializer=_init, initargs=(self.settings, self.options, self.open_view))
         try:
             return self._pool.submit(_warm).result(timeout=timeout)
-        except BrokenProcessPool:
-            self.close()
-            raise LookalikeError("the matching worker could not start (see the messages above)") from None
-        except TimeoutError:
-            self.close()
-            raise LookalikeError(f"the matching worker had not loaded its models after {timeout:.0f} s") from None
-        except BaseException:  # its models or library did not load: no idle worker left behind
-            self.close()
+        except BaseException as err:  # no idle worker left behind, nor one still loading
+            self.close(wait=not isinstance(err, TimeoutError))
+            if isinstance(err, BrokenProcessPool):
+                raise LookalikeError("the matching worker could not start (see the messages above)") from None
+            if isinstance(err, TimeoutError):
+                raise LookalikeError(f"the matching worker had not loaded its models after {timeout:.0f} s") from None
             raise
 
     @property
@@ -260,11 +258,11 @@ class Matcher:
         self._pending = still
         return out
 
-    def close(self) -> None:
-        """Stop the worker; outstanding requests are dropped."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker; outstanding requests are dropped (``wait``: until it has ended)."""
         if self._pool is not None:
             for future, _, _ in self._pending:
                 future.cancel()
             self._pending = []
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -124,8 +124,7 @@ class LivePipeline:
         self.options = options
         self.detector = detect.build(library.view.space.detector, options.detect_side, fallback=False)
         # the worker searches the space this side detects with, whatever the library holds by then
-        space = library.view.space
-        pinned = replace(library.view.settings, model=space.model, detector=space.detector, aligner=space.aligner)
+        pinned = library.view.settings.in_space(library.view.space.names)
         # a live screen is a display: people whose profile withholds consent never appear
         self.matcher = Matcher(pinned, SearchOptions(k=options.k, analyzer=options.analyzer,
                                                      audience=Audience.visitor), library.open_view)
@@ -198,7 +197,7 @@ class LivePipeline:
                     track.match = update
                     person = update.best.person if update.best is not None else None
                     if person is not None and person not in self.titles:  # the overlay's name for them
-                        self.titles[person] = self._titles([person]).get(person, person)
+                        self.titles[person] = self._titles([person])[person]
             self.stats.updates.append((now, update))
         return updates
 

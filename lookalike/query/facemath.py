@@ -64,7 +64,7 @@ class Group:
         except ValueError as err:
             raise ConfigError(usage) from err
         # age:nan or age:70-60 parsed, then matched no one: "no faces in group" misled
-        if not (0 <= start < end) or start != start:
+        if not (0 <= start < end):  # nan compares false: refused here too
             raise ConfigError(f"{usage} (LOW at least 0 and under HIGH)")
         return start, end
 

@@ -48,9 +48,8 @@ def largest_face(view: SpaceContext, photo: QueryPhoto) -> tuple[Face, tuple[int
 def verify(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
     """The largest face of each photo, compared in the library's embedding space."""
     (face_a, box_a), (face_b, box_b) = largest_face(view, photo_a), largest_face(view, photo_b)
-    found, boxes = [face_a, face_b], [box_a, box_b]
-    similarity = float(found[0].embedding @ found[1].embedding)
+    similarity = float(face_a.embedding @ face_b.embedding)
     cal = view.calibration()
     verdict = cal.verdict(similarity)
     return Verification(similarity, verdict, similarity >= cal.threshold, cal.threshold, cal.floor,
-                        cal.source, boxes[0], boxes[1])
+                        cal.source, box_a, box_b)

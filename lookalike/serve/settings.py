@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import env_flag, env_int, env_text
+from ..config import DEFAULT_MAX_UPLOAD_MB, env_flag, env_int, env_text
 
-DEFAULT_MAX_UPLOAD_MB = 15  # as the web app
 DEFAULT_MAX_MEGAPIXELS = 40
 DEFAULT_RATE = 120  # requests per minute and key (or client address, for open search)
 DEFAULT_MAX_BODIES = 16  # requests with a body read and served at once, per process

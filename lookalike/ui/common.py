@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
 import numpy as np
 
-from lookalike.config import env_int, env_text
 from lookalike.query.search import Verdict
 from lookalike.store.values import PhotoStatus
-from lookalike.ui.settings import max_upload_mb
+from lookalike.ui.settings import max_pixels, max_upload_mb, operator_password
 from lookalike.ui.throttle import Throttle, client_key
 
 if TYPE_CHECKING:
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# a phone photo is 12-48 MP; anything bigger is not a portrait and costs seconds to decode
-DEFAULT_MAX_PIXELS = 50_000_000
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic"]
 
 VERDICT_WORDS = {  # by Verdict: a verdict added there and not here is a KeyError in the tests, not on a page
@@ -60,13 +57,6 @@ INGEST_HELP = ("This library has no faces yet. Ingest a photo collection first, 
 
 class UploadTooLarge(Exception):
     pass
-
-
-# -- settings: read from the environment when needed (a bad value is a ConfigError naming it) --
-def max_pixels() -> int:
-    """The largest photo a visitor's upload may decode to (``LOOKALIKE_UI_MAX_PIXELS``)."""
-    return env_int("LOOKALIKE_UI_MAX_PIXELS", DEFAULT_MAX_PIXELS, "a whole number of pixels such as 50000000",
-                   minimum=1)
 
 
 @dataclass(frozen=True)
@@ -222,12 +212,6 @@ def setting(read: Callable[[], R]) -> R:
     except ConfigError as err:
         st.error(f"The web app is not configured right: {err}")
         st.stop()
-
-
-def operator_password() -> str | None:
-    """The operator's password for Explore and Admin (``LOOKALIKE_UI_PASSWORD``); an admin
-    API key (``lookalike keys create --scope admin``) opens them too."""
-    return env_text("LOOKALIKE_UI_PASSWORD")
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from lookalike.models.catalog import RECOGNITION_DIMS
 from lookalike.ui import common, drawn
-from lookalike.ui.settings import max_upload_mb
+from lookalike.ui.settings import max_pixels, max_upload_mb
 
 common.style()
 st.title("Find someone like me")
@@ -43,7 +43,7 @@ from lookalike.store.values import Audience  # noqa: E402
 
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
-    rgb = decode(data, given.name or "your photo", common.max_pixels()).rgb
+    rgb = decode(data, given.name or "your photo", max_pixels()).rgb
     with lib.calls, st.spinner("Looking for people like you …"):
         result = lib.search(rgb, k=k, per_person=True, audience=Audience.visitor)
 except common.UploadTooLarge as err:

@@ -1,5 +1,6 @@
-"""The web app's options: flags of ``lookalike ui``, handed to Streamlit's process through
-the environment and read back by the pages, both through this module (one spelling of each
+"""The web app's options: flags of ``lookalike ui`` (and the variables an operator sets for it),
+handed to Streamlit's process through the environment and read back by the pages, both
+through this module (one spelling of each
 variable's name and default, as :mod:`lookalike.serve.settings` for the HTTP API). No
 Streamlit import: the CLI reads the defaults for its ``--help``."""
 
@@ -7,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import env_flag, env_float, env_int
+from ..config import DEFAULT_MAX_UPLOAD_MB, env_flag, env_float, env_int, env_text
 
 KIOSK_IDLE = "LOOKALIKE_KIOSK_IDLE"
 MAX_UPLOAD_MB = "LOOKALIKE_UI_MAX_MB"
 VISITOR_ONLY = "LOOKALIKE_UI_VISITOR_ONLY"
 
 DEFAULT_IDLE_SECONDS = 90.0
-DEFAULT_MAX_UPLOAD_MB = 15
+# a phone photo is 12-48 MP; anything bigger is not a portrait and costs seconds to decode
+DEFAULT_MAX_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,15 @@ def visitor_only() -> bool:
     """``lookalike ui --visitor-only`` (``LOOKALIKE_UI_VISITOR_ONLY=1``): a kiosk or public
     site serves Find, Live and Role models alone; Explore and Admin do not exist there."""
     return env_flag(VISITOR_ONLY, False)
+
+
+def max_pixels() -> int:
+    """The largest photo a visitor's upload may decode to (``LOOKALIKE_UI_MAX_PIXELS``)."""
+    return env_int("LOOKALIKE_UI_MAX_PIXELS", DEFAULT_MAX_PIXELS, "a whole number of pixels such as 50000000",
+                   minimum=1)
+
+
+def operator_password() -> str | None:
+    """The operator's password for Explore and Admin (``LOOKALIKE_UI_PASSWORD``); an admin
+    API key (``lookalike keys create --scope admin``) opens them too."""
+    return env_text("LOOKALIKE_UI_PASSWORD")
