@@ -155,3 +155,19 @@ def test_parse_bool(value, expected):
 def test_parse_tags():
     assert parse_tags("a b | C;a b") == ("a-b", "c")
     assert parse_tags(None) == ()
+
+
+def test_linked_folders_are_followed_once_named_by_the_link(tmp_path, caplog):
+    """A corpus made of links to people's folders elsewhere is read through them (os.walk
+    alone passed them over: "no image files found"); a link back up and a second link to one
+    folder end the walk there instead of looping or reading the photos twice."""
+    _touch(tmp_path / "elsewhere" / "barack" / "1.jpg")
+    corpus = tmp_path / "corpus"
+    _touch(corpus / "Grace" / "a.jpg")
+    (corpus / "Barack Obama").symlink_to(tmp_path / "elsewhere" / "barack")
+    (corpus / "Grace" / "up").symlink_to(corpus)  # a loop
+    (corpus / "Obama again").symlink_to(tmp_path / "elsewhere" / "barack")
+    result = scan([corpus])
+    assert [(i.person, Path(i.path).name) for i in result.items] == [("Barack Obama", "1.jpg"), ("Grace", "a.jpg")]
+    assert result.items[0].path == str(corpus / "Barack Obama" / "1.jpg")
+    assert "already walked" in caplog.text and "Obama again" in caplog.text

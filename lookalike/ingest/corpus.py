@@ -3,7 +3,8 @@
 Two layouts are read:
 
 * a folder per person, ``CORPUS/<Person Name>/*.jpg``: the person is the photo's
-  immediate parent folder, at any depth (``celeb/deepface/<id>/img1.jpg`` works);
+  immediate parent folder, at any depth (``celeb/deepface/<id>/img1.jpg`` works), folders
+  that are symlinks followed and named by the link;
 * a manifest, CSV/TSV or JSONL, with ``path`` and ``person`` and optional role-model
   profile fields. Relative paths resolve against the manifest's folder, and a path that
   leaves that folder (``..``, an absolute path elsewhere, a symlink out) is rejected.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ PROFILE_FIELDS = ("display_name", "role", "organisation", "story", "tags",
                   "consent_display", "source_url", "license")
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off", ""}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,18 @@ def unlisted(err: OSError) -> None:
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder, onerror=unlisted):
+    """Every file under ``folder``, folders that are symlinks followed: a corpus is often put
+    together from links to people's folders elsewhere (``ln -s /data/obama corpus/``), which
+    ``os.walk`` alone would pass over, the run then saying "no image files found". A folder
+    reached a second time (a loop, or two links to one folder) is walked once."""
+    walked: set[str] = set()
+    for root, dirs, files in os.walk(folder, onerror=unlisted, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:
+            log.warning("%s: already walked as another path (%s), skipped", root, real)
+            dirs[:] = []
+            continue
+        walked.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
