@@ -28,7 +28,7 @@ from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .mapper import Mapper
-from .reader import Verdict, decide, read_file
+from .reader import Verdict, decide, read_file, unreadable
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
@@ -263,9 +263,13 @@ class QueueWorker:
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
         if read.data is None or read.sha is None:  # both or neither (:func:`_read`)
-            return Processed.settled(it, PhotoStatus.decode_error,
-                                     f"cannot be read on worker {self.name} ({read.why}; is the corpus "
-                                     "mounted at the same path on every worker machine?)", replaces=old is not None)
+            why = (f"on worker {self.name}: {read.why}; is the corpus mounted at the same path on every "
+                   "worker machine?")
+            settled = unreadable(it, why, old)
+            if isinstance(settled, Outcome):  # the row stored before stays
+                return Processed(item.path, item.person, None, old.sha256 if old else None, 0,
+                                 IngestStatus.unchanged, settled.reason)
+            return settled
         sha, data = read.sha, read.data
         d = decide(it, sha, old, first, seen.get(sha))
         if d.verdict is Verdict.unchanged:

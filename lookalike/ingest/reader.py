@@ -68,6 +68,21 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
     return Decision(Verdict.duplicate, replaces, reason, conflict)
 
 
+_RETRIED = (PhotoStatus.decode_error.value, PhotoStatus.error.value)
+
+
+def unreadable(item: Item, why: str, old: Known | None) -> Processed | Outcome:
+    """A photo whose file cannot be read now (gone, unmounted, no permission): a row it left
+    before that holds what was read from it (faces, no face, a duplicate) is kept and the
+    run says why (a file moved away must not take its person's faces with it: removal is
+    ``lookalike remove``'s); with no row, or an error row, the failure is stored, replacing
+    the old one (a second run inserted it again: an IntegrityError)."""
+    if old is not None and old.status not in _RETRIED:
+        return Outcome(item.path, item.person, IngestStatus.unchanged,
+                       f"cannot be read now ({why}); what was stored from it before is kept", 0, old.sha256)
+    return Processed.settled(item, PhotoStatus.decode_error, f"cannot be read ({why})", replaces=old is not None)
+
+
 class Settles(Protocol):
     """Where the reader sends what it settles itself: the writer."""
 
@@ -93,6 +108,7 @@ class Reader:
     def read(self, items: list[Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
         loaded: list[tuple[Item, str, bytes]] = []
+        failed: list[tuple[Item, str]] = []
         rejected = [item for item in items if item.rejected]
         before: dict[str, photo_rows.Known] = {}
         withdrawn: set[str] = set()
@@ -124,12 +140,18 @@ class Reader:
             try:
                 data, sha = read_file(item.path)
             except OSError as err:
-                self.sink.take(Processed.settled(item, PhotoStatus.decode_error,
-                                                 f"cannot be read ({err.strerror or err})"))
+                failed.append((item, err.strerror or str(err)))
                 continue
             loaded.append((item, sha, data))
         with self.target.session() as session:
-            known = photo_rows.known_by_path(session, self.target.space_id, [i.path for i, _, _ in loaded])
+            known = photo_rows.known_by_path(session, self.target.space_id,
+                                             [i.path for i, _, _ in loaded] + [i.path for i, _ in failed])
+            for item, why in failed:
+                settled = unreadable(item, why, known.get(item.path))
+                if isinstance(settled, Outcome):
+                    self.sink.record(settled)
+                else:
+                    self.sink.take(settled)
             firsts = photo_rows.first_by_sha(session, self.target.space_id, [sha for _, sha, _ in loaded])
             profiles_changed = False
             tasks: list[Task] = []
