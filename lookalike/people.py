@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from . import config
-from .errors import BadPersonName, BadProfile, ConfigError, LookalikeError, NotFound
+from .errors import BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
 
 if TYPE_CHECKING:
@@ -33,8 +33,17 @@ class People:
     """The people of a library as staff keep them: ``lib.people``."""
 
     sessions: Sessions
-    space_id: Callable[[], int]  # the current space's row id (-1 when none is stored yet)
+    space_id: Callable[[], int]  # the current space's row id (EmptyLibrary before any face is stored)
     upload_dir: Path | None
+
+    def _counted_in(self) -> int:
+        """The space whose photos and faces are counted: -1 before any face is stored, where
+        every count is 0 (a kiosk's profiles come before their photos, through the API too:
+        the space's EmptyLibrary made a saved profile answer 409)."""
+        try:
+            return self.space_id()
+        except EmptyLibrary:
+            return -1
 
     def profiles(self, names: Iterable[str]) -> dict[str, person_rows.StoredProfile]:
         """Person name -> :class:`lookalike.store.person_rows.StoredProfile` (role, organisation,
@@ -57,7 +66,7 @@ class People:
         """Everyone ``audience`` may see (or the one called ``name``) with their profile and
         counts in the current space."""
         with self.sessions() as session:
-            return person_rows.people(session, self.space_id(), audience, name=name)
+            return person_rows.people(session, self._counted_in(), audience, name=name)
 
     def save_profile(self, name: str, profile: Profile) -> person_rows.StoredProfile:
         """Create a person, or replace their profile. The text is checked
@@ -90,7 +99,7 @@ class People:
             row = person_rows.person_by_name(session, name)
             if row is None:
                 raise NotFound.person(name)
-            return photo_rows.person_photos(session, self.space_id(), row.id)
+            return photo_rows.person_photos(session, self._counted_in(), row.id)
 
     def store_uploads(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> dict[str, str]:
         """Write uploaded photos (file name, bytes) under ``upload_dir/NAME/`` (a hashed folder

@@ -9,7 +9,7 @@ from fastapi import File, UploadFile
 
 from ...store.values import Audience
 from .. import schemas
-from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read
+from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read_capped
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -37,8 +37,10 @@ def save_person(caller: Admin, service: Served, body: schemas.NewPerson) -> dict
 def add_photos(caller: Admin, service: Served, name: PersonName,
                photos: Annotated[list[UploadFile], File(description="One or more photos of the person.")]
                ) -> dict:
-    """Ingest photos of a person; each gets its status as `lookalike ingest` reports it."""
-    uploads = [(name_of(p), read(service, p)) for p in photos]
+    """Ingest photos of a person; each gets its status as `lookalike ingest` reports it (an
+    empty or broken file too: it does not stop the others). A file over the per-photo limit
+    refuses the request (413) before any is stored."""
+    uploads = [(name_of(p), read_capped(service, p)) for p in photos]
 
     def work(lib: Library) -> dict:
         report, names = lib.add_photos(name, uploads)

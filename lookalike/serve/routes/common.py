@@ -78,13 +78,20 @@ def photo_of(service: Service, upload: UploadFile) -> Upload:
     return Upload(name_of(upload), read(service, upload))
 
 
-def read(service: Service, upload: UploadFile) -> bytes:
-    """The photo's bytes, refused past the per-photo limit without reading further."""
+def read_capped(service: Service, upload: UploadFile) -> bytes:
+    """The file's bytes, refused past the per-photo limit without reading further; an empty
+    file is returned as it is (a batch of photos to ingest gives it its own status)."""
     limit = service.settings.max_upload_mb * 1024 * 1024
     data = upload.file.read(limit + 1)
     if len(data) > limit:
         raise ApiProblem(*BadImage.BY_STATUS[ImageProblem.too_large],
                          f"{name_of(upload)}: over {service.settings.max_upload_mb} MB; send a smaller photo")
+    return data
+
+
+def read(service: Service, upload: UploadFile) -> bytes:
+    """The photo a query is about: :func:`read_capped`, an empty file refused."""
+    data = read_capped(service, upload)
     if not data:
         raise ApiProblem(422, BadImage.problem_code, f"{name_of(upload)}: empty file")
     return data
