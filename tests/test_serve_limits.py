@@ -207,6 +207,7 @@ def test_a_db_that_is_not_a_database_fails_health_with_the_reason(tmp_path, face
         finally:
             client.__exit__(None, None, None)
     assert r.status_code == 503 and r.json()["status"] == "failed", r.text
+    assert "Retry-After" not in r.headers  # waiting does not heal it: nothing to poll by
     # health needs no key: it says what kind of failure, the log where and why
     assert r.json()["detail"] == ("the library could not be opened (DatabaseUnreadable); "
                                   "the server's log says why"), r.text

@@ -152,6 +152,9 @@ def test_an_admin_route_without_a_key_is_refused_before_its_body(app):
     assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
     assert answer.headers.get("connection") == "close"  # the gate's answer: the body was never read
     assert client.get("/v1/health").json()["status"] == "loading"  # never started
+    # a trailing slash names no route: 404 before any key (not a redirect built from the Host header)
+    slashed = client.get("/v1/people/x/", headers={"Host": "elsewhere.example"}, follow_redirects=False)
+    assert (slashed.status_code, slashed.json()["code"]) == (404, "no_such_path"), slashed.headers
 
 
 def test_every_problem_code_is_in_the_reference():

@@ -64,6 +64,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None}
     app = FastAPI(
         title="lookalike", version=__version__, lifespan=lifespan, **docs,  # type: ignore[arg-type]
+        # "/v1/people/x/" is no route: a 404, not a keyless 307 to a Location built from the Host header
+        redirect_slashes=False,
         description="Who looks like me? Face look-alike search over a photo corpus. Errors are "
                     "`application/problem+json` with a stable `code`.",
         responses={code: {"model": schemas.Problem, "content": {problems.MEDIA_TYPE: {}}}

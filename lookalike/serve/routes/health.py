@@ -23,6 +23,7 @@ async def health(service: Served, request: Request) -> JSONResponse:
         return JSONResponse({"status": "ready", "detail": None, "worker": os.getpid(), "models": "loaded",
                              "bodies_in_flight": bodies})
     status = "failed" if service.failed else "loading"
+    # a failed open does not heal by waiting (the log says why): no Retry-After to poll by
     return JSONResponse({"status": status, "detail": service.failed, "worker": os.getpid(),
                          "models": status, "bodies_in_flight": bodies}, status_code=503,
-                        headers={"Retry-After": "2"})
+                        headers=None if service.failed else {"Retry-After": "2"})
