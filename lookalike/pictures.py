@@ -344,7 +344,9 @@ class Pictures:
         if isinstance(cached, AverageFace):
             return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out)
         shape = geometry.mean_shape([p for _, _, p in chosen], size)
-        acc = averaging.Accumulator(shape, size)
+        # a group's picture shows only what MIN_PEOPLE photos have: never one member's margin
+        acc = averaging.Accumulator(shape, size, 1 if group is not None and group.kind is GroupKind.person
+                                    else MIN_PEOPLE)
         used: list[int] = []
         for face_id, path, points in chosen:
             try:

@@ -142,6 +142,30 @@ def test_an_average_streams_through_running_sums(faces, marks):
     _not_blank(whole.image)
 
 
+def test_a_group_average_shows_no_margin_fewer_photos_than_its_people_have(faces, marks):
+    """One wide photo among tight crops: with ``cover=1`` (a person's average) the frame's
+    margin is that photo's own suit and curtains; a group's ``cover`` of 5 fades what fewer
+    photos have into the fill, so no member shows around the blended face (a group average
+    of 7 people was George Clooney's photo outside the face)."""
+    wide = _faces(marks, [faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg"])
+    crops = _faces(marks, sorted((faces / "utkface-dev" / "images").glob("*.jpg"))[:4])
+    assert len(wide) == 1 and len(crops) == 4
+    shape = geometry.mean_shape([p for _, p in wide + crops], 256)
+
+    def drawn(cover: int, members: list) -> np.ndarray:
+        acc = average.Accumulator(shape, 256, cover)
+        for rgb, points in members:
+            acc.add(rgb, points)
+        return acc.result().image[216:].astype(float)  # the bottom band: only the wide photo reaches it
+
+    alone, as_person, as_group = drawn(1, wide), drawn(1, wide + crops), drawn(5, wide + crops)
+    assert np.abs(as_person - alone).mean() < 1.0  # the photo's own margin, as a person's average keeps it
+    assert np.abs(as_group - alone).mean() > 40.0
+    assert abs(np.corrcoef(as_group.ravel(), alone.ravel())[0, 1]) < 0.5
+    with pytest.raises(ValueError, match="at least one photo"):
+        average.Accumulator(shape, 256, 0)
+
+
 def test_any_landmark_model_works(faces, marks):
     """Nothing knows what a point means: half the points, or twice as many (each point and
     the midpoint to the next), average, morph and fit alike."""

@@ -54,9 +54,17 @@ class Average:
 class Accumulator:
     """Running sums of faces warped onto one mean shape, in linear light."""
 
-    def __init__(self, shape: np.ndarray, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, shape: np.ndarray, size: int = DEFAULT_SIZE, cover: int = 1) -> None:
+        """``cover``: how many photos a pixel needs before it is shown as their mean; pixels
+        fewer photos have fade into the fill. A group's average asks for as many as the
+        people it needs: where one wide photo alone reaches past the others' tight crops,
+        its hair, clothes and background were the picture's whole margin — that member,
+        recognisably, around a blended face."""
         if size < 32:
             raise ConfigError(f"average: a size of {size} px is too small to draw a face (at least 32)")
+        if cover < 1:
+            raise ValueError(f"average: a pixel needs at least one photo to be shown (cover {cover})")
+        self.cover = cover
         self.shape = geometry.check_points(shape, "mean shape")
         self.size = size
         self._raster = geometry.frame_raster(self.shape, self.shape, size)
@@ -89,27 +97,31 @@ class Accumulator:
         if not float(weight.max()) > 0.0:  # no photo covers any pixel: only their borders are left
             return self._spare / min(self.count, 8)
         mean = self._sum / np.maximum(weight, 1e-12)
-        trust = np.clip(weight, 0.0, 1.0)  # one whole face's coverage: the photos' own pixels
+        # ``cover`` whole faces' coverage: the photos' own pixels (one, for a person's average)
+        trust = np.clip(weight - (self.cover - 1), 0.0, 1.0)
+        if not float(trust.max()) > 0.0:  # never where the faces themselves overlap; kept total
+            trust = np.clip(weight, 0.0, 1.0)
         if float(trust.min()) >= 1.0:
             return mean
-        return trust * mean + (1.0 - trust) * self._fill()
+        return trust * mean + (1.0 - trust) * self._fill(mean, trust)
 
-    def _fill(self) -> np.ndarray:
-        """Colours for pixels few or no photos cover: the covered pixels blurred outwards,
-        each divided by the blurred coverage (a normalised convolution), widened until it
-        reaches every pixel."""
+    def _fill(self, mean: np.ndarray, trust: np.ndarray) -> np.ndarray:
+        """Colours for pixels too few photos cover: the trusted pixels blurred outwards, each
+        divided by the blurred trust (a normalised convolution), widened until it reaches
+        every pixel. Only trusted pixels feed it, so one photo's own margin is not smeared
+        back in."""
         import cv2
 
         sigma = FILL_SIGMA * self.size
         for _ in range(4):
-            spread = cv2.GaussianBlur(self._weight[..., 0], (0, 0), sigma)[..., None]
+            spread = cv2.GaussianBlur(trust[..., 0], (0, 0), sigma)[..., None]
             if float(spread.min()) > 1e-6:
                 break
             sigma *= 2.0
-        colours = cv2.GaussianBlur(self._sum, (0, 0), sigma)
+        colours = cv2.GaussianBlur(mean * trust, (0, 0), sigma)
         fill = colours / np.maximum(spread, 1e-12)
-        mean = self._sum.sum(axis=(0, 1)) / max(float(self._weight.sum()), 1e-12)
-        return np.where(spread > 1e-6, fill, mean).astype(np.float32)
+        overall = (mean * trust).sum(axis=(0, 1)) / max(float(trust.sum()), 1e-12)
+        return np.where(spread > 1e-6, fill, overall).astype(np.float32)
 
     def result(self) -> Average:
         return Average(colour.to_srgb(self.linear()), self.shape.copy(), self.count)
