@@ -81,7 +81,7 @@ class AverageFace(_Picture):
     shape: np.ndarray  # (N, 2) the mean shape, frame pixels
     faces: int
     people: int
-    left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable
+    left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable (or changed)
 
     def to_dict(self) -> dict:
         return {"group": self.group, "size": int(self.image.shape[0]), "faces": self.faces,
@@ -256,8 +256,8 @@ class Pictures:
             return photo_rows.face_ids(session, self.view.existing_space_id())
 
     def _chosen(self, group: Group | None, audience: Audience, limit: int | None,
-                outliers: bool) -> tuple[list[tuple[int, str, np.ndarray]], dict[str, int], int]:
-        """(face id, photo path, landmarks) of the faces an average of ``group`` is made of,
+                outliers: bool) -> tuple[list[tuple[int, str, str | None, np.ndarray]], dict[str, int], int]:
+        """(face id, photo path, its stored sha256, landmarks) of the faces an average of ``group`` is made of,
         what was left out and why, and how many different people remain."""
         from .faces.landmarks import MODEL
         from .store import landmark_rows, photo_rows
@@ -270,6 +270,7 @@ class Pictures:
         with self.view.session() as session:
             rows = photo_rows.face_rows(session, ids)
             points = landmark_rows.landmarks_of(session, ids, MODEL)
+            hashes = photo_rows.photo_hashes(session, {row.photo_id for row in rows.values()})
         left_out = {"outliers": 0, "without_landmarks": 0, "unreadable": 0}
         keep = [int(i) for i in ids if int(i) in rows]
         if not outliers:
@@ -284,7 +285,7 @@ class Pictures:
         if limit is not None and len(with_points) > limit:
             picked = np.random.default_rng(0).choice(len(with_points), size=limit, replace=False)
             with_points = [with_points[i] for i in sorted(picked)]
-        chosen = [(i, rows[i].photo, points[i]) for i in with_points]
+        chosen = [(i, rows[i].photo, hashes.get(rows[i].photo_id), points[i]) for i in with_points]
         people = len({rows[i].person or f"photo:{rows[i].photo}" for i in with_points})
         if (group is None or group.kind is not GroupKind.person) and people < MIN_PEOPLE:
             raise TooFewPeople(f"{label}: {people} different people can be shown; a group average needs at "
@@ -306,13 +307,14 @@ class Pictures:
                 odd.update(f for f, flagged in zip(faces, flags) if flagged)
         return odd
 
-    def _stored_face(self, path: str, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _stored_face(self, path: str, sha256: str | None, points: np.ndarray,
+                     size: int) -> tuple[np.ndarray, np.ndarray]:
         """A stored face's photo cut to its face (with room for the frame) and its landmarks
         in the cut's coordinates. A large JPEG is decoded smaller (by a power of two) as long
         as the face keeps at least ``size`` px: the frame draws it at half that."""
         from PIL import Image
 
-        from .faces.images import decode_file
+        from .faces.images import decode_stored
 
         face = float((points.max(axis=0) - points.min(axis=0)).max())
         max_side = None
@@ -322,8 +324,8 @@ class Pictures:
             if face > size:
                 max_side = int(np.ceil(long_side * size / face))
         except (OSError, ValueError, Image.DecompressionBombError):
-            pass  # decode_file says what is wrong with the file
-        decoded = decode_file(path, self.max_pixels, max_side=max_side)
+            pass  # decode_stored says what is wrong with the file
+        decoded = decode_stored(path, sha256, self.max_pixels, max_side=max_side)
         rgb, points = decoded.rgb, points.astype(np.float64) * decoded.scale
         low, high = points.min(axis=0), points.max(axis=0)
         grow = CROP_MARGIN * float((high - low).max())
@@ -343,14 +345,14 @@ class Pictures:
         cached = self.cache.get(key)
         if isinstance(cached, AverageFace):
             return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out)
-        shape = geometry.mean_shape([p for _, _, p in chosen], size)
+        shape = geometry.mean_shape([p for *_, p in chosen], size)
         # a group's picture shows only what MIN_PEOPLE photos have: never one member's margin
         acc = averaging.Accumulator(shape, size, 1 if group is not None and group.kind is GroupKind.person
                                     else MIN_PEOPLE)
         used: list[int] = []
-        for face_id, path, points in chosen:
+        for face_id, path, sha256, points in chosen:
             try:
-                acc.add(*self._stored_face(path, points, size))
+                acc.add(*self._stored_face(path, sha256, points, size))
             except BadImage as err:  # a photo gone or changed since ingest: the rest still average
                 logging.getLogger(__name__).warning("average of %s: %s", label, err)
                 left_out["unreadable"] += 1
@@ -449,9 +451,9 @@ class Pictures:
         model = self.cache.get(key)
         if not isinstance(model, appearance_model.AppearanceModel):
             faces, used = [], []
-            for face_id, path, points in chosen:
+            for face_id, path, sha256, points in chosen:
                 try:
-                    faces.append(self._stored_face(path, points, size))
+                    faces.append(self._stored_face(path, sha256, points, size))
                 except BadImage as err:  # said, as an average says it; the model is fitted on the rest
                     logging.getLogger(__name__).warning("appearance model: %s", err)
                     continue

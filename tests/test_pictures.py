@@ -130,6 +130,29 @@ def test_sliders_over_too_few_readable_faces_are_refused(celeb, tmp_path):
         small.pictures.appearance(components=2)
 
 
+def test_a_photo_changed_or_gone_since_ingest_is_left_out_and_its_tile_says_so(faces, tmp_path, caplog):
+    """Stored landmarks are drawn on the stored bytes only: a photo overwritten with another
+    face is left out of the average (its points landed on the new face: a ghost head), one
+    deleted too; `person --montage` draws the others (it failed outright on a gone photo)."""
+    import shutil
+
+    folder = tmp_path / "corpus" / "ob"
+    folder.mkdir(parents=True)
+    for photo in ("obama.jpg", "obama1.jpg", "obama2.jpg"):
+        shutil.copyfile(faces / "celeb/face_recognition/barack_obama" / photo, folder / photo)
+    db = tmp_path / "lib.db"
+    assert cli("ingest", str(tmp_path / "corpus"), "--db", str(db)).returncode == 0
+    (folder / "obama1.jpg").unlink()
+    shutil.copyfile(faces / BIDEN, folder / "obama2.jpg")
+    with lookalike.open(db) as lib:
+        made = lib.pictures.average(Group.parse("person:ob"), size=96)
+    assert (made.faces, made.left_out["unreadable"]) == (1, 2)
+    assert "obama2.jpg: changed since it was ingested" in caplog.text
+    run = cli("person", "ob", "--montage", str(tmp_path / "m.png"), "--db", str(db))
+    assert run.returncode == 0 and (tmp_path / "m.png").stat().st_size > 1000, run.stderr
+    assert "obama1.jpg: no such file" in run.stderr  # the tile says so; the log names the file
+
+
 def _tag_six(lib, celeb) -> list[str]:
     """Six people (Obama among them, Biden not) given the tag ``six``, still shown to visitors."""
     from lookalike.ingest.corpus import Profile

@@ -156,6 +156,20 @@ def decode_file(path: str, max_pixels: int, *, max_side: int | None = None) -> D
     return decode(_read(path), path, max_pixels, max_side=max_side)
 
 
+def decode_stored(path: str, sha256: str | None, max_pixels: int, *, max_side: int | None = None) -> Decoded:
+    """A stored photo decoded again to draw from it with what was stored of it (landmarks,
+    a box): :class:`BadImage` naming the file when it is gone, unreadable or no longer the
+    bytes stored (``sha256``) — another picture under the same name would have those
+    points land on someone else (an average showed a ghost of the new photo's head)."""
+    import hashlib
+
+    data = _read(path)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise BadImage(path, "changed since it was ingested (its stored landmarks are not this picture's); "
+                             "ingest it again")
+    return decode(data, path, max_pixels, max_side=max_side)
+
+
 def _read(path: str) -> bytes:
     """A file's bytes; a missing or unreadable file (a folder among them: "Is a directory")
     is a :class:`BadImage` naming it."""

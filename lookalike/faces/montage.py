@@ -7,11 +7,14 @@ cached on disk, so removing a person leaves no crop behind.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..errors import BadImage
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -62,7 +65,12 @@ def render(tiles: Sequence[Tile], path: str | Path, title: str | None = None, co
         draw.text((8, 8), title, fill="black", font=ImageFont.load_default(size=18))
     for i, tile in enumerate(tiles):
         left, top = (i % columns) * TILE, head + (i // columns) * (TILE + CAPTION)
-        sheet.paste(crop(tile.photo, tile.bbox), (left, top))
+        try:
+            sheet.paste(crop(tile.photo, tile.bbox), (left, top))
+        except BadImage as err:  # a photo gone or broken since ingest: its tile says so, the others are drawn
+            logging.getLogger(__name__).warning("montage: %s", err)
+            draw.rectangle((left, top, left + TILE - 1, top + TILE - 1), fill="#dddddd")
+            draw.text((left + 8, top + TILE // 2 - 8), "photo cannot be read", fill="black", font=font)
         if tile.highlight:
             draw.rectangle((left, top, left + TILE - 1, top + TILE - 1), outline="red", width=4)
         draw.text((left + 4, top + TILE + 4), tile.caption, fill="red" if tile.highlight else "black",

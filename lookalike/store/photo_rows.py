@@ -89,6 +89,16 @@ def _known(session: Session, space_id: int, column: SQLColumnExpression[str | No
     return out
 
 
+def photo_hashes(session: Session, photo_ids: Iterable[int]) -> dict[int, str | None]:
+    """Photo id -> the sha256 of the bytes stored (what a picture drawn from the photo again
+    checks the file against)."""
+    out: dict[int, str | None] = {}
+    for chunk in chunks([int(i) for i in photo_ids]):
+        out.update((int(i), sha) for i, sha in session.execute(select(Photo.id, Photo.sha256)
+                                                                 .where(Photo.id.in_(chunk))))
+    return out
+
+
 def known_by_path(session: Session, space_id: int, paths: list[str]) -> dict[str, Known]:
     """Existing photo rows for ``paths``."""
     return {k.path: k for k in _known(session, space_id, Photo.path, paths)}
