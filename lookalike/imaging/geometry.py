@@ -171,6 +171,35 @@ def triangles(points: np.ndarray) -> np.ndarray:
     return np.asarray(Delaunay(check_points(points, "triangle points")).simplices, dtype=np.int32)
 
 
+def unfolded(source: np.ndarray, target: np.ndarray, tris: np.ndarray, rounds: int = 16) -> np.ndarray:
+    """``target`` with the moves of the points that would fold ``tris`` (triangles of
+    ``source``) shortened: a triangle that turns over, or shrinks under a tenth of its
+    area, has its corners' moves halved, round after round, and the last round's still
+    folded corners do not move. A moved mesh that folds draws the photo's pixels twice
+    over and tears the outline: a turned face's far cheek, its points packed close, moved
+    by a frontal shape difference, became a saw-tooth edge."""
+    src, dst = check_points(source, "source points"), check_points(target, "target points")
+    if src.shape != dst.shape:
+        raise ValueError(f"unfold: {len(src)} source points for {len(dst)} target points")
+    tris = np.asarray(tris, dtype=np.int64)
+
+    def area(points: np.ndarray) -> np.ndarray:
+        a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    before = area(src)
+    move = dst - src
+    scale = np.ones(len(src))
+    for round_no in range(rounds + 1):
+        after = area(src + move * scale[:, None])
+        bad = after * np.sign(before) < 0.1 * np.abs(before)
+        if not bad.any():
+            break
+        corners = np.unique(tris[bad].ravel())
+        scale[corners] = 0.0 if round_no == rounds else scale[corners] * 0.5
+    return src + move * scale[:, None]
+
+
 class Raster:
     """The destination half of a piecewise-affine warp: which triangle covers each output
     pixel. It depends only on the destination points, so every face warped onto the same
@@ -255,6 +284,42 @@ def frame_warp(points: np.ndarray, reference: np.ndarray, raster: Raster, size: 
 def frame_triangles(reference: np.ndarray, size: int) -> np.ndarray:
     """The triangles of a frame around ``reference`` (its landmarks, then its boundary)."""
     return triangles(np.vstack([check_points(reference), boundary(reference, size)]))
+
+
+# The points round the eyes, brows and lips in the landmark models lookalike stores (the face
+# mesh's 468, MediaPipe's FACEMESH_* sets; dlib's 68), and how much each outline is grown to
+# take in lashes, eyeliner and the lips' edge. What a person's eyes, brows and mouth look
+# like is theirs: a transform leaves them (:func:`features_mask`).
+FEATURES: dict[int, tuple[tuple[tuple[int, ...], float], ...]] = {
+    468: (((33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173), 1.2),
+          ((263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398), 1.2),
+          ((46, 53, 52, 65, 55, 70, 63, 105, 66, 107), 1.15),
+          ((276, 283, 282, 295, 285, 300, 293, 334, 296, 336), 1.15),
+          ((61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185), 1.0)),
+    68: ((tuple(range(36, 42)), 1.2), (tuple(range(42, 48)), 1.2), (tuple(range(17, 22)), 1.15),
+         (tuple(range(22, 27)), 1.15), (tuple(range(48, 60)), 1.0)),
+}
+
+
+def features_mask(shape: np.ndarray, out_size: tuple[int, int], feather: float) -> np.ndarray:
+    """float32 (H, W): 1 over the eyes, brows and lips of ``shape`` (:data:`FEATURES`),
+    fading to 0 over ``feather`` px outside them; all 0 for a landmark model not listed."""
+    import cv2
+
+    pts = check_points(shape)
+    width, height = out_size
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for indices, growth in FEATURES.get(len(pts), ()):
+        part = pts[list(indices)]
+        centre = part.mean(axis=0)
+        hull = cv2.convexHull(np.rint((centre + (part - centre) * growth) * 16).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, 4)
+    soft = mask.astype(np.float32) / 255.0
+    if feather > 0 and soft.any():
+        radius = max(1, int(round(feather)))
+        grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+        soft = np.maximum(soft, cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), sigmaX=feather / 2))
+    return np.clip(soft, 0.0, 1.0)
 
 
 def face_mask(shape: np.ndarray, out_size: tuple[int, int], feather: float, growth: float = 1.0) -> np.ndarray:

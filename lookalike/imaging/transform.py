@@ -49,9 +49,15 @@ RING_FEATHER = 0.05  # the colour change fades to 0 over this share of the ring'
 # 20 photos aged 20-39 (5 per group of the race column, not the tests' photos) moved toward
 # the 60+ faces (2026-12-05): estimated age +20.2 years with gain 3 and growth 1.3, +12.9
 # with growth 1.0 (white only +6.0), +21.3 with gain 3.5 and growth 1.15 (white +19.1,
-# black +17.8, asian +30.1, indian +18.2), cheek ΔE at most 6.3.
-DETAIL_GAIN = 3.5
+# black +17.8, asian +30.1, indian +18.2), cheek ΔE at most 6.3. Raised to 5 on 2026-12-07 when
+# the eyes, brows and lips stopped taking the groups' colours (geometry.FEATURES): gain 3.5
+# with them kept whole gave +5 years (their bleaching was much of what read as "older"); 5 with
+# their lightness moving at most 10 L*: +17.4 (white 17.1, black 17.2, asian 18.7, indian 16.4).
+DETAIL_GAIN = 5.0
 DETAIL_SIGMA = 3 / 256
+FEATURE_FEATHER = 0.03  # the eyes', brows' and lips' own colours fade into the change over this share
+FEATURE_L_CHANGE = 10.0  # L* the eyes, brows and lips may move at most (of 100)
+CHROMA_FULL = 12.0  # a*b* chroma from which a pixel takes the whole hue change; a grey photo takes none
 
 
 class ColourMode(str, Enum):
@@ -85,7 +91,14 @@ def colour_difference(toward: Average, away: Average, mode: ColourMode = ColourM
     detail = difference - cv2.GaussianBlur(difference, (0, 0), DETAIL_SIGMA * size)
     difference += DETAIL_GAIN * detail
     mean = (difference * mask).sum(axis=(0, 1)) / max(float(mask.sum()), 1e-6)
-    return ((difference - mean) * mask).astype(np.float32)
+    out = (difference - mean) * mask
+    # the eyes, brows and lips keep their own hue and most of their lightness: the groups'
+    # make-up, lashes and teeth, amplified, bleached brows, turned eyeliner white or teal
+    # and green eyes brown (lighter lids and greyer brows, up to FEATURE_L_CHANGE, stay)
+    features = geometry.features_mask(away.shape, (size, size), FEATURE_FEATHER * size)
+    out[..., 0] += features * (np.clip(out[..., 0], -FEATURE_L_CHANGE, FEATURE_L_CHANGE) - out[..., 0])
+    out[..., 1:] *= (1.0 - features)[..., None]
+    return out.astype(np.float32)
 
 
 def check_strength(strength: float) -> None:
@@ -125,9 +138,11 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
     inner = ring - offset
     keep = (inner[:, 0] > 1) & (inner[:, 1] > 1) & (inner[:, 0] < x1 - x0 - 2) & (inner[:, 1] < y1 - y0 - 2)
     fixed = np.vstack([inner[keep], geometry.rectangle(x1 - x0, y1 - y0, geometry.EDGE_POINTS + 2)])
-    target = np.vstack([moved - offset, fixed])
-    raster = geometry.Raster(target, geometry.triangles(target), (x1 - x0, y1 - y0))
-    warped = geometry.Warp(np.vstack([points - offset, fixed]), raster).apply(roi)
+    source = np.vstack([points - offset, fixed])
+    tris = geometry.triangles(source)  # the photo's own mesh, moved without folding
+    target = geometry.unfolded(source, np.vstack([moved - offset, fixed]), tris)
+    raster = geometry.Raster(target, tris, (x1 - x0, y1 - y0))
+    warped = geometry.Warp(source, raster).apply(roi)
 
     # the colour difference, drawn on the moved face in the frame, then taken into the photo
     size = away.size
@@ -149,7 +164,12 @@ def transform(image: np.ndarray, points: np.ndarray, toward: Average, away: Aver
     if mode is ColourMode.rgb:
         changed = np.clip(np.rint(warped.astype(np.float32) + strength * in_photo), 0, 255).astype(np.uint8)
     else:
-        changed = colour.from_lab(colour.to_lab(warped) + strength * in_photo)
+        lab = colour.to_lab(warped)
+        # hue moves as much as the photo has hue: a black-and-white photo's face stays grey
+        # (the groups' redder lips and bluer shadows painted cyan and orange onto it)
+        chroma = cv2.GaussianBlur(np.hypot(lab[..., 1], lab[..., 2]), (0, 0), 2.0)
+        in_photo[..., 1:] *= np.clip(chroma / CHROMA_FULL, 0.0, 1.0)[..., None]
+        changed = colour.from_lab(lab + strength * in_photo)
     # the ring's own pixels (and any its chords graze) keep the photo's: where a chord crosses
     # a sharp edge (hair on a background), a triangle's rounding could shift it a sub-pixel
     inside = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
