@@ -104,6 +104,7 @@ class Reader:
         self.target, self.sink = target, sink
         self.in_flight: dict[str, Item] = {}  # bytes met earlier in this run
         self.people: dict[str, int] = {}
+        self.withheld: set[str] = set()  # people a refused row of this run withheld: no row widens it
 
     def read(self, items: list[Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""
@@ -117,11 +118,19 @@ class Reader:
                 before = photo_rows.known_by_path(session, self.target.space_id, [item.path for item in rejected])
                 # a refused row's one word that still counts: its person is not to be displayed
                 # (its profile is then corpus.WITHDRAWN; consent narrows on any row, and only a
-                # row whose text is stored can widen it)
-                withdrawn = {item.person for item in rejected if item.person and _withholds(item)
-                             and person_rows.set_consent(session, item.person, False)}
+                # row whose text is stored can widen it). A person new in this run is created
+                # withheld: the word was lost when nobody had the name yet, and a later row
+                # without a profile made them a person whose consent was never stated (shown)
+                for person in sorted({item.person for item in rejected if item.person and _withholds(item)}):
+                    person_rows.upsert_person(session, person, None, self.people)
+                    person_rows.set_consent(session, person, False)
+                    withdrawn.add(person)
                 session.commit()
+        self.withheld |= withdrawn
         for item in items:
+            if not item.rejected and item.person in self.withheld and item.profile is not None \
+                    and item.profile.consent_display is not False:
+                item = replace(item, profile=replace(item.profile, consent_display=False))  # narrowed
             if item.rejected:
                 old = before.get(item.path)
                 refused_text = item.rejected.kind == PROFILE_REFUSED

@@ -1,0 +1,47 @@
+"""A manifest row refused for its text still withholds consent when it says so (no
+`consent_display`, `false`, or a value that is neither), and that holds for a person the
+same run creates: the word was lost when nobody had the name yet, and a later row without
+a profile made them a person whose consent was never stated — shown to every visitor. A row
+of the same run that gives consent does not widen it. On every store (PostgreSQL's is the
+work queue's path)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from lookalike.store.values import Audience
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_refused_row_withholds_consent_for_a_person_new_in_the_run(faces, tmp_path, backend):
+    lfw = faces / "lfw-dev" / "images"
+    folder = tmp_path / "m"
+    folder.mkdir()
+    photos = {"a.jpg": "Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "b.jpg": "Aaron_Sorkin/Aaron_Sorkin_0002.jpg",
+              "c.jpg": "Adam_Sandler/Adam_Sandler_0001.jpg", "d.jpg": "Adam_Sandler/Adam_Sandler_0002.jpg"}
+    for name, source in photos.items():
+        shutil.copyfile(lfw / source, folder / name)
+    with open(folder / "people.csv", "w", newline="") as fh:
+        rows = csv.writer(fh)
+        rows.writerow(["path", "person", "role", "consent_display"])
+        rows.writerow(["a.jpg", "Kit", "Actor", "maybe"])  # refused: consent neither true nor false
+        rows.writerow(["b.jpg", "Kit", "", ""])  # no profile: it says nothing of consent
+        rows.writerow(["c.jpg", "Lee", "Actor", "true"])  # consent given ...
+        rows.writerow(["d.jpg", "Lee", "Bad\x07", ""])  # ... and withheld by a row refused for its text
+    lib = backend.open()
+    report = lib.ingest([str(folder / "people.csv")])
+    said = {o.path.rsplit("/", 1)[-1]: o for o in report.outcomes}
+    assert said["a.jpg"].status == "rejected" and "withholds consent: that is recorded" in said["a.jpg"].reason
+    assert (said["b.jpg"].status, said["c.jpg"].status) == ("ok", "ok")
+    assert dict(backend.sql("select name, consent_display from people")) in (
+        {"Kit": 0, "Lee": 0}, {"Kit": False, "Lee": False})
+    lib = backend.open()
+    for person, query in (("Kit", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"), ("Lee", "Adam_Sandler/Adam_Sandler_0003.jpg")):
+        shown = lib.search(str(lfw / query), k=5, audience=Audience.visitor)
+        assert person not in {m.person for face in shown.faces for m in face.matches}, person
+        seen = lib.search(str(lfw / query), k=1)  # the operator still finds them: the photo is stored
+        assert seen.faces[0].matches[0].person == person
