@@ -83,6 +83,26 @@ def unreadable(item: Item, why: str, old: Known | None) -> Processed | Outcome:
     return Processed.settled(item, PhotoStatus.decode_error, f"cannot be read ({why})", replaces=old is not None)
 
 
+def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
+    """Each path once: its first mention is ingested, a later one (a folder and a file in it,
+    one file named twice, a manifest row repeated) is reported and not stored — a second
+    row at one path was an IntegrityError that lost the whole batch."""
+    first: dict[str, Item] = {}
+    kept: list[Item] = []
+    again: list[Outcome] = []
+    for item in items:
+        earlier = first.setdefault(item.path, item)
+        if earlier is item:
+            kept.append(item)
+            continue
+        conflict = bool(item.person and earlier.person and item.person != earlier.person)
+        reason = "named twice in this run: ingested once, as its first mention"
+        if conflict:
+            reason += f" (under {earlier.person!r}, not {item.person!r})"
+        again.append(Outcome(item.path, item.person, IngestStatus.duplicate, reason, 0, None, conflict))
+    return kept, again
+
+
 class Settles(Protocol):
     """Where the reader sends what it settles itself: the writer."""
 

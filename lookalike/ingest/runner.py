@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..faces.pipeline import FacesMode
-from .reader import Reader
+from .reader import Reader, once_each
 from .report import IngestReport, Progress, Silent, Task
 from .writer import Writer
 
@@ -116,6 +116,9 @@ def run(target: IngestTarget, items: list[Item], options: IngestOptions, distrib
     writer = Writer(target, report, progress, options)
     reader = Reader(target, writer)
     progress.start(len(items))
+    items, repeated = once_each(items)
+    for outcome in repeated:
+        writer.record(outcome)
     try:
         for start in range(0, len(items), READ_CHUNK):
             distributor.send(reader.read(items[start:start + READ_CHUNK]), writer)

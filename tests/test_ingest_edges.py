@@ -1,6 +1,8 @@
-"""A photo whose file cannot be read on a later run (moved away, never there, an unmounted
-share): what an earlier run stored from it stays, and a failure stored before is written
-again, not inserted twice — on every store (PostgreSQL's path is the work queue's)."""
+"""Ingest where users' corpora are untidy, on every store (PostgreSQL's path is the work
+queue's): a photo whose file cannot be read on a later run (moved away, never there, an
+unmounted share) keeps what an earlier run stored from it, and a failure stored before is
+written again, not inserted twice; a photo named twice in one run (a folder and a file in
+it, a manifest row repeated) is ingested once and the repeat reported."""
 
 from __future__ import annotations
 
@@ -49,3 +51,19 @@ def test_a_failure_stored_before_is_a_clean_message_on_the_second_run(tmp_path):
         import lookalike
 
         lookalike.open(tmp_path / "lib.db").ingest([str(tmp_path / "m.csv")])
+
+
+def test_a_photo_named_twice_in_a_run_is_ingested_once(faces, tmp_path, backend):
+    """Each repeat was an IntegrityError that lost its whole batch (the other photos too)."""
+    folder = tmp_path / "c" / "Aaron_Peirsol"
+    folder.mkdir(parents=True)
+    for n in (1, 2):
+        shutil.copyfile(faces / f"lfw-dev/images/Aaron_Peirsol/Aaron_Peirsol_000{n}.jpg", folder / f"{n}.jpg")
+    manifest = tmp_path / "c" / "m.csv"
+    manifest.write_text("path,person\nAaron_Peirsol/1.jpg,Aaron_Peirsol\nAaron_Peirsol/1.jpg,Someone_Else\n")
+    report = backend.open().ingest([str(tmp_path / "c" / "Aaron_Peirsol"), str(folder / "2.jpg"), str(manifest)])
+    said = sorted((o.path.rsplit("/", 1)[-1], o.status, o.conflict) for o in report.outcomes)
+    assert said == [("1.jpg", "duplicate", False), ("1.jpg", "duplicate", True), ("1.jpg", "ok", False),
+                    ("2.jpg", "duplicate", False), ("2.jpg", "ok", False)], said
+    assert all("named twice in this run" in o.reason for o in report.outcomes if o.status == "duplicate")
+    assert backend.sql("select count(*) from photos") == [(2,)] and backend.sql("select count(*) from faces") == [(2,)]
