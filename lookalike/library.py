@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import NotFound, NothingIngested
+from .errors import ConfigError, NotFound, NothingIngested
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
@@ -221,14 +222,12 @@ class Library:
         gone are listed, and those whose bytes changed since are re-embedded as they are now
         and listed. The other spaces' rows are left as they were until ``remove --space``
         drops them; commands then pick ``target`` when it is the default or named."""
-        from collections import Counter
-
         from .ingest.corpus import Item
         from .models.catalog import sha256_of
 
         moved = Library(self.settings.in_space(target.names))
         statuses: Counter = Counter()
-        faces, seconds = 0, 0.0
+        faces, seconds, interrupted = 0, 0.0, False
         try:
             with moved.session() as session:
                 row = space_rows.get_space(session, target.key)
@@ -241,16 +240,20 @@ class Library:
             # photos that gave several faces were ingested with --faces all: keep them all
             for mode, batch in ((FacesMode.largest, [p for p in present if p.faces <= 1]),
                                 (FacesMode.all, [p for p in present if p.faces > 1])):
-                if batch:
+                if batch and not interrupted:  # Ctrl-C: what was moved stays; a new run goes on
                     report = moved.ingest_items([Item(p.path, p.person) for p in batch], faces=mode,
                                                 workers=workers, progress=progress)
                     statuses.update(report.statuses)
                     crash_point("reembed.moved")
                     faces, seconds = faces + report.faces, seconds + report.seconds
+                    interrupted = report.interrupted
+            with moved.session() as session:  # what is in the space now, however the run ended
+                row = space_rows.get_space(session, target.key)
+                left = len(photo_rows.photos_outside(session, row.id if row is not None else -1))
         finally:
             moved.close()
         self._view = None  # the moved library may now pick the target space
-        return {"space": target.key, "photos": len(todo), "reembedded": len(present),
+        return {"space": target.key, "photos": len(todo), "reembedded": len(todo) - left, "interrupted": interrupted,
                 "gone": [p.path for p in todo if not Path(p.path).is_file()], "changed": changed,
                 "statuses": {k: v for k, v in statuses.items() if v}, "faces": faces,
                 "seconds": round(seconds, 3)}
@@ -349,6 +352,10 @@ class Library:
                 if row is None:
                     keys = ", ".join(sp.key for sp in space_rows.list_spaces(session)) or "none"
                     raise NotFound(f"no embedding space {key!r} in this library (it holds: {keys})")
+                # an interrupted reembed's rest (a photo whose file is gone cannot be moved)
+                if lost := [p for p in photo_rows.held_nowhere_else(session, row.id) if Path(p).is_file()]:
+                    raise ConfigError(f"{key}: {len(lost)} of its photos are in no other space; `lookalike "
+                                      "reembed` moves them first (or `remove --photo`/`--person` removes them)")
                 self.backend.drop_space(self.view, session, key, row.id)
                 photos, faces = space_rows.delete_space(session, row.id)
                 session.commit()

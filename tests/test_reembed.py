@@ -60,3 +60,44 @@ def test_a_dlib_library_moves_to_sface_and_keeps_the_old_space_until_removed(fac
     assert doctor["ok"] and [s["space"] for s in doctor["spaces"]] == ["SFace__yunet__arcface"]
     missing = run("remove", "--space", "Dlib__dlib__chip", "--db", db)
     assert missing.returncode == 1 and "SFace__yunet__arcface" in missing.stderr
+
+
+@pytest.mark.e2e
+def test_an_interrupted_reembed_says_so_and_the_old_space_cannot_be_dropped_until_it_is_done(faces, tmp_path):
+    """Ctrl-C after the first batch was committed: exit 130 and "interrupted" (it said every
+    photo was embedded again, exit 0, and advised `remove --space`, which then dropped the
+    photos not yet moved); `remove --space` refuses while the space holds photos no other
+    space does, and a second reembed finishes the move."""
+    import os
+    import signal
+    import sys
+
+    from _libraries import lfw_people, link_people
+    from conftest import wait_for
+    from serving import with_default_sigint
+
+    from lookalike.faults import HOLD_ENV
+
+    corpus = tmp_path / "corpus"
+    link_people(corpus, lfw_people(faces, 20).items(), 2)
+    db = str(tmp_path / "lib.db")
+    old = ["--model", "Dlib", "--detector", "dlib", "--aligner", "chip"]
+    made = run("ingest", str(corpus), "--db", db, *old, "--json")
+    photos = json.loads(made.stdout)["statuses"]["ok"]  # what a reembed moves
+    assert photos > 32, made.stdout  # more than one batch
+    gate = tmp_path / "gate"
+    command = [sys.executable, "-m", "lookalike.cli", "reembed", "--db", db, "--workers", "1"]
+    env = os.environ | {HOLD_ENV: f"ingest.committed@{gate}"}  # held after the first batch's commit
+    proc = subprocess.Popen(with_default_sigint(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert wait_for(lambda: (gate / "held").exists() or proc.poll() is not None), "never held"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=600)  # bounds a hang only
+    assert proc.returncode == 130, (out, err)
+    assert f"interrupted: 32 of {photos} photos embedded again" in err and "remove --space" not in out + err, err
+    refused = run("remove", "--space", "Dlib__dlib__chip", "--db", db)
+    assert refused.returncode == 2 and f"{photos - 32} of its photos are in no other space" in refused.stderr
+    finished = json.loads(run("reembed", "--db", db, "--json").stdout)
+    assert (finished["interrupted"], finished["reembedded"]) == (False, photos - 32)
+    assert run("doctor", "--db", db).returncode == 0  # the index caught up with what was committed
+    assert run("remove", "--space", "Dlib__dlib__chip", "--db", db).returncode == 0

@@ -129,6 +129,11 @@ def reembed(
         result["old_spaces"] = [k for k in before if k != target.key]
         if as_json:
             print_json(result)
+        if result["interrupted"]:  # no advice to drop the old space: it still holds the rest
+            typer.echo(f"interrupted: {result['reembedded']} of {result['photos']} photos embedded again; "
+                       "run the same command again to finish", err=True)
+            raise typer.Exit(130)
+        if as_json:
             return
         console = terminal()
         statuses = ", ".join(f"{k} {v}" for k, v in result["statuses"].items())

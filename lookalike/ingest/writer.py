@@ -42,8 +42,11 @@ class Writer:
 
     def flush(self, force_save: bool = False) -> None:
         if self.buffer:
-            self._commit(self.buffer)
-            self.buffer = []
+            # taken first: Ctrl-C between the commit and the index's update must not have the
+            # run's last flush write the committed batch again (the database is the truth; the
+            # index follows it at the next open, as after a kill there)
+            batch, self.buffer = self.buffer, []
+            self._commit(batch)
         if self.dirty and (force_save or time.monotonic() - self.last_save >= self.options.save_every):
             crash_point("ingest.before_save")
             self.target.index.save()
@@ -58,6 +61,8 @@ class Writer:
             stale, new_ids, vectors = photo_batches.store_batch(session, self.target.space_id, batch, self.people,
                                                                 LANDMARK_MODEL, self.target.db_vector_writer(session))
             session.commit()
+        for r in batch:  # said once stored: an interrupted run's count holds what it committed
+            self.record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256, r.conflict))
         crash_point("ingest.committed")
         # the database is committed: now the index may follow
         if stale:
@@ -66,8 +71,6 @@ class Writer:
         if vectors is not None:  # the batch gave faces (new_ids and vectors go together)
             self.target.index.add(new_ids, vectors)
             self.dirty = True
-        for r in batch:
-            self.record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256, r.conflict))
 
     def record(self, outcome: Outcome) -> None:
         self.report.outcomes.append(outcome)

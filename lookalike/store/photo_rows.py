@@ -62,6 +62,14 @@ def photos_outside(session: Session, space_id: int) -> list[StoredPhoto]:
     return list(out.values())
 
 
+def held_nowhere_else(session: Session, space_id: int) -> list[str]:
+    """The paths of the ``ok`` photos of ``space_id`` that no other space holds: what
+    dropping the space would lose."""
+    elsewhere = select(Photo.path).where(Photo.space_id != space_id, Photo.status == PhotoStatus.ok.value)
+    return list(session.scalars(select(Photo.path).where(
+        Photo.space_id == space_id, Photo.status == PhotoStatus.ok.value, Photo.path.not_in(elsewhere))))
+
+
 def photo_by_path(session: Session, space_id: int, path: str) -> Photo | None:
     return session.scalar(select(Photo).where(Photo.space_id == space_id, Photo.path == path))
 
