@@ -18,7 +18,7 @@ import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import ConfigError, NotFound, NothingIngested
+from .errors import ConfigError, NotFound
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
@@ -181,7 +181,7 @@ class Library:
                      analyzer: AnalyzerName | str | None = None, refuse_empty: bool = True,
                      started: StartedWorkers | None = None) -> IngestReport:
         """Ingest already scanned :class:`lookalike.ingest.corpus.Item` s. ``refuse_empty``:
-        a run that stored nothing raises :class:`NothingIngested` (the CLI's exit code);
+        a run that stored nothing raises :class:`lookalike.errors.NothingIngested` (the CLI's exit code);
         without it the report says what happened to each photo (the admin's uploads).
         ``started``: worker processes started before this library opened
         (:func:`lookalike.ingest.local.start_workers`), mapped in if the run uses as many."""
@@ -208,11 +208,8 @@ class Library:
             view.refresh(index=self.backend.vectors_in_db or queued)  # new centroids
             if not report.interrupted:
                 report.index_rebuilt = IndexMaintenance(view).upkeep()
-        statuses = report.statuses
-        if refuse_empty and not report.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
-            raise NothingIngested(
-                f"not one photo could be ingested ({report.processed} tried: " +
-                ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
+        if refuse_empty:
+            report.check_not_empty()
         return report
 
     def reembed(self, target: Space, *, workers: int = 0, progress: Progress | None = None) -> dict:

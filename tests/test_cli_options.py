@@ -220,6 +220,8 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tiny, 
     corpus, lib = folder / "corpus", ["--db", str(db)]
     gone = tmp_path / "no-such-folder"
     obama, biden = corpus / "barack_obama" / "obama.jpg", corpus / "joe_biden" / "biden.jpg"
+    manifest = tmp_path / "people.csv"
+    manifest.write_text(f"path,person\n{obama},barack_obama\n")
     with lookalike.open(db) as before:
         calibration = before.view.calibration()
     cases = [
@@ -235,12 +237,19 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tiny, 
         (["path", str(obama), str(biden), "--montage", str(gone / "p.png"), *lib], "--montage"),
         (["ingest", str(corpus), "--report", str(gone / "r.csv"), *lib], f"--report {gone / 'r.csv'}: the folder"),
         (["explore", "pca", "--montage-dir", str(folder / "pairs.tsv" / "x"), *lib], "--montage-dir"),
+        # a report over the manifest being read, or over the library itself, is refused
+        (["ingest", str(manifest), "--report", str(manifest), *lib], f"--report {manifest}: that is one of this "
+         f"command's own files ({manifest})"),
+        (["ingest", str(manifest), "--report", str(tmp_path / "lib.csv"), "--db", str(tmp_path / "lib.csv")],
+         "that is one of this command's own files"),
+        (["ingest", str(manifest), "--report", str(db), *lib], "write it as .csv, not '.db'"),
     ]
     for args, said in cases:
         result = cli(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert said in result.stderr.replace("\n", ""), (args, result.stderr)
-    assert not gone.exists()
+    assert not gone.exists() and not (tmp_path / "lib.csv").exists()
+    assert manifest.read_text().startswith("path,person\n")
     with lookalike.open(db) as after:
         assert after.view.calibration() == calibration, "the calibration was stored before the plot failed"
 

@@ -39,14 +39,18 @@ def test_a_file_gone_since_keeps_its_faces_and_a_missing_one_is_retried(faces, t
 
 def test_a_failure_stored_before_is_a_clean_message_on_the_second_run(tmp_path):
     """The CLI, twice, on a manifest whose only photo is missing: the same one-line error
-    both times (the second run printed SQLAlchemy's traceback, its SQL and parameters)."""
+    both times (the second run printed SQLAlchemy's traceback, its SQL and parameters), and
+    a report that says why."""
     (tmp_path / "m.csv").write_text("path,person\nnope.jpg,someone\n")
     for _ in range(2):
-        done = cli("ingest", str(tmp_path / "m.csv"), "--db", str(tmp_path / "lib.db"), cwd=tmp_path)
+        done = cli("ingest", str(tmp_path / "m.csv"), "--db", str(tmp_path / "lib.db"), "-q",
+                   "--report", str(tmp_path / "r.csv"), cwd=tmp_path)
         assert done.returncode == 1, done.stderr
         assert done.stderr.strip().splitlines()[-1] == (
             "error: not one photo could be ingested (1 tried: 1 decode_error)"), done.stderr
         assert "Traceback" not in done.stderr
+        # the report says why, quiet or not (with -q it held its header alone)
+        assert f"{tmp_path / 'nope.jpg'},someone,decode_error,cannot be read" in (tmp_path / "r.csv").read_text()
     with pytest.raises(NothingIngested):
         import lookalike
 

@@ -100,16 +100,30 @@ def output(path: Path | None, flag: str, suffixes: Iterable[str] = ()) -> Path |
     if path is None:
         return None
     allowed = sorted(suffixes)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: that is a folder; name a file")
     if allowed and path.suffix.lower() not in allowed:
         raise ConfigError(f"{flag} {path}: write it as {', '.join(allowed)}, not {path.suffix or 'no suffix'!r}")
     folder = path.absolute().parent
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path}: that is a folder; name a file")
     if not folder.is_dir():
         raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{flag} {path}: the folder {folder} cannot be written")
     return path
+
+
+def not_an_input(path: Path | None, flag: str, inputs: Iterable[Path]) -> None:
+    """A ConfigError when the output ``path`` is one of the command's own files (a manifest
+    it reads, the library's database): ``--report people.csv`` wrote the run's report over
+    the manifest it was reading, ``--report lookalike.db`` over the library."""
+    from ..errors import ConfigError
+
+    if path is None:
+        return
+    target = path.resolve()
+    for given in inputs:
+        if given.resolve() == target:
+            raise ConfigError(f"{flag} {path}: that is one of this command's own files ({given}); name another file")
 
 
 def output_folder(path: Path | None, flag: str) -> Path | None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ..config import shown_url
+from ..config import shown_url, sqlite_path
 from ..ingest.formats_common import CorpusFormat
 from ._common import (
     AnalyzerOpt,
@@ -17,6 +17,7 @@ from ._common import (
     JsonOpt,
     app,
     chosen,
+    not_an_input,
     one_line_errors,
     opened,
     output,
@@ -65,7 +66,7 @@ def ingest(
     from ..ingest.local import workers_first
 
     with one_line_errors():
-        output(report, "--report")  # an hour's ingest must not end on a report's missing folder
+        output(report, "--report", (".csv",))  # an hour's ingest must not end on a report's missing folder
         skips = None
         if corpus_format is not None:  # read the corpus first: a missing identity file fails before the library opens
             from ..errors import ConfigError, NothingIngested
@@ -88,17 +89,22 @@ def ingest(
         # this command's settings as lookalike.open resolves them, without importing the library:
         # into a new library the workers start now (ingest.local.workers_first)
         settings = Settings.resolve(**chosen(lib, space, max_pixels=max_pixels))
+        database = sqlite_path(settings.db_url)
+        library_files = [] if database is None else [database.with_name(database.name + end)
+                                                     for end in ("", "-wal", "-shm", "-journal")]
+        not_an_input(report, "--report", [*map(Path, paths), *library_files])
         estimates = resolve_analyzer(analyzer).value if analyze else None
         with workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
                 opened(lib, space, max_pixels=max_pixels) as library:
             try:
                 result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers, progress=progress,
                                               skipped_files=skipped_files, analyzer=analyzer if analyze else None,
-                                              started=started)
+                                              started=started, refuse_empty=False)
             finally:
                 if report is not None:  # also when the run failed: what was seen is reported
                     done = result.outcomes if result else (progress.outcomes if progress else [])
                     _report(report, done, failed=result is None)
+            result.check_not_empty()  # after the report: it says each photo's reason
             summary = result.to_dict()
             summary["library"] = {"db": shown_url(library.settings.db_url), "space": library.view.space.key,
                                   "index_dir": str(library.settings.index_dir)}

@@ -113,6 +113,16 @@ class IngestReport:
     def processed(self) -> int:
         return sum(1 for o in self.outcomes if o.status is not IngestStatus.unchanged)
 
+    def check_not_empty(self) -> None:
+        """:class:`NothingIngested` when a finished run stored not one photo and found none
+        stored before: the caller's report of each file's reason comes first."""
+        from ..errors import NothingIngested
+
+        statuses = self.statuses
+        if not self.interrupted and statuses["ok"] == 0 and statuses["unchanged"] == 0:
+            raise NothingIngested(f"not one photo could be ingested ({self.processed} tried: " +
+                                  ", ".join(f"{n} {s}" for s, n in statuses.items() if n) + ")")
+
     @property
     def conflicts(self) -> list[Outcome]:
         """Duplicates filed under a different person than the first copy."""
