@@ -71,7 +71,7 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
 _RETRIED = (PhotoStatus.decode_error.value, PhotoStatus.error.value)
 
 
-def unreadable(item: Item, why: str, old: Known | None) -> Processed | Outcome:
+def unreadable(item: Item, why: str, old: Known | None, where: str = "") -> Processed | Outcome:
     """A photo whose file cannot be read now (gone, unmounted, no permission): a row it left
     before that holds what was read from it (faces, no face, a duplicate) is kept and the
     run says why (a file moved away must not take its person's faces with it: removal is
@@ -79,8 +79,9 @@ def unreadable(item: Item, why: str, old: Known | None) -> Processed | Outcome:
     the old one (a second run inserted it again: an IntegrityError)."""
     if old is not None and old.status not in _RETRIED:
         return Outcome(item.path, item.person, IngestStatus.unchanged,
-                       f"cannot be read now ({why}); what was stored from it before is kept", 0, old.sha256)
-    return Processed.settled(item, PhotoStatus.decode_error, f"cannot be read ({why})", replaces=old is not None)
+                       f"cannot be read now{where} ({why}); what was stored from it before is kept", 0, old.sha256)
+    return Processed.settled(item, PhotoStatus.decode_error, f"cannot be read{where} ({why})",
+                             replaces=old is not None)
 
 
 def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
