@@ -119,6 +119,10 @@ BAD_MANIFESTS = [
     ("retrieval", "r.tsv", b"path\tidentity\trole\na.jpg\tx\tquery\nb.jpg\tx\n", "r.tsv:3: no role"),
     ("retrieval", "r.tsv", b"path\tidentity\trole\na.jpg\tx\tprobe\n", "r.tsv:2: unknown role 'probe'"),
     ("retrieval", "r.tsv", b"file\twho\na.jpg\tx\n", "r.tsv: needs the columns path, identity, role"),
+    # scores of nothing: a ZeroDivisionError without queries, a silent 0 % without a gallery
+    ("retrieval", "r.tsv", b"path\tidentity\trole\na.jpg\tx\tgallery\n", "r.tsv: no query rows"),
+    ("retrieval", "r.tsv", b"path\tidentity\trole\na.jpg\tx\tquery\nb.jpg\ty\tdistractor\n",
+     "r.tsv: no gallery rows"),
     ("attributes", "labels.tsv", b"path\tage\tgender\na.jpg\t30\tmale\nb.jpg\t40\tunknown\n",
      "labels.tsv:3: gender 'unknown' is not one of"),
     ("attributes", "labels.tsv", b"path\tage\na.jpg\tthirty\n", "labels.tsv:2: age 'thirty' is not a number"),

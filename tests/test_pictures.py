@@ -151,6 +151,12 @@ def test_a_photo_changed_or_gone_since_ingest_is_left_out_and_its_tile_says_so(f
     run = cli("person", "ob", "--montage", str(tmp_path / "m.png"), "--db", str(db))
     assert run.returncode == 0 and (tmp_path / "m.png").stat().st_size > 1000, run.stderr
     assert "obama1.jpg: no such file" in run.stderr  # the tile says so; the log names the file
+    from lookalike.ingest.corpus import Profile
+
+    with lookalike.open(db) as lib:  # a profile before any photo: nothing to draw (an UnboundLocalError)
+        lib.people.save_profile("no_photo_yet", Profile(consent_display=None))
+    run = cli("person", "no_photo_yet", "--montage", str(tmp_path / "n.png"), "--db", str(db))
+    assert run.returncode == 1 and "no_photo_yet: no faces in this library to draw a montage of" in run.stderr
 
 
 def _tag_six(lib, celeb) -> list[str]:

@@ -29,7 +29,11 @@ def person(
         output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
             report = library.person(name)
-            if montage is not None and report.faces:
+            if montage is not None and not report.faces:  # their last photo removed, or none with a face
+                from ..errors import NotFound
+
+                raise NotFound(f"{name}: no faces in this library to draw a montage of")
+            if montage is not None:
                 from ..query.person import montage as draw
 
                 with writing(montage, "--montage"):

@@ -220,6 +220,9 @@ def read_retrieval(path: Path, root: Path | None) -> list[RetrievalRow]:
             raise ManifestError(f"{path}:{number}: unknown role {r['role']!r}; "
                                 "use query, gallery or distractor") from err
         rows.append(RetrievalRow(str(base / r["path"]), r["identity"], role))
+    for needed in (Role.query, Role.gallery):  # scores of nothing, or of queries nobody could be found for
+        if not any(r.role is needed for r in rows):
+            raise ManifestError(f"{path}: no {needed.value} rows; a retrieval run needs queries and a gallery")
     return rows
 
 
