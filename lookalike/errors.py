@@ -181,6 +181,14 @@ class DatabaseUnreadable(LookalikeError):
     problem_code = "internal"
 
 
+class DatabaseReadOnly(LookalikeError):
+    """A write refused because the SQLite file (or its folder, or its ``-wal``/``-shm``
+    files) is read-only: reading commands still work; nothing was written."""
+
+    http_status = 500
+    problem_code = "internal"
+
+
 class LibraryBusy(LookalikeError):
     """Another process holds the library's write lock (or kept changing the library under
     one search, :data:`lookalike.query.search.MAX_RETRIES` times in a row)."""

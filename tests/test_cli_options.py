@@ -289,3 +289,31 @@ def test_counts_are_bounded_where_the_flag_is_read():
     assert _options(commands["ingest"])["--max-pixels"].min == 1
     result = cli("ingest", ".", "--workers", "-1")
     assert result.returncode == 2 and "Invalid value for '--workers'" in result.stderr, result.stderr
+
+
+def test_a_read_only_library_refuses_a_write_in_one_line_and_still_answers_reads(tiny, tmp_path):
+    """Writes to a read-only SQLite file were SQLAlchemy's traceback with the statement and
+    its parameters. The suite may run as root, whom permissions do not stop: the command
+    then runs under setpriv without CAP_DAC_OVERRIDE, as an ordinary user would."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from _libraries import copy_library
+
+    db = copy_library(tiny[0], tmp_path / "ro" / "lib.db")
+    before = db.read_bytes()
+    db.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    as_user = ["setpriv", "--bounding-set=-dac_override,-fowner"] if os.geteuid() == 0 else []
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*as_user, sys.executable, "-m", "lookalike.cli", *args, "--db", str(db)],
+                              capture_output=True, text=True, timeout=600)
+
+    removed = run("remove", "--person", "joe_biden")
+    assert removed.returncode == 1 and "Traceback" not in removed.stderr, removed.stderr
+    assert removed.stderr.strip() == (f"error: {db}: the library cannot be written (the file, its folder or its "
+                                      "-wal/-shm files are read-only); reading commands still work")
+    assert json.loads(run("stats", "--json").stdout)["people"] == 2
+    assert db.read_bytes() == before

@@ -36,6 +36,7 @@ EXPECTED = {
     "IndexCorrupt": (500, "internal"),
     "IndexOwnedElsewhere": (500, "internal"),
     "DatabaseUnreadable": (500, "internal"),
+    "DatabaseReadOnly": (500, "internal"),
     "VectorStoreUnavailable": (500, "internal"),
     "SourceUnavailable": (500, "internal"),
     "NoDisplay": (500, "internal"),

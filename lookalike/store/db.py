@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import shown_url, sqlite_path
-from ..errors import ConfigError, DatabaseUnreadable, SchemaTooNew
+from ..errors import ConfigError, DatabaseReadOnly, DatabaseUnreadable, SchemaTooNew
 from ..faults import crash_point
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     import psycopg
     from alembic.config import Config
+    from sqlalchemy.engine import ExceptionContext
     from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
@@ -71,6 +72,18 @@ def make_engine(url: str) -> Engine:
             # pages of the file for anyone with a hex editor
             cur.execute("PRAGMA secure_delete=ON")
             cur.close()
+
+        @event.listens_for(engine, "handle_error")
+        def _read_only(context: ExceptionContext) -> Exception | None:
+            """A read-only library's write is one line naming the file, not a traceback
+            quoting the statement and its parameters."""
+            import sqlite3
+
+            cause = context.original_exception
+            if isinstance(cause, sqlite3.OperationalError) and "readonly database" in str(cause):
+                return DatabaseReadOnly(f"{path}: the library cannot be written (the file, its folder or its "
+                                        "-wal/-shm files are read-only); reading commands still work")
+            return None
 
         return engine
     try:
