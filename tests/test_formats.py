@@ -151,6 +151,12 @@ def test_lfw_names_people_by_folder_inside_the_unpacked_folder(tmp_path):
     assert Path(stray.path).name == "stray.jpg" and stray.person is None
     assert str(stray.rejected).startswith("not in a person folder:")
     assert formats.lfw(tmp_path / "lfw-deepfunneled") == items  # or the folder itself
+    # a tree of links to the person folders reads the same (it found no photo: "no lfw photos found")
+    linked = tmp_path / "linked" / "lfw-deepfunneled"
+    linked.mkdir(parents=True)
+    for person in ("Aaron_Sorkin", "Abdel_Nasser_Assidi"):
+        (linked / person).symlink_to(tmp_path / "lfw-deepfunneled" / person)
+    assert [(i.person, Path(i.path).name) for i in formats.lfw(linked.parent)] == ok
 
 
 def test_lfw_refuses_to_guess_between_two_alignments(tmp_path):

@@ -93,7 +93,7 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
         if not path.exists():
             raise ManifestError(f"{path}: no such file or folder")
         if path.is_dir():
-            for file in _walk(path):
+            for file in walk(path):
                 if file.suffix.lower() in IMAGE_EXTENSIONS:
                     out.items.append(_folder_item(file.absolute(), person))
                 else:
@@ -135,19 +135,20 @@ def unlisted(err: OSError) -> None:
                         f"({err.strerror or err}); make it readable or leave it out") from None
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Every file under ``folder``, folders that are symlinks followed: a corpus is often put
-    together from links to people's folders elsewhere (``ln -s /data/obama corpus/``), which
-    ``os.walk`` alone would pass over, the run then saying "no image files found". A folder
-    reached a second time (a loop, or two links to one folder) is walked once."""
-    walked: set[str] = set()
+def walk(folder: Path) -> Iterator[Path]:
+    """Every file under ``folder`` but hidden ones, sorted, folders that are symlinks
+    followed: a corpus is often put together from links to people's folders elsewhere
+    (``ln -s /data/obama corpus/``), which ``os.walk`` alone would pass over, the run then
+    saying "no image files found". A folder reached a second time (a loop, or two links to
+    one folder) is walked once."""
+    walked: dict[str, str] = {}  # real path -> the path it was walked as
     for root, dirs, files in os.walk(folder, onerror=unlisted, followlinks=True):
         real = os.path.realpath(root)
         if real in walked:
-            log.warning("%s: already walked as another path (%s), skipped", root, real)
+            log.warning("%s: already walked as %s, skipped", root, walked[real])
             dirs[:] = []
             continue
-        walked.add(real)
+        walked[real] = root
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):

@@ -82,14 +82,11 @@ def text_lines(path: Path) -> list[str]:
 
 
 def photos(folder: Path) -> Iterator[Path]:
-    """Image files under ``folder``, sorted, hidden files and folders left out."""
-    from .corpus import IMAGE_EXTENSIONS, unlisted
+    """Image files under ``folder``, sorted, hidden files and folders left out, linked
+    folders followed as a folder ingest follows them (:func:`lookalike.ingest.corpus.walk`)."""
+    from .corpus import IMAGE_EXTENSIONS, walk
 
-    for root, dirs, files in os.walk(folder, onerror=unlisted):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                yield Path(root) / name
+    return (file for file in walk(folder) if file.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def reject(path: Path, kind: str, detail: str) -> Item:
