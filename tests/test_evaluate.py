@@ -149,3 +149,31 @@ def test_a_bad_evaluation_file_is_one_line_naming_the_file_line_and_reason(comma
     assert said in done.stderr and str(path) in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
     assert not db.exists()
+
+
+@pytest.mark.e2e
+def test_a_pair_without_a_face_is_wrong_and_a_senseless_calibration_is_refused(faces, tmp_path):
+    """docs/cli.md: a pair with a photo without a face counts as wrong. Its -1 read as "two
+    people" counted a different-person pair right, and a same-person one made the best
+    threshold -1, which `--calibrate` stored: every match became `same_person`."""
+    from conftest import cli
+
+    known = faces / "celeb" / "face_recognition"
+    obama, obama1, biden = (known / "barack_obama" / "obama.jpg", known / "barack_obama" / "obama1.jpg",
+                            known / "joe_biden" / "biden.jpg")
+    no_face = faces / "bad-inputs" / "collected" / "non_face_object__insightface_mask_blue.jpg"
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"path_a\tpath_b\tsame\n{obama}\t{obama1}\t1\n{obama}\t{biden}\t0\n{obama}\t{no_face}\t0\n"
+                     f"{no_face}\t{obama1}\t1\n")
+    lib = lookalike.open(tmp_path / "e.db")
+    lib.view.space_id  # noqa: B018
+    report, _, _ = verify(lib.view, read_pairs(pairs))
+    assert (report.pairs, report.no_face) == (4, 1)
+    assert report.accuracy == pytest.approx(0.5)  # the two pairs with both faces right, the other two wrong
+    assert report.floor < report.threshold < 1  # fitted on the pairs with both faces: never -1
+    lib.close()
+    swapped = tmp_path / "swapped.tsv"  # labels the other way round: no threshold tells these people apart
+    swapped.write_text(f"path_a\tpath_b\tsame\n{obama}\t{obama1}\t0\n{obama}\t{biden}\t1\n")
+    done = cli("eval", "verify", str(swapped), "--calibrate", "--db", str(tmp_path / "e.db"))
+    assert done.returncode == 2 and "these pairs cannot tell people apart; nothing stored" in done.stderr, done.stderr
+    assert lookalike.open(tmp_path / "e.db").view.calibration().source != "eval verify swapped.tsv"

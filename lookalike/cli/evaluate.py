@@ -41,6 +41,12 @@ def eval_verify(
             library.view.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
             report, scores, same = evaluate.verify(library.view, read)
             data = report.to_dict()
+            if calibrate and not report.threshold > report.floor:  # every verdict of the library rides on it
+                from ..errors import ConfigError
+
+                raise ConfigError(f"{pairs}: the best threshold {report.threshold:.4f} is not above the floor "
+                                  f"{report.floor:.4f} (the median different-person similarity): these pairs cannot "
+                                  "tell people apart; nothing stored")
             if calibrate:
                 library.view.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
                 data["calibrated"] = True

@@ -160,12 +160,21 @@ def verify(view: SpaceReader, pairs: list[Pair],
     vectors = embed_photos(view, paths, workers)
     scores = np.array([_cosine(vectors[p.a], vectors[p.b]) for p in pairs])
     same = np.array([p.same for p in pairs])
+    # a pair with a photo without a face is wrong whatever its label (its -1 read as "two
+    # people" counted a different-person pair right); the curve and the thresholds are fitted
+    # on the pairs that have both faces (a -1 among them made the best threshold -1)
+    both = np.array([vectors[p.a] is not None and vectors[p.b] is not None for p in pairs])
+    fit_scores, fit_same = scores[both], same[both]
+    if not (fit_same.any() and (~fit_same).any()):
+        raise ManifestError(f"only {int(both.sum())} of the {len(pairs)} pairs have a face in both photos, and "
+                            "they are not both same-person and different-person pairs: nothing to measure")
     used = view.calibration().threshold
     report = VerifyReport(
         pairs=len(pairs), photos=len(paths), no_face=sum(v is None for v in vectors.values()),
-        auc=roc_auc(scores, same), accuracy=float(np.mean((scores >= used) == same)),
-        threshold_used=used, cv_accuracy=cv_accuracy(scores, same), eer=eer(scores, same),
-        threshold=best_threshold(scores, same), floor=float(np.median(scores[~same & (scores > -1)])),
+        auc=roc_auc(fit_scores, fit_same), accuracy=float(np.sum(((scores >= used) == same) & both) / len(pairs)),
+        threshold_used=used, cv_accuracy=cv_accuracy(fit_scores, fit_same) * float(both.mean()),
+        eer=eer(fit_scores, fit_same), threshold=best_threshold(fit_scores, fit_same),
+        floor=float(np.median(fit_scores[~fit_same])),
     )
     return report, scores, same
 
