@@ -47,8 +47,16 @@ def test_help_is_instant_and_imports_nothing_heavy():
     assert run("--help").returncode == 0
 
 
+def _new_library(path) -> str:
+    """An empty library (read-only commands no longer make one for a name that is not there)."""
+    import lookalike
+
+    lookalike.open(path).close()
+    return str(path)
+
+
 def test_verbose_logs_debug_lines_on_stderr_and_the_default_stays_quiet(tmp_path):
-    db = str(tmp_path / "fresh.db")
+    db = _new_library(tmp_path / "fresh.db")
     loud = run("-v", "stats", "--db", db, "--json", env={"LOOKALIKE_LOG_LEVEL": ""})
     assert loud.returncode == 0, loud.stderr
     opened = [line for line in loud.stderr.splitlines() if line.startswith("DEBUG lookalike.cli._common: opened ")]
@@ -62,7 +70,7 @@ def test_verbose_logs_debug_lines_on_stderr_and_the_default_stays_quiet(tmp_path
 
 def test_verbose_shows_where_an_error_came_from(tmp_path, faces):
     photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
-    loud = run("-v", "search", photo, "--db", str(tmp_path / "empty.db"))
+    loud = run("-v", "search", photo, "--db", _new_library(tmp_path / "empty.db"))
     assert loud.returncode == 1 and "Traceback" in loud.stderr and "EmptyLibrary" in loud.stderr
     assert loud.stderr.rstrip().splitlines()[-1].startswith("error: ")
     quiet = run("search", photo, "--db", str(tmp_path / "empty.db"))
@@ -125,10 +133,16 @@ def test_search_on_corrupt_or_missing_file(any_lib, faces):
 
 
 def test_search_on_empty_library(tmp_path, faces):
-    result = run("search", str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg"),
-                 "--db", str(tmp_path / "empty.db"))
+    photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
+    result = run("search", photo, "--db", _new_library(tmp_path / "empty.db"))
     assert result.returncode == 1 and "the library has no faces yet" in result.stderr
     assert "lookalike ingest" in result.stderr
+    # a name with no library behind it (a typo) is said as such, and no empty library is made
+    # for it (`stats --db typo.db` made one and said it held nobody)
+    for command in (["search", photo], ["stats"], ["doctor"], ["person", "x"], ["index", "info"]):
+        typo = run(*command, "--db", str(tmp_path / "typo.db"))
+        assert typo.returncode == 1 and f"{tmp_path / 'typo.db'}: no library there" in typo.stderr, typo.stderr
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_stats_json(any_lib):

@@ -82,6 +82,8 @@ def test_the_options_keep_their_place_in_the_help():
 
 def test_the_environment_names_the_library(tmp_path):
     db = tmp_path / "from-env.db"
+    result = cli("keys", "create", "--scope", "search", "--json", env={"LOOKALIKE_DB": str(db)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
     result = cli("stats", "--json", env={"LOOKALIKE_DB": str(db)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["photos"] == 0 and db.exists()

@@ -171,12 +171,21 @@ def chosen(*groups: OptionGroup, **settings: object) -> dict[str, Any]:
 
 
 @contextmanager
-def opened(*groups: OptionGroup, **settings: object) -> Iterator[Library]:
+def opened(*groups: OptionGroup, create: bool = False, **settings: object) -> Iterator[Library]:
     """The library the option groups name (:class:`LibraryOptions`, and a
     :class:`SpaceOptions` where the command takes one), closed when the block ends: also on
     an error or Ctrl-C, so its connections, index files and vector-store clients never
-    outlive the command."""
-    lib = _open(**chosen(*groups, **settings))
+    outlive the command. Only a command that ``create`` s one (ingest, a key, a
+    calibration) makes a missing SQLite file: `stats --db typo.db` made an empty library
+    and said it held nobody."""
+    from ..config import Settings, sqlite_path
+    from ..errors import NotFound
+
+    chosen_settings = chosen(*groups, **settings)
+    path = sqlite_path(Settings.resolve(**chosen_settings).db_url)
+    if not create and path is not None and not path.exists():
+        raise NotFound(f"{path}: no library there; `lookalike ingest PHOTOS --db {path}` makes one")
+    lib = _open(**chosen_settings)
     try:
         yield lib
     finally:

@@ -95,7 +95,7 @@ def ingest(
         not_an_input(report, "--report", [*map(Path, paths), *library_files])
         estimates = resolve_analyzer(analyzer).value if analyze else None
         with workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
-                opened(lib, space, max_pixels=max_pixels) as library:
+                opened(lib, space, create=True, max_pixels=max_pixels) as library:
             try:
                 result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers, progress=progress,
                                               skipped_files=skipped_files, analyzer=analyzer if analyze else None,

@@ -166,7 +166,7 @@ def keys_create(
 ) -> None:
     """Make a key and print it once: only its hash is stored, so it cannot be shown again."""
     with one_line_errors():
-        with opened(lib) as library:
+        with opened(lib, create=True) as library:  # a kiosk's library may begin with its key
             key_id, key = library.keys.create(scope, name)
         if as_json:
             print_json({"id": key_id, "scope": scope.value, "name": name, "key": key})
