@@ -26,6 +26,9 @@ def test_groups_parse_and_refuse_nonsense():
     for bad in ("60-70", "age:old", "colour:red", "person:", "age:70-60", "age:nan", "age:-5-10", "age:inf"):
         with pytest.raises(ConfigError):
             Group.parse(bad)
+    assert Group.parse("emotion:happy").kind is GroupKind.emotion
+    with pytest.raises(ConfigError, match="the emotions estimated are angry, disgust, fear, happy"):
+        Group.parse("emotion:joy")  # it was "no faces in group emotion:joy (… ingest with --analyze)"
     # one range for a search's strength, whichever door it comes in by (the Python API too)
     assert FaceMath.parse("tag:x", None, -5.0) is not None
     with pytest.raises(ConfigError, match=r"strength 5.5 is outside -5.0..5.0"):

@@ -54,6 +54,11 @@ class Group:
         group = cls(*pair)
         if group.kind is GroupKind.age:
             group.age_range()  # validates
+        if group.kind is GroupKind.emotion:
+            from ..analysis.base import EMOTIONS
+
+            if group.value not in EMOTIONS:  # it was "no faces … ingest with --analyze"
+                raise ConfigError(f"group {text!r}: the emotions estimated are {', '.join(EMOTIONS)}")
         return group
 
     def age_range(self) -> tuple[float, float]:
@@ -106,7 +111,7 @@ def no_faces(group: Group | None) -> NotFound:
     group with the reason it may be empty."""
     if group is None:
         return NotFound("no faces in the corpus")
-    hint = " (estimates exist only for photos ingested with --analyze)" \
+    hint = " (no face stored has that estimate; estimates are stored for photos ingested with --analyze)" \
         if group.kind in (GroupKind.age, GroupKind.emotion) else ""
     return NotFound(f"no faces in group {group}{hint}")
 
