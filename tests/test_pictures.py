@@ -424,6 +424,11 @@ def test_the_cli_draws_averages_morphs_sliders_and_renders(celeb, faces, tmp_pat
     run = cli("search", str(faces / OBAMA), "--toward", f"person:{OTHER}", "--away", "person:barack_obama",
               "--render", str(out / "s.png"), "--db", db, "--json")
     assert run.returncode == 0 and (out / "s.png").is_file(), run.stderr
+    # two faces of like size cannot be drawn moved, but the search's answer is still printed
+    two = cli("search", str(faces / "bad-inputs/collected/multi_face__kit_with_rose.jpg"), "--toward",
+              f"person:{OTHER}", "--render", str(out / "two.png"), "--db", db, "--json")
+    assert two.returncode == 1 and "2 faces of like size" in two.stderr and not (out / "two.png").exists()
+    assert len(json.loads(two.stdout)["faces"]) == 2
     run = cli("person", OTHER, "--montage", str(out / "montage.png"), "--db", db, "--json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["average"] == str(out / "montage-average.png")

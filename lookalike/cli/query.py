@@ -28,7 +28,8 @@ from ._options import LibraryOptions, SpaceOptions, grouped
 if TYPE_CHECKING:
     from ..analysis import Estimate
     from ..library import Library
-    from ..query.facemath import Step
+    from ..query.facemath import FaceMath, Step
+    from ..query.search import SearchResult
 
 
 class ByChoice(str, Enum):
@@ -70,6 +71,7 @@ def search(
 ) -> None:
     """Find the corpus faces (or people) nearest to every face in PHOTO, with verdicts."""
     with one_line_errors():
+        from ..errors import NoFace, UnusableFace
         from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
 
@@ -87,21 +89,16 @@ def search(
         with opened(lib, space) as library:
             result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
                                     filters=parsed, audience=seen, analyzer=analyzer if analyze else None, math=math)
+            unrendered = None  # a face that cannot be drawn (two of like size): the answer is still said
             if render is not None and math is not None:
-                import numpy as np
-
-                from .pictures import write_picture
-
-                moved = library.pictures.transform(str(photo), math.toward, math.away, math.strength, seen)
-                tiles = [(moved.face(), f"moved toward {moved.toward}")]
-                matches = result.faces[0].matches if result.faces else []
-                tiles += [(np.asarray(library.face_crop(m.face_id, 256)), f"{m.rank}. {m.person or '?'}")
-                          for m in matches]
-                from ..imaging.compose import side_by_side
-
-                write_picture(side_by_side(tiles), render)
+                try:
+                    _render_moved(library, str(photo), math, seen, result, render)
+                except (NoFace, UnusableFace) as err:
+                    unrendered = err
         if as_json:
             print_json(result.to_dict())
+            if unrendered is not None:
+                raise unrendered
             return
         from rich.markup import escape
         from rich.table import Table
@@ -126,6 +123,24 @@ def search(
                 console.print(_estimate_line(face.estimate))
             if face.moved is not None:
                 console.print(f"query moved {face.moved}")
+        if unrendered is not None:
+            raise unrendered
+
+
+def _render_moved(library: Library, photo: str, math: FaceMath, audience: Audience, result: SearchResult,
+                  out: Path) -> None:
+    """``search --render``: the photo's face moved as the search moved it, beside the first
+    face's matches."""
+    import numpy as np
+
+    from ..imaging.compose import side_by_side
+    from .pictures import write_picture
+
+    moved = library.pictures.transform(photo, math.toward, math.away, math.strength, audience)
+    tiles = [(moved.face(), f"moved toward {moved.toward}")]
+    matches = result.faces[0].matches if result.faces else []
+    tiles += [(np.asarray(library.face_crop(m.face_id, 256)), f"{m.rank}. {m.person or '?'}") for m in matches]
+    write_picture(side_by_side(tiles), out)
 
 
 def _estimate_line(e: Estimate) -> str:
