@@ -71,3 +71,19 @@ def test_a_photo_named_twice_in_a_run_is_ingested_once(faces, tmp_path, backend)
                     ("2.jpg", "duplicate", False), ("2.jpg", "ok", False)], said
     assert all("named twice in this run" in o.reason for o in report.outcomes if o.status == "duplicate")
     assert backend.sql("select count(*) from photos") == [(2,)] and backend.sql("select count(*) from faces") == [(2,)]
+
+
+def test_a_copy_whose_original_was_removed_is_ingested_on_the_next_run(faces, tmp_path, backend):
+    """A byte-identical copy is stored as a duplicate of the first; once the first is removed
+    the next run ingests the copy (it stayed a duplicate of nothing, never searched)."""
+    folder = tmp_path / "c" / "Aaron_Peirsol"
+    folder.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copyfile(faces / "lfw-dev/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg", folder / name)
+    lib = backend.open()
+    assert lib.ingest([str(tmp_path / "c")]).statuses["duplicate"] == 1
+    lib.remove_photo(str(folder / "a.jpg"))
+    (folder / "a.jpg").unlink()
+    again = backend.open().ingest([str(tmp_path / "c")])
+    assert [(o.path.rsplit("/", 1)[-1], o.status) for o in again.outcomes] == [("b.jpg", "ok")]
+    assert backend.sql("select status from photos") == [("ok",)] and backend.sql("select count(*) from faces") == [(1,)]

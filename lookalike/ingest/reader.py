@@ -53,7 +53,10 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
     first stored photo with these bytes (``photo_rows.first_by_sha``), ``earlier``: a photo with
     these bytes met earlier in this run; each may be ``None``."""
     replaces = old is not None
-    if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value:
+    # a duplicate whose original is gone (removed since) is decided again: it stayed a
+    # duplicate of nothing, its face in no one's gallery
+    orphaned = old is not None and old.status == PhotoStatus.duplicate.value and first is None
+    if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value and not orphaned:
         return Decision(Verdict.unchanged, replaces, old.status)
     if first is not None and first.path != item.path:
         original, person = first.path, first.person
