@@ -288,7 +288,8 @@ class Pictures:
         chosen = [(i, rows[i].photo, hashes.get(rows[i].photo_id), points[i]) for i in with_points]
         people = len({rows[i].person or f"photo:{rows[i].photo}" for i in with_points})
         if (group is None or group.kind is not GroupKind.person) and people < MIN_PEOPLE:
-            raise TooFewPeople(f"{label}: {people} different people can be shown; a group average needs at "
+            raise TooFewPeople(f"{label}: {'only one person' if people == 1 else f'{people} different people'} "
+                               "can be shown; a group average needs at "
                                f"least {MIN_PEOPLE}, so that it is never one person in disguise")
         return chosen, left_out, people
 

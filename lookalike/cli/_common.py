@@ -112,6 +112,11 @@ def output(path: Path | None, flag: str, suffixes: Iterable[str] = ()) -> Path |
     return path
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 face``, ``2 faces``: a count and its noun as the count needs it."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def not_an_input(path: Path | None, flag: str, inputs: Iterable[Path]) -> None:
     """A ConfigError when the output ``path`` is one of the command's own files (a manifest
     it reads, the library's database): ``--report people.csv`` wrote the run's report over

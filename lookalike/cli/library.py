@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ._common import PICTURE_SUFFIXES, JsonOpt, app, one_line_errors, opened, output, print_json, terminal, writing
+from ._common import (
+    PICTURE_SUFFIXES,
+    JsonOpt,
+    app,
+    counted,
+    one_line_errors,
+    opened,
+    output,
+    print_json,
+    terminal,
+    writing,
+)
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
@@ -45,7 +56,7 @@ def person(
         from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=escape(f"{name}: {len(report.faces)} faces by similarity to their average face"))
+        table = Table(title=escape(f"{name}: {counted(len(report.faces), 'face')} by similarity to their average face"))
         for col in ("#", "similarity", "robust z", "outlier", "photo"):
             table.add_column(col)
         for n, f in enumerate(report.faces, start=1):

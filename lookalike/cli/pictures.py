@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..config import MAX_DRAWN_STRENGTH
-from ._common import PICTURE_SUFFIXES, JsonOpt, app, one_line_errors, opened, print_json, terminal, writing
+from ._common import PICTURE_SUFFIXES, JsonOpt, app, counted, one_line_errors, opened, print_json, terminal, writing
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
@@ -63,9 +63,11 @@ def average(
         if as_json:
             print_json(made.to_dict() | {"out": str(out)})
             return
-        left = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in made.left_out.items() if n)
-        terminal().print(f"average of {made.group}: {made.faces} faces of {made.people} "
-                         f"{'person' if made.people == 1 else 'people'}" + (f" ({left} left out)" if left else "")
+        said = {"outliers": ("outlier", "outliers"), "without_landmarks": ("without landmarks", "without landmarks"),
+                "unreadable": ("unreadable", "unreadable")}
+        left = ", ".join(counted(n, *said.get(why, (why, why))) for why, n in made.left_out.items() if n)
+        terminal().print(f"average of {made.group}: {counted(made.faces, 'face')} of "
+                         f"{counted(made.people, 'person', 'people')}" + (f" ({left} left out)" if left else "")
                          + f", written to {out}", markup=False)
 
 
