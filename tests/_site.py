@@ -96,6 +96,20 @@ def served(site, method: str, path: str, key: str | None = "search", **kwargs) -
     return response
 
 
+def access_lines(site, request_line: str) -> int:
+    """How many access lines of ``request_line`` (``"GET /v1/stats HTTP/1.1" 200``) the
+    server's log holds as read so far."""
+    return sum(request_line in line for line in site["server"].log)
+
+
+def logged(site, request_line: str, before: int) -> None:
+    """Returns once the log holds one more access line of ``request_line`` than ``before``:
+    the line of the request just answered. A server process writes it after the answer is
+    sent, and a reader thread adds it to the log, so a look for what must be absent from it
+    must wait for it first (the tests of the ``site`` group run one at a time)."""
+    assert wait_for(lambda: access_lines(site, request_line) > before, guard=120), request_line
+
+
 def upload(faces: Path, rel: str, field: str = "photo") -> dict:
     """The photo ``faces/rel`` as the multipart file ``field``."""
     path = faces / rel

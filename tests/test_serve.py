@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _site import BIDEN, OBAMA, call, served, upload
+from _site import BIDEN, OBAMA, access_lines, call, logged, served, upload
 from conftest import cli, problem, wait_for
 
 import lookalike
@@ -339,20 +339,6 @@ def test_searches_during_an_admin_ingest_and_a_withdrawal_never_fail(site, faces
     assert served(site, "DELETE", "/v1/people/penny_role_model", key=admin).status_code == 200
 
 
-def access_lines(site, request_line: str) -> int:
-    """How many access lines of ``request_line`` (``"GET /v1/stats HTTP/1.1" 200``) the
-    server's log holds as read so far."""
-    return sum(request_line in line for line in site["server"].log)
-
-
-def logged(site, request_line: str, before: int) -> None:
-    """Returns once the log holds one more access line of ``request_line`` than ``before``:
-    the line of the request just answered. A server process writes it after the answer is
-    sent, and a reader thread adds it to the log, so a look for what must be absent from it
-    must wait for it first (the tests of the ``site`` group run one at a time)."""
-    assert wait_for(lambda: access_lines(site, request_line) > before, guard=120), request_line
-
-
 def test_a_query_photo_is_never_written_or_logged(site, faces):
     from PIL import Image, PngImagePlugin
 
@@ -372,6 +358,14 @@ def test_a_query_photo_is_never_written_or_logged(site, faces):
     assert [f"{p} holds {n[:16]!r}" for p, b in files.items() for n in needles if n in b] == []
     logged(site, searched, before)
     assert not any(marker in line for line in site["server"].log)  # the access log has the path only
+    # a malformed form: one access line, not the multipart parser's own words and a byte of the body
+    refused = '"POST /v1/search HTTP/1.1" 400'
+    before = access_lines(site, refused)
+    bad = served(site, "POST", "/v1/search", content=b"\x00\x01 not a form",
+                 headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert bad.status_code == 400, bad.text
+    logged(site, refused, before)
+    assert not any("boundary" in line for line in site["server"].log), site["server"].log[-5:]
 
 
 def test_openapi_documents_every_route_and_error(site):

@@ -49,6 +49,9 @@ def log_config() -> dict[str, Any]:
     config["handlers"]["access"]["filters"] = ["path_only"]
     # uvicorn's own access logger stays silent (``access_log=False`` empties it): AccessLog's is ours
     config["loggers"][log.name] = {"handlers": ["access"], "level": "INFO", "propagate": False}
+    # the multipart parser warns about a malformed body in its own words, a byte of the body
+    # among them, through Python's last-resort handler: the request's 400 already says it
+    config["loggers"]["python_multipart"] = {"level": "ERROR"}
     return config
 
 
