@@ -225,19 +225,23 @@ def worker(
     at the same path on every worker machine."""
     import os
 
+    from ..config import Settings
     from ..errors import ConfigError
     from ..ingest.queued import WorkerStats
     from ..library import serve_queue
     from ..workers import spawn_context
 
+    not_joinable = ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…) whose "
+                               "vectors are in pgvector or a Milvus server (--vectors milvus://HOST:PORT); on "
+                               "SQLite or with Milvus Lite, run lookalike ingest --workers N on the machine that "
+                               "holds it")
     with one_line_errors():
+        if sqlite_path(Settings.resolve(**chosen(LibraryOptions(db=db, vectors=vectors))).db_url) is not None:
+            raise not_joinable  # said before a SQLite file is looked for
         with opened(LibraryOptions(db=db, vectors=vectors)) as lib:  # only to check and resolve its settings
             queued, settings = lib.backend.queued_ingest, lib.settings
         if not queued:
-            raise ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…) whose "
-                              "vectors are in pgvector or a Milvus server (--vectors milvus://HOST:PORT); on "
-                              "SQLite or with Milvus Lite, run lookalike ingest --workers N on the machine that "
-                              "holds it")
+            raise not_joinable
         n = workers or os.cpu_count() or 1
         ctx = spawn_context()
         stop, results = ctx.Event(), ctx.Queue()
