@@ -142,6 +142,32 @@ def test_an_average_streams_through_running_sums(faces, marks):
     _not_blank(whole.image)
 
 
+def test_colours_past_the_range_lose_saturation_not_hue_and_a_moved_mesh_never_folds():
+    """Clipping each channel on its own turned a slider's darker face red-black; a mesh
+    moved past its neighbours tore a turned face's cheek."""
+    weights = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    pixels = np.array([[[1.3, 0.6, -0.2], [0.2, -0.3, -0.1], [0.5, 0.4, 0.3]]], dtype=np.float32)
+    fitted = colour.into_gamut(pixels)
+    assert fitted.min() >= 0 and fitted.max() <= 1
+    assert np.allclose(fitted[0, 2], pixels[0, 2])  # in range: untouched
+    luma = pixels[0, 0] @ weights
+    assert float(fitted[0, 0] @ weights) == pytest.approx(luma, abs=1e-5)  # its lightness kept
+    spread = (fitted[0, 0] - luma) / (pixels[0, 0] - luma)  # one factor for every channel: the same hue
+    assert np.allclose(spread, spread[0], atol=1e-5) and 0 < spread[0] < 1
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [5, 5]], dtype=np.float64)
+    tris = geometry.triangles(square)
+    crossed = square.copy()
+    crossed[4] = (15, 5)  # the centre moved past the right edge: its triangles turn over
+    moved = geometry.unfolded(square, crossed, tris)
+
+    def areas(points):
+        a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    assert np.all(areas(moved) * np.sign(areas(square)) > 0) and 5 < moved[4, 0] < 10  # moved, as far as it may
+    assert np.array_equal(geometry.unfolded(square, square + 0.5, tris), square + 0.5)  # no fold: as asked
+
+
 def test_a_group_average_shows_no_margin_fewer_photos_than_its_people_have(faces, marks):
     """One wide photo among tight crops: with ``cover=1`` (a person's average) the frame's
     margin is that photo's own suit and curtains; a group's ``cover`` of 5 fades what fewer

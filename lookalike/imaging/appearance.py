@@ -5,9 +5,11 @@ model draws new ones. It is the combined appearance model of Cootes, Edwards and
 
 * shape: every face's landmarks fitted onto the Procrustes mean (:mod:`.geometry`), so
   what remains is form, not pose;
-* texture: every face warped onto the mean shape (shape-normalised) in linear light, inside
-  a soft mask round the face (backgrounds differ more than faces do and would take the
-  first components for themselves);
+* texture: every face warped onto the mean shape (shape-normalised), inside a soft mask
+  round the face (backgrounds differ more than faces do and would take the first
+  components for themselves), in sRGB's own encoding, where steps are steps the eye sees
+  (in linear light, until 2026-12-07, the darker end of a component went below black: a
+  burnt red-black face at -2σ where a darker one was meant);
 * one PCA (scikit-learn's, a dependency already) over both, shape scaled so the two weigh
   the same in total variance, so each component moves form and colour together — a
   component that makes the face longer also makes it look as long faces look.
@@ -28,7 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import colour, geometry
-from .average import check_rgb
+from .average import Accumulator, check_rgb
 
 DEFAULT_SIZE = 128
 DEFAULT_COMPONENTS = 8
@@ -36,6 +38,7 @@ MASK_GROWTH = 1.25  # the texture mask: the landmarks' hull grown this much abou
 MASK_FEATHER = 0.08  # its soft edge, as a share of the frame
 MAX_SIGMA = 4.0
 MIN_FACES = 3  # two faces span one direction: no model worth a slider
+COVER = 5  # photos a pixel round the face needs to be drawn (as a group's average asks)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class AppearanceModel:
 
     size: int
     mean_shape: np.ndarray  # (N, 2)
-    mean_texture: np.ndarray  # (size, size, 3) float32, linear light
+    mean_texture: np.ndarray  # (size, size, 3) float32, sRGB encoded, 0..1
     shape_weight: float  # shape coordinates are multiplied by this before the PCA
     components: np.ndarray  # (k, 2N + size*size*3) unit rows
     sd: np.ndarray  # (k,) standard deviation of the faces along each component
@@ -71,16 +74,18 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
     mask = texture_mask(mean, size)[..., None]
     shapes = np.empty((len(faces), mean.size), dtype=np.float32)
     textures = np.empty((len(faces), size * size * 3), dtype=np.float32)
-    whole = np.zeros((size, size, 3), dtype=np.float32)  # the unmasked mean: drawn round the face
+    # the unmasked mean, drawn round the face: an average's (photos' coverage, then a fill; not
+    # the tight crops' replicated edges, which drew a pillar over the head and streaks)
+    whole = Accumulator(mean, size, cover=min(len(faces), COVER))
     for row, (image, points) in enumerate(faces):
         points = geometry.check_points(points)
         if len(points) != len(mean):
             raise ValueError(f"appearance model: face {row} has {len(points)} landmarks, the others {len(mean)}")
         shapes[row] = geometry.apply(geometry.similarity(points, mean), points).ravel()
         warped = geometry.frame_warp(points, mean, raster, size).apply(check_rgb(image))
-        linear = colour.to_linear(warped)
-        whole += linear
-        textures[row] = (linear * mask).ravel()
+        encoded = warped.astype(np.float32) / 255.0
+        whole.add(image, points)
+        textures[row] = (encoded * mask).ravel()
     shapes -= mean.ravel().astype(np.float32)
     textures -= textures.mean(axis=0)
     shape_var, texture_var = float((shapes ** 2).sum()), float((textures ** 2).sum())
@@ -89,7 +94,8 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
     pca = PCA(n_components=min(components, len(faces) - 1), svd_solver="full" if len(faces) <= 500 else "randomized",
               random_state=0)
     pca.fit(data)
-    return AppearanceModel(size=size, mean_shape=mean, mean_texture=whole / len(faces), shape_weight=weight,
+    return AppearanceModel(size=size, mean_shape=mean, mean_texture=colour.to_srgb_float(whole.linear()),
+                           shape_weight=weight,
                            components=pca.components_.astype(np.float32),
                            sd=np.sqrt(pca.explained_variance_).astype(np.float32),
                            shares=pca.explained_variance_ratio_.astype(np.float32), count=len(faces))
@@ -111,10 +117,15 @@ def render(model: AppearanceModel, sigmas: Sequence[float]) -> np.ndarray:
     params = (weights * model.sd) @ model.components
     n = model.mean_shape.size
     shape = model.mean_shape + params[:n].reshape(-1, 2) / model.shape_weight
-    texture = model.mean_texture + params[n:].reshape(model.size, model.size, 3)
-    raster = geometry.frame_raster(model.mean_shape, shape, model.size)
+    texture = colour.into_gamut(model.mean_texture + params[n:].reshape(model.size, model.size, 3))
+    # the mean shape's own triangles, moved without folding (a fold broke a cheek into dots)
+    tris = geometry.frame_triangles(model.mean_shape, model.size)
+    edge = geometry.boundary(model.mean_shape, model.size)
+    moved = geometry.unfolded(np.vstack([model.mean_shape, edge]), np.vstack([shape, edge]), tris)[: len(shape)]
+    raster = geometry.frame_raster(model.mean_shape, moved, model.size, tris)
     warp = geometry.frame_warp(model.mean_shape, model.mean_shape, raster, model.size)
-    return colour.to_srgb(warp.apply(np.ascontiguousarray(texture, dtype=np.float32)))
+    drawn = warp.apply(np.ascontiguousarray(texture, dtype=np.float32))
+    return np.clip(np.rint(drawn * 255.0), 0, 255).astype(np.uint8)
 
 
 def draw(model: AppearanceModel, component: int, sigma: float) -> np.ndarray:

@@ -55,6 +55,20 @@ def to_srgb(linear: np.ndarray) -> np.ndarray:
     return _to_srgb_table()[index.astype(np.int32)]
 
 
+def into_gamut(rgb: np.ndarray) -> np.ndarray:
+    """float RGB (linear or encoded) with every pixel brought into [0, 1] along its own grey
+    axis: its luminance kept (clipped itself only past black or white) and its saturation
+    lowered until no channel leaves the range. Clipping each channel on its own turns hue:
+    a face past the model's range went red-black where it should have been darker."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    luma = np.clip(rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32), 0.0, 1.0)[..., None]
+    over = rgb - luma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(over > 0, (1.0 - luma) / over, np.where(over < 0, -luma / over, np.inf))
+    scale = np.clip(np.min(room, axis=-1, keepdims=True), 0.0, 1.0)
+    return (luma + over * scale).astype(np.float32)
+
+
 def to_lab(srgb: np.ndarray) -> np.ndarray:
     """uint8 RGB -> float32 L*a*b* (L in 0..100, a and b about -128..127)."""
     import cv2
