@@ -142,6 +142,18 @@ def test_an_average_streams_through_running_sums(faces, marks):
     _not_blank(whole.image)
 
 
+def test_a_morph_of_two_tight_crops_fills_the_frame_without_streaks(faces, marks):
+    """Two crops smaller than the frame round their faces: the frame beyond them was their
+    replicated edge pixels, streaks across the top of every frame (mean |dx| 3.35 there,
+    2026-12-07); now the fill an average has, smooth across (0.08)."""
+    a, b = _faces(marks, [faces / "celeb/faceapi_bbt/sheldon/sheldon1.png",
+                          faces / "utkface-dev/images/1_0_2_20161219222456375.jpg.chip.jpg"])
+    middle = morph.frames(a, b, 5, 256)[2]
+    top = middle[:40].astype(float)  # above the head: neither crop reaches it
+    assert np.abs(np.diff(top, axis=1)).mean() < 1.0
+    _not_blank(middle)
+
+
 def test_colours_past_the_range_lose_saturation_not_hue_and_a_moved_mesh_never_folds():
     """Clipping each channel on its own turned a slider's darker face red-black; a mesh
     moved past its neighbours tore a turned face's cheek."""

@@ -103,28 +103,29 @@ class Accumulator:
             trust = np.clip(weight, 0.0, 1.0)
         if float(trust.min()) >= 1.0:
             return mean
-        return trust * mean + (1.0 - trust) * self._fill(mean, trust)
-
-    def _fill(self, mean: np.ndarray, trust: np.ndarray) -> np.ndarray:
-        """Colours for pixels too few photos cover: the trusted pixels blurred outwards, each
-        divided by the blurred trust (a normalised convolution), widened until it reaches
-        every pixel. Only trusted pixels feed it, so one photo's own margin is not smeared
-        back in."""
-        import cv2
-
-        sigma = FILL_SIGMA * self.size
-        for _ in range(4):
-            spread = cv2.GaussianBlur(trust[..., 0], (0, 0), sigma)[..., None]
-            if float(spread.min()) > 1e-6:
-                break
-            sigma *= 2.0
-        colours = cv2.GaussianBlur(mean * trust, (0, 0), sigma)
-        fill = colours / np.maximum(spread, 1e-12)
-        overall = (mean * trust).sum(axis=(0, 1)) / max(float(trust.sum()), 1e-12)
-        return np.where(spread > 1e-6, fill, overall).astype(np.float32)
+        return trust * mean + (1.0 - trust) * fill(mean * trust, trust, self.size)
 
     def result(self) -> Average:
         return Average(colour.to_srgb(self.linear()), self.shape.copy(), self.count)
+
+
+def fill(weighted: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    """Colours for the pixels of a ``size`` px frame that too few photos cover: ``weighted``
+    (colours times ``weight``, summed over the photos) blurred outwards and divided by the
+    blurred ``weight`` (a normalised convolution), widened until it reaches every pixel. Only
+    what is weighed feeds it, so a photo's replicated edge is not smeared back in."""
+    import cv2
+
+    sigma = FILL_SIGMA * size
+    for _ in range(4):
+        spread = cv2.GaussianBlur(weight[..., 0], (0, 0), sigma)[..., None]
+        if float(spread.min()) > 1e-6:
+            break
+        sigma *= 2.0
+    colours = cv2.GaussianBlur(weighted, (0, 0), sigma)
+    out = colours / np.maximum(spread, 1e-12)
+    overall = weighted.sum(axis=(0, 1)) / max(float(weight.sum()), 1e-12)
+    return np.where(spread > 1e-6, out, overall).astype(np.float32)
 
 
 def average(faces: Iterable[tuple[np.ndarray, np.ndarray]], size: int = DEFAULT_SIZE,

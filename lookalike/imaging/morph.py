@@ -25,8 +25,9 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import ConfigError
+from . import average as averaging
 from . import colour, geometry
-from .average import check_rgb
+from .average import FEATHER, check_rgb
 
 DEFAULT_FRAMES = 24
 DEFAULT_SIZE = 256
@@ -73,11 +74,29 @@ def frames(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], c
     for t in np.linspace(0.0, 1.0, count):
         target = (1 - t) * shape_a + t * shape_b
         raster = geometry.frame_raster(reference, target, size, tris)  # shared by both faces
-        warped_a = geometry.frame_warp(points_a, reference, raster, size).apply(image_a)
-        warped_b = geometry.frame_warp(points_b, reference, raster, size).apply(image_b)
-        mixed = (1 - t) * colour.to_linear(warped_a) + t * colour.to_linear(warped_b)
-        out.append(colour.to_srgb(mixed))
+        layers = []
+        for image, points, share in ((image_a, points_a, 1 - t), (image_b, points_b, t)):
+            warp = geometry.frame_warp(points, reference, raster, size)
+            layers.append((colour.to_linear(warp.apply(image)), warp.coverage(image.shape, FEATHER * size)[..., None],
+                           float(share)))
+        out.append(colour.to_srgb(_mixed(layers, size)))
     return out
+
+
+def _mixed(layers: list[tuple[np.ndarray, np.ndarray, float]], size: int) -> np.ndarray:
+    """Linear frames mixed by their shares, each layer's share split between its own pixels
+    (as far as its photo covers them) and the fill where it does not (:func:`average.fill`,
+    from the pixels the photos do have): a tight crop's replicated edges painted streaks over
+    most of a 256 px frame."""
+    weighted = np.zeros_like(layers[0][0])
+    weight = np.zeros_like(layers[0][1])
+    for linear, cover, share in layers:
+        weighted += share * cover * linear
+        weight += share * cover
+    uncovered = sum(share for _, _, share in layers) - weight
+    if not float(np.max(uncovered)) > 1e-6:
+        return weighted
+    return weighted + uncovered * averaging.fill(weighted, weight, size)
 
 
 FPS = 12.0  # a morph's frames a second, unless a caller asks otherwise
