@@ -6,6 +6,7 @@ it, a manifest row repeated) is ingested once and the repeat reported."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -87,3 +88,36 @@ def test_a_copy_whose_original_was_removed_is_ingested_on_the_next_run(faces, tm
     again = backend.open().ingest([str(tmp_path / "c")])
     assert [(o.path.rsplit("/", 1)[-1], o.status) for o in again.outcomes] == [("b.jpg", "ok")]
     assert backend.sql("select status from photos") == [("ok",)] and backend.sql("select count(*) from faces") == [(1,)]
+
+
+def test_sigterm_stops_an_ingest_as_ctrl_c_does(faces, tmp_path):
+    """`kill PID`, `timeout` or a service manager's stop, after the first batch was stored:
+    exit 130 and "interrupted" (it died mid-batch, the index unsaved); the next run finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from _libraries import lfw_people, link_people
+    from conftest import wait_for
+
+    from lookalike.faults import HOLD_ENV
+
+    corpus = tmp_path / "corpus"
+    photos = link_people(corpus, lfw_people(faces, 20).items(), 2)
+    db, gate = str(tmp_path / "lib.db"), tmp_path / "gate"
+    command = [sys.executable, "-m", "lookalike.cli", "ingest", str(corpus), "--db", db, "--workers", "1"]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a helper process left behind would hold a pipe open
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(command, env=os.environ | {HOLD_ENV: f"ingest.committed@{gate}"},
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+    assert wait_for(lambda: (gate / "held").exists() or proc.poll() is not None), "never held"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=600)  # bounds a hang only
+    err = log.read_text()
+    assert proc.returncode == 130 and "interrupted: 32 photos saved" in err, err
+    again = cli("ingest", str(corpus), "--db", db, "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["statuses"]["unchanged"] == 32 and summary["processed"] == photos - 32
+    assert cli("doctor", "--db", db).returncode == 0

@@ -112,6 +112,23 @@ def output(path: Path | None, flag: str, suffixes: Iterable[str] = ()) -> Path |
     return path
 
 
+@contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM (``kill PID``, ``timeout``, a service manager) handled as Ctrl-C while the
+    block runs: an ingest stops after what it stored, saves its index and says so (exit 130),
+    where it died mid-batch with the index unsaved and semaphores leaked."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def counted(n: int, one: str, many: str | None = None) -> str:
     """``1 face``, ``2 faces``: a count and its noun as the count needs it."""
     return f"{n} {one if n == 1 else many or one + 's'}"

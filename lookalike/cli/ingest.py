@@ -23,6 +23,7 @@ from ._common import (
     output,
     print_json,
     terminal,
+    terminated_as_interrupted,
     writing,
 )
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
@@ -94,7 +95,8 @@ def ingest(
                                                      for end in ("", "-wal", "-shm", "-journal")]
         not_an_input(report, "--report", [*map(Path, paths), *library_files])
         estimates = resolve_analyzer(analyzer).value if analyze else None
-        with workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
+        with terminated_as_interrupted(), \
+                workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
                 opened(lib, space, create=True, max_pixels=max_pixels) as library:
             try:
                 result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers, progress=progress,
