@@ -20,6 +20,7 @@ from ._options import OptionGroup
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..config import Settings
     from ..library import Library
 
 log = logging.getLogger(__name__)
@@ -173,12 +174,13 @@ def writing(path: Path, flag: str | None = None) -> Iterator[None]:
         raise ConfigError(f"{named}: cannot be written ({err.strerror or err})") from None
 
 
-def _open(db: str | None = None, index_dir: Path | None = None, **settings: object) -> Library:
-    """The library, as :func:`lookalike.open` resolves the settings (``--vectors``' text too)."""
-    import lookalike
+def _open(settings: Settings) -> Library:
+    """The library of ``settings`` (resolved as :func:`lookalike.open` resolves them, ``--vectors``'
+    text too, once: :func:`opened` looks at where it is first)."""
+    from ..library import Library
 
-    log.debug("opening the library %s", shown_url(str(db)) if db else "named by LOOKALIKE_DB, else lookalike.db")
-    lib = lookalike.open(db=db, index_dir=None if index_dir is None else str(index_dir), **settings)
+    log.debug("opening the library %s", shown_url(settings.db_url))
+    lib = Library(settings)
     log.debug("opened the library %s (index folder %s)", shown_url(lib.settings.db_url), lib.settings.index_dir)
     return lib
 
@@ -203,11 +205,11 @@ def opened(*groups: OptionGroup, create: bool = False, **settings: object) -> It
     from ..config import Settings, sqlite_path
     from ..errors import NotFound
 
-    chosen_settings = chosen(*groups, **settings)
-    path = sqlite_path(Settings.resolve(**chosen_settings).db_url)
+    resolved = Settings.resolve(**chosen(*groups, **settings))
+    path = sqlite_path(resolved.db_url)
     if not create and path is not None and not path.exists():
         raise NotFound(f"{path}: no library there; `lookalike ingest PHOTOS --db {path}` makes one")
-    lib = _open(**chosen_settings)
+    lib = _open(resolved)
     try:
         yield lib
     finally:

@@ -63,9 +63,8 @@ def average(
         if as_json:
             print_json(made.to_dict() | {"out": str(out)})
             return
-        said = {"outliers": ("outlier", "outliers"), "without_landmarks": ("without landmarks", "without landmarks"),
-                "unreadable": ("unreadable", "unreadable")}
-        left = ", ".join(counted(n, *said.get(why, (why, why))) for why, n in made.left_out.items() if n)
+        left = ", ".join(counted(n, "outlier") if why == "outliers" else f"{n} {why.replace('_', ' ')}"
+                         for why, n in made.left_out.items() if n)
         terminal().print(f"average of {made.group}: {counted(made.faces, 'face')} of "
                          f"{counted(made.people, 'person', 'people')}" + (f" ({left} left out)" if left else "")
                          + f", written to {out}", markup=False)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import colour, geometry
-from .average import Accumulator, check_rgb
+from .average import Accumulator
 
 DEFAULT_SIZE = 128
 DEFAULT_COMPONENTS = 8
@@ -70,7 +70,6 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
     if components < 1:
         raise ConfigError(f"appearance model: {components} components asked; at least 1")
     mean = geometry.mean_shape([p for _, p in faces], size)
-    raster = geometry.frame_raster(mean, mean, size)
     mask = texture_mask(mean, size)[..., None]
     shapes = np.empty((len(faces), mean.size), dtype=np.float32)
     textures = np.empty((len(faces), size * size * 3), dtype=np.float32)
@@ -82,9 +81,7 @@ def fit(faces: Sequence[tuple[np.ndarray, np.ndarray]], components: int = DEFAUL
         if len(points) != len(mean):
             raise ValueError(f"appearance model: face {row} has {len(points)} landmarks, the others {len(mean)}")
         shapes[row] = geometry.apply(geometry.similarity(points, mean), points).ravel()
-        warped = geometry.frame_warp(points, mean, raster, size).apply(check_rgb(image))
-        encoded = warped.astype(np.float32) / 255.0
-        whole.add(image, points)
+        encoded = whole.add(image, points).astype(np.float32) / 255.0  # warped onto the mean shape once
         textures[row] = (encoded * mask).ravel()
     shapes -= mean.ravel().astype(np.float32)
     textures -= textures.mean(axis=0)

@@ -73,8 +73,10 @@ class Accumulator:
         self._spare = np.zeros((size, size, 3), dtype=np.float32)  # replicated borders, if nothing else
         self.count = 0
 
-    def add(self, image: np.ndarray, points: np.ndarray) -> None:
-        """One face: its RGB uint8 photo and its landmarks (the mean shape's N points)."""
+    def add(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """One face: its RGB uint8 photo and its landmarks (the mean shape's N points).
+        Returns the photo warped onto the mean shape (the appearance model takes its texture
+        from it rather than warp each face a second time)."""
         rgb = check_rgb(image)
         points = geometry.check_points(points)
         if len(points) != len(self.shape):
@@ -82,12 +84,14 @@ class Accumulator:
                               f"with {len(self.shape)}")
         warp = geometry.frame_warp(points, self.shape, self._raster, self.size)
         weight = warp.coverage(rgb.shape, FEATHER * self.size)[..., None]
-        linear = colour.to_linear(warp.apply(rgb))
+        warped = warp.apply(rgb)
+        linear = colour.to_linear(warped)
         self._sum += linear * weight
         self._weight += weight
         if self.count < 8:  # a few faces' own borders, for a frame no photo covers anywhere
             self._spare += linear
         self.count += 1
+        return warped
 
     def linear(self) -> np.ndarray:
         """The average so far in linear light, float32 (size, size, 3)."""

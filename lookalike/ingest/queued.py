@@ -263,12 +263,8 @@ class QueueWorker:
         """What to store for one claimed photo: its faces, or why not."""
         it = Item(item.path, item.person)
         if read.data is None or read.sha is None:  # both or neither (:func:`_read`)
-            settled = unreadable(it, f"{read.why}; is the corpus mounted at the same path on every worker machine?",
-                                 old, f" on worker {self.name}")
-            if isinstance(settled, Outcome):  # the row stored before stays
-                return Processed(item.path, item.person, None, old.sha256 if old else None, 0,
-                                 IngestStatus.unchanged, settled.reason)
-            return settled
+            return unreadable(it, f"{read.why}; is the corpus mounted at the same path on every worker machine?",
+                              old, f" on worker {self.name}")
         sha, data = read.sha, read.data
         d = decide(it, sha, old, first, seen.get(sha))
         if d.verdict is Verdict.unchanged:

@@ -74,15 +74,16 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
 _RETRIED = (PhotoStatus.decode_error.value, PhotoStatus.error.value)
 
 
-def unreadable(item: Item, why: str, old: Known | None, where: str = "") -> Processed | Outcome:
+def unreadable(item: Item, why: str, old: Known | None, where: str = "") -> Processed:
     """A photo whose file cannot be read now (gone, unmounted, no permission): a row it left
     before that holds what was read from it (faces, no face, a duplicate) is kept and the
     run says why (a file moved away must not take its person's faces with it: removal is
     ``lookalike remove``'s); with no row, or an error row, the failure is stored, replacing
-    the old one (a second run inserted it again: an IntegrityError)."""
+    the old one (a second run inserted it again: an IntegrityError). The kept row's answer
+    is ``unchanged``: reported, never stored."""
     if old is not None and old.status not in _RETRIED:
-        return Outcome(item.path, item.person, IngestStatus.unchanged,
-                       f"cannot be read now{where} ({why}); what was stored from it before is kept", 0, old.sha256)
+        return Processed(item.path, item.person, None, old.sha256, None, IngestStatus.unchanged,
+                         f"cannot be read now{where} ({why}); what was stored from it before is kept")
     return Processed.settled(item, PhotoStatus.decode_error, f"cannot be read{where} ({why})",
                              replaces=old is not None)
 
@@ -181,8 +182,8 @@ class Reader:
                                              [i.path for i, _, _ in loaded] + [i.path for i, _ in failed])
             for item, why in failed:
                 settled = unreadable(item, why, known.get(item.path))
-                if isinstance(settled, Outcome):
-                    self.sink.record(settled)
+                if settled.status is IngestStatus.unchanged:
+                    self.sink.record(settled.outcome())
                 else:
                     self.sink.take(settled)
             firsts = photo_rows.first_by_sha(session, self.target.space_id, [sha for _, sha, _ in loaded])

@@ -68,6 +68,10 @@ class Processed:
     replaces: bool = False  # a row for this path exists (changed file, or an error retried)
     conflict: bool = False  # a duplicate filed under another person than the first copy
 
+    def outcome(self) -> Outcome:
+        """The report's line of it."""
+        return Outcome(self.path, self.person, self.status, self.reason, len(self.faces), self.sha256, self.conflict)
+
     @classmethod
     def settled(cls, item: Item, status: PhotoStatus, reason: str, *, sha256: str | None = None,
                 size: int | None = None, replaces: bool = False, conflict: bool = False) -> Processed:

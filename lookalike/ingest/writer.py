@@ -62,7 +62,7 @@ class Writer:
                                                                 LANDMARK_MODEL, self.target.db_vector_writer(session))
             session.commit()
         for r in batch:  # said once stored: an interrupted run's count holds what it committed
-            self.record(Outcome(r.path, r.person, r.status, r.reason, len(r.faces), r.sha256, r.conflict))
+            self.record(r.outcome())
         crash_point("ingest.committed")
         # the database is committed: now the index may follow
         if stale:
