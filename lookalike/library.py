@@ -234,9 +234,8 @@ class Library:
                     moved._settle_indexes()
             present = [p for p in todo if Path(p.path).is_file()]
             changed = [p.path for p in present if p.sha256 and sha256_of(Path(p.path)) != p.sha256]
-            # photos that gave several faces were ingested with --faces all: keep them all
-            for mode, batch in ((FacesMode.largest, [p for p in present if p.faces <= 1]),
-                                (FacesMode.all, [p for p in present if p.faces > 1])):
+            for mode in FacesMode:  # each photo read as it was (StoredPhoto.mode)
+                batch = [p for p in present if p.mode == mode.value]
                 if batch and not interrupted:  # Ctrl-C: what was moved stays; a new run goes on
                     report = moved.ingest_items([Item(p.path, p.person) for p in batch], faces=mode,
                                                 workers=workers, progress=progress)

@@ -50,9 +50,9 @@ class Mapper:
 
     GROUP_PIXELS = 12_000_000  # decoded pixels a group of photos holds at most while its chips wait
 
-    def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool) -> Processed:
+    def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool, again: str = "") -> Processed:
         """One photo's bytes to faces. Never raises: a bad photo gets a status and a reason."""
-        return self.process_tasks([Task(item, sha, size, data, replaces)])[0]
+        return self.process_tasks([Task(item, sha, size, data, replaces, again)])[0]
 
     def process_tasks(self, tasks: list[Task]) -> list[Processed]:
         """Several photos to faces, their faces embedded together. Never raises: a bad photo
@@ -81,14 +81,14 @@ class Mapper:
                 for k, faces in embedded.items():
                     settled[k] = self._finish(found[k], faces, points.get(k, []))
                 found, pixels = {}, 0
-        return [settled[i] for i in range(len(tasks))]
+        return [_read_again(settled[i], tasks[i].again) for i in range(len(tasks))]
 
     def _found(self, task: Task) -> Processed | _Found:
         """Decode ``task``'s photo and find its faces, or the status saying why not."""
         from ..faces.images import decode
 
         base = Processed(task.path, task.person, task.item.profile, task.sha256, task.size, IngestStatus.error,
-                         replaces=task.replaces)
+                         replaces=task.replaces, faces_mode=self.mode.value)
         try:
             decoded = decode(task.data, task.path, self.max_pixels)
         except BadImage as err:
@@ -121,9 +121,11 @@ class Mapper:
             reason = "no face found" + (f" ({notes})" if notes else "")
             return replace(found.base, status=IngestStatus.no_face, reason=reason)
         estimates: list[dict | None] = [None] * len(faces)
+        analyzed = False
         if self.analyzer is not None:
             try:
                 estimates = [e.to_dict() for e in self.analyzer.analyze(found.rgb, [f.bbox for f in faces])]
+                analyzed = True
             except Exception as err:  # the faces are still worth storing
                 # the photo is stored and its reason says the analysis failed: the traceback
                 # only matters to whoever debugs the analyzer
@@ -131,7 +133,7 @@ class Mapper:
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         packed = [(f.bbox, f.confidence, encode_vector(f.embedding), e, p)
                   for f, e, p in zip(faces, estimates, points)]
-        return replace(found.base, status=IngestStatus.ok, reason=notes, faces=packed)
+        return replace(found.base, status=IngestStatus.ok, reason=notes, faces=packed, analyzed=analyzed)
 
     def _landmarks(self, photos: dict[int, tuple[_Found, list[Face]]]) -> dict[int, list[bytes | None]]:
         """Each face's dense landmarks, encoded for the store, the faces of all ``photos`` run
@@ -184,6 +186,13 @@ class _Found(NamedTuple):
     rgb: np.ndarray
     detections: list[Detection]
     notes: list[str]  # what decoding it noted (EXIF turned, draft...)
+
+
+def _read_again(result: Processed, why: str) -> Processed:
+    """A stored photo read again says why first (``Task.again``), then what reading it noted."""
+    if not why:
+        return result
+    return replace(result, reason=f"{why}; {result.reason}" if result.reason else why)
 
 
 def _failed(base: Processed, err: Exception) -> Processed:

@@ -28,7 +28,7 @@ from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .mapper import Mapper
-from .reader import Verdict, decide, read_file, unreadable
+from .reader import Reading, Verdict, decide, read_file, unreadable
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
@@ -266,7 +266,7 @@ class QueueWorker:
             return unreadable(it, f"{read.why}; is the corpus mounted at the same path on every worker machine?",
                               old, f" on worker {self.name}")
         sha, data = read.sha, read.data
-        d = decide(it, sha, old, first, seen.get(sha))
+        d = decide(it, sha, old, first, seen.get(sha), Reading(item.faces_mode, item.analyzer is not None))
         if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
             return Processed(item.path, item.person, None, sha, len(data), IngestStatus.unchanged, d.reason)
@@ -279,7 +279,7 @@ class QueueWorker:
                                      replaces=d.replaces, conflict=d.conflict)
         seen[sha] = it
         mapper = self._mapper(view, item)
-        return mapper.process(it, sha, len(data), data, d.replaces)
+        return mapper.process(it, sha, len(data), data, d.replaces, d.reason)
 
     def in_space(self, session: Session, space_id: int) -> IngestTarget:
         if space_id not in self._views:

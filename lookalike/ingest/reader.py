@@ -4,8 +4,9 @@ The runner's :class:`Reader` asks it for each file it reads (and settles every p
 needs no mapper: rejected, unreadable, unchanged, duplicate); a queue worker asks
 :func:`decide` again for each photo it claims.
 
-A photo is *unchanged* when a row at its path holds the same bytes (and is not
-an error to retry); a *duplicate* when the same bytes are already stored, or earlier in
+A photo is *unchanged* when a row at its path holds the same bytes, read as this run would
+read them (:func:`read_again`: same person, faces mode, analysis; not an error or a photo
+too large to retry); a *duplicate* when the same bytes are already stored, or earlier in
 this run, under another path (a *conflict* when filed under another person); otherwise
 it goes to the mapper, replacing the old row of a changed file.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,8 +39,37 @@ class Verdict(enum.Enum):
 class Decision:
     verdict: Verdict
     replaces: bool  # a row for this path exists (changed file, or an error retried)
-    reason: str = ""
+    reason: str = ""  # new: why a stored photo is read again ("" for a photo not stored)
     conflict: bool = False
+    original: str = ""  # duplicate: the path of the first copy
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a run reads photos with; a photo stored from another reading is read again."""
+
+    faces: str  # the FacesMode's value
+    analyzes: bool  # the run estimates age / gender / emotion
+
+
+def read_again(item: Item, old: Known, reading: Reading) -> str:
+    """Why a photo stored with these bytes is read again by this run ("" when it is not): a
+    manifest (or folder) that files it under another person, a photo too large for an
+    earlier run's ``--max-pixels`` (the limit may have been raised; refused again at its
+    header otherwise), ``--faces`` other than it was read with, ``--analyze`` on faces
+    stored without estimates. Only what it was stored with decides; a row from before the
+    options were stored (``faces_mode`` NULL) is never read again for its mode."""
+    why = []
+    if item.person and old.person != item.person:
+        why.append(f"filed under {old.person!r} before" if old.person else "filed under no one before")
+    if old.status == PhotoStatus.too_large.value:
+        why.append("too large for an earlier run's --max-pixels")
+    if old.status == PhotoStatus.ok.value:
+        if old.faces_mode is not None and old.faces_mode != reading.faces:
+            why.append(f"stored with --faces {old.faces_mode}")
+        if reading.analyzes and not old.analyzed:
+            why.append("its faces had no estimates")
+    return "read again: " + ", ".join(why) if why else ""
 
 
 def read_file(path: str) -> tuple[bytes, str]:
@@ -48,27 +79,31 @@ def read_file(path: str) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier: Item | None) -> Decision:
+def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier: Item | None,
+           reading: Reading) -> Decision:
     """``old``: the stored row at ``item.path`` (``photo_rows.known_by_path``), ``first``: the
     first stored photo with these bytes (``photo_rows.first_by_sha``), ``earlier``: a photo with
-    these bytes met earlier in this run; each may be ``None``."""
+    these bytes met earlier in this run; each may be ``None``. ``reading``: the run's options."""
     replaces = old is not None
+    again = ""
     # a duplicate whose original is gone (removed since) is decided again: it stayed a
     # duplicate of nothing, its face in no one's gallery
     orphaned = old is not None and old.status == PhotoStatus.duplicate.value and first is None
     if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value and not orphaned:
-        return Decision(Verdict.unchanged, replaces, old.status)
+        again = read_again(item, old, reading)
+        if not again:
+            return Decision(Verdict.unchanged, replaces, old.status)
     if first is not None and first.path != item.path:
         original, person = first.path, first.person
     elif earlier is not None and earlier.path != item.path:
         original, person = earlier.path, earlier.person
     else:
-        return Decision(Verdict.new, replaces)
+        return Decision(Verdict.new, replaces, again)
     conflict = bool(person and item.person and person != item.person)
     reason = f"same bytes as {original}"
     if conflict:
         reason += f", filed under another person ({person!r} vs {item.person!r})"
-    return Decision(Verdict.duplicate, replaces, reason, conflict)
+    return Decision(Verdict.duplicate, replaces, reason, conflict, original)
 
 
 _RETRIED = (PhotoStatus.decode_error.value, PhotoStatus.error.value)
@@ -108,6 +143,16 @@ def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
     return kept, again
 
 
+def _moved(d: Decision, item: Item) -> str:
+    """A duplicate's reason; a conflict whose first copy is gone from disk was most likely
+    moved to file it under the right person, and the reason says how that is done (the
+    stored photo is kept: its faces are never dropped because a path is missing)."""
+    if not d.conflict or os.path.exists(d.original):
+        return d.reason
+    return (f"{d.reason}; {d.original} is gone from disk: to file the photo under {item.person!r}, "
+            f"run `lookalike remove --photo {d.original}` and ingest again")
+
+
 class Settles(Protocol):
     """Where the reader sends what it settles itself: the writer."""
 
@@ -125,8 +170,8 @@ class Reader:
     """The runner's reader: bytes and hash of each photo, :func:`decide` against the
     database; what needs no mapper goes straight to ``sink``, the rest become tasks."""
 
-    def __init__(self, target: IngestTarget, sink: Settles) -> None:
-        self.target, self.sink = target, sink
+    def __init__(self, target: IngestTarget, sink: Settles, reading: Reading) -> None:
+        self.target, self.sink, self.reading = target, sink, reading
         self.in_flight: dict[str, Item] = {}  # bytes met earlier in this run
         self.people: dict[str, int] = {}
         self.withheld: set[str] = set()  # people a refused row of this run withheld: no row widens it
@@ -190,18 +235,20 @@ class Reader:
             profiles_changed = False
             tasks: list[Task] = []
             for item, sha, data in loaded:
-                d = decide(item, sha, known.get(item.path), firsts.get(sha), self.in_flight.get(sha))
+                old = known.get(item.path)
+                d = decide(item, sha, old, firsts.get(sha), self.in_flight.get(sha), self.reading)
                 if d.verdict is Verdict.unchanged:
                     if item.profile is not None and item.person:  # a manifest may update profiles
                         person_rows.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
-                    self.sink.record(Outcome(item.path, item.person, IngestStatus.unchanged, d.reason, 0, sha))
+                    filed = item.person or (old.person if old is not None else None)  # where it is
+                    self.sink.record(Outcome(item.path, filed, IngestStatus.unchanged, d.reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:
-                    self.sink.take(Processed.settled(item, PhotoStatus.duplicate, d.reason, sha256=sha,
+                    self.sink.take(Processed.settled(item, PhotoStatus.duplicate, _moved(d, item), sha256=sha,
                                                      size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
                     self.in_flight[sha] = item
-                    tasks.append(Task(item, sha, len(data), data, d.replaces))
+                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason))
             if profiles_changed:
                 session.commit()
         return tasks

@@ -41,6 +41,7 @@ class Task:
     size: int
     data: bytes
     replaces: bool  # a row for this path exists (changed file, or an error retried)
+    again: str = ""  # why a stored photo is read again (another person, faces mode, analysis)
 
     @property
     def path(self) -> str:
@@ -67,6 +68,8 @@ class Processed:
     faces: list[FaceFound] = field(default_factory=list)  # (bbox, confidence, vector, estimate, landmarks)
     replaces: bool = False  # a row for this path exists (changed file, or an error retried)
     conflict: bool = False  # a duplicate filed under another person than the first copy
+    faces_mode: str | None = None  # what the models read it with (None: not read by them)
+    analyzed: bool = False  # its faces were given estimates
 
     def outcome(self) -> Outcome:
         """The report's line of it."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..faces.pipeline import FacesMode
-from .reader import Reader, once_each
+from .reader import Reader, Reading, once_each
 from .report import IngestReport, Progress, Silent, Task
 from .writer import Writer
 
@@ -114,7 +114,7 @@ def run(target: IngestTarget, items: list[Item], options: IngestOptions, distrib
     report = IngestReport(skipped_files=skipped_files)
     started = time.perf_counter()
     writer = Writer(target, report, progress, options)
-    reader = Reader(target, writer)
+    reader = Reader(target, writer, Reading(options.faces.value, options.analyzer is not None))
     progress.start(len(items))
     items, repeated = once_each(items)
     for outcome in repeated:

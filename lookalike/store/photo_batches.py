@@ -53,6 +53,10 @@ class PhotoToWrite(Protocol):
     def faces(self) -> Sequence[FaceFound]: ...
     @property
     def replaces(self) -> bool: ...  # a row for this path exists (changed file, or an error retried)
+    @property
+    def faces_mode(self) -> str | None: ...  # what the models read it with (None: not read by them)
+    @property
+    def analyzed(self) -> bool: ...  # its faces were given estimates
 
 
 def store_batch(session: Session, space_id: int, batch: Sequence[PhotoToWrite], people: dict[str, int],
@@ -79,7 +83,8 @@ def store_batch(session: Session, space_id: int, batch: Sequence[PhotoToWrite], 
     ids = [by_name[r.person] if r.person else None for r in batch]
     photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
                     width=r.width, height=r.height, person_id=pid, status=r.status.value,
-                    reason=r.reason) for r, pid in zip(batch, ids)]
+                    reason=r.reason, faces_mode=r.faces_mode, analyzed=r.analyzed)
+              for r, pid in zip(batch, ids)]
     photo_rows.insert_rows(session, photos)  # ids assigned: the faces refer to them
     faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
                   w=int(w), h=int(h), confidence=float(conf), embedding=blob,

@@ -44,6 +44,12 @@ class StoredPhoto:
     sha256: str | None
     person: str | None
     faces: int  # faces kept from it (more than one: it was ingested with --faces all)
+    faces_mode: str | None = None  # what it was read with (None: stored before that was kept)
+
+    @property
+    def mode(self) -> str:
+        """The faces mode to read it with again: as stored, else told by its face count."""
+        return self.faces_mode or ("all" if self.faces > 1 else "largest")
 
 
 def photos_outside(session: Session, space_id: int) -> list[StoredPhoto]:
@@ -52,13 +58,13 @@ def photos_outside(session: Session, space_id: int) -> list[StoredPhoto]:
     held = select(Photo.path).where(Photo.space_id == space_id)
     faces = (select(func.count(Face.id)).where(Face.photo_id == Photo.id).scalar_subquery())
     rows = session.execute(
-        select(Photo.path, Photo.sha256, Person.name, faces)
+        select(Photo.path, Photo.sha256, Person.name, faces, Photo.faces_mode)
         .outerjoin(Person, Person.id == Photo.person_id)
         .where(Photo.space_id != space_id, Photo.status == PhotoStatus.ok.value, Photo.path.not_in(held))
         .order_by(Photo.space_id, Photo.id))
     out: dict[str, StoredPhoto] = {}
-    for path, sha, person, n in rows:
-        out.setdefault(path, StoredPhoto(path, sha, person, int(n)))
+    for path, sha, person, n, mode in rows:
+        out.setdefault(path, StoredPhoto(path, sha, person, int(n), mode))
     return list(out.values())
 
 
@@ -82,6 +88,8 @@ class Known:
     sha256: str | None
     status: str
     person: str | None
+    faces_mode: str | None = None  # what it was read with (None: not read by the models, or not known)
+    analyzed: bool = False
 
 
 def _known(session: Session, space_id: int, column: SQLColumnExpression[str | None], values: list[str],
@@ -89,7 +97,7 @@ def _known(session: Session, space_id: int, column: SQLColumnExpression[str | No
     """Photo rows whose ``column`` is in ``values``, lowest id last (chunked IN queries)."""
     out: list[Known] = []
     for chunk in chunks(values):
-        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name)
+        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name, Photo.faces_mode, Photo.analyzed)
                  .outerjoin(Person, Person.id == Photo.person_id)
                  .where(Photo.space_id == space_id, column.in_(chunk), *where)
                  .order_by(Photo.id.desc()))
