@@ -104,15 +104,10 @@ def test_a_photo_moved_to_another_persons_folder_says_how_to_refile_it(faces, tm
 
 
 def test_a_library_from_before_0011_learns_what_its_photos_were_read_with(tmp_path):
-    from alembic import command
-
     from lookalike.store import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'v10.db'}")
-    cfg = db._alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0010")
+    db.upgrade_to(engine, "0010")
     with sqlite3.connect(tmp_path / "v10.db") as conn:
         conn.execute("insert into indexes (id, key, uid, model, detector, aligner, dim, metric, normalisation, "
                      "created_at, centroid_generation) values (1, 'k', 'u', 'M', 'd', 'chip', 8, 'ip', 'l2', "

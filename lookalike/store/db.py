@@ -115,6 +115,17 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Take the database through the migrations up to ``revision`` only: a library as an
+    older lookalike left it, which the tests of each later migration start from."""
+    from alembic import command
+
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
