@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from .errors import BadImage, ConfigError, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
+from .errors import BadImage, ConfigError, EmptyLibrary, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
 from .imaging import appearance as appearance_model
 from .imaging import average as averaging
 from .imaging import geometry
@@ -247,6 +247,11 @@ class Pictures:
         from .query.facemath import group_face_ids
         from .store import photo_rows
 
+        if group is not None and group.kind is GroupKind.person:
+            try:  # a person on a library with no faces yet: a person with none (NotFound below)
+                return group_face_ids(self.view, group, audience)
+            except EmptyLibrary:
+                return np.empty(0, dtype=np.int64)
         if group is not None:
             return group_face_ids(self.view, group, audience)
         allowed = self.view.allowed_face_ids((), audience)

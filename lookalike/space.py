@@ -263,8 +263,11 @@ class SpaceView:
         return self._calibration
 
     def _read_calibration(self) -> Calibration:
+        # a library with no faces in this space (yet) has no calibration of its own: the
+        # defaults below (verifying two photos needs no corpus)
         with self.session() as session:
-            row = space_rows.calibration(session, self.existing_space_id())
+            space = space_rows.get_space(session, self.space.key)
+            row = space_rows.calibration(session, space.id) if space is not None else None
         if row is not None:
             return Calibration(row.threshold, row.floor, row.source)
         if self.space.key in config.DEFAULT_CALIBRATIONS:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import NotFound
+from ..errors import EmptyLibrary, NotFound
 from ..store import person_rows, photo_rows
 from ..store.values import Audience, decode_vector
 
@@ -94,16 +94,20 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
 def person_report(view: SpaceContext, name: str, audience: Audience = Audience.operator) -> PersonReport:
     """The person's profile and faces, most typical first. A person the audience may not
     see is not found, in the same words as a person who is not there."""
-    space_id = view.existing_space_id()
     with view.session() as session:
         person = person_rows.person_seen(session, name, audience)
         if person is None:
             raise NotFound.person(name)
-        rows = photo_rows.person_face_rows(session, space_id, person.id)
         profile = {k: getattr(person, k) for k in ("display_name", "role", "organisation", "story",
                                                    "consent_display", "source_url", "license")}
         profile["tags"] = json.loads(person.tags) if person.tags else []
     report = PersonReport(name, profile)
+    try:
+        space_id = view.existing_space_id()
+    except EmptyLibrary:  # a profile written before any face was: the person, no faces
+        return report
+    with view.session() as session:
+        rows = photo_rows.person_face_rows(session, space_id, person.id)
     if not rows:
         return report
     # the centroid from the rows just read, not the view's cached sums: another server

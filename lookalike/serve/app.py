@@ -27,7 +27,8 @@ from ..errors import LookalikeError
 from . import problems, schemas
 from .accesslog import AccessLog
 from .balance import PROCESS, Rebalance
-from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Gate
+from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Cors, Gate
+from .head import HeadAsGet
 from .problems import ServerCode
 from .routes import TOPICS
 from .service import Service, admitter
@@ -81,11 +82,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(Gate, admit=admitter(app, service), slots=app.state.bodies)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+        app.add_middleware(Cors, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.add_middleware(HeadAsGet, routes=app.router.routes)  # outside the gate: a HEAD needs its GET's key
     if service.board is not None:  # more than one server process: their clients spread out
         app.add_middleware(Rebalance, board=service.board, connections=PROCESS)
     app.add_middleware(AccessLog)  # outermost: every answer is logged, refusals too
@@ -154,6 +154,10 @@ def _said(error: dict) -> str:
         return f"more than {limit} given"
     if error.get("type") == "json_invalid":
         return "not valid JSON"
+    if error.get("type") == "model_attributes_type":  # a form, or JSON sent as text/plain
+        return "a JSON object was expected (Content-Type: application/json)"
+    if "Expected UploadFile" in str(error.get("msg")):  # pydantic's words name a Python class
+        return "a photo file, not a text field"
     return str(error.get("msg"))
 
 

@@ -13,7 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.values import KeyScope
@@ -238,3 +241,21 @@ def _route(scope: Scope) -> str:
     """The matched route's template (``/v1/people/{name}``), else the path."""
     route = scope.get("route")
     return str(getattr(route, "path", None) or scope.get("path", "?"))
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS middleware, its refusal of a preflight a problem (``400
+    cors_refused``) like every other 4xx of this API, not its plain-text "Disallowed CORS
+    origin"; the headers it would send stay."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code != 400:
+            return answer
+        refused = bytes(answer.body).decode("utf-8", "replace").removeprefix("Disallowed CORS ").split(", ")
+        detail = (f"this cross-origin request is refused: its {' and '.join(refused)} "
+                  f"{'is' if len(refused) == 1 else 'are'} not allowed (the server allows the origins given "
+                  "with --cors-origin, and GET, POST, PUT, DELETE with the headers X-API-Key, Authorization "
+                  "and Content-Type)")
+        keep = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-type", "content-length")}
+        return problems.response(400, ServerCode.cors_refused, detail, keep)

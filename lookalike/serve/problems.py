@@ -37,6 +37,7 @@ class ServerCode(StrEnum):
     unreadable_request = "unreadable_request"  # 400: a body that could not be parsed at all
     no_such_path = "no_such_path"  # 404
     method_not_allowed = "method_not_allowed"  # 405
+    cors_refused = "cors_refused"  # 400: a CORS preflight from an origin, or for a method or header, not allowed
     http_error = "http_error"  # any other refusal of the HTTP layer
     internal = "internal"  # 500: logged with its traceback, never sent
 

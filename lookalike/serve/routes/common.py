@@ -159,7 +159,10 @@ async def form_of(request: Request, model: type[M], *photos: str) -> AsyncIterat
         files = []
         for name in photos:
             upload = form.get(name)
-            if isinstance(upload, UploadFile) and not _no_file(upload):
+            if len(sent := [v for v in form.getlist(name) if not _no_file(v)]) > 1:  # the last one won, unsaid
+                errors.append({"type": "value_error", "loc": ("body", name),
+                               "msg": f"one photo here, not {len(sent)}", "input": None})
+            elif isinstance(upload, UploadFile) and not _no_file(upload):
                 files.append(upload)
             else:
                 missing = upload is None or upload == "" or _no_file(upload)
