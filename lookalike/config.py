@@ -1,7 +1,8 @@
 """Settings: where a library lives, where weights live, which models, which limits.
 
-A *library* is a database plus an index folder. For SQLite the index folder is
-``indexes/`` beside the database file, so one ``--db`` names a whole library everywhere.
+A *library* is a database plus an index folder (and an upload folder). For SQLite they sit
+beside the database file, named after it (:func:`default_index_dir`), so one ``--db`` names a
+whole library everywhere and two libraries in one folder never share one.
 Every value comes from a flag, else an environment variable, else the default below.
 """
 
@@ -114,21 +115,44 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-def default_index_dir(url: str) -> Path:
-    """``indexes/`` beside the SQLite file; for a server database, in the current folder."""
+def _beside(url: str, kind: str) -> Path:
+    """The library's ``kind`` folder (``indexes``, ``uploads``) beside its SQLite file, named
+    after it: ``kiosk.db`` -> ``kiosk.indexes/``, ``kiosk.uploads/``. Two libraries in one
+    folder shared a plain ``indexes/`` (the second was refused: "this index belongs to another
+    library") and ``uploads/`` (removing a person from one deleted the other's uploads of a
+    namesake). The default library, ``lookalike.db``, keeps the plain names, and so does a
+    library made before (:func:`_made_before_own_folders`). A server database: in the
+    current folder."""
     path = sqlite_path(url)
-    if path is not None:
-        return path.parent / "indexes"
-    return Path.cwd() / "indexes"
+    if path is None:
+        return Path.cwd() / kind
+    if path.name == DEFAULT_DB or _made_before_own_folders(path):
+        return path.parent / kind
+    return path.parent / f"{path.stem}.{kind}"
+
+
+def _made_before_own_folders(path: Path) -> bool:
+    """A library whose file and a plain ``indexes/`` are there while its own ``NAME.indexes/``
+    is not: made before the folders were named after it (2026-12-07). A library made since
+    has its own from the start (:class:`lookalike.library.Library` makes it with the file),
+    so this never flips for one library."""
+    return path.exists() and (path.parent / "indexes").is_dir() and not (path.parent / f"{path.stem}.indexes").exists()
+
+
+def default_index_dir(url: str) -> Path:
+    """``NAME.indexes/`` beside the SQLite file ``NAME.db`` (``indexes/`` for ``lookalike.db``
+    and for a library made before, :func:`_beside`); for a server database, in the current
+    folder."""
+    return _beside(url, "indexes")
 
 
 def default_upload_dir(url: str) -> Path:
-    """``uploads/`` beside the SQLite file: photos added through the HTTP API or the admin
-    page are kept there, and removing their person deletes them (the library owns that
-    folder, never a corpus's). For a server database, in the current folder; with workers
-    on other machines it must be on storage they all mount at the same path."""
-    path = sqlite_path(url)
-    return (path.parent if path is not None else Path.cwd()) / "uploads"
+    """``NAME.uploads/`` beside the SQLite file (``uploads/`` where the index folder is the plain
+    ``indexes/``, :func:`_beside`): photos added through the HTTP API or the admin page are
+    kept there, and removing their person deletes them (the library owns that folder, never a
+    corpus's). For a server database, in the current folder; with workers on other machines it
+    must be on storage they all mount at the same path."""
+    return _beside(url, "uploads")
 
 
 def upload_folder(upload_dir: Path, person: str) -> Path:

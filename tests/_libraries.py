@@ -69,7 +69,7 @@ def library(faces: Path, lfw_corpus, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_golden(faces: Path, tmp_path_factory) -> tuple[Path, dict]:
     """celeb/face_recognition (16 photos, 6 people) ingested once by the CLI with the default
-    models, alone in its folder (the database and its ``indexes/``), and the ingest's
+    models, alone in its folder (the database and its ``lib.indexes/``), and the ingest's
     ``--json`` summary. Never opened by a test: tests take a copy (:func:`copy_library`)."""
     import json
 
@@ -106,24 +106,29 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
     return folder
 
 
-def copy_library(golden: Path, db: Path) -> Path:
+def copy_library(golden: Path, db: Path, index_dir: Path | None = None) -> Path:
     """A private copy of the SQLite library ``golden`` as ``db``: the database (through
-    SQLite's backup, so a consistent file) and the ``indexes/`` folder beside it, as if
-    the test had ingested it itself."""
+    SQLite's backup, so a consistent file) and golden's default index folder (``NAME.indexes/``
+    beside it, config.default_index_dir, when it has one) as ``index_dir`` (default: ``db``'s
+    own), as if the test had ingested it itself."""
     import sqlite3
+
+    from lookalike.config import default_index_dir
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(golden) as src, sqlite3.connect(db) as dst:
         src.backup(dst)
     dst.close()
     src.close()
-    shutil.copytree(golden.parent / "indexes", db.parent / "indexes", dirs_exist_ok=True)
+    source = default_index_dir(f"sqlite:///{golden}")
+    if source.is_dir():
+        shutil.copytree(source, index_dir or default_index_dir(f"sqlite:///{db}"), dirs_exist_ok=True)
     return db
 
 
 @pytest.fixture
 def small_db(small_golden, tmp_path) -> Path:
-    """This test's own copy of :func:`small_golden` (``tmp_path/lib.db`` + ``indexes/``)."""
+    """This test's own copy of :func:`small_golden` (``tmp_path/lib.db`` + ``lib.indexes/``)."""
     return copy_library(small_golden[0], tmp_path / "lib.db")
 
 

@@ -185,7 +185,7 @@ def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
     """A ``kind`` store in ``folder`` holding celeb/face_recognition as ``lookalike ingest
     --json`` of the default models leaves it, and that ingest's summary: a copy of a golden
     library ingested once per session per store (SQLite: :func:`_libraries.small_golden`; the database
-    file, ``indexes/`` and Milvus Lite's file copied; PostgreSQL: ``CREATE DATABASE …
+    file, its index folder and Milvus Lite's file copied; PostgreSQL: ``CREATE DATABASE …
     TEMPLATE``)."""
     import json
 
@@ -194,7 +194,7 @@ def small_store(request, folder: Path, kind: str) -> tuple[Backend, dict]:
     if kind == "sqlite":
         golden_db, summary = request.getfixturevalue("small_golden")
         store = make_backend(request, folder, kind)
-        copy_library(golden_db, Path(store.url))  # and its indexes/: the store's index_dir
+        copy_library(golden_db, Path(store.url), store.index_dir)  # and its index folder, as the store's
         return store, summary
     goldens = request.getfixturevalue("small_goldens")
     if kind not in goldens:

@@ -46,6 +46,21 @@ def _require_faces() -> Path:
 
 
 
+def index_dir_of(db: Path) -> Path:
+    """The index folder the SQLite library ``db`` takes by default (``NAME.indexes/`` beside
+    it, config.default_index_dir)."""
+    from lookalike.config import default_index_dir
+
+    return default_index_dir(f"sqlite:///{db}")
+
+
+def upload_dir_of(db: Path) -> Path:
+    """The upload folder the SQLite library ``db`` takes by default (``NAME.uploads/``)."""
+    from lookalike.config import default_upload_dir
+
+    return default_upload_dir(f"sqlite:///{db}")
+
+
 def wait_for(signal: Callable[[], bool], *, guard: float = 900, poll: float = 0.02) -> bool:
     """Wait for a signal (a file a crash point wrote, a lock request queued, a row counted):
     returns as soon as ``signal()`` is true, with its last value. ``guard`` only ends a test

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OFFLINE, cli
+from conftest import OFFLINE, cli, index_dir_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ def test_index_from_another_model_is_refused(small_lib, tmp_path, faces):
     db, _ = small_lib
     copy = tmp_path / "copy"
     shutil.copytree(db.parent, copy)
-    manifest = copy / "indexes" / "SFace__yunet__arcface.json"
+    manifest = index_dir_of(copy / db.name) / "SFace__yunet__arcface.json"
     data = json.loads(manifest.read_text())
     data["model"], data["dim"] = "Facenet512", 512
     manifest.write_text(json.dumps(data))
@@ -187,7 +187,7 @@ def test_corrupt_index_file_is_refused_and_rebuilt(small_lib, tmp_path, faces):
     db, _ = small_lib
     copy = tmp_path / "copy"
     shutil.copytree(db.parent, copy)
-    (copy / "indexes" / "SFace__yunet__arcface.faiss").write_bytes(b"\x00garbage" * 10)
+    (index_dir_of(copy / db.name) / "SFace__yunet__arcface.faiss").write_bytes(b"\x00garbage" * 10)
     photo = str(faces / "bad-inputs/collected/resolution_ladder__obama-240p.jpg")
     result = run("search", photo, "--db", str(copy / db.name))
     assert result.returncode == 1 and "not a readable FAISS index" in result.stderr
@@ -202,7 +202,7 @@ def test_doctor_repairs_a_stale_index(small_lib, tmp_path):
     db, _ = small_lib
     copy = tmp_path / "copy"
     shutil.copytree(db.parent, copy)
-    path = copy / "indexes" / "SFace__yunet__arcface.faiss"
+    path = index_dir_of(copy / db.name) / "SFace__yunet__arcface.faiss"
     index = faiss.read_index(str(path))
     ids = faiss.vector_to_array(index.id_map)
     index.remove_ids(np.asarray(ids[:3], dtype=np.int64))  # as if a crash lost the last adds

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import index_dir_of
 
 import lookalike
 from lookalike.faults import HOLD_ENV
@@ -52,7 +53,7 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
                 assert set(ids) <= held, "an answer named a face the database does not hold"
                 runs += 1
             seen.append(reader.view.index.ntotal)
-            lock = db.parent / "indexes" / ".write.lock"
+            lock = index_dir_of(db) / ".write.lock"
             if refused is None and (gate / "held").exists():  # the writer holds the library, mid-ingest
                 assert lock.read_text() == f"pid {writer.pid}"
                 # a second writer, and a search in another process, both while the first writer stores

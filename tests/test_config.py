@@ -11,7 +11,7 @@ import pytest
 
 from lookalike import config
 from lookalike.config import DEFAULT_INDEX_BUDGET, DEFAULT_MAX_PIXELS, Settings
-from lookalike.errors import ConfigError
+from lookalike.errors import ConfigError, LookalikeError
 
 # a ~user that names nobody: Path.expanduser() cannot expand it
 NO_HOME = "~no-such-user-lookalike-test/x"
@@ -89,7 +89,7 @@ def test_a_bad_flag_path_names_the_flag(clean_env, tmp_path):
 def test_unset_and_empty_variables_give_the_defaults(clean_env, tmp_path):
     unset = _resolve(tmp_path)
     assert unset.max_pixels == DEFAULT_MAX_PIXELS and unset.index_budget == DEFAULT_INDEX_BUDGET == 4 * 1024**3
-    assert unset.index_dir == tmp_path / "indexes"
+    assert unset.index_dir == tmp_path / "lib.indexes" and unset.upload_dir == tmp_path / "lib.uploads"
     assert (unset.model, unset.detector, unset.aligner) == (None, None, None)
     for name in ALL_VARS:
         clean_env.setenv(name, "")
@@ -212,3 +212,28 @@ def test_the_web_apps_flags_reach_its_pages_as_given(clean_env):
     for name, value in settings.UiSettings(kiosk_idle=30.5, max_upload_mb=3, visitor_only=True).to_env().items():
         clean_env.setenv(name, value)
     assert (settings.idle_seconds(), settings.max_upload_mb(), settings.visitor_only()) == (30.5, 3, True)
+
+
+def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env, tmp_path):
+    """NAME.db keeps NAME.indexes/ and NAME.uploads/ (two libraries in one folder shared
+    indexes/, and the second was refused); lookalike.db keeps the plain names, and so does a
+    library made before, whose index files are in indexes/. Which folder is a library's own
+    never changes: a new library makes its index folder before its file."""
+    import lookalike
+
+    def folders(name: str) -> tuple[Path, Path | None]:
+        s = Settings.resolve(db=tmp_path / name)
+        return s.index_dir, s.upload_dir
+
+    assert folders("kiosk.db") == (tmp_path / "kiosk.indexes", tmp_path / "kiosk.uploads")
+    assert folders("lookalike.db") == (tmp_path / "indexes", tmp_path / "uploads")
+    (tmp_path / "indexes").mkdir()
+    (tmp_path / "old.db").write_bytes(b"")  # a library made before: its file, the plain indexes/
+    assert folders("old.db") == (tmp_path / "indexes", tmp_path / "uploads")
+    assert folders("new.db") == (tmp_path / "new.indexes", tmp_path / "new.uploads")  # not made yet
+    lookalike.open(tmp_path / "new.db").close()
+    assert (tmp_path / "new.indexes").is_dir()  # made with it: still its own now that both are there
+    assert folders("new.db") == (tmp_path / "new.indexes", tmp_path / "new.uploads")
+    with pytest.raises(LookalikeError):  # a folder that is not there: nothing made, not even the index folder
+        lookalike.open(tmp_path / "nowhere" / "x.db")
+    assert not (tmp_path / "nowhere").exists()

@@ -121,3 +121,19 @@ def test_sigterm_stops_an_ingest_as_ctrl_c_does(faces, tmp_path):
     summary = json.loads(again.stdout)
     assert summary["statuses"]["unchanged"] == 32 and summary["processed"] == photos - 32
     assert cli("doctor", "--db", db).returncode == 0
+
+
+def test_two_libraries_in_one_folder_each_keep_their_own_index(faces, tmp_path):
+    """The README's tour: `lookalike ingest PEOPLE` and `ingest role-models.csv --db
+    kiosk.db` in one folder. The second was refused ("this index belongs to another
+    library") and left an empty kiosk.db behind."""
+    obama, biden = faces / "celeb/face_recognition/barack_obama", faces / "celeb/face_recognition/joe_biden"
+    for db, folder in (("lookalike.db", obama), ("kiosk.db", biden)):
+        done = cli("ingest", str(folder), "--db", db, "-q", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["indexes", "kiosk.db", "kiosk.indexes", "lookalike.db"]
+    for db, person in (("lookalike.db", "barack_obama"), ("kiosk.db", "joe_biden")):
+        found = cli("search", str(faces / "celeb/face_recognition/joe_biden/biden.jpg"), "--db", db, "--json",
+                    cwd=tmp_path)
+        assert found.returncode == 0, found.stderr
+        assert {m["person"] for m in json.loads(found.stdout)["faces"][0]["matches"]} == {person}

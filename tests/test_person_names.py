@@ -207,7 +207,8 @@ def test_the_http_api_answers_422_and_writes_nothing_outside_uploads(faces, tmp_
         added = client.post("/v1/people/jane_doe/photos", files=photo, headers=headers)
         assert added.status_code == 200, added.text
     new = _files(tmp_path) - before
-    assert {p for p in new if p.endswith(".jpg")} == {p for p in new if p.startswith("lib/uploads/jane_doe/")} != set()
+    uploaded = {p for p in new if p.startswith("lib/lib.uploads/jane_doe/")}
+    assert {p for p in new if p.endswith(".jpg")} == uploaded != set()
 
 
 def test_the_admin_page_refuses_bad_names_and_writes_nothing(kiosk_db, faces, tmp_path, monkeypatch):

@@ -54,8 +54,8 @@ def test_a_dlib_library_moves_to_sface_and_keeps_the_old_space_until_removed(fac
     dropped = run("remove", "--space", "Dlib__dlib__chip", "--db", db, "--json")
     assert dropped.returncode == 0, dropped.stderr
     assert json.loads(dropped.stdout)["faces"] == 16  # the old space was whole until now
-    assert not (tmp_path / "indexes" / "Dlib__dlib__chip.faiss").exists()
-    assert (tmp_path / "indexes" / "SFace__yunet__arcface.faiss").exists()
+    assert not (tmp_path / "lib.indexes" / "Dlib__dlib__chip.faiss").exists()
+    assert (tmp_path / "lib.indexes" / "SFace__yunet__arcface.faiss").exists()
     doctor = json.loads(run("doctor", "--db", db, "--json").stdout)
     assert doctor["ok"] and [s["space"] for s in doctor["spaces"]] == ["SFace__yunet__arcface"]
     missing = run("remove", "--space", "Dlib__dlib__chip", "--db", db)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _site import BIDEN, OBAMA, access_lines, call, logged, served, upload
-from conftest import cli, problem, wait_for
+from conftest import cli, problem, upload_dir_of, wait_for
 
 import lookalike
 
@@ -264,7 +264,7 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces, request):
     assert gone.json()["photos"] == 1 and gone.json()["faces"] == 1
     assert not Path(one["photo"]).exists()  # the uploaded copy is deleted with its row
     problem(call(site, "DELETE", f"/v1/photos/{photo_id}", key=admin), 404, "not_found")
-    uploads = site["db"].parent / "uploads" / "jane_doe"
+    uploads = upload_dir_of(site["db"]) / "jane_doe"
     assert len(list(uploads.iterdir())) == 4  # two ok photos, the cat, the junk
     removed = call(site, "DELETE", "/v1/people/jane_doe", key=admin)
     assert removed.status_code == 200 and removed.json()["photos"] == 4

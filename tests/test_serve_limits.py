@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _site import BIDEN, OBAMA, in_process
-from conftest import cli, problem, wait_for
+from conftest import cli, index_dir_of, problem, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import serving
@@ -223,7 +223,7 @@ def test_an_answer_never_names_where_the_library_is(lib, tmp_path, caplog):
     from _libraries import copy_library
 
     db = copy_library(lib["db"], tmp_path / "private-place" / "lib.db")
-    for file in (db.parent / "indexes").glob("*.faiss"):
+    for file in index_dir_of(db).glob("*.faiss"):
         file.write_bytes(b"not a FAISS index")
     with caplog.at_level(logging.ERROR, logger="lookalike"):
         client = _client(db)

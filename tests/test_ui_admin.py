@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import app_page
+from conftest import app_page, upload_dir_of
 from streamlit.testing.v1 import AppTest
 
 import lookalike
@@ -119,7 +119,7 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
         assert seen.faces[0].matches and "grace_hopper" not in {m.person for m in seen.faces[0].matches}
 
     # remove: only after saying yes; then nothing of them is left, uploaded copies included
-    uploads = kiosk.parent / "uploads" / "grace_hopper"
+    uploads = upload_dir_of(kiosk) / "grace_hopper"
     assert len(list(uploads.iterdir())) == 4
     assert at.button(key="admin_remove").disabled
     at.checkbox(key="admin_sure").check()

@@ -176,7 +176,7 @@ def test_withdrawn_consent_takes_a_role_model_off_the_kiosk(kiosk_db, tmp_path):
     import lookalike
 
     folder = tmp_path / "kiosk"
-    shutil.copytree(kiosk_db.parent, folder, ignore=shutil.ignore_patterns("kiosk.db*", "indexes"))
+    shutil.copytree(kiosk_db.parent, folder, ignore=shutil.ignore_patterns("kiosk.db*", "kiosk.indexes"))
     manifest = folder / "role-models.csv"
     with lookalike.open(folder / "k.db") as lib:
         lib.ingest([str(manifest)])
