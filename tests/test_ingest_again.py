@@ -107,7 +107,7 @@ def test_a_library_from_before_0011_learns_what_its_photos_were_read_with(tmp_pa
     from lookalike.store import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'v10.db'}")
-    db.upgrade_to(engine, "0010")
+    db.move_to(engine, "0010")
     with sqlite3.connect(tmp_path / "v10.db") as conn:
         conn.execute("insert into indexes (id, key, uid, model, detector, aligner, dim, metric, normalisation, "
                      "created_at, centroid_generation) values (1, 'k', 'u', 'M', 'd', 'chip', 8, 'ip', 'l2', "
@@ -122,4 +122,6 @@ def test_a_library_from_before_0011_learns_what_its_photos_were_read_with(tmp_pa
     assert db.migrate(engine) == "0011"
     with sqlite3.connect(tmp_path / "v10.db") as conn:
         rows = conn.execute("select id, faces_mode, analyzed from photos order by id").fetchall()
-    assert rows == [(1, "all", 0), (2, None, 1), (3, None, 0)]
+        kept = conn.execute("select count(*) from faces").fetchone()[0], \
+            conn.execute("select count(*) from face_estimates").fetchone()[0]
+    assert rows == [(1, "all", 0), (2, None, 1), (3, None, 0)] and kept == (4, 1)

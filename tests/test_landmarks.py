@@ -5,7 +5,6 @@ they are, that ingest stores them, that an old library is migrated and backfille
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -172,10 +171,13 @@ def test_ingest_stores_every_faces_landmarks(small_golden, tmp_path, yunet):
 
 
 def _make_old(db: Path) -> None:
-    """``db`` as a library from before landmarks were stored: revision 0009, no table."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("drop table face_landmarks")
-        conn.execute("update alembic_version set version_num = '0009'")
+    """``db`` as a library from before landmarks were stored: revision 0009, no table (the
+    later migrations' downgrades; dropping the table alone left the later columns in place)."""
+    from lookalike.store import db as store
+
+    engine = store.make_engine(f"sqlite:///{db}")
+    store.move_to(engine, "0009")
+    engine.dispose()
 
 
 def test_an_old_library_is_migrated_and_backfilled_resumably(small_golden, tmp_path):

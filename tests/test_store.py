@@ -41,7 +41,7 @@ def test_older_database_is_upgraded(tmp_path):
 
 def test_revision_0001_library_gets_centroids_from_its_vectors(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'v1.db'}")
-    db.upgrade_to(engine, "0001")
+    db.move_to(engine, "0001")
     vecs = _vectors(3)
     with sqlite3.connect(tmp_path / "v1.db") as conn:
         conn.execute("insert into indexes values (1, 'k', 'u', 'M', 'd', 'chip', 8, 'ip', 'l2', '2026-01-01')")

@@ -115,15 +115,21 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade_to(engine: Engine, revision: str) -> None:
-    """Take the database through the migrations up to ``revision`` only: a library as an
-    older lookalike left it, which the tests of each later migration start from."""
+def move_to(engine: Engine, revision: str) -> None:
+    """Take the database through the migrations, up or down, to ``revision``: a library as an
+    older lookalike left it, which the tests of each later migration start from (revisions
+    are zero-padded numbers: they compare as strings)."""
     from alembic import command
 
+    current = current_revision(engine)
+    down = current is not None and current > revision
     cfg = _alembic_config(engine)
+    if engine.dialect.name == "sqlite":  # foreign keys off, as every SQLite migration runs
+        _migrate_sqlite(engine, cfg, revision, down)
+        return
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def head_revision() -> str:
@@ -246,7 +252,7 @@ def upgrade(engine: Engine) -> str:
     return head or ""
 
 
-def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
+def _migrate_sqlite(engine: Engine, cfg: Config, revision: str = "head", down: bool = False) -> None:
     """SQLite changes a column by copying its table and dropping the old one; with foreign
     keys on, that drop would cascade (a person's centroids deleted, their faces orphaned).
     So foreign keys are off for the migration (a pragma that only works outside a
@@ -259,7 +265,7 @@ def _migrate_sqlite(engine: Engine, cfg: Config) -> None:
         try:
             with conn.begin():
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                (command.downgrade if down else command.upgrade)(cfg, revision)
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:  # damaged rows, or a migration's bug: nothing an option changes
                     where = engine.url.render_as_string(hide_password=True)
