@@ -237,10 +237,20 @@ def test_a_morph_goes_from_a_to_b(faces, marks, pipeline, tmp_path):
     assert all(later <= earlier + 0.05 for earlier, later in zip(to_a, to_a[1:])), to_a
     assert to_a[0] - to_a[-1] > 0.3, to_a
 
+    import cv2
+
     gif = morph.write(frames, tmp_path / "m.gif")
     with Image.open(gif) as picture:
         assert picture.n_frames == 2 * len(frames) - 2  # there and back
-    import cv2
+        held, off = [], []
+        for i, frame in enumerate(frames):
+            picture.seek(i)
+            held.append(picture.info["duration"])
+            shown = np.asarray(picture.convert("RGB"), dtype=np.float32)
+            # a 7-px blur evens out dithering's grain, not a palette's contour bands
+            off.append(float(np.abs(cv2.blur(shown, (7, 7)) - cv2.blur(frame.astype(np.float32), (7, 7))).mean()))
+    assert held[0] == held[-1] == morph.HOLD_MS > held[1], held  # each face rests, then the next
+    assert max(off) < 1.0, off
 
     video = cv2.VideoCapture(str(morph.write(frames, tmp_path / "m.mp4")))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
