@@ -372,7 +372,8 @@ def test_remove_photo(faces, small_backend):
     db = small_backend
     folder = faces / "celeb" / "face_recognition"  # ingested
     photo = next((folder / "joe_biden").glob("*.jpg"))
-    result = json.loads(run("remove", "--photo", str(photo), *db.args(), "--json").stdout)
+    spelled = folder / "joe_biden" / ".." / "joe_biden" / photo.name  # the same file ("no such photo" before)
+    result = json.loads(run("remove", "--photo", str(spelled), *db.args(), "--json").stdout)
     assert result["photos"] == 1 and result["faces"] == 1
     found = json.loads(run("search", str(photo), *db.args(), "-k", "20", "--json").stdout)
     left = json.loads(run("stats", *db.args(), "--json").stdout)["faces"]

@@ -54,6 +54,8 @@ def test_explore_cli_writes_plots_and_montages(faces, small_db, tmp_path):
     assert pca.returncode == 0, pca.stderr
     assert len(json.loads(pca.stdout)["components"]) == 2 and (tmp_path / "s.png").stat().st_size > 5000
     assert sorted(p.name for p in (tmp_path / "axes").iterdir()) == ["component-01.jpg", "component-02.jpg"]
+    said = run("explore", "pca", "--db", str(db), "--components", "1").stdout  # not "the first 20 of 16"
+    assert "16 faces; all 16 components hold 100.0% of the variance" in said, said
     cl = run("explore", "clusters", "--db", str(db), "--montage-dir", str(tmp_path / "cl"), "--json")
     data = json.loads(cl.stdout)
     # 16 photos of 6 people, all of them clean: every cluster is one person

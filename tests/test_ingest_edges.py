@@ -137,3 +137,26 @@ def test_two_libraries_in_one_folder_each_keep_their_own_index(faces, tmp_path):
                     cwd=tmp_path)
         assert found.returncode == 0, found.stderr
         assert {m["person"] for m in json.loads(found.stdout)["faces"][0]["matches"]} == {person}
+
+
+def test_the_progress_rate_is_the_runs_own_so_far():
+    """Ten photos settled at once a second into a run (unchanged on a re-run) read 10
+    photos/s, as the summary counts them: rich's recent speed said ~10,000,000."""
+    from lookalike.cli.ingest import _RichProgress
+    from lookalike.ingest.report import IngestStatus, Outcome
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1e-7  # every look at the clock a little later
+        return now[0]
+
+    bar = _RichProgress(get_time=clock)
+    bar.start(10)
+    now[0] = 1.0
+    try:
+        for i in range(10):
+            bar.advance(Outcome(f"{i}.jpg", "p", IngestStatus.unchanged, "ok", 0, None))
+        assert float(bar.rate) == pytest.approx(10.0, rel=1e-3)
+    finally:
+        bar.stop()

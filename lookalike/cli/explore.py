@@ -71,10 +71,16 @@ def explore_pca(
             print_json(report.to_dict())
             return
         console = terminal()
-        console.print(f"{report.faces} faces; the first 20 of {len(report.spectrum)} components hold "
-                      f"{report.share_top20:.1%} of the variance")
+        console.print(f"{report.faces} faces; {_top(report)} hold {report.share_top20:.1%} of the variance")
         for c in report.components:
             console.print(f"axis {c.index}: {c.explained:.2%}")
+
+
+def _top(report: PcaReport) -> str:
+    """What ``share_top20`` counts: the first 20 components, or all of them when there are
+    fewer ("the first 20 of 6 components" on a small library)."""
+    n = len(report.spectrum)
+    return f"the first 20 of {n} components" if n > 20 else f"all {n} components"
 
 
 def _spectrum_plot(report: PcaReport, path: Path) -> None:
@@ -89,7 +95,7 @@ def _spectrum_plot(report: PcaReport, path: Path) -> None:
     ax.plot(range(1, len(report.spectrum) + 1), np.cumsum(report.spectrum), color="#c0504d", label="cumulative")
     ax.set_xlabel("component")
     ax.set_ylabel("share of variance")
-    ax.set_title(f"{report.faces} faces: first 20 components hold {report.share_top20:.0%}")
+    ax.set_title(f"{report.faces} faces: {_top(report)} hold {report.share_top20:.0%}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -29,6 +29,8 @@ from ._common import (
 from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..ingest.report import Outcome
 
 
@@ -126,12 +128,18 @@ def ingest(
 
 
 class _RichProgress:
-    """Progress bar: photos/s, faces, errors, ETA (on stderr, so --json stays clean)."""
+    """Progress bar: photos/s, faces, errors, ETA (on stderr, so --json stays clean).
 
-    def __init__(self) -> None:
+    The rate is the run's own so far (photos over the time since it started, as the summary
+    counts it), not rich's recent speed, which a burst of photos settled at once (unchanged on
+    a re-run) made tens of thousands a second. ``get_time``: rich's clock, for the tests."""
+
+    def __init__(self, get_time: Callable[[], float] | None = None) -> None:
         self.outcomes: list[Outcome] = []
         self.faces = 0
         self.errors = 0
+        self.get_time = get_time
+        self.rate = "-"  # photos/s as the bar shows it
 
     def start(self, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -140,7 +148,7 @@ class _RichProgress:
             TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} photos/s"), TextColumn("faces {task.fields[faces]}"),
             TextColumn("errors {task.fields[errors]}"), TimeRemainingColumn(),
-            console=terminal(stderr=True),
+            console=terminal(stderr=True), get_time=self.get_time,
         )
         self._bar.start()
         self._task = self._bar.add_task("ingest", total=total, faces=0, errors=0, rate="-")
@@ -155,9 +163,9 @@ class _RichProgress:
                                 IngestStatus.rejected):
             self.errors += 1
         task = self._bar.tasks[0]
-        speed = task.speed
-        self._bar.update(self._task, advance=1, faces=self.faces, errors=self.errors,
-                         rate=f"{speed:.1f}" if speed else "-")
+        elapsed = task.elapsed
+        self.rate = f"{(task.completed + 1) / elapsed:.1f}" if elapsed else "-"
+        self._bar.update(self._task, advance=1, faces=self.faces, errors=self.errors, rate=self.rate)
 
     def stop(self) -> None:
         self._bar.stop()
