@@ -82,6 +82,15 @@ class AverageFace(_Picture):
     faces: int
     people: int
     left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable (or changed)
+    window: tuple[int, int, int] | None = None  # the square of the frame its photos cover (averaging.framed)
+
+    def framed(self) -> tuple[np.ndarray, np.ndarray]:
+        """The picture shown (the frame cut to what the photos cover, at the same size) and
+        the mean shape in it: what a morph from this face starts from."""
+        return averaging.framed(self.image, self.shape, self.window)
+
+    def png(self) -> bytes:
+        return png_bytes(self.framed()[0])
 
     def to_dict(self) -> dict:
         return {"group": self.group, "size": int(self.image.shape[0]), "faces": self.faces,
@@ -350,7 +359,8 @@ class Pictures:
         key = _key("average", self.view.existing_space_id(), [c[0] for c in chosen], size)
         cached = self.cache.get(key)
         if isinstance(cached, AverageFace):
-            return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out)
+            return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out,
+                               cached.window)
         shape = geometry.mean_shape([p for *_, p in chosen], size)
         # a group's picture shows only what MIN_PEOPLE photos have: never one member's margin
         acc = averaging.Accumulator(shape, size, 1 if group is not None and group.kind is GroupKind.person
@@ -367,7 +377,7 @@ class Pictures:
         if not used:
             raise NotFound(f"{label}: none of its {len(chosen)} photos can be read any more")
         result = acc.result()
-        made = AverageFace(label, result.image, result.shape, result.count, people, left_out)
+        made = AverageFace(label, result.image, result.shape, result.count, people, left_out, result.window)
         self.cache.put(key, used, made)
         return made
 
@@ -397,7 +407,7 @@ class Pictures:
     def _side(self, given: QueryPhoto | Group, audience: Audience, size: int) -> tuple[str, np.ndarray, np.ndarray]:
         if isinstance(given, Group):
             made = self.average(_morphable(given), audience, size, limit=FACE_MATH_LIMIT)
-            return str(given), made.image, made.shape
+            return str(given), *made.framed()
         name, rgb, points, _ = self.face_of(given)
         return name, rgb, points
 

@@ -142,6 +142,34 @@ def test_an_average_streams_through_running_sums(faces, marks):
     _not_blank(whole.image)
 
 
+def test_an_average_of_tight_crops_is_shown_as_the_face_not_a_face_in_a_box(faces, marks):
+    """The frame leaves a face half its side for hair and shoulders; a person's photos that
+    stop at the face (faceapi_bbt's crops) or at a narrow portrait (Paul Rudd's one photo)
+    were a small face in a box of blurred fill. The picture shown is the square the photos
+    cover, the face at least 1.1x its box; ordinary photos keep the whole frame."""
+    size = 256
+    for paths in (sorted((faces / "celeb/faceapi_bbt/sheldon").iterdir()),
+                  [faces / "celeb/facenet_pytorch/paul_rudd/1.jpg"]):
+        found = _faces(marks, paths)
+        made = average.average(found, size)
+        assert made.window is not None, paths[0]
+        x, y, side = made.window
+        acc = average.Accumulator(made.shape, size)
+        for rgb, points in found:
+            acc.add(rgb, points)
+        trust = acc.trust()[..., 0]
+        fill_before = float((trust < 0.5).mean())
+        shown = trust[y:y + side, x:x + side]
+        assert float((shown < 0.5).mean()) < fill_before / 2, (paths[0], fill_before)
+        picture, shape = average.framed(made.image, made.shape, made.window)
+        assert picture.shape == made.image.shape
+        extent = float((shape.max(axis=0) - shape.min(axis=0)).max()) / size
+        assert 0.8 < extent <= 1 / average.FACE_MARGIN + 0.01, extent  # was 0.5 of the frame; never cut
+        _not_blank(picture)
+    lfw = _faces(marks, sorted((faces / "lfw-dev/images/Colin_Powell").glob("*.jpg"))[:5])
+    assert len(lfw) >= 3 and average.average(lfw, size).window is None
+
+
 def test_a_morph_of_two_tight_crops_fills_the_frame_without_streaks(faces, marks):
     """Two crops smaller than the frame round their faces: the frame beyond them was their
     replicated edge pixels, streaks across the top of every frame (mean |dx| 3.35 there,

@@ -83,7 +83,7 @@ def _average_beside(library: Library, name: str, montage: Path) -> str | None:
     except LookalikeError as err:
         logging.getLogger(__name__).warning("no average face beside the montage: %s", err)
         return None
-    return str(write_picture(made.image, target))
+    return str(write_picture(made.framed()[0], target))
 
 
 # -- remove ---------------------------------------------------------------------------

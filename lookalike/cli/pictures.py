@@ -59,7 +59,7 @@ def average(
         chosen = Group(GroupKind.person, person) if person is not None else Group.parse(group) if group else None
         with opened(lib) as library:
             made = library.pictures.average(chosen, size=size, limit=limit, outliers=outliers)
-        write_picture(made.image, out)
+        write_picture(made.framed()[0], out)
         if as_json:
             print_json(made.to_dict() | {"out": str(out)})
             return

@@ -37,18 +37,65 @@ FEATHER = 0.06  # coverage falls off over this share of the frame before a photo
 FILL_SIGMA = 0.08  # the fill's blur, a share of the frame: wide enough to reach across a margin
 
 
+COVERED = 0.98  # a framed picture's share of pixels that the photos themselves cover (not fill)
+FACE_MARGIN = 1.1  # a framed picture shows at least the face's box grown this much
+
+
 @dataclass(frozen=True)
 class Average:
     """An average face: the sRGB picture, the mean shape it is drawn in (frame pixels),
-    and how many faces went into it."""
+    how many faces went into it, and the square of the frame the photos cover
+    (:func:`covered_square`: what a picture of it shows, :func:`framed`)."""
 
     image: np.ndarray  # (size, size, 3) uint8 RGB
     shape: np.ndarray  # (N, 2) float64, frame pixels
     count: int
+    window: tuple[int, int, int] | None = None  # (x, y, side) in the frame; None: all of it
 
     @property
     def size(self) -> int:
         return int(self.image.shape[0])
+
+
+def covered_square(trust: np.ndarray, shape: np.ndarray) -> tuple[int, int, int] | None:
+    """The largest square of the frame, round the face, whose pixels the photos cover
+    (``trust`` >= 0.5, :meth:`Accumulator.trust`) at least :data:`COVERED` of; None when
+    that is the whole frame. Never smaller than the face's box grown :data:`FACE_MARGIN` times.
+
+    Why: the frame leaves the face about half its side, for the hair, ears and shoulders of
+    ordinary photos. Tight crops (a detector's face crops, close portraits) do not reach
+    that far, and their average was a small face in a box of blurred fill, cut where the
+    photos end; the picture shown is this square of it, the face larger, the fill gone."""
+    import cv2
+
+    size = trust.shape[0]
+    covered = np.ascontiguousarray(trust[..., 0] >= 0.5, dtype=np.uint8)
+    if covered.mean() >= COVERED:
+        return None
+    sums = cv2.integral(covered)  # (size + 1, size + 1): any square's count in four reads
+    low, high = shape.min(axis=0), shape.max(axis=0)
+    centre = (low + high) / 2
+    smallest = min(size, int(np.ceil(FACE_MARGIN * float((high - low).max()))))
+    for side in range(size - 1, smallest - 1, -1):
+        x = int(np.clip(round(centre[0] - side / 2), 0, size - side))
+        y = int(np.clip(round(centre[1] - side / 2), 0, size - side))
+        held = sums[y + side, x + side] - sums[y, x + side] - sums[y + side, x] + sums[y, x]
+        if held >= COVERED * side * side:
+            return x, y, side
+    return x, y, smallest
+
+
+def framed(image: np.ndarray, shape: np.ndarray, window: tuple[int, int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (a frame) cut to ``window`` and brought back to its size, with ``shape`` moved
+    along: the picture an average shows, and the points a morph from it needs."""
+    if window is None:
+        return image, shape
+    import cv2
+
+    x, y, side = window
+    size = image.shape[0]
+    picture = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_CUBIC)
+    return picture, (shape - (x, y)) * (size / side)
 
 
 class Accumulator:
@@ -93,6 +140,15 @@ class Accumulator:
         self.count += 1
         return warped
 
+    def trust(self) -> np.ndarray:
+        """How far each pixel is the photos' own mean rather than fill, 0-1, (size, size, 1):
+        ``cover`` whole faces' coverage (one, for a person's average)."""
+        weight = self._weight
+        trust = np.clip(weight - (self.cover - 1), 0.0, 1.0)
+        if not float(trust.max()) > 0.0:  # never where the faces themselves overlap; kept total
+            trust = np.clip(weight, 0.0, 1.0)
+        return trust
+
     def linear(self) -> np.ndarray:
         """The average so far in linear light, float32 (size, size, 3)."""
         if self.count == 0:
@@ -101,16 +157,14 @@ class Accumulator:
         if not float(weight.max()) > 0.0:  # no photo covers any pixel: only their borders are left
             return self._spare / min(self.count, 8)
         mean = self._sum / np.maximum(weight, 1e-12)
-        # ``cover`` whole faces' coverage: the photos' own pixels (one, for a person's average)
-        trust = np.clip(weight - (self.cover - 1), 0.0, 1.0)
-        if not float(trust.max()) > 0.0:  # never where the faces themselves overlap; kept total
-            trust = np.clip(weight, 0.0, 1.0)
+        trust = self.trust()
         if float(trust.min()) >= 1.0:
             return mean
         return trust * mean + (1.0 - trust) * fill(mean * trust, trust, self.size)
 
     def result(self) -> Average:
-        return Average(colour.to_srgb(self.linear()), self.shape.copy(), self.count)
+        window = covered_square(self.trust(), self.shape) if float(self._weight.max()) > 0.0 else None
+        return Average(colour.to_srgb(self.linear()), self.shape.copy(), self.count, window)
 
 
 def fill(weighted: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def person_average(lib: Library, name: str, audience: Audience, size: int = CARD
     for a visitor, a person who withholds consent has none (NotFound, as they have no card)."""
     from lookalike.query.facemath import Group, GroupKind
 
-    return lib.pictures.average(Group(GroupKind.person, name), audience=audience, size=size).image
+    return lib.pictures.average(Group(GroupKind.person, name), audience=audience, size=size).framed()[0]
 
 
 def appearance(lib: Library, components: int, audience: Audience) -> Appearance:
