@@ -47,9 +47,15 @@ def public_text(err: BaseException, places: Mapping[str, str]) -> str:
         return f"something went wrong ({type(err).__name__}); the server's log says why"
     text = str(err)
     if err.http_status >= 500 or err.http_status == 409:
-        for place in sorted(places, key=len, reverse=True):
-            if place:
-                text = text.replace(place, places[place])
+        return in_words(text, places)
+    return text
+
+
+def in_words(text: str, places: Mapping[str, str]) -> str:
+    """``text`` with each of the operator's ``places`` said in words, longest first."""
+    for place in sorted(places, key=len, reverse=True):
+        if place:
+            text = text.replace(place, places[place])
     return text
 
 

@@ -51,3 +51,12 @@ def test_a_library_is_built_through_the_api_profile_first(faces, tmp_path):
         query = {"photo": (amy[3].name, amy[3].read_bytes(), "image/png")}
         found = client.post("/v1/search", files=query, data={"k": "1"}, headers=headers).json()
         assert found["faces"][0]["matches"][0]["person"] == "amy"
+        # the same photo uploaded for someone else: a duplicate whose reason names the copy kept
+        # in words ("the upload folder/…"), as every answer of the API says the server's places
+        assert client.post("/v1/people", json={"name": "bea"}, headers=headers).status_code == 200
+        again = client.post("/v1/people/bea/photos", files=[("photos", ("a.png", amy[0].read_bytes(), "image/png"))],
+                            headers=headers)
+        assert again.status_code == 200, again.text
+        again = again.json()["photos"][0]
+        assert again["status"] == "duplicate" and again["reason"].startswith("same bytes as the upload folder/amy/")
+        assert str(tmp_path) not in again["reason"] and "('amy' vs 'bea')" in again["reason"]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import File, UploadFile
 
+from ...errors import in_words
 from ...store.values import Audience
 from .. import schemas
 from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read_capped
@@ -44,8 +45,10 @@ def add_photos(caller: Admin, service: Served, name: PersonName,
 
     def work(lib: Library) -> dict:
         report, names = lib.add_photos(name, uploads)
-        lines = [{"filename": names.get(o.path, "?"), "status": o.status, "reason": o.reason,
-                  "faces": o.faces} for o in report.outcomes]
+        places = service.private()  # a reason may name a stored copy: said as "the upload folder/…"
+        lines = [{"filename": names.get(o.path, "?"), "status": o.status,
+                  "reason": in_words(o.reason, places) if o.reason else o.reason, "faces": o.faces}
+                 for o in report.outcomes]
         return {"person": name, "photos": lines, "statuses": {k: v for k, v in report.statuses.items() if v}}
 
     return service.call(work)
