@@ -44,7 +44,7 @@ def test_a_person_corrected_in_a_manifest_refiles_the_photo(faces, tmp_path, bac
     assert backend.sql("select count(*) from faces") == [(1,)] and lib.doctor()[0].ok
 
 
-def test_faces_all_after_largest_reads_the_group_photo_again_and_back(faces, tmp_path, backend):
+def test_faces_all_after_largest_reads_the_group_photo_again(faces, tmp_path, backend):
     group = tmp_path / "group.jpg"
     shutil.copyfile(faces / "bad-inputs/collected/group_many_faces__faces.jpg", group)
     assert _open(backend).ingest([str(group)]).faces == 1
@@ -53,9 +53,57 @@ def test_faces_all_after_largest_reads_the_group_photo_again_and_back(faces, tmp
     assert every.faces > 1
     assert backend.sql("select count(*) from faces") == [(every.faces,)]
     assert _said(_open(backend).ingest([str(group)], faces=lookalike.FacesMode.all))["group.jpg"].status == "unchanged"
-    back = _said(_open(backend).ingest([str(group)]))["group.jpg"]
-    assert (back.status, back.faces, back.reason) == ("ok", 1, "read again: stored with --faces all")
-    assert backend.sql("select count(*) from faces") == [(1,)] and _open(backend).doctor()[0].ok
+    # a plain re-run (--faces largest, the default) keeps the group photo's other faces
+    assert _said(_open(backend).ingest([str(group)]))["group.jpg"].status == "unchanged"
+    assert backend.sql("select count(*) from faces") == [(every.faces,)] and _open(backend).doctor()[0].ok
+
+
+def test_a_folders_name_never_moves_a_photo_a_manifest_filed(faces, tmp_path, backend):
+    """Filed under 'Alice' (withholding consent) by a manifest, the photo sits in a folder
+    'alice': a folder run, and one that reads it again for its estimates, keep it where the
+    manifest filed it (it was moved to a new 'alice' whose consent nobody stated: shown)."""
+    (tmp_path / "c" / "alice").mkdir(parents=True)
+    shutil.copyfile(faces / LFW, tmp_path / "c" / "alice" / "a.jpg")
+    (tmp_path / "c" / "m.csv").write_text("path,person,consent_display\nalice/a.jpg,Alice,false\n")
+    _open(backend).ingest([str(tmp_path / "c" / "m.csv")])
+    for analyzer in (None, "offline"):
+        said = _said(_open(backend).ingest([str(tmp_path / "c" / "alice")], analyzer=analyzer))["a.jpg"]
+        assert said.person == "Alice", said
+        assert backend.sql("select people.name from faces join people on people.id = faces.person_id") == [("Alice",)]
+    assert said.status == "ok" and said.reason == "read again: its faces had no estimates"
+    hits = _open(backend).search(str(faces / LFW.replace("0001", "0002")), k=5, audience=lookalike.Audience.visitor)
+    assert not [m for f in hits.faces for m in f.matches], "a withheld face was shown"
+
+
+def test_a_photo_refiled_from_a_withheld_person_stays_withheld(faces, tmp_path, backend, caplog):
+    """A manifest moves the photo from 'Paul' (who withholds consent) to 'Paul Rudd' without
+    stating his: he withholds it too until a row states it, and the run says so."""
+    shutil.copyfile(faces / LFW, tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("path,person,consent_display\na.jpg,Paul,false\n")
+    _open(backend).ingest([str(tmp_path / "m.csv")])
+    (tmp_path / "fix.csv").write_text("path,person\na.jpg,Paul Rudd\n")
+    with caplog.at_level("WARNING", logger="lookalike.ingest.reader"):
+        said = _said(_open(backend).ingest([str(tmp_path / "fix.csv")]))["a.jpg"]
+    assert (said.status, said.person) == ("ok", "Paul Rudd")
+    assert "refiled from 'Paul', who withholds consent to be displayed: so does 'Paul Rudd' now" in caplog.text
+    assert backend.sql("select consent_display from people where name = 'Paul Rudd'") in ([(0,)], [(False,)])
+    hits = _open(backend).search(str(faces / LFW.replace("0001", "0002")), k=5, audience=lookalike.Audience.visitor)
+    assert not [m for f in hits.faces for m in f.matches], "a withheld face was shown"
+
+
+def test_a_read_again_that_fails_keeps_what_was_stored(faces, tmp_path, backend):
+    """Read again for its estimates under a lower --max-pixels, the photo is too large now:
+    its faces stay (they were replaced by a too_large row)."""
+    shutil.copyfile(faces / LFW, tmp_path / "a.jpg")
+    shutil.copyfile(faces / "celeb/face_recognition/barack_obama/obama.jpg", tmp_path / "big.jpg")
+    paths = [str(tmp_path / "a.jpg"), str(tmp_path / "big.jpg")]
+    _open(backend).ingest(paths)
+    said = _said(_open(backend, max_pixels=100_000).ingest(paths, analyzer="offline"))
+    assert said["big.jpg"].status == "unchanged" and said["a.jpg"].status == "ok"
+    assert said["big.jpg"].reason.startswith("read again: its faces had no estimates, but too_large: ")
+    assert said["big.jpg"].reason.endswith("what was stored from it before is kept")
+    assert sorted(backend.sql("select status from photos")) == [("ok",), ("ok",)]
+    assert backend.sql("select count(*) from faces") == [(2,)] and _open(backend).doctor()[0].ok
 
 
 def test_analyze_on_a_rerun_gives_stored_faces_their_estimates(faces, tmp_path, backend):
@@ -84,13 +132,13 @@ def test_a_photo_too_large_is_read_once_the_limit_is_raised(faces, tmp_path, bac
     assert backend.sql("select status from photos") == [("ok",), ("ok",)]
 
 
-def test_a_photo_moved_to_another_persons_folder_says_how_to_refile_it(faces, tmp_path):
+def test_a_photo_moved_to_another_persons_folder_says_how_to_refile_it(faces, tmp_path, backend):
     corpus = tmp_path / "c"
     (corpus / "alice").mkdir(parents=True)
     (corpus / "bob").mkdir()
     shutil.copyfile(faces / LFW, corpus / "alice" / "a.jpg")
     shutil.copyfile(faces / LFW.replace("0001", "0002"), corpus / "alice" / "b.jpg")  # stays where it is
-    lib = lookalike.open(tmp_path / "lib.db")
+    lib = _open(backend)
     lib.ingest([str(corpus)])
     shutil.move(corpus / "alice" / "a.jpg", corpus / "bob" / "a.jpg")
     moved = _said(lib.ingest([str(corpus)]))["a.jpg"]

@@ -71,6 +71,9 @@ class Item:
     person: str | None
     profile: Profile | None = None
     rejected: Rejection | None = None  # why, when refused before reading
+    # the run names the person itself (a manifest row, --person), not a folder's name: only
+    # then is a stored photo filed under another person refiled (ingest.reader.read_again)
+    named: bool = False
 
 
 PROFILE_REFUSED = "profile refused"  # a Rejection's kind: the row's text, not its photo
@@ -118,7 +121,7 @@ def _folder_item(file: Path, person: str | None) -> Item:
     cannot be a person's (``..`` as in ``photos/alice/..``, a backslash, a control
     character) refuses the photo with the reason instead of inventing a person."""
     if person is not None:
-        return Item(str(file), person)
+        return Item(str(file), person, named=True)
     name = file.parent.name
     problem = person_name_problem(name)
     if problem is not None:
@@ -192,7 +195,7 @@ def read_manifest(path: Path) -> list[Item]:
             items.append(Item(str(target), person, narrowed, rejected=Rejection(PROFILE_REFUSED, str(err),
                                                                                 where=where)))
             continue
-        items.append(Item(str(target), person, profile))
+        items.append(Item(str(target), person, profile, named=True))
     return items
 
 

@@ -18,7 +18,6 @@ from ..faces.pipeline import Face, FacePipeline, FacesMode, Space
 from ..faults import crash_point
 from ..store.values import encode_vector
 from ..workers import spawn_context
-from .corpus import Item
 from .report import IngestStatus, Processed, Task
 
 if TYPE_CHECKING:
@@ -50,9 +49,9 @@ class Mapper:
 
     GROUP_PIXELS = 12_000_000  # decoded pixels a group of photos holds at most while its chips wait
 
-    def process(self, item: Item, sha: str, size: int, data: bytes, replaces: bool, again: str = "") -> Processed:
+    def process(self, task: Task) -> Processed:
         """One photo's bytes to faces. Never raises: a bad photo gets a status and a reason."""
-        return self.process_tasks([Task(item, sha, size, data, replaces, again)])[0]
+        return self.process_tasks([task])[0]
 
     def process_tasks(self, tasks: list[Task]) -> list[Processed]:
         """Several photos to faces, their faces embedded together. Never raises: a bad photo
@@ -81,7 +80,7 @@ class Mapper:
                 for k, faces in embedded.items():
                     settled[k] = self._finish(found[k], faces, points.get(k, []))
                 found, pixels = {}, 0
-        return [_read_again(settled[i], tasks[i].again) for i in range(len(tasks))]
+        return [_read_again(settled[i], tasks[i]) for i in range(len(tasks))]
 
     def _found(self, task: Task) -> Processed | _Found:
         """Decode ``task``'s photo and find its faces, or the status saying why not."""
@@ -188,10 +187,17 @@ class _Found(NamedTuple):
     notes: list[str]  # what decoding it noted (EXIF turned, draft...)
 
 
-def _read_again(result: Processed, why: str) -> Processed:
-    """A stored photo read again says why first (``Task.again``), then what reading it noted."""
+def _read_again(result: Processed, task: Task) -> Processed:
+    """A stored photo read again says why first (``Task.again``), then what reading it noted.
+    One whose faces were stored (``Task.keep``) and whose new read fails (a lower
+    ``--max-pixels``, a file that decodes no more) keeps them: ``unchanged``, with the reason
+    (a person's faces go only by ``lookalike remove``)."""
+    why = task.again
     if not why:
         return result
+    if task.keep and result.status is not IngestStatus.ok:
+        return Processed(result.path, result.person, None, result.sha256, result.size, IngestStatus.unchanged,
+                         f"{why}, but {result.status}: {result.reason}; what was stored from it before is kept")
     return replace(result, reason=f"{why}; {result.reason}" if result.reason else why)
 
 

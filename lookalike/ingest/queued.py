@@ -28,7 +28,7 @@ from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .mapper import Mapper
-from .reader import Reading, Verdict, decide, read_file, unreadable
+from .reader import Reading, Verdict, decide, duplicate_reason, read_file, unreadable
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class QueueWorker:
     def _decide(self, view: IngestTarget, item: Claimed, read: Read, starts: int,
                 old: Known | None, first: Known | None, seen: dict[str, Item]) -> Processed:
         """What to store for one claimed photo: its faces, or why not."""
-        it = Item(item.path, item.person)
+        it = Item(item.path, item.person, named=True)  # the queue row holds the reader's decision
         if read.data is None or read.sha is None:  # both or neither (:func:`_read`)
             return unreadable(it, f"{read.why}; is the corpus mounted at the same path on every worker machine?",
                               old, f" on worker {self.name}")
@@ -269,17 +269,19 @@ class QueueWorker:
         d = decide(it, sha, old, first, seen.get(sha), Reading(item.faces_mode, item.analyzer is not None))
         if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
-            return Processed(item.path, item.person, None, sha, len(data), IngestStatus.unchanged, d.reason)
+            filed = old.person if old is not None and old.person else item.person
+            return Processed(item.path, filed, None, sha, len(data), IngestStatus.unchanged, d.reason)
         if starts > queue.MAX_ATTEMPTS:
             return Processed.settled(it, PhotoStatus.error,
                                      f"a worker process died on this photo {starts - 1} times; not retried",
                                      sha256=sha, size=len(data), replaces=d.replaces)
         if d.verdict is Verdict.duplicate:
-            return Processed.settled(it, PhotoStatus.duplicate, d.reason, sha256=sha, size=len(data),
+            return Processed.settled(it, PhotoStatus.duplicate, duplicate_reason(d, it), sha256=sha, size=len(data),
                                      replaces=d.replaces, conflict=d.conflict)
         seen[sha] = it
         mapper = self._mapper(view, item)
-        return mapper.process(it, sha, len(data), data, d.replaces, d.reason)
+        keep = old is not None and old.status == PhotoStatus.ok.value and bool(d.reason)
+        return mapper.process(Task(it, sha, len(data), data, d.replaces, d.reason, keep))
 
     def in_space(self, session: Session, space_id: int) -> IngestTarget:
         if space_id not in self._views:

@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from ..faces.pipeline import FacesMode
 from ..store import person_rows, photo_rows
 from ..store.values import PhotoStatus
 from .corpus import PROFILE_REFUSED, Item
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from ..store.photo_rows import Known
     from .protocol import IngestTarget
 
+
+log = logging.getLogger(__name__)
 
 class Verdict(enum.Enum):
     new = "new"  # to the mapper
@@ -52,21 +58,31 @@ class Reading:
     analyzes: bool  # the run estimates age / gender / emotion
 
 
+def refiles(item: Item, old: Known) -> bool:
+    """Whether this run files a stored photo under another person: only when it names the
+    person itself (a manifest row, ``--person``), or the photo was filed under no one. A
+    folder's name never moves a photo a manifest filed (``Alice`` in the manifest, the folder
+    ``alice``: moved to a new person whose consent nobody stated, her face was shown)."""
+    return bool(item.person) and old.person != item.person and (item.named or old.person is None)
+
+
 def read_again(item: Item, old: Known, reading: Reading) -> str:
     """Why a photo stored with these bytes is read again by this run ("" when it is not): a
-    manifest (or folder) that files it under another person, a photo too large for an
+    run that files it under another person (:func:`refiles`), a photo too large for an
     earlier run's ``--max-pixels`` (the limit may have been raised; refused again at its
-    header otherwise), ``--faces`` other than it was read with, ``--analyze`` on faces
-    stored without estimates. Only what it was stored with decides; a row from before the
-    options were stored (``faces_mode`` NULL) is never read again for its mode."""
+    header otherwise), ``--faces all`` on a photo read for its largest face (never the other
+    way: a plain re-run, ``largest`` by default, would drop a group photo's other faces),
+    ``--analyze`` on faces stored without estimates. Only what it was stored with decides; a
+    row from before the options were stored (``faces_mode`` NULL) is never read again for
+    its mode."""
     why = []
-    if item.person and old.person != item.person:
+    if refiles(item, old):
         why.append(f"filed under {old.person!r} before" if old.person else "filed under no one before")
     if old.status == PhotoStatus.too_large.value:
         why.append("too large for an earlier run's --max-pixels")
     if old.status == PhotoStatus.ok.value:
-        if old.faces_mode is not None and old.faces_mode != reading.faces:
-            why.append(f"stored with --faces {old.faces_mode}")
+        if old.faces_mode == FacesMode.largest.value and reading.faces == FacesMode.all.value:
+            why.append("stored with --faces largest")
         if reading.analyzes and not old.analyzed:
             why.append("its faces had no estimates")
     return "read again: " + ", ".join(why) if why else ""
@@ -143,7 +159,7 @@ def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
     return kept, again
 
 
-def _moved(d: Decision, item: Item) -> str:
+def duplicate_reason(d: Decision, item: Item) -> str:
     """A duplicate's reason; a conflict whose first copy is gone from disk was most likely
     moved to file it under the right person, and the reason says how that is done (the
     stored photo is kept: its faces are never dropped because a path is missing)."""
@@ -241,14 +257,39 @@ class Reader:
                     if item.profile is not None and item.person:  # a manifest may update profiles
                         person_rows.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
-                    filed = item.person or (old.person if old is not None else None)  # where it is
-                    self.sink.record(Outcome(item.path, filed, IngestStatus.unchanged, d.reason, 0, sha))
+                    filed = old.person if old is not None and old.person else item.person  # where it is
+                    reason = d.reason
+                    if filed != item.person and item.person:
+                        reason += (f"; filed under {filed!r}, not the folder's {item.person!r} "
+                                   "(a manifest row or --person refiles it)")
+                    self.sink.record(Outcome(item.path, filed, IngestStatus.unchanged, reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:
-                    self.sink.take(Processed.settled(item, PhotoStatus.duplicate, _moved(d, item), sha256=sha,
+                    self.sink.take(Processed.settled(item, PhotoStatus.duplicate, duplicate_reason(d, item), sha256=sha,
                                                      size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
+                    if old is not None and old.person and old.sha256 == sha and old.person != item.person \
+                            and not refiles(item, old):  # a folder's name: read again where it is filed
+                        item = replace(item, person=old.person, profile=None)
                     self.in_flight[sha] = item
-                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason))
+                    if old is not None and old.withheld and old.person and refiles(item, old):
+                        item = self._withheld_along(session, item, old.person)
+                        profiles_changed = True
+                    keep = old is not None and old.status == PhotoStatus.ok.value and bool(d.reason)
+                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason, keep))
             if profiles_changed:
                 session.commit()
         return tasks
+
+    def _withheld_along(self, session: Session, item: Item, old: str) -> Item:
+        """A photo refiled from ``old``, who withholds consent, to a person whose consent the
+        run does not state: they withhold it too (recorded now, and said; a row that states it
+        decides), so moving a photo never shows a face that was not shown."""
+        person = item.person
+        if person is None or (item.profile is not None and item.profile.consent_display is not None):
+            return item
+        if item.profile is not None:  # a public corpus's profile says "never stated": not here
+            item = replace(item, profile=replace(item.profile, consent_display=False))
+        if person_rows.withhold_unless_stated(session, person, self.people) or item.profile is not None:
+            log.warning("%s: refiled from %r, who withholds consent to be displayed: so does %r now, "
+                        "until a manifest row states theirs", item.path, old, person)
+        return item

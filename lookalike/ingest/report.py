@@ -42,6 +42,7 @@ class Task:
     data: bytes
     replaces: bool  # a row for this path exists (changed file, or an error retried)
     again: str = ""  # why a stored photo is read again (another person, faces mode, analysis)
+    keep: bool = False  # a stored photo with faces, read again: kept as it was if this read fails
 
     @property
     def path(self) -> str:

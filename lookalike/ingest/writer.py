@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..faces.landmarks import MODEL as LANDMARK_MODEL
 from ..faults import crash_point
 from ..store import photo_batches
-from .report import IngestReport, Outcome, Processed, Progress
+from .report import IngestReport, IngestStatus, Outcome, Processed, Progress
 
 if TYPE_CHECKING:
 
@@ -36,6 +36,9 @@ class Writer:
 
     # writer side ---------------------------------------------------------------------
     def take(self, result: Processed) -> None:
+        if result.status is IngestStatus.unchanged:  # a failed re-read kept what was stored: said, not stored
+            self.record(result.outcome())
+            return
         self.buffer.append(result)
         if len(self.buffer) >= self.options.batch:
             self.flush()

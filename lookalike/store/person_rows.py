@@ -188,6 +188,18 @@ def _profile(p: Person) -> StoredProfile:
                          tuple(json.loads(p.tags)) if p.tags else (), bool(p.consent_display))
 
 
+def withhold_unless_stated(session: Session, name: str, cache: dict | None = None) -> bool:
+    """The person called ``name`` (created if new) withholds consent unless theirs is stated
+    already; True when this narrowed it. The caller commits."""
+    upsert_person(session, name, None, cache)
+    person = person_by_name(session, name)
+    if person is None or person.consent_display is not None:
+        return False
+    person.consent_display = False
+    session.flush()
+    return True
+
+
 def set_consent(session: Session, name: str, consent: bool) -> bool:
     """Record a person's consent to be displayed; False when nobody has that name. The
     caller commits: from then on no visitor's search returns them."""

@@ -90,6 +90,7 @@ class Known:
     person: str | None
     faces_mode: str | None = None  # what it was read with (None: not read by the models, or not known)
     analyzed: bool = False
+    withheld: bool = False  # its person withholds consent to be displayed
 
 
 def _known(session: Session, space_id: int, column: SQLColumnExpression[str | None], values: list[str],
@@ -97,11 +98,12 @@ def _known(session: Session, space_id: int, column: SQLColumnExpression[str | No
     """Photo rows whose ``column`` is in ``values``, lowest id last (chunked IN queries)."""
     out: list[Known] = []
     for chunk in chunks(values):
-        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name, Photo.faces_mode, Photo.analyzed)
+        query = (select(Photo.path, Photo.sha256, Photo.status, Person.name, Photo.faces_mode, Photo.analyzed,
+                        Person.consent_display.is_(False))
                  .outerjoin(Person, Person.id == Photo.person_id)
                  .where(Photo.space_id == space_id, column.in_(chunk), *where)
                  .order_by(Photo.id.desc()))
-        out.extend(Known(*r) for r in session.execute(query))
+        out.extend(Known(*r[:6], withheld=bool(r[6])) for r in session.execute(query))
     return out
 
 
