@@ -289,10 +289,10 @@ class Library:
         """Delete one photo: its faces, vectors and centroid contributions, in every
         embedding space; the person stays."""
         where = str(Path(path).expanduser().absolute())
-        spellings = {where, os.path.normpath(where), os.path.realpath(where)}  # as stored, or `..`/links undone
+        spellings = (where, os.path.normpath(where), os.path.realpath(where))  # as stored, or `..`/links undone
 
-        def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:
-            photos = photo_rows.photos_at(session, spellings)
+        def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:  # the first spelling stored
+            photos = next((found for s in spellings if (found := photo_rows.photos_at(session, s))), [])
             if not photos:
                 raise NotFound(f"{where}: no such photo in this library")
             return None, photos

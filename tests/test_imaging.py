@@ -168,6 +168,8 @@ def test_an_average_of_tight_crops_is_shown_as_the_face_not_a_face_in_a_box(face
         _not_blank(picture)
     lfw = _faces(marks, sorted((faces / "lfw-dev/images/Colin_Powell").glob("*.jpg"))[:5])
     assert len(lfw) >= 3 and average.average(lfw, size).window is None
+    nothing = np.zeros((size, size, 1), dtype=np.float32)  # no photo covers a pixel, the face fills the frame
+    assert average.covered_square(nothing, np.array([[0.0, 0.0], [255.0, 0.0], [128.0, 255.0]])) is None
 
 
 def test_a_morph_of_two_tight_crops_fills_the_frame_without_streaks(faces, marks):

@@ -173,3 +173,7 @@ def test_a_library_from_before_0011_learns_what_its_photos_were_read_with(tmp_pa
         kept = conn.execute("select count(*) from faces").fetchone()[0], \
             conn.execute("select count(*) from face_estimates").fetchone()[0]
     assert rows == [(1, "all", 0), (2, None, 1), (3, None, 0)] and kept == (4, 1)
+    db.move_to(engine, "0010")  # and back: SQLite copies the table, which must not cascade to the faces
+    with sqlite3.connect(tmp_path / "v10.db") as conn:
+        assert conn.execute("select count(*) from faces").fetchone()[0] == 4
+        assert conn.execute("select count(*) from face_estimates").fetchone()[0] == 1

@@ -76,6 +76,8 @@ def covered_square(trust: np.ndarray, shape: np.ndarray) -> tuple[int, int, int]
     low, high = shape.min(axis=0), shape.max(axis=0)
     centre = (low + high) / 2
     smallest = min(size, int(np.ceil(FACE_MARGIN * float((high - low).max()))))
+    if smallest >= size:  # the face's box fills the frame: nothing to cut
+        return None
     for side in range(size - 1, smallest - 1, -1):
         x = int(np.clip(round(centre[0] - side / 2), 0, size - side))
         y = int(np.clip(round(centre[1] - side / 2), 0, size - side))

@@ -294,10 +294,9 @@ def photos_of_person(session: Session, person_id: int) -> list[Photo]:
     return list(session.scalars(select(Photo).where(Photo.person_id == person_id)))
 
 
-def photos_at(session: Session, spellings: Iterable[str]) -> list[Photo]:
-    """The photo rows of one file, named by any of ``spellings`` of its path, in every
-    embedding space."""
-    return list(session.scalars(select(Photo).where(Photo.path.in_(sorted(set(spellings))))))
+def photos_at(session: Session, path: str) -> list[Photo]:
+    """The photo rows of one file, in every embedding space."""
+    return list(session.scalars(select(Photo).where(Photo.path == path)))
 
 
 PersonFaceRow = tuple[int, str, int, int, int, int, bytes]  # face id, photo path, x, y, w, h, vector bytes
