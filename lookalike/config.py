@@ -109,9 +109,9 @@ def shown_url(url: str) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The file behind a SQLite URL, or ``None`` for other databases."""
+    """The file behind a SQLite URL (without its ``?query``), or ``None`` for other databases."""
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])
     return None
 
 
@@ -121,22 +121,37 @@ def _beside(url: str, kind: str) -> Path:
     folder shared a plain ``indexes/`` (the second was refused: "this index belongs to another
     library") and ``uploads/`` (removing a person from one deleted the other's uploads of a
     namesake). The default library, ``lookalike.db``, keeps the plain names, and so does a
-    library made before (:func:`_made_before_own_folders`). A server database: in the
-    current folder."""
+    library made before that, whose plain folder is there and its own is not. A library
+    made since has its own folders from the start (:func:`claim_folders`, before its file),
+    so which are its own never changes. A server database: in the current folder."""
     path = sqlite_path(url)
     if path is None:
         return Path.cwd() / kind
-    if path.name == DEFAULT_DB or _made_before_own_folders(path):
-        return path.parent / kind
-    return path.parent / f"{path.stem}.{kind}"
+    plain, own = path.parent / kind, path.parent / f"{path.stem}.{kind}"
+    if path.name in (DEFAULT_DB, ":memory:"):
+        return plain
+    made_before = _holds_a_library(path) and plain.is_dir() and not own.exists()
+    return plain if made_before else own
 
 
-def _made_before_own_folders(path: Path) -> bool:
-    """A library whose file and a plain ``indexes/`` are there while its own ``NAME.indexes/``
-    is not: made before the folders were named after it (2026-12-07). A library made since
-    has its own from the start (:class:`lookalike.library.Library` makes it with the file),
-    so this never flips for one library."""
-    return path.exists() and (path.parent / "indexes").is_dir() and not (path.parent / f"{path.stem}.indexes").exists()
+def _holds_a_library(path: Path) -> bool:
+    """A SQLite file with something in it (an empty file is a library not made yet)."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def claim_folders(settings: Settings) -> None:
+    """A new SQLite library's index and upload folders, made before its file is: from then
+    on they are its own whatever else the folder holds (:func:`_beside`). Only where their
+    parent folder is there (a mistyped path is the open's to refuse, not made here)."""
+    path = sqlite_path(settings.db_url)
+    if path is None or path.name in (DEFAULT_DB, ":memory:") or _holds_a_library(path):
+        return  # the default library's folders are the plain ones whatever is there
+    for folder in (settings.index_dir, settings.upload_dir):
+        if folder is not None and folder.parent.is_dir():
+            folder.mkdir(exist_ok=True)
 
 
 def default_index_dir(url: str) -> Path:
@@ -147,11 +162,11 @@ def default_index_dir(url: str) -> Path:
 
 
 def default_upload_dir(url: str) -> Path:
-    """``NAME.uploads/`` beside the SQLite file (``uploads/`` where the index folder is the plain
-    ``indexes/``, :func:`_beside`): photos added through the HTTP API or the admin page are
-    kept there, and removing their person deletes them (the library owns that folder, never a
-    corpus's). For a server database, in the current folder; with workers on other machines it
-    must be on storage they all mount at the same path."""
+    """``NAME.uploads/`` beside the SQLite file ``NAME.db`` (``uploads/`` for ``lookalike.db``
+    and for a library made before, :func:`_beside`): photos added through the HTTP API or the
+    admin page are kept there, and removing their person deletes them (the library owns that
+    folder, never a corpus's). For a server database, in the current folder; with workers on
+    other machines it must be on storage they all mount at the same path."""
     return _beside(url, "uploads")
 
 

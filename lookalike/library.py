@@ -88,9 +88,7 @@ class Library:
 
     def __post_init__(self) -> None:
         config.activate_weights_home()
-        file, folder = config.sqlite_path(self.settings.db_url), self.settings.index_dir
-        if file is not None and not file.exists() and folder.parent.is_dir():  # a new library's index
-            folder.mkdir(exist_ok=True)  # folder before its file: which is its own never changes (config._beside)
+        config.claim_folders(self.settings)  # a new library's folders, before its file: its own for good
         self._engine = db.make_engine(self.settings.db_url)
         self.revision = db.migrate(self._engine)
         self.backend = for_settings(self._engine.dialect.name, self.settings.vectors)

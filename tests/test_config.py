@@ -216,24 +216,34 @@ def test_the_web_apps_flags_reach_its_pages_as_given(clean_env):
 
 def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env, tmp_path):
     """NAME.db keeps NAME.indexes/ and NAME.uploads/ (two libraries in one folder shared
-    indexes/, and the second was refused); lookalike.db keeps the plain names, and so does a
-    library made before, whose index files are in indexes/. Which folder is a library's own
-    never changes: a new library makes its index folder before its file."""
+    indexes/, and the second was refused; and uploads/, where removing a person deleted a
+    namesake's photos in the other); lookalike.db keeps the plain names, and so does a library
+    made before, whose plain folders are there. Which folders are a library's own never
+    changes: a new library makes them before its file, whatever --index-dir says."""
     import lookalike
 
-    def folders(name: str) -> tuple[Path, Path | None]:
-        s = Settings.resolve(db=tmp_path / name)
+    def folders(name: str, **given: object) -> tuple[Path, Path | None]:
+        s = Settings.resolve(db=tmp_path / name, **given)
         return s.index_dir, s.upload_dir
 
     assert folders("kiosk.db") == (tmp_path / "kiosk.indexes", tmp_path / "kiosk.uploads")
     assert folders("lookalike.db") == (tmp_path / "indexes", tmp_path / "uploads")
+    assert folders("my.lib.db?mode=ro") == (tmp_path / "my.lib.indexes", tmp_path / "my.lib.uploads")
     (tmp_path / "indexes").mkdir()
-    (tmp_path / "old.db").write_bytes(b"")  # a library made before: its file, the plain indexes/
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "old.db").write_bytes(b"SQLite format 3\x00" + bytes(84))  # made before: plain folders there
     assert folders("old.db") == (tmp_path / "indexes", tmp_path / "uploads")
-    assert folders("new.db") == (tmp_path / "new.indexes", tmp_path / "new.uploads")  # not made yet
-    lookalike.open(tmp_path / "new.db").close()
-    assert (tmp_path / "new.indexes").is_dir()  # made with it: still its own now that both are there
-    assert folders("new.db") == (tmp_path / "new.indexes", tmp_path / "new.uploads")
+    (tmp_path / "empty.db").write_bytes(b"")  # an empty file is no library yet
+    assert folders("empty.db") == (tmp_path / "empty.indexes", tmp_path / "empty.uploads")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for given in ({}, {"index_dir": elsewhere}):
+        name = f"new{len(given)}.db"
+        lookalike.open(tmp_path / name, **given).close()
+        assert (tmp_path / name.replace(".db", ".uploads")).is_dir()  # made with it: still its own now
+        assert folders(name, **given)[1] == tmp_path / name.replace(".db", ".uploads")
+    assert folders("new0.db")[0] == tmp_path / "new0.indexes"
+    assert not (tmp_path / "new1.indexes").exists()  # --index-dir named another: none made here
     with pytest.raises(LookalikeError):  # a folder that is not there: nothing made, not even the index folder
         lookalike.open(tmp_path / "nowhere" / "x.db")
     assert not (tmp_path / "nowhere").exists()

@@ -131,7 +131,8 @@ def test_two_libraries_in_one_folder_each_keep_their_own_index(faces, tmp_path):
     for db, folder in (("lookalike.db", obama), ("kiosk.db", biden)):
         done = cli("ingest", str(folder), "--db", db, "-q", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["indexes", "kiosk.db", "kiosk.indexes", "lookalike.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["indexes", "kiosk.db", "kiosk.indexes", "kiosk.uploads",
+                                                          "lookalike.db"]
     for db, person in (("lookalike.db", "barack_obama"), ("kiosk.db", "joe_biden")):
         found = cli("search", str(faces / "celeb/face_recognition/joe_biden/biden.jpg"), "--db", db, "--json",
                     cwd=tmp_path)
