@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from . import config
 from .errors import BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
+from .store.values import Audience, KeyScope
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from .ingest.corpus import Profile
-    from .store.values import Audience, KeyScope
 
 Sessions = Callable[[], AbstractContextManager["Session"]]
 """A library's session factory (:meth:`lookalike.library.Library.session`)."""
@@ -65,6 +65,7 @@ class People:
     def summaries(self, audience: Audience, name: str | None = None) -> list[person_rows.PersonSummary]:
         """Everyone ``audience`` may see (or the one called ``name``) with their profile and
         counts in the current space."""
+        audience = Audience.of(audience)
         with self.sessions() as session:
             return person_rows.people(session, self._counted_in(), audience, name=name)
 
@@ -88,6 +89,8 @@ class People:
         """Record consent to be displayed. Withdrawn, the person leaves every visitor's
         search at once: the change moves the space's generation (:mod:`lookalike.store.generations`),
         which the next search reads with its answer, and so reads the faces shown again."""
+        if not isinstance(consent, bool):  # "no" was stored as consent (a truthy string)
+            raise ConfigError(f"consent for {name!r}: True or False, not {consent!r}")
         with self.sessions() as session:
             if not person_rows.set_consent(session, name, consent):
                 raise NotFound.person(name)
@@ -158,6 +161,7 @@ class ApiKeys:
         its SHA-256."""
         import secrets
 
+        scope = KeyScope.of(scope)
         key = "lk_" + secrets.token_urlsafe(32)
         with self.sessions() as session:
             key_id = key_rows.add_key(session, scope=scope.value, key_hash=_key_hash(key), prefix=key[:10],
@@ -181,8 +185,6 @@ class ApiKeys:
 
     def scope(self, key: str) -> KeyScope | None:
         """The scope of a valid, unrevoked key; ``None`` for anything else."""
-        from .store.values import KeyScope
-
         with self.sessions() as session:
             scope = key_rows.key_scope(session, _key_hash(key))
         return KeyScope(scope) if scope is not None else None

@@ -354,6 +354,8 @@ class Pictures:
                 limit: int | None = None, outliers: bool = False) -> AverageFace:
         """The average face of ``group`` (None: the corpus) as ``audience`` may see it: every
         face warped to the group's mean shape and averaged in linear light."""
+        audience = Audience.of(audience)
+        group = Group.parse(group) if isinstance(group, str) else group  # "person:NAME" too
         label = "corpus" if group is None else str(group)
         chosen, left_out, people = self._chosen(group, audience, limit, outliers)
         key = _key("average", self.view.existing_space_id(), [c[0] for c in chosen], size)
@@ -416,6 +418,7 @@ class Pictures:
         """The morph from A to B; each is a photo (path or bytes) or a person's group
         (``Group(GroupKind.person, name)``: their average face, of the faces ``audience``
         may see). :func:`morph_side` reads either from a command line's text."""
+        audience = Audience.of(audience)
         name_a, image_a, points_a = self._side(a, audience, size)
         name_b, image_b, points_b = self._side(b, audience, size)
         return Morph(name_a, name_b, morphing.frames((image_a, points_a), (image_b, points_b), frames, size))
@@ -428,6 +431,9 @@ class Pictures:
         the corpus average."""
         from .query.facemath import own_group
 
+        audience = Audience.of(audience)
+        toward = Group.parse(toward) if isinstance(toward, str) else toward  # "age:60-" too
+        away = Group.parse(away) if isinstance(away, str) else away
         transforming.check_strength(strength)  # before the detection and the averages it would draw from
         name, rgb, points, face = self.face_of(photo)
         toward_face = self.average(toward, audience, limit=FACE_MATH_LIMIT)
@@ -462,6 +468,7 @@ class Pictures:
                    size: int = appearance_model.DEFAULT_SIZE) -> Appearance:
         """The corpus's appearance model (of a sample of ``limit`` faces) and, for each
         component, its faces at :data:`SIGMAS` standard deviations."""
+        audience = Audience.of(audience)
         chosen, _, _ = self._chosen(None, audience, limit, outliers=False)
         key = _key("appearance", self.view.existing_space_id(), [c[0] for c in chosen], components, size)
         model = self.cache.get(key)

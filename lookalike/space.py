@@ -305,6 +305,7 @@ class SpaceView:
         """Mean similarity of each group's faces to its own centroid (``None`` = the corpus
         ``audience`` may see, else the people ``names``): the reference for calling a face
         typical, per model."""
+        audience = Audience.of(audience)
         with self.session() as session:
             out = centroid_rows.centroid_means(session, self.existing_space_id(), names)
             if audience is not Audience.operator:
@@ -318,6 +319,7 @@ class SpaceView:
         """The unit average of the faces ``audience`` may see and their count, or ``None``
         (no face): the operator's is the kept corpus centroid (:meth:`centroids`); a
         visitor's leaves out the people who withhold consent (:mod:`lookalike.store.consent`)."""
+        audience = Audience.of(audience)
         if audience is Audience.operator:
             return self.centroids().get(None)
         with self.session() as session:
@@ -328,6 +330,7 @@ class SpaceView:
                          audience: Audience = Audience.operator) -> np.ndarray | None:
         """Face ids whose person passes the metadata filters and ``audience`` may see;
         ``None`` when unfiltered."""
+        audience = Audience.of(audience)
         if not filters and audience is Audience.operator:
             return None
         with self.session() as session:
@@ -345,6 +348,7 @@ class SpaceView:
         from .index.protocol import SearchFilters
         from .query.context import Shown
 
+        audience = Audience.of(audience)
         if not filters and audience is Audience.operator:
             return Shown(None, None, None, None)
         key = (tuple(filters), audience)

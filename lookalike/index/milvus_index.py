@@ -399,6 +399,8 @@ def expression(groups: Sequence[tuple[GroupKey, str]], person_ids: Mapping[str, 
     faces of no one, whose field is -1)."""
     from ..store.values import Audience, GroupKey, normalise_tag
 
+    audience = Audience.of(audience)
+
     terms = []
     for key, value in groups:
         if key is GroupKey.tag:

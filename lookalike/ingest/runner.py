@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import ConfigError
 from ..faces.pipeline import FacesMode
 from .reader import Reader, Reading, once_each
 from .report import IngestReport, Progress, Silent, Task
@@ -61,6 +62,12 @@ def options(space: Space, faces: FacesMode, workers: int, analyzer: AnalyzerName
     fails here, with the install command, not in every worker."""
     from ..models import registry
 
+    try:  # the Python API takes the plain strings too
+        faces = FacesMode(faces)
+    except ValueError:
+        raise ConfigError(f"faces={faces!r}: one of {', '.join(m.value for m in FacesMode)}") from None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers={workers!r}: a number of worker processes, 0 to choose")
     registry.require(*space.names)
     resolved = None
     if analyzer is not None:

@@ -122,6 +122,7 @@ def group_face_ids(view: SpaceContext, group: Group, audience: Audience = Audien
     withhold consent has no faces, as a group that does not exist. Every value is matched
     literally (:func:`lookalike.store.person_rows.person_matches`): ``tag:%`` or ``tag:_`` is a tag,
     never a pattern matching every tagged person."""
+    audience = Audience.of(audience)
     from ..store import consent
 
     age_range = group.age_range() if group.kind is GroupKind.age else None
@@ -135,6 +136,7 @@ def group_mean(view: SpaceContext, group: Group, audience: Audience = Audience.o
     """Mean vector of the faces of ``group`` that ``audience`` may see; ``cache`` (group ->
     mean, for one audience) spares the database when several faces of one query photo move
     toward the same group."""
+    audience = Audience.of(audience)
     if cache is not None and group in cache:
         return cache[group]
     ids = group_face_ids(view, group, audience)
@@ -181,6 +183,7 @@ def moved_query(view: SpaceContext, vector: np.ndarray, math: FaceMath,
                 cache: dict[Group, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
     """The shifted query vector, and which group was subtracted (for the answer). Every
     average comes from the faces ``audience`` may see, the corpus average too."""
+    audience = Audience.of(audience)
     if math.strength == 0:
         return np.asarray(vector, dtype=np.float32), "nothing (strength 0)"
     toward = group_mean(view, math.toward, audience, cache)

@@ -94,6 +94,7 @@ def robust_z(values: np.ndarray) -> np.ndarray | None:
 def person_report(view: SpaceContext, name: str, audience: Audience = Audience.operator) -> PersonReport:
     """The person's profile and faces, most typical first. A person the audience may not
     see is not found, in the same words as a person who is not there."""
+    audience = Audience.of(audience)
     with view.session() as session:
         person = person_rows.person_seen(session, name, audience)
         if person is None:

@@ -126,10 +126,37 @@ class SearchOptions:
     math: FaceMath | None = None
 
     def __post_init__(self) -> None:
+        """Every field checked, and the names the Python API takes as plain strings made the
+        enums the search compares by identity (``rank_by="centroid"`` ranked by face,
+        ``audience="visitor"`` showed everyone; ``filters=["tag=x"]`` and ``math="age:60-"``
+        are parsed as the CLI parses them); anything else is a ConfigError naming the field."""
+        from ..analysis import AnalyzerName
         from ..config import MAX_FILTERS
+        from .facemath import FaceMath
 
-        if len(self.filters) > MAX_FILTERS:
-            raise ConfigError(f"{len(self.filters)} filters given; a search takes at most {MAX_FILTERS}")
+        def bad(field: str, value: object, wanted: str) -> ConfigError:
+            return ConfigError(f"search option {field}={value!r}: {wanted}")
+
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise bad("k", self.k, "a whole number of matches, at least 1")
+        if not isinstance(self.per_person, bool):
+            raise bad("per_person", self.per_person, "True or False")
+        try:
+            rank_by = RankBy(self.rank_by)
+        except ValueError:
+            raise bad("rank_by", self.rank_by, f"one of {', '.join(r.value for r in RankBy)}") from None
+        filters = tuple(Filter.parse(f) if isinstance(f, str) else f for f in self.filters)
+        if not all(isinstance(f, Filter) for f in filters):
+            raise bad("filters", self.filters, "Filter values, or KEY=VALUE texts")
+        if len(filters) > MAX_FILTERS:
+            raise ConfigError(f"{len(filters)} filters given; a search takes at most {MAX_FILTERS}")
+        math = FaceMath.of(self.math, None, 1.0) if isinstance(self.math, str) else self.math
+        if math is not None and not isinstance(math, FaceMath):
+            raise bad("math", self.math, "a FaceMath, or a group's text such as age:60-")
+        analyzer = AnalyzerName.named(self.analyzer) if self.analyzer is not None else None
+        for name, value in (("rank_by", rank_by), ("filters", filters), ("math", math), ("analyzer", analyzer),
+                            ("audience", Audience.of(self.audience))):
+            object.__setattr__(self, name, value)
 
 
 @dataclass

@@ -36,6 +36,7 @@ def group_face_ids(session: Session, space_id: int, key: GroupKey, value: str,
     """Ids of the faces of a face-math group that ``audience`` may see: people
     (:func:`~lookalike.store.person_rows.person_matches`), or faces whose stored estimate has this
     ``emotion``, or an age in ``age_range`` (``key`` "age")."""
+    audience = Audience.of(audience)
     query = select(Face.id).where(Face.space_id == space_id)
     if key in PERSON_KEYS:
         query = query.join(Person, Person.id == Face.person_id).where(person_matches(key, value))
@@ -67,6 +68,7 @@ def corpus_sum(session: Session, space_id: int, audience: Audience) -> tuple[np.
     when there is none), from the running sums kept per person: the corpus row for the
     operator; for a visitor the corpus less the people who withhold consent; for a
     role-model kiosk the people who consented."""
+    audience = Audience.of(audience)
     corpus = select(Centroid.sum, Centroid.count).where(Centroid.space_id == space_id)
 
     def people(consent: bool) -> list:
@@ -96,6 +98,7 @@ def counts(session: Session, space_id: int, audience: Audience) -> dict:
     """What ``/v1/stats`` and ``lookalike stats`` count, of what ``audience`` may see:
     people with faces, photos (every status), faces, photos by status, and the stored
     estimates by emotion and by decade of estimated age."""
+    audience = Audience.of(audience)
     people = session.scalar(_seen(select(func.count(func.distinct(Face.person_id)))
                                   .where(Face.space_id == space_id), Face.person_id, audience, session)) or 0
     photos = session.scalar(_seen(select(func.count(Photo.id)).where(Photo.space_id == space_id),
@@ -109,6 +112,7 @@ def counts(session: Session, space_id: int, audience: Audience) -> dict:
 
 def status_counts(session: Session, space_id: int, audience: Audience = Audience.operator) -> dict[str, int]:
     """Photos by status (every status named, zeros included)."""
+    audience = Audience.of(audience)
     rows = session.execute(_seen(select(Photo.status, func.count(Photo.id)).where(Photo.space_id == space_id),
                                  Photo.person_id, audience, session).group_by(Photo.status))
     out = {s.value: 0 for s in PhotoStatus}
@@ -118,6 +122,7 @@ def status_counts(session: Session, space_id: int, audience: Audience = Audience
 
 def estimate_summary(session: Session, space_id: int, audience: Audience = Audience.operator) -> dict:
     """How many faces carry estimates, by emotion and by decade of estimated age."""
+    audience = Audience.of(audience)
     rows = session.execute(_seen(select(FaceEstimate.age, FaceEstimate.emotion)
                                  .join(Face, Face.id == FaceEstimate.face_id).where(Face.space_id == space_id),
                                  Face.person_id, audience, session)).all()
@@ -135,6 +140,7 @@ def photo_path(session: Session, photo_id: int, audience: Audience) -> str | Non
     """The file of photo ``photo_id`` if ``audience`` may see it, else ``None`` (whether it
     does not exist or is withheld: the caller cannot tell). Beside the operator, only a
     photo that gave faces (``ok``) of a person they may see."""
+    audience = Audience.of(audience)
     query = select(Photo.path).where(Photo.id == photo_id)
     if audience is not Audience.operator:
         query = _seen(query.where(Photo.status == PhotoStatus.ok.value), Photo.person_id, audience, session)

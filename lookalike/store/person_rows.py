@@ -148,6 +148,7 @@ class PersonSummary:
 
 def people(session: Session, space_id: int, audience: Audience, name: str | None = None) -> list[PersonSummary]:
     """Everyone ``audience`` may see (:func:`sees`), or the one called ``name``, by name."""
+    audience = Audience.of(audience)
     photos = (select(Photo.person_id, func.count().label("n")).where(Photo.space_id == space_id,
                                                                      Photo.status == PhotoStatus.ok.value)
               .group_by(Photo.person_id).subquery())
@@ -167,6 +168,7 @@ def people(session: Session, space_id: int, audience: Audience, name: str | None
 
 def person_seen(session: Session, name: str, audience: Audience) -> Person | None:
     """The person named, if the audience may see them (else None, as if nobody had the name)."""
+    audience = Audience.of(audience)
     query = select(Person).where(Person.name == name)
     test = sees(audience)
     return session.scalar(query if test is None else query.where(test))
@@ -176,6 +178,7 @@ def sees(audience: Audience) -> ColumnElement[bool] | None:
     """The audience's test on a ``Person`` row joined with ``OUTER JOIN`` (a face or photo
     without a person has a NULL consent: a visitor sees it, a role-model kiosk does not);
     ``None`` for the operator, who sees everyone."""
+    audience = Audience.of(audience)
     if audience is Audience.visitor:
         return Person.consent_display.is_not(False)
     if audience is Audience.consented:

@@ -251,6 +251,7 @@ def shown_faces(session: Session, space_id: int, groups: Sequence[tuple[GroupKey
     keeps people whose profile says yes; a visitor loses those whose profile says no (while
     nobody says no, a public corpus, that filters nothing). ``None`` when nothing filters:
     the search stays unfiltered."""
+    audience = Audience.of(audience)
     conditions = [person_matches(key, value) for key, value in groups]
     condition = sees(audience)
     if condition is not None and (audience is not Audience.visitor or anyone_withholds_consent(session)):

@@ -47,11 +47,32 @@ class GroupKey(StrEnum):
 PERSON_KEYS = frozenset({GroupKey.tag, GroupKey.organisation, GroupKey.role, GroupKey.person})
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def named(cls: type[E], value: object, kind: str) -> E:
+    """``value`` as a member of the enum ``cls`` (its value given as a plain string too), or an
+    :class:`~lookalike.errors.UnknownName` listing them."""
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        from ..errors import UnknownName
+
+        raise UnknownName(kind, str(value), [str(m.value) for m in cls]) from None
+
+
 class KeyScope(str, Enum):
     """What an HTTP API key may do (``lookalike keys create --scope``)."""
 
     search = "search"  # search, analyze, verify, people, stats, photos, pictures: what a kiosk or website needs
     admin = "admin"  # also add and edit people, their photos and consent, and remove them
+
+    @classmethod
+    def of(cls, value: KeyScope | str) -> KeyScope:
+        """``value`` as a scope (the Python API takes ``"search"`` too)."""
+        return named(cls, value, "key scope")
 
 
 class Audience(str, Enum):
@@ -62,6 +83,15 @@ class Audience(str, Enum):
     operator = "operator"  # everyone: the CLI, admin keys, the operator pages
     visitor = "visitor"  # not people whose profile withholds consent (never stated: shown)
     consented = "consented"  # only people whose profile says yes (role models on a kiosk)
+
+    @classmethod
+    def of(cls, value: Audience | str) -> Audience:
+        """``value`` as an audience: the Python API takes the plain strings too, and every
+        function that decides whose faces an answer holds asks this first. A string was
+        compared by identity and so taken for the operator (everyone: a visitor shown the
+        people who withhold consent, and a cache kept that answer for the real visitors);
+        anything that names no audience is an :class:`~lookalike.errors.UnknownName`."""
+        return named(cls, value, "audience")
 
 
 class ReductionKind(StrEnum):

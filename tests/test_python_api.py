@@ -1,0 +1,67 @@
+"""The Python API as its users call it, with the plain strings the docs' enums stand for: a
+visitor given as ``audience="visitor"`` is a visitor (it was taken for the operator, showed
+the people who withhold consent, and a cache kept that answer for the real visitors), and a
+value that names nothing is a typed error naming the option, never a silent default or a
+bare TypeError/AttributeError (helper 51's user test, 2026-12-07)."""
+
+from __future__ import annotations
+
+import pytest
+
+import lookalike
+from lookalike.errors import ConfigError, UnknownName
+
+pytestmark = pytest.mark.e2e
+
+OBAMA = "celeb/face_recognition/barack_obama/obama.jpg"
+
+
+def _people(result) -> set[str]:
+    return {m.person for f in result.faces for m in f.matches}
+
+
+def test_a_visitor_named_by_a_string_is_a_visitor(faces, small_db):
+    with lookalike.open(small_db) as lib:
+        lib.people.set_consent("barack_obama", False)
+        query = str(faces / OBAMA)
+        assert "barack_obama" in _people(lib.search(query, k=20))  # the operator sees everyone
+        for audience in ("visitor", lookalike.Audience.visitor, "consented"):  # the string first: no cache poisoned
+            assert "barack_obama" not in _people(lib.search(query, k=20, audience=audience)), audience
+        with pytest.raises(lookalike.NotFound):
+            lib.person("barack_obama", audience="visitor")
+        assert lib.stats(audience="visitor")["people"] == lib.stats()["people"] - 1
+        with pytest.raises(UnknownName, match="unknown audience 'VISITOR'; choose one of: operator, visitor"):
+            lib.search(query, audience="VISITOR")
+        with pytest.raises(UnknownName, match="audience"):
+            lib.pictures.average("person:barack_obama", audience="everyone")
+
+
+def test_search_options_given_as_text_are_read_or_refused(faces, small_db):
+    with lookalike.open(small_db) as lib:
+        query = str(faces / OBAMA)
+        by_person = lib.search(query, k=3, rank_by="centroid")
+        assert by_person.faces[0].matches[0].person == "barack_obama"
+        assert len({m.person for m in by_person.faces[0].matches}) == 3  # people, not faces
+        only = lib.search(query, k=5, filters=["person=joe_biden"])
+        assert _people(only) == {"joe_biden"}
+        for bad, match in (({"rank_by": "bogus"}, "rank_by='bogus'"), ({"per_person": "no"}, "per_person='no'"),
+                           ({"k": "3"}, "k='3'"), ({"filters": ["colour=red"]}, "unknown filter key")):
+            with pytest.raises(ConfigError, match=match):
+                lib.search(query, **bad)
+
+
+def test_other_verbs_take_their_enums_as_text(faces, small_db, tmp_path):
+    with lookalike.open(small_db) as lib:
+        key_id, key = lib.keys.create("search")
+        assert key.startswith("lk_") and key_id > 0
+        with pytest.raises(UnknownName, match="key scope"):
+            lib.keys.create("root")
+        with pytest.raises(ConfigError, match="True or False"):
+            lib.people.set_consent("joe_biden", "no")  # was stored as consent: a truthy string
+        assert lib.pictures.average("person:barack_obama").faces >= 1
+        with pytest.raises(ConfigError, match="faces='every'"):
+            lib.ingest([str(faces / OBAMA)], faces="every")
+        with pytest.raises(ConfigError, match="workers=-1"):
+            lib.ingest([str(faces / OBAMA)], workers=-1)
+        again = lib.ingest([str(faces / OBAMA)], faces="all").outcomes[0]  # read for every face now
+        assert (again.status, again.reason) == ("ok", "read again: stored with --faces largest")
