@@ -97,6 +97,18 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
         shown = lib.search(str(amy[4]), k=1, per_person=True, audience=Audience.consented)
         assert shown.faces[0].matches[0].person == "grace_hopper"  # on the kiosk: she consented
 
+    # "(a new person)" given her name: refused, her profile kept (it was replaced, consent gone)
+    at.selectbox(key="admin_person").select("(a new person)")
+    at.run()
+    at.text_input(key="admin_name").input("grace_hopper")
+    {t.label: t for t in at.text_input}["Role"].input("Impostor")
+    [save] = [b for b in at.button if b.label == "Save"]
+    save.click()
+    at.run()
+    assert "grace_hopper is already here; choose them in the list above" in _shown(at)
+    with lookalike.open(kiosk) as lib:
+        assert lib.people.profiles(["grace_hopper"])["grace_hopper"].role == "Rear admiral"
+
     # edit: the person chosen, the story changed; the photos table says which failed and why
     at.selectbox(key="admin_person").select("grace_hopper")
     at.run()
@@ -109,9 +121,10 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     with lookalike.open(kiosk) as lib:
         assert lib.people.profiles(["grace_hopper"])["grace_hopper"].story == "A new story."
 
-    # withdraw consent: off every visitor search at once
+    # withdraw consent: off every visitor search at once, and the page says so
     at.button(key="admin_withdraw").click()
     at.run()
+    assert "Consent withdrawn: grace_hopper is off the kiosk now." in _shown(at)
     with lookalike.open(kiosk) as lib:
         everyone = lib.people.summaries(Audience.operator)
         assert [p.consent for p in everyone if p.profile.name == "grace_hopper"] == [False]
@@ -122,7 +135,15 @@ def test_a_role_model_is_added_edited_withdrawn_and_removed_from_the_admin_page(
     uploads = upload_dir_of(kiosk) / "grace_hopper"
     assert len(list(uploads.iterdir())) == 4
     assert at.button(key="admin_remove").disabled
-    at.checkbox(key="admin_sure").check()
+    at.checkbox(key="admin_sure:grace_hopper").check()
+    at.run()
+    others = [o for o in at.selectbox(key="admin_person").options if o not in ("(a new person)", "grace_hopper")]
+    at.selectbox(key="admin_person").select(others[0])  # the yes was for her: not for the next person
+    at.run()
+    assert at.button(key="admin_remove").disabled
+    at.selectbox(key="admin_person").select("grace_hopper")
+    at.run()
+    at.checkbox(key="admin_sure:grace_hopper").check()  # asked again on coming back
     at.run()
     at.button(key="admin_remove").click()
     at.run()

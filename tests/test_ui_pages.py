@@ -66,6 +66,24 @@ def test_find_names_the_person_first_and_explains_the_numbers(kiosk_db, faces, m
     assert not any(scratch.iterdir())
 
 
+def test_a_display_name_is_text_in_the_numbers_explained_too(kiosk_db, faces, monkeypatch, tmp_path):
+    """The card escaped a display name; the "What these numbers mean" lines did not (a link
+    in a name was a live link there)."""
+    import shutil
+
+    import lookalike
+    from lookalike.ingest.corpus import Profile
+
+    folder = shutil.copytree(kiosk_db.parent, tmp_path / "kiosk")
+    with lookalike.open(folder / kiosk_db.name) as lib:
+        lib.people.save_profile("howard", Profile(display_name="Howard [site](http://example.invalid/a)",
+                                                  consent_display=True))
+    at = _page("find.py", folder / kiosk_db.name, monkeypatch)
+    _upload(at, faces / BBT / "howard" / "howard5.png")
+    lines = [m.value for m in at.markdown if m.value.startswith("- Compared with Howard")]
+    assert lines and all("[site](" not in line and "\\[site\\]\\(http" in line for line in lines), lines
+
+
 def test_find_estimates_only_when_asked_and_worded_as_estimates(kiosk_db, faces, analysis_weights, monkeypatch):
     at = _page("find.py", kiosk_db, monkeypatch)
     assert at.checkbox[0].value is False  # off by default

@@ -41,6 +41,9 @@ if done is not None:
     st.success(f"Saved {done[0]}.")
     if done[1]:
         st.dataframe(pd.DataFrame(done[1]), hide_index=True)
+said = st.session_state.pop("admin_said", None)  # what a consent button did, shown once
+if said is not None:
+    st.success(said)
 if "admin_next" in st.session_state:  # a widget's value may be set only before it is drawn
     st.session_state["admin_person"] = st.session_state.pop("admin_next")
 chosen = st.selectbox(f"Person ({len(people):,})", [NEW, *sorted(people, key=str.casefold)], key="admin_person")
@@ -64,6 +67,8 @@ if saved:
 
     who = chosen if current is not None else name.strip()
     try:
+        if current is None and who in people:  # "(a new person)" named as someone: it replaced their profile
+            raise LookalikeError(f"{who} is already here; choose them in the list above to edit their profile")
         lib.people.save_profile(who, Profile(display_name=display.strip() or None, role=role.strip() or None,
                                       organisation=organisation.strip() or None, story=story.strip() or None,
                                       tags=parse_tags(tags), consent_display=consent))
@@ -89,11 +94,14 @@ if current is not None:
     if current.consent:
         if left.button("Withdraw consent (off the kiosk at once)", key="admin_withdraw"):
             lib.people.set_consent(chosen, False)
+            st.session_state["admin_said"] = f"Consent withdrawn: {chosen} is off the kiosk now."
             st.rerun()
     elif left.button("Record consent to be shown", key="admin_consent"):
         lib.people.set_consent(chosen, True)
+        st.session_state["admin_said"] = f"Consent recorded: {chosen} is shown to visitors now."
         st.rerun()
-    sure = right.checkbox("Yes, remove every photo, face and profile of this person", key="admin_sure")
+    # one box per person: ticked for one, it was still ticked (the button armed) for the next
+    sure = right.checkbox("Yes, remove every photo, face and profile of this person", key=f"admin_sure:{chosen}")
     if right.button("Remove this person entirely", disabled=not sure, key="admin_remove"):
         try:
             with lib.calls:  # it rewrites the index visitors' searches read

@@ -85,7 +85,10 @@ def bar_value(similarity: float, floor: float) -> float:
 def explain(match: Match, name: str, typical: float | None = None) -> tuple[str, ...]:
     """The centroid figures in plain language. ``typical``: how close this person's photos
     are to their average face on average (:meth:`SpaceView.centroid_means`) — the bar for "a
-    characteristic photo" depends on the model, so it is read from the library."""
+    characteristic photo" depends on the model, so it is read from the library. The lines are
+    Markdown: the name in them is profile text, escaped (:func:`plain`; a display name's link
+    was a live link in the "What these numbers mean" box)."""
+    name = plain(name)
     out = []
     if match.person_centroid_similarity is not None:
         closer = match.person_centroid_similarity >= match.similarity
