@@ -63,11 +63,11 @@ with st.form("profile", clear_on_submit=False):
     saved = st.form_submit_button("Save", type="primary")
 
 if saved:
-    from lookalike.ingest.corpus import parse_tags
+    from lookalike.ingest.corpus import parse_tags, person_name_problem
 
     who = chosen if current is not None else name.strip()
     try:
-        if current is None and who in people:  # "(a new person)" named as someone: it replaced their profile
+        if current is None and who in people and person_name_problem(who) is None:  # it replaced their profile
             raise LookalikeError(f"{who} is already here; choose them in the list above to edit their profile")
         lib.people.save_profile(who, Profile(display_name=display.strip() or None, role=role.strip() or None,
                                       organisation=organisation.strip() or None, story=story.strip() or None,

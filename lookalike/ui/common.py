@@ -309,14 +309,21 @@ def ready_library(operator: bool = False) -> Library:
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^])")
+# what GitHub Markdown turns into a link as it stands, escaped or not (it links the text after
+# the escapes are read): a scheme's "://", "www." and an address's "@"
+_AUTOLINKED = re.compile(r"(?i)(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?=@)")
+_WORD_JOINER = "\u2060"  # invisible, and not a character a link or an address may hold
 
 
 def plain(text: str) -> str:
     """Profile text (names, roles, organisations, stories, tags) for ``st.markdown``: every
     character Markdown, HTML, Streamlit's ``:color[…]`` / emoji directives or LaTeX give a
     meaning is backslash-escaped, so a link, an image, a tag or a script in a profile shows
-    as the characters it is. Line breaks stay line breaks. Profile text is data, never markup."""
-    lines = [_MARKDOWN_SPECIAL.sub(r"\\\1", line) for line in text.splitlines()]
+    as the characters it is; a bare ``http://…``, ``www.…`` or ``a@b.c``, which GitHub
+    Markdown links whatever is escaped, gets an invisible word joiner where the link would
+    start (it was a live link out of the kiosk). Line breaks stay line breaks. Profile text
+    is data, never markup."""
+    lines = [_MARKDOWN_SPECIAL.sub(r"\\\1", _AUTOLINKED.sub(_WORD_JOINER, line)) for line in text.splitlines()]
     return "  \n".join(lines)
 
 
