@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -334,8 +334,12 @@ class Settings:
             upload_dir=(env_path("LOOKALIKE_UPLOAD_DIR") or default_upload_dir(url)).resolve(),
             vectors=env_vectors("LOOKALIKE_VECTORS"),
         )
-        # any Settings field by name: the dataclass checks the names, the callers the values
+        # any Settings field by name, the callers check the values
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(given) - {f.name for f in fields(cls)})
+        if unknown:  # lookalike.open(db, colour="red") was a bare TypeError from the dataclass
+            raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are "
+                              f"{', '.join(sorted(f.name for f in fields(cls) if f.init))}")
         if isinstance(given.get("vectors"), str):  # lookalike.open(db, vectors="milvus-lite:…")
             given["vectors"] = parse_vectors(given["vectors"])
         return replace(base, **given) if given else base

@@ -77,8 +77,8 @@ class AverageFace(_Picture):
     """An average face and what went into it."""
 
     group: str  # "corpus", or the group as given (person:NAME, tag:…, age:60-)
-    image: np.ndarray  # (size, size, 3) uint8 RGB
-    shape: np.ndarray  # (N, 2) the mean shape, frame pixels
+    image: np.ndarray = field(repr=False)  # (size, size, 3) uint8 RGB
+    shape: np.ndarray = field(repr=False)  # (N, 2) the mean shape, frame pixels
     faces: int
     people: int
     left_out: dict[str, int] = field(default_factory=dict)  # outliers, without landmarks, unreadable (or changed)
@@ -103,7 +103,7 @@ class Morph:
 
     a: str
     b: str
-    frames: list[np.ndarray]
+    frames: list[np.ndarray] = field(repr=False)
 
     def encode(self, kind: morphing.MorphFormat) -> bytes:
         """The morph as GIF or PNG strip bytes, made in memory (a visitor's never touches disk)."""
@@ -125,7 +125,7 @@ class Transformed(_Picture):
     """A photo whose face was moved toward a group (and away from another)."""
 
     photo: str
-    image: np.ndarray  # the whole photo, RGB uint8
+    image: np.ndarray = field(repr=False)  # the whole photo, RGB uint8
     box: tuple[int, int, int, int]  # the face moved, x, y, w, h
     toward: str
     away: str

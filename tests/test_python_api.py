@@ -65,3 +65,29 @@ def test_other_verbs_take_their_enums_as_text(faces, small_db, tmp_path):
             lib.ingest([str(faces / OBAMA)], workers=-1)
         again = lib.ingest([str(faces / OBAMA)], faces="all").outcomes[0]  # read for every face now
         assert (again.status, again.reason) == ("ok", "read again: stored with --faces largest")
+
+
+def test_odd_inputs_are_refused_by_name(faces, small_db):
+    import numpy as np
+    from PIL import Image
+
+    from lookalike.errors import BadImage, NothingIngested
+    from lookalike.ingest.corpus import Profile
+
+    with pytest.raises(ConfigError, match="unknown setting 'colour'; the settings are "):
+        lookalike.open(small_db, colour="red")
+    with lookalike.open(small_db) as lib:
+        with pytest.raises(NothingIngested, match="nothing to ingest"):
+            lib.ingest([])
+        rgb = np.asarray(Image.open(faces / OBAMA).convert("RGB"))
+        with pytest.raises(BadImage, match="uint8"):  # 0-1 floats were a black picture: "no face"
+            lib.search(rgb.astype(np.float32) / 255)
+        with pytest.raises(BadImage, match="shape"):
+            lib.search(np.zeros((0, 0, 3), np.uint8))  # was a cv2.error
+        with pytest.raises(ConfigError, match="not NoneType"):
+            lib.search(None)
+        assert "barack_obama" in _people(lib.search(memoryview((faces / OBAMA).read_bytes())))
+        made = lib.pictures.average("person:barack_obama")
+        assert len(repr(made)) < 400 and "image" not in repr(made)  # not pages of pixels
+        lib.people.save_profile("ghost", Profile(tags=("ghost-tag",), consent_display=True))
+        assert "ghost-tag" not in lib.people.display_tags()  # no face: a tag that would find nobody

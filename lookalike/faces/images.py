@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
-from ..errors import BadImage, ImageProblem
+from ..errors import BadImage, ConfigError, ImageProblem
 from .pixels import gif_frames, tiff_pages, to_rgb
 
 if TYPE_CHECKING:
@@ -377,13 +377,7 @@ def open_query(photo: QueryPhoto, max_pixels: int, max_side: int) -> QueryImage:
     if isinstance(photo, np.ndarray):
         rgb, name = load_query(photo, max_pixels)
         return QueryImage(name, rgb)
-    if isinstance(photo, (bytes, bytearray)):
-        data, name = bytes(photo), "<upload>"
-    elif isinstance(photo, Upload):
-        data, name = photo.data, photo.name
-    else:
-        name = str(Path(photo))
-        data = _read(name)
+    data, name = _query_bytes(photo)
     decoded = decode(data, name, max_pixels, max_side=max_side)
     if decoded.scale == 1.0:
         return QueryImage(name, decoded.rgb)
@@ -393,12 +387,22 @@ def open_query(photo: QueryPhoto, max_pixels: int, max_side: int) -> QueryImage:
 def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
     """RGB pixels of a query given as a path, bytes or an array, and a name for it."""
     if isinstance(photo, np.ndarray):
-        if photo.ndim != 3 or photo.shape[2] != 3:
+        if photo.ndim != 3 or photo.shape[2] != 3 or min(photo.shape[:2]) < 1:
             raise BadImage("<array>", f"expected an (H, W, 3) RGB array, got shape {photo.shape}")
-        return np.ascontiguousarray(photo, dtype=np.uint8), "<array>"
-    if isinstance(photo, (bytes, bytearray)):
-        return decode(bytes(photo), "<upload>", max_pixels).rgb, "<upload>"
+        if photo.dtype != np.uint8:  # 0-1 floats cast to uint8 were a black picture: "no face"
+            raise BadImage("<array>", f"expected RGB values as uint8 (0-255), got {photo.dtype}")
+        return np.ascontiguousarray(photo), "<array>"
+    data, name = _query_bytes(photo)
+    return decode(data, name, max_pixels).rgb, name
+
+
+def _query_bytes(photo: QueryPhoto) -> tuple[bytes, str]:
+    """A query photo that is not an array: its bytes and the name a refusal gives it."""
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        return bytes(photo), "<upload>"
     if isinstance(photo, Upload):
-        return decode(photo.data, photo.name, max_pixels).rgb, photo.name
+        return photo.data, photo.name
+    if not isinstance(photo, (str, os.PathLike)):  # None, a list: a TypeError from pathlib before
+        raise ConfigError(f"a query photo is a path, bytes or an RGB array, not {type(photo).__name__}")
     name = str(Path(photo))
-    return decode_file(name, max_pixels).rgb, name
+    return _read(name), name

@@ -110,6 +110,8 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
 
 def scan_photos(paths: Sequence[str | os.PathLike[str]], person: str | None = None) -> Scan:
     """:func:`scan`, refusing paths that name no photo at all (:class:`NothingIngested`)."""
+    if not paths:
+        raise NothingIngested("nothing to ingest: give photos, folders or manifests")
     found = scan(paths, person)
     if not found.items:
         raise NothingIngested(f"no image files found in {', '.join(map(str, paths))}")

@@ -215,9 +215,12 @@ def set_consent(session: Session, name: str, consent: bool) -> bool:
 
 
 def display_tags(session: Session) -> list[str]:
-    """Self-declared tags of the people who consented to be displayed, sorted."""
+    """Self-declared tags of the people who consented to be displayed and have a face stored
+    (a profile saved before its photos offered a tag that found no role model), sorted."""
     tags: set[str] = set()
-    for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None))):
+    with_faces = select(Face.person_id).where(Face.person_id.is_not(None))
+    for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None),
+                                                         Person.id.in_(with_faces))):
         if raw is not None:
             tags.update(json.loads(raw))
     return sorted(tags)

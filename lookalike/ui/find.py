@@ -90,11 +90,12 @@ with right:
     found = common.cards(lib, face)
     if not found:
         st.warning("Nobody in this collection could be compared with this face.")
-    st.subheader("People who look like you")
+    else:
+        st.subheader("People who look like you")
     threshold = lib.view.calibration().threshold
     for rank, card in enumerate(found, 1):
         text = common.show_card(lib, card, f"### {rank}. {common.plain(card.name)}",
-                                f"similarity {card.similarity:.2f} — **{card.words}**", 200, [1, 3])
+                                f"similarity {round(card.similarity, 2) + 0.0:.2f} — **{card.words}**", 200, [1, 3])
         with text, st.expander("What these numbers mean"):
             st.markdown("- Similarity compares your face with this photo of them: 1.00 would be identical, and "
                         f"two photos of one person usually score above {threshold:.2f}.")

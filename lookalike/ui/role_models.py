@@ -96,6 +96,6 @@ with space:
     if not found:
         st.warning("No role model matches these choices yet. Try fewer choices.")
     elif len(found) < 3:
-        st.info(f"Only {len(found)} role model{'s' if len(found) > 1 else ''} match these choices.")
+        st.info(f"Only {len(found)} role model{'s match' if len(found) > 1 else ' matches'} these choices.")
     for card in found:
         common.show_card(lib, card, f"## {common.plain(card.name)}", card.words, 320, [1, 2])
