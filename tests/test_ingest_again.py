@@ -53,8 +53,11 @@ def test_faces_all_after_largest_reads_the_group_photo_again(faces, tmp_path, ba
     assert every.faces > 1
     assert backend.sql("select count(*) from faces") == [(every.faces,)]
     assert _said(_open(backend).ingest([str(group)], faces=lookalike.FacesMode.all))["group.jpg"].status == "unchanged"
-    # a plain re-run (--faces largest, the default) keeps the group photo's other faces
+    # a plain re-run (--faces largest, the default) keeps the group photo's other faces, and so
+    # does one that reads it again for its estimates
     assert _said(_open(backend).ingest([str(group)]))["group.jpg"].status == "unchanged"
+    analysed = _said(_open(backend).ingest([str(group)], analyzer="offline"))["group.jpg"]
+    assert (analysed.status, analysed.faces) == ("ok", every.faces), analysed
     assert backend.sql("select count(*) from faces") == [(every.faces,)] and _open(backend).doctor()[0].ok
 
 
@@ -71,6 +74,10 @@ def test_a_folders_name_never_moves_a_photo_a_manifest_filed(faces, tmp_path, ba
         assert said.person == "Alice", said
         assert backend.sql("select people.name from faces join people on people.id = faces.person_id") == [("Alice",)]
     assert said.status == "ok" and said.reason == "read again: its faces had no estimates"
+    shutil.copyfile(faces / LFW.replace("0001", "0003"), tmp_path / "c" / "alice" / "a.jpg")  # re-saved, new bytes
+    said = _said(_open(backend).ingest([str(tmp_path / "c" / "alice")]))["a.jpg"]
+    assert (said.status, said.person) == ("ok", "Alice"), said
+    assert backend.sql("select people.name from faces join people on people.id = faces.person_id") == [("Alice",)]
     hits = _open(backend).search(str(faces / LFW.replace("0001", "0002")), k=5, audience=lookalike.Audience.visitor)
     assert not [m for f in hits.faces for m in f.matches], "a withheld face was shown"
 
@@ -96,14 +103,19 @@ def test_a_read_again_that_fails_keeps_what_was_stored(faces, tmp_path, backend)
     its faces stay (they were replaced by a too_large row)."""
     shutil.copyfile(faces / LFW, tmp_path / "a.jpg")
     shutil.copyfile(faces / "celeb/face_recognition/barack_obama/obama.jpg", tmp_path / "big.jpg")
-    paths = [str(tmp_path / "a.jpg"), str(tmp_path / "big.jpg")]
+    paths = [str(tmp_path / "a.jpg"), str(tmp_path / "m.csv")]
+    (tmp_path / "m.csv").write_text("path,person,role,consent_display\nbig.jpg,Obama,President,yes\n")
     _open(backend).ingest(paths)
+    (tmp_path / "m.csv").write_text("path,person,role,consent_display\nbig.jpg,Obama,Senator,no\n")
     said = _said(_open(backend, max_pixels=100_000).ingest(paths, analyzer="offline"))
     assert said["big.jpg"].status == "unchanged" and said["a.jpg"].status == "ok"
     assert said["big.jpg"].reason.startswith("read again: its faces had no estimates, but too_large: ")
     assert said["big.jpg"].reason.endswith("what was stored from it before is kept")
     assert sorted(backend.sql("select status from photos")) == [("ok",), ("ok",)]
     assert backend.sql("select count(*) from faces") == [(2,)] and _open(backend).doctor()[0].ok
+    # its row's profile counts all the same: the consent it withdraws above all
+    assert backend.sql("select role, consent_display from people where name = 'Obama'") in (
+        [("Senator", 0)], [("Senator", False)])
 
 
 def test_analyze_on_a_rerun_gives_stored_faces_their_estimates(faces, tmp_path, backend):

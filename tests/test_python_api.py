@@ -37,13 +37,16 @@ def test_a_visitor_named_by_a_string_is_a_visitor(faces, small_db):
 
 
 def test_search_options_given_as_text_are_read_or_refused(faces, small_db):
+    import numpy as np
+
     with lookalike.open(small_db) as lib:
         query = str(faces / OBAMA)
         by_person = lib.search(query, k=3, rank_by="centroid")
         assert by_person.faces[0].matches[0].person == "barack_obama"
         assert len({m.person for m in by_person.faces[0].matches}) == 3  # people, not faces
         only = lib.search(query, k=5, filters=["person=joe_biden"])
-        assert _people(only) == {"joe_biden"}
+        assert _people(only) == {"joe_biden"} == _people(lib.search(query, k=np.int64(5), filters="person=joe_biden"))
+        assert "ntotal" in lib.stats(audience="operator")["index"]  # the operator, named by text, told it all
         for bad, match in (({"rank_by": "bogus"}, "rank_by='bogus'"), ({"per_person": "no"}, "per_person='no'"),
                            ({"k": "3"}, "k='3'"), ({"filters": ["colour=red"]}, "unknown filter key")):
             with pytest.raises(ConfigError, match=match):

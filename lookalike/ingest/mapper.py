@@ -86,15 +86,16 @@ class Mapper:
         """Decode ``task``'s photo and find its faces, or the status saying why not."""
         from ..faces.images import decode
 
+        mode = FacesMode(task.faces) if task.faces else self.mode
         base = Processed(task.path, task.person, task.item.profile, task.sha256, task.size, IngestStatus.error,
-                         replaces=task.replaces, faces_mode=self.mode.value)
+                         replaces=task.replaces, faces_mode=mode.value)
         try:
             decoded = decode(task.data, task.path, self.max_pixels)
         except BadImage as err:
             return replace(base, status=IngestStatus.of(err.status), reason=err.reason)
         sized = replace(base, width=decoded.width, height=decoded.height)
         try:
-            detections = self.pipeline.detect(decoded.rgb, self.mode)
+            detections = self.pipeline.detect(decoded.rgb, mode)
         except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run (_failed logs it)
             return _failed(sized, err)
         return _Found(sized, decoded.rgb, detections, list(decoded.notes))
@@ -196,7 +197,8 @@ def _read_again(result: Processed, task: Task) -> Processed:
     if not why:
         return result
     if task.keep and result.status is not IngestStatus.ok:
-        return Processed(result.path, result.person, None, result.sha256, result.size, IngestStatus.unchanged,
+        return Processed(result.path, result.person, result.profile, result.sha256, result.size,
+                         IngestStatus.unchanged,
                          f"{why}, but {result.status}: {result.reason}; what was stored from it before is kept")
     return replace(result, reason=f"{why}; {result.reason}" if result.reason else why)
 

@@ -159,6 +159,12 @@ def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
     return kept, again
 
 
+def _every_face(old: Known | None) -> str | None:
+    """``all`` for a photo stored with every face: read again (for estimates, another person, a
+    changed file), it keeps them, whatever this run's ``--faces`` (``largest`` by default)."""
+    return FacesMode.all.value if old is not None and old.faces_mode == FacesMode.all.value else None
+
+
 def duplicate_reason(d: Decision, item: Item) -> str:
     """A duplicate's reason; a conflict whose first copy is gone from disk was most likely
     moved to file it under the right person, and the reason says how that is done (the
@@ -267,15 +273,15 @@ class Reader:
                     self.sink.take(Processed.settled(item, PhotoStatus.duplicate, duplicate_reason(d, item), sha256=sha,
                                                      size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
-                    if old is not None and old.person and old.sha256 == sha and old.person != item.person \
-                            and not refiles(item, old):  # a folder's name: read again where it is filed
+                    if old is not None and old.person and old.person != item.person and not refiles(item, old):
+                        # a folder's name, the file changed or read again: it stays where it is filed
                         item = replace(item, person=old.person, profile=None)
                     self.in_flight[sha] = item
                     if old is not None and old.withheld and old.person and refiles(item, old):
                         item = self._withheld_along(session, item, old.person)
                         profiles_changed = True
                     keep = old is not None and old.status == PhotoStatus.ok.value and bool(d.reason)
-                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason, keep))
+                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason, keep, _every_face(old)))
             if profiles_changed:
                 session.commit()
         return tasks

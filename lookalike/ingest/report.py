@@ -43,6 +43,7 @@ class Task:
     replaces: bool  # a row for this path exists (changed file, or an error retried)
     again: str = ""  # why a stored photo is read again (another person, faces mode, analysis)
     keep: bool = False  # a stored photo with faces, read again: kept as it was if this read fails
+    faces: str | None = None  # the faces mode it is read with instead of the run's (a photo stored with all)
 
     @property
     def path(self) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..faces.landmarks import MODEL as LANDMARK_MODEL
 from ..faults import crash_point
-from ..store import photo_batches
+from ..store import person_rows, photo_batches
 from .report import IngestReport, IngestStatus, Outcome, Processed, Progress
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ class Writer:
     # writer side ---------------------------------------------------------------------
     def take(self, result: Processed) -> None:
         if result.status is IngestStatus.unchanged:  # a failed re-read kept what was stored: said, not stored
+            if result.profile is not None and result.person:  # its manifest row's profile still counts
+                with self.target.session() as session:
+                    person_rows.upsert_person(session, result.person, result.profile, self.people)
+                    session.commit()
             self.record(result.outcome())
             return
         self.buffer.append(result)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -137,15 +138,16 @@ class SearchOptions:
         def bad(field: str, value: object, wanted: str) -> ConfigError:
             return ConfigError(f"search option {field}={value!r}: {wanted}")
 
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+        if isinstance(self.k, bool) or not isinstance(self.k, Integral) or self.k < 1:
             raise bad("k", self.k, "a whole number of matches, at least 1")
-        if not isinstance(self.per_person, bool):
+        if not isinstance(self.per_person, (bool, np.bool_)):
             raise bad("per_person", self.per_person, "True or False")
         try:
             rank_by = RankBy(self.rank_by)
         except ValueError:
             raise bad("rank_by", self.rank_by, f"one of {', '.join(r.value for r in RankBy)}") from None
-        filters = tuple(Filter.parse(f) if isinstance(f, str) else f for f in self.filters)
+        given = (self.filters,) if isinstance(self.filters, (str, Filter)) else self.filters  # one filter alone
+        filters = tuple(Filter.parse(f) if isinstance(f, str) else f for f in given)
         if not all(isinstance(f, Filter) for f in filters):
             raise bad("filters", self.filters, "Filter values, or KEY=VALUE texts")
         if len(filters) > MAX_FILTERS:
@@ -154,7 +156,8 @@ class SearchOptions:
         if math is not None and not isinstance(math, FaceMath):
             raise bad("math", self.math, "a FaceMath, or a group's text such as age:60-")
         analyzer = AnalyzerName.named(self.analyzer) if self.analyzer is not None else None
-        for name, value in (("rank_by", rank_by), ("filters", filters), ("math", math), ("analyzer", analyzer),
+        for name, value in (("k", int(self.k)), ("per_person", bool(self.per_person)), ("rank_by", rank_by),
+                            ("filters", filters), ("math", math), ("analyzer", analyzer),
                             ("audience", Audience.of(self.audience))):
             object.__setattr__(self, name, value)
 

@@ -47,6 +47,8 @@ class Task(Protocol):
     def size(self) -> int: ...
     @property
     def replaces(self) -> bool: ...
+    @property
+    def faces(self) -> str | None: ...  # its own faces mode (a photo stored with all), else the run's
 
 
 MAX_ATTEMPTS = 3  # starts on one photo before it is settled as an error
@@ -76,7 +78,7 @@ def enqueue(session: Session, space_id: int, run: str, tasks: Iterable[Task], fa
 
     now = datetime.now(timezone.utc)
     rows = [dict(space_id=space_id, run=run, path=t.path, person=t.person, sha256=t.sha256,
-                 size_bytes=t.size, replaces=t.replaces, faces_mode=faces_mode, analyzer=analyzer,
+                 size_bytes=t.size, replaces=t.replaces, faces_mode=t.faces or faces_mode, analyzer=analyzer,
                  state=QueueState.pending.value, status=None, reason=None, faces=0, conflict=False,
                  worker=None, enqueued_at=now, finished_at=None)
             for t in tasks]

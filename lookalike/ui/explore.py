@@ -361,7 +361,8 @@ def lookalike_groups() -> None:
     titles = titles_of(lib, state, names)
     for n, members in groups[:shown]:
         who = Counter(person_of.get(i) for i in members)
-        summary = ", ".join(f"{titles.get(p, '?') if p else 'unnamed'} ×{k}" for p, k in who.most_common())
+        summary = ", ".join(f"{common.plain(titles.get(p, '?')) if p else 'unnamed'} ×{k}"  # profile text: escaped
+                            for p, k in who.most_common())
         mixed = len(who) > 1
         st.markdown(f"**Group {n}** · {len(members)} faces · {summary}"
                     + (" · :red[mixes people]" if mixed else ""))
