@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 MIN_PEOPLE = 5  # different people in a group average
 MIN_FACE_PX = 64  # a face narrower than this has no landmarks worth drawing from
-SECOND_FACE = 0.5  # another face at least this share of the largest's side: which one is meant?
 CROP_MARGIN = 1.5  # a stored photo is cut to its face's landmarks grown by this many sides each way
 FACE_MATH_LIMIT = 200  # faces per group average behind a transform or a person's morph
 APPEARANCE_LIMIT = 300  # faces the appearance model is fitted on (a sample of the corpus)
@@ -389,6 +388,7 @@ class Pictures:
         photo without a face, with two faces of like size, or with a face too small."""
         from .faces import landmarks
         from .faces.images import load_query
+        from .faces.pipeline import SECOND_FACE
 
         landmarks.require()
         rgb, name = load_query(photo, self.max_pixels)

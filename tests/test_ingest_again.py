@@ -47,7 +47,9 @@ def test_a_person_corrected_in_a_manifest_refiles_the_photo(faces, tmp_path, bac
 def test_faces_all_after_largest_reads_the_group_photo_again(faces, tmp_path, backend):
     group = tmp_path / "group.jpg"
     shutil.copyfile(faces / "bad-inputs/collected/group_many_faces__faces.jpg", group)
-    assert _open(backend).ingest([str(group)]).faces == 1
+    first = _said(_open(backend).ingest([str(group)]))["group.jpg"]
+    assert first.faces == 1 and "faces of like size in it; the largest kept (--faces all keeps every one)" \
+        in first.reason  # a group photo cut to one face said nothing
     every = _said(_open(backend).ingest([str(group)], faces=lookalike.FacesMode.all))["group.jpg"]
     assert (every.status, every.reason) == ("ok", "read again: stored with --faces largest")
     assert every.faces > 1

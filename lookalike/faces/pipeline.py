@@ -23,6 +23,17 @@ from .detect import Detection, clip_box, rescale
 from .embed import Embedder
 from .images import QueryImage
 
+SECOND_FACE = 0.5  # another face at least this share of the largest's side: two people, not a face behind
+
+
+def like_sized(found: list[Detection]) -> int:
+    """How many faces of ``found`` (largest first) besides the largest are of like size
+    (:data:`SECOND_FACE`): a photo of several people rather than one with a face far behind."""
+    if len(found) < 2:
+        return 0
+    side = max(found[0].box[2], found[0].box[3])
+    return sum(max(d.box[2], d.box[3]) >= SECOND_FACE * side for d in found[1:])
+
 
 class FacesMode(str, Enum):
     """Which faces of a photo to keep."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .. import logs
 from ..errors import BadImage, IngestFailed, LookalikeError, carried
-from ..faces.pipeline import Face, FacePipeline, FacesMode, Space
+from ..faces.pipeline import Face, FacePipeline, FacesMode, Space, like_sized
 from ..faults import crash_point
 from ..store.values import encode_vector
 from ..workers import spawn_context
@@ -95,10 +95,15 @@ class Mapper:
             return replace(base, status=IngestStatus.of(err.status), reason=err.reason)
         sized = replace(base, width=decoded.width, height=decoded.height)
         try:
-            detections = self.pipeline.detect(decoded.rgb, mode)
+            detections = self.pipeline.detect(decoded.rgb, FacesMode.all)
         except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run (_failed logs it)
             return _failed(sized, err)
-        return _Found(sized, decoded.rgb, detections, list(decoded.notes))
+        notes = list(decoded.notes)
+        if mode is FacesMode.largest:  # a group photo kept one face, and nothing said so
+            if others := like_sized(detections):
+                notes.append(f"{others + 1} faces of like size in it; the largest kept (--faces all keeps every one)")
+            detections = detections[:1]
+        return _Found(sized, decoded.rgb, detections, notes)
 
     def _embedded(self, found: dict[int, _Found]) -> dict[int, list[Face] | Processed]:
         """Every found photo's faces embedded in one call; if that fails, photo by photo,
