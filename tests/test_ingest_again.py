@@ -191,3 +191,17 @@ def test_a_library_from_before_0011_learns_what_its_photos_were_read_with(tmp_pa
     with sqlite3.connect(tmp_path / "v10.db") as conn:
         assert conn.execute("select count(*) from faces").fetchone()[0] == 4
         assert conn.execute("select count(*) from face_estimates").fetchone()[0] == 1
+
+
+def test_a_photo_and_its_copy_refiled_together_are_no_conflict(faces, tmp_path, backend):
+    """A manifest moves a photo and its byte-identical copy from 'Paul' to 'Paul Rudd' in one
+    run: the copy is a plain duplicate of the refiled photo (it was a conflict, 'Paul' vs
+    'Paul Rudd', decided against the first copy's stored person)."""
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copyfile(faces / LFW, tmp_path / name)
+    (tmp_path / "m.csv").write_text("path,person,consent_display\na.jpg,Paul,yes\nb.jpg,Paul,yes\n")
+    _open(backend).ingest([str(tmp_path / "m.csv")])
+    (tmp_path / "m.csv").write_text("path,person,consent_display\na.jpg,Paul Rudd,yes\nb.jpg,Paul Rudd,yes\n")
+    said = _said(_open(backend).ingest([str(tmp_path / "m.csv")]))
+    assert (said["a.jpg"].status, said["a.jpg"].person) == ("ok", "Paul Rudd")
+    assert (said["b.jpg"].status, said["b.jpg"].conflict) == ("duplicate", False), said["b.jpg"]

@@ -111,6 +111,8 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
             return Decision(Verdict.unchanged, replaces, old.status)
     if first is not None and first.path != item.path:
         original, person = first.path, first.person
+        if earlier is not None and earlier.path == first.path:  # refiled earlier in this run: filed as it is now
+            person = earlier.person
     elif earlier is not None and earlier.path != item.path:
         original, person = earlier.path, earlier.person
     else:
