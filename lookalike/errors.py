@@ -13,8 +13,10 @@ caller cannot fix: the server logs it and says no more.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import ClassVar
+from enum import Enum, StrEnum
+from typing import ClassVar, TypeVar
+
+E = TypeVar("E", bound=Enum)
 
 
 class LookalikeError(Exception):
@@ -148,6 +150,17 @@ class UnknownName(LookalikeError):
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
+
+    @classmethod
+    def member(cls, enum: type[E], value: object, kind: str) -> E:
+        """``value`` as a member of ``enum`` (its value given as a plain string too: the Python
+        API takes them), or this error listing the members, never a bare ``ValueError``."""
+        if isinstance(value, enum):
+            return value
+        try:
+            return enum(value)
+        except ValueError:
+            raise cls(kind, str(value), [str(m.value) for m in enum]) from None
 
 
 class ModelMismatch(LookalikeError):

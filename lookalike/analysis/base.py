@@ -28,10 +28,7 @@ class AnalyzerName(str, Enum):
         the names — not a bare ``ValueError``."""
         from ..errors import UnknownName
 
-        try:
-            return cls(name)
-        except ValueError:
-            raise UnknownName("analyzer", str(name), [a.value for a in cls]) from None
+        return UnknownName.member(cls, name, "analyzer")
 
 
 # Gender is never stated as a fact for a face estimated younger than this (the models'

@@ -28,7 +28,7 @@ from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .mapper import Mapper
-from .reader import Reading, Verdict, decide, duplicate_reason, read_file, unreadable
+from .reader import Reading, Verdict, decide, duplicate_reason, filed, read_file, unreadable
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
@@ -269,8 +269,7 @@ class QueueWorker:
         d = decide(it, sha, old, first, seen.get(sha), Reading(item.faces_mode, item.analyzer is not None))
         if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
-            filed = old.person if old is not None and old.person else item.person
-            return Processed(item.path, filed, None, sha, len(data), IngestStatus.unchanged, d.reason)
+            return Processed(item.path, filed(it, old), None, sha, len(data), IngestStatus.unchanged, d.reason)
         if starts > queue.MAX_ATTEMPTS:
             return Processed.settled(it, PhotoStatus.error,
                                      f"a worker process died on this photo {starts - 1} times; not retried",
@@ -280,8 +279,7 @@ class QueueWorker:
                                      replaces=d.replaces, conflict=d.conflict)
         seen[sha] = it
         mapper = self._mapper(view, item)
-        keep = old is not None and old.status == PhotoStatus.ok.value and bool(d.reason)
-        return mapper.process(Task(it, sha, len(data), data, d.replaces, d.reason, keep))
+        return mapper.process(Task(it, sha, len(data), data, d.replaces, d.reason, d.keeps))
 
     def in_space(self, session: Session, space_id: int) -> IngestTarget:
         if space_id not in self._views:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 class Verdict(enum.Enum):
     new = "new"  # to the mapper
     unchanged = "unchanged"
@@ -48,6 +49,7 @@ class Decision:
     reason: str = ""  # new: why a stored photo is read again ("" for a photo not stored)
     conflict: bool = False
     original: str = ""  # duplicate: the path of the first copy
+    keeps: bool = False  # new, read again with faces stored: a failed read keeps them (Task.keep)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ def read_again(item: Item, old: Known, reading: Reading) -> str:
     return "read again: " + ", ".join(why) if why else ""
 
 
+def filed(item: Item, old: Known | None) -> str | None:
+    """The person a photo is filed under after this run: the stored one unless the run
+    refiles it (:func:`refiles`; a folder's name never does), else the run's."""
+    return old.person if old is not None and old.person and not refiles(item, old) else item.person
+
+
 def read_file(path: str) -> tuple[bytes, str]:
     """The file's bytes and their sha256 (raises ``OSError``)."""
     with open(path, "rb") as fh:
@@ -116,7 +124,8 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
     elif earlier is not None and earlier.path != item.path:
         original, person = earlier.path, earlier.person
     else:
-        return Decision(Verdict.new, replaces, again)
+        return Decision(Verdict.new, replaces, again, keeps=bool(again) and old is not None
+                        and old.status == PhotoStatus.ok.value)
     conflict = bool(person and item.person and person != item.person)
     reason = f"same bytes as {original}"
     if conflict:
@@ -265,25 +274,23 @@ class Reader:
                     if item.profile is not None and item.person:  # a manifest may update profiles
                         person_rows.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
-                    filed = old.person if old is not None and old.person else item.person  # where it is
-                    reason = d.reason
-                    if filed != item.person and item.person:
-                        reason += (f"; filed under {filed!r}, not the folder's {item.person!r} "
+                    where, reason = filed(item, old), d.reason
+                    if where != item.person and item.person:
+                        reason += (f"; filed under {where!r}, not the folder's {item.person!r} "
                                    "(a manifest row or --person refiles it)")
-                    self.sink.record(Outcome(item.path, filed, IngestStatus.unchanged, reason, 0, sha))
+                    self.sink.record(Outcome(item.path, where, IngestStatus.unchanged, reason, 0, sha))
                 elif d.verdict is Verdict.duplicate:
                     self.sink.take(Processed.settled(item, PhotoStatus.duplicate, duplicate_reason(d, item), sha256=sha,
                                                      size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
-                    if old is not None and old.person and old.person != item.person and not refiles(item, old):
+                    if (where := filed(item, old)) != item.person:
                         # a folder's name, the file changed or read again: it stays where it is filed
-                        item = replace(item, person=old.person, profile=None)
+                        item = replace(item, person=where, profile=None)
                     self.in_flight[sha] = item
                     if old is not None and old.withheld and old.person and refiles(item, old):
                         item = self._withheld_along(session, item, old.person)
                         profiles_changed = True
-                    keep = old is not None and old.status == PhotoStatus.ok.value and bool(d.reason)
-                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason, keep, _every_face(old)))
+                    tasks.append(Task(item, sha, len(data), data, d.replaces, d.reason, d.keeps, _every_face(old)))
             if profiles_changed:
                 session.commit()
         return tasks

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
+from ..errors import UnknownName
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -47,22 +49,6 @@ class GroupKey(StrEnum):
 PERSON_KEYS = frozenset({GroupKey.tag, GroupKey.organisation, GroupKey.role, GroupKey.person})
 
 
-E = TypeVar("E", bound=Enum)
-
-
-def named(cls: type[E], value: object, kind: str) -> E:
-    """``value`` as a member of the enum ``cls`` (its value given as a plain string too), or an
-    :class:`~lookalike.errors.UnknownName` listing them."""
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(value)
-    except ValueError:
-        from ..errors import UnknownName
-
-        raise UnknownName(kind, str(value), [str(m.value) for m in cls]) from None
-
-
 class KeyScope(str, Enum):
     """What an HTTP API key may do (``lookalike keys create --scope``)."""
 
@@ -72,7 +58,7 @@ class KeyScope(str, Enum):
     @classmethod
     def of(cls, value: KeyScope | str) -> KeyScope:
         """``value`` as a scope (the Python API takes ``"search"`` too)."""
-        return named(cls, value, "key scope")
+        return UnknownName.member(cls, value, "key scope")
 
 
 class Audience(str, Enum):
@@ -91,7 +77,7 @@ class Audience(str, Enum):
         compared by identity and so taken for the operator (everyone: a visitor shown the
         people who withhold consent, and a cache kept that answer for the real visitors);
         anything that names no audience is an :class:`~lookalike.errors.UnknownName`."""
-        return named(cls, value, "audience")
+        return UnknownName.member(cls, value, "audience")
 
 
 class ReductionKind(StrEnum):
