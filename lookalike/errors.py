@@ -216,6 +216,14 @@ class LibraryBusy(LookalikeError):
     problem_code = "busy"
 
 
+class LibraryClosed(LookalikeError):
+    """A call on a library (or a view, people or keys object taken from it) after its
+    ``close()``: nothing was read or written."""
+
+    http_status = 500
+    problem_code = "internal"
+
+
 class VectorStoreUnavailable(LookalikeError):
     """The vector store named by ``--vectors`` (a Milvus server, a Milvus Lite folder)
     cannot be reached or opened; nothing was written."""

@@ -155,8 +155,11 @@ class Library:
         return Space(*s.space_names).check()  # the user's choice (a stored space is what it is)
 
     def close(self) -> None:
+        """Release models, index and connections; a later call raises ``LibraryClosed``."""
+        self._view, self._averages = None, AverageCache()
+        self._analyzers.clear()
         self.backend.close()
-        self._engine.dispose()
+        db.close(self._engine)
 
     def __enter__(self) -> "Library":
         return self

@@ -171,3 +171,20 @@ def test_linked_folders_are_followed_once_named_by_the_link(tmp_path, caplog):
     assert [(i.person, Path(i.path).name) for i in result.items] == [("Barack Obama", "1.jpg"), ("Grace", "a.jpg")]
     assert result.items[0].path == str(corpus / "Barack Obama" / "1.jpg")
     assert "already walked" in caplog.text and "Obama again" in caplog.text
+
+
+def test_hidden_folders_holding_photos_are_said_to_be_left_out(tmp_path, caplog):
+    """A folder whose name starts with a dot is hidden and left out, but not in silence when
+    it holds photos: a person's folder named ``...`` or ``.alice`` vanished from the run with no
+    report row and ``skipped_files: 0`` (ua-cli L8). A ``.git`` without photos says nothing."""
+    corpus = tmp_path / "corpus"
+    _touch(corpus / "Grace" / "a.jpg")
+    _touch(corpus / "..." / "b.jpg")
+    _touch(corpus / "Grace" / ".thumbs" / "c.png")
+    _touch(corpus / ".git" / "HEAD")
+    result = scan([corpus])
+    assert [(i.person, Path(i.path).name) for i in result.items] == [("Grace", "a.jpg")]
+    warned = [r.getMessage() for r in caplog.records if "hidden folder" in r.getMessage()]
+    assert len(warned) == 1 and "2 hidden folder(s) holding photos left out" in warned[0]
+    assert str(corpus / "...") in warned[0] and str(corpus / "Grace" / ".thumbs") in warned[0]
+    assert ".git" not in warned[0]

@@ -94,3 +94,23 @@ def test_odd_inputs_are_refused_by_name(faces, small_db):
         assert len(repr(made)) < 400 and "image" not in repr(made)  # not pages of pixels
         lib.people.save_profile("ghost", Profile(tags=("ghost-tag",), consent_display=True))
         assert "ghost-tag" not in lib.people.display_tags()  # no face: a tag that would find nobody
+
+
+def test_a_closed_library_answers_nothing(faces, small_db):
+    """After ``close()`` a library, and a people or keys object taken from it before, raise
+    ``LibraryClosed`` (it answered searches from a new connection: helper 51, L3); opening the
+    file again works."""
+    from lookalike.errors import LibraryClosed
+
+    lib = lookalike.open(small_db)
+    query = str(faces / OBAMA)
+    assert "barack_obama" in _people(lib.search(query))
+    people, keys = lib.people, lib.keys
+    lib.close()
+    for call in (lambda: lib.search(query), lambda: people.summaries(lookalike.Audience.operator),
+                 lambda: keys.issued(), lambda: lib.person("barack_obama"),
+                 lambda: lib.pictures.average("person:barack_obama")):
+        with pytest.raises(LibraryClosed, match="this library was closed"):
+            call()
+    with lookalike.open(small_db) as again:
+        assert "barack_obama" in _people(again.search(query))

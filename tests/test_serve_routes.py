@@ -37,6 +37,7 @@ EXPECTED = {
     "IndexOwnedElsewhere": (500, "internal"),
     "DatabaseUnreadable": (500, "internal"),
     "DatabaseReadOnly": (500, "internal"),
+    "LibraryClosed": (500, "internal"),
     "VectorStoreUnavailable": (500, "internal"),
     "SourceUnavailable": (500, "internal"),
     "NoDisplay": (500, "internal"),

@@ -147,6 +147,7 @@ def walk(folder: Path) -> Iterator[Path]:
     saying "no image files found". A folder reached a second time (a loop, or two links to
     one folder) is walked once."""
     walked: dict[str, str] = {}  # real path -> the path it was walked as
+    hidden: list[Path] = []  # hidden folders holding photos: left out, but said
     for root, dirs, files in os.walk(folder, onerror=unlisted, followlinks=True):
         real = os.path.realpath(root)
         if real in walked:
@@ -154,10 +155,23 @@ def walk(folder: Path) -> Iterator[Path]:
             dirs[:] = []
             continue
         walked[real] = root
+        hidden += [Path(root) / d for d in sorted(dirs) if d.startswith(".") and _holds_photos(Path(root) / d)]
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(root) / name
+    if hidden:  # a person's folder named ".alice" or "..." would otherwise vanish from the run unsaid
+        log.warning("%s: %d hidden folder(s) holding photos left out (a name starting with a dot "
+                    "is hidden); rename to ingest them", ", ".join(map(str, hidden[:3])), len(hidden))
+
+
+def _holds_photos(folder: Path) -> bool:
+    """Whether ``folder`` itself holds an image file (not looked into deeper: a hidden
+    ``.git`` or thumbnail cache is only listed, never walked)."""
+    try:
+        return any(Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def read_manifest(path: Path) -> list[Item]:

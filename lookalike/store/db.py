@@ -13,11 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import shown_url, sqlite_path
-from ..errors import ConfigError, DatabaseReadOnly, DatabaseUnreadable, SchemaTooNew
+from ..errors import ConfigError, DatabaseReadOnly, DatabaseUnreadable, LibraryClosed, SchemaTooNew
 from ..faults import crash_point
 
 if TYPE_CHECKING:
@@ -288,6 +288,18 @@ def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Sessio
     factory = sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})
     changes.observe(factory, (generations.FOLLOWER, OUTBOX_FOLLOWER))
     return factory
+
+
+def close(engine: Engine) -> None:
+    """Close the engine's connections for good: a store call made afterwards (through a view,
+    a search or a people object kept from before) raises :class:`LibraryClosed` instead of
+    quietly opening a new connection, which SQLAlchemy's ``dispose`` alone allows."""
+    engine.dispose()
+
+    @event.listens_for(engine, "engine_connect")
+    def _closed(_conn: Connection) -> None:
+        where = engine.url.render_as_string(hide_password=True)
+        raise LibraryClosed(f"{where}: this library was closed; open it again to use it")
 
 
 # -- upkeep of the database files -------------------------------------------------------
