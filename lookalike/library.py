@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import config
+from . import config, places
 from .config import Settings
 from .errors import ConfigError, NotFound
 from .faces.pipeline import FacesMode, Space
@@ -88,13 +88,13 @@ class Library:
 
     def __post_init__(self) -> None:
         config.activate_weights_home()
-        config.claim_folders(self.settings)  # a new library's folders, before its file: its own for good
-        self._engine = db.make_engine(self.settings.db_url)
+        s = self.settings
+        places.claim_folders(s.db_url, (s.index_dir, s.upload_dir))  # before its file: its own for good
+        self._engine = db.make_engine(s.db_url)
         self.revision = db.migrate(self._engine)
-        self.backend = for_settings(self._engine.dialect.name, self.settings.vectors)
-        # a vector store outside the database follows it through outbox rows, written by the
-        # store's functions in the same transaction as each change (lookalike.store.outbox.OUTBOX)
-        self._sessions = db.session_factory(self._engine, outbox=self.backend.outbox)
+        db.stamp(self._engine, places.folders_mark(s.db_url))  # read by places before a later open
+        self.backend = for_settings(self._engine.dialect.name, s.vectors)
+        self._sessions = db.session_factory(self._engine, outbox=self.backend.outbox)  # store.outbox.OUTBOX
 
     # -- plumbing --------------------------------------------------------------------
     @contextmanager
@@ -150,8 +150,7 @@ class Library:
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
         if s.model is None and s.detector is None and s.aligner is None and len(spaces) == 1:
-            only = spaces[0]
-            return Space(only.model, only.detector, only.aligner)
+            return Space(spaces[0].model, spaces[0].detector, spaces[0].aligner)
         return Space(*s.space_names).check()  # the user's choice (a stored space is what it is)
 
     def close(self) -> None:

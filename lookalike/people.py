@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from . import config
+from . import places
 from .errors import BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
 from .store.values import Audience, KeyScope
@@ -106,7 +106,7 @@ class People:
 
     def store_uploads(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> dict[str, str]:
         """Write uploaded photos (file name, bytes) under ``upload_dir/NAME/`` (a hashed folder
-        name when NAME is not a plain path segment: :func:`config.upload_folder`); returns stored
+        name when NAME is not a plain path segment: :func:`places.upload_folder`); returns stored
         path -> file name. A file is named by its bytes' hash, so sending the same photo twice
         stores it once; nothing is written for a person who does not exist."""
         import hashlib
@@ -124,7 +124,7 @@ class People:
                 raise NotFound(f"{NotFound.person(name)}; create their profile first")
         if not uploads:
             raise ConfigError(f"{name}: no photo given to add")
-        folder = config.upload_folder(self.upload_dir, name)
+        folder = places.upload_folder(self.upload_dir, name)
         folder.mkdir(parents=True, exist_ok=True)
         paths: dict[str, str] = {}
         for filename, data in uploads:

@@ -109,11 +109,11 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
 def copy_library(golden: Path, db: Path, index_dir: Path | None = None) -> Path:
     """A private copy of the SQLite library ``golden`` as ``db``: the database (through
     SQLite's backup, so a consistent file) and golden's default index folder (``NAME.indexes/``
-    beside it, config.default_index_dir, when it has one) as ``index_dir`` (default: ``db``'s
+    beside it, places.default_index_dir, when it has one) as ``index_dir`` (default: ``db``'s
     own), as if the test had ingested it itself."""
     import sqlite3
 
-    from lookalike.config import default_index_dir
+    from lookalike.places import default_index_dir
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(golden) as src, sqlite3.connect(db) as dst:

@@ -48,15 +48,15 @@ def _require_faces() -> Path:
 
 def index_dir_of(db: Path) -> Path:
     """The index folder the SQLite library ``db`` takes by default (``NAME.indexes/`` beside
-    it, config.default_index_dir)."""
-    from lookalike.config import default_index_dir
+    it, places.default_index_dir)."""
+    from lookalike.places import default_index_dir
 
     return default_index_dir(f"sqlite:///{db}")
 
 
 def upload_dir_of(db: Path) -> Path:
     """The upload folder the SQLite library ``db`` takes by default (``NAME.uploads/``)."""
-    from lookalike.config import default_upload_dir
+    from lookalike.places import default_upload_dir
 
     return default_upload_dir(f"sqlite:///{db}")
 

@@ -16,11 +16,11 @@ import pytest
 from conftest import cli
 
 import lookalike
-from lookalike.config import upload_folder
 from lookalike.errors import BadPersonName
 from lookalike.ingest import formats
 from lookalike.ingest.corpus import Profile, person_name_problem, read_manifest, scan
 from lookalike.ingest.formats_common import person_name
+from lookalike.places import upload_folder
 from lookalike.store.values import Audience
 
 BAD = {"": "empty", "   ": "empty", ".": "folder reference", "..": "folder reference",

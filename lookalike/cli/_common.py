@@ -202,8 +202,9 @@ def opened(*groups: OptionGroup, create: bool = False, **settings: object) -> It
     outlive the command. Only a command that ``create`` s one (ingest, a key, a
     calibration) makes a missing SQLite file: `stats --db typo.db` made an empty library
     and said it held nobody."""
-    from ..config import Settings, sqlite_path
+    from ..config import Settings
     from ..errors import NotFound
+    from ..places import sqlite_path
 
     resolved = Settings.resolve(**chosen(*groups, **settings))
     path = sqlite_path(resolved.db_url)

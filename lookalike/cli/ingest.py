@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..analysis import AnalyzerName
-from ..config import shown_url, sqlite_path
+from ..config import shown_url
 from ..ingest.formats_common import CorpusFormat
+from ..places import sqlite_path
 from ._common import (
     AnalyzerOpt,
     FacesChoice,

@@ -18,8 +18,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple, ParamSpec, TypeVar
 
-from ..config import sqlite_path
 from ..faces.pipeline import FacesMode, Space
+from ..places import sqlite_path
 from ..store.values import PhotoStatus
 from .mapper import Mapper, MapperSpec, process, worker_pool
 from .report import Processed, Task

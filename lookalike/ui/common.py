@@ -280,14 +280,14 @@ def ready_library(operator: bool = False) -> Library:
     page says what kind of problem it is, and the log the rest."""
     import streamlit as st
 
-    from lookalike import config
+    from lookalike import config, places
     from lookalike.errors import EmptyLibrary, LookalikeError
 
     # every page checks the web app's settings: a bad LOOKALIKE_UI_* value is one clear line
     setting(max_upload_mb)
     setting(max_pixels)
     url = setting(lambda: config.db_url(os.environ.get("LOOKALIKE_DB")))
-    path = config.sqlite_path(url)
+    path = places.sqlite_path(url)
     if path is not None and not path.exists():
         logging.getLogger(__name__).warning("no face library at %s yet", path)
         st.warning(f"There is no face library {f'at `{path}`' if operator else 'here'} yet.\n\n" + INGEST_HELP)

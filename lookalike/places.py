@@ -1,0 +1,128 @@
+"""Where a library keeps its files: the database, and beside a SQLite file the index and
+upload folders named after it (``kiosk.db``: ``kiosk.indexes/``, ``kiosk.uploads/``), so one
+``--db`` names a whole library everywhere and two libraries in one folder never share one.
+
+Pure paths and the file's own header: no settings, no SQL (the store writes the header mark
+that :func:`_stamped_own` reads; :mod:`lookalike.config` resolves the defaults from here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import LookalikeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = "lookalike.db"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (without its ``?query``), or ``None`` for other databases."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])
+    return None
+
+
+# SQLite's application_id of a library that keeps its own NAME.indexes/ and NAME.uploads/
+# ("lkl2"), written by the store (store.db.stamp) and read here from the file's header,
+# before any open
+OWN_FOLDERS_ID = 0x6C6B6C32
+
+
+def _beside(url: str, kind: str) -> Path:
+    """The library's ``kind`` folder (``indexes``, ``uploads``) beside its SQLite file, named
+    after it: ``kiosk.db`` -> ``kiosk.indexes/``, ``kiosk.uploads/``. Two libraries in one
+    folder shared a plain ``indexes/`` (the second was refused: "this index belongs to another
+    library") and ``uploads/`` (removing a person from one deleted the other's uploads of a
+    namesake). The default library, ``lookalike.db``, keeps the plain names, and so does a
+    library made before that, whose plain folder is there and its own is not. A library
+    made since has its own folders from the start (:func:`claim_folders`, before its file),
+    so which are its own never changes. A server database: in the current folder."""
+    path = sqlite_path(url)
+    if path is None:
+        return Path.cwd() / kind
+    plain, own = path.parent / kind, path.parent / f"{path.stem}.{kind}"
+    if path.name in (DEFAULT_DB, ":memory:"):
+        return plain
+    made_before = _holds_a_library(path) and not _stamped_own(path) and plain.is_dir() and not own.exists()
+    return plain if made_before else own
+
+
+def folders_mark(url: str) -> int | None:
+    """:data:`OWN_FOLDERS_ID` when the SQLite library at ``url`` keeps ``NAME.indexes/`` and
+    ``NAME.uploads/`` (:func:`_beside`), for the store to write into its file; else None."""
+    path = sqlite_path(url)
+    own = path is not None and _beside(url, "uploads") != path.parent / "uploads"
+    return OWN_FOLDERS_ID if own else None
+
+
+def _holds_a_library(path: Path) -> bool:
+    """A SQLite file with something in it (an empty file is a library not made yet)."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _stamped_own(path: Path) -> bool:
+    """Whether the SQLite file's header carries :data:`OWN_FOLDERS_ID` (SQLite's
+    ``application_id``, bytes 68-71). Folders alone cannot say it for good: a backup that
+    skips empty folders, or an empty ``NAME.uploads/`` deleted by hand, made a library beside
+    ``lookalike.db`` take the plain ``uploads/`` of that other library."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(72)
+    except OSError:
+        return False
+    return head.startswith(b"SQLite format 3\x00") and int.from_bytes(head[68:72], "big") == OWN_FOLDERS_ID
+
+
+def claim_folders(url: str, folders: Iterable[Path | None]) -> None:
+    """A new SQLite library's ``folders`` (its index and upload folders), made before its file
+    is: from then on they are its own whatever else the folder holds (:func:`_beside`). Only
+    where their parent folder is there (a mistyped path is the open's to refuse, not made here)."""
+    path = sqlite_path(url)
+    if path is None or path.name in (DEFAULT_DB, ":memory:") or _holds_a_library(path):
+        return  # the default library's folders are the plain ones whatever is there
+    for folder in folders:
+        if folder is not None and folder.parent.is_dir():
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError:  # a read-only folder: the open that follows says so, in its words
+                log.debug("%s: not made", folder, exc_info=True)
+
+
+def default_index_dir(url: str) -> Path:
+    """``NAME.indexes/`` beside the SQLite file ``NAME.db`` (``indexes/`` for ``lookalike.db``
+    and for a library made before, :func:`_beside`); for a server database, in the current
+    folder."""
+    return _beside(url, "indexes")
+
+
+def default_upload_dir(url: str) -> Path:
+    """``NAME.uploads/`` beside the SQLite file ``NAME.db`` (``uploads/`` for ``lookalike.db``
+    and for a library made before, :func:`_beside`): photos added through the HTTP API or the
+    admin page are kept there, and removing their person deletes them (the library owns that
+    folder, never a corpus's). For a server database, in the current folder; with workers on
+    other machines it must be on storage they all mount at the same path."""
+    return _beside(url, "uploads")
+
+
+def upload_folder(upload_dir: Path, person: str) -> Path:
+    """The folder under ``upload_dir`` that keeps ``person``'s uploaded photos: the name
+    itself when it is one plain path segment (letters, digits, spaces, ``_ . -``, not
+    starting with a dot), else ``person-<hash of the name>``; either way a folder directly
+    inside ``upload_dir``, checked after resolving, whatever the name holds."""
+    import hashlib
+    import re
+
+    plain = re.fullmatch(r"[\w .-]+", person) is not None and not person.startswith(".")
+    slug = person if plain else "person-" + hashlib.sha256(person.encode()).hexdigest()[:20]
+    folder = upload_dir / slug
+    if folder.resolve().parent != upload_dir.resolve():
+        # the server's folder, not the caller's option: a 500 the server logs
+        raise LookalikeError(f"the photos of {person[:60]!r} would not be kept inside {upload_dir}; refused")
+    return folder
