@@ -92,7 +92,6 @@ class Library:
         places.claim_folders(s.db_url, (s.index_dir, s.upload_dir))  # before its file: its own for good
         self._engine = db.make_engine(s.db_url)
         self.revision = db.migrate(self._engine)
-        db.stamp(self._engine, places.folders_mark(s.db_url))  # read by places before a later open
         self.backend = for_settings(self._engine.dialect.name, s.vectors)
         self._sessions = db.session_factory(self._engine, outbox=self.backend.outbox)  # store.outbox.OUTBOX
 

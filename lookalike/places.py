@@ -2,8 +2,9 @@
 upload folders named after it (``kiosk.db``: ``kiosk.indexes/``, ``kiosk.uploads/``), so one
 ``--db`` names a whole library everywhere and two libraries in one folder never share one.
 
-Pure paths and the file's own header: no settings, no SQL (the store writes the header mark
-that :func:`_stamped_own` reads; :mod:`lookalike.config` resolves the defaults from here).
+Pure paths, decided from what the folder holds: no settings, no SQL, and the database file
+is never opened here (:func:`_beside` says why); :mod:`lookalike.config` resolves the
+defaults from here.
 """
 
 from __future__ import annotations
@@ -26,37 +27,31 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-# SQLite's application_id of a library that keeps its own NAME.indexes/ and NAME.uploads/
-# ("lkl2"), written by the store (store.db.stamp) and read here from the file's header,
-# before any open
-OWN_FOLDERS_ID = 0x6C6B6C32
-
-
 def _beside(url: str, kind: str) -> Path:
     """The library's ``kind`` folder (``indexes``, ``uploads``) beside its SQLite file, named
     after it: ``kiosk.db`` -> ``kiosk.indexes/``, ``kiosk.uploads/``. Two libraries in one
     folder shared a plain ``indexes/`` (the second was refused: "this index belongs to another
     library") and ``uploads/`` (removing a person from one deleted the other's uploads of a
     namesake). The default library, ``lookalike.db``, keeps the plain names, and so does a
-    library made before that, whose plain folder is there and its own is not. A library
+    library made before that: its plain folder is there and neither of its own is. A library
     made since has its own folders from the start (:func:`claim_folders`, before its file),
-    so which are its own never changes. A server database: in the current folder."""
+    and one of them is enough to keep both its own: an empty ``NAME.uploads/`` deleted, or
+    skipped by a backup, while ``NAME.indexes/`` holds the index, sent the library to
+    ``lookalike.db``'s ``uploads/``. A server database: in the current folder.
+
+    Decided from what the folder holds, never by reading the database file: a process that
+    opens and closes that file beside its own SQLite connections drops their POSIX locks, and
+    another process's exit then deletes the write-ahead log under them (a library was damaged
+    that way: SQLite's "How To Corrupt", 2.2)."""
     path = sqlite_path(url)
     if path is None:
         return Path.cwd() / kind
     plain, own = path.parent / kind, path.parent / f"{path.stem}.{kind}"
     if path.name in (DEFAULT_DB, ":memory:"):
         return plain
-    made_before = _holds_a_library(path) and not _stamped_own(path) and plain.is_dir() and not own.exists()
+    owns = any((path.parent / f"{path.stem}.{k}").exists() for k in ("indexes", "uploads"))
+    made_before = _holds_a_library(path) and plain.is_dir() and not owns
     return plain if made_before else own
-
-
-def folders_mark(url: str) -> int | None:
-    """:data:`OWN_FOLDERS_ID` when the SQLite library at ``url`` keeps ``NAME.indexes/`` and
-    ``NAME.uploads/`` (:func:`_beside`), for the store to write into its file; else None."""
-    path = sqlite_path(url)
-    own = path is not None and _beside(url, "uploads") != path.parent / "uploads"
-    return OWN_FOLDERS_ID if own else None
 
 
 def _holds_a_library(path: Path) -> bool:
@@ -65,19 +60,6 @@ def _holds_a_library(path: Path) -> bool:
         return path.is_file() and path.stat().st_size > 0
     except OSError:
         return False
-
-
-def _stamped_own(path: Path) -> bool:
-    """Whether the SQLite file's header carries :data:`OWN_FOLDERS_ID` (SQLite's
-    ``application_id``, bytes 68-71). Folders alone cannot say it for good: a backup that
-    skips empty folders, or an empty ``NAME.uploads/`` deleted by hand, made a library beside
-    ``lookalike.db`` take the plain ``uploads/`` of that other library."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(72)
-    except OSError:
-        return False
-    return head.startswith(b"SQLite format 3\x00") and int.from_bytes(head[68:72], "big") == OWN_FOLDERS_ID
 
 
 def claim_folders(url: str, folders: Iterable[Path | None]) -> None:

@@ -245,17 +245,10 @@ def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env
         assert folders(name, **given)[1] == tmp_path / name.replace(".db", ".uploads")
     assert folders("new0.db")[0] == tmp_path / "new0.indexes"
     assert not (tmp_path / "new1.indexes").exists()  # --index-dir named another: none made here
-    # the choice is kept in the file's header, not only in which folders are there: an empty
-    # NAME.uploads/ a backup skipped sent the library to lookalike.db's uploads/ (review 49b, M3)
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "new0.db") as made_before_the_mark:  # as a library of stop 49
-        made_before_the_mark.execute("PRAGMA application_id = 0")
-    lookalike.open(tmp_path / "new0.db").close()  # its own folders there: marked on this open
-    for name in ("new0", "new1"):
-        shutil.rmtree(tmp_path / f"{name}.uploads")
-        shutil.rmtree(tmp_path / f"{name}.indexes", ignore_errors=True)
-        assert folders(f"{name}.db") == (tmp_path / f"{name}.indexes", tmp_path / f"{name}.uploads"), name
+    # one of its own folders keeps both its own: an empty NAME.uploads/ a backup skipped sent the
+    # library to lookalike.db's uploads/ (review 49b, M3); the file itself is never read for it
+    shutil.rmtree(tmp_path / "new0.uploads")
+    assert folders("new0.db") == (tmp_path / "new0.indexes", tmp_path / "new0.uploads")
     with pytest.raises(LookalikeError):  # a folder that is not there: nothing made, not even the index folder
         lookalike.open(tmp_path / "nowhere" / "x.db")
     assert not (tmp_path / "nowhere").exists()

@@ -9,13 +9,11 @@ rather than guessed at.
 
 from __future__ import annotations
 
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import shown_url
@@ -30,8 +28,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import ExceptionContext
     from sqlalchemy.pool import ConnectionPoolEntry
-
-log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
 
@@ -293,24 +289,6 @@ def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Sessio
     factory = sessionmaker(engine, expire_on_commit=False, info={OUTBOX: True} if outbox else {})
     changes.observe(factory, (generations.FOLLOWER, OUTBOX_FOLLOWER))
     return factory
-
-
-def stamp(engine: Engine, application_id: int | None) -> None:
-    """Write SQLite's ``application_id`` (:func:`places.folders_mark`; None: nothing to write)
-    into the file's header once, and copy it from the write-ahead log into the file at once (a
-    passive checkpoint: it never waits for readers), where :mod:`lookalike.places` reads it
-    before any open. A read-only library stays as it is (its folders decided as before)."""
-    if application_id is None or engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as conn:
-        if conn.exec_driver_sql("PRAGMA application_id").scalar() == application_id:
-            return
-        try:
-            conn.exec_driver_sql(f"PRAGMA application_id = {int(application_id)}")
-            conn.commit()
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except (DatabaseReadOnly, OperationalError):
-            log.debug("%s: application_id not written", engine.url, exc_info=True)
 
 
 def close(engine: Engine) -> None:
