@@ -481,32 +481,3 @@ def test_a_host_apps_own_sessions_are_not_followed(tmp_path):
     host.dispose()
     engine.dispose()
 
-
-def _posix_locks_of_this_process(path) -> list[str]:
-    """This process's POSIX locks on ``path``, as the kernel lists them (/proc/locks)."""
-    inode, pid = os.stat(path).st_ino, str(os.getpid())
-    with open("/proc/locks") as listing:
-        return [line for line in listing if line.split()[4:5] == [pid] and line.split()[5].endswith(f":{inode}")]
-
-
-def test_nothing_beside_an_open_library_drops_its_sqlite_locks(tmp_path):
-    """An open SQLite library holds a POSIX read lock on its file; closing any other descriptor
-    of that file in the same process drops it (the kernel's rule), and another process's exit
-    then deletes the write-ahead log under the library. It happened: the folders' choice read
-    the file's header with open() on every open, and a server's library was damaged by three
-    `lookalike keys create` beside it (the kiosk user test, F6). Resolving settings and a
-    second library object opened and closed on the same file keep the lock."""
-    import lookalike
-    from lookalike.config import Settings
-
-    path = tmp_path / "held.db"
-    with lookalike.open(path) as lib:
-        lib.keys.create("search")
-        held = _posix_locks_of_this_process(path)
-        assert held, "an open library holds a lock on its file"
-        Settings.resolve(db=path)
-        with lookalike.open(path) as second:
-            second.keys.issued()
-        assert _posix_locks_of_this_process(path) == held
-        lib.keys.create("admin")
-    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchall() == [("ok",)]
