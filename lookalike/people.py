@@ -81,7 +81,7 @@ class People:
         except ValueError as err:
             raise BadProfile(f"{name}: {err}") from None
         with self.sessions() as session:
-            person_rows.upsert_person(session, name, profile)
+            person_rows.upsert_person(session, name, profile, by_staff=True)
             session.commit()
             return person_rows.profiles(session, [name])[name]
 
@@ -92,7 +92,7 @@ class People:
         if not isinstance(consent, bool):  # "no" was stored as consent (a truthy string)
             raise ConfigError(f"consent for {name!r}: True or False, not {consent!r}")
         with self.sessions() as session:
-            if not person_rows.set_consent(session, name, consent):
+            if not person_rows.set_consent(session, name, consent, by_staff=True):
                 raise NotFound.person(name)
             session.commit()
 

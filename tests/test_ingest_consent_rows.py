@@ -45,3 +45,36 @@ def test_a_refused_row_withholds_consent_for_a_person_new_in_the_run(faces, tmp_
         assert person not in {m.person for face in shown.faces for m in face.matches}, person
         seen = lib.search(str(lfw / query), k=1)  # the operator still finds them: the photo is stored
         assert seen.faces[0].matches[0].person == person
+
+
+def test_a_staff_withdrawal_stands_against_a_stale_manifest_run_again(faces, tmp_path, backend, caplog):
+    """Consent withdrawn by staff (the API, the admin page: ``lib.people.set_consent``) is not
+    granted back by the same manifest run again, which still says "true" (it was, in silence,
+    and the person was on the kiosk again: kiosk user test F1), nor by a profile saved without
+    it; a warning says so. Staff grant it again, and a manifest still narrows it."""
+    from lookalike.ingest.corpus import Profile
+
+    lfw = faces / "lfw-dev" / "images"
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copyfile(lfw / "Aaron_Sorkin/Aaron_Sorkin_0001.jpg", folder / "a.jpg")
+    manifest = folder / "people.csv"
+    manifest.write_text("path,person,role,consent_display\na.jpg,Kit,Actor,true\n")
+    query = str(lfw / "Aaron_Sorkin/Aaron_Sorkin_0002.jpg")
+
+    def shown(lib) -> bool:
+        return "Kit" in {m.person for f in lib.search(query, k=5, audience=Audience.visitor).faces for m in f.matches}
+
+    lib = backend.open()
+    lib.ingest([str(manifest)])
+    assert shown(lib)
+    lib.people.set_consent("Kit", False)
+    lib.ingest([str(manifest)])  # the stale manifest, run again to add someone else
+    assert not shown(lib) and "consent stays withdrawn, as staff withdrew it" in caplog.text
+    lib.people.save_profile("Kit", Profile(role="Actor"))  # a profile that does not state it
+    assert not shown(lib)
+    lib.people.set_consent("Kit", True)  # staff grant it again
+    assert shown(lib)
+    manifest.write_text("path,person,role,consent_display\na.jpg,Kit,Actor,false\n")
+    lib.ingest([str(manifest)])
+    assert not shown(lib)  # a manifest still withholds it

@@ -21,7 +21,7 @@ from lookalike.store import db
 
 def test_new_database_is_created_at_head(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    assert db.migrate(engine) == db.head_revision() == db.HEAD == "0011"
+    assert db.migrate(engine) == db.head_revision() == db.HEAD == "0012"
     with sqlite3.connect(tmp_path / "a.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
@@ -35,8 +35,8 @@ def test_older_database_is_upgraded(tmp_path):
         conn.execute("create table unrelated (x int)")
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     assert db.current_revision(engine) is None
-    assert db.migrate(engine) == "0011"
-    assert db.current_revision(engine) == "0011"
+    assert db.migrate(engine) == db.HEAD
+    assert db.current_revision(engine) == db.HEAD
 
 
 def test_revision_0001_library_gets_centroids_from_its_vectors(tmp_path):
@@ -51,7 +51,7 @@ def test_revision_0001_library_gets_centroids_from_its_vectors(tmp_path):
         for i, v in enumerate(vecs):
             conn.execute("insert into faces (space_id, photo_id, person_id, x, y, w, h, confidence, embedding) "
                          "values (1, 1, ?, 0, 0, 1, 1, 1.0, ?)", (1 if i < 2 else None, v.astype("<f4").tobytes()))
-    assert db.migrate(engine) == "0011"
+    assert db.migrate(engine) == db.HEAD
     from lookalike.store import centroid_rows
 
     with db.session_factory(engine)() as session:

@@ -117,6 +117,9 @@ def remove(
         else:
             what = f"person {person!r}" if person else f"space {space}" if space else str(photo)
             terminal().print(f"removed {what}: {result.photos} photos, {result.faces} faces")
+            if person:  # nothing of them is kept, not even that they were removed
+                terminal().print("a manifest or folder that lists them adds them again when ingested: "
+                                 "take them out of it too")
             if result.index_rebuilt:
                 terminal().print(f"index rebuilt: {result.index_rebuilt}")
 

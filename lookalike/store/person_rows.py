@@ -10,8 +10,10 @@ is recorded for it by :mod:`lookalike.store.outbox`, whatever wrote it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import ColumnElement, func, select
@@ -24,6 +26,8 @@ from .schema import (
     Photo,
 )
 from .values import Audience, GroupKey, PhotoStatus, chunks, normalise_tag
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -52,8 +56,11 @@ class ProfileFields(Protocol):
 
 
 def upsert_person(session: Session, name: str, profile: ProfileFields | None = None,
-                  cache: dict | None = None) -> int:
-    """Id of the person called ``name``, created if new; a profile overwrites the stored one."""
+                  cache: dict | None = None, by_staff: bool = False) -> int:
+    """Id of the person called ``name``, created if new; a profile overwrites the stored one,
+    but for a consent staff withdrew (:func:`set_consent` ``by_staff``): that stays withdrawn
+    unless staff (``by_staff``) save a profile that grants it. A stale manifest run again
+    granted it back in silence, and the person was on the kiosk again (kiosk user test, F1)."""
     if cache is not None and name in cache and profile is None:
         return cache[name]
     person = session.scalar(select(Person).where(Person.name == name))
@@ -69,7 +76,7 @@ def upsert_person(session: Session, name: str, profile: ProfileFields | None = N
         person.organisation = profile.organisation
         person.story = profile.story
         person.tags = json.dumps(list(profile.tags)) if profile.tags else None
-        person.consent_display = profile.consent_display
+        _write_consent(person, profile.consent_display, by_staff)
         person.source_url = profile.source_url
         person.license = profile.license
     session.flush()
@@ -203,15 +210,31 @@ def withhold_unless_stated(session: Session, name: str, cache: dict | None = Non
     return True
 
 
-def set_consent(session: Session, name: str, consent: bool) -> bool:
+def set_consent(session: Session, name: str, consent: bool, by_staff: bool = False) -> bool:
     """Record a person's consent to be displayed; False when nobody has that name. The
-    caller commits: from then on no visitor's search returns them."""
+    caller commits: from then on no visitor's search returns them. ``by_staff``: recorded
+    by staff (the HTTP API, the admin page), whose withdrawal only staff undo; else by a
+    corpus (a refused manifest row withholds it), which cannot undo a staff withdrawal."""
     person = person_by_name(session, name)
     if person is None:
         return False
-    person.consent_display = consent
+    _write_consent(person, consent, by_staff)
     session.flush()
     return True
+
+
+def _write_consent(person: Person, consent: bool | None, by_staff: bool) -> None:
+    """The one rule for writing consent: a staff withdrawal stands against anything but staff
+    granting it (a corpus's "yes", or a profile that does not state it, is said in a warning
+    and not written)."""
+    if by_staff and consent is not None:
+        person.consent_withdrawn_at = datetime.now(timezone.utc) if consent is False else None
+    elif person.consent_withdrawn_at is not None and consent is not False:
+        log.warning("%s: consent stays withdrawn, as staff withdrew it on %s UTC; only staff grant it "
+                    "again (the admin page's Record consent, or PUT /v1/people/NAME/consent)",
+                    person.name, f"{person.consent_withdrawn_at:%Y-%m-%d %H:%M}")
+        consent = False
+    person.consent_display = consent
 
 
 def display_tags(session: Session) -> list[str]:

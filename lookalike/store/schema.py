@@ -79,6 +79,9 @@ class Person(Base):
     # True: agreed to be displayed; False: a manifest profile without that agreement (never
     # shown to visitors); None: never stated (a public corpus ingested from folders)
     consent_display: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=None)
+    # when staff withdrew it (the HTTP API, the admin page, lib.people.set_consent): until staff
+    # record it again, no manifest row or profile grants it back (person_rows.upsert_person)
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     source_url: Mapped[str | None] = mapped_column(Text)
     license: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
