@@ -188,3 +188,24 @@ def test_hidden_folders_holding_photos_are_said_to_be_left_out(tmp_path, caplog)
     assert len(warned) == 1 and "2 hidden folder(s) holding photos left out" in warned[0]
     assert str(corpus / "...") in warned[0] and str(corpus / "Grace" / ".thumbs") in warned[0]
     assert ".git" not in warned[0]
+
+
+def test_a_manifests_columns_are_read_as_spreadsheets_write_them(tmp_path, caplog):
+    """``Consent_Display`` or `` consent_display`` (a space after the comma) was dropped, and a
+    person's "no" was stored as never stated: shown to every visitor (kiosk user test, F3).
+    Case, spaces and hyphens do not count; a consent column by another name refuses the
+    manifest; any other unknown column is said once."""
+    _touch(tmp_path / "a.jpg")
+    for header in ("path,person,Consent_Display", "Path, Person, consent_display", "path,person,Consent-Display"):
+        (tmp_path / "m.csv").write_text(f"{header}\na.jpg,Kit,no\n")
+        (item,) = read_manifest(tmp_path / "m.csv")
+        assert item.profile is not None and item.profile.consent_display is False, header
+    (tmp_path / "j.jsonl").write_text('{"path": "a.jpg", "Person": "Kit", "Display Name": "Kit H", "notes": "x"}\n'
+                                      '{"path": "a.jpg", "person": "Kit", "notes": "y"}\n')
+    first, _ = read_manifest(tmp_path / "j.jsonl")
+    assert first.person == "Kit" and first.profile is not None and first.profile.display_name == "Kit H"
+    assert caplog.text.count("column(s) 'notes' left out") == 1
+    for header in ("path,person,consent", "path,person,consented_to_display"):
+        (tmp_path / "m.csv").write_text(f"{header}\na.jpg,Kit,no\n")
+        with pytest.raises(ManifestError, match="unknown column .*'consent_display' .*nothing was ingested"):
+            read_manifest(tmp_path / "m.csv")

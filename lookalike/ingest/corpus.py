@@ -16,6 +16,7 @@ import csv
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +234,13 @@ def resolve_inside(base: Path, raw: str) -> tuple[Path, str | None]:
 
 
 def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """The rows of a manifest as (line, {column: value}), column names as the columns are read
+    (:func:`_columns`)."""
     suffix = path.suffix.lower()
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             if suffix in (".jsonl", ".ndjson"):
+                told: set[str] = set()
                 for number, text in enumerate(fh, start=1):
                     if not text.strip():
                         continue
@@ -246,20 +250,49 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
                         raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from err
                     if not isinstance(row, dict):
                         raise ManifestError(f"{path}:{number}: each line must be a JSON object")
-                    yield number, row
+                    yield number, _columns(f"{path}:{number}", row, told)
                 return
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-            if not reader.fieldnames or "path" not in reader.fieldnames:
+            names = [_column(n) for n in reader.fieldnames or []]
+            if "path" not in names:
                 raise ManifestError(f"{path}: the header must name a 'path' column "
                                     f"(found {reader.fieldnames})")
+            _columns(str(path), dict.fromkeys(reader.fieldnames or []), set())  # refused or said once
             for row in reader:
-                yield reader.line_num, row
+                yield reader.line_num, {_column(k): v for k, v in row.items() if k is not None}
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from err
     except csv.Error as err:
         raise ManifestError(f"{path}: malformed CSV ({err})") from err
     except OSError as err:  # a folder, no permission, a vanished file
         raise ManifestError.unreadable(path, err) from err
+
+
+MANIFEST_COLUMNS = ("path", "person", *PROFILE_FIELDS)
+
+
+def _column(name: object) -> str:
+    """A column's name as read: case, surrounding spaces and a space or hyphen for ``_`` do
+    not count (``Consent_Display``, `` consent_display``, ``Display Name`` as spreadsheets write
+    them were dropped, and a "no" stored as never stated: shown to every visitor)."""
+    return re.sub(r"[\s-]+", "_", str(name).strip().lower())
+
+
+def _columns(where: str, row: dict, told: set[str]) -> dict:
+    """``row`` with its columns' names read (:func:`_column`). A column no manifest has is
+    said once in a warning (a note of the operator's own is theirs to keep); one that speaks
+    of consent and is not ``consent_display`` refuses the manifest, as a person's "no"
+    would otherwise be lost."""
+    read = {_column(k): v for k, v in row.items()}
+    unknown = sorted(set(read) - set(MANIFEST_COLUMNS) - told)
+    if consent := [name for name in unknown if "consent" in name]:
+        raise ManifestError(f"{where}: unknown column {consent[0]!r}; consent is given in the column "
+                            "'consent_display' (true or false): fix the header, nothing was ingested")
+    if unknown:
+        told.update(unknown)
+        log.warning("%s: column(s) %s left out: a manifest's columns are %s", where, ", ".join(map(repr, unknown)),
+                    ", ".join(MANIFEST_COLUMNS))
+    return read
 
 
 def _profile(row: dict) -> Profile | None:
@@ -314,8 +347,6 @@ def check_person_name(name: str) -> str:
     top of :func:`person_name_problem`, staff type one plain path segment: letters,
     digits, ``_ . -`` and spaces, never starting with a dot. Names read from corpus
     folders and manifests are whatever they say, within :func:`person_name_problem`."""
-    import re
-
     name = name.strip()
     problem = person_name_problem(name)
     if problem is not None:
