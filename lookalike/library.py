@@ -10,23 +10,22 @@ import os
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-import numpy as np
-
 from . import config, places
 from .config import Settings
-from .errors import ConfigError, NotFound
+from .errors import NotFound
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
 from .people import ApiKeys, People
 from .pictures import AverageCache, Pictures
+from .removal import Holders, Removal, remove_person, remove_photo, remove_space, settle
 from .space import SpaceView
-from .store import consent, db, person_rows, photo_rows, space_rows
+from .store import consent, db, photo_rows, space_rows
 from .store.values import Audience
 
 if TYPE_CHECKING:
@@ -48,26 +47,7 @@ if TYPE_CHECKING:
     from .query.person import PersonReport
     from .query.search import SearchResult
     from .query.verify import Verification
-    from .store.schema import Person as PersonRow
-    from .store.schema import Photo as PhotoRow
     from .store.schema import Space as SpaceRow
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What :meth:`Library.remove_person`, :meth:`~Library.remove_photo` or
-    :meth:`~Library.remove_space` deleted."""
-
-    photos: int
-    faces: int
-    person: str | None = None
-    photo: str | None = None
-    space: str | None = None
-    index_rebuilt: str | None = None  # why the index was rebuilt after it, if it was
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` of ``lookalike remove``."""
-        return asdict(self)
 
 
 @dataclass
@@ -233,7 +213,7 @@ class Library:
                 todo = photo_rows.photos_outside(session, row.id if row is not None else -1)
             if row is not None:  # a reembed killed after a commit left the space's index behind
                 with moved.view.writers():
-                    moved._settle_indexes()
+                    settle(moved._space_views().values())
             present = [p for p in todo if Path(p.path).is_file()]
             changed = [p.path for p in present if p.sha256 and sha256_of(Path(p.path)) != p.sha256]
             for mode in FacesMode:  # each photo read as it was (StoredPhoto.mode)
@@ -273,94 +253,29 @@ class Library:
     def remove_person(self, name: str) -> Removal:
         """Delete a person: every photo, face, vector and centroid contribution, the photos
         uploaded for them and the person row, in every embedding space. The database
-        commits first; the indexes follow and are saved."""
-
-        def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:
-            row = person_rows.person_by_name(session, name)
-            if row is None:
-                raise NotFound.person(name)
-            return row, photo_rows.photos_of_person(session, row.id)
-
-        photos, faces, rebuilt = self._remove_photos(chosen)
-        return Removal(photos, faces, person=name, index_rebuilt=rebuilt)
+        commits first; the indexes follow and are saved (:mod:`lookalike.removal`)."""
+        return remove_person(self._holders(), name)
 
     def remove_photo(self, path: str | os.PathLike[str]) -> Removal:
         """Delete one photo: its faces, vectors and centroid contributions, in every
         embedding space; the person stays."""
-        where = str(Path(path).expanduser().absolute())
-        spellings = (where, os.path.normpath(where), os.path.realpath(where))  # as stored, or `..`/links undone
+        return remove_photo(self._holders(), path)
 
-        def chosen(session: Session) -> tuple[PersonRow | None, list[PhotoRow]]:  # the first spelling stored
-            photos = next((found for s in spellings if (found := photo_rows.photos_at(session, s))), [])
-            if not photos:
-                raise NotFound(f"{where}: no such photo in this library")
-            return None, photos
+    def _holders(self) -> Holders:
+        """What keeps this library's faces, handed to a removal."""
+        return Holders(self.view, self._space_views(), self.people, self._averages)
 
-        photos, faces, rebuilt = self._remove_photos(chosen)
-        return Removal(photos, faces, photo=str(path), index_rebuilt=rebuilt)
-
-    def _remove_photos(self, chosen: Callable[[Session], tuple[PersonRow | None, list[PhotoRow]]]
-                       ) -> tuple[int, int, str | None]:
-        """Delete the photos ``chosen`` finds (and the person row it hands back, if any):
-        (photos, faces, why the index was rebuilt after it or None)."""
-        removed: dict[int, list[int]] = {}
-        rebuilt = None
-        with self.view.writers():
-            views = self._settle_indexes()  # open once: the removal below reuses them
-            with self.session() as session:
-                row, photos = chosen(session)
-                for ph in photos:
-                    removed.setdefault(ph.space_id, []).extend(photo_rows.delete_photo(session, ph))
-                if row is not None:
-                    photo_rows.delete_row(session, row)
-                session.commit()
-            crash_point("remove.committed")
-            for space_id, ids in removed.items():
-                if ids and space_id in views:
-                    view = views[space_id]
-                    view.index.remove(np.asarray(ids, dtype=np.int64))
-                    view.index.save()
-                    rebuilt = IndexMaintenance(view).upkeep() or rebuilt
-            IndexMaintenance(self.view).erase()
-            self.people.delete_owned({ph.path for ph in photos})
-            self._averages.forget(i for ids in removed.values() for i in ids)  # no cached average keeps them
-        self.view.refresh()
-        return len(photos), sum(len(v) for v in removed.values()), rebuilt
-
-    def _settle_indexes(self) -> dict[int, SpaceView]:
-        """A removal killed after its database commit leaves the removed faces in the index
-        file. Opening an index drops what the database no longer holds; saving it then
-        makes the second run of that removal (which finds the person already gone) finish
-        the job instead of failing with the vectors still on disk. Returns every space's
-        view with its index open, for the removal to use."""
-        views = {}
-        for row in self._spaces():
-            view = views[row.id] = self.in_space(row)
-            index = view.index
-            if not self.backend.saved_matches(view, index):
-                index.save()
-        return views
+    def _space_views(self) -> dict[int, SpaceView]:
+        """A view of every space this library holds, by space id (their indexes not opened)."""
+        return {row.id: self.in_space(row) for row in self._spaces()}
 
     def remove_space(self, key: str) -> Removal:
         """Delete one whole embedding space (its key, e.g. after :meth:`reembed` moved the
         library elsewhere): its photo and face rows, vectors and index; the people, and the
         same photos in the other spaces, stay."""
-        with self.view.writers():
-            with self.session() as session:
-                row = space_rows.get_space(session, key)
-                if row is None:
-                    keys = ", ".join(sp.key for sp in space_rows.list_spaces(session)) or "none"
-                    raise NotFound(f"no embedding space {key!r} in this library (it holds: {keys})")
-                # an interrupted reembed's rest (a photo whose file is gone cannot be moved)
-                if lost := [p for p in photo_rows.held_nowhere_else(session, row.id) if Path(p).is_file()]:
-                    raise ConfigError(f"{key}: {len(lost)} of its photos are in no other space; `lookalike "
-                                      "reembed` moves them first (or `remove --photo`/`--person` removes them)")
-                self.backend.drop_space(self.view, session, key, row.id)
-                photos, faces = space_rows.delete_space(session, row.id)
-                session.commit()
-            IndexMaintenance(self.view).erase()
+        removed = remove_space(self.view, key)
         self._view = None
-        return Removal(photos, faces, space=key)
+        return removed
 
     def spaces(self) -> list[dict]:
         """The embedding spaces this library holds, oldest first."""

@@ -113,8 +113,17 @@ def test_remove_person_leaves_no_row_vector_or_name_in_any_file(faces, tmp_path,
             shapes = [r[0] for r in session.execute(text(
                 "select l.points from face_landmarks l join faces f on f.id = l.face_id "
                 "join people p on p.id = f.person_id where p.name = 'howard'"))]
+        # a copy of his photo uploaded under someone else: refused as a duplicate whose reason
+        # names him and his file, and kept in the other's upload folder (kiosk user test, F2)
+        from lookalike.ingest.corpus import Profile
+
+        photo = (faces / "celeb/faceapi_bbt/howard/howard1.png").read_bytes()
+        lib.people.save_profile("zoe", Profile(consent_display=True))
+        own = (faces / "celeb/face_recognition/barack_obama/obama.jpg").read_bytes()
+        report, _ = lib.add_photos("zoe", [("mixup.png", photo), ("own.png", own)])
+        assert sorted(o.status for o in report.outcomes) == ["duplicate", "ok"]
     assert len(blobs) == 5 and len(shapes) == 5
-    needles = [b"howard"] + [blob[:32] for blob in blobs] + [shape[:32] for shape in shapes]
+    needles = [b"howard", photo[-64:]] + [blob[:32] for blob in blobs] + [shape[:32] for shape in shapes]
     assert _holding(_files(tmp_path), needles)  # the scan can see them while they are there
     gone = _cli("remove", "--person", "howard", *args, "--json")
     assert gone.returncode == 0, gone.stderr
@@ -122,6 +131,7 @@ def test_remove_person_leaves_no_row_vector_or_name_in_any_file(faces, tmp_path,
     assert _holding(_files(tmp_path), needles) == []
     found = _cli("search", str(faces / "celeb/faceapi_bbt/howard/howard1.png"), *args, "-k", "40", "--json")
     answer = json.loads(found.stdout)["faces"]
-    assert found.returncode == 0 and len(answer[0]["matches"]) == 35  # the 40 faces but howard's 5
+    assert found.returncode == 0 and len(answer[0]["matches"]) == 36  # the 40 faces + zoe's but howard's 5
     assert all(m["person"] != "howard" and "howard" not in m["photo"] for f in answer for m in f["matches"])
     assert _cli("doctor", *args).returncode == 0
+    assert [p.name for p in (tmp_path / "lib.uploads" / "zoe").iterdir()] != []  # zoe's own photo stays

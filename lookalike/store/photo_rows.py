@@ -295,6 +295,19 @@ def photos_of_person(session: Session, person_id: int) -> list[Photo]:
     return list(session.scalars(select(Photo).where(Photo.person_id == person_id)))
 
 
+def copies_of(session: Session, photos: list[Photo]) -> list[Photo]:
+    """The photos refused as duplicates of ``photos`` (the same bytes, in the same space,
+    filed under anyone): a removal takes them too, as they are the removed person's picture
+    and their reasons name the removed file and person (kiosk user test, F2)."""
+    wanted = {(p.space_id, p.sha256) for p in photos if p.sha256}
+    if not wanted:
+        return []
+    seen = {p.id for p in photos}
+    rows = session.scalars(select(Photo).where(Photo.status == PhotoStatus.duplicate.value,
+                                               Photo.sha256.in_({sha for _, sha in wanted})))
+    return [p for p in rows if (p.space_id, p.sha256) in wanted and p.id not in seen]
+
+
 def photos_at(session: Session, path: str) -> list[Photo]:
     """The photo rows of one file, in every embedding space."""
     return list(session.scalars(select(Photo).where(Photo.path == path)))
