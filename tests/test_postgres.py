@@ -117,3 +117,28 @@ def _sql(url: str, query: str) -> list[tuple]:
     engine = create_engine(url)
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(query))]
+
+
+def test_a_database_without_pgvector_is_one_line_naming_it(postgres):
+    """A role that may not create the pgvector extension: the open fails in one line that
+    names the database (its password hidden) and says what to run, not a 138-line traceback
+    of Alembic's frames ending in a RuntimeError (scale user test, F2); nothing is made."""
+    from conftest import cli
+    from sqlalchemy import create_engine
+
+    admin = create_engine(postgres(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("CREATE ROLE plain LOGIN PASSWORD 'S3cret-pw'")
+        conn.exec_driver_sql("CREATE DATABASE noext OWNER plain")
+    admin.dispose()
+    host = postgres().split("?host=", 1)[1]
+    url = f"postgresql+psycopg://plain:S3cret-pw@/noext?host={host}"
+    done = cli("stats", "--db", url)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip()]
+    assert "needs the pgvector extension" in line and "CREATE EXTENSION vector" in line
+    assert "plain:***@" in line and "S3cret-pw" not in line
+    tables = create_engine(url)
+    with tables.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from pg_tables where schemaname = 'public'").scalar() == 0
+    tables.dispose()

@@ -22,10 +22,13 @@ def upgrade() -> None:
     try:
         op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except sa.exc.DBAPIError as err:
-        raise RuntimeError(
-            "lookalike on PostgreSQL needs the pgvector extension; install it on the server "
+        from lookalike.errors import ConfigError  # one line on the CLI, not a traceback
+
+        where = bind.engine.url.render_as_string(hide_password=True)
+        raise ConfigError(
+            f"{where}: lookalike on PostgreSQL needs the pgvector extension; install it on the server "
             "(e.g. apt-get install postgresql-16-pgvector) and run once as a superuser: "
-            f"CREATE EXTENSION vector; ({str(err).splitlines()[0]})") from err
+            f"CREATE EXTENSION vector; ({str(err.orig or err).splitlines()[0]})") from None
     op.execute("ALTER TABLE faces ADD COLUMN vec vector")
     # faces stored before this revision: their blobs become vectors (float32, little-endian)
     import numpy as np
