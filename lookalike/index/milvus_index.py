@@ -113,7 +113,8 @@ def connect(vectors: Vectors) -> MilvusClient:
         except MilvusException:
             raise LibraryBusy(
                 f"{vectors}: cannot open this Milvus Lite folder: another process has it open (Milvus Lite "
-                "serves one process; to share it, run `milvus-lite server --data-dir FOLDER --port 19530` and "
+                "serves one process; to share it, run `milvus-lite server --data-dir FOLDER --host 127.0.0.1 "
+                "--port 19530` and "
                 "use --vectors milvus://127.0.0.1:19530) or it is not writable") from None
         finally:
             quiet.level = level
