@@ -248,7 +248,7 @@ def test_a_busy_milvus_lite_folder_and_an_unreachable_server_are_one_clear_line(
         lib.view.index  # noqa: B018 - this process now serves the folder
         busy = _run("stats", "--db", str(db), "--vectors", vectors)
     assert busy.returncode == 1 and busy.stderr.count("\n") == 1, busy.stderr
-    assert all(said in busy.stderr for said in ("another process has it open", "milvus-lite server", "--host 127.0.0.1"))
+    assert all(s in busy.stderr for s in ("another process has it open", "milvus-lite server", "--host 127.0.0.1"))
     with socket_closed() as port:
         down = _run("search", str(faces / "celeb" / "faceapi_bbt" / "amy" / "amy1.png"), "--db", str(db),
                     "--vectors", f"milvus://127.0.0.1:{port}")
