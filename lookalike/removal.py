@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ConfigError, NotFound
 from .faults import crash_point
 from .maintenance import IndexMaintenance
-from .store import person_rows, photo_rows, space_rows
+from .store import db, person_rows, photo_rows, space_rows
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -156,5 +156,8 @@ def remove_space(view: SpaceView, key: str) -> Removal:
             view.backend.drop_space(view, session, key, row.id)
             photos, faces = space_rows.delete_space(session, row.id)
             session.commit()
-        IndexMaintenance(view).erase()
+        # the space's index went with drop_space; only the database's files are left to scrub.
+        # Not the backend's erase: on Milvus it opened the current space's collection, which
+        # may be the one removed (exit 1 after the removal: scale user test, F12)
+        db.scrub(view.engine)
     return Removal(photos, faces, space=key)

@@ -101,3 +101,23 @@ def test_an_interrupted_reembed_says_so_and_the_old_space_cannot_be_dropped_unti
     assert (finished["interrupted"], finished["reembedded"]) == (False, photos - 32)
     assert run("doctor", "--db", db).returncode == 0  # the index caught up with what was committed
     assert run("remove", "--space", "Dlib__dlib__chip", "--db", db).returncode == 0
+
+
+@pytest.mark.e2e
+def test_the_default_space_removed_after_a_move_on_milvus_exits_0(faces, tmp_path):
+    """On Milvus, removing the space the library opens by default (moved away from with
+    reembed --model) dropped its rows and collection and then exited 1 with "this library
+    holds faces made with Dlib…": the removal's scrub opened the removed space's collection
+    (scale user test, F12). It answers as on FAISS, and the other space stays searchable."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(faces / "celeb" / "face_recognition", corpus)
+    where = ["--db", str(tmp_path / "lib.db"), "--vectors", f"milvus-lite:{tmp_path / 'vectors'}"]
+    assert run("ingest", str(corpus), *where, "-q").returncode == 0
+    dlib = ["--model", "Dlib", "--detector", "yunet", "--aligner", "arcface"]
+    assert run("reembed", *where, *dlib, "--json").returncode == 0
+    dropped = run("remove", "--space", "SFace__yunet__arcface", *where, "--json")
+    assert dropped.returncode == 0, dropped.stderr
+    assert json.loads(dropped.stdout)["faces"] == 16
+    query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
+    hit = json.loads(run("search", query, *where, "--json", "-k", "1").stdout)
+    assert hit["faces"][0]["matches"][0]["person"] == "barack_obama"

@@ -311,6 +311,15 @@ def checkpoint_wal(engine: Engine) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def scrub(engine: Engine) -> None:
+    """What a removal's deleted rows need to leave the database's files: SQLite's
+    :func:`checkpoint_wal`, PostgreSQL's :func:`vacuum`."""
+    if engine.dialect.name == "sqlite":
+        checkpoint_wal(engine)
+    elif engine.dialect.name == "postgresql":
+        vacuum(engine)
+
+
 def vacuum(engine: Engine) -> None:
     """PostgreSQL: ``VACUUM faces, photos, people, centroids`` on an autocommit connection
     (VACUUM cannot run in a transaction); dead rows and their index entries are freed for reuse."""
