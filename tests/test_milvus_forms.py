@@ -72,3 +72,16 @@ def test_filter_expressions_match_as_the_database_does():
     assert expression([(GroupKey.person, "nobody")], {}, Audience.operator) == "person == -2"
     assert collection_name("SFace__yunet__arcface", "1b39-86e0-0493-aaaa") == \
         "lookalike_SFace__yunet__arcface_1b3986e00493"
+
+
+def test_serve_with_workers_on_milvus_lite_is_refused_at_start(tmp_path):
+    """Each server process opens the library's Milvus Lite folder, which serves one: both
+    said "ready" and three searches in four answered 503 busy (scale user test, F8)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "lookalike.cli", "serve", "--db", str(tmp_path / "lib.db"),
+                           "--vectors", f"milvus-lite:{tmp_path / 'v'}", "--workers", "2", "--port", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Milvus Lite serves one process; serve with --workers 1" in done.stderr
+    assert not (tmp_path / "lib.db").exists()  # refused before anything was opened

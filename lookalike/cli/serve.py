@@ -66,8 +66,8 @@ def serve(
     with one_line_errors():
         from dataclasses import replace
 
-        from ..config import db_url, parse_vectors, shown_url
-        from ..errors import MissingExtra
+        from ..config import VectorsKind, db_url, env_vectors, parse_vectors, shown_url
+        from ..errors import ConfigError, MissingExtra
         from ..serve import board
         from ..serve.settings import ServeSettings
 
@@ -83,6 +83,12 @@ def serve(
         os.environ.update(settings.to_env())  # what each uvicorn worker reads (ServeSettings.from_env)
         if lib.vectors is not None:  # and the library each of them opens (Settings.resolve)
             os.environ["LOOKALIKE_VECTORS"] = str(parse_vectors(lib.vectors))
+        chosen_vectors = env_vectors("LOOKALIKE_VECTORS")
+        if workers > 1 and chosen_vectors is not None and chosen_vectors.kind is VectorsKind.milvus_lite:
+            # each process opens the folder: all but one answered 503 busy while /v1/health said ready
+            raise ConfigError(f"--workers {workers} with {chosen_vectors}: Milvus Lite serves one process; "
+                              "serve with --workers 1, or run `milvus-lite server --data-dir FOLDER --host "
+                              "127.0.0.1 --port 19530` and --vectors milvus://127.0.0.1:19530")
         import uvicorn
 
         from ..serve.accesslog import log_config
