@@ -83,7 +83,9 @@ def test_every_other_command_runs_on_postgresql(postgres, faces, tmp_path):
 
     url = postgres()
     bbt = faces / "celeb" / "faceapi_bbt"
-    assert cli("ingest", str(bbt), "-q")["statuses"]["ok"] == 40
+    made = cli("ingest", str(bbt), "-q")
+    assert made["statuses"]["ok"] == 40
+    assert made["library"]["index"].startswith("PostgreSQL index")  # not a .faiss file that is not there
     amy = cli("person", "amy")
     assert amy["faces"] and len(amy["faces"]) == 5
     walk = cli("path", str(bbt / "amy" / "amy1.png"), str(bbt / "raj" / "raj1.png"), "--steps", "4")

@@ -111,8 +111,10 @@ def ingest(
                     _report(report, done, failed=result is None)
             result.check_not_empty()  # after the report: it says each photo's reason
             summary = result.to_dict()
+            # the index as stats names it: a FAISS file, PostgreSQL's HNSW index, a Milvus collection
             summary["library"] = {"db": shown_url(library.settings.db_url), "space": library.view.space.key,
-                                  "index_dir": str(library.settings.index_dir)}
+                                  "index_dir": str(library.settings.index_dir),
+                                  "index": library.maintenance.info()["file"]}
         if corpus_format is not None:
             summary["format"] = {"name": corpus_format.value, "skipped": skips}
         if as_json:
@@ -193,7 +195,7 @@ def _print_ingest_summary(summary: dict) -> None:
     if summary.get("index_rebuilt"):
         console.print(f"index rebuilt: {summary['index_rebuilt']}")
     lib = summary["library"]
-    console.print(f"library {lib['db']}  index {lib['index_dir']}/{lib['space']}.faiss")
+    console.print(f"library {lib['db']}  index {lib['index']}")
 
 
 def _report(path: Path, outcomes: list[Outcome], failed: bool) -> None:
