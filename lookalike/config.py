@@ -254,7 +254,7 @@ class Settings:
             max_pixels=env_int("LOOKALIKE_MAX_PIXELS", DEFAULT_MAX_PIXELS,
                                "a whole number of pixels such as 100000000", minimum=1),
             index_budget=env_size("LOOKALIKE_INDEX_BUDGET", DEFAULT_INDEX_BUDGET),
-            upload_dir=(env_path("LOOKALIKE_UPLOAD_DIR") or default_upload_dir(url)).resolve(),
+            upload_dir=_resolved(env_path("LOOKALIKE_UPLOAD_DIR") or default_upload_dir(url)),
             vectors=env_vectors("LOOKALIKE_VECTORS"),
         )
         # any Settings field by name, the callers check the values
@@ -285,6 +285,10 @@ def parse_pair(text: str, sep: str, kinds: type[E]) -> tuple[E, str] | None:
 # One reader per kind of value. An unset or empty variable means "use the default"; any other
 # value that does not parse is a ConfigError naming the variable, the value and what it takes,
 # which the CLI prints as one line (never a traceback).
+
+
+def _resolved(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None
 
 
 def _bad(name: str, value: str, expected: str) -> ConfigError:

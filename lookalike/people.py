@@ -114,8 +114,9 @@ class People:
         from .faces.images import IMAGE_EXTENSIONS
         from .ingest.corpus import person_name_problem
 
-        if self.upload_dir is None:
-            raise LookalikeError("this library was opened without an upload folder (settings.upload_dir)")
+        if self.upload_dir is None:  # a server database: no folder of a machine's own
+            raise LookalikeError("a server database keeps uploaded photos in LOOKALIKE_UPLOAD_DIR, a folder every "
+                                 "machine that serves or removes from the library mounts at the same path; set it")
         problem = person_name_problem(name)
         if problem is not None:  # a name stored before names were checked: readable, not a folder
             raise BadPersonName(f"{problem}; photos cannot be added under this name")

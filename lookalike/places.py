@@ -84,13 +84,15 @@ def default_index_dir(url: str) -> Path:
     return _beside(url, "indexes")
 
 
-def default_upload_dir(url: str) -> Path:
+def default_upload_dir(url: str) -> Path | None:
     """``NAME.uploads/`` beside the SQLite file ``NAME.db`` (``uploads/`` for ``lookalike.db``
     and for a library made before, :func:`_beside`): photos added through the HTTP API or the
     admin page are kept there, and removing their person deletes them (the library owns that
-    folder, never a corpus's). For a server database, in the current folder; with workers on
-    other machines it must be on storage they all mount at the same path."""
-    return _beside(url, "uploads")
+    folder, never a corpus's). A server database has none: its uploads go where
+    ``LOOKALIKE_UPLOAD_DIR`` says, on storage every machine mounts at the same path. They
+    went to ``uploads/`` in whatever folder a server was started from, and a ``remove`` run
+    elsewhere left the person's photos there (scale user test, F3)."""
+    return _beside(url, "uploads") if sqlite_path(url) is not None else None
 
 
 def upload_folder(upload_dir: Path, person: str) -> Path:

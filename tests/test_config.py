@@ -230,6 +230,17 @@ def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env
     assert folders("kiosk.db") == (tmp_path / "kiosk.indexes", tmp_path / "kiosk.uploads")
     assert folders("lookalike.db") == (tmp_path / "indexes", tmp_path / "uploads")
     assert folders("my.lib.db?mode=ro") == (tmp_path / "my.lib.indexes", tmp_path / "my.lib.uploads")
+    # a server database keeps uploads where LOOKALIKE_UPLOAD_DIR says, never in the current
+    # folder of whichever process took them (a remove run elsewhere left them: scale user test, F3)
+    server = "postgresql+psycopg://u@/faces"
+    assert Settings.resolve(db=server).upload_dir is None
+    from lookalike.people import People
+
+    with pytest.raises(LookalikeError, match="LOOKALIKE_UPLOAD_DIR"):
+        People(lambda: None, lambda: 1, None).store_uploads("kit", [("a.jpg", b"x")])
+    clean_env.setenv("LOOKALIKE_UPLOAD_DIR", str(tmp_path / "shared"))
+    assert Settings.resolve(db=server).upload_dir == tmp_path / "shared"
+    clean_env.delenv("LOOKALIKE_UPLOAD_DIR")
     (tmp_path / "indexes").mkdir()
     (tmp_path / "uploads").mkdir()
     (tmp_path / "old.db").write_bytes(b"SQLite format 3\x00" + bytes(84))  # made before: plain folders there
