@@ -217,6 +217,31 @@ class MilvusBackend(VectorBackend):
             self.build(store, index.spec)
         else:
             index.compact()
+        self._forget_faiss_file(store)
+
+    @staticmethod
+    def _forget_faiss_file(store: SpaceStore) -> None:
+        """A FAISS file of the space left in the index folder from before its vectors moved to
+        Milvus still holds every face it had, the removed ones too (scale user test, F5). It
+        is derived data (built again from the database if the library goes back to FAISS), so
+        a removal deletes it: only this library's (its manifest's space uid), never a file
+        of another library sharing the folder."""
+        import json
+
+        from .faiss_index import FaissIndex
+
+        index_path, manifest_path = FaissIndex.paths(store.settings.index_dir, store.space.key)
+        with store.session() as session:
+            row = space_rows.get_space(session, store.space.key)
+        try:
+            owned = row is not None and json.loads(manifest_path.read_text()).get("space_uid") == row.uid
+        except (OSError, ValueError, AttributeError):
+            owned = False
+        if owned:
+            index_path.unlink(missing_ok=True)
+            manifest_path.unlink()
+            log.warning("%s: deleted; a FAISS index from before the vectors moved to Milvus held the removed "
+                        "faces (it is built again from the database if the library goes back)", index_path)
 
     def drop_space(self, store: SpaceStore, session: Session, key: str, space_id: int) -> None:
         from .milvus_index import MilvusIndex, MilvusSpec, collection_name
