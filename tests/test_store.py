@@ -21,7 +21,7 @@ from lookalike.store import db
 
 def test_new_database_is_created_at_head(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    assert db.migrate(engine) == db.head_revision() == db.HEAD == "0012"
+    assert db.migrate(engine) == db.head_revision() == db.HEAD == "0013"
     with sqlite3.connect(tmp_path / "a.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}

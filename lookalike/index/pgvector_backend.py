@@ -4,14 +4,19 @@ work queue, :mod:`lookalike.store.queue`)."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, pgvector, photo_rows
 from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index
 from .protocol import VectorIndex
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +40,16 @@ class PgVectorBackend(VectorBackend):
         index = PgVectorIndex(store.engine, store.space.key, store.existing_space_id(),
                               red.dim_out if red else RECOGNITION_DIMS[store.space.model], reduced=red is not None)
         index.vector_source = store.index_vectors
+        if len(missing := index.missing()):  # an index scan of the empty partial index (0013)
+            # faces stored while the vectors were in Milvus: searched without them, every
+            # answer missed them in silence (scale user test, F6)
+            log.warning("%s: %d faces have no vector in faces.vec (stored while the vectors were elsewhere, "
+                        "e.g. in Milvus); writing them now", store.space.key, len(missing))
+            try:
+                index.fill(missing, store.index_vectors)
+            except SQLAlchemyError:  # a role that may only read: searched as it is, and said
+                log.warning("%s: the missing vectors could not be written; searches miss those faces until "
+                            "lookalike doctor --fix runs with a role that may write", store.space.key, exc_info=True)
         return index
 
     def writers(self, store: SpaceStore) -> AbstractContextManager[None]:

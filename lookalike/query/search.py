@@ -335,7 +335,8 @@ def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
         if len(ids) == 0:
             continue
         sims, found = view.index.search(vec[None], 1, ids)
-        hits.append((int(found[0][0]), float(sims[0][0])))
+        if found[0][0] >= 0:  # none of their faces in the index (a KeyError of -1 in _describe)
+            hits.append((int(found[0][0]), float(sims[0][0])))
     return hits
 
 

@@ -35,7 +35,7 @@ MIGRATION_LOCK = 0x6C6B6C31  # pg_advisory_xact_lock key: "lkl1"
 # SELECT and imports Alembic (and parses its script folder) only when they differ: ~0.4 s of
 # every new process (a CLI command, a server worker) on a library already at head.
 # tests/test_store.py checks it is Alembic's own head, so a new migration cannot forget it.
-HEAD = "0012"
+HEAD = "0013"
 
 
 # pgvector HNSW candidates per search, set on every connection: as the FAISS HNSW default,
