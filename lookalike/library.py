@@ -27,6 +27,7 @@ from .removal import Holders, Removal, remove_person, remove_photo, remove_space
 from .space import SpaceView
 from .store import consent, db, photo_rows, space_rows
 from .store.values import Audience
+from .transfer import copy_library
 
 if TYPE_CHECKING:
     from multiprocessing import Queue
@@ -383,6 +384,18 @@ class Library:
         if path is None:
             raise NotFound.photo(photo_id)
         return path
+
+    def copy_to(self, target: Settings) -> dict:
+        """Copy this library into the empty database of ``target`` (:mod:`lookalike.transfer`:
+        every row, ids kept, uploads into the target's upload folder), then build the copy's
+        index from its rows (``doctor --fix``). This library is not changed."""
+        copied = copy_library(self._engine, self.settings, target)
+        with Library(target) as copy:
+            reports = copy.doctor(fix=True)
+            counts = copy.stats()
+        return {"to": config.shown_url(target.db_url), "people": counts["people"], "photos": counts["photos"],
+                "faces": counts["faces"], "rows": copied.rows, "uploads": copied.uploads,
+                "index": {r.space: r.ok or r.fixed for r in reports}}
 
     def doctor(self, fix: bool = False) -> list[DoctorReport]:
         """Compare every space's index file with the database; ``fix`` repairs it."""

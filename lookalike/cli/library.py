@@ -1,4 +1,4 @@
-"""Looking after a library: ``person``, ``remove``, ``stats``, ``doctor``."""
+"""Looking after a library: ``person``, ``remove``, ``reembed``, ``copy``, ``stats``, ``doctor``."""
 
 from __future__ import annotations
 
@@ -163,6 +163,41 @@ def reembed(
             console.print(f"changed since it was stored (embedded as it is now): {path}")
         for key in result["old_spaces"]:
             console.print(f"the old space is kept; when you no longer need it: lookalike remove --space {key}")
+
+
+@app.command("copy")
+@grouped
+def copy_library(
+    to: Annotated[str, typer.Option("--to", help="The new library's database: a PostgreSQL URL "
+                                    "(postgresql+psycopg://…) or a SQLite path; empty or not there yet.")],
+    to_vectors: Annotated[Optional[str], typer.Option(
+        "--to-vectors", help="Where the new library's vectors are searched (as --vectors) [default: "
+                             "pgvector on PostgreSQL, FAISS on SQLite].")] = None,
+    uploads_to: Annotated[Optional[Path], typer.Option(
+        "--uploads-to", help="The new library's upload folder (a server database needs one when photos "
+                             "were uploaded) [default: LOOKALIKE_UPLOAD_DIR, or NAME.uploads/ beside a "
+                             "SQLite file].")] = None,
+    lib: LibraryOptions = LibraryOptions(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy this library into another database, e.g. from SQLite to PostgreSQL: every person,
+    profile, consent (a staff withdrawal too), photo, face and its id, estimate, landmark,
+    calibration, API key and uploaded photo; the copy's index is built from its rows. The
+    original is not changed."""
+    from ..config import Settings, parse_vectors
+
+    with one_line_errors():
+        target = Settings.resolve(db=to, vectors=parse_vectors(to_vectors, "--to-vectors") if to_vectors else None,
+                                  upload_dir=uploads_to.expanduser().resolve() if uploads_to else None)
+        with opened(lib) as library:
+            result = library.copy_to(target)
+        if as_json:
+            print_json(result)
+            return
+        terminal().print(f"copied to {result['to']}: {result['people']} people, {result['photos']} photos, "
+                         f"{result['faces']} faces, {result['uploads']} uploaded photos, "
+                         f"{result['rows']['api_keys']} API keys; index built: "
+                         + ", ".join(f"{k} {'ok' if ok else 'FAILED'}" for k, ok in result["index"].items()))
 
 
 # -- stats / doctor -------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""``lookalike copy``: a library moved from SQLite to PostgreSQL keeps what only the library
+knew. Ingesting the corpus again there (the one way the docs implied) lost a consent staff had
+withdrawn (the person was shown to visitors again), profiles, API keys, calibration and
+uploaded people, and renumbered every face and photo (scale user test, 2026-12-07, F1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+import lookalike
+from lookalike.ingest.corpus import Profile
+from lookalike.store.values import Audience, KeyScope
+
+pytestmark = pytest.mark.e2e
+
+OBAMA = "bad-inputs/collected/resolution_ladder__obama-720p.jpg"
+SORKIN = "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg"
+
+
+def _answer(lib, query: str, audience: Audience = Audience.operator) -> list[tuple]:
+    return [(m.person, m.face_id, m.photo_id, round(m.similarity, 4))
+            for f in lib.search(query, k=8, audience=audience).faces for m in f.matches]
+
+
+def test_a_library_copied_to_postgresql_keeps_everything_a_reingest_lost(postgres, faces, small_db, tmp_path):
+    query = str(faces / OBAMA)
+    with lookalike.open(small_db) as lib:
+        lib.people.save_profile("zoe", Profile(role="Engineer", consent_display=True))
+        lib.add_photos("zoe", [("z.jpg", (faces / SORKIN).read_bytes())])
+        lib.people.set_consent("barack_obama", False)  # by staff: no manifest grants it back
+        _, key = lib.keys.create("search")
+        lib.view.save_calibration(0.41, 0.12, "eval verify mine.tsv", {})
+        before, shown = _answer(lib, query), _answer(lib, query, Audience.visitor)
+        uploaded = Path(lib.people.photos("zoe")[0][1])
+    assert uploaded.is_file() and "barack_obama" in {m[0] for m in before} - {m[0] for m in shown}
+
+    url, shared = postgres(), tmp_path / "shared"
+    refused = cli("copy", "--db", str(small_db), "--to", url)  # uploads need a folder of their own there
+    assert refused.returncode != 0 and "--uploads-to" in refused.stderr
+    done = cli("copy", "--db", str(small_db), "--to", url, "--uploads-to", str(shared), "--json")
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["uploads"] == 1 and said["rows"]["api_keys"] == 1 and all(said["index"].values())
+    assert cli("copy", "--db", str(small_db), "--to", url, "--uploads-to", str(shared)).returncode != 0  # not empty
+
+    with lookalike.open(url, upload_dir=shared) as copy:
+        assert _answer(copy, query) == before  # the same faces, ids and similarities
+        assert _answer(copy, query, Audience.visitor) == shown  # the withdrawal came along
+        assert copy.keys.scope(key) is KeyScope.search
+        assert copy.view.calibration().threshold == pytest.approx(0.41)
+        (photo,) = copy.people.photos("zoe")
+        copied = Path(photo[1])
+        assert copied.is_relative_to(shared) and copied.read_bytes() == uploaded.read_bytes()
+        copy.people.save_profile("barack_obama", Profile(role="President"))  # does not grant it back
+        assert _answer(copy, query, Audience.visitor) == shown
+        copy.remove_person("zoe")
+        assert not copied.exists() and uploaded.is_file()  # the copy's file went, the original's stays
+        with copy.session() as session:
+            from sqlalchemy import text
+
+            assert session.execute(text("select count(*) from faces where vec is null")).scalar() == 0
+
+
+def test_a_copy_has_its_own_space_uid_so_a_shared_milvus_store_keeps_them_apart(small_db, tmp_path):
+    """A copy's collection in a Milvus store is its own: two copies with one uid overwrote each
+    other's collection, and a search answered another library's face (scale user test, F7)."""
+    twin = tmp_path / "twin.db"
+    assert cli("copy", "--db", str(small_db), "--to", str(twin)).returncode == 0
+    uids = []
+    for db in (small_db, twin):
+        with lookalike.open(db) as lib, lib.session() as session:
+            from sqlalchemy import text
+
+            uids.append(session.execute(text("select key, uid from indexes")).all())
+    assert [k for k, _ in uids[0]] == [k for k, _ in uids[1]] and uids[0] != uids[1]
