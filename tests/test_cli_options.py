@@ -162,6 +162,7 @@ def _every_command(db: Path, folder: Path, tmp: Path) -> list[tuple[list[str], s
           "--out", str(tmp / "m.png"), *lib, "--json"], {0}),
         (["transform", str(obama / "obama.jpg"), "--toward", "person:joe_biden", "--out", str(tmp / "t.png"),
           *lib, "--json"], {0, 1}),
+        (["copy", "--to", str(tmp / "copy.db"), *lib, "--json"], {0}),
         (["remove", "--photo", str(obama / "obama2.jpg"), *lib, "--json"], {0}),
         # refused after the library was opened: closed all the same
         (["webcam", "--source", str(tmp / "no-such-video.mp4"), "--no-window", "--jsonl", str(tmp / "m.jsonl"),
