@@ -78,3 +78,39 @@ def test_a_staff_withdrawal_stands_against_a_stale_manifest_run_again(faces, tmp
     manifest.write_text("path,person,role,consent_display\na.jpg,Kit,Actor,false\n")
     lib.ingest([str(manifest)])
     assert not shown(lib)  # a manifest still withholds it
+
+
+
+def test_rows_naming_one_photo_again_say_their_own_problem_and_still_withhold(faces, tmp_path):
+    """A photo named by several rows: a later row refused for its own text says that, with its
+    line, and one after a refused first row says the first decides (each was "ingested once,
+    as its first mention" though nothing was: kiosk user test, F4); a later refused row that
+    withholds consent still withholds it. The console prints each refused row's reason, not
+    only a count (F7)."""
+    import json
+
+    from conftest import cli
+
+    import lookalike
+
+    shutil.copyfile(faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg", tmp_path / "a.jpg")
+    shutil.copyfile(faces / "lfw-dev/images/Adam_Sandler/Adam_Sandler_0001.jpg", tmp_path / "b.jpg")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,person,role,consent_display\n"
+                        "a.jpg,a/b,Actor,true\n"  # line 2, refused: the name
+                        "a.jpg,Kit,Actor,true\n"  # line 3: fine, but the first mention decides
+                        "b.jpg,Lee,Actor,true\n"
+                        "b.jpg,Lee,Actor,maybe\n")  # line 5: refused, and withholds Lee's consent
+    done = cli("ingest", str(manifest), "--db", str(tmp_path / "lib.db"), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    rejected = sorted(r["reason"] for r in summary["rejected"])
+    assert len(rejected) == 2 and rejected[0].startswith(f"{manifest}:2: ") and "a/b" in rejected[0]
+    assert rejected[1].startswith(f"{manifest}:5: ") and rejected[1].endswith("named again in this run, not stored")
+    with lookalike.open(tmp_path / "lib.db") as lib:
+        report = lib.ingest([str(manifest)])
+        (again,) = [o for o in report.outcomes if o.status == "duplicate"]
+        assert "its first mention was refused" in again.reason and "ingested once" not in again.reason
+        assert [p.consent for p in lib.people.summaries(Audience.operator, "Lee")] == [False]
+    text = cli("ingest", str(manifest), "--db", str(tmp_path / "lib.db"))
+    assert "rejected: " in text.stdout and f"{manifest}:5: " in text.stdout.replace("\n", "")  # a re-run: line 5 again

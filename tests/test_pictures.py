@@ -189,7 +189,8 @@ def test_removing_a_person_removes_them_from_every_cached_average(celeb, tmp_pat
 
 
 def test_a_visitors_average_holds_only_people_they_may_see(celeb, tmp_path):
-    with lookalike.open(copy_library(celeb[0], tmp_path / "lib.db")) as lib:
+    db = copy_library(celeb[0], tmp_path / "lib.db")
+    with lookalike.open(db) as lib:
         _tag_six(lib, celeb)
         six = Group.parse("tag:six")
         everyone = lib.pictures.average(six, Audience.visitor, size=64)
@@ -197,6 +198,14 @@ def test_a_visitors_average_holds_only_people_they_may_see(celeb, tmp_path):
         seen = lib.pictures.average(six, Audience.visitor, size=64)
         assert (everyone.people, seen.people) == (6, 5)
         assert lib.pictures.average(six, Audience.operator, size=64).people == 6
+        # the CLI draws it for a visitor too: a group's face for a poster (kiosk user test, F5)
+        for audience, people in (("visitor", 5), ("operator", 6)):
+            drawn = cli("average", "--group", "tag:six", "--audience", audience, "--size", "64", "--db", str(db),
+                        "--out", str(tmp_path / f"{audience}.png"), "--json")
+            assert drawn.returncode == 0 and json.loads(drawn.stdout)["people"] == people, drawn.stderr
+        kept = cli("morph", "person:barack_obama", f"person:{OTHER}", "--audience", "visitor", "--db", str(db),
+                   "--out", str(tmp_path / "m.gif"))
+        assert kept.returncode == 1 and "no person named 'barack_obama'" in kept.stderr
         lib.people.set_consent(_tag_six(lib, celeb)[1], False)  # (the profile saved again: shown again)
         lib.people.set_consent("barack_obama", False)
         with pytest.raises(TooFewPeople):

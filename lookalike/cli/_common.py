@@ -15,6 +15,7 @@ import typer
 
 from ..analysis import AnalyzerName
 from ..config import shown_url
+from ..store.values import Audience
 from ._options import OptionGroup
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ class FacesChoice(str, Enum):
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 AnalyzerOpt = Annotated[AnalyzerName, typer.Option(
     "--analyzer", help="auto: deepface's models when installed, else the offline ones.")]
+# whom a picture is for: a group's face for the kiosk screen or a poster leaves out the
+# people who withhold consent (kiosk user test, F5: only search could)
+PictureAudienceOpt = Annotated[Audience, typer.Option(
+    "--audience", help="Whom the picture is for: operator (every face), visitor (not the people who withhold "
+                       "consent) or consented (only those who gave it).")]
 
 
 def terminal(stderr: bool = False) -> Console:

@@ -174,6 +174,9 @@ class _RichProgress:
         self._bar.stop()
 
 
+SHOWN_REFUSALS = 5  # rejected rows printed after the summary table
+
+
 def _print_ingest_summary(summary: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -192,6 +195,11 @@ def _print_ingest_summary(summary: dict) -> None:
         console.print(f"[yellow]same photo under two people:[/] {escape(c['path'])}: {escape(c['reason'])}")
     for r in summary["profiles_refused"]:  # the photo stayed as it was: its status says nothing
         console.print(f"[yellow]profile text refused, photo kept:[/] {escape(r['reason'])}")
+    refused = summary["rejected"]  # a count alone told no operator that a person's photos were not stored
+    for r in refused[:SHOWN_REFUSALS]:
+        console.print(f"[yellow]rejected:[/] {escape(r['path'])}: {escape(r['reason'] or '')}")
+    if len(refused) > SHOWN_REFUSALS:
+        console.print(f"… and {len(refused) - SHOWN_REFUSALS} more rejected (each reason: --report FILE or --json)")
     if summary.get("index_rebuilt"):
         console.print(f"index rebuilt: {summary['index_rebuilt']}")
     lib = summary["library"]

@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..config import MAX_DRAWN_STRENGTH
-from ._common import PICTURE_SUFFIXES, JsonOpt, app, counted, one_line_errors, opened, print_json, terminal, writing
+from ..store.values import Audience
+from ._common import (
+    PICTURE_SUFFIXES,
+    JsonOpt,
+    PictureAudienceOpt,
+    app,
+    counted,
+    one_line_errors,
+    opened,
+    print_json,
+    terminal,
+    writing,
+)
 from ._options import LibraryOptions, grouped
 
 if TYPE_CHECKING:
@@ -46,6 +58,7 @@ def average(
         "--limit", min=1, help="At most N faces (an even sample) [default: every face].")] = None,
     outliers: Annotated[bool, typer.Option(
         "--outliers", help="Keep the faces `lookalike person` flags as outliers (left out by default).")] = False,
+    audience: PictureAudienceOpt = Audience.operator,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,7 +71,7 @@ def average(
             raise ConfigError("name exactly one of --person NAME, --group GROUP or --corpus")
         chosen = Group(GroupKind.person, person) if person is not None else Group.parse(group) if group else None
         with opened(lib) as library:
-            made = library.pictures.average(chosen, size=size, limit=limit, outliers=outliers)
+            made = library.pictures.average(chosen, audience, size=size, limit=limit, outliers=outliers)
         write_picture(made.framed()[0], out)
         if as_json:
             print_json(made.to_dict() | {"out": str(out)})
@@ -78,6 +91,7 @@ def morph(
     out: Annotated[Path, typer.Option("--out", help="Write the morph here: .gif, .mp4 or .png (a strip).")] = Path(
         "morph.gif"),
     frames: Annotated[int, typer.Option("--frames", min=2, max=240, help="Frames from A to B.")] = 24,
+    audience: PictureAudienceOpt = Audience.operator,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -90,7 +104,7 @@ def morph(
 
         sides = morph_side(a), morph_side(b)  # before any work: a group that cannot be morphed is said at once
         with opened(lib) as library:
-            made = library.pictures.morph(*sides, frames)
+            made = library.pictures.morph(*sides, frames, audience)
         with writing(out):
             made.write(out)
         if as_json:
@@ -110,6 +124,7 @@ def transform(
     strength: Annotated[float, typer.Option("--strength", min=-MAX_DRAWN_STRENGTH, max=MAX_DRAWN_STRENGTH,
                                             help="How far to move.")] = 1.0,
     out: OutOpt = Path("transform.png"),
+    audience: PictureAudienceOpt = Audience.operator,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,7 +134,7 @@ def transform(
 
         math = FaceMath.of(toward, away, strength)
         with opened(lib) as library:
-            made = library.pictures.transform(str(photo), math.toward, math.away, strength)
+            made = library.pictures.transform(str(photo), math.toward, math.away, strength, audience)
         write_picture(made.image, out)
         if as_json:
             print_json(made.to_dict() | {"out": str(out)})

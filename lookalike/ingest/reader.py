@@ -150,24 +150,39 @@ def unreadable(item: Item, why: str, old: Known | None, where: str = "") -> Proc
                              replaces=old is not None)
 
 
-def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
+def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome], set[str]]:
     """Each path once: its first mention is ingested, a later one (a folder and a file in it,
     one file named twice, a manifest row repeated) is reported and not stored — a second
-    row at one path was an IntegrityError that lost the whole batch."""
+    row at one path was an IntegrityError that lost the whole batch. A later row refused
+    for its own problem says that problem, with its line; one after a refused first mention
+    says the first decides (both were "ingested once", though nothing was: kiosk user test,
+    F4). Also returns the people a dropped refused row withholds consent for: consent
+    narrows on any row (:meth:`Reader.withhold`)."""
     first: dict[str, Item] = {}
     kept: list[Item] = []
     again: list[Outcome] = []
+    withholding: set[str] = set()
     for item in items:
         earlier = first.setdefault(item.path, item)
         if earlier is item:
             kept.append(item)
             continue
+        if item.rejected:
+            if _withholds(item) and item.person:
+                withholding.add(item.person)
+            again.append(Outcome(item.path, item.person, IngestStatus.rejected,
+                                 f"{item.rejected}; named again in this run, not stored", 0, None))
+            continue
         conflict = bool(item.person and earlier.person and item.person != earlier.person)
-        reason = "named twice in this run: ingested once, as its first mention"
+        if earlier.rejected:
+            reason = (f"named twice in this run; its first mention was refused ({earlier.rejected}), "
+                      "and that decides: fix or remove that row")
+        else:
+            reason = "named twice in this run: ingested once, as its first mention"
         if conflict:
             reason += f" (under {earlier.person!r}, not {item.person!r})"
         again.append(Outcome(item.path, item.person, IngestStatus.duplicate, reason, 0, None, conflict))
-    return kept, again
+    return kept, again, withholding
 
 
 def _every_face(old: Known | None) -> str | None:
@@ -208,6 +223,18 @@ class Reader:
         self.in_flight: dict[str, Item] = {}  # bytes met earlier in this run
         self.people: dict[str, int] = {}
         self.withheld: set[str] = set()  # people a refused row of this run withheld: no row widens it
+
+    def withhold(self, people: set[str]) -> None:
+        """The people a refused row withholds consent for, where the row itself is not read
+        (a path named again: :func:`once_each`): created if new, withheld, and no later row of
+        the run widens it."""
+        if people:
+            with self.target.session() as session:
+                for person in sorted(people):
+                    person_rows.upsert_person(session, person, None, self.people)
+                    person_rows.set_consent(session, person, False)
+                session.commit()
+            self.withheld |= people
 
     def read(self, items: list[Item]) -> list[Task]:
         """Bytes + hash of each new or changed photo; the rest is settled here."""

@@ -160,6 +160,9 @@ class IngestReport:
                           for o in self.conflicts],
             "profiles_refused": [{"path": o.path, "person": o.person, "reason": o.reason}
                                  for o in self.profiles_refused],
+            # manifest rows and photos refused before any model ran: each reason, with its line
+            "rejected": [{"path": o.path, "person": o.person, "reason": o.reason}
+                         for o in self.outcomes if o.status is IngestStatus.rejected],
         }
 
 

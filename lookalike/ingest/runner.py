@@ -123,9 +123,10 @@ def run(target: IngestTarget, items: list[Item], options: IngestOptions, distrib
     writer = Writer(target, report, progress, options)
     reader = Reader(target, writer, Reading(options.faces.value, options.analyzer is not None))
     progress.start(len(items))
-    items, repeated = once_each(items)
+    items, repeated, withholding = once_each(items)
     for outcome in repeated:
         writer.record(outcome)
+    reader.withhold(withholding)
     try:
         for start in range(0, len(items), READ_CHUNK):
             distributor.send(reader.read(items[start:start + READ_CHUNK]), writer)
