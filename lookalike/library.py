@@ -26,6 +26,7 @@ from .pictures import AverageCache, Pictures
 from .removal import Holders, Removal, remove_person, remove_photo, remove_space, settle
 from .space import SpaceView
 from .store import consent, db, photo_rows, space_rows
+from .store.db import unreachable
 from .store.values import Audience
 from .transfer import copy_library
 
@@ -384,6 +385,11 @@ class Library:
         if path is None:
             raise NotFound.photo(photo_id)
         return path
+
+    def unreachable(self) -> str | None:
+        """Why the library's database cannot be reached now, or None (``/v1/health``: a
+        server whose PostgreSQL went away said "ready" while every search failed)."""
+        return unreachable(self._engine)
 
     def copy_to(self, target: Settings) -> dict:
         """Copy this library into the empty database of ``target`` (:mod:`lookalike.transfer`:

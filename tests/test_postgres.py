@@ -167,3 +167,50 @@ def test_faces_stored_while_the_vectors_were_elsewhere_are_filled_on_open(postgr
         by_person = lib.search(str(bbt / "amy" / "amy5.png"), k=3, rank_by="centroid").faces[0].matches
         assert by_person[0].person == "amy"
     assert _sql(url, "select count(*) from faces where vec is null") == [(0,)]
+
+
+def test_a_server_whose_database_goes_away_says_so_and_comes_back(postgres, faces, tmp_path):
+    """PostgreSQL refusing connections under a running server: a search was a bare plain-text
+    "Internal Server Error" (the key check runs outside the routes' handlers) and /v1/health
+    still said ready (scale user test, F9). Now 503 database_unavailable as problem+json with
+    Retry-After, health 503 unavailable; once the database takes connections again both answer."""
+    import sys
+    from pathlib import Path
+
+    import httpx
+    from conftest import problem
+    from sqlalchemy import create_engine
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import serving
+
+    url = postgres()
+    name = url.split("@/", 1)[1].split("?", 1)[0]
+    with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
+        lib.ingest([str(faces / "celeb" / "faceapi_bbt" / "amy")])
+        _, key = lib.keys.create("search")
+    admin = create_engine(url.replace(f"/{name}?", "/postgres?"), isolation_level="AUTOCOMMIT")
+    server = serving.start(url, "--index-dir", str(tmp_path / "idx"), "--workers", "1", "--rate", "0")
+    photo = (faces / "celeb/faceapi_bbt/amy/amy1.png").read_bytes()
+
+    def search() -> httpx.Response:
+        return httpx.post(server.url + "/v1/search", files={"photo": ("a.png", photo)},
+                          headers={"X-API-Key": key}, timeout=60)
+
+    try:
+        assert search().status_code == 200
+        with admin.connect() as conn:  # no new connection, and the server's own ones ended
+            conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        refused = search()
+        problem(refused, 503, "database_unavailable")
+        assert refused.headers["retry-after"] == "5"
+        health = httpx.get(server.url + "/v1/health", timeout=60)
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        assert httpx.get(server.url + "/v1/health", timeout=60).json()["status"] == "ready"
+        assert search().status_code == 200
+    finally:
+        server.stop()
+        admin.dispose()

@@ -214,6 +214,23 @@ class BodyLimit(HttpMiddleware):
         await send_problem(send, ApiProblem(413, ServerCode.request_too_large, too_large(self.limit)))
 
 
+def database_gone(err: BaseException) -> ApiProblem | None:
+    """``503 database_unavailable`` (retry in 5 s) when ``err`` is the database connection
+    failing (PostgreSQL stopped, restarting, unreachable), else None. Such a request was a bare
+    "Internal Server Error" in plain text: the key check runs outside the routes' handlers
+    (scale user test, F9)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if not isinstance(err, (OperationalError, InterfaceError)):
+        return None
+    said = str(err.orig or err).lower()
+    if not (err.connection_invalidated or "connect" in said or "server closed" in said or "terminating" in said):
+        return None
+    log.warning("the library's database cannot be reached: %s", str(err.orig or err).splitlines()[0])
+    return ApiProblem(503, ServerCode.database_unavailable, "the library's database cannot be reached now; "
+                      "try again", {"Retry-After": "5"})
+
+
 class CatchAll(HttpMiddleware):
     """ASGI middleware just outside the routes' own error handlers: a request that crashed
     is logged as its route and the error's class with the stack (never the error's message,
@@ -227,6 +244,11 @@ class CatchAll(HttpMiddleware):
             await self.app(scope, receive, answer)
         except Exception as err:  # noqa: BLE001 - the last word on any crash: logged, answered
             import traceback
+
+            if (gone := database_gone(err)) is not None:
+                if not answer.started:
+                    await send_problem(send, gone)
+                return
 
             kind = f"{type(err).__module__}.{type(err).__qualname__}"
             stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()

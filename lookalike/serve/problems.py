@@ -40,6 +40,7 @@ class ServerCode(StrEnum):
     cors_refused = "cors_refused"  # 400: a CORS preflight from an origin, or for a method or header, not allowed
     http_error = "http_error"  # any other refusal of the HTTP layer
     internal = "internal"  # 500: logged with its traceback, never sent
+    database_unavailable = "database_unavailable"  # 503: the library's database cannot be reached now
 
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",

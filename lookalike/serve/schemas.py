@@ -222,7 +222,7 @@ class StatsAnswer(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["loading", "ready", "failed"]
+    status: Literal["loading", "ready", "failed", "unavailable"]
     detail: str | None = None
     worker: int | None = None  # the pid of the server process that answered
     models: Literal["loading", "loaded", "failed"] | None = None

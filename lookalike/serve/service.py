@@ -11,6 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -23,7 +24,7 @@ from ..errors import EmptyLibrary, LookalikeError
 from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
-from .guard import ApiProblem, RateLimit, grants
+from .guard import ApiProblem, RateLimit, database_gone, grants
 from .problems import ServerCode
 from .settings import ServeSettings
 from .timing import record
@@ -37,6 +38,7 @@ T = TypeVar("T")
 # when the library is free (Service.run): a phone's 12-MP photo takes a worker thread, a
 # 1280 x 720 webcam frame or a 250-px photo does not
 INLINE_PIXELS = 2_000_000
+PING_SECONDS = 3.0  # /v1/health's question to the database: longer is an answer too
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Service:
         self.limit = RateLimit(settings.rate_per_minute)
         # which of the server's processes are busy: the cores are shared out among them
         self.board = Board(settings.board) if settings.board else None
+        # /v1/health asks the database on a thread of its own: never behind the requests'
+        # threads, and a database that hangs holds up no one but the next health check
+        self.pinger = ThreadPoolExecutor(1, thread_name_prefix="lookalike-health")
 
     def start(self) -> None:
         threading.Thread(target=self._load, name="lookalike-load", daemon=True).start()
@@ -215,7 +220,12 @@ class Service:
         if cached is not None:
             return cached[0]
         now = time.monotonic()
-        scope = self.library().keys.scope(key)  # its own session: no need to wait for a search
+        try:
+            scope = self.library().keys.scope(key)  # its own session: no need to wait for a search
+        except Exception as err:  # the gate runs outside CatchAll: a lost database is said here
+            if (gone := database_gone(err)) is not None:
+                raise gone from None
+            raise
         with self._keys_lock:  # worker threads and the event loop both ask
             self._keys[key] = (scope, now)
             self._keys.move_to_end(key)
@@ -223,7 +233,20 @@ class Service:
                 self._keys.popitem(last=False)
         return scope
 
+    async def unreachable(self) -> str | None:
+        """Why this process's library cannot reach its database now, or None; a check that
+        takes over :data:`PING_SECONDS` counts as unreachable."""
+        import asyncio
+
+        lib = self.library()
+        try:
+            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self.pinger, lib.unreachable),
+                                          PING_SECONDS)
+        except TimeoutError:
+            return f"no answer within {PING_SECONDS:g} s"
+
     def close(self) -> None:
+        self.pinger.shutdown(wait=False)
         if self.board is not None:
             self.board.close()  # the slot back, the shared page unmapped
         if self.lib is not None:

@@ -291,6 +291,19 @@ def session_factory(engine: Engine, outbox: bool = False) -> sessionmaker[Sessio
     return factory
 
 
+def unreachable(engine: Engine) -> str | None:
+    """Why the database cannot be reached now (the driver's first line, a password never in
+    it), or None: one ``SELECT 1`` through the pool."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except DBAPIError as err:
+        return str(err.orig or err).splitlines()[0]
+    return None
+
+
 def close(engine: Engine) -> None:
     """Close the engine's connections for good: a store call made afterwards (through a view,
     a search or a people object kept from before) raises :class:`LibraryClosed` instead of
