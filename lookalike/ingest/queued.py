@@ -266,7 +266,7 @@ class QueueWorker:
             return unreadable(it, f"{read.why}; is the corpus mounted at the same path on every worker machine?",
                               old, f" on worker {self.name}")
         sha, data = read.sha, read.data
-        d = decide(it, sha, old, first, seen.get(sha), Reading(item.faces_mode, item.analyzer is not None))
+        d = decide(it, sha, old, first, seen.get(sha), Reading(FacesMode(item.faces_mode), item.analyzer is not None))
         if d.verdict is Verdict.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
             return Processed(item.path, filed(it, old), None, sha, len(data), IngestStatus.unchanged, d.reason)

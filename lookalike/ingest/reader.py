@@ -56,7 +56,7 @@ class Decision:
 class Reading:
     """What a run reads photos with; a photo stored from another reading is read again."""
 
-    faces: str  # the FacesMode's value
+    faces: FacesMode
     analyzes: bool  # the run estimates age / gender / emotion
 
 
@@ -83,7 +83,7 @@ def read_again(item: Item, old: Known, reading: Reading) -> str:
     if old.status == PhotoStatus.too_large.value:
         why.append("too large for an earlier run's --max-pixels")
     if old.status == PhotoStatus.ok.value:
-        if old.faces_mode == FacesMode.largest.value and reading.faces == FacesMode.all.value:
+        if old.faces_mode == FacesMode.largest.value and reading.faces is FacesMode.all:
             why.append("stored with --faces largest")
         if reading.analyzes and not old.analyzed:
             why.append("its faces had no estimates")

@@ -121,7 +121,7 @@ def run(target: IngestTarget, items: list[Item], options: IngestOptions, distrib
     report = IngestReport(skipped_files=skipped_files)
     started = time.perf_counter()
     writer = Writer(target, report, progress, options)
-    reader = Reader(target, writer, Reading(options.faces.value, options.analyzer is not None))
+    reader = Reader(target, writer, Reading(options.faces, options.analyzer is not None))
     progress.start(len(items))
     items, repeated, withholding = once_each(items)
     for outcome in repeated:
