@@ -24,7 +24,7 @@ from .maintenance import IndexMaintenance
 from .people import ApiKeys, People
 from .pictures import AverageCache, Pictures
 from .removal import Holders, Removal, remove_person, remove_photo, remove_space, settle
-from .space import SpaceView
+from .space import SpaceView, serialised
 from .store import consent, db, photo_rows, space_rows
 from .store.db import unreachable
 from .store.values import Audience
@@ -64,9 +64,9 @@ class Library:
     revision: str = field(init=False, default="")
     backend: VectorBackend = field(init=False, repr=False)  # where the vectors are indexed
     _averages: AverageCache = field(init=False, default_factory=AverageCache, repr=False)  # lib.pictures'
-    # one call at a time from threads sharing the library, around a model's run or a removal
-    # (the models and the open index are shared): docs/architecture.md, "lib.calls"
-    calls: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    # one call at a time from threads sharing the library: every verb that runs a model or
+    # changes the index takes it (space.serialised): docs/architecture.md, "lib.calls"
+    calls: threading.RLock = field(init=False, default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         config.activate_weights_home()
@@ -119,7 +119,7 @@ class Library:
     @property
     def pictures(self) -> Pictures:
         """Average faces, morphs, transforms and sliders (:class:`lookalike.pictures.Pictures`)."""
-        return Pictures(self.view, self.settings.max_pixels, self.settings.model_threads, self._averages)
+        return Pictures(self.view, self.settings.max_pixels, self.settings.model_threads, self._averages, self.calls)
 
     @property
     def keys(self) -> ApiKeys:
@@ -252,12 +252,14 @@ class Library:
                                 self.settings.max_pixels, self.settings.model_threads)
         return backfill(source, batch=batch, limit=limit, progress=progress)
 
+    @serialised
     def remove_person(self, name: str) -> Removal:
         """Delete a person: every photo, face, vector and centroid contribution, the photos
         uploaded for them and the person row, in every embedding space. The database
         commits first; the indexes follow and are saved (:mod:`lookalike.removal`)."""
         return remove_person(self._holders(), name)
 
+    @serialised
     def remove_photo(self, path: str | os.PathLike[str]) -> Removal:
         """Delete one photo: its faces, vectors and centroid contributions, in every
         embedding space; the person stays."""
@@ -271,6 +273,7 @@ class Library:
         """A view of every space this library holds, by space id (their indexes not opened)."""
         return {row.id: self.in_space(row) for row in self._spaces()}
 
+    @serialised
     def remove_space(self, key: str) -> Removal:
         """Delete one whole embedding space (its key, e.g. after :meth:`reembed` moved the
         library elsewhere): its photo and face rows, vectors and index; the people, and the
@@ -288,6 +291,7 @@ class Library:
         with self.session() as session:
             return space_rows.list_spaces(session)
 
+    @serialised
     def search(self, photo: QueryPhoto, k: int = 5,
                **options: Any) -> SearchResult:  # noqa: ANN401 - SearchOptions' fields, checked there
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
@@ -354,12 +358,14 @@ class Library:
             raise NotFound.photo(photo_id)
         return Path(path)
 
+    @serialised
     def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
         """Whether the largest faces of two photos are the same person (calibrated threshold)."""
         from .query.verify import verify
 
         return verify(self.view, photo_a, photo_b)
 
+    @serialised
     def analyze(self, photo: QueryPhoto, analyzer: AnalyzerName | str = "auto") -> PhotoAnalysis:
         """Estimated age, gender and emotion of every face in ``photo`` (estimates, never
         facts), largest first: its faces found by the library's own detector (loaded once, the
@@ -369,6 +375,7 @@ class Library:
         return analyze_photo(photo, self.view.analyzer(analyzer), self.view.pipeline.detector,
                              self.settings.max_pixels)
 
+    @serialised
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
         """Store uploaded photos (file name, bytes) under ``settings.upload_dir``
         (:meth:`lookalike.people.People.store_uploads`) and ingest them as that person's; returns the

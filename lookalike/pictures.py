@@ -25,9 +25,10 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from .imaging import morph as morphing
 from .imaging import transform as transforming
 from .imaging.compose import png_bytes, square_crop
 from .query.facemath import Group, GroupKind, no_faces
+from .space import serialised
 from .store.values import Audience
 
 if TYPE_CHECKING:
@@ -249,6 +251,7 @@ class Pictures:
     max_pixels: int
     threads: int | None
     cache: AverageCache
+    calls: AbstractContextManager[Any]  # the library's lock: each picture runs under it (space.serialised)
 
     # -- which faces ---------------------------------------------------------------------
     def _face_ids(self, group: Group | None, audience: Audience) -> np.ndarray:
@@ -349,6 +352,7 @@ class Pictures:
         return np.ascontiguousarray(rgb[y0:y1, x0:x1]), points - (x0, y0)
 
     # -- averages ------------------------------------------------------------------------
+    @serialised
     def average(self, group: Group | None = None, audience: Audience = Audience.operator, size: int = 256,
                 limit: int | None = None, outliers: bool = False) -> AverageFace:
         """The average face of ``group`` (None: the corpus) as ``audience`` may see it: every
@@ -383,6 +387,7 @@ class Pictures:
         return made
 
     # -- a visitor's photo ----------------------------------------------------------------
+    @serialised
     def face_of(self, photo: QueryPhoto) -> tuple[str, np.ndarray, np.ndarray, Detection]:
         """(name, RGB, landmarks, detection) of the one face of a photo; a clear error for a
         photo without a face, with two faces of like size, or with a face too small."""
@@ -413,6 +418,7 @@ class Pictures:
         name, rgb, points, _ = self.face_of(given)
         return name, rgb, points
 
+    @serialised
     def morph(self, a: QueryPhoto | Group, b: QueryPhoto | Group, frames: int = morphing.DEFAULT_FRAMES,
               audience: Audience = Audience.operator, size: int = 256) -> Morph:
         """The morph from A to B; each is a photo (path or bytes) or a person's group
@@ -423,6 +429,7 @@ class Pictures:
         name_b, image_b, points_b = self._side(b, audience, size)
         return Morph(name_a, name_b, morphing.frames((image_a, points_a), (image_b, points_b), frames, size))
 
+    @serialised
     def transform(self, photo: QueryPhoto, toward: Group, away: Group | None = None, strength: float = 1.0,
                   audience: Audience = Audience.operator) -> Transformed:
         """The photo's face moved by the difference of two groups' average faces, in shape
@@ -463,6 +470,7 @@ class Pictures:
         return averaging.Average(face.image, face.shape, face.faces)
 
     # -- sliders -------------------------------------------------------------------------
+    @serialised
     def appearance(self, components: int = appearance_model.DEFAULT_COMPONENTS,
                    audience: Audience = Audience.operator, limit: int = APPEARANCE_LIMIT,
                    size: int = appearance_model.DEFAULT_SIZE) -> Appearance:

@@ -114,3 +114,36 @@ def test_a_closed_library_answers_nothing(faces, small_db):
             call()
     with lookalike.open(small_db) as again:
         assert "barack_obama" in _people(again.search(query))
+
+
+def test_every_verb_that_runs_a_model_holds_the_librarys_lock(faces, small_db, monkeypatch):
+    """The threads sharing a library (the web app's visitors, the HTTP API's requests) share
+    its models: each verb that runs one takes ``lib.calls`` itself (every caller had to, and
+    one that forgot raced: architecture review 50, M2). Seen from inside the detector: another
+    thread cannot take the lock while it runs."""
+    import threading
+
+    from lookalike.faces.pipeline import FacePipeline
+    from lookalike.ingest.corpus import Profile
+
+    seen: list[bool] = []
+    detect = FacePipeline.detect
+
+    def watched(self, *args, **kwargs):
+        free = []
+        probe = threading.Thread(target=lambda: free.append(lib.calls.acquire(blocking=False) and
+                                                            (lib.calls.release() or True)))
+        probe.start()
+        probe.join()
+        seen.append(not free[0])
+        return detect(self, *args, **kwargs)
+
+    monkeypatch.setattr(FacePipeline, "detect", watched)
+    obama, biden = str(faces / OBAMA), str(faces / "celeb/face_recognition/joe_biden/biden.jpg")
+    with lookalike.open(small_db) as lib:
+        lib.search(obama)
+        lib.verify(obama, biden)
+        lib.pictures.morph(obama, biden, frames=2)
+        lib.people.save_profile("zoe", Profile(consent_display=True))
+        lib.add_photos("zoe", [("z.jpg", (faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())])
+    assert len(seen) >= 4 and all(seen), seen
