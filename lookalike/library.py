@@ -6,6 +6,7 @@ nothing else does the work. Open one with :func:`lookalike.open`.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import Counter
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from . import config, places
 from .config import Settings
-from .errors import NotFound
+from .errors import EmptyLibrary, LookalikeError, NotFound
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
@@ -46,11 +47,14 @@ if TYPE_CHECKING:
     from .ingest.local import StartedWorkers
     from .ingest.report import IngestReport, Progress
     from .ingest.runner import IngestOptions
+    from .query.facemath import Step
     from .query.person import PersonReport
     from .query.search import SearchResult
     from .query.verify import Verification
     from .store.schema import Space as SpaceRow
 
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class Library:
@@ -392,6 +396,31 @@ class Library:
         if path is None:
             raise NotFound.photo(photo_id)
         return path
+
+    @serialised
+    def path(self, photo_a: QueryPhoto, photo_b: QueryPhoto, steps: int = 8) -> list[Step]:
+        """Who lies between two faces: the nearest corpus face at each of ``steps`` points from
+        the largest face of A to that of B, each face used once."""
+        from .query.facemath import path_between
+
+        return path_between(self.view, photo_a, photo_b, steps)
+
+    @serialised
+    def warm(self) -> None:
+        """Load the detector and the recognition model and open the index now, so the first
+        query does not wait for them (a server at start). An index that cannot be opened is
+        logged: searches will say why, and the maintenance verbs still work."""
+        import numpy as np
+
+        pipeline = self.view.pipeline
+        pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+        pipeline.embedder.warm()
+        try:
+            self.view.index  # noqa: B018 - opened now, not at the first search
+        except EmptyLibrary as err:  # searches will say so
+            log.info("no index yet: %s", err)
+        except LookalikeError as err:
+            log.error("the index could not be opened: %s", err)
 
     def unreachable(self) -> str | None:
         """Why the library's database cannot be reached now, or None (``/v1/health``: a

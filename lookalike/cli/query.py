@@ -169,14 +169,10 @@ def path(
     """Who lies between two faces: the nearest corpus face at each step of the way."""
     from dataclasses import asdict
 
-    from ..query.facemath import path as walk
-    from ..query.verify import largest_face
-
     with one_line_errors():
         output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
-            ends = [largest_face(library.view, str(photo))[0].embedding for photo in (photo_a, photo_b)]
-            route = walk(library.view, ends[0], ends[1], steps)
+            route = library.path(str(photo_a), str(photo_b), steps)
             if render is not None:
                 _render_path(library, str(photo_a), str(photo_b), route, render)
         if montage is not None:

@@ -29,6 +29,7 @@ from ..store.values import Audience, GroupKey
 
 if TYPE_CHECKING:
     from ..faces.detect import Box
+    from ..faces.images import QueryPhoto
     from .context import SpaceContext
 
 
@@ -224,6 +225,15 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
         return a.astype(np.float32)
     out = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle)
     return (out / np.linalg.norm(out)).astype(np.float32)
+
+
+def path_between(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto, steps: int = 8) -> list[Step]:
+    """:func:`path` from the largest face of ``photo_a`` to that of ``photo_b``, each read as a
+    search reads its query."""
+    from .verify import largest_face
+
+    ends = [largest_face(view, photo)[0].embedding for photo in (photo_a, photo_b)]
+    return path(view, ends[0], ends[1], steps)
 
 
 def path(view: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..config import shown_url
-from ..errors import EmptyLibrary, LookalikeError
+from ..errors import LookalikeError
 from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
@@ -90,7 +90,7 @@ class Service:
                                  max_pixels=self.settings.max_megapixels * 1_000_000,
                                  model_threads=self.settings.model_threads)
             if self.settings.warm:
-                _warm(lib)
+                lib.warm()
             self.lib = lib
             self.ready.set()
             log.info("ready: %s", shown_url(lib.settings.db_url))
@@ -251,22 +251,6 @@ class Service:
             self.board.close()  # the slot back, the shared page unmapped
         if self.lib is not None:
             self.lib.close()
-
-
-def _warm(lib: Library) -> None:
-    """Load the detector and the recognition model now, and open the index, so the first
-    visitor does not wait for them."""
-    import numpy as np
-
-    pipeline = lib.view.pipeline
-    pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
-    pipeline.embedder.warm()
-    try:
-        lib.view.index  # noqa: B018 - opened now, not at the first search
-    except EmptyLibrary as err:  # searches will say so
-        log.info("no index yet: %s", err)
-    except LookalikeError as err:  # searches will fail; admin routes (doctor, rebuild) still answer
-        log.error("the index could not be opened: %s", err)
 
 
 def _failed(err: BaseException) -> str:
