@@ -370,14 +370,15 @@ class Library:
         return verify(self.view, photo_a, photo_b)
 
     @serialised
-    def analyze(self, photo: QueryPhoto, analyzer: AnalyzerName | str = "auto") -> PhotoAnalysis:
+    def analyze(self, photo: QueryPhoto, analyzer: AnalyzerName | str = "auto",
+                boxes: Sequence[tuple[int, int, int, int]] | None = None) -> PhotoAnalysis:
         """Estimated age, gender and emotion of every face in ``photo`` (estimates, never
         facts), largest first: its faces found by the library's own detector (loaded once, the
-        one its searches use), estimated by its kept analyzer ``analyzer``."""
+        one its searches use), or those at ``boxes``, estimated by its kept analyzer ``analyzer``."""
         from .analysis.photo import analyze_photo
 
         return analyze_photo(photo, self.view.analyzer(analyzer), self.view.pipeline.detector,
-                             self.settings.max_pixels)
+                             self.settings.max_pixels, boxes)
 
     @serialised
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:

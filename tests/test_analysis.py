@@ -120,6 +120,15 @@ def test_search_analyze_adds_estimates_only_when_asked(faces, small_db, analysis
     face = json.loads(asked.stdout)["faces"][0]
     assert face["analysis"]["estimate"] is True and face["analysis"]["dominant_gender"] == "man"
     assert face["matches"][0]["person"] == "barack_obama"
+    # the web app's Find page estimates the face its search found, at its box: the verb, not the
+    # view's analyzer reached around the library (architecture review 50, H2)
+    import lookalike
+
+    with lookalike.open(db) as lib:
+        whole = lib.analyze(query, "offline")
+        at_box = lib.analyze(query, "offline", boxes=[tuple(face["bbox"])])
+    assert [f.bbox for f in at_box.faces] == [tuple(face["bbox"])] and len(whole.faces) >= 1
+    assert at_box.faces[0].estimate.dominant_gender == whole.faces[0].estimate.dominant_gender == "man"
 
 
 def test_missing_weights_name_the_install_command(faces, tmp_path):

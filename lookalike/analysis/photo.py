@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .base import Analyzer, Estimate
 
 if TYPE_CHECKING:
-    from ..faces.detect import Detector
+    from ..faces.detect import Box, Detector
     from ..faces.images import QueryPhoto
 
 
@@ -37,8 +38,9 @@ class PhotoAnalysis:
 
 
 def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
-                  max_pixels: int = 100_000_000) -> PhotoAnalysis:
-    """The estimates of every face, largest first. Raises :class:`NoFace`.
+                  max_pixels: int = 100_000_000, boxes: Sequence[Box] | None = None) -> PhotoAnalysis:
+    """The estimates of every face, largest first, or of the faces at ``boxes`` (found
+    before, e.g. by the search the web app shows). Raises :class:`NoFace`.
 
     ``detector`` is the caller's, built once and kept: the HTTP API hands over its library's
     own, loaded and warm. Building one a photo compiled YuNet again for each request (before
@@ -48,10 +50,11 @@ def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
     from ..faces.images import load_query
 
     rgb, name = load_query(photo, max_pixels)
-    found = detector.detect(rgb)
-    if not found:
-        raise NoFace(name, detector.name)
-    height, width = rgb.shape[:2]
-    boxes = [clip_box(d.box, width, height) or d.box for d in found]
-    faces = [FaceEstimate(b, e) for b, e in zip(boxes, analyzer.analyze(rgb, boxes))]
+    if boxes is None:
+        found = detector.detect(rgb)
+        if not found:
+            raise NoFace(name, detector.name)
+        height, width = rgb.shape[:2]
+        boxes = [clip_box(d.box, width, height) or d.box for d in found]
+    faces = [FaceEstimate(b, e) for b, e in zip(boxes, analyzer.analyze(rgb, list(boxes)))]
     return PhotoAnalysis(name, analyzer.name, analyzer.description, faces)

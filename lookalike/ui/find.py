@@ -80,8 +80,8 @@ with left:
         from lookalike.analysis import AnalyzerName
 
         try:
-            with lib.calls, st.spinner("Estimating …"):
-                estimate = lib.view.analyzer(AnalyzerName.auto).analyze(rgb, [face.bbox])[0]
+            with st.spinner("Estimating …"):
+                estimate = lib.analyze(rgb, AnalyzerName.auto, boxes=[face.bbox]).faces[0].estimate
             st.markdown(common.estimate_words(estimate))
         except LookalikeError as err:
             st.warning(f"Estimates are not available on this installation: {common.said(err)}")
