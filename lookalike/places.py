@@ -33,11 +33,13 @@ def _beside(url: str, kind: str) -> Path:
     folder shared a plain ``indexes/`` (the second was refused: "this index belongs to another
     library") and ``uploads/`` (removing a person from one deleted the other's uploads of a
     namesake). The default library, ``lookalike.db``, keeps the plain names, and so does a
-    library made before that: its plain folder is there and neither of its own is. A library
-    made since has its own folders from the start (:func:`claim_folders`, before its file),
-    and one of them is enough to keep both its own: an empty ``NAME.uploads/`` deleted, or
-    skipped by a backup, while ``NAME.indexes/`` holds the index, sent the library to
-    ``lookalike.db``'s ``uploads/``. A server database: in the current folder.
+    library made before that, for each folder whose plain one is there and own one is not. A
+    library made since has its own folders from the start (:func:`claim_folders`, before its
+    file), and its own ``NAME.indexes/`` keeps both its own: an empty ``NAME.uploads/``
+    deleted, or skipped by a backup, sent the library to ``lookalike.db``'s ``uploads/``. Not
+    ``NAME.uploads/`` for the index: an older library's first upload makes it, and its index
+    folder moved to an empty ``NAME.indexes/`` (review of 2026-12-07, H1). A server
+    database: in the current folder.
 
     Decided from what the folder holds, never by reading the database file: a process that
     opens and closes that file beside its own SQLite connections drops their POSIX locks, and
@@ -49,9 +51,9 @@ def _beside(url: str, kind: str) -> Path:
     plain, own = path.parent / kind, path.parent / f"{path.stem}.{kind}"
     if path.name in (DEFAULT_DB, ":memory:"):
         return plain
-    owns = any((path.parent / f"{path.stem}.{k}").exists() for k in ("indexes", "uploads"))
-    made_before = _holds_a_library(path) and plain.is_dir() and not owns
-    return plain if made_before else own
+    if own.exists() or (path.parent / f"{path.stem}.indexes").exists():
+        return own
+    return plain if _holds_a_library(path) and plain.is_dir() else own
 
 
 def _holds_a_library(path: Path) -> bool:

@@ -260,6 +260,9 @@ def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env
     # library to lookalike.db's uploads/ (review 49b, M3); the file itself is never read for it
     shutil.rmtree(tmp_path / "new0.uploads")
     assert folders("new0.db") == (tmp_path / "new0.indexes", tmp_path / "new0.uploads")
+    # and an older library's first upload (its NAME.uploads/ made) leaves its index where it is
+    (tmp_path / "old.uploads").mkdir()
+    assert folders("old.db") == (tmp_path / "indexes", tmp_path / "old.uploads")
     with pytest.raises(LookalikeError):  # a folder that is not there: nothing made, not even the index folder
         lookalike.open(tmp_path / "nowhere" / "x.db")
     assert not (tmp_path / "nowhere").exists()

@@ -205,6 +205,14 @@ def test_a_manifests_columns_are_read_as_spreadsheets_write_them(tmp_path, caplo
     first, _ = read_manifest(tmp_path / "j.jsonl")
     assert first.person == "Kit" and first.profile is not None and first.profile.display_name == "Kit H"
     assert caplog.text.count("column(s) 'notes' left out") == 1
+    for header in ("path,person,consent_display,Consent Display", "path,person,consent_display,consent_display"):
+        (tmp_path / "m.csv").write_text(f"{header}\na.jpg,Kit,false,\n")
+        with pytest.raises(ManifestError, match="names the column 'consent_display' twice"):
+            read_manifest(tmp_path / "m.csv")  # the later, empty one won: "no" became never stated
+    (tmp_path / "j.jsonl").write_text('{"path": "a.jpg", "person": "Kit", "consent_display": false, '
+                                      '"Consent Display": ""}\n')
+    with pytest.raises(ManifestError, match="columns 'consent_display' and 'Consent Display' are one column"):
+        read_manifest(tmp_path / "j.jsonl")
     for header in ("path,person,consent", "path,person,consented_to_display"):
         (tmp_path / "m.csv").write_text(f"{header}\na.jpg,Kit,no\n")
         with pytest.raises(ManifestError, match="unknown column .*'consent_display' .*nothing was ingested"):

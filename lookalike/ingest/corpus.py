@@ -254,6 +254,11 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
                 return
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             names = [_column(n) for n in reader.fieldnames or []]
+            if len(set(names)) < len(names):  # csv keeps the last of two same-named columns
+                twice = next(n for n in names if names.count(n) > 1)
+                raise ManifestError(f"{path}: the header names the column {twice!r} twice (as "
+                                    f"{[f for f in reader.fieldnames or [] if _column(f) == twice]}); "
+                                    "keep one: nothing was ingested")
             if "path" not in names:
                 raise ManifestError(f"{path}: the header must name a 'path' column "
                                     f"(found {reader.fieldnames})")
@@ -284,6 +289,12 @@ def _columns(where: str, row: dict, told: set[str]) -> dict:
     of consent and is not ``consent_display`` refuses the manifest, as a person's "no"
     would otherwise be lost."""
     read = {_column(k): v for k, v in row.items()}
+    if len(read) < len(row):  # two spellings of one column: the last one's value would win
+        names = [str(k) for k in row]
+        twice = next(n for n in names if sum(_column(m) == _column(n) for m in names) > 1)
+        same = [repr(m) for m in names if _column(m) == _column(twice)]
+        raise ManifestError(f"{where}: columns {' and '.join(same)} are one column ({_column(twice)!r}); "
+                            "keep one: nothing was ingested")
     unknown = sorted(set(read) - set(MANIFEST_COLUMNS) - told)
     if consent := [name for name in unknown if "consent" in name]:
         raise ManifestError(f"{where}: unknown column {consent[0]!r}; consent is given in the column "
