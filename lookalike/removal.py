@@ -120,7 +120,13 @@ def _remove(holders: Holders, chosen: Chooser) -> tuple[int, int, str | None]:
                 held.index.remove(np.asarray(ids, dtype=np.int64))
                 held.index.save()
                 rebuilt = IndexMaintenance(held).upkeep() or rebuilt
+        # each store that lost faces scrubs them from its files: the current space's and every
+        # other one's (a Milvus collection of another space kept its tombstones: review, M6)
         IndexMaintenance(view).erase()
+        for space_id, ids in removed.items():
+            other = holders.views.get(space_id)
+            if ids and other is not None and other.space.key != view.space.key:
+                IndexMaintenance(other).erase()
         holders.people.delete_owned({ph.path for ph in photos})
         holders.averages.forget(i for ids in removed.values() for i in ids)  # no cached average keeps them
     view.refresh()

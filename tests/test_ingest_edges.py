@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import cli
@@ -161,3 +162,26 @@ def test_the_progress_rate_is_the_runs_own_so_far():
         assert float(bar.rate) == pytest.approx(10.0, rel=1e-3)
     finally:
         bar.stop()
+
+
+def test_a_removal_takes_the_copies_of_its_originals_only(faces, tmp_path):
+    """Removing a person takes the uploads refused as copies of their photos (their picture
+    under someone else); removing a person whose photo is itself such a copy leaves the other
+    copies of the original, whose person stays (review of 2026-12-07, M5)."""
+    import lookalike
+    from lookalike.ingest.corpus import Profile
+
+    photo = (faces / "lfw-dev/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg").read_bytes()
+    (tmp_path / "c" / "bob").mkdir(parents=True)
+    (tmp_path / "c" / "bob" / "1.jpg").write_bytes(photo)
+    with lookalike.open(tmp_path / "lib.db") as lib:
+        lib.ingest([str(tmp_path / "c")])
+        for name in ("alice", "carol"):
+            lib.people.save_profile(name, Profile(consent_display=True))
+            report, _ = lib.add_photos(name, [("copy.jpg", photo)])
+            assert [o.status for o in report.outcomes] == ["duplicate"]
+        carol = Path(lib.people.photos("carol")[0][1])
+        lib.remove_person("alice")
+        assert carol.is_file() and len(lib.people.photos("carol")) == 1
+        lib.remove_person("bob")
+        assert not carol.exists() and lib.people.photos("carol") == []

@@ -217,10 +217,13 @@ class MilvusBackend(VectorBackend):
             self.build(store, index.spec)
         else:
             index.compact()
-        self._forget_faiss_file(store)
+        with store.session() as session:
+            row = space_rows.get_space(session, store.space.key)
+        if row is not None:
+            self._forget_faiss_file(store.settings.index_dir, store.space.key, row.uid)
 
     @staticmethod
-    def _forget_faiss_file(store: SpaceStore) -> None:
+    def _forget_faiss_file(folder: Path, key: str, uid: str) -> None:
         """A FAISS file of the space left in the index folder from before its vectors moved to
         Milvus still holds every face it had, the removed ones too (scale user test, F5). It
         is derived data (built again from the database if the library goes back to FAISS), so
@@ -230,11 +233,9 @@ class MilvusBackend(VectorBackend):
 
         from .faiss_index import FaissIndex
 
-        index_path, manifest_path = FaissIndex.paths(store.settings.index_dir, store.space.key)
-        with store.session() as session:
-            row = space_rows.get_space(session, store.space.key)
+        index_path, manifest_path = FaissIndex.paths(folder, key)
         try:
-            owned = row is not None and json.loads(manifest_path.read_text()).get("space_uid") == row.uid
+            owned = json.loads(manifest_path.read_text()).get("space_uid") == uid
         except (OSError, ValueError, AttributeError):
             owned = False
         if owned:
@@ -249,6 +250,8 @@ class MilvusBackend(VectorBackend):
         row = space_rows.get_space(session, key)
         name = collection_name(key, row.uid if row is not None else "")
         MilvusIndex(self.client(), name, key, 1, MilvusSpec("FLAT")).drop()
+        if row is not None:  # a FAISS file of the space from before Milvus goes with it
+            self._forget_faiss_file(store.settings.index_dir, key, row.uid)
 
     def reduction_committed(self, store: SpaceStore) -> None:
         self.build(store, None)  # the collection follows the new PCA width

@@ -299,13 +299,15 @@ def copies_of(session: Session, photos: list[Photo]) -> list[Photo]:
     """The photos refused as duplicates of ``photos`` (the same bytes, in the same space,
     filed under anyone): a removal takes them too, as they are the removed person's picture
     and their reasons name the removed file and person (kiosk user test, F2)."""
-    wanted = {(p.space_id, p.sha256) for p in photos if p.sha256}
-    if not wanted:
-        return []
+    # the originals only: a removed duplicate's bytes are another photo's, whose copies stay
+    # with it (removing Alice's copy of Bob's photo took Carol's copy of it too: review, M5)
+    wanted = {(p.space_id, p.sha256) for p in photos if p.sha256 and p.status == PhotoStatus.ok.value}
     seen = {p.id for p in photos}
-    rows = session.scalars(select(Photo).where(Photo.status == PhotoStatus.duplicate.value,
-                                               Photo.sha256.in_({sha for _, sha in wanted})))
-    return [p for p in rows if (p.space_id, p.sha256) in wanted and p.id not in seen]
+    found: list[Photo] = []
+    for part in chunks(sorted({sha for _, sha in wanted})):
+        found += session.scalars(select(Photo).where(Photo.status == PhotoStatus.duplicate.value,
+                                                     Photo.sha256.in_(part)))
+    return [p for p in found if (p.space_id, p.sha256) in wanted and p.id not in seen]
 
 
 def photos_at(session: Session, path: str) -> list[Photo]:
