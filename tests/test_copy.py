@@ -55,8 +55,13 @@ def test_a_library_copied_to_postgresql_keeps_everything_a_reingest_lost(postgre
         (photo,) = copy.people.photos("zoe")
         copied = Path(photo[1])
         assert copied.is_relative_to(shared) and copied.read_bytes() == uploaded.read_bytes()
-        copy.people.save_profile("barack_obama", Profile(role="President"))  # does not grant it back
+        copy.people.save_profile("barack_obama", Profile(role="President", consent_display=None))  # no grant
         assert _answer(copy, query, Audience.visitor) == shown
+        with copy.session() as session:
+            from sqlalchemy import text
+
+            assert session.execute(text("select consent_withdrawn_at from people where name = 'barack_obama'")
+                                   ).scalar() is not None  # the withdrawal itself came along
         copy.remove_person("zoe")
         assert not copied.exists() and uploaded.is_file()  # the copy's file went, the original's stays
         with copy.session() as session:

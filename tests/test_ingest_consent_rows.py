@@ -71,13 +71,19 @@ def test_a_staff_withdrawal_stands_against_a_stale_manifest_run_again(faces, tmp
     lib.people.set_consent("Kit", False)
     lib.ingest([str(manifest)])  # the stale manifest, run again to add someone else
     assert not shown(lib) and "consent stays withdrawn, as staff withdrew it" in caplog.text
-    lib.people.save_profile("Kit", Profile(role="Actor"))  # a profile that does not state it
+    lib.people.save_profile("Kit", Profile(role="Actor", consent_display=None))  # one that does not state it
     assert not shown(lib)
     lib.people.set_consent("Kit", True)  # staff grant it again
     assert shown(lib)
     manifest.write_text("path,person,role,consent_display\na.jpg,Kit,Actor,false\n")
     lib.ingest([str(manifest)])
     assert not shown(lib)  # a manifest still withholds it
+    # a profile staff save without ticking consent (a new person's form) is no withdrawal: the
+    # signed "yes" that comes later in the manifest counts (review of 2026-12-07, M8)
+    lib.people.save_profile("Kit", Profile(role="Actor", consent_display=False))
+    manifest.write_text("path,person,role,consent_display\na.jpg,Kit,Actor,true\n")
+    lib.ingest([str(manifest)])
+    assert shown(lib)
 
 
 

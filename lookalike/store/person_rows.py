@@ -218,17 +218,22 @@ def set_consent(session: Session, name: str, consent: bool, by_staff: bool = Fal
     person = person_by_name(session, name)
     if person is None:
         return False
-    _write_consent(person, consent, by_staff)
+    _write_consent(person, consent, by_staff, withdraws=True)
     session.flush()
     return True
 
 
-def _write_consent(person: Person, consent: bool | None, by_staff: bool) -> None:
-    """The one rule for writing consent: a staff withdrawal stands against anything but staff
-    granting it (a corpus's "yes", or a profile that does not state it, is said in a warning
-    and not written)."""
-    if by_staff and consent is not None:
-        person.consent_withdrawn_at = datetime.now(timezone.utc) if consent is False else None
+def _write_consent(person: Person, consent: bool | None, by_staff: bool, withdraws: bool = False) -> None:
+    """The one rule for writing consent: a withdrawal by staff (``withdraws``: their explicit
+    consent action, :func:`set_consent`) stands against anything but staff granting it again
+    (a corpus's "yes", or a profile that does not grant it, is said in a warning and not
+    written). A profile staff save without consent is no withdrawal: a new person's form, or
+    a public-corpus person's role edited, left a mark that refused a later signed "yes"
+    (review of 2026-12-07, M8)."""
+    if by_staff and consent is True:
+        person.consent_withdrawn_at = None
+    elif by_staff and consent is False and withdraws:
+        person.consent_withdrawn_at = datetime.now(timezone.utc)
     elif person.consent_withdrawn_at is not None and consent is not False:
         log.warning("%s: consent stays withdrawn, as staff withdrew it on %s UTC; only staff grant it "
                     "again (the admin page's Record consent, or PUT /v1/people/NAME/consent)",
