@@ -101,12 +101,15 @@ def test_rows_naming_one_photo_again_say_their_own_problem_and_still_withhold(fa
 
     shutil.copyfile(faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg", tmp_path / "a.jpg")
     shutil.copyfile(faces / "lfw-dev/images/Adam_Sandler/Adam_Sandler_0001.jpg", tmp_path / "b.jpg")
+    shutil.copyfile(faces / "lfw-dev/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg", tmp_path / "c.jpg")
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,person,role,consent_display\n"
                         "a.jpg,a/b,Actor,true\n"  # line 2, refused: the name
                         "a.jpg,Kit,Actor,true\n"  # line 3: fine, but the first mention decides
                         "b.jpg,Lee,Actor,true\n"
-                        "b.jpg,Lee,Actor,maybe\n")  # line 5: refused, and withholds Lee's consent
+                        "b.jpg,Lee,Actor,maybe\n"  # line 5: refused, and withholds Lee's consent
+                        "c.jpg,Max,Actor,true\n"
+                        "c.jpg,Max,Actor,false\n")  # accepted, not read again: still withholds Max's
     done = cli("ingest", str(manifest), "--db", str(tmp_path / "lib.db"), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -115,8 +118,9 @@ def test_rows_naming_one_photo_again_say_their_own_problem_and_still_withhold(fa
     assert rejected[1].startswith(f"{manifest}:5: ") and rejected[1].endswith("named again in this run, not stored")
     with lookalike.open(tmp_path / "lib.db") as lib:
         report = lib.ingest([str(manifest)])
-        (again,) = [o for o in report.outcomes if o.status == "duplicate"]
+        (again,) = [o for o in report.outcomes if o.status == "duplicate" and o.path.endswith("a.jpg")]
         assert "its first mention was refused" in again.reason and "ingested once" not in again.reason
         assert [p.consent for p in lib.people.summaries(Audience.operator, "Lee")] == [False]
+        assert [p.consent for p in lib.people.summaries(Audience.operator, "Max")] == [False]
     text = cli("ingest", str(manifest), "--db", str(tmp_path / "lib.db"))
     assert "rejected: " in text.stdout and f"{manifest}:5: " in text.stdout.replace("\n", "")  # a re-run: line 5 again

@@ -173,6 +173,8 @@ def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome], set[str]]:
             again.append(Outcome(item.path, item.person, IngestStatus.rejected,
                                  f"{item.rejected}; named again in this run, not stored", 0, None))
             continue
+        if item.person and item.profile is not None and item.profile.consent_display is False:
+            withholding.add(item.person)  # consent narrows on any row, a repeated one too (review, M9)
         conflict = bool(item.person and earlier.person and item.person != earlier.person)
         if earlier.rejected:
             reason = (f"named twice in this run; its first mention was refused ({earlier.rejected}), "
