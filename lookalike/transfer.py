@@ -40,38 +40,70 @@ class Copied:
 
 def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied:
     """Copy the library at ``source`` (opened with ``settings``) into the empty database of
-    ``target``, made or upgraded to the schema's head here."""
+    ``target``, made at the schema's head here. Everything that can refuse the copy does so
+    before anything is written: the same library, a target that holds any row of a library
+    (an API key alone included) or another version's schema, a shared index or upload folder."""
     if target.db_url == settings.db_url:
         raise ConfigError(f"--to {shown_url(target.db_url)}: that is this library itself")
-    files = _uploads(settings.upload_dir)
-    if files and target.upload_dir is None:
-        raise ConfigError(f"the library holds {len(files)} uploaded photos in {settings.upload_dir}; a server "
-                          "database keeps them in a folder every machine mounts at the same path: give it "
-                          "with --uploads-to DIR (or LOOKALIKE_UPLOAD_DIR)")
+    if target.index_dir.resolve() == settings.index_dir.resolve():  # the copy's index would be refused
+        raise ConfigError(f"the copy's index folder would be this library's ({settings.index_dir}); "
+                          "unset LOOKALIKE_INDEX_DIR for the copy")
+    folders = _upload_folders(settings)
+    files = {folder: _uploads(folder) for folder in folders}
+    count = sum(len(found) for found in files.values())
+    if count and target.upload_dir is None:
+        raise ConfigError(f"the library holds {count} uploaded photos; a server database keeps them in a "
+                          "folder every machine mounts at the same path: give it with --uploads-to DIR")
+    if target.upload_dir is not None and any(_overlap(target.upload_dir, folder) for folder in folders):
+        # both libraries would own the same files: removing a person from one deleted the other's
+        raise ConfigError(f"--uploads-to {target.upload_dir}: that is (or holds, or is inside) this library's "
+                          "upload folder; give the copy a folder of its own")
+    path = places.sqlite_path(target.db_url)
+    if path is not None and path.is_file() and path.stat().st_size > 0:
+        raise ConfigError(f"--to {path}: already there; copy into a new file (a copy that stopped after its "
+                          f"rows went in is finished by: lookalike doctor --fix --db {path})")
     places.claim_folders(target.db_url, (target.index_dir, target.upload_dir))  # before its file: its own
     engine = db.make_engine(target.db_url)
     moved: dict[str, str] = {}
     try:
+        if (revision := db.current_revision(engine)) is not None:
+            if revision != db.HEAD:
+                raise ConfigError(f"--to {shown_url(target.db_url)}: holds a lookalike library (schema "
+                                  f"{revision}); copy into an empty database")
+            with engine.connect() as conn:
+                refuse_a_library(conn)
         db.migrate(engine)
-        with engine.connect() as conn:  # before any file is copied: never over another library's
-            refuse_a_library(conn)
-        if target.upload_dir is not None and settings.upload_dir is not None \
-                and target.upload_dir.resolve() != settings.upload_dir.resolve():
-            _copy_files(files, settings.upload_dir, target.upload_dir, moved)
-        rows = copy_rows(source, engine, lambda path: moved.get(path, path))
+        for folder, found in files.items():
+            if target.upload_dir is not None:
+                _copy_files(found, folder, target.upload_dir, moved)
+        rows = copy_rows(source, engine, lambda stored: moved.get(stored, stored))
     except BaseException:
         for copied in moved.values():  # the copy's files go with its failed rows
             Path(copied).unlink(missing_ok=True)
         raise
     finally:
         engine.dispose()
-    return Copied(rows, len(files))
+    return Copied(rows, count)
 
 
-def _uploads(folder: Path | None) -> list[Path]:
+def _upload_folders(settings: Settings) -> list[Path]:
+    """Where this library's uploads are: its upload folder, and for a SQLite file the one
+    beside it too (``LOOKALIKE_UPLOAD_DIR`` set for the copy's sake named another, and the
+    real uploads were left behind, unsaid)."""
+    found = [settings.upload_dir] if settings.upload_dir is not None else []
+    beside = places.default_upload_dir(settings.db_url)
+    if beside is not None and all(beside.resolve() != f.resolve() for f in found):
+        found.append(beside)
+    return [folder for folder in found if folder.is_dir()]
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def _uploads(folder: Path) -> list[Path]:
     """The files under a library's upload folder (every one an uploaded photo)."""
-    if folder is None or not folder.is_dir():
-        return []
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
@@ -80,8 +112,9 @@ def _copy_files(files: list[Path], source: Path, target: Path, moved: dict[str, 
     -> new path) as it lands, so that a failure removes exactly the files this copy made."""
     for file in files:
         into = target / file.relative_to(source)
-        if into.exists():  # another library's file in a shared folder is never overwritten
-            raise ConfigError(f"{into}: already there; give the copy an upload folder of its own (--uploads-to)")
+        if into.exists():  # never overwritten, nor taken over: it may be another library's
+            raise ConfigError(f"{into}: already there (another library's, or left by a copy that was killed "
+                              "before its rows went in); give the copy an empty upload folder (--uploads-to)")
         into.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(file, into)
         moved[str(file)] = str(into)

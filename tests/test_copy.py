@@ -82,3 +82,39 @@ def test_a_copy_has_its_own_space_uid_so_a_shared_milvus_store_keeps_them_apart(
 
             uids.append(session.execute(text("select key, uid from indexes")).all())
     assert [k for k, _ in uids[0]] == [k for k, _ in uids[1]] and uids[0] != uids[1]
+
+
+def test_a_copy_is_refused_before_anything_is_written_where_it_would_share_or_merge(small_db, tmp_path,
+                                                                                    monkeypatch):
+    """Refused in one line, the target untouched: the original's upload folder named for the
+    copy (both would own its files: a removal on the copy deleted the original's photos),
+    LOOKALIKE_INDEX_DIR left exported for the original (the copy's rows went in, its index did
+    not), a target holding only an API key (a traceback, or the key merged into the copy), an
+    existing file (upgraded before it was refused): review of 2026-12-07, M1-M3, L2."""
+    from lookalike.places import default_upload_dir
+
+    with lookalike.open(small_db) as lib:
+        lib.people.save_profile("zoe", Profile(consent_display=True))
+        lib.add_photos("zoe", [("z.jpg", b"not a photo, kept as an upload")])
+    own = default_upload_dir(f"sqlite:///{small_db}")
+    target = tmp_path / "copy" / "c.db"
+    target.parent.mkdir()
+    said = cli("copy", "--db", str(small_db), "--to", str(target), "--uploads-to", str(own))
+    assert said.returncode != 0 and "give the copy a folder of its own" in said.stderr
+    monkeypatch.setenv("LOOKALIKE_UPLOAD_DIR", str(own))  # exported for the original: not the copy's
+    monkeypatch.setenv("LOOKALIKE_INDEX_DIR", str(small_db.parent / "lib.indexes"))
+    done = cli("copy", "--db", str(small_db), "--to", str(target), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["uploads"] == 1 and (tmp_path / "copy" / "c.uploads" / "zoe").is_dir()
+    monkeypatch.delenv("LOOKALIKE_UPLOAD_DIR")
+    monkeypatch.delenv("LOOKALIKE_INDEX_DIR")
+    keyed = tmp_path / "keyed.db"
+    with lookalike.open(keyed) as other:
+        other.keys.create("admin")
+    for to, says in ((keyed, "already there; copy into a new file"), (target, "already there")):
+        before = to.read_bytes()
+        refused = cli("copy", "--db", str(small_db), "--to", str(to))
+        assert refused.returncode != 0 and says in refused.stderr and "Traceback" not in refused.stderr
+        assert len([line for line in refused.stderr.splitlines() if line.strip()]) == 1
+        assert to.read_bytes() == before
+

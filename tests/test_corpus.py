@@ -217,3 +217,15 @@ def test_a_manifests_columns_are_read_as_spreadsheets_write_them(tmp_path, caplo
         (tmp_path / "m.csv").write_text(f"{header}\na.jpg,Kit,no\n")
         with pytest.raises(ManifestError, match="unknown column .*'consent_display' .*nothing was ingested"):
             read_manifest(tmp_path / "m.csv")
+
+
+def test_a_manifest_names_its_photos_one_way_from_any_folder(tmp_path, monkeypatch):
+    """`../kiosk.csv` stored `/here/../photos/a.png`: the same manifest run from another folder
+    named every photo anew, and each became a duplicate row (move user test, F1)."""
+    _touch(tmp_path / "photos" / "a.jpg")
+    (tmp_path / "kiosk.csv").write_text("path,person\nphotos/a.jpg,Kit\n")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    (relative,) = read_manifest(Path("../kiosk.csv"))
+    (absolute,) = read_manifest(tmp_path / "kiosk.csv")
+    assert relative.path == absolute.path == str(tmp_path / "photos" / "a.jpg")

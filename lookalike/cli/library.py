@@ -171,12 +171,12 @@ def copy_library(
     to: Annotated[str, typer.Option("--to", help="The new library's database: a PostgreSQL URL "
                                     "(postgresql+psycopg://…) or a SQLite path; empty or not there yet.")],
     to_vectors: Annotated[Optional[str], typer.Option(
-        "--to-vectors", help="Where the new library's vectors are searched (as --vectors) [default: "
-                             "pgvector on PostgreSQL, FAISS on SQLite].")] = None,
+        "--to-vectors", help="Where the new library's vectors are searched (as --vectors; "
+                             "LOOKALIKE_VECTORS is the original's) [default: pgvector on PostgreSQL, "
+                             "FAISS on SQLite].")] = None,
     uploads_to: Annotated[Optional[Path], typer.Option(
         "--uploads-to", help="The new library's upload folder (a server database needs one when photos "
-                             "were uploaded) [default: LOOKALIKE_UPLOAD_DIR, or NAME.uploads/ beside a "
-                             "SQLite file].")] = None,
+                             "were uploaded) [default: NAME.uploads/ beside a SQLite file].")] = None,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -184,20 +184,32 @@ def copy_library(
     profile, consent (a staff withdrawal too), photo, face and its id, estimate, landmark,
     calibration, API key and uploaded photo; the copy's index is built from its rows. The
     original is not changed."""
+    from dataclasses import replace
+
     from ..config import Settings, parse_vectors
+    from ..places import default_index_dir, default_upload_dir
 
     with one_line_errors():
-        target = Settings.resolve(db=to, vectors=parse_vectors(to_vectors, "--to-vectors") if to_vectors else None,
-                                  upload_dir=uploads_to.expanduser().resolve() if uploads_to else None)
+        # the copy's own places, from its options alone: LOOKALIKE_INDEX_DIR, _UPLOAD_DIR and
+        # _VECTORS name the original's, exported for it (review of 2026-12-07, M1, M2, L4)
+        resolved = Settings.resolve(db=to)
+        target = replace(resolved, index_dir=default_index_dir(resolved.db_url).resolve(),
+                         upload_dir=uploads_to.expanduser().resolve() if uploads_to
+                         else default_upload_dir(resolved.db_url),
+                         vectors=parse_vectors(to_vectors, "--to-vectors") if to_vectors else None)
         with opened(lib) as library:
             result = library.copy_to(target)
         if as_json:
             print_json(result)
-            return
-        terminal().print(f"copied to {result['to']}: {result['people']} people, {result['photos']} photos, "
-                         f"{result['faces']} faces, {result['uploads']} uploaded photos, "
-                         f"{result['rows']['api_keys']} API keys; index built: "
-                         + ", ".join(f"{k} {'ok' if ok else 'FAILED'}" for k, ok in result["index"].items()))
+        else:
+            terminal().print(f"copied to {result['to']}: {result['people']} people, {result['photos']} photos, "
+                             f"{result['faces']} faces, {result['uploads']} uploaded photos, "
+                             f"{result['rows']['api_keys']} API keys; index built: "
+                             + ", ".join(f"{k} {'ok' if ok else 'FAILED'}" for k, ok in result["index"].items()))
+        if not all(result["index"].values()):
+            typer.echo(f"error: the copy's rows are in; build its index with: lookalike doctor --fix "
+                       f"--db {result['to']}", err=True)
+            raise typer.Exit(1)
 
 
 # -- stats / doctor -------------------------------------------------------------------

@@ -230,7 +230,10 @@ def resolve_inside(base: Path, raw: str) -> tuple[Path, str | None]:
     real_base = base.resolve()
     if real != real_base and real_base not in real.parents:
         return target, f"path {raw!r} leaves the manifest's folder {base}; refused"
-    return target.absolute(), None
+    # one spelling of one file whichever folder the manifest was named from: `../kiosk.csv`
+    # stored `/here/../photos/a.png`, and the same manifest run from elsewhere made a
+    # duplicate row of every photo (move user test, F1); links stay as named
+    return Path(os.path.normpath(target.absolute())), None
 
 
 def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:

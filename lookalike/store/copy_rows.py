@@ -19,7 +19,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, func, select, text
 
 from ..errors import ConfigError
-from .schema import Base, Person, Photo
+from .schema import Base
 
 # rows that describe work in progress, not the library: a copy starts without them
 TRANSIENT = frozenset({"ingest_queue", "ingest_attempts", "vector_outbox"})
@@ -27,11 +27,16 @@ CHUNK = 2000
 
 
 def refuse_a_library(conn: Connection) -> None:
-    """:class:`ConfigError` when the database behind ``conn`` holds a person or a photo: a
-    copy goes into an empty one, never over another library."""
-    if conn.scalar(select(func.count()).select_from(Person)) or conn.scalar(select(func.count()).select_from(Photo)):
-        where = conn.engine.url.render_as_string(hide_password=True)
-        raise ConfigError(f"{where}: already holds a library; copy into an empty database")
+    """:class:`ConfigError` when the database behind ``conn`` holds any row a copy writes (a
+    person, a photo, an API key, a calibration, a space): a copy goes into an empty one,
+    never over or into another library (an API key of its own ended as a traceback, or in
+    the copy: review of 2026-12-07, M3)."""
+    for table in Base.metadata.sorted_tables:
+        if table.name not in TRANSIENT and conn.scalar(select(func.count()).select_from(table)):
+            where = conn.engine.url.render_as_string(hide_password=True)
+            raise ConfigError(f"{where}: already holds a library (rows in {table.name}); copy into an empty "
+                              "database (a copy that stopped after its rows went in is finished by: lookalike "
+                              "doctor --fix)")
 
 
 def copy_rows(source: Engine, target: Engine, path_of: Callable[[str], str]) -> dict[str, int]:
@@ -39,7 +44,14 @@ def copy_rows(source: Engine, target: Engine, path_of: Callable[[str], str]) -> 
     head; the target without a person or photo), photo paths through ``path_of``. Returns
     the rows copied per table."""
     counts: dict[str, int] = {}
-    with source.connect() as src, target.begin() as dst:
+    # one snapshot of the source for every table: a withdrawal or a removal committed by a
+    # server meanwhile is in the copy whole or not at all (review of 2026-12-07, M4)
+    reading = source.connect()
+    if source.dialect.name == "sqlite":
+        reading.exec_driver_sql("BEGIN")  # pysqlite begins only before a write; WAL keeps writers going
+    else:
+        reading = reading.execution_options(isolation_level="REPEATABLE READ")
+    with reading as src, target.begin() as dst:
         refuse_a_library(dst)
         for table in Base.metadata.sorted_tables:
             if table.name in TRANSIENT:
