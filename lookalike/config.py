@@ -179,9 +179,10 @@ def parse_vectors(text: str, source: str = "--vectors") -> Vectors:
         return Vectors(VectorsKind.milvus_lite, str(folder))
     if lowered.startswith("milvus://"):
         hostport = value[len("milvus://"):].strip().rstrip("/")
-        if "@" in hostport:  # a user and password would be read as the host and printed in clear
-            raise ConfigError(f"{source}: {shown_url(value)}: a Milvus URL takes no user or password; "
-                              "give the server's token in LOOKALIKE_MILVUS_TOKEN (user:password)")
+        if "@" in hostport:  # a user and password (or a token) would be read as the host, printed in clear
+            raise ConfigError(f"{source}: milvus://***@{hostport.rpartition('@')[2]}: a Milvus URL takes no "
+                              "user, password or token; give the server's token in LOOKALIKE_MILVUS_TOKEN "
+                              "(user:password)")
         host, _, port = hostport.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise _bad(source, text, f"one of {VECTORS_FORMS} (milvus:// needs HOST:PORT)")

@@ -9,6 +9,8 @@ Library carries no one-line forwards to it. Every SQL statement is in :mod:`look
 
 from __future__ import annotations
 
+import logging
+import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,9 @@ from . import places
 from .errors import BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
 from .store.values import Audience, KeyScope
+
+log = logging.getLogger(__name__)
+UPLOAD_NAME = re.compile(r"[0-9a-f]{24}\.\w+")  # how store_uploads names a file: its bytes' sha256
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -142,7 +147,12 @@ class People:
     def delete_owned(self, paths: set[str]) -> None:
         """Delete the files the library keeps itself (photos uploaded through the HTTP API or
         the admin page, under ``upload_dir``); a corpus elsewhere is the user's."""
-        if self.upload_dir is None:
+        if self.upload_dir is None:  # a server database opened without LOOKALIKE_UPLOAD_DIR
+            left = sorted(p for p in paths if UPLOAD_NAME.fullmatch(Path(p).name) and Path(p).is_file())
+            if left:  # named as uploads are: said, not left in silence (move user test, F6)
+                log.warning("%d uploaded photos of what was removed are still on disk, as this process has no "
+                            "LOOKALIKE_UPLOAD_DIR: %s; delete them, and set it for every command of this library",
+                            len(left), ", ".join(left))
             return
         for path in map(Path, paths):
             if path.is_relative_to(self.upload_dir) and path.is_file():

@@ -215,7 +215,7 @@ def test_the_web_apps_flags_reach_its_pages_as_given(clean_env):
     assert (settings.idle_seconds(), settings.max_upload_mb(), settings.visitor_only()) == (30.5, 3, True)
 
 
-def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env, tmp_path):
+def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env, tmp_path, caplog):
     """NAME.db keeps NAME.indexes/ and NAME.uploads/ (two libraries in one folder shared
     indexes/, and the second was refused; and uploads/, where removing a person deleted a
     namesake's photos in the other); lookalike.db keeps the plain names, and so does a library
@@ -238,6 +238,13 @@ def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env
 
     with pytest.raises(LookalikeError, match="LOOKALIKE_UPLOAD_DIR"):
         People(lambda: None, lambda: 1, None).store_uploads("kit", [("a.jpg", b"x")])
+    # and a removal there that cannot delete the uploads it removed says so, naming them
+    upload, corpus = tmp_path / "up" / "kit" / "0123456789abcdef01234567.jpg", tmp_path / "corpus" / "kit.jpg"
+    for file in (upload, corpus):
+        file.parent.mkdir(parents=True)
+        file.write_bytes(b"x")
+    People(lambda: None, lambda: 1, None).delete_owned({str(upload), str(corpus)})
+    assert str(upload) in caplog.text and str(corpus) not in caplog.text and upload.is_file()
     clean_env.setenv("LOOKALIKE_UPLOAD_DIR", str(tmp_path / "shared"))
     assert Settings.resolve(db=server).upload_dir == tmp_path / "shared"
     clean_env.delenv("LOOKALIKE_UPLOAD_DIR")

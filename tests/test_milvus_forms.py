@@ -29,7 +29,10 @@ def test_vectors_forms_parse_and_bad_ones_say_what_works(tmp_path):
     # a user and password were read as the host ("Name or service not known") and printed in clear
     with pytest.raises(ConfigError, match="LOOKALIKE_MILVUS_TOKEN") as refused:
         parse_vectors("milvus://admin:MilvusPw99@db.example.org:19530")
-    assert "MilvusPw99" not in str(refused.value) and "admin:***@db.example.org" in str(refused.value)
+    assert "MilvusPw99" not in str(refused.value) and "milvus://***@db.example.org" in str(refused.value)
+    with pytest.raises(ConfigError, match="LOOKALIKE_MILVUS_TOKEN") as refused:
+        parse_vectors("milvus://S3cretToken@db.example.org:19530")  # a token alone (Zilliz's keys)
+    assert "S3cretToken" not in str(refused.value)
 
 
 def test_each_database_gets_its_default_and_impossible_pairings_are_refused(tmp_path):

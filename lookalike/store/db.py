@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import shown_url
@@ -87,8 +87,12 @@ def make_engine(url: str) -> Engine:
             return None
 
         return engine
+    # a server that does not answer (a host gone from the network): a connect waits 10 s, not
+    # the kernel's ~2 min, so /v1/health and a CLI command say so in time (libpq's own
+    # connect_timeout in the URL wins)
+    connect_args = {} if "connect_timeout" in url or not url.startswith("postgresql") else {"connect_timeout": 10}
     try:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except Exception as err:  # noqa: BLE001 - not chained: the cause quotes the URL, password and all
         shown = shown_url(url)
         raise ConfigError(f"cannot open database {shown!r}: {str(err).replace(url, shown)}") from None
@@ -310,8 +314,8 @@ def close(engine: Engine) -> None:
     quietly opening a new connection, which SQLAlchemy's ``dispose`` alone allows."""
     engine.dispose()
 
-    @event.listens_for(engine, "engine_connect")
-    def _closed(_conn: Connection) -> None:
+    @event.listens_for(engine, "do_connect")  # before the driver connects: no file made again
+    def _closed(*_args: object) -> None:
         where = engine.url.render_as_string(hide_password=True)
         raise LibraryClosed(f"{where}: this library was closed; open it again to use it")
 
