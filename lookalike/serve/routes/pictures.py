@@ -2,9 +2,12 @@
 
 A visitor's photo and every picture made from it stay in memory: read from the request,
 drawn, sent and dropped; nothing is written or logged (tests/test_pictures.py scans the
-library folder and the temporary folder around these calls). Every average is made of the
-faces the caller may see: without an admin key, not the people who withhold consent, and a
-withheld person's average is the 404 of a person who does not exist."""
+library folder and the temporary folder around these calls). Every picture is made as a
+visitor may see it, whatever the key, as every search is: never of the people who withhold
+consent, and a withheld person's average is the 404 of a person who does not exist. A front
+end that holds an admin key (to add people) and passes visitors' morphs on showed them the
+withheld people's faces (move user test, F5); the operator's pictures of everyone are the
+CLI's (``lookalike average``, its default audience)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from fastapi import File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from ...config import MAX_DRAWN_STRENGTH
-from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, audience, photo_of
+from ...store.values import Audience
+from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, photo_of
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -68,7 +72,7 @@ def morph(
     kind = MorphFormat(format.value)
 
     def work(lib: Library) -> bytes:
-        return lib.pictures.morph(a, b, frames, audience(caller)).encode(kind)
+        return lib.pictures.morph(a, b, frames, Audience.visitor).encode(kind)
 
     return _image(service.call(work), f"image/{format.value}")
 
@@ -86,14 +90,14 @@ def transform(
                                     description="How far to move.")] = 1.0,
 ) -> Response:
     """Face math drawn as a face: the photo moved by the difference of two groups' average
-    faces, made of the people the caller may see (at least 5 per group)."""
+    faces, made of the people a visitor may see (at least 5 per group)."""
     from ...query.facemath import FaceMath
 
     math = FaceMath.of(toward, away, strength)  # a ConfigError is a 400 invalid_option
     data = photo_of(service, photo)
 
     def work(lib: Library) -> bytes:
-        return lib.pictures.transform(data, math.toward, math.away, strength, audience(caller)).png()
+        return lib.pictures.transform(data, math.toward, math.away, strength, Audience.visitor).png()
 
     return _image(service.call(work))
 
@@ -101,12 +105,12 @@ def transform(
 @router.get("/v1/people/{name}/average.png", response_class=Response, tags=["pictures"],
             responses=_binary("image/png", "The person's average face, 256 px."))
 def person_average(caller: Searcher, service: Served, name: PersonName) -> Response:
-    """A person's average face (their outlier photos left out). Without an admin key, a
-    person who withholds consent is a 404, as one who does not exist."""
+    """A person's average face (their outlier photos left out). A person who withholds
+    consent is a 404, as one who does not exist."""
     from ...query.facemath import Group, GroupKind
 
     group = Group(GroupKind.person, name)
-    return _image(service.call(lambda lib: lib.pictures.average(group, audience(caller)).png()))
+    return _image(service.call(lambda lib: lib.pictures.average(group, Audience.visitor).png()))
 
 
 @router.get("/v1/average.png", response_class=Response, tags=["pictures"],
@@ -118,9 +122,10 @@ def group_average(
     size: Annotated[int, Query(ge=32, le=512, description="Side of the picture, px.")] = 256,
     limit: Annotated[int, Query(ge=5, le=2000, description="At most this many faces (an even sample).")] = 500,
 ) -> Response:
-    """The average face of a group (at least 5 different people) or of the corpus: an admin
-    key's, since a group can be narrowed until it shows few people."""
+    """The average face of a group (at least 5 different people) or of the corpus, of the
+    people a visitor may see (a face for the kiosk's screen or a poster): an admin key's,
+    since a group can be narrowed until it shows few people."""
     from ...query.facemath import Group
 
     chosen = Group.parse(group) if group else None
-    return _image(service.call(lambda lib: lib.pictures.average(chosen, audience(caller), size, limit).png()))
+    return _image(service.call(lambda lib: lib.pictures.average(chosen, Audience.visitor, size, limit).png()))
