@@ -163,7 +163,7 @@ def test_faces_stored_while_the_vectors_were_elsewhere_are_filled_on_open(postgr
     with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
         hits = lib.search(str(bbt / "amy" / "amy5.png"), k=3).faces[0].matches
         assert [m.person for m in hits] == ["amy"] * 3
-        assert "5 faces have no vector in faces.vec" in caplog.text
+        assert "writing the vectors of 5 faces into faces.vec" in caplog.text
         by_person = lib.search(str(bbt / "amy" / "amy5.png"), k=3, rank_by="centroid").faces[0].matches
         assert by_person[0].person == "amy"
     assert _sql(url, "select count(*) from faces where vec is null") == [(0,)]

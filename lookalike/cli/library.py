@@ -187,11 +187,14 @@ def copy_library(
     from dataclasses import replace
 
     from ..config import Settings, parse_vectors
+    from ..errors import ConfigError
     from ..places import default_index_dir, default_upload_dir
 
     with one_line_errors():
         # the copy's own places, from its options alone: LOOKALIKE_INDEX_DIR, _UPLOAD_DIR and
         # _VECTORS name the original's, exported for it (review of 2026-12-07, M1, M2, L4)
+        if not to.strip():  # an empty --to made folders beside the current one before failing
+            raise ConfigError("--to is empty: name the new library's database (a PostgreSQL URL or a file)")
         resolved = Settings.resolve(db=to)
         target = replace(resolved, index_dir=default_index_dir(resolved.db_url).resolve(),
                          upload_dir=uploads_to.expanduser().resolve() if uploads_to

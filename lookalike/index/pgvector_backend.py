@@ -43,8 +43,8 @@ class PgVectorBackend(VectorBackend):
         if len(missing := index.missing()):  # an index scan of the empty partial index (0013)
             # faces stored while the vectors were in Milvus: searched without them, every
             # answer missed them in silence (scale user test, F6)
-            log.warning("%s: %d faces have no vector in faces.vec (stored while the vectors were elsewhere, "
-                        "e.g. in Milvus); writing them now", store.space.key, len(missing))
+            log.warning("%s: writing the vectors of %d faces into faces.vec (a library copied here, or faces "
+                        "stored while its vectors were in Milvus)", store.space.key, len(missing))
             try:
                 index.fill(missing, store.index_vectors)
             except SQLAlchemyError:  # a role that may only read: searched as it is, and said

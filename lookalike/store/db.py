@@ -95,7 +95,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except Exception as err:  # noqa: BLE001 - not chained: the cause quotes the URL, password and all
         shown = shown_url(url)
-        raise ConfigError(f"cannot open database {shown!r}: {str(err).replace(url, shown)}") from None
+        hint = "; write postgresql+psycopg://…" if url.startswith("postgres://") else ""
+        raise ConfigError(f"cannot open database {shown!r}: {str(err).replace(url, shown)}{hint}") from None
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")
