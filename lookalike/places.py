@@ -10,6 +10,7 @@ defaults from here.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def _holds_a_library(path: Path) -> bool:
         return path.is_file() and path.stat().st_size > 0
     except OSError:
         return False
+
+
+def library_files(url: str) -> frozenset[str]:
+    """The real paths of a SQLite library's own files (the database and its ``-wal``, ``-shm``
+    and ``-journal``), or none for a server database: a photo is never read from one. Opening
+    and closing any of them in a process that holds the library's connections drops their
+    POSIX locks (:func:`_beside`), and an ingest writing beside a server could then damage it."""
+    path = sqlite_path(url)
+    if path is None:
+        return frozenset()
+    real = os.path.realpath(path)
+    return frozenset({real, *(real + end for end in ("-wal", "-shm", "-journal"))})
 
 
 def claim_folders(url: str, folders: Iterable[Path | None]) -> None:

@@ -45,9 +45,9 @@ def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied
     (an API key alone included) or another version's schema, a shared index or upload folder."""
     if target.db_url == settings.db_url:
         raise ConfigError(f"--to {shown_url(target.db_url)}: that is this library itself")
-    if target.index_dir.resolve() == settings.index_dir.resolve():  # the copy's index would be refused
-        raise ConfigError(f"the copy's index folder would be this library's ({settings.index_dir}); "
-                          "unset LOOKALIKE_INDEX_DIR for the copy")
+    faiss_files = places.sqlite_path(target.db_url) is not None and target.vectors is None
+    if faiss_files and target.index_dir.resolve() == settings.index_dir.resolve():  # its index refused
+        raise ConfigError(f"the copy's index folder would be this library's ({settings.index_dir})")
     folders = _upload_folders(settings)
     files = {folder: _uploads(folder) for folder in folders}
     count = sum(len(found) for found in files.values())

@@ -46,6 +46,9 @@ def test_a_library_copied_to_postgresql_keeps_everything_a_reingest_lost(postgre
     said = json.loads(done.stdout)
     assert said["uploads"] == 1 and said["rows"]["api_keys"] == 1 and all(said["index"].values())
     assert cli("copy", "--db", str(small_db), "--to", url, "--uploads-to", str(shared)).returncode != 0  # not empty
+    # and on from PostgreSQL: both index folders are this one's (unused there), no refusal
+    onward = cli("copy", "--db", url, "--to", postgres(), "--uploads-to", str(tmp_path / "shared2"))
+    assert onward.returncode == 0, onward.stderr
 
     with lookalike.open(url, upload_dir=shared) as copy:
         assert _answer(copy, query) == before  # the same faces, ids and similarities

@@ -229,3 +229,14 @@ def test_a_manifest_names_its_photos_one_way_from_any_folder(tmp_path, monkeypat
     (relative,) = read_manifest(Path("../kiosk.csv"))
     (absolute,) = read_manifest(tmp_path / "kiosk.csv")
     assert relative.path == absolute.path == str(tmp_path / "photos" / "a.jpg")
+    # a folder named through `..` too; but not one named `alice/..`, whose loose photo is refused
+    _touch(tmp_path / "people" / "Kit" / "k.jpg")
+    _touch(tmp_path / "people" / "loose.jpg")
+    assert [i.path for i in scan([Path("../people")]).items] == [str(tmp_path / "people" / "loose.jpg"),
+                                                                 str(tmp_path / "people" / "Kit" / "k.jpg")]
+    through = scan([tmp_path / "people" / "Kit" / ".."]).items
+    assert [i.person for i in through] == [None, "Kit"] and through[0].rejected is not None
+    (tmp_path / "j.jsonl").write_text('{"path": "photos/a.jpg", "person": "Kit", "consent_display": false, '
+                                      '"consent_display": ""}\n')  # json keeps the last: "no" lost
+    with pytest.raises(ManifestError, match="the key 'consent_display' is named twice"):
+        read_manifest(tmp_path / "j.jsonl")

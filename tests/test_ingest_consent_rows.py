@@ -75,6 +75,10 @@ def test_a_staff_withdrawal_stands_against_a_stale_manifest_run_again(faces, tmp
     assert not shown(lib)
     lib.people.set_consent("Kit", True)  # staff grant it again
     assert shown(lib)
+    lib.people.save_profile("Kit", Profile(role="Actor", consent_display=False))  # the yes unticked
+    lib.ingest([str(manifest)])  # the manifest's "true" again: that was a withdrawal too
+    assert not shown(lib)
+    lib.people.set_consent("Kit", True)
     manifest.write_text("path,person,role,consent_display\na.jpg,Kit,Actor,false\n")
     lib.ingest([str(manifest)])
     assert not shown(lib)  # a manifest still withholds it

@@ -183,5 +183,33 @@ def test_a_removal_takes_the_copies_of_its_originals_only(faces, tmp_path):
         carol = Path(lib.people.photos("carol")[0][1])
         lib.remove_person("alice")
         assert carol.is_file() and len(lib.people.photos("carol")) == 1
+        # an original with no face found is an original too: its copies go with it
+        noise = (faces / "bad-inputs/generated/noise__noise_512.png").read_bytes()
+        (tmp_path / "c" / "bob" / "2.png").write_bytes(noise)
+        lib.ingest([str(tmp_path / "c")])
+        report, _ = lib.add_photos("carol", [("noise.png", noise)])
+        assert [o.status for o in report.outcomes] == ["duplicate"]
         lib.remove_person("bob")
         assert not carol.exists() and lib.people.photos("carol") == []
+    with lookalike.open(tmp_path / "lib.db") as lib, lib.session() as session:
+        from sqlalchemy import text
+
+        assert session.execute(text("select count(*) from photos where reason like '%bob%'")).scalar() == 0
+
+
+def test_a_manifest_row_naming_the_librarys_own_file_is_refused(faces, tmp_path):
+    """Read as a photo, the database file was opened and closed beside the library's own
+    connections, which drops their POSIX locks (a server beside it could be damaged): the
+    row is refused with its reason, the rest ingested."""
+    import lookalike
+
+    shutil.copyfile(faces / "lfw-dev/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg", tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("path,person\na.jpg,Kit\nlib.db,Kit\nlib.db-wal,Kit\n")
+    with lookalike.open(tmp_path / "lib.db") as lib:
+        lib.keys.create("search")  # the file and its write-ahead log are there
+        report = lib.ingest([str(tmp_path / "m.csv")])
+    said = {o.path.rsplit("/", 1)[-1]: o for o in report.outcomes}
+    assert said["a.jpg"].status == "ok"
+    for name in ("lib.db", "lib.db-wal"):
+        assert said[name].status == "rejected" and "the library's own database file" in said[name].reason
+

@@ -50,11 +50,12 @@ def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
     from ..faces.images import load_query
 
     rgb, name = load_query(photo, max_pixels)
+    height, width = rgb.shape[:2]
     if boxes is None:
         found = detector.detect(rgb)
         if not found:
             raise NoFace(name, detector.name)
-        height, width = rgb.shape[:2]
-        boxes = [clip_box(d.box, width, height) or d.box for d in found]
+        boxes = [d.box for d in found]
+    boxes = [clip_box(b, width, height) or b for b in boxes]
     faces = [FaceEstimate(b, e) for b, e in zip(boxes, analyzer.analyze(rgb, list(boxes)))]
     return PhotoAnalysis(name, analyzer.name, analyzer.description, faces)

@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ..errors import BadPersonName, ManifestError, NothingIngested
@@ -97,6 +98,11 @@ def scan(paths: Iterable[str | os.PathLike[str]], person: str | None = None) -> 
         if not path.exists():
             raise ManifestError(f"{path}: no such file or folder")
         if path.is_dir():
+            # one spelling of each photo however the folder is named (`../photos`), as a
+            # manifest's rows; but a folder named through `alice/..` keeps it, so that a loose
+            # photo there is refused, not filed under the folder above (docs/data.md)
+            if path.name != "..":
+                path = Path(os.path.normpath(path.absolute()))
             for file in walk(path):
                 if file.suffix.lower() in IMAGE_EXTENSIONS:
                     out.items.append(_folder_item(file.absolute(), person))
@@ -248,7 +254,7 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
                     if not text.strip():
                         continue
                     try:
-                        row = json.loads(text)
+                        row = json.loads(text, object_pairs_hook=partial(_one_each, f"{path}:{number}"))
                     except json.JSONDecodeError as err:
                         raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from err
                     if not isinstance(row, dict):
@@ -277,6 +283,15 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 MANIFEST_COLUMNS = ("path", "person", *PROFILE_FIELDS)
+
+
+def _one_each(where: str, pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are each named once: ``json`` keeps the last of a key named
+    twice, and a "no" before an empty one became never stated (review of 2026-12-07, M4)."""
+    keys = [k for k, _ in pairs]
+    if twice := next((k for k in keys if keys.count(k) > 1), None):
+        raise ManifestError(f"{where}: the key {twice!r} is named twice; keep one: nothing was ingested")
+    return dict(pairs)
 
 
 def _column(name: object) -> str:

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from .. import places
 from ..errors import ConfigError
 from ..faces.pipeline import FacesMode
+from .corpus import Rejection
 from .reader import Reader, Reading, once_each
 from .report import IngestReport, Progress, Silent, Task
 from .writer import Writer
@@ -113,6 +115,14 @@ def distributor(target: IngestTarget, options: IngestOptions, photos: int,
     return local.ProcessPool(target, options, workers, started) if workers else local.InProcess(target, options)
 
 
+def _not_a_library_file(item: Item, own: frozenset[str]) -> Item:
+    """``item``, refused when it names one of the library's own files (:func:`places.library_files`):
+    a manifest row pointing at ``lookalike.db`` would have it read as a photo."""
+    if item.rejected is None and os.path.realpath(item.path) in own:
+        return replace(item, rejected=Rejection("the library's own database file, not a photo", where=item.path))
+    return item
+
+
 def run(target: IngestTarget, items: list[Item], options: IngestOptions, distributor: Distributor,
         progress: Progress | None = None, skipped_files: int = 0) -> IngestReport:
     """Ingest the scanned ``items`` into ``target`` (the library's current space), mapping
@@ -123,6 +133,8 @@ def run(target: IngestTarget, items: list[Item], options: IngestOptions, distrib
     writer = Writer(target, report, progress, options)
     reader = Reader(target, writer, Reading(options.faces, options.analyzer is not None))
     progress.start(len(items))
+    own = places.library_files(target.settings.db_url)
+    items = [_not_a_library_file(item, own) for item in items] if own else items
     items, repeated, withholding = once_each(items)
     for outcome in repeated:
         writer.record(outcome)

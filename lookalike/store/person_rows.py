@@ -227,12 +227,14 @@ def _write_consent(person: Person, consent: bool | None, by_staff: bool, withdra
     """The one rule for writing consent: a withdrawal by staff (``withdraws``: their explicit
     consent action, :func:`set_consent`) stands against anything but staff granting it again
     (a corpus's "yes", or a profile that does not grant it, is said in a warning and not
-    written). A profile staff save without consent is no withdrawal: a new person's form, or
-    a public-corpus person's role edited, left a mark that refused a later signed "yes"
-    (review of 2026-12-07, M8)."""
+    written); so is a profile staff save that turns a "yes" into "no". One that leaves an
+    unstated or withheld consent withheld is none: a new person's form, or a public-corpus
+    person's role edited, left a mark that refused a later signed "yes" (review of
+    2026-12-07, M8)."""
     if by_staff and consent is True:
         person.consent_withdrawn_at = None
-    elif by_staff and consent is False and withdraws:
+    elif by_staff and consent is False and (withdraws or person.consent_display is True):
+        # the consent button, or a profile saved with its "yes" unticked (review, H1)
         person.consent_withdrawn_at = datetime.now(timezone.utc)
     elif person.consent_withdrawn_at is not None and consent is not False:
         log.warning("%s: consent stays withdrawn, as staff withdrew it on %s UTC; only staff grant it "

@@ -299,9 +299,10 @@ def copies_of(session: Session, photos: list[Photo]) -> list[Photo]:
     """The photos refused as duplicates of ``photos`` (the same bytes, in the same space,
     filed under anyone): a removal takes them too, as they are the removed person's picture
     and their reasons name the removed file and person (kiosk user test, F2)."""
-    # the originals only: a removed duplicate's bytes are another photo's, whose copies stay
+    # the originals only (any status but duplicate: a photo with no face found is one too):
+    # a removed duplicate's bytes are another photo's, whose copies stay
     # with it (removing Alice's copy of Bob's photo took Carol's copy of it too: review, M5)
-    wanted = {(p.space_id, p.sha256) for p in photos if p.sha256 and p.status == PhotoStatus.ok.value}
+    wanted = {(p.space_id, p.sha256) for p in photos if p.sha256 and p.status != PhotoStatus.duplicate.value}
     seen = {p.id for p in photos}
     found: list[Photo] = []
     for part in chunks(sorted({sha for _, sha in wanted})):
