@@ -62,6 +62,7 @@ def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied
     if path is not None and path.is_file() and path.stat().st_size > 0:
         raise ConfigError(f"--to {path}: already there; copy into a new file (a copy that stopped after its "
                           f"rows went in is finished by: lookalike doctor --fix --db {path})")
+    new_file = path is not None and not path.exists()  # a copy that fails leaves none behind
     places.claim_folders(target.db_url, (target.index_dir, target.upload_dir))  # before its file: its own
     engine = db.make_engine(target.db_url)
     moved: dict[str, str] = {}
@@ -80,6 +81,10 @@ def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied
     except BaseException:
         for copied in moved.values():  # the copy's files go with its failed rows
             Path(copied).unlink(missing_ok=True)
+        if new_file and path is not None:  # and the file it made (a retry was refused: "already there")
+            engine.dispose()
+            for end in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{end}").unlink(missing_ok=True)
         raise
     finally:
         engine.dispose()

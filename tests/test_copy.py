@@ -104,6 +104,13 @@ def test_a_copy_is_refused_before_anything_is_written_where_it_would_share_or_me
     target.parent.mkdir()
     said = cli("copy", "--db", str(small_db), "--to", str(target), "--uploads-to", str(own))
     assert said.returncode != 0 and "give the copy a folder of its own" in said.stderr
+    (upload,) = [p for p in own.rglob("*") if p.is_file()]  # another library's file where the copy's goes
+    clash = tmp_path / "clash" / upload.relative_to(own)
+    clash.parent.mkdir(parents=True)
+    clash.write_bytes(b"another library's")
+    failed = cli("copy", "--db", str(small_db), "--to", str(target), "--uploads-to", str(tmp_path / "clash"))
+    assert failed.returncode != 0 and "already there" in failed.stderr and clash.read_bytes() == b"another library's"
+    assert not target.exists()  # the file it made went with it: a retry is not refused
     monkeypatch.setenv("LOOKALIKE_UPLOAD_DIR", str(own))  # exported for the original: not the copy's
     monkeypatch.setenv("LOOKALIKE_INDEX_DIR", str(small_db.parent / "lib.indexes"))
     done = cli("copy", "--db", str(small_db), "--to", str(target), "--json")

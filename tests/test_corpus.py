@@ -205,6 +205,9 @@ def test_a_manifests_columns_are_read_as_spreadsheets_write_them(tmp_path, caplo
     first, _ = read_manifest(tmp_path / "j.jsonl")
     assert first.person == "Kit" and first.profile is not None and first.profile.display_name == "Kit H"
     assert caplog.text.count("column(s) 'notes' left out") == 1
+    (tmp_path / "m.csv").write_text("path,person,consent_display,,\na.jpg,Kit,no,,\n")  # trailing commas
+    (item,) = read_manifest(tmp_path / "m.csv")
+    assert item.profile is not None and item.profile.consent_display is False and "''" not in caplog.text
     for header in ("path,person,consent_display,Consent Display", "path,person,consent_display,consent_display"):
         (tmp_path / "m.csv").write_text(f"{header}\na.jpg,Kit,false,\n")
         with pytest.raises(ManifestError, match="names the column 'consent_display' twice"):

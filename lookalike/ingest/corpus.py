@@ -262,7 +262,8 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
                     yield number, _columns(f"{path}:{number}", row, told)
                 return
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-            names = [_column(n) for n in reader.fieldnames or []]
+            # blank header cells (a spreadsheet's trailing commas) name nothing: left out
+            names = [n for n in map(_column, reader.fieldnames or []) if n]
             if len(set(names)) < len(names):  # csv keeps the last of two same-named columns
                 twice = next(n for n in names if names.count(n) > 1)
                 raise ManifestError(f"{path}: the header names the column {twice!r} twice (as "
@@ -273,7 +274,7 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
                                     f"(found {reader.fieldnames})")
             _columns(str(path), dict.fromkeys(reader.fieldnames or []), set())  # refused or said once
             for row in reader:
-                yield reader.line_num, {_column(k): v for k, v in row.items() if k is not None}
+                yield reader.line_num, {_column(k): v for k, v in row.items() if k is not None and _column(k)}
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from err
     except csv.Error as err:
@@ -306,6 +307,7 @@ def _columns(where: str, row: dict, told: set[str]) -> dict:
     said once in a warning (a note of the operator's own is theirs to keep); one that speaks
     of consent and is not ``consent_display`` refuses the manifest, as a person's "no"
     would otherwise be lost."""
+    row = {k: v for k, v in row.items() if _column(k)}  # a blank header cell names nothing
     read = {_column(k): v for k, v in row.items()}
     if len(read) < len(row):  # two spellings of one column: the last one's value would win
         names = [str(k) for k in row]
