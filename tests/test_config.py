@@ -275,11 +275,13 @@ def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env
     assert not (tmp_path / "nowhere").exists()
 
 
-def _posix_locks_of_this_process(path) -> list[str]:
-    """This process's POSIX locks on ``path``, as the kernel lists them (/proc/locks)."""
+def _posix_locks_of_this_process(path) -> list[tuple[str, ...]]:
+    """This process's POSIX locks on ``path``, as the kernel lists them (/proc/locks), without
+    each line's ordinal (the lock's place in the whole list moves as other processes lock)."""
     inode, pid = os.stat(path).st_ino, str(os.getpid())
     with open("/proc/locks") as listing:
-        return [line for line in listing if line.split()[4:5] == [pid] and line.split()[5].endswith(f":{inode}")]
+        return sorted(tuple(line.split()[1:]) for line in listing
+                      if line.split()[4:5] == [pid] and line.split()[5].endswith(f":{inode}"))
 
 
 def test_nothing_beside_an_open_library_drops_its_sqlite_locks(tmp_path):
