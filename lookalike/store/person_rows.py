@@ -28,6 +28,7 @@ from .schema import (
 from .values import Audience, GroupKey, PhotoStatus, chunks, normalise_tag
 
 log = logging.getLogger(__name__)
+_SAID: set[tuple[str, str]] = set()  # (person, withdrawal) already warned of in this process
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -237,9 +238,14 @@ def _write_consent(person: Person, consent: bool | None, by_staff: bool, withdra
         # the consent button, or a profile saved with its "yes" unticked (review, H1)
         person.consent_withdrawn_at = datetime.now(timezone.utc)
     elif person.consent_withdrawn_at is not None and consent is not False:
-        log.warning("%s: consent stays withdrawn, as staff withdrew it on %s UTC; only staff grant it "
-                    "again (the admin page's Record consent, or PUT /v1/people/NAME/consent)",
-                    person.name, f"{person.consent_withdrawn_at:%Y-%m-%d %H:%M}")
+        said = (person.name, person.consent_withdrawn_at.isoformat())
+        if said not in _SAID:  # once a person and withdrawal, not once a manifest row of theirs
+            if len(_SAID) > 10_000:
+                _SAID.clear()
+            _SAID.add(said)
+            log.warning("%s: consent stays withdrawn, as staff withdrew it on %s UTC; only staff grant it "
+                        "again (the admin page's Record consent, or PUT /v1/people/NAME/consent)",
+                        person.name, f"{person.consent_withdrawn_at:%Y-%m-%d %H:%M}")
         consent = False
     person.consent_display = consent
 
