@@ -139,8 +139,7 @@ class FaissBackend(VectorBackend):
     def erase(self, store: SpaceStore, current: OpenIndex) -> None:
         """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
         write-ahead log: checkpoint it into the file and truncate it."""
-        if store.engine.dialect.name == "sqlite":
-            db.checkpoint_wal(store.engine)
+        db.scrub(store.engine)
 
     def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         error = None

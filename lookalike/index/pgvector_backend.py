@@ -93,7 +93,7 @@ class PgVectorBackend(VectorBackend):
         """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
         not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
         themselves must go)."""
-        db.vacuum(store.engine)
+        db.scrub(store.engine)
 
     def reduction_stored(self, store: SpaceStore, session: Session, space_id: int, red: Reduction) -> None:
         """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes

@@ -118,7 +118,9 @@ def distributor(target: IngestTarget, options: IngestOptions, photos: int,
 def _not_a_library_file(item: Item, own: frozenset[str]) -> Item:
     """``item``, refused when it names one of the library's own files (:func:`places.library_files`):
     a manifest row pointing at ``lookalike.db`` would have it read as a photo."""
-    if item.rejected is None and os.path.realpath(item.path) in own:
+    # the name first: a path is resolved (a system call) only when it is named like one of them
+    if item.rejected is None and any(item.path.endswith(os.path.basename(f)) for f in own) \
+            and os.path.realpath(item.path) in own:
         return replace(item, rejected=Rejection("the library's own database file, not a photo", where=item.path))
     return item
 
