@@ -30,7 +30,7 @@ def wide(folder: Path, n: int) -> dict:
             server, lib = pg_library(folder, "wide")
             lib.close()
             lib = lookalike.open(lib.settings.db_url, index_dir=folder / "wide-pg-idx", model="VGG-Face")
-        space_id = lib.view.space_id
+        space_id = lib.view.ensure_space()
         with lib.session() as session:
             photo = Photo(space_id=space_id, path="synthetic", status="ok")
             session.add(photo)

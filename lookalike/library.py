@@ -186,9 +186,9 @@ class Library:
 
         view = self.view
         with view.writers():
-            view.space_id  # noqa: B018 - create the space row before the index loads
+            view.ensure_space()  # before the index opens: a new library has no row yet
             index = view.index
-            if index.ntotal and not self.backend.saved_matches(view, index):
+            if index.ntotal and not self.backend.saved_matches(view.store(), index):
                 index.save()
             queued = self.backend.queued_ingest  # the workers store the vectors themselves
             mapping = runner.distributor(view, options, len(items), serve_queue if queued else None, started)
@@ -341,7 +341,7 @@ class Library:
             out: dict[str, Any] = consent.counts(session, self.view.existing_space_id(), audience) if spaces else {
                 "people": 0, "photos": 0, "faces": 0, "statuses": {s: 0 for s in consent.status_counts(session, -1)},
                 "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
-        index = self.backend.stats(self.view, self.view.index) if spaces else {}
+        index = self.backend.stats(self.view.store(), self.view.index) if spaces else {}
         out |= {"index": {k: v for k, v in index.items() if k not in hidden},
                 "db": config.shown_url(self.settings.db_url)}
         return {k: v for k, v in out.items() if k not in hidden}
@@ -417,7 +417,7 @@ class Library:
         pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
         pipeline.embedder.warm()
         try:
-            self.view.index  # noqa: B018 - opened now, not at the first search
+            self.view.index_slot().get()  # opened now, not at the first search
         except EmptyLibrary as err:  # searches will say so
             log.info("no index yet: %s", err)
         except LookalikeError as err:

@@ -22,7 +22,6 @@ from .store import photo_rows
 
 if TYPE_CHECKING:
     from .index.backend import DoctorReport
-    from .index.protocol import VectorIndex
     from .space import SpaceView
 
 
@@ -33,13 +32,10 @@ class IndexMaintenance:
         self.view = view
         self.backend = view.backend
 
-    def _current(self) -> VectorIndex:
-        return self.view.index
-
     def info(self) -> dict:
         """The index in use, what the choice rules would pick now, its upkeep state and the
         space's reduction."""
-        return self.backend.info(self.view, self.view.index) | {"reduction": self._reduction_info()}
+        return self.backend.info(self.view.store(), self.view.index) | {"reduction": self._reduction_info()}
 
     def _reduction_info(self) -> dict:
         view = self.view
@@ -57,10 +53,10 @@ class IndexMaintenance:
         red = self.view.reduction
         dim = reduce or (red.dim_out if red is not None else RECOGNITION_DIMS[self.view.space.model])
         self.backend.check_rebuild(key, dim)
-        with self.backend.writers(self.view):
+        with self.backend.writers(self.view.store()):
             if reduce is not None:
                 self.train_reduction(reduce)
-            self.backend.rebuild(self.view, self._current, key, reduced=reduce is not None)
+            self.backend.rebuild(self.view.store(), self.view.index_slot(), key, reduced=reduce is not None)
             self.view.forget_index()
         return self.info()
 
@@ -77,7 +73,7 @@ class IndexMaintenance:
         red = reduction.train(view.vectors(sample), dim_out)
         with view.session() as session:
             reduction.store(session, space_id, red)
-            self.backend.reduction_stored(view, session, space_id, red)
+            self.backend.reduction_stored(view.store(), session, space_id, red)
             session.commit()
         view.adopt_reduction(red)
 
@@ -90,10 +86,10 @@ class IndexMaintenance:
         todo = reduction.plan(RECOGNITION_DIMS[view.space.model], n, view.reduction)
         if todo.train:
             self.train_reduction(todo.dim_out)
-            self.backend.reduction_committed(view)
+            self.backend.reduction_committed(view.store())
             view.forget_index()
             return todo.reason
-        reason = self.backend.upkeep(view, self._current)
+        reason = self.backend.upkeep(view.store(), view.index_slot())
         if reason is not None:
             view.forget_index()
         return reason
@@ -101,12 +97,12 @@ class IndexMaintenance:
     def erase(self) -> None:
         """After a removal committed: the removed rows leave the store's files too (Milvus
         Lite makes its collection again: the open one is forgotten)."""
-        self.backend.erase(self.view, self._current)
+        self.backend.erase(self.view.store(), self.view.index_slot())
         self.view.forget_index()
 
     def doctor(self, fix: bool) -> DoctorReport:
         """How the space's index compares with the database; ``fix`` mends it."""
-        report = self.backend.doctor(self.view, self._current, fix)
+        report = self.backend.doctor(self.view.store(), self.view.index_slot(), fix)
         if report.fixed:
             self.view.forget_index()
         return report

@@ -140,7 +140,7 @@ def settle(views: Iterable[SpaceView]) -> None:
     of failing with the vectors still on disk (also before a reembed goes on after a kill)."""
     for view in views:
         index = view.index
-        if not view.backend.saved_matches(view, index):
+        if not view.backend.saved_matches(view.store(), index):
             index.save()
 
 
@@ -159,7 +159,7 @@ def remove_space(view: SpaceView, key: str) -> Removal:
             if lost := [p for p in photo_rows.held_nowhere_else(session, row.id) if Path(p).is_file()]:
                 raise ConfigError(f"{key}: {len(lost)} of its photos are in no other space; `lookalike "
                                   "reembed` moves them first (or `remove --photo`/`--person` removes them)")
-            view.backend.drop_space(view, session, key, row.id)
+            view.backend.drop_space(view.store(), session, key, row.id)
             photos, faces = space_rows.delete_space(session, row.id)
             session.commit()
         # the space's index went with drop_space; only the database's files are left to scrub.

@@ -3,37 +3,34 @@
 A library can hold several embedding spaces (``model__detector__aligner``) side by side
 (after ``reembed``). Everything that belongs to one of them lives here, loaded lazily
 and kept: its row id, index (a FAISS file or the pgvector column), PCA reduction,
-centroids, calibration and face pipeline. Search, face math, person reports, explore,
-evaluation and the index backends take a :class:`SpaceView` and nothing else, typed by a
-narrow protocol declared below them (:class:`lookalike.query.context.SpaceContext`,
-:class:`lookalike.index.protocol.SpaceStore`), so none of them needs the
-:class:`lookalike.library.Library` or its private state; the library makes one for its
+centroids, calibration and face pipeline. Search, face math, person reports, explore and
+evaluation take a :class:`SpaceView` and nothing else, typed by a narrow protocol declared
+below them (:class:`lookalike.query.context.SpaceContext`), so none of them needs the
+:class:`lookalike.library.Library` or its private state. The index backends are handed
+less: the space as values (:meth:`SpaceView.store`) and its open index
+(:meth:`SpaceView.index_slot`), never the view. The library makes one view for its
 current space and one per space for the verbs that touch them all. Index upkeep, rebuilds
 and PCA training are :mod:`lookalike.maintenance`'s.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from collections import OrderedDict
 from contextlib import AbstractContextManager, contextmanager
 from functools import wraps
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterator, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
 from . import config
 from .config import Settings
-from .errors import EmptyLibrary, LibraryBusy, ModelMismatch
 from .faces.pipeline import FacePipeline, Space
 from .index.backends import VectorBackend
-from .index.reduction import ReducedIndex
+from .index.space_store import IndexSlot, SpaceStore, missing_space
 from .models.catalog import RECOGNITION_DIMS
 from .query.search import Calibration
-from .store import centroid_rows, consent, outbox, person_rows, photo_rows, space_rows
+from .store import centroid_rows, consent, person_rows, photo_rows, space_rows
 from .store.values import Audience, GroupKey
 
 if TYPE_CHECKING:
@@ -45,29 +42,6 @@ if TYPE_CHECKING:
     from .index.reduction import Reduction
     from .query.context import Shown
     from .query.search import Filter
-
-
-@contextmanager
-def write_lock(folder: Path) -> Iterator[None]:
-    """One writer per library folder: a second ingest refuses at once with a clear message."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".write.lock"
-    fh = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise LibraryBusy(f"{folder}: the library is being written by {holder}; "
-                              "wait for it to finish, then run again") from err
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
 
 
 # audiences x filter sets whose face lists a view keeps (a kiosk uses a few; an API client
@@ -115,7 +89,7 @@ class SpaceView:
         self._sessions = sessions
         self._space_id = space_id
         self._analyzers = analyzers if analyzers is not None else {}
-        self._index: VectorIndex | None = None  # see the index property
+        self._slot: IndexSlot | None = None  # see index_slot
         self._pipeline: FacePipeline | None = None
         self._centroids: dict | None = None
         self._centroid_generation = -1  # of the centroids kept
@@ -131,7 +105,7 @@ class SpaceView:
         with self._shown_lock:
             self._shown.clear()
         if index:
-            self._index = None
+            self.forget_index()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -145,14 +119,20 @@ class SpaceView:
 
     @property
     def space_id(self) -> int:
-        """Database id of :attr:`space`, created on first write."""
+        """Database id of :attr:`space` (read once); a clear error when the library does not
+        hold the space (:meth:`ensure_space` makes the row)."""
+        return self._space_id if self._space_id is not None else self.existing_space_id()
+
+    def ensure_space(self) -> int:
+        """The id of :attr:`space`'s row, made now if the library has none: before an ingest
+        opens the index, or a calibration is stored for a library with no faces yet."""
         if self._space_id is None:
             with self.session() as session:
                 row = space_rows.get_space(session, self.space.key)
                 if row is None:
                     row = space_rows.create_space(session, self.space.key, self.space.model,
-                                            self.space.detector, self.space.aligner,
-                                            RECOGNITION_DIMS[self.space.model])
+                                                  self.space.detector, self.space.aligner,
+                                                  RECOGNITION_DIMS[self.space.model])
                     session.commit()
                 self._space_id = row.id
         return self._space_id
@@ -161,16 +141,10 @@ class SpaceView:
         """Id of :attr:`space` for reading; explains what the library holds instead."""
         with self.session() as session:
             row = space_rows.get_space(session, self.space.key)
-            if row is not None:
-                self._space_id = row.id
-                return row.id
-            others = [sp.key for sp in space_rows.list_spaces(session)]
-        if others:
-            raise ModelMismatch(
-                f"this library holds faces made with {', '.join(others)}, not {self.space.key} "
-                "(model__detector__aligner); drop --model/--detector/--aligner or ingest again "
-                "with these settings")
-        raise EmptyLibrary.at(config.shown_url(self.settings.db_url))
+            if row is None:
+                raise missing_space(session, self.settings, self.space.key)
+        self._space_id = row.id
+        return row.id
 
     @property
     def reduction(self) -> Reduction | None:
@@ -190,33 +164,40 @@ class SpaceView:
         assert not isinstance(self._reduction, bool)
         return self._reduction
 
-    def index_vectors(self, ids: np.ndarray) -> np.ndarray:
-        """What the index holds for ``ids``: their vectors, reduced when the space is."""
-        full = self.vectors(ids)
-        red = self.reduction
-        return red.apply(full) if red is not None else full
+    def store(self) -> SpaceStore:
+        """The space as a backend is handed it: values (:class:`lookalike.index.space_store.SpaceStore`),
+        made afresh for each operation, so no backend, index or outbox holds the view."""
+        if self._space_id is None:
+            with self.session() as session:
+                row = space_rows.get_space(session, self.space.key)
+            self._space_id = row.id if row is not None else None
+        return SpaceStore(self.settings, self.engine, self._sessions, self.revision, self.space,
+                          self._space_id, self.reduction)
+
+    def index_slot(self) -> IndexSlot:
+        """The space's open index, opened on first use and kept (:class:`IndexSlot`): made
+        again when the space's row or PCA has changed since (the store it opens with holds both)."""
+        slot = self._slot
+        if slot is None or slot.store.space_id != self._space_id or slot.store.reduction is not self.reduction:
+            slot = self._slot = IndexSlot(self.backend, self.store())
+        return slot
 
     @property
     def index(self) -> VectorIndex:
         """The space's index (:mod:`lookalike.index.backends`): a FAISS file topped up from the
-        database, or the pgvector column; wrapped to re-rank on full vectors when the space
-        is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
-        if self._index is not None and self.backend.changed(self._index):
-            self._index = None  # another process saved a newer one: read it (centroids: their generation)
-        if self._index is None:
-            self._index = self.backend.open_index(self)
-        if self.reduction is not None and not isinstance(self._index, ReducedIndex):
-            self._index = ReducedIndex(self._index, self.reduction, self.vectors)
-        return self._index
+        database, a pgvector column or a Milvus collection; wrapped to re-rank on full vectors
+        when the space is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
+        return self.index_slot().get()
 
     def forget_index(self) -> None:
         """Drop the open index: the next use opens it afresh (after a rebuild elsewhere)."""
-        self._index = None
+        if self._slot is not None:
+            self._slot.forget()
 
     def adopt_reduction(self, red: Reduction) -> None:
         """A PCA just stored (:meth:`lookalike.maintenance.IndexMaintenance.train_reduction`):
         kept, and the open index dropped, its width is the old one."""
-        self._reduction, self._index = red, None
+        self._reduction, self._slot = red, None
 
     def analyzer(self, name: AnalyzerName | str) -> Analyzer:
         """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
@@ -234,32 +215,11 @@ class SpaceView:
                                           threads=self.settings.model_threads)
         return self._pipeline
 
-    def write_lock(self) -> AbstractContextManager[None]:
-        """One writer per library (:func:`write_lock` on the index folder)."""
-        return write_lock(self.settings.index_dir)
-
-    @contextmanager
-    def vectors_lock(self, exclusive: bool) -> Iterator[None]:
-        """The space's lock on its outside vector store (Milvus), across processes: held
-        alone by a collection build, shared by the drains of the outbox (why:
-        :func:`lookalike.store.outbox.lock_vectors`). PostgreSQL: an advisory lock in a
-        session of its own; SQLite, whose writers share one machine: a file lock beside the
-        write lock."""
-        if self.engine.dialect.name == "postgresql":
-            with self.session() as session:  # closing it ends the transaction and the lock
-                outbox.lock_vectors(session, self.existing_space_id(), exclusive)
-                yield
-            return
-        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.settings.index_dir / f".vectors-{self.existing_space_id()}.lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-
     def writers(self) -> AbstractContextManager[None]:
         """The exclusion an ingest or removal needs: SQLite + FAISS files have one writer
-        (:meth:`write_lock`); PostgreSQL takes any number, its transactions and row locks
+        (:func:`lookalike.store.locks.write_lock`); PostgreSQL takes any number, its transactions and row locks
         keep them apart (:mod:`lookalike.store.queue`)."""
-        return self.backend.writers(self)
+        return self.backend.writers(self.store())
 
     def db_vector_writer(self, session: Session) -> Callable[[np.ndarray], np.ndarray] | None:
         """What goes into ``faces.vec`` for a new face: on PostgreSQL the vector itself, or
@@ -275,7 +235,7 @@ class SpaceView:
     def after_commit(self) -> None:
         """A write was committed (a queue worker's batch): a vector store outside the
         database follows it now (the Milvus outbox); the others have nothing to do."""
-        self.backend.after_commit(self, lambda: self.index)
+        self.backend.after_commit(self.store(), self.index_slot())
 
     def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored full-width vectors of face ``ids``, in that order."""

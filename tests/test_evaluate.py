@@ -35,7 +35,7 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
     pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
     small = pairs[:40] + pairs[1100:1140]  # 40 same, 40 different
     lib = lookalike.open(tmp_path / "e.db")
-    lib.view.space_id  # noqa: B018
+    lib.view.ensure_space()
     report, scores, same = verify(lib.view, small, workers=2)
     assert report.pairs == 80 and report.photos == 135 and report.no_face == 0
     # the figures this slice gives with the default space (SFace + YuNet, measured
@@ -166,7 +166,7 @@ def test_a_pair_without_a_face_is_wrong_and_a_senseless_calibration_is_refused(f
     pairs.write_text(f"path_a\tpath_b\tsame\n{obama}\t{obama1}\t1\n{obama}\t{biden}\t0\n{obama}\t{no_face}\t0\n"
                      f"{no_face}\t{obama1}\t1\n")
     lib = lookalike.open(tmp_path / "e.db")
-    lib.view.space_id  # noqa: B018
+    lib.view.ensure_space()
     report, _, _ = verify(lib.view, read_pairs(pairs))
     assert (report.pairs, report.no_face) == (4, 1)
     assert report.accuracy == pytest.approx(0.5)  # the two pairs with both faces right, the other two wrong

@@ -282,7 +282,7 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
 
 def test_second_ingest_on_same_library_refuses(faces, tmp_path):
     lib = lookalike.open(tmp_path / "l.db")
-    with lib.view.write_lock():
+    with lib.view.store().write_lock():
         result = _cli("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "l.db"))
     assert result.returncode == 1
     assert "being written by pid" in result.stderr

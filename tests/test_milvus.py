@@ -411,9 +411,9 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
             return real(*a, **kw)
 
         setattr(client, name, counted)
-    build = threading.Thread(target=lib.backend.build, args=(view, None))
+    build = threading.Thread(target=lib.backend.build, args=(view.store(), None))
     try:
-        with view.vectors_lock(exclusive=False):  # as a drain holds it
+        with view.store().vectors_lock(exclusive=False):  # as a drain holds it
             build.start()
             # the build is seen queued on the lock (a probe of the lock itself, not a pause)
             wait_for(lambda: _waits_for_vectors_lock(view) or not build.is_alive(), guard=300)

@@ -38,7 +38,7 @@ def eval_verify(
         read = evaluate.read_pairs(pairs, root)  # a bad file is said before any library is opened
         output(plot, "--plot", PLOT_SUFFIXES)  # ...and a plot that cannot be written before the calibration is stored
         with opened(lib, space, create=calibrate) as library:
-            library.view.space_id  # noqa: B018 - an empty library can still be evaluated and calibrated
+            library.view.ensure_space()  # an empty library can still be evaluated and calibrated
             report, scores, same = evaluate.verify(library.view, read)
             data = report.to_dict()
             if calibrate and not report.threshold > report.floor:  # every verdict of the library rides on it

@@ -1,9 +1,10 @@
 """What every index backend is: the adapter between one embedding space's rows and the
 place its vectors are searched (:mod:`lookalike.index.backends` chooses one).
 
-A backend is handed the space's store (:class:`lookalike.index.protocol.SpaceStore`:
-rows, stored vectors, PCA, locks) and, where it works on the open index, that index or a
-callable that opens it; it never reaches back into the view above it. Retraining a PCA,
+A backend is handed the space as values (:class:`lookalike.index.space_store.SpaceStore`:
+rows, stored vectors, PCA, locks) and, where it works on the open index, that index or the
+slot that opens it on first ask (:class:`lookalike.index.space_store.IndexSlot`); it never
+holds or reaches the view above it. Retraining a PCA,
 forgetting the view's open index and choosing when to rebuild belong to the maintenance
 service (:mod:`lookalike.maintenance`).
 """
@@ -24,11 +25,9 @@ from .reduction import ReducedIndex
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from .protocol import SpaceStore
     from .reduction import Reduction
+    from .space_store import IndexSlot, SpaceStore
 
-# the space's open index, opened (and wrapped in its reduction) on the first call
-OpenIndex = Callable[[], VectorIndex]
 IndexT = TypeVar("IndexT")
 # repairs a space's index from the database; returns how many faces it then holds
 Repair = Callable[[], int]
@@ -113,12 +112,12 @@ class VectorBackend:
         """Refuse a ``key`` this kind of index has no use for, or cannot make for ``dim``-d
         vectors, before anything changes (a PCA is trained and stored before the build)."""
 
-    def rebuild(self, store: SpaceStore, current: OpenIndex, key: str | None, reduced: bool) -> None:
+    def rebuild(self, store: SpaceStore, current: IndexSlot, key: str | None, reduced: bool) -> None:
         """Make the index again from the database vectors (``key``: of that type), the
         writers held; ``reduced``: a new PCA was just stored."""
         raise NotImplementedError
 
-    def upkeep(self, store: SpaceStore, current: OpenIndex) -> str | None:
+    def upkeep(self, store: SpaceStore, current: IndexSlot) -> str | None:
         """After ingest or removal: rebuild if the rules say so; the reason when it did."""
         raise NotImplementedError
 
@@ -130,13 +129,13 @@ class VectorBackend:
         """Whether the open index is older than what another process has since saved."""
         return False
 
-    def after_commit(self, store: SpaceStore, current: OpenIndex) -> None:
+    def after_commit(self, store: SpaceStore, current: IndexSlot) -> None:
         """After a queue worker committed a claim: what must follow the database."""
 
     def close(self) -> None:
         """When the library closes: connections of the backend's own."""
 
-    def erase(self, store: SpaceStore, current: OpenIndex) -> None:
+    def erase(self, store: SpaceStore, current: IndexSlot) -> None:
         """After a removal committed: what the store must do so the removed rows are gone
         from its files too, not merely unlinked."""
 
@@ -149,18 +148,18 @@ class VectorBackend:
     def reduction_committed(self, store: SpaceStore) -> None:
         """After that transaction committed."""
 
-    def doctor(self, store: SpaceStore, current: OpenIndex, fix: bool) -> DoctorReport:
+    def doctor(self, store: SpaceStore, current: IndexSlot, fix: bool) -> DoctorReport:
         """Compare the space's index with the database's faces; ``fix`` repairs what differs.
         One shape for every backend: :meth:`check` says what differs and how to repair it."""
         with store.session() as session:
-            want = photo_rows.face_ids(session, store.space_id)
+            want = photo_rows.face_ids(session, store.existing_space_id())
         report, repair = self.check(store, current, want)
         if fix and not report.ok and repair is not None:
             report.index_faces = repair()
             report.fixed, report.error, report.missing, report.orphans = True, None, 0, 0
         return report
 
-    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
+    def check(self, store: SpaceStore, current: IndexSlot, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         """How the index compares with the database's face ids ``want``, and how to repair
         it (``None``: it must not be repaired from here)."""
         raise NotImplementedError

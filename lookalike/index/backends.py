@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from ..config import Vectors, VectorsKind
 from ..errors import ConfigError
-from .backend import DoctorReport, OpenIndex, VectorBackend, unwrapped
+from .backend import DoctorReport, VectorBackend, unwrapped
 from .faiss_backend import FaissBackend
 from .milvus_backend import MilvusBackend
 from .pgvector_backend import PgVectorBackend
 
-__all__ = ["BACKENDS", "DoctorReport", "FaissBackend", "MilvusBackend", "OpenIndex", "PgVectorBackend",
+__all__ = ["BACKENDS", "DoctorReport", "FaissBackend", "MilvusBackend", "PgVectorBackend",
            "VectorBackend", "for_dialect", "for_settings", "unwrapped"]
 
 BACKENDS: dict[str, type[VectorBackend]] = {"postgresql": PgVectorBackend}

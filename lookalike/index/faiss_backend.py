@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, photo_rows, space_rows
-from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index, unwrapped
+from .backend import DoctorReport, Repair, VectorBackend, own_index, unwrapped
 from .faiss_index import FaissIndex, Manifest
 from .protocol import VectorIndex
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from . import upkeep
-    from .protocol import SpaceStore
+    from .space_store import IndexSlot, SpaceStore
 
 
 class FaissBackend(VectorBackend):
@@ -84,7 +84,7 @@ class FaissBackend(VectorBackend):
                 "rules_choose": rule.key, "rules_reason": rule.reason,
                 "rebuild_advised": todo.rebuild, "upkeep": todo.reason}
 
-    def rebuild(self, store: SpaceStore, current: OpenIndex, key: str | None, reduced: bool) -> None:
+    def rebuild(self, store: SpaceStore, current: IndexSlot, key: str | None, reduced: bool) -> None:
         self.build(store, key, pinned=key is not None)
 
     def build(self, store: SpaceStore, key: str | None, pinned: bool) -> None:
@@ -113,8 +113,8 @@ class FaissBackend(VectorBackend):
         return upkeep.plan(m.index_key, m.pinned, index.ntotal, m.dim, index.tombstone_share,
                            store.settings.index_budget)
 
-    def upkeep(self, store: SpaceStore, current: OpenIndex) -> str | None:
-        index = current()
+    def upkeep(self, store: SpaceStore, current: IndexSlot) -> str | None:
+        index = current.get()
         todo = self._plan(store, index)
         if not todo.rebuild:
             return None
@@ -136,12 +136,12 @@ class FaissBackend(VectorBackend):
         for path in FaissIndex.paths(store.settings.index_dir, key):
             path.unlink(missing_ok=True)
 
-    def erase(self, store: SpaceStore, current: OpenIndex) -> None:
+    def erase(self, store: SpaceStore, current: IndexSlot) -> None:
         """SQLite zeroes deleted rows (``secure_delete``) in pages that still sit in the
         write-ahead log: checkpoint it into the file and truncate it."""
         db.scrub(store.engine)
 
-    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
+    def check(self, store: SpaceStore, current: IndexSlot, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         error = None
         folder, key = store.settings.index_dir, store.space.key
         try:

@@ -15,7 +15,7 @@ from ..config import Vectors, VectorsKind
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import outbox, photo_rows, space_rows
-from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index
+from .backend import DoctorReport, Repair, VectorBackend, own_index
 from .milvus_outbox import DRAIN, Outbox
 from .protocol import VectorIndex
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from .milvus_index import MilvusIndex, MilvusSpec
-    from .protocol import SpaceStore
+    from .space_store import IndexSlot, SpaceStore
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ class MilvusBackend(VectorBackend):
         """Drain the space's outbox into ``index`` (:meth:`lookalike.index.milvus_outbox.Outbox.drain`)."""
         return Outbox(store).drain(index)
 
-    def after_commit(self, store: SpaceStore, current: OpenIndex) -> None:
-        self.follow(store, self.own(current()))
+    def after_commit(self, store: SpaceStore, current: IndexSlot) -> None:
+        self.follow(store, self.own(current.get()))
 
     def writers(self, store: SpaceStore) -> AbstractContextManager[None]:
         # SQLite has one writer (the library's lock); on PostgreSQL transactions and the
@@ -157,7 +157,7 @@ class MilvusBackend(VectorBackend):
                 "upkeep": "by hand: Milvus indexes each new segment itself; `index rebuild` re-applies the rules",
                 "outbox": pending}
 
-    def rebuild(self, store: SpaceStore, current: OpenIndex, key: str | None, reduced: bool) -> None:
+    def rebuild(self, store: SpaceStore, current: IndexSlot, key: str | None, reduced: bool) -> None:
         if key is None:  # after a new PCA too: the collection is made again at the new width
             self.build(store, None)
             return
@@ -172,7 +172,7 @@ class MilvusBackend(VectorBackend):
         if reduced:  # a new width: a new collection
             self.build(store, spec)
         else:
-            self.own(current()).reindex(spec)
+            self.own(current.get()).reindex(spec)
 
     def build(self, store: SpaceStore, spec: MilvusSpec | None, only_if_missing: bool = False) -> None:
         """A fresh collection (the rules' index, or ``spec``) filled from the database, or,
@@ -200,19 +200,19 @@ class MilvusBackend(VectorBackend):
                 index.insert(kept, store.index_vectors(np.asarray(kept, dtype=np.int64)), fields)
             index.save()
 
-    def upkeep(self, store: SpaceStore, current: OpenIndex) -> str | None:
+    def upkeep(self, store: SpaceStore, current: IndexSlot) -> str | None:
         return None  # Milvus builds each sealed segment's index itself; `index rebuild` re-chooses
 
     def saved_matches(self, store: SpaceStore, index: VectorIndex) -> bool:
         return True  # what Milvus acknowledged is in its write-ahead log
 
-    def erase(self, store: SpaceStore, current: OpenIndex) -> None:
+    def erase(self, store: SpaceStore, current: IndexSlot) -> None:
         """Deleted rows must leave Milvus's files, not only its answers. A Milvus server
         compacts on request (flush, ``compact``, wait for the job); Milvus Lite records a
         delete as a tombstone beside the data file and its ``compact`` is a no-op (it
         compacts only when enough files pile up), so there the collection is rebuilt from
         the database with the same index type: O(faces), which Milvus Lite's size allows."""
-        index = self.own(current())
+        index = self.own(current.get())
         if self.lite:
             self.build(store, index.spec)
         else:
@@ -256,7 +256,7 @@ class MilvusBackend(VectorBackend):
     def reduction_committed(self, store: SpaceStore) -> None:
         self.build(store, None)  # the collection follows the new PCA width
 
-    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
+    def check(self, store: SpaceStore, current: IndexSlot, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         index = self._index(store)
         if not index.exists():
             report = DoctorReport(store.space.key, len(want), 0, len(want), 0,

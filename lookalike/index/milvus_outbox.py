@@ -1,11 +1,13 @@
 """The Milvus side of the outbox: how a collection follows the database.
 
 Every change to the faces is written to the database first, with outbox rows in the same
-transaction (recorded by :mod:`lookalike.store.outbox`, the store side); :meth:`Outbox.drain` then sends them to the
-collection, and anything a crash left behind is sent by the next drain, so after a resume
-SQL ids == Milvus ids. The outbox is handed the space's store (rows, vectors, lock) as a
-value; the collection (:class:`lookalike.index.milvus_index.MilvusIndex`) holds it and
-drains through it whenever it is asked to add or remove.
+transaction (recorded by :mod:`lookalike.store.outbox`, the store side);
+:meth:`Outbox.drain` then sends them to the collection, and anything a crash left behind
+is sent by the next drain, so after a resume SQL ids == Milvus ids. The outbox is handed
+the space's store (rows, vectors, lock) as values
+(:class:`lookalike.index.space_store.SpaceStore`); the collection
+(:class:`lookalike.index.milvus_index.MilvusIndex`) holds it and drains through it
+whenever it is asked to add or remove.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..store import outbox, photo_rows
 
 if TYPE_CHECKING:
     from .milvus_index import MilvusIndex
-    from .protocol import SpaceStore
+    from .space_store import SpaceStore
 
 DRAIN = 2_000  # outbox rows per round trip
 

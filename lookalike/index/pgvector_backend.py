@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import ConfigError
 from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, pgvector, photo_rows
-from .backend import DoctorReport, OpenIndex, Repair, VectorBackend, own_index
+from .backend import DoctorReport, Repair, VectorBackend, own_index
 from .protocol import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from .pgvector_index import PgVectorIndex
-    from .protocol import SpaceStore
     from .reduction import Reduction
+    from .space_store import IndexSlot, SpaceStore
 
 
 class PgVectorBackend(VectorBackend):
@@ -77,19 +77,19 @@ class PgVectorBackend(VectorBackend):
             raise ConfigError("--key names a FAISS index type; on PostgreSQL the index is pgvector's HNSW "
                               "(rebuild without --key to REINDEX it)")
 
-    def rebuild(self, store: SpaceStore, current: OpenIndex, key: str | None, reduced: bool) -> None:
+    def rebuild(self, store: SpaceStore, current: IndexSlot, key: str | None, reduced: bool) -> None:
         if reduced:
-            self.own(current()).ensure_index()  # the HNSW index of the new width, built once
+            self.own(current.get()).ensure_index()  # the HNSW index of the new width, built once
             return
-        self.own(current()).rebuild()
+        self.own(current.get()).rebuild()
 
-    def upkeep(self, store: SpaceStore, current: OpenIndex) -> str | None:
+    def upkeep(self, store: SpaceStore, current: IndexSlot) -> str | None:
         return None  # PostgreSQL maintains its HNSW index as rows come and go
 
     def drop_space(self, store: SpaceStore, session: Session, key: str, space_id: int) -> None:
         pgvector.drop_hnsw_indexes(session, space_id)
 
-    def erase(self, store: SpaceStore, current: OpenIndex) -> None:
+    def erase(self, store: SpaceStore, current: IndexSlot) -> None:
         """VACUUM: dead rows and their HNSW entries are cleared for reuse (PostgreSQL does
         not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
         themselves must go)."""
@@ -106,10 +106,10 @@ class PgVectorBackend(VectorBackend):
             chunk = ids[start:start + 5000]
             pgvector.write_vectors(session, chunk, red.apply(photo_rows.vectors(session, chunk, dim)))
 
-    def check(self, store: SpaceStore, current: OpenIndex, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
+    def check(self, store: SpaceStore, current: IndexSlot, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
         """No file to drift; only rows stored before pgvector lack a vector."""
         n = len(want)
-        index = self.own(current())
+        index = self.own(current.get())
         missing = index.missing()
 
         def fill() -> int:

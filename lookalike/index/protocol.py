@@ -1,5 +1,7 @@
 """What every vector index offers: the interface the library, search and ingest use, and
-what a backend is handed to open one (:class:`SpaceStore`).
+the protocols every stage's view of a library starts from (:class:`LibraryRows`,
+:class:`SpaceRows`). A backend is handed values instead
+(:class:`lookalike.index.space_store.SpaceStore`).
 
 Four classes satisfy :class:`VectorIndex`: :class:`lookalike.index.faiss_index.FaissIndex`
 (a file per space), :class:`lookalike.index.pgvector_index.PgVectorIndex` (``faces.vec``
@@ -24,12 +26,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from ..config import Settings
     from ..store.values import Audience, GroupKey
-    from .reduction import Reduction
 
 # ids -> their vectors (rows in the order of the ids): what an index re-ranks on
 FetchVectors = Callable[[np.ndarray], np.ndarray]
@@ -188,42 +188,3 @@ class SpaceRows(LibraryRows, Protocol):
 
     @property
     def space(self) -> SpaceName: ...
-
-
-class SpaceStore(SpaceRows, Protocol):
-    """What a backend is handed for one embedding space: where its rows and files are,
-    its stored vectors and PCA, and its locks. :class:`lookalike.space.SpaceView`
-    satisfies it; a backend never reaches above it (no index cache, no retraining: that
-    is the maintenance service's, :mod:`lookalike.maintenance`)."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def revision(self) -> str:
-        """The database's schema revision (a FAISS manifest records it)."""
-        ...
-
-    @property
-    def space_id(self) -> int:
-        """The space's row id, the row created on first use."""
-        ...
-
-    @property
-    def reduction(self) -> Reduction | None: ...
-
-    def existing_space_id(self) -> int:
-        """The space's row id; a clear error when the library does not hold the space."""
-        ...
-
-    def index_vectors(self, ids: np.ndarray) -> np.ndarray:
-        """What the index holds for ``ids``: their vectors, reduced when the space is."""
-        ...
-
-    def write_lock(self) -> AbstractContextManager[None]:
-        """One writer per library folder."""
-        ...
-
-    def vectors_lock(self, exclusive: bool) -> AbstractContextManager[None]:
-        """The space's lock on a vector store outside the database, across processes."""
-        ...

@@ -36,7 +36,11 @@ class IngestTarget(SpaceRows, Protocol):
 
     @property
     def space_id(self) -> int:
-        """The space's row id (created on first use)."""
+        """The space's row id (:meth:`ensure_space` made it)."""
+        ...
+
+    def ensure_space(self) -> int:
+        """The space's row id, the row made now if the library has none (a first ingest)."""
         ...
 
     @property
