@@ -15,8 +15,6 @@ and PCA training are :mod:`lookalike.maintenance`'s.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from contextlib import AbstractContextManager, contextmanager
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterator, ParamSpec, Protocol, TypeVar
@@ -29,9 +27,10 @@ from .faces.pipeline import FacePipeline, Space
 from .index.backends import VectorBackend
 from .index.space_store import IndexSlot, SpaceStore, missing_space
 from .models.catalog import RECOGNITION_DIMS
+from .query import shown
 from .query.search import Calibration
-from .store import centroid_rows, consent, person_rows, photo_rows, space_rows
-from .store.values import Audience, GroupKey
+from .store import centroid_rows, photo_rows, space_rows
+from .store.values import Audience
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -40,14 +39,8 @@ if TYPE_CHECKING:
     from .analysis import Analyzer, AnalyzerName
     from .index.protocol import VectorIndex
     from .index.reduction import Reduction
-    from .query.context import Shown
     from .query.search import Filter
-
-
-# audiences x filter sets whose face lists a view keeps (a kiosk uses a few; an API client
-# could send ever-new ones), and the bytes of id lists they may hold together
-SHOWN_KEPT = 32
-SHOWN_BYTES = 64 << 20
+    from .query.shown import Shown
 
 
 P = ParamSpec("P")
@@ -95,15 +88,13 @@ class SpaceView:
         self._centroid_generation = -1  # of the centroids kept
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
-        self._shown: OrderedDict[tuple, Shown] = OrderedDict()  # (filters, audience) -> what they let a search return
-        self._shown_lock = threading.Lock()  # the web app's sessions share one library across threads
+        self._shown = shown.ShownCache(sessions)  # (filters, audience) -> what they let a search return
 
     def refresh(self, index: bool = True) -> None:
         """Forget what a write changed: the centroids, and the open index unless the writer
         kept it up to date itself (``index=False``). Models stay loaded."""
         self._centroids = None
-        with self._shown_lock:
-            self._shown.clear()
+        self._shown.clear()
         if index:
             self.forget_index()
 
@@ -291,17 +282,9 @@ class SpaceView:
 
     def centroid_means(self, names: tuple[str, ...] | list[str] = (), audience: Audience = Audience.operator) -> dict:
         """Mean similarity of each group's faces to its own centroid (``None`` = the corpus
-        ``audience`` may see, else the people ``names``): the reference for calling a face
-        typical, per model."""
-        audience = Audience.of(audience)
+        ``audience`` may see): :func:`lookalike.query.shown.centroid_means`."""
         with self.session() as session:
-            out = centroid_rows.centroid_means(session, self.existing_space_id(), names)
-            if audience is not Audience.operator:
-                corpus = consent.corpus_sum(session, self.existing_space_id(), audience)
-                out.pop(None, None)
-                if corpus is not None:
-                    out[None] = float(np.linalg.norm(corpus[0]) / corpus[1])
-        return out
+            return shown.centroid_means(session, self.existing_space_id(), names, Audience.of(audience))
 
     def corpus_centroid(self, audience: Audience = Audience.operator) -> tuple[np.ndarray, int] | None:
         """The unit average of the faces ``audience`` may see and their count, or ``None``
@@ -311,8 +294,7 @@ class SpaceView:
         if audience is Audience.operator:
             return self.centroids().get(None)
         with self.session() as session:
-            corpus = consent.corpus_sum(session, self.existing_space_id(), audience)
-        return _unit(corpus)
+            return shown.visible_corpus(session, self.existing_space_id(), audience)
 
     def allowed_face_ids(self, filters: tuple[Filter, ...] | list[Filter] = (),
                          audience: Audience = Audience.operator) -> np.ndarray | None:
@@ -322,62 +304,18 @@ class SpaceView:
         if not filters and audience is Audience.operator:
             return None
         with self.session() as session:
-            return photo_rows.shown_faces(session, self.existing_space_id(), [f.group for f in filters],
-                                          audience)
+            return shown.allowed_face_ids(session, self.existing_space_id(), filters, audience)
 
     def shown(self, filters: tuple[Filter, ...] | list[Filter] = (), audience: Audience = Audience.operator,
               at: int | None = None) -> Shown:
-        """What a search for ``audience`` with ``filters`` may return (:class:`Shown`), kept:
+        """What a search for ``audience`` with ``filters`` may return
+        (:class:`lookalike.query.shown.Shown`), kept (:class:`lookalike.query.shown.ShownCache`):
         the last one read whatever the space's generation now, unless ``at`` names the
         generation wanted. A search checks the kept one against its answer's generation
         and asks again with ``at`` when they differ (:func:`lookalike.query.search.search_vectors`);
         other callers, who read no answer, use :meth:`allowed_face_ids` and
         :meth:`corpus_centroid`, which always read."""
-        from .index.protocol import SearchFilters
-        from .query.context import Shown
-
         audience = Audience.of(audience)
         if not filters and audience is Audience.operator:
-            return Shown(None, None, None, None)
-        key = (tuple(filters), audience)
-        with self._shown_lock:
-            kept = self._shown.get(key)
-            if kept is not None:
-                self._shown.move_to_end(key)  # the most recently used last
-        if kept is not None and (at is None or kept.generation == at):
-            return kept
-        groups = tuple(f.group for f in filters)
-        space_id = self.existing_space_id()
-        filter_on_fields = self.index.filter_on_fields
-        with self.session() as session:
-            # the generation first: a write landing before the faces are read moves it past
-            # this value, so the next answer sends the search back here (store/generations.py)
-            generation = centroid_rows.centroid_generation(session, space_id)
-            excluded = None
-            if audience is Audience.visitor and not groups:  # all but a few: those left out
-                withheld = consent.withheld_faces(session, space_id)
-                allowed, excluded = None, (withheld if len(withheld) else None)
-            else:
-                allowed = photo_rows.shown_faces(session, space_id, list(groups), audience)
-            how = None
-            if allowed is not None and filter_on_fields:
-                names = [v for k, v in groups if k is GroupKey.person]
-                how = SearchFilters(groups, person_rows.person_ids_by_name(session, names), audience)
-            corpus = None if audience is Audience.operator else consent.corpus_sum(session, space_id, audience)
-        made = Shown(generation, allowed, how, _unit(corpus), excluded)
-        with self._shown_lock:
-            self._shown[key] = made
-            self._shown.move_to_end(key)
-            while len(self._shown) > 1 and (len(self._shown) > SHOWN_KEPT or sum(
-                    s.allowed.nbytes for s in self._shown.values() if s.allowed is not None) > SHOWN_BYTES):
-                self._shown.popitem(last=False)  # the least recently used
-        return made
-
-
-def _unit(corpus: tuple[np.ndarray, int] | None) -> tuple[np.ndarray, int] | None:
-    """A corpus sum and count (:func:`lookalike.store.consent.corpus_sum`) as its unit average."""
-    if corpus is None:
-        return None
-    total, n = corpus
-    norm = float(np.linalg.norm(total))
-    return (total / norm if norm > 0 else total).astype(np.float32), n
+            return shown.NOTHING_HIDDEN
+        return self._shown.get(self.existing_space_id(), filters, audience, at, self.index.filter_on_fields)

@@ -11,7 +11,6 @@ Each lists only what its stages call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -21,27 +20,10 @@ from ..index.protocol import SpaceRows
 if TYPE_CHECKING:
     from ..analysis import Analyzer, AnalyzerName
     from ..faces.pipeline import FacePipeline, Space
-    from ..index.protocol import SearchFilters, VectorIndex
+    from ..index.protocol import VectorIndex
     from ..store.values import Audience
     from .search import Calibration, Filter
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What one audience's search with one set of filters may return, as read at one
-    generation of the space (:mod:`lookalike.store.generations`): kept between searches, so
-    a kiosk's or a visitor's search reads nothing but its answer; the answer's own
-    generation says whether it still holds."""
-
-    generation: int | None  # None: nothing filters (an operator's plain search), never stale
-    allowed: np.ndarray | None  # the face ids a search may return; None: all ...
-    how: SearchFilters | None  # the same filters, for an index that keeps their fields (Milvus)
-    corpus: tuple[np.ndarray, int] | None  # the average of the faces the audience may see (not the operator's)
-    excluded: np.ndarray | None = None  # ... but these (a visitor's: the faces of who withholds consent)
-
-    def holds_for(self, generations: set[int]) -> bool:
-        """Whether answers read at ``generations`` were made of what this was read from."""
-        return self.generation is None or generations <= {self.generation}
+    from .shown import Shown
 
 
 class SpaceReader(SpaceRows, Protocol):

@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate
     from ..faces.detect import Box
     from ..faces.images import QueryPhoto
-    from .context import Shown, SpaceContext
+    from .context import SpaceContext
     from .facemath import FaceMath
+    from .shown import Shown
 
 Centroids = dict[int | None, tuple[np.ndarray, int]]  # person id (None: the corpus) -> (unit mean, faces)
 

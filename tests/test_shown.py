@@ -1,0 +1,59 @@
+"""Who an audience may see, kept between searches (lookalike/query/shown.py): a visitor's
+list leaves out who withholds consent, is kept while the space's generation stands and is
+read again when a search asks for a newer one; the least recently used lists go first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike.query import shown
+from lookalike.query.search import Filter
+from lookalike.store import centroid_rows, person_rows, photo_rows
+from lookalike.store.values import Audience
+
+pytestmark = pytest.mark.e2e
+
+
+def _faces_of(lib, person: str) -> set[int]:
+    with lib.session() as session:
+        pid = person_rows.person_ids_by_name(session, [person])[person]
+        return set(photo_rows.person_face_ids(session, lib.view.space_id, [pid])[pid])
+
+
+def _names(lib) -> list[str]:
+    return sorted(p.profile.name for p in lib.people.summaries(Audience.operator))
+
+
+def test_a_visitors_list_is_kept_until_a_newer_generation_is_asked_for(small_db):
+    with lookalike.open(small_db) as lib:
+        cache = shown.ShownCache(lib.view.session)
+        space_id = lib.view.space_id
+        first = cache.get(space_id, (), Audience.visitor, None, False)
+        assert first.allowed is None and first.excluded is None  # nobody withholds consent yet
+        person = _names(lib)[0]
+        lib.people.set_consent(person, False)
+        with lib.session() as session:
+            now = centroid_rows.centroid_generation(session, space_id)
+        assert now != first.generation
+        assert cache.get(space_id, (), Audience.visitor, None, False) is first  # kept: no answer said otherwise
+        fresh = cache.get(space_id, (), Audience.visitor, now, False)  # an answer read at the new generation
+        assert fresh.generation == now and set(fresh.excluded.tolist()) == _faces_of(lib, person)
+        assert fresh.corpus is not None and np.isclose(np.linalg.norm(fresh.corpus[0]), 1.0, atol=1e-5)
+        assert cache.get(space_id, (), Audience.operator, None, False) is shown.NOTHING_HIDDEN
+
+
+def test_the_least_recently_used_lists_go_first(small_db, monkeypatch):
+    monkeypatch.setattr(shown, "SHOWN_KEPT", 2)
+    with lookalike.open(small_db) as lib:
+        cache = shown.ShownCache(lib.view.session)
+        space_id = lib.view.space_id
+        people = _names(lib)[:3]
+        filters = [(Filter.parse(f"person={name}"),) for name in people]
+        kept = [cache.get(space_id, f, Audience.operator, None, False) for f in filters[:2]]
+        assert set(kept[0].allowed.tolist()) == _faces_of(lib, people[0])
+        assert cache.get(space_id, filters[0], Audience.operator, None, False) is kept[0]  # used: now the newest
+        cache.get(space_id, filters[2], Audience.operator, None, False)  # a third: the oldest (the second) goes
+        assert cache.get(space_id, filters[0], Audience.operator, None, False) is kept[0]
+        assert cache.get(space_id, filters[1], Audience.operator, None, False) is not kept[1]
