@@ -18,6 +18,14 @@ from typing import Annotated, Any, Callable, Optional, ParamSpec, TypeVar, get_t
 
 import typer
 
+from ..serve.settings import (
+    DEFAULT_BODY_WAIT,
+    DEFAULT_MAX_BODIES,
+    DEFAULT_MAX_MEGAPIXELS,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_RATE,
+)
+
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
 IndexDirOpt = Annotated[Optional[Path], typer.Option(
@@ -62,6 +70,26 @@ class SpaceOptions(OptionGroup):
     model: ModelOpt = None
     detector: DetectorOpt = None
     aligner: AlignerOpt = None
+
+
+@dataclass(frozen=True)
+class ServeLimits(OptionGroup):
+    """What one request may cost the HTTP API (``lookalike serve``): each field is named like
+    the :class:`lookalike.serve.settings.ServeSettings` field it sets."""
+
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1, help="Largest photo, in MB.")] \
+        = DEFAULT_MAX_UPLOAD_MB
+    max_megapixels: Annotated[int, typer.Option(
+        "--max-megapixels", min=1, help="Largest photo once decoded, in megapixels.")] = DEFAULT_MAX_MEGAPIXELS
+    rate_per_minute: Annotated[int, typer.Option(
+        "--rate", min=0, help="Requests per minute per key (or per address with --open-search); 0 = no limit.")] \
+        = DEFAULT_RATE
+    max_bodies: Annotated[int, typer.Option(
+        "--max-bodies", min=1, help="Requests with a body (photos, JSON) read and served at once per process; "
+                                    "more wait up to --body-wait seconds, then get 503.")] = DEFAULT_MAX_BODIES
+    body_wait: Annotated[int, typer.Option(
+        "--body-wait", min=0, help="Seconds a request over --max-bodies waits for a place (0: 503 at once).")] \
+        = DEFAULT_BODY_WAIT
 
 
 P = ParamSpec("P")

@@ -248,9 +248,8 @@ def worker(
 
     from ..config import Settings
     from ..errors import ConfigError
-    from ..ingest.queued import WorkerStats
+    from ..ingest.queued import run_workers
     from ..library import serve_queue
-    from ..workers import spawn_context
 
     not_joinable = ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…) whose "
                                "vectors are in pgvector or a Milvus server (--vectors milvus://HOST:PORT); on "
@@ -264,25 +263,8 @@ def worker(
         if not queued:
             raise not_joinable
         n = workers or os.cpu_count() or 1
-        ctx = spawn_context()
-        stop, results = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=serve_queue, args=(settings, stop, until_empty, results))
-                 for _ in range(n)]
-        for proc in procs:
-            proc.start()
-        total = WorkerStats()
-        try:
-            for proc in procs:
-                proc.join()
-        except KeyboardInterrupt:
-            stop.set()  # each finishes the photos it holds, then stops
-            for proc in procs:
-                proc.join(timeout=60)
-        while not results.empty():
-            one = WorkerStats(**{k: v for k, v in results.get().items() if k != "photos_per_s"})
-            total.add(one)
-        failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-        summary = total.to_dict() | {"workers": n, "failed_workers": len(failed)}
+        total, failed = run_workers(settings, n, until_empty, serve_queue)
+        summary = total.to_dict() | {"workers": n, "failed_workers": failed}
         if as_json:
             print_json(summary)
         else:

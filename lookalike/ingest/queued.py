@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
     # a local worker's entry point: worker_main(settings, stop_event, until_empty)
     WorkerMain = Callable[[Settings, Event, bool], None]
+    # ... and one that reports its WorkerStats (as a dict) on a queue when it ends
+    ReportingMain = Callable[[Settings, Event, bool, "Queue[dict]"], None]
+    from multiprocessing import Queue
 
 
 class Read(NamedTuple):
@@ -179,6 +182,28 @@ class WorkerStats:
         return {"photos": self.photos, "faces": self.faces, "statuses": dict(sorted(self.statuses.items())),
                 "seconds": round(self.seconds, 3),
                 "photos_per_s": round(self.photos / self.seconds, 2) if self.seconds > 0 else 0.0}
+
+
+def run_workers(settings: Settings, n: int, until_empty: bool, serve: ReportingMain) -> tuple[WorkerStats, int]:
+    """``lookalike worker``: ``n`` queue workers on this machine (each ``serve(settings,
+    stop, until_empty, results)``) until the queue is empty (``until_empty``) or Ctrl-C,
+    when each finishes the photos it holds; their stats summed, and how many of them failed."""
+    ctx = spawn_context()
+    stop, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=serve, args=(settings, stop, until_empty, results)) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        stop.set()  # each finishes the photos it holds, then stops
+        for proc in procs:
+            proc.join(timeout=60)
+    total = WorkerStats()
+    while not results.empty():
+        total.add(WorkerStats(**{k: v for k, v in results.get().items() if k != "photos_per_s"}))
+    return total, len([p for p in procs if p.exitcode not in (0, None)])
 
 
 def worker_name() -> str:
