@@ -22,6 +22,7 @@ from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
 from .maintenance import IndexMaintenance
+from .measurements import Measurements
 from .people import ApiKeys, People
 from .pictures import AverageCache, Pictures
 from .removal import Holders, Removal, remove_person, remove_photo, remove_space, settle
@@ -113,6 +114,11 @@ class Library:
         """The current space's index upkeep (:mod:`lookalike.maintenance`): ``info()``,
         ``rebuild(key, reduce)``."""
         return IndexMaintenance(self.view)
+
+    @property
+    def measure(self) -> Measurements:
+        """Exploration and evaluation of the current space (:mod:`lookalike.measurements`)."""
+        return Measurements(self.view, self.calls)
 
     @property
     def people(self) -> People:

@@ -271,3 +271,22 @@ def test_no_module_imports_another_modules_private_names():
                 found += [f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}" for alias in node.names
                           if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert found == []
+
+
+def _view_handed(source: str) -> list[int]:
+    """Lines where a call is handed ``something.view`` (a library's SpaceView) as an argument."""
+    return [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+            for arg in [*node.args, *(k.value for k in node.keywords)]
+            if isinstance(arg, ast.Attribute) and arg.attr == "view"]
+
+
+def test_no_shell_hands_a_stage_the_view():
+    """The shells (cli, ui, serve) call the library's verbs and parts (``lib.measure.pca()``,
+    ``lib.search(...)``), never a stage function with the library's view
+    (``explore.pca(lib.view)``): the verbs are the one way in (architecture review 50, H2).
+    Reading a part of the view (``lib.view.calibration()``) is not handing it on."""
+    assert _view_handed("explore.pca(lib.view, 5)\nlib.measure.pca(5)\nf(x, view=library.view)\n"
+                        "lib.view.calibration()\n") == [1, 3]
+    found = [f"{path.relative_to(ROOT)}:{line}" for shell in ("cli", "ui", "serve")
+             for path in sorted((PACKAGE / shell).rglob("*.py")) for line in _view_handed(path.read_text())]
+    assert found == [], f"a shell hands the view to a stage: {found}"

@@ -38,17 +38,10 @@ def eval_verify(
         read = evaluate.read_pairs(pairs, root)  # a bad file is said before any library is opened
         output(plot, "--plot", PLOT_SUFFIXES)  # ...and a plot that cannot be written before the calibration is stored
         with opened(lib, space, create=calibrate) as library:
-            library.view.ensure_space()  # an empty library can still be evaluated and calibrated
-            report, scores, same = evaluate.verify(library.view, read)
+            report, scores, same = library.measure.verify(read)
             data = report.to_dict()
-            if calibrate and not report.threshold > report.floor:  # every verdict of the library rides on it
-                from ..errors import ConfigError
-
-                raise ConfigError(f"{pairs}: the best threshold {report.threshold:.4f} is not above the floor "
-                                  f"{report.floor:.4f} (the median different-person similarity): these pairs cannot "
-                                  "tell people apart; nothing stored")
             if calibrate:
-                library.view.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", data)
+                library.measure.calibrate(report, pairs)
                 data["calibrated"] = True
             space_key = library.view.space.key
         if plot is not None:
@@ -92,7 +85,7 @@ def eval_retrieval(
                               index_dir=Path(tmp) / "indexes")
             with Library(scratch) as lib:
                 lib.ingest_items(evaluate.gallery_items(rows))
-                report = evaluate.retrieval(lib.view, rows)
+                report = lib.measure.retrieval(rows)
         data = report.to_dict()
         if as_json:
             print_json(data)

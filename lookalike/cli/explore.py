@@ -50,13 +50,12 @@ def explore_pca(
 ) -> None:
     """How many directions the corpus uses, and the faces at both ends of each main axis."""
     from ..faces.montage import render
-    from ..measure import explore
 
     with one_line_errors():
         output(plot, "--plot", PLOT_SUFFIXES)
         output_folder(montage_dir, "--montage-dir")
         with opened(lib) as library:
-            report, data = explore.pca(library.view, components)
+            report, data = library.measure.pca(components)
         if plot is not None:
             with writing(plot, "--plot"):
                 _spectrum_plot(report, plot)
@@ -112,12 +111,11 @@ def explore_clusters(
 ) -> None:
     """Groups of faces that look like one person (cut at the same-person threshold)."""
     from ..faces.montage import render
-    from ..measure import explore
 
     with one_line_errors():
         output_folder(montage_dir, "--montage-dir")
         with opened(lib) as library:
-            report, data = explore.clusters(library.view, min_size)
+            report, data = library.measure.clusters(min_size)
         if montage_dir is not None:
             with writing(montage_dir, "--montage-dir"):
                 for n, members in enumerate(report.clusters, start=1):
@@ -144,12 +142,11 @@ def explore_outliers(
     from dataclasses import asdict
 
     from ..faces.montage import Tile, render
-    from ..measure import explore
 
     with one_line_errors():
         output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
-            found = explore.outliers(library.view, limit)
+            found = library.measure.outliers(limit)
         if montage is not None and found:
             with writing(montage, "--montage"):
                 render([Tile(o.photo, o.bbox, f"{o.person} z={o.robust_z:.1f}", True) for o in found], montage,

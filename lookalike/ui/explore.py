@@ -52,7 +52,7 @@ def pct(share: float) -> str:
 @st.cache_data(show_spinner=False, max_entries=16)
 def people_of(_lib: Library, state: tuple) -> dict[str, int]:
     """Person name -> faces, from every face of the library."""
-    data = explore.corpus(_lib.view)
+    data = _lib.measure.corpus()
     return dict(Counter(f.person for f in data.faces if f.person is not None))
 
 
@@ -65,21 +65,21 @@ def titles_of(_lib: Library, state: tuple, names: tuple[str, ...]) -> dict[str, 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def pca_of(_lib: Library, state: tuple, components: int) -> tuple[explore.PcaReport, dict[int, str | None]]:
-    report, data = explore.pca(_lib.view, components)
+    report, data = _lib.measure.pca(components)
     wanted = {i for c in report.components for i in c.low + c.high}
     return report, {f.face_id: f.person for f in data.faces if f.face_id in wanted}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def clusters_of(_lib: Library, state: tuple, min_size: int) -> tuple[explore.ClusterReport, dict[int, str | None]]:
-    report, data = explore.clusters(_lib.view, min_size)
+    report, data = _lib.measure.clusters(min_size)
     wanted = {i for c in report.clusters for i in c}
     return report, {f.face_id: f.person for f in data.faces if f.face_id in wanted}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def outliers_of(_lib: Library, state: tuple, limit: int) -> list[explore.Outlier]:
-    return explore.outliers(_lib.view, limit)
+    return _lib.measure.outliers(limit)
 
 
 @st.cache_data(show_spinner=False, max_entries=4000, ttl=3600)
