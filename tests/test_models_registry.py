@@ -33,6 +33,20 @@ def test_the_registry_lists_every_model_the_catalog_has(weights_home):
     assert table["face-mesh"].kind is registry.Kind.landmarks and table["face-mesh"].input_size == (192, 192)
     assert rows["face-mesh"].licence.startswith("Apache-2.0") and rows["face-mesh"].installed
     assert "mediapipe==0.10.14" in rows["face-mesh"].source
+    # lookalike's own rows name only what the catalog knows (``skip``: no model, not listed)
+    assert set(registry.OWN) <= set(table) | {"skip"} and registry.spec("skip").loader is None
+
+
+def test_the_builders_tables_name_what_the_catalog_lists(weights_home):
+    """The faces stage builds its own detectors and the aligners from tables, by name: each
+    name there is one the catalog lists, of that kind, and every aligner has a class."""
+    from lookalike.faces import align, detect
+
+    assert set(align.ALIGNER_CLASSES) == set(catalog.ALIGNERS)
+    assert {catalog.kind_of(name) for name in detect.OWN_DETECTORS} == {catalog.Kind.detector}
+    assert {type(align.build(name)).__name__ for name in catalog.ALIGNERS} == \
+        {cls.__name__ for cls in align.ALIGNER_CLASSES.values()}
+    assert detect.build("skip", 640).name == "skip" and detect.build("yunet", 640).name == "yunet"
 
 
 def test_one_model_per_name_and_threads_in_a_process(weights_home):

@@ -164,14 +164,14 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, shift[:, None]]).astype(np.float64)
 
 
+# the aligners by name (catalog.ALIGNERS lists the same names: a test holds them equal)
+ALIGNER_CLASSES: dict[str, type[Aligner]] = {"arcface": ArcFaceAligner, "chip": ChipAligner, "eyes": EyesAligner}
+
+
 def build(name: str) -> Aligner:
-    if name == "arcface":
-        return ArcFaceAligner()
-    if name == "chip":
-        return ChipAligner()
-    if name == "eyes":
-        return EyesAligner()
-    raise UnknownName("aligner", name, list(ALIGNERS))
+    if name not in ALIGNER_CLASSES:
+        raise UnknownName("aligner", name, list(ALIGNERS))
+    return ALIGNER_CLASSES[name]()
 
 
 def _int_point(p: Sequence[float] | None) -> tuple[int, int] | None:

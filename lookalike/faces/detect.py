@@ -34,7 +34,7 @@ the sharp original.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -257,18 +257,24 @@ def build(name: str, max_side: int, fallback: bool = True, threads: int | None =
     upsampling — for one cheap pass per frame (live video). ``threads``: YuNet's in
     OpenVINO (None: every core; ingest workers pass 1)."""
     registry.require(name)
-    if name == "dlib":
-        return DlibHogDetector(max_side, fallback)
-    if name == "skip":
-        return WholeImage(max_side)
-    if name == "yunet":
-        return YuNetDetector(max_side, fallback, threads)
+    own = OWN_DETECTORS.get(name)
+    if own is not None:
+        return own(max_side, fallback, threads)
     from ..models.catalog import deepface_names
 
     known = deepface_names()["detector"]
     if name not in known:
-        raise UnknownName("detector", name, sorted(set(known) | {"skip"}))
+        raise UnknownName("detector", name, sorted(set(known) | set(OWN_DETECTORS)))
     return DeepFaceDetector(name, max_side, fallback)
+
+
+# the detectors lookalike runs itself, by name: (max_side, fallback, threads) -> the detector;
+# every other name is DeepFace's (DeepFaceDetector)
+OWN_DETECTORS: dict[str, Callable[[int, bool, int | None], Detector]] = {
+    "yunet": YuNetDetector,
+    "dlib": lambda max_side, fallback, _threads: DlibHogDetector(max_side, fallback),
+    "skip": lambda max_side, _fallback, _threads: WholeImage(max_side),
+}
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -5,7 +5,10 @@ Every model, detector, aligner and analyzer name the catalog knows has a
 size and input size when lookalike knows them, the weight files it needs (with their
 sha256 when a release publishes one), the other entries whose files it also uses
 (``needs``: dlib's 5-point shape predictor is the ``chip`` entry's file) and how to build
-it. Nothing outside this module decides that a name is special.
+it: the catalog's files (:mod:`.catalog`) and one literal row per name lookalike runs its
+own way (:data:`OWN`); every other name is DeepFace's. The classes of the detectors and
+aligners lookalike runs itself are picked from one table each in the faces stage
+(``detect.OWN_DETECTORS``, ``align.ALIGNER_CLASSES``), which a test holds to the catalog.
 
 * :func:`require` is the one weights check (``lookalike models list`` shows the same
   verdict): each file present, of the release's size where the catalog knows it, and of
@@ -158,18 +161,30 @@ def _offline(file_name: str) -> Loader:
 
 # --- the table ------------------------------------------------------------------------
 
-_OWN_LOADERS: dict[str, Loader] = {
-    "SFace": _sface,
-    "chip": _shape_predictor,
-    "age-gender-dlib": _cydral,
-    "emotion-offline": _offline(catalog.EMOTION_FILE),
-    "age-gender-offline": _offline(catalog.AGE_GENDER_FILE),
-    "face-mesh": _face_mesh,
+@dataclass(frozen=True)
+class Own:
+    """What lookalike itself knows of a name, beyond the catalog's files and DeepFace's table."""
+
+    loader: Loader | None = None  # built by load(); None: DeepFace's own builder, or none (below)
+    input_size: tuple[int, int] | None = None  # (h, w) of the chip, known without building
+    needs: tuple[str, ...] = ()  # other entries whose files it also uses
+    stateful: bool = False  # built by its owner from path(), never shared (detect.py)
+
+
+# One row per name lookalike runs its own way; every other name of the catalog is DeepFace's
+# (its builder, its download) or needs nothing (an aligner, ``skip``).
+OWN: dict[str, Own] = {
+    "SFace": Own(_sface, input_size=(112, 112)),
+    "yunet": Own(stateful=True),  # its input size changes per photo
+    "dlib": Own(stateful=True),  # the CNN's buffers
+    "chip": Own(_shape_predictor),
+    "eyes": Own(needs=("chip",)),  # falls back to the chip aligner's shape predictor
+    "age-gender-dlib": Own(_cydral, needs=("chip",)),  # Cydral's chips are cut by the shape predictor
+    "emotion-offline": Own(_offline(catalog.EMOTION_FILE)),
+    "age-gender-offline": Own(_offline(catalog.AGE_GENDER_FILE)),
+    "face-mesh": Own(_face_mesh, input_size=(192, 192)),
+    "skip": Own(),  # no detector: the whole photo is one face
 }
-_INPUT_SIZES = {"SFace": (112, 112), "face-mesh": (192, 192)}
-# the shape predictor is the chip aligner's file; eyes falls back to it, Cydral's chips are cut by it
-_NEEDS = {"eyes": ("chip",), "age-gender-dlib": ("chip",)}
-_STATEFUL = {"yunet", "dlib"}  # built by their owner (detect.py) from path()
 
 
 def names() -> list[str]:
@@ -203,14 +218,14 @@ def spec(name: str) -> ModelSpec:
     """The registry's entry for ``name`` (:class:`~lookalike.errors.UnknownName` otherwise)."""
     kind = catalog.kind_of(name)
     files, source = _files(kind, name)
-    loader = _OWN_LOADERS.get(name)
-    if loader is None and name not in _STATEFUL and name != "skip":
-        if kind is Kind.recognition:
-            loader = _deepface_recognizer(name)
-        elif kind is Kind.detector:
-            loader = _deepface_detector(name)
+    own = OWN.get(name)
+    loader = own.loader if own is not None else None
+    if own is None and kind is Kind.recognition:
+        loader = _deepface_recognizer(name)
+    elif own is None and kind is Kind.detector:
+        loader = _deepface_detector(name)
     return ModelSpec(name, kind, files, catalog.RECOGNITION_DIMS.get(name) if kind is Kind.recognition else None,
-                     _INPUT_SIZES.get(name), _NEEDS.get(name, ()), loader, source)
+                     own.input_size if own else None, own.needs if own else (), loader, source)
 
 
 def registry() -> dict[str, ModelSpec]:
