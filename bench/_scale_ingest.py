@@ -153,7 +153,7 @@ def deepface_pg_register(folder: Path, photos: list[Path]) -> dict:
     server.psql("CREATE DATABASE deepface_register;")
     # DeepFace remembers per process that it made its extension and tables, whichever the
     # database: a second database in the same process needs that memory cleared
-    deepface_pgvector._SCHEMA_CHECKED.clear()
+    deepface_pgvector._SCHEMA_CHECKED.clear()  # noqa: SLF001 - DeepFace's own memory, no public reset
     kw = dict(**deepface_kw(STACK), database_type="pgvector", l2_normalize=True,
               connection_details=f"postgresql://postgres@/deepface_register?host={folder / 'pg'}")
     DeepFace.register(img=str(photos[0]), **kw)

@@ -29,14 +29,16 @@ def lite_settle(vectors, name: str) -> list[int]:
     process). Returns the rows of each segment."""
     from milvus_lite.server_manager import server_manager_instance
 
-    server = server_manager_instance._servers[os.path.abspath(vectors.target)]  # (grpc server, db, port)
+    # Milvus Lite's engine in this process: its private parts are the only way to wait on it
+    server = server_manager_instance._servers[os.path.abspath(vectors.target)]  # noqa: SLF001 - see above
     col = server[1].get_collection(name)
     deadline = time.monotonic() + 6 * 3600
     while time.monotonic() < deadline:
-        col._wait_for_bg()
-        if col._ensure_loaded_segments_indexed() == 0:  # what the background left, built here
-            col._wait_for_bg()
-            segments = [s for s in col._segments_snapshot() if s.num_rows]
+        col._wait_for_bg()  # noqa: SLF001 - Milvus Lite's engine, waited on (see above)
+        # what the background left, built here
+        if col._ensure_loaded_segments_indexed() == 0:  # noqa: SLF001 - Milvus Lite's engine
+            col._wait_for_bg()  # noqa: SLF001 - Milvus Lite's engine
+            segments = [s for s in col._segments_snapshot() if s.num_rows]  # noqa: SLF001 - Milvus Lite's engine
             if all("vec" in s.indexes for s in segments):
                 return [int(s.num_rows) for s in segments]
         time.sleep(0.5)

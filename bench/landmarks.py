@@ -97,10 +97,10 @@ class Models:
             self._reference = TfliteModel(self.registry.path(self.lm.MODEL), 1)
         model = self._reference
         points = self.mesh(rgb, face)
-        center, side, angle = self.lm._points_roi(points)
+        center, side, angle = self.lm.points_roi(points)
         import cv2
 
-        matrix = self.lm._crop_matrix(center, side, angle)
+        matrix = self.lm.crop_matrix(center, side, angle)
         crop = cv2.warpAffine(rgb, matrix, (192, 192), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         score = float(model.outputs(crop.astype(np.float32)[None] / 255.0)[1].ravel()[0])
         return 1.0 / (1.0 + np.exp(-score))
@@ -182,7 +182,7 @@ def main() -> None:
     people = _people(4, args.people, args.per_person)
     names = ("mesh", "mesh-1pass", "mesh-2pass", "dlib68")
     runs_of_mesh = [0]
-    inner = models.lm._run
+    inner = models.lm.run_mesh
 
     def counted(*a: object) -> np.ndarray:
         runs_of_mesh[0] += 1
@@ -200,9 +200,9 @@ def main() -> None:
                 continue
             face = found[0]
             faces_seen.append((rgb, face, person))
-            models.lm._run = counted
+            models.lm.run_mesh = counted
             got = {"mesh": models.mesh(rgb, face)}
-            models.lm._run = inner
+            models.lm.run_mesh = inner
             got |= {n: models.run(n, rgb, face) for n in names[1:]}
             for n, pts in got.items():
                 shapes[n][person].append(pts)

@@ -211,9 +211,9 @@ def _join_group(item, group: str) -> None:
     if hasattr(item, "_id"):
         from _pytest.nodeid import coerce_node_id
 
-        item._id = coerce_node_id(nodeid)
+        item._id = coerce_node_id(nodeid)  # noqa: SLF001 - pytest 9.2's node id, read by xdist's loadgroup
     else:
-        item._nodeid = nodeid
+        item._nodeid = nodeid  # noqa: SLF001 - pytest < 9.2's node id, read by xdist's loadgroup
 
 
 _ARTIFACTS = pytest.StashKey[Path]()

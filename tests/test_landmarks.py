@@ -284,15 +284,15 @@ def test_the_mesh_in_openvino_gives_litert_points(faces, yunet):
     rgb, _ = _largest(yunet, faces / "bad-inputs" / "collected" / "group_many_faces__insightface_t1.jpg")
     found = yunet.detect(rgb)
     assert len(found) >= 6
-    rois = [(rgb, landmarks._box_roi(face)) for face in found]
+    rois = [(rgb, landmarks.box_roi(face)) for face in found]
     path = registry.path(landmarks.MODEL)
-    reference = landmarks._run(TfliteModel(path, 1), rois)
+    reference = landmarks.run_mesh(TfliteModel(path, 1), rois)
     side = np.array([roi[1] / landmarks.INPUT for _, roi in rois])[:, None]  # photo px per crop px
     for f32, tolerance in ((True, 1e-3), (False, 1.0)):
         graph = OpenVinoGraph(path, 1, f32, any_batch=True, runs_of=8)
         assert graph.runtime is (Runtime.openvino_f32 if f32 else Runtime.openvino)
-        together = landmarks._run(graph, rois)
-        alone = [landmarks._run(graph, [roi])[0] for roi in rois]
+        together = landmarks.run_mesh(graph, rois)
+        alone = [landmarks.run_mesh(graph, [roi])[0] for roi in rois]
         for got in (together, alone):
             apart = np.stack([np.linalg.norm(g - r, axis=1) for g, r in zip(got, reference)]) / side
             assert apart.max() < tolerance, (f32, apart.max())

@@ -156,7 +156,7 @@ def test_a_face_the_mesh_fails_on_goes_without_points_alone(mapper, faces, alone
     through it again one by one, and only that photo's face is stored without points."""
     from lookalike.faces import landmarks
 
-    run = landmarks._run
+    run = landmarks.run_mesh
     doomed = []
 
     def failing(model, crops):
@@ -166,7 +166,7 @@ def test_a_face_the_mesh_fails_on_goes_without_points_alone(mapper, faces, alone
             raise RuntimeError("planted mesh fault")
         return run(model, crops)
 
-    monkeypatch.setattr(landmarks, "_run", failing)
+    monkeypatch.setattr(landmarks, "run_mesh", failing)
     with caplog.at_level("WARNING", logger="lookalike.ingest.mapper"):
         together = mapper.process_tasks(_tasks(faces))
     first = together[0]

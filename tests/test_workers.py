@@ -23,7 +23,7 @@ class _Marker:
 
 
 def _work(queue, marker: str, end: str) -> None:
-    sys.modules[__name__]._kept = _Marker(marker)  # a module global: freed only by the teardown
+    sys.modules[__name__].kept_marker = _Marker(marker)  # a module global: freed only by the teardown
     queue.put("result")  # through a queue's feeder thread: must reach the parent all the same
     if end == "raise":
         raise RuntimeError("planted")

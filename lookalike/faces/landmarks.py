@@ -83,18 +83,18 @@ def landmarks_of(faces: Sequence[tuple[np.ndarray, Detection]], *, threads: int 
     a time (one thread, 2026-12-06); an ingest worker sends the faces of eight photos. The
     points are each face's own, whatever else runs with it."""
     model: Graph = registry.load(MODEL, threads)
-    rois = [_box_roi(face) for _, face in faces]
-    points = _run(model, [(rgb, roi) for (rgb, _), roi in zip(faces, rois)])
+    rois = [box_roi(face) for _, face in faces]
+    points = run_mesh(model, [(rgb, roi) for (rgb, _), roi in zip(faces, rois)])
     for _ in range(PASSES - 1):
         again = []
         for i, ((center, side, _), found) in enumerate(zip(rois, points)):
-            fit = _points_roi(found)
+            fit = points_roi(found)
             if _off(center, side, fit[0], fit[1]):
                 rois[i] = fit
                 again.append(i)
         if not again:
             break
-        for i, found in zip(again, _run(model, [(faces[i][0], rois[i]) for i in again])):
+        for i, found in zip(again, run_mesh(model, [(faces[i][0], rois[i]) for i in again])):
             points[i] = found
     return points
 
@@ -105,7 +105,7 @@ def _off(center: np.ndarray, side: float, fit_center: np.ndarray, fit_side: floa
     return moved > REFIT or abs(fit_side / side - 1.0) > REFIT
 
 
-def _box_roi(face: Detection) -> tuple[np.ndarray, float, float]:
+def box_roi(face: Detection) -> tuple[np.ndarray, float, float]:
     """(centre, side, angle in radians) of the first crop, from the detector's face."""
     x, y, w, h = face.box
     center = np.array([x + w / 2.0, y + h / 2.0], np.float64)
@@ -116,7 +116,7 @@ def _box_roi(face: Detection) -> tuple[np.ndarray, float, float]:
     return center, MARGIN * max(w, h), angle
 
 
-def _points_roi(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+def points_roi(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     """(centre, side, angle) of the crop around a pass's points: MediaPipe's tracking ROI
     (rotation by the outer eye corners, the points' extent in that frame, times MARGIN)."""
     dx, dy = points[LEFT_EYE[0]] - points[RIGHT_EYE[0]]
@@ -129,7 +129,7 @@ def _points_roi(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     return center, MARGIN * float((high - low).max()), angle
 
 
-def _crop_matrix(center: np.ndarray, side: float, angle: float) -> np.ndarray:
+def crop_matrix(center: np.ndarray, side: float, angle: float) -> np.ndarray:
     """The 2 x 3 affine map from crop pixels (0..INPUT) to photo pixels."""
     scale = side / INPUT
     cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
@@ -138,14 +138,14 @@ def _crop_matrix(center: np.ndarray, side: float, angle: float) -> np.ndarray:
     return np.hstack([linear, offset[:, None]])
 
 
-def _run(model: Graph, crops: Sequence[tuple[np.ndarray, tuple[np.ndarray, float, float]]]) -> list[np.ndarray]:
+def run_mesh(model: Graph, crops: Sequence[tuple[np.ndarray, tuple[np.ndarray, float, float]]]) -> list[np.ndarray]:
     """The mesh's points for each (photo, (centre, side, angle)) crop, in the photo's pixels;
     the crops go through the model :attr:`Graph.batch` at a time."""
     import cv2
 
     if not crops:
         return []
-    matrices = [_crop_matrix(*roi) for _, roi in crops]
+    matrices = [crop_matrix(*roi) for _, roi in crops]
     batch = np.stack([
         cv2.warpAffine(rgb, matrix, (INPUT, INPUT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
