@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from . import places
 from .errors import BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
-from .store.values import Audience, KeyScope
+from .store.values import Audience, KeyScope, utc_text
 
 log = logging.getLogger(__name__)
 UPLOAD_NAME = re.compile(r"[0-9a-f]{24}\.\w+")  # how store_uploads names a file: its bytes' sha256
@@ -184,8 +184,8 @@ class ApiKeys:
         """Every key (revoked ones too), without anything that could be used as one."""
         with self.sessions() as session:
             return [{"id": k.id, "name": k.name, "scope": k.scope, "prefix": k.prefix,
-                     "created_at": k.created_at.isoformat(),
-                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+                     "created_at": utc_text(k.created_at),
+                     "revoked_at": utc_text(k.revoked_at) if k.revoked_at else None}
                     for k in key_rows.api_keys(session)]
 
     def revoke(self, key_id: int) -> None:

@@ -150,3 +150,19 @@ def test_every_verb_that_runs_a_model_holds_the_librarys_lock(faces, small_db, m
         lib.people.save_profile("zoe", Profile(consent_display=True))
         lib.add_photos("zoe", [("z.jpg", (faces / "lfw-dev/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg").read_bytes())])
     assert len(seen) >= 4 and all(seen), seen
+
+
+def test_key_times_read_the_same_on_every_store(backend):
+    """A key's times are ISO 8601 in UTC with the zone said, whichever database keeps them
+    (PostgreSQL's timestamptz came back with ``+00:00``, SQLite's without: move user test)."""
+    from datetime import datetime, timedelta, timezone
+
+    with backend.open() as lib:
+        key_id, _ = lib.keys.create("search", "kiosk")
+        lib.keys.revoke(key_id)
+        (row,) = lib.keys.issued()
+    for field in ("created_at", "revoked_at"):
+        assert row[field].endswith("+00:00"), (backend.name, row[field])
+        moment = datetime.fromisoformat(row[field])
+        # the moment itself is UTC, not local time labelled so (10 min: any machine's pace)
+        assert abs(datetime.now(timezone.utc) - moment) < timedelta(minutes=10), (backend.name, row[field])

@@ -7,6 +7,7 @@ import it: ~0.25-0.6 s of every worker process's start."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
@@ -97,6 +98,15 @@ class PhotoStatus(StrEnum):
     duplicate = "duplicate"  # same bytes as a photo already in the library
     rejected = "rejected"  # refused before reading (e.g. a manifest path escaping its folder)
     error = "error"  # unexpected failure while processing; the reason says which
+
+
+def utc_text(moment: datetime) -> str:
+    """A stored time as ISO 8601 text in UTC, ``+00:00`` included: PostgreSQL gives its
+    ``timestamptz`` back with the zone, SQLite (no zone type) without it, and an API answer
+    must not change its format with the database (move user test, 2026-12-07)."""
+    if moment.tzinfo is None:  # SQLite: stored as UTC (schema._now), read back naive
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat()
 
 
 def normalise_tag(tag: str) -> str:
