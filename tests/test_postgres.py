@@ -57,8 +57,11 @@ def test_pgvector_search_agrees_with_exact_and_a_missing_vector_is_refilled(post
         assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5
         with lib.engine.begin() as conn:  # a face stored before pgvector: no vector yet
             conn.execute(text("UPDATE faces SET vec = NULL WHERE id = :i"), {"i": int(ids[7])})
-        (report,) = lib.doctor()  # the index opened again writes it (test below): nothing to fix
-        assert report.missing == 0 and report.ok
+        (report,) = lib.doctor()  # read as the database holds it (an open would write it first)
+        assert (report.missing, report.ok) == (1, False)
+        assert lib.view.index.search(query[None], 1)[1][0][0] != ids[7]  # searched without it
+        (report,) = lib.doctor(fix=True)
+        assert report.fixed and report.ok
         assert lib.view.index.search(query[None], 1)[1][0][0] == ids[7]
 
 

@@ -33,13 +33,20 @@ class PgVectorBackend(VectorBackend):
     queued_ingest = True
     metric = "cosine (pgvector <=>)"
 
-    def open_index(self, store: SpaceStore) -> PgVectorIndex:
+    @staticmethod
+    def _index(store: SpaceStore) -> PgVectorIndex:
+        """The space's index as the database holds it (nothing written)."""
         from .pgvector_index import PgVectorIndex
 
         red = store.reduction
         index = PgVectorIndex(store.engine, store.space.key, store.existing_space_id(),
                               red.dim_out if red else RECOGNITION_DIMS[store.space.model], reduced=red is not None)
         index.vector_source = store.index_vectors
+        return index
+
+    def open_index(self, store: SpaceStore) -> PgVectorIndex:
+        """The space's index, the vectors of faces stored without one written first."""
+        index = self._index(store)
         if len(missing := index.missing()):  # an index scan of the empty partial index (0013)
             # faces stored while the vectors were in Milvus: searched without them, every
             # answer missed them in silence (scale user test, F6)
@@ -107,9 +114,11 @@ class PgVectorBackend(VectorBackend):
             pgvector.write_vectors(session, chunk, red.apply(photo_rows.vectors(session, chunk, dim)))
 
     def check(self, store: SpaceStore, current: IndexSlot, want: np.ndarray) -> tuple[DoctorReport, Repair | None]:
-        """No file to drift; only rows stored before pgvector lack a vector."""
+        """No file to drift; only rows stored without a vector lack one (a library copied
+        here, faces stored while the vectors were in Milvus). Read as the database holds
+        them, not through an open (which writes them first: the check would never see them)."""
         n = len(want)
-        index = self.own(current.get())
+        index = self._index(store)
         missing = index.missing()
 
         def fill() -> int:
