@@ -13,6 +13,7 @@ copy's files. The original is not changed.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import places
 from .config import Settings, shown_url
 from .errors import ConfigError
 from .store import db
-from .store.copy_rows import copy_rows, refuse_a_library
+from .store.copy_rows import copy_rows, photo_paths, refuse_a_library
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -49,7 +50,8 @@ def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied
     if faiss_files and target.index_dir.resolve() == settings.index_dir.resolve():  # its index refused
         raise ConfigError(f"the copy's index folder would be this library's ({settings.index_dir})")
     folders = _upload_folders(settings)
-    files = {folder: _uploads(folder) for folder in folders}
+    named = photo_paths(source)
+    files = {folder: _uploads(folder, named) for folder in folders}
     count = sum(len(found) for found in files.values())
     if count and target.upload_dir is None:
         raise ConfigError(f"the library holds {count} uploaded photos; a server database keeps them in a "
@@ -107,9 +109,16 @@ def _overlap(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
-def _uploads(folder: Path) -> list[Path]:
-    """The files under a library's upload folder (every one an uploaded photo)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+def _uploads(folder: Path, named: set[str]) -> list[Path]:
+    """The files under a library's upload folder that its rows name. Any other file there
+    (a removed person's photo a failed removal left behind) stays out of the copy: it is no
+    one's photo in the library, and may be one a person asked to have deleted."""
+    found = sorted(p for p in folder.rglob("*") if p.is_file())
+    kept = [p for p in found if os.path.normpath(p) in named]  # stored paths are normalised (ingest)
+    if left := sorted(set(found) - set(kept)):
+        log.warning("%s: %d files that no photo of the library names are not copied (first: %s)",
+                    folder, len(left), left[0])
+    return kept
 
 
 def _copy_files(files: list[Path], source: Path, target: Path, moved: dict[str, str]) -> None:

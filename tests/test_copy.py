@@ -111,11 +111,16 @@ def test_a_copy_is_refused_before_anything_is_written_where_it_would_share_or_me
     failed = cli("copy", "--db", str(small_db), "--to", str(target), "--uploads-to", str(tmp_path / "clash"))
     assert failed.returncode != 0 and "already there" in failed.stderr and clash.read_bytes() == b"another library's"
     assert not target.exists()  # the file it made went with it: a retry is not refused
+    stray = upload.with_name("left-by-a-removal-that-failed.jpg")  # no row names it: not carried over
+    stray.write_bytes(b"a removed person's photo")
     monkeypatch.setenv("LOOKALIKE_UPLOAD_DIR", str(own))  # exported for the original: not the copy's
     monkeypatch.setenv("LOOKALIKE_INDEX_DIR", str(small_db.parent / "lib.indexes"))
     done = cli("copy", "--db", str(small_db), "--to", str(target), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["uploads"] == 1 and (tmp_path / "copy" / "c.uploads" / "zoe").is_dir()
+    assert not (tmp_path / "copy" / "c.uploads" / "zoe" / stray.name).exists()
+    assert "files that no photo of the library names are not copied" in done.stderr
+    stray.unlink()
     monkeypatch.delenv("LOOKALIKE_UPLOAD_DIR")
     monkeypatch.delenv("LOOKALIKE_INDEX_DIR")
     keyed = tmp_path / "keyed.db"

@@ -39,6 +39,15 @@ def refuse_a_library(conn: Connection) -> None:
                               "doctor --fix)")
 
 
+def photo_paths(source: Engine) -> set[str]:
+    """Every photo path the library's rows name (its uploads among them): what a copy
+    carries of its upload folder, nothing else that lies there."""
+    from .schema import Photo
+
+    with source.connect() as conn:
+        return set(conn.execute(select(Photo.path).distinct()).scalars())
+
+
 def copy_rows(source: Engine, target: Engine, path_of: Callable[[str], str]) -> dict[str, int]:
     """Copy every library table's rows from ``source`` into ``target`` (both at the schema's
     head; the target without a person or photo), photo paths through ``path_of``. Returns
