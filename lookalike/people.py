@@ -63,9 +63,11 @@ class People:
         return {name: profiles[name].title if name in profiles else name for name in wanted}
 
     def display_tags(self) -> list[str]:
-        """Self-declared tags a visitor may narrow role models by (consenting people only)."""
+        """Self-declared tags a visitor may narrow role models by: those of consenting people
+        with a face in the current space (a tag whose people have faces only in another space,
+        an interrupted reembed's, would find no role model)."""
         with self.sessions() as session:
-            return person_rows.display_tags(session)
+            return person_rows.display_tags(session, self._counted_in())
 
     def summaries(self, audience: Audience, name: str | None = None) -> list[person_rows.PersonSummary]:
         """Everyone ``audience`` may see (or the one called ``name``) with their profile and

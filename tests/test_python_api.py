@@ -94,6 +94,18 @@ def test_odd_inputs_are_refused_by_name(faces, small_db):
         assert len(repr(made)) < 400 and "image" not in repr(made)  # not pages of pixels
         lib.people.save_profile("ghost", Profile(tags=("ghost-tag",), consent_display=True))
         assert "ghost-tag" not in lib.people.display_tags()  # no face: a tag that would find nobody
+        lib.people.save_profile("barack_obama", Profile(tags=("elsewhere-tag",), consent_display=True))
+        assert "elsewhere-tag" in lib.people.display_tags()
+        from sqlalchemy import text
+
+        from lookalike.store import space_rows
+
+        with lib.session() as session:  # his faces only in another space (an interrupted reembed's)
+            other = space_rows.create_space(session, "Dlib__dlib__chip", "Dlib", "dlib", "chip", 128)
+            session.execute(text("UPDATE faces SET space_id = :s WHERE person_id = "
+                                 "(SELECT id FROM people WHERE name = 'barack_obama')"), {"s": other.id})
+            session.commit()
+        assert "elsewhere-tag" not in lib.people.display_tags()  # a tag that finds no one in this space
 
 
 def test_a_closed_library_answers_nothing(faces, small_db):

@@ -250,11 +250,12 @@ def _write_consent(person: Person, consent: bool | None, by_staff: bool, withdra
     person.consent_display = consent
 
 
-def display_tags(session: Session) -> list[str]:
+def display_tags(session: Session, space_id: int) -> list[str]:
     """Self-declared tags of the people who consented to be displayed and have a face stored
-    (a profile saved before its photos offered a tag that found no role model), sorted."""
+    in space ``space_id`` (a profile saved before its photos offered a tag that found no role
+    model), sorted."""
     tags: set[str] = set()
-    with_faces = select(Face.person_id).where(Face.person_id.is_not(None))
+    with_faces = select(Face.person_id).where(Face.space_id == space_id, Face.person_id.is_not(None))
     for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None),
                                                          Person.id.in_(with_faces))):
         if raw is not None:
