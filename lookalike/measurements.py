@@ -67,10 +67,9 @@ class Measurements:
     def verify(self, pairs: list[Pair], workers: int = 0) -> tuple[VerifyReport, np.ndarray, np.ndarray]:
         """Verification accuracy on labelled ``pairs`` of photos: the report, each pair's
         similarity and whether it is the same person. A library with no faces can be
-        evaluated too (its space's row is made, for :meth:`calibrate`)."""
+        evaluated too (nothing is written: :meth:`calibrate` stores the thresholds)."""
         from .measure import evaluate
 
-        self.view.ensure_space()
         return evaluate.verify(self.view, pairs, workers=workers)
 
     def calibrate(self, report: VerifyReport, pairs: Path) -> None:
@@ -81,6 +80,7 @@ class Measurements:
             raise ConfigError(f"{pairs}: the best threshold {report.threshold:.4f} is not above the floor "
                               f"{report.floor:.4f} (the median different-person similarity): these pairs cannot "
                               "tell people apart; nothing stored")
+        self.view.ensure_space()  # a library with no faces yet keeps its calibration too
         self.view.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", report.to_dict())
 
     @serialised

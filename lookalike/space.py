@@ -167,9 +167,13 @@ class SpaceView:
 
     def index_slot(self) -> IndexSlot:
         """The space's open index, opened on first use and kept (:class:`IndexSlot`): made
-        again when the space's row or PCA has changed since (the store it opens with holds both)."""
+        again when the space's row or PCA has changed since (the store it opens with holds
+        both), and never kept while the library had no row for the space (another process
+        may ingest the first faces meanwhile: the next use must see them)."""
+        red = self.reduction  # first: reading it may find the space's row
         slot = self._slot
-        if slot is None or slot.store.space_id != self._space_id or slot.store.reduction is not self.reduction:
+        if slot is None or slot.store.space_id is None or slot.store.space_id != self._space_id \
+                or slot.store.reduction is not red:
             slot = self._slot = IndexSlot(self.backend, self.store())
         return slot
 
@@ -318,4 +322,7 @@ class SpaceView:
         audience = Audience.of(audience)
         if not filters and audience is Audience.operator:
             return shown.NOTHING_HIDDEN
-        return self._shown.get(self.existing_space_id(), filters, audience, at, self.index.filter_on_fields)
+        kept = self._shown.kept(filters, audience, at)  # a warm search reads nothing here
+        if kept is not None:
+            return kept
+        return self._shown.read(self.space_id, filters, audience, self.index.filter_on_fields)

@@ -101,3 +101,20 @@ def test_a_store_is_made_of_values_and_the_slot_follows_a_new_space_row(tmp_path
         assert lib.view.store().space_id == lib.view.space_id
         assert lib.view.index.ntotal > 0 and lib.view.index_slot().store.space_id == lib.view.space_id
 
+
+def test_a_reader_that_saw_an_empty_library_finds_faces_another_process_ingested(tmp_path, faces):
+    """A server or the web app opened on an empty library (its start-up warm-up found no
+    faces) and the operator's ``lookalike ingest`` beside it: the next search answers. A
+    slot kept from before the space's row existed answered "holds faces made with K, not K"
+    (review 51, H1)."""
+    import lookalike
+    from lookalike.errors import EmptyLibrary
+
+    query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
+    with lookalike.open(tmp_path / "lib.db") as reader:
+        with pytest.raises(EmptyLibrary):
+            reader.search(query)
+        with lookalike.open(tmp_path / "lib.db") as writer:
+            writer.ingest([str(faces / "celeb" / "face_recognition" / "barack_obama")])
+        assert reader.search(query).faces[0].matches[0].person == "barack_obama"
+

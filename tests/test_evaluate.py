@@ -34,10 +34,13 @@ def test_metrics_on_known_scores():
 def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
     pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
     small = pairs[:40] + pairs[1100:1140]  # 40 same, 40 different
-    lib = lookalike.open(tmp_path / "e.db")
-    lib.view.ensure_space()
-    report, scores, same = verify(lib.view, small, workers=2)
+    lib = lookalike.open(tmp_path / "e.db")  # no faces: evaluated all the same, nothing written
+    report, scores, same = lib.measure.verify(small, workers=2)
     assert report.pairs == 80 and report.photos == 135 and report.no_face == 0
+    from lookalike.store import space_rows
+
+    with lib.session() as session:
+        assert space_rows.list_spaces(session) == []  # a read-only evaluation made no space row
     # the figures this slice gives with the default space (SFace + YuNet, measured
     # 2026-12-01): every pair on the right side of the shipped threshold 0.3537, the
     # closest same-person pair at 0.3626, the closest strangers at 0.317
@@ -46,9 +49,9 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
     assert report.threshold == pytest.approx(0.3626, abs=0.002)
     assert report.floor == pytest.approx(0.0994, abs=0.002)
     assert np.median(scores[same]) > report.threshold > report.floor > np.min(scores[~same])
-    lib.view.save_calibration(report.threshold, report.floor, "test", report.to_dict())
+    lib.measure.calibrate(report, tmp_path / "pairs.tsv")  # kept by a library with no faces too
     cal = lookalike.open(tmp_path / "e.db").view.calibration()
-    assert cal.threshold == pytest.approx(report.threshold) and cal.source == "test"
+    assert cal.threshold == pytest.approx(report.threshold) and cal.source == "eval verify pairs.tsv"
 
 
 @pytest.mark.e2e

@@ -130,10 +130,10 @@ class ShownCache:
         with self._lock:
             self._kept.clear()
 
-    def get(self, space_id: int, filters: Sequence[Filter], audience: Audience, at: int | None,
-            filter_on_fields: bool) -> Shown:
-        """The kept :class:`Shown`, whatever the space's generation now, unless ``at`` names
-        the generation wanted; read (and kept) when there is none or it is older."""
+    def kept(self, filters: Sequence[Filter], audience: Audience, at: int | None) -> Shown | None:
+        """The kept :class:`Shown` of ``filters`` and ``audience``, whatever the space's
+        generation now, unless ``at`` names the generation wanted; ``None`` when there is
+        none (or an older one): :meth:`read` it then."""
         if not filters and audience is Audience.operator:
             return NOTHING_HIDDEN
         key = (tuple(filters), audience)
@@ -141,10 +141,13 @@ class ShownCache:
             kept = self._kept.get(key)
             if kept is not None:
                 self._kept.move_to_end(key)  # the most recently used last
-        if kept is not None and (at is None or kept.generation == at):
-            return kept
+        return kept if kept is not None and (at is None or kept.generation == at) else None
+
+    def read(self, space_id: int, filters: Sequence[Filter], audience: Audience, filter_on_fields: bool) -> Shown:
+        """:func:`read_shown` now, kept for the next search (the least recently used out)."""
         with self._sessions() as session:
             made = read_shown(session, space_id, filters, audience, filter_on_fields)
+        key = (tuple(filters), audience)
         with self._lock:
             self._kept[key] = made
             self._kept.move_to_end(key)
@@ -152,3 +155,9 @@ class ShownCache:
                     s.allowed.nbytes for s in self._kept.values() if s.allowed is not None) > SHOWN_BYTES):
                 self._kept.popitem(last=False)  # the least recently used
         return made
+
+    def get(self, space_id: int, filters: Sequence[Filter], audience: Audience, at: int | None,
+            filter_on_fields: bool) -> Shown:
+        """The kept :class:`Shown` (:meth:`kept`), else one read now (:meth:`read`)."""
+        kept = self.kept(filters, audience, at)
+        return kept if kept is not None else self.read(space_id, filters, audience, filter_on_fields)
