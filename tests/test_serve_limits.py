@@ -299,8 +299,11 @@ def _connect(url: str) -> socket.socket:
 
 @pytest.fixture(scope="module")
 def server(lib):
-    """Bodies bounded at 2 in flight, refused at once beyond; no rate limit; 1 MB photos."""
-    s = serving.start(lib["db"], "--rate", "0", "--max-bodies", "2", "--body-wait", "0", "--max-upload-mb", "1")
+    """Bodies bounded at 2 in flight, refused at once beyond; no rate limit; 1 MB photos; no
+    read deadline to speak of (tests here hold bodies half sent; the deadline's own tests:
+    tests/test_serve_slow.py)."""
+    s = serving.start(lib["db"], "--rate", "0", "--max-bodies", "2", "--body-wait", "0", "--max-upload-mb", "1",
+                      "--read-timeout", "3600")
     yield s
     s.stop()
 

@@ -24,6 +24,7 @@ from ..serve.settings import (
     DEFAULT_MAX_MEGAPIXELS,
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_RATE,
+    DEFAULT_READ_SECONDS,
 )
 
 DbOpt = Annotated[Optional[str], typer.Option(
@@ -90,6 +91,9 @@ class ServeLimits(OptionGroup):
     body_wait: Annotated[int, typer.Option(
         "--body-wait", min=0, help="Seconds a request over --max-bodies waits for a place (0: 503 at once).")] \
         = DEFAULT_BODY_WAIT
+    read_seconds: Annotated[int, typer.Option(
+        "--read-timeout", min=1, help="Seconds a request's head may take to arrive, and a body's grace before it "
+                                      "must average 8 kB/s; slower clients get 408.")] = DEFAULT_READ_SECONDS
 
 
 P = ParamSpec("P")

@@ -70,7 +70,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         description="Who looks like me? Face look-alike search over a photo corpus. Errors are "
                     "`application/problem+json` with a stable `code`.",
         responses={code: {"model": schemas.Problem, "content": {problems.MEDIA_TYPE: {}}}
-                   for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)},
+                   for code in (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 431, 503)},
     )
     app.state.service = service
     app.state.bodies = BodySlots(settings.max_bodies, float(settings.body_wait))
@@ -79,7 +79,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     # of the body; CatchAll sits just outside the routes' own error handlers
     app.add_middleware(CatchAll)
     app.add_middleware(ServerTiming)  # inside the gate: a refused request made no library call
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, read_seconds=settings.read_seconds)
     app.add_middleware(Gate, admit=admitter(app, service), slots=app.state.bodies)
     if settings.cors_origins:
         app.add_middleware(Cors, allow_origins=list(settings.cors_origins),
@@ -132,7 +132,7 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: ServerCode.no_such_path, 405: ServerCode.method_not_allowed,
+        code = {404: ServerCode.no_such_path, 405: ServerCode.method_not_allowed, 408: ServerCode.request_too_slow,
                 413: ServerCode.request_too_large}.get(err.status_code, ServerCode.http_error)
         detail = str(err.detail)
         if detail == HTTPStatus(err.status_code).phrase:  # Starlette's bare "Not Found": say what it means

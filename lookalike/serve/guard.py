@@ -176,42 +176,79 @@ class _TooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, too_large(limit))
+        self.limit = limit
+
+
+# a JSON body is a profile, a consent or a key's name: a few kB. Its own limit, far under a
+# photo's: 1 M keys in 10 MB took 8.4 s of the event loop and 1.3 GB to refuse (re-probe, M6)
+JSON_LIMIT = 1 << 20
+
+
+class _TooSlow(HTTPException):
+    """Raised from a body read that fell behind the least rate a client must keep."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(408, detail)
 
 
 class BodyLimit(HttpMiddleware):
-    """ASGI middleware: a request whose body is over ``limit`` bytes gets a 413 problem.
-    A declared ``Content-Length`` is refused before reading; a chunked body is counted as
-    it arrives and cut off at the limit, so nothing larger is ever buffered or parsed."""
+    """ASGI middleware: a request whose body is over ``limit`` bytes (a JSON body over
+    :data:`JSON_LIMIT`) gets a 413 problem; one whose body arrives slower than
+    ``read_seconds`` of grace and then :data:`~lookalike.serve.settings.MIN_BODY_RATE` on
+    average gets a 408 and gives up its place. A declared ``Content-Length`` is refused before
+    reading; a chunked body is counted as it arrives and cut off at the limit, so nothing
+    larger is ever buffered or parsed. Before the deadline a client that dribbled a byte
+    every few seconds held one of the few body places for ever (security re-probe, M5)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, read_seconds: float) -> None:
         super().__init__(app)
-        self.limit = limit
+        self.limit, self.read_seconds = limit, read_seconds
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+        import asyncio
+        import time
+
+        from .settings import MIN_BODY_RATE
+
+        headers = dict(scope.get("headers") or [])
+        json_body = headers.get(b"content-type", b"").split(b";")[0].strip().lower().endswith(b"json")
+        limit = min(self.limit, JSON_LIMIT) if json_body else self.limit
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit, json_body)
             return
-        received = 0
+        received, started, whole = 0, time.monotonic(), False
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, whole
+            if whole:  # the body is all here: what is awaited now is the client leaving, untimed
+                return await receive()
+            due = started + self.read_seconds + received / MIN_BODY_RATE  # when it must have more
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, due - time.monotonic()))
+            except TimeoutError:
+                raise _TooSlow(f"the request's body came slower than {MIN_BODY_RATE // 1024} kB/s after "
+                               f"{self.read_seconds:g} s; send it again") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge(self.limit)
+                if received > limit:
+                    raise _TooLarge(limit)
+                whole = not message.get("more_body", False)
             return message
 
         answer = Watched(send)
         try:
             await self.app(scope, counted, answer)
-        except _TooLarge:
+        except _TooLarge as err:
             if not answer.started:
-                await self._refuse(send)
+                await self._refuse(send, err.limit, json_body)
+        except _TooSlow as err:
+            if not answer.started:
+                await send_problem(send, ApiProblem(408, ServerCode.request_too_slow, str(err.detail)))
 
-    async def _refuse(self, send: Send) -> None:
-        await send_problem(send, ApiProblem(413, ServerCode.request_too_large, too_large(self.limit)))
+    async def _refuse(self, send: Send, limit: int, json_body: bool) -> None:
+        detail = f"a JSON body is at most {limit} bytes" if json_body else too_large(limit)
+        await send_problem(send, ApiProblem(413, ServerCode.request_too_large, detail))
 
 
 def database_gone(err: BaseException) -> ApiProblem | None:

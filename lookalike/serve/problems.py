@@ -41,10 +41,12 @@ class ServerCode(StrEnum):
     http_error = "http_error"  # any other refusal of the HTTP layer
     internal = "internal"  # 500: logged with its traceback, never sent
     database_unavailable = "database_unavailable"  # 503: the library's database cannot be reached now
+    request_too_slow = "request_too_slow"  # 408: a request's head or body that did not arrive in time
+    head_too_large = "head_too_large"  # 431: a request line and headers over HEAD_LIMIT
 
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          409: "Conflict",
+          408: "Request timeout", 409: "Conflict", 431: "Request header fields too large",
           413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
           429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
 

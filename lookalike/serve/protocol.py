@@ -2,14 +2,27 @@
 each connection it makes and loses: the one place a server process learns that a client
 went (an ASGI app is only told of requests). ``lookalike serve`` names it as uvicorn's
 ``http`` (``lookalike.serve.protocol:CountedHttp``); httptools' protocol where httptools is
-installed (the ``serve`` extra has it), h11's otherwise, as uvicorn's own ``auto`` picks."""
+installed (the ``serve`` extra has it), h11's otherwise, as uvicorn's own ``auto`` picks.
+
+It also bounds what a request's head may cost, before any key is checked (security
+re-probe, 2026-12-07): httptools takes a request line and headers of any size, and one
+growing 100 MB header value cost 11.5 s of the event loop (superlinear), so a head over
+:data:`HEAD_LIMIT` bytes is answered 431; a head still incomplete :data:`HEAD_SECONDS`
+after the connection opened or its last byte came (a silent connection, one that stops
+mid-header) is answered 408 and closed, where it was kept open for ever; and the parser's
+own refusals are ``application/problem+json`` like every other answer, not plain text.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from typing import Any
 
+from . import problems
 from .balance import PROCESS
+from .settings import DEFAULT_READ_SECONDS
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Http
@@ -18,18 +31,87 @@ except ImportError:  # pragma: no cover - httptools is in the serve extra
 
 IMPORT = "lookalike.serve.protocol:CountedHttp"  # what uvicorn.Config(http=...) is given
 
+# a request line and headers, together: nginx takes 8-32 kB, h11 16 kB; an API key, a
+# bearer token and a browser's headers take a few
+HEAD_LIMIT = 64 * 1024
+HEAD_SECONDS_VAR = "LOOKALIKE_SERVE_READ_SECONDS"  # ServeSettings.read_seconds, in each process
+
+
+def _problem(status: int, code: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 answer: the problem as JSON, the connection closed after it."""
+    body = json.dumps(problems.body(status, code, detail)).encode()
+    head = (f"HTTP/1.1 {status} {problems.TITLES.get(status, 'Error')}\r\ncontent-type: {problems.MEDIA_TYPE}\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+    return head.encode() + body
+
 
 class CountedHttp(_Http):
-    """uvicorn's protocol for one connection, counted in :data:`PROCESS` while it is open."""
+    """uvicorn's protocol for one connection, counted in :data:`PROCESS` while it is open,
+    its requests' heads bounded in size and time."""
+
+    _head_open = True  # no request's head has been read whole since the last one ended
+    _head_bytes = 0
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if self.client:  # None on a unix socket: nothing to spread there
             PROCESS.made((str(self.client[0]), int(self.client[1])))
+        self._head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gone()
+        self._stop_head_timer()
         super().connection_lost(exc)
+
+    # -- the head: bounded in bytes and in time -----------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._head_open:
+            self._head_bytes += len(data)
+            if self._head_timer is None:
+                self._head_deadline()
+        super().data_received(data)
+        if self._head_open and self._head_bytes > HEAD_LIMIT and not self.transport.is_closing():
+            self._refuse(431, problems.ServerCode.head_too_large,
+                         f"the request line and headers are over {HEAD_LIMIT} bytes")
+
+    def on_headers_complete(self) -> None:
+        self._head_open, self._head_bytes = False, 0
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_open = True  # the next request's head, on the same connection
+
+    def send_400_response(self, msg: str) -> None:
+        """httptools' refusal of what is not HTTP/1.1 (a bad length, an HTTP/2 preface), as a
+        problem like every other answer."""
+        self._refuse(400, problems.ServerCode.unreadable_request, "not an HTTP/1.1 request this server reads")
+
+    def _refuse(self, status: int, code: str, detail: str) -> None:
+        self.logger.warning("%s:%s refused: %s", *(self.client or ("-", "-")), detail)
+        self.transport.write(_problem(status, code, detail))
+        self.transport.close()
+
+    def _head_deadline(self) -> None:
+        self._stop_head_timer()
+        seconds = float(os.environ.get(HEAD_SECONDS_VAR) or DEFAULT_READ_SECONDS)
+        self._head_timer = self.loop.call_later(seconds, self._head_late, seconds)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self, seconds: float) -> None:
+        self._head_timer = None
+        if not self._head_open or self.transport.is_closing():
+            return
+        if self._head_bytes == 0 and self.cycle is not None:
+            return  # a kept-alive connection between requests: uvicorn's keep-alive timeout ends it
+        self._refuse(408, problems.ServerCode.request_too_slow,
+                     f"the request's head did not arrive within {seconds:g} s")
 
     def handle_websocket_upgrade(self, *event: Any) -> None:  # noqa: ANN401 - httptools' takes none, h11's one
         # the connection goes over to uvicorn's WebSocket protocol, whose loss is never told

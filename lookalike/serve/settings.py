@@ -13,6 +13,10 @@ DEFAULT_MAX_MEGAPIXELS = 40
 DEFAULT_RATE = 120  # requests per minute and key (or client address, for open search)
 DEFAULT_MAX_BODIES = 16  # requests with a body read and served at once, per process
 DEFAULT_BODY_WAIT = 10  # seconds one more waits for a place before a 503
+# seconds a request's head may take to arrive, and a body's grace before it must keep up
+# MIN_BODY_RATE (a phone on a slow line sends a 15 MB photo at 100 kB/s and more)
+DEFAULT_READ_SECONDS = 10
+MIN_BODY_RATE = 8 * 1024  # bytes a second, on average, after the grace
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class ServeSettings:
     workers: int = 1  # server processes beside this one (their share of the cores)
     max_bodies: int = DEFAULT_MAX_BODIES  # with max_request_bytes, bounds the memory bodies take
     body_wait: int = DEFAULT_BODY_WAIT  # seconds a request over max_bodies waits (0: refused at once)
+    # seconds for a request's head to arrive, and a body's grace before MIN_BODY_RATE holds:
+    # a client that sends slower gets a 408 and leaves its place (security re-probe, 2026-12-07)
+    read_seconds: int = DEFAULT_READ_SECONDS
     docs: bool = False  # /docs and /redoc (Swagger UI and ReDoc load their scripts from a CDN)
     # LOOKALIKE_SERVE_READY_DIR: each server process writes a file named by its pid here once
     # its models are loaded; whoever started ``serve --workers N`` waits for N files
@@ -65,6 +72,7 @@ class ServeSettings:
                "LOOKALIKE_SERVE_WORKERS": str(self.workers),
                "LOOKALIKE_SERVE_MAX_BODIES": str(self.max_bodies),
                "LOOKALIKE_SERVE_BODY_WAIT": str(self.body_wait),
+               "LOOKALIKE_SERVE_READ_SECONDS": str(self.read_seconds),
                "LOOKALIKE_SERVE_DOCS": "1" if self.docs else "0"}
         if self.db:
             env["LOOKALIKE_DB"] = self.db
@@ -92,6 +100,7 @@ class ServeSettings:
             workers=env_int("LOOKALIKE_SERVE_WORKERS", 1, "a number of processes", minimum=1),
             max_bodies=env_int("LOOKALIKE_SERVE_MAX_BODIES", DEFAULT_MAX_BODIES, "a number of requests", minimum=1),
             body_wait=env_int("LOOKALIKE_SERVE_BODY_WAIT", DEFAULT_BODY_WAIT, "seconds", minimum=0),
+            read_seconds=env_int("LOOKALIKE_SERVE_READ_SECONDS", DEFAULT_READ_SECONDS, "seconds", minimum=1),
             docs=env_flag("LOOKALIKE_SERVE_DOCS", False),
             ready_dir=os.environ.get("LOOKALIKE_SERVE_READY_DIR") or None,
             board=os.environ.get("LOOKALIKE_SERVE_BOARD") or None,

@@ -1,0 +1,126 @@
+"""What one request's head and body may cost the server before any key is looked at
+(security re-probe, 2026-12-07), on a real server on a loopback port: a head over 64 kB is
+a 431 (one growing 100 MB header cost 11.5 s of the event loop); a connection whose head
+does not come within ``--read-timeout`` is answered 408 and closed (a silent one was kept
+for ever); a body that falls behind the least rate gets a 408 and leaves its place (two
+clients dribbling a byte every 3 s held both places); a JSON body is at most 1 MB (1 M
+keys in 10 MB took 8.4 s and 1.3 GB to refuse); the parser's own refusals are problems."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import problem, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import serving
+
+import lookalike
+from lookalike.serve.guard import JSON_LIMIT
+from lookalike.serve.protocol import HEAD_LIMIT
+from lookalike.store.values import KeyScope
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def slow_site(tmp_path_factory):
+    """A served library without faces: one place for a body, refused at once beyond, and a
+    read deadline of 1 s (the tests wait for the server's answer, never for a duration)."""
+    db = tmp_path_factory.mktemp("slow") / "kiosk.db"
+    with lookalike.open(db) as lib:
+        _, admin = lib.keys.create(KeyScope.admin)
+        _, search = lib.keys.create(KeyScope.search)
+    server = serving.start(db, "--rate", "0", "--max-bodies", "1", "--body-wait", "0", "--read-timeout", "1")
+    try:
+        yield server.url, admin, search
+    finally:
+        server.stop()
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=120)  # a guard against hanging only
+
+
+def _whole_answer(sock: socket.socket) -> tuple[bytes, dict]:
+    """The status line and the problem the server sent before closing the connection (a
+    reset that follows the answer, as the server closes with unread bytes, ends the read)."""
+    got = b""
+    try:
+        while part := sock.recv(65536):
+            got += part
+    except ConnectionResetError:
+        assert got, "reset before any answer"
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower(), got[:300]
+    return head.split(b"\r\n")[0], json.loads(body)
+
+
+def test_a_head_over_the_limit_is_431_without_a_key(slow_site):
+    url, _, _ = slow_site
+    sock = _connect(url)
+    # one header value growing just past the limit, and then nothing more: the server has read
+    # every byte when it refuses, so its close is a clean one
+    sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * HEAD_LIMIT)
+    status, said = _whole_answer(sock)
+    assert status.startswith(b"HTTP/1.1 431") and said["code"] == "head_too_large", said
+    assert httpx.get(url + "/v1/health", timeout=60).status_code == 200  # the server goes on
+
+
+def test_a_silent_or_stalled_connection_is_answered_408_and_closed(slow_site):
+    url, _, _ = slow_site
+    silent, stalled = _connect(url), _connect(url)
+    stalled.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Half: ")  # and then nothing
+    for sock in (silent, stalled):
+        status, said = _whole_answer(sock)  # the server's answer is the signal
+        assert status.startswith(b"HTTP/1.1 408") and said["code"] == "request_too_slow", said
+        assert "did not arrive within 1 s" in said["detail"]
+
+
+def test_a_dribbled_body_is_408_and_gives_its_place_back(slow_site):
+    url, _, search = slow_site
+    sock = _connect(url)
+    sock.sendall(f"POST /v1/search HTTP/1.1\r\nHost: x\r\nX-API-Key: {search}\r\nContent-Type: multipart/form-data; "
+                 "boundary=b\r\nContent-Length: 1000000\r\n\r\n--b\r\n".encode())
+    status, said = _whole_answer(sock)
+    assert status.startswith(b"HTTP/1.1 408") and said["code"] == "request_too_slow", said
+    assert "slower than 8 kB/s" in said["detail"]
+    assert wait_for(lambda: httpx.get(url + "/v1/health", timeout=60).json()["bodies_in_flight"] == 0, guard=120)
+    # a request sent at once is not hurried: the place is free and its answer is the library's
+    fine = httpx.post(url + "/v1/search", headers={"X-API-Key": search}, timeout=120,
+                      files={"photo": ("a.jpg", b"\xff\xd8 not a photo", "image/jpeg")})
+    assert fine.status_code not in (408, 503), fine.text
+
+
+def test_a_json_body_is_at_most_a_megabyte(slow_site):
+    url, admin, _ = slow_site
+    many = b"{" + b",".join(b'"k%d":1' % i for i in range(JSON_LIMIT // 6)) + b"}"
+    assert len(many) > JSON_LIMIT
+    said = httpx.post(url + "/v1/people", content=many, timeout=60,
+                      headers={"X-API-Key": admin, "Content-Type": "application/json"})
+    assert "a JSON body is at most" in problem(said, 413, "request_too_large")["detail"]
+
+    def chunks():  # no length declared: counted as it comes
+        for start in range(0, len(many), 65536):
+            yield many[start:start + 65536]
+
+    said = httpx.post(url + "/v1/people", content=chunks(), timeout=60,
+                      headers={"X-API-Key": admin, "Content-Type": "application/json"})
+    problem(said, 413, "request_too_large")
+    small = httpx.post(url + "/v1/people", json={"name": "amy", "role": "engineer"}, timeout=60,
+                       headers={"X-API-Key": admin})
+    assert small.status_code in (200, 201), small.text
+
+
+def test_what_the_parser_refuses_is_a_problem_too(slow_site):
+    url, _, _ = slow_site
+    sock = _connect(url)
+    sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+    status, said = _whole_answer(sock)
+    assert status.startswith(b"HTTP/1.1 400") and said["code"] == "unreadable_request", said
