@@ -183,9 +183,14 @@ def _read(path: str) -> bytes:
 
 
 def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
-    """Pillow's lazy open: the header and the first frame's description, no pixels."""
+    """Pillow's lazy open: the header and the first frame's description, no pixels; a file
+    whose structure would make that slow is refused before Pillow reads it (:mod:`.structure`)."""
     from PIL import Image, UnidentifiedImageError
 
+    from . import structure
+
+    if (why := structure.problem(data)) is not None:
+        raise BadImage(name, why)
     try:
         with warnings.catch_warnings():
             # our own pixel check replaces Pillow's bomb warning; its tag warnings are noise
