@@ -45,6 +45,10 @@ DEFAULT_INDEX_BUDGET = 4 * 1024**3
 # complex", "Expression tree is too large"); no real tag or name comes near them.
 MAX_FILTERS = 20
 MAX_FILTER_TEXT = 200
+# the faces of one query photo that are searched (or analysed), the largest first: a selfie
+# or a group of friends has a few; a grid of 734 faces took one request 6 s and answered
+# 12.5 MB (security re-probe, 2026-12-07). The answer says how many more it found.
+MAX_QUERY_FACES = 20
 # face math's strength: how far a query face may move along (toward - away) in a search, and
 # how far a drawn face may (lookalike transform, search --render): past 3 the picture
 # overshoots the groups' faces into caricature; a vector can go further and still search

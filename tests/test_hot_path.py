@@ -152,3 +152,31 @@ def test_a_large_jpeg_query_is_drafted_and_a_small_face_taken_from_the_whole_pho
         by_pixels = lib.search(decode_file(portrait, settings.max_pixels).rgb, k=3)
         assert [m.person for m in by_path.faces[0].matches] == [m.person for m in by_pixels.faces[0].matches]
         assert _iou(by_path.faces[0].bbox, by_pixels.faces[0].bbox) > 0.85
+
+
+def test_a_photo_of_many_faces_is_searched_for_its_twenty_largest(small_db, faces, tmp_path):
+    """A grid of 30 LFW portraits, the first six larger: the 20 largest faces are searched
+    (the six large ones among them), the answer says how many were not, and so does
+    ``search --json`` (a grid of 734 faces took a request 6 s and 12.5 MB: re-probe, M4)."""
+    import json
+
+    from PIL import Image
+
+    from lookalike.config import MAX_QUERY_FACES
+
+    portraits = sorted((faces / "lfw-dev").rglob("*.jpg"))[:30]
+    grid = Image.new("RGB", (6 * 250, 6 * 250), "white")
+    for i, path in enumerate(portraits):
+        with Image.open(path) as img:
+            face = img.convert("RGB").crop((50, 50, 200, 200))  # the face, as LFW centres it
+        size = 250 if i < 6 else 200
+        grid.paste(face.resize((size, size)), ((i % 6) * 250, (i // 6) * 250))
+    photo = tmp_path / "grid.jpg"
+    grid.save(photo, quality=92)
+    with lookalike.open(small_db) as lib:
+        result = lib.search(str(photo), k=1)
+    assert len(result.faces) == MAX_QUERY_FACES and result.faces_not_searched > 0
+    sides = [f.bbox[2] * f.bbox[3] for f in result.faces]
+    assert sides == sorted(sides, reverse=True)  # the largest first
+    said = json.loads(cli("search", str(photo), "--db", str(small_db), "-k", "1", "--json").stdout)
+    assert len(said["faces"]) == MAX_QUERY_FACES and said["faces_not_searched"] == result.faces_not_searched

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..config import MAX_QUERY_FACES
 from .base import Analyzer, Estimate
 
 if TYPE_CHECKING:
@@ -31,16 +32,18 @@ class PhotoAnalysis:
     analyzer: str
     model: str  # what the analyzer runs, in words
     faces: list[FaceEstimate]  # largest first
+    faces_not_analysed: int = 0  # found past MAX_QUERY_FACES, the smallest
 
     def to_dict(self) -> dict:
         return {"photo": self.photo, "analyzer": self.analyzer, "model": self.model,
-                "faces": [f.to_dict() for f in self.faces]}
+                "faces": [f.to_dict() for f in self.faces], "faces_not_analysed": self.faces_not_analysed}
 
 
 def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
                   max_pixels: int = 100_000_000, boxes: Sequence[Box] | None = None) -> PhotoAnalysis:
     """The estimates of every face, largest first, or of the faces at ``boxes`` (found
-    before, e.g. by the search the web app shows). Raises :class:`NoFace`.
+    before, e.g. by the search the web app shows), at most :data:`~lookalike.config.MAX_QUERY_FACES`
+    of them (the others counted). Raises :class:`NoFace`.
 
     ``detector`` is the caller's, built once and kept: the HTTP API hands over its library's
     own, loaded and warm. Building one a photo compiled YuNet again for each request (before
@@ -56,6 +59,7 @@ def analyze_photo(photo: QueryPhoto, analyzer: Analyzer, detector: Detector,
         if not found:
             raise NoFace(name, detector.name)
         boxes = [d.box for d in found]
-    boxes = [clip_box(b, width, height) or b for b in boxes]
+    more = max(0, len(boxes) - MAX_QUERY_FACES)
+    boxes = [clip_box(b, width, height) or b for b in list(boxes)[:MAX_QUERY_FACES]]
     faces = [FaceEstimate(b, e) for b, e in zip(boxes, analyzer.analyze(rgb, list(boxes)))]
-    return PhotoAnalysis(name, analyzer.name, analyzer.description, faces)
+    return PhotoAnalysis(name, analyzer.name, analyzer.description, faces, more)

@@ -123,6 +123,9 @@ def search(
                 console.print(_estimate_line(face.estimate))
             if face.moved is not None:
                 console.print(f"query moved {face.moved}")
+        if result.faces_not_searched:
+            console.print(f"{result.faces_not_searched} smaller faces of the photo not searched "
+                          f"(the {len(result.faces)} largest are)")
         if unrendered is not None:
             raise unrendered
 

@@ -86,6 +86,7 @@ class QueryFaces(NamedTuple):
     rgb: np.ndarray
     faces: list[Face]
     scale: float = 1.0
+    more: int = 0  # faces found past the limit asked for, neither aligned nor embedded
 
     def in_photo(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """``box`` (in :attr:`rgb`) in the photo's own pixels, as callers report it."""
@@ -123,8 +124,9 @@ class FacePipeline:
     # a face whose shorter side in a draft is under this many chips is taken from the whole photo
     SMALL_FACE_CHIPS = 2.0
 
-    def query_faces(self, query: QueryImage, mode: FacesMode = FacesMode.all) -> QueryFaces:
-        """The faces of a query photo and the pixels their boxes refer to.
+    def query_faces(self, query: QueryImage, mode: FacesMode = FacesMode.all, limit: int | None = None) -> QueryFaces:
+        """The faces of a query photo and the pixels their boxes refer to: the ``limit``
+        largest (None: all), the others counted in :attr:`QueryFaces.more`.
 
         On a draft (:class:`QueryImage`), the faces are found there and, when every one is
         at least :attr:`SMALL_FACE_CHIPS` model inputs wide in it, aligned from it too: the
@@ -132,16 +134,21 @@ class FacePipeline:
         never going to reach the model. A smaller face is aligned from the whole photo, the
         draft's detections scaled up to it; a draft with no face is searched again whole, so
         the detector's second look at twice its size sees every pixel, as in ingest."""
+        def kept(found: list[Detection]) -> tuple[list[Detection], int]:
+            return (found, 0) if limit is None else (found[:limit], max(0, len(found) - limit))
+
         if query.data is None:
-            return QueryFaces(query.rgb, self.faces(query.rgb, mode))
-        found = self.detect(query.rgb, mode)
+            found, more = kept(self.detect(query.rgb, mode))
+            return QueryFaces(query.rgb, self._embed(query.rgb, found), more=more)
+        found, more = kept(self.detect(query.rgb, mode))
         enough = self.SMALL_FACE_CHIPS * min(self.embedder.input_size)
         if found and min(min(d.box[2], d.box[3]) for d in found) >= enough:
-            return QueryFaces(query.rgb, self._embed(query.rgb, found), query.scale)
+            return QueryFaces(query.rgb, self._embed(query.rgb, found), query.scale, more)
         whole = query.whole()
         if not found:
-            return QueryFaces(whole, self.faces(whole, mode))
-        return QueryFaces(whole, self._embed(whole, [rescale(d, 1.0 / query.scale) for d in found]))
+            found, more = kept(self.detect(whole, mode))
+            return QueryFaces(whole, self._embed(whole, found), more=more)
+        return QueryFaces(whole, self._embed(whole, [rescale(d, 1.0 / query.scale) for d in found]), more=more)
 
     def _embed(self, rgb: np.ndarray, found: list[Detection]) -> list[Face]:
         """Align and embed the faces ``found`` in ``rgb``."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import shown_url
+from ..config import MAX_QUERY_FACES, shown_url
 from ..errors import ConfigError, EmptyLibrary, LibraryBusy, NoFace
 from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
@@ -191,6 +191,7 @@ class SearchResult:
     query: str
     faces: list[QueryFace]
     calibration: Calibration | None = None
+    faces_not_searched: int = 0  # found past MAX_QUERY_FACES, the smallest
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {
@@ -206,6 +207,7 @@ class SearchResult:
         }
         if self.calibration is not None:
             out["calibration"] = asdict(self.calibration)
+        out["faces_not_searched"] = self.faces_not_searched
         return out
 
 
@@ -217,7 +219,7 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
     if index.ntotal == 0:
         raise EmptyLibrary.at(shown_url(view.settings.db_url))
     query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
-    found = view.pipeline.query_faces(query, FacesMode.all)
+    found = view.pipeline.query_faces(query, FacesMode.all, limit=MAX_QUERY_FACES)
     rgb, faces, name = found.rgb, found.faces, query.name
     if not faces:
         raise NoFace(name, view.space.detector)
@@ -235,6 +237,7 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
                             options, name)
     for face, text in zip(result.faces, moved):
         face.moved = text
+    result.faces_not_searched = found.more
     if options.analyzer is not None:
         estimates = view.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
         for face, estimate in zip(result.faces, estimates):

@@ -96,6 +96,8 @@ class SearchAnswer(BaseModel):
     query: str
     faces: list[QueryFace]
     calibration: Calibration | None = None
+    # faces the photo holds past the 20 largest, which were not searched
+    faces_not_searched: int = 0
 
 
 class AnalyzedFace(Estimate):
@@ -109,6 +111,8 @@ class AnalyzeAnswer(BaseModel):
     analyzer: str
     model: str
     faces: list[AnalyzedFace]
+    # faces the photo holds past the 20 largest, which were not analysed
+    faces_not_analysed: int = 0
 
 
 class VerifyAnswer(BaseModel):
