@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from . import places
-from .errors import BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
+from .errors import BadImage, BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
 from .store import key_rows, person_rows, photo_rows
 from .store.values import Audience, KeyScope, utc_text
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 UPLOAD_NAME = re.compile(r"[0-9a-f]{24}\.\w+")  # how store_uploads names a file: its bytes' sha256
 
 if TYPE_CHECKING:
+    import numpy as np
     from sqlalchemy.orm import Session
 
     from .ingest.corpus import Profile
@@ -110,6 +111,28 @@ class People:
             if row is None:
                 raise NotFound.person(name)
             return photo_rows.person_photos(session, self._counted_in(), row.id)
+
+    def portrait(self, photo_id: int, audience: Audience) -> np.ndarray:
+        """Photo ``photo_id`` as ``audience`` (not the operator) may see it: cut to the faces
+        stored from it, with a margin, so nobody else in the photo is shown. A group photo
+        filed under one person showed everyone in it, a colleague who withholds consent
+        among them (security re-probe, 2026-12-07, M3), and a bystander never asked at all.
+        :class:`NotFound` alike whether the id does not exist, is withheld or its file is gone."""
+        from .faces.images import decode_file
+        from .imaging.compose import around
+        from .store import consent
+
+        with self.sessions() as session:
+            path = consent.photo_path(session, photo_id, audience)
+            boxes = photo_rows.photo_face_boxes(session, photo_id) if path is not None else []
+        if path is None or not boxes or not Path(path).is_file():
+            raise NotFound.photo(photo_id)
+        try:
+            rgb = decode_file(path, 10**9).rgb  # a stored photo: decoded as at ingest, upright
+        except BadImage as err:
+            log.warning("photo %s: %s", photo_id, err)
+            raise NotFound.photo(photo_id) from None
+        return around(rgb, boxes)
 
     def store_uploads(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> dict[str, str]:
         """Write uploaded photos (file name, bytes) under ``upload_dir/NAME/`` (a hashed folder

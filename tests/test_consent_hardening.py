@@ -10,12 +10,15 @@ search key and with an admin key.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import app_page, cli
+from PIL import Image
 
 import lookalike
 
@@ -240,17 +243,41 @@ def test_photos_are_served_under_the_consent_rules(api):
     missing = 10**9
     for who in ("keyless", "search"):
         got = client.get(f"/v1/photos/{amy['photo_id']}", headers=_headers(api, who))
-        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
-        assert got.content == Path(amy["photo"]).read_bytes()
+        assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"  # cut to her face
+        with Image.open(io.BytesIO(got.content)) as cut, Image.open(amy["photo"]) as whole:
+            x, y, w, h = amy["bbox"]
+            assert w <= cut.width <= whole.width and h <= cut.height <= whole.height
         assert got.headers["x-content-type-options"] == "nosniff"
         hidden = _problem(client.get(f"/v1/photos/{sheldon['photo_id']}", headers=_headers(api, who)))
         absent = _problem(client.get(f"/v1/photos/{missing}", headers=_headers(api, who)))
         assert hidden[:3] == absent[:3] and hidden[0] == 404
         assert hidden[3] == absent[3].replace(str(missing), str(sheldon["photo_id"]))
-    seen = client.get(f"/v1/photos/{sheldon['photo_id']}", headers=admin)
+    seen = client.get(f"/v1/photos/{sheldon['photo_id']}", headers=admin)  # an admin: the bytes as stored
     assert seen.status_code == 200 and seen.content == Path(sheldon["photo"]).read_bytes()
     assert _problem(client.get(f"/v1/photos/{missing}", headers=admin))[0] == 404
     assert client.get("/v1/photos/1", headers={"X-API-Key": "lk_not_a_key"}).status_code == 401
+
+
+def test_a_group_photo_filed_under_one_person_shows_a_visitor_only_them(faces, small_db):
+    """Obama and Biden in one photo, filed under barack_obama with Biden withholding consent:
+    a visitor is shown the photo cut to the face stored from it (Obama's), in which the
+    detector finds one face; the whole photo showed Biden beside him (re-probe, M3)."""
+    from lookalike.errors import NotFound
+    from lookalike.faces import detect
+    from lookalike.store.values import Audience
+
+    group = faces / "bad-inputs" / "collected" / "multi_face__obama_and_biden.jpg"
+    with lookalike.open(small_db) as lib:
+        lib.people.set_consent("joe_biden", False)
+        lib.ingest([str(group)], person="barack_obama")
+        (photo_id,) = [p for p, path, _, _ in lib.people.photos("barack_obama") if Path(path) == group]
+        cut = lib.people.portrait(photo_id, Audience.visitor)
+        with pytest.raises(NotFound):  # nor a withheld person's photo, as an id that does not exist
+            lib.people.portrait(10**9, Audience.visitor)
+    whole = np.asarray(Image.open(group).convert("RGB"))
+    yunet = detect.build("yunet", 1280)
+    assert len(yunet.detect(whole)) >= 2 and len(yunet.detect(cut)) == 1
+    assert cut.shape[0] * cut.shape[1] < whole.shape[0] * whole.shape[1] / 2
 
 
 def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):

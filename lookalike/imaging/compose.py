@@ -1,7 +1,7 @@
-"""Pictures put together for a person to look at: a face cut square, pictures in a row with
-captions, a picture as PNG bytes. Presentation only (nothing here moves a face); kept apart
-from the verbs so that the CLI's ``--render`` and ``path --plot``, the web app and the
-answers of :mod:`lookalike.pictures` share one copy."""
+"""Pictures put together for a person to look at: a face cut square, a photo cut to its
+faces, pictures in a row with captions, a picture as PNG or JPEG bytes. Presentation only
+(nothing here moves a face); kept apart from the verbs so that the CLI's ``--render`` and
+``path --plot``, the web app and the answers of :mod:`lookalike.pictures` share one copy."""
 
 from __future__ import annotations
 
@@ -17,6 +17,27 @@ def png_bytes(image: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(image).save(out, format="PNG")
     return out.getvalue()
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
+    """``image`` (RGB uint8) as JPEG bytes, made in memory."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def around(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin: float = 0.5) -> np.ndarray:
+    """The part of ``image`` around ``boxes`` (their union and ``margin`` of its long side on
+    each side, kept inside the picture): a photo cut to the faces it was filed for."""
+    height, width = image.shape[:2]
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right, bottom = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    pad = int(max(right - left, bottom - top) * margin)
+    left, top = max(0, left - pad), max(0, top - pad)
+    right, bottom = min(width, right + pad), min(height, bottom + pad)
+    return np.ascontiguousarray(image[top:max(bottom, top + 1), left:max(right, left + 1)])
 
 
 def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int, margin: float = 0.25) -> np.ndarray:

@@ -179,6 +179,12 @@ def _face_query(ids: Sequence[int] | BindParameter[Any], *extra: SQLColumnExpres
     return cast("Select[Any]", query)
 
 
+def photo_face_boxes(session: Session, photo_id: int) -> list[tuple[int, int, int, int]]:
+    """The boxes (x, y, w, h) of the faces stored from photo ``photo_id``, in any space."""
+    rows = session.execute(select(Face.x, Face.y, Face.w, Face.h).where(Face.photo_id == photo_id))
+    return sorted({(int(x), int(y), int(w), int(h)) for x, y, w, h in rows})
+
+
 def face_rows(session: Session, ids: Iterable[int]) -> dict[int, FaceRow]:
     """Faces joined with photo path and person name, keyed by face id."""
     ids = [int(i) for i in ids if int(i) >= 0]

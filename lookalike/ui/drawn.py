@@ -77,7 +77,8 @@ def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] |
 
     ``box``: the visitor's chosen face when their photo has several (else None: the photo
     as given). The other side is the photo the match came from, as a visitor may see it
-    (:meth:`Library.photo_file` with :attr:`Audience.visitor`: a withheld person's photo is
+    (:meth:`lookalike.people.People.portrait` with :attr:`Audience.visitor`: cut to the faces
+    stored from it, so nobody else in it is morphed into; a withheld person's photo is
     NotFound, never morphed)."""
     from lookalike.errors import NotFound
     from lookalike.store.values import Audience
@@ -85,7 +86,7 @@ def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] |
     photo_id = lib.photo_ids([face_id]).get(face_id)
     if photo_id is None:  # removed since the answer was shown
         raise NotFound(f"face {face_id} is no longer in this library")
-    theirs = lib.photo_file(photo_id, Audience.visitor)
+    theirs = lib.people.portrait(photo_id, Audience.visitor)
     mine = np.ascontiguousarray(face_region(rgb, box) if box is not None else rgb)
     return lib.pictures.morph(mine, theirs, frames=frames, audience=Audience.visitor, size=CARD_SIZE).frames
 

@@ -49,18 +49,28 @@ def stats(caller: Searcher, service: Served) -> dict:
 
 
 @router.get("/v1/photos/{photo_id}", response_class=Response, tags=["people"],
-            responses={200: {"description": "The photo's bytes as stored.",
+            responses={200: {"description": "The photo: cut to the faces stored from it (a JPEG), or, "
+                                            "for an admin key, its bytes as stored.",
                              "content": {t: {"schema": {"type": "string", "format": "binary"}}
                                          for t in schemas.PHOTO_TYPES}}})
 def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response:
     """A photo a search or person answer refers to (``/v1/photos/{id}``). Without an
-    admin key, only a photo with faces of someone who has not withheld consent: any other
-    id is a 404, worded as for an id that does not exist."""
-    path = service.call(lambda lib: lib.photo_file(photo_id, audience(caller)))
-    try:
-        data = path.read_bytes()
-    except OSError as err:  # the file gone or unreadable since ingest: the operator's to know
-        logging.getLogger(__name__).warning("photo %s: %s cannot be read (%s)", photo_id, path, err.strerror or err)
-        raise NotFound.photo(photo_id) from None  # as the library says one it may not show
+    admin key, only a photo with faces of someone who has not withheld consent, cut to the
+    faces stored from it (a JPEG: nobody else in the photo is shown); any other id is a
+    404, worded as for an id that does not exist. An admin key gets the bytes as stored."""
+    from ...imaging.compose import jpeg_bytes
+    from ...store.values import Audience
+
+    shown = audience(caller)
+    if shown is not Audience.operator:
+        data = jpeg_bytes(service.call(lambda lib: lib.people.portrait(photo_id, shown)))
+    else:
+        path = service.call(lambda lib: lib.photo_file(photo_id, shown))
+        try:
+            data = path.read_bytes()
+        except OSError as err:  # the file gone or unreadable since ingest: the operator's to know
+            logging.getLogger(__name__).warning("photo %s: %s cannot be read (%s)", photo_id, path,
+                                                err.strerror or err)
+            raise NotFound.photo(photo_id) from None  # as the library says one it may not show
     return Response(data, media_type=schemas.media_type(data),
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
