@@ -124,3 +124,18 @@ def test_what_the_parser_refuses_is_a_problem_too(slow_site):
     sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
     status, said = _whole_answer(sock)
     assert status.startswith(b"HTTP/1.1 400") and said["code"] == "unreadable_request", said
+
+
+def test_a_json_object_that_names_a_key_twice_is_refused(slow_site):
+    """``{"name": "amy", "name": "penny", …}`` rewrote penny's profile, the last name winning,
+    where a proxy or an audit log reading the first recorded amy (re-probe, L9): a 422 now,
+    nothing written."""
+    url, admin, _ = slow_site
+    headers = {"X-API-Key": admin, "Content-Type": "application/json"}
+    said = httpx.post(url + "/v1/people", content=b'{"name": "amy", "name": "penny", "consent_display": true}',
+                      headers=headers, timeout=60)
+    assert "named twice" in problem(said, 422, "invalid_request")["detail"]
+    assert httpx.get(url + "/v1/people/penny", headers={"X-API-Key": admin}, timeout=60).status_code == 404
+    said = httpx.put(url + "/v1/people/amy/consent", content=b'{"consent_display": false, "consent_display": true}',
+                     headers=headers, timeout=60)
+    problem(said, 422, "invalid_request")

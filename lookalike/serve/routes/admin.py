@@ -10,7 +10,7 @@ from fastapi import File, UploadFile
 from ...errors import in_words
 from ...store.values import Audience
 from .. import schemas
-from .common import Admin, PersonName, PhotoId, Served, Topic, line, name_of, read_capped
+from .common import Admin, OneValueEach, PersonName, PhotoId, Served, Topic, line, name_of, read_capped
 
 if TYPE_CHECKING:
     from ...library import Library
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 router = Topic()
 
 
-@router.post("/v1/people", response_model=schemas.PersonLine, tags=["admin"])
+@router.post("/v1/people", response_model=schemas.PersonLine, tags=["admin"], dependencies=[OneValueEach])
 def save_person(caller: Admin, service: Served, body: schemas.NewPerson) -> dict:
     """Create a person or replace their profile (display name, organisation, role, story,
     self-declared tags, consent). Text is stored and shown as plain text."""
@@ -54,7 +54,8 @@ def add_photos(caller: Admin, service: Served, name: PersonName,
     return service.call(work)
 
 
-@router.put("/v1/people/{name}/consent", response_model=schemas.PersonLine, tags=["admin"])
+@router.put("/v1/people/{name}/consent", response_model=schemas.PersonLine, tags=["admin"],
+            dependencies=[OneValueEach])
 def consent(caller: Admin, service: Served, name: PersonName, body: schemas.Consent) -> dict:
     """Give or withdraw consent to be shown: withdrawn, the person leaves every search at once."""
 

@@ -64,6 +64,31 @@ async def served(request: Request) -> Service:
 Served = Annotated[Service, Depends(served)]
 Searcher = Annotated[Caller, Depends(caller_of(KeyScope.search))]
 Admin = Annotated[Caller, Depends(caller_of(KeyScope.admin))]
+async def one_value_each(request: Request) -> None:
+    """A JSON object that names a key twice is refused (422 ``invalid_request``), at any depth:
+    JSON parsers keep the last one, so ``{"name": "amy", "name": "penny", …}`` rewrote penny's
+    profile where a proxy or an audit log reading the first name recorded amy's (security
+    re-probe, 2026-12-07). The body is Starlette's copy, already read (at most 1 MB)."""
+    import json
+
+    from fastapi.exceptions import RequestValidationError
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise RequestValidationError([{"loc": ("body", key), "msg": "named twice in one object",
+                                               "type": "value_error"}])
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(await request.body(), object_pairs_hook=pairs)
+    except ValueError:
+        return  # not JSON: the route's own parsing says why
+
+
+OneValueEach = Depends(one_value_each)
 PersonName = Annotated[str, Path(min_length=1, max_length=300)]
 PhotoId = Annotated[int, Path(ge=1, le=2**62)]
 
