@@ -15,6 +15,7 @@ and PCA training are :mod:`lookalike.maintenance`'s.
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager, contextmanager
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterator, ParamSpec, Protocol, TypeVar
@@ -83,6 +84,7 @@ class SpaceView:
         self._space_id = space_id
         self._analyzers = analyzers if analyzers is not None else {}
         self._slot: IndexSlot | None = None  # see index_slot
+        self._slot_lock = threading.RLock()
         self._pipeline: FacePipeline | None = None
         self._centroids: dict | None = None
         self._centroid_generation = -1  # of the centroids kept
@@ -167,15 +169,21 @@ class SpaceView:
 
     def index_slot(self) -> IndexSlot:
         """The space's open index, opened on first use and kept (:class:`IndexSlot`): made
-        again when the space's row or PCA has changed since (the store it opens with holds
-        both), and never kept while the library had no row for the space (another process
-        may ingest the first faces meanwhile: the next use must see them)."""
-        red = self.reduction  # first: reading it may find the space's row
-        slot = self._slot
-        if slot is None or slot.store.space_id is None or slot.store.space_id != self._space_id \
-                or slot.store.reduction is not red:
-            slot = self._slot = IndexSlot(self.backend, self.store())
-        return slot
+        again when this view's space row or PCA has changed since (the store it opens with
+        holds both) or another process saved a newer index (FAISS: its PCA may be new too,
+        read again), and never kept while the library had no row for the space (another
+        process may ingest the first faces meanwhile: the next use must see them). One
+        thread makes it at a time (the web app's sessions share the view)."""
+        with self._slot_lock:
+            slot = self._slot
+            if slot is not None and slot.opened is not None and self.backend.changed(slot.opened):
+                self._reduction, slot = False, None  # a newer file: its PCA is read again with it
+            red = self.reduction  # first: reading it may find the space's row
+            if slot is None or slot.store.space_id is None or slot.store.space_id != self._space_id \
+                    or slot.store.reduction is not red:
+                slot = IndexSlot(self.backend, self.store())
+            self._slot = slot
+            return slot
 
     @property
     def index(self) -> VectorIndex:

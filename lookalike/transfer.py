@@ -50,8 +50,7 @@ def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied
     if faiss_files and target.index_dir.resolve() == settings.index_dir.resolve():  # its index refused
         raise ConfigError(f"the copy's index folder would be this library's ({settings.index_dir})")
     folders = _upload_folders(settings)
-    named = photo_paths(source)
-    files = {folder: _uploads(folder, named) for folder in folders}
+    files = {folder: _uploads(folder, photo_paths(source, os.path.normpath(folder))) for folder in folders}
     count = sum(len(found) for found in files.values())
     if count and target.upload_dir is None:
         raise ConfigError(f"the library holds {count} uploaded photos; a server database keeps them in a "

@@ -290,3 +290,17 @@ def test_no_shell_hands_a_stage_the_view():
     found = [f"{path.relative_to(ROOT)}:{line}" for shell in ("cli", "ui", "serve")
              for path in sorted((PACKAGE / shell).rglob("*.py")) for line in _view_handed(path.read_text())]
     assert found == [], f"a shell hands the view to a stage: {found}"
+
+
+def test_the_documented_layer_line_is_the_contracts():
+    """docs/architecture.md's arrow line names the import-linter contract's layers in its
+    order (pyproject.toml): a layer added to one and not the other is a failure."""
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    wanted = [" | ".join(sorted(part.strip().removeprefix("lookalike.") for part in layer.split("|")))
+              for layer in layers]
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    block = doc.split("```\n", 2)[1].split("```", 1)[0]
+    said = [" | ".join(sorted(part.strip() for part in layer.split("|"))) for layer in block.split("→")]
+    assert said == wanted

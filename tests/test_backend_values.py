@@ -118,3 +118,21 @@ def test_a_reader_that_saw_an_empty_library_finds_faces_another_process_ingested
             writer.ingest([str(faces / "celeb" / "face_recognition" / "barack_obama")])
         assert reader.search(query).faces[0].matches[0].person == "barack_obama"
 
+
+
+def test_a_reader_follows_a_pca_another_process_trained(small_db, faces):
+    """A server keeps its library open while ``index rebuild --reduce`` (or an ingest's
+    upkeep) in another process trains a PCA and saves the index at its width: the server's
+    next search reads the new file with its PCA. It reopened the file with the PCA it had
+    kept, and every search failed with IndexCorrupt until a restart (review 51, M1)."""
+    import lookalike
+
+    query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
+    with lookalike.open(small_db) as reader:
+        before = [m.face_id for m in reader.search(query, k=3).faces[0].matches]
+        for width in (8, 6):
+            with lookalike.open(small_db) as writer:
+                assert writer.maintenance.rebuild(reduce=width)["dim"] == width
+            after = reader.search(query, k=3).faces[0].matches
+            assert reader.view.index_slot().store.reduction.dim_out == width
+            assert [m.face_id for m in after] == before  # re-ranked on the full vectors: the same answer

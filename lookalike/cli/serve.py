@@ -89,7 +89,7 @@ def keys_list(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False) 
         from rich.table import Table
 
         table = Table()
-        for col in ("id", "name", "scope", "starts with", "created", "revoked"):
+        for col in ("id", "name", "scope", "starts with", "created (UTC)", "revoked (UTC)"):
             table.add_column(col)
         for k in keys:
             table.add_row(str(k["id"]), k["name"] or "", k["scope"], k["prefix"] + "…", k["created_at"][:19],

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError, IndexCorrupt, IndexOwnedElsewhere
-from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, photo_rows, space_rows
 from .backend import DoctorReport, Repair, VectorBackend, own_index, unwrapped
 from .faiss_index import FaissIndex, Manifest
@@ -48,7 +47,7 @@ class FaissBackend(VectorBackend):
             uid = row.uid if row is not None else ""
         red = store.reduction
         return Manifest(space=sp.key, model=sp.model, detector=sp.detector, aligner=sp.aligner,
-                        dim=red.dim_out if red else RECOGNITION_DIMS[sp.model], metric="ip", index_key="Flat",
+                        dim=store.dim, metric="ip", index_key="Flat",
                         ntotal=0, max_id=0, schema_revision=store.revision, space_uid=uid,
                         reduction=red.uid if red else "")
 

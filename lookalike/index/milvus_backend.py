@@ -13,7 +13,6 @@ import numpy as np
 
 from ..config import Vectors, VectorsKind
 from ..errors import ConfigError
-from ..models.catalog import RECOGNITION_DIMS
 from ..store import outbox, photo_rows, space_rows
 from .backend import DoctorReport, Repair, VectorBackend, own_index
 from .milvus_outbox import DRAIN, Outbox
@@ -75,8 +74,7 @@ class MilvusBackend(VectorBackend):
             self._client = None
 
     def _dim(self, store: SpaceStore) -> int:
-        red = store.reduction
-        return red.dim_out if red else RECOGNITION_DIMS[store.space.model]
+        return store.dim
 
     def _collection(self, store: SpaceStore) -> str:
         from .milvus_index import collection_name

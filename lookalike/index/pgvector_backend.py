@@ -35,12 +35,12 @@ class PgVectorBackend(VectorBackend):
 
     @staticmethod
     def _index(store: SpaceStore) -> PgVectorIndex:
-        """The space's index as the database holds it (nothing written)."""
+        """The space's index as the database holds it: no missing vector written (its HNSW
+        index is made if there is none, as every open does)."""
         from .pgvector_index import PgVectorIndex
 
-        red = store.reduction
-        index = PgVectorIndex(store.engine, store.space.key, store.existing_space_id(),
-                              red.dim_out if red else RECOGNITION_DIMS[store.space.model], reduced=red is not None)
+        index = PgVectorIndex(store.engine, store.space.key, store.existing_space_id(), store.dim,
+                              reduced=store.reduction is not None)
         index.vector_source = store.index_vectors
         return index
 

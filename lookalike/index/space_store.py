@@ -12,6 +12,7 @@ has no use for the old index, so the slot opens only when asked).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -101,22 +102,27 @@ class SpaceStore:
 
 class IndexSlot:
     """A space's index, opened by its backend on the first :meth:`get` and kept until
-    :meth:`forget` or until another process saved a newer one; wrapped to re-rank on full
-    vectors when the space is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
+    :meth:`forget`; wrapped to re-rank on full vectors when the space is reduced
+    (:class:`lookalike.index.reduction.ReducedIndex`). Whoever keeps the slot (the view)
+    asks the backend whether another process saved a newer index, and makes a new slot
+    then: the newer file may come with a new PCA, which a slot's store does not have.
+    Opened by one thread at a time (a large FAISS file is read once)."""
 
     def __init__(self, backend: VectorBackend, store: SpaceStore) -> None:
         self.backend, self.store = backend, store
         self._index: VectorIndex | None = None
+        self._opening = threading.Lock()
 
     def get(self) -> VectorIndex:
         index = self._index
-        if index is not None and self.backend.changed(index):
-            index = None  # another process saved a newer one: read it
         if index is None:
-            index = self.backend.open_index(self.store)
-            if self.store.reduction is not None:
-                index = ReducedIndex(index, self.store.reduction, self.store.vectors)
-            self._index = index
+            with self._opening:
+                index = self._index
+                if index is None:
+                    index = self.backend.open_index(self.store)
+                    if self.store.reduction is not None:
+                        index = ReducedIndex(index, self.store.reduction, self.store.vectors)
+                    self._index = index
         return index
 
     @property

@@ -168,15 +168,15 @@ class Own:
     loader: Loader | None = None  # built by load(); None: DeepFace's own builder, or none (below)
     input_size: tuple[int, int] | None = None  # (h, w) of the chip, known without building
     needs: tuple[str, ...] = ()  # other entries whose files it also uses
-    stateful: bool = False  # built by its owner from path(), never shared (detect.py)
 
 
 # One row per name lookalike runs its own way; every other name of the catalog is DeepFace's
 # (its builder, its download) or needs nothing (an aligner, ``skip``).
 OWN: dict[str, Own] = {
     "SFace": Own(_sface, input_size=(112, 112)),
-    "yunet": Own(stateful=True),  # its input size changes per photo
-    "dlib": Own(stateful=True),  # the CNN's buffers
+    # no loader: built by their owner from path(), never shared (detect.py)
+    "yunet": Own(),  # its input size changes per photo
+    "dlib": Own(),  # the CNN's buffers
     "chip": Own(_shape_predictor),
     "eyes": Own(needs=("chip",)),  # falls back to the chip aligner's shape predictor
     "age-gender-dlib": Own(_cydral, needs=("chip",)),  # Cydral's chips are cut by the shape predictor

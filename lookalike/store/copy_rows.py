@@ -39,13 +39,17 @@ def refuse_a_library(conn: Connection) -> None:
                               "doctor --fix)")
 
 
-def photo_paths(source: Engine) -> set[str]:
-    """Every photo path the library's rows name (its uploads among them): what a copy
-    carries of its upload folder, nothing else that lies there."""
+def photo_paths(source: Engine, folder: str) -> set[str]:
+    """The photo paths the library's rows name under ``folder`` (its upload folder): what a
+    copy carries of it, nothing else that lies there. Only those: a server library names
+    millions of corpus photos elsewhere."""
+    from .person_rows import literal_like
     from .schema import Photo
 
+    prefix = folder.rstrip("/") + "/"
     with source.connect() as conn:
-        return set(conn.execute(select(Photo.path).distinct()).scalars())
+        return set(conn.execute(select(Photo.path).where(Photo.path.like(literal_like(prefix) + "%", escape="\\"))
+                                .distinct()).scalars())
 
 
 def copy_rows(source: Engine, target: Engine, path_of: Callable[[str], str]) -> dict[str, int]:
