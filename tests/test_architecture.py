@@ -304,3 +304,19 @@ def test_the_documented_layer_line_is_the_contracts():
     block = doc.split("```\n", 2)[1].split("```", 1)[0]
     said = [" | ".join(sorted(part.strip() for part in layer.split("|"))) for layer in block.split("→")]
     assert said == wanted
+
+
+def test_no_function_takes_ten_parameters():
+    """A command's flags come in option groups (lookalike/cli/_options.py: the library, the
+    space, ranking, whom, analysis, face math, reading, the server's limits) and a function's
+    values in objects, not ten keywords (review 50, M3; review 51, M4)."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+                count = len(names) - (names[:1] in (["self"], ["cls"]))
+                if count >= 10:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {count}")
+    assert long == []

@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator
 
@@ -48,11 +47,6 @@ def _global_options(
     from .. import logs
 
     logs.setup(logging.DEBUG if verbose else logging.WARNING)
-
-
-class FacesChoice(str, Enum):
-    largest = "largest"
-    all = "all"
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]

@@ -13,11 +13,15 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, ParamSpec, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, ParamSpec, TypeVar, get_type_hints
 
 import typer
 
+from ..analysis import AnalyzerName
+from ..config import MAX_SEARCH_STRENGTH
+from ..ingest.formats_common import CorpusFormat
 from ..serve.settings import (
     DEFAULT_BODY_WAIT,
     DEFAULT_MAX_BODIES,
@@ -26,6 +30,10 @@ from ..serve.settings import (
     DEFAULT_RATE,
     DEFAULT_READ_SECONDS,
 )
+from ..store.values import Audience
+
+if TYPE_CHECKING:
+    from ..query.facemath import Group
 
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
@@ -94,6 +102,108 @@ class ServeLimits(OptionGroup):
     read_seconds: Annotated[int, typer.Option(
         "--read-timeout", min=1, help="Seconds a request's head may take to arrive, and a body's grace before it "
                                       "must average 8 kB/s; slower clients get 408.")] = DEFAULT_READ_SECONDS
+
+
+class FacesChoice(str, Enum):
+    largest = "largest"
+    all = "all"
+
+
+@dataclass(frozen=True)
+class ReadingOptions(OptionGroup):
+    """How ingest reads its PATHS: ``--format``, ``--person``, ``--faces``, ``--max-pixels``."""
+
+    corpus_format: Annotated[Optional[CorpusFormat], typer.Option(
+        "--format", help="Read PATHS as this public corpus, as downloaded: its names, identity files and "
+                         "labels become people and profile tags (README: Public celebrity corpora) "
+                         "[default: folders and manifests].")] = None
+    person: Annotated[Optional[str], typer.Option(
+        "--person", help="File every photo under this person instead of its folder's name.")] = None
+    faces: Annotated[FacesChoice, typer.Option(
+        "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest
+    max_pixels: Annotated[Optional[int], typer.Option(
+        "--max-pixels", min=1, help="Refuse larger photos (decompression-bomb guard).")] = None
+
+
+@dataclass(frozen=True)
+class WhoseFace(OptionGroup):
+    """Whose average face ``lookalike average`` draws: ``--person``, ``--group`` or ``--corpus``."""
+
+    person: Annotated[Optional[str], typer.Option("--person", help="The average face of this person.")] = None
+    group: Annotated[Optional[str], typer.Option(
+        "--group", help="The average face of GROUP (tag:…, age:60-, emotion:…, person:…; at least 5 people).")
+    ] = None
+    corpus: Annotated[bool, typer.Option("--corpus", help="The average face of the whole library.")] = False
+
+    def chosen(self) -> Group | None:
+        """The group named (None: the corpus); exactly one of the three must be given."""
+        from ..errors import ConfigError
+        from ..query.facemath import Group, GroupKind
+
+        if sum((self.person is not None, self.group is not None, self.corpus)) != 1:
+            raise ConfigError("name exactly one of --person NAME, --group GROUP or --corpus")
+        if self.person is not None:
+            return Group(GroupKind.person, self.person)
+        return Group.parse(self.group) if self.group else None
+
+
+class ByChoice(str, Enum):
+    face = "face"
+    centroid = "centroid"
+
+
+@dataclass(frozen=True)
+class RankOptions(OptionGroup):
+    """How a search ranks: ``-k``, ``--per-person/--per-face``, ``--by``."""
+
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5
+    per_person: Annotated[bool, typer.Option(
+        "--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False
+    by: Annotated[ByChoice, typer.Option(
+        "--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face
+
+
+@dataclass(frozen=True)
+class WhomOptions(OptionGroup):
+    """Whose faces an answer is made of: ``--filter``, ``--consented-only``, ``--audience``."""
+
+    filters: Annotated[Optional[list[str]], typer.Option(
+        "--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None
+    consented_only: Annotated[bool, typer.Option(
+        "--consented-only", help="Only people who consented to be displayed (= --audience consented).")] = False
+    audience: Annotated[Audience, typer.Option(
+        "--audience", help="Whom the answer is for: operator (everyone), visitor (not the people who withhold "
+                           "consent) or consented; their matches and every face-math average alike.")
+    ] = Audience.operator
+
+    def chosen_audience(self) -> Audience:
+        return Audience.consented if self.consented_only else self.audience
+
+
+@dataclass(frozen=True)
+class AnalysisOptions(OptionGroup):
+    """Age, gender and emotion estimates: ``--analyze``, ``--analyzer``."""
+
+    analyze: Annotated[bool, typer.Option(
+        "--analyze", help="Also estimate age, gender and emotion of each face (ingest: stored with it).")] = False
+    analyzer: Annotated[AnalyzerName, typer.Option(
+        "--analyzer", help="auto: deepface's models when installed, else the offline ones.")] = AnalyzerName.auto
+
+    def chosen(self) -> AnalyzerName | None:
+        """The analyzer when ``--analyze`` asks for one, else None."""
+        return self.analyzer if self.analyze else None
+
+
+@dataclass(frozen=True)
+class FaceMathOptions(OptionGroup):
+    """Face math in a search: ``--toward``, ``--away``, ``--strength``."""
+
+    toward: Annotated[Optional[str], typer.Option(
+        "--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None
+    away: Annotated[Optional[str], typer.Option(
+        "--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None
+    strength: Annotated[float, typer.Option("--strength", min=-MAX_SEARCH_STRENGTH, max=MAX_SEARCH_STRENGTH,
+                                            help="How far to move (0 = plain search).")] = 1.0
 
 
 P = ParamSpec("P")

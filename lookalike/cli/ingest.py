@@ -8,13 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..analysis import AnalyzerName
 from ..config import shown_url
-from ..ingest.formats_common import CorpusFormat
 from ..places import sqlite_path
 from ._common import (
-    AnalyzerOpt,
-    FacesChoice,
     JsonOpt,
     app,
     chosen,
@@ -27,7 +23,7 @@ from ._common import (
     terminated_as_interrupted,
     writing,
 )
-from ._options import DbOpt, LibraryOptions, SpaceOptions, VectorsOpt, grouped
+from ._options import AnalysisOptions, DbOpt, LibraryOptions, ReadingOptions, SpaceOptions, VectorsOpt, grouped
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,25 +39,14 @@ def ingest(
              "with --format, the corpus's folder.")],
     lib: LibraryOptions = LibraryOptions(),
     space: SpaceOptions = SpaceOptions(),
-    faces: Annotated[FacesChoice, typer.Option(
-        "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest,
+    reading: ReadingOptions = ReadingOptions(),
     workers: Annotated[int, typer.Option("--workers", "-w", min=0, help=(
         "Worker processes [default: this process for under 100 photos, else one per core]."))] = 0,
-    person: Annotated[Optional[str], typer.Option(
-        "--person", help="File every photo under this person instead of its folder's name.")] = None,
-    max_pixels: Annotated[Optional[int], typer.Option(
-        "--max-pixels", min=1, help="Refuse larger photos (decompression-bomb guard).")] = None,
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="Write the per-file status table to this CSV.")] = None,
-    analyze: Annotated[bool, typer.Option(
-        "--analyze", help="Also store age / gender / emotion estimates of each new face.")] = False,
-    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    analysis: AnalysisOptions = AnalysisOptions(),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
     as_json: JsonOpt = False,
-    corpus_format: Annotated[Optional[CorpusFormat], typer.Option(
-        "--format", help="Read PATHS as this public corpus, as downloaded: its names, identity files and "
-                         "labels become people and profile tags (README: Public celebrity corpora) "
-                         "[default: folders and manifests].")] = None,
 ) -> None:
     """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
     from ..analysis import resolve as resolve_analyzer
@@ -69,6 +54,7 @@ def ingest(
     from ..faces.pipeline import FacesMode
     from ..ingest.local import workers_first
 
+    corpus_format, person, faces, max_pixels = reading.corpus_format, reading.person, reading.faces, reading.max_pixels
     with one_line_errors():
         output(report, "--report", (".csv",))  # an hour's ingest must not end on a report's missing folder
         skips = None
@@ -97,13 +83,13 @@ def ingest(
         library_files = [] if database is None else [database.with_name(database.name + end)
                                                      for end in ("", "-wal", "-shm", "-journal")]
         not_an_input(report, "--report", [*map(Path, paths), *library_files])
-        estimates = resolve_analyzer(analyzer).value if analyze else None
+        estimates = resolve_analyzer(analysis.analyzer).value if analysis.analyze else None
         with terminated_as_interrupted(), \
                 workers_first(settings, workers, len(items), FacesMode(faces.value), estimates) as started, \
                 opened(lib, space, create=True, max_pixels=max_pixels) as library:
             try:
                 result = library.ingest_items(items, faces=FacesMode(faces.value), workers=workers, progress=progress,
-                                              skipped_files=skipped_files, analyzer=analyzer if analyze else None,
+                                              skipped_files=skipped_files, analyzer=analysis.chosen(),
                                               started=started, refuse_empty=False)
             finally:
                 if report is not None:  # also when the run failed: what was seen is reported

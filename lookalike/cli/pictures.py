@@ -21,7 +21,7 @@ from ._common import (
     terminal,
     writing,
 )
-from ._options import LibraryOptions, grouped
+from ._options import LibraryOptions, WhoseFace, grouped
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,11 +47,7 @@ def write_picture(image: np.ndarray, path: Path) -> Path:
 @app.command()
 @grouped
 def average(
-    person: Annotated[Optional[str], typer.Option("--person", help="The average face of this person.")] = None,
-    group: Annotated[Optional[str], typer.Option(
-        "--group", help="The average face of GROUP (tag:…, age:60-, emotion:…, person:…; at least 5 people).")
-    ] = None,
-    corpus: Annotated[bool, typer.Option("--corpus", help="The average face of the whole library.")] = False,
+    whose: WhoseFace = WhoseFace(),
     out: OutOpt = Path("average.png"),
     size: Annotated[int, typer.Option("--size", min=32, max=1024, help="Side of the picture, px.")] = 256,
     limit: Annotated[Optional[int], typer.Option(
@@ -64,12 +60,7 @@ def average(
 ) -> None:
     """Every face of a person, a group or the corpus warped to their mean shape and averaged."""
     with one_line_errors():
-        from ..errors import ConfigError
-        from ..query.facemath import Group, GroupKind
-
-        if sum((person is not None, group is not None, corpus)) != 1:
-            raise ConfigError("name exactly one of --person NAME, --group GROUP or --corpus")
-        chosen = Group(GroupKind.person, person) if person is not None else Group.parse(group) if group else None
+        chosen = whose.chosen()
         with opened(lib) as library:
             made = library.pictures.average(chosen, audience, size=size, limit=limit, outliers=outliers)
         write_picture(made.framed()[0], out)

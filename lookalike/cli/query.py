@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..analysis import AnalyzerName
-from ..config import MAX_SEARCH_STRENGTH
 from ..store.values import Audience
 from ._common import (
     PICTURE_SUFFIXES,
@@ -23,7 +21,15 @@ from ._common import (
     terminal,
     writing,
 )
-from ._options import LibraryOptions, SpaceOptions, grouped
+from ._options import (
+    AnalysisOptions,
+    FaceMathOptions,
+    LibraryOptions,
+    RankOptions,
+    SpaceOptions,
+    WhomOptions,
+    grouped,
+)
 
 if TYPE_CHECKING:
     from ..analysis import Estimate
@@ -32,38 +38,15 @@ if TYPE_CHECKING:
     from ..query.search import SearchResult
 
 
-class ByChoice(str, Enum):
-    face = "face"
-    centroid = "centroid"
-
-
 @app.command()
 @grouped
 def search(
     photo: Annotated[Path, typer.Argument(help="Photo to match (never stored).")],
     lib: LibraryOptions = LibraryOptions(),
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per face.")] = 5,
-    per_person: Annotated[bool, typer.Option(
-        "--per-person/--per-face", help="Best face per person (people-facing output), or every face.")] = False,
-    by: Annotated[ByChoice, typer.Option(
-        "--by", help="Rank single faces, or people by their average face (centroid).")] = ByChoice.face,
-    filters: Annotated[Optional[list[str]], typer.Option(
-        "--filter", help="tag=…, organisation=…, role=… or person=… (repeatable; applied before top-k).")] = None,
-    consented_only: Annotated[bool, typer.Option(
-        "--consented-only", help="Only people who consented to be displayed (= --audience consented).")] = False,
-    audience: Annotated[Audience, typer.Option(
-        "--audience", help="Whom the answer is for: operator (everyone), visitor (not the people who withhold "
-                           "consent) or consented; their matches and every face-math average alike.")
-    ] = Audience.operator,
-    analyze: Annotated[bool, typer.Option(
-        "--analyze", help="Also estimate age, gender and emotion of each query face.")] = False,
-    analyzer: AnalyzerOpt = AnalyzerName.auto,
-    toward: Annotated[Optional[str], typer.Option(
-        "--toward", help="Face math: move the query toward GROUP (tag:…, person:…, age:60-70, emotion:…).")] = None,
-    away: Annotated[Optional[str], typer.Option(
-        "--away", help="…and away from GROUP [default: the query's own group, else the corpus average].")] = None,
-    strength: Annotated[float, typer.Option("--strength", min=-MAX_SEARCH_STRENGTH, max=MAX_SEARCH_STRENGTH,
-                                            help="How far to move (0 = plain search).")] = 1.0,
+    rank: RankOptions = RankOptions(),
+    whom: WhomOptions = WhomOptions(),
+    analysis: AnalysisOptions = AnalysisOptions(),
+    math_options: FaceMathOptions = FaceMathOptions(),
     render: Annotated[Optional[Path], typer.Option(
         "--render", help="With --toward: draw the moved face beside the matches into this picture.")] = None,
     space: SpaceOptions = SpaceOptions(),
@@ -75,8 +58,8 @@ def search(
         from ..query.facemath import FaceMath
         from ..query.search import Filter, RankBy
 
-        parsed = tuple(Filter.parse(f) for f in filters or [])
-        math = FaceMath.parse(toward, away, strength)
+        parsed = tuple(Filter.parse(f) for f in whom.filters or [])
+        math = FaceMath.parse(math_options.toward, math_options.away, math_options.strength)
         if render is not None and math is None:
             from ..errors import ConfigError
 
@@ -84,11 +67,11 @@ def search(
         if render is not None:
             from ..imaging.transform import check_strength
 
-            check_strength(strength)  # before the search, not after it
-        seen = Audience.consented if consented_only else audience
+            check_strength(math_options.strength)  # before the search, not after it
+        seen = whom.chosen_audience()
         with opened(lib, space) as library:
-            result = library.search(str(photo), k=k, per_person=per_person, rank_by=RankBy(by.value),
-                                    filters=parsed, audience=seen, analyzer=analyzer if analyze else None, math=math)
+            result = library.search(str(photo), k=rank.k, per_person=rank.per_person, rank_by=RankBy(rank.by.value),
+                                    filters=parsed, audience=seen, analyzer=analysis.chosen(), math=math)
             unrendered = None  # a face that cannot be drawn (two of like size): the answer is still said
             if render is not None and math is not None:
                 try:

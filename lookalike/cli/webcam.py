@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis import AnalyzerName
-from ._common import AnalyzerOpt, JsonOpt, app, one_line_errors, opened, output, print_json, terminal, writing
-from ._options import LibraryOptions, grouped
+from ._common import JsonOpt, app, one_line_errors, opened, output, print_json, terminal, writing
+from ._options import AnalysisOptions, LibraryOptions, grouped
 
 
 @app.command()
@@ -24,8 +23,7 @@ def webcam(
     jsonl: Annotated[Optional[Path], typer.Option(
         "--jsonl", help="Write one JSON line per match update (t, track, bbox, person, similarity, "
                         "verdict, ...); - for standard output.")] = None,
-    analyze: Annotated[bool, typer.Option("--analyze", help="Also estimate age, gender and emotion per face.")] = False,
-    analyzer: AnalyzerOpt = AnalyzerName.auto,
+    analysis: AnalysisOptions = AnalysisOptions(),
     k: Annotated[int, typer.Option("-k", "--k", help="Matches per face.")] = 3,
     realtime: Annotated[bool, typer.Option(
         "--realtime/--no-realtime",
@@ -57,7 +55,7 @@ def webcam(
         elif window and problem is not None:
             raise NoDisplay(problem)
         say = terminal(stderr=True)
-        options = LiveOptions(k=k, analyzer=analyzer if analyze else None, realtime=realtime)
+        options = LiveOptions(k=k, analyzer=analysis.chosen(), realtime=realtime)
         with opened(lib) as library:
             session = LiveSession(live_library(library), parse_source(source), options, [])  # opens the source
             try:
