@@ -22,6 +22,12 @@ def _faces_of(lib, person: str) -> set[int]:
         return set(photo_rows.person_face_ids(session, lib.view.space_id, [pid])[pid])
 
 
+def _get(cache: shown.ShownCache, space_id: int, filters, audience: Audience, at: int | None) -> shown.Shown:
+    """As the view asks: the kept list, else one read now (no Milvus fields here)."""
+    kept = cache.kept(filters, audience, at)
+    return kept if kept is not None else cache.read(space_id, filters, audience, False)
+
+
 def _names(lib) -> list[str]:
     return sorted(p.profile.name for p in lib.people.summaries(Audience.operator))
 
@@ -30,18 +36,18 @@ def test_a_visitors_list_is_kept_until_a_newer_generation_is_asked_for(small_db)
     with lookalike.open(small_db) as lib:
         cache = shown.ShownCache(lib.view.session)
         space_id = lib.view.space_id
-        first = cache.get(space_id, (), Audience.visitor, None, False)
+        first = _get(cache, space_id, (), Audience.visitor, None)
         assert first.allowed is None and first.excluded is None  # nobody withholds consent yet
         person = _names(lib)[0]
         lib.people.set_consent(person, False)
         with lib.session() as session:
             now = centroid_rows.centroid_generation(session, space_id)
         assert now != first.generation
-        assert cache.get(space_id, (), Audience.visitor, None, False) is first  # kept: no answer said otherwise
-        fresh = cache.get(space_id, (), Audience.visitor, now, False)  # an answer read at the new generation
+        assert _get(cache, space_id, (), Audience.visitor, None) is first  # kept: no answer said otherwise
+        fresh = _get(cache, space_id, (), Audience.visitor, now)  # an answer read at the new generation
         assert fresh.generation == now and set(fresh.excluded.tolist()) == _faces_of(lib, person)
         assert fresh.corpus is not None and np.isclose(np.linalg.norm(fresh.corpus[0]), 1.0, atol=1e-5)
-        assert cache.get(space_id, (), Audience.operator, None, False) is shown.NOTHING_HIDDEN
+        assert _get(cache, space_id, (), Audience.operator, None) is shown.NOTHING_HIDDEN
 
 
 def test_the_least_recently_used_lists_go_first(small_db, monkeypatch):
@@ -51,9 +57,9 @@ def test_the_least_recently_used_lists_go_first(small_db, monkeypatch):
         space_id = lib.view.space_id
         people = _names(lib)[:3]
         filters = [(Filter.parse(f"person={name}"),) for name in people]
-        kept = [cache.get(space_id, f, Audience.operator, None, False) for f in filters[:2]]
+        kept = [_get(cache, space_id, f, Audience.operator, None) for f in filters[:2]]
         assert set(kept[0].allowed.tolist()) == _faces_of(lib, people[0])
-        assert cache.get(space_id, filters[0], Audience.operator, None, False) is kept[0]  # used: now the newest
-        cache.get(space_id, filters[2], Audience.operator, None, False)  # a third: the oldest (the second) goes
-        assert cache.get(space_id, filters[0], Audience.operator, None, False) is kept[0]
-        assert cache.get(space_id, filters[1], Audience.operator, None, False) is not kept[1]
+        assert _get(cache, space_id, filters[0], Audience.operator, None) is kept[0]  # used: now the newest
+        _get(cache, space_id, filters[2], Audience.operator, None)  # a third: the oldest (the second) goes
+        assert _get(cache, space_id, filters[0], Audience.operator, None) is kept[0]
+        assert _get(cache, space_id, filters[1], Audience.operator, None) is not kept[1]

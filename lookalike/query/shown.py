@@ -155,9 +155,3 @@ class ShownCache:
                     s.allowed.nbytes for s in self._kept.values() if s.allowed is not None) > SHOWN_BYTES):
                 self._kept.popitem(last=False)  # the least recently used
         return made
-
-    def get(self, space_id: int, filters: Sequence[Filter], audience: Audience, at: int | None,
-            filter_on_fields: bool) -> Shown:
-        """The kept :class:`Shown` (:meth:`kept`), else one read now (:meth:`read`)."""
-        kept = self.kept(filters, audience, at)
-        return kept if kept is not None else self.read(space_id, filters, audience, filter_on_fields)
