@@ -39,7 +39,28 @@ def problem(data: bytes) -> str | None:
         return _gif(data)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff(data)
+    if data[:1] == b"P" and data[1:2] in b"123456" and len(data) > 2:
+        return _pnm(data)
+    if data[:2] == b"BM" and len(data) >= 34 and int.from_bytes(data[30:34], "little") in (1, 2):
+        return "a run-length coded BMP (decoded a byte at a time): save it as PNG or JPEG"
     return None
+
+
+def _pnm(data: bytes) -> str | None:
+    """A PNM header read token by token, comments and all, within :data:`PNM_HEADER` bytes."""
+    pos, tokens = 2, 1
+    wanted = 3 if data[1:2] in b"14" else 4  # bitmaps have no maximum
+    while pos < min(len(data), PNM_HEADER) and tokens < wanted:
+        if data[pos] == 0x23:  # "#": a comment to the end of the line
+            end = data.find(b"\n", pos, PNM_HEADER)
+            pos = PNM_HEADER if end < 0 else end + 1
+        elif data[pos] in b" \t\r\n":
+            pos += 1
+        else:
+            while pos < len(data) and data[pos] not in b" \t\r\n#":
+                pos += 1
+            tokens += 1
+    return None if tokens >= wanted else f"a PNM header over {PNM_HEADER} bytes: not a photo this program reads"
 
 
 def parts_cap(size: int) -> int:
@@ -50,6 +71,9 @@ def parts_cap(size: int) -> int:
 # a TIFF's strips or tiles: one per this many pixels at most (a strip is a row or more, a
 # tile 16 x 16 or more), whatever its compression makes of the bytes
 PIXELS_PER_PART = 64
+COLOUR_MAP = 3 * 65536  # the longest tag a photo has beside its strips: a 16-bit palette
+# a PNM's header (magic, width, height, maximum and the comments between them)
+PNM_HEADER = 4096
 
 
 def too_many(what: str, cap: int) -> str:
@@ -57,11 +81,29 @@ def too_many(what: str, cap: int) -> str:
             "to read, not a photo this program reads")
 
 
+# markers a JPEG holds before its first scan: APPn, COM, quantisation and Huffman tables,
+# frame headers (SOF0-15 but DHT, JPG, DAC), DRI, DAC, DNL, EXP
+_HEADER_MARKERS = frozenset(range(0xE0, 0xF0)) | {0xFE, 0xDB, 0xC4, 0xDD, 0xCC, 0xDC, 0xDF} | (
+    frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC})
+# scans (SOS markers) after the first: a progressive JPEG has about ten, an MPO's second
+# image as many again; each one is a pass of libjpeg over the whole picture
+SCANS = 64
+# bytes of header before the first scan (EXIF is at most 64 kB, an ICC profile rarely over
+# 1 MB), and tables (quantisation, Huffman) before it: Pillow reads both in Python
+HEADER_BYTES = 2 << 20
+TABLES = 32
+# a photo's long side over its short one (a panorama is 4-10): a 64 x 625,000 TIFF of 625 k
+# one-row strips took 2.7 s to decode
+ASPECT = 100
+
+
 def _jpeg(data: bytes) -> str | None:
-    pos, segments = 2, 0
+    pos, segments, tables = 2, 0, 0
     while pos + 4 <= len(data):
+        if pos > HEADER_BYTES:
+            return f"a JPEG header over {HEADER_BYTES >> 20} MB before its image: not a photo this program reads"
         if data[pos] != 0xFF:
-            return None  # not a marker: the decoder says what is wrong
+            return "bytes between a JPEG's header segments that are no segment: not a photo this program reads"
         marker = data[pos + 1]
         segments += 1
         if segments > SEGMENTS:
@@ -69,11 +111,17 @@ def _jpeg(data: bytes) -> str | None:
         if marker == 0xFF:  # a fill byte before a marker
             pos += 1
         elif marker == 0xDA:  # start of scan: the image data follows, read by libjpeg
+            # an FF DA in the coded data is always a marker (an FF there is followed by 00 or RSTn)
+            if data.count(b"\xff\xda", pos + 2) > SCANS:
+                return too_many("JPEG scans", SCANS)
             return None
-        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-        else:
+        elif marker in _HEADER_MARKERS:
+            tables += marker in (0xDB, 0xC4)
+            if tables > TABLES:
+                return too_many("JPEG quantisation and Huffman tables before its image", TABLES)
             pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        else:  # FF 00, a restart or end marker where a header segment must be
+            return f"a JPEG marker FF {marker:02X} among its header segments: not a photo this program reads"
     return None
 
 
@@ -105,6 +153,8 @@ def _gif(data: bytes) -> str | None:
                 pos += 1
                 break
             pos += data[pos] + 1
+    if pos < len(data) and data[pos] not in (0x2C, 0x3B):  # Pillow would step over junk a byte at a time
+        return "bytes after a GIF's extensions that are no image: not a photo this program reads"
     return None
 
 
@@ -123,15 +173,25 @@ def _tiff(data: bytes) -> str | None:
     if offset + 2 + 12 * entries > len(data):
         return None
     found: dict[int, int] = {}
+    longest = 0  # the most values a numeric tag holds (Pillow reads each one, rationals in Python)
     for i in range(entries):
         tag, kind, count = struct.unpack_from(f"{order}HHI", data, offset + 2 + 12 * i)
         if tag in (256, 257) and count == 1 and kind in (3, 4):  # width, height (SHORT or LONG)
             found[tag] = struct.unpack_from(f"{order}{'H' if kind == 3 else 'I'}", data, offset + 10 + 12 * i)[0]
         elif tag in (273, 324):  # StripOffsets, TileOffsets
             found[tag] = count
+        if kind not in (1, 2, 6, 7):  # not bytes or text
+            longest = max(longest, count)
+    width, height = found.get(256, 0), found.get(257, 0)
+    if min(width, height) and max(width, height) > ASPECT * min(width, height):
+        return f"a {width} x {height} picture: no photo is {ASPECT} times as long as it is wide"
     parts = max(found.get(273, 0), found.get(324, 0))
-    cap = SEGMENTS + found.get(256, 0) * found.get(257, 0) // PIXELS_PER_PART
-    return too_many("TIFF strips or tiles", cap) if parts > cap else None
+    cap = SEGMENTS + width * height // PIXELS_PER_PART
+    if parts > cap:
+        return too_many("TIFF strips or tiles", cap)
+    if longest > cap + COLOUR_MAP:
+        return too_many("values in one TIFF tag", cap + COLOUR_MAP)
+    return None
 
 
 def sub_blocks_budget(size: int) -> int:
