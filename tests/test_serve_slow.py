@@ -139,3 +139,87 @@ def test_a_json_object_that_names_a_key_twice_is_refused(slow_site):
     said = httpx.put(url + "/v1/people/amy/consent", content=b'{"consent_display": false, "consent_display": true}',
                      headers=headers, timeout=60)
     problem(said, 422, "invalid_request")
+
+
+def test_a_head_over_the_limit_in_one_read_and_a_flood_of_trailers_are_431(slow_site):
+    """Counted as parsed, not only read by read: a 70 kB head sent whole got a 200; a chunked
+    body's trailers were never counted (a 100 MB one cost 12 s: security re-probe 52)."""
+    url, _, search = slow_site
+    whole = _connect(url)
+    whole.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (HEAD_LIMIT + 6000) + b"\r\n\r\n")
+    status, said = _whole_answer(whole)
+    assert status.startswith(b"HTTP/1.1 431") and said["code"] == "head_too_large", said
+    trailers = _connect(url)
+    trailers.sendall(f"POST /v1/search HTTP/1.1\r\nHost: x\r\nX-API-Key: {search}\r\n"
+                     "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "1\r\na\r\n0\r\n".encode()
+                     + b"X-Trailer: " + b"t" * (HEAD_LIMIT + 6000) + b"\r\n\r\n")
+    status, said = _whole_answer(trailers)
+    assert status.startswith(b"HTTP/1.1 431") and "trailers" in said["detail"], said
+
+
+def test_a_connection_answered_is_closed_when_its_client_goes_on_sending(slow_site):
+    """A request whose body the route never reads is answered; its client then sending one
+    byte more kept the connection open for ever (security re-probe 52): it is closed after
+    --read-timeout. The server's close is the signal waited for."""
+    url, _, _ = slow_site
+    sock = _connect(url)
+    sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += sock.recv(65536)
+    assert got.startswith(b"HTTP/1.1 200")
+    sock.sendall(b"x")
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass  # closed with the byte unread: a reset is a close too
+
+
+def test_a_body_that_names_no_type_is_held_to_the_json_limit_and_deep_nesting_is_no_500(slow_site):
+    """A body without a Content-Type skipped the 1 MB cap (the routes read it as JSON all the
+    same: 3.75 s and 670 MB for a 30 MB one), and nesting past Python's depth gave a 500 from
+    the repeated-key check (security re-probe 52, N7, N8)."""
+    url, admin, _ = slow_site
+    big = b'{"name": "amy", "story": "' + b"s" * (JSON_LIMIT + 10) + b'"}'
+    said = httpx.post(url + "/v1/people", content=big, headers={"X-API-Key": admin}, timeout=60)
+    problem(said, 413, "request_too_large")
+    for kind in (None, "application/json"):
+        headers = {"X-API-Key": admin} | ({"Content-Type": kind} if kind else {})
+        deep = httpx.post(url + "/v1/people", content=b"[" * 100_000, headers=headers, timeout=60)
+        assert deep.status_code in (400, 422), (kind, deep.status_code, deep.text[:200])
+
+
+@pytest.fixture(scope="module")
+def four_places(tmp_path_factory):
+    """Four places for bodies, so one caller may hold one; no read deadline to speak of."""
+    db = tmp_path_factory.mktemp("places") / "kiosk.db"
+    with lookalike.open(db) as lib:
+        _, one = lib.keys.create(KeyScope.search)
+        _, other = lib.keys.create(KeyScope.search)
+    server = serving.start(db, "--rate", "0", "--max-bodies", "4", "--body-wait", "0", "--read-timeout", "3600")
+    try:
+        yield server.url, one, other
+    finally:
+        server.stop()
+
+
+def test_one_caller_holds_at_most_a_quarter_of_the_places(four_places):
+    """Two callers sending just above the least rate held every place (re-probe 52, N5): a
+    caller's second body while its first is in flight is a 429, and another caller's body
+    still finds a place."""
+    url, one, other = four_places
+    head = ("POST /v1/search HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\nContent-Type: multipart/form-data; "
+            "boundary=b\r\nContent-Length: 1000\r\n\r\n--b\r\n")
+    held = _connect(url)
+    held.sendall(head.format(one).encode())
+    assert wait_for(lambda: httpx.get(url + "/v1/health", timeout=60).json()["bodies_in_flight"] == 1, guard=120)
+    second = _connect(url)
+    second.sendall(head.format(one).encode())
+    status, said = _whole_answer(second)
+    assert status.startswith(b"HTTP/1.1 429") and "already sending 1 requests with a body" in said["detail"], said
+    theirs = httpx.post(url + "/v1/search", headers={"X-API-Key": other}, timeout=120,
+                        files={"photo": ("a.jpg", b"\xff\xd8 not a photo", "image/jpeg")})
+    assert theirs.status_code not in (429, 503), theirs.text
+    held.close()

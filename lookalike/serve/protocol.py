@@ -50,7 +50,11 @@ class CountedHttp(_Http):
     its requests' heads bounded in size and time."""
 
     _head_open = True  # no request's head has been read whole since the last one ended
-    _head_bytes = 0
+    _head_bytes = 0  # bytes received while a head is awaited
+    _head_size = 0  # bytes of the current request's line and headers (trailers too), as parsed
+    _since_head = 0  # bytes received since its head was whole: its body, chunk framing, trailers
+    _body = 0  # bytes of its body
+    _refused = False  # answered by this protocol itself: what else comes is dropped
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -66,21 +70,61 @@ class CountedHttp(_Http):
 
     # -- the head: bounded in bytes and in time -----------------------------------------
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._head_open:
             self._head_bytes += len(data)
-            if self._head_timer is None:
-                self._head_deadline()
+        else:
+            self._since_head += len(data)
+        if self._head_timer is None:  # a deadline is always armed while bytes come (_head_late)
+            self._head_deadline()
         super().data_received(data)
-        if self._head_open and self._head_bytes > HEAD_LIMIT and not self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
+            return
+        if self._head_open and self._head_bytes > HEAD_LIMIT:
             self._refuse(431, problems.ServerCode.head_too_large,
                          f"the request line and headers are over {HEAD_LIMIT} bytes")
+        elif not self._head_open and self._since_head - self._body > HEAD_LIMIT + self._body // 8:
+            # what a chunked body sends beside its bytes: its chunk sizes and the trailers after
+            # it (one 100 MB trailer cost 12 s of the event loop, before any key: re-probe 52)
+            self._refuse(431, problems.ServerCode.head_too_large,
+                         f"the chunk framing and trailers of the body are over {HEAD_LIMIT} bytes")
+
+    def on_message_begin(self) -> None:
+        self._head_size = self._since_head = self._body = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._head_size += len(name) + len(value)
+        if not self._head_open and self._head_size > HEAD_LIMIT:  # a chunked body's trailers
+            self._refuse(431, problems.ServerCode.head_too_large,
+                         f"the chunk framing and trailers of the body are over {HEAD_LIMIT} bytes")
+            return
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._head_open, self._head_bytes = False, 0
-        self._stop_head_timer()
+        if self._head_size > HEAD_LIMIT:  # a head that came in one read (the count above sees reads)
+            self._refuse(431, problems.ServerCode.head_too_large,
+                         f"the request line and headers are over {HEAD_LIMIT} bytes")
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
+        self._body += len(body)
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         self._head_open = True  # the next request's head, on the same connection
 
@@ -90,6 +134,7 @@ class CountedHttp(_Http):
         self._refuse(400, problems.ServerCode.unreadable_request, "not an HTTP/1.1 request this server reads")
 
     def _refuse(self, status: int, code: str, detail: str) -> None:
+        self._refused = True
         self.logger.warning("%s:%s refused: %s", *(self.client or ("-", "-")), detail)
         self.transport.write(_problem(status, code, detail))
         self.transport.close()
@@ -105,13 +150,22 @@ class CountedHttp(_Http):
             self._head_timer = None
 
     def _head_late(self, seconds: float) -> None:
+        """The deadline: a head still awaited with bytes of it come (or none on a new
+        connection) is a 408; a request already answered whose client still sends a body
+        nobody reads is closed (one byte after the answer kept a connection open for ever:
+        re-probe 52); a request being read or served is the app's to time, looked at again
+        later; a kept-alive connection between requests is uvicorn's keep-alive timeout's."""
         self._head_timer = None
-        if not self._head_open or self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
             return
-        if self._head_bytes == 0 and self.cycle is not None:
-            return  # a kept-alive connection between requests: uvicorn's keep-alive timeout ends it
-        self._refuse(408, problems.ServerCode.request_too_slow,
-                     f"the request's head did not arrive within {seconds:g} s")
+        if self._head_open:
+            if self._head_bytes or self.cycle is None:
+                self._refuse(408, problems.ServerCode.request_too_slow,
+                             f"the request's head did not arrive within {seconds:g} s")
+        elif self.cycle is not None and self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self._head_deadline()
 
     def handle_websocket_upgrade(self, *event: Any) -> None:  # noqa: ANN401 - httptools' takes none, h11's one
         # the connection goes over to uvicorn's WebSocket protocol, whose loss is never told

@@ -84,8 +84,8 @@ async def one_value_each(request: Request) -> None:
 
     try:
         json.loads(await request.body(), object_pairs_hook=pairs)
-    except ValueError:
-        return  # not JSON: the route's own parsing says why
+    except (ValueError, RecursionError):
+        return  # not JSON, or nested past Python's depth: the route's own parsing says why
 
 
 OneValueEach = Depends(one_value_each)
