@@ -394,8 +394,8 @@ class Library:
         from .ingest import corpus
 
         paths = self.people.store_uploads(name, uploads)
-        scan = corpus.scan(list(paths), person=name)
-        return self.ingest_items(scan.items, refuse_empty=False), paths
+        items = [corpus.alone(item, self.view.pipeline, name) for item in corpus.scan(list(paths), person=name).items]
+        return self.ingest_items(items, refuse_empty=False), paths
 
     def photo_path(self, photo_id: int) -> str:
         with self.session() as session:

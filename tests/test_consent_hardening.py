@@ -21,6 +21,7 @@ from conftest import app_page, cli
 from PIL import Image
 
 import lookalike
+from lookalike.ingest.corpus import Profile
 
 BBT = "celeb/faceapi_bbt"
 WITHHELD = ("sheldon", "stuart")
@@ -281,6 +282,25 @@ def test_a_group_photo_filed_under_one_person_shows_a_visitor_only_them(faces, s
     from lookalike.people import PORTRAIT_SIDE
 
     assert max(cut.shape[:2]) <= PORTRAIT_SIDE  # no screen shows a 40 MP photo's every pixel
+
+
+def test_an_upload_of_several_faces_of_like_size_is_refused(faces, small_db):
+    """Uploaded under one name, a photo of several people of like size kept the largest face
+    as theirs, and in a probe that was a colleague who had withdrawn consent, then shown to
+    visitors under the name uploaded for (re-probe 52, N4): such an upload is refused with
+    what to do instead; a photo of the person alone is stored."""
+    group = faces / "bad-inputs" / "collected" / "multi_face__obama_and_biden.jpg"
+    alone = faces / "lfw-dev" / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg"
+    with lookalike.open(small_db) as lib:
+        lib.people.save_profile("aaron_sorkin", Profile(consent_display=True))
+        before = lib.stats()["faces"]
+        report, _ = lib.add_photos("aaron_sorkin", [("group.jpg", group.read_bytes()),
+                                                    ("alone.jpg", alone.read_bytes())])
+        by_status = {o.status.value: o for o in report.outcomes}
+        assert set(by_status) == {"rejected", "ok"}, by_status
+        refused = by_status["rejected"]
+        assert "faces of like size" in refused.reason and "add a photo of them alone" in refused.reason
+        assert lib.stats()["faces"] == before + 1
 
 
 def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
