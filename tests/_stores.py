@@ -118,6 +118,21 @@ def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: fl
         log.close()
 
 
+ETCD_PORTS = (2379, 2380)  # the milvus package's embedded etcd (client, peer)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _kill_running_from(folder: Path) -> None:
     """SIGTERM, then SIGKILL, every process whose command line names ``folder``: the KILL
     only for what is still there when the TERM's processes are gone or 20 s have passed."""
@@ -151,6 +166,11 @@ def milvus_server(tmp_path_factory):
     port = free_port()
     data = tmp_path_factory.mktemp("milvus-standalone")
     exe = Path(sys.executable).with_name("milvus-server")
+    # its embedded etcd listens on fixed ports: a second test run on this machine (another
+    # checkout's) waits for the first's server to stop, where its etcd died at once and the
+    # wrapper waited half an hour for a server that would never answer
+    assert wait_for(lambda: all(_port_free(p) for p in ETCD_PORTS), guard=3600, poll=1), \
+        f"etcd's ports {ETCD_PORTS} stay taken: another Milvus standalone runs on this machine"
     yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
                       data / "server.log")
 
