@@ -30,7 +30,7 @@ from .index.space_store import IndexSlot, SpaceStore, missing_space
 from .models.catalog import RECOGNITION_DIMS
 from .query import shown
 from .query.search import Calibration
-from .store import centroid_rows, photo_rows, space_rows
+from .store import centroid_rows, space_rows
 from .store.values import Audience
 
 if TYPE_CHECKING:
@@ -241,9 +241,8 @@ class SpaceView:
         self.backend.after_commit(self.store(), self.index_slot())
 
     def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
-        """The stored full-width vectors of face ``ids``, in that order."""
-        with self.session() as session:
-            return photo_rows.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
+        """The stored full-width vectors of face ``ids``, in that order (the store's read)."""
+        return self.store().vectors(ids)
 
     def calibration(self) -> Calibration:
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the

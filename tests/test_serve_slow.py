@@ -28,19 +28,25 @@ from lookalike.store.values import KeyScope
 pytestmark = pytest.mark.e2e
 
 
+def _served(folder: Path, scopes: tuple[KeyScope, ...], *options: str):
+    """A library without faces served on a loopback port with ``options``, a key of each of
+    ``scopes`` made first; yields the URL and the keys."""
+    db = folder / "kiosk.db"
+    with lookalike.open(db) as lib:
+        keys = [lib.keys.create(scope)[1] for scope in scopes]
+    server = serving.start(db, "--rate", "0", "--body-wait", "0", *options)
+    try:
+        yield (server.url, *keys)
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def slow_site(tmp_path_factory):
     """A served library without faces: one place for a body, refused at once beyond, and a
     read deadline of 1 s (the tests wait for the server's answer, never for a duration)."""
-    db = tmp_path_factory.mktemp("slow") / "kiosk.db"
-    with lookalike.open(db) as lib:
-        _, admin = lib.keys.create(KeyScope.admin)
-        _, search = lib.keys.create(KeyScope.search)
-    server = serving.start(db, "--rate", "0", "--max-bodies", "1", "--body-wait", "0", "--read-timeout", "1")
-    try:
-        yield server.url, admin, search
-    finally:
-        server.stop()
+    yield from _served(tmp_path_factory.mktemp("slow"), (KeyScope.admin, KeyScope.search),
+                       "--max-bodies", "1", "--read-timeout", "1")
 
 
 def _connect(url: str) -> socket.socket:
@@ -194,15 +200,8 @@ def test_a_body_that_names_no_type_is_held_to_the_json_limit_and_deep_nesting_is
 @pytest.fixture(scope="module")
 def four_places(tmp_path_factory):
     """Four places for bodies, so one caller may hold one; no read deadline to speak of."""
-    db = tmp_path_factory.mktemp("places") / "kiosk.db"
-    with lookalike.open(db) as lib:
-        _, one = lib.keys.create(KeyScope.search)
-        _, other = lib.keys.create(KeyScope.search)
-    server = serving.start(db, "--rate", "0", "--max-bodies", "4", "--body-wait", "0", "--read-timeout", "3600")
-    try:
-        yield server.url, one, other
-    finally:
-        server.stop()
+    yield from _served(tmp_path_factory.mktemp("places"), (KeyScope.search, KeyScope.search),
+                       "--max-bodies", "4", "--read-timeout", "3600")
 
 
 def test_one_caller_holds_at_most_a_quarter_of_the_places(four_places):

@@ -22,6 +22,7 @@ is also where the cost of one hostile file is bounded, before any pixel is decod
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -211,8 +212,10 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise BadImage(name, _damaged(err, _format_guess(data), max_pixels)) from err
 
 
+@functools.cache
 def _openers() -> tuple[str, ...]:
-    """:data:`PHOTO_FORMATS` that this Pillow has an opener for (it refuses a name it lacks)."""
+    """:data:`PHOTO_FORMATS` that this Pillow has an opener for (it refuses a name it lacks);
+    asked once a process, not at every decode."""
     from PIL import Image
 
     Image.init()

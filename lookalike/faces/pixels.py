@@ -134,7 +134,7 @@ def gif_frames(data: bytes, cap: int = FRAME_COUNT_CAP) -> int:
     the walk has stepped through as many data sub-blocks as a GIF of its size may hold
     (:func:`lookalike.faces.structure.sub_blocks_budget`: millions of one-byte comment
     blocks after the first image would otherwise be walked one by one, for a note)."""
-    from .structure import sub_blocks_budget
+    from .structure import skip_sub_blocks, sub_blocks_budget
 
     if len(data) < 13 or data[:3] != b"GIF":
         return 1
@@ -147,22 +147,14 @@ def gif_frames(data: bytes, cap: int = FRAME_COUNT_CAP) -> int:
         if block == 0x3B:  # trailer
             break
         if block == 0x21:  # extension: label, then data sub-blocks
-            pos = _skip_sub_blocks(data, pos + 2, budget)
+            pos = skip_sub_blocks(data, pos + 2, budget)
         elif block == 0x2C:  # image: descriptor, local colour table, LZW code size, sub-blocks
             if pos + 10 > len(data):
                 break
             flags = data[pos + 9]
             pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
-            pos = _skip_sub_blocks(data, pos, budget)
+            pos = skip_sub_blocks(data, pos, budget)
             frames += 1
         else:
             break
     return max(1, frames)
-
-
-def _skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
-    """Past the data sub-blocks at ``pos``, each one taken from ``budget[0]``."""
-    while pos < len(data) and data[pos] and budget[0] > 0:
-        pos += data[pos] + 1
-        budget[0] -= 1
-    return pos + 1

@@ -142,17 +142,11 @@ def _gif(data: bytes) -> str | None:
     if len(data) < 13:
         return None
     pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
-    blocks = 0
+    budget = [SEGMENTS * 8]
     while pos < len(data) and data[pos] == 0x21:  # an extension: label, then data sub-blocks
-        pos += 2
-        while pos < len(data):
-            blocks += 1
-            if blocks > SEGMENTS * 8:
-                return too_many("GIF extension blocks before its image", SEGMENTS * 8)
-            if not data[pos]:
-                pos += 1
-                break
-            pos += data[pos] + 1
+        pos = skip_sub_blocks(data, pos + 2, budget)
+        if budget[0] <= 0:
+            return too_many("GIF extension blocks before its image", SEGMENTS * 8)
     if pos < len(data) and data[pos] not in (0x2C, 0x3B):  # Pillow would step over junk a byte at a time
         return "bytes after a GIF's extensions that are no image: not a photo this program reads"
     return None
@@ -192,6 +186,15 @@ def _tiff(data: bytes) -> str | None:
     if longest > cap + COLOUR_MAP:
         return too_many("values in one TIFF tag", cap + COLOUR_MAP)
     return None
+
+
+def skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
+    """Past a GIF's data sub-blocks at ``pos``, each one taken from ``budget[0]`` (a walk
+    stops where the budget runs out: the caller looks at what is left of it)."""
+    while pos < len(data) and data[pos] and budget[0] > 0:
+        pos += data[pos] + 1
+        budget[0] -= 1
+    return pos + 1
 
 
 def sub_blocks_budget(size: int) -> int:

@@ -235,11 +235,10 @@ class BodyLimit(HttpMiddleware):
         # photos come only as multipart forms: any other body (JSON, or one that names no type,
         # which the routes read as JSON all the same: re-probe 52) is held to JSON's limit
         form = headers.get(b"content-type", b"").split(b";")[0].strip().lower().startswith(b"multipart/")
-        json_body = not form
         limit = self.limit if form else min(self.limit, JSON_LIMIT)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, limit, json_body)
+            await self._refuse(send, limit, not form)
             return
         received, started, whole = 0, time.monotonic(), False
 
@@ -265,7 +264,7 @@ class BodyLimit(HttpMiddleware):
             await self.app(scope, counted, answer)
         except _TooLarge as err:
             if not answer.started:
-                await self._refuse(send, err.limit, json_body)
+                await self._refuse(send, err.limit, not form)
         except _TooSlow as err:
             if not answer.started:
                 await send_problem(send, ApiProblem(408, ServerCode.request_too_slow, str(err.detail)))

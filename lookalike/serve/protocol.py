@@ -82,13 +82,11 @@ class CountedHttp(_Http):
         if self._refused or self.transport.is_closing():
             return
         if self._head_open and self._head_bytes > HEAD_LIMIT:
-            self._refuse(431, problems.ServerCode.head_too_large,
-                         f"the request line and headers are over {HEAD_LIMIT} bytes")
+            self._too_large("the request line and headers")
         elif not self._head_open and self._since_head - self._body > HEAD_LIMIT + self._body // 8:
             # what a chunked body sends beside its bytes: its chunk sizes and the trailers after
             # it (one 100 MB trailer cost 12 s of the event loop, before any key: re-probe 52)
-            self._refuse(431, problems.ServerCode.head_too_large,
-                         f"the chunk framing and trailers of the body are over {HEAD_LIMIT} bytes")
+            self._too_large("the chunk framing and trailers of the body")
 
     def on_message_begin(self) -> None:
         self._head_size = self._since_head = self._body = 0
@@ -103,16 +101,14 @@ class CountedHttp(_Http):
             return
         self._head_size += len(name) + len(value)
         if not self._head_open and self._head_size > HEAD_LIMIT:  # a chunked body's trailers
-            self._refuse(431, problems.ServerCode.head_too_large,
-                         f"the chunk framing and trailers of the body are over {HEAD_LIMIT} bytes")
+            self._too_large("the chunk framing and trailers of the body")
             return
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._head_open, self._head_bytes = False, 0
         if self._head_size > HEAD_LIMIT:  # a head that came in one read (the count above sees reads)
-            self._refuse(431, problems.ServerCode.head_too_large,
-                         f"the request line and headers are over {HEAD_LIMIT} bytes")
+            self._too_large("the request line and headers")
             return
         super().on_headers_complete()
 
@@ -132,6 +128,9 @@ class CountedHttp(_Http):
         """httptools' refusal of what is not HTTP/1.1 (a bad length, an HTTP/2 preface), as a
         problem like every other answer."""
         self._refuse(400, problems.ServerCode.unreadable_request, "not an HTTP/1.1 request this server reads")
+
+    def _too_large(self, what: str) -> None:
+        self._refuse(431, problems.ServerCode.head_too_large, f"{what} are over {HEAD_LIMIT} bytes")
 
     def _refuse(self, status: int, code: str, detail: str) -> None:
         self._refused = True
