@@ -9,6 +9,7 @@ keys in 10 MB took 8.4 s and 1.3 GB to refuse); the parser's own refusals are pr
 from __future__ import annotations
 
 import json
+import select
 import socket
 import sys
 from pathlib import Path
@@ -222,3 +223,42 @@ def test_one_caller_holds_at_most_a_quarter_of_the_places(four_places):
                         files={"photo": ("a.jpg", b"\xff\xd8 not a photo", "image/jpeg")})
     assert theirs.status_code not in (429, 503), theirs.text
     held.close()
+
+
+@pytest.fixture(scope="module")
+def waiting_places(tmp_path_factory):
+    """Four places for bodies (one a caller) and a long wait for one: five callers' keys."""
+    yield from _served(tmp_path_factory.mktemp("waiting"), (KeyScope.search,) * 5,
+                       "--max-bodies", "4", "--read-timeout", "3600", "--body-wait", "3600")
+
+
+def test_a_callers_request_waiting_for_a_place_counts_against_its_share(waiting_places):
+    """The share was checked before the wait for a place and counted after it, so two requests
+    of one caller that both waited both got in (security re-probe 52): now a request is counted
+    as it starts to wait, the caller's next is a 429 at once, and the one waiting is served
+    when a place comes free."""
+    url, *holders, late = waiting_places
+    head = ("POST /v1/search HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\nContent-Type: multipart/form-data; "
+            "boundary=b\r\nContent-Length: {}\r\n\r\n")
+    part = (b'--b\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n\xff\xd8 not a photo\r\n--b--\r\n")
+    held = []
+    for key in holders:  # every place held by a body that is never finished
+        held.append(_connect(url))
+        held[-1].sendall(head.format(key, 1000).encode() + b"--b\r\n")
+    assert wait_for(lambda: httpx.get(url + "/v1/health", timeout=60).json()["bodies_in_flight"] == 4, guard=120)
+    first, second = _connect(url), _connect(url)
+    for sock in (first, second):
+        sock.sendall(head.format(late, len(part)).encode() + part)
+    # one of the two waits for a place, the other is refused without waiting
+    ready, _, _ = select.select([first, second], [], [], 120)
+    assert ready, "neither request was answered: both are waiting for a place"
+    refused = ready[0]
+    status, said = _whole_answer(refused)
+    assert status.startswith(b"HTTP/1.1 429") and said["code"] == "rate_limited", said
+    waiting = second if refused is first else first
+    held.pop().close()  # a place comes free: the waiting request is served
+    answer = waiting.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 4") and not answer.startswith((b"HTTP/1.1 429", b"HTTP/1.1 503")), answer[:200]
+    for sock in held:
+        sock.close()

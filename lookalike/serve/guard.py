@@ -111,11 +111,25 @@ class BodySlots:
         self.held: dict[str, int] = {}
         self._freed: Any = None  # an asyncio.Event, made on the server's loop
 
-    def mine(self, caller: str) -> bool:
-        """Whether ``caller`` may take one more place (taken by :meth:`enter`)."""
-        return self.held.get(caller, 0) < self.per_caller
+    def claim(self, caller: str) -> bool:
+        """Count one more request of ``caller``'s, whether it holds a place or waits for one;
+        ``False`` (nothing counted) if it already has its share. Checked and counted in one
+        step, before any wait: a check before the wait and a count after it let two waiting
+        requests of one caller both in (security re-probe 52). Give it back with
+        :meth:`release`."""
+        if self.held.get(caller, 0) >= self.per_caller:
+            return False
+        self.held[caller] = self.held.get(caller, 0) + 1
+        return True
 
-    async def enter(self, caller: str = "") -> bool:
+    def release(self, caller: str) -> None:
+        left = self.held.get(caller, 1) - 1
+        if left > 0:
+            self.held[caller] = left
+        else:
+            self.held.pop(caller, None)
+
+    async def enter(self) -> bool:
         """A place, waited for up to :attr:`wait` seconds; ``False`` if none came free."""
         import asyncio
 
@@ -133,16 +147,10 @@ class BodySlots:
             except (TimeoutError, asyncio.TimeoutError):
                 return False
         self.in_flight += 1
-        self.held[caller] = self.held.get(caller, 0) + 1
         return True
 
-    def leave(self, caller: str = "") -> None:
+    def leave(self) -> None:
         self.in_flight -= 1
-        left = self.held.get(caller, 1) - 1
-        if left > 0:
-            self.held[caller] = left
-        else:
-            self.held.pop(caller, None)
         self._freed.set()
 
 
@@ -170,20 +178,23 @@ class Gate(HttpMiddleware):
             await self.app(scope, receive, send)
             return
         who = str(getattr(caller, "identity", ""))
-        if not self.slots.mine(who):
+        if not self.slots.claim(who):
             await send_problem(send, ApiProblem(
                 429, ServerCode.rate_limited, f"this caller is already sending {self.slots.per_caller} requests "
                 "with a body at once; send the next when one is answered", {"Retry-After": "1"}))
             return
-        if not await self.slots.enter(who):
-            await send_problem(send, ApiProblem(
-                503, ServerCode.busy, f"the server is already reading {self.slots.size} requests with a body; "
-                             "try again in a moment", {"Retry-After": "1"}))
-            return
         try:
-            await self.app(scope, receive, send)
+            if not await self.slots.enter():
+                await send_problem(send, ApiProblem(
+                    503, ServerCode.busy, f"the server is already reading {self.slots.size} requests with a body; "
+                                 "try again in a moment", {"Retry-After": "1"}))
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.slots.leave()
         finally:
-            self.slots.leave(who)
+            self.slots.release(who)
 
 
 def too_large(limit: int) -> str:
