@@ -467,10 +467,11 @@ def serve_queue(settings: Settings, stop: EventLike, until_empty: bool, results:
     """Entry point of a spawned queue worker (``ingest --workers N`` / ``lookalike worker``):
     it opens its own library and serves the PostgreSQL work queue until ``stop`` is set."""
     from .ingest.mapper import prepare_process
+    from .ingest.protocol import QueueAccess
     from .ingest.queued import QueueWorker
 
     prepare_process()
     with Library(settings) as lib:
-        stats = QueueWorker(lib).serve(stop, until_empty)
+        stats = QueueWorker(QueueAccess(lib.settings, lib.session, lib.engine, lib.in_space)).serve(stop, until_empty)
     if results is not None:
         results.put(stats.to_dict())

@@ -8,21 +8,25 @@ sessions) and add only what ingest calls.
 * :class:`IngestTarget`: one embedding space to write into: its settings and space, a
   session, its id, the index the writer tops up, the face pipeline an in-process mapper
   shares, and how a database-side vector column is filled.
-* :class:`SpaceOpener`: what a PostgreSQL queue worker needs: settings, an engine for the
-  attempt counter, sessions, and a target for each space named by the rows it claims.
+* :class:`QueueAccess`: what a PostgreSQL queue worker is handed, as values, not the
+  library: settings, sessions, an engine for the attempt counter, and how to open a target
+  for each space named by the rows it claims.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from ..index.protocol import LibraryRows, SpaceRows
+from ..index.protocol import SpaceRows
 
 if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
+    from ..config import Settings
     from ..faces.pipeline import FacePipeline, Space
     from ..index.protocol import VectorIndex
     from ..store.schema import Space as SpaceRow
@@ -62,10 +66,12 @@ class IngestTarget(SpaceRows, Protocol):
         ...
 
 
-class SpaceOpener(LibraryRows, Protocol):
-    """A library as a PostgreSQL queue worker uses it: sessions, and one target per space."""
+@dataclass(frozen=True)
+class QueueAccess:
+    """What a PostgreSQL queue worker is handed of its library: values and two openers,
+    never the library itself, so the worker (a stage) holds nothing of the layer above."""
 
-    @property
-    def engine(self) -> Engine: ...
-
-    def in_space(self, row: SpaceRow) -> IngestTarget: ...
+    settings: Settings
+    session: Callable[[], AbstractContextManager[Session]]
+    engine: Engine  # the attempt counter commits on a connection of its own
+    open_target: Callable[[SpaceRow], IngestTarget]  # one per space its claimed rows name

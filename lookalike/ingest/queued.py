@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..store.photo_rows import Known
-    from .protocol import IngestTarget, SpaceOpener
+    from .protocol import IngestTarget, QueueAccess
     from .runner import IngestOptions
     from .writer import Writer
 
@@ -213,7 +213,7 @@ def worker_name() -> str:
 class QueueWorker:
     """Claims, processes and stores queued photos for a library on PostgreSQL."""
 
-    def __init__(self, library: SpaceOpener) -> None:
+    def __init__(self, library: QueueAccess) -> None:
         self.lib = library
         self.name = worker_name()
         self.stats = WorkerStats()
@@ -314,7 +314,7 @@ class QueueWorker:
             row = space_by_id(session, space_id)  # the queue rows' space: it exists
             # fail here, with the install command, not per photo
             registry.require(row.model, row.detector, row.aligner)
-            self._views[space_id] = self.lib.in_space(row)
+            self._views[space_id] = self.lib.open_target(row)
         return self._views[space_id]
 
     def _mapper(self, view: IngestTarget, item: Claimed) -> Mapper:
