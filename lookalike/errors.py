@@ -185,6 +185,16 @@ class IndexCorrupt(LookalikeError):
     problem_code = "internal"
 
 
+class IndexWidthChanged(IndexCorrupt):
+    """The stored vectors are no longer as wide as the query: another process stored a new
+    PCA (pgvector reduces the column in that transaction). A reader follows it and searches
+    again (:meth:`lookalike.space.SpaceView.follows`); only a width nothing explains is left
+    to the caller."""
+
+    http_status = 500
+    problem_code = "internal"
+
+
 class IndexOwnedElsewhere(LookalikeError):
     """An index file that belongs to another library sharing the same index folder."""
 

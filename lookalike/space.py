@@ -90,6 +90,7 @@ class SpaceView:
         self._centroid_generation = -1  # of the centroids kept
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
+        self._followed: int | None = None  # the generation at which the stored PCA was last compared
         self._shown = shown.ShownCache(sessions)  # (filters, audience) -> what they let a search return
 
     def refresh(self, index: bool = True) -> None:
@@ -191,6 +192,27 @@ class SpaceView:
         database, a pgvector column or a Milvus collection; wrapped to re-rank on full vectors
         when the space is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
         return self.index_slot().get()
+
+    def follows(self, generation: int | None) -> bool:
+        """Whether the open index was made with the PCA the space held at ``generation`` (an
+        answer's; None: now, as the stored vectors' width changed under a search).
+
+        Where the vectors live in the database or a Milvus collection, another process's new
+        PCA reduces them with it, so a reader compares its PCA with the stored one each time
+        the generation moves (a PCA stored moves it): one read, after a write only. Else,
+        ``False`` with the index and PCA dropped: the caller searches again. A FAISS file
+        records its PCA and is followed by the file (:meth:`index_slot`)."""
+        if not self.backend.follows_stored_reduction or (generation is not None and generation == self._followed):
+            return True
+        with self._slot_lock:
+            held = self.reduction
+            with self.session() as session:
+                stored = space_rows.reduction_uid(session, self.space_id)
+            self._followed = generation
+            if stored == (held.uid if held is not None else None):
+                return True
+            self._reduction, self._slot = False, None
+            return False
 
     def forget_index(self) -> None:
         """Drop the open index: the next use opens it afresh (after a rebuild elsewhere)."""

@@ -35,6 +35,7 @@ EXPECTED = {
     "SchemaTooNew": (500, "internal"),
     "IndexCorrupt": (500, "internal"),
     "IndexOwnedElsewhere": (500, "internal"),
+    "IndexWidthChanged": (500, "internal"),
     "DatabaseUnreadable": (500, "internal"),
     "DatabaseReadOnly": (500, "internal"),
     "LibraryClosed": (500, "internal"),

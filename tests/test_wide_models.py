@@ -126,7 +126,7 @@ def _assert_exact(db, result: dict, k: int) -> None:
         assert abs(m["similarity"] - float(vectors[m["face_id"]] @ query)) < 1e-3
 
 
-def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend):
+def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend, monkeypatch):
     bbt = faces / "celeb" / "faceapi_bbt"
     first = tmp_path / "first"
     later = tmp_path / "later"
@@ -145,6 +145,13 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
     query = str(next((first / "amy").iterdir()))
     _assert_exact(backend, _cli(vgg_home, "search", query, *args, "-k", "5"), 5)
 
+    # a long-running reader (a server, the web app) that searched before the PCA was trained
+    # elsewhere follows it: on pgvector, whose column the training reduced in its own
+    # transaction, it had kept its full-width query and failed until restarted
+    monkeypatch.setenv("LOOKALIKE_HOME", str(vgg_home))
+    reader = backend.open()
+    reader.search(query, k=5)
+
     info = _cli(vgg_home, "index", "rebuild", *args, "--reduce", "16")
     red = info["reduction"]
     assert (red["kind"], red["dim_in"], red["dim_out"], red["trained_on"]) == ("pca", 4096, 16, 20)
@@ -159,6 +166,15 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend)
         assert manifest["dim"] == 16 and manifest["reduction"] == red["uid"]
     assert backend.sql("select dim_in, dim_out from reductions") == [(4096, 16)]
     _assert_exact(backend, _cli(vgg_home, "search", query, *args, "-k", "5"), 5)
+    _assert_exact(backend, reader.search(query, k=5).to_dict(), 5)
+    # and a PCA of the same width trained again elsewhere: no error would tell the reader,
+    # whose queries went through the old one; the space's generation does
+    again = _cli(vgg_home, "index", "rebuild", *args, "--reduce", "16")["reduction"]
+    assert again["uid"] != red["uid"]
+    with reader:
+        _assert_exact(backend, reader.search(query, k=5).to_dict(), 5)
+        assert reader.maintenance.info()["reduction"]["uid"] == again["uid"]
+    red = again
 
     # new faces go through the stored reduction on the way in; the PCA is not retrained
     # a worker loads VGG-Face too: SQLite's local pool, PostgreSQL's queue worker (it writes

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import Vectors, VectorsKind, env_text
-from ..errors import ConfigError, LibraryBusy, VectorStoreUnavailable
+from ..errors import ConfigError, IndexWidthChanged, LibraryBusy, VectorStoreUnavailable
 from .protocol import FetchVectors, SearchFilters, ServiceManifest, VectorIndex
 
 if TYPE_CHECKING:
@@ -353,10 +353,17 @@ class MilvusIndex:
         limit = min(k, MAX_TOPK)
         if limit <= 0 or not len(queries):
             return sims, ids
-        hits = self.client.search(self.name, data=[q.tolist() for q in queries], limit=limit,
-                                  filter=" and ".join(f"({t})" for t in terms),
-                                  search_params={"metric_type": "IP", "params": dict(self.spec.search)},
-                                  consistency_level=SEARCH_CONSISTENCY)
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            hits = self.client.search(self.name, data=[q.tolist() for q in queries], limit=limit,
+                                      filter=" and ".join(f"({t})" for t in terms),
+                                      search_params={"metric_type": "IP", "params": dict(self.spec.search)},
+                                      consistency_level=SEARCH_CONSISTENCY)
+        except MilvusException as err:
+            if "dimension" not in str(err).lower():
+                raise
+            raise IndexWidthChanged(f"Milvus collection {self.name}: no longer {self.dim}-d ({err})") from err
         for row, found in enumerate(hits):
             for col, hit in enumerate(found[:limit]):
                 ids[row, col] = int(hit["id"])

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 class PgVectorBackend(VectorBackend):
     name = "pgvector"
     vectors_in_db = True
+    follows_stored_reduction = True
     queued_ingest = True
     metric = "cosine (pgvector <=>)"
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import MAX_QUERY_FACES, shown_url
-from ..errors import ConfigError, EmptyLibrary, LibraryBusy, NoFace
+from ..errors import ConfigError, EmptyLibrary, IndexWidthChanged, LibraryBusy, NoFace
 from ..faces.images import open_query
 from ..faces.pipeline import FacesMode
 from ..store import photo_rows
@@ -254,12 +254,20 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
     (:func:`photo_rows.answer_rows`). The calibration, the centroids and what the
     audience's filters let through (:class:`~lookalike.query.context.Shown`) are kept in
     memory; when the answer's generation says they moved (an ingest, a withdrawn consent),
-    they are read again and the search made again on them, so nothing withdrawn is shown."""
+    they are read again and the search made again on them, so nothing withdrawn is shown;
+    and a PCA another process stored meanwhile is followed (:meth:`SpaceContext.follows`)."""
     cal = view.calibration()
     faces = list(faces)
     shown = view.shown(options.filters, options.audience)
     for _ in range(MAX_RETRIES):
-        out, generations = _search_faces(view, faces, options, shown, cal)
+        try:
+            out, generations = _search_faces(view, faces, options, shown, cal)
+        except IndexWidthChanged:
+            if view.follows(None):
+                raise  # nothing stored explains it
+            continue
+        if not all(view.follows(g) for g in sorted(generations)):
+            continue  # another process stored a new PCA: the index was made again
         if shown.holds_for(generations):
             return SearchResult(name, out, cal)
         shown = view.shown(options.filters, options.audience, at=max(generations))

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import bindparam, text
+from sqlalchemy.exc import DataError
 
+from ..errors import IndexWidthChanged
 from .db import EF_SEARCH
 
 if TYPE_CHECKING:
@@ -146,7 +148,13 @@ def nearest(engine: Engine, space_id: int, dim: int, queries: np.ndarray, k: int
         if hnsw and k > EF_SEARCH:
             conn.execute(text(f"SET hnsw.ef_search = {int(k)}"))
         for row, query in enumerate(queries):
-            found = conn.execute(sql, params | {"q": query}).all()
+            try:
+                found = conn.execute(sql, params | {"q": query}).all()
+            except DataError as err:
+                if "dimensions" not in str(err.orig):
+                    raise
+                raise IndexWidthChanged(f"space {space_id}: the stored vectors are no longer {dim}-d "
+                                        f"({str(err.orig).splitlines()[0]})") from err
             for col, (fid, sim) in enumerate(found):
                 ids[row, col], sims[row, col] = fid, sim
         if hnsw and k > EF_SEARCH:

@@ -73,6 +73,11 @@ def reduction_row(session: Session, space_id: int, lock: bool = False) -> Reduct
     return session.scalar(query)
 
 
+def reduction_uid(session: Session, space_id: int) -> str | None:
+    """The uid of the space's stored reduction, or None: what a reader compares with its own."""
+    return session.scalar(select(Reduction.uid).where(Reduction.space_id == space_id))
+
+
 class ReductionFields(Protocol):
     """A trained reduction as the store writes it (``lookalike.index.reduction.Reduction``
     is one)."""
@@ -108,3 +113,9 @@ def save_reduction(session: Session, space_id: int, reduction: ReductionFields,
     row.trained_on, row.explained = reduction.trained_on, reduction.explained
     session.add(row)
     session.flush()
+    # the space's generation moves with it: a long-running reader whose vectors live in the
+    # database (pgvector: reduced anew in this transaction) reads the new PCA before its next
+    # answer (lookalike.space.SpaceView.follows)
+    from .generations import bump
+
+    bump(session, space_id)
