@@ -12,6 +12,12 @@ FACES  ?= $(abspath ../shared/faces)
 CORPUS ?= $(FACES)/celeb
 QUERY  ?= $(FACES)/bad-inputs/collected/resolution_ladder__obama-480p.jpg
 DB     ?= lookalike.db
+# the demo's drawings name people of the demo corpus; with a corpus of your own, name yours
+# (`make demo CORPUS=... QUERY=... DRAW_PERSON=alice MORPH_TO=bob`), or they are left out
+ifeq ($(CORPUS),$(FACES)/celeb)
+DRAW_PERSON ?= barack_obama
+MORPH_TO    ?= joe_biden
+endif
 EXTRAS := test,analysis,ui,postgres,milvus,serve,bench,lint,docs
 
 export LOOKALIKE_FACES ?= $(FACES)
@@ -48,9 +54,17 @@ demo: install
 	$(BIN)/lookalike ingest "$(CORPUS)" --db "$(DB)"
 	$(BIN)/lookalike search "$(QUERY)" --db "$(DB)" -k 3
 	@mkdir -p demo-out
-	$(BIN)/lookalike average --person barack_obama --db "$(DB)" --out demo-out/average-barack_obama.png
+ifneq ($(DRAW_PERSON),)
+	$(BIN)/lookalike average --person "$(DRAW_PERSON)" --db "$(DB)" --out "demo-out/average-$(DRAW_PERSON).png"
 	$(BIN)/lookalike average --corpus --db "$(DB)" --out demo-out/average-corpus.png
-	$(BIN)/lookalike morph "$(QUERY)" person:joe_biden --db "$(DB)" --frames 24 --out demo-out/morph.gif
+else
+	@echo "no drawings of a person's or the corpus's average face: set DRAW_PERSON=NAME (a corpus of 5 people or more)"
+endif
+ifneq ($(MORPH_TO),)
+	$(BIN)/lookalike morph "$(QUERY)" "person:$(MORPH_TO)" --db "$(DB)" --frames 24 --out demo-out/morph.gif
+else
+	@echo "no morph: set MORPH_TO=NAME, someone in the corpus"
+endif
 	@echo "drawn faces (made from real people's photos: never commit them): $(abspath demo-out)/"
 
 # two pytest-xdist workers (JOBS=0: all in the pytest process); tests that share a Milvus server, the

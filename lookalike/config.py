@@ -248,6 +248,7 @@ class Settings:
         **overrides: object,
     ) -> "Settings":
         url = db_url(db)
+        env_runtime()  # checked with the others: a bad value is refused by every command, not when models load
         folder = _expand(str(index_dir), "--index-dir") if index_dir else env_path("LOOKALIKE_INDEX_DIR")
         resolved = folder.resolve() if folder else default_index_dir(url)
         base = cls(

@@ -124,6 +124,16 @@ class ModelMissing(LookalikeError):
         self.files = files
         self.damaged = damaged
 
+    @classmethod
+    def several(cls, errors: list[ModelMissing]) -> ModelMissing:
+        """One error for several models, each with its own reason, and one install command."""
+        names = [e.name for e in errors]
+        first = errors[0]
+        joined = cls(first.name, [f for e in errors for f in e.files], "", first.damaged)
+        reasons = "; ".join(str(e).split("; run:")[0] for e in errors)
+        joined.args = (f"{reasons}; run: lookalike models install {' '.join(names)}",)
+        return joined
+
 
 class DownloadFailed(LookalikeError):
     """A weight file needs a download and the network could not deliver it."""
@@ -344,8 +354,7 @@ class NoDisplay(LookalikeError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"cannot open a window: {reason}. Use --no-window with --out annotated.mp4 "
-                         f"and/or --jsonl matches.jsonl, or the web UI's live camera page "
-                         f"(streamlit run ui/app.py)")
+                         f"and/or --jsonl matches.jsonl, or the web app's Live page (lookalike ui)")
 
 
 class IngestFailed(LookalikeError):

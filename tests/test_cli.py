@@ -231,6 +231,11 @@ def test_missing_weights_give_the_install_command(small_lib, tmp_path, faces):
               "--detector", "dlib", "--aligner", "chip", env=env)
     assert old.returncode == 1 and "run: lookalike models install Dlib" in old.stderr
     assert "dlib_face_recognition_resnet_model_v1.dat" in old.stderr
+    # every missing model named in one error (one install at a time took a run each), and a
+    # refused first ingest leaves no empty library behind
+    assert "model 'dlib' is not installed" in old.stderr and "model 'chip' is not installed" in old.stderr
+    assert old.stderr.rstrip().endswith("run: lookalike models install Dlib dlib chip"), old.stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("x.", "y."))]
 
 
 def test_models_install_and_list_offline(tmp_path):

@@ -18,7 +18,7 @@ from lookalike.errors import ConfigError, LookalikeError
 NO_HOME = "~no-such-user-lookalike-test/x"
 
 ALL_VARS = ("LOOKALIKE_DB", "LOOKALIKE_INDEX_DIR", "LOOKALIKE_HOME", "LOOKALIKE_MODEL", "LOOKALIKE_DETECTOR",
-            "LOOKALIKE_ALIGNER", "LOOKALIKE_MAX_PIXELS", "LOOKALIKE_INDEX_BUDGET")
+            "LOOKALIKE_ALIGNER", "LOOKALIKE_MAX_PIXELS", "LOOKALIKE_INDEX_BUDGET", "LOOKALIKE_RUNTIME")
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ BAD = [
     ("LOOKALIKE_INDEX_BUDGET", "nanG", _resolve),
     ("LOOKALIKE_INDEX_BUDGET", "infG", _resolve),
     ("LOOKALIKE_INDEX_DIR", NO_HOME, _resolve),
+    ("LOOKALIKE_RUNTIME", "bogus", _resolve),  # refused by every command, not only where models load
     ("LOOKALIKE_DB", NO_HOME, lambda tmp_path: Settings.resolve()),
     ("LOOKALIKE_DB", NO_HOME, lambda tmp_path: config.db_url(None)),
     ("LOOKALIKE_HOME", NO_HOME, _weights_home),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import cli
 
 import lookalike
 from lookalike.measure.evaluate import cv_accuracy, eer, read_pairs, roc_auc, verify
@@ -84,9 +85,13 @@ def test_eval_retrieval_small_manifest(faces, tmp_path):
     rows = [line for line in lines[1:] if line.split("\t")[1] < "Al"]  # identities A..Ak: a small, fixed slice
     manifest = tmp_path / "r.tsv"
     manifest.write_text(lines[0] + "\n" + "\n".join(rows) + "\n")
+    here = tmp_path / "here"  # the current folder: the scratch library's folders are not left in it
+    here.mkdir()
     out = subprocess.run([sys.executable, "-m", "lookalike.cli", "eval", "retrieval", str(manifest),
-                          "--root", str(faces / "lfw-dev"), "--json"], capture_output=True, text=True, timeout=600)
+                          "--root", str(faces / "lfw-dev"), "--json"], capture_output=True, text=True, timeout=600,
+                         cwd=here)
     assert out.returncode == 0, out.stderr
+    assert not list(here.iterdir())
     data = json.loads(out.stdout)
     roles = [r.split("\t")[2] for r in rows]
     assert data["queries"] == roles.count("query") > 5
@@ -94,6 +99,24 @@ def test_eval_retrieval_small_manifest(faces, tmp_path):
     assert data["top1"] >= 0.8 and data["top5"] >= data["top1"] and 0 < data["map"] <= 1
     assert set(data) >= {"top1", "top5", "map", "no_face", "top1_centroid", "top5_centroid"}
     assert 0.8 <= data["top1_centroid"] <= data["top5_centroid"] <= 1
+
+
+@pytest.mark.e2e
+def test_eval_verify_without_a_library_measures_in_a_scratch_one(faces, tmp_path):
+    """Verification needs the models alone: without a library (and without --calibrate, which
+    makes one) it was refused with "`lookalike ingest PHOTOS` makes one"; nothing is left."""
+    import json
+
+    lines = (faces / "lfw-dev" / "pairs.tsv").read_text().splitlines()
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join([lines[0], *lines[1:7], *lines[-6:]]) + "\n")
+    here = tmp_path / "here"
+    here.mkdir()
+    out = cli("eval", "verify", str(pairs), "--root", str(faces / "lfw-dev"), "--db", str(here / "none.db"),
+              "--json", cwd=here)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pairs"] == 12
+    assert not list(here.iterdir())
 
 
 def test_retrieval_manifest_roles_are_checked(tmp_path):

@@ -53,6 +53,9 @@ def test_a_failure_stored_before_is_a_clean_message_on_the_second_run(tmp_path):
         assert "Traceback" not in done.stderr
         # the report says why, quiet or not (with -q it held its header alone)
         assert f"{tmp_path / 'nope.jpg'},someone,decode_error,cannot be read" in (tmp_path / "r.csv").read_text()
+    # --json: the run's counts on stdout before the error, for a script that parses them
+    done = cli("ingest", str(tmp_path / "m.csv"), "--db", str(tmp_path / "lib.db"), "--json", cwd=tmp_path)
+    assert done.returncode == 1 and json.loads(done.stdout)["statuses"]["decode_error"] == 1, done.stdout
     with pytest.raises(NothingIngested):
         import lookalike
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", help="Library database: a path or SQLAlchemy URL [env LOOKALIKE_DB; default lookalike.db]")]
 IndexDirOpt = Annotated[Optional[Path], typer.Option(
-    "--index-dir", help="Index folder [default: indexes/ beside the SQLite file]")]
+    "--index-dir", help="Index folder [default: NAME.indexes/ beside NAME.db; indexes/ for lookalike.db]")]
 VectorsOpt = Annotated[Optional[str], typer.Option(
     "--vectors", help="Where the vectors are searched: faiss, pgvector, milvus-lite:PATH or milvus://HOST:PORT "
                       "[env LOOKALIKE_VECTORS; default faiss with SQLite, pgvector with PostgreSQL]")]
@@ -115,14 +115,15 @@ class ReadingOptions(OptionGroup):
 
     corpus_format: Annotated[Optional[CorpusFormat], typer.Option(
         "--format", help="Read PATHS as this public corpus, as downloaded: its names, identity files and "
-                         "labels become people and profile tags (README: Public celebrity corpora) "
+                         "labels become people and profile tags (docs/data.md: Public celebrity corpora) "
                          "[default: folders and manifests].")] = None
     person: Annotated[Optional[str], typer.Option(
         "--person", help="File every photo under this person instead of its folder's name.")] = None
     faces: Annotated[FacesChoice, typer.Option(
         "--faces", help="Keep the largest face of each photo, or all.")] = FacesChoice.largest
     max_pixels: Annotated[Optional[int], typer.Option(
-        "--max-pixels", min=1, help="Refuse larger photos (decompression-bomb guard).")] = None
+        "--max-pixels", min=1, show_default=False,
+        help="Refuse larger photos (decompression-bomb guard) [default: 100,000,000; LOOKALIKE_MAX_PIXELS].")] = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class AnalysisOptions(OptionGroup):
     """Age, gender and emotion estimates: ``--analyze``, ``--analyzer``."""
 
     analyze: Annotated[bool, typer.Option(
-        "--analyze", help="Also estimate age, gender and emotion of each face (ingest: stored with it).")] = False
+        "--analyze", help="Also estimate age, gender and emotion of each face (ingest stores them with it).")] = False
     analyzer: Annotated[AnalyzerName, typer.Option(
         "--analyzer", help="auto: deepface's models when installed, else the offline ones.")] = AnalyzerName.auto
 

@@ -2,17 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..analysis import AnalyzerName
-from ._common import PLOT_SUFFIXES, AnalyzerOpt, JsonOpt, one_line_errors, opened, output, print_json, terminal, writing
+from ._common import (
+    PLOT_SUFFIXES,
+    AnalyzerOpt,
+    JsonOpt,
+    chosen,
+    one_line_errors,
+    opened,
+    output,
+    print_json,
+    terminal,
+    writing,
+)
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from ..config import Settings
+    from ..library import Library
+
+
+@contextmanager
+def scratch(settings: Settings) -> Iterator[Library]:
+    """A temporary library with ``settings``' models: its database, index and upload folders
+    all inside one temporary folder, gone afterwards (a measurement that stores nothing)."""
+    import tempfile
+    from dataclasses import replace
+
+    from ..library import Library
+
+    with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
+        made = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'scratch.db'}",
+                       index_dir=Path(tmp) / "indexes", upload_dir=Path(tmp) / "uploads")
+        with Library(made) as lib:
+            yield lib
+
+
+@contextmanager
+def _measured_in(lib: LibraryOptions, space: SpaceOptions, calibrate: bool) -> Iterator[Library]:
+    """The library named, or, where there is none and nothing is to be stored in it, a
+    scratch one: a verification needs the models alone (it said "ingest PHOTOS" before)."""
+    from ..config import Settings
+    from ..places import sqlite_path
+
+    path = sqlite_path(Settings.resolve(**chosen(lib, space)).db_url)
+    if calibrate or path is None or path.exists():
+        with opened(lib, space, create=calibrate) as library:
+            yield library
+    else:
+        with scratch(Settings.resolve(**chosen(space))) as library:
+            yield library
 
 eval_app = typer.Typer(help="Measure accuracy: verification on labelled pairs (and calibrate verdicts).",
                        no_args_is_help=True)
@@ -37,7 +85,7 @@ def eval_verify(
     with one_line_errors():
         read = evaluate.read_pairs(pairs, root)  # a bad file is said before any library is opened
         output(plot, "--plot", PLOT_SUFFIXES)  # ...and a plot that cannot be written before the calibration is stored
-        with opened(lib, space, create=calibrate) as library:
+        with _measured_in(lib, space, calibrate) as library:
             report, scores, same = library.measure.verify(read)
             data = report.to_dict()
             if calibrate:
@@ -70,22 +118,15 @@ def eval_retrieval(
     as_json: JsonOpt = False,
 ) -> None:
     """Identity retrieval: gallery + distractors into a temporary library, every query searched."""
-    import tempfile
-    from dataclasses import replace
-
     from ..config import Settings
-    from ..library import Library
     from ..measure import evaluate
 
     with one_line_errors():
         settings = Settings.resolve(**space.settings())
         rows = evaluate.read_retrieval(manifest, root)
-        with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
-            scratch = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'retrieval.db'}",
-                              index_dir=Path(tmp) / "indexes")
-            with Library(scratch) as lib:
-                lib.ingest_items(evaluate.gallery_items(rows))
-                report = lib.measure.retrieval(rows)
+        with scratch(settings) as lib:
+            lib.ingest_items(evaluate.gallery_items(rows))
+            report = lib.measure.retrieval(rows)
         data = report.to_dict()
         if as_json:
             print_json(data)

@@ -23,10 +23,14 @@ def index_info(lib: LibraryOptions = LibraryOptions(), as_json: JsonOpt = False)
             print_json(info)
             return
         console = terminal()
-        console.print(f"{info['space']}: {info['index_key']} {info['params'] or ''}, {info['ntotal']} vectors "
-                      f"({info['dim']}-d), {info['bytes']:,} bytes, {info['tombstones']} tombstones")
+        params = ", ".join(f"{k} {v}" for k, v in (info.get("params") or {}).items())
+        console.print(f"{info['space']}: {info['index_key']}{f' ({params})' if params else ''}, {info['ntotal']:,} "
+                      f"vectors ({info['dim']}-d), {info['bytes']:,} bytes, {info['tombstones']:,} tombstones"
+                      + (", pinned by hand" if info.get("pinned") else ""))
         console.print(f"rules choose {info['rules_choose']} ({info['rules_reason']})"
                       + ("; run: lookalike index rebuild" if info["rebuild_advised"] else ""))
+        if info.get("upkeep"):
+            console.print(f"upkeep: {info['upkeep']}")
         red = info.get("reduction") or {}
         if red.get("kind"):
             console.print(f"reduction: PCA {red['dim_in']} -> {red['dim_out']} trained on {red['trained_on']:,} faces "

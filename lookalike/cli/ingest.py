@@ -40,8 +40,8 @@ def ingest(
     lib: LibraryOptions = LibraryOptions(),
     space: SpaceOptions = SpaceOptions(),
     reading: ReadingOptions = ReadingOptions(),
-    workers: Annotated[int, typer.Option("--workers", "-w", min=0, help=(
-        "Worker processes [default: this process for under 100 photos, else one per core]."))] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=0, show_default=False, help=(
+        "Worker processes; 0 chooses [default: this process for under 100 photos, else one per core]."))] = 0,
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="Write the per-file status table to this CSV.")] = None,
     analysis: AnalysisOptions = AnalysisOptions(),
@@ -51,6 +51,7 @@ def ingest(
     """Detect, align and embed every face of a corpus into the library. Re-runs skip what is done."""
     from ..analysis import resolve as resolve_analyzer
     from ..config import Settings
+    from ..errors import ConfigError, NothingIngested
     from ..faces.pipeline import FacesMode
     from ..ingest.local import workers_first
 
@@ -59,7 +60,6 @@ def ingest(
         output(report, "--report", (".csv",))  # an hour's ingest must not end on a report's missing folder
         skips = None
         if corpus_format is not None:  # read the corpus first: a missing identity file fails before the library opens
-            from ..errors import ConfigError, NothingIngested
             from ..ingest import formats
 
             if person is not None:
@@ -95,7 +95,12 @@ def ingest(
                 if report is not None:  # also when the run failed: what was seen is reported
                     done = result.outcomes if result else (progress.outcomes if progress else [])
                     _report(report, done, failed=result is None)
-            result.check_not_empty()  # after the report: it says each photo's reason
+            try:
+                result.check_not_empty()  # after the report: it says each photo's reason
+            except NothingIngested:
+                if as_json:  # a script reading stdout gets the run's counts, then the error
+                    print_json(result.to_dict())
+                raise
             summary = result.to_dict()
             # the index as stats names it: a FAISS file, PostgreSQL's HNSW index, a Milvus collection
             summary["library"] = {"db": shown_url(library.settings.db_url), "space": library.view.space.key,
@@ -221,7 +226,8 @@ def worker(
     db: DbOpt = None,
     vectors: VectorsOpt = None,
     workers: Annotated[int, typer.Option(
-        "--workers", "-w", min=0, help="Worker processes on this machine [default: one per core].")] = 0,
+        "--workers", "-w", min=0, show_default=False,
+        help="Worker processes on this machine; 0 chooses [default: one per core].")] = 0,
     until_empty: Annotated[bool, typer.Option(
         "--until-empty", help="Stop when nothing is left to claim (default: wait for more until Ctrl-C).")] = False,
     as_json: JsonOpt = False,

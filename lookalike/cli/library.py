@@ -116,7 +116,7 @@ def remove(
             print_json(result.to_dict())
         else:
             what = f"person {person!r}" if person else f"space {space}" if space else str(photo)
-            terminal().print(f"removed {what}: {result.photos} photos, {result.faces} faces")
+            terminal().print(f"removed {what}: {counted(result.photos, 'photo')}, {counted(result.faces, 'face')}")
             if person:  # nothing of them is kept, not even that they were removed
                 terminal().print("a manifest or folder that lists them adds them again when ingested: "
                                  "take them out of it too")
@@ -128,7 +128,8 @@ def remove(
 @grouped
 def reembed(
     space: SpaceOptions = SpaceOptions(),
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Worker processes [default: one per core].")] = 0,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=0, show_default=False, help="Worker processes; 0 chooses [default: one per core].")] = 0,
     lib: LibraryOptions = LibraryOptions(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -155,8 +156,8 @@ def reembed(
             return
         console = terminal()
         statuses = ", ".join(f"{k} {v}" for k, v in result["statuses"].items())
-        console.print(f"{target.key}: {result['reembedded']} of {result['photos']} photos embedded again "
-                      f"({result['faces']} faces; {statuses})")
+        console.print(f"{target.key}: {result['reembedded']} of {counted(result['photos'], 'photo')} embedded again "
+                      f"({counted(result['faces'], 'face')}" + (f"; {statuses})" if statuses else ")"))
         for path in result["gone"]:
             console.print(f"gone (file no longer there, not moved): {path}")
         for path in result["changed"]:

