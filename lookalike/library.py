@@ -394,8 +394,9 @@ class Library:
         from .ingest import corpus
 
         paths = self.people.store_uploads(name, uploads)
-        items = [corpus.alone(item, self.view.pipeline, name) for item in corpus.scan(list(paths), person=name).items]
-        return self.ingest_items(items, refuse_empty=False), paths
+        # alone: a photo of several faces of like size is refused by the mapper, in the one read
+        return self.ingest_items(corpus.scan(list(paths), person=name).items, faces=FacesMode.alone,
+                                 refuse_empty=False), paths
 
     def photo_path(self, photo_id: int) -> str:
         with self.session() as session:

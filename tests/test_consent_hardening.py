@@ -291,11 +291,18 @@ def test_an_upload_of_several_faces_of_like_size_is_refused(faces, small_db):
     what to do instead; a photo of the person alone is stored."""
     group = faces / "bad-inputs" / "collected" / "multi_face__obama_and_biden.jpg"
     alone = faces / "lfw-dev" / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg"
-    with lookalike.open(small_db) as lib:
+    from lookalike.faces import images
+
+    decoded = []
+    real_decode, real_file = images.decode, images.decode_file
+    with lookalike.open(small_db) as lib, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(images, "decode", lambda *a, **k: decoded.append(a[1]) or real_decode(*a, **k))
+        patch.setattr(images, "decode_file", lambda *a, **k: decoded.append(a[0]) or real_file(*a, **k))
         lib.people.save_profile("aaron_sorkin", Profile(consent_display=True))
         before = lib.stats()["faces"]
         report, _ = lib.add_photos("aaron_sorkin", [("group.jpg", group.read_bytes()),
                                                     ("alone.jpg", alone.read_bytes())])
+        assert len(decoded) == 2, decoded  # each upload decoded once: the crowd check is the ingest's own read
         by_status = {o.status.value: o for o in report.outcomes}
         assert set(by_status) == {"rejected", "ok"}, by_status
         refused = by_status["rejected"]

@@ -40,6 +40,13 @@ class FacesMode(str, Enum):
 
     largest = "largest"  # the largest face: a portrait corpus has one subject per photo
     all = "all"  # every face: group photos, queries
+    # the one face of a photo uploaded as a person's: with others of like size it is refused,
+    # as which one is theirs would be a guess (the largest was a withdrawn colleague's, once)
+    alone = "alone"
+
+    @property
+    def keeps_one(self) -> bool:
+        return self is not FacesMode.all
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class FacePipeline:
 
     def detect(self, rgb: np.ndarray, mode: FacesMode = FacesMode.all) -> list[Detection]:
         found = self.detector.detect(rgb)
-        return found[:1] if mode is FacesMode.largest else found
+        return found[:1] if mode.keeps_one else found
 
     def faces(self, rgb: np.ndarray, mode: FacesMode = FacesMode.all) -> list[Face]:
         """Every kept face of ``rgb`` with its vector, largest first."""

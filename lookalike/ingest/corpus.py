@@ -21,14 +21,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import BadPersonName, ManifestError, NothingIngested
 from ..faces.images import IMAGE_EXTENSIONS
 from ..store.values import normalise_tag
-
-if TYPE_CHECKING:
-    from ..faces.pipeline import FacePipeline
 
 MANIFEST_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".ndjson"}
 PROFILE_FIELDS = ("display_name", "role", "organisation", "story", "tags",
@@ -447,24 +443,3 @@ def _text(value: object) -> str | None:
     text = str(value).strip()
     return text or None
 
-
-def alone(item: Item, pipeline: FacePipeline, name: str) -> Item:
-    """An uploaded photo refused when it shows several faces of like size: which is the
-    person's is a guess, and the largest was someone else's in a probe (a colleague who had
-    withdrawn consent, shown to visitors under the name uploaded for; re-probe 52, N4)."""
-    from dataclasses import replace
-
-    from ..errors import LookalikeError
-    from ..faces.images import decode_file
-    from ..faces.pipeline import like_sized
-
-    if item.rejected is not None:
-        return item
-    try:
-        others = like_sized(pipeline.detect(decode_file(item.path, 10**9, max_side=pipeline.detector.max_side).rgb))
-    except LookalikeError:
-        return item  # the ingest says what is wrong with it
-    if not others:
-        return item
-    return replace(item, rejected=Rejection(f"{others + 1} faces of like size", f"which one is {name} is a guess; "
-                                            "add a photo of them alone, or cut the photo to their face"))

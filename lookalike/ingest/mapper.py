@@ -99,8 +99,13 @@ class Mapper:
         except Exception as err:  # noqa: BLE001 - one bad photo must not stop the run (_failed logs it)
             return _failed(sized, err)
         notes = list(decoded.notes)
-        if mode is FacesMode.largest:  # a group photo kept one face, and nothing said so
-            if others := like_sized(detections):
+        if mode.keeps_one:
+            others = like_sized(detections)
+            if others and mode is FacesMode.alone:
+                return replace(sized, status=IngestStatus.rejected,
+                               reason=f"{others + 1} faces of like size: which one is {task.person or 'theirs'} is a "
+                                      "guess; add a photo of them alone, or cut the photo to their face")
+            if others:  # a group photo kept one face, and nothing said so
                 notes.append(f"{others + 1} faces of like size in it; the largest kept (--faces all keeps every one)")
             detections = detections[:1]
         return _Found(sized, decoded.rgb, detections, notes)

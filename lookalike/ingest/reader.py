@@ -83,8 +83,9 @@ def read_again(item: Item, old: Known, reading: Reading) -> str:
     if old.status == PhotoStatus.too_large.value:
         why.append("too large for an earlier run's --max-pixels")
     if old.status == PhotoStatus.ok.value:
-        if old.faces_mode == FacesMode.largest.value and reading.faces is FacesMode.all:
-            why.append("stored with --faces largest")
+        if old.faces_mode is not None and FacesMode(old.faces_mode).keeps_one and reading.faces is FacesMode.all:
+            why.append("stored as an upload of one person" if old.faces_mode == FacesMode.alone.value
+                       else "stored with --faces largest")
         if reading.analyzes and not old.analyzed:
             why.append("its faces had no estimates")
     return "read again: " + ", ".join(why) if why else ""
