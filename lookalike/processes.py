@@ -26,7 +26,10 @@ def worker_view(settings: Settings) -> SpaceView:
 
 
 def live_library(lib: Library) -> LiveLibrary:
-    """What live matching is handed of ``lib`` (``lookalike webcam``, the web app's live page)."""
+    """What live matching is handed of ``lib`` (``lookalike webcam``, the web app's live page):
+    values, the settings pinned to its space. An empty library is refused here, before the
+    matching worker loads its models."""
     from .live.protocol import LiveLibrary
 
-    return LiveLibrary(lib.view, lib.people.titles, worker_view)
+    lib.view.calibration()  # EmptyLibrary for a library without faces
+    return LiveLibrary(lib.settings.in_space(lib.view.space.names), lib.people.titles, worker_view)

@@ -1,9 +1,10 @@
 """What live matching is handed of an open library, declared here, below the verbs.
 
 The shell that opened the library (``lookalike webcam``, the web app's live page) hands
-:class:`LiveLibrary` down (:func:`lookalike.processes.live_library`): the space's read view, people's display names,
-and the function the matching worker process calls to open a view of its own. Never the
-library itself, so nothing in this stage can call back into the verbs above it.
+:class:`LiveLibrary` down (:func:`lookalike.processes.live_library`): values, the settings
+pinned to the space the library holds, people's display names, and the function the
+matching worker process calls to open a view of its own. Never the library or its view, so
+nothing in this stage can call back into the verbs above it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ A module-level function, since a spawned process gets it pickled by name."""
 
 @dataclass(frozen=True)
 class LiveLibrary:
-    """One open library as live matching sees it."""
+    """One open library as live matching sees it (an empty one is refused before it is made)."""
 
-    view: SpaceContext  # the display side's: the detector's name, an empty library refused early
+    settings: Settings  # pinned to the library's space: the detector this side runs, the worker's space
     titles: Titles
     open_view: ViewOpener

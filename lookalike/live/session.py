@@ -120,13 +120,12 @@ class LivePipeline:
     def __init__(self, library: LiveLibrary, options: LiveOptions) -> None:
         from ..faces import detect
 
-        library.view.calibration()  # an empty library fails here, before the worker loads models
         self.options = options
-        self.detector = detect.build(library.view.space.detector, options.detect_side, fallback=False)
-        # the worker searches the space this side detects with, whatever the library holds by then
-        pinned = library.view.settings.in_space(library.view.space.names)
-        # a live screen is a display: people whose profile withholds consent never appear
-        self.matcher = Matcher(pinned, SearchOptions(k=options.k, analyzer=options.analyzer,
+        self.detector = detect.build(library.settings.space_names[1], options.detect_side, fallback=False)
+        # the worker searches the space this side detects with, whatever the library holds by
+        # then (library.settings is pinned to it); a live screen is a display: people whose
+        # profile withholds consent never appear
+        self.matcher = Matcher(library.settings, SearchOptions(k=options.k, analyzer=options.analyzer,
                                                      audience=Audience.visitor), library.open_view)
         self.tracker = Tracker(refresh=options.refresh)
         self.stats = LiveStats()
