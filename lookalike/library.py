@@ -231,8 +231,10 @@ class Library:
             for mode in FacesMode:  # each photo read as it was (StoredPhoto.mode)
                 batch = [p for p in present if p.mode == mode.value]
                 if batch and not interrupted:  # Ctrl-C: what was moved stays; a new run goes on
+                    # refuse_empty=False: a batch (the uploads, read alone) whose every photo
+                    # gives no face in the new space is reported, not the end of the move
                     report = moved.ingest_items([Item(p.path, p.person) for p in batch], faces=mode,
-                                                workers=workers, progress=progress)
+                                                workers=workers, progress=progress, refuse_empty=False)
                     statuses.update(report.statuses)
                     crash_point("reembed.moved")
                     faces, seconds = faces + report.faces, seconds + report.seconds

@@ -31,5 +31,9 @@ def live_library(lib: Library) -> LiveLibrary:
     matching worker loads its models."""
     from .live.protocol import LiveLibrary
 
-    lib.view.calibration()  # EmptyLibrary for a library without faces
+    if lib.view.index.ntotal == 0:  # the space's row missing is EmptyLibrary too (existing_space_id)
+        from .config import shown_url
+        from .errors import EmptyLibrary
+
+        raise EmptyLibrary.at(shown_url(lib.settings.db_url))
     return LiveLibrary(lib.settings.in_space(lib.view.space.names), lib.people.titles, worker_view)

@@ -90,7 +90,6 @@ class SpaceView:
         self._centroid_generation = -1  # of the centroids kept
         self._calibration: Calibration | None = None
         self._reduction: Reduction | None | bool = False  # False: not read yet
-        self._followed: int | None = None  # the generation at which the stored PCA was last compared
         self._shown = shown.ShownCache(sessions)  # (filters, audience) -> what they let a search return
 
     def refresh(self, index: bool = True) -> None:
@@ -193,22 +192,29 @@ class SpaceView:
         when the space is reduced (:class:`lookalike.index.reduction.ReducedIndex`)."""
         return self.index_slot().get()
 
-    def follows(self, generation: int | None) -> bool:
-        """Whether the open index was made with the PCA the space held at ``generation`` (an
-        answer's; None: now, as the stored vectors' width changed under a search).
-
-        Where the vectors live in the database or a Milvus collection, another process's new
-        PCA reduces them with it, so a reader compares its PCA with the stored one each time
-        the generation moves (a PCA stored moves it): one read, after a write only. Else,
-        ``False`` with the index and PCA dropped: the caller searches again. A FAISS file
-        records its PCA and is followed by the file (:meth:`index_slot`)."""
-        if not self.backend.follows_stored_reduction or (generation is not None and generation == self._followed):
+    def follows(self, stored: str | None) -> bool:
+        """Whether the open index was made with the PCA ``stored`` (an answer's: the uid of
+        the space's stored PCA when its rows were read; None: none). Where the stored vectors
+        are reduced in the transaction that stores a PCA (pgvector), a reader holding another
+        drops its index and PCA and answers ``False``: the caller searches again. Elsewhere
+        ``True``: a FAISS file records its PCA and is followed by the file
+        (:meth:`index_slot`); a Milvus collection is rebuilt after the commit, so its reader
+        follows when the width no longer fits (:meth:`refollow`)."""
+        if not self.backend.follows_stored_reduction:
             return True
+        return self._holds(stored)
+
+    def refollow(self) -> bool:
+        """After a query the stored vectors were no longer as wide as: whether the space's
+        stored PCA is another than the one held (then dropped, the caller searches again);
+        ``False``: nothing stored explains the width."""
+        with self.session() as session:
+            stored = space_rows.reduction_uid(session, self.space_id)
+        return not self._holds(stored)
+
+    def _holds(self, stored: str | None) -> bool:
         with self._slot_lock:
             held = self.reduction
-            with self.session() as session:
-                stored = space_rows.reduction_uid(session, self.space_id)
-            self._followed = generation
             if stored == (held.uid if held is not None else None):
                 return True
             self._reduction, self._slot = False, None

@@ -235,7 +235,10 @@ def test_missing_weights_give_the_install_command(small_lib, tmp_path, faces):
     # refused first ingest leaves no empty library behind
     assert "model 'dlib' is not installed" in old.stderr and "model 'chip' is not installed" in old.stderr
     assert old.stderr.rstrip().endswith("run: lookalike models install Dlib dlib chip"), old.stderr
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("x.", "y."))]
+    analysed = run("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "z.db"), "--analyze",
+                   "--analyzer", "offline", env=env)
+    assert analysed.returncode == 1 and "model 'emotion-offline' is not installed" in analysed.stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("x.", "y.", "z."))]
 
 
 def test_models_install_and_list_offline(tmp_path):

@@ -308,6 +308,12 @@ def test_an_upload_of_several_faces_of_like_size_is_refused(faces, small_db):
         refused = by_status["rejected"]
         assert "faces of like size" in refused.reason and "add a photo of them alone" in refused.reason
         assert lib.stats()["faces"] == before + 1
+        # the uploads folder ingested with every face later: the upload stays its one face
+        from lookalike.faces.pipeline import FacesMode
+
+        again = lib.ingest([str(Path(by_status["ok"].path).parent)], faces=FacesMode.all)
+        assert {o.status.value for o in again.outcomes if o.path == by_status["ok"].path} == {"unchanged"}
+        assert lib.stats()["faces"] == before + 1
 
 
 def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):

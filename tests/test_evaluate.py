@@ -112,10 +112,14 @@ def test_eval_verify_without_a_library_measures_in_a_scratch_one(faces, tmp_path
     pairs.write_text("\n".join([lines[0], *lines[1:7], *lines[-6:]]) + "\n")
     here = tmp_path / "here"
     here.mkdir()
-    out = cli("eval", "verify", str(pairs), "--root", str(faces / "lfw-dev"), "--db", str(here / "none.db"),
-              "--json", cwd=here)
+    out = cli("eval", "verify", str(pairs), "--root", str(faces / "lfw-dev"), "--json", cwd=here,
+              env={"LOOKALIKE_DB": ""})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["pairs"] == 12
+    assert not list(here.iterdir())
+    # a library named and not there is a typo, not a scratch library of the default model
+    typo = cli("eval", "verify", str(pairs), "--root", str(faces / "lfw-dev"), "--db", str(here / "typo.db"))
+    assert typo.returncode == 1 and "no library there" in typo.stderr, typo.stderr
     assert not list(here.iterdir())
 
 

@@ -403,3 +403,14 @@ def test_a_matcher_whose_library_does_not_open_says_why_and_leaves_no_worker(lib
     assert set(multiprocessing.active_children()) <= before
     with pytest.raises(RuntimeError, match=r"Matcher.start\(\) first"):
         matcher.submit(MatchRequest(1, 0.0, (0, 0, 8, 8), 0.9, np.zeros((8, 8, 3), np.uint8), (0, 0, 8, 8)))
+
+
+def test_an_empty_library_is_refused_before_live_matching_starts(tmp_path):
+    """``lookalike webcam`` on a library without faces spawned the matching worker, loaded its
+    models and only then said the library was empty: the handle is refused at once."""
+    import lookalike
+    from lookalike.errors import EmptyLibrary
+    from lookalike.processes import live_library
+
+    with lookalike.open(tmp_path / "empty.db") as lib, pytest.raises(EmptyLibrary, match="no faces yet"):
+        live_library(lib)

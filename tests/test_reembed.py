@@ -121,3 +121,26 @@ def test_the_default_space_removed_after_a_move_on_milvus_exits_0(faces, tmp_pat
     query = str(faces / "bad-inputs/collected/resolution_ladder__obama-720p.jpg")
     hit = json.loads(run("search", query, *where, "--json", "-k", "1").stdout)
     assert hit["faces"][0]["matches"][0]["person"] == "barack_obama"
+
+
+@pytest.mark.e2e
+def test_a_reembed_reports_an_upload_that_gives_no_face_in_the_new_space(faces, tmp_path):
+    """Uploads are read alone (one face, refused among others of like size) and moved in a
+    batch of their own: one whose every photo gave no face in the new space ended the whole
+    move with "not one photo could be ingested" (review of 2026-12-07, M1)."""
+    import lookalike
+    from lookalike.ingest.corpus import Profile
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(faces / "celeb" / "face_recognition", corpus)
+    db = str(tmp_path / "lib.db")
+    assert run("ingest", str(corpus), "--db", db, "-q").returncode == 0
+    partial = faces / "bad-inputs" / "collected" / "partial_face__obama_partial_face2.jpg"
+    with lookalike.open(db) as lib:
+        lib.people.save_profile("someone", Profile(consent_display=True))
+        report, _ = lib.add_photos("someone", [("partial.jpg", partial.read_bytes())])
+        assert [o.status.value for o in report.outcomes] == ["ok"]
+    moved = run("reembed", "--detector", "opencv", "--aligner", "eyes", "--db", db, "--json")
+    assert moved.returncode == 0, moved.stderr
+    said = json.loads(moved.stdout)
+    assert said["photos"] == 17 and said["statuses"].get("no_face", 0) >= 1, said

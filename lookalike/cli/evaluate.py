@@ -42,20 +42,25 @@ def scratch(settings: Settings) -> Iterator[Library]:
 
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         made = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'scratch.db'}",
-                       index_dir=Path(tmp) / "indexes", upload_dir=Path(tmp) / "uploads")
+                       index_dir=Path(tmp) / "indexes", upload_dir=Path(tmp) / "uploads", vectors=None)
         with Library(made) as lib:
             yield lib
 
 
 @contextmanager
 def _measured_in(lib: LibraryOptions, space: SpaceOptions, calibrate: bool) -> Iterator[Library]:
-    """The library named, or, where there is none and nothing is to be stored in it, a
-    scratch one: a verification needs the models alone (it said "ingest PHOTOS" before)."""
+    """The library named, or, where none is named (no ``--db``, no ``LOOKALIKE_DB``), there
+    is none and nothing is to be stored in it, a scratch one: a verification needs the
+    models alone. A named library that is not there is still "no library there": a typo
+    must not measure another model than the library's."""
+    import os
+
     from ..config import Settings
     from ..places import sqlite_path
 
     path = sqlite_path(Settings.resolve(**chosen(lib, space)).db_url)
-    if calibrate or path is None or path.exists():
+    named = lib.db is not None or bool(os.environ.get("LOOKALIKE_DB"))
+    if calibrate or named or path is None or path.exists():
         with opened(lib, space, create=calibrate) as library:
             yield library
     else:

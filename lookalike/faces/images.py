@@ -310,7 +310,7 @@ def _format_notes(name: str, fmt: str) -> list[str]:
 # -- reasons, in our words --------------------------------------------------------------------
 def _megapixels(pixels: int) -> str:
     if pixels < 100_000:  # a limit set that low (a test's, a cautious operator's) said "0.0 MP"
-        return f"{pixels:,}-pixel"
+        return f"{pixels:,} px"
     return f"{pixels / 1e6:,.0f} MP" if pixels >= 10**7 else f"{pixels / 1e6:,.1f} MP"
 
 

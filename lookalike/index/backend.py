@@ -87,9 +87,9 @@ class VectorBackend:
     queued_ingest = False
     # the vectors live outside the database: every change also writes outbox rows
     outbox = False
-    # whoever stores a new PCA also reduces the stored vectors (pgvector in its transaction,
-    # Milvus right after), where no file a reader watches records it: a long-running reader
-    # follows the database's PCA instead (lookalike.space.SpaceView.follows)
+    # the stored vectors are reduced in the transaction that stores a PCA (pgvector), where no
+    # file a reader watches records it: a long-running reader follows the PCA an answer was
+    # read with (lookalike.space.SpaceView.follows)
     follows_stored_reduction = False
 
     def open_index(self, store: SpaceStore) -> VectorIndex:

@@ -42,7 +42,6 @@ class MilvusBackend(VectorBackend):
     metric = "cosine (Milvus inner product)"
     DRAIN = DRAIN  # outbox rows per round trip
     outbox = True
-    follows_stored_reduction = True
 
     def __init__(self, vectors: Vectors, dialect: str) -> None:
         self.vectors = vectors

@@ -296,9 +296,13 @@ def workers_first(settings: Settings, requested: int, photos: int, mode: FacesMo
     if path is None or path.exists() or not path.parent.is_dir():
         return nullcontext(None)
     space = Space(*settings.space_names).check()  # a bad choice is said before workers start
+    from ..analysis import AnalyzerName, required_weights
     from ..models import registry
 
     # and missing weights before the library's file and folders are made: a refused first
     # ingest had left an empty library behind
-    registry.require(space.model, space.detector, space.aligner)
+    wanted = [space.model, space.detector, space.aligner]
+    if analyzer is not None:  # resolved by the caller (auto is deepface's or the offline ones)
+        wanted += required_weights(AnalyzerName(analyzer))
+    registry.require(*wanted)
     return start_workers(requested, photos, MapperSpec.of(space, settings, mode, analyzer))

@@ -83,9 +83,9 @@ def read_again(item: Item, old: Known, reading: Reading) -> str:
     if old.status == PhotoStatus.too_large.value:
         why.append("too large for an earlier run's --max-pixels")
     if old.status == PhotoStatus.ok.value:
-        if old.faces_mode is not None and FacesMode(old.faces_mode).keeps_one and reading.faces is FacesMode.all:
-            why.append("stored as an upload of one person" if old.faces_mode == FacesMode.alone.value
-                       else "stored with --faces largest")
+        # an upload (alone) is never read for every face: each would be filed under its person
+        if old.faces_mode == FacesMode.largest.value and reading.faces is FacesMode.all:
+            why.append("stored with --faces largest")
         if reading.analyzes and not old.analyzed:
             why.append("its faces had no estimates")
     return "read again: " + ", ".join(why) if why else ""
@@ -191,7 +191,8 @@ def once_each(items: list[Item]) -> tuple[list[Item], list[Outcome], set[str]]:
 def _every_face(old: Known | None) -> str | None:
     """``all`` for a photo stored with every face: read again (for estimates, another person, a
     changed file), it keeps them, whatever this run's ``--faces`` (``largest`` by default)."""
-    return FacesMode.all.value if old is not None and old.faces_mode == FacesMode.all.value else None
+    kept = (FacesMode.all.value, FacesMode.alone.value)  # an upload stays read alone too
+    return old.faces_mode if old is not None and old.faces_mode in kept else None
 
 
 def duplicate_reason(d: Decision, item: Item) -> str:

@@ -261,13 +261,13 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
     shown = view.shown(options.filters, options.audience)
     for _ in range(MAX_RETRIES):
         try:
-            out, generations = _search_faces(view, faces, options, shown, cal)
+            out, generations, pcas = _search_faces(view, faces, options, shown, cal)
         except IndexWidthChanged:
-            if view.follows(None):
+            if not view.refollow():
                 raise  # nothing stored explains it
             continue
-        if not all(view.follows(g) for g in sorted(generations)):
-            continue  # another process stored a new PCA: the index was made again
+        if not all(view.follows(uid) for uid in pcas):
+            continue  # another process stored a new PCA: the index is opened again with it
         if shown.holds_for(generations):
             return SearchResult(name, out, cal)
         shown = view.shown(options.filters, options.audience, at=max(generations))
@@ -276,9 +276,10 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
 
 
 def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]], options: SearchOptions,
-                  shown: Shown, cal: Calibration) -> tuple[list[QueryFace], set[int]]:
-    """Each face's matches within ``shown``, and the generations their answers were read at."""
-    out, generations = [], set()
+                  shown: Shown, cal: Calibration) -> tuple[list[QueryFace], set[int], set[str | None]]:
+    """Each face's matches within ``shown``, and the generations and stored PCAs their
+    answers were read at."""
+    out, generations, pcas = [], set(), set()
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
             cents = view.centroids()
@@ -288,11 +289,12 @@ def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]]
             hits, answer = _by_face(view, vec, options.k, options.per_person, shown)
             cents = view.centroids(answer.centroid_generation)
         generations.add(answer.centroid_generation)
+        pcas.add(answer.reduction_uid)
         matches = _describe(vec, hits, cal, cents, answer)
         corpus = cents.get(None) if options.audience is Audience.operator else shown.corpus
         corpus_sim = float(vec @ corpus[0]) if corpus else None
         out.append(QueryFace(bbox, conf, matches, corpus_sim))
-    return out, generations
+    return out, generations, pcas
 
 
 def _answer(view: SpaceContext, ids: list[int] | np.ndarray) -> photo_rows.Answer:

@@ -145,19 +145,22 @@ def nearest(engine: Engine, space_id: int, dim: int, queries: np.ndarray, k: int
     # autocommit: a read needs no BEGIN/ROLLBACK round trips; ef_search is set once per
     # connection (lookalike.store.db), here only when k asks for a wider search
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if hnsw and k > EF_SEARCH:
+        wide = hnsw and k > EF_SEARCH
+        if wide:
             conn.execute(text(f"SET hnsw.ef_search = {int(k)}"))
-        for row, query in enumerate(queries):
-            try:
-                found = conn.execute(sql, params | {"q": query}).all()
-            except DataError as err:
-                if "dimensions" not in str(err.orig):
-                    raise
-                raise IndexWidthChanged(f"space {space_id}: the stored vectors are no longer {dim}-d "
-                                        f"({str(err.orig).splitlines()[0]})") from err
-            for col, (fid, sim) in enumerate(found):
-                ids[row, col], sims[row, col] = fid, sim
-        if hnsw and k > EF_SEARCH:
-            conn.execute(text(f"SET hnsw.ef_search = {EF_SEARCH}"))
+        try:
+            for row, query in enumerate(queries):
+                try:
+                    found = conn.execute(sql, params | {"q": query}).all()
+                except DataError as err:
+                    if "dimensions" not in str(err.orig):
+                        raise
+                    raise IndexWidthChanged(f"space {space_id}: the stored vectors are no longer {dim}-d "
+                                            f"({str(err.orig).splitlines()[0]})") from err
+                for col, (fid, sim) in enumerate(found):
+                    ids[row, col], sims[row, col] = fid, sim
+        finally:  # the pooled connection goes back with the usual search width, also after an error
+            if wide:
+                conn.execute(text(f"SET hnsw.ef_search = {EF_SEARCH}"))
     return sims, ids
 

@@ -18,6 +18,7 @@ from .schema import (
     FaceEstimate,
     Person,
     Photo,
+    Reduction,
     Space,
 )
 from .values import Audience, GroupKey, PhotoStatus, chunks, decode_vector
@@ -203,31 +204,36 @@ class Answer:
     rows: dict[int, FaceRow]
     vectors: dict[int, np.ndarray]  # each face's stored full-width vector
     centroid_generation: int
+    reduction_uid: str | None = None  # the space's stored PCA then (None: none), for a reader to follow
 
 
 # a search's answer, built once: its IN list expands at execution, and it runs on the
 # session's connection as a Core statement (what the ORM adds to a plain SELECT of columns
 # cost ~0.25 ms of a 7 ms search, 2026-12-05)
-_ANSWER = _face_query(bindparam("ids", expanding=True), Face.embedding,
-                      select(Space.centroid_generation).where(Space.id == bindparam("space")).scalar_subquery())
+_GENERATION = select(Space.centroid_generation).where(Space.id == bindparam("space")).scalar_subquery()
+# read with the rows, never locked: a plain SELECT does not wait for a PCA being stored
+_REDUCTION = select(Reduction.uid).where(Reduction.space_id == bindparam("space")).scalar_subquery()
+_ANSWER = _face_query(bindparam("ids", expanding=True), Face.embedding, _GENERATION, _REDUCTION)
 
 
 def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
-    """The found faces with photo, person and vector, and the centroid generation: one
-    round trip for a search's answer (a query's model time is all that should remain)."""
+    """The found faces with photo, person and vector, the centroid generation and the
+    stored PCA's uid: one round trip for a search's answer (a query's model time is all that
+    should remain)."""
     ids = [int(i) for i in ids if int(i) >= 0]
     rows: dict[int, FaceRow] = {}
     vectors: dict[int, np.ndarray] = {}
     current: int | None = None
+    uid: str | None = None
     for chunk in chunks(ids):
         found = session.connection().execute(_ANSWER, {"ids": list(chunk), "space": space_id})
-        for fid, name, path, pid, x, y, w, h, conf, photo, blob, gen in found:
+        for fid, name, path, pid, x, y, w, h, conf, photo, blob, gen, red in found:
             rows[fid] = FaceRow(fid, name, path, pid, (x, y, w, h), float(conf), int(photo))
             vectors[fid] = decode_vector(blob)
-            current = gen
-    if current is None:  # no face found (or all gone): the generation alone
-        current = session.scalar(select(Space.centroid_generation).where(Space.id == space_id))
-    return Answer(rows, vectors, int(current or 0))
+            current, uid = gen, red
+    if current is None:  # no face found (or all gone): the generation and the PCA alone
+        current, uid = session.execute(select(_GENERATION, _REDUCTION), {"space": space_id}).one()
+    return Answer(rows, vectors, int(current or 0), uid)
 
 
 def photo_path(session: Session, photo_id: int) -> str | None:

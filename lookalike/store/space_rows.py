@@ -113,9 +113,3 @@ def save_reduction(session: Session, space_id: int, reduction: ReductionFields,
     row.trained_on, row.explained = reduction.trained_on, reduction.explained
     session.add(row)
     session.flush()
-    # the space's generation moves with it: a long-running reader whose vectors live in the
-    # database (pgvector: reduced anew in this transaction) reads the new PCA before its next
-    # answer (lookalike.space.SpaceView.follows)
-    from .generations import bump
-
-    bump(session, space_id)
