@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 MIN_PEOPLE = 5  # different people in a group average
 MIN_FACE_PX = 64  # a face narrower than this has no landmarks worth drawing from
+DRAWN_SIDE = 2048  # a photo drawn from at most this long a side (a 40 MP one's transform took 13 s)
 CROP_MARGIN = 1.5  # a stored photo is cut to its face's landmarks grown by this many sides each way
 FACE_MATH_LIMIT = 200  # faces per group average behind a transform or a person's morph
 APPEARANCE_LIMIT = 300  # faces the appearance model is fitted on (a sample of the corpus)
@@ -396,7 +397,7 @@ class Pictures:
         from .faces.pipeline import SECOND_FACE
 
         landmarks.require()
-        rgb, name = load_query(photo, self.max_pixels)
+        rgb, name = load_query(photo, self.max_pixels, DRAWN_SIDE)
         found = self.view.pipeline.detect(rgb)
         if not found:
             raise NoFace(name, self.view.space.detector)

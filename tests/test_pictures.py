@@ -308,6 +308,23 @@ def test_a_transform_toward_the_old_raises_the_estimated_age(aged):
     assert sum(kept) >= 2, kept
 
 
+def test_a_large_photo_is_drawn_from_a_screens_worth_of_it(lib, faces):
+    """A 40 MP selfie's transform took 13 s of the library's lock and answered a 15 MB PNG
+    (security probe, 2026-12-07): a photo is drawn from at most DRAWN_SIDE px on its longer
+    side, the JPEG decoded from a draft, and the picture is that size."""
+    import cv2
+
+    from lookalike.pictures import DRAWN_SIDE
+
+    small = cv2.imread(str(faces / OBAMA))
+    big = cv2.resize(small, (small.shape[1] * 8, small.shape[0] * 8), interpolation=cv2.INTER_CUBIC)
+    assert big.shape[0] * big.shape[1] > 20_000_000
+    for photo in (cv2.imencode(".jpg", big)[1].tobytes(), cv2.imencode(".png", big[::2, ::2])[1].tobytes()):
+        made = lib.pictures.transform(photo, Group.parse(f"person:{OTHER}"))
+        assert max(made.image.shape[:2]) == DRAWN_SIDE, made.image.shape
+        assert lib.view.pipeline.detect(made.image), "no face left after the transform"
+
+
 # ---- HTTP ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

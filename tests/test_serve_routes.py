@@ -136,7 +136,14 @@ def test_every_route_is_declared_on_the_app_and_the_gate_knows_its_key(app):
 
     routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]
     assert len(routes) == 17, [r.path for r in app.routes]
-    scopes = {(next(iter(r.methods)), r.path): s for r, s in needed_scopes(app)}
+    from lookalike.serve.guard import PICTURE_COST
+
+    found = needed_scopes(app)
+    scopes = {(next(iter(r.methods)), r.path): s for r, s, _ in found}
+    # a picture takes a picture's worth of the caller's rate, every other route one request's
+    assert {r.path: c for r, _, c in found if c != 1.0} == {
+        r.path: PICTURE_COST for r, _, _ in found if "pictures" in r.tags} and len(
+        [r for r, _, _ in found if "pictures" in r.tags]) == 4
     for route in routes:
         key = (next(iter(route.methods)), route.path)
         if route.path == "/v1/health":

@@ -408,8 +408,21 @@ def open_query(photo: QueryPhoto, max_pixels: int, max_side: int) -> QueryImage:
     return QueryImage(name, decoded.rgb, decoded.scale, data, max_pixels)
 
 
-def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
-    """RGB pixels of a query given as a path, bytes or an array, and a name for it."""
+def load_query(photo: QueryPhoto, max_pixels: int, max_side: int | None = None) -> tuple[np.ndarray, str]:
+    """RGB pixels of a query given as a path, bytes or an array, and a name for it;
+    ``max_side``: at most this many pixels on the longer side (a JPEG decoded from a draft,
+    then any photo shrunk), for a caller that draws from it, not one that searches."""
+    rgb, name = _query_pixels(photo, max_pixels, max_side)
+    if max_side and max(rgb.shape[:2]) > max_side:
+        import cv2
+
+        scale = max_side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return rgb, name
+
+
+def _query_pixels(photo: QueryPhoto, max_pixels: int, max_side: int | None) -> tuple[np.ndarray, str]:
     if isinstance(photo, np.ndarray):
         if photo.ndim != 3 or photo.shape[2] != 3 or min(photo.shape[:2]) < 1:
             raise BadImage("<array>", f"expected an (H, W, 3) RGB array, got shape {photo.shape}")
@@ -417,7 +430,7 @@ def load_query(photo: QueryPhoto, max_pixels: int) -> tuple[np.ndarray, str]:
             raise BadImage("<array>", f"expected RGB values as uint8 (0-255), got {photo.dtype}")
         return np.ascontiguousarray(photo), "<array>"
     data, name = _query_bytes(photo)
-    return decode(data, name, max_pixels).rgb, name
+    return decode(data, name, max_pixels, max_side=max_side).rgb, name
 
 
 def _query_bytes(photo: QueryPhoto) -> tuple[bytes, str]:

@@ -24,7 +24,7 @@ from ..errors import LookalikeError
 from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
-from .guard import ApiProblem, RateLimit, database_gone, grants
+from .guard import PICTURE_COST, ApiProblem, RateLimit, caller_address, database_gone, grants
 from .problems import ServerCode
 from .settings import ServeSettings
 from .timing import record
@@ -270,10 +270,11 @@ def service_of(request: Request) -> Service:
     return service
 
 
-def identify(service: Service, needed: KeyScope, given: str | None, address: str) -> Caller:
-    """The caller once their key grants ``needed`` and the rate limit lets them in; else the
-    refusal (401, 403, 429, or 503 while the library is not open). Reads the database (at
-    most every :attr:`Service.KEY_TTL` seconds per key)."""
+def identify(service: Service, needed: KeyScope, given: str | None, address: str, cost: float = 1.0) -> Caller:
+    """The caller once their key grants ``needed`` and the rate limit lets them in (a request
+    taking ``cost`` requests' worth); else the refusal (401, 403, 429, or 503 while the
+    library is not open). Reads the database (at most every :attr:`Service.KEY_TTL` seconds
+    per key)."""
     if given:
         if not service.vouched(given):
             # a key never seen valid costs a database read: the caller's address pays for it,
@@ -293,13 +294,13 @@ def identify(service: Service, needed: KeyScope, given: str | None, address: str
         raise ApiProblem(401, ServerCode.unauthorized, f"this needs an API key with scope {needed.value} "
                                               "(header X-API-Key or Authorization: Bearer)",
                          {"WWW-Authenticate": "Bearer"})
-    _rate(service, caller.identity)
+    _rate(service, caller.identity, cost)
     return caller
 
 
-def _rate(service: Service, identity: str) -> None:
-    """One request of ``identity``'s rate, else 429 with when to try again."""
-    wait = service.limit.take(identity)
+def _rate(service: Service, identity: str, cost: float = 1.0) -> None:
+    """``cost`` requests of ``identity``'s rate, else 429 with when to try again."""
+    wait = service.limit.take(identity, cost=cost)
     if wait > 0:
         raise ApiProblem(429, ServerCode.rate_limited, f"too many requests; try again in {wait:.1f} s",
                          {"Retry-After": str(max(1, round(wait + 0.5)))})
@@ -328,8 +329,9 @@ def caller_of(scope: KeyScope) -> Callable[..., Awaitable[Caller]]:
     return check
 
 
-def needed_scopes(app: FastAPI) -> list[tuple[Any, KeyScope]]:
-    """Every route that takes a caller, with the scope its key needs."""
+def needed_scopes(app: FastAPI) -> list[tuple[Any, KeyScope, float]]:
+    """Every route that takes a caller, with the scope its key needs and what it costs of
+    the caller's rate (a picture: :data:`PICTURE_COST`)."""
     from fastapi.dependencies.models import Dependant
     from fastapi.routing import APIRoute
 
@@ -345,7 +347,7 @@ def needed_scopes(app: FastAPI) -> list[tuple[Any, KeyScope]]:
         if isinstance(route, APIRoute):
             scope = needed(route.dependant)
             if scope is not None:
-                out.append((route, scope))
+                out.append((route, scope, PICTURE_COST if "pictures" in route.tags else 1.0))
     return out
 
 
@@ -355,14 +357,14 @@ def admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, An
     from starlette.datastructures import Headers
     from starlette.routing import Match
 
-    table: list[tuple[Any, KeyScope]] = []
+    table: list[tuple[Any, KeyScope, float]] = []
 
     async def admit(scope: MutableMapping[str, Any]) -> Caller | None:
         import anyio
 
         if not table:
             table.extend(needed_scopes(app))
-        needed = next((s for route, s in table if route.matches(scope)[0] is Match.FULL), None)
+        needed, cost = next(((s, c) for route, s, c in table if route.matches(scope)[0] is Match.FULL), (None, 1.0))
         if needed is None:
             return None  # health, the OpenAPI document, an unknown path or method: no key
         headers = Headers(scope=scope)
@@ -371,11 +373,11 @@ def admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, An
         if not given and scheme.lower() == "bearer" and credentials.strip():
             given = credentials.strip()
         client = scope.get("client")
-        address = str(client[0]) if client else "?"
+        address = caller_address(str(client[0])) if client else "?"
         if not given or service.knows(given):  # no database to ask: decided here, without a thread
-            return identify(service, needed, given, address)
+            return identify(service, needed, given, address, cost)
         try:
-            return await anyio.to_thread.run_sync(identify, service, needed, given, address)
+            return await anyio.to_thread.run_sync(identify, service, needed, given, address, cost)
         except LookalikeError as err:  # the key could not be read (a busy or broken database)
             status, code = problems.classify(err)
             raise ApiProblem(status, code, problems.detail_of(err, service.private())) from err
