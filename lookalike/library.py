@@ -360,15 +360,26 @@ class Library:
         with self.session() as session:
             return consent.photo_ids(session, [int(i) for i in face_ids])
 
-    def photo_file(self, photo_id: int, audience: Audience = Audience.operator) -> Path:
-        """The file of photo ``photo_id`` when ``audience`` may see it (beside the operator:
-        a photo that gave faces, of someone who does not withhold consent); else NotFound,
-        worded alike whether the id does not exist, is withheld or its file is gone."""
+    def photo_bytes(self, photo_id: int) -> bytes:
+        """The bytes of photo ``photo_id`` as they were stored (the operator's); NotFound,
+        worded as for an id that does not exist, when its file is gone or is no longer the
+        photo stored (a file swapped for another, a link to one: the log says which)."""
+        import hashlib
+
         with self.session() as session:
-            path = consent.photo_path(session, photo_id, audience)
-        if path is None or not Path(path).is_file():
+            path = consent.photo_path(session, photo_id, Audience.operator)
+            sha = photo_rows.photo_sha256(session, photo_id)
+        try:
+            data = Path(path).read_bytes() if path is not None else None
+        except OSError as err:
+            log.warning("photo %s: %s cannot be read (%s)", photo_id, path, err.strerror or err)
+            data = None
+        if data is not None and sha is not None and hashlib.sha256(data).hexdigest() != sha:
+            log.warning("photo %s: %s is no longer the photo stored (its bytes changed since ingest)", photo_id, path)
+            data = None
+        if data is None:
             raise NotFound.photo(photo_id)
-        return Path(path)
+        return data
 
     @serialised
     def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:

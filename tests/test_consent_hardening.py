@@ -363,3 +363,25 @@ def test_the_person_verb_does_not_find_a_withheld_person_as_it_does_not_find_nob
                 assert str(withheld.value) == str(absent.value).replace("nobody_at_all", person)
         shown = lib.person("amy", Audience.visitor)
         assert shown.faces and shown.to_dict()["centroid"] == shown.figures()
+
+
+def test_an_admins_photo_is_the_bytes_stored_never_what_has_taken_their_place(faces, small_db):
+    """An admin key got whatever lay at a photo's stored path: a photo swapped for a link to
+    /etc/passwd served /etc/passwd (security probe, 2026-12-07). The bytes are served only
+    while they are the ones stored; otherwise the id is the 404 of one that does not exist."""
+    import sqlite3
+
+    from lookalike.errors import NotFound
+
+    alone = faces / "lfw-dev" / "images" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg"
+    with lookalike.open(small_db) as lib:
+        lib.people.save_profile("aaron_sorkin", Profile(consent_display=True))
+        lib.add_photos("aaron_sorkin", [("alone.jpg", alone.read_bytes())])
+        with sqlite3.connect(small_db) as db:
+            photo_id, path = db.execute("select id, path from photos where path like '%aaron_sorkin%' "
+                                        "and status = 'ok'").fetchone()
+        assert lib.photo_bytes(photo_id) == alone.read_bytes()
+        Path(path).unlink()
+        Path(path).symlink_to(faces / "celeb" / "face_recognition" / "joe_biden" / "biden.jpg")
+        with pytest.raises(NotFound, match=f"no photo {photo_id} in this library"):
+            lib.photo_bytes(photo_id)

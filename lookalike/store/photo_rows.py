@@ -236,6 +236,11 @@ def answer_rows(session: Session, space_id: int, ids: Iterable[int]) -> Answer:
     return Answer(rows, vectors, int(current or 0), uid)
 
 
+def photo_sha256(session: Session, photo_id: int) -> str | None:
+    """The sha256 of the bytes a photo row was read from (None: not known)."""
+    return session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
+
+
 def photo_path(session: Session, photo_id: int) -> str | None:
     """The file a photo row stands for (every space holds its own row of that file)."""
     return session.scalar(select(Photo.path).where(Photo.id == photo_id))

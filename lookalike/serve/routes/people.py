@@ -4,12 +4,10 @@ caller sees only the people who have not withheld consent."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from fastapi.responses import Response
 
-from ...errors import NotFound
 from .. import schemas
 from .common import PersonName, PhotoId, Searcher, Served, Topic, audience, line, photo_refs
 
@@ -64,13 +62,7 @@ def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response
     shown = audience(caller)
     if shown is not Audience.operator:
         data = jpeg_bytes(service.call(lambda lib: lib.people.portrait(photo_id, shown)))
-    else:
-        path = service.call(lambda lib: lib.photo_file(photo_id, shown))
-        try:
-            data = path.read_bytes()
-        except OSError as err:  # the file gone or unreadable since ingest: the operator's to know
-            logging.getLogger(__name__).warning("photo %s: %s cannot be read (%s)", photo_id, path,
-                                                err.strerror or err)
-            raise NotFound.photo(photo_id) from None  # as the library says one it may not show
+    else:  # the bytes as stored: a file changed since (swapped, a link to another) is a 404
+        data = service.call(lambda lib: lib.photo_bytes(photo_id))
     return Response(data, media_type=schemas.media_type(data),
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
