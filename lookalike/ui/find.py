@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from lookalike.models.catalog import RECOGNITION_DIMS
@@ -43,6 +45,7 @@ from lookalike.store.values import Audience  # noqa: E402
 
 try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
+    photo_key = hashlib.sha256(data).hexdigest()  # the morphs' memo key, once for every card
     rgb = decode(data, given.name or "your photo", max_pixels()).rgb
     with lib.calls, st.spinner("Looking for people like you …"):
         result = lib.search(rgb, k=k, per_person=True, audience=Audience.visitor)
@@ -102,4 +105,5 @@ with right:
             for line in card.explanations:
                 st.markdown(f"- {line}")
         with text:  # "you ↔ them" and their average face: made in memory, only when asked
-            drawn.card_pictures(lib, card, rgb, face.bbox if len(faces) > 1 else None, f"{chosen}_{rank}")
+            drawn.card_pictures(lib, card, rgb, face.bbox if len(faces) > 1 else None, f"{chosen}_{rank}",
+                                photo_key)
