@@ -419,12 +419,13 @@ class Library:
         return path
 
     @serialised
-    def path(self, photo_a: QueryPhoto, photo_b: QueryPhoto, steps: int = 8) -> list[Step]:
-        """Who lies between two faces: the nearest corpus face at each of ``steps`` points from
-        the largest face of A to that of B, each face used once."""
+    def path(self, photo_a: QueryPhoto, photo_b: QueryPhoto, steps: int = 8,
+             audience: Audience = Audience.operator) -> list[Step]:
+        """Who lies between two faces: the nearest corpus face ``audience`` may see at each of
+        ``steps`` points from the largest face of A to that of B, each face used once."""
         from .query.facemath import path_between
 
-        return path_between(self.view, photo_a, photo_b, steps)
+        return path_between(self.view, photo_a, photo_b, steps, audience)
 
     @serialised
     def warm(self) -> None:

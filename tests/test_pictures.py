@@ -213,6 +213,12 @@ def test_a_visitors_average_holds_only_people_they_may_see(celeb, tmp_path):
         with pytest.raises(NotFound, match="no person named 'barack_obama'"):
             lib.pictures.average(Group.parse("person:barack_obama"), Audience.visitor)
         assert lib.pictures.average(Group.parse("person:barack_obama"), Audience.operator).faces >= 4
+        # and a path between two faces walks only through people a visitor may see
+        ends = (str(celeb[1]["barack_obama"][0]), str(celeb[1][OTHER][0]))
+        assert "barack_obama" in {s.person for s in lib.path(*ends, steps=6)}
+        assert "barack_obama" not in {s.person for s in lib.path(*ends, steps=6, audience=Audience.visitor)}
+        walked = cli("path", *ends, "--steps", "6", "--audience", "visitor", "--db", str(db), "--json")
+        assert walked.returncode == 0 and "barack_obama" not in {s["person"] for s in json.loads(walked.stdout)["steps"]}
 
 
 # ---- morphs -----------------------------------------------------------------------------------

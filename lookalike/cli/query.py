@@ -13,6 +13,7 @@ from ._common import (
     PICTURE_SUFFIXES,
     AnalyzerOpt,
     JsonOpt,
+    PictureAudienceOpt,
     app,
     one_line_errors,
     opened,
@@ -150,6 +151,7 @@ def path(
     render: Annotated[Optional[Path], typer.Option(
         "--render", help="Draw the morph from A to B above the faces of the path into this picture.")] = None,
     lib: LibraryOptions = LibraryOptions(),
+    audience: PictureAudienceOpt = Audience.operator,
     as_json: JsonOpt = False,
 ) -> None:
     """Who lies between two faces: the nearest corpus face at each step of the way."""
@@ -158,7 +160,7 @@ def path(
     with one_line_errors():
         output(montage, "--montage", PICTURE_SUFFIXES)
         with opened(lib) as library:
-            route = library.path(str(photo_a), str(photo_b), steps)
+            route = library.path(str(photo_a), str(photo_b), steps, audience)
             if render is not None:
                 _render_path(library, str(photo_a), str(photo_b), route, render)
         if montage is not None:

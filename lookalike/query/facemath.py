@@ -227,28 +227,31 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (out / np.linalg.norm(out)).astype(np.float32)
 
 
-def path_between(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto, steps: int = 8) -> list[Step]:
+def path_between(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto, steps: int = 8,
+                 audience: Audience = Audience.operator) -> list[Step]:
     """:func:`path` from the largest face of ``photo_a`` to that of ``photo_b``, each read as a
     search reads its query."""
     from .verify import largest_face
 
     ends = [largest_face(view, photo)[0].embedding for photo in (photo_a, photo_b)]
-    return path(view, ends[0], ends[1], steps)
+    return path(view, ends[0], ends[1], steps, audience)
 
 
-def path(view: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8) -> list[Step]:
+def path(view: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8,
+         audience: Audience = Audience.operator) -> list[Step]:
     """Nearest corpus face at ``steps`` evenly spaced points from ``a`` to ``b``, each
-    face used once."""
+    face used once, of the faces ``audience`` may see (as a search for it)."""
     from ..store import photo_rows
 
     if steps < 2:
         raise ConfigError("a path needs at least 2 steps")
+    shown = view.shown((), Audience.of(audience))
     index = view.index
     used: set[int] = set()
     chosen: list[tuple[float, int, float]] = []
     for t in np.linspace(0.0, 1.0, steps):
         point = slerp(a, b, float(t))
-        sims, ids = index.search(point[None], min(index.ntotal, steps + 1))
+        sims, ids = index.search(point[None], min(index.ntotal, steps + 1), shown.allowed, shown.how, shown.excluded)
         for sim, fid in zip(sims[0], ids[0]):
             if fid >= 0 and int(fid) not in used:
                 used.add(int(fid))
