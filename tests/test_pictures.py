@@ -218,7 +218,8 @@ def test_a_visitors_average_holds_only_people_they_may_see(celeb, tmp_path):
         assert "barack_obama" in {s.person for s in lib.path(*ends, steps=6)}
         assert "barack_obama" not in {s.person for s in lib.path(*ends, steps=6, audience=Audience.visitor)}
         walked = cli("path", *ends, "--steps", "6", "--audience", "visitor", "--db", str(db), "--json")
-        assert walked.returncode == 0 and "barack_obama" not in {s["person"] for s in json.loads(walked.stdout)["steps"]}
+        assert walked.returncode == 0, walked.stderr
+        assert "barack_obama" not in {s["person"] for s in json.loads(walked.stdout)["steps"]}
 
 
 # ---- morphs -----------------------------------------------------------------------------------
