@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from . import config, places
 from .config import Settings
-from .errors import EmptyLibrary, LookalikeError, NotFound
+from .errors import EmptyLibrary, LookalikeError, NotFound, NothingIngested
 from .faces.pipeline import FacesMode, Space
 from .faults import crash_point
 from .index.backends import DoctorReport, VectorBackend, for_settings
@@ -239,6 +239,9 @@ class Library:
                     crash_point("reembed.moved")
                     faces, seconds = faces + report.faces, seconds + report.seconds
                     interrupted = report.interrupted
+            if present and not statuses.get("ok") and not interrupted:  # judged once, over every batch
+                raise NothingIngested(f"{target.key}: not one of {len(present)} photos gave a face "
+                                      f"({', '.join(f'{n} {k}' for k, n in statuses.items() if n)})")
             with moved.session() as session:  # what is in the space now, however the run ended
                 row = space_rows.get_space(session, target.key)
                 left = len(photo_rows.photos_outside(session, row.id if row is not None else -1))
@@ -369,8 +372,8 @@ class Library:
         with self.session() as session:
             path = consent.photo_path(session, photo_id, Audience.operator)
             sha = photo_rows.photo_sha256(session, photo_id)
-        try:
-            data = Path(path).read_bytes() if path is not None else None
+        try:  # a regular file only: a link to /dev/zero or a FIFO would be read for ever, under the lock
+            data = Path(path).read_bytes() if path is not None and Path(path).is_file() else None
         except OSError as err:
             log.warning("photo %s: %s cannot be read (%s)", photo_id, path, err.strerror or err)
             data = None

@@ -407,8 +407,8 @@ class Pictures:
         if rivals:
             raise UnusableFace(name, f"{len(rivals) + 1} faces of like size; use a photo of one face (or crop it)")
         if side < MIN_FACE_PX:
-            raise UnusableFace(name, f"the face is {side} px across; at least {MIN_FACE_PX} px are needed "
-                                     "to draw from it")
+            where = f" in the photo shrunk to {DRAWN_SIDE:,} px" if max(rgb.shape[:2]) == DRAWN_SIDE else ""
+            raise UnusableFace(name, f"the face is {side} px across{where}; {MIN_FACE_PX} px are needed to draw it")
         points = landmarks.landmarks(rgb, face, threads=self.threads)
         return name, rgb, points.astype(np.float64), face
 

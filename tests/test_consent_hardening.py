@@ -385,3 +385,7 @@ def test_an_admins_photo_is_the_bytes_stored_never_what_has_taken_their_place(fa
         Path(path).symlink_to(faces / "celeb" / "face_recognition" / "joe_biden" / "biden.jpg")
         with pytest.raises(NotFound, match=f"no photo {photo_id} in this library"):
             lib.photo_bytes(photo_id)
+        Path(path).unlink()
+        Path(path).symlink_to("/dev/zero")  # read for ever, under the library's lock, before
+        with pytest.raises(NotFound, match=f"no photo {photo_id} in this library"):
+            lib.photo_bytes(photo_id)

@@ -40,3 +40,6 @@ def test_a_picture_takes_a_pictures_worth_of_the_callers_rate(tmp_path, monkeypa
 def test_a_keyless_caller_is_counted_by_its_address_and_an_ipv6_one_by_its_64():
     assert caller_address("2001:db8:1:2::5") == caller_address("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert caller_address("192.0.2.7") == "192.0.2.7"
+    # an IPv4 client of a dual-stack socket (--host ::) is its IPv4 address, not ::/64 with all the others
+    assert caller_address("::ffff:192.0.2.7") == "192.0.2.7" != caller_address("::ffff:192.0.2.8")
+    assert caller_address("::1") == "::1"

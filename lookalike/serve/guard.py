@@ -79,9 +79,14 @@ def caller_address(host: str) -> str:
     import ipaddress
 
     try:
-        return str(ipaddress.ip_network(f"{host}/64", strict=False))
+        address = ipaddress.IPv6Address(host)
     except ValueError:
         return host
+    if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket (--host ::)
+        return str(address.ipv4_mapped)
+    if address.is_loopback:
+        return str(address)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 class ApiProblem(Exception):
