@@ -193,16 +193,20 @@ class SpaceView:
         return self.index_slot().get()
 
     def follows(self, stored: str | None) -> bool:
-        """Whether the open index was made with the PCA ``stored`` (an answer's: the uid of
-        the space's stored PCA when its rows were read; None: none). Where the stored vectors
-        are reduced in the transaction that stores a PCA (pgvector), a reader holding another
-        drops its index and PCA and answers ``False``: the caller searches again. Elsewhere
-        ``True``: a FAISS file records its PCA and is followed by the file
-        (:meth:`index_slot`); a Milvus collection is rebuilt after the commit, so its reader
-        follows when the width no longer fits (:meth:`refollow`)."""
-        if not self.backend.follows_stored_reduction:
-            return True
-        return self._holds(stored)
+        """Whether this reader's PCA is still the one to search with: ``stored`` is the uid of
+        the space's stored PCA when an answer's rows were read (None: none). Another one is
+        followed once the vectors searched are reduced with it (the backend's
+        :meth:`~lookalike.index.backend.VectorBackend.ready_for`: pgvector in the PCA's own
+        transaction, a Milvus collection once made again; a FAISS file by its manifest,
+        :meth:`index_slot`): the index and PCA are dropped and ``False`` says search again."""
+        with self._slot_lock:
+            held = self.reduction
+            if stored == (held.uid if held is not None else None):
+                return True
+            if not self.backend.ready_for(self.store(), stored):
+                return True  # the store still holds what this reader's PCA made
+            self._reduction, self._slot = False, None
+            return False
 
     def refollow(self) -> bool:
         """After a query the stored vectors were no longer as wide as: whether the space's

@@ -87,10 +87,6 @@ class VectorBackend:
     queued_ingest = False
     # the vectors live outside the database: every change also writes outbox rows
     outbox = False
-    # the stored vectors are reduced in the transaction that stores a PCA (pgvector), where no
-    # file a reader watches records it: a long-running reader follows the PCA an answer was
-    # read with (lookalike.space.SpaceView.follows)
-    follows_stored_reduction = False
 
     def open_index(self, store: SpaceStore) -> VectorIndex:
         """The space's index, ready to search (before any reduction wrapper)."""
@@ -128,6 +124,13 @@ class VectorBackend:
     def saved_matches(self, store: SpaceStore, index: VectorIndex) -> bool:
         """Whether what is saved already holds everything the open index holds."""
         return True
+
+    def ready_for(self, store: SpaceStore, reduction: str | None) -> bool:
+        """Whether the vectors this backend searches are reduced with the PCA ``reduction``
+        (the uid stored now, an answer's): a long-running reader then follows it
+        (:meth:`lookalike.space.SpaceView.follows`). ``False`` here: a FAISS file names its PCA
+        in its manifest and is followed by the file."""
+        return False
 
     def changed(self, index: VectorIndex) -> bool:
         """Whether the open index is older than what another process has since saved."""

@@ -102,7 +102,21 @@ class MilvusBackend(VectorBackend):
             index.manifest.index_key, index.manifest.params = index.spec.key, dict(index.spec.search)
         index.vector_source = store.index_vectors
         index.outbox = Outbox(store)
+        index.reduction = store.reduction.uid if store.reduction is not None else ""
         return index
+
+    def ready_for(self, store: SpaceStore, reduction: str | None) -> bool:
+        """Whether the collection was made with the PCA ``reduction`` (recorded with it): it is
+        made again after the PCA's commit, and until then its reader keeps the old one."""
+        from pymilvus.exceptions import MilvusException
+
+        from .milvus_index import REDUCTION_PROPERTY
+
+        try:
+            described = self.client().describe_collection(self._collection(store))
+        except MilvusException:
+            return False
+        return (described.get("properties") or {}).get(REDUCTION_PROPERTY) == (reduction or "")
 
     def open_index(self, store: SpaceStore) -> MilvusIndex:
         """The space's collection, created (and filled) if new; what a crash left in the

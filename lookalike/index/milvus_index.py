@@ -150,6 +150,9 @@ def disconnect(vectors: Vectors, client: MilvusClient) -> None:
             _LITE_USERS[vectors.target] = users
 
 
+REDUCTION_PROPERTY = "lookalike.reduction"
+
+
 def collection_name(space_key: str, space_uid: str) -> str:
     """One collection per space and per library: Milvus names are letters, digits and ``_``;
     the space's uid keeps two libraries sharing one cluster apart."""
@@ -174,6 +177,7 @@ class MilvusIndex:
         # (C++ segments); Milvus Lite scans expressions in Python (21.9 s a query at 10 % of
         # 1M, against 1.3 s for the id list; bench/scale.py), so the backend leaves it off there
         self.filter_on_fields = False
+        self.reduction = ""  # the uid of the PCA its vectors went through ("": full width)
         self.manifest = ServiceManifest(space, self.dim, spec.key, params=dict(spec.search))
         self._count: int | None = None
 
@@ -196,8 +200,10 @@ class MilvusIndex:
         schema.add_field("role", DataType.VARCHAR, max_length=TEXT_LENGTH)
         # Strong: a count or id list sees every write acknowledged before it (Milvus's
         # default, Bounded, misses the last seconds); searches ask for SEARCH_CONSISTENCY
+        # the PCA recorded with the collection: a reader follows a new one once the
+        # collection made with it is there (lookalike.space.SpaceView.follows)
         self.client.create_collection(self.name, schema=schema, index_params=self._index_params(),
-                                      consistency_level="Strong")
+                                      consistency_level="Strong", properties={REDUCTION_PROPERTY: self.reduction})
         self.client.load_collection(self.name)
         self._count = 0
 

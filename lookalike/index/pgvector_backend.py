@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 class PgVectorBackend(VectorBackend):
     name = "pgvector"
     vectors_in_db = True
-    follows_stored_reduction = True
     queued_ingest = True
     metric = "cosine (pgvector <=>)"
 
@@ -102,6 +101,9 @@ class PgVectorBackend(VectorBackend):
         not overwrite them at once; ``VACUUM FULL faces`` rewrites the table when the bytes
         themselves must go)."""
         db.scrub(store.engine)
+
+    def ready_for(self, store: SpaceStore, reduction: str | None) -> bool:
+        return True  # faces.vec is reduced in the transaction that stores the PCA
 
     def reduction_stored(self, store: SpaceStore, session: Session, space_id: int, red: Reduction) -> None:
         """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
