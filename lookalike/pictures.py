@@ -408,7 +408,7 @@ class Pictures:
             raise UnusableFace(name, f"{len(rivals) + 1} faces of like size; use a photo of one face (or crop it)")
         if side < MIN_FACE_PX:
             where = f" in the photo shrunk to {DRAWN_SIDE:,} px" if max(rgb.shape[:2]) == DRAWN_SIDE else ""
-            raise UnusableFace(name, f"the face is {side} px across{where}; {MIN_FACE_PX} px are needed to draw it")
+            raise UnusableFace(name, f"the face is {side} px across{where}; at least {MIN_FACE_PX} px are needed")
         points = landmarks.landmarks(rgb, face, threads=self.threads)
         return name, rgb, points.astype(np.float64), face
 
