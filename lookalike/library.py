@@ -367,22 +367,19 @@ class Library:
         """The bytes of photo ``photo_id`` as they were stored (the operator's); NotFound,
         worded as for an id that does not exist, when its file is gone or is no longer the
         photo stored (a file swapped for another, a link to one: the log says which)."""
-        import hashlib
+        from .errors import BadImage
+        from .faces.images import read_stored
 
         with self.session() as session:
             path = consent.photo_path(session, photo_id, Audience.operator)
             sha = photo_rows.photo_sha256(session, photo_id)
-        try:  # a regular file only: a link to /dev/zero or a FIFO would be read for ever, under the lock
-            data = Path(path).read_bytes() if path is not None and Path(path).is_file() else None
-        except OSError as err:
-            log.warning("photo %s: %s cannot be read (%s)", photo_id, path, err.strerror or err)
-            data = None
-        if data is not None and sha is not None and hashlib.sha256(data).hexdigest() != sha:
-            log.warning("photo %s: %s is no longer the photo stored (its bytes changed since ingest)", photo_id, path)
-            data = None
-        if data is None:
+        if path is None:
             raise NotFound.photo(photo_id)
-        return data
+        try:
+            return read_stored(path, sha)
+        except BadImage as err:
+            log.warning("photo %s: %s", photo_id, err)
+            raise NotFound.photo(photo_id) from None
 
     @serialised
     def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:

@@ -121,8 +121,8 @@ class People:
         filed under one person showed everyone in it, a colleague who withholds consent
         among them (security re-probe, 2026-12-07, M3), and a bystander never asked at all.
         :class:`NotFound` alike whether the id does not exist, is withheld or its file is gone."""
-        from .faces.images import decode_file
-        from .imaging.compose import around, fit
+        from .faces.images import decode_file, shrink
+        from .imaging.compose import around
         from .store import consent
 
         with self.sessions() as session:
@@ -138,7 +138,7 @@ class People:
         scale = decoded.scale  # the boxes are the photo's own pixels
         cut = around(decoded.rgb, [(round(x * scale), round(y * scale), round(w * scale), round(h * scale))
                                    for x, y, w, h in boxes])
-        return fit(cut, PORTRAIT_SIDE)
+        return shrink(cut, PORTRAIT_SIDE)
 
     def store_uploads(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> dict[str, str]:
         """Write uploaded photos (file name, bytes) under ``upload_dir/NAME/`` (a hashed folder

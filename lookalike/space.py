@@ -199,14 +199,7 @@ class SpaceView:
         :meth:`~lookalike.index.backend.VectorBackend.ready_for`: pgvector in the PCA's own
         transaction, a Milvus collection once made again; a FAISS file by its manifest,
         :meth:`index_slot`): the index and PCA are dropped and ``False`` says search again."""
-        with self._slot_lock:
-            held = self.reduction
-            if stored == (held.uid if held is not None else None):
-                return True
-            if not self.backend.ready_for(self.store(), stored):
-                return True  # the store still holds what this reader's PCA made
-            self._reduction, self._slot = False, None
-            return False
+        return self._follow(stored, lambda: self.backend.ready_for(self.store(), stored))
 
     def refollow(self) -> bool:
         """After a query the stored vectors were no longer as wide as: whether the space's
@@ -214,12 +207,14 @@ class SpaceView:
         ``False``: nothing stored explains the width."""
         with self.session() as session:
             stored = space_rows.reduction_uid(session, self.space_id)
-        return not self._holds(stored)
+        return not self._follow(stored, lambda: True)
 
-    def _holds(self, stored: str | None) -> bool:
+    def _follow(self, stored: str | None, ready: Callable[[], bool]) -> bool:
+        """``True`` while the PCA held is ``stored`` or the store is not ``ready`` for it (it
+        still holds what the held PCA made); else the index and PCA dropped, ``False``."""
         with self._slot_lock:
             held = self.reduction
-            if stored == (held.uid if held is not None else None):
+            if stored == (held.uid if held is not None else None) or not ready():
                 return True
             self._reduction, self._slot = False, None
             return False

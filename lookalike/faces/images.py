@@ -168,13 +168,22 @@ def decode_stored(path: str, sha256: str | None, max_pixels: int, *, max_side: i
     a box): :class:`BadImage` naming the file when it is gone, unreadable or no longer the
     bytes stored (``sha256``) — another picture under the same name would have those
     points land on someone else (an average showed a ghost of the new photo's head)."""
+    return decode(read_stored(path, sha256), path, max_pixels, max_side=max_side)
+
+
+def read_stored(path: str, sha256: str | None) -> bytes:
+    """A stored photo's bytes while they are the ones stored (``sha256``; None: not known):
+    :class:`BadImage` naming the file when it is gone, not a regular file (a link to a
+    device or a FIFO would be read for ever), unreadable or changed since it was ingested."""
     import hashlib
 
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise BadImage(path, "not a regular file")
     data = _read(path)
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise BadImage(path, "changed since it was ingested (its stored landmarks are not this picture's); "
                              "ingest it again")
-    return decode(data, path, max_pixels, max_side=max_side)
+    return data
 
 
 def _read(path: str) -> bytes:
@@ -413,13 +422,20 @@ def load_query(photo: QueryPhoto, max_pixels: int, max_side: int | None = None) 
     ``max_side``: at most this many pixels on the longer side (a JPEG decoded from a draft,
     then any photo shrunk), for a caller that draws from it, not one that searches."""
     rgb, name = _query_pixels(photo, max_pixels, max_side)
-    if max_side and max(rgb.shape[:2]) > max_side:
-        import cv2
+    return (shrink(rgb, max_side) if max_side else rgb), name
 
-        scale = max_side / max(rgb.shape[:2])
-        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return rgb, name
+
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    """``rgb`` shrunk so its long side is at most ``side`` px (never enlarged): area
+    averaging, a downscale's filter, and quick on a 40 MP photo."""
+    height, width = rgb.shape[:2]
+    if max(height, width) <= side:
+        return rgb
+    import cv2
+
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _query_pixels(photo: QueryPhoto, max_pixels: int, max_side: int | None) -> tuple[np.ndarray, str]:

@@ -40,18 +40,6 @@ def around(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin: fl
     return np.ascontiguousarray(image[top:max(bottom, top + 1), left:max(right, left + 1)])
 
 
-def fit(image: np.ndarray, side: int) -> np.ndarray:
-    """``image`` shrunk so its long side is at most ``side`` px (never enlarged)."""
-    from PIL import Image
-
-    height, width = image.shape[:2]
-    if max(height, width) <= side:
-        return image
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
-
-
 def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int, margin: float = 0.25) -> np.ndarray:
     """The square around ``box`` (``margin`` of its long side on each side, kept inside the
     picture) at ``size`` x ``size`` px."""
