@@ -210,18 +210,36 @@ class Gate(HttpMiddleware):
                 429, ServerCode.rate_limited, f"this caller is already sending {self.slots.per_caller} requests "
                 "with a body at once; send the next when one is answered", {"Retry-After": "1"}))
             return
+        entered, claimed = False, True
+
+        def free() -> None:
+            """Give back the place and the caller's share, once."""
+            nonlocal entered, claimed
+            if entered:
+                entered = False
+                self.slots.leave()
+            if claimed:
+                claimed = False
+                self.slots.release(who)
+
+        async def answering(message: Message) -> None:
+            # both are given back before the answer's last bytes are sent: a client that sends
+            # its next request on its answer found its own share or the one place still taken
+            # (a 429 or 503 to an honest keep-alive client, CI 2026-12-07)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                free()
+            await send(message)
+
         try:
             if not await self.slots.enter():
                 await send_problem(send, ApiProblem(
                     503, ServerCode.busy, f"the server is already reading {self.slots.size} requests with a body; "
                                  "try again in a moment", {"Retry-After": "1"}))
                 return
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                self.slots.leave()
+            entered = True
+            await self.app(scope, receive, answering)
         finally:
-            self.slots.release(who)
+            free()
 
 
 def too_large(limit: int) -> str:
