@@ -2,7 +2,7 @@
 
 lookalike's YuNet detector (:mod:`lookalike.faces.detect`) finds the largest face and
 MediaPipe's face mesh (:mod:`lookalike.faces.landmarks`, the model ingest stores and
-:mod:`lookalike.pictures` draws from) places its 468 points on it, so the issue's
+:mod:`lookalike.verbs.pictures` draws from) places its 468 points on it, so the issue's
 measured properties hold for the landmarks the product actually uses. Everything else
 takes (N, 2) float32 arrays.
 """

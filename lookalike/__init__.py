@@ -52,14 +52,14 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if TYPE_CHECKING:
     from .analysis import AnalyzerName
     from .faces.pipeline import FacesMode, Space
-    from .library import Library
     from .query.facemath import FaceMath, Group, GroupKind
     from .query.search import Filter, FilterKey, RankBy, SearchOptions, SearchResult
     from .store.values import Audience, KeyScope
+    from .verbs.library import Library
 
 # name -> module, imported on first access (PEP 562)
 _LAZY = {
-    "Library": "lookalike.library",
+    "Library": "lookalike.verbs.library",
     "SearchOptions": "lookalike.query.search", "SearchResult": "lookalike.query.search",
     "Filter": "lookalike.query.search", "FilterKey": "lookalike.query.search", "RankBy": "lookalike.query.search",
     "FaceMath": "lookalike.query.facemath", "Group": "lookalike.query.facemath",
@@ -78,8 +78,8 @@ def __getattr__(name: str) -> Any:  # noqa: ANN401 - whichever class was asked f
 
 def open(db: str | os.PathLike[str] | None = None, index_dir: str | os.PathLike[str] | None = None,  # noqa: A001 - lookalike.open, like the builtin
          **settings: Any) -> Library:  # noqa: ANN401 - Settings fields, checked by Settings.resolve
-    """Open (creating or upgrading) the library at ``db``; see :class:`lookalike.library.Library`."""
-    from .library import open_library
+    """Open (creating or upgrading) the library at ``db``; see :class:`lookalike.verbs.library.Library`."""
+    from .verbs.library import open_library
 
     return open_library(db=db, index_dir=index_dir, **settings)
 

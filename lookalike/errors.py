@@ -198,7 +198,7 @@ class IndexCorrupt(LookalikeError):
 class IndexWidthChanged(IndexCorrupt):
     """The stored vectors are no longer as wide as the query: another process stored a new
     PCA (pgvector reduces the column in that transaction). A reader follows it and searches
-    again (:meth:`lookalike.space.SpaceView.follows`); only a width nothing explains is left
+    again (:meth:`lookalike.verbs.space.SpaceView.follows`); only a width nothing explains is left
     to the caller."""
 
     http_status = 500
@@ -383,7 +383,7 @@ class BadProfile(ConfigError):
 
 class TooFewPeople(LookalikeError):
     """A picture asked of too few faces to mean anything: a group average of fewer different
-    people than :data:`lookalike.pictures.MIN_PEOPLE` (an average of one or two people is those
+    people than :data:`lookalike.verbs.pictures.MIN_PEOPLE` (an average of one or two people is those
     people in disguise, so it is never drawn), or an appearance model of fewer readable faces
     than it has room for (:data:`lookalike.imaging.appearance.MIN_FACES`)."""
 

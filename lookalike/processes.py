@@ -2,21 +2,21 @@
 (:class:`lookalike.live.protocol.LiveLibrary`) and the function its worker process calls to
 open a view of its own (a database connection, an index or a model never crosses a process).
 
-Here, above :mod:`lookalike.library`, so that :mod:`lookalike.live` (a stage) is handed what it
+Here, above :mod:`lookalike.verbs.library`, so that :mod:`lookalike.live` (a stage) is handed what it
 needs and never imports the verbs. The ingest queue's worker entry point stays in
-:mod:`lookalike.library` (``serve_queue``): the library itself hands it to the ingest runner.
+:mod:`lookalike.verbs.library` (``serve_queue``): the library itself hands it to the ingest runner.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .library import Library
+from .verbs.library import Library
 
 if TYPE_CHECKING:
     from .config import Settings
     from .live.protocol import LiveLibrary
-    from .space import SpaceView
+    from .verbs.space import SpaceView
 
 
 def worker_view(settings: Settings) -> SpaceView:

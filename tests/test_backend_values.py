@@ -1,6 +1,6 @@
 """Index backends are handed values, never the view (architecture review 50, H1): the open
 index, its vector source, a Milvus collection's outbox and the backend itself reach no
-:class:`lookalike.space.SpaceView` through any reference, on every store; the view makes a
+:class:`lookalike.verbs.space.SpaceView` through any reference, on every store; the view makes a
 fresh :class:`SpaceStore` of values for each operation and keeps the open index in an
 :class:`IndexSlot` that opens only when asked."""
 
@@ -13,7 +13,7 @@ from dataclasses import FrozenInstanceError
 import pytest
 
 from lookalike.index.space_store import IndexSlot, SpaceStore
-from lookalike.space import SpaceView
+from lookalike.verbs.space import SpaceView
 
 pytestmark = pytest.mark.e2e
 

@@ -94,7 +94,7 @@ def test_the_environment_names_the_library(tmp_path):
 @pytest.fixture
 def open_libraries(monkeypatch):
     """The libraries opened in this process and not closed yet, and how many were opened."""
-    from lookalike.library import Library
+    from lookalike.verbs.library import Library
 
     live: dict[int, Library] = {}
     opened = []
@@ -189,8 +189,8 @@ def test_every_command_closes_the_library_it_opens(tiny, tmp_path, open_librarie
 
 def test_a_library_is_closed_after_ctrl_c_and_after_an_error(tiny, open_libraries, monkeypatch):
     from lookalike.errors import IndexCorrupt
-    from lookalike.library import Library
-    from lookalike.maintenance import IndexMaintenance
+    from lookalike.verbs.library import Library
+    from lookalike.verbs.maintenance import IndexMaintenance
 
     db, _ = tiny
     live, opened = open_libraries

@@ -235,7 +235,7 @@ def test_each_library_in_a_folder_has_its_own_index_and_upload_folders(clean_env
     # folder of whichever process took them (a remove run elsewhere left them: scale user test, F3)
     server = "postgresql+psycopg://u@/faces"
     assert Settings.resolve(db=server).upload_dir is None
-    from lookalike.people import People
+    from lookalike.verbs.people import People
 
     with pytest.raises(LookalikeError, match="LOOKALIKE_UPLOAD_DIR"):
         People(lambda: None, lambda: 1, None).store_uploads("kit", [("a.jpg", b"x")])

@@ -279,7 +279,7 @@ def test_a_group_photo_filed_under_one_person_shows_a_visitor_only_them(faces, s
     yunet = detect.build("yunet", 1280)
     assert len(yunet.detect(whole)) >= 2 and len(yunet.detect(cut)) == 1
     assert cut.shape[0] * cut.shape[1] < whole.shape[0] * whole.shape[1] / 2
-    from lookalike.people import PORTRAIT_SIDE
+    from lookalike.verbs.people import PORTRAIT_SIDE
 
     assert max(cut.shape[:2]) <= PORTRAIT_SIDE  # no screen shows a 40 MP photo's every pixel
 

@@ -3,7 +3,7 @@ morphs that go from A to B, transforms that age a face but keep its identity and
 tone in every group, appearance sliders, and pictures without holes or mirrored borders.
 
 Landmarks come from one helper (bench/_landmarks.py: YuNet + the face mesh the product uses),
-the same 468 points ingest stores and lookalike.pictures draws from. Identity is judged by lookalike's own
+the same 468 points ingest stores and lookalike.verbs.pictures draws from. Identity is judged by lookalike's own
 pipeline (SFace + YuNet + ArcFace alignment) and its calibrated thresholds; age by the
 offline analyzer (Cydral's networks).
 """

@@ -321,7 +321,7 @@ def test_a_large_photo_is_drawn_from_a_screens_worth_of_it(lib, faces):
     side, the JPEG decoded from a draft, and the picture is that size."""
     import cv2
 
-    from lookalike.pictures import DRAWN_SIDE
+    from lookalike.verbs.pictures import DRAWN_SIDE
 
     small = cv2.imread(str(faces / OBAMA))
     big = cv2.resize(small, (small.shape[1] * 8, small.shape[0] * 8), interpolation=cv2.INTER_CUBIC)

@@ -153,7 +153,7 @@ def test_a_crash_is_logged_without_its_sql_and_answered_once(client, lib, monkey
     filter values): the log gets the route and the error's class, the client a 500 problem."""
     from sqlalchemy.exc import OperationalError
 
-    from lookalike.library import Library
+    from lookalike.verbs.library import Library
 
     marker = "visitor-filter-value-7f3a"
     statement = "SELECT * FROM faces WHERE tag LIKE ?"

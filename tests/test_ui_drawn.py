@@ -72,7 +72,7 @@ def test_a_card_morphs_you_and_them_in_memory_only(kiosk_db, faces, monkeypatch,
     assert "never stored" in "\n".join(c.value for c in at.caption)
     # another switch reruns the page: the morph is this session's, in its memory, not made again
     made = []
-    from lookalike.pictures import Pictures
+    from lookalike.verbs.pictures import Pictures
 
     morph = Pictures.morph
     monkeypatch.setattr(Pictures, "morph", lambda *a, **k: made.append(1) or morph(*a, **k))

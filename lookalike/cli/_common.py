@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import Settings
-    from ..library import Library
+    from ..verbs.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def writing(path: Path, flag: str | None = None) -> Iterator[None]:
 def _open(settings: Settings) -> Library:
     """The library of ``settings`` (resolved as :func:`lookalike.open` resolves them, ``--vectors``'
     text too, once: :func:`opened` looks at where it is first)."""
-    from ..library import Library
+    from ..verbs.library import Library
 
     log.debug("opening the library %s", shown_url(settings.db_url))
     lib = Library(settings)

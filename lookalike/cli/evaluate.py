@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..config import Settings
-    from ..library import Library
+    from ..verbs.library import Library
 
 
 @contextmanager
@@ -38,7 +38,7 @@ def scratch(settings: Settings) -> Iterator[Library]:
     import tempfile
     from dataclasses import replace
 
-    from ..library import Library
+    from ..verbs.library import Library
 
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         made = replace(settings, db_url=f"sqlite:///{Path(tmp) / 'scratch.db'}",

@@ -241,7 +241,7 @@ def worker(
     from ..config import Settings
     from ..errors import ConfigError
     from ..ingest.queued import run_workers
-    from ..library import serve_queue
+    from ..verbs.library import serve_queue
 
     not_joinable = ConfigError("lookalike worker joins a PostgreSQL library (--db postgresql+psycopg://…) whose "
                                "vectors are in pgvector or a Milvus server (--vectors milvus://HOST:PORT); on "

@@ -22,7 +22,7 @@ from ._common import (
 from ._options import LibraryOptions, SpaceOptions, grouped
 
 if TYPE_CHECKING:
-    from ..library import Library
+    from ..verbs.library import Library
 
 
 @app.command()

@@ -91,7 +91,7 @@ def morph(
         from ..imaging.morph import MorphFormat
 
         MorphFormat.of(out)  # before any work: a wrong suffix is said at once
-        from ..pictures import morph_side
+        from ..verbs.pictures import morph_side
 
         sides = morph_side(a), morph_side(b)  # before any work: a group that cannot be morphed is said at once
         with opened(lib) as library:

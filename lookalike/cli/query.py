@@ -34,9 +34,9 @@ from ._options import (
 
 if TYPE_CHECKING:
     from ..analysis import Estimate
-    from ..library import Library
     from ..query.facemath import FaceMath, Step
     from ..query.search import SearchResult
+    from ..verbs.library import Library
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Pictures put together for a person to look at: a face cut square, a photo cut to its
 faces, pictures in a row with captions, a picture as PNG or JPEG bytes. Presentation only
 (nothing here moves a face); kept apart from the verbs so that the CLI's ``--render`` and
-``path --plot``, the web app and the answers of :mod:`lookalike.pictures` share one copy."""
+``path --plot``, the web app and the answers of :mod:`lookalike.verbs.pictures` share one copy."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ rows, stored vectors, PCA, locks) and, where it works on the open index, that in
 slot that opens it on first ask (:class:`lookalike.index.space_store.IndexSlot`); it never
 holds or reaches the view above it. Retraining a PCA,
 forgetting the view's open index and choosing when to rebuild belong to the maintenance
-service (:mod:`lookalike.maintenance`).
+service (:mod:`lookalike.verbs.maintenance`).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class VectorBackend:
     def ready_for(self, store: SpaceStore, reduction: str | None) -> bool:
         """Whether the vectors this backend searches are reduced with the PCA ``reduction``
         (the uid stored now, an answer's): a long-running reader then follows it
-        (:meth:`lookalike.space.SpaceView.follows`). ``False`` here: a FAISS file names its PCA
+        (:meth:`lookalike.verbs.space.SpaceView.follows`). ``False`` here: a FAISS file names its PCA
         in its manifest and is followed by the file."""
         return False
 

@@ -2,7 +2,7 @@
 
 :class:`SpaceStore` is made of values (the settings, the engine, the session factory,
 the space's names, its row id and its stored PCA) by the view above
-(:meth:`lookalike.space.SpaceView.store`), once per operation; a backend, an index's
+(:meth:`lookalike.verbs.space.SpaceView.store`), once per operation; a backend, an index's
 vector source and a Milvus outbox keep it, never the view, so nothing below the view can
 reach its caches (architecture review 50, H1). :class:`IndexSlot` is the space's open index,
 opened on a backend's first ask and kept: the view keeps one, and a backend that needs

@@ -1,6 +1,6 @@
 """What ingest needs from the library, declared here, at ingest's own level.
 
-The library's :class:`lookalike.space.SpaceView` satisfies these protocols structurally:
+The library's :class:`lookalike.verbs.space.SpaceView` satisfies these protocols structurally:
 the library hands one down, and nothing in :mod:`lookalike.ingest` imports upwards. Both
 start from the index layer's :class:`lookalike.index.protocol.LibraryRows` (settings and
 sessions) and add only what ingest calls.

@@ -74,7 +74,7 @@ class PostgresQueue:
     back for the report.
 
     ``worker_main(settings, stop_event, until_empty)`` is each local worker's entry point:
-    it opens the library in the new process (:func:`lookalike.library.serve_queue`), which
+    it opens the library in the new process (:func:`lookalike.verbs.library.serve_queue`), which
     this layer cannot import, so the library hands it down with the distributor."""
 
     def __init__(self, target: IngestTarget, options: IngestOptions, workers: int, worker_main: WorkerMain) -> None:

@@ -1,7 +1,7 @@
 """What the query and measure stages need of one embedding space, read-only.
 
 Search, face math, person reports and verification are handed a
-:class:`lookalike.space.SpaceView`, typed by :class:`SpaceContext`; evaluation and
+:class:`lookalike.verbs.space.SpaceView`, typed by :class:`SpaceContext`; evaluation and
 exploration (:mod:`lookalike.measure`) by its read part, :class:`SpaceReader`. Both are
 declared here, below their users, and start from the index layer's
 :class:`lookalike.index.protocol.SpaceRows` (settings, space, sessions), so no stage names

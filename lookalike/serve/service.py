@@ -30,7 +30,7 @@ from .settings import ServeSettings
 from .timing import record
 
 if TYPE_CHECKING:
-    from ..library import Library
+    from ..verbs.library import Library
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

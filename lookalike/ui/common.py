@@ -2,7 +2,7 @@
 
 Plain functions where possible (tested without a browser); the Streamlit calls stay thin.
 The visitor's photo only ever lives in memory: bytes from the uploader or the camera go
-straight to :meth:`lookalike.library.Library.search`, which decodes them in memory.
+straight to :meth:`lookalike.verbs.library.Library.search`, which decodes them in memory.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
     from lookalike.analysis import Estimate
-    from lookalike.library import Library
     from lookalike.query.search import Match, QueryFace
+    from lookalike.verbs.library import Library
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,6 +1,6 @@
 """Faces of their own in the web app: average faces, "you ↔ them" morphs and the
 appearance model's sliders, all drawn by the library's picture verbs
-(:class:`lookalike.pictures.Pictures`, ``lib.pictures``) and only shown here.
+(:class:`lookalike.verbs.pictures.Pictures`, ``lib.pictures``) and only shown here.
 
 This module is a shell: it picks what to ask for (which photo, which person, which
 audience), turns the verbs' RGB arrays into something a browser shows, and words the
@@ -26,9 +26,9 @@ from lookalike.ui import common
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
-    from lookalike.library import Library
-    from lookalike.pictures import Appearance
     from lookalike.store.values import Audience
+    from lookalike.verbs.library import Library
+    from lookalike.verbs.pictures import Appearance
 
 MORPH_FRAMES = 16  # a card's morph: smooth enough, half the work of the CLI's 24
 MORPH_FPS = 8
@@ -76,7 +76,7 @@ def you_and_them(lib: Library, rgb: np.ndarray, box: tuple[int, int, int, int] |
 
     ``box``: the visitor's chosen face when their photo has several (else None: the photo
     as given). The other side is the photo the match came from, as a visitor may see it
-    (:meth:`lookalike.people.People.portrait` with :attr:`Audience.visitor`: cut to the faces
+    (:meth:`lookalike.verbs.people.People.portrait` with :attr:`Audience.visitor`: cut to the faces
     stored from it, so nobody else in it is morphed into; a withheld person's photo is
     NotFound, never morphed)."""
     from lookalike.errors import NotFound

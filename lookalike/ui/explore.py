@@ -28,7 +28,7 @@ from lookalike.query.person import MIN_FACES_FOR_OUTLIERS
 from lookalike.ui import common, drawn, sliders
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.verbs.library import Library
 
 TILE = 128  # px, face crops in the grids
 MAX_GROUP_TILES = 12  # crops shown per group before "+ N more"

@@ -18,7 +18,7 @@ from streamlit_webrtc import VideoProcessorBase
 from lookalike.errors import public_text
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.verbs.library import Library
 
 log = logging.getLogger(__name__)
 

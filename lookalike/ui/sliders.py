@@ -17,8 +17,8 @@ from lookalike.errors import LookalikeError
 from lookalike.ui import drawn
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
-    from lookalike.pictures import Appearance
+    from lookalike.verbs.library import Library
+    from lookalike.verbs.pictures import Appearance
 
 FACE_WIDTH = 320  # px, the drawn face on the page
 STEP = 0.25  # σ per slider step (a key press)

@@ -13,7 +13,7 @@ from .. import schemas
 from .common import Admin, OneValueEach, PersonName, PhotoId, Served, Topic, line, name_of, read_capped
 
 if TYPE_CHECKING:
-    from ...library import Library
+    from ...verbs.library import Library
 
 router = Topic()
 

@@ -26,8 +26,8 @@ from ..service import Caller, Service, caller_of, service_of
 
 if TYPE_CHECKING:
     from ...faces.images import Upload
-    from ...library import Library
     from ...store.person_rows import PersonSummary
+    from ...verbs.library import Library
 
 M = TypeVar("M", bound=BaseModel)
 

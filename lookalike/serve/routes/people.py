@@ -12,7 +12,7 @@ from .. import schemas
 from .common import PersonName, PhotoId, Searcher, Served, Topic, audience, line, photo_refs
 
 if TYPE_CHECKING:
-    from ...library import Library
+    from ...verbs.library import Library
 
 router = Topic()
 

@@ -22,8 +22,8 @@ from ...store.values import Audience
 from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, photo_of
 
 if TYPE_CHECKING:
-    from ...library import Library
-    from ...pictures import Morph, Transformed
+    from ...verbs.library import Library
+    from ...verbs.pictures import Morph, Transformed
 
 router = Topic()
 
@@ -109,8 +109,8 @@ def transform(
 def person_average(caller: Searcher, service: Served, name: PersonName) -> Response:
     """A person's average face (their outlier photos left out). A person who withholds
     consent is a 404, as one who does not exist."""
-    from ...pictures import FACE_MATH_LIMIT
     from ...query.facemath import Group, GroupKind
+    from ...verbs.pictures import FACE_MATH_LIMIT
 
     group = Group(GroupKind.person, name)
     # an even sample of a person's faces, as morphs and transforms draw them: every one of a

@@ -16,7 +16,7 @@ from .. import schemas
 from .common import PHOTO, Searcher, Served, Topic, form_body, form_of, photo_of, photo_refs
 
 if TYPE_CHECKING:
-    from ...library import Library
+    from ...verbs.library import Library
 
 router = Topic()
 

@@ -1,7 +1,7 @@
 """People as staff keep them (the HTTP API, the admin page): profiles, consent, uploaded
 photos and the HTTP API's keys.
 
-Two small objects a :class:`lookalike.library.Library` hands out, ``lib.people`` and
+Two small objects a :class:`lookalike.verbs.library.Library` hands out, ``lib.people`` and
 ``lib.keys``: they hold the library's session factory (and, for people, the current
 space's id and the upload folder), so this group of verbs reads in one place and the
 Library carries no one-line forwards to it. Every SQL statement is in :mod:`lookalike.store`.
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from . import places
-from .errors import BadImage, BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
-from .store import key_rows, person_rows, photo_rows
-from .store.values import Audience, KeyScope, utc_text
+from .. import places
+from ..errors import BadImage, BadPersonName, BadProfile, ConfigError, EmptyLibrary, LookalikeError, NotFound
+from ..store import key_rows, person_rows, photo_rows
+from ..store.values import Audience, KeyScope, utc_text
 
 log = logging.getLogger(__name__)
 # the long side of a photo as a visitor is shown it: a 40 MP photo's every pixel cost 0.76 s
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy.orm import Session
 
-    from .ingest.corpus import Profile
+    from ..ingest.corpus import Profile
 
 Sessions = Callable[[], AbstractContextManager["Session"]]
-"""A library's session factory (:meth:`lookalike.library.Library.session`)."""
+"""A library's session factory (:meth:`lookalike.verbs.library.Library.session`)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class People:
         """Create a person, or replace their profile. The text is checked
         (:func:`lookalike.ingest.corpus.check_profile`) and stored as data: every page and
         answer shows it as text, never as markup."""
-        from .ingest.corpus import check_person_name, check_profile
+        from ..ingest.corpus import check_person_name, check_profile
 
         name = check_person_name(name)  # BadPersonName: the HTTP API's 422
         try:
@@ -121,9 +121,9 @@ class People:
         filed under one person showed everyone in it, a colleague who withholds consent
         among them (security re-probe, 2026-12-07, M3), and a bystander never asked at all.
         :class:`NotFound` alike whether the id does not exist, is withheld or its file is gone."""
-        from .faces.images import decode_file, shrink
-        from .imaging.compose import around
-        from .store import consent
+        from ..faces.images import decode_file, shrink
+        from ..imaging.compose import around
+        from ..store import consent
 
         with self.sessions() as session:
             path = consent.photo_path(session, photo_id, audience)
@@ -147,8 +147,8 @@ class People:
         stores it once; nothing is written for a person who does not exist."""
         import hashlib
 
-        from .faces.images import IMAGE_EXTENSIONS
-        from .ingest.corpus import person_name_problem
+        from ..faces.images import IMAGE_EXTENSIONS
+        from ..ingest.corpus import person_name_problem
 
         if self.upload_dir is None:  # a server database: no folder of a machine's own
             raise LookalikeError("a server database keeps uploaded photos in LOOKALIKE_UPLOAD_DIR, a folder every "

@@ -5,7 +5,7 @@ and evaluation (verification on labelled pairs and its calibration, identity ret
 :mod:`lookalike.measure.evaluate`) of the current embedding space, one verb each, so the
 shells (``lookalike explore``, ``lookalike eval``, the web app's explore page) call the
 library and never hand a stage its view (architecture review 50, H2). The verbs that run a
-model take the library's lock (:func:`lookalike.space.serialised`).
+model take the library's lock (:func:`lookalike.verbs.space.serialised`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .space import serialised
 
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from .measure.evaluate import Pair, RetrievalReport, RetrievalRow, VerifyReport
-    from .measure.explore import ClusterReport, Corpus, Outlier, PcaReport
+    from ..measure.evaluate import Pair, RetrievalReport, RetrievalRow, VerifyReport
+    from ..measure.explore import ClusterReport, Corpus, Outlier, PcaReport
     from .space import SpaceView
 
 
@@ -34,31 +34,31 @@ class Measurements:
 
     @property
     def calls(self) -> AbstractContextManager[Any]:
-        """The library's one-call-at-a-time lock (:func:`lookalike.space.serialised`)."""
+        """The library's one-call-at-a-time lock (:func:`lookalike.verbs.space.serialised`)."""
         return self._calls
 
     # -- exploration: the stored faces only, no model ------------------------------------
     def corpus(self) -> Corpus:
         """Every face of the space with its person and vector."""
-        from .measure import explore
+        from ..measure import explore
 
         return explore.corpus(self.view)
 
     def pca(self, components: int = 5) -> tuple[PcaReport, Corpus]:
         """The face space's main axes, each with the faces at its two ends."""
-        from .measure import explore
+        from ..measure import explore
 
         return explore.pca(self.view, components)
 
     def clusters(self, min_size: int = 2) -> tuple[ClusterReport, Corpus]:
         """Groups of faces that lie close together, whoever they are filed under."""
-        from .measure import explore
+        from ..measure import explore
 
         return explore.clusters(self.view, min_size)
 
     def outliers(self, limit: int = 20) -> list[Outlier]:
         """The faces least like their own person's others: mislabelled or odd photos."""
-        from .measure import explore
+        from ..measure import explore
 
         return explore.outliers(self.view, limit)
 
@@ -68,7 +68,7 @@ class Measurements:
         """Verification accuracy on labelled ``pairs`` of photos: the report, each pair's
         similarity and whether it is the same person. A library with no faces can be
         evaluated too (nothing is written: :meth:`calibrate` stores the thresholds)."""
-        from .measure import evaluate
+        from ..measure import evaluate
 
         return evaluate.verify(self.view, pairs, workers=workers)
 
@@ -87,6 +87,6 @@ class Measurements:
     def retrieval(self, rows: list[RetrievalRow], workers: int = 0) -> RetrievalReport:
         """Identity retrieval: every query row's photo searched in this library (which holds
         the rows' gallery and distractors)."""
-        from .measure import evaluate
+        from ..measure import evaluate
 
         return evaluate.retrieval(self.view, rows, workers=workers)

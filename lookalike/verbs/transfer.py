@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import places
-from .config import Settings, shown_url
-from .errors import ConfigError
-from .store import db
-from .store.copy_rows import copy_rows, photo_paths, refuse_a_library
+from .. import places
+from ..config import Settings, shown_url
+from ..errors import ConfigError
+from ..store import db
+from ..store.copy_rows import copy_rows, photo_paths, refuse_a_library
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError, NotFound
-from .faults import crash_point
+from ..errors import ConfigError, NotFound
+from ..faults import crash_point
+from ..store import db, person_rows, photo_rows, space_rows
 from .maintenance import IndexMaintenance
-from .store import db, person_rows, photo_rows, space_rows
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from ..store.schema import Person as PersonRow
+    from ..store.schema import Photo as PhotoRow
     from .people import People
     from .pictures import AverageCache
     from .space import SpaceView
-    from .store.schema import Person as PersonRow
-    from .store.schema import Photo as PhotoRow
 
 # what a removal deletes, found in its transaction: the person row (or None) and the photos
 Chooser = Callable[["Session"], "tuple[PersonRow | None, list[PhotoRow]]"]

@@ -3,7 +3,7 @@
 Rebuilding an index, the upkeep after ingest and removal, training a PCA reduction,
 reconciling an index with the database (``doctor``) and erasing removed rows from a
 store's files all happen here, on one embedding space (a
-:class:`lookalike.space.SpaceView`). The backends (:mod:`lookalike.index.backends`) are
+:class:`lookalike.verbs.space.SpaceView`). The backends (:mod:`lookalike.index.backends`) are
 adapters: they are handed the space's store and its open index, do one thing to one kind
 of index and return; they never train, never decide when to rebuild, never touch the
 view's cache. This service does, in one order for every kind: take the writers' lock,
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .index import reduction
-from .models.catalog import RECOGNITION_DIMS
-from .store import photo_rows
+from ..index import reduction
+from ..models.catalog import RECOGNITION_DIMS
+from ..store import photo_rows
 
 if TYPE_CHECKING:
-    from .index.backend import DoctorReport
+    from ..index.backend import DoctorReport
     from .space import SpaceView
 
 

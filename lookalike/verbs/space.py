@@ -6,11 +6,11 @@ and kept: its row id, index (a FAISS file or the pgvector column), PCA reduction
 centroids, calibration and face pipeline. Search, face math, person reports, explore and
 evaluation take a :class:`SpaceView` and nothing else, typed by a narrow protocol declared
 below them (:class:`lookalike.query.context.SpaceContext`), so none of them needs the
-:class:`lookalike.library.Library` or its private state. The index backends are handed
+:class:`lookalike.verbs.library.Library` or its private state. The index backends are handed
 less: the space as values (:meth:`SpaceView.store`) and its open index
 (:meth:`SpaceView.index_slot`), never the view. The library makes one view for its
 current space and one per space for the verbs that touch them all. Index upkeep, rebuilds
-and PCA training are :mod:`lookalike.maintenance`'s.
+and PCA training are :mod:`lookalike.verbs.maintenance`'s.
 """
 
 from __future__ import annotations
@@ -22,26 +22,26 @@ from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterator, ParamSpe
 
 import numpy as np
 
-from . import config
-from .config import Settings
-from .faces.pipeline import FacePipeline, Space
-from .index.backends import VectorBackend
-from .index.space_store import IndexSlot, SpaceStore, missing_space
-from .models.catalog import RECOGNITION_DIMS
-from .query import shown
-from .query.search import Calibration
-from .store import centroid_rows, space_rows
-from .store.values import Audience
+from .. import config
+from ..config import Settings
+from ..faces.pipeline import FacePipeline, Space
+from ..index.backends import VectorBackend
+from ..index.space_store import IndexSlot, SpaceStore, missing_space
+from ..models.catalog import RECOGNITION_DIMS
+from ..query import shown
+from ..query.search import Calibration
+from ..store import centroid_rows, space_rows
+from ..store.values import Audience
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from .analysis import Analyzer, AnalyzerName
-    from .index.protocol import VectorIndex
-    from .index.reduction import Reduction
-    from .query.search import Filter
-    from .query.shown import Shown
+    from ..analysis import Analyzer, AnalyzerName
+    from ..index.protocol import VectorIndex
+    from ..index.reduction import Reduction
+    from ..query.search import Filter
+    from ..query.shown import Shown
 
 
 P = ParamSpec("P")
@@ -144,7 +144,7 @@ class SpaceView:
         """The space's stored PCA (:mod:`lookalike.index.reduction`), or None: wide vectors
         only, once the corpus is large enough."""
         if self._reduction is False:
-            from .index import reduction
+            from ..index import reduction
 
             if self._space_id is None:
                 with self.session() as session:
@@ -225,13 +225,13 @@ class SpaceView:
             self._slot.forget()
 
     def adopt_reduction(self, red: Reduction) -> None:
-        """A PCA just stored (:meth:`lookalike.maintenance.IndexMaintenance.train_reduction`):
+        """A PCA just stored (:meth:`lookalike.verbs.maintenance.IndexMaintenance.train_reduction`):
         kept, and the open index dropped, its width is the old one."""
         self._reduction, self._slot = red, None
 
     def analyzer(self, name: AnalyzerName | str) -> Analyzer:
         """The face analyzer ``name`` (:class:`lookalike.analysis.AnalyzerName`), built once."""
-        from . import analysis
+        from .. import analysis
 
         name = analysis.resolve(analysis.AnalyzerName.named(name))
         if name not in self._analyzers:
@@ -257,7 +257,7 @@ class SpaceView:
         another transaction can never leave a face reduced the old way); elsewhere nothing."""
         if not self.vectors_in_db:
             return None
-        from .index import reduction
+        from ..index import reduction
 
         stored = reduction.load(session, self.space_id, lock=True)
         return stored.apply_one if stored is not None else (lambda v: v)

@@ -32,20 +32,20 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import BadImage, ConfigError, EmptyLibrary, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
-from .imaging import appearance as appearance_model
-from .imaging import average as averaging
-from .imaging import geometry
-from .imaging import morph as morphing
-from .imaging import transform as transforming
-from .imaging.compose import png_bytes, square_crop
-from .query.facemath import Group, GroupKind, no_faces
+from ..errors import BadImage, ConfigError, EmptyLibrary, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
+from ..imaging import appearance as appearance_model
+from ..imaging import average as averaging
+from ..imaging import geometry
+from ..imaging import morph as morphing
+from ..imaging import transform as transforming
+from ..imaging.compose import png_bytes, square_crop
+from ..query.facemath import Group, GroupKind, no_faces
+from ..store.values import Audience
 from .space import serialised
-from .store.values import Audience
 
 if TYPE_CHECKING:
-    from .faces.detect import Detection
-    from .faces.images import QueryPhoto
+    from ..faces.detect import Detection
+    from ..faces.images import QueryPhoto
     from .space import SpaceView
 
 MIN_PEOPLE = 5  # different people in a group average
@@ -256,8 +256,8 @@ class Pictures:
 
     # -- which faces ---------------------------------------------------------------------
     def _face_ids(self, group: Group | None, audience: Audience) -> np.ndarray:
-        from .query.facemath import group_face_ids
-        from .store import photo_rows
+        from ..query.facemath import group_face_ids
+        from ..store import photo_rows
 
         if group is not None and group.kind is GroupKind.person:
             try:  # a person on a library with no faces yet: a person with none (NotFound below)
@@ -276,8 +276,8 @@ class Pictures:
                 outliers: bool) -> tuple[list[tuple[int, str, str | None, np.ndarray]], dict[str, int], int]:
         """(face id, photo path, its stored sha256, landmarks) of the faces an average of ``group`` is made of,
         what was left out and why, and how many different people remain."""
-        from .faces.landmarks import MODEL
-        from .store import landmark_rows, photo_rows
+        from ..faces.landmarks import MODEL
+        from ..store import landmark_rows, photo_rows
 
         label = "the corpus" if group is None else f"group {group}"
         ids = self._face_ids(group, audience)
@@ -312,7 +312,7 @@ class Pictures:
 
     def _outliers(self, ids: list[int], rows: dict) -> set[int]:
         """Faces far from their own person's other faces (the flags of ``lookalike person``)."""
-        from .query.person import MIN_FACES_FOR_OUTLIERS, typicality
+        from ..query.person import MIN_FACES_FOR_OUTLIERS, typicality
 
         by_person: dict[str, list[int]] = {}
         for i in ids:
@@ -332,7 +332,7 @@ class Pictures:
         as the face keeps at least ``size`` px: the frame draws it at half that."""
         from PIL import Image
 
-        from .faces.images import decode_stored
+        from ..faces.images import decode_stored
 
         face = float((points.max(axis=0) - points.min(axis=0)).max())
         max_side = None
@@ -392,9 +392,9 @@ class Pictures:
     def face_of(self, photo: QueryPhoto) -> tuple[str, np.ndarray, np.ndarray, Detection]:
         """(name, RGB, landmarks, detection) of the one face of a photo; a clear error for a
         photo without a face, with two faces of like size, or with a face too small."""
-        from .faces import landmarks
-        from .faces.images import load_query
-        from .faces.pipeline import SECOND_FACE
+        from ..faces import landmarks
+        from ..faces.images import load_query
+        from ..faces.pipeline import SECOND_FACE
 
         landmarks.require()
         rgb, name = load_query(photo, self.max_pixels, DRAWN_SIDE)
@@ -437,7 +437,7 @@ class Pictures:
         and colour (:mod:`lookalike.imaging.transform`). Without ``away``: as ``search
         --toward``, the photo's own age band or emotion when an analyzer can tell it, else
         the corpus average."""
-        from .query.facemath import own_group
+        from ..query.facemath import own_group
 
         audience = Audience.of(audience)
         toward = Group.parse(toward) if isinstance(toward, str) else toward  # "age:60-" too

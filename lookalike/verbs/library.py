@@ -15,21 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from . import config, places
-from .config import Settings
-from .errors import EmptyLibrary, LookalikeError, NotFound, NothingIngested
-from .faces.pipeline import FacesMode, Space
-from .faults import crash_point
-from .index.backends import DoctorReport, VectorBackend, for_settings
+from .. import config, places
+from ..config import Settings
+from ..errors import EmptyLibrary, LookalikeError, NotFound, NothingIngested
+from ..faces.pipeline import FacesMode, Space
+from ..faults import crash_point
+from ..index.backends import DoctorReport, VectorBackend, for_settings
+from ..store import consent, db, photo_rows, space_rows
+from ..store.db import unreachable
+from ..store.values import Audience
 from .maintenance import IndexMaintenance
 from .measurements import Measurements
 from .people import ApiKeys, People
 from .pictures import AverageCache, Pictures
 from .removal import Holders, Removal, remove_person, remove_photo, remove_space, settle
 from .space import SpaceView, serialised
-from .store import consent, db, photo_rows, space_rows
-from .store.db import unreachable
-from .store.values import Audience
 from .transfer import copy_library
 
 if TYPE_CHECKING:
@@ -40,19 +40,19 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from .analysis import AnalyzerName
-    from .analysis.photo import PhotoAnalysis
-    from .faces.images import QueryPhoto
-    from .ingest.corpus import Item
-    from .ingest.landmarks import BackfillReport
-    from .ingest.local import StartedWorkers
-    from .ingest.report import IngestReport, Progress
-    from .ingest.runner import IngestOptions
-    from .query.facemath import Step
-    from .query.person import PersonReport
-    from .query.search import SearchResult
-    from .query.verify import Verification
-    from .store.schema import Space as SpaceRow
+    from ..analysis import AnalyzerName
+    from ..analysis.photo import PhotoAnalysis
+    from ..faces.images import QueryPhoto
+    from ..ingest.corpus import Item
+    from ..ingest.landmarks import BackfillReport
+    from ..ingest.local import StartedWorkers
+    from ..ingest.report import IngestReport, Progress
+    from ..ingest.runner import IngestOptions
+    from ..query.facemath import Step
+    from ..query.person import PersonReport
+    from ..query.search import SearchResult
+    from ..query.verify import Verification
+    from ..store.schema import Space as SpaceRow
 
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Library:
 
     @property
     def view(self) -> SpaceView:
-        """The embedding space this library object reads and writes (:mod:`lookalike.space`):
+        """The embedding space this library object reads and writes (:mod:`lookalike.verbs.space`):
         the one named by the settings, else the only one stored, else the default."""
         if self._view is None:
             self._view = self._make_view(self._choose_space())
@@ -111,29 +111,29 @@ class Library:
 
     @property
     def maintenance(self) -> IndexMaintenance:
-        """The current space's index upkeep (:mod:`lookalike.maintenance`): ``info()``,
+        """The current space's index upkeep (:mod:`lookalike.verbs.maintenance`): ``info()``,
         ``rebuild(key, reduce)``."""
         return IndexMaintenance(self.view)
 
     @property
     def measure(self) -> Measurements:
-        """Exploration and evaluation of the current space (:mod:`lookalike.measurements`)."""
+        """Exploration and evaluation of the current space (:mod:`lookalike.verbs.measurements`)."""
         return Measurements(self.view, self.calls)
 
     @property
     def people(self) -> People:
-        """The people as staff keep them (:class:`lookalike.people.People`): profiles,
+        """The people as staff keep them (:class:`lookalike.verbs.people.People`): profiles,
         consent, their photos, uploads."""
         return People(self._sessions, lambda: self.view.existing_space_id(), self.settings.upload_dir)
 
     @property
     def pictures(self) -> Pictures:
-        """Average faces, morphs, transforms and sliders (:class:`lookalike.pictures.Pictures`)."""
+        """Average faces, morphs, transforms and sliders (:class:`lookalike.verbs.pictures.Pictures`)."""
         return Pictures(self.view, self.settings.max_pixels, self.settings.model_threads, self._averages, self.calls)
 
     @property
     def keys(self) -> ApiKeys:
-        """The HTTP API's keys (:class:`lookalike.people.ApiKeys`)."""
+        """The HTTP API's keys (:class:`lookalike.verbs.people.ApiKeys`)."""
         return ApiKeys(self._sessions)
 
     def _choose_space(self) -> Space:
@@ -164,7 +164,7 @@ class Library:
         """Ingest files, folders and manifests: scan them, then the runner
         (:mod:`lookalike.ingest.runner`). ``analyzer`` (an
         :class:`lookalike.analysis.AnalyzerName`) also stores face estimates."""
-        from .ingest import corpus, runner
+        from ..ingest import corpus, runner
 
         scan = corpus.scan_photos(paths, person)
         return self._ingest(scan.items, runner.options(self.view.space, faces, workers, analyzer), progress,
@@ -179,7 +179,7 @@ class Library:
         without it the report says what happened to each photo (the admin's uploads).
         ``started``: worker processes started before this library opened
         (:func:`lookalike.ingest.local.start_workers`), mapped in if the run uses as many."""
-        from .ingest import runner
+        from ..ingest import runner
 
         return self._ingest(list(items), runner.options(self.view.space, faces, workers, analyzer), progress,
                             skipped_files, refuse_empty, started)
@@ -188,7 +188,7 @@ class Library:
                 skipped_files: int, refuse_empty: bool = True, started: StartedWorkers | None = None) -> IngestReport:
         """The one way into the runner: under the space's writer exclusion, with the
         distributor this library's store asks for, then the space follows what was written."""
-        from .ingest import runner
+        from ..ingest import runner
 
         view = self.view
         with view.writers():
@@ -213,8 +213,8 @@ class Library:
         gone are listed, and those whose bytes changed since are re-embedded as they are now
         and listed. The other spaces' rows are left as they were until ``remove --space``
         drops them; commands then pick ``target`` when it is the default or named."""
-        from .ingest.corpus import Item
-        from .models.catalog import sha256_of
+        from ..ingest.corpus import Item
+        from ..models.catalog import sha256_of
 
         moved = Library(self.settings.in_space(target.names))
         statuses: Counter = Counter()
@@ -258,8 +258,8 @@ class Library:
         """Dense landmarks for this space's faces stored without them (a library made before
         they were stored, or while their model was missing): resumable, ``batch`` faces per
         commit (:mod:`lookalike.ingest.landmarks`)."""
-        from .faces import landmarks
-        from .ingest.landmarks import BackfillSource, backfill
+        from ..faces import landmarks
+        from ..ingest.landmarks import BackfillSource, backfill
 
         landmarks.require()  # before the space's models load: the error names what is missing
         view = self.view
@@ -271,7 +271,7 @@ class Library:
     def remove_person(self, name: str) -> Removal:
         """Delete a person: every photo, face, vector and centroid contribution, the photos
         uploaded for them and the person row, in every embedding space. The database
-        commits first; the indexes follow and are saved (:mod:`lookalike.removal`)."""
+        commits first; the indexes follow and are saved (:mod:`lookalike.verbs.removal`)."""
         return remove_person(self._holders(), name)
 
     @serialised
@@ -313,7 +313,7 @@ class Library:
 
         ``options`` are :class:`lookalike.query.search.SearchOptions` fields: ``per_person``,
         ``rank_by``, ``filters``, ``audience``, ``analyzer``, ``math``."""
-        from .query.search import SearchOptions, search
+        from ..query.search import SearchOptions, search
 
         return search(self.view, photo, SearchOptions(k=k, **options))
 
@@ -321,7 +321,7 @@ class Library:
         """A person's profile and faces sorted by similarity to their centroid, outliers
         flagged; :class:`NotFound` when ``audience`` may not see them, as when nobody has
         the name (so a visitor cannot tell a withheld person from one who is not there)."""
-        from .query.person import person_report
+        from ..query.person import person_report
 
         return person_report(self.view, name, audience)
 
@@ -332,7 +332,7 @@ class Library:
 
     def face_crop(self, face_id: int, size: int = 160) -> PILImage:
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
-        from .faces.montage import crop
+        from ..faces.montage import crop
 
         with self.session() as session:
             row = photo_rows.face_rows(session, [face_id]).get(face_id)
@@ -367,8 +367,8 @@ class Library:
         """The bytes of photo ``photo_id`` as they were stored (the operator's); NotFound,
         worded as for an id that does not exist, when its file is gone or is no longer the
         photo stored (a file swapped for another, a link to one: the log says which)."""
-        from .errors import BadImage
-        from .faces.images import read_stored
+        from ..errors import BadImage
+        from ..faces.images import read_stored
 
         with self.session() as session:
             path = consent.photo_path(session, photo_id, Audience.operator)
@@ -384,7 +384,7 @@ class Library:
     @serialised
     def verify(self, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Verification:
         """Whether the largest faces of two photos are the same person (calibrated threshold)."""
-        from .query.verify import verify
+        from ..query.verify import verify
 
         return verify(self.view, photo_a, photo_b)
 
@@ -394,7 +394,7 @@ class Library:
         """Estimated age, gender and emotion of every face in ``photo`` (estimates, never
         facts), largest first: its faces found by the library's own detector (loaded once, the
         one its searches use), or those at ``boxes``, estimated by its kept analyzer ``analyzer``."""
-        from .analysis.photo import analyze_photo
+        from ..analysis.photo import analyze_photo
 
         return analyze_photo(photo, self.view.analyzer(analyzer), self.view.pipeline.detector,
                              self.settings.max_pixels, boxes)
@@ -402,9 +402,9 @@ class Library:
     @serialised
     def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> tuple[IngestReport, dict[str, str]]:
         """Store uploaded photos (file name, bytes) under ``settings.upload_dir``
-        (:meth:`lookalike.people.People.store_uploads`) and ingest them as that person's; returns the
+        (:meth:`lookalike.verbs.people.People.store_uploads`) and ingest them as that person's; returns the
         report and stored path -> file name. :meth:`remove_person` deletes them."""
-        from .ingest import corpus
+        from ..ingest import corpus
 
         paths = self.people.store_uploads(name, uploads)
         # alone: a photo of several faces of like size is refused by the mapper, in the one read
@@ -423,7 +423,7 @@ class Library:
              audience: Audience = Audience.operator) -> list[Step]:
         """Who lies between two faces: the nearest corpus face ``audience`` may see at each of
         ``steps`` points from the largest face of A to that of B, each face used once."""
-        from .query.facemath import path_between
+        from ..query.facemath import path_between
 
         return path_between(self.view, photo_a, photo_b, steps, audience)
 
@@ -450,7 +450,7 @@ class Library:
         return unreachable(self._engine)
 
     def copy_to(self, target: Settings) -> dict:
-        """Copy this library into the empty database of ``target`` (:mod:`lookalike.transfer`:
+        """Copy this library into the empty database of ``target`` (:mod:`lookalike.verbs.transfer`:
         every row, ids kept, uploads into the target's upload folder), then build the copy's
         index from its rows (``doctor --fix``). This library is not changed."""
         copied = copy_library(self._engine, self.settings, target)
@@ -481,9 +481,9 @@ def open_library(db: str | os.PathLike[str] | None = None, index_dir: str | os.P
 def serve_queue(settings: Settings, stop: EventLike, until_empty: bool, results: Queue | None = None) -> None:
     """Entry point of a spawned queue worker (``ingest --workers N`` / ``lookalike worker``):
     it opens its own library and serves the PostgreSQL work queue until ``stop`` is set."""
-    from .ingest.mapper import prepare_process
-    from .ingest.protocol import QueueAccess
-    from .ingest.queued import QueueWorker
+    from ..ingest.mapper import prepare_process
+    from ..ingest.protocol import QueueAccess
+    from ..ingest.queued import QueueWorker
 
     prepare_process()
     with Library(settings) as lib:
