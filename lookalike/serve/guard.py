@@ -64,11 +64,33 @@ class RateLimit:
             self._buckets[caller] = (tokens, now)
             return (cost - tokens) / rate
 
+    def owe(self, caller: str, cost: float, now: float | None = None) -> None:
+        """Take ``cost`` more of ``caller``'s rate after the work, for work larger than its
+        admission paid for (a morph's frames past :data:`FRAMES_PAID`, known once the body
+        is read): never refused, the bucket may go below empty, and the caller's next
+        request waits until it has filled again."""
+        if self.per_minute <= 0 or cost <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, then = self._buckets.get(caller, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.per_minute / 60.0)
+            self._buckets[caller] = (tokens - cost, now)
+
 
 # a picture (a morph, a transform, an average face) costs 10 to 50 times a search on the
 # library's one lock: it takes as many requests' worth of its caller's rate (security probe
 # of 2026-12-07: one key's 48-frame morphs within 120 a minute held honest searches 7.8 s)
 PICTURE_COST = 8.0
+# ...for a morph of at most this many frames; each frame past them costs its share more, owed
+# after the morph (RateLimit.owe): a key's 48-frame morphs at the flat cost still held about
+# 40 % of the library's lock (security probe of 2026-12-07)
+FRAMES_PAID = 12
+
+
+def frames_owed(frames: int) -> float:
+    """What a morph of ``frames`` frames owes past the :data:`PICTURE_COST` it paid to come in."""
+    return PICTURE_COST * max(0, frames - FRAMES_PAID) / FRAMES_PAID
 
 
 def caller_address(host: str) -> str:

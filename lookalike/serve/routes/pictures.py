@@ -19,6 +19,7 @@ from fastapi.responses import Response
 
 from ...config import MAX_DRAWN_STRENGTH
 from ...store.values import Audience
+from ..guard import frames_owed
 from .common import PHOTO, Admin, PersonName, Searcher, Served, Topic, photo_of
 
 if TYPE_CHECKING:
@@ -75,8 +76,10 @@ def morph(
     def work(lib: Library) -> Morph:
         return lib.pictures.morph(a, b, frames, Audience.visitor)
 
+    made = service.call(work)
+    service.limit.owe(caller.identity, frames_owed(frames))  # the frames past what admission paid for
     # encoded once the library is free for the next caller
-    return _image(service.call(work).encode(kind), f"image/{format.value}")
+    return _image(made.encode(kind), f"image/{format.value}")
 
 
 @router.post("/v1/transform", response_class=Response, tags=["pictures"],
