@@ -49,6 +49,10 @@ def postgres(tmp_path_factory):
             assert source in made, like
             server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         f"WHERE datname = '{source}' AND pid <> pg_backend_pid();")  # idle pooled ones
+            # a terminated backend leaves a moment later, and the copy waits at most 5 s for
+            # it ("being accessed by other users"): its leaving is waited for, not a duration
+            still = f"SELECT 'n=' || count(*) FROM pg_stat_activity WHERE datname = '{source}';"
+            assert wait_for(lambda: "n=0" in server.psql(still), guard=120)
         server.psql(f"CREATE DATABASE {name} TEMPLATE {source};")
         made.append(name)
         return f"postgresql+psycopg://postgres@/{name}?host={folder}"

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 
 def weights_cache() -> Path | None:
@@ -58,10 +59,13 @@ def provision_weights(names: Iterable[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cache = weights_cache()
     if cache is not None and cache.is_dir():
-        for sidecar in cache.glob("*.sha256"):
-            src, dst = cache / sidecar.stem, folder / sidecar.stem
-            if src.is_file() and not dst.exists():
-                copy_atomic(src, dst, sidecar.read_text().strip())
+        # both xdist workers seed from and write back to one cache: under its lock, a sidecar
+        # is never read between another worker's check and its rewrite
+        with FileLock(str(cache / ".lock")):
+            for sidecar in cache.glob("*.sha256"):
+                src, dst = cache / sidecar.stem, folder / sidecar.stem
+                if src.is_file() and not dst.exists():
+                    copy_atomic(src, dst, sidecar.read_text().strip())
     for name in names:
         install(name)
     if cache is None:
@@ -70,18 +74,19 @@ def provision_weights(names: Iterable[str]) -> None:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError:
         return
-    for path in folder.iterdir():
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        digest = _sha256(path)
-        sidecar = cache / f"{path.name}.sha256"
-        if sidecar.is_file() and sidecar.read_text().strip() == digest and (cache / path.name).is_file():
-            continue
-        sidecar.unlink(missing_ok=True)  # never a sidecar naming bytes the cache does not hold
-        if copy_atomic(path, cache / path.name, digest):
-            partial = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.part")
-            partial.write_text(digest + "\n")
-            os.replace(partial, sidecar)  # a session reading it meanwhile sees all of it or none
+    with FileLock(str(cache / ".lock")):
+        for path in folder.iterdir():
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            digest = _sha256(path)
+            sidecar = cache / f"{path.name}.sha256"
+            if sidecar.is_file() and sidecar.read_text().strip() == digest and (cache / path.name).is_file():
+                continue
+            sidecar.unlink(missing_ok=True)  # never a sidecar naming bytes the cache does not hold
+            if copy_atomic(path, cache / path.name, digest):
+                partial = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.part")
+                partial.write_text(digest + "\n")
+                os.replace(partial, sidecar)  # a session reading it meanwhile sees all of it or none
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -258,17 +258,18 @@ def test_a_busy_milvus_lite_folder_and_an_unreachable_server_are_one_clear_line(
 
 
 class socket_closed:
-    """A loopback port nobody listens on."""
+    """A loopback port nobody listens on: bound here, never listened on, for as long as the
+    block runs (a port closed at once could be taken by another test's server meanwhile)."""
 
     def __enter__(self) -> int:
         import socket
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        self.sock.close()
 
 
 # -- PostgreSQL + a Milvus server: queue workers on "many machines", the HTTP API -------------

@@ -114,6 +114,13 @@ def test_a_worker_killed_mid_photo_leaves_it_to_be_claimed_again(postgres, faces
     assert victim.poll() is None, victim.communicate()[1]
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
+    # PostgreSQL lets the dead worker's row locks go once its backend has seen the connection
+    # close, after the process is gone: a rescue that ran first would skip those rows and
+    # stop, "empty", without them. Every row claimable is the signal (the probe's own locks
+    # end with its transaction)
+    claimable = ("select count(*) from (select id from ingest_queue where state = 'pending' "
+                 "for update skip locked) free")
+    assert wait_for(lambda: db.sql(claimable)[0][0] == len(photos), guard=120)
     assert db.sql("select count(*) from ingest_attempts")[0][0] > 0
     stored_before = db.sql("select count(*) from photos")[0][0]
     assert stored_before == 0

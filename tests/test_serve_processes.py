@@ -53,6 +53,14 @@ def test_a_busy_sibling_process_gives_a_call_its_share_of_the_cores(site, faces,
         shared.unlink(missing_ok=True)
 
 
+def _asked(conn, key: str):
+    """``GET /v1/people`` on ``conn``, the answer read whole."""
+    conn.request("GET", "/v1/people", headers={"X-API-Key": key})
+    answer = conn.getresponse()
+    answer.read()
+    return answer
+
+
 def test_keep_alive_clients_spread_over_the_servers_processes(site):
     """Four keep-alive clients of the two-process server end up two and two, whichever
     process the kernel handed their first connections to, and every answer is a 200: a
@@ -74,9 +82,13 @@ def test_keep_alive_clients_spread_over_the_servers_processes(site):
     try:
         for _ in range(200):  # rounds of one request a client; 3 even rounds in a row end it
             for conn in clients:
-                conn.request("GET", "/v1/people", headers={"X-API-Key": site["keys"]["search"]})
-                answer = conn.getresponse()
-                answer.read()
+                try:
+                    answer = _asked(conn, site["keys"]["search"])
+                except (http.client.RemoteDisconnected, ConnectionError):
+                    # idle past uvicorn's keep-alive (5 s) while this process waited for the
+                    # cores: closed by the server, which is not what is tested here; once more
+                    conn.close()
+                    answer = _asked(conn, site["keys"]["search"])
                 assert answer.status == 200
                 closed += answer.getheader("connection") == "close"
             seen.append(placement())

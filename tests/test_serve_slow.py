@@ -45,19 +45,42 @@ def _served(folder: Path, scopes: tuple[KeyScope, ...], *options: str):
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory):
     """A served library without faces: one place for a body, refused at once beyond, and a
-    read deadline of 1 s (the tests wait for the server's answer, never for a duration)."""
+    read deadline of 1 s, for the tests of that deadline (they wait for the server's answer,
+    never for a duration)."""
     yield from _served(tmp_path_factory.mktemp("slow"), (KeyScope.admin, KeyScope.search),
                        "--max-bodies", "1", "--read-timeout", "1")
 
 
+@pytest.fixture(scope="module")
+def patient_server(tmp_path_factory):
+    """The same with a deadline no test meets, for the tests of sizes and parsing: a server
+    held up for a second between taking a connection and reading its head (a busy machine)
+    would answer a whole request 408 on the slow one."""
+    yield from _served(tmp_path_factory.mktemp("patient"), (KeyScope.admin, KeyScope.search),
+                       "--max-bodies", "1", "--read-timeout", "3600")
+
+
+def _free(server: tuple[str, str, str]) -> tuple[str, str, str]:
+    """``server`` once its one place is free. A client has its answer and the server's close
+    before the server's request ends and gives the place back when the protocol itself
+    refused the request (a 431 for trailers, a 400): the test before may still hold it (a 503
+    ``busy`` in CI, 2026-12-07). What the server reports is waited for."""
+    def free() -> bool:
+        health = httpx.get(server[0] + "/v1/health", timeout=60)
+        return health.status_code == 200 and health.json()["bodies_in_flight"] == 0
+
+    assert wait_for(free, guard=120)
+    return server
+
+
 @pytest.fixture
 def slow_site(slow_server):
-    """The slow server once its one place is free. A client has its answer and the server's
-    close before the server's request ends and gives the place back, so the test before may
-    still hold it (a 503 ``busy`` in CI, 2026-12-07): what the server reports is waited for."""
-    url = slow_server[0]
-    assert wait_for(lambda: httpx.get(url + "/v1/health", timeout=60).json()["bodies_in_flight"] == 0, guard=120)
-    return slow_server
+    return _free(slow_server)
+
+
+@pytest.fixture
+def patient_site(patient_server):
+    return _free(patient_server)
 
 
 def _connect(url: str) -> socket.socket:
@@ -79,8 +102,8 @@ def _whole_answer(sock: socket.socket) -> tuple[bytes, dict]:
     return head.split(b"\r\n")[0], json.loads(body)
 
 
-def test_a_head_over_the_limit_is_431_without_a_key(slow_site):
-    url, _, _ = slow_site
+def test_a_head_over_the_limit_is_431_without_a_key(patient_site):
+    url, _, _ = patient_site
     sock = _connect(url)
     # one header value growing just past the limit, and then nothing more: the server has read
     # every byte when it refuses, so its close is a clean one
@@ -115,8 +138,8 @@ def test_a_dribbled_body_is_408_and_gives_its_place_back(slow_site):
     assert fine.status_code not in (408, 503), fine.text
 
 
-def test_a_json_body_is_at_most_a_megabyte(slow_site):
-    url, admin, _ = slow_site
+def test_a_json_body_is_at_most_a_megabyte(patient_site):
+    url, admin, _ = patient_site
     many = b"{" + b",".join(b'"k%d":1' % i for i in range(JSON_LIMIT // 6)) + b"}"
     assert len(many) > JSON_LIMIT
     said = httpx.post(url + "/v1/people", content=many, timeout=60,
@@ -135,19 +158,19 @@ def test_a_json_body_is_at_most_a_megabyte(slow_site):
     assert small.status_code in (200, 201), small.text
 
 
-def test_what_the_parser_refuses_is_a_problem_too(slow_site):
-    url, _, _ = slow_site
+def test_what_the_parser_refuses_is_a_problem_too(patient_site):
+    url, _, _ = patient_site
     sock = _connect(url)
     sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
     status, said = _whole_answer(sock)
     assert status.startswith(b"HTTP/1.1 400") and said["code"] == "unreadable_request", said
 
 
-def test_a_json_object_that_names_a_key_twice_is_refused(slow_site):
+def test_a_json_object_that_names_a_key_twice_is_refused(patient_site):
     """``{"name": "amy", "name": "penny", …}`` rewrote penny's profile, the last name winning,
     where a proxy or an audit log reading the first recorded amy (re-probe, L9): a 422 now,
     nothing written."""
-    url, admin, _ = slow_site
+    url, admin, _ = patient_site
     headers = {"X-API-Key": admin, "Content-Type": "application/json"}
     said = httpx.post(url + "/v1/people", content=b'{"name": "amy", "name": "penny", "consent_display": true}',
                       headers=headers, timeout=60)
@@ -158,10 +181,10 @@ def test_a_json_object_that_names_a_key_twice_is_refused(slow_site):
     problem(said, 422, "invalid_request")
 
 
-def test_a_head_over_the_limit_in_one_read_and_a_flood_of_trailers_are_431(slow_site):
+def test_a_head_over_the_limit_in_one_read_and_a_flood_of_trailers_are_431(patient_site):
     """Counted as parsed, not only read by read: a 70 kB head sent whole got a 200; a chunked
     body's trailers were never counted (a 100 MB one cost 12 s: security re-probe 52)."""
-    url, _, search = slow_site
+    url, _, search = patient_site
     whole = _connect(url)
     whole.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (HEAD_LIMIT + 6000) + b"\r\n\r\n")
     status, said = _whole_answer(whole)
@@ -194,11 +217,11 @@ def test_a_connection_answered_is_closed_when_its_client_goes_on_sending(slow_si
         pass  # closed with the byte unread: a reset is a close too
 
 
-def test_a_body_that_names_no_type_is_held_to_the_json_limit_and_deep_nesting_is_no_500(slow_site):
+def test_a_body_that_names_no_type_is_held_to_the_json_limit_and_deep_nesting_is_no_500(patient_site):
     """A body without a Content-Type skipped the 1 MB cap (the routes read it as JSON all the
     same: 3.75 s and 670 MB for a 30 MB one), and nesting past Python's depth gave a 500 from
     the repeated-key check (security re-probe 52, N7, N8)."""
-    url, admin, _ = slow_site
+    url, admin, _ = patient_site
     big = b'{"name": "amy", "story": "' + b"s" * (JSON_LIMIT + 10) + b'"}'
     said = httpx.post(url + "/v1/people", content=big, headers={"X-API-Key": admin}, timeout=60)
     problem(said, 413, "request_too_large")
