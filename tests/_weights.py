@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
+
+
+def _cache_lock() -> FileLock:
+    """One lock for the weights caches of this user's test sessions, outside the cache (which
+    may be read-only: a pre-filled one is only read)."""
+    return FileLock(str(Path(tempfile.gettempdir()) / f"lookalike-test-weights-{os.getuid()}.lock"))
 
 
 def weights_cache() -> Path | None:
@@ -61,7 +68,7 @@ def provision_weights(names: Iterable[str]) -> None:
     if cache is not None and cache.is_dir():
         # both xdist workers seed from and write back to one cache: under its lock, a sidecar
         # is never read between another worker's check and its rewrite
-        with FileLock(str(cache / ".lock")):
+        with _cache_lock():
             for sidecar in cache.glob("*.sha256"):
                 src, dst = cache / sidecar.stem, folder / sidecar.stem
                 if src.is_file() and not dst.exists():
@@ -74,7 +81,7 @@ def provision_weights(names: Iterable[str]) -> None:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError:
         return
-    with FileLock(str(cache / ".lock")):
+    with _cache_lock():
         for path in folder.iterdir():
             if not path.is_file() or path.name.startswith("."):
                 continue

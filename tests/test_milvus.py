@@ -258,8 +258,7 @@ def test_a_busy_milvus_lite_folder_and_an_unreachable_server_are_one_clear_line(
 
 
 class socket_closed:
-    """A loopback port nobody listens on: bound here, never listened on, for as long as the
-    block runs (a port closed at once could be taken by another test's server meanwhile)."""
+    """A loopback port nobody listens on: held bound (never listening) while the block runs."""
 
     def __enter__(self) -> int:
         import socket

@@ -102,7 +102,10 @@ def _serve(db: Path, *args: str, env: dict | None = None):
                 return False
 
         # ready, or exited (which fails at once); the guard only bounds a server that never answers
-        assert wait_for(lambda proc=proc: proc.poll() is not None or healthy(), poll=0.5), "no answer"
+        if not wait_for(lambda proc=proc: proc.poll() is not None or healthy(), poll=0.5):
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"the web app never answered: {log.read_text()[-2000:]}")
         if proc.poll() is None:
             break
         said = log.read_text()

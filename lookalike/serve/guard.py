@@ -88,9 +88,11 @@ PICTURE_COST = 8.0
 FRAMES_PAID = 12
 
 
-def frames_owed(frames: int) -> float:
-    """What a morph of ``frames`` frames owes past the :data:`PICTURE_COST` it paid to come in."""
-    return PICTURE_COST * max(0, frames - FRAMES_PAID) / FRAMES_PAID
+def frames_owed(frames: int, burst: float) -> float:
+    """What a morph of ``frames`` frames owes past what it paid to come in: :data:`PICTURE_COST`,
+    or the caller's whole ``burst`` where that is less (a slow ``--rate``), for
+    :data:`FRAMES_PAID` frames, and as much again for each as many more."""
+    return min(PICTURE_COST, burst) * max(0, frames - FRAMES_PAID) / FRAMES_PAID
 
 
 def caller_address(host: str) -> str:
@@ -146,9 +148,10 @@ Admit = Callable[[Scope], Awaitable[Any]]
 
 class BodySlots:
     """The places for requests with a body in this server process: at most ``size`` are read
-    and served at once; one more waits up to ``wait`` seconds for a place. One object the
-    :class:`Gate` fills and ``/v1/health`` reports (``bodies_in_flight``), so an operator,
-    and a test, can see how many are taken without taking one."""
+    and answered at once (a place is given back as its answer's last bytes are sent); one
+    more waits up to ``wait`` seconds for a place. One object the :class:`Gate` fills and
+    ``/v1/health`` reports (``bodies_in_flight``), so an operator, and a test, can see how
+    many are taken without taking one."""
 
     def __init__(self, size: int, wait: float) -> None:
         self.size, self.wait = size, wait
@@ -247,7 +250,9 @@ class Gate(HttpMiddleware):
         async def answering(message: Message) -> None:
             # both are given back before the answer's last bytes are sent: a client that sends
             # its next request on its answer found its own share or the one place still taken
-            # (a 429 or 503 to an honest keep-alive client, CI 2026-12-07)
+            # (a 429 or 503 to an honest keep-alive client, CI 2026-12-07). An answer ending
+            # otherwise (a server's "pathsend" extension: uvicorn offers none) frees them as the
+            # request ends, below
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 free()
             await send(message)

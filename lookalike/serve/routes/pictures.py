@@ -63,7 +63,7 @@ def morph(
 ) -> Response:
     """The photo's face morphing into a person's average face or into a second photo's face."""
     from ...errors import ConfigError
-    from ...imaging.morph import MorphFormat
+    from ...imaging.morph import STRIP_MAX, MorphFormat
     from ...query.facemath import Group, GroupKind
 
     if (person is None) == (photo_b is None):
@@ -72,12 +72,14 @@ def morph(
     b = Group(GroupKind.person, person) if person is not None else photo_of(service, photo_b) if photo_b else None
     assert b is not None
     kind = MorphFormat(format.value)
+    if kind is MorphFormat.png:  # a strip shows at most STRIP_MAX of them: no more are drawn
+        frames = min(frames, STRIP_MAX)
 
     def work(lib: Library) -> Morph:
         return lib.pictures.morph(a, b, frames, Audience.visitor)
 
     made = service.call(work)
-    service.limit.owe(caller.identity, frames_owed(frames))  # the frames past what admission paid for
+    service.limit.owe(caller.identity, frames_owed(frames, service.limit.burst))  # past what admission paid for
     # encoded once the library is free for the next caller
     return _image(made.encode(kind), f"image/{format.value}")
 
