@@ -217,3 +217,51 @@ def test_a_server_whose_database_goes_away_says_so_and_comes_back(postgres, face
     finally:
         server.stop()
         admin.dispose()
+
+
+def test_searches_go_on_while_a_pca_is_stored(request, tmp_path, faces, monkeypatch):
+    """A new PCA rewrites every vector of the space in one transaction. Its old HNSW index was
+    dropped inside it, and a ``DROP INDEX`` locks ``faces`` to the end: every search of a
+    server waited out the whole rewrite (review of 2026-12-07). Dropped concurrently before
+    it now, searches go on (exact scans) while the transaction is held open here, and follow
+    the new PCA once it commits. Whether the search waits on a lock is what is looked at."""
+    import threading
+
+    from _stores import small_store
+    from conftest import wait_for
+
+    from lookalike.index.pgvector_backend import PgVectorBackend
+
+    store = small_store(request, tmp_path, "postgres")[0]
+    query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
+    inside, go_on = threading.Event(), threading.Event()
+    stored = PgVectorBackend.reduction_stored
+
+    def held(self, *args):  # the vectors rewritten; the transaction held open until the test says
+        stored(self, *args)
+        inside.set()
+        assert go_on.wait(300)
+
+    with store.open() as reader, store.open() as writer:
+        assert writer.maintenance.rebuild(reduce=8)["dim"] == 8  # a first PCA, and its HNSW index
+        before = [m.face_id for m in reader.search(query, k=3).faces[0].matches]
+        monkeypatch.setattr(PgVectorBackend, "reduction_stored", held)
+        training = threading.Thread(target=lambda: writer.maintenance.rebuild(reduce=6))
+        training.start()
+        try:
+            assert inside.wait(300)
+            answered: list = []
+            searching = threading.Thread(target=lambda: answered.append(reader.search(query, k=3)))
+            searching.start()
+            waiting = "select count(*) from pg_locks where not granted"
+            assert wait_for(lambda: bool(answered) or store.sql(waiting)[0][0] > 0, guard=300)
+            assert answered, "a search waited for the PCA's transaction: " + repr(store.sql(
+                "select relation::regclass::text, mode from pg_locks where not granted"))
+        finally:
+            go_on.set()
+            training.join()
+        searching.join()
+        assert [m.face_id for m in answered[0].faces[0].matches] == before  # the old PCA's rows
+        after = reader.search(query, k=3)  # the new PCA's, followed
+        assert reader.view.index_slot().store.reduction.dim_out == 6
+        assert [m.face_id for m in after.faces[0].matches] == before

@@ -146,6 +146,9 @@ class VectorBackend:
         """After a removal committed: what the store must do so the removed rows are gone
         from its files too, not merely unlinked."""
 
+    def reduction_coming(self, store: SpaceStore) -> None:
+        """A new PCA is trained and about to be stored: what must change before its transaction."""
+
     def reduction_stored(self, store: SpaceStore, session: Session, space_id: int, red: Reduction) -> None:
         """Inside the transaction that stores a new PCA: make the stored vectors follow."""
 

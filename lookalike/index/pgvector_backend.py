@@ -105,10 +105,17 @@ class PgVectorBackend(VectorBackend):
     def ready_for(self, store: SpaceStore, reduction: str | None) -> bool:
         return True  # faces.vec is reduced in the transaction that stores the PCA
 
+    def reduction_coming(self, store: SpaceStore) -> None:
+        """The space's HNSW indexes dropped without locking out readers: their expression is
+        the old width, which the rewritten vectors no longer fit. Searches meanwhile scan."""
+        pgvector.drop_hnsw_indexes_concurrently(store.engine, store.existing_space_id())
+
     def reduction_stored(self, store: SpaceStore, session: Session, space_id: int, red: Reduction) -> None:
-        """Every ``faces.vec`` of the space rewritten through the new PCA, old HNSW indexes
-        dropped (the next open builds the new width's); the reductions table is locked
-        exclusively, so no writer adds a face until this commits."""
+        """Every ``faces.vec`` of the space rewritten through the new PCA (the next open
+        builds the new width's HNSW index); an index made again since
+        :meth:`reduction_coming` (a process opening the library) is dropped here, in the
+        transaction. The reductions table is locked exclusively, so no writer adds a face
+        until this commits; readers go on."""
         pgvector.drop_hnsw_indexes(session, space_id)
         ids = photo_rows.face_ids(session, space_id)
         dim = RECOGNITION_DIMS[store.space.model]

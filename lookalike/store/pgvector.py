@@ -34,13 +34,29 @@ def _vec(dim: int) -> str:
     return f"vec::vector({int(dim)})"
 
 
+def _hnsw_indexes(conn: Session | Connection, space_id: int) -> list[str]:
+    """The names of a space's HNSW indexes (any reduction width), read from the catalog."""
+    return list(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'faces' "
+                                  "AND indexname ~ :pattern"),
+                             {"pattern": f"^faces_vec_hnsw_{int(space_id)}(_r[0-9]+)?$"}).scalars().all())
+
+
 def drop_hnsw_indexes(session: Session, space_id: int) -> None:
-    """Drop every HNSW index of a space (any reduction width), in the session's transaction."""
-    names = session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'faces' "
-                                 "AND indexname ~ :pattern"),
-                            {"pattern": f"^faces_vec_hnsw_{int(space_id)}(_r[0-9]+)?$"}).scalars().all()
-    for name in names:
+    """Drop every HNSW index of a space (any reduction width), in the session's transaction.
+    A ``DROP INDEX`` locks the whole table until that transaction ends (every read of
+    ``faces`` waits): none is run when there is no index to drop."""
+    for name in _hnsw_indexes(session, space_id):
         session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+
+
+def drop_hnsw_indexes_concurrently(engine: Engine, space_id: int) -> None:
+    """Drop every HNSW index of a space without locking out readers (``DROP INDEX
+    CONCURRENTLY``, each committed at once): before a new PCA rewrites the vectors, so that
+    searches go on, as exact scans, for as long as that transaction runs. Dropped inside it,
+    the indexes had held every read of ``faces`` for the whole rewrite."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in _hnsw_indexes(conn, space_id):
+            conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
 
 
 def write_vectors(session_or_conn: Session | Connection, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -67,7 +83,12 @@ def fill_vectors(engine: Engine, ids: np.ndarray, fetch_vectors: Callable[[np.nd
 
 def create_hnsw_index(engine: Engine, name: str, space_id: int, dim: int, m: int, ef_construction: int) -> None:
     """``CREATE INDEX IF NOT EXISTS name``: HNSW, cosine, on ``vec::vector(dim)`` of the
-    space's rows only (committed at once)."""
+    space's rows only (committed at once). Asked of the catalog first: even a CREATE that
+    finds its index takes a lock on ``faces`` that waits for every open write (an open of
+    the library waited out a PCA's whole rewrite)."""
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar_one():
+            return
     with engine.begin() as conn:
         conn.execute(text(
             f"CREATE INDEX IF NOT EXISTS {name} ON faces USING hnsw (({_vec(dim)}) "

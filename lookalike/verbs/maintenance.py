@@ -71,6 +71,7 @@ class IndexMaintenance:
         sample = ids if len(ids) <= reduction.TRAIN_SAMPLE else np.sort(
             np.random.default_rng(0).choice(ids, reduction.TRAIN_SAMPLE, replace=False))
         red = reduction.train(view.vectors(sample), dim_out)
+        self.backend.reduction_coming(view.store())
         with view.session() as session:
             reduction.store(session, space_id, red)
             self.backend.reduction_stored(view.store(), session, space_id, red)
