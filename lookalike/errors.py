@@ -25,6 +25,9 @@ class LookalikeError(Exception):
     exit_code = 1
     http_status = 500
     problem_code = "internal"
+    # what a client or a visitor is told instead of the message, for a class whose message
+    # holds what only the operator may read (a server's host or socket in the driver's words)
+    public: str | None = None
 
 
 def carried(err: LookalikeError, into: LookalikeError | None = None) -> LookalikeError:
@@ -35,6 +38,7 @@ def carried(err: LookalikeError, into: LookalikeError | None = None) -> Lookalik
     ``__dict__`` is pickled with it)."""
     out = into if into is not None else LookalikeError(str(err))
     out.exit_code, out.http_status, out.problem_code = err.exit_code, err.http_status, err.problem_code
+    out.public = err.public
     return out
 
 
@@ -47,6 +51,8 @@ def public_text(err: BaseException, places: Mapping[str, str]) -> str:
     Anything else is a bug: its kind, and the log has the rest."""
     if not isinstance(err, LookalikeError):
         return f"something went wrong ({type(err).__name__}); the server's log says why"
+    if err.public is not None:
+        return err.public
     text = str(err)
     if err.http_status >= 500 or err.http_status == 409:
         return in_words(text, places)
@@ -218,6 +224,18 @@ class DatabaseUnreadable(LookalikeError):
 
     http_status = 500
     problem_code = "internal"
+
+
+class DatabaseUnavailable(LookalikeError):
+    """The library's database server cannot be reached now (PostgreSQL stopped, restarting or
+    unreachable, a connection cut): the statement that met it did nothing, and the same call
+    may be made again once the server is back. Raised by the store for the driver's error,
+    so every shell says it in one line (the CLI and the web app had shown a traceback, the
+    HTTP API had matched the driver's words)."""
+
+    http_status = 503
+    problem_code = "database_unavailable"
+    public = "the library's database cannot be reached now; try again"
 
 
 class DatabaseReadOnly(LookalikeError):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 import lookalike
@@ -265,3 +266,43 @@ def test_searches_go_on_while_a_pca_is_stored(request, tmp_path, faces, monkeypa
         after = reader.search(query, k=3)  # the new PCA's, followed
         assert reader.view.index_slot().store.reduction.dim_out == 6
         assert [m.face_id for m in after.faces[0].matches] == before
+
+
+def test_a_database_gone_away_is_one_line_in_the_cli_and_a_typed_error(postgres, faces, tmp_path):
+    """PostgreSQL stopped or refusing connections under a command or an open library: the CLI
+    printed the driver's traceback and the Python API raised SQLAlchemy's OperationalError
+    (architecture review of 2026-12-07, H1; the HTTP API alone matched the driver's words).
+    Now the store raises DatabaseUnavailable, which every shell says in one line; a wrong
+    database name is not "try again"."""
+    from conftest import cli
+    from sqlalchemy import create_engine
+
+    from lookalike.errors import DatabaseUnavailable, public_text
+
+    url = postgres()
+    name = url.split("@/", 1)[1].split("?", 1)[0]
+    admin = create_engine(url.replace(f"/{name}?", "/postgres?"), isolation_level="AUTOCOMMIT")
+    query = str(faces / "celeb" / "faceapi_bbt" / "amy" / "amy1.png")
+    try:
+        with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
+            lib.ingest([str(faces / "celeb" / "faceapi_bbt" / "amy")])
+            assert lib.search(query, k=1).faces[0].matches[0].person == "amy"
+            with admin.connect() as conn:  # the library's connections cut, no new one taken
+                conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            with pytest.raises(DatabaseUnavailable, match="cannot be reached now") as gone:
+                lib.search(query, k=1)
+            # the driver's words name the server's socket: the operator's, never a visitor's
+            assert "PGSQL" in str(gone.value) and public_text(gone.value, {}) == DatabaseUnavailable.public
+            said = cli("stats", "--db", url)
+            assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
+            assert "the database cannot be reached now" in said.stderr and said.stderr.count("\n") <= 2, said.stderr
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            assert lib.search(query, k=1).faces[0].matches[0].person == "amy"  # back: the same library answers
+        wrong = cli("stats", "--db", url.replace(f"/{name}?", "/no_such_library?"))
+        assert wrong.returncode != 0 and "cannot be reached now" not in wrong.stderr and "Traceback" not in wrong.stderr
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        admin.dispose()

@@ -358,20 +358,17 @@ class BodyLimit(HttpMiddleware):
 
 
 def database_gone(err: BaseException) -> ApiProblem | None:
-    """``503 database_unavailable`` (retry in 5 s) when ``err`` is the database connection
-    failing (PostgreSQL stopped, restarting, unreachable), else None. Such a request was a bare
-    "Internal Server Error" in plain text: the key check runs outside the routes' handlers
-    (scale user test, F9)."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    """``503 database_unavailable`` (retry in 5 s) when ``err`` is the store's
+    :class:`~lookalike.errors.DatabaseUnavailable` (PostgreSQL stopped, restarting,
+    unreachable), else None. Such a request was a bare "Internal Server Error" in plain text:
+    the key check runs outside the routes' handlers (scale user test, F9). The driver's words
+    name the host: logged, never answered."""
+    from ..errors import DatabaseUnavailable
 
-    if not isinstance(err, (OperationalError, InterfaceError)):
+    if not isinstance(err, DatabaseUnavailable):
         return None
-    said = str(err.orig or err).lower()
-    if not (err.connection_invalidated or "connect" in said or "server closed" in said or "terminating" in said):
-        return None
-    log.warning("the library's database cannot be reached: %s", str(err.orig or err).splitlines()[0])
-    return ApiProblem(503, ServerCode.database_unavailable, "the library's database cannot be reached now; "
-                      "try again", {"Retry-After": "5"})
+    log.warning("the library's database cannot be reached: %s", err)
+    return ApiProblem(*problems.DATABASE_GONE)
 
 
 class CatchAll(HttpMiddleware):

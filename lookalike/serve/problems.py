@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ..errors import EmptyLibrary, LookalikeError, public_text
+from ..errors import DatabaseUnavailable, EmptyLibrary, LookalikeError, public_text
 
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
@@ -77,7 +77,14 @@ def response(status: int, code: str, detail: str, headers: dict[str, str] | None
     return JSONResponse(body(status, code, detail), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+# what any request that met a database gone away is answered (a retry in 5 s)
+DATABASE_GONE = (503, ServerCode.database_unavailable, DatabaseUnavailable.public or "", {"Retry-After": "5"})
+
+
 def from_error(err: LookalikeError, private: Mapping[str, str] | None = None) -> JSONResponse:
+    if isinstance(err, DatabaseUnavailable):  # the driver's words name the host: logged, not answered
+        log.warning("the library's database cannot be reached: %s", err)
+        return response(*DATABASE_GONE)
     status, code = classify(err)
     if status >= 500 and code == ServerCode.internal:
         log.error("request failed: %s", err, exc_info=err)

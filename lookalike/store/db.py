@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import shown_url
-from ..errors import ConfigError, DatabaseReadOnly, DatabaseUnreadable, LibraryClosed, SchemaTooNew
+from ..errors import ConfigError, DatabaseReadOnly, DatabaseUnavailable, DatabaseUnreadable, LibraryClosed, SchemaTooNew
 from ..faults import crash_point
 from ..places import sqlite_path
 
@@ -98,6 +98,19 @@ def make_engine(url: str) -> Engine:
         hint = "; write postgresql+psycopg://…" if url.startswith("postgres://") else ""
         raise ConfigError(f"cannot open database {shown!r}: {str(err).replace(url, shown)}{hint}") from None
     if engine.dialect.name == "postgresql":
+        shown = shown_url(url)
+
+        @event.listens_for(engine, "handle_error")
+        def _unavailable(context: ExceptionContext) -> Exception | None:
+            """The server gone (a connection cut, a connect refused or timed out, the server
+            shutting down or starting) is a :class:`DatabaseUnavailable`, one line naming the
+            database; a wrong password or database name stays the driver's error. The pool's
+            own liveness check is left alone: it reconnects."""
+            if context.is_pre_ping or not _server_gone(context):
+                return None
+            why = str(context.original_exception).strip().splitlines()[0] if str(context.original_exception) else ""
+            return DatabaseUnavailable(f"{shown}: the database cannot be reached now ({why}); try again "
+                                       "once it is back")
 
         @event.listens_for(engine, "connect")
         def _pg_session(dbapi_conn: psycopg.Connection[Any], _record: ConnectionPoolEntry) -> None:
@@ -109,6 +122,33 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.autocommit = prior
 
     return engine
+
+
+# what a server that answers a connect says when it will take one again later; any other
+# refusal it words (no such database or role, a password, pg_hba.conf) is not "try again"
+_AGAIN_LATER = ("not currently accepting connections", "starting up", "shutting down", "in recovery mode",
+                "too many clients", "terminating connection")
+
+
+def _server_gone(context: ExceptionContext) -> bool:
+    """Whether a PostgreSQL error says the server cannot be reached or went away: a dropped
+    connection (the dialect's own judgement); on a statement, the server's "operator
+    intervention" class 57P (shutting down, starting, crashed) or a database closed to
+    connections (55000); on a connect, no server's answer at all (refused, timed out, no such
+    socket) or one that says to come back later. psycopg gives a failed connect no SQLSTATE,
+    only the server's words after "FATAL:"."""
+    if context.is_disconnect:
+        return True
+    cause = context.original_exception
+    import psycopg
+
+    if not isinstance(cause, psycopg.OperationalError):
+        return False
+    if context.connection is None:  # a connect
+        said = str(cause)
+        return "FATAL:" not in said or any(words in said for words in _AGAIN_LATER)
+    state: str | None = cause.sqlstate
+    return state is not None and (state.startswith("57P") or state == "55000")
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -306,6 +346,8 @@ def unreachable(engine: Engine) -> str | None:
             conn.exec_driver_sql("SELECT 1")
     except DBAPIError as err:
         return str(err.orig or err).splitlines()[0]
+    except DatabaseUnavailable as err:
+        return str(err)
     return None
 
 
