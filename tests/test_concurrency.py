@@ -114,3 +114,44 @@ def test_a_long_lived_reader_sees_the_centroids_another_process_moved(faces, tmp
     with lookalike.open(db) as fresh:
         assert after == pytest.approx(amy_figure(fresh), abs=1e-6)
     assert abs(after - before) > 1e-4  # two more photos moved amy's average face
+
+
+def test_two_first_callers_of_a_shared_library_make_one_view(tmp_path, monkeypatch):
+    """The web app's visitors and a server's requests share one library object: the first
+    two calls from two threads each made a view (its index and models loaded twice, one of
+    them thrown away; architecture review 56, M6). The first is held while it makes the view,
+    and the second is seen waiting for it, not making its own (its thread's own frame is the
+    signal, never a duration)."""
+    import threading
+
+    from conftest import wait_for
+
+    from lookalike.verbs.library import Library
+
+    made, go_on = [], threading.Event()
+    real = Library._make_view
+
+    def held(self, *args, **kwargs):
+        made.append(threading.get_ident())
+        if len(made) == 1:
+            assert go_on.wait(120)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Library, "_make_view", held)
+    views: dict[str, object] = {}
+    with lookalike.open(tmp_path / "lib.db") as lib:
+        first = threading.Thread(target=lambda: views.setdefault("first", lib.view))
+        first.start()
+        assert wait_for(lambda: len(made) == 1, guard=120)
+        second = threading.Thread(target=lambda: views.setdefault("second", lib.view))
+        second.start()
+
+        def waiting() -> bool:  # the second thread inside `view`, at its lock, or making its own view
+            frame = sys._current_frames().get(second.ident or 0)
+            return len(made) == 2 or (frame is not None and frame.f_code.co_name == "view")
+
+        assert wait_for(waiting, guard=120)
+        go_on.set()
+        first.join()
+        second.join()
+        assert len(made) == 1 and views["first"] is views["second"]

@@ -98,7 +98,9 @@ class Library:
         """The embedding space this library object reads and writes (:mod:`lookalike.verbs.space`):
         the one named by the settings, else the only one stored, else the default."""
         if self._view is None:
-            self._view = self._make_view(self._choose_space())
+            with self.calls:  # two first callers (a server's, the web app's threads): one view, one index
+                if self._view is None:
+                    self._view = self._make_view(self._choose_space())
         return self._view
 
     def _make_view(self, space: Space, space_id: int | None = None) -> SpaceView:

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# held while a view builds its pipeline or an analyzer (models loading): threads sharing a
+# library built them twice, and kept one
+_MAKING_MODELS = threading.Lock()
 
 
 class Serialised(Protocol):
@@ -235,14 +238,18 @@ class SpaceView:
 
         name = analysis.resolve(analysis.AnalyzerName.named(name))
         if name not in self._analyzers:
-            self._analyzers[name] = analysis.build(name)
+            with _MAKING_MODELS:  # the dict is every view's of the library: built once, by one thread
+                if name not in self._analyzers:
+                    self._analyzers[name] = analysis.build(name)
         return self._analyzers[name]
 
     @property
     def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            self._pipeline = FacePipeline(self.space, self.settings.detect_max_side,
-                                          threads=self.settings.model_threads)
+            with _MAKING_MODELS:  # two first searches from two threads: one pipeline
+                if self._pipeline is None:
+                    self._pipeline = FacePipeline(self.space, self.settings.detect_max_side,
+                                                  threads=self.settings.model_threads)
         return self._pipeline
 
     def writers(self) -> AbstractContextManager[None]:
