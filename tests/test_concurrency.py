@@ -126,18 +126,18 @@ def test_two_first_callers_of_a_shared_library_make_one_view(tmp_path, monkeypat
 
     from conftest import wait_for
 
-    from lookalike.verbs.library import Library
+    from lookalike.verbs import library
 
     made, go_on = [], threading.Event()
-    real = Library._make_view
+    real = library.SpaceView
 
-    def held(self, *args, **kwargs):
+    def held(*args, **kwargs):  # the view the library makes, the first one held until the test says
         made.append(threading.get_ident())
         if len(made) == 1:
             assert go_on.wait(120)
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(Library, "_make_view", held)
+    monkeypatch.setattr(library, "SpaceView", held)
     views: dict[str, object] = {}
     with lookalike.open(tmp_path / "lib.db") as lib:
         first = threading.Thread(target=lambda: views.setdefault("first", lib.view))
@@ -147,7 +147,8 @@ def test_two_first_callers_of_a_shared_library_make_one_view(tmp_path, monkeypat
         second.start()
 
         def waiting() -> bool:  # the second thread inside `view`, at its lock, or making its own view
-            frame = sys._current_frames().get(second.ident or 0)
+            # where another thread waits is seen only here: the signal this test waits for
+            frame = sys._current_frames().get(second.ident or 0)  # noqa: SLF001 - no public way to see it
             return len(made) == 2 or (frame is not None and frame.f_code.co_name == "view")
 
         assert wait_for(waiting, guard=120)
