@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import cli, wait_for
+from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # the servers' helpers, shared
 from _common import free_port, wait_for_milvus
@@ -21,7 +23,6 @@ from _libraries import copy_library
 def postgres(tmp_path_factory):
     """A real PostgreSQL 16 with pgvector (the pgserver package's binaries) in a temporary
     folder, reached over a unix socket; yields a factory of fresh, empty database URLs."""
-    import tempfile
 
     import pgserver
 
@@ -107,8 +108,14 @@ def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: fl
 
     log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive() -> bool:
+        # the milvus-server wrapper outlives its binary: once it has said its start timed out
+        # (the binary died: its etcd's port taken) it waits for ever, and so did this
+        return proc.poll() is None and b"started timeout" not in log_path.read_bytes()
+
     try:
-        wait_for_milvus(port, lambda: proc.poll() is None, timeout, what, log_path)
+        wait_for_milvus(port, alive, timeout, what, log_path)
         yield f"milvus://127.0.0.1:{port}"
     finally:
         for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
@@ -173,10 +180,14 @@ def milvus_server(tmp_path_factory):
     # its embedded etcd listens on fixed ports: a second test run on this machine (another
     # checkout's) waits for the first's server to stop, where its etcd died at once and the
     # wrapper waited half an hour for a server that would never answer
-    assert wait_for(lambda: all(_port_free(p) for p in ETCD_PORTS), guard=3600, poll=1), \
-        f"etcd's ports {ETCD_PORTS} stay taken: another Milvus standalone runs on this machine"
-    yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
-                      data / "server.log")
+    # one Milvus standalone at a time on this machine (two test runs side by side both found
+    # the ports free and then fought over them): the lock first, then the ports, which a
+    # server of another kind may hold
+    with FileLock(str(Path(tempfile.gettempdir()) / "lookalike-milvus-standalone.lock")):
+        assert wait_for(lambda: all(_port_free(p) for p in ETCD_PORTS), guard=3600, poll=1), \
+            f"etcd's ports {ETCD_PORTS} stay taken: another Milvus standalone runs on this machine"
+        yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
+                          data / "server.log")
 
 
 @pytest.fixture(scope="session")
