@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import DatabaseUnavailable
 from ..store.values import KeyScope
 from . import problems
 from .asgi import HttpMiddleware, Watched
@@ -53,16 +54,14 @@ class RateLimit:
         if self.per_minute <= 0:
             return 0.0
         now = time.monotonic() if now is None else now
-        rate = self.per_minute / 60.0
         cost = min(cost, self.burst)
         with self._lock:
-            tokens, then = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * rate)
+            tokens = self._filled(caller, now)
             if tokens >= cost:
                 self._buckets[caller] = (tokens - cost, now)
                 return 0.0
             self._buckets[caller] = (tokens, now)
-            return (cost - tokens) / rate
+            return (cost - tokens) / (self.per_minute / 60.0)
 
     def owe(self, caller: str, cost: float, now: float | None = None) -> None:
         """Take ``cost`` more of ``caller``'s rate after the work, for work larger than its
@@ -73,9 +72,13 @@ class RateLimit:
             return
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, then = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * self.per_minute / 60.0)
-            self._buckets[caller] = (tokens - cost, now)
+            self._buckets[caller] = (self._filled(caller, now) - cost, now)
+
+    def _filled(self, caller: str, now: float) -> float:
+        """``caller``'s tokens at ``now``: refilled at the rate since last counted, up to a
+        burst (a new caller starts with a whole one). Under :attr:`_lock`."""
+        tokens, then = self._buckets.get(caller, (self.burst, now))
+        return min(self.burst, tokens + (now - then) * self.per_minute / 60.0)
 
 
 # a picture (a morph, a transform, an average face) costs 10 to 50 times a search on the
@@ -357,20 +360,6 @@ class BodyLimit(HttpMiddleware):
         await send_problem(send, ApiProblem(413, ServerCode.request_too_large, detail))
 
 
-def database_gone(err: BaseException) -> ApiProblem | None:
-    """``503 database_unavailable`` (retry in 5 s) when ``err`` is the store's
-    :class:`~lookalike.errors.DatabaseUnavailable` (PostgreSQL stopped, restarting,
-    unreachable), else None. Such a request was a bare "Internal Server Error" in plain text:
-    the key check runs outside the routes' handlers (scale user test, F9). The driver's words
-    name the host: logged, never answered."""
-    from ..errors import DatabaseUnavailable
-
-    if not isinstance(err, DatabaseUnavailable):
-        return None
-    log.warning("the library's database cannot be reached: %s", err)
-    return ApiProblem(*problems.DATABASE_GONE)
-
-
 class CatchAll(HttpMiddleware):
     """ASGI middleware just outside the routes' own error handlers: a request that crashed
     is logged as its route and the error's class with the stack (never the error's message,
@@ -385,9 +374,9 @@ class CatchAll(HttpMiddleware):
         except Exception as err:  # noqa: BLE001 - the last word on any crash: logged, answered
             import traceback
 
-            if (gone := database_gone(err)) is not None:
+            if isinstance(err, DatabaseUnavailable):  # the database gone away (the key check, outside the routes)
                 if not answer.started:
-                    await send_problem(send, gone)
+                    await send_problem(send, ApiProblem(*problems.answer_of(err)))
                 return
 
             kind = f"{type(err).__module__}.{type(err).__qualname__}"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ..errors import DatabaseUnavailable, EmptyLibrary, LookalikeError, public_text
+from ..errors import EmptyLibrary, LookalikeError, public_text
 
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
@@ -77,16 +77,21 @@ def response(status: int, code: str, detail: str, headers: dict[str, str] | None
     return JSONResponse(body(status, code, detail), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-# what any request that met a database gone away is answered (a retry in 5 s)
-DATABASE_GONE = (503, ServerCode.database_unavailable, DatabaseUnavailable.public or "", {"Retry-After": "5"})
+# when a client may ask again, by code: a library busy writing, a database gone away
+RETRY_AFTER: dict[str, int] = {ServerCode.busy: RETRY_AFTER_BUSY, ServerCode.database_unavailable: 5}
 
 
-def from_error(err: LookalikeError, private: Mapping[str, str] | None = None) -> JSONResponse:
-    if isinstance(err, DatabaseUnavailable):  # the driver's words name the host: logged, not answered
-        log.warning("the library's database cannot be reached: %s", err)
-        return response(*DATABASE_GONE)
+def answer_of(err: LookalikeError, private: Mapping[str, str] | None = None) -> tuple[int, str, str, dict | None]:
+    """The status, code, detail and headers a library error is answered with, wherever the
+    server meets it (a route, the key check at the gate, the last catch)."""
     status, code = classify(err)
     if status >= 500 and code == ServerCode.internal:
         log.error("request failed: %s", err, exc_info=err)
-    headers = {"Retry-After": str(RETRY_AFTER_BUSY)} if code == ServerCode.busy else None
-    return response(status, code, detail_of(err, private), headers)
+    elif code == ServerCode.database_unavailable:  # the driver's words name the host: logged, not answered
+        log.warning("the library's database cannot be reached: %s", err)
+    wait = RETRY_AFTER.get(code)
+    return status, code, detail_of(err, private), ({"Retry-After": str(wait)} if wait else None)
+
+
+def from_error(err: LookalikeError, private: Mapping[str, str] | None = None) -> JSONResponse:
+    return response(*answer_of(err, private))

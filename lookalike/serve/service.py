@@ -24,7 +24,7 @@ from ..errors import LookalikeError
 from ..store.values import KeyScope
 from . import problems
 from .board import Board, threads_for
-from .guard import PICTURE_COST, ApiProblem, RateLimit, caller_address, database_gone, grants
+from .guard import PICTURE_COST, ApiProblem, RateLimit, caller_address, grants
 from .problems import ServerCode
 from .settings import ServeSettings
 from .timing import record
@@ -220,12 +220,9 @@ class Service:
         if cached is not None:
             return cached[0]
         now = time.monotonic()
-        try:
-            scope = self.library().keys.scope(key)  # its own session: no need to wait for a search
-        except Exception as err:  # the gate runs outside CatchAll: a lost database is said here
-            if (gone := database_gone(err)) is not None:
-                raise gone from None
-            raise
+        # its own session: no need to wait for a search; a database gone away is the store's
+        # DatabaseUnavailable, answered by the gate as any library error (problems.answer_of)
+        scope = self.library().keys.scope(key)
         with self._keys_lock:  # worker threads and the event loop both ask
             self._keys[key] = (scope, now)
             self._keys.move_to_end(key)
@@ -379,7 +376,6 @@ def admitter(app: FastAPI, service: Service) -> Callable[[MutableMapping[str, An
         try:
             return await anyio.to_thread.run_sync(identify, service, needed, given, address, cost)
         except LookalikeError as err:  # the key could not be read (a busy or broken database)
-            status, code = problems.classify(err)
-            raise ApiProblem(status, code, problems.detail_of(err, service.private())) from err
+            raise ApiProblem(*problems.answer_of(err, service.private())) from err
 
     return admit

@@ -108,7 +108,7 @@ def make_engine(url: str) -> Engine:
             own liveness check is left alone: it reconnects."""
             if context.is_pre_ping or not _server_gone(context):
                 return None
-            why = str(context.original_exception).strip().splitlines()[0] if str(context.original_exception) else ""
+            why = (str(context.original_exception).strip().splitlines() or [""])[0]
             return DatabaseUnavailable(f"{shown}: the database cannot be reached now ({why}); try again "
                                        "once it is back")
 

@@ -10,10 +10,10 @@ import logging
 import os
 import threading
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .. import config, places
 from ..config import Settings
@@ -83,10 +83,9 @@ class Library:
         self._sessions = db.session_factory(self._engine, outbox=self.backend.outbox)  # store.outbox.OUTBOX
 
     # -- plumbing --------------------------------------------------------------------
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as session:
-            yield session
+    def session(self) -> AbstractContextManager[Session]:
+        """A new session (``with lib.session() as session:``), closed as the block ends."""
+        return self._sessions()
 
     @property
     def engine(self) -> Engine:

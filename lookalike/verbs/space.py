@@ -16,9 +16,9 @@ and PCA training are :mod:`lookalike.verbs.maintenance`'s.
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterator, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -103,10 +103,9 @@ class SpaceView:
         if index:
             self.forget_index()
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as session:
-            yield session
+    def session(self) -> AbstractContextManager[Session]:
+        """A new session (``with lib.session() as session:``), closed as the block ends."""
+        return self._sessions()
 
     @property
     def vectors_in_db(self) -> bool:
