@@ -23,7 +23,7 @@ def pg_search(folder: Path, base: np.ndarray, queries: np.ndarray, truth: np.nda
     if args.pg_maintenance_mem:
         server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{args.pg_maintenance_mem}';")
         server.psql("SELECT pg_reload_conf();")
-    space_id = lib.view.ensure_space()
+    space_id = lib.view.row.ensure_space()
     started = time.perf_counter()
     with lib.engine.begin() as conn:  # the bench fills the table directly
         photo = conn.execute(text("INSERT INTO photos (space_id, path, status, created_at) "

@@ -30,7 +30,7 @@ def wide(folder: Path, n: int) -> dict:
             server, lib = pg_library(folder, "wide")
             lib.close()
             lib = lookalike.open(lib.settings.db_url, index_dir=folder / "wide-pg-idx", model="VGG-Face")
-        space_id = lib.view.ensure_space()
+        space_id = lib.view.row.ensure_space()
         with lib.session() as session:
             photo = Photo(space_id=space_id, path="synthetic", status="ok")
             session.add(photo)
@@ -42,14 +42,14 @@ def wide(folder: Path, n: int) -> dict:
             session.commit()
         if backend == "postgres":
             lib.doctor(fix=True)  # faces.vec from the blobs, as for rows stored before pgvector
-        lib.view.forget_index()
+        lib.view.vectors.forget_index()
         row = {}
         for stage in ("exact_4096", "pca_256_rerank"):
             if stage == "pca_256_rerank":
                 started = time.perf_counter()
                 lib.maintenance.rebuild(reduce=256)
                 row["reduce_s"] = round(time.perf_counter() - started, 1)
-            index = lib.view.index
+            index = lib.view.vectors.index
             if backend == "sqlite":
                 index.save()
             info = lib.maintenance.info()

@@ -228,12 +228,12 @@ def self_search(db: Path, index_dir: Path, rng: random.Random, vectors: str | No
     import lookalike
 
     with lookalike.open(db, index_dir=index_dir, vectors=vectors) as lib:
-        ids = lib.view.index.ids()
+        ids = lib.view.vectors.index.ids()
         sample = [int(i) for i in rng.sample(list(ids), min(20, len(ids)))]
-        vectors = lib.view.vectors(sample)
+        vectors = lib.view.vectors.stored(sample)
         hits = 0
         for fid, vec in zip(sample, vectors):
-            _, found = lib.view.index.search(vec[None], 1)
+            _, found = lib.view.vectors.index.search(vec[None], 1)
             hits += int(found[0][0]) == fid
     return hits, len(sample)
 
@@ -245,7 +245,7 @@ import lookalike
 from lookalike.query.search import SearchOptions, search_vectors
 db, index_dir, seconds, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 lib = lookalike.open(db, index_dir=index_dir)
-queries = lib.view.vectors(lib.view.index.ids()[:20])
+queries = lib.view.vectors.stored(lib.view.vectors.index.ids()[:20])
 runs = failed = phantom = 0
 seen = []
 end = time.monotonic() + seconds
@@ -262,7 +262,7 @@ while time.monotonic() < end:
         except Exception as err:
             failed += 1
             print(type(err).__name__, err, file=sys.stderr)
-    seen.append(lib.view.index.ntotal)
+    seen.append(lib.view.vectors.index.ntotal)
 json.dump({"runs": runs, "failed": failed, "phantom": phantom, "ntotal_first": seen[0], "ntotal_last": seen[-1]},
           open(out, "w"))
 """
@@ -384,7 +384,7 @@ def privacy(folder: Path) -> dict:
     visitor = folder / f"{marker}.png"
     Image.open(FACES / "bad-inputs/collected/resolution_ladder__obama-720p.jpg").save(visitor, pnginfo=info)
     with lookalike.open(db, index_dir=index_dir) as lib:
-        vector = lib.view.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
+        vector = lib.view.models.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
         with lib.session() as session:
             from sqlalchemy import text
 

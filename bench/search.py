@@ -189,7 +189,7 @@ def main() -> None:
 
             # the bound: the same photos decoded beforehand, through the detector, the aligner
             # and the model alone (the library's own pipeline object, one process)
-            pipeline = lib.view.pipeline
+            pipeline = lib.view.models.pipeline
             # the same library searched as DeepFace detects: photos shrunk to 640 px (its YuNet
             # wrapper's size) instead of lookalike's 1,280 (which keeps small faces in group photos)
             lib640 = lookalike.open(work / f"lib-{stack}.db", index_dir=work / f"ix-{stack}", model=spec["model"],

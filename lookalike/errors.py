@@ -204,7 +204,7 @@ class IndexCorrupt(LookalikeError):
 class IndexWidthChanged(IndexCorrupt):
     """The stored vectors are no longer as wide as the query: another process stored a new
     PCA (pgvector reduces the column in that transaction). A reader follows it and searches
-    again (:meth:`lookalike.verbs.space.SpaceView.follows`); only a width nothing explains is left
+    again (:meth:`lookalike.index.space_vectors.SpaceVectors.follows`); only a width nothing explains is left
     to the caller."""
 
     http_status = 500

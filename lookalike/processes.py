@@ -36,7 +36,7 @@ def live_library(lib: Library) -> LiveLibrary:
     # EmptyLibrary too (existing_space_id)
     from .store import photo_rows
 
-    space_id = lib.view.existing_space_id()
+    space_id = lib.view.row.existing_space_id()
     with lib.session() as session:
         if photo_rows.face_count_and_max(session, space_id)[0] == 0:
             from .config import shown_url

@@ -243,13 +243,13 @@ def test_the_forward_finder_tells_a_forward_from_a_verb():
     source = """
 class Library:
     def index(self):
-        return self.view.index
+        return self.view.vectors.index
     def keys(self):
         \"\"\"Every key.\"\"\"
         return people.keys(self.session)
     def info(self):
         from .maintenance import IndexMaintenance
-        return IndexMaintenance(self.view).info()
+        return IndexMaintenance(self.view.vectors).info()
     def drop(self, ids):
         self.backend.drop(ids)
     def search(self, photo):
@@ -295,9 +295,9 @@ def test_no_shell_hands_a_stage_the_view():
     """The shells (cli, ui, serve) call the library's verbs and parts (``lib.measure.pca()``,
     ``lib.search(...)``), never a stage function with the library's view
     (``explore.pca(lib.view)``): the verbs are the one way in (architecture review 50, H2).
-    Reading a part of the view (``lib.view.calibration()``) is not handing it on."""
+    Reading a part of the view (``lib.view.facts.calibration()``) is not handing it on."""
     assert _view_handed("explore.pca(lib.view, 5)\nlib.measure.pca(5)\nf(x, view=library.view)\n"
-                        "lib.view.calibration()\n") == [1, 3]
+                        "lib.view.facts.calibration()\n") == [1, 3]
     shells = [path for shell in ("cli", "ui", "serve") for path in sorted((PACKAGE / shell).rglob("*.py"))]
     # and what a shell hands live matching (processes.py): it handed the view, as a LiveLibrary's
     found = [f"{path.relative_to(ROOT)}:{line}" for path in [*shells, PACKAGE / "processes.py"]

@@ -13,14 +13,16 @@ from dataclasses import FrozenInstanceError
 import pytest
 
 from lookalike.index.space_store import IndexSlot, SpaceStore
+from lookalike.index.space_vectors import SpaceVectors
 from lookalike.verbs.space import SpaceView
 
 pytestmark = pytest.mark.e2e
 
+VIEWS = (SpaceView, SpaceVectors)
 SKIPPED = (type, types.ModuleType, types.FrameType, types.CodeType)
 
 
-def _path_to(start: object, kind: type, limit: int = 300_000) -> list[str] | None:
+def _path_to(start: object, kind: type | tuple[type, ...], limit: int = 300_000) -> list[str] | None:
     """The chain of types from ``start`` to an instance of ``kind`` through the objects each
     one refers to, or ``None``. A function is followed through its closure and defaults, not
     its module's globals (every function reaches every module that way); classes and
@@ -62,8 +64,8 @@ def test_the_path_finder_finds_a_view_held_through_a_bound_method(small_db):
     import lookalike
 
     with lookalike.open(small_db) as lib:
-        index = lib.view.index
-        index.vector_source = lib.view.vectors
+        index = lib.view.vectors.index
+        index.vector_source = lib.view.session
         assert _path_to(index, SpaceView) is not None
 
 
@@ -71,15 +73,16 @@ def test_no_backend_index_or_outbox_holds_the_view_on_any_store(small_backend, f
     query = str(faces / "celeb" / "face_recognition" / "barack_obama" / "obama.jpg")
     with small_backend.open() as lib:
         assert lib.search(query, k=3).faces[0].matches  # the index opened and searched
-        index = lib.view.index
-        assert isinstance(lib.view.index_slot(), IndexSlot) and lib.view.index_slot().opened is index
+        index = lib.view.vectors.index
+        assert isinstance(lib.view.vectors.index_slot(), IndexSlot) and lib.view.vectors.index_slot().opened is index
         source = index.vector_source
         assert isinstance(source, types.MethodType) and isinstance(source.__self__, SpaceStore)
         for held, name in ((index, "the open index"), (lib.backend, "the backend"),
                            (getattr(lib.backend.own(index), "outbox", None) if small_backend.name == "milvus"
                             else None, "the outbox")):
-            assert _path_to(held, SpaceView) is None, f"{small_backend.name}: {name} holds the view: " \
-                f"{' -> '.join(_path_to(held, SpaceView) or [])}"
+            # nor the view's part that keeps the open index and the PCA (index/space_vectors.py)
+            assert _path_to(held, VIEWS) is None, f"{small_backend.name}: {name} holds the view: " \
+                f"{' -> '.join(_path_to(held, VIEWS) or [])}"
         assert lib.doctor()[0].ok  # the maintenance service hands the backend the store and the slot
 
 
@@ -91,15 +94,16 @@ def test_a_store_is_made_of_values_and_the_slot_follows_a_new_space_row(tmp_path
     from lookalike.errors import EmptyLibrary
 
     with lookalike.open(tmp_path / "lib.db") as lib:
-        store = lib.view.store()
+        store = lib.view.vectors.store()
         assert store.space_id is None and store.reduction is None
         with pytest.raises(EmptyLibrary):
-            lib.view.index  # noqa: B018 - the read raises
+            lib.view.vectors.index  # noqa: B018 - the read raises
         with pytest.raises(FrozenInstanceError):
             store.space_id = 1  # type: ignore[misc]  # frozen: a store is a value
         lib.ingest([str(faces / "celeb" / "face_recognition" / "barack_obama")])
-        assert lib.view.store().space_id == lib.view.space_id
-        assert lib.view.index.ntotal > 0 and lib.view.index_slot().store.space_id == lib.view.space_id
+        assert lib.view.vectors.store().space_id == lib.view.row.space_id
+        held = lib.view.vectors
+        assert held.index.ntotal > 0 and held.index_slot().store.space_id == lib.view.row.space_id
 
 
 def test_a_reader_that_saw_an_empty_library_finds_faces_another_process_ingested(tmp_path, faces):
@@ -134,5 +138,5 @@ def test_a_reader_follows_a_pca_another_process_trained(small_db, faces):
             with lookalike.open(small_db) as writer:
                 assert writer.maintenance.rebuild(reduce=width)["dim"] == width
             after = reader.search(query, k=3).faces[0].matches
-            assert reader.view.index_slot().store.reduction.dim_out == width
+            assert reader.view.vectors.index_slot().store.reduction.dim_out == width
             assert [m.face_id for m in after] == before  # re-ranked on the full vectors: the same answer

@@ -226,7 +226,7 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tiny, 
     manifest = tmp_path / "people.csv"
     manifest.write_text(f"path,person\n{obama},barack_obama\n")
     with lookalike.open(db) as before:
-        calibration = before.view.calibration()
+        calibration = before.view.facts.calibration()
     cases = [
         (["eval", "verify", str(folder / "pairs.tsv"), "--calibrate", "--plot", str(gone / "roc.png"), *lib],
          f"--plot {gone / 'roc.png'}: the folder {gone} does not exist"),
@@ -254,7 +254,7 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tiny, 
     assert not gone.exists() and not (tmp_path / "lib.csv").exists()
     assert manifest.read_text().startswith("path,person\n")
     with lookalike.open(db) as after:
-        assert after.view.calibration() == calibration, "the calibration was stored before the plot failed"
+        assert after.view.facts.calibration() == calibration, "the calibration was stored before the plot failed"
 
 
 def test_a_space_whose_names_cannot_work_together_is_refused_before_any_photo(tiny, tmp_path):

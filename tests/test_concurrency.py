@@ -32,8 +32,8 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     db = tmp_path / "lib.db"
     assert lookalike.open(db).ingest([str(first)]).statuses["ok"] > 0
     reader = lookalike.open(db)
-    queries = reader.view.vectors(reader.view.index.ids()[:5])
-    start = reader.view.index.ntotal
+    queries = reader.view.vectors.stored(reader.view.vectors.index.ids()[:5])
+    start = reader.view.vectors.index.ntotal
     # the writer stops after its first batch's commit until released (lookalike.faults): the
     # second writer and the CLI search below run while it holds the library, however fast it is
     gate = tmp_path / "gate"
@@ -52,7 +52,7 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
                 held = {r[0] for r in conn.execute(f"select id from faces where id in ({','.join(map(str, ids))})")}
                 assert set(ids) <= held, "an answer named a face the database does not hold"
                 runs += 1
-            seen.append(reader.view.index.ntotal)
+            seen.append(reader.view.vectors.index.ntotal)
             lock = index_dir_of(db) / ".write.lock"
             if refused is None and (gate / "held").exists():  # the writer holds the library, mid-ingest
                 assert lock.read_text() == f"pid {writer.pid}"
@@ -75,10 +75,10 @@ def test_searches_during_an_ingest_see_only_committed_faces_and_pick_up_new_ones
     assert writer.wait() == 0, writer.stderr.read()
     assert refused is not None and refused[0] == 1 and "being written by" in refused[1]
     assert cli_ran_during_ingest, "the ingest ended before the CLI search did: the test proved nothing"
-    seen.append(reader.view.index.ntotal)
+    seen.append(reader.view.vectors.index.ntotal)
     assert seen[-1] > start and sorted(seen) == seen  # grew, and never went back
     total = conn.execute("select count(*) from faces").fetchone()[0]
-    assert reader.view.index.ntotal == total
+    assert reader.view.vectors.index.ntotal == total
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])

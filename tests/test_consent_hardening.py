@@ -334,7 +334,8 @@ def test_the_consent_rule_holds_on_postgresql(postgres, libs, faces, tmp_path):
             # where the library is, and the index's size (everyone's faces), are the operator's
             operator = audience is Audience.operator
             assert ("db" in told, "ntotal" in told["index"], "file" in told["index"]) == (operator,) * 3
-            pg_centroid, lite_centroid = pg.view.corpus_centroid(audience), lite.view.corpus_centroid(audience)
+            pg_centroid = pg.view.facts.corpus_centroid(audience)
+            lite_centroid = lite.view.facts.corpus_centroid(audience)
             assert _close(pg_centroid[0].tolist(), lite_centroid[0].tolist()) == []
         for math in (FaceMath.parse("person:amy", None, 1.0), FaceMath.parse("tag:physics", "person:raj", 1.5)):
             got = pg.search(photo, k=5, audience=Audience.visitor, math=math).faces[0]

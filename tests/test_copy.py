@@ -33,7 +33,7 @@ def test_a_library_copied_to_postgresql_keeps_everything_a_reingest_lost(postgre
         lib.add_photos("zoe", [("z.jpg", (faces / SORKIN).read_bytes())])
         lib.people.set_consent("barack_obama", False)  # by staff: no manifest grants it back
         _, key = lib.keys.create("search")
-        lib.view.save_calibration(0.41, 0.12, "eval verify mine.tsv", {})
+        lib.view.facts.save_calibration(0.41, 0.12, "eval verify mine.tsv", {})
         before, shown = _answer(lib, query), _answer(lib, query, Audience.visitor)
         uploaded = Path(lib.people.photos("zoe")[0][1])
     assert uploaded.is_file() and "barack_obama" in {m[0] for m in before} - {m[0] for m in shown}
@@ -54,7 +54,7 @@ def test_a_library_copied_to_postgresql_keeps_everything_a_reingest_lost(postgre
         assert _answer(copy, query) == before  # the same faces, ids and similarities
         assert _answer(copy, query, Audience.visitor) == shown  # the withdrawal came along
         assert copy.keys.scope(key) is KeyScope.search
-        assert copy.view.calibration().threshold == pytest.approx(0.41)
+        assert copy.view.facts.calibration().threshold == pytest.approx(0.41)
         (photo,) = copy.people.photos("zoe")
         copied = Path(photo[1])
         assert copied.is_relative_to(shared) and copied.read_bytes() == uploaded.read_bytes()

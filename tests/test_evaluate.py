@@ -51,7 +51,7 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
     assert report.floor == pytest.approx(0.0994, abs=0.002)
     assert np.median(scores[same]) > report.threshold > report.floor > np.min(scores[~same])
     lib.measure.calibrate(report, tmp_path / "pairs.tsv")  # kept by a library with no faces too
-    cal = lookalike.open(tmp_path / "e.db").view.calibration()
+    cal = lookalike.open(tmp_path / "e.db").view.facts.calibration()
     assert cal.threshold == pytest.approx(report.threshold) and cal.source == "eval verify pairs.tsv"
 
 
@@ -59,14 +59,14 @@ def test_verify_small_pairs_and_calibrated_verdicts(faces, tmp_path):
 def test_verdicts_on_known_pairs(library, faces):
     from lookalike.query.search import Verdict
 
-    cal = library.view.calibration()
+    cal = library.view.facts.calibration()
     pairs = read_pairs(faces / "lfw-dev" / "pairs.tsv")
     same = [p for p in pairs if p.same][200:210]
     diff = [p for p in pairs if not p.same][200:210]
     from lookalike.faces.images import decode_file
 
     def sim(p):
-        a, b = (library.view.pipeline.faces(decode_file(x, 10**8).rgb)[0].embedding for x in (p.a, p.b))
+        a, b = (library.view.models.pipeline.faces(decode_file(x, 10**8).rgb)[0].embedding for x in (p.a, p.b))
         return float(a @ b)
 
     same_verdicts = [cal.verdict(sim(p)) for p in same]
@@ -196,7 +196,7 @@ def test_a_pair_without_a_face_is_wrong_and_a_senseless_calibration_is_refused(f
     pairs.write_text(f"path_a\tpath_b\tsame\n{obama}\t{obama1}\t1\n{obama}\t{biden}\t0\n{obama}\t{no_face}\t0\n"
                      f"{no_face}\t{obama1}\t1\n")
     lib = lookalike.open(tmp_path / "e.db")
-    lib.view.ensure_space()
+    lib.view.row.ensure_space()
     report, _, _ = verify(lib.view, read_pairs(pairs))
     assert (report.pairs, report.no_face) == (4, 1)
     assert report.accuracy == pytest.approx(0.5)  # the two pairs with both faces right, the other two wrong
@@ -206,4 +206,4 @@ def test_a_pair_without_a_face_is_wrong_and_a_senseless_calibration_is_refused(f
     swapped.write_text(f"path_a\tpath_b\tsame\n{obama}\t{obama1}\t0\n{obama}\t{biden}\t1\n")
     done = cli("eval", "verify", str(swapped), "--calibrate", "--db", str(tmp_path / "e.db"))
     assert done.returncode == 2 and "these pairs cannot tell people apart; nothing stored" in done.stderr, done.stderr
-    assert lookalike.open(tmp_path / "e.db").view.calibration().source != "eval verify swapped.tsv"
+    assert lookalike.open(tmp_path / "e.db").view.facts.calibration().source != "eval verify swapped.tsv"

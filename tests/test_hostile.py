@@ -217,10 +217,10 @@ def test_like_wildcards_in_a_tag_filter_match_literally(kiosk_db):
     from lookalike.query.search import FilterKey
 
     with lookalike.open(kiosk_db) as lib:
-        assert len(lib.view.allowed_face_ids((Filter(FilterKey.tag, "women-in-science"),))) > 0
+        assert len(lib.view.facts.allowed_face_ids((Filter(FilterKey.tag, "women-in-science"),))) > 0
         for pattern in ("%", "_%", "women%"):
-            assert len(lib.view.allowed_face_ids((Filter(FilterKey.tag, pattern),))) == 0, pattern
-        assert len(lib.view.allowed_face_ids((Filter(FilterKey.person, "x' OR '1'='1"),))) == 0
-        assert len(lib.view.allowed_face_ids((Filter(FilterKey.organisation, "naval medical research"),))) > 0
-        assert len(lib.view.allowed_face_ids((Filter(FilterKey.organisation, "%"),))) == 0
-        assert len(lib.view.allowed_face_ids((Filter(FilterKey.role, "_%"),))) == 0
+            assert len(lib.view.facts.allowed_face_ids((Filter(FilterKey.tag, pattern),))) == 0, pattern
+        assert len(lib.view.facts.allowed_face_ids((Filter(FilterKey.person, "x' OR '1'='1"),))) == 0
+        assert len(lib.view.facts.allowed_face_ids((Filter(FilterKey.organisation, "naval medical research"),))) > 0
+        assert len(lib.view.facts.allowed_face_ids((Filter(FilterKey.organisation, "%"),))) == 0
+        assert len(lib.view.facts.allowed_face_ids((Filter(FilterKey.role, "_%"),))) == 0

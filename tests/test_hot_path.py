@@ -104,7 +104,7 @@ def test_a_visitors_whole_search_leaves_out_the_withheld_faces_on_every_store(sm
         everyone = [(m.person, m.face_id) for m in lib.search(query, k=12).faces[0].matches]
         top = everyone[0][0]
         lib.people.set_consent(top, False)
-        shown = lib.view.shown((), Audience.visitor)
+        shown = lib.view.facts.shown((), Audience.visitor)
         assert shown.allowed is None and shown.excluded is not None and len(shown.excluded) > 0
         visitor = [(m.person, m.face_id) for m in lib.search(query, k=5, audience=Audience.visitor).faces[0].matches]
         assert visitor == [hit for hit in everyone if hit[0] != top][:5], small_backend.name
@@ -133,7 +133,7 @@ def test_a_large_jpeg_query_is_drafted_and_a_small_face_taken_from_the_whole_pho
         grown.save(group, quality=92)
 
     with lookalike.open(small_db) as lib:
-        pipeline, settings = lib.view.pipeline, lib.settings
+        pipeline, settings = lib.view.models.pipeline, lib.settings
         for path, drafted in ((portrait, True), (str(group), False)):
             whole = decode_file(path, settings.max_pixels).rgb
             query = open_query(path, settings.max_pixels, settings.detect_max_side)

@@ -282,7 +282,7 @@ def test_sigkill_mid_ingest_then_resume_loses_nothing(faces, tmp_path, backend):
 
 def test_second_ingest_on_same_library_refuses(faces, tmp_path):
     lib = lookalike.open(tmp_path / "l.db")
-    with lib.view.store().write_lock():
+    with lib.view.vectors.store().write_lock():
         result = _cli("ingest", str(faces / "celeb" / "deepface"), "--db", str(tmp_path / "l.db"))
     assert result.returncode == 1
     assert "being written by pid" in result.stderr
@@ -387,7 +387,8 @@ def test_workers_whose_models_do_not_load_end_the_run_with_one_clear_error(faces
         with local.start_workers(1, len(items), broken) as started:
             distributor = local.ProcessPool(lib.view, options, 1, started)
             distributor.spec = broken
-            with lib.view.writers(), pytest.raises(IngestFailed, match="could not load the models of NoSuchModel__"):
+            with lib.view.vectors.writers(), \
+                    pytest.raises(IngestFailed, match="could not load the models of NoSuchModel__"):
                 runner.run(lib.view, items, options, distributor)
         assert lib.stats()["photos"] == 0
 
@@ -453,7 +454,7 @@ def test_a_pool_found_broken_at_submit_is_replaced_and_nothing_is_lost(faces, we
         items = corpus.scan([str(p) for p in photos]).items
         options = runner.options(lib.view.space, FacesMode.largest, 1, None)
         distributor = _broken_pools(1)(lib.view, options, 1)
-        with lib.view.writers():
+        with lib.view.vectors.writers():
             report = runner.run(lib.view, items, options, distributor)
         assert distributor.started == 2
         assert report.statuses.get("ok") == len(photos), report.statuses
@@ -474,7 +475,7 @@ def test_workers_that_die_as_they_start_end_the_run_with_one_clear_error(faces, 
         items = corpus.scan([str(p) for p in photos]).items
         options = runner.options(lib.view.space, FacesMode.largest, 1, None)
         distributor = _broken_pools(local.ProcessPool.FRUITLESS_POOLS)(lib.view, options, 1)
-        with lib.view.writers(), pytest.raises(IngestFailed, match="5 pools of ingest workers in a row died"):
+        with lib.view.vectors.writers(), pytest.raises(IngestFailed, match="5 pools of ingest workers in a row died"):
             runner.run(lib.view, items, options, distributor)
         assert distributor.started == local.ProcessPool.FRUITLESS_POOLS
         assert lib.stats()["photos"] == 0  # no photo was mapped, none was stored as anything

@@ -149,7 +149,7 @@ def _stored(db: Path) -> tuple[int, dict[int, np.ndarray]]:
         with lib.session() as session:
             from lookalike.store import photo_rows
 
-            ids = photo_rows.face_ids(session, lib.view.space_id)
+            ids = photo_rows.face_ids(session, lib.view.row.space_id)
             assert len(ids) > 0
             return len(ids), landmark_rows.landmarks_of(session, ids.tolist(), landmarks.MODEL)
 
@@ -187,7 +187,7 @@ def test_an_old_library_is_migrated_and_backfilled_resumably(small_golden, tmp_p
     _make_old(db)
     with lookalike.open(db) as lib:  # opening migrates it
         with lib.session() as session:
-            assert landmark_rows.count_missing(session, lib.view.space_id, landmarks.MODEL) == (count, count)
+            assert landmark_rows.count_missing(session, lib.view.row.space_id, landmarks.MODEL) == (count, count)
     first = cli("landmarks", "backfill", "--db", str(db), "--limit", "3", "--batch", "2", "--json")
     assert first.returncode == 0, first.stderr
     done = json.loads(first.stdout)

@@ -127,20 +127,20 @@ def test_the_filter_fields_in_milvus_answer_as_the_database_does(lite, faces):
     database's filters allow, for tags, organisations, roles, people and consent."""
     folder, where = lite
     with lookalike.open(folder / "lib.db", vectors=where[-1]) as lib:
-        index = lib.backend.own(lib.view.index)
+        index = lib.backend.own(lib.view.vectors.index)
         with lib.session() as session:
             from lookalike.store import person_rows
 
-            people = {p.profile.name: p for p in person_rows.people(session, lib.view.space_id, Audience.operator)}
+            people = {p.profile.name: p for p in person_rows.people(session, lib.view.row.space_id, Audience.operator)}
             person_ids = {name: person_rows.person_by_name(session, name).id for name in people}
         some = next(p.profile for p in people.values() if p.profile.tags and p.profile.organisation)
         cases = [[("tag", some.tags[0])], [("organisation", some.organisation.upper())],
                  [("role", some.role)], [("person", some.name)], [("tag", some.tags[0]), ("person", "amy")], []]
-        query = lib.view.vectors(lib.view.index.ids()[:1])
+        query = lib.view.vectors.stored(lib.view.vectors.index.ids()[:1])
         checked = 0
         for groups in cases:
             for audience in (Audience.visitor, Audience.consented):
-                allowed = lib.view.allowed_face_ids([_filter(k, v) for k, v in groups], audience)
+                allowed = lib.view.facts.allowed_face_ids([_filter(k, v) for k, v in groups], audience)
                 want = set(index.ids().tolist()) if allowed is None else set(allowed.tolist())
                 where_ = expression([(GroupKey(k), v) for k, v in groups], person_ids, audience)
                 _, got = index.search(query, 64, where=where_ or None)
@@ -202,7 +202,7 @@ def test_a_kill_between_the_commit_and_milvus_is_settled_by_the_next_open(faces,
     db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
     with lookalike.open(db, vectors=vectors) as lib:
         lib.ingest([str(faces / "celeb" / "faceapi_bbt")])
-        before = set(lib.view.index.ids().tolist())
+        before = set(lib.view.vectors.index.ids().tolist())
     crashed = subprocess.run([sys.executable, "-c", CRASH, str(db), vectors], capture_output=True, text=True)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     in_sql = {r[0] for r in bench.sql(db, "select id from faces")}
@@ -210,7 +210,7 @@ def test_a_kill_between_the_commit_and_milvus_is_settled_by_the_next_open(faces,
     assert bench.milvus_ids(vectors) == before  # Milvus is behind ...
     assert bench.sql(db, "select count(*) from vector_outbox")[0][0] >= 6  # ... and the database knows it
     with lookalike.open(db, vectors=vectors) as lib:
-        index = lib.backend.own(lib.view.index)  # opening drains the outbox
+        index = lib.backend.own(lib.view.vectors.index)  # opening drains the outbox
         assert set(index.ids().tolist()) == in_sql
         assert bench.sql(db, "select count(*) from vector_outbox") == [(0,)]
         howard = bench.sql(db, "select f.id from faces f join people p on p.id = f.person_id where p.name='howard'")
@@ -223,10 +223,10 @@ def test_doctor_finds_and_fixes_what_milvus_lost_or_kept(faces, tmp_path):
     db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
     with lookalike.open(db, vectors=vectors) as lib:
         lib.ingest([str(faces / "celeb" / "faceapi_bbt")])
-        index = lib.backend.own(lib.view.index)
+        index = lib.backend.own(lib.view.vectors.index)
         ids = index.ids()
         index.delete(ids[:3].tolist())  # lost behind the library's back
-        index.upsert([10_000], lib.view.vectors(ids[3:4]), {10_000: index_fields()})  # and one it never had
+        index.upsert([10_000], lib.view.vectors.stored(ids[3:4]), {10_000: index_fields()})  # and one it never had
         (report,) = lib.doctor()
         assert (report.missing, report.orphans, report.ok) == (3, 1, False)
         (fixed,) = lib.doctor(fix=True)
@@ -245,7 +245,7 @@ def test_a_busy_milvus_lite_folder_and_an_unreachable_server_are_one_clear_line(
     db, vectors = tmp_path / "lib.db", f"milvus-lite:{tmp_path / 'vectors.db'}"
     with lookalike.open(db, vectors=vectors) as lib:
         lib.ingest([str(faces / "celeb" / "faceapi_bbt" / "amy")])
-        lib.view.index  # noqa: B018 - this process now serves the folder
+        lib.view.vectors.index  # noqa: B018 - this process now serves the folder
         busy = _run("stats", "--db", str(db), "--vectors", vectors)
     assert busy.returncode == 1 and busy.stderr.count("\n") == 1, busy.stderr
     assert all(s in busy.stderr for s in ("another process has it open", "milvus-lite server", "--host 127.0.0.1"))
@@ -293,21 +293,21 @@ def test_postgresql_with_a_milvus_server_through_queue_workers(postgres, a_milvu
     assert joined["photos"] == 0
     assert _json("doctor", *where)["ok"] is True
     with lookalike.open(url, vectors=milvus_server) as lib:
-        assert lib.backend.queued_ingest and lib.view.index.ntotal == 40
+        assert lib.backend.queued_ingest and lib.view.vectors.index.ntotal == 40
         assert lib.search(str(bbt / "amy" / "amy5.png"), k=1).faces[0].matches[0].person == "amy"
         # a large filter (every filter, here) goes to the real server as its expression
-        assert lib.backend.own(lib.view.index).filter_on_fields is real
+        assert lib.backend.own(lib.view.vectors.index).filter_on_fields is real
         monkeypatch.setattr(faiss_index, "EXACT_SUBSET", 0)
         raj = lib.search(str(bbt / "amy" / "amy5.png"), k=5, filters=(_filter("person", "raj"),)).faces[0].matches
         assert [m.person for m in raj] == ["raj"] * 5
         monkeypatch.undo()
         removed = lib.remove_person("amy")
-        assert removed.faces == 5 and lib.view.index.ntotal == 35
+        assert removed.faces == 5 and lib.view.vectors.index.ntotal == 35
         after = lib.search(str(bbt / "amy" / "amy5.png"), k=5).faces[0].matches
         assert len(after) == 5 and "amy" not in {m.person for m in after}
         assert all(r.ok for r in lib.doctor())
         ids = _build_waits_for_a_drain(lib)  # the advisory lock, on PostgreSQL
-        assert len(ids) == len(np.unique(ids)) == 35 and lib.view.index.ntotal == 35
+        assert len(ids) == len(np.unique(ids)) == 35 and lib.view.vectors.index.ntotal == 35
 
 
 def test_a_build_waits_for_drains_and_inserts_each_face_once(lite, tmp_path):
@@ -319,9 +319,9 @@ def test_a_build_waits_for_drains_and_inserts_each_face_once(lite, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
     with lookalike.open(copy / "lib.db", vectors=where[-1].replace(str(folder), str(copy))) as lib:
-        want = lib.view.index.ntotal
+        want = lib.view.vectors.index.ntotal
         ids = _build_waits_for_a_drain(lib)
-        assert want > 0 and len(ids) == len(np.unique(ids)) == want == lib.view.index.ntotal
+        assert want > 0 and len(ids) == len(np.unique(ids)) == want == lib.view.vectors.index.ntotal
         assert lib.search(str(next((copy / "photos" / "raj").iterdir())), k=1).faces[0].matches[0].person == "raj"
 
 
@@ -340,13 +340,13 @@ def test_searches_are_session_consistent_and_the_database_hides_what_milvus_stil
     vectors = where[-1].replace(str(folder), str(copy))
     raj = copy / "photos" / "raj" / sorted(p.name for p in (copy / "photos" / "raj").iterdir())[0]
     with lookalike.open(copy / "lib.db", vectors=vectors) as lib:  # open: a reopen would reconcile
-        index = lib.backend.own(lib.view.index)
+        index = lib.backend.own(lib.view.vectors.index)
         levels: list[str | None] = []
         real = index.client.search
         monkeypatch.setattr(index.client, "search",
                             lambda *a, **kw: levels.append(kw.get("consistency_level")) or real(*a, **kw))
         best = lib.search(str(raj), k=1).faces[0].matches[0].face_id
-        query = lib.view.vectors(np.asarray([best]))
+        query = lib.view.vectors.stored(np.asarray([best]))
         with sqlite3.connect(copy / "lib.db") as con:
             con.execute("delete from faces where id = ?", (best,))
         assert best in index.search(query, 3)[1][0]  # Milvus still has it
@@ -383,14 +383,14 @@ def _waits_for_vectors_lock(view) -> bool:
     advisory lock in ``pg_locks``, the SQLite stores' ``flock`` in /proc/locks (``->``)."""
     import os
 
-    if view.engine.dialect.name == "postgresql":
+    if view.vectors.engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
-        with view.engine.connect() as conn:
+        with view.vectors.engine.connect() as conn:
             return bool(conn.execute(text(
                 "select count(*) from pg_locks where locktype = 'advisory' and not granted and database = "
                 "(select oid from pg_database where datname = current_database())")).scalar())
-    lock = view.settings.index_dir / f".vectors-{view.existing_space_id()}.lock"
+    lock = view.settings.index_dir / f".vectors-{view.row.existing_space_id()}.lock"
     inode = f":{os.stat(lock).st_ino} "
     return any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
 
@@ -401,7 +401,7 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
     import threading
 
     view = lib.view
-    client = lib.backend.own(view.index).client
+    client = lib.backend.own(view.vectors.index).client
     calls = {"insert": 0, "upsert": 0}
     for name in calls:
         real = getattr(client, name)
@@ -411,9 +411,9 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
             return real(*a, **kw)
 
         setattr(client, name, counted)
-    build = threading.Thread(target=lib.backend.build, args=(view.store(), None))
+    build = threading.Thread(target=lib.backend.build, args=(view.vectors.store(), None))
     try:
-        with view.store().vectors_lock(exclusive=False):  # as a drain holds it
+        with view.vectors.store().vectors_lock(exclusive=False):  # as a drain holds it
             build.start()
             # the build is seen queued on the lock (a probe of the lock itself, not a pause)
             wait_for(lambda: _waits_for_vectors_lock(view) or not build.is_alive(), guard=300)
@@ -425,7 +425,7 @@ def _build_waits_for_a_drain(lib) -> np.ndarray:
         for name in calls:
             delattr(client, name)
     assert calls["insert"] > 0 and calls["upsert"] == 0
-    return lib.backend.own(lib.view.index).ids()
+    return lib.backend.own(lib.view.vectors.index).ids()
 
 
 def test_a_new_folder_is_made_and_a_small_filter_is_scored_exactly(faces, tmp_path):
@@ -436,12 +436,12 @@ def test_a_new_folder_is_made_and_a_small_filter_is_scored_exactly(faces, tmp_pa
     vectors = f"milvus-lite:{tmp_path / 'not' / 'yet' / 'vectors.db'}"
     with lookalike.open(tmp_path / "lib.db", vectors=vectors) as lib:
         lib.ingest([str(faces / "celeb" / "faceapi_bbt")])
-        index = lib.backend.own(lib.view.index)
+        index = lib.backend.own(lib.view.vectors.index)
         ids = index.ids()
         allowed = ids[::3]
-        query = lib.view.vectors(ids[:1])
+        query = lib.view.vectors.stored(ids[:1])
         sims, found = index.search(query, 5, allowed)
-        exact = allowed[np.argsort(-(lib.view.vectors(allowed) @ query[0]))[:5]]
+        exact = allowed[np.argsort(-(lib.view.vectors.stored(allowed) @ query[0]))[:5]]
         assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5
 
 
@@ -463,7 +463,7 @@ def test_a_large_filter_runs_on_milvus_fields_and_the_database_has_the_last_word
     vectors = where[-1].replace(str(folder), str(copy))
     monkeypatch.setattr(faiss_index, "EXACT_SUBSET", 0)
     with lookalike.open(copy / "lib.db", vectors=vectors) as lib:
-        index = lib.backend.own(lib.view.index)
+        index = lib.backend.own(lib.view.vectors.index)
         assert not index.filter_on_fields  # Milvus Lite: the id list is faster there
         index.filter_on_fields = True
         sent: list[str] = []  # the filter of every search sent to Milvus
@@ -474,27 +474,27 @@ def test_a_large_filter_runs_on_milvus_fields_and_the_database_has_the_last_word
 
         spy(index.client)
         physics = (_filter("tag", "physics"),)
-        allowed = lib.view.allowed_face_ids(physics)
+        allowed = lib.view.facts.allowed_face_ids(physics)
         raj = copy / "photos" / "raj" / sorted(p.name for p in (copy / "photos" / "raj").iterdir())[0]
         got = lib.search(str(raj), k=6, filters=physics).faces[0].matches
-        query = lib.view.vectors(np.asarray([got[0].face_id]))[0]
-        exact = allowed[np.argsort(-(lib.view.vectors(allowed) @ query))[:6]]
+        query = lib.view.vectors.stored(np.asarray([got[0].face_id]))[0]
+        exact = allowed[np.argsort(-(lib.view.vectors.stored(allowed) @ query))[:6]]
         assert [m.face_id for m in got] == list(exact) and got[0].person == "raj"
         assert sent and all("array_contains(tags" in f and "id in [" not in f for f in sent)
     with sqlite3.connect(copy / "lib.db") as con:  # raj leaves the group in SQL only
         tags = json.loads(con.execute("select tags from people where name = 'raj'").fetchone()[0])
         con.execute("update people set tags = ? where name = 'raj'", (json.dumps([t for t in tags if t != "physics"]),))
     with lookalike.open(copy / "lib.db", vectors=vectors) as lib:
-        index = lib.backend.own(lib.view.index)
+        index = lib.backend.own(lib.view.vectors.index)
         index.filter_on_fields = True
         sent.clear()
         spy(index.client)
-        raj_faces = set(lib.view.allowed_face_ids((_filter("person", "raj"),)).tolist())
-        first = lib.view.vectors(np.asarray(sorted(raj_faces)[:1]))
+        raj_faces = set(lib.view.facts.allowed_face_ids((_filter("person", "raj"),)).tolist())
+        first = lib.view.vectors.stored(np.asarray(sorted(raj_faces)[:1]))
         _, found = index.search(first, 4, where='array_contains(tags, "physics")')
         assert raj_faces & set(found[0].tolist())  # Milvus still files raj under physics
         got = lib.search(str(raj), k=6, filters=physics).faces[0].matches
         assert got and not {m.person for m in got} & {"raj"}
-        assert {m.face_id for m in got} <= set(lib.view.allowed_face_ids(physics).tolist())
+        assert {m.face_id for m in got} <= set(lib.view.facts.allowed_face_ids(physics).tolist())
         asked = [f for f in sent if "physics" in f or "id in [" in f]
         assert "array_contains(tags" in asked[-2] and "id in [" in asked[-1]  # the fields, then the ids

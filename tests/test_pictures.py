@@ -232,8 +232,8 @@ def test_a_morph_begins_as_a_and_ends_as_b(lib, faces):
     assert _top(lib, made.frames[0])[0] == "barack_obama"
     assert _top(lib, made.frames[-1])[0] == OTHER
     # the likeness to A falls along the way (a step may rise by a little, never by much)
-    start = lib.view.pipeline.faces(made.frames[0])[0].embedding
-    sims = [float(lib.view.pipeline.faces(f)[0].embedding @ start) for f in made.frames]
+    start = lib.view.models.pipeline.faces(made.frames[0])[0].embedding
+    sims = [float(lib.view.models.pipeline.faces(f)[0].embedding @ start) for f in made.frames]
     assert sims[-1] < sims[0] - 0.3 and all(b <= a + 0.05 for a, b in zip(sims, sims[1:])), sims
     gif = made.encode(made_format("gif"))
     png = made.encode(made_format("png"))
@@ -295,14 +295,14 @@ def test_a_transform_toward_the_old_raises_the_estimated_age(aged):
     db, queries = aged
     rises, kept = [], []
     with lookalike.open(db) as lib:
-        model = lib.view.analyzer(AnalyzerName.offline)
+        model = lib.view.models.analyzer(AnalyzerName.offline)
         for photo in queries:
             made = lib.pictures.transform(str(photo), Group.parse("age:60-"))
             assert made.away.startswith("age:"), made.away  # its own age band, as search --toward
             _not_blank(made.image)
             _, rgb, _, face = lib.pictures.face_of(str(photo))
             before = model.analyze(rgb, [face.box])[0].age
-            found = lib.view.pipeline.detect(made.image)
+            found = lib.view.models.pipeline.detect(made.image)
             assert found, f"{photo.name}: no face left after the transform"
             after = model.analyze(made.image, [found[0].box])[0].age
             rises.append(after - before)
@@ -329,7 +329,7 @@ def test_a_large_photo_is_drawn_from_a_screens_worth_of_it(lib, faces):
     for photo in (cv2.imencode(".jpg", big)[1].tobytes(), cv2.imencode(".png", big[::2, ::2])[1].tobytes()):
         made = lib.pictures.transform(photo, Group.parse(f"person:{OTHER}"))
         assert max(made.image.shape[:2]) == DRAWN_SIDE, made.image.shape
-        assert lib.view.pipeline.detect(made.image), "no face left after the transform"
+        assert lib.view.models.pipeline.detect(made.image), "no face left after the transform"
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ def _landmarked(lib) -> int:
     from lookalike.store import landmark_rows, photo_rows
 
     with lib.session() as session:
-        ids = photo_rows.face_ids(session, lib.view.space_id).tolist()
+        ids = photo_rows.face_ids(session, lib.view.row.space_id).tolist()
         return len(landmark_rows.landmarks_of(session, ids, MODEL))
 
 
@@ -50,20 +50,20 @@ def test_pgvector_search_agrees_with_exact_and_a_missing_vector_is_refilled(post
     url = postgres()
     with lookalike.open(url, index_dir=tmp_path / "idx") as lib:
         lib.ingest([str(faces / "celeb" / "faceapi_bbt"), str(faces / "celeb" / "face_recognition")])  # 56 photos
-        ids = lib.view.index.ids()
-        vectors = lib.view.vectors(ids)
+        ids = lib.view.vectors.index.ids()
+        vectors = lib.view.vectors.stored(ids)
         query = vectors[7]
-        sims, found = lib.view.index.search(query[None], 10)
+        sims, found = lib.view.vectors.index.search(query[None], 10)
         exact = ids[np.argsort(-(vectors @ query))[:10]]
         assert list(found[0]) == list(exact) and abs(sims[0][0] - 1.0) < 1e-5
         with lib.engine.begin() as conn:  # a face stored before pgvector: no vector yet
             conn.execute(text("UPDATE faces SET vec = NULL WHERE id = :i"), {"i": int(ids[7])})
         (report,) = lib.doctor()  # read as the database holds it (an open would write it first)
         assert (report.missing, report.ok) == (1, False)
-        assert lib.view.index.search(query[None], 1)[1][0][0] != ids[7]  # searched without it
+        assert lib.view.vectors.index.search(query[None], 1)[1][0][0] != ids[7]  # searched without it
         (report,) = lib.doctor(fix=True)
         assert report.fixed and report.ok
-        assert lib.view.index.search(query[None], 1)[1][0][0] == ids[7]
+        assert lib.view.vectors.index.search(query[None], 1)[1][0][0] == ids[7]
 
 
 def _person(name: str):
@@ -264,7 +264,7 @@ def test_searches_go_on_while_a_pca_is_stored(request, tmp_path, faces, monkeypa
         searching.join()
         assert [m.face_id for m in answered[0].faces[0].matches] == before  # the old PCA's rows
         after = reader.search(query, k=3)  # the new PCA's, followed
-        assert reader.view.index_slot().store.reduction.dim_out == 6
+        assert reader.view.vectors.index_slot().store.reduction.dim_out == 6
         assert [m.face_id for m in after.faces[0].matches] == before
 
 

@@ -54,7 +54,7 @@ def test_a_query_photo_never_reaches_disk_database_or_logs(faces, small_golden, 
     with lookalike.open(db) as lib:  # the vector the query makes, to look for its bytes too
         from lookalike.faces.images import decode_file
 
-        vector = lib.view.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
+        vector = lib.view.models.pipeline.faces(decode_file(str(visitor), 10**8).rgb)[0].embedding
     scratch, cwd = tmp_path / "tmp", tmp_path / "cwd"
     scratch.mkdir()
     cwd.mkdir()

@@ -52,7 +52,7 @@ def _enqueue(lib, paths: list[Path], person: str = "someone") -> None:
         data = p.read_bytes()
         tasks.append(Task(Item(str(p), person), hashlib.sha256(data).hexdigest(), len(data), b"", False))
     with lib.session() as session:
-        queue.enqueue(session, lib.view.ensure_space(), "test-run", tasks, "largest", None)
+        queue.enqueue(session, lib.view.row.ensure_space(), "test-run", tasks, "largest", None)
         session.commit()
 
 
@@ -200,7 +200,7 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
     from lookalike.store import centroid_rows, person_rows
 
     with lookalike.open(postgres(), index_dir=tmp_path / "idx") as lib:
-        space_id = lib.view.ensure_space()
+        space_id = lib.view.row.ensure_space()
         with lib.session() as session:
             pid = person_rows.upsert_person(session, "shared")
             session.commit()

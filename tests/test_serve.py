@@ -274,7 +274,7 @@ def test_admin_keeps_a_role_model_from_profile_to_removal(site, faces, request):
 
 
 def test_a_busy_library_is_503_with_retry_after(site, faces):
-    with lookalike.open(site["db"]) as lib, lib.view.store().write_lock():
+    with lookalike.open(site["db"]) as lib, lib.view.vectors.store().write_lock():
         r = call(site, "DELETE", "/v1/people/kit_harington", key="admin")
         body = problem(r, 503, "busy")
         assert r.headers["retry-after"].isdigit() and "being written" in body["detail"]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def _faces_of(lib, person: str) -> set[int]:
     with lib.session() as session:
         pid = person_rows.person_ids_by_name(session, [person])[person]
-        return set(photo_rows.person_face_ids(session, lib.view.space_id, [pid])[pid])
+        return set(photo_rows.person_face_ids(session, lib.view.row.space_id, [pid])[pid])
 
 
 def _get(cache: shown.ShownCache, space_id: int, filters, audience: Audience, at: int | None) -> shown.Shown:
@@ -35,7 +35,7 @@ def _names(lib) -> list[str]:
 def test_a_visitors_list_is_kept_until_a_newer_generation_is_asked_for(small_db):
     with lookalike.open(small_db) as lib:
         cache = shown.ShownCache(lib.view.session)
-        space_id = lib.view.space_id
+        space_id = lib.view.row.space_id
         first = _get(cache, space_id, (), Audience.visitor, None)
         assert first.allowed is None and first.excluded is None  # nobody withholds consent yet
         person = _names(lib)[0]
@@ -54,7 +54,7 @@ def test_the_least_recently_used_lists_go_first(small_db, monkeypatch):
     monkeypatch.setattr(shown, "SHOWN_KEPT", 2)
     with lookalike.open(small_db) as lib:
         cache = shown.ShownCache(lib.view.session)
-        space_id = lib.view.space_id
+        space_id = lib.view.row.space_id
         people = _names(lib)[:3]
         filters = [(Filter.parse(f"person={name}"),) for name in people]
         kept = [_get(cache, space_id, f, Audience.operator, None) for f in filters[:2]]

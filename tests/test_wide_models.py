@@ -178,7 +178,7 @@ def test_vgg_face_4096d_reduced_and_reranked(vgg_home, faces, tmp_path, backend,
     # between a PCA's commit and the index made with it (a Milvus collection, a FAISS file),
     # the reader still answers, and after it follows
     with backend.open() as other:
-        with other.view.writers():
+        with other.view.vectors.writers():
             other.maintenance.train_reduction(8)
         _assert_exact(backend, reader.search(query, k=5).to_dict(), 5)
         other.maintenance.rebuild()

@@ -128,7 +128,7 @@ class VectorBackend:
     def ready_for(self, store: SpaceStore, reduction: str | None) -> bool:
         """Whether the vectors this backend searches are reduced with the PCA ``reduction``
         (the uid stored now, an answer's): a long-running reader then follows it
-        (:meth:`lookalike.verbs.space.SpaceView.follows`). ``False`` here: a FAISS file names its PCA
+        (:meth:`lookalike.index.space_vectors.SpaceVectors.follows`). ``False`` here: a FAISS file names its PCA
         in its manifest and is followed by the file."""
         return False
 

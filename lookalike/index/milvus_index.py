@@ -201,7 +201,7 @@ class MilvusIndex:
         # Strong: a count or id list sees every write acknowledged before it (Milvus's
         # default, Bounded, misses the last seconds); searches ask for SEARCH_CONSISTENCY
         # the PCA recorded with the collection: a reader follows a new one once the
-        # collection made with it is there (lookalike.verbs.space.SpaceView.follows)
+        # collection made with it is there (lookalike.index.space_vectors.SpaceVectors.follows)
         self.client.create_collection(self.name, schema=schema, index_params=self._index_params(),
                                       consistency_level="Strong", properties={REDUCTION_PROPERTY: self.reduction})
         self.client.load_collection(self.name)

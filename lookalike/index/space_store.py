@@ -1,13 +1,13 @@
 """What a backend is handed for one embedding space: values, and the space's open index.
 
 :class:`SpaceStore` is made of values (the settings, the engine, the session factory,
-the space's names, its row id and its stored PCA) by the view above
-(:meth:`lookalike.verbs.space.SpaceView.store`), once per operation; a backend, an index's
-vector source and a Milvus outbox keep it, never the view, so nothing below the view can
-reach its caches (architecture review 50, H1). :class:`IndexSlot` is the space's open index,
-opened on a backend's first ask and kept: the view keeps one, and a backend that needs
-the open index asks the slot (a doctor must not open a file it is checking, a rebuild
-has no use for the old index, so the slot opens only when asked).
+the space's names, its row id and its stored PCA) by the space's vectors
+(:meth:`lookalike.index.space_vectors.SpaceVectors.store`), once per operation; a backend,
+an index's vector source and a Milvus outbox keep it, never the object that made it, so
+nothing below can reach its caches (architecture review 50, H1). :class:`IndexSlot` is
+the space's open index, opened on a backend's first ask and kept: the space's vectors keep
+one, and a backend that needs the open index asks the slot (a doctor must not open a file
+it is checking, a rebuild has no use for the old index, so the slot opens only when asked).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class SpaceStore:
 class IndexSlot:
     """A space's index, opened by its backend on the first :meth:`get` and kept until
     :meth:`forget`; wrapped to re-rank on full vectors when the space is reduced
-    (:class:`lookalike.index.reduction.ReducedIndex`). Whoever keeps the slot (the view)
+    (:class:`lookalike.index.reduction.ReducedIndex`). Whoever keeps the slot (the space's vectors)
     asks the backend whether another process saved a newer index, and makes a new slot
     then: the newer file may come with a new PCA, which a slot's store does not have.
     Opened by one thread at a time (a large FAISS file is read once)."""

@@ -215,7 +215,7 @@ class InProcess(_Mapped):
         log.debug("mapping photos in this process")
         s = self.target.settings
         mapper = Mapper(self.target.space, s.detect_max_side, s.max_pixels, self.options.faces,
-                        self.options.analyzer_name, pipeline=self.target.pipeline)
+                        self.options.analyzer_name, pipeline=self.target.models.pipeline)
         return _Immediate(), mapper.process_tasks
 
 

@@ -6,8 +6,9 @@ start from the index layer's :class:`lookalike.index.protocol.LibraryRows` (sett
 sessions) and add only what ingest calls.
 
 * :class:`IngestTarget`: one embedding space to write into: its settings and space, a
-  session, its id, the index the writer tops up, the face pipeline an in-process mapper
-  shares, and how a database-side vector column is filled.
+  session, its row, its vectors (the index layer's
+  :class:`~lookalike.index.space_vectors.SpaceVectors`: the index the writer tops up, how a
+  database-side vector column is filled) and the face pipeline an in-process mapper shares.
 * :class:`QueueAccess`: what a PostgreSQL queue worker is handed, as values, not the
   library: settings, sessions, an engine for the attempt counter, and how to open a target
   for each space named by the rows it claims.
@@ -22,48 +23,40 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from ..index.protocol import SpaceRows
 
 if TYPE_CHECKING:
-    import numpy as np
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from ..config import Settings
     from ..faces.pipeline import FacePipeline, Space
-    from ..index.protocol import VectorIndex
-    from ..store.schema import Space as SpaceRow
+    from ..index.space_vectors import SpaceRow, SpaceVectors
+    from ..store.schema import Space as StoredSpace
 
 
-class IngestTarget(SpaceRows, Protocol):
-    """One embedding space of a library, as the ingest runner writes into it."""
-
-    @property
-    def space(self) -> Space: ...
-
-    @property
-    def space_id(self) -> int:
-        """The space's row id (:meth:`ensure_space` made it)."""
-        ...
-
-    def ensure_space(self) -> int:
-        """The space's row id, the row made now if the library has none (a first ingest)."""
-        ...
-
-    @property
-    def index(self) -> VectorIndex:
-        """The index the writer tops up after each commit (saved every few seconds)."""
-        ...
+class Pipelines(Protocol):
+    """The models of the space written into, loaded once."""
 
     @property
     def pipeline(self) -> FacePipeline:
         """The loaded models, shared by a mapper in this process."""
         ...
 
-    def db_vector_writer(self, session: Session) -> Callable[[np.ndarray], np.ndarray] | None:
-        """What goes into ``faces.vec`` for a vector (pgvector), or None."""
-        ...
 
-    def after_commit(self) -> None:
-        """A vector store outside the database follows a commit (the Milvus outbox)."""
-        ...
+class IngestTarget(SpaceRows, Protocol):
+    """One embedding space of a library, as the ingest runner writes into it: its row
+    (made by the first ingest), its vectors (the index the writer tops up after each
+    commit, and how a database-side vector column is filled) and its models."""
+
+    @property
+    def space(self) -> Space: ...
+
+    @property
+    def row(self) -> SpaceRow: ...
+
+    @property
+    def vectors(self) -> SpaceVectors: ...
+
+    @property
+    def models(self) -> Pipelines: ...
 
 
 @dataclass(frozen=True)
@@ -74,4 +67,4 @@ class QueueAccess:
     settings: Settings
     session: Callable[[], AbstractContextManager[Session]]
     engine: Engine  # the attempt counter commits on a connection of its own
-    open_target: Callable[[SpaceRow], IngestTarget]  # one per space its claimed rows name
+    open_target: Callable[[StoredSpace], IngestTarget]  # one per space its claimed rows name

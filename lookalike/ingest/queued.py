@@ -91,7 +91,7 @@ class PostgresQueue:
             for item in (task.item for task in tasks):  # profiles now: workers only ever see names
                 if item.profile is not None and item.person:
                     person_rows.upsert_person(session, item.person, item.profile, self.people)
-            queue.enqueue(session, self.target.space_id, self.run_id, tasks, self.options.faces.value,
+            queue.enqueue(session, self.target.row.space_id, self.run_id, tasks, self.options.faces.value,
                           self.options.analyzer_name)
             session.commit()
         if tasks:
@@ -259,7 +259,7 @@ class QueueWorker:
             session.commit()
         crash_point("ingest.committed")
         for space_id in by_space:  # committed: a vector store outside the database follows
-            self._views[space_id].after_commit()
+            self._views[space_id].vectors.after_commit()
         return len(items)
 
     # -- one space's share of a claim --------------------------------------------------
@@ -276,7 +276,7 @@ class QueueWorker:
             results.append((item, self._decide(view, item, read, starts.get(item.id, 1), known.get(item.path),
                                                firsts.get(read.sha) if read.sha else None, seen)))
         to_store = [r for _, r in results if r.status is not IngestStatus.unchanged]
-        store_batch(session, space_id, to_store, self._people, LANDMARK_MODEL, view.db_vector_writer(session))
+        store_batch(session, space_id, to_store, self._people, LANDMARK_MODEL, view.vectors.db_vector_writer(session))
         for item, r in results:
             queue.finish(session, item.id, r.status.value, r.reason, len(r.faces), r.conflict, self.name)
             self.stats.photos += 1

@@ -249,7 +249,7 @@ class Reader:
         withdrawn: set[str] = set()
         if rejected:  # a re-run meets them again: a rejected row stays, any other is replaced
             with self.target.session() as session:
-                before = photo_rows.known_by_path(session, self.target.space_id, [item.path for item in rejected])
+                before = photo_rows.known_by_path(session, self.target.row.space_id, [item.path for item in rejected])
                 # a refused row's one word that still counts: its person is not to be displayed
                 # (its profile is then corpus.WITHDRAWN; consent narrows on any row, and only a
                 # row whose text is stored can widen it). A person new in this run is created
@@ -287,7 +287,7 @@ class Reader:
                 continue
             loaded.append((item, sha, data))
         with self.target.session() as session:
-            known = photo_rows.known_by_path(session, self.target.space_id,
+            known = photo_rows.known_by_path(session, self.target.row.space_id,
                                              [i.path for i, _, _ in loaded] + [i.path for i, _ in failed])
             for item, why in failed:
                 settled = unreadable(item, why, known.get(item.path))
@@ -295,7 +295,7 @@ class Reader:
                     self.sink.record(settled.outcome())
                 else:
                     self.sink.take(settled)
-            firsts = photo_rows.first_by_sha(session, self.target.space_id, [sha for _, sha, _ in loaded])
+            firsts = photo_rows.first_by_sha(session, self.target.row.space_id, [sha for _, sha, _ in loaded])
             profiles_changed = False
             tasks: list[Task] = []
             for item, sha, data in loaded:

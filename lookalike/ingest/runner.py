@@ -132,7 +132,7 @@ def run(target: IngestTarget, items: list[Item], options: IngestOptions, distrib
     progress = progress or Silent()
     report = IngestReport(skipped_files=skipped_files)
     started = time.perf_counter()
-    target.ensure_space()  # the first ingest of a space makes its row
+    target.row.ensure_space()  # the first ingest of a space makes its row
     writer = Writer(target, report, progress, options)
     reader = Reader(target, writer, Reading(options.faces, options.analyzer is not None))
     progress.start(len(items))

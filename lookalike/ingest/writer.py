@@ -56,7 +56,7 @@ class Writer:
             self._commit(batch)
         if self.dirty and (force_save or time.monotonic() - self.last_save >= self.options.save_every):
             crash_point("ingest.before_save")
-            self.target.index.save()
+            self.target.vectors.index.save()
             self.last_save = time.monotonic()
             self.dirty = False
 
@@ -65,18 +65,19 @@ class Writer:
         import numpy as np
 
         with self.target.session() as session:
-            stale, new_ids, vectors = photo_batches.store_batch(session, self.target.space_id, batch, self.people,
-                                                                LANDMARK_MODEL, self.target.db_vector_writer(session))
+            column = self.target.vectors.db_vector_writer(session)
+            stale, new_ids, vectors = photo_batches.store_batch(session, self.target.row.space_id, batch, self.people,
+                                                                LANDMARK_MODEL, column)
             session.commit()
         for r in batch:  # said once stored: an interrupted run's count holds what it committed
             self.record(r.outcome())
         crash_point("ingest.committed")
         # the database is committed: now the index may follow
         if stale:
-            self.target.index.remove(np.asarray(stale, dtype=np.int64))
+            self.target.vectors.index.remove(np.asarray(stale, dtype=np.int64))
             self.dirty = True
         if vectors is not None:  # the batch gave faces (new_ids and vectors go together)
-            self.target.index.add(new_ids, vectors)
+            self.target.vectors.index.add(new_ids, vectors)
             self.dirty = True
 
     def record(self, outcome: Outcome) -> None:

@@ -137,12 +137,12 @@ def _warm() -> dict:
     worker = _the_worker()
     try:
         view = worker.view
-        ntotal = view.index.ntotal
-        view.pipeline.embedder.warm()
-        view.calibration()
-        view.centroids()
+        ntotal = view.vectors.index.ntotal
+        view.models.pipeline.embedder.warm()
+        view.facts.calibration()
+        view.facts.centroids()
         if worker.options.analyzer is not None:
-            worker.analyzer = view.analyzer(worker.options.analyzer)
+            worker.analyzer = view.models.analyzer(worker.options.analyzer)
             worker.analyzer.analyze(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
         return {"faces": ntotal, "space": view.space.key}
     except LookalikeError as err:  # subclasses do not all survive pickling; what they mean does
@@ -180,11 +180,11 @@ def _match(req: MatchRequest) -> MatchUpdate:
     crash_point("live.match")
     start = time.perf_counter()
     worker = _the_worker()
-    view, pipeline = worker.view, worker.view.pipeline
+    view, pipeline = worker.view, worker.view.models.pipeline
     chip = pipeline.aligner.align(req.crop, Detection(req.box, req.confidence, landmarks=req.landmarks),
                                   pipeline.embedder.input_size)
     vector = pipeline.embedder.embed([chip])[0]
-    query, renewed = query_vector(vector, req.memory, view.calibration().threshold)
+    query, renewed = query_vector(vector, req.memory, view.facts.calibration().threshold)
     result = search_vectors(view, [(req.bbox, req.confidence, query)], worker.options, "<live>")
     estimate = worker.analyzer.analyze(req.crop, [req.box])[0] if worker.analyzer is not None else None
     return MatchUpdate(req.track, req.t, req.bbox, result.faces[0].matches, vector, estimate,

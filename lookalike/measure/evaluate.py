@@ -168,7 +168,7 @@ def verify(view: SpaceReader, pairs: list[Pair],
     if not (fit_same.any() and (~fit_same).any()):
         raise ManifestError(f"only {int(both.sum())} of the {len(pairs)} pairs have a face in both photos, and "
                             "they are not both same-person and different-person pairs: nothing to measure")
-    used = view.calibration().threshold
+    used = view.facts.calibration().threshold
     report = VerifyReport(
         pairs=len(pairs), photos=len(paths), no_face=sum(v is None for v in vectors.values()),
         auc=roc_auc(fit_scores, fit_same), accuracy=float(np.sum(((scores >= used) == same) & both) / len(pairs)),
@@ -252,7 +252,7 @@ def retrieval(view: SpaceReader, rows: list[RetrievalRow], workers: int = 0) -> 
 
     queries = [(r.path, r.identity) for r in rows if r.role is Role.query]
     vectors = embed_photos(view, [p for p, _ in queries], workers)
-    index = view.index
+    index = view.vectors.index
     with view.session() as session:
         rows_by_id = photo_rows.face_rows(session, index.ids())
     identity_of = {fid: r.person for fid, r in rows_by_id.items() if r.person is not None}  # every gallery face
@@ -296,7 +296,7 @@ def _centroids(view: SpaceReader, identity_of: dict[int, str]) -> tuple[list[str
     from ..faces.embed import l2_normalize
 
     ids = np.fromiter(identity_of, dtype=np.int64)
-    vectors = view.vectors(ids)
+    vectors = view.vectors.stored(ids)
     names = sorted(set(identity_of.values()))
     row = {name: i for i, name in enumerate(names)}
     sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)

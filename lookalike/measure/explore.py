@@ -52,7 +52,7 @@ def corpus(view: SpaceReader) -> Corpus:
     from ..store import photo_rows
     from ..store.values import decode_vector
 
-    space_id = view.existing_space_id()
+    space_id = view.row.existing_space_id()
     with view.session() as session:
         rows = photo_rows.corpus_face_rows(session, space_id)
     if not rows:
@@ -126,7 +126,7 @@ def clusters(view: SpaceReader, min_size: int = 2) -> tuple[ClusterReport, Corpu
     n = len(data.faces)
     if n > MAX_CLUSTER_FACES:
         raise ConfigError(f"clustering keeps an n x n matrix: {n:,} faces is over {MAX_CLUSTER_FACES:,}")
-    threshold = view.calibration().threshold
+    threshold = view.facts.calibration().threshold
     if n < 2:
         labels = np.zeros(n, dtype=int)
     else:

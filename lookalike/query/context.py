@@ -5,25 +5,32 @@ Search, face math, person reports and verification are handed a
 exploration (:mod:`lookalike.measure`) by its read part, :class:`SpaceReader`. Both are
 declared here, below their users, and start from the index layer's
 :class:`lookalike.index.protocol.SpaceRows` (settings, space, sessions), so no stage names
-a layer above it and no member is declared twice: the view satisfies them structurally.
-Each lists only what its stages call.
+a layer above it. The view is four parts, and a stage uses the ones it needs: the space's
+row and vectors (:mod:`lookalike.index.space_vectors`, below), what its faces say
+(:class:`lookalike.query.facts.SpaceFacts`, at this level) and its models
+(:class:`Models`, declared here: the view keeps them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 from ..index.protocol import SpaceRows
 
 if TYPE_CHECKING:
     from ..analysis import Analyzer, AnalyzerName
     from ..faces.pipeline import FacePipeline, Space
-    from ..index.protocol import VectorIndex
-    from ..store.values import Audience
-    from .search import Calibration, Filter
-    from .shown import Shown
+    from ..index.space_vectors import SpaceRow, SpaceVectors
+    from .facts import SpaceFacts
+
+
+class Models(Protocol):
+    """The models a space is searched with, loaded once and shared."""
+
+    @property
+    def pipeline(self) -> FacePipeline: ...
+
+    def analyzer(self, name: AnalyzerName | str) -> Analyzer: ...
 
 
 class SpaceReader(SpaceRows, Protocol):
@@ -34,34 +41,17 @@ class SpaceReader(SpaceRows, Protocol):
     def space(self) -> Space: ...
 
     @property
-    def index(self) -> VectorIndex: ...
+    def row(self) -> SpaceRow: ...
 
-    def existing_space_id(self) -> int: ...
+    @property
+    def vectors(self) -> SpaceVectors: ...
 
-    def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray: ...
-
-    def calibration(self) -> Calibration: ...
+    @property
+    def facts(self) -> SpaceFacts: ...
 
 
 class SpaceContext(SpaceReader, Protocol):
-    """One embedding space as the query stages see it: beside the reader's, its pipeline,
-    analyzers, centroids and the audience's filters."""
+    """One embedding space as the query stages see it: beside the reader's parts, its models."""
 
     @property
-    def space_id(self) -> int: ...
-
-    @property
-    def pipeline(self) -> FacePipeline: ...
-
-    def analyzer(self, name: AnalyzerName | str) -> Analyzer: ...
-
-    def follows(self, stored: str | None) -> bool: ...
-
-    def refollow(self) -> bool: ...
-
-    def centroids(self, generation: int | None = ...) -> dict: ...
-
-    def corpus_centroid(self, audience: Audience = ...) -> tuple[np.ndarray, int] | None: ...
-
-    def shown(self, filters: tuple[Filter, ...] | list[Filter] = ..., audience: Audience = ...,
-              at: int | None = ...) -> Shown: ...
+    def models(self) -> Models: ...

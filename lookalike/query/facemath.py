@@ -127,7 +127,7 @@ def group_face_ids(view: SpaceContext, group: Group, audience: Audience = Audien
     from ..store import consent
 
     age_range = group.age_range() if group.kind is GroupKind.age else None
-    space_id = view.existing_space_id()
+    space_id = view.row.existing_space_id()
     with view.session() as session:
         return consent.group_face_ids(session, space_id, GroupKey(group.kind.value), group.value, age_range, audience)
 
@@ -143,7 +143,7 @@ def group_mean(view: SpaceContext, group: Group, audience: Audience = Audience.o
     ids = group_face_ids(view, group, audience)
     if len(ids) == 0:
         raise no_faces(group)
-    mean = view.vectors(ids).mean(axis=0)
+    mean = view.vectors.stored(ids).mean(axis=0)
     if cache is not None:
         cache[group] = mean
     return mean
@@ -158,7 +158,7 @@ def own_group(view: SpaceContext, toward: Group, rgb: np.ndarray, bbox: Box) -> 
     from ..errors import LookalikeError
 
     try:
-        (estimate,) = view.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
+        (estimate,) = view.models.analyzer(AnalyzerName.auto).analyze(rgb, [bbox])
     except LookalikeError as err:  # no analyzer installed: fall back to the corpus average
         logging.getLogger(__name__).info("face math without an estimate of the face: %s", err)
         return None
@@ -200,7 +200,7 @@ def moved_query(view: SpaceContext, vector: np.ndarray, math: FaceMath,
         except NotFound:
             if math.away is not None:
                 raise
-    corpus = view.corpus_centroid(audience)
+    corpus = view.facts.corpus_centroid(audience)
     if corpus is None:
         raise EmptyLibrary("the library has no faces to average")
     return shift(vector, toward, corpus[0], math.strength), "the corpus average"
@@ -245,8 +245,8 @@ def path(view: SpaceContext, a: np.ndarray, b: np.ndarray, steps: int = 8,
 
     if steps < 2:
         raise ConfigError("a path needs at least 2 steps")
-    shown = view.shown((), Audience.of(audience))
-    index = view.index
+    shown = view.facts.shown((), Audience.of(audience))
+    index = view.vectors.index
     used: set[int] = set()
     chosen: list[tuple[float, int, float]] = []
     for t in np.linspace(0.0, 1.0, steps):

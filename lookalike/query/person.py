@@ -104,7 +104,7 @@ def person_report(view: SpaceContext, name: str, audience: Audience = Audience.o
         profile["tags"] = json.loads(person.tags) if person.tags else []
     report = PersonReport(name, profile)
     try:
-        space_id = view.existing_space_id()
+        space_id = view.row.existing_space_id()
     except EmptyLibrary:  # a profile written before any face was: the person, no faces
         return report
     with view.session() as session:

@@ -215,11 +215,11 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
     """Matches for every face in ``photo``."""
     if options.k < 1:
         raise ConfigError("k must be at least 1")
-    index = view.index  # fails fast, before any model loads, on an empty library
+    index = view.vectors.index  # fails fast, before any model loads, on an empty library
     if index.ntotal == 0:
         raise EmptyLibrary.at(shown_url(view.settings.db_url))
     query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
-    found = view.pipeline.query_faces(query, FacesMode.all, limit=MAX_QUERY_FACES)
+    found = view.models.pipeline.query_faces(query, FacesMode.all, limit=MAX_QUERY_FACES)
     rgb, faces, name = found.rgb, found.faces, query.name
     if not faces:
         raise NoFace(name, view.space.detector)
@@ -239,7 +239,7 @@ def search(view: SpaceContext, photo: QueryPhoto, options: SearchOptions) -> Sea
         face.moved = text
     result.faces_not_searched = found.more
     if options.analyzer is not None:
-        estimates = view.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
+        estimates = view.models.analyzer(options.analyzer).analyze(rgb, [f.bbox for f in faces])
         for face, estimate in zip(result.faces, estimates):
             face.estimate = estimate
     return result
@@ -256,21 +256,21 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
     memory; when the answer's generation says they moved (an ingest, a withdrawn consent),
     they are read again and the search made again on them, so nothing withdrawn is shown;
     and a PCA another process stored meanwhile is followed (:meth:`SpaceContext.follows`)."""
-    cal = view.calibration()
+    cal = view.facts.calibration()
     faces = list(faces)
-    shown = view.shown(options.filters, options.audience)
+    shown = view.facts.shown(options.filters, options.audience)
     for _ in range(MAX_RETRIES):
         try:
             out, generations, pcas = _search_faces(view, faces, options, shown, cal)
         except IndexWidthChanged:
-            if not view.refollow():
+            if not view.vectors.refollow():
                 raise  # nothing stored explains it
             continue
-        if not all(view.follows(uid) for uid in pcas):
+        if not all(view.vectors.follows(uid) for uid in pcas):
             continue  # another process stored a new PCA: the index is opened again with it
         if shown.holds_for(generations):
             return SearchResult(name, out, cal)
-        shown = view.shown(options.filters, options.audience, at=max(generations))
+        shown = view.facts.shown(options.filters, options.audience, at=max(generations))
     raise LibraryBusy(f"{shown_url(view.settings.db_url)}: the library changed under {MAX_RETRIES} searches in a row; "
                       "try again when its writer has finished")
 
@@ -282,12 +282,12 @@ def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]]
     out, generations, pcas = [], set(), set()
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
-            cents = view.centroids()
+            cents = view.facts.centroids()
             hits = _by_centroid(view, vec, options.k, cents, shown)
             answer = _answer(view, [fid for fid, _ in hits])
         else:
             hits, answer = _by_face(view, vec, options.k, options.per_person, shown)
-            cents = view.centroids(answer.centroid_generation)
+            cents = view.facts.centroids(answer.centroid_generation)
         generations.add(answer.centroid_generation)
         pcas.add(answer.reduction_uid)
         matches = _describe(vec, hits, cal, cents, answer)
@@ -299,14 +299,14 @@ def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]]
 
 def _answer(view: SpaceContext, ids: list[int] | np.ndarray) -> photo_rows.Answer:
     with view.session() as session:
-        return photo_rows.answer_rows(session, view.space_id, ids)
+        return photo_rows.answer_rows(session, view.row.space_id, ids)
 
 
 def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
              shown: Shown) -> tuple[list[tuple[int, float]], photo_rows.Answer]:
     """(face id, similarity), best first, and their answer rows; per person, the best
     face of each of k people."""
-    index = view.index
+    index = view.vectors.index
     allowed, excluded = shown.allowed, shown.excluded
     limit = len(allowed) if allowed is not None else index.ntotal - (len(excluded) if excluded is not None else 0)
     fetch = k if not per_person else 4 * k
@@ -340,7 +340,7 @@ def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
                   if pid is not None and (allowed_people is None or pid in allowed_people) and pid not in left_out]
         people.sort(key=lambda p: p[1], reverse=True)
         top = people[:k]
-        by_person = photo_rows.person_face_ids(session, view.space_id, [p for p, _ in top])
+        by_person = photo_rows.person_face_ids(session, view.row.space_id, [p for p, _ in top])
     hits = []
     for pid, _ in top:
         ids = np.asarray(by_person.get(pid, []), dtype=np.int64)
@@ -348,7 +348,7 @@ def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
             ids = np.intersect1d(ids, allowed)
         if len(ids) == 0:
             continue
-        sims, found = view.index.search(vec[None], 1, ids)
+        sims, found = view.vectors.index.search(vec[None], 1, ids)
         if found[0][0] >= 0:  # none of their faces in the index (a KeyError of -1 in _describe)
             hits.append((int(found[0][0]), float(sims[0][0])))
     return hits

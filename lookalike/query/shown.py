@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -121,7 +122,7 @@ class ShownCache:
     used out first (at most :data:`SHOWN_KEPT`, :data:`SHOWN_BYTES` of ids); shared by the
     threads that share a library (the web app's sessions), so under a lock of its own."""
 
-    def __init__(self, sessions: Callable[[], Session]) -> None:
+    def __init__(self, sessions: Callable[[], AbstractContextManager[Session]]) -> None:
         self._sessions = sessions
         self._kept: OrderedDict[tuple, Shown] = OrderedDict()
         self._lock = threading.Lock()

@@ -39,7 +39,7 @@ def largest_face(view: SpaceContext, photo: QueryPhoto) -> tuple[Face, tuple[int
     a query (a draft decode, a small face re-aligned from the full photo): the same photo
     embeds alike in a search, a verification and a path. :class:`NoFace` when it has none."""
     query = open_query(photo, view.settings.max_pixels, view.settings.detect_max_side)
-    faces = view.pipeline.query_faces(query, FacesMode.largest)
+    faces = view.models.pipeline.query_faces(query, FacesMode.largest)
     if not faces.faces:
         raise NoFace(query.name, view.space.detector)
     return faces.faces[0], faces.in_photo(faces.faces[0].bbox)
@@ -49,7 +49,7 @@ def verify(view: SpaceContext, photo_a: QueryPhoto, photo_b: QueryPhoto) -> Veri
     """The largest face of each photo, compared in the library's embedding space."""
     (face_a, box_a), (face_b, box_b) = largest_face(view, photo_a), largest_face(view, photo_b)
     similarity = float(face_a.embedding @ face_b.embedding)
-    cal = view.calibration()
+    cal = view.facts.calibration()
     verdict = cal.verdict(similarity)
     return Verification(similarity, verdict, similarity >= cal.threshold, cal.threshold, cal.floor,
                         cal.source, box_a, box_b)

@@ -3,7 +3,7 @@ mechanism (the session's events, :mod:`.changes`), never by a call each write pa
 
 A search keeps in memory what it would otherwise read with every query: the centroids, and
 for a visitor or a kiosk the faces they may see and the average of those faces
-(:meth:`lookalike.verbs.space.SpaceView.shown`). It trusts them while ``Space.centroid_generation``
+(:meth:`lookalike.query.facts.SpaceFacts.shown`). It trusts them while ``Space.centroid_generation``
 stands, which it reads in the same statement as the answer's rows. So every write that
 changes what they were computed from moves the generation, in the same transaction:
 

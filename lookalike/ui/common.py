@@ -84,7 +84,7 @@ def bar_value(similarity: float, floor: float) -> float:
 
 def explain(match: Match, name: str, typical: float | None = None) -> tuple[str, ...]:
     """The centroid figures in plain language. ``typical``: how close this person's photos
-    are to their average face on average (:meth:`SpaceView.centroid_means`) — the bar for "a
+    are to their average face on average (:meth:`lookalike.query.facts.SpaceFacts.centroid_means`) — the bar for "a
     characteristic photo" depends on the model, so it is read from the library. The lines are
     Markdown: the name in them is profile text, escaped (:func:`plain`; a display name's link
     was a live link in the "What these numbers mean" box)."""
@@ -105,9 +105,9 @@ def explain(match: Match, name: str, typical: float | None = None) -> tuple[str,
 
 def cards(library: Library, face: QueryFace) -> list[Card]:
     """The matches of one query face as cards, with each person's profile."""
-    cal = library.view.calibration()
+    cal = library.view.facts.calibration()
     profiles = library.people.profiles([m.person for m in face.matches if m.person])
-    typical = library.view.centroid_means([m.person for m in face.matches if m.person])
+    typical = library.view.facts.centroid_means([m.person for m in face.matches if m.person])
     out = []
     for m in face.matches:
         p = profiles.get(m.person) if m.person else None
@@ -125,7 +125,7 @@ def status_words(status: str) -> str:
 
 def typicality_words(similarity: float | None, typical: float | None) -> str | None:
     """The query face vs the corpus average, in words; ``typical`` is the corpus's own mean
-    similarity to its average face (:meth:`SpaceView.centroid_means`, key ``None``)."""
+    similarity to its average face (:meth:`lookalike.query.facts.SpaceFacts.centroid_means`, key ``None``)."""
     if similarity is None or typical is None:
         return None
     kind = "a fairly typical face" if similarity >= typical else "a distinctive face"
@@ -294,7 +294,7 @@ def ready_library(operator: bool = False) -> Library:
         st.stop()
     try:
         lib = library()
-        faces = lib.view.index.ntotal  # cheap, and every page checks it on every interaction
+        faces = lib.view.vectors.index.ntotal  # cheap, and every page checks it on every interaction
     except EmptyLibrary:
         faces = 0
     except LookalikeError as err:

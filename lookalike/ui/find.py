@@ -76,7 +76,7 @@ with left:
     face = faces[chosen]
     # both of the faces a visitor may see: people who withhold consent are not in the average
     words = common.typicality_words(face.corpus_centroid_similarity,
-                                    lib.view.centroid_means(audience=Audience.visitor).get(None))
+                                    lib.view.facts.centroid_means(audience=Audience.visitor).get(None))
     if words:
         st.caption(words)
     if analyze:
@@ -95,7 +95,7 @@ with right:
         st.warning("Nobody in this collection could be compared with this face.")
     else:
         st.subheader("People who look like you")
-    threshold = lib.view.calibration().threshold
+    threshold = lib.view.facts.calibration().threshold
     for rank, card in enumerate(found, 1):
         text = common.show_card(lib, card, f"### {rank}. {common.plain(card.name)}",
                                 f"similarity {round(card.similarity, 2) + 0.0:.2f} — **{card.words}**", 200, [1, 3])

@@ -57,7 +57,7 @@ def matches() -> None:
     if not faces:
         st.markdown("No face in view yet.")
     profiles = lib.people.profiles([f["person"] for f in faces if f["person"]])
-    floor = lib.view.calibration().floor
+    floor = lib.view.facts.calibration().floor
     for face in faces:
         with st.container(border=True):
             if face["face_id"] is None:

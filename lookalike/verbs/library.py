@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from ..query.person import PersonReport
     from ..query.search import SearchResult
     from ..query.verify import Verification
-    from ..store.schema import Space as SpaceRow
+    from ..store.schema import Space as StoredSpace
 
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class Library:
         return SpaceView(self.settings, self._engine, self._sessions, self.backend, self.revision, space,
                          space_id, self._analyzers)
 
-    def in_space(self, row: SpaceRow) -> SpaceView:
+    def in_space(self, row: StoredSpace) -> SpaceView:
         """Another embedding space of this library (same engine), e.g. a queue worker's."""
         return self._make_view(Space(row.model, row.detector, row.aligner), row.id)
 
@@ -114,7 +114,7 @@ class Library:
     def maintenance(self) -> IndexMaintenance:
         """The current space's index upkeep (:mod:`lookalike.verbs.maintenance`): ``info()``,
         ``rebuild(key, reduce)``."""
-        return IndexMaintenance(self.view)
+        return IndexMaintenance(self.view.vectors)
 
     @property
     def measure(self) -> Measurements:
@@ -125,7 +125,7 @@ class Library:
     def people(self) -> People:
         """The people as staff keep them (:class:`lookalike.verbs.people.People`): profiles,
         consent, their photos, uploads."""
-        return People(self._sessions, lambda: self.view.existing_space_id(), self.settings.upload_dir)
+        return People(self._sessions, lambda: self.view.row.existing_space_id(), self.settings.upload_dir)
 
     @property
     def pictures(self) -> Pictures:
@@ -192,17 +192,17 @@ class Library:
         from ..ingest import runner
 
         view = self.view
-        with view.writers():
-            view.ensure_space()  # before the index opens: a new library has no row yet
-            index = view.index
-            if index.ntotal and not self.backend.saved_matches(view.store(), index):
+        with view.vectors.writers():
+            view.row.ensure_space()  # before the index opens: a new library has no row yet
+            index = view.vectors.index
+            if index.ntotal and not self.backend.saved_matches(view.vectors.store(), index):
                 index.save()
             queued = self.backend.queued_ingest  # the workers store the vectors themselves
             mapping = runner.distributor(view, options, len(items), serve_queue if queued else None, started)
             report = runner.run(view, items, options, mapping, progress, skipped_files)
             view.refresh(index=self.backend.vectors_in_db or queued)  # new centroids
             if not report.interrupted:
-                report.index_rebuilt = IndexMaintenance(view).upkeep()
+                report.index_rebuilt = IndexMaintenance(view.vectors).upkeep()
         if refuse_empty:
             report.check_not_empty()
         return report
@@ -225,7 +225,7 @@ class Library:
                 row = space_rows.get_space(session, target.key)
                 todo = photo_rows.photos_outside(session, row.id if row is not None else -1)
             if row is not None:  # a reembed killed after a commit left the space's index behind
-                with moved.view.writers():
+                with moved.view.vectors.writers():
                     settle(moved._space_views().values())
             present = [p for p in todo if Path(p.path).is_file()]
             changed = [p.path for p in present if p.sha256 and sha256_of(Path(p.path)) != p.sha256]
@@ -264,7 +264,7 @@ class Library:
 
         landmarks.require()  # before the space's models load: the error names what is missing
         view = self.view
-        source = BackfillSource(view.session, view.existing_space_id(), view.pipeline.detector,
+        source = BackfillSource(view.session, view.row.existing_space_id(), view.models.pipeline.detector,
                                 self.settings.max_pixels, self.settings.model_threads)
         return backfill(source, batch=batch, limit=limit, progress=progress)
 
@@ -329,7 +329,7 @@ class Library:
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str | None]]:
         """Photos that gave no stored face: (path, status, reason), by status."""
         with self.session() as session:
-            return photo_rows.problem_photos(session, self.view.existing_space_id(), limit)
+            return photo_rows.problem_photos(session, self.view.row.existing_space_id(), limit)
 
     def face_crop(self, face_id: int, size: int = 160) -> PILImage:
         """A stored face as a square Pillow image, cut from its photo file now (never cached)."""
@@ -350,10 +350,10 @@ class Library:
         hidden = () if Audience.of(audience) is Audience.operator else ("ntotal", "bytes", "file", "db")
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
-            out: dict[str, Any] = consent.counts(session, self.view.existing_space_id(), audience) if spaces else {
+            out: dict[str, Any] = consent.counts(session, self.view.row.existing_space_id(), audience) if spaces else {
                 "people": 0, "photos": 0, "faces": 0, "statuses": {s: 0 for s in consent.status_counts(session, -1)},
                 "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
-        index = self.backend.stats(self.view.store(), self.view.index) if spaces else {}
+        index = self.backend.stats(self.view.vectors.store(), self.view.vectors.index) if spaces else {}
         out |= {"index": {k: v for k, v in index.items() if k not in hidden},
                 "db": config.shown_url(self.settings.db_url)}
         return {k: v for k, v in out.items() if k not in hidden}
@@ -397,7 +397,7 @@ class Library:
         one its searches use), or those at ``boxes``, estimated by its kept analyzer ``analyzer``."""
         from ..analysis.photo import analyze_photo
 
-        return analyze_photo(photo, self.view.analyzer(analyzer), self.view.pipeline.detector,
+        return analyze_photo(photo, self.view.models.analyzer(analyzer), self.view.models.pipeline.detector,
                              self.settings.max_pixels, boxes)
 
     @serialised
@@ -435,11 +435,11 @@ class Library:
         logged: searches will say why, and the maintenance verbs still work."""
         import numpy as np
 
-        pipeline = self.view.pipeline
+        pipeline = self.view.models.pipeline
         pipeline.detect(np.zeros((64, 64, 3), dtype=np.uint8))
         pipeline.embedder.warm()
         try:
-            self.view.index_slot().get()  # opened now, not at the first search
+            self.view.vectors.index_slot().get()  # opened now, not at the first search
         except EmptyLibrary as err:  # searches will say so
             log.info("no index yet: %s", err)
         except LookalikeError as err:
@@ -468,7 +468,7 @@ class Library:
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
         for row in spaces:
-            reports.append(IndexMaintenance(self.in_space(row)).doctor(fix))
+            reports.append(IndexMaintenance(self.in_space(row).vectors).doctor(fix))
         return reports
 
 

@@ -80,8 +80,8 @@ class Measurements:
             raise ConfigError(f"{pairs}: the best threshold {report.threshold:.4f} is not above the floor "
                               f"{report.floor:.4f} (the median different-person similarity): these pairs cannot "
                               "tell people apart; nothing stored")
-        self.view.ensure_space()  # a library with no faces yet keeps its calibration too
-        self.view.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", report.to_dict())
+        self.view.row.ensure_space()  # a library with no faces yet keeps its calibration too
+        self.view.facts.save_calibration(report.threshold, report.floor, f"eval verify {pairs.name}", report.to_dict())
 
     @serialised
     def retrieval(self, rows: list[RetrievalRow], workers: int = 0) -> RetrievalReport:

@@ -266,11 +266,11 @@ class Pictures:
                 return np.empty(0, dtype=np.int64)
         if group is not None:
             return group_face_ids(self.view, group, audience)
-        allowed = self.view.allowed_face_ids((), audience)
+        allowed = self.view.facts.allowed_face_ids((), audience)
         if allowed is not None:
             return np.asarray(allowed, dtype=np.int64)
         with self.view.session() as session:
-            return photo_rows.face_ids(session, self.view.existing_space_id())
+            return photo_rows.face_ids(session, self.view.row.existing_space_id())
 
     def _chosen(self, group: Group | None, audience: Audience, limit: int | None,
                 outliers: bool) -> tuple[list[tuple[int, str, str | None, np.ndarray]], dict[str, int], int]:
@@ -321,7 +321,7 @@ class Pictures:
         odd: set[int] = set()
         for faces in by_person.values():
             if len(faces) >= MIN_FACES_FOR_OUTLIERS:
-                flags = typicality(self.view.vectors(np.asarray(faces, dtype=np.int64))).outlier
+                flags = typicality(self.view.vectors.stored(np.asarray(faces, dtype=np.int64))).outlier
                 odd.update(f for f, flagged in zip(faces, flags) if flagged)
         return odd
 
@@ -362,7 +362,7 @@ class Pictures:
         group = Group.parse(group) if isinstance(group, str) else group  # "person:NAME" too
         label = "corpus" if group is None else str(group)
         chosen, left_out, people = self._chosen(group, audience, limit, outliers)
-        key = _key("average", self.view.existing_space_id(), [c[0] for c in chosen], size)
+        key = _key("average", self.view.row.existing_space_id(), [c[0] for c in chosen], size)
         cached = self.cache.get(key)
         if isinstance(cached, AverageFace):
             return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out,
@@ -398,7 +398,7 @@ class Pictures:
 
         landmarks.require()
         rgb, name = load_query(photo, self.max_pixels, DRAWN_SIDE)
-        found = self.view.pipeline.detect(rgb)
+        found = self.view.models.pipeline.detect(rgb)
         if not found:
             raise NoFace(name, self.view.space.detector)
         face = max(found, key=lambda d: max(d.box[2], d.box[3]))
@@ -479,7 +479,7 @@ class Pictures:
         component, its faces at :data:`SIGMAS` standard deviations."""
         audience = Audience.of(audience)
         chosen, _, _ = self._chosen(None, audience, limit, outliers=False)
-        key = _key("appearance", self.view.existing_space_id(), [c[0] for c in chosen], components, size)
+        key = _key("appearance", self.view.row.existing_space_id(), [c[0] for c in chosen], components, size)
         model = self.cache.get(key)
         if not isinstance(model, appearance_model.AppearanceModel):
             faces, used = [], []

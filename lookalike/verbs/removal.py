@@ -104,7 +104,7 @@ def _remove(holders: Holders, chosen: Chooser) -> tuple[int, int, str | None]:
     removed: dict[int, list[int]] = {}
     rebuilt = None
     view = holders.view
-    with view.writers():
+    with view.vectors.writers():
         settle(holders.views.values())  # open once: the removal below reuses them
         with view.session() as session:
             row, photos = chosen(session)
@@ -117,16 +117,16 @@ def _remove(holders: Holders, chosen: Chooser) -> tuple[int, int, str | None]:
         for space_id, ids in removed.items():
             if ids and space_id in holders.views:
                 held = holders.views[space_id]
-                held.index.remove(np.asarray(ids, dtype=np.int64))
-                held.index.save()
-                rebuilt = IndexMaintenance(held).upkeep() or rebuilt
+                held.vectors.index.remove(np.asarray(ids, dtype=np.int64))
+                held.vectors.index.save()
+                rebuilt = IndexMaintenance(held.vectors).upkeep() or rebuilt
         # each store that lost faces scrubs them from its files: the current space's and every
         # other one's (a Milvus collection of another space kept its tombstones: review, M6)
-        IndexMaintenance(view).erase()
+        IndexMaintenance(view.vectors).erase()
         for space_id, ids in removed.items():
             other = holders.views.get(space_id)
             if ids and other is not None and other.space.key != view.space.key:
-                IndexMaintenance(other).erase()
+                IndexMaintenance(other.vectors).erase()
         holders.people.delete_owned({ph.path for ph in photos})
         holders.averages.forget(i for ids in removed.values() for i in ids)  # no cached average keeps them
     view.refresh()
@@ -139,8 +139,8 @@ def settle(views: Iterable[SpaceView]) -> None:
     second run of that removal (which finds the person already gone) finish the job instead
     of failing with the vectors still on disk (also before a reembed goes on after a kill)."""
     for view in views:
-        index = view.index
-        if not view.backend.saved_matches(view.store(), index):
+        index = view.vectors.index
+        if not view.vectors.backend.saved_matches(view.vectors.store(), index):
             index.save()
 
 
@@ -149,7 +149,7 @@ def remove_space(view: SpaceView, key: str) -> Removal:
     elsewhere): its photo and face rows, vectors and index; the people, and the same photos
     in the other spaces, stay. ``view``: the library's current space (whose writer exclusion
     is the library's); the caller forgets its views afterwards."""
-    with view.writers():
+    with view.vectors.writers():
         with view.session() as session:
             row = space_rows.get_space(session, key)
             if row is None:
@@ -159,11 +159,11 @@ def remove_space(view: SpaceView, key: str) -> Removal:
             if lost := [p for p in photo_rows.held_nowhere_else(session, row.id) if Path(p).is_file()]:
                 raise ConfigError(f"{key}: {len(lost)} of its photos are in no other space; `lookalike "
                                   "reembed` moves them first (or `remove --photo`/`--person` removes them)")
-            view.backend.drop_space(view.store(), session, key, row.id)
+            view.vectors.backend.drop_space(view.vectors.store(), session, key, row.id)
             photos, faces = space_rows.delete_space(session, row.id)
             session.commit()
         # the space's index went with drop_space; only the database's files are left to scrub.
         # Not the backend's erase: on Milvus it opened the current space's collection, which
         # may be the one removed (exit 1 after the removal: scale user test, F12)
-        db.scrub(view.engine)
+        db.scrub(view.vectors.engine)
     return Removal(photos, faces, space=key)
