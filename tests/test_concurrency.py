@@ -156,3 +156,47 @@ def test_two_first_callers_of_a_shared_library_make_one_view(tmp_path, monkeypat
         first.join()
         second.join()
         assert len(made) == 1 and views["first"] is views["second"]
+
+
+def test_reading_people_never_waits_behind_a_call_that_holds_the_library(site):
+    """The list of people, a person, the counts and a photo run no model and change no
+    index: a kiosk's reads do not queue behind an admin's upload or a large transform, which
+    hold the library's lock (architecture review 56, M3: the server took the lock around
+    every call). Another thread holds it for the whole test. Each read either answers or is
+    seen waiting at the lock (a thread of the server inside ``Service.call``, its own frame
+    the signal), never judged by how long it took."""
+    import threading
+
+    from _site import call
+    from conftest import wait_for
+
+    lib = site["client"].app.state.service.lib
+    photo = call(site, "GET", "/v1/people/barack_obama").json()["faces"][0]["photo"]  # nothing holds it yet
+    holding, done = threading.Event(), threading.Event()
+
+    def holder() -> None:  # an admin's upload, as far as the lock can tell
+        with lib.calls:
+            holding.set()
+            done.wait(600)
+
+    held = threading.Thread(target=holder)
+    held.start()
+    assert holding.wait(120)
+    try:
+        for path in ("/v1/people", "/v1/people/barack_obama", "/v1/stats", photo):
+            answers: list = []
+            reader = threading.Thread(target=lambda p=path, got=answers: got.append(call(site, "GET", p)))
+            reader.start()
+
+            def at_the_lock() -> bool:  # where another thread waits is seen only here
+                frames = sys._current_frames().values()  # noqa: SLF001 - no public way to see it
+                return any(f.f_code.co_name == "call" and f.f_code.co_filename.endswith("service.py")
+                           for f in frames)
+
+            assert wait_for(lambda got=answers: bool(got) or at_the_lock(), guard=300)
+            assert answers, f"GET {path} waited for the library's lock"
+            assert answers[0].status_code == 200, (path, answers[0].text)
+            reader.join()
+    finally:
+        done.set()
+        held.join()

@@ -128,11 +128,28 @@ class Service:
 
     def call(self, work: Callable[[Library], T]) -> T:
         """``work`` on the library, one call at a time in this process (the caller's thread
-        waits for its turn); its time (the wait for the lock left out) goes into the
-        answer's ``Server-Timing`` (:mod:`.timing`)."""
+        waits for its turn): a call that runs a model or changes the index (reads take
+        :meth:`read`); its time (the wait for the lock left out) goes into the answer's
+        ``Server-Timing`` (:mod:`.timing`)."""
         lib = self.library()
         with lib.calls:
             return self._held(lib, work)
+
+    def read(self, work: Callable[[Library], T]) -> T:
+        """``work`` that reads rows and stored photos only (people, a person, counts, a
+        photo): no model runs and no index changes, so it does not wait for the library's
+        lock, and a visitor's list of people never queues behind an admin's upload or a
+        large transform (architecture review 56, M3). The verbs that need the lock take it
+        themselves (:func:`lookalike.verbs.space.serialised`); its time goes into
+        ``Server-Timing`` as a call's does."""
+        import time
+
+        lib = self.library()
+        started = time.perf_counter()
+        try:
+            return work(lib)
+        finally:
+            record(time.perf_counter() - started)
 
     async def run(self, work: Callable[[Library], T], photos: Sequence[bytes]) -> T:
         """A query's call (search, analyze, verify) from an ``async`` route: on the event

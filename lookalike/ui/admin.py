@@ -74,8 +74,8 @@ if saved:
                                       tags=parse_tags(tags), consent_display=consent))
         rows = []
         if photos:
-            with lib.calls:  # the models are shared with every visitor's search
-                report, names = lib.add_photos(who, [(f.name, f.getvalue()) for f in photos])
+            # the models are shared with every visitor's search: add_photos takes the library's lock
+            report, names = lib.add_photos(who, [(f.name, f.getvalue()) for f in photos])
             rows = [{"photo": names.get(o.path, "?"), "outcome": o.status.replace("_", " "),
                      "why": o.reason or "", "faces": o.faces} for o in report.outcomes]
         st.session_state["admin_done"] = (who, rows)
@@ -104,8 +104,7 @@ if current is not None:
     sure = right.checkbox("Yes, remove every photo, face and profile of this person", key=f"admin_sure:{chosen}")
     if right.button("Remove this person entirely", disabled=not sure, key="admin_remove"):
         try:
-            with lib.calls:  # it rewrites the index visitors' searches read
-                lib.remove_person(chosen)
+            lib.remove_person(chosen)  # under the library's lock: it rewrites the index searches read
             st.session_state.pop("admin_person", None)
             st.rerun()
         except LookalikeError as err:

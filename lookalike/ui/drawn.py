@@ -156,7 +156,7 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
                 if shown is None:
                     from lookalike.imaging.morph import gif_bytes
 
-                    with lib.calls, st.spinner("Blending your face with theirs …"):
+                    with st.spinner("Blending your face with theirs …"):  # the morph verb takes the lock
                         shown = remember(key_, gif_bytes(you_and_them(lib, rgb, box, card.face_id), MORPH_FPS))
                 inline(shown, "image/gif", f"You morphing into {card.name}", width=CARD_SIZE)
                 st.caption("Made just now, in memory, for you alone: never stored.")
@@ -165,7 +165,7 @@ def card_pictures(lib: Library, card: common.Card, rgb: np.ndarray, box: tuple[i
     if average and card.person:
         with right:
             try:
-                with lib.calls, st.spinner("Blending their photos …"):
+                with st.spinner("Blending their photos …"):
                     image = person_average(lib, card.person, Audience.visitor)
                 inline_png(image, f"The average face of {card.name}", width=CARD_SIZE)
                 st.caption("All their photos here, warped onto one shape and blended.")
@@ -184,7 +184,7 @@ def operator_average(lib: Library, name: str, title: str, where: DeltaGenerator)
     with where:
         st.markdown("**Their average face**")
         try:
-            with lib.calls, st.spinner("Blending their photos …"):
+            with st.spinner("Blending their photos …"):
                 image = person_average(lib, name, Audience.operator)
         except LookalikeError as err:
             st.info(f"No average face: {err}")

@@ -47,7 +47,7 @@ try:
     data = common.read_upload(given.getvalue(), given.name or "your photo")
     photo_key = hashlib.sha256(data).hexdigest()  # the morphs' memo key, once for every card
     rgb = decode(data, given.name or "your photo", max_pixels()).rgb
-    with lib.calls, st.spinner("Looking for people like you …"):
+    with st.spinner("Looking for people like you …"):  # lib.search takes the library's lock itself
         result = lib.search(rgb, k=k, per_person=True, audience=Audience.visitor)
 except common.UploadTooLarge as err:
     left.error(str(err))

@@ -81,7 +81,7 @@ if photo is None:
     st.stop()
 
 try:
-    with lib.calls, st.spinner("Finding your role models …"):
+    with st.spinner("Finding your role models …"):  # lib.search takes the library's lock itself
         result = lib.search(photo.getvalue(), k=3, per_person=True, audience=Audience.consented,
                             filters=tuple(Filter(FilterKey.tag, t) for t in chosen))
 except NoFace:

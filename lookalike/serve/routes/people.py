@@ -20,7 +20,7 @@ router = Topic()
 @router.get("/v1/people", response_model=schemas.PeopleAnswer, tags=["people"])
 def people(caller: Searcher, service: Served) -> dict:
     """Everyone in the library; without an admin key, not the people who withheld consent."""
-    lines = service.call(lambda lib: lib.people.summaries(audience(caller)))
+    lines = service.read(lambda lib: lib.people.summaries(audience(caller)))
     return {"people": [line(p) for p in lines]}
 
 
@@ -33,14 +33,14 @@ def person(caller: Searcher, service: Served, name: PersonName) -> dict:
         photo_refs(lib, report["faces"], caller.admin)
         return report
 
-    return service.call(work)
+    return service.read(work)
 
 
 @router.get("/v1/stats", response_model=schemas.StatsAnswer, tags=["people"])
 def stats(caller: Searcher, service: Served) -> dict:
     """Counts of people, photos, faces and statuses, and the index in use; without an
     admin key, of what the caller may see (not the people who withheld consent)."""
-    out = service.call(lambda lib: lib.stats(audience(caller)))
+    out = service.read(lambda lib: lib.stats(audience(caller)))
     out.pop("db", None)  # where the library lives never leaves the server, not even to an admin
     out["index"].pop("file", None)
     return out
@@ -61,8 +61,8 @@ def photo_file(caller: Searcher, service: Served, photo_id: PhotoId) -> Response
 
     shown = audience(caller)
     if shown is not Audience.operator:
-        data = jpeg_bytes(service.call(lambda lib: lib.people.portrait(photo_id, shown)))
+        data = jpeg_bytes(service.read(lambda lib: lib.people.portrait(photo_id, shown)))
     else:  # the bytes as stored: a file changed since (swapped, a link to another) is a 404
-        data = service.call(lambda lib: lib.photo_bytes(photo_id))
+        data = service.read(lambda lib: lib.photo_bytes(photo_id))
     return Response(data, media_type=schemas.media_type(data),
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
