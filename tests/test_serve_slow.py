@@ -295,3 +295,16 @@ def test_a_callers_request_waiting_for_a_place_counts_against_its_share(waiting_
     assert answer.startswith(b"HTTP/1.1 4") and not answer.startswith((b"HTTP/1.1 429", b"HTTP/1.1 503")), answer[:200]
     for sock in held:
         sock.close()
+
+
+def test_a_kept_alive_connection_idles_as_long_as_a_head_may_take():
+    """uvicorn closes a kept-alive connection idle for 5 s by its own default, sooner than a
+    slow client's head is refused (10 s): a client held up between two requests of one
+    exchange lost its connection (the flakiness audit's keep-alive stall in
+    tests/test_serve_processes.py). The server's keep-alive is ``--read-timeout``."""
+    from lookalike.serve.launch import server_config
+    from lookalike.serve.settings import ServeSettings
+
+    for seconds in (1, 10, 3600):
+        config = server_config(ServeSettings(read_seconds=seconds), "127.0.0.1", 8000, [])
+        assert config.timeout_keep_alive == seconds

@@ -101,7 +101,8 @@ class ServeLimits(OptionGroup):
         = DEFAULT_BODY_WAIT
     read_seconds: Annotated[int, typer.Option(
         "--read-timeout", min=1, help="Seconds a request's head may take to arrive, and a body's grace before it "
-                                      "must average 8 kB/s; slower clients get 408.")] = DEFAULT_READ_SECONDS
+                                      "must average 8 kB/s; slower clients get 408. An idle kept-alive "
+                                      "connection is closed after as long.")] = DEFAULT_READ_SECONDS
 
 
 class FacesChoice(str, Enum):

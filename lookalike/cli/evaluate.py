@@ -53,13 +53,11 @@ def _measured_in(lib: LibraryOptions, space: SpaceOptions, calibrate: bool) -> I
     is none and nothing is to be stored in it, a scratch one: a verification needs the
     models alone. A named library that is not there is still "no library there": a typo
     must not measure another model than the library's."""
-    import os
-
-    from ..config import Settings
+    from ..config import Settings, env_text
     from ..places import sqlite_path
 
     path = sqlite_path(Settings.resolve(**chosen(lib, space)).db_url)
-    named = lib.db is not None or bool(os.environ.get("LOOKALIKE_DB"))
+    named = lib.db is not None or env_text("LOOKALIKE_DB") is not None
     if calibrate or named or path is None or path.exists():
         with opened(lib, space, create=calibrate) as library:
             yield library

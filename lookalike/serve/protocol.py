@@ -16,13 +16,13 @@ own refusals are ``application/problem+json`` like every other answer, not plain
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import os
 from typing import Any
 
 from . import problems
 from .balance import PROCESS
-from .settings import DEFAULT_READ_SECONDS
+from .settings import ServeSettings
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Http
@@ -34,7 +34,14 @@ IMPORT = "lookalike.serve.protocol:CountedHttp"  # what uvicorn.Config(http=...)
 # a request line and headers, together: nginx takes 8-32 kB, h11 16 kB; an API key, a
 # bearer token and a browser's headers take a few
 HEAD_LIMIT = 64 * 1024
-HEAD_SECONDS_VAR = "LOOKALIKE_SERVE_READ_SECONDS"  # ServeSettings.read_seconds, in each process
+
+
+@functools.cache
+def _read_seconds() -> float:
+    """This process's ``ServeSettings.read_seconds``, parsed once, as the app's own settings
+    are (``lookalike serve`` hands them to every worker in its environment; uvicorn makes
+    this protocol for each connection and hands it nothing of ours)."""
+    return float(ServeSettings.from_env().read_seconds)
 
 
 def _problem(status: int, code: str, detail: str) -> bytes:
@@ -140,7 +147,7 @@ class CountedHttp(_Http):
 
     def _head_deadline(self) -> None:
         self._stop_head_timer()
-        seconds = float(os.environ.get(HEAD_SECONDS_VAR) or DEFAULT_READ_SECONDS)
+        seconds = _read_seconds()
         self._head_timer = self.loop.call_later(seconds, self._head_late, seconds)
 
     def _stop_head_timer(self) -> None:
@@ -153,7 +160,8 @@ class CountedHttp(_Http):
         connection) is a 408; a request already answered whose client still sends a body
         nobody reads is closed (one byte after the answer kept a connection open for ever:
         re-probe 52); a request being read or served is the app's to time, looked at again
-        later; a kept-alive connection between requests is uvicorn's keep-alive timeout's."""
+        later; a kept-alive connection between requests is uvicorn's keep-alive timeout's (the
+        same seconds, :func:`lookalike.serve.launch.server_config`)."""
         self._head_timer = None
         if self._refused or self.transport.is_closing():
             return

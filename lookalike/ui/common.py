@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
@@ -169,8 +168,11 @@ def boxed(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], selected: int
 
 # -- Streamlit glue ----------------------------------------------------------------------
 def library() -> Library:
-    """The library named by ``LOOKALIKE_DB`` (``lookalike ui --db``), opened once per server."""
-    return _open_library(os.environ.get("LOOKALIKE_DB"), os.environ.get("LOOKALIKE_INDEX_DIR"), max_pixels())
+    """The library named by ``LOOKALIKE_DB`` (``lookalike ui --db``), opened once per server
+    (once per library: the variables are the cache's key), read by the settings' own parsers."""
+    from lookalike.config import env_text
+
+    return _open_library(env_text("LOOKALIKE_DB"), env_text("LOOKALIKE_INDEX_DIR"), max_pixels())
 
 
 def said(err: BaseException) -> str:
@@ -286,7 +288,7 @@ def ready_library(operator: bool = False) -> Library:
     # every page checks the web app's settings: a bad LOOKALIKE_UI_* value is one clear line
     setting(max_upload_mb)
     setting(max_pixels)
-    url = setting(lambda: config.db_url(os.environ.get("LOOKALIKE_DB")))
+    url = setting(lambda: config.db_url(None))  # LOOKALIKE_DB, as lookalike.open reads it
     path = places.sqlite_path(url)
     if path is not None and not path.exists():
         logging.getLogger(__name__).warning("no face library at %s yet", path)

@@ -15,8 +15,9 @@ MAX_UPLOAD_MB = "LOOKALIKE_UI_MAX_MB"
 VISITOR_ONLY = "LOOKALIKE_UI_VISITOR_ONLY"
 
 DEFAULT_IDLE_SECONDS = 90.0
-# a phone photo is 12-48 MP; anything bigger is not a portrait and costs seconds to decode
-DEFAULT_MAX_PIXELS = 50_000_000
+# a visitor's upload: a phone photo is 12-48 MP; anything bigger is not a portrait and costs
+# seconds to decode (an operator's ingest takes up to config.DEFAULT_MAX_PIXELS, 100 MP)
+VISITOR_MAX_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def visitor_only() -> bool:
 
 def max_pixels() -> int:
     """The largest photo a visitor's upload may decode to (``LOOKALIKE_UI_MAX_PIXELS``)."""
-    return env_int("LOOKALIKE_UI_MAX_PIXELS", DEFAULT_MAX_PIXELS, "a whole number of pixels such as 50000000",
+    return env_int("LOOKALIKE_UI_MAX_PIXELS", VISITOR_MAX_PIXELS, "a whole number of pixels such as 50000000",
                    minimum=1)
 
 
