@@ -158,19 +158,13 @@ def eval_attributes(
     as_json: JsonOpt = False,
 ) -> None:
     """Accuracy of the age / gender / emotion estimates against labels, overall and per group."""
-    from .. import analysis
-    from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
-    from ..faces import detect
     from ..measure import attributes as ev
-    from ..models import registry
+    from ..verbs.standalone import evaluate_attributes
 
     with one_line_errors():
         rows = ev.read_manifest(manifest, root)[:limit]
         output(plot, "--plot", PLOT_SUFFIXES)
-        model = analysis.build(analyzer)
-        registry.require(detector_name or DEFAULT_DETECTOR)
-        detector = detect.build(detector_name or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
-        report = ev.evaluate(rows, model, detector, crops=crops)
+        report = evaluate_attributes(rows, analyzer, detector_name, crops=crops)
         if plot is not None and report.confusion:
             with writing(plot, "--plot"):
                 ev.plot_confusion(report, plot)

@@ -205,14 +205,9 @@ def analyze(
 ) -> None:
     """Estimate age, gender and emotion of every face in PHOTO (estimates, never facts)."""
     with one_line_errors():
-        from .. import analysis
-        from ..analysis.photo import analyze_photo
-        from ..config import DEFAULT_DETECT_MAX_SIDE, DEFAULT_DETECTOR
-        from ..faces import detect
+        from ..verbs.standalone import analyze_file
 
-        model = analysis.build(analyzer)
-        found_by = detect.build(detector or DEFAULT_DETECTOR, DEFAULT_DETECT_MAX_SIDE)
-        made = analyze_photo(str(photo), model, found_by)
+        made = analyze_file(str(photo), analyzer, detector)
         if as_json:
             print_json(made.to_dict())
             return
