@@ -99,20 +99,25 @@ class Distributor(Protocol):
 
 
 def distributor(target: IngestTarget, options: IngestOptions, photos: int,
-                queue_worker: WorkerMain | None = None, started: StartedWorkers | None = None) -> Distributor:
-    """The distributor for a run over ``photos`` files: the PostgreSQL queue when the library
-    is given a ``queue_worker`` entry point (:func:`.queued.PostgresQueue`), else this
-    process or a pool (:func:`.local.plan_workers`, :func:`.local.plan_queue_workers`), the
-    ``started`` workers if there are any (:func:`.local.start_workers`)."""
+                started: StartedWorkers | None = None) -> Distributor:
+    """The distributor for a run over ``photos`` files whose mapped faces this process
+    stores: this process or a pool (:func:`.local.plan_workers`), the ``started`` workers
+    if there are any (:func:`.local.start_workers`)."""
     from . import local
 
-    if queue_worker is not None:
-        from .queued import PostgresQueue
-
-        return PostgresQueue(target, options, local.plan_queue_workers(options.workers, photos, os.cpu_count() or 1),
-                             queue_worker)
     workers = local.plan_workers(options.workers, photos, os.cpu_count() or 1)
     return local.ProcessPool(target, options, workers, started) if workers else local.InProcess(target, options)
+
+
+def queue_distributor(target: IngestTarget, options: IngestOptions, photos: int, worker: WorkerMain) -> Distributor:
+    """The distributor of a library whose workers store what they map themselves: the
+    PostgreSQL queue (:class:`.queued.PostgresQueue`), served by processes that run
+    ``worker`` (:func:`.local.plan_queue_workers` of them)."""
+    from . import local
+    from .queued import PostgresQueue
+
+    return PostgresQueue(target, options, local.plan_queue_workers(options.workers, photos, os.cpu_count() or 1),
+                         worker)
 
 
 def _not_a_library_file(item: Item, own: frozenset[str]) -> Item:

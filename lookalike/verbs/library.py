@@ -198,7 +198,8 @@ class Library:
             if index.ntotal and not self.backend.saved_matches(view.vectors.store(), index):
                 index.save()
             queued = self.backend.queued_ingest  # the workers store the vectors themselves
-            mapping = runner.distributor(view, options, len(items), serve_queue if queued else None, started)
+            mapping = runner.queue_distributor(view, options, len(items), serve_queue) if queued else \
+                runner.distributor(view, options, len(items), started)
             report = runner.run(view, items, options, mapping, progress, skipped_files)
             view.refresh(index=self.backend.vectors_in_db or queued)  # new centroids
             if not report.interrupted:
