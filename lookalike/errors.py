@@ -384,7 +384,7 @@ class IngestFailed(LookalikeError):
 
 class BadPersonName(ConfigError):
     """A new person's name that cannot be one: empty, ``.`` or ``..``, a path separator, a
-    control character (:func:`lookalike.ingest.corpus.person_name_problem` says which)."""
+    control character (:func:`lookalike.store.profiles.person_name_problem` says which)."""
 
     http_status = 422
     problem_code = "invalid_person_name"
@@ -392,7 +392,7 @@ class BadPersonName(ConfigError):
 
 class BadProfile(ConfigError):
     """A profile whose text cannot be stored: a field over its length, a control character,
-    too many tags (:func:`lookalike.ingest.corpus.check_profile` says which). The visitor's
+    too many tags (:func:`lookalike.store.profiles.check_profile` says which). The visitor's
     data, not an option: a 422 like a bad name."""
 
     http_status = 422

@@ -454,7 +454,7 @@ def test_names_and_profile_text_print_as_text_never_as_markup(faces, tmp_path):
     """A folder name that looks like rich markup prints as those characters in the tables;
     profile text (HTML, Markdown links, javascript: URLs) comes back in JSON exactly as stored."""
     import lookalike
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     odd = "[bold red]Eve [link=mailto:eve]x"  # one folder name: markup without a closing "/"
     corpus = tmp_path / "c"

@@ -21,7 +21,7 @@ from conftest import app_page, cli
 from PIL import Image
 
 import lookalike
-from lookalike.ingest.corpus import Profile
+from lookalike.store.profiles import Profile
 
 BBT = "celeb/faceapi_bbt"
 WITHHELD = ("sheldon", "stuart")
@@ -34,7 +34,7 @@ UNKNOWN = {"person": "person:nobody_at_all", "tag": "tag:no-such-tag"}
 def libs(kiosk_db, tmp_path_factory) -> dict[str, Path]:
     """``with``: the kiosk library, stuart tagged ``comic-books`` (only he is); ``without``:
     the same library after sheldon and stuart were removed. Both copies, folders and all."""
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     root = tmp_path_factory.mktemp("consent")
     out = {}

@@ -12,7 +12,7 @@ import pytest
 from conftest import cli
 
 import lookalike
-from lookalike.ingest.corpus import Profile
+from lookalike.store.profiles import Profile
 from lookalike.store.values import Audience, KeyScope
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lookalike.errors import ManifestError
-from lookalike.ingest.corpus import parse_bool, parse_tags, read_manifest, scan
+from lookalike.ingest.corpus import read_manifest, scan
+from lookalike.store.profiles import parse_bool, parse_tags
 
 
 def _touch(path):
@@ -117,7 +118,7 @@ def test_bad_manifests_say_where(tmp_path):
 def test_a_manifest_profile_is_checked_as_the_api_checks_it(tmp_path):
     """Control characters, an over-long field, too many tags: the row is refused naming its
     line and the field, and nothing of it is stored (the API's 422 invalid_profile)."""
-    from lookalike.ingest.corpus import MAX_TAGS, PROFILE_LIMITS
+    from lookalike.store.profiles import MAX_TAGS, PROFILE_LIMITS
 
     _touch(tmp_path / "a.jpg")
     manifest = tmp_path / "m.jsonl"

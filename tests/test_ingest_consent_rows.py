@@ -52,7 +52,7 @@ def test_a_staff_withdrawal_stands_against_a_stale_manifest_run_again(faces, tmp
     granted back by the same manifest run again, which still says "true" (it was, in silence,
     and the person was on the kiosk again: kiosk user test F1), nor by a profile saved without
     it; a warning says so. Staff grant it again, and a manifest still narrows it."""
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     lfw = faces / "lfw-dev" / "images"
     folder = tmp_path / "m"

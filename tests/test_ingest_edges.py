@@ -172,7 +172,7 @@ def test_a_removal_takes_the_copies_of_its_originals_only(faces, tmp_path):
     under someone else); removing a person whose photo is itself such a copy leaves the other
     copies of the original, whose person stays (review of 2026-12-07, M5)."""
     import lookalike
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     photo = (faces / "lfw-dev/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg").read_bytes()
     (tmp_path / "c" / "bob").mkdir(parents=True)

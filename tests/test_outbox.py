@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 
 from lookalike.faces.landmarks import MODEL as LANDMARK_MODEL
-from lookalike.ingest.corpus import Profile
 from lookalike.ingest.report import Processed
 from lookalike.store import db, person_rows, photo_rows, space_rows
 from lookalike.store.photo_batches import store_batch
+from lookalike.store.profiles import Profile
 from lookalike.store.schema import Face, Person, Photo, VectorOutbox
 from lookalike.store.values import PhotoStatus
 

@@ -18,9 +18,10 @@ from conftest import cli
 import lookalike
 from lookalike.errors import BadPersonName
 from lookalike.ingest import formats
-from lookalike.ingest.corpus import Profile, person_name_problem, read_manifest, scan
+from lookalike.ingest.corpus import read_manifest, scan
 from lookalike.ingest.formats_common import person_name
 from lookalike.places import upload_folder
+from lookalike.store.profiles import Profile, person_name_problem
 from lookalike.store.values import Audience
 
 BAD = {"": "empty", "   ": "empty", ".": "folder reference", "..": "folder reference",

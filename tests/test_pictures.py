@@ -104,7 +104,7 @@ def test_the_corpus_average_is_no_ones_same_person_match(lib, celeb):
 
 
 def test_a_group_of_too_few_people_is_refused(celeb, tmp_path):
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     with lookalike.open(copy_library(celeb[0], tmp_path / "lib.db")) as lib:
         for name in list(celeb[1])[:2]:
@@ -151,7 +151,7 @@ def test_a_photo_changed_or_gone_since_ingest_is_left_out_and_its_tile_says_so(f
     run = cli("person", "ob", "--montage", str(tmp_path / "m.png"), "--db", str(db))
     assert run.returncode == 0 and (tmp_path / "m.png").stat().st_size > 1000, run.stderr
     assert "obama1.jpg: no such file" in run.stderr  # the tile says so; the log names the file
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     with lookalike.open(db) as lib:  # a profile before any photo: nothing to draw (an UnboundLocalError)
         lib.people.save_profile("no_photo_yet", Profile(consent_display=None))
@@ -161,7 +161,7 @@ def test_a_photo_changed_or_gone_since_ingest_is_left_out_and_its_tile_says_so(f
 
 def _tag_six(lib, celeb) -> list[str]:
     """Six people (Obama among them, Biden not) given the tag ``six``, still shown to visitors."""
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     names = ["barack_obama"] + [n for n in celeb[1] if n not in ("barack_obama", OTHER)][:5]
     for name in names:

@@ -115,7 +115,7 @@ def test_remove_person_leaves_no_row_vector_or_name_in_any_file(faces, tmp_path,
                 "join people p on p.id = f.person_id where p.name = 'howard'"))]
         # a copy of his photo uploaded under someone else: refused as a duplicate whose reason
         # names him and his file, and kept in the other's upload folder (kiosk user test, F2)
-        from lookalike.ingest.corpus import Profile
+        from lookalike.store.profiles import Profile
 
         photo = (faces / "celeb/faceapi_bbt/howard/howard1.png").read_bytes()
         lib.people.save_profile("zoe", Profile(consent_display=True))

@@ -75,7 +75,7 @@ def test_odd_inputs_are_refused_by_name(faces, small_db):
     from PIL import Image
 
     from lookalike.errors import BadImage, NothingIngested
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     with pytest.raises(ConfigError, match="unknown setting 'colour'; the settings are "):
         lookalike.open(small_db, colour="red")
@@ -139,7 +139,7 @@ def test_every_verb_that_runs_a_model_holds_the_librarys_lock(faces, small_db, m
     import threading
 
     from lookalike.faces.pipeline import FacePipeline
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     seen: list[bool] = []
     detect = FacePipeline.detect

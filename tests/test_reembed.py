@@ -129,7 +129,7 @@ def test_a_reembed_reports_an_upload_that_gives_no_face_in_the_new_space(faces, 
     batch of their own: one whose every photo gave no face in the new space ended the whole
     move with "not one photo could be ingested" (review of 2026-12-07, M1)."""
     import lookalike
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     corpus = tmp_path / "corpus"
     shutil.copytree(faces / "celeb" / "face_recognition", corpus)

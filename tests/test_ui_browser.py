@@ -244,7 +244,7 @@ PASSWORD = "operator-Secret-42"
 
 def _hostile_profile(db: Path) -> None:
     import lookalike
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     with lookalike.open(db) as lib:
         tags = lib.people.profiles(["amy"])["amy"].tags

@@ -72,7 +72,7 @@ def test_a_display_name_is_text_in_the_numbers_explained_too(kiosk_db, faces, mo
     import shutil
 
     import lookalike
-    from lookalike.ingest.corpus import Profile
+    from lookalike.store.profiles import Profile
 
     folder = shutil.copytree(kiosk_db.parent, tmp_path / "kiosk")
     with lookalike.open(folder / kiosk_db.name) as lib:

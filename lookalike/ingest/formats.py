@@ -41,7 +41,7 @@ The corpora (licence terms as their authors state them; read them before use):
   file name's stem (each photo is its own person, as the project's UTKFace tests file it:
   the labelled age leads the name); age and gender -> tags.
 
-Profile fields: :class:`lookalike.ingest.corpus.Profile` has no gender, age or birth date
+Profile fields: :class:`lookalike.store.profiles.Profile` has no gender, age or birth date
 field, so those labels become tags (``gender:female``, ``age:34``, ``born:1955-01-20``),
 which ``--filter tag=gender:female`` and ``--toward tag:gender:female`` match. The people
 of a corpus that has labels (VGGFace2, IMDB-WIKI, UTKFace) each get a profile with those
@@ -82,7 +82,8 @@ from .formats_common import (
 )
 
 if TYPE_CHECKING:
-    from .corpus import Item, Profile
+    from ..store.profiles import Profile
+    from .corpus import Item
 
 # The module is imported by the CLI (`lookalike ingest --format`): the corpus module (and,
 # through it, NumPy and SQLAlchemy) is imported inside the readers, where it is needed.

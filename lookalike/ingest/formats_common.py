@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from ..errors import ManifestError
 
 if TYPE_CHECKING:
-    from .corpus import Item, Profile
+    from ..store.profiles import Profile
+    from .corpus import Item
 
 PathLike = str | os.PathLike[str]
 
@@ -97,10 +98,10 @@ def reject(path: Path, kind: str, detail: str) -> Item:
 
 def person_name(raw: str) -> tuple[str, str | None]:
     """The name with its spaces tidied, and why it cannot be a person's name
-    (:func:`.corpus.person_name_problem`: empty, ``..``, a path separator, a control
+    (:func:`lookalike.store.profiles.person_name_problem`: empty, ``..``, a path separator, a control
     character, too long). Corpus names are kept as written otherwise: ``O'Brien`` is a
-    name, though staff could not type it (:func:`.corpus.check_person_name`)."""
-    from .corpus import person_name_problem
+    name, though staff could not type it (:func:`lookalike.store.profiles.check_person_name`)."""
+    from ..store.profiles import person_name_problem
 
     name = " ".join(raw.split())
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in raw):  # the tidying would hide a tab or a newline
@@ -111,7 +112,7 @@ def person_name(raw: str) -> tuple[str, str | None]:
 def profile(corpus_format: CorpusFormat, tags: list[str]) -> Profile:
     """A labelled corpus's profile: its tags, licence and home page, checked as every
     stored profile is."""
-    from .corpus import Profile, check_profile, parse_tags
+    from ..store.profiles import Profile, check_profile, parse_tags
 
     return check_profile(Profile(tags=parse_tags(tags), consent_display=None, license=LICENCES[corpus_format],
                                  source_url=SOURCES[corpus_format]))

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from ..store.profiles import Profile
 from ..store.values import FaceFound, PhotoStatus
-from .corpus import Item, Profile
+from .corpus import Item
 
 
 class IngestStatus(StrEnum):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..config import MAX_FILTER_TEXT, MAX_FILTERS, MAX_SEARCH_STRENGTH
-from ..ingest.corpus import MAX_TAG_LENGTH, MAX_TAGS, PERSON_NAME_LENGTH, PROFILE_LIMITS
+from ..store.profiles import MAX_TAG_LENGTH, MAX_TAGS, PERSON_NAME_LENGTH, PROFILE_LIMITS
 
 
 class SearchForm(BaseModel):

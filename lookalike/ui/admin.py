@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from lookalike.errors import EmptyLibrary, LookalikeError
-from lookalike.ingest.corpus import Profile
+from lookalike.store.profiles import Profile
 from lookalike.store.values import Audience
 from lookalike.ui import common
 
@@ -63,7 +63,7 @@ with st.form("profile", clear_on_submit=False):
     saved = st.form_submit_button("Save", type="primary")
 
 if saved:
-    from lookalike.ingest.corpus import parse_tags, person_name_problem
+    from lookalike.store.profiles import parse_tags, person_name_problem
 
     who = chosen if current is not None else name.strip()
     try:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy.orm import Session
 
-    from ..ingest.corpus import Profile
+    from ..store.profiles import Profile
 
 Sessions = Callable[[], AbstractContextManager["Session"]]
 """A library's session factory (:meth:`lookalike.verbs.library.Library.session`)."""
@@ -82,9 +82,9 @@ class People:
 
     def save_profile(self, name: str, profile: Profile) -> person_rows.StoredProfile:
         """Create a person, or replace their profile. The text is checked
-        (:func:`lookalike.ingest.corpus.check_profile`) and stored as data: every page and
+        (:func:`lookalike.store.profiles.check_profile`) and stored as data: every page and
         answer shows it as text, never as markup."""
-        from ..ingest.corpus import check_person_name, check_profile
+        from ..store.profiles import check_person_name, check_profile
 
         name = check_person_name(name)  # BadPersonName: the HTTP API's 422
         try:
@@ -148,7 +148,7 @@ class People:
         import hashlib
 
         from ..faces.images import IMAGE_EXTENSIONS
-        from ..ingest.corpus import person_name_problem
+        from ..store.profiles import person_name_problem
 
         if self.upload_dir is None:  # a server database: no folder of a machine's own
             raise LookalikeError("a server database keeps uploaded photos in LOOKALIKE_UPLOAD_DIR, a folder every "

@@ -22,7 +22,7 @@ router = Topic()
 def save_person(caller: Admin, service: Served, body: schemas.NewPerson) -> dict:
     """Create a person or replace their profile (display name, organisation, role, story,
     self-declared tags, consent). Text is stored and shown as plain text."""
-    from ...ingest.corpus import Profile
+    from ...store.profiles import Profile
 
     fields = body.model_dump(exclude={"name"})
     profile = Profile(**{**fields, "tags": tuple(fields["tags"])})
