@@ -133,7 +133,7 @@ def test_the_problem_answer_of_every_error_is_the_declared_one(app):
 def test_every_route_is_declared_on_the_app_and_the_gate_knows_its_key(app):
     from fastapi.routing import APIRoute
 
-    from lookalike.serve.service import needed_scopes
+    from lookalike.serve.keys import needed_scopes
     from lookalike.store.values import KeyScope
 
     routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]

@@ -29,9 +29,10 @@ from .accesslog import AccessLog
 from .balance import PROCESS, Rebalance
 from .guard import ApiProblem, BodyLimit, BodySlots, CatchAll, Cors, Gate
 from .head import HeadAsGet
+from .keys import admitter
 from .problems import ServerCode
 from .routes import TOPICS
-from .service import Service, admitter
+from .service import Service
 from .settings import ServeSettings
 from .timing import ServerTiming
 

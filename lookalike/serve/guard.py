@@ -1,7 +1,9 @@
-"""Who may call what, how often, with how much: API keys and scopes, a per-key rate
-limit, a bound on the request bodies held at once, and a request-size limit, all enforced
-before any byte of a body is read, parsed or decoded (:class:`Gate`, :class:`BodyLimit`);
-and the last word on a request that crashed (:class:`CatchAll`)."""
+"""Who may call what, how often, with how much, enforced before any byte of a body is
+read, parsed or decoded: the gate that asks :mod:`lookalike.serve.keys` who a request's
+caller is (its key's scope and its rate) and holds a bound on the request bodies held at
+once (:class:`Gate`), the scopes' order and the per-key rate limit it uses, and a
+request-size limit (:class:`BodyLimit`); and the last word on a request that crashed
+(:class:`CatchAll`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The HTTP API's routes, one router (a :class:`~.common.Topic`) per topic (health, search,
 people, pictures, admin). A route gets the process's :class:`~lookalike.serve.service.Service` and
-its :class:`~lookalike.serve.service.Caller` from dependencies (:mod:`.common`); the
+its :class:`~lookalike.serve.keys.Caller` from dependencies (:mod:`.common`); the
 :class:`~lookalike.serve.guard.Gate` learns which key each route needs from the same
 dependencies, so a new route is guarded by declaring its caller."""
 

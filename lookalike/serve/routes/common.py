@@ -22,7 +22,8 @@ from starlette.datastructures import UploadFile  # what a parsed form holds (Fas
 from ...errors import BadImage, ImageProblem
 from ...store.values import Audience, KeyScope
 from ..guard import ApiProblem
-from ..service import Caller, Service, caller_of, service_of
+from ..keys import Caller, caller_of, service_of
+from ..service import Service
 
 if TYPE_CHECKING:
     from ...faces.images import Upload
@@ -35,7 +36,7 @@ M = TypeVar("M", bound=BaseModel)
 class Topic(APIRouter):
     """The routes of one topic. Each route's declaration is kept, so that :meth:`declare_on`
     declares it again on the application's own router: ``app.routes`` then lists every
-    route itself (what :func:`~lookalike.serve.service.needed_scopes` reads for the gate,
+    route itself (what :func:`~lookalike.serve.keys.needed_scopes` reads for the gate,
     and the docs test for the reference) with the application's problem responses, in every
     FastAPI version (``include_router`` copied the routes so in older versions; the FastAPI
     0.165 this was written with adds a router as one opaque entry of ``app.routes``)."""
