@@ -10,7 +10,7 @@ import hmac
 import pytest
 from conftest import app_page
 
-from lookalike.ui import common
+from lookalike.ui import gate
 from lookalike.ui.throttle import Throttle, client_key
 
 PASSWORD = "operator-Secret-42"
@@ -70,7 +70,7 @@ def test_secrets_are_compared_in_constant_time_whatever_their_length(monkeypatch
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    assert common.same_secret(PASSWORD, PASSWORD) and not common.same_secret("x", PASSWORD)
+    assert gate.same_secret(PASSWORD, PASSWORD) and not gate.same_secret("x", PASSWORD)
     assert len(seen) == 2 and all(len(a) == len(b) == 32 for a, b in seen)  # digests: the length shows nothing
     assert PASSWORD.encode() not in {x for pair in seen for x in pair}
 
@@ -86,7 +86,7 @@ def _try(at, secret: str):
 @pytest.mark.parametrize("name", ["admin.py", "explore.py"])
 def test_the_operator_gate_slows_guessing_across_sessions(kiosk_db, monkeypatch, name):
     clock = Clock()
-    monkeypatch.setattr(common, "LOGIN_THROTTLE", Throttle(free=3, base=2.0, clock=clock))
+    monkeypatch.setattr(gate, "LOGIN_THROTTLE", Throttle(free=3, base=2.0, clock=clock))
     at = app_page(name, kiosk_db, monkeypatch, LOOKALIKE_UI_PASSWORD=PASSWORD)
     for _ in range(3):
         errors, opened = _try(at, "guess")
@@ -102,4 +102,4 @@ def test_the_operator_gate_slows_guessing_across_sessions(kiosk_db, monkeypatch,
     clock.now += 2.0
     errors, opened = _try(other, PASSWORD)
     assert not errors and opened
-    assert common.LOGIN_THROTTLE.wait("loopback") == 0.0  # a right try clears the count
+    assert gate.LOGIN_THROTTLE.wait("loopback") == 0.0  # a right try clears the count

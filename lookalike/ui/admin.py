@@ -18,13 +18,13 @@ import streamlit as st
 from lookalike.errors import EmptyLibrary, LookalikeError
 from lookalike.store.profiles import Profile
 from lookalike.store.values import Audience
-from lookalike.ui import common
+from lookalike.ui import common, gate
 
 NEW = "(a new person)"
 
 common.style()
 st.title("Admin: role models")
-common.operator_gate()
+gate.operator_gate()
 lib = common.library()
 
 try:

@@ -20,7 +20,7 @@ visitor = [
     st.Page("live.py", title="Live", icon=":material/videocam:"),
     st.Page("role_models.py", title="Role models", icon=":material/star:"),
 ]
-# operator pages: behind the operator's password or an admin key (common.operator_gate), and
+# operator pages: behind the operator's password or an admin key (gate.operator_gate), and
 # not served at all by a kiosk or public site (lookalike ui --visitor-only)
 operator = [
     st.Page("explore.py", title="Explore", icon=":material/explore:"),

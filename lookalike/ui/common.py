@@ -8,7 +8,6 @@ straight to :meth:`lookalike.verbs.library.Library.search`, which decodes them i
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
@@ -17,8 +16,7 @@ import numpy as np
 
 from lookalike.query.search import Verdict
 from lookalike.store.values import PhotoStatus
-from lookalike.ui.settings import max_pixels, max_upload_mb, operator_password
-from lookalike.ui.throttle import Throttle, client_key
+from lookalike.ui.settings import max_pixels, max_upload_mb
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -201,10 +199,6 @@ def _open_library(db: str | None, index_dir: str | None, max_pixels: int) -> Lib
     return lookalike.open(db=db, index_dir=index_dir, max_pixels=max_pixels)
 
 
-# wrong operator passwords, per client address, across every session of this server
-LOGIN_THROTTLE = Throttle()
-
-
 def setting(read: Callable[[], R]) -> R:
     """``read()``, a setting from the environment; when its value cannot work the page says
     so in one line (naming the variable) and stops."""
@@ -217,62 +211,6 @@ def setting(read: Callable[[], R]) -> R:
     except ConfigError as err:
         st.error(f"The web app is not configured right: {err}")
         st.stop()
-
-
-def same_secret(given: str, expected: str) -> bool:
-    """Whether two secrets are equal, in a time that tells nothing of either: their
-    SHA-256 digests (always 32 bytes, so not even the length shows) compared by
-    :func:`hmac.compare_digest`."""
-    import hashlib
-    import hmac
-
-    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
-
-
-def _is_operator(given: str, password: str | None) -> bool:
-    from lookalike.errors import LookalikeError
-    from lookalike.store.values import KeyScope
-
-    if password and same_secret(given, password):
-        return True
-    try:
-        return library().keys.scope(given) is KeyScope.admin
-    except LookalikeError as err:  # a broken library is not a wrong password: the operator's log says so
-        logging.getLogger(__name__).error("the operator's key could not be checked: %s", err)
-        return False
-
-
-def operator_gate() -> None:
-    """Operator pages (Explore, Admin) show nothing of the library (no person, photo, path
-    or database URL) until this browser session gave the operator's password or an admin
-    API key; then they stay open for the session."""
-    import streamlit as st
-
-    # a bad LOOKALIKE_UI_* value is one clear line on every page, operator pages too
-    setting(max_upload_mb)
-    setting(max_pixels)
-    if st.session_state.get("lk_operator"):
-        return
-    password = setting(operator_password)
-    st.info("This page is for the people who run this collection: give the operator's password "
-            "(LOOKALIKE_UI_PASSWORD) or an admin API key.")
-    with st.form("operator"):
-        given = st.text_input("Operator password or admin API key", type="password", key="operator_secret")
-        opened = st.form_submit_button("Open")
-    if opened:
-        client = client_key(st.context.ip_address)
-        wait = LOGIN_THROTTLE.wait(client)
-        if wait > 0:  # not checked at all: a right guess now would open nothing and tell nothing
-            st.error(f"Too many wrong tries from your address: try again in {math.ceil(wait)} s.")
-            st.stop()
-        if given and _is_operator(given.strip(), password):
-            LOGIN_THROTTLE.succeeded(client)
-            st.session_state["lk_operator"] = True
-            st.rerun()
-        wait = LOGIN_THROTTLE.failed(client)
-        later = f" Wait {math.ceil(wait)} s before the next try." if wait > 0 else ""
-        st.error("That is neither the operator's password nor an admin API key." + later)
-    st.stop()
 
 
 def ready_library(operator: bool = False) -> Library:

@@ -25,7 +25,7 @@ import streamlit as st
 from lookalike.errors import LookalikeError
 from lookalike.measure import explore
 from lookalike.query.person import MIN_FACES_FOR_OUTLIERS
-from lookalike.ui import common, drawn, sliders
+from lookalike.ui import common, drawn, gate, sliders
 
 if TYPE_CHECKING:
     from lookalike.verbs.library import Library
@@ -39,7 +39,7 @@ common.style()
 st.title("Explore the collection")
 st.caption("A look inside the face library: what it holds, which photos could not be used, "
            "and how the faces relate to each other.")
-common.operator_gate()  # every person, consent or not, their photos and paths: operators only
+gate.operator_gate()  # every person, consent or not, their photos and paths: operators only
 lib = common.ready_library(operator=True)
 
 

@@ -1,7 +1,7 @@
 """Wrong operator passwords, counted per client: guessing slows to a crawl.
 
 A pure class (no Streamlit, an injectable clock) so tests drive time without sleeping. One
-instance serves every session of the web app's server process (:data:`common.LOGIN_THROTTLE`):
+instance serves every session of the web app's server process (:data:`gate.LOGIN_THROTTLE`):
 a client that opens a new browser session starts with its old count.
 """
 
