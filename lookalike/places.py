@@ -65,6 +65,12 @@ def _holds_a_library(path: Path) -> bool:
         return False
 
 
+def sqlite_files(path: Path) -> list[Path]:
+    """A SQLite database file and the files SQLite keeps beside it (``-wal``, ``-shm``,
+    ``-journal``), whether or not they are there."""
+    return [path.with_name(path.name + end) for end in ("", "-wal", "-shm", "-journal")]
+
+
 def library_files(url: str) -> frozenset[str]:
     """The real paths of a SQLite library's own files (the database and its ``-wal``, ``-shm``
     and ``-journal``), or none for a server database: a photo is never read from one. Opening
@@ -73,8 +79,7 @@ def library_files(url: str) -> frozenset[str]:
     path = sqlite_path(url)
     if path is None:
         return frozenset()
-    real = os.path.realpath(path)
-    return frozenset({real, *(real + end for end in ("-wal", "-shm", "-journal"))})
+    return frozenset(str(f) for f in sqlite_files(Path(os.path.realpath(path))))
 
 
 def claim_folders(url: str, folders: Iterable[Path | None]) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..config import shown_url
-from ..places import sqlite_path
+from ..places import sqlite_files, sqlite_path
 from ._common import (
     JsonOpt,
     app,
@@ -80,8 +80,7 @@ def ingest(
         # into a new library the workers start now (ingest.local.workers_first)
         settings = Settings.resolve(**chosen(lib, space, max_pixels=max_pixels))
         database = sqlite_path(settings.db_url)
-        library_files = [] if database is None else [database.with_name(database.name + end)
-                                                     for end in ("", "-wal", "-shm", "-journal")]
+        library_files = [] if database is None else sqlite_files(database)
         not_an_input(report, "--report", [*map(Path, paths), *library_files])
         estimates = resolve_analyzer(analysis.analyzer).value if analysis.analyze else None
         with terminated_as_interrupted(), \

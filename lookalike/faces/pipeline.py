@@ -69,6 +69,11 @@ class Space:
         return self
 
     @property
+    def dim(self) -> int:
+        """How wide the model's vectors are (:data:`lookalike.models.catalog.RECOGNITION_DIMS`)."""
+        return catalog.RECOGNITION_DIMS[self.model]
+
+    @property
     def names(self) -> tuple[str, str, str]:
         """The registry names whose weights the space needs (:func:`registry.require`)."""
         return (self.model, self.detector, self.aligner)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ConfigError
-from ..models.catalog import RECOGNITION_DIMS
 from ..store import db, pgvector, photo_rows
 from .backend import DoctorReport, Repair, VectorBackend, own_index
 from .protocol import VectorIndex
@@ -118,7 +117,7 @@ class PgVectorBackend(VectorBackend):
         until this commits; readers go on."""
         pgvector.drop_hnsw_indexes(session, space_id)
         ids = photo_rows.face_ids(session, space_id)
-        dim = RECOGNITION_DIMS[store.space.model]
+        dim = store.space.dim
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             pgvector.write_vectors(session, chunk, red.apply(photo_rows.vectors(session, chunk, dim)))

@@ -181,6 +181,11 @@ class SpaceName(Protocol):
     @property
     def aligner(self) -> str: ...
 
+    @property
+    def dim(self) -> int:
+        """How wide the model's vectors are (before any PCA)."""
+        ...
+
 
 class SpaceRows(LibraryRows, Protocol):
     """One embedding space of a library: its names and sessions (the stages above narrow

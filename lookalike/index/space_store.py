@@ -22,7 +22,6 @@ import numpy as np
 
 from .. import config
 from ..errors import EmptyLibrary, LookalikeError, ModelMismatch
-from ..models.catalog import RECOGNITION_DIMS
 from ..store import locks, photo_rows, space_rows
 from .reduction import ReducedIndex
 
@@ -75,12 +74,12 @@ class SpaceStore:
     @property
     def dim(self) -> int:
         """How wide the index's vectors are: the PCA's output, else the model's."""
-        return self.reduction.dim_out if self.reduction is not None else RECOGNITION_DIMS[self.space.model]
+        return self.reduction.dim_out if self.reduction is not None else self.space.dim
 
     def vectors(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored full-width vectors of face ``ids``, in that order."""
         with self.session() as session:
-            return photo_rows.vectors(session, ids, RECOGNITION_DIMS[self.space.model])
+            return photo_rows.vectors(session, ids, self.space.dim)
 
     def index_vectors(self, ids: np.ndarray) -> np.ndarray:
         """What the index holds for ``ids``: their vectors, reduced when the space is."""

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..models.catalog import RECOGNITION_DIMS
 from ..store import space_rows
 from .space_store import IndexSlot, SpaceStore, missing_space
 
@@ -67,7 +66,7 @@ class SpaceRow:
                 if row is None:
                     row = space_rows.create_space(session, self.space.key, self.space.model,
                                                   self.space.detector, self.space.aligner,
-                                                  RECOGNITION_DIMS[self.space.model])
+                                                  self.space.dim)
                     session.commit()
                 self._space_id = row.id
         return self._space_id

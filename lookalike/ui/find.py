@@ -6,7 +6,6 @@ import hashlib
 
 import streamlit as st
 
-from lookalike.models.catalog import RECOGNITION_DIMS
 from lookalike.ui import common, drawn
 from lookalike.ui.settings import max_pixels, max_upload_mb
 
@@ -33,7 +32,7 @@ if given is None:
     with right:
         st.markdown("#### How it works")
         st.markdown("1. Give a photo where your face is clearly visible.\n"
-                    f"2. Your face is turned into {RECOGNITION_DIMS[lib.view.space.model]} numbers "
+                    f"2. Your face is turned into {lib.view.space.dim} numbers "
                     "that describe its shape.\n"
                     "3. Those numbers are compared with every face in the collection; the closest "
                     "people are shown with how close they are.")

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..index import reduction
-from ..models.catalog import RECOGNITION_DIMS
 from ..store import photo_rows
 
 if TYPE_CHECKING:
@@ -44,16 +43,14 @@ class IndexMaintenance:
         out = red.describe() if red is not None else {"kind": None}
         with row.session() as session:
             n = photo_rows.face_count_and_max(session, row.existing_space_id())[0]
-        out["plan"] = reduction.plan(RECOGNITION_DIMS[row.space.model], n, red).reason
+        out["plan"] = reduction.plan(row.space.dim, n, red).reason
         return out
 
     def rebuild(self, key: str | None = None, reduce: int | None = None) -> dict:
         """Rebuild the space's index from the database vectors, with ``key`` (pinned: upkeep
         keeps it from then on) or the rules' choice for the current size; drops tombstones.
         ``reduce`` first trains a PCA to that many dimensions on the stored faces, now."""
-        red = self.vectors.reduction
-        dim = reduce or (red.dim_out if red is not None else RECOGNITION_DIMS[self.vectors.row.space.model])
-        self.backend.check_rebuild(key, dim)
+        self.backend.check_rebuild(key, reduce or self.vectors.store().dim)
         with self.backend.writers(self.vectors.store()):
             if reduce is not None:
                 self.train_reduction(reduce)
@@ -85,7 +82,7 @@ class IndexMaintenance:
         vectors, row = self.vectors, self.vectors.row
         with row.session() as session:
             n = photo_rows.face_count_and_max(session, row.existing_space_id())[0]
-        todo = reduction.plan(RECOGNITION_DIMS[row.space.model], n, vectors.reduction)
+        todo = reduction.plan(row.space.dim, n, vectors.reduction)
         if todo.train:
             self.train_reduction(todo.dim_out)
             self.backend.reduction_committed(vectors.store())

@@ -84,8 +84,8 @@ def copy_library(source: Engine, settings: Settings, target: Settings) -> Copied
             Path(copied).unlink(missing_ok=True)
         if new_file and path is not None:  # and the file it made (a retry was refused: "already there")
             engine.dispose()
-            for end in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{end}").unlink(missing_ok=True)
+            for made in places.sqlite_files(Path(path)):
+                made.unlink(missing_ok=True)
         raise
     finally:
         engine.dispose()
