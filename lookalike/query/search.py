@@ -20,11 +20,11 @@ index search (a FAISS id selector), so ``k`` results come back whenever ``k`` ex
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
 from numbers import Integral
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -111,6 +111,18 @@ class Calibration:
         return Verdict.weak if similarity < self.floor else Verdict.lookalike
 
 
+class SearchKeywords(TypedDict, total=False):
+    """The keywords :meth:`lookalike.verbs.library.Library.search` takes beside ``k``:
+    :class:`SearchOptions`' fields, each enum's value as text too (checked there)."""
+
+    per_person: bool
+    rank_by: RankBy | str
+    filters: Sequence[Filter | str]
+    audience: Audience | str
+    analyzer: AnalyzerName | str | None
+    math: FaceMath | str | None
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     k: int = 5
@@ -126,6 +138,12 @@ class SearchOptions:
     analyzer: AnalyzerName | None = None
     # move each query face toward a group before searching ("me, but older")
     math: FaceMath | None = None
+
+    @classmethod
+    def given(cls, k: int = 5, **keywords: Unpack[SearchKeywords]) -> SearchOptions:
+        """The options from the Python API's keywords, which take each enum's value as text
+        too: :meth:`__post_init__` checks each and makes it the enum."""
+        return cls(k=k, **keywords)  # type: ignore[arg-type]  # text made the enum in __post_init__
 
     def __post_init__(self) -> None:
         """Every field checked, and the names the Python API takes as plain strings made the

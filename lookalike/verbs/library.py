@@ -13,7 +13,7 @@ from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Unpack
 
 from .. import config, places
 from ..config import Settings
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from ..ingest.runner import IngestOptions
     from ..query.facemath import Step
     from ..query.person import PersonReport
-    from ..query.search import SearchResult
+    from ..query.search import SearchKeywords, SearchResult
     from ..query.verify import Verification
     from ..store.schema import Space as StoredSpace
 
@@ -309,15 +309,15 @@ class Library:
             return space_rows.list_spaces(session)
 
     @serialised
-    def search(self, photo: QueryPhoto, k: int = 5,
-               **options: Any) -> SearchResult:  # noqa: ANN401 - SearchOptions' fields, checked there
+    def search(self, photo: QueryPhoto, k: int = 5, **options: Unpack[SearchKeywords]) -> SearchResult:
         """Who looks like the faces in ``photo`` (path, bytes or RGB array).
 
-        ``options`` are :class:`lookalike.query.search.SearchOptions` fields: ``per_person``,
-        ``rank_by``, ``filters``, ``audience``, ``analyzer``, ``math``."""
+        ``options`` are :class:`lookalike.query.search.SearchOptions` fields
+        (:class:`~lookalike.query.search.SearchKeywords`): ``per_person``, ``rank_by``,
+        ``filters``, ``audience``, ``analyzer``, ``math``."""
         from ..query.search import SearchOptions, search
 
-        return search(self.view, photo, SearchOptions(k=k, **options))
+        return search(self.view, photo, SearchOptions.given(k, **options))
 
     def person(self, name: str, audience: Audience = Audience.operator) -> PersonReport:
         """A person's profile and faces sorted by similarity to their centroid, outliers
