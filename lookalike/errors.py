@@ -401,7 +401,7 @@ class BadProfile(ConfigError):
 
 class TooFewPeople(LookalikeError):
     """A picture asked of too few faces to mean anything: a group average of fewer different
-    people than :data:`lookalike.verbs.pictures.MIN_PEOPLE` (an average of one or two people is those
+    people than :data:`lookalike.query.drawn.MIN_PEOPLE` (an average of one or two people is those
     people in disguise, so it is never drawn), or an appearance model of fewer readable faces
     than it has room for (:data:`lookalike.imaging.appearance.MIN_FACES`)."""
 

@@ -1,12 +1,14 @@
 """Pictures made from faces: ``lib.pictures`` (average faces, morphs, transforms, sliders).
 
 The verbs that feed :mod:`lookalike.imaging` (pure functions over (photo, landmarks)
-pairs) from a library: which faces a group holds for an audience, their stored landmarks
-(never detected again), their photos read with the library's decode limits, and the rules
-a picture of people must keep:
+pairs) from a library, through the stage that chooses the faces
+(:mod:`lookalike.query.drawn`: which faces a group holds for an audience, their stored
+landmarks, never detected again, their photos read with the library's decode limits),
+with the rules a picture of people must keep:
 
-* an average of a group needs :data:`MIN_PEOPLE` different people, so no group average is
-  one person in disguise (a ``person:NAME`` average is of one person by design);
+* an average of a group needs :data:`~lookalike.query.drawn.MIN_PEOPLE` different people,
+  so no group average is one person in disguise (a ``person:NAME`` average is of one
+  person by design);
 * a visitor's averages are made only of people the visitor may see
   (:mod:`lookalike.store.consent`, the rule search follows);
 * faces ``lookalike person`` flags as outliers (robust z against their person's own faces,
@@ -32,14 +34,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import BadImage, ConfigError, EmptyLibrary, NoFace, NoLandmarks, NotFound, TooFewPeople, UnusableFace
+from ..errors import BadImage, ConfigError, NoFace, NotFound, TooFewPeople, UnusableFace
 from ..imaging import appearance as appearance_model
 from ..imaging import average as averaging
 from ..imaging import geometry
 from ..imaging import morph as morphing
 from ..imaging import transform as transforming
 from ..imaging.compose import png_bytes, square_crop
-from ..query.facemath import Group, GroupKind, no_faces
+from ..query.drawn import MIN_PEOPLE, chosen_faces, stored_face
+from ..query.facemath import Group, GroupKind
 from ..store.values import Audience
 from .space import serialised
 
@@ -48,10 +51,8 @@ if TYPE_CHECKING:
     from ..faces.images import QueryPhoto
     from .space import SpaceView
 
-MIN_PEOPLE = 5  # different people in a group average
 MIN_FACE_PX = 64  # a face narrower than this has no landmarks worth drawing from
 DRAWN_SIDE = 2048  # a photo drawn from at most this long a side (a 40 MP one's transform took 13 s)
-CROP_MARGIN = 1.5  # a stored photo is cut to its face's landmarks grown by this many sides each way
 FACE_MATH_LIMIT = 200  # faces per group average behind a transform or a person's morph
 APPEARANCE_LIMIT = 300  # faces the appearance model is fitted on (a sample of the corpus)
 SIGMAS = (-2.0, -1.0, 0.0, 1.0, 2.0)
@@ -254,104 +255,6 @@ class Pictures:
     cache: AverageCache
     calls: AbstractContextManager[Any]  # the library's lock: each picture runs under it (space.serialised)
 
-    # -- which faces ---------------------------------------------------------------------
-    def _face_ids(self, group: Group | None, audience: Audience) -> np.ndarray:
-        from ..query.facemath import group_face_ids
-        from ..store import photo_rows
-
-        if group is not None and group.kind is GroupKind.person:
-            try:  # a person on a library with no faces yet: a person with none (NotFound below)
-                return group_face_ids(self.view, group, audience)
-            except EmptyLibrary:
-                return np.empty(0, dtype=np.int64)
-        if group is not None:
-            return group_face_ids(self.view, group, audience)
-        allowed = self.view.facts.allowed_face_ids((), audience)
-        if allowed is not None:
-            return np.asarray(allowed, dtype=np.int64)
-        with self.view.session() as session:
-            return photo_rows.face_ids(session, self.view.row.existing_space_id())
-
-    def _chosen(self, group: Group | None, audience: Audience, limit: int | None,
-                outliers: bool) -> tuple[list[tuple[int, str, str | None, np.ndarray]], dict[str, int], int]:
-        """(face id, photo path, its stored sha256, landmarks) of the faces an average of ``group`` is made of,
-        what was left out and why, and how many different people remain."""
-        from ..faces.landmarks import MODEL
-        from ..store import landmark_rows, photo_rows
-
-        label = "the corpus" if group is None else f"group {group}"
-        ids = self._face_ids(group, audience)
-        if len(ids) == 0:  # a person's own average (`average --person`) as a person who is not there
-            raise NotFound.person(group.value) if group is not None and group.kind is GroupKind.person \
-                else no_faces(group)
-        with self.view.session() as session:
-            rows = photo_rows.face_rows(session, ids)
-            points = landmark_rows.landmarks_of(session, ids, MODEL)
-            hashes = photo_rows.photo_hashes(session, {row.photo_id for row in rows.values()})
-        left_out = {"outliers": 0, "without_landmarks": 0, "unreadable": 0}
-        keep = [int(i) for i in ids if int(i) in rows]
-        if not outliers:
-            odd = self._outliers(keep, rows)
-            left_out["outliers"] = len(odd)
-            keep = [i for i in keep if i not in odd]
-        with_points = [i for i in keep if i in points]
-        left_out["without_landmarks"] = len(keep) - len(with_points)
-        if not with_points:
-            raise NoLandmarks(f"{label}: its {len(keep)} faces have no stored landmarks; run "
-                              "`lookalike landmarks backfill` (the face-mesh model must be installed)")
-        if limit is not None and len(with_points) > limit:
-            picked = np.random.default_rng(0).choice(len(with_points), size=limit, replace=False)
-            with_points = [with_points[i] for i in sorted(picked)]
-        chosen = [(i, rows[i].photo, hashes.get(rows[i].photo_id), points[i]) for i in with_points]
-        people = len({rows[i].person or f"photo:{rows[i].photo}" for i in with_points})
-        if (group is None or group.kind is not GroupKind.person) and people < MIN_PEOPLE:
-            raise TooFewPeople(f"{label}: {'only one person' if people == 1 else f'{people} different people'} "
-                               "can be shown; a group average needs at "
-                               f"least {MIN_PEOPLE}, so that it is never one person in disguise")
-        return chosen, left_out, people
-
-    def _outliers(self, ids: list[int], rows: dict) -> set[int]:
-        """Faces far from their own person's other faces (the flags of ``lookalike person``)."""
-        from ..query.person import MIN_FACES_FOR_OUTLIERS, typicality
-
-        by_person: dict[str, list[int]] = {}
-        for i in ids:
-            if rows[i].person is not None:
-                by_person.setdefault(rows[i].person, []).append(i)
-        odd: set[int] = set()
-        for faces in by_person.values():
-            if len(faces) >= MIN_FACES_FOR_OUTLIERS:
-                flags = typicality(self.view.vectors.stored(np.asarray(faces, dtype=np.int64))).outlier
-                odd.update(f for f, flagged in zip(faces, flags) if flagged)
-        return odd
-
-    def _stored_face(self, path: str, sha256: str | None, points: np.ndarray,
-                     size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A stored face's photo cut to its face (with room for the frame) and its landmarks
-        in the cut's coordinates. A large JPEG is decoded smaller (by a power of two) as long
-        as the face keeps at least ``size`` px: the frame draws it at half that."""
-        from PIL import Image
-
-        from ..faces.images import decode_stored
-
-        face = float((points.max(axis=0) - points.min(axis=0)).max())
-        max_side = None
-        try:
-            with Image.open(path) as header:
-                long_side = max(header.size)
-            if face > size:
-                max_side = int(np.ceil(long_side * size / face))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            pass  # decode_stored says what is wrong with the file
-        decoded = decode_stored(path, sha256, self.max_pixels, max_side=max_side)
-        rgb, points = decoded.rgb, points.astype(np.float64) * decoded.scale
-        low, high = points.min(axis=0), points.max(axis=0)
-        grow = CROP_MARGIN * float((high - low).max())
-        height, width = rgb.shape[:2]
-        x0, y0 = max(0, int(low[0] - grow)), max(0, int(low[1] - grow))
-        x1, y1 = min(width, int(high[0] + grow) + 1), min(height, int(high[1] + grow) + 1)
-        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), points - (x0, y0)
-
     # -- averages ------------------------------------------------------------------------
     @serialised
     def average(self, group: Group | None = None, audience: Audience = Audience.operator, size: int = 256,
@@ -361,7 +264,7 @@ class Pictures:
         audience = Audience.of(audience)
         group = Group.parse(group) if isinstance(group, str) else group  # "person:NAME" too
         label = "corpus" if group is None else str(group)
-        chosen, left_out, people = self._chosen(group, audience, limit, outliers)
+        chosen, left_out, people = chosen_faces(self.view, group, audience, limit, outliers)
         key = _key("average", self.view.row.existing_space_id(), [c[0] for c in chosen], size)
         cached = self.cache.get(key)
         if isinstance(cached, AverageFace):
@@ -374,7 +277,7 @@ class Pictures:
         used: list[int] = []
         for face_id, path, sha256, points in chosen:
             try:
-                acc.add(*self._stored_face(path, sha256, points, size))
+                acc.add(*stored_face(path, sha256, points, size, self.max_pixels))
             except BadImage as err:  # a photo gone or changed since ingest: the rest still average
                 logging.getLogger(__name__).warning("average of %s: %s", label, err)
                 left_out["unreadable"] += 1
@@ -478,14 +381,14 @@ class Pictures:
         """The corpus's appearance model (of a sample of ``limit`` faces) and, for each
         component, its faces at :data:`SIGMAS` standard deviations."""
         audience = Audience.of(audience)
-        chosen, _, _ = self._chosen(None, audience, limit, outliers=False)
+        chosen, _, _ = chosen_faces(self.view, None, audience, limit, outliers=False)
         key = _key("appearance", self.view.row.existing_space_id(), [c[0] for c in chosen], components, size)
         model = self.cache.get(key)
         if not isinstance(model, appearance_model.AppearanceModel):
             faces, used = [], []
             for face_id, path, sha256, points in chosen:
                 try:
-                    faces.append(self._stored_face(path, sha256, points, size))
+                    faces.append(stored_face(path, sha256, points, size, self.max_pixels))
                 except BadImage as err:  # said, as an average says it; the model is fitted on the rest
                     logging.getLogger(__name__).warning("appearance model: %s", err)
                     continue
