@@ -6,9 +6,10 @@ start from the index layer's :class:`lookalike.index.protocol.LibraryRows` (sett
 sessions) and add only what ingest calls.
 
 * :class:`IngestTarget`: one embedding space to write into: its settings and space, a
-  session, its row, its vectors (the index layer's
-  :class:`~lookalike.index.space_vectors.SpaceVectors`: the index the writer tops up, how a
-  database-side vector column is filled) and the face pipeline an in-process mapper shares.
+  session, its row (:class:`TargetRow`: made by the first ingest), its vectors
+  (:class:`TargetVectors`: the index the writer tops up, how a database-side vector column
+  is filled, a commit followed) and the face pipeline an in-process mapper shares
+  (:class:`Pipelines`); the view's parts satisfy them, and nothing more of them is named.
 * :class:`QueueAccess`: what a PostgreSQL queue worker is handed, as values, not the
   library: settings, sessions, an engine for the attempt counter, and how to open a target
   for each space named by the rows it claims.
@@ -23,13 +24,35 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from ..index.protocol import SpaceRows
 
 if TYPE_CHECKING:
+    import numpy as np
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from ..config import Settings
     from ..faces.pipeline import FacePipeline, Space
-    from ..index.space_vectors import SpaceRow, SpaceVectors
+    from ..index.protocol import VectorIndex
     from ..store.schema import Space as StoredSpace
+
+
+class TargetRow(Protocol):
+    """The row of the space written into: made by the first ingest."""
+
+    @property
+    def space_id(self) -> int: ...
+
+    def ensure_space(self) -> int: ...
+
+
+class TargetVectors(Protocol):
+    """The vectors of the space written into: the index the writer tops up after each
+    commit, how a database-side vector column is filled, and the follow-up of a commit."""
+
+    @property
+    def index(self) -> VectorIndex: ...
+
+    def db_vector_writer(self, session: Session) -> Callable[[np.ndarray], np.ndarray] | None: ...
+
+    def after_commit(self) -> None: ...
 
 
 class Pipelines(Protocol):
@@ -50,10 +73,10 @@ class IngestTarget(SpaceRows, Protocol):
     def space(self) -> Space: ...
 
     @property
-    def row(self) -> SpaceRow: ...
+    def row(self) -> TargetRow: ...
 
     @property
-    def vectors(self) -> SpaceVectors: ...
+    def vectors(self) -> TargetVectors: ...
 
     @property
     def models(self) -> Pipelines: ...

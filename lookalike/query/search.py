@@ -117,7 +117,7 @@ class SearchKeywords(TypedDict, total=False):
 
     per_person: bool
     rank_by: RankBy | str
-    filters: Sequence[Filter | str]
+    filters: Sequence[Filter | str] | Filter | str  # one alone too
     audience: Audience | str
     analyzer: AnalyzerName | str | None
     math: FaceMath | str | None
@@ -273,7 +273,8 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
     audience's filters let through (:class:`~lookalike.query.context.Shown`) are kept in
     memory; when the answer's generation says they moved (an ingest, a withdrawn consent),
     they are read again and the search made again on them, so nothing withdrawn is shown;
-    and a PCA another process stored meanwhile is followed (:meth:`SpaceContext.follows`)."""
+    and a PCA another process stored meanwhile is followed
+    (:meth:`lookalike.index.space_vectors.SpaceVectors.follows`)."""
     cal = view.facts.calibration()
     faces = list(faces)
     shown = view.facts.shown(options.filters, options.audience)

@@ -5,8 +5,9 @@ The consent rule itself is the store's (:mod:`lookalike.store.consent`); this mo
 it for one space and keeps what a search needs between searches (:class:`ShownCache`), so
 a kiosk's or a visitor's search reads nothing but its answer. Everything here is handed
 values: a session or the session factory, the space's id, and whether the index filters on
-fields of its own (Milvus). The view (:class:`lookalike.verbs.space.SpaceView`) keeps one cache
-and passes its calls on (architecture review 50, M4: this was the view's own code).
+fields of its own (Milvus). A space's facts (:class:`lookalike.query.facts.SpaceFacts`, a part
+of the view) keep one cache and pass their calls on (architecture review 50, M4: this was the
+view's own code).
 """
 
 from __future__ import annotations

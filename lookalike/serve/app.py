@@ -2,8 +2,9 @@
 :mod:`lookalike.serve.routes`, one router per topic).
 
 One :class:`~lookalike.serve.service.Service` per server process: the library opened once, the face models loaded
-once at start (``/v1/health`` says ``ready`` only then), and one library call at a time in
-the process, as the models and the index are not made for concurrent calls; the processes
+once at start (``/v1/health`` says ``ready`` only then), and one library call that runs a
+model or touches the index at a time in the process, as the models and the index are not
+made for concurrent calls (reads of people and photos run beside them); the processes
 (``lookalike serve --workers N``) are the parallelism, as the ingest workers are.
 
 Query photos stay in memory: they are read from the request, decoded, searched and

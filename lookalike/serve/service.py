@@ -1,6 +1,7 @@
 """One server process's state: the :class:`Service` (the library and its models, loaded
-once, one library call at a time, and the API keys it has read, remembered a while). Who
-may call it is :mod:`lookalike.serve.keys`'s."""
+once; one call that runs a model or touches the index at a time, reads of people and
+photos beside it; and the API keys it has read, remembered a while). Who may call it is
+:mod:`lookalike.serve.keys`'s."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ class Service:
         # /v1/health asks the database on a thread of its own: never behind the requests'
         # threads, and a database that hangs holds up no one but the next health check
         self.pinger = ThreadPoolExecutor(1, thread_name_prefix="lookalike-health")
+        # reads at once (read): a photo's portrait decodes it, and without the library's lock
+        # nothing else bounded how many of them ran together (40 threads, 100-MP files)
+        self.reading = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
 
     def start(self) -> None:
         threading.Thread(target=self._load, name="lookalike-load", daemon=True).start()
@@ -116,20 +120,22 @@ class Service:
             return self._held(lib, work)
 
     def read(self, work: Callable[[Library], T]) -> T:
-        """``work`` that reads rows and stored photos only (people, a person, counts, a
-        photo): no model runs and no index changes, so it does not wait for the library's
-        lock, and a visitor's list of people never queues behind an admin's upload or a
-        large transform (architecture review 56, M3). The verbs that need the lock take it
-        themselves (:func:`lookalike.verbs.space.serialised`); its time goes into
+        """``work`` that reads rows and stored photos only (people, a person, a photo): no
+        model runs and the index is not opened, so it does not wait for the library's lock,
+        and a visitor's list of people never queues behind an admin's upload or a large
+        transform (architecture review 56, M3). The verbs that need the lock take it
+        themselves (:func:`lookalike.verbs.space.serialised`). As many run at once as the
+        machine has cores (a photo is decoded); its time (the wait left out) goes into
         ``Server-Timing`` as a call's does."""
         import time
 
         lib = self.library()
-        started = time.perf_counter()
-        try:
-            return work(lib)
-        finally:
-            record(time.perf_counter() - started)
+        with self.reading:
+            started = time.perf_counter()
+            try:
+                return work(lib)
+            finally:
+                record(time.perf_counter() - started)
 
     async def run(self, work: Callable[[Library], T], photos: Sequence[bytes]) -> T:
         """A query's call (search, analyze, verify) from an ``async`` route: on the event

@@ -1,9 +1,9 @@
 """People: their names, self-declared profiles and consent, and the person groups
 (``tag=…``, ``organisation=…``) searches and face math select by.
 
-A profile comes in as :class:`ProfileFields`, declared here: whatever the layer above
-reads profiles from (a manifest, a form, the HTTP API) hands a value with these fields,
-and the store never imports that layer. A change to the fields a vector store filters on
+A profile comes in as :class:`lookalike.store.profiles.Profile`, the store's own type:
+whatever the layer above reads profiles from (a manifest, a form, the HTTP API) makes one
+and has it checked there, and the store never imports that layer. A change to the fields a vector store filters on
 is recorded for it by :mod:`lookalike.store.outbox`, whatever wrote it.
 """
 
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -33,30 +33,10 @@ _SAID: set[tuple[str, str]] = set()  # (person, withdrawal) already warned of in
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-
-class ProfileFields(Protocol):
-    """A person's self-declared profile as the store writes it (``lookalike.ingest.corpus.Profile``
-    is one): all optional; ``consent_display`` None = never stated."""
-
-    @property
-    def display_name(self) -> str | None: ...
-    @property
-    def role(self) -> str | None: ...
-    @property
-    def organisation(self) -> str | None: ...
-    @property
-    def story(self) -> str | None: ...
-    @property
-    def tags(self) -> tuple[str, ...]: ...
-    @property
-    def consent_display(self) -> bool | None: ...
-    @property
-    def source_url(self) -> str | None: ...
-    @property
-    def license(self) -> str | None: ...
+    from .profiles import Profile
 
 
-def upsert_person(session: Session, name: str, profile: ProfileFields | None = None,
+def upsert_person(session: Session, name: str, profile: Profile | None = None,
                   cache: dict | None = None, by_staff: bool = False) -> int:
     """Id of the person called ``name``, created if new; a profile overwrites the stored one,
     but for a consent staff withdrew (:func:`set_consent` ``by_staff``): that stays withdrawn
@@ -118,7 +98,7 @@ def _insert(session: Session, table: type[Base]) -> postgresql.Insert | sqlite.I
 @dataclass(frozen=True)
 class StoredProfile:
     """What a person card shows, as read back from the store (what goes in is
-    ``ingest.corpus.Profile``, through :class:`ProfileFields`); everything but the name is
+    :class:`lookalike.store.profiles.Profile`); everything but the name is
     optional and self-declared."""
 
     name: str

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy.orm import Session
 
-    from .person_rows import ProfileFields
+    from .profiles import Profile
 
 class StatusValue(Protocol):
     @property
@@ -36,7 +36,7 @@ class PhotoToWrite(Protocol):
     @property
     def person(self) -> str | None: ...
     @property
-    def profile(self) -> ProfileFields | None: ...
+    def profile(self) -> Profile | None: ...
     @property
     def sha256(self) -> str | None: ...
     @property

@@ -216,7 +216,7 @@ def setting(read: Callable[[], R]) -> R:
 def ready_library(operator: bool = False) -> Library:
     """The library when it has faces; else the page says how to ingest one and stops.
     A missing SQLite file is reported, never created. Where the library is, and why it cannot
-    be opened, only an ``operator`` page (behind :func:`operator_gate`) says; a visitor's
+    be opened, only an ``operator`` page (behind :func:`lookalike.ui.gate.operator_gate`) says; a visitor's
     page says what kind of problem it is, and the log the rest."""
     import streamlit as st
 
@@ -234,7 +234,10 @@ def ready_library(operator: bool = False) -> Library:
         st.stop()
     try:
         lib = library()
-        faces = lib.view.vectors.index.ntotal  # cheap, and every page checks it on every interaction
+        # cheap, and every page checks it on every interaction; under the library's lock, as
+        # opening the index may refresh it, which must never happen under a writer's feet
+        with lib.calls:
+            faces = lib.view.vectors.index.ntotal
     except EmptyLibrary:
         faces = 0
     except LookalikeError as err:

@@ -40,7 +40,8 @@ def person(caller: Searcher, service: Served, name: PersonName) -> dict:
 def stats(caller: Searcher, service: Served) -> dict:
     """Counts of people, photos, faces and statuses, and the index in use; without an
     admin key, of what the caller may see (not the people who withheld consent)."""
-    out = service.read(lambda lib: lib.stats(audience(caller)))
+    # a call, not a read: the counts open the index, which a refresh must not swap under a writer
+    out = service.call(lambda lib: lib.stats(audience(caller)))
     out.pop("db", None)  # where the library lives never leaves the server, not even to an admin
     out["index"].pop("file", None)
     return out
