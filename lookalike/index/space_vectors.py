@@ -103,16 +103,17 @@ class SpaceVectors:
     def reduction(self) -> Reduction | None:
         """The space's stored PCA (:mod:`lookalike.index.reduction`), or None: wide vectors
         only, once the corpus is large enough."""
-        if self._reduction is False:
+        held = self._reduction  # once: another thread may drop it meanwhile (index_slot, follows)
+        if held is False:
             from . import reduction
 
             space_id = self.row.known_id
             if space_id is None:
                 return None
             with self.row.session() as session:
-                self._reduction = reduction.load(session, space_id)
-        assert not isinstance(self._reduction, bool)
-        return self._reduction
+                held = self._reduction = reduction.load(session, space_id)
+        assert not isinstance(held, bool)
+        return held
 
     def store(self) -> SpaceStore:
         """The space as a backend is handed it: values (:class:`~lookalike.index.space_store.SpaceStore`),
