@@ -28,7 +28,7 @@ from ..store.values import PhotoStatus
 from ..workers import spawn_context
 from .corpus import Item
 from .mapper import Mapper
-from .reader import Reading, Verdict, decide, duplicate_reason, filed, read_file, unreadable
+from .reader import Reading, Seen, decide, duplicate_reason, filed, read_file, unreadable
 from .report import IngestStatus, Outcome, Processed, Task
 
 if TYPE_CHECKING:
@@ -292,14 +292,14 @@ class QueueWorker:
                               old, f" on worker {self.name}")
         sha, data = read.sha, read.data
         d = decide(it, sha, old, first, seen.get(sha), Reading(FacesMode(item.faces_mode), item.analyzer is not None))
-        if d.verdict is Verdict.unchanged:
+        if d.seen is Seen.unchanged:
             # stored meanwhile by another run (a path queued twice): nothing to redo
             return Processed(item.path, filed(it, old), None, sha, len(data), IngestStatus.unchanged, d.reason)
         if starts > queue.MAX_ATTEMPTS:
             return Processed.settled(it, PhotoStatus.error,
                                      f"a worker process died on this photo {starts - 1} times; not retried",
                                      sha256=sha, size=len(data), replaces=d.replaces)
-        if d.verdict is Verdict.duplicate:
+        if d.seen is Seen.duplicate:
             return Processed.settled(it, PhotoStatus.duplicate, duplicate_reason(d, it), sha256=sha, size=len(data),
                                      replaces=d.replaces, conflict=d.conflict)
         seen[sha] = it

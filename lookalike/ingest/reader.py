@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Verdict(enum.Enum):
+class Seen(enum.Enum):
+    """How the database has seen a file read for ingest (not a search's
+    :class:`lookalike.query.search.Verdict`, which says how alike two faces are)."""
+
     new = "new"  # to the mapper
     unchanged = "unchanged"
     duplicate = "duplicate"
@@ -44,7 +47,7 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: Verdict
+    seen: Seen
     replaces: bool  # a row for this path exists (changed file, or an error retried)
     reason: str = ""  # new: why a stored photo is read again ("" for a photo not stored)
     conflict: bool = False
@@ -117,7 +120,7 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
     if old is not None and old.sha256 == sha and old.status != PhotoStatus.error.value and not orphaned:
         again = read_again(item, old, reading)
         if not again:
-            return Decision(Verdict.unchanged, replaces, old.status)
+            return Decision(Seen.unchanged, replaces, old.status)
     if first is not None and first.path != item.path:
         original, person = first.path, first.person
         if earlier is not None and earlier.path == first.path:  # refiled earlier in this run: filed as it is now
@@ -125,13 +128,13 @@ def decide(item: Item, sha: str, old: Known | None, first: Known | None, earlier
     elif earlier is not None and earlier.path != item.path:
         original, person = earlier.path, earlier.person
     else:
-        return Decision(Verdict.new, replaces, again, keeps=bool(again) and old is not None
+        return Decision(Seen.new, replaces, again, keeps=bool(again) and old is not None
                         and old.status == PhotoStatus.ok.value)
     conflict = bool(person and item.person and person != item.person)
     reason = f"same bytes as {original}"
     if conflict:
         reason += f", filed under another person ({person!r} vs {item.person!r})"
-    return Decision(Verdict.duplicate, replaces, reason, conflict, original)
+    return Decision(Seen.duplicate, replaces, reason, conflict, original)
 
 
 _RETRIED = (PhotoStatus.decode_error.value, PhotoStatus.error.value)
@@ -301,7 +304,7 @@ class Reader:
             for item, sha, data in loaded:
                 old = known.get(item.path)
                 d = decide(item, sha, old, firsts.get(sha), self.in_flight.get(sha), self.reading)
-                if d.verdict is Verdict.unchanged:
+                if d.seen is Seen.unchanged:
                     if item.profile is not None and item.person:  # a manifest may update profiles
                         person_rows.upsert_person(session, item.person, item.profile, self.people)
                         profiles_changed = True
@@ -310,7 +313,7 @@ class Reader:
                         reason += (f"; filed under {where!r}, not the folder's {item.person!r} "
                                    "(a manifest row or --person refiles it)")
                     self.sink.record(Outcome(item.path, where, IngestStatus.unchanged, reason, 0, sha))
-                elif d.verdict is Verdict.duplicate:
+                elif d.seen is Seen.duplicate:
                     self.sink.take(Processed.settled(item, PhotoStatus.duplicate, duplicate_reason(d, item), sha256=sha,
                                                      size=len(data), replaces=d.replaces, conflict=d.conflict))
                 else:
