@@ -176,3 +176,25 @@ def test_a_face_the_mesh_fails_on_goes_without_points_alone(mapper, faces, alone
     _same(together[1:], alone[1:])
     logged = [r for r in caplog.records if "landmarks failed" in r.getMessage()]
     assert len(logged) == 1 and first.path in logged[0].getMessage()
+
+
+def test_an_analyzer_that_raises_is_said_once_at_warning_and_the_faces_are_kept(faces, analysis_weights, caplog):
+    """An analyzer that raises is a bug: its traceback is logged at WARNING for the first
+    photo and at DEBUG after (a corpus it fails on must not fill the log), and every photo
+    keeps its faces with the failure in its reason (review 56, L5: all at DEBUG before)."""
+    mapper = Mapper(Space("SFace", "yunet", "arcface"), DEFAULT_DETECT_MAX_SIDE, DEFAULT_MAX_PIXELS,
+                    FacesMode.largest, analyzer="offline")
+
+    def broken(rgb, boxes):
+        raise RuntimeError("planted analyzer fault")
+
+    mapper.analyzer.analyze = broken  # the fault, placed where the mapper meets the analyzer
+    portraits = sorted((faces / "lfw-dev" / "images" / "Aaron_Peirsol").glob("*.jpg"))[:3]
+    tasks = [Task(Item(str(p), p.parent.name), hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size,
+                  p.read_bytes(), False) for p in portraits]
+    with caplog.at_level("DEBUG", logger="lookalike.ingest.mapper"):
+        done = mapper.process_tasks(tasks)
+    assert [d.status for d in done] == [IngestStatus.ok] * 3 and all(d.faces for d in done)
+    assert all("analysis failed: RuntimeError: planted analyzer fault" in (d.reason or "") for d in done)
+    said = [r for r in caplog.records if "analysis failed" in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING", "DEBUG", "DEBUG"] and all(r.exc_info for r in said)

@@ -41,6 +41,7 @@ class Mapper:
         self.max_pixels, self.mode = max_pixels, mode
         self.landmarks = _landmarks_ready()
         self._warned = False  # a joint run's failure said (_joint_failed)
+        self._analysis_said = False  # an analyzer's failure said at WARNING
         self.analyzer = None
         if analyzer is not None:
             from .. import analysis
@@ -137,9 +138,14 @@ class Mapper:
                 estimates = [e.to_dict() for e in self.analyzer.analyze(found.rgb, [f.bbox for f in faces])]
                 analyzed = True
             except Exception as err:  # the faces are still worth storing
-                # the photo is stored and its reason says the analysis failed: the traceback
-                # only matters to whoever debugs the analyzer
-                log.debug("%s: analysis failed", found.base.path, exc_info=True)
+                # the photo is stored and its reason says the analysis failed; an analyzer that
+                # raises is a bug: its traceback once at WARNING (as every stage logs a bug),
+                # then at DEBUG, so a corpus it fails on does not fill the log (review 56, L5)
+                if self._analysis_said:
+                    log.debug("%s: analysis failed", found.base.path, exc_info=True)
+                else:
+                    log.warning("%s: analysis failed", found.base.path, exc_info=True)
+                self._analysis_said = True
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         packed = [(f.bbox, f.confidence, encode_vector(f.embedding), e, p)
                   for f, e, p in zip(faces, estimates, points)]

@@ -10,5 +10,6 @@ one audience rule), :mod:`.queue` (the work queue), :mod:`.pgvector` (``faces.ve
 HNSW indexes), :mod:`.copy_rows` (a library copied to another database), :mod:`.locks`
 (the writers' locks across processes), :mod:`.db` (engine, migrations, a database gone
 away, WAL checkpoint, VACUUM), :mod:`.schema` and :mod:`.values` (the plain values the
-stages share without importing SQLAlchemy).
+stages share without importing SQLAlchemy) and :mod:`.profiles` (what a person's name and
+profile may be: the rules every way in checks).
 """
