@@ -134,7 +134,7 @@ def test_two_first_callers_of_a_shared_library_make_one_view(tmp_path, monkeypat
     def held(*args, **kwargs):  # the view the library makes, the first one held until the test says
         made.append(threading.get_ident())
         if len(made) == 1:
-            assert go_on.wait(120)
+            assert wait_for(go_on.is_set)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(library, "SpaceView", held)
@@ -177,11 +177,11 @@ def test_reading_people_never_waits_behind_a_call_that_holds_the_library(site):
     def holder() -> None:  # an admin's upload, as far as the lock can tell
         with lib.calls:
             holding.set()
-            done.wait(600)
+            wait_for(done.is_set)
 
     held = threading.Thread(target=holder)
     held.start()
-    assert holding.wait(120)
+    assert wait_for(holding.is_set)
     try:
         # not /v1/stats: its counts open the index, under the lock
         for path in ("/v1/people", "/v1/people/barack_obama", photo):
@@ -218,7 +218,7 @@ def test_reads_beside_the_lock_run_as_many_at_once_as_the_cores(site):
 
     def held(lib) -> None:  # a read that keeps its place until the test says
         started.append(threading.get_ident())
-        assert go_on.wait(300)
+        assert wait_for(go_on.is_set)
 
     readers = [threading.Thread(target=service.read, args=(held,)) for _ in range(places + 1)]
     for reader in readers[:places]:

@@ -241,7 +241,7 @@ def test_searches_go_on_while_a_pca_is_stored(request, tmp_path, faces, monkeypa
     def held(self, *args):  # the vectors rewritten; the transaction held open until the test says
         stored(self, *args)
         inside.set()
-        assert go_on.wait(300)
+        assert wait_for(go_on.is_set)
 
     with store.open() as reader, store.open() as writer:
         assert writer.maintenance.rebuild(reduce=8)["dim"] == 8  # a first PCA, and its HNSW index
@@ -250,7 +250,7 @@ def test_searches_go_on_while_a_pca_is_stored(request, tmp_path, faces, monkeypa
         training = threading.Thread(target=lambda: writer.maintenance.rebuild(reduce=6))
         training.start()
         try:
-            assert inside.wait(300)
+            assert wait_for(inside.is_set)
             answered: list = []
             searching = threading.Thread(target=lambda: answered.append(reader.search(query, k=3)))
             searching.start()

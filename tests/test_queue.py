@@ -221,7 +221,7 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
             with lib.session() as session:
                 centroid_rows.update_centroids(session, space_id, [pid] * len(vectors), vectors)
                 first_added.set()
-                assert commit_first.wait(300)
+                assert wait_for(commit_first.is_set)
                 session.commit()
 
         def second_waits() -> bool:
@@ -234,7 +234,7 @@ def test_centroid_sums_stay_exact_under_concurrent_writers(postgres, tmp_path):
         two = threading.Thread(target=write, args=(batches[1],))
         one.start()
         try:
-            assert first_added.wait(300)
+            assert wait_for(first_added.is_set)
             two.start()
             assert wait_for(lambda: not two.is_alive() or second_waits(), guard=300)  # the signal: the lock queue
             assert two.is_alive() and second_waits(), "the second writer did not wait for the first's commit"
