@@ -21,7 +21,7 @@ from .board import Board, threads_for
 from .guard import ApiProblem, RateLimit
 from .problems import ServerCode
 from .settings import ServeSettings
-from .timing import record
+from .timing import recorded
 
 if TYPE_CHECKING:
     from ..verbs.library import Library
@@ -127,15 +127,9 @@ class Service:
         themselves (:func:`lookalike.verbs.space.serialised`). As many run at once as the
         machine has cores (a photo is decoded); its time (the wait left out) goes into
         ``Server-Timing`` as a call's does."""
-        import time
-
         lib = self.library()
-        with self.reading:
-            started = time.perf_counter()
-            try:
-                return work(lib)
-            finally:
-                record(time.perf_counter() - started)
+        with self.reading, recorded():
+            return work(lib)
 
     async def run(self, work: Callable[[Library], T], photos: Sequence[bytes]) -> T:
         """A query's call (search, analyze, verify) from an ``async`` route: on the event
@@ -169,14 +163,8 @@ class Service:
 
     def _held(self, lib: Library, work: Callable[[Library], T]) -> T:
         """``work`` once this thread holds the library's lock, on the cores it may take."""
-        import time
-
-        with self._cores():
-            started = time.perf_counter()
-            try:
-                return work(lib)
-            finally:
-                record(time.perf_counter() - started)
+        with self._cores(), recorded():
+            return work(lib)
 
     @contextmanager
     def _cores(self) -> Iterator[None]:

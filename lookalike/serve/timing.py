@@ -17,6 +17,9 @@ reads it when the answer starts."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -41,6 +44,16 @@ def record(seconds: float) -> None:
     spent = _spent.get()
     if spent is not None:
         spent.library = (spent.library or 0.0) + seconds
+
+
+@contextmanager
+def recorded() -> Iterator[None]:
+    """The block's time counted against the current request (:func:`record`), however it ends."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        record(time.perf_counter() - started)
 
 
 class ServerTiming(HttpMiddleware):
