@@ -33,14 +33,10 @@ def live_library(lib: Library) -> LiveLibrary:
 
     # counted in the database: opening the index here would keep it in this process, and a
     # Milvus Lite folder serves one process (the matching worker's); no space row is
-    # EmptyLibrary too (existing_space_id)
-    from .store import photo_rows
+    # EmptyLibrary too
+    if lib.view.facts.face_count() == 0:
+        from .config import shown_url
+        from .errors import EmptyLibrary
 
-    space_id = lib.view.row.existing_space_id()
-    with lib.session() as session:
-        if photo_rows.face_count_and_max(session, space_id)[0] == 0:
-            from .config import shown_url
-            from .errors import EmptyLibrary
-
-            raise EmptyLibrary.at(shown_url(lib.settings.db_url))
+        raise EmptyLibrary.at(shown_url(lib.settings.db_url))
     return LiveLibrary(lib.settings.in_space(lib.view.space.names), lib.people.titles, worker_view)

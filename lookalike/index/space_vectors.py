@@ -36,11 +36,11 @@ class SpaceRow:
 
     def __init__(self, settings: Settings, sessions: sessionmaker, space: SpaceName,
                  space_id: int | None = None) -> None:
-        self.settings, self.space, self._sessions = settings, space, sessions
+        self.settings, self.space, self.sessions = settings, space, sessions
         self._space_id = space_id
 
     def session(self) -> AbstractContextManager[Session]:
-        return self._sessions()
+        return self.sessions()
 
     @property
     def known_id(self) -> int | None:
@@ -85,10 +85,8 @@ class SpaceVectors:
     """Where one space's vectors are kept and searched: its backend's open index, kept
     until a write or another process makes it stale, and the stored PCA it was opened with."""
 
-    def __init__(self, row: SpaceRow, engine: Engine, sessions: sessionmaker, backend: VectorBackend,
-                 revision: str) -> None:
+    def __init__(self, row: SpaceRow, engine: Engine, backend: VectorBackend, revision: str) -> None:
         self.row, self.engine, self.backend, self.revision = row, engine, backend, revision
-        self._sessions = sessions
         self._slot: IndexSlot | None = None  # see index_slot
         self._slot_lock = threading.RLock()
         self._reduction: Reduction | None | bool = False  # False: not read yet
@@ -119,7 +117,7 @@ class SpaceVectors:
         """The space as a backend is handed it: values (:class:`~lookalike.index.space_store.SpaceStore`),
         made afresh for each operation, so no backend, index or outbox holds this object."""
         space_id = self.row.known_id
-        return SpaceStore(self.row.settings, self.engine, self._sessions, self.revision, self.row.space,
+        return SpaceStore(self.row.settings, self.engine, self.row.sessions, self.revision, self.row.space,
                           space_id, self.reduction)
 
     def index_slot(self) -> IndexSlot:

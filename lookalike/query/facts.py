@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import config
-from ..store import centroid_rows, space_rows
+from ..store import centroid_rows, photo_rows, space_rows
 from ..store.values import Audience
 from . import shown
 from .search import Calibration
@@ -43,6 +43,13 @@ class SpaceFacts:
         (a calibration is only changed by :meth:`save_calibration`)."""
         self._centroids = None
         self._shown.clear()
+
+    def face_count(self) -> int:
+        """How many faces the space holds, counted in the database: no index is opened (it
+        may be refreshed only under the library's lock, and a Milvus Lite folder serves one
+        process), so a page or a shell may ask at any time. EmptyLibrary without a row."""
+        with self.row.session() as session:
+            return photo_rows.face_count_and_max(session, self.row.existing_space_id())[0]
 
     def calibration(self) -> Calibration:
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the

@@ -360,14 +360,14 @@ def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
         people.sort(key=lambda p: p[1], reverse=True)
         top = people[:k]
         by_person = photo_rows.person_face_ids(session, view.row.space_id, [p for p, _ in top])
-    hits = []
+    index, hits = view.vectors.index, []  # looked up once: each lookup asks whether the file changed
     for pid, _ in top:
         ids = np.asarray(by_person.get(pid, []), dtype=np.int64)
         if allowed is not None:
             ids = np.intersect1d(ids, allowed)
         if len(ids) == 0:
             continue
-        sims, found = view.vectors.index.search(vec[None], 1, ids)
+        sims, found = index.search(vec[None], 1, ids)
         if found[0][0] >= 0:  # none of their faces in the index (a KeyError of -1 in _describe)
             hits.append((int(found[0][0]), float(sims[0][0])))
     return hits

@@ -21,7 +21,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import DatabaseUnavailable
 from ..store.values import KeyScope
 from . import problems
 from .asgi import HttpMiddleware, Watched
@@ -375,11 +374,6 @@ class CatchAll(HttpMiddleware):
             await self.app(scope, receive, answer)
         except Exception as err:  # noqa: BLE001 - the last word on any crash: logged, answered
             import traceback
-
-            if isinstance(err, DatabaseUnavailable):  # the database gone away (the key check, outside the routes)
-                if not answer.started:
-                    await send_problem(send, ApiProblem(*problems.answer_of(err)))
-                return
 
             kind = f"{type(err).__module__}.{type(err).__qualname__}"
             stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()

@@ -83,7 +83,7 @@ RETRY_AFTER: dict[str, int] = {ServerCode.busy: RETRY_AFTER_BUSY, ServerCode.dat
 
 def answer_of(err: LookalikeError, private: Mapping[str, str] | None = None) -> tuple[int, str, str, dict | None]:
     """The status, code, detail and headers a library error is answered with, wherever the
-    server meets it (a route, the key check at the gate, the last catch)."""
+    server meets it (a route, the key check at the gate)."""
     status, code = classify(err)
     if status >= 500 and code == ServerCode.internal:
         log.error("request failed: %s", err, exc_info=err)

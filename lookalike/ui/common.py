@@ -234,10 +234,9 @@ def ready_library(operator: bool = False) -> Library:
         st.stop()
     try:
         lib = library()
-        # cheap, and every page checks it on every interaction; under the library's lock, as
-        # opening the index may refresh it, which must never happen under a writer's feet
-        with lib.calls:
-            faces = lib.view.vectors.index.ntotal
+        # every page checks it on every interaction: counted in the database, so no page waits
+        # for the library's lock (opening the index may refresh it, which only a lock holder may)
+        faces = lib.view.facts.face_count()
     except EmptyLibrary:
         faces = 0
     except LookalikeError as err:

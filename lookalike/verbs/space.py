@@ -109,7 +109,7 @@ class SpaceView:
                  analyzers: dict[AnalyzerName, Analyzer] | None = None) -> None:
         self.settings, self.space = settings, space
         self.row = SpaceRow(settings, sessions, space, space_id)
-        self.vectors = SpaceVectors(self.row, engine, sessions, backend, revision)
+        self.vectors = SpaceVectors(self.row, engine, backend, revision)
         self.models = SpaceModels(space, settings, analyzers)
         self.facts = SpaceFacts(self.row, self.vectors)
 
