@@ -44,7 +44,7 @@ def test_a_person_corrected_in_a_manifest_refiles_the_photo(faces, tmp_path, bac
     assert backend.sql("select count(*) from faces") == [(1,)] and lib.doctor()[0].ok
 
 
-def test_faces_all_after_largest_reads_the_group_photo_again(faces, tmp_path, backend):
+def test_faces_all_after_largest_reads_the_group_photo_again(faces, tmp_path, backend, analysis_weights):
     group = tmp_path / "group.jpg"
     shutil.copyfile(faces / "bad-inputs/collected/group_many_faces__faces.jpg", group)
     first = _said(_open(backend).ingest([str(group)]))["group.jpg"]
@@ -63,7 +63,7 @@ def test_faces_all_after_largest_reads_the_group_photo_again(faces, tmp_path, ba
     assert backend.sql("select count(*) from faces") == [(every.faces,)] and _open(backend).doctor()[0].ok
 
 
-def test_a_folders_name_never_moves_a_photo_a_manifest_filed(faces, tmp_path, backend):
+def test_a_folders_name_never_moves_a_photo_a_manifest_filed(faces, tmp_path, backend, analysis_weights):
     """Filed under 'Alice' (withholding consent) by a manifest, the photo sits in a folder
     'alice': a folder run, and one that reads it again for its estimates, keep it where the
     manifest filed it (it was moved to a new 'alice' whose consent nobody stated: shown)."""
@@ -100,7 +100,7 @@ def test_a_photo_refiled_from_a_withheld_person_stays_withheld(faces, tmp_path, 
     assert not [m for f in hits.faces for m in f.matches], "a withheld face was shown"
 
 
-def test_a_read_again_that_fails_keeps_what_was_stored(faces, tmp_path, backend):
+def test_a_read_again_that_fails_keeps_what_was_stored(faces, tmp_path, backend, analysis_weights):
     """Read again for its estimates under a lower --max-pixels, the photo is too large now:
     its faces stay (they were replaced by a too_large row)."""
     shutil.copyfile(faces / LFW, tmp_path / "a.jpg")
@@ -120,7 +120,7 @@ def test_a_read_again_that_fails_keeps_what_was_stored(faces, tmp_path, backend)
         [("Senator", 0)], [("Senator", False)])
 
 
-def test_analyze_on_a_rerun_gives_stored_faces_their_estimates(faces, tmp_path, backend):
+def test_analyze_on_a_rerun_gives_stored_faces_their_estimates(faces, tmp_path, backend, analysis_weights):
     shutil.copyfile(faces / LFW, tmp_path / "a.jpg")
     _open(backend).ingest([str(tmp_path / "a.jpg")], person="Aaron")
     assert backend.sql("select count(*) from face_estimates") == [(0,)]

@@ -116,9 +116,18 @@ def test_a_write_path_that_never_heard_of_the_outbox_is_recorded_all_the_same(li
         session.execute(update(Photo).where(Photo.path == "/c1.jpg").values(reason="x"))  # not Milvus's
         assert _taken(session) == []
 
-        with pytest.raises(RuntimeError, match="bypass the vector outbox"):
-            session.execute(insert(Face), [dict(space_id=library.space_id, photo_id=1, x=0, y=0, w=1, h=1,
-                                                confidence=1.0, embedding=b"\0" * 16)])
+        photo_id = photo_rows.photo_by_path(session, library.space_id, "/c1.jpg").id
+        face = dict(space_id=library.space_id, photo_id=photo_id, x=0, y=0, w=1, h=1, confidence=1.0,
+                    embedding=b"\0" * 16)
+        added = Face(**face)
+        session.add(added)  # a new face, one object
+        session.flush()
+        assert _taken(session) == [added.id]
+        # many in one statement, their ids returned (as the ingest's batches write them)
+        returned = session.scalars(insert(Face).returning(Face.id, sort_by_parameter_order=True), [face, face]).all()
+        assert len(returned) == 2 and _taken(session) == sorted(returned)
+        with pytest.raises(RuntimeError, match="bypass the vector outbox"):  # with no ids to record
+            session.execute(insert(Face), [face])
         session.rollback()
 
 

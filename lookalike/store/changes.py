@@ -21,7 +21,7 @@ from enum import Enum
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Result, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from .schema import Face, Person, Photo
@@ -73,12 +73,14 @@ class Follower(Protocol):
         """Before a flush that deletes or changes watched rows."""
         ...
 
-    def flushed(self, session: Session, new_faces: Sequence[Face]) -> None:
-        """After a flush that added faces, their ids known."""
+    def added(self, session: Session, face_ids: Sequence[int]) -> None:
+        """After new faces were written, their ids known: by a flush, or by a bulk ``INSERT``
+        that returned them (``RETURNING faces.id``)."""
         ...
 
     def bulk(self, session: Session, statement: Bulk) -> None:
-        """Before a bulk statement on one of :data:`TABLES` runs."""
+        """Before a bulk statement on one of :data:`TABLES` runs (a bulk ``INSERT`` of faces
+        only when it returns no ids: one that does is announced by :meth:`added`)."""
         ...
 
 
@@ -115,20 +117,37 @@ def _before_flush(followers: tuple[Follower, ...], session: Session, _context: o
 
 
 def _after_flush(followers: tuple[Follower, ...], session: Session, _context: object) -> None:
-    new_faces = [row for row in session.new if isinstance(row, Face)]
+    new_faces = [row.id for row in session.new if isinstance(row, Face)]
     if new_faces:
         for follower in followers:
-            follower.flushed(session, new_faces)
+            follower.added(session, new_faces)
 
 
-def _do_orm_execute(followers: tuple[Follower, ...], state: ORMExecuteState) -> None:
+def _do_orm_execute(followers: tuple[Follower, ...], state: ORMExecuteState) -> Result[Any] | None:
     if not (state.is_insert or state.is_update or state.is_delete):
-        return
+        return None
     table = getattr(state.statement, "table", None)
     if table is None or table.name not in TABLES:
-        return
+        return None
     where = getattr(state.statement, "whereclause", None)
     kind = Kind.insert if state.is_insert else Kind.update if state.is_update else Kind.delete
+    if kind is Kind.insert and table.name == "faces":
+        returned = [c["name"] for c in getattr(state.statement, "returning_column_descriptions", [])]
+        if "id" in returned:
+            return _faces_inserted(followers, state, returned.index("id"))
     bulk = Bulk(table.name, kind, where, where is None and isinstance(state.parameters, list))
     for follower in followers:
         follower.bulk(state.session, bulk)
+    return None
+
+
+def _faces_inserted(followers: tuple[Follower, ...], state: ORMExecuteState, column: int) -> Result[Any]:
+    """A bulk INSERT of faces that returns their ids (the ingest's batches,
+    :func:`.photo_rows.insert_with_ids`): run here, its new faces handed to the followers as
+    a flush's are, and its rows handed on to the caller unread."""
+    rows = state.invoke_statement().freeze()
+    ids = [int(row[column]) for row in rows().all()]
+    if ids:
+        for follower in followers:
+            follower.added(state.session, ids)
+    return rows()

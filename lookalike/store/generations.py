@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from .changes import Bulk, Flush, Kind
-from .schema import Face, Person, Space
+from .schema import Person, Space
 
 # what the filters (lookalike.store.person_rows.person_matches) and consent (sees) read of a
 # person, and what moves a face to other hands
@@ -52,7 +52,7 @@ class _Generations:
                                 for row, fields in flush.changed):
             bump(session)
 
-    def flushed(self, session: Session, new_faces: Sequence[Face]) -> None:
+    def added(self, session: Session, face_ids: Sequence[int]) -> None:
         """New faces add nothing a kept list leaves out that their centroids' update does not
         announce (:func:`~lookalike.store.centroid_rows.update_centroids`)."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -21,10 +22,10 @@ from .schema import Face, FaceLandmarks, Photo
 from .values import chunks, decode_points
 
 
-def landmark_rows(faces: Sequence[Face], points: Sequence[bytes | None], model: str) -> list[FaceLandmarks]:
-    """Rows for new faces (their ids known after a flush) and their encoded points; faces
-    without points (the model not installed at ingest) get none: a backfill adds them."""
-    return [FaceLandmarks(face_id=f.id, model=model, points=blob) for f, blob in zip(faces, points)
+def landmark_rows(face_ids: Sequence[int], points: Sequence[bytes | None], model: str) -> list[dict[str, Any]]:
+    """Rows (for :func:`.photo_rows.insert_many`) for new faces and their encoded points;
+    faces without points (the model not installed at ingest) get none: a backfill adds them."""
+    return [{"face_id": fid, "model": model, "points": blob} for fid, blob in zip(face_ids, points)
             if blob is not None]
 
 

@@ -95,25 +95,27 @@ class _Outbox:
             elif isinstance(row, Person) and fields & PERSON_FIELDS:
                 _record(session, select(Face.space_id, Face.id).where(Face.person_id == row.id))
 
-    def flushed(self, session: Session, new_faces: Sequence[Face]) -> None:
-        """New faces, once the flush has given them their ids."""
+    def added(self, session: Session, face_ids: Sequence[int]) -> None:
+        """New faces, once written with their ids."""
         if outboxed(session):
-            session.connection().execute(insert(VectorOutbox),
-                                         [{"space_id": row.space_id, "face_id": row.id} for row in new_faces])
+            for chunk in chunks(list(face_ids)):
+                _record(session, select(Face.space_id, Face.id).where(Face.id.in_(chunk)))
 
     def bulk(self, session: Session, statement: Bulk) -> None:
         """A statement that writes many rows at once (``delete(Face).where(…)``,
         ``update(Person).where(…)``): the faces it touches are recorded first, found by the
-        statement's own condition. A bulk INSERT of faces has no ids to record: refused."""
+        statement's own condition. A bulk INSERT of faces that does not return their ids
+        (one that does is :meth:`added`) has no ids to record: refused."""
         if not outboxed(session):
             return
         table, where = statement.table, statement.where
-        if statement.kind is Kind.insert and table == "people":
-            return  # a new person has no faces yet
+        if statement.kind is Kind.insert and table in ("people", "photos"):
+            return  # a new person or photo has no faces yet
         if statement.kind is Kind.insert or statement.by_key:
             raise RuntimeError(f"a bulk {'INSERT' if statement.kind is Kind.insert else 'write by primary key'} "
                                f"into {table} would bypass the vector outbox: add or change the rows through "
-                               "the session")
+                               "the session" + (", or return their ids (RETURNING faces.id)"
+                                                if statement.kind is Kind.insert else ""))
         if table == "photos" and statement.kind is Kind.update:
             return  # a photo row's own fields: nothing Milvus keeps
         faces = select(Face.space_id, Face.id)

@@ -68,7 +68,7 @@ def upsert_person(session: Session, name: str, profile: Profile | None = None,
 
 def person_ids(session: Session, names: list[str], cache: dict[str, int]) -> dict[str, int]:
     """Ids of the people called ``names`` (no profile to write), the missing ones created:
-    one SELECT for the names not in ``cache``, one multi-row INSERT … ON CONFLICT DO NOTHING
+    one SELECT for the names not in ``cache``, one INSERT … ON CONFLICT DO NOTHING of them all
     (in name order, as :func:`upsert_person` creates them one by one) and one SELECT for its
     ids — where a batch of a folder-per-person corpus cost three statements and a flush a
     person (2.0 of the main process's 5.8 s of CPU over 600 lfw-dev photos, 2026-12-05)."""
@@ -78,7 +78,9 @@ def person_ids(session: Session, names: list[str], cache: dict[str, int]) -> dic
         missing = [name for name in wanted if name not in found]
         if missing:
             rows = [{"name": name, "consent_display": None} for name in missing]
-            session.execute(_insert(session, Person).values(rows).on_conflict_do_nothing(index_elements=["name"]))
+            # an executemany of one cached statement: a multi-row VALUES was compiled anew for
+            # each batch's count of names (2026-12-07)
+            session.execute(_insert(session, Person).on_conflict_do_nothing(index_elements=["name"]), rows)
             found |= {n: i for n, i in session.execute(select(Person.name, Person.id).where(Person.name.in_(missing)))}
         cache.update(found)
     return {name: cache[name] for name in names}

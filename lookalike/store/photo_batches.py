@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from . import centroid_rows, landmark_rows, person_rows, photo_rows
-from .schema import Face, Photo
+from .schema import Face, FaceEstimate, FaceLandmarks, Photo
 from .values import FaceFound, decode_vector
 
 if TYPE_CHECKING:
@@ -81,23 +81,26 @@ def store_batch(session: Session, space_id: int, batch: Sequence[PhotoToWrite], 
     for name, r in sorted(((r.person, r) for r in batch if r.person and r.profile is not None), key=lambda n: n[0]):
         by_name[name] = person_rows.upsert_person(session, name, r.profile, people)  # its profile written
     ids = [by_name[r.person] if r.person else None for r in batch]
-    photos = [Photo(space_id=space_id, path=r.path, sha256=r.sha256, size_bytes=r.size,
-                    width=r.width, height=r.height, person_id=pid, status=r.status.value,
-                    reason=r.reason, faces_mode=r.faces_mode, analyzed=r.analyzed)
-              for r, pid in zip(batch, ids)]
-    photo_rows.insert_rows(session, photos)  # ids assigned: the faces refer to them
-    faces = [Face(space_id=space_id, photo_id=photo.id, person_id=pid, x=int(x), y=int(y),
-                  w=int(w), h=int(h), confidence=float(conf), embedding=blob,
-                  vec=db_vector(decode_vector(blob)) if db_vector is not None else None)
-             for r, pid, photo in zip(batch, ids, photos)
-             for (x, y, w, h), conf, blob, *_ in r.faces]
-    photo_rows.insert_rows(session, faces)
-    new_ids = np.asarray([f.id for f in faces], dtype=np.int64)
-    photo_rows.insert_rows(session, photo_rows.estimate_rows(faces, [f[3] for r in batch for f in r.faces]))
-    photo_rows.insert_rows(session, landmark_rows.landmark_rows(faces, [f[4] for r in batch for f in r.faces],
-                                                                landmark_model))
+    photo_ids = photo_rows.insert_with_ids(session, Photo, [
+        {"space_id": space_id, "path": r.path, "sha256": r.sha256, "size_bytes": r.size, "width": r.width,
+         "height": r.height, "person_id": pid, "status": r.status.value, "reason": r.reason,
+         "faces_mode": r.faces_mode, "analyzed": r.analyzed}
+        for r, pid in zip(batch, ids)])  # the faces refer to them
+    # each face with its person and photo: (person id, photo id, (box, confidence, vector bytes,
+    # estimate, landmarks))
+    found = [(pid, photo_id, face) for r, pid, photo_id in zip(batch, ids, photo_ids) for face in r.faces]
+    face_ids = photo_rows.insert_with_ids(session, Face, [
+        {"space_id": space_id, "photo_id": photo_id, "person_id": pid, "x": int(x), "y": int(y), "w": int(w),
+         "h": int(h), "confidence": float(conf), "embedding": blob,
+         "vec": db_vector(decode_vector(blob)) if db_vector is not None else None}
+        for pid, photo_id, ((x, y, w, h), conf, blob, _, _) in found])
+    estimates = [estimate for _, _, (_, _, _, estimate, _) in found]
+    points = [landmarks for _, _, (_, _, _, _, landmarks) in found]
+    photo_rows.insert_many(session, FaceEstimate, photo_rows.estimate_rows(face_ids, estimates))
+    photo_rows.insert_many(session, FaceLandmarks, landmark_rows.landmark_rows(face_ids, points, landmark_model))
+    new_ids = np.asarray(face_ids, dtype=np.int64)
     vectors: np.ndarray | None = None
-    if faces:
-        vectors = np.stack([decode_vector(f.embedding) for f in faces])
-        centroid_rows.update_centroids(session, space_id, [f.person_id for f in faces], vectors)
+    if found:
+        vectors = np.stack([decode_vector(blob) for _, _, (_, _, blob, _, _) in found])
+        centroid_rows.update_centroids(session, space_id, [pid for pid, _, _ in found], vectors)
     return stale, new_ids, vectors

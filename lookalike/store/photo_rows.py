@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import BindParameter, ColumnElement, Select, SQLColumnExpression, bindparam, delete, func, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from .centroid_rows import update_centroids
@@ -15,7 +26,6 @@ from .person_rows import anyone_withholds_consent, person_matches, sees
 from .schema import (
     Base,
     Face,
-    FaceEstimate,
     Person,
     Photo,
     Reduction,
@@ -298,13 +308,14 @@ def person_face_ids(session: Session, space_id: int, person_ids: list[int]) -> d
     return out
 
 
-def estimate_rows(faces: list[Face], estimates: list[dict | None]) -> list[FaceEstimate]:
-    """Rows for the faces that were analysed (``Estimate.to_dict()`` dicts; None = not asked)."""
+def estimate_rows(face_ids: Sequence[int], estimates: Sequence[dict | None]) -> list[dict[str, Any]]:
+    """Rows (for :func:`insert_many`) for the faces that were analysed
+    (``Estimate.to_dict()`` dicts; None = not asked)."""
     import json
 
-    return [FaceEstimate(face_id=f.id, age=float(e["age"]), woman=float(e["gender"]["woman"]),
-                         emotion=e["dominant_emotion"], emotions=json.dumps(e["emotion"]), model=e["model"])
-            for f, e in zip(faces, estimates) if e is not None]
+    return [{"face_id": fid, "age": float(e["age"]), "woman": float(e["gender"]["woman"]),
+             "emotion": e["dominant_emotion"], "emotions": json.dumps(e["emotion"]), "model": e["model"]}
+            for fid, e in zip(face_ids, estimates) if e is not None]
 
 
 def photos_of_person(session: Session, person_id: int) -> list[Photo]:
@@ -357,11 +368,31 @@ def corpus_face_rows(session: Session, space_id: int) -> list[CorpusFaceRow]:
     return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
-def insert_rows(session: Session, rows: Sequence[Base]) -> None:
-    """Add new rows (photos, faces, estimates) and flush, so their ids are known; the caller
-    commits."""
-    session.add_all(rows)
-    session.flush()
+def insert_many(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (column -> value) into ``table`` in the caller's transaction, in as few
+    statements as the driver allows (an executemany).
+
+    Not ORM objects added and flushed: building one per row, each tracked by the unit of
+    work, cost an ingest's main process MEASURED of CPU a photo, on two cores taken from the
+    workers beside it (2026-12-07)."""
+    if rows:
+        session.execute(insert(_table(table)), list(rows))
+
+
+def insert_with_ids(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """:func:`insert_many`, returning the new rows' ids in ``rows``' order (``RETURNING``, in
+    parameter order: SQLite >= 3.35, PostgreSQL)."""
+    if not rows:
+        return []
+    core = _table(table)
+    found = session.execute(insert(core).returning(core.c.id, sort_by_parameter_order=True), list(rows))
+    return [int(i) for i in found.scalars()]
+
+
+def _table(table: type[Base]) -> Table:
+    """The mapped class's table: inserted into through Core, without the ORM's bulk layer
+    (which looks each row over for its mapper again: a third of the time, 2026-12-07)."""
+    return cast(Table, table.__table__)
 
 
 def delete_row(session: Session, row: Base) -> None:
