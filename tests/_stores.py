@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -99,34 +100,64 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
     return Backend(kind, request.getfixturevalue("postgres")(), folder / "indexes")
 
 
-def _serve(command: list[str], port: int, what: str, log_path: Path, timeout: float = 1800):
-    """Start a server process in its own process group; yield once ``port`` answers a
-    pymilvus call; stop the whole group (a wrapper's children included) at the end.
-    A server that exits fails at once; ``timeout`` only bounds one that never answers (it
-    was 240 s, and a Milvus standalone on this 2-core VM under load ~15 missed it)."""
+# what a server's log says when its port was taken between free_port() and its own bind
+# (Milvus Lite: gRPC's "Failed to bind to address"; Milvus standalone: Go's "address already in use")
+PORT_TAKEN = (b"failed to bind to address", b"address already in use")
+PORT_TRIES = 5
+
+
+def serve_milvus(command_of: Callable[[int], list[str]], what: str, log_path: Path, timeout: float = 1800):
+    """Start a server process (``command_of(port)``) in its own process group on a free
+    loopback port; yield its ``milvus://`` URL once the port answers a pymilvus call; stop the
+    whole group (a wrapper's children included) at the end.
+
+    A free port is picked, then bound by the server: another process may take it in between.
+    A server whose log says so (:data:`PORT_TAKEN`), or that is gone once its port answers
+    (another server answered there), is started again on another port, up to
+    :data:`PORT_TRIES` times. Any other exit fails at once; ``timeout`` only bounds a server
+    that never answers (it was 240 s, and a Milvus standalone on this 2-core VM under load
+    ~15 missed it)."""
+    for attempt in range(1, PORT_TRIES + 1):
+        port = free_port()
+        log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
+        proc = subprocess.Popen(command_of(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def alive(proc: subprocess.Popen = proc) -> bool:
+            # the milvus-server wrapper outlives its binary: once it has said its start timed
+            # out (the binary died: its etcd's port taken) it waits for ever, and so did this
+            return proc.poll() is None and b"started timeout" not in log_path.read_bytes()
+
+        try:
+            try:
+                wait_for_milvus(port, alive, timeout, what, log_path)
+            except RuntimeError:
+                if attempt < PORT_TRIES and any(m in log_path.read_bytes().lower() for m in PORT_TAKEN):
+                    continue
+                raise
+            if not alive():  # what answered on the port was another process's server
+                if attempt < PORT_TRIES:
+                    continue
+                raise RuntimeError(f"{what} exited once its port {port} answered; its log: "
+                                   f"{log_path.read_text(errors='replace')[-2000:]}")
+            yield f"milvus://127.0.0.1:{port}"
+            return
+        finally:
+            _stop(proc, log_path)
+            log.close()
+
+
+def _stop(proc: subprocess.Popen, log_path: Path) -> None:
+    """The server's process group, then anything still running from its folder."""
     import signal
 
-    log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def alive() -> bool:
-        # the milvus-server wrapper outlives its binary: once it has said its start timed out
-        # (the binary died: its etcd's port taken) it waits for ever, and so did this
-        return proc.poll() is None and b"started timeout" not in log_path.read_bytes()
-
-    try:
-        wait_for_milvus(port, alive, timeout, what, log_path)
-        yield f"milvus://127.0.0.1:{port}"
-    finally:
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=wait)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        _kill_running_from(log_path.parent)  # the milvus-server wrapper starts its binary in a session of its own
-        log.close()
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            break
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+    _kill_running_from(log_path.parent)  # the milvus-server wrapper starts its binary in a session of its own
 
 
 ETCD_PORTS = (2379, 2380)  # the milvus package's embedded etcd (client, peer)
@@ -174,7 +205,6 @@ def milvus_server(tmp_path_factory):
     """A real Milvus standalone server on loopback: the ``milvus`` package's binary
     (Milvus 2.3.5 with embedded etcd and local storage, Apache-2.0, from the package
     index), reached by pymilvus as a cluster's proxy is. Yields its ``milvus://`` URL."""
-    port = free_port()
     data = tmp_path_factory.mktemp("milvus-standalone")
     exe = Path(sys.executable).with_name("milvus-server")
     # its embedded etcd listens on fixed ports: a second test run on this machine (another
@@ -186,19 +216,18 @@ def milvus_server(tmp_path_factory):
     with FileLock(str(Path(tempfile.gettempdir()) / "lookalike-milvus-standalone.lock")):
         assert wait_for(lambda: all(_port_free(p) for p in ETCD_PORTS), guard=3600, poll=1), \
             f"etcd's ports {ETCD_PORTS} stay taken: another Milvus standalone runs on this machine"
-        yield from _serve([str(exe), "--data", str(data), "--proxy-port", str(port)], port, "milvus-server",
-                          data / "server.log")
+        yield from serve_milvus(lambda port: [str(exe), "--data", str(data), "--proxy-port", str(port)],
+                          "milvus-server", data / "server.log")
 
 
 @pytest.fixture(scope="session")
 def milvus_lite_server(tmp_path_factory):
     """Milvus Lite's own server (``milvus-lite server``): the embedded engine behind
     Milvus's gRPC API on a loopback port. Yields its ``milvus://`` URL."""
-    port = free_port()
     data = tmp_path_factory.mktemp("milvus-lite-server")
     exe = Path(sys.executable).with_name("milvus-lite")
-    yield from _serve([str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
-                       "--port", str(port)], port, "milvus-lite server", data / "server.log")
+    yield from serve_milvus(lambda port: [str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
+                                    "--port", str(port)], "milvus-lite server", data / "server.log")
 
 
 @pytest.fixture(params=["sqlite", "postgres", "milvus"])
