@@ -38,6 +38,8 @@ def test_a_library_is_built_through_the_api_profile_first(faces, tmp_path):
         consent = client.put("/v1/people/amy/consent", json={"consent_display": True}, headers=headers)
         assert consent.status_code == 200 and consent.json()["consent_display"] is True, consent.text
         assert [p["name"] for p in client.get("/v1/people", headers=headers).json()["people"]] == ["amy"]
+        with lookalike.open(db) as lib:  # the admin page's list of a person's photos, before any
+            assert lib.people.photos("amy") == [] and lib.people.display_tags() == []
 
         files = [("photos", (p.name, p.read_bytes(), "image/png")) for p in amy[:2]]
         files.insert(1, ("photos", ("empty.jpg", b"", "image/jpeg")))

@@ -136,9 +136,12 @@ class PersonSummary:
     faces: int
 
 
-def people(session: Session, space_id: int, audience: Audience, name: str | None = None) -> list[PersonSummary]:
-    """Everyone ``audience`` may see (:func:`sees`), or the one called ``name``, by name."""
+def people(session: Session, space_id: int | None, audience: Audience,
+           name: str | None = None) -> list[PersonSummary]:
+    """Everyone ``audience`` may see (:func:`sees`), or the one called ``name``, by name, with
+    their photos and faces in space ``space_id`` (None: no space yet, every count 0)."""
     audience = Audience.of(audience)
+    # space_id None compares as IS NULL, which no photo or face is: every count 0
     photos = (select(Photo.person_id, func.count().label("n")).where(Photo.space_id == space_id,
                                                                      Photo.status == PhotoStatus.ok.value)
               .group_by(Photo.person_id).subquery())
@@ -232,10 +235,12 @@ def _write_consent(person: Person, consent: bool | None, by_staff: bool, withdra
     person.consent_display = consent
 
 
-def display_tags(session: Session, space_id: int) -> list[str]:
+def display_tags(session: Session, space_id: int | None) -> list[str]:
     """Self-declared tags of the people who consented to be displayed and have a face stored
     in space ``space_id`` (a profile saved before its photos offered a tag that found no role
-    model), sorted."""
+    model), sorted; none while there is no space (None)."""
+    if space_id is None:
+        return []
     tags: set[str] = set()
     with_faces = select(Face.person_id).where(Face.space_id == space_id, Face.person_id.is_not(None))
     for raw in session.scalars(select(Person.tags).where(Person.consent_display.is_(True), Person.tags.is_not(None),

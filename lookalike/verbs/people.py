@@ -45,14 +45,14 @@ class People:
     space_id: Callable[[], int]  # the current space's row id (EmptyLibrary before any face is stored)
     upload_dir: Path | None
 
-    def _counted_in(self) -> int:
-        """The space whose photos and faces are counted: -1 before any face is stored, where
+    def _counted_in(self) -> int | None:
+        """The space whose photos and faces are counted: None before any face is stored, where
         every count is 0 (a kiosk's profiles come before their photos, through the API too:
         the space's EmptyLibrary made a saved profile answer 409)."""
         try:
             return self.space_id()
         except EmptyLibrary:
-            return -1
+            return None
 
     def profiles(self, names: Iterable[str]) -> dict[str, person_rows.StoredProfile]:
         """Person name -> :class:`lookalike.store.person_rows.StoredProfile` (role, organisation,
@@ -113,7 +113,8 @@ class People:
             row = person_rows.person_by_name(session, name)
             if row is None:
                 raise NotFound.person(name)
-            return photo_rows.person_photos(session, self._counted_in(), row.id)
+            space_id = self._counted_in()
+            return [] if space_id is None else photo_rows.person_photos(session, space_id, row.id)
 
     def portrait(self, photo_id: int, audience: Audience) -> np.ndarray:
         """Photo ``photo_id`` as ``audience`` (not the operator) may see it: cut to the faces
