@@ -6,10 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 
 def test_a_test_server_whose_port_was_taken_starts_on_another(tmp_path, monkeypatch):
     """The tests' servers pick a free port, then bind it: another process may take it in
