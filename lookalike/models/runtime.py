@@ -308,6 +308,8 @@ class OpenVinoGraph:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The first output for ``batch``, at most :attr:`batch` inputs (the caller splits)."""
         with self.pool(capped(self._threads)).request() as request:
-            request.infer({0: batch})
+            # the batch read in place, not copied into the request's own input first: 0.2 ms
+            # less CPU a photo in an ingest worker (2026-12-07, four runs each way)
+            request.infer({0: batch}, share_inputs=True)
             # the output tensor is the request's own buffer, overwritten by its next run
             return np.array(request.get_output_tensor(0).data, copy=True)

@@ -207,7 +207,7 @@ class OpenVinoYuNet:
         blob = np.zeros((1, height, width, 3), np.uint8)
         blob[0, :rgb.shape[0], :rgb.shape[1]] = rgb
         with self.graphs(capped(self._threads)).pool((height, width)).request() as request:
-            request.infer({0: blob})
+            request.infer({0: blob}, share_inputs=True)  # read in place (runtime.OpenVinoGraph.run)
             # views of the request's buffers: decoded before it goes back to the pool
             out = {name: request.get_tensor(name).data[0] for name in self._names}
             rows = [self._decode(out, s, height // s, width // s) for s in STRIDES]
