@@ -101,7 +101,8 @@ def make_backend(request, folder: Path, kind: str) -> Backend:
 
 
 # what a server's log says when its port was taken between free_port() and its own bind
-# (Milvus Lite: gRPC's "Failed to bind to address"; Milvus standalone: Go's "address already in use")
+# (Milvus Lite: gRPC's "Failed to bind to address 127.0.0.1:PORT"; Milvus standalone: Go's
+# "listen tcp :PORT: bind: address already in use"), beside the port's number
 PORT_TAKEN = (b"failed to bind to address", b"address already in use")
 PORT_TRIES = 5
 
@@ -112,38 +113,52 @@ def serve_milvus(command_of: Callable[[int], list[str]], what: str, log_path: Pa
     whole group (a wrapper's children included) at the end.
 
     A free port is picked, then bound by the server: another process may take it in between.
-    A server whose log says so (:data:`PORT_TAKEN`), or that is gone once its port answers
-    (another server answered there), is started again on another port, up to
-    :data:`PORT_TRIES` times. Any other exit fails at once; ``timeout`` only bounds a server
-    that never answers (it was 240 s, and a Milvus standalone on this 2-core VM under load
-    ~15 missed it)."""
+    Two test runs side by side never take the same one (each holds a lock on its ports; gRPC
+    binds with SO_REUSEPORT, so two Milvus Lite servers would both bind it and share its
+    connections). A server whose log says its port was taken (:data:`PORT_TAKEN`, naming the
+    port), or that is gone once its port answers (another server answered there), is started
+    again on another port, up to :data:`PORT_TRIES` times. Any other exit fails at once;
+    ``timeout`` only bounds a server that never answers (it was 240 s, and a Milvus standalone
+    on this 2-core VM under load ~15 missed it)."""
+    from filelock import Timeout
+
     for attempt in range(1, PORT_TRIES + 1):
         port = free_port()
-        log = open(log_path, "wb")  # a pipe nobody reads would fill and stall the server
-        proc = subprocess.Popen(command_of(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def alive(proc: subprocess.Popen = proc) -> bool:
-            # the milvus-server wrapper outlives its binary: once it has said its start timed
-            # out (the binary died: its etcd's port taken) it waits for ever, and so did this
-            return proc.poll() is None and b"started timeout" not in log_path.read_bytes()
-
+        claim = FileLock(str(Path(tempfile.gettempdir()) / f"lookalike-test-port-{port}.lock"))
         try:
+            claim.acquire(timeout=0)
+        except Timeout:  # another test run's server holds it
+            continue
+        with claim, open(log_path, "ab") as log:  # a pipe nobody reads would fill and stall the server
+            said_before = log.tell()  # this attempt's lines only: an earlier attempt's stay in the file
+            proc = subprocess.Popen(command_of(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+            def said(said_before: int = said_before) -> bytes:
+                return log_path.read_bytes()[said_before:]
+
+            def alive(proc: subprocess.Popen = proc) -> bool:
+                # the milvus-server wrapper outlives its binary: once it has said its start timed
+                # out (the binary died: its etcd's port taken) it waits for ever, and so did this
+                return proc.poll() is None and b"started timeout" not in said()
+
             try:
-                wait_for_milvus(port, alive, timeout, what, log_path)
-            except RuntimeError:
-                if attempt < PORT_TRIES and any(m in log_path.read_bytes().lower() for m in PORT_TAKEN):
-                    continue
-                raise
-            if not alive():  # what answered on the port was another process's server
-                if attempt < PORT_TRIES:
-                    continue
-                raise RuntimeError(f"{what} exited once its port {port} answered; its log: "
-                                   f"{log_path.read_text(errors='replace')[-2000:]}")
-            yield f"milvus://127.0.0.1:{port}"
-            return
-        finally:
-            _stop(proc, log_path)
-            log.close()
+                try:
+                    wait_for_milvus(port, alive, timeout, what, log_path)
+                except RuntimeError:
+                    taken = str(port).encode() in said() and any(m in said().lower() for m in PORT_TAKEN)
+                    if attempt < PORT_TRIES and taken:
+                        continue
+                    raise
+                if not alive():  # what answered on the port was another process's server
+                    if attempt < PORT_TRIES:
+                        continue
+                    raise RuntimeError(f"{what} exited once its port {port} answered; its log: "
+                                       f"{said().decode(errors='replace')[-2000:]}")
+                yield f"milvus://127.0.0.1:{port}"
+                return
+            finally:
+                _stop(proc, log_path)
+    raise RuntimeError(f"{what}: {PORT_TRIES} ports in a row were taken before it could bind them")
 
 
 def _stop(proc: subprocess.Popen, log_path: Path) -> None:

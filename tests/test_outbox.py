@@ -87,6 +87,41 @@ def test_every_store_write_records_the_faces_milvus_must_follow(library):
         session.commit()
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
+def test_a_batchs_faces_estimates_and_landmarks_belong_to_their_own_photos(library, monkeypatch, returning):
+    """One batch of three photos with 2, 0 and 1 faces: each face row under its own photo and
+    person with its own vector, each estimate and landmark row on its own face, every face in
+    the outbox: with ids returned by the INSERT, and from ORM objects where SQLite has no RETURNING."""
+    from lookalike.store.schema import FaceEstimate, FaceLandmarks
+
+    def face(value: float, age: float | None, points: bytes | None) -> tuple:
+        estimate = None if age is None else {"age": age, "gender": {"woman": 0.5}, "dominant_emotion": "happy",
+                                             "emotion": {"happy": 1.0}, "model": "m"}
+        return ((int(value), 0, 1, 1), 1.0, np.full(4, value, dtype="<f4").tobytes(), estimate, points)
+
+    batch = [Processed("/g.jpg", "gil", None, "sha g", 1, PhotoStatus.ok,
+                       faces=[face(1.0, 31.0, b"p1"), face(2.0, None, b"p2")]),
+             Processed("/n.jpg", "nia", None, "sha n", 1, PhotoStatus.no_face, faces=[]),
+             Processed("/o.jpg", "oz", None, "sha o", 1, PhotoStatus.ok, faces=[face(3.0, 53.0, None)])]
+    with library.outboxed() as session:
+        monkeypatch.setattr(session.get_bind().dialect, "insert_returning", returning)
+        _stale, new_ids, vectors = store_batch(session, library.space_id, batch, {}, LANDMARK_MODEL)
+        rows = session.execute(select(Face.id, Photo.path, Person.name, Face.x, Face.embedding)
+                               .join(Photo, Photo.id == Face.photo_id).join(Person, Person.id == Face.person_id)
+                               .order_by(Face.id)).all()
+        assert [(path, name, x) for _, path, name, x, _ in rows] == [("/g.jpg", "gil", 1), ("/g.jpg", "gil", 2),
+                                                                   ("/o.jpg", "oz", 3)]
+        assert [i for i, *_ in rows] == new_ids.tolist()
+        assert [np.frombuffer(blob, "<f4")[0] for *_, blob in rows] == [1.0, 2.0, 3.0] == vectors[:, 0].tolist()
+        ages = dict(session.execute(select(FaceEstimate.face_id, FaceEstimate.age)).all())
+        assert ages == {new_ids[0]: 31.0, new_ids[2]: 53.0}
+        points = dict(session.execute(select(FaceLandmarks.face_id, FaceLandmarks.points)).all())
+        assert points == {new_ids[0]: b"p1", new_ids[1]: b"p2"}
+        assert session.scalar(select(Photo.status).where(Photo.path == "/n.jpg")) == "no_face"
+        assert _taken(session) == new_ids.tolist()
+        session.rollback()
+
+
 def test_a_write_path_that_never_heard_of_the_outbox_is_recorded_all_the_same(library):
     """ORM changes and bulk statements written outside the store's functions, as a future
     write path might: the session's events see them all."""

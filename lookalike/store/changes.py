@@ -4,8 +4,9 @@ Two things follow the library's writes in the same transaction: the space's gene
 (:mod:`.generations`: the face lists searches keep) and, for a library whose vectors live
 in Milvus, the vector outbox (:mod:`.outbox`). Both need the same facts — which people,
 photos and faces a flush deletes, which of their watched fields it changes, which faces it
-adds, what an ``UPDATE``/``DELETE`` statement touches — so the SQLAlchemy ``Session``
-events that gather them are registered here, once for each library's session factory
+or a bulk ``INSERT … RETURNING id`` adds, what an ``UPDATE``/``DELETE`` statement touches —
+so the SQLAlchemy ``Session`` events that gather them are registered here, once for each
+library's session factory
 (:func:`observe`: on the factory, so no other SQLAlchemy session of a process that imports
 lookalike pays for them), and hand each
 :class:`Follower` the same :class:`Flush` or :class:`Bulk`. A write path calls nothing; a

@@ -7,8 +7,9 @@ organisation, tags, consent) writes :class:`~lookalike.store.schema.VectorOutbox
 same transaction, which the index layer drains into Milvus afterwards. :data:`FOLLOWER`
 follows every way SQLAlchemy writes, as :mod:`.changes` reports it: before a flush
 (deleted and changed rows, and what the database cascades from a deleted photo or person),
-after it (new faces, once they have ids) and before an ``UPDATE``/``DELETE … WHERE``
-statement (recorded by its own condition). Only raw SQL text goes unseen; the store writes
+after it (new faces, once they have ids), after a bulk ``INSERT`` of faces that returns
+their ids (how ingest writes them) and before an ``UPDATE``/``DELETE … WHERE`` statement
+(recorded by its own condition). Only raw SQL text goes unseen; the store writes
 faces that way only for pgvector's column, which a Milvus library does not use.
 """
 

@@ -381,9 +381,15 @@ def insert_many(session: Session, table: type[Base], rows: Sequence[dict[str, An
 
 def insert_with_ids(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
     """:func:`insert_many`, returning the new rows' ids in ``rows``' order (``RETURNING``, in
-    parameter order: SQLite >= 3.35, PostgreSQL)."""
+    parameter order: SQLite >= 3.35, PostgreSQL; an older SQLite gets them from ORM objects
+    flushed, as before 2026-12-07)."""
     if not rows:
         return []
+    if not session.get_bind().dialect.insert_returning:
+        objects = [table(**row) for row in rows]
+        session.add_all(objects)
+        session.flush()
+        return [int(cast(Any, row).id) for row in objects]
     core = _table(table)
     found = session.execute(insert(core).returning(core.c.id, sort_by_parameter_order=True), list(rows))
     return [int(i) for i in found.scalars()]

@@ -23,7 +23,7 @@ from ..faults import crash_point
 from ..index.backends import DoctorReport, VectorBackend, for_settings
 from ..store import consent, db, photo_rows, space_rows
 from ..store.db import unreachable
-from ..store.values import Audience
+from ..store.values import Audience, PhotoStatus
 from .maintenance import IndexMaintenance
 from .measurements import Measurements
 from .people import ApiKeys, People
@@ -352,7 +352,7 @@ class Library:
         with self.session() as session:
             spaces = space_rows.list_spaces(session)
             out: dict[str, Any] = consent.counts(session, self.view.row.existing_space_id(), audience) if spaces else {
-                "people": 0, "photos": 0, "faces": 0, "statuses": {s: 0 for s in consent.status_counts(session, -1)},
+                "people": 0, "photos": 0, "faces": 0, "statuses": {s.value: 0 for s in PhotoStatus},
                 "estimates": {"faces": 0, "emotion": {}, "age_band": {}}}
         index = self.backend.stats(self.view.vectors.store(), self.view.vectors.index) if spaces else {}
         out |= {"index": {k: v for k, v in index.items() if k not in hidden},
