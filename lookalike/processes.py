@@ -34,7 +34,7 @@ def live_library(lib: Library) -> LiveLibrary:
     # counted in the database: opening the index here would keep it in this process, and a
     # Milvus Lite folder serves one process (the matching worker's); no space row is
     # EmptyLibrary too
-    if lib.view.facts.face_count() == 0:
+    if lib.view.row.face_count() == 0:
         from .config import shown_url
         from .errors import EmptyLibrary
 

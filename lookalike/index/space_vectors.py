@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..store import space_rows
+from ..store import photo_rows, space_rows
 from .space_store import IndexSlot, SpaceStore, missing_space
 
 if TYPE_CHECKING:
@@ -70,6 +70,14 @@ class SpaceRow:
                     session.commit()
                 self._space_id = row.id
         return self._space_id
+
+    def face_count(self) -> int:
+        """How many faces the space holds, counted in the database: no index is opened (it
+        may be refreshed only under the library's lock, and a Milvus Lite folder serves one
+        process), so a page or a shell may ask at any time. EmptyLibrary without a row."""
+        space_id = self.existing_space_id()
+        with self.session() as session:
+            return photo_rows.face_count_and_max(session, space_id)[0]
 
     def existing_space_id(self) -> int:
         """The row id, read now; explains what the library holds instead."""

@@ -141,11 +141,9 @@ class Mapper:
                 # the photo is stored and its reason says the analysis failed; an analyzer that
                 # raises is a bug: its traceback once at WARNING (as every stage logs a bug),
                 # then at DEBUG, so a corpus it fails on does not fill the log (review 56, L5)
-                if self._analysis_said:
-                    log.debug("%s: analysis failed", found.base.path, exc_info=True)
-                else:
-                    log.warning("%s: analysis failed", found.base.path, exc_info=True)
+                level = logging.DEBUG if self._analysis_said else logging.WARNING
                 self._analysis_said = True
+                log.log(level, "%s: analysis failed", found.base.path, exc_info=True)
                 notes = "; ".join(filter(None, [notes, f"analysis failed: {type(err).__name__}: {err}"]))
         packed = [(f.bbox, f.confidence, encode_vector(f.embedding), e, p)
                   for f, e, p in zip(faces, estimates, points)]

@@ -72,13 +72,16 @@ class Writer:
         for r in batch:  # said once stored: an interrupted run's count holds what it committed
             self.record(r.outcome())
         crash_point("ingest.committed")
-        # the database is committed: now the index may follow
+        # the database is committed: now the index may follow (looked up once: each lookup
+        # asks whether another process changed the file)
+        if not stale and vectors is None:
+            return
+        index = self.target.vectors.index
         if stale:
-            self.target.vectors.index.remove(np.asarray(stale, dtype=np.int64))
-            self.dirty = True
+            index.remove(np.asarray(stale, dtype=np.int64))
         if vectors is not None:  # the batch gave faces (new_ids and vectors go together)
-            self.target.vectors.index.add(new_ids, vectors)
-            self.dirty = True
+            index.add(new_ids, vectors)
+        self.dirty = True
 
     def record(self, outcome: Outcome) -> None:
         self.report.outcomes.append(outcome)

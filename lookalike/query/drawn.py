@@ -12,16 +12,20 @@ folder). The drawing itself is :mod:`lookalike.imaging`'s.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import EmptyLibrary, NoLandmarks, NotFound, TooFewPeople
+from ..errors import BadImage, EmptyLibrary, NoLandmarks, NotFound, TooFewPeople
 from .facemath import Group, GroupKind, group_face_ids, no_faces
 
 if TYPE_CHECKING:
     from ..store.values import Audience
     from .context import SpaceContext
+
+log = logging.getLogger(__name__)
 
 MIN_PEOPLE = 5  # different people in a group average
 CROP_MARGIN = 1.5  # a stored photo is cut to its face's landmarks grown by this many sides each way
@@ -126,3 +130,17 @@ def stored_face(path: str, sha256: str | None, points: np.ndarray, size: int,
     x0, y0 = max(0, int(low[0] - grow)), max(0, int(low[1] - grow))
     x1, y1 = min(width, int(high[0] + grow) + 1), min(height, int(high[1] + grow) + 1)
     return np.ascontiguousarray(rgb[y0:y1, x0:x1]), points - (x0, y0)
+
+
+def readable_faces(chosen: Sequence[tuple[int, str, str | None, np.ndarray]], size: int, max_pixels: int,
+                   what: str) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """(face id, :func:`stored_face`) of each ``chosen`` face (id, path, sha256, landmarks)
+    whose photo can still be read; a photo gone or changed since ingest is said (a warning
+    naming ``what`` the picture is) and left out: the rest still make the picture."""
+    for face_id, path, sha256, points in chosen:
+        try:
+            face = stored_face(path, sha256, points, size, max_pixels)
+        except BadImage as err:
+            log.warning("%s: %s", what, err)
+            continue
+        yield face_id, face

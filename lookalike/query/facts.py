@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import config
-from ..store import centroid_rows, photo_rows, space_rows
+from ..store import centroid_rows, space_rows
 from ..store.values import Audience
 from . import shown
 from .search import Calibration
@@ -44,13 +44,6 @@ class SpaceFacts:
         self._centroids = None
         self._shown.clear()
 
-    def face_count(self) -> int:
-        """How many faces the space holds, counted in the database: no index is opened (it
-        may be refreshed only under the library's lock, and a Milvus Lite folder serves one
-        process), so a page or a shell may ask at any time. EmptyLibrary without a row."""
-        with self.row.session() as session:
-            return photo_rows.face_count_and_max(session, self.row.existing_space_id())[0]
-
     def calibration(self) -> Calibration:
         """Verdict thresholds of this space: stored by ``eval verify --calibrate``, else the
         measured defaults, else DeepFace's own threshold for the model. Read once (every
@@ -62,10 +55,10 @@ class SpaceFacts:
     def _read_calibration(self) -> Calibration:
         # a library with no faces in this space (yet) has no calibration of its own: the
         # defaults below (verifying two photos needs no corpus)
-        space = self.row.space
-        with self.row.session() as session:
-            got = space_rows.get_space(session, space.key)
-            row = space_rows.calibration(session, got.id) if got is not None else None
+        space, space_id, row = self.row.space, self.row.known_id, None
+        if space_id is not None:
+            with self.row.session() as session:
+                row = space_rows.calibration(session, space_id)
         if row is not None:
             return Calibration(row.threshold, row.floor, row.source)
         if space.key in config.DEFAULT_CALIBRATIONS:

@@ -11,8 +11,8 @@ stack's own share; the figure against an in-process search is the rest.
 
 :class:`ServerTiming` (ASGI middleware) gives each HTTP request a :class:`Spent` in a
 context variable; a library call runs in that context (on the event loop) or in a worker
-thread's copy of it, which holds the same object, so :func:`record` (called by
-:class:`~lookalike.serve.service.Service` around each call) adds to it and the middleware
+thread's copy of it, which holds the same object, so :func:`recorded` (around
+:class:`~lookalike.serve.service.Service`'s calls) adds to it and the middleware
 reads it when the answer starts."""
 
 from __future__ import annotations
@@ -39,21 +39,17 @@ class Spent:
 _spent: ContextVar[Spent | None] = ContextVar("lookalike_serve_spent", default=None)
 
 
-def record(seconds: float) -> None:
-    """Count ``seconds`` of library work against the current request (nothing outside one)."""
-    spent = _spent.get()
-    if spent is not None:
-        spent.library = (spent.library or 0.0) + seconds
-
-
 @contextmanager
 def recorded() -> Iterator[None]:
-    """The block's time counted against the current request (:func:`record`), however it ends."""
+    """The block's time counted as library work against the current request, however it
+    ends (nothing outside a request)."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        record(time.perf_counter() - started)
+        spent = _spent.get()
+        if spent is not None:
+            spent.library = (spent.library or 0.0) + time.perf_counter() - started
 
 
 class ServerTiming(HttpMiddleware):

@@ -38,7 +38,6 @@ class Profile:
     license: str | None = None
 
 
-
 # what a profile field may hold: these are shown to every visitor, so they are bounded
 # (the columns' widths) and hold no control character but a story's line breaks and tabs
 PROFILE_LIMITS = {"display_name": 300, "role": 300, "organisation": 300, "story": 10_000,

@@ -213,6 +213,13 @@ def setting(read: Callable[[], R]) -> R:
         st.stop()
 
 
+def check_settings() -> None:
+    """Every page, operator pages too, reads the web app's own settings first: a bad
+    ``LOOKALIKE_UI_*`` value is one clear line (:func:`setting`), never a later traceback."""
+    setting(max_upload_mb)
+    setting(max_pixels)
+
+
 def ready_library(operator: bool = False) -> Library:
     """The library when it has faces; else the page says how to ingest one and stops.
     A missing SQLite file is reported, never created. Where the library is, and why it cannot
@@ -223,9 +230,7 @@ def ready_library(operator: bool = False) -> Library:
     from lookalike import config, places
     from lookalike.errors import EmptyLibrary, LookalikeError
 
-    # every page checks the web app's settings: a bad LOOKALIKE_UI_* value is one clear line
-    setting(max_upload_mb)
-    setting(max_pixels)
+    check_settings()
     url = setting(lambda: config.db_url(None))  # LOOKALIKE_DB, as lookalike.open reads it
     path = places.sqlite_path(url)
     if path is not None and not path.exists():
@@ -236,7 +241,7 @@ def ready_library(operator: bool = False) -> Library:
         lib = library()
         # every page checks it on every interaction: counted in the database, so no page waits
         # for the library's lock (opening the index may refresh it, which only a lock holder may)
-        faces = lib.view.facts.face_count()
+        faces = lib.view.row.face_count()
     except EmptyLibrary:
         faces = 0
     except LookalikeError as err:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import math
 
-from lookalike.ui.common import library, setting
-from lookalike.ui.settings import max_pixels, max_upload_mb, operator_password
+from lookalike.ui.common import check_settings, library, setting
+from lookalike.ui.settings import operator_password
 from lookalike.ui.throttle import Throttle, client_key
 
 # wrong operator passwords, per client address, across every session of this server
@@ -47,9 +47,7 @@ def operator_gate() -> None:
     API key; then they stay open for the session."""
     import streamlit as st
 
-    # a bad LOOKALIKE_UI_* value is one clear line on every page, operator pages too
-    setting(max_upload_mb)
-    setting(max_pixels)
+    check_settings()
     if st.session_state.get("lk_operator"):
         return
     password = setting(operator_password)

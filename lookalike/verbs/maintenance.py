@@ -41,9 +41,7 @@ class IndexMaintenance:
         vectors, row = self.vectors, self.vectors.row
         red = vectors.reduction
         out = red.describe() if red is not None else {"kind": None}
-        with row.session() as session:
-            n = photo_rows.face_count_and_max(session, row.existing_space_id())[0]
-        out["plan"] = reduction.plan(row.space.dim, n, red).reason
+        out["plan"] = reduction.plan(row.space.dim, row.face_count(), red).reason
         return out
 
     def rebuild(self, key: str | None = None, reduce: int | None = None) -> dict:
@@ -80,9 +78,7 @@ class IndexMaintenance:
         """After ingest or removal (writers held): a wide space first gets (or renews) its
         PCA; then the backend's own rules. Returns the reason when it rebuilt."""
         vectors, row = self.vectors, self.vectors.row
-        with row.session() as session:
-            n = photo_rows.face_count_and_max(session, row.existing_space_id())[0]
-        todo = reduction.plan(row.space.dim, n, vectors.reduction)
+        todo = reduction.plan(row.space.dim, row.face_count(), vectors.reduction)
         if todo.train:
             self.train_reduction(todo.dim_out)
             self.backend.reduction_committed(vectors.store())

@@ -24,7 +24,6 @@ that went in: a removed person or photo, or a consent change, gives another key,
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections import OrderedDict
 from contextlib import AbstractContextManager
@@ -34,14 +33,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import BadImage, ConfigError, NoFace, NotFound, TooFewPeople, UnusableFace
+from ..errors import ConfigError, NoFace, NotFound, TooFewPeople, UnusableFace
 from ..imaging import appearance as appearance_model
 from ..imaging import average as averaging
 from ..imaging import geometry
 from ..imaging import morph as morphing
 from ..imaging import transform as transforming
 from ..imaging.compose import png_bytes, square_crop
-from ..query.drawn import MIN_PEOPLE, chosen_faces, stored_face
+from ..query.drawn import MIN_PEOPLE, chosen_faces, readable_faces
 from ..query.facemath import Group, GroupKind
 from ..store.values import Audience
 from .space import serialised
@@ -275,14 +274,10 @@ class Pictures:
         acc = averaging.Accumulator(shape, size, 1 if group is not None and group.kind is GroupKind.person
                                     else MIN_PEOPLE)
         used: list[int] = []
-        for face_id, path, sha256, points in chosen:
-            try:
-                acc.add(*stored_face(path, sha256, points, size, self.max_pixels))
-            except BadImage as err:  # a photo gone or changed since ingest: the rest still average
-                logging.getLogger(__name__).warning("average of %s: %s", label, err)
-                left_out["unreadable"] += 1
-                continue
+        for face_id, face in readable_faces(chosen, size, self.max_pixels, f"average of {label}"):
+            acc.add(*face)
             used.append(face_id)
+        left_out["unreadable"] += len(chosen) - len(used)
         if not used:
             raise NotFound(f"{label}: none of its {len(chosen)} photos can be read any more")
         result = acc.result()
@@ -385,14 +380,8 @@ class Pictures:
         key = _key("appearance", self.view.row.existing_space_id(), [c[0] for c in chosen], components, size)
         model = self.cache.get(key)
         if not isinstance(model, appearance_model.AppearanceModel):
-            faces, used = [], []
-            for face_id, path, sha256, points in chosen:
-                try:
-                    faces.append(stored_face(path, sha256, points, size, self.max_pixels))
-                except BadImage as err:  # said, as an average says it; the model is fitted on the rest
-                    logging.getLogger(__name__).warning("appearance model: %s", err)
-                    continue
-                used.append(face_id)
+            readable = list(readable_faces(chosen, size, self.max_pixels, "appearance model"))
+            faces, used = [face for _, face in readable], [face_id for face_id, _ in readable]
             if len(faces) < appearance_model.MIN_FACES:
                 raise TooFewPeople(f"sliders: {len(faces)} of the corpus's {len(chosen)} faces can be read; "
                                    f"the appearance model needs at least {appearance_model.MIN_FACES}")
