@@ -4,6 +4,7 @@ teardown of every module they imported."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -42,3 +43,37 @@ def test_a_worker_keeps_its_exit_code_and_its_results_and_skips_the_teardown(tmp
     proc.join(timeout=120)
     assert proc.exitcode == code
     assert not marker.exists()  # the module's objects were never torn down one by one
+
+
+def _blas(queue) -> None:
+    import os
+
+    import numpy  # noqa: F401 - its OpenBLAS starts its threads here
+    from threadpoolctl import threadpool_info
+
+    queue.put(([p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"],
+               {name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}))
+
+
+@pytest.mark.parametrize("chosen", [None, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+def test_a_worker_runs_one_blas_thread_unless_the_user_chose(monkeypatch, chosen):
+    """OpenBLAS starts a thread per core at numpy's import, each spinning before it sleeps:
+    CPU a worker's neighbours need. A count the user set is theirs; the parent's own
+    environment is as it was."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    if chosen:
+        monkeypatch.setenv(chosen, "2")
+    ctx = spawn_context()
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_blas, args=(queue,))
+    proc.start()
+    threads, env = queue.get(timeout=120)
+    proc.join(timeout=120)
+    assert threads  # numpy's OpenBLAS was found in the worker
+    if chosen is None:
+        assert threads == [1] * len(threads)
+        assert env == {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": None}
+        assert "OPENBLAS_NUM_THREADS" not in os.environ
+    else:
+        assert env == {"OPENBLAS_NUM_THREADS": None, "OMP_NUM_THREADS": None} | {chosen: "2"}

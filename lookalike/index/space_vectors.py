@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from ..config import Settings
+    from ..store.schema import Space as SpaceRecord
     from .backend import VectorBackend
     from .protocol import SpaceName, VectorIndex
     from .reduction import Reduction
@@ -47,8 +48,7 @@ class SpaceRow:
         """The row id if the library has the row (read until it has), else ``None``."""
         if self._space_id is None:
             with self.session() as session:
-                row = space_rows.get_space(session, self.space.key)
-            self._space_id = row.id if row is not None else None
+                self._read(session)
         return self._space_id
 
     @property
@@ -62,13 +62,13 @@ class SpaceRow:
         index, or a calibration is stored for a library with no faces yet."""
         if self._space_id is None:
             with self.session() as session:
-                row = space_rows.get_space(session, self.space.key)
-                if row is None:
+                if self._read(session) is None:
                     row = space_rows.create_space(session, self.space.key, self.space.model,
                                                   self.space.detector, self.space.aligner,
                                                   self.space.dim)
                     session.commit()
-                self._space_id = row.id
+                    self._space_id = row.id
+        assert self._space_id is not None
         return self._space_id
 
     def face_count(self) -> int:
@@ -82,11 +82,17 @@ class SpaceRow:
     def existing_space_id(self) -> int:
         """The row id, read now; explains what the library holds instead."""
         with self.session() as session:
-            row = space_rows.get_space(session, self.space.key)
+            row = self._read(session)
             if row is None:
                 raise missing_space(session, self.settings, self.space.key)
-        self._space_id = row.id
         return row.id
+
+    def _read(self, session: Session) -> SpaceRecord | None:
+        """The space's row as the database has it now, its id kept when there is one."""
+        row = space_rows.get_space(session, self.space.key)
+        if row is not None:
+            self._space_id = row.id
+        return row
 
 
 class SpaceVectors:

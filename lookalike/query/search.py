@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..analysis import AnalyzerName, Estimate
     from ..faces.detect import Box
     from ..faces.images import QueryPhoto
+    from ..index.protocol import VectorIndex
     from .context import SpaceContext
     from .facemath import FaceMath
     from .shown import Shown
@@ -297,15 +298,17 @@ def search_vectors(view: SpaceContext, faces: Iterable[tuple[Box, float, np.ndar
 def _search_faces(view: SpaceContext, faces: list[tuple[Box, float, np.ndarray]], options: SearchOptions,
                   shown: Shown, cal: Calibration) -> tuple[list[QueryFace], set[int], set[str | None]]:
     """Each face's matches within ``shown``, and the generations and stored PCAs their
-    answers were read at."""
+    answers were read at. The index is looked up once an attempt, not once a face: each
+    lookup asks whether its file changed."""
     out, generations, pcas = [], set(), set()
+    index = view.vectors.index
     for bbox, conf, vec in faces:
         if options.rank_by is RankBy.centroid:
             cents = view.facts.centroids()
-            hits = _by_centroid(view, vec, options.k, cents, shown)
+            hits = _by_centroid(view, index, vec, options.k, cents, shown)
             answer = _answer(view, [fid for fid, _ in hits])
         else:
-            hits, answer = _by_face(view, vec, options.k, options.per_person, shown)
+            hits, answer = _by_face(view, index, vec, options.k, options.per_person, shown)
             cents = view.facts.centroids(answer.centroid_generation)
         generations.add(answer.centroid_generation)
         pcas.add(answer.reduction_uid)
@@ -321,11 +324,10 @@ def _answer(view: SpaceContext, ids: list[int] | np.ndarray) -> photo_rows.Answe
         return photo_rows.answer_rows(session, view.row.space_id, ids)
 
 
-def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
+def _by_face(view: SpaceContext, index: VectorIndex, vec: np.ndarray, k: int, per_person: bool,
              shown: Shown) -> tuple[list[tuple[int, float]], photo_rows.Answer]:
     """(face id, similarity), best first, and their answer rows; per person, the best
     face of each of k people."""
-    index = view.vectors.index
     allowed, excluded = shown.allowed, shown.excluded
     limit = len(allowed) if allowed is not None else index.ntotal - (len(excluded) if excluded is not None else 0)
     fetch = k if not per_person else 4 * k
@@ -348,7 +350,7 @@ def _by_face(view: SpaceContext, vec: np.ndarray, k: int, per_person: bool,
         fetch *= 4
 
 
-def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
+def _by_centroid(view: SpaceContext, index: VectorIndex, vec: np.ndarray, k: int, cents: Centroids,
                  shown: Shown) -> list[tuple[int, float]]:
     """People ranked by query vs their average face; each shown by their face nearest the query."""
     allowed, excluded = shown.allowed, shown.excluded
@@ -360,7 +362,7 @@ def _by_centroid(view: SpaceContext, vec: np.ndarray, k: int, cents: Centroids,
         people.sort(key=lambda p: p[1], reverse=True)
         top = people[:k]
         by_person = photo_rows.person_face_ids(session, view.row.space_id, [p for p, _ in top])
-    index, hits = view.vectors.index, []  # looked up once: each lookup asks whether the file changed
+    hits = []
     for pid, _ in top:
         ids = np.asarray(by_person.get(pid, []), dtype=np.int64)
         if allowed is not None:

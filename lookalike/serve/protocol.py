@@ -7,22 +7,21 @@ installed (the ``serve`` extra has it), h11's otherwise, as uvicorn's own ``auto
 It also bounds what a request's head may cost, before any key is checked (security
 re-probe, 2026-12-07): httptools takes a request line and headers of any size, and one
 growing 100 MB header value cost 11.5 s of the event loop (superlinear), so a head over
-:data:`HEAD_LIMIT` bytes is answered 431; a head still incomplete :data:`HEAD_SECONDS`
-after the connection opened or its last byte came (a silent connection, one that stops
-mid-header) is answered 408 and closed, where it was kept open for ever; and the parser's
-own refusals are ``application/problem+json`` like every other answer, not plain text.
+:data:`HEAD_LIMIT` bytes is answered 431; a head still incomplete the server's read timeout
+(``--read-timeout``, uvicorn's keep-alive) after the connection opened or its last byte came
+(a silent connection, one that stops mid-header) is answered 408 and closed, where it was
+kept open for ever; and the parser's own refusals are ``application/problem+json`` like
+every other answer, not plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from typing import Any
 
 from . import problems
 from .balance import PROCESS
-from .settings import ServeSettings
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Http
@@ -34,14 +33,6 @@ IMPORT = "lookalike.serve.protocol:CountedHttp"  # what uvicorn.Config(http=...)
 # a request line and headers, together: nginx takes 8-32 kB, h11 16 kB; an API key, a
 # bearer token and a browser's headers take a few
 HEAD_LIMIT = 64 * 1024
-
-
-@functools.cache
-def _read_seconds() -> float:
-    """This process's ``ServeSettings.read_seconds``, parsed once, as the app's own settings
-    are (``lookalike serve`` hands them to every worker in its environment; uvicorn makes
-    this protocol for each connection and hands it nothing of ours)."""
-    return float(ServeSettings.from_env().read_seconds)
 
 
 def _problem(status: int, code: str, detail: str) -> bytes:
@@ -147,7 +138,9 @@ class CountedHttp(_Http):
 
     def _head_deadline(self) -> None:
         self._stop_head_timer()
-        seconds = _read_seconds()
+        # uvicorn's keep-alive, which lookalike.serve.launch.server_config sets to the
+        # settings' read_seconds: a head may take as long as an idle connection may wait
+        seconds = float(self.timeout_keep_alive)
         self._head_timer = self.loop.call_later(seconds, self._head_late, seconds)
 
     def _stop_head_timer(self) -> None:
