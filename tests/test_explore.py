@@ -61,3 +61,18 @@ def test_explore_cli_writes_plots_and_montages(faces, small_db, tmp_path):
     # 16 photos of 6 people, all of them clean: every cluster is one person
     assert data["purity"] == 1.0 and data["clusters_merged"] == 0
     assert len(list((tmp_path / "cl").iterdir())) == len(data["clusters"]) >= 4
+
+
+def test_a_persons_average_leaves_out_the_face_their_page_flags(planted_db):
+    """The planted photo (Aaron Sorkin filed as deepface_id01) is the one face of that person
+    ``lookalike person`` flags (test_cli.py): their average leaves it out, unless asked to
+    keep outliers."""
+    import lookalike
+    from lookalike.query.facemath import Group
+
+    with lookalike.open(planted_db) as lib:
+        group = Group.parse("person:deepface_id01")
+        made = lib.pictures.average(group)
+        kept = lib.pictures.average(group, outliers=True)
+    assert made.left_out["outliers"] == 1 and kept.left_out["outliers"] == 0
+    assert kept.faces == made.faces + 1 and made.faces >= 4

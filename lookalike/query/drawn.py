@@ -96,11 +96,16 @@ def outlier_faces(view: SpaceContext, ids: list[int], rows: dict) -> set[int]:
     for i in ids:
         if rows[i].person is not None:
             by_person.setdefault(rows[i].person, []).append(i)
+    judged = [faces for faces in by_person.values() if len(faces) >= MIN_FACES_FOR_OUTLIERS]
+    if not judged:
+        return set()
+    # every judged face's vector in one read, not one a person
+    wanted = np.asarray([f for faces in judged for f in faces], dtype=np.int64)
+    vectors = dict(zip(wanted.tolist(), view.vectors.stored(wanted)))
     odd: set[int] = set()
-    for faces in by_person.values():
-        if len(faces) >= MIN_FACES_FOR_OUTLIERS:
-            flags = typicality(view.vectors.stored(np.asarray(faces, dtype=np.int64))).outlier
-            odd.update(f for f, flagged in zip(faces, flags) if flagged)
+    for faces in judged:
+        flags = typicality(np.stack([vectors[f] for f in faces])).outlier
+        odd.update(f for f, flagged in zip(faces, flags) if flagged)
     return odd
 
 

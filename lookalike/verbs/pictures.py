@@ -264,7 +264,7 @@ class Pictures:
         group = Group.parse(group) if isinstance(group, str) else group  # "person:NAME" too
         label = "corpus" if group is None else str(group)
         chosen, left_out, people = chosen_faces(self.view, group, audience, limit, outliers)
-        key = _key("average", self.view.row.existing_space_id(), [c[0] for c in chosen], size)
+        key = _key("average", self.view.row.space_id, [c[0] for c in chosen], size)
         cached = self.cache.get(key)
         if isinstance(cached, AverageFace):
             return AverageFace(label, cached.image, cached.shape, cached.faces, cached.people, left_out,
@@ -377,7 +377,7 @@ class Pictures:
         component, its faces at :data:`SIGMAS` standard deviations."""
         audience = Audience.of(audience)
         chosen, _, _ = chosen_faces(self.view, None, audience, limit, outliers=False)
-        key = _key("appearance", self.view.row.existing_space_id(), [c[0] for c in chosen], components, size)
+        key = _key("appearance", self.view.row.space_id, [c[0] for c in chosen], components, size)
         model = self.cache.get(key)
         if not isinstance(model, appearance_model.AppearanceModel):
             readable = list(readable_faces(chosen, size, self.max_pixels, "appearance model"))
