@@ -6,46 +6,48 @@ re-imports the parent's ``__main__`` script first; that is why plain Python scri
 an ``if __name__ == "__main__":`` guard, and under Streamlit (its server, or AppTest)
 ``__main__`` is a page script that must never run in a worker. Our workers only need
 lookalike's own modules, so they start with an empty ``__main__``: no guard needed, no
-page re-run. And they start with one BLAS thread (:func:`one_blas_thread`).
+page re-run. And they start with one BLAS thread (:func:`_child_environment`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import types
 from contextlib import contextmanager
 from multiprocessing import context as _mp
 from typing import Iterator
 
-# the variables numpy's OpenBLAS reads its thread count from, the first one set winning
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-
-
-def one_blas_thread() -> None:
-    """This process's numpy, imported from now on, runs one BLAS thread, unless the user chose
-    a count (:data:`BLAS_THREAD_VARIABLES`). Why: lookalike's parallelism is processes (ingest,
-    evaluation and live workers) and the models' own runtimes, never a matrix product large
-    enough to share, while OpenBLAS starts a thread per core as numpy is imported, and each
-    spins ~0.1 s before it sleeps: 0.2 s of CPU a process on this 2-core VM (numpy, OpenCV and
-    OpenVINO imported: 0.39 s against 0.19 s, 2026-12-07), taken from the workers that
-    started beside it. Set by the command (:mod:`lookalike.cli`) for its own process and for
-    every process spawned here (:func:`spawn_context`) in any caller's."""
-    if not any(name in os.environ for name in BLAS_THREAD_VARIABLES):
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+# the variables OpenBLAS reads its thread count from (numpy's, and FAISS's OpenMP build, which
+# then keeps one thread for good, whatever omp_set_num_threads says)
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+_ENVIRONMENT = threading.Lock()  # held while a child is started with an environment of its own
 
 
 @contextmanager
 def _child_environment() -> Iterator[None]:
-    """The environment a child is spawned with: the parent's, with :func:`one_blas_thread`;
-    the parent's own is as it was once the child has started."""
-    before = os.environ.get("OPENBLAS_NUM_THREADS")
-    one_blas_thread()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+    """The environment a worker is spawned with: the parent's, with one BLAS thread unless the
+    user chose a count (:data:`BLAS_THREAD_VARIABLES`); the parent's own is as it was once
+    the child has started.
+
+    Why: a worker's parallelism is the processes beside it and its models' own runtimes,
+    never a matrix product large enough to share, while OpenBLAS starts a thread per core as
+    numpy is imported, and each spins ~0.1 s before it sleeps: 0.2 s of CPU a process on this
+    2-core VM (numpy, OpenCV and OpenVINO imported: 0.39 s against 0.19 s, 2026-12-07), taken
+    from the workers that start beside it. Only the workers: the command's own process and
+    its servers keep a thread per core for the products they do run (a PCA of the library's
+    vectors, FAISS's k-means and batched exact searches). Under a lock, so that two threads
+    starting workers at once do not restore each other's setting while a child starts."""
+    with _ENVIRONMENT:
+        chosen = any(name in os.environ for name in BLAS_THREAD_VARIABLES)
+        if not chosen:
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            yield
+        finally:
+            if not chosen:
+                os.environ.pop("OPENBLAS_NUM_THREADS", None)
 
 
 @contextmanager

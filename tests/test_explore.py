@@ -76,3 +76,22 @@ def test_a_persons_average_leaves_out_the_face_their_page_flags(planted_db):
         kept = lib.pictures.average(group, outliers=True)
     assert made.left_out["outliers"] == 1 and kept.left_out["outliers"] == 0
     assert kept.faces == made.faces + 1 and made.faces >= 4
+
+
+def test_a_corpus_average_leaves_out_the_faces_each_persons_page_flags(planted_db, faces, monkeypatch):
+    """Outliers are judged person by person, their vectors read many people at a time
+    (here up to 13 faces a read: two people in most reads): the faces a corpus average is
+    made of are every face but those each person's own page flags."""
+    import lookalike
+    from lookalike.query import drawn
+    from lookalike.store.values import Audience
+
+    monkeypatch.setattr(drawn, "OUTLIER_READ", 13)
+    names = sorted(p.name for p in (faces / "celeb" / "deepface").iterdir() if p.is_dir())
+    with lookalike.open(planted_db) as lib:
+        pages = [lib.person(name).faces for name in names]
+        chosen, left_out, _ = drawn.chosen_faces(lib.view, None, Audience.operator, None, outliers=False)
+    flagged = {f.face_id for page in pages for f in page if f.outlier}
+    everyone = {f.face_id for page in pages for f in page}
+    assert len(names) >= 5 and len(flagged) >= 1 and left_out["outliers"] == len(flagged)
+    assert {face_id for face_id, *_ in chosen} == everyone - flagged

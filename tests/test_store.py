@@ -349,7 +349,6 @@ def test_a_batchs_centroids_are_read_and_written_in_one_statement_each_and_sum_e
             mine = [i for i, p in enumerate(people) if p == pid]
             assert sums[pid][1] == len(mine) and np.allclose(sums[pid][0], vectors[mine].sum(axis=0))
         centroid_rows.update_centroids(session, space.id, people, vectors, sign=-1)
-        session.flush()
         assert session.scalars(select(Centroid)).all() == []  # every sum back to nothing: no row left
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from lookalike.workers import spawn_context
+from lookalike.workers import BLAS_THREAD_VARIABLES, spawn_context
 
 
 class _Marker:
@@ -52,15 +52,15 @@ def _blas(queue) -> None:
     from threadpoolctl import threadpool_info
 
     queue.put(([p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"],
-               {name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}))
+               {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}))
 
 
-@pytest.mark.parametrize("chosen", [None, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+@pytest.mark.parametrize("chosen", [None, *BLAS_THREAD_VARIABLES])
 def test_a_worker_runs_one_blas_thread_unless_the_user_chose(monkeypatch, chosen):
     """OpenBLAS starts a thread per core at numpy's import, each spinning before it sleeps:
     CPU a worker's neighbours need. A count the user set is theirs; the parent's own
-    environment is as it was."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    environment is as it was (its own BLAS keeps a thread per core)."""
+    for name in BLAS_THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     if chosen:
         monkeypatch.setenv(chosen, "2")
@@ -73,7 +73,8 @@ def test_a_worker_runs_one_blas_thread_unless_the_user_chose(monkeypatch, chosen
     assert threads  # numpy's OpenBLAS was found in the worker
     if chosen is None:
         assert threads == [1] * len(threads)
-        assert env == {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": None}
-        assert "OPENBLAS_NUM_THREADS" not in os.environ
-    else:
-        assert env == {"OPENBLAS_NUM_THREADS": None, "OMP_NUM_THREADS": None} | {chosen: "2"}
+        assert env == dict.fromkeys(BLAS_THREAD_VARIABLES) | {"OPENBLAS_NUM_THREADS": "1"}
+    chose = dict.fromkeys(BLAS_THREAD_VARIABLES) | ({chosen: "2"} if chosen else {})
+    if chosen:
+        assert env == chose
+    assert {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES} == chose  # the parent's: as it was

@@ -35,11 +35,6 @@ def _leave() -> None:
 # folders'
 atexit.register(_leave)
 
-# the command's own numpy, once a command imports it, runs one BLAS thread (the reason is there)
-from ..workers import one_blas_thread  # noqa: E402  # isort: skip
-
-one_blas_thread()
-
 # importing a command module registers its commands, and `lookalike --help` lists them in
 # the order they were registered: keep this order
 from . import ingest, query, library, pictures, webcam, ui, serve  # noqa: E402, F401  # isort: skip

@@ -60,16 +60,16 @@ class SpaceRow:
     def ensure_space(self) -> int:
         """The row id, the row made now if the library has none: before an ingest opens the
         index, or a calibration is stored for a library with no faces yet."""
-        if self._space_id is None:
-            with self.session() as session:
-                if self._read(session) is None:
-                    row = space_rows.create_space(session, self.space.key, self.space.model,
-                                                  self.space.detector, self.space.aligner,
-                                                  self.space.dim)
-                    session.commit()
-                    self._space_id = row.id
-        assert self._space_id is not None
-        return self._space_id
+        if self._space_id is not None:
+            return self._space_id
+        with self.session() as session:
+            row = self._read(session)
+            if row is None:
+                row = space_rows.create_space(session, self.space.key, self.space.model,
+                                              self.space.detector, self.space.aligner, self.space.dim)
+                session.commit()
+                self._space_id = row.id
+            return row.id
 
     def face_count(self) -> int:
         """How many faces the space holds, counted in the database: no index is opened (it

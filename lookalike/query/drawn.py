@@ -88,6 +88,9 @@ def chosen_faces(view: SpaceContext, group: Group | None, audience: Audience, li
     return chosen, left_out, people
 
 
+OUTLIER_READ = 20_000  # faces whose vectors outlier_faces reads at once (10 MB of 128-d)
+
+
 def outlier_faces(view: SpaceContext, ids: list[int], rows: dict) -> set[int]:
     """Faces far from their own person's other faces (the flags of ``lookalike person``)."""
     from .person import MIN_FACES_FOR_OUTLIERS, typicality
@@ -96,16 +99,23 @@ def outlier_faces(view: SpaceContext, ids: list[int], rows: dict) -> set[int]:
     for i in ids:
         if rows[i].person is not None:
             by_person.setdefault(rows[i].person, []).append(i)
-    judged = [faces for faces in by_person.values() if len(faces) >= MIN_FACES_FOR_OUTLIERS]
-    if not judged:
-        return set()
-    # every judged face's vector in one read, not one a person
-    wanted = np.asarray([f for faces in judged for f in faces], dtype=np.int64)
-    vectors = dict(zip(wanted.tolist(), view.vectors.stored(wanted)))
     odd: set[int] = set()
-    for faces in judged:
-        flags = typicality(np.stack([vectors[f] for f in faces])).outlier
-        odd.update(f for f, flagged in zip(faces, flags) if flagged)
+    judged = [faces for faces in by_person.values() if len(faces) >= MIN_FACES_FOR_OUTLIERS]
+    # the vectors of many people a read, not one read a person, but never the whole of a
+    # large library's in memory at once
+    while judged:
+        part = [judged.pop()]
+        size = len(part[0])
+        while judged and size + len(judged[-1]) <= OUTLIER_READ:
+            size += len(judged[-1])
+            part.append(judged.pop())
+        wanted = np.asarray([f for faces in part for f in faces], dtype=np.int64)
+        vectors = view.vectors.stored(wanted)
+        at = 0
+        for faces in part:
+            flags = typicality(vectors[at:at + len(faces)]).outlier
+            odd.update(f for f, flagged in zip(faces, flags) if flagged)
+            at += len(faces)
     return odd
 
 

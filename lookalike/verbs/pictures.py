@@ -264,6 +264,7 @@ class Pictures:
         group = Group.parse(group) if isinstance(group, str) else group  # "person:NAME" too
         label = "corpus" if group is None else str(group)
         chosen, left_out, people = chosen_faces(self.view, group, audience, limit, outliers)
+        # the space id the view holds: chosen_faces has just read the space's faces
         key = _key("average", self.view.row.space_id, [c[0] for c in chosen], size)
         cached = self.cache.get(key)
         if isinstance(cached, AverageFace):
