@@ -232,7 +232,7 @@ def milvus_server(tmp_path_factory):
         assert wait_for(lambda: all(_port_free(p) for p in ETCD_PORTS), guard=3600, poll=1), \
             f"etcd's ports {ETCD_PORTS} stay taken: another Milvus standalone runs on this machine"
         yield from serve_milvus(lambda port: [str(exe), "--data", str(data), "--proxy-port", str(port)],
-                          "milvus-server", data / "server.log")
+                                "milvus-server", data / "server.log")
 
 
 @pytest.fixture(scope="session")
@@ -241,8 +241,9 @@ def milvus_lite_server(tmp_path_factory):
     Milvus's gRPC API on a loopback port. Yields its ``milvus://`` URL."""
     data = tmp_path_factory.mktemp("milvus-lite-server")
     exe = Path(sys.executable).with_name("milvus-lite")
-    yield from serve_milvus(lambda port: [str(exe), "server", "--data-dir", str(data / "data"), "--host", "127.0.0.1",
-                                    "--port", str(port)], "milvus-lite server", data / "server.log")
+    yield from serve_milvus(lambda port: [str(exe), "server", "--data-dir", str(data / "data"), "--host",
+                                          "127.0.0.1", "--port", str(port)],
+                            "milvus-lite server", data / "server.log")
 
 
 @pytest.fixture(params=["sqlite", "postgres", "milvus"])

@@ -241,8 +241,10 @@ def _landmarks_ready() -> bool:
 
 def prepare_process() -> None:
     """What every worker process does first: Ctrl-C is the parent's business, the weights
-    home is the parent's, so is the log level (:func:`lookalike.logs.inherit`), and one BLAS
-    thread each (the processes are the parallelism)."""
+    home is the parent's, so is the log level (:func:`lookalike.logs.inherit`), and one
+    thread each for OpenMP and OpenCV (the processes are the parallelism). One BLAS thread
+    is in its environment from its start (:mod:`lookalike.workers`): numpy is imported before
+    this runs, as the call that names it is unpickled."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.inherit()
     from ..config import activate_weights_home

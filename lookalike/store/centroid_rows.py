@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from . import generations
+from .bulk import core_table, insert_many
 from .schema import (
     Person,
     Space,
-    core_table,
 )
 from .values import chunks
 
@@ -42,7 +42,7 @@ def update_centroids(session: Session, space_id: int, person_ids: list[int | Non
     # person (an ingest's main process ~0.8 s of CPU per 1,200 photos of mostly different
     # people, 2026-12-05), and no ORM object a row, each flushed by an INSERT of its own (a
     # third of the remaining time, 2026-12-07)
-    table = core_table(Centroid)  # Core, as a batch's photos and faces are inserted
+    table = core_table(Centroid)
     people = [pid for pid in deltas if pid is not None]
     rows: dict[int | None, tuple[int, int, bytes]] = {}
     for chunk in [*chunks(people)] or [[]]:  # the corpus row even when no face has a person
@@ -65,8 +65,7 @@ def update_centroids(session: Session, space_id: int, person_ids: list[int | Non
     if changed:
         session.execute(update(table).where(table.c.id == bindparam("row_id"))
                         .values(count=bindparam("new_count"), sum=bindparam("new_sum")), changed)
-    if added:
-        session.execute(insert(table), added)
+    insert_many(session, Centroid, added)
     if emptied:
         session.execute(delete(table).where(table.c.id.in_(emptied)))
     generations.bump(session, space_id)

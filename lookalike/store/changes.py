@@ -144,7 +144,7 @@ def _do_orm_execute(followers: tuple[Follower, ...], state: ORMExecuteState) -> 
 
 def _faces_inserted(followers: tuple[Follower, ...], state: ORMExecuteState, column: int) -> Result[Any]:
     """A bulk INSERT of faces that returns their ids (the ingest's batches,
-    :func:`.photo_rows.insert_with_ids`): run here, its new faces handed to the followers as
+    :func:`.bulk.insert_with_ids`): run here, its new faces handed to the followers as
     a flush's are, and its rows handed on to the caller unread."""
     rows = state.invoke_statement().freeze()
     ids = [int(row[column]) for row in rows().all()]

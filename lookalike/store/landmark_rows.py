@@ -23,7 +23,7 @@ from .values import chunks, decode_points
 
 
 def landmark_rows(face_ids: Sequence[int], points: Sequence[bytes | None], model: str) -> list[dict[str, Any]]:
-    """Rows (for :func:`.photo_rows.insert_many`) for new faces and their encoded points;
+    """Rows (for :func:`.bulk.insert_many`) for new faces and their encoded points;
     faces without points (the model not installed at ingest) get none: a backfill adds them."""
     return [{"face_id": fid, "model": model, "points": blob} for fid, blob in zip(face_ids, points)
             if blob is not None]

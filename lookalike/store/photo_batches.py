@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from . import centroid_rows, landmark_rows, person_rows, photo_rows
+from .bulk import insert_many, insert_with_ids
 from .schema import Face, FaceEstimate, FaceLandmarks, Photo
 from .values import FaceFound, decode_vector
 
@@ -81,7 +82,7 @@ def store_batch(session: Session, space_id: int, batch: Sequence[PhotoToWrite], 
     for name, r in sorted(((r.person, r) for r in batch if r.person and r.profile is not None), key=lambda n: n[0]):
         by_name[name] = person_rows.upsert_person(session, name, r.profile, people)  # its profile written
     ids = [by_name[r.person] if r.person else None for r in batch]
-    photo_ids = photo_rows.insert_with_ids(session, Photo, [
+    photo_ids = insert_with_ids(session, Photo, [
         {"space_id": space_id, "path": r.path, "sha256": r.sha256, "size_bytes": r.size, "width": r.width,
          "height": r.height, "person_id": pid, "status": r.status.value, "reason": r.reason,
          "faces_mode": r.faces_mode, "analyzed": r.analyzed}
@@ -89,15 +90,15 @@ def store_batch(session: Session, space_id: int, batch: Sequence[PhotoToWrite], 
     # each face with its person and photo: (person id, photo id, (box, confidence, vector bytes,
     # estimate, landmarks))
     found = [(pid, photo_id, face) for r, pid, photo_id in zip(batch, ids, photo_ids) for face in r.faces]
-    face_ids = photo_rows.insert_with_ids(session, Face, [
+    face_ids = insert_with_ids(session, Face, [
         {"space_id": space_id, "photo_id": photo_id, "person_id": pid, "x": int(x), "y": int(y), "w": int(w),
          "h": int(h), "confidence": float(conf), "embedding": blob,
          "vec": db_vector(decode_vector(blob)) if db_vector is not None else None}
         for pid, photo_id, ((x, y, w, h), conf, blob, _, _) in found])
     estimates = [estimate for _, _, (_, _, _, estimate, _) in found]
     points = [landmarks for _, _, (_, _, _, _, landmarks) in found]
-    photo_rows.insert_many(session, FaceEstimate, photo_rows.estimate_rows(face_ids, estimates))
-    photo_rows.insert_many(session, FaceLandmarks, landmark_rows.landmark_rows(face_ids, points, landmark_model))
+    insert_many(session, FaceEstimate, photo_rows.estimate_rows(face_ids, estimates))
+    insert_many(session, FaceLandmarks, landmark_rows.landmark_rows(face_ids, points, landmark_model))
     new_ids = np.asarray(face_ids, dtype=np.int64)
     vectors: np.ndarray | None = None
     if found:

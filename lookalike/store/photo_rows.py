@@ -15,7 +15,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
 )
 from sqlalchemy.orm import Session
@@ -29,7 +28,6 @@ from .schema import (
     Photo,
     Reduction,
     Space,
-    core_table,
 )
 from .values import Audience, GroupKey, PhotoStatus, chunks, decode_vector
 
@@ -366,33 +364,6 @@ def corpus_face_rows(session: Session, space_id: int) -> list[CorpusFaceRow]:
         .join(Photo, Photo.id == Face.photo_id).outerjoin(Person, Person.id == Face.person_id)
         .where(Face.space_id == space_id).order_by(Face.id)).all()
     return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
-
-
-def insert_many(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (column -> value) into ``table`` in the caller's transaction, in as few
-    statements as the driver allows (an executemany).
-
-    Not ORM objects added and flushed: building one per row, each tracked by the unit of
-    work, cost an ingest's main process 0.2 ms more CPU a photo (its batches 0.48 s against
-    0.23 s over 1,200 photos, 2026-12-07), taken from the workers beside it on two cores."""
-    if rows:
-        session.execute(insert(core_table(table)), list(rows))
-
-
-def insert_with_ids(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
-    """:func:`insert_many`, returning the new rows' ids in ``rows``' order (``RETURNING``, in
-    parameter order: SQLite >= 3.35, PostgreSQL; an older SQLite gets them from ORM objects
-    flushed, as before 2026-12-07)."""
-    if not rows:
-        return []
-    if not session.get_bind().dialect.insert_returning:
-        objects = [table(**row) for row in rows]
-        session.add_all(objects)
-        session.flush()
-        return [int(cast(Any, row).id) for row in objects]
-    core = core_table(table)
-    found = session.execute(insert(core).returning(core.c.id, sort_by_parameter_order=True), list(rows))
-    return [int(i) for i in found.scalars()]
 
 
 def delete_row(session: Session, row: Base) -> None:

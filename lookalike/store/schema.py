@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -25,7 +25,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Table,
     Text,
     UniqueConstraint,
     false,
@@ -45,14 +44,6 @@ def _now() -> datetime:
 
 class Base(DeclarativeBase):
     pass
-
-
-
-def core_table(model: type[Base]) -> Table:
-    """The mapped class's table: inserted into and updated through Core, without the ORM's
-    bulk layer (which looks each row over for its mapper again: a third of the time,
-    2026-12-07) or an ORM object a row."""
-    return cast(Table, model.__table__)
 
 
 class Space(Base):
